@@ -1,0 +1,154 @@
+package fsm
+
+import (
+	"strings"
+)
+
+// Address rules.
+//
+// Domains are case-insensitive (RFC 5321 §2.4) and stored in lower case.
+// They must be LDH host names (RFC 1035 §2.3.1, RFC 1123 §2.1); an
+// internationalised domain is given in its A-label (xn--) form.
+//
+// Local parts: RFC 5321 §2.4 leaves the interpretation of a local part to
+// the host that owns the mailbox and discourages exploiting case. PowerMail
+// owns its mailboxes, so it preserves the case an operator typed for
+// display but matches local parts case-insensitively: "John@" and "john@"
+// are one mailbox, and two mailboxes that differ only in case cannot
+// exist. Mailboxes and forwards are named by dot-atom local parts
+// (RFC 5322 §3.2.3); a quoted-string local part that is equivalent to a
+// dot-atom is accepted at RCPT time after unquoting. Sub-addresses
+// (RFC 5233) "user+detail@" resolve to "user@" when no exact entry exists.
+// A catch-all forward for a domain is written "@domain".
+
+const (
+	maxLocalLen   = 64  // RFC 5321 §4.5.3.1.1
+	maxDomainLen  = 253 // RFC 1035 §2.3.4, less the trailing dot
+	maxLabelLen   = 63
+	maxAddressLen = 254 // RFC 5321 §4.5.3.1.3 path less the brackets
+)
+
+// NormalizeDomain validates a domain and returns its canonical form.
+func NormalizeDomain(d string) (string, error) {
+	d = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
+	if d == "" {
+		return "", errorf(ErrInvalid, "empty domain")
+	}
+	if len(d) > maxDomainLen {
+		return "", errorf(ErrInvalid, "domain %q is longer than %d characters", d, maxDomainLen)
+	}
+	for _, label := range strings.Split(d, ".") {
+		if err := checkLabel(label); err != nil {
+			return "", errorf(ErrInvalid, "domain %q: %s", d, err.Error())
+		}
+	}
+	return d, nil
+}
+
+func checkLabel(l string) error {
+	if l == "" {
+		return errorf(ErrInvalid, "empty label")
+	}
+	if len(l) > maxLabelLen {
+		return errorf(ErrInvalid, "label %q is longer than %d characters", l, maxLabelLen)
+	}
+	if l[0] == '-' || l[len(l)-1] == '-' {
+		return errorf(ErrInvalid, "label %q starts or ends with a hyphen", l)
+	}
+	for i := 0; i < len(l); i++ {
+		c := l[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return errorf(ErrInvalid, "label %q has character %q (use the xn-- form for international names)", l, c)
+		}
+	}
+	return nil
+}
+
+// Address is a parsed, validated mail address.
+type Address struct {
+	Local  string // as given; "" for a catch-all
+	Domain string // canonical
+}
+
+// Key is the case-folded identity of the address used in the state.
+func (a Address) Key() string { return strings.ToLower(a.Local) + "@" + a.Domain }
+
+// String renders the address as given.
+func (a Address) String() string { return a.Local + "@" + a.Domain }
+
+// ParseAddress validates a mailbox address (local@domain).
+func ParseAddress(s string) (Address, error) {
+	return parseAddress(s, false)
+}
+
+// ParseForwardSource validates the source of a forward, which may be a
+// catch-all "@domain".
+func ParseForwardSource(s string) (Address, error) {
+	return parseAddress(s, true)
+}
+
+func parseAddress(s string, allowCatchAll bool) (Address, error) {
+	s = strings.TrimSpace(s)
+	if len(s) > maxAddressLen {
+		return Address{}, errorf(ErrInvalid, "address %q is longer than %d characters", s, maxAddressLen)
+	}
+	at := strings.LastIndexByte(s, '@')
+	if at < 0 {
+		return Address{}, errorf(ErrInvalid, "address %q has no @domain", s)
+	}
+	local, dom := s[:at], s[at+1:]
+	d, err := NormalizeDomain(dom)
+	if err != nil {
+		return Address{}, errorf(ErrInvalid, "address %q: %s", s, err.Error())
+	}
+	if local == "" && allowCatchAll {
+		return Address{Domain: d}, nil
+	}
+	local, err = normalizeLocal(local)
+	if err != nil {
+		return Address{}, errorf(ErrInvalid, "address %q: %s", s, err.Error())
+	}
+	return Address{Local: local, Domain: d}, nil
+}
+
+// normalizeLocal accepts a dot-atom, or a quoted string whose content is a
+// valid dot-atom (which is then unquoted, RFC 5321 §4.1.2).
+func normalizeLocal(l string) (string, error) {
+	if len(l) >= 2 && l[0] == '"' && l[len(l)-1] == '"' {
+		l = strings.ReplaceAll(l[1:len(l)-1], `\`, "")
+	}
+	if l == "" {
+		return "", errorf(ErrInvalid, "empty local part")
+	}
+	if len(l) > maxLocalLen {
+		return "", errorf(ErrInvalid, "local part longer than %d characters", maxLocalLen)
+	}
+	if l[0] == '.' || l[len(l)-1] == '.' || strings.Contains(l, "..") {
+		return "", errorf(ErrInvalid, "local part %q is not a dot-atom", l)
+	}
+	for i := 0; i < len(l); i++ {
+		if !isAtext(l[i]) && l[i] != '.' {
+			return "", errorf(ErrInvalid, "local part %q has character %q", l, l[i])
+		}
+	}
+	return l, nil
+}
+
+// isAtext reports RFC 5322 §3.2.3 atext; bytes >= 0x80 are allowed as
+// UTF-8 (RFC 6531 §3.3).
+func isAtext(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c >= 0x80:
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0
+}
+
+// subaddressBase returns "user" for "user+detail", or "" if there is no
+// detail part (RFC 5233).
+func subaddressBase(local string) string {
+	if i := strings.IndexByte(local, '+'); i > 0 {
+		return local[:i]
+	}
+	return ""
+}

@@ -1,0 +1,50 @@
+package fsm
+
+// Cluster membership records and settings.
+
+// MemberSet records (or updates) a node's published addresses.
+type MemberSet struct {
+	Member
+}
+
+func (*MemberSet) Type() CmdType { return CmdMemberSet }
+
+func (c *MemberSet) apply(tx *txn) (any, error) {
+	if c.ID == "" || c.ClusterAddr == "" {
+		return nil, errorf(ErrInvalid, "a member needs an id and a cluster address")
+	}
+	return nil, tx.put(memberKey(c.ID), c.Member)
+}
+
+// MemberRemove forgets a node's record. Removing an unknown node is not an
+// error, so that a remove can be retried.
+type MemberRemove struct {
+	ID string `json:"id"`
+}
+
+func (*MemberRemove) Type() CmdType { return CmdMemberRemove }
+
+func (c *MemberRemove) apply(tx *txn) (any, error) {
+	return nil, tx.del(memberKey(c.ID))
+}
+
+// SettingsSet replaces the cluster settings.
+type SettingsSet struct {
+	Settings
+}
+
+func (*SettingsSet) Type() CmdType { return CmdSettingsSet }
+
+// MaxReplicas bounds R.
+const MaxReplicas = 7
+
+func (c *SettingsSet) apply(tx *txn) (any, error) {
+	s := c.Settings
+	if s.Replicas < 1 || s.Replicas > MaxReplicas {
+		return nil, errorf(ErrInvalid, "replicas must be 1 to %d, not %d", MaxReplicas, s.Replicas)
+	}
+	if s.WriteQuorum < 1 || s.WriteQuorum > s.Replicas {
+		return nil, errorf(ErrInvalid, "write quorum must be 1 to replicas (%d), not %d", s.Replicas, s.WriteQuorum)
+	}
+	return nil, tx.put(keySettings, s)
+}

@@ -1,0 +1,227 @@
+package fsm
+
+// Domain and mailbox commands.
+
+// DomainAdd hosts a new domain.
+type DomainAdd struct {
+	Name string `json:"name"`
+}
+
+func (*DomainAdd) Type() CmdType { return CmdDomainAdd }
+
+func (c *DomainAdd) apply(tx *txn) (any, error) {
+	d, err := NormalizeDomain(c.Name)
+	if err != nil {
+		return nil, err
+	}
+	if ok, err := tx.has(domainKey(d)); err != nil || ok {
+		return nil, orExists(err, "domain %s already exists", d)
+	}
+	return nil, tx.put(domainKey(d), Domain{Name: d, CreatedIndex: tx.index})
+}
+
+// DomainRemove stops hosting a domain. It must have no mailboxes or
+// forwards left: removing mail is an explicit, separate step.
+type DomainRemove struct {
+	Name string `json:"name"`
+}
+
+func (*DomainRemove) Type() CmdType { return CmdDomainRemove }
+
+func (c *DomainRemove) apply(tx *txn) (any, error) {
+	d, err := NormalizeDomain(c.Name)
+	if err != nil {
+		return nil, err
+	}
+	if ok, err := tx.has(domainKey(d)); err != nil || !ok {
+		return nil, orNotFound(err, "domain %s does not exist", d)
+	}
+	for _, p := range [][]byte{mailboxPrefix(d), forwardPrefix(d)} {
+		if busy, err := hasPrefix(tx.b, p); err != nil || busy {
+			return nil, orErr(err, ErrNotEmpty, "domain %s still has mailboxes or forwards", d)
+		}
+	}
+	return nil, tx.del(domainKey(d))
+}
+
+// NewMailbox describes one mailbox to create.
+type NewMailbox struct {
+	Address      string `json:"address"`
+	PasswordHash string `json:"password_hash,omitempty"`
+	QuotaBytes   int64  `json:"quota_bytes,omitempty"`
+}
+
+// MailboxAdd creates one or more mailboxes atomically: if any of them is
+// invalid, none is created and the error names the first bad one.
+type MailboxAdd struct {
+	Mailboxes []NewMailbox `json:"mailboxes"`
+}
+
+func (*MailboxAdd) Type() CmdType { return CmdMailboxAdd }
+
+// MaxMailboxBatch bounds one MailboxAdd, keeping raft entries small.
+const MaxMailboxBatch = 10000
+
+func (c *MailboxAdd) apply(tx *txn) (any, error) {
+	if len(c.Mailboxes) == 0 || len(c.Mailboxes) > MaxMailboxBatch {
+		return nil, errorf(ErrInvalid, "a batch holds 1 to %d mailboxes, not %d", MaxMailboxBatch, len(c.Mailboxes))
+	}
+	addrs := make([]Address, len(c.Mailboxes))
+	seen := make(map[string]bool, len(c.Mailboxes))
+	domains := map[string]bool{}
+	for i, m := range c.Mailboxes {
+		a, err := c.check(tx, m, domains)
+		if err != nil {
+			return nil, err
+		}
+		if seen[a.Key()] {
+			return nil, errorf(ErrExists, "mailbox %s appears twice in the batch", a)
+		}
+		seen[a.Key()] = true
+		addrs[i] = a
+	}
+	for i, m := range c.Mailboxes {
+		if err := createMailbox(tx, addrs[i], m); err != nil {
+			return nil, err
+		}
+	}
+	return len(addrs), nil
+}
+
+func (c *MailboxAdd) check(tx *txn, m NewMailbox, domains map[string]bool) (Address, error) {
+	a, err := ParseAddress(m.Address)
+	if err != nil {
+		return a, err
+	}
+	if err := CheckPasswordHash(m.PasswordHash); err != nil {
+		return a, errorf(ErrInvalid, "mailbox %s: %s", a, err.Error())
+	}
+	if m.QuotaBytes < 0 {
+		return a, errorf(ErrInvalid, "mailbox %s: negative quota", a)
+	}
+	if !domains[a.Domain] {
+		if ok, err := tx.has(domainKey(a.Domain)); err != nil || !ok {
+			return a, orNotFound(err, "mailbox %s: domain %s does not exist", a, a.Domain)
+		}
+		domains[a.Domain] = true
+	}
+	if ok, err := tx.has(mailboxKey(a)); err != nil || ok {
+		return a, orExists(err, "mailbox %s already exists", a)
+	}
+	return a, nil
+}
+
+func createMailbox(tx *txn, a Address, m NewMailbox) error {
+	mb := Mailbox{
+		Address:      a.String(),
+		PasswordHash: m.PasswordHash,
+		QuotaBytes:   m.QuotaBytes,
+		CreatedIndex: tx.index,
+	}
+	for _, f := range defaultFolders {
+		mb.NextFolderID++
+		folder := Folder{
+			Name:        f.name,
+			ID:          mb.NextFolderID,
+			UIDValidity: uidValidity(tx.index),
+			UIDNext:     1,
+			SpecialUse:  f.use,
+			Subscribed:  true,
+		}
+		if err := tx.put(folderKey(a, f.name), folder); err != nil {
+			return err
+		}
+	}
+	mb.NextFolderID++
+	return tx.put(mailboxKey(a), mb)
+}
+
+// uidValidity derives a folder's UIDVALIDITY from the raft index that
+// created it: deterministic on every replica, different for a folder that
+// is deleted and created again, and never zero (RFC 9051 §2.3.1.1).
+func uidValidity(index uint64) uint32 {
+	v := uint32(index)
+	if v == 0 {
+		v = 1
+	}
+	return v
+}
+
+// MailboxRemove deletes a mailbox and its folders.
+type MailboxRemove struct {
+	Address string `json:"address"`
+}
+
+func (*MailboxRemove) Type() CmdType { return CmdMailboxRemove }
+
+func (c *MailboxRemove) apply(tx *txn) (any, error) {
+	a, err := ParseAddress(c.Address)
+	if err != nil {
+		return nil, err
+	}
+	if ok, err := tx.has(mailboxKey(a)); err != nil || !ok {
+		return nil, orNotFound(err, "mailbox %s does not exist", a)
+	}
+	var fw Forward
+	if ok, err := tx.get(forwardKey(a), &fw); err != nil || (ok && fw.KeepCopy) {
+		return nil, orErr(err, ErrNotEmpty, "mailbox %s: a forward keeps copies in it; remove the forward first", a)
+	}
+	if err := tx.delPrefix(folderPrefix(a)); err != nil {
+		return nil, err
+	}
+	return nil, tx.del(mailboxKey(a))
+}
+
+// MailboxUpdate changes a mailbox's password, quota or enabled state.
+// Nil fields are left as they are.
+type MailboxUpdate struct {
+	Address      string  `json:"address"`
+	PasswordHash *string `json:"password_hash,omitempty"`
+	QuotaBytes   *int64  `json:"quota_bytes,omitempty"`
+	Disabled     *bool   `json:"disabled,omitempty"`
+}
+
+func (*MailboxUpdate) Type() CmdType { return CmdMailboxUpdate }
+
+func (c *MailboxUpdate) apply(tx *txn) (any, error) {
+	a, err := ParseAddress(c.Address)
+	if err != nil {
+		return nil, err
+	}
+	var mb Mailbox
+	if ok, err := tx.get(mailboxKey(a), &mb); err != nil || !ok {
+		return nil, orNotFound(err, "mailbox %s does not exist", a)
+	}
+	if c.PasswordHash != nil {
+		if err := CheckPasswordHash(*c.PasswordHash); err != nil {
+			return nil, errorf(ErrInvalid, "mailbox %s: %s", a, err.Error())
+		}
+		mb.PasswordHash = *c.PasswordHash
+	}
+	if c.QuotaBytes != nil {
+		if *c.QuotaBytes < 0 {
+			return nil, errorf(ErrInvalid, "mailbox %s: negative quota", a)
+		}
+		mb.QuotaBytes = *c.QuotaBytes
+	}
+	if c.Disabled != nil {
+		mb.Disabled = *c.Disabled
+	}
+	return nil, tx.put(mailboxKey(a), mb)
+}
+
+// orExists turns a storage error into itself, and nil into ErrExists.
+func orExists(err error, format string, args ...any) error {
+	return orErr(err, ErrExists, format, args...)
+}
+
+func orNotFound(err error, format string, args ...any) error {
+	return orErr(err, ErrNotFound, format, args...)
+}
+
+func orErr(err, kind error, format string, args ...any) error {
+	if err != nil {
+		return err
+	}
+	return errorf(kind, format, args...)
+}

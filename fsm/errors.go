@@ -1,0 +1,62 @@
+package fsm
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Every business error returned by Apply or a query wraps
+// exactly one of them, so callers (and the wire codec in package node) can
+// classify it with errors.Is.
+var (
+	ErrInvalid     = errors.New("invalid input")
+	ErrExists      = errors.New("already exists")
+	ErrNotFound    = errors.New("not found")
+	ErrNotEmpty    = errors.New("not empty")
+	ErrForwardLoop = errors.New("forward loop")
+	ErrNotLocal    = errors.New("domain not hosted")
+	ErrClosed      = errors.New("state closed")
+)
+
+var codes = map[string]error{
+	"invalid":      ErrInvalid,
+	"exists":       ErrExists,
+	"not_found":    ErrNotFound,
+	"not_empty":    ErrNotEmpty,
+	"forward_loop": ErrForwardLoop,
+	"not_local":    ErrNotLocal,
+}
+
+// Error is a business error with a human-readable message and a sentinel
+// kind. It survives a trip over the wire through Code and FromCode.
+type Error struct {
+	Kind error
+	Msg  string
+}
+
+func (e *Error) Error() string { return e.Msg }
+func (e *Error) Unwrap() error { return e.Kind }
+
+func errorf(kind error, format string, args ...any) error {
+	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Code returns the stable wire code of err's kind, or "" if err is not a
+// business error of this package.
+func Code(err error) string {
+	for code, kind := range codes {
+		if errors.Is(err, kind) {
+			return code
+		}
+	}
+	return ""
+}
+
+// FromCode rebuilds a business error from its wire code and message. An
+// unknown code yields a plain error carrying the message.
+func FromCode(code, msg string) error {
+	if kind, ok := codes[code]; ok {
+		return &Error{Kind: kind, Msg: msg}
+	}
+	return errors.New(msg)
+}

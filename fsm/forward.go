@@ -1,0 +1,98 @@
+package fsm
+
+// Forward commands and forward expansion.
+
+// MaxForwardTargets bounds the targets of one forward.
+const MaxForwardTargets = 100
+
+// maxForwardDepth bounds recursive expansion of local forwards.
+const maxForwardDepth = 10
+
+// ForwardAdd creates a forward (or a catch-all, with Address "@domain").
+type ForwardAdd struct {
+	Address  string   `json:"address"`
+	Targets  []string `json:"targets"`
+	KeepCopy bool     `json:"keep_copy,omitempty"`
+}
+
+func (*ForwardAdd) Type() CmdType { return CmdForwardAdd }
+
+func (c *ForwardAdd) apply(tx *txn) (any, error) {
+	src, err := ParseForwardSource(c.Address)
+	if err != nil {
+		return nil, err
+	}
+	if len(c.Targets) == 0 || len(c.Targets) > MaxForwardTargets {
+		return nil, errorf(ErrInvalid, "forward %s needs 1 to %d targets", src, MaxForwardTargets)
+	}
+	if ok, err := tx.has(domainKey(src.Domain)); err != nil || !ok {
+		return nil, orNotFound(err, "forward %s: domain %s does not exist", src, src.Domain)
+	}
+	if ok, err := tx.has(forwardKey(src)); err != nil || ok {
+		return nil, orExists(err, "forward %s already exists", src)
+	}
+	if c.KeepCopy {
+		if src.Local == "" {
+			return nil, errorf(ErrInvalid, "catch-all %s cannot keep a copy", src)
+		}
+		if ok, err := tx.has(mailboxKey(src)); err != nil || !ok {
+			return nil, orNotFound(err, "forward %s keeps a copy, but mailbox %s does not exist", src, src)
+		}
+	}
+	targets, err := c.checkTargets(tx, src)
+	if err != nil {
+		return nil, err
+	}
+	return nil, tx.put(forwardKey(src), Forward{Address: src.String(), Targets: targets, KeepCopy: c.KeepCopy, CreatedIndex: tx.index})
+}
+
+func (c *ForwardAdd) checkTargets(tx *txn, src Address) ([]string, error) {
+	out := make([]string, 0, len(c.Targets))
+	seen := map[string]bool{}
+	for _, t := range c.Targets {
+		a, err := ParseAddress(t)
+		if err != nil {
+			return nil, err
+		}
+		if a.Key() == src.Key() {
+			return nil, errorf(ErrForwardLoop, "forward %s points at itself", src)
+		}
+		if seen[a.Key()] {
+			continue
+		}
+		seen[a.Key()] = true
+		local, err := tx.has(domainKey(a.Domain))
+		if err != nil {
+			return nil, err
+		}
+		if local {
+			r, err := resolve(tx.b, a, 0, map[string]bool{})
+			if err != nil {
+				return nil, errorf(ErrNotFound, "forward %s: target %s: %s", src, a, err.Error())
+			}
+			if r.reaches[src.Key()] {
+				return nil, errorf(ErrForwardLoop, "forward %s -> %s leads back to %s", src, a, src)
+			}
+		}
+		out = append(out, a.String())
+	}
+	return out, nil
+}
+
+// ForwardRemove deletes a forward.
+type ForwardRemove struct {
+	Address string `json:"address"`
+}
+
+func (*ForwardRemove) Type() CmdType { return CmdForwardRemove }
+
+func (c *ForwardRemove) apply(tx *txn) (any, error) {
+	src, err := ParseForwardSource(c.Address)
+	if err != nil {
+		return nil, err
+	}
+	if ok, err := tx.has(forwardKey(src)); err != nil || !ok {
+		return nil, orNotFound(err, "forward %s does not exist", src)
+	}
+	return nil, tx.del(forwardKey(src))
+}

@@ -1,0 +1,46 @@
+package fsm
+
+import "strings"
+
+// Key layout (all keys are byte strings; "\x00" separates components,
+// which never contain NUL):
+//
+//	"\x00applied"                      applied raft index, 8 bytes big endian
+//	"\x00settings"                     Settings
+//	"d\x00" domain                     Domain
+//	"u\x00" domain "\x00" local        Mailbox  (local folded to lower case)
+//	"b\x00" domain "\x00" local "\x00" folder   Folder
+//	"f\x00" domain "\x00" local        Forward  (local "" for a catch-all)
+//	"n\x00" id                         Member
+//
+// Domain-first keys make "every mailbox of a domain" a prefix scan.
+var (
+	keyApplied  = []byte("\x00applied")
+	keySettings = []byte("\x00settings")
+)
+
+func domainKey(d string) []byte { return []byte("d\x00" + d) }
+
+func addrPart(a Address) string { return a.Domain + "\x00" + strings.ToLower(a.Local) }
+
+func mailboxKey(a Address) []byte        { return []byte("u\x00" + addrPart(a)) }
+func mailboxPrefix(domain string) []byte { return []byte("u\x00" + domain + "\x00") }
+func forwardKey(a Address) []byte        { return []byte("f\x00" + addrPart(a)) }
+func forwardPrefix(domain string) []byte { return []byte("f\x00" + domain + "\x00") }
+func folderKey(a Address, name string) []byte {
+	return []byte("b\x00" + addrPart(a) + "\x00" + name)
+}
+func folderPrefix(a Address) []byte { return []byte("b\x00" + addrPart(a) + "\x00") }
+func memberKey(id string) []byte    { return []byte("n\x00" + id) }
+
+// prefixEnd returns the smallest key greater than every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}

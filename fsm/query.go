@@ -1,0 +1,173 @@
+package fsm
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Queries read the local state as applied so far. For a read that must
+// reflect every write acknowledged before it began, the caller first waits
+// for the read index (package node does this).
+
+// view runs fn against the live database.
+func (s *State) view(fn func(r pebble.Reader) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	return fn(s.db)
+}
+
+// Resolve tells where mail for addr goes. It returns ErrNotFound for an
+// unknown address in a hosted domain and ErrNotLocal for a domain that is
+// not hosted.
+func (s *State) Resolve(addr string) (Resolution, error) {
+	a, err := ParseAddress(addr)
+	if err != nil {
+		return Resolution{}, err
+	}
+	var out Resolution
+	err = s.view(func(r pebble.Reader) error {
+		local, err := hasKey(r, domainKey(a.Domain))
+		if err != nil {
+			return err
+		}
+		if !local {
+			return errorf(ErrNotLocal, "domain %s is not hosted here", a.Domain)
+		}
+		res, err := resolve(r, a, 0, nil)
+		if err != nil {
+			return err
+		}
+		out = res.Resolution
+		return nil
+	})
+	return out, err
+}
+
+// Domain returns one domain.
+func (s *State) Domain(name string) (Domain, error) {
+	d, err := NormalizeDomain(name)
+	if err != nil {
+		return Domain{}, err
+	}
+	var out Domain
+	return out, s.getOne(domainKey(d), &out, "domain %s does not exist", d)
+}
+
+// Mailbox returns one mailbox.
+func (s *State) Mailbox(addr string) (Mailbox, error) {
+	a, err := ParseAddress(addr)
+	if err != nil {
+		return Mailbox{}, err
+	}
+	var out Mailbox
+	return out, s.getOne(mailboxKey(a), &out, "mailbox %s does not exist", a)
+}
+
+// Forward returns one forward (or catch-all).
+func (s *State) Forward(addr string) (Forward, error) {
+	a, err := ParseForwardSource(addr)
+	if err != nil {
+		return Forward{}, err
+	}
+	var out Forward
+	return out, s.getOne(forwardKey(a), &out, "forward %s does not exist", a)
+}
+
+// Folders lists a mailbox's folders.
+func (s *State) Folders(addr string) ([]Folder, error) {
+	a, err := ParseAddress(addr)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.Mailbox(addr); err != nil {
+		return nil, err
+	}
+	return scanAll[Folder](s, folderPrefix(a), "", 0)
+}
+
+// Settings returns the cluster settings.
+func (s *State) Settings() (Settings, error) {
+	out := defaultSettings
+	err := s.view(func(r pebble.Reader) error {
+		_, err := getJSON(r, keySettings, &out)
+		return err
+	})
+	return out, err
+}
+
+// Domains lists domains in order, starting after the name `after`.
+func (s *State) Domains(after string, limit int) ([]Domain, error) {
+	return scanAll[Domain](s, []byte("d\x00"), after, limit)
+}
+
+// Mailboxes lists a domain's mailboxes in order of their folded local
+// part, starting after the local part `after`.
+func (s *State) Mailboxes(domain, after string, limit int) ([]Mailbox, error) {
+	d, err := NormalizeDomain(domain)
+	if err != nil {
+		return nil, err
+	}
+	return scanAll[Mailbox](s, mailboxPrefix(d), after, limit)
+}
+
+// Forwards lists a domain's forwards, starting after the local part `after`.
+func (s *State) Forwards(domain, after string, limit int) ([]Forward, error) {
+	d, err := NormalizeDomain(domain)
+	if err != nil {
+		return nil, err
+	}
+	return scanAll[Forward](s, forwardPrefix(d), after, limit)
+}
+
+// Members lists the recorded cluster members.
+func (s *State) Members() ([]Member, error) {
+	return scanAll[Member](s, []byte("n\x00"), "", 0)
+}
+
+func (s *State) getOne(key []byte, v any, format string, args ...any) error {
+	return s.view(func(r pebble.Reader) error {
+		ok, err := getJSON(r, key, v)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errorf(ErrNotFound, format, args...)
+		}
+		return nil
+	})
+}
+
+// scanAll decodes every record under prefix whose key suffix sorts after
+// `after`, up to limit records (0: no limit).
+func scanAll[T any](s *State, prefix []byte, after string, limit int) ([]T, error) {
+	var out []T
+	err := s.view(func(r pebble.Reader) error {
+		lower := prefix
+		if after != "" {
+			lower = append(append([]byte(nil), prefix...), after+"\x00"...)
+		}
+		it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(prefix)})
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		for ok := it.First(); ok && (limit <= 0 || len(out) < limit); ok = it.Next() {
+			var v T
+			raw, err := it.ValueAndErr()
+			if err != nil {
+				return err
+			}
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return fmt.Errorf("decode %q: %w", it.Key(), err)
+			}
+			out = append(out, v)
+		}
+		return it.Error()
+	})
+	return out, err
+}

@@ -1,0 +1,71 @@
+package fsm
+
+// Records stored in the state. They are JSON-encoded: the directory is
+// small per entry and read far more than written, and JSON keeps the
+// on-disk format inspectable and forward-compatible (unknown fields are
+// ignored by older readers).
+
+// Domain is a hosted mail domain.
+type Domain struct {
+	Name         string `json:"name"`
+	CreatedIndex uint64 `json:"created_index"`
+}
+
+// Mailbox is a mail account. It has no system account behind it.
+type Mailbox struct {
+	Address      string `json:"address"`
+	PasswordHash string `json:"password_hash,omitempty"`
+	QuotaBytes   int64  `json:"quota_bytes"` // 0 means unlimited
+	UsedBytes    int64  `json:"used_bytes"`
+	Messages     int64  `json:"messages"`
+	Disabled     bool   `json:"disabled,omitempty"`
+	CreatedIndex uint64 `json:"created_index"`
+	NextFolderID uint64 `json:"next_folder_id"`
+}
+
+// Folder is one IMAP mailbox (folder) of a Mailbox.
+type Folder struct {
+	Name        string `json:"name"`
+	ID          uint64 `json:"id"`
+	UIDValidity uint32 `json:"uid_validity"`
+	UIDNext     uint32 `json:"uid_next"`
+	SpecialUse  string `json:"special_use,omitempty"` // RFC 6154 attribute
+	Subscribed  bool   `json:"subscribed"`
+}
+
+// Forward sends mail for Address to Targets. A catch-all has Address
+// "@domain". With KeepCopy the mailbox at Address also gets a copy.
+type Forward struct {
+	Address      string   `json:"address"`
+	Targets      []string `json:"targets"`
+	KeepCopy     bool     `json:"keep_copy,omitempty"`
+	CreatedIndex uint64   `json:"created_index"`
+}
+
+// Member is a cluster node's published addresses.
+type Member struct {
+	ID          string `json:"id"`
+	ClusterAddr string `json:"cluster_addr"`
+	AdminAddr   string `json:"admin_addr"`
+}
+
+// Settings are cluster-wide tunables changed through raft.
+type Settings struct {
+	Replicas    int `json:"replicas"`     // R: copies of each body
+	WriteQuorum int `json:"write_quorum"` // W: durable copies before acknowledging
+}
+
+// DefaultSettings are used until a SettingsSet command is applied.
+var defaultSettings = Settings{Replicas: 2, WriteQuorum: 2}
+
+// DefaultSettings returns the settings of a cluster that never set any.
+func DefaultSettings() Settings { return defaultSettings }
+
+// defaultFolders are created with every mailbox (RFC 6154 special use).
+var defaultFolders = []struct{ name, use string }{
+	{"INBOX", ""},
+	{"Sent", `\Sent`},
+	{"Drafts", `\Drafts`},
+	{"Trash", `\Trash`},
+	{"Junk", `\Junk`},
+}

@@ -1,0 +1,311 @@
+package fsm
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Snapshot format: the magic line, then records of
+// uvarint(len key) key uvarint(len value) value, then a zero-length key as
+// terminator and the CRC-32C (big endian) of everything before it. Every
+// key of the state, the applied index included, is a record, so a restored
+// state is byte-for-byte the state that was snapshotted.
+const snapshotMagic = "POWERMAIL-FSM-SNAPSHOT v1\n"
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Snapshot is a consistent point-in-time view of the state.
+type Snapshot struct {
+	snap *pebble.Snapshot
+}
+
+// Snapshot captures the current state. The caller must Release it.
+func (s *State) Snapshot() (*Snapshot, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return nil, ErrClosed
+	}
+	return &Snapshot{snap: s.db.NewSnapshot()}, nil
+}
+
+// Release frees the view.
+func (sn *Snapshot) Release() { _ = sn.snap.Close() }
+
+// WriteTo streams the view to w.
+func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
+	crc := crc32.New(castagnoli)
+	cw := &countWriter{w: io.MultiWriter(w, crc)}
+	bw := bufio.NewWriterSize(cw, 256<<10)
+	if _, err := bw.WriteString(snapshotMagic); err != nil {
+		return cw.n, fmt.Errorf("write snapshot: %w", err)
+	}
+	it, err := sn.snap.NewIter(nil)
+	if err != nil {
+		return cw.n, fmt.Errorf("iterate snapshot: %w", err)
+	}
+	var lenBuf [binary.MaxVarintLen64]byte
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return cw.n, fmt.Errorf("read snapshot value: %w", err)
+		}
+		for _, part := range [][]byte{it.Key(), v} {
+			bw.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(part)))])
+			bw.Write(part)
+		}
+	}
+	if err := it.Close(); err != nil {
+		return cw.n, fmt.Errorf("iterate snapshot: %w", err)
+	}
+	bw.WriteByte(0)
+	if err := bw.Flush(); err != nil {
+		return cw.n, fmt.Errorf("write snapshot: %w", err)
+	}
+	var sum [4]byte
+	binary.BigEndian.PutUint32(sum[:], crc.Sum32())
+	n, err := w.Write(sum[:])
+	return cw.n + int64(n), err
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// ErrBadSnapshot reports a snapshot stream that is truncated or corrupt.
+var ErrBadSnapshot = errors.New("bad snapshot")
+
+// Restore replaces the whole state with the snapshot read from r. The new
+// state is built in a fresh directory and swapped in only when complete
+// and synced, so a crash during Restore leaves the old state intact.
+func (s *State) Restore(r io.Reader) error {
+	name, db, err := s.buildFromSnapshot(r)
+	if err != nil {
+		return err
+	}
+	idx, err := readApplied(db)
+	if err != nil {
+		db.Close()
+		return err
+	}
+	s.mu.Lock()
+	old := s.db
+	if err := writeCurrent(s.dir, name); err != nil {
+		s.mu.Unlock()
+		db.Close()
+		return err
+	}
+	s.db = db
+	s.applied.Store(idx)
+	s.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	removeStale(s.dir, name, s.log)
+	s.wake()
+	return nil
+}
+
+func (s *State) buildFromSnapshot(r io.Reader) (string, *pebble.DB, error) {
+	name, err := nextStateName(s.dir)
+	if err != nil {
+		return "", nil, err
+	}
+	db, err := openPebble(filepath.Join(s.dir, name), s.opts.CacheBytes)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := loadSnapshot(db, r); err != nil {
+		db.Close()
+		os.RemoveAll(filepath.Join(s.dir, name))
+		return "", nil, err
+	}
+	return name, db, nil
+}
+
+func loadSnapshot(db *pebble.DB, r io.Reader) error {
+	raw := bufio.NewReaderSize(r, 256<<10)
+	br := &crcReader{r: raw, crc: crc32.New(castagnoli)}
+	magic := make([]byte, len(snapshotMagic))
+	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != snapshotMagic {
+		return fmt.Errorf("%w: missing header", ErrBadSnapshot)
+	}
+	b := db.NewBatch()
+	for {
+		key, err := readChunk(br)
+		if err != nil {
+			b.Close()
+			return err
+		}
+		if len(key) == 0 {
+			break
+		}
+		val, err := readChunk(br)
+		if err != nil {
+			b.Close()
+			return err
+		}
+		b.Set(key, val, nil)
+		if b.Len() >= 4<<20 {
+			if err := b.Commit(pebble.NoSync); err != nil {
+				return fmt.Errorf("restore: %w", err)
+			}
+			b = db.NewBatch()
+		}
+	}
+	var sum [4]byte
+	if _, err := io.ReadFull(raw, sum[:]); err != nil || binary.BigEndian.Uint32(sum[:]) != br.crc.Sum32() {
+		b.Close()
+		return fmt.Errorf("%w: checksum mismatch", ErrBadSnapshot)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	return nil
+}
+
+// crcReader checksums exactly the bytes the parser consumes.
+type crcReader struct {
+	r   *bufio.Reader
+	crc hash.Hash32
+}
+
+func (c *crcReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.crc.Write(p[:n])
+	return n, err
+}
+
+func (c *crcReader) ReadByte() (byte, error) {
+	b, err := c.r.ReadByte()
+	if err == nil {
+		c.crc.Write([]byte{b})
+	}
+	return b, err
+}
+
+func readChunk(br *crcReader) ([]byte, error) {
+	n, err := binary.ReadUvarint(br)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+	}
+	if n > 64<<20 {
+		return nil, fmt.Errorf("%w: record of %d bytes", ErrBadSnapshot, n)
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(br, buf); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+	}
+	return buf, nil
+}
+
+// Directory handling: dir/CURRENT names the live state directory.
+
+func openPebble(path string, cache int64) (*pebble.DB, error) {
+	c := pebble.NewCache(cache)
+	defer c.Unref()
+	db, err := pebble.Open(path, &pebble.Options{Cache: c, Logger: quietLogger{}})
+	if err != nil {
+		return nil, fmt.Errorf("open state %s: %w", path, err)
+	}
+	return db, nil
+}
+
+func openCurrent(dir string, cache int64) (*pebble.DB, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", dir, err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "CURRENT"))
+	name := strings.TrimSpace(string(raw))
+	if errors.Is(err, os.ErrNotExist) {
+		name = "state-1"
+		if err := writeCurrent(dir, name); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("read %s/CURRENT: %w", dir, err)
+	}
+	removeStale(dir, name, nil)
+	return openPebble(filepath.Join(dir, name), cache)
+}
+
+func writeCurrent(dir, name string) error {
+	tmp := filepath.Join(dir, "CURRENT.tmp")
+	f, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("write CURRENT: %w", err)
+	}
+	if _, err := f.WriteString(name + "\n"); err != nil {
+		f.Close()
+		return fmt.Errorf("write CURRENT: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync CURRENT: %w", err)
+	}
+	f.Close()
+	if err := os.Rename(tmp, filepath.Join(dir, "CURRENT")); err != nil {
+		return fmt.Errorf("install CURRENT: %w", err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func nextStateName(dir string) (string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return "", fmt.Errorf("list %s: %w", dir, err)
+	}
+	max := 0
+	for _, e := range ents {
+		var n int
+		if _, err := fmt.Sscanf(e.Name(), "state-%d", &n); err == nil && n > max {
+			max = n
+		}
+	}
+	return fmt.Sprintf("state-%d", max+1), nil
+}
+
+// removeStale deletes state directories other than the live one: leftovers
+// of a replaced state or of a restore that crashed.
+func removeStale(dir, live string, log interface{ Warn(string, ...any) }) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if e.IsDir() && strings.HasPrefix(e.Name(), "state-") && e.Name() != live {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil && log != nil {
+				log.Warn("remove stale state", "dir", e.Name(), "err", err)
+			}
+		}
+	}
+}
+
+// quietLogger keeps Pebble's informational chatter out of the node log.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf(format, args...))
+}

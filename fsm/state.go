@@ -1,0 +1,248 @@
+package fsm
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Options configure a State.
+type Options struct {
+	// CacheBytes is Pebble's block cache size. Zero means 64 MiB.
+	CacheBytes int64
+	Logger     *slog.Logger
+}
+
+// State is the directory state machine of one node.
+type State struct {
+	dir  string
+	opts Options
+	log  *slog.Logger
+	reg  registry
+
+	mu      sync.RWMutex // held exclusively only while Restore swaps db
+	db      *pebble.DB
+	applied atomic.Uint64
+
+	notifyMu sync.Mutex
+	notify   chan struct{} // closed and replaced after each apply
+}
+
+// Entry is one committed raft log entry. Data is nil for entries that
+// carry no command (configuration changes, no-ops): they only advance the
+// applied index.
+type Entry struct {
+	Index uint64
+	Data  []byte
+}
+
+// Result is the outcome of one entry. Err is a business error (see Error).
+type Result struct {
+	Value any
+	Err   error
+}
+
+// Open opens (or creates) the state kept under dir.
+func Open(dir string, opts Options) (*State, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.CacheBytes == 0 {
+		opts.CacheBytes = 64 << 20
+	}
+	s := &State{dir: dir, opts: opts, log: opts.Logger, reg: newRegistry(), notify: make(chan struct{})}
+	db, err := openCurrent(dir, opts.CacheBytes)
+	if err != nil {
+		return nil, err
+	}
+	s.db = db
+	idx, err := readApplied(db)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	s.applied.Store(idx)
+	return s, nil
+}
+
+// Close closes the state. It is safe to call once.
+func (s *State) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return nil
+	}
+	err := s.db.Close()
+	s.db = nil
+	return err
+}
+
+// Applied is the index of the last applied entry.
+func (s *State) Applied() uint64 { return s.applied.Load() }
+
+// WaitApplied blocks until the applied index reaches idx or ctx ends.
+func (s *State) WaitApplied(ctx context.Context, idx uint64) error {
+	for {
+		s.notifyMu.Lock()
+		ch := s.notify
+		s.notifyMu.Unlock()
+		if s.applied.Load() >= idx {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for index %d (applied %d): %w", idx, s.applied.Load(), ctx.Err())
+		}
+	}
+}
+
+func (s *State) wake() {
+	s.notifyMu.Lock()
+	close(s.notify)
+	s.notify = make(chan struct{})
+	s.notifyMu.Unlock()
+}
+
+// Sync makes every applied entry durable. Call it before raft may discard
+// log entries covered by a snapshot.
+func (s *State) Sync() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	return s.db.LogData(nil, pebble.Sync)
+}
+
+// ApplyBatch applies committed entries in order and returns one result per
+// entry. Entries at or below the applied index are skipped (their result
+// is empty), which makes replay after a crash harmless. It panics on an
+// undecodable entry or a storage failure, since either would let this
+// replica diverge.
+func (s *State) ApplyBatch(entries []Entry) []Result {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.db == nil {
+		panic("fsm: apply on closed state")
+	}
+	results := make([]Result, len(entries))
+	applied := s.applied.Load()
+	b := s.db.NewIndexedBatch()
+	defer b.Close()
+	last := applied
+	for i, e := range entries {
+		if e.Index <= last {
+			continue
+		}
+		last = e.Index
+		if len(e.Data) == 0 {
+			continue
+		}
+		cmd := s.reg.decode(e.Index, e.Data)
+		v, err := cmd.apply(&txn{b: b, index: e.Index})
+		var be *Error
+		if err != nil && !errors.As(err, &be) {
+			panic(fmt.Sprintf("fsm: entry %d: storage failure: %v", e.Index, err))
+		}
+		results[i] = Result{Value: v, Err: err}
+	}
+	if last == applied {
+		return results
+	}
+	var buf [8]byte
+	binary.BigEndian.PutUint64(buf[:], last)
+	if err := b.Set(keyApplied, buf[:], nil); err != nil {
+		panic(fmt.Sprintf("fsm: record applied index: %v", err))
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		panic(fmt.Sprintf("fsm: commit entries up to %d: %v", last, err))
+	}
+	s.applied.Store(last)
+	s.wake()
+	return results
+}
+
+func readApplied(r pebble.Reader) (uint64, error) {
+	v, closer, err := r.Get(keyApplied)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read applied index: %w", err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, fmt.Errorf("applied index of %d bytes", len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// getJSON reads key into v, reporting whether it existed.
+func getJSON(r pebble.Reader, key []byte, v any) (bool, error) {
+	raw, closer, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("get %q: %w", key, err)
+	}
+	defer closer.Close()
+	if err := json.Unmarshal(raw, v); err != nil {
+		return false, fmt.Errorf("decode %q: %w", key, err)
+	}
+	return true, nil
+}
+
+// hasPrefix reports whether any key starts with p.
+func hasPrefix(r pebble.Reader, p []byte) (bool, error) {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return false, fmt.Errorf("iterate %q: %w", p, err)
+	}
+	ok := it.First()
+	if err := it.Close(); err != nil {
+		return false, fmt.Errorf("iterate %q: %w", p, err)
+	}
+	return ok, nil
+}
+
+// txn is the write view of one entry: reads see earlier entries of the
+// same batch.
+type txn struct {
+	b     *pebble.Batch
+	index uint64
+}
+
+func (t *txn) get(key []byte, v any) (bool, error) { return getJSON(t.b, key, v) }
+
+func (t *txn) has(key []byte) (bool, error) {
+	_, closer, err := t.b.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("get %q: %w", key, err)
+	}
+	closer.Close()
+	return true, nil
+}
+
+func (t *txn) put(key []byte, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %q: %w", key, err)
+	}
+	return t.b.Set(key, raw, nil)
+}
+
+func (t *txn) del(key []byte) error { return t.b.Delete(key, nil) }
+
+func (t *txn) delPrefix(p []byte) error { return t.b.DeleteRange(p, prefixEnd(p), nil) }

@@ -1,0 +1,282 @@
+package fsm
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"testing"
+)
+
+// applier drives a State the way raft would, one entry per command.
+type applier struct {
+	t     *testing.T
+	s     *State
+	index uint64
+}
+
+func newApplier(t *testing.T) *applier {
+	t.Helper()
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return &applier{t: t, s: s}
+}
+
+func (a *applier) apply(c Command) Result {
+	a.t.Helper()
+	data, err := Encode(c)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	a.index++
+	return a.s.ApplyBatch([]Entry{{Index: a.index, Data: data}})[0]
+}
+
+func (a *applier) must(c Command) {
+	a.t.Helper()
+	if r := a.apply(c); r.Err != nil {
+		a.t.Fatalf("%T: %v", c, r.Err)
+	}
+}
+
+func TestDirectoryCommands(t *testing.T) {
+	a := newApplier(t)
+	a.must(&DomainAdd{Name: "Example.COM"})
+	a.must(&DomainAdd{Name: "other.org"})
+	a.must(&MailboxAdd{Mailboxes: []NewMailbox{{Address: "John.Doe@example.com", QuotaBytes: 1 << 20}}})
+	a.must(&MailboxAdd{Mailboxes: []NewMailbox{{Address: "jane@example.com"}}})
+
+	cases := []struct {
+		name string
+		cmd  Command
+		want error
+	}{
+		{"duplicate domain", &DomainAdd{Name: "example.com."}, ErrExists},
+		{"bad domain", &DomainAdd{Name: "exa_mple.com"}, ErrInvalid},
+		{"hyphen label", &DomainAdd{Name: "-a.com"}, ErrInvalid},
+		{"unicode domain", &DomainAdd{Name: "bücher.de"}, ErrInvalid},
+		{"mailbox in unknown domain", &MailboxAdd{Mailboxes: []NewMailbox{{Address: "a@nowhere.net"}}}, ErrNotFound},
+		{"duplicate mailbox folded case", &MailboxAdd{Mailboxes: []NewMailbox{{Address: "JOHN.DOE@EXAMPLE.COM"}}}, ErrExists},
+		{"bad local part", &MailboxAdd{Mailboxes: []NewMailbox{{Address: "a..b@example.com"}}}, ErrInvalid},
+		{"no at", &MailboxAdd{Mailboxes: []NewMailbox{{Address: "example.com"}}}, ErrInvalid},
+		{"bad hash", &MailboxAdd{Mailboxes: []NewMailbox{{Address: "x@example.com", PasswordHash: "plain"}}}, ErrInvalid},
+		{"negative quota", &MailboxAdd{Mailboxes: []NewMailbox{{Address: "x@example.com", QuotaBytes: -1}}}, ErrInvalid},
+		{"batch duplicate", &MailboxAdd{Mailboxes: []NewMailbox{{Address: "y@example.com"}, {Address: "Y@example.com"}}}, ErrExists},
+		{"empty batch", &MailboxAdd{}, ErrInvalid},
+		{"remove missing mailbox", &MailboxRemove{Address: "nobody@example.com"}, ErrNotFound},
+		{"domain not empty", &DomainRemove{Name: "example.com"}, ErrNotEmpty},
+		{"remove unknown domain", &DomainRemove{Name: "gone.com"}, ErrNotFound},
+		{"forward to itself", &ForwardAdd{Address: "f@example.com", Targets: []string{"F@example.com"}}, ErrForwardLoop},
+		{"forward to unknown local", &ForwardAdd{Address: "f@example.com", Targets: []string{"ghost@other.org"}}, ErrNotFound},
+		{"forward keep copy without mailbox", &ForwardAdd{Address: "f@example.com", Targets: []string{"jane@example.com"}, KeepCopy: true}, ErrNotFound},
+		{"forward no targets", &ForwardAdd{Address: "f@example.com"}, ErrInvalid},
+		{"update missing", &MailboxUpdate{Address: "nobody@example.com"}, ErrNotFound},
+		{"settings W > R", &SettingsSet{Settings{Replicas: 2, WriteQuorum: 3}}, ErrInvalid},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := dump(t, a.s)
+			r := a.apply(tc.cmd)
+			if !errors.Is(r.Err, tc.want) {
+				t.Fatalf("got %v, want %v", r.Err, tc.want)
+			}
+			if after := dump(t, a.s); !bytes.Equal(stripApplied(before), stripApplied(after)) {
+				t.Fatalf("failed command changed state")
+			}
+		})
+	}
+
+	mb, err := a.s.Mailbox("john.doe@EXAMPLE.com")
+	if err != nil || mb.Address != "John.Doe@example.com" || mb.QuotaBytes != 1<<20 {
+		t.Fatalf("mailbox: %+v %v", mb, err)
+	}
+	folders, err := a.s.Folders("john.doe@example.com")
+	if err != nil || len(folders) != 5 {
+		t.Fatalf("folders: %+v %v", folders, err)
+	}
+	for _, f := range folders {
+		if f.UIDNext != 1 || f.UIDValidity == 0 || (f.Name != "INBOX" && f.SpecialUse == "") {
+			t.Fatalf("folder %+v", f)
+		}
+	}
+}
+
+func TestForwardLoopsAndResolve(t *testing.T) {
+	a := newApplier(t)
+	a.must(&DomainAdd{Name: "example.com"})
+	a.must(&MailboxAdd{Mailboxes: []NewMailbox{{Address: "a@example.com"}, {Address: "b@example.com"}}})
+	a.must(&ForwardAdd{Address: "sales@example.com", Targets: []string{"a@example.com", "b@example.com", "partner@elsewhere.net"}})
+	a.must(&ForwardAdd{Address: "team@example.com", Targets: []string{"sales@example.com"}})
+	if r := a.apply(&ForwardAdd{Address: "a@example.com", Targets: []string{"team@example.com"}}); !errors.Is(r.Err, ErrForwardLoop) {
+		t.Fatalf("indirect loop: %v", r.Err)
+	}
+	a.must(&ForwardAdd{Address: "b@example.com", Targets: []string{"x@elsewhere.net"}, KeepCopy: true})
+	a.must(&ForwardAdd{Address: "@example.com", Targets: []string{"a@example.com"}})
+
+	checks := map[string]Resolution{
+		"team@example.com":   {Mailboxes: []string{"a@example.com", "b@example.com"}, External: []string{"x@elsewhere.net", "partner@elsewhere.net"}},
+		"A+news@Example.com": {Mailboxes: []string{"a@example.com"}},
+		"unknown@example.com": {Mailboxes: []string{"a@example.com"}},
+	}
+	for addr, want := range checks {
+		got, err := a.s.Resolve(addr)
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("Resolve(%s) = %v, %v; want %v", addr, got, err, want)
+		}
+	}
+	if _, err := a.s.Resolve("x@not-hosted.org"); !errors.Is(err, ErrNotLocal) {
+		t.Fatalf("not local: %v", err)
+	}
+	a.must(&ForwardRemove{Address: "@example.com"})
+	if _, err := a.s.Resolve("unknown@example.com"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown after catch-all removal: %v", err)
+	}
+	if r := a.apply(&MailboxRemove{Address: "b@example.com"}); !errors.Is(r.Err, ErrNotEmpty) {
+		t.Fatalf("remove mailbox with keep-copy forward: %v", r.Err)
+	}
+}
+
+func TestApplyIsIdempotentByIndex(t *testing.T) {
+	a := newApplier(t)
+	data, _ := Encode(&DomainAdd{Name: "example.com"})
+	first := a.s.ApplyBatch([]Entry{{Index: 5, Data: data}})
+	again := a.s.ApplyBatch([]Entry{{Index: 5, Data: data}, {Index: 4, Data: data}})
+	if first[0].Err != nil || again[0].Err != nil || again[1].Err != nil {
+		t.Fatalf("replay must be a silent no-op: %v %v", first, again)
+	}
+	if got := a.s.Applied(); got != 5 {
+		t.Fatalf("applied %d", got)
+	}
+	if r := a.s.ApplyBatch([]Entry{{Index: 6, Data: data}}); !errors.Is(r[0].Err, ErrExists) {
+		t.Fatalf("new index must apply: %v", r[0].Err)
+	}
+}
+
+func TestUndecodableEntryPanics(t *testing.T) {
+	for _, data := range [][]byte{{0xEE, 1, '{', '}'}, {byte(CmdDomainAdd), 99, '{', '}'}, {byte(CmdDomainAdd), 1, 'x'}, {7}} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("entry %q did not panic", data)
+				}
+			}()
+			a := newApplier(t)
+			a.s.ApplyBatch([]Entry{{Index: 1, Data: data}})
+		}()
+	}
+}
+
+func TestDuplicateRegistrationPanics(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("no panic")
+		}
+	}()
+	r := newRegistry()
+	r.register(CmdDomainAdd, func() Command { return &DomainAdd{} })
+}
+
+func TestSnapshotRestoreAndReopen(t *testing.T) {
+	a := newApplier(t)
+	a.must(&DomainAdd{Name: "example.com"})
+	var batch []NewMailbox
+	for i := 0; i < 500; i++ {
+		batch = append(batch, NewMailbox{Address: fmt.Sprintf("user%d@example.com", i)})
+	}
+	a.must(&MailboxAdd{Mailboxes: batch})
+	snap, err := a.s.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.must(&DomainAdd{Name: "after-snapshot.com"})
+	var buf bytes.Buffer
+	if _, err := snap.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+
+	dir := t.TempDir()
+	b, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Restore(bytes.NewReader(buf.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	if b.Applied() != 2 {
+		t.Fatalf("restored applied index %d, want 2", b.Applied())
+	}
+	if _, err := b.Mailbox("user499@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Domain("after-snapshot.com"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("snapshot leaked a later write: %v", err)
+	}
+	b.Close()
+	// Reopen: the restored state is what CURRENT names.
+	c, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Applied() != 2 {
+		t.Fatalf("reopened applied %d", c.Applied())
+	}
+	got, _ := c.Mailboxes("example.com", "user10", 2)
+	if len(got) != 2 || got[0].Address != "user100@example.com" {
+		t.Fatalf("paged list after reopen: %+v", got)
+	}
+
+	corrupt := append([]byte(nil), buf.Bytes()...)
+	corrupt[len(corrupt)/2] ^= 0xff
+	if err := c.Restore(bytes.NewReader(corrupt)); !errors.Is(err, ErrBadSnapshot) {
+		t.Fatalf("corrupt snapshot: %v", err)
+	}
+	if _, err := c.Mailbox("user1@example.com"); err != nil {
+		t.Fatalf("failed restore damaged state: %v", err)
+	}
+}
+
+func TestPasswords(t *testing.T) {
+	h, err := HashPassword("correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckPasswordHash(h); err != nil {
+		t.Fatal(err)
+	}
+	if !VerifyPassword(h, "correct horse") || VerifyPassword(h, "wrong") || VerifyPassword("", "") {
+		t.Fatal("verify")
+	}
+	for _, bad := range []string{"plain", "$argon2id$v=19$m=x$a$b", "$2a$xx"} {
+		if CheckPasswordHash(bad) == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+}
+
+func dump(t *testing.T, s *State) []byte {
+	t.Helper()
+	snap, err := s.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Release()
+	var buf bytes.Buffer
+	if _, err := snap.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// stripApplied removes the applied-index record, which every entry bumps.
+func stripApplied(b []byte) []byte {
+	b = b[:len(b)-4] // the trailing checksum covers the applied index too
+	i := bytes.Index(b, keyApplied)
+	if i < 0 {
+		return b
+	}
+	return append(append([]byte(nil), b[:i]...), b[i+len(keyApplied)+9:]...)
+}
