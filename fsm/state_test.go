@@ -116,8 +116,8 @@ func TestForwardLoopsAndResolve(t *testing.T) {
 	a.must(&ForwardAdd{Address: "@example.com", Targets: []string{"a@example.com"}})
 
 	checks := map[string]Resolution{
-		"team@example.com":   {Mailboxes: []string{"a@example.com", "b@example.com"}, External: []string{"x@elsewhere.net", "partner@elsewhere.net"}},
-		"A+news@Example.com": {Mailboxes: []string{"a@example.com"}},
+		"team@example.com":    {Mailboxes: []string{"a@example.com", "b@example.com"}, External: []string{"x@elsewhere.net", "partner@elsewhere.net"}},
+		"A+news@Example.com":  {Mailboxes: []string{"a@example.com"}},
 		"unknown@example.com": {Mailboxes: []string{"a@example.com"}},
 	}
 	for addr, want := range checks {

@@ -1,0 +1,162 @@
+package node
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"powermail/fsm"
+)
+
+// The admin API is HTTP/JSON on --admin. Every route but /healthz and
+// /readyz needs "Authorization: Bearer <cluster secret>". Writes are
+// committed through raft from whichever node receives them; reads pass
+// the read-index barrier first, so any node answers as the leader would.
+
+const maxAdminBody = 64 << 20
+
+type adminServer struct {
+	ln  net.Listener
+	srv *http.Server
+}
+
+func startAdmin(n *Node) (*adminServer, error) {
+	ln, err := net.Listen("tcp", n.cfg.AdminAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on admin address: %w", err)
+	}
+	a := &adminServer{ln: ln, srv: &http.Server{
+		Handler:           n.adminHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}}
+	go a.srv.Serve(ln)
+	return a, nil
+}
+
+func (a *adminServer) addr() string { return a.ln.Addr().String() }
+
+func (a *adminServer) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	a.srv.Shutdown(ctx)
+}
+
+// apiError is the body of every failed admin request.
+type apiError struct {
+	Code    string `json:"error"`
+	Message string `json:"message"`
+}
+
+// ErrUnauthorized is returned for a missing or wrong admin token.
+var ErrUnauthorized = errors.New("unauthorized")
+
+func (n *Node) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	route := func(pattern string, h func(r *http.Request) (any, error)) {
+		mux.Handle(pattern, n.adminRoute(pattern, h))
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", n.readyz)
+	mux.Handle("GET /metrics", n.requireToken(promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{})))
+	route("GET /v1/cluster/status", func(r *http.Request) (any, error) { return n.Status(r.Context()) })
+	route("POST /v1/cluster/join", func(r *http.Request) (any, error) {
+		var req JoinRequest
+		return nil, decodeInto(r, &req, func() error { return n.Join(r.Context(), req) })
+	})
+	route("POST /v1/cluster/remove", func(r *http.Request) (any, error) {
+		var req struct {
+			ID string `json:"id"`
+		}
+		return nil, decodeInto(r, &req, func() error { return n.Remove(r.Context(), req.ID) })
+	})
+	n.directoryRoutes(route)
+	return mux
+}
+
+// adminRoute wraps a handler with the token check, JSON encoding, error
+// mapping and request metrics.
+func (n *Node) adminRoute(name string, h func(r *http.Request) (any, error)) http.Handler {
+	return n.requireToken(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxAdminBody)
+		v, err := h(r)
+		code := http.StatusOK
+		if err != nil {
+			code, v = errorStatus(err), apiError{Code: errorCode(err), Message: err.Error()}
+		} else if v == nil {
+			v = map[string]string{"status": "ok"}
+		}
+		n.metrics.adminRequests.WithLabelValues(name, fmt.Sprint(code)).Inc()
+		writeJSON(w, code, v)
+	}))
+}
+
+func (n *Node) requireToken(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(tok), n.cfg.Secret) != 1 {
+			n.metrics.adminRequests.WithLabelValues("unauthorized", "401").Inc()
+			writeJSON(w, http.StatusUnauthorized, apiError{Code: "unauthorized", Message: "missing or wrong admin token"})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := n.Barrier(ctx); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, apiError{Code: "not_ready", Message: err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "leader": n.LeaderID(), "applied_index": n.state.Applied()})
+}
+
+func decodeInto(r *http.Request, v any, then func() error) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return &fsm.Error{Kind: fsm.ErrInvalid, Msg: "bad request body: " + err.Error()}
+	}
+	return then()
+}
+
+func errorCode(err error) string {
+	if c := fsm.Code(err); c != "" {
+		return c
+	}
+	return replyError(err).Code
+}
+
+func errorStatus(err error) int {
+	switch {
+	case errors.Is(err, fsm.ErrInvalid), errors.Is(err, fsm.ErrForwardLoop), errors.Is(err, fsm.ErrNotLocal):
+		return http.StatusBadRequest
+	case errors.Is(err, fsm.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, fsm.ErrExists), errors.Is(err, fsm.ErrNotEmpty):
+		return http.StatusConflict
+	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotLeader), errors.Is(err, ErrIndeterminate),
+		errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}

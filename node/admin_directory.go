@@ -1,0 +1,176 @@
+package node
+
+import (
+	"net/http"
+	"strconv"
+
+	"powermail/fsm"
+)
+
+// MailboxView is a mailbox as the admin API shows it: never the hash.
+type MailboxView struct {
+	Address     string `json:"address"`
+	QuotaBytes  int64  `json:"quota_bytes"`
+	UsedBytes   int64  `json:"used_bytes"`
+	Messages    int64  `json:"messages"`
+	Disabled    bool   `json:"disabled"`
+	HasPassword bool   `json:"has_password"`
+}
+
+func viewMailbox(m fsm.Mailbox) MailboxView {
+	return MailboxView{Address: m.Address, QuotaBytes: m.QuotaBytes, UsedBytes: m.UsedBytes,
+		Messages: m.Messages, Disabled: m.Disabled, HasPassword: m.PasswordHash != ""}
+}
+
+// MailboxRequest creates a mailbox. Password is hashed (argon2id) by the
+// node that receives it; PasswordHash takes an existing argon2id or bcrypt
+// hash, for bulk imports.
+type MailboxRequest struct {
+	Address      string `json:"address"`
+	Password     string `json:"password,omitempty"`
+	PasswordHash string `json:"password_hash,omitempty"`
+	QuotaBytes   int64  `json:"quota_bytes,omitempty"`
+}
+
+func (m MailboxRequest) toNew() (fsm.NewMailbox, error) {
+	nm := fsm.NewMailbox{Address: m.Address, PasswordHash: m.PasswordHash, QuotaBytes: m.QuotaBytes}
+	if m.Password != "" {
+		if m.PasswordHash != "" {
+			return nm, &fsm.Error{Kind: fsm.ErrInvalid, Msg: "give password or password_hash, not both"}
+		}
+		h, err := fsm.HashPassword(m.Password)
+		if err != nil {
+			return nm, err
+		}
+		nm.PasswordHash = h
+	}
+	return nm, nil
+}
+
+type routeFunc func(pattern string, h func(r *http.Request) (any, error))
+
+func (n *Node) directoryRoutes(route routeFunc) {
+	read := func(pattern string, h func(r *http.Request) (any, error)) {
+		route(pattern, func(r *http.Request) (any, error) {
+			if err := n.Barrier(r.Context()); err != nil {
+				return nil, err
+			}
+			return h(r)
+		})
+	}
+	apply := func(r *http.Request, c fsm.Command) (any, error) { return n.Apply(r.Context(), c) }
+
+	read("GET /v1/domains", func(r *http.Request) (any, error) {
+		return nonNil(n.state.Domains(r.URL.Query().Get("after"), limit(r)))
+	})
+	route("POST /v1/domains", func(r *http.Request) (any, error) {
+		var c fsm.DomainAdd
+		return nil, decodeInto(r, &c, func() error { _, err := apply(r, &c); return err })
+	})
+	route("DELETE /v1/domains/{name}", func(r *http.Request) (any, error) {
+		return apply(r, &fsm.DomainRemove{Name: r.PathValue("name")})
+	})
+
+	read("GET /v1/mailboxes", func(r *http.Request) (any, error) {
+		q := r.URL.Query()
+		mbs, err := n.state.Mailboxes(q.Get("domain"), q.Get("after"), limit(r))
+		views := make([]MailboxView, 0, len(mbs))
+		for _, m := range mbs {
+			views = append(views, viewMailbox(m))
+		}
+		return views, err
+	})
+	read("GET /v1/mailboxes/{address}", func(r *http.Request) (any, error) {
+		m, err := n.state.Mailbox(r.PathValue("address"))
+		return viewMailbox(m), err
+	})
+	route("POST /v1/mailboxes", func(r *http.Request) (any, error) {
+		var req MailboxRequest
+		return nil, decodeInto(r, &req, func() error {
+			nm, err := req.toNew()
+			if err == nil {
+				_, err = apply(r, &fsm.MailboxAdd{Mailboxes: []fsm.NewMailbox{nm}})
+			}
+			return err
+		})
+	})
+	route("POST /v1/mailboxes/batch", func(r *http.Request) (any, error) {
+		var req struct {
+			Mailboxes []MailboxRequest `json:"mailboxes"`
+		}
+		var out any
+		err := decodeInto(r, &req, func() (err error) {
+			c := &fsm.MailboxAdd{Mailboxes: make([]fsm.NewMailbox, len(req.Mailboxes))}
+			for i, m := range req.Mailboxes {
+				if c.Mailboxes[i], err = m.toNew(); err != nil {
+					return err
+				}
+			}
+			out, err = apply(r, c)
+			return err
+		})
+		return out, err
+	})
+	route("DELETE /v1/mailboxes/{address}", func(r *http.Request) (any, error) {
+		return apply(r, &fsm.MailboxRemove{Address: r.PathValue("address")})
+	})
+	route("POST /v1/mailboxes/{address}/password", func(r *http.Request) (any, error) {
+		var req struct {
+			Password string `json:"password"`
+		}
+		return nil, decodeInto(r, &req, func() error {
+			h, err := fsm.HashPassword(req.Password)
+			if err == nil {
+				_, err = apply(r, &fsm.MailboxUpdate{Address: r.PathValue("address"), PasswordHash: &h})
+			}
+			return err
+		})
+	})
+	route("POST /v1/mailboxes/{address}/quota", func(r *http.Request) (any, error) {
+		var req struct {
+			QuotaBytes int64 `json:"quota_bytes"`
+		}
+		return nil, decodeInto(r, &req, func() error {
+			_, err := apply(r, &fsm.MailboxUpdate{Address: r.PathValue("address"), QuotaBytes: &req.QuotaBytes})
+			return err
+		})
+	})
+
+	read("GET /v1/forwards", func(r *http.Request) (any, error) {
+		q := r.URL.Query()
+		return nonNil(n.state.Forwards(q.Get("domain"), q.Get("after"), limit(r)))
+	})
+	route("POST /v1/forwards", func(r *http.Request) (any, error) {
+		var c fsm.ForwardAdd
+		return nil, decodeInto(r, &c, func() error { _, err := apply(r, &c); return err })
+	})
+	route("DELETE /v1/forwards/{address}", func(r *http.Request) (any, error) {
+		return apply(r, &fsm.ForwardRemove{Address: r.PathValue("address")})
+	})
+	read("GET /v1/resolve/{address}", func(r *http.Request) (any, error) {
+		return n.state.Resolve(r.PathValue("address"))
+	})
+
+	read("GET /v1/settings", func(r *http.Request) (any, error) { return n.state.Settings() })
+	route("POST /v1/settings", func(r *http.Request) (any, error) {
+		var c fsm.SettingsSet
+		return nil, decodeInto(r, &c, func() error { _, err := apply(r, &c); return err })
+	})
+}
+
+// limit reads ?limit=, defaulting to 1000 and capped at 10000.
+func limit(r *http.Request) int {
+	l, err := strconv.Atoi(r.URL.Query().Get("limit"))
+	if err != nil || l <= 0 {
+		return 1000
+	}
+	return min(l, 10000)
+}
+
+// nonNil makes an empty list encode as [] rather than null.
+func nonNil[T any](v []T, err error) ([]T, error) {
+	if v == nil {
+		v = []T{}
+	}
+	return v, err
+}

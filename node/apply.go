@@ -1,0 +1,151 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"powermail/fsm"
+)
+
+// Apply commits cmd through raft from any node: a follower forwards it to
+// the leader. It returns the command's value, or its business error (which
+// wraps an fsm sentinel). ErrIndeterminate means leadership changed while
+// the entry was in flight, so it may or may not have been applied.
+func (n *Node) Apply(ctx context.Context, cmd fsm.Command) (any, error) {
+	data, err := fsm.Encode(cmd)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	var out any
+	err = n.onLeader(ctx,
+		func() (err error) { out, err = n.applyLocal(data); return err },
+		func(addr string) error { return n.call(ctx, addr, "POST", "/rpc/apply", data, &out) })
+	if err == nil || fsm.Code(err) != "" {
+		n.metrics.applyLatency.Observe(time.Since(start).Seconds())
+	}
+	return out, err
+}
+
+// applyLocal proposes data on this node, which must be the leader.
+func (n *Node) applyLocal(data []byte) (any, error) {
+	f := n.raft.Apply(data, n.cfg.ApplyTimeout)
+	if err := f.Error(); err != nil {
+		switch {
+		case errors.Is(err, raft.ErrNotLeader):
+			return nil, ErrNotLeader
+		case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+			return nil, fmt.Errorf("%w: %v", ErrIndeterminate, err)
+		case errors.Is(err, raft.ErrRaftShutdown):
+			return nil, ErrClosed
+		}
+		return nil, fmt.Errorf("raft apply: %w", err)
+	}
+	res, ok := f.Response().(fsm.Result)
+	if !ok {
+		return nil, fmt.Errorf("raft apply: unexpected response %T", f.Response())
+	}
+	return res.Value, res.Err
+}
+
+// Barrier waits until the local state reflects every write committed
+// before the call began (a read-index barrier). Concurrent callers on one
+// node share a single round trip to the leader.
+func (n *Node) Barrier(ctx context.Context) error {
+	start := time.Now()
+	err := n.reads.wait(ctx)
+	n.metrics.readIndex.Observe(time.Since(start).Seconds())
+	return err
+}
+
+// leaderReadIndex returns the index a read must wait for: this leader's
+// applied index, taken before confirming that it still leads.
+//
+// Why the applied index and not the commit index: raft never hands no-op
+// and barrier entries to the FSM, so a follower's state may never "reach"
+// a commit index that ends in one. Every acknowledged write was applied on
+// the leader that acknowledged it before the acknowledgement, and a new
+// leader passes a barrier in its own term (applying everything earlier)
+// before it serves its first read index, so the leader's applied index
+// covers every write acknowledged before the read began.
+func (n *Node) leaderReadIndex(ctx context.Context) (uint64, error) {
+	if n.raft.State() != raft.Leader {
+		return 0, ErrNotLeader
+	}
+	term := n.raft.CurrentTerm()
+	if n.readyTerm.Load() != term {
+		if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
+			return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
+		}
+		n.readyTerm.Store(term)
+	}
+	idx := n.state.Applied()
+	if err := n.raft.VerifyLeader().Error(); err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
+	}
+	return idx, nil
+}
+
+// readIndex batches barrier requests: every request joins the next round,
+// and a round starts only after the previous one ended, so each round's
+// index is taken after all of its requests began.
+type readIndex struct {
+	n       *Node
+	mu      sync.Mutex
+	pending []chan error
+	running bool
+}
+
+func (ri *readIndex) wait(ctx context.Context) error {
+	ch := make(chan error, 1)
+	ri.mu.Lock()
+	ri.pending = append(ri.pending, ch)
+	if !ri.running {
+		ri.running = true
+		go ri.loop()
+	}
+	ri.mu.Unlock()
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("read barrier: %w", ctx.Err())
+	}
+}
+
+func (ri *readIndex) loop() {
+	for {
+		ri.mu.Lock()
+		batch := ri.pending
+		ri.pending = nil
+		if len(batch) == 0 {
+			ri.running = false
+			ri.mu.Unlock()
+			return
+		}
+		ri.mu.Unlock()
+		err := ri.round()
+		for _, ch := range batch {
+			ch <- err
+		}
+	}
+}
+
+func (ri *readIndex) round() error {
+	n := ri.n
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+	defer cancel()
+	var idx uint64
+	err := n.onLeader(ctx,
+		func() (err error) { idx, err = n.leaderReadIndex(ctx); return err },
+		func(addr string) error { return n.call(ctx, addr, "GET", "/rpc/readindex", nil, &idx) })
+	if err != nil {
+		return err
+	}
+	return n.state.WaitApplied(ctx, idx)
+}

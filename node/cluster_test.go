@@ -1,0 +1,200 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"powermail/fsm"
+)
+
+func TestWritesThroughEveryNodeReadEverywhere(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.leader(5 * time.Second)
+	mustApply(t, c.nodes["n2"], &fsm.DomainAdd{Name: "example.com"})
+	i := 0
+	for round := 0; round < 3; round++ {
+		for _, id := range []string{"n1", "n2", "n3"} {
+			addr := fmt.Sprintf("u%d@example.com", i)
+			i++
+			mustApply(t, c.nodes[id], addMailbox(addr))
+			c.readEverywhere(addr)
+		}
+	}
+	// A business error crosses the forwarding path intact.
+	_, err := c.follower().Apply(ctxT(t, 5*time.Second), addMailbox("u0@example.com"))
+	if !errors.Is(err, fsm.ErrExists) {
+		t.Fatalf("duplicate through follower: %v", err)
+	}
+	st, err := c.nodes["n3"].Status(ctxT(t, 5*time.Second))
+	if err != nil || st.Health != "healthy" || len(st.Nodes) != 3 || st.Leader == "" {
+		t.Fatalf("status: %+v %v", st, err)
+	}
+	for _, m := range st.Nodes {
+		if m.AdminAddr == "" || m.ClusterAddr == "" || !m.Reachable {
+			t.Fatalf("member %+v", m)
+		}
+	}
+	s, _ := c.nodes["n3"].State().Settings()
+	if s.Replicas != 2 || s.WriteQuorum != 2 {
+		t.Fatalf("bootstrap settings %+v", s)
+	}
+}
+
+func TestLeaderFailover(t *testing.T) {
+	c := newTestCluster(t, 3)
+	old := c.leader(5 * time.Second)
+	mustApply(t, old, &fsm.DomainAdd{Name: "example.com"})
+	old.Kill()
+	delete(c.nodes, old.ID())
+	start := time.Now()
+	nl := c.leader(5 * time.Second)
+	t.Logf("new leader %s after %v", nl.ID(), time.Since(start))
+	for id, n := range c.nodes {
+		addr := "after-" + id + "@example.com"
+		mustApply(t, n, addMailbox(addr))
+		c.readEverywhere(addr)
+	}
+}
+
+func TestRemoveAndRejoin(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.leader(5 * time.Second)
+	f := c.follower()
+	id := f.ID()
+	t.Logf("leader %s, removing %s", c.leader(time.Second).ID(), id)
+	if err := c.nodes["n1"].Remove(ctxT(t, 5*time.Second), id); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := c.nodes["n1"].Status(ctxT(t, 5*time.Second))
+	if len(st.Nodes) != 2 {
+		t.Fatalf("after remove: %+v", st.Nodes)
+	}
+	if err := c.nodes["n1"].Remove(ctxT(t, 5*time.Second), id); !errors.Is(err, fsm.ErrNotFound) {
+		t.Fatalf("second remove: %v", err)
+	}
+	f.Close()
+	delete(c.nodes, id)
+	mustApply(t, c.nodes["n1"], &fsm.DomainAdd{Name: "while-away.com"})
+
+	// Re-join with the same data directory, through a follower's admin API.
+	var through string
+	for _, n := range c.nodes {
+		if !n.IsLeader() {
+			through = n.AdminAddr()
+		}
+	}
+	n := c.startWith(c.config(id, false, through))
+	// Joining again with the same ID and address is a no-op.
+	if err := c.nodes["n1"].Join(ctxT(t, 5*time.Second), JoinRequest{ID: id, ClusterAddr: n.ClusterAddr(), AdminAddr: n.AdminAddr()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "rejoined node to catch up", func() bool {
+		_, err := n.State().Domain("while-away.com")
+		return err == nil
+	})
+	st, _ = n.Status(ctxT(t, 5*time.Second))
+	if len(st.Nodes) != 3 || st.Health != "healthy" {
+		t.Fatalf("after rejoin: %+v", st)
+	}
+}
+
+func TestRestartAllKeepsEntries(t *testing.T) {
+	c := newTestCluster(t, 3)
+	mustApply(t, c.leader(5*time.Second), &fsm.DomainAdd{Name: "example.com"})
+	for i := 0; i < 50; i++ {
+		mustApply(t, c.nodes[fmt.Sprintf("n%d", i%3+1)], addMailbox(fmt.Sprintf("u%d@example.com", i)))
+	}
+	applied := map[string]uint64{}
+	addrs := map[string][2]string{}
+	for id, n := range c.nodes {
+		addrs[id] = [2]string{n.ClusterAddr(), n.AdminAddr()}
+		n.Close()
+		applied[id] = n.State().Applied()
+	}
+	for id := range applied {
+		cfg := c.config(id, id == "n1", "")
+		cfg.ClusterAddr, cfg.AdminAddr = addrs[id][0], addrs[id][1]
+		c.startWith(cfg)
+	}
+	for id, n := range c.nodes {
+		// The state resumes where it was, without replaying the log.
+		if got := n.State().Applied(); got < applied[id] {
+			t.Fatalf("%s resumed at %d, had %d", id, got, applied[id])
+		}
+	}
+	c.leader(5 * time.Second)
+	c.readEverywhere("u49@example.com")
+	mustApply(t, c.nodes["n3"], addMailbox("after-restart@example.com"))
+	c.readEverywhere("after-restart@example.com")
+}
+
+func TestSnapshotInstallOnNewNode(t *testing.T) {
+	c := &testCluster{t: t, dir: t.TempDir(), nodes: map[string]*Node{}, tune: fastRaft()}
+	c.tune.TrailingLogs = 5
+	c.tune.SnapshotThreshold = 1 << 30 // only explicit snapshots
+	t.Cleanup(c.closeAll)
+	l := c.start("n1", true, "")
+	c.start("n2", false, l.AdminAddr())
+	c.leader(5 * time.Second)
+	mustApply(t, l, &fsm.DomainAdd{Name: "example.com"})
+	for i := 0; i < 100; i++ {
+		mustApply(t, l, addMailbox(fmt.Sprintf("u%d@example.com", i)))
+	}
+	// Compact every log, so whichever node leads must send a snapshot.
+	for _, n := range c.nodes {
+		if err := n.Snapshot(); err != nil {
+			t.Fatal(err)
+		}
+		if first, _ := n.logStore.FirstIndex(); first < 50 {
+			t.Fatalf("%s log not compacted: first index %d", n.ID(), first)
+		}
+	}
+	n3 := c.start("n3", false, l.AdminAddr())
+	waitFor(t, 10*time.Second, "snapshot install", func() bool {
+		_, err := n3.State().Mailbox("u99@example.com")
+		return err == nil
+	})
+	waitFor(t, 2*time.Second, "the restore to be counted", func() bool {
+		return testutilCounter(n3.metrics.restores) >= 1
+	})
+	mustApply(t, n3, addMailbox("via-n3@example.com"))
+	c.readEverywhere("via-n3@example.com")
+}
+
+func TestUnauthenticatedPeerIsRefused(t *testing.T) {
+	c := newTestCluster(t, 1)
+	l := c.leader(5 * time.Second)
+	mustApply(t, l, &fsm.DomainAdd{Name: "secret.example"})
+
+	// A raw dial with the wrong secret fails the handshake.
+	for _, kind := range []byte{kindRaft, kindRPC} {
+		if conn, err := dialCluster(ctxT(t, 2*time.Second), []byte("wrong-secret-wrong-secret"), l.ClusterAddr(), kind); err == nil {
+			conn.Close()
+			t.Fatalf("kind %c: handshake with wrong secret succeeded", kind)
+		}
+	}
+	// A node with the wrong secret cannot join through the admin API.
+	cfg := c.config("intruder", false, l.AdminAddr())
+	cfg.Secret = []byte("wrong-secret-wrong-secret")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if n, err := New(ctx, cfg); err == nil {
+		n.Close()
+		t.Fatal("intruder joined")
+	}
+	// Even if an operator adds it as a voter, it can neither read the log
+	// nor disturb the cluster.
+	cfg.Join = ""
+	in := c.startWith(cfg)
+	if err := l.Join(ctxT(t, 3*time.Second), JoinRequest{ID: "intruder", ClusterAddr: in.ClusterAddr()}); err == nil {
+		t.Log("voter added (configuration cannot commit without the intruder's acks)")
+	}
+	time.Sleep(time.Second)
+	if _, err := in.State().Domain("secret.example"); !errors.Is(err, fsm.ErrNotFound) {
+		t.Fatalf("intruder read the directory: %v", err)
+	}
+}
+

@@ -1,0 +1,104 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// Config describes one cluster member.
+type Config struct {
+	ID      string
+	DataDir string
+	// ClusterAddr is where raft and the cluster RPC listen ("host:0" picks
+	// a free port). AdvertiseAddr is what peers dial; it defaults to the
+	// bound address and must be set when binding a wildcard address.
+	ClusterAddr   string
+	AdvertiseAddr string
+	// AdminAddr is the admin HTTP API's listen address; empty disables it.
+	// AdminAdvertise is what other nodes and the CLI are told.
+	AdminAddr      string
+	AdminAdvertise string
+	// Secret authenticates cluster peers and is the admin API token.
+	Secret []byte
+
+	// Bootstrap creates a new single-voter cluster if DataDir holds no raft
+	// state; BootstrapSettings are then written as the cluster settings.
+	Bootstrap         bool
+	BootstrapSettings *BootstrapSettings
+	// Join is a member's admin address to join through when DataDir holds
+	// no raft state.
+	Join string
+
+	Raft         RaftTuning
+	ApplyTimeout time.Duration
+	Logger       *slog.Logger
+	// RaftLog receives raft's own log lines (hclog); nil means stderr.
+	RaftLog io.Writer
+}
+
+// BootstrapSettings are the replication settings of a new cluster.
+type BootstrapSettings struct {
+	Replicas, WriteQuorum int
+}
+
+// RaftTuning exposes the raft timings that tests and operators change.
+type RaftTuning struct {
+	HeartbeatTimeout  time.Duration
+	ElectionTimeout   time.Duration
+	LeaderLeaseTimout time.Duration
+	CommitTimeout     time.Duration
+	SnapshotInterval  time.Duration
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+	MaxAppendEntries  int
+}
+
+// ErrConfig reports an unusable configuration.
+var ErrConfig = errors.New("invalid node configuration")
+
+func (c *Config) setDefaults() error {
+	if c.ID == "" || c.DataDir == "" || c.ClusterAddr == "" {
+		return fmt.Errorf("%w: id, data dir and cluster address are required", ErrConfig)
+	}
+	if len(c.Secret) < 16 {
+		return fmt.Errorf("%w: the cluster secret must have at least 16 bytes", ErrConfig)
+	}
+	if c.Bootstrap && c.Join != "" {
+		return fmt.Errorf("%w: bootstrap and join exclude each other", ErrConfig)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.RaftLog == nil {
+		c.RaftLog = os.Stderr
+	}
+	if c.ApplyTimeout == 0 {
+		c.ApplyTimeout = 10 * time.Second
+	}
+	r := &c.Raft
+	setDur(&r.HeartbeatTimeout, time.Second)
+	setDur(&r.ElectionTimeout, time.Second)
+	setDur(&r.LeaderLeaseTimout, 500*time.Millisecond)
+	setDur(&r.CommitTimeout, 5*time.Millisecond)
+	setDur(&r.SnapshotInterval, 2*time.Minute)
+	if r.SnapshotThreshold == 0 {
+		r.SnapshotThreshold = 16384
+	}
+	if r.TrailingLogs == 0 {
+		r.TrailingLogs = 10240
+	}
+	if r.MaxAppendEntries == 0 {
+		r.MaxAppendEntries = 512
+	}
+	return nil
+}
+
+func setDur(d *time.Duration, def time.Duration) {
+	if *d == 0 {
+		*d = def
+	}
+}

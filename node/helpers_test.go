@@ -1,0 +1,143 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"powermail/fsm"
+)
+
+var testSecret = []byte("test-cluster-secret-0123456789")
+
+// testCluster runs real nodes in this process, on loopback TCP, each with
+// its own data directory.
+type testCluster struct {
+	t     *testing.T
+	dir   string
+	nodes map[string]*Node
+	tune  RaftTuning
+}
+
+func newTestCluster(t *testing.T, size int) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, dir: t.TempDir(), nodes: map[string]*Node{}, tune: fastRaft()}
+	c.start("n1", true, "")
+	for i := 2; i <= size; i++ {
+		c.start(fmt.Sprintf("n%d", i), false, c.nodes["n1"].AdminAddr())
+	}
+	t.Cleanup(c.closeAll)
+	return c
+}
+
+func fastRaft() RaftTuning {
+	return RaftTuning{HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond,
+		LeaderLeaseTimout: 150 * time.Millisecond}
+}
+
+func (c *testCluster) config(id string, bootstrap bool, join string) Config {
+	logOut := io.Discard
+	if testing.Verbose() {
+		logOut = os.Stderr
+	}
+	return Config{
+		ID: id, DataDir: filepath.Join(c.dir, id), ClusterAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
+		Secret: testSecret, Bootstrap: bootstrap, Join: join, Raft: c.tune,
+		Logger:  slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		RaftLog: logOut, BootstrapSettings: &BootstrapSettings{Replicas: 2, WriteQuorum: 2},
+	}
+}
+
+func (c *testCluster) start(id string, bootstrap bool, join string) *Node {
+	c.t.Helper()
+	return c.startWith(c.config(id, bootstrap, join))
+}
+
+func (c *testCluster) startWith(cfg Config) *Node {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	n, err := New(ctx, cfg)
+	if err != nil {
+		c.t.Fatalf("start %s: %v", cfg.ID, err)
+	}
+	c.nodes[cfg.ID] = n
+	return n
+}
+
+func (c *testCluster) closeAll() {
+	for _, n := range c.nodes {
+		n.Close()
+	}
+}
+
+func (c *testCluster) leader(timeout time.Duration) *Node {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		for _, n := range c.nodes {
+			if n.IsLeader() {
+				return n
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatalf("no leader within %v", timeout)
+	return nil
+}
+
+func (c *testCluster) follower() *Node {
+	for _, n := range c.nodes {
+		if !n.IsLeader() {
+			return n
+		}
+	}
+	return nil
+}
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func mustApply(t *testing.T, n *Node, cmd fsm.Command) {
+	t.Helper()
+	if _, err := n.Apply(ctxT(t, 10*time.Second), cmd); err != nil {
+		t.Fatalf("apply %T on %s: %v", cmd, n.ID(), err)
+	}
+}
+
+// readEverywhere checks that every node, right after a barrier, sees addr.
+func (c *testCluster) readEverywhere(addr string) {
+	c.t.Helper()
+	for id, n := range c.nodes {
+		if err := n.Barrier(ctxT(c.t, 5*time.Second)); err != nil {
+			c.t.Fatalf("barrier on %s: %v", id, err)
+		}
+		if _, err := n.State().Mailbox(addr); err != nil {
+			c.t.Fatalf("node %s after barrier: %v", id, err)
+		}
+	}
+}
+
+func addMailbox(addr string) *fsm.MailboxAdd {
+	return &fsm.MailboxAdd{Mailboxes: []fsm.NewMailbox{{Address: addr}}}
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+

@@ -1,0 +1,233 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"powermail/fsm"
+)
+
+// JoinRequest asks the cluster to take a node in as a voter.
+type JoinRequest struct {
+	ID          string `json:"id"`
+	ClusterAddr string `json:"cluster_addr"`
+	AdminAddr   string `json:"admin_addr"`
+}
+
+func (r JoinRequest) validate() error {
+	if r.ID == "" || strings.ContainsAny(r.ID, " \t\n/") {
+		return &fsm.Error{Kind: fsm.ErrInvalid, Msg: fmt.Sprintf("node id %q is empty or has spaces or slashes", r.ID)}
+	}
+	if _, _, err := net.SplitHostPort(r.ClusterAddr); err != nil {
+		return &fsm.Error{Kind: fsm.ErrInvalid, Msg: fmt.Sprintf("cluster address %q: %v", r.ClusterAddr, err)}
+	}
+	return nil
+}
+
+// Join adds a voter through any node. It is idempotent: the same ID and
+// address again is a no-op, and a changed address replaces the old one.
+func (n *Node) Join(ctx context.Context, req JoinRequest) error {
+	if err := req.validate(); err != nil {
+		return err
+	}
+	body, _ := json.Marshal(req)
+	return n.onLeader(ctx,
+		func() error { return n.joinLocal(ctx, req) },
+		func(addr string) error { return n.call(ctx, addr, "POST", "/rpc/join", body, nil) })
+}
+
+func (n *Node) joinLocal(ctx context.Context, req JoinRequest) error {
+	if err := req.validate(); err != nil {
+		return err
+	}
+	if n.raft.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return fmt.Errorf("read configuration: %w", err)
+	}
+	present := false
+	for _, s := range cf.Configuration().Servers {
+		sameID, sameAddr := string(s.ID) == req.ID, string(s.Address) == req.ClusterAddr
+		switch {
+		case sameID && sameAddr:
+			present = true
+		case sameID || sameAddr:
+			if err := n.raft.RemoveServer(s.ID, 0, n.cfg.ApplyTimeout).Error(); err != nil {
+				return fmt.Errorf("replace %s: %w", s.ID, n.raftErr(err))
+			}
+		}
+	}
+	if !present {
+		if err := n.raft.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.ClusterAddr), 0, n.cfg.ApplyTimeout).Error(); err != nil {
+			return fmt.Errorf("add voter %s: %w", req.ID, n.raftErr(err))
+		}
+		n.log.Info("node joined", "id", req.ID, "cluster_addr", req.ClusterAddr)
+	}
+	_, err := n.Apply(ctx, &fsm.MemberSet{Member: fsm.Member{ID: req.ID, ClusterAddr: req.ClusterAddr, AdminAddr: req.AdminAddr}})
+	return err
+}
+
+// Remove takes a node out of the cluster through any node.
+func (n *Node) Remove(ctx context.Context, id string) error {
+	body, _ := json.Marshal(map[string]string{"ID": id})
+	return n.onLeader(ctx,
+		func() error { return n.removeLocal(ctx, id) },
+		func(addr string) error { return n.call(ctx, addr, "POST", "/rpc/remove", body, nil) })
+}
+
+func (n *Node) removeLocal(ctx context.Context, id string) error {
+	if n.raft.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return fmt.Errorf("read configuration: %w", err)
+	}
+	known := false
+	for _, s := range cf.Configuration().Servers {
+		known = known || string(s.ID) == id
+	}
+	if !known {
+		return &fsm.Error{Kind: fsm.ErrNotFound, Msg: fmt.Sprintf("node %s is not a cluster member", id)}
+	}
+	// Forget the record first: once a leader removes itself it can no
+	// longer commit anything.
+	if _, err := n.Apply(ctx, &fsm.MemberRemove{ID: id}); err != nil {
+		return err
+	}
+	if err := n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error(); err != nil {
+		return fmt.Errorf("remove %s: %w", id, n.raftErr(err))
+	}
+	n.log.Info("node removed", "id", id)
+	return nil
+}
+
+func (n *Node) raftErr(err error) error {
+	if err == raft.ErrNotLeader || err == raft.ErrLeadershipLost {
+		return fmt.Errorf("%w: %v", ErrNotLeader, err)
+	}
+	return err
+}
+
+// joinThrough asks a member's admin API to add this node, retrying until
+// it succeeds or ctx ends.
+func (n *Node) joinThrough(ctx context.Context, adminAddr string) error {
+	req := JoinRequest{ID: n.cfg.ID, ClusterAddr: n.advertise, AdminAddr: n.adminAdvertise()}
+	body, _ := json.Marshal(req)
+	backoff := 100 * time.Millisecond
+	for {
+		err := postAdmin(ctx, adminAddr, n.cfg.Secret, "/v1/cluster/join", body)
+		if err == nil {
+			n.log.Info("joined the cluster", "through", adminAddr)
+			return nil
+		}
+		n.log.Warn("join attempt failed", "through", adminAddr, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("join through %s: %w (last error: %v)", adminAddr, ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
+}
+
+func postAdmin(ctx context.Context, adminAddr string, token []byte, path string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, "POST", adminURL(adminAddr)+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+string(token))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		var e apiError
+		json.NewDecoder(resp.Body).Decode(&e)
+		return fmt.Errorf("%s: %s", resp.Status, e.Message)
+	}
+	return nil
+}
+
+func adminURL(addr string) string {
+	if strings.Contains(addr, "://") {
+		return strings.TrimSuffix(addr, "/")
+	}
+	return "http://" + addr
+}
+
+func (n *Node) adminAdvertise() string {
+	if n.cfg.AdminAdvertise != "" {
+		return n.cfg.AdminAdvertise
+	}
+	return n.AdminAddr()
+}
+
+// publishSelf keeps this node's member record current (its addresses may
+// change between restarts) and, right after a bootstrap, writes the
+// initial cluster settings.
+func (n *Node) publishSelf(ctx context.Context, bootstrapped bool) {
+	want := fsm.Member{ID: n.cfg.ID, ClusterAddr: n.advertise, AdminAddr: n.adminAdvertise()}
+	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
+		err := n.publishOnce(ctx, want, bootstrapped)
+		if err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+	}
+}
+
+func (n *Node) publishOnce(ctx context.Context, want fsm.Member, bootstrapped bool) error {
+	if err := n.Barrier(ctx); err != nil {
+		return err
+	}
+	if bootstrapped && n.cfg.BootstrapSettings != nil {
+		s := n.cfg.BootstrapSettings
+		if _, err := n.Apply(ctx, &fsm.SettingsSet{Settings: fsm.Settings{Replicas: s.Replicas, WriteQuorum: s.WriteQuorum}}); err != nil {
+			return err
+		}
+	}
+	if !n.inConfiguration() {
+		return nil
+	}
+	members, err := n.state.Members()
+	if err != nil {
+		return err
+	}
+	for _, m := range members {
+		if m == want {
+			return nil
+		}
+	}
+	_, err = n.Apply(ctx, &fsm.MemberSet{Member: want})
+	return err
+}
+
+func (n *Node) inConfiguration() bool {
+	cf := n.raft.GetConfiguration()
+	if cf.Error() != nil {
+		return false
+	}
+	for _, s := range cf.Configuration().Servers {
+		if string(s.ID) == n.cfg.ID {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,62 @@
+package node
+
+import (
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are per node (a test process runs several nodes), registered on
+// the node's own registry and served by its admin API at /metrics.
+type metrics struct {
+	reg            *prometheus.Registry
+	applyLatency   prometheus.Histogram
+	applyBatch     prometheus.Histogram
+	applyBatchSize prometheus.Histogram
+	readIndex      prometheus.Histogram
+	restores       prometheus.Counter
+	adminRequests  *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		applyLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "powermail_raft_commit_seconds", Help: "Time from proposing a command on this node to its applied result.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		applyBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "powermail_fsm_apply_batch_seconds", Help: "Time to apply one batch of committed entries.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 14),
+		}),
+		applyBatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "powermail_fsm_apply_batch_entries", Help: "Entries per applied batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 10),
+		}),
+		readIndex: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "powermail_read_index_seconds", Help: "Time to pass the read-index barrier.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
+		}),
+		restores: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "powermail_fsm_snapshot_restores_total", Help: "Snapshots installed into the state.",
+		}),
+		adminRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "powermail_admin_requests_total", Help: "Admin API requests by route and status code.",
+		}, []string{"route", "code"}),
+	}
+	m.reg.MustRegister(m.applyLatency, m.applyBatch, m.applyBatchSize, m.readIndex, m.restores, m.adminRequests,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// watchRaft exposes raft's own view as gauges read at scrape time.
+func (m *metrics) watchRaft(r *raft.Raft) {
+	gauge := func(name, help string, f func() float64) {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+	}
+	gauge("powermail_raft_state", "0 follower, 1 candidate, 2 leader, 3 shutdown.", func() float64 { return float64(r.State()) })
+	gauge("powermail_raft_term", "Current raft term.", func() float64 { return float64(r.CurrentTerm()) })
+	gauge("powermail_raft_commit_index", "Raft commit index.", func() float64 { return float64(r.CommitIndex()) })
+	gauge("powermail_raft_applied_index", "Index last handed to the FSM.", func() float64 { return float64(r.AppliedIndex()) })
+	gauge("powermail_raft_last_index", "Last index in the raft log.", func() float64 { return float64(r.LastIndex()) })
+}

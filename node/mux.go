@@ -1,0 +1,201 @@
+package node
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// The cluster port carries raft and the cluster RPC on one TCP listener.
+// Every connection starts with a mutual challenge-response on the cluster
+// secret, so a peer that lacks it can neither join, nor read, nor inject
+// raft messages:
+//
+//	dialer   -> "PMC1" kind cnonce[32]
+//	listener -> snonce[32] HMAC(secret, "S" kind cnonce snonce)
+//	dialer   -> HMAC(secret, "C" kind cnonce snonce)
+//
+// The connection then carries the stream of its kind.
+
+const (
+	kindRaft byte = 'R'
+	kindRPC  byte = 'H'
+
+	muxMagic  = "PMC1"
+	nonceLen  = 32
+	macLen    = sha256.Size
+	handshake = 5 * time.Second
+)
+
+// ErrUnauthenticated is returned when a peer fails the cluster handshake.
+var ErrUnauthenticated = errors.New("cluster peer failed authentication")
+
+func mac(secret []byte, side byte, kind byte, cn, sn []byte) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte{side, kind})
+	m.Write(cn)
+	m.Write(sn)
+	return m.Sum(nil)
+}
+
+// dialCluster opens an authenticated connection of the given kind.
+func dialCluster(ctx context.Context, secret []byte, addr string, kind byte) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	if err := clientHandshake(conn, secret, kind); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("handshake with %s: %w", addr, err)
+	}
+	return conn, nil
+}
+
+func clientHandshake(conn net.Conn, secret []byte, kind byte) error {
+	conn.SetDeadline(time.Now().Add(handshake))
+	defer conn.SetDeadline(time.Time{})
+	cn := make([]byte, nonceLen)
+	rand.Read(cn)
+	hello := append(append([]byte(muxMagic), kind), cn...)
+	if _, err := conn.Write(hello); err != nil {
+		return err
+	}
+	reply := make([]byte, nonceLen+macLen)
+	if _, err := io.ReadFull(conn, reply); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnauthenticated, err)
+	}
+	sn := reply[:nonceLen]
+	if !hmac.Equal(reply[nonceLen:], mac(secret, 'S', kind, cn, sn)) {
+		return ErrUnauthenticated
+	}
+	_, err := conn.Write(mac(secret, 'C', kind, cn, sn))
+	return err
+}
+
+func serverHandshake(conn net.Conn, secret []byte) (byte, error) {
+	conn.SetDeadline(time.Now().Add(handshake))
+	defer conn.SetDeadline(time.Time{})
+	hello := make([]byte, len(muxMagic)+1+nonceLen)
+	if _, err := io.ReadFull(conn, hello); err != nil {
+		return 0, err
+	}
+	if string(hello[:len(muxMagic)]) != muxMagic {
+		return 0, fmt.Errorf("%w: bad magic", ErrUnauthenticated)
+	}
+	kind, cn := hello[len(muxMagic)], hello[len(muxMagic)+1:]
+	if kind != kindRaft && kind != kindRPC {
+		return 0, fmt.Errorf("%w: unknown stream kind %q", ErrUnauthenticated, kind)
+	}
+	sn := make([]byte, nonceLen)
+	rand.Read(sn)
+	if _, err := conn.Write(append(sn, mac(secret, 'S', kind, cn, sn)...)); err != nil {
+		return 0, err
+	}
+	proof := make([]byte, macLen)
+	if _, err := io.ReadFull(conn, proof); err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
+	}
+	if !hmac.Equal(proof, mac(secret, 'C', kind, cn, sn)) {
+		return 0, ErrUnauthenticated
+	}
+	return kind, nil
+}
+
+// mux accepts cluster connections, authenticates them, and hands each to
+// the listener of its kind.
+type mux struct {
+	ln     net.Listener
+	secret []byte
+	log    *slog.Logger
+	raft   *chanListener
+	rpc    *chanListener
+	wg     sync.WaitGroup
+}
+
+func newMux(ln net.Listener, secret []byte, log *slog.Logger) *mux {
+	m := &mux{ln: ln, secret: secret, log: log}
+	m.raft = newChanListener(ln.Addr())
+	m.rpc = newChanListener(ln.Addr())
+	return m
+}
+
+func (m *mux) serve() {
+	for {
+		conn, err := m.ln.Accept()
+		if err != nil {
+			m.raft.close()
+			m.rpc.close()
+			return
+		}
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.route(conn)
+		}()
+	}
+}
+
+func (m *mux) route(conn net.Conn) {
+	kind, err := serverHandshake(conn, m.secret)
+	if err != nil {
+		m.log.Warn("refused cluster connection", "remote", conn.RemoteAddr().String(), "err", err)
+		conn.Close()
+		return
+	}
+	target := m.rpc
+	if kind == kindRaft {
+		target = m.raft
+	}
+	if !target.deliver(conn) {
+		conn.Close()
+	}
+}
+
+func (m *mux) close() error {
+	err := m.ln.Close()
+	m.wg.Wait()
+	return err
+}
+
+// chanListener is a net.Listener fed by the mux.
+type chanListener struct {
+	addr net.Addr
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+func newChanListener(addr net.Addr) *chanListener {
+	return &chanListener{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *chanListener) deliver(c net.Conn) bool {
+	select {
+	case l.ch <- c:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) close()         { l.once.Do(func() { close(l.done) }) }
+func (l *chanListener) Close() error   { l.close(); return nil }
+func (l *chanListener) Addr() net.Addr { return l.addr }

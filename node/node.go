@@ -1,0 +1,322 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"powermail/fsm"
+)
+
+// Sentinel errors of cluster operations.
+var (
+	ErrNoLeader      = errors.New("no cluster leader")
+	ErrNotLeader     = errors.New("not the cluster leader")
+	ErrIndeterminate = errors.New("outcome unknown: leadership changed while committing")
+	ErrClosed        = errors.New("node closed")
+)
+
+// Node is one cluster member: raft, the directory state, the cluster RPC
+// and the admin API.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	state   *fsm.State
+	metrics *metrics
+
+	raft      *raft.Raft
+	logStore  *raftboltdb.BoltStore
+	snaps     *raft.FileSnapshotStore
+	transport *raft.NetworkTransport
+	mux       *mux
+	advertise string
+
+	rpcServer *http.Server
+	rpc       *http.Client
+	reads     *readIndex
+	admin     *adminServer
+
+	readyTerm atomic.Uint64 // term in which this leader passed a barrier
+	cancel    context.CancelFunc
+	bg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// New starts a node: it opens its data, listens on the cluster and admin
+// addresses, starts raft, and bootstraps or joins when asked and when the
+// data directory holds no raft state yet.
+func New(ctx context.Context, cfg Config) (*Node, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), metrics: newMetrics()}
+	if err := n.open(); err != nil {
+		n.Close()
+		return nil, err
+	}
+	bgctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	fresh, err := n.startRaft()
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	if cfg.AdminAddr != "" {
+		if n.admin, err = startAdmin(n); err != nil {
+			n.Close()
+			return nil, err
+		}
+	}
+	if cfg.Join != "" {
+		// A new node must be in before it serves; a known one (restarted,
+		// or removed and coming back) re-joins in the background, which is
+		// a no-op when nothing changed.
+		if fresh {
+			err = n.joinThrough(ctx, cfg.Join)
+		} else {
+			n.bg.Add(1)
+			go func() { defer n.bg.Done(); n.joinThrough(bgctx, cfg.Join) }()
+		}
+		if err != nil {
+			n.Close()
+			return nil, err
+		}
+	}
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		n.publishSelf(bgctx, fresh && cfg.Bootstrap)
+	}()
+	return n, nil
+}
+
+func (n *Node) open() error {
+	if err := os.MkdirAll(n.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	st, err := fsm.Open(filepath.Join(n.cfg.DataDir, "fsm"), fsm.Options{Logger: n.log})
+	if err != nil {
+		return err
+	}
+	n.state = st
+	ln, err := net.Listen("tcp", n.cfg.ClusterAddr)
+	if err != nil {
+		return fmt.Errorf("listen on cluster address: %w", err)
+	}
+	n.advertise = n.cfg.AdvertiseAddr
+	if n.advertise == "" {
+		n.advertise = ln.Addr().String()
+		if ip := ln.Addr().(*net.TCPAddr).IP; ip.IsUnspecified() {
+			ln.Close()
+			return fmt.Errorf("%w: cluster address %s is a wildcard; set an advertise address", ErrConfig, n.cfg.ClusterAddr)
+		}
+	}
+	n.mux = newMux(ln, n.cfg.Secret, n.log)
+	go n.mux.serve()
+	n.rpc = newRPCClient(n.cfg.Secret)
+	n.rpcServer = &http.Server{Handler: n.rpcHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go n.rpcServer.Serve(n.mux.rpc)
+	n.reads = &readIndex{n: n}
+	return nil
+}
+
+// startRaft opens raft's stores and starts raft. It reports whether the
+// data directory held no raft state before.
+func (n *Node) startRaft() (bool, error) {
+	dir := filepath.Join(n.cfg.DataDir, "raft")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return false, fmt.Errorf("create raft dir: %w", err)
+	}
+	hl := hclog.New(&hclog.LoggerOptions{Name: "raft." + n.cfg.ID, Level: hclog.Warn, Output: n.cfg.RaftLog, JSONFormat: true})
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	if err != nil {
+		return false, fmt.Errorf("open raft log: %w", err)
+	}
+	n.logStore = store
+	if n.snaps, err = raft.NewFileSnapshotStoreWithLogger(dir, 2, hl); err != nil {
+		return false, fmt.Errorf("open snapshots: %w", err)
+	}
+	if err := n.catchUpFromSnapshot(); err != nil {
+		return false, err
+	}
+	logs, err := raft.NewLogCache(1024, store)
+	if err != nil {
+		return false, err
+	}
+	hasState, err := raft.HasExistingState(logs, store, n.snaps)
+	if err != nil {
+		return false, fmt.Errorf("inspect raft state: %w", err)
+	}
+	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: &streamLayer{mux: n.mux, secret: n.cfg.Secret, addr: strAddr(n.advertise)}, MaxPool: 5, Timeout: 10 * time.Second, Logger: hl,
+	})
+	rc := n.raftConfig(hl)
+	n.raft, err = raft.NewRaft(rc, &raftFSM{state: n.state, metrics: n.metrics}, logs, store, n.snaps, n.transport)
+	if err != nil {
+		return false, fmt.Errorf("start raft: %w", err)
+	}
+	n.metrics.watchRaft(n.raft)
+	if !hasState && n.cfg.Bootstrap {
+		boot := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: raft.ServerAddress(n.advertise)}}}
+		if err := n.raft.BootstrapCluster(boot).Error(); err != nil {
+			return false, fmt.Errorf("bootstrap: %w", err)
+		}
+		n.log.Info("bootstrapped a new cluster", "cluster_addr", n.advertise)
+	}
+	return !hasState, nil
+}
+
+func (n *Node) raftConfig(hl hclog.Logger) *raft.Config {
+	t := n.cfg.Raft
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(n.cfg.ID)
+	rc.Logger = hl
+	rc.HeartbeatTimeout = t.HeartbeatTimeout
+	rc.ElectionTimeout = t.ElectionTimeout
+	rc.LeaderLeaseTimeout = t.LeaderLeaseTimout
+	rc.CommitTimeout = t.CommitTimeout
+	rc.SnapshotInterval = t.SnapshotInterval
+	rc.SnapshotThreshold = t.SnapshotThreshold
+	rc.TrailingLogs = t.TrailingLogs
+	rc.MaxAppendEntries = t.MaxAppendEntries
+	rc.BatchApplyCh = true
+	// The state is durable on its own (package fsm), so a restart resumes
+	// from it instead of re-installing the last snapshot and replaying.
+	rc.NoSnapshotRestoreOnStart = true
+	return rc
+}
+
+// catchUpFromSnapshot installs the newest raft snapshot if the local state
+// is older than it (for example after the state directory was lost), since
+// raft will not replay the log entries the snapshot replaced.
+func (n *Node) catchUpFromSnapshot() error {
+	list, err := n.snaps.List()
+	if err != nil || len(list) == 0 || list[0].Index <= n.state.Applied() {
+		return err
+	}
+	_, rc, err := n.snaps.Open(list[0].ID)
+	if err != nil {
+		return fmt.Errorf("open snapshot %s: %w", list[0].ID, err)
+	}
+	defer rc.Close()
+	n.log.Warn("state is behind the newest snapshot; installing it", "applied", n.state.Applied(), "snapshot", list[0].Index)
+	return n.state.Restore(rc)
+}
+
+// ID is the node's raft server ID.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// ClusterAddr is the address peers dial.
+func (n *Node) ClusterAddr() string { return n.advertise }
+
+// AdminAddr is the admin API's bound address ("" if disabled).
+func (n *Node) AdminAddr() string {
+	if n.admin == nil {
+		return ""
+	}
+	return n.admin.addr()
+}
+
+// State exposes the local directory for reads. Callers wanting
+// linearizable reads call Barrier first.
+func (n *Node) State() *fsm.State { return n.state }
+
+// IsLeader reports whether this node is the raft leader.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// LeaderID returns the current leader's ID, or "".
+func (n *Node) LeaderID() string {
+	_, id := n.raft.LeaderWithID()
+	return string(id)
+}
+
+// Snapshot forces a raft snapshot and log compaction (operators and tests).
+func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
+
+// Close stops the node. A leader first hands leadership to a peer so that
+// a planned stop does not wait out an election timeout.
+func (n *Node) Close() error {
+	var err error
+	n.closeOnce.Do(func() { err = n.close() })
+	return err
+}
+
+func (n *Node) close() error {
+	if n.cancel != nil {
+		n.cancel()
+	}
+	if n.admin != nil {
+		n.admin.close()
+	}
+	var errs []error
+	if n.raft != nil {
+		if n.raft.State() == raft.Leader {
+			_ = n.raft.LeadershipTransfer().Error()
+		}
+		errs = append(errs, n.raft.Shutdown().Error())
+	}
+	if n.transport != nil {
+		n.transport.Close()
+	}
+	if n.rpcServer != nil {
+		n.rpcServer.Close()
+	}
+	if n.mux != nil {
+		n.mux.close()
+	}
+	n.bg.Wait()
+	if n.logStore != nil {
+		errs = append(errs, n.logStore.Close())
+	}
+	if n.state != nil {
+		errs = append(errs, n.state.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Kill stops the node abruptly, as a crash would, without leadership
+// transfer. Tests use it to simulate failures inside one process.
+func (n *Node) Kill() {
+	n.closeOnce.Do(func() {
+		if n.raft != nil {
+			n.raft.Shutdown()
+		}
+		n.cancel()
+		n.close()
+	})
+}
+
+// streamLayer gives raft authenticated connections through the mux.
+type streamLayer struct {
+	mux    *mux
+	secret []byte
+	addr   strAddr
+}
+
+// strAddr is the advertised address, which raft uses as this node's own.
+type strAddr string
+
+func (a strAddr) Network() string { return "tcp" }
+func (a strAddr) String() string  { return string(a) }
+
+func (s *streamLayer) Accept() (net.Conn, error) { return s.mux.raft.Accept() }
+func (s *streamLayer) Close() error              { return s.mux.raft.Close() }
+func (s *streamLayer) Addr() net.Addr            { return s.addr }
+
+func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return dialCluster(ctx, s.secret, string(addr), kindRaft)
+}

@@ -1,0 +1,200 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"powermail/fsm"
+)
+
+// The cluster RPC is HTTP/1.1 over authenticated mux connections. Nodes
+// use it to forward writes to the leader, to ask the leader for its read
+// index, to forward joins and removals, and to collect status.
+
+const maxRPCBody = 64 << 20
+
+func newRPCClient(secret []byte) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return dialCluster(ctx, secret, addr, kindRPC)
+		},
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+	}}
+}
+
+// rpcReply is the envelope of every RPC answer.
+type rpcReply struct {
+	Code  string          `json:"code,omitempty"` // fsm error code or a node code
+	Error string          `json:"error,omitempty"`
+	Value json.RawMessage `json:"value,omitempty"`
+}
+
+// Node-level error codes on the wire.
+const (
+	codeNotLeader     = "not_leader"
+	codeNoLeader      = "no_leader"
+	codeIndeterminate = "indeterminate"
+)
+
+func replyError(err error) rpcReply {
+	code := fsm.Code(err)
+	switch {
+	case code != "":
+	case errors.Is(err, ErrNotLeader):
+		code = codeNotLeader
+	case errors.Is(err, ErrNoLeader):
+		code = codeNoLeader
+	case errors.Is(err, ErrIndeterminate):
+		code = codeIndeterminate
+	default:
+		code = "internal"
+	}
+	return rpcReply{Code: code, Error: err.Error()}
+}
+
+func (r rpcReply) err() error {
+	switch r.Code {
+	case "":
+		return nil
+	case codeNotLeader:
+		return fmt.Errorf("%w: %s", ErrNotLeader, r.Error)
+	case codeNoLeader:
+		return fmt.Errorf("%w: %s", ErrNoLeader, r.Error)
+	case codeIndeterminate:
+		return fmt.Errorf("%w: %s", ErrIndeterminate, r.Error)
+	}
+	return fsm.FromCode(r.Code, r.Error)
+}
+
+func (n *Node) rpcHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /rpc/apply", n.rpcApply)
+	mux.HandleFunc("GET /rpc/readindex", func(w http.ResponseWriter, r *http.Request) {
+		idx, err := n.leaderReadIndex(r.Context())
+		writeRPC(w, idx, err)
+	})
+	mux.HandleFunc("POST /rpc/join", func(w http.ResponseWriter, r *http.Request) {
+		var req JoinRequest
+		if err := decodeBody(r, &req); err != nil {
+			writeRPC(w, nil, err)
+			return
+		}
+		writeRPC(w, nil, n.joinLocal(r.Context(), req))
+	})
+	mux.HandleFunc("POST /rpc/remove", func(w http.ResponseWriter, r *http.Request) {
+		var req struct{ ID string }
+		if err := decodeBody(r, &req); err != nil {
+			writeRPC(w, nil, err)
+			return
+		}
+		writeRPC(w, nil, n.removeLocal(r.Context(), req.ID))
+	})
+	mux.HandleFunc("GET /rpc/stats", func(w http.ResponseWriter, r *http.Request) {
+		writeRPC(w, n.localStats(), nil)
+	})
+	return mux
+}
+
+func (n *Node) rpcApply(w http.ResponseWriter, r *http.Request) {
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxRPCBody))
+	if err != nil {
+		writeRPC(w, nil, err)
+		return
+	}
+	v, err := n.applyLocal(data)
+	writeRPC(w, v, err)
+}
+
+func decodeBody(r *http.Request, v any) error {
+	if err := json.NewDecoder(io.LimitReader(r.Body, maxRPCBody)).Decode(v); err != nil {
+		return &fsm.Error{Kind: fsm.ErrInvalid, Msg: "bad request body: " + err.Error()}
+	}
+	return nil
+}
+
+func writeRPC(w http.ResponseWriter, v any, err error) {
+	var rep rpcReply
+	if err != nil {
+		rep = replyError(err)
+	} else if v != nil {
+		rep.Value, _ = json.Marshal(v)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(rep)
+}
+
+// call performs one RPC against addr and decodes the reply value into out.
+func (n *Node) call(ctx context.Context, addr, method, path string, body []byte, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	resp, err := n.rpc.Do(req)
+	if err != nil {
+		return fmt.Errorf("rpc %s to %s: %w", path, addr, err)
+	}
+	defer resp.Body.Close()
+	var rep rpcReply
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxRPCBody)).Decode(&rep); err != nil {
+		return fmt.Errorf("rpc %s to %s: bad reply: %w", path, addr, err)
+	}
+	if err := rep.err(); err != nil {
+		return err
+	}
+	if out != nil && len(rep.Value) > 0 {
+		return json.Unmarshal(rep.Value, out)
+	}
+	return nil
+}
+
+// leaderAddr returns the leader's cluster address, or ErrNoLeader.
+func (n *Node) leaderAddr() (string, error) {
+	addr, _ := n.raft.LeaderWithID()
+	if addr == "" {
+		return "", ErrNoLeader
+	}
+	return string(addr), nil
+}
+
+// onLeader runs local when this node leads, and otherwise remote against
+// the leader's address. It retries while there is no leader or leadership
+// moves, until ctx ends; such failures mean nothing was applied.
+func (n *Node) onLeader(ctx context.Context, local func() error, remote func(addr string) error) error {
+	backoff := 20 * time.Millisecond
+	for {
+		var err error
+		if n.raft.State() == raft.Leader {
+			err = local()
+		} else if addr, lerr := n.leaderAddr(); lerr != nil {
+			err = lerr
+		} else {
+			err = remote(addr)
+		}
+		if !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrNoLeader) && !isConnRefused(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (%v)", err, ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 500*time.Millisecond)
+	}
+}
+
+// isConnRefused reports a dial failure: the request never reached a peer,
+// so it is safe to retry.
+func isConnRefused(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}

@@ -1,0 +1,124 @@
+package node
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// MemberStatus is one node as the cluster sees it.
+type MemberStatus struct {
+	ID           string `json:"id"`
+	Role         string `json:"role"`     // leader, follower, candidate, unreachable
+	Suffrage     string `json:"suffrage"` // voter, nonvoter
+	ClusterAddr  string `json:"cluster_addr"`
+	AdminAddr    string `json:"admin_addr"`
+	LastContact  string `json:"last_contact,omitempty"` // since the leader was last heard; "" on the leader
+	Term         uint64 `json:"term"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+	Reachable    bool   `json:"reachable"`
+	Error        string `json:"error,omitempty"`
+}
+
+// ClusterStatus is the cluster as one node sees it.
+type ClusterStatus struct {
+	Leader string         `json:"leader"`
+	Health string         `json:"health"` // healthy, degraded, unavailable
+	Nodes  []MemberStatus `json:"nodes"`
+}
+
+// localStats describes this node from its own point of view.
+func (n *Node) localStats() MemberStatus {
+	st := n.raft.State()
+	ms := MemberStatus{
+		ID:           n.cfg.ID,
+		Role:         strings.ToLower(st.String()),
+		ClusterAddr:  n.advertise,
+		AdminAddr:    n.adminAdvertise(),
+		Term:         n.raft.CurrentTerm(),
+		CommitIndex:  n.raft.CommitIndex(),
+		AppliedIndex: n.state.Applied(),
+		Reachable:    true,
+	}
+	if st != raft.Leader {
+		if lc := n.raft.LastContact(); !lc.IsZero() {
+			ms.LastContact = time.Since(lc).Round(time.Millisecond).String()
+		} else {
+			ms.LastContact = "never"
+		}
+	}
+	return ms
+}
+
+// Status asks every member for its view, concurrently and with a short
+// timeout, so an unreachable node shows as such instead of stalling.
+func (n *Node) Status(ctx context.Context) (ClusterStatus, error) {
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return ClusterStatus{}, err
+	}
+	admin := map[string]string{}
+	if members, err := n.state.Members(); err == nil {
+		for _, m := range members {
+			admin[m.ID] = m.AdminAddr
+		}
+	}
+	servers := cf.Configuration().Servers
+	out := ClusterStatus{Leader: n.LeaderID(), Nodes: make([]MemberStatus, len(servers))}
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out.Nodes[i] = n.memberStatus(ctx, s, admin[string(s.ID)])
+		}()
+	}
+	wg.Wait()
+	out.Health = health(out)
+	return out, nil
+}
+
+func (n *Node) memberStatus(ctx context.Context, s raft.Server, adminAddr string) MemberStatus {
+	var ms MemberStatus
+	if string(s.ID) == n.cfg.ID {
+		ms = n.localStats()
+	} else {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if err := n.call(cctx, string(s.Address), "GET", "/rpc/stats", nil, &ms); err != nil {
+			ms = MemberStatus{ID: string(s.ID), Role: "unreachable", AdminAddr: adminAddr, Error: err.Error()}
+		}
+	}
+	ms.ClusterAddr = string(s.Address)
+	ms.Suffrage = "voter"
+	if s.Suffrage != raft.Voter {
+		ms.Suffrage = "nonvoter"
+	}
+	return ms
+}
+
+func health(cs ClusterStatus) string {
+	if cs.Leader == "" {
+		return "unavailable"
+	}
+	voters, up := 0, 0
+	for _, m := range cs.Nodes {
+		if m.Suffrage == "voter" {
+			voters++
+			if m.Reachable {
+				up++
+			}
+		}
+	}
+	switch {
+	case up == voters:
+		return "healthy"
+	case up > voters/2:
+		return "degraded"
+	}
+	return "unavailable"
+}
