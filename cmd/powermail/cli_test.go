@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// These tests run the real binary three times, as an operator would, and
+// drive the cluster only through the CLI.
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "powermail-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "powermail")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const cliSecret = "cli-test-secret-0123456789"
+
+type proc struct {
+	id, cluster, admin, data string
+	cmd                      *exec.Cmd
+	log                      *bytes.Buffer
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func (p *proc) start(t *testing.T, extra ...string) {
+	t.Helper()
+	args := append([]string{"server", "--id", p.id, "--data", p.data, "--cluster", p.cluster, "--admin", p.admin}, extra...)
+	p.cmd = exec.Command(binary, args...)
+	p.cmd.Env = append(os.Environ(), "POWERMAIL_SECRET="+cliSecret)
+	p.log = &bytes.Buffer{}
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.stop(syscall.SIGKILL) })
+}
+
+func (p *proc) stop(sig syscall.Signal) error {
+	if p.cmd == nil || p.cmd.ProcessState != nil {
+		return nil
+	}
+	p.cmd.Process.Signal(sig)
+	return p.cmd.Wait()
+}
+
+// cli runs one client command and returns stdout, stderr and the error.
+func cli(t *testing.T, stdin string, args ...string) (string, string, error) {
+	t.Helper()
+	c := exec.Command(binary, args...)
+	c.Env = append(os.Environ(), "POWERMAIL_TOKEN="+cliSecret)
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr, c.Stdin = &out, &errb, strings.NewReader(stdin)
+	err := c.Run()
+	return out.String(), errb.String(), err
+}
+
+func mustCLI(t *testing.T, args ...string) string {
+	t.Helper()
+	out, errOut, err := cli(t, "", args...)
+	if err != nil {
+		t.Fatalf("powermail %s: %v\n%s", strings.Join(args, " "), err, errOut)
+	}
+	return out
+}
+
+type statusJSON struct {
+	Leader string `json:"leader"`
+	Health string `json:"health"`
+	Nodes  []struct {
+		ID          string `json:"id"`
+		Role        string `json:"role"`
+		ClusterAddr string `json:"cluster_addr"`
+		AdminAddr   string `json:"admin_addr"`
+	} `json:"nodes"`
+}
+
+func status(t *testing.T, addr string) (statusJSON, error) {
+	out, errOut, err := cli(t, "", "cluster", "status", "--json", "--addr", addr)
+	var st statusJSON
+	if err != nil {
+		return st, fmt.Errorf("%v: %s", err, errOut)
+	}
+	return st, json.Unmarshal([]byte(out), &st)
+}
+
+func waitStatus(t *testing.T, addr string, d time.Duration, ok func(statusJSON) bool) statusJSON {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		st, err := status(t, addr)
+		if err == nil && ok(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster status via %s never matched: %+v %v", addr, st, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func startCluster(t *testing.T) []*proc {
+	dir := t.TempDir()
+	var ps []*proc
+	for i := 1; i <= 3; i++ {
+		ps = append(ps, &proc{id: fmt.Sprintf("n%d", i), cluster: freeAddr(t), admin: freeAddr(t), data: filepath.Join(dir, fmt.Sprint(i))})
+	}
+	ps[0].start(t, "--bootstrap")
+	waitStatus(t, ps[0].admin, 10*time.Second, func(s statusJSON) bool { return s.Leader == "n1" })
+	ps[1].start(t, "--join", ps[0].admin)
+	waitStatus(t, ps[1].admin, 10*time.Second, func(s statusJSON) bool { return len(s.Nodes) == 2 })
+	ps[2].start(t)
+	waitStatus(t, ps[2].admin, 10*time.Second, func(s statusJSON) bool { return s.Health == "unavailable" })
+	// The third node joins through the CLI instead of --join.
+	mustCLI(t, "cluster", "join", "n3", ps[2].cluster, ps[2].admin, "--addr", ps[1].admin)
+	waitStatus(t, ps[2].admin, 10*time.Second, func(s statusJSON) bool { return len(s.Nodes) == 3 && s.Health == "healthy" })
+	return ps
+}
+
+func TestCLIDrivesThreeProcessCluster(t *testing.T) {
+	ps := startCluster(t)
+	mustCLI(t, "domain", "add", "example.com", "--addr", ps[1].admin)
+	if _, errOut, err := cli(t, "s3cret-pass\n", "mailbox", "add", "Alice@Example.com", "--quota", "10M", "--addr", ps[2].admin); err != nil {
+		t.Fatalf("mailbox add from stdin: %v %s", err, errOut)
+	}
+	mustCLI(t, "--addr", ps[0].admin, "forward", "add", "sales@example.com", "--to", "alice@example.com", "--to", "partner@elsewhere.net")
+	for _, p := range ps {
+		out := mustCLI(t, "mailbox", "ls", "--addr", p.admin)
+		if !strings.Contains(out, "Alice@example.com") || !strings.Contains(out, "10485760") {
+			t.Fatalf("mailbox ls via %s:\n%s", p.id, out)
+		}
+		out = mustCLI(t, "forward", "ls", "example.com", "--json", "--addr", p.admin)
+		if !strings.Contains(out, "partner@elsewhere.net") {
+			t.Fatalf("forward ls via %s:\n%s", p.id, out)
+		}
+	}
+
+	// Failures: one line, non-zero exit, a reason that says what is wrong.
+	fails := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"mailbox", "add", "bob@unknown.org", "--password", "x"}, "not found"},
+		{[]string{"mailbox", "add", "alice@example.com", "--password", "x"}, "already exists"},
+		{[]string{"domain", "add", "bad_domain"}, "invalid input"},
+		{[]string{"forward", "add", "alice@example.com", "--to", "sales@example.com"}, "loop"},
+		{[]string{"domain", "ls", "--token", "wrong"}, "not authorised"},
+		{[]string{"mailbox", "rm", "ghost@example.com"}, "not found"},
+	}
+	for _, f := range fails {
+		_, errOut, err := cli(t, "", append(f.args, "--addr", ps[1].admin)...)
+		if err == nil || !strings.Contains(errOut, f.want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("%v: err=%v stderr=%q, want one line with %q", f.args, err, errOut, f.want)
+		}
+	}
+
+	// SIGTERM stops the leader cleanly; a new leader takes over, and
+	// writes go on through the survivors.
+	st, _ := status(t, ps[0].admin)
+	var leader *proc
+	for _, p := range ps {
+		if p.id == st.Leader {
+			leader = p
+		}
+	}
+	if err := leader.stop(syscall.SIGTERM); err != nil {
+		t.Fatalf("leader did not exit cleanly on SIGTERM: %v\n%s", err, leader.log)
+	}
+	var survivor *proc
+	for _, p := range ps {
+		if p != leader {
+			survivor = p
+		}
+	}
+	waitStatus(t, survivor.admin, 5*time.Second, func(s statusJSON) bool { return s.Leader != "" && s.Leader != leader.id })
+	mustCLI(t, "domain", "add", "after-failover.org", "--addr", survivor.admin)
+
+	// The old leader restarts from its data directory and catches up.
+	leader.start(t)
+	waitStatus(t, leader.admin, 10*time.Second, func(s statusJSON) bool { return s.Health == "healthy" })
+	if out := mustCLI(t, "domain", "ls", "--addr", leader.admin); !strings.Contains(out, "after-failover.org") {
+		t.Fatalf("restarted node missed a write:\n%s", out)
+	}
+
+	// Remove a node with the CLI.
+	mustCLI(t, "cluster", "remove", "n2", "--addr", ps[0].admin)
+	st = waitStatus(t, ps[2].admin, 5*time.Second, func(s statusJSON) bool { return len(s.Nodes) == 2 })
+	for _, n := range st.Nodes {
+		if n.ID == "n2" {
+			t.Fatalf("n2 still listed: %+v", st)
+		}
+	}
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// clientFlags are shared by every command that talks to the admin API.
+type clientFlags struct {
+	addr, token, tokenFile string
+	json                   bool
+	timeout                time.Duration
+}
+
+func (c *clientFlags) register(cmd *cobra.Command) {
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&c.addr, "addr", "127.0.0.1:8000", "admin API address of any node")
+	pf.StringVar(&c.token, "token", "", "admin token, the cluster secret")
+	pf.StringVar(&c.tokenFile, "token-file", "", "file holding the admin token")
+	pf.BoolVar(&c.json, "json", false, "print JSON instead of a table")
+	pf.DurationVar(&c.timeout, "timeout", 30*time.Second, "give up after this long")
+}
+
+// apiError mirrors the admin API's error body.
+type apiError struct {
+	Code    string `json:"error"`
+	Message string `json:"message"`
+}
+
+var errPrefix = map[string]string{
+	"unauthorized": "not authorised",
+	"no_leader":    "no leader",
+	"not_leader":   "no leader",
+	"not_found":    "not found",
+	"invalid":      "invalid input",
+	"exists":       "already exists",
+}
+
+func (e *apiError) Error() string {
+	if p, ok := errPrefix[e.Code]; ok {
+		return p + ": " + e.Message
+	}
+	return e.Code + ": " + e.Message
+}
+
+// do sends one request and decodes the JSON reply into out.
+func (c *clientFlags) do(ctx context.Context, method, path string, in, out any) error {
+	token, err := c.resolveToken()
+	if err != nil {
+		return err
+	}
+	var body io.Reader
+	if in != nil {
+		raw, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(raw)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	base := c.addr
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach %s: %w", c.addr, unwrapURL(err))
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return fmt.Errorf("read reply: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		e := &apiError{}
+		if json.Unmarshal(raw, e) != nil || e.Code == "" {
+			return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(raw)))
+		}
+		return e
+	}
+	if out != nil {
+		return json.Unmarshal(raw, out)
+	}
+	return nil
+}
+
+func unwrapURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func (c *clientFlags) resolveToken() (string, error) {
+	switch {
+	case c.token != "":
+		return c.token, nil
+	case c.tokenFile != "":
+		raw, err := os.ReadFile(c.tokenFile)
+		if err != nil {
+			return "", fmt.Errorf("read token file: %w", err)
+		}
+		return strings.TrimSpace(string(raw)), nil
+	case os.Getenv("POWERMAIL_SECRET") != "":
+		return strings.TrimSpace(os.Getenv("POWERMAIL_SECRET")), nil
+	}
+	return "", errors.New("not authorised: give --token, --token-file or POWERMAIL_TOKEN")
+}
+
+// emit prints v as JSON with --json, else as a table.
+func (c *clientFlags) emit(cmd *cobra.Command, v any, header []string, rows func() [][]string) error {
+	w := cmd.OutOrStdout()
+	if c.json {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range rows() {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+// done prints a confirmation (or {"status":"ok"} with --json).
+func (c *clientFlags) done(cmd *cobra.Command, format string, args ...any) error {
+	if c.json {
+		return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]string{"status": "ok"})
+	}
+	_, err := fmt.Fprintf(cmd.OutOrStdout(), format+"\n", args...)
+	return err
+}
+
+func pathEsc(s string) string { return url.PathEscape(s) }

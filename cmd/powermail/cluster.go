@@ -1,0 +1,64 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"powermail/node"
+)
+
+func newClusterCmd(cl *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "cluster", Short: "Inspect and change cluster membership"}
+	cl.register(cmd)
+	cmd.AddCommand(&cobra.Command{
+		Use: "status", Short: "Show every node's role, addresses and indexes", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var st node.ClusterStatus
+			if err := cl.do(cmd.Context(), "GET", "/v1/cluster/status", nil, &st); err != nil {
+				return err
+			}
+			if !cl.json {
+				fmt.Fprintf(cmd.OutOrStdout(), "leader: %s   health: %s\n", orDash(st.Leader), st.Health)
+			}
+			return cl.emit(cmd, st, []string{"ID", "ROLE", "SUFFRAGE", "CLUSTER", "ADMIN", "LAST-CONTACT", "TERM", "COMMIT", "APPLIED"},
+				func() (rows [][]string) {
+					for _, m := range st.Nodes {
+						rows = append(rows, []string{m.ID, m.Role, m.Suffrage, m.ClusterAddr, orDash(m.AdminAddr), orDash(m.LastContact),
+							fmt.Sprint(m.Term), fmt.Sprint(m.CommitIndex), fmt.Sprint(m.AppliedIndex)})
+					}
+					return rows
+				})
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use: "join ID CLUSTER_ADDR [ADMIN_ADDR]", Short: "Add a node as a voter (idempotent)", Args: cobra.RangeArgs(2, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := node.JoinRequest{ID: args[0], ClusterAddr: args[1]}
+			if len(args) == 3 {
+				req.AdminAddr = args[2]
+			}
+			if err := cl.do(cmd.Context(), "POST", "/v1/cluster/join", req, nil); err != nil {
+				return err
+			}
+			return cl.done(cmd, "node %s is a member at %s", req.ID, req.ClusterAddr)
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use: "remove ID", Short: "Remove a node from the cluster", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cl.do(cmd.Context(), "POST", "/v1/cluster/remove", map[string]string{"id": args[0]}, nil); err != nil {
+				return err
+			}
+			return cl.done(cmd, "node %s removed", args[0])
+		},
+	})
+	return cmd
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

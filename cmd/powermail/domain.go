@@ -1,0 +1,67 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"powermail/fsm"
+)
+
+func newDomainCmd(cl *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "domain", Short: "Manage hosted domains"}
+	cl.register(cmd)
+	cmd.AddCommand(&cobra.Command{
+		Use: "add DOMAIN...", Short: "Host one or more domains", Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, d := range args {
+				if err := cl.do(cmd.Context(), "POST", "/v1/domains", fsm.DomainAdd{Name: d}, nil); err != nil {
+					return fmt.Errorf("domain %s: %w", d, err)
+				}
+			}
+			return cl.done(cmd, "added %d domain(s)", len(args))
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use: "rm DOMAIN", Aliases: []string{"remove"}, Short: "Stop hosting an empty domain", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cl.do(cmd.Context(), "DELETE", "/v1/domains/"+pathEsc(args[0]), nil, nil); err != nil {
+				return err
+			}
+			return cl.done(cmd, "removed domain %s", args[0])
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use: "ls", Aliases: []string{"list"}, Short: "List domains", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			all, err := pages[fsm.Domain](cmd, cl, "/v1/domains?", func(d fsm.Domain) string { return d.Name })
+			if err != nil {
+				return err
+			}
+			return cl.emit(cmd, all, []string{"DOMAIN"}, func() (rows [][]string) {
+				for _, d := range all {
+					rows = append(rows, []string{d.Name})
+				}
+				return rows
+			})
+		},
+	})
+	return cmd
+}
+
+// pages fetches every page of a listing, following the last key.
+func pages[T any](cmd *cobra.Command, cl *clientFlags, path string, key func(T) string) ([]T, error) {
+	all := []T{}
+	after := ""
+	for {
+		var page []T
+		if err := cl.do(cmd.Context(), "GET", path+"limit=5000&after="+queryEsc(after), nil, &page); err != nil {
+			return nil, err
+		}
+		all = append(all, page...)
+		if len(page) < 5000 {
+			return all, nil
+		}
+		after = key(page[len(page)-1])
+	}
+}

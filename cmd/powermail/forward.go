@@ -1,0 +1,74 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"powermail/fsm"
+)
+
+func newForwardCmd(cl *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "forward", Short: "Manage forwards, aliases and catch-alls (@domain)"}
+	cl.register(cmd)
+	var targets []string
+	var keep bool
+	add := &cobra.Command{
+		Use: "add ADDRESS --to TARGET [--to TARGET...]", Short: "Forward mail for ADDRESS (\"@domain\" is a catch-all)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := fsm.ForwardAdd{Address: args[0], Targets: targets, KeepCopy: keep}
+			if err := cl.do(cmd.Context(), "POST", "/v1/forwards", c, nil); err != nil {
+				return err
+			}
+			return cl.done(cmd, "forward %s -> %s", args[0], strings.Join(targets, ", "))
+		},
+	}
+	add.Flags().StringArrayVar(&targets, "to", nil, "target address (repeatable)")
+	add.Flags().BoolVar(&keep, "keep-copy", false, "also deliver to the mailbox ADDRESS")
+	add.MarkFlagRequired("to")
+	cmd.AddCommand(add)
+	cmd.AddCommand(&cobra.Command{
+		Use: "rm ADDRESS", Aliases: []string{"remove"}, Short: "Delete a forward", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cl.do(cmd.Context(), "DELETE", "/v1/forwards/"+pathEsc(args[0]), nil, nil); err != nil {
+				return err
+			}
+			return cl.done(cmd, "removed forward %s", args[0])
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use: "ls [DOMAIN]", Aliases: []string{"list"}, Short: "List forwards of one or every domain", Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			domains := args
+			if len(domains) == 0 {
+				ds, err := pages[fsm.Domain](cmd, cl, "/v1/domains?", func(d fsm.Domain) string { return d.Name })
+				if err != nil {
+					return err
+				}
+				for _, d := range ds {
+					domains = append(domains, d.Name)
+				}
+			}
+			all := []fsm.Forward{}
+			for _, d := range domains {
+				page, err := pages[fsm.Forward](cmd, cl, "/v1/forwards?domain="+queryEsc(d)+"&",
+					func(f fsm.Forward) string { return localKey(f.Address) })
+				if err != nil {
+					return err
+				}
+				all = append(all, page...)
+			}
+			return cl.emit(cmd, all, []string{"ADDRESS", "TARGETS", "KEEP-COPY"}, func() (rows [][]string) {
+				for _, f := range all {
+					keep := "no"
+					if f.KeepCopy {
+						keep = "yes"
+					}
+					rows = append(rows, []string{f.Address, strings.Join(f.Targets, ","), keep})
+				}
+				return rows
+			})
+		},
+	})
+	return cmd
+}

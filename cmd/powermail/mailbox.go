@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"powermail/fsm"
+	"powermail/node"
+)
+
+func newMailboxCmd(cl *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "mailbox", Short: "Manage mailboxes"}
+	cl.register(cmd)
+	cmd.AddCommand(mailboxAddCmd(cl), mailboxImportCmd(cl), mailboxLsCmd(cl), mailboxPasswdCmd(cl), mailboxQuotaCmd(cl))
+	cmd.AddCommand(&cobra.Command{
+		Use: "rm ADDRESS", Aliases: []string{"remove"}, Short: "Delete a mailbox", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cl.do(cmd.Context(), "DELETE", "/v1/mailboxes/"+pathEsc(args[0]), nil, nil); err != nil {
+				return err
+			}
+			return cl.done(cmd, "removed mailbox %s", args[0])
+		},
+	})
+	return cmd
+}
+
+func mailboxAddCmd(cl *clientFlags) *cobra.Command {
+	var password, quota string
+	var noPassword bool
+	cmd := &cobra.Command{
+		Use: "add ADDRESS", Short: "Create a mailbox (password from --password or the first line of stdin)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := node.MailboxRequest{Address: args[0]}
+			var err error
+			if req.QuotaBytes, err = parseSize(quota); err != nil {
+				return err
+			}
+			if !noPassword {
+				if req.Password, err = passwordFrom(cmd, password); err != nil {
+					return err
+				}
+			}
+			if err := cl.do(cmd.Context(), "POST", "/v1/mailboxes", req, nil); err != nil {
+				return err
+			}
+			return cl.done(cmd, "created mailbox %s", args[0])
+		},
+	}
+	cmd.Flags().StringVar(&password, "password", "", "password (default: read the first line of stdin)")
+	cmd.Flags().BoolVar(&noPassword, "no-password", false, "create the mailbox without a password (no logins until one is set)")
+	cmd.Flags().StringVar(&quota, "quota", "0", "quota in bytes, or with a K, M, G or T suffix; 0 is unlimited")
+	return cmd
+}
+
+func mailboxPasswdCmd(cl *clientFlags) *cobra.Command {
+	var password string
+	cmd := &cobra.Command{
+		Use: "passwd ADDRESS", Short: "Set a mailbox's password (from --password or stdin)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pw, err := passwordFrom(cmd, password)
+			if err != nil {
+				return err
+			}
+			if err := cl.do(cmd.Context(), "POST", "/v1/mailboxes/"+pathEsc(args[0])+"/password", map[string]string{"password": pw}, nil); err != nil {
+				return err
+			}
+			return cl.done(cmd, "password of %s changed", args[0])
+		},
+	}
+	cmd.Flags().StringVar(&password, "password", "", "new password (default: read the first line of stdin)")
+	return cmd
+}
+
+func mailboxQuotaCmd(cl *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use: "quota ADDRESS SIZE", Short: "Set a mailbox's quota (bytes, or K/M/G/T; 0 is unlimited)", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			q, err := parseSize(args[1])
+			if err != nil {
+				return err
+			}
+			if err := cl.do(cmd.Context(), "POST", "/v1/mailboxes/"+pathEsc(args[0])+"/quota", map[string]int64{"quota_bytes": q}, nil); err != nil {
+				return err
+			}
+			return cl.done(cmd, "quota of %s set to %d bytes", args[0], q)
+		},
+	}
+}
+
+func mailboxLsCmd(cl *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use: "ls [DOMAIN]", Aliases: []string{"list"}, Short: "List mailboxes of one or every domain", Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			domains := args
+			if len(domains) == 0 {
+				ds, err := pages[fsm.Domain](cmd, cl, "/v1/domains?", func(d fsm.Domain) string { return d.Name })
+				if err != nil {
+					return err
+				}
+				for _, d := range ds {
+					domains = append(domains, d.Name)
+				}
+			}
+			all := []node.MailboxView{}
+			for _, d := range domains {
+				page, err := pages[node.MailboxView](cmd, cl, "/v1/mailboxes?domain="+queryEsc(d)+"&",
+					func(m node.MailboxView) string { return localKey(m.Address) })
+				if err != nil {
+					return err
+				}
+				all = append(all, page...)
+			}
+			return cl.emit(cmd, all, []string{"ADDRESS", "QUOTA", "USED", "MESSAGES", "LOGIN"}, func() (rows [][]string) {
+				for _, m := range all {
+					login := "yes"
+					if m.Disabled || !m.HasPassword {
+						login = "no"
+					}
+					rows = append(rows, []string{m.Address, formatQuota(m.QuotaBytes), fmt.Sprint(m.UsedBytes), fmt.Sprint(m.Messages), login})
+				}
+				return rows
+			})
+		},
+	}
+}
+
+// passwordFrom returns the flag's value, or the first line of stdin.
+func passwordFrom(cmd *cobra.Command, flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	line, err := bufio.NewReader(io.LimitReader(cmd.InOrStdin(), 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read password from stdin: %w", err)
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", errors.New("invalid input: no password given (use --password, stdin, or --no-password)")
+	}
+	return line, nil
+}
+
+// parseSize reads "1048576", "512K", "10M", "2G" or "1T" (powers of 1024).
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(strings.ToUpper(s))
+	mult := int64(1)
+	if n := len(s); n > 0 {
+		if i := strings.IndexByte("KMGT", s[n-1]); i >= 0 {
+			mult = int64(1) << (10 * (i + 1))
+			s = strings.TrimSuffix(s[:n-1], "I")
+		}
+	}
+	v, err := strconv.ParseInt(strings.TrimSuffix(s, "B"), 10, 64)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("invalid input: size %q (bytes, or a number with K, M, G or T)", s)
+	}
+	return v * mult, nil
+}
+
+func formatQuota(q int64) string {
+	if q == 0 {
+		return "unlimited"
+	}
+	return fmt.Sprint(q)
+}
+
+func localKey(addr string) string {
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		return strings.ToLower(addr[:i])
+	}
+	return addr
+}

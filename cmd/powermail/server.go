@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"powermail/node"
+)
+
+type serverFlags struct {
+	id, data, cluster, advertise, admin, adminAdvertise string
+	smtp, lmtp, imap, pop3                              string
+	join, secretFile, logLevel, logFormat               string
+	bootstrap                                           bool
+	replicas, writeQuorum                               int
+}
+
+func newServerCmd() *cobra.Command {
+	f := &serverFlags{}
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run a cluster node",
+		Long: `Run a cluster node. Every setting may also come from POWERMAIL_<FLAG>
+(for example POWERMAIL_DATA); the cluster secret comes from --secret-file or
+POWERMAIL_SECRET and is also the admin API token.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runServer(cmd.Context(), f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.id, "id", "", "node ID, unique in the cluster (required)")
+	fl.StringVar(&f.data, "data", "", "data directory (required)")
+	fl.StringVar(&f.cluster, "cluster", "127.0.0.1:7000", "raft and cluster RPC listen address")
+	fl.StringVar(&f.advertise, "advertise", "", "cluster address peers dial (default: the bound --cluster address)")
+	fl.StringVar(&f.admin, "admin", "127.0.0.1:8000", "admin HTTP API listen address")
+	fl.StringVar(&f.adminAdvertise, "admin-advertise", "", "admin address told to other nodes (default: the bound --admin address)")
+	fl.StringVar(&f.smtp, "smtp", "", "SMTP listen address")
+	fl.StringVar(&f.lmtp, "lmtp", "", "LMTP listen address")
+	fl.StringVar(&f.imap, "imap", "", "IMAP listen address")
+	fl.StringVar(&f.pop3, "pop3", "", "POP3 listen address")
+	fl.BoolVar(&f.bootstrap, "bootstrap", false, "create a new cluster with this node as its first member (ignored once the data directory holds a cluster)")
+	fl.StringVar(&f.join, "join", "", "admin address of any member to join through")
+	fl.IntVar(&f.replicas, "replicas", 2, "with --bootstrap: copies of each message body (R)")
+	fl.IntVar(&f.writeQuorum, "write-quorum", 0, "with --bootstrap: durable copies before a message is acknowledged (W, default R)")
+	fl.StringVar(&f.secretFile, "secret-file", "", "file holding the cluster secret (or set POWERMAIL_SECRET)")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	return cmd
+}
+
+func runServer(ctx context.Context, f *serverFlags) error {
+	log, err := newLogger(f.logLevel, f.logFormat)
+	if err != nil {
+		return err
+	}
+	secret, err := readSecret(f.secretFile)
+	if err != nil {
+		return err
+	}
+	if f.writeQuorum == 0 {
+		f.writeQuorum = f.replicas
+	}
+	cfg := node.Config{
+		ID: f.id, DataDir: f.data, ClusterAddr: f.cluster, AdvertiseAddr: f.advertise,
+		AdminAddr: f.admin, AdminAdvertise: f.adminAdvertise, Secret: secret,
+		Bootstrap: f.bootstrap, Join: f.join, Logger: log,
+		BootstrapSettings: &node.BootstrapSettings{Replicas: f.replicas, WriteQuorum: f.writeQuorum},
+	}
+	for name, addr := range map[string]string{"smtp": f.smtp, "lmtp": f.lmtp, "imap": f.imap, "pop3": f.pop3} {
+		if addr != "" {
+			log.Warn("mail protocol listener not built yet; flag ignored", "protocol", name, "addr", addr)
+		}
+	}
+	n, err := node.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	log.Info("node running", "id", f.id, "cluster", n.ClusterAddr(), "admin", n.AdminAddr())
+	<-ctx.Done()
+	log.Info("shutting down")
+	done := make(chan error, 1)
+	go func() { done <- n.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("shutdown did not finish in 30s")
+	}
+}
+
+func readSecret(file string) ([]byte, error) {
+	var s string
+	if file != "" {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("read secret file: %w", err)
+		}
+		s = string(raw)
+	} else {
+		s = os.Getenv("POWERMAIL_SECRET")
+	}
+	s = strings.TrimSpace(s)
+	if len(s) < 16 {
+		return nil, fmt.Errorf("a cluster secret of at least 16 characters is required (--secret-file or POWERMAIL_SECRET)")
+	}
+	return []byte(s), nil
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
+}
