@@ -1,0 +1,182 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// BodyInfo describes one stored body.
+type BodyInfo struct {
+	Hash    Hash
+	Size    int64
+	Written time.Time // when the body was committed (first copy wins on dedupe)
+}
+
+// Stats is the store's accounting, for placement decisions.
+type Stats struct {
+	Bodies    int64  // committed bodies
+	BodyBytes int64  // sum of their sizes (logical bytes, before compression)
+	DiskBytes uint64 // bytes Pebble's files use on disk (tables, WAL, manifest)
+	FSAvail   uint64 // bytes available to this process on the filesystem of dir
+	FSTotal   uint64 // size of that filesystem
+}
+
+// Stats returns the store's accounting and the free space of its filesystem.
+func (s *Store) Stats(ctx context.Context) (Stats, error) {
+	done, err := s.enter()
+	if err != nil {
+		return Stats{}, err
+	}
+	defer done()
+	if err := ctx.Err(); err != nil {
+		return Stats{}, err
+	}
+	st := Stats{
+		Bodies:    s.bodies.Load(),
+		BodyBytes: s.bytes.Load(),
+		DiskBytes: s.db.Metrics().DiskSpaceUsage(),
+	}
+	du, err := s.fs.GetDiskUsage(s.dir)
+	if err != nil {
+		return st, fmt.Errorf("storage: disk usage of %s: %w", s.dir, err)
+	}
+	st.FSAvail, st.FSTotal = du.AvailBytes, du.TotalBytes
+	return st, nil
+}
+
+// bodiesPageSize is how many manifests Bodies reads per Pebble iterator.
+// Reading in pages keeps no iterator (and no store lock) open while the
+// caller's loop body runs, so the loop may call Delete or Verify.
+const bodiesPageSize = 256
+
+// Bodies iterates over committed bodies in hash order, starting at start
+// (the zero Hash for all). A body whose manifest is corrupt is yielded with
+// an error wrapping ErrCorrupt (and its Hash set) and iteration goes on; any
+// other error is yielded last. Bodies committed or deleted during the
+// iteration may or may not be seen, and unlike Has and Reader, Bodies may
+// show a body whose Commit is still waiting for its fsync (fine for GC and
+// scrub, which act on old bodies through Delete and Verify).
+func (s *Store) Bodies(ctx context.Context, start Hash) iter.Seq2[BodyInfo, error] {
+	return func(yield func(BodyInfo, error) bool) {
+		from := manifestKey(start)
+		for from != nil {
+			page, next, err := s.bodiesPage(ctx, from)
+			for _, e := range page {
+				if !yield(e.info, e.err) {
+					return
+				}
+			}
+			if err != nil {
+				yield(BodyInfo{}, err)
+				return
+			}
+			from = next
+		}
+	}
+}
+
+type bodyEntry struct {
+	info BodyInfo
+	err  error
+}
+
+// bodiesPage reads up to bodiesPageSize manifests from key from on, and
+// returns the key to continue at (nil at the end).
+func (s *Store) bodiesPage(ctx context.Context, from []byte) ([]bodyEntry, []byte, error) {
+	done, err := s.enter()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer done()
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	_, hi := tagSpan(tagManifest)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: from, UpperBound: hi})
+	if err != nil {
+		return nil, nil, err
+	}
+	var page []bodyEntry
+	for ok := it.First(); ok && len(page) < bodiesPageSize; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			break
+		}
+		page = append(page, decodeBodyEntry(it.Key(), v))
+	}
+	var next []byte
+	if it.Valid() && len(page) == bodiesPageSize {
+		next = append([]byte(nil), it.Key()...)
+	}
+	return page, next, errors.Join(it.Error(), it.Close())
+}
+
+func decodeBodyEntry(k, v []byte) bodyEntry {
+	h, ok := parseManifestKey(k)
+	if !ok {
+		return bodyEntry{err: fmt.Errorf("%w: malformed manifest key %x", ErrCorrupt, k)}
+	}
+	m, err := decodeManifest(h, v)
+	return bodyEntry{info: BodyInfo{Hash: h, Size: m.size, Written: m.written}, err: err}
+}
+
+// Delete removes body h and its chunks, durably. Deleting an absent body
+// succeeds. A Reader opened before Delete keeps reading its snapshot.
+func (s *Store) Delete(ctx context.Context, h Hash) error {
+	done, err := s.enter()
+	if err != nil {
+		return err
+	}
+	defer done()
+	unlock, err := s.lockHash(ctx, h)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	v, ok, err := s.get(manifestKey(h))
+	if err != nil || !ok {
+		return err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	m, derr := decodeManifest(h, v)
+	if derr != nil {
+		// The chunks cannot be found without the manifest.
+		s.log.Warn("deleting body with corrupt manifest; its chunks remain", "hash", h, "err", derr)
+		m = manifest{}
+	}
+	err = errors.Join(
+		b.Delete(manifestKey(h), nil),
+		deleteChunks(b, m.id, m.chunks()),
+		b.Merge(keyCounters, encodeCounters(-1, -m.size), nil),
+	)
+	if err == nil {
+		err = s.commit(b, true)
+	}
+	if err != nil {
+		return fmt.Errorf("storage: delete %s: %w", h, err)
+	}
+	s.bodies.Add(-1)
+	s.bytes.Add(-m.size)
+	return nil
+}
+
+// deleteChunks adds the deletion of chunks [0, n) of write id to b: point
+// deletes for a few chunks, one range tombstone for more.
+func deleteChunks(b *pebble.Batch, id uint64, n uint32) error {
+	if n > 4 {
+		lo, hi := chunkSpan(id)
+		return b.DeleteRange(lo, hi, nil)
+	}
+	for i := range n {
+		if err := b.Delete(chunkKey(id, i), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,107 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// fatalError is what Pebble reports through Logger.Fatalf: most importantly
+// a failed WAL write or fsync. Pebble's default logger exits the process at
+// that point; this package instead fails the Store (see ErrFailed) and
+// returns the error to the caller whose commit hit it.
+type fatalError struct {
+	msg   string
+	cause error // first error among the Fatalf arguments, if any
+}
+
+func (e *fatalError) Error() string { return "storage: pebble fatal error: " + e.msg }
+
+func (e *fatalError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{ErrFailed}
+	}
+	return []error{ErrFailed, e.cause}
+}
+
+// pebbleLogger routes Pebble's log output to slog and turns Fatalf into a
+// panic carrying *fatalError, which commit and catchFatal recover. A Fatalf
+// on one of Pebble's background goroutines is not recovered and crashes the
+// process, which is what Pebble itself would do.
+type pebbleLogger struct {
+	log     *slog.Logger
+	onFatal func(*fatalError)
+}
+
+func (l pebbleLogger) Infof(format string, args ...any) {
+	l.log.Debug("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (l pebbleLogger) Errorf(format string, args ...any) {
+	l.log.Error("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	fe := &fatalError{msg: fmt.Sprintf(format, args...)}
+	for _, a := range args {
+		if err, ok := a.(error); ok {
+			fe.cause = err
+			break
+		}
+	}
+	l.log.Error("pebble fatal error, store failed until reopened", "err", fe.msg)
+	l.onFatal(fe)
+	panic(fe)
+}
+
+// catchFatal runs fn and converts a *fatalError panic into an error.
+func catchFatal(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			fe, ok := r.(*fatalError)
+			if !ok {
+				panic(r)
+			}
+			err = fe
+		}
+	}()
+	return fn()
+}
+
+// commit commits b, durably if sync. A Pebble fatal error is returned as an
+// error wrapping ErrFailed, and the Store is then failed.
+func (s *Store) commit(b *pebble.Batch, sync bool) error {
+	opts := pebble.NoSync
+	if sync {
+		opts = pebble.Sync
+	}
+	return catchFatal(func() error { return b.Commit(opts) })
+}
+
+// setFailed records the first fatal error; later operations return it.
+func (s *Store) setFailed(fe *fatalError) { s.failed.CompareAndSwap(nil, fe) }
+
+// get returns a copy of the value of key, or ok=false when absent.
+func (s *Store) get(key []byte) (val []byte, ok bool, err error) {
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	val = append([]byte(nil), v...)
+	return val, true, closer.Close()
+}
+
+func (s *Store) pebbleOptions(o Options) *pebble.Options {
+	return &pebble.Options{
+		FS:                 o.FS,
+		Logger:             pebbleLogger{log: o.Logger, onFatal: s.setFailed},
+		Merger:             newMerger(),
+		MemTableSize:       o.MemTableSize,
+		FormatMajorVersion: pebble.FormatTableFormatV6,
+	}
+}

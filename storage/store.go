@@ -1,0 +1,272 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Chunk size limits and default.
+const (
+	DefaultChunkSize = 64 << 10
+	MinChunkSize     = 64
+	MaxChunkSize     = 1 << 20
+
+	defaultMemTableSize = 32 << 20
+)
+
+// Options configure a Store. The zero value is usable.
+type Options struct {
+	// FS is the filesystem Pebble uses; nil means vfs.Default. Tests pass
+	// an errorfs-wrapped FS here to inject faults.
+	FS vfs.FS
+	// ChunkSize is the size of every chunk but a body's last one, for bodies
+	// written from now on. 0 means DefaultChunkSize. It bounds what one Writer
+	// holds in memory.
+	ChunkSize int
+	// Logger receives the store's and Pebble's log output; nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// MemTableSize is Pebble's memtable size; 0 means 32 MiB.
+	MemTableSize uint64
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.ChunkSize == 0 {
+		o.ChunkSize = DefaultChunkSize
+	}
+	if o.ChunkSize < MinChunkSize || o.ChunkSize > MaxChunkSize {
+		return o, fmt.Errorf("%w: chunk size %d not in [%d, %d]", ErrInvalidOptions, o.ChunkSize, MinChunkSize, MaxChunkSize)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.MemTableSize == 0 {
+		o.MemTableSize = defaultMemTableSize
+	}
+	return o, nil
+}
+
+// Store is one node's body store. It is safe for concurrent use.
+type Store struct {
+	db        *pebble.DB
+	fs        vfs.FS
+	dir       string
+	chunkSize int
+	log       *slog.Logger
+	now       func() time.Time
+
+	// state is held shared by every operation and exclusively by Close, so
+	// Close never races a Pebble call. Operations never nest it.
+	state  sync.RWMutex
+	closed bool
+	failed atomic.Pointer[fatalError]
+
+	locks   hashLocks
+	ids     idAllocator
+	live    liveWriters
+	readers openReaders
+	bufs    sync.Pool // *[]byte chunk buffers
+
+	bodies atomic.Int64 // committed bodies
+	bytes  atomic.Int64 // their total size
+}
+
+// Open opens (creating if needed) the store in dir and drops the chunks of
+// writes that never committed.
+func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{fs: o.FS, dir: dir, chunkSize: o.ChunkSize, log: o.Logger.With("component", "storage"), now: time.Now}
+	s.locks.m = make(map[Hash]*hashLock)
+	s.live.m = make(map[uint64]struct{})
+	s.readers.m = make(map[*Reader]struct{})
+	err = catchFatal(func() (err error) {
+		s.db, err = pebble.Open(dir, s.pebbleOptions(o))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
+	}
+	if err := s.init(ctx); err != nil {
+		_ = catchFatal(s.db.Close)
+		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
+	}
+	return s, nil
+}
+
+func (s *Store) init(ctx context.Context) error {
+	if err := s.checkFormat(); err != nil {
+		return err
+	}
+	if err := s.loadIDLease(); err != nil {
+		return err
+	}
+	if err := s.loadCounters(ctx); err != nil {
+		return err
+	}
+	// No Writer of this process exists yet, so every pending write is stale.
+	n, err := s.cleanup(ctx, time.Unix(1<<62, 0))
+	if n > 0 {
+		s.log.Info("dropped uncommitted writes", "count", n)
+	}
+	return err
+}
+
+// checkFormat stamps an empty store with formatV1 and refuses anything else.
+func (s *Store) checkFormat() error {
+	v, ok, err := s.get(keyFormat)
+	if err != nil {
+		return err
+	}
+	if ok {
+		if string(v) != formatV1 {
+			return fmt.Errorf("%w: format key is %q, want %q", ErrFormat, v, formatV1)
+		}
+		return nil
+	}
+	it, err := s.db.NewIter(nil)
+	if err != nil {
+		return err
+	}
+	nonEmpty := it.First()
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return err
+	}
+	if nonEmpty {
+		return fmt.Errorf("%w: directory holds data but no format key", ErrFormat)
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.Set(keyFormat, []byte(formatV1), nil); err != nil {
+		return err
+	}
+	return s.commit(b, true)
+}
+
+func (s *Store) loadCounters(ctx context.Context) error {
+	v, ok, err := s.get(keyCounters)
+	if err == nil && !ok {
+		return nil
+	}
+	var bodies, n int64
+	if err == nil {
+		bodies, n, err = decodeCounters(v)
+	}
+	if errors.Is(err, ErrCorrupt) {
+		s.log.Error("counters unreadable, recounting", "err", err)
+		return s.recount(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	s.bodies.Store(bodies)
+	s.bytes.Store(n)
+	return nil
+}
+
+// recount rebuilds the counters from the manifests (bodies with corrupt
+// manifests count, with size 0).
+func (s *Store) recount(ctx context.Context) error {
+	var bodies, n int64
+	for bi, err := range s.Bodies(ctx, Hash{}) {
+		if err != nil && !errors.Is(err, ErrCorrupt) {
+			return err
+		}
+		bodies++
+		n += bi.Size
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.Set(keyCounters, encodeCounters(bodies, n), nil); err != nil {
+		return err
+	}
+	if err := s.commit(b, true); err != nil {
+		return err
+	}
+	s.bodies.Store(bodies)
+	s.bytes.Store(n)
+	return nil
+}
+
+// enter admits an operation: it fails if the Store is closed or failed, and
+// otherwise returns the function that ends the operation.
+func (s *Store) enter() (func(), error) {
+	s.state.RLock()
+	if s.closed {
+		s.state.RUnlock()
+		return nil, ErrClosed
+	}
+	if fe := s.failed.Load(); fe != nil {
+		s.state.RUnlock()
+		return nil, fe
+	}
+	return s.state.RUnlock, nil
+}
+
+// Close closes open Readers and the database. Uncommitted Writers are left
+// for the next Open to clean up. Close returns ErrClosed if already closed.
+func (s *Store) Close() error {
+	s.state.Lock()
+	defer s.state.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.closed = true
+	err := s.readers.closeAll()
+	if cerr := catchFatal(s.db.Close); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("storage: close: %w", cerr))
+	}
+	return err
+}
+
+// Has reports whether the body h is stored, and its size. It reads only the
+// manifest; use Verify to check the data.
+func (s *Store) Has(ctx context.Context, h Hash) (bool, int64, error) {
+	done, err := s.enter()
+	if err != nil {
+		return false, 0, err
+	}
+	defer done()
+	unlock, err := s.lockHash(ctx, h)
+	if err != nil {
+		return false, 0, err
+	}
+	defer unlock()
+	m, ok, err := s.manifest(h)
+	return ok, m.size, err
+}
+
+// manifest reads the manifest of h.
+func (s *Store) manifest(h Hash) (manifest, bool, error) {
+	v, ok, err := s.get(manifestKey(h))
+	if err != nil || !ok {
+		return manifest{}, false, err
+	}
+	m, err := decodeManifest(h, v)
+	return m, err == nil, err
+}
+
+// Put stores everything r yields as one body: NewWriter, copy, Commit. See
+// Writer.Commit for want.
+func (s *Store) Put(ctx context.Context, r io.Reader, want *Hash) (Hash, int64, error) {
+	w := s.NewWriter(ctx)
+	defer w.Abort()
+	if _, err := io.Copy(w, r); err != nil {
+		return Hash{}, 0, err
+	}
+	return w.Commit(ctx, want)
+}
