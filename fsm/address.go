@@ -37,12 +37,16 @@ func NormalizeDomain(d string) (string, error) {
 	if len(d) > maxDomainLen {
 		return "", errorf(ErrInvalid, "domain %q is longer than %d characters", d, maxDomainLen)
 	}
-	for _, label := range strings.Split(d, ".") {
+	for rest := d; ; {
+		label, tail, more := strings.Cut(rest, ".")
 		if err := checkLabel(label); err != nil {
 			return "", errorf(ErrInvalid, "domain %q: %s", d, err.Error())
 		}
+		if !more {
+			return d, nil
+		}
+		rest = tail
 	}
-	return d, nil
 }
 
 func checkLabel(l string) error {

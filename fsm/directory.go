@@ -112,10 +112,15 @@ func (c *MailboxAdd) check(tx *txn, m NewMailbox, domains map[string]bool) (Addr
 }
 
 func createMailbox(tx *txn, a Address, m NewMailbox) error {
+	hasForward, err := tx.has(forwardKey(a))
+	if err != nil {
+		return err
+	}
 	mb := Mailbox{
 		Address:      a.String(),
 		PasswordHash: m.PasswordHash,
 		QuotaBytes:   m.QuotaBytes,
+		HasForward:   hasForward,
 		CreatedIndex: tx.index,
 	}
 	for _, f := range defaultFolders {
@@ -133,7 +138,18 @@ func createMailbox(tx *txn, a Address, m NewMailbox) error {
 		}
 	}
 	mb.NextFolderID++
+	if err := setPassword(tx, a, m.PasswordHash); err != nil {
+		return err
+	}
 	return tx.put(mailboxKey(a), mb)
+}
+
+// setPassword stores (or, for "", deletes) a mailbox's password hash.
+func setPassword(tx *txn, a Address, hash string) error {
+	if hash == "" {
+		return tx.del(passwordKey(a))
+	}
+	return tx.b.Set(passwordKey(a), []byte(hash), nil)
 }
 
 // uidValidity derives a folder's UIDVALIDITY from the raft index that
@@ -169,6 +185,9 @@ func (c *MailboxRemove) apply(tx *txn) (any, error) {
 	if err := tx.delPrefix(folderPrefix(a)); err != nil {
 		return nil, err
 	}
+	if err := tx.del(passwordKey(a)); err != nil {
+		return nil, err
+	}
 	return nil, tx.del(mailboxKey(a))
 }
 
@@ -196,7 +215,9 @@ func (c *MailboxUpdate) apply(tx *txn) (any, error) {
 		if err := CheckPasswordHash(*c.PasswordHash); err != nil {
 			return nil, errorf(ErrInvalid, "mailbox %s: %s", a, err.Error())
 		}
-		mb.PasswordHash = *c.PasswordHash
+		if err := setPassword(tx, a, *c.PasswordHash); err != nil {
+			return nil, err
+		}
 	}
 	if c.QuotaBytes != nil {
 		if *c.QuotaBytes < 0 {

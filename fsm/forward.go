@@ -43,7 +43,24 @@ func (c *ForwardAdd) apply(tx *txn) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := markForward(tx, src, true); err != nil {
+		return nil, err
+	}
 	return nil, tx.put(forwardKey(src), Forward{Address: src.String(), Targets: targets, KeepCopy: c.KeepCopy, CreatedIndex: tx.index})
+}
+
+// markForward keeps Mailbox.HasForward in step with the forward at a.
+func markForward(tx *txn, a Address, has bool) error {
+	if a.Local == "" {
+		return nil
+	}
+	var mb Mailbox
+	ok, err := tx.get(mailboxKey(a), &mb)
+	if err != nil || !ok {
+		return err
+	}
+	mb.HasForward = has
+	return tx.put(mailboxKey(a), mb)
 }
 
 func (c *ForwardAdd) checkTargets(tx *txn, src Address) ([]string, error) {
@@ -66,11 +83,11 @@ func (c *ForwardAdd) checkTargets(tx *txn, src Address) ([]string, error) {
 			return nil, err
 		}
 		if local {
-			r, err := resolve(tx.b, a, 0, map[string]bool{})
+			r, err := resolve(tx.b, a, true)
 			if err != nil {
 				return nil, errorf(ErrNotFound, "forward %s: target %s: %s", src, a, err.Error())
 			}
-			if r.reaches[src.Key()] {
+			if r.reached(src.Key()) {
 				return nil, errorf(ErrForwardLoop, "forward %s -> %s leads back to %s", src, a, src)
 			}
 		}
@@ -93,6 +110,9 @@ func (c *ForwardRemove) apply(tx *txn) (any, error) {
 	}
 	if ok, err := tx.has(forwardKey(src)); err != nil || !ok {
 		return nil, orNotFound(err, "forward %s does not exist", src)
+	}
+	if err := markForward(tx, src, false); err != nil {
+		return nil, err
 	}
 	return nil, tx.del(forwardKey(src))
 }

@@ -9,6 +9,7 @@ import "strings"
 //	"\x00settings"                     Settings
 //	"d\x00" domain                     Domain
 //	"u\x00" domain "\x00" local        Mailbox  (local folded to lower case)
+//	"p\x00" domain "\x00" local        password hash of a Mailbox (raw string)
 //	"b\x00" domain "\x00" local "\x00" folder   Folder
 //	"f\x00" domain "\x00" local        Forward  (local "" for a catch-all)
 //	"n\x00" id                         Member
@@ -25,6 +26,7 @@ func addrPart(a Address) string { return a.Domain + "\x00" + strings.ToLower(a.L
 
 func mailboxKey(a Address) []byte        { return []byte("u\x00" + addrPart(a)) }
 func mailboxPrefix(domain string) []byte { return []byte("u\x00" + domain + "\x00") }
+func passwordKey(a Address) []byte       { return []byte("p\x00" + addrPart(a)) }
 func forwardKey(a Address) []byte        { return []byte("f\x00" + addrPart(a)) }
 func forwardPrefix(domain string) []byte { return []byte("f\x00" + domain + "\x00") }
 func folderKey(a Address, name string) []byte {

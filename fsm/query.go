@@ -1,7 +1,7 @@
 package fsm
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -31,14 +31,13 @@ func (s *State) Resolve(addr string) (Resolution, error) {
 	}
 	var out Resolution
 	err = s.view(func(r pebble.Reader) error {
-		local, err := hasKey(r, domainKey(a.Domain))
-		if err != nil {
-			return err
+		res, err := resolve(r, a, false)
+		if errors.Is(err, ErrNotFound) {
+			// Only a miss pays for the domain check.
+			if local, herr := hasKey(r, domainKey(a.Domain)); herr != nil || !local {
+				return orErr(herr, ErrNotLocal, "domain %s is not hosted here", a.Domain)
+			}
 		}
-		if !local {
-			return errorf(ErrNotLocal, "domain %s is not hosted here", a.Domain)
-		}
-		res, err := resolve(r, a, 0, nil)
 		if err != nil {
 			return err
 		}
@@ -65,7 +64,27 @@ func (s *State) Mailbox(addr string) (Mailbox, error) {
 		return Mailbox{}, err
 	}
 	var out Mailbox
-	return out, s.getOne(mailboxKey(a), &out, "mailbox %s does not exist", a)
+	if err := s.getOne(mailboxKey(a), &out, "mailbox %s does not exist", a); err != nil {
+		return out, err
+	}
+	out.PasswordHash, err = s.passwordHash(a)
+	return out, err
+}
+
+func (s *State) passwordHash(a Address) (string, error) {
+	var hash string
+	err := s.view(func(r pebble.Reader) error {
+		v, closer, err := r.Get(passwordKey(a))
+		if errors.Is(err, pebble.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		hash = string(v)
+		return closer.Close()
+	})
+	return hash, err
 }
 
 // Forward returns one forward (or catch-all).
@@ -112,7 +131,15 @@ func (s *State) Mailboxes(domain, after string, limit int) ([]Mailbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	return scanAll[Mailbox](s, mailboxPrefix(d), after, limit)
+	mbs, err := scanAll[Mailbox](s, mailboxPrefix(d), after, limit)
+	for i := range mbs {
+		if err != nil {
+			break
+		}
+		a, _ := ParseAddress(mbs[i].Address)
+		mbs[i].PasswordHash, err = s.passwordHash(a)
+	}
+	return mbs, err
 }
 
 // Forwards lists a domain's forwards, starting after the local part `after`.
@@ -162,7 +189,7 @@ func scanAll[T any](s *State, prefix []byte, after string, limit int) ([]T, erro
 			if err != nil {
 				return err
 			}
-			if err := json.Unmarshal(raw, &v); err != nil {
+			if err := decodeRecord(raw, &v); err != nil {
 				return fmt.Errorf("decode %q: %w", it.Key(), err)
 			}
 			out = append(out, v)

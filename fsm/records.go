@@ -13,14 +13,19 @@ type Domain struct {
 
 // Mailbox is a mail account. It has no system account behind it.
 type Mailbox struct {
-	Address      string `json:"address"`
-	PasswordHash string `json:"password_hash,omitempty"`
-	QuotaBytes   int64  `json:"quota_bytes"` // 0 means unlimited
-	UsedBytes    int64  `json:"used_bytes"`
-	Messages     int64  `json:"messages"`
+	Address string `json:"address"`
+	// PasswordHash is stored under its own key, not in the record: RCPT
+	// lookups read the record millions of times, logins read the hash.
+	PasswordHash string `json:"-"`
+	QuotaBytes   int64  `json:"quota_bytes,omitempty"` // 0 means unlimited
+	UsedBytes    int64  `json:"used_bytes,omitempty"`
+	Messages     int64  `json:"messages,omitempty"`
 	Disabled     bool   `json:"disabled,omitempty"`
+	// HasForward mirrors "a forward exists for this address", so the
+	// common RCPT lookup of a plain mailbox is a single read.
+	HasForward   bool   `json:"has_forward,omitempty"`
 	CreatedIndex uint64 `json:"created_index"`
-	NextFolderID uint64 `json:"next_folder_id"`
+	NextFolderID uint64 `json:"next_folder_id,omitempty"`
 }
 
 // Folder is one IMAP mailbox (folder) of a Mailbox.

@@ -15,30 +15,51 @@ type Resolution struct {
 
 type resolution struct {
 	Resolution
-	reaches map[string]bool // every address key the expansion passed
-	seenMb  map[string]bool
-	seenExt map[string]bool
+	// track makes the expansion record every address key it passes in
+	// reaches (forward loop checks); delivery lookups leave it off.
+	track   bool
+	reaches []string
 }
 
-func newResolution() *resolution {
-	return &resolution{reaches: map[string]bool{}, seenMb: map[string]bool{}, seenExt: map[string]bool{}}
+func (res *resolution) reached(key string) bool {
+	for _, k := range res.reaches {
+		if k == key {
+			return true
+		}
+	}
+	return false
+}
+
+func appendNew(list []string, v string) []string {
+	for _, x := range list {
+		if x == v {
+			return list
+		}
+	}
+	return append(list, v)
 }
 
 // resolve expands a in a hosted domain: exact forward, exact mailbox,
 // sub-address base (RFC 5233), then the domain's catch-all.
-func resolve(r pebble.Reader, a Address, depth int, _ map[string]bool) (*resolution, error) {
-	res := newResolution()
-	if err := res.expand(r, a, depth); err != nil {
+func resolve(r pebble.Reader, a Address, track bool) (*resolution, error) {
+	res := &resolution{track: track}
+	if err := res.expand(r, a, 0); err != nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+func (res *resolution) pass(a Address) {
+	if res.track {
+		res.reaches = append(res.reaches, a.Key())
+	}
 }
 
 func (res *resolution) expand(r pebble.Reader, a Address, depth int) error {
 	if depth > maxForwardDepth {
 		return errorf(ErrForwardLoop, "forwarding of %s is nested more than %d deep", a, maxForwardDepth)
 	}
-	if res.reaches[a.Key()] {
+	if res.track && res.reached(a.Key()) {
 		return nil
 	}
 	found, err := res.expandExact(r, a, depth)
@@ -61,37 +82,40 @@ func (res *resolution) expand(r pebble.Reader, a Address, depth int) error {
 	return nil
 }
 
-// expandExact follows the forward or mailbox stored under exactly a.
+// expandExact follows the forward or mailbox stored under exactly a. A
+// forward shadows the mailbox of the same address unless it keeps a copy.
 func (res *resolution) expandExact(r pebble.Reader, a Address, depth int) (bool, error) {
-	var fw Forward
-	ok, err := getJSON(r, forwardKey(a), &fw)
-	if err != nil {
-		return false, err
+	var mb Mailbox
+	hasMailbox := false
+	if a.Local != "" {
+		var err error
+		if hasMailbox, err = getJSON(r, mailboxKey(a), &mb); err != nil {
+			return false, err
+		}
 	}
-	if ok {
-		res.reaches[a.Key()] = true
-		for _, t := range fw.Targets {
-			if err := res.target(r, t, depth+1); err != nil {
-				return false, err
+	if !hasMailbox || mb.HasForward {
+		var fw Forward
+		ok, err := getJSON(r, forwardKey(a), &fw)
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			res.pass(a)
+			for _, t := range fw.Targets {
+				if err := res.target(r, t, depth+1); err != nil {
+					return false, err
+				}
+			}
+			if !fw.KeepCopy {
+				return true, nil
 			}
 		}
-		if !fw.KeepCopy {
-			return true, nil
+		if !hasMailbox {
+			return ok, nil
 		}
 	}
-	if a.Local == "" {
-		return ok, nil
-	}
-	var mb Mailbox
-	found, err := getJSON(r, mailboxKey(a), &mb)
-	if err != nil || !found {
-		return ok, err
-	}
-	res.reaches[a.Key()] = true
-	if !res.seenMb[a.Key()] {
-		res.seenMb[a.Key()] = true
-		res.Mailboxes = append(res.Mailboxes, mb.Address)
-	}
+	res.pass(a)
+	res.Mailboxes = appendNew(res.Mailboxes, mb.Address)
 	return true, nil
 }
 
@@ -107,10 +131,7 @@ func (res *resolution) target(r pebble.Reader, t string, depth int) error {
 	if local {
 		return res.expand(r, a, depth)
 	}
-	if !res.seenExt[a.Key()] {
-		res.seenExt[a.Key()] = true
-		res.External = append(res.External, a.String())
-	}
+	res.External = appendNew(res.External, a.String())
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 )
 
 // Snapshot format: the magic line, then records of
@@ -222,7 +223,13 @@ func readChunk(br *crcReader) ([]byte, error) {
 func openPebble(path string, cache int64) (*pebble.DB, error) {
 	c := pebble.NewCache(cache)
 	defer c.Unref()
-	db, err := pebble.Open(path, &pebble.Options{Cache: c, Logger: quietLogger{}})
+	opts := &pebble.Options{Cache: c, Logger: quietLogger{}}
+	// Bloom filters make the common RCPT-time miss (is there a forward for
+	// this address?) skip the data blocks entirely.
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(path, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open state %s: %w", path, err)
 	}

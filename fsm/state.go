@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"context"
+	"encoding"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -15,7 +16,8 @@ import (
 
 // Options configure a State.
 type Options struct {
-	// CacheBytes is Pebble's block cache size. Zero means 64 MiB.
+	// CacheBytes is Pebble's block cache size. Zero means 256 MiB, which
+	// holds the mailbox records of about a million mailboxes.
 	CacheBytes int64
 	Logger     *slog.Logger
 }
@@ -55,7 +57,7 @@ func Open(dir string, opts Options) (*State, error) {
 		opts.Logger = slog.Default()
 	}
 	if opts.CacheBytes == 0 {
-		opts.CacheBytes = 64 << 20
+		opts.CacheBytes = 256 << 20
 	}
 	s := &State{dir: dir, opts: opts, log: opts.Logger, reg: newRegistry(), notify: make(chan struct{})}
 	db, err := openCurrent(dir, opts.CacheBytes)
@@ -195,10 +197,25 @@ func getJSON(r pebble.Reader, key []byte, v any) (bool, error) {
 		return false, fmt.Errorf("get %q: %w", key, err)
 	}
 	defer closer.Close()
-	if err := json.Unmarshal(raw, v); err != nil {
+	if err := decodeRecord(raw, v); err != nil {
 		return false, fmt.Errorf("decode %q: %w", key, err)
 	}
 	return true, nil
+}
+
+// decodeRecord uses a record's binary codec when it has one, else JSON.
+func decodeRecord(raw []byte, v any) error {
+	if bu, ok := v.(encoding.BinaryUnmarshaler); ok {
+		return bu.UnmarshalBinary(raw)
+	}
+	return json.Unmarshal(raw, v)
+}
+
+func encodeRecord(v any) ([]byte, error) {
+	if bm, ok := v.(encoding.BinaryMarshaler); ok {
+		return bm.MarshalBinary()
+	}
+	return json.Marshal(v)
 }
 
 // hasPrefix reports whether any key starts with p.
@@ -236,7 +253,7 @@ func (t *txn) has(key []byte) (bool, error) {
 }
 
 func (t *txn) put(key []byte, v any) error {
-	raw, err := json.Marshal(v)
+	raw, err := encodeRecord(v)
 	if err != nil {
 		return fmt.Errorf("encode %q: %w", key, err)
 	}

@@ -129,6 +129,16 @@ func TestForwardLoopsAndResolve(t *testing.T) {
 	if _, err := a.s.Resolve("x@not-hosted.org"); !errors.Is(err, ErrNotLocal) {
 		t.Fatalf("not local: %v", err)
 	}
+	// A forward shadows a mailbox created after it, until it is removed.
+	a.must(&ForwardAdd{Address: "c@example.com", Targets: []string{"a@example.com"}})
+	a.must(&MailboxAdd{Mailboxes: []NewMailbox{{Address: "c@example.com"}}})
+	if got, err := a.s.Resolve("c@example.com"); err != nil || fmt.Sprint(got.Mailboxes) != "[a@example.com]" {
+		t.Fatalf("shadowed mailbox: %v %v", got, err)
+	}
+	a.must(&ForwardRemove{Address: "c@example.com"})
+	if got, err := a.s.Resolve("c@example.com"); err != nil || fmt.Sprint(got.Mailboxes) != "[c@example.com]" {
+		t.Fatalf("unshadowed mailbox: %v %v", got, err)
+	}
 	a.must(&ForwardRemove{Address: "@example.com"})
 	if _, err := a.s.Resolve("unknown@example.com"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown after catch-all removal: %v", err)

@@ -197,4 +197,3 @@ func TestUnauthenticatedPeerIsRefused(t *testing.T) {
 		t.Fatalf("intruder read the directory: %v", err)
 	}
 }
-

@@ -18,13 +18,13 @@ var testSecret = []byte("test-cluster-secret-0123456789")
 // testCluster runs real nodes in this process, on loopback TCP, each with
 // its own data directory.
 type testCluster struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	nodes map[string]*Node
 	tune  RaftTuning
 }
 
-func newTestCluster(t *testing.T, size int) *testCluster {
+func newTestCluster(t testing.TB, size int) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, dir: t.TempDir(), nodes: map[string]*Node{}, tune: fastRaft()}
 	c.start("n1", true, "")
@@ -100,13 +100,13 @@ func (c *testCluster) follower() *Node {
 	return nil
 }
 
-func ctxT(t *testing.T, d time.Duration) context.Context {
+func ctxT(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
 }
 
-func mustApply(t *testing.T, n *Node, cmd fsm.Command) {
+func mustApply(t testing.TB, n *Node, cmd fsm.Command) {
 	t.Helper()
 	if _, err := n.Apply(ctxT(t, 10*time.Second), cmd); err != nil {
 		t.Fatalf("apply %T on %s: %v", cmd, n.ID(), err)
@@ -130,7 +130,7 @@ func addMailbox(addr string) *fsm.MailboxAdd {
 	return &fsm.MailboxAdd{Mailboxes: []fsm.NewMailbox{{Address: addr}}}
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -140,4 +140,3 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-

@@ -24,16 +24,15 @@ type devNode struct {
 	cluster, admin, smtp, imap, pop3 string
 }
 
-func nodes(n int) []devNode {
+// nodes lays out n nodes' ports; offset shifts them all, so a second
+// cluster (a benchmark) can run beside `make run`.
+func nodes(n, offset int) []devNode {
 	var out []devNode
 	for i := 0; i < n; i++ {
+		p := func(base int) string { return fmt.Sprintf("127.0.0.1:%d", base+offset+i) }
 		out = append(out, devNode{
-			id:      fmt.Sprintf("n%d", i+1),
-			cluster: fmt.Sprintf("127.0.0.1:%d", 7000+i),
-			admin:   fmt.Sprintf("127.0.0.1:%d", 8000+i),
-			smtp:    fmt.Sprintf("127.0.0.1:%d", 2525+i),
-			imap:    fmt.Sprintf("127.0.0.1:%d", 1143+i),
-			pop3:    fmt.Sprintf("127.0.0.1:%d", 1110+i),
+			id: fmt.Sprintf("n%d", i+1), cluster: p(7000), admin: p(8000),
+			smtp: p(2525), imap: p(1143), pop3: p(1110),
 		})
 	}
 	return out
@@ -42,15 +41,18 @@ func nodes(n int) []devNode {
 func main() {
 	bin := flag.String("bin", "bin/powermail", "powermail binary")
 	dir := flag.String("dir", "run", "directory for data, logs and pid files")
+	offset := flag.Int("port-offset", 0, "add this to every port")
+	quiet := flag.Bool("quiet", false, "do not print connection help")
 	flag.Parse()
+	ns := nodes(3, *offset)
 	var err error
 	switch flag.Arg(0) {
 	case "start":
-		err = start(*bin, *dir)
+		err = start(*bin, *dir, ns, *quiet)
 	case "stop":
-		err = stop(*dir)
+		err = stop(*dir, ns)
 	default:
-		err = errors.New("usage: devcluster [--bin B] [--dir D] start|stop")
+		err = errors.New("usage: devcluster [--bin B] [--dir D] [--port-offset N] start|stop")
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "devcluster:", err)
@@ -69,7 +71,7 @@ func secret(dir string) (string, error) {
 	return s, os.WriteFile(path, []byte(s+"\n"), 0o600)
 }
 
-func start(bin, dir string) error {
+func start(bin, dir string, ns []devNode, quiet bool) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -77,7 +79,6 @@ func start(bin, dir string) error {
 	if err != nil {
 		return err
 	}
-	ns := nodes(3)
 	for i, n := range ns {
 		if alive(dir, n.id) {
 			continue
@@ -99,7 +100,9 @@ func start(bin, dir string) error {
 	if err := seed(bin, sec, ns[0].admin); err != nil {
 		return err
 	}
-	printInfo(dir, sec, ns)
+	if !quiet {
+		printInfo(dir, sec, ns)
+	}
 	return nil
 }
 
@@ -182,8 +185,8 @@ func alive(dir, id string) bool {
 	return err == nil && syscall.Kill(pid, 0) == nil
 }
 
-func stop(dir string) error {
-	for _, n := range nodes(3) {
+func stop(dir string, ns []devNode) error {
+	for _, n := range ns {
 		path := filepath.Join(dir, n.id+".pid")
 		raw, err := os.ReadFile(path)
 		if err != nil {

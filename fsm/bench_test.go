@@ -1,0 +1,165 @@
+package fsm
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// benchMailboxes is the directory size for lookup benchmarks; set
+// PM_BENCH_MAILBOXES=1000000 for the full-scale figure.
+func benchMailboxes() int {
+	if n, err := strconv.Atoi(os.Getenv("PM_BENCH_MAILBOXES")); err == nil && n > 0 {
+		return n
+	}
+	return 100000
+}
+
+// loaded caches one loaded directory for the whole benchmark run, so that
+// the framework's repeated calls with growing b.N measure lookups, not
+// loading. It lives only in the test binary.
+var loaded struct {
+	n   int
+	s   *State
+	dir string
+}
+
+func loadedDirectory(b *testing.B, n int) *State {
+	if loaded.s == nil || loaded.n != n {
+		dir, err := os.MkdirTemp("", "pm-fsm-bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		loaded.s, loaded.n, loaded.dir = loadInto(b, dir, n), n, dir
+	}
+	return loaded.s
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if loaded.s != nil {
+		loaded.s.Close()
+		os.RemoveAll(loaded.dir)
+	}
+	os.Exit(code)
+}
+
+// loadDirectory fills a state with n mailboxes in 10 domains, in batches
+// of 5000 as the import path does.
+func loadDirectory(b testing.TB, n int) *State {
+	s := loadInto(b, b.TempDir(), n)
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+func loadInto(b testing.TB, dir string, n int) *State {
+	s, err := Open(dir, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	idx := uint64(0)
+	apply := func(c Command) {
+		data, _ := Encode(c)
+		idx++
+		if r := s.ApplyBatch([]Entry{{Index: idx, Data: data}}); r[0].Err != nil {
+			b.Fatal(r[0].Err)
+		}
+	}
+	for d := 0; d < 10; d++ {
+		apply(&DomainAdd{Name: fmt.Sprintf("domain%d.example", d)})
+	}
+	hash, _ := HashPassword("benchmark")
+	for i := 0; i < n; i += 5000 {
+		c := &MailboxAdd{}
+		for j := i; j < min(i+5000, n); j++ {
+			c.Mailboxes = append(c.Mailboxes, NewMailbox{Address: benchAddr(j), PasswordHash: hash})
+		}
+		apply(c)
+	}
+	// Measure a settled store, as a node is between bulk loads: memtables
+	// flushed and background compactions finished.
+	if err := s.db.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	for s.db.Metrics().Compact.NumInProgress > 0 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	warm(b, s)
+	return s
+}
+
+// warm reads every mailbox record once, as a node that has served mail
+// for a while has: the figures are for a warm block cache.
+func warm(b testing.TB, s *State) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte("u\x00"), UpperBound: []byte("u\x01")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		it.ValueAndErr()
+	}
+	it.Close()
+}
+
+func benchAddr(i int) string { return fmt.Sprintf("user%d@domain%d.example", i, i%10) }
+
+// BenchmarkResolve measures the RCPT-time lookup on a loaded directory and
+// reports its latency percentiles.
+func BenchmarkResolve(b *testing.B) {
+	n := benchMailboxes()
+	s := loadedDirectory(b, n)
+	rng := rand.New(rand.NewPCG(1, 2))
+	lat := make([]time.Duration, 0, b.N)
+	before := s.db.Metrics().BlockCache
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		addr := benchAddr(rng.IntN(n))
+		start := time.Now()
+		r, err := s.Resolve(addr)
+		lat = append(lat, time.Since(start))
+		if err != nil || len(r.Mailboxes) != 1 {
+			b.Fatalf("%s: %v %v", addr, r, err)
+		}
+	}
+	b.StopTimer()
+	reportPercentiles(b, lat)
+	after := s.db.Metrics().BlockCache
+	b.ReportMetric(float64(after.Misses-before.Misses)/float64(b.N), "cache-misses/op")
+}
+
+// BenchmarkApplyMailboxAdd measures applying single-mailbox commands in
+// raft-sized batches of 64 entries.
+func BenchmarkApplyMailboxAdd(b *testing.B) {
+	s := loadDirectory(b, 0)
+	idx := uint64(100)
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 64 {
+		var entries []Entry
+		for j := i; j < min(i+64, b.N); j++ {
+			data, _ := Encode(&MailboxAdd{Mailboxes: []NewMailbox{{Address: benchAddr(j)}}})
+			idx++
+			entries = append(entries, Entry{Index: idx, Data: data})
+		}
+		for _, r := range s.ApplyBatch(entries) {
+			if r.Err != nil {
+				b.Fatal(r.Err)
+			}
+		}
+	}
+}
+
+func reportPercentiles(b *testing.B, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Nanoseconds()) }
+	b.ReportMetric(pct(0.50), "p50-ns")
+	b.ReportMetric(pct(0.99), "p99-ns")
+}
