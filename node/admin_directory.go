@@ -136,6 +136,17 @@ func (n *Node) directoryRoutes(route routeFunc) {
 		})
 	})
 
+	route("POST /v1/mailboxes/{address}/enabled", func(r *http.Request) (any, error) {
+		var req struct {
+			Enabled bool `json:"enabled"`
+		}
+		return nil, decodeInto(r, &req, func() error {
+			disabled := !req.Enabled
+			_, err := apply(r, &fsm.MailboxUpdate{Address: r.PathValue("address"), Disabled: &disabled})
+			return err
+		})
+	})
+
 	read("GET /v1/forwards", func(r *http.Request) (any, error) {
 		q := r.URL.Query()
 		return nonNil(n.state.Forwards(q.Get("domain"), q.Get("after"), limit(r)))

@@ -17,7 +17,8 @@ import (
 func newMailboxCmd(cl *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "mailbox", Short: "Manage mailboxes"}
 	cl.register(cmd)
-	cmd.AddCommand(mailboxAddCmd(cl), mailboxImportCmd(cl), mailboxLsCmd(cl), mailboxPasswdCmd(cl), mailboxQuotaCmd(cl))
+	cmd.AddCommand(mailboxAddCmd(cl), mailboxImportCmd(cl), mailboxLsCmd(cl), mailboxPasswdCmd(cl), mailboxQuotaCmd(cl),
+		mailboxEnableCmd(cl, "enable", true), mailboxEnableCmd(cl, "disable", false))
 	cmd.AddCommand(&cobra.Command{
 		Use: "rm ADDRESS", Aliases: []string{"remove"}, Short: "Delete a mailbox", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -89,6 +90,18 @@ func mailboxQuotaCmd(cl *clientFlags) *cobra.Command {
 				return err
 			}
 			return cl.done(cmd, "quota of %s set to %d bytes", args[0], q)
+		},
+	}
+}
+
+func mailboxEnableCmd(cl *clientFlags, verb string, enabled bool) *cobra.Command {
+	return &cobra.Command{
+		Use: verb + " ADDRESS", Short: verb + " logins to a mailbox", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cl.do(cmd.Context(), "POST", "/v1/mailboxes/"+pathEsc(args[0])+"/enabled", map[string]bool{"enabled": enabled}, nil); err != nil {
+				return err
+			}
+			return cl.done(cmd, "mailbox %s: %sd", args[0], verb)
 		},
 	}
 }

@@ -1,0 +1,84 @@
+package node
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func adminDo(t *testing.T, n *Node, method, path, token, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, "http://"+n.AdminAddr()+path, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(raw)
+}
+
+func TestAdminAPI(t *testing.T) {
+	c := newTestCluster(t, 2)
+	c.leader(5 * time.Second)
+	f := c.follower()
+	tok := string(testSecret)
+
+	if code, _ := adminDo(t, f, "GET", "/healthz", "", ""); code != 200 {
+		t.Fatalf("healthz %d", code)
+	}
+	waitFor(t, 5*time.Second, "readyz", func() bool { code, _ := adminDo(t, f, "GET", "/readyz", "", ""); return code == 200 })
+	for _, path := range []string{"/v1/domains", "/metrics", "/v1/cluster/status"} {
+		if code, _ := adminDo(t, f, "GET", path, "", ""); code != 401 {
+			t.Fatalf("%s without token: %d", path, code)
+		}
+		if code, _ := adminDo(t, f, "GET", path, "not-the-secret", ""); code != 401 {
+			t.Fatalf("%s with a wrong token: %d", path, code)
+		}
+	}
+	steps := []struct {
+		method, path, body string
+		code               int
+		errCode            string
+	}{
+		{"POST", "/v1/domains", `{"name":"example.com"}`, 200, ""},
+		{"POST", "/v1/domains", `{"name":"example.com"}`, 409, "exists"},
+		{"POST", "/v1/domains", `{"name":"bad_domain"}`, 400, "invalid"},
+		{"POST", "/v1/domains", `{"nmae":"typo.com"}`, 400, "invalid"},
+		{"POST", "/v1/mailboxes", `{"address":"a@example.com","password":"pw-123456"}`, 200, ""},
+		{"POST", "/v1/mailboxes", `{"address":"b@nowhere.org"}`, 404, "not_found"},
+		{"POST", "/v1/mailboxes/batch", `{"mailboxes":[{"address":"c@example.com"},{"address":"d@example.com"}]}`, 200, ""},
+		{"POST", "/v1/mailboxes/a@example.com/quota", `{"quota_bytes":1000}`, 200, ""},
+		{"POST", "/v1/mailboxes/a@example.com/enabled", `{"enabled":false}`, 200, ""},
+		{"POST", "/v1/forwards", `{"address":"x@example.com","targets":["a@example.com"]}`, 200, ""},
+		{"POST", "/v1/forwards", `{"address":"a@example.com","targets":["x@example.com"]}`, 400, "forward_loop"},
+		{"DELETE", "/v1/domains/example.com", "", 409, "not_empty"},
+		{"DELETE", "/v1/mailboxes/zz@example.com", "", 404, "not_found"},
+	}
+	for _, s := range steps {
+		code, body := adminDo(t, f, s.method, s.path, tok, s.body)
+		var e apiError
+		json.Unmarshal([]byte(body), &e)
+		if code != s.code || e.Code != s.errCode {
+			t.Fatalf("%s %s %s: %d %s, want %d %q", s.method, s.path, s.body, code, body, s.code, s.errCode)
+		}
+	}
+	code, body := adminDo(t, c.nodes["n1"], "GET", "/v1/mailboxes/a@example.com", tok, "")
+	var mb MailboxView
+	json.Unmarshal([]byte(body), &mb)
+	if code != 200 || mb.QuotaBytes != 1000 || !mb.Disabled || !mb.HasPassword || strings.Contains(body, "argon2") {
+		t.Fatalf("mailbox view: %d %s", code, body)
+	}
+	code, body = adminDo(t, f, "GET", "/metrics", tok, "")
+	for _, m := range []string{"powermail_raft_state", "powermail_raft_commit_seconds", "powermail_admin_requests_total", "powermail_read_index_seconds"} {
+		if code != 200 || !strings.Contains(body, m) {
+			t.Fatalf("metrics missing %s (code %d)", m, code)
+		}
+	}
+}
