@@ -21,6 +21,7 @@ const (
 	CmdMemberSet     CmdType = 8
 	CmdMemberRemove  CmdType = 9
 	CmdSettingsSet   CmdType = 10
+	CmdDeliver       CmdType = 11
 )
 
 // encodingVersion is the second byte of every encoded command. A replica
@@ -70,6 +71,7 @@ func newRegistry() registry {
 	r.register(CmdMemberSet, func() Command { return &MemberSet{} })
 	r.register(CmdMemberRemove, func() Command { return &MemberRemove{} })
 	r.register(CmdSettingsSet, func() Command { return &SettingsSet{} })
+	r.register(CmdDeliver, func() Command { return &Deliver{} })
 	return r
 }
 

@@ -182,6 +182,9 @@ func (c *MailboxRemove) apply(tx *txn) (any, error) {
 	if ok, err := tx.get(forwardKey(a), &fw); err != nil || (ok && fw.KeepCopy) {
 		return nil, orErr(err, ErrNotEmpty, "mailbox %s: a forward keeps copies in it; remove the forward first", a)
 	}
+	if err := dropMessages(tx, a); err != nil {
+		return nil, err
+	}
 	if err := tx.delPrefix(folderPrefix(a)); err != nil {
 		return nil, err
 	}

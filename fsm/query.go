@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -197,4 +198,46 @@ func scanAll[T any](s *State, prefix []byte, after string, limit int) ([]T, erro
 		return it.Error()
 	})
 	return out, err
+}
+
+// Messages lists a folder's messages in UID order, starting after UID
+// `after`, up to limit (0: all).
+func (s *State) Messages(addr, folder string, after uint32, limit int) ([]Message, error) {
+	a, err := ParseAddress(addr)
+	if err != nil {
+		return nil, err
+	}
+	var f Folder
+	if err := s.getOne(folderKey(a, folder), &f, "mailbox %s has no folder %s", a, folder); err != nil {
+		return nil, err
+	}
+	prefix := messagePrefix(a, f.ID)
+	var out []Message
+	err = s.view(func(r pebble.Reader) error {
+		lower := binary.BigEndian.AppendUint32(append([]byte(nil), prefix...), after+1)
+		it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(prefix)})
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		for ok := it.First(); ok && (limit <= 0 || len(out) < limit); ok = it.Next() {
+			var m Message
+			if err := decodeRecord(it.Value(), &m); err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return it.Error()
+	})
+	return out, err
+}
+
+// Body returns the record of a stored body (hex SHA-256).
+func (s *State) Body(hash string) (Body, error) {
+	raw, err := parseHash(hash)
+	if err != nil {
+		return Body{}, err
+	}
+	var b Body
+	return b, s.getOne(bodyKey(raw), &b, "body %s is not referenced", hash)
 }

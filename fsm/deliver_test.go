@@ -1,0 +1,94 @@
+package fsm
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"testing"
+)
+
+func bodyHash(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+func deliveryFixture(t *testing.T) *applier {
+	a := newApplier(t)
+	a.must(&DomainAdd{Name: "example.com"})
+	a.must(&MailboxAdd{Mailboxes: []NewMailbox{{Address: "a@example.com"}, {Address: "b@example.com"}, {Address: "small@example.com", QuotaBytes: 100}}})
+	for _, id := range []string{"n1", "n2", "n3"} {
+		a.must(&MemberSet{Member{ID: id, ClusterAddr: id + ":7000"}})
+	}
+	return a
+}
+
+func TestDeliverAssignsUIDsAndCountsReferences(t *testing.T) {
+	a := deliveryFixture(t)
+	h := bodyHash("hello")
+	var last DeliverResult
+	for i := 0; i < 3; i++ {
+		r := a.apply(&Deliver{Hash: h, Size: 60, Replicas: []string{"n1", "n2"}, Mailboxes: []string{"a@example.com", "b@example.com", "small@example.com"}, InternalDate: 1000})
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		last = r.Value.(DeliverResult)
+	}
+	if last.UIDs["a@example.com"] != 3 || last.UIDs["b@example.com"] != 3 {
+		t.Fatalf("UIDs after three deliveries: %+v", last)
+	}
+	// 60 bytes fit the 100-byte quota once; the second and third did not.
+	if last.Rejected["small@example.com"] != "over_quota" {
+		t.Fatalf("quota: %+v", last)
+	}
+	b, err := a.s.Body(h)
+	if err != nil || b.Refs != 7 || fmt.Sprint(b.Replicas) != "[n1 n2]" {
+		t.Fatalf("body record %+v %v", b, err)
+	}
+	msgs, err := a.s.Messages("a@example.com", "INBOX", 1, 0)
+	if err != nil || len(msgs) != 2 || msgs[0].UID != 2 || msgs[1].Hash != h {
+		t.Fatalf("messages after uid 1: %+v %v", msgs, err)
+	}
+	mb, _ := a.s.Mailbox("a@example.com")
+	if mb.Messages != 3 || mb.UsedBytes != 180 {
+		t.Fatalf("mailbox usage %+v", mb)
+	}
+	// Same body delivered again through another replica set merges them.
+	a.must(&Deliver{Hash: h, Size: 60, Replicas: []string{"n2", "n3"}, Mailboxes: []string{"b@example.com"}})
+	if b, _ := a.s.Body(h); fmt.Sprint(b.Replicas) != "[n1 n2 n3]" || b.Refs != 8 {
+		t.Fatalf("merged body %+v", b)
+	}
+	// Removing a mailbox releases its references.
+	a.must(&MailboxRemove{Address: "b@example.com"})
+	if b, _ := a.s.Body(h); b.Refs != 4 {
+		t.Fatalf("refs after removing b: %+v", b)
+	}
+}
+
+func TestDeliverValidatesReplicas(t *testing.T) {
+	a := deliveryFixture(t)
+	h := bodyHash("x")
+	cases := []struct {
+		name string
+		cmd  *Deliver
+		want error
+	}{
+		{"below write quorum", &Deliver{Hash: h, Replicas: []string{"n1"}, Mailboxes: []string{"a@example.com"}}, ErrInvalid},
+		{"duplicate replica", &Deliver{Hash: h, Replicas: []string{"n1", "n1"}, Mailboxes: []string{"a@example.com"}}, ErrInvalid},
+		{"unknown node", &Deliver{Hash: h, Replicas: []string{"n1", "n9"}, Mailboxes: []string{"a@example.com"}}, ErrInvalid},
+		{"bad hash", &Deliver{Hash: "abc", Replicas: []string{"n1", "n2"}, Mailboxes: []string{"a@example.com"}}, ErrInvalid},
+		{"no mailboxes", &Deliver{Hash: h, Replicas: []string{"n1", "n2"}}, ErrInvalid},
+	}
+	for _, tc := range cases {
+		if r := a.apply(tc.cmd); !errors.Is(r.Err, tc.want) {
+			t.Errorf("%s: %v", tc.name, r.Err)
+		}
+	}
+	r := a.apply(&Deliver{Hash: h, Replicas: []string{"n1", "n2"}, Mailboxes: []string{"ghost@example.com"}})
+	if r.Err != nil || r.Value.(DeliverResult).Rejected["ghost@example.com"] != "not_found" {
+		t.Fatalf("unknown mailbox: %+v", r)
+	}
+	if _, err := a.s.Body(h); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a delivery that reached nobody must not reference the body: %v", err)
+	}
+}
