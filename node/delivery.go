@@ -1,8 +1,16 @@
 package node
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"strings"
 	"time"
+
+	"powermail/fsm"
+	"powermail/storage"
 )
 
 // Delivery errors, returned (wrapped) by Resolve and Deliver. The frontend
@@ -33,4 +41,144 @@ type Message struct {
 // Rejected was delivered.
 type DeliveryResult struct {
 	Rejected map[string]error
+}
+
+// Resolve checks one RCPT address after a read-index barrier, so an
+// address created through any node a moment ago is found. It returns the
+// local mailboxes the address expands to.
+func (n *Node) Resolve(ctx context.Context, rcpt string) ([]string, error) {
+	if err := n.Barrier(ctx); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	res, err := n.state.Resolve(rcpt)
+	switch {
+	case errors.Is(err, fsm.ErrNotFound), errors.Is(err, fsm.ErrInvalid), errors.Is(err, fsm.ErrForwardLoop):
+		return nil, fmt.Errorf("%w: %v", ErrUnknownRecipient, err)
+	case errors.Is(err, fsm.ErrNotLocal):
+		return nil, fmt.Errorf("%w: %v", ErrNotLocal, err)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if len(res.External) > 0 {
+		return nil, fmt.Errorf("%w: %s forwards to %s", ErrExternalTarget, rcpt, strings.Join(res.External, ", "))
+	}
+	for _, addr := range res.Mailboxes {
+		mb, err := n.state.Mailbox(addr)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		if mb.QuotaBytes > 0 && mb.UsedBytes >= mb.QuotaBytes {
+			return nil, fmt.Errorf("%w: %s", ErrOverQuota, addr)
+		}
+	}
+	return res.Mailboxes, nil
+}
+
+// Deliver stores the body on this node and, at the same time, on R-1
+// peers, then commits one raft entry that names the body and every
+// mailbox. It returns only when at least W replicas have fsynced and
+// verified the body and the entry is committed (Promise 1).
+func (n *Node) Deliver(ctx context.Context, msg Message, body io.Reader) (DeliveryResult, error) {
+	settings, err := n.state.Settings()
+	if err != nil {
+		return DeliveryResult{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	h, size, replicas, err := n.replicate(ctx, settings, body)
+	if err != nil {
+		return DeliveryResult{}, err
+	}
+	cmd := &fsm.Deliver{Hash: h.String(), Size: size, Replicas: replicas, Mailboxes: msg.Mailboxes, InternalDate: msg.Received.UnixMilli()}
+	v, err := n.Apply(ctx, cmd)
+	if err != nil {
+		return DeliveryResult{}, fmt.Errorf("%w: commit: %v", ErrUnavailable, err)
+	}
+	var res fsm.DeliverResult
+	if err := convert(v, &res); err != nil {
+		return DeliveryResult{}, err
+	}
+	n.metrics.delivered.Add(float64(len(res.UIDs)))
+	out := DeliveryResult{}
+	for addr, code := range res.Rejected {
+		if out.Rejected == nil {
+			out.Rejected = map[string]error{}
+		}
+		out.Rejected[addr] = rejection(code, res.Messages[addr])
+	}
+	return out, nil
+}
+
+func rejection(code, msg string) error {
+	switch code {
+	case "over_quota":
+		return fmt.Errorf("%w: %s", ErrOverQuota, msg)
+	case "not_found":
+		return fmt.Errorf("%w: %s", ErrUnknownRecipient, msg)
+	}
+	return fmt.Errorf("%w: %s", ErrUnavailable, msg)
+}
+
+// replicate writes the body locally and to peers, returning the replica
+// set once it reaches the write quorum.
+func (n *Node) replicate(ctx context.Context, s fsm.Settings, body io.Reader) (storage.Hash, int64, []string, error) {
+	var zero storage.Hash
+	peers, err := n.candidates()
+	if err != nil {
+		return zero, 0, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if len(peers)+1 < s.WriteQuorum {
+		return zero, 0, nil, fmt.Errorf("%w: %d nodes for a write quorum of %d", ErrUnavailable, len(peers)+1, s.WriteQuorum)
+	}
+	want := min(s.Replicas-1, len(peers))
+	local := n.bodies.NewWriter(ctx)
+	defer local.Abort()
+	f := &fanout{local: local}
+	for _, m := range peers[:want] {
+		f.uploads = append(f.uploads, n.startUpload(ctx, m))
+	}
+	_, copyErr := io.Copy(f, body)
+	var h storage.Hash
+	var size int64
+	if copyErr == nil {
+		h, size, copyErr = local.Commit(ctx, nil)
+	}
+	replicas := []string{n.cfg.ID}
+	for _, u := range f.uploads {
+		if copyErr != nil {
+			u.err = copyErr
+		}
+		if err := u.finish(h); err != nil {
+			n.health.fail(u.id)
+			continue
+		}
+		replicas = append(replicas, u.id)
+	}
+	if copyErr != nil {
+		return zero, 0, nil, fmt.Errorf("%w: store body: %v", ErrUnavailable, copyErr)
+	}
+	// Streaming replicas failed: copy from the local store to spare peers
+	// until the write quorum holds.
+	for _, m := range peers[want:] {
+		if len(replicas) >= s.WriteQuorum {
+			break
+		}
+		if err := n.copyBody(ctx, m, h); err != nil {
+			n.health.fail(m.ID)
+			continue
+		}
+		replicas = append(replicas, m.ID)
+	}
+	if len(replicas) < s.WriteQuorum {
+		return zero, 0, nil, fmt.Errorf("%w: %d of %d required replicas reachable", ErrUnavailable, len(replicas), s.WriteQuorum)
+	}
+	return h, size, replicas, nil
+}
+
+// convert turns an Apply value into out: a local apply returns the typed
+// value, a forwarded one its JSON form.
+func convert(v, out any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(raw, out)
 }

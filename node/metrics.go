@@ -16,6 +16,7 @@ type metrics struct {
 	readIndex      prometheus.Histogram
 	restores       prometheus.Counter
 	adminRequests  *prometheus.CounterVec
+	delivered      prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -44,7 +45,10 @@ func newMetrics() *metrics {
 			Name: "powermail_admin_requests_total", Help: "Admin API requests by route and status code.",
 		}, []string{"route", "code"}),
 	}
-	m.reg.MustRegister(m.applyLatency, m.applyBatch, m.applyBatchSize, m.readIndex, m.restores, m.adminRequests,
+	m.delivered = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "powermail_delivered_total", Help: "Message copies committed to mailboxes through this node.",
+	})
+	m.reg.MustRegister(m.delivered, m.applyLatency, m.applyBatch, m.applyBatchSize, m.readIndex, m.restores, m.adminRequests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

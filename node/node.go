@@ -18,6 +18,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"powermail/fsm"
+	"powermail/storage"
 )
 
 // Sentinel errors of cluster operations.
@@ -34,6 +35,8 @@ type Node struct {
 	cfg     Config
 	log     *slog.Logger
 	state   *fsm.State
+	bodies  *storage.Store
+	health  peerHealth
 	metrics *metrics
 
 	raft      *raft.Raft
@@ -111,6 +114,10 @@ func (n *Node) open() error {
 		return err
 	}
 	n.state = st
+	n.bodies, err = storage.Open(context.Background(), filepath.Join(n.cfg.DataDir, "bodies"), storage.Options{Logger: n.log})
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", n.cfg.ClusterAddr)
 	if err != nil {
 		return fmt.Errorf("listen on cluster address: %w", err)
@@ -282,6 +289,9 @@ func (n *Node) close() error {
 	}
 	if n.state != nil {
 		errs = append(errs, n.state.Close())
+	}
+	if n.bodies != nil {
+		errs = append(errs, n.bodies.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -99,6 +99,8 @@ func (n *Node) rpcHandler() http.Handler {
 		}
 		writeRPC(w, nil, n.removeLocal(r.Context(), req.ID))
 	})
+	mux.HandleFunc("PUT /rpc/body", n.handlePutBody)
+	mux.HandleFunc("GET /rpc/body/{hash}", n.handleGetBody)
 	mux.HandleFunc("GET /rpc/stats", func(w http.ResponseWriter, r *http.Request) {
 		writeRPC(w, n.localStats(), nil)
 	})
@@ -139,6 +141,12 @@ func (n *Node) call(ctx context.Context, addr, method, path string, body []byte,
 	if err != nil {
 		return err
 	}
+	return n.doRPC(req, out)
+}
+
+// doRPC sends a prepared request and decodes the reply envelope.
+func (n *Node) doRPC(req *http.Request, out any) error {
+	addr, path := req.URL.Host, req.URL.Path
 	resp, err := n.rpc.Do(req)
 	if err != nil {
 		return fmt.Errorf("rpc %s to %s: %w", path, addr, err)

@@ -1,0 +1,181 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"powermail/fsm"
+	"powermail/storage"
+)
+
+// Body transfer between nodes, over the authenticated cluster RPC.
+//
+// A replica write is an HTTP PUT whose chunked body streams the message
+// while the sender is still receiving it, and whose trailer carries the
+// SHA-256 once it is known. The replica stores the stream, checks the
+// hash, fsyncs, and only then answers: a 200 means a durable, verified
+// copy.
+
+// maxBodyRPC bounds one body transfer.
+const maxBodyRPC = 1 << 30
+
+const trailerHash = "Body-Hash"
+
+func (n *Node) handlePutBody(w http.ResponseWriter, r *http.Request) {
+	bw := n.bodies.NewWriter(r.Context())
+	defer bw.Abort()
+	if _, err := io.Copy(bw, io.LimitReader(r.Body, maxBodyRPC)); err != nil {
+		writeRPC(w, nil, fmt.Errorf("receive body: %w", err))
+		return
+	}
+	want, err := storage.ParseHash(r.Trailer.Get(trailerHash))
+	if err != nil {
+		writeRPC(w, nil, &fsm.Error{Kind: fsm.ErrInvalid, Msg: "body without a valid hash trailer"})
+		return
+	}
+	h, size, err := bw.Commit(r.Context(), &want)
+	if err != nil {
+		writeRPC(w, nil, fmt.Errorf("store body %s: %w", want, err))
+		return
+	}
+	writeRPC(w, map[string]any{"hash": h.String(), "size": size}, nil)
+}
+
+func (n *Node) handleGetBody(w http.ResponseWriter, r *http.Request) {
+	h, err := storage.ParseHash(r.PathValue("hash"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	rd, err := n.bodies.Reader(r.Context(), h)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	defer rd.Close()
+	w.Header().Set("Content-Length", fmt.Sprint(rd.Size()))
+	io.Copy(w, rd)
+}
+
+// upload streams one body to one peer.
+type upload struct {
+	id   string
+	pw   *io.PipeWriter
+	req  *http.Request
+	done chan error
+	err  error // first write error; the peer is dropped
+}
+
+func (n *Node) startUpload(ctx context.Context, m fsm.Member) *upload {
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequestWithContext(ctx, "PUT", "http://"+m.ClusterAddr+"/rpc/body", pr)
+	req.Trailer = http.Header{trailerHash: nil}
+	req.ContentLength = -1
+	u := &upload{id: m.ID, pw: pw, req: req, done: make(chan error, 1)}
+	go func() {
+		err := n.doRPC(req, nil)
+		pr.CloseWithError(err) // unblock the writer if the peer failed early
+		u.done <- err
+	}()
+	return u
+}
+
+// finish sends the hash trailer, ends the stream and waits for the peer's
+// verdict.
+func (u *upload) finish(h storage.Hash) error {
+	if u.err != nil {
+		u.pw.CloseWithError(u.err)
+		<-u.done
+		return u.err
+	}
+	u.req.Trailer.Set(trailerHash, h.String())
+	u.pw.Close()
+	return <-u.done
+}
+
+// fanout writes the local copy and every live upload. A failing peer is
+// dropped; a failing local write fails the delivery.
+type fanout struct {
+	local   io.Writer
+	uploads []*upload
+}
+
+func (f *fanout) Write(p []byte) (int, error) {
+	if _, err := f.local.Write(p); err != nil {
+		return 0, err
+	}
+	for _, u := range f.uploads {
+		if u.err == nil {
+			if _, err := u.pw.Write(p); err != nil {
+				u.err = err
+			}
+		}
+	}
+	return len(p), nil
+}
+
+// copyBody sends a body this node holds to a peer (used when a streaming
+// replica failed and the write quorum still needs a copy).
+func (n *Node) copyBody(ctx context.Context, m fsm.Member, h storage.Hash) error {
+	rd, err := n.bodies.Reader(ctx, h)
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	u := n.startUpload(ctx, m)
+	if _, err := io.Copy(u.pw, rd); err != nil {
+		u.err = err
+	}
+	return u.finish(h)
+}
+
+// peerHealth remembers recent failures so that placement avoids a peer
+// that just failed, for a short while.
+type peerHealth struct {
+	mu     sync.Mutex
+	failed map[string]time.Time
+}
+
+const peerPenalty = 5 * time.Second
+
+func (p *peerHealth) fail(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.failed == nil {
+		p.failed = map[string]time.Time{}
+	}
+	p.failed[id] = time.Now()
+}
+
+func (p *peerHealth) ok(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return time.Since(p.failed[id]) > peerPenalty
+}
+
+// candidates returns the other members, healthy ones first, each group
+// shuffled so that bodies spread evenly.
+func (n *Node) candidates() ([]fsm.Member, error) {
+	members, err := n.state.Members()
+	if err != nil {
+		return nil, err
+	}
+	var good, bad []fsm.Member
+	for _, m := range members {
+		switch {
+		case m.ID == n.cfg.ID:
+		case n.health.ok(m.ID):
+			good = append(good, m)
+		default:
+			bad = append(bad, m)
+		}
+	}
+	rand.Shuffle(len(good), func(i, j int) { good[i], good[j] = good[j], good[i] })
+	rand.Shuffle(len(bad), func(i, j int) { bad[i], bad[j] = bad[j], bad[i] })
+	return append(good, bad...), nil
+}

@@ -1,0 +1,127 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"powermail/fsm"
+	"powermail/storage"
+)
+
+func deliveryCluster(t *testing.T) *testCluster {
+	c := newTestCluster(t, 3)
+	l := c.leader(5 * time.Second)
+	mustApply(t, l, &fsm.DomainAdd{Name: "example.com"})
+	mustApply(t, l, &fsm.MailboxAdd{Mailboxes: []fsm.NewMailbox{{Address: "a@example.com"}, {Address: "b@example.com"}, {Address: "c@example.com"}, {Address: "full@example.com", QuotaBytes: 16}}})
+	mustApply(t, l, &fsm.ForwardAdd{Address: "team@example.com", Targets: []string{"a@example.com", "b@example.com"}})
+	mustApply(t, l, &fsm.ForwardAdd{Address: "out@example.com", Targets: []string{"x@elsewhere.net"}})
+	// Every node must have published its member record before it can be
+	// named as a replica.
+	waitFor(t, 5*time.Second, "member records", func() bool {
+		m, _ := l.State().Members()
+		return len(m) == 3
+	})
+	return c
+}
+
+func TestDeliverStoresOnceOnRReplicas(t *testing.T) {
+	c := deliveryCluster(t)
+	f := c.follower()
+	ctx := ctxT(t, 10*time.Second)
+	var boxes []string
+	for _, rcpt := range []string{"team@example.com", "b@example.com", "C@example.com"} {
+		mb, err := f.Resolve(ctx, rcpt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range mb {
+			if !strings.Contains(strings.Join(boxes, ","), m) {
+				boxes = append(boxes, m)
+			}
+		}
+	}
+	body := bytes.Repeat([]byte("Subject: hi\r\n\r\nhello world\r\n"), 5000)
+	res, err := f.Deliver(ctx, Message{From: "s@elsewhere.net", Mailboxes: boxes, Received: time.Now()}, bytes.NewReader(body))
+	if err != nil || len(res.Rejected) != 0 {
+		t.Fatalf("deliver: %+v %v", res, err)
+	}
+	h := storage.HashBytes(body)
+	holders := 0
+	for id, n := range c.nodes {
+		if err := n.Barrier(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, mb := range []string{"a@example.com", "b@example.com", "c@example.com"} {
+			msgs, err := n.State().Messages(mb, "INBOX", 0, 0)
+			if err != nil || len(msgs) != 1 || msgs[0].Hash != h.String() || msgs[0].UID != 1 {
+				t.Fatalf("%s on %s: %+v %v", mb, id, msgs, err)
+			}
+		}
+		if ok, _, _ := n.bodies.Has(ctx, h); ok {
+			holders++
+		}
+	}
+	b, _ := f.State().Body(h.String())
+	if holders != 2 || len(b.Replicas) != 2 || b.Refs != 3 {
+		t.Fatalf("body on %d nodes, record %+v; want 2 replicas, 3 refs", holders, b)
+	}
+}
+
+func TestResolveErrors(t *testing.T) {
+	c := deliveryCluster(t)
+	n := c.follower()
+	ctx := ctxT(t, 10*time.Second)
+	// 16 bytes fill the 16-byte quota exactly; a second message would not fit.
+	res, err := n.Deliver(ctx, Message{Mailboxes: []string{"full@example.com"}, Received: time.Now()}, bytes.NewReader([]byte("0123456789abcdef")))
+	if err != nil || len(res.Rejected) != 0 {
+		t.Fatal(res, err)
+	}
+	res, err = n.Deliver(ctx, Message{Mailboxes: []string{"full@example.com"}, Received: time.Now()}, bytes.NewReader([]byte("x")))
+	if err != nil || !errors.Is(res.Rejected["full@example.com"], ErrOverQuota) {
+		t.Fatalf("over quota at commit: %+v %v", res, err)
+	}
+	cases := map[string]error{
+		"nobody@example.com": ErrUnknownRecipient,
+		"a@not-hosted.org":   ErrNotLocal,
+		"out@example.com":    ErrExternalTarget,
+		"full@example.com":   ErrOverQuota,
+		"bad address":        ErrUnknownRecipient,
+	}
+	for rcpt, want := range cases {
+		if _, err := n.Resolve(ctx, rcpt); !errors.Is(err, want) {
+			t.Errorf("%s: %v, want %v", rcpt, err, want)
+		}
+	}
+}
+
+func TestDeliverNeedsWriteQuorum(t *testing.T) {
+	c := deliveryCluster(t)
+	l := c.leader(time.Second)
+	var down []*Node
+	for _, n := range c.nodes {
+		if n != l {
+			down = append(down, n)
+		}
+	}
+	// With one peer gone, R=2 still finds a replica.
+	down[0].Kill()
+	delete(c.nodes, down[0].ID())
+	ctx := ctxT(t, 10*time.Second)
+	if _, err := l.Deliver(ctx, Message{Mailboxes: []string{"a@example.com"}, Received: time.Now()}, strings.NewReader("one peer down")); err != nil {
+		t.Fatalf("with one peer down: %v", err)
+	}
+	// With both peers gone there is no quorum and no second replica: the
+	// delivery is refused as temporary, never acknowledged.
+	down[1].Kill()
+	delete(c.nodes, down[1].ID())
+	short, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_, err := l.Deliver(short, Message{Mailboxes: []string{"a@example.com"}, Received: time.Now()}, strings.NewReader("no quorum"))
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("no quorum: %v", err)
+	}
+}
