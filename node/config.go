@@ -33,6 +33,12 @@ type Config struct {
 	// no raft state.
 	Join string
 
+	// OrphanGrace is how old a body nobody references must be before the
+	// sweep (every OrphanSweepInterval) deletes it. Zero means the defaults
+	// (DefaultOrphanGrace, every 10 minutes).
+	OrphanGrace         time.Duration
+	OrphanSweepInterval time.Duration
+
 	Raft         RaftTuning
 	ApplyTimeout time.Duration
 	Logger       *slog.Logger
@@ -76,6 +82,8 @@ func (c *Config) setDefaults() error {
 	if c.RaftLog == nil {
 		c.RaftLog = os.Stderr
 	}
+	setDur(&c.OrphanGrace, DefaultOrphanGrace)
+	setDur(&c.OrphanSweepInterval, 10*time.Minute)
 	if c.ApplyTimeout == 0 {
 		c.ApplyTimeout = 10 * time.Second
 	}

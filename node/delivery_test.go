@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -123,5 +124,72 @@ func TestDeliverNeedsWriteQuorum(t *testing.T) {
 	_, err := l.Deliver(short, Message{Mailboxes: []string{"a@example.com"}, Received: time.Now()}, strings.NewReader("no quorum"))
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("no quorum: %v", err)
+	}
+}
+
+func TestOrphanBodiesAreCollected(t *testing.T) {
+	c := deliveryCluster(t)
+	n := c.follower()
+	ctx := ctxT(t, 10*time.Second)
+	// A committed delivery, and a body written but never committed (as a
+	// failed delivery leaves behind).
+	if _, err := n.Deliver(ctx, Message{Mailboxes: []string{"a@example.com"}, Received: time.Now()}, strings.NewReader("kept")); err != nil {
+		t.Fatal(err)
+	}
+	orphan, _, err := n.bodies.Put(ctx, strings.NewReader("never committed"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Within the grace period nothing goes.
+	if count, _, err := n.SweepOrphans(ctx, time.Hour); err != nil || count != 0 {
+		t.Fatalf("sweep inside grace: %d %v", count, err)
+	}
+	count, freed, err := n.SweepOrphans(ctx, 0)
+	if err != nil || count != 1 || freed != int64(len("never committed")) {
+		t.Fatalf("sweep: %d %d %v", count, freed, err)
+	}
+	if ok, _, _ := n.bodies.Has(ctx, orphan); ok {
+		t.Fatal("orphan survived")
+	}
+	if ok, _, _ := n.bodies.Has(ctx, storage.HashBytes([]byte("kept"))); !ok {
+		t.Fatal("a referenced body was collected")
+	}
+}
+
+func TestReadBodyFromAnyNodeAndFallBack(t *testing.T) {
+	c := deliveryCluster(t)
+	ctx := ctxT(t, 10*time.Second)
+	body := strings.Repeat("a body worth reading\r\n", 10000)
+	l := c.leader(time.Second)
+	if _, err := l.Deliver(ctx, Message{Mailboxes: []string{"a@example.com"}, Received: time.Now()}, strings.NewReader(body)); err != nil {
+		t.Fatal(err)
+	}
+	h := storage.HashBytes([]byte(body))
+	rec, _ := l.State().Body(h.String())
+	var holders []*Node
+	var reader *Node
+	for _, n := range c.nodes {
+		n.Barrier(ctx)
+		if ok, _, _ := n.bodies.Has(ctx, h); ok {
+			holders = append(holders, n)
+		} else {
+			reader = n
+		}
+	}
+	if len(holders) != 2 || reader == nil || len(rec.Replicas) != 2 {
+		t.Fatalf("holders %d, record %+v", len(holders), rec)
+	}
+	// Kill one replica holder; the node without a copy still reads it from
+	// the other, whichever the directory lists first.
+	holders[0].Kill()
+	delete(c.nodes, holders[0].ID())
+	rd, err := reader.OpenBody(ctx, h.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rd)
+	rd.Close()
+	if err != nil || string(got) != body {
+		t.Fatalf("read %d bytes, %v", len(got), err)
 	}
 }

@@ -97,10 +97,14 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
-	n.bg.Add(1)
+	n.bg.Add(2)
 	go func() {
 		defer n.bg.Done()
 		n.publishSelf(bgctx, fresh && cfg.Bootstrap)
+	}()
+	go func() {
+		defer n.bg.Done()
+		n.sweepLoop(bgctx, n.cfg.OrphanSweepInterval, n.cfg.OrphanGrace)
 	}()
 	return n, nil
 }

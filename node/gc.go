@@ -1,0 +1,96 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"powermail/fsm"
+	"powermail/storage"
+)
+
+// Orphan collection. A body is written to its replicas before the raft
+// entry that references it commits; if that commit never happens (the
+// sender went away, no quorum, a crash), the copies are orphans. Each node
+// sweeps its own store and deletes bodies that are older than the grace
+// period and that the directory does not list on this node. The grace
+// period must exceed the longest a delivery can take between writing its
+// body and committing, so an in-flight delivery is never robbed.
+//
+// Bodies whose references were all dropped (expunge) are not touched
+// here: deleting every copy of those is the leader's job (not yet built).
+
+// DefaultOrphanGrace is how old an unreferenced body must be to go.
+const DefaultOrphanGrace = time.Hour
+
+// SweepOrphans deletes this node's unreferenced bodies older than grace
+// and returns how many it deleted and how many bytes that freed.
+func (n *Node) SweepOrphans(ctx context.Context, grace time.Duration) (int, int64, error) {
+	// Read the directory as of now, so a body committed through another
+	// node a moment ago is known here.
+	if err := n.Barrier(ctx); err != nil {
+		return 0, 0, err
+	}
+	cutoff := time.Now().Add(-grace)
+	var doomed []storage.BodyInfo
+	for info, err := range n.bodies.Bodies(ctx, storage.Hash{}) {
+		if err != nil {
+			return 0, 0, err
+		}
+		if info.Written.After(cutoff) {
+			continue
+		}
+		held, err := n.listedHere(info.Hash)
+		if err != nil {
+			return 0, 0, err
+		}
+		if !held {
+			doomed = append(doomed, info)
+		}
+	}
+	var freed int64
+	for i, info := range doomed {
+		if err := n.bodies.Delete(ctx, info.Hash); err != nil {
+			return i, freed, err
+		}
+		freed += info.Size
+	}
+	if len(doomed) > 0 {
+		n.log.Info("deleted orphan bodies", "count", len(doomed), "bytes", freed)
+	}
+	return len(doomed), freed, nil
+}
+
+// listedHere reports whether the directory names this node as a replica
+// of h.
+func (n *Node) listedHere(h storage.Hash) (bool, error) {
+	b, err := n.state.Body(h.String())
+	if errors.Is(err, fsm.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, id := range b.Replicas {
+		if id == n.cfg.ID {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// sweepLoop runs SweepOrphans every interval until ctx ends.
+func (n *Node) sweepLoop(ctx context.Context, interval, grace time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, _, err := n.SweepOrphans(ctx, grace); err != nil && ctx.Err() == nil {
+				n.log.Warn("orphan sweep failed", "err", err)
+			}
+		}
+	}
+}
