@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -82,6 +83,7 @@ func (n *Node) adminHandler() http.Handler {
 		return nil, decodeInto(r, &req, func() error { return n.Remove(r.Context(), req.ID) })
 	})
 	n.directoryRoutes(route)
+	mux.Handle("GET /v1/mailboxes/{address}/messages/{uid}/raw", n.requireToken(http.HandlerFunc(n.rawMessage)))
 	return mux
 }
 
@@ -149,7 +151,7 @@ func errorStatus(err error) int {
 	case errors.Is(err, fsm.ErrExists), errors.Is(err, fsm.ErrNotEmpty):
 		return http.StatusConflict
 	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotLeader), errors.Is(err, ErrIndeterminate),
-		errors.Is(err, context.DeadlineExceeded):
+		errors.Is(err, ErrUnavailable), errors.Is(err, ErrBodyUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
@@ -159,4 +161,36 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(v)
+}
+
+// rawMessage streams one message's body (support and tests; IMAP is the
+// user's way in). It passes the read barrier and reads from any replica.
+func (n *Node) rawMessage(w http.ResponseWriter, r *http.Request) {
+	fail := func(err error) { writeJSON(w, errorStatus(err), apiError{Code: errorCode(err), Message: err.Error()}) }
+	if err := n.Barrier(r.Context()); err != nil {
+		fail(err)
+		return
+	}
+	uid, err := strconv.ParseUint(r.PathValue("uid"), 10, 32)
+	if err != nil || uid == 0 {
+		fail(&fsm.Error{Kind: fsm.ErrInvalid, Msg: "bad UID"})
+		return
+	}
+	msgs, err := n.state.Messages(r.PathValue("address"), "INBOX", uint32(uid-1), 1)
+	if err == nil && (len(msgs) == 0 || msgs[0].UID != uint32(uid)) {
+		err = &fsm.Error{Kind: fsm.ErrNotFound, Msg: fmt.Sprintf("no message with UID %d", uid)}
+	}
+	if err != nil {
+		fail(err)
+		return
+	}
+	rd, err := n.OpenBody(r.Context(), msgs[0].Hash)
+	if err != nil {
+		fail(err)
+		return
+	}
+	defer rd.Close()
+	w.Header().Set("Content-Type", "message/rfc822")
+	w.Header().Set("Content-Length", strconv.FormatInt(rd.Size(), 10))
+	io.Copy(w, rd)
 }

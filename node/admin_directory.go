@@ -147,6 +147,16 @@ func (n *Node) directoryRoutes(route routeFunc) {
 		})
 	})
 
+	read("GET /v1/mailboxes/{address}/messages", func(r *http.Request) (any, error) {
+		q := r.URL.Query()
+		folder := q.Get("folder")
+		if folder == "" {
+			folder = "INBOX"
+		}
+		after, _ := strconv.ParseUint(q.Get("after"), 10, 32)
+		return nonNil(n.state.Messages(r.PathValue("address"), folder, uint32(after), limit(r)))
+	})
+
 	read("GET /v1/forwards", func(r *http.Request) (any, error) {
 		q := r.URL.Query()
 		return nonNil(n.state.Forwards(q.Get("domain"), q.Get("after"), limit(r)))
