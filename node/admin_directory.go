@@ -1,10 +1,13 @@
 package node
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"strconv"
 
 	"powermail/fsm"
+	"powermail/storage"
 )
 
 // MailboxView is a mailbox as the admin API shows it: never the hash.
@@ -157,6 +160,11 @@ func (n *Node) directoryRoutes(route routeFunc) {
 		return nonNil(n.state.Messages(r.PathValue("address"), folder, uint32(after), limit(r)))
 	})
 
+	read("GET /v1/bodies/{hash}", func(r *http.Request) (any, error) {
+		return n.bodyView(r.Context(), r.PathValue("hash"))
+	})
+	route("GET /v1/storage", func(r *http.Request) (any, error) { return n.bodies.Stats(r.Context()) })
+
 	read("GET /v1/forwards", func(r *http.Request) (any, error) {
 		q := r.URL.Query()
 		return nonNil(n.state.Forwards(q.Get("domain"), q.Get("after"), limit(r)))
@@ -192,6 +200,31 @@ func limit(r *http.Request) int {
 func nonNil[T any](v []T, err error) ([]T, error) {
 	if v == nil {
 		v = []T{}
+	}
+	return v, err
+}
+
+// BodyView is a body's directory record plus whether this node holds it.
+type BodyView struct {
+	fsm.Body
+	Hash      string `json:"hash"`
+	HeldHere  bool   `json:"held_here"`
+	LocalSize int64  `json:"local_size,omitempty"`
+}
+
+func (n *Node) bodyView(ctx context.Context, hash string) (BodyView, error) {
+	v := BodyView{Hash: hash}
+	h, err := storage.ParseHash(hash)
+	if err != nil {
+		return v, &fsm.Error{Kind: fsm.ErrInvalid, Msg: err.Error()}
+	}
+	v.Body, err = n.state.Body(hash)
+	if err != nil && !errors.Is(err, fsm.ErrNotFound) {
+		return v, err
+	}
+	v.HeldHere, v.LocalSize, err = n.bodies.Has(ctx, h)
+	if err == nil && !v.HeldHere && v.Refs == 0 && v.Replicas == nil {
+		err = &fsm.Error{Kind: fsm.ErrNotFound, Msg: "body " + hash + " is neither referenced nor held here"}
 	}
 	return v, err
 }
