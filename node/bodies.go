@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"sync"
 	"time"
@@ -159,7 +158,7 @@ func (p *peerHealth) ok(id string) bool {
 }
 
 // candidates returns the other members, healthy ones first, each group
-// shuffled so that bodies spread evenly.
+// in placement order (see placement.go).
 func (n *Node) candidates() ([]fsm.Member, error) {
 	members, err := n.state.Members()
 	if err != nil {
@@ -175,7 +174,7 @@ func (n *Node) candidates() ([]fsm.Member, error) {
 			bad = append(bad, m)
 		}
 	}
-	rand.Shuffle(len(good), func(i, j int) { good[i], good[j] = good[j], good[i] })
-	rand.Shuffle(len(bad), func(i, j int) { bad[i], bad[j] = bad[j], bad[i] })
+	n.placement.order(good)
+	n.placement.order(bad)
 	return append(good, bad...), nil
 }

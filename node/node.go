@@ -32,12 +32,13 @@ var (
 // Node is one cluster member: raft, the directory state, the cluster RPC
 // and the admin API.
 type Node struct {
-	cfg     Config
-	log     *slog.Logger
-	state   *fsm.State
-	bodies  *storage.Store
-	health  peerHealth
-	metrics *metrics
+	cfg       Config
+	log       *slog.Logger
+	state     *fsm.State
+	bodies    *storage.Store
+	health    peerHealth
+	placement placement
+	metrics   *metrics
 
 	raft      *raft.Raft
 	logStore  *raftboltdb.BoltStore
@@ -97,7 +98,11 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
-	n.bg.Add(2)
+	n.bg.Add(3)
+	go func() {
+		defer n.bg.Done()
+		n.pollStorage(bgctx, 10*time.Second)
+	}()
 	go func() {
 		defer n.bg.Done()
 		n.publishSelf(bgctx, fresh && cfg.Bootstrap)

@@ -101,6 +101,10 @@ func (n *Node) rpcHandler() http.Handler {
 	})
 	mux.HandleFunc("PUT /rpc/body", n.handlePutBody)
 	mux.HandleFunc("GET /rpc/body/{hash}", n.handleGetBody)
+	mux.HandleFunc("GET /rpc/storage", func(w http.ResponseWriter, r *http.Request) {
+		st, err := n.bodies.Stats(r.Context())
+		writeRPC(w, st, err)
+	})
 	mux.HandleFunc("GET /rpc/stats", func(w http.ResponseWriter, r *http.Request) {
 		writeRPC(w, n.localStats(), nil)
 	})

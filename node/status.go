@@ -22,6 +22,11 @@ type MemberStatus struct {
 	AppliedIndex uint64 `json:"applied_index"`
 	Reachable    bool   `json:"reachable"`
 	Error        string `json:"error,omitempty"`
+	// Body store of the node.
+	Bodies     int64  `json:"bodies"`
+	BodyBytes  int64  `json:"body_bytes"`
+	FreeBytes  uint64 `json:"free_bytes"`
+	TotalBytes uint64 `json:"total_bytes"`
 }
 
 // ClusterStatus is the cluster as one node sees it.
@@ -43,6 +48,9 @@ func (n *Node) localStats() MemberStatus {
 		CommitIndex:  n.raft.CommitIndex(),
 		AppliedIndex: n.state.Applied(),
 		Reachable:    true,
+	}
+	if st, err := n.bodies.Stats(context.Background()); err == nil {
+		ms.Bodies, ms.BodyBytes, ms.FreeBytes, ms.TotalBytes = st.Bodies, st.BodyBytes, st.FSAvail, st.FSTotal
 	}
 	if st != raft.Leader {
 		if lc := n.raft.LastContact(); !lc.IsZero() {
