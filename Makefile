@@ -5,14 +5,18 @@ GO       ?= go
 BIN      := bin/powermail
 PKGS     := ./...
 BENCHTIME ?= 2s
+LOADTIME  ?= 10s
+FUZZTIME  ?= 30s
+BENCHDIR  := /tmp/powermail-bench
 
-.PHONY: all build run stop test test-short bench bench-load fuzz clean
+.PHONY: all build run stop test test-short bench bench-go bench-smtp bench-load fuzz clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/powermail
 	$(GO) build -o bin/devcluster ./cmd/devcluster
+	$(GO) build -o bin/smtpload ./cmd/smtpload
 
 run: build
 	bin/devcluster --bin $(BIN) --dir run start
@@ -28,14 +32,29 @@ test:
 test-short:
 	$(GO) test -count=1 -short $(PKGS)
 
-# Go benchmarks of the hot paths. Numbers are recorded in BENCHMARKS.md.
-bench:
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./fsm ./node ./storage
+# Hot-path benchmarks and the delivery load run; numbers in BENCHMARKS.md.
+bench: bench-go bench-smtp
+
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./fsm ./node ./storage ./frontend
+
+# Delivery load: a three-process cluster on loopback (R=2), 4 KiB
+# messages over 1, 5, 20 and 50 SMTP connections spread over the nodes.
+bench-smtp: build
+	@rm -rf $(BENCHDIR)
+	bin/devcluster --bin $(BIN) --dir $(BENCHDIR) --port-offset 400 --quiet start
+	bin/smtpload --addrs 127.0.0.1:2925,127.0.0.1:2926,127.0.0.1:2927 --concurrency 1,5,20,50 \
+		--duration $(LOADTIME) --size 4096 --to demo@example.com; \
+	rc=$$?; bin/devcluster --dir $(BENCHDIR) --port-offset 400 stop; rm -rf $(BENCHDIR); exit $$rc
 
 # The directory at scale: 1,000,000 mailboxes loaded through the admin API
 # into a three-process cluster, then resident memory and lookup latency.
 bench-load: build
 	$(GO) run ./cmd/dirload --bin $(BIN) --mailboxes $${MAILBOXES:-1000000}
+
+# Protocol fuzzing; CI runs a short pass, `make fuzz FUZZTIME=10m` a long one.
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzSMTPSession -fuzztime $(FUZZTIME) ./frontend
 
 clean:
 	rm -rf bin run results

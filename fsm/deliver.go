@@ -7,6 +7,12 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
+// Quota is a gate at RCPT time (the mailbox must be under quota then), not
+// here: once a sender got its 250 for a mailbox, nothing may drop the
+// message for that mailbox later. A mailbox can therefore overshoot its
+// quota by the messages in flight when it fills up. The only per-mailbox
+// rejection here is a mailbox that no longer exists.
+//
 // Deliver commits one accepted message: one body, stored once per
 // replica, referenced from the INBOX of every listed mailbox. The
 // proposer has already written the body to Replicas; the state machine
@@ -98,9 +104,6 @@ func (c *Deliver) deliverOne(tx *txn, addr string, flags []string) (uint32, erro
 	var mb Mailbox
 	if ok, err := tx.get(mailboxKey(a), &mb); err != nil || !ok {
 		return 0, orNotFound(err, "mailbox %s does not exist", a)
-	}
-	if mb.QuotaBytes > 0 && mb.UsedBytes+c.Size > mb.QuotaBytes {
-		return 0, errorf(ErrOverQuota, "mailbox %s is over its quota of %d bytes", a, mb.QuotaBytes)
 	}
 	var f Folder
 	if ok, err := tx.get(folderKey(a, "INBOX"), &f); err != nil || !ok {

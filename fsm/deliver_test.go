@@ -37,12 +37,13 @@ func TestDeliverAssignsUIDsAndCountsReferences(t *testing.T) {
 	if last.UIDs["a@example.com"] != 3 || last.UIDs["b@example.com"] != 3 {
 		t.Fatalf("UIDs after three deliveries: %+v", last)
 	}
-	// 60 bytes fit the 100-byte quota once; the second and third did not.
-	if last.Rejected["small@example.com"] != "over_quota" {
-		t.Fatalf("quota: %+v", last)
+	// Quota is checked at RCPT, not at commit: an accepted message is
+	// never dropped, so small@ overshoots its 100-byte quota.
+	if len(last.Rejected) != 0 || last.UIDs["small@example.com"] != 3 {
+		t.Fatalf("quota at commit: %+v", last)
 	}
 	b, err := a.s.Body(h)
-	if err != nil || b.Refs != 7 || fmt.Sprint(b.Replicas) != "[n1 n2]" {
+	if err != nil || b.Refs != 9 || fmt.Sprint(b.Replicas) != "[n1 n2]" {
 		t.Fatalf("body record %+v %v", b, err)
 	}
 	msgs, err := a.s.Messages("a@example.com", "INBOX", 1, 0)
@@ -55,12 +56,12 @@ func TestDeliverAssignsUIDsAndCountsReferences(t *testing.T) {
 	}
 	// Same body delivered again through another replica set merges them.
 	a.must(&Deliver{Hash: h, Size: 60, Replicas: []string{"n2", "n3"}, Mailboxes: []string{"b@example.com"}})
-	if b, _ := a.s.Body(h); fmt.Sprint(b.Replicas) != "[n1 n2 n3]" || b.Refs != 8 {
+	if b, _ := a.s.Body(h); fmt.Sprint(b.Replicas) != "[n1 n2 n3]" || b.Refs != 10 {
 		t.Fatalf("merged body %+v", b)
 	}
 	// Removing a mailbox releases its references.
 	a.must(&MailboxRemove{Address: "b@example.com"})
-	if b, _ := a.s.Body(h); b.Refs != 4 {
+	if b, _ := a.s.Body(h); b.Refs != 6 {
 		t.Fatalf("refs after removing b: %+v", b)
 	}
 }

@@ -15,7 +15,6 @@ var (
 	ErrNotEmpty    = errors.New("not empty")
 	ErrForwardLoop = errors.New("forward loop")
 	ErrNotLocal    = errors.New("domain not hosted")
-	ErrOverQuota   = errors.New("over quota")
 	ErrClosed      = errors.New("state closed")
 )
 
@@ -26,7 +25,6 @@ var codes = map[string]error{
 	"not_empty":    ErrNotEmpty,
 	"forward_loop": ErrForwardLoop,
 	"not_local":    ErrNotLocal,
-	"over_quota":   ErrOverQuota,
 }
 
 // Error is a business error with a human-readable message and a sentinel

@@ -109,8 +109,6 @@ func (n *Node) Deliver(ctx context.Context, msg Message, body io.Reader) (Delive
 
 func rejection(code, msg string) error {
 	switch code {
-	case "over_quota":
-		return fmt.Errorf("%w: %s", ErrOverQuota, msg)
 	case "not_found":
 		return fmt.Errorf("%w: %s", ErrUnknownRecipient, msg)
 	}

@@ -20,8 +20,8 @@ import (
 )
 
 type devNode struct {
-	id                               string
-	cluster, admin, smtp, imap, pop3 string
+	id                                     string
+	cluster, admin, smtp, lmtp, imap, pop3 string
 }
 
 // nodes lays out n nodes' ports; offset shifts them all, so a second
@@ -32,7 +32,7 @@ func nodes(n, offset int) []devNode {
 		p := func(base int) string { return fmt.Sprintf("127.0.0.1:%d", base+offset+i) }
 		out = append(out, devNode{
 			id: fmt.Sprintf("n%d", i+1), cluster: p(7000), admin: p(8000),
-			smtp: p(2525), imap: p(1143), pop3: p(1110),
+			smtp: p(2525), lmtp: p(2424), imap: p(1143), pop3: p(1110),
 		})
 	}
 	return out
@@ -84,7 +84,8 @@ func start(bin, dir string, ns []devNode, quiet bool) error {
 			continue
 		}
 		args := []string{"server", "--id", n.id, "--data", filepath.Join(dir, n.id), "--cluster", n.cluster,
-			"--admin", n.admin, "--smtp", n.smtp, "--imap", n.imap, "--pop3", n.pop3}
+			"--admin", n.admin, "--smtp", n.smtp, "--lmtp", n.lmtp, "--imap", n.imap, "--pop3", n.pop3,
+			"--hostname", n.id + ".powermail.test"}
 		if i == 0 {
 			args = append(args, "--bootstrap")
 		} else {
@@ -156,9 +157,9 @@ func seed(bin, sec, admin string) error {
 
 func printInfo(dir, sec string, ns []devNode) {
 	fmt.Printf("PowerMail: a three-node cluster is running (data and logs in %s/).\n\n", dir)
-	fmt.Printf("%-4s %-16s %-16s %-16s %-16s %-16s\n", "NODE", "ADMIN", "CLUSTER", "SMTP", "IMAP", "POP3")
+	fmt.Printf("%-4s %-16s %-16s %-16s %-16s %-16s %-16s\n", "NODE", "ADMIN", "CLUSTER", "SMTP", "LMTP", "IMAP", "POP3")
 	for _, n := range ns {
-		fmt.Printf("%-4s %-16s %-16s %-16s %-16s %-16s\n", n.id, n.admin, n.cluster, n.smtp, n.imap, n.pop3)
+		fmt.Printf("%-4s %-16s %-16s %-16s %-16s %-16s %-16s\n", n.id, n.admin, n.cluster, n.smtp, n.lmtp, n.imap, n.pop3)
 	}
 	fmt.Printf(`
 Demo mailbox: demo@example.com, password demo-password (domain example.com).
@@ -169,11 +170,13 @@ Try:
   bin/powermail cluster status --addr %s
   bin/powermail mailbox ls --addr %s
   bin/powermail mailbox add you@example.com --password s3cret --addr %s
+  swaks --server %s --to demo@example.com      # or any SMTP client, to any node
+  bin/powermail mailbox ls --addr %s           # the message count, from any node
 
-Note: the SMTP, IMAP and POP3 listeners are not built yet; the addresses
-above are reserved for them.
+SMTP and LMTP accept mail on every node. IMAP and POP3 are not built yet;
+their addresses above are reserved.
 Stop the cluster with: make stop
-`, sec, dir, ns[0].admin, ns[1].admin, ns[2].admin)
+`, sec, dir, ns[0].admin, ns[1].admin, ns[2].admin, ns[0].smtp, ns[2].admin)
 }
 
 func alive(dir, id string) bool {

@@ -38,6 +38,7 @@ const cliSecret = "cli-test-secret-0123456789"
 
 type proc struct {
 	id, cluster, admin, data string
+	smtp                     string
 	cmd                      *exec.Cmd
 	log                      *bytes.Buffer
 }

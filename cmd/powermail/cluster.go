@@ -21,11 +21,12 @@ func newClusterCmd(cl *clientFlags) *cobra.Command {
 			if !cl.json {
 				fmt.Fprintf(cmd.OutOrStdout(), "leader: %s   health: %s\n", orDash(st.Leader), st.Health)
 			}
-			return cl.emit(cmd, st, []string{"ID", "ROLE", "SUFFRAGE", "CLUSTER", "ADMIN", "LAST-CONTACT", "TERM", "COMMIT", "APPLIED"},
+			return cl.emit(cmd, st, []string{"ID", "ROLE", "SUFFRAGE", "CLUSTER", "ADMIN", "LAST-CONTACT", "TERM", "COMMIT", "APPLIED", "BODIES", "BODY-BYTES", "FREE"},
 				func() (rows [][]string) {
 					for _, m := range st.Nodes {
 						rows = append(rows, []string{m.ID, m.Role, m.Suffrage, m.ClusterAddr, orDash(m.AdminAddr), orDash(m.LastContact),
-							fmt.Sprint(m.Term), fmt.Sprint(m.CommitIndex), fmt.Sprint(m.AppliedIndex)})
+							fmt.Sprint(m.Term), fmt.Sprint(m.CommitIndex), fmt.Sprint(m.AppliedIndex),
+							fmt.Sprint(m.Bodies), fmt.Sprint(m.BodyBytes), humanBytes(m.FreeBytes)})
 					}
 					return rows
 				})
@@ -61,4 +62,17 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+func humanBytes(b uint64) string {
+	const unit = 1024
+	if b < unit {
+		return fmt.Sprintf("%dB", b)
+	}
+	div, exp := uint64(unit), 0
+	for n := b / unit; n >= unit; n /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f%ciB", float64(b)/float64(div), "KMGTPE"[exp])
 }

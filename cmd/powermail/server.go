@@ -19,6 +19,7 @@ type serverFlags struct {
 	join, secretFile, logLevel, logFormat               string
 	bootstrap                                           bool
 	replicas, writeQuorum                               int
+	mail                                                mailFlags
 }
 
 func newServerCmd() *cobra.Command {
@@ -50,6 +51,7 @@ POWERMAIL_SECRET and is also the admin API token.`,
 	fl.StringVar(&f.secretFile, "secret-file", "", "file holding the cluster secret (or set POWERMAIL_SECRET)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	f.mail.register(fl)
 	return cmd
 }
 
@@ -71,7 +73,7 @@ func runServer(ctx context.Context, f *serverFlags) error {
 		Bootstrap: f.bootstrap, Join: f.join, Logger: log,
 		BootstrapSettings: &node.BootstrapSettings{Replicas: f.replicas, WriteQuorum: f.writeQuorum},
 	}
-	for name, addr := range map[string]string{"smtp": f.smtp, "lmtp": f.lmtp, "imap": f.imap, "pop3": f.pop3} {
+	for name, addr := range map[string]string{"imap": f.imap, "pop3": f.pop3} {
 		if addr != "" {
 			log.Warn("mail protocol listener not built yet; flag ignored", "protocol", name, "addr", addr)
 		}
@@ -80,11 +82,21 @@ func runServer(ctx context.Context, f *serverFlags) error {
 	if err != nil {
 		return err
 	}
+	stopMail, err := startMail(f, n, log)
+	if err != nil {
+		n.Close()
+		return err
+	}
 	log.Info("node running", "id", f.id, "cluster", n.ClusterAddr(), "admin", n.AdminAddr())
 	<-ctx.Done()
 	log.Info("shutting down")
 	done := make(chan error, 1)
-	go func() { done <- n.Close() }()
+	go func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stopMail(sctx) // finish or refuse (421) transactions before the node goes
+		done <- n.Close()
+	}()
 	select {
 	case err := <-done:
 		return err

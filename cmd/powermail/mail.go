@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"powermail/frontend"
+	"powermail/node"
+)
+
+// The node is what the frontend delivers through.
+var _ frontend.Deliverer = (*node.Node)(nil)
+
+type mailFlags struct {
+	hostname               string
+	tlsCert, tlsKey        string
+	maxMessage             int64
+	maxRecipients, maxConn int
+	maxLine                int
+	readTimeout            time.Duration
+	writeTimeout           time.Duration
+}
+
+func (m *mailFlags) register(fl *pflag.FlagSet) {
+	fl.StringVar(&m.hostname, "hostname", "", "name in SMTP greetings and Received: headers (default: the host name)")
+	fl.StringVar(&m.tlsCert, "tls-cert", "", "PEM certificate for STARTTLS")
+	fl.StringVar(&m.tlsKey, "tls-key", "", "PEM private key for STARTTLS")
+	fl.Int64Var(&m.maxMessage, "max-message-size", frontend.DefaultMaxMessageBytes, "largest accepted message in bytes")
+	fl.IntVar(&m.maxRecipients, "max-recipients", frontend.DefaultMaxRecipients, "recipients per message")
+	fl.IntVar(&m.maxConn, "max-conns-per-ip", frontend.DefaultMaxConnsPerIP, "simultaneous SMTP/LMTP connections per client IP")
+	fl.IntVar(&m.maxLine, "max-line-length", frontend.DefaultMaxLineLength, "longest command or message line in bytes")
+	fl.DurationVar(&m.readTimeout, "smtp-read-timeout", frontend.DefaultReadTimeout, "idle time before an SMTP/LMTP client is dropped")
+	fl.DurationVar(&m.writeTimeout, "smtp-write-timeout", frontend.DefaultWriteTimeout, "time to write one reply")
+}
+
+func (m *mailFlags) config(log *slog.Logger, lmtp bool) (frontend.SMTPConfig, error) {
+	cfg := frontend.SMTPConfig{
+		Hostname: m.hostname, MaxMessageBytes: m.maxMessage, MaxRecipients: m.maxRecipients,
+		MaxLineLength: m.maxLine, MaxConnsPerIP: m.maxConn, ReadTimeout: m.readTimeout,
+		WriteTimeout: m.writeTimeout, Logger: log, LMTP: lmtp,
+	}
+	if m.tlsCert != "" || m.tlsKey != "" {
+		cert, err := tls.LoadX509KeyPair(m.tlsCert, m.tlsKey)
+		if err != nil {
+			return cfg, fmt.Errorf("load --tls-cert/--tls-key: %w", err)
+		}
+		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	return cfg, nil
+}
+
+// startMail starts the SMTP and LMTP listeners that have an address and
+// returns a function that stops them.
+func startMail(f *serverFlags, n *node.Node, log *slog.Logger) (func(context.Context), error) {
+	var servers []*frontend.SMTPServer
+	stop := func(ctx context.Context) {
+		for _, s := range servers {
+			s.Shutdown(ctx)
+		}
+	}
+	for _, l := range []struct {
+		addr string
+		lmtp bool
+	}{{f.smtp, false}, {f.lmtp, true}} {
+		if l.addr == "" {
+			continue
+		}
+		cfg, err := f.mail.config(log, l.lmtp)
+		if err == nil {
+			var s *frontend.SMTPServer
+			if s, err = frontend.NewSMTPServer(cfg, n); err == nil {
+				var ln net.Listener
+				if ln, err = net.Listen("tcp", l.addr); err == nil {
+					servers = append(servers, s)
+					go s.Serve(ln)
+					log.Info("listening", "protocol", map[bool]string{false: "smtp", true: "lmtp"}[l.lmtp], "addr", ln.Addr().String())
+				}
+			}
+		}
+		if err != nil {
+			stop(context.Background())
+			return nil, err
+		}
+	}
+	return stop, nil
+}

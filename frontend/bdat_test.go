@@ -1,0 +1,111 @@
+package frontend
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+
+	"powermail/node"
+)
+
+// RFC 3030 CHUNKING: BDAT chunks are binary-exact, no dot-stuffing, and
+// make one Deliver call.
+func TestBDAT(t *testing.T) {
+	f := newFakeDeliverer()
+	_, addr := startServer(t, testConfig(), f)
+	c := dial(t, addr)
+	c.ehlo()
+	c.expect("MAIL FROM:<s@remote.test>", 250, "")
+	c.expect("RCPT TO:<alice@example.com>", 250, "")
+	chunks := []string{"Subject: chunked\r\n\r\n.no stuffing\r\n", "\x00\xff binary\r\n.\r\n", "end\r\n"}
+	for i, ch := range chunks {
+		last := ""
+		if i == len(chunks)-1 {
+			last = " LAST"
+		}
+		c.write(fmt.Sprintf("BDAT %d%s\r\n%s", len(ch), last, ch))
+		want := 250
+		r := c.read()
+		checkReply(t, "BDAT", r, want, "2.0.0")
+	}
+	_, got := splitTrace(t, f.lastDelivery(t).body)
+	if want := strings.Join(chunks, ""); got != want {
+		t.Errorf("content %q, want %q", got, want)
+	}
+	if n := len(f.allDeliveries()); n != 1 {
+		t.Errorf("%d Deliver calls", n)
+	}
+	// A second transaction on the same connection works.
+	c.expect("MAIL FROM:<s@remote.test>", 250, "")
+	c.expect("RCPT TO:<bob@example.com>", 250, "")
+	c.write("BDAT 0 LAST\r\n")
+	checkReply(t, "BDAT 0 LAST", c.read(), 250, "2.0.0")
+}
+
+// Pipelined BDAT (RFC 3030 with RFC 2920): all chunks sent at once.
+func TestBDATPipelined(t *testing.T) {
+	f := newFakeDeliverer()
+	_, addr := startServer(t, testConfig(), f)
+	c := dial(t, addr)
+	c.ehlo()
+	c.write("MAIL FROM:<s@remote.test>\r\nRCPT TO:<team@example.com>\r\nBDAT 5\r\nhello" +
+		"BDAT 7 LAST\r\n world\n" + "NOOP\r\n")
+	for _, want := range []int{250, 250, 250, 250, 250} {
+		if r := c.read(); r.code != want {
+			t.Fatalf("got %v, want %d", r, want)
+		}
+	}
+	if _, got := splitTrace(t, f.lastDelivery(t).body); got != "hello world\n" {
+		t.Errorf("content %q", got)
+	}
+}
+
+// BDAT over MaxMessageBytes is 552 5.3.4, checked before the chunk is
+// passed on.
+func TestBDATOversize(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxMessageBytes = 64 << 10
+	f := newFakeDeliverer()
+	_, addr := startServer(t, cfg, f)
+	c := dial(t, addr)
+	c.ehlo()
+	c.expect("MAIL FROM:<s@remote.test>", 250, "")
+	c.expect("RCPT TO:<alice@example.com>", 250, "")
+	first := strings.Repeat("a", 40<<10)
+	c.write(fmt.Sprintf("BDAT %d\r\n%s", len(first), first))
+	checkReply(t, "first chunk", c.read(), 250, "")
+	c.write(fmt.Sprintf("BDAT %d LAST\r\n%s", len(first), first))
+	checkReply(t, "second chunk", c.read(), 552, "5.3.4")
+	c.expect("NOOP", 250, "")
+	for _, d := range f.allDeliveries() {
+		if d.readErr == nil {
+			t.Errorf("a Deliver call saw a complete oversize body")
+		}
+	}
+}
+
+// A Deliver that fails early does not make go-smtp parse the remaining
+// pipelined chunks as commands: the chunks are consumed and the error is
+// the reply to the last one.
+func TestBDATEarlyDeliverError(t *testing.T) {
+	f := newFakeDeliverer()
+	f.deliverHook = func(context.Context, node.Message, io.Reader) (node.DeliveryResult, error) {
+		return node.DeliveryResult{}, fmt.Errorf("no quorum: %w", node.ErrUnavailable)
+	}
+	_, addr := startServer(t, testConfig(), f)
+	c := dial(t, addr)
+	c.ehlo()
+	evil := "RCPT TO:<bob@example.com>\r\n"
+	c.write("MAIL FROM:<s@remote.test>\r\nRCPT TO:<alice@example.com>\r\n" +
+		fmt.Sprintf("BDAT 3\r\nabcBDAT %d\r\n%sBDAT 2 LAST\r\nxy", len(evil), evil) + "NOOP\r\n")
+	var codes []int
+	for range 6 {
+		codes = append(codes, c.read().code)
+	}
+	want := []int{250, 250, 250, 250, 451, 250}
+	if fmt.Sprint(codes) != fmt.Sprint(want) {
+		t.Fatalf("codes %v, want %v", codes, want)
+	}
+}

@@ -1,0 +1,151 @@
+package frontend
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// Defaults for SMTPConfig. A zero field in SMTPConfig means "use the
+// default"; a negative one is an error.
+const (
+	// DefaultMaxMessageBytes is the largest message accepted, in octets
+	// as RFC 1870 counts them: after dot-unstuffing, CRLFs included,
+	// the trace header fields this server prepends not included.
+	DefaultMaxMessageBytes = 50 << 20
+	// DefaultMaxRecipients is the number of RCPT commands accepted per
+	// transaction; further ones get 452 4.5.3 (RFC 5321 §4.5.3.1.10).
+	DefaultMaxRecipients = 1000
+	// DefaultMaxLineLength bounds command lines and DATA text lines, in
+	// octets. RFC 5321 §4.5.3.1.4/§4.5.3.1.6 ask for 512 and 1000 at
+	// least; real mail exceeds 1000, so the default is generous.
+	DefaultMaxLineLength = 4096
+	// DefaultMaxConnsPerIP bounds simultaneous connections from one
+	// remote IP address. Over it, the connection gets 421 4.7.0 and is
+	// closed.
+	DefaultMaxConnsPerIP = 20
+	// DefaultReadTimeout is how long the server waits for the client to
+	// send anything (a command, or the next block of message data). RFC
+	// 5321 §4.5.3.2.7 asks servers to wait at least 5 minutes.
+	DefaultReadTimeout = 5 * time.Minute
+	// DefaultWriteTimeout bounds writing one reply.
+	DefaultWriteTimeout = time.Minute
+	// DefaultResolveTimeout bounds one Deliverer.Resolve call (RCPT).
+	// Clients wait 5 minutes for a RCPT reply (RFC 5321 §4.5.3.2.3).
+	DefaultResolveTimeout = 30 * time.Second
+	// DefaultDeliverTimeout bounds one Deliverer.Deliver call, which
+	// includes reading the body from the client. Clients wait 10 minutes
+	// for the reply after the final dot (RFC 5321 §4.5.3.2.6).
+	DefaultDeliverTimeout = 10 * time.Minute
+)
+
+// RFC minimums below which a configuration would refuse compliant mail.
+const (
+	minMessageBytes = 64 << 10 // RFC 5321 §4.5.3.1.7
+	minRecipients   = 100      // RFC 5321 §4.5.3.1.8
+	minLineLength   = 1000     // RFC 5321 §4.5.3.1.6
+)
+
+// SMTPConfig configures an SMTP or LMTP server. Every limit is explicit;
+// a zero value takes the documented default.
+type SMTPConfig struct {
+	// Hostname is announced in the greeting and in the "by" clause of
+	// the Received: header. Default: os.Hostname(), else "localhost".
+	Hostname string
+
+	// MaxMessageBytes is advertised as SIZE (RFC 1870) and enforced on
+	// MAIL FROM SIZE=, DATA and BDAT. Default DefaultMaxMessageBytes;
+	// at least 64 KiB.
+	MaxMessageBytes int64
+	// MaxRecipients per transaction. Default DefaultMaxRecipients; at
+	// least 100.
+	MaxRecipients int
+	// MaxLineLength in octets, for commands and DATA lines (BDAT chunks
+	// are exempt). Default DefaultMaxLineLength; at least 1000.
+	MaxLineLength int
+	// MaxConnsPerIP bounds simultaneous connections from one IP address.
+	// Connections without an IP (unix sockets) are not limited. Default
+	// DefaultMaxConnsPerIP.
+	MaxConnsPerIP int
+
+	// ReadTimeout is an idle timeout: it restarts whenever bytes arrive,
+	// so a large message on a slow link is not cut off, but a silent
+	// client is (421 4.4.2). Default DefaultReadTimeout.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing one reply. Default DefaultWriteTimeout.
+	WriteTimeout time.Duration
+	// ResolveTimeout bounds each Resolve call. Default
+	// DefaultResolveTimeout.
+	ResolveTimeout time.Duration
+	// DeliverTimeout bounds each Deliver call. Default
+	// DefaultDeliverTimeout.
+	DeliverTimeout time.Duration
+
+	// TLS enables STARTTLS (RFC 3207) when non-nil.
+	TLS *tls.Config
+	// Logger receives one line per transaction and every unexpected
+	// error. Default slog.Default().
+	Logger *slog.Logger
+	// LMTP makes this an LMTP server (RFC 2033): LHLO instead of
+	// EHLO, one reply per recipient after DATA.
+	LMTP bool
+}
+
+// withDefaults returns cfg with zero fields filled in, or an error if a
+// field is out of range.
+func (cfg SMTPConfig) withDefaults() (SMTPConfig, error) {
+	if cfg.Hostname == "" {
+		cfg.Hostname = defaultHostname()
+	}
+	setDefault(&cfg.MaxMessageBytes, DefaultMaxMessageBytes)
+	setDefault(&cfg.MaxRecipients, DefaultMaxRecipients)
+	setDefault(&cfg.MaxLineLength, DefaultMaxLineLength)
+	setDefault(&cfg.MaxConnsPerIP, DefaultMaxConnsPerIP)
+	setDefault(&cfg.ReadTimeout, DefaultReadTimeout)
+	setDefault(&cfg.WriteTimeout, DefaultWriteTimeout)
+	setDefault(&cfg.ResolveTimeout, DefaultResolveTimeout)
+	setDefault(&cfg.DeliverTimeout, DefaultDeliverTimeout)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return cfg, cfg.validate()
+}
+
+func (cfg SMTPConfig) validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(cfg.MaxMessageBytes >= minMessageBytes, "MaxMessageBytes %d is below the RFC 5321 minimum %d", cfg.MaxMessageBytes, minMessageBytes)
+	check(cfg.MaxRecipients >= minRecipients, "MaxRecipients %d is below the RFC 5321 minimum %d", cfg.MaxRecipients, minRecipients)
+	check(cfg.MaxLineLength >= minLineLength, "MaxLineLength %d is below the RFC 5321 minimum %d", cfg.MaxLineLength, minLineLength)
+	check(cfg.MaxConnsPerIP > 0, "MaxConnsPerIP %d must be positive", cfg.MaxConnsPerIP)
+	check(cfg.ReadTimeout > 0, "ReadTimeout %v must be positive", cfg.ReadTimeout)
+	check(cfg.WriteTimeout > 0, "WriteTimeout %v must be positive", cfg.WriteTimeout)
+	check(cfg.ResolveTimeout > 0, "ResolveTimeout %v must be positive", cfg.ResolveTimeout)
+	check(cfg.DeliverTimeout > 0, "DeliverTimeout %v must be positive", cfg.DeliverTimeout)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("frontend: invalid SMTPConfig: %w", err)
+	}
+	return nil
+}
+
+// setDefault replaces a zero *v with def. Negative values are kept, so
+// that validate reports them.
+func setDefault[T int | int64 | time.Duration](v *T, def T) {
+	if *v == 0 {
+		*v = def
+	}
+}
+
+func defaultHostname() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "localhost"
+}

@@ -1,0 +1,232 @@
+package frontend
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"powermail/node"
+)
+
+// Data receives a message sent with DATA or BDAT (go-smtp feeds both
+// through r) and answers once for the whole transaction.
+func (s *session) Data(r io.Reader) error {
+	tx := s.snapshot()
+	if tx == nil || len(tx.rcpts) == 0 {
+		return replyBadSequence("need MAIL and RCPT first") // RFC 5321 §4.1.4
+	}
+	out := s.deliver(tx, r)
+	rep := out.smtpReply(tx)
+	s.logDelivery(tx, out, rep)
+	return asError(rep)
+}
+
+// LMTPData is Data for LMTP: RFC 2033 §4.2 wants one reply per accepted
+// RCPT, in order, so a rejected mailbox is reported instead of lost.
+func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
+	tx := s.snapshot()
+	if tx == nil || len(tx.rcpts) == 0 {
+		return replyBadSequence("need MAIL and RCPT first")
+	}
+	out := s.deliver(tx, r)
+	if out.failed != nil {
+		s.logDelivery(tx, out, out.failed)
+		return out.failed // go-smtp gives it to every recipient
+	}
+	for _, rc := range tx.rcpts {
+		status.SetStatus(rc.addr, out.lmtpReply(tx, rc))
+	}
+	s.logDelivery(tx, out, nil)
+	// go-smtp gives the return value to every RCPT that got no status.
+	// There should be none; if go-smtp's list ever differs from ours,
+	// such a recipient must not get a 250.
+	return replyInternal()
+}
+
+// outcome is the result of one Deliver call, judged.
+type outcome struct {
+	failed *smtp.SMTPError // non-nil: nothing was delivered
+	err    error           // what Deliver or the body reader reported
+	res    node.DeliveryResult
+	bytes  int64
+	took   time.Duration
+}
+
+// deliver makes the transaction's single Deliver call. The body is
+// streamed, never buffered (design brief, write path step 2): the trace
+// header fields are a small reader in front of go-smtp's data reader.
+func (s *session) deliver(tx *txn, r io.Reader) outcome {
+	start := time.Now()
+	body := &bodyReader{r: r}
+	hdr := traceHeaders(traceInfo{
+		from:     tx.from,
+		helo:     tx.helo,
+		remote:   s.remote,
+		by:       s.srv.cfg.Hostname,
+		protocol: withProtocol(s.srv.cfg.LMTP, tx.tls, tx.utf8),
+		id:       tx.id,
+		rcpts:    rcptAddrs(tx.rcpts),
+		date:     start,
+	})
+	msg := node.Message{From: tx.from, Mailboxes: slices.Clone(tx.boxes), Received: start}
+
+	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.DeliverTimeout)
+	// readOnly hides MultiReader's WriteTo, which allocates 32 KiB per call.
+	res, err := s.srv.d.Deliver(ctx, msg, readOnly{io.MultiReader(strings.NewReader(hdr), body)})
+	cancel()
+
+	out := outcome{res: res, err: err, took: time.Since(start)}
+	out.failed = s.judge(body, err)
+	if out.failed != nil && body.err == nil && !body.eof {
+		// Deliver gave up early. Consume the rest here, so that pipelined
+		// BDAT chunks are not parsed as commands (RFC 3030: the server
+		// consumes every chunk, even after an error).
+		_, _ = io.Copy(io.Discard, body)
+	}
+	out.bytes = body.n
+	if out.err == nil {
+		out.err = body.err
+	}
+	return out
+}
+
+// judge decides whether a Deliver call may be acknowledged. It returns
+// nil only when Deliver returned nil and the whole body, up to the final
+// dot, was read without error: RFC 5321 §4.2.5, Promise 1.
+func (s *session) judge(body *bodyReader, err error) *smtp.SMTPError {
+	switch {
+	case body.err != nil:
+		if err == nil {
+			s.log.Error("smtp: Deliver succeeded although reading the body failed", "err", body.err)
+		}
+		return s.replyForBodyError(body.err)
+	case err != nil && errors.Is(err, node.ErrUnavailable):
+		return replyUnavailable()
+	case err != nil:
+		return replyInternal()
+	case !body.eof:
+		s.log.Error("smtp: Deliver succeeded without reading the whole body")
+		return replyInternal()
+	}
+	return nil
+}
+
+// replyForBodyError maps a failure to read the message from the client.
+func (s *session) replyForBodyError(err error) *smtp.SMTPError {
+	switch {
+	case errors.Is(err, smtp.ErrDataTooLarge):
+		return replyTooBig(s.srv.cfg.MaxMessageBytes)
+	case errors.Is(err, smtp.ErrTooLongLine):
+		return replyLineTooLong(s.srv.cfg.MaxLineLength)
+	default: // timeout, connection lost, BDAT aborted by RSET
+		return replyTransferFailed()
+	}
+}
+
+// smtpReply is the single SMTP reply after the final dot. With some
+// mailboxes rejected and others stored it must say 250 (the others have
+// the message); see DESIGN.md for this limitation, which LMTP avoids.
+func (o outcome) smtpReply(tx *txn) *smtp.SMTPError {
+	if o.failed != nil {
+		return o.failed
+	}
+	stored := 0
+	for _, b := range tx.boxes {
+		if _, rejected := o.res.Rejected[b]; !rejected {
+			stored++
+		}
+	}
+	if stored == 0 {
+		return o.pickRejection(tx.boxes)
+	}
+	return replyStored(tx.id, stored, len(tx.boxes))
+}
+
+// lmtpReply is one recipient's LMTP reply: 250 only if every mailbox it
+// expanded to was stored.
+func (o outcome) lmtpReply(tx *txn, rc rcptEntry) *smtp.SMTPError {
+	if r := o.pickRejection(rc.boxes); r != nil {
+		return r
+	}
+	return replyStored(tx.id, len(rc.boxes), len(rc.boxes))
+}
+
+// pickRejection returns the reply for the first rejected mailbox among
+// boxes, preferring a temporary one: a retry then reaches every mailbox,
+// and a permanent cause shows up again at RCPT. It returns nil when none
+// was rejected.
+func (o outcome) pickRejection(boxes []string) *smtp.SMTPError {
+	var first *smtp.SMTPError
+	for _, b := range boxes {
+		err, rejected := o.res.Rejected[b]
+		if !rejected {
+			continue
+		}
+		r := replyForDirectoryError(err)
+		if isTemporary(r) {
+			return r
+		}
+		if first == nil {
+			first = r
+		}
+	}
+	return first
+}
+
+func (s *session) logDelivery(tx *txn, o outcome, rep *smtp.SMTPError) {
+	level, code := slog.LevelInfo, 250
+	if rep != nil {
+		code = rep.Code
+	}
+	if o.failed != nil {
+		level = slog.LevelWarn
+	}
+	s.log.Log(s.ctx, level, "smtp: transaction",
+		"id", tx.id, "from", tx.from, "rcpts", len(tx.rcpts), "mailboxes", len(tx.boxes),
+		"rejected", len(o.res.Rejected), "bytes", o.bytes, "code", code,
+		"took", o.took, "err", o.err)
+}
+
+func rcptAddrs(rs []rcptEntry) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.addr
+	}
+	return out
+}
+
+// bodyReader records how reading the client's message ended, so that a
+// Deliver error caused by the client is answered as the client's fault.
+// Only the Deliver call reads it, then deliver itself.
+type bodyReader struct {
+	r   io.Reader
+	n   int64
+	eof bool  // the final dot was seen
+	err error // first read error other than io.EOF
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	switch {
+	case err == io.EOF:
+		b.eof = true
+	case err != nil:
+		b.err = err
+	}
+	return n, err
+}
+
+// readOnly exposes only Read.
+type readOnly struct{ r io.Reader }
+
+func (r readOnly) Read(p []byte) (int, error) { return r.r.Read(p) }

@@ -1,0 +1,32 @@
+package frontend
+
+import (
+	"context"
+	"io"
+
+	"powermail/node"
+)
+
+// Deliverer is the narrow view of the cluster that mail delivery needs.
+// *node.Node implements it; the frontend never sees raft, fsm or storage
+// types. The assertion that *node.Node satisfies it must live outside both
+// packages (cmd, or an external test package), because frontend imports
+// node for the sentinels.
+type Deliverer interface {
+	// Resolve checks one RCPT address against the replicated directory and
+	// returns the canonical local mailbox addresses it expands to (forwards
+	// expanded). Errors wrap node.ErrUnknownRecipient, node.ErrNotLocal,
+	// node.ErrExternalTarget, node.ErrOverQuota or node.ErrUnavailable.
+	Resolve(ctx context.Context, rcpt string) ([]string, error)
+
+	// Deliver streams the body to R replicas and commits it, once, to every
+	// mailbox in msg.Mailboxes. It returns only when durable. A mailbox in
+	// res.Rejected was not delivered (its error wraps node.ErrOverQuota,
+	// ...). A non-nil error means nothing was delivered (wraps
+	// node.ErrUnavailable, or anything else = unexpected).
+	//
+	// Deliver must read body to io.EOF before it reports success, must
+	// fail if reading body fails, and must not touch body after it
+	// returns. The frontend replies 250 only when all three held.
+	Deliver(ctx context.Context, msg node.Message, body io.Reader) (node.DeliveryResult, error)
+}

@@ -1,0 +1,105 @@
+package frontend
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// Over MaxConnsPerIP a connection gets 421 4.7.0 and is closed at once;
+// a freed slot is usable again.
+func TestPerIPLimit(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxConnsPerIP = 2
+	_, addr := startServer(t, cfg, newFakeDeliverer())
+	a := dial(t, addr)
+	b := dial(t, addr)
+
+	over := dialRaw(t, addr)
+	checkReply(t, "third connection", over.read(), 421, "4.7.0")
+	over.expectClosed()
+
+	a.expect("QUIT", 221, "")
+	a.expectClosed()
+	// The slot is released when the server side closes; allow a moment.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		c := dialRaw(t, addr)
+		if r := c.read(); r.code == 220 {
+			c.ehlo()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("slot not released after QUIT")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.expect("NOOP", 250, "")
+}
+
+// A command line over MaxLineLength gets an error reply and the
+// connection is closed: no hang.
+func TestOversizedCommandLine(t *testing.T) {
+	_, addr := startServer(t, testConfig(), newFakeDeliverer())
+	c := dial(t, addr)
+	c.ehlo()
+	c.write("MAIL FROM:<" + strings.Repeat("a", 2*DefaultMaxLineLength) + "@remote.test>\r\n")
+	checkReply(t, "long command", c.read(), 500, "5.4.0")
+	c.expectClosed()
+}
+
+// A silent client hits the idle read timeout: 421 4.4.2, then close.
+func TestReadTimeoutIdle(t *testing.T) {
+	cfg := testConfig()
+	cfg.ReadTimeout = 200 * time.Millisecond
+	_, addr := startServer(t, cfg, newFakeDeliverer())
+	c := dial(t, addr)
+	c.ehlo()
+	start := time.Now()
+	checkReply(t, "idle", c.read(), 421, "4.4.2")
+	c.expectClosed()
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("timeout took %v", took)
+	}
+}
+
+// A client that stalls inside DATA gets a temporary reply, nothing is
+// delivered, and the connection is closed rather than the rest of the
+// message being read as commands.
+func TestReadTimeoutMidData(t *testing.T) {
+	cfg := testConfig()
+	cfg.ReadTimeout = 200 * time.Millisecond
+	f := newFakeDeliverer()
+	_, addr := startServer(t, cfg, f)
+	c := dial(t, addr)
+	c.ehlo()
+	c.expect("MAIL FROM:<s@remote.test>", 250, "")
+	c.expect("RCPT TO:<alice@example.com>", 250, "")
+	c.expect("DATA", 354, "")
+	c.write("Subject: stalled\r\n\r\npartial")
+	checkReply(t, "stalled DATA", c.read(), 451, "4.4.2")
+	c.expectClosed()
+	if d := f.lastDelivery(t); d.readErr == nil {
+		t.Error("Deliver read a complete body from a stalled client")
+	}
+}
+
+// The read timeout restarts with every read: a slow but steady client
+// whose whole message takes longer than ReadTimeout is not cut off.
+func TestReadTimeoutIsIdleNotTotal(t *testing.T) {
+	cfg := testConfig()
+	cfg.ReadTimeout = 150 * time.Millisecond
+	f := newFakeDeliverer()
+	_, addr := startServer(t, cfg, f)
+	c := dial(t, addr)
+	c.ehlo()
+	c.expect("MAIL FROM:<s@remote.test>", 250, "")
+	c.expect("RCPT TO:<alice@example.com>", 250, "")
+	c.expect("DATA", 354, "")
+	for range 6 { // ~300 ms in total, 50 ms gaps
+		c.write("slow line\r\n")
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.write(".\r\n")
+	checkReply(t, "slow DATA", c.read(), 250, "2.0.0")
+}

@@ -1,0 +1,159 @@
+package frontend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/emersion/go-smtp"
+
+	"powermail/node"
+)
+
+// Every reply this package chooses is built here, so that DESIGN.md's
+// table has one place to be checked against. go-smtp turns any error that
+// is not an *smtp.SMTPError into a permanent 554 after DATA, so session
+// methods return only values made by reply (Promise 2).
+
+// reply builds an SMTP reply carrying a deliberate basic and enhanced
+// (RFC 3463, advertised per RFC 2034) status code.
+func reply(code int, class, subject, detail int, text string) *smtp.SMTPError {
+	return &smtp.SMTPError{
+		Code:         code,
+		EnhancedCode: smtp.EnhancedCode{class, subject, detail},
+		Message:      text,
+	}
+}
+
+// asError converts r to an error without creating a non-nil interface
+// holding a nil pointer.
+func asError(r *smtp.SMTPError) error {
+	if r == nil {
+		return nil
+	}
+	return r
+}
+
+// RFC 5321 §4.2.5 / §6.1: a 2yz after the final dot takes responsibility
+// for the message. Only deliver's success path builds this.
+func replyStored(id string, delivered, total int) *smtp.SMTPError {
+	text := "OK: stored as " + id
+	if delivered != total {
+		text = fmt.Sprintf("%s (%d of %d mailboxes)", text, delivered, total)
+	}
+	return reply(250, 2, 0, 0, text)
+}
+
+// RCPT and per-mailbox outcomes (RFC 5321 §4.2.2, §4.3.2; RFC 3463).
+func replyUnknownRecipient() *smtp.SMTPError {
+	return reply(550, 5, 1, 1, "no such mailbox here")
+}
+
+func replyRelayDenied() *smtp.SMTPError {
+	// RFC 5321 §3.6: relaying is the server's choice; this one never
+	// relays, whatever the sender (Promise 6).
+	return reply(550, 5, 7, 1, "relaying denied")
+}
+
+func replyExternalTarget() *smtp.SMTPError {
+	return reply(451, 4, 3, 0, "forwarding outside this system is not available yet, try again later")
+}
+
+func replyOverQuota() *smtp.SMTPError {
+	return reply(452, 4, 2, 2, "mailbox full, try again later")
+}
+
+func replyUnavailable() *smtp.SMTPError {
+	return reply(451, 4, 3, 0, "temporarily unavailable, try again later")
+}
+
+func replyInternal() *smtp.SMTPError {
+	return reply(451, 4, 3, 0, "local error, try again later")
+}
+
+func replyTooManyRecipients(max int) *smtp.SMTPError {
+	// RFC 5321 §4.5.3.1.10: 452, and the client sends the rest later.
+	return reply(452, 4, 5, 3, fmt.Sprintf("too many recipients (at most %d)", max))
+}
+
+func replyBadRecipientSyntax(why string) *smtp.SMTPError {
+	return reply(501, 5, 1, 3, "bad recipient address syntax: "+why)
+}
+
+func replyBadSenderSyntax(why string) *smtp.SMTPError {
+	return reply(501, 5, 1, 7, "bad sender address syntax: "+why)
+}
+
+func replyNonASCIIAddress() *smtp.SMTPError {
+	// RFC 6531 §3.5: non-ASCII address without the SMTPUTF8 parameter.
+	return reply(553, 5, 6, 7, "non-ASCII address requires SMTPUTF8")
+}
+
+func replyBadSequence(text string) *smtp.SMTPError {
+	return reply(503, 5, 5, 1, text)
+}
+
+func replyShuttingDown() *smtp.SMTPError {
+	// RFC 5321 §3.8: 421 when the server must close the channel.
+	return reply(421, 4, 3, 2, "shutting down, try again later")
+}
+
+// Message data outcomes.
+func replyTooBig(max int64) *smtp.SMTPError {
+	// RFC 1870 (fixed maximum exceeded) and RFC 3463 X.3.4.
+	return reply(552, 5, 3, 4, fmt.Sprintf("message exceeds the fixed maximum size of %d octets", max))
+}
+
+func replyLineTooLong(max int) *smtp.SMTPError {
+	// RFC 5321 §4.5.3.1.9 suggests "500 Line too long".
+	return reply(500, 5, 5, 0, fmt.Sprintf("line longer than %d octets", max))
+}
+
+func replyTransferFailed() *smtp.SMTPError {
+	// The client stalled, vanished or aborted the transfer (RFC 3463 X.4.2).
+	return reply(451, 4, 4, 2, "message transfer failed, try again later")
+}
+
+// replyForDirectoryError maps a Resolve error, or one mailbox's rejection
+// from Deliver, to its reply. Temporary causes are tested first: an error
+// that wraps both a temporary and a permanent sentinel must not bounce.
+// Anything unrecognised is temporary (Promise 2: never a 5xx that a retry
+// could fix).
+func replyForDirectoryError(err error) *smtp.SMTPError {
+	switch {
+	case errors.Is(err, node.ErrUnavailable),
+		errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, context.Canceled):
+		return replyUnavailable()
+	case errors.Is(err, node.ErrExternalTarget):
+		return replyExternalTarget()
+	case errors.Is(err, node.ErrOverQuota):
+		return replyOverQuota()
+	case errors.Is(err, node.ErrUnknownRecipient):
+		return replyUnknownRecipient()
+	case errors.Is(err, node.ErrNotLocal):
+		return replyRelayDenied()
+	default:
+		return replyInternal()
+	}
+}
+
+// isTemporary reports whether r asks the client to retry.
+func isTemporary(r *smtp.SMTPError) bool {
+	return r.Code/100 == 4
+}
+
+// isDirectoryError reports whether err wraps one of the documented
+// sentinels or a context error, rather than something unexpected.
+func isDirectoryError(err error) bool {
+	for _, target := range []error{
+		node.ErrUnavailable, node.ErrExternalTarget, node.ErrOverQuota,
+		node.ErrUnknownRecipient, node.ErrNotLocal,
+		context.DeadlineExceeded, context.Canceled,
+	} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}

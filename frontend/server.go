@@ -1,0 +1,194 @@
+package frontend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/emersion/go-smtp"
+)
+
+// ErrServerClosed is returned by Serve after Close or Shutdown.
+var ErrServerClosed = errors.New("frontend: server closed")
+
+// SMTPServer is an SMTP (or LMTP) server that delivers into the cluster
+// through a Deliverer.
+type SMTPServer struct {
+	cfg     SMTPConfig
+	d       Deliverer
+	log     *slog.Logger
+	srv     *smtp.Server
+	tracker *connTracker
+
+	// ctx is the parent of every session's context. Close cancels it,
+	// aborting backend calls; Shutdown lets them finish.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	draining atomic.Bool // Shutdown or Close has begun
+
+	mu        sync.Mutex
+	listeners []net.Listener
+}
+
+// NewSMTPServer validates cfg, fills in defaults and returns a server that
+// delivers through d. It does not listen; call Serve.
+func NewSMTPServer(cfg SMTPConfig, d Deliverer) (*SMTPServer, error) {
+	if d == nil {
+		return nil, errors.New("frontend: NewSMTPServer: nil Deliverer")
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &SMTPServer{
+		cfg:     cfg,
+		d:       d,
+		log:     cfg.Logger.With("proto", protoName(cfg.LMTP)),
+		tracker: newConnTracker(cfg),
+		ctx:     ctx,
+		cancel:  cancel,
+	}
+	s.srv = s.newSMTPServer()
+	return s, nil
+}
+
+// newSMTPServer configures go-smtp. Each extension noted is advertised in
+// the EHLO/LHLO reply.
+func (s *SMTPServer) newSMTPServer() *smtp.Server {
+	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
+	// Always on in go-smtp: PIPELINING (RFC 2920), 8BITMIME (RFC 6152),
+	// ENHANCEDSTATUSCODES (RFC 2034), CHUNKING (RFC 3030).
+	srv.Domain = s.cfg.Hostname
+	srv.LMTP = s.cfg.LMTP
+	srv.MaxMessageBytes = s.cfg.MaxMessageBytes // SIZE n (RFC 1870), DATA and BDAT limits
+	srv.MaxRecipients = s.cfg.MaxRecipients     // also LIMITS RCPTMAX (RFC 9422)
+	srv.MaxLineLength = s.cfg.MaxLineLength
+	srv.TLSConfig = s.cfg.TLS // STARTTLS (RFC 3207) when non-nil
+	srv.EnableSMTPUTF8 = true // SMTPUTF8 (RFC 6531)
+	srv.EnableDSN = true      // DSN (RFC 3461): RET, ENVID, NOTIFY, ORCPT accepted
+	// Read deadlines are set per read by trackedConn (an idle timeout);
+	// go-smtp's own would also cover DATA as one block.
+	srv.ReadTimeout = 0
+	srv.WriteTimeout = s.cfg.WriteTimeout
+	srv.ErrorLog = slogPrinter{s.log}
+	return srv
+}
+
+// Serve accepts connections on ln until Close or Shutdown, then returns
+// ErrServerClosed. It closes ln when it returns. It may be called for
+// several listeners; they share the per-IP limit.
+func (s *SMTPServer) Serve(ln net.Listener) error {
+	wrapped := &limitListener{Listener: ln, tracker: s.tracker}
+	defer wrapped.Close()
+
+	s.mu.Lock()
+	if s.draining.Load() {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners = append(s.listeners, wrapped)
+	s.mu.Unlock()
+
+	s.log.Info("smtp: serving", "addr", ln.Addr())
+	err := s.srv.Serve(wrapped)
+	if s.draining.Load() {
+		return ErrServerClosed
+	}
+	return fmt.Errorf("frontend: serve %v: %w", ln.Addr(), err)
+}
+
+// Close closes all listeners and connections at once and cancels backend
+// calls in progress. A transaction cut off this way was not acknowledged,
+// so its client retries.
+func (s *SMTPServer) Close() error {
+	s.beginDrain()
+	s.cancel()
+	err := s.srv.Close()
+	if errors.Is(err, smtp.ErrServerClosed) { // after Shutdown: conns are ours to close
+		err = nil
+	}
+	s.tracker.closeAll()
+	return s.closeListeners(err)
+}
+
+// Shutdown stops accepting, lets transactions in progress finish, ends
+// idle connections with 421, and waits for every connection to end. If
+// ctx expires first it closes what is left, as Close does, and returns
+// ctx's error.
+func (s *SMTPServer) Shutdown(ctx context.Context) error {
+	s.beginDrain()
+	s.tracker.expireIdle()
+	err := s.srv.Shutdown(ctx)
+	if errors.Is(err, smtp.ErrServerClosed) {
+		err = nil
+	}
+	if err != nil {
+		s.cancel()
+		s.tracker.closeAll()
+		err = fmt.Errorf("frontend: shutdown: %w", err)
+	}
+	return s.closeListeners(err)
+}
+
+func (s *SMTPServer) beginDrain() {
+	s.mu.Lock()
+	s.draining.Store(true)
+	s.mu.Unlock()
+}
+
+// closeListeners closes listeners that go-smtp may not have registered
+// yet (Serve racing Close), keeping the first real error.
+func (s *SMTPServer) closeListeners(err error) error {
+	s.mu.Lock()
+	ls := s.listeners
+	s.listeners = nil
+	s.mu.Unlock()
+	for _, l := range ls {
+		if cerr := l.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
+			err = fmt.Errorf("frontend: closing listener: %w", cerr)
+		}
+	}
+	return err
+}
+
+// newSession is go-smtp's Backend: it runs after the first EHLO/LHLO/HELO
+// (and again after STARTTLS).
+func (s *SMTPServer) newSession(c *smtp.Conn) (smtp.Session, error) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	remote := c.Conn().RemoteAddr() // may be nil for a unix socket peer
+	return &session{
+		srv:    s,
+		conn:   c,
+		tc:     trackedOf(c.Conn()),
+		remote: remote,
+		ctx:    ctx,
+		cancel: cancel,
+		log:    s.log.With("remote", fmt.Sprint(remote)),
+	}, nil
+}
+
+func protoName(lmtp bool) string {
+	if lmtp {
+		return "lmtp"
+	}
+	return "smtp"
+}
+
+// slogPrinter adapts slog to go-smtp's Logger, which reports connection
+// errors and recovered panics.
+type slogPrinter struct{ l *slog.Logger }
+
+func (p slogPrinter) Printf(format string, v ...any) {
+	p.l.Warn("smtp: " + fmt.Sprintf(format, v...))
+}
+
+func (p slogPrinter) Println(v ...any) {
+	p.l.Warn("smtp: " + strings.TrimSuffix(fmt.Sprintln(v...), "\n"))
+}

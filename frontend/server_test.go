@@ -1,0 +1,209 @@
+package frontend
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	netsmtp "net/smtp"
+	"strings"
+	"testing"
+	"time"
+
+	"powermail/node"
+)
+
+func TestConfigDefaultsAndValidation(t *testing.T) {
+	cfg, err := SMTPConfig{}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MaxMessageBytes != 50<<20 || cfg.MaxRecipients != 1000 || cfg.MaxLineLength != 4096 ||
+		cfg.MaxConnsPerIP != 20 || cfg.ReadTimeout != 5*time.Minute || cfg.WriteTimeout != time.Minute ||
+		cfg.Hostname == "" || cfg.Logger == nil || cfg.ResolveTimeout <= 0 || cfg.DeliverTimeout <= 0 {
+		t.Errorf("defaults: %+v", cfg)
+	}
+	for _, bad := range []SMTPConfig{
+		{MaxMessageBytes: 1000},
+		{MaxRecipients: 10},
+		{MaxLineLength: 512},
+		{MaxConnsPerIP: -1},
+		{ReadTimeout: -time.Second},
+	} {
+		if _, err := NewSMTPServer(bad, newFakeDeliverer()); err == nil {
+			t.Errorf("NewSMTPServer(%+v) accepted", bad)
+		}
+	}
+	if _, err := NewSMTPServer(SMTPConfig{}, nil); err == nil {
+		t.Error("nil Deliverer accepted")
+	}
+}
+
+// STARTTLS (RFC 3207) with a stock client, net/smtp; the trace then says
+// UTF8SMTPS (net/smtp sends SMTPUTF8 when offered; RFC 6531 §3.7.3).
+func TestSTARTTLS(t *testing.T) {
+	cfg := testConfig()
+	serverTLS, roots := testTLS(t)
+	cfg.TLS = serverTLS
+	f := newFakeDeliverer()
+	_, addr := startServer(t, cfg, f)
+
+	c, err := netsmtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Hello("client.test"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := c.Extension("STARTTLS"); !ok {
+		t.Fatal("STARTTLS not advertised")
+	}
+	if err := c.StartTLS(&tls.Config{ServerName: "mx.test", RootCAs: roots}); err != nil {
+		t.Fatalf("StartTLS: %v", err)
+	}
+	if ok, _ := c.Extension("STARTTLS"); ok {
+		t.Error("STARTTLS advertised again inside TLS")
+	}
+	if err := c.Mail("s@remote.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("alice@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(w, "Subject: tls\r\n\r\nsecret\r\n")
+	if err := w.Close(); err != nil {
+		t.Fatalf("end of data: %v", err)
+	}
+	if err := c.Quit(); err != nil {
+		t.Fatal(err)
+	}
+	trace, content := splitTrace(t, f.lastDelivery(t).body)
+	if !strings.Contains(trace, " with UTF8SMTPS id ") || content != "Subject: tls\r\n\r\nsecret\r\n" {
+		t.Errorf("trace %q content %q", trace, content)
+	}
+}
+
+func testTLS(t *testing.T) (*tls.Config, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "mx.test"},
+		DNSNames:              []string{"mx.test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, roots
+}
+
+func TestServeAfterClose(t *testing.T) {
+	srv, err := NewSMTPServer(testConfig(), newFakeDeliverer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(ln); !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve after Close = %v", err)
+	}
+	if _, err := ln.Accept(); err == nil {
+		t.Error("Serve left the listener open")
+	}
+}
+
+// Shutdown ends idle connections with 421, lets a transaction in progress
+// finish with its 250, then ends that connection too.
+func TestShutdownDrains(t *testing.T) {
+	f := newFakeDeliverer()
+	release := make(chan struct{})
+	inDeliver := make(chan struct{})
+	f.deliverHook = func(ctx context.Context, msg node.Message, body io.Reader) (node.DeliveryResult, error) {
+		_, err := io.Copy(io.Discard, body)
+		close(inDeliver)
+		<-release
+		return node.DeliveryResult{}, err
+	}
+	srv, addr := startServer(t, testConfig(), f)
+	idle := dial(t, addr)
+	idle.ehlo()
+	busy := dial(t, addr)
+	busy.ehlo()
+	busy.expect("MAIL FROM:<s@remote.test>", 250, "")
+	busy.expect("RCPT TO:<alice@example.com>", 250, "")
+	busy.expect("DATA", 354, "")
+	busy.write("x\r\n.\r\n")
+	<-inDeliver
+
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(context.Background()) }()
+	checkReply(t, "idle conn", idle.read(), 421, "")
+	idle.expectClosed()
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned %v before the transaction finished", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	checkReply(t, "in-flight DATA", busy.read(), 250, "2.0.0")
+	checkReply(t, "after DATA", busy.read(), 421, "")
+	busy.expectClosed()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown did not return")
+	}
+	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		t.Error("still accepting after Shutdown")
+	}
+}
+
+// Shutdown with an expiring context closes what is left.
+func TestShutdownDeadline(t *testing.T) {
+	srv, addr := startServer(t, testConfig(), newFakeDeliverer())
+	c := dial(t, addr)
+	c.ehlo()
+	c.expect("MAIL FROM:<s@remote.test>", 250, "") // busy: not drained as idle
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown = %v", err)
+	}
+	c.expectClosed()
+}

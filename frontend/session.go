@@ -1,0 +1,210 @@
+package frontend
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+
+	"github.com/emersion/go-smtp"
+)
+
+// session is one client connection's go-smtp Session. go-smtp calls its
+// methods from the connection goroutine, except that Data runs on another
+// goroutine during BDAT and Logout may run from Close; mu guards tx.
+type session struct {
+	srv    *SMTPServer
+	conn   *smtp.Conn
+	tc     *trackedConn // nil if the conn is not one of ours
+	remote net.Addr
+	ctx    context.Context // cancelled by Logout and by SMTPServer.Close
+	cancel context.CancelFunc
+	log    *slog.Logger
+
+	mu sync.Mutex
+	tx *txn // nil outside a transaction
+}
+
+var (
+	_ smtp.Session     = (*session)(nil)
+	_ smtp.LMTPSession = (*session)(nil)
+)
+
+// txn is one mail transaction: MAIL, its accepted RCPTs, and the union of
+// the mailboxes they resolved to.
+type txn struct {
+	id       string
+	from     string
+	helo     string
+	tls      bool
+	utf8     bool
+	rcpts    []rcptEntry // accepted RCPTs in order, duplicates kept (LMTP needs them)
+	boxes    []string    // union of rcpts' mailboxes, first-seen order
+	boxIndex map[string]struct{}
+}
+
+type rcptEntry struct {
+	addr  string   // as the client sent it; go-smtp's key for LMTP status
+	boxes []string // canonical mailboxes from Resolve
+}
+
+// addRecipient records an accepted RCPT. A mailbox reached through
+// several addresses is stored once (Promise 5).
+func (tx *txn) addRecipient(addr string, boxes []string) {
+	tx.rcpts = append(tx.rcpts, rcptEntry{addr: addr, boxes: boxes})
+	for _, b := range boxes {
+		if _, dup := tx.boxIndex[b]; !dup {
+			tx.boxIndex[b] = struct{}{}
+			tx.boxes = append(tx.boxes, b)
+		}
+	}
+}
+
+// Mail starts a transaction (RFC 5321 §4.1.1.2).
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	if s.srv.draining.Load() {
+		s.tc.expire()
+		return replyShuttingDown()
+	}
+	// go-smtp checks SIZE= too; checking here keeps the promise local.
+	if max := s.srv.cfg.MaxMessageBytes; opts != nil && opts.Size > max {
+		return replyTooBig(max) // RFC 1870: declared size over the fixed maximum
+	}
+	utf8 := opts != nil && opts.UTF8
+	switch p, why := checkSender(from, utf8); p {
+	case addrSyntax:
+		return replyBadSenderSyntax(why)
+	case addrNonASCII:
+		return replyNonASCIIAddress()
+	}
+	if s.current() != nil {
+		// RFC 5321 §4.1.1.2: no MAIL inside a transaction. go-smtp would
+		// keep the old RCPTs while we started afresh; for LMTP it would
+		// then answer 250 for recipients we never delivered to.
+		return replyBadSequence("nested MAIL command")
+	}
+	_, isTLS := s.conn.TLSConnectionState()
+	tx := &txn{
+		id:       rand.Text(),
+		from:     from,
+		helo:     s.conn.Hostname(),
+		tls:      isTLS,
+		utf8:     utf8,
+		boxIndex: make(map[string]struct{}),
+	}
+	s.mu.Lock()
+	s.tx = tx
+	s.mu.Unlock()
+	s.tc.setBusy(true)
+	return nil
+}
+
+// Rcpt resolves one recipient against the directory (design brief, write
+// path step 1) and refuses it here if it cannot be delivered: nothing is
+// accepted first and bounced later (Promise 2).
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	tx, n := s.currentWithCount()
+	if tx == nil {
+		return replyBadSequence("need MAIL before RCPT") // RFC 5321 §4.1.4
+	}
+	if max := s.srv.cfg.MaxRecipients; n >= max {
+		return replyTooManyRecipients(max)
+	}
+	switch p, why := checkRecipient(to, tx.utf8); p {
+	case addrSyntax:
+		return replyBadRecipientSyntax(why)
+	case addrNonASCII:
+		return replyNonASCIIAddress()
+	}
+	boxes, err := s.resolve(to)
+	if err != nil {
+		r := replyForDirectoryError(err)
+		s.logRefusedRcpt(to, r, err)
+		return r
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tx != tx { // reset while resolving
+		return replyBadSequence("transaction was reset")
+	}
+	tx.addRecipient(to, boxes)
+	return nil
+}
+
+// resolve calls Deliverer.Resolve under ResolveTimeout and treats an empty
+// answer as a backend error.
+func (s *session) resolve(to string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.ResolveTimeout)
+	defer cancel()
+	boxes, err := s.srv.d.Resolve(ctx, to)
+	if err == nil && len(boxes) == 0 {
+		err = errNoMailboxes
+	}
+	return slices.Clone(boxes), err
+}
+
+func (s *session) logRefusedRcpt(to string, r *smtp.SMTPError, err error) {
+	level := slog.LevelInfo
+	if !isDirectoryError(err) {
+		level = slog.LevelError // not a sentinel: a backend bug
+	}
+	s.log.Log(s.ctx, level, "smtp: recipient refused", "rcpt", to, "code", r.Code, "err", err)
+}
+
+// errNoMailboxes: Resolve returned neither mailboxes nor an error.
+var errNoMailboxes = errors.New("frontend: Resolve returned no mailboxes")
+
+// current returns the transaction in progress, or nil.
+func (s *session) current() *txn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tx
+}
+
+// currentWithCount returns the transaction and its number of accepted
+// RCPTs.
+func (s *session) currentWithCount() (*txn, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tx == nil {
+		return nil, 0
+	}
+	return s.tx, len(s.tx.rcpts)
+}
+
+// snapshot returns a copy of the transaction that later RCPTs cannot
+// change, or nil. Data may run on go-smtp's BDAT goroutine.
+func (s *session) snapshot() *txn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tx == nil {
+		return nil
+	}
+	cp := *s.tx
+	cp.rcpts = slices.Clip(cp.rcpts)
+	cp.boxes = slices.Clone(cp.boxes)
+	cp.boxIndex = nil
+	return &cp
+}
+
+// Reset ends the transaction (RSET, after DATA/BDAT LAST, EHLO again).
+// During Shutdown, a connection is ended as soon as it is idle.
+func (s *session) Reset() {
+	s.mu.Lock()
+	s.tx = nil
+	s.mu.Unlock()
+	s.tc.setBusy(false)
+	if s.srv.draining.Load() {
+		s.tc.expire()
+	}
+}
+
+// Logout is called once when the connection ends, possibly from Close
+// while Data runs: it only cancels the session's context.
+func (s *session) Logout() error {
+	s.cancel()
+	return nil
+}

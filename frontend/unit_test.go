@@ -1,0 +1,126 @@
+package frontend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"powermail/node"
+)
+
+// The reply table of DESIGN.md, for directory errors. Temporary wins
+// when an error wraps both kinds.
+func TestReplyForDirectoryError(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		code int
+		enh  smtp.EnhancedCode
+	}{
+		{fmt.Errorf("x: %w", node.ErrUnknownRecipient), 550, smtp.EnhancedCode{5, 1, 1}},
+		{fmt.Errorf("x: %w", node.ErrNotLocal), 550, smtp.EnhancedCode{5, 7, 1}},
+		{fmt.Errorf("x: %w", node.ErrExternalTarget), 451, smtp.EnhancedCode{4, 3, 0}},
+		{fmt.Errorf("x: %w", node.ErrOverQuota), 452, smtp.EnhancedCode{4, 2, 2}},
+		{fmt.Errorf("x: %w", node.ErrUnavailable), 451, smtp.EnhancedCode{4, 3, 0}},
+		{context.DeadlineExceeded, 451, smtp.EnhancedCode{4, 3, 0}},
+		{context.Canceled, 451, smtp.EnhancedCode{4, 3, 0}},
+		{errors.New("unexpected"), 451, smtp.EnhancedCode{4, 3, 0}},
+		{nil, 451, smtp.EnhancedCode{4, 3, 0}},
+		{errors.Join(node.ErrUnknownRecipient, node.ErrUnavailable), 451, smtp.EnhancedCode{4, 3, 0}},
+		{errors.Join(node.ErrNotLocal, node.ErrOverQuota), 452, smtp.EnhancedCode{4, 2, 2}},
+	} {
+		r := replyForDirectoryError(tc.err)
+		if r.Code != tc.code || r.EnhancedCode != tc.enh {
+			t.Errorf("%v -> %d %v, want %d %v", tc.err, r.Code, r.EnhancedCode, tc.code, tc.enh)
+		}
+	}
+}
+
+// Session methods return nil or *smtp.SMTPError, never a plain error,
+// whatever the backend returns.
+func TestNoPlainErrorReachesGoSMTP(t *testing.T) {
+	f := newFakeDeliverer()
+	srv, err := NewSMTPServer(testConfig(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	s := &session{srv: srv, remote: &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1)}, ctx: context.Background(),
+		cancel: func() {}, log: srv.log}
+	s.tx = &txn{id: "T", boxIndex: map[string]struct{}{}}
+	check := func(what string, err error) {
+		t.Helper()
+		if err == nil {
+			return
+		}
+		var se *smtp.SMTPError
+		if !errors.As(err, &se) || error(se) != err {
+			t.Errorf("%s returned plain error %T %v", what, err, err)
+		}
+	}
+	for _, rcpt := range []string{"alice@example.com", "nobody@example.com", "x@elsewhere.net", "ext@example.com",
+		"full@example.com", "down@example.com", "bug@example.com", "empty@example.com", "bad@@x", "ü@example.com"} {
+		check("Rcpt "+rcpt, s.Rcpt(rcpt, &smtp.RcptOptions{}))
+	}
+	for _, derr := range []error{nil, errors.New("plain"), node.ErrUnavailable} {
+		f.set(func(f *fakeDeliverer) { f.deliverErr = derr })
+		check(fmt.Sprintf("Data with Deliver error %v", derr), s.Data(strings.NewReader("x\r\n")))
+		check("Data with failing reader", s.Data(errReader{errors.New("conn reset")}))
+	}
+	s.tx = nil
+	check("Data without transaction", s.Data(strings.NewReader("x")))
+	check("Rcpt without transaction", s.Rcpt("alice@example.com", nil))
+}
+
+func TestWithProtocol(t *testing.T) {
+	for _, tc := range []struct {
+		lmtp, tls, utf8 bool
+		want            string
+	}{
+		{false, false, false, "ESMTP"},
+		{false, true, false, "ESMTPS"},
+		{false, false, true, "UTF8SMTP"},
+		{false, true, true, "UTF8SMTPS"},
+		{true, false, false, "LMTP"},
+		{true, true, false, "LMTPS"},
+		{true, true, true, "UTF8LMTPS"},
+	} {
+		if got := withProtocol(tc.lmtp, tc.tls, tc.utf8); got != tc.want {
+			t.Errorf("withProtocol(%v,%v,%v) = %q, want %q", tc.lmtp, tc.tls, tc.utf8, got, tc.want)
+		}
+	}
+}
+
+// Client-supplied text cannot break out of the trace header lines.
+func TestTraceHeadersSanitised(t *testing.T) {
+	for _, tc := range []struct {
+		helo   string
+		remote net.Addr
+		from   string
+		want   string
+	}{
+		{"mail.example.net", &net.TCPAddr{IP: net.ParseIP("2001:db8::1")}, "a@b.c", "from mail.example.net ([IPv6:2001:db8::1])"},
+		{"evil\r\nX-Injected: 1", &net.TCPAddr{IP: net.IPv4(192, 0, 2, 7)}, "a@b.c", "from [192.0.2.7] (helo=evil??X-Injected: 1)"},
+		{"[192.0.2.7]", &net.TCPAddr{IP: net.IPv4(192, 0, 2, 7)}, "x\r\ny@b.c", "from [192.0.2.7] ([192.0.2.7])"},
+		{"mx.test", &net.UnixAddr{Name: "@", Net: "unix"}, "", "from mx.test\r\n"},
+		{"b(a)d\\", &net.UnixAddr{Name: "@", Net: "unix"}, "", "from unknown (helo=b?a?d?)"},
+	} {
+		h := traceHeaders(traceInfo{from: tc.from, helo: tc.helo, remote: tc.remote, by: "mx.test",
+			protocol: "ESMTP", id: "ID", rcpts: []string{"r\r\n@x"}, date: testDate})
+		if !strings.Contains(h, tc.want) {
+			t.Errorf("helo %q: header lacks %q:\n%s", tc.helo, tc.want, h)
+		}
+		for i, line := range strings.Split(strings.TrimSuffix(h, "\r\n"), "\r\n") {
+			if strings.ContainsAny(line, "\r\n") || (i > 1 && line[0] != '\t') {
+				t.Errorf("helo %q: bad header line %q in\n%q", tc.helo, line, h)
+			}
+		}
+	}
+}
+
+var testDate = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
