@@ -37,10 +37,10 @@ func startMailCluster(t *testing.T) []*proc {
 	}
 	ps[0].start(t, append(ps[0].smtpArgs(t), "--bootstrap")...)
 	waitStatus(t, ps[0].admin, 10*time.Second, func(s statusJSON) bool { return s.Leader == "n1" })
-	for _, p := range ps[1:] {
+	for i, p := range ps[1:] {
 		p.start(t, append(p.smtpArgs(t), "--join", ps[0].admin)...)
+		waitStatus(t, ps[0].admin, 30*time.Second, func(s statusJSON) bool { return len(s.Nodes) == i+2 && s.Health == "healthy" })
 	}
-	waitStatus(t, ps[0].admin, 15*time.Second, func(s statusJSON) bool { return len(s.Nodes) == 3 && s.Health == "healthy" })
 	mustCLI(t, "domain", "add", "example.com", "--addr", ps[0].admin)
 	for _, u := range []string{"alice", "bob", "carol"} {
 		mustCLI(t, "mailbox", "add", u+"@example.com", "--password", "pw-"+u, "--addr", ps[0].admin)
@@ -262,7 +262,7 @@ func TestAcknowledgedMailSurvivesKill9(t *testing.T) {
 			}
 		}
 		victim.start(t, victim.smtpArgs(t)...)
-		waitStatus(t, victim.admin, 15*time.Second, func(s statusJSON) bool { return s.Health == "healthy" })
+		waitStatus(t, victim.admin, 30*time.Second, func(s statusJSON) bool { return s.Health == "healthy" })
 	}
 	_ = os.Getenv
 }
