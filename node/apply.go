@@ -16,41 +16,60 @@ import (
 // the leader. It returns the command's value, or its business error (which
 // wraps an fsm sentinel). ErrIndeterminate means leadership changed while
 // the entry was in flight, so it may or may not have been applied.
+//
+// When Apply returns, this node's own state has applied the entry too, so
+// whatever runs next on this node sees the write (read-your-writes). On a
+// follower that costs up to one raft commit round (CommitTimeout).
 func (n *Node) Apply(ctx context.Context, cmd fsm.Command) (any, error) {
-	data, err := fsm.Encode(cmd)
-	if err != nil {
-		return nil, err
-	}
-	start := time.Now()
-	var out any
-	err = n.onLeader(ctx,
-		func() (err error) { out, err = n.applyLocal(data); return err },
-		func(addr string) error { return n.call(ctx, addr, "POST", "/rpc/apply", data, &out) })
-	if err == nil || fsm.Code(err) != "" {
-		n.metrics.applyLatency.Observe(time.Since(start).Seconds())
+	out, index, err := n.propose(ctx, cmd)
+	if index > 0 {
+		if werr := n.state.WaitApplied(ctx, index); werr != nil && err == nil {
+			err = fmt.Errorf("%w: committed at %d but not yet applied here: %v", ErrIndeterminate, index, werr)
+		}
 	}
 	return out, err
 }
 
-// applyLocal proposes data on this node, which must be the leader.
-func (n *Node) applyLocal(data []byte) (any, error) {
+// propose commits cmd and returns as soon as the leader has applied it,
+// with the entry's raft index; this node may not have applied it yet. The
+// delivery path uses it: the next SMTP transaction need not see the last.
+func (n *Node) propose(ctx context.Context, cmd fsm.Command) (any, uint64, error) {
+	data, err := fsm.Encode(cmd)
+	if err != nil {
+		return nil, 0, err
+	}
+	start := time.Now()
+	var out any
+	var index uint64
+	err = n.onLeader(ctx,
+		func() (err error) { out, index, err = n.applyLocal(data); return err },
+		func(addr string) (err error) { out, index, err = n.forwardApply(ctx, addr, data); return err })
+	if err == nil || fsm.Code(err) != "" {
+		n.metrics.applyLatency.Observe(time.Since(start).Seconds())
+	}
+	return out, index, err
+}
+
+// applyLocal proposes data on this node, which must be the leader, and
+// returns the entry's value and index (also with a business error).
+func (n *Node) applyLocal(data []byte) (any, uint64, error) {
 	f := n.raft.Apply(data, n.cfg.ApplyTimeout)
 	if err := f.Error(); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader):
-			return nil, ErrNotLeader
+			return nil, 0, ErrNotLeader
 		case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
-			return nil, fmt.Errorf("%w: %v", ErrIndeterminate, err)
+			return nil, 0, fmt.Errorf("%w: %v", ErrIndeterminate, err)
 		case errors.Is(err, raft.ErrRaftShutdown):
-			return nil, ErrClosed
+			return nil, 0, ErrClosed
 		}
-		return nil, fmt.Errorf("raft apply: %w", err)
+		return nil, 0, fmt.Errorf("raft apply: %w", err)
 	}
 	res, ok := f.Response().(fsm.Result)
 	if !ok {
-		return nil, fmt.Errorf("raft apply: unexpected response %T", f.Response())
+		return nil, 0, fmt.Errorf("raft apply: unexpected response %T", f.Response())
 	}
-	return res.Value, res.Err
+	return res.Value, f.Index(), res.Err
 }
 
 // Barrier waits until the local state reflects every write committed

@@ -43,13 +43,25 @@ type DeliveryResult struct {
 	Rejected map[string]error
 }
 
-// Resolve checks one RCPT address after a read-index barrier, so an
-// address created through any node a moment ago is found. It returns the
-// local mailboxes the address expands to.
+// Resolve checks one RCPT address and returns the local mailboxes it
+// expands to. It first reads the local state: an address found there
+// existed at some committed index, and a mailbox deleted since is caught
+// at commit, so a hit needs no round trip. A miss (or an over-quota
+// mailbox) is confirmed after a read-index barrier, so an address created
+// through any node a moment ago is found and nothing is refused on stale
+// data.
 func (n *Node) Resolve(ctx context.Context, rcpt string) ([]string, error) {
-	if err := n.Barrier(ctx); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	boxes, err := n.resolveLocal(rcpt)
+	if err == nil || errors.Is(err, ErrUnavailable) {
+		return boxes, err
 	}
+	if berr := n.Barrier(ctx); berr != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, berr)
+	}
+	return n.resolveLocal(rcpt)
+}
+
+func (n *Node) resolveLocal(rcpt string) ([]string, error) {
 	res, err := n.state.Resolve(rcpt)
 	switch {
 	case errors.Is(err, fsm.ErrNotFound), errors.Is(err, fsm.ErrInvalid), errors.Is(err, fsm.ErrForwardLoop):
@@ -88,7 +100,7 @@ func (n *Node) Deliver(ctx context.Context, msg Message, body io.Reader) (Delive
 		return DeliveryResult{}, err
 	}
 	cmd := &fsm.Deliver{Hash: h.String(), Size: size, Replicas: replicas, Mailboxes: msg.Mailboxes, InternalDate: msg.Received.UnixMilli()}
-	v, err := n.Apply(ctx, cmd)
+	v, _, err := n.propose(ctx, cmd)
 	if err != nil {
 		return DeliveryResult{}, fmt.Errorf("%w: commit: %v", ErrUnavailable, err)
 	}

@@ -83,6 +83,11 @@ func TestResolveErrors(t *testing.T) {
 	if err != nil || len(res.Rejected) != 0 {
 		t.Fatal(res, err)
 	}
+	// Deliver returns once the leader applied the entry; this follower
+	// catches up within a commit round.
+	if err := n.Barrier(ctx); err != nil {
+		t.Fatal(err)
+	}
 	cases := map[string]error{
 		"nobody@example.com": ErrUnknownRecipient,
 		"a@not-hosted.org":   ErrNotLocal,

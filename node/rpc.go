@@ -37,6 +37,7 @@ type rpcReply struct {
 	Code  string          `json:"code,omitempty"` // fsm error code or a node code
 	Error string          `json:"error,omitempty"`
 	Value json.RawMessage `json:"value,omitempty"`
+	Index uint64          `json:"index,omitempty"` // raft index of an applied entry
 }
 
 // Node-level error codes on the wire.
@@ -117,8 +118,36 @@ func (n *Node) rpcApply(w http.ResponseWriter, r *http.Request) {
 		writeRPC(w, nil, err)
 		return
 	}
-	v, err := n.applyLocal(data)
-	writeRPC(w, v, err)
+	v, idx, err := n.applyLocal(data)
+	rep := rpcReply{Index: idx}
+	if err != nil {
+		rep = replyError(err)
+		rep.Index = idx
+	} else if v != nil {
+		rep.Value, _ = json.Marshal(v)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(rep)
+}
+
+// forwardApply sends an encoded command to the leader and returns its
+// value and raft index.
+func (n *Node) forwardApply(ctx context.Context, addr string, data []byte) (any, uint64, error) {
+	req, err := http.NewRequestWithContext(ctx, "POST", "http://"+addr+"/rpc/apply", bytes.NewReader(data))
+	if err != nil {
+		return nil, 0, err
+	}
+	var rep rpcReply
+	if err := n.roundTrip(req, &rep); err != nil {
+		return nil, 0, err
+	}
+	var v any
+	if len(rep.Value) > 0 {
+		if err := json.Unmarshal(rep.Value, &v); err != nil {
+			return nil, 0, err
+		}
+	}
+	return v, rep.Index, rep.err()
 }
 
 func decodeBody(r *http.Request, v any) error {
@@ -150,21 +179,29 @@ func (n *Node) call(ctx context.Context, addr, method, path string, body []byte,
 
 // doRPC sends a prepared request and decodes the reply envelope.
 func (n *Node) doRPC(req *http.Request, out any) error {
-	addr, path := req.URL.Host, req.URL.Path
-	resp, err := n.rpc.Do(req)
-	if err != nil {
-		return fmt.Errorf("rpc %s to %s: %w", path, addr, err)
-	}
-	defer resp.Body.Close()
 	var rep rpcReply
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxRPCBody)).Decode(&rep); err != nil {
-		return fmt.Errorf("rpc %s to %s: bad reply: %w", path, addr, err)
+	if err := n.roundTrip(req, &rep); err != nil {
+		return err
 	}
 	if err := rep.err(); err != nil {
 		return err
 	}
 	if out != nil && len(rep.Value) > 0 {
 		return json.Unmarshal(rep.Value, out)
+	}
+	return nil
+}
+
+// roundTrip sends req and decodes the reply envelope, without judging it.
+func (n *Node) roundTrip(req *http.Request, rep *rpcReply) error {
+	addr, path := req.URL.Host, req.URL.Path
+	resp, err := n.rpc.Do(req)
+	if err != nil {
+		return fmt.Errorf("rpc %s to %s: %w", path, addr, err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxRPCBody)).Decode(rep); err != nil {
+		return fmt.Errorf("rpc %s to %s: bad reply: %w", path, addr, err)
 	}
 	return nil
 }
