@@ -187,6 +187,12 @@ func TestSMTPReplyClasses(t *testing.T) {
 	if code, msg := send(t, ps[1].smtp, "s@elsewhere.net", []string{"tiny@example.com"}, big); code != 250 {
 		t.Fatalf("first message to tiny: %d %s", code, msg)
 	}
+	// The quota gate reads the node's local state, which follows the
+	// leader within milliseconds; wait until n3 has applied the first one.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(messages(t, ps[2].admin, "tiny@example.com")) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if code, msg := send(t, ps[2].smtp, "s@elsewhere.net", []string{"tiny@example.com"}, big); code != 452 {
 		t.Fatalf("over quota: %d %s, want 452", code, msg)
 	}
