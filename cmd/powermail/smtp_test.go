@@ -336,3 +336,38 @@ func dirSize(dir string) int64 {
 	})
 	return n
 }
+
+// TestSingleNodeTrialCluster: a one-node cluster bootstrapped with
+// --replicas 1 accepts mail with one copy. Raising R (and so W) beyond the
+// nodes there are makes deliveries wait with a 4xx rather than accept
+// fewer copies than promised.
+func TestSingleNodeTrialCluster(t *testing.T) {
+	p := &proc{id: "solo", cluster: freeAddr(t), admin: freeAddr(t), data: t.TempDir()}
+	p.start(t, append(p.smtpArgs(t), "--bootstrap", "--replicas", "1")...)
+	waitStatus(t, p.admin, 10*time.Second, func(s statusJSON) bool { return s.Leader == "solo" })
+	var set struct {
+		Replicas    int `json:"replicas"`
+		WriteQuorum int `json:"write_quorum"`
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for admin(t, p.admin, "/v1/settings", &set); set.Replicas != 1 && time.Now().Before(deadline); admin(t, p.admin, "/v1/settings", &set) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if set.Replicas != 1 || set.WriteQuorum != 1 {
+		t.Fatalf("settings %+v", set)
+	}
+	mustCLI(t, "domain", "add", "solo.test", "--addr", p.admin)
+	mustCLI(t, "mailbox", "add", "me@solo.test", "--no-password", "--addr", p.admin)
+	if code, msg := send(t, p.smtp, "a@elsewhere.net", []string{"me@solo.test"}, "Subject: solo\r\n\r\nhi\r\n"); code != 250 {
+		t.Fatalf("send: %d %s", code, msg)
+	}
+	// Raising W above the number of nodes makes deliveries wait (4xx),
+	// never accept with fewer copies than promised.
+	mustCLI(t, "settings", "set", "--replicas", "2", "--addr", p.admin)
+	if code, msg := send(t, p.smtp, "a@elsewhere.net", []string{"me@solo.test"}, "Subject: two copies\r\n\r\nhi\r\n"); code != 451 {
+		t.Fatalf("R=W=2 on one node: %d %s, want 451", code, msg)
+	}
+	if m := messages(t, p.admin, "me@solo.test"); len(m) != 1 {
+		t.Fatalf("messages: %+v", m)
+	}
+}
