@@ -65,3 +65,26 @@ func pages[T any](cmd *cobra.Command, cl *clientFlags, path string, key func(T) 
 		after = key(page[len(page)-1])
 	}
 }
+
+// perDomain lists path (mailboxes or forwards) for the given domain, or for
+// every domain when none is given, following pages.
+func perDomain[T any](cmd *cobra.Command, cl *clientFlags, domains []string, path string, key func(T) string) ([]T, error) {
+	if len(domains) == 0 {
+		ds, err := pages[fsm.Domain](cmd, cl, "/v1/domains?", func(d fsm.Domain) string { return d.Name })
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range ds {
+			domains = append(domains, d.Name)
+		}
+	}
+	all := []T{}
+	for _, d := range domains {
+		page, err := pages[T](cmd, cl, path+"?domain="+queryEsc(d)+"&", key)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page...)
+	}
+	return all, nil
+}

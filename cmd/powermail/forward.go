@@ -39,24 +39,9 @@ func newForwardCmd(cl *clientFlags) *cobra.Command {
 	cmd.AddCommand(&cobra.Command{
 		Use: "ls [DOMAIN]", Aliases: []string{"list"}, Short: "List forwards of one or every domain", Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			domains := args
-			if len(domains) == 0 {
-				ds, err := pages[fsm.Domain](cmd, cl, "/v1/domains?", func(d fsm.Domain) string { return d.Name })
-				if err != nil {
-					return err
-				}
-				for _, d := range ds {
-					domains = append(domains, d.Name)
-				}
-			}
-			all := []fsm.Forward{}
-			for _, d := range domains {
-				page, err := pages[fsm.Forward](cmd, cl, "/v1/forwards?domain="+queryEsc(d)+"&",
-					func(f fsm.Forward) string { return localKey(f.Address) })
-				if err != nil {
-					return err
-				}
-				all = append(all, page...)
+			all, err := perDomain[fsm.Forward](cmd, cl, args, "/v1/forwards", func(f fsm.Forward) string { return localKey(f.Address) })
+			if err != nil {
+				return err
 			}
 			return cl.emit(cmd, all, []string{"ADDRESS", "TARGETS", "KEEP-COPY"}, func() (rows [][]string) {
 				for _, f := range all {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"powermail/fsm"
 	"powermail/node"
 )
 
@@ -110,24 +109,9 @@ func mailboxLsCmd(cl *clientFlags) *cobra.Command {
 	return &cobra.Command{
 		Use: "ls [DOMAIN]", Aliases: []string{"list"}, Short: "List mailboxes of one or every domain", Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			domains := args
-			if len(domains) == 0 {
-				ds, err := pages[fsm.Domain](cmd, cl, "/v1/domains?", func(d fsm.Domain) string { return d.Name })
-				if err != nil {
-					return err
-				}
-				for _, d := range ds {
-					domains = append(domains, d.Name)
-				}
-			}
-			all := []node.MailboxView{}
-			for _, d := range domains {
-				page, err := pages[node.MailboxView](cmd, cl, "/v1/mailboxes?domain="+queryEsc(d)+"&",
-					func(m node.MailboxView) string { return localKey(m.Address) })
-				if err != nil {
-					return err
-				}
-				all = append(all, page...)
+			all, err := perDomain[node.MailboxView](cmd, cl, args, "/v1/mailboxes", func(m node.MailboxView) string { return localKey(m.Address) })
+			if err != nil {
+				return err
 			}
 			return cl.emit(cmd, all, []string{"ADDRESS", "QUOTA", "USED", "MESSAGES", "LOGIN"}, func() (rows [][]string) {
 				for _, m := range all {
