@@ -345,17 +345,7 @@ func TestSingleNodeTrialCluster(t *testing.T) {
 	p := &proc{id: "solo", cluster: freeAddr(t), admin: freeAddr(t), data: t.TempDir()}
 	p.start(t, append(p.smtpArgs(t), "--bootstrap", "--replicas", "1")...)
 	waitStatus(t, p.admin, 10*time.Second, func(s statusJSON) bool { return s.Leader == "solo" })
-	var set struct {
-		Replicas    int `json:"replicas"`
-		WriteQuorum int `json:"write_quorum"`
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for admin(t, p.admin, "/v1/settings", &set); set.Replicas != 1 && time.Now().Before(deadline); admin(t, p.admin, "/v1/settings", &set) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if set.Replicas != 1 || set.WriteQuorum != 1 {
-		t.Fatalf("settings %+v", set)
-	}
+	waitReplicas(t, p.admin, 1)
 	mustCLI(t, "domain", "add", "solo.test", "--addr", p.admin)
 	mustCLI(t, "mailbox", "add", "me@solo.test", "--no-password", "--addr", p.admin)
 	if code, msg := send(t, p.smtp, "a@elsewhere.net", []string{"me@solo.test"}, "Subject: solo\r\n\r\nhi\r\n"); code != 250 {
@@ -369,5 +359,68 @@ func TestSingleNodeTrialCluster(t *testing.T) {
 	}
 	if m := messages(t, p.admin, "me@solo.test"); len(m) != 1 {
 		t.Fatalf("messages: %+v", m)
+	}
+}
+
+// TestLMTPPerRecipientStatus drives the binary's LMTP listener with raw
+// lines: one reply per recipient after the final dot (RFC 2033 §4.2).
+func TestLMTPPerRecipientStatus(t *testing.T) {
+	p := &proc{id: "lmtp", cluster: freeAddr(t), admin: freeAddr(t), data: t.TempDir()}
+	lmtpAddr := freeAddr(t)
+	p.start(t, "--bootstrap", "--replicas", "1", "--lmtp", lmtpAddr)
+	waitStatus(t, p.admin, 10*time.Second, func(s statusJSON) bool { return s.Leader == "lmtp" })
+	waitReplicas(t, p.admin, 1)
+	mustCLI(t, "domain", "add", "example.com", "--addr", p.admin)
+	mustCLI(t, "mailbox", "add", "a@example.com", "--no-password", "--addr", p.admin)
+	mustCLI(t, "mailbox", "add", "b@example.com", "--no-password", "--addr", p.admin)
+	c, err := textproto.Dial("tcp", lmtpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	expect := func(code int, format string, args ...any) {
+		t.Helper()
+		if format != "" {
+			if err := c.PrintfLine(format, args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, msg, err := c.ReadResponse(code); err != nil {
+			t.Fatalf("%q: %v %s", fmt.Sprintf(format, args...), err, msg)
+		}
+	}
+	expect(220, "")
+	expect(250, "LHLO mta.test")
+	expect(250, "MAIL FROM:<s@elsewhere.net>")
+	expect(250, "RCPT TO:<a@example.com>")
+	expect(250, "RCPT TO:<b@example.com>")
+	expect(550, "RCPT TO:<nobody@example.com>")
+	expect(354, "DATA")
+	w := c.DotWriter()
+	io.WriteString(w, "Subject: via lmtp\r\n\r\nhello\r\n")
+	w.Close()
+	expect(250, "") // a@
+	expect(250, "") // b@
+	for _, mb := range []string{"a@example.com", "b@example.com"} {
+		if m := messages(t, p.admin, mb); len(m) != 1 {
+			t.Fatalf("%s: %+v", mb, m)
+		}
+	}
+}
+
+// waitReplicas waits until the bootstrap settings (written by the new
+// leader just after it is elected) show R=W=want.
+func waitReplicas(t *testing.T, adminAddr string, want int) {
+	t.Helper()
+	var set struct {
+		Replicas    int `json:"replicas"`
+		WriteQuorum int `json:"write_quorum"`
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for admin(t, adminAddr, "/v1/settings", &set); set.Replicas != want && time.Now().Before(deadline); admin(t, adminAddr, "/v1/settings", &set) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if set.Replicas != want || set.WriteQuorum != want {
+		t.Fatalf("settings %+v, want R=W=%d", set, want)
 	}
 }
