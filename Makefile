@@ -7,9 +7,11 @@ PKGS     := ./...
 BENCHTIME ?= 2s
 LOADTIME  ?= 10s
 FUZZTIME  ?= 30s
+JEPSEN_TIME   ?= 5m
+JEPSEN_FAULTS ?= kill,pause
 BENCHDIR  := /tmp/powermail-bench
 
-.PHONY: all build run stop test test-short bench bench-go bench-smtp bench-load fuzz clean
+.PHONY: all build run stop test test-short bench bench-go bench-smtp bench-load fuzz jepsen jepsen-short clean
 
 all: build
 
@@ -55,6 +57,14 @@ bench-load: build
 # Protocol fuzzing; CI runs a short pass, `make fuzz FUZZTIME=10m` a long one.
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzSMTPSession -fuzztime $(FUZZTIME) ./frontend
+
+# Fault injection against real processes (see jepsen/README.md). The short
+# plan (TestShortPlan, about a minute) is part of `make test`.
+jepsen: build
+	JEPSEN_TIME=$(JEPSEN_TIME) JEPSEN_FAULTS=$(JEPSEN_FAULTS) $(GO) run ./cmd/jepsen --bin $(BIN)
+
+jepsen-short:
+	$(GO) test -count=1 -run TestShortPlan -v ./jepsen/
 
 clean:
 	rm -rf bin run results

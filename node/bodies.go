@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -26,6 +27,10 @@ const maxBodyRPC = 1 << 30
 const trailerHash = "Body-Hash"
 
 func (n *Node) handlePutBody(w http.ResponseWriter, r *http.Request) {
+	if n.stallBodies.Load() { // tests: behave like a paused node
+		<-r.Context().Done()
+		return
+	}
 	bw := n.bodies.NewWriter(r.Context())
 	defer bw.Abort()
 	if _, err := io.Copy(bw, io.LimitReader(r.Body, maxBodyRPC)); err != nil {
@@ -61,21 +66,30 @@ func (n *Node) handleGetBody(w http.ResponseWriter, r *http.Request) {
 	io.Copy(w, rd)
 }
 
-// upload streams one body to one peer.
+// upload streams one body to one peer. A peer that stops taking data or
+// does not answer within the replica timeout (a paused or wedged node
+// accepts connections but never replies) is cancelled and dropped, so it
+// cannot hold up a delivery that other replicas can satisfy.
 type upload struct {
-	id   string
-	pw   *io.PipeWriter
-	req  *http.Request
-	done chan error
-	err  error // first write error; the peer is dropped
+	id      string
+	pw      *io.PipeWriter
+	req     *http.Request
+	cancel  context.CancelFunc
+	timeout time.Duration
+	done    chan error
+	err     error // first write error; the peer is dropped
 }
 
+// errReplicaTimeout reports a peer that stalled.
+var errReplicaTimeout = errors.New("replica did not keep up within the replica timeout")
+
 func (n *Node) startUpload(ctx context.Context, m fsm.Member) *upload {
+	ctx, cancel := context.WithCancel(ctx)
 	pr, pw := io.Pipe()
 	req, _ := http.NewRequestWithContext(ctx, "PUT", "http://"+m.ClusterAddr+"/rpc/body", pr)
 	req.Trailer = http.Header{trailerHash: nil}
 	req.ContentLength = -1
-	u := &upload{id: m.ID, pw: pw, req: req, done: make(chan error, 1)}
+	u := &upload{id: m.ID, pw: pw, req: req, cancel: cancel, timeout: n.cfg.ReplicaTimeout, done: make(chan error, 1)}
 	go func() {
 		err := n.doRPC(req, nil)
 		pr.CloseWithError(err) // unblock the writer if the peer failed early
@@ -84,9 +98,27 @@ func (n *Node) startUpload(ctx context.Context, m fsm.Member) *upload {
 	return u
 }
 
-// finish sends the hash trailer, ends the stream and waits for the peer's
-// verdict.
+// write passes p on, cancelling the upload if the peer does not take it
+// within the timeout.
+func (u *upload) write(p []byte) {
+	if u.err != nil {
+		return
+	}
+	stall := time.AfterFunc(u.timeout, u.cancel)
+	_, err := u.pw.Write(p)
+	if !stall.Stop() {
+		err = errReplicaTimeout
+	}
+	if err != nil {
+		u.err = err
+		u.cancel()
+	}
+}
+
+// finish sends the hash trailer, ends the stream and waits (at most the
+// replica timeout) for the peer's verdict.
 func (u *upload) finish(h storage.Hash) error {
+	defer u.cancel()
 	if u.err != nil {
 		u.pw.CloseWithError(u.err)
 		<-u.done
@@ -94,7 +126,14 @@ func (u *upload) finish(h storage.Hash) error {
 	}
 	u.req.Trailer.Set(trailerHash, h.String())
 	u.pw.Close()
-	return <-u.done
+	select {
+	case err := <-u.done:
+		return err
+	case <-time.After(u.timeout):
+		u.cancel()
+		<-u.done
+		return errReplicaTimeout
+	}
 }
 
 // fanout writes the local copy and every live upload. A failing peer is
@@ -109,11 +148,7 @@ func (f *fanout) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	for _, u := range f.uploads {
-		if u.err == nil {
-			if _, err := u.pw.Write(p); err != nil {
-				u.err = err
-			}
-		}
+		u.write(p)
 	}
 	return len(p), nil
 }
@@ -127,8 +162,18 @@ func (n *Node) copyBody(ctx context.Context, m fsm.Member, h storage.Hash) error
 	}
 	defer rd.Close()
 	u := n.startUpload(ctx, m)
-	if _, err := io.Copy(u.pw, rd); err != nil {
-		u.err = err
+	buf := make([]byte, 64<<10)
+	for u.err == nil {
+		k, err := rd.Read(buf)
+		if k > 0 {
+			u.write(buf[:k])
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil && u.err == nil {
+			u.err = err
+		}
 	}
 	return u.finish(h)
 }

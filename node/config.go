@@ -39,6 +39,11 @@ type Config struct {
 	OrphanGrace         time.Duration
 	OrphanSweepInterval time.Duration
 
+	// ReplicaTimeout bounds how long a peer may stall a body transfer
+	// (take no data, or not answer after the last byte) before it is
+	// dropped from the delivery. Zero means 5 s.
+	ReplicaTimeout time.Duration
+
 	Raft         RaftTuning
 	ApplyTimeout time.Duration
 	Logger       *slog.Logger
@@ -82,6 +87,7 @@ func (c *Config) setDefaults() error {
 	if c.RaftLog == nil {
 		c.RaftLog = os.Stderr
 	}
+	setDur(&c.ReplicaTimeout, 5*time.Second)
 	setDur(&c.OrphanGrace, DefaultOrphanGrace)
 	setDur(&c.OrphanSweepInterval, 10*time.Minute)
 	if c.ApplyTimeout == 0 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -194,5 +195,38 @@ func TestReadBodyFromAnyNodeAndFallBack(t *testing.T) {
 	rd.Close()
 	if err != nil || string(got) != body {
 		t.Fatalf("read %d bytes, %v", len(got), err)
+	}
+}
+
+// TestStalledReplicaIsDropped: a peer that accepts a body upload and never
+// answers (a paused node) must not hold up the delivery; the body goes to
+// another node instead.
+func TestStalledReplicaIsDropped(t *testing.T) {
+	c := deliveryCluster(t)
+	l := c.leader(time.Second)
+	var stalled *Node
+	for _, n := range c.nodes {
+		n.cfg.ReplicaTimeout = 300 * time.Millisecond
+		if n != l && stalled == nil {
+			stalled = n
+		}
+	}
+	stalled.stallBodies.Store(true)
+	ctx := ctxT(t, 10*time.Second)
+	for i := 0; i < 4; i++ {
+		start := time.Now()
+		body := fmt.Sprintf("message %d", i)
+		if _, err := l.Deliver(ctx, Message{Mailboxes: []string{"a@example.com"}, Received: time.Now()}, strings.NewReader(body)); err != nil {
+			t.Fatalf("delivery %d with a stalled peer: %v", i, err)
+		}
+		if el := time.Since(start); el > 3*time.Second {
+			t.Fatalf("delivery %d took %v", i, el)
+		}
+		b, _ := l.State().Body(storage.HashBytes([]byte(body)).String())
+		for _, id := range b.Replicas {
+			if id == stalled.ID() {
+				t.Fatalf("stalled node listed as a replica: %+v", b)
+			}
+		}
 	}
 }

@@ -52,10 +52,11 @@ type Node struct {
 	reads     *readIndex
 	admin     *adminServer
 
-	readyTerm atomic.Uint64 // term in which this leader passed a barrier
-	cancel    context.CancelFunc
-	bg        sync.WaitGroup
-	closeOnce sync.Once
+	readyTerm   atomic.Uint64 // term in which this leader passed a barrier
+	stallBodies atomic.Bool   // tests only: accept body uploads and never answer
+	cancel      context.CancelFunc
+	bg          sync.WaitGroup
+	closeOnce   sync.Once
 }
 
 // New starts a node: it opens its data, listens on the cluster and admin

@@ -1,0 +1,209 @@
+package jepsen
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"powermail/jepsen/check"
+)
+
+// TestShortPlan is the CI plan: three real nodes, about 35 s of SMTP load
+// and reads through random nodes while the "cycle" plan kills the leader,
+// pauses a follower, pauses the leader and kills a follower, then a final
+// read through every node. Every checker must pass. Results are kept (and
+// their directory logged) when it fails.
+func TestShortPlan(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a three-node cluster under faults for about a minute")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "jepsen-short-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := BuildBinary(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{
+		Binary:      bin,
+		ResultsDir:  filepath.Join(dir, "results"),
+		Nodes:       3,
+		Replicas:    2,
+		Time:        35 * time.Second,
+		Faults:      []FaultKind{FaultKill, FaultPause},
+		Plan:        "cycle",
+		Seed:        1,
+		Concurrency: 6,
+		Progress:    &testWriter{t: t},
+	}
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatalf("run: %v (results in %s)", err, dir)
+	}
+	failed := false
+	fail := func(format string, args ...any) {
+		failed = true
+		t.Errorf(format, args...)
+	}
+	if !rep.Valid {
+		fail("run invalid")
+	}
+	if !check.AllValid(rep.Results) || len(rep.Results) != 2 {
+		fail("checkers: %d results, all valid %v", len(rep.Results), check.AllValid(rep.Results))
+	}
+	ok := 0
+	for _, o := range rep.Ops {
+		if o.F == check.FDeliver {
+			ok = o.OK
+		}
+	}
+	if ok < 50 {
+		fail("only %d deliveries acknowledged", ok)
+	}
+	kinds := map[FaultKind]int{}
+	for _, w := range rep.Faults {
+		if w.Error != "" {
+			fail("fault %s on %s did not heal: %s", w.Kind, w.Node, w.Error)
+		}
+		kinds[w.Kind]++
+	}
+	if kinds[FaultKill] == 0 || kinds[FaultPause] == 0 {
+		fail("faults injected: %v, want kills and pauses", kinds)
+	}
+	if failed {
+		t.Logf("summary:\n%s", rep.Summary())
+		t.Logf("results kept in %s", dir)
+		return
+	}
+	os.RemoveAll(dir)
+}
+
+// testWriter sends progress lines to t.Log (shown with -v or on failure).
+type testWriter struct {
+	t  *testing.T
+	mu sync.Mutex
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func TestParseFaults(t *testing.T) {
+	for in, want := range map[string][]FaultKind{
+		"":           nil,
+		"none":       nil,
+		"all":        {FaultKill, FaultPause},
+		"kill":       {FaultKill},
+		"pause,kill": {FaultPause, FaultKill},
+		"kill, kill": {FaultKill},
+	} {
+		got, err := ParseFaults(in)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("ParseFaults(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	if _, err := ParseFaults("kill,partition"); err == nil {
+		t.Error("an unknown fault kind was accepted")
+	}
+}
+
+func TestPlans(t *testing.T) {
+	kinds := []FaultKind{FaultKill, FaultPause}
+	a, err := NewPlan("random", kinds, 42, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := NewPlan("random", kinds, 42, time.Minute)
+	c, _ := NewPlan("random", kinds, 43, time.Minute)
+	if !reflect.DeepEqual(a, b) || reflect.DeepEqual(a, c) {
+		t.Error("the random plan is not a function of its seed")
+	}
+	if len(a.Steps) < 3 {
+		t.Errorf("a minute of random plan has %d steps", len(a.Steps))
+	}
+	for _, s := range a.Steps {
+		if s.Gap < 2*time.Second || s.Gap > 5*time.Second || s.Hold < 2*time.Second || s.Hold > 12*time.Second ||
+			(s.Kind == FaultKill && s.Hold > 5*time.Second) {
+			t.Errorf("step out of range: %v", s)
+		}
+	}
+	onlyPause, _ := NewPlan("cycle", []FaultKind{FaultPause}, 0, time.Minute)
+	for _, s := range onlyPause.Steps {
+		if s.Kind != FaultPause {
+			t.Errorf("cycle restricted to pauses has %v", s)
+		}
+	}
+	if len(onlyPause.Steps) != 2 || !onlyPause.Cycle {
+		t.Errorf("cycle restricted to pauses: %+v", onlyPause)
+	}
+	if p, _ := NewPlan("random", nil, 1, time.Minute); len(p.Steps) != 0 {
+		t.Errorf("random plan without fault kinds has steps: %v", p.Steps)
+	}
+	if _, err := NewPlan("partition-storm", kinds, 1, time.Minute); err == nil {
+		t.Error("an unknown plan was accepted")
+	}
+}
+
+func TestIdentify(t *testing.T) {
+	stored := func(body string) (string, string) {
+		raw := "Return-Path: <client@jepsen-client.test>\r\nReceived: from x by n1.jepsen.test; now\r\n" + body
+		sum := sha256.Sum256([]byte(raw))
+		return raw, hex.EncodeToString(sum[:])
+	}
+	good := "Message-ID: <c1.2.s3@jepsen.test>\r\nSubject: x\r\n\r\njepsen-token: c1.2.s3@jepsen.test\r\nfiller\r\n"
+	raw, hash := stored(good)
+	if got := identify([]byte(raw), hash); got != "<c1.2.s3@jepsen.test>" {
+		t.Errorf("good body identified as %q", got)
+	}
+	if got := identify([]byte(raw+"x"), hash); got != "corrupt:"+hash {
+		t.Errorf("body not matching its hash identified as %q", got)
+	}
+	raw, hash = stored(strings.Replace(good, "token: c1.2", "token: c9.2", 1))
+	if got := identify([]byte(raw), hash); got != "corrupt:"+hash {
+		t.Errorf("body with a foreign token identified as %q", got)
+	}
+	// Messages built by the workload identify as their Message-ID.
+	rng := NewWorkload(nil, nil, WorkloadConfig{Seed: 5}).rng(1)
+	for range 50 {
+		body := message(rng, []string{"box1@jepsen.test"}, "<c0.1.s5@jepsen.test>")
+		raw, hash := stored(string(body))
+		if got := identify([]byte(raw), hash); got != "<c0.1.s5@jepsen.test>" {
+			t.Fatalf("workload message identified as %q", got)
+		}
+	}
+}
+
+func TestFreeAddrs(t *testing.T) {
+	addrs, err := freeAddrs(15)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, a := range addrs {
+		if seen[a] {
+			t.Fatalf("port picked twice: %s in %v", a, addrs)
+		}
+		seen[a] = true
+		var port int
+		if _, err := fmt.Sscanf(a, "127.0.0.1:%d", &port); err != nil {
+			t.Fatalf("address %q: %v", a, err)
+		}
+		if start := ephemeralStart(); start > 11000 && port >= start {
+			t.Errorf("port %d is in the ephemeral range (from %d)", port, start)
+		}
+	}
+}

@@ -1,0 +1,353 @@
+package jepsen
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"powermail/jepsen/check"
+)
+
+// Config is one harness run.
+type Config struct {
+	Binary      string        // powermail binary; required
+	ResultsDir  string        // history, faults, summary and node logs go here; required
+	Nodes       int           // 3 (default) or 5
+	Replicas    int           // R; default 2
+	Time        time.Duration // how long the workload and nemesis run; default 60 s
+	Faults      []FaultKind   // kinds the plan may use
+	Plan        string        // "random" (default), "cycle" or "none"
+	Seed        int64         // random plan, targets and workload choices
+	Concurrency int           // SMTP clients; default 8
+	Readers     int           // periodic readers; default 2
+	Mailboxes   int           // default 5
+	Rate        float64       // deliveries per second over all clients; default 40, <0: unlimited
+	OpTimeout   time.Duration // one SMTP transaction or read; default 10 s
+	// Progress receives progress lines and the final summary; nil: quiet.
+	Progress      io.Writer
+	ProgressEvery time.Duration // default 5 s
+}
+
+func (c *Config) defaults() error {
+	if c.Binary == "" || c.ResultsDir == "" {
+		return errors.New("jepsen: Binary and ResultsDir are required")
+	}
+	if c.Nodes == 0 {
+		c.Nodes = 3
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 2
+	}
+	if c.Replicas > c.Nodes {
+		return fmt.Errorf("jepsen: %d replicas on %d nodes", c.Replicas, c.Nodes)
+	}
+	if c.Time == 0 {
+		c.Time = 60 * time.Second
+	}
+	if c.Plan == "" {
+		c.Plan = "random"
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 8
+	}
+	if c.Readers == 0 {
+		c.Readers = 2
+	}
+	if c.Mailboxes == 0 {
+		c.Mailboxes = 5
+	}
+	switch {
+	case c.Rate == 0:
+		c.Rate = 40
+	case c.Rate < 0:
+		c.Rate = 0
+	}
+	if c.OpTimeout == 0 {
+		c.OpTimeout = 10 * time.Second
+	}
+	if c.ProgressEvery == 0 {
+		c.ProgressEvery = 5 * time.Second
+	}
+	return nil
+}
+
+// Report is the outcome of a run.
+type Report struct {
+	Plan    Plan
+	Results []check.Result // set-full and uids
+	Ops     []OpCount
+	Faults  []FaultWindow
+	Skipped int     // plan steps skipped because the cluster was not healthy
+	Crashes []Crash // node exits the harness did not cause
+	// Problems are harness-level failures that make the run invalid
+	// besides checker verdicts: no acknowledged delivery, a node that
+	// crashed, final reads that never succeeded.
+	Problems []string
+	Valid    bool
+	Files    []string // history.jsonl, faults.json, checks.json, summary.txt
+	Elapsed  time.Duration
+}
+
+// OpCount is the number of completions of one operation by type.
+type OpCount struct {
+	F                  string
+	OK, Fail, Info, NA int // NA: invoked but never completed
+}
+
+// Run starts a cluster, runs the workload and the nemesis for cfg.Time,
+// heals the cluster, reads every mailbox through every node, stops the
+// cluster and checks the history. The returned error is for runs that could
+// not be carried out (no binary, cluster did not start, interrupted); a run
+// that found violations returns a Report with Valid false.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	began := time.Now()
+	out := cfg.Progress
+	if out == nil {
+		out = io.Discard
+	}
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(out, "[%6.1fs] %s\n", time.Since(began).Seconds(), fmt.Sprintf(format, args...))
+	}
+	if err := os.MkdirAll(cfg.ResultsDir, 0o755); err != nil {
+		return nil, err
+	}
+	plan, err := NewPlan(cfg.Plan, cfg.Faults, cfg.Seed, cfg.Time)
+	if err != nil {
+		return nil, err
+	}
+	hf, err := os.Create(filepath.Join(cfg.ResultsDir, "history.jsonl"))
+	if err != nil {
+		return nil, err
+	}
+	defer hf.Close()
+
+	logf("starting %d nodes (R=%d) in %s", cfg.Nodes, cfg.Replicas, cfg.ResultsDir)
+	c, err := StartCluster(ctx, ClusterConfig{Binary: cfg.Binary, Dir: cfg.ResultsDir, Nodes: cfg.Nodes,
+		Replicas: cfg.Replicas, Logf: logf})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Stop(context.WithoutCancel(ctx))
+
+	rec := check.NewRecorder(hf)
+	w := NewWorkload(c, rec, WorkloadConfig{Mailboxes: cfg.Mailboxes, Concurrency: cfg.Concurrency,
+		Readers: cfg.Readers, Rate: cfg.Rate, OpTimeout: cfg.OpTimeout, Seed: cfg.Seed})
+	if err := w.Setup(ctx); err != nil {
+		return nil, err
+	}
+	nem := NewNemesis(c, rec, plan, cfg.Seed, logf)
+	logf("running %v: %d clients, %d readers, %d mailboxes, plan %q with faults %v, seed %d",
+		cfg.Time, cfg.Concurrency, cfg.Readers, cfg.Mailboxes, plan.Name, cfg.Faults, cfg.Seed)
+
+	runCtx, cancel := context.WithTimeout(ctx, cfg.Time)
+	defer cancel()
+	nemDone := make(chan struct{})
+	go func() {
+		defer close(nemDone)
+		nem.Run(runCtx)
+	}()
+	wlDone := make(chan struct{})
+	go func() {
+		defer close(wlDone)
+		w.Run(runCtx)
+	}()
+	progress(runCtx, cfg.ProgressEvery, logf, w.Stats(), nem)
+	<-nemDone
+	logf("load stopped; waiting for operations in flight")
+	<-wlDone
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("interrupted: %w", err)
+	}
+
+	rep := &Report{Plan: plan}
+	logf("healing the cluster")
+	if err := c.Heal(ctx, 60*time.Second); err != nil {
+		rep.Problems = append(rep.Problems, "cluster did not heal: "+err.Error())
+	}
+	logf("final reads: %d mailboxes through each of %d nodes", cfg.Mailboxes, cfg.Nodes)
+	fctx, fcancel := context.WithTimeout(ctx, 90*time.Second)
+	err = w.FinalReads(fctx)
+	fcancel()
+	if err != nil {
+		rep.Problems = append(rep.Problems, err.Error())
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("interrupted: %w", err)
+	}
+	c.Stop(ctx)
+
+	h := rec.History()
+	rep.Results = []check.Result{check.CheckSetFull(h, check.Options{}), check.CheckUIDs(h, check.Options{})}
+	rep.Ops = countOps(h)
+	rep.Faults = nem.Windows()
+	rep.Skipped = nem.Skipped()
+	rep.Crashes = c.Crashes()
+	for _, cr := range rep.Crashes {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("node %s exited unexpectedly: %s (see its log)", cr.Node, cr.Err))
+	}
+	if w.Stats().Get(check.FDeliver, check.OK) == 0 {
+		rep.Problems = append(rep.Problems, "no delivery was acknowledged")
+	}
+	rep.Valid = check.AllValid(rep.Results) && len(rep.Problems) == 0
+	rep.Elapsed = time.Since(began)
+	if err := rep.write(cfg); err != nil {
+		return rep, err
+	}
+	fmt.Fprint(out, "\n"+rep.Summary())
+	return rep, nil
+}
+
+// progress prints a line every interval until ctx ends.
+func progress(ctx context.Context, every time.Duration, logf func(string, ...any), s *Stats, nem *Nemesis) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		fault := nem.Active()
+		if fault == "" {
+			fault = "none"
+		}
+		logf("deliver ok=%d fail=%d info=%d | read ok=%d fail=%d info=%d | faults done=%d, now: %s",
+			s.Get(check.FDeliver, check.OK), s.Get(check.FDeliver, check.Fail), s.Get(check.FDeliver, check.Info),
+			s.Get(check.FRead, check.OK), s.Get(check.FRead, check.Fail), s.Get(check.FRead, check.Info),
+			len(nem.Windows()), fault)
+	}
+}
+
+func countOps(h check.History) []OpCount {
+	calls, err := check.Pair(h)
+	if err != nil {
+		return nil
+	}
+	by := map[string]*OpCount{}
+	for _, c := range calls {
+		oc := by[c.Invoke.F]
+		if oc == nil {
+			oc = &OpCount{F: c.Invoke.F}
+			by[c.Invoke.F] = oc
+		}
+		switch {
+		case c.Pending:
+			oc.NA++
+		case c.Type() == check.OK:
+			oc.OK++
+		case c.Type() == check.Fail:
+			oc.Fail++
+		default:
+			oc.Info++
+		}
+	}
+	var out []OpCount
+	for _, oc := range by {
+		out = append(out, *oc)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].F < out[j].F })
+	return out
+}
+
+// Summary is the plain-text report: operations, faults, checker verdicts
+// and the overall verdict.
+func (r *Report) Summary() string {
+	var b strings.Builder
+	b.WriteString("OPERATIONS\n")
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "F\tOK\tFAIL\tINFO\tPENDING")
+	for _, o := range r.Ops {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", o.F, o.OK, o.Fail, o.Info, o.NA)
+	}
+	tw.Flush()
+
+	kinds := map[FaultKind]int{}
+	for _, f := range r.Faults {
+		kinds[f.Kind]++
+	}
+	fmt.Fprintf(&b, "\nFAULTS (plan %s): %d injected", r.Plan.Name, len(r.Faults))
+	for _, k := range AllFaults {
+		if kinds[k] > 0 {
+			fmt.Fprintf(&b, ", %s=%d", k, kinds[k])
+		}
+	}
+	if r.Skipped > 0 {
+		fmt.Fprintf(&b, ", %d skipped (cluster not healthy)", r.Skipped)
+	}
+	b.WriteString("\n")
+	if len(r.Faults) > 0 {
+		tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "KIND\tNODE\tTARGET\tFROM\tTO\tREADY AFTER\tERROR")
+		for _, f := range r.Faults {
+			ready := "-"
+			if f.Recovered > 0 {
+				ready = fmt.Sprintf("%.1fs", float64(f.Recovered-f.End)/1e9)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%.1fs\t%.1fs\t%s\t%s\n", f.Kind, f.Node, f.Target,
+				float64(f.Start)/1e9, float64(f.End)/1e9, ready, f.Error)
+		}
+		tw.Flush()
+	}
+	b.WriteString("\nCHECKERS\n")
+	b.WriteString(check.Summary(r.Results))
+	for _, p := range r.Problems {
+		fmt.Fprintf(&b, "problem: %s\n", p)
+	}
+	verdict := "PASS"
+	if !r.Valid {
+		verdict = "FAIL"
+	}
+	fmt.Fprintf(&b, "run: %s in %v\n", verdict, r.Elapsed.Round(100*time.Millisecond))
+	for _, f := range r.Files {
+		fmt.Fprintf(&b, "wrote %s\n", f)
+	}
+	return b.String()
+}
+
+// write stores faults.json, checks.json and summary.txt beside
+// history.jsonl.
+func (r *Report) write(cfg Config) error {
+	dir := cfg.ResultsDir
+	r.Files = []string{filepath.Join(dir, "history.jsonl"), filepath.Join(dir, "faults.json"),
+		filepath.Join(dir, "checks.json"), filepath.Join(dir, "summary.txt")}
+	faults := struct {
+		Plan    Plan          `json:"plan"`
+		Seed    int64         `json:"seed"`
+		Windows []FaultWindow `json:"windows"`
+		Skipped int           `json:"skipped,omitempty"`
+		Crashes []Crash       `json:"crashes,omitempty"`
+	}{r.Plan, cfg.Seed, r.Faults, r.Skipped, r.Crashes}
+	if faults.Windows == nil {
+		faults.Windows = []FaultWindow{}
+	}
+	raw, err := json.MarshalIndent(faults, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(r.Files[1], append(raw, '\n'), 0o644); err != nil {
+		return err
+	}
+	checks := struct {
+		Valid    bool           `json:"valid"`
+		Results  []check.Result `json:"results"`
+		Problems []string       `json:"problems,omitempty"`
+	}{r.Valid, r.Results, r.Problems}
+	if raw, err = json.MarshalIndent(checks, "", "  "); err != nil {
+		return err
+	}
+	if err := os.WriteFile(r.Files[2], append(raw, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(r.Files[3], []byte(r.Summary()), 0o644)
+}

@@ -1,0 +1,467 @@
+package jepsen
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/mail"
+	"net/smtp"
+	"net/textproto"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"powermail/jepsen/check"
+)
+
+// Domain is the mail domain the workload creates its mailboxes in.
+const Domain = "jepsen.test"
+
+// WorkloadConfig tunes the mail workload.
+type WorkloadConfig struct {
+	Mailboxes   int           // mailboxes box0..box{N-1}@jepsen.test
+	Concurrency int           // SMTP clients
+	Readers     int           // clients doing periodic reads
+	Rate        float64       // target deliveries per second over all clients; 0: as fast as possible
+	ReadEvery   time.Duration // pause between one reader's reads
+	OpTimeout   time.Duration // deadline of one SMTP transaction or read
+	Seed        int64
+}
+
+// Workload delivers unique, identifiable messages over SMTP through random
+// nodes and reads the mailboxes back through the admin API, recording every
+// operation in a check.Recorder.
+//
+// Delivery outcomes: a 250 to the final dot is ok; any reply code (4xx or
+// 5xx) is fail; an error before the message text is sent is fail too (the
+// server cannot have taken a message it never saw); a timeout or a lost
+// connection while sending the text or waiting for the final reply is info.
+// Every attempt carries its own Message-ID and is never retried, so a
+// message appears at most once per mailbox.
+type Workload struct {
+	cfg   WorkloadConfig
+	c     *Cluster
+	rec   *check.Recorder
+	boxes []string
+	stats *Stats
+
+	procs atomic.Int64 // next process number
+
+	mu  sync.Mutex
+	ids map[string]string // body hash -> Message-ID found in that body
+}
+
+// NewWorkload prepares a workload against c that records into rec.
+func NewWorkload(c *Cluster, rec *check.Recorder, cfg WorkloadConfig) *Workload {
+	if cfg.Mailboxes < 1 {
+		cfg.Mailboxes = 5
+	}
+	if cfg.Concurrency < 1 {
+		cfg.Concurrency = 8
+	}
+	if cfg.Readers < 0 {
+		cfg.Readers = 0
+	}
+	if cfg.ReadEvery == 0 {
+		cfg.ReadEvery = 300 * time.Millisecond
+	}
+	if cfg.OpTimeout == 0 {
+		cfg.OpTimeout = 10 * time.Second
+	}
+	w := &Workload{cfg: cfg, c: c, rec: rec, stats: NewStats(), ids: map[string]string{}}
+	for i := range cfg.Mailboxes {
+		w.boxes = append(w.boxes, fmt.Sprintf("box%d@%s", i, Domain))
+	}
+	return w
+}
+
+// Mailboxes returns the workload's mailbox addresses.
+func (w *Workload) Mailboxes() []string { return append([]string(nil), w.boxes...) }
+
+// Stats returns live operation counts.
+func (w *Workload) Stats() *Stats { return w.stats }
+
+// Setup creates the domain and the mailboxes (not part of the history). It
+// retries until ctx ends; "already exists" is fine.
+func (w *Workload) Setup(ctx context.Context) error {
+	addr := w.c.Nodes()[0].Admin
+	type mbox struct {
+		Address  string `json:"address"`
+		Password string `json:"password"`
+	}
+	var batch struct {
+		Mailboxes []mbox `json:"mailboxes"`
+	}
+	for _, b := range w.boxes {
+		batch.Mailboxes = append(batch.Mailboxes, mbox{b, "jepsen-" + strings.SplitN(b, "@", 2)[0]})
+	}
+	steps := []struct {
+		path string
+		body any
+	}{
+		{"/v1/domains", map[string]string{"name": Domain}},
+		{"/v1/mailboxes/batch", batch},
+	}
+	for _, s := range steps {
+		err := w.c.waitUntil(ctx, 30*time.Second, func(ctx context.Context) error {
+			err := w.c.Admin.Post(ctx, addr, s.path, s.body, nil)
+			var he *HTTPError
+			if errors.As(err, &he) && he.Status == 409 {
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("setup %s: %w", s.path, err)
+		}
+	}
+	return nil
+}
+
+// Run drives the SMTP clients and readers until ctx ends, then waits for
+// the operations in flight (each bounded by OpTimeout) to complete, so that
+// none is left without a completion.
+func (w *Workload) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for i := range w.cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.client(ctx, i)
+		}()
+	}
+	for i := range w.cfg.Readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.reader(ctx, i)
+		}()
+	}
+	wg.Wait()
+}
+
+func (w *Workload) newProcess() int { return int(w.procs.Add(1)) }
+
+func (w *Workload) rng(stream uint64) *rand.Rand {
+	return rand.New(rand.NewPCG(uint64(w.cfg.Seed), stream))
+}
+
+// client delivers messages to one or two random mailboxes through random
+// nodes, one at a time.
+func (w *Workload) client(ctx context.Context, i int) {
+	rng := w.rng(uint64(1000 + i))
+	proc := w.newProcess()
+	nodes := w.c.Nodes()
+	var pause time.Duration
+	if w.cfg.Rate > 0 {
+		pause = time.Duration(float64(w.cfg.Concurrency) / w.cfg.Rate * float64(time.Second))
+	}
+	for seq := 1; ctx.Err() == nil; seq++ {
+		n := nodes[rng.IntN(len(nodes))]
+		to := []string{w.boxes[rng.IntN(len(w.boxes))]}
+		if rng.IntN(4) == 0 && len(w.boxes) > 1 { // a quarter go to two mailboxes: one body, two entries
+			for {
+				b := w.boxes[rng.IntN(len(w.boxes))]
+				if b != to[0] {
+					to = append(to, b)
+					break
+				}
+			}
+		}
+		msgID := fmt.Sprintf("<c%d.%d.s%d@jepsen.test>", i, seq, w.cfg.Seed)
+		inv := check.Op{Process: proc, Type: check.Invoke, F: check.FDeliver, Key: to[0], Node: n.ID, MsgID: msgID}
+		if len(to) > 1 {
+			inv.To = to
+		}
+		w.record(inv)
+		typ, errText := w.deliver(n, to, msgID, message(rng, to, msgID))
+		done := inv
+		done.Type, done.Error = typ, errText
+		w.record(done)
+		if typ == check.Info {
+			proc = w.newProcess() // the old op may still take effect
+		}
+		// Back off after a failure so a down node is not hammered; keep the
+		// target rate otherwise (jittered, so clients do not march in step).
+		wait := pause/2 + time.Duration(rng.Int64N(int64(pause)+1))
+		if typ != check.OK {
+			wait = max(wait, 100*time.Millisecond+time.Duration(rng.Int64N(int64(200*time.Millisecond))))
+		}
+		if wait > 0 {
+			sleep(ctx, wait)
+		}
+	}
+}
+
+// message builds an identifiable message: its Message-ID also appears in the
+// body as "jepsen-token:", so a body can be matched to its delivery and a
+// body that is not what was sent is caught. Most messages are small; one in
+// twenty is 64-256 KiB, which the server streams in chunks.
+func message(rng *rand.Rand, to []string, msgID string) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "From: jepsen <client@jepsen-client.test>\r\nTo: %s\r\n", strings.Join(to, ", "))
+	fmt.Fprintf(&b, "Subject: jepsen %s\r\nMessage-ID: %s\r\nDate: %s\r\n\r\n", msgID, msgID, time.Now().Format(time.RFC1123Z))
+	fmt.Fprintf(&b, "jepsen-token: %s\r\n", token(msgID))
+	size := 200 + rng.IntN(2000)
+	if rng.IntN(20) == 0 {
+		size = 64<<10 + rng.IntN(192<<10)
+	}
+	const line = "The quick brown fox jumps over the lazy dog, 0123456789 times.\r\n"
+	for b.Len() < size {
+		b.WriteString(line)
+	}
+	return b.Bytes()
+}
+
+func token(msgID string) string { return strings.Trim(msgID, "<>") }
+
+// deliver runs one SMTP transaction and classifies its outcome.
+func (w *Workload) deliver(n *Node, to []string, msgID string, body []byte) (check.OpType, string) {
+	deadline := time.Now().Add(w.cfg.OpTimeout)
+	conn, err := net.DialTimeout("tcp", n.SMTP, min(w.cfg.OpTimeout, 3*time.Second))
+	if err != nil {
+		return check.Fail, "dial: " + err.Error()
+	}
+	defer conn.Close()
+	conn.SetDeadline(deadline)
+	// Until the message text is sent, nothing can have been stored: every
+	// error is a fail.
+	before := func(stage string, err error) (check.OpType, string) {
+		return check.Fail, stage + ": " + err.Error()
+	}
+	c, err := smtp.NewClient(conn, n.ID+".jepsen.test")
+	if err != nil {
+		return before("greeting", err)
+	}
+	defer c.Close()
+	if err := c.Hello("jepsen-client.test"); err != nil {
+		return before("ehlo", err)
+	}
+	if err := c.Mail("client@jepsen-client.test"); err != nil {
+		return before("mail", err)
+	}
+	for _, r := range to {
+		if err := c.Rcpt(r); err != nil {
+			return before("rcpt "+r, err)
+		}
+	}
+	// DATA by hand (net/smtp's Data writer hides the final reply's text).
+	id, err := c.Text.Cmd("DATA")
+	if err != nil {
+		return before("data", err)
+	}
+	c.Text.StartResponse(id)
+	_, _, err = c.Text.ReadResponse(354)
+	c.Text.EndResponse(id)
+	if err != nil {
+		return before("data", err)
+	}
+	// From here the server may store the message: a reply code is
+	// definite, anything else is indeterminate.
+	after := func(stage string, err error) (check.OpType, string) {
+		var te *textproto.Error
+		if errors.As(err, &te) {
+			return check.Fail, fmt.Sprintf("%s: %d %s", stage, te.Code, te.Msg)
+		}
+		return check.Info, stage + ": " + err.Error()
+	}
+	dw := c.Text.DotWriter()
+	if _, err := dw.Write(body); err != nil {
+		dw.Close()
+		return after("data text", err)
+	}
+	if err := dw.Close(); err != nil {
+		return after("data end", err)
+	}
+	_, msg, err := c.Text.ReadResponse(250)
+	if err != nil {
+		return after("data reply", err)
+	}
+	c.Quit()
+	if strings.Contains(msg, " of ") {
+		// "(1 of 2 mailboxes)": some recipients were refused after DATA,
+		// which this workload's mailboxes (no quota) should never cause.
+		return check.OK, "partial: " + msg
+	}
+	return check.OK, ""
+}
+
+// reader reads random mailboxes through random nodes.
+func (w *Workload) reader(ctx context.Context, i int) {
+	rng := w.rng(uint64(2000 + i))
+	nodes := w.c.Nodes()
+	for ctx.Err() == nil {
+		w.Read(ctx, nodes[rng.IntN(len(nodes))], w.boxes[rng.IntN(len(w.boxes))], false)
+		sleep(ctx, w.cfg.ReadEvery/2+time.Duration(rng.Int64N(int64(w.cfg.ReadEvery)+1)))
+	}
+}
+
+// Read lists a mailbox through one node and records a read op with the
+// Message-ID of every UID. The listing is one admin request, which passes
+// the node's read-index barrier: it is the mailbox as of one instant inside
+// the op. Message-IDs come from the bodies (fetched once per body hash,
+// checked against the hash); a body whose Message-ID and token disagree, or
+// whose hash is wrong, is reported as "corrupt:<hash>", which set-full
+// counts as unexpected. It returns the completion type.
+func (w *Workload) Read(ctx context.Context, n *Node, mailbox string, final bool) check.OpType {
+	inv := check.Op{Process: w.newProcess(), Type: check.Invoke, F: check.FRead, Key: mailbox, Node: n.ID, Final: final}
+	w.record(inv)
+	done := inv
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.OpTimeout)
+	defer cancel()
+	msgs, err := w.list(ctx, n, mailbox)
+	if err == nil {
+		done.Messages, err = w.resolve(ctx, n, mailbox, msgs)
+	}
+	switch {
+	case err == nil:
+		done.Type = check.OK
+		if done.Messages == nil {
+			done.Messages = []check.Message{}
+		}
+	case isReply(err), errors.Is(err, syscall.ECONNREFUSED):
+		// The node answered, or was not there: a read has no effect anyway,
+		// but only a definite answer is a fail.
+		done.Type, done.Error = check.Fail, err.Error()
+		done.Messages = nil
+	default:
+		done.Type, done.Error = check.Info, err.Error()
+		done.Messages = nil
+	}
+	w.record(done)
+	return done.Type
+}
+
+type indexEntry struct {
+	UID  uint32 `json:"uid"`
+	Hash string `json:"hash"`
+}
+
+// list returns the whole INBOX index. Pages past the first are only needed
+// above 10000 messages; UIDs are assigned in commit order and this workload
+// never removes a message, so later pages only add newer messages and the
+// union is still the mailbox as of the last page's instant.
+func (w *Workload) list(ctx context.Context, n *Node, mailbox string) ([]indexEntry, error) {
+	var all []indexEntry
+	var after uint32
+	for {
+		var page []indexEntry
+		path := fmt.Sprintf("/v1/mailboxes/%s/messages?limit=10000&after=%d", mailbox, after)
+		if err := w.c.Admin.Get(ctx, n.Admin, path, &page); err != nil {
+			return nil, err
+		}
+		all = append(all, page...)
+		if len(page) < 10000 {
+			return all, nil
+		}
+		after = page[len(page)-1].UID
+	}
+}
+
+func (w *Workload) resolve(ctx context.Context, n *Node, mailbox string, msgs []indexEntry) ([]check.Message, error) {
+	out := make([]check.Message, 0, len(msgs))
+	for _, m := range msgs {
+		w.mu.Lock()
+		id, ok := w.ids[m.Hash]
+		w.mu.Unlock()
+		if !ok {
+			raw, err := w.c.Admin.Raw(ctx, n.Admin, fmt.Sprintf("/v1/mailboxes/%s/messages/%d/raw", mailbox, m.UID))
+			if err != nil {
+				return nil, fmt.Errorf("uid %d: %w", m.UID, err)
+			}
+			id = identify(raw, m.Hash)
+			w.mu.Lock()
+			w.ids[m.Hash] = id
+			w.mu.Unlock()
+		}
+		out = append(out, check.Message{UID: m.UID, MsgID: id})
+	}
+	return out, nil
+}
+
+// identify returns the Message-ID of a stored body, or "corrupt:<hash>" if
+// the body does not hash to its index entry or its token does not match.
+func identify(raw []byte, hash string) string {
+	sum := sha256.Sum256(raw)
+	if hex.EncodeToString(sum[:]) != hash {
+		return "corrupt:" + hash
+	}
+	msg, err := mail.ReadMessage(bufio.NewReader(bytes.NewReader(raw)))
+	if err != nil {
+		return "corrupt:" + hash
+	}
+	id := msg.Header.Get("Message-Id")
+	var first string
+	if line, err := bufio.NewReader(msg.Body).ReadString('\n'); err == nil {
+		first = strings.TrimSpace(line)
+	}
+	if id == "" || first != "jepsen-token: "+token(id) {
+		return "corrupt:" + hash
+	}
+	return id
+}
+
+// FinalReads reads every mailbox through every node (Final), retrying each
+// until it succeeds or ctx ends. It returns an error naming the reads that
+// never succeeded.
+func (w *Workload) FinalReads(ctx context.Context) error {
+	var missing []string
+	for _, n := range w.c.Nodes() {
+		for _, mb := range w.boxes {
+			for {
+				if w.Read(ctx, n, mb, true) == check.OK {
+					break
+				}
+				if sleep(ctx, 500*time.Millisecond) != nil {
+					missing = append(missing, mb+" via "+n.ID)
+					break
+				}
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("final reads failed: %s", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+func (w *Workload) record(op check.Op) {
+	w.rec.Record(op)
+	if op.Type != check.Invoke {
+		w.stats.Add(op.F, op.Type)
+	}
+}
+
+// Stats counts completed operations by f and type, for progress reports.
+type Stats struct {
+	mu     sync.Mutex
+	counts map[string]map[check.OpType]int
+}
+
+// NewStats returns empty counts.
+func NewStats() *Stats { return &Stats{counts: map[string]map[check.OpType]int{}} }
+
+// Add counts one completion.
+func (s *Stats) Add(f string, t check.OpType) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.counts[f] == nil {
+		s.counts[f] = map[check.OpType]int{}
+	}
+	s.counts[f][t]++
+}
+
+// Get returns the count of completions of f with type t.
+func (s *Stats) Get(f string, t check.OpType) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts[f][t]
+}
