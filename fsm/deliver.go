@@ -20,6 +20,11 @@ import (
 // happens here, deterministically on every replica), assigns each mailbox
 // its next UID, and adds the references.
 type Deliver struct {
+	// ID names this delivery attempt. The proposer retries a commit whose
+	// outcome it could not learn (leader lost, connection cut) with the
+	// same ID, and an ID applied before returns its first result instead
+	// of delivering twice.
+	ID           string   `json:"id,omitempty"`
 	Hash         string   `json:"hash"`
 	Size         int64    `json:"size"`
 	Replicas     []string `json:"replicas"`
@@ -41,6 +46,9 @@ type DeliverResult struct {
 const MaxDeliverMailboxes = 10000
 
 func (c *Deliver) apply(tx *txn) (any, error) {
+	if prev, ok, err := seenDelivery(tx, c.ID); err != nil || ok {
+		return prev, err
+	}
 	hash, err := c.validate(tx)
 	if err != nil {
 		return nil, err
@@ -66,7 +74,7 @@ func (c *Deliver) apply(tx *txn) (any, error) {
 			return nil, err
 		}
 	}
-	return res, nil
+	return res, rememberDelivery(tx, c.ID, res)
 }
 
 func (c *Deliver) validate(tx *txn) ([]byte, error) {

@@ -93,3 +93,31 @@ func TestDeliverValidatesReplicas(t *testing.T) {
 		t.Fatalf("a delivery that reached nobody must not reference the body: %v", err)
 	}
 }
+
+func TestDeliverIsIdempotentByID(t *testing.T) {
+	a := deliveryFixture(t)
+	h := bodyHash("retried")
+	cmd := &Deliver{ID: "attempt-1", Hash: h, Size: 7, Replicas: []string{"n1", "n2"}, Mailboxes: []string{"a@example.com"}}
+	first := a.apply(cmd)
+	again := a.apply(cmd) // the proposer lost the answer and retried
+	if first.Err != nil || again.Err != nil {
+		t.Fatal(first.Err, again.Err)
+	}
+	if fmt.Sprint(first.Value) != fmt.Sprint(again.Value) {
+		t.Fatalf("retry answered %v, first %v", again.Value, first.Value)
+	}
+	msgs, _ := a.s.Messages("a@example.com", "INBOX", 0, 0)
+	if b, _ := a.s.Body(h); len(msgs) != 1 || b.Refs != 1 {
+		t.Fatalf("retry delivered again: %d messages, %+v", len(msgs), b)
+	}
+	// Past the window the record is gone: the same ID delivers anew.
+	a.index += dedupeWindow + 10
+	a.must(&Deliver{ID: "attempt-2", Hash: h, Size: 7, Replicas: []string{"n1", "n2"}, Mailboxes: []string{"b@example.com"}})
+	if _, ok, _ := seenDelivery(&txn{b: a.s.db.NewIndexedBatch()}, "attempt-1"); ok {
+		t.Fatal("expired record still there")
+	}
+	a.must(cmd)
+	if msgs, _ := a.s.Messages("a@example.com", "INBOX", 0, 0); len(msgs) != 2 {
+		t.Fatalf("after expiry: %d messages", len(msgs))
+	}
+}

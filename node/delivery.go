@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -99,8 +101,8 @@ func (n *Node) Deliver(ctx context.Context, msg Message, body io.Reader) (Delive
 	if err != nil {
 		return DeliveryResult{}, err
 	}
-	cmd := &fsm.Deliver{Hash: h.String(), Size: size, Replicas: replicas, Mailboxes: msg.Mailboxes, InternalDate: msg.Received.UnixMilli()}
-	v, _, err := n.propose(ctx, cmd)
+	cmd := &fsm.Deliver{ID: deliveryID(), Hash: h.String(), Size: size, Replicas: replicas, Mailboxes: msg.Mailboxes, InternalDate: msg.Received.UnixMilli()}
+	v, err := n.commitDelivery(ctx, cmd)
 	if err != nil {
 		return DeliveryResult{}, fmt.Errorf("%w: commit: %v", ErrUnavailable, err)
 	}
@@ -117,6 +119,39 @@ func (n *Node) Deliver(ctx context.Context, msg Message, body io.Reader) (Delive
 		out.Rejected[addr] = rejection(code, res.Messages[addr])
 	}
 	return out, nil
+}
+
+// commitRetryWindow bounds how long a delivery keeps retrying a commit
+// whose outcome it could not learn.
+const commitRetryWindow = 30 * time.Second
+
+// commitDelivery proposes cmd until its outcome is known. A commit can be
+// cut off after the leader received it (the leader died, the connection
+// dropped); answering 451 then would make the sender retry a message that
+// may be stored. Instead the same command, with the same delivery ID, is
+// proposed again: the state machine applies an ID once and answers a
+// repeat with the first result.
+func (n *Node) commitDelivery(ctx context.Context, cmd *fsm.Deliver) (any, error) {
+	ctx, cancel := context.WithTimeout(ctx, commitRetryWindow)
+	defer cancel()
+	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
+		v, _, err := n.propose(ctx, cmd)
+		if err == nil || fsm.Code(err) != "" || errors.Is(err, ErrClosed) {
+			return v, err
+		}
+		n.log.Warn("delivery commit outcome unknown; retrying", "id", cmd.ID, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(backoff):
+		}
+	}
+}
+
+func deliveryID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 func rejection(code, msg string) error {

@@ -266,11 +266,13 @@ func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
 // a planned stop does not wait out an election timeout.
 func (n *Node) Close() error {
 	var err error
-	n.closeOnce.Do(func() { err = n.close() })
+	n.closeOnce.Do(func() { err = n.close(true) })
 	return err
 }
 
-func (n *Node) close() error {
+// close stops everything in dependency order: raft (and its FSM
+// goroutine) is fully down before the state it applies to is closed.
+func (n *Node) close(graceful bool) error {
 	if n.cancel != nil {
 		n.cancel()
 	}
@@ -279,7 +281,7 @@ func (n *Node) close() error {
 	}
 	var errs []error
 	if n.raft != nil {
-		if n.raft.State() == raft.Leader {
+		if graceful && n.raft.State() == raft.Leader {
 			_ = n.raft.LeadershipTransfer().Error()
 		}
 		errs = append(errs, n.raft.Shutdown().Error())
@@ -309,13 +311,7 @@ func (n *Node) close() error {
 // Kill stops the node abruptly, as a crash would, without leadership
 // transfer. Tests use it to simulate failures inside one process.
 func (n *Node) Kill() {
-	n.closeOnce.Do(func() {
-		if n.raft != nil {
-			n.raft.Shutdown()
-		}
-		n.cancel()
-		n.close()
-	})
+	n.closeOnce.Do(func() { n.close(false) })
 }
 
 // streamLayer gives raft authenticated connections through the mux.
