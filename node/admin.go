@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -71,6 +72,9 @@ func (n *Node) adminHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", n.readyz)
 	mux.Handle("GET /metrics", n.requireToken(promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{})))
+	// Profiles for operators chasing a slow node (token required).
+	mux.Handle("GET /debug/pprof/", n.requireToken(http.HandlerFunc(pprof.Index)))
+	mux.Handle("GET /debug/pprof/profile", n.requireToken(http.HandlerFunc(pprof.Profile)))
 	route("GET /v1/cluster/status", func(r *http.Request) (any, error) { return n.Status(r.Context()) })
 	route("POST /v1/cluster/join", func(r *http.Request) (any, error) {
 		var req JoinRequest
