@@ -99,6 +99,15 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
+	if fresh && cfg.Bootstrap {
+		// A new cluster's settings (R, W) are in place before New returns,
+		// so no delivery can meet the defaults instead.
+		n.publishSelf(ctx, true)
+		if err := ctx.Err(); err != nil {
+			n.Close()
+			return nil, fmt.Errorf("bootstrap: %w", err)
+		}
+	}
 	n.bg.Add(3)
 	go func() {
 		defer n.bg.Done()
@@ -106,7 +115,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}()
 	go func() {
 		defer n.bg.Done()
-		n.publishSelf(bgctx, fresh && cfg.Bootstrap)
+		n.publishSelf(bgctx, false)
 	}()
 	go func() {
 		defer n.bg.Done()
