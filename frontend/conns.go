@@ -20,9 +20,10 @@ type connTracker struct {
 	hostname    string
 	log         *slog.Logger
 
-	mu    sync.Mutex
-	perIP map[string]int
-	live  map[*trackedConn]struct{}
+	mu      sync.Mutex
+	perIP   map[string]int
+	waiting map[string]int // over-limit connections waiting for a slot
+	live    map[*trackedConn]struct{}
 }
 
 func newConnTracker(cfg SMTPConfig) *connTracker {
@@ -32,6 +33,7 @@ func newConnTracker(cfg SMTPConfig) *connTracker {
 		hostname:    cfg.Hostname,
 		log:         cfg.Logger,
 		perIP:       make(map[string]int),
+		waiting:     make(map[string]int),
 		live:        make(map[*trackedConn]struct{}),
 	}
 }
@@ -59,6 +61,28 @@ func (t *connTracker) admit(c net.Conn) (*trackedConn, bool) {
 	tc := &trackedConn{Conn: c, tracker: t, key: key}
 	t.live[tc] = struct{}{}
 	return tc, true
+}
+
+// startWaiting lets an over-limit connection wait for a slot, unless as
+// many from its IP are waiting already.
+func (t *connTracker) startWaiting(c net.Conn) bool {
+	key := ipKey(c.RemoteAddr())
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.waiting[key] >= t.maxPerIP {
+		return false
+	}
+	t.waiting[key]++
+	return true
+}
+
+func (t *connTracker) stopWaiting(c net.Conn) {
+	key := ipKey(c.RemoteAddr())
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.waiting[key]--; t.waiting[key] <= 0 {
+		delete(t.waiting, key)
+	}
 }
 
 func (t *connTracker) release(tc *trackedConn) {
@@ -189,20 +213,84 @@ func trackedOf(c net.Conn) *trackedConn {
 }
 
 // limitListener applies the tracker to every accepted connection.
+//
+// A connection over its IP's limit is not refused at once: a client at
+// exactly the limit that reconnects right after QUIT can arrive before the
+// server has torn its old connection down. Such a connection waits, in a
+// goroutine of its own, up to reconnectGrace for a slot, and is refused
+// (421) only then. At most maxPerIP connections per IP wait, so a flood
+// is still refused straight away and never delays other clients.
 type limitListener struct {
 	net.Listener
 	tracker *connTracker
+	ready   chan net.Conn
+	errc    chan error
+	done    chan struct{}
+	once    sync.Once
 }
 
-func (l *limitListener) Accept() (net.Conn, error) {
+// reconnectGrace is how long an over-limit connection may wait for a slot.
+const reconnectGrace = 500 * time.Millisecond
+
+func newLimitListener(ln net.Listener, t *connTracker) *limitListener {
+	l := &limitListener{Listener: ln, tracker: t, ready: make(chan net.Conn), errc: make(chan error, 1), done: make(chan struct{})}
+	go l.loop()
+	return l
+}
+
+func (l *limitListener) loop() {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
-			return nil, err
+			l.errc <- err
+			return
 		}
 		if tc, ok := l.tracker.admit(c); ok {
-			return tc, nil
+			l.hand(tc)
+			continue
 		}
-		l.tracker.refuse(c)
+		if !l.tracker.startWaiting(c) {
+			l.tracker.refuse(c)
+			continue
+		}
+		go l.waitForSlot(c)
 	}
+}
+
+// hand passes an admitted connection to Accept, or closes it if the
+// listener is closed meanwhile.
+func (l *limitListener) hand(tc *trackedConn) {
+	select {
+	case l.ready <- tc:
+	case <-l.done:
+		tc.Close()
+	}
+}
+
+func (l *limitListener) waitForSlot(c net.Conn) {
+	defer l.tracker.stopWaiting(c)
+	deadline := time.Now().Add(reconnectGrace)
+	for time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		if tc, ok := l.tracker.admit(c); ok {
+			l.hand(tc)
+			return
+		}
+	}
+	l.tracker.refuse(c)
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ready:
+		return c, nil
+	case err := <-l.errc:
+		l.errc <- err // every later Accept fails the same way
+		return nil, err
+	}
+}
+
+func (l *limitListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return l.Listener.Close()
 }

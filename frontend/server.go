@@ -85,7 +85,7 @@ func (s *SMTPServer) newSMTPServer() *smtp.Server {
 // ErrServerClosed. It closes ln when it returns. It may be called for
 // several listeners; they share the per-IP limit.
 func (s *SMTPServer) Serve(ln net.Listener) error {
-	wrapped := &limitListener{Listener: ln, tracker: s.tracker}
+	wrapped := newLimitListener(ln, s.tracker)
 	defer wrapped.Close()
 
 	s.mu.Lock()
