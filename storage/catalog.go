@@ -128,16 +128,11 @@ func decodeBodyEntry(k, v []byte) bodyEntry {
 // Delete removes body h and its chunks, durably. Deleting an absent body
 // succeeds. A Reader opened before Delete keeps reading its snapshot.
 func (s *Store) Delete(ctx context.Context, h Hash) error {
-	done, err := s.enter()
+	release, err := s.enterHash(ctx, h)
 	if err != nil {
 		return err
 	}
-	defer done()
-	unlock, err := s.lockHash(ctx, h)
-	if err != nil {
-		return err
-	}
-	defer unlock()
+	defer release()
 	v, ok, err := s.get(manifestKey(h))
 	if err != nil || !ok {
 		return err

@@ -121,3 +121,17 @@ func (s *Store) putBuf(b []byte) {
 		s.bufs.Put(&b)
 	}
 }
+
+// enterHash enters the store and takes h's lock; release undoes both.
+func (s *Store) enterHash(ctx context.Context, h Hash) (release func(), err error) {
+	done, err := s.enter()
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := s.lockHash(ctx, h)
+	if err != nil {
+		done()
+		return nil, err
+	}
+	return func() { unlock(); done() }, nil
+}

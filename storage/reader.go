@@ -41,16 +41,11 @@ type Reader struct {
 // Reader opens body h for reading from offset 0. It returns an error
 // wrapping ErrNotFound if h is not stored. ctx bounds all reads.
 func (s *Store) Reader(ctx context.Context, h Hash) (*Reader, error) {
-	done, err := s.enter()
+	release, err := s.enterHash(ctx, h)
 	if err != nil {
 		return nil, err
 	}
-	defer done()
-	unlock, err := s.lockHash(ctx, h)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
+	defer release()
 	return s.openReader(ctx, h)
 }
 
@@ -237,16 +232,11 @@ func readErr(h Hash, idx uint32, err error) error {
 // whole-body SHA-256, and that no stray chunks follow the last one. It
 // returns nil, or an error wrapping ErrNotFound or ErrCorrupt (naming h).
 func (s *Store) Verify(ctx context.Context, h Hash) error {
-	done, err := s.enter()
+	release, err := s.enterHash(ctx, h)
 	if err != nil {
 		return err
 	}
-	defer done()
-	unlock, err := s.lockHash(ctx, h)
-	if err != nil {
-		return err
-	}
-	defer unlock()
+	defer release()
 	return s.verify(ctx, h)
 }
 

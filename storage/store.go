@@ -236,16 +236,11 @@ func (s *Store) Close() error {
 // Has reports whether the body h is stored, and its size. It reads only the
 // manifest; use Verify to check the data.
 func (s *Store) Has(ctx context.Context, h Hash) (bool, int64, error) {
-	done, err := s.enter()
+	release, err := s.enterHash(ctx, h)
 	if err != nil {
 		return false, 0, err
 	}
-	defer done()
-	unlock, err := s.lockHash(ctx, h)
-	if err != nil {
-		return false, 0, err
-	}
-	defer unlock()
+	defer release()
 	m, ok, err := s.manifest(h)
 	return ok, m.size, err
 }
