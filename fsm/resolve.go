@@ -11,6 +11,9 @@ type Resolution struct {
 	// External are addresses outside the hosted domains, reached through
 	// forwards.
 	External []string `json:"external,omitempty"`
+	// OverQuota are the Mailboxes that have used up their quota, so RCPT
+	// can refuse without reading the records again.
+	OverQuota []string `json:"over_quota,omitempty"`
 }
 
 type resolution struct {
@@ -116,6 +119,9 @@ func (res *resolution) expandExact(r pebble.Reader, a Address, depth int) (bool,
 	}
 	res.pass(a)
 	res.Mailboxes = appendNew(res.Mailboxes, mb.Address)
+	if mb.QuotaBytes > 0 && mb.UsedBytes >= mb.QuotaBytes {
+		res.OverQuota = appendNew(res.OverQuota, mb.Address)
+	}
 	return true, nil
 }
 

@@ -76,14 +76,8 @@ func (n *Node) resolveLocal(rcpt string) ([]string, error) {
 	if len(res.External) > 0 {
 		return nil, fmt.Errorf("%w: %s forwards to %s", ErrExternalTarget, rcpt, strings.Join(res.External, ", "))
 	}
-	for _, addr := range res.Mailboxes {
-		mb, err := n.state.Mailbox(addr)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
-		}
-		if mb.QuotaBytes > 0 && mb.UsedBytes >= mb.QuotaBytes {
-			return nil, fmt.Errorf("%w: %s", ErrOverQuota, addr)
-		}
+	if len(res.OverQuota) > 0 {
+		return nil, fmt.Errorf("%w: %s", ErrOverQuota, res.OverQuota[0])
 	}
 	return res.Mailboxes, nil
 }
