@@ -17,8 +17,7 @@ func TestBDAT(t *testing.T) {
 	_, addr := startServer(t, testConfig(), f)
 	c := dial(t, addr)
 	c.ehlo()
-	c.expect("MAIL FROM:<s@remote.test>", 250, "")
-	c.expect("RCPT TO:<alice@example.com>", 250, "")
+	c.begin("alice@example.com")
 	chunks := []string{"Subject: chunked\r\n\r\n.no stuffing\r\n", "\x00\xff binary\r\n.\r\n", "end\r\n"}
 	for i, ch := range chunks {
 		last := ""
@@ -71,8 +70,7 @@ func TestBDATOversize(t *testing.T) {
 	_, addr := startServer(t, cfg, f)
 	c := dial(t, addr)
 	c.ehlo()
-	c.expect("MAIL FROM:<s@remote.test>", 250, "")
-	c.expect("RCPT TO:<alice@example.com>", 250, "")
+	c.begin("alice@example.com")
 	first := strings.Repeat("a", 40<<10)
 	c.write(fmt.Sprintf("BDAT %d\r\n%s", len(first), first))
 	checkReply(t, "first chunk", c.read(), 250, "")

@@ -328,3 +328,12 @@ func splitTrace(t testing.TB, body []byte) (trace, content string) {
 		}
 	}
 }
+
+// begin opens a transaction from s@remote.test to rcpts, each accepted.
+func (c *tclient) begin(rcpts ...string) {
+	c.t.Helper()
+	c.expect("MAIL FROM:<s@remote.test>", 250, "")
+	for _, r := range rcpts {
+		c.expect("RCPT TO:<"+r+">", 250, "")
+	}
+}

@@ -78,8 +78,7 @@ func TestLMTPDeliverError(t *testing.T) {
 	_, addr := startServer(t, lmtpConfig(), f)
 	c := dial(t, addr)
 	c.expect("LHLO client.test", 250, "")
-	c.expect("MAIL FROM:<s@remote.test>", 250, "")
-	c.expect("RCPT TO:<alice@example.com>", 250, "")
+	c.begin("alice@example.com")
 	c.expect("RCPT TO:<bob@example.com>", 250, "")
 	c.expect("DATA", 354, "")
 	c.write("hello\r\n.\r\n")
@@ -95,8 +94,7 @@ func TestLMTPBDAT(t *testing.T) {
 	_, addr := startServer(t, lmtpConfig(), f)
 	c := dial(t, addr)
 	c.expect("LHLO client.test", 250, "")
-	c.expect("MAIL FROM:<s@remote.test>", 250, "")
-	c.expect("RCPT TO:<alice@example.com>", 250, "")
+	c.begin("alice@example.com")
 	c.expect("RCPT TO:<bob@example.com>", 250, "")
 	c.write("BDAT 4\r\nabcdBDAT 3 LAST\r\nefg")
 	checkReply(t, "first chunk", c.read(), 250, "")
@@ -144,8 +142,7 @@ func TestLMTPOverUnixSocket(t *testing.T) {
 	}
 	c := clients[1]
 	c.expect("LHLO mda.test", 250, "")
-	c.expect("MAIL FROM:<s@remote.test>", 250, "")
-	c.expect("RCPT TO:<alice@example.com>", 250, "")
+	c.begin("alice@example.com")
 	checkReply(t, "DATA", c.data("hi\r\n"), 250, "2.0.0")
 	trace, _ := splitTrace(t, f.lastDelivery(t).body)
 	if !strings.Contains(trace, "Received: from mda.test\r\n\tby mx.test with LMTP") {
@@ -168,8 +165,7 @@ func TestNestedMAILRefused(t *testing.T) {
 		} else {
 			c.ehlo()
 		}
-		c.expect("MAIL FROM:<s@remote.test>", 250, "")
-		c.expect("RCPT TO:<alice@example.com>", 250, "")
+		c.begin("alice@example.com")
 		c.expect("MAIL FROM:<other@remote.test>", 503, "5.5.1")
 		c.expect("RCPT TO:<bob@example.com>", 250, "")
 		checkReply(t, "DATA", c.data("x\r\n"), 250, "2.0.0")

@@ -162,8 +162,7 @@ func TestShutdownDrains(t *testing.T) {
 	idle.ehlo()
 	busy := dial(t, addr)
 	busy.ehlo()
-	busy.expect("MAIL FROM:<s@remote.test>", 250, "")
-	busy.expect("RCPT TO:<alice@example.com>", 250, "")
+	busy.begin("alice@example.com")
 	busy.expect("DATA", 354, "")
 	busy.write("x\r\n.\r\n")
 	<-inDeliver
