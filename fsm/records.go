@@ -36,6 +36,14 @@ type Folder struct {
 	UIDNext     uint32 `json:"uid_next"`
 	SpecialUse  string `json:"special_use,omitempty"` // RFC 6154 attribute
 	Subscribed  bool   `json:"subscribed"`
+	// ModSeq is the raft index of the last change to the folder or any of
+	// its messages: a session that saw this ModSeq has nothing to poll.
+	ModSeq uint64 `json:"modseq,omitempty"`
+	// Counters kept by every message command, so STATUS is one read.
+	Messages int64 `json:"messages,omitempty"`
+	Bytes    int64 `json:"bytes,omitempty"`
+	Unseen   int64 `json:"unseen,omitempty"`
+	Deleted  int64 `json:"deleted,omitempty"`
 }
 
 // Forward sends mail for Address to Targets. A catch-all has Address

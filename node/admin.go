@@ -188,7 +188,7 @@ func (n *Node) rawMessage(w http.ResponseWriter, r *http.Request) {
 		fail(err)
 		return
 	}
-	rd, err := n.OpenBody(r.Context(), msgs[0].Hash)
+	rd, err := n.openBody(r.Context(), msgs[0].Hash)
 	if err != nil {
 		fail(err)
 		return

@@ -187,7 +187,7 @@ func TestReadBodyFromAnyNodeAndFallBack(t *testing.T) {
 	// the other, whichever the directory lists first.
 	holders[0].Kill()
 	delete(c.nodes, holders[0].ID())
-	rd, err := reader.OpenBody(ctx, h.String())
+	rd, err := reader.openBody(ctx, h.String())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,15 @@ var ErrBodyUnavailable = errors.New("no readable replica of the body")
 // returns corrupt data is skipped. A fetched copy is not listed as a
 // replica, so it acts as a cache: the orphan sweep removes it after the
 // grace period.
-func (n *Node) OpenBody(ctx context.Context, hash string) (*storage.Reader, error) {
+func (n *Node) OpenBody(ctx context.Context, hash string) (Body, error) {
+	rd, err := n.openBody(ctx, hash)
+	if err != nil {
+		return nil, err
+	}
+	return rd, nil
+}
+
+func (n *Node) openBody(ctx context.Context, hash string) (*storage.Reader, error) {
 	h, err := storage.ParseHash(hash)
 	if err != nil {
 		return nil, err

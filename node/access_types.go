@@ -1,0 +1,71 @@
+package node
+
+import (
+	"errors"
+	"io"
+
+	"powermail/fsm"
+)
+
+// Mail access errors (IMAP, POP3, authentication), returned wrapped by the
+// access methods of Node. The frontend maps each to a protocol reply.
+var (
+	// ErrAuthFailed: unknown user, wrong password or disabled mailbox. The
+	// three are indistinguishable on purpose.
+	ErrAuthFailed = errors.New("authentication failed")
+	// ErrNoFolder: the folder does not exist (IMAP [TRYCREATE]/[NONEXISTENT]).
+	ErrNoFolder = errors.New("no such folder")
+	// ErrFolderExists: CREATE or RENAME onto an existing folder.
+	ErrFolderExists = errors.New("folder already exists")
+	// ErrInvalidArgument: a name or argument the directory refuses (bad
+	// folder name, renaming INBOX's special use away, ...). Retrying the
+	// same request can never help.
+	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrLocked: another session holds the POP3 maildrop lock.
+	ErrLocked = errors.New("maildrop locked by another session")
+)
+
+// Folder is one IMAP folder of a mailbox, as the directory records it.
+type Folder = fsm.Folder
+
+// StoredMessage is one message of a folder: UID, body hash, size,
+// internal date (unix ms) and flags (sorted, without \Recent).
+type StoredMessage = fsm.Message
+
+// FolderView is a consistent snapshot of one folder: its record and all
+// its messages in UID order, read at one applied index.
+type FolderView struct {
+	Folder   Folder
+	Messages []StoredMessage
+}
+
+// FlagOp says how StoreFlags combines the given flags with a message's.
+type FlagOp = fsm.FlagOp
+
+// Flag operations (IMAP STORE FLAGS, +FLAGS, -FLAGS).
+const (
+	FlagsSet    = fsm.FlagsSet
+	FlagsAdd    = fsm.FlagsAdd
+	FlagsRemove = fsm.FlagsRemove
+)
+
+// AppendResult names the message an APPEND created (RFC 4315 APPENDUID).
+type AppendResult struct {
+	UIDValidity uint32
+	UID         uint32
+}
+
+// CopyResult pairs source and destination UIDs (RFC 4315 COPYUID), in
+// the same order.
+type CopyResult struct {
+	UIDValidity uint32
+	SrcUIDs     []uint32
+	DstUIDs     []uint32
+}
+
+// Body is an open message body: seekable, sized, verified chunk by chunk
+// as it is read.
+type Body interface {
+	io.ReadSeekCloser
+	Size() int64
+}
