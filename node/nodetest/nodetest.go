@@ -141,4 +141,3 @@ func (c *Cluster) Deliver(i int, body string, mailboxes ...string) {
 		c.t.Fatalf("deliver through %s: rejected %v", c.Nodes[i].ID(), res.Rejected)
 	}
 }
-
