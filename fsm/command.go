@@ -11,17 +11,25 @@ type CmdType byte
 
 // Command types.
 const (
-	CmdDomainAdd     CmdType = 1
-	CmdDomainRemove  CmdType = 2
-	CmdMailboxAdd    CmdType = 3
-	CmdMailboxRemove CmdType = 4
-	CmdMailboxUpdate CmdType = 5
-	CmdForwardAdd    CmdType = 6
-	CmdForwardRemove CmdType = 7
-	CmdMemberSet     CmdType = 8
-	CmdMemberRemove  CmdType = 9
-	CmdSettingsSet   CmdType = 10
-	CmdDeliver       CmdType = 11
+	CmdDomainAdd       CmdType = 1
+	CmdDomainRemove    CmdType = 2
+	CmdMailboxAdd      CmdType = 3
+	CmdMailboxRemove   CmdType = 4
+	CmdMailboxUpdate   CmdType = 5
+	CmdForwardAdd      CmdType = 6
+	CmdForwardRemove   CmdType = 7
+	CmdMemberSet       CmdType = 8
+	CmdMemberRemove    CmdType = 9
+	CmdSettingsSet     CmdType = 10
+	CmdDeliver         CmdType = 11
+	CmdFolderCreate    CmdType = 12
+	CmdFolderDelete    CmdType = 13
+	CmdFolderRename    CmdType = 14
+	CmdFolderSubscribe CmdType = 15
+	CmdFlagsStore      CmdType = 16
+	CmdExpunge         CmdType = 17
+	CmdCopy            CmdType = 18
+	CmdMaildropLock    CmdType = 19
 )
 
 // encodingVersion is the second byte of every encoded command. A replica
@@ -72,6 +80,14 @@ func newRegistry() registry {
 	r.register(CmdMemberRemove, func() Command { return &MemberRemove{} })
 	r.register(CmdSettingsSet, func() Command { return &SettingsSet{} })
 	r.register(CmdDeliver, func() Command { return &Deliver{} })
+	r.register(CmdFolderCreate, func() Command { return &FolderCreate{} })
+	r.register(CmdFolderDelete, func() Command { return &FolderDelete{} })
+	r.register(CmdFolderRename, func() Command { return &FolderRename{} })
+	r.register(CmdFolderSubscribe, func() Command { return &FolderSubscribe{} })
+	r.register(CmdFlagsStore, func() Command { return &FlagsStore{} })
+	r.register(CmdExpunge, func() Command { return &Expunge{} })
+	r.register(CmdCopy, func() Command { return &Copy{} })
+	r.register(CmdMaildropLock, func() Command { return &MaildropLock{} })
 	return r
 }
 

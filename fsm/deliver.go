@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"maps"
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -31,6 +30,11 @@ type Deliver struct {
 	Mailboxes    []string `json:"mailboxes"`
 	InternalDate int64    `json:"internal_date"` // unix ms, chosen by the proposer
 	Flags        []string `json:"flags,omitempty"`
+	// Folder, when set, makes this an IMAP APPEND to that folder of the
+	// one listed mailbox: the folder must exist ([TRYCREATE] otherwise)
+	// and the quota is enforced here, since the client still holds the
+	// message and can act on a refusal.
+	Folder string `json:"folder,omitempty"`
 }
 
 func (*Deliver) Type() CmdType { return CmdDeliver }
@@ -40,6 +44,8 @@ type DeliverResult struct {
 	UIDs     map[string]uint32 `json:"uids"`               // delivered mailbox -> UID
 	Rejected map[string]string `json:"rejected,omitempty"` // mailbox -> error code
 	Messages map[string]string `json:"messages,omitempty"` // mailbox -> error text
+	// UIDValidity of the folder appended to (appends only).
+	UIDValidity uint32 `json:"uid_validity,omitempty"`
 }
 
 // MaxDeliverMailboxes bounds the recipients of one commit.
@@ -54,9 +60,9 @@ func (c *Deliver) apply(tx *txn) (any, error) {
 		return nil, err
 	}
 	res := DeliverResult{UIDs: map[string]uint32{}}
-	flags, _ := cleanFlags(c.Flags)
+	flags, _ := canonicalFlags(c.Flags)
 	for _, addr := range c.Mailboxes {
-		uid, err := c.deliverOne(tx, addr, flags)
+		uid, validity, err := c.deliverOne(tx, addr, flags)
 		if err != nil {
 			if res.Rejected == nil {
 				res.Rejected, res.Messages = map[string]string{}, map[string]string{}
@@ -68,6 +74,9 @@ func (c *Deliver) apply(tx *txn) (any, error) {
 			continue
 		}
 		res.UIDs[addr] = uid
+		if c.Folder != "" {
+			res.UIDValidity = validity
+		}
 	}
 	if len(res.UIDs) > 0 {
 		if err := c.addRefs(tx, hash, int64(len(res.UIDs))); err != nil {
@@ -85,8 +94,11 @@ func (c *Deliver) validate(tx *txn) ([]byte, error) {
 	if c.Size < 0 || len(c.Mailboxes) == 0 || len(c.Mailboxes) > MaxDeliverMailboxes {
 		return nil, errorf(ErrInvalid, "delivery of %d bytes to %d mailboxes", c.Size, len(c.Mailboxes))
 	}
-	if _, err := cleanFlags(c.Flags); err != nil {
+	if _, err := canonicalFlags(c.Flags); err != nil {
 		return nil, err
+	}
+	if c.Folder != "" && len(c.Mailboxes) != 1 {
+		return nil, errorf(ErrInvalid, "an append names one mailbox, not %d", len(c.Mailboxes))
 	}
 	var settings Settings = defaultSettings
 	if _, err := tx.get(keySettings, &settings); err != nil {
@@ -104,31 +116,41 @@ func (c *Deliver) validate(tx *txn) ([]byte, error) {
 	return hash, nil
 }
 
-func (c *Deliver) deliverOne(tx *txn, addr string, flags []string) (uint32, error) {
+func (c *Deliver) deliverOne(tx *txn, addr string, flags []string) (uid, validity uint32, err error) {
 	a, err := ParseAddress(addr)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	var mb Mailbox
 	if ok, err := tx.get(mailboxKey(a), &mb); err != nil || !ok {
-		return 0, orNotFound(err, "mailbox %s does not exist", a)
+		return 0, 0, orNotFound(err, "mailbox %s does not exist", a)
 	}
-	var f Folder
-	if ok, err := tx.get(folderKey(a, "INBOX"), &f); err != nil || !ok {
-		return 0, orNotFound(err, "mailbox %s has no INBOX", a)
+	folder := "INBOX"
+	if c.Folder != "" {
+		folder = CanonicalFolder(c.Folder)
+		if mb.QuotaBytes > 0 && mb.UsedBytes+c.Size > mb.QuotaBytes {
+			return 0, 0, errorf(ErrOverQuota, "mailbox %s: %d bytes would exceed the quota", a, c.Size)
+		}
 	}
-	uid := f.UIDNext
+	f, err := loadFolder(tx, a, folder)
+	if err != nil {
+		return 0, 0, err
+	}
+	uid = f.UIDNext
 	f.UIDNext++
 	msg := Message{UID: uid, Hash: c.Hash, Size: c.Size, InternalDate: c.InternalDate, Flags: flags}
 	if err := tx.put(messageKey(a, f.ID, uid), msg); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	if err := tx.put(folderKey(a, "INBOX"), f); err != nil {
-		return 0, err
+	f.count(msg, +1)
+	f.ModSeq = tx.index
+	tx.touch(a)
+	if err := tx.put(folderKey(a, folder), f); err != nil {
+		return 0, 0, err
 	}
 	mb.UsedBytes += c.Size
 	mb.Messages++
-	return uid, tx.put(mailboxKey(a), mb)
+	return uid, f.UIDValidity, tx.put(mailboxKey(a), mb)
 }
 
 // addRefs creates or updates the body record. A body delivered again
@@ -148,8 +170,7 @@ func (c *Deliver) addRefs(tx *txn, hash []byte, refs int64) error {
 }
 
 // dropMessages removes every message of a mailbox and releases their body
-// references. A body whose count reaches zero keeps its record (with its
-// replicas) until garbage collection has deleted every copy.
+// references.
 func dropMessages(tx *txn, a Address) error {
 	prefix := []byte("m\x00" + addrPart(a) + "\x00")
 	it, err := tx.b.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
@@ -172,19 +193,9 @@ func dropMessages(tx *txn, a Address) error {
 	if err := it.Close(); err != nil {
 		return err
 	}
-	for _, h := range slices.Sorted(maps.Keys(release)) {
-		raw, err := parseHash(h)
-		if err != nil {
-			return err
-		}
-		var b Body
-		if ok, err := tx.get(bodyKey(raw), &b); err != nil || !ok {
-			continue
-		}
-		b.Refs -= release[h]
-		if err := tx.put(bodyKey(raw), b); err != nil {
-			return err
-		}
+	if err := addBodyRefs(tx, release, -1); err != nil {
+		return err
 	}
+	tx.touch(a)
 	return tx.delPrefix(prefix)
 }

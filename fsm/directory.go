@@ -191,6 +191,9 @@ func (c *MailboxRemove) apply(tx *txn) (any, error) {
 	if err := tx.del(passwordKey(a)); err != nil {
 		return nil, err
 	}
+	if err := tx.del(lockKey(a)); err != nil {
+		return nil, err
+	}
 	return nil, tx.del(mailboxKey(a))
 }
 

@@ -16,6 +16,9 @@ var (
 	ErrForwardLoop = errors.New("forward loop")
 	ErrNotLocal    = errors.New("domain not hosted")
 	ErrClosed      = errors.New("state closed")
+	ErrNoFolder    = errors.New("no such folder")
+	ErrOverQuota   = errors.New("over quota")
+	ErrLocked      = errors.New("locked")
 )
 
 var codes = map[string]error{
@@ -25,6 +28,9 @@ var codes = map[string]error{
 	"not_empty":    ErrNotEmpty,
 	"forward_loop": ErrForwardLoop,
 	"not_local":    ErrNotLocal,
+	"no_folder":    ErrNoFolder,
+	"over_quota":   ErrOverQuota,
+	"locked":       ErrLocked,
 }
 
 // Error is a business error with a human-readable message and a sentinel

@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -207,27 +206,14 @@ func (s *State) Messages(addr, folder string, after uint32, limit int) ([]Messag
 	if err != nil {
 		return nil, err
 	}
-	var f Folder
-	if err := s.getOne(folderKey(a, folder), &f, "mailbox %s has no folder %s", a, folder); err != nil {
+	f, err := s.Folder(addr, folder)
+	if err != nil {
 		return nil, err
 	}
-	prefix := messagePrefix(a, f.ID)
 	var out []Message
 	err = s.view(func(r pebble.Reader) error {
-		lower := binary.BigEndian.AppendUint32(append([]byte(nil), prefix...), after+1)
-		it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(prefix)})
-		if err != nil {
-			return err
-		}
-		defer it.Close()
-		for ok := it.First(); ok && (limit <= 0 || len(out) < limit); ok = it.Next() {
-			var m Message
-			if err := decodeRecord(it.Value(), &m); err != nil {
-				return err
-			}
-			out = append(out, m)
-		}
-		return it.Error()
+		out, err = scanMessages(r, messagePrefix(a, f.ID), after, limit)
+		return err
 	})
 	return out, err
 }

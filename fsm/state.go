@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -20,6 +22,10 @@ type Options struct {
 	// holds the mailbox records of about a million mailboxes.
 	CacheBytes int64
 	Logger     *slog.Logger
+	// OnChange, if set, is called after each applied batch with the
+	// mailboxes (Address.Key form) whose folders or messages changed. It
+	// runs on the apply path: it must not block.
+	OnChange func(mailboxes []string)
 }
 
 // State is the directory state machine of one node.
@@ -139,6 +145,7 @@ func (s *State) ApplyBatch(entries []Entry) []Result {
 	applied := s.applied.Load()
 	b := s.db.NewIndexedBatch()
 	defer b.Close()
+	touched := map[string]struct{}{}
 	last := applied
 	for i, e := range entries {
 		if e.Index <= last {
@@ -149,7 +156,7 @@ func (s *State) ApplyBatch(entries []Entry) []Result {
 			continue
 		}
 		cmd := s.reg.decode(e.Index, e.Data)
-		v, err := cmd.apply(&txn{b: b, index: e.Index})
+		v, err := cmd.apply(&txn{b: b, index: e.Index, touched: touched})
 		var be *Error
 		if err != nil && !errors.As(err, &be) {
 			panic(fmt.Sprintf("fsm: entry %d: storage failure: %v", e.Index, err))
@@ -169,6 +176,9 @@ func (s *State) ApplyBatch(entries []Entry) []Result {
 	}
 	s.applied.Store(last)
 	s.wake()
+	if len(touched) > 0 && s.opts.OnChange != nil {
+		s.opts.OnChange(slices.Collect(maps.Keys(touched)))
+	}
 	return results
 }
 
@@ -234,8 +244,29 @@ func hasPrefix(r pebble.Reader, p []byte) (bool, error) {
 // txn is the write view of one entry: reads see earlier entries of the
 // same batch.
 type txn struct {
-	b     *pebble.Batch
-	index uint64
+	b       *pebble.Batch
+	index   uint64
+	touched map[string]struct{} // mailboxes (Address.Key) whose folders changed
+}
+
+// touch records that a's folders or messages changed in this entry.
+func (t *txn) touch(a Address) {
+	if t.touched != nil {
+		t.touched[a.Key()] = struct{}{}
+	}
+}
+
+// count counts keys with prefix p, stopping at limit.
+func (t *txn) count(p []byte, limit int) (int, error) {
+	it, err := t.b.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for ok := it.First(); ok && n < limit; ok = it.Next() {
+		n++
+	}
+	return n, it.Close()
 }
 
 func (t *txn) get(key []byte, v any) (bool, error) { return getJSON(t.b, key, v) }

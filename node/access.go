@@ -3,72 +3,216 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"slices"
 	"time"
+
+	"powermail/fsm"
 )
 
-var errNotYet = errors.New("not implemented yet")
+// Mail access (IMAP, POP3). Reads wait for the read index first, so a
+// session on any node sees every write acknowledged anywhere before the
+// call began (Promise 3). Writes go through Apply, which returns once
+// this node has applied them, so a session sees its own writes at once.
 
-// Authenticate verifies a password against the replicated hash.
-func (n *Node) Authenticate(ctx context.Context, user, password string) (string, error) {
-	return "", errNotYet
+// readBarrier waits for the read index, as a temporary failure.
+func (n *Node) readBarrier(ctx context.Context) error {
+	if err := n.Barrier(ctx); err != nil {
+		return fmt.Errorf("%w: read barrier: %v", ErrUnavailable, err)
+	}
+	return nil
 }
 
-// Folders lists the folders of a mailbox after a read barrier.
-func (n *Node) Folders(ctx context.Context, addr string) ([]Folder, error) { return nil, errNotYet }
+// accessErr maps directory and cluster errors to the access sentinels.
+func accessErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, fsm.ErrNoFolder), errors.Is(err, fsm.ErrNotFound):
+		return fmt.Errorf("%w: %v", ErrNoFolder, err)
+	case errors.Is(err, fsm.ErrExists):
+		return fmt.Errorf("%w: %v", ErrFolderExists, err)
+	case errors.Is(err, fsm.ErrInvalid), errors.Is(err, fsm.ErrNotEmpty):
+		return fmt.Errorf("%w: %v", ErrInvalidArgument, err)
+	case errors.Is(err, fsm.ErrOverQuota):
+		return fmt.Errorf("%w: %v", ErrOverQuota, err)
+	case errors.Is(err, fsm.ErrLocked):
+		return fmt.Errorf("%w: %v", ErrLocked, err)
+	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrBodyUnavailable):
+		return err
+	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotLeader), errors.Is(err, ErrIndeterminate),
+		errors.Is(err, ErrClosed), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return err
+}
 
-// Folder reads one folder record after a read barrier.
+// apply commits an access command and decodes its value into out (which
+// may be nil).
+func (n *Node) applyAccess(ctx context.Context, cmd fsm.Command, out any) error {
+	v, err := n.Apply(ctx, cmd)
+	if err != nil {
+		return accessErr(err)
+	}
+	if out == nil {
+		return nil
+	}
+	return convert(v, out)
+}
+
+// Folders lists the folders of a mailbox, sorted by name.
+func (n *Node) Folders(ctx context.Context, addr string) ([]Folder, error) {
+	if err := n.readBarrier(ctx); err != nil {
+		return nil, err
+	}
+	fs, err := n.state.Folders(addr)
+	return fs, accessErr(err)
+}
+
+// Folder reads one folder record.
 func (n *Node) Folder(ctx context.Context, addr, name string) (Folder, error) {
-	return Folder{}, errNotYet
+	if err := n.readBarrier(ctx); err != nil {
+		return Folder{}, err
+	}
+	f, err := n.state.Folder(addr, name)
+	return f, accessErr(err)
 }
 
-// View reads a folder and its messages at one index.
+// View reads a folder and all its messages at one index.
 func (n *Node) View(ctx context.Context, addr, name string) (FolderView, error) {
-	return FolderView{}, errNotYet
+	if err := n.readBarrier(ctx); err != nil {
+		return FolderView{}, err
+	}
+	f, msgs, err := n.state.View(addr, name)
+	return FolderView{Folder: f, Messages: msgs}, accessErr(err)
 }
 
-// CreateFolder creates a folder.
+// CreateFolder creates a folder (specialUse may be empty).
 func (n *Node) CreateFolder(ctx context.Context, addr, name, specialUse string) error {
-	return errNotYet
+	return n.applyAccess(ctx, &fsm.FolderCreate{Mailbox: addr, Name: name, SpecialUse: specialUse}, nil)
 }
 
-// DeleteFolder deletes a folder and its messages.
-func (n *Node) DeleteFolder(ctx context.Context, addr, name string) error { return errNotYet }
+// DeleteFolder deletes a folder and its messages, dropping their body
+// references.
+func (n *Node) DeleteFolder(ctx context.Context, addr, name string) error {
+	return n.applyAccess(ctx, &fsm.FolderDelete{Mailbox: addr, Name: name}, nil)
+}
 
-// RenameFolder renames a folder and its children.
-func (n *Node) RenameFolder(ctx context.Context, addr, from, to string) error { return errNotYet }
+// RenameFolder renames a folder and the folders below it.
+func (n *Node) RenameFolder(ctx context.Context, addr, from, to string) error {
+	return n.applyAccess(ctx, &fsm.FolderRename{Mailbox: addr, From: from, To: to}, nil)
+}
 
 // SubscribeFolder sets a folder's subscription.
 func (n *Node) SubscribeFolder(ctx context.Context, addr, name string, subscribed bool) error {
-	return errNotYet
+	return n.applyAccess(ctx, &fsm.FolderSubscribe{Mailbox: addr, Name: name, Subscribed: subscribed}, nil)
 }
 
-// Append stores a body and commits it to a folder.
-func (n *Node) Append(ctx context.Context, addr, folder string, flags []string, date time.Time, body io.Reader) (AppendResult, error) {
-	return AppendResult{}, errNotYet
-}
-
-// StoreFlags changes message flags.
+// StoreFlags changes the flags of the listed UIDs and returns the
+// messages that changed (UID and new flags).
 func (n *Node) StoreFlags(ctx context.Context, addr, folder string, uids []uint32, op FlagOp, flags []string) ([]StoredMessage, error) {
-	return nil, errNotYet
+	if len(uids) == 0 {
+		return nil, nil
+	}
+	var out []StoredMessage
+	err := n.applyAccess(ctx, &fsm.FlagsStore{Mailbox: addr, Folder: folder, UIDs: uidRanges(uids), Op: op, Flags: flags}, &out)
+	return out, err
 }
 
-// Expunge removes messages.
+// Expunge removes messages (see frontend.MailStore) and returns their UIDs.
 func (n *Node) Expunge(ctx context.Context, addr, folder string, uids []uint32, onlyDeleted bool) ([]uint32, error) {
-	return nil, errNotYet
+	cmd := &fsm.Expunge{Mailbox: addr, Folder: folder, OnlyDeleted: onlyDeleted}
+	if uids != nil {
+		if len(uids) == 0 {
+			return nil, nil
+		}
+		cmd.UIDs = uidRanges(uids)
+	}
+	var out []uint32
+	err := n.applyAccess(ctx, cmd, &out)
+	return out, err
 }
 
-// Copy copies or moves messages between folders.
+// Copy references the listed messages from dst; with move, the sources
+// go in the same commit.
 func (n *Node) Copy(ctx context.Context, addr, src, dst string, uids []uint32, move bool) (CopyResult, error) {
-	return CopyResult{}, errNotYet
+	if len(uids) == 0 {
+		f, err := n.Folder(ctx, addr, dst)
+		return CopyResult{UIDValidity: f.UIDValidity}, err
+	}
+	var res fsm.CopyResult
+	err := n.applyAccess(ctx, &fsm.Copy{Mailbox: addr, From: src, To: dst, UIDs: uidRanges(uids), Move: move}, &res)
+	return CopyResult{UIDValidity: res.UIDValidity, SrcUIDs: res.Src, DstUIDs: res.Dst}, err
 }
 
-// Watch reports changes to a mailbox.
-func (n *Node) Watch(addr string) (<-chan struct{}, func()) {
-	return make(chan struct{}), func() {}
+// uidRanges turns UIDs into sorted, merged ranges.
+func uidRanges(uids []uint32) []fsm.UIDRange {
+	s := slices.Compact(slices.Sorted(slices.Values(uids)))
+	var out []fsm.UIDRange
+	for _, u := range s {
+		if u == 0 {
+			continue
+		}
+		if k := len(out); k > 0 && out[k-1][1]+1 == u {
+			out[k-1][1] = u
+			continue
+		}
+		out = append(out, fsm.UIDRange{u, u})
+	}
+	return out
 }
 
-// LockMaildrop takes the POP3 lock.
-func (n *Node) LockMaildrop(ctx context.Context, addr, holder string) (func(context.Context) error, error) {
-	return nil, errNotYet
+// Append writes body to R replicas, like a delivery, and commits it to
+// one folder with the given flags and internal date (zero: now).
+func (n *Node) Append(ctx context.Context, addr, folder string, flags []string, date time.Time, body io.Reader) (AppendResult, error) {
+	if err := n.appendAllowed(ctx, addr, folder); err != nil {
+		return AppendResult{}, err
+	}
+	settings, err := n.state.Settings()
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	h, size, replicas, err := n.replicate(ctx, settings, body)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	if date.IsZero() {
+		date = time.Now()
+	}
+	cmd := &fsm.Deliver{ID: deliveryID(), Hash: h.String(), Size: size, Replicas: replicas,
+		Mailboxes: []string{addr}, InternalDate: date.UnixMilli(), Flags: flags, Folder: folder}
+	v, err := n.commitDelivery(ctx, cmd)
+	if err != nil {
+		return AppendResult{}, accessErr(err)
+	}
+	var res fsm.DeliverResult
+	if err := convert(v, &res); err != nil {
+		return AppendResult{}, err
+	}
+	if code, bad := res.Rejected[addr]; bad {
+		return AppendResult{}, accessErr(fsm.FromCode(code, res.Messages[addr]))
+	}
+	// commitDelivery returns once the leader applied; make the append
+	// visible to this session before answering.
+	if err := n.readBarrier(ctx); err != nil {
+		return AppendResult{}, err
+	}
+	return AppendResult{UIDValidity: res.UIDValidity, UID: res.UIDs[addr]}, nil
+}
+
+// appendAllowed checks, before any body is written, that the folder
+// exists and the mailbox is under its quota. The commit checks again.
+func (n *Node) appendAllowed(ctx context.Context, addr, folder string) error {
+	if _, err := n.Folder(ctx, addr, folder); err != nil {
+		return err
+	}
+	mb, err := n.state.Mailbox(addr)
+	if err != nil {
+		return accessErr(err)
+	}
+	if mb.QuotaBytes > 0 && mb.UsedBytes >= mb.QuotaBytes {
+		return fmt.Errorf("%w: mailbox %s uses %d of %d bytes", ErrOverQuota, addr, mb.UsedBytes, mb.QuotaBytes)
+	}
+	return nil
 }

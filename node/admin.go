@@ -148,11 +148,12 @@ func errorCode(err error) string {
 
 func errorStatus(err error) int {
 	switch {
-	case errors.Is(err, fsm.ErrInvalid), errors.Is(err, fsm.ErrForwardLoop), errors.Is(err, fsm.ErrNotLocal):
+	case errors.Is(err, fsm.ErrInvalid), errors.Is(err, fsm.ErrForwardLoop), errors.Is(err, fsm.ErrNotLocal),
+		errors.Is(err, fsm.ErrOverQuota):
 		return http.StatusBadRequest
-	case errors.Is(err, fsm.ErrNotFound):
+	case errors.Is(err, fsm.ErrNotFound), errors.Is(err, fsm.ErrNoFolder):
 		return http.StatusNotFound
-	case errors.Is(err, fsm.ErrExists), errors.Is(err, fsm.ErrNotEmpty):
+	case errors.Is(err, fsm.ErrExists), errors.Is(err, fsm.ErrNotEmpty), errors.Is(err, fsm.ErrLocked):
 		return http.StatusConflict
 	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotLeader), errors.Is(err, ErrIndeterminate),
 		errors.Is(err, ErrUnavailable), errors.Is(err, ErrBodyUnavailable), errors.Is(err, context.DeadlineExceeded):

@@ -44,6 +44,9 @@ type Config struct {
 	// dropped from the delivery. Zero means 5 s.
 	ReplicaTimeout time.Duration
 
+	// MaildropLease is the POP3 maildrop lock lease (zero: 30 s).
+	MaildropLease time.Duration
+
 	Raft         RaftTuning
 	ApplyTimeout time.Duration
 	Logger       *slog.Logger

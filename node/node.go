@@ -52,6 +52,10 @@ type Node struct {
 	reads     *readIndex
 	admin     *adminServer
 
+	watchers  watchers // IMAP/POP3 sessions waiting for mailbox changes
+	dummyOnce sync.Once
+	dummy     string // password hash for unknown users (timing)
+
 	readyTerm   atomic.Uint64 // term in which this leader passed a barrier
 	stallBodies atomic.Bool   // tests only: accept body uploads and never answer
 	cancel      context.CancelFunc
@@ -128,7 +132,7 @@ func (n *Node) open() error {
 	if err := os.MkdirAll(n.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	st, err := fsm.Open(filepath.Join(n.cfg.DataDir, "fsm"), fsm.Options{Logger: n.log})
+	st, err := fsm.Open(filepath.Join(n.cfg.DataDir, "fsm"), fsm.Options{Logger: n.log, OnChange: n.watchers.notify})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,82 @@
+package fsm
+
+import (
+	"encoding/binary"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Folder returns one folder of a mailbox (ErrNoFolder if missing).
+func (s *State) Folder(addr, name string) (Folder, error) {
+	a, err := ParseAddress(addr)
+	if err != nil {
+		return Folder{}, err
+	}
+	var f Folder
+	err = s.view(func(r pebble.Reader) error {
+		ok, err := getJSON(r, folderKey(a, CanonicalFolder(name)), &f)
+		if err == nil && !ok {
+			err = errorf(ErrNoFolder, "folder %s does not exist", name)
+		}
+		return err
+	})
+	return f, err
+}
+
+// View reads a folder and all its messages from one consistent snapshot,
+// so the messages match the folder's counters and ModSeq.
+func (s *State) View(addr, name string) (Folder, []Message, error) {
+	a, err := ParseAddress(addr)
+	if err != nil {
+		return Folder{}, nil, err
+	}
+	var f Folder
+	var msgs []Message
+	err = s.view(func(r pebble.Reader) error {
+		snap := r.(*pebble.DB).NewSnapshot()
+		defer snap.Close()
+		ok, err := getJSON(snap, folderKey(a, CanonicalFolder(name)), &f)
+		if err != nil || !ok {
+			return orErr(err, ErrNoFolder, "folder %s does not exist", name)
+		}
+		msgs, err = scanMessages(snap, messagePrefix(a, f.ID), 0, 0)
+		return err
+	})
+	return f, msgs, err
+}
+
+// scanMessages reads messages under prefix with UID > after, up to limit
+// (0: all), in UID order.
+func scanMessages(r pebble.Reader, prefix []byte, after uint32, limit int) ([]Message, error) {
+	lower := binary.BigEndian.AppendUint32(append([]byte(nil), prefix...), after+1)
+	if after == ^uint32(0) {
+		return nil, nil
+	}
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []Message
+	for ok := it.First(); ok && (limit <= 0 || len(out) < limit); ok = it.Next() {
+		var m Message
+		if err := decodeRecord(it.Value(), &m); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, it.Error()
+}
+
+// CheckPassword verifies a mailbox's password. It returns the mailbox (so
+// the caller learns the canonical address and whether it is disabled) and
+// whether the password matched. An unknown mailbox returns ErrNotFound.
+func (s *State) CheckPassword(addr, password string) (Mailbox, bool, error) {
+	mb, err := s.Mailbox(addr)
+	if err != nil {
+		return mb, false, err
+	}
+	ok := VerifyPassword(mb.PasswordHash, password)
+	mb.PasswordHash = ""
+	return mb, ok, nil
+}

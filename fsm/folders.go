@@ -1,0 +1,168 @@
+package fsm
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// Folder names use "/" as the hierarchy delimiter (RFC 9051 section
+// 5.1.1). A name is stored as the client sent it, except that INBOX is
+// case-insensitive and always stored as "INBOX".
+
+// Folder limits.
+const (
+	MaxFolderName = 512
+	MaxFolders    = 10000
+)
+
+// CanonicalFolder returns name with INBOX in its canonical spelling.
+func CanonicalFolder(name string) string {
+	if strings.EqualFold(name, "INBOX") {
+		return "INBOX"
+	}
+	return name
+}
+
+// checkFolderName refuses names that IMAP cannot carry or that would make
+// the hierarchy ambiguous: empty components, wildcards, controls.
+func checkFolderName(name string) error {
+	if name == "" || len(name) > MaxFolderName || !utf8.ValidString(name) {
+		return errorf(ErrInvalid, "folder name %q is empty, too long or not UTF-8", name)
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == "" {
+			return errorf(ErrInvalid, "folder name %q has an empty level", name)
+		}
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f || r == '*' || r == '%' {
+			return errorf(ErrInvalid, "folder name %q has a control or wildcard character", name)
+		}
+	}
+	return nil
+}
+
+// FolderCreate creates a folder (IMAP CREATE). Missing parent levels are
+// not created: LIST reports them as \NonExistent parents if needed.
+type FolderCreate struct {
+	Mailbox    string `json:"mailbox"`
+	Name       string `json:"name"`
+	SpecialUse string `json:"special_use,omitempty"`
+}
+
+func (*FolderCreate) Type() CmdType { return CmdFolderCreate }
+
+var specialUses = map[string]bool{"": true, `\All`: true, `\Archive`: true, `\Drafts`: true,
+	`\Flagged`: true, `\Junk`: true, `\Sent`: true, `\Trash`: true}
+
+func (c *FolderCreate) apply(tx *txn) (any, error) {
+	a, mb, err := loadMailbox(tx, c.Mailbox)
+	if err != nil {
+		return nil, err
+	}
+	name := CanonicalFolder(strings.TrimSuffix(c.Name, "/"))
+	if err := checkFolderName(name); err != nil {
+		return nil, err
+	}
+	if !specialUses[c.SpecialUse] {
+		return nil, errorf(ErrInvalid, "special use %q is not one of RFC 6154's", c.SpecialUse)
+	}
+	if ok, err := tx.has(folderKey(a, name)); err != nil || ok {
+		return nil, orExists(err, "folder %s already exists", name)
+	}
+	n, err := tx.count(folderPrefix(a), MaxFolders)
+	if err != nil || n >= MaxFolders {
+		return nil, orErr(err, ErrInvalid, "mailbox %s has %d folders, the most allowed", a, MaxFolders)
+	}
+	f := newFolder(tx, &mb, name, c.SpecialUse)
+	if err := tx.put(folderKey(a, name), f); err != nil {
+		return nil, err
+	}
+	tx.touch(a)
+	return f, tx.put(mailboxKey(a), mb)
+}
+
+func newFolder(tx *txn, mb *Mailbox, name, use string) Folder {
+	mb.NextFolderID++
+	return Folder{Name: name, ID: mb.NextFolderID, UIDValidity: uidValidity(tx.index), UIDNext: 1,
+		SpecialUse: use, Subscribed: true, ModSeq: tx.index}
+}
+
+// FolderDelete deletes a folder and its messages, releasing their body
+// references. INBOX cannot be deleted. Children keep existing.
+type FolderDelete struct {
+	Mailbox string `json:"mailbox"`
+	Name    string `json:"name"`
+}
+
+func (*FolderDelete) Type() CmdType { return CmdFolderDelete }
+
+func (c *FolderDelete) apply(tx *txn) (any, error) {
+	a, mb, err := loadMailbox(tx, c.Mailbox)
+	if err != nil {
+		return nil, err
+	}
+	name := CanonicalFolder(c.Name)
+	if name == "INBOX" {
+		return nil, errorf(ErrInvalid, "INBOX cannot be deleted")
+	}
+	f, err := loadFolder(tx, a, name)
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := folderMessages(tx, a, f.ID, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := removeMessages(tx, a, &mb, &f, msgs); err != nil {
+		return nil, err
+	}
+	tx.touch(a)
+	if err := tx.del(folderKey(a, name)); err != nil {
+		return nil, err
+	}
+	return nil, tx.put(mailboxKey(a), mb)
+}
+
+// FolderSubscribe sets a folder's subscription (IMAP SUBSCRIBE and
+// UNSUBSCRIBE).
+type FolderSubscribe struct {
+	Mailbox    string `json:"mailbox"`
+	Name       string `json:"name"`
+	Subscribed bool   `json:"subscribed"`
+}
+
+func (*FolderSubscribe) Type() CmdType { return CmdFolderSubscribe }
+
+func (c *FolderSubscribe) apply(tx *txn) (any, error) {
+	a, _, err := loadMailbox(tx, c.Mailbox)
+	if err != nil {
+		return nil, err
+	}
+	f, err := loadFolder(tx, a, CanonicalFolder(c.Name))
+	if err != nil {
+		return nil, err
+	}
+	f.Subscribed = c.Subscribed
+	return nil, tx.put(folderKey(a, f.Name), f)
+}
+
+func loadMailbox(tx *txn, addr string) (Address, Mailbox, error) {
+	a, err := ParseAddress(addr)
+	if err != nil {
+		return a, Mailbox{}, err
+	}
+	var mb Mailbox
+	if ok, err := tx.get(mailboxKey(a), &mb); err != nil || !ok {
+		return a, mb, orNotFound(err, "mailbox %s does not exist", a)
+	}
+	return a, mb, nil
+}
+
+func loadFolder(tx *txn, a Address, name string) (Folder, error) {
+	var f Folder
+	if ok, err := tx.get(folderKey(a, name), &f); err != nil || !ok {
+		return f, orErr(err, ErrNoFolder, "folder %s does not exist", name)
+	}
+	return f, nil
+}

@@ -1,0 +1,199 @@
+package fsm
+
+import "slices"
+
+// FlagsStore changes the flags of messages in one folder (IMAP STORE).
+// UIDs that do not exist are skipped. The result lists every message
+// whose flags changed, with its new flags.
+type FlagsStore struct {
+	Mailbox string     `json:"mailbox"`
+	Folder  string     `json:"folder"`
+	UIDs    []UIDRange `json:"uids"`
+	Op      FlagOp     `json:"op"`
+	Flags   []string   `json:"flags"`
+}
+
+func (*FlagsStore) Type() CmdType { return CmdFlagsStore }
+
+func (c *FlagsStore) apply(tx *txn) (any, error) {
+	a, _, f, msgs, err := loadRanges(tx, c.Mailbox, c.Folder, c.UIDs)
+	if err != nil {
+		return nil, err
+	}
+	flags, err := canonicalFlags(c.Flags)
+	if err != nil {
+		return nil, err
+	}
+	if c.Op < FlagsSet || c.Op > FlagsRemove {
+		return nil, errorf(ErrInvalid, "unknown flag operation %d", c.Op)
+	}
+	changed := []Message{}
+	for _, m := range msgs {
+		next := applyFlagOp(m.Flags, c.Op, flags)
+		if slices.Equal(next, m.Flags) {
+			continue
+		}
+		f.count(m, -1)
+		m.Flags = next
+		f.count(m, +1)
+		if err := tx.put(messageKey(a, f.ID, m.UID), m); err != nil {
+			return nil, err
+		}
+		changed = append(changed, Message{UID: m.UID, Flags: m.Flags})
+	}
+	if len(changed) > 0 {
+		tx.touch(a)
+		f.ModSeq = tx.index
+		if err := tx.put(folderKey(a, f.Name), f); err != nil {
+			return nil, err
+		}
+	}
+	return changed, nil
+}
+
+func applyFlagOp(cur []string, op FlagOp, flags []string) []string {
+	var next []string
+	switch op {
+	case FlagsSet:
+		next = slices.Clone(flags)
+	case FlagsAdd:
+		next = append(slices.Clone(cur), flags...)
+	case FlagsRemove:
+		next = slices.DeleteFunc(slices.Clone(cur), func(x string) bool { return slices.Contains(flags, x) })
+	}
+	out, _ := cleanFlags(next)
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// loadRanges loads a mailbox, one of its folders and the messages of that
+// folder in ranges (nil: all).
+func loadRanges(tx *txn, addr, folder string, ranges []UIDRange) (Address, Mailbox, Folder, []Message, error) {
+	a, mb, err := loadMailbox(tx, addr)
+	if err != nil {
+		return a, mb, Folder{}, nil, err
+	}
+	if err := checkRanges(ranges); err != nil {
+		return a, mb, Folder{}, nil, err
+	}
+	f, err := loadFolder(tx, a, CanonicalFolder(folder))
+	if err != nil {
+		return a, mb, f, nil, err
+	}
+	msgs, err := folderMessages(tx, a, f.ID, ranges)
+	return a, mb, f, msgs, err
+}
+
+// Expunge removes messages from a folder and releases their bodies. With
+// OnlyDeleted only messages flagged \Deleted go (IMAP EXPUNGE, UID
+// EXPUNGE); without it every listed UID goes (POP3 DELE at QUIT). UIDs
+// nil means the whole folder. The result is the removed UIDs, ascending.
+type Expunge struct {
+	Mailbox     string     `json:"mailbox"`
+	Folder      string     `json:"folder"`
+	UIDs        []UIDRange `json:"uids,omitempty"`
+	OnlyDeleted bool       `json:"only_deleted,omitempty"`
+}
+
+func (*Expunge) Type() CmdType { return CmdExpunge }
+
+func (c *Expunge) apply(tx *txn) (any, error) {
+	a, mb, f, msgs, err := loadRanges(tx, c.Mailbox, c.Folder, c.UIDs)
+	if err != nil {
+		return nil, err
+	}
+	if c.OnlyDeleted {
+		msgs = slices.DeleteFunc(msgs, func(m Message) bool { return !slices.Contains(m.Flags, `\Deleted`) })
+	}
+	uids := make([]uint32, len(msgs))
+	for i, m := range msgs {
+		uids[i] = m.UID
+	}
+	if len(msgs) == 0 {
+		return uids, nil
+	}
+	tx.touch(a)
+	if err := removeMessages(tx, a, &mb, &f, msgs); err != nil {
+		return nil, err
+	}
+	return uids, tx.put(mailboxKey(a), mb)
+}
+
+// Copy adds the messages of one folder to another (IMAP COPY, MOVE). No
+// body is copied: each copy is one more reference. With Move the sources
+// are removed in the same entry (RFC 6851). A copy that would take the
+// mailbox over its quota fails as a whole (RFC 9208 OVERQUOTA).
+type Copy struct {
+	Mailbox string     `json:"mailbox"`
+	From    string     `json:"from"`
+	To      string     `json:"to"`
+	UIDs    []UIDRange `json:"uids"`
+	Move    bool       `json:"move,omitempty"`
+}
+
+// CopyResult pairs source and destination UIDs (RFC 4315 COPYUID).
+type CopyResult struct {
+	UIDValidity uint32   `json:"uid_validity"`
+	Src         []uint32 `json:"src"`
+	Dst         []uint32 `json:"dst"`
+}
+
+func (*Copy) Type() CmdType { return CmdCopy }
+
+func (c *Copy) apply(tx *txn) (any, error) {
+	a, mb, src, msgs, err := loadRanges(tx, c.Mailbox, c.From, c.UIDs)
+	if err != nil {
+		return nil, err
+	}
+	dst, err := loadFolder(tx, a, CanonicalFolder(c.To))
+	if err != nil {
+		return nil, err
+	}
+	res := CopyResult{UIDValidity: dst.UIDValidity, Src: []uint32{}, Dst: []uint32{}}
+	if len(msgs) == 0 {
+		return res, nil
+	}
+	var added int64
+	for _, m := range msgs {
+		added += m.Size
+	}
+	if !c.Move && mb.QuotaBytes > 0 && mb.UsedBytes+added > mb.QuotaBytes {
+		return nil, errorf(ErrOverQuota, "mailbox %s: copy of %d bytes exceeds the quota", a, added)
+	}
+	if src.ID == dst.ID {
+		dst = src // one record, counted once
+	}
+	refs := map[string]int64{}
+	for _, m := range msgs {
+		res.Src = append(res.Src, m.UID)
+		m.UID = dst.UIDNext
+		dst.UIDNext++
+		res.Dst = append(res.Dst, m.UID)
+		if err := tx.put(messageKey(a, dst.ID, m.UID), m); err != nil {
+			return nil, err
+		}
+		dst.count(m, +1)
+		mb.UsedBytes += m.Size
+		mb.Messages++
+		refs[m.Hash]++
+	}
+	dst.ModSeq = tx.index
+	if err := addBodyRefs(tx, refs, +1); err != nil {
+		return nil, err
+	}
+	if err := tx.put(folderKey(a, dst.Name), dst); err != nil {
+		return nil, err
+	}
+	if c.Move {
+		if src.ID == dst.ID {
+			src = dst
+		}
+		if err := removeMessages(tx, a, &mb, &src, msgs); err != nil {
+			return nil, err
+		}
+	}
+	tx.touch(a)
+	return res, tx.put(mailboxKey(a), mb)
+}

@@ -1,0 +1,170 @@
+package fsm
+
+import (
+	"encoding/binary"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// UIDRange is an inclusive range of UIDs; commands carry ranges, not
+// lists, so "1:*" on a large folder stays a small log entry.
+type UIDRange [2]uint32
+
+// MaxUIDRanges bounds the ranges of one command.
+const MaxUIDRanges = 10000
+
+func checkRanges(rs []UIDRange) error {
+	if len(rs) > MaxUIDRanges {
+		return errorf(ErrInvalid, "%d UID ranges, at most %d", len(rs), MaxUIDRanges)
+	}
+	for _, r := range rs {
+		if r[0] == 0 || r[0] > r[1] {
+			return errorf(ErrInvalid, "bad UID range %d:%d", r[0], r[1])
+		}
+	}
+	return nil
+}
+
+// folderMessages reads the messages of a folder whose UIDs fall in ranges
+// (nil: all), in UID order, each once.
+func folderMessages(tx *txn, a Address, folderID uint64, ranges []UIDRange) ([]Message, error) {
+	prefix := messagePrefix(a, folderID)
+	if ranges == nil {
+		ranges = []UIDRange{{1, ^uint32(0)}}
+	}
+	ranges = mergeRanges(ranges)
+	var out []Message
+	for _, r := range ranges {
+		lower := binary.BigEndian.AppendUint32(slices.Clone(prefix), r[0])
+		upper := prefixEnd(prefix)
+		if r[1] < ^uint32(0) {
+			upper = binary.BigEndian.AppendUint32(slices.Clone(prefix), r[1]+1)
+		}
+		it, err := tx.b.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+		if err != nil {
+			return nil, err
+		}
+		for ok := it.First(); ok; ok = it.Next() {
+			var m Message
+			if err := decodeRecord(it.Value(), &m); err != nil {
+				it.Close()
+				return nil, err
+			}
+			out = append(out, m)
+		}
+		if err := it.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// mergeRanges sorts ranges and joins overlapping or adjacent ones.
+func mergeRanges(rs []UIDRange) []UIDRange {
+	rs = slices.Clone(rs)
+	slices.SortFunc(rs, func(x, y UIDRange) int { return int(int64(x[0]) - int64(y[0])) })
+	var out []UIDRange
+	for _, r := range rs {
+		if n := len(out); n > 0 && uint64(r[0]) <= uint64(out[n-1][1])+1 {
+			out[n-1][1] = max(out[n-1][1], r[1])
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// count adds (sign +1) or removes (-1) m from a folder's counters.
+func (f *Folder) count(m Message, sign int64) {
+	f.Messages += sign
+	f.Bytes += sign * m.Size
+	if !slices.Contains(m.Flags, `\Seen`) {
+		f.Unseen += sign
+	}
+	if slices.Contains(m.Flags, `\Deleted`) {
+		f.Deleted += sign
+	}
+}
+
+// removeMessages deletes msgs from folder f and releases their bodies.
+// It writes f; the caller writes mb.
+func removeMessages(tx *txn, a Address, mb *Mailbox, f *Folder, msgs []Message) error {
+	release := map[string]int64{}
+	for _, m := range msgs {
+		if err := tx.del(messageKey(a, f.ID, m.UID)); err != nil {
+			return err
+		}
+		f.count(m, -1)
+		mb.UsedBytes -= m.Size
+		mb.Messages--
+		release[m.Hash]++
+	}
+	f.ModSeq = tx.index
+	if err := addBodyRefs(tx, release, -1); err != nil {
+		return err
+	}
+	return tx.put(folderKey(a, f.Name), *f)
+}
+
+// addBodyRefs adds sign*count references to each body. A body whose
+// count reaches zero keeps its record (with its replicas) until garbage
+// collection has deleted every copy.
+func addBodyRefs(tx *txn, refs map[string]int64, sign int64) error {
+	for _, h := range slices.Sorted(maps.Keys(refs)) {
+		raw, err := parseHash(h)
+		if err != nil {
+			return err
+		}
+		var b Body
+		if ok, err := tx.get(bodyKey(raw), &b); err != nil || !ok {
+			if err == nil && sign > 0 {
+				return errorf(ErrInvalid, "body %s has no record", h)
+			}
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		b.Refs += sign * refs[h]
+		if err := tx.put(bodyKey(raw), b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var systemFlags = map[string]string{`\seen`: `\Seen`, `\answered`: `\Answered`, `\flagged`: `\Flagged`,
+	`\deleted`: `\Deleted`, `\draft`: `\Draft`}
+
+// MaxKeyword bounds the length of one keyword.
+const MaxKeyword = 128
+
+// canonicalFlags checks flags (system flags of RFC 9051 section 2.3.2 in
+// any case, or keywords that are IMAP atoms) and returns them with system
+// flags in canonical case, sorted and without duplicates.
+func canonicalFlags(flags []string) ([]string, error) {
+	out := make([]string, 0, len(flags))
+	for _, fl := range flags {
+		if strings.HasPrefix(fl, `\`) {
+			canon, ok := systemFlags[strings.ToLower(fl)]
+			if !ok {
+				return nil, errorf(ErrInvalid, "flag %s cannot be stored", fl)
+			}
+			out = append(out, canon)
+			continue
+		}
+		if fl == "" || len(fl) > MaxKeyword || strings.ContainsAny(fl, "(){ %*\"\\]") {
+			return nil, errorf(ErrInvalid, "keyword %q is not an IMAP atom", fl)
+		}
+		for _, r := range fl {
+			if r <= 0x20 || r >= 0x7f {
+				return nil, errorf(ErrInvalid, "keyword %q is not an IMAP atom", fl)
+			}
+		}
+		out = append(out, fl)
+	}
+	return cleanFlags(out)
+}

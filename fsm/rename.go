@@ -1,0 +1,112 @@
+package fsm
+
+import (
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// FolderRename renames a folder and every folder below it (RFC 9051
+// section 6.3.6). A renamed folder keeps its ID, UIDVALIDITY and UIDs:
+// its messages are keyed by folder ID, so only folder records move.
+// Renaming INBOX is special: its messages move to a new folder with the
+// new name, and INBOX stays, empty, with its UIDVALIDITY and UIDNEXT.
+type FolderRename struct {
+	Mailbox string `json:"mailbox"`
+	From    string `json:"from"`
+	To      string `json:"to"`
+}
+
+func (*FolderRename) Type() CmdType { return CmdFolderRename }
+
+func (c *FolderRename) apply(tx *txn) (any, error) {
+	a, mb, err := loadMailbox(tx, c.Mailbox)
+	if err != nil {
+		return nil, err
+	}
+	from, to := CanonicalFolder(c.From), CanonicalFolder(strings.TrimSuffix(c.To, "/"))
+	if err := checkFolderName(to); err != nil {
+		return nil, err
+	}
+	if to == "INBOX" || to == from || strings.HasPrefix(to, from+"/") {
+		return nil, errorf(ErrInvalid, "cannot rename %s to %s", from, to)
+	}
+	src, err := loadFolder(tx, a, from)
+	if err != nil {
+		return nil, err
+	}
+	tx.touch(a)
+	if from == "INBOX" {
+		return nil, renameInbox(tx, a, &mb, src, to)
+	}
+	moves := []Folder{src}
+	children, err := scanFolders(tx.b, a, from+"/")
+	if err != nil {
+		return nil, err
+	}
+	moves = append(moves, children...)
+	for _, f := range moves {
+		if ok, err := tx.has(folderKey(a, to+strings.TrimPrefix(f.Name, from))); err != nil || ok {
+			return nil, orExists(err, "folder %s already exists", to+strings.TrimPrefix(f.Name, from))
+		}
+	}
+	for _, f := range moves {
+		if err := tx.del(folderKey(a, f.Name)); err != nil {
+			return nil, err
+		}
+		f.Name = to + strings.TrimPrefix(f.Name, from)
+		f.ModSeq = tx.index
+		if err := tx.put(folderKey(a, f.Name), f); err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
+}
+
+func renameInbox(tx *txn, a Address, mb *Mailbox, inbox Folder, to string) error {
+	if ok, err := tx.has(folderKey(a, to)); err != nil || ok {
+		return orExists(err, "folder %s already exists", to)
+	}
+	dst := newFolder(tx, mb, to, "")
+	dst.UIDNext = inbox.UIDNext
+	msgs, err := folderMessages(tx, a, inbox.ID, nil)
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		if err := tx.del(messageKey(a, inbox.ID, m.UID)); err != nil {
+			return err
+		}
+		if err := tx.put(messageKey(a, dst.ID, m.UID), m); err != nil {
+			return err
+		}
+	}
+	dst.Messages, dst.Bytes, dst.Unseen, dst.Deleted = inbox.Messages, inbox.Bytes, inbox.Unseen, inbox.Deleted
+	inbox.Messages, inbox.Bytes, inbox.Unseen, inbox.Deleted = 0, 0, 0, 0
+	inbox.ModSeq = tx.index
+	for _, f := range []Folder{inbox, dst} {
+		if err := tx.put(folderKey(a, f.Name), f); err != nil {
+			return err
+		}
+	}
+	return tx.put(mailboxKey(a), *mb)
+}
+
+// scanFolders returns the folders of a whose names start with prefix.
+func scanFolders(r pebble.Reader, a Address, prefix string) ([]Folder, error) {
+	p := append(folderPrefix(a), prefix...)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []Folder
+	for ok := it.First(); ok; ok = it.Next() {
+		var f Folder
+		if err := decodeRecord(it.Value(), &f); err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, it.Error()
+}

@@ -1,0 +1,100 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"powermail/fsm"
+)
+
+// Authenticate verifies a password against the replicated hash and
+// returns the mailbox's canonical address. Unknown user, wrong password
+// and disabled mailbox all give ErrAuthFailed, and an unknown user costs
+// the same hash work as a known one, so neither the answer nor its timing
+// tells which addresses exist. It reads after a read barrier: a password
+// changed or a mailbox disabled through any node applies at once.
+func (n *Node) Authenticate(ctx context.Context, user, password string) (string, error) {
+	if err := n.readBarrier(ctx); err != nil {
+		return "", err
+	}
+	mb, err := n.state.Mailbox(user)
+	switch {
+	case errors.Is(err, fsm.ErrNotFound), errors.Is(err, fsm.ErrInvalid):
+		fsm.VerifyPassword(n.dummyHash(), password)
+		return "", fmt.Errorf("%w: %s", ErrAuthFailed, user)
+	case err != nil:
+		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
+	case !fsm.VerifyPassword(mb.PasswordHash, password):
+		return "", fmt.Errorf("%w: %s", ErrAuthFailed, user)
+	case mb.Disabled:
+		return "", fmt.Errorf("%w: %s is disabled", ErrAuthFailed, user)
+	}
+	return mb.Address, nil
+}
+
+// dummyHash is a password hash of nothing anyone knows, verified against
+// for unknown users so that they cost what a known user costs.
+func (n *Node) dummyHash() string {
+	n.dummyOnce.Do(func() {
+		h, err := fsm.HashPassword(deliveryID())
+		if err == nil {
+			n.dummy = h
+		}
+	})
+	return n.dummy
+}
+
+// watchers fans out change notifications from the apply path to IMAP
+// and POP3 sessions, per mailbox.
+type watchers struct {
+	mu sync.Mutex
+	m  map[string]map[chan struct{}]struct{}
+}
+
+// notify wakes every watcher of the given mailboxes without blocking.
+func (w *watchers) notify(keys []string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, k := range keys {
+		for ch := range w.m[k] {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// Watch returns a channel that receives after each applied change to the
+// mailbox's folders or messages (coalesced: buffer of one).
+func (n *Node) Watch(addr string) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	a, err := fsm.ParseAddress(addr)
+	if err != nil {
+		return ch, func() {}
+	}
+	key := a.Key()
+	w := &n.watchers
+	w.mu.Lock()
+	if w.m == nil {
+		w.m = map[string]map[chan struct{}]struct{}{}
+	}
+	if w.m[key] == nil {
+		w.m[key] = map[chan struct{}]struct{}{}
+	}
+	w.m[key][ch] = struct{}{}
+	w.mu.Unlock()
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			w.mu.Lock()
+			delete(w.m[key], ch)
+			if len(w.m[key]) == 0 {
+				delete(w.m, key)
+			}
+			w.mu.Unlock()
+		})
+	}
+}
