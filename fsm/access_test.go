@@ -1,0 +1,119 @@
+package fsm
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// TestAccessCommandsKeepInvariants applies a random mix of deliveries,
+// appends, flag changes, copies, moves, expunges and folder changes, and
+// checks after every step what IMAP, POP3 and garbage collection rely on:
+// folder counters match the messages, mailbox totals match the folders,
+// every body's reference count matches the messages that name it, and a
+// folder never hands out a UID at or below one it handed out before.
+func TestAccessCommandsKeepInvariants(t *testing.T) {
+	a := deliveryFixture(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	box := "a@example.com"
+	bodies := []string{"one", "two", "three", "four"}
+	folders := []string{"INBOX", "Sent", "Trash"}
+	seen := map[string][2]uint32{} // folder -> UIDVALIDITY, UIDNEXT last seen
+	for step := 0; step < 400; step++ {
+		f := folders[rng.IntN(len(folders))]
+		g := folders[rng.IntN(len(folders))]
+		uids := []UIDRange{{uint32(1 + rng.IntN(20)), uint32(21 + rng.IntN(30))}}
+		var cmd Command
+		switch rng.IntN(9) {
+		case 0, 1:
+			b := bodies[rng.IntN(len(bodies))]
+			cmd = &Deliver{Hash: bodyHash(b), Size: int64(len(b)), Replicas: []string{"n1", "n2"}, Mailboxes: []string{box, "b@example.com"}}
+		case 2:
+			b := bodies[rng.IntN(len(bodies))]
+			cmd = &Deliver{Hash: bodyHash(b), Size: int64(len(b)), Replicas: []string{"n2", "n3"}, Mailboxes: []string{box}, Folder: f, Flags: []string{`\Seen`}}
+		case 3:
+			cmd = &FlagsStore{Mailbox: box, Folder: f, UIDs: uids, Op: FlagOp(rng.IntN(3)), Flags: [][]string{{`\Seen`}, {`\Deleted`}, {`\Seen`, "$Work"}}[rng.IntN(3)]}
+		case 4:
+			cmd = &Expunge{Mailbox: box, Folder: f, OnlyDeleted: rng.IntN(2) == 0, UIDs: uids}
+		case 5, 6:
+			cmd = &Copy{Mailbox: box, From: f, To: g, UIDs: uids, Move: rng.IntN(2) == 0}
+		case 7:
+			name := fmt.Sprintf("F%d", rng.IntN(3))
+			if rng.IntN(2) == 0 {
+				cmd = &FolderCreate{Mailbox: box, Name: name}
+			} else {
+				cmd = &FolderDelete{Mailbox: box, Name: name}
+			}
+			if !slices.Contains(folders, name) {
+				folders = append(folders, name)
+			}
+		case 8:
+			cmd = &FolderRename{Mailbox: box, From: f, To: fmt.Sprintf("R%d", step)}
+			folders = append(folders, fmt.Sprintf("R%d", step))
+		}
+		r := a.apply(cmd)
+		var be *Error
+		if r.Err != nil && !errors.As(r.Err, &be) {
+			t.Fatalf("step %d %T: %v", step, cmd, r.Err)
+		}
+		checkAccessInvariants(t, a.s, step, seen, box, "b@example.com")
+	}
+}
+
+func checkAccessInvariants(t *testing.T, s *State, step int, seen map[string][2]uint32, boxes ...string) {
+	t.Helper()
+	refs := map[string]int64{}
+	for _, box := range boxes {
+		mb, err := s.Mailbox(box)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs, err := s.Folders(box)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var msgs, used int64
+		for _, f := range fs {
+			_, list, err := s.View(box, f.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := Folder{Name: f.Name, ID: f.ID, UIDValidity: f.UIDValidity, UIDNext: f.UIDNext, SpecialUse: f.SpecialUse,
+				Subscribed: f.Subscribed, ModSeq: f.ModSeq}
+			for _, m := range list {
+				want.count(m, +1)
+				refs[m.Hash]++
+				if m.UID >= f.UIDNext {
+					t.Fatalf("step %d: %s/%s has UID %d, UIDNEXT %d", step, box, f.Name, m.UID, f.UIDNext)
+				}
+			}
+			if want != f {
+				t.Fatalf("step %d: %s/%s counters %+v, messages give %+v", step, box, f.Name, f, want)
+			}
+			key := box + "/" + f.Name
+			if prev, ok := seen[key]; ok && prev[0] == f.UIDValidity && f.UIDNext < prev[1] {
+				t.Fatalf("step %d: %s UIDNEXT went back from %d to %d", step, key, prev[1], f.UIDNext)
+			}
+			seen[key] = [2]uint32{f.UIDValidity, f.UIDNext}
+			msgs += f.Messages
+			used += f.Bytes
+		}
+		if mb.Messages != msgs || mb.UsedBytes != used {
+			t.Fatalf("step %d: mailbox %s totals %d/%d, folders give %d/%d", step, box, mb.Messages, mb.UsedBytes, msgs, used)
+		}
+	}
+	for _, b := range []string{"one", "two", "three", "four"} {
+		rec, err := s.Body(bodyHash(b))
+		if errors.Is(err, ErrNotFound) {
+			if refs[bodyHash(b)] != 0 {
+				t.Fatalf("step %d: body %s referenced %d times without a record", step, b, refs[bodyHash(b)])
+			}
+			continue
+		}
+		if rec.Refs != refs[bodyHash(b)] {
+			t.Fatalf("step %d: body %s has refs %d, messages name it %d times", step, b, rec.Refs, refs[bodyHash(b)])
+		}
+	}
+}
