@@ -30,6 +30,8 @@ const (
 	CmdExpunge         CmdType = 17
 	CmdCopy            CmdType = 18
 	CmdMaildropLock    CmdType = 19
+	CmdBodyCollect     CmdType = 20
+	CmdBodyForget      CmdType = 21
 )
 
 // encodingVersion is the second byte of every encoded command. A replica
@@ -88,6 +90,8 @@ func newRegistry() registry {
 	r.register(CmdExpunge, func() Command { return &Expunge{} })
 	r.register(CmdCopy, func() Command { return &Copy{} })
 	r.register(CmdMaildropLock, func() Command { return &MaildropLock{} })
+	r.register(CmdBodyCollect, func() Command { return &BodyCollect{} })
+	r.register(CmdBodyForget, func() Command { return &BodyForget{} })
 	return r
 }
 

@@ -155,18 +155,20 @@ func (c *Deliver) deliverOne(tx *txn, addr string, flags []string) (uid, validit
 
 // addRefs creates or updates the body record. A body delivered again
 // (same content) may have landed on other nodes: the replica sets merge.
+// A body being garbage-collected is revived with this delivery's replicas
+// only, since its old copies may already be gone (see gc.go).
 func (c *Deliver) addRefs(tx *txn, hash []byte, refs int64) error {
 	var b Body
 	ok, err := tx.get(bodyKey(hash), &b)
 	if err != nil {
 		return err
 	}
-	if !ok {
+	if !ok || b.Collecting != 0 {
 		b = Body{Size: c.Size, CreatedIndex: tx.index}
 	}
 	b.Refs += refs
 	b.Replicas = slices.Compact(slices.Sorted(slices.Values(append(b.Replicas, c.Replicas...))))
-	return tx.put(bodyKey(hash), b)
+	return putBody(tx, hash, b)
 }
 
 // dropMessages removes every message of a mailbox and releases their body

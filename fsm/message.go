@@ -31,6 +31,9 @@ type Body struct {
 	Refs         int64    `json:"refs"`
 	Replicas     []string `json:"replicas"` // node IDs holding a verified copy
 	CreatedIndex uint64   `json:"created_index"`
+	// Collecting is the index of the BodyCollect that started deleting
+	// this unreferenced body's copies (0: not being collected).
+	Collecting uint64 `json:"collecting,omitempty"`
 }
 
 func messagePrefix(a Address, folderID uint64) []byte {

@@ -129,7 +129,7 @@ func addBodyRefs(tx *txn, refs map[string]int64, sign int64) error {
 			continue
 		}
 		b.Refs += sign * refs[h]
-		if err := tx.put(bodyKey(raw), b); err != nil {
+		if err := putBody(tx, raw, b); err != nil {
 			return err
 		}
 	}

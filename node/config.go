@@ -38,6 +38,11 @@ type Config struct {
 	// (DefaultOrphanGrace, every 10 minutes).
 	OrphanGrace         time.Duration
 	OrphanSweepInterval time.Duration
+	// GCInterval is how often the leader collects unreferenced bodies;
+	// GCIdle how long a copy must have gone unwritten to be deleted.
+	// Zero means DefaultGCInterval and DefaultGCIdle.
+	GCInterval time.Duration
+	GCIdle     time.Duration
 
 	// ReplicaTimeout bounds how long a peer may stall a body transfer
 	// (take no data, or not answer after the last byte) before it is
@@ -93,6 +98,8 @@ func (c *Config) setDefaults() error {
 	setDur(&c.ReplicaTimeout, 5*time.Second)
 	setDur(&c.OrphanGrace, DefaultOrphanGrace)
 	setDur(&c.OrphanSweepInterval, 10*time.Minute)
+	setDur(&c.GCInterval, DefaultGCInterval)
+	setDur(&c.GCIdle, DefaultGCIdle)
 	if c.ApplyTimeout == 0 {
 		c.ApplyTimeout = 10 * time.Second
 	}

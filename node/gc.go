@@ -18,7 +18,7 @@ import (
 // body and committing, so an in-flight delivery is never robbed.
 //
 // Bodies whose references were all dropped (expunge) are not touched
-// here: deleting every copy of those is the leader's job (not yet built).
+// here: deleting every copy of those is the leader's job (bodygc.go).
 
 // DefaultOrphanGrace is how old an unreferenced body must be to go.
 const DefaultOrphanGrace = time.Hour
@@ -49,16 +49,23 @@ func (n *Node) SweepOrphans(ctx context.Context, grace time.Duration) (int, int6
 		}
 	}
 	var freed int64
-	for i, info := range doomed {
-		if err := n.bodies.Delete(ctx, info.Hash); err != nil {
-			return i, freed, err
+	deleted := 0
+	for _, info := range doomed {
+		// A delivery may be writing this content again right now: a copy
+		// written within the grace period stays (storage.DeleteIfIdle).
+		ok, size, err := n.bodies.DeleteIfIdle(ctx, info.Hash, grace)
+		if err != nil {
+			return deleted, freed, err
 		}
-		freed += info.Size
+		if ok {
+			deleted++
+			freed += size
+		}
 	}
-	if len(doomed) > 0 {
-		n.log.Info("deleted orphan bodies", "count", len(doomed), "bytes", freed)
+	if deleted > 0 {
+		n.log.Info("deleted orphan bodies", "count", deleted, "bytes", freed)
 	}
-	return len(doomed), freed, nil
+	return deleted, freed, nil
 }
 
 // listedHere reports whether the directory names this node as a replica

@@ -22,11 +22,16 @@ type testCluster struct {
 	dir   string
 	nodes map[string]*Node
 	tune  RaftTuning
+	tweak func(*Config) // applied to every node's config
 }
 
 func newTestCluster(t testing.TB, size int) *testCluster {
+	return newTestClusterWith(t, size, nil)
+}
+
+func newTestClusterWith(t testing.TB, size int, tweak func(*Config)) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t, dir: t.TempDir(), nodes: map[string]*Node{}, tune: fastRaft()}
+	c := &testCluster{t: t, dir: t.TempDir(), nodes: map[string]*Node{}, tune: fastRaft(), tweak: tweak}
 	c.start("n1", true, "")
 	for i := 2; i <= size; i++ {
 		c.start(fmt.Sprintf("n%d", i), false, c.nodes["n1"].AdminAddr())
@@ -41,6 +46,14 @@ func fastRaft() RaftTuning {
 }
 
 func (c *testCluster) config(id string, bootstrap bool, join string) Config {
+	cfg := c.baseConfig(id, bootstrap, join)
+	if c.tweak != nil {
+		c.tweak(&cfg)
+	}
+	return cfg
+}
+
+func (c *testCluster) baseConfig(id string, bootstrap bool, join string) Config {
 	logOut := io.Discard
 	if testing.Verbose() {
 		logOut = os.Stderr

@@ -17,6 +17,8 @@ type metrics struct {
 	restores       prometheus.Counter
 	adminRequests  *prometheus.CounterVec
 	delivered      prometheus.Counter
+	gcBodies       prometheus.Counter
+	gcBytes        prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -48,7 +50,13 @@ func newMetrics() *metrics {
 	m.delivered = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "powermail_delivered_total", Help: "Message copies committed to mailboxes through this node.",
 	})
-	m.reg.MustRegister(m.delivered, m.applyLatency, m.applyBatch, m.applyBatchSize, m.readIndex, m.restores, m.adminRequests,
+	m.gcBodies = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "powermail_gc_bodies_total", Help: "Unreferenced bodies collected on every replica (leader).",
+	})
+	m.gcBytes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "powermail_gc_freed_bytes_total", Help: "Bytes freed cluster-wide by collection rounds this node led.",
+	})
+	m.reg.MustRegister(m.delivered, m.gcBodies, m.gcBytes, m.applyLatency, m.applyBatch, m.applyBatchSize, m.readIndex, m.restores, m.adminRequests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -112,7 +112,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("bootstrap: %w", err)
 		}
 	}
-	n.bg.Add(3)
+	n.bg.Add(4)
 	go func() {
 		defer n.bg.Done()
 		n.pollStorage(bgctx, 10*time.Second)
@@ -124,6 +124,10 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	go func() {
 		defer n.bg.Done()
 		n.sweepLoop(bgctx, n.cfg.OrphanSweepInterval, n.cfg.OrphanGrace)
+	}()
+	go func() {
+		defer n.bg.Done()
+		n.gcLoop(bgctx, n.cfg.GCInterval)
 	}()
 	return n, nil
 }

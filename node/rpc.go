@@ -102,6 +102,7 @@ func (n *Node) rpcHandler() http.Handler {
 	})
 	mux.HandleFunc("PUT /rpc/body", n.handlePutBody)
 	mux.HandleFunc("GET /rpc/body/{hash}", n.handleGetBody)
+	mux.HandleFunc("POST /rpc/gc/{hash}", n.handleGC)
 	mux.HandleFunc("GET /rpc/storage", func(w http.ResponseWriter, r *http.Request) {
 		st, err := n.bodies.Stats(r.Context())
 		writeRPC(w, st, err)

@@ -133,6 +133,11 @@ func (s *Store) Delete(ctx context.Context, h Hash) error {
 		return err
 	}
 	defer release()
+	return s.deleteLocked(h)
+}
+
+// deleteLocked deletes h; the caller holds h's lock.
+func (s *Store) deleteLocked(h Hash) error {
 	v, ok, err := s.get(manifestKey(h))
 	if err != nil || !ok {
 		return err

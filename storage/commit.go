@@ -62,6 +62,7 @@ func (w *Writer) commit(ctx context.Context, want *Hash) (Hash, error) {
 	if err != nil {
 		return Hash{}, fmt.Errorf("storage: commit %s: %w", h, err)
 	}
+	w.s.touchedAt.touch(h, w.s.now())
 	if state == bodyIntact {
 		w.s.log.Debug("duplicate body, dropping new copy", "hash", h)
 		w.discard()

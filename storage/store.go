@@ -81,6 +81,9 @@ type Store struct {
 
 	bodies atomic.Int64 // committed bodies
 	bytes  atomic.Int64 // their total size
+
+	opened    time.Time // when this process opened the store
+	touchedAt touches   // last commit per body, see DeleteIfIdle
 }
 
 // Open opens (creating if needed) the store in dir and drops the chunks of
@@ -91,6 +94,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{fs: o.FS, dir: dir, chunkSize: o.ChunkSize, log: o.Logger.With("component", "storage"), now: time.Now}
+	s.opened = s.now()
 	s.locks.m = make(map[Hash]*hashLock)
 	s.live.m = make(map[uint64]struct{})
 	s.readers.m = make(map[*Reader]struct{})

@@ -1,0 +1,183 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"powermail/fsm"
+	"powermail/storage"
+)
+
+// Collection of unreferenced bodies (expunged, POP3-deleted, mailbox or
+// folder removed). The leader drives it; the protocol and why it is safe
+// against a delivery of the same content are in fsm/gc.go.
+
+// GC defaults.
+const (
+	DefaultGCInterval = time.Minute
+	// DefaultGCIdle is how long a copy must have gone unwritten before
+	// collection may delete it. It must exceed the longest a delivery can
+	// take from writing a body to committing it (replica timeout plus
+	// commit retry window, about 35 s).
+	DefaultGCIdle = 5 * time.Minute
+	gcBatch       = 500
+)
+
+// GC verdicts of one node for one body.
+const (
+	gcDeleted = "deleted" // the copy is gone now
+	gcAbsent  = "absent"  // there was no copy
+	gcBusy    = "busy"    // a copy was written recently: try again later
+	gcRevived = "revived" // the body is referenced again: stop
+)
+
+type gcReply struct {
+	Verdict string `json:"verdict"`
+	Freed   int64  `json:"freed"`
+}
+
+// gcLocal deletes this node's copy of a body under tombstone collect, if
+// this node's own state still shows that tombstone after the read barrier.
+func (n *Node) gcLocal(ctx context.Context, hash string, collect uint64) (gcReply, error) {
+	h, err := storage.ParseHash(hash)
+	if err != nil {
+		return gcReply{}, err
+	}
+	if err := n.readBarrier(ctx); err != nil {
+		return gcReply{}, err
+	}
+	b, err := n.state.Body(hash)
+	switch {
+	case errors.Is(err, fsm.ErrNotFound):
+		return gcReply{Verdict: gcRevived}, nil // forgotten already; the orphan sweep owns any copy
+	case err != nil:
+		return gcReply{}, err
+	case b.Refs > 0 || b.Collecting != collect:
+		return gcReply{Verdict: gcRevived}, nil
+	}
+	has, _, err := n.bodies.Has(ctx, h)
+	if err != nil || !has {
+		return gcReply{Verdict: gcAbsent}, err
+	}
+	deleted, freed, err := n.bodies.DeleteIfIdle(ctx, h, n.cfg.GCIdle)
+	if err != nil || !deleted {
+		return gcReply{Verdict: gcBusy}, err
+	}
+	return gcReply{Verdict: gcDeleted, Freed: freed}, nil
+}
+
+func (n *Node) handleGC(w http.ResponseWriter, r *http.Request) {
+	collect, err := strconv.ParseUint(r.URL.Query().Get("collect"), 10, 64)
+	if err != nil {
+		writeRPC(w, nil, fmt.Errorf("collect: %w", err))
+		return
+	}
+	rep, err := n.gcLocal(r.Context(), r.PathValue("hash"), collect)
+	writeRPC(w, rep, err)
+}
+
+// gcRemote asks member m to delete its copy.
+func (n *Node) gcRemote(ctx context.Context, m fsm.Member, hash string, collect uint64) (gcReply, error) {
+	if m.ID == n.cfg.ID {
+		return n.gcLocal(ctx, hash, collect)
+	}
+	path := "/rpc/gc/" + hash + "?" + url.Values{"collect": {fmt.Sprint(collect)}}.Encode()
+	var rep gcReply
+	err := n.call(ctx, m.ClusterAddr, "POST", path, nil, &rep)
+	return rep, err
+}
+
+// CollectGarbage runs one collection round on the leader: every body
+// without references is tombstoned, its copies deleted on every member
+// that answers, and its record forgotten once every listed replica
+// confirmed. It returns the bodies forgotten and the bytes freed.
+func (n *Node) CollectGarbage(ctx context.Context) (int, int64, error) {
+	if !n.IsLeader() {
+		return 0, 0, ErrNotLeader
+	}
+	var bodies int
+	var freed int64
+	after := ""
+	for {
+		hashes, err := n.state.ZeroRefBodies(after, gcBatch)
+		if err != nil || len(hashes) == 0 {
+			return bodies, freed, err
+		}
+		for _, h := range hashes {
+			done, f, err := n.collectOne(ctx, h)
+			if err != nil {
+				return bodies, freed, err
+			}
+			freed += f
+			if done {
+				bodies++
+			}
+		}
+		after = hashes[len(hashes)-1]
+	}
+}
+
+func (n *Node) collectOne(ctx context.Context, hash string) (bool, int64, error) {
+	var res fsm.CollectResult
+	if err := n.applyAccess(ctx, &fsm.BodyCollect{Hash: hash}, &res); err != nil || res.Collect == 0 {
+		return false, 0, err
+	}
+	members, err := n.state.Members()
+	if err != nil {
+		return false, 0, err
+	}
+	confirmed := map[string]bool{}
+	var freed int64
+	for _, m := range members {
+		rep, err := n.gcRemote(ctx, m, hash, res.Collect)
+		if err != nil {
+			n.log.Debug("gc: member did not answer", "member", m.ID, "body", hash, "err", err)
+			continue
+		}
+		freed += rep.Freed
+		switch rep.Verdict {
+		case gcRevived:
+			return false, freed, nil
+		case gcDeleted, gcAbsent:
+			confirmed[m.ID] = true
+		}
+	}
+	for _, id := range res.Replicas {
+		if !confirmed[id] {
+			return false, freed, nil // next round
+		}
+	}
+	var gone bool
+	err = n.applyAccess(ctx, &fsm.BodyForget{Hash: hash, Collect: res.Collect}, &gone)
+	return gone, freed, err
+}
+
+// gcLoop runs CollectGarbage every interval while this node leads.
+func (n *Node) gcLoop(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !n.IsLeader() {
+			continue
+		}
+		bodies, freed, err := n.CollectGarbage(ctx)
+		if err != nil && ctx.Err() == nil {
+			n.log.Warn("garbage collection round failed", "err", err)
+		}
+		n.metrics.gcBodies.Add(float64(bodies))
+		n.metrics.gcBytes.Add(float64(freed))
+		if bodies > 0 || freed > 0 {
+			n.log.Info("collected unreferenced bodies", "bodies", bodies, "bytes_freed", freed)
+		}
+	}
+}
