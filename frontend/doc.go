@@ -5,6 +5,10 @@
 // fsm or storage types. DESIGN.md explains the shape and lists every reply
 // code.
 //
+// POP3 (RFC 1939, 2449, 2595, 5034) is hand-written in pop3*.go: POP3Server
+// reads the INBOX through MailStore under a cluster-wide maildrop lock, and
+// commits deletions only on QUIT (DESIGN.md, section POP3).
+//
 // Invariants (each is tested):
 //
 //   - A 250 after the final dot (or an LMTP recipient's 250) is sent only

@@ -1,0 +1,761 @@
+package frontend
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"powermail/node"
+)
+
+// pop3Maildrop is the folder POP3 serves (RFC 1939 §1: the maildrop).
+const pop3Maildrop = "INBOX"
+
+// pop3MaxDrain is how much of an over-long line is read and thrown away
+// before the connection is closed instead.
+const pop3MaxDrain = 64 << 10
+
+var (
+	errPOP3LineTooLong = errors.New("pop3: line too long")
+	errPOP3Flood       = errors.New("pop3: endless line")
+)
+
+// pop3State is the RFC 1939 §3 session state. UPDATE is not a state the
+// session waits in: QUIT in TRANSACTION performs it and ends the session.
+type pop3State int
+
+const (
+	pop3Authorization pop3State = iota
+	pop3Transaction
+)
+
+// pop3Message is one message of the session's snapshot.
+type pop3Message struct {
+	uid     uint32
+	hash    string
+	size    int64
+	deleted bool
+}
+
+// pop3Session is one connection. It runs on one goroutine and needs no
+// locking; Close reaches it only by cancelling ctx and closing the
+// connection.
+type pop3Session struct {
+	srv *POP3Server
+	ctx context.Context
+	log *slog.Logger
+	id  string // unique session ID, part of the lock holder
+	ip  string // remote IP (or address) for login throttling
+
+	conn   net.Conn // the trackedConn, or TLS over it
+	r      *bufio.Reader
+	w      *bufio.Writer
+	secure bool // under TLS (implicit or after STLS)
+
+	state pop3State
+	bad   int    // bad commands and failed logins so far
+	user  string // name from USER, waiting for PASS
+	quit  bool   // end the session after this command
+	fatal bool   // end it without flushing (a RETR cut off midway)
+
+	// TRANSACTION state.
+	addr       string
+	uidValid   uint32
+	msgs       []pop3Message
+	unlock     func(context.Context) error
+	lockCancel context.CancelFunc // ends the lock's lease context
+	buf        []byte             // body read buffer, allocated on first RETR
+}
+
+// handle runs one connection to its end and releases everything it
+// holds. No failure of the session escapes it: nothing below should
+// panic on any input (FuzzPOP3Session checks), and if a bug does, the
+// panic ends this connection only, after the lock is released, rather
+// than the whole node.
+func (s *POP3Server) handle(tc *trackedConn, implicitTLS bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("pop3: session panicked", "remote", fmt.Sprint(tc.RemoteAddr()), "panic", v, "stack", string(debug.Stack()))
+		}
+	}()
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	defer tc.Close()
+	ip := ipKey(tc.RemoteAddr())
+	if ip == "" {
+		ip = fmt.Sprint(tc.RemoteAddr())
+	}
+	ss := &pop3Session{
+		srv: s,
+		ctx: ctx,
+		id:  rand.Text(),
+		ip:  ip,
+	}
+	ss.log = s.log.With("remote", fmt.Sprint(tc.RemoteAddr()), "session", ss.id)
+	ss.setConn(tc)
+	defer ss.releaseLock()
+
+	if implicitTLS {
+		if !ss.handshake(tc) {
+			return
+		}
+	}
+	ss.run()
+}
+
+// setConn (re)builds the buffered reader and writer over c.
+func (ss *pop3Session) setConn(c net.Conn) {
+	cfg := ss.srv.cfg
+	ss.conn = c
+	ss.r = bufio.NewReaderSize(c, max(cfg.MaxLineLength, 4096))
+	ss.w = bufio.NewWriterSize(pop3DeadlineWriter{c: c, d: cfg.WriteTimeout}, 32<<10)
+}
+
+// pop3DeadlineWriter gives every write to the connection its own
+// deadline, so a slow but live client can take a long RETR while one
+// that stopped reading is dropped.
+type pop3DeadlineWriter struct {
+	c net.Conn
+	d time.Duration
+}
+
+func (w pop3DeadlineWriter) Write(p []byte) (int, error) {
+	if err := w.c.SetWriteDeadline(time.Now().Add(w.d)); err != nil {
+		return 0, err
+	}
+	return w.c.Write(p)
+}
+
+// handshake runs a TLS server handshake over c and switches the session
+// to it.
+func (ss *pop3Session) handshake(c net.Conn) bool {
+	cfg := ss.srv.cfg
+	tconn := tls.Server(c, cfg.TLS)
+	_ = c.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
+	ctx, cancel := context.WithTimeout(ss.ctx, cfg.IdleTimeout)
+	defer cancel()
+	if err := tconn.HandshakeContext(ctx); err != nil {
+		ss.log.Debug("pop3: TLS handshake failed", "err", err)
+		return false
+	}
+	ss.setConn(tconn)
+	ss.secure = true
+	return true
+}
+
+// run is the command loop: greeting, then one command at a time. Replies
+// are buffered and flushed when no further pipelined command is waiting
+// (RFC 2449 §6.6 PIPELINING).
+func (ss *pop3Session) run() {
+	ss.ok("%s POP3 server ready", ss.srv.cfg.Hostname)
+	for !ss.quit {
+		if ss.r.Buffered() == 0 {
+			if err := ss.w.Flush(); err != nil {
+				ss.log.Debug("pop3: write", "err", err)
+				return
+			}
+		}
+		line, err := ss.readLine()
+		switch {
+		case errors.Is(err, errPOP3LineTooLong):
+			ss.badCommand("line too long")
+		case err != nil:
+			// EOF, lost connection, or the autologout timer: close
+			// without a reply and without the UPDATE state (RFC 1939 §3).
+			ss.log.Debug("pop3: session ends", "err", err)
+			return
+		default:
+			ss.command(line)
+		}
+		if ss.fatal {
+			return
+		}
+		if !ss.quit && ss.bad >= ss.srv.cfg.MaxBadCommands {
+			ss.errReply("too many bad commands, closing connection")
+			ss.quit = true
+		}
+	}
+	if err := ss.w.Flush(); err != nil {
+		ss.log.Debug("pop3: write", "err", err)
+	}
+}
+
+// readLine reads one line of at most MaxLineLength octets (CRLF
+// included) and returns it without the line end; a bare LF also ends a
+// line. A longer line is read and dropped, up to pop3MaxDrain octets, and
+// reported as errPOP3LineTooLong; memory stays bounded by the reader's
+// buffer.
+func (ss *pop3Session) readLine() (string, error) {
+	drained := 0
+	for {
+		chunk, err := ss.r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			if drained += len(chunk); drained > pop3MaxDrain {
+				return "", errPOP3Flood
+			}
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if drained > 0 || len(chunk) > ss.srv.cfg.MaxLineLength {
+			return "", errPOP3LineTooLong
+		}
+		chunk = chunk[:len(chunk)-1]
+		if n := len(chunk); n > 0 && chunk[n-1] == '\r' {
+			chunk = chunk[:n-1]
+		}
+		return string(chunk), nil
+	}
+}
+
+// ok writes a +OK reply line.
+func (ss *pop3Session) ok(format string, args ...any) {
+	ss.line("+OK " + fmt.Sprintf(format, args...))
+}
+
+// errReply writes a -ERR reply line; text may start with an RFC 2449
+// response code in brackets.
+func (ss *pop3Session) errReply(text string) {
+	ss.line("-ERR " + text)
+}
+
+// badCommand replies -ERR and counts the command against MaxBadCommands.
+func (ss *pop3Session) badCommand(text string) {
+	ss.bad++
+	ss.errReply(text)
+}
+
+// line writes one reply line. Write errors are sticky in the
+// bufio.Writer and surface at the next flush.
+func (ss *pop3Session) line(s string) {
+	_, _ = ss.w.WriteString(s)
+	_, _ = ss.w.WriteString("\r\n")
+}
+
+// command parses and runs one command line (RFC 1939 §3: a keyword of
+// three or four characters, case-insensitive, then arguments separated by
+// single spaces).
+func (ss *pop3Session) command(line string) {
+	verb, rest, _ := strings.Cut(line, " ")
+	verb = strings.ToUpper(verb)
+	args := strings.Fields(rest)
+
+	// Valid in both states.
+	switch verb {
+	case "CAPA":
+		ss.capa()
+		return
+	case "QUIT":
+		ss.quitCommand()
+		return
+	}
+	if ss.state == pop3Authorization {
+		switch verb {
+		case "USER":
+			ss.userCommand(rest)
+		case "PASS":
+			ss.passCommand(rest)
+		case "AUTH":
+			ss.authCommand(args)
+		case "STLS":
+			ss.stls()
+		case "APOP":
+			// We keep only password hashes, so APOP's shared secret
+			// (RFC 1939 §7) is not available.
+			ss.badCommand("APOP not supported")
+		case "STAT", "LIST", "RETR", "DELE", "NOOP", "RSET", "TOP", "UIDL":
+			ss.badCommand("not logged in")
+		default:
+			ss.badCommand("unknown command")
+		}
+		return
+	}
+	switch verb {
+	case "STAT":
+		if len(args) != 0 {
+			ss.badCommand("STAT takes no arguments")
+			return
+		}
+		n, size := ss.totals()
+		ss.ok("%d %d", n, size)
+	case "LIST":
+		ss.listCommand(args, "scan listing follows", func(i int) string {
+			return strconv.FormatInt(ss.msgs[i].size, 10)
+		})
+	case "UIDL":
+		ss.listCommand(args, "unique-id listing follows", ss.uidl)
+	case "RETR":
+		if len(args) != 1 {
+			ss.badCommand("usage: RETR msg")
+			return
+		}
+		if i, ok := ss.msgArg(args[0]); ok {
+			ss.sendBody(i, -1)
+		}
+	case "TOP":
+		if len(args) != 2 {
+			ss.badCommand("usage: TOP msg n")
+			return
+		}
+		n, ok := pop3Number(args[1])
+		if !ok {
+			ss.badCommand("invalid line count")
+			return
+		}
+		if i, ok := ss.msgArg(args[0]); ok {
+			ss.sendBody(i, int(min(n, 1<<30)))
+		}
+	case "DELE":
+		if len(args) != 1 {
+			ss.badCommand("usage: DELE msg")
+			return
+		}
+		if i, ok := ss.msgArg(args[0]); ok {
+			ss.msgs[i].deleted = true
+			ss.ok("message %d deleted", i+1)
+		}
+	case "RSET":
+		for i := range ss.msgs {
+			ss.msgs[i].deleted = false
+		}
+		n, size := ss.totals()
+		ss.ok("maildrop has %d messages (%d octets)", n, size)
+	case "NOOP":
+		ss.line("+OK")
+	case "USER", "PASS", "AUTH", "STLS", "APOP":
+		ss.badCommand("already logged in")
+	default:
+		ss.badCommand("unknown command")
+	}
+}
+
+// capa answers CAPA (RFC 2449 §5). What is offered depends on the state
+// and on whether a plaintext password may be sent now.
+func (ss *pop3Session) capa() {
+	ss.ok("capability list follows")
+	for _, c := range []string{"TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"} {
+		ss.line(c)
+	}
+	if ss.state == pop3Authorization {
+		if ss.plainAllowed() {
+			ss.line("USER")
+			ss.line("SASL PLAIN")
+		}
+		if ss.srv.cfg.TLS != nil && !ss.secure {
+			ss.line("STLS")
+		}
+	}
+	ss.line("IMPLEMENTATION PowerMail")
+	ss.line(".")
+}
+
+// plainAllowed says whether a password may be sent in the clear now: the
+// Authenticator would refuse it otherwise (RFC 2595 §2.3).
+func (ss *pop3Session) plainAllowed() bool {
+	return ss.secure || ss.srv.auth.AllowInsecure()
+}
+
+const pop3InsecureText = "[AUTH] plaintext authentication requires TLS, use STLS first"
+
+func (ss *pop3Session) userCommand(name string) {
+	if !ss.plainAllowed() {
+		ss.badCommand(pop3InsecureText)
+		return
+	}
+	if name == "" {
+		ss.badCommand("usage: USER name")
+		return
+	}
+	ss.user = name
+	ss.ok("send PASS")
+}
+
+// passCommand takes the whole rest of the line as the password: RFC 1939
+// §7 lets a server treat spaces in PASS's one argument as part of it.
+func (ss *pop3Session) passCommand(password string) {
+	if ss.user == "" {
+		ss.badCommand("send USER first")
+		return
+	}
+	user := ss.user
+	ss.user = ""
+	ss.login(user, password)
+}
+
+// authCommand runs AUTH (RFC 5034 §4). Only PLAIN (RFC 4616) is offered:
+// the directory keeps password hashes, so challenge-response mechanisms
+// are out of reach. AUTH alone lists the mechanisms, as many clients
+// expect from the older RFC 1734 practice.
+func (ss *pop3Session) authCommand(args []string) {
+	if len(args) == 0 {
+		ss.ok("SASL mechanisms follow")
+		if ss.plainAllowed() {
+			ss.line("PLAIN")
+		}
+		ss.line(".")
+		return
+	}
+	if len(args) > 2 {
+		ss.badCommand("usage: AUTH mechanism [initial-response]")
+		return
+	}
+	if !strings.EqualFold(args[0], "PLAIN") {
+		ss.badCommand("unsupported SASL mechanism")
+		return
+	}
+	if !ss.plainAllowed() {
+		ss.badCommand(pop3InsecureText)
+		return
+	}
+	var response string
+	if len(args) == 2 {
+		response = args[1]
+	} else {
+		// An empty challenge: "+" and a space (RFC 5034 §4).
+		ss.line("+ ")
+		if err := ss.w.Flush(); err != nil {
+			ss.fatal = true
+			return
+		}
+		line, err := ss.readLine()
+		switch {
+		case errors.Is(err, errPOP3LineTooLong):
+			ss.badCommand("[AUTH] response too long")
+			return
+		case err != nil:
+			ss.fatal = true
+			return
+		}
+		response = line
+	}
+	if response == "*" {
+		ss.errReply("authentication cancelled")
+		return
+	}
+	authzid, authcid, password, err := pop3DecodePlain(response)
+	if err != nil {
+		ss.badCommand("[AUTH] " + err.Error())
+		return
+	}
+	if authzid != "" && !strings.EqualFold(authzid, authcid) {
+		ss.badCommand("[AUTH] authorization identity must be empty or the user's own")
+		return
+	}
+	ss.login(authcid, password)
+}
+
+// login checks a password and, on success, opens the maildrop.
+func (ss *pop3Session) login(user, password string) {
+	a := ss.srv.auth
+	// The Authenticator may first wait out earlier failures' delay.
+	ctx, cancel := context.WithTimeout(ss.ctx, ss.srv.cfg.BackendTimeout+a.cfg.MaxDelay)
+	addr, err := a.Login(ctx, ss.ip, user, password, ss.secure)
+	cancel()
+	if err != nil {
+		if errors.Is(err, node.ErrAuthFailed) || errors.Is(err, ErrInsecureAuth) {
+			ss.bad++
+		}
+		ss.errReply(ss.replyFor(err, "login"))
+		return
+	}
+	ss.openMaildrop(addr)
+}
+
+// openMaildrop takes the maildrop lock and the snapshot (RFC 1939 §4:
+// the server acquires an exclusive-access lock, then assigns message
+// numbers and sizes). On failure the session stays in AUTHORIZATION.
+func (ss *pop3Session) openMaildrop(addr string) {
+	cfg := ss.srv.cfg
+	holder := "pop3/" + cfg.ServerID + "/" + ss.id
+	// The lock is a lease that lives as long as lockCtx: it must outlive
+	// the call, so the call is bounded by a timer, not a deadline.
+	lockCtx, lockCancel := context.WithCancel(ss.ctx)
+	timer := time.AfterFunc(cfg.BackendTimeout, lockCancel)
+	unlock, err := ss.srv.store.LockMaildrop(lockCtx, addr, holder)
+	if !timer.Stop() {
+		if err == nil {
+			ss.unlockWith(unlock)
+		}
+		err = fmt.Errorf("%w: maildrop lock: %v", node.ErrUnavailable, context.DeadlineExceeded)
+	}
+	if err != nil {
+		lockCancel()
+		ss.errReply(ss.replyFor(err, "lock maildrop"))
+		return
+	}
+	ss.unlock, ss.lockCancel = unlock, lockCancel
+
+	ctx, cancel := context.WithTimeout(ss.ctx, cfg.BackendTimeout)
+	view, err := ss.srv.store.View(ctx, addr, pop3Maildrop)
+	cancel()
+	if err != nil {
+		ss.releaseLock()
+		ss.errReply(ss.replyFor(err, "read maildrop"))
+		return
+	}
+	ss.addr = addr
+	ss.uidValid = view.Folder.UIDValidity
+	ss.msgs = make([]pop3Message, len(view.Messages))
+	for i, m := range view.Messages {
+		ss.msgs[i] = pop3Message{uid: m.UID, hash: m.Hash, size: m.Size}
+	}
+	ss.state = pop3Transaction
+	ss.log = ss.log.With("mailbox", addr)
+	n, size := ss.totals()
+	ss.log.Info("pop3: login", "messages", n, "octets", size, "tls", ss.secure)
+	ss.ok("maildrop has %d messages (%d octets)", n, size)
+}
+
+// releaseLock gives the maildrop lock back, if held. It runs after QUIT
+// and when the session ends any other way, with a context of its own, so
+// that a cancelled session (or server Close) still releases it.
+func (ss *pop3Session) releaseLock() {
+	if ss.unlock == nil {
+		return
+	}
+	ss.unlockWith(ss.unlock)
+	ss.lockCancel()
+	ss.unlock, ss.lockCancel = nil, nil
+}
+
+func (ss *pop3Session) unlockWith(unlock func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ss.ctx), ss.srv.cfg.BackendTimeout)
+	defer cancel()
+	if err := unlock(ctx); err != nil {
+		// The lease lapses on its own once its context ends.
+		ss.log.Warn("pop3: releasing maildrop lock", "err", err)
+	}
+}
+
+// stls upgrades the connection to TLS (RFC 2595 §4).
+func (ss *pop3Session) stls() {
+	switch {
+	case ss.srv.cfg.TLS == nil:
+		ss.badCommand("STLS not available")
+		return
+	case ss.secure:
+		ss.badCommand("already using TLS")
+		return
+	}
+	ss.ok("begin TLS negotiation")
+	if err := ss.w.Flush(); err != nil {
+		ss.fatal = true
+		return
+	}
+	// Anything the client sent after STLS, before the handshake, was
+	// sent in the clear and could have been injected by a man in the
+	// middle: refuse to go on rather than act on it.
+	if ss.r.Buffered() > 0 {
+		ss.log.Info("pop3: plaintext data after STLS, closing")
+		ss.fatal = true
+		return
+	}
+	if !ss.handshake(ss.conn) {
+		ss.fatal = true
+		return
+	}
+	ss.user = "" // RFC 2595 §4: forget what was learned before TLS
+}
+
+// quitCommand ends the session. In TRANSACTION it is the UPDATE state
+// (RFC 1939 §6): the deleted messages are expunged, and only then is
+// success reported.
+func (ss *pop3Session) quitCommand() {
+	ss.quit = true
+	if ss.state == pop3Authorization {
+		ss.ok("%s POP3 server signing off", ss.srv.cfg.Hostname)
+		return
+	}
+	var uids []uint32
+	for _, m := range ss.msgs {
+		if m.deleted {
+			uids = append(uids, m.uid)
+		}
+	}
+	if len(uids) > 0 {
+		ctx, cancel := context.WithTimeout(ss.ctx, ss.srv.cfg.BackendTimeout)
+		removed, err := ss.srv.store.Expunge(ctx, ss.addr, pop3Maildrop, uids, false)
+		cancel()
+		if err != nil {
+			ss.releaseLock()
+			ss.log.Warn("pop3: expunge failed", "err", err, "uids", len(uids))
+			ss.errReply("[SYS/TEMP] some deleted messages not removed, try again later")
+			return
+		}
+		ss.log.Info("pop3: expunged", "requested", len(uids), "removed", len(removed))
+	}
+	// Release before replying, so that a client that reconnects at once
+	// does not find its own lock.
+	ss.releaseLock()
+	n, _ := ss.totals()
+	ss.ok("%s POP3 server signing off (%d messages left)", ss.srv.cfg.Hostname, n)
+}
+
+// listCommand serves LIST and UIDL (RFC 1939 §5, §7): one message with an
+// argument, else every message not marked deleted.
+func (ss *pop3Session) listCommand(args []string, title string, value func(int) string) {
+	switch len(args) {
+	case 0:
+		ss.ok("%s", title)
+		for i, m := range ss.msgs {
+			if !m.deleted {
+				ss.line(strconv.Itoa(i+1) + " " + value(i))
+			}
+		}
+		ss.line(".")
+	case 1:
+		if i, ok := ss.msgArg(args[0]); ok {
+			ss.ok("%d %s", i+1, value(i))
+		}
+	default:
+		ss.badCommand("too many arguments")
+	}
+}
+
+// uidl is message i's unique-id (RFC 1939 §7: 1 to 70 characters from
+// 0x21 to 0x7E). UIDVALIDITY and UID come from the replicated directory,
+// so the same message has the same unique-id on every node and after any
+// restart, and a unique-id is never reused (Promise 4).
+func (ss *pop3Session) uidl(i int) string {
+	return strconv.FormatUint(uint64(ss.uidValid), 10) + "." + strconv.FormatUint(uint64(ss.msgs[i].uid), 10)
+}
+
+// msgArg parses a message-number and checks that it names a message not
+// marked deleted; if not, it replies.
+func (ss *pop3Session) msgArg(s string) (int, bool) {
+	n, ok := pop3Number(s)
+	if !ok {
+		ss.badCommand("invalid message number")
+		return 0, false
+	}
+	if n < 1 || n > uint64(len(ss.msgs)) {
+		ss.errReply("no such message")
+		return 0, false
+	}
+	i := int(n - 1)
+	if ss.msgs[i].deleted {
+		ss.errReply(fmt.Sprintf("message %d already deleted", n))
+		return 0, false
+	}
+	return i, true
+}
+
+// pop3Number parses a non-negative decimal argument: digits only, at
+// most 9 of them (RFC 1939 §3: arguments are at most 40 characters; a
+// maildrop never holds 10^9 messages).
+func pop3Number(s string) (uint64, bool) {
+	if s == "" || len(s) > 9 {
+		return 0, false
+	}
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n, true
+}
+
+// totals counts the messages not marked deleted and their octets (RFC
+// 1939 §5 STAT).
+func (ss *pop3Session) totals() (int, int64) {
+	var n int
+	var size int64
+	for _, m := range ss.msgs {
+		if !m.deleted {
+			n++
+			size += m.size
+		}
+	}
+	return n, size
+}
+
+// sendBody answers RETR (lines < 0) or TOP (lines >= 0) for message i,
+// streaming the body. If the body cannot be opened, the reply is -ERR. If
+// it fails after +OK was sent, the connection is closed without the
+// terminating dot, so the client cannot take a truncated message for a
+// whole one.
+func (ss *pop3Session) sendBody(i, lines int) {
+	m := ss.msgs[i]
+	// The body reader is bound to its context for every read, so the
+	// open is bounded by a timer and the stream by the write timeout.
+	ctx, cancel := context.WithCancel(ss.ctx)
+	defer cancel()
+	timer := time.AfterFunc(ss.srv.cfg.BackendTimeout, cancel)
+	body, err := ss.srv.store.OpenBody(ctx, m.hash)
+	if !timer.Stop() {
+		if err == nil {
+			body.Close()
+		}
+		err = fmt.Errorf("%w: open body: %v", node.ErrUnavailable, context.DeadlineExceeded)
+	}
+	if err != nil {
+		ss.errReply(ss.replyFor(err, "open body"))
+		return
+	}
+	defer body.Close()
+	if lines < 0 {
+		ss.ok("%d octets", m.size)
+	} else {
+		ss.ok("top of message follows")
+	}
+	if ss.buf == nil {
+		ss.buf = make([]byte, 32<<10)
+	}
+	if err := pop3WriteBody(ss.w, body, lines, ss.buf); err != nil {
+		ss.log.Warn("pop3: sending message failed", "uid", m.uid, "err", err)
+		ss.fatal = true
+	}
+}
+
+// replyFor maps a backend error to -ERR text with an RFC 2449 response
+// code, and logs errors that are not the client's doing.
+func (ss *pop3Session) replyFor(err error, op string) string {
+	switch {
+	case errors.Is(err, ErrInsecureAuth):
+		return pop3InsecureText
+	case errors.Is(err, node.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		ss.log.Info("pop3: backend unavailable", "op", op, "err", err)
+		return "[SYS/TEMP] temporarily unavailable, try again later"
+	case errors.Is(err, node.ErrAuthFailed):
+		return "[AUTH] invalid user name or password"
+	case errors.Is(err, node.ErrLocked):
+		return "[IN-USE] maildrop is in use by another session"
+	case errors.Is(err, node.ErrNoFolder), errors.Is(err, node.ErrInvalidArgument):
+		ss.log.Warn("pop3: maildrop unusable", "op", op, "err", err)
+		return "[SYS/PERM] maildrop unavailable"
+	}
+	ss.log.Error("pop3: unexpected backend error", "op", op, "err", err)
+	return "[SYS/TEMP] local error, try again later"
+}
+
+// pop3DecodePlain decodes an RFC 4616 PLAIN response: base64 of
+// authzid NUL authcid NUL passwd. "=" is an empty response (RFC 5034 §4),
+// which PLAIN cannot use.
+func pop3DecodePlain(response string) (authzid, authcid, password string, err error) {
+	if response == "=" {
+		response = ""
+	}
+	raw, derr := base64.StdEncoding.DecodeString(response)
+	if derr != nil {
+		return "", "", "", errors.New("invalid base64")
+	}
+	parts := strings.Split(string(raw), "\x00")
+	if len(parts) != 3 || parts[1] == "" || parts[2] == "" {
+		return "", "", "", errors.New("malformed PLAIN response")
+	}
+	return parts[0], parts[1], parts[2], nil
+}
