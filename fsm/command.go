@@ -32,6 +32,7 @@ const (
 	CmdMaildropLock    CmdType = 19
 	CmdBodyCollect     CmdType = 20
 	CmdBodyForget      CmdType = 21
+	CmdBodyPlace       CmdType = 22
 )
 
 // encodingVersion is the second byte of every encoded command. A replica
@@ -92,6 +93,7 @@ func newRegistry() registry {
 	r.register(CmdMaildropLock, func() Command { return &MaildropLock{} })
 	r.register(CmdBodyCollect, func() Command { return &BodyCollect{} })
 	r.register(CmdBodyForget, func() Command { return &BodyForget{} })
+	r.register(CmdBodyPlace, func() Command { return &BodyPlace{} })
 	return r
 }
 

@@ -87,6 +87,7 @@ func (n *Node) adminHandler() http.Handler {
 		return nil, decodeInto(r, &req, func() error { return n.Remove(r.Context(), req.ID) })
 	})
 	n.directoryRoutes(route)
+	n.redundancyRoutes(mux, route)
 	mux.Handle("GET /v1/mailboxes/{address}/messages/{uid}/raw", n.requireToken(http.HandlerFunc(n.rawMessage)))
 	return mux
 }

@@ -44,6 +44,25 @@ type Config struct {
 	GCInterval time.Duration
 	GCIdle     time.Duration
 
+	// Redundancy upkeep (repair.go, scrub.go). RepairGrace is how long a
+	// member may be unreachable before its replicas stop counting;
+	// RepairRate bounds repair and rebalance copying (bytes/s);
+	// RebalanceSpread is the allowed (max-min)/max of used bytes across
+	// live members. ScrubRate bounds background verification (bytes/s).
+	// Zero means the Default* values.
+	RepairGrace     time.Duration
+	RepairInterval  time.Duration
+	RepairRate      int64
+	RebalanceSpread float64
+	ScrubInterval   time.Duration
+	ScrubRate       int64
+	// PeerPollInterval is how often each node polls its peers' storage
+	// figures (placement, liveness for repair). Zero means 10 s.
+	PeerPollInterval time.Duration
+	// FaultInjection enables the admin API's fault endpoints (damaging a
+	// stored body) for the jepsen harness. Never in production.
+	FaultInjection bool
+
 	// ReplicaTimeout bounds how long a peer may stall a body transfer
 	// (take no data, or not answer after the last byte) before it is
 	// dropped from the delivery. Zero means 5 s.
@@ -100,6 +119,19 @@ func (c *Config) setDefaults() error {
 	setDur(&c.OrphanSweepInterval, 10*time.Minute)
 	setDur(&c.GCInterval, DefaultGCInterval)
 	setDur(&c.GCIdle, DefaultGCIdle)
+	setDur(&c.RepairGrace, DefaultRepairGrace)
+	setDur(&c.RepairInterval, DefaultRepairInterval)
+	setDur(&c.ScrubInterval, DefaultScrubInterval)
+	setDur(&c.PeerPollInterval, 10*time.Second)
+	if c.RepairRate <= 0 {
+		c.RepairRate = DefaultRepairRate
+	}
+	if c.ScrubRate <= 0 {
+		c.ScrubRate = DefaultScrubRate
+	}
+	if c.RebalanceSpread <= 0 {
+		c.RebalanceSpread = DefaultRebalance
+	}
 	if c.ApplyTimeout == 0 {
 		c.ApplyTimeout = 10 * time.Second
 	}

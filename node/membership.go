@@ -109,6 +109,7 @@ func (n *Node) removeLocal(ctx context.Context, id string) error {
 		return fmt.Errorf("remove %s: %w", id, n.raftErr(err))
 	}
 	n.log.Info("node removed", "id", id)
+	n.kickRepair() // its replicas no longer count
 	return nil
 }
 

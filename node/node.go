@@ -52,9 +52,15 @@ type Node struct {
 	reads     *readIndex
 	admin     *adminServer
 
-	watchers  watchers // IMAP/POP3 sessions waiting for mailbox changes
-	dummyOnce sync.Once
-	dummy     string // password hash for unknown users (timing)
+	watchers     watchers // IMAP/POP3 sessions waiting for mailbox changes
+	started      time.Time
+	repair       repairState
+	limiter      byteLimiter // repair and rebalance copying
+	repairKick   chan struct{}
+	scrubLimiter byteLimiter
+	corrupt      atomic.Int64 // corrupt local copies found
+	dummyOnce    sync.Once
+	dummy        string // password hash for unknown users (timing)
 
 	readyTerm   atomic.Uint64 // term in which this leader passed a barrier
 	stallBodies atomic.Bool   // tests only: accept body uploads and never answer
@@ -70,7 +76,9 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), metrics: newMetrics()}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), metrics: newMetrics(),
+		started: time.Now(), repairKick: make(chan struct{}, 1)}
+	n.limiter.rate, n.scrubLimiter.rate = cfg.RepairRate, cfg.ScrubRate
 	if err := n.open(); err != nil {
 		n.Close()
 		return nil, err
@@ -112,10 +120,18 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("bootstrap: %w", err)
 		}
 	}
-	n.bg.Add(4)
+	n.bg.Add(6)
 	go func() {
 		defer n.bg.Done()
-		n.pollStorage(bgctx, 10*time.Second)
+		n.repairLoop(bgctx, n.cfg.RepairInterval)
+	}()
+	go func() {
+		defer n.bg.Done()
+		n.scrubLoop(bgctx, n.cfg.ScrubInterval)
+	}()
+	go func() {
+		defer n.bg.Done()
+		n.pollStorage(bgctx, n.cfg.PeerPollInterval)
 	}()
 	go func() {
 		defer n.bg.Done()

@@ -23,15 +23,35 @@ import (
 type placement struct {
 	mu    sync.Mutex
 	stats map[string]storage.Stats
+	seen  map[string]time.Time // last successful poll per peer
 }
 
 func (p *placement) set(id string, s storage.Stats) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stats == nil {
-		p.stats = map[string]storage.Stats{}
+		p.stats, p.seen = map[string]storage.Stats{}, map[string]time.Time{}
 	}
 	p.stats[id] = s
+	p.seen[id] = time.Now()
+}
+
+// downFor is how long peer id has not answered a poll: since this node
+// started if it never did.
+func (p *placement) downFor(id string, started time.Time) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if at, ok := p.seen[id]; ok {
+		return time.Since(at)
+	}
+	return time.Since(started)
+}
+
+// used is a peer's body bytes as last polled.
+func (p *placement) used(id string) int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stats[id].BodyBytes
 }
 
 func (p *placement) free(id string) (uint64, bool) {

@@ -19,13 +19,53 @@ var ErrBodyUnavailable = errors.New("no readable replica of the body")
 // verifies the hash before it keeps anything); a replica that is down or
 // returns corrupt data is skipped. A fetched copy is not listed as a
 // replica, so it acts as a cache: the orphan sweep removes it after the
-// grace period.
+// grace period. Corruption met in the middle of reading the local copy
+// is reported (see scrub.go) and the read goes on from a replica, at the
+// same offset: every byte returned was verified.
 func (n *Node) OpenBody(ctx context.Context, hash string) (Body, error) {
 	rd, err := n.openBody(ctx, hash)
 	if err != nil {
 		return nil, err
 	}
-	return rd, nil
+	return &watchedBody{Reader: rd, n: n, ctx: ctx}, nil
+}
+
+// watchedBody falls back to a replica, once, when the local copy turns
+// out corrupt in the middle of a read.
+type watchedBody struct {
+	*storage.Reader
+	n      *Node
+	ctx    context.Context
+	off    int64
+	failed bool
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	k, err := b.Reader.Read(p)
+	b.off += int64(k)
+	if err == nil || b.failed || !errors.Is(err, storage.ErrCorrupt) {
+		return k, err
+	}
+	b.failed = true
+	h := b.Reader.Hash()
+	b.n.reportCorrupt(b.ctx, h)
+	if ferr := b.n.fetchFromReplicas(b.ctx, h); ferr != nil {
+		return k, errors.Join(err, ferr)
+	}
+	next, oerr := b.n.bodies.Reader(b.ctx, h)
+	if oerr != nil {
+		return k, errors.Join(err, oerr)
+	}
+	if _, serr := next.Seek(b.off, io.SeekStart); serr != nil {
+		next.Close()
+		return k, errors.Join(err, serr)
+	}
+	b.Reader.Close()
+	b.Reader = next
+	if k > 0 {
+		return k, nil
+	}
+	return b.Read(p)
 }
 
 func (n *Node) openBody(ctx context.Context, hash string) (*storage.Reader, error) {
@@ -40,13 +80,25 @@ func (n *Node) openBody(ctx context.Context, hash string) (*storage.Reader, erro
 	if !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrCorrupt) {
 		return nil, err
 	}
-	b, err := n.state.Body(hash)
+	if errors.Is(err, storage.ErrCorrupt) {
+		n.reportCorrupt(ctx, h)
+	}
+	if err := n.fetchFromReplicas(ctx, h); err != nil {
+		return nil, err
+	}
+	return n.bodies.Reader(ctx, h)
+}
+
+// fetchFromReplicas copies h into the local store from the first listed
+// replica (other than this node) that serves an intact copy.
+func (n *Node) fetchFromReplicas(ctx context.Context, h storage.Hash) error {
+	b, err := n.state.Body(h.String())
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBodyUnavailable, err)
+		return fmt.Errorf("%w: %v", ErrBodyUnavailable, err)
 	}
 	members, err := n.state.Members()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	addr := map[string]string{}
 	for _, m := range members {
@@ -62,9 +114,9 @@ func (n *Node) openBody(ctx context.Context, hash string) (*storage.Reader, erro
 			n.health.fail(id)
 			continue
 		}
-		return n.bodies.Reader(ctx, h)
+		return nil
 	}
-	return nil, fmt.Errorf("%w: %s: %v", ErrBodyUnavailable, hash, errors.Join(errs...))
+	return fmt.Errorf("%w: %s: %v", ErrBodyUnavailable, h, errors.Join(errs...))
 }
 
 func (n *Node) fetchBody(ctx context.Context, addr string, h storage.Hash) error {

@@ -103,6 +103,11 @@ func (n *Node) rpcHandler() http.Handler {
 	mux.HandleFunc("PUT /rpc/body", n.handlePutBody)
 	mux.HandleFunc("GET /rpc/body/{hash}", n.handleGetBody)
 	mux.HandleFunc("POST /rpc/gc/{hash}", n.handleGC)
+	mux.HandleFunc("POST /rpc/repair", func(w http.ResponseWriter, r *http.Request) {
+		n.kickRepair()
+		writeRPC(w, nil, nil)
+	})
+	n.repairRPC(mux)
 	mux.HandleFunc("GET /rpc/storage", func(w http.ResponseWriter, r *http.Request) {
 		st, err := n.bodies.Stats(r.Context())
 		writeRPC(w, st, err)

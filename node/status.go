@@ -27,6 +27,9 @@ type MemberStatus struct {
 	BodyBytes  int64  `json:"body_bytes"`
 	FreeBytes  uint64 `json:"free_bytes"`
 	TotalBytes uint64 `json:"total_bytes"`
+	Corrupt    int64  `json:"corrupt"` // corrupt local copies found since start
+	// Repair is the leader's redundancy view (leader only).
+	Repair *RepairStatus `json:"repair,omitempty"`
 }
 
 // ClusterStatus is the cluster as one node sees it.
@@ -34,6 +37,8 @@ type ClusterStatus struct {
 	Leader string         `json:"leader"`
 	Health string         `json:"health"` // healthy, degraded, unavailable
 	Nodes  []MemberStatus `json:"nodes"`
+	// Redundancy is the leader's last repair round and its counters.
+	Redundancy *RepairStatus `json:"redundancy,omitempty"`
 }
 
 // localStats describes this node from its own point of view.
@@ -51,6 +56,11 @@ func (n *Node) localStats() MemberStatus {
 	}
 	if st, err := n.bodies.Stats(context.Background()); err == nil {
 		ms.Bodies, ms.BodyBytes, ms.FreeBytes, ms.TotalBytes = st.Bodies, st.BodyBytes, st.FSAvail, st.FSTotal
+	}
+	ms.Corrupt = n.corrupt.Load()
+	if st == raft.Leader {
+		r := n.repair.get()
+		ms.Repair = &r
 	}
 	if st != raft.Leader {
 		if lc := n.raft.LastContact(); !lc.IsZero() {
@@ -86,6 +96,11 @@ func (n *Node) Status(ctx context.Context) (ClusterStatus, error) {
 		}()
 	}
 	wg.Wait()
+	for _, m := range out.Nodes {
+		if m.Repair != nil {
+			out.Redundancy = m.Repair
+		}
+	}
 	out.Health = health(out)
 	return out, nil
 }

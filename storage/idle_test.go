@@ -39,3 +39,18 @@ func TestDeleteIfIdleSparesRecentWrites(t *testing.T) {
 		t.Fatalf("absent body: %v %v", ok, err)
 	}
 }
+
+func TestDamageIsDetected(t *testing.T) {
+	s, _ := newStore(t, testOptions())
+	ctx := context.Background()
+	h := mustPut(t, s, payload(2500, 3))
+	if err := s.Damage(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	wantCorrupt(t, s.Verify(ctx, h), h, "chunk 0")
+	// Writing the same content again repairs it.
+	mustPut(t, s, payload(2500, 3))
+	if err := s.Verify(ctx, h); err != nil {
+		t.Fatalf("after rewrite: %v", err)
+	}
+}

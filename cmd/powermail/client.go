@@ -57,33 +57,11 @@ func (e *apiError) Error() string {
 
 // do sends one request and decodes the JSON reply into out.
 func (c *clientFlags) do(ctx context.Context, method, path string, in, out any) error {
-	token, err := c.resolveToken()
-	if err != nil {
-		return err
-	}
-	var body io.Reader
-	if in != nil {
-		raw, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(raw)
-	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	base := c.addr
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
-	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
+	resp, err := c.send(ctx, method, path, in)
 	if err != nil {
 		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach %s: %w", c.addr, unwrapURL(err))
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
@@ -101,6 +79,38 @@ func (c *clientFlags) do(ctx context.Context, method, path string, in, out any) 
 		return json.Unmarshal(raw, out)
 	}
 	return nil
+}
+
+// send sends one request and returns the response for the caller to read
+// (and close).
+func (c *clientFlags) send(ctx context.Context, method, path string, in any) (*http.Response, error) {
+	token, err := c.resolveToken()
+	if err != nil {
+		return nil, err
+	}
+	var body io.Reader
+	if in != nil {
+		raw, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(raw)
+	}
+	base := c.addr
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach %s: %w", c.addr, unwrapURL(err))
+	}
+	return resp, nil
 }
 
 func unwrapURL(err error) error {

@@ -20,13 +20,17 @@ func newClusterCmd(cl *clientFlags) *cobra.Command {
 			}
 			if !cl.json {
 				fmt.Fprintf(cmd.OutOrStdout(), "leader: %s   health: %s\n", orDash(st.Leader), st.Health)
+				if r := st.Redundancy; r != nil {
+					fmt.Fprintf(cmd.OutOrStdout(), "redundancy: %d bodies, %d under-replicated (%d unrepairable), %d repairing; repaired %d, trimmed %d, moved %d since this leader started\n",
+						r.Bodies, r.UnderReplicated, r.Unrepairable, r.Repairing, r.Repaired, r.Trimmed, r.Moved)
+				}
 			}
-			return cl.emit(cmd, st, []string{"ID", "ROLE", "SUFFRAGE", "CLUSTER", "ADMIN", "LAST-CONTACT", "TERM", "COMMIT", "APPLIED", "BODIES", "BODY-BYTES", "FREE"},
+			return cl.emit(cmd, st, []string{"ID", "ROLE", "SUFFRAGE", "CLUSTER", "ADMIN", "LAST-CONTACT", "TERM", "COMMIT", "APPLIED", "BODIES", "BODY-BYTES", "FREE", "CORRUPT"},
 				func() (rows [][]string) {
 					for _, m := range st.Nodes {
 						rows = append(rows, []string{m.ID, m.Role, m.Suffrage, m.ClusterAddr, orDash(m.AdminAddr), orDash(m.LastContact),
 							fmt.Sprint(m.Term), fmt.Sprint(m.CommitIndex), fmt.Sprint(m.AppliedIndex),
-							fmt.Sprint(m.Bodies), fmt.Sprint(m.BodyBytes), humanBytes(m.FreeBytes)})
+							fmt.Sprint(m.Bodies), fmt.Sprint(m.BodyBytes), humanBytes(m.FreeBytes), fmt.Sprint(m.Corrupt)})
 					}
 					return rows
 				})

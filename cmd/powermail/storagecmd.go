@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"powermail/node"
+)
+
+func newStorageCmd(cl *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "storage", Short: "Check and maintain body redundancy"}
+	cl.register(cmd)
+	cmd.AddCommand(&cobra.Command{
+		Use:   "verify",
+		Short: "Check that every referenced body has R verified replicas (exit 1 if any is short)",
+		Long: `Every listed replica of every referenced body is read back and checked
+chunk by chunk on the node that holds it. Progress goes to stderr; the
+command fails if any body has fewer than R replicas that verify.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runVerify(cmd, cl) },
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use: "repair", Short: "Run a repair round on the leader now", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var st map[string]any
+			if err := cl.do(cmd.Context(), "POST", "/v1/storage/repair", nil, &st); err != nil {
+				return err
+			}
+			return cl.emit(cmd, st, []string{"FIELD", "VALUE"}, func() (rows [][]string) {
+				for _, k := range []string{"bodies", "under_replicated", "unrepairable", "repaired_total", "trimmed_total", "moved_total", "status"} {
+					if v, ok := st[k]; ok {
+						rows = append(rows, []string{k, fmt.Sprint(v)})
+					}
+				}
+				return rows
+			})
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use: "gc", Short: "Collect unreferenced bodies now (ask the leader's admin address)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var res struct {
+				Bodies int64 `json:"bodies"`
+				Freed  int64 `json:"freed_bytes"`
+			}
+			if err := cl.do(cmd.Context(), "POST", "/v1/storage/gc", nil, &res); err != nil {
+				return err
+			}
+			return cl.done(cmd, "collected %d bodies, freed %s", res.Bodies, humanBytes(uint64(res.Freed)))
+		},
+	})
+	return cmd
+}
+
+// runVerify streams the verification's progress lines and draws a bar.
+func runVerify(cmd *cobra.Command, cl *clientFlags) error {
+	resp, err := cl.send(cmd.Context(), "POST", "/v1/storage/verify", nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(raw)))
+	}
+	var last node.VerifyProgress
+	lines := bufio.NewScanner(resp.Body)
+	for lines.Scan() {
+		var p node.VerifyProgress
+		if err := json.Unmarshal(lines.Bytes(), &p); err != nil {
+			return fmt.Errorf("bad progress line: %w", err)
+		}
+		if p.Error != "" {
+			return fmt.Errorf("verify failed: %s", p.Error)
+		}
+		last = p
+		fmt.Fprintf(cmd.ErrOrStderr(), "\r%s", progressBar(p.Done, p.Total, 40))
+	}
+	fmt.Fprintln(cmd.ErrOrStderr())
+	if err := lines.Err(); err != nil {
+		return fmt.Errorf("verify cut off: %w", err)
+	}
+	if !last.Finished {
+		return fmt.Errorf("verify cut off after %d of %d bodies", last.Done, last.Total)
+	}
+	if cl.json {
+		out, _ := json.MarshalIndent(last, "", "  ")
+		fmt.Fprintln(cmd.OutOrStdout(), string(out))
+	} else {
+		fmt.Fprintf(cmd.OutOrStdout(), "%d bodies checked, %d short of R verified replicas\n", last.Done, last.Short)
+		for _, h := range last.ShortBodies {
+			fmt.Fprintf(cmd.OutOrStdout(), "  short: %s\n", h)
+		}
+	}
+	if last.Short > 0 {
+		return fmt.Errorf("%d bodies have fewer than R verified replicas", last.Short)
+	}
+	return nil
+}
+
+// progressBar renders "[=====     ]  50% 5/10".
+func progressBar(done, total int64, width int) string {
+	frac := 1.0
+	if total > 0 {
+		frac = float64(done) / float64(total)
+	}
+	fill := int(frac * float64(width))
+	return fmt.Sprintf("[%s%s] %3d%% %d/%d", strings.Repeat("=", fill), strings.Repeat(" ", width-fill), int(frac*100), done, total)
+}

@@ -1,0 +1,81 @@
+package fsm
+
+import (
+	"encoding/hex"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// BodyPlace changes where a body's replicas are recorded: repair and
+// rebalance add a replica after its copy is fsynced and verified, and
+// remove one that is gone (node removed, copy corrupt, rebalanced away).
+// It never leaves a body without a listed replica.
+type BodyPlace struct {
+	Hash   string   `json:"hash"`
+	Add    []string `json:"add,omitempty"`
+	Remove []string `json:"remove,omitempty"`
+}
+
+func (*BodyPlace) Type() CmdType { return CmdBodyPlace }
+
+func (c *BodyPlace) apply(tx *txn) (any, error) {
+	h, err := parseHash(c.Hash)
+	if err != nil {
+		return nil, err
+	}
+	var b Body
+	if ok, err := tx.get(bodyKey(h), &b); err != nil || !ok || b.Collecting != 0 {
+		return false, err
+	}
+	for _, id := range c.Add {
+		if ok, err := tx.has(memberKey(id)); err != nil || !ok {
+			return nil, orErr(err, ErrInvalid, "replica %s of body %s is not a cluster member", id, c.Hash)
+		}
+	}
+	next := slices.DeleteFunc(append(slices.Clone(b.Replicas), c.Add...), func(id string) bool {
+		return slices.Contains(c.Remove, id)
+	})
+	next = slices.Compact(slices.Sorted(slices.Values(next)))
+	if len(next) == 0 {
+		return nil, errorf(ErrInvalid, "body %s would have no replica left", c.Hash)
+	}
+	b.Replicas = next
+	return true, putBody(tx, h, b)
+}
+
+// BodyRecord is one body record with its hash, for scans.
+type BodyRecord struct {
+	Hash string
+	Body
+}
+
+// Bodies lists up to limit body records after the hex hash `after` ("":
+// from the start), in hash order.
+func (s *State) Bodies(after string, limit int) ([]BodyRecord, error) {
+	lower := []byte("r\x00")
+	if after != "" {
+		raw, err := parseHash(after)
+		if err != nil {
+			return nil, err
+		}
+		lower = append(bodyKey(raw), 0)
+	}
+	var out []BodyRecord
+	err := s.view(func(r pebble.Reader) error {
+		it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd([]byte("r\x00"))})
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		for ok := it.First(); ok && len(out) < limit; ok = it.Next() {
+			rec := BodyRecord{Hash: hex.EncodeToString(it.Key()[2:])}
+			if err := decodeRecord(it.Value(), &rec.Body); err != nil {
+				return err
+			}
+			out = append(out, rec)
+		}
+		return it.Error()
+	})
+	return out, err
+}

@@ -1,0 +1,255 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"powermail/fsm"
+	"powermail/storage"
+)
+
+// Repair keeps every referenced body on R healthy replicas. The leader
+// scans the body records each round. A replica counts as healthy while
+// its node is a member and has answered within RepairGrace. A body short
+// of R healthy replicas is copied from a healthy one to a node chosen by
+// placement; the new replica is recorded (BodyPlace) only after the
+// target has fetched, verified and fsynced its copy. A removed node's
+// replicas are dropped from the record once the body has R others. When
+// a node comes back, its replicas count again, and copies beyond R are
+// trimmed, but only after the copies that stay were verified. All copying
+// goes through one byte-rate limit, so repair runs while mail flows. The
+// scan restarts from the records, so a new leader resumes where the old
+// one stopped.
+
+// Repair defaults.
+const (
+	DefaultRepairGrace    = 10 * time.Minute
+	DefaultRepairInterval = 30 * time.Second
+	DefaultRepairRate     = 32 << 20 // bytes/s
+	DefaultRebalance      = 0.2      // allowed (max-min)/max of used bytes
+	repairScanBatch       = 1000
+)
+
+// RepairStatus is the leader's view of redundancy, for cluster status.
+type RepairStatus struct {
+	LastRound       time.Time `json:"last_round,omitzero"`
+	Bodies          int64     `json:"bodies"`           // referenced bodies seen in the last round
+	UnderReplicated int64     `json:"under_replicated"` // short of R healthy replicas at the last round
+	Unrepairable    int64     `json:"unrepairable"`     // no healthy replica to copy from
+	Repairing       int64     `json:"repairing"`        // copies in flight now
+	Repaired        int64     `json:"repaired_total"`   // copies made since this node led
+	Trimmed         int64     `json:"trimmed_total"`
+	Moved           int64     `json:"moved_total"` // rebalanced
+}
+
+type repairState struct {
+	round sync.Mutex // one round at a time (timer, kick, admin request)
+	mu    sync.Mutex
+	st    RepairStatus
+}
+
+func (r *repairState) update(f func(*RepairStatus)) {
+	r.mu.Lock()
+	f(&r.st)
+	r.mu.Unlock()
+}
+
+func (r *repairState) get() RepairStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.st
+}
+
+// liveness says which members count as healthy now.
+type liveness struct {
+	self    string
+	members map[string]fsm.Member
+	alive   map[string]bool
+}
+
+func (n *Node) liveness() (liveness, error) {
+	ms, err := n.state.Members()
+	if err != nil {
+		return liveness{}, err
+	}
+	l := liveness{self: n.cfg.ID, members: map[string]fsm.Member{}, alive: map[string]bool{}}
+	for _, m := range ms {
+		l.members[m.ID] = m
+		l.alive[m.ID] = m.ID == n.cfg.ID || n.placement.downFor(m.ID, n.started) < n.cfg.RepairGrace
+	}
+	return l, nil
+}
+
+// RepairRound runs one repair pass on the leader and returns its status.
+func (n *Node) RepairRound(ctx context.Context) (RepairStatus, error) {
+	if !n.IsLeader() {
+		return RepairStatus{}, ErrNotLeader
+	}
+	n.repair.round.Lock()
+	defer n.repair.round.Unlock()
+	settings, err := n.state.Settings()
+	if err != nil {
+		return RepairStatus{}, err
+	}
+	live, err := n.liveness()
+	if err != nil {
+		return RepairStatus{}, err
+	}
+	var bodies, under, unrepairable int64
+	for after := ""; ; {
+		recs, err := n.state.Bodies(after, repairScanBatch)
+		if err != nil {
+			return RepairStatus{}, err
+		}
+		if len(recs) == 0 {
+			break
+		}
+		after = recs[len(recs)-1].Hash
+		for _, rec := range recs {
+			if rec.Refs <= 0 || rec.Collecting != 0 {
+				continue
+			}
+			bodies++
+			short, err := n.repairBody(ctx, live, settings.Replicas, rec)
+			if err != nil {
+				return RepairStatus{}, err
+			}
+			if short {
+				under++
+			}
+			if short && !slices.ContainsFunc(rec.Replicas, func(id string) bool { return live.alive[id] }) {
+				unrepairable++
+			}
+		}
+	}
+	n.repair.update(func(s *RepairStatus) {
+		s.LastRound, s.Bodies, s.UnderReplicated, s.Unrepairable = time.Now(), bodies, under, unrepairable
+	})
+	if err := n.rebalance(ctx, live); err != nil {
+		return n.repair.get(), err
+	}
+	return n.repair.get(), nil
+}
+
+// repairBody brings one body to R healthy replicas, drops removed nodes
+// from its record and trims extras. It reports whether the body was
+// short of R when the round saw it. Failures to copy are logged and left
+// for the next round; only a cancelled context is an error.
+func (n *Node) repairBody(ctx context.Context, live liveness, r int, rec fsm.BodyRecord) (bool, error) {
+	var healthy, removed []string
+	for _, id := range rec.Replicas {
+		switch {
+		case live.members[id].ID == "":
+			removed = append(removed, id)
+		case live.alive[id]:
+			healthy = append(healthy, id)
+		}
+	}
+	short := len(healthy) < r
+	switch {
+	case short && len(healthy) > 0:
+		targets := n.repairTargets(live, rec.Replicas)
+		for _, target := range targets[:min(r-len(healthy), len(targets))] {
+			if err := n.copyReplica(ctx, live, rec, healthy, target); err != nil {
+				if ctx.Err() != nil {
+					return short, ctx.Err()
+				}
+				n.log.Warn("repair copy failed", "body", rec.Hash, "target", target.ID, "err", err)
+				continue
+			}
+			healthy = append(healthy, target.ID)
+		}
+		if len(removed) > 0 && len(healthy) >= r {
+			return short, n.place(ctx, rec.Hash, nil, removed)
+		}
+	case !short && len(removed) > 0:
+		return short, n.place(ctx, rec.Hash, nil, removed)
+	case len(healthy) > r && len(healthy) == len(rec.Replicas):
+		return short, n.trim(ctx, live, rec, len(healthy)-r)
+	}
+	return short, nil
+}
+
+// repairTargets lists live members without a copy, in placement order.
+func (n *Node) repairTargets(live liveness, have []string) []fsm.Member {
+	var out []fsm.Member
+	for id, m := range live.members {
+		if live.alive[id] && !slices.Contains(have, id) && n.health.ok(id) {
+			out = append(out, m)
+		}
+	}
+	n.placement.order(out)
+	return out
+}
+
+func (n *Node) place(ctx context.Context, hash string, add, remove []string) error {
+	err := n.applyAccess(ctx, &fsm.BodyPlace{Hash: hash, Add: add, Remove: remove}, nil)
+	if errors.Is(err, ErrInvalidArgument) {
+		n.log.Warn("placement change refused", "body", hash, "add", add, "remove", remove, "err", err)
+		return nil
+	}
+	return err
+}
+
+// copyReplica has target fetch rec from one of sources, then records it.
+func (n *Node) copyReplica(ctx context.Context, live liveness, rec fsm.BodyRecord, sources []string, target fsm.Member) error {
+	n.repair.update(func(s *RepairStatus) { s.Repairing++ })
+	defer n.repair.update(func(s *RepairStatus) { s.Repairing-- })
+	if err := n.limiter.wait(ctx, rec.Size); err != nil {
+		return err
+	}
+	var addrs []string
+	for _, id := range sources {
+		addrs = append(addrs, live.members[id].ClusterAddr)
+	}
+	if err := n.fetchOn(ctx, target, rec.Hash, addrs); err != nil {
+		n.health.fail(target.ID)
+		return err
+	}
+	if err := n.place(ctx, rec.Hash, []string{target.ID}, nil); err != nil {
+		return err
+	}
+	n.repair.update(func(s *RepairStatus) { s.Repaired++ })
+	return nil
+}
+
+// fetchRequest asks a node to copy a body from the first source that
+// serves an intact copy.
+type fetchRequest struct {
+	Sources []string `json:"sources"`
+}
+
+func (n *Node) fetchOn(ctx context.Context, target fsm.Member, hash string, sources []string) error {
+	if target.ID == n.cfg.ID {
+		return n.fetchFrom(ctx, hash, sources)
+	}
+	return n.call(ctx, target.ClusterAddr, "POST", "/rpc/fetch/"+hash, mustJSON(fetchRequest{Sources: sources}), nil)
+}
+
+// fetchFrom copies a body into the local store from the first source
+// that has an intact copy. The store checks the hash and fsyncs.
+func (n *Node) fetchFrom(ctx context.Context, hash string, sources []string) error {
+	h, err := storage.ParseHash(hash)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, addr := range sources {
+		if addr == n.advertise {
+			if err := n.bodies.Verify(ctx, h); err == nil {
+				return nil
+			}
+			continue
+		}
+		if err := n.fetchBody(ctx, addr, h); err != nil {
+			errs = append(errs, fmt.Errorf("from %s: %w", addr, err))
+			continue
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: %s: %v", ErrBodyUnavailable, hash, errors.Join(errs...))
+}

@@ -1,0 +1,267 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"powermail/fsm"
+	"powermail/storage"
+)
+
+// trim removes extra replicas of a body whose every replica is healthy:
+// the copies that stay are verified first, the fullest nodes give theirs
+// up, the record changes, and only then are the dropped copies deleted.
+func (n *Node) trim(ctx context.Context, live liveness, rec fsm.BodyRecord, extra int) error {
+	ids := slices.Clone(rec.Replicas)
+	slices.SortFunc(ids, func(a, b string) int { return compareFree(n.freeBytes(b), n.freeBytes(a)) })
+	keep, drop := ids[:len(ids)-extra], ids[len(ids)-extra:]
+	for _, id := range keep {
+		if err := n.verifyOn(ctx, live.members[id], rec.Hash); err != nil {
+			n.log.Warn("not trimming: a kept replica did not verify", "body", rec.Hash, "node", id, "err", err)
+			return nil
+		}
+	}
+	if err := n.place(ctx, rec.Hash, nil, drop); err != nil {
+		return err
+	}
+	for _, id := range drop {
+		if err := n.dropOn(ctx, live.members[id], rec.Hash); err != nil {
+			n.log.Info("dropped replica not deleted yet; the orphan sweep will", "body", rec.Hash, "node", id, "err", err)
+		}
+	}
+	n.repair.update(func(s *RepairStatus) { s.Trimmed += int64(extra) })
+	return nil
+}
+
+func compareFree(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// freeBytes is a member's free space as last seen (this node: now).
+func (n *Node) freeBytes(id string) uint64 {
+	if id == n.cfg.ID {
+		st, _ := n.bodies.Stats(context.Background())
+		return st.FSAvail
+	}
+	f, _ := n.placement.free(id)
+	return f
+}
+
+// usedBytes is a member's body bytes as last seen (this node: now).
+func (n *Node) usedBytes(id string) int64 {
+	if id == n.cfg.ID {
+		st, _ := n.bodies.Stats(context.Background())
+		return st.BodyBytes
+	}
+	return n.placement.used(id)
+}
+
+func (n *Node) verifyOn(ctx context.Context, m fsm.Member, hash string) error {
+	if m.ID == n.cfg.ID {
+		h, err := storage.ParseHash(hash)
+		if err != nil {
+			return err
+		}
+		return n.bodies.Verify(ctx, h)
+	}
+	return n.call(ctx, m.ClusterAddr, "GET", "/rpc/verify/"+hash, nil, nil)
+}
+
+func (n *Node) dropOn(ctx context.Context, m fsm.Member, hash string) error {
+	if m.ID == n.cfg.ID {
+		return n.dropLocal(ctx, hash)
+	}
+	return n.call(ctx, m.ClusterAddr, "POST", "/rpc/drop/"+hash, nil, nil)
+}
+
+// errStillListed refuses to drop a copy the directory still lists here.
+var errStillListed = errors.New("copy is listed as a replica here")
+
+// dropLocal deletes this node's copy of a body that the directory no
+// longer lists here, unless a write touched it recently (a delivery of
+// the same content may be about to list it again).
+func (n *Node) dropLocal(ctx context.Context, hash string) error {
+	h, err := storage.ParseHash(hash)
+	if err != nil {
+		return err
+	}
+	if err := n.readBarrier(ctx); err != nil {
+		return err
+	}
+	if listed, err := n.listedHere(h); err != nil || listed {
+		return errors.Join(err, errStillListed)
+	}
+	_, _, err = n.bodies.DeleteIfIdle(ctx, h, n.cfg.GCIdle)
+	return err
+}
+
+// rebalance moves bodies from the fullest live member to the emptiest
+// until their used bytes are within RebalanceSpread of the fullest.
+func (n *Node) rebalance(ctx context.Context, live liveness) error {
+	var ids []string
+	for id := range live.members {
+		if live.alive[id] {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) < 2 {
+		return nil
+	}
+	used := map[string]int64{}
+	for _, id := range ids {
+		used[id] = n.usedBytes(id)
+	}
+	slices.SortFunc(ids, func(a, b string) int { return int(used[b] - used[a]) })
+	full, empty := ids[0], ids[len(ids)-1]
+	gap := used[full] - used[empty]
+	if used[full] == 0 || float64(gap) <= n.cfg.RebalanceSpread*float64(used[full]) {
+		return nil
+	}
+	var moved int64
+	for after := ""; moved < gap/2; {
+		recs, err := n.state.Bodies(after, repairScanBatch)
+		if err != nil || len(recs) == 0 {
+			return err
+		}
+		after = recs[len(recs)-1].Hash
+		for _, rec := range recs {
+			if moved >= gap/2 {
+				break
+			}
+			if rec.Refs <= 0 || rec.Collecting != 0 || !slices.Contains(rec.Replicas, full) ||
+				slices.Contains(rec.Replicas, empty) || rec.Size > gap/2-moved+rec.Size/2 {
+				continue
+			}
+			if err := n.move(ctx, live, rec, full, empty); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				n.log.Warn("rebalance move failed", "body", rec.Hash, "from", full, "to", empty, "err", err)
+				return nil
+			}
+			moved += rec.Size
+		}
+	}
+	return nil
+}
+
+func (n *Node) move(ctx context.Context, live liveness, rec fsm.BodyRecord, from, to string) error {
+	if err := n.limiter.wait(ctx, rec.Size); err != nil {
+		return err
+	}
+	var sources []string
+	for _, id := range append([]string{from}, rec.Replicas...) {
+		if live.alive[id] {
+			sources = append(sources, live.members[id].ClusterAddr)
+		}
+	}
+	if err := n.fetchOn(ctx, live.members[to], rec.Hash, sources); err != nil {
+		return err
+	}
+	if err := n.place(ctx, rec.Hash, []string{to}, []string{from}); err != nil {
+		return err
+	}
+	if err := n.dropOn(ctx, live.members[from], rec.Hash); err != nil {
+		n.log.Info("moved replica not deleted yet; the orphan sweep will", "body", rec.Hash, "node", from, "err", err)
+	}
+	n.repair.update(func(s *RepairStatus) { s.Moved++ })
+	return nil
+}
+
+// byteLimiter spaces work so that it averages rate bytes per second.
+type byteLimiter struct {
+	mu   sync.Mutex
+	rate int64
+	next time.Time
+}
+
+func (l *byteLimiter) wait(ctx context.Context, bytes int64) error {
+	l.mu.Lock()
+	now := time.Now()
+	if l.next.Before(now) {
+		l.next = now
+	}
+	at := l.next
+	l.next = l.next.Add(time.Duration(float64(bytes) / float64(max(l.rate, 1)) * float64(time.Second)))
+	l.mu.Unlock()
+	t := time.NewTimer(time.Until(at))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// repairLoop runs RepairRound every interval, or at once when kicked
+// (a node was removed), while this node leads.
+func (n *Node) repairLoop(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-n.repairKick:
+		}
+		if !n.IsLeader() {
+			continue
+		}
+		if _, err := n.RepairRound(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, ErrNotLeader) {
+			n.log.Warn("repair round failed", "err", err)
+		}
+	}
+}
+
+// kickRepair starts a repair round soon, without waiting for the timer.
+func (n *Node) kickRepair() {
+	select {
+	case n.repairKick <- struct{}{}:
+	default:
+	}
+}
+
+func (n *Node) repairRPC(mux *http.ServeMux) {
+	mux.HandleFunc("POST /rpc/fetch/{hash}", func(w http.ResponseWriter, r *http.Request) {
+		var req fetchRequest
+		if err := decodeBody(r, &req); err != nil {
+			writeRPC(w, nil, err)
+			return
+		}
+		writeRPC(w, nil, n.fetchFrom(r.Context(), r.PathValue("hash"), req.Sources))
+	})
+	mux.HandleFunc("GET /rpc/verify/{hash}", func(w http.ResponseWriter, r *http.Request) {
+		h, err := storage.ParseHash(r.PathValue("hash"))
+		if err == nil {
+			err = n.bodies.Verify(r.Context(), h)
+			if errors.Is(err, storage.ErrCorrupt) {
+				go n.reportCorrupt(context.WithoutCancel(r.Context()), h)
+			}
+		}
+		writeRPC(w, nil, err)
+	})
+	mux.HandleFunc("POST /rpc/drop/{hash}", func(w http.ResponseWriter, r *http.Request) {
+		writeRPC(w, nil, n.dropLocal(r.Context(), r.PathValue("hash")))
+	})
+}
+
+func mustJSON(v any) []byte {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only plain structs are passed
+	}
+	return raw
+}

@@ -1,0 +1,274 @@
+package node
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"powermail/fsm"
+	"powermail/storage"
+)
+
+// repairCluster starts size nodes with fast liveness and rounds run by
+// hand (the loop interval is long).
+func repairCluster(t *testing.T, size int, tweak func(*Config)) *testCluster {
+	c := newTestClusterWith(t, size, func(cfg *Config) {
+		cfg.PeerPollInterval = 100 * time.Millisecond
+		cfg.RepairGrace = time.Second
+		cfg.RepairInterval = time.Hour
+		cfg.GCIdle = 200 * time.Millisecond
+		if tweak != nil {
+			tweak(cfg)
+		}
+	})
+	l := c.leader(5 * time.Second)
+	mustApply(t, l, &fsm.DomainAdd{Name: "example.com"})
+	mustApply(t, l, addMailbox("a@example.com"))
+	waitFor(t, 10*time.Second, "member records", func() bool {
+		m, _ := l.State().Members()
+		return len(m) == size
+	})
+	return c
+}
+
+func deliverN(t *testing.T, n *Node, count, size int) []storage.Hash {
+	t.Helper()
+	ctx := ctxT(t, 30*time.Second)
+	var out []storage.Hash
+	for i := 0; i < count; i++ {
+		body := fmt.Sprintf("Subject: %d\r\n\r\n%s\r\n", i, strings.Repeat("r", size))
+		if _, err := n.Deliver(ctx, Message{Mailboxes: []string{"a@example.com"}, Received: time.Now()}, strings.NewReader(body)); err != nil {
+			t.Fatalf("deliver %d: %v", i, err)
+		}
+		out = append(out, storage.HashBytes([]byte(body)))
+	}
+	return out
+}
+
+// assertRedundant checks that every body has exactly want listed
+// replicas, all current members, each holding a copy that verifies.
+func assertRedundant(t *testing.T, c *testCluster, via *Node, hashes []storage.Hash, want int) {
+	t.Helper()
+	ctx := ctxT(t, 10*time.Second)
+	via.Barrier(ctx)
+	for _, h := range hashes {
+		b, err := via.State().Body(h.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Replicas) != want {
+			t.Fatalf("body %s has replicas %v, want %d", h, b.Replicas, want)
+		}
+		for _, id := range b.Replicas {
+			n := c.nodes[id]
+			if n == nil {
+				t.Fatalf("body %s listed on %s, not a running node", h, id)
+			}
+			if err := n.bodies.Verify(ctx, h); err != nil {
+				t.Fatalf("body %s on %s: %v", h, id, err)
+			}
+		}
+	}
+}
+
+func TestRepairAfterNodeLossAndRemoval(t *testing.T) {
+	c := repairCluster(t, 4, nil)
+	l := c.leader(time.Second)
+	hashes := deliverN(t, l, 20, 2000)
+	// Lose a node that holds replicas, for good, and remove it.
+	var victim *Node
+	for _, id := range []string{"n4", "n3", "n2"} {
+		if c.nodes[id] != l {
+			victim = c.nodes[id]
+			break
+		}
+	}
+	victim.Kill()
+	delete(c.nodes, victim.ID())
+	if err := l.Remove(ctxT(t, 10*time.Second), victim.ID()); err != nil {
+		t.Fatal(err)
+	}
+	// Mail keeps flowing while repair runs.
+	done := make(chan []storage.Hash)
+	go func() { done <- deliverN(t, c.follower(), 5, 500) }()
+	ctx := ctxT(t, 30*time.Second)
+	st, err := l.RepairRound(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hashes = append(hashes, <-done...)
+	if st.Repaired == 0 {
+		t.Fatalf("nothing repaired: %+v", st)
+	}
+	if _, err := l.RepairRound(ctx); err != nil {
+		t.Fatal(err)
+	}
+	assertRedundant(t, c, l, hashes, 2)
+	if st := l.repair.get(); st.UnderReplicated != 0 {
+		t.Fatalf("after repair: %+v", st)
+	}
+	p, err := l.VerifyAll(ctx, func(VerifyProgress) {})
+	if err != nil || p.Short != 0 || p.Total != int64(len(hashes)) {
+		t.Fatalf("verify: %+v %v", p, err)
+	}
+}
+
+func TestRepairCountsReturningReplicasAndTrims(t *testing.T) {
+	c := repairCluster(t, 4, nil)
+	l := c.leader(time.Second)
+	hashes := deliverN(t, l, 10, 1000)
+	var down *Node
+	for _, id := range []string{"n4", "n3", "n2"} {
+		if c.nodes[id] != l {
+			down = c.nodes[id]
+			break
+		}
+	}
+	cfg := down.cfg
+	down.Close()
+	delete(c.nodes, cfg.ID)
+	ctx := ctxT(t, 60*time.Second)
+	time.Sleep(1500 * time.Millisecond) // past the repair grace
+	if _, err := l.RepairRound(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Back again: its copies count, and the extras go, each only after the
+	// copies that stay were verified.
+	back := c.startWith(cfg)
+	waitFor(t, 10*time.Second, "the node to be polled", func() bool { return l.placement.downFor(back.ID(), l.started) < 500*time.Millisecond })
+	if _, err := l.RepairRound(ctx); err != nil {
+		t.Fatal(err)
+	}
+	assertRedundant(t, c, l, hashes, 2)
+	if st := l.repair.get(); st.Repaired == 0 || st.Trimmed == 0 {
+		t.Fatalf("expected copies made and then trimmed: %+v", st)
+	}
+}
+
+func TestScrubFindsCorruptionAndRepairReplacesIt(t *testing.T) {
+	c := repairCluster(t, 3, nil)
+	l := c.leader(time.Second)
+	hashes := deliverN(t, l, 4, 3000)
+	ctx := ctxT(t, 30*time.Second)
+	b, _ := l.State().Body(hashes[0].String())
+	holder := c.nodes[b.Replicas[0]]
+	if err := holder.bodies.Damage(ctx, hashes[0]); err != nil {
+		t.Fatal(err)
+	}
+	checked, corrupt, err := holder.Scrub(ctx)
+	if err != nil || corrupt != 1 || checked == 0 {
+		t.Fatalf("scrub: checked %d corrupt %d err %v", checked, corrupt, err)
+	}
+	if _, err := c.leader(time.Second).RepairRound(ctx); err != nil {
+		t.Fatal(err)
+	}
+	assertRedundant(t, c, l, hashes, 2)
+	if holder.corrupt.Load() != 1 {
+		t.Errorf("corrupt count %d", holder.corrupt.Load())
+	}
+}
+
+func TestReadOfCorruptCopyIsServedAndRepaired(t *testing.T) {
+	c := repairCluster(t, 3, nil)
+	l := c.leader(time.Second)
+	hashes := deliverN(t, l, 1, 5000)
+	ctx := ctxT(t, 30*time.Second)
+	b, _ := l.State().Body(hashes[0].String())
+	holder := c.nodes[b.Replicas[0]]
+	holder.bodies.Damage(ctx, hashes[0])
+	rd, err := holder.OpenBody(ctx, hashes[0].String())
+	if err != nil {
+		t.Fatalf("open through the node with the corrupt copy: %v", err)
+	}
+	got, err := io.ReadAll(rd)
+	rd.Close()
+	if err != nil || storage.HashBytes(got) != hashes[0] {
+		t.Fatalf("read through the node with the corrupt copy: %d bytes, %v", len(got), err)
+	}
+	waitFor(t, 5*time.Second, "the corrupt copy reported", func() bool { return holder.corrupt.Load() == 1 })
+	if _, err := c.leader(time.Second).RepairRound(ctx); err != nil {
+		t.Fatal(err)
+	}
+	assertRedundant(t, c, l, hashes, 2)
+}
+
+func TestRebalanceOnJoin(t *testing.T) {
+	c := repairCluster(t, 3, func(cfg *Config) { cfg.RebalanceSpread = 0.3 })
+	l := c.leader(time.Second)
+	hashes := deliverN(t, l, 30, 4000)
+	fresh := c.start("n4", false, l.AdminAddr())
+	ctx := ctxT(t, 60*time.Second)
+	waitFor(t, 10*time.Second, "the new node polled", func() bool { return l.placement.downFor("n4", l.started) < 300*time.Millisecond })
+	spread := func() (int64, int64) {
+		var lo, hi int64 = 1 << 62, 0
+		for _, n := range c.nodes {
+			st, _ := n.bodies.Stats(ctx)
+			lo, hi = min(lo, st.BodyBytes), max(hi, st.BodyBytes)
+		}
+		return lo, hi
+	}
+	for round := 0; round < 10; round++ {
+		time.Sleep(250 * time.Millisecond) // fresh storage figures
+		if _, err := l.RepairRound(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if lo, hi := spread(); float64(hi-lo) <= 0.3*float64(hi)+4100 {
+			break
+		}
+	}
+	lo, hi := spread()
+	st, _ := fresh.bodies.Stats(ctx)
+	if st.Bodies == 0 || float64(hi-lo) > 0.3*float64(hi)+4100 {
+		t.Fatalf("after rebalance: new node has %d bodies; used bytes from %d to %d", st.Bodies, lo, hi)
+	}
+	assertRedundant(t, c, l, hashes, 2)
+	t.Logf("new node holds %d bodies; used bytes per node %d..%d; moved %d", st.Bodies, lo, hi, l.repair.get().Moved)
+}
+
+// TestRepairResumesAfterLeaderCrash kills the leader in the middle of a
+// repair. With R=3 on five nodes, losing the removed node and the leader
+// leaves every body a live replica, and the new leader completes the
+// repair to three live copies.
+func TestRepairResumesAfterLeaderCrash(t *testing.T) {
+	c := repairCluster(t, 5, func(cfg *Config) {
+		cfg.RepairRate = 20000 // bytes/s: a round takes seconds
+		cfg.RepairInterval = 300 * time.Millisecond
+	})
+	l := c.leader(time.Second)
+	mustApply(t, l, &fsm.SettingsSet{Settings: fsm.Settings{Replicas: 3, WriteQuorum: 2}})
+	hashes := deliverN(t, l, 12, 3000)
+	var victim *Node
+	for _, n := range c.nodes {
+		if n != l {
+			victim = n
+			break
+		}
+	}
+	victim.Kill()
+	delete(c.nodes, victim.ID())
+	if err := l.Remove(ctxT(t, 10*time.Second), victim.ID()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the repair to start", func() bool { return l.repair.get().Repaired > 0 })
+	l.Kill()
+	delete(c.nodes, l.ID())
+	next := c.leader(10 * time.Second)
+	waitFor(t, 90*time.Second, "every body on three live replicas", func() bool {
+		for _, h := range hashes {
+			b, _ := next.State().Body(h.String())
+			live := 0
+			for _, id := range b.Replicas {
+				if c.nodes[id] != nil {
+					live++
+				}
+			}
+			if live < 3 {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("new leader %s: %+v", next.ID(), next.repair.get())
+}

@@ -1,0 +1,105 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"powermail/fsm"
+	"powermail/storage"
+)
+
+// Scrub. Every node re-reads its bodies in the background, at a byte
+// rate that leaves the disk to mail, and verifies every chunk. A corrupt
+// copy is reported: this node stops being listed as a replica (unless it
+// is the last one listed, which the directory refuses), its copy goes,
+// and the leader's next repair round copies the body from a good replica
+// to a node chosen by placement. A read that meets corruption takes the
+// same path.
+
+// Scrub defaults.
+const (
+	DefaultScrubInterval = 24 * time.Hour
+	DefaultScrubRate     = 8 << 20 // bytes/s
+)
+
+// Scrub verifies every local body once and returns how many it checked
+// and how many were corrupt.
+func (n *Node) Scrub(ctx context.Context) (checked, corrupt int, err error) {
+	for info, err := range n.bodies.Bodies(ctx, storage.Hash{}) {
+		if err != nil {
+			if errors.Is(err, storage.ErrCorrupt) {
+				corrupt++
+				continue
+			}
+			return checked, corrupt, err
+		}
+		if err := n.scrubLimiter.wait(ctx, info.Size); err != nil {
+			return checked, corrupt, err
+		}
+		checked++
+		verr := n.bodies.Verify(ctx, info.Hash)
+		switch {
+		case errors.Is(verr, storage.ErrCorrupt):
+			corrupt++
+			n.reportCorrupt(ctx, info.Hash)
+		case errors.Is(verr, storage.ErrNotFound): // deleted meanwhile
+		case verr != nil:
+			return checked, corrupt, verr
+		}
+	}
+	return checked, corrupt, nil
+}
+
+// reportCorrupt handles a corrupt local copy of h: it is counted, no
+// longer listed here (if another replica is), and deleted.
+func (n *Node) reportCorrupt(ctx context.Context, h storage.Hash) {
+	n.corrupt.Add(1)
+	n.log.Error("corrupt body replica", "body", h.String())
+	listed, err := n.listedHere(h)
+	if err != nil {
+		n.log.Warn("corrupt replica: directory read failed", "body", h.String(), "err", err)
+		return
+	}
+	if listed {
+		err := n.applyAccess(ctx, &fsm.BodyPlace{Hash: h.String(), Remove: []string{n.cfg.ID}}, nil)
+		if err != nil {
+			// The last listed replica stays listed: nothing better exists.
+			n.log.Error("corrupt replica stays listed", "body", h.String(), "err", err)
+			return
+		}
+	}
+	if _, _, err := n.bodies.DeleteIfIdle(ctx, h, 0); err != nil {
+		n.log.Warn("corrupt replica not deleted", "body", h.String(), "err", err)
+	}
+	n.kickRepairAnywhere(ctx)
+}
+
+// kickRepairAnywhere starts a repair round on the leader soon.
+func (n *Node) kickRepairAnywhere(ctx context.Context) {
+	if n.IsLeader() {
+		n.kickRepair()
+		return
+	}
+	if addr, err := n.leaderAddr(); err == nil {
+		_ = n.call(ctx, addr, "POST", "/rpc/repair", nil, nil)
+	}
+}
+
+// scrubLoop scrubs every interval until ctx ends.
+func (n *Node) scrubLoop(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		checked, corrupt, err := n.Scrub(ctx)
+		if err != nil && ctx.Err() == nil {
+			n.log.Warn("scrub failed", "err", err)
+		}
+		n.log.Info("scrub pass done", "checked", checked, "corrupt", corrupt)
+	}
+}

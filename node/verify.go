@@ -1,0 +1,154 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"time"
+
+	"powermail/fsm"
+	"powermail/storage"
+)
+
+// VerifyProgress reports a cluster-wide verification as it runs.
+type VerifyProgress struct {
+	Done        int64    `json:"done"`
+	Total       int64    `json:"total"`
+	Short       int64    `json:"short"`                  // bodies with fewer than R verified replicas
+	ShortBodies []string `json:"short_bodies,omitempty"` // the first few
+	Finished    bool     `json:"finished"`
+	Error       string   `json:"error,omitempty"`
+}
+
+const maxShortListed = 20
+
+// VerifyAll checks that every referenced body has R replicas that verify
+// (every chunk read and checked on the node holding it). progress is
+// called now and then, and once at the end.
+func (n *Node) VerifyAll(ctx context.Context, progress func(VerifyProgress)) (VerifyProgress, error) {
+	if err := n.readBarrier(ctx); err != nil {
+		return VerifyProgress{}, err
+	}
+	settings, err := n.state.Settings()
+	if err != nil {
+		return VerifyProgress{}, err
+	}
+	live, err := n.liveness()
+	if err != nil {
+		return VerifyProgress{}, err
+	}
+	var p VerifyProgress
+	var mu sync.Mutex
+	work := make(chan fsm.BodyRecord)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for rec := range work {
+				ok := 0
+				for _, id := range rec.Replicas {
+					if m, member := live.members[id]; member && n.verifyOn(ctx, m, rec.Hash) == nil {
+						ok++
+					}
+				}
+				mu.Lock()
+				p.Done++
+				if ok < settings.Replicas {
+					p.Short++
+					if len(p.ShortBodies) < maxShortListed {
+						p.ShortBodies = append(p.ShortBodies, rec.Hash)
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	recs, err := n.referencedBodies()
+	if err == nil {
+		p.Total = int64(len(recs))
+		last := time.Now()
+		for _, rec := range recs {
+			select {
+			case work <- rec:
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+			if err != nil {
+				break
+			}
+			if time.Since(last) > 200*time.Millisecond {
+				mu.Lock()
+				snap := p
+				mu.Unlock()
+				progress(snap)
+				last = time.Now()
+			}
+		}
+	}
+	close(work)
+	wg.Wait()
+	p.Finished = err == nil
+	progress(p)
+	return p, err
+}
+
+// referencedBodies lists the records of every referenced body.
+func (n *Node) referencedBodies() ([]fsm.BodyRecord, error) {
+	var out []fsm.BodyRecord
+	for after := ""; ; {
+		recs, err := n.state.Bodies(after, repairScanBatch)
+		if err != nil || len(recs) == 0 {
+			return out, err
+		}
+		after = recs[len(recs)-1].Hash
+		for _, rec := range recs {
+			if rec.Refs > 0 && rec.Collecting == 0 {
+				out = append(out, rec)
+			}
+		}
+	}
+}
+
+// redundancyRoutes adds the admin endpoints of redundancy upkeep.
+func (n *Node) redundancyRoutes(mux *http.ServeMux, route func(string, func(*http.Request) (any, error))) {
+	// Verification streams one JSON progress object per line.
+	mux.Handle("POST /v1/storage/verify", n.requireToken(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		enc := json.NewEncoder(w)
+		flusher, _ := w.(http.Flusher)
+		_, err := n.VerifyAll(r.Context(), func(p VerifyProgress) {
+			enc.Encode(p)
+			if flusher != nil {
+				flusher.Flush()
+			}
+		})
+		if err != nil {
+			enc.Encode(VerifyProgress{Error: err.Error()})
+		}
+	})))
+	route("POST /v1/storage/repair", func(r *http.Request) (any, error) {
+		if n.IsLeader() {
+			return n.RepairRound(r.Context())
+		}
+		n.kickRepairAnywhere(r.Context())
+		return map[string]string{"status": "repair round requested from the leader"}, nil
+	})
+	route("POST /v1/storage/gc", func(r *http.Request) (any, error) {
+		if !n.IsLeader() {
+			return nil, ErrNotLeader
+		}
+		bodies, freed, err := n.CollectGarbage(r.Context())
+		return map[string]int64{"bodies": int64(bodies), "freed_bytes": freed}, err
+	})
+	if n.cfg.FaultInjection {
+		route("POST /v1/fault/damage/{hash}", func(r *http.Request) (any, error) {
+			h, err := storage.ParseHash(r.PathValue("hash"))
+			if err != nil {
+				return nil, &fsm.Error{Kind: fsm.ErrInvalid, Msg: err.Error()}
+			}
+			return nil, n.bodies.Damage(r.Context(), h)
+		})
+	}
+}

@@ -1,0 +1,40 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Damage flips one data byte of the first chunk of body h and leaves its
+// checksum, exactly what a bad disk sector does. It exists for fault
+// injection (the jepsen harness and redundancy tests, through an admin
+// endpoint the operator must enable); nothing else calls it.
+func (s *Store) Damage(ctx context.Context, h Hash) error {
+	release, err := s.enterHash(ctx, h)
+	if err != nil {
+		return err
+	}
+	defer release()
+	m, ok, err := s.manifest(h)
+	if err != nil || !ok {
+		return fmt.Errorf("storage: damage %s: %w", h, orNotFound(err, h))
+	}
+	key := chunkKey(m.id, 0)
+	v, ok, err := s.get(key)
+	if err != nil || !ok || len(v) <= chunkHeaderLen {
+		return fmt.Errorf("storage: damage %s: no first chunk (%v)", h, err)
+	}
+	v = slices.Clone(v)
+	v[len(v)-1] ^= 0x20
+	return s.db.Set(key, v, pebble.Sync)
+}
+
+func orNotFound(err error, h Hash) error {
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: %s", ErrNotFound, h)
+}
