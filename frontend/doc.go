@@ -1,13 +1,20 @@
-// Package frontend speaks the client protocols. So far that is SMTP and
-// LMTP delivery (RFC 5321, RFC 2033) on top of github.com/emersion/go-smtp;
-// IMAP and POP3 come later. It reaches the cluster only through the narrow
-// Deliverer interface that *node.Node implements, and never touches raft,
+// Package frontend speaks the client protocols: SMTP and LMTP delivery
+// (RFC 5321, RFC 2033) on top of github.com/emersion/go-smtp, IMAP and
+// POP3. It reaches the cluster only through the narrow Deliverer and
+// MailStore interfaces that *node.Node implements, and never touches raft,
 // fsm or storage types. DESIGN.md explains the shape and lists every reply
 // code.
 //
 // POP3 (RFC 1939, 2449, 2595, 5034) is hand-written in pop3*.go: POP3Server
 // reads the INBOX through MailStore under a cluster-wide maildrop lock, and
 // commits deletions only on QUIT (DESIGN.md, section POP3).
+//
+// IMAP (RFC 9051 and RFC 3501, with IDLE, MOVE, UIDPLUS, NAMESPACE,
+// SPECIAL-USE, LIST-EXTENDED/LIST-STATUS, ESEARCH/SEARCHRES, BINARY,
+// LITERAL+, APPENDLIMIT) is IMAPServer in imap*.go, on go-imap v2's
+// imapserver: each session keeps its own snapshot of the selected folder
+// and reports other sessions' changes only as EXISTS, EXPUNGE and FETCH
+// FLAGS at the times the protocol allows (DESIGN.md, section IMAP).
 //
 // Invariants (each is tested):
 //

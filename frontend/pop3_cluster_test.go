@@ -2,6 +2,7 @@ package frontend_test
 
 import (
 	"fmt"
+	"powermail/frontend/internal/testtls"
 	"regexp"
 	"slices"
 	"strings"
@@ -35,7 +36,7 @@ func TestPOP3Cluster(t *testing.T) {
 		_, servers[i] = pop3Serve(t, n, pop3TestAuth(n, true), cfg, false)
 	}
 	// A server that does not accept passwords in the clear, with STLS.
-	tlsCfg, roots := pop3TestTLS(t)
+	tlsCfg, roots := testtls.Config(t)
 	strictCfg := pop3TestConfig()
 	strictCfg.TLS = tlsCfg
 	_, strict := pop3Serve(t, c.Nodes[1], pop3TestAuth(c.Nodes[1], false), strictCfg, false)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"powermail/frontend/internal/testtls"
 	"slices"
 	"strings"
 	"testing"
@@ -26,7 +27,7 @@ func FuzzPOP3Session(f *testing.F) {
 	}
 	store := newPOP3Fake()
 	store.addUser(pop3User, "secret")
-	tlsCfg, _ := pop3TestTLS(f)
+	tlsCfg, _ := testtls.Config(f)
 	cfg := pop3TestConfig()
 	cfg.IdleTimeout = 2 * time.Second
 	cfg.MaxConnsPerIP = 1000

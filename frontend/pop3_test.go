@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"powermail/frontend/internal/testtls"
 	"slices"
 	"strings"
 	"testing"
@@ -360,7 +361,7 @@ func TestPOP3AuthPlain(t *testing.T) {
 func TestPOP3InsecureAuthRefused(t *testing.T) {
 	f := newPOP3Fake()
 	f.addUser(pop3User, "secret")
-	tlsCfg, roots := pop3TestTLS(t)
+	tlsCfg, roots := testtls.Config(t)
 	cfg := pop3TestConfig()
 	cfg.TLS = tlsCfg
 	_, addr := pop3Serve(t, f, pop3TestAuth(f, false), cfg, false)
@@ -397,7 +398,7 @@ func TestPOP3ImplicitTLS(t *testing.T) {
 	f := newPOP3Fake()
 	f.addUser(pop3User, "secret")
 	f.add(pop3User, "x\r\n")
-	tlsCfg, roots := pop3TestTLS(t)
+	tlsCfg, roots := testtls.Config(t)
 	cfg := pop3TestConfig()
 	cfg.TLS = tlsCfg
 	_, addr := pop3Serve(t, f, pop3TestAuth(f, false), cfg, true)

@@ -2,17 +2,12 @@ package frontend
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	netsmtp "net/smtp"
+	"powermail/frontend/internal/testtls"
 	"strings"
 	"testing"
 	"time"
@@ -50,7 +45,7 @@ func TestConfigDefaultsAndValidation(t *testing.T) {
 // UTF8SMTPS (net/smtp sends SMTPUTF8 when offered; RFC 6531 §3.7.3).
 func TestSTARTTLS(t *testing.T) {
 	cfg := testConfig()
-	serverTLS, roots := testTLS(t)
+	serverTLS, roots := testtls.Config(t)
 	cfg.TLS = serverTLS
 	f := newFakeDeliverer()
 	_, addr := startServer(t, cfg, f)
@@ -93,36 +88,6 @@ func TestSTARTTLS(t *testing.T) {
 	if !strings.Contains(trace, " with UTF8SMTPS id ") || content != "Subject: tls\r\n\r\nsecret\r\n" {
 		t.Errorf("trace %q content %q", trace, content)
 	}
-}
-
-func testTLS(t *testing.T) (*tls.Config, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "mx.test"},
-		DNSNames:              []string{"mx.test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(cert)
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, roots
 }
 
 func TestServeAfterClose(t *testing.T) {

@@ -11,7 +11,7 @@ import (
 )
 
 // ErrBodyUnavailable means no replica of a body could be read.
-var ErrBodyUnavailable = errors.New("no readable replica of the body")
+var ErrBodyUnavailable = fmt.Errorf("%w: no readable replica of the body", ErrUnavailable)
 
 // OpenBody returns a reader of a message body. A local copy is read if
 // this node has an intact one. Otherwise the body is fetched from the

@@ -1,0 +1,433 @@
+package frontend
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+)
+
+// Defaults for IMAPConfig. A zero field means "use the default".
+const (
+	// DefaultIMAPMaxAppendBytes is the largest message APPEND accepts,
+	// advertised as APPENDLIMIT (RFC 7889). It matches the SMTP default,
+	// so that any message delivered can also be appended (to Sent, say).
+	DefaultIMAPMaxAppendBytes = DefaultMaxMessageBytes
+	// DefaultIMAPIdleTimeout is the autologout timer of an authenticated
+	// client: it restarts whenever bytes arrive, IDLE included. RFC 9051
+	// section 5.4 asks for at least 30 minutes.
+	DefaultIMAPIdleTimeout = 30 * time.Minute
+	// DefaultIMAPPreAuthTimeout is the autologout timer before login. RFC
+	// 9051 section 5.4 allows it to be shorter than the idle timer.
+	DefaultIMAPPreAuthTimeout = time.Minute
+	// DefaultIMAPMaxConnsPerIP bounds simultaneous connections from one IP
+	// address. IMAP clients keep several connections per account (one per
+	// watched folder), and offices share an address, so it is higher than
+	// SMTP's.
+	DefaultIMAPMaxConnsPerIP = 50
+	// DefaultIMAPCommandTimeout bounds each MailStore call of a command
+	// (the read-index barrier included).
+	DefaultIMAPCommandTimeout = time.Minute
+	// DefaultIMAPTransferTimeout bounds one message transfer: an APPEND
+	// (reading the literal from the client and storing it on W replicas),
+	// or sending one message's body in a FETCH.
+	DefaultIMAPTransferTimeout = 10 * time.Minute
+	// DefaultIMAPPollInterval is how often an IDLE session polls its folder
+	// even without a change notification: a safety net under Watch.
+	DefaultIMAPPollInterval = 5 * time.Second
+)
+
+// RFC floors and wire ceilings of IMAPConfig.
+const (
+	imapMinIdleTimeout = 30 * time.Minute // RFC 9051 section 5.4
+	imapMaxAppendBytes = math.MaxUint32   // APPENDLIMIT is a number (RFC 7889); go-imap's is a uint32
+)
+
+// IMAPConfig configures an IMAPServer. Every limit is explicit; a zero
+// value takes the documented default.
+type IMAPConfig struct {
+	// TLS enables STARTTLS (RFC 9051 section 6.2.1) when non-nil, and is
+	// the certificate ServeTLS uses for implicit TLS (RFC 8314).
+	TLS *tls.Config
+
+	// MaxAppendBytes is the largest APPEND literal, advertised as
+	// APPENDLIMIT. Default DefaultIMAPMaxAppendBytes; at most 2^32-1.
+	MaxAppendBytes int64
+	// MaxConnsPerIP bounds simultaneous connections from one IP address;
+	// a connection over it gets "* BYE" as its greeting. Connections
+	// without an IP (unix sockets) are not limited. Default
+	// DefaultIMAPMaxConnsPerIP.
+	MaxConnsPerIP int
+
+	// IdleTimeout is the autologout timer once logged in: a client silent
+	// this long is disconnected. Default DefaultIMAPIdleTimeout; at least
+	// 30 minutes (RFC 9051 section 5.4).
+	IdleTimeout time.Duration
+	// PreAuthTimeout is the autologout timer before login. Default
+	// DefaultIMAPPreAuthTimeout.
+	PreAuthTimeout time.Duration
+	// CommandTimeout bounds each MailStore call. Default
+	// DefaultIMAPCommandTimeout.
+	CommandTimeout time.Duration
+	// TransferTimeout bounds one APPEND, literal upload included, and the
+	// body of one message in a FETCH. Default DefaultIMAPTransferTimeout.
+	TransferTimeout time.Duration
+	// PollInterval is how often IDLE re-reads the selected folder when no
+	// change notification arrives. Default DefaultIMAPPollInterval.
+	PollInterval time.Duration
+}
+
+// withDefaults returns cfg with zero fields filled in. A field out of
+// range is replaced by the nearest valid value, and the returned error
+// says which: NewIMAPServer logs it, and cmd can refuse it with Validate.
+func (cfg IMAPConfig) withDefaults() (IMAPConfig, error) {
+	setDefault(&cfg.MaxAppendBytes, DefaultIMAPMaxAppendBytes)
+	setDefault(&cfg.MaxConnsPerIP, DefaultIMAPMaxConnsPerIP)
+	setDefault(&cfg.IdleTimeout, DefaultIMAPIdleTimeout)
+	setDefault(&cfg.PreAuthTimeout, DefaultIMAPPreAuthTimeout)
+	setDefault(&cfg.CommandTimeout, DefaultIMAPCommandTimeout)
+	setDefault(&cfg.TransferTimeout, DefaultIMAPTransferTimeout)
+	setDefault(&cfg.PollInterval, DefaultIMAPPollInterval)
+
+	var errs []error
+	clamp := func(bad bool, fix func(), format string, args ...any) {
+		if bad {
+			errs = append(errs, fmt.Errorf(format, args...))
+			fix()
+		}
+	}
+	clamp(cfg.MaxAppendBytes < 0 || cfg.MaxAppendBytes > imapMaxAppendBytes, func() {
+		cfg.MaxAppendBytes = min(max(cfg.MaxAppendBytes, DefaultIMAPMaxAppendBytes), imapMaxAppendBytes)
+	}, "MaxAppendBytes %d is outside 1..%d", cfg.MaxAppendBytes, int64(imapMaxAppendBytes))
+	clamp(cfg.MaxConnsPerIP < 0, func() { cfg.MaxConnsPerIP = DefaultIMAPMaxConnsPerIP },
+		"MaxConnsPerIP %d must be positive", cfg.MaxConnsPerIP)
+	clamp(cfg.IdleTimeout < imapMinIdleTimeout, func() { cfg.IdleTimeout = imapMinIdleTimeout },
+		"IdleTimeout %v is below the RFC 9051 minimum %v", cfg.IdleTimeout, imapMinIdleTimeout)
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"PreAuthTimeout", &cfg.PreAuthTimeout, DefaultIMAPPreAuthTimeout},
+		{"CommandTimeout", &cfg.CommandTimeout, DefaultIMAPCommandTimeout},
+		{"TransferTimeout", &cfg.TransferTimeout, DefaultIMAPTransferTimeout},
+		{"PollInterval", &cfg.PollInterval, DefaultIMAPPollInterval},
+	} {
+		clamp(*d.v < 0, func() { *d.v = d.def }, "%s %v must be positive", d.name, *d.v)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return cfg, fmt.Errorf("frontend: invalid IMAPConfig: %w", err)
+	}
+	return cfg, nil
+}
+
+// Validate reports the fields of cfg that are out of range (NewIMAPServer
+// would replace them and log a warning).
+func (cfg IMAPConfig) Validate() error {
+	_, err := cfg.withDefaults()
+	return err
+}
+
+// imapCaps is what the server advertises (RFC 9051 and the extensions
+// below). go-imap adds SASL-IR, LITERAL-, ENABLE, IDLE, UNSELECT,
+// UTF8=ACCEPT and STARTTLS/LOGINDISABLED/AUTH=PLAIN by itself, and
+// APPENDLIMIT=n because the session implements SessionAppendLimit.
+//
+// Not offered: ID (RFC 2971), because go-imap v2.0.0-beta.8's server has
+// no ID command (it answers BAD, and BYE before login); CONDSTORE, QRESYNC
+// and QUOTA, which the library does not implement server-side either.
+func imapCaps() imap.CapSet {
+	return imap.CapSet{
+		imap.CapIMAP4rev1:        {},
+		imap.CapIMAP4rev2:        {},
+		imap.CapNamespace:        {}, // RFC 2342
+		imap.CapUIDPlus:          {}, // RFC 4315: APPENDUID, COPYUID, UID EXPUNGE
+		imap.CapESearch:          {}, // RFC 4731
+		imap.CapSearchRes:        {}, // RFC 5182: SEARCH RETURN (SAVE), "$"
+		imap.CapListExtended:     {}, // RFC 5258
+		imap.CapListStatus:       {}, // RFC 5819
+		imap.CapMove:             {}, // RFC 6851
+		imap.CapStatusSize:       {}, // RFC 8438
+		imap.CapBinary:           {}, // RFC 3516
+		imap.CapChildren:         {}, // RFC 3348
+		imap.CapSpecialUse:       {}, // RFC 6154
+		imap.CapCreateSpecialUse: {}, // RFC 6154 section 3
+		imap.CapLiteralPlus:      {}, // RFC 7888
+	}
+}
+
+// IMAPServer serves IMAP4rev2 and IMAP4rev1 on top of a MailStore. Every
+// node runs one; a client may connect to any of them.
+type IMAPServer struct {
+	store MailStore
+	auth  *Authenticator
+	cfg   IMAPConfig
+	log   *slog.Logger
+	srv   *imapserver.Server
+
+	// ctx is the parent of every session's context; Close cancels it,
+	// aborting backend calls in progress.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+
+	mu      sync.Mutex
+	perIP   map[string]int // admitted sessions per remote IP
+	waiting map[string]int // over-limit connections waiting for a slot
+}
+
+// NewIMAPServer returns a server over store that logs in through auth
+// (shared with SMTP and POP3; nil means a default one over store). It does
+// not listen; call Serve or ServeTLS. Out-of-range limits in cfg are
+// replaced by valid ones and logged (see IMAPConfig.Validate).
+func NewIMAPServer(store MailStore, auth *Authenticator, cfg IMAPConfig, log *slog.Logger) *IMAPServer {
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("proto", "imap")
+	if auth == nil { // the safe default: no plaintext passwords without TLS
+		auth = NewAuthenticator(store, AuthConfig{}, log)
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		log.Warn("imap: configuration adjusted", "err", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &IMAPServer{
+		store:   store,
+		auth:    auth,
+		cfg:     cfg,
+		log:     log,
+		ctx:     ctx,
+		cancel:  cancel,
+		perIP:   make(map[string]int),
+		waiting: make(map[string]int),
+	}
+	s.srv = imapserver.New(&imapserver.Options{
+		NewSession: s.newSession,
+		Caps:       imapCaps(),
+		Logger:     imapLogger{log},
+		TLSConfig:  cfg.TLS,
+		// The library refuses LOGIN and AUTHENTICATE without TLS (NO
+		// [PRIVACYREQUIRED], LOGINDISABLED) unless this is set; the
+		// Authenticator applies the same rule again.
+		InsecureAuth: auth.AllowInsecure(),
+	})
+	return s
+}
+
+// Serve accepts plaintext connections (STARTTLS available when cfg.TLS is
+// set) on ln until Close, then returns ErrServerClosed. Give implicit-TLS
+// listeners to ServeTLS instead: a listener already wrapped in TLS still
+// works, but gets the library's fixed timeouts instead of the configured
+// ones.
+func (s *IMAPServer) Serve(ln net.Listener) error {
+	return s.serve(&imapListener{Listener: ln, cfg: s.cfg}, ln.Addr())
+}
+
+// ServeTLS accepts implicit-TLS connections (RFC 8314, port 993) on the
+// plain listener ln, with cfg.TLS.
+func (s *IMAPServer) ServeTLS(ln net.Listener) error {
+	if s.cfg.TLS == nil {
+		ln.Close()
+		return errors.New("frontend: imap ServeTLS: IMAPConfig.TLS is nil")
+	}
+	return s.serve(tls.NewListener(&imapListener{Listener: ln, cfg: s.cfg}, s.cfg.TLS), ln.Addr())
+}
+
+func (s *IMAPServer) serve(ln net.Listener, addr net.Addr) error {
+	if s.closed.Load() {
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.log.Info("imap: serving", "addr", addr)
+	err := s.srv.Serve(ln)
+	if s.closed.Load() {
+		return ErrServerClosed
+	}
+	if err == nil { // the library hides net.ErrClosed: someone closed ln
+		err = net.ErrClosed
+	}
+	return fmt.Errorf("frontend: imap serve %v: %w", addr, err)
+}
+
+// Close closes every listener and connection at once and cancels the
+// backend calls in progress. A command cut off this way was not
+// acknowledged (an APPEND without its OK is retried by the client).
+func (s *IMAPServer) Close() error {
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		s.cancel()
+		if err := s.srv.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			s.closeErr = fmt.Errorf("frontend: imap close: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// admit takes a connection slot for ip, waiting up to reconnectGrace for
+// one when the IP is at its limit (a client that reconnects right after
+// LOGOUT can arrive before its old connection is torn down). It runs on
+// the connection's own goroutine, so waiting never delays other clients.
+// ip "" (no IP address) is not limited.
+func (s *IMAPServer) admit(ip string) bool {
+	if ip == "" {
+		return true
+	}
+	s.mu.Lock()
+	if s.perIP[ip] < s.cfg.MaxConnsPerIP {
+		s.perIP[ip]++
+		s.mu.Unlock()
+		return true
+	}
+	if s.waiting[ip] >= s.cfg.MaxConnsPerIP { // a flood: refuse at once
+		s.mu.Unlock()
+		return false
+	}
+	s.waiting[ip]++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if s.waiting[ip]--; s.waiting[ip] <= 0 {
+			delete(s.waiting, ip)
+		}
+		s.mu.Unlock()
+	}()
+	for deadline := time.Now().Add(reconnectGrace); time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		s.mu.Lock()
+		if s.perIP[ip] < s.cfg.MaxConnsPerIP {
+			s.perIP[ip]++
+			s.mu.Unlock()
+			return true
+		}
+		s.mu.Unlock()
+	}
+	return false
+}
+
+func (s *IMAPServer) release(ip string) {
+	if ip == "" {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+}
+
+// newSession is imapserver's NewSession: it runs on the connection's
+// goroutine before the greeting. An error of type BYE is sent as the
+// greeting.
+func (s *IMAPServer) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+	nc := c.NetConn()
+	remote := nc.RemoteAddr()
+	ip := ipKey(remote)
+	if s.closed.Load() {
+		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down"}
+	}
+	if !s.admit(ip) {
+		s.log.Debug("imap: connection refused, per-IP limit", "remote", remote, "limit", s.cfg.MaxConnsPerIP)
+		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Code: imap.ResponseCodeUnavailable,
+			Text: "Too many connections from your address, try again later"}
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	sess := &imapSession{
+		srv:    s,
+		conn:   c,
+		raw:    rawIMAPConn(nc),
+		ip:     ip,
+		ctx:    ctx,
+		cancel: cancel,
+		log:    s.log.With("remote", fmt.Sprint(remote)),
+	}
+	return sess, nil, nil
+}
+
+// imapListener gives every accepted connection the configured timeouts.
+type imapListener struct {
+	net.Listener
+	cfg IMAPConfig
+}
+
+func (l *imapListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := c.(*tls.Conn); ok {
+		// A caller-wrapped TLS listener: hiding the *tls.Conn would make
+		// the library treat it as plaintext, so leave it alone.
+		return c, nil
+	}
+	return &imapConn{Conn: c, preAuth: l.cfg.PreAuthTimeout, idle: l.cfg.IdleTimeout}, nil
+}
+
+// imapConn owns the read deadline of a connection: before every read it
+// sets one from the autologout timer (PreAuthTimeout before login,
+// IdleTimeout after), so it measures silence, not the length of a
+// transfer. go-imap's own read deadlines (fixed at 30 s, 5 min and 35 min)
+// are ignored. It sits under TLS, implicit or after STARTTLS, so the
+// library still sees a *tls.Conn.
+type imapConn struct {
+	net.Conn
+	preAuth, idle time.Duration
+	authed        atomic.Bool
+}
+
+func (c *imapConn) Read(p []byte) (int, error) {
+	d := c.preAuth
+	if c.authed.Load() {
+		d = c.idle
+	}
+	if err := c.Conn.SetReadDeadline(time.Now().Add(d)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(p)
+}
+
+// SetReadDeadline ignores the library's deadlines: Read sets its own.
+func (c *imapConn) SetReadDeadline(time.Time) error { return nil }
+
+// SetDeadline passes only the write half through.
+func (c *imapConn) SetDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(t) }
+
+// rawIMAPConn finds our imapConn under c (under TLS for ServeTLS), or nil.
+func rawIMAPConn(c net.Conn) *imapConn {
+	if t, ok := c.(*tls.Conn); ok {
+		c = t.NetConn()
+	}
+	ic, _ := c.(*imapConn)
+	return ic
+}
+
+// imapLogger adapts slog to imapserver.Logger, which reports connection
+// errors, recovered panics and non-IMAP errors returned by the session.
+type imapLogger struct{ l *slog.Logger }
+
+func (p imapLogger) Printf(format string, v ...any) {
+	msg := strings.TrimSuffix(fmt.Sprintf(format, v...), "\n")
+	switch {
+	case strings.HasPrefix(msg, "panic"):
+		p.l.Error("imap: " + msg)
+	case strings.HasPrefix(msg, "failed to read command"), strings.HasPrefix(msg, "failed to write greeting"):
+		// Timeouts and dropped connections: routine.
+		p.l.Debug("imap: " + msg)
+	default:
+		p.l.Warn("imap: " + msg)
+	}
+}

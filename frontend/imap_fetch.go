@@ -1,0 +1,403 @@
+package frontend
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	gomessage "github.com/emersion/go-message"
+	"github.com/emersion/go-message/textproto"
+
+	"powermail/node"
+)
+
+// imapWriteError is a failed write to the client: the connection is
+// lost, so the command ends with it and the library closes it.
+type imapWriteError struct{ err error }
+
+func (e imapWriteError) Error() string { return "writing to client: " + e.err.Error() }
+func (e imapWriteError) Unwrap() error { return e.err }
+
+// Fetch answers FETCH and UID FETCH (RFC 9051 section 6.4.5) from the
+// snapshot (UID, FLAGS, INTERNALDATE, RFC822.SIZE) and from the body
+// (everything else), which is opened only when an item needs it.
+//
+// A body section without PEEK sets \Seen first (unless the folder is
+// read-only), and the new flags go into that message's FETCH response. If
+// a body cannot be read, the other messages are still answered and the
+// command ends NO: [EXPUNGEISSUED] when the message had been expunged
+// meanwhile, else the store's error.
+func (s *imapSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sel, addr, err := s.selected()
+	if err != nil {
+		return err
+	}
+	idx, err := sel.resolve(numSet, true)
+	if err != nil || len(idx) == 0 {
+		return err
+	}
+
+	seen := map[uint32]bool{} // messages this FETCH marked \Seen
+	if !sel.readOnly && imapFetchSetsSeen(options) {
+		var unseen []uint32
+		for _, i := range idx {
+			if m := &sel.msgs[i]; !m.gone && !m.has(imap.FlagSeen) {
+				unseen = append(unseen, m.uid)
+			}
+		}
+		if len(unseen) > 0 {
+			ctx, cancel := s.callCtx()
+			changed, err := s.srv.store.StoreFlags(ctx, addr, sel.name, unseen, node.FlagsAdd, []string{string(imap.FlagSeen)})
+			cancel()
+			if err != nil {
+				return s.storeError("fetch", err, imap.ResponseCodeNonExistent)
+			}
+			for _, c := range changed {
+				if i, ok := sel.index(c.UID); ok {
+					sel.msgs[i].flags = slices.Clone(c.Flags)
+					seen[c.UID] = true
+				}
+			}
+		}
+	}
+
+	var failed error
+	expungeIssued := false
+	for _, i := range idx {
+		m := sel.msgs[i]
+		err := s.fetchMessage(w, uint32(i+1), &m, options, seen[m.uid])
+		var we imapWriteError
+		switch {
+		case err == nil:
+		case errors.As(err, &we):
+			return we.err
+		case m.gone:
+			expungeIssued = true
+		case failed == nil:
+			failed = err
+		}
+	}
+	if failed != nil {
+		return s.storeError("fetch", failed, imap.ResponseCodeNonExistent)
+	}
+	if expungeIssued {
+		return imapNo(imapCodeExpungeIssued, "Some messages were expunged meanwhile")
+	}
+	return nil
+}
+
+// imapFetchSetsSeen: BODY[...], BINARY[...] and RFC822(.TEXT) without
+// PEEK set \Seen (RFC 9051 section 6.4.5).
+func imapFetchSetsSeen(o *imap.FetchOptions) bool {
+	for _, bs := range o.BodySection {
+		if !bs.Peek {
+			return true
+		}
+	}
+	for _, bs := range o.BinarySection {
+		if !bs.Peek {
+			return true
+		}
+	}
+	return false
+}
+
+func imapNeedsBody(o *imap.FetchOptions) bool {
+	return o.Envelope || o.BodyStructure != nil || len(o.BodySection) > 0 ||
+		len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0
+}
+
+// imapWholeBody reports a section that is the entire message (BODY[],
+// RFC822), which is streamed from the store instead of parsed.
+func imapWholeBody(bs *imap.FetchItemBodySection) bool {
+	return len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierNone &&
+		len(bs.HeaderFields) == 0 && len(bs.HeaderFieldsNot) == 0
+}
+
+// fetchMessage writes one FETCH response. Everything that can fail is
+// computed before the response begins, except the streaming of a whole
+// body; if that fails midway, the promised literal cannot be completed
+// and the connection is closed.
+func (s *imapSession) fetchMessage(w *imapserver.FetchWriter, seq uint32, m *imapMsg, o *imap.FetchOptions, seenChanged bool) error {
+	var (
+		body     node.Body
+		src      *imapErrReader
+		envelope *imap.Envelope
+		bstruct  imap.BodyStructure
+		sections = make([][]byte, len(o.BodySection))
+		binaries = make([][]byte, len(o.BinarySection))
+		binSizes = make([]uint32, len(o.BinarySectionSize))
+	)
+	if imapNeedsBody(o) {
+		// One message's transfer is bounded by TransferTimeout, and the
+		// body's context lives until it has been written out.
+		ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.TransferTimeout)
+		defer cancel()
+		b, err := s.srv.store.OpenBody(ctx, m.hash)
+		if err != nil {
+			return fmt.Errorf("open body of uid %d: %w", m.uid, err)
+		}
+		defer b.Close()
+		body = b
+		src = &imapErrReader{r: b}
+		rewind := func() error {
+			if _, err := body.Seek(0, io.SeekStart); err != nil {
+				return fmt.Errorf("rewind body of uid %d: %w", m.uid, err)
+			}
+			return src.err
+		}
+		if o.Envelope {
+			if err := rewind(); err != nil {
+				return err
+			}
+			h, _ := textproto.ReadHeader(bufio.NewReader(src)) // a broken header gives what parsed
+			envelope = imapserver.ExtractEnvelope(h)
+		}
+		if o.BodyStructure != nil {
+			if err := rewind(); err != nil {
+				return err
+			}
+			bstruct = imapBodyStructure(src)
+		}
+		for k, bs := range o.BodySection {
+			if imapWholeBody(bs) {
+				continue // streamed below
+			}
+			if err := rewind(); err != nil {
+				return err
+			}
+			sections[k] = imapserver.ExtractBodySection(src, bs)
+		}
+		for k, bs := range o.BinarySection {
+			if err := rewind(); err != nil {
+				return err
+			}
+			binaries[k] = imapserver.ExtractBinarySection(src, bs)
+		}
+		for k, bs := range o.BinarySectionSize {
+			if err := rewind(); err != nil {
+				return err
+			}
+			binSizes[k] = imapserver.ExtractBinarySectionSize(src, bs)
+		}
+		if src.err != nil {
+			return fmt.Errorf("read body of uid %d: %w", m.uid, src.err)
+		}
+	}
+
+	rw := w.CreateMessage(seq)
+	if o.UID {
+		rw.WriteUID(imap.UID(m.uid))
+	}
+	if o.Flags || seenChanged {
+		rw.WriteFlags(imapFlags(m.flags))
+	}
+	if o.InternalDate {
+		rw.WriteInternalDate(time.UnixMilli(m.date))
+	}
+	if o.RFC822Size {
+		rw.WriteRFC822Size(m.size)
+	}
+	if o.Envelope {
+		rw.WriteEnvelope(envelope)
+	}
+	if o.BodyStructure != nil {
+		rw.WriteBodyStructure(bstruct)
+	}
+	for k, bs := range o.BodySection {
+		if imapWholeBody(bs) {
+			if err := s.streamBody(rw, bs, body); err != nil {
+				_ = rw.Close() // releases the library's write lock
+				return err
+			}
+			continue
+		}
+		if err := imapWriteLiteral(rw.WriteBodySection(bs, int64(len(sections[k]))), sections[k]); err != nil {
+			_ = rw.Close()
+			return imapWriteError{err}
+		}
+	}
+	for k, bs := range o.BinarySection {
+		if err := imapWriteLiteral(rw.WriteBinarySection(bs, int64(len(binaries[k]))), binaries[k]); err != nil {
+			_ = rw.Close()
+			return imapWriteError{err}
+		}
+	}
+	for k, bs := range o.BinarySectionSize {
+		rw.WriteBinarySectionSize(bs, binSizes[k])
+	}
+	if err := rw.Close(); err != nil {
+		return imapWriteError{err}
+	}
+	return nil
+}
+
+// streamBody copies the whole body, or its <partial> window, from the
+// store to the client without holding it in memory.
+func (s *imapSession) streamBody(rw *imapserver.FetchResponseWriter, bs *imap.FetchItemBodySection, body node.Body) error {
+	size := body.Size()
+	off, n := int64(0), size
+	if p := bs.Partial; p != nil {
+		off = min(p.Offset, size)
+		n = min(p.Size, size-off)
+	}
+	wc := rw.WriteBodySection(bs, n)
+	_, err := body.Seek(off, io.SeekStart)
+	if err == nil {
+		_, err = io.CopyN(wc, body, n)
+	}
+	if err != nil {
+		// The literal's length is promised and cannot be met: the
+		// connection is beyond repair. Close it; the client retries.
+		s.log.Warn("imap: body failed while streaming, closing connection", "err", err)
+		_ = s.conn.NetConn().Close()
+		_ = wc.Close()
+		return imapWriteError{err}
+	}
+	if err := wc.Close(); err != nil {
+		return imapWriteError{err}
+	}
+	return nil
+}
+
+func imapWriteLiteral(wc io.WriteCloser, b []byte) error {
+	_, err := wc.Write(b)
+	if cerr := wc.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// imapErrReader remembers the first read error: go-imap's extract helpers
+// swallow errors, and a body that fails verification must not be served
+// as if it were shorter.
+type imapErrReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *imapErrReader) Read(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.err = err
+	}
+	return n, err
+}
+
+// imapMaxMIMEDepth bounds how deep BODYSTRUCTURE follows nested
+// multiparts and messages. go-imap's ExtractBodyStructure recurses without
+// a limit: a crafted 50 MiB message of nested multiparts would exhaust
+// the goroutine stack, which is fatal to the whole node, not just the
+// session. Deeper levels are described as one opaque part.
+const imapMaxMIMEDepth = 32
+
+// imapBodyStructure describes a message for BODYSTRUCTURE and BODY (RFC
+// 9051 section 7.5.2), reading it once, as a stream.
+func imapBodyStructure(r io.Reader) imap.BodyStructure {
+	br := bufio.NewReader(r)
+	h, _ := textproto.ReadHeader(br) // a broken header gives what parsed
+	return imapPartStructure(h, br, 0)
+}
+
+// imapCounter counts the octets and lines that pass through it.
+type imapCounter struct{ n, lines int64 }
+
+func (c *imapCounter) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	c.lines += int64(bytes.Count(p, []byte("\n")))
+	return len(p), nil
+}
+
+func imapPartStructure(raw textproto.Header, body io.Reader, depth int) imap.BodyStructure {
+	h := gomessage.Header{Header: raw}
+	var count imapCounter
+	body = io.TeeReader(body, &count)
+	drain := func() { _, _ = io.Copy(io.Discard, body) }
+
+	mediaType, params, err := h.ContentType()
+	if err != nil || !strings.Contains(mediaType, "/") {
+		mediaType, params = "text/plain", nil // RFC 2045 section 5.2
+	}
+	mediaType = strings.ToLower(mediaType)
+	typ, sub, _ := strings.Cut(mediaType, "/")
+
+	if typ == "multipart" && depth < imapMaxMIMEDepth && params["boundary"] != "" {
+		mp := &imap.BodyStructureMultiPart{Subtype: sub}
+		mr := textproto.NewMultipartReader(body, params["boundary"])
+		for {
+			p, err := mr.NextPart()
+			if err != nil {
+				break
+			}
+			mp.Children = append(mp.Children, imapPartStructure(p.Header, p, depth+1))
+		}
+		drain()
+		if len(mp.Children) > 0 {
+			mp.Extended = &imap.BodyStructureMultiPartExt{Params: params, Disposition: imapDisposition(h),
+				Language: imapLanguage(h), Location: h.Get("Content-Location")}
+			return mp
+		}
+		// A multipart without parts (a broken message): go-imap cannot
+		// write one, and to a reader it is text.
+		typ, sub, params = "text", "plain", nil
+	} else if typ == "multipart" {
+		typ, sub, params = "application", "octet-stream", nil
+	}
+
+	sp := &imap.BodyStructureSinglePart{
+		Type: typ, Subtype: sub, Params: params,
+		ID: h.Get("Content-Id"), Description: h.Get("Content-Description"),
+		Encoding: h.Get("Content-Transfer-Encoding"),
+		Extended: &imap.BodyStructureSinglePartExt{Disposition: imapDisposition(h),
+			Language: imapLanguage(h), Location: h.Get("Content-Location")},
+	}
+	if (mediaType == "message/rfc822" || mediaType == "message/global") && depth < imapMaxMIMEDepth {
+		br := bufio.NewReader(body)
+		inner, _ := textproto.ReadHeader(br)
+		sp.MessageRFC822 = &imap.BodyStructureMessageRFC822{
+			Envelope:      imapserver.ExtractEnvelope(inner),
+			BodyStructure: imapPartStructure(inner, br, depth+1),
+		}
+		_, _ = io.Copy(io.Discard, br)
+	}
+	drain()
+	sp.Size = uint32(min(count.n, 1<<32-1))
+	if sp.MessageRFC822 != nil {
+		sp.MessageRFC822.NumLines = count.lines
+	}
+	if typ == "text" {
+		sp.Text = &imap.BodyStructureText{NumLines: count.lines}
+	}
+	return sp
+}
+
+func imapDisposition(h gomessage.Header) *imap.BodyStructureDisposition {
+	d, params, err := h.ContentDisposition()
+	if err != nil || d == "" {
+		return nil
+	}
+	return &imap.BodyStructureDisposition{Value: d, Params: params}
+}
+
+func imapLanguage(h gomessage.Header) []string {
+	var out []string
+	for _, l := range strings.Split(h.Get("Content-Language"), ",") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}

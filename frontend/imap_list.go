@@ -1,0 +1,153 @@
+package frontend
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"powermail/node"
+)
+
+// imapListEntry is a name LIST can return: a folder, or a parent level
+// that does not exist itself but has folders below it ("a" of "a/b").
+type imapListEntry struct {
+	folder     *node.Folder // nil: a missing parent
+	children   bool
+	subscribed bool // some descendant is subscribed
+}
+
+// List answers LIST and LSUB (RFC 9051 section 6.3.9) with LIST-EXTENDED
+// selection and return options (RFC 5258), LIST-STATUS (RFC 5819) and
+// special-use attributes (RFC 6154), from one Folders read: the counters
+// LIST-STATUS needs are in the folder records.
+//
+// Only the session's own folders are ever listed, whatever reference or
+// pattern the client sends ("#shared", "~bob", "bob@example.com/...").
+func (s *imapSession) List(w *imapserver.ListWriter, ref string, patterns []string, o *imap.ListOptions) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	addr, err := s.user()
+	if err != nil {
+		return err
+	}
+	if len(patterns) == 0 {
+		// LIST "" "": the hierarchy delimiter and root (RFC 9051 6.3.9).
+		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: imapDelim})
+	}
+	if o == nil {
+		o = &imap.ListOptions{}
+	}
+	if o.ReturnStatus != nil {
+		if err := checkStatusOptions(o.ReturnStatus); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := s.callCtx()
+	defer cancel()
+	folders, err := s.srv.store.Folders(ctx, addr)
+	if err != nil {
+		return s.storeError("list", err, imap.ResponseCodeNonExistent)
+	}
+
+	entries := map[string]*imapListEntry{}
+	for i := range folders {
+		f := &folders[i]
+		if e := entries[f.Name]; e != nil {
+			e.folder = f
+		} else {
+			entries[f.Name] = &imapListEntry{folder: f}
+		}
+		// Every level above f has children, and a subscribed child.
+		for p := f.Name; strings.Contains(p, "/"); {
+			p = p[:strings.LastIndexByte(p, '/')]
+			e := entries[p]
+			if e == nil {
+				e = &imapListEntry{}
+				entries[p] = e
+			}
+			e.children = true
+			e.subscribed = e.subscribed || f.Subscribed
+		}
+	}
+	names := make([]string, 0, len(entries))
+	for n := range entries {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+
+	for _, name := range names {
+		e := entries[name]
+		matched, byPercent := imapListMatch(name, ref, patterns)
+		if !matched {
+			continue
+		}
+		data := imap.ListData{Mailbox: name, Delim: imapDelim}
+		f := e.folder
+		switch {
+		case f == nil:
+			// A missing parent is listed only where "%" stops at its level
+			// (RFC 9051 section 6.3.9), or, with RECURSIVEMATCH, for its
+			// subscribed children (RFC 5258 section 3.5).
+			recursive := o.SelectSubscribed && o.SelectRecursiveMatch && e.subscribed
+			if (!byPercent || o.SelectSubscribed || o.SelectSpecialUse) && !recursive {
+				continue
+			}
+			data.Attrs = append(data.Attrs, imap.MailboxAttrNonExistent, imap.MailboxAttrHasChildren)
+			if recursive {
+				data.ChildInfo = &imap.ListDataChildInfo{Subscribed: true}
+			}
+		case o.SelectSubscribed && !f.Subscribed:
+			if !(o.SelectRecursiveMatch && e.subscribed) {
+				continue
+			}
+			data.ChildInfo = &imap.ListDataChildInfo{Subscribed: true}
+			data.Attrs = append(data.Attrs, imapChildrenAttr(e))
+		case o.SelectSpecialUse && f.SpecialUse == "":
+			continue
+		default:
+			data.Attrs = append(data.Attrs, imapChildrenAttr(e))
+			if f.Subscribed && (o.SelectSubscribed || o.ReturnSubscribed) {
+				data.Attrs = append(data.Attrs, imap.MailboxAttrSubscribed)
+			}
+			if f.SpecialUse != "" {
+				data.Attrs = append(data.Attrs, imap.MailboxAttr(f.SpecialUse))
+			}
+			if o.ReturnStatus != nil {
+				data.Status = s.statusData(*f, o.ReturnStatus)
+				data.Status.Mailbox = name
+			}
+		}
+		if err := w.WriteList(&data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func imapChildrenAttr(e *imapListEntry) imap.MailboxAttr {
+	if e.children {
+		return imap.MailboxAttrHasChildren
+	}
+	return imap.MailboxAttrHasNoChildren
+}
+
+// imapListMatch reports whether name matches any pattern under ref, and
+// whether one that matched ends in "%" (so a missing parent is listed).
+// INBOX matches case-insensitively, as it is named.
+func imapListMatch(name, ref string, patterns []string) (matched, byPercent bool) {
+	for _, p := range patterns {
+		ok := imapserver.MatchList(name, imapDelim, ref, p)
+		if !ok && name == "INBOX" {
+			ok = imapserver.MatchList(name, imapDelim, strings.ToUpper(ref), strings.ToUpper(p))
+		}
+		if ok {
+			matched = true
+			if strings.HasSuffix(p, "%") {
+				byPercent = true
+			}
+		}
+	}
+	return matched, byPercent
+}

@@ -1,0 +1,417 @@
+package frontend
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"powermail/node"
+)
+
+// imapSession is one IMAP connection: the authenticated mailbox address
+// and, in the selected state, the session's own snapshot of a folder.
+//
+// Invariants:
+//   - Every MailStore call passes s.addr, the address the Authenticator
+//     returned; nothing a client sends can name another mailbox. Folder
+//     names are only ever looked up inside s.addr.
+//   - Methods run one at a time (imapserver reads the next command only
+//     after the previous one finished), except Idle, which runs on its own
+//     goroutine while the connection waits for DONE, and Close, which can
+//     race an Idle that is winding down. mu serialises all of them.
+//   - Every error returned is an *imap.Error or a failed write to the
+//     client (after which the connection is closed).
+type imapSession struct {
+	srv    *IMAPServer
+	conn   *imapserver.Conn
+	raw    *imapConn // nil for a caller-wrapped TLS listener
+	ip     string
+	ctx    context.Context // cancelled by Close and by IMAPServer.Close
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	log    *slog.Logger
+	addr   string        // "" until login
+	sel    *imapSelected // nil unless a folder is selected
+	closed bool
+}
+
+var (
+	_ imapserver.SessionIMAP4rev2   = (*imapSession)(nil)
+	_ imapserver.SessionAppendLimit = (*imapSession)(nil)
+)
+
+// callCtx bounds one MailStore call.
+func (s *imapSession) callCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(s.ctx, s.srv.cfg.CommandTimeout)
+}
+
+// Close ends the session: it drops the selected folder's watch and frees
+// the connection's per-IP slot.
+func (s *imapSession) Close() error {
+	s.cancel() // first: a poll in progress (IDLE) returns at once
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.unselectLocked()
+	s.srv.release(s.ip)
+	if s.addr != "" {
+		s.log.Debug("imap: session closed")
+	}
+	return nil
+}
+
+// secure reports whether the connection runs under TLS (implicit, or
+// after STARTTLS).
+func (s *imapSession) secure() bool {
+	_, ok := s.conn.NetConn().(*tls.Conn)
+	return ok
+}
+
+// Login checks a password through the shared Authenticator (LOGIN and
+// AUTHENTICATE PLAIN both end here). The library has already refused it
+// without TLS unless insecure auth is allowed; the Authenticator checks
+// again.
+func (s *imapSession) Login(user, password string) error {
+	ctx, cancel := s.callCtx()
+	defer cancel()
+	addr, err := s.srv.auth.Login(ctx, s.ip, user, password, s.secure())
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrInsecureAuth):
+		return imapNo(imap.ResponseCodePrivacyRequired, "TLS is required to authenticate")
+	case errors.Is(err, node.ErrUnavailable):
+		s.log.Info("imap: login unavailable", "err", err)
+		return imapNo(imap.ResponseCodeUnavailable, "Temporarily unavailable, try again")
+	case errors.Is(err, node.ErrAuthFailed):
+		return imapserver.ErrAuthFailed
+	default:
+		s.log.Error("imap: login: unexpected error", "err", err)
+		return imapNo(imap.ResponseCodeUnavailable, "Temporarily unavailable, try again")
+	}
+	s.mu.Lock()
+	s.addr = addr
+	s.log = s.log.With("user", addr)
+	s.mu.Unlock()
+	if s.raw != nil {
+		s.raw.authed.Store(true) // from now on the autologout timer is IdleTimeout
+	}
+	s.log.Info("imap: login", "tls", s.secure())
+	return nil
+}
+
+// user returns the authenticated address, or an error before login.
+func (s *imapSession) user() (string, error) {
+	if s.addr == "" {
+		return "", errIMAPNotAuthed
+	}
+	return s.addr, nil
+}
+
+// imapFolderName checks a mailbox name sent by the client and returns it
+// as the store spells it ("INBOX" is case-insensitive, RFC 9051 section
+// 5.1). Names with control characters never reach the store.
+func imapFolderName(name string) (string, bool) {
+	if name == "" || len(name) > 1024 || !utf8.ValidString(name) {
+		return "", false
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return "", false
+		}
+	}
+	if strings.EqualFold(name, "INBOX") {
+		return "INBOX", true
+	}
+	return name, true
+}
+
+// imapNewFolderName is imapFolderName for names being created (CREATE,
+// RENAME's target). It also refuses names that look like a path or a
+// namespace, so that no client is led to believe "../x" or "#shared/x"
+// means anything but a personal folder: our only namespace is the
+// personal one (see Namespace).
+func imapNewFolderName(name string) (string, error) {
+	name = strings.TrimSuffix(name, "/") // RFC 9051 section 6.3.4
+	n, ok := imapFolderName(name)
+	if !ok || strings.HasPrefix(n, "#") || strings.HasPrefix(n, "~") {
+		return "", imapNo(imap.ResponseCodeCannot, "Invalid mailbox name")
+	}
+	for _, level := range strings.Split(n, "/") {
+		if level == "" || level == "." || level == ".." {
+			return "", imapNo(imap.ResponseCodeCannot, "Invalid mailbox name")
+		}
+	}
+	return n, nil
+}
+
+// lookupFolder returns the store name for a mailbox the command reads or
+// writes; a name that cannot exist is simply not there.
+func lookupFolder(name string, missing imap.ResponseCode) (string, error) {
+	n, ok := imapFolderName(name)
+	if !ok {
+		return "", imapNo(missing, "No such mailbox")
+	}
+	return n, nil
+}
+
+// Namespace has one personal namespace, "" with delimiter "/" (RFC 2342).
+// No other users' or shared namespaces exist.
+func (s *imapSession) Namespace() (*imap.NamespaceData, error) {
+	return &imap.NamespaceData{Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: imapDelim}}}, nil
+}
+
+// imapDelim is the hierarchy delimiter (RFC 9051 section 5.1.1).
+const imapDelim = '/'
+
+// AppendLimit is advertised as APPENDLIMIT=n and enforced by the library
+// before the literal is accepted.
+func (s *imapSession) AppendLimit() uint32 { return uint32(s.srv.cfg.MaxAppendBytes) }
+
+var imapSpecialUses = map[imap.MailboxAttr]bool{
+	imap.MailboxAttrAll: true, imap.MailboxAttrArchive: true, imap.MailboxAttrDrafts: true,
+	imap.MailboxAttrFlagged: true, imap.MailboxAttrJunk: true, imap.MailboxAttrSent: true,
+	imap.MailboxAttrTrash: true,
+}
+
+// Create creates a folder, with at most one special use (RFC 6154 section
+// 3, CREATE-SPECIAL-USE).
+func (s *imapSession) Create(name string, options *imap.CreateOptions) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	addr, err := s.user()
+	if err != nil {
+		return err
+	}
+	n, err := imapNewFolderName(name)
+	if err != nil {
+		return err
+	}
+	if n == "INBOX" {
+		return imapNo(imap.ResponseCodeAlreadyExists, "INBOX always exists")
+	}
+	var use string
+	if options != nil && len(options.SpecialUse) > 0 {
+		if len(options.SpecialUse) > 1 || !imapSpecialUses[options.SpecialUse[0]] {
+			return imapNo(imapCodeUseAttr, "Unsupported special use (one of \\All \\Archive \\Drafts \\Flagged \\Junk \\Sent \\Trash)")
+		}
+		use = string(options.SpecialUse[0])
+	}
+	ctx, cancel := s.callCtx()
+	defer cancel()
+	if err := s.srv.store.CreateFolder(ctx, addr, n, use); err != nil {
+		return s.storeError("create", err, imap.ResponseCodeNonExistent)
+	}
+	return nil
+}
+
+// Delete deletes a folder and its messages; its children stay (RFC 9051
+// section 6.3.5). INBOX cannot be deleted.
+func (s *imapSession) Delete(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	addr, err := s.user()
+	if err != nil {
+		return err
+	}
+	n, err := lookupFolder(name, imap.ResponseCodeNonExistent)
+	if err != nil {
+		return err
+	}
+	if n == "INBOX" {
+		return imapNo(imap.ResponseCodeCannot, "INBOX cannot be deleted")
+	}
+	ctx, cancel := s.callCtx()
+	defer cancel()
+	if err := s.srv.store.DeleteFolder(ctx, addr, n); err != nil {
+		return s.storeError("delete", err, imap.ResponseCodeNonExistent)
+	}
+	return nil
+}
+
+// Rename renames a folder and its children. If this session has one of
+// them selected, its selection follows the new name, so that it is not
+// taken for a folder deleted by someone else.
+func (s *imapSession) Rename(from, to string, _ *imap.RenameOptions) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	addr, err := s.user()
+	if err != nil {
+		return err
+	}
+	f, err := lookupFolder(from, imap.ResponseCodeNonExistent)
+	if err != nil {
+		return err
+	}
+	t, err := imapNewFolderName(to)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.callCtx()
+	defer cancel()
+	if err := s.srv.store.RenameFolder(ctx, addr, f, t); err != nil {
+		return s.storeError("rename", err, imap.ResponseCodeNonExistent)
+	}
+	if sel := s.sel; sel != nil && f != "INBOX" {
+		switch {
+		case sel.name == f:
+			sel.name = t
+		case strings.HasPrefix(sel.name, f+"/"):
+			sel.name = t + strings.TrimPrefix(sel.name, f)
+		}
+	}
+	return nil
+}
+
+func (s *imapSession) Subscribe(name string) error   { return s.subscribe(name, true) }
+func (s *imapSession) Unsubscribe(name string) error { return s.subscribe(name, false) }
+
+func (s *imapSession) subscribe(name string, on bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	addr, err := s.user()
+	if err != nil {
+		return err
+	}
+	n, err := lookupFolder(name, imap.ResponseCodeNonExistent)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.callCtx()
+	defer cancel()
+	if err := s.srv.store.SubscribeFolder(ctx, addr, n, on); err != nil {
+		return s.storeError("subscribe", err, imap.ResponseCodeNonExistent)
+	}
+	return nil
+}
+
+// Status answers from the folder record's counters: one read.
+func (s *imapSession) Status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	addr, err := s.user()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkStatusOptions(options); err != nil {
+		return nil, err
+	}
+	n, err := lookupFolder(name, imap.ResponseCodeNonExistent)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := s.callCtx()
+	defer cancel()
+	f, err := s.srv.store.Folder(ctx, addr, n)
+	if err != nil {
+		return nil, s.storeError("status", err, imap.ResponseCodeNonExistent)
+	}
+	return s.statusData(f, options), nil
+}
+
+// checkStatusOptions refuses items we cannot answer. The library would
+// dereference a nil count for them.
+func checkStatusOptions(o *imap.StatusOptions) error {
+	if o != nil && o.DeletedStorage {
+		return imapBad("DELETED-STORAGE needs QUOTA, which is not supported")
+	}
+	return nil
+}
+
+func (s *imapSession) statusData(f node.Folder, o *imap.StatusOptions) *imap.StatusData {
+	u32 := func(v int64) *uint32 {
+		n := uint32(min(max(v, 0), 1<<32-1))
+		return &n
+	}
+	d := &imap.StatusData{Mailbox: f.Name, UIDNext: imap.UID(f.UIDNext), UIDValidity: f.UIDValidity}
+	if o.NumMessages {
+		d.NumMessages = u32(f.Messages)
+	}
+	if o.NumUnseen {
+		d.NumUnseen = u32(f.Unseen)
+	}
+	if o.NumDeleted {
+		d.NumDeleted = u32(f.Deleted)
+	}
+	if o.Size {
+		size := max(f.Bytes, 0)
+		d.Size = &size
+	}
+	if o.NumRecent {
+		d.NumRecent = u32(0) // \Recent is not kept (RFC 9051 removed it)
+	}
+	if o.AppendLimit {
+		d.AppendLimit = u32(s.srv.cfg.MaxAppendBytes)
+	}
+	return d
+}
+
+// Append stores a message. It returns only once the store says the
+// message is durable (Promise 1), and names it with APPENDUID (RFC 4315).
+func (s *imapSession) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	addr, err := s.user()
+	if err != nil {
+		return nil, err
+	}
+	n, err := lookupFolder(mailbox, imap.ResponseCodeTryCreate)
+	if err != nil {
+		return nil, err
+	}
+	if r.Size() > s.srv.cfg.MaxAppendBytes {
+		return nil, imapNo(imap.ResponseCodeTooBig, "Message too big")
+	}
+	flags := imapStoreFlagList(options.Flags, s.sel)
+	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.TransferTimeout)
+	defer cancel()
+	res, err := s.srv.store.Append(ctx, addr, n, flags, options.Time, r)
+	if err != nil {
+		return nil, s.storeError("append", err, imap.ResponseCodeTryCreate)
+	}
+	s.log.Debug("imap: appended", "folder", n, "uid", res.UID, "size", r.Size())
+	return &imap.AppendData{UID: imap.UID(res.UID), UIDValidity: res.UIDValidity}, nil
+}
+
+// System flags in their canonical spelling; flags are case-insensitive
+// (RFC 9051 section 2.3.2).
+var imapSystemFlags = []imap.Flag{imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted, imap.FlagDraft}
+
+// imapStoreFlagList prepares client flags for the store: system flags in
+// canonical case, keywords in the case already used in the selected
+// folder (if any), \Recent dropped (it cannot be stored), no duplicates.
+func imapStoreFlagList(flags []imap.Flag, sel *imapSelected) []string {
+	out := make([]string, 0, len(flags))
+	for _, f := range flags {
+		s := string(f)
+		if strings.EqualFold(s, `\Recent`) {
+			continue
+		}
+		if strings.HasPrefix(s, `\`) {
+			for _, sys := range imapSystemFlags {
+				if strings.EqualFold(s, string(sys)) {
+					s = string(sys)
+				}
+			}
+		} else if sel != nil {
+			if known, ok := sel.keywords[strings.ToLower(s)]; ok {
+				s = known
+			}
+		}
+		if !slices.ContainsFunc(out, func(o string) bool { return strings.EqualFold(o, s) }) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
