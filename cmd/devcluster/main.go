@@ -85,7 +85,7 @@ func start(bin, dir string, ns []devNode, quiet bool) error {
 		}
 		args := []string{"server", "--id", n.id, "--data", filepath.Join(dir, n.id), "--cluster", n.cluster,
 			"--admin", n.admin, "--smtp", n.smtp, "--lmtp", n.lmtp, "--imap", n.imap, "--pop3", n.pop3,
-			"--hostname", n.id + ".powermail.test"}
+			"--hostname", n.id + ".powermail.test", "--allow-insecure-auth"} // loopback only
 		if i == 0 {
 			args = append(args, "--bootstrap")
 		} else {
@@ -172,11 +172,13 @@ Try:
   bin/powermail mailbox add you@example.com --password s3cret --addr %s
   swaks --server %s --to demo@example.com      # or any SMTP client, to any node
   bin/powermail mailbox ls --addr %s           # the message count, from any node
+  python3 -c 'import imaplib; m=imaplib.IMAP4("127.0.0.1", %s); m.login("demo@example.com","demo-password"); print(m.select("INBOX"))'
 
-SMTP and LMTP accept mail on every node. IMAP and POP3 are not built yet;
-their addresses above are reserved.
+Every node accepts mail (SMTP, LMTP) and serves any mailbox (IMAP, POP3).
+Plaintext logins are allowed without TLS here (--allow-insecure-auth),
+because the cluster listens on loopback only.
 Stop the cluster with: make stop
-`, sec, dir, ns[0].admin, ns[1].admin, ns[2].admin, ns[0].smtp, ns[2].admin)
+`, sec, dir, ns[0].admin, ns[1].admin, ns[2].admin, ns[0].smtp, ns[2].admin, port(ns[1].imap))
 }
 
 func alive(dir, id string) bool {
@@ -205,4 +207,10 @@ func stop(dir string, ns []devNode) error {
 		os.Remove(path)
 	}
 	return nil
+}
+
+// port returns the port of a host:port address.
+func port(addr string) string {
+	_, p, _ := strings.Cut(addr, ":")
+	return p
 }

@@ -38,7 +38,8 @@ const cliSecret = "cli-test-secret-0123456789"
 
 type proc struct {
 	id, cluster, admin, data string
-	smtp                     string
+	smtp, imap, pop3         string
+	extra                    []string // the last start's extra flags, for restarts
 	cmd                      *exec.Cmd
 	log                      *bytes.Buffer
 }
@@ -55,6 +56,7 @@ func freeAddr(t *testing.T) string {
 
 func (p *proc) start(t *testing.T, extra ...string) {
 	t.Helper()
+	p.extra = extra
 	args := append([]string{"server", "--id", p.id, "--data", p.data, "--cluster", p.cluster, "--admin", p.admin}, extra...)
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Env = append(os.Environ(), "POWERMAIL_SECRET="+cliSecret)
@@ -102,6 +104,7 @@ type statusJSON struct {
 		Role        string `json:"role"`
 		ClusterAddr string `json:"cluster_addr"`
 		AdminAddr   string `json:"admin_addr"`
+		Bodies      int64  `json:"bodies"`
 	} `json:"nodes"`
 }
 

@@ -45,18 +45,25 @@ func (m *mailFlags) config(log *slog.Logger, lmtp bool) (frontend.SMTPConfig, er
 		MaxLineLength: m.maxLine, MaxConnsPerIP: m.maxConn, ReadTimeout: m.readTimeout,
 		WriteTimeout: m.writeTimeout, Logger: log, LMTP: lmtp,
 	}
-	if m.tlsCert != "" || m.tlsKey != "" {
-		cert, err := tls.LoadX509KeyPair(m.tlsCert, m.tlsKey)
-		if err != nil {
-			return cfg, fmt.Errorf("load --tls-cert/--tls-key: %w", err)
-		}
-		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	}
-	return cfg, nil
+	var err error
+	cfg.TLS, err = m.tlsConfig()
+	return cfg, err
 }
 
-// startMail starts the SMTP and LMTP listeners that have an address and
-// returns a function that stops them.
+// tlsConfig loads --tls-cert/--tls-key; nil without them.
+func (m *mailFlags) tlsConfig() (*tls.Config, error) {
+	if m.tlsCert == "" && m.tlsKey == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(m.tlsCert, m.tlsKey)
+	if err != nil {
+		return nil, fmt.Errorf("load --tls-cert/--tls-key: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// startMail starts the SMTP, LMTP, IMAP and POP3 listeners that have an
+// address and returns a function that stops them.
 func startMail(f *serverFlags, n *node.Node, log *slog.Logger) (func(context.Context), error) {
 	var servers []*frontend.SMTPServer
 	stop := func(ctx context.Context) {
@@ -88,5 +95,18 @@ func startMail(f *serverFlags, n *node.Node, log *slog.Logger) (func(context.Con
 			return nil, err
 		}
 	}
-	return stop, nil
+	tlsCfg, err := f.mail.tlsConfig()
+	if err != nil {
+		stop(context.Background())
+		return nil, err
+	}
+	stopAccess, err := startAccess(f, n, tlsCfg, log)
+	if err != nil {
+		stop(context.Background())
+		return nil, err
+	}
+	return func(ctx context.Context) {
+		stopAccess()
+		stop(ctx)
+	}, nil
 }

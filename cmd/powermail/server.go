@@ -20,6 +20,8 @@ type serverFlags struct {
 	bootstrap                                           bool
 	replicas, writeQuorum                               int
 	mail                                                mailFlags
+	access                                              accessFlags
+	redundancy                                          redundancyFlags
 }
 
 func newServerCmd() *cobra.Command {
@@ -52,6 +54,8 @@ POWERMAIL_SECRET and is also the admin API token.`,
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	f.mail.register(fl)
+	f.access.register(fl)
+	f.redundancy.register(fl)
 	return cmd
 }
 
@@ -72,12 +76,9 @@ func runServer(ctx context.Context, f *serverFlags) error {
 		AdminAddr: f.admin, AdminAdvertise: f.adminAdvertise, Secret: secret,
 		Bootstrap: f.bootstrap, Join: f.join, Logger: log,
 		BootstrapSettings: &node.BootstrapSettings{Replicas: f.replicas, WriteQuorum: f.writeQuorum},
+		MaildropLease:     f.access.maildropLease,
 	}
-	for name, addr := range map[string]string{"imap": f.imap, "pop3": f.pop3} {
-		if addr != "" {
-			log.Warn("mail protocol listener not built yet; flag ignored", "protocol", name, "addr", addr)
-		}
-	}
+	f.redundancy.apply(&cfg)
 	n, err := node.New(ctx, cfg)
 	if err != nil {
 		return err

@@ -25,20 +25,30 @@ func (p *proc) smtpArgs(t *testing.T) []string {
 	if p.smtp == "" {
 		p.smtp = freeAddr(t)
 	}
-	return []string{"--smtp", p.smtp, "--hostname", "mx." + p.id + ".test"}
+	if p.imap == "" {
+		p.imap, p.pop3 = freeAddr(t), freeAddr(t)
+	}
+	return []string{"--smtp", p.smtp, "--hostname", "mx." + p.id + ".test",
+		"--imap", p.imap, "--pop3", p.pop3, "--allow-insecure-auth"}
 }
 
 func startMailCluster(t *testing.T) []*proc {
+	return startMailClusterN(t, 3)
+}
+
+// startMailClusterN starts size nodes with every mail protocol and the
+// given extra server flags, and creates the test mailboxes.
+func startMailClusterN(t *testing.T, size int, extra ...string) []*proc {
 	t.Helper()
 	dir := t.TempDir()
 	var ps []*proc
-	for i := 1; i <= 3; i++ {
+	for i := 1; i <= size; i++ {
 		ps = append(ps, &proc{id: fmt.Sprintf("n%d", i), cluster: freeAddr(t), admin: freeAddr(t), data: fmt.Sprintf("%s/%d", dir, i)})
 	}
-	ps[0].start(t, append(ps[0].smtpArgs(t), "--bootstrap")...)
+	ps[0].start(t, append(append(ps[0].smtpArgs(t), extra...), "--bootstrap")...)
 	waitStatus(t, ps[0].admin, 10*time.Second, func(s statusJSON) bool { return s.Leader == "n1" })
 	for i, p := range ps[1:] {
-		p.start(t, append(p.smtpArgs(t), "--join", ps[0].admin)...)
+		p.start(t, append(append(p.smtpArgs(t), extra...), "--join", ps[0].admin)...)
 		waitStatus(t, ps[0].admin, 30*time.Second, func(s statusJSON) bool { return len(s.Nodes) == i+2 && s.Health == "healthy" })
 	}
 	mustCLI(t, "domain", "add", "example.com", "--addr", ps[0].admin)

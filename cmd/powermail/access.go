@@ -1,0 +1,85 @@
+package main
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"powermail/frontend"
+	"powermail/node"
+)
+
+// accessFlags configure IMAP, POP3 and the login path they share.
+type accessFlags struct {
+	imaps, pop3s      string
+	allowInsecureAuth bool
+	authDelay         time.Duration
+	authMaxDelay      time.Duration
+	imapIdle          time.Duration
+	pop3Idle          time.Duration
+	maildropLease     time.Duration
+}
+
+func (a *accessFlags) register(fl *pflag.FlagSet) {
+	fl.StringVar(&a.imaps, "imaps", "", "IMAP over implicit TLS listen address (needs --tls-cert)")
+	fl.StringVar(&a.pop3s, "pop3s", "", "POP3 over implicit TLS listen address (needs --tls-cert)")
+	fl.BoolVar(&a.allowInsecureAuth, "allow-insecure-auth", false, "accept plaintext passwords without TLS (trials on loopback only)")
+	fl.DurationVar(&a.authDelay, "auth-failure-delay", frontend.DefaultFailureDelay, "delay after a failed login, doubled per further failure of the IP or account")
+	fl.DurationVar(&a.authMaxDelay, "auth-max-delay", frontend.DefaultMaxDelay, "longest delay of a client that keeps failing to log in")
+	fl.DurationVar(&a.imapIdle, "imap-idle-timeout", frontend.DefaultIMAPIdleTimeout, "IMAP autologout after login (at least 30m)")
+	fl.DurationVar(&a.pop3Idle, "pop3-idle-timeout", frontend.DefaultPOP3IdleTimeout, "POP3 autologout (at least 10m)")
+	fl.DurationVar(&a.maildropLease, "maildrop-lease", node.DefaultMaildropLease, "how long a dead node's POP3 maildrop lock lasts")
+}
+
+// startAccess starts the IMAP and POP3 listeners that have an address
+// and returns a function that closes them.
+func startAccess(f *serverFlags, n *node.Node, tlsCfg *tls.Config, log *slog.Logger) (func(), error) {
+	a := &f.access
+	auth := frontend.NewAuthenticator(n, frontend.AuthConfig{AllowInsecure: a.allowInsecureAuth,
+		FailureDelay: a.authDelay, MaxDelay: a.authMaxDelay}, log)
+	imap := frontend.NewIMAPServer(n, auth, frontend.IMAPConfig{TLS: tlsCfg, MaxAppendBytes: f.mail.maxMessage,
+		MaxConnsPerIP: f.mail.maxConn, IdleTimeout: a.imapIdle}, log)
+	pop3 := frontend.NewPOP3Server(n, auth, frontend.POP3Config{Hostname: f.mail.hostname, ServerID: f.id,
+		TLS: tlsCfg, MaxConnsPerIP: f.mail.maxConn, IdleTimeout: a.pop3Idle}, log)
+	var lns []net.Listener
+	stop := func() {
+		imap.Close()
+		pop3.Close()
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}
+	for _, l := range []struct {
+		proto, addr string
+		serve       func(net.Listener) error
+		tls         bool
+	}{
+		{"imap", f.imap, imap.Serve, false}, {"imaps", a.imaps, imap.ServeTLS, true},
+		{"pop3", f.pop3, pop3.Serve, false}, {"pop3s", a.pop3s, pop3.ServeTLS, true},
+	} {
+		if l.addr == "" {
+			continue
+		}
+		if l.tls && tlsCfg == nil {
+			stop()
+			return nil, fmt.Errorf("--%s needs --tls-cert and --tls-key", l.proto)
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("listen %s: %w", l.proto, err)
+		}
+		lns = append(lns, ln)
+		go func() {
+			if err := l.serve(ln); err != nil {
+				log.Debug("listener stopped", "protocol", l.proto, "err", err)
+			}
+		}()
+		log.Info("listening", "protocol", l.proto, "addr", ln.Addr().String())
+	}
+	return stop, nil
+}

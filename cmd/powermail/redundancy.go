@@ -1,0 +1,40 @@
+package main
+
+import (
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"powermail/node"
+)
+
+// redundancyFlags tune repair, rebalance, scrub and garbage collection.
+type redundancyFlags struct {
+	repairGrace, repairInterval time.Duration
+	repairRate, scrubRate       int64
+	rebalanceSpread             float64
+	scrubInterval               time.Duration
+	gcInterval, gcIdle          time.Duration
+	peerPoll                    time.Duration
+	faultInjection              bool
+}
+
+func (r *redundancyFlags) register(fl *pflag.FlagSet) {
+	fl.DurationVar(&r.repairGrace, "repair-grace", node.DefaultRepairGrace, "how long a node may be unreachable before its body replicas are re-created elsewhere")
+	fl.DurationVar(&r.repairInterval, "repair-interval", node.DefaultRepairInterval, "how often the leader checks every body's replicas")
+	fl.Int64Var(&r.repairRate, "repair-rate", node.DefaultRepairRate, "bytes per second for repair and rebalance copies")
+	fl.Float64Var(&r.rebalanceSpread, "rebalance-spread", node.DefaultRebalance, "allowed (max-min)/max of body bytes across nodes before bodies move")
+	fl.DurationVar(&r.scrubInterval, "scrub-interval", node.DefaultScrubInterval, "pause between two passes that re-verify every local body")
+	fl.Int64Var(&r.scrubRate, "scrub-rate", node.DefaultScrubRate, "bytes per second read by the scrub")
+	fl.DurationVar(&r.gcInterval, "gc-interval", node.DefaultGCInterval, "how often the leader collects unreferenced bodies")
+	fl.DurationVar(&r.gcIdle, "gc-idle", node.DefaultGCIdle, "a copy written more recently than this is never collected")
+	fl.DurationVar(&r.peerPoll, "peer-poll-interval", 10*time.Second, "how often each node polls its peers' storage figures")
+	fl.BoolVar(&r.faultInjection, "enable-fault-injection", false, "enable the admin API's fault endpoints (tests only)")
+}
+
+func (r *redundancyFlags) apply(cfg *node.Config) {
+	cfg.RepairGrace, cfg.RepairInterval, cfg.RepairRate = r.repairGrace, r.repairInterval, r.repairRate
+	cfg.RebalanceSpread, cfg.ScrubInterval, cfg.ScrubRate = r.rebalanceSpread, r.scrubInterval, r.scrubRate
+	cfg.GCInterval, cfg.GCIdle, cfg.PeerPollInterval = r.gcInterval, r.gcIdle, r.peerPoll
+	cfg.FaultInjection = r.faultInjection
+}
