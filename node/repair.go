@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"powermail/fsm"
@@ -32,6 +33,10 @@ const (
 	DefaultRepairRate     = 32 << 20 // bytes/s
 	DefaultRebalance      = 0.2      // allowed (max-min)/max of used bytes
 	repairScanBatch       = 1000
+	// repairWorkers copy different bodies at once: a copy is latency
+	// bound (fetch, fsync, raft commit), and concurrent commits share
+	// raft batches. The byte-rate limit still bounds the total.
+	repairWorkers = 8
 )
 
 // RepairStatus is the leader's view of redundancy, for cluster status.
@@ -99,40 +104,68 @@ func (n *Node) RepairRound(ctx context.Context) (RepairStatus, error) {
 	if err != nil {
 		return RepairStatus{}, err
 	}
-	var bodies, under, unrepairable int64
-	for after := ""; ; {
-		recs, err := n.state.Bodies(after, repairScanBatch)
-		if err != nil {
-			return RepairStatus{}, err
-		}
-		if len(recs) == 0 {
-			break
-		}
-		after = recs[len(recs)-1].Hash
-		for _, rec := range recs {
-			if rec.Refs <= 0 || rec.Collecting != 0 {
-				continue
+	var bodies, under, unrepairable atomic.Int64
+	work := make(chan fsm.BodyRecord)
+	var wg sync.WaitGroup
+	var firstErr error
+	var errOnce sync.Once
+	for range repairWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for rec := range work {
+				short, err := n.repairBody(ctx, live, settings.Replicas, rec)
+				if err != nil {
+					errOnce.Do(func() { firstErr = err })
+				}
+				if short {
+					under.Add(1)
+					if !slices.ContainsFunc(rec.Replicas, func(id string) bool { return live.alive[id] }) {
+						unrepairable.Add(1)
+					}
+				}
 			}
-			bodies++
-			short, err := n.repairBody(ctx, live, settings.Replicas, rec)
-			if err != nil {
-				return RepairStatus{}, err
-			}
-			if short {
-				under++
-			}
-			if short && !slices.ContainsFunc(rec.Replicas, func(id string) bool { return live.alive[id] }) {
-				unrepairable++
-			}
-		}
+		}()
+	}
+	err = n.scanReferenced(ctx, func(rec fsm.BodyRecord) {
+		bodies.Add(1)
+		work <- rec
+	})
+	close(work)
+	wg.Wait()
+	if err == nil {
+		err = firstErr
+	}
+	if err != nil {
+		return RepairStatus{}, err
 	}
 	n.repair.update(func(s *RepairStatus) {
-		s.LastRound, s.Bodies, s.UnderReplicated, s.Unrepairable = time.Now(), bodies, under, unrepairable
+		s.LastRound, s.Bodies, s.UnderReplicated, s.Unrepairable = time.Now(), bodies.Load(), under.Load(), unrepairable.Load()
 	})
 	if err := n.rebalance(ctx, live); err != nil {
 		return n.repair.get(), err
 	}
 	return n.repair.get(), nil
+}
+
+// scanReferenced calls fn for every referenced body record, in hash
+// order, until ctx ends.
+func (n *Node) scanReferenced(ctx context.Context, fn func(fsm.BodyRecord)) error {
+	for after := ""; ; {
+		recs, err := n.state.Bodies(after, repairScanBatch)
+		if err != nil || len(recs) == 0 {
+			return err
+		}
+		after = recs[len(recs)-1].Hash
+		for _, rec := range recs {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if rec.Refs > 0 && rec.Collecting == 0 {
+				fn(rec)
+			}
+		}
+	}
 }
 
 // repairBody brings one body to R healthy replicas, drops removed nodes

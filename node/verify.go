@@ -65,7 +65,7 @@ func (n *Node) VerifyAll(ctx context.Context, progress func(VerifyProgress)) (Ve
 			}
 		}()
 	}
-	recs, err := n.referencedBodies()
+	recs, err := n.referencedBodies(ctx)
 	if err == nil {
 		p.Total = int64(len(recs))
 		last := time.Now()
@@ -95,20 +95,10 @@ func (n *Node) VerifyAll(ctx context.Context, progress func(VerifyProgress)) (Ve
 }
 
 // referencedBodies lists the records of every referenced body.
-func (n *Node) referencedBodies() ([]fsm.BodyRecord, error) {
+func (n *Node) referencedBodies(ctx context.Context) ([]fsm.BodyRecord, error) {
 	var out []fsm.BodyRecord
-	for after := ""; ; {
-		recs, err := n.state.Bodies(after, repairScanBatch)
-		if err != nil || len(recs) == 0 {
-			return out, err
-		}
-		after = recs[len(recs)-1].Hash
-		for _, rec := range recs {
-			if rec.Refs > 0 && rec.Collecting == 0 {
-				out = append(out, rec)
-			}
-		}
-	}
+	err := n.scanReferenced(ctx, func(rec fsm.BodyRecord) { out = append(out, rec) })
+	return out, err
 }
 
 // redundancyRoutes adds the admin endpoints of redundancy upkeep.

@@ -1,0 +1,156 @@
+package node
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"powermail/fsm"
+)
+
+// Repair benchmarks run once per invocation (-benchtime 1x): each builds
+// a four-node cluster, fills it, loses a node and measures the repair.
+
+const (
+	repairBenchBodies = 200
+	repairBenchSize   = 256 << 10
+)
+
+func repairBenchCluster(b *testing.B) (*testCluster, *Node, *Node) {
+	c := newTestClusterWith(b, 4, func(cfg *Config) {
+		cfg.PeerPollInterval = 100 * time.Millisecond
+		cfg.RepairInterval = time.Hour
+		cfg.RepairRate = 1 << 40
+	})
+	l := c.leader(5 * time.Second)
+	mustApply(b, l, &fsm.DomainAdd{Name: "example.com"})
+	mustApply(b, l, addMailbox("a@example.com"))
+	waitFor(b, 10*time.Second, "members", func() bool { m, _ := l.State().Members(); return len(m) == 4 })
+	ctx := ctxT(b, 5*time.Minute)
+	for i := 0; i < repairBenchBodies; i++ {
+		body := fmt.Sprintf("Subject: %d\r\n\r\n%s", i, strings.Repeat("x", repairBenchSize))
+		if _, err := c.nodes[fmt.Sprintf("n%d", 1+i%4)].Deliver(ctx, Message{Mailboxes: []string{"a@example.com"}, Received: time.Now()}, strings.NewReader(body)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var victim *Node
+	for _, id := range []string{"n4", "n3"} {
+		if c.nodes[id] != l {
+			victim = c.nodes[id]
+			break
+		}
+	}
+	return c, l, victim
+}
+
+func loseNode(b *testing.B, c *testCluster, l, victim *Node) int64 {
+	st, _ := victim.bodies.Stats(ctxT(b, time.Second))
+	victim.Kill()
+	delete(c.nodes, victim.ID())
+	if err := l.Remove(ctxT(b, 10*time.Second), victim.ID()); err != nil {
+		b.Fatal(err)
+	}
+	return st.BodyBytes
+}
+
+// BenchmarkRepairThroughput: bytes re-replicated per second after a node
+// holding about half of the bodies is removed.
+func BenchmarkRepairThroughput(b *testing.B) {
+	for range b.N {
+		b.StopTimer()
+		c, l, victim := repairBenchCluster(b)
+		lost := loseNode(b, c, l, victim)
+		b.StartTimer()
+		start := time.Now()
+		st, err := l.RepairRound(ctxT(b, 5*time.Minute))
+		if err != nil {
+			b.Fatal(err)
+		}
+		secs := time.Since(start).Seconds()
+		b.ReportMetric(float64(lost)/secs/(1<<20), "MB/s")
+		b.ReportMetric(float64(st.Repaired)/secs, "copies/s")
+	}
+}
+
+// BenchmarkDeliveryDuringRepair: 4 KiB deliveries over 8 concurrent
+// senders for a fixed time, first on the healthy cluster, then while the
+// leader repairs a lost node; reports both rates and their ratio.
+func BenchmarkDeliveryDuringRepair(b *testing.B) {
+	for _, rate := range []int64{1 << 40, 16 << 20} {
+		name := "unlimited"
+		if rate < 1<<40 {
+			name = fmt.Sprintf("%dMBps", rate>>20)
+		}
+		b.Run(name, func(b *testing.B) { deliveryDuringRepair(b, rate) })
+	}
+}
+
+func deliveryDuringRepair(b *testing.B, rate int64) {
+	for range b.N {
+		b.StopTimer()
+		c, l, victim := repairBenchCluster(b)
+		l.limiter.rate = rate
+		var live []*Node
+		for _, n := range c.nodes {
+			if n != victim {
+				live = append(live, n)
+			}
+		}
+		b.StartTimer()
+		before := deliveryRate(b, live, 3*time.Second, nil)
+		loseNode(b, c, l, victim)
+		repairDone := make(chan struct{})
+		go func() {
+			defer close(repairDone)
+			l.RepairRound(ctxT(b, 5*time.Minute))
+		}()
+		during := deliveryRate(b, aliveOf(c), 3*time.Second, repairDone)
+		<-repairDone
+		b.ReportMetric(before, "msgs/s-healthy")
+		b.ReportMetric(during, "msgs/s-repairing")
+		b.ReportMetric(during/before, "ratio")
+	}
+}
+
+func aliveOf(c *testCluster) []*Node {
+	var out []*Node
+	for _, n := range c.nodes {
+		out = append(out, n)
+	}
+	return out
+}
+
+// deliveryRate delivers 4 KiB messages from 8 goroutines through nodes
+// for d (or until stop closes) and returns messages per second.
+func deliveryRate(b *testing.B, nodes []*Node, d time.Duration, stop <-chan struct{}) float64 {
+	if len(nodes) == 0 {
+		return 0
+	}
+	body := "Subject: load\r\n\r\n" + strings.Repeat("y", 4096)
+	deadline := time.Now().Add(d)
+	var count atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(deadline); i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				n := nodes[(w+i)%len(nodes)]
+				if _, err := n.Deliver(ctxT(b, 10*time.Second), Message{Mailboxes: []string{"a@example.com"}, Received: time.Now()}, strings.NewReader(body)); err == nil {
+					count.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(count.Load()) / time.Since(start).Seconds()
+}
