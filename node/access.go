@@ -79,13 +79,29 @@ func (n *Node) Folder(ctx context.Context, addr, name string) (Folder, error) {
 	return f, accessErr(err)
 }
 
-// View reads a folder and all its messages at one index.
+// View reads a folder and all its messages at one index. The messages
+// may be shared with other sessions (see viewcache.go): callers must not
+// modify them.
 func (n *Node) View(ctx context.Context, addr, name string) (FolderView, error) {
 	if err := n.readBarrier(ctx); err != nil {
 		return FolderView{}, err
 	}
+	a, err := fsm.ParseAddress(addr)
+	if err != nil {
+		return FolderView{}, accessErr(err)
+	}
+	key := a.Key() + "\x00" + fsm.CanonicalFolder(name)
+	if f, err := n.state.Folder(addr, name); err == nil {
+		if msgs, ok := n.views.get(key, f); ok {
+			return FolderView{Folder: f, Messages: msgs}, nil
+		}
+	}
 	f, msgs, err := n.state.View(addr, name)
-	return FolderView{Folder: f, Messages: msgs}, accessErr(err)
+	if err != nil {
+		return FolderView{}, accessErr(err)
+	}
+	n.views.put(key, f, msgs)
+	return FolderView{Folder: f, Messages: msgs}, nil
 }
 
 // CreateFolder creates a folder (specialUse may be empty).

@@ -285,3 +285,26 @@ func TestAccessMaildropLock(t *testing.T) {
 		t.Errorf("lock after unlock: %v", err)
 	}
 }
+
+func TestAccessViewIsSharedUntilTheFolderChanges(t *testing.T) {
+	c, ns := accessCluster(t)
+	ctx := ctxT(t, 20*time.Second)
+	a := "a@example.com"
+	for i := 0; i < 3; i++ {
+		if _, err := c.nodes["n1"].Deliver(ctx, Message{Mailboxes: []string{a}, Received: time.Now()}, strings.NewReader("x\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v1, _ := ns[2].View(ctx, a, "INBOX")
+	v2, _ := ns[2].View(ctx, a, "inbox")
+	if len(v1.Messages) != 3 || &v1.Messages[0] != &v2.Messages[0] {
+		t.Fatal("an unchanged folder was read twice")
+	}
+	if _, err := ns[0].StoreFlags(ctx, a, "INBOX", []uint32{2}, FlagsAdd, []string{`\Flagged`}); err != nil {
+		t.Fatal(err)
+	}
+	v3, _ := ns[2].View(ctx, a, "INBOX")
+	if &v3.Messages[0] == &v1.Messages[0] || !slices.Contains(v3.Messages[1].Flags, `\Flagged`) {
+		t.Fatalf("a changed folder was served from the cache: %+v", v3.Messages)
+	}
+}

@@ -33,7 +33,8 @@ type Folder = fsm.Folder
 type StoredMessage = fsm.Message
 
 // FolderView is a consistent snapshot of one folder: its record and all
-// its messages in UID order, read at one applied index.
+// its messages in UID order, read at one applied index. Messages may be
+// shared with other sessions and must not be modified.
 type FolderView struct {
 	Folder   Folder
 	Messages []StoredMessage

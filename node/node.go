@@ -52,7 +52,8 @@ type Node struct {
 	reads     *readIndex
 	admin     *adminServer
 
-	watchers     watchers // IMAP/POP3 sessions waiting for mailbox changes
+	watchers     watchers  // IMAP/POP3 sessions waiting for mailbox changes
+	views        viewCache // folder message lists shared by sessions
 	started      time.Time
 	repair       repairState
 	limiter      byteLimiter // repair and rebalance copying

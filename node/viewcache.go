@@ -1,0 +1,74 @@
+package node
+
+import (
+	"container/list"
+	"sync"
+
+	"powermail/fsm"
+)
+
+// The view cache. Every IMAP session polls its selected folder, and each
+// change to a folder makes every session on it re-read the whole message
+// list. Sessions of one mailbox on one node share the read: a folder's
+// messages are fully determined by its ID and ModSeq (the raft index of
+// its last change, which every message command bumps), so a view read at
+// that ModSeq is reused until the folder changes. Bounded by the number
+// of messages held.
+
+// viewCacheMessages bounds the messages held by the view cache.
+const viewCacheMessages = 1 << 20
+
+type viewCache struct {
+	mu   sync.Mutex
+	lru  *list.List // of *viewEntry, most recent first
+	m    map[string]*list.Element
+	msgs int
+}
+
+type viewEntry struct {
+	key      string
+	folderID uint64
+	modSeq   uint64
+	msgs     []fsm.Message
+}
+
+// get returns the cached messages of key if they were read at f's ID and
+// ModSeq.
+func (c *viewCache) get(key string, f fsm.Folder) ([]fsm.Message, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[key]
+	if !ok {
+		return nil, false
+	}
+	v := e.Value.(*viewEntry)
+	if v.folderID != f.ID || v.modSeq != f.ModSeq {
+		return nil, false
+	}
+	c.lru.MoveToFront(e)
+	return v.msgs, true
+}
+
+func (c *viewCache) put(key string, f fsm.Folder, msgs []fsm.Message) {
+	if len(msgs) > viewCacheMessages/4 {
+		return // a huge folder would push out everyone else
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m, c.lru = map[string]*list.Element{}, list.New()
+	}
+	if e, ok := c.m[key]; ok {
+		c.msgs -= len(e.Value.(*viewEntry).msgs)
+		c.lru.Remove(e)
+	}
+	c.m[key] = c.lru.PushFront(&viewEntry{key: key, folderID: f.ID, modSeq: f.ModSeq, msgs: msgs})
+	c.msgs += len(msgs)
+	for c.msgs > viewCacheMessages && c.lru.Len() > 1 {
+		old := c.lru.Back()
+		v := old.Value.(*viewEntry)
+		c.lru.Remove(old)
+		delete(c.m, v.key)
+		c.msgs -= len(v.msgs)
+	}
+}
