@@ -85,6 +85,9 @@ type IMAPConfig struct {
 	// PollInterval is how often IDLE re-reads the selected folder when no
 	// change notification arrives. Default DefaultIMAPPollInterval.
 	PollInterval time.Duration
+	// CacheBytes bounds the node-wide cache of body headers and
+	// BODYSTRUCTUREs (imap_cache.go). Default DefaultIMAPCacheBytes.
+	CacheBytes int64
 }
 
 // withDefaults returns cfg with zero fields filled in. A field out of
@@ -98,6 +101,7 @@ func (cfg IMAPConfig) withDefaults() (IMAPConfig, error) {
 	setDefault(&cfg.CommandTimeout, DefaultIMAPCommandTimeout)
 	setDefault(&cfg.TransferTimeout, DefaultIMAPTransferTimeout)
 	setDefault(&cfg.PollInterval, DefaultIMAPPollInterval)
+	setDefault(&cfg.CacheBytes, DefaultIMAPCacheBytes)
 
 	var errs []error
 	clamp := func(bad bool, fix func(), format string, args ...any) {
@@ -184,6 +188,8 @@ type IMAPServer struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	meta *imapMetaCache // headers and BODYSTRUCTUREs by body hash
+
 	mu      sync.Mutex
 	perIP   map[string]int // admitted sessions per remote IP
 	waiting map[string]int // over-limit connections waiting for a slot
@@ -215,6 +221,7 @@ func NewIMAPServer(store MailStore, auth *Authenticator, cfg IMAPConfig, log *sl
 		cancel:  cancel,
 		perIP:   make(map[string]int),
 		waiting: make(map[string]int),
+		meta:    newIMAPMetaCache(cfg.CacheBytes),
 	}
 	s.srv = imapserver.New(&imapserver.Options{
 		NewSession: s.newSession,

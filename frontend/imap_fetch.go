@@ -112,9 +112,31 @@ func imapFetchSetsSeen(o *imap.FetchOptions) bool {
 	return false
 }
 
+// imapNeedsBody: some item needs the body itself (the header and a known
+// BODYSTRUCTURE come from the cache).
 func imapNeedsBody(o *imap.FetchOptions) bool {
-	return o.Envelope || o.BodyStructure != nil || len(o.BodySection) > 0 ||
+	return o.BodyStructure != nil || imapNeedsStream(o)
+}
+
+// imapNeedsStream: some item must read the body, whatever is cached.
+func imapNeedsStream(o *imap.FetchOptions) bool {
+	return slices.ContainsFunc(o.BodySection, func(bs *imap.FetchItemBodySection) bool { return !imapHeaderOnly(bs) }) ||
 		len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0
+}
+
+// imapHeaderOnly reports a section of the top-level header only
+// (BODY[HEADER], BODY[HEADER.FIELDS (...)], BODY[HEADER.FIELDS.NOT (...)]).
+func imapHeaderOnly(bs *imap.FetchItemBodySection) bool {
+	return len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierHeader
+}
+
+// imapHeaderReader reads a cached header section as a message with an
+// empty body.
+func imapHeaderReader(h []byte) io.Reader {
+	if bytes.HasSuffix(h, []byte("\n\n")) || bytes.HasSuffix(h, []byte("\r\n\r\n")) {
+		return bytes.NewReader(h)
+	}
+	return io.MultiReader(bytes.NewReader(h), strings.NewReader("\r\n"))
 }
 
 // imapWholeBody reports a section that is the entire message (BODY[],
@@ -138,11 +160,32 @@ func (s *imapSession) fetchMessage(w *imapserver.FetchWriter, seq uint32, m *ima
 		binaries = make([][]byte, len(o.BinarySection))
 		binSizes = make([]uint32, len(o.BinarySectionSize))
 	)
-	if imapNeedsBody(o) {
-		// One message's transfer is bounded by TransferTimeout, and the
-		// body's context lives until it has been written out.
-		ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.TransferTimeout)
-		defer cancel()
+	// One message's transfer is bounded by TransferTimeout, and the
+	// body's context lives until it has been written out.
+	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.TransferTimeout)
+	defer cancel()
+	if o.Envelope || slices.ContainsFunc(o.BodySection, imapHeaderOnly) {
+		// From the node's header cache: no body read on a warm mailbox.
+		header, err := s.srv.header(ctx, m.hash)
+		if err != nil {
+			return fmt.Errorf("read header of uid %d: %w", m.uid, err)
+		}
+		if o.Envelope {
+			h, _ := textproto.ReadHeader(bufio.NewReader(imapHeaderReader(header))) // a broken header gives what parsed
+			envelope = imapserver.ExtractEnvelope(h)
+		}
+		for k, bs := range o.BodySection {
+			if imapHeaderOnly(bs) {
+				sections[k] = imapserver.ExtractBodySection(imapHeaderReader(header), bs)
+			}
+		}
+	}
+	if o.BodyStructure != nil {
+		if cached := s.srv.meta.get(m.hash); cached != nil && cached.bstruct != nil {
+			bstruct = cached.bstruct
+		}
+	}
+	if imapNeedsBody(o) && (bstruct == nil || imapNeedsStream(o)) {
 		b, err := s.srv.store.OpenBody(ctx, m.hash)
 		if err != nil {
 			return fmt.Errorf("open body of uid %d: %w", m.uid, err)
@@ -156,22 +199,14 @@ func (s *imapSession) fetchMessage(w *imapserver.FetchWriter, seq uint32, m *ima
 			}
 			return src.err
 		}
-		if o.Envelope {
-			if err := rewind(); err != nil {
-				return err
+		if o.BodyStructure != nil && bstruct == nil {
+			if bstruct, err = s.srv.bodyStructure(m.hash, body); err != nil {
+				return fmt.Errorf("read body of uid %d: %w", m.uid, err)
 			}
-			h, _ := textproto.ReadHeader(bufio.NewReader(src)) // a broken header gives what parsed
-			envelope = imapserver.ExtractEnvelope(h)
-		}
-		if o.BodyStructure != nil {
-			if err := rewind(); err != nil {
-				return err
-			}
-			bstruct = imapBodyStructure(src)
 		}
 		for k, bs := range o.BodySection {
-			if imapWholeBody(bs) {
-				continue // streamed below
+			if imapWholeBody(bs) || imapHeaderOnly(bs) {
+				continue // streamed below, or from the header
 			}
 			if err := rewind(); err != nil {
 				return err

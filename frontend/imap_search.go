@@ -1,7 +1,6 @@
 package frontend
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -79,9 +78,29 @@ type imapCandidate struct {
 	seq uint32
 	msg *imapMsg
 
-	raw    []byte
-	header textproto.Header
-	loaded bool
+	raw       []byte
+	header    textproto.Header
+	hasHeader bool
+	loaded    bool
+}
+
+// loadHeader parses the header, from the node's header cache when it can.
+func (c *imapCandidate) loadHeader() error {
+	if c.hasHeader {
+		return nil
+	}
+	m := c.s.srv.meta.get(c.msg.hash)
+	if m == nil || m.header == nil {
+		ctx, cancel := context.WithTimeout(c.s.ctx, c.s.srv.cfg.TransferTimeout)
+		defer cancel()
+		var err error
+		if m, err = c.s.srv.headerMeta(ctx, c.msg.hash); err != nil {
+			return fmt.Errorf("read header of uid %d: %w", c.msg.uid, err)
+		}
+	}
+	c.header = m.parsedHeader()
+	c.hasHeader = true
+	return nil
 }
 
 func (c *imapCandidate) load() error {
@@ -100,7 +119,6 @@ func (c *imapCandidate) load() error {
 		return fmt.Errorf("read body of uid %d: %w", c.msg.uid, err)
 	}
 	c.raw = raw
-	c.header, _ = textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw))) // a broken header gives what parsed
 	c.loaded = true
 	return nil
 }
@@ -157,13 +175,11 @@ func (c *imapCandidate) match(cr *imap.SearchCriteria) (bool, error) {
 		}
 	}
 
-	needBody := len(cr.Header) > 0 || len(cr.Body) > 0 || len(cr.Text) > 0 ||
-		!cr.SentSince.IsZero() || !cr.SentBefore.IsZero()
-	if !needBody {
-		return true, nil
-	}
-	if err := c.load(); err != nil {
-		return false, err
+	needHeader := len(cr.Header) > 0 || !cr.SentSince.IsZero() || !cr.SentBefore.IsZero()
+	if needHeader {
+		if err := c.loadHeader(); err != nil {
+			return false, err
+		}
 	}
 	for _, hf := range cr.Header {
 		if !imapHeaderMatch(c.header, hf.Key, hf.Value) {
@@ -176,6 +192,12 @@ func (c *imapCandidate) match(cr *imap.SearchCriteria) (bool, error) {
 		if err != nil || sent.IsZero() || !imapDateIn(sent, cr.SentSince, cr.SentBefore) {
 			return false, nil
 		}
+	}
+	if len(cr.Body) == 0 && len(cr.Text) == 0 {
+		return true, nil
+	}
+	if err := c.load(); err != nil {
+		return false, err
 	}
 	for _, t := range cr.Body {
 		if !imapTextMatch(c.raw, t, false) {

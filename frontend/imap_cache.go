@@ -1,0 +1,178 @@
+package frontend
+
+import (
+	"bufio"
+	"bytes"
+	"container/list"
+	"context"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-message/textproto"
+)
+
+// The body cache. Bodies are content-addressed and never change, so what
+// the server learns of one (its header section, its BODYSTRUCTURE) is true
+// for ever and can be shared by every session of this node. ENVELOPE,
+// header FETCHes and header SEARCH criteria then cost no body read on a
+// warm mailbox. The cache is an LRU bounded in bytes.
+
+// DefaultIMAPCacheBytes bounds the body cache.
+const DefaultIMAPCacheBytes = 64 << 20
+
+// imapMaxHeader bounds a cached header section; a longer one is truncated
+// at a line boundary (what parsed is what a client gets, as before).
+const imapMaxHeader = 256 << 10
+
+type imapMeta struct {
+	header  []byte // header section including the blank line
+	bstruct imap.BodyStructure
+	cost    int64
+
+	// parsed is the header, parsed once on first use and then only read
+	// (shared by every session that searches this body).
+	parseOnce sync.Once
+	parsed    textproto.Header
+}
+
+// parsedHeader returns the parsed header section.
+func (m *imapMeta) parsedHeader() textproto.Header {
+	m.parseOnce.Do(func() {
+		m.parsed, _ = textproto.ReadHeader(bufio.NewReader(imapHeaderReader(m.header))) // a broken header gives what parsed
+	})
+	return m.parsed
+}
+
+type imapMetaCache struct {
+	mu   sync.Mutex
+	max  int64
+	used int64
+	lru  *list.List // of *imapMetaEntry, most recent first
+	m    map[string]*list.Element
+}
+
+type imapMetaEntry struct {
+	hash string
+	meta *imapMeta
+}
+
+func newIMAPMetaCache(max int64) *imapMetaCache {
+	return &imapMetaCache{max: max, lru: list.New(), m: map[string]*list.Element{}}
+}
+
+func (c *imapMetaCache) get(hash string) *imapMeta {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.m[hash]; ok {
+		c.lru.MoveToFront(e)
+		return e.Value.(*imapMetaEntry).meta
+	}
+	return nil
+}
+
+// put stores m (replacing an older entry of the same hash) and evicts the
+// least recently used entries beyond the bound.
+func (c *imapMetaCache) put(hash string, m *imapMeta) {
+	m.cost = 3*int64(len(m.header)) + 256 // raw and parsed
+	if m.bstruct != nil {
+		m.cost += 1024
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.m[hash]; ok {
+		c.used -= e.Value.(*imapMetaEntry).meta.cost
+		c.lru.Remove(e)
+	}
+	c.m[hash] = c.lru.PushFront(&imapMetaEntry{hash: hash, meta: m})
+	c.used += m.cost
+	for c.used > c.max && c.lru.Len() > 1 {
+		old := c.lru.Back()
+		ent := old.Value.(*imapMetaEntry)
+		c.lru.Remove(old)
+		delete(c.m, ent.hash)
+		c.used -= ent.meta.cost
+	}
+}
+
+// header returns a body's header section, from the cache or by reading
+// only as far as the blank line.
+func (srv *IMAPServer) header(ctx context.Context, hash string) ([]byte, error) {
+	m, err := srv.headerMeta(ctx, hash)
+	if err != nil {
+		return nil, err
+	}
+	return m.header, nil
+}
+
+// headerMeta returns the cache entry of a body, with its header section
+// read if it was not cached.
+func (srv *IMAPServer) headerMeta(ctx context.Context, hash string) (*imapMeta, error) {
+	if m := srv.meta.get(hash); m != nil && m.header != nil {
+		return m, nil
+	}
+	b, err := srv.store.OpenBody(ctx, hash)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	h, err := readHeaderSection(bufio.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	m := &imapMeta{header: h}
+	srv.meta.put(hash, m)
+	return m, nil
+}
+
+// bodyStructure returns a body's BODYSTRUCTURE, computing it from body
+// (positioned anywhere) if it is not cached.
+func (srv *IMAPServer) bodyStructure(hash string, body io.ReadSeeker) (imap.BodyStructure, error) {
+	m := srv.meta.get(hash)
+	if m != nil && m.bstruct != nil {
+		return m.bstruct, nil
+	}
+	if _, err := body.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	src := &imapErrReader{r: body}
+	bs := imapBodyStructure(src)
+	if src.err != nil {
+		return nil, src.err
+	}
+	next := &imapMeta{bstruct: bs}
+	if m != nil {
+		next.header = m.header
+	} else if _, err := body.Seek(0, io.SeekStart); err == nil {
+		next.header, _ = readHeaderSection(bufio.NewReader(body))
+	}
+	srv.meta.put(hash, next)
+	return bs, nil
+}
+
+// readHeaderSection reads lines up to and including the first empty one
+// (or EOF), at most imapMaxHeader bytes.
+func readHeaderSection(r *bufio.Reader) ([]byte, error) {
+	var out bytes.Buffer
+	midLine := false // the last read ended inside a long line
+	for out.Len() < imapMaxHeader {
+		line, err := r.ReadSlice('\n')
+		out.Write(line)
+		if err == bufio.ErrBufferFull {
+			midLine = true
+			continue
+		}
+		if err == io.EOF {
+			return out.Bytes(), nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read header: %w", err)
+		}
+		if !midLine && len(bytes.TrimRight(line, "\r\n")) == 0 {
+			return out.Bytes(), nil
+		}
+		midLine = false
+	}
+	return out.Bytes(), nil
+}
