@@ -11,7 +11,7 @@ JEPSEN_TIME   ?= 5m
 JEPSEN_FAULTS ?= kill,pause
 BENCHDIR  := /tmp/powermail-bench
 
-.PHONY: all build run stop test test-short bench bench-go bench-smtp bench-load fuzz jepsen jepsen-short clean
+.PHONY: all build run stop test test-short bench bench-go bench-smtp bench-imap bench-repair bench-load fuzz jepsen jepsen-short clean
 
 all: build
 
@@ -19,6 +19,7 @@ build:
 	$(GO) build -o $(BIN) ./cmd/powermail
 	$(GO) build -o bin/devcluster ./cmd/devcluster
 	$(GO) build -o bin/smtpload ./cmd/smtpload
+	$(GO) build -o bin/imapload ./cmd/imapload
 
 run: build
 	bin/devcluster --bin $(BIN) --dir run start
@@ -34,11 +35,23 @@ test:
 test-short:
 	$(GO) test -count=1 -short $(PKGS)
 
-# Hot-path benchmarks and the delivery load run; numbers in BENCHMARKS.md.
-bench: bench-go bench-smtp
+# Hot-path benchmarks and the load runs; numbers in BENCHMARKS.md.
+bench: bench-go bench-repair bench-smtp bench-imap
 
 bench-go:
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./fsm ./node ./storage ./frontend
+	$(GO) test -run '^$$' -bench . -skip 'Repair' -benchtime $(BENCHTIME) -benchmem ./fsm ./node ./storage ./frontend
+
+# Repair throughput and delivery during repair: each builds and fills a
+# four-node cluster, so each runs once.
+bench-repair:
+	$(GO) test -run '^$$' -bench 'Repair' -benchtime 1x ./node
+
+# IMAP and POP3 load on a three-process cluster: mixed commands, FETCH and
+# SEARCH on a warm mailbox, POP3 RETR (cmd/imapload). The same script
+# compares with Dovecot: `bash cmd/imapload/compare/dovecot.sh all`.
+bench-imap:
+	SESSIONS=$${SESSIONS:-10} DURATION=$${DURATION:-$(LOADTIME)} PREFILL=$${PREFILL:-2000} QUIET_WAIT=$${QUIET_WAIT:-0} \
+		bash cmd/imapload/compare/dovecot.sh powermail
 
 # Delivery load: a three-process cluster on loopback (R=2), 4 KiB
 # messages over 1, 5, 20 and 50 SMTP connections spread over the nodes.
@@ -54,9 +67,12 @@ bench-smtp: build
 bench-load: build
 	$(GO) run ./cmd/dirload --bin $(BIN) --mailboxes $${MAILBOXES:-1000000}
 
-# Protocol fuzzing; CI runs a short pass, `make fuzz FUZZTIME=10m` a long one.
+# Protocol fuzzing, FUZZTIME per target; CI runs a short pass, `make fuzz
+# FUZZTIME=10m` a long one.
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzSMTPSession -fuzztime $(FUZZTIME) ./frontend
+	$(GO) test -run '^$$' -fuzz FuzzIMAPSession -fuzztime $(FUZZTIME) ./frontend
+	$(GO) test -run '^$$' -fuzz FuzzPOP3Session -fuzztime $(FUZZTIME) ./frontend
 
 # Fault injection against real processes (see jepsen/README.md). The short
 # plan (TestShortPlan, about a minute) is part of `make test`.
