@@ -394,9 +394,78 @@ type imapConn struct {
 	net.Conn
 	preAuth, idle time.Duration
 	authed        atomic.Bool
+
+	// Write coalescing. The library flushes after every response line, so
+	// a FETCH of 20 messages was 20 write system calls. Writes are held
+	// until the server next reads (it has answered the command), the
+	// buffer fills, or imapWriteDelay passes (unsolicited IDLE updates).
+	wmu   sync.Mutex
+	wbuf  []byte
+	timer *time.Timer
+	werr  error
+}
+
+// Write coalescing bounds.
+const (
+	imapWriteBuffer = 32 << 10
+	imapWriteDelay  = time.Millisecond
+)
+
+func (c *imapConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return 0, c.werr
+	}
+	if len(c.wbuf)+len(p) > imapWriteBuffer {
+		if err := c.flushLocked(); err != nil {
+			return 0, err
+		}
+		if len(p) > imapWriteBuffer {
+			n, err := c.Conn.Write(p)
+			c.werr = err
+			return n, err
+		}
+	}
+	c.wbuf = append(c.wbuf, p...)
+	if c.timer == nil {
+		c.timer = time.AfterFunc(imapWriteDelay, c.flush)
+	}
+	return len(p), nil
+}
+
+func (c *imapConn) flush() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.flushLocked()
+}
+
+func (c *imapConn) flushLocked() error {
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+	if len(c.wbuf) == 0 || c.werr != nil {
+		return c.werr
+	}
+	_, c.werr = c.Conn.Write(c.wbuf)
+	c.wbuf = c.wbuf[:0]
+	return c.werr
+}
+
+// Close sends what is buffered (a BYE, say) before closing.
+func (c *imapConn) Close() error {
+	c.flush()
+	return c.Conn.Close()
 }
 
 func (c *imapConn) Read(p []byte) (int, error) {
+	c.wmu.Lock()
+	err := c.flushLocked() // the answer goes out before we wait for more
+	c.wmu.Unlock()
+	if err != nil {
+		return 0, err
+	}
 	d := c.preAuth
 	if c.authed.Load() {
 		d = c.idle

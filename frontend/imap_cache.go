@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"github.com/emersion/go-imap/v2"
@@ -175,4 +176,44 @@ func readHeaderSection(r *bufio.Reader) ([]byte, error) {
 		midLine = false
 	}
 	return out.Bytes(), nil
+}
+
+// imapHeaderSection answers BODY[HEADER], BODY[HEADER.FIELDS (...)] and
+// BODY[HEADER.FIELDS.NOT (...)] from a parsed header: the raw fields kept,
+// in message order, then the blank line, then the <partial> window (RFC
+// 9051 section 6.4.5). It gives what go-imap's ExtractBodySection gives,
+// without parsing the header again.
+func imapHeaderSection(h textproto.Header, bs *imap.FetchItemBodySection) []byte {
+	var keep map[string]bool
+	if len(bs.HeaderFields) > 0 {
+		keep = make(map[string]bool, len(bs.HeaderFields))
+		for _, k := range bs.HeaderFields {
+			keep[strings.ToLower(k)] = true
+		}
+	}
+	drop := make(map[string]bool, len(bs.HeaderFieldsNot))
+	for _, k := range bs.HeaderFieldsNot {
+		drop[strings.ToLower(k)] = true
+	}
+	var buf bytes.Buffer
+	for f := h.Fields(); f.Next(); {
+		k := strings.ToLower(f.Key())
+		if (keep != nil && !keep[k]) || drop[k] {
+			continue
+		}
+		raw, err := f.Raw()
+		if err != nil {
+			return nil
+		}
+		buf.Write(raw)
+	}
+	buf.WriteString("\r\n")
+	out := buf.Bytes()
+	if p := bs.Partial; p != nil {
+		if p.Offset > int64(len(out)) {
+			return nil
+		}
+		out = out[p.Offset:min(p.Offset+p.Size, int64(len(out)))]
+	}
+	return out
 }

@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"strings"
 	"testing"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
 )
 
 func TestReadHeaderSection(t *testing.T) {
@@ -47,5 +50,28 @@ func TestIMAPMetaCacheEvicts(t *testing.T) {
 	c.put("l", &imapMeta{header: make([]byte, 500)})
 	if c.get("h") == nil {
 		t.Fatal("a recently used entry was evicted first")
+	}
+}
+
+func TestIMAPHeaderSectionMatchesTheLibrary(t *testing.T) {
+	msg := "From: A <a@example.com>\r\nSubject: first\r\n line folded\r\nX-Dup: 1\r\nTo: b@example.com\r\nx-dup: 2\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\n\r\nbody text\r\n"
+	sections := []*imap.FetchItemBodySection{
+		{Specifier: imap.PartSpecifierHeader},
+		{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"subject", "FROM", "x-dup"}},
+		{Specifier: imap.PartSpecifierHeader, HeaderFieldsNot: []string{"x-dup", "To"}},
+		{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Nope"}},
+		{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Subject"}, Partial: &imap.SectionPartial{Offset: 3, Size: 12}},
+		{Specifier: imap.PartSpecifierHeader, Partial: &imap.SectionPartial{Offset: 5000, Size: 10}},
+	}
+	raw, err := readHeaderSection(bufio.NewReader(strings.NewReader(msg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &imapMeta{header: raw}
+	for _, bs := range sections {
+		want := imapserver.ExtractBodySection(strings.NewReader(msg), bs)
+		if got := imapHeaderSection(m.parsedHeader(), bs); string(got) != string(want) {
+			t.Errorf("%+v:\n got %q\nwant %q", bs, got, want)
+		}
 	}
 }

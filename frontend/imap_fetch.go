@@ -165,18 +165,19 @@ func (s *imapSession) fetchMessage(w *imapserver.FetchWriter, seq uint32, m *ima
 	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.TransferTimeout)
 	defer cancel()
 	if o.Envelope || slices.ContainsFunc(o.BodySection, imapHeaderOnly) {
-		// From the node's header cache: no body read on a warm mailbox.
-		header, err := s.srv.header(ctx, m.hash)
+		// From the node's header cache: no body read or parse on a warm
+		// mailbox.
+		meta, err := s.srv.headerMeta(ctx, m.hash)
 		if err != nil {
 			return fmt.Errorf("read header of uid %d: %w", m.uid, err)
 		}
+		h := meta.parsedHeader()
 		if o.Envelope {
-			h, _ := textproto.ReadHeader(bufio.NewReader(imapHeaderReader(header))) // a broken header gives what parsed
 			envelope = imapserver.ExtractEnvelope(h)
 		}
 		for k, bs := range o.BodySection {
 			if imapHeaderOnly(bs) {
-				sections[k] = imapserver.ExtractBodySection(imapHeaderReader(header), bs)
+				sections[k] = imapHeaderSection(h, bs)
 			}
 		}
 	}
