@@ -79,10 +79,16 @@ func start(bin, dir string, ns []devNode, quiet bool) error {
 	if err != nil {
 		return err
 	}
+	// A fresh node must be ready before the next joins through it. A node
+	// restarting on its data cannot be ready until a majority is back, so
+	// restarting nodes are all started first and waited for together.
+	var restarting []devNode
 	for i, n := range ns {
 		if alive(dir, n.id) {
 			continue
 		}
+		_, statErr := os.Stat(filepath.Join(dir, n.id))
+		restart := statErr == nil
 		args := []string{"server", "--id", n.id, "--data", filepath.Join(dir, n.id), "--cluster", n.cluster,
 			"--admin", n.admin, "--smtp", n.smtp, "--lmtp", n.lmtp, "--imap", n.imap, "--pop3", n.pop3,
 			"--hostname", n.id + ".powermail.test", "--allow-insecure-auth"} // loopback only
@@ -94,7 +100,16 @@ func start(bin, dir string, ns []devNode, quiet bool) error {
 		if err := spawn(bin, dir, n.id, sec, args); err != nil {
 			return err
 		}
+		if restart {
+			restarting = append(restarting, n)
+			continue
+		}
 		if err := waitReady(n.admin, 20*time.Second); err != nil {
+			return fmt.Errorf("%s: %w (see %s)", n.id, err, filepath.Join(dir, n.id+".log"))
+		}
+	}
+	for _, n := range restarting {
+		if err := waitReady(n.admin, 30*time.Second); err != nil {
 			return fmt.Errorf("%s: %w (see %s)", n.id, err, filepath.Join(dir, n.id+".log"))
 		}
 	}
