@@ -123,17 +123,23 @@ func (n *Node) CollectGarbage(ctx context.Context) (int, int64, error) {
 }
 
 func (n *Node) collectOne(ctx context.Context, hash string) (bool, int64, error) {
+	// A body tombstoned in an earlier round (a member did not answer)
+	// keeps its tombstone: no new raft entry for it.
 	var res fsm.CollectResult
-	if err := n.applyAccess(ctx, &fsm.BodyCollect{Hash: hash}, &res); err != nil || res.Collect == 0 {
+	if b, err := n.state.Body(hash); err == nil && b.Collecting != 0 && b.Refs <= 0 {
+		res = fsm.CollectResult{Collect: b.Collecting, Replicas: b.Replicas}
+	} else if err := n.applyAccess(ctx, &fsm.BodyCollect{Hash: hash}, &res); err != nil || res.Collect == 0 {
 		return false, 0, err
 	}
 	members, err := n.state.Members()
 	if err != nil {
 		return false, 0, err
 	}
+	isMember := map[string]bool{}
 	confirmed := map[string]bool{}
 	var freed int64
 	for _, m := range members {
+		isMember[m.ID] = true
 		rep, err := n.gcRemote(ctx, m, hash, res.Collect)
 		if err != nil {
 			n.log.Debug("gc: member did not answer", "member", m.ID, "body", hash, "err", err)
@@ -147,8 +153,10 @@ func (n *Node) collectOne(ctx context.Context, hash string) (bool, int64, error)
 			confirmed[m.ID] = true
 		}
 	}
+	// Every listed replica that is still a member must have deleted its
+	// copy (a removed node's copies left with it).
 	for _, id := range res.Replicas {
-		if !confirmed[id] {
+		if isMember[id] && !confirmed[id] {
 			return false, freed, nil // next round
 		}
 	}

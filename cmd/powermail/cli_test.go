@@ -68,6 +68,23 @@ func (p *proc) start(t *testing.T, extra ...string) {
 	t.Cleanup(func() { p.stop(syscall.SIGKILL) })
 }
 
+// waitLeader waits until the bootstrapping node p leads, and shows its
+// log if it never does (a port taken between freeAddr and the bind, a
+// crash).
+func (p *proc) waitLeader(t *testing.T, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		if st, err := status(t, p.admin); err == nil && st.Leader == p.id {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not become leader within %v; its log:\n%s", p.id, d, p.log.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func (p *proc) stop(sig syscall.Signal) error {
 	if p.cmd == nil || p.cmd.ProcessState != nil {
 		return nil
@@ -139,7 +156,7 @@ func startCluster(t *testing.T) []*proc {
 		ps = append(ps, &proc{id: fmt.Sprintf("n%d", i), cluster: freeAddr(t), admin: freeAddr(t), data: filepath.Join(dir, fmt.Sprint(i))})
 	}
 	ps[0].start(t, "--bootstrap")
-	waitStatus(t, ps[0].admin, 10*time.Second, func(s statusJSON) bool { return s.Leader == "n1" })
+	ps[0].waitLeader(t, 30*time.Second)
 	ps[1].start(t, "--join", ps[0].admin)
 	waitStatus(t, ps[1].admin, 10*time.Second, func(s statusJSON) bool { return len(s.Nodes) == 2 })
 	ps[2].start(t)

@@ -46,7 +46,7 @@ func startMailClusterN(t *testing.T, size int, extra ...string) []*proc {
 		ps = append(ps, &proc{id: fmt.Sprintf("n%d", i), cluster: freeAddr(t), admin: freeAddr(t), data: fmt.Sprintf("%s/%d", dir, i)})
 	}
 	ps[0].start(t, append(append(ps[0].smtpArgs(t), extra...), "--bootstrap")...)
-	waitStatus(t, ps[0].admin, 10*time.Second, func(s statusJSON) bool { return s.Leader == "n1" })
+	ps[0].waitLeader(t, 30*time.Second)
 	for i, p := range ps[1:] {
 		p.start(t, append(append(p.smtpArgs(t), extra...), "--join", ps[0].admin)...)
 		waitStatus(t, ps[0].admin, 30*time.Second, func(s statusJSON) bool { return len(s.Nodes) == i+2 && s.Health == "healthy" })
