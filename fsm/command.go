@@ -33,6 +33,10 @@ const (
 	CmdBodyCollect     CmdType = 20
 	CmdBodyForget      CmdType = 21
 	CmdBodyPlace       CmdType = 22
+	CmdQueueLease      CmdType = 23
+	CmdQueueUpdate     CmdType = 24
+	CmdQueueRetry      CmdType = 25
+	CmdQueueRemove     CmdType = 26
 )
 
 // encodingVersion is the second byte of every encoded command. A replica
@@ -94,6 +98,10 @@ func newRegistry() registry {
 	r.register(CmdBodyCollect, func() Command { return &BodyCollect{} })
 	r.register(CmdBodyForget, func() Command { return &BodyForget{} })
 	r.register(CmdBodyPlace, func() Command { return &BodyPlace{} })
+	r.register(CmdQueueLease, func() Command { return &QueueLease{} })
+	r.register(CmdQueueUpdate, func() Command { return &QueueUpdate{} })
+	r.register(CmdQueueRetry, func() Command { return &QueueRetry{} })
+	r.register(CmdQueueRemove, func() Command { return &QueueRemove{} })
 	return r
 }
 

@@ -35,6 +35,9 @@ type Deliver struct {
 	// and the quota is enforced here, since the client still holds the
 	// message and can act on a refusal.
 	Folder string `json:"folder,omitempty"`
+	// Queue, when set, also queues the message for recipients outside the
+	// cluster (queue.go), in this same entry: one more body reference.
+	Queue *QueuePart `json:"queue,omitempty"`
 }
 
 func (*Deliver) Type() CmdType { return CmdDeliver }
@@ -46,6 +49,8 @@ type DeliverResult struct {
 	Messages map[string]string `json:"messages,omitempty"` // mailbox -> error text
 	// UIDValidity of the folder appended to (appends only).
 	UIDValidity uint32 `json:"uid_validity,omitempty"`
+	// Queued is the ID of the queue entry created for Queue, if any.
+	Queued string `json:"queued,omitempty"`
 }
 
 // MaxDeliverMailboxes bounds the recipients of one commit.
@@ -78,8 +83,15 @@ func (c *Deliver) apply(tx *txn) (any, error) {
 			res.UIDValidity = validity
 		}
 	}
-	if len(res.UIDs) > 0 {
-		if err := c.addRefs(tx, hash, int64(len(res.UIDs))); err != nil {
+	refs := int64(len(res.UIDs))
+	if c.Queue != nil {
+		if res.Queued, err = createEntry(tx, c.Queue, c.Hash, c.Size, c.Replicas, c.InternalDate); err != nil {
+			return nil, err
+		}
+		refs++
+	}
+	if refs > 0 {
+		if err := c.addRefs(tx, hash, refs); err != nil {
 			return nil, err
 		}
 	}
@@ -91,8 +103,16 @@ func (c *Deliver) validate(tx *txn) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.Size < 0 || len(c.Mailboxes) == 0 || len(c.Mailboxes) > MaxDeliverMailboxes {
+	if c.Size < 0 || (len(c.Mailboxes) == 0 && c.Queue == nil) || len(c.Mailboxes) > MaxDeliverMailboxes {
 		return nil, errorf(ErrInvalid, "delivery of %d bytes to %d mailboxes", c.Size, len(c.Mailboxes))
+	}
+	if c.Queue != nil {
+		if err := c.Queue.validate(); err != nil {
+			return nil, err
+		}
+		if c.Folder != "" {
+			return nil, errorf(ErrInvalid, "an append cannot queue")
+		}
 	}
 	if _, err := canonicalFlags(c.Flags); err != nil {
 		return nil, err

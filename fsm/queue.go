@@ -1,0 +1,150 @@
+package fsm
+
+import (
+	"encoding/binary"
+	"fmt"
+	"slices"
+)
+
+// The outbound queue: messages accepted for recipients outside the
+// cluster (forwards to other providers, bounces), waiting to be sent.
+//
+//	"q\x00" id                       QueueEntry
+//	"o\x00" due(8, BE) "\x00" id     empty: when the entry may next be worked
+//
+// Invariants:
+//
+//   - An entry holds one reference on its body from the Deliver (or
+//     QueueAdd) that created it until QueueRemove, so garbage collection
+//     never takes a body that is still to be sent.
+//   - An entry is created in the same command as the local deliveries of
+//     its message (Deliver.Queue), so the sender's 250 covers both.
+//   - Exactly one worker holds an entry at a time: QueueLease grants a
+//     lease whose expiry comes from the proposer's clock, and the entry is
+//     not due again before the lease lapses. A dead worker's entries are
+//     therefore picked up after one lease length, by whoever asks.
+//   - The due index key is max(NextAttempt, LeaseExpires): one ordered
+//     scan finds every entry that may be worked now.
+//   - Apply never reads a clock: every time comes from the proposer.
+
+// Recipient states.
+const (
+	RcptPending = "pending"
+	RcptSent    = "sent"
+	RcptFailed  = "failed" // permanently; a DSN reports it
+)
+
+// QueueRecipient is one external recipient of an entry.
+type QueueRecipient struct {
+	Address string `json:"address"`
+	State   string `json:"state"`
+	Error   string `json:"error,omitempty"` // last reply or failure
+}
+
+// QueueEntry is one message waiting to go out.
+type QueueEntry struct {
+	ID         string           `json:"id"`
+	Hash       string           `json:"hash"`
+	Size       int64            `json:"size"`
+	Replicas   []string         `json:"replicas"`
+	From       string           `json:"from"` // original envelope sender, "" for a bounce
+	Recipients []QueueRecipient `json:"recipients"`
+	Attempts   int              `json:"attempts"`
+	// NextAttempt, Created and LeaseExpires are unix ms from proposers.
+	NextAttempt   int64  `json:"next_attempt"`
+	LastError     string `json:"last_error,omitempty"`
+	Created       int64  `json:"created"`
+	CreatedIndex  uint64 `json:"created_index"`
+	LeaseHolder   string `json:"lease_holder,omitempty"`
+	LeaseExpires  int64  `json:"lease_expires,omitempty"`
+	DelayNotified bool   `json:"delay_notified,omitempty"` // RFC 3464 "delayed" DSN sent
+}
+
+// Pending returns the recipients still to be sent.
+func (e QueueEntry) Pending() []string {
+	var out []string
+	for _, r := range e.Recipients {
+		if r.State == RcptPending {
+			out = append(out, r.Address)
+		}
+	}
+	return out
+}
+
+// Done reports whether no recipient is pending.
+func (e QueueEntry) Done() bool { return len(e.Pending()) == 0 }
+
+func (e QueueEntry) due() int64 { return max(e.NextAttempt, e.LeaseExpires) }
+
+// QueuePart is the outbound part of a Deliver: the message also goes to
+// these external recipients, with the original envelope sender.
+type QueuePart struct {
+	From       string   `json:"from"`
+	Recipients []string `json:"recipients"`
+	// NextAttempt is the first try (unix ms, the proposer's now).
+	NextAttempt int64 `json:"next_attempt"`
+}
+
+// MaxQueueRecipients bounds the recipients of one entry.
+const MaxQueueRecipients = 1000
+
+func queueKey(id string) []byte { return []byte("q\x00" + id) }
+
+var queueDuePrefix = []byte("o\x00")
+
+func queueDueKey(due int64, id string) []byte {
+	k := binary.BigEndian.AppendUint64(slices.Clone(queueDuePrefix), uint64(max(due, 0)))
+	return append(append(k, 0), id...)
+}
+
+// queueID names the entry created by the command at index: one entry per
+// command at most, so the index is unique and the same on every replica.
+func queueID(index uint64) string { return fmt.Sprintf("%016x", index) }
+
+func (p *QueuePart) validate() error {
+	if len(p.Recipients) == 0 || len(p.Recipients) > MaxQueueRecipients {
+		return errorf(ErrInvalid, "queue entry with %d recipients", len(p.Recipients))
+	}
+	for _, r := range p.Recipients {
+		if _, err := ParseAddress(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// createEntry writes a new entry for a body whose reference the caller
+// adds.
+func createEntry(tx *txn, p *QueuePart, hash string, size int64, replicas []string, created int64) (string, error) {
+	id := queueID(tx.index)
+	e := QueueEntry{ID: id, Hash: hash, Size: size, Replicas: slices.Clone(replicas), From: p.From,
+		NextAttempt: p.NextAttempt, Created: created, CreatedIndex: tx.index}
+	for _, r := range p.Recipients {
+		if !slices.ContainsFunc(e.Recipients, func(q QueueRecipient) bool { return q.Address == r }) {
+			e.Recipients = append(e.Recipients, QueueRecipient{Address: r, State: RcptPending})
+		}
+	}
+	return id, putEntry(tx, nil, e)
+}
+
+// putEntry writes e and moves its due key from old's.
+func putEntry(tx *txn, old *QueueEntry, e QueueEntry) error {
+	if old != nil {
+		if err := tx.del(queueDueKey(old.due(), old.ID)); err != nil {
+			return err
+		}
+	}
+	if err := tx.b.Set(queueDueKey(e.due(), e.ID), nil, nil); err != nil {
+		return err
+	}
+	return tx.put(queueKey(e.ID), e)
+}
+
+func loadEntry(tx *txn, id string) (QueueEntry, error) {
+	var e QueueEntry
+	ok, err := tx.get(queueKey(id), &e)
+	if err == nil && !ok {
+		err = errorf(ErrNotFound, "no queue entry %s", id)
+	}
+	return e, err
+}

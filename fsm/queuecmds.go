@@ -1,0 +1,187 @@
+package fsm
+
+import (
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// QueueLease claims up to Limit entries due at Now for Holder, for TTL
+// ms. An entry already leased to Holder is renewed. The value is the
+// claimed entries ([]QueueEntry).
+type QueueLease struct {
+	Holder string `json:"holder"`
+	Now    int64  `json:"now"`    // unix ms at the proposer
+	TTL    int64  `json:"ttl_ms"` // lease length
+	Limit  int    `json:"limit"`
+	// IDs, when set, claims only these entries (if due); else the
+	// earliest due ones.
+	IDs []string `json:"ids,omitempty"`
+}
+
+func (*QueueLease) Type() CmdType { return CmdQueueLease }
+
+// MaxQueueLease bounds one lease batch.
+const MaxQueueLease = 1000
+
+func (c *QueueLease) apply(tx *txn) (any, error) {
+	if c.Holder == "" || c.TTL <= 0 || c.Limit <= 0 || c.Limit > MaxQueueLease {
+		return nil, errorf(ErrInvalid, "queue lease needs a holder, a lease and a limit up to %d", MaxQueueLease)
+	}
+	ids := c.IDs
+	if len(ids) == 0 {
+		var err error
+		if ids, err = dueIDs(tx.b, c.Now, c.Limit); err != nil {
+			return nil, err
+		}
+	}
+	out := []QueueEntry{}
+	for _, id := range ids {
+		e, err := loadEntry(tx, id)
+		if Code(err) == "not_found" {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		// A finished entry is still leased: its worker sends the DSN and
+		// removes it.
+		if e.NextAttempt > c.Now || (e.LeaseExpires > c.Now && e.LeaseHolder != c.Holder) {
+			continue
+		}
+		old := e
+		e.LeaseHolder, e.LeaseExpires = c.Holder, c.Now+c.TTL
+		if err := putEntry(tx, &old, e); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+		if len(out) == c.Limit {
+			break
+		}
+	}
+	return out, nil
+}
+
+// dueIDs lists up to limit entries whose due time is at or before now.
+func dueIDs(r pebble.Reader, now int64, limit int) ([]string, error) {
+	upper := queueDueKey(now+1, "")
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: queueDuePrefix, UpperBound: upper})
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for ok := it.First(); ok && len(ids) < limit; ok = it.Next() {
+		ids = append(ids, string(it.Key()[len(queueDuePrefix)+9:]))
+	}
+	return ids, it.Close()
+}
+
+// Outcome of one recipient in an attempt.
+const (
+	OutcomeSent = "sent"
+	OutcomeTemp = "temp"
+	OutcomePerm = "perm"
+)
+
+// RcptOutcome is what one delivery attempt did for one recipient.
+type RcptOutcome struct {
+	Address string `json:"address"`
+	Outcome string `json:"outcome"`
+	Error   string `json:"error,omitempty"`
+}
+
+// QueueUpdate records the outcome of an attempt on entry ID and releases
+// Holder's lease. Outcomes are facts (a remote server said so) and are
+// recorded whoever reports them; a sent or failed recipient stays so.
+// NextAttempt schedules the next try of the recipients still pending.
+type QueueUpdate struct {
+	ID            string        `json:"id"`
+	Holder        string        `json:"holder"`
+	Outcomes      []RcptOutcome `json:"outcomes,omitempty"`
+	NextAttempt   int64         `json:"next_attempt"`
+	Attempted     bool          `json:"attempted,omitempty"` // count an attempt
+	LastError     string        `json:"last_error,omitempty"`
+	DelayNotified bool          `json:"delay_notified,omitempty"`
+}
+
+func (*QueueUpdate) Type() CmdType { return CmdQueueUpdate }
+
+func (c *QueueUpdate) apply(tx *txn) (any, error) {
+	e, err := loadEntry(tx, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range c.Outcomes {
+		if o.Outcome != OutcomeSent && o.Outcome != OutcomeTemp && o.Outcome != OutcomePerm {
+			return nil, errorf(ErrInvalid, "outcome %q", o.Outcome)
+		}
+	}
+	old := e
+	for _, o := range c.Outcomes {
+		for i := range e.Recipients {
+			r := &e.Recipients[i]
+			if r.Address != o.Address || r.State != RcptPending {
+				continue
+			}
+			r.Error = o.Error
+			switch o.Outcome {
+			case OutcomeSent:
+				r.State = RcptSent
+			case OutcomePerm:
+				r.State = RcptFailed
+			}
+		}
+	}
+	if c.Attempted {
+		e.Attempts++
+	}
+	if c.LastError != "" {
+		e.LastError = c.LastError
+	}
+	e.DelayNotified = e.DelayNotified || c.DelayNotified
+	e.NextAttempt = c.NextAttempt
+	if e.LeaseHolder == c.Holder {
+		e.LeaseHolder, e.LeaseExpires = "", 0
+	}
+	return e, putEntry(tx, &old, e)
+}
+
+// QueueRetry makes entry ID due at Now (operator "queue retry").
+type QueueRetry struct {
+	ID  string `json:"id"`
+	Now int64  `json:"now"`
+}
+
+func (*QueueRetry) Type() CmdType { return CmdQueueRetry }
+
+func (c *QueueRetry) apply(tx *txn) (any, error) {
+	e, err := loadEntry(tx, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	old := e
+	e.NextAttempt = c.Now
+	return e, putEntry(tx, &old, e)
+}
+
+// QueueRemove deletes entry ID (finished, or dropped by an operator) and
+// releases its body reference, so garbage collection can take the body.
+// Removing an entry that is gone is a no-op (value false).
+type QueueRemove struct {
+	ID string `json:"id"`
+}
+
+func (*QueueRemove) Type() CmdType { return CmdQueueRemove }
+
+func (c *QueueRemove) apply(tx *txn) (any, error) {
+	e, err := loadEntry(tx, c.ID)
+	if Code(err) == "not_found" {
+		return false, nil
+	} else if err != nil {
+		return nil, err
+	}
+	if err := addBodyRefs(tx, map[string]int64{e.Hash: 1}, -1); err != nil {
+		return nil, err
+	}
+	if err := tx.del(queueDueKey(e.due(), e.ID)); err != nil {
+		return nil, err
+	}
+	return true, tx.del(queueKey(e.ID))
+}
