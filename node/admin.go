@@ -88,6 +88,7 @@ func (n *Node) adminHandler() http.Handler {
 	})
 	n.directoryRoutes(route)
 	n.redundancyRoutes(mux, route)
+	n.queueRoutes(route)
 	mux.Handle("GET /v1/mailboxes/{address}/messages/{uid}/raw", n.requireToken(http.HandlerFunc(n.rawMessage)))
 	return mux
 }

@@ -71,6 +71,9 @@ type Config struct {
 	// MaildropLease is the POP3 maildrop lock lease (zero: 30 s).
 	MaildropLease time.Duration
 
+	// Queue tunes the outbound queue (queue_config.go).
+	Queue QueueConfig
+
 	Raft         RaftTuning
 	ApplyTimeout time.Duration
 	Logger       *slog.Logger
@@ -114,6 +117,7 @@ func (c *Config) setDefaults() error {
 	if c.RaftLog == nil {
 		c.RaftLog = os.Stderr
 	}
+	c.Queue.setDefaults()
 	setDur(&c.ReplicaTimeout, 5*time.Second)
 	setDur(&c.OrphanGrace, DefaultOrphanGrace)
 	setDur(&c.OrphanSweepInterval, 10*time.Minute)

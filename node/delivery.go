@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"powermail/fsm"
@@ -22,8 +21,9 @@ var (
 	ErrUnknownRecipient = errors.New("unknown recipient")
 	// ErrNotLocal: the domain is not hosted here; relaying is refused (550 5.7.1).
 	ErrNotLocal = errors.New("domain not hosted here")
-	// ErrExternalTarget: the address forwards outside the cluster, which
-	// needs the outbound queue (451 4.3.0 until it exists).
+	// ErrExternalTarget: the address forwards outside the cluster and the
+	// outbound queue cannot take it (451 4.3.0). Resolve no longer returns
+	// it; kept for Deliverers without a queue.
 	ErrExternalTarget = errors.New("forward to an external address")
 	// ErrOverQuota: the mailbox is full (452 4.2.2).
 	ErrOverQuota = errors.New("mailbox over quota")
@@ -36,6 +36,7 @@ var (
 type Message struct {
 	From      string    // envelope sender ("" for the null sender)
 	Mailboxes []string  // canonical local mailbox addresses (from Resolve)
+	External  []string  // external recipients to queue (from Resolve)
 	Received  time.Time // internal date
 }
 
@@ -43,43 +44,57 @@ type Message struct {
 // Rejected was delivered.
 type DeliveryResult struct {
 	Rejected map[string]error
+	// Queued is the outbound queue entry holding msg.External, committed
+	// with the local deliveries ("" when there were none).
+	Queued string
 }
 
-// Resolve checks one RCPT address and returns the local mailboxes it
-// expands to. It first reads the local state: an address found there
-// existed at some committed index, and a mailbox deleted since is caught
-// at commit, so a hit needs no round trip. A miss (or an over-quota
-// mailbox) is confirmed after a read-index barrier, so an address created
-// through any node a moment ago is found and nothing is refused on stale
-// data.
-func (n *Node) Resolve(ctx context.Context, rcpt string) ([]string, error) {
-	boxes, err := n.resolveLocal(rcpt)
+// Resolution is where mail for one RCPT address goes.
+type Resolution struct {
+	Mailboxes []string // canonical local mailboxes
+	External  []string // addresses outside the cluster, reached by the outbound queue
+}
+
+// Resolve checks one RCPT address and returns the local mailboxes and
+// external forward targets it expands to. It first reads the local state:
+// an address found there existed at some committed index, and a mailbox
+// deleted since is caught at commit, so a hit needs no round trip. A miss
+// (or an over-quota mailbox) is confirmed after a read-index barrier, so
+// an address created through any node a moment ago is found and nothing
+// is refused on stale data. An SRS address of ours (srs.go) resolves to
+// the original sender it encodes: that is how bounces of forwarded mail
+// find their way back.
+func (n *Node) Resolve(ctx context.Context, rcpt string) (Resolution, error) {
+	if orig, ok, err := n.srsReverse(rcpt); ok || err != nil {
+		if err != nil {
+			return Resolution{}, fmt.Errorf("%w: %v", ErrUnknownRecipient, err)
+		}
+		return n.resolveBounce(ctx, orig)
+	}
+	res, err := n.resolveLocal(rcpt)
 	if err == nil || errors.Is(err, ErrUnavailable) {
-		return boxes, err
+		return res, err
 	}
 	if berr := n.Barrier(ctx); berr != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, berr)
+		return Resolution{}, fmt.Errorf("%w: %v", ErrUnavailable, berr)
 	}
 	return n.resolveLocal(rcpt)
 }
 
-func (n *Node) resolveLocal(rcpt string) ([]string, error) {
+func (n *Node) resolveLocal(rcpt string) (Resolution, error) {
 	res, err := n.state.Resolve(rcpt)
 	switch {
 	case errors.Is(err, fsm.ErrNotFound), errors.Is(err, fsm.ErrInvalid), errors.Is(err, fsm.ErrForwardLoop):
-		return nil, fmt.Errorf("%w: %v", ErrUnknownRecipient, err)
+		return Resolution{}, fmt.Errorf("%w: %v", ErrUnknownRecipient, err)
 	case errors.Is(err, fsm.ErrNotLocal):
-		return nil, fmt.Errorf("%w: %v", ErrNotLocal, err)
+		return Resolution{}, fmt.Errorf("%w: %v", ErrNotLocal, err)
 	case err != nil:
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	if len(res.External) > 0 {
-		return nil, fmt.Errorf("%w: %s forwards to %s", ErrExternalTarget, rcpt, strings.Join(res.External, ", "))
+		return Resolution{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	if len(res.OverQuota) > 0 {
-		return nil, fmt.Errorf("%w: %s", ErrOverQuota, res.OverQuota[0])
+		return Resolution{}, fmt.Errorf("%w: %s", ErrOverQuota, res.OverQuota[0])
 	}
-	return res.Mailboxes, nil
+	return Resolution{Mailboxes: res.Mailboxes, External: res.External}, nil
 }
 
 // Deliver stores the body on this node and, at the same time, on R-1
@@ -96,6 +111,9 @@ func (n *Node) Deliver(ctx context.Context, msg Message, body io.Reader) (Delive
 		return DeliveryResult{}, err
 	}
 	cmd := &fsm.Deliver{ID: deliveryID(), Hash: h.String(), Size: size, Replicas: replicas, Mailboxes: msg.Mailboxes, InternalDate: msg.Received.UnixMilli()}
+	if len(msg.External) > 0 {
+		cmd.Queue = &fsm.QueuePart{From: msg.From, Recipients: msg.External, NextAttempt: time.Now().UnixMilli()}
+	}
 	v, err := n.commitDelivery(ctx, cmd)
 	if err != nil {
 		return DeliveryResult{}, fmt.Errorf("%w: commit: %v", ErrUnavailable, err)
@@ -105,7 +123,10 @@ func (n *Node) Deliver(ctx context.Context, msg Message, body io.Reader) (Delive
 		return DeliveryResult{}, err
 	}
 	n.metrics.delivered.Add(float64(len(res.UIDs)))
-	out := DeliveryResult{}
+	out := DeliveryResult{Queued: res.Queued}
+	if res.Queued != "" {
+		n.queue.kick()
+	}
 	for addr, code := range res.Rejected {
 		if out.Rejected == nil {
 			out.Rejected = map[string]error{}

@@ -40,7 +40,7 @@ func TestDeliverStoresOnceOnRReplicas(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, m := range mb {
+		for _, m := range mb.Mailboxes {
 			if !strings.Contains(strings.Join(boxes, ","), m) {
 				boxes = append(boxes, m)
 			}
@@ -92,9 +92,11 @@ func TestResolveErrors(t *testing.T) {
 	cases := map[string]error{
 		"nobody@example.com": ErrUnknownRecipient,
 		"a@not-hosted.org":   ErrNotLocal,
-		"out@example.com":    ErrExternalTarget,
 		"full@example.com":   ErrOverQuota,
 		"bad address":        ErrUnknownRecipient,
+	}
+	if res, err := n.Resolve(ctx, "out@example.com"); err != nil || len(res.Mailboxes) != 0 || fmt.Sprint(res.External) != "[x@elsewhere.net]" {
+		t.Errorf("external forward: %+v %v", res, err)
 	}
 	for rcpt, want := range cases {
 		if _, err := n.Resolve(ctx, rcpt); !errors.Is(err, want) {

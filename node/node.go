@@ -52,6 +52,7 @@ type Node struct {
 	reads     *readIndex
 	admin     *adminServer
 
+	queue        *outbound // outbound queue worker (queue.go)
 	watchers     watchers  // IMAP/POP3 sessions waiting for mailbox changes
 	views        viewCache // folder message lists shared by sessions
 	started      time.Time
@@ -121,7 +122,13 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("bootstrap: %w", err)
 		}
 	}
-	n.bg.Add(6)
+	n.queue = n.newOutbound()
+	n.watchQueue()
+	n.bg.Add(7)
+	go func() {
+		defer n.bg.Done()
+		n.queueLoop(bgctx)
+	}()
 	go func() {
 		defer n.bg.Done()
 		n.repairLoop(bgctx, n.cfg.RepairInterval)

@@ -1,0 +1,224 @@
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// Outbound SMTP: finding the receiving server of a domain and keeping
+// connections to it. RFC 5321 §5.1: MX records in preference order; with
+// none, the domain's own address records (implicit MX); a null MX (RFC
+// 7505, a single "." host) means the domain accepts no mail.
+
+// Outbound errors.
+var (
+	// ErrNullMX: the domain publishes a null MX (permanent).
+	ErrNullMX = errors.New("domain accepts no mail (null MX)")
+	// ErrNoRoute: no server of the destination could be reached (temporary).
+	ErrNoRoute = errors.New("no reachable mail server")
+	// ErrTLSRequired: the smarthost offers no STARTTLS and TLS is required.
+	ErrTLSRequired = errors.New("STARTTLS required but not offered")
+)
+
+// route is where to send mail for one domain: hosts to try in order.
+type route struct {
+	hosts []string // host:port
+	relay bool     // a smarthost: AUTH and required TLS apply
+}
+
+func (n *Node) routeFor(ctx context.Context, domain string) (route, error) {
+	q := &n.cfg.Queue
+	if q.RelayHost != "" {
+		return route{hosts: []string{q.RelayHost}, relay: true}, nil
+	}
+	if hp, ok := q.DestOverride[strings.ToLower(domain)]; ok {
+		return route{hosts: []string{hp}}, nil
+	}
+	mxs, err := q.Resolver.LookupMX(ctx, domain)
+	var dnsErr *net.DNSError
+	switch {
+	case err == nil && len(mxs) == 1 && (mxs[0].Host == "." || mxs[0].Host == ""):
+		return route{}, fmt.Errorf("%w: %s", ErrNullMX, domain)
+	case err == nil && len(mxs) > 0:
+		var r route
+		for _, mx := range mxs { // sorted by preference, shuffled within one
+			r.hosts = append(r.hosts, net.JoinHostPort(strings.TrimSuffix(mx.Host, "."), q.Port))
+		}
+		return r, nil
+	case err == nil || errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		// Implicit MX: the domain's A/AAAA records, resolved at dial time.
+		return route{hosts: []string{net.JoinHostPort(domain, q.Port)}}, nil
+	default:
+		return route{}, fmt.Errorf("%w: MX lookup for %s: %v", ErrNoRoute, domain, err)
+	}
+}
+
+// pooledClient is one SMTP session kept open between messages.
+type pooledClient struct {
+	c    *smtp.Client
+	conn net.Conn
+	host string
+	used time.Time
+}
+
+// smtpPool keeps up to MaxConnsPerDest connections per destination host,
+// reusing idle ones for IdleTimeout. A slot is held by an open
+// connection, busy or idle; a caller waits for whichever comes first, an
+// idle connection or a free slot.
+type smtpPool struct {
+	n     *Node
+	mu    sync.Mutex
+	hosts map[string]*poolHost
+}
+
+type poolHost struct {
+	slots chan struct{}
+	idle  chan *pooledClient // never more than slots, so a put never blocks
+}
+
+func newSMTPPool(n *Node) *smtpPool {
+	return &smtpPool{n: n, hosts: map[string]*poolHost{}}
+}
+
+func (p *smtpPool) host(host string) *poolHost {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h, ok := p.hosts[host]
+	if !ok {
+		k := p.n.cfg.Queue.MaxConnsPerDest
+		h = &poolHost{slots: make(chan struct{}, k), idle: make(chan *pooledClient, k)}
+		p.hosts[host] = h
+	}
+	return h
+}
+
+// get returns an idle connection to host, or dials one when a slot is
+// free, waiting for either otherwise.
+func (p *smtpPool) get(ctx context.Context, host string, relay bool) (*pooledClient, error) {
+	h := p.host(host)
+	for {
+		var pc *pooledClient
+		select {
+		case pc = <-h.idle:
+		default:
+			select {
+			case pc = <-h.idle:
+			case h.slots <- struct{}{}:
+				pc, err := p.n.dialSMTP(ctx, host, relay)
+				if err != nil {
+					<-h.slots
+					return nil, err
+				}
+				return pc, nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		if time.Since(pc.used) < p.n.cfg.Queue.IdleTimeout && pc.c.Reset() == nil {
+			return pc, nil
+		}
+		p.discard(pc)
+	}
+}
+
+// put returns a connection after use; a broken one is closed.
+func (p *smtpPool) put(pc *pooledClient, ok bool) {
+	if !ok {
+		p.discard(pc)
+		return
+	}
+	pc.used = time.Now()
+	p.host(pc.host).idle <- pc
+}
+
+func (p *smtpPool) discard(pc *pooledClient) {
+	pc.c.Close()
+	<-p.host(pc.host).slots
+}
+
+// closeIdle ends every idle connection (node shutdown).
+func (p *smtpPool) closeIdle() {
+	p.mu.Lock()
+	hosts := make([]*poolHost, 0, len(p.hosts))
+	for _, h := range p.hosts {
+		hosts = append(hosts, h)
+	}
+	p.mu.Unlock()
+	for _, h := range hosts {
+		for {
+			select {
+			case pc := <-h.idle:
+				pc.c.Quit()
+				p.discard(pc)
+				continue
+			default:
+			}
+			break
+		}
+	}
+}
+
+// dialSMTP opens a session: EHLO, STARTTLS when offered (opportunistic,
+// RFC 3207; required for a relay with RelayRequireTLS), AUTH PLAIN for a
+// relay with credentials (RFC 4954, RFC 4616).
+func (n *Node) dialSMTP(ctx context.Context, host string, relay bool) (*pooledClient, error) {
+	q := &n.cfg.Queue
+	d := net.Dialer{Timeout: q.DialTimeout, Resolver: q.Resolver}
+	hostname, _, _ := net.SplitHostPort(host)
+	tlsCfg := q.TLS.Clone()
+	if tlsCfg == nil {
+		tlsCfg = &tls.Config{}
+	}
+	if tlsCfg.ServerName == "" {
+		tlsCfg.ServerName = hostname
+	}
+	if !relay || !q.RelayRequireTLS {
+		// Opportunistic: an unverified channel beats plain text (RFC 7435).
+		tlsCfg.InsecureSkipVerify = true
+	}
+	conn, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoRoute, err)
+	}
+	c := smtp.NewClient(conn)
+	c.CommandTimeout = 2 * time.Minute
+	if err := c.Hello(q.Hostname); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("%w: EHLO to %s: %v", ErrNoRoute, host, err)
+	}
+	if ok, _ := c.Extension("STARTTLS"); ok {
+		// go-smtp upgrades only a fresh client: reconnect and start TLS.
+		c.Quit()
+		if conn, err = d.DialContext(ctx, "tcp", host); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrNoRoute, err)
+		}
+		if c, err = smtp.NewClientStartTLS(conn, tlsCfg); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("%w: STARTTLS with %s: %v", ErrNoRoute, host, err)
+		}
+		if err := c.Hello(q.Hostname); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("%w: EHLO to %s: %v", ErrNoRoute, host, err)
+		}
+	} else if relay && q.RelayRequireTLS {
+		c.Close()
+		return nil, fmt.Errorf("%w: %s", ErrTLSRequired, host)
+	}
+	if relay && q.RelayUser != "" {
+		if err := c.Auth(sasl.NewPlainClient("", q.RelayUser, q.RelayPassword)); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("AUTH with %s: %w", host, err)
+		}
+	}
+	c.CommandTimeout = 5 * time.Minute // RFC 5321 §4.5.3.2
+	return &pooledClient{c: c, conn: conn, host: host, used: time.Now()}, nil
+}

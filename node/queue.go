@@ -1,0 +1,403 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"powermail/fsm"
+)
+
+// The outbound queue worker. Entries live in the replicated state (see
+// fsm/queue.go); this file sends them.
+//
+// Invariants:
+//
+//   - Only the leader leases entries, and an entry is worked only under a
+//     lease committed through raft, so one node works it at a time. A
+//     lease outlives the attempt's own deadline (AttemptTimeout < Lease),
+//     so a slow attempt is cut off before another worker may begin.
+//   - An outcome is committed after the remote server answered. A crash
+//     between the remote's 250 and that commit makes the next worker send
+//     again: a duplicate, never a loss (RFC 5321 §6.1 accepts this).
+//   - An entry is removed (its body reference released) only after every
+//     recipient is sent or has failed and its DSN is committed.
+//   - No DSN is ever sent for a message with the null sender (RFC 5321
+//     §4.5.5, RFC 3464 §2), so bounces cannot loop.
+
+type outbound struct {
+	holder   string
+	kickCh   chan struct{}
+	pool     *smtpPool
+	slots    chan struct{} // Concurrency
+	mu       sync.Mutex
+	inflight map[string]bool
+	m        queueMetrics
+	paused   atomic.Bool // benchmarks: fill the queue first, then drain
+}
+
+func (q *outbound) kick() {
+	if q == nil {
+		return
+	}
+	select {
+	case q.kickCh <- struct{}{}:
+	default:
+	}
+}
+
+func (n *Node) newOutbound() *outbound {
+	return &outbound{holder: n.cfg.ID + "/" + deliveryID()[:8], kickCh: make(chan struct{}, 1), pool: newSMTPPool(n),
+		slots: make(chan struct{}, n.cfg.Queue.Concurrency), inflight: map[string]bool{}}
+}
+
+// queueLoop leases and works due entries while this node leads.
+func (n *Node) queueLoop(ctx context.Context) {
+	t := time.NewTicker(n.cfg.Queue.Interval)
+	defer t.Stop()
+	defer n.queue.pool.closeIdle()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-n.queue.kickCh:
+		}
+		if n.IsLeader() && !n.queue.paused.Load() {
+			n.queueRound(ctx)
+		}
+	}
+}
+
+// queueRound leases one batch and starts a worker per entry.
+func (n *Node) queueRound(ctx context.Context) {
+	q := n.queue
+	cfg := &n.cfg.Queue
+	v, err := n.Apply(ctx, &fsm.QueueLease{Holder: q.holder, Now: time.Now().UnixMilli(), TTL: cfg.Lease.Milliseconds(), Limit: cfg.Batch})
+	if err != nil {
+		n.log.Warn("queue: lease failed", "err", err)
+		return
+	}
+	var entries []fsm.QueueEntry
+	if err := convert(v, &entries); err != nil {
+		n.log.Error("queue: lease result", "err", err)
+		return
+	}
+	for _, e := range entries {
+		q.mu.Lock()
+		busy := q.inflight[e.ID]
+		q.inflight[e.ID] = true
+		q.mu.Unlock()
+		if busy {
+			continue
+		}
+		select {
+		case q.slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		n.bg.Add(1)
+		go func() {
+			defer n.bg.Done()
+			n.workEntry(ctx, e)
+			q.mu.Lock()
+			delete(q.inflight, e.ID)
+			q.mu.Unlock()
+			<-q.slots
+			if len(entries) == cfg.Batch {
+				q.kick()
+			}
+		}()
+	}
+}
+
+// workEntry makes one attempt at e's pending recipients and records it.
+func (n *Node) workEntry(ctx context.Context, e fsm.QueueEntry) {
+	cfg := &n.cfg.Queue
+	if pending := e.Pending(); len(pending) > 0 {
+		actx, cancel := context.WithTimeout(ctx, cfg.AttemptTimeout)
+		outcomes := n.attempt(actx, e, pending)
+		cancel()
+		upd := &fsm.QueueUpdate{ID: e.ID, Holder: n.queue.holder, Outcomes: outcomes, Attempted: true,
+			NextAttempt: time.Now().Add(n.backoff(e.Attempts + 1)).UnixMilli()}
+		for _, o := range outcomes {
+			if o.Outcome != fsm.OutcomeSent {
+				upd.LastError = o.Error
+			}
+			n.countOutcome(o.Outcome)
+		}
+		v, err := n.Apply(ctx, upd)
+		if err != nil {
+			n.log.Warn("queue: recording an attempt failed; the lease will lapse", "id", e.ID, "err", err)
+			return
+		}
+		if err := convert(v, &e); err != nil {
+			return
+		}
+	}
+	if err := n.finishEntry(ctx, e, time.Now()); err != nil {
+		n.log.Warn("queue: finishing entry", "id", e.ID, "err", err)
+	}
+}
+
+// backoff is the wait before attempt k+1: exponential from RetryMin,
+// capped at RetryMax, with ±20 % jitter so entries spread out.
+func (n *Node) backoff(attempts int) time.Duration {
+	cfg := &n.cfg.Queue
+	d := cfg.RetryMin
+	for i := 1; i < attempts && d < cfg.RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, cfg.RetryMax)
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// finishEntry expires, bounces, warns and removes as e's state requires.
+func (n *Node) finishEntry(ctx context.Context, e fsm.QueueEntry, now time.Time) error {
+	cfg := &n.cfg.Queue
+	age := now.Sub(time.UnixMilli(e.Created))
+	if !e.Done() && age >= cfg.Lifetime {
+		upd := &fsm.QueueUpdate{ID: e.ID, Holder: n.queue.holder, NextAttempt: e.NextAttempt}
+		for _, r := range e.Pending() {
+			upd.Outcomes = append(upd.Outcomes, fsm.RcptOutcome{Address: r, Outcome: fsm.OutcomePerm,
+				Error: fmt.Sprintf("4.4.7 delivery time expired after %v; last error: %s", cfg.Lifetime, e.LastError)})
+		}
+		v, err := n.Apply(ctx, upd)
+		if err != nil {
+			return err
+		}
+		if err := convert(v, &e); err != nil {
+			return err
+		}
+	}
+	if e.Done() {
+		var failed []fsm.QueueRecipient
+		for _, r := range e.Recipients {
+			if r.State == fsm.RcptFailed {
+				failed = append(failed, r)
+			}
+		}
+		if len(failed) > 0 && e.From != "" {
+			if err := n.sendDSN(ctx, e, failed, dsnFailed, now); err != nil {
+				return err
+			}
+		}
+		_, err := n.Apply(ctx, &fsm.QueueRemove{ID: e.ID})
+		return err
+	}
+	if cfg.DelayNotify > 0 && !e.DelayNotified && age >= cfg.DelayNotify && e.From != "" {
+		var pending []fsm.QueueRecipient
+		for _, r := range e.Recipients {
+			if r.State == fsm.RcptPending {
+				pending = append(pending, r)
+			}
+		}
+		if err := n.sendDSN(ctx, e, pending, dsnDelayed, now); err != nil {
+			return err
+		}
+		_, err := n.Apply(ctx, &fsm.QueueUpdate{ID: e.ID, DelayNotified: true, NextAttempt: e.NextAttempt})
+		return err
+	}
+	return nil
+}
+
+// attempt sends e to its pending recipients, one transaction per
+// recipient domain (or one through the relay), and reports each.
+func (n *Node) attempt(ctx context.Context, e fsm.QueueEntry, pending []string) []fsm.RcptOutcome {
+	all := func(outcome, msg string) []fsm.RcptOutcome { return outcomesOf(outcome, msg, pending) }
+	hops, own, err := n.countHops(ctx, e.Hash)
+	if err != nil {
+		return all(fsm.OutcomeTemp, "4.3.0 body unavailable: "+err.Error())
+	}
+	if hops > n.cfg.Queue.MaxHops || own > 2*n.cfg.Queue.MaxOwnHops {
+		// RFC 5321 §6.3: a looping message is refused, not passed on.
+		return all(fsm.OutcomePerm, fmt.Sprintf("5.4.6 mail loop detected (%d Received fields, %d ours)", hops, own))
+	}
+	groups := map[string][]string{}
+	var order []string
+	for _, r := range pending {
+		key := ""
+		if n.cfg.Queue.RelayHost == "" {
+			key = strings.ToLower(r[strings.LastIndexByte(r, '@')+1:])
+		}
+		if _, ok := groups[key]; !ok {
+			order = append(order, key)
+		}
+		groups[key] = append(groups[key], r)
+	}
+	var out []fsm.RcptOutcome
+	for _, key := range order {
+		out = append(out, n.sendGroup(ctx, e, key, groups[key])...)
+	}
+	return out
+}
+
+// countHops reads the header section of a body and counts its Received
+// fields, and those that name this cluster.
+func (n *Node) countHops(ctx context.Context, hash string) (all, own int, err error) {
+	rd, err := n.openBody(ctx, hash)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer rd.Close()
+	br := bufio.NewReader(io.LimitReader(rd, 1<<20))
+	mark := "by " + strings.ToLower(n.cfg.Queue.Hostname) + " "
+	var field strings.Builder
+	flush := func() {
+		f := strings.ToLower(field.String())
+		if strings.HasPrefix(f, "received:") {
+			all++
+			if strings.Contains(f, mark) {
+				own++
+			}
+		}
+		field.Reset()
+	}
+	for {
+		line, rerr := br.ReadString('\n')
+		trimmed := strings.TrimRight(line, "\r\n")
+		if trimmed == "" || rerr != nil {
+			flush()
+			if rerr != nil && rerr != io.EOF {
+				return 0, 0, rerr
+			}
+			return all, own, nil
+		}
+		if line[0] != ' ' && line[0] != '\t' {
+			flush()
+		}
+		field.WriteString(trimmed)
+		field.WriteByte(' ')
+	}
+}
+
+// sendGroup runs one SMTP transaction for rcpts of one domain, trying
+// the route's hosts in order until one answers.
+func (n *Node) sendGroup(ctx context.Context, e fsm.QueueEntry, domain string, rcpts []string) []fsm.RcptOutcome {
+	outcomes := outcomesOf
+	rt, err := n.routeFor(ctx, domain)
+	if err != nil {
+		if errors.Is(err, ErrNullMX) {
+			return outcomes(fsm.OutcomePerm, "5.1.10 "+err.Error(), rcpts)
+		}
+		return outcomes(fsm.OutcomeTemp, "4.4.3 "+err.Error(), rcpts)
+	}
+	lastErr := "4.4.1 no mail server reachable"
+	for _, host := range rt.hosts {
+		pc, err := n.queue.pool.get(ctx, host, rt.relay)
+		if err != nil {
+			lastErr = "4.4.1 " + err.Error()
+			continue
+		}
+		out, connErr := n.transact(ctx, pc, e, rcpts)
+		n.queue.pool.put(pc, connErr == nil)
+		if out != nil {
+			return out
+		}
+		lastErr = "4.4.2 " + connErr.Error()
+	}
+	return outcomes(fsm.OutcomeTemp, lastErr, rcpts)
+}
+
+// transact runs MAIL, RCPT and DATA on one connection. It returns nil
+// outcomes when the connection failed before the server took
+// responsibility for anything (try the next host), and connErr when the
+// connection must not be reused.
+func (n *Node) transact(ctx context.Context, pc *pooledClient, e fsm.QueueEntry, rcpts []string) (out []fsm.RcptOutcome, connErr error) {
+	stop := context.AfterFunc(ctx, func() { pc.conn.Close() }) // a cancelled attempt cuts the connection
+	defer stop()
+	from := n.srsForward(e.From, n.srsDomain(), time.Now())
+	if err := pc.c.Mail(from, &smtp.MailOptions{Size: e.Size}); err != nil {
+		return replyOutcomes(err, rcpts)
+	}
+	var accepted []string
+	for _, r := range rcpts {
+		if err := pc.c.Rcpt(r, nil); err != nil {
+			o, cerr := replyOutcomes(err, []string{r})
+			if cerr != nil {
+				return nil, cerr
+			}
+			out = append(out, o...)
+			continue
+		}
+		accepted = append(accepted, r)
+	}
+	if len(accepted) == 0 {
+		return out, nil
+	}
+	w, err := pc.c.Data()
+	if err != nil {
+		o, cerr := replyOutcomes(err, accepted)
+		return append(out, o...), cerr
+	}
+	sendErr := n.writeMessage(ctx, w, e, accepted)
+	if sendErr != nil {
+		// RFC 5321 §4.1.1.4: without the final dot the server takes nothing.
+		return append(out, outcomesOf(fsm.OutcomeTemp, "4.3.0 "+sendErr.Error(), accepted)...), sendErr
+	}
+	if err := w.Close(); err != nil {
+		// A connection lost after the dot may hide a 250: the retry can
+		// duplicate, never lose.
+		o, cerr := replyOutcomes(err, accepted)
+		if o == nil {
+			o = outcomesOf(fsm.OutcomeTemp, "4.4.2 "+cerr.Error(), accepted)
+		}
+		return append(out, o...), cerr
+	}
+	return append(out, outcomesOf(fsm.OutcomeSent, "250 accepted by "+pc.host, accepted)...), nil
+}
+
+// writeMessage sends our Received: stamp (RFC 5321 §4.4) and the stored
+// message, headers intact.
+func (n *Node) writeMessage(ctx context.Context, w io.Writer, e fsm.QueueEntry, rcpts []string) error {
+	rd, err := n.openBody(ctx, e.Hash)
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	stamp := "Received: by " + n.cfg.Queue.Hostname + " (PowerMail) with ESMTP id " + e.ID
+	if len(rcpts) == 1 {
+		stamp += "\r\n\tfor <" + rcpts[0] + ">"
+	}
+	stamp += ";\r\n\t" + time.Now().Format(time.RFC1123Z) + "\r\n"
+	if _, err := io.WriteString(w, stamp); err != nil {
+		return err
+	}
+	_, err = io.Copy(w, rd)
+	return err
+}
+
+// replyOutcomes classifies an SMTP error for rcpts. A reply from the
+// server is an outcome (4xx temporary, 5xx permanent); anything else is a
+// connection failure, returned as connErr with nil outcomes.
+func replyOutcomes(err error, rcpts []string) ([]fsm.RcptOutcome, error) {
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code < 400 {
+		return nil, err
+	}
+	msg := fmt.Sprintf("%d %d.%d.%d %s", se.Code, se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2], se.Message)
+	if se.EnhancedCode == smtp.NoEnhancedCode || se.EnhancedCode[0] == 0 {
+		msg = fmt.Sprintf("%d %s", se.Code, se.Message)
+	}
+	if se.Code >= 500 {
+		return outcomesOf(fsm.OutcomePerm, msg, rcpts), nil
+	}
+	return outcomesOf(fsm.OutcomeTemp, msg, rcpts), nil
+}
+
+func outcomesOf(outcome, msg string, rcpts []string) []fsm.RcptOutcome {
+	out := make([]fsm.RcptOutcome, len(rcpts))
+	for i, r := range rcpts {
+		out[i] = fsm.RcptOutcome{Address: r, Outcome: outcome, Error: msg}
+	}
+	return out
+}

@@ -1,0 +1,93 @@
+package node
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"powermail/fsm"
+)
+
+// Operator view of the outbound queue: admin routes behind
+// `powermail queue ls|show|retry|drop`, and its metrics.
+
+type queueMetrics struct {
+	outcomes *prometheus.CounterVec
+	dsns     prometheus.Counter
+}
+
+// watchQueue registers the queue metrics. Depth and age are read from
+// the local state at scrape time, so every node reports them.
+func (n *Node) watchQueue() {
+	q := n.queue
+	q.m.outcomes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "powermail_queue_attempts_total", Help: "Outbound recipient attempts worked by this node, by outcome (sent, temp, perm).",
+	}, []string{"outcome"})
+	q.m.dsns = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "powermail_queue_dsns_total", Help: "Delivery status notifications committed by this node.",
+	})
+	stats := func(f func(fsm.QueueStats) float64) func() float64 {
+		return func() float64 {
+			st, err := n.state.QueueStats()
+			if err != nil {
+				return 0
+			}
+			return f(st)
+		}
+	}
+	n.metrics.reg.MustRegister(q.m.outcomes, q.m.dsns,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "powermail_queue_entries", Help: "Outbound queue entries."},
+			stats(func(s fsm.QueueStats) float64 { return float64(s.Entries) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "powermail_queue_recipients", Help: "Outbound recipients still pending."},
+			stats(func(s fsm.QueueStats) float64 { return float64(s.Recipients) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "powermail_queue_oldest_age_seconds", Help: "Age of the oldest outbound queue entry."},
+			stats(func(s fsm.QueueStats) float64 {
+				if s.Oldest == 0 {
+					return 0
+				}
+				return time.Since(time.UnixMilli(s.Oldest)).Seconds()
+			})))
+}
+
+func (n *Node) countOutcome(outcome string) { n.queue.m.outcomes.WithLabelValues(outcome).Inc() }
+
+func (n *Node) queueRoutes(route func(string, func(*http.Request) (any, error))) {
+	route("GET /v1/queue", func(r *http.Request) (any, error) {
+		if err := n.Barrier(r.Context()); err != nil {
+			return nil, err
+		}
+		lim := 1000
+		if v, err := strconv.Atoi(r.URL.Query().Get("limit")); err == nil && v > 0 {
+			lim = min(v, 10000)
+		}
+		return n.state.QueueList(r.URL.Query().Get("after"), lim)
+	})
+	route("GET /v1/queue/{id}", func(r *http.Request) (any, error) {
+		if err := n.Barrier(r.Context()); err != nil {
+			return nil, err
+		}
+		return n.state.QueueGet(r.PathValue("id"))
+	})
+	route("POST /v1/queue/{id}/retry", func(r *http.Request) (any, error) {
+		v, err := n.Apply(r.Context(), &fsm.QueueRetry{ID: r.PathValue("id"), Now: time.Now().UnixMilli()})
+		if err == nil {
+			n.queue.kick()
+		}
+		return v, err
+	})
+	// Drop removes the entry without a DSN: the operator decided.
+	route("DELETE /v1/queue/{id}", func(r *http.Request) (any, error) {
+		if _, err := n.state.QueueGet(r.PathValue("id")); err != nil {
+			if berr := n.Barrier(r.Context()); berr != nil {
+				return nil, berr
+			}
+			if _, err := n.state.QueueGet(r.PathValue("id")); err != nil {
+				return nil, err
+			}
+		}
+		_, err := n.Apply(r.Context(), &fsm.QueueRemove{ID: r.PathValue("id")})
+		return nil, err
+	})
+}

@@ -1,0 +1,107 @@
+package node
+
+import (
+	"crypto/tls"
+	"net"
+	"os"
+	"time"
+)
+
+// QueueConfig tunes the outbound queue (queue.go). Zero values mean the
+// defaults below.
+type QueueConfig struct {
+	// Hostname names this cluster in EHLO, Received: lines and DSNs.
+	// Default: the OS hostname.
+	Hostname string
+	// SRSDomain is the hosted domain used in rewritten envelope senders
+	// (srs.go). Default: the first hosted domain.
+	SRSDomain string
+	// Interval is how often the leader looks for due entries (it is also
+	// woken by every queued delivery). Default 1 s.
+	Interval time.Duration
+	// Lease is how long a worker holds an entry; a dead worker's entries
+	// are retried after it. An attempt is cut off well before. Default 10 min.
+	Lease time.Duration
+	// Batch is the number of entries leased at once; Concurrency the
+	// entries worked in parallel. Defaults 64 and 16.
+	Batch       int
+	Concurrency int
+	// Lifetime is how long a message is retried before it bounces
+	// (default 5 days); DelayNotify when the sender is told it is delayed
+	// (default 4 h; negative: never).
+	Lifetime    time.Duration
+	DelayNotify time.Duration
+	// RetryMin and RetryMax bound the exponential backoff (defaults 1 min
+	// and 2 h), which gets ±20 % jitter.
+	RetryMin time.Duration
+	RetryMax time.Duration
+	// MaxConnsPerDest caps the open connections to one destination host
+	// (default 4); idle ones are reused for IdleTimeout (default 30 s).
+	MaxConnsPerDest int
+	IdleTimeout     time.Duration
+	// Resolver looks up MX and address records (nil: net.DefaultResolver).
+	Resolver *net.Resolver
+	// Port is the SMTP port of MX hosts (default 25).
+	Port string
+	// DestOverride, when set, maps a recipient domain to a host:port,
+	// bypassing DNS (tests, and pinning a partner's server).
+	DestOverride map[string]string
+	// RelayHost sends everything through a smarthost (host:port) instead
+	// of MX lookups, with AUTH PLAIN when RelayUser is set.
+	RelayHost       string
+	RelayUser       string
+	RelayPassword   string
+	RelayRequireTLS bool
+	// TLS is the client TLS configuration for STARTTLS (nil: system
+	// roots; MX delivery is opportunistic, so certificates are not
+	// verified there unless RelayRequireTLS applies).
+	TLS *tls.Config
+	// MaxHops refuses a message with more Received: lines (RFC 5321
+	// §6.3, default 50); MaxOwnHops one that passed this cluster that
+	// many times already (default 3): a forward loop.
+	MaxHops    int
+	MaxOwnHops int
+	// DialTimeout bounds a connection attempt (default 30 s), AttemptTimeout
+	// one entry's whole attempt (default Lease/2).
+	DialTimeout    time.Duration
+	AttemptTimeout time.Duration
+}
+
+func (q *QueueConfig) setDefaults() {
+	if q.Hostname == "" {
+		q.Hostname = osHostname()
+	}
+	setDur(&q.Interval, time.Second)
+	setDur(&q.Lease, 10*time.Minute)
+	setDur(&q.Lifetime, 5*24*time.Hour)
+	setDur(&q.DelayNotify, 4*time.Hour)
+	setDur(&q.RetryMin, time.Minute)
+	setDur(&q.RetryMax, 2*time.Hour)
+	setDur(&q.IdleTimeout, 30*time.Second)
+	setDur(&q.DialTimeout, 30*time.Second)
+	setDur(&q.AttemptTimeout, q.Lease/2)
+	setInt(&q.Batch, 64)
+	setInt(&q.Concurrency, 16)
+	setInt(&q.MaxConnsPerDest, 4)
+	setInt(&q.MaxHops, 50)
+	setInt(&q.MaxOwnHops, 3)
+	if q.Port == "" {
+		q.Port = "25"
+	}
+	if q.Resolver == nil {
+		q.Resolver = net.DefaultResolver
+	}
+}
+
+func setInt(v *int, def int) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
+func osHostname() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "localhost"
+}

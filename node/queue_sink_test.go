@@ -1,0 +1,104 @@
+package node
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"testing"
+
+	"github.com/emersion/go-smtp"
+)
+
+// sink is a small SMTP server on loopback standing in for another
+// provider's MX. Its answer to DATA is programmable.
+type sink struct {
+	addr string
+	mu   sync.Mutex
+	// mode decides the reply after DATA: "ok", "451", "550", "drop"
+	// (read and record the message, then cut the connection without a
+	// reply: a lost acknowledgement), "hold" (wait on release, then cut).
+	mode    string
+	release chan struct{}
+	got     []sunk
+	tries   int
+}
+
+type sunk struct {
+	from string
+	to   []string
+	data string
+}
+
+func newSink(t testing.TB) *sink {
+	s := &sink{mode: "ok", release: make(chan struct{})}
+	srv := smtp.NewServer(s)
+	srv.Domain = "sink.test"
+	srv.AllowInsecureAuth = true
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.addr = ln.Addr().String()
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return s
+}
+
+func (s *sink) set(mode string) { s.mu.Lock(); s.mode = mode; s.mu.Unlock() }
+
+func (s *sink) messages() []sunk {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]sunk(nil), s.got...)
+}
+
+func (s *sink) NewSession(c *smtp.Conn) (smtp.Session, error) { return &sinkSession{s: s, c: c}, nil }
+
+type sinkSession struct {
+	s    *sink
+	c    *smtp.Conn
+	from string
+	to   []string
+}
+
+func (ss *sinkSession) Reset()        { ss.from, ss.to = "", nil }
+func (ss *sinkSession) Logout() error { return nil }
+func (ss *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
+	ss.from = from
+	return nil
+}
+func (ss *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	ss.to = append(ss.to, to)
+	return nil
+}
+
+func (ss *sinkSession) Data(r io.Reader) error {
+	data, err := io.ReadAll(r)
+	s := ss.s
+	s.mu.Lock()
+	s.tries++
+	mode := s.mode
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	switch mode {
+	case "451":
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
+	case "550":
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+	case "hold":
+		<-s.release
+		ss.c.Conn().Close()
+		return errors.New("held")
+	}
+	s.mu.Lock()
+	s.got = append(s.got, sunk{from: ss.from, to: ss.to, data: string(data)})
+	s.mu.Unlock()
+	if mode == "drop" {
+		ss.c.Conn().Close()
+		return errors.New("dropped")
+	}
+	return nil
+}

@@ -1,0 +1,147 @@
+package node
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Sender Rewriting Scheme (SRS, Shevek's "Sender Rewriting Scheme"
+// paper, libsrs2 conventions). Forwarded mail leaves with the envelope
+// sender rewritten into one of our domains, so the receiver's SPF check
+// (RFC 7208) sees our servers sending for our domain:
+//
+//	SRS0=HHHH=TT=orig-domain=orig-local@srs-domain
+//
+// TT is the day (mod 1024) in two base32 characters; HHHH the first four
+// base64 characters of HMAC-SHA1 over TT, domain and local part, keyed by
+// a key derived from the cluster secret, compared case-insensitively
+// because some servers fold local parts. A bounce to such an address is
+// accepted only with a valid hash younger than srsMaxAge, so the scheme
+// opens no relay: nobody else can mint addresses we will route.
+
+// ErrSRS: an SRS address with a bad hash, a bad shape or an expired stamp.
+var ErrSRS = errors.New("invalid SRS address")
+
+const (
+	srsMaxAge   = 21 // days
+	srsHashLen  = 4
+	srsBase32   = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+	srsDayCycle = 1024
+)
+
+func (n *Node) srsKey() []byte {
+	m := hmac.New(sha1.New, n.cfg.Secret)
+	m.Write([]byte("powermail srs key"))
+	return m.Sum(nil)
+}
+
+func srsHash(key []byte, parts ...string) string {
+	m := hmac.New(sha1.New, key)
+	for _, p := range parts {
+		m.Write([]byte(strings.ToLower(p)))
+	}
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))[:srsHashLen]
+}
+
+func srsStamp(now time.Time) string {
+	d := now.Unix() / 86400 % srsDayCycle
+	return string([]byte{srsBase32[d>>5], srsBase32[d&31]})
+}
+
+func srsStampAge(tt string, now time.Time) (int64, bool) {
+	if len(tt) != 2 {
+		return 0, false
+	}
+	hi, lo := strings.IndexByte(srsBase32, upper(tt[0])), strings.IndexByte(srsBase32, upper(tt[1]))
+	if hi < 0 || lo < 0 {
+		return 0, false
+	}
+	today := now.Unix() / 86400 % srsDayCycle
+	return (today - int64(hi<<5|lo) + srsDayCycle) % srsDayCycle, true
+}
+
+func upper(c byte) byte {
+	if c >= 'a' && c <= 'z' {
+		return c - 'a' + 'A'
+	}
+	return c
+}
+
+// srsForward rewrites sender for forwarding through domain. The null
+// sender stays null (a bounce must not be bounced), and senders in
+// domains we host need no rewriting.
+func (n *Node) srsForward(sender, domain string, now time.Time) string {
+	at := strings.LastIndexByte(sender, '@')
+	if sender == "" || at <= 0 || domain == "" {
+		return sender
+	}
+	local, sdom := sender[:at], sender[at+1:]
+	if _, err := n.state.Domain(strings.ToLower(sdom)); err == nil {
+		return sender
+	}
+	tt := srsStamp(now)
+	h := srsHash(n.srsKey(), tt, sdom, local)
+	return fmt.Sprintf("SRS0=%s=%s=%s=%s@%s", h, tt, sdom, local, domain)
+}
+
+// srsReverse decodes an SRS0 address at one of our domains. ok is false
+// for an address that is not SRS (or not in a hosted domain); err is set
+// for one that is SRS but invalid.
+func (n *Node) srsReverse(rcpt string) (orig string, ok bool, err error) {
+	at := strings.LastIndexByte(rcpt, '@')
+	if at <= 5 || !strings.EqualFold(rcpt[:5], "SRS0=") {
+		return "", false, nil
+	}
+	if _, derr := n.state.Domain(strings.ToLower(rcpt[at+1:])); derr != nil {
+		return "", false, nil
+	}
+	// Separators after SRS0 may be '=', '-' or '+' in other
+	// implementations; ours writes '=' and reads only what it writes.
+	f := strings.SplitN(rcpt[5:at], "=", 4)
+	if len(f) != 4 || f[2] == "" || f[3] == "" {
+		return "", true, fmt.Errorf("%w: %s", ErrSRS, rcpt)
+	}
+	hash, tt, dom, local := f[0], f[1], f[2], f[3]
+	age, good := srsStampAge(tt, time.Now())
+	if !good || age > srsMaxAge {
+		return "", true, fmt.Errorf("%w: %s: stamp expired", ErrSRS, rcpt)
+	}
+	want := srsHash(n.srsKey(), tt, dom, local)
+	if !hmac.Equal([]byte(strings.ToLower(hash)), []byte(strings.ToLower(want))) {
+		return "", true, fmt.Errorf("%w: %s: bad hash", ErrSRS, rcpt)
+	}
+	return local + "@" + dom, true, nil
+}
+
+// srsDomain is the domain rewritten senders use.
+func (n *Node) srsDomain() string {
+	if d := n.cfg.Queue.SRSDomain; d != "" {
+		return d
+	}
+	if ds, err := n.state.Domains("", 1); err == nil && len(ds) > 0 {
+		return ds[0].Name
+	}
+	return ""
+}
+
+// resolveBounce routes mail to a decoded SRS address: to the original
+// sender's mailbox if it is ours, else out through the queue.
+func (n *Node) resolveBounce(ctx context.Context, orig string) (Resolution, error) {
+	res, err := n.resolveLocal(orig)
+	if errors.Is(err, ErrNotLocal) {
+		return Resolution{External: []string{orig}}, nil
+	}
+	if err == nil || errors.Is(err, ErrUnavailable) {
+		return res, err
+	}
+	if berr := n.Barrier(ctx); berr != nil {
+		return Resolution{}, fmt.Errorf("%w: %v", ErrUnavailable, berr)
+	}
+	return n.resolveLocal(orig)
+}
