@@ -17,8 +17,8 @@ import (
 // measures the frontend only.
 type discardDeliverer struct{}
 
-func (discardDeliverer) Resolve(_ context.Context, rcpt string) ([]string, error) {
-	return []string{rcpt}, nil
+func (discardDeliverer) Resolve(_ context.Context, rcpt string) (node.Resolution, error) {
+	return node.Resolution{Mailboxes: []string{rcpt}}, nil
 }
 
 func (discardDeliverer) Deliver(_ context.Context, _ node.Message, body io.Reader) (node.DeliveryResult, error) {

@@ -74,7 +74,7 @@ func (s *session) deliver(tx *txn, r io.Reader) outcome {
 		rcpts:    rcptAddrs(tx.rcpts),
 		date:     start,
 	})
-	msg := node.Message{From: tx.from, Mailboxes: slices.Clone(tx.boxes), Received: start}
+	msg := node.Message{From: tx.from, Mailboxes: slices.Clone(tx.boxes), External: slices.Clone(tx.external), Received: start}
 
 	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.DeliverTimeout)
 	// readOnly hides MultiReader's WriteTo, which allocates 32 KiB per call.
@@ -142,8 +142,15 @@ func (o outcome) smtpReply(tx *txn) *smtp.SMTPError {
 			stored++
 		}
 	}
+	if o.queued(tx.external) {
+		// The external targets are queued, in the same commit.
+		return replyStored(tx.id, stored+len(tx.external), len(tx.boxes)+len(tx.external))
+	}
 	if stored == 0 {
-		return o.pickRejection(tx.boxes)
+		if r := o.pickRejection(tx.boxes); r != nil {
+			return r
+		}
+		return replyInternal() // only external targets, and they were not queued
 	}
 	return replyStored(tx.id, stored, len(tx.boxes))
 }
@@ -154,7 +161,15 @@ func (o outcome) lmtpReply(tx *txn, rc rcptEntry) *smtp.SMTPError {
 	if r := o.pickRejection(rc.boxes); r != nil {
 		return r
 	}
-	return replyStored(tx.id, len(rc.boxes), len(rc.boxes))
+	if len(rc.ext) > 0 && !o.queued(rc.ext) {
+		return replyInternal()
+	}
+	return replyStored(tx.id, len(rc.boxes)+len(rc.ext), len(rc.boxes)+len(rc.ext))
+}
+
+// queued reports whether external targets exist and Deliver queued them.
+func (o outcome) queued(external []string) bool {
+	return len(external) > 0 && o.res.Queued != ""
 }
 
 // pickRejection returns the reply for the first rejected mailbox among

@@ -15,12 +15,15 @@ import (
 type Deliverer interface {
 	// Resolve checks one RCPT address against the replicated directory and
 	// returns the canonical local mailbox addresses it expands to (forwards
-	// expanded). Errors wrap node.ErrUnknownRecipient, node.ErrNotLocal,
-	// node.ErrExternalTarget, node.ErrOverQuota or node.ErrUnavailable.
-	Resolve(ctx context.Context, rcpt string) ([]string, error)
+	// expanded) and the external forward targets, which Deliver queues.
+	// Errors wrap node.ErrUnknownRecipient, node.ErrNotLocal (never a
+	// relay), node.ErrExternalTarget, node.ErrOverQuota or
+	// node.ErrUnavailable.
+	Resolve(ctx context.Context, rcpt string) (node.Resolution, error)
 
 	// Deliver streams the body to R replicas and commits it, once, to every
-	// mailbox in msg.Mailboxes. It returns only when durable. A mailbox in
+	// mailbox in msg.Mailboxes, and in the same commit queues it for
+	// msg.External (res.Queued names the queue entry). It returns only when durable. A mailbox in
 	// res.Rejected was not delivered (its error wraps node.ErrOverQuota,
 	// ...). A non-nil error means nothing was delivered (wraps
 	// node.ErrUnavailable, or anything else = unexpected).

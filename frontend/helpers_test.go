@@ -56,6 +56,8 @@ func newFakeDeliverer() *fakeDeliverer {
 			"carol@example.com": {"carol@example.com"},
 			"team@example.com":  {"alice@example.com", "bob@example.com"},
 			"empty@example.com": {},
+			"out@example.com":   {},
+			"fwd@example.com":   {"carol@example.com"},
 		},
 		resolveErr: map[string]error{
 			"full@example.com": fmt.Errorf("mailbox full@example.com: %w", node.ErrOverQuota),
@@ -67,7 +69,22 @@ func newFakeDeliverer() *fakeDeliverer {
 	}
 }
 
-func (f *fakeDeliverer) Resolve(ctx context.Context, rcpt string) ([]string, error) {
+func (f *fakeDeliverer) Resolve(ctx context.Context, rcpt string) (node.Resolution, error) {
+	boxes, err := f.resolveBoxes(ctx, rcpt)
+	if ext, ok := fakeExternal[strings.ToLower(rcpt)]; ok && err == nil {
+		return node.Resolution{Mailboxes: boxes, External: ext}, nil
+	}
+	return node.Resolution{Mailboxes: boxes}, err
+}
+
+// fakeExternal are the fake directory's forwards to other providers
+// (queued by Deliver); fwd@ keeps a local copy too.
+var fakeExternal = map[string][]string{
+	"out@example.com": {"x@elsewhere.net"},
+	"fwd@example.com": {"y@elsewhere.net"},
+}
+
+func (f *fakeDeliverer) resolveBoxes(ctx context.Context, rcpt string) ([]string, error) {
 	_, hasDeadline := ctx.Deadline()
 	f.mu.Lock()
 	f.resolves = append(f.resolves, resolveCall{rcpt: rcpt, hasDeadline: hasDeadline})
@@ -113,6 +130,9 @@ func (f *fakeDeliverer) Deliver(ctx context.Context, msg node.Message, body io.R
 		return node.DeliveryResult{}, f.deliverErr
 	}
 	res := node.DeliveryResult{Rejected: map[string]error{}}
+	if len(msg.External) > 0 {
+		res.Queued = "q1"
+	}
 	for _, b := range msg.Mailboxes {
 		if rerr, ok := f.rejected[b]; ok {
 			res.Rejected[b] = rerr

@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"github.com/emersion/go-smtp"
+
+	"powermail/node"
 )
 
 // session is one client connection's go-smtp Session. go-smtp calls its
@@ -44,17 +46,25 @@ type txn struct {
 	rcpts    []rcptEntry // accepted RCPTs in order, duplicates kept (LMTP needs them)
 	boxes    []string    // union of rcpts' mailboxes, first-seen order
 	boxIndex map[string]struct{}
+	external []string // union of rcpts' external targets (outbound queue)
 }
 
 type rcptEntry struct {
 	addr  string   // as the client sent it; go-smtp's key for LMTP status
 	boxes []string // canonical mailboxes from Resolve
+	ext   []string // external targets from Resolve
 }
 
 // addRecipient records an accepted RCPT. A mailbox reached through
 // several addresses is stored once (Promise 5).
-func (tx *txn) addRecipient(addr string, boxes []string) {
-	tx.rcpts = append(tx.rcpts, rcptEntry{addr: addr, boxes: boxes})
+func (tx *txn) addRecipient(addr string, res node.Resolution) {
+	boxes := res.Mailboxes
+	tx.rcpts = append(tx.rcpts, rcptEntry{addr: addr, boxes: boxes, ext: res.External})
+	for _, e := range res.External {
+		if !slices.Contains(tx.external, e) {
+			tx.external = append(tx.external, e)
+		}
+	}
 	for _, b := range boxes {
 		if _, dup := tx.boxIndex[b]; !dup {
 			tx.boxIndex[b] = struct{}{}
@@ -119,7 +129,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	case addrNonASCII:
 		return replyNonASCIIAddress()
 	}
-	boxes, err := s.resolve(to)
+	res, err := s.resolve(to)
 	if err != nil {
 		r := replyForDirectoryError(err)
 		s.logRefusedRcpt(to, r, err)
@@ -130,20 +140,20 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if s.tx != tx { // reset while resolving
 		return replyBadSequence("transaction was reset")
 	}
-	tx.addRecipient(to, boxes)
+	tx.addRecipient(to, res)
 	return nil
 }
 
 // resolve calls Deliverer.Resolve under ResolveTimeout and treats an empty
 // answer as a backend error.
-func (s *session) resolve(to string) ([]string, error) {
+func (s *session) resolve(to string) (node.Resolution, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.ResolveTimeout)
 	defer cancel()
-	boxes, err := s.srv.d.Resolve(ctx, to)
-	if err == nil && len(boxes) == 0 {
+	res, err := s.srv.d.Resolve(ctx, to)
+	if err == nil && len(res.Mailboxes) == 0 && len(res.External) == 0 {
 		err = errNoMailboxes
 	}
-	return slices.Clone(boxes), err
+	return node.Resolution{Mailboxes: slices.Clone(res.Mailboxes), External: slices.Clone(res.External)}, err
 }
 
 func (s *session) logRefusedRcpt(to string, r *smtp.SMTPError, err error) {
@@ -186,6 +196,7 @@ func (s *session) snapshot() *txn {
 	cp := *s.tx
 	cp.rcpts = slices.Clip(cp.rcpts)
 	cp.boxes = slices.Clone(cp.boxes)
+	cp.external = slices.Clone(cp.external)
 	cp.boxIndex = nil
 	return &cp
 }
