@@ -42,7 +42,7 @@ func newRoot() *cobra.Command {
 	}
 	cl := &clientFlags{}
 	root.AddCommand(newServerCmd(), newClusterCmd(cl), newDomainCmd(cl), newMailboxCmd(cl),
-		newForwardCmd(cl), newSettingsCmd(cl), newStorageCmd(cl))
+		newForwardCmd(cl), newSettingsCmd(cl), newStorageCmd(cl), newQueueCmd(cl))
 	return root
 }
 

@@ -22,6 +22,7 @@ type serverFlags struct {
 	mail                                                mailFlags
 	access                                              accessFlags
 	redundancy                                          redundancyFlags
+	queue                                               queueFlags
 }
 
 func newServerCmd() *cobra.Command {
@@ -56,6 +57,7 @@ POWERMAIL_SECRET and is also the admin API token.`,
 	f.mail.register(fl)
 	f.access.register(fl)
 	f.redundancy.register(fl)
+	f.queue.register(fl)
 	return cmd
 }
 
@@ -79,6 +81,9 @@ func runServer(ctx context.Context, f *serverFlags) error {
 		MaildropLease:     f.access.maildropLease,
 	}
 	f.redundancy.apply(&cfg)
+	if err := f.queue.apply(&cfg, f.mail.hostname); err != nil {
+		return err
+	}
 	n, err := node.New(ctx, cfg)
 	if err != nil {
 		return err

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"powermail/fsm"
+)
+
+// newQueueCmd is `powermail queue ls|show|retry|drop`: the outbound queue
+// of forwards to other providers and of bounces.
+func newQueueCmd(cl *clientFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "queue", Short: "Inspect and act on the outbound queue"}
+	cl.register(cmd)
+	cmd.AddCommand(&cobra.Command{
+		Use: "ls", Aliases: []string{"list"}, Short: "List queued messages with age, attempts, next try and last error", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var list []fsm.QueueEntry
+			if err := cl.do(cmd.Context(), "GET", "/v1/queue", nil, &list); err != nil {
+				return err
+			}
+			now := time.Now()
+			return cl.emit(cmd, list, []string{"ID", "AGE", "FROM", "PENDING", "ATTEMPTS", "NEXT", "LAST-ERROR"}, func() (rows [][]string) {
+				for _, e := range list {
+					rows = append(rows, []string{e.ID, age(now, e.Created), orNull(e.From), strings.Join(e.Pending(), ","),
+						strconv.Itoa(e.Attempts), next(now, e.NextAttempt), e.LastError})
+				}
+				return rows
+			})
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use: "show ID", Short: "Show one queued message", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var e fsm.QueueEntry
+			if err := cl.do(cmd.Context(), "GET", "/v1/queue/"+pathEsc(args[0]), nil, &e); err != nil {
+				return err
+			}
+			now := time.Now()
+			return cl.emit(cmd, e, []string{"FIELD", "VALUE"}, func() [][]string {
+				rows := [][]string{{"id", e.ID}, {"from", orNull(e.From)}, {"size", strconv.FormatInt(e.Size, 10)},
+					{"age", age(now, e.Created)}, {"attempts", strconv.Itoa(e.Attempts)}, {"next", next(now, e.NextAttempt)},
+					{"last-error", e.LastError}, {"lease", e.LeaseHolder}, {"body", e.Hash}}
+				for _, r := range e.Recipients {
+					rows = append(rows, []string{"rcpt " + r.Address, strings.TrimSpace(r.State + " " + r.Error)})
+				}
+				return rows
+			})
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use: "retry ID", Short: "Try a queued message again now", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cl.do(cmd.Context(), "POST", "/v1/queue/"+pathEsc(args[0])+"/retry", nil, nil); err != nil {
+				return err
+			}
+			return cl.done(cmd, "queue entry %s is due now", args[0])
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use: "drop ID", Aliases: []string{"rm"}, Short: "Remove a queued message without a bounce", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cl.do(cmd.Context(), "DELETE", "/v1/queue/"+pathEsc(args[0]), nil, nil); err != nil {
+				return err
+			}
+			return cl.done(cmd, "dropped queue entry %s", args[0])
+		},
+	})
+	return cmd
+}
+
+func age(now time.Time, ms int64) string {
+	return now.Sub(time.UnixMilli(ms)).Truncate(time.Second).String()
+}
+
+func next(now time.Time, ms int64) string {
+	if d := time.UnixMilli(ms).Sub(now); d > 0 {
+		return "in " + d.Truncate(time.Second).String()
+	}
+	return "now"
+}
+
+func orNull(from string) string {
+	if from == "" {
+		return "<>"
+	}
+	return fmt.Sprintf("<%s>", from)
+}

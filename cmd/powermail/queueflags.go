@@ -1,0 +1,47 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"powermail/node"
+)
+
+// queueFlags configure the outbound queue (forwards to other providers).
+type queueFlags struct {
+	relayHost, relayUser, relayPasswordFile string
+	relayRequireTLS                         bool
+	srsDomain                               string
+	lifetime, delayNotify                   time.Duration
+	maxConnsPerDest                         int
+}
+
+func (q *queueFlags) register(fl *pflag.FlagSet) {
+	fl.StringVar(&q.relayHost, "relay-host", "", "send outbound mail through this smarthost (host:port) instead of MX lookups")
+	fl.StringVar(&q.relayUser, "relay-user", "", "AUTH PLAIN user for --relay-host")
+	fl.StringVar(&q.relayPasswordFile, "relay-password-file", "", "file holding the --relay-user password (or set POWERMAIL_RELAY_PASSWORD)")
+	fl.BoolVar(&q.relayRequireTLS, "relay-require-tls", false, "require verified STARTTLS with --relay-host")
+	fl.StringVar(&q.srsDomain, "srs-domain", "", "hosted domain for SRS-rewritten senders of forwarded mail (default: the first hosted domain)")
+	fl.DurationVar(&q.lifetime, "queue-lifetime", 5*24*time.Hour, "how long outbound mail is retried before it bounces")
+	fl.DurationVar(&q.delayNotify, "queue-delay-notify", 4*time.Hour, "send a delayed-delivery notice after this long (negative: never)")
+	fl.IntVar(&q.maxConnsPerDest, "queue-max-conns", 4, "open connections per destination server")
+}
+
+func (q *queueFlags) apply(cfg *node.Config, hostname string) error {
+	pw := os.Getenv("POWERMAIL_RELAY_PASSWORD")
+	if q.relayPasswordFile != "" {
+		raw, err := os.ReadFile(q.relayPasswordFile)
+		if err != nil {
+			return fmt.Errorf("read relay password file: %w", err)
+		}
+		pw = strings.TrimSpace(string(raw))
+	}
+	cfg.Queue = node.QueueConfig{Hostname: hostname, SRSDomain: q.srsDomain, Lifetime: q.lifetime, DelayNotify: q.delayNotify,
+		MaxConnsPerDest: q.maxConnsPerDest, RelayHost: q.relayHost, RelayUser: q.relayUser, RelayPassword: pw,
+		RelayRequireTLS: q.relayRequireTLS}
+	return nil
+}
