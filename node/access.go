@@ -198,7 +198,7 @@ func (n *Node) Append(ctx context.Context, addr, folder string, flags []string, 
 	}
 	cmd := &fsm.Deliver{ID: deliveryID(), Hash: h.String(), Size: size, Replicas: replicas,
 		Mailboxes: []string{addr}, InternalDate: date.UnixMilli(), Flags: flags, Folder: folder}
-	v, err := n.commitDelivery(ctx, cmd)
+	v, index, err := n.commitDelivery(ctx, cmd)
 	if err != nil {
 		return AppendResult{}, accessErr(err)
 	}
@@ -210,9 +210,10 @@ func (n *Node) Append(ctx context.Context, addr, folder string, flags []string, 
 		return AppendResult{}, accessErr(fsm.FromCode(code, res.Messages[addr]))
 	}
 	// commitDelivery returns once the leader applied; make the append
-	// visible to this session before answering.
-	if err := n.readBarrier(ctx); err != nil {
-		return AppendResult{}, err
+	// visible to this session before answering (no read-index round
+	// trip: the entry's own index is enough).
+	if err := n.state.WaitApplied(ctx, index); err != nil {
+		return AppendResult{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return AppendResult{UIDValidity: res.UIDValidity, UID: res.UIDs[addr]}, nil
 }

@@ -114,7 +114,7 @@ func (n *Node) Deliver(ctx context.Context, msg Message, body io.Reader) (Delive
 	if len(msg.External) > 0 {
 		cmd.Queue = &fsm.QueuePart{From: msg.From, Recipients: msg.External, NextAttempt: time.Now().UnixMilli()}
 	}
-	v, err := n.commitDelivery(ctx, cmd)
+	v, _, err := n.commitDelivery(ctx, cmd)
 	if err != nil {
 		return DeliveryResult{}, fmt.Errorf("%w: commit: %v", ErrUnavailable, err)
 	}
@@ -146,18 +146,21 @@ const commitRetryWindow = 30 * time.Second
 // may be stored. Instead the same command, with the same delivery ID, is
 // proposed again: the state machine applies an ID once and answers a
 // repeat with the first result.
-func (n *Node) commitDelivery(ctx context.Context, cmd *fsm.Deliver) (any, error) {
+//
+// It also returns the raft index of the entry that answered, so a caller
+// that must see its own write waits for that index to apply here.
+func (n *Node) commitDelivery(ctx context.Context, cmd *fsm.Deliver) (any, uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, commitRetryWindow)
 	defer cancel()
 	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
-		v, _, err := n.propose(ctx, cmd)
+		v, index, err := n.propose(ctx, cmd)
 		if err == nil || fsm.Code(err) != "" || errors.Is(err, ErrClosed) {
-			return v, err
+			return v, index, err
 		}
 		n.log.Warn("delivery commit outcome unknown; retrying", "id", cmd.ID, "err", err)
 		select {
 		case <-ctx.Done():
-			return nil, err
+			return nil, 0, err
 		case <-time.After(backoff):
 		}
 	}

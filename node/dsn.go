@@ -65,7 +65,7 @@ func (n *Node) sendDSN(ctx context.Context, e fsm.QueueEntry, rcpts []fsm.QueueR
 	if len(res.External) > 0 {
 		cmd.Queue = &fsm.QueuePart{From: "", Recipients: res.External, NextAttempt: now.UnixMilli()}
 	}
-	if _, err := n.commitDelivery(ctx, cmd); err != nil {
+	if _, _, err := n.commitDelivery(ctx, cmd); err != nil {
 		return err
 	}
 	n.queue.m.dsns.Inc()
