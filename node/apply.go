@@ -43,7 +43,17 @@ func (n *Node) propose(ctx context.Context, cmd fsm.Command) (any, uint64, error
 	var index uint64
 	err = n.onLeader(ctx,
 		func() (err error) { out, index, err = n.applyLocal(data); return err },
-		func(addr string) (err error) { out, index, err = n.forwardApply(ctx, addr, data); return err })
+		func(addr string) error {
+			err := n.toLeader(ctx, addr, func(ctx context.Context) (err error) {
+				out, index, err = n.forwardApply(ctx, addr, data)
+				return err
+			})
+			if errors.Is(err, errLeaderMoved) {
+				// The old leader may have applied it: the outcome is unknown.
+				return fmt.Errorf("%w: %v", ErrIndeterminate, err)
+			}
+			return err
+		})
 	if err == nil || fsm.Code(err) != "" {
 		n.metrics.applyLatency.Observe(time.Since(start).Seconds())
 	}
@@ -162,7 +172,15 @@ func (ri *readIndex) round() error {
 	var idx uint64
 	err := n.onLeader(ctx,
 		func() (err error) { idx, err = n.leaderReadIndex(ctx); return err },
-		func(addr string) error { return n.call(ctx, addr, "GET", "/rpc/readindex", nil, &idx) })
+		func(addr string) error {
+			err := n.toLeader(ctx, addr, func(ctx context.Context) error {
+				return n.call(ctx, addr, "GET", "/rpc/readindex", nil, &idx)
+			})
+			if errors.Is(err, errLeaderMoved) {
+				return fmt.Errorf("%w: %v", ErrNoLeader, err) // a read: safe to ask the next leader
+			}
+			return err
+		})
 	if err != nil {
 		return err
 	}

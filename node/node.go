@@ -64,6 +64,7 @@ type Node struct {
 	dummyOnce    sync.Once
 	dummy        string // password hash for unknown users (timing)
 
+	raftUp      atomic.Bool   // raft is started: cluster RPCs may use it
 	readyTerm   atomic.Uint64 // term in which this leader passed a barrier
 	stallBodies atomic.Bool   // tests only: accept body uploads and never answer
 	cancel      context.CancelFunc
@@ -88,6 +89,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	bgctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	fresh, err := n.startRaft()
+	n.raftUp.Store(err == nil)
 	if err != nil {
 		n.Close()
 		return nil, err
@@ -184,7 +186,7 @@ func (n *Node) open() error {
 	n.mux = newMux(ln, n.cfg.Secret, n.log)
 	go n.mux.serve()
 	n.rpc = newRPCClient(n.cfg.Secret)
-	n.rpcServer = &http.Server{Handler: n.rpcHandler(), ReadHeaderTimeout: 10 * time.Second}
+	n.rpcServer = &http.Server{Handler: n.untilRaft(n.rpcHandler()), ReadHeaderTimeout: 10 * time.Second}
 	go n.rpcServer.Serve(n.mux.rpc)
 	n.reads = &readIndex{n: n}
 	return nil

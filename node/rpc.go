@@ -77,6 +77,20 @@ func (r rpcReply) err() error {
 	return fsm.FromCode(r.Code, r.Error)
 }
 
+// untilRaft answers every cluster RPC "unavailable" until raft is
+// started. The RPC server listens first (raft shares its port), and a peer
+// request that needs raft in that window crashed a restarting node (found
+// by the jepsen harness).
+func (n *Node) untilRaft(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !n.raftUp.Load() {
+			writeRPC(w, nil, fmt.Errorf("%w: node %s is starting", ErrUnavailable, n.cfg.ID))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 func (n *Node) rpcHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /rpc/apply", n.rpcApply)
@@ -246,6 +260,48 @@ func (n *Node) onLeader(ctx context.Context, local func() error, remote func(add
 		backoff = min(backoff*2, 500*time.Millisecond)
 	}
 }
+
+// errLeaderMoved: this node learned of another leader (or lost its
+// leader) while a request to the old one was in flight.
+var errLeaderMoved = errors.New("leader changed while the request was in flight")
+
+// toLeader runs fn against the leader at addr with a context that ends as
+// soon as this node no longer sees addr as its leader. A request to an
+// old leader cut off by a partition would otherwise hang until the heal,
+// stalling the majority side (found by the jepsen harness); fn's error
+// then wraps errLeaderMoved, and the caller decides whether a retry is
+// safe.
+func (n *Node) toLeader(ctx context.Context, addr string, fn func(context.Context) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		t := time.NewTicker(leaderWatchInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if cur, _ := n.raft.LeaderWithID(); string(cur) != addr {
+					cancel(errLeaderMoved)
+					return
+				}
+			}
+		}
+	}()
+	err := fn(ctx)
+	if err != nil && errors.Is(context.Cause(ctx), errLeaderMoved) {
+		return fmt.Errorf("%w (%s): %v", errLeaderMoved, addr, err)
+	}
+	return err
+}
+
+// leaderWatchInterval is how often toLeader checks who leads.
+const leaderWatchInterval = 100 * time.Millisecond
 
 // isConnRefused reports a dial failure: the request never reached a peer,
 // so it is safe to retry.
