@@ -280,6 +280,7 @@ func (s *imapSession) unselectLocked() {
 
 // selected returns the selected folder or an error.
 func (s *imapSession) selected() (*imapSelected, string, error) {
+	s.calls++
 	if s.addr == "" {
 		return nil, "", errIMAPNotAuthed
 	}
@@ -301,7 +302,17 @@ func (s *imapSession) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error 
 	if s.sel == nil || s.closed {
 		return nil
 	}
-	return s.pollLocked(w, allowExpunge, allowExpunge)
+	bare := s.calls == s.polledAt // NOOP or CHECK: the poll is the command
+	s.polledAt = s.calls
+	err := s.pollLocked(w, allowExpunge, allowExpunge)
+	if err == nil && bare && s.sel != nil && s.sel.dirty {
+		// The client asked for the current state and the session could
+		// not read it (no leader, timeout). Answering OK would vouch for
+		// a stale view (found by the jepsen harness); the connection is
+		// closed instead, and the client reconnects.
+		return imapNo(imap.ResponseCodeUnavailable, "cannot read the current state of the folder")
+	}
+	return err
 }
 
 // Idle reports changes as they happen: on every Watch notification (so a

@@ -42,6 +42,10 @@ type imapSession struct {
 	addr   string        // "" until login
 	sel    *imapSelected // nil unless a folder is selected
 	closed bool
+	// calls counts commands that reached a Session method; Poll compares
+	// it with its own last count to tell a bare NOOP or CHECK (nothing
+	// but the poll) from the poll after another command.
+	calls, polledAt int
 }
 
 var (
@@ -113,6 +117,7 @@ func (s *imapSession) Login(user, password string) error {
 
 // user returns the authenticated address, or an error before login.
 func (s *imapSession) user() (string, error) {
+	s.calls++
 	if s.addr == "" {
 		return "", errIMAPNotAuthed
 	}
