@@ -8,7 +8,7 @@ BENCHTIME ?= 2s
 LOADTIME  ?= 10s
 FUZZTIME  ?= 30s
 JEPSEN_TIME   ?= 5m
-JEPSEN_FAULTS ?= kill,pause
+JEPSEN_FAULTS ?= all
 BENCHDIR  := /tmp/powermail-bench
 
 .PHONY: all build run stop test test-short bench bench-go bench-smtp bench-imap bench-repair bench-load fuzz jepsen jepsen-short clean

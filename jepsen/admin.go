@@ -76,6 +76,12 @@ func (a *AdminClient) Post(ctx context.Context, addr, path string, in, out any) 
 	return nil
 }
 
+// Delete sends DELETE path to the node at addr.
+func (a *AdminClient) Delete(ctx context.Context, addr, path string) error {
+	_, err := a.do(ctx, "DELETE", addr, path, nil)
+	return err
+}
+
 // Raw fetches path from the node at addr and returns the body unparsed.
 func (a *AdminClient) Raw(ctx context.Context, addr, path string) ([]byte, error) {
 	return a.do(ctx, "GET", addr, path, nil)

@@ -6,11 +6,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -54,23 +57,37 @@ func (s NodeState) String() string {
 	return "down"
 }
 
-// Node is one powermail process. Its addresses and data directory stay the
-// same across restarts.
+// Node is one powermail process. Its addresses stay the same across
+// restarts and re-joins; its data directory is wiped when it is removed
+// from the cluster and joins again.
 type Node struct {
 	ID      string
-	Cluster string // raft and cluster RPC
+	Cluster string // the real raft and cluster RPC listener
+	Advert  string // the address peers dial: this node's proxy in Net
 	Admin   string
 	SMTP    string
+	IMAP    string
+	POP3    string
 	Data    string
 	Log     string // stdout and stderr of every incarnation, appended
-
-	args []string // server arguments, the same on every start
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd
 	done     chan struct{} // closed when the current process has exited
 	state    NodeState
-	expected bool // the harness caused the current process's exit
+	expected bool   // the harness caused the current process's exit
+	join     string // admin address to join through on the next start ("": bootstrap)
+	starts   int
+}
+
+// Pid is the current process's id, or 0 when the node is down.
+func (n *Node) Pid() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil || n.state == Down || n.cmd.Process == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
 }
 
 // State returns the node's current state.
@@ -85,6 +102,45 @@ type Crash struct {
 	Node string    `json:"node"`
 	At   time.Time `json:"at"`
 	Err  string    `json:"error"`
+	// Output is the end of what the process wrote: from its panic or
+	// fatal error when there is one.
+	Output string `json:"output,omitempty"`
+	// Known names the known server bug whose signature Output matches
+	// (see knownCrashes), or "".
+	Known string `json:"known,omitempty"`
+}
+
+// knownCrashes are signatures of server crashes already described in
+// jepsen/RESULTS.md: every line must appear in the crash's output.
+var knownCrashes = []struct {
+	Bug   string
+	Lines []string
+}{
+	{"bug 2", []string{"nil pointer dereference", "raft.(*Raft).State", "node.(*Node).onLeader"}},
+}
+
+// newCrash describes an unexpected exit from its output.
+func newCrash(node, err, output string) Crash {
+	cr := Crash{Node: node, At: time.Now(), Err: err, Output: output}
+	for _, marker := range []string{"panic:", "fatal error:"} {
+		if i := strings.Index(output, marker); i >= 0 {
+			cr.Output = output[i:]
+			break
+		}
+	}
+	if len(cr.Output) > 2000 {
+		cr.Output = cr.Output[:2000]
+	}
+	for _, k := range knownCrashes {
+		all := true
+		for _, l := range k.Lines {
+			all = all && strings.Contains(cr.Output, l)
+		}
+		if all {
+			cr.Known = k.Bug
+		}
+	}
+	return cr
 }
 
 // ClusterConfig describes the cluster to start.
@@ -95,6 +151,8 @@ type ClusterConfig struct {
 	Replicas int    // R (and W) given to the bootstrap node
 	// StartTimeout bounds waiting for one node to become ready. Zero: 30 s.
 	StartTimeout time.Duration
+	// ServerArgs are added to every node's command line (tuning flags).
+	ServerArgs []string
 	// Logf receives harness events; nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -107,6 +165,9 @@ type Cluster struct {
 	secret string
 	nodes  []*Node
 	Admin  *AdminClient
+	// Net holds the proxies in front of every cluster port; partitions
+	// and slow links are made there.
+	Net *Net
 
 	mu      sync.Mutex
 	crashes []Crash
@@ -141,22 +202,25 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 	rand.Read(b)
 	c := &Cluster{cfg: cfg, secret: hex.EncodeToString(b)}
 	c.Admin = NewAdminClient(c.secret)
-	addrs, err := freeAddrs(3 * cfg.Nodes)
+	const perNode = 6 // cluster, proxy, admin, smtp, imap, pop3
+	addrs, err := freeAddrs(perNode * cfg.Nodes)
 	if err != nil {
 		return nil, err
 	}
+	c.Net = NewNet(c.dialer, cfg.Logf)
 	for i := range cfg.Nodes {
 		id := fmt.Sprintf("n%d", i+1)
+		a := addrs[perNode*i:]
 		n := &Node{
-			ID: id, Cluster: addrs[3*i], Admin: addrs[3*i+1], SMTP: addrs[3*i+2],
+			ID: id, Cluster: a[0], Admin: a[2], SMTP: a[3], IMAP: a[4], POP3: a[5],
 			Data: filepath.Join(dir, id), Log: filepath.Join(dir, id+".log"),
 		}
-		n.args = []string{"server", "--id", id, "--data", n.Data, "--cluster", n.Cluster,
-			"--admin", n.Admin, "--smtp", n.SMTP, "--hostname", id + ".jepsen.test"}
-		if i == 0 {
-			n.args = append(n.args, "--bootstrap", "--replicas", fmt.Sprint(cfg.Replicas))
-		} else {
-			n.args = append(n.args, "--join", addrs[1])
+		if n.Advert, err = c.Net.Listen(id, a[1], n.Cluster); err != nil {
+			c.Net.Close()
+			return nil, err
+		}
+		if i > 0 {
+			n.join = addrs[2] // n1's admin address
 		}
 		c.nodes = append(c.nodes, n)
 	}
@@ -175,7 +239,8 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 			c.Stop(context.WithoutCancel(ctx))
 			return nil, fmt.Errorf("start %s: %w (see %s)", n.ID, err, n.Log)
 		}
-		cfg.Logf("%s ready (admin %s, smtp %s)", n.ID, n.Admin, n.SMTP)
+		cfg.Logf("%s ready (admin %s, smtp %s, imap %s, pop3 %s, cluster %s via proxy %s)",
+			n.ID, n.Admin, n.SMTP, n.IMAP, n.POP3, n.Cluster, n.Advert)
 	}
 	return c, nil
 }
@@ -226,6 +291,41 @@ func ephemeralStart() int {
 	return lo
 }
 
+// args is n's server command line for its next start. The first node
+// bootstraps on its first start; every other start (of any node) joins
+// through a member's admin API, which is a no-op for a node that is
+// already a member.
+func (c *Cluster) args(n *Node) []string {
+	args := []string{"server", "--id", n.ID, "--data", n.Data,
+		"--cluster", n.Cluster, "--advertise", n.Advert, "--admin", n.Admin,
+		"--smtp", n.SMTP, "--imap", n.IMAP, "--pop3", n.POP3,
+		"--hostname", n.ID + ".jepsen.test", "--allow-insecure-auth", "--enable-fault-injection"}
+	args = append(args, c.cfg.ServerArgs...)
+	if n.join == "" {
+		return append(args, "--bootstrap", "--replicas", fmt.Sprint(c.cfg.Replicas))
+	}
+	return append(args, "--join", n.join)
+}
+
+// dialer names the node whose process dialed conn, an accepted proxy
+// connection, or "" when it is none of them.
+func (c *Cluster) dialer(conn net.Conn) string {
+	pids := map[int]string{}
+	for _, n := range c.nodes {
+		if pid := n.Pid(); pid != 0 {
+			pids[pid] = n.ID
+		}
+	}
+	for try := 0; try < 3; try++ {
+		id, err := ownerOf(conn, pids)
+		if id != "" || err == nil {
+			return id
+		}
+		time.Sleep(5 * time.Millisecond) // the dialer's socket may not be listed yet
+	}
+	return ""
+}
+
 // Secret is the cluster secret, which is also the admin token.
 func (c *Cluster) Secret() string { return c.secret }
 
@@ -263,9 +363,10 @@ func (c *Cluster) start(n *Node) error {
 		return err
 	}
 	defer logf.Close()
-	fmt.Fprintf(logf, "=== jepsen: start %s at %s\n", n.ID, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(c.cfg.Binary, n.args...)
-	cmd.Env = append(os.Environ(), "POWERMAIL_SECRET="+c.secret)
+	args := c.args(n)
+	fmt.Fprintf(logf, "=== jepsen: start %s at %s: %s\n", n.ID, time.Now().Format(time.RFC3339Nano), strings.Join(args, " "))
+	cmd := exec.Command(c.cfg.Binary, args...)
+	cmd.Env = append(os.Environ(), "POWERMAIL_SECRET="+c.secret, "GOTRACEBACK=all") // every goroutine in a crash dump
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -273,6 +374,7 @@ func (c *Cluster) start(n *Node) error {
 	}
 	done := make(chan struct{})
 	n.cmd, n.done, n.state, n.expected = cmd, done, Running, false
+	n.starts++
 	go func() {
 		err := cmd.Wait()
 		n.mu.Lock()
@@ -287,10 +389,15 @@ func (c *Cluster) start(n *Node) error {
 			if err != nil {
 				msg = err.Error()
 			}
+			cr := newCrash(n.ID, msg, n.lastOutput())
 			c.mu.Lock()
-			c.crashes = append(c.crashes, Crash{Node: n.ID, At: time.Now(), Err: msg})
+			c.crashes = append(c.crashes, cr)
 			c.mu.Unlock()
-			c.cfg.Logf("%s exited unexpectedly: %s (see %s)", n.ID, msg, n.Log)
+			known := ""
+			if cr.Known != "" {
+				known = ", known " + cr.Known
+			}
+			c.cfg.Logf("%s exited unexpectedly: %s%s (see %s)", n.ID, msg, known, n.Log)
 		}
 	}()
 	return nil
@@ -317,6 +424,26 @@ func (n *Node) signal(sig syscall.Signal) (chan struct{}, error) {
 		n.state = Running
 	}
 	return n.done, nil
+}
+
+// lastOutput returns what the current (or last) incarnation of n wrote to
+// its log, up to the last 64 KiB.
+func (n *Node) lastOutput() string {
+	f, err := os.Open(n.Log)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	const max = 64 << 10
+	if st, err := f.Stat(); err == nil && st.Size() > max {
+		f.Seek(st.Size()-max, io.SeekStart)
+	}
+	raw, _ := io.ReadAll(f)
+	s := string(raw)
+	if i := strings.LastIndex(s, "=== jepsen: start "); i >= 0 {
+		s = s[i:]
+	}
+	return s
 }
 
 func (n *Node) note(format string, args ...any) {
@@ -376,8 +503,15 @@ func (c *Cluster) Restart(ctx context.Context, id string) error {
 		if !errors.Is(err, errExited) {
 			return fmt.Errorf("restart %s: %w (see %s)", id, err, n.Log)
 		}
-		c.forgetCrash(id)
-		c.cfg.Logf("%s exited while starting; retrying", id)
+		// A port not yet free is the harness's problem, and forgiven;
+		// any other exit (a panic, say) stays a crash, but the node is
+		// started again so that the run goes on.
+		if tail := n.lastOutput(); strings.Contains(tail, "address already in use") {
+			c.forgetCrash(id)
+			c.cfg.Logf("%s exited while starting (port not yet free); retrying", id)
+		} else {
+			c.cfg.Logf("%s exited while starting; retrying", id)
+		}
 		if err := sleep(ctx, time.Second); err != nil {
 			return err
 		}
@@ -440,9 +574,10 @@ func (c *Cluster) WaitReady(ctx context.Context, id string, d time.Duration) err
 }
 
 // WaitHealthy waits until every node runs and is ready, and the cluster
-// status (asked of the first node) lists all of them as reachable voters
-// with a leader.
+// status (asked of every node in turn) lists all of them as reachable
+// voters with a leader.
 func (c *Cluster) WaitHealthy(ctx context.Context, d time.Duration) error {
+	i := 0
 	return c.waitUntil(ctx, d, func(ctx context.Context) error {
 		for _, n := range c.nodes {
 			if st := n.State(); st != Running {
@@ -452,7 +587,8 @@ func (c *Cluster) WaitHealthy(ctx context.Context, d time.Duration) error {
 				return err
 			}
 		}
-		return c.healthy(ctx, c.nodes[0].Admin, len(c.nodes))
+		i++
+		return c.healthy(ctx, c.nodes[i%len(c.nodes)].Admin, len(c.nodes))
 	})
 }
 
@@ -484,9 +620,10 @@ func (c *Cluster) Leader(ctx context.Context) string {
 	return ""
 }
 
-// Heal resumes paused nodes, restarts down ones and waits until the cluster
-// is healthy.
+// Heal restores the network, resumes paused nodes, restarts down ones and
+// waits until the cluster is healthy.
 func (c *Cluster) Heal(ctx context.Context, d time.Duration) error {
+	c.Net.Heal()
 	var errs []error
 	for _, n := range c.nodes {
 		switch n.State() {
@@ -508,6 +645,7 @@ func (c *Cluster) Heal(ctx context.Context, d time.Duration) error {
 // SIGKILL.
 func (c *Cluster) Stop(ctx context.Context) {
 	defer c.Admin.Close()
+	defer c.Net.Close()
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -566,4 +704,93 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// CLI runs the powermail binary as an operator would, against the admin
+// API of the node at addr, with the cluster secret as token, and returns
+// its standard output. A non-zero exit is an error carrying both outputs.
+func (c *Cluster) CLI(ctx context.Context, addr string, args ...string) ([]byte, error) {
+	args = append(args, "--addr", addr, "--token", c.secret)
+	cmd := exec.CommandContext(ctx, c.cfg.Binary, args...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil {
+		// The last line of stderr is the one-line reason (progress bars
+		// come before it).
+		msg := strings.TrimSpace(errb.String())
+		if i := strings.LastIndexAny(msg, "\r\n"); i >= 0 {
+			msg = msg[i+1:]
+		}
+		return []byte(out.String()), fmt.Errorf("powermail %s: %w: %s", strings.Join(args[:len(args)-4], " "), err, msg)
+	}
+	return []byte(out.String()), nil
+}
+
+// Members returns the member IDs in the cluster status of the node at
+// addr.
+func (c *Cluster) Members(ctx context.Context, addr string) ([]string, error) {
+	st, err := c.Admin.Status(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, m := range st.Nodes {
+		ids = append(ids, m.ID)
+	}
+	return ids, nil
+}
+
+// Remove takes node id out of the cluster with "powermail cluster remove"
+// through the node via, waits until via no longer lists it, then stops its
+// process (SIGKILL) and wipes its data directory: the node is gone for
+// good, as when a machine is replaced.
+func (c *Cluster) Remove(ctx context.Context, id, via string) error {
+	n, v := c.Node(id), c.Node(via)
+	if n == nil || v == nil {
+		return fmt.Errorf("no node %q or %q", id, via)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := c.CLI(cctx, v.Admin, "cluster", "remove", id, "--timeout", "20s"); err != nil {
+		return err
+	}
+	n.note("removed from the cluster through %s", via)
+	err := c.waitUntil(ctx, 20*time.Second, func(ctx context.Context) error {
+		ids, err := c.Members(ctx, v.Admin)
+		if err == nil && slices.Contains(ids, id) {
+			err = fmt.Errorf("%s still lists %s", via, id)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if n.State() != Down {
+		kctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := c.Kill(kctx, id)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	if err := os.RemoveAll(n.Data); err != nil {
+		return fmt.Errorf("wipe %s: %w", n.Data, err)
+	}
+	n.note("data directory wiped")
+	return nil
+}
+
+// Rejoin starts a removed node with an empty data directory and --join
+// through the node via, and waits until it is ready: it must install a
+// snapshot and catch up before it answers /readyz.
+func (c *Cluster) Rejoin(ctx context.Context, id, via string) error {
+	n, v := c.Node(id), c.Node(via)
+	if n == nil || v == nil {
+		return fmt.Errorf("no node %q or %q", id, via)
+	}
+	n.mu.Lock()
+	n.join = v.Admin
+	n.mu.Unlock()
+	return c.Restart(ctx, id)
 }

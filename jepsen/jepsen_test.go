@@ -16,14 +16,17 @@ import (
 	"powermail/jepsen/check"
 )
 
-// TestShortPlan is the CI plan: three real nodes, about 35 s of SMTP load
-// and reads through random nodes while the "cycle" plan kills the leader,
-// pauses a follower, pauses the leader and kills a follower, then a final
-// read through every node. Every checker must pass. Results are kept (and
-// their directory logged) when it fails.
+// TestShortPlan is the CI plan: three real nodes behind the partition
+// proxies, a minute of SMTP, IMAP, POP3 and directory load through random
+// nodes while the "cycle" plan isolates the leader, kills the leader,
+// corrupts a body replica, removes and re-joins a follower, slows a node,
+// pauses a follower and cuts a bridge; then a final read through every
+// node and a storage verification. Every checker must pass and every
+// fault kind must have been injected. Results are kept (and their
+// directory logged) when it fails.
 func TestShortPlan(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs a three-node cluster under faults for about a minute")
+		t.Skip("runs a three-node cluster under faults for about a minute and a half")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -40,8 +43,8 @@ func TestShortPlan(t *testing.T) {
 		ResultsDir:  filepath.Join(dir, "results"),
 		Nodes:       3,
 		Replicas:    2,
-		Time:        35 * time.Second,
-		Faults:      []FaultKind{FaultKill, FaultPause},
+		Time:        60 * time.Second,
+		Faults:      AllFaults,
 		Plan:        "cycle",
 		Seed:        1,
 		Concurrency: 6,
@@ -59,7 +62,7 @@ func TestShortPlan(t *testing.T) {
 	if !rep.Valid {
 		fail("run invalid")
 	}
-	if !check.AllValid(rep.Results) || len(rep.Results) != 2 {
+	if !check.AllValid(rep.Results) || len(rep.Results) != 5 {
 		fail("checkers: %d results, all valid %v", len(rep.Results), check.AllValid(rep.Results))
 	}
 	ok := 0
@@ -78,8 +81,22 @@ func TestShortPlan(t *testing.T) {
 		}
 		kinds[w.Kind]++
 	}
-	if kinds[FaultKill] == 0 || kinds[FaultPause] == 0 {
-		fail("faults injected: %v, want kills and pauses", kinds)
+	for _, k := range AllFaults {
+		if kinds[k] == 0 {
+			fail("faults injected: %v, want every kind", kinds)
+			break
+		}
+	}
+	for _, f := range []string{check.FRead, check.FStoreFlags, check.FReadFlags, check.FPopDele, check.FDirAdd, check.FFetch} {
+		n := 0
+		for _, o := range rep.Ops {
+			if o.F == f {
+				n = o.OK
+			}
+		}
+		if n == 0 {
+			fail("no %s operation succeeded", f)
+		}
 	}
 	if failed {
 		t.Logf("summary:\n%s", rep.Summary())
@@ -104,25 +121,26 @@ func (w *testWriter) Write(p []byte) (int, error) {
 
 func TestParseFaults(t *testing.T) {
 	for in, want := range map[string][]FaultKind{
-		"":           nil,
-		"none":       nil,
-		"all":        {FaultKill, FaultPause},
-		"kill":       {FaultKill},
-		"pause,kill": {FaultPause, FaultKill},
-		"kill, kill": {FaultKill},
+		"":                          nil,
+		"none":                      nil,
+		"all":                       AllFaults,
+		"partition, corrupt,member": {FaultPartition, FaultCorrupt, FaultMember},
+		"kill":                      {FaultKill},
+		"pause,kill":                {FaultPause, FaultKill},
+		"kill, kill":                {FaultKill},
 	} {
 		got, err := ParseFaults(in)
 		if err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("ParseFaults(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	if _, err := ParseFaults("kill,partition"); err == nil {
+	if _, err := ParseFaults("kill,flood"); err == nil {
 		t.Error("an unknown fault kind was accepted")
 	}
 }
 
 func TestPlans(t *testing.T) {
-	kinds := []FaultKind{FaultKill, FaultPause}
+	kinds := AllFaults
 	a, err := NewPlan("random", kinds, 42, time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -135,11 +153,43 @@ func TestPlans(t *testing.T) {
 	if len(a.Steps) < 3 {
 		t.Errorf("a minute of random plan has %d steps", len(a.Steps))
 	}
-	for _, s := range a.Steps {
-		if s.Gap < 2*time.Second || s.Gap > 5*time.Second || s.Hold < 2*time.Second || s.Hold > 12*time.Second ||
-			(s.Kind == FaultKill && s.Hold > 5*time.Second) {
+	long, _ := NewPlan("random", kinds, 42, 10*time.Minute)
+	seen := map[FaultKind]bool{}
+	for _, s := range long.Steps {
+		seen[s.Kind] = true
+		lo, hi := 2*time.Second, 12*time.Second
+		switch s.Kind {
+		case FaultKill, FaultSlow:
+			hi = 5 * time.Second
+		case FaultMember:
+			lo, hi = 3*time.Second, 8*time.Second
+		case FaultCorrupt:
+			lo, hi = time.Second, time.Second
+		}
+		if s.Gap < 2*time.Second || s.Gap > 5*time.Second || s.Hold < lo || s.Hold > hi {
 			t.Errorf("step out of range: %v", s)
 		}
+		if s.Kind != FaultPartition && (s.Target == TargetMinority || s.Target == TargetBridge) {
+			t.Errorf("a partition shape for another fault: %v", s)
+		}
+	}
+	if len(seen) != len(AllFaults) {
+		t.Errorf("ten minutes of random plan use only %v", seen)
+	}
+	firstKinds := map[FaultKind]bool{}
+	for _, s := range a.Steps[:len(AllFaults)] {
+		firstKinds[s.Kind] = true
+	}
+	if len(firstKinds) != len(AllFaults) {
+		t.Errorf("the random plan's first %d steps have only %v", len(AllFaults), firstKinds)
+	}
+	cycle, _ := NewPlan("cycle", kinds, 0, time.Minute)
+	first := map[FaultKind]bool{}
+	for _, s := range cycle.Steps[:len(AllFaults)] {
+		first[s.Kind] = true
+	}
+	if len(first) != len(AllFaults) {
+		t.Errorf("the cycle's first %d steps have only %v", len(AllFaults), first)
 	}
 	onlyPause, _ := NewPlan("cycle", []FaultKind{FaultPause}, 0, time.Minute)
 	for _, s := range onlyPause.Steps {
@@ -164,7 +214,7 @@ func TestIdentify(t *testing.T) {
 		sum := sha256.Sum256([]byte(raw))
 		return raw, hex.EncodeToString(sum[:])
 	}
-	good := "Message-ID: <c1.2.s3@jepsen.test>\r\nSubject: x\r\n\r\njepsen-token: c1.2.s3@jepsen.test\r\nfiller\r\n"
+	good := "Message-ID: <c1.2.s3@jepsen.test>\r\nSubject: x\r\n\r\njepsen-token: c1.2.s3@jepsen.test\r\n" + fillerLine + fillerLine
 	raw, hash := stored(good)
 	if got := identify([]byte(raw), hash); got != "<c1.2.s3@jepsen.test>" {
 		t.Errorf("good body identified as %q", got)
@@ -175,6 +225,21 @@ func TestIdentify(t *testing.T) {
 	raw, hash = stored(strings.Replace(good, "token: c1.2", "token: c9.2", 1))
 	if got := identify([]byte(raw), hash); got != "corrupt:"+hash {
 		t.Errorf("body with a foreign token identified as %q", got)
+	}
+	// A flipped byte in the body (what the fault endpoint does), stored
+	// under the damaged body's own hash, as a read through IMAP or POP3
+	// that cannot check the hash would see it: the content check catches
+	// it anywhere in the filler, including the final CRLF.
+	for _, at := range []int{len(good) - 1, len(good) - 20, len(good) - len(fillerLine) - 3} {
+		bad := []byte(good)
+		bad[at] ^= 0x20
+		raw, hash = stored(string(bad))
+		if got := identify([]byte(raw), hash); got != "corrupt:"+hash {
+			t.Errorf("body with byte %d flipped identified as %q", at, got)
+		}
+		if _, ok := content([]byte(raw)); ok {
+			t.Errorf("content accepted a body with byte %d flipped", at)
+		}
 	}
 	// Messages built by the workload identify as their Message-ID.
 	rng := NewWorkload(nil, nil, WorkloadConfig{Seed: 5}).rng(1)

@@ -1,7 +1,10 @@
 // Command jepsen runs PowerMail's fault-injection harness: a cluster of
-// real powermail processes, a nemesis (kill -9 and restart, SIGSTOP and
-// SIGCONT), SMTP deliveries through random nodes, a final read through every
-// node and the set-full and UID checkers. See jepsen/README.md.
+// real powermail processes behind partitionable proxies, a nemesis (kill
+// -9, SIGSTOP, partitions, slow links, remove and re-join, body
+// corruption), SMTP, IMAP, POP3 and directory clients through random
+// nodes, a final read through every node, a storage verification, and the
+// set-full, UID, linearizability and replication checkers. See
+// jepsen/README.md.
 //
 // Exit status: 0 when every checker passed, 1 on a violation or when no
 // delivery was acknowledged, 2 when the run could not be carried out, 130
@@ -28,7 +31,7 @@ func main() {
 }
 
 func run() int {
-	defTime, defFaults := 60*time.Second, "kill,pause"
+	defTime, defFaults := 60*time.Second, "all"
 	if v := os.Getenv("JEPSEN_TIME"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -49,14 +52,20 @@ func run() int {
 	flag.IntVar(&cfg.Nodes, "nodes", 3, "cluster size (3 or 5)")
 	flag.IntVar(&cfg.Replicas, "replicas", 2, "body replicas R (and write quorum W)")
 	flag.DurationVar(&cfg.Time, "time", defTime, "how long to run load and faults (env JEPSEN_TIME)")
-	flag.StringVar(&faults, "faults", defFaults, "fault kinds: kill,pause, all or none (env JEPSEN_FAULTS)")
+	flag.StringVar(&faults, "faults", defFaults, "fault kinds, comma-separated: "+jepsen.FaultNames()+"; all or none (env JEPSEN_FAULTS)")
 	flag.StringVar(&cfg.Plan, "plan", "random", "fault plan: "+strings.Join(jepsen.PlanNames, ", "))
 	flag.Int64Var(&cfg.Seed, "seed", 0, "seed for the plan and the workload (default: from the clock, printed)")
 	flag.IntVar(&cfg.Concurrency, "concurrency", 8, "SMTP clients")
-	flag.IntVar(&cfg.Readers, "readers", 2, "clients doing periodic reads")
+	flag.IntVar(&cfg.Readers, "readers", 1, "clients listing mailboxes through the admin API")
+	flag.IntVar(&cfg.IMAPReaders, "imap-readers", 2, "clients reading mailboxes over IMAP (-1: none)")
+	flag.IntVar(&cfg.FlagClients, "flag-clients", 2, "IMAP clients appending messages and storing flags (-1: none)")
+	flag.IntVar(&cfg.POP3Clients, "pop3-clients", 1, "POP3 clients retrieving and deleting (-1: none)")
+	flag.IntVar(&cfg.DirClients, "dir-clients", 2, "clients adding, removing and reading mailboxes and forwards (-1: none)")
+	flag.BoolVar(&cfg.SelectReads, "select-reads", false, "flag reads re-SELECT instead of NOOP (avoids known bug 1 in jepsen/RESULTS.md)")
+	flag.BoolVar(&cfg.TolerateKnownBugs, "tolerate-known-bugs", false, "report node crashes matching a known bug of jepsen/RESULTS.md without failing the run")
 	flag.IntVar(&cfg.Mailboxes, "mailboxes", 5, "mailboxes to deliver to")
 	flag.Float64Var(&cfg.Rate, "rate", 40, "target deliveries per second over all clients (-1: unlimited)")
-	flag.DurationVar(&cfg.OpTimeout, "op-timeout", 10*time.Second, "deadline of one SMTP transaction or read")
+	flag.DurationVar(&cfg.OpTimeout, "op-timeout", 10*time.Second, "deadline of one client operation")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "jepsen: unexpected arguments %q\n", flag.Args())

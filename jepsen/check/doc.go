@@ -58,7 +58,8 @@
 // effect. Reads whose outcome is unknown constrain nothing and are dropped.
 //
 // [CheckReplication] (promise 1's "W replicas"): every body hash must have
-// verified replicas on at least R distinct nodes.
+// verified replicas on at least R distinct nodes, and must not be one the
+// cluster's own verification found short.
 //
 // # Soundness assumptions
 //

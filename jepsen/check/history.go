@@ -26,6 +26,7 @@ const (
 	FDeliver    = "deliver"     // Key or To: mailboxes; MsgID; optional Flags; OK may carry UID, UIDValidity
 	FRead       = "read"        // Key: mailbox; OK carries UIDValidity, UIDNext, Messages; Final marks final reads
 	FPopRetr    = "pop-retr"    // Key: mailbox; OK carries the MsgID retrieved
+	FFetch      = "fetch"       // Key: mailbox; OK carries the MsgID of the one body read (IMAP FETCH, admin raw read)
 	FPopDele    = "pop-dele"    // Key: mailbox; MsgID to delete (DELE + QUIT)
 	FExpunge    = "expunge"     // Key: mailbox; MsgID to delete (\Deleted + EXPUNGE)
 	FStoreFlags = "store-flags" // Key: mailbox; MsgID; Mode; Flags

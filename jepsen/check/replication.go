@@ -4,22 +4,28 @@ package check
 const (
 	CountUnderReplicated = "under_replicated"
 	CountMissing         = "missing"
+	CountVerifyShort     = "verify_short"
 )
 
 // BodyReplicas is what the cluster reported about one message body: the
 // nodes holding a verified (checksummed) replica, and the required R.
+// Short is set when the cluster's own end-to-end verification (every
+// listed replica read back and checked on its node) found fewer than R
+// replicas that verify, whatever Nodes says.
 type BodyReplicas struct {
 	Hash  string   `json:"hash"`
 	Nodes []string `json:"nodes"`
 	R     int      `json:"r"`
+	Short bool     `json:"short,omitempty"`
 }
 
 // CheckReplication checks that every body has verified replicas on at least
 // R distinct nodes. Entries for the same hash are merged (union of nodes,
-// largest R). A body on no node is "missing", on fewer than R
-// "under_replicated"; R below 1 is malformed input.
+// largest R, Short if any says so). A body on no node is "missing", on
+// fewer than R "under_replicated", one the cluster's verification found
+// short "verify_short"; R below 1 is malformed input.
 func CheckReplication(bodies []BodyReplicas, opts Options) Result {
-	c := newCollector(NameReplication, opts, CountUnderReplicated, CountMissing,
+	c := newCollector(NameReplication, opts, CountUnderReplicated, CountMissing, CountVerifyShort,
 		"bodies", "replicated", "over_replicated")
 	merged := mergeBodies(bodies)
 	c.add("bodies", len(merged))
@@ -32,6 +38,7 @@ func CheckReplication(bodies []BodyReplicas, opts Options) Result {
 type bodyNodes struct {
 	nodes map[string]bool
 	r     int
+	short bool
 }
 
 func mergeBodies(bodies []BodyReplicas) map[string]*bodyNodes {
@@ -43,6 +50,7 @@ func mergeBodies(bodies []BodyReplicas) map[string]*bodyNodes {
 			merged[b.Hash] = m
 		}
 		m.r = max(m.r, b.R)
+		m.short = m.short || b.Short
 		for _, n := range b.Nodes {
 			if n != "" {
 				m.nodes[n] = true
@@ -61,6 +69,8 @@ func checkBody(c *collector, hash string, b *bodyNodes) {
 		c.violation(CountMissing, "body %s: no verified replica (R=%d)", hash, b.r)
 	case len(nodes) < b.r:
 		c.violation(CountUnderReplicated, "body %s: %d of %d replicas, on %v", hash, len(nodes), b.r, nodes)
+	case b.short:
+		c.violation(CountVerifyShort, "body %s: listed on %v, but fewer than %d replicas verify", hash, nodes, b.r)
 	case len(nodes) > b.r:
 		c.add("over_replicated", 1)
 		c.add("replicated", 1)

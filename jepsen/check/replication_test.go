@@ -22,3 +22,13 @@ func TestReplicationViolations(t *testing.T) {
 	}, Options{})
 	wantInvalid(t, r, map[string]int{CountUnderReplicated: 1, CountMissing: 1, CountMalformed: 1, "replicated": 1})
 }
+
+func TestReplicationVerifyShort(t *testing.T) {
+	// Listed and held on two nodes, but one copy fails its checksum: the
+	// cluster's verification says so, and that is a violation.
+	r := CheckReplication([]BodyReplicas{
+		{Hash: "h1", Nodes: []string{"n1", "n2"}, R: 2},
+		{Hash: "h2", Nodes: []string{"n1", "n3"}, R: 2, Short: true},
+	}, Options{})
+	wantInvalid(t, r, map[string]int{CountVerifyShort: 1, CountUnderReplicated: 0, "replicated": 1})
+}

@@ -14,7 +14,8 @@ const (
 	CountRecovered  = "recovered"
 )
 
-// listing is what one read (full) or pop-retr (partial) returned.
+// listing is what one read (full) or one pop-retr or fetch (partial)
+// returned.
 type listing struct {
 	call   Call
 	full   bool
@@ -87,7 +88,7 @@ func listings(calls []Call) []listing {
 				copies[m.MsgID]++
 			}
 			out = append(out, listing{call: c, full: true, copies: copies})
-		case FPopRetr:
+		case FPopRetr, FFetch:
 			id := c.Complete.MsgID
 			if id == "" {
 				id = c.Invoke.MsgID

@@ -128,3 +128,46 @@ func TestSetFullErrorsCapped(t *testing.T) {
 		t.Fatalf("errors not capped: %q", r.Errors)
 	}
 }
+
+// TestSetFullPOP3DeleteReappears: a message whose DELE was committed by a
+// successful QUIT shows up again in a later POP3 listing (UIDL) and in a
+// final read. Both listings began after the QUIT was acknowledged.
+func TestSetFullPOP3DeleteReappears(t *testing.T) {
+	b := &hb{}
+	b.deliver(0, "a", "m1", OK).deliver(0, "a", "m2", OK)
+	// Session 1: lists both, deletes m1; the QUIT succeeds.
+	b.read(1, "a", validity(7), messages(m(1, "m1"), m(2, "m2")))
+	b.inv(2, FPopDele, "a", msg("m1")).ok(2, FPopDele, "a", msg("m1"))
+	b.read(1, "a", validity(7), messages(m(2, "m2"))) // fine
+	finalReads(b, "a", "m2")
+	wantValid(t, CheckSetFull(b.h, Options{}))
+
+	// Session 2, later: m1 is back.
+	b.read(1, "a", validity(7), messages(m(1, "m1"), m(2, "m2")))
+	wantInvalid(t, CheckSetFull(b.h, Options{}), map[string]int{CountStale: 1, CountLost: 0})
+}
+
+// TestSetFullPOP3DeleteUnknown: a QUIT whose outcome is unknown (info)
+// may or may not have removed the message: both later listings are fine,
+// and the message is not lost when it is gone.
+func TestSetFullPOP3DeleteUnknown(t *testing.T) {
+	b := &hb{}
+	b.deliver(0, "a", "m1", OK)
+	b.inv(2, FPopDele, "a", msg("m1")).info(2, FPopDele, "a", msg("m1"))
+	b.read(1, "a", ids("m1"))
+	finalReads(b, "a")
+	wantValid(t, CheckSetFull(b.h, Options{}))
+}
+
+// TestSetFullCorruptFetch: a single-body read (here through the node
+// whose replica was damaged) that returns a body that is not what was
+// sent is recorded as corrupt:<hash>, which no delivery produced.
+func TestSetFullCorruptFetch(t *testing.T) {
+	b := &hb{}
+	b.deliver(0, "a", "m1", OK)
+	b.inv(1, FFetch, "a").ok(1, FFetch, "a", msg("m1"))
+	finalReads(b, "a", "m1")
+	wantValid(t, CheckSetFull(b.h, Options{}))
+	b.inv(1, FFetch, "a").ok(1, FFetch, "a", msg("corrupt:abc123"))
+	wantInvalid(t, CheckSetFull(b.h, Options{}), map[string]int{CountUnexpected: 1})
+}
