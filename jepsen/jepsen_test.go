@@ -26,7 +26,7 @@ import (
 // directory logged) when it fails.
 func TestShortPlan(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs a three-node cluster under faults for about a minute and a half")
+		t.Skip("runs a three-node cluster under faults for about two minutes")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -39,11 +39,13 @@ func TestShortPlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := Config{
-		Binary:      bin,
-		ResultsDir:  filepath.Join(dir, "results"),
-		Nodes:       3,
-		Replicas:    2,
-		Time:        60 * time.Second,
+		Binary:     bin,
+		ResultsDir: filepath.Join(dir, "results"),
+		Nodes:      3,
+		Replicas:   2,
+		// Long enough for every fault kind once even on a loaded machine
+		// (a member change and its redundancy check can take 30 s there).
+		Time:        100 * time.Second,
 		Faults:      AllFaults,
 		Plan:        "cycle",
 		Seed:        1,

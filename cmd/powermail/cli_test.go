@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -44,14 +45,31 @@ type proc struct {
 	log                      *bytes.Buffer
 }
 
+// issued remembers the ports freeAddr handed out in this test binary: the
+// kernel may offer a just-closed port again, and two of one node's
+// addresses on the same port fail its start.
+var issued = struct {
+	sync.Mutex
+	ports map[string]bool
+}{ports: map[string]bool{}}
+
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		issued.Lock()
+		dup := issued.ports[addr]
+		issued.ports[addr] = true
+		issued.Unlock()
+		if !dup {
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func (p *proc) start(t *testing.T, extra ...string) {
