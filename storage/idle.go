@@ -87,4 +87,3 @@ func (s *Store) Touched(h Hash, d time.Duration) bool {
 	at, ok := s.touchedAt.since(h)
 	return ok && s.now().Sub(at) < d
 }
-
