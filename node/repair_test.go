@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -211,7 +212,9 @@ func TestRebalanceOnJoin(t *testing.T) {
 	}
 	for round := 0; round < 10; round++ {
 		time.Sleep(250 * time.Millisecond) // fresh storage figures
-		if _, err := l.RepairRound(ctx); err != nil {
+		// A loaded machine can move leadership between rounds.
+		l = c.leader(10 * time.Second)
+		if _, err := l.RepairRound(ctx); err != nil && !errors.Is(err, ErrNotLeader) {
 			t.Fatal(err)
 		}
 		if lo, hi := spread(); float64(hi-lo) <= 0.3*float64(hi)+4100 {
@@ -224,7 +227,7 @@ func TestRebalanceOnJoin(t *testing.T) {
 		t.Fatalf("after rebalance: new node has %d bodies; used bytes from %d to %d", st.Bodies, lo, hi)
 	}
 	assertRedundant(t, c, l, hashes, 2)
-	t.Logf("new node holds %d bodies; used bytes per node %d..%d; moved %d", st.Bodies, lo, hi, l.repair.get().Moved)
+	t.Logf("new node holds %d bodies; used bytes per node %d..%d", st.Bodies, lo, hi)
 }
 
 // TestRepairResumesAfterLeaderCrash kills the leader in the middle of a
