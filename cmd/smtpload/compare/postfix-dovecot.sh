@@ -63,58 +63,9 @@ log() { printf '== %s\n' "$*" >&2; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
-# Whole-machine CPU busy share between two /proc/stat samples, in percent
-# of both cores.
-cpu_sample() { awk '/^cpu / { print $2+$3+$4+$7+$8+$9, $5+$6 }' /proc/stat; }
-cpu_busy() {
-	awk -v a="$1" -v b="$2" 'BEGIN {
-		split(a, x, " "); split(b, y, " ")
-		busy = y[1] - x[1]; idle = y[2] - x[2]
-		printf "%.0f", 100 * busy / (busy + idle) }'
-}
-
-# CPU time (clock ticks) used so far by the given processes and all their
-# descendants, live or exited-and-reaped (utime+stime+cutime+cstime over
-# the tree). The difference between two samples is the benchmark's own
-# CPU; the rest of the machine's busy time is other work.
-tree_ticks() {
-	local pids p
-	pids=$(ps -e -o pid=,ppid= | awk -v roots="$*" '
-		BEGIN { n = split(roots, r, " "); for (i = 1; i <= n; i++) want[r[i]] = 1 }
-		{ parent[$1] = $2 }
-		END {
-			do { more = 0; for (p in parent) if (!(p in want) && (parent[p] in want)) { want[p] = 1; more = 1 } } while (more)
-			for (p in want) print p
-		}')
-	for p in $pids; do cat "/proc/$p/stat" 2>/dev/null || true; done |
-		awk '{ sub(/^.*\) /, ""); split($0, f, " "); t += f[12] + f[13] + f[14] + f[15] } END { print t + 0 }'
-}
-own_cpu() { # ticks0 ticks1 seconds -> percent of all cores
-	awk -v a="$1" -v b="$2" -v s="$3" -v hz="$(getconf CLK_TCK)" -v n="$(nproc)" \
-		'BEGIN { printf "%.0f", 100 * (b - a) / hz / s / n }'
-}
-
-# Waits (up to QUIET_WAIT s) until work other than the given processes
-# (the idle system under test) kept the machine under 10% busy for 3 s;
-# sets BG_BUSY to the last such share seen.
-BG_BUSY=''
-wait_quiet() {
-	local deadline a k
-	deadline=$(($(date +%s) + QUIET_WAIT))
-	while :; do
-		a=$(cpu_sample)
-		k=$(tree_ticks "$@")
-		sleep 3
-		BG_BUSY=$(($(cpu_busy "$a" "$(cpu_sample)") - $(own_cpu "$k" "$(tree_ticks "$@")" 3)))
-		((BG_BUSY < 0)) && BG_BUSY=0
-		((BG_BUSY < 10)) && return 0
-		if (($(date +%s) >= deadline)); then
-			log "machine still ${BG_BUSY}% busy with other work; measuring anyway"
-			return 0
-		fi
-		log "machine ${BG_BUSY}% busy with other work; waiting"
-	done
-}
+# CPU accounting: cpu_sample, cpu_busy, tree_ticks, own_cpu, wait_quiet
+# (which sets OTHER_BUSY).
+. "$REPO/cmd/smtpload/compare/cpu.sh"
 
 PF_ETC=$PF_DIR/etc
 PF_SPOOL=$PF_DIR/spool
@@ -311,7 +262,7 @@ run_postfix() {
 	roots="$$ $(tr -d ' ' <"$PF_SPOOL/pid/master.pid") $(dc_pid)"
 	sync
 	wait_quiet "$roots"
-	PF_BG=$BG_BUSY
+	PF_BG=$OTHER_BUSY
 	log "Postfix+Dovecot: smtp-source -s $SESSIONS -l $SIZE -m $N -> 127.0.0.1:$PF_PORT"
 	c0=$(cpu_sample)
 	k0=$(tree_ticks "$roots")
@@ -389,7 +340,7 @@ run_powermail() {
 	for f in "$PM_RUN"/n*.pid; do roots+=" $(cat "$f")"; done
 	sync
 	wait_quiet "$roots"
-	PM_BG=$BG_BUSY
+	PM_BG=$OTHER_BUSY
 	log "PowerMail (leader $PM_LEADER): smtp-source -s $SESSIONS -l $SIZE -m $N -> $PM_SMTP (node n1 only)"
 	c0=$(cpu_sample)
 	k0=$(tree_ticks "$roots")
