@@ -17,11 +17,12 @@ import (
 )
 
 // TestShortPlan is the CI plan: three real nodes behind the partition
-// proxies, a minute of SMTP, IMAP, POP3 and directory load through random
-// nodes while the "cycle" plan isolates the leader, kills the leader,
+// proxies, 100 s of SMTP, IMAP, POP3, directory and forwarding load
+// through random nodes (forwards leave through the outbound queue for the
+// Remote) while the "cycle" plan isolates the leader, kills the leader,
 // corrupts a body replica, removes and re-joins a follower, slows a node,
 // pauses a follower and cuts a bridge; then a final read through every
-// node and a storage verification. Every checker must pass and every
+// node, a drained queue and a storage verification. Every checker must pass and every
 // fault kind must have been injected. Results are kept (and their
 // directory logged) when it fails.
 func TestShortPlan(t *testing.T) {
@@ -64,7 +65,7 @@ func TestShortPlan(t *testing.T) {
 	if !rep.Valid {
 		fail("run invalid")
 	}
-	if !check.AllValid(rep.Results) || len(rep.Results) != 5 {
+	if !check.AllValid(rep.Results) || len(rep.Results) != 6 {
 		fail("checkers: %d results, all valid %v", len(rep.Results), check.AllValid(rep.Results))
 	}
 	ok := 0
@@ -89,7 +90,12 @@ func TestShortPlan(t *testing.T) {
 			break
 		}
 	}
-	for _, f := range []string{check.FRead, check.FStoreFlags, check.FReadFlags, check.FPopDele, check.FDirAdd, check.FFetch} {
+	for _, r := range rep.Results {
+		if r.Name == check.NameForwards && r.Counts["arrived"] == 0 {
+			fail("no forward reached the remote: %v", r.Counts)
+		}
+	}
+	for _, f := range []string{check.FRead, check.FStoreFlags, check.FReadFlags, check.FPopDele, check.FDirAdd, check.FFetch, check.FForward} {
 		n := 0
 		for _, o := range rep.Ops {
 			if o.F == f {

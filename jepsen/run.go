@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -32,7 +33,10 @@ type Config struct {
 	FlagClients int           // IMAP flag clients; default 2 (negative: none)
 	POP3Clients int           // POP3 clients; default 1 (negative: none)
 	DirClients  int           // directory clients; default 2 (negative: none)
-	SelectReads bool          // flag reads re-SELECT instead of NOOP (see WorkloadConfig)
+	// QueueClients forward mail to another provider through the outbound
+	// queue; default 1 (negative: none, and no Remote is started).
+	QueueClients int
+	SelectReads  bool // flag reads re-SELECT instead of NOOP (see WorkloadConfig)
 	// TolerateKnownBugs reports node crashes that match a known bug of
 	// RESULTS.md (knownCrashes) as notes instead of failing the run.
 	TolerateKnownBugs bool
@@ -96,10 +100,24 @@ var ServerTuning = []string{
 	"--auth-failure-delay", "10ms", "--auth-max-delay", "100ms",
 }
 
+// queueArgs send every node's outbound mail to the Remote at addr, with
+// retries and a lease on the scale of seconds: a worker that dies
+// mid-attempt hands its entries on after 10 s.
+func queueArgs(addr string) []string {
+	return []string{"--relay-host", addr, "--queue-lease", "10s", "--queue-retry-min", "1s", "--queue-retry-max", "5s"}
+}
+
+// Remote misbehaviour in a run: one message in ten is deferred with 451,
+// one in twenty taken without an acknowledgement.
+const (
+	remoteTempFail = 0.10
+	remoteDrop     = 0.05
+)
+
 // Report is the outcome of a run.
 type Report struct {
 	Plan    Plan
-	Results []check.Result // set-full, uids, directory, flags, replication
+	Results []check.Result // set-full, uids, directory, flags, forwards, replication
 	Ops     []OpCount
 	Faults  []FaultWindow
 	Skipped int     // plan steps skipped because the cluster was not healthy
@@ -157,19 +175,29 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	defer hf.Close()
 
+	rec := check.NewRecorder(hf)
+	args := slices.Clone(ServerTuning)
+	var remote *Remote
+	if cfg.QueueClients >= 0 {
+		remote, err = StartRemote(rec, RemoteConfig{TempFail: remoteTempFail, Drop: remoteDrop, Seed: cfg.Seed})
+		if err != nil {
+			return nil, err
+		}
+		defer remote.Close()
+		args = append(args, queueArgs(remote.Addr)...)
+	}
 	logf("starting %d nodes (R=%d) in %s", cfg.Nodes, cfg.Replicas, cfg.ResultsDir)
 	c, err := StartCluster(ctx, ClusterConfig{Binary: cfg.Binary, Dir: cfg.ResultsDir, Nodes: cfg.Nodes,
-		Replicas: cfg.Replicas, ServerArgs: ServerTuning, Logf: logf})
+		Replicas: cfg.Replicas, ServerArgs: args, Logf: logf})
 	if err != nil {
 		return nil, err
 	}
 	defer c.Stop(context.WithoutCancel(ctx))
 
-	rec := check.NewRecorder(hf)
 	w := NewWorkload(c, rec, WorkloadConfig{Mailboxes: cfg.Mailboxes, Concurrency: cfg.Concurrency,
 		Readers: cfg.Readers, IMAPReaders: cfg.IMAPReaders, FlagClients: cfg.FlagClients,
-		POP3Clients: cfg.POP3Clients, DirClients: cfg.DirClients, SelectReads: cfg.SelectReads,
-		Rate: cfg.Rate, OpTimeout: cfg.OpTimeout, Seed: cfg.Seed})
+		POP3Clients: cfg.POP3Clients, DirClients: cfg.DirClients, QueueClients: cfg.QueueClients,
+		SelectReads: cfg.SelectReads, Rate: cfg.Rate, OpTimeout: cfg.OpTimeout, Seed: cfg.Seed})
 	if err := w.Setup(ctx); err != nil {
 		return nil, err
 	}
@@ -183,9 +211,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		_, err := c.WaitRedundant(ctx, budget)
 		return err
 	}
-	logf("running %v: %d SMTP clients, %d admin, %d IMAP readers, %d flag, %d POP3, %d directory clients, %d mailboxes, plan %q with faults %v, seed %d",
+	logf("running %v: %d SMTP clients, %d admin, %d IMAP readers, %d flag, %d POP3, %d directory, %d forwarding clients, %d mailboxes, plan %q with faults %v, seed %d",
 		cfg.Time, w.cfg.Concurrency, w.cfg.Readers, w.cfg.IMAPReaders, w.cfg.FlagClients, w.cfg.POP3Clients,
-		w.cfg.DirClients, cfg.Mailboxes, plan.Name, cfg.Faults, cfg.Seed)
+		w.cfg.DirClients, w.cfg.QueueClients, cfg.Mailboxes, plan.Name, cfg.Faults, cfg.Seed)
+	// Leader polls run until the queue has drained: a leader change while
+	// it drains may excuse a duplicate too.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		if remote != nil {
+			w.watchLeader(watchCtx, 250*time.Millisecond)
+		}
+	}()
 
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Time)
 	defer cancel()
@@ -219,6 +258,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		rep.Problems = append(rep.Problems, err.Error())
 	}
+	if remote != nil {
+		logf("waiting for the outbound queue to drain to the remote")
+		if err := w.DrainForwards(ctx, remote, 90*time.Second); err != nil {
+			rep.Problems = append(rep.Problems, err.Error())
+		}
+	}
+	stopWatch()
+	<-watchDone
 	logf("verifying redundancy: storage verify until every body has R verified replicas")
 	rep.Verify, err = c.WaitRedundant(ctx, 120*time.Second)
 	if err != nil {

@@ -37,6 +37,9 @@ type WorkloadConfig struct {
 	FlagClients int // IMAP clients APPENDing and STOREing flags on shared messages; default 2
 	POP3Clients int // POP3 clients doing RETR and DELE on the pop mailboxes; default 1
 	DirClients  int // clients adding, removing and reading mailboxes and forwards; default 2
+	// QueueClients deliver to forwards to another provider, through the
+	// outbound queue to the Remote; default 1.
+	QueueClients int
 	// SelectReads makes flag reads re-SELECT instead of NOOP before
 	// FETCH FLAGS. NOOP is what a real client does, but it hides a known
 	// server bug (jepsen/RESULTS.md, bug 1); CI sets this until it is fixed.
@@ -80,8 +83,9 @@ type Workload struct {
 	ids    map[string]string // body hash -> Message-ID found in that body
 	hashes map[string]bool   // body hashes listed by final reads
 
-	flagsW *flagWork
-	dirW   *dirWork
+	flagsW    *flagWork
+	dirW      *dirWork
+	forwarded []check.Op // acknowledged forward invocations (under mu)
 }
 
 // NewWorkload prepares a workload against c that records into rec.
@@ -103,6 +107,7 @@ func NewWorkload(c *Cluster, rec *check.Recorder, cfg WorkloadConfig) *Workload 
 	def(&cfg.FlagClients, 2)
 	def(&cfg.POP3Clients, 1)
 	def(&cfg.DirClients, 2)
+	def(&cfg.QueueClients, 1)
 	if cfg.ReadEvery == 0 {
 		cfg.ReadEvery = 300 * time.Millisecond
 	}
@@ -166,6 +171,9 @@ func (w *Workload) Setup(ctx context.Context) error {
 			return fmt.Errorf("setup %s: %w", s.path, err)
 		}
 	}
+	if w.queueOn() {
+		return w.setupForwards(ctx)
+	}
 	return nil
 }
 
@@ -189,6 +197,7 @@ func (w *Workload) Run(ctx context.Context) {
 	spawn(w.cfg.FlagClients, w.flagClient)
 	spawn(w.cfg.POP3Clients, w.pop3Client)
 	spawn(w.cfg.DirClients, w.dirClient)
+	spawn(w.cfg.QueueClients, w.queueClient)
 	wg.Wait()
 }
 
@@ -225,11 +234,7 @@ func (w *Workload) client(ctx context.Context, i int) {
 		if len(to) > 1 {
 			inv.To = to
 		}
-		w.record(inv)
-		typ, errText := w.deliver(n, to, msgID, message(rng, to, msgID))
-		done := inv
-		done.Type, done.Error = typ, errText
-		w.record(done)
+		typ := w.sendRecorded(n, inv, to, rng)
 		if typ == check.Info {
 			proc = w.newProcess() // the old op may still take effect
 		}
@@ -243,6 +248,17 @@ func (w *Workload) client(ctx context.Context, i int) {
 			sleep(ctx, wait)
 		}
 	}
+}
+
+// sendRecorded records inv, sends a message with inv's Message-ID to
+// rcpts through n, records the outcome and returns its type.
+func (w *Workload) sendRecorded(n *Node, inv check.Op, rcpts []string, rng *rand.Rand) check.OpType {
+	w.record(inv)
+	typ, errText := w.deliver(n, rcpts, inv.MsgID, message(rng, rcpts, inv.MsgID))
+	done := inv
+	done.Type, done.Error = typ, errText
+	w.record(done)
+	return typ
 }
 
 // message builds an identifiable message: its Message-ID also appears in the

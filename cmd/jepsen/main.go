@@ -61,6 +61,7 @@ func run() int {
 	flag.IntVar(&cfg.FlagClients, "flag-clients", 2, "IMAP clients appending messages and storing flags (-1: none)")
 	flag.IntVar(&cfg.POP3Clients, "pop3-clients", 1, "POP3 clients retrieving and deleting (-1: none)")
 	flag.IntVar(&cfg.DirClients, "dir-clients", 2, "clients adding, removing and reading mailboxes and forwards (-1: none)")
+	flag.IntVar(&cfg.QueueClients, "queue-clients", 1, "clients forwarding mail to another provider through the outbound queue (-1: none)")
 	flag.BoolVar(&cfg.SelectReads, "select-reads", false, "flag reads re-SELECT instead of NOOP (avoids known bug 1 in jepsen/RESULTS.md)")
 	flag.BoolVar(&cfg.TolerateKnownBugs, "tolerate-known-bugs", false, "report node crashes matching a known bug of jepsen/RESULTS.md without failing the run")
 	flag.IntVar(&cfg.Mailboxes, "mailboxes", 5, "mailboxes to deliver to")

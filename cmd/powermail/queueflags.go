@@ -17,6 +17,7 @@ type queueFlags struct {
 	relayRequireTLS                         bool
 	srsDomain                               string
 	lifetime, delayNotify                   time.Duration
+	lease, retryMin, retryMax               time.Duration
 	maxConnsPerDest                         int
 }
 
@@ -29,9 +30,15 @@ func (q *queueFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&q.lifetime, "queue-lifetime", 5*24*time.Hour, "how long outbound mail is retried before it bounces")
 	fl.DurationVar(&q.delayNotify, "queue-delay-notify", 4*time.Hour, "send a delayed-delivery notice after this long (negative: never)")
 	fl.IntVar(&q.maxConnsPerDest, "queue-max-conns", 4, "open connections per destination server")
+	fl.DurationVar(&q.lease, "queue-lease", 10*time.Minute, "how long the leader holds an entry it works; after a crash others retry it once this lapses")
+	fl.DurationVar(&q.retryMin, "queue-retry-min", time.Minute, "first retry delay after a temporary failure (doubles per attempt, with jitter)")
+	fl.DurationVar(&q.retryMax, "queue-retry-max", 2*time.Hour, "longest retry delay")
 }
 
 func (q *queueFlags) apply(cfg *node.Config, hostname string) error {
+	if q.lease < 2*time.Second || q.retryMin <= 0 || q.retryMax < q.retryMin {
+		return fmt.Errorf("queue: --queue-lease must be at least 2s and 0 < --queue-retry-min <= --queue-retry-max")
+	}
 	pw := os.Getenv("POWERMAIL_RELAY_PASSWORD")
 	if q.relayPasswordFile != "" {
 		raw, err := os.ReadFile(q.relayPasswordFile)
@@ -42,6 +49,6 @@ func (q *queueFlags) apply(cfg *node.Config, hostname string) error {
 	}
 	cfg.Queue = node.QueueConfig{Hostname: hostname, SRSDomain: q.srsDomain, Lifetime: q.lifetime, DelayNotify: q.delayNotify,
 		MaxConnsPerDest: q.maxConnsPerDest, RelayHost: q.relayHost, RelayUser: q.relayUser, RelayPassword: pw,
-		RelayRequireTLS: q.relayRequireTLS}
+		RelayRequireTLS: q.relayRequireTLS, Lease: q.lease, RetryMin: q.retryMin, RetryMax: q.retryMax}
 	return nil
 }

@@ -57,6 +57,13 @@
 // operations without a meaningful error code are dropped, since they had no
 // effect. Reads whose outcome is unknown constrain nothing and are dropped.
 //
+// [CheckForwards] (issue 7: a forward acknowledged with 250 reaches the
+// other provider, SRS-rewritten and intact, at least once; more than once
+// only after a lost acknowledgement or a disturbance of the node working
+// the queue). Arrivals are recorded by the remote server itself; fault
+// windows come from the nemesis's ops and leader changes from the
+// harness's leader polls, both on negative processes.
+//
 // [CheckReplication] (promise 1's "W replicas"): every body hash must have
 // verified replicas on at least R distinct nodes, and must not be one the
 // cluster's own verification found short.

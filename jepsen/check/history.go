@@ -34,6 +34,8 @@ const (
 	FDirAdd     = "dir-add"     // Key: mailbox; Fail with Error ErrExists if present
 	FDirRemove  = "dir-remove"  // Key: mailbox; Fail with Error ErrNotFound if absent
 	FDirRead    = "dir-read"    // Key: mailbox; OK carries Exists
+	FForward    = "forward"     // Key: forward address; To: its remote recipients; MsgID
+	FArrive     = "arrive"      // remote server's receipt; OK/Info carry To, From, MsgID (see CheckForwards)
 )
 
 // Store-flags modes (Op.Mode), as IMAP STORE +FLAGS, -FLAGS and FLAGS.
@@ -70,7 +72,8 @@ type Op struct {
 	Error   string `json:"error,omitempty"`
 
 	MsgID       string    `json:"msg_id,omitempty"`
-	To          []string  `json:"to,omitempty"` // deliver: recipient mailboxes, if more than Key
+	To          []string  `json:"to,omitempty"`   // deliver: recipient mailboxes, if more than Key
+	From        string    `json:"from,omitempty"` // arrive: envelope sender
 	Mode        string    `json:"mode,omitempty"`
 	Flags       []string  `json:"flags,omitempty"`
 	Exists      *bool     `json:"exists,omitempty"`

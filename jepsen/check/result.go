@@ -117,7 +117,7 @@ func AllValid(results []Result) bool {
 }
 
 // CheckAll runs every history-based checker: set-full, UIDs, directory and
-// flag linearizability. Replication is checked separately, from
+// flag linearizability, forwards. Replication is checked separately, from
 // CheckReplication's own input.
 func CheckAll(h History, opts Options) []Result {
 	return []Result{
@@ -125,5 +125,6 @@ func CheckAll(h History, opts Options) []Result {
 		CheckUIDs(h, opts),
 		CheckDirectory(h, opts),
 		CheckFlags(h, opts),
+		CheckForwards(h, opts),
 	}
 }

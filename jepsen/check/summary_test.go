@@ -38,7 +38,7 @@ func TestCheckAllOnMixedHistory(t *testing.T) {
 		b.h[i].UIDValidity, b.h[i].Messages = 1, []Message{m(1, "m1"), m(2, "m2")}
 	}
 	results := CheckAll(b.h, Options{})
-	if len(results) != 4 || !AllValid(results) {
+	if len(results) != 5 || !AllValid(results) {
 		t.Fatalf("mixed history rejected:\n%s", Summary(results))
 	}
 	if results[0].Counts[CountRecovered] != 1 {
