@@ -337,9 +337,9 @@ func progress(ctx context.Context, every time.Duration, logf func(string, ...any
 			}
 			return fmt.Sprintf("%d/%d/%d", o, f, i)
 		}
-		logf("ok/fail/info: deliver %s, read %s, flags %s, pop-dele %s, dir %s | faults done=%d, now: %s",
+		logf("ok/fail/info: deliver %s, read %s, flags %s, pop-dele %s, dir %s, forward %s | faults done=%d, now: %s",
 			ofi(check.FDeliver), ofi(check.FRead), ofi(check.FStoreFlags, check.FReadFlags), ofi(check.FPopDele),
-			ofi(check.FDirAdd, check.FDirRemove, check.FDirRead), len(nem.Windows()), fault)
+			ofi(check.FDirAdd, check.FDirRemove, check.FDirRead), ofi(check.FForward), len(nem.Windows()), fault)
 	}
 }
 
