@@ -259,7 +259,12 @@ func TestAccessMaildropLock(t *testing.T) {
 	if _, err := n4.LockMaildrop(ctx, "p@example.com", "n4/1"); err != nil {
 		t.Fatal(err)
 	}
-	f := c.follower()
+	var f *Node // a node that survives n4's death
+	for _, n := range c.nodes {
+		if n != n4 && n != l {
+			f = n
+		}
+	}
 	if _, err := f.LockMaildrop(ctx, "p@example.com", "other"); !errors.Is(err, ErrLocked) {
 		t.Fatalf("second lock: %v", err)
 	}
