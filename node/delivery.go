@@ -106,10 +106,12 @@ func (n *Node) Deliver(ctx context.Context, msg Message, body io.Reader) (Delive
 	if err != nil {
 		return DeliveryResult{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
+	start := time.Now()
 	h, size, replicas, err := n.replicate(ctx, settings, body)
 	if err != nil {
 		return DeliveryResult{}, err
 	}
+	n.metrics.bodyWrite.Observe(time.Since(start).Seconds())
 	cmd := &fsm.Deliver{ID: deliveryID(), Hash: h.String(), Size: size, Replicas: replicas, Mailboxes: msg.Mailboxes, InternalDate: msg.Received.UnixMilli()}
 	if len(msg.External) > 0 {
 		cmd.Queue = &fsm.QueuePart{From: msg.From, Recipients: msg.External, NextAttempt: time.Now().UnixMilli()}

@@ -11,6 +11,7 @@ import (
 type metrics struct {
 	reg            *prometheus.Registry
 	applyLatency   prometheus.Histogram
+	bodyWrite      prometheus.Histogram
 	applyBatch     prometheus.Histogram
 	applyBatchSize prometheus.Histogram
 	readIndex      prometheus.Histogram
@@ -26,6 +27,10 @@ func newMetrics() *metrics {
 		reg: prometheus.NewRegistry(),
 		applyLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "powermail_raft_commit_seconds", Help: "Time from proposing a command on this node to its applied result.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		bodyWrite: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "powermail_body_replicate_seconds", Help: "Time to store a delivered body on this node and its peers (write quorum reached).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
 		applyBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -56,7 +61,7 @@ func newMetrics() *metrics {
 	m.gcBytes = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "powermail_gc_freed_bytes_total", Help: "Bytes freed cluster-wide by collection rounds this node led.",
 	})
-	m.reg.MustRegister(m.delivered, m.gcBodies, m.gcBytes, m.applyLatency, m.applyBatch, m.applyBatchSize, m.readIndex, m.restores, m.adminRequests,
+	m.reg.MustRegister(m.delivered, m.gcBodies, m.gcBytes, m.applyLatency, m.bodyWrite, m.applyBatch, m.applyBatchSize, m.readIndex, m.restores, m.adminRequests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -2,6 +2,8 @@ package node
 
 import (
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,10 +16,17 @@ import (
 // Repair benchmarks run once per invocation (-benchtime 1x): each builds
 // a four-node cluster, fills it, loses a node and measures the repair.
 
-const (
-	repairBenchBodies = 200
-	repairBenchSize   = 256 << 10
-)
+// repairBenchSize is the body size; repairBenchBodies the number of
+// bodies, 200 unless PM_REPAIR_BODIES says otherwise (2000 gives a repair
+// of about 250 MB, long enough to see the steady rate).
+const repairBenchSize = 256 << 10
+
+func repairBenchBodies() int {
+	if n, err := strconv.Atoi(os.Getenv("PM_REPAIR_BODIES")); err == nil && n > 0 {
+		return n
+	}
+	return 200
+}
 
 func repairBenchCluster(b *testing.B) (*testCluster, *Node, *Node) {
 	c := newTestClusterWith(b, 4, func(cfg *Config) {
@@ -30,7 +39,7 @@ func repairBenchCluster(b *testing.B) (*testCluster, *Node, *Node) {
 	mustApply(b, l, addMailbox("a@example.com"))
 	waitFor(b, 10*time.Second, "members", func() bool { m, _ := l.State().Members(); return len(m) == 4 })
 	ctx := ctxT(b, 5*time.Minute)
-	for i := 0; i < repairBenchBodies; i++ {
+	for i := range repairBenchBodies() {
 		body := fmt.Sprintf("Subject: %d\r\n\r\n%s", i, strings.Repeat("x", repairBenchSize))
 		if _, err := c.nodes[fmt.Sprintf("n%d", 1+i%4)].Deliver(ctx, Message{Mailboxes: []string{"a@example.com"}, Received: time.Now()}, strings.NewReader(body)); err != nil {
 			b.Fatal(err)

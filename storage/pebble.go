@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 )
 
 // fatalError is what Pebble reports through Logger.Fatalf: most importantly
@@ -96,12 +98,33 @@ func (s *Store) get(key []byte) (val []byte, ok bool, err error) {
 	return val, true, closer.Close()
 }
 
+// pebbleOptions shapes Pebble for a store of large, write-once values:
+//
+//   - Value separation: chunk values of blobValueMin bytes and more go to
+//     blob files when a memtable is flushed, and compactions then move only
+//     keys and handles. Without it every chunk is rewritten at each level
+//     it passes, and a body costs several times its size in disk writes.
+//   - Bloom filters on every level, because most manifest lookups are for
+//     a body that is not there yet (every new delivery checks for a stored
+//     copy first) and a filter answers those without reading blocks.
 func (s *Store) pebbleOptions(o Options) *pebble.Options {
-	return &pebble.Options{
+	opts := &pebble.Options{
 		FS:                 o.FS,
 		Logger:             pebbleLogger{log: o.Logger, onFatal: s.setFailed},
 		Merger:             newMerger(),
 		MemTableSize:       o.MemTableSize,
-		FormatMajorVersion: pebble.FormatTableFormatV6,
+		FormatMajorVersion: pebble.FormatValueSeparation,
 	}
+	opts.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
+		return pebble.ValueSeparationPolicy{Enabled: true, MinimumSize: blobValueMin, MaxBlobReferenceDepth: 10,
+			RewriteMinimumAge: 5 * time.Minute, TargetGarbageRatio: 0.2}
+	}
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	return opts
 }
+
+// blobValueMin is the smallest value stored in a blob file: chunks of
+// message bodies, not manifests or counters.
+const blobValueMin = 1024
