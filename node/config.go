@@ -50,12 +50,16 @@ type Config struct {
 	// RebalanceSpread is the allowed (max-min)/max of used bytes across
 	// live members. ScrubRate bounds background verification (bytes/s).
 	// Zero means the Default* values.
-	RepairGrace     time.Duration
-	RepairInterval  time.Duration
-	RepairRate      int64
-	RebalanceSpread float64
-	ScrubInterval   time.Duration
-	ScrubRate       int64
+	RepairGrace    time.Duration
+	RepairInterval time.Duration
+	RepairRate     int64
+	// RepairBusyCopies is how many repair and rebalance copies run at once
+	// while mail is being delivered (at most 8, which is the number when
+	// the cluster is quiet). Zero means DefaultRepairBusyCopies.
+	RepairBusyCopies int
+	RebalanceSpread  float64
+	ScrubInterval    time.Duration
+	ScrubRate        int64
 	// PeerPollInterval is how often each node polls its peers' storage
 	// figures (placement, liveness for repair). Zero means 10 s.
 	PeerPollInterval time.Duration
@@ -127,6 +131,7 @@ func (c *Config) setDefaults() error {
 	setDur(&c.RepairInterval, DefaultRepairInterval)
 	setDur(&c.ScrubInterval, DefaultScrubInterval)
 	setDur(&c.PeerPollInterval, 10*time.Second)
+	setInt(&c.RepairBusyCopies, DefaultRepairBusyCopies)
 	if c.RepairRate <= 0 {
 		c.RepairRate = DefaultRepairRate
 	}

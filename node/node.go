@@ -57,7 +57,9 @@ type Node struct {
 	views        viewCache // folder message lists shared by sessions
 	started      time.Time
 	repair       repairState
-	limiter      byteLimiter // repair and rebalance copying
+	limiter      byteLimiter  // repair and rebalance copying
+	lastMail     atomic.Int64 // unix nanos of the last applied delivery
+	copies       *copyGate    // repair and rebalance copies at once
 	repairKick   chan struct{}
 	scrubLimiter byteLimiter
 	corrupt      atomic.Int64 // corrupt local copies found
@@ -82,6 +84,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), metrics: newMetrics(),
 		started: time.Now(), repairKick: make(chan struct{}, 1)}
 	n.limiter.rate, n.scrubLimiter.rate = cfg.RepairRate, cfg.ScrubRate
+	n.copies = newCopyGate(cfg.RepairBusyCopies, &n.lastMail)
 	if err := n.open(); err != nil {
 		n.Close()
 		return nil, err
@@ -223,7 +226,7 @@ func (n *Node) startRaft() (bool, error) {
 		Stream: &streamLayer{mux: n.mux, secret: n.cfg.Secret, addr: strAddr(n.advertise)}, MaxPool: 5, Timeout: 10 * time.Second, Logger: hl,
 	})
 	rc := n.raftConfig(hl)
-	n.raft, err = raft.NewRaft(rc, &raftFSM{state: n.state, metrics: n.metrics}, logs, store, n.snaps, n.transport)
+	n.raft, err = raft.NewRaft(rc, &raftFSM{state: n.state, metrics: n.metrics, lastMail: &n.lastMail}, logs, store, n.snaps, n.transport)
 	if err != nil {
 		return false, fmt.Errorf("start raft: %w", err)
 	}

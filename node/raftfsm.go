@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -15,6 +16,8 @@ import (
 type raftFSM struct {
 	state   *fsm.State
 	metrics *metrics
+	// lastMail is set to the time of applying a delivery (repair_yield.go).
+	lastMail *atomic.Int64
 }
 
 var _ raft.BatchingFSM = (*raftFSM)(nil)
@@ -30,6 +33,9 @@ func (f *raftFSM) ApplyBatch(logs []*raft.Log) []any {
 		entries[i].Index = l.Index
 		if l.Type == raft.LogCommand {
 			entries[i].Data = l.Data
+			if len(l.Data) > 0 && fsm.CmdType(l.Data[0]) == fsm.CmdDeliver {
+				f.lastMail.Store(start.UnixNano())
+			}
 		}
 	}
 	results := f.state.ApplyBatch(entries)

@@ -32,7 +32,10 @@ const (
 	DefaultRepairInterval = 30 * time.Second
 	DefaultRepairRate     = 32 << 20 // bytes/s
 	DefaultRebalance      = 0.2      // allowed (max-min)/max of used bytes
-	repairScanBatch       = 1000
+	// DefaultRepairBusyCopies is the number of copies at once while mail
+	// is being delivered (repair_yield.go).
+	DefaultRepairBusyCopies = 2
+	repairScanBatch         = 1000
 	// repairWorkers copy different bodies at once: a copy is latency
 	// bound (fetch, fsync, raft commit), and concurrent commits share
 	// raft batches. The byte-rate limit still bounds the total.
@@ -230,6 +233,11 @@ func (n *Node) place(ctx context.Context, hash string, add, remove []string) err
 
 // copyReplica has target fetch rec from one of sources, then records it.
 func (n *Node) copyReplica(ctx context.Context, live liveness, rec fsm.BodyRecord, sources []string, target fsm.Member) error {
+	release, err := n.copies.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	n.repair.update(func(s *RepairStatus) { s.Repairing++ })
 	defer n.repair.update(func(s *RepairStatus) { s.Repairing-- })
 	if err := n.limiter.wait(ctx, rec.Size); err != nil {

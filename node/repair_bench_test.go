@@ -116,11 +116,15 @@ func deliveryDuringRepair(b *testing.B, rate int64) {
 			defer close(repairDone)
 			l.RepairRound(ctxT(b, 5*time.Minute))
 		}()
+		copiesBefore, start := l.repair.get().Repaired, time.Now()
 		during := deliveryRate(b, aliveOf(c), 3*time.Second, repairDone)
+		copied := l.repair.get().Repaired - copiesBefore
+		secs := time.Since(start).Seconds()
 		<-repairDone
 		b.ReportMetric(before, "msgs/s-healthy")
 		b.ReportMetric(during, "msgs/s-repairing")
 		b.ReportMetric(during/before, "ratio")
+		b.ReportMetric(float64(copied)*repairBenchSize/secs/(1<<20), "repair-MB/s-meanwhile")
 	}
 }
 

@@ -157,6 +157,11 @@ func (n *Node) rebalance(ctx context.Context, live liveness) error {
 }
 
 func (n *Node) move(ctx context.Context, live liveness, rec fsm.BodyRecord, from, to string) error {
+	release, err := n.copies.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if err := n.limiter.wait(ctx, rec.Size); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 type redundancyFlags struct {
 	repairGrace, repairInterval time.Duration
 	repairRate, scrubRate       int64
+	repairBusyCopies            int
 	rebalanceSpread             float64
 	scrubInterval               time.Duration
 	gcInterval, gcIdle          time.Duration
@@ -23,6 +24,7 @@ func (r *redundancyFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&r.repairGrace, "repair-grace", node.DefaultRepairGrace, "how long a node may be unreachable before its body replicas are re-created elsewhere")
 	fl.DurationVar(&r.repairInterval, "repair-interval", node.DefaultRepairInterval, "how often the leader checks every body's replicas")
 	fl.Int64Var(&r.repairRate, "repair-rate", node.DefaultRepairRate, "bytes per second for repair and rebalance copies")
+	fl.IntVar(&r.repairBusyCopies, "repair-busy-copies", node.DefaultRepairBusyCopies, "repair and rebalance copies at once while mail is being delivered (8 when quiet)")
 	fl.Float64Var(&r.rebalanceSpread, "rebalance-spread", node.DefaultRebalance, "allowed (max-min)/max of body bytes across nodes before bodies move")
 	fl.DurationVar(&r.scrubInterval, "scrub-interval", node.DefaultScrubInterval, "pause between two passes that re-verify every local body")
 	fl.Int64Var(&r.scrubRate, "scrub-rate", node.DefaultScrubRate, "bytes per second read by the scrub")
@@ -36,5 +38,5 @@ func (r *redundancyFlags) apply(cfg *node.Config) {
 	cfg.RepairGrace, cfg.RepairInterval, cfg.RepairRate = r.repairGrace, r.repairInterval, r.repairRate
 	cfg.RebalanceSpread, cfg.ScrubInterval, cfg.ScrubRate = r.rebalanceSpread, r.scrubInterval, r.scrubRate
 	cfg.GCInterval, cfg.GCIdle, cfg.PeerPollInterval = r.gcInterval, r.gcIdle, r.peerPoll
-	cfg.FaultInjection = r.faultInjection
+	cfg.FaultInjection, cfg.RepairBusyCopies = r.faultInjection, r.repairBusyCopies
 }
