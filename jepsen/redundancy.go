@@ -13,11 +13,13 @@ import (
 
 // VerifyResult is the last line of "powermail storage verify --json".
 type VerifyResult struct {
-	Done        int64    `json:"done"`
-	Total       int64    `json:"total"`
-	Short       int64    `json:"short"`
-	ShortBodies []string `json:"short_bodies,omitempty"`
-	Finished    bool     `json:"finished"`
+	Done        int64             `json:"done"`
+	Total       int64             `json:"total"`
+	Short       int64             `json:"short"`
+	ShortBodies []string          `json:"short_bodies,omitempty"`
+	Unverified  map[string]int64  `json:"unverified,omitempty"`
+	FirstErrors map[string]string `json:"first_errors,omitempty"`
+	Finished    bool              `json:"finished"`
 }
 
 // Verify runs "powermail storage verify" once through the node at addr: every
@@ -56,6 +58,9 @@ func (c *Cluster) WaitRedundant(ctx context.Context, budget time.Duration) (Veri
 			}
 			c.cfg.Logf("storage verify through %s after %v: %d of %d bodies checked, %d short: %v",
 				n.ID, time.Since(start).Round(100*time.Millisecond), last.Done, last.Total, last.Short, lastErr)
+			for id, k := range last.Unverified {
+				c.cfg.Logf("  %d replicas on %s did not verify; first: %s", k, id, last.FirstErrors[id])
+			}
 			for _, h := range last.ShortBodies[:min(3, len(last.ShortBodies))] {
 				c.cfg.Logf("  short body %s: %s", h, c.describeBody(ctx, n, h))
 			}

@@ -275,3 +275,29 @@ func TestRepairResumesAfterLeaderCrash(t *testing.T) {
 	})
 	t.Logf("new leader %s: %+v", next.ID(), next.repair.get())
 }
+
+// TestVerifySaysWhyAReplicaFailed: a damaged copy makes its body short,
+// and the verification names the node and the reason.
+func TestVerifySaysWhyAReplicaFailed(t *testing.T) {
+	c := repairCluster(t, 3, nil)
+	l := c.leader(time.Second)
+	h := deliverN(t, l, 1, 3000)[0]
+	ctx := ctxT(t, 20*time.Second)
+	rec, err := l.State().Body(h.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := c.nodes[rec.Replicas[0]]
+	if err := holder.bodies.Damage(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	p, err := l.VerifyAll(ctx, func(VerifyProgress) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	why := p.FirstErrors[holder.ID()]
+	if p.Short != 1 || p.Unverified[holder.ID()] != 1 || len(p.Unverified) != 1 || !strings.Contains(why, "corrupt") {
+		t.Fatalf("verify: %+v", p)
+	}
+	t.Logf("%s: %s", holder.ID(), why)
+}

@@ -3,7 +3,9 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,8 +19,13 @@ type VerifyProgress struct {
 	Total       int64    `json:"total"`
 	Short       int64    `json:"short"`                  // bodies with fewer than R verified replicas
 	ShortBodies []string `json:"short_bodies,omitempty"` // the first few
-	Finished    bool     `json:"finished"`
-	Error       string   `json:"error,omitempty"`
+	// Unverified counts, per node, listed replicas that did not verify,
+	// and FirstErrors says why the first one failed: corruption, a missing
+	// copy, or a node that did not answer.
+	Unverified  map[string]int64  `json:"unverified,omitempty"`
+	FirstErrors map[string]string `json:"first_errors,omitempty"`
+	Finished    bool              `json:"finished"`
+	Error       string            `json:"error,omitempty"`
 }
 
 const maxShortListed = 20
@@ -47,13 +54,20 @@ func (n *Node) VerifyAll(ctx context.Context, progress func(VerifyProgress)) (Ve
 		go func() {
 			defer wg.Done()
 			for rec := range work {
-				ok := 0
+				ok, failed := 0, map[string]error{}
 				for _, id := range rec.Replicas {
-					if m, member := live.members[id]; member && n.verifyOn(ctx, m, rec.Hash) == nil {
-						ok++
+					m, member := live.members[id]
+					if !member {
+						continue // a removed node: repair drops the listing
 					}
+					if err := n.verifyOn(ctx, m, rec.Hash); err != nil {
+						failed[id] = err
+						continue
+					}
+					ok++
 				}
 				mu.Lock()
+				p.noteFailures(failed)
 				p.Done++
 				if ok < settings.Replicas {
 					p.Short++
@@ -80,7 +94,7 @@ func (n *Node) VerifyAll(ctx context.Context, progress func(VerifyProgress)) (Ve
 			}
 			if time.Since(last) > 200*time.Millisecond {
 				mu.Lock()
-				snap := p
+				snap := p.clone()
 				mu.Unlock()
 				progress(snap)
 				last = time.Now()
@@ -92,6 +106,29 @@ func (n *Node) VerifyAll(ctx context.Context, progress func(VerifyProgress)) (Ve
 	p.Finished = err == nil
 	progress(p)
 	return p, err
+}
+
+// clone copies p, maps included, so the copy can be encoded while the
+// workers go on.
+func (p *VerifyProgress) clone() VerifyProgress {
+	c := *p
+	c.ShortBodies = slices.Clone(p.ShortBodies)
+	c.Unverified, c.FirstErrors = maps.Clone(p.Unverified), maps.Clone(p.FirstErrors)
+	return c
+}
+
+// noteFailures counts replicas that did not verify; the caller holds the
+// progress lock.
+func (p *VerifyProgress) noteFailures(failed map[string]error) {
+	for id, err := range failed {
+		if p.Unverified == nil {
+			p.Unverified, p.FirstErrors = map[string]int64{}, map[string]string{}
+		}
+		p.Unverified[id]++
+		if _, seen := p.FirstErrors[id]; !seen {
+			p.FirstErrors[id] = err.Error()
+		}
+	}
 }
 
 // referencedBodies lists the records of every referenced body.

@@ -97,6 +97,9 @@ func runVerify(cmd *cobra.Command, cl *clientFlags) error {
 		for _, h := range last.ShortBodies {
 			fmt.Fprintf(cmd.OutOrStdout(), "  short: %s\n", h)
 		}
+		for id, k := range last.Unverified {
+			fmt.Fprintf(cmd.OutOrStdout(), "  %d replicas on %s did not verify; first: %s\n", k, id, last.FirstErrors[id])
+		}
 	}
 	if last.Short > 0 {
 		return fmt.Errorf("%d bodies have fewer than R verified replicas", last.Short)
