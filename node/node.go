@@ -63,6 +63,7 @@ type Node struct {
 	repairKick   chan struct{}
 	scrubLimiter byteLimiter
 	corrupt      atomic.Int64 // corrupt local copies found
+	missing      atomic.Int64 // listed bodies found missing from the local store
 	dummyOnce    sync.Once
 	dummy        string // password hash for unknown users (timing)
 
@@ -129,7 +130,11 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.queue = n.newOutbound()
 	n.watchQueue()
-	n.bg.Add(7)
+	n.bg.Add(8)
+	go func() {
+		defer n.bg.Done()
+		n.auditAtStart(bgctx)
+	}()
 	go func() {
 		defer n.bg.Done()
 		n.queueLoop(bgctx)

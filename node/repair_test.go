@@ -1,9 +1,13 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -300,4 +304,53 @@ func TestVerifySaysWhyAReplicaFailed(t *testing.T) {
 		t.Fatalf("verify: %+v", p)
 	}
 	t.Logf("%s: %s", holder.ID(), why)
+}
+
+// TestAuditUnlistsBodiesALostStoreNoLongerHolds: a follower comes back
+// with an empty body store (a replaced disk, or removed, wiped and
+// re-joined under the same ID). It must not count as a replica of the
+// bodies it lost: its start-up audit unlists them, and repair brings
+// every body back to R real copies.
+func TestAuditUnlistsBodiesALostStoreNoLongerHolds(t *testing.T) {
+	c := repairCluster(t, 3, nil)
+	l := c.leader(time.Second)
+	hashes := deliverN(t, l, 12, 2000)
+	var f *Node
+	for _, n := range c.nodes {
+		if n != l {
+			f = n
+		}
+	}
+	cfg := f.cfg
+	f.Close()
+	delete(c.nodes, cfg.ID)
+	if err := os.RemoveAll(filepath.Join(cfg.DataDir, "bodies")); err != nil {
+		t.Fatal(err)
+	}
+	back := c.startWith(cfg)
+	waitFor(t, 15*time.Second, "the audit to unlist the lost copies", func() bool {
+		for _, h := range hashes {
+			if b, err := l.State().Body(h.String()); err != nil || slices.Contains(b.Replicas, back.ID()) {
+				if err == nil && back.missing.Load() == 0 {
+					return false
+				}
+				if has, _, _ := back.bodies.Has(context.Background(), h); !has {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	if back.missing.Load() == 0 {
+		t.Fatal("the audit found nothing missing")
+	}
+	ctx := ctxT(t, 30*time.Second)
+	if _, err := c.leader(time.Second).RepairRound(ctx); err != nil {
+		t.Fatal(err)
+	}
+	assertRedundant(t, c, l, hashes, 2)
+	p, err := l.VerifyAll(ctx, func(VerifyProgress) {})
+	if err != nil || p.Short != 0 {
+		t.Fatalf("verify after the audit and repair: %+v %v", p, err)
+	}
 }

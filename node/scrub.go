@@ -96,6 +96,9 @@ func (n *Node) scrubLoop(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
+		if _, _, err := n.AuditListings(ctx); err != nil && ctx.Err() == nil {
+			n.log.Warn("listing audit failed", "err", err)
+		}
 		checked, corrupt, err := n.Scrub(ctx)
 		if err != nil && ctx.Err() == nil {
 			n.log.Warn("scrub failed", "err", err)

@@ -28,6 +28,7 @@ type MemberStatus struct {
 	FreeBytes  uint64 `json:"free_bytes"`
 	TotalBytes uint64 `json:"total_bytes"`
 	Corrupt    int64  `json:"corrupt"` // corrupt local copies found since start
+	Missing    int64  `json:"missing"` // listed bodies found missing here since start (listing audit)
 	// Repair is the leader's redundancy view (leader only).
 	Repair *RepairStatus `json:"repair,omitempty"`
 }
@@ -57,7 +58,7 @@ func (n *Node) localStats() MemberStatus {
 	if st, err := n.bodies.Stats(context.Background()); err == nil {
 		ms.Bodies, ms.BodyBytes, ms.FreeBytes, ms.TotalBytes = st.Bodies, st.BodyBytes, st.FSAvail, st.FSTotal
 	}
-	ms.Corrupt = n.corrupt.Load()
+	ms.Corrupt, ms.Missing = n.corrupt.Load(), n.missing.Load()
 	if st == raft.Leader {
 		r := n.repair.get()
 		ms.Repair = &r

@@ -25,12 +25,12 @@ func newClusterCmd(cl *clientFlags) *cobra.Command {
 						r.Bodies, r.UnderReplicated, r.Unrepairable, r.Repairing, r.Repaired, r.Trimmed, r.Moved)
 				}
 			}
-			return cl.emit(cmd, st, []string{"ID", "ROLE", "SUFFRAGE", "CLUSTER", "ADMIN", "LAST-CONTACT", "TERM", "COMMIT", "APPLIED", "BODIES", "BODY-BYTES", "FREE", "CORRUPT"},
+			return cl.emit(cmd, st, []string{"ID", "ROLE", "SUFFRAGE", "CLUSTER", "ADMIN", "LAST-CONTACT", "TERM", "COMMIT", "APPLIED", "BODIES", "BODY-BYTES", "FREE", "CORRUPT", "MISSING"},
 				func() (rows [][]string) {
 					for _, m := range st.Nodes {
 						rows = append(rows, []string{m.ID, m.Role, m.Suffrage, m.ClusterAddr, orDash(m.AdminAddr), orDash(m.LastContact),
 							fmt.Sprint(m.Term), fmt.Sprint(m.CommitIndex), fmt.Sprint(m.AppliedIndex),
-							fmt.Sprint(m.Bodies), fmt.Sprint(m.BodyBytes), humanBytes(m.FreeBytes), fmt.Sprint(m.Corrupt)})
+							fmt.Sprint(m.Bodies), fmt.Sprint(m.BodyBytes), humanBytes(m.FreeBytes), fmt.Sprint(m.Corrupt), fmt.Sprint(m.Missing)})
 					}
 					return rows
 				})

@@ -1,0 +1,114 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	"powermail/fsm"
+	"powermail/storage"
+)
+
+// The listing audit. The directory lists, per body, the nodes holding a
+// replica; repair and reads trust that list. It is true by construction
+// (a node is listed only after its copy is fsynced and verified, and is
+// unlisted before its copy is deleted), except when a node's store loses
+// copies behind the directory's back: a node removed, wiped and joined
+// again under the same ID, a replaced disk, a store restored from an old
+// backup. Such a node would count as a healthy replica of bodies it does
+// not have, and a body could be down to one real copy while the cluster
+// believes it has R.
+//
+// So every node, once it has caught up after starting, and again before
+// each scrub pass, walks the body records that list it and checks that
+// its store holds each one. A listed body that is missing is handled like
+// a corrupt copy: the node is unlisted (never the last listed replica)
+// and the leader repairs the body from the others.
+
+// auditBatch is the number of body records read at a time.
+const auditBatch = 1000
+
+// AuditListings checks every body listed on this node against the local
+// store and returns how many listings it checked and how many were
+// missing here (and are now unlisted, unless they were the last).
+func (n *Node) AuditListings(ctx context.Context) (checked, missing int, err error) {
+	for after := ""; ; {
+		recs, err := n.state.Bodies(after, auditBatch)
+		if err != nil || len(recs) == 0 {
+			return checked, missing, err
+		}
+		after = recs[len(recs)-1].Hash
+		for _, rec := range recs {
+			if err := ctx.Err(); err != nil {
+				return checked, missing, err
+			}
+			if !listsNode(rec, n.cfg.ID) || rec.Collecting != 0 {
+				continue
+			}
+			checked++
+			lost, err := n.auditOne(ctx, rec.Hash)
+			if err != nil {
+				return checked, missing, err
+			}
+			if lost {
+				missing++
+			}
+		}
+	}
+}
+
+func listsNode(rec fsm.BodyRecord, id string) bool {
+	for _, r := range rec.Replicas {
+		if r == id {
+			return true
+		}
+	}
+	return false
+}
+
+// auditOne reports whether the body is listed here but not stored here,
+// and if so unlists this node. The listing is read again after the store
+// was asked, so a copy unlisted and deleted in between (trim, rebalance,
+// collection) is not mistaken for a lost one.
+func (n *Node) auditOne(ctx context.Context, hash string) (bool, error) {
+	h, err := storage.ParseHash(hash)
+	if err != nil {
+		return false, err
+	}
+	has, _, err := n.bodies.Has(ctx, h)
+	if err != nil || has {
+		return false, err
+	}
+	rec, err := n.state.Body(hash)
+	if err != nil || rec.Collecting != 0 || !listsNode(fsm.BodyRecord{Hash: hash, Body: rec}, n.cfg.ID) {
+		return false, nil // gone, being collected, or no longer listed here
+	}
+	n.missing.Add(1)
+	n.log.Error("body listed here is missing from the store; unlisting it", "body", hash)
+	if err := n.applyAccess(ctx, &fsm.BodyPlace{Hash: hash, Remove: []string{n.cfg.ID}}, nil); err != nil {
+		n.log.Error("missing replica stays listed", "body", hash, "err", err)
+	}
+	n.kickRepairAnywhere(ctx)
+	return true, nil
+}
+
+// auditAtStart runs the audit once this node serves current reads.
+func (n *Node) auditAtStart(ctx context.Context) {
+	for ctx.Err() == nil {
+		bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := n.Barrier(bctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	checked, missing, err := n.AuditListings(ctx)
+	if err != nil && ctx.Err() == nil {
+		n.log.Warn("listing audit failed", "err", err)
+		return
+	}
+	n.log.Info("listing audit done", "checked", checked, "missing", missing)
+}
