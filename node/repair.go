@@ -194,6 +194,9 @@ func (n *Node) repairBody(ctx context.Context, live liveness, r int, rec fsm.Bod
 				if ctx.Err() != nil {
 					return short, ctx.Err()
 				}
+				if errors.Is(err, errMoot) {
+					return short, nil
+				}
 				n.log.Warn("repair copy failed", "body", rec.Hash, "target", target.ID, "err", err)
 				continue
 			}
@@ -242,6 +245,9 @@ func (n *Node) copyReplica(ctx context.Context, live liveness, rec fsm.BodyRecor
 	defer n.repair.update(func(s *RepairStatus) { s.Repairing-- })
 	if err := n.limiter.wait(ctx, rec.Size); err != nil {
 		return err
+	}
+	if cur, ok := n.current(rec); !ok || slices.Contains(cur.Replicas, target.ID) {
+		return errMoot
 	}
 	var addrs []string
 	for _, id := range sources {

@@ -143,7 +143,11 @@ func (n *Node) rebalance(ctx context.Context, live liveness) error {
 				slices.Contains(rec.Replicas, empty) || rec.Size > gap/2-moved+rec.Size/2 {
 				continue
 			}
-			if err := n.move(ctx, live, rec, full, empty); err != nil {
+			err := n.move(ctx, live, rec, full, empty)
+			if errors.Is(err, errMoot) {
+				continue
+			}
+			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
@@ -165,6 +169,9 @@ func (n *Node) move(ctx context.Context, live liveness, rec fsm.BodyRecord, from
 	if err := n.limiter.wait(ctx, rec.Size); err != nil {
 		return err
 	}
+	if cur, ok := n.current(rec); !ok || !slices.Contains(cur.Replicas, from) || slices.Contains(cur.Replicas, to) {
+		return errMoot
+	}
 	var sources []string
 	for _, id := range append([]string{from}, rec.Replicas...) {
 		if live.alive[id] {
@@ -182,6 +189,21 @@ func (n *Node) move(ctx context.Context, live liveness, rec fsm.BodyRecord, from
 	}
 	n.repair.update(func(s *RepairStatus) { s.Moved++ })
 	return nil
+}
+
+// errMoot: a copy that was no longer needed once its turn came.
+var errMoot = errors.New("body changed while the copy waited; skipped")
+
+// current re-reads rec after a wait for the copy gate or the rate limit,
+// which can last seconds: a body collected meanwhile must not get a new
+// copy (collection deletes only the copies it listed, so the new one
+// would be left behind), and one already moved or repaired needs none.
+func (n *Node) current(rec fsm.BodyRecord) (fsm.BodyRecord, bool) {
+	b, err := n.state.Body(rec.Hash)
+	if err != nil || b.Refs <= 0 || b.Collecting != 0 {
+		return rec, false
+	}
+	return fsm.BodyRecord{Hash: rec.Hash, Body: b}, true
 }
 
 // byteLimiter spaces work so that it averages rate bytes per second.

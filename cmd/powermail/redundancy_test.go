@@ -21,6 +21,22 @@ func TestRedundancyThroughTheBinary(t *testing.T) {
 		"--gc-interval", "500ms", "--gc-idle", "1s", "--repair-rate", "150000", "--rebalance-spread", "0.5",
 		"--enable-fault-injection"}
 	ps := startMailClusterN(t, 4, flags...)
+	var fifth *proc
+	t.Cleanup(func() { // on failure, what the nodes warned about
+		if !t.Failed() {
+			return
+		}
+		for _, p := range append(ps, fifth) {
+			if p == nil || p.log == nil {
+				continue
+			}
+			for _, line := range strings.Split(p.log.String(), "\n") {
+				if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+					t.Logf("%s: %s", p.id, line)
+				}
+			}
+		}
+	})
 	body := strings.Repeat("A line of a message that fills some disk.\r\n", 450) // ~20 KB
 	for i := 0; i < 30; i++ {
 		if code, msg := send(t, ps[i%4].smtp, "s@elsewhere.net", []string{"alice@example.com"}, fmt.Sprintf("Subject: %d\r\n\r\n%s", i, body)); code != 250 {
@@ -78,7 +94,7 @@ func TestRedundancyThroughTheBinary(t *testing.T) {
 	verifyUntilOK(t, live[0].admin, 60*time.Second)
 
 	// Join: an empty fifth node receives a share of the bodies.
-	fifth := &proc{id: "n5", cluster: freeAddr(t), admin: freeAddr(t), data: t.TempDir()}
+	fifth = &proc{id: "n5", cluster: freeAddr(t), admin: freeAddr(t), data: t.TempDir()}
 	fifth.start(t, append(append(fifth.smtpArgs(t), flags...), "--join", live[0].admin)...)
 	waitStatus(t, live[0].admin, 60*time.Second, func(s statusJSON) bool {
 		for _, n := range s.Nodes {
