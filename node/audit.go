@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"powermail/fsm"
@@ -27,30 +29,65 @@ import (
 // auditBatch is the number of body records read at a time.
 const auditBatch = 1000
 
+// auditWorkers unlist missing copies at once: each is a raft commit, and
+// a wiped node that re-joined can be listed for thousands of bodies.
+const auditWorkers = 16
+
 // AuditListings checks every body listed on this node against the local
 // store and returns how many listings it checked and how many were
 // missing here (and are now unlisted, unless they were the last).
 func (n *Node) AuditListings(ctx context.Context) (checked, missing int, err error) {
+	work := make(chan string)
+	var lost atomic.Int64
+	var wg sync.WaitGroup
+	for range auditWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for hash := range work {
+				if n.unlistMissing(ctx, hash) {
+					lost.Add(1)
+				}
+			}
+		}()
+	}
+	checked, err = n.scanListings(ctx, work)
+	close(work)
+	wg.Wait()
+	if lost.Load() > 0 {
+		n.kickRepairAnywhere(ctx) // the bodies are short now
+	}
+	return checked, int(lost.Load()), err
+}
+
+// scanListings sends every body listed here that the store lacks to work.
+func (n *Node) scanListings(ctx context.Context, work chan<- string) (int, error) {
+	checked := 0
 	for after := ""; ; {
 		recs, err := n.state.Bodies(after, auditBatch)
 		if err != nil || len(recs) == 0 {
-			return checked, missing, err
+			return checked, err
 		}
 		after = recs[len(recs)-1].Hash
 		for _, rec := range recs {
-			if err := ctx.Err(); err != nil {
-				return checked, missing, err
-			}
 			if !listsNode(rec, n.cfg.ID) || rec.Collecting != 0 {
 				continue
 			}
 			checked++
-			lost, err := n.auditOne(ctx, rec.Hash)
+			h, err := storage.ParseHash(rec.Hash)
 			if err != nil {
-				return checked, missing, err
+				return checked, err
 			}
-			if lost {
-				missing++
+			if has, _, err := n.bodies.Has(ctx, h); err != nil || has {
+				if err != nil {
+					return checked, err
+				}
+				continue
+			}
+			select {
+			case work <- rec.Hash:
+			case <-ctx.Done():
+				return checked, ctx.Err()
 			}
 		}
 	}
@@ -65,30 +102,26 @@ func listsNode(rec fsm.BodyRecord, id string) bool {
 	return false
 }
 
-// auditOne reports whether the body is listed here but not stored here,
-// and if so unlists this node. The listing is read again after the store
-// was asked, so a copy unlisted and deleted in between (trim, rebalance,
-// collection) is not mistaken for a lost one.
-func (n *Node) auditOne(ctx context.Context, hash string) (bool, error) {
-	h, err := storage.ParseHash(hash)
-	if err != nil {
-		return false, err
-	}
-	has, _, err := n.bodies.Has(ctx, h)
-	if err != nil || has {
-		return false, err
-	}
+// unlistMissing unlists this node from a body its store lacks and
+// reports whether it did. The listing is read again first, so a copy
+// unlisted and deleted after the scan (trim, rebalance, collection) is
+// not mistaken for a lost one.
+func (n *Node) unlistMissing(ctx context.Context, hash string) bool {
 	rec, err := n.state.Body(hash)
 	if err != nil || rec.Collecting != 0 || !listsNode(fsm.BodyRecord{Hash: hash, Body: rec}, n.cfg.ID) {
-		return false, nil // gone, being collected, or no longer listed here
+		return false // gone, being collected, or no longer listed here
+	}
+	if h, err := storage.ParseHash(hash); err != nil {
+		return false
+	} else if has, _, err := n.bodies.Has(ctx, h); err != nil || has {
+		return false // stored meanwhile
 	}
 	n.missing.Add(1)
 	n.log.Error("body listed here is missing from the store; unlisting it", "body", hash)
 	if err := n.applyAccess(ctx, &fsm.BodyPlace{Hash: hash, Remove: []string{n.cfg.ID}}, nil); err != nil {
 		n.log.Error("missing replica stays listed", "body", hash, "err", err)
 	}
-	n.kickRepairAnywhere(ctx)
-	return true, nil
+	return true
 }
 
 // auditAtStart runs the audit once this node serves current reads.
