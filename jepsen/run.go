@@ -241,12 +241,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	progress(runCtx, cfg.ProgressEvery, logf, w.Stats(), nem)
 	<-nemDone
 	logf("load stopped; waiting for operations in flight")
-	<-wlDone
+	rep := &Report{Plan: plan}
+	// Every operation has a deadline; a client still busy long after is
+	// stuck, and the run goes on without it (its op stays pending, which
+	// the checkers treat as indeterminate) instead of hanging.
+	select {
+	case <-wlDone:
+	case <-time.After(3*cfg.OpTimeout + 30*time.Second):
+		rep.Problems = append(rep.Problems, "a workload client was still busy long after its deadline (stuck)")
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("interrupted: %w", err)
 	}
 
-	rep := &Report{Plan: plan}
 	logf("healing the cluster")
 	if err := c.Heal(ctx, 60*time.Second); err != nil {
 		rep.Problems = append(rep.Problems, "cluster did not heal: "+err.Error())

@@ -2,6 +2,7 @@ package jepsen
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -236,10 +237,13 @@ func (w *Workload) appendFlagMsg(ctx context.Context, rng *rand.Rand, client int
 		}
 		if err == nil {
 			data, err = cmd.Wait()
+			drop(n, err)
 		} else {
-			cmd.Wait()
+			// The literal did not go out whole. imapclient may never
+			// complete such a command (a CI run waited on it for minutes),
+			// so the session is abandoned instead of waited on.
+			drop(n, errors.New("append abandoned: "+err.Error()))
 		}
-		drop(n, err)
 	} else {
 		// Not connected (or not logged in): the APPEND was never sent.
 		done.Type, done.Error = check.Fail, "imap: "+err.Error()
