@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,18 +71,15 @@ func (n *Node) scanListings(ctx context.Context, work chan<- string) (int, error
 		}
 		after = recs[len(recs)-1].Hash
 		for _, rec := range recs {
-			if !listsNode(rec, n.cfg.ID) || rec.Collecting != 0 {
+			if !slices.Contains(rec.Replicas, n.cfg.ID) || rec.Collecting != 0 {
 				continue
 			}
 			checked++
-			h, err := storage.ParseHash(rec.Hash)
+			has, err := n.hasBody(ctx, rec.Hash)
 			if err != nil {
 				return checked, err
 			}
-			if has, _, err := n.bodies.Has(ctx, h); err != nil || has {
-				if err != nil {
-					return checked, err
-				}
+			if has {
 				continue
 			}
 			select {
@@ -93,13 +91,14 @@ func (n *Node) scanListings(ctx context.Context, work chan<- string) (int, error
 	}
 }
 
-func listsNode(rec fsm.BodyRecord, id string) bool {
-	for _, r := range rec.Replicas {
-		if r == id {
-			return true
-		}
+// hasBody reports whether the local store holds the body.
+func (n *Node) hasBody(ctx context.Context, hash string) (bool, error) {
+	h, err := storage.ParseHash(hash)
+	if err != nil {
+		return false, err
 	}
-	return false
+	has, _, err := n.bodies.Has(ctx, h)
+	return has, err
 }
 
 // unlistMissing unlists this node from a body its store lacks and
@@ -108,13 +107,11 @@ func listsNode(rec fsm.BodyRecord, id string) bool {
 // not mistaken for a lost one.
 func (n *Node) unlistMissing(ctx context.Context, hash string) bool {
 	rec, err := n.state.Body(hash)
-	if err != nil || rec.Collecting != 0 || !listsNode(fsm.BodyRecord{Hash: hash, Body: rec}, n.cfg.ID) {
+	if err != nil || rec.Collecting != 0 || !slices.Contains(rec.Replicas, n.cfg.ID) {
 		return false // gone, being collected, or no longer listed here
 	}
-	if h, err := storage.ParseHash(hash); err != nil {
-		return false
-	} else if has, _, err := n.bodies.Has(ctx, h); err != nil || has {
-		return false // stored meanwhile
+	if has, err := n.hasBody(ctx, hash); err != nil || has {
+		return false // stored meanwhile, or the store cannot say
 	}
 	n.missing.Add(1)
 	n.log.Error("body listed here is missing from the store; unlisting it", "body", hash)
