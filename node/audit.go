@@ -27,9 +27,6 @@ import (
 // a corrupt copy: the node is unlisted (never the last listed replica)
 // and the leader repairs the body from the others.
 
-// auditBatch is the number of body records read at a time.
-const auditBatch = 1000
-
 // auditWorkers unlist missing copies at once: each is a raft commit, and
 // a wiped node that re-joined can be listed for thousands of bodies.
 const auditWorkers = 16
@@ -64,31 +61,23 @@ func (n *Node) AuditListings(ctx context.Context) (checked, missing int, err err
 // scanListings sends every body listed here that the store lacks to work.
 func (n *Node) scanListings(ctx context.Context, work chan<- string) (int, error) {
 	checked := 0
-	for after := ""; ; {
-		recs, err := n.state.Bodies(after, auditBatch)
-		if err != nil || len(recs) == 0 {
-			return checked, err
+	err := n.scanBodies(ctx, func(rec fsm.BodyRecord) error {
+		if !slices.Contains(rec.Replicas, n.cfg.ID) || rec.Collecting != 0 {
+			return nil
 		}
-		after = recs[len(recs)-1].Hash
-		for _, rec := range recs {
-			if !slices.Contains(rec.Replicas, n.cfg.ID) || rec.Collecting != 0 {
-				continue
-			}
-			checked++
-			has, err := n.hasBody(ctx, rec.Hash)
-			if err != nil {
-				return checked, err
-			}
-			if has {
-				continue
-			}
-			select {
-			case work <- rec.Hash:
-			case <-ctx.Done():
-				return checked, ctx.Err()
-			}
+		checked++
+		has, err := n.hasBody(ctx, rec.Hash)
+		if err != nil || has {
+			return err
 		}
-	}
+		select {
+		case work <- rec.Hash:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	return checked, err
 }
 
 // hasBody reports whether the local store holds the body.

@@ -151,9 +151,9 @@ func (n *Node) RepairRound(ctx context.Context) (RepairStatus, error) {
 	return n.repair.get(), nil
 }
 
-// scanReferenced calls fn for every referenced body record, in hash
-// order, until ctx ends.
-func (n *Node) scanReferenced(ctx context.Context, fn func(fsm.BodyRecord)) error {
+// scanBodies calls fn for every body record, in hash order, until fn
+// fails or ctx ends.
+func (n *Node) scanBodies(ctx context.Context, fn func(fsm.BodyRecord) error) error {
 	for after := ""; ; {
 		recs, err := n.state.Bodies(after, repairScanBatch)
 		if err != nil || len(recs) == 0 {
@@ -164,11 +164,22 @@ func (n *Node) scanReferenced(ctx context.Context, fn func(fsm.BodyRecord)) erro
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if rec.Refs > 0 && rec.Collecting == 0 {
-				fn(rec)
+			if err := fn(rec); err != nil {
+				return err
 			}
 		}
 	}
+}
+
+// scanReferenced calls fn for every referenced body record not being
+// collected, in hash order, until ctx ends.
+func (n *Node) scanReferenced(ctx context.Context, fn func(fsm.BodyRecord)) error {
+	return n.scanBodies(ctx, func(rec fsm.BodyRecord) error {
+		if rec.Refs > 0 && rec.Collecting == 0 {
+			fn(rec)
+		}
+		return nil
+	})
 }
 
 // repairBody brings one body to R healthy replicas, drops removed nodes
@@ -236,17 +247,14 @@ func (n *Node) place(ctx context.Context, hash string, add, remove []string) err
 
 // copyReplica has target fetch rec from one of sources, then records it.
 func (n *Node) copyReplica(ctx context.Context, live liveness, rec fsm.BodyRecord, sources []string, target fsm.Member) error {
-	release, err := n.copies.acquire(ctx)
+	n.repair.update(func(s *RepairStatus) { s.Repairing++ })
+	defer n.repair.update(func(s *RepairStatus) { s.Repairing-- })
+	cur, release, err := n.copyTurn(ctx, rec)
 	if err != nil {
 		return err
 	}
 	defer release()
-	n.repair.update(func(s *RepairStatus) { s.Repairing++ })
-	defer n.repair.update(func(s *RepairStatus) { s.Repairing-- })
-	if err := n.limiter.wait(ctx, rec.Size); err != nil {
-		return err
-	}
-	if cur, ok := n.current(rec); !ok || slices.Contains(cur.Replicas, target.ID) {
+	if slices.Contains(cur.Replicas, target.ID) {
 		return errMoot
 	}
 	var addrs []string

@@ -161,15 +161,12 @@ func (n *Node) rebalance(ctx context.Context, live liveness) error {
 }
 
 func (n *Node) move(ctx context.Context, live liveness, rec fsm.BodyRecord, from, to string) error {
-	release, err := n.copies.acquire(ctx)
+	cur, release, err := n.copyTurn(ctx, rec)
 	if err != nil {
 		return err
 	}
 	defer release()
-	if err := n.limiter.wait(ctx, rec.Size); err != nil {
-		return err
-	}
-	if cur, ok := n.current(rec); !ok || !slices.Contains(cur.Replicas, from) || slices.Contains(cur.Replicas, to) {
+	if !slices.Contains(cur.Replicas, from) || slices.Contains(cur.Replicas, to) {
 		return errMoot
 	}
 	var sources []string
@@ -194,16 +191,27 @@ func (n *Node) move(ctx context.Context, live liveness, rec fsm.BodyRecord, from
 // errMoot: a copy that was no longer needed once its turn came.
 var errMoot = errors.New("body changed while the copy waited; skipped")
 
-// current re-reads rec after a wait for the copy gate or the rate limit,
-// which can last seconds: a body collected meanwhile must not get a new
-// copy (collection deletes only the copies it listed, so the new one
-// would be left behind), and one already moved or repaired needs none.
-func (n *Node) current(rec fsm.BodyRecord) (fsm.BodyRecord, bool) {
+// copyTurn waits for a slot of the copy gate and the rate limit, then
+// re-reads rec: the wait can last seconds, and a body collected meanwhile
+// must not get a new copy (collection deletes only the copies it listed,
+// so the new one would be left behind). It returns the current record
+// (the caller checks that its copy is still needed) and the slot's
+// release, or errMoot.
+func (n *Node) copyTurn(ctx context.Context, rec fsm.BodyRecord) (fsm.BodyRecord, func(), error) {
+	release, err := n.copies.acquire(ctx)
+	if err != nil {
+		return rec, nil, err
+	}
+	if err := n.limiter.wait(ctx, rec.Size); err != nil {
+		release()
+		return rec, nil, err
+	}
 	b, err := n.state.Body(rec.Hash)
 	if err != nil || b.Refs <= 0 || b.Collecting != 0 {
-		return rec, false
+		release()
+		return rec, nil, errMoot
 	}
-	return fsm.BodyRecord{Hash: rec.Hash, Body: b}, true
+	return fsm.BodyRecord{Hash: rec.Hash, Body: b}, release, nil
 }
 
 // byteLimiter spaces work so that it averages rate bytes per second.
