@@ -362,7 +362,7 @@ func (s *IMAPServer) newSession(c *imapserver.Conn) (imapserver.Session, *imapse
 		cancel: cancel,
 		log:    s.log.With("remote", fmt.Sprint(remote)),
 	}
-	return sess, nil, nil
+	return imapCommands{sess}, nil, nil
 }
 
 // imapListener gives every accepted connection the configured timeouts.

@@ -44,7 +44,8 @@ type imapSession struct {
 	closed bool
 	// calls counts commands that reached a Session method; Poll compares
 	// it with its own last count to tell a bare NOOP or CHECK (nothing
-	// but the poll) from the poll after another command.
+	// but the poll) from the poll after another command. A command that
+	// ends without a poll settles the count (imapCommands).
 	calls, polledAt int
 }
 

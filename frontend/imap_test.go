@@ -204,12 +204,6 @@ func TestIMAPBackendFailures(t *testing.T) {
 	_, err = c.Expunge().Collect()
 	wantIMAPCode(t, "EXPUNGE timeout", err, imap.ResponseCodeUnavailable)
 
-	// NOOP with a failing store: OK, nothing reported, no disconnect.
-	failing("Folder", fmt.Errorf("%w: no leader", node.ErrUnavailable))
-	if err := c.Noop().Wait(); err != nil {
-		t.Errorf("NOOP with the store down: %v, want OK", err)
-	}
-
 	// A body that cannot be opened: the other messages are answered.
 	n := 0
 	store.Fail = func(o string) error {
@@ -229,6 +223,42 @@ func TestIMAPBackendFailures(t *testing.T) {
 	store.Fail = nil
 	if err := c.Noop().Wait(); err != nil {
 		t.Fatalf("connection unusable after failures: %v", err)
+	}
+
+	// A NOOP that cannot read the folder must not answer OK, even right
+	// after a failed command (jepsen/RESULTS.md, bug 4): OK would vouch
+	// for a snapshot it could not refresh.
+	failing("StoreFlags", fmt.Errorf("%w: no leader", node.ErrUnavailable))
+	err = c.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagSeen}}, nil).Close()
+	wantIMAPCode(t, "STORE, no leader", err, imap.ResponseCodeUnavailable)
+	failing("Folder", fmt.Errorf("%w: no leader", node.ErrUnavailable))
+	if err := c.Noop().Wait(); err == nil {
+		t.Errorf("NOOP after a failed STORE, with the store down: OK, want a failure")
+	}
+}
+
+// TestIMAPNoopAfterSelectNeedsStore: SELECT is the one command imapserver
+// does not poll after. A NOOP right after it is still a bare NOOP: with
+// the store down it must fail, not answer OK from SELECT's snapshot.
+func TestIMAPNoopAfterSelectNeedsStore(t *testing.T) {
+	store, user := imapMemStore(t)
+	if err := store.Deliver(imapTestMsg("s1", "x"), user); err != nil {
+		t.Fatal(err)
+	}
+	addr := startIMAP(t, store, frontend.IMAPConfig{}, true)
+	c := dialIMAP(t, imapSingle(addr), 0, user)
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	store.Fail = func(o string) error {
+		if o == "Folder" {
+			return fmt.Errorf("%w: no leader", node.ErrUnavailable)
+		}
+		return nil
+	}
+	defer func() { store.Fail = nil }()
+	if err := c.Noop().Wait(); err == nil {
+		t.Errorf("NOOP right after SELECT, with the store down: OK, want a failure")
 	}
 }
 

@@ -17,7 +17,7 @@ import (
 
 // Regression tests for server bugs the harness found (jepsen/RESULTS.md):
 // each reproduces the bug's conditions and asserts the correct behaviour.
-// Both are fixed; they run in `make test` and are skipped under -short
+// All are fixed; they run in `make test` and are skipped under -short
 // (each runs real processes for up to a minute).
 
 func knownBug(t *testing.T) {
@@ -35,6 +35,32 @@ func knownBug(t *testing.T) {
 // returns the flags from before the acknowledged change.
 func TestBug1NoopStaleAfterLeaderLoss(t *testing.T) {
 	knownBug(t)
+	noopAfterLeaderLoss(t, false, nil)
+}
+
+// TestBug4NoopAfterFailedCommand: as bug 1, but the follower's session
+// has just had a command fail (here STATUS of a folder that does not
+// exist), and the leader is killed rather than paused, so the NOOP's read
+// barrier fails at once instead of waiting for the next leader.
+// imapserver polls only after a command that succeeded, so the NOOP was
+// taken for the poll of the failed command: its failed read was swallowed
+// and it answered OK from the old snapshot.
+func TestBug4NoopAfterFailedCommand(t *testing.T) {
+	knownBug(t)
+	noopAfterLeaderLoss(t, true, func(b *imapConn) {
+		if _, err := b.c.Status("No such folder", &imap.StatusOptions{NumMessages: true}).Wait(); err == nil {
+			t.Fatal("STATUS of a missing folder: OK, want NO")
+		}
+	})
+}
+
+// noopAfterLeaderLoss runs the shared scenario of bugs 1 and 4: a flag
+// change acknowledged through the leader, the leader paused (or killed),
+// then NOOP and UID FETCH FLAGS on a follower's session, which must either
+// fail or show the change. beforeStore runs on the follower's session
+// first.
+func noopAfterLeaderLoss(t *testing.T, kill bool, beforeStore func(b *imapConn)) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
@@ -72,7 +98,7 @@ func TestBug1NoopStaleAfterLeaderLoss(t *testing.T) {
 	a, b := open(leader), open(follower)
 	defer a.Close()
 	defer b.Close()
-	body := []byte("Subject: bug 1\r\n\r\nhello\r\n")
+	body := []byte("Subject: NOOP after leader loss\r\n\r\nhello\r\n")
 	cmd := a.c.Append("INBOX", int64(len(body)), nil)
 	cmd.Write(body)
 	cmd.Close()
@@ -84,19 +110,30 @@ func TestBug1NoopStaleAfterLeaderLoss(t *testing.T) {
 	if err := b.c.Noop().Wait(); err != nil { // the follower's session knows the message
 		t.Fatal(err)
 	}
+	if beforeStore != nil {
+		beforeStore(b)
+	}
 	if err := a.c.Store(imap.UIDSetNum(imap.UID(uid)), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true,
 		Flags: []imap.Flag{imap.FlagFlagged}}, nil).Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Pause(leader.ID); err != nil { // acknowledged; now the leader is gone
-		t.Fatal(err)
+	// Acknowledged; now the leader is gone.
+	if kill {
+		if err := c.Kill(ctx, leader.ID); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		if err := c.Pause(leader.ID); err != nil {
+			t.Fatal(err)
+		}
+		defer c.Resume(leader.ID)
 	}
-	defer c.Resume(leader.ID)
 	start := time.Now()
 	if err := b.c.Noop().Wait(); err != nil {
 		t.Logf("NOOP failed after %v (fine): %v", time.Since(start), err)
 		return
 	}
+	t.Logf("NOOP answered OK after %v", time.Since(start).Round(time.Millisecond))
 	f, err := fetchFlags(b, uid)
 	if err != nil || len(f) != 1 {
 		t.Fatalf("FETCH FLAGS: %v (%d answers)", err, len(f))
