@@ -72,6 +72,14 @@ type Config struct {
 	// dropped from the delivery. Zero means 5 s.
 	ReplicaTimeout time.Duration
 
+	// RemoteReadMax is the largest body read from another node's replica
+	// into memory (larger ones are copied into the local store first);
+	// RemoteCacheBytes bounds the node-wide cache of such bodies
+	// (remoteread.go). Zero means the Default* values; a negative
+	// RemoteReadMax copies every remote body into the store.
+	RemoteReadMax    int64
+	RemoteCacheBytes int64
+
 	// MaildropLease is the POP3 maildrop lock lease (zero: 30 s).
 	MaildropLease time.Duration
 
@@ -134,6 +142,12 @@ func (c *Config) setDefaults() error {
 	setInt(&c.RepairBusyCopies, DefaultRepairBusyCopies)
 	if c.RepairRate <= 0 {
 		c.RepairRate = DefaultRepairRate
+	}
+	if c.RemoteReadMax == 0 {
+		c.RemoteReadMax = DefaultRemoteReadMax
+	}
+	if c.RemoteCacheBytes <= 0 {
+		c.RemoteCacheBytes = DefaultRemoteCacheBytes
 	}
 	if c.ScrubRate <= 0 {
 		c.ScrubRate = DefaultScrubRate

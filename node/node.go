@@ -52,9 +52,10 @@ type Node struct {
 	reads     *readIndex
 	admin     *adminServer
 
-	queue        *outbound // outbound queue worker (queue.go)
-	watchers     watchers  // IMAP/POP3 sessions waiting for mailbox changes
-	views        viewCache // folder message lists shared by sessions
+	queue        *outbound    // outbound queue worker (queue.go)
+	watchers     watchers     // IMAP/POP3 sessions waiting for mailbox changes
+	views        viewCache    // folder message lists shared by sessions
+	remote       *remoteCache // small bodies read from other nodes' replicas
 	started      time.Time
 	repair       repairState
 	limiter      byteLimiter  // repair and rebalance copying
@@ -86,6 +87,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		started: time.Now(), repairKick: make(chan struct{}, 1)}
 	n.limiter.rate, n.scrubLimiter.rate = cfg.RepairRate, cfg.ScrubRate
 	n.copies = newCopyGate(cfg.RepairBusyCopies, &n.lastMail)
+	n.remote = newRemoteCache(cfg.RemoteCacheBytes)
 	if err := n.open(); err != nil {
 		n.Close()
 		return nil, err

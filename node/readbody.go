@@ -14,20 +14,30 @@ import (
 var ErrBodyUnavailable = fmt.Errorf("%w: no readable replica of the body", ErrUnavailable)
 
 // OpenBody returns a reader of a message body. A local copy is read if
-// this node has an intact one. Otherwise the body is fetched from the
-// replicas the directory lists, in turn, into the local store (which
-// verifies the hash before it keeps anything); a replica that is down or
-// returns corrupt data is skipped. A fetched copy is not listed as a
-// replica, so it acts as a cache: the orphan sweep removes it after the
-// grace period. Corruption met in the middle of reading the local copy
-// is reported (see scrub.go) and the read goes on from a replica, at the
-// same offset: every byte returned was verified.
+// this node has an intact one. Otherwise the body is read from the
+// replicas the directory lists, in turn (remoteread.go): a small one into
+// memory, a large one into the local store; either way its hash is
+// checked before a byte is returned, and a replica that is down or
+// returns corrupt data is skipped. A copy fetched into the store is not
+// listed as a replica, so it acts as a cache: the orphan sweep removes it
+// after the grace period. Corruption met in the middle of reading the
+// local copy is reported (see scrub.go) and the read goes on from a
+// replica, at the same offset: every byte returned was verified.
 func (n *Node) OpenBody(ctx context.Context, hash string) (Body, error) {
-	rd, err := n.openBody(ctx, hash)
+	h, err := storage.ParseHash(hash)
 	if err != nil {
 		return nil, err
 	}
-	return &watchedBody{Reader: rd, n: n, ctx: ctx}, nil
+	rd, err := n.bodies.Reader(ctx, h)
+	switch {
+	case err == nil:
+		return &watchedBody{Reader: rd, n: n, ctx: ctx}, nil
+	case errors.Is(err, storage.ErrCorrupt):
+		n.reportCorrupt(ctx, h)
+	case !errors.Is(err, storage.ErrNotFound):
+		return nil, err
+	}
+	return n.openRemote(ctx, h)
 }
 
 // watchedBody falls back to a replica, once, when the local copy turns
@@ -92,6 +102,13 @@ func (n *Node) openBody(ctx context.Context, hash string) (*storage.Reader, erro
 // fetchFromReplicas copies h into the local store from the first listed
 // replica (other than this node) that serves an intact copy.
 func (n *Node) fetchFromReplicas(ctx context.Context, h storage.Hash) error {
+	return n.eachReplica(ctx, h, func(addr string) error { return n.fetchBody(ctx, addr, h) })
+}
+
+// eachReplica calls try with the cluster address of each listed replica
+// of h other than this node, in turn, until one call succeeds. A replica
+// that fails is marked unhealthy.
+func (n *Node) eachReplica(ctx context.Context, h storage.Hash, try func(addr string) error) error {
 	b, err := n.state.Body(h.String())
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBodyUnavailable, err)
@@ -109,7 +126,7 @@ func (n *Node) fetchFromReplicas(ctx context.Context, h storage.Hash) error {
 		if id == n.cfg.ID || addr[id] == "" {
 			continue
 		}
-		if err := n.fetchBody(ctx, addr[id], h); err != nil {
+		if err := try(addr[id]); err != nil {
 			errs = append(errs, fmt.Errorf("from %s: %w", id, err))
 			n.health.fail(id)
 			continue

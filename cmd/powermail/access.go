@@ -22,6 +22,8 @@ type accessFlags struct {
 	imapIdle          time.Duration
 	pop3Idle          time.Duration
 	maildropLease     time.Duration
+	remoteReadMax     int64
+	remoteCacheBytes  int64
 }
 
 func (a *accessFlags) register(fl *pflag.FlagSet) {
@@ -33,6 +35,8 @@ func (a *accessFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&a.imapIdle, "imap-idle-timeout", frontend.DefaultIMAPIdleTimeout, "IMAP autologout after login (at least 30m)")
 	fl.DurationVar(&a.pop3Idle, "pop3-idle-timeout", frontend.DefaultPOP3IdleTimeout, "POP3 autologout (at least 10m)")
 	fl.DurationVar(&a.maildropLease, "maildrop-lease", node.DefaultMaildropLease, "how long a dead node's POP3 maildrop lock lasts")
+	fl.Int64Var(&a.remoteReadMax, "remote-read-max", node.DefaultRemoteReadMax, "largest body another node's replica is read into memory for a client (larger ones are copied to this node's store first; -1: always copy)")
+	fl.Int64Var(&a.remoteCacheBytes, "remote-cache-bytes", node.DefaultRemoteCacheBytes, "memory for bodies read from other nodes' replicas")
 }
 
 // startAccess starts the IMAP and POP3 listeners that have an address

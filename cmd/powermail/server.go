@@ -79,6 +79,8 @@ func runServer(ctx context.Context, f *serverFlags) error {
 		Bootstrap: f.bootstrap, Join: f.join, Logger: log,
 		BootstrapSettings: &node.BootstrapSettings{Replicas: f.replicas, WriteQuorum: f.writeQuorum},
 		MaildropLease:     f.access.maildropLease,
+		RemoteReadMax:     f.access.remoteReadMax,
+		RemoteCacheBytes:  f.access.remoteCacheBytes,
 	}
 	f.redundancy.apply(&cfg)
 	if err := f.queue.apply(&cfg, f.mail.hostname); err != nil {
