@@ -1,6 +1,7 @@
 package frontend_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"powermail/frontend"
+	"powermail/node"
 	"powermail/node/nodetest"
 )
 
@@ -44,6 +46,48 @@ func BenchmarkIMAPFetch(b *testing.B) {
 		addr := startIMAP(b, c.Nodes[2], frontend.IMAPConfig{}, true)
 		imapBenchFetch(b, addr, "bench@example.com", n, len(msg))
 	})
+}
+
+// BenchmarkIMAPNoopAfterChange measures what a session pays for another
+// session's flag change in a folder of 10,000 messages: one iteration
+// changes one message's flags in the store and sends NOOP, whose poll
+// reads the folder's view and reports the one FETCH FLAGS.
+func BenchmarkIMAPNoopAfterChange(b *testing.B) {
+	const n = 10000
+	const user = "bench@example.com"
+	store := frontend.NewIMAPMemStore()
+	store.AddMailbox(user, imapPassword)
+	msg := imapBenchMessage(1 << 10)
+	for range n {
+		if err := store.Deliver(msg, user); err != nil {
+			b.Fatal(err)
+		}
+	}
+	addr := startIMAP(b, store, frontend.IMAPConfig{}, true)
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(user, imapPassword).Wait(); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		b.Fatal(err)
+	}
+	ops := []node.FlagOp{node.FlagsAdd, node.FlagsRemove}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		uid := uint32(1 + i%n)
+		if _, err := store.StoreFlags(context.Background(), user, "INBOX", []uint32{uid}, ops[i/n%2], []string{`\Seen`}); err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Noop().Wait(); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
 }
 
 func imapBenchFetch(b *testing.B, addr, user string, n, size int) {

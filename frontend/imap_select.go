@@ -441,28 +441,25 @@ func (s *imapSession) reportGone(w *imapserver.UpdateWriter) error {
 // applyView compares a fresh view with the snapshot and reports the
 // difference: EXPUNGE (if allowed, else the message is marked gone), FETCH
 // FLAGS for changed flags, FLAGS for new keywords, EXISTS for new
-// messages. UIDs only ascend, so new messages sort after the known ones.
+// messages. The view is in UID order and UIDs only ascend, so one merge
+// pass finds everything, and new messages sort after the known ones. The
+// view's messages are shared node-wide: only what changed is copied.
 func (s *imapSession) applyView(w *imapserver.UpdateWriter, view node.FolderView, allowExpunge bool) error {
 	sel := s.sel
-	fresh := make([]imapMsg, len(view.Messages))
-	for i, m := range view.Messages {
-		fresh[i] = newIMAPMsg(m)
-	}
-	slices.SortFunc(fresh, func(a, b imapMsg) int { return int(int64(a.uid) - int64(b.uid)) })
-
-	var changed []uint32
+	fresh := view.Messages
+	var changed []int // positions in sel.msgs
 	j := 0
 	for i := range sel.msgs {
 		m := &sel.msgs[i]
-		for j < len(fresh) && fresh[j].uid < m.uid {
+		for j < len(fresh) && fresh[j].UID < m.uid {
 			// Cannot happen (UIDs ascend); skip rather than renumber.
-			s.log.Warn("imap: message below a known UID appeared", "folder", sel.name, "uid", fresh[j].uid)
+			s.log.Warn("imap: message below a known UID appeared", "folder", sel.name, "uid", fresh[j].UID)
 			j++
 		}
-		if j < len(fresh) && fresh[j].uid == m.uid {
-			if !slices.Equal(m.flags, fresh[j].flags) && !m.gone {
-				m.flags = fresh[j].flags
-				changed = append(changed, m.uid)
+		if j < len(fresh) && fresh[j].UID == m.uid {
+			if !m.gone && !slices.Equal(m.flags, fresh[j].Flags) {
+				m.flags = slices.Clone(fresh[j].Flags)
+				changed = append(changed, i)
 			}
 			j++
 			continue
@@ -472,19 +469,28 @@ func (s *imapSession) applyView(w *imapserver.UpdateWriter, view node.FolderView
 			sel.gone++
 		}
 	}
+	added := make([]imapMsg, len(fresh)-j)
+	for k := range added {
+		added[k] = newIMAPMsg(fresh[j+k])
+	}
+	// Every message, not just the changed ones: a STORE through this
+	// session has already put its flags in the snapshot.
+	newKeywords := sel.scanKeywords(sel.msgs)
+	changedUIDs := make([]uint32, len(changed))
+	for k, i := range changed {
+		changedUIDs[k] = sel.msgs[i].uid
+	}
 	if allowExpunge && sel.gone > 0 {
-		if err := s.reportGone(w); err != nil {
+		if err := s.reportGone(w); err != nil { // renumbers: positions are stale after this
 			return err
 		}
 	}
-	added := fresh[j:]
-	newKeywords := sel.scanKeywords(sel.msgs) // flags changed above
 	if sel.scanKeywords(added) || newKeywords {
 		if err := w.WriteMailboxFlags(sel.mailboxFlags()); err != nil {
 			return err
 		}
 	}
-	for _, uid := range changed {
+	for _, uid := range changedUIDs {
 		if i, ok := sel.index(uid); ok {
 			m := &sel.msgs[i]
 			if err := w.WriteMessageFlags(uint32(i+1), imap.UID(m.uid), imapFlags(m.flags)); err != nil {
