@@ -107,9 +107,10 @@ func (s *Store) get(key []byte) (val []byte, ok bool, err error) {
 //   - Bloom filters on every level, because most manifest lookups are for
 //     a body that is not there yet (every new delivery checks for a stored
 //     copy first) and a filter answers those without reading blocks.
-func (s *Store) pebbleOptions(o Options) *pebble.Options {
+func (s *Store) pebbleOptions(o Options, cache *pebble.Cache) *pebble.Options {
 	opts := &pebble.Options{
 		FS:                 o.FS,
+		Cache:              cache,
 		Logger:             pebbleLogger{log: o.Logger, onFatal: s.setFailed},
 		Merger:             newMerger(),
 		MemTableSize:       o.MemTableSize,

@@ -37,7 +37,14 @@ type Options struct {
 	Logger *slog.Logger
 	// MemTableSize is Pebble's memtable size; 0 means 32 MiB.
 	MemTableSize uint64
+	// CacheBytes is Pebble's block cache: index and filter blocks,
+	// manifests, and the chunks of recently read bodies. 0 means
+	// DefaultCacheBytes.
+	CacheBytes int64
 }
+
+// DefaultCacheBytes is the store's default block cache size.
+const DefaultCacheBytes = 128 << 20
 
 func (o Options) withDefaults() (Options, error) {
 	if o.FS == nil {
@@ -51,6 +58,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.CacheBytes <= 0 {
+		o.CacheBytes = DefaultCacheBytes
 	}
 	if o.MemTableSize == 0 {
 		o.MemTableSize = defaultMemTableSize
@@ -98,8 +108,10 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	s.locks.m = make(map[Hash]*hashLock)
 	s.live.m = make(map[uint64]struct{})
 	s.readers.m = make(map[*Reader]struct{})
+	cache := pebble.NewCache(o.CacheBytes)
+	defer cache.Unref() // the DB holds its own reference
 	err = catchFatal(func() (err error) {
-		s.db, err = pebble.Open(dir, s.pebbleOptions(o))
+		s.db, err = pebble.Open(dir, s.pebbleOptions(o, cache))
 		return err
 	})
 	if err != nil {
