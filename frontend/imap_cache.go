@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 
@@ -36,6 +37,39 @@ type imapMeta struct {
 	// (shared by every session that searches this body).
 	parseOnce sync.Once
 	parsed    textproto.Header
+
+	// sec is the last header section answered from this header (without
+	// a <partial> window), for the field list secKey: clients ask for the
+	// same fields of every message, so a header is filtered once.
+	secMu  sync.Mutex
+	secKey string
+	sec    []byte
+}
+
+// headerSection answers a BODY[HEADER...] item from the cached header.
+func (m *imapMeta) headerSection(bs *imap.FetchItemBodySection) []byte {
+	key := imapHeaderKey(bs)
+	m.secMu.Lock()
+	out, ok := m.sec, m.secKey == key && m.sec != nil
+	m.secMu.Unlock()
+	if !ok {
+		out = imapHeaderFields(m.parsedHeader(), bs)
+		m.secMu.Lock()
+		m.secKey, m.sec = key, out
+		m.secMu.Unlock()
+	}
+	return imapPartial(out, bs.Partial)
+}
+
+// imapHeaderKey names the fields a header section keeps.
+func imapHeaderKey(bs *imap.FetchItemBodySection) string {
+	switch {
+	case len(bs.HeaderFields) > 0:
+		return "+" + strings.Join(bs.HeaderFields, " ")
+	case len(bs.HeaderFieldsNot) > 0:
+		return "-" + strings.Join(bs.HeaderFieldsNot, " ")
+	}
+	return "*"
 }
 
 // parsedHeader returns the parsed header section.
@@ -184,21 +218,20 @@ func readHeaderSection(r *bufio.Reader) ([]byte, error) {
 // 9051 section 6.4.5). It gives what go-imap's ExtractBodySection gives,
 // without parsing the header again.
 func imapHeaderSection(h textproto.Header, bs *imap.FetchItemBodySection) []byte {
-	var keep map[string]bool
-	if len(bs.HeaderFields) > 0 {
-		keep = make(map[string]bool, len(bs.HeaderFields))
-		for _, k := range bs.HeaderFields {
-			keep[strings.ToLower(k)] = true
-		}
-	}
-	drop := make(map[string]bool, len(bs.HeaderFieldsNot))
-	for _, k := range bs.HeaderFieldsNot {
-		drop[strings.ToLower(k)] = true
+	return imapPartial(imapHeaderFields(h, bs), bs.Partial)
+}
+
+// imapHeaderFields is imapHeaderSection without the <partial> window. The
+// field lists are short, so they are matched without a map or lower-case
+// copies.
+func imapHeaderFields(h textproto.Header, bs *imap.FetchItemBodySection) []byte {
+	listed := func(list []string, k string) bool {
+		return slices.ContainsFunc(list, func(f string) bool { return strings.EqualFold(f, k) })
 	}
 	var buf bytes.Buffer
 	for f := h.Fields(); f.Next(); {
-		k := strings.ToLower(f.Key())
-		if (keep != nil && !keep[k]) || drop[k] {
+		k := f.Key()
+		if (len(bs.HeaderFields) > 0 && !listed(bs.HeaderFields, k)) || listed(bs.HeaderFieldsNot, k) {
 			continue
 		}
 		raw, err := f.Raw()
@@ -208,12 +241,16 @@ func imapHeaderSection(h textproto.Header, bs *imap.FetchItemBodySection) []byte
 		buf.Write(raw)
 	}
 	buf.WriteString("\r\n")
-	out := buf.Bytes()
-	if p := bs.Partial; p != nil {
-		if p.Offset > int64(len(out)) {
-			return nil
-		}
-		out = out[p.Offset:min(p.Offset+p.Size, int64(len(out)))]
+	return buf.Bytes()
+}
+
+// imapPartial applies a <partial> window (nil: the whole section).
+func imapPartial(out []byte, p *imap.SectionPartial) []byte {
+	if p == nil {
+		return out
 	}
-	return out
+	if p.Offset > int64(len(out)) {
+		return nil
+	}
+	return out[p.Offset:min(p.Offset+p.Size, int64(len(out)))]
 }

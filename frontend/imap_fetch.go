@@ -171,13 +171,12 @@ func (s *imapSession) fetchMessage(w *imapserver.FetchWriter, seq uint32, m *ima
 		if err != nil {
 			return fmt.Errorf("read header of uid %d: %w", m.uid, err)
 		}
-		h := meta.parsedHeader()
 		if o.Envelope {
-			envelope = imapserver.ExtractEnvelope(h)
+			envelope = imapserver.ExtractEnvelope(meta.parsedHeader())
 		}
 		for k, bs := range o.BodySection {
 			if imapHeaderOnly(bs) {
-				sections[k] = imapHeaderSection(h, bs)
+				sections[k] = meta.headerSection(bs)
 			}
 		}
 	}

@@ -126,16 +126,18 @@ func (sel *imapSelected) scanKeywords(msgs []imapMsg) bool {
 }
 
 // resolve turns a sequence or UID set of the client into snapshot
-// positions, ascending, never enumerating a range ("1:4294967295" costs
-// what the folder holds). "*" is the last message (RFC 9051 section 9,
-// seq-number). With strict, a sequence number past the end is a client
-// error (BAD); "*" in an empty folder matches nothing.
+// positions, ascending and unique, never enumerating a range
+// ("1:4294967295" costs what the folder holds) and never touching more
+// of the snapshot than the set selects. "*" is the last message (RFC 9051
+// section 9, seq-number). With strict, a sequence number past the end is
+// a client error (BAD); "*" in an empty folder matches nothing.
 func (sel *imapSelected) resolve(set imap.NumSet, strict bool) ([]int, error) {
 	if imap.IsSearchRes(set) {
 		set = sel.searchRes
 	}
 	n := uint32(len(sel.msgs))
-	in := make([]bool, n)
+	var out []int
+	ranges := 0
 	switch set := set.(type) {
 	case imap.SeqSet:
 		for _, r := range set {
@@ -154,8 +156,9 @@ func (sel *imapSelected) resolve(set imap.NumSet, strict bool) ([]int, error) {
 				return nil, imapBad(fmt.Sprintf("Invalid sequence number %d: the mailbox has %d messages", hi, n))
 			}
 			for i := max(lo, 1); i <= min(hi, n); i++ {
-				in[i-1] = true
+				out = append(out, int(i-1))
 			}
+			ranges++
 		}
 	case imap.UIDSet:
 		top := sel.maxUID()
@@ -172,18 +175,17 @@ func (sel *imapSelected) resolve(set imap.NumSet, strict bool) ([]int, error) {
 			}
 			i, _ := sel.index(lo)
 			for ; i < len(sel.msgs) && sel.msgs[i].uid <= hi; i++ {
-				in[i] = true
+				out = append(out, i)
 			}
+			ranges++
 		}
 	case nil:
 	default:
 		return nil, imapBad("Invalid message set")
 	}
-	var out []int
-	for i, ok := range in {
-		if ok {
-			out = append(out, i)
-		}
+	if ranges > 1 { // ranges may overlap and come in any order
+		slices.Sort(out)
+		out = slices.Compact(out)
 	}
 	return out, nil
 }
