@@ -52,6 +52,7 @@ type config struct {
 	prefillSize          int
 	pop3PerSession       int
 	plainOK              bool
+	warm                 bool
 	progress             time.Duration
 	seed                 uint64
 	label                string
@@ -134,6 +135,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.prefillSize, "prefill-size", 0, "size of prefilled messages (0: a realistic mix of 2 KiB to 256 KiB, mean about 17 KiB)")
 	fs.IntVar(&c.pop3PerSession, "pop3-ops-per-session", 50, "POP3 commands per session before QUIT and a new login")
 	fs.BoolVar(&c.plainOK, "plain-auth-ok", false, "log in without TLS (otherwise STARTTLS/STLS first; certificates are not verified)")
+	fs.BoolVar(&c.warm, "warm", false, "before the run, fetch the header fields FETCH_HDR asks for of every message, once through every target")
 	fs.DurationVar(&c.progress, "progress", 5*time.Second, "progress line interval on stderr (0: none)")
 	fs.Uint64Var(&c.seed, "seed", 1, "random seed (the prefilled messages depend only on it)")
 	fs.StringVar(&c.label, "label", "", "name of the system under test, printed with the results")
@@ -267,6 +269,12 @@ func run(ctx context.Context, c *config) *report {
 		rep.Prefill = &p
 		fmt.Fprintf(os.Stderr, "prefill: %d users had %d..%d messages; appended %d (%.1f MB) in %.1f s, %.0f msgs/s, %d errors\n",
 			len(c.accounts), p.MinBefore, p.MaxBefore, p.Appended, float64(p.Bytes)/1e6, p.Seconds, p.Rate, p.Errors)
+	}
+	if c.warm && c.mode != "pop3" {
+		if err := warm(c); err != nil {
+			fmt.Fprintf(os.Stderr, "imapload: %v\n", err)
+			os.Exit(1) // a cold run reported as a warm one would mislead
+		}
 	}
 	if c.duration == 0 && c.ops == 0 {
 		rep.Mode = "prefill"

@@ -23,7 +23,10 @@
 # DC_DIR (/tmp/dc-bench), PM_DIR (/tmp/pm-imap-bench; binaries, and the
 # cluster under run/), PM_PORT_OFFSET (600: IMAP 1743-1745, POP3
 # 1710-1712, admin 8600-8602), MAX_CONNS (100, see below), SEED (1),
-# KEEP=1 keeps both scratch directories afterwards, QUIET_WAIT (180):
+# KEEP=1 keeps both scratch directories afterwards, WARM (1: before each
+# IMAP workload, fetch every message's FETCH_HDR header fields once
+# through every target, unmeasured, so that "warm" means the same on both
+# systems; 0: measure from whatever the caches hold), QUIET_WAIT (180):
 # seconds to wait, before each measurement, for other work on the machine
 # (not the idle systems under test) to drop below 10% of the CPUs (the
 # share seen is printed either way), OUT (a directory for the raw
@@ -90,6 +93,7 @@ PM_PORT_OFFSET=${PM_PORT_OFFSET:-600}
 MAX_CONNS=${MAX_CONNS:-100}
 SEED=${SEED:-1}
 KEEP=${KEEP:-0}
+WARM=${WARM:-1}
 QUIET_WAIT=${QUIET_WAIT:-180}
 OUT=${OUT:-}
 DOMAIN=bench.test
@@ -193,6 +197,10 @@ workloads() {
 		--password "$PASSWORD" --prefill "$POP3_PREFILL" --prefill-sessions "$PREFILL_SESSIONS" --duration 0
 	sync
 	for w in fetch search pop3 mixed; do
+		if [[ $WARM == 1 && $w != pop3 ]]; then
+			imapload "$sys-$w-warm" --label "$sys" --mode "$w" --imap "$imap" --user "$USER1" --password "$PASSWORD" \
+				--warm --duration 0
+		fi
 		wait_quiet "$roots"
 		echo "$OTHER_BUSY" >"$OUT/$sys-$w.other"
 		log "$sys: $w, $SESSIONS sessions, $DURATION"
