@@ -79,6 +79,9 @@ type Config struct {
 	// RemoteReadMax copies every remote body into the store.
 	RemoteReadMax    int64
 	RemoteCacheBytes int64
+	// StorageCacheBytes is the body store's block cache (zero:
+	// storage.DefaultCacheBytes).
+	StorageCacheBytes int64
 
 	// MaildropLease is the POP3 maildrop lock lease (zero: 30 s).
 	MaildropLease time.Duration

@@ -177,7 +177,7 @@ func (n *Node) open() error {
 		return err
 	}
 	n.state = st
-	n.bodies, err = storage.Open(context.Background(), filepath.Join(n.cfg.DataDir, "bodies"), storage.Options{Logger: n.log})
+	n.bodies, err = storage.Open(context.Background(), filepath.Join(n.cfg.DataDir, "bodies"), storage.Options{Logger: n.log, CacheBytes: n.cfg.StorageCacheBytes})
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"powermail/frontend"
 	"powermail/node"
+	"powermail/storage"
 )
 
 // accessFlags configure IMAP, POP3 and the login path they share.
@@ -24,6 +25,7 @@ type accessFlags struct {
 	maildropLease     time.Duration
 	remoteReadMax     int64
 	remoteCacheBytes  int64
+	storageCacheBytes int64
 }
 
 func (a *accessFlags) register(fl *pflag.FlagSet) {
@@ -37,6 +39,7 @@ func (a *accessFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&a.maildropLease, "maildrop-lease", node.DefaultMaildropLease, "how long a dead node's POP3 maildrop lock lasts")
 	fl.Int64Var(&a.remoteReadMax, "remote-read-max", node.DefaultRemoteReadMax, "largest body another node's replica is read into memory for a client (larger ones are copied to this node's store first; -1: always copy)")
 	fl.Int64Var(&a.remoteCacheBytes, "remote-cache-bytes", node.DefaultRemoteCacheBytes, "memory for bodies read from other nodes' replicas")
+	fl.Int64Var(&a.storageCacheBytes, "storage-cache-bytes", storage.DefaultCacheBytes, "block cache of the local body store")
 }
 
 // startAccess starts the IMAP and POP3 listeners that have an address

@@ -81,6 +81,7 @@ func runServer(ctx context.Context, f *serverFlags) error {
 		MaildropLease:     f.access.maildropLease,
 		RemoteReadMax:     f.access.remoteReadMax,
 		RemoteCacheBytes:  f.access.remoteCacheBytes,
+		StorageCacheBytes: f.access.storageCacheBytes,
 	}
 	f.redundancy.apply(&cfg)
 	if err := f.queue.apply(&cfg, f.mail.hostname); err != nil {
