@@ -26,6 +26,14 @@ func (s *State) Folder(addr, name string) (Folder, error) {
 // View reads a folder and all its messages from one consistent snapshot,
 // so the messages match the folder's counters and ModSeq.
 func (s *State) View(addr, name string) (Folder, []Message, error) {
+	return s.ViewReusing(addr, name, nil)
+}
+
+// ViewReusing is View for a caller that holds an earlier view of the
+// folder (prev, in UID order, only read): messages that did not change
+// share their hash strings and flag slices with it, so re-reading a
+// large folder after a small change allocates little.
+func (s *State) ViewReusing(addr, name string, prev []Message) (Folder, []Message, error) {
 	a, err := ParseAddress(addr)
 	if err != nil {
 		return Folder{}, nil, err
@@ -39,7 +47,7 @@ func (s *State) View(addr, name string) (Folder, []Message, error) {
 		if err != nil || !ok {
 			return orErr(err, ErrNoFolder, "folder %s does not exist", name)
 		}
-		msgs, err = scanMessages(snap, messagePrefix(a, f.ID), 0, 0)
+		msgs, err = scanMessagesReusing(snap, messagePrefix(a, f.ID), prev, len(prev))
 		return err
 	})
 	return f, msgs, err
@@ -59,11 +67,41 @@ func scanMessages(r pebble.Reader, prefix []byte, after uint32, limit int) ([]Me
 	defer it.Close()
 	var out []Message
 	for ok := it.First(); ok && (limit <= 0 || len(out) < limit); ok = it.Next() {
-		var m Message
-		if err := decodeRecord(it.Value(), &m); err != nil {
+		out = append(out, Message{})
+		if err := out[len(out)-1].decode(it.Value(), nil); err != nil {
 			return nil, err
 		}
-		out = append(out, m)
+	}
+	return out, it.Error()
+}
+
+// scanMessagesReusing reads every message under prefix, in UID order,
+// decoding each against the message of the same UID in prev (see
+// Message.decode). sizeHint sizes the result.
+func scanMessagesReusing(r pebble.Reader, prefix []byte, prev []Message, sizeHint int) ([]Message, error) {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	out := make([]Message, 0, sizeHint)
+	j := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		var p *Message
+		if len(k) >= 4 {
+			uid := binary.BigEndian.Uint32(k[len(k)-4:])
+			for j < len(prev) && prev[j].UID < uid {
+				j++
+			}
+			if j < len(prev) && prev[j].UID == uid {
+				p = &prev[j]
+			}
+		}
+		out = append(out, Message{})
+		if err := out[len(out)-1].decode(it.Value(), p); err != nil { // in place: no copy escapes
+			return nil, err
+		}
 	}
 	return out, it.Error()
 }

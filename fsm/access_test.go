@@ -21,6 +21,7 @@ func TestAccessCommandsKeepInvariants(t *testing.T) {
 	bodies := []string{"one", "two", "three", "four"}
 	folders := []string{"INBOX", "Sent", "Trash"}
 	seen := map[string][2]uint32{} // folder -> UIDVALIDITY, UIDNEXT last seen
+	views := map[string][]Message{}  // folder -> messages last seen
 	for step := 0; step < 400; step++ {
 		f := folders[rng.IntN(len(folders))]
 		g := folders[rng.IntN(len(folders))]
@@ -59,6 +60,34 @@ func TestAccessCommandsKeepInvariants(t *testing.T) {
 			t.Fatalf("step %d %T: %v", step, cmd, r.Err)
 		}
 		checkAccessInvariants(t, a.s, step, seen, box, "b@example.com")
+		checkViewReusing(t, a.s, step, views, box)
+	}
+}
+
+// checkViewReusing: a view decoded against an older view of the folder
+// (ViewReusing) has the same messages as a fresh one, whatever changed
+// in between.
+func checkViewReusing(t *testing.T, s *State, step int, views map[string][]Message, box string) {
+	t.Helper()
+	fs, err := s.Folders(box)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fs {
+		_, want, err := s.View(box, f.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, got, err := s.ViewReusing(box, f.Name, views[f.Name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.EqualFunc(got, want, func(a, b Message) bool {
+			return a.UID == b.UID && a.Hash == b.Hash && a.Size == b.Size && a.InternalDate == b.InternalDate && slices.Equal(a.Flags, b.Flags)
+		}) {
+			t.Fatalf("step %d: %s/%s decoded against its older view: %+v, want %+v", step, box, f.Name, got, want)
+		}
+		views[f.Name] = got
 	}
 }
 

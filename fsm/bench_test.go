@@ -163,3 +163,41 @@ func reportPercentiles(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(pct(0.50), "p50-ns")
 	b.ReportMetric(pct(0.99), "p99-ns")
 }
+
+// BenchmarkViewAfterOneChange re-reads a folder of 10,000 messages after
+// one message's flags changed, as every IMAP session's poll does: "fresh"
+// decodes every record, "reusing" decodes against the previous view.
+func BenchmarkViewAfterOneChange(b *testing.B) {
+	const n = 10000
+	a := deliveryFixture(b)
+	for i := range n {
+		a.must(&Deliver{Hash: bodyHash(fmt.Sprint(i)), Size: 1000, Replicas: []string{"n1", "n2"},
+			Mailboxes: []string{"a@example.com"}, Flags: []string{`\Seen`}})
+	}
+	for _, mode := range []string{"fresh", "reusing"} {
+		b.Run(mode, func(b *testing.B) {
+			_, prev, err := a.s.View("a@example.com", "INBOX")
+			if err != nil || len(prev) != n {
+				b.Fatalf("%d messages, %v", len(prev), err)
+			}
+			ops := []FlagOp{FlagsAdd, FlagsRemove}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				a.must(&FlagsStore{Mailbox: "a@example.com", Folder: "INBOX", UIDs: []UIDRange{{uint32(1 + i%n), uint32(1 + i%n)}},
+					Op: ops[i/n%2], Flags: []string{`\Flagged`}})
+				var msgs []Message
+				if mode == "fresh" {
+					_, msgs, err = a.s.View("a@example.com", "INBOX")
+				} else {
+					_, msgs, err = a.s.ViewReusing("a@example.com", "INBOX", prev)
+				}
+				if err != nil || len(msgs) != n {
+					b.Fatalf("%d messages, %v", len(msgs), err)
+				}
+				prev = msgs
+				i++
+			}
+		})
+	}
+}

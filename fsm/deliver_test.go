@@ -13,7 +13,7 @@ func bodyHash(s string) string {
 	return hex.EncodeToString(h[:])
 }
 
-func deliveryFixture(t *testing.T) *applier {
+func deliveryFixture(t testing.TB) *applier {
 	a := newApplier(t)
 	a.must(&DomainAdd{Name: "example.com"})
 	a.must(&MailboxAdd{Mailboxes: []NewMailbox{{Address: "a@example.com"}, {Address: "b@example.com"}, {Address: "small@example.com", QuotaBytes: 100}}})

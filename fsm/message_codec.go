@@ -42,7 +42,13 @@ var commonFlags = map[string]string{`\Seen`: `\Seen`, `\Answered`: `\Answered`, 
 	`\Deleted`: `\Deleted`, `\Draft`: `\Draft`, "$Junk": "$Junk", "$NotJunk": "$NotJunk", "$Forwarded": "$Forwarded"}
 
 // UnmarshalBinary decodes a record written by MarshalBinary, or a JSON one.
-func (m *Message) UnmarshalBinary(b []byte) error {
+func (m *Message) UnmarshalBinary(b []byte) error { return m.decode(b, nil) }
+
+// decode is UnmarshalBinary that shares the hash string and the flag
+// slice of prev, an earlier decoding of the same message, where they are
+// unchanged: re-reading a folder after one message changed then
+// allocates for that message only. prev may be nil; it is only read.
+func (m *Message) decode(b []byte, prev *Message) error {
 	if len(b) > 0 && b[0] == '{' {
 		type plain Message // no methods: plain JSON
 		return json.Unmarshal(b, (*plain)(m))
@@ -51,7 +57,16 @@ func (m *Message) UnmarshalBinary(b []byte) error {
 		return fmt.Errorf("message record of %d bytes with version %x", len(b), b[:min(len(b), 1)])
 	}
 	m.UID = binary.BigEndian.Uint32(b[1:5])
-	m.Hash = hex.EncodeToString(b[5:37])
+	if prev != nil && prev.UID != m.UID {
+		prev = nil
+	}
+	var hx [64]byte
+	hex.Encode(hx[:], b[5:37])
+	if prev != nil && string(hx[:]) == prev.Hash {
+		m.Hash = prev.Hash
+	} else {
+		m.Hash = string(hx[:])
+	}
 	rest := b[37:]
 	size, n := binary.Uvarint(rest)
 	if n <= 0 {
@@ -69,24 +84,37 @@ func (m *Message) UnmarshalBinary(b []byte) error {
 	}
 	rest = rest[n:]
 	m.Size, m.InternalDate, m.Flags = int64(size), date, nil
-	if count > 0 {
-		m.Flags = make([]string, 0, count)
+	same := prev != nil && uint64(len(prev.Flags)) == count
+	var flags []string
+	if count > 0 && !same {
+		flags = make([]string, 0, count)
 	}
-	for range count {
+	for i := range count {
 		l, n := binary.Uvarint(rest)
 		if n <= 0 || uint64(len(rest)-n) < l {
 			return fmt.Errorf("message uid %d: bad flag", m.UID)
 		}
 		raw := rest[n : n+int(l)]
-		if f, ok := commonFlags[string(raw)]; ok {
-			m.Flags = append(m.Flags, f)
-		} else {
-			m.Flags = append(m.Flags, string(raw))
-		}
 		rest = rest[n+int(l):]
+		if same && string(raw) == prev.Flags[i] {
+			continue
+		}
+		if same { // the first difference: copy the equal ones before it
+			same = false
+			flags = append(make([]string, 0, count), prev.Flags[:i]...)
+		}
+		if f, ok := commonFlags[string(raw)]; ok {
+			flags = append(flags, f)
+		} else {
+			flags = append(flags, string(raw))
+		}
 	}
 	if len(rest) != 0 {
 		return fmt.Errorf("message uid %d: %d trailing bytes", m.UID, len(rest))
+	}
+	m.Flags = flags
+	if same && count > 0 {
+		m.Flags = prev.Flags
 	}
 	return nil
 }

@@ -9,12 +9,12 @@ import (
 
 // applier drives a State the way raft would, one entry per command.
 type applier struct {
-	t     *testing.T
+	t     testing.TB
 	s     *State
 	index uint64
 }
 
-func newApplier(t *testing.T) *applier {
+func newApplier(t testing.TB) *applier {
 	t.Helper()
 	s, err := Open(t.TempDir(), Options{})
 	if err != nil {

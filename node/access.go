@@ -96,7 +96,7 @@ func (n *Node) View(ctx context.Context, addr, name string) (FolderView, error) 
 			return FolderView{Folder: f, Messages: msgs}, nil
 		}
 	}
-	f, msgs, err := n.state.View(addr, name)
+	f, msgs, err := n.state.ViewReusing(addr, name, n.views.previous(key))
 	if err != nil {
 		return FolderView{}, accessErr(err)
 	}

@@ -12,8 +12,10 @@ import (
 // list. Sessions of one mailbox on one node share the read: a folder's
 // messages are fully determined by its ID and ModSeq (the raft index of
 // its last change, which every message command bumps), so a view read at
-// that ModSeq is reused until the folder changes. Bounded by the number
-// of messages held.
+// that ModSeq is reused until the folder changes. When it changes, the new
+// view is decoded against the old one (fsm.State.ViewReusing), so the
+// messages that did not change cost a comparison, not an allocation.
+// Bounded by the number of messages held.
 
 // viewCacheMessages bounds the messages held by the view cache.
 const viewCacheMessages = 1 << 20
@@ -47,6 +49,17 @@ func (c *viewCache) get(key string, f fsm.Folder) ([]fsm.Message, bool) {
 	}
 	c.lru.MoveToFront(e)
 	return v.msgs, true
+}
+
+// previous returns the messages last cached for key, whatever their
+// ModSeq, for decoding a newer view against (fsm.State.ViewReusing).
+func (c *viewCache) previous(key string) []fsm.Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.m[key]; ok {
+		return e.Value.(*viewEntry).msgs
+	}
+	return nil
 }
 
 func (c *viewCache) put(key string, f fsm.Folder, msgs []fsm.Message) {
