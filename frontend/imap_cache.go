@@ -44,6 +44,40 @@ type imapMeta struct {
 	secMu  sync.Mutex
 	secKey string
 	sec    []byte
+
+	// lowered holds, per header key searched (lower case), the
+	// field values decoded (RFC 2047) and lower-cased: SEARCH FROM,
+	// SUBJECT, HEADER ... on a warm mailbox then costs a substring test
+	// per message.
+	lowMu   sync.Mutex
+	lowered map[string][]string
+}
+
+// loweredValues returns the decoded, lower-cased values of key's fields.
+func (m *imapMeta) loweredValues(key string) []string {
+	low := strings.ToLower(key)
+	m.lowMu.Lock()
+	vs, ok := m.lowered[low]
+	m.lowMu.Unlock()
+	if ok {
+		return vs
+	}
+	vs = []string{} // not nil: "key present with no fields" is cached too
+	h := m.parsedHeader()
+	for fields := h.FieldsByKey(key); fields.Next(); {
+		v := fields.Value()
+		if dec, err := imapWordDecoder.DecodeHeader(v); err == nil {
+			v = dec
+		}
+		vs = append(vs, strings.ToLower(v))
+	}
+	m.lowMu.Lock()
+	if m.lowered == nil {
+		m.lowered = map[string][]string{}
+	}
+	m.lowered[low] = vs
+	m.lowMu.Unlock()
+	return vs
 }
 
 // headerSection answers a BODY[HEADER...] item from the cached header.
@@ -110,7 +144,7 @@ func (c *imapMetaCache) get(hash string) *imapMeta {
 // put stores m (replacing an older entry of the same hash) and evicts the
 // least recently used entries beyond the bound.
 func (c *imapMetaCache) put(hash string, m *imapMeta) {
-	m.cost = 3*int64(len(m.header)) + 256 // raw and parsed
+	m.cost = 4*int64(len(m.header)) + 256 // raw, parsed, a filtered section, searched values
 	if m.bstruct != nil {
 		m.cost += 1024
 	}

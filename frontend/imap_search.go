@@ -79,6 +79,7 @@ type imapCandidate struct {
 	msg *imapMsg
 
 	raw       []byte
+	meta      *imapMeta // the cached header, set by loadHeader
 	header    textproto.Header
 	hasHeader bool
 	loaded    bool
@@ -98,7 +99,7 @@ func (c *imapCandidate) loadHeader() error {
 			return fmt.Errorf("read header of uid %d: %w", c.msg.uid, err)
 		}
 	}
-	c.header = m.parsedHeader()
+	c.meta, c.header = m, m.parsedHeader()
 	c.hasHeader = true
 	return nil
 }
@@ -182,7 +183,7 @@ func (c *imapCandidate) match(cr *imap.SearchCriteria) (bool, error) {
 		}
 	}
 	for _, hf := range cr.Header {
-		if !imapHeaderMatch(c.header, hf.Key, hf.Value) {
+		if !imapHeaderMatch(c.meta.loweredValues(hf.Key), hf.Value) {
 			return false, nil
 		}
 	}
@@ -270,18 +271,15 @@ var imapWordDecoder = &mime.WordDecoder{} // stateless: no CharsetReader, stdlib
 // imapHeaderMatch: HEADER key value, FROM, TO, ... A field matches if its
 // value (RFC 2047 words decoded where possible) contains value, case
 // insensitively; an empty value matches any message with the field.
-func imapHeaderMatch(h textproto.Header, key, value string) bool {
-	fields := h.FieldsByKey(key)
+// values are the field's decoded, lower-cased values
+// (imapMeta.loweredValues).
+func imapHeaderMatch(values []string, value string) bool {
+	if value == "" {
+		return len(values) > 0
+	}
 	needle := strings.ToLower(value)
-	for fields.Next() {
-		if value == "" {
-			return true
-		}
-		v := fields.Value()
-		if dec, err := imapWordDecoder.DecodeHeader(v); err == nil {
-			v = dec
-		}
-		if strings.Contains(strings.ToLower(v), needle) {
+	for _, v := range values {
+		if strings.Contains(v, needle) {
 			return true
 		}
 	}
