@@ -44,12 +44,12 @@ type imapMsg struct {
 	hash  string
 	size  int64
 	date  int64 // unix ms
-	flags []string
+	flags []string // shared with the node's folder views: replaced, never modified in place
 	gone  bool
 }
 
 func newIMAPMsg(m node.StoredMessage) imapMsg {
-	return imapMsg{uid: m.UID, hash: m.Hash, size: m.Size, date: m.InternalDate, flags: slices.Clone(m.Flags)}
+	return imapMsg{uid: m.UID, hash: m.Hash, size: m.Size, date: m.InternalDate, flags: m.Flags}
 }
 
 func (m *imapMsg) has(flag imap.Flag) bool {
@@ -445,7 +445,7 @@ func (s *imapSession) reportGone(w *imapserver.UpdateWriter) error {
 // FLAGS for changed flags, FLAGS for new keywords, EXISTS for new
 // messages. The view is in UID order and UIDs only ascend, so one merge
 // pass finds everything, and new messages sort after the known ones. The
-// view's messages are shared node-wide: only what changed is copied.
+// view's messages are shared node-wide and only read.
 func (s *imapSession) applyView(w *imapserver.UpdateWriter, view node.FolderView, allowExpunge bool) error {
 	sel := s.sel
 	fresh := view.Messages
@@ -460,7 +460,7 @@ func (s *imapSession) applyView(w *imapserver.UpdateWriter, view node.FolderView
 		}
 		if j < len(fresh) && fresh[j].UID == m.uid {
 			if !m.gone && !slices.Equal(m.flags, fresh[j].Flags) {
-				m.flags = slices.Clone(fresh[j].Flags)
+				m.flags = fresh[j].Flags
 				changed = append(changed, i)
 			}
 			j++
