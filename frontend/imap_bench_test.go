@@ -64,17 +64,7 @@ func BenchmarkIMAPNoopAfterChange(b *testing.B) {
 		}
 	}
 	addr := startIMAP(b, store, frontend.IMAPConfig{}, true)
-	c, err := imapclient.DialInsecure(addr, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Login(user, imapPassword).Wait(); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
-		b.Fatal(err)
-	}
+	c := imapBenchSession(b, addr, user)
 	ops := []node.FlagOp{node.FlagsAdd, node.FlagsRemove}
 	b.ReportAllocs()
 	i := 0
@@ -90,18 +80,25 @@ func BenchmarkIMAPNoopAfterChange(b *testing.B) {
 	}
 }
 
-func imapBenchFetch(b *testing.B, addr, user string, n, size int) {
+// imapBenchSession logs user in over plain TCP and selects INBOX; the
+// connection is closed when the benchmark ends.
+func imapBenchSession(b *testing.B, addr, user string) *imapclient.Client {
 	c, err := imapclient.DialInsecure(addr, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer c.Close()
+	b.Cleanup(func() { c.Close() })
 	if err := c.Login(user, imapPassword).Wait(); err != nil {
 		b.Fatal(err)
 	}
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 		b.Fatal(err)
 	}
+	return c
+}
+
+func imapBenchFetch(b *testing.B, addr, user string, n, size int) {
+	c := imapBenchSession(b, addr, user)
 	opts := &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true,
 		BodySection: []*imap.FetchItemBodySection{{Peek: true}}}
 	set := imap.SeqSet{{Start: 1, Stop: uint32(n)}}

@@ -43,7 +43,7 @@ type imapMsg struct {
 	uid   uint32
 	hash  string
 	size  int64
-	date  int64 // unix ms
+	date  int64    // unix ms
 	flags []string // shared with the node's folder views: replaced, never modified in place
 	gone  bool
 }

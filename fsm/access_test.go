@@ -20,8 +20,8 @@ func TestAccessCommandsKeepInvariants(t *testing.T) {
 	box := "a@example.com"
 	bodies := []string{"one", "two", "three", "four"}
 	folders := []string{"INBOX", "Sent", "Trash"}
-	seen := map[string][2]uint32{} // folder -> UIDVALIDITY, UIDNEXT last seen
-	views := map[string][]Message{}  // folder -> messages last seen
+	seen := map[string][2]uint32{}  // folder -> UIDVALIDITY, UIDNEXT last seen
+	views := map[string][]Message{} // folder -> messages last seen
 	for step := 0; step < 400; step++ {
 		f := folders[rng.IntN(len(folders))]
 		g := folders[rng.IntN(len(folders))]

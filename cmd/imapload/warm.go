@@ -34,25 +34,21 @@ func warm(c *config) error {
 }
 
 func warmOne(addr string, a account, c *config) (int, error) {
-	cl, err := dialIMAP(addr, a, c.plainOK)
+	cl, n, err := dialSelect(addr, a, c)
 	if err != nil {
 		return 0, err
 	}
 	defer cl.Close()
-	data, err := cl.Select(c.mailbox, nil).Wait()
-	if err != nil {
-		return 0, err
-	}
 	opts := &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true,
 		BodySection: []*imap.FetchItemBodySection{{Specifier: imap.PartSpecifierHeader,
 			HeaderFields: []string{"FROM", "SUBJECT", "DATE"}, Peek: true}}}
-	for first := uint32(1); first <= data.NumMessages; first += warmPage {
+	for first := uint32(1); first <= n; first += warmPage {
 		var set imap.SeqSet
-		set.AddRange(first, min(first+warmPage-1, data.NumMessages))
+		set.AddRange(first, min(first+warmPage-1, n))
 		if _, err := cl.Fetch(set, opts).Collect(); err != nil {
 			return 0, err
 		}
 	}
 	cl.Logout().Wait()
-	return int(data.NumMessages), nil
+	return int(n), nil
 }

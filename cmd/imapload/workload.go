@@ -537,17 +537,28 @@ func prefillError(errs *atomic.Int64, err error) {
 }
 
 func countMessages(addr string, a account, c *config) (int, error) {
-	cl, err := dialIMAP(addr, a, c.plainOK)
+	cl, n, err := dialSelect(addr, a, c)
 	if err != nil {
 		return 0, err
 	}
 	defer cl.Close()
+	cl.Logout().Wait()
+	return int(n), nil
+}
+
+// dialSelect logs a in at addr and selects the mailbox; it returns the
+// client (the caller closes it) and the number of messages.
+func dialSelect(addr string, a account, c *config) (*imapclient.Client, uint32, error) {
+	cl, err := dialIMAP(addr, a, c.plainOK)
+	if err != nil {
+		return nil, 0, err
+	}
 	data, err := cl.Select(c.mailbox, nil).Wait()
 	if err != nil {
-		return 0, err
+		cl.Close()
+		return nil, 0, err
 	}
-	cl.Logout().Wait()
-	return int(data.NumMessages), nil
+	return cl, data.NumMessages, nil
 }
 
 // prefillSpec describes prefilled message i of account acct: dates spread
