@@ -38,27 +38,25 @@ type imapMeta struct {
 	parseOnce sync.Once
 	parsed    textproto.Header
 
-	// sec is the last header section answered from this header (without
-	// a <partial> window), for the field list secKey: clients ask for the
-	// same fields of every message, so a header is filtered once.
-	secMu  sync.Mutex
-	secKey string
-	sec    []byte
-
-	// lowered holds, per header key searched (lower case), the
-	// field values decoded (RFC 2047) and lower-cased: SEARCH FROM,
-	// SUBJECT, HEADER ... on a warm mailbox then costs a substring test
-	// per message.
-	lowMu   sync.Mutex
+	// Answers derived from the header, computed on first use (mu guards
+	// them). sec is the last header section answered (without a
+	// <partial> window), for the field list secKey: clients ask for the
+	// same fields of every message, so a header is filtered once. lowered
+	// holds, per header key searched (lower case), the field values
+	// decoded (RFC 2047) and lower-cased: SEARCH FROM, SUBJECT, HEADER ...
+	// on a warm mailbox then costs a substring test per message.
+	mu      sync.Mutex
+	secKey  string
+	sec     []byte
 	lowered map[string][]string
 }
 
 // loweredValues returns the decoded, lower-cased values of key's fields.
 func (m *imapMeta) loweredValues(key string) []string {
 	low := strings.ToLower(key)
-	m.lowMu.Lock()
+	m.mu.Lock()
 	vs, ok := m.lowered[low]
-	m.lowMu.Unlock()
+	m.mu.Unlock()
 	if ok {
 		return vs
 	}
@@ -71,26 +69,26 @@ func (m *imapMeta) loweredValues(key string) []string {
 		}
 		vs = append(vs, strings.ToLower(v))
 	}
-	m.lowMu.Lock()
+	m.mu.Lock()
 	if m.lowered == nil {
 		m.lowered = map[string][]string{}
 	}
 	m.lowered[low] = vs
-	m.lowMu.Unlock()
+	m.mu.Unlock()
 	return vs
 }
 
 // headerSection answers a BODY[HEADER...] item from the cached header.
 func (m *imapMeta) headerSection(bs *imap.FetchItemBodySection) []byte {
 	key := imapHeaderKey(bs)
-	m.secMu.Lock()
+	m.mu.Lock()
 	out, ok := m.sec, m.secKey == key && m.sec != nil
-	m.secMu.Unlock()
+	m.mu.Unlock()
 	if !ok {
 		out = imapHeaderFields(m.parsedHeader(), bs)
-		m.secMu.Lock()
+		m.mu.Lock()
 		m.secKey, m.sec = key, out
-		m.secMu.Unlock()
+		m.mu.Unlock()
 	}
 	return imapPartial(out, bs.Partial)
 }

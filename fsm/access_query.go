@@ -47,49 +47,34 @@ func (s *State) ViewReusing(addr, name string, prev []Message) (Folder, []Messag
 		if err != nil || !ok {
 			return orErr(err, ErrNoFolder, "folder %s does not exist", name)
 		}
-		msgs, err = scanMessagesReusing(snap, messagePrefix(a, f.ID), prev, len(prev))
+		msgs, err = scanMessages(snap, messagePrefix(a, f.ID), 0, 0, prev)
 		return err
 	})
 	return f, msgs, err
 }
 
 // scanMessages reads messages under prefix with UID > after, up to limit
-// (0: all), in UID order.
-func scanMessages(r pebble.Reader, prefix []byte, after uint32, limit int) ([]Message, error) {
-	lower := binary.BigEndian.AppendUint32(append([]byte(nil), prefix...), after+1)
+// (0: all), in UID order, decoding each against the message of the same
+// UID in prev, an earlier read of the folder (see Message.decode; nil:
+// none).
+func scanMessages(r pebble.Reader, prefix []byte, after uint32, limit int, prev []Message) ([]Message, error) {
 	if after == ^uint32(0) {
 		return nil, nil
 	}
+	lower := binary.BigEndian.AppendUint32(append([]byte(nil), prefix...), after+1)
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return nil, err
 	}
 	defer it.Close()
 	var out []Message
-	for ok := it.First(); ok && (limit <= 0 || len(out) < limit); ok = it.Next() {
-		out = append(out, Message{})
-		if err := out[len(out)-1].decode(it.Value(), nil); err != nil {
-			return nil, err
-		}
+	if len(prev) > 0 {
+		out = make([]Message, 0, len(prev))
 	}
-	return out, it.Error()
-}
-
-// scanMessagesReusing reads every message under prefix, in UID order,
-// decoding each against the message of the same UID in prev (see
-// Message.decode). sizeHint sizes the result.
-func scanMessagesReusing(r pebble.Reader, prefix []byte, prev []Message, sizeHint int) ([]Message, error) {
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
-	if err != nil {
-		return nil, err
-	}
-	defer it.Close()
-	out := make([]Message, 0, sizeHint)
 	j := 0
-	for ok := it.First(); ok; ok = it.Next() {
-		k := it.Key()
+	for ok := it.First(); ok && (limit <= 0 || len(out) < limit); ok = it.Next() {
 		var p *Message
-		if len(k) >= 4 {
+		if k := it.Key(); len(k) >= 4 && len(prev) > 0 {
 			uid := binary.BigEndian.Uint32(k[len(k)-4:])
 			for j < len(prev) && prev[j].UID < uid {
 				j++

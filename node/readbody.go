@@ -102,17 +102,17 @@ func (n *Node) openBody(ctx context.Context, hash string) (*storage.Reader, erro
 // fetchFromReplicas copies h into the local store from the first listed
 // replica (other than this node) that serves an intact copy.
 func (n *Node) fetchFromReplicas(ctx context.Context, h storage.Hash) error {
-	return n.eachReplica(ctx, h, func(addr string) error { return n.fetchBody(ctx, addr, h) })
-}
-
-// eachReplica calls try with the cluster address of each listed replica
-// of h other than this node, in turn, until one call succeeds. A replica
-// that fails is marked unhealthy.
-func (n *Node) eachReplica(ctx context.Context, h storage.Hash, try func(addr string) error) error {
 	b, err := n.state.Body(h.String())
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBodyUnavailable, err)
 	}
+	return n.eachReplica(h, b.Replicas, func(addr string) error { return n.fetchBody(ctx, addr, h) })
+}
+
+// eachReplica calls try with the cluster address of each of replicas (the
+// body record's list) other than this node, in turn, until one call
+// succeeds. A replica that fails is marked unhealthy.
+func (n *Node) eachReplica(h storage.Hash, replicas []string, try func(addr string) error) error {
 	members, err := n.state.Members()
 	if err != nil {
 		return err
@@ -122,7 +122,7 @@ func (n *Node) eachReplica(ctx context.Context, h storage.Hash, try func(addr st
 		addr[m.ID] = m.ClusterAddr
 	}
 	var errs []error
-	for _, id := range b.Replicas {
+	for _, id := range replicas {
 		if id == n.cfg.ID || addr[id] == "" {
 			continue
 		}
@@ -136,20 +136,31 @@ func (n *Node) eachReplica(ctx context.Context, h storage.Hash, try func(addr st
 	return fmt.Errorf("%w: %s: %v", ErrBodyUnavailable, h, errors.Join(errs...))
 }
 
-func (n *Node) fetchBody(ctx context.Context, addr string, h storage.Hash) error {
+// getBody asks the replica at addr for h and returns the response, whose
+// body the caller reads (and closes) after checking the hash.
+func (n *Node) getBody(ctx context.Context, addr string, h storage.Hash) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/rpc/body/"+h.String(), nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	resp, err := n.rpc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, fmt.Errorf("%s: %s", resp.Status, msg)
+	}
+	return resp, nil
+}
+
+func (n *Node) fetchBody(ctx context.Context, addr string, h storage.Hash) error {
+	resp, err := n.getBody(ctx, addr, h)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("%s: %s", resp.Status, msg)
-	}
 	_, _, err = n.bodies.Put(ctx, io.LimitReader(resp.Body, maxBodyRPC), &h)
 	return err
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"sync"
 
 	"powermail/storage"
@@ -94,46 +93,41 @@ func (n *Node) openRemote(ctx context.Context, h storage.Hash) (Body, error) {
 		return newMemBody(p), nil
 	}
 	b, err := n.state.Body(h.String())
-	if err == nil && b.Size <= n.cfg.RemoteReadMax {
-		var p []byte
-		err := n.eachReplica(ctx, h, func(addr string) (err error) {
-			p, err = n.fetchBodyBytes(ctx, addr, h, b.Size)
-			return err
-		})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBodyUnavailable, err)
+	}
+	if b.Size > n.cfg.RemoteReadMax {
+		err := n.eachReplica(h, b.Replicas, func(addr string) error { return n.fetchBody(ctx, addr, h) })
 		if err != nil {
 			return nil, err
 		}
-		n.remote.put(h, p)
-		return newMemBody(p), nil
+		rd, err := n.bodies.Reader(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		return &watchedBody{Reader: rd, n: n, ctx: ctx}, nil
 	}
-	if err := n.fetchFromReplicas(ctx, h); err != nil {
-		return nil, err
-	}
-	rd, err := n.bodies.Reader(ctx, h)
+	var p []byte
+	err = n.eachReplica(h, b.Replicas, func(addr string) (err error) {
+		p, err = n.fetchBodyBytes(ctx, addr, h, b.Size)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	return &watchedBody{Reader: rd, n: n, ctx: ctx}, nil
+	n.remote.put(h, p)
+	return newMemBody(p), nil
 }
 
 // fetchBodyBytes reads h, of the given size, from the replica at addr and
 // checks its hash.
 func (n *Node) fetchBodyBytes(ctx context.Context, addr string, h storage.Hash, size int64) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/rpc/body/"+h.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := n.rpc.Do(req)
+	resp, err := n.getBody(ctx, addr, h)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, fmt.Errorf("%s: %s", resp.Status, msg)
-	}
-	p := make([]byte, 0, size)
-	buf := bytes.NewBuffer(p)
+	buf := bytes.NewBuffer(make([]byte, 0, size))
 	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, size+1)); err != nil {
 		return nil, err
 	}
