@@ -76,6 +76,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzSMTPSession -fuzztime $(FUZZTIME) ./frontend
 	$(GO) test -run '^$$' -fuzz FuzzIMAPSession -fuzztime $(FUZZTIME) ./frontend
 	$(GO) test -run '^$$' -fuzz FuzzPOP3Session -fuzztime $(FUZZTIME) ./frontend
+	$(GO) test -run '^$$' -fuzz FuzzIMAPInput -fuzztime $(FUZZTIME) ./frontend
+	$(GO) test -run '^$$' -fuzz FuzzIMAPConnOutput -fuzztime $(FUZZTIME) ./frontend
 
 # Fault injection against real processes (see jepsen/README.md). The short
 # plan (TestShortPlan, about a minute) is part of `make test`.

@@ -145,11 +145,11 @@ func (cfg IMAPConfig) Validate() error {
 // imapCaps is what the server advertises (RFC 9051 and the extensions
 // below). go-imap adds SASL-IR, LITERAL-, ENABLE, IDLE, UNSELECT,
 // UTF8=ACCEPT and STARTTLS/LOGINDISABLED/AUTH=PLAIN by itself, and
-// APPENDLIMIT=n because the session implements SessionAppendLimit.
+// APPENDLIMIT=n because the session implements SessionAppendLimit; ID
+// (RFC 2971) is added below the library, by imapConn.
 //
-// Not offered: ID (RFC 2971), because go-imap v2.0.0-beta.8's server has
-// no ID command (it answers BAD, and BYE before login); CONDSTORE, QRESYNC
-// and QUOTA, which the library does not implement server-side either.
+// Not offered: CONDSTORE, QRESYNC and QUOTA, which the library does not
+// implement server-side.
 func imapCaps() imap.CapSet {
 	return imap.CapSet{
 		imap.CapIMAP4rev1:        {},
@@ -177,7 +177,11 @@ type IMAPServer struct {
 	auth  *Authenticator
 	cfg   IMAPConfig
 	log   *slog.Logger
-	srv   *imapserver.Server
+	srv   *imapserver.Server // plaintext connections
+	// tlsSrv serves connections under TLS (implicit, or handed on by
+	// STARTTLS through handoff); nil without a TLS configuration.
+	tlsSrv  *imapserver.Server
+	handoff *imapHandoff
 
 	// ctx is the parent of every session's context; Close cancels it,
 	// aborting backend calls in progress.
@@ -223,26 +227,39 @@ func NewIMAPServer(store MailStore, auth *Authenticator, cfg IMAPConfig, log *sl
 		waiting: make(map[string]int),
 		meta:    newIMAPMetaCache(cfg.CacheBytes),
 	}
-	s.srv = imapserver.New(&imapserver.Options{
+	opts := imapserver.Options{
 		NewSession: s.newSession,
 		Caps:       imapCaps(),
 		Logger:     imapLogger{log},
-		TLSConfig:  cfg.TLS,
 		// The library refuses LOGIN and AUTHENTICATE without TLS (NO
 		// [PRIVACYREQUIRED], LOGINDISABLED) unless this is set; the
 		// Authenticator applies the same rule again.
 		InsecureAuth: auth.AllowInsecure(),
-	})
+	}
+	if cfg.TLS != nil {
+		// Makes the library advertise STARTTLS; imapConn performs it.
+		opts.TLSConfig = &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			return nil, errLibrarySTARTTLS
+		}}
+	}
+	s.srv = imapserver.New(&opts)
+	if cfg.TLS != nil {
+		// The library knows TLS only as a *tls.Conn, which imapConn hides:
+		// connections under TLS get an instance of their own.
+		secure := opts
+		secure.TLSConfig, secure.InsecureAuth = nil, true
+		s.tlsSrv = imapserver.New(&secure)
+		s.handoff = newIMAPHandoff()
+		go s.tlsSrv.Serve(s.handoff)
+	}
 	return s
 }
 
 // Serve accepts plaintext connections (STARTTLS available when cfg.TLS is
-// set) on ln until Close, then returns ErrServerClosed. Give implicit-TLS
-// listeners to ServeTLS instead: a listener already wrapped in TLS still
-// works, but gets the library's fixed timeouts instead of the configured
-// ones.
+// set) on ln until Close, then returns ErrServerClosed. ln must be a plain
+// listener: give implicit-TLS ones to ServeTLS.
 func (s *IMAPServer) Serve(ln net.Listener) error {
-	return s.serve(&imapListener{Listener: ln, cfg: s.cfg}, ln.Addr())
+	return s.serve(s.srv, &imapListener{Listener: ln, srv: s}, ln.Addr())
 }
 
 // ServeTLS accepts implicit-TLS connections (RFC 8314, port 993) on the
@@ -252,16 +269,16 @@ func (s *IMAPServer) ServeTLS(ln net.Listener) error {
 		ln.Close()
 		return errors.New("frontend: imap ServeTLS: IMAPConfig.TLS is nil")
 	}
-	return s.serve(tls.NewListener(&imapListener{Listener: ln, cfg: s.cfg}, s.cfg.TLS), ln.Addr())
+	return s.serve(s.tlsSrv, &imapListener{Listener: ln, srv: s, tls: true}, ln.Addr())
 }
 
-func (s *IMAPServer) serve(ln net.Listener, addr net.Addr) error {
+func (s *IMAPServer) serve(srv *imapserver.Server, ln net.Listener, addr net.Addr) error {
 	if s.closed.Load() {
 		ln.Close()
 		return ErrServerClosed
 	}
 	s.log.Info("imap: serving", "addr", addr)
-	err := s.srv.Serve(ln)
+	err := srv.Serve(ln)
 	if s.closed.Load() {
 		return ErrServerClosed
 	}
@@ -278,8 +295,13 @@ func (s *IMAPServer) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
 		s.cancel()
-		if err := s.srv.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-			s.closeErr = fmt.Errorf("frontend: imap close: %w", err)
+		for _, srv := range []*imapserver.Server{s.srv, s.tlsSrv} {
+			if srv == nil {
+				continue
+			}
+			if err := srv.Close(); err != nil && !errors.Is(err, net.ErrClosed) && s.closeErr == nil {
+				s.closeErr = fmt.Errorf("frontend: imap close: %w", err)
+			}
 		}
 	})
 	return s.closeErr
@@ -363,132 +385,6 @@ func (s *IMAPServer) newSession(c *imapserver.Conn) (imapserver.Session, *imapse
 		log:    s.log.With("remote", fmt.Sprint(remote)),
 	}
 	return imapCommands{sess}, nil, nil
-}
-
-// imapListener gives every accepted connection the configured timeouts.
-type imapListener struct {
-	net.Listener
-	cfg IMAPConfig
-}
-
-func (l *imapListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	if _, ok := c.(*tls.Conn); ok {
-		// A caller-wrapped TLS listener: hiding the *tls.Conn would make
-		// the library treat it as plaintext, so leave it alone.
-		return c, nil
-	}
-	return &imapConn{Conn: c, preAuth: l.cfg.PreAuthTimeout, idle: l.cfg.IdleTimeout}, nil
-}
-
-// imapConn owns the read deadline of a connection: before every read it
-// sets one from the autologout timer (PreAuthTimeout before login,
-// IdleTimeout after), so it measures silence, not the length of a
-// transfer. go-imap's own read deadlines (fixed at 30 s, 5 min and 35 min)
-// are ignored. It sits under TLS, implicit or after STARTTLS, so the
-// library still sees a *tls.Conn.
-type imapConn struct {
-	net.Conn
-	preAuth, idle time.Duration
-	authed        atomic.Bool
-
-	// Write coalescing. The library flushes after every response line, so
-	// a FETCH of 20 messages was 20 write system calls. Writes are held
-	// until the server next reads (it has answered the command), the
-	// buffer fills, or imapWriteDelay passes (unsolicited IDLE updates).
-	wmu   sync.Mutex
-	wbuf  []byte
-	timer *time.Timer
-	werr  error
-}
-
-// Write coalescing bounds.
-const (
-	imapWriteBuffer = 32 << 10
-	imapWriteDelay  = time.Millisecond
-)
-
-func (c *imapConn) Write(p []byte) (int, error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if c.werr != nil {
-		return 0, c.werr
-	}
-	if len(c.wbuf)+len(p) > imapWriteBuffer {
-		if err := c.flushLocked(); err != nil {
-			return 0, err
-		}
-		if len(p) > imapWriteBuffer {
-			n, err := c.Conn.Write(p)
-			c.werr = err
-			return n, err
-		}
-	}
-	c.wbuf = append(c.wbuf, p...)
-	if c.timer == nil {
-		c.timer = time.AfterFunc(imapWriteDelay, c.flush)
-	}
-	return len(p), nil
-}
-
-func (c *imapConn) flush() {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.flushLocked()
-}
-
-func (c *imapConn) flushLocked() error {
-	if c.timer != nil {
-		c.timer.Stop()
-		c.timer = nil
-	}
-	if len(c.wbuf) == 0 || c.werr != nil {
-		return c.werr
-	}
-	_, c.werr = c.Conn.Write(c.wbuf)
-	c.wbuf = c.wbuf[:0]
-	return c.werr
-}
-
-// Close sends what is buffered (a BYE, say) before closing.
-func (c *imapConn) Close() error {
-	c.flush()
-	return c.Conn.Close()
-}
-
-func (c *imapConn) Read(p []byte) (int, error) {
-	c.wmu.Lock()
-	err := c.flushLocked() // the answer goes out before we wait for more
-	c.wmu.Unlock()
-	if err != nil {
-		return 0, err
-	}
-	d := c.preAuth
-	if c.authed.Load() {
-		d = c.idle
-	}
-	if err := c.Conn.SetReadDeadline(time.Now().Add(d)); err != nil {
-		return 0, err
-	}
-	return c.Conn.Read(p)
-}
-
-// SetReadDeadline ignores the library's deadlines: Read sets its own.
-func (c *imapConn) SetReadDeadline(time.Time) error { return nil }
-
-// SetDeadline passes only the write half through.
-func (c *imapConn) SetDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(t) }
-
-// rawIMAPConn finds our imapConn under c (under TLS for ServeTLS), or nil.
-func rawIMAPConn(c net.Conn) *imapConn {
-	if t, ok := c.(*tls.Conn); ok {
-		c = t.NetConn()
-	}
-	ic, _ := c.(*imapConn)
-	return ic
 }
 
 // imapLogger adapts slog to imapserver.Logger, which reports connection

@@ -33,6 +33,7 @@ var imapFuzzSeeds = []string{
 	"1 SELECT \"../bob@example.com/INBOX\"\r\n2 STATUS \"#shared\" (MESSAGES)\r\n3 SUBSCRIBE \"\"",
 	"1 FETCH 0 (FLAGS)\r\n2 FETCH 1:0 (UID)\r\n3 FETCH * (BODY[0])\r\n4 FETCH 1 BODY[",
 	"1 AUTHENTICATE PLAIN\r\n*\r\n2 STARTTLS\r\n3 LOGIN a b",
+	"1 ID NIL\r\n2 ID (\"name\" \"x\")\r\n3 ID (\"odd\")\r\n4 ID\r\n5 ID (\"k\" {1}\r\nv)",
 }
 
 // imapFuzzLog counts log records that mean a bug: a recovered panic.

@@ -2,7 +2,6 @@ package frontend
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"log/slog"
 	"slices"
@@ -32,7 +31,7 @@ import (
 type imapSession struct {
 	srv    *IMAPServer
 	conn   *imapserver.Conn
-	raw    *imapConn // nil for a caller-wrapped TLS listener
+	raw    *imapConn // nil only if the library was given another conn
 	ip     string
 	ctx    context.Context // cancelled by Close and by IMAPServer.Close
 	cancel context.CancelFunc
@@ -80,8 +79,7 @@ func (s *imapSession) Close() error {
 // secure reports whether the connection runs under TLS (implicit, or
 // after STARTTLS).
 func (s *imapSession) secure() bool {
-	_, ok := s.conn.NetConn().(*tls.Conn)
-	return ok
+	return s.raw != nil && s.raw.secure
 }
 
 // Login checks a password through the shared Authenticator (LOGIN and

@@ -29,6 +29,9 @@ const imapFetch = `
 import imaplib, sys
 host, port = sys.argv[1].rsplit(":", 1)
 m = imaplib.IMAP4(host, int(port))
+assert "ID" in m.capabilities, m.capabilities  # RFC 2971
+typ, data = m.xatom("ID", '("name" "imaplib")')
+assert typ == "OK" and b'"PowerMail"' in m.untagged_responses.pop("ID")[0], (typ, data)
 m.login(sys.argv[2], sys.argv[3])
 typ, data = m.select("INBOX")
 assert typ == "OK", data

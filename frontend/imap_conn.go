@@ -1,0 +1,399 @@
+package frontend
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// errIMAPHandedOff ends the library's use of a connection that STARTTLS
+// moved to the TLS server.
+var errIMAPHandedOff = errors.New("frontend: imap: connection continues under TLS")
+
+// errLibrarySTARTTLS fails a handshake the library started by itself,
+// which happens only if imapConn lost track of the client's stream: the
+// TLS layer belongs to imapConn.
+var errLibrarySTARTTLS = errors.New("frontend: imap: STARTTLS outside imapConn")
+
+// imapListener wraps every accepted connection in an imapConn, under TLS
+// first when tls is set (implicit TLS, RFC 8314).
+type imapListener struct {
+	net.Listener
+	srv *IMAPServer
+	tls bool
+}
+
+func (l *imapListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if l.tls {
+		c = tls.Server(c, l.srv.cfg.TLS)
+	}
+	return newIMAPConn(c, l.srv, l.tls), nil
+}
+
+// imapConn is the connection the library sees. TLS, when there is one,
+// runs under it, so it always carries plaintext. It does four things:
+//
+//   - It owns the read deadline: before every read it sets one from the
+//     autologout timer (PreAuthTimeout before login, IdleTimeout after),
+//     so it measures silence, not the length of a transfer. go-imap's own
+//     read deadlines (fixed at 30 s, 5 min and 35 min) are ignored.
+//   - It coalesces writes. The library flushes after every response line,
+//     so a FETCH of 20 messages was 20 write system calls. Writes are held
+//     until the server next reads (it has answered the command), the
+//     buffer fills, or imapWriteDelay passes (unsolicited IDLE updates).
+//   - It answers ID (RFC 2971) through the library's NOOP, and adds ID to
+//     the capability lists the library sends (imap_wire.go).
+//   - It performs STARTTLS, then hands the connection to the server's TLS
+//     instance of the library, swallowing that instance's greeting: after
+//     STARTTLS the client is not authenticated and sends no tag until it
+//     has a command (RFC 9051 section 6.2.1), which is a new session's
+//     state exactly.
+type imapConn struct {
+	net.Conn
+	srv           *IMAPServer
+	preAuth, idle time.Duration
+	secure        bool // under TLS: implicit, or after STARTTLS
+	authed        atomic.Bool
+
+	// Read side: only the library's reading goroutine touches these.
+	in        imapInput
+	rbuf      []byte // octets from the client
+	rout      []byte // octets for the library; rout[roff:] not yet read
+	roff      int
+	rerr      error
+	startTLS  string // tag of a STARTTLS waiting for the commands before it
+	handedOff bool
+
+	// Write side, under wmu.
+	wmu      sync.Mutex
+	wbuf     []byte
+	held     int  // where in wbuf an incomplete response line starts, or -1
+	longLine bool // the current response line is too long to hold
+	otail    []byte
+	olit     int64 // octets of a literal in the response still to pass
+	pending  []imapIDReply
+	swallow  bool // drop the greeting: this session continues after STARTTLS
+	timer    *time.Timer
+	werr     error
+}
+
+// Write coalescing bounds.
+const (
+	imapWriteBuffer = 32 << 10
+	imapWriteDelay  = time.Millisecond
+)
+
+func newIMAPConn(c net.Conn, srv *IMAPServer, secure bool) *imapConn {
+	return &imapConn{Conn: c, srv: srv, secure: secure, held: -1,
+		preAuth: srv.cfg.PreAuthTimeout, idle: srv.cfg.IdleTimeout, rbuf: make([]byte, 4096)}
+}
+
+func (c *imapConn) Read(p []byte) (int, error) {
+	c.wmu.Lock()
+	err := c.flushLocked() // the answer goes out before we wait for more
+	c.wmu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	for c.roff == len(c.rout) {
+		c.rout, c.roff = c.rout[:0], 0
+		switch {
+		case c.handedOff:
+			return 0, io.EOF
+		case c.startTLS != "":
+			return 0, c.takeOver()
+		case c.rerr != nil:
+			return 0, c.rerr
+		case c.in.lit > 0: // literal data goes straight to the library
+			n, err := c.readRaw(p[:min(int64(len(p)), c.in.lit)])
+			c.in.lit -= int64(n)
+			return n, err
+		}
+		n, err := c.readRaw(c.rbuf)
+		c.scan(c.rbuf[:n])
+		c.rerr = err
+	}
+	n := copy(p, c.rout[c.roff:])
+	c.roff += n
+	return n, nil
+}
+
+func (c *imapConn) readRaw(p []byte) (int, error) {
+	d := c.preAuth
+	if c.authed.Load() {
+		d = c.idle
+	}
+	if err := c.Conn.SetReadDeadline(time.Now().Add(d)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(p)
+}
+
+// scan passes the client's octets b on to the library, acting on the
+// commands handled here. Whatever follows STARTTLS is dropped: a client
+// must wait for the handshake, and octets it sent before are plaintext an
+// attacker could have injected.
+func (c *imapConn) scan(b []byte) {
+	for len(b) > 0 {
+		var line []byte
+		b, c.rout, line = c.in.next(b, c.rout)
+		if line == nil {
+			continue
+		}
+		tag, name, args, ok := imapCommand(line)
+		switch {
+		case !ok || literalAtEnd(line) >= 0:
+			c.rout = append(c.rout, line...)
+		case name == "ID":
+			valid := validIDArgs(args)
+			c.srv.log.Debug("imap: client ID", "remote", c.RemoteAddr(), "valid", valid, "id", string(args[:min(len(args), 512)]))
+			c.wmu.Lock()
+			c.pending = append(c.pending, imapIDReply{tag: tag, valid: valid})
+			c.wmu.Unlock()
+			c.rout = append(c.rout, tag+" NOOP\r\n"...)
+		case name == "STARTTLS" && len(args) == 0 && c.canStartTLS():
+			c.startTLS = tag
+			return
+		default:
+			c.rout = append(c.rout, line...)
+		}
+	}
+}
+
+func (c *imapConn) canStartTLS() bool {
+	return c.srv.tlsSrv != nil && !c.secure && !c.authed.Load()
+}
+
+// takeOver answers STARTTLS, runs the handshake and hands the connection
+// to the TLS server. It returns io.EOF, which ends the library's
+// plaintext session (its Close leaves the socket alone).
+func (c *imapConn) takeOver() error {
+	c.wmu.Lock()
+	err := c.flushAllLocked()
+	if err == nil {
+		_, err = c.Conn.Write([]byte(c.startTLS + " OK Begin TLS negotiation now\r\n"))
+	}
+	c.werr = errIMAPHandedOff
+	c.wmu.Unlock()
+	c.handedOff = true
+	if err != nil {
+		c.Conn.Close()
+		return fmt.Errorf("frontend: imap STARTTLS: %w", err)
+	}
+	tc := tls.Server(c.Conn, c.srv.cfg.TLS)
+	ctx, cancel := context.WithTimeout(c.srv.ctx, c.preAuth)
+	err = tc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		c.Conn.Close()
+		return fmt.Errorf("frontend: imap STARTTLS: %w", err)
+	}
+	next := newIMAPConn(tc, c.srv, true)
+	next.swallow = true
+	if err := c.srv.handoff.push(next); err != nil {
+		tc.Close()
+		return err
+	}
+	return io.EOF
+}
+
+func (c *imapConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return 0, c.werr
+	}
+	n := len(p)
+	if c.swallow {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			return n, nil
+		}
+		c.swallow, p = false, p[i+1:]
+	}
+	for len(p) > 0 {
+		seg, isLit, complete := nextSegment(p, &c.olit)
+		p = p[len(seg):]
+		var err error
+		if isLit {
+			err = c.bufferLocked(seg)
+		} else {
+			err = c.lineLocked(seg, complete)
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	if c.timer == nil && len(c.wbuf) > 0 {
+		c.timer = time.AfterFunc(imapWriteDelay, c.flush)
+	}
+	return n, nil
+}
+
+// lineLocked adds part of a response line; complete says it ends the
+// line. A line is held whole in wbuf until it is complete, so that it can
+// be rewritten, unless it grows past imapHoldLine.
+func (c *imapConn) lineLocked(seg []byte, complete bool) error {
+	if c.longLine {
+		c.otail = appendTail(c.otail, seg)
+		if err := c.bufferLocked(seg); err != nil || !complete {
+			return err
+		}
+		c.longLine = false
+		c.olit = max(literalAtEnd(c.otail), 0)
+		return nil
+	}
+	if c.held < 0 {
+		c.held = len(c.wbuf)
+	}
+	c.wbuf = append(c.wbuf, seg...)
+	line := c.wbuf[c.held:]
+	switch {
+	case complete:
+		c.olit = max(literalAtEnd(line), 0)
+		if r := rewriteResponse(line, &c.pending); r != nil {
+			c.wbuf = append(c.wbuf[:c.held], r...)
+		}
+		c.held = -1
+	case len(line) > imapHoldLine:
+		c.otail = appendTail(c.otail[:0], line)
+		c.longLine, c.held = true, -1
+	}
+	if len(c.wbuf) > imapWriteBuffer {
+		return c.flushLocked()
+	}
+	return nil
+}
+
+// bufferLocked adds octets that are never rewritten (literal data, the
+// rest of a long line), writing large ones through.
+func (c *imapConn) bufferLocked(p []byte) error {
+	if len(c.wbuf)+len(p) > imapWriteBuffer {
+		if err := c.flushAllLocked(); err != nil {
+			return err
+		}
+		if len(p) > imapWriteBuffer {
+			_, c.werr = c.Conn.Write(p)
+			return c.werr
+		}
+	}
+	c.wbuf = append(c.wbuf, p...)
+	return nil
+}
+
+func (c *imapConn) flush() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.flushLocked()
+}
+
+// flushLocked writes the buffer up to an incomplete response line, which
+// the library is still writing and which stays held.
+func (c *imapConn) flushLocked() error {
+	end := len(c.wbuf)
+	if c.held >= 0 {
+		end = c.held
+	}
+	return c.writeLocked(end)
+}
+
+// flushAllLocked writes the whole buffer. It is for the literal data that
+// follows a complete line, where nothing is held, and for Close.
+func (c *imapConn) flushAllLocked() error {
+	c.held = -1
+	return c.writeLocked(len(c.wbuf))
+}
+
+func (c *imapConn) writeLocked(end int) error {
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+	if end == 0 || c.werr != nil {
+		return c.werr
+	}
+	_, c.werr = c.Conn.Write(c.wbuf[:end])
+	rest := copy(c.wbuf, c.wbuf[end:])
+	c.wbuf = c.wbuf[:rest]
+	if c.held >= 0 {
+		c.held = 0
+	}
+	return c.werr
+}
+
+// Close sends what is buffered (a BYE, say) before closing. A connection
+// handed on by STARTTLS is left open for its new owner.
+func (c *imapConn) Close() error {
+	c.wmu.Lock()
+	c.flushAllLocked()
+	c.wmu.Unlock()
+	if c.handedOff {
+		return nil
+	}
+	return c.Conn.Close()
+}
+
+// SetReadDeadline ignores the library's deadlines: Read sets its own.
+func (c *imapConn) SetReadDeadline(time.Time) error { return nil }
+
+// SetDeadline passes only the write half through.
+func (c *imapConn) SetDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(t) }
+
+// imapHandoff is the TLS server's listener for connections that arrive
+// through STARTTLS on the plaintext port.
+type imapHandoff struct {
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+func newIMAPHandoff() *imapHandoff {
+	return &imapHandoff{ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *imapHandoff) push(c net.Conn) error {
+	select {
+	case l.ch <- c:
+		return nil
+	case <-l.done:
+		return fmt.Errorf("frontend: imap STARTTLS: %w", ErrServerClosed)
+	}
+}
+
+func (l *imapHandoff) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *imapHandoff) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *imapHandoff) Addr() net.Addr { return imapHandoffAddr{} }
+
+type imapHandoffAddr struct{}
+
+func (imapHandoffAddr) Network() string { return "starttls" }
+func (imapHandoffAddr) String() string  { return "starttls" }
+
+// rawIMAPConn finds our imapConn under the library's connection, or nil.
+func rawIMAPConn(c net.Conn) *imapConn {
+	ic, _ := c.(*imapConn)
+	return ic
+}

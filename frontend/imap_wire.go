@@ -1,0 +1,229 @@
+package frontend
+
+import (
+	"bytes"
+	"strconv"
+)
+
+// This file follows both halves of an IMAP connection below the library,
+// at the level of RFC 9051 section 2.2: lines ended by CRLF, and literals
+// whose length ends a line ("{n}", "{n+}", "~{n}"). It exists for the two
+// commands that are handled here rather than in go-imap's server:
+//
+//   - ID (RFC 2971), which the library's server does not know. The command
+//     goes to the library as a NOOP (same states, same side effects: a
+//     poll), and the NOOP's tagged OK comes back as the ID response. The
+//     library cannot advertise a capability it does not know either, so
+//     " ID" is added to every CAPABILITY list it sends.
+//   - STARTTLS (RFC 9051 section 6.2.1), terminated here so that the
+//     plaintext of every connection passes through this layer.
+//
+// Invariants: at most one command line (imapHoldLine octets) is held;
+// literal data passes through by count, never scanned; a line that is too
+// long to hold passes through unchanged.
+
+// imapHoldLine bounds a held line, in either direction. A command line
+// longer than this is never ID or STARTTLS; a response line longer than
+// this is never a CAPABILITY list or a tagged NOOP reply.
+const imapHoldLine = 8 << 10
+
+// imapServerID is our half of the ID exchange (RFC 2971 section 3.2). It
+// names the software and nothing more: no version, which would help an
+// attacker more than a client.
+const imapServerID = `("name" "PowerMail" "vendor" "PowerMail")`
+
+// imapInput follows the client's stream. next hands back each command line
+// whole; everything else (literal data, continuation lines after a
+// literal, overlong lines) passes straight to out.
+type imapInput struct {
+	lit  int64  // literal octets still to pass through
+	cont bool   // the current line continues a command after a literal
+	pass bool   // the current line is passing through unheld
+	line []byte // the held part of the current command line
+	tail []byte // the last octets of a line passing through
+}
+
+// next consumes b up to the end of the next command line, or all of it.
+// Octets that are not part of a held command line are appended to out. A
+// completed command line (with its CRLF) is returned in line; the caller
+// appends it, or a replacement, to out itself.
+func (in *imapInput) next(b, out []byte) (rest, outNew, line []byte) {
+	for len(b) > 0 {
+		seg, isLit, complete := nextSegment(b, &in.lit)
+		b = b[len(seg):]
+		if isLit {
+			out = append(out, seg...)
+			continue
+		}
+		if !in.cont && !in.pass && len(in.line)+len(seg) <= imapHoldLine {
+			in.line = append(in.line, seg...)
+			if !complete {
+				continue
+			}
+			line, in.line = in.line, in.line[:0] // valid until the next call
+			in.endLine(line)
+			return b, out, line
+		}
+		if !in.pass { // a continuation line, or one too long to hold
+			in.pass = true
+			out = append(out, in.line...)
+			in.tail = appendTail(in.tail[:0], in.line)
+			in.line = in.line[:0]
+		}
+		out = append(out, seg...)
+		in.tail = appendTail(in.tail, seg)
+		if complete {
+			in.endLine(in.tail)
+			in.pass = false
+			in.tail = in.tail[:0]
+		}
+	}
+	return b, out, nil
+}
+
+// nextSegment returns the start of b up to the end of the literal in
+// progress (isLit; *lit is counted down) or else up to the end of the line
+// (complete says whether that end is in b).
+func nextSegment(b []byte, lit *int64) (seg []byte, isLit, complete bool) {
+	if *lit > 0 {
+		k := int(min(*lit, int64(len(b))))
+		*lit -= int64(k)
+		return b[:k], true, false
+	}
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		return b[:i+1], false, true
+	}
+	return b, false, false
+}
+
+// endLine starts the literal that line announces, if any: the next line
+// is then the same command's continuation.
+func (in *imapInput) endLine(line []byte) {
+	n := literalAtEnd(line)
+	in.cont = n >= 0
+	if n > 0 {
+		in.lit = n
+	}
+}
+
+// appendTail keeps the last 32 octets of a line: enough for "{n+}\r\n".
+func appendTail(tail, seg []byte) []byte {
+	tail = append(tail, seg...)
+	if len(tail) > 32 {
+		tail = append(tail[:0], tail[len(tail)-32:]...)
+	}
+	return tail
+}
+
+// literalAtEnd returns the length of the literal announced at the end of
+// line ("{12}\r\n", "{12+}\r\n", "~{12}\r\n"), or -1 if there is none.
+func literalAtEnd(line []byte) int64 {
+	line = bytes.TrimSuffix(line, []byte("\r\n"))
+	if len(line) < 3 || line[len(line)-1] != '}' {
+		return -1
+	}
+	line = bytes.TrimSuffix(line[:len(line)-1], []byte("+"))
+	open := bytes.LastIndexByte(line, '{')
+	if open < 0 {
+		return -1
+	}
+	n, err := strconv.ParseInt(string(line[open+1:]), 10, 64)
+	if err != nil || n < 0 {
+		return -1
+	}
+	return n
+}
+
+// imapCommand splits a command line into its tag and upper-cased command
+// name, and the rest of the line without CRLF. ok is false for lines that
+// are not "tag SP name ...": a continuation of AUTHENTICATE, IDLE's DONE.
+func imapCommand(line []byte) (tag, name string, args []byte, ok bool) {
+	line = bytes.TrimSuffix(line, []byte("\r\n"))
+	t, r, found := bytes.Cut(line, []byte(" "))
+	if !found || len(t) == 0 || t[0] == '*' || t[0] == '+' {
+		return "", "", nil, false
+	}
+	n, args, _ := bytes.Cut(r, []byte(" "))
+	return string(t), string(bytes.ToUpper(n)), args, true
+}
+
+// validIDArgs checks the argument of ID (RFC 2971 section 4): NIL, or a
+// parenthesised list of string pairs. Quoted strings are checked for
+// their quotes; the values themselves are only logged.
+func validIDArgs(args []byte) bool {
+	if bytes.EqualFold(args, []byte("NIL")) {
+		return true
+	}
+	if len(args) < 2 || args[0] != '(' || args[len(args)-1] != ')' {
+		return false
+	}
+	n, quoted, esc := 0, false, false
+	for _, c := range args[1 : len(args)-1] {
+		switch {
+		case esc:
+			esc = false
+		case quoted && c == '\\':
+			esc = true
+		case c == '"':
+			if quoted {
+				n++
+			}
+			quoted = !quoted
+		}
+	}
+	return !quoted && n%2 == 0 && n <= 60 // at most 30 pairs
+}
+
+// imapIDReply is an ID command sent to the library as a NOOP, waiting for
+// the NOOP's tagged reply.
+type imapIDReply struct {
+	tag   string
+	valid bool
+}
+
+// rewriteResponse returns what the client gets instead of one complete
+// response line, or nil to send it as is. pending is the queue of ID
+// commands in flight, oldest first; a reply to the oldest is taken off.
+func rewriteResponse(line []byte, pending *[]imapIDReply) []byte {
+	if len(*pending) > 0 {
+		p := (*pending)[0]
+		if rest, ok := bytes.CutPrefix(line, []byte(p.tag+" ")); ok {
+			*pending = (*pending)[1:]
+			switch {
+			case !bytes.HasPrefix(rest, []byte("OK")):
+				return nil // NO or BAD from the poll: pass it on
+			case !p.valid:
+				return []byte(p.tag + " BAD Invalid ID arguments\r\n")
+			default:
+				return []byte("* ID " + imapServerID + "\r\n" + p.tag + " OK ID completed\r\n")
+			}
+		}
+	}
+	at := capabilityListEnd(line)
+	if at < 0 || bytes.Contains(line[:at], []byte(" ID ")) || bytes.HasSuffix(line[:at], []byte(" ID")) {
+		return nil
+	}
+	out := make([]byte, 0, len(line)+3)
+	out = append(out, line[:at]...)
+	out = append(out, " ID"...)
+	return append(out, line[at:]...)
+}
+
+// capabilityListEnd finds where a capability list ends in a response line:
+// "* CAPABILITY ...", or a status response with a "[CAPABILITY ...]" code
+// (the greeting, and the OK to LOGIN and AUTHENTICATE). It returns -1 for
+// any other line.
+func capabilityListEnd(line []byte) int {
+	if bytes.HasPrefix(line, []byte("* CAPABILITY ")) && bytes.HasSuffix(line, []byte("\r\n")) {
+		return len(line) - 2
+	}
+	_, rest, ok := bytes.Cut(line, []byte(" "))
+	if !ok || !bytes.HasPrefix(rest, []byte("OK [CAPABILITY ")) {
+		return -1
+	}
+	end := bytes.IndexByte(rest, ']')
+	if end < 0 {
+		return -1
+	}
+	return len(line) - len(rest) + end
+}

@@ -1,0 +1,173 @@
+package frontend
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// runInput feeds in to an imapInput in chunks of the given sizes (cycled)
+// and returns what the library would read, with ID and STARTTLS lines
+// replaced by markers.
+func runInput(in []byte, sizes []int) string {
+	var st imapInput
+	var out []byte
+	for i := 0; len(in) > 0; i++ {
+		k := min(max(sizes[i%len(sizes)], 1), len(in))
+		b := in[:k]
+		in = in[k:]
+		for len(b) > 0 {
+			var line []byte
+			b, out, line = st.next(b, out)
+			if line == nil {
+				continue
+			}
+			if _, name, _, ok := imapCommand(line); ok && literalAtEnd(line) < 0 && (name == "ID" || name == "STARTTLS") {
+				out = append(out, "<"+name+">"...)
+				continue
+			}
+			out = append(out, line...)
+		}
+	}
+	return string(out)
+}
+
+func TestIMAPInput(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"a ID NIL\r\nb NOOP\r\n", "<ID>b NOOP\r\n"},
+		{"a id (\"name\" \"x\")\r\n", "<ID>"},
+		{"a STARTTLS\r\n", "<STARTTLS>"},
+		// Literal data and the rest of the command after it are passed on.
+		{"a APPEND INBOX {11}\r\nb ID NIL\r\n\r\nc ID NIL\r\n", "a APPEND INBOX {11}\r\nb ID NIL\r\n\r\n<ID>"},
+		{"a APPEND X {3+}\r\nabc {4+}\r\nb ID\r\n\r\nc ID NIL\r\n", "a APPEND X {3+}\r\nabc {4+}\r\nb ID\r\n\r\n<ID>"},
+		{"a APPEND X ~{3}\r\n\x00\r\n\r\n", "a APPEND X ~{3}\r\n\x00\r\n\r\n"},
+		// An ID that announces a literal is the library's to refuse.
+		{"a ID (\"name\" {3}\r\nabc)\r\n", "a ID (\"name\" {3}\r\nabc)\r\n"},
+		// IDLE's DONE and AUTHENTICATE's responses are not commands.
+		{"DONE\r\nAGFsaWNl\r\n*\r\n", "DONE\r\nAGFsaWNl\r\n*\r\n"},
+		{"x {2}\r\n", "x {2}\r\n"},
+	} {
+		for _, sizes := range [][]int{{1 << 20}, {1}, {3, 7}} {
+			if got := runInput([]byte(tc.in), sizes); got != tc.want {
+				t.Errorf("%q in chunks %v: got %q, want %q", tc.in, sizes, got, tc.want)
+			}
+		}
+	}
+	long := "a ID " + string(bytes.Repeat([]byte("x"), imapHoldLine)) + "\r\nb ID NIL\r\n"
+	if got := runInput([]byte(long), []int{1000}); got != long[:len(long)-len("b ID NIL\r\n")]+"<ID>" {
+		t.Errorf("an overlong line is not passed through unchanged")
+	}
+}
+
+func TestIMAPRewriteResponse(t *testing.T) {
+	pending := []imapIDReply{{"a1", true}, {"a2", false}, {"a3", true}}
+	for _, tc := range []struct{ in, want string }{
+		{"* OK [CAPABILITY IMAP4rev1 IMAP4rev2] hi\r\n", "* OK [CAPABILITY IMAP4rev1 IMAP4rev2 ID] hi\r\n"},
+		{"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n", "* CAPABILITY IMAP4rev1 AUTH=PLAIN ID\r\n"},
+		{"t7 OK [CAPABILITY IMAP4rev1] Logged in\r\n", "t7 OK [CAPABILITY IMAP4rev1 ID] Logged in\r\n"},
+		{"* CAPABILITY IMAP4rev1 ID\r\n", ""},
+		{"* 3 EXISTS\r\n", ""},
+		{"a1 OK NOOP completed\r\n", "* ID " + imapServerID + "\r\na1 OK ID completed\r\n"},
+		{"a2 OK NOOP completed\r\n", "a2 BAD Invalid ID arguments\r\n"},
+		{"a3 NO [UNAVAILABLE] try again\r\n", ""},
+		{"a3 OK NOOP completed\r\n", ""}, // no longer pending
+		{"* OK [CAPABILITY IMAP4rev1 without end\r\n", ""},
+	} {
+		got := string(rewriteResponse([]byte(tc.in), &pending))
+		if got != tc.want {
+			t.Errorf("%q: got %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestValidIDArgs(t *testing.T) {
+	for in, want := range map[string]bool{
+		`NIL`: true, `nil`: true, `("name" "x")`: true, `("a" "b" "c" "d")`: true,
+		`("name" "a \" quote")`: true, `()`: true,
+		``: false, `("name")`: false, `("name" "x"`: false, `"name" "x"`: false, `("a" "b)`: false,
+	} {
+		if got := validIDArgs([]byte(in)); got != want {
+			t.Errorf("validIDArgs(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+// FuzzIMAPInput: how the client's octets are split into reads never
+// changes what the library gets.
+func FuzzIMAPInput(f *testing.F) {
+	f.Add([]byte("a ID NIL\r\nb APPEND X {5}\r\nc ID \r\n\r\nd STARTTLS\r\n"), uint8(3), uint8(1))
+	f.Add([]byte("a LOGIN {1+}\r\nu {2}\r\npw\r\nDONE\r\n"), uint8(2), uint8(5))
+	f.Fuzz(func(t *testing.T, in []byte, s1, s2 uint8) {
+		if len(in) > 1<<16 {
+			return
+		}
+		whole := runInput(in, []int{len(in)})
+		if got := runInput(in, []int{int(s1), int(s2)}); got != whole {
+			t.Fatalf("chunks %d,%d: %q, whole: %q", s1, s2, got, whole)
+		}
+	})
+}
+
+// captureConn records what is written to it.
+type captureConn struct {
+	net.Conn
+	out bytes.Buffer
+}
+
+func (c *captureConn) Write(p []byte) (int, error) { return c.out.Write(p) }
+func (c *captureConn) Close() error                { return nil }
+
+// runOutput writes the library's octets through an imapConn in chunks of
+// the given sizes (cycled) and returns what reached the client.
+func runOutput(in []byte, sizes []int, pending []imapIDReply) string {
+	cc := &captureConn{}
+	c := &imapConn{Conn: cc, held: -1, pending: slices.Clone(pending)}
+	for i := 0; len(in) > 0; i++ {
+		k := min(max(sizes[i%len(sizes)], 1), len(in))
+		if _, err := c.Write(in[:k]); err != nil {
+			panic(err)
+		}
+		in = in[k:]
+		if i%3 == 0 {
+			c.flush() // the write-delay timer
+		}
+	}
+	c.Close()
+	return cc.out.String()
+}
+
+func TestIMAPConnOutput(t *testing.T) {
+	body := "* CAPABILITY IMAP4rev1\r\na1 OK fake\r\n"
+	in := "* OK [CAPABILITY IMAP4rev1] hi\r\n" +
+		fmt.Sprintf("* 1 FETCH (BODY[] {%d}\r\n%s)\r\n", len(body), body) +
+		"* " + strings.Repeat("x", imapHoldLine) + " {3}\r\n* C)\r\n" +
+		"a1 OK NOOP completed\r\n"
+	want := "* OK [CAPABILITY IMAP4rev1 ID] hi\r\n" +
+		fmt.Sprintf("* 1 FETCH (BODY[] {%d}\r\n%s)\r\n", len(body), body) +
+		"* " + strings.Repeat("x", imapHoldLine) + " {3}\r\n* C)\r\n" +
+		"* ID " + imapServerID + "\r\na1 OK ID completed\r\n"
+	for _, sizes := range [][]int{{1 << 20}, {1}, {5, 11}, {imapWriteBuffer + 1}} {
+		if got := runOutput([]byte(in), sizes, []imapIDReply{{"a1", true}}); got != want {
+			t.Errorf("chunks %v:\n got %q\nwant %q", sizes, got, want)
+		}
+	}
+}
+
+// FuzzIMAPConnOutput: how the library's writes are split never changes
+// what the client gets.
+func FuzzIMAPConnOutput(f *testing.F) {
+	f.Add([]byte("* OK [CAPABILITY IMAP4rev1] x\r\n* 1 FETCH (BODY[] {4}\r\na1 O)\r\na1 OK done\r\n"), uint8(3), uint8(1))
+	f.Fuzz(func(t *testing.T, in []byte, s1, s2 uint8) {
+		if len(in) > 1<<16 {
+			return
+		}
+		pending := []imapIDReply{{"a1", true}, {"a2", false}}
+		whole := runOutput(in, []int{len(in)}, pending)
+		if got := runOutput(in, []int{int(s1), int(s2)}, pending); got != whole {
+			t.Fatalf("chunks %d,%d: %q, whole: %q", s1, s2, got, whole)
+		}
+	})
+}
