@@ -2,6 +2,9 @@ package fsm
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -34,6 +37,15 @@ func (s *State) View(addr, name string) (Folder, []Message, error) {
 // share their hash strings and flag slices with it, so re-reading a
 // large folder after a small change allocates little.
 func (s *State) ViewReusing(addr, name string, prev []Message) (Folder, []Message, error) {
+	return s.ViewSince(addr, name, Folder{}, prev)
+}
+
+// ViewSince is ViewReusing for a caller that also holds the folder record
+// prev was read with. When the change log (changelog.go) holds every
+// message write since that record's ModSeq, only the messages written
+// are read, so bringing a view up to date after one change costs a
+// lookup, not a scan of the folder.
+func (s *State) ViewSince(addr, name string, prevFolder Folder, prev []Message) (Folder, []Message, error) {
 	a, err := ParseAddress(addr)
 	if err != nil {
 		return Folder{}, nil, err
@@ -47,10 +59,56 @@ func (s *State) ViewReusing(addr, name string, prev []Message) (Folder, []Messag
 		if err != nil || !ok {
 			return orErr(err, ErrNoFolder, "folder %s does not exist", name)
 		}
-		msgs, err = scanMessages(snap, messagePrefix(a, f.ID), 0, 0, prev)
+		prefix := messagePrefix(a, f.ID)
+		if prevFolder.ID != 0 && prevFolder.ID == f.ID && prevFolder.UIDValidity == f.UIDValidity &&
+			prevFolder.ModSeq <= f.ModSeq {
+			// The log is read after the folder: every write up to
+			// f.ModSeq was logged before its batch committed.
+			if uids, ok := s.changes.changed(prefix, prevFolder.ModSeq, f.ModSeq); ok {
+				msgs, err = patchMessages(snap, prefix, prev, uids)
+				return err
+			}
+		}
+		msgs, err = scanMessages(snap, prefix, 0, 0, prev)
 		return err
 	})
 	return f, msgs, err
+}
+
+// patchMessages returns prev with the messages of uids (ascending) read
+// again from r: changed, added, or gone.
+func patchMessages(r pebble.Reader, prefix []byte, prev []Message, uids []uint32) ([]Message, error) {
+	out := make([]Message, 0, len(prev)+len(uids))
+	key := slices.Clone(prefix)
+	next := 0 // prev[next:] is neither copied nor replaced yet
+	for _, uid := range uids {
+		j := next
+		for j < len(prev) && prev[j].UID < uid {
+			j++
+		}
+		out = append(out, prev[next:j]...)
+		next = j
+		var p *Message
+		if next < len(prev) && prev[next].UID == uid {
+			p = &prev[next]
+			next++
+		}
+		key = binary.BigEndian.AppendUint32(key[:len(prefix)], uid)
+		raw, closer, err := r.Get(key)
+		if errors.Is(err, pebble.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("get message %d: %w", uid, err)
+		}
+		out = append(out, Message{})
+		err = out[len(out)-1].decode(raw, p)
+		closer.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return append(out, prev[next:]...), nil
 }
 
 // scanMessages reads messages under prefix with UID > after, up to limit

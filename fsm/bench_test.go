@@ -166,7 +166,9 @@ func reportPercentiles(b *testing.B, lat []time.Duration) {
 
 // BenchmarkViewAfterOneChange re-reads a folder of 10,000 messages after
 // one message's flags changed, as every IMAP session's poll does: "fresh"
-// decodes every record, "reusing" decodes against the previous view.
+// decodes every record, "reusing" decodes against the previous view, and
+// "since" reads only the changed message (the change log). Each op
+// includes applying the change.
 func BenchmarkViewAfterOneChange(b *testing.B) {
 	const n = 10000
 	a := deliveryFixture(b)
@@ -174,9 +176,9 @@ func BenchmarkViewAfterOneChange(b *testing.B) {
 		a.must(&Deliver{Hash: bodyHash(fmt.Sprint(i)), Size: 1000, Replicas: []string{"n1", "n2"},
 			Mailboxes: []string{"a@example.com"}, Flags: []string{`\Seen`}})
 	}
-	for _, mode := range []string{"fresh", "reusing"} {
+	for _, mode := range []string{"fresh", "reusing", "since"} {
 		b.Run(mode, func(b *testing.B) {
-			_, prev, err := a.s.View("a@example.com", "INBOX")
+			prevF, prev, err := a.s.View("a@example.com", "INBOX")
 			if err != nil || len(prev) != n {
 				b.Fatalf("%d messages, %v", len(prev), err)
 			}
@@ -187,15 +189,19 @@ func BenchmarkViewAfterOneChange(b *testing.B) {
 				a.must(&FlagsStore{Mailbox: "a@example.com", Folder: "INBOX", UIDs: []UIDRange{{uint32(1 + i%n), uint32(1 + i%n)}},
 					Op: ops[i/n%2], Flags: []string{`\Flagged`}})
 				var msgs []Message
-				if mode == "fresh" {
-					_, msgs, err = a.s.View("a@example.com", "INBOX")
-				} else {
-					_, msgs, err = a.s.ViewReusing("a@example.com", "INBOX", prev)
+				f := prevF
+				switch mode {
+				case "fresh":
+					f, msgs, err = a.s.View("a@example.com", "INBOX")
+				case "reusing":
+					f, msgs, err = a.s.ViewReusing("a@example.com", "INBOX", prev)
+				default:
+					f, msgs, err = a.s.ViewSince("a@example.com", "INBOX", prevF, prev)
 				}
 				if err != nil || len(msgs) != n {
 					b.Fatalf("%d messages, %v", len(msgs), err)
 				}
-				prev = msgs
+				prevF, prev = f, msgs
 				i++
 			}
 		})

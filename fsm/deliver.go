@@ -159,7 +159,7 @@ func (c *Deliver) deliverOne(tx *txn, addr string, flags []string) (uid, validit
 	uid = f.UIDNext
 	f.UIDNext++
 	msg := Message{UID: uid, Hash: c.Hash, Size: c.Size, InternalDate: c.InternalDate, Flags: flags}
-	if err := tx.put(messageKey(a, f.ID, uid), msg); err != nil {
+	if err := tx.putMessage(a, f.ID, msg); err != nil {
 		return 0, 0, err
 	}
 	f.count(msg, +1)
@@ -219,5 +219,6 @@ func dropMessages(tx *txn, a Address) error {
 		return err
 	}
 	tx.touch(a)
+	tx.forgetChanges() // these deletes are not logged one by one
 	return tx.delPrefix(prefix)
 }

@@ -36,7 +36,7 @@ func (c *FlagsStore) apply(tx *txn) (any, error) {
 		f.count(m, -1)
 		m.Flags = next
 		f.count(m, +1)
-		if err := tx.put(messageKey(a, f.ID, m.UID), m); err != nil {
+		if err := tx.putMessage(a, f.ID, m); err != nil {
 			return nil, err
 		}
 		changed = append(changed, Message{UID: m.UID, Flags: m.Flags})
@@ -171,7 +171,7 @@ func (c *Copy) apply(tx *txn) (any, error) {
 		m.UID = dst.UIDNext
 		dst.UIDNext++
 		res.Dst = append(res.Dst, m.UID)
-		if err := tx.put(messageKey(a, dst.ID, m.UID), m); err != nil {
+		if err := tx.putMessage(a, dst.ID, m); err != nil {
 			return nil, err
 		}
 		dst.count(m, +1)

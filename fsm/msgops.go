@@ -94,7 +94,7 @@ func (f *Folder) count(m Message, sign int64) {
 func removeMessages(tx *txn, a Address, mb *Mailbox, f *Folder, msgs []Message) error {
 	release := map[string]int64{}
 	for _, m := range msgs {
-		if err := tx.del(messageKey(a, f.ID, m.UID)); err != nil {
+		if err := tx.delMessage(a, f.ID, m.UID); err != nil {
 			return err
 		}
 		f.count(m, -1)

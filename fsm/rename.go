@@ -74,10 +74,10 @@ func renameInbox(tx *txn, a Address, mb *Mailbox, inbox Folder, to string) error
 		return err
 	}
 	for _, m := range msgs {
-		if err := tx.del(messageKey(a, inbox.ID, m.UID)); err != nil {
+		if err := tx.delMessage(a, inbox.ID, m.UID); err != nil {
 			return err
 		}
-		if err := tx.put(messageKey(a, dst.ID, m.UID), m); err != nil {
+		if err := tx.putMessage(a, dst.ID, m); err != nil {
 			return err
 		}
 	}

@@ -41,6 +41,8 @@ type State struct {
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced after each apply
+
+	changes changeLog // recent message writes per folder, for ViewSince
 }
 
 // Entry is one committed raft log entry. Data is nil for entries that
@@ -77,6 +79,7 @@ func Open(dir string, opts Options) (*State, error) {
 		return nil, err
 	}
 	s.applied.Store(idx)
+	s.changes.reset(idx)
 	return s, nil
 }
 
@@ -156,7 +159,7 @@ func (s *State) ApplyBatch(entries []Entry) []Result {
 			continue
 		}
 		cmd := s.reg.decode(e.Index, e.Data)
-		v, err := cmd.apply(&txn{b: b, index: e.Index, touched: touched})
+		v, err := cmd.apply(&txn{b: b, index: e.Index, touched: touched, changes: &s.changes})
 		var be *Error
 		if err != nil && !errors.As(err, &be) {
 			panic(fmt.Sprintf("fsm: entry %d: storage failure: %v", e.Index, err))
@@ -247,6 +250,7 @@ type txn struct {
 	b       *pebble.Batch
 	index   uint64
 	touched map[string]struct{} // mailboxes (Address.Key) whose folders changed
+	changes *changeLog          // nil in tests that build a txn by hand
 }
 
 // touch records that a's folders or messages changed in this entry.
@@ -292,5 +296,32 @@ func (t *txn) put(key []byte, v any) error {
 }
 
 func (t *txn) del(key []byte) error { return t.b.Delete(key, nil) }
+
+// putMessage writes a message record. Every message write goes through
+// putMessage or delMessage, which log it for ViewSince (changelog.go).
+func (t *txn) putMessage(a Address, folderID uint64, m Message) error {
+	t.logMessage(a, folderID, m.UID)
+	return t.put(messageKey(a, folderID, m.UID), m)
+}
+
+// delMessage deletes a message record (see putMessage).
+func (t *txn) delMessage(a Address, folderID uint64, uid uint32) error {
+	t.logMessage(a, folderID, uid)
+	return t.del(messageKey(a, folderID, uid))
+}
+
+// forgetChanges empties the change log, for a write of many messages that
+// does not go through putMessage or delMessage (a mailbox's removal).
+func (t *txn) forgetChanges() {
+	if t.changes != nil {
+		t.changes.reset(t.index)
+	}
+}
+
+func (t *txn) logMessage(a Address, folderID uint64, uid uint32) {
+	if t.changes != nil {
+		t.changes.record(messagePrefix(a, folderID), t.index, uid)
+	}
+}
 
 func (t *txn) delPrefix(p []byte) error { return t.b.DeleteRange(p, prefixEnd(p), nil) }

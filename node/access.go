@@ -96,7 +96,8 @@ func (n *Node) View(ctx context.Context, addr, name string) (FolderView, error) 
 			return FolderView{Folder: f, Messages: msgs}, nil
 		}
 	}
-	f, msgs, err := n.state.ViewReusing(addr, name, n.views.previous(key))
+	prevFolder, prev, _ := n.views.previous(key)
+	f, msgs, err := n.state.ViewSince(addr, name, prevFolder, prev)
 	if err != nil {
 		return FolderView{}, accessErr(err)
 	}

@@ -12,9 +12,12 @@ import (
 // list. Sessions of one mailbox on one node share the read: a folder's
 // messages are fully determined by its ID and ModSeq (the raft index of
 // its last change, which every message command bumps), so a view read at
-// that ModSeq is reused until the folder changes. When it changes, the new
-// view is decoded against the old one (fsm.State.ViewReusing), so the
-// messages that did not change cost a comparison, not an allocation.
+// that ModSeq is reused until the folder changes. When it changes, the old
+// view is brought up to date (fsm.State.ViewSince): only the messages the
+// folder's recent entries wrote are read again, or, when the state's
+// change log no longer reaches back that far, the folder is read again
+// and decoded against the old view, so the messages that did not change
+// cost a comparison, not an allocation.
 // Bounded by the number of messages held.
 
 // viewCacheMessages bounds the messages held by the view cache.
@@ -28,10 +31,9 @@ type viewCache struct {
 }
 
 type viewEntry struct {
-	key      string
-	folderID uint64
-	modSeq   uint64
-	msgs     []fsm.Message
+	key    string
+	folder fsm.Folder // the record msgs were read with
+	msgs   []fsm.Message
 }
 
 // get returns the cached messages of key if they were read at f's ID and
@@ -44,7 +46,7 @@ func (c *viewCache) get(key string, f fsm.Folder) ([]fsm.Message, bool) {
 		return nil, false
 	}
 	v := e.Value.(*viewEntry)
-	if v.folderID != f.ID || v.modSeq != f.ModSeq {
+	if v.folder.ID != f.ID || v.folder.ModSeq != f.ModSeq {
 		return nil, false
 	}
 	c.lru.MoveToFront(e)
@@ -52,14 +54,16 @@ func (c *viewCache) get(key string, f fsm.Folder) ([]fsm.Message, bool) {
 }
 
 // previous returns the messages last cached for key, whatever their
-// ModSeq, for decoding a newer view against (fsm.State.ViewReusing).
-func (c *viewCache) previous(key string) []fsm.Message {
+// ModSeq, and the folder record they were read with, for bringing them up
+// to date (fsm.State.ViewSince). ok is false if there are none.
+func (c *viewCache) previous(key string) (f fsm.Folder, msgs []fsm.Message, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.m[key]; ok {
-		return e.Value.(*viewEntry).msgs
+		v := e.Value.(*viewEntry)
+		return v.folder, v.msgs, true
 	}
-	return nil
+	return fsm.Folder{}, nil, false
 }
 
 func (c *viewCache) put(key string, f fsm.Folder, msgs []fsm.Message) {
@@ -75,7 +79,7 @@ func (c *viewCache) put(key string, f fsm.Folder, msgs []fsm.Message) {
 		c.msgs -= len(e.Value.(*viewEntry).msgs)
 		c.lru.Remove(e)
 	}
-	c.m[key] = c.lru.PushFront(&viewEntry{key: key, folderID: f.ID, modSeq: f.ModSeq, msgs: msgs})
+	c.m[key] = c.lru.PushFront(&viewEntry{key: key, folder: f, msgs: msgs})
 	c.msgs += len(msgs)
 	for c.msgs > viewCacheMessages && c.lru.Len() > 1 {
 		old := c.lru.Back()
