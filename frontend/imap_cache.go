@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-message/textproto"
@@ -112,17 +113,22 @@ func (m *imapMeta) parsedHeader() textproto.Header {
 	return m.parsed
 }
 
+// imapMetaCache is a CLOCK approximation of an LRU: a hit only sets the
+// entry's referenced bit, under the read lock, so the SEARCHes of many
+// sessions (a lookup per message) neither serialise nor rewrite list
+// pointers; eviction gives a referenced entry a second chance.
 type imapMetaCache struct {
-	mu   sync.Mutex
+	mu   sync.RWMutex
 	max  int64
 	used int64
-	lru  *list.List // of *imapMetaEntry, most recent first
+	lru  *list.List // of *imapMetaEntry, newest or last spared first
 	m    map[string]*list.Element
 }
 
 type imapMetaEntry struct {
 	hash string
 	meta *imapMeta
+	ref  atomic.Bool // used since it was added or last spared
 }
 
 func newIMAPMetaCache(max int64) *imapMetaCache {
@@ -130,17 +136,20 @@ func newIMAPMetaCache(max int64) *imapMetaCache {
 }
 
 func (c *imapMetaCache) get(hash string) *imapMeta {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	if e, ok := c.m[hash]; ok {
-		c.lru.MoveToFront(e)
-		return e.Value.(*imapMetaEntry).meta
+		ent := e.Value.(*imapMetaEntry)
+		if !ent.ref.Load() {
+			ent.ref.Store(true)
+		}
+		return ent.meta
 	}
 	return nil
 }
 
-// put stores m (replacing an older entry of the same hash) and evicts the
-// least recently used entries beyond the bound.
+// put stores m (replacing an older entry of the same hash) and evicts
+// entries not used since they were last considered, beyond the bound.
 func (c *imapMetaCache) put(hash string, m *imapMeta) {
 	m.cost = 4*int64(len(m.header)) + 256 // raw, parsed, a filtered section, searched values
 	if m.bstruct != nil {
@@ -154,9 +163,15 @@ func (c *imapMetaCache) put(hash string, m *imapMeta) {
 	}
 	c.m[hash] = c.lru.PushFront(&imapMetaEntry{hash: hash, meta: m})
 	c.used += m.cost
-	for c.used > c.max && c.lru.Len() > 1 {
+	for spared := 0; c.used > c.max && c.lru.Len() > 1; {
 		old := c.lru.Back()
 		ent := old.Value.(*imapMetaEntry)
+		if ent.ref.Load() && spared < c.lru.Len() {
+			ent.ref.Store(false)
+			c.lru.MoveToFront(old)
+			spared++
+			continue
+		}
 		c.lru.Remove(old)
 		delete(c.m, ent.hash)
 		c.used -= ent.meta.cost
