@@ -20,4 +20,7 @@
 //     the log is worse than one that stops.
 //   - Every result of Apply depends only on the state and the command, never
 //     on the clock or the local node, so all replicas agree.
+//   - The one piece of state in memory, the change log (changelog.go), is a
+//     read accelerator: every message write is logged before its batch
+//     commits, and a reader it cannot serve exactly scans Pebble instead.
 package fsm
