@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"maps"
 	"net/http"
 	"slices"
@@ -54,22 +55,11 @@ func (n *Node) VerifyAll(ctx context.Context, progress func(VerifyProgress)) (Ve
 		go func() {
 			defer wg.Done()
 			for rec := range work {
-				ok, failed := 0, map[string]error{}
-				for _, id := range rec.Replicas {
-					m, member := live.members[id]
-					if !member {
-						continue // a removed node: repair drops the listing
-					}
-					if err := n.verifyOn(ctx, m, rec.Hash); err != nil {
-						failed[id] = err
-						continue
-					}
-					ok++
-				}
+				ok, failed, referenced := n.verifyBody(ctx, live, settings.Replicas, rec)
 				mu.Lock()
 				p.noteFailures(failed)
 				p.Done++
-				if ok < settings.Replicas {
+				if referenced && ok < settings.Replicas {
 					p.Short++
 					if len(p.ShortBodies) < maxShortListed {
 						p.ShortBodies = append(p.ShortBodies, rec.Hash)
@@ -106,6 +96,57 @@ func (n *Node) VerifyAll(ctx context.Context, progress func(VerifyProgress)) (Ve
 	p.Finished = err == nil
 	progress(p)
 	return p, err
+}
+
+// verifyBody counts the replicas of rec that verify. When fewer than r
+// do, the listing may have moved since the scan that produced rec began
+// (repair, rebalance, a trim of extra copies): the body is then judged by
+// its record as the directory has it now. referenced is false for a body
+// no longer referenced, which needs no replicas.
+func (n *Node) verifyBody(ctx context.Context, live liveness, r int, rec fsm.BodyRecord) (int, map[string]error, bool) {
+	ok, failed := n.verifyReplicas(ctx, live, rec)
+	if ok >= r {
+		return ok, failed, true
+	}
+	cur, referenced := n.currentBody(ctx, rec)
+	if !referenced {
+		return 0, nil, false
+	}
+	ok, failed = n.verifyReplicas(ctx, live, cur)
+	return ok, failed, true
+}
+
+// verifyReplicas checks every listed replica of rec on a live member,
+// returning how many verified and why the others did not.
+func (n *Node) verifyReplicas(ctx context.Context, live liveness, rec fsm.BodyRecord) (int, map[string]error) {
+	ok, failed := 0, map[string]error{}
+	for _, id := range rec.Replicas {
+		m, member := live.members[id]
+		if !member {
+			continue // a removed node: repair drops the listing
+		}
+		if err := n.verifyOn(ctx, m, rec.Hash); err != nil {
+			failed[id] = err
+			continue
+		}
+		ok++
+	}
+	return ok, failed
+}
+
+// currentBody reads rec's body record again, up to date with the leader
+// when a read barrier passes. referenced is false when it is no longer
+// referenced (or is being collected). If it cannot be read, rec stands.
+func (n *Node) currentBody(ctx context.Context, rec fsm.BodyRecord) (fsm.BodyRecord, bool) {
+	_ = n.readBarrier(ctx) // best effort: this node's record is the fallback
+	b, err := n.state.Body(rec.Hash)
+	switch {
+	case errors.Is(err, fsm.ErrNotFound):
+		return rec, false
+	case err != nil:
+		return rec, true
+	}
+	return fsm.BodyRecord{Hash: rec.Hash, Body: b}, b.Refs > 0 && b.Collecting == 0
 }
 
 // clone copies p, maps included, so the copy can be encoded while the
