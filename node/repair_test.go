@@ -280,17 +280,25 @@ func TestRepairResumesAfterLeaderCrash(t *testing.T) {
 	t.Logf("new leader %s: %+v", next.ID(), next.repair.get())
 }
 
-// TestVerifySaysWhyAReplicaFailed: a damaged copy makes its body short,
-// and the verification names the node and the reason.
-func TestVerifySaysWhyAReplicaFailed(t *testing.T) {
+// oneBodyCluster starts three nodes and delivers one body through the
+// leader; it returns the body and its record.
+func oneBodyCluster(t *testing.T) (*testCluster, *Node, storage.Hash, fsm.Body) {
+	t.Helper()
 	c := repairCluster(t, 3, nil)
 	l := c.leader(time.Second)
 	h := deliverN(t, l, 1, 3000)[0]
-	ctx := ctxT(t, 20*time.Second)
 	rec, err := l.State().Body(h.String())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c, l, h, rec
+}
+
+// TestVerifySaysWhyAReplicaFailed: a damaged copy makes its body short,
+// and the verification names the node and the reason.
+func TestVerifySaysWhyAReplicaFailed(t *testing.T) {
+	c, l, h, rec := oneBodyCluster(t)
+	ctx := ctxT(t, 20*time.Second)
 	holder := c.nodes[rec.Replicas[0]]
 	if err := holder.bodies.Damage(ctx, h); err != nil {
 		t.Fatal(err)

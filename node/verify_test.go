@@ -15,14 +15,8 @@ import (
 // no longer referenced needs no replicas. (A 30-minute jepsen run failed
 // its final verify this way while rebalance was still moving bodies.)
 func TestVerifyJudgesAMovedBodyByItsListingNow(t *testing.T) {
-	c := repairCluster(t, 3, nil)
-	l := c.leader(time.Second)
-	h := deliverN(t, l, 1, 3000)[0]
+	c, l, h, rec := oneBodyCluster(t)
 	ctx := ctxT(t, 20*time.Second)
-	rec, err := l.State().Body(h.String())
-	if err != nil {
-		t.Fatal(err)
-	}
 	live, err := l.liveness()
 	if err != nil {
 		t.Fatal(err)
