@@ -72,8 +72,8 @@ type imapConn struct {
 	rout      []byte // octets for the library; rout[roff:] not yet read
 	roff      int
 	rerr      error
-	startTLS  string // tag of a STARTTLS waiting for the commands before it
-	handedOff bool
+	startTLS  string      // tag of a STARTTLS waiting for the commands before it
+	handedOff atomic.Bool // Close may run on the server's goroutine at shutdown
 
 	// Write side, under wmu.
 	wmu      sync.Mutex
@@ -109,7 +109,7 @@ func (c *imapConn) Read(p []byte) (int, error) {
 	for c.roff == len(c.rout) {
 		c.rout, c.roff = c.rout[:0], 0
 		switch {
-		case c.handedOff:
+		case c.handedOff.Load():
 			return 0, io.EOF
 		case c.startTLS != "":
 			return 0, c.takeOver()
@@ -186,7 +186,7 @@ func (c *imapConn) takeOver() error {
 	}
 	c.werr = errIMAPHandedOff
 	c.wmu.Unlock()
-	c.handedOff = true
+	c.handedOff.Store(true)
 	if err != nil {
 		c.Conn.Close()
 		return fmt.Errorf("frontend: imap STARTTLS: %w", err)
@@ -338,7 +338,7 @@ func (c *imapConn) Close() error {
 	c.wmu.Lock()
 	c.flushAllLocked()
 	c.wmu.Unlock()
-	if c.handedOff {
+	if c.handedOff.Load() {
 		return nil
 	}
 	return c.Conn.Close()
