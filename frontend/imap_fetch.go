@@ -160,19 +160,12 @@ func (s *imapSession) fetchMessage(w *imapserver.FetchWriter, seq uint32, m *ima
 		binaries = make([][]byte, len(o.BinarySection))
 		binSizes = make([]uint32, len(o.BinarySectionSize))
 	)
-	// One message's transfer is bounded by TransferTimeout, and the
-	// body's context lives until it has been written out.
-	ctx := imapLazyCtx{parent: s.ctx, timeout: s.srv.cfg.TransferTimeout}
-	defer ctx.cancel()
 	if o.Envelope || slices.ContainsFunc(o.BodySection, imapHeaderOnly) {
 		// From the node's header cache: no body read or parse on a warm
 		// mailbox.
-		meta := s.srv.meta.get(m.hash)
-		if meta == nil || meta.header == nil {
-			var err error
-			if meta, err = s.srv.headerMeta(ctx.get(), m.hash); err != nil {
-				return fmt.Errorf("read header of uid %d: %w", m.uid, err)
-			}
+		meta, err := s.srv.headerMeta(s.ctx, m.hash)
+		if err != nil {
+			return fmt.Errorf("read header of uid %d: %w", m.uid, err)
 		}
 		if o.Envelope {
 			envelope = imapserver.ExtractEnvelope(meta.parsedHeader())
@@ -189,7 +182,11 @@ func (s *imapSession) fetchMessage(w *imapserver.FetchWriter, seq uint32, m *ima
 		}
 	}
 	if imapNeedsBody(o) && (bstruct == nil || imapNeedsStream(o)) {
-		b, err := s.srv.store.OpenBody(ctx.get(), m.hash)
+		// One message's transfer is bounded by TransferTimeout, and the
+		// body's context lives until it has been written out.
+		ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.TransferTimeout)
+		defer cancel()
+		b, err := s.srv.store.OpenBody(ctx, m.hash)
 		if err != nil {
 			return fmt.Errorf("open body of uid %d: %w", m.uid, err)
 		}
@@ -278,29 +275,6 @@ func (s *imapSession) fetchMessage(w *imapserver.FetchWriter, seq uint32, m *ima
 		return imapWriteError{err}
 	}
 	return nil
-}
-
-// imapLazyCtx makes a message's context on first use: a FETCH served from
-// the header cache makes no store call, and a timer per message was 7% of
-// a node's CPU on a warm FETCH load.
-type imapLazyCtx struct {
-	parent  context.Context
-	timeout time.Duration
-	ctx     context.Context
-	stop    context.CancelFunc
-}
-
-func (c *imapLazyCtx) get() context.Context {
-	if c.ctx == nil {
-		c.ctx, c.stop = context.WithTimeout(c.parent, c.timeout)
-	}
-	return c.ctx
-}
-
-func (c *imapLazyCtx) cancel() {
-	if c.stop != nil {
-		c.stop()
-	}
 }
 
 // streamBody copies the whole body, or its <partial> window, from the

@@ -90,14 +90,9 @@ func (c *imapCandidate) loadHeader() error {
 	if c.hasHeader {
 		return nil
 	}
-	m := c.s.srv.meta.get(c.msg.hash)
-	if m == nil || m.header == nil {
-		ctx, cancel := context.WithTimeout(c.s.ctx, c.s.srv.cfg.TransferTimeout)
-		defer cancel()
-		var err error
-		if m, err = c.s.srv.headerMeta(ctx, c.msg.hash); err != nil {
-			return fmt.Errorf("read header of uid %d: %w", c.msg.uid, err)
-		}
+	m, err := c.s.srv.headerMeta(c.s.ctx, c.msg.hash)
+	if err != nil {
+		return fmt.Errorf("read header of uid %d: %w", c.msg.uid, err)
 	}
 	c.meta, c.header = m, m.parsedHeader()
 	c.hasHeader = true

@@ -96,7 +96,7 @@ func (n *Node) View(ctx context.Context, addr, name string) (FolderView, error) 
 			return FolderView{Folder: f, Messages: msgs}, nil
 		}
 	}
-	prevFolder, prev, _ := n.views.previous(key)
+	prevFolder, prev := n.views.previous(key)
 	f, msgs, err := n.state.ViewSince(addr, name, prevFolder, prev)
 	if err != nil {
 		return FolderView{}, accessErr(err)

@@ -55,15 +55,15 @@ func (c *viewCache) get(key string, f fsm.Folder) ([]fsm.Message, bool) {
 
 // previous returns the messages last cached for key, whatever their
 // ModSeq, and the folder record they were read with, for bringing them up
-// to date (fsm.State.ViewSince). ok is false if there are none.
-func (c *viewCache) previous(key string) (f fsm.Folder, msgs []fsm.Message, ok bool) {
+// to date (fsm.State.ViewSince); a zero Folder if there are none.
+func (c *viewCache) previous(key string) (fsm.Folder, []fsm.Message) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.m[key]; ok {
 		v := e.Value.(*viewEntry)
-		return v.folder, v.msgs, true
+		return v.folder, v.msgs
 	}
-	return fsm.Folder{}, nil, false
+	return fsm.Folder{}, nil
 }
 
 func (c *viewCache) put(key string, f fsm.Folder, msgs []fsm.Message) {
