@@ -120,8 +120,8 @@ func (c *Deliver) validate(tx *txn) ([]byte, error) {
 	if c.Folder != "" && len(c.Mailboxes) != 1 {
 		return nil, errorf(ErrInvalid, "an append names one mailbox, not %d", len(c.Mailboxes))
 	}
-	var settings Settings = defaultSettings
-	if _, err := tx.get(keySettings, &settings); err != nil {
+	settings, err := tx.settings()
+	if err != nil {
 		return nil, err
 	}
 	replicas := slices.Compact(slices.Sorted(slices.Values(c.Replicas)))
@@ -129,7 +129,7 @@ func (c *Deliver) validate(tx *txn) ([]byte, error) {
 		return nil, errorf(ErrInvalid, "body %s has %d distinct replicas, the write quorum is %d", c.Hash, len(replicas), settings.WriteQuorum)
 	}
 	for _, id := range replicas {
-		if ok, err := tx.has(memberKey(id)); err != nil || !ok {
+		if ok, err := tx.isMember(id); err != nil || !ok {
 			return nil, orErr(err, ErrInvalid, "replica %s of body %s is not a cluster member", id, c.Hash)
 		}
 	}

@@ -29,7 +29,7 @@ func (c *BodyPlace) apply(tx *txn) (any, error) {
 		return false, err
 	}
 	for _, id := range c.Add {
-		if ok, err := tx.has(memberKey(id)); err != nil || !ok {
+		if ok, err := tx.isMember(id); err != nil || !ok {
 			return nil, orErr(err, ErrInvalid, "replica %s of body %s is not a cluster member", id, c.Hash)
 		}
 	}

@@ -3,6 +3,7 @@ package fsm
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -111,9 +112,9 @@ func (s *State) Folders(addr string) ([]Folder, error) {
 
 // Settings returns the cluster settings.
 func (s *State) Settings() (Settings, error) {
-	out := defaultSettings
-	err := s.view(func(r pebble.Reader) error {
-		_, err := getJSON(r, keySettings, &out)
+	var out Settings
+	err := s.view(func(r pebble.Reader) (err error) {
+		out, err = s.hot.getSettings(r)
 		return err
 	})
 	return out, err
@@ -153,7 +154,13 @@ func (s *State) Forwards(domain, after string, limit int) ([]Forward, error) {
 
 // Members lists the recorded cluster members.
 func (s *State) Members() ([]Member, error) {
-	return scanAll[Member](s, []byte("n\x00"), "", 0)
+	var out []Member
+	err := s.view(func(r pebble.Reader) error {
+		ms, err := s.hot.getMembers(r)
+		out = slices.Clone(ms) // the cached list is shared
+		return err
+	})
+	return out, err
 }
 
 func (s *State) getOne(key []byte, v any, format string, args ...any) error {
@@ -173,30 +180,37 @@ func (s *State) getOne(key []byte, v any, format string, args ...any) error {
 // `after`, up to limit records (0: no limit).
 func scanAll[T any](s *State, prefix []byte, after string, limit int) ([]T, error) {
 	var out []T
-	err := s.view(func(r pebble.Reader) error {
-		lower := prefix
-		if after != "" {
-			lower = append(append([]byte(nil), prefix...), after+"\x00"...)
-		}
-		it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(prefix)})
-		if err != nil {
-			return err
-		}
-		defer it.Close()
-		for ok := it.First(); ok && (limit <= 0 || len(out) < limit); ok = it.Next() {
-			var v T
-			raw, err := it.ValueAndErr()
-			if err != nil {
-				return err
-			}
-			if err := decodeRecord(raw, &v); err != nil {
-				return fmt.Errorf("decode %q: %w", it.Key(), err)
-			}
-			out = append(out, v)
-		}
-		return it.Error()
+	err := s.view(func(r pebble.Reader) (err error) {
+		out, err = scanReader[T](r, prefix, after, limit)
+		return err
 	})
 	return out, err
+}
+
+// scanReader is scanAll on a given reader.
+func scanReader[T any](r pebble.Reader, prefix []byte, after string, limit int) ([]T, error) {
+	var out []T
+	lower := prefix
+	if after != "" {
+		lower = append(append([]byte(nil), prefix...), after+"\x00"...)
+	}
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	for ok := it.First(); ok && (limit <= 0 || len(out) < limit); ok = it.Next() {
+		var v T
+		raw, err := it.ValueAndErr()
+		if err != nil {
+			return nil, err
+		}
+		if err := decodeRecord(raw, &v); err != nil {
+			return nil, fmt.Errorf("decode %q: %w", it.Key(), err)
+		}
+		out = append(out, v)
+	}
+	return out, it.Error()
 }
 
 // Messages lists a folder's messages in UID order, starting after UID

@@ -117,6 +117,7 @@ func (s *State) Restore(r io.Reader) error {
 	s.db = db
 	s.applied.Store(idx)
 	s.changes.reset(idx)
+	s.hot.invalidate()
 	s.mu.Unlock()
 	if old != nil {
 		old.Close()

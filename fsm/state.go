@@ -42,7 +42,8 @@ type State struct {
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced after each apply
 
-	changes changeLog // recent message writes per folder, for ViewSince
+	changes changeLog  // recent message writes per folder, for ViewSince
+	hot     hotRecords // decoded settings and members (hot.go)
 }
 
 // Entry is one committed raft log entry. Data is nil for entries that
@@ -80,6 +81,7 @@ func Open(dir string, opts Options) (*State, error) {
 	}
 	s.applied.Store(idx)
 	s.changes.reset(idx)
+	s.hot.invalidate()
 	return s, nil
 }
 
@@ -149,6 +151,7 @@ func (s *State) ApplyBatch(entries []Entry) []Result {
 	b := s.db.NewIndexedBatch()
 	defer b.Close()
 	touched := map[string]struct{}{}
+	hot := &hotTxn{rec: &s.hot, db: s.db}
 	last := applied
 	for i, e := range entries {
 		if e.Index <= last {
@@ -159,7 +162,7 @@ func (s *State) ApplyBatch(entries []Entry) []Result {
 			continue
 		}
 		cmd := s.reg.decode(e.Index, e.Data)
-		v, err := cmd.apply(&txn{b: b, index: e.Index, touched: touched, changes: &s.changes})
+		v, err := cmd.apply(&txn{b: b, index: e.Index, touched: touched, changes: &s.changes, hot: hot})
 		var be *Error
 		if err != nil && !errors.As(err, &be) {
 			panic(fmt.Sprintf("fsm: entry %d: storage failure: %v", e.Index, err))
@@ -176,6 +179,9 @@ func (s *State) ApplyBatch(entries []Entry) []Result {
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
 		panic(fmt.Sprintf("fsm: commit entries up to %d: %v", last, err))
+	}
+	if hot.dirty {
+		s.hot.invalidate() // before the new index is visible (hot.go)
 	}
 	s.applied.Store(last)
 	s.wake()
@@ -251,6 +257,7 @@ type txn struct {
 	index   uint64
 	touched map[string]struct{} // mailboxes (Address.Key) whose folders changed
 	changes *changeLog          // nil in tests that build a txn by hand
+	hot     *hotTxn             // nil in tests that build a txn by hand
 }
 
 // touch records that a's folders or messages changed in this entry.
@@ -292,10 +299,14 @@ func (t *txn) put(key []byte, v any) error {
 	if err != nil {
 		return fmt.Errorf("encode %q: %w", key, err)
 	}
+	t.wrote(key)
 	return t.b.Set(key, raw, nil)
 }
 
-func (t *txn) del(key []byte) error { return t.b.Delete(key, nil) }
+func (t *txn) del(key []byte) error {
+	t.wrote(key)
+	return t.b.Delete(key, nil)
+}
 
 // putMessage writes a message record. Every message write goes through
 // putMessage or delMessage, which log it for ViewSince (changelog.go).
@@ -324,4 +335,7 @@ func (t *txn) logMessage(a Address, folderID uint64, uid uint32) {
 	}
 }
 
-func (t *txn) delPrefix(p []byte) error { return t.b.DeleteRange(p, prefixEnd(p), nil) }
+func (t *txn) delPrefix(p []byte) error {
+	t.wrote(nil)
+	return t.b.DeleteRange(p, prefixEnd(p), nil)
+}
