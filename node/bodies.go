@@ -15,8 +15,9 @@ import (
 
 // Body transfer between nodes, over the authenticated cluster RPC.
 //
-// A replica write is an HTTP PUT whose chunked body streams the message
-// while the sender is still receiving it, and whose trailer carries the
+// A replica write is an HTTP PUT. A body of up to smallBody bytes is sent
+// whole, with its SHA-256 in a header. A larger one streams as a chunked
+// body while the sender is still receiving it, and the trailer carries the
 // SHA-256 once it is known. The replica stores the stream, checks the
 // hash, fsyncs, and only then answers: a 200 means a durable, verified
 // copy.
@@ -37,7 +38,11 @@ func (n *Node) handlePutBody(w http.ResponseWriter, r *http.Request) {
 		writeRPC(w, nil, fmt.Errorf("receive body: %w", err))
 		return
 	}
-	want, err := storage.ParseHash(r.Trailer.Get(trailerHash))
+	sent := r.Header.Get(trailerHash) // a whole body names its hash up front
+	if sent == "" {
+		sent = r.Trailer.Get(trailerHash)
+	}
+	want, err := storage.ParseHash(sent)
 	if err != nil {
 		writeRPC(w, nil, &fsm.Error{Kind: fsm.ErrInvalid, Msg: "body without a valid hash trailer"})
 		return

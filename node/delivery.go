@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"powermail/fsm"
-	"powermail/storage"
 )
 
 // Delivery errors, returned (wrapped) by Resolve and Deliver. The frontend
@@ -180,62 +179,6 @@ func rejection(code, msg string) error {
 		return fmt.Errorf("%w: %s", ErrUnknownRecipient, msg)
 	}
 	return fmt.Errorf("%w: %s", ErrUnavailable, msg)
-}
-
-// replicate writes the body locally and to peers, returning the replica
-// set once it reaches the write quorum.
-func (n *Node) replicate(ctx context.Context, s fsm.Settings, body io.Reader) (storage.Hash, int64, []string, error) {
-	var zero storage.Hash
-	peers, err := n.candidates()
-	if err != nil {
-		return zero, 0, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	if len(peers)+1 < s.WriteQuorum {
-		return zero, 0, nil, fmt.Errorf("%w: %d nodes for a write quorum of %d", ErrUnavailable, len(peers)+1, s.WriteQuorum)
-	}
-	want := min(s.Replicas-1, len(peers))
-	local := n.bodies.NewWriter(ctx)
-	defer local.Abort()
-	f := &fanout{local: local}
-	for _, m := range peers[:want] {
-		f.uploads = append(f.uploads, n.startUpload(ctx, m))
-	}
-	_, copyErr := io.Copy(f, body)
-	var h storage.Hash
-	var size int64
-	if copyErr == nil {
-		h, size, copyErr = local.Commit(ctx, nil)
-	}
-	replicas := []string{n.cfg.ID}
-	for _, u := range f.uploads {
-		if copyErr != nil {
-			u.err = copyErr
-		}
-		if err := u.finish(h); err != nil {
-			n.health.fail(u.id)
-			continue
-		}
-		replicas = append(replicas, u.id)
-	}
-	if copyErr != nil {
-		return zero, 0, nil, fmt.Errorf("%w: store body: %v", ErrUnavailable, copyErr)
-	}
-	// Streaming replicas failed: copy from the local store to spare peers
-	// until the write quorum holds.
-	for _, m := range peers[want:] {
-		if len(replicas) >= s.WriteQuorum {
-			break
-		}
-		if err := n.copyBody(ctx, m, h); err != nil {
-			n.health.fail(m.ID)
-			continue
-		}
-		replicas = append(replicas, m.ID)
-	}
-	if len(replicas) < s.WriteQuorum {
-		return zero, 0, nil, fmt.Errorf("%w: %d of %d required replicas reachable", ErrUnavailable, len(replicas), s.WriteQuorum)
-	}
-	return h, size, replicas, nil
 }
 
 // convert turns an Apply value into out: a local apply returns the typed

@@ -36,6 +36,7 @@ type Node struct {
 	log       *slog.Logger
 	state     *fsm.State
 	bodies    *storage.Store
+	bodyBufs  sync.Pool // *[]byte of smallBody bytes (replicate.go)
 	health    peerHealth
 	placement placement
 	metrics   *metrics

@@ -1,0 +1,151 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+
+	"powermail/fsm"
+	"powermail/storage"
+)
+
+// smallBody is the largest body replicate buffers whole. Most mail is
+// smaller: such a body goes to each peer as one PUT with a length and the
+// hash up front, which the peer reads in one piece, instead of a chunked
+// stream fed through a pipe (a flushed write per chunk, a goroutine
+// hand-off per write). Larger bodies stream, so memory per delivery stays
+// bounded by this size whatever the message size.
+const smallBody = 64 << 10
+
+// replicate writes the body locally and to peers, returning the replica
+// set once it reaches the write quorum.
+func (n *Node) replicate(ctx context.Context, s fsm.Settings, body io.Reader) (storage.Hash, int64, []string, error) {
+	var zero storage.Hash
+	peers, err := n.candidates()
+	if err != nil {
+		return zero, 0, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if len(peers)+1 < s.WriteQuorum {
+		return zero, 0, nil, fmt.Errorf("%w: %d nodes for a write quorum of %d", ErrUnavailable, len(peers)+1, s.WriteQuorum)
+	}
+	want := min(s.Replicas-1, len(peers))
+	buf := n.getBodyBuf()
+	defer n.bodyBufs.Put(buf)
+	k, err := io.ReadFull(body, *buf)
+	var h storage.Hash
+	var size int64
+	var replicas []string
+	switch {
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		h, size, replicas, err = n.replicateSmall(ctx, peers[:want], (*buf)[:k])
+	case err != nil:
+		return zero, 0, nil, fmt.Errorf("%w: store body: %v", ErrUnavailable, err)
+	default:
+		h, size, replicas, err = n.replicateStream(ctx, peers[:want], io.MultiReader(bytes.NewReader(*buf), body))
+	}
+	if err != nil {
+		return zero, 0, nil, fmt.Errorf("%w: store body: %v", ErrUnavailable, err)
+	}
+	// A replica failed: copy from the local store to spare peers until
+	// the write quorum holds.
+	for _, m := range peers[want:] {
+		if len(replicas) >= s.WriteQuorum {
+			break
+		}
+		if err := n.copyBody(ctx, m, h); err != nil {
+			n.health.fail(m.ID)
+			continue
+		}
+		replicas = append(replicas, m.ID)
+	}
+	if len(replicas) < s.WriteQuorum {
+		return zero, 0, nil, fmt.Errorf("%w: %d of %d required replicas reachable", ErrUnavailable, len(replicas), s.WriteQuorum)
+	}
+	return h, size, replicas, nil
+}
+
+func (n *Node) getBodyBuf() *[]byte {
+	if b, ok := n.bodyBufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, smallBody)
+	return &b
+}
+
+// replicateSmall stores a whole body here and on peers at the same time.
+// It fails only if the local copy fails; a failed peer is left out of the
+// returned replica set.
+func (n *Node) replicateSmall(ctx context.Context, peers []fsm.Member, data []byte) (storage.Hash, int64, []string, error) {
+	h := storage.HashBytes(data)
+	errs := make([]error, len(peers))
+	var wg sync.WaitGroup
+	for i, m := range peers {
+		wg.Go(func() { errs[i] = n.putBody(ctx, m, h, data) })
+	}
+	local := n.bodies.NewWriter(ctx)
+	defer local.Abort()
+	_, err := local.Write(data)
+	if err == nil {
+		_, _, err = local.Commit(ctx, &h)
+	}
+	wg.Wait() // no upload outlives the delivery
+	replicas := []string{n.cfg.ID}
+	for i, m := range peers {
+		if errs[i] != nil {
+			n.health.fail(m.ID)
+			continue
+		}
+		replicas = append(replicas, m.ID)
+	}
+	return h, int64(len(data)), replicas, err
+}
+
+// putBody sends a whole body to a peer in one request. The peer answers
+// only once its copy is verified and fsynced.
+func (n *Node) putBody(ctx context.Context, m fsm.Member, h storage.Hash, data []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.ReplicaTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "PUT", "http://"+m.ClusterAddr+"/rpc/body", bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	req.Header.Set(trailerHash, h.String())
+	err = n.doRPC(req, nil)
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", errReplicaTimeout, err)
+	}
+	return err
+}
+
+// replicateStream streams a body of any size to the local store and to
+// peers at once.
+func (n *Node) replicateStream(ctx context.Context, peers []fsm.Member, body io.Reader) (storage.Hash, int64, []string, error) {
+	local := n.bodies.NewWriter(ctx)
+	defer local.Abort()
+	f := &fanout{local: local}
+	for _, m := range peers {
+		f.uploads = append(f.uploads, n.startUpload(ctx, m))
+	}
+	_, copyErr := io.Copy(f, body)
+	var h storage.Hash
+	var size int64
+	if copyErr == nil {
+		h, size, copyErr = local.Commit(ctx, nil)
+	}
+	replicas := []string{n.cfg.ID}
+	for _, u := range f.uploads {
+		if copyErr != nil {
+			u.err = copyErr
+		}
+		if err := u.finish(h); err != nil {
+			n.health.fail(u.id)
+			continue
+		}
+		replicas = append(replicas, u.id)
+	}
+	return h, size, replicas, copyErr
+}
