@@ -63,8 +63,10 @@ func (n *Node) propose(ctx context.Context, cmd fsm.Command) (any, uint64, error
 // applyLocal proposes data on this node, which must be the leader, and
 // returns the entry's value and index (also with a business error).
 func (n *Node) applyLocal(data []byte) (any, uint64, error) {
-	f := n.raft.Apply(data, n.cfg.ApplyTimeout)
-	if err := f.Error(); err != nil {
+	f, p := n.gate.apply(data)
+	err := f.Error()
+	n.gate.done(p)
+	if err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader):
 			return nil, 0, ErrNotLeader

@@ -111,6 +111,10 @@ type RaftTuning struct {
 	SnapshotThreshold uint64
 	TrailingLogs      uint64
 	MaxAppendEntries  int
+	// ApplyWindow is how many batches of proposals the leader lets into
+	// raft at once; proposals arriving meanwhile wait and go in together
+	// (applygate.go). Zero means 1; negative disables the gate.
+	ApplyWindow int
 }
 
 // ErrConfig reports an unusable configuration.
@@ -175,6 +179,9 @@ func (c *Config) setDefaults() error {
 	}
 	if r.MaxAppendEntries == 0 {
 		r.MaxAppendEntries = 512
+	}
+	if r.ApplyWindow == 0 {
+		r.ApplyWindow = 1
 	}
 	return nil
 }

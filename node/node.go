@@ -37,6 +37,7 @@ type Node struct {
 	state     *fsm.State
 	bodies    *storage.Store
 	bodyBufs  sync.Pool // *[]byte of smallBody bytes (replicate.go)
+	gate      *applyGate
 	health    peerHealth
 	placement placement
 	metrics   *metrics
@@ -238,6 +239,7 @@ func (n *Node) startRaft() (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("start raft: %w", err)
 	}
+	n.gate = newApplyGate(n.raft, n.cfg.ApplyTimeout, n.cfg.Raft.ApplyWindow, n.cfg.Raft.MaxAppendEntries)
 	n.metrics.watchRaft(n.raft)
 	if !hasState && n.cfg.Bootstrap {
 		boot := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: raft.ServerAddress(n.advertise)}}}

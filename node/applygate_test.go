@@ -1,0 +1,148 @@
+package node
+
+import (
+	"fmt"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// gateFSM records applied commands; it blocks on hold while hold is set.
+type gateFSM struct {
+	mu      sync.Mutex
+	applied map[string]int
+	hold    chan struct{}
+}
+
+func (f *gateFSM) Apply(l *raft.Log) any {
+	f.mu.Lock()
+	hold := f.hold
+	f.applied[string(l.Data)]++
+	f.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
+	return nil
+}
+func (f *gateFSM) Snapshot() (raft.FSMSnapshot, error) { return nil, fmt.Errorf("no snapshots") }
+func (f *gateFSM) Restore(io.ReadCloser) error         { return nil }
+
+// singleRaft starts a one-node raft (in-memory log and transport: the
+// gate, not raft, is under test) and waits for it to lead.
+func singleRaft(t *testing.T, f raft.FSM) *raft.Raft {
+	t.Helper()
+	c := raft.DefaultConfig()
+	c.LocalID = "g1"
+	c.LogOutput = io.Discard
+	c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
+	store := raft.NewInmemStore()
+	_, tr := raft.NewInmemTransport("g1")
+	r, err := raft.NewRaft(c, f, store, store, raft.NewInmemSnapshotStore(), tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Shutdown().Error() })
+	r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: "g1", Address: tr.LocalAddr()}}})
+	for deadline := time.Now().Add(5 * time.Second); r.State() != raft.Leader; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no leader")
+		}
+	}
+	return r
+}
+
+func gateApply(g *applyGate, data string) error {
+	f, p := g.apply([]byte(data))
+	err := f.Error()
+	g.done(p)
+	return err
+}
+
+// While a batch is in raft, later proposals wait at the gate and then go
+// in together; every proposal is applied exactly once and nothing is
+// left behind.
+func TestApplyGateHoldsProposalsWhileABatchIsInRaft(t *testing.T) {
+	f := &gateFSM{applied: map[string]int{}, hold: make(chan struct{})}
+	r := singleRaft(t, f)
+	var release sync.Once
+	unblock := func() {
+		release.Do(func() {
+			f.mu.Lock()
+			close(f.hold)
+			f.hold = nil
+			f.mu.Unlock()
+		})
+	}
+	t.Cleanup(unblock) // before raft's shutdown, which waits for the FSM
+	g := newApplyGate(r, 5*time.Second, 1, 4)
+
+	first := make(chan error, 1)
+	go func() { first <- gateApply(g, "first") }()
+	waitFor(t, 5*time.Second, "the first proposal in the FSM", func() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.applied["first"] == 1 })
+
+	const n = 10
+	errs := make(chan error, n)
+	for i := range n {
+		go func() { errs <- gateApply(g, fmt.Sprint("p", i)) }()
+	}
+	// Each time four are waiting (max) they go in as a batch; the last
+	// two wait for a batch to complete.
+	waitFor(t, 5*time.Second, "two proposals held", func() bool { g.mu.Lock(); defer g.mu.Unlock(); return len(g.queue) == 2 })
+	g.mu.Lock()
+	inflight := g.inflight
+	g.mu.Unlock()
+	if inflight != 3 {
+		t.Fatalf("%d batches in flight, want the first and two full batches", inflight)
+	}
+	unblock()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range n {
+		if c := f.applied[fmt.Sprint("p", i)]; c != 1 {
+			t.Errorf("p%d applied %d times", i, c)
+		}
+	}
+	if g.inflight != 0 || len(g.queue) != 0 {
+		t.Fatalf("gate left %d in flight, %d queued", g.inflight, len(g.queue))
+	}
+}
+
+// Many concurrent proposers through the gate: each is applied once.
+func TestApplyGateUnderLoad(t *testing.T) {
+	f := &gateFSM{applied: map[string]int{}}
+	r := singleRaft(t, f)
+	g := newApplyGate(r, 5*time.Second, 1, 16)
+	var wg sync.WaitGroup
+	for w := range 32 {
+		wg.Go(func() {
+			for i := range 50 {
+				if err := gateApply(g, fmt.Sprint(w, "/", i)); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(f.applied) != 32*50 {
+		t.Fatalf("%d distinct proposals applied, want %d", len(f.applied), 32*50)
+	}
+	for k, c := range f.applied {
+		if c != 1 {
+			t.Fatalf("%s applied %d times", k, c)
+		}
+	}
+	if g.inflight != 0 || len(g.queue) != 0 {
+		t.Fatalf("gate left %d in flight, %d queued", g.inflight, len(g.queue))
+	}
+}
