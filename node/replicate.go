@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 
 	"powermail/fsm"
 	"powermail/storage"
@@ -34,14 +35,19 @@ func (n *Node) replicate(ctx context.Context, s fsm.Settings, body io.Reader) (s
 	}
 	want := min(s.Replicas-1, len(peers))
 	buf := n.getBodyBuf()
-	defer n.bodyBufs.Put(buf)
+	reuse := true
+	defer func() {
+		if reuse {
+			n.bodyBufs.Put(buf)
+		}
+	}()
 	k, err := io.ReadFull(body, *buf)
 	var h storage.Hash
 	var size int64
 	var replicas []string
 	switch {
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		h, size, replicas, err = n.replicateSmall(ctx, peers[:want], (*buf)[:k])
+		h, size, replicas, reuse, err = n.replicateSmall(ctx, peers[:want], (*buf)[:k])
 	case err != nil:
 		return zero, 0, nil, fmt.Errorf("%w: store body: %v", ErrUnavailable, err)
 	default:
@@ -78,47 +84,85 @@ func (n *Node) getBodyBuf() *[]byte {
 
 // replicateSmall stores a whole body here and on peers at the same time.
 // It fails only if the local copy fails; a failed peer is left out of the
-// returned replica set.
-func (n *Node) replicateSmall(ctx context.Context, peers []fsm.Member, data []byte) (storage.Hash, int64, []string, error) {
-	h := storage.HashBytes(data)
+// returned replica set. released is false if an HTTP transport may still
+// read data, which must then not be reused.
+func (n *Node) replicateSmall(ctx context.Context, peers []fsm.Member, data []byte) (h storage.Hash, size int64, replicas []string, released bool, err error) {
+	h = storage.HashBytes(data)
 	errs := make([]error, len(peers))
+	done := make([]bool, len(peers))
 	var wg sync.WaitGroup
 	for i, m := range peers {
-		wg.Go(func() { errs[i] = n.putBody(ctx, m, h, data) })
+		wg.Go(func() { done[i], errs[i] = n.putBody(ctx, m, h, data) })
 	}
 	local := n.bodies.NewWriter(ctx)
 	defer local.Abort()
-	_, err := local.Write(data)
+	_, err = local.Write(data)
 	if err == nil {
 		_, _, err = local.Commit(ctx, &h)
 	}
 	wg.Wait() // no upload outlives the delivery
-	replicas := []string{n.cfg.ID}
+	replicas = []string{n.cfg.ID}
+	released = true
 	for i, m := range peers {
+		released = released && done[i]
 		if errs[i] != nil {
 			n.health.fail(m.ID)
 			continue
 		}
 		replicas = append(replicas, m.ID)
 	}
-	return h, int64(len(data)), replicas, err
+	return h, int64(len(data)), replicas, released, err
 }
 
 // putBody sends a whole body to a peer in one request. The peer answers
-// only once its copy is verified and fsynced.
-func (n *Node) putBody(ctx context.Context, m fsm.Member, h storage.Hash, data []byte) error {
+// only once its copy is verified and fsynced. released reports that the
+// transport has closed the request body: net/http may go on reading it
+// after the reply has come (RoundTripper contract), so data may be reused
+// only then.
+func (n *Node) putBody(ctx context.Context, m fsm.Member, h storage.Hash, data []byte) (released bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ReplicaTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "PUT", "http://"+m.ClusterAddr+"/rpc/body", bytes.NewReader(data))
+	body := &sentBody{Reader: bytes.NewReader(data), closed: make(chan struct{})}
+	req, err := http.NewRequestWithContext(ctx, "PUT", "http://"+m.ClusterAddr+"/rpc/body", body)
 	if err != nil {
-		return err
+		return true, err
 	}
+	req.ContentLength = int64(len(data))
 	req.Header.Set(trailerHash, h.String())
 	err = n.doRPC(req, nil)
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("%w: %w", errReplicaTimeout, err)
+		err = fmt.Errorf("%w: %w", errReplicaTimeout, err)
 	}
-	return err
+	return body.wait(time.Second), err
+}
+
+// sentBody is a request body that says when the transport is done with it.
+type sentBody struct {
+	*bytes.Reader
+	once   sync.Once
+	closed chan struct{}
+}
+
+// wait reports whether the body was closed, waiting at most d.
+func (b *sentBody) wait(d time.Duration) bool {
+	select {
+	case <-b.closed:
+		return true
+	default:
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-b.closed:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+func (b *sentBody) Close() error {
+	b.once.Do(func() { close(b.closed) })
+	return nil
 }
 
 // replicateStream streams a body of any size to the local store and to
