@@ -88,10 +88,6 @@ func (c *Cluster) Replicas(ctx context.Context, hashes []string, short []string)
 	if err := c.Admin.Get(ctx, via.Admin, "/v1/settings", &settings); err != nil {
 		return nil, []string{"replication: read settings: " + err.Error()}
 	}
-	type bodyView struct {
-		Replicas []string `json:"replicas"`
-		HeldHere bool     `json:"held_here"`
-	}
 	get := func(n *Node, hash string) (bodyView, error) {
 		var v bodyView
 		var err error
@@ -117,20 +113,22 @@ func (c *Cluster) Replicas(ctx context.Context, hashes []string, short []string)
 			for i := range work {
 				h := hashes[i]
 				b := check.BodyReplicas{Hash: h, R: settings.Replicas, Short: slices.Contains(short, h)}
-				v, err := get(via, h)
-				if err != nil {
-					mu.Lock()
-					problems = append(problems, fmt.Sprintf("replication: body %s via %s: %v", h, via.ID, err))
-					mu.Unlock()
-				}
-				for _, id := range v.Replicas {
-					n := c.Node(id)
-					if n == nil {
-						continue
+				// A body found short is looked up again: a rebalance that
+				// moves it between the listing and the holders' answers
+				// makes a copy look missing for a moment (the harness's
+				// form of RESULTS.md bug 5). A real shortfall stays.
+				for try := 0; ; try++ {
+					nodes, err := c.heldCopies(via, h, get)
+					if err != nil {
+						mu.Lock()
+						problems = append(problems, fmt.Sprintf("replication: body %s via %s: %v", h, via.ID, err))
+						mu.Unlock()
 					}
-					if hv, err := get(n, h); err == nil && hv.HeldHere {
-						b.Nodes = append(b.Nodes, id)
+					b.Nodes = nodes
+					if err != nil || len(nodes) >= b.R || try == 2 {
+						break
 					}
+					time.Sleep(time.Second)
 				}
 				out[i] = b
 			}
@@ -142,6 +140,29 @@ func (c *Cluster) Replicas(ctx context.Context, hashes []string, short []string)
 	close(work)
 	wg.Wait()
 	return out, problems
+}
+
+// heldCopies lists the nodes that the directory (through via) names for
+// hash and that say they hold it.
+func (c *Cluster) heldCopies(via *Node, hash string, get func(*Node, string) (bodyView, error)) ([]string, error) {
+	v, err := get(via, hash)
+	var held []string
+	for _, id := range v.Replicas {
+		n := c.Node(id)
+		if n == nil {
+			continue
+		}
+		if hv, err := get(n, hash); err == nil && hv.HeldHere {
+			held = append(held, id)
+		}
+	}
+	return held, err
+}
+
+// bodyView is a node's answer about one body.
+type bodyView struct {
+	Replicas []string `json:"replicas"`
+	HeldHere bool     `json:"held_here"`
 }
 
 // describeBody says what the directory (through n) and every node's store
