@@ -88,7 +88,11 @@ func (g *applyGate) done(p *gated) {
 		}
 	}
 	g.mu.Unlock()
-	g.propose(next)
+	if next != nil {
+		// Not on this caller's time: its own answer is ready, and raft.Apply
+		// can block (up to the enqueue timeout) when raft is stalled.
+		go g.propose(next)
+	}
 }
 
 // take removes up to max waiting proposals as a new batch in flight.
