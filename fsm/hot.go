@@ -61,14 +61,12 @@ func readSettings(r pebble.Reader) (Settings, error) {
 }
 
 func readMembers(r pebble.Reader) ([]Member, error) {
-	return scanReader[Member](r, memberPrefix, "", 0)
+	return scanReader[Member](r, []byte(memberPrefix), "", 0)
 }
-
-var memberPrefix = []byte("n\x00")
 
 // isHotKey reports whether a write to key changes a cached record.
 func isHotKey(key []byte) bool {
-	return bytes.Equal(key, keySettings) || bytes.HasPrefix(key, memberPrefix)
+	return bytes.Equal(key, keySettings) || bytes.HasPrefix(key, []byte(memberPrefix))
 }
 
 // hotTxn lets an entry read the cached records while its batch has not

@@ -33,7 +33,12 @@ func folderKey(a Address, name string) []byte {
 	return []byte("b\x00" + addrPart(a) + "\x00" + name)
 }
 func folderPrefix(a Address) []byte { return []byte("b\x00" + addrPart(a) + "\x00") }
-func memberKey(id string) []byte    { return []byte("n\x00" + id) }
+func memberKey(id string) []byte {
+	return []byte(memberPrefix + id)
+}
+
+// memberPrefix starts every member key.
+const memberPrefix = "n\x00"
 
 // prefixEnd returns the smallest key greater than every key with prefix p.
 func prefixEnd(p []byte) []byte {
