@@ -39,7 +39,7 @@ const (
 	// repairWorkers copy different bodies at once: a copy is latency
 	// bound (fetch, fsync, raft commit), and concurrent commits share
 	// raft batches. The byte-rate limit still bounds the total.
-	repairWorkers = 8
+	repairWorkers = 32
 )
 
 // RepairStatus is the leader's view of redundancy, for cluster status.
@@ -201,7 +201,11 @@ func (n *Node) repairBody(ctx context.Context, live liveness, r int, rec fsm.Bod
 	case short && len(healthy) > 0:
 		targets := n.repairTargets(live, rec.Replicas)
 		for _, target := range targets[:min(r-len(healthy), len(targets))] {
-			if err := n.copyReplica(ctx, live, rec, healthy, target); err != nil {
+			var drop []string // the copy that restores R also unlists removed members
+			if len(healthy)+1 >= r {
+				drop = removed
+			}
+			if err := n.copyReplica(ctx, live, rec, healthy, target, drop); err != nil {
 				if ctx.Err() != nil {
 					return short, ctx.Err()
 				}
@@ -212,6 +216,9 @@ func (n *Node) repairBody(ctx context.Context, live liveness, r int, rec fsm.Bod
 				continue
 			}
 			healthy = append(healthy, target.ID)
+			if drop != nil {
+				removed = nil
+			}
 		}
 		if len(removed) > 0 && len(healthy) >= r {
 			return short, n.place(ctx, rec.Hash, nil, removed)
@@ -245,8 +252,9 @@ func (n *Node) place(ctx context.Context, hash string, add, remove []string) err
 	return err
 }
 
-// copyReplica has target fetch rec from one of sources, then records it.
-func (n *Node) copyReplica(ctx context.Context, live liveness, rec fsm.BodyRecord, sources []string, target fsm.Member) error {
+// copyReplica has target fetch rec from one of sources, then records it,
+// unlisting drop in the same command.
+func (n *Node) copyReplica(ctx context.Context, live liveness, rec fsm.BodyRecord, sources []string, target fsm.Member, drop []string) error {
 	n.repair.update(func(s *RepairStatus) { s.Repairing++ })
 	defer n.repair.update(func(s *RepairStatus) { s.Repairing-- })
 	cur, release, err := n.copyTurn(ctx, rec)
@@ -265,7 +273,7 @@ func (n *Node) copyReplica(ctx context.Context, live liveness, rec fsm.BodyRecor
 		n.health.fail(target.ID)
 		return err
 	}
-	if err := n.place(ctx, rec.Hash, []string{target.ID}, nil); err != nil {
+	if err := n.place(ctx, rec.Hash, []string{target.ID}, drop); err != nil {
 		return err
 	}
 	n.repair.update(func(s *RepairStatus) { s.Repaired++ })
