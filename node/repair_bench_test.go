@@ -18,16 +18,19 @@ import (
 // Repair benchmarks run once per invocation (-benchtime 1x): each builds
 // a four-node cluster, fills it, loses a node and measures the repair.
 
-// repairBenchSize is the body size; repairBenchBodies the number of
-// bodies, 200 unless PM_REPAIR_BODIES says otherwise (2000 gives a repair
-// of about 250 MB, long enough to see the steady rate).
-const repairBenchSize = 256 << 10
+// repairBenchSize is the body size, 256 KiB unless PM_REPAIR_SIZE (bytes)
+// says otherwise; repairBenchBodies the number of bodies, 200 unless
+// PM_REPAIR_BODIES says otherwise (2000 gives a repair of about 250 MB,
+// long enough to see the steady rate).
+func repairBenchSize() int { return envInt("PM_REPAIR_SIZE", 256<<10) }
 
-func repairBenchBodies() int {
-	if n, err := strconv.Atoi(os.Getenv("PM_REPAIR_BODIES")); err == nil && n > 0 {
+func repairBenchBodies() int { return envInt("PM_REPAIR_BODIES", 200) }
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
 		return n
 	}
-	return 200
+	return def
 }
 
 func repairBenchCluster(b *testing.B) (*testCluster, *Node, *Node) {
@@ -43,7 +46,7 @@ func repairBenchCluster(b *testing.B) (*testCluster, *Node, *Node) {
 	ctx := ctxT(b, 5*time.Minute)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range repairBenchBodies() {
-		body := fmt.Sprintf("Subject: %d\r\n\r\n%s", i, attachment(rng, repairBenchSize))
+		body := fmt.Sprintf("Subject: %d\r\n\r\n%s", i, attachment(rng, repairBenchSize()))
 		if _, err := c.nodes[fmt.Sprintf("n%d", 1+i%4)].Deliver(ctx, Message{Mailboxes: []string{"a@example.com"}, Received: time.Now()}, strings.NewReader(body)); err != nil {
 			b.Fatal(err)
 		}
@@ -147,7 +150,7 @@ func deliveryDuringRepair(b *testing.B, rate int64) {
 		b.ReportMetric(before, "msgs/s-healthy")
 		b.ReportMetric(during, "msgs/s-repairing")
 		b.ReportMetric(during/before, "ratio")
-		b.ReportMetric(float64(copied)*repairBenchSize/secs/(1<<20), "repair-MB/s-meanwhile")
+		b.ReportMetric(float64(copied)*float64(repairBenchSize())/secs/(1<<20), "repair-MB/s-meanwhile")
 	}
 }
 

@@ -81,17 +81,23 @@ func BenchmarkWrite1M(b *testing.B) { benchWrite(b, 1<<20) }
 
 // BenchmarkWriteParallel4K commits from many goroutines at once; fsyncs/op
 // below 1 shows concurrent commits sharing WAL fsyncs.
-func BenchmarkWriteParallel4K(b *testing.B) {
+func BenchmarkWriteParallel4K(b *testing.B) { benchWriteParallel(b, 4<<10) }
+
+// BenchmarkWriteParallel256K is what a repair target absorbs: many
+// attachment-sized bodies at once. It is the store's ceiling for repair.
+func BenchmarkWriteParallel256K(b *testing.B) { benchWriteParallel(b, 256<<10) }
+
+func benchWriteParallel(b *testing.B, size int) {
 	s, syncs := benchStore(b)
 	ctx := context.Background()
 	var seq atomic.Uint64
-	b.SetBytes(4 << 10)
+	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	b.SetParallelism(16) // goroutines per GOMAXPROCS; commits wait on I/O
 	syncs.Store(0)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		buf := payload(4<<10, seq.Add(1)<<32)
+		buf := payload(size, seq.Add(1)<<32)
 		for pb.Next() {
 			if _, _, err := s.Put(ctx, bytes.NewReader(uniqueBody(buf, seq.Add(1))), nil); err != nil {
 				b.Error(err)
