@@ -53,9 +53,10 @@ type Config struct {
 	RepairGrace    time.Duration
 	RepairInterval time.Duration
 	RepairRate     int64
-	// RepairBusyCopies is how many repair and rebalance copies run at once
-	// while mail is being delivered (at most 8, which is the number when
-	// the cluster is quiet). Zero means DefaultRepairBusyCopies.
+	// RepairBusyCopies is how many repair and rebalance copies of bodies
+	// over 64 KiB run at once while mail is being delivered (at most 32,
+	// which is the number when the cluster is quiet); a smaller body counts
+	// as a quarter. Zero means DefaultRepairBusyCopies.
 	RepairBusyCopies int
 	RebalanceSpread  float64
 	ScrubInterval    time.Duration

@@ -21,7 +21,8 @@ import (
 // repairBenchSize is the body size, 256 KiB unless PM_REPAIR_SIZE (bytes)
 // says otherwise; repairBenchBodies the number of bodies, 200 unless
 // PM_REPAIR_BODIES says otherwise (2000 gives a repair of about 250 MB,
-// long enough to see the steady rate).
+// long enough to see the steady rate). PM_REPAIR_BUSY sets
+// Config.RepairBusyCopies.
 func repairBenchSize() int { return envInt("PM_REPAIR_SIZE", 256<<10) }
 
 func repairBenchBodies() int { return envInt("PM_REPAIR_BODIES", 200) }
@@ -38,6 +39,7 @@ func repairBenchCluster(b *testing.B) (*testCluster, *Node, *Node) {
 		cfg.PeerPollInterval = 100 * time.Millisecond
 		cfg.RepairInterval = time.Hour
 		cfg.RepairRate = 1 << 40
+		cfg.RepairBusyCopies = envInt("PM_REPAIR_BUSY", 0)
 	})
 	l := c.leader(5 * time.Second)
 	mustApply(b, l, &fsm.DomainAdd{Name: "example.com"})

@@ -198,7 +198,7 @@ var errMoot = errors.New("body changed while the copy waited; skipped")
 // (the caller checks that its copy is still needed) and the slot's
 // release, or errMoot.
 func (n *Node) copyTurn(ctx context.Context, rec fsm.BodyRecord) (fsm.BodyRecord, func(), error) {
-	release, err := n.copies.acquire(ctx)
+	release, err := n.copies.acquire(ctx, rec.Size)
 	if err != nil {
 		return rec, nil, err
 	}

@@ -14,6 +14,13 @@ import (
 // spare capacity, and delivery keeps most of the machine. The gate never
 // closes entirely, so a cluster under constant load still repairs.
 //
+// A copy's share of the gate follows its size. A body of more than
+// smallCopy bytes takes a whole slot; a smaller one a quarter of a slot,
+// because what it costs is fixed per copy (an RPC, a share of an fsync, a
+// raft entry) and small. Measured with 4 KiB bodies under load, four small
+// copies cost delivery about what one attachment-sized copy does
+// (BENCHMARKS.md).
+//
 // "Mail is being committed" means this node applied a delivery or APPEND
 // within mailWindow. Every node applies every entry, so the leader, which
 // runs repair, sees the deliveries of the whole cluster.
@@ -25,11 +32,26 @@ const mailWindow = 250 * time.Millisecond
 // gatePoll is how often a waiting copy looks again.
 const gatePoll = 20 * time.Millisecond
 
+// smallCopy is the largest body that takes a quarter slot, and
+// slotUnits the units of one slot.
+const (
+	smallCopy = 64 << 10
+	slotUnits = 4
+)
+
+// copyUnits is a copy's share of the gate, in units of a quarter slot.
+func copyUnits(size int64) int {
+	if size <= smallCopy {
+		return 1
+	}
+	return slotUnits
+}
+
 type copyGate struct {
-	busyLimit int           // copies while mail flows
+	busyLimit int           // slots while mail flows
 	lastMail  *atomic.Int64 // unix nanos of the last applied delivery
 	mu        sync.Mutex
-	inUse     int
+	inUse     int // units
 }
 
 func newCopyGate(busyLimit int, lastMail *atomic.Int64) *copyGate {
@@ -41,19 +63,20 @@ func (g *copyGate) busy() bool {
 	return time.Since(time.Unix(0, g.lastMail.Load())) < mailWindow
 }
 
-// acquire waits for a copy slot; the caller must call the returned func
-// when the copy is done.
-func (g *copyGate) acquire(ctx context.Context) (func(), error) {
+// acquire waits for room for a copy of a body of size bytes; the caller
+// must call the returned func when the copy is done.
+func (g *copyGate) acquire(ctx context.Context, size int64) (func(), error) {
+	units := copyUnits(size)
 	for {
 		g.mu.Lock()
-		limit := repairWorkers
+		limit := repairWorkers * slotUnits
 		if g.busy() {
-			limit = g.busyLimit
+			limit = g.busyLimit * slotUnits
 		}
-		if g.inUse < limit {
-			g.inUse++
+		if g.inUse+units <= limit {
+			g.inUse += units
 			g.mu.Unlock()
-			return g.release, nil
+			return func() { g.release(units) }, nil
 		}
 		g.mu.Unlock()
 		t := time.NewTimer(gatePoll)
@@ -66,8 +89,8 @@ func (g *copyGate) acquire(ctx context.Context) (func(), error) {
 	}
 }
 
-func (g *copyGate) release() {
+func (g *copyGate) release(units int) {
 	g.mu.Lock()
-	g.inUse--
+	g.inUse -= units
 	g.mu.Unlock()
 }

@@ -14,7 +14,7 @@ func TestCopyGateYieldsToMail(t *testing.T) {
 	ctx := context.Background()
 	var releases []func()
 	for range repairWorkers { // quiet: every worker gets a slot
-		r, err := g.acquire(ctx)
+		r, err := g.acquire(ctx, 1<<20)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -25,11 +25,11 @@ func TestCopyGateYieldsToMail(t *testing.T) {
 	}
 
 	lastMail.Store(time.Now().UnixNano()) // mail flows: two slots
-	r1, _ := g.acquire(ctx)
-	r2, _ := g.acquire(ctx)
+	r1, _ := g.acquire(ctx, 1<<20)
+	r2, _ := g.acquire(ctx, 1<<20)
 	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()
-	if _, err := g.acquire(short); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := g.acquire(short, 1<<20); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("third copy while mail flows: %v, want to wait", err)
 	}
 
@@ -37,7 +37,7 @@ func TestCopyGateYieldsToMail(t *testing.T) {
 	lastMail.Store(time.Now().Add(-time.Second).UnixNano())
 	done := make(chan error, 1)
 	go func() {
-		r, err := g.acquire(ctx)
+		r, err := g.acquire(ctx, 1<<20)
 		if err == nil {
 			r()
 		}
@@ -58,5 +58,48 @@ func TestCopyGateYieldsToMail(t *testing.T) {
 	}
 	if newCopyGate(0, &lastMail).busyLimit != 1 || newCopyGate(99, &lastMail).busyLimit != repairWorkers {
 		t.Error("busy limit not clamped to 1..repairWorkers")
+	}
+}
+
+// While mail flows, a slot holds one large copy or four small ones.
+func TestCopyGateCountsSmallCopiesAsQuarters(t *testing.T) {
+	var lastMail atomic.Int64
+	lastMail.Store(time.Now().Add(time.Hour).UnixNano()) // busy throughout
+	g := newCopyGate(1, &lastMail)
+	ctx := context.Background()
+	tryAcquire := func(size int64) (func(), bool) {
+		short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		r, err := g.acquire(short, size)
+		return r, err == nil
+	}
+	var small []func()
+	for i := range slotUnits {
+		r, ok := tryAcquire(smallCopy)
+		if !ok {
+			t.Fatalf("small copy %d of %d refused", i+1, slotUnits)
+		}
+		small = append(small, r)
+	}
+	if _, ok := tryAcquire(1); ok {
+		t.Fatal("a fifth small copy got in")
+	}
+	small[0]()
+	if _, ok := tryAcquire(smallCopy + 1); ok {
+		t.Fatal("a large copy got in beside three small ones")
+	}
+	for _, r := range small[1:] {
+		r()
+	}
+	big, ok := tryAcquire(smallCopy + 1)
+	if !ok {
+		t.Fatal("a large copy refused on an empty gate")
+	}
+	if _, ok := tryAcquire(1); ok {
+		t.Fatal("a small copy got in beside a large one")
+	}
+	big()
+	if g.inUse != 0 {
+		t.Errorf("units in use after every release: %d", g.inUse)
 	}
 }
