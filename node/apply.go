@@ -42,7 +42,7 @@ func (n *Node) propose(ctx context.Context, cmd fsm.Command) (any, uint64, error
 	var out any
 	var index uint64
 	err = n.onLeader(ctx,
-		func() (err error) { out, index, err = n.applyLocal(data); return err },
+		func() (err error) { out, index, err = n.applyLocal(ctx, data); return err },
 		func(addr string) error {
 			err := n.toLeader(ctx, addr, func(ctx context.Context) (err error) {
 				out, index, err = n.forwardApply(ctx, addr, data)
@@ -62,10 +62,8 @@ func (n *Node) propose(ctx context.Context, cmd fsm.Command) (any, uint64, error
 
 // applyLocal proposes data on this node, which must be the leader, and
 // returns the entry's value and index (also with a business error).
-func (n *Node) applyLocal(data []byte) (any, uint64, error) {
-	f, p := n.gate.apply(data)
-	err := f.Error()
-	n.gate.done(p)
+func (n *Node) applyLocal(ctx context.Context, data []byte) (any, uint64, error) {
+	f, err := n.gate.apply(ctx, data)
 	if err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader):

@@ -364,6 +364,9 @@ func (n *Node) close(graceful bool) error {
 			_ = n.raft.LeadershipTransfer().Error()
 		}
 		errs = append(errs, n.shutdownRaft())
+		if n.gate != nil {
+			n.gate.close()
+		}
 	}
 	if n.transport != nil {
 		n.transport.Close()

@@ -141,7 +141,7 @@ func (n *Node) rpcApply(w http.ResponseWriter, r *http.Request) {
 		writeRPC(w, nil, err)
 		return
 	}
-	v, idx, err := n.applyLocal(data)
+	v, idx, err := n.applyLocal(r.Context(), data)
 	rep := rpcReply{Index: idx}
 	if err != nil {
 		rep = replyError(err)
