@@ -52,6 +52,10 @@ type copyGate struct {
 	lastMail  *atomic.Int64 // unix nanos of the last applied delivery
 	mu        sync.Mutex
 	inUse     int // units
+	// largeWaiting counts large copies waiting for room; small copies
+	// hold back meanwhile, or a stream of them would keep a whole slot
+	// from ever coming free.
+	largeWaiting int
 }
 
 func newCopyGate(busyLimit int, lastMail *atomic.Int64) *copyGate {
@@ -67,16 +71,30 @@ func (g *copyGate) busy() bool {
 // must call the returned func when the copy is done.
 func (g *copyGate) acquire(ctx context.Context, size int64) (func(), error) {
 	units := copyUnits(size)
+	large := units == slotUnits
+	waiting := false // counted in largeWaiting
+	defer func() {
+		if waiting {
+			g.mu.Lock()
+			g.largeWaiting--
+			g.mu.Unlock()
+		}
+	}()
 	for {
 		g.mu.Lock()
 		limit := repairWorkers * slotUnits
 		if g.busy() {
 			limit = g.busyLimit * slotUnits
 		}
-		if g.inUse+units <= limit {
+		yield := !large && g.largeWaiting > 0
+		if !yield && g.inUse+units <= limit {
 			g.inUse += units
 			g.mu.Unlock()
 			return func() { g.release(units) }, nil
+		}
+		if large && !waiting {
+			g.largeWaiting++
+			waiting = true
 		}
 		g.mu.Unlock()
 		t := time.NewTimer(gatePoll)

@@ -103,3 +103,38 @@ func TestCopyGateCountsSmallCopiesAsQuarters(t *testing.T) {
 		t.Errorf("units in use after every release: %d", g.inUse)
 	}
 }
+
+// A large copy waiting for a whole slot holds small ones back, so a
+// stream of small copies cannot keep it out.
+func TestCopyGateLargeCopyIsNotStarved(t *testing.T) {
+	var lastMail atomic.Int64
+	lastMail.Store(time.Now().Add(time.Hour).UnixNano()) // busy throughout
+	g := newCopyGate(1, &lastMail)
+	ctx := context.Background()
+	r1, _ := g.acquire(ctx, 1)
+	r2, _ := g.acquire(ctx, 1)
+	got := make(chan func(), 1)
+	go func() {
+		r, err := g.acquire(ctx, smallCopy+1)
+		if err == nil {
+			got <- r
+		}
+	}()
+	waitFor(t, 5*time.Second, "the large copy to wait", func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.largeWaiting == 1 })
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if _, err := g.acquire(short, 1); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("small copy beside a waiting large one: %v, want to wait", err)
+	}
+	r1()
+	r2()
+	select {
+	case r := <-got:
+		r()
+	case <-time.After(5 * time.Second):
+		t.Fatal("the large copy never got in")
+	}
+	if g.inUse != 0 || g.largeWaiting != 0 {
+		t.Errorf("gate left %d units in use, %d large waiting", g.inUse, g.largeWaiting)
+	}
+}
