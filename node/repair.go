@@ -221,10 +221,10 @@ func (n *Node) repairBody(ctx context.Context, live liveness, r int, rec fsm.Bod
 			}
 		}
 		if len(removed) > 0 && len(healthy) >= r {
-			return short, n.place(ctx, rec.Hash, nil, removed)
+			return short, n.unlist(ctx, rec.Hash, removed)
 		}
 	case !short && len(removed) > 0:
-		return short, n.place(ctx, rec.Hash, nil, removed)
+		return short, n.unlist(ctx, rec.Hash, removed)
 	case len(healthy) > r && len(healthy) == len(rec.Replicas):
 		return short, n.trim(ctx, live, rec, len(healthy)-r)
 	}
@@ -243,13 +243,33 @@ func (n *Node) repairTargets(live liveness, have []string) []fsm.Member {
 	return out
 }
 
+// errNotPlaced: the directory did not take a placement change, because a
+// replica named is no longer a member, or the body is gone or being
+// collected. The record is as it was, so nothing the change would have
+// made redundant (a moved or trimmed copy) may be deleted.
+var errNotPlaced = errors.New("placement change not taken")
+
+// place records add and unlists remove for a body in one command.
 func (n *Node) place(ctx context.Context, hash string, add, remove []string) error {
-	err := n.applyAccess(ctx, &fsm.BodyPlace{Hash: hash, Add: add, Remove: remove}, nil)
+	var changed bool
+	err := n.applyAccess(ctx, &fsm.BodyPlace{Hash: hash, Add: add, Remove: remove}, &changed)
 	if errors.Is(err, ErrInvalidArgument) {
 		n.log.Warn("placement change refused", "body", hash, "add", add, "remove", remove, "err", err)
-		return nil
+		return fmt.Errorf("%w: %v", errNotPlaced, err)
+	}
+	if err == nil && !changed {
+		return errNotPlaced
 	}
 	return err
+}
+
+// unlist drops removed members from a body's record; a change the
+// directory did not take leaves nothing to undo.
+func (n *Node) unlist(ctx context.Context, hash string, removed []string) error {
+	if err := n.place(ctx, hash, nil, removed); err != nil && !errors.Is(err, errNotPlaced) {
+		return err
+	}
+	return nil
 }
 
 // copyReplica has target fetch rec from one of sources, then records it,
@@ -274,6 +294,9 @@ func (n *Node) copyReplica(ctx context.Context, live liveness, rec fsm.BodyRecor
 		return err
 	}
 	if err := n.place(ctx, rec.Hash, []string{target.ID}, drop); err != nil {
+		if errors.Is(err, errNotPlaced) {
+			return errMoot // the copy is an orphan now; the sweep takes it
+		}
 		return err
 	}
 	n.repair.update(func(s *RepairStatus) { s.Repaired++ })

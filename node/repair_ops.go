@@ -27,6 +27,9 @@ func (n *Node) trim(ctx context.Context, live liveness, rec fsm.BodyRecord, extr
 		}
 	}
 	if err := n.place(ctx, rec.Hash, nil, drop); err != nil {
+		if errors.Is(err, errNotPlaced) {
+			return nil // still listed: keep them
+		}
 		return err
 	}
 	for _, id := range drop {
@@ -179,6 +182,9 @@ func (n *Node) move(ctx context.Context, live liveness, rec fsm.BodyRecord, from
 		return err
 	}
 	if err := n.place(ctx, rec.Hash, []string{to}, []string{from}); err != nil {
+		if errors.Is(err, errNotPlaced) {
+			return errMoot // from is still listed, so its copy stays
+		}
 		return err
 	}
 	if err := n.dropOn(ctx, live.members[from], rec.Hash); err != nil {

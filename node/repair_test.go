@@ -135,9 +135,11 @@ func TestRepairCountsReturningReplicasAndTrims(t *testing.T) {
 	down.Close()
 	delete(c.nodes, cfg.ID)
 	ctx := ctxT(t, 60*time.Second)
-	time.Sleep(1500 * time.Millisecond) // past the repair grace
-	if _, err := l.RepairRound(ctx); err != nil {
-		t.Fatal(err)
+	waitFor(t, 10*time.Second, "the node to be down past the grace", func() bool {
+		return l.placement.downFor(cfg.ID, l.started) > l.cfg.RepairGrace+100*time.Millisecond
+	})
+	if st, err := l.RepairRound(ctx); err != nil || st.Repaired == 0 {
+		t.Fatalf("repair round with a node down: %+v, %v", st, err)
 	}
 	// Back again: its copies count, and the extras go, each only after the
 	// copies that stay were verified.
@@ -360,5 +362,45 @@ func TestAuditUnlistsBodiesALostStoreNoLongerHolds(t *testing.T) {
 	p, err := l.VerifyAll(ctx, func(VerifyProgress) {})
 	if err != nil || p.Short != 0 {
 		t.Fatalf("verify after the audit and repair: %+v %v", p, err)
+	}
+}
+
+// A move whose placement the directory refuses (here: the target is not a
+// member) keeps the source's copy: the record still lists it.
+func TestRefusedMoveKeepsTheSourceCopy(t *testing.T) {
+	c := repairCluster(t, 3, nil)
+	l := c.leader(5 * time.Second)
+	h := deliverN(t, l, 1, 100)[0]
+	ctx := ctxT(t, 10*time.Second)
+	l.Barrier(ctx)
+	b, err := l.State().Body(h.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := l.liveness()
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := b.Replicas[0]
+	var spare fsm.Member
+	for id, m := range live.members {
+		if !slices.Contains(b.Replicas, id) {
+			spare = m
+		}
+	}
+	// A target the gate and fetch accept (a real node's address) under an
+	// ID the directory does not know.
+	ghost := fsm.Member{ID: "ghost", ClusterAddr: spare.ClusterAddr}
+	live.members[ghost.ID], live.alive[ghost.ID] = ghost, true
+	err = l.move(ctx, live, fsm.BodyRecord{Hash: h.String(), Body: b}, from, ghost.ID)
+	if !errors.Is(err, errMoot) {
+		t.Fatalf("refused move: %v, want errMoot", err)
+	}
+	after, _ := l.State().Body(h.String())
+	if !slices.Equal(after.Replicas, b.Replicas) {
+		t.Fatalf("replicas changed: %v -> %v", b.Replicas, after.Replicas)
+	}
+	if err := c.nodes[from].bodies.Verify(ctx, h); err != nil {
+		t.Fatalf("the source's copy after a refused move: %v", err)
 	}
 }
