@@ -145,7 +145,14 @@ func (n *Node) RepairRound(ctx context.Context) (RepairStatus, error) {
 	n.repair.update(func(s *RepairStatus) {
 		s.LastRound, s.Bodies, s.UnderReplicated, s.Unrepairable = time.Now(), bodies.Load(), under.Load(), unrepairable.Load()
 	})
-	if err := n.rebalance(ctx, live); err != nil {
+	// Redundancy before balance: a round that found repairable bodies
+	// short does not move bodies (the next one will, once nothing is
+	// short), and a rebalance stops after one interval, so that the next
+	// round's repair is never queued behind a long rebalance.
+	if under.Load() > unrepairable.Load() {
+		return n.repair.get(), nil
+	}
+	if err := n.rebalance(ctx, live, settings.Replicas, time.Now().Add(max(n.cfg.RepairInterval, time.Second))); err != nil {
 		return n.repair.get(), err
 	}
 	return n.repair.get(), nil

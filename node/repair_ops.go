@@ -110,8 +110,10 @@ func (n *Node) dropLocal(ctx context.Context, hash string) error {
 }
 
 // rebalance moves bodies from the fullest live member to the emptiest
-// until their used bytes are within RebalanceSpread of the fullest.
-func (n *Node) rebalance(ctx context.Context, live liveness) error {
+// until their used bytes are within RebalanceSpread of the fullest, or
+// until the deadline; the next round goes on. Only bodies with at least r
+// listed replicas move: a short one is repair's.
+func (n *Node) rebalance(ctx context.Context, live liveness, r int, deadline time.Time) error {
 	var ids []string
 	for id := range live.members {
 		if live.alive[id] {
@@ -139,10 +141,10 @@ func (n *Node) rebalance(ctx context.Context, live liveness) error {
 		}
 		after = recs[len(recs)-1].Hash
 		for _, rec := range recs {
-			if moved >= gap/2 {
-				break
+			if moved >= gap/2 || time.Now().After(deadline) {
+				return nil
 			}
-			if rec.Refs <= 0 || rec.Collecting != 0 || !slices.Contains(rec.Replicas, full) ||
+			if rec.Refs <= 0 || rec.Collecting != 0 || len(rec.Replicas) < r || !slices.Contains(rec.Replicas, full) ||
 				slices.Contains(rec.Replicas, empty) || rec.Size > gap/2-moved+rec.Size/2 {
 				continue
 			}
