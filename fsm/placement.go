@@ -11,10 +11,18 @@ import (
 // rebalance add a replica after its copy is fsynced and verified, and
 // remove one that is gone (node removed, copy corrupt, rebalanced away).
 // It never leaves a body without a listed replica.
+//
+// A change decided on a listing is made conditional on it (If): a repair
+// round that outlived its leadership, or raced another change, must not
+// trim or move away a copy on a listing that is no longer the one it
+// looked at. A change whose condition fails is not taken (false).
 type BodyPlace struct {
 	Hash   string   `json:"hash"`
 	Add    []string `json:"add,omitempty"`
 	Remove []string `json:"remove,omitempty"`
+	// If, when set, is the listing the change was decided on; the change
+	// applies only while the body is listed on exactly these replicas.
+	If []string `json:"if,omitempty"`
 }
 
 func (*BodyPlace) Type() CmdType { return CmdBodyPlace }
@@ -27,6 +35,9 @@ func (c *BodyPlace) apply(tx *txn) (any, error) {
 	var b Body
 	if ok, err := tx.get(bodyKey(h), &b); err != nil || !ok || b.Collecting != 0 {
 		return false, err
+	}
+	if c.If != nil && !sameMembers(c.If, b.Replicas) {
+		return false, nil
 	}
 	for _, id := range c.Add {
 		if ok, err := tx.isMember(id); err != nil || !ok {
@@ -78,4 +89,9 @@ func (s *State) Bodies(after string, limit int) ([]BodyRecord, error) {
 		return it.Error()
 	})
 	return out, err
+}
+
+// sameMembers reports whether a and b list the same IDs, in any order.
+func sameMembers(a, b []string) bool {
+	return slices.Equal(slices.Compact(slices.Sorted(slices.Values(a))), slices.Compact(slices.Sorted(slices.Values(b))))
 }

@@ -117,6 +117,12 @@ func (n *Node) RepairRound(ctx context.Context) (RepairStatus, error) {
 		go func() {
 			defer wg.Done()
 			for rec := range work {
+				if !n.IsLeader() {
+					// Deposed: the new leader's rounds take over. (Changes
+					// already decided are conditional on the listing seen.)
+					errOnce.Do(func() { firstErr = ErrNotLeader })
+					continue
+				}
 				short, err := n.repairBody(ctx, live, settings.Replicas, rec)
 				if err != nil {
 					errOnce.Do(func() { firstErr = err })
@@ -256,10 +262,11 @@ func (n *Node) repairTargets(live liveness, have []string) []fsm.Member {
 // made redundant (a moved or trimmed copy) may be deleted.
 var errNotPlaced = errors.New("placement change not taken")
 
-// place records add and unlists remove for a body in one command.
-func (n *Node) place(ctx context.Context, hash string, add, remove []string) error {
+// place records add and unlists remove for a body in one command, if it
+// is still listed on exactly seen (nil: whatever its listing).
+func (n *Node) place(ctx context.Context, hash string, add, remove, seen []string) error {
 	var changed bool
-	err := n.applyAccess(ctx, &fsm.BodyPlace{Hash: hash, Add: add, Remove: remove}, &changed)
+	err := n.applyAccess(ctx, &fsm.BodyPlace{Hash: hash, Add: add, Remove: remove, If: seen}, &changed)
 	if errors.Is(err, ErrInvalidArgument) {
 		n.log.Warn("placement change refused", "body", hash, "add", add, "remove", remove, "err", err)
 		return fmt.Errorf("%w: %v", errNotPlaced, err)
@@ -273,7 +280,7 @@ func (n *Node) place(ctx context.Context, hash string, add, remove []string) err
 // unlist drops removed members from a body's record; a change the
 // directory did not take leaves nothing to undo.
 func (n *Node) unlist(ctx context.Context, hash string, removed []string) error {
-	if err := n.place(ctx, hash, nil, removed); err != nil && !errors.Is(err, errNotPlaced) {
+	if err := n.place(ctx, hash, nil, removed, nil); err != nil && !errors.Is(err, errNotPlaced) {
 		return err
 	}
 	return nil
@@ -300,7 +307,7 @@ func (n *Node) copyReplica(ctx context.Context, live liveness, rec fsm.BodyRecor
 		n.health.fail(target.ID)
 		return err
 	}
-	if err := n.place(ctx, rec.Hash, []string{target.ID}, drop); err != nil {
+	if err := n.place(ctx, rec.Hash, []string{target.ID}, drop, cur.Replicas); err != nil {
 		if errors.Is(err, errNotPlaced) {
 			return errMoot // the copy is an orphan now; the sweep takes it
 		}

@@ -26,7 +26,7 @@ func (n *Node) trim(ctx context.Context, live liveness, rec fsm.BodyRecord, extr
 			return nil
 		}
 	}
-	if err := n.place(ctx, rec.Hash, nil, drop); err != nil {
+	if err := n.place(ctx, rec.Hash, nil, drop, rec.Replicas); err != nil {
 		if errors.Is(err, errNotPlaced) {
 			return nil // still listed: keep them
 		}
@@ -141,7 +141,7 @@ func (n *Node) rebalance(ctx context.Context, live liveness, r int, deadline tim
 		}
 		after = recs[len(recs)-1].Hash
 		for _, rec := range recs {
-			if moved >= gap/2 || time.Now().After(deadline) {
+			if moved >= gap/2 || time.Now().After(deadline) || !n.IsLeader() {
 				return nil
 			}
 			if rec.Refs <= 0 || rec.Collecting != 0 || len(rec.Replicas) < r || !slices.Contains(rec.Replicas, full) ||
@@ -183,7 +183,7 @@ func (n *Node) move(ctx context.Context, live liveness, rec fsm.BodyRecord, from
 	if err := n.fetchOn(ctx, live.members[to], rec.Hash, sources); err != nil {
 		return err
 	}
-	if err := n.place(ctx, rec.Hash, []string{to}, []string{from}); err != nil {
+	if err := n.place(ctx, rec.Hash, []string{to}, []string{from}, cur.Replicas); err != nil {
 		if errors.Is(err, errNotPlaced) {
 			return errMoot // from is still listed, so its copy stays
 		}
