@@ -78,18 +78,40 @@ func assertRedundant(t *testing.T, c *testCluster, via *Node, hashes []storage.H
 	}
 }
 
+// busiestFollower is the node other than l listed on the most of hashes.
+// Placement is random, so a fixed choice may hold none of a few bodies.
+func busiestFollower(t *testing.T, c *testCluster, l *Node, hashes []storage.Hash) *Node {
+	t.Helper()
+	count := map[string]int{}
+	for _, h := range hashes {
+		b, err := l.State().Body(h.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range b.Replicas {
+			if c.nodes[id] != l {
+				count[id]++
+			}
+		}
+	}
+	var best *Node
+	for id, n := range count {
+		if best == nil || n > count[best.ID()] {
+			best = c.nodes[id]
+		}
+	}
+	if best == nil {
+		t.Fatal("no follower holds any of the bodies")
+	}
+	return best
+}
+
 func TestRepairAfterNodeLossAndRemoval(t *testing.T) {
 	c := repairCluster(t, 4, nil)
 	l := c.leader(time.Second)
 	hashes := deliverN(t, l, 20, 2000)
 	// Lose a node that holds replicas, for good, and remove it.
-	var victim *Node
-	for _, id := range []string{"n4", "n3", "n2"} {
-		if c.nodes[id] != l {
-			victim = c.nodes[id]
-			break
-		}
-	}
+	victim := busiestFollower(t, c, l, hashes)
 	victim.Kill()
 	delete(c.nodes, victim.ID())
 	if err := l.Remove(ctxT(t, 10*time.Second), victim.ID()); err != nil {
@@ -124,13 +146,7 @@ func TestRepairCountsReturningReplicasAndTrims(t *testing.T) {
 	c := repairCluster(t, 4, nil)
 	l := c.leader(time.Second)
 	hashes := deliverN(t, l, 10, 1000)
-	var down *Node
-	for _, id := range []string{"n4", "n3", "n2"} {
-		if c.nodes[id] != l {
-			down = c.nodes[id]
-			break
-		}
-	}
+	down := busiestFollower(t, c, l, hashes)
 	cfg := down.cfg
 	down.Close()
 	delete(c.nodes, cfg.ID)
