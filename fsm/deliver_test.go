@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -116,8 +117,56 @@ func TestDeliverIsIdempotentByID(t *testing.T) {
 	if _, ok, _ := seenDelivery(&txn{b: a.s.db.NewIndexedBatch()}, "attempt-1"); ok {
 		t.Fatal("expired record still there")
 	}
+	if a.s.ids.mayHave("attempt-1") || !a.s.ids.mayHave("attempt-2") {
+		t.Fatal("the ID set does not follow expiry")
+	}
 	a.must(cmd)
 	if msgs, _ := a.s.Messages("a@example.com", "INBOX", 0, 0); len(msgs) != 2 {
 		t.Fatalf("after expiry: %d messages", len(msgs))
+	}
+}
+
+// The in-memory set of delivery IDs is rebuilt from the store, so a retry
+// is still recognised after a restart or a snapshot install.
+func TestDeliverIsIdempotentAfterReopenAndRestore(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &applier{t: t, s: s}
+	a.must(&DomainAdd{Name: "example.com"})
+	a.must(&MailboxAdd{Mailboxes: []NewMailbox{{Address: "a@example.com"}}})
+	a.must(&MemberSet{Member{ID: "n1", ClusterAddr: "n1:7000"}})
+	a.must(&MemberSet{Member{ID: "n2", ClusterAddr: "n2:7000"}})
+	cmd := &Deliver{ID: "once", Hash: bodyHash("x"), Size: 1, Replicas: []string{"n1", "n2"}, Mailboxes: []string{"a@example.com"}}
+	a.must(cmd)
+	snap := dump(t, s)
+	s.Close()
+
+	count := func(s *State) int {
+		msgs, err := s.Messages("a@example.com", "INBOX", 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(msgs)
+	}
+	if a.s, err = Open(dir, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer a.s.Close()
+	a.must(cmd)
+	if n := count(a.s); n != 1 {
+		t.Fatalf("retry after reopen: %d messages", n)
+	}
+
+	b := newApplier(t)
+	if err := b.s.Restore(bytes.NewReader(snap)); err != nil {
+		t.Fatal(err)
+	}
+	b.index = b.s.Applied()
+	b.must(cmd)
+	if n := count(b.s); n != 1 {
+		t.Fatalf("retry after restore: %d messages", n)
 	}
 }

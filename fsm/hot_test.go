@@ -68,20 +68,12 @@ func TestHotRecordsFollowWrites(t *testing.T) {
 		t.Fatalf("delivery to a member removed earlier in the batch: %+v", res[4])
 	}
 
-	snap, err := a.s.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if _, err := snap.WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	snap.Release()
+	snap := dump(t, a.s)
 	a.must(&MemberSet{Member{ID: "n5", ClusterAddr: "n5:7000"}})
 	if got := memberIDs(t, a.s); !slices.Contains(got, "n5") {
 		t.Fatalf("after set: %v", got)
 	}
-	if err := a.s.Restore(bytes.NewReader(buf.Bytes())); err != nil {
+	if err := a.s.Restore(bytes.NewReader(snap)); err != nil {
 		t.Fatal(err)
 	}
 	if got := memberIDs(t, a.s); !slices.Equal(got, []string{"n1", "n3"}) {

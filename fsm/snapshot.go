@@ -103,6 +103,9 @@ func (s *State) Restore(r io.Reader) error {
 		return err
 	}
 	idx, err := readApplied(db)
+	if err == nil {
+		err = s.ids.load(db) // before any apply on the new store
+	}
 	if err != nil {
 		db.Close()
 		return err

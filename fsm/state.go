@@ -44,6 +44,7 @@ type State struct {
 
 	changes changeLog  // recent message writes per folder, for ViewSince
 	hot     hotRecords // decoded settings and members (hot.go)
+	ids     *recentIDs // delivery IDs in the de-duplication window (dedupe.go)
 }
 
 // Entry is one committed raft log entry. Data is nil for entries that
@@ -68,10 +69,14 @@ func Open(dir string, opts Options) (*State, error) {
 	if opts.CacheBytes == 0 {
 		opts.CacheBytes = 256 << 20
 	}
-	s := &State{dir: dir, opts: opts, log: opts.Logger, reg: newRegistry(), notify: make(chan struct{})}
+	s := &State{dir: dir, opts: opts, log: opts.Logger, reg: newRegistry(), notify: make(chan struct{}), ids: newRecentIDs()}
 	db, err := openCurrent(dir, opts.CacheBytes)
 	if err != nil {
 		return nil, err
+	}
+	if err := s.ids.load(db); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("load delivery IDs: %w", err)
 	}
 	s.db = db
 	idx, err := readApplied(db)
@@ -162,7 +167,7 @@ func (s *State) ApplyBatch(entries []Entry) []Result {
 			continue
 		}
 		cmd := s.reg.decode(e.Index, e.Data)
-		v, err := cmd.apply(&txn{b: b, index: e.Index, touched: touched, changes: &s.changes, hot: hot})
+		v, err := cmd.apply(&txn{b: b, index: e.Index, touched: touched, changes: &s.changes, hot: hot, ids: s.ids})
 		var be *Error
 		if err != nil && !errors.As(err, &be) {
 			panic(fmt.Sprintf("fsm: entry %d: storage failure: %v", e.Index, err))
@@ -258,6 +263,7 @@ type txn struct {
 	touched map[string]struct{} // mailboxes (Address.Key) whose folders changed
 	changes *changeLog          // nil in tests that build a txn by hand
 	hot     *hotTxn             // nil in tests that build a txn by hand
+	ids     *recentIDs          // nil in tests that build a txn by hand
 }
 
 // touch records that a's folders or messages changed in this entry.
