@@ -92,7 +92,7 @@ func serverHandshake(conn net.Conn, secret []byte) (byte, error) {
 		return 0, fmt.Errorf("%w: bad magic", ErrUnauthenticated)
 	}
 	kind, cn := hello[len(muxMagic)], hello[len(muxMagic)+1:]
-	if kind != kindRaft && kind != kindRPC {
+	if kind != kindRaft && kind != kindRPC && kind != kindBody {
 		return 0, fmt.Errorf("%w: unknown stream kind %q", ErrUnauthenticated, kind)
 	}
 	sn := make([]byte, nonceLen)
@@ -118,11 +118,12 @@ type mux struct {
 	log    *slog.Logger
 	raft   *chanListener
 	rpc    *chanListener
+	body   func(net.Conn) // takes over a body stream (bodystream.go)
 	wg     sync.WaitGroup
 }
 
-func newMux(ln net.Listener, secret []byte, log *slog.Logger) *mux {
-	m := &mux{ln: ln, secret: secret, log: log}
+func newMux(ln net.Listener, secret []byte, log *slog.Logger, body func(net.Conn)) *mux {
+	m := &mux{ln: ln, secret: secret, log: log, body: body}
 	m.raft = newChanListener(ln.Addr())
 	m.rpc = newChanListener(ln.Addr())
 	return m
@@ -149,6 +150,10 @@ func (m *mux) route(conn net.Conn) {
 	if err != nil {
 		m.log.Warn("refused cluster connection", "remote", conn.RemoteAddr().String(), "err", err)
 		conn.Close()
+		return
+	}
+	if kind == kindBody {
+		m.body(conn)
 		return
 	}
 	target := m.rpc

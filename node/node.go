@@ -47,6 +47,8 @@ type Node struct {
 	snaps     *raft.FileSnapshotStore
 	transport *raft.NetworkTransport
 	mux       *mux
+	bodySrv   *bodyServer // body streams from peers (bodystream.go)
+	bodyPool  *bodyPool   // body streams to peers
 	advertise string
 
 	rpcServer *http.Server
@@ -195,7 +197,9 @@ func (n *Node) open() error {
 			return fmt.Errorf("%w: cluster address %s is a wildcard; set an advertise address", ErrConfig, n.cfg.ClusterAddr)
 		}
 	}
-	n.mux = newMux(ln, n.cfg.Secret, n.log)
+	n.bodySrv = newBodyServer(n)
+	n.bodyPool = newBodyPool(n.cfg.Secret)
+	n.mux = newMux(ln, n.cfg.Secret, n.log, n.bodySrv.serve)
 	go n.mux.serve()
 	n.rpc = newRPCClient(n.cfg.Secret)
 	n.rpcServer = &http.Server{Handler: n.untilRaft(n.rpcHandler()), ReadHeaderTimeout: 10 * time.Second}
@@ -373,6 +377,10 @@ func (n *Node) close(graceful bool) error {
 	}
 	if n.rpcServer != nil {
 		n.rpcServer.Close()
+	}
+	if n.bodySrv != nil {
+		n.bodySrv.close()
+		n.bodyPool.close()
 	}
 	if n.mux != nil {
 		n.mux.close()

@@ -6,17 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"sync"
-	"time"
 
 	"powermail/fsm"
 	"powermail/storage"
 )
 
 // smallBody is the largest body replicate buffers whole. Most mail is
-// smaller: such a body goes to each peer as one PUT with a length and the
-// hash up front, which the peer reads in one piece, instead of a chunked
+// smaller: such a body goes to each peer as one message on a body stream
+// (bodystream.go), with its length and hash up front, instead of a chunked
 // stream fed through a pipe (a flushed write per chunk, a goroutine
 // hand-off per write). Larger bodies stream, so memory per delivery stays
 // bounded by this size whatever the message size.
@@ -35,19 +33,14 @@ func (n *Node) replicate(ctx context.Context, s fsm.Settings, body io.Reader) (s
 	}
 	want := min(s.Replicas-1, len(peers))
 	buf := n.getBodyBuf()
-	reuse := true
-	defer func() {
-		if reuse {
-			n.bodyBufs.Put(buf)
-		}
-	}()
+	defer n.bodyBufs.Put(buf)
 	k, err := io.ReadFull(body, *buf)
 	var h storage.Hash
 	var size int64
 	var replicas []string
 	switch {
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		h, size, replicas, reuse, err = n.replicateSmall(ctx, peers[:want], (*buf)[:k])
+		h, size, replicas, err = n.replicateSmall(ctx, peers[:want], (*buf)[:k])
 	case err != nil:
 		return zero, 0, nil, fmt.Errorf("%w: store body: %v", ErrUnavailable, err)
 	default:
@@ -84,15 +77,13 @@ func (n *Node) getBodyBuf() *[]byte {
 
 // replicateSmall stores a whole body here and on peers at the same time.
 // It fails only if the local copy fails; a failed peer is left out of the
-// returned replica set. released is false if an HTTP transport may still
-// read data, which must then not be reused.
-func (n *Node) replicateSmall(ctx context.Context, peers []fsm.Member, data []byte) (h storage.Hash, size int64, replicas []string, released bool, err error) {
+// returned replica set. No upload outlives it, so data may be reused.
+func (n *Node) replicateSmall(ctx context.Context, peers []fsm.Member, data []byte) (h storage.Hash, size int64, replicas []string, err error) {
 	h = storage.HashBytes(data)
 	errs := make([]error, len(peers))
-	done := make([]bool, len(peers))
 	var wg sync.WaitGroup
 	for i, m := range peers {
-		wg.Go(func() { done[i], errs[i] = n.putBody(ctx, m, h, data) })
+		wg.Go(func() { errs[i] = n.putBody(ctx, m, h, data) })
 	}
 	local := n.bodies.NewWriter(ctx)
 	defer local.Abort()
@@ -100,69 +91,28 @@ func (n *Node) replicateSmall(ctx context.Context, peers []fsm.Member, data []by
 	if err == nil {
 		_, _, err = local.Commit(ctx, &h)
 	}
-	wg.Wait() // no upload outlives the delivery
+	wg.Wait()
 	replicas = []string{n.cfg.ID}
-	released = true
 	for i, m := range peers {
-		released = released && done[i]
 		if errs[i] != nil {
 			n.health.fail(m.ID)
 			continue
 		}
 		replicas = append(replicas, m.ID)
 	}
-	return h, int64(len(data)), replicas, released, err
+	return h, int64(len(data)), replicas, err
 }
 
-// putBody sends a whole body to a peer in one request. The peer answers
-// only once its copy is verified and fsynced. released reports that the
-// transport has closed the request body: net/http may go on reading it
-// after the reply has come (RoundTripper contract), so data may be reused
-// only then.
-func (n *Node) putBody(ctx context.Context, m fsm.Member, h storage.Hash, data []byte) (released bool, err error) {
+// putBody sends a whole body to a peer over a body stream. The peer
+// answers only once its copy is verified and fsynced.
+func (n *Node) putBody(ctx context.Context, m fsm.Member, h storage.Hash, data []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ReplicaTimeout)
 	defer cancel()
-	body := &sentBody{Reader: bytes.NewReader(data), closed: make(chan struct{})}
-	req, err := http.NewRequestWithContext(ctx, "PUT", "http://"+m.ClusterAddr+"/rpc/body", body)
-	if err != nil {
-		return true, err
-	}
-	req.ContentLength = int64(len(data))
-	req.Header.Set(trailerHash, h.String())
-	err = n.doRPC(req, nil)
+	err := n.bodyPool.send(ctx, m.ClusterAddr, h, data)
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		err = fmt.Errorf("%w: %w", errReplicaTimeout, err)
 	}
-	return body.wait(time.Second), err
-}
-
-// sentBody is a request body that says when the transport is done with it.
-type sentBody struct {
-	*bytes.Reader
-	once   sync.Once
-	closed chan struct{}
-}
-
-// wait reports whether the body was closed, waiting at most d.
-func (b *sentBody) wait(d time.Duration) bool {
-	select {
-	case <-b.closed:
-		return true
-	default:
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-b.closed:
-		return true
-	case <-t.C:
-		return false
-	}
-}
-
-func (b *sentBody) Close() error {
-	b.once.Do(func() { close(b.closed) })
-	return nil
+	return err
 }
 
 // replicateStream streams a body of any size to the local store and to

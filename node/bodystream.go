@@ -1,0 +1,286 @@
+package node
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"powermail/storage"
+)
+
+// Small bodies go to replicas over body streams: mux connections of kind
+// kindBody that each carry one upload at a time, kept open between
+// uploads. An upload is one write each way, where an HTTP PUT costs a
+// header to format and parse and two goroutine hand-offs on each side:
+//
+//	request: 'P' hash[32] length[4, big endian] body[length]
+//	reply:   0                         stored, verified and fsynced
+//	         1 length[2] message       not stored
+//
+// The server reads the whole request before it answers, so a connection
+// is reusable after every reply. A request longer than smallBody, or any
+// other byte than 'P', is a protocol error and closes the connection.
+
+const (
+	kindBody byte = 'B'
+
+	bodyOpPut   byte = 'P'
+	bodyReplyOK byte = 0
+	bodyReplyNo byte = 1
+
+	hashLen       = len(storage.Hash{})
+	bodyHeaderLen = 1 + hashLen + 4
+	// bodyIdle is how long either side keeps an unused stream: the client
+	// drops its idle streams sooner than the server would, so a reused
+	// stream is rarely one the server is closing.
+	bodyIdleServer = 2 * time.Minute
+	bodyIdleClient = time.Minute
+	bodyIdleMax    = 64 // idle streams kept per peer
+)
+
+// errBodyStream marks a stream that broke; the body may not be stored.
+var errBodyStream = errors.New("body stream failed")
+
+// bodyConn is one client stream.
+type bodyConn struct {
+	net.Conn
+	used time.Time
+}
+
+// bodyPool keeps idle body streams per peer address.
+type bodyPool struct {
+	secret []byte
+	mu     sync.Mutex
+	idle   map[string][]*bodyConn
+	closed bool
+}
+
+func newBodyPool(secret []byte) *bodyPool {
+	return &bodyPool{secret: secret, idle: map[string][]*bodyConn{}}
+}
+
+// get returns an idle stream to addr if one is fresh enough, else nil.
+func (p *bodyPool) get(addr string) *bodyConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for s := p.idle[addr]; len(s) > 0; s = p.idle[addr] {
+		c := s[len(s)-1]
+		p.idle[addr] = s[:len(s)-1]
+		if time.Since(c.used) < bodyIdleClient {
+			return c
+		}
+		c.Close()
+	}
+	return nil
+}
+
+func (p *bodyPool) put(addr string, c *bodyConn) {
+	c.used = time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || len(p.idle[addr]) >= bodyIdleMax {
+		c.Close()
+		return
+	}
+	p.idle[addr] = append(p.idle[addr], c)
+}
+
+func (p *bodyPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for addr, s := range p.idle {
+		for _, c := range s {
+			c.Close()
+		}
+		delete(p.idle, addr)
+	}
+}
+
+// send uploads data to addr and returns once the peer has stored it or
+// refused it. A stream that was idle may have been closed by the peer, so
+// a failure on one is retried once on a new stream; an upload is
+// idempotent, the store being content-addressed.
+func (p *bodyPool) send(ctx context.Context, addr string, h storage.Hash, data []byte) error {
+	if c := p.get(addr); c != nil {
+		err := p.exchange(ctx, addr, c, h, data)
+		if !errors.Is(err, errBodyStream) || ctx.Err() != nil {
+			return err
+		}
+	}
+	conn, err := dialCluster(ctx, p.secret, addr, kindBody)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errBodyStream, err)
+	}
+	return p.exchange(ctx, addr, &bodyConn{Conn: conn}, h, data)
+}
+
+// exchange runs one upload on c, returning c to the pool if it is still
+// in step. The deadline is ctx's; cancelling ctx breaks the stream.
+func (p *bodyPool) exchange(ctx context.Context, addr string, c *bodyConn, h storage.Hash, data []byte) error {
+	dl, _ := ctx.Deadline()
+	c.SetDeadline(dl)
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	var hdr [bodyHeaderLen]byte
+	hdr[0] = bodyOpPut
+	copy(hdr[1:], h[:])
+	binary.BigEndian.PutUint32(hdr[1+hashLen:], uint32(len(data)))
+	msg := net.Buffers{hdr[:], data}
+	_, err := msg.WriteTo(c.Conn) // one writev on a TCP connection
+	if err == nil {
+		err = readBodyReply(c, addr)
+	} else {
+		err = fmt.Errorf("%w: %w", errBodyStream, err)
+	}
+	if !stop() || errors.Is(err, errBodyStream) {
+		c.Close() // its deadline was cut short, or it is out of step
+		return err
+	}
+	c.SetDeadline(time.Time{})
+	p.put(addr, c)
+	return err
+}
+
+// readBodyReply reads one reply: nil, the peer's refusal, or a broken
+// stream (errBodyStream).
+func readBodyReply(c net.Conn, addr string) error {
+	var reply [3]byte
+	if _, err := io.ReadFull(c, reply[:1]); err != nil {
+		return fmt.Errorf("%w: %w", errBodyStream, err)
+	}
+	switch reply[0] {
+	case bodyReplyOK:
+		return nil
+	case bodyReplyNo:
+		if _, err := io.ReadFull(c, reply[1:3]); err != nil {
+			return fmt.Errorf("%w: %w", errBodyStream, err)
+		}
+		text := make([]byte, binary.BigEndian.Uint16(reply[1:3]))
+		if _, err := io.ReadFull(c, text); err != nil {
+			return fmt.Errorf("%w: %w", errBodyStream, err)
+		}
+		return fmt.Errorf("peer %s: %s", addr, text)
+	}
+	return fmt.Errorf("%w: reply byte %d", errBodyStream, reply[0])
+}
+
+// bodyServer serves body streams until closed; close waits for every
+// upload in progress, so none outlives the store.
+type bodyServer struct {
+	n      *Node
+	ctx    context.Context
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+	wg     sync.WaitGroup
+}
+
+func newBodyServer(n *Node) *bodyServer {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &bodyServer{n: n, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}}
+}
+
+// serve takes over conn, returning at once.
+func (s *bodyServer) serve(conn net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		conn.Close()
+		return
+	}
+	s.conns[conn] = struct{}{}
+	s.wg.Go(func() {
+		defer func() {
+			s.mu.Lock()
+			delete(s.conns, conn)
+			s.mu.Unlock()
+			conn.Close()
+		}()
+		if err := s.loop(conn); err != nil && !errors.Is(err, io.EOF) && s.ctx.Err() == nil {
+			s.n.log.Debug("body stream closed", "remote", conn.RemoteAddr().String(), "err", err)
+		}
+	})
+}
+
+func (s *bodyServer) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.cancel()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// loop answers uploads on one stream until it ends or breaks step.
+func (s *bodyServer) loop(conn net.Conn) error {
+	buf := s.n.getBodyBuf()
+	defer s.n.bodyBufs.Put(buf)
+	var hdr [bodyHeaderLen]byte
+	for {
+		conn.SetReadDeadline(time.Now().Add(bodyIdleServer))
+		if _, err := io.ReadFull(conn, hdr[:]); err != nil {
+			return err
+		}
+		size := binary.BigEndian.Uint32(hdr[1+hashLen:])
+		if hdr[0] != bodyOpPut || size > uint32(len(*buf)) {
+			return fmt.Errorf("%w: op %q, %d bytes", errBodyStream, hdr[0], size)
+		}
+		conn.SetReadDeadline(time.Now().Add(s.n.cfg.ReplicaTimeout))
+		data := (*buf)[:size]
+		if _, err := io.ReadFull(conn, data); err != nil {
+			return err
+		}
+		if s.n.stallBodies.Load() { // tests: behave like a paused node
+			_, err := io.Copy(io.Discard, conn)
+			return err
+		}
+		var want storage.Hash
+		copy(want[:], hdr[1:])
+		if err := s.reply(conn, s.store(want, data)); err != nil {
+			return err
+		}
+	}
+}
+
+// store keeps one uploaded body, verified against its hash and fsynced.
+func (s *bodyServer) store(want storage.Hash, data []byte) error {
+	n := s.n
+	if !n.raftUp.Load() {
+		return fmt.Errorf("%w: node %s is starting", ErrUnavailable, n.cfg.ID)
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, n.cfg.ReplicaTimeout)
+	defer cancel()
+	bw := n.bodies.NewWriter(ctx)
+	defer bw.Abort()
+	if _, err := bw.Write(data); err != nil {
+		return fmt.Errorf("store body %s: %w", want, err)
+	}
+	if _, _, err := bw.Commit(ctx, &want); err != nil {
+		return fmt.Errorf("store body %s: %w", want, err)
+	}
+	return nil
+}
+
+func (s *bodyServer) reply(conn net.Conn, err error) error {
+	conn.SetWriteDeadline(time.Now().Add(s.n.cfg.ReplicaTimeout))
+	if err == nil {
+		_, werr := conn.Write([]byte{bodyReplyOK})
+		return werr
+	}
+	text := err.Error()
+	if len(text) > 1024 {
+		text = text[:1024]
+	}
+	msg := []byte{bodyReplyNo, 0, 0}
+	binary.BigEndian.PutUint16(msg[1:], uint16(len(text)))
+	_, werr := conn.Write(append(msg, text...))
+	return werr
+}
