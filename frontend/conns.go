@@ -154,9 +154,57 @@ type trackedConn struct {
 	expired   atomic.Bool // sticky read timeout, or drained by Shutdown
 	busy      atomic.Bool // inside a mail transaction (MAIL..end of data)
 	closeOnce sync.Once
+
+	wmu  sync.Mutex
+	held []byte // replies not yet sent (see Write)
+}
+
+// maxHeld bounds the replies held back; a longer write (a message body
+// sent by POP3 RETR) goes out at once.
+const maxHeld = 16 << 10
+
+// Write holds replies back until the session next reads, so that the
+// lines of a multi-line reply (EHLO, LMTP's per-recipient status) and the
+// replies to a group of pipelined commands leave in one TCP write, as
+// RFC 2920 §3.1 recommends. The sessions here are strictly
+// request-response: every reply is followed by a read, or by Close,
+// and both send what is held first.
+func (c *trackedConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if len(c.held)+len(p) <= maxHeld {
+		c.held = append(c.held, p...)
+		return len(p), nil
+	}
+	if err := c.flushLocked(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *trackedConn) flush() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.flushLocked()
+}
+
+// flushLocked sends the held replies under the deadline their writer set.
+func (c *trackedConn) flushLocked() error {
+	if len(c.held) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(c.held)
+	c.held = c.held[:0]
+	if cap(c.held) > 4<<10 {
+		c.held = nil // a long reply's buffer is not kept for the session
+	}
+	return err
 }
 
 func (c *trackedConn) Read(p []byte) (int, error) {
+	if err := c.flush(); err != nil {
+		return 0, err
+	}
 	if c.expired.Load() {
 		return 0, os.ErrDeadlineExceeded
 	}
@@ -190,7 +238,16 @@ func (c *trackedConn) setBusy(b bool) {
 	}
 }
 
+// Close sends what is held (a last reply, such as 221 or 421) unless a
+// flush is under way in another goroutine, which closing then cuts off.
 func (c *trackedConn) Close() error {
+	if c.wmu.TryLock() {
+		if len(c.held) > 0 {
+			_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+			_ = c.flushLocked()
+		}
+		c.wmu.Unlock()
+	}
 	err := c.Conn.Close()
 	c.closeOnce.Do(func() { c.tracker.release(c) })
 	return err

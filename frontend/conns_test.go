@@ -1,0 +1,81 @@
+package frontend
+
+import (
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// countingListener counts the server's writes to its connections.
+type countingListener struct {
+	net.Listener
+	writes *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{Conn: c, writes: l.writes}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// A multi-line reply, and the replies to a pipelined group of commands,
+// leave in one write each (RFC 2920 §3.1), and the last reply before the
+// server closes is still sent.
+func TestRepliesLeaveTogether(t *testing.T) {
+	srv, err := NewSMTPServer(testConfig(), newFakeDeliverer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var writes atomic.Int64
+	go srv.Serve(countingListener{Listener: ln, writes: &writes})
+	defer srv.Close()
+	c := dial(t, ln.Addr().String())
+	step := func(what string, want int64) {
+		t.Helper()
+		if got := writes.Swap(0); got != want {
+			t.Errorf("%s: %d writes, want %d", what, got, want)
+		}
+	}
+	step("greeting", 1)
+	if r := c.ehlo(); !strings.Contains(r.msg, "PIPELINING") {
+		t.Fatalf("EHLO: %v", r)
+	}
+	step("EHLO", 1)
+	c.write("MAIL FROM:<a@example.org>\r\nRCPT TO:<alice@example.com>\r\nRCPT TO:<nobody@example.com>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n")
+	for _, want := range []int{250, 250, 550, 250, 354} {
+		if r := c.read(); r.code != want {
+			t.Fatalf("pipelined group: got %v, want %d", r, want)
+		}
+	}
+	step("pipelined MAIL, 3 RCPT, DATA", 1)
+	c.write("Subject: x\r\n\r\nhi\r\n.\r\nQUIT\r\n")
+	if r := c.read(); r.code != 250 {
+		t.Fatalf("after the dot: %v", r)
+	}
+	if r := c.read(); r.code != 221 {
+		t.Fatalf("QUIT: %v", r)
+	}
+	c.expectClosed()
+	time.Sleep(10 * time.Millisecond)
+	if got := writes.Load(); got < 1 || got > 2 {
+		t.Errorf("end of data and QUIT: %d writes", got)
+	}
+}
