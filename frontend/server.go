@@ -161,6 +161,7 @@ func (s *SMTPServer) closeListeners(err error) error {
 // newSession is go-smtp's Backend: it runs after the first EHLO/LHLO/HELO
 // (and again after STARTTLS).
 func (s *SMTPServer) newSession(c *smtp.Conn) (smtp.Session, error) {
+	growStack()
 	ctx, cancel := context.WithCancel(s.ctx)
 	remote := c.Conn().RemoteAddr() // may be nil for a unix socket peer
 	return &session{
