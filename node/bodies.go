@@ -15,12 +15,12 @@ import (
 
 // Body transfer between nodes, over the authenticated cluster RPC.
 //
-// A replica write is an HTTP PUT. A body of up to smallBody bytes is sent
-// whole, with its SHA-256 in a header. A larger one streams as a chunked
-// body while the sender is still receiving it, and the trailer carries the
-// SHA-256 once it is known. The replica stores the stream, checks the
-// hash, fsyncs, and only then answers: a 200 means a durable, verified
-// copy.
+// A body of up to smallBody bytes goes to a replica whole, over a body
+// stream (bodystream.go). A larger one is an HTTP PUT that streams as a
+// chunked body while the sender is still receiving it, and the trailer
+// carries the SHA-256 once it is known (a request may also name it in a
+// header). Either way the replica stores the body, checks the hash,
+// fsyncs, and only then answers: success means a durable, verified copy.
 
 // maxBodyRPC bounds one body transfer.
 const maxBodyRPC = 1 << 30

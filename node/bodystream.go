@@ -221,8 +221,6 @@ func (s *bodyServer) close() {
 
 // loop answers uploads on one stream until it ends or breaks step.
 func (s *bodyServer) loop(conn net.Conn) error {
-	buf := s.n.getBodyBuf()
-	defer s.n.bodyBufs.Put(buf)
 	var hdr [bodyHeaderLen]byte
 	for {
 		conn.SetReadDeadline(time.Now().Add(bodyIdleServer))
@@ -230,24 +228,32 @@ func (s *bodyServer) loop(conn net.Conn) error {
 			return err
 		}
 		size := binary.BigEndian.Uint32(hdr[1+hashLen:])
-		if hdr[0] != bodyOpPut || size > uint32(len(*buf)) {
+		if hdr[0] != bodyOpPut || size > smallBody {
 			return fmt.Errorf("%w: op %q, %d bytes", errBodyStream, hdr[0], size)
-		}
-		conn.SetReadDeadline(time.Now().Add(s.n.cfg.ReplicaTimeout))
-		data := (*buf)[:size]
-		if _, err := io.ReadFull(conn, data); err != nil {
-			return err
-		}
-		if s.n.stallBodies.Load() { // tests: behave like a paused node
-			_, err := io.Copy(io.Discard, conn)
-			return err
 		}
 		var want storage.Hash
 		copy(want[:], hdr[1:])
-		if err := s.reply(conn, s.store(want, data)); err != nil {
+		if err := s.upload(conn, want, int(size)); err != nil {
 			return err
 		}
 	}
+}
+
+// upload reads one body of size bytes and answers it. The buffer is
+// taken only for the upload, so an idle stream holds none.
+func (s *bodyServer) upload(conn net.Conn, want storage.Hash, size int) error {
+	buf := s.n.getBodyBuf()
+	defer s.n.bodyBufs.Put(buf)
+	data := (*buf)[:size]
+	conn.SetReadDeadline(time.Now().Add(s.n.cfg.ReplicaTimeout))
+	if _, err := io.ReadFull(conn, data); err != nil {
+		return err
+	}
+	if s.n.stallBodies.Load() { // tests: behave like a paused node
+		_, err := io.Copy(io.Discard, conn)
+		return err
+	}
+	return s.reply(conn, s.store(want, data))
 }
 
 // store keeps one uploaded body, verified against its hash and fsynced.
