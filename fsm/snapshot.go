@@ -103,8 +103,9 @@ func (s *State) Restore(r io.Reader) error {
 		return err
 	}
 	idx, err := readApplied(db)
+	ids := newRecentIDs()
 	if err == nil {
-		err = s.ids.load(db) // before any apply on the new store
+		err = ids.load(db)
 	}
 	if err != nil {
 		db.Close()
@@ -118,6 +119,7 @@ func (s *State) Restore(r io.Reader) error {
 		return err
 	}
 	s.db = db
+	s.ids = ids // with the store it describes, before any apply on it
 	s.applied.Store(idx)
 	s.changes.reset(idx)
 	s.hot.invalidate()

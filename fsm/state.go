@@ -44,7 +44,7 @@ type State struct {
 
 	changes changeLog  // recent message writes per folder, for ViewSince
 	hot     hotRecords // decoded settings and members (hot.go)
-	ids     *recentIDs // delivery IDs in the de-duplication window (dedupe.go)
+	ids     *recentIDs // delivery IDs in the de-duplication window (dedupe.go); swapped under mu
 }
 
 // Entry is one committed raft log entry. Data is nil for entries that

@@ -35,9 +35,9 @@ const (
 
 	hashLen       = len(storage.Hash{})
 	bodyHeaderLen = 1 + hashLen + 4
-	// bodyIdle is how long either side keeps an unused stream: the client
-	// drops its idle streams sooner than the server would, so a reused
-	// stream is rarely one the server is closing.
+	// How long each side keeps an unused stream: the client drops its
+	// idle streams sooner than the server does, so a reused stream is
+	// rarely one the server is closing.
 	bodyIdleServer = 2 * time.Minute
 	bodyIdleClient = time.Minute
 	bodyIdleMax    = 64 // idle streams kept per peer
