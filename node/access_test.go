@@ -125,6 +125,7 @@ func TestAccessAppendFlagsCopyExpunge(t *testing.T) {
 	if err != nil || len(cp.DstUIDs) != 1 || cp.SrcUIDs[0] != res.UID {
 		t.Fatalf("copy: %+v %v", cp, err)
 	}
+	c.nodes["n1"].Barrier(ctx) // its local state may lag the writes made through n2 and n3
 	body, err := c.nodes["n1"].State().Body(m.Hash)
 	if err != nil || body.Refs != 2 {
 		t.Errorf("body after copy: %+v %v", body, err)
@@ -145,6 +146,7 @@ func TestAccessAppendFlagsCopyExpunge(t *testing.T) {
 	if err := ns[2].DeleteFolder(ctx, a, "Trash"); err != nil {
 		t.Fatal(err)
 	}
+	ns[0].Barrier(ctx)
 	body, _ = ns[0].State().Body(m.Hash)
 	mb, _ := ns[0].State().Mailbox(a)
 	if body.Refs != 0 || mb.Messages != 0 || mb.UsedBytes != 0 {
@@ -237,7 +239,7 @@ func TestAccessWatchSeesOtherNodes(t *testing.T) {
 	select {
 	case <-ch:
 		t.Logf("change seen on n3 %v after the delivery began on n1", time.Since(start))
-	case <-time.After(time.Second):
+	case <-time.After(time.Second): // the design's promise for IDLE across nodes
 		t.Fatal("no change notification within 1 s")
 	}
 	select {
@@ -253,7 +255,7 @@ func TestAccessMaildropLock(t *testing.T) {
 	mustApply(t, l, &fsm.DomainAdd{Name: "example.com"})
 	mustApply(t, l, addMailbox("p@example.com"))
 	cfg := c.config("n4", false, l.AdminAddr())
-	cfg.MaildropLease = 600 * time.Millisecond
+	cfg.MaildropLease = 2 * time.Second // renewals every third of it: a stall must last over a second to lose it
 	n4 := c.startWith(cfg)
 	ctx := ctxT(t, 20*time.Second)
 	if _, err := n4.LockMaildrop(ctx, "p@example.com", "n4/1"); err != nil {
@@ -268,7 +270,7 @@ func TestAccessMaildropLock(t *testing.T) {
 	if _, err := f.LockMaildrop(ctx, "p@example.com", "other"); !errors.Is(err, ErrLocked) {
 		t.Fatalf("second lock: %v", err)
 	}
-	time.Sleep(time.Second) // renewals keep the lease past its length
+	time.Sleep(2500 * time.Millisecond) // renewals keep the lease past its length
 	if _, err := f.LockMaildrop(ctx, "p@example.com", "other"); !errors.Is(err, ErrLocked) {
 		t.Fatalf("lock after renewals: %v", err)
 	}

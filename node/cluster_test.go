@@ -62,7 +62,10 @@ func TestLeaderFailover(t *testing.T) {
 func TestRemoveAndRejoin(t *testing.T) {
 	c := newTestCluster(t, 3)
 	c.leader(5 * time.Second)
-	f := c.follower()
+	f := c.nodes["n2"] // a follower other than n1, which the test talks through
+	if f.IsLeader() {
+		f = c.nodes["n3"]
+	}
 	id := f.ID()
 	t.Logf("leader %s, removing %s", c.leader(time.Second).ID(), id)
 	if err := c.nodes["n1"].Remove(ctxT(t, 5*time.Second), id); err != nil {

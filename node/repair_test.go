@@ -21,7 +21,7 @@ import (
 func repairCluster(t *testing.T, size int, tweak func(*Config)) *testCluster {
 	c := newTestClusterWith(t, size, func(cfg *Config) {
 		cfg.PeerPollInterval = 100 * time.Millisecond
-		cfg.RepairGrace = time.Second
+		cfg.RepairGrace = 2 * time.Second // a live node polled every 100 ms never looks down
 		cfg.RepairInterval = time.Hour
 		cfg.GCIdle = 200 * time.Millisecond
 		if tweak != nil {
@@ -264,13 +264,7 @@ func TestRepairResumesAfterLeaderCrash(t *testing.T) {
 	l := c.leader(time.Second)
 	mustApply(t, l, &fsm.SettingsSet{Settings: fsm.Settings{Replicas: 3, WriteQuorum: 2}})
 	hashes := deliverN(t, l, 12, 3000)
-	var victim *Node
-	for _, n := range c.nodes {
-		if n != l {
-			victim = n
-			break
-		}
-	}
+	victim := busiestFollower(t, c, l, hashes)
 	victim.Kill()
 	delete(c.nodes, victim.ID())
 	if err := l.Remove(ctxT(t, 10*time.Second), victim.ID()); err != nil {
@@ -341,12 +335,7 @@ func TestAuditUnlistsBodiesALostStoreNoLongerHolds(t *testing.T) {
 	c := repairCluster(t, 3, nil)
 	l := c.leader(time.Second)
 	hashes := deliverN(t, l, 12, 2000)
-	var f *Node
-	for _, n := range c.nodes {
-		if n != l {
-			f = n
-		}
-	}
+	f := busiestFollower(t, c, l, hashes)
 	cfg := f.cfg
 	f.Close()
 	delete(c.nodes, cfg.ID)

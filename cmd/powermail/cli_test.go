@@ -224,7 +224,7 @@ func TestCLIDrivesThreeProcessCluster(t *testing.T) {
 
 	// SIGTERM stops the leader cleanly; a new leader takes over, and
 	// writes go on through the survivors.
-	st, _ := status(t, ps[0].admin)
+	st := waitStatus(t, ps[0].admin, 20*time.Second, func(s statusJSON) bool { return s.Leader != "" })
 	var leader *proc
 	for _, p := range ps {
 		if p.id == st.Leader {
@@ -240,7 +240,7 @@ func TestCLIDrivesThreeProcessCluster(t *testing.T) {
 			survivor = p
 		}
 	}
-	waitStatus(t, survivor.admin, 5*time.Second, func(s statusJSON) bool { return s.Leader != "" && s.Leader != leader.id })
+	waitStatus(t, survivor.admin, 20*time.Second, func(s statusJSON) bool { return s.Leader != "" && s.Leader != leader.id })
 	mustCLI(t, "domain", "add", "after-failover.org", "--addr", survivor.admin)
 
 	// The old leader restarts from its data directory and catches up.
@@ -252,7 +252,7 @@ func TestCLIDrivesThreeProcessCluster(t *testing.T) {
 
 	// Remove a node with the CLI.
 	mustCLI(t, "cluster", "remove", "n2", "--addr", ps[0].admin)
-	st = waitStatus(t, ps[2].admin, 5*time.Second, func(s statusJSON) bool { return len(s.Nodes) == 2 })
+	st = waitStatus(t, ps[2].admin, 20*time.Second, func(s statusJSON) bool { return len(s.Nodes) == 2 })
 	for _, n := range st.Nodes {
 		if n.ID == "n2" {
 			t.Fatalf("n2 still listed: %+v", st)
