@@ -66,8 +66,7 @@ func TestGCDeletesExpungedBodiesEverywhere(t *testing.T) {
 		}
 	}
 	time.Sleep(testGCIdle + 50*time.Millisecond)
-	l := c.leader(time.Second)
-	bodies, freed, err := l.CollectGarbage(ctx)
+	bodies, freed, err := c.collectGarbage(ctx)
 	if err != nil || bodies != len(hashes) || freed == 0 {
 		t.Fatalf("collect: %d bodies, %d bytes, %v", bodies, freed, err)
 	}
@@ -110,7 +109,7 @@ func TestGCNeverDeletesTheLastCopy(t *testing.T) {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			bodies, _, err := l.CollectGarbage(ctx)
+			bodies, _, err := l.CollectGarbage(ctx) // not c's helper: Fatal belongs to the test goroutine
 			if err != nil {
 				t.Error(err)
 			}
@@ -128,7 +127,7 @@ func TestGCNeverDeletesTheLastCopy(t *testing.T) {
 		}
 		// A round after the race finishes or stops the collection.
 		time.Sleep(testGCIdle + 20*time.Millisecond)
-		n, _, err := c.leader(time.Second).CollectGarbage(ctx)
+		n, _, err := c.collectGarbage(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -102,6 +103,30 @@ func (c *testCluster) leader(timeout time.Duration) *Node {
 	}
 	c.t.Fatalf("no leader within %v", timeout)
 	return nil
+}
+
+// repairRound runs a repair round on the leader, and again on the next
+// one if leadership moved meanwhile: the test raft's lease is short, and
+// a loaded machine can move it between a lookup and a round.
+func (c *testCluster) repairRound(ctx context.Context) (RepairStatus, error) {
+	c.t.Helper()
+	for i := 0; ; i++ {
+		st, err := c.leader(10 * time.Second).RepairRound(ctx)
+		if !errors.Is(err, ErrNotLeader) || i == 4 {
+			return st, err
+		}
+	}
+}
+
+// collectGarbage is repairRound for a garbage collection round.
+func (c *testCluster) collectGarbage(ctx context.Context) (int, int64, error) {
+	c.t.Helper()
+	for i := 0; ; i++ {
+		bodies, freed, err := c.leader(10 * time.Second).CollectGarbage(ctx)
+		if !errors.Is(err, ErrNotLeader) || i == 4 {
+			return bodies, freed, err
+		}
+	}
 }
 
 func (c *testCluster) follower() *Node {

@@ -121,7 +121,7 @@ func TestRepairAfterNodeLossAndRemoval(t *testing.T) {
 	done := make(chan []storage.Hash)
 	go func() { done <- deliverN(t, c.follower(), 5, 500) }()
 	ctx := ctxT(t, 30*time.Second)
-	st, err := l.RepairRound(ctx)
+	st, err := c.repairRound(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestRepairAfterNodeLossAndRemoval(t *testing.T) {
 	if st.Repaired == 0 {
 		t.Fatalf("nothing repaired: %+v", st)
 	}
-	if _, err := l.RepairRound(ctx); err != nil {
+	if _, err := c.repairRound(ctx); err != nil {
 		t.Fatal(err)
 	}
 	assertRedundant(t, c, l, hashes, 2)
@@ -154,14 +154,14 @@ func TestRepairCountsReturningReplicasAndTrims(t *testing.T) {
 	waitFor(t, 10*time.Second, "the node to be down past the grace", func() bool {
 		return l.placement.downFor(cfg.ID, l.started) > l.cfg.RepairGrace+100*time.Millisecond
 	})
-	if st, err := l.RepairRound(ctx); err != nil || st.Repaired == 0 {
+	if st, err := c.repairRound(ctx); err != nil || st.Repaired == 0 {
 		t.Fatalf("repair round with a node down: %+v, %v", st, err)
 	}
 	// Back again: its copies count, and the extras go, each only after the
 	// copies that stay were verified.
 	back := c.startWith(cfg)
 	waitFor(t, 10*time.Second, "the node to be polled", func() bool { return l.placement.downFor(back.ID(), l.started) < 500*time.Millisecond })
-	if _, err := l.RepairRound(ctx); err != nil {
+	if _, err := c.repairRound(ctx); err != nil {
 		t.Fatal(err)
 	}
 	assertRedundant(t, c, l, hashes, 2)
@@ -184,7 +184,7 @@ func TestScrubFindsCorruptionAndRepairReplacesIt(t *testing.T) {
 	if err != nil || corrupt != 1 || checked == 0 {
 		t.Fatalf("scrub: checked %d corrupt %d err %v", checked, corrupt, err)
 	}
-	if _, err := c.leader(time.Second).RepairRound(ctx); err != nil {
+	if _, err := c.repairRound(ctx); err != nil {
 		t.Fatal(err)
 	}
 	assertRedundant(t, c, l, hashes, 2)
@@ -211,7 +211,7 @@ func TestReadOfCorruptCopyIsServedAndRepaired(t *testing.T) {
 		t.Fatalf("read through the node with the corrupt copy: %d bytes, %v", len(got), err)
 	}
 	waitFor(t, 5*time.Second, "the corrupt copy reported", func() bool { return holder.corrupt.Load() == 1 })
-	if _, err := c.leader(time.Second).RepairRound(ctx); err != nil {
+	if _, err := c.repairRound(ctx); err != nil {
 		t.Fatal(err)
 	}
 	assertRedundant(t, c, l, hashes, 2)
@@ -236,7 +236,7 @@ func TestRebalanceOnJoin(t *testing.T) {
 		time.Sleep(250 * time.Millisecond) // fresh storage figures
 		// A loaded machine can move leadership between rounds.
 		l = c.leader(10 * time.Second)
-		if _, err := l.RepairRound(ctx); err != nil && !errors.Is(err, ErrNotLeader) {
+		if _, err := c.repairRound(ctx); err != nil && !errors.Is(err, ErrNotLeader) {
 			t.Fatal(err)
 		}
 		if lo, hi := spread(); float64(hi-lo) <= 0.3*float64(hi)+4100 {
@@ -360,7 +360,7 @@ func TestAuditUnlistsBodiesALostStoreNoLongerHolds(t *testing.T) {
 		t.Fatal("the audit found nothing missing")
 	}
 	ctx := ctxT(t, 30*time.Second)
-	if _, err := c.leader(time.Second).RepairRound(ctx); err != nil {
+	if _, err := c.repairRound(ctx); err != nil {
 		t.Fatal(err)
 	}
 	assertRedundant(t, c, l, hashes, 2)
@@ -428,14 +428,14 @@ func TestRepairComesBeforeRebalance(t *testing.T) {
 	}
 	mustApply(t, l, &fsm.BodyPlace{Hash: hashes[0].String(), Remove: b.Replicas[:1]})
 
-	st, err := l.RepairRound(ctx)
+	st, err := c.repairRound(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st.Repaired != 1 || st.Moved != 0 {
 		t.Fatalf("round with a short body: repaired %d, moved %d; want 1 and 0", st.Repaired, st.Moved)
 	}
-	if st, err = l.RepairRound(ctx); err != nil || st.Moved == 0 {
+	if st, err = c.repairRound(ctx); err != nil || st.Moved == 0 {
 		t.Fatalf("next round: %+v, %v; want bodies moved to the new node", st, err)
 	}
 	assertRedundant(t, c, l, hashes, 2)
