@@ -18,9 +18,9 @@ import (
 // A body of up to smallBody bytes goes to a replica whole, over a body
 // stream (bodystream.go). A larger one is an HTTP PUT that streams as a
 // chunked body while the sender is still receiving it, and the trailer
-// carries the SHA-256 once it is known (a request may also name it in a
-// header). Either way the replica stores the body, checks the hash,
-// fsyncs, and only then answers: success means a durable, verified copy.
+// carries the SHA-256 once it is known. Either way the replica stores the
+// body, checks the hash, fsyncs, and only then answers: success means a
+// durable, verified copy.
 
 // maxBodyRPC bounds one body transfer.
 const maxBodyRPC = 1 << 30
@@ -38,11 +38,7 @@ func (n *Node) handlePutBody(w http.ResponseWriter, r *http.Request) {
 		writeRPC(w, nil, fmt.Errorf("receive body: %w", err))
 		return
 	}
-	sent := r.Header.Get(trailerHash) // a whole body names its hash up front
-	if sent == "" {
-		sent = r.Trailer.Get(trailerHash)
-	}
-	want, err := storage.ParseHash(sent)
+	want, err := storage.ParseHash(r.Trailer.Get(trailerHash))
 	if err != nil {
 		writeRPC(w, nil, &fsm.Error{Kind: fsm.ErrInvalid, Msg: "body without a valid hash trailer"})
 		return
