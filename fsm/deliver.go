@@ -1,8 +1,6 @@
 package fsm
 
 import (
-	"slices"
-
 	"github.com/cockroachdb/pebble/v2"
 )
 
@@ -124,7 +122,7 @@ func (c *Deliver) validate(tx *txn) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	replicas := slices.Compact(slices.Sorted(slices.Values(c.Replicas)))
+	replicas := idSet(c.Replicas)
 	if len(replicas) != len(c.Replicas) || len(replicas) < settings.WriteQuorum {
 		return nil, errorf(ErrInvalid, "body %s has %d distinct replicas, the write quorum is %d", c.Hash, len(replicas), settings.WriteQuorum)
 	}
@@ -187,7 +185,7 @@ func (c *Deliver) addRefs(tx *txn, hash []byte, refs int64) error {
 		b = Body{Size: c.Size, CreatedIndex: tx.index}
 	}
 	b.Refs += refs
-	b.Replicas = slices.Compact(slices.Sorted(slices.Values(append(b.Replicas, c.Replicas...))))
+	b.Replicas = idSet(append(b.Replicas, c.Replicas...))
 	return putBody(tx, hash, b)
 }
 

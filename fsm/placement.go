@@ -47,7 +47,7 @@ func (c *BodyPlace) apply(tx *txn) (any, error) {
 	next := slices.DeleteFunc(append(slices.Clone(b.Replicas), c.Add...), func(id string) bool {
 		return slices.Contains(c.Remove, id)
 	})
-	next = slices.Compact(slices.Sorted(slices.Values(next)))
+	next = idSet(next)
 	if len(next) == 0 {
 		return nil, errorf(ErrInvalid, "body %s would have no replica left", c.Hash)
 	}
@@ -91,7 +91,9 @@ func (s *State) Bodies(after string, limit int) ([]BodyRecord, error) {
 	return out, err
 }
 
+// idSet returns ids sorted, without repeats: the form replica lists are
+// stored and compared in.
+func idSet(ids []string) []string { return slices.Compact(slices.Sorted(slices.Values(ids))) }
+
 // sameMembers reports whether a and b list the same IDs, in any order.
-func sameMembers(a, b []string) bool {
-	return slices.Equal(slices.Compact(slices.Sorted(slices.Values(a))), slices.Compact(slices.Sorted(slices.Values(b))))
-}
+func sameMembers(a, b []string) bool { return slices.Equal(idSet(a), idSet(b)) }
