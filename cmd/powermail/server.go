@@ -17,7 +17,7 @@ type serverFlags struct {
 	id, data, cluster, advertise, admin, adminAdvertise string
 	smtp, lmtp, imap, pop3                              string
 	join, secretFile, logLevel, logFormat               string
-	bootstrap                                           bool
+	bootstrap, hugePages                                bool
 	replicas, writeQuorum                               int
 	mail                                                mailFlags
 	access                                              accessFlags
@@ -54,6 +54,7 @@ POWERMAIL_SECRET and is also the admin API token.`,
 	fl.StringVar(&f.secretFile, "secret-file", "", "file holding the cluster secret (or set POWERMAIL_SECRET)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	fl.BoolVar(&f.hugePages, "huge-pages", true, "back Pebble's memtables with transparent huge pages: on Linux, unless THP is 'never' or GLIBC_TUNABLES already names glibc.malloc.hugetlb, re-execute once with glibc.malloc.hugetlb=1 added")
 	f.mail.register(fl)
 	f.access.register(fl)
 	f.redundancy.register(fl)
@@ -62,6 +63,11 @@ POWERMAIL_SECRET and is also the admin API token.`,
 }
 
 func runServer(ctx context.Context, f *serverFlags) error {
+	if f.hugePages {
+		if err := reexecWithHugePages(); err != nil {
+			return err
+		}
+	}
 	log, err := newLogger(f.logLevel, f.logFormat)
 	if err != nil {
 		return err
