@@ -62,6 +62,17 @@ func (m *mailFlags) tlsConfig() (*tls.Config, error) {
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
+// listenSMTP listens for SMTP or LMTP without TCP keepalive. A session
+// lives seconds and every read has a deadline (--smtp-read-timeout), which
+// finds a vanished client sooner than keepalive probes would; and Go's
+// default keepalive costs four setsockopt calls on every accepted
+// connection, which at one connection per message (smtp-source, most
+// MTAs) is measurable.
+func listenSMTP(addr string) (net.Listener, error) {
+	lc := net.ListenConfig{KeepAlive: -1}
+	return lc.Listen(context.Background(), "tcp", addr)
+}
+
 // startMail starts the SMTP, LMTP, IMAP and POP3 listeners that have an
 // address and returns a function that stops them.
 func startMail(f *serverFlags, n *node.Node, log *slog.Logger) (func(context.Context), error) {
@@ -83,7 +94,7 @@ func startMail(f *serverFlags, n *node.Node, log *slog.Logger) (func(context.Con
 			var s *frontend.SMTPServer
 			if s, err = frontend.NewSMTPServer(cfg, n); err == nil {
 				var ln net.Listener
-				if ln, err = net.Listen("tcp", l.addr); err == nil {
+				if ln, err = listenSMTP(l.addr); err == nil {
 					servers = append(servers, s)
 					go s.Serve(ln)
 					log.Info("listening", "protocol", map[bool]string{false: "smtp", true: "lmtp"}[l.lmtp], "addr", ln.Addr().String())
