@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -277,36 +278,56 @@ func trackedOf(c net.Conn) *trackedConn {
 // goroutine of its own, up to reconnectGrace for a slot, and is refused
 // (421) only then. At most maxPerIP connections per IP wait, so a flood
 // is still refused straight away and never delays other clients.
+//
+// Accept runs on the server's accept goroutine and takes connections from
+// the listener directly, so an admitted connection costs no hand-off
+// between goroutines. A waiter that gets its slot queues its connection
+// and wakes a blocked Accept by setting the listener's deadline to the
+// past; Accept treats the timeout as that wake-up.
 type limitListener struct {
 	net.Listener
-	tracker *connTracker
-	ready   chan net.Conn
-	errc    chan error
-	done    chan struct{}
-	once    sync.Once
+	tracker     *connTracker
+	setDeadline func(time.Time) error // nil: over-limit connections are refused at once
+
+	mu     sync.Mutex
+	ready  []*trackedConn // waiters that got a slot, for Accept
+	closed bool
 }
 
 // reconnectGrace is how long an over-limit connection may wait for a slot.
 const reconnectGrace = 500 * time.Millisecond
 
 func newLimitListener(ln net.Listener, t *connTracker) *limitListener {
-	l := &limitListener{Listener: ln, tracker: t, ready: make(chan net.Conn), errc: make(chan error, 1), done: make(chan struct{})}
-	go l.loop()
+	l := &limitListener{Listener: ln, tracker: t}
+	if d, ok := ln.(interface{ SetDeadline(time.Time) error }); ok {
+		l.setDeadline = d.SetDeadline
+	}
 	return l
 }
 
-func (l *limitListener) loop() {
+func (l *limitListener) Accept() (net.Conn, error) {
 	for {
+		if tc := l.takeReady(); tc != nil {
+			return tc, nil
+		}
 		c, err := l.Listener.Accept()
 		if err != nil {
-			l.errc <- err
-			return
+			if l.setDeadline != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+				// A waiter's wake-up. Clear the deadline before looking
+				// at the queue: a waiter queues before it sets the
+				// deadline, so one that this clear undoes has queued
+				// already.
+				if err := l.setDeadline(time.Time{}); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			return nil, err
 		}
 		if tc, ok := l.tracker.admit(c); ok {
-			l.hand(tc)
-			continue
+			return tc, nil
 		}
-		if !l.tracker.startWaiting(c) {
+		if l.setDeadline == nil || !l.tracker.startWaiting(c) {
 			l.tracker.refuse(c)
 			continue
 		}
@@ -314,14 +335,15 @@ func (l *limitListener) loop() {
 	}
 }
 
-// hand passes an admitted connection to Accept, or closes it if the
-// listener is closed meanwhile.
-func (l *limitListener) hand(tc *trackedConn) {
-	select {
-	case l.ready <- tc:
-	case <-l.done:
-		tc.Close()
+func (l *limitListener) takeReady() *trackedConn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.ready) == 0 {
+		return nil
 	}
+	tc := l.ready[0]
+	l.ready = l.ready[1:]
+	return tc
 }
 
 func (l *limitListener) waitForSlot(c net.Conn) {
@@ -330,24 +352,35 @@ func (l *limitListener) waitForSlot(c net.Conn) {
 	for time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 		if tc, ok := l.tracker.admit(c); ok {
-			l.hand(tc)
+			l.queue(tc)
 			return
 		}
 	}
 	l.tracker.refuse(c)
 }
 
-func (l *limitListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ready:
-		return c, nil
-	case err := <-l.errc:
-		l.errc <- err // every later Accept fails the same way
-		return nil, err
+// queue passes an admitted waiter to Accept and wakes it, or closes the
+// connection if the listener is closed meanwhile.
+func (l *limitListener) queue(tc *trackedConn) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		tc.Close()
+		return
 	}
+	l.ready = append(l.ready, tc)
+	l.mu.Unlock()
+	_ = l.setDeadline(time.Unix(1, 0))
 }
 
 func (l *limitListener) Close() error {
-	l.once.Do(func() { close(l.done) })
+	l.mu.Lock()
+	l.closed = true
+	ready := l.ready
+	l.ready = nil
+	l.mu.Unlock()
+	for _, tc := range ready {
+		tc.Close()
+	}
 	return l.Listener.Close()
 }

@@ -33,6 +33,31 @@ func TestPerIPLimit(t *testing.T) {
 	b.expect("NOOP", 250, "")
 }
 
+// An over-limit connection that gets a slot within the grace is served
+// although no other connection arrives: the waiter has to wake the accept
+// loop, which is blocked in the listener.
+func TestWaitingConnectionGetsFreedSlot(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxConnsPerIP = 1
+	_, addr := startServer(t, cfg, newFakeDeliverer())
+	for i := 0; i < 3; i++ {
+		a := dial(t, addr)
+		over := dialRaw(t, addr)
+		time.Sleep(100 * time.Millisecond) // over is waiting for a slot now
+		a.write("QUIT\r\n")
+		checkReply(t, "QUIT", a.read(), 221, "")
+		start := time.Now()
+		if r := over.read(); r.code != 220 {
+			t.Fatalf("round %d: waiting connection got %v, want the 220 greeting", i, r)
+		}
+		if d := time.Since(start); d > reconnectGrace {
+			t.Fatalf("round %d: greeting after %v", i, d)
+		}
+		over.write("QUIT\r\n")
+		checkReply(t, "QUIT", over.read(), 221, "")
+	}
+}
+
 // A command line over MaxLineLength gets an error reply and the
 // connection is closed: no hang.
 func TestOversizedCommandLine(t *testing.T) {
