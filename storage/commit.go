@@ -105,7 +105,14 @@ func (w *Writer) writeManifest(h Hash, old manifest, replace bool) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	if err := w.s.commit(b, true); err != nil {
+	w.s.pres.mu.RLock() // until the manifest is in: a rebuild waits (presence.go)
+	full := w.s.pres.add(h)
+	err := w.s.commit(b, true)
+	w.s.pres.mu.RUnlock()
+	if full {
+		go w.s.rebuildPresence()
+	}
+	if err != nil {
 		return err
 	}
 	w.pending = false
@@ -128,6 +135,9 @@ const (
 // damaged body's manifest is returned if it could be decoded (so its chunks
 // can be deleted), else the zero manifest. The caller holds h's lock.
 func (s *Store) existing(ctx context.Context, h Hash) (manifest, bodyState, error) {
+	if !s.pres.mayHave(h) {
+		return manifest{}, bodyAbsent, nil
+	}
 	v, ok, err := s.get(manifestKey(h))
 	if err != nil || !ok {
 		return manifest{}, bodyAbsent, err

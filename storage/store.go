@@ -41,6 +41,8 @@ type Options struct {
 	// manifests, and the chunks of recently read bodies. 0 means
 	// DefaultCacheBytes.
 	CacheBytes int64
+
+	presenceMin int64 // tests: smallest presence filter; 0 means presenceMinCapacity
 }
 
 // DefaultCacheBytes is the store's default block cache size.
@@ -64,6 +66,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MemTableSize == 0 {
 		o.MemTableSize = defaultMemTableSize
+	}
+	if o.presenceMin <= 0 {
+		o.presenceMin = presenceMinCapacity
 	}
 	return o, nil
 }
@@ -92,6 +97,9 @@ type Store struct {
 	bodies atomic.Int64 // committed bodies
 	bytes  atomic.Int64 // their total size
 
+	pres    presence // hashes that may be stored (presence.go)
+	presMin int64    // its smallest capacity
+
 	opened    time.Time // when this process opened the store
 	touchedAt touches   // last commit per body, see DeleteIfIdle
 }
@@ -103,7 +111,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{fs: o.FS, dir: dir, chunkSize: o.ChunkSize, log: o.Logger.With("component", "storage"), now: time.Now}
+	s := &Store{fs: o.FS, dir: dir, chunkSize: o.ChunkSize, log: o.Logger.With("component", "storage"), now: time.Now, presMin: o.presenceMin}
 	s.opened = s.now()
 	s.locks.m = make(map[Hash]*hashLock)
 	s.live.m = make(map[uint64]struct{})
@@ -138,6 +146,9 @@ func (s *Store) init(ctx context.Context) error {
 	n, err := s.cleanup(ctx, time.Unix(1<<62, 0))
 	if n > 0 {
 		s.log.Info("dropped uncommitted writes", "count", n)
+	}
+	if err == nil {
+		go s.rebuildPresence()
 	}
 	return err
 }
