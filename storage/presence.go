@@ -2,10 +2,11 @@ package storage
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"sync"
 	"sync/atomic"
+
+	"powermail/storage/hashfilter"
 )
 
 // presence answers "is this body surely not stored?" without a Pebble
@@ -14,9 +15,10 @@ import (
 // miss still walks every memtable's skiplist, which under delivery load
 // cost 3-4% of a node's CPU.
 //
-// It is a Bloom filter over the hashes of committed manifests. Invariant:
-// once built, it holds every hash whose manifest is in the store (it may
-// hold more: deleted bodies stay until the next rebuild). Commits add
+// It is a Bloom filter (package hashfilter) over the hashes of committed
+// manifests. Invariant: once built, it holds every hash whose manifest is
+// in the store (it may hold more: deleted bodies stay until the next
+// rebuild). Commits add
 // their hash before the manifest is written; a rebuild installs its new
 // filter before it scans, so a manifest is either scanned or added by its
 // committer. Until the first build is done, every lookup goes to Pebble.
@@ -24,8 +26,8 @@ type presence struct {
 	// mu is held shared from a commit's add until its manifest is written,
 	// and exclusively while a rebuild installs its filter.
 	mu         sync.RWMutex
-	cur        atomic.Pointer[hashFilter] // nil until built
-	next       *hashFilter                // being built; under mu
+	cur        atomic.Pointer[hashfilter.Filter] // nil until built
+	next       *hashfilter.Filter                // being built; under mu
 	rebuilding atomic.Bool
 }
 
@@ -35,29 +37,29 @@ const presenceMinCapacity = 1 << 20
 // mayHave reports whether h may be stored: false only if it surely is not.
 func (p *presence) mayHave(h Hash) bool {
 	b := p.cur.Load()
-	return b == nil || b.has(h)
+	return b == nil || b.Has(h)
 }
 
 // add records h as stored; call it under p.mu.RLock, before the manifest
 // is written. It reports whether the filter is full and wants a rebuild.
 func (p *presence) add(h Hash) (full bool) {
 	if p.next != nil {
-		p.next.add(h)
+		p.next.Add(h)
 	}
 	b := p.cur.Load()
 	if b == nil {
 		return false
 	}
-	return b.add(h)
+	return b.Add(h)
 }
 
 // install starts a rebuild: from now on every commit adds to the new
 // filter as well. It returns nil if a rebuild is already running.
-func (p *presence) install(capacity int64) *hashFilter {
+func (p *presence) install(capacity int64) *hashfilter.Filter {
 	if !p.rebuilding.CompareAndSwap(false, true) {
 		return nil
 	}
-	b := newHashFilter(capacity)
+	b := hashfilter.New(capacity)
 	p.mu.Lock()
 	p.next = b
 	p.mu.Unlock()
@@ -65,7 +67,7 @@ func (p *presence) install(capacity int64) *hashFilter {
 }
 
 // finish ends a rebuild; a complete filter replaces the current one.
-func (p *presence) finish(b *hashFilter, complete bool) {
+func (p *presence) finish(b *hashfilter.Filter, complete bool) {
 	p.mu.Lock()
 	p.next = nil
 	if complete {
@@ -73,51 +75,6 @@ func (p *presence) finish(b *hashFilter, complete bool) {
 	}
 	p.mu.Unlock()
 	p.rebuilding.Store(false)
-}
-
-// hashFilter is a Bloom filter of Hashes with about 10 bits per hash and 7
-// probes (about 1% false positives at capacity). SHA-256 output is
-// uniform, so the probes come from the hash's own bytes (double hashing).
-type hashFilter struct {
-	words    []atomic.Uint64
-	nbits    uint64
-	capacity int64
-	count    atomic.Int64
-}
-
-const bloomProbes = 7
-
-func newHashFilter(capacity int64) *hashFilter {
-	words := (capacity*10 + 63) / 64
-	return &hashFilter{words: make([]atomic.Uint64, words), nbits: uint64(words) * 64, capacity: capacity}
-}
-
-func (b *hashFilter) probes(h Hash, f func(bit uint64) bool) bool {
-	x := binary.LittleEndian.Uint64(h[0:8])
-	y := binary.LittleEndian.Uint64(h[8:16]) | 1
-	for range bloomProbes {
-		if !f(x % b.nbits) {
-			return false
-		}
-		x += y
-	}
-	return true
-}
-
-func (b *hashFilter) has(h Hash) bool {
-	return b.probes(h, func(bit uint64) bool {
-		return b.words[bit/64].Load()&(1<<(bit%64)) != 0
-	})
-}
-
-// add sets h's bits and reports whether the filter now holds more than
-// its capacity.
-func (b *hashFilter) add(h Hash) bool {
-	b.probes(h, func(bit uint64) bool {
-		b.words[bit/64].Or(1 << (bit % 64))
-		return true
-	})
-	return b.count.Add(1) > b.capacity
 }
 
 // rebuildPresence builds a new filter from the manifests in the store and
@@ -136,7 +93,7 @@ func (s *Store) rebuildPresence() {
 			s.log.Debug("presence filter: scan cut short", "err", err)
 			return
 		}
-		b.add(info.Hash) // a damaged manifest is stored too: Commit replaces it
+		b.Add(info.Hash) // a damaged manifest is stored too: Commit replaces it
 	}
 	complete = true
 }

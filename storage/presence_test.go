@@ -95,7 +95,7 @@ func TestPresenceFilterRebuildsUnderCommits(t *testing.T) {
 	if got := s.bodies.Load(); got != writers*each {
 		t.Fatalf("bodies = %d, want %d", got, writers*each)
 	}
-	if c := s.pres.cur.Load().capacity; c < writers*each {
+	if c := s.pres.cur.Load().Capacity(); c < writers*each {
 		t.Fatalf("filter capacity %d after %d bodies: no rebuild", c, writers*each)
 	}
 	for i := range writers * each {
