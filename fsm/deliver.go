@@ -177,9 +177,12 @@ func (c *Deliver) deliverOne(tx *txn, addr string, flags []string) (uid, validit
 // only, since its old copies may already be gone (see gc.go).
 func (c *Deliver) addRefs(tx *txn, hash []byte, refs int64) error {
 	var b Body
-	ok, err := tx.get(bodyKey(hash), &b)
-	if err != nil {
-		return err
+	ok := false
+	if tx.bodies.mayHave(hash) { // a new body: no read that would miss
+		var err error
+		if ok, err = tx.get(bodyKey(hash), &b); err != nil {
+			return err
+		}
 	}
 	if !ok || b.Collecting != 0 {
 		b = Body{Size: c.Size, CreatedIndex: tx.index}

@@ -28,6 +28,7 @@ func zeroRefKey(hash []byte) []byte { return append([]byte("z\x00"), hash...) }
 
 // putBody writes a body record and keeps the zero-reference index.
 func putBody(tx *txn, hash []byte, b Body) error {
+	tx.bodies.add(hash) // before the record (bodyfilter.go)
 	if b.Refs <= 0 {
 		if err := tx.b.Set(zeroRefKey(hash), nil, nil); err != nil {
 			return err

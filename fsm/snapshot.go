@@ -120,10 +120,13 @@ func (s *State) Restore(r io.Reader) error {
 	}
 	s.db = db
 	s.ids = ids // with the store it describes, before any apply on it
+	bodies := &bodyFilter{}
+	s.bodies = bodies // unbuilt: reads go to the new store until it is
 	s.applied.Store(idx)
 	s.changes.reset(idx)
 	s.hot.invalidate()
 	s.mu.Unlock()
+	go s.rebuildBodies(bodies)
 	if old != nil {
 		old.Close()
 	}

@@ -26,6 +26,9 @@ type Options struct {
 	// mailboxes (Address.Key form) whose folders or messages changed. It
 	// runs on the apply path: it must not block.
 	OnChange func(mailboxes []string)
+
+	bodyFilterMin int64  // tests: smallest body filter; 0 means bodyFilterMin
+	bodyScanned   func() // tests: called between a rebuild's scan and its install
 }
 
 // State is the directory state machine of one node.
@@ -35,16 +38,17 @@ type State struct {
 	log  *slog.Logger
 	reg  registry
 
-	mu      sync.RWMutex // held exclusively only while Restore swaps db
+	mu      sync.RWMutex // held exclusively only to swap db (Restore, Close) or install a body filter
 	db      *pebble.DB
 	applied atomic.Uint64
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced after each apply
 
-	changes changeLog  // recent message writes per folder, for ViewSince
-	hot     hotRecords // decoded settings and members (hot.go)
-	ids     *recentIDs // delivery IDs in the de-duplication window (dedupe.go); swapped under mu
+	changes changeLog   // recent message writes per folder, for ViewSince
+	hot     hotRecords  // decoded settings and members (hot.go)
+	ids     *recentIDs  // delivery IDs in the de-duplication window (dedupe.go); swapped under mu
+	bodies  *bodyFilter // hashes with a body record (bodyfilter.go); swapped under mu
 }
 
 // Entry is one committed raft log entry. Data is nil for entries that
@@ -69,7 +73,11 @@ func Open(dir string, opts Options) (*State, error) {
 	if opts.CacheBytes == 0 {
 		opts.CacheBytes = 256 << 20
 	}
-	s := &State{dir: dir, opts: opts, log: opts.Logger, reg: newRegistry(), notify: make(chan struct{}), ids: newRecentIDs()}
+	if opts.bodyFilterMin <= 0 {
+		opts.bodyFilterMin = bodyFilterMin
+	}
+	s := &State{dir: dir, opts: opts, log: opts.Logger, reg: newRegistry(), notify: make(chan struct{}),
+		ids: newRecentIDs(), bodies: &bodyFilter{}}
 	db, err := openCurrent(dir, opts.CacheBytes)
 	if err != nil {
 		return nil, err
@@ -87,6 +95,7 @@ func Open(dir string, opts Options) (*State, error) {
 	s.applied.Store(idx)
 	s.changes.reset(idx)
 	s.hot.invalidate()
+	go s.rebuildBodies(s.bodies)
 	return s, nil
 }
 
@@ -167,7 +176,7 @@ func (s *State) ApplyBatch(entries []Entry) []Result {
 			continue
 		}
 		cmd := s.reg.decode(e.Index, e.Data)
-		v, err := cmd.apply(&txn{b: b, index: e.Index, touched: touched, changes: &s.changes, hot: hot, ids: s.ids})
+		v, err := cmd.apply(&txn{b: b, index: e.Index, touched: touched, changes: &s.changes, hot: hot, ids: s.ids, bodies: s.bodies})
 		var be *Error
 		if err != nil && !errors.As(err, &be) {
 			panic(fmt.Sprintf("fsm: entry %d: storage failure: %v", e.Index, err))
@@ -190,6 +199,9 @@ func (s *State) ApplyBatch(entries []Entry) []Result {
 	}
 	s.applied.Store(last)
 	s.wake()
+	if s.bodies.full.Load() && !s.bodies.rebuilding.Load() {
+		go s.rebuildBodies(s.bodies)
+	}
 	if len(touched) > 0 && s.opts.OnChange != nil {
 		s.opts.OnChange(slices.Collect(maps.Keys(touched)))
 	}
@@ -264,6 +276,7 @@ type txn struct {
 	changes *changeLog          // nil in tests that build a txn by hand
 	hot     *hotTxn             // nil in tests that build a txn by hand
 	ids     *recentIDs          // nil in tests that build a txn by hand
+	bodies  *bodyFilter         // nil in tests that build a txn by hand
 }
 
 // touch records that a's folders or messages changed in this entry.
