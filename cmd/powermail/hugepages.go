@@ -17,12 +17,17 @@ import "strings"
 // tenth (BENCHMARKS.md, "Huge pages").
 //
 // Nothing is done when the operator set glibc.malloc.hugetlb (to any
-// value), when the kernel's THP mode is "never", or when the binary has
-// no cgo (Pebble then allocates from the Go heap), see hugepages_linux.go.
+// value), when the kernel's THP mode is "never", when the binary has no
+// cgo (Pebble then allocates from the Go heap), or when the process runs
+// in glibc's secure mode (setuid or file capabilities, such as
+// cap_net_bind_service for port 25), where glibc drops the tunable; see
+// hugepages_linux.go. The re-executed process carries reexecEnv, so it
+// never re-executes again, whatever glibc did to the tunables.
 
 const (
 	tunablesEnv = "GLIBC_TUNABLES"
 	hugeTunable = "glibc.malloc.hugetlb"
+	reexecEnv   = "POWERMAIL_HUGE_PAGES_REEXEC"
 	thpModePath = "/sys/kernel/mm/transparent_hugepage/enabled"
 )
 
@@ -32,9 +37,12 @@ func hugePagesEnv(environ []string, thpMode string) []string {
 	if thpMode == "" || strings.Contains(thpMode, "[never]") {
 		return nil
 	}
-	out := make([]string, 0, len(environ)+1)
+	out := make([]string, 0, len(environ)+2)
 	found := false
 	for _, kv := range environ {
+		if strings.HasPrefix(kv, reexecEnv+"=") {
+			return nil // this is the re-executed process
+		}
 		v, ok := strings.CutPrefix(kv, tunablesEnv+"=")
 		if !ok {
 			out = append(out, kv)
@@ -56,5 +64,5 @@ func hugePagesEnv(environ []string, thpMode string) []string {
 	if !found {
 		out = append(out, tunablesEnv+"="+hugeTunable+"=1")
 	}
-	return out
+	return append(out, reexecEnv+"=1")
 }

@@ -20,14 +20,16 @@ func TestHugePagesEnv(t *testing.T) {
 		mode    string
 		want    []string // nil: no re-execution
 	}{
-		{"added", []string{"HOME=/root"}, madvise, []string{"HOME=/root", "GLIBC_TUNABLES=glibc.malloc.hugetlb=1"}},
+		{"added", []string{"HOME=/root"}, madvise, []string{"HOME=/root", "GLIBC_TUNABLES=glibc.malloc.hugetlb=1", reexecEnv + "=1"}},
 		{"appended to other tunables", []string{"GLIBC_TUNABLES=glibc.malloc.arena_max=2", "A=b"}, madvise,
-			[]string{"GLIBC_TUNABLES=glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1", "A=b"}},
-		{"empty variable", []string{"GLIBC_TUNABLES="}, madvise, []string{"GLIBC_TUNABLES=glibc.malloc.hugetlb=1"}},
+			[]string{"GLIBC_TUNABLES=glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1", "A=b", reexecEnv + "=1"}},
+		{"empty variable", []string{"GLIBC_TUNABLES="}, madvise, []string{"GLIBC_TUNABLES=glibc.malloc.hugetlb=1", reexecEnv + "=1"}},
+		// glibc in secure mode empties the variable; the marker stops a loop
+		{"already re-executed", []string{"GLIBC_TUNABLES=", reexecEnv + "=1"}, madvise, nil},
 		{"operator said no", []string{"GLIBC_TUNABLES=glibc.malloc.hugetlb=0"}, madvise, nil},
 		{"already on (after the re-execution)", []string{"GLIBC_TUNABLES=x=1:glibc.malloc.hugetlb=1"}, madvise, nil},
 		{"THP never", []string{"HOME=/"}, "always madvise [never]\n", nil},
-		{"THP always", nil, "[always] madvise never\n", []string{"GLIBC_TUNABLES=glibc.malloc.hugetlb=1"}},
+		{"THP always", nil, "[always] madvise never\n", []string{"GLIBC_TUNABLES=glibc.malloc.hugetlb=1", reexecEnv + "=1"}},
 		{"no THP in the kernel", nil, "", nil},
 	}
 	for _, c := range cases {

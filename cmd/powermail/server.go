@@ -63,14 +63,16 @@ POWERMAIL_SECRET and is also the admin API token.`,
 }
 
 func runServer(ctx context.Context, f *serverFlags) error {
+	var hugeErr error
 	if f.hugePages {
-		if err := reexecWithHugePages(); err != nil {
-			return err
-		}
+		hugeErr = reexecWithHugePages() // returns only if it did not exec
 	}
 	log, err := newLogger(f.logLevel, f.logFormat)
 	if err != nil {
 		return err
+	}
+	if hugeErr != nil {
+		log.Warn("running without huge pages for memtables", "err", hugeErr)
 	}
 	secret, err := readSecret(f.secretFile)
 	if err != nil {
