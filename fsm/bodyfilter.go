@@ -76,8 +76,8 @@ func (s *State) rebuildBodies(f *bodyFilter) {
 // its filter became current.
 func (s *State) rebuildBodiesOnce(f *bodyFilter) bool {
 	capacity := max(s.opts.bodyFilterMin, 2*f.records.Load())
-	if c := f.cur.Load(); c != nil && f.full.Load() {
-		capacity = max(capacity, 2*c.Capacity())
+	if c := f.cur.Load(); c != nil {
+		capacity = max(capacity, 2*c.Count()) // records found since, deleted ones too
 	}
 	nf := hashfilter.New(capacity)
 	s.mu.Lock()

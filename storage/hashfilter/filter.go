@@ -54,11 +54,24 @@ func (f *Filter) Has(h [32]byte) bool {
 }
 
 // Add records h. It reports whether the filter now holds more hashes than
-// its capacity (repeats count), which is when its owner should rebuild it.
+// its capacity, which is when its owner should rebuild it. A hash whose
+// bits were all set already (added before, or a false positive) does not
+// count, so adding the same hashes again never fills the filter.
 func (f *Filter) Add(h [32]byte) (full bool) {
+	fresh := false
 	f.each(&h, func(bit uint64) bool {
-		f.words[bit/64].Or(1 << (bit % 64))
+		mask := uint64(1) << (bit % 64)
+		if f.words[bit/64].Or(mask)&mask == 0 {
+			fresh = true
+		}
 		return true
 	})
+	if !fresh {
+		return f.count.Load() > f.capacity
+	}
 	return f.count.Add(1) > f.capacity
 }
+
+// Count is about how many distinct hashes were added (a little less: a
+// new hash that is a false positive is not counted).
+func (f *Filter) Count() int64 { return f.count.Load() }
