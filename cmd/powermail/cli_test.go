@@ -154,14 +154,25 @@ func status(t *testing.T, addr string) (statusJSON, error) {
 
 func waitStatus(t *testing.T, addr string, d time.Duration, ok func(statusJSON) bool) statusJSON {
 	t.Helper()
+	st, matched := pollStatus(t, addr, d, ok)
+	if !matched {
+		t.Fatalf("cluster status via %s never matched within %v: %+v", addr, d, st)
+	}
+	return st
+}
+
+// pollStatus polls addr's cluster status until ok or d passes, and
+// returns the last status seen.
+func pollStatus(t *testing.T, addr string, d time.Duration, ok func(statusJSON) bool) (statusJSON, bool) {
+	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
 		st, err := status(t, addr)
 		if err == nil && ok(st) {
-			return st
+			return st, true
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("cluster status via %s never matched: %+v %v", addr, st, err)
+			return st, false
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

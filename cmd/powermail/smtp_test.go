@@ -48,8 +48,22 @@ func startMailClusterN(t *testing.T, size int, extra ...string) []*proc {
 	ps[0].start(t, append(append(ps[0].smtpArgs(t), extra...), "--bootstrap")...)
 	ps[0].waitLeader(t, 30*time.Second)
 	for i, p := range ps[1:] {
-		p.start(t, append(append(p.smtpArgs(t), extra...), "--join", ps[0].admin)...)
-		waitStatus(t, ps[0].admin, 30*time.Second, func(s statusJSON) bool { return len(s.Nodes) == i+2 && s.Health == "healthy" })
+		joined := func(s statusJSON) bool { return len(s.Nodes) == i+2 && s.Health == "healthy" }
+		for attempt := 1; ; attempt++ {
+			p.start(t, append(append(p.smtpArgs(t), extra...), "--join", ps[0].admin)...)
+			if _, ok := pollStatus(t, ps[0].admin, 30*time.Second, joined); ok {
+				break
+			}
+			p.stop(syscall.SIGKILL)
+			// Another process may take a port between freeAddr and the
+			// node's bind; only that is worth a second try.
+			if attempt == 2 || !strings.Contains(p.log.String(), "address already in use") {
+				t.Fatalf("%s did not join within 30s; its log:\n%s", p.id, p.log.String())
+			}
+			t.Logf("%s: a port was taken before it could bind; again on new ports", p.id)
+			p.cluster, p.admin, p.smtp, p.imap, p.pop3 = freeAddr(t), freeAddr(t), "", "", ""
+			p.data += "-again"
+		}
 	}
 	mustCLI(t, "domain", "add", "example.com", "--addr", ps[0].admin)
 	for _, u := range []string{"alice", "bob", "carol"} {
