@@ -21,28 +21,25 @@ import "strings"
 // cgo (Pebble then allocates from the Go heap), or when the process runs
 // in glibc's secure mode (setuid or file capabilities, such as
 // cap_net_bind_service for port 25), where glibc drops the tunable; see
-// hugepages_linux.go. The re-executed process carries reexecEnv, so it
-// never re-executes again, whatever glibc did to the tunables.
+// tuning_linux.go. The re-execution itself is shared with the timer
+// slack (tuning.go).
 
 const (
 	tunablesEnv = "GLIBC_TUNABLES"
 	hugeTunable = "glibc.malloc.hugetlb"
-	reexecEnv   = "POWERMAIL_HUGE_PAGES_REEXEC"
 	thpModePath = "/sys/kernel/mm/transparent_hugepage/enabled"
 )
 
-// hugePagesEnv returns the environment to re-execute with, or nil when no
-// re-execution is needed. thpMode is the content of thpModePath.
+// hugePagesEnv returns environ with the tunable added, or nil when it is
+// not wanted. thpMode is the content of thpModePath, or "" when huge
+// pages cannot be had (no THP, no cgo, glibc in secure mode).
 func hugePagesEnv(environ []string, thpMode string) []string {
 	if thpMode == "" || strings.Contains(thpMode, "[never]") {
 		return nil
 	}
-	out := make([]string, 0, len(environ)+2)
+	out := make([]string, 0, len(environ)+1)
 	found := false
 	for _, kv := range environ {
-		if strings.HasPrefix(kv, reexecEnv+"=") {
-			return nil // this is the re-executed process
-		}
 		v, ok := strings.CutPrefix(kv, tunablesEnv+"=")
 		if !ok {
 			out = append(out, kv)
@@ -64,5 +61,5 @@ func hugePagesEnv(environ []string, thpMode string) []string {
 	if !found {
 		out = append(out, tunablesEnv+"="+hugeTunable+"=1")
 	}
-	return append(out, reexecEnv+"=1")
+	return out
 }

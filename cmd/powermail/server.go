@@ -19,6 +19,7 @@ type serverFlags struct {
 	join, secretFile, logLevel, logFormat               string
 	bootstrap, hugePages                                bool
 	replicas, writeQuorum                               int
+	timerSlack                                          time.Duration
 	mail                                                mailFlags
 	access                                              accessFlags
 	redundancy                                          redundancyFlags
@@ -55,6 +56,7 @@ POWERMAIL_SECRET and is also the admin API token.`,
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fl.BoolVar(&f.hugePages, "huge-pages", true, "back Pebble's memtables with transparent huge pages: on Linux, unless THP is 'never' or GLIBC_TUNABLES already names glibc.malloc.hugetlb, re-execute once with glibc.malloc.hugetlb=1 added")
+	fl.DurationVar(&f.timerSlack, "timer-slack", time.Millisecond, "Linux timer slack for the server's threads, so that the kernel can merge the Go runtime's frequent short sleeps (re-executes once to apply it; 0 keeps the inherited slack)")
 	f.mail.register(fl)
 	f.access.register(fl)
 	f.redundancy.register(fl)
@@ -63,17 +65,19 @@ POWERMAIL_SECRET and is also the admin API token.`,
 }
 
 func runServer(ctx context.Context, f *serverFlags) error {
-	var hugeErr error
-	if f.hugePages {
-		hugeErr = reexecWithHugePages() // returns only if it did not exec
+	if f.timerSlack < 0 {
+		return fmt.Errorf("--timer-slack %v: must not be negative", f.timerSlack)
 	}
+	tuneErr := reexecTuned(f.hugePages, f.timerSlack) // returns only if it did not exec
 	log, err := newLogger(f.logLevel, f.logFormat)
 	if err != nil {
 		return err
 	}
-	if hugeErr != nil {
-		log.Warn("running without huge pages for memtables", "err", hugeErr)
+	if tuneErr != nil {
+		log.Warn("running without process tuning", "err", tuneErr)
 	}
+	log.Info("process tuning", "huge_pages", strings.Contains(os.Getenv(tunablesEnv), hugeTunable+"=1"),
+		"timer_slack", timerSlack())
 	secret, err := readSecret(f.secretFile)
 	if err != nil {
 		return err
