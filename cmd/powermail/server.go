@@ -56,7 +56,7 @@ POWERMAIL_SECRET and is also the admin API token.`,
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fl.BoolVar(&f.hugePages, "huge-pages", true, "back Pebble's memtables with transparent huge pages: on Linux, unless THP is 'never' or GLIBC_TUNABLES already names glibc.malloc.hugetlb, re-execute once with glibc.malloc.hugetlb=1 added")
-	fl.DurationVar(&f.timerSlack, "timer-slack", time.Millisecond, "Linux timer slack for the server's threads, so that the kernel can merge the Go runtime's frequent short sleeps (re-executes once to apply it; 0 keeps the inherited slack)")
+	fl.DurationVar(&f.timerSlack, "timer-slack", time.Millisecond, "Linux timer slack for the server's threads, so that the kernel can merge the Go runtime's frequent short sleeps (at most 10ms; re-executes once to apply it; 0 keeps the inherited slack)")
 	f.mail.register(fl)
 	f.access.register(fl)
 	f.redundancy.register(fl)
@@ -65,8 +65,8 @@ POWERMAIL_SECRET and is also the admin API token.`,
 }
 
 func runServer(ctx context.Context, f *serverFlags) error {
-	if f.timerSlack < 0 {
-		return fmt.Errorf("--timer-slack %v: must not be negative", f.timerSlack)
+	if f.timerSlack < 0 || f.timerSlack > maxTimerSlack {
+		return fmt.Errorf("--timer-slack %v: must be between 0 and %v", f.timerSlack, maxTimerSlack)
 	}
 	tuneErr := reexecTuned(f.hugePages, f.timerSlack) // returns only if it did not exec
 	log, err := newLogger(f.logLevel, f.logFormat)

@@ -3,6 +3,7 @@ package main
 import (
 	"slices"
 	"strings"
+	"time"
 )
 
 // Process tuning that has to be in place before the Go runtime and Pebble
@@ -28,6 +29,11 @@ import (
 // slack", has the measurements.
 
 const reexecMarker = "POWERMAIL_REEXEC"
+
+// maxTimerSlack bounds --timer-slack: the raft leader's commit timeout is
+// 5 ms, and a slack near it would stretch how soon followers learn of a
+// commit when traffic stops.
+const maxTimerSlack = 10 * time.Millisecond
 
 // reexecEnv returns the environment to re-execute with, or nil when no
 // re-execution is needed. thpMode is as for hugePagesEnv; slack says that

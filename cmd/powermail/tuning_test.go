@@ -127,3 +127,14 @@ func cgoEnabled() bool {
 	}
 	return false
 }
+
+// TestServerRefusesBadTimerSlack checks that an out-of-range slack is a
+// clear error before anything starts.
+func TestServerRefusesBadTimerSlack(t *testing.T) {
+	for _, v := range []string{"-1ms", "1s"} {
+		_, stderr, err := cli(t, "", "server", "--id", "n1", "--data", t.TempDir(), "--timer-slack", v)
+		if err == nil || !strings.Contains(stderr, "--timer-slack") {
+			t.Fatalf("--timer-slack %s: err %v, stderr %q", v, err, stderr)
+		}
+	}
+}
