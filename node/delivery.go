@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"time"
 
 	"powermail/fsm"
@@ -182,8 +183,12 @@ func rejection(code, msg string) error {
 }
 
 // convert turns an Apply value into out: a local apply returns the typed
-// value, a forwarded one its JSON form.
+// value, which is assigned as it is; a forwarded one its JSON form.
 func convert(v, out any) error {
+	if dst := reflect.ValueOf(out); dst.Kind() == reflect.Pointer && !dst.IsNil() && v != nil && reflect.TypeOf(v) == dst.Type().Elem() {
+		dst.Elem().Set(reflect.ValueOf(v))
+		return nil
+	}
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return err
