@@ -209,16 +209,17 @@ func (n *Node) open() error {
 	return nil
 }
 
-// raftLockTimeout bounds the wait for another process's lock on raft.db:
-// a second server on the same data directory fails instead of hanging.
+// raftLockTimeout bounds the wait for another holder's lock on raft.db
+// (a second server fails earlier, on the state store's lock; this covers
+// any other process), so a start fails instead of hanging.
 const raftLockTimeout = 5 * time.Second
 
 // raftLogOptions tunes bolt for raft's log. Every raft batch is one bolt
-// commit on every node, and the log is truncated after each snapshot, so
-// the freelist is large and rewritten on every commit. With
-// NoFreelistSync bolt keeps it in memory only and rebuilds it by a scan
-// of the (small) file when it opens, as etcd does: each commit writes
-// fewer pages. Its two fdatasyncs, data then meta page, are unchanged.
+// commit on every node. With NoFreelistSync bolt keeps its freelist in
+// memory only, rebuilt by a scan of the (small) file when it opens, as
+// etcd runs it: commits do not rewrite the freelist page, and a damaged
+// freelist page cannot stop a node from opening. Its two fdatasyncs,
+// data pages then meta page, are unchanged.
 func raftLogOptions() *bbolt.Options {
 	return &bbolt.Options{Timeout: raftLockTimeout, NoFreelistSync: true}
 }
