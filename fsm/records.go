@@ -1,9 +1,11 @@
 package fsm
 
-// Records stored in the state. They are JSON-encoded: the directory is
-// small per entry and read far more than written, and JSON keeps the
-// on-disk format inspectable and forward-compatible (unknown fields are
-// ignored by older readers).
+// Records stored in the state. Most are JSON-encoded: they are small,
+// rarely written, and JSON keeps the on-disk format inspectable and
+// forward-compatible (unknown fields are ignored by older readers). The
+// records every delivery touches (Mailbox, Folder, Message, Body) have
+// binary codecs instead (mailbox_codec.go, message_codec.go,
+// record_codec.go).
 
 // Domain is a hosted mail domain.
 type Domain struct {
