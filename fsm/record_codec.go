@@ -61,7 +61,11 @@ func (f *Folder) UnmarshalBinary(b []byte) error {
 	f.ID = d.uvarint()
 	f.UIDValidity, f.UIDNext = d.uint32(), d.uint32()
 	f.SpecialUse = d.str(d.uvarint())
-	f.Subscribed = d.byte()&flagSubscribed != 0
+	flags := d.byte()
+	if flags&^flagSubscribed != 0 {
+		return fmt.Errorf("folder record with unknown flags %x", flags)
+	}
+	f.Subscribed = flags&flagSubscribed != 0
 	f.ModSeq = d.uvarint()
 	f.Messages, f.Bytes, f.Unseen, f.Deleted = d.varint(), d.varint(), d.varint(), d.varint()
 	return d.end("folder")

@@ -45,6 +45,13 @@ func TestFolderCodec(t *testing.T) {
 	checkCodec(t, Folder{Name: "INBOX", ID: 1})
 	checkCodec(t, Folder{Name: "Archiv/2026 – ü", ID: 1 << 40, UIDValidity: 4000000000, UIDNext: 1<<32 - 1,
 		SpecialUse: `\Archive`, Subscribed: true, ModSeq: 1 << 50, Messages: 12, Bytes: 50 << 30, Unseen: 3, Deleted: -1})
+	// A flag bit this version does not know would be lost by the next
+	// write: such a record is refused, not half read.
+	raw, _ := Folder{Name: "INBOX", ID: 1}.MarshalBinary()
+	raw[1+1+5+4] |= 0x80 // name "INBOX", then id, uid_validity, uid_next and special_use (one byte each)
+	if err := new(Folder).UnmarshalBinary(raw); err == nil {
+		t.Fatal("a folder record with an unknown flag decoded")
+	}
 }
 
 func TestBodyCodec(t *testing.T) {
