@@ -46,5 +46,8 @@ func (c *SettingsSet) apply(tx *txn) (any, error) {
 	if s.WriteQuorum < 1 || s.WriteQuorum > s.Replicas {
 		return nil, errorf(ErrInvalid, "write quorum must be 1 to replicas (%d), not %d", s.Replicas, s.WriteQuorum)
 	}
+	if s.CommandEncoding < 0 || s.CommandEncoding > NewestEncoding {
+		return nil, errorf(ErrInvalid, "command encoding must be 0 to %d, not %d", NewestEncoding, s.CommandEncoding)
+	}
 	return nil, tx.put(keySettings, s)
 }

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"encoding"
 	"encoding/json"
 	"fmt"
 )
@@ -39,9 +40,20 @@ const (
 	CmdQueueRemove     CmdType = 26
 )
 
-// encodingVersion is the second byte of every encoded command. A replica
-// that meets a version it does not know panics rather than guess.
-const encodingVersion = 1
+// Command encodings, the second byte of every encoded command. Values are
+// part of the log format. A replica that meets an encoding it does not
+// know panics rather than guess.
+const (
+	// EncodingJSON is a JSON payload; every command has it.
+	EncodingJSON = 1
+	// EncodingBinary is a command's binary codec (Deliver has one);
+	// commands without one are still written as EncodingJSON. A release
+	// before it stops on such an entry, so proposers use it only when
+	// the cluster setting CommandEncoding allows it (Settings).
+	EncodingBinary = 2
+	// NewestEncoding is the newest encoding this release reads.
+	NewestEncoding = EncodingBinary
+)
 
 // Command is a state change proposed through raft.
 type Command interface {
@@ -49,14 +61,32 @@ type Command interface {
 	apply(tx *txn) (any, error)
 }
 
-// Encode serialises c as type byte, version byte, JSON payload.
-func Encode(c Command) ([]byte, error) {
+// binaryCommand is a command with a binary codec.
+type binaryCommand interface {
+	Command
+	encoding.BinaryMarshaler
+	encoding.BinaryUnmarshaler
+}
+
+// Encode serialises c as type byte, EncodingJSON, JSON payload.
+func Encode(c Command) ([]byte, error) { return EncodeAs(c, EncodingJSON) }
+
+// EncodeAs serialises c in the newest encoding up to enc that c has:
+// binary for a command with a binary codec when enc allows it, else JSON.
+func EncodeAs(c Command, enc int) ([]byte, error) {
+	if bc, ok := c.(binaryCommand); ok && enc >= EncodingBinary {
+		payload, err := bc.MarshalBinary()
+		if err != nil {
+			return nil, fmt.Errorf("encode command %d: %w", c.Type(), err)
+		}
+		return append([]byte{byte(c.Type()), EncodingBinary}, payload...), nil
+	}
 	payload, err := json.Marshal(c)
 	if err != nil {
 		return nil, fmt.Errorf("encode command %d: %w", c.Type(), err)
 	}
 	out := make([]byte, 0, len(payload)+2)
-	out = append(out, byte(c.Type()), encodingVersion)
+	out = append(out, byte(c.Type()), EncodingJSON)
 	return append(out, payload...), nil
 }
 
@@ -115,11 +145,21 @@ func (r registry) decode(index uint64, data []byte) Command {
 	if !ok {
 		panic(fmt.Sprintf("fsm: entry %d: unknown command type %d", index, data[0]))
 	}
-	if data[1] != encodingVersion {
-		panic(fmt.Sprintf("fsm: entry %d: command type %d has encoding version %d, want %d", index, data[0], data[1], encodingVersion))
-	}
 	c := mk()
-	if err := json.Unmarshal(data[2:], c); err != nil {
+	var err error
+	switch data[1] {
+	case EncodingJSON:
+		err = json.Unmarshal(data[2:], c)
+	case EncodingBinary:
+		bc, ok := c.(binaryCommand)
+		if !ok {
+			panic(fmt.Sprintf("fsm: entry %d: command type %d has no binary encoding", index, data[0]))
+		}
+		err = bc.UnmarshalBinary(data[2:])
+	default:
+		panic(fmt.Sprintf("fsm: entry %d: command type %d has encoding %d, this release reads up to %d", index, data[0], data[1], NewestEncoding))
+	}
+	if err != nil {
 		panic(fmt.Sprintf("fsm: entry %d: undecodable command type %d: %v", index, data[0], err))
 	}
 	return c

@@ -77,10 +77,7 @@ func (r Body) MarshalBinary() ([]byte, error) {
 	b = append(b, bodyCodecV1)
 	b = binary.AppendVarint(b, r.Size)
 	b = binary.AppendVarint(b, r.Refs)
-	b = binary.AppendUvarint(b, uint64(len(r.Replicas)))
-	for _, id := range r.Replicas {
-		b = appendString(b, id)
-	}
+	b = appendStrings(b, r.Replicas)
 	b = binary.AppendUvarint(b, r.CreatedIndex)
 	return binary.AppendUvarint(b, r.Collecting), nil
 }
@@ -96,14 +93,7 @@ func (r *Body) UnmarshalBinary(b []byte) error {
 		return fmt.Errorf("body record version %x", v)
 	}
 	r.Size, r.Refs = d.varint(), d.varint()
-	n := d.uvarint()
-	if n > uint64(len(d.b)) { // each replica takes at least one byte
-		return fmt.Errorf("body record with %d replicas in %d bytes", n, len(d.b))
-	}
-	r.Replicas = make([]string, 0, n)
-	for range n {
-		r.Replicas = append(r.Replicas, d.str(d.uvarint()))
-	}
+	r.Replicas = d.strs()
 	r.CreatedIndex, r.Collecting = d.uvarint(), d.uvarint()
 	return d.end("body")
 }

@@ -55,7 +55,7 @@ func TestFolderCodec(t *testing.T) {
 }
 
 func TestBodyCodec(t *testing.T) {
-	checkCodec(t, Body{Size: 0, Refs: 0, Replicas: []string{}})
+	checkCodec(t, Body{})
 	checkCodec(t, Body{Size: 50 << 20, Refs: -2, Replicas: []string{"n1", "node-七"}, CreatedIndex: 1 << 60, Collecting: 99})
 	// A replica count larger than the record is refused before allocating.
 	if err := new(Body).UnmarshalBinary([]byte{bodyCodecV1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}); err == nil {
@@ -63,16 +63,17 @@ func TestBodyCodec(t *testing.T) {
 	}
 }
 
-// FuzzRecordDecode feeds arbitrary bytes to every binary record decoder:
-// a damaged record is an error, never a panic.
+// FuzzRecordDecode feeds arbitrary bytes to every binary record decoder
+// and to the Deliver command's: damaged input is an error, never a panic.
 func FuzzRecordDecode(f *testing.F) {
 	for _, v := range []encoding.BinaryMarshaler{Folder{Name: "INBOX", ID: 3, UIDNext: 9}, Body{Size: 4, Refs: 1, Replicas: []string{"n1"}},
-		Mailbox{Address: "a@b.c"}, Message{UID: 1, Hash: bodyHash("x"), Flags: []string{`\Seen`}}} {
+		Mailbox{Address: "a@b.c"}, Message{UID: 1, Hash: bodyHash("x"), Flags: []string{`\Seen`}},
+		Deliver{Hash: bodyHash("y"), Replicas: []string{"n1"}, Queue: &QueuePart{From: "a@b.c"}}} {
 		raw, _ := v.MarshalBinary()
 		f.Add(raw)
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		for _, v := range []encoding.BinaryUnmarshaler{new(Folder), new(Body), new(Mailbox), new(Message)} {
+		for _, v := range []encoding.BinaryUnmarshaler{new(Folder), new(Body), new(Mailbox), new(Message), new(Deliver)} {
 			v.UnmarshalBinary(raw)
 		}
 	})
