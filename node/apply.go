@@ -34,7 +34,7 @@ func (n *Node) Apply(ctx context.Context, cmd fsm.Command) (any, error) {
 // with the entry's raft index; this node may not have applied it yet. The
 // delivery path uses it: the next SMTP transaction need not see the last.
 func (n *Node) propose(ctx context.Context, cmd fsm.Command) (any, uint64, error) {
-	data, err := fsm.Encode(cmd)
+	data, err := fsm.EncodeAs(cmd, n.commandEncoding())
 	if err != nil {
 		return nil, 0, err
 	}
@@ -185,4 +185,15 @@ func (ri *readIndex) round() error {
 		return err
 	}
 	return n.state.WaitApplied(ctx, idx)
+}
+
+// commandEncoding is the newest command encoding the cluster setting
+// allows (fsm.Settings.CommandEncoding), as this node has applied it: a
+// change of the setting reaches each proposer with its apply.
+func (n *Node) commandEncoding() int {
+	s, err := n.state.Settings()
+	if err != nil {
+		return fsm.EncodingJSON
+	}
+	return s.CommandEncoding
 }

@@ -200,7 +200,9 @@ func (n *Node) publishOnce(ctx context.Context, want fsm.Member, bootstrapped bo
 	}
 	if bootstrapped && n.cfg.BootstrapSettings != nil {
 		s := n.cfg.BootstrapSettings
-		if _, err := n.Apply(ctx, &fsm.SettingsSet{Settings: fsm.Settings{Replicas: s.Replicas, WriteQuorum: s.WriteQuorum}}); err != nil {
+		// A new cluster runs one release, so it writes the newest encoding.
+		set := fsm.Settings{Replicas: s.Replicas, WriteQuorum: s.WriteQuorum, CommandEncoding: fsm.NewestEncoding}
+		if _, err := n.Apply(ctx, &fsm.SettingsSet{Settings: set}); err != nil {
 			return err
 		}
 	}

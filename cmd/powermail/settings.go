@@ -10,7 +10,7 @@ import (
 )
 
 func newSettingsCmd(cl *clientFlags) *cobra.Command {
-	cmd := &cobra.Command{Use: "settings", Short: "Show or change cluster settings (replication factor R, write quorum W)"}
+	cmd := &cobra.Command{Use: "settings", Short: "Show or change cluster settings (replication factor R, write quorum W, command encoding)"}
 	cl.register(cmd)
 	cmd.AddCommand(&cobra.Command{
 		Use: "show", Short: "Show cluster settings", Args: cobra.NoArgs,
@@ -19,28 +19,45 @@ func newSettingsCmd(cl *clientFlags) *cobra.Command {
 			if err := cl.do(cmd.Context(), "GET", "/v1/settings", nil, &s); err != nil {
 				return err
 			}
-			return cl.emit(cmd, s, []string{"REPLICAS", "WRITE-QUORUM"}, func() [][]string {
-				return [][]string{{fmt.Sprint(s.Replicas), fmt.Sprint(s.WriteQuorum)}}
+			return cl.emit(cmd, s, []string{"REPLICAS", "WRITE-QUORUM", "COMMAND-ENCODING"}, func() [][]string {
+				return [][]string{{fmt.Sprint(s.Replicas), fmt.Sprint(s.WriteQuorum), fmt.Sprint(s.CommandEncoding)}}
 			})
 		},
 	})
-	var r, w int
+	var r, w, enc int
 	set := &cobra.Command{
-		Use: "set --replicas R [--write-quorum W]", Short: "Change R and W (W defaults to R)", Args: cobra.NoArgs,
+		Use:   "set [--replicas R] [--write-quorum W] [--command-encoding E]",
+		Short: "Change settings; the others keep their values (W defaults to R when only R is given)",
+		Long: "Change R, W or the raft command encoding. --command-encoding " + fmt.Sprint(fsm.NewestEncoding) +
+			" lets deliveries use the compact binary command; raise it only once every node runs a release that reads it.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if w == 0 {
-				w = r
+			flags := cmd.Flags()
+			if !flags.Changed("replicas") && !flags.Changed("write-quorum") && !flags.Changed("command-encoding") {
+				return fmt.Errorf("nothing to change: give --replicas, --write-quorum or --command-encoding")
 			}
-			s := fsm.Settings{Replicas: r, WriteQuorum: w}
+			var s fsm.Settings
+			if err := cl.do(cmd.Context(), "GET", "/v1/settings", nil, &s); err != nil {
+				return err
+			}
+			if flags.Changed("replicas") {
+				s.Replicas, s.WriteQuorum = r, r
+			}
+			if flags.Changed("write-quorum") {
+				s.WriteQuorum = w
+			}
+			if flags.Changed("command-encoding") {
+				s.CommandEncoding = enc
+			}
 			if err := cl.do(cmd.Context(), "POST", "/v1/settings", s, nil); err != nil {
 				return err
 			}
-			return cl.done(cmd, "replicas %d, write quorum %d", r, w)
+			return cl.done(cmd, "replicas %d, write quorum %d, command encoding %d", s.Replicas, s.WriteQuorum, s.CommandEncoding)
 		},
 	}
 	set.Flags().IntVar(&r, "replicas", 0, "copies of each message body")
 	set.Flags().IntVar(&w, "write-quorum", 0, "durable copies before acknowledging")
-	set.MarkFlagRequired("replicas")
+	set.Flags().IntVar(&enc, "command-encoding", 0, "newest raft command encoding to write (1 JSON, 2 binary)")
 	cmd.AddCommand(set)
 	return cmd
 }

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"powermail/fsm"
 )
 
 // These tests speak real SMTP (net/smtp) to the real binary.
@@ -378,6 +380,18 @@ func TestSingleNodeTrialCluster(t *testing.T) {
 	// Raising W above the number of nodes makes deliveries wait (4xx),
 	// never accept with fewer copies than promised.
 	mustCLI(t, "settings", "set", "--replicas", "2", "--addr", p.admin)
+	// A new cluster writes the newest command encoding, and changing R
+	// through the CLI keeps it.
+	var set fsm.Settings
+	if err := json.Unmarshal([]byte(mustCLI(t, "settings", "show", "--json", "--addr", p.admin)), &set); err != nil {
+		t.Fatal(err)
+	}
+	if set.Replicas != 2 || set.WriteQuorum != 2 || set.CommandEncoding != fsm.NewestEncoding {
+		t.Fatalf("settings after set --replicas 2: %+v", set)
+	}
+	if _, _, err := cli(t, "", "settings", "set", "--addr", p.admin); err == nil {
+		t.Fatal("settings set without a setting succeeded")
+	}
 	if code, msg := send(t, p.smtp, "a@elsewhere.net", []string{"me@solo.test"}, "Subject: two copies\r\n\r\nhi\r\n"); code != 451 {
 		t.Fatalf("R=W=2 on one node: %d %s, want 451", code, msg)
 	}
