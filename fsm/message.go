@@ -25,7 +25,9 @@ type Message struct {
 }
 
 // Body is the cluster's record of one stored body: where its replicas are
-// and how many messages reference it.
+// and how many messages reference it. Its binary codec (record_codec.go)
+// is promoted to types that embed it (BodyRecord, node's BodyView), and
+// would drop their other fields: such types are encoded as JSON only.
 type Body struct {
 	Size         int64    `json:"size"`
 	Refs         int64    `json:"refs"`
