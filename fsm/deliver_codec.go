@@ -41,9 +41,8 @@ func (c Deliver) MarshalBinary() ([]byte, error) {
 // UnmarshalBinary decodes a payload written by MarshalBinary, or a JSON
 // one.
 func (c *Deliver) UnmarshalBinary(b []byte) error {
-	if len(b) > 0 && b[0] == '{' {
-		type plain Deliver // no methods: plain JSON
-		return json.Unmarshal(b, (*plain)(c))
+	if isJSON(b) {
+		return json.Unmarshal(b, c)
 	}
 	d := decoder{b: b}
 	c.ID, c.Hash = d.str(d.uvarint()), d.str(d.uvarint())

@@ -49,9 +49,8 @@ func (m *Message) UnmarshalBinary(b []byte) error { return m.decode(b, nil) }
 // unchanged: re-reading a folder after one message changed then
 // allocates for that message only. prev may be nil; it is only read.
 func (m *Message) decode(b []byte, prev *Message) error {
-	if len(b) > 0 && b[0] == '{' {
-		type plain Message // no methods: plain JSON
-		return json.Unmarshal(b, (*plain)(m))
+	if isJSON(b) {
+		return json.Unmarshal(b, m)
 	}
 	if len(b) < 1+4+32 || b[0] != messageCodecV1 {
 		return fmt.Errorf("message record of %d bytes with version %x", len(b), b[:min(len(b), 1)])

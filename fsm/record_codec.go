@@ -49,9 +49,8 @@ func (f Folder) MarshalBinary() ([]byte, error) {
 
 // UnmarshalBinary decodes a record written by MarshalBinary, or a JSON one.
 func (f *Folder) UnmarshalBinary(b []byte) error {
-	if len(b) > 0 && b[0] == '{' {
-		type plain Folder // no methods: plain JSON
-		return json.Unmarshal(b, (*plain)(f))
+	if isJSON(b) {
+		return json.Unmarshal(b, f)
 	}
 	d := decoder{b: b}
 	if v := d.byte(); v != folderCodecV1 {
@@ -84,9 +83,8 @@ func (r Body) MarshalBinary() ([]byte, error) {
 
 // UnmarshalBinary decodes a record written by MarshalBinary, or a JSON one.
 func (r *Body) UnmarshalBinary(b []byte) error {
-	if len(b) > 0 && b[0] == '{' {
-		type plain Body
-		return json.Unmarshal(b, (*plain)(r))
+	if isJSON(b) {
+		return json.Unmarshal(b, r)
 	}
 	d := decoder{b: b}
 	if v := d.byte(); v != bodyCodecV1 {
@@ -97,6 +95,12 @@ func (r *Body) UnmarshalBinary(b []byte) error {
 	r.CreatedIndex, r.Collecting = d.uvarint(), d.uvarint()
 	return d.end("body")
 }
+
+// isJSON reports whether a record or payload is JSON, as earlier versions
+// wrote it: every binary encoding starts with a version byte that is not
+// '{'. encoding/json never calls UnmarshalBinary, so such input decodes
+// straight into the value.
+func isJSON(b []byte) bool { return len(b) > 0 && b[0] == '{' }
 
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
