@@ -182,7 +182,8 @@ func (n *Node) open() error {
 		return err
 	}
 	n.state = st
-	n.bodies, err = storage.Open(context.Background(), filepath.Join(n.cfg.DataDir, "bodies"), storage.Options{Logger: n.log, CacheBytes: n.cfg.StorageCacheBytes})
+	n.bodies, err = storage.Open(context.Background(), filepath.Join(n.cfg.DataDir, "bodies"), storage.Options{Logger: n.log,
+		CacheBytes: n.cfg.StorageCacheBytes, SyncInterval: max(n.cfg.BodySyncInterval, 0)})
 	if err != nil {
 		return err
 	}

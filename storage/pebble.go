@@ -107,6 +107,9 @@ func (s *Store) get(key []byte) (val []byte, ok bool, err error) {
 //   - Bloom filters on every level, because most manifest lookups are for
 //     a body that is not there yet (every new delivery checks for a stored
 //     copy first) and a filter answers those without reading blocks.
+//   - A minimum interval between WAL syncs (Options.SyncInterval), so
+//     that concurrent deliveries share a sync instead of each paying for
+//     one back to back.
 func (s *Store) pebbleOptions(o Options, cache *pebble.Cache) *pebble.Options {
 	opts := &pebble.Options{
 		FS:                 o.FS,
@@ -115,6 +118,9 @@ func (s *Store) pebbleOptions(o Options, cache *pebble.Cache) *pebble.Options {
 		Merger:             newMerger(),
 		MemTableSize:       o.MemTableSize,
 		FormatMajorVersion: pebble.FormatValueSeparation,
+	}
+	if d := o.SyncInterval; d > 0 {
+		opts.WALMinSyncInterval = func() time.Duration { return d }
 	}
 	opts.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
 		return pebble.ValueSeparationPolicy{Enabled: true, MinimumSize: blobValueMin, MaxBlobReferenceDepth: 10,

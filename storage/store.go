@@ -41,12 +41,24 @@ type Options struct {
 	// manifests, and the chunks of recently read bodies. 0 means
 	// DefaultCacheBytes.
 	CacheBytes int64
+	// SyncInterval is the least time from the end of one WAL sync to the
+	// start of the next. Commits that ask for a sync meanwhile wait and
+	// then share one, so a busy store makes fewer, larger syncs at the
+	// cost of up to SyncInterval of latency per commit. A commit still
+	// returns only after its own data is synced. Zero means no minimum:
+	// each sync starts as soon as the previous one ends. At most
+	// MaxSyncInterval.
+	SyncInterval time.Duration
 
 	presenceMin int64 // tests: smallest presence filter; 0 means presenceMinCapacity
 }
 
 // DefaultCacheBytes is the store's default block cache size.
 const DefaultCacheBytes = 128 << 20
+
+// MaxSyncInterval bounds Options.SyncInterval: every synced commit may
+// wait that long, and a delivery is one.
+const MaxSyncInterval = 100 * time.Millisecond
 
 func (o Options) withDefaults() (Options, error) {
 	if o.FS == nil {
@@ -63,6 +75,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.CacheBytes <= 0 {
 		o.CacheBytes = DefaultCacheBytes
+	}
+	if o.SyncInterval < 0 || o.SyncInterval > MaxSyncInterval {
+		return o, fmt.Errorf("%w: sync interval %v not in [0, %v]", ErrInvalidOptions, o.SyncInterval, MaxSyncInterval)
 	}
 	if o.MemTableSize == 0 {
 		o.MemTableSize = defaultMemTableSize

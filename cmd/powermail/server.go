@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"powermail/node"
+	"powermail/storage"
 )
 
 type serverFlags struct {
@@ -19,7 +20,7 @@ type serverFlags struct {
 	join, secretFile, logLevel, logFormat               string
 	bootstrap, hugePages                                bool
 	replicas, writeQuorum                               int
-	timerSlack                                          time.Duration
+	timerSlack, bodySyncInterval                        time.Duration
 	mail                                                mailFlags
 	access                                              accessFlags
 	redundancy                                          redundancyFlags
@@ -57,6 +58,7 @@ POWERMAIL_SECRET and is also the admin API token.`,
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fl.BoolVar(&f.hugePages, "huge-pages", true, "back Pebble's memtables with transparent huge pages: on Linux, unless THP is 'never' or GLIBC_TUNABLES already names glibc.malloc.hugetlb, re-execute once with glibc.malloc.hugetlb=1 added")
 	fl.DurationVar(&f.timerSlack, "timer-slack", time.Millisecond, "Linux timer slack for the server's threads, so that the kernel can merge the Go runtime's frequent short sleeps (at most 10ms; re-executes once to apply it; 0 keeps the inherited slack)")
+	fl.DurationVar(&f.bodySyncInterval, "body-sync-interval", node.DefaultBodySyncInterval, "least time between two fsyncs of the body store's log; deliveries arriving meanwhile share the next one (0: none; at most 100ms)")
 	f.mail.register(fl)
 	f.access.register(fl)
 	f.redundancy.register(fl)
@@ -67,6 +69,9 @@ POWERMAIL_SECRET and is also the admin API token.`,
 func runServer(ctx context.Context, f *serverFlags) error {
 	if f.timerSlack < 0 || f.timerSlack > maxTimerSlack {
 		return fmt.Errorf("--timer-slack %v: must be between 0 and %v", f.timerSlack, maxTimerSlack)
+	}
+	if f.bodySyncInterval < 0 || f.bodySyncInterval > storage.MaxSyncInterval {
+		return fmt.Errorf("--body-sync-interval %v: must be between 0 and %v", f.bodySyncInterval, storage.MaxSyncInterval)
 	}
 	tuneErr := reexecTuned(f.hugePages, f.timerSlack) // returns only if it did not exec
 	log, err := newLogger(f.logLevel, f.logFormat)
@@ -94,6 +99,10 @@ func runServer(ctx context.Context, f *serverFlags) error {
 		RemoteReadMax:     f.access.remoteReadMax,
 		RemoteCacheBytes:  f.access.remoteCacheBytes,
 		StorageCacheBytes: f.access.storageCacheBytes,
+		BodySyncInterval:  f.bodySyncInterval,
+	}
+	if f.bodySyncInterval == 0 {
+		cfg.BodySyncInterval = -1 // the flag's 0 is "none"; the config's is "default"
 	}
 	f.redundancy.apply(&cfg)
 	if err := f.queue.apply(&cfg, f.mail.hostname); err != nil {

@@ -128,13 +128,16 @@ func cgoEnabled() bool {
 	return false
 }
 
-// TestServerRefusesBadTimerSlack checks that an out-of-range slack is a
-// clear error before anything starts.
-func TestServerRefusesBadTimerSlack(t *testing.T) {
-	for _, v := range []string{"-1ms", "1s"} {
-		_, stderr, err := cli(t, "", "server", "--id", "n1", "--data", t.TempDir(), "--timer-slack", v)
-		if err == nil || !strings.Contains(stderr, "--timer-slack") {
-			t.Fatalf("--timer-slack %s: err %v, stderr %q", v, err, stderr)
+// TestServerRefusesBadDurations checks that an out-of-range timer slack
+// or body sync interval is a clear error before anything starts.
+func TestServerRefusesBadDurations(t *testing.T) {
+	for _, c := range []struct{ flag, v string }{
+		{"--timer-slack", "-1ms"}, {"--timer-slack", "1s"},
+		{"--body-sync-interval", "-1ms"}, {"--body-sync-interval", "101ms"},
+	} {
+		_, stderr, err := cli(t, "", "server", "--id", "n1", "--data", t.TempDir(), c.flag, c.v)
+		if err == nil || !strings.Contains(stderr, c.flag) {
+			t.Fatalf("%s %s: err %v, stderr %q", c.flag, c.v, err, stderr)
 		}
 	}
 }
