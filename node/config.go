@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"time"
-
-	"powermail/storage"
 )
 
 // Config describes one cluster member.
@@ -161,10 +159,7 @@ func (c *Config) setDefaults() error {
 	setDur(&c.RepairInterval, DefaultRepairInterval)
 	setDur(&c.ScrubInterval, DefaultScrubInterval)
 	setDur(&c.PeerPollInterval, 10*time.Second)
-	setDur(&c.BodySyncInterval, DefaultBodySyncInterval)
-	if c.BodySyncInterval > storage.MaxSyncInterval {
-		return fmt.Errorf("%w: body sync interval %v is over %v", ErrConfig, c.BodySyncInterval, storage.MaxSyncInterval)
-	}
+	setDur(&c.BodySyncInterval, DefaultBodySyncInterval) // storage.Open checks its range
 	setInt(&c.RepairBusyCopies, DefaultRepairBusyCopies)
 	if c.RepairRate <= 0 {
 		c.RepairRate = DefaultRepairRate
