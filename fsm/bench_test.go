@@ -218,30 +218,45 @@ func BenchmarkApplyDeliverBatch(b *testing.B) {
 		name string
 		enc  int
 	}{{"json", EncodingJSON}, {"binary", EncodingBinary}} {
-		b.Run(bc.name, func(b *testing.B) {
-			a := deliveryFixture(b)
-			const batch = 6
-			entries := make([]Entry, 0, batch)
-			seq := 0
-			b.ReportAllocs()
-			for b.Loop() {
-				seq++
-				data, err := EncodeAs(&Deliver{ID: fmt.Sprintf("%032x", seq), Hash: bodyHash(strconv.Itoa(seq)), Size: 4096,
-					Replicas: []string{"n1", "n2"}, Mailboxes: []string{"a@example.com"}, InternalDate: int64(seq)}, bc.enc)
-				if err != nil {
-					b.Fatal(err)
-				}
-				a.index++
-				entries = append(entries, Entry{Index: a.index, Data: data})
-				if len(entries) == batch {
-					for _, r := range a.s.ApplyBatch(entries) {
-						if r.Err != nil {
-							b.Fatal(r.Err)
-						}
-					}
-					entries = entries[:0]
+		b.Run(bc.name, func(b *testing.B) { benchDeliverBatches(b, deliveryFixture(b), bc.enc) })
+	}
+}
+
+// BenchmarkApplyDeliverPastDedupeWindow is the binary case of
+// BenchmarkApplyDeliverBatch in a cluster's steady state: more than
+// dedupeWindow entries have been applied, so deliveries also expire old
+// delivery records (one per ten deliveries here).
+func BenchmarkApplyDeliverPastDedupeWindow(b *testing.B) {
+	a := deliveryFixture(b)
+	for i := range dedupeWindow / 10 {
+		a.index += 9
+		id := fmt.Sprintf("old-%d", i)
+		a.must(&Deliver{ID: id, Hash: bodyHash(id), Size: 4096, Replicas: []string{"n1", "n2"}, Mailboxes: []string{"b@example.com"}})
+	}
+	benchDeliverBatches(b, a, EncodingBinary)
+}
+
+func benchDeliverBatches(b *testing.B, a *applier, enc int) {
+	const batch = 6
+	entries := make([]Entry, 0, batch)
+	seq := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		seq++
+		data, err := EncodeAs(&Deliver{ID: fmt.Sprintf("%032x", seq), Hash: bodyHash(strconv.Itoa(seq)), Size: 4096,
+			Replicas: []string{"n1", "n2"}, Mailboxes: []string{"a@example.com"}, InternalDate: int64(seq)}, enc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		a.index++
+		entries = append(entries, Entry{Index: a.index, Data: data})
+		if len(entries) == batch {
+			for _, r := range a.s.ApplyBatch(entries) {
+				if r.Err != nil {
+					b.Fatal(r.Err)
 				}
 			}
-		})
+			entries = entries[:0]
+		}
 	}
 }

@@ -2,7 +2,9 @@ package fsm
 
 import (
 	"encoding/binary"
+	"errors"
 	"hash/maphash"
+	"strings"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -42,14 +44,12 @@ func seenDelivery(tx *txn, id string) (DeliverResult, bool, error) {
 }
 
 // rememberDelivery records id's result and expires records older than the
-// window.
+// window. tx.ids must be set: it orders the records for expiry.
 func rememberDelivery(tx *txn, id string, res DeliverResult) error {
 	if id == "" {
 		return nil
 	}
-	if tx.ids != nil {
-		tx.ids.add(id) // before the record: the set holds every stored ID
-	}
+	tx.ids.add(tx.index, id) // before the record: the set holds every stored ID
 	if err := tx.put(dedupeKey(id), res); err != nil {
 		return err
 	}
@@ -62,49 +62,40 @@ func rememberDelivery(tx *txn, id string, res DeliverResult) error {
 	return expireDeliveries(tx, tx.index-dedupeWindow)
 }
 
+// expireDeliveries deletes the records applied below index below, at most
+// 64 per entry so that an apply stays cheap (one new record per delivery
+// means a backlog drains). It takes them from the in-memory order rather
+// than a scan of the order keys, and deletes with point tombstones: a
+// range tombstone per delivery made every later read re-sort all the range
+// tombstones in the memtable, so applies slowed as the memtable filled,
+// and a scan would walk the tombstones earlier expiries left.
 func expireDeliveries(tx *txn, below uint64) error {
-	lower := []byte("y\x00")
-	upper := binary.BigEndian.AppendUint64([]byte("y\x00"), below)
-	it, err := tx.b.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
-	if err != nil {
-		return err
-	}
-	// At most 64 per entry, so an apply stays cheap; one new record per
-	// delivery means the backlog drains.
-	var ids []string
-	var last []byte
-	for ok := it.First(); ok && len(ids) < 64; ok = it.Next() {
-		k := it.Key()
-		ids = append(ids, string(k[len(lower)+9:]))
-		last = append(last[:0], k...)
-	}
-	if err := it.Close(); err != nil {
-		return err
-	}
-	for _, id := range ids {
-		if err := tx.del(dedupeKey(id)); err != nil {
+	for _, r := range tx.ids.expire(below, 64) {
+		if err := errors.Join(tx.del(dedupeKey(r.id)), tx.b.Delete(dedupeOrderKey(r.index, r.id), nil)); err != nil {
 			return err
 		}
-		if tx.ids != nil {
-			tx.ids.drop(id)
-		}
 	}
-	if len(ids) == 0 {
-		return nil
-	}
-	return tx.b.DeleteRange(lower, append(last, 0), nil)
+	return nil
 }
 
 // recentIDs holds a hash of every delivery ID in the window, so that
 // seenDelivery answers a new ID (nearly every delivery) without a store
-// read that would miss. It may hold more than the store (a hash shared by
+// read that would miss, and the stored records in index order, so that
+// expiry needs no scan. It may hold more than the store (a hash shared by
 // two IDs, or an ID whose batch then failed and stopped the node), never
-// less: an ID is added before its record is written, dropped after it is
-// deleted, and the set is rebuilt from the store on Open and Restore.
+// less: an ID is added before its record is written, dropped when its
+// deletion is written, and the set is rebuilt from the store on Open and
+// Restore.
 type recentIDs struct {
-	seed maphash.Seed
-	mu   sync.Mutex
-	m    map[uint64]uint32 // ID hash -> IDs with that hash
+	seed  maphash.Seed
+	mu    sync.Mutex
+	m     map[uint64]uint32 // ID hash -> IDs with that hash
+	order []remembered      // stored records, oldest first
+}
+
+type remembered struct {
+	index uint64
+	id    string
 }
 
 func newRecentIDs() *recentIDs {
@@ -119,24 +110,37 @@ func (r *recentIDs) mayHave(id string) bool {
 	return r.m[r.key(id)] > 0
 }
 
-func (r *recentIDs) add(id string) {
+// add notes the record of id applied at index, the highest index so far.
+func (r *recentIDs) add(index uint64, id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.m[r.key(id)]++
+	r.order = append(r.order, remembered{index, strings.Clone(id)})
 }
 
-func (r *recentIDs) drop(id string) {
+// expire removes and returns up to max of the oldest records applied
+// below index below.
+func (r *recentIDs) expire(below uint64, max int) []remembered {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	k := r.key(id)
-	if r.m[k] <= 1 {
-		delete(r.m, k)
-		return
+	n := 0
+	for n < len(r.order) && n < max && r.order[n].index < below {
+		n++
 	}
-	r.m[k]--
+	out := r.order[:n:n]
+	r.order = r.order[n:]
+	for _, x := range out {
+		k := r.key(x.id)
+		if r.m[k] <= 1 {
+			delete(r.m, k)
+		} else {
+			r.m[k]--
+		}
+	}
+	return out
 }
 
-// load replaces the set with the IDs stored in db.
+// load replaces the set with the records stored in db.
 func (r *recentIDs) load(db *pebble.DB) error {
 	lower := []byte("y\x00")
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: []byte("y\x01")})
@@ -144,14 +148,18 @@ func (r *recentIDs) load(db *pebble.DB) error {
 		return err
 	}
 	m := map[uint64]uint32{}
+	var order []remembered
 	for ok := it.First(); ok; ok = it.Next() {
-		m[r.key(string(it.Key()[len(lower)+9:]))]++
+		k := it.Key()
+		x := remembered{binary.BigEndian.Uint64(k[len(lower):]), string(k[len(lower)+9:])}
+		m[r.key(x.id)]++
+		order = append(order, x)
 	}
 	if err := it.Close(); err != nil {
 		return err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.m = m
+	r.m, r.order = m, order
 	return nil
 }
