@@ -15,15 +15,8 @@ import (
 // Expiry takes its records from the in-memory order, which Open rebuilds.
 func TestDedupeExpiryUsesPointDeletesAndSurvivesReopen(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &applier{t: t, s: s}
-	a.must(&DomainAdd{Name: "example.com"})
-	a.must(&MailboxAdd{Mailboxes: []NewMailbox{{Address: "a@example.com"}}})
-	a.must(&MemberSet{Member{ID: "n1", ClusterAddr: "n1:7000"}})
-	a.must(&MemberSet{Member{ID: "n2", ClusterAddr: "n2:7000"}})
+	a := reopenableFixture(t, dir)
+	s := a.s
 	deliver := func(id string) {
 		a.must(&Deliver{ID: id, Hash: bodyHash(id), Size: 10, Replicas: []string{"n1", "n2"}, Mailboxes: []string{"a@example.com"}})
 	}
@@ -35,6 +28,7 @@ func TestDedupeExpiryUsesPointDeletesAndSurvivesReopen(t *testing.T) {
 	deliver("new-0")
 	// Half way through the backlog, a restart must pick up the rest.
 	s.Close()
+	var err error
 	if a.s, err = Open(dir, Options{}); err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,21 @@ func deliveryFixture(t testing.TB) *applier {
 	return a
 }
 
+// reopenableFixture is a state in dir with a@example.com and members n1
+// and n2, which the test closes itself (it may reopen dir).
+func reopenableFixture(t *testing.T, dir string) *applier {
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &applier{t: t, s: s}
+	a.must(&DomainAdd{Name: "example.com"})
+	a.must(&MailboxAdd{Mailboxes: []NewMailbox{{Address: "a@example.com"}}})
+	a.must(&MemberSet{Member{ID: "n1", ClusterAddr: "n1:7000"}})
+	a.must(&MemberSet{Member{ID: "n2", ClusterAddr: "n2:7000"}})
+	return a
+}
+
 func TestDeliverAssignsUIDsAndCountsReferences(t *testing.T) {
 	a := deliveryFixture(t)
 	h := bodyHash("hello")
@@ -130,15 +145,8 @@ func TestDeliverIsIdempotentByID(t *testing.T) {
 // is still recognised after a restart or a snapshot install.
 func TestDeliverIsIdempotentAfterReopenAndRestore(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &applier{t: t, s: s}
-	a.must(&DomainAdd{Name: "example.com"})
-	a.must(&MailboxAdd{Mailboxes: []NewMailbox{{Address: "a@example.com"}}})
-	a.must(&MemberSet{Member{ID: "n1", ClusterAddr: "n1:7000"}})
-	a.must(&MemberSet{Member{ID: "n2", ClusterAddr: "n2:7000"}})
+	a := reopenableFixture(t, dir)
+	s := a.s
 	cmd := &Deliver{ID: "once", Hash: bodyHash("x"), Size: 1, Replicas: []string{"n1", "n2"}, Mailboxes: []string{"a@example.com"}}
 	a.must(cmd)
 	snap := dump(t, s)
@@ -151,6 +159,7 @@ func TestDeliverIsIdempotentAfterReopenAndRestore(t *testing.T) {
 		}
 		return len(msgs)
 	}
+	var err error
 	if a.s, err = Open(dir, Options{}); err != nil {
 		t.Fatal(err)
 	}
