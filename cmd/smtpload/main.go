@@ -2,7 +2,10 @@
 // sends fixed-size messages over persistent SMTP (or LMTP) connections to
 // one or more servers, at several concurrency levels in turn, printing
 // progress every second and, per level, messages/s and latency
-// percentiles (from MAIL FROM to the reply after the final dot).
+// percentiles (from MAIL FROM to the reply after the final dot). A level
+// of 5 s or more also reports its rate in each fifth of the run; with
+// --hold, a level whose last fifth falls too far below its first fails the
+// run, which makes a long level a soak check (`make bench-soak`).
 package main
 
 import (
@@ -28,6 +31,7 @@ type config struct {
 	size     int
 	from, to string
 	lmtp     bool
+	hold     float64 // fail when a level's last fifth falls below this fraction of its first
 }
 
 func main() {
@@ -39,6 +43,7 @@ func main() {
 	flag.StringVar(&c.from, "from", "load@sender.test", "envelope sender")
 	flag.StringVar(&c.to, "to", "demo@example.com", "recipient")
 	flag.BoolVar(&c.lmtp, "lmtp", false, "speak LMTP (LHLO) instead of SMTP")
+	flag.Float64Var(&c.hold, "hold", 0, "exit 1 if a level's rate in its last fifth falls below this fraction of its first fifth (a soak check; 0 is off)")
 	flag.Parse()
 	c.addrs = strings.Split(*addrs, ",")
 	for _, l := range strings.Split(*levels, ",") {
@@ -50,9 +55,20 @@ func main() {
 		c.levels = append(c.levels, n)
 	}
 	fmt.Printf("%-11s %10s %9s %9s %9s %7s\n", "connections", "msgs/s", "p50", "p99", "max", "errors")
+	failed := false
 	for _, n := range c.levels {
 		r := runLevel(context.Background(), c, n)
 		fmt.Printf("%-11d %10.0f %9s %9s %9s %7d\n", n, r.rate, r.p50, r.p99, r.max, r.errors)
+		if len(r.fifths) == 5 {
+			fmt.Printf("  by fifths of the run: %.0f %.0f %.0f %.0f %.0f msgs/s\n", r.fifths[0], r.fifths[1], r.fifths[2], r.fifths[3], r.fifths[4])
+			if c.hold > 0 && r.fifths[4] < c.hold*r.fifths[0] {
+				fmt.Printf("  the last fifth ran at %.2f of the first, below --hold %.2f\n", r.fifths[4]/r.fifths[0], c.hold)
+				failed = true
+			}
+		}
+	}
+	if failed {
+		os.Exit(1)
 	}
 }
 
@@ -60,6 +76,7 @@ type result struct {
 	rate          float64
 	p50, p99, max time.Duration
 	errors        int64
+	fifths        []float64 // msgs/s in each fifth of the run, when it lasted 5 s or more
 }
 
 func runLevel(ctx context.Context, c config, conns int) result {
@@ -70,7 +87,8 @@ func runLevel(ctx context.Context, c config, conns int) result {
 	var sent, errs atomic.Int64
 	start := time.Now()
 	done := make(chan struct{})
-	go progress(&sent, &errs, conns, done)
+	perSecond := make(chan []int64, 1)
+	go func() { perSecond <- progress(&sent, &errs, conns, done) }()
 	var wg sync.WaitGroup
 	for i := 0; i < conns; i++ {
 		wg.Add(1)
@@ -85,7 +103,7 @@ func runLevel(ctx context.Context, c config, conns int) result {
 	wg.Wait()
 	close(done)
 	el := time.Since(start)
-	r := result{rate: float64(len(lat)) / el.Seconds(), errors: errs.Load()}
+	r := result{rate: float64(len(lat)) / el.Seconds(), errors: errs.Load(), fifths: fifths(<-perSecond)}
 	if len(lat) > 0 {
 		slices.Sort(lat)
 		r.p50, r.p99, r.max = lat[len(lat)/2].Round(10*time.Microsecond), lat[len(lat)*99/100].Round(10*time.Microsecond), lat[len(lat)-1].Round(10*time.Microsecond)
@@ -93,20 +111,42 @@ func runLevel(ctx context.Context, c config, conns int) result {
 	return r
 }
 
-func progress(sent, errs *atomic.Int64, conns int, done chan struct{}) {
+// progress prints the count every second until done, and returns the
+// messages sent in each whole second.
+func progress(sent, errs *atomic.Int64, conns int, done chan struct{}) []int64 {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	var counts []int64
 	last := int64(0)
 	for {
 		select {
 		case <-done:
-			return
+			return counts
 		case <-t.C:
 			n := sent.Load()
 			fmt.Fprintf(os.Stderr, "  %d connections: %d sent (%d/s), %d errors\n", conns, n, n-last, errs.Load())
+			counts = append(counts, n-last)
 			last = n
 		}
 	}
+}
+
+// fifths averages per-second counts over each fifth of a run, so that a
+// long run shows whether the rate held.
+func fifths(counts []int64) []float64 {
+	if len(counts) < 5 {
+		return nil
+	}
+	out := make([]float64, 5)
+	for i := range out {
+		part := counts[i*len(counts)/5 : (i+1)*len(counts)/5]
+		var sum int64
+		for _, c := range part {
+			sum += c
+		}
+		out[i] = float64(sum) / float64(len(part))
+	}
+	return out
 }
 
 // worker keeps one connection and sends messages on it until ctx ends,
@@ -115,7 +155,7 @@ func worker(ctx context.Context, c config, addr string, id int, sent, errs *atom
 	var lat []time.Duration
 	seq := 0
 	for ctx.Err() == nil {
-		conn, err := dial(ctx, addr, c.lmtp)
+		conn, nc, err := dial(ctx, addr, c.lmtp)
 		if err != nil {
 			errs.Add(1)
 			time.Sleep(100 * time.Millisecond)
@@ -125,6 +165,7 @@ func worker(ctx context.Context, c config, addr string, id int, sent, errs *atom
 			seq++
 			body := message(c.size, id, seq) // unique: identical bodies would be stored once
 			start := time.Now()
+			nc.SetDeadline(start.Add(opTimeout))
 			if err := sendOne(conn, c, body); err != nil {
 				errs.Add(1)
 				break
@@ -138,17 +179,21 @@ func worker(ctx context.Context, c config, addr string, id int, sent, errs *atom
 	return lat
 }
 
-func dial(ctx context.Context, addr string, lmtp bool) (*textproto.Conn, error) {
+// opTimeout bounds the greeting and each message's transaction, so a
+// stuck server shows up as errors rather than a hang.
+const opTimeout = time.Minute
+
+func dial(ctx context.Context, addr string, lmtp bool) (*textproto.Conn, net.Conn, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	nc.SetDeadline(time.Now().Add(time.Minute))
+	nc.SetDeadline(time.Now().Add(opTimeout))
 	conn := textproto.NewConn(nc)
 	if _, _, err := conn.ReadResponse(220); err != nil {
 		conn.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	hello := "EHLO"
 	if lmtp {
@@ -156,9 +201,9 @@ func dial(ctx context.Context, addr string, lmtp bool) (*textproto.Conn, error) 
 	}
 	if err := cmd(conn, 250, "%s load.test", hello); err != nil {
 		conn.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return conn, nil
+	return conn, nc, nil
 }
 
 func sendOne(conn *textproto.Conn, c config, body []byte) error {
