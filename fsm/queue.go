@@ -93,8 +93,13 @@ func queueKey(id string) []byte { return []byte("q\x00" + id) }
 var queueDuePrefix = []byte("o\x00")
 
 func queueDueKey(due int64, id string) []byte {
-	k := binary.BigEndian.AppendUint64(slices.Clone(queueDuePrefix), uint64(max(due, 0)))
-	return append(append(k, 0), id...)
+	return append(append(queueDueBound(due), 0), id...)
+}
+
+// queueDueBound sorts before every due key at due and after every earlier
+// one.
+func queueDueBound(due int64) []byte {
+	return binary.BigEndian.AppendUint64(slices.Clone(queueDuePrefix), uint64(max(due, 0)))
 }
 
 // queueID names the entry created by the command at index: one entry per
@@ -136,6 +141,9 @@ func putEntry(tx *txn, old *QueueEntry, e QueueEntry) error {
 	}
 	if err := tx.b.Set(queueDueKey(e.due(), e.ID), nil, nil); err != nil {
 		return err
+	}
+	if due := max(e.due(), 0); tx.dueLow != nil && due < tx.dueLow.Load() {
+		tx.dueLow.Store(due) // see txn.dueIDs
 	}
 	return tx.put(queueKey(e.ID), e)
 }

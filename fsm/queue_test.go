@@ -125,3 +125,42 @@ func TestQueueUpdateOutcomes(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// Leases scan the due index from a low-water mark; an entry written due
+// below the mark (created or rescheduled into the past) must still be
+// found.
+func TestQueueLeaseFindsEntriesBelowItsMark(t *testing.T) {
+	a, h, id := queueFixture(t) // due at 1000
+	lease := func(now int64) []QueueEntry {
+		r := a.apply(&QueueLease{Holder: "w", Now: now, TTL: 100, Limit: 10})
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		return r.Value.([]QueueEntry)
+	}
+	if got := lease(5000); len(got) != 1 || got[0].ID != id {
+		t.Fatalf("first lease: %+v", got)
+	}
+	a.must(&QueueRemove{ID: id})
+	if got := lease(6000); len(got) != 0 { // the mark is now above 6000
+		t.Fatalf("empty queue leased %+v", got)
+	}
+	r := a.apply(&Deliver{ID: "d2", Hash: h, Size: 9, Replicas: []string{"n1", "n2"},
+		Queue: &QueuePart{From: "s@far.org", Recipients: []string{"z@other.net"}, NextAttempt: 500}})
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	queued := r.Value.(DeliverResult).Queued
+	if got := lease(6000); len(got) != 1 || got[0].ID != queued {
+		t.Fatalf("entry due at 500 not leased at 6000: %+v", got)
+	}
+	// Rescheduled into the past by a retry: due again at once.
+	a.must(&QueueUpdate{ID: queued, Holder: "w", NextAttempt: 9000})
+	if got := lease(8000); len(got) != 0 {
+		t.Fatalf("leased before its next attempt: %+v", got)
+	}
+	a.must(&QueueRetry{ID: queued, Now: 100})
+	if got := lease(8000); len(got) != 1 {
+		t.Fatalf("retried entry not leased: %+v", got)
+	}
+}

@@ -1,6 +1,8 @@
 package fsm
 
 import (
+	"encoding/binary"
+
 	"github.com/cockroachdb/pebble/v2"
 )
 
@@ -29,7 +31,7 @@ func (c *QueueLease) apply(tx *txn) (any, error) {
 	ids := c.IDs
 	if len(ids) == 0 {
 		var err error
-		if ids, err = dueIDs(tx.b, c.Now, c.Limit); err != nil {
+		if ids, err = tx.dueIDs(c.Now, c.Limit); err != nil {
 			return nil, err
 		}
 	}
@@ -61,16 +63,45 @@ func (c *QueueLease) apply(tx *txn) (any, error) {
 
 // dueIDs lists up to limit entries whose due time is at or before now.
 func dueIDs(r pebble.Reader, now int64, limit int) ([]string, error) {
-	upper := queueDueKey(now+1, "")
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: queueDuePrefix, UpperBound: upper})
+	ids, _, err := scanDue(r, 0, now, limit)
+	return ids, err
+}
+
+// dueIDs is dueIDs for a command, starting at the low-water mark. Entries
+// move along the due index as they are leased and rescheduled and leave
+// it when removed, so its start fills with point tombstones until a
+// compaction drops them; a scan from the start walked all of them on
+// every lease. The mark is a time with no due key below it: a scan
+// raises it to the first key it meets, putEntry lowers it for a key it
+// writes below. It only skips absent keys, so every replica gets the same
+// answer whatever its mark (Open and Restore start it at 0).
+func (tx *txn) dueIDs(now int64, limit int) ([]string, error) {
+	if tx.dueLow == nil {
+		return dueIDs(tx.b, now, limit)
+	}
+	ids, first, err := scanDue(tx.b, tx.dueLow.Load(), now, limit)
+	if err == nil {
+		tx.dueLow.Store(first)
+	}
+	return ids, err
+}
+
+// scanDue lists up to limit entries due in [from, now], and the due time
+// of the first key at or after from (now+1 if none is due by now).
+func scanDue(r pebble.Reader, from, now int64, limit int) (ids []string, first int64, err error) {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: queueDueBound(from), UpperBound: queueDueBound(now + 1)})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	var ids []string
+	first = now + 1
 	for ok := it.First(); ok && len(ids) < limit; ok = it.Next() {
-		ids = append(ids, string(it.Key()[len(queueDuePrefix)+9:]))
+		k := it.Key()
+		if len(ids) == 0 {
+			first = int64(binary.BigEndian.Uint64(k[len(queueDuePrefix):]))
+		}
+		ids = append(ids, string(k[len(queueDuePrefix)+9:]))
 	}
-	return ids, it.Close()
+	return ids, first, it.Close()
 }
 
 // Outcome of one recipient in an attempt.

@@ -120,6 +120,7 @@ func (s *State) Restore(r io.Reader) error {
 	}
 	s.db = db
 	s.ids = ids // with the store it describes, before any apply on it
+	s.dueLow.Store(0)
 	bodies := &bodyFilter{}
 	s.bodies = bodies // unbuilt: reads go to the new store until it is
 	s.applied.Store(idx)

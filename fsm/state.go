@@ -45,10 +45,11 @@ type State struct {
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed and replaced after each apply
 
-	changes changeLog   // recent message writes per folder, for ViewSince
-	hot     hotRecords  // decoded settings and members (hot.go)
-	ids     *recentIDs  // delivery IDs in the de-duplication window (dedupe.go); swapped under mu
-	bodies  *bodyFilter // hashes with a body record (bodyfilter.go); swapped under mu
+	changes changeLog    // recent message writes per folder, for ViewSince
+	hot     hotRecords   // decoded settings and members (hot.go)
+	ids     *recentIDs   // delivery IDs in the de-duplication window (dedupe.go); swapped under mu
+	bodies  *bodyFilter  // hashes with a body record (bodyfilter.go); swapped under mu
+	dueLow  atomic.Int64 // no queue due key below this time (queuecmds.go); 0 after Open and Restore
 }
 
 // Entry is one committed raft log entry. Data is nil for entries that
@@ -176,7 +177,7 @@ func (s *State) ApplyBatch(entries []Entry) []Result {
 			continue
 		}
 		cmd := s.reg.decode(e.Index, e.Data)
-		v, err := cmd.apply(&txn{b: b, index: e.Index, touched: touched, changes: &s.changes, hot: hot, ids: s.ids, bodies: s.bodies})
+		v, err := cmd.apply(&txn{b: b, index: e.Index, touched: touched, changes: &s.changes, hot: hot, ids: s.ids, bodies: s.bodies, dueLow: &s.dueLow})
 		var be *Error
 		if err != nil && !errors.As(err, &be) {
 			panic(fmt.Sprintf("fsm: entry %d: storage failure: %v", e.Index, err))
@@ -277,6 +278,7 @@ type txn struct {
 	hot     *hotTxn             // nil in tests that build a txn by hand
 	ids     *recentIDs          // nil in tests that build a txn by hand
 	bodies  *bodyFilter         // nil in tests that build a txn by hand
+	dueLow  *atomic.Int64       // nil in tests that build a txn by hand
 }
 
 // touch records that a's folders or messages changed in this entry.
