@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -138,4 +139,48 @@ func BenchmarkRead4K(b *testing.B) {
 		}
 		r.Close()
 	}
+}
+
+// BenchmarkDeleteLargeThenHas deletes one body of six chunks (as garbage
+// collection does after expunges) and then looks up another, as a
+// delivery or a FETCH would. ns/op is for the pair (the delete is
+// synced), has-µs the lookup alone, which stays flat only if deletes
+// leave no range tombstones for lookups to re-sort.
+func BenchmarkDeleteLargeThenHas(b *testing.B) {
+	ctx := context.Background()
+	s, _ := newStore(b, Options{ChunkSize: 4096, Logger: slog.New(slog.DiscardHandler)})
+	buf := payload(24<<10, 5)
+	next := uint64(0)
+	fill := func(n int) []Hash {
+		hs := make([]Hash, n)
+		for i := range hs {
+			next++
+			h, _, err := s.Put(ctx, bytes.NewReader(uniqueBody(buf, next)), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			hs[i] = h
+		}
+		return hs
+	}
+	probe := fill(1)[0]
+	var doomed []Hash
+	var lookups time.Duration
+	for b.Loop() {
+		if len(doomed) == 0 {
+			b.StopTimer()
+			doomed = fill(2000)
+			b.StartTimer()
+		}
+		if err := s.Delete(ctx, doomed[0]); err != nil {
+			b.Fatal(err)
+		}
+		doomed = doomed[1:]
+		start := time.Now()
+		if ok, _, err := s.Has(ctx, probe); !ok || err != nil {
+			b.Fatal("probe missing", err)
+		}
+		lookups += time.Since(start)
+	}
+	b.ReportMetric(float64(lookups.Microseconds())/float64(b.N), "has-µs")
 }

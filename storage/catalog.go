@@ -166,13 +166,12 @@ func (s *Store) deleteLocked(h Hash) error {
 	return nil
 }
 
-// deleteChunks adds the deletion of chunks [0, n) of write id to b: point
-// deletes for a few chunks, one range tombstone for more.
+// deleteChunks adds the deletion of chunks [0, n) of write id to b, a
+// point tombstone each. One range tombstone would be a single record, but
+// Pebble re-sorts all of a memtable's range tombstones on the first read
+// after a new one arrives, so every read slowed as large bodies were
+// deleted (see DESIGN.md).
 func deleteChunks(b *pebble.Batch, id uint64, n uint32) error {
-	if n > 4 {
-		lo, hi := chunkSpan(id)
-		return b.DeleteRange(lo, hi, nil)
-	}
 	for i := range n {
 		if err := b.Delete(chunkKey(id, i), nil); err != nil {
 			return err
