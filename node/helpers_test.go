@@ -41,6 +41,19 @@ func newTestClusterWith(t testing.TB, size int, tweak func(*Config)) *testCluste
 	return c
 }
 
+// oneNodeWithMailboxes starts a one-node cluster holding example.com and
+// mailboxes u0 to u<n-1>.
+func oneNodeWithMailboxes(t *testing.T, n int) (*testCluster, *Node) {
+	t.Helper()
+	c := newTestCluster(t, 1)
+	l := c.leader(10 * time.Second)
+	mustApply(t, l, &fsm.DomainAdd{Name: "example.com"})
+	for i := range n {
+		mustApply(t, l, addMailbox(fmt.Sprintf("u%d@example.com", i)))
+	}
+	return c, l
+}
+
 func fastRaft() RaftTuning {
 	return RaftTuning{HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond,
 		LeaderLeaseTimout: 150 * time.Millisecond}

@@ -45,7 +45,7 @@ type Node struct {
 
 	raft      *raft.Raft
 	logStore  *raftboltdb.BoltStore
-	snaps     *raft.FileSnapshotStore
+	snaps     *snapshotStore
 	transport *raft.NetworkTransport
 	mux       *mux
 	bodySrv   *bodyServer // body streams from peers (bodystream.go)
@@ -238,7 +238,7 @@ func (n *Node) startRaft() (bool, error) {
 		return false, fmt.Errorf("open raft log: %w", err)
 	}
 	n.logStore = store
-	if n.snaps, err = raft.NewFileSnapshotStoreWithLogger(dir, 2, hl); err != nil {
+	if n.snaps, err = newSnapshotStore(dir, n.state, hl); err != nil {
 		return false, fmt.Errorf("open snapshots: %w", err)
 	}
 	if err := n.catchUpFromSnapshot(); err != nil {
@@ -301,6 +301,9 @@ func (n *Node) catchUpFromSnapshot() error {
 		return err
 	}
 	_, rc, err := n.snaps.Open(list[0].ID)
+	if errors.Is(err, ErrStateBehindSnapshot) {
+		return fmt.Errorf("%w; remove this node's data directory and join it to the cluster again", err)
+	}
 	if err != nil {
 		return fmt.Errorf("open snapshot %s: %w", list[0].ID, err)
 	}

@@ -49,17 +49,14 @@ func (f *raftFSM) ApplyBatch(logs []*raft.Log) []any {
 }
 
 // Snapshot makes every applied entry durable before raft may truncate the
-// log behind it, then captures a consistent view. raft calls it on the
-// apply goroutine, so no entry is applied concurrently.
+// log behind it, and notes the index that covers. raft calls it on the
+// apply goroutine, so no entry is applied concurrently. The snapshot holds
+// no copy of the state (snapstore.go).
 func (f *raftFSM) Snapshot() (raft.FSMSnapshot, error) {
 	if err := f.state.Sync(); err != nil {
 		return nil, fmt.Errorf("sync state before snapshot: %w", err)
 	}
-	snap, err := f.state.Snapshot()
-	if err != nil {
-		return nil, err
-	}
-	return &fsmSnapshot{snap: snap}, nil
+	return &fsmSnapshot{index: f.state.Applied()}, nil
 }
 
 func (f *raftFSM) Restore(rc io.ReadCloser) error {
@@ -71,16 +68,17 @@ func (f *raftFSM) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
+// fsmSnapshot is a marker for the durable state at index.
 type fsmSnapshot struct {
-	snap *fsm.Snapshot
+	index uint64
 }
 
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	if _, err := s.snap.WriteTo(sink); err != nil {
+	if err := writeMarker(sink, s.index); err != nil {
 		sink.Cancel()
 		return fmt.Errorf("persist snapshot: %w", err)
 	}
 	return sink.Close()
 }
 
-func (s *fsmSnapshot) Release() { s.snap.Release() }
+func (s *fsmSnapshot) Release() {}

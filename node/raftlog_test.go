@@ -2,29 +2,20 @@ package node
 
 import (
 	"encoding/binary"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
-
-	"powermail/fsm"
 )
 
 // TestRaftLogKeepsNoFreelist checks that raft's bolt file is written
 // without a freelist page (raftLogOptions), and that it opens again with
 // every entry: bolt then rebuilds the freelist from the file.
 func TestRaftLogKeepsNoFreelist(t *testing.T) {
-	c := newTestCluster(t, 1)
-	n := c.leader(10 * time.Second)
-	mustApply(t, n, &fsm.DomainAdd{Name: "example.com"})
-	for i := range 20 {
-		mustApply(t, n, addMailbox(fmt.Sprintf("u%d@example.com", i)))
-	}
+	c, n := oneNodeWithMailboxes(t, 20)
 	last, err := n.logStore.LastIndex()
 	if err != nil {
 		t.Fatal(err)

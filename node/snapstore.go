@@ -1,0 +1,138 @@
+package node
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"powermail/fsm"
+)
+
+// Raft snapshots without copies of the state. The FSM's state is durable
+// on its own (package fsm), so the snapshot raft takes every few minutes
+// to compact its log needs no copy of it: Persist writes a marker naming
+// the index it covers, which State.Sync has made durable first. Copying the
+// whole state each time would cost I/O in proportion to every mailbox and
+// message the cluster holds, again and again.
+//
+// The state is streamed only when a snapshot is read: raft sends one to a
+// follower too far behind for the log, and a node whose state is older
+// than its newest snapshot would install one. Open then writes a fresh
+// view of the state to a temporary file (raft sends a snapshot's size
+// before its bytes) and hands that out with the marker's metadata.
+//
+// Invariants:
+//   - The view is at or after the marker's index: the state only moves
+//     forward, and Open refuses (ErrStateBehindSnapshot) a state that is
+//     behind the marker, which only a lost state directory can cause.
+//   - A receiver that installs a view taken after the marker's index skips
+//     the entries in between that the view already holds: applying is
+//     idempotent by raft index (fsm.State.ApplyBatch).
+//   - Snapshots received from a leader are real streams and are stored as
+//     they came; only local ones are markers.
+
+// lazyMagic starts a marker snapshot; an 8-byte big-endian applied index
+// follows.
+const lazyMagic = "POWERMAIL-SNAPSHOT-MARKER v1\n"
+
+// ErrStateBehindSnapshot reports a state directory older than the newest
+// raft snapshot, which holds no copy of the state to catch up from.
+var ErrStateBehindSnapshot = errors.New("the state is older than the newest raft snapshot")
+
+// snapshotStore is raft's file snapshot store with markers for local
+// snapshots.
+type snapshotStore struct {
+	*raft.FileSnapshotStore
+	state   *fsm.State
+	streams string // temporary views of the state being sent
+}
+
+func newSnapshotStore(dir string, state *fsm.State, hl hclog.Logger) (*snapshotStore, error) {
+	files, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hl)
+	if err != nil {
+		return nil, err
+	}
+	streams := filepath.Join(dir, "streams")
+	// Views left by a crash mid-send are of no further use.
+	if err := os.RemoveAll(streams); err != nil {
+		return nil, fmt.Errorf("clear %s: %w", streams, err)
+	}
+	if err := os.MkdirAll(streams, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", streams, err)
+	}
+	return &snapshotStore{FileSnapshotStore: files, state: state, streams: streams}, nil
+}
+
+// writeMarker is a local snapshot's content: the magic and index.
+func writeMarker(w io.Writer, index uint64) error {
+	buf := binary.BigEndian.AppendUint64([]byte(lazyMagic), index)
+	_, err := w.Write(buf)
+	return err
+}
+
+// Open returns snapshot id's metadata and content. A marker is replaced
+// by a view of the current state.
+func (s *snapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
+	meta, rc, err := s.FileSnapshotStore.Open(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	br := bufio.NewReader(rc)
+	if head, _ := br.Peek(len(lazyMagic)); string(head) != lazyMagic {
+		return meta, readCloser{br, rc}, nil
+	}
+	rc.Close()
+	return s.stream(meta)
+}
+
+// stream writes a view of the state to a temporary file and returns it
+// under meta, with meta's size corrected.
+func (s *snapshotStore) stream(meta *raft.SnapshotMeta) (*raft.SnapshotMeta, io.ReadCloser, error) {
+	if applied := s.state.Applied(); applied < meta.Index {
+		return nil, nil, fmt.Errorf("%w: snapshot %s covers index %d, the state is at %d", ErrStateBehindSnapshot, meta.ID, meta.Index, applied)
+	}
+	snap, err := s.state.Snapshot()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer snap.Release()
+	f, err := os.CreateTemp(s.streams, "view-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("stream snapshot %s: %w", meta.ID, err)
+	}
+	tf := &tempFile{f}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	n, err := snap.WriteTo(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		tf.Close()
+		return nil, nil, fmt.Errorf("stream snapshot %s: %w", meta.ID, err)
+	}
+	m := *meta
+	m.Size = n
+	return &m, tf, nil
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// tempFile removes itself when closed.
+type tempFile struct{ *os.File }
+
+func (t *tempFile) Close() error {
+	return errors.Join(t.File.Close(), os.Remove(t.Name()))
+}

@@ -1,0 +1,90 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"powermail/fsm"
+)
+
+// A local snapshot is a marker of a few bytes however large the state;
+// reading it streams a view of the whole state, which restores elsewhere.
+func TestLocalSnapshotIsAMarker(t *testing.T) {
+	_, n := oneNodeWithMailboxes(t, 200)
+	if err := n.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	list, err := n.snaps.List()
+	if err != nil || len(list) == 0 {
+		t.Fatalf("snapshots %v, %v", list, err)
+	}
+	if list[0].Size > 64 {
+		t.Fatalf("local snapshot holds %d bytes, want a marker", list[0].Size)
+	}
+	mustApply(t, n, addMailbox("after@example.com")) // the view may be newer than the marker
+
+	meta, rc, err := n.snaps.Open(list[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(rc)
+	if err != nil || rc.Close() != nil {
+		t.Fatal(err)
+	}
+	if int64(len(raw)) != meta.Size || meta.Size < 10_000 {
+		t.Fatalf("streamed %d bytes, meta says %d", len(raw), meta.Size)
+	}
+	if left, _ := os.ReadDir(n.snaps.streams); len(left) != 0 {
+		t.Fatalf("%d temporary views left after Close", len(left))
+	}
+	st, err := fsm.Open(t.TempDir(), fsm.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Restore(bytes.NewReader(raw)); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"u199@example.com", "after@example.com"} {
+		if _, err := st.Mailbox(a); err != nil {
+			t.Fatalf("restored view lacks %s: %v", a, err)
+		}
+	}
+	if st.Applied() < meta.Index {
+		t.Fatalf("view at %d, marker at %d", st.Applied(), meta.Index)
+	}
+}
+
+// A node whose state directory is lost while its raft log and snapshot
+// survive cannot catch up from a marker: it refuses to start, with a
+// reason, rather than apply the log on an empty state.
+func TestLostStateRefusesToStart(t *testing.T) {
+	c := newTestCluster(t, 1)
+	n := c.leader(10 * time.Second)
+	mustApply(t, n, &fsm.DomainAdd{Name: "example.com"})
+	if err := n.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := c.config("n1", true, "")
+	n.Close()
+	delete(c.nodes, "n1")
+	if err := os.RemoveAll(filepath.Join(cfg.DataDir, "fsm")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n2, err := New(ctx, cfg)
+	if err == nil {
+		n2.Close()
+		t.Fatal("started on an empty state behind its snapshot")
+	}
+	if !errors.Is(err, ErrStateBehindSnapshot) {
+		t.Fatalf("error %v, want ErrStateBehindSnapshot", err)
+	}
+}
