@@ -93,11 +93,15 @@ func (c *Config) defaults() error {
 
 // ServerTuning are the server flags every node gets: redundancy upkeep,
 // garbage collection and POP3 leases on the time scale of a run of
-// minutes rather than days, so that faults exercise them.
+// minutes rather than days, so that faults exercise them. Raft snapshots
+// its log every few seconds and keeps a short tail, so that a node wiped
+// and joined again, or one long partitioned, catches up through a
+// streamed state (a snapshot install) rather than the log.
 var ServerTuning = []string{
 	"--repair-interval", "3s", "--repair-grace", "10s", "--peer-poll-interval", "1s",
 	"--gc-interval", "15s", "--gc-idle", "30s", "--maildrop-lease", "5s",
 	"--auth-failure-delay", "10ms", "--auth-max-delay", "100ms",
+	"--raft-snapshot-interval", "5s", "--raft-snapshot-threshold", "1024", "--raft-trailing-logs", "512",
 }
 
 // queueArgs send every node's outbound mail to the Remote at addr, with

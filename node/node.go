@@ -256,7 +256,7 @@ func (n *Node) startRaft() (bool, error) {
 		Stream: &streamLayer{mux: n.mux, secret: n.cfg.Secret, addr: strAddr(n.advertise)}, MaxPool: 5, Timeout: 10 * time.Second, Logger: hl,
 	})
 	rc := n.raftConfig(hl)
-	n.raft, err = raft.NewRaft(rc, &raftFSM{state: n.state, metrics: n.metrics, lastMail: &n.lastMail}, logs, store, n.snaps, n.transport)
+	n.raft, err = raft.NewRaft(rc, &raftFSM{state: n.state, metrics: n.metrics, log: n.log, lastMail: &n.lastMail}, logs, store, n.snaps, n.transport)
 	if err != nil {
 		return false, fmt.Errorf("start raft: %w", err)
 	}

@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 type raftFSM struct {
 	state   *fsm.State
 	metrics *metrics
+	log     *slog.Logger
 	// lastMail is set to the time of applying a delivery (repair_yield.go).
 	lastMail *atomic.Int64
 }
@@ -65,6 +67,7 @@ func (f *raftFSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	f.metrics.restores.Inc()
+	f.log.Info("installed a snapshot from the leader", "applied", f.state.Applied())
 	return nil
 }
 

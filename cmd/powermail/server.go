@@ -25,6 +25,7 @@ type serverFlags struct {
 	access                                              accessFlags
 	redundancy                                          redundancyFlags
 	queue                                               queueFlags
+	raft                                                raftFlags
 }
 
 func newServerCmd() *cobra.Command {
@@ -63,6 +64,7 @@ POWERMAIL_SECRET and is also the admin API token.`,
 	f.access.register(fl)
 	f.redundancy.register(fl)
 	f.queue.register(fl)
+	f.raft.register(fl)
 	return cmd
 }
 
@@ -72,6 +74,9 @@ func runServer(ctx context.Context, f *serverFlags) error {
 	}
 	if f.bodySyncInterval < 0 || f.bodySyncInterval > storage.MaxSyncInterval {
 		return fmt.Errorf("--body-sync-interval %v: must be between 0 and %v", f.bodySyncInterval, storage.MaxSyncInterval)
+	}
+	if err := f.raft.validate(); err != nil {
+		return err
 	}
 	tuneErr := reexecTuned(f.hugePages, f.timerSlack) // returns only if it did not exec
 	log, err := newLogger(f.logLevel, f.logFormat)
@@ -108,6 +113,7 @@ func runServer(ctx context.Context, f *serverFlags) error {
 	if err := f.queue.apply(&cfg, f.mail.hostname); err != nil {
 		return err
 	}
+	f.raft.apply(&cfg)
 	n, err := node.New(ctx, cfg)
 	if err != nil {
 		return err
