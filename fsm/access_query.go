@@ -69,7 +69,7 @@ func (s *State) ViewSince(addr, name string, prevFolder Folder, prev []Message) 
 				return err
 			}
 		}
-		msgs, err = scanMessages(snap, prefix, 0, 0, prev)
+		msgs, err = scanMessages(snap, prefix, f.scanAfter(), 0, prev)
 		return err
 	})
 	return f, msgs, err

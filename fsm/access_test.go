@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // TestAccessCommandsKeepInvariants applies a random mix of deliveries,
@@ -25,7 +28,8 @@ func TestAccessCommandsKeepInvariants(t *testing.T) {
 	for step := 0; step < 400; step++ {
 		f := folders[rng.IntN(len(folders))]
 		g := folders[rng.IntN(len(folders))]
-		uids := []UIDRange{{uint32(1 + rng.IntN(20)), uint32(21 + rng.IntN(30))}}
+		lo := uint32(1 + rng.IntN(20))
+		uids := []UIDRange{{lo, lo + uint32(rng.IntN(30))}} // some remove only part of a folder
 		var cmd Command
 		switch rng.IntN(9) {
 		case 0, 1:
@@ -61,6 +65,27 @@ func TestAccessCommandsKeepInvariants(t *testing.T) {
 		}
 		checkAccessInvariants(t, a.s, step, seen, box, "b@example.com")
 		checkViewReusing(t, a.s, step, views, box)
+	}
+}
+
+// checkLowUID: a scan of the whole folder from UID 1, ignoring LowUID,
+// finds exactly the view's messages, and none below LowUID.
+func checkLowUID(t *testing.T, s *State, step int, box string, f Folder, view []Message) {
+	t.Helper()
+	a, _ := ParseAddress(box)
+	var all []Message
+	err := s.view(func(r pebble.Reader) (err error) {
+		all, err = scanMessages(r, messagePrefix(a, f.ID), 0, 0, nil)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(all, view) {
+		t.Fatalf("step %d: %s/%s view has %d messages, the folder %d (LowUID %d)", step, box, f.Name, len(view), len(all), f.LowUID)
+	}
+	if f.LowUID > f.UIDNext || len(all) > 0 && all[0].UID < f.LowUID {
+		t.Fatalf("step %d: %s/%s LowUID %d, UIDNext %d, first UID %v", step, box, f.Name, f.LowUID, f.UIDNext, all[:min(1, len(all))])
 	}
 }
 
@@ -109,8 +134,9 @@ func checkAccessInvariants(t *testing.T, s *State, step int, seen map[string][2]
 			if err != nil {
 				t.Fatal(err)
 			}
+			checkLowUID(t, s, step, box, f, list)
 			want := Folder{Name: f.Name, ID: f.ID, UIDValidity: f.UIDValidity, UIDNext: f.UIDNext, SpecialUse: f.SpecialUse,
-				Subscribed: f.Subscribed, ModSeq: f.ModSeq}
+				Subscribed: f.Subscribed, ModSeq: f.ModSeq, LowUID: f.LowUID}
 			for _, m := range list {
 				want.count(m, +1)
 				refs[m.Hash]++

@@ -208,6 +208,31 @@ func BenchmarkViewAfterOneChange(b *testing.B) {
 	}
 }
 
+// BenchmarkViewOfEmptiedInbox is a POP3 mailbox's day: n messages
+// arrive, each session retrieves and deletes what is there (ten at a
+// time), and then a new session opens the empty INBOX. The view's cost
+// is what a scan pays to get past the expunged messages.
+func BenchmarkViewOfEmptiedInbox(b *testing.B) {
+	for _, n := range []int{5000, 30000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			a := deliveryFixture(b)
+			for i := range n {
+				a.must(&Deliver{Hash: bodyHash(fmt.Sprint(i)), Size: 1000, Replicas: []string{"n1", "n2"},
+					Mailboxes: []string{"a@example.com"}})
+				if i%10 == 9 {
+					a.must(&Expunge{Mailbox: "a@example.com", Folder: "INBOX", UIDs: []UIDRange{{1, ^uint32(0)}}})
+				}
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, msgs, err := a.s.View("a@example.com", "INBOX"); err != nil || len(msgs) != 0 {
+					b.Fatalf("%d messages, %v", len(msgs), err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkApplyDeliverBatch measures a replica's share of one delivery:
 // decoding and applying Deliver entries that arrive in raft batches of 6,
 // each a new 4 KiB body for one mailbox, as under the SMTP load of

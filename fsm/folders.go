@@ -110,7 +110,7 @@ func (c *FolderDelete) apply(tx *txn) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	msgs, err := folderMessages(tx, a, f.ID, nil)
+	msgs, err := folderMessages(tx, a, f, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -82,7 +82,7 @@ func loadRanges(tx *txn, addr, folder string, ranges []UIDRange) (Address, Mailb
 	if err != nil {
 		return a, mb, f, nil, err
 	}
-	msgs, err := folderMessages(tx, a, f.ID, ranges)
+	msgs, err := folderMessages(tx, a, f, ranges)
 	return a, mb, f, msgs, err
 }
 

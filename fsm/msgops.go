@@ -28,16 +28,21 @@ func checkRanges(rs []UIDRange) error {
 	return nil
 }
 
-// folderMessages reads the messages of a folder whose UIDs fall in ranges
-// (nil: all), in UID order, each once.
-func folderMessages(tx *txn, a Address, folderID uint64, ranges []UIDRange) ([]Message, error) {
-	prefix := messagePrefix(a, folderID)
+// folderMessages reads the messages of folder f whose UIDs fall in
+// ranges (nil: all), in UID order, each once. Ranges are clamped to
+// f.LowUID: nothing lives below it.
+func folderMessages(tx *txn, a Address, f Folder, ranges []UIDRange) ([]Message, error) {
+	prefix := messagePrefix(a, f.ID)
 	if ranges == nil {
 		ranges = []UIDRange{{1, ^uint32(0)}}
 	}
 	ranges = mergeRanges(ranges)
 	var out []Message
 	for _, r := range ranges {
+		r[0] = max(r[0], f.LowUID)
+		if r[0] > r[1] {
+			continue
+		}
 		lower := binary.BigEndian.AppendUint32(slices.Clone(prefix), r[0])
 		upper := prefixEnd(prefix)
 		if r[1] < ^uint32(0) {
@@ -60,6 +65,29 @@ func folderMessages(tx *txn, a Address, folderID uint64, ranges []UIDRange) ([]M
 		}
 	}
 	return out, nil
+}
+
+// scanAfter is the UID a scan of the whole folder starts after.
+func (f Folder) scanAfter() uint32 { return max(f.LowUID, 1) - 1 }
+
+// advanceLowUID moves f.LowUID up to the folder's first live UID, or to
+// UIDNext when none is left (the next message will get that UID). It
+// runs after removals, so the tombstones it walks are mostly the ones
+// just written, and each older one is walked at most once here.
+func advanceLowUID(tx *txn, a Address, f *Folder) error {
+	prefix := messagePrefix(a, f.ID)
+	lower := binary.BigEndian.AppendUint32(slices.Clone(prefix), max(f.LowUID, 1))
+	it, err := tx.b.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return err
+	}
+	if it.First() {
+		k := it.Key()
+		f.LowUID = binary.BigEndian.Uint32(k[len(k)-4:])
+	} else {
+		f.LowUID = max(f.UIDNext, f.LowUID)
+	}
+	return it.Close()
 }
 
 // mergeRanges sorts ranges and joins overlapping or adjacent ones.
@@ -103,6 +131,9 @@ func removeMessages(tx *txn, a Address, mb *Mailbox, f *Folder, msgs []Message) 
 		release[m.Hash]++
 	}
 	f.ModSeq = tx.index
+	if err := advanceLowUID(tx, a, f); err != nil {
+		return err
+	}
 	if err := addBodyRefs(tx, release, -1); err != nil {
 		return err
 	}

@@ -226,7 +226,7 @@ func (s *State) Messages(addr, folder string, after uint32, limit int) ([]Messag
 	}
 	var out []Message
 	err = s.view(func(r pebble.Reader) error {
-		out, err = scanMessages(r, messagePrefix(a, f.ID), after, limit, nil)
+		out, err = scanMessages(r, messagePrefix(a, f.ID), max(after, f.scanAfter()), limit, nil)
 		return err
 	})
 	return out, err

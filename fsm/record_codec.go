@@ -15,7 +15,7 @@ import (
 //	folder: version(1) uvarint(len) name uvarint(id) uvarint(uid_validity)
 //	        uvarint(uid_next) uvarint(len) special_use flags(1)
 //	        uvarint(modseq) varint(messages) varint(bytes) varint(unseen)
-//	        varint(deleted)
+//	        varint(deleted) [uvarint(low_uid) if flags has flagLowUID]
 //	body:   version(1) varint(size) varint(refs) uvarint(n)
 //	        n × (uvarint(len) replica) uvarint(created_index)
 //	        uvarint(collecting)
@@ -24,7 +24,10 @@ const (
 	bodyCodecV1   = 0xB2
 )
 
-const flagSubscribed = 1
+const (
+	flagSubscribed = 1
+	flagLowUID     = 2 // a low_uid follows; records written before it lack one
+)
 
 // MarshalBinary encodes the record.
 func (f Folder) MarshalBinary() ([]byte, error) {
@@ -39,10 +42,16 @@ func (f Folder) MarshalBinary() ([]byte, error) {
 	if f.Subscribed {
 		flags |= flagSubscribed
 	}
+	if f.LowUID != 0 {
+		flags |= flagLowUID
+	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, f.ModSeq)
 	for _, v := range [...]int64{f.Messages, f.Bytes, f.Unseen, f.Deleted} {
 		b = binary.AppendVarint(b, v)
+	}
+	if f.LowUID != 0 {
+		b = binary.AppendUvarint(b, uint64(f.LowUID))
 	}
 	return b, nil
 }
@@ -61,12 +70,16 @@ func (f *Folder) UnmarshalBinary(b []byte) error {
 	f.UIDValidity, f.UIDNext = d.uint32(), d.uint32()
 	f.SpecialUse = d.str(d.uvarint())
 	flags := d.byte()
-	if flags&^flagSubscribed != 0 {
+	if flags&^(flagSubscribed|flagLowUID) != 0 {
 		return fmt.Errorf("folder record with unknown flags %x", flags)
 	}
 	f.Subscribed = flags&flagSubscribed != 0
 	f.ModSeq = d.uvarint()
 	f.Messages, f.Bytes, f.Unseen, f.Deleted = d.varint(), d.varint(), d.varint(), d.varint()
+	f.LowUID = 0
+	if flags&flagLowUID != 0 {
+		f.LowUID = d.uint32()
+	}
 	return d.end("folder")
 }
 

@@ -44,7 +44,14 @@ func checkCodec[T encoding.BinaryMarshaler, P binaryRecord[T]](t *testing.T, v T
 func TestFolderCodec(t *testing.T) {
 	checkCodec(t, Folder{Name: "INBOX", ID: 1})
 	checkCodec(t, Folder{Name: "Archiv/2026 – ü", ID: 1 << 40, UIDValidity: 4000000000, UIDNext: 1<<32 - 1,
-		SpecialUse: `\Archive`, Subscribed: true, ModSeq: 1 << 50, Messages: 12, Bytes: 50 << 30, Unseen: 3, Deleted: -1})
+		SpecialUse: `\Archive`, Subscribed: true, ModSeq: 1 << 50, Messages: 12, Bytes: 50 << 30, Unseen: 3, Deleted: -1, LowUID: 1<<32 - 2})
+	// A record written before LowUID existed is this encoding without the
+	// flag, and reads as LowUID 0 (scan from UID 1).
+	old, _ := Folder{Name: "INBOX", ID: 1, UIDNext: 7}.MarshalBinary()
+	f := Folder{LowUID: 5}
+	if err := f.UnmarshalBinary(old); err != nil || f.LowUID != 0 {
+		t.Fatalf("old record: LowUID %d, err %v", f.LowUID, err)
+	}
 	// A flag bit this version does not know would be lost by the next
 	// write: such a record is refused, not half read.
 	raw, _ := Folder{Name: "INBOX", ID: 1}.MarshalBinary()

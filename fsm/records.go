@@ -46,6 +46,11 @@ type Folder struct {
 	Bytes    int64 `json:"bytes,omitempty"`
 	Unseen   int64 `json:"unseen,omitempty"`
 	Deleted  int64 `json:"deleted,omitempty"`
+	// LowUID is a lower bound on the folder's live UIDs: no message has
+	// a smaller UID (0 means 1). Every removal advances it to the first
+	// live UID, or to UIDNext when the folder is empty, so a scan starts
+	// there instead of walking the tombstones of expunged messages.
+	LowUID uint32 `json:"low_uid,omitempty"`
 }
 
 // Forward sends mail for Address to Targets. A catch-all has Address
