@@ -233,6 +233,33 @@ func BenchmarkViewOfEmptiedInbox(b *testing.B) {
 	}
 }
 
+// BenchmarkRemoveMailboxesAmidDeliveries is a bulk deprovisioning on a
+// live cluster: each op removes one mailbox (holding one message) and
+// then applies one delivery to another, as the two interleave in the
+// raft log. Run it with a fixed -benchtime Nx of at most 5,000.
+func BenchmarkRemoveMailboxesAmidDeliveries(b *testing.B) {
+	const boxes = 5000
+	a := deliveryFixture(b)
+	var add MailboxAdd
+	for i := range boxes {
+		add.Mailboxes = append(add.Mailboxes, NewMailbox{Address: fmt.Sprintf("old%d@example.com", i)})
+	}
+	a.must(&add)
+	for i := range boxes {
+		a.must(&Deliver{Hash: bodyHash("x"), Size: 100, Replicas: []string{"n1", "n2"}, Mailboxes: []string{add.Mailboxes[i].Address}})
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if i == boxes {
+			b.Fatalf("more than %d ops: use -benchtime Nx", boxes)
+		}
+		a.must(&MailboxRemove{Address: add.Mailboxes[i].Address})
+		a.must(&Deliver{Hash: bodyHash(fmt.Sprint(i)), Size: 4096, Replicas: []string{"n1", "n2"}, Mailboxes: []string{"a@example.com"}})
+		i++
+	}
+}
+
 // BenchmarkApplyDeliverBatch measures a replica's share of one delivery:
 // decoding and applying Deliver entries that arrive in raft batches of 6,
 // each a new 4 KiB body for one mailbox, as under the SMTP load of

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"github.com/cockroachdb/pebble/v2"
+	"slices"
 )
 
 // Quota is a gate at RCPT time (the mailbox must be under quota then), not
@@ -201,6 +202,7 @@ func dropMessages(tx *txn, a Address) error {
 		return err
 	}
 	release := map[string]int64{}
+	keys := [][]byte{} // nil once past pointDeleteLimit (see delPrefix)
 	for ok := it.First(); ok; ok = it.Next() {
 		var m Message
 		raw, err := it.ValueAndErr()
@@ -212,6 +214,11 @@ func dropMessages(tx *txn, a Address) error {
 			return err
 		}
 		release[m.Hash]++
+		if keys != nil && len(keys) < pointDeleteLimit {
+			keys = append(keys, slices.Clone(it.Key()))
+		} else {
+			keys = nil
+		}
 	}
 	if err := it.Close(); err != nil {
 		return err
@@ -221,5 +228,5 @@ func dropMessages(tx *txn, a Address) error {
 	}
 	tx.touch(a)
 	tx.forgetChanges() // these deletes are not logged one by one
-	return tx.delPrefix(prefix)
+	return tx.delKeys(prefix, keys)
 }

@@ -356,7 +356,53 @@ func (t *txn) logMessage(a Address, folderID uint64, uid uint32) {
 	}
 }
 
+// pointDeleteLimit is how many keys under a prefix delPrefix deletes one
+// by one before it writes one range tombstone instead. Range tombstones
+// in a memtable are re-fragmented on the next read after each new one,
+// so many of them (a bulk deprovisioning) slow every apply until a flush;
+// point tombstones cost nothing to later reads. Above the limit the one
+// range tombstone is cheaper than the keys it replaces, and such removals
+// are too slow to come in numbers.
+const pointDeleteLimit = 10000
+
+// delPrefix deletes every key under p.
 func (t *txn) delPrefix(p []byte) error {
+	keys, err := t.keysUnder(p, pointDeleteLimit)
+	if err != nil {
+		return err
+	}
+	return t.delKeys(p, keys)
+}
+
+// keysUnder returns the keys under p, or nil when there are more than
+// limit.
+func (t *txn) keysUnder(p []byte, limit int) ([][]byte, error) {
+	it, err := t.b.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return nil, err
+	}
+	keys := [][]byte{}
+	for ok := it.First(); ok; ok = it.Next() {
+		if len(keys) == limit {
+			keys = nil
+			break
+		}
+		keys = append(keys, slices.Clone(it.Key()))
+	}
+	return keys, it.Close()
+}
+
+// delKeys deletes keys, all under p, or everything under p when keys is
+// nil (too many to list).
+func (t *txn) delKeys(p []byte, keys [][]byte) error {
 	t.wrote(nil)
-	return t.b.DeleteRange(p, prefixEnd(p), nil)
+	if keys == nil {
+		return t.b.DeleteRange(p, prefixEnd(p), nil)
+	}
+	for _, k := range keys {
+		if err := t.b.Delete(k, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
