@@ -38,3 +38,17 @@ func TestSMTPListenerHasNoKeepalive(t *testing.T) {
 		t.Fatalf("SO_KEEPALIVE = %d on an accepted SMTP connection, want 0", on)
 	}
 }
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "1048576": 1 << 20, "512K": 512 << 10, "10M": 10 << 20,
+		"10MiB": 10 << 20, "2gb": 2 << 30, " 1T ": 1 << 40, "7B": 7} {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "B", "I", "iB", "M", "-1", "1X", "1.5G", "9999999999T", "10 M"} {
+		if got, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q) = %d, want an error", in, got)
+		}
+	}
+}

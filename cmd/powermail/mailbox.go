@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 
@@ -143,21 +144,22 @@ func passwordFrom(cmd *cobra.Command, flag string) (string, error) {
 	return line, nil
 }
 
-// parseSize reads "1048576", "512K", "10M", "2G" or "1T" (powers of 1024).
-func parseSize(s string) (int64, error) {
-	s = strings.TrimSpace(strings.ToUpper(s))
-	mult := int64(1)
-	if n := len(s); n > 0 {
-		if i := strings.IndexByte("KMGT", s[n-1]); i >= 0 {
-			mult = int64(1) << (10 * (i + 1))
-			s = strings.TrimSuffix(s[:n-1], "I")
+// parseSize reads a byte count: "1048576", or a number with a unit of
+// K, M, G or T (powers of 1024), optionally followed by "i" and "B":
+// "512K", "10MiB", "2GB".
+func parseSize(in string) (int64, error) {
+	s := strings.TrimSuffix(strings.TrimSpace(strings.ToUpper(in)), "B")
+	shift := 0
+	if unit := strings.TrimSuffix(s, "I"); unit != "" {
+		if i := strings.IndexByte("KMGT", unit[len(unit)-1]); i >= 0 {
+			shift, s = 10*(i+1), unit[:len(unit)-1]
 		}
 	}
-	v, err := strconv.ParseInt(strings.TrimSuffix(s, "B"), 10, 64)
-	if err != nil || v < 0 {
-		return 0, fmt.Errorf("invalid input: size %q (bytes, or a number with K, M, G or T)", s)
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 0 || v > math.MaxInt64>>shift {
+		return 0, fmt.Errorf("invalid input: size %q (bytes, or a number with K, M, G or T)", in)
 	}
-	return v * mult, nil
+	return v << shift, nil
 }
 
 func formatQuota(q int64) string {
