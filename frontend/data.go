@@ -106,6 +106,8 @@ func (s *session) judge(body *bodyReader, err error) *smtp.SMTPError {
 			s.log.Error("smtp: Deliver succeeded although reading the body failed", "err", body.err)
 		}
 		return s.replyForBodyError(body.err)
+	case err != nil && errors.Is(err, node.ErrInsufficientStorage):
+		return replyInsufficientStorage()
 	case err != nil && errors.Is(err, node.ErrUnavailable):
 		return replyUnavailable()
 	case err != nil:

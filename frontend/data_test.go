@@ -212,6 +212,9 @@ func TestDeliverOutcomes(t *testing.T) {
 		{"unavailable", []string{"alice@example.com"}, func(f *fakeDeliverer) {
 			f.deliverErr = fmt.Errorf("replicas: %w", node.ErrUnavailable)
 		}, 451, "4.3.0", ""},
+		{"disk at its reserve", []string{"alice@example.com"}, func(f *fakeDeliverer) {
+			f.deliverErr = fmt.Errorf("%w: %w: store body", node.ErrUnavailable, node.ErrInsufficientStorage)
+		}, 452, "4.3.1", "storage"},
 		{"unexpected error is temporary", []string{"alice@example.com"}, func(f *fakeDeliverer) {
 			f.deliverErr = errors.New("disk on fire")
 		}, 451, "4.3.0", ""},

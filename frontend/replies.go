@@ -67,6 +67,11 @@ func replyUnavailable() *smtp.SMTPError {
 	return reply(451, 4, 3, 0, "temporarily unavailable, try again later")
 }
 
+func replyInsufficientStorage() *smtp.SMTPError {
+	// RFC 5321 §4.2.3 (452) and RFC 3463 X.3.1 (mail system full).
+	return reply(452, 4, 3, 1, "insufficient system storage, try again later")
+}
+
 func replyInternal() *smtp.SMTPError {
 	return reply(451, 4, 3, 0, "local error, try again later")
 }

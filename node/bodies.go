@@ -203,17 +203,20 @@ func (p *peerHealth) ok(id string) bool {
 	return time.Since(p.failed[id]) > peerPenalty
 }
 
-// candidates returns the other members, healthy ones first, each group
-// in placement order (see placement.go).
+// candidates returns the other members: healthy ones first, then ones
+// that failed recently, then ones whose disks are full, each group in
+// placement order (see placement.go).
 func (n *Node) candidates() ([]fsm.Member, error) {
 	members, err := n.state.Members()
 	if err != nil {
 		return nil, err
 	}
-	var good, bad []fsm.Member
+	var good, bad, full []fsm.Member
 	for _, m := range members {
 		switch {
 		case m.ID == n.cfg.ID:
+		case n.placement.full(m.ID):
+			full = append(full, m)
 		case n.health.ok(m.ID):
 			good = append(good, m)
 		default:
@@ -222,5 +225,5 @@ func (n *Node) candidates() ([]fsm.Member, error) {
 	}
 	n.placement.order(good)
 	n.placement.order(bad)
-	return append(good, bad...), nil
+	return append(append(good, bad...), full...), nil
 }

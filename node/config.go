@@ -88,6 +88,12 @@ type Config struct {
 	// that arrive meanwhile share the next sync. Zero means
 	// DefaultBodySyncInterval; negative means none.
 	BodySyncInterval time.Duration
+	// MinFreeBytes is the free space new bodies must leave on the body
+	// store's filesystem (storage.Options.MinFreeBytes). Below it this
+	// node refuses new copies: its own deliveries get 452 4.3.1 and peers
+	// place elsewhere. Zero means storage.DefaultMinFreeBytes; negative
+	// means no reserve.
+	MinFreeBytes int64
 
 	// MaildropLease is the POP3 maildrop lock lease (zero: 30 s).
 	MaildropLease time.Duration

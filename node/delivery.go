@@ -30,6 +30,10 @@ var (
 	// ErrUnavailable: no leader, no quorum, too few live replicas, or a
 	// timeout; the sender should retry (451 4.3.0).
 	ErrUnavailable = errors.New("temporarily unavailable")
+	// ErrInsufficientStorage: this node's body store is down to its
+	// free-space reserve (storage.ErrNoSpace), so it cannot keep its copy
+	// (452 4.3.1). Errors that wrap it also wrap ErrUnavailable.
+	ErrInsufficientStorage = errors.New("insufficient storage")
 )
 
 // Message is one accepted message to commit.

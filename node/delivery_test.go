@@ -15,7 +15,11 @@ import (
 )
 
 func deliveryCluster(t *testing.T) *testCluster {
-	c := newTestCluster(t, 3)
+	return deliveryClusterWith(t, nil)
+}
+
+func deliveryClusterWith(t *testing.T, tweak func(*Config)) *testCluster {
+	c := newTestClusterWith(t, 3, tweak)
 	l := c.leader(5 * time.Second)
 	mustApply(t, l, &fsm.DomainAdd{Name: "example.com"})
 	mustApply(t, l, &fsm.MailboxAdd{Mailboxes: []fsm.NewMailbox{{Address: "a@example.com"}, {Address: "b@example.com"}, {Address: "c@example.com"}, {Address: "full@example.com", QuotaBytes: 16}}})

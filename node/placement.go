@@ -14,8 +14,9 @@ import (
 
 // Placement. The node that receives a message chooses its replicas: itself
 // plus R-1 peers, sampled without replacement with probability
-// proportional to each peer's free disk space, so bytes spread across
-// nodes and full disks fill last. Peers that failed recently go last.
+// proportional to each peer's free disk space above its reserve, so bytes
+// spread across nodes and full disks fill last. Peers that failed
+// recently go last, and after them peers with no room at all.
 // Every node polls its peers' storage stats in the background; the leader
 // (through the FSM) then validates the chosen set at commit.
 
@@ -54,11 +55,20 @@ func (p *placement) used(id string) int64 {
 	return p.stats[id].BodyBytes
 }
 
+// free is the room a peer's store had for new bodies (free space above
+// its reserve) when last polled, and whether it was ever polled.
 func (p *placement) free(id string) (uint64, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s, ok := p.stats[id]
-	return s.FSAvail, ok
+	return s.Room(), ok
+}
+
+// full reports whether a peer's store had no room for new bodies when
+// last polled: it would refuse a copy with storage.ErrNoSpace.
+func (p *placement) full(id string) bool {
+	f, ok := p.free(id)
+	return ok && f == 0
 }
 
 // order sorts peers for placement: weighted random by free space

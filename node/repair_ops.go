@@ -51,11 +51,12 @@ func compareFree(a, b uint64) int {
 	return 0
 }
 
-// freeBytes is a member's free space as last seen (this node: now).
+// freeBytes is a member's room for new bodies (free space above its
+// reserve) as last seen (this node: now).
 func (n *Node) freeBytes(id string) uint64 {
 	if id == n.cfg.ID {
 		st, _ := n.bodies.Stats(context.Background())
-		return st.FSAvail
+		return st.Room()
 	}
 	f, _ := n.placement.free(id)
 	return f

@@ -46,6 +46,9 @@ func (n *Node) replicate(ctx context.Context, s fsm.Settings, body io.Reader) (s
 	default:
 		h, size, replicas, err = n.replicateStream(ctx, peers[:want], io.MultiReader(bytes.NewReader(*buf), body))
 	}
+	if errors.Is(err, storage.ErrNoSpace) {
+		return zero, 0, nil, fmt.Errorf("%w: %w: store body: %v", ErrUnavailable, ErrInsufficientStorage, err)
+	}
 	if err != nil {
 		return zero, 0, nil, fmt.Errorf("%w: store body: %v", ErrUnavailable, err)
 	}

@@ -27,8 +27,11 @@ type MemberStatus struct {
 	BodyBytes  int64  `json:"body_bytes"`
 	FreeBytes  uint64 `json:"free_bytes"`
 	TotalBytes uint64 `json:"total_bytes"`
-	Corrupt    int64  `json:"corrupt"` // corrupt local copies found since start
-	Missing    int64  `json:"missing"` // listed bodies found missing here since start (listing audit)
+	// MinFreeBytes is the node's reserve; at or below it the node stores
+	// no new bodies (storage.ErrNoSpace).
+	MinFreeBytes uint64 `json:"min_free_bytes"`
+	Corrupt      int64  `json:"corrupt"` // corrupt local copies found since start
+	Missing      int64  `json:"missing"` // listed bodies found missing here since start (listing audit)
 	// Repair is the leader's redundancy view (leader only).
 	Repair *RepairStatus `json:"repair,omitempty"`
 }
@@ -57,6 +60,7 @@ func (n *Node) localStats() MemberStatus {
 	}
 	if st, err := n.bodies.Stats(context.Background()); err == nil {
 		ms.Bodies, ms.BodyBytes, ms.FreeBytes, ms.TotalBytes = st.Bodies, st.BodyBytes, st.FSAvail, st.FSTotal
+		ms.MinFreeBytes = st.MinFree
 	}
 	ms.Corrupt, ms.Missing = n.corrupt.Load(), n.missing.Load()
 	if st == raft.Leader {
@@ -125,12 +129,22 @@ func (n *Node) memberStatus(ctx context.Context, s raft.Server, adminAddr string
 	return ms
 }
 
+// Full reports whether the node was at its free-space reserve: it refuses
+// new bodies, so deliveries through it get 452 4.3.1.
+func (m MemberStatus) Full() bool {
+	return m.Reachable && m.MinFreeBytes > 0 && m.FreeBytes <= m.MinFreeBytes
+}
+
+// health is "healthy" with every voter reachable and no node at its
+// free-space reserve, "degraded" while a majority of voters is reachable,
+// and "unavailable" otherwise.
 func health(cs ClusterStatus) string {
 	if cs.Leader == "" {
 		return "unavailable"
 	}
-	voters, up := 0, 0
+	voters, up, full := 0, 0, false
 	for _, m := range cs.Nodes {
+		full = full || m.Full()
 		if m.Suffrage == "voter" {
 			voters++
 			if m.Reachable {
@@ -139,7 +153,7 @@ func health(cs ClusterStatus) string {
 		}
 	}
 	switch {
-	case up == voters:
+	case up == voters && !full:
 		return "healthy"
 	case up > voters/2:
 		return "degraded"

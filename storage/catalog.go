@@ -24,6 +24,15 @@ type Stats struct {
 	DiskBytes uint64 // bytes Pebble's files use on disk (tables, WAL, manifest)
 	FSAvail   uint64 // bytes available to this process on the filesystem of dir
 	FSTotal   uint64 // size of that filesystem
+	MinFree   uint64 // the reserve new bodies may not cut into (Options.MinFreeBytes)
+}
+
+// Room is how many bytes of new bodies the store would still accept.
+func (st Stats) Room() uint64 {
+	if st.FSAvail <= st.MinFree {
+		return 0
+	}
+	return st.FSAvail - st.MinFree
 }
 
 // Stats returns the store's accounting and the free space of its filesystem.
@@ -40,6 +49,7 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 		Bodies:    s.bodies.Load(),
 		BodyBytes: s.bytes.Load(),
 		DiskBytes: s.db.Metrics().DiskSpaceUsage(),
+		MinFree:   uint64(max(s.space.min, 0)),
 	}
 	du, err := s.fs.GetDiskUsage(s.dir)
 	if err != nil {

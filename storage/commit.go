@@ -78,6 +78,9 @@ func (w *Writer) commit(ctx context.Context, want *Hash) (Hash, error) {
 // deletion and the counter update in one synced batch. replace means an
 // existing damaged copy (described by old, possibly zero) is overwritten.
 func (w *Writer) writeManifest(h Hash, old manifest, replace bool) error {
+	if err := w.s.space.admit(int64(len(w.buf)), w.s.now()); err != nil {
+		return err
+	}
 	b := w.s.db.NewBatch()
 	defer b.Close()
 	if len(w.buf) > 0 {

@@ -37,6 +37,9 @@
 //   - After Pebble reports a failed WAL write or fsync, nothing that depended
 //     on it is acknowledged: the Store is failed and every call returns an
 //     error wrapping ErrFailed until the process reopens it.
+//   - A chunk that would leave less than Options.MinFreeBytes free on the
+//     filesystem is not written: the write fails with ErrNoSpace, and the
+//     store stays usable (it is not failed).
 //   - Write ids are never reused, so stale-chunk cleanup can never hit a
 //     committed body.
 //

@@ -30,6 +30,10 @@ var (
 	ErrInvalidHash = errors.New("storage: invalid hash")
 	// ErrTooLarge: a body would need more chunks than the key layout allows.
 	ErrTooLarge = errors.New("storage: body too large")
+	// ErrNoSpace: the write would leave less free space on the store's
+	// filesystem than Options.MinFreeBytes. Nothing was written, and the
+	// store stays usable: retry once space is freed.
+	ErrNoSpace = errors.New("storage: not enough free disk space")
 	// ErrInvalidOptions: Options are out of range.
 	ErrInvalidOptions = errors.New("storage: invalid options")
 )

@@ -49,9 +49,19 @@ type Options struct {
 	// each sync starts as soon as the previous one ends. At most
 	// MaxSyncInterval.
 	SyncInterval time.Duration
+	// MinFreeBytes is the free space that writes of new bodies must leave
+	// on the store's filesystem; a write that would cut into it fails
+	// with ErrNoSpace (see spaceGuard). 0 means DefaultMinFreeBytes; a
+	// negative value disables the reserve.
+	MinFreeBytes int64
 
 	presenceMin int64 // tests: smallest presence filter; 0 means presenceMinCapacity
 }
+
+// DefaultMinFreeBytes is the default free-space reserve: room for
+// Pebble's flushes and compactions and for the raft log and index that
+// usually share the disk.
+const DefaultMinFreeBytes = 256 << 20
 
 // DefaultCacheBytes is the store's default block cache size.
 const DefaultCacheBytes = 128 << 20
@@ -81,6 +91,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MemTableSize == 0 {
 		o.MemTableSize = defaultMemTableSize
+	}
+	if o.MinFreeBytes == 0 {
+		o.MinFreeBytes = DefaultMinFreeBytes
 	}
 	if o.presenceMin <= 0 {
 		o.presenceMin = presenceMinCapacity
@@ -115,6 +128,8 @@ type Store struct {
 	pres    presence // hashes that may be stored (presence.go)
 	presMin int64    // its smallest capacity
 
+	space spaceGuard // the free-space reserve (space.go)
+
 	opened    time.Time // when this process opened the store
 	touchedAt touches   // last commit per body, see DeleteIfIdle
 }
@@ -128,6 +143,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	}
 	s := &Store{fs: o.FS, dir: dir, chunkSize: o.ChunkSize, log: o.Logger.With("component", "storage"), now: time.Now, presMin: o.presenceMin}
 	s.opened = s.now()
+	s.space = spaceGuard{min: o.MinFreeBytes, fs: o.FS, dir: dir}
 	s.locks.m = make(map[Hash]*hashLock)
 	s.live.m = make(map[uint64]struct{})
 	s.readers.m = make(map[*Reader]struct{})

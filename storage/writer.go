@@ -126,6 +126,9 @@ func (w *Writer) spill() error {
 	if uint64(w.spilled)+1 >= maxChunks {
 		return fmt.Errorf("%w: more than %d chunks", ErrTooLarge, uint64(maxChunks))
 	}
+	if err := w.s.space.admit(int64(len(w.buf)), w.s.now()); err != nil {
+		return err
+	}
 	b := w.s.db.NewBatch()
 	defer b.Close()
 	if !w.pending {

@@ -30,7 +30,7 @@ func newClusterCmd(cl *clientFlags) *cobra.Command {
 					for _, m := range st.Nodes {
 						rows = append(rows, []string{m.ID, m.Role, m.Suffrage, m.ClusterAddr, orDash(m.AdminAddr), orDash(m.LastContact),
 							fmt.Sprint(m.Term), fmt.Sprint(m.CommitIndex), fmt.Sprint(m.AppliedIndex),
-							fmt.Sprint(m.Bodies), fmt.Sprint(m.BodyBytes), humanBytes(m.FreeBytes), fmt.Sprint(m.Corrupt), fmt.Sprint(m.Missing)})
+							fmt.Sprint(m.Bodies), fmt.Sprint(m.BodyBytes), freeColumn(m), fmt.Sprint(m.Corrupt), fmt.Sprint(m.Missing)})
 					}
 					return rows
 				})
@@ -79,4 +79,13 @@ func humanBytes(b uint64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f%ciB", float64(b)/float64(div), "KMGTPE"[exp])
+}
+
+// freeColumn is a node's free space, marked when it is down to its
+// reserve and refusing new bodies.
+func freeColumn(m node.MemberStatus) string {
+	if m.Full() {
+		return humanBytes(m.FreeBytes) + " (full)"
+	}
+	return humanBytes(m.FreeBytes)
 }

@@ -18,6 +18,7 @@ type serverFlags struct {
 	id, data, cluster, advertise, admin, adminAdvertise string
 	smtp, lmtp, imap, pop3                              string
 	join, secretFile, logLevel, logFormat               string
+	minFree                                             string
 	bootstrap, hugePages                                bool
 	replicas, writeQuorum                               int
 	timerSlack, bodySyncInterval                        time.Duration
@@ -60,6 +61,7 @@ POWERMAIL_SECRET and is also the admin API token.`,
 	fl.BoolVar(&f.hugePages, "huge-pages", true, "back Pebble's memtables with transparent huge pages: on Linux, unless THP is 'never' or GLIBC_TUNABLES already names glibc.malloc.hugetlb, re-execute once with glibc.malloc.hugetlb=1 added")
 	fl.DurationVar(&f.timerSlack, "timer-slack", time.Millisecond, "Linux timer slack for the server's threads, so that the kernel can merge the Go runtime's frequent short sleeps (at most 10ms; re-executes once to apply it; 0 keeps the inherited slack)")
 	fl.DurationVar(&f.bodySyncInterval, "body-sync-interval", node.DefaultBodySyncInterval, "least time between two fsyncs of the body store's log; deliveries arriving meanwhile share the next one (0: none; at most 100ms)")
+	fl.StringVar(&f.minFree, "min-free-space", "256MiB", "free space new message bodies must leave on the data directory's filesystem; below it this node answers deliveries with 452 4.3.1 and peers place copies elsewhere (bytes, or with K, M, G or T; 0: no reserve)")
 	f.mail.register(fl)
 	f.access.register(fl)
 	f.redundancy.register(fl)
@@ -74,6 +76,10 @@ func runServer(ctx context.Context, f *serverFlags) error {
 	}
 	if f.bodySyncInterval < 0 || f.bodySyncInterval > storage.MaxSyncInterval {
 		return fmt.Errorf("--body-sync-interval %v: must be between 0 and %v", f.bodySyncInterval, storage.MaxSyncInterval)
+	}
+	minFree, err := parseSize(f.minFree)
+	if err != nil {
+		return fmt.Errorf("--min-free-space: %w", err)
 	}
 	if err := f.raft.validate(); err != nil {
 		return err
@@ -105,6 +111,9 @@ func runServer(ctx context.Context, f *serverFlags) error {
 		RemoteCacheBytes:  f.access.remoteCacheBytes,
 		StorageCacheBytes: f.access.storageCacheBytes,
 		BodySyncInterval:  f.bodySyncInterval,
+	}
+	if cfg.MinFreeBytes = minFree; minFree == 0 {
+		cfg.MinFreeBytes = -1 // the flag's 0 is "none"; the config's is "default"
 	}
 	if f.bodySyncInterval == 0 {
 		cfg.BodySyncInterval = -1 // the flag's 0 is "none"; the config's is "default"

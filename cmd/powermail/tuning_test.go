@@ -130,11 +130,12 @@ func cgoEnabled() bool {
 
 // TestServerRefusesBadDurations checks that an out-of-range timer slack
 // or body sync interval is a clear error before anything starts.
-func TestServerRefusesBadDurations(t *testing.T) {
+func TestServerRefusesBadSettings(t *testing.T) {
 	for _, c := range []struct{ flag, v string }{
 		{"--timer-slack", "-1ms"}, {"--timer-slack", "1s"},
 		{"--body-sync-interval", "-1ms"}, {"--body-sync-interval", "101ms"},
 		{"--raft-snapshot-interval", "100ms"}, {"--raft-snapshot-threshold", "0"}, {"--raft-trailing-logs", "0"},
+		{"--min-free-space", "-1G"}, {"--min-free-space", "lots"},
 	} {
 		_, stderr, err := cli(t, "", "server", "--id", "n1", "--data", t.TempDir(), c.flag, c.v)
 		if err == nil || !strings.Contains(stderr, c.flag) {

@@ -1,0 +1,71 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestNodeAtItsReserveRefusesAndPeersPlaceElsewhere: a node whose disk is
+// down to its free-space reserve refuses its own deliveries as temporary
+// (ErrInsufficientStorage, 452 4.3.1 in SMTP) without failing its store,
+// and once its peers have polled its stats they place copies elsewhere.
+func TestNodeAtItsReserveRefusesAndPeersPlaceElsewhere(t *testing.T) {
+	c := deliveryClusterWith(t, func(cfg *Config) {
+		cfg.PeerPollInterval = 100 * time.Millisecond
+		if cfg.ID == "n3" {
+			cfg.MinFreeBytes = 1 << 62 // more than any disk has
+		}
+	})
+	ctx := ctxT(t, 30*time.Second)
+	full := c.nodes["n3"]
+	_, err := full.Deliver(ctx, Message{Mailboxes: []string{"a@example.com"}, Received: time.Now()}, strings.NewReader("to the full node"))
+	if !errors.Is(err, ErrInsufficientStorage) || !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("delivery through the full node: %v", err)
+	}
+	if st, err := full.bodies.Stats(ctx); err != nil || st.Room() != 0 {
+		t.Fatalf("full node's store: room %d, %v", st.Room(), err)
+	}
+
+	for _, id := range []string{"n1", "n2"} {
+		waitFor(t, 5*time.Second, id+" sees n3 full", func() bool { return c.nodes[id].placement.full("n3") })
+	}
+	st, err := c.nodes["n1"].Status(ctx)
+	if err != nil || st.Health != "degraded" {
+		t.Fatalf("cluster health %q with a full node (%v)", st.Health, err)
+	}
+	for _, m := range st.Nodes {
+		if m.Full() != (m.ID == "n3") {
+			t.Fatalf("status of %s: free %d, reserve %d, full %v", m.ID, m.FreeBytes, m.MinFreeBytes, m.Full())
+		}
+	}
+	for i := range 10 {
+		n := c.nodes[fmt.Sprintf("n%d", 1+i%2)]
+		body := fmt.Sprintf("message %d", i)
+		if _, err := n.Deliver(ctx, Message{Mailboxes: []string{"a@example.com"}, Received: time.Now()}, strings.NewReader(body)); err != nil {
+			t.Fatalf("delivery %d through %s: %v", i, n.ID(), err)
+		}
+	}
+	for _, id := range []string{"n1", "n2"} {
+		if !c.nodes[id].health.ok("n3") {
+			t.Fatalf("%s sent a copy to the full node, which refused it", id)
+		}
+	}
+	l := c.leader(time.Second)
+	if err := l.Barrier(ctx); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := l.State().Messages("a@example.com", "INBOX", 0, 0)
+	if err != nil || len(msgs) != 10 {
+		t.Fatalf("%d messages, %v", len(msgs), err)
+	}
+	for _, m := range msgs {
+		b, err := l.State().Body(m.Hash)
+		if err != nil || len(b.Replicas) != 2 || slices.Contains(b.Replicas, "n3") {
+			t.Fatalf("body %s on %v (%v): the full node holds a copy, or R is not met", m.Hash, b.Replicas, err)
+		}
+	}
+}
