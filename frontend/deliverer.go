@@ -33,3 +33,12 @@ type Deliverer interface {
 	// returns. The frontend replies 250 only when all three held.
 	Deliver(ctx context.Context, msg node.Message, body io.Reader) (node.DeliveryResult, error)
 }
+
+// SpaceChecker is implemented by a Deliverer that can tell at MAIL time
+// that it has no room for a message (*node.Node does). CheckSpace gets
+// the size the client declared with SIZE= (0 if none) and returns an
+// error wrapping node.ErrInsufficientStorage when the message cannot be
+// stored now.
+type SpaceChecker interface {
+	CheckSpace(size int64) error
+}

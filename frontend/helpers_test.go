@@ -29,9 +29,21 @@ type fakeDeliverer struct {
 	deliverHook func(ctx context.Context, msg node.Message, body io.Reader) (node.DeliveryResult, error)
 	// resolveHook, when set, runs before the directory lookup.
 	resolveHook func(ctx context.Context, rcpt string) error
+	// spaceHook, when set, answers CheckSpace.
+	spaceHook func(size int64) error
 
 	resolves   []resolveCall
 	deliveries []delivery
+}
+
+func (f *fakeDeliverer) CheckSpace(size int64) error {
+	f.mu.Lock()
+	hook := f.spaceHook
+	f.mu.Unlock()
+	if hook == nil {
+		return nil
+	}
+	return hook(size)
 }
 
 type resolveCall struct {

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"powermail/node"
 )
 
 // Every RCPT outcome of the reply table in DESIGN.md.
@@ -122,6 +125,36 @@ func TestMailSizeRefused(t *testing.T) {
 	c.ehlo()
 	c.expect("MAIL FROM:<s@remote.test> SIZE=100001", 552, "5.3.4")
 	c.expect("MAIL FROM:<> SIZE=100000", 250, "2.0.0")
+}
+
+// RFC 1870 §6.1: a node without the disk space for the declared size
+// (or, without SIZE=, at its reserve) answers MAIL with 452 4.3.1, a
+// temporary refusal, before the client sends the body.
+func TestMailRefusedWithoutSpace(t *testing.T) {
+	f := newFakeDeliverer()
+	var mu sync.Mutex
+	var sizes []int64
+	f.spaceHook = func(size int64) error {
+		mu.Lock()
+		defer mu.Unlock()
+		sizes = append(sizes, size)
+		if size > 1000 {
+			return fmt.Errorf("%w: %w: disk", node.ErrUnavailable, node.ErrInsufficientStorage)
+		}
+		return nil
+	}
+	_, addr := startServer(t, testConfig(), f)
+	c := dial(t, addr)
+	c.ehlo()
+	c.expect("MAIL FROM:<s@remote.test> SIZE=5000", 452, "4.3.1")
+	c.expect("MAIL FROM:<s@remote.test> SIZE=1000", 250, "2.0.0")
+	c.expect("RSET", 250, "")
+	c.expect("MAIL FROM:<s@remote.test>", 250, "2.0.0")
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(sizes) != "[5000 1000 0]" {
+		t.Fatalf("CheckSpace saw sizes %v", sizes)
+	}
 }
 
 func TestMailSenderChecks(t *testing.T) {

@@ -83,6 +83,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if max := s.srv.cfg.MaxMessageBytes; opts != nil && opts.Size > max {
 		return replyTooBig(max) // RFC 1870: declared size over the fixed maximum
 	}
+	if err := s.checkSpace(opts); err != nil {
+		return err
+	}
 	utf8 := opts != nil && opts.UTF8
 	switch p, why := checkSender(from, utf8); p {
 	case addrSyntax:
@@ -109,6 +112,24 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	s.tx = tx
 	s.mu.Unlock()
 	s.tc.setBusy(true)
+	return nil
+}
+
+// checkSpace refuses a transaction this node has no disk space for
+// before the client sends the body: 452 4.3.1 (RFC 1870 §6.1, RFC 3463
+// X.3.1). Without SIZE= it still catches a node at its reserve.
+func (s *session) checkSpace(opts *smtp.MailOptions) *smtp.SMTPError {
+	sc, ok := s.srv.d.(SpaceChecker)
+	if !ok {
+		return nil
+	}
+	var size int64
+	if opts != nil {
+		size = opts.Size
+	}
+	if err := sc.CheckSpace(size); errors.Is(err, node.ErrInsufficientStorage) {
+		return replyInsufficientStorage()
+	}
 	return nil
 }
 

@@ -70,6 +70,18 @@ func (n *Node) replicate(ctx context.Context, s fsm.Settings, body io.Reader) (s
 	return h, size, replicas, nil
 }
 
+// CheckSpace tells whether this node could keep its copy of a body of
+// size bytes (0: unknown), for SMTP's MAIL command (RFC 1870 §6.1). It
+// returns an error wrapping ErrInsufficientStorage and ErrUnavailable
+// when the body store is at its free-space reserve, and nil otherwise,
+// also when the check itself failed: Deliver decides then.
+func (n *Node) CheckSpace(size int64) error {
+	if err := n.bodies.CheckSpace(size); errors.Is(err, storage.ErrNoSpace) {
+		return fmt.Errorf("%w: %w: %v", ErrUnavailable, ErrInsufficientStorage, err)
+	}
+	return nil
+}
+
 func (n *Node) getBodyBuf() *[]byte {
 	if b, ok := n.bodyBufs.Get().(*[]byte); ok {
 		return b

@@ -26,6 +26,12 @@ func TestNodeAtItsReserveRefusesAndPeersPlaceElsewhere(t *testing.T) {
 	if !errors.Is(err, ErrInsufficientStorage) || !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("delivery through the full node: %v", err)
 	}
+	if err := full.CheckSpace(100); !errors.Is(err, ErrInsufficientStorage) {
+		t.Fatalf("CheckSpace on the full node: %v", err)
+	}
+	if err := c.nodes["n1"].CheckSpace(100); err != nil {
+		t.Fatalf("CheckSpace on a node with room: %v", err)
+	}
 	if st, err := full.bodies.Stats(ctx); err != nil || st.Room() != 0 {
 		t.Fatalf("full node's store: room %d, %v", st.Room(), err)
 	}

@@ -34,6 +34,12 @@ type spaceGuard struct {
 
 // admit reserves n bytes about to be written, or refuses them.
 func (g *spaceGuard) admit(n int64, now time.Time) error {
+	return g.check(n, now, true)
+}
+
+// check refuses n bytes that would cut into the reserve, and with take
+// counts them as written.
+func (g *spaceGuard) check(n int64, now time.Time, take bool) error {
 	if g.min <= 0 {
 		return nil
 	}
@@ -51,6 +57,16 @@ func (g *spaceGuard) admit(n int64, now time.Time) error {
 	if g.avail-n < g.min {
 		return fmt.Errorf("%w: %d bytes free on the filesystem of %s, %d must stay free", ErrNoSpace, g.avail, g.dir, g.min)
 	}
-	g.avail -= n
+	if take {
+		g.avail -= n
+	}
 	return nil
+}
+
+// CheckSpace reports whether a body of n bytes would be refused for
+// lack of space right now (ErrNoSpace), without writing or reserving
+// anything: an SMTP server asks it when the client declares a size, so a
+// node at its reserve can refuse before the body is sent.
+func (s *Store) CheckSpace(n int64) error {
+	return s.space.check(max(n, 0), s.now(), false)
 }
