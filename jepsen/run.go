@@ -263,7 +263,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Problems = append(rep.Problems, "cluster did not heal: "+err.Error())
 	}
 	logf("final reads: %d mailboxes through each of %d nodes", len(w.Mailboxes()), cfg.Nodes)
-	fctx, fcancel := context.WithTimeout(ctx, 90*time.Second)
+	fctx, fcancel := context.WithTimeout(ctx, finalReadsBudget(cfg.Time))
 	err = w.FinalReads(fctx)
 	fcancel()
 	if err != nil {
@@ -495,4 +495,12 @@ func (r *Report) write(cfg Config, h check.History) error {
 		return err
 	}
 	return os.WriteFile(r.Files[3], []byte(r.Summary()), 0o644)
+}
+
+// finalReadsBudget is how long the final reads may take in all. Their
+// work grows with the mail the run delivered, which grows with its
+// length: a 30-minute soak leaves mailboxes of 10,000 messages or more,
+// and the first node to read one fetches every body.
+func finalReadsBudget(run time.Duration) time.Duration {
+	return max(90*time.Second, run/4)
 }

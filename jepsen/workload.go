@@ -367,6 +367,9 @@ func (w *Workload) reader(ctx context.Context, i int) {
 	}
 }
 
+// finalReadFactor multiplies the operation timeout for final reads.
+const finalReadFactor = 6
+
 // Read lists a mailbox through one node and records a read op with the
 // Message-ID of every UID. The listing is one admin request, which passes
 // the node's read-index barrier: it is the mailbox as of one instant inside
@@ -378,7 +381,13 @@ func (w *Workload) Read(ctx context.Context, n *Node, mailbox string, final bool
 	inv := check.Op{Process: w.newProcess(), Type: check.Invoke, F: check.FRead, Key: mailbox, Node: n.ID, Final: final}
 	w.record(inv)
 	done := inv
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.OpTimeout)
+	timeout := w.cfg.OpTimeout
+	if final {
+		// A final read fetches every body not yet seen, of mailboxes a
+		// long run has filled: it is not one operation's worth of work.
+		timeout *= finalReadFactor
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	msgs, err := w.list(ctx, n, mailbox)
 	if err == nil {
