@@ -76,7 +76,8 @@ bench-soak: build
 	@rm -rf $(BENCHDIR)
 	bin/devcluster --bin $(BIN) --dir $(BENCHDIR) --port-offset 400 --quiet start
 	bin/smtpload --addrs 127.0.0.1:2925,127.0.0.1:2926,127.0.0.1:2927 --concurrency 20 \
-		--duration $(SOAKTIME) --size 4096 --to demo@example.com --hold 0.7; \
+		--duration $(SOAKTIME) --size 4096 --to demo@example.com --hold 0.7 \
+		--pop3 127.0.0.1:1510,127.0.0.1:1511,127.0.0.1:1512; \
 	rc=$$?; bin/devcluster --dir $(BENCHDIR) --port-offset 400 stop; rm -rf $(BENCHDIR); exit $$rc
 
 # The directory at scale: 1,000,000 mailboxes loaded through the admin API

@@ -5,7 +5,9 @@
 // percentiles (from MAIL FROM to the reply after the final dot). A level
 // of 5 s or more also reports its rate in each fifth of the run; with
 // --hold, a level whose last fifth falls too far below its first fails the
-// run, which makes a long level a soak check (`make bench-soak`).
+// run, which makes a long level a soak check (`make bench-soak`). With
+// --pop3, sessions empty the recipient's mailbox over POP3 meanwhile
+// (drain.go), so a soak runs in a real installation's steady state.
 package main
 
 import (
@@ -31,7 +33,8 @@ type config struct {
 	size     int
 	from, to string
 	lmtp     bool
-	hold     float64 // fail when a level's last fifth falls below this fraction of its first
+	hold     float64  // fail when a level's last fifth falls below this fraction of its first
+	drain    *drainer // nil: no POP3 draining
 }
 
 func main() {
@@ -44,8 +47,18 @@ func main() {
 	flag.StringVar(&c.to, "to", "demo@example.com", "recipient")
 	flag.BoolVar(&c.lmtp, "lmtp", false, "speak LMTP (LHLO) instead of SMTP")
 	flag.Float64Var(&c.hold, "hold", 0, "exit 1 if a level's rate in its last fifth falls below this fraction of its first fifth (a soak check; 0 is off)")
+	pop3 := flag.String("pop3", "", "comma-separated POP3 addresses: empty the recipient's mailbox over POP3 while the load runs")
+	pop3Pass := flag.String("pop3-pass", "demo-password", "the recipient's password, with --pop3")
+	drainers := flag.Int("drainers", 1, "concurrent POP3 sessions, with --pop3")
 	flag.Parse()
 	c.addrs = strings.Split(*addrs, ",")
+	if *pop3 != "" {
+		c.drain = &drainer{addrs: strings.Split(*pop3, ","), user: c.to, pass: *pop3Pass}
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { c.drain.run(ctx, max(*drainers, 1)); close(done) }()
+		defer func() { stop(); <-done }()
+	}
 	for _, l := range strings.Split(*levels, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(l))
 		if err != nil || n < 1 {
@@ -66,6 +79,10 @@ func main() {
 				failed = true
 			}
 		}
+	}
+	if d := c.drain; d != nil {
+		fmt.Printf("drained over POP3: %d messages (%d bytes), %d session errors, %d in the mailbox at the last login\n",
+			d.retrieved.Load(), d.bytes.Load(), d.errs.Load(), d.left.Load())
 	}
 	if failed {
 		os.Exit(1)
@@ -88,7 +105,7 @@ func runLevel(ctx context.Context, c config, conns int) result {
 	start := time.Now()
 	done := make(chan struct{})
 	perSecond := make(chan []int64, 1)
-	go func() { perSecond <- progress(&sent, &errs, conns, done) }()
+	go func() { perSecond <- progress(&sent, &errs, conns, c.drain, done) }()
 	var wg sync.WaitGroup
 	for i := 0; i < conns; i++ {
 		wg.Add(1)
@@ -113,7 +130,7 @@ func runLevel(ctx context.Context, c config, conns int) result {
 
 // progress prints the count every second until done, and returns the
 // messages sent in each whole second.
-func progress(sent, errs *atomic.Int64, conns int, done chan struct{}) []int64 {
+func progress(sent, errs *atomic.Int64, conns int, d *drainer, done chan struct{}) []int64 {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	var counts []int64
@@ -124,7 +141,11 @@ func progress(sent, errs *atomic.Int64, conns int, done chan struct{}) []int64 {
 			return counts
 		case <-t.C:
 			n := sent.Load()
-			fmt.Fprintf(os.Stderr, "  %d connections: %d sent (%d/s), %d errors\n", conns, n, n-last, errs.Load())
+			drained := ""
+			if d != nil {
+				drained = fmt.Sprintf(", %d drained over POP3 (%d left)", d.retrieved.Load(), d.left.Load())
+			}
+			fmt.Fprintf(os.Stderr, "  %d connections: %d sent (%d/s), %d errors%s\n", conns, n, n-last, errs.Load(), drained)
 			counts = append(counts, n-last)
 			last = n
 		}
