@@ -46,7 +46,10 @@ func (d *drainer) run(ctx context.Context, n int) {
 			for ctx.Err() == nil {
 				if err := d.session(ctx, addr); err != nil && ctx.Err() == nil {
 					d.errs.Add(1)
-					sleep(ctx, 50*time.Millisecond)
+					select {
+					case <-ctx.Done():
+					case <-time.After(50 * time.Millisecond):
+					}
 				}
 			}
 		})
@@ -138,13 +141,4 @@ func popCmd(c *textproto.Conn, format string, args ...any) (string, error) {
 		return "", errors.Join(fmt.Errorf("%s", strings.Fields(format)[0]), err)
 	}
 	return rest, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }
