@@ -1,8 +1,9 @@
 package fsm
 
 import (
-	"github.com/cockroachdb/pebble/v2"
 	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // Quota is a gate at RCPT time (the mailbox must be under quota then), not

@@ -83,7 +83,7 @@ func renameInbox(tx *txn, a Address, mb *Mailbox, inbox Folder, to string) error
 	}
 	dst.Messages, dst.Bytes, dst.Unseen, dst.Deleted = inbox.Messages, inbox.Bytes, inbox.Unseen, inbox.Deleted
 	inbox.Messages, inbox.Bytes, inbox.Unseen, inbox.Deleted = 0, 0, 0, 0
-	inbox.LowUID = inbox.UIDNext // dst keeps the UIDs, and LowUID 0
+	dst.LowUID, inbox.LowUID = inbox.LowUID, inbox.UIDNext // dst has INBOX's UIDs
 	inbox.ModSeq = tx.index
 	for _, f := range []Folder{inbox, dst} {
 		if err := tx.put(folderKey(a, f.Name), f); err != nil {
