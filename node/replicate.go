@@ -65,19 +65,47 @@ func (n *Node) replicate(ctx context.Context, s fsm.Settings, body io.Reader) (s
 		replicas = append(replicas, m.ID)
 	}
 	if len(replicas) < s.WriteQuorum {
-		return zero, 0, nil, fmt.Errorf("%w: %d of %d required replicas reachable", ErrUnavailable, len(replicas), s.WriteQuorum)
+		err := fmt.Errorf("%w: %d of %d required replicas reachable", ErrUnavailable, len(replicas), s.WriteQuorum)
+		if n.withRoom(peers)+1 < s.WriteQuorum {
+			// Not a passing failure of some peer: too few nodes have
+			// room for a copy, so say so (452 4.3.1 rather than 451).
+			err = fmt.Errorf("%w: %w: the other nodes are at their free-space reserve", err, ErrInsufficientStorage)
+		}
+		return zero, 0, nil, err
 	}
 	return h, size, replicas, nil
 }
 
-// CheckSpace tells whether this node could keep its copy of a body of
-// size bytes (0: unknown), for SMTP's MAIL command (RFC 1870 §6.1). It
-// returns an error wrapping ErrInsufficientStorage and ErrUnavailable
-// when the body store is at its free-space reserve, and nil otherwise,
-// also when the check itself failed: Deliver decides then.
+// withRoom counts the peers that had room for new bodies when last
+// polled, or have not been polled yet.
+func (n *Node) withRoom(peers []fsm.Member) int {
+	k := 0
+	for _, m := range peers {
+		if !n.placement.full(m.ID) {
+			k++
+		}
+	}
+	return k
+}
+
+// CheckSpace tells whether the cluster could keep the write quorum's
+// copies of a body of size bytes (0: unknown) received here, for SMTP's
+// MAIL command (RFC 1870 §6.1). It returns an error wrapping
+// ErrInsufficientStorage and ErrUnavailable when this node's body store
+// is at its free-space reserve, or when too few peers had room at their
+// last poll; nil otherwise, also when a check itself failed: Deliver
+// decides then.
 func (n *Node) CheckSpace(size int64) error {
 	if err := n.bodies.CheckSpace(size); errors.Is(err, storage.ErrNoSpace) {
 		return fmt.Errorf("%w: %w: %v", ErrUnavailable, ErrInsufficientStorage, err)
+	}
+	s, err := n.state.Settings()
+	if err != nil {
+		return nil
+	}
+	members, err := n.state.Members()
+	if err == nil && n.withRoom(members) < s.WriteQuorum { // counts this node too
+		return fmt.Errorf("%w: %w: the other nodes are at their free-space reserve", ErrUnavailable, ErrInsufficientStorage)
 	}
 	return nil
 }

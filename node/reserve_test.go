@@ -75,3 +75,27 @@ func TestNodeAtItsReserveRefusesAndPeersPlaceElsewhere(t *testing.T) {
 		}
 	}
 }
+
+// TestFullPeersMakeAStorageShortfall: when the node itself has room but
+// too few peers do for the write quorum, the refusal says insufficient
+// storage (452 4.3.1 in SMTP), not merely too few replicas (451 4.3.0).
+func TestFullPeersMakeAStorageShortfall(t *testing.T) {
+	c := deliveryClusterWith(t, func(cfg *Config) {
+		cfg.PeerPollInterval = 100 * time.Millisecond
+		if cfg.ID != "n1" {
+			cfg.MinFreeBytes = 1 << 62
+		}
+	})
+	ctx := ctxT(t, 30*time.Second)
+	n1 := c.nodes["n1"]
+	for _, id := range []string{"n2", "n3"} {
+		waitFor(t, 5*time.Second, "n1 sees "+id+" full", func() bool { return n1.placement.full(id) })
+	}
+	if err := n1.CheckSpace(100); !errors.Is(err, ErrInsufficientStorage) {
+		t.Fatalf("CheckSpace on n1, which has room but no peer with room: %v", err)
+	}
+	_, err := n1.Deliver(ctx, Message{Mailboxes: []string{"a@example.com"}, Received: time.Now()}, strings.NewReader("nowhere to copy it"))
+	if !errors.Is(err, ErrInsufficientStorage) || !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("delivery with every peer full: %v", err)
+	}
+}
