@@ -24,6 +24,7 @@ func (s *session) Data(r io.Reader) error {
 	out := s.deliver(tx, r)
 	rep := out.smtpReply(tx)
 	s.logDelivery(tx, out, rep)
+	s.srv.metrics.reply(cmdData, asError(rep))
 	return asError(rep)
 }
 
@@ -37,10 +38,15 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	out := s.deliver(tx, r)
 	if out.failed != nil {
 		s.logDelivery(tx, out, out.failed)
+		for range tx.rcpts {
+			s.srv.metrics.reply(cmdData, out.failed)
+		}
 		return out.failed // go-smtp gives it to every recipient
 	}
 	for _, rc := range tx.rcpts {
-		status.SetStatus(rc.addr, out.lmtpReply(tx, rc))
+		rep := out.lmtpReply(tx, rc)
+		status.SetStatus(rc.addr, rep)
+		s.srv.metrics.reply(cmdData, asError(rep))
 	}
 	s.logDelivery(tx, out, nil)
 	// go-smtp gives the return value to every RCPT that got no status.
@@ -204,6 +210,8 @@ func (s *session) logDelivery(tx *txn, o outcome, rep *smtp.SMTPError) {
 	if o.failed != nil {
 		level = slog.LevelWarn
 	}
+	s.srv.metrics.bytes.Add(float64(o.bytes))
+	s.srv.metrics.took.Observe(o.took.Seconds())
 	s.log.Log(s.ctx, level, "smtp: transaction",
 		"id", tx.id, "from", tx.from, "rcpts", len(tx.rcpts), "mailboxes", len(tx.boxes),
 		"rejected", len(o.res.Rejected), "bytes", o.bytes, "code", code,

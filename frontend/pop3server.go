@@ -159,6 +159,7 @@ func (s *POP3Server) admit(c net.Conn, implicitTLS bool) {
 // POP3S port the client expects a TLS handshake, so it is only closed. A
 // fresh socket's send buffer is empty: the write does not block.
 func (s *POP3Server) refuse(c net.Conn, implicitTLS bool) {
+	s.tracker.refused.Add(1)
 	if !implicitTLS {
 		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = c.Write([]byte("-ERR [SYS/TEMP] too many connections from your address, try again later\r\n"))

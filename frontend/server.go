@@ -24,6 +24,7 @@ type SMTPServer struct {
 	log     *slog.Logger
 	srv     *smtp.Server
 	tracker *connTracker
+	metrics *smtpMetrics
 
 	// ctx is the parent of every session's context. Close cancels it,
 	// aborting backend calls; Shutdown lets them finish.
@@ -52,8 +53,15 @@ func NewSMTPServer(cfg SMTPConfig, d Deliverer) (*SMTPServer, error) {
 		d:       d,
 		log:     cfg.Logger.With("proto", protoName(cfg.LMTP)),
 		tracker: newConnTracker(cfg),
+		metrics: newSMTPMetrics(),
 		ctx:     ctx,
 		cancel:  cancel,
+	}
+	if cfg.Metrics != nil {
+		if err := s.metrics.register(cfg.Metrics, protoName(cfg.LMTP), s.tracker); err != nil {
+			cancel()
+			return nil, err
+		}
 	}
 	s.srv = s.newSMTPServer()
 	return s, nil

@@ -75,6 +75,12 @@ func (tx *txn) addRecipient(addr string, res node.Resolution) {
 
 // Mail starts a transaction (RFC 5321 §4.1.1.2).
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	err := s.mail(from, opts)
+	s.srv.metrics.reply(cmdMail, err)
+	return err
+}
+
+func (s *session) mail(from string, opts *smtp.MailOptions) error {
 	if s.srv.draining.Load() {
 		s.tc.expire()
 		return replyShuttingDown()
@@ -137,6 +143,12 @@ func (s *session) checkSpace(opts *smtp.MailOptions) *smtp.SMTPError {
 // path step 1) and refuses it here if it cannot be delivered: nothing is
 // accepted first and bounced later (Promise 2).
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	err := s.rcpt(to)
+	s.srv.metrics.reply(cmdRcpt, err)
+	return err
+}
+
+func (s *session) rcpt(to string) error {
 	tx, n := s.currentWithCount()
 	if tx == nil {
 		return replyBadSequence("need MAIL before RCPT") // RFC 5321 §4.1.4

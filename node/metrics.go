@@ -66,6 +66,10 @@ func newMetrics() *metrics {
 	return m
 }
 
+// Metrics is the registry the node's /metrics serves, for the servers in
+// front of the node to add their own collectors to.
+func (n *Node) Metrics() prometheus.Registerer { return n.metrics.reg }
+
 // watchRaft exposes raft's own view as gauges read at scrape time.
 func (m *metrics) watchRaft(r *raft.Raft) {
 	gauge := func(name, help string, f func() float64) {

@@ -91,6 +91,7 @@ func startMail(f *serverFlags, n *node.Node, log *slog.Logger) (func(context.Con
 		}
 		cfg, err := f.mail.config(log, l.lmtp)
 		if err == nil {
+			cfg.Metrics = n.Metrics()
 			var s *frontend.SMTPServer
 			if s, err = frontend.NewSMTPServer(cfg, n); err == nil {
 				var ln net.Listener

@@ -156,6 +156,13 @@ func TestSMTPDeliveryAcrossTheCluster(t *testing.T) {
 	if code, msg := send(t, ps[0].smtp, "sender@elsewhere.net", []string{"alice@example.com", "Bob@example.com", "carol+x@example.com"}, body); code != 250 {
 		t.Fatalf("send: %d %s", code, msg)
 	}
+	// The receiving node's /metrics counts the transaction.
+	var metrics string
+	if code := admin(t, ps[0].admin, "/metrics", &metrics); code != 200 ||
+		!strings.Contains(metrics, `powermail_smtp_replies_total{code="250",command="data",proto="smtp",status="2.0.0"} 1`) ||
+		!strings.Contains(metrics, `powermail_smtp_replies_total{code="250",command="rcpt",proto="smtp",status="2.0.0"} 3`) {
+		t.Fatalf("/metrics (%d) does not count the delivery:\n%s", code, grepLines(metrics, "powermail_smtp_"))
+	}
 	// Every node's index has the message for all three, with one body.
 	var hash string
 	for _, p := range ps {
@@ -461,4 +468,15 @@ func waitReplicas(t *testing.T, adminAddr string, want int) {
 	if set.Replicas != want || set.WriteQuorum != want {
 		t.Fatalf("settings %+v, want R=W=%d", set, want)
 	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
