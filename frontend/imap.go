@@ -115,6 +115,8 @@ func (cfg IMAPConfig) withDefaults() (IMAPConfig, error) {
 	}, "MaxAppendBytes %d is outside 1..%d", cfg.MaxAppendBytes, int64(imapMaxAppendBytes))
 	clamp(cfg.MaxConnsPerIP < 0, func() { cfg.MaxConnsPerIP = DefaultIMAPMaxConnsPerIP },
 		"MaxConnsPerIP %d must be positive", cfg.MaxConnsPerIP)
+	clamp(cfg.CacheBytes < 0, func() { cfg.CacheBytes = DefaultIMAPCacheBytes },
+		"CacheBytes %d must be positive", cfg.CacheBytes)
 	clamp(cfg.IdleTimeout < imapMinIdleTimeout, func() { cfg.IdleTimeout = imapMinIdleTimeout },
 		"IdleTimeout %v is below the RFC 9051 minimum %v", cfg.IdleTimeout, imapMinIdleTimeout)
 	for _, d := range []struct {

@@ -34,12 +34,12 @@ func TestReadHeaderSection(t *testing.T) {
 }
 
 func TestIMAPMetaCacheEvicts(t *testing.T) {
-	c := newIMAPMetaCache(7000) // three entries of 500 header bytes (2,256 each)
+	c := newIMAPMetaCache(8500) // three entries of 500 header bytes (2,768 each)
 	for i := 0; i < 10; i++ {
 		c.put(string(rune('a'+i)), &imapMeta{header: make([]byte, 500)})
 	}
-	if c.used > 7000 {
-		t.Fatalf("cache holds %d bytes, bound 7000", c.used)
+	if c.used > 8500 {
+		t.Fatalf("cache holds %d bytes, bound 8500", c.used)
 	}
 	if c.get("a") != nil || c.get("j") == nil {
 		t.Fatal("the oldest entry stayed or the newest went")

@@ -84,6 +84,9 @@ func runServer(ctx context.Context, f *serverFlags) error {
 	if err := f.raft.validate(); err != nil {
 		return err
 	}
+	if f.access.imapCacheBytes < 0 {
+		return fmt.Errorf("--imap-cache-bytes %d: must not be negative", f.access.imapCacheBytes)
+	}
 	tuneErr := reexecTuned(f.hugePages, f.timerSlack) // returns only if it did not exec
 	log, err := newLogger(f.logLevel, f.logFormat)
 	if err != nil {

@@ -1,0 +1,60 @@
+package frontend
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+// cacheTestHeaders are a short header (as the Jepsen workload sends) and
+// a longer one of the kind that has passed through several relays.
+func cacheTestHeaders() map[string]string {
+	var long strings.Builder
+	long.WriteString("Return-Path: <a@b.test>\r\n")
+	for i := range 6 {
+		fmt.Fprintf(&long, "Received: from mx%d.example.net (mx%d.example.net [192.0.2.%d])\r\n\tby mx.example.com with ESMTPS id 4Abc%dXyz\r\n\tfor <user@example.com>; Mon, 30 Nov 2026 08:00:0%d +0000\r\n", i, i, i, i, i)
+	}
+	long.WriteString("DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.net; s=sel;\r\n\th=from:to:subject:date:message-id; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=;\r\n\tb=dGhpcyBpcyBub3QgYSByZWFsIHNpZ25hdHVyZSBidXQgaXQgaXMgbG9uZyBlbm91Z2g=\r\n")
+	long.WriteString("From: Someone <someone@example.net>\r\nTo: user@example.com\r\nSubject: A longer subject line\r\nDate: Mon, 30 Nov 2026 08:00:00 +0000\r\nMessage-ID: <abc.def@example.net>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n")
+	return map[string]string{
+		"short": "Return-Path: <a@b.test>\r\nReceived: from x (x [127.0.0.1]) by n1.test with ESMTP id ABCDEF; Mon, 30 Nov 2026 08:00:00 +0000\r\nFrom: a@b.test\r\nTo: box1@x.test\r\nSubject: message 12345\r\nMessage-ID: <12345@x.test>\r\n\r\n",
+		"long":  long.String(),
+	}
+}
+
+// TestIMAPMetaCostCoversItsMemory: an entry's cost, which the cache bound
+// counts, is at least the heap it takes once its header has been parsed,
+// a header section filtered and a field searched, as FETCH ENVELOPE and
+// SEARCH SUBJECT do. (A cost of four times the raw header once let a
+// 64 MiB cache hold 140 MB of parsed short headers in a soak.)
+func TestIMAPMetaCostCoversItsMemory(t *testing.T) {
+	const n = 5000
+	section := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"From", "Subject", "Date"}}
+	for name, hdr := range cacheTestHeaders() {
+		c := newIMAPMetaCache(1 << 40)
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for i := range n {
+			m := &imapMeta{header: []byte(hdr)}
+			c.put(fmt.Sprint(i), m)
+			m.headerSection(section)
+			m.loweredValues("Subject")
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		heap := float64(after.HeapAlloc-before.HeapAlloc) / n
+		cost := float64(c.used) / n
+		t.Logf("%s header, %d bytes: %.0f heap bytes per entry, cost %.0f", name, len(hdr), heap, cost)
+		if cost < heap {
+			t.Errorf("%s header: cost %.0f per entry is below its %.0f heap bytes", name, cost, heap)
+		}
+		if cost > 2*heap {
+			t.Errorf("%s header: cost %.0f per entry is over twice its %.0f heap bytes: the cache holds too little", name, cost, heap)
+		}
+		runtime.KeepAlive(c)
+	}
+}
