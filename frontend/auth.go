@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"powermail/node"
 )
 
@@ -73,6 +75,8 @@ type Authenticator struct {
 
 	mu       sync.Mutex
 	failures map[string]*failure
+
+	logins *prometheus.CounterVec // by result, for RegisterMetrics
 }
 
 type failure struct {
@@ -85,7 +89,20 @@ func NewAuthenticator(store PasswordChecker, cfg AuthConfig, log *slog.Logger) *
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Authenticator{store: store, cfg: cfg.withDefaults(), log: log, failures: map[string]*failure{}}
+	return &Authenticator{store: store, cfg: cfg.withDefaults(), log: log, failures: map[string]*failure{},
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "powermail_logins_total",
+			Help: "Password logins over IMAP and POP3 by result: ok, failed (wrong user or password), insecure (refused without TLS), unavailable.",
+		}, []string{"result"})}
+}
+
+// RegisterMetrics adds the login counts to reg. It fails if reg holds
+// them already.
+func (a *Authenticator) RegisterMetrics(reg prometheus.Registerer) error {
+	if err := reg.Register(a.logins); err != nil {
+		return fmt.Errorf("frontend: register login metrics: %w", err)
+	}
+	return nil
 }
 
 // AllowInsecure reports whether plaintext passwords are accepted without
@@ -98,6 +115,21 @@ func (a *Authenticator) AllowInsecure() bool { return a.cfg.AllowInsecure }
 // node.ErrUnavailable. Before checking, it waits out the delay earned by
 // earlier failures of the IP or the account.
 func (a *Authenticator) Login(ctx context.Context, remoteIP, user, password string, secure bool) (string, error) {
+	addr, err := a.login(ctx, remoteIP, user, password, secure)
+	result := "unavailable"
+	switch {
+	case err == nil:
+		result = "ok"
+	case errors.Is(err, node.ErrAuthFailed):
+		result = "failed"
+	case errors.Is(err, ErrInsecureAuth):
+		result = "insecure"
+	}
+	a.logins.WithLabelValues(result).Inc()
+	return addr, err
+}
+
+func (a *Authenticator) login(ctx context.Context, remoteIP, user, password string, secure bool) (string, error) {
 	if !secure && !a.cfg.AllowInsecure {
 		return "", ErrInsecureAuth
 	}

@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Defaults for SMTPConfig. A zero field in SMTPConfig means "use the
@@ -94,10 +92,6 @@ type SMTPConfig struct {
 	// LMTP makes this an LMTP server (RFC 2033): LHLO instead of
 	// EHLO, one reply per recipient after DATA.
 	LMTP bool
-	// Metrics, when set, gets the server's counters (replies by code,
-	// connections, bytes, DATA latency), labelled proto="smtp" or
-	// "lmtp". NewSMTPServer fails if they are registered there already.
-	Metrics prometheus.Registerer
 }
 
 // withDefaults returns cfg with zero fields filled in, or an error if a

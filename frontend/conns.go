@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // connTracker owns every accepted connection: it enforces the per-IP
@@ -26,8 +28,7 @@ type connTracker struct {
 	waiting map[string]int // over-limit connections waiting for a slot
 	live    map[*trackedConn]struct{}
 
-	admitted atomic.Uint64 // connections let in, ever (metrics)
-	refused  atomic.Uint64 // connections turned away at the per-IP limit
+	counts connCounts // for metrics
 }
 
 func newConnTracker(cfg SMTPConfig) *connTracker {
@@ -64,15 +65,17 @@ func (t *connTracker) admit(c net.Conn) (*trackedConn, bool) {
 	}
 	tc := &trackedConn{Conn: c, tracker: t, key: key}
 	t.live[tc] = struct{}{}
-	t.admitted.Add(1)
+	t.counts.admitted.Add(1)
 	return tc, true
 }
 
-// open is the number of live connections.
-func (t *connTracker) open() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.live)
+// collectors report the tracker's connection counts.
+func (t *connTracker) collectors() []prometheus.Collector {
+	return t.counts.collectors(func() int {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		return len(t.live)
+	})
 }
 
 // startWaiting lets an over-limit connection wait for a slot, unless as
@@ -114,7 +117,7 @@ func (t *connTracker) release(tc *trackedConn) {
 // client neither hangs nor treats it as permanent. A fresh socket's send
 // buffer is empty, so the write does not block the accept loop.
 func (t *connTracker) refuse(c net.Conn) {
-	t.refused.Add(1)
+	t.counts.refused.Add(1)
 	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
 	_, err := fmt.Fprintf(c, "421 4.7.0 %s too many connections from your address, try again later\r\n", t.hostname)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Defaults for IMAPConfig. A zero field means "use the default".
@@ -199,6 +200,9 @@ type IMAPServer struct {
 	mu      sync.Mutex
 	perIP   map[string]int // admitted sessions per remote IP
 	waiting map[string]int // over-limit connections waiting for a slot
+
+	counts connCounts   // for metrics
+	open   atomic.Int64 // sessions admitted and not yet closed
 }
 
 // NewIMAPServer returns a server over store that logs in through auth
@@ -315,6 +319,17 @@ func (s *IMAPServer) Close() error {
 // the connection's own goroutine, so waiting never delays other clients.
 // ip "" (no IP address) is not limited.
 func (s *IMAPServer) admit(ip string) bool {
+	ok := s.admitIP(ip)
+	if ok {
+		s.counts.admitted.Add(1)
+		s.open.Add(1)
+	} else {
+		s.counts.refused.Add(1)
+	}
+	return ok
+}
+
+func (s *IMAPServer) admitIP(ip string) bool {
 	if ip == "" {
 		return true
 	}
@@ -351,6 +366,7 @@ func (s *IMAPServer) admit(ip string) bool {
 }
 
 func (s *IMAPServer) release(ip string) {
+	s.open.Add(-1)
 	if ip == "" {
 		return
 	}
@@ -359,6 +375,12 @@ func (s *IMAPServer) release(ip string) {
 	if s.perIP[ip]--; s.perIP[ip] <= 0 {
 		delete(s.perIP, ip)
 	}
+}
+
+// RegisterMetrics adds the server's connection counts to reg, labelled
+// proto="imap". It fails if reg holds them already.
+func (s *IMAPServer) RegisterMetrics(reg prometheus.Registerer) error {
+	return register(reg, "imap", s.counts.collectors(func() int { return int(s.open.Load()) }))
 }
 
 // newSession is imapserver's NewSession: it runs on the connection's

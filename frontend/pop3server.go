@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // POP3Server serves POP3 (RFC 1939) with CAPA and response codes (RFC
@@ -72,6 +74,12 @@ func NewPOP3Server(store MailStore, auth *Authenticator, cfg POP3Config, log *sl
 		cancel:    cancel,
 		listeners: make(map[net.Listener]struct{}),
 	}
+}
+
+// RegisterMetrics adds the server's connection counts to reg, labelled
+// proto="pop3". It fails if reg holds them already.
+func (s *POP3Server) RegisterMetrics(reg prometheus.Registerer) error {
+	return register(reg, "pop3", s.tracker.collectors())
 }
 
 // Serve accepts plain POP3 connections (port 110; STLS upgrades them if
@@ -159,7 +167,7 @@ func (s *POP3Server) admit(c net.Conn, implicitTLS bool) {
 // POP3S port the client expects a TLS handshake, so it is only closed. A
 // fresh socket's send buffer is empty: the write does not block.
 func (s *POP3Server) refuse(c net.Conn, implicitTLS bool) {
-	s.tracker.refused.Add(1)
+	s.tracker.counts.refused.Add(1)
 	if !implicitTLS {
 		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = c.Write([]byte("-ERR [SYS/TEMP] too many connections from your address, try again later\r\n"))

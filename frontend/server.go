@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/emersion/go-smtp"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // ErrServerClosed is returned by Serve after Close or Shutdown.
@@ -57,14 +58,16 @@ func NewSMTPServer(cfg SMTPConfig, d Deliverer) (*SMTPServer, error) {
 		ctx:     ctx,
 		cancel:  cancel,
 	}
-	if cfg.Metrics != nil {
-		if err := s.metrics.register(cfg.Metrics, protoName(cfg.LMTP), s.tracker); err != nil {
-			cancel()
-			return nil, err
-		}
-	}
 	s.srv = s.newSMTPServer()
 	return s, nil
+}
+
+// RegisterMetrics adds the server's counters to reg, labelled
+// proto="smtp" or "lmtp": replies by command, code and enhanced status,
+// DATA latency, received octets and connections. It fails if reg holds
+// them already.
+func (s *SMTPServer) RegisterMetrics(reg prometheus.Registerer) error {
+	return register(reg, protoName(s.cfg.LMTP), s.metrics.collectors(s.tracker))
 }
 
 // newSMTPServer configures go-smtp. Each extension noted is advertised in

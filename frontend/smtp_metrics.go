@@ -84,25 +84,7 @@ func unwrapReply(err error) *smtp.SMTPError {
 	return se
 }
 
-// register adds the server's metrics to reg, each labelled with the
-// protocol, along with its connection counts.
-func (m *smtpMetrics) register(reg prometheus.Registerer, proto string, t *connTracker) error {
-	reg = prometheus.WrapRegistererWith(prometheus.Labels{"proto": proto}, reg)
-	cs := []prometheus.Collector{m.replies, m.bytes, m.took,
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "powermail_smtp_connections_total", Help: "Connections accepted.",
-		}, func() float64 { return float64(t.admitted.Load()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "powermail_smtp_connections_refused_total", Help: "Connections refused at the per-IP limit (421 4.7.0).",
-		}, func() float64 { return float64(t.refused.Load()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "powermail_smtp_connections_open", Help: "Connections open now.",
-		}, func() float64 { return float64(t.open()) }),
-	}
-	for _, c := range cs {
-		if err := reg.Register(c); err != nil {
-			return fmt.Errorf("frontend: register %s metrics: %w", proto, err)
-		}
-	}
-	return nil
+// collectors are the server's metrics, its connection counts included.
+func (m *smtpMetrics) collectors(t *connTracker) []prometheus.Collector {
+	return append([]prometheus.Collector{m.replies, m.bytes, m.took}, t.collectors()...)
 }

@@ -15,8 +15,10 @@ func TestSMTPMetricsCountReplies(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	cfg := testConfig()
 	cfg.MaxConnsPerIP = 1
-	cfg.Metrics = reg
 	srv, addr := startServer(t, cfg, newFakeDeliverer())
+	if err := srv.RegisterMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
 
 	c := dial(t, addr)
 	c.ehlo()
@@ -53,30 +55,34 @@ func TestSMTPMetricsCountReplies(t *testing.T) {
 
 	// What /metrics shows: the protocol label and the connection counts.
 	expo := `
-# HELP powermail_smtp_connections_open Connections open now.
-# TYPE powermail_smtp_connections_open gauge
-powermail_smtp_connections_open{proto="smtp"} 1
-# HELP powermail_smtp_connections_refused_total Connections refused at the per-IP limit (421 4.7.0).
-# TYPE powermail_smtp_connections_refused_total counter
-powermail_smtp_connections_refused_total{proto="smtp"} 1
-# HELP powermail_smtp_connections_total Connections accepted.
-# TYPE powermail_smtp_connections_total counter
-powermail_smtp_connections_total{proto="smtp"} 1
+# HELP powermail_connections_open Connections open now.
+# TYPE powermail_connections_open gauge
+powermail_connections_open{proto="smtp"} 1
+# HELP powermail_connections_refused_total Connections refused at the per-IP limit.
+# TYPE powermail_connections_refused_total counter
+powermail_connections_refused_total{proto="smtp"} 1
+# HELP powermail_connections_total Connections accepted.
+# TYPE powermail_connections_total counter
+powermail_connections_total{proto="smtp"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(expo),
-		"powermail_smtp_connections_open", "powermail_smtp_connections_refused_total", "powermail_smtp_connections_total"); err != nil {
+		"powermail_connections_open", "powermail_connections_refused_total", "powermail_connections_total"); err != nil {
 		t.Error(err)
 	}
 	if n, err := testutil.GatherAndCount(reg, "powermail_smtp_data_seconds"); err != nil || n != 1 {
 		t.Errorf("data latency histogram: %d series, %v", n, err)
 	}
 
-	// The same registry cannot take a second SMTP server's metrics.
-	if _, err := NewSMTPServer(cfg, newFakeDeliverer()); err == nil {
-		t.Error("a second SMTP server registered the same metrics")
-	}
-	cfg.LMTP = true // but it can take an LMTP server's
-	if _, err := NewSMTPServer(cfg, newFakeDeliverer()); err != nil {
-		t.Errorf("LMTP server beside the SMTP one: %v", err)
+	// The same registry cannot take a second SMTP server's metrics, but
+	// it can take an LMTP server's.
+	for _, lmtp := range []bool{false, true} {
+		cfg.LMTP = lmtp
+		other, err := NewSMTPServer(cfg, newFakeDeliverer())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := other.RegisterMetrics(reg); (err == nil) != lmtp {
+			t.Errorf("a second server, LMTP %v, beside the SMTP one: %v", lmtp, err)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 
 	"powermail/frontend"
@@ -54,6 +55,13 @@ func startAccess(f *serverFlags, n *node.Node, tlsCfg *tls.Config, log *slog.Log
 		MaxConnsPerIP: f.mail.maxConn, IdleTimeout: a.imapIdle, CacheBytes: a.imapCacheBytes}, log)
 	pop3 := frontend.NewPOP3Server(n, auth, frontend.POP3Config{Hostname: f.mail.hostname, ServerID: f.id,
 		TLS: tlsCfg, MaxConnsPerIP: f.mail.maxConn, IdleTimeout: a.pop3Idle}, log)
+	for _, register := range []func(prometheus.Registerer) error{auth.RegisterMetrics, imap.RegisterMetrics, pop3.RegisterMetrics} {
+		if err := register(n.Metrics()); err != nil {
+			imap.Close()
+			pop3.Close()
+			return nil, err
+		}
+	}
 	var lns []net.Listener
 	stop := func() {
 		imap.Close()

@@ -91,11 +91,13 @@ func startMail(f *serverFlags, n *node.Node, log *slog.Logger) (func(context.Con
 		}
 		cfg, err := f.mail.config(log, l.lmtp)
 		if err == nil {
-			cfg.Metrics = n.Metrics()
 			var s *frontend.SMTPServer
 			if s, err = frontend.NewSMTPServer(cfg, n); err == nil {
 				var ln net.Listener
-				if ln, err = listenSMTP(l.addr); err == nil {
+				if err = s.RegisterMetrics(n.Metrics()); err == nil {
+					ln, err = listenSMTP(l.addr)
+				}
+				if err == nil {
 					servers = append(servers, s)
 					go s.Serve(ln)
 					log.Info("listening", "protocol", map[bool]string{false: "smtp", true: "lmtp"}[l.lmtp], "addr", ln.Addr().String())

@@ -160,8 +160,10 @@ func TestSMTPDeliveryAcrossTheCluster(t *testing.T) {
 	var metrics string
 	if code := admin(t, ps[0].admin, "/metrics", &metrics); code != 200 ||
 		!strings.Contains(metrics, `powermail_smtp_replies_total{code="250",command="data",proto="smtp",status="2.0.0"} 1`) ||
-		!strings.Contains(metrics, `powermail_smtp_replies_total{code="250",command="rcpt",proto="smtp",status="2.0.0"} 3`) {
-		t.Fatalf("/metrics (%d) does not count the delivery:\n%s", code, grepLines(metrics, "powermail_smtp_"))
+		!strings.Contains(metrics, `powermail_smtp_replies_total{code="250",command="rcpt",proto="smtp",status="2.0.0"} 3`) ||
+		!strings.Contains(metrics, `powermail_connections_total{proto="smtp"} 1`) ||
+		!strings.Contains(metrics, `powermail_connections_open{proto="imap"} 0`) {
+		t.Fatalf("/metrics (%d) does not count the delivery:\n%s", code, grepLines(metrics, "powermail_"))
 	}
 	// Every node's index has the message for all three, with one body.
 	var hash string

@@ -1,0 +1,111 @@
+package frontend_test
+
+import (
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"powermail/frontend"
+)
+
+// TestAccessMetrics: logins through the shared Authenticator and the
+// IMAP and POP3 connections are counted, over real clients.
+func TestAccessMetrics(t *testing.T) {
+	store, user := imapMemStore(t)
+	auth := pop3TestAuth(store, true)
+	imapSrv := frontend.NewIMAPServer(store, auth, frontend.IMAPConfig{MaxConnsPerIP: 1}, slog.New(slog.DiscardHandler))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go imapSrv.Serve(ln)
+	t.Cleanup(func() { imapSrv.Close() })
+	maildrops := newPOP3Fake() // POP3's store; logins go through auth, over store
+	maildrops.add(user, "Subject: x\r\n\r\nbody\r\n")
+	pop3Srv, pop3Addr := pop3Serve(t, maildrops, auth, pop3TestConfig(), false)
+
+	reg := prometheus.NewRegistry()
+	for _, r := range []func(prometheus.Registerer) error{auth.RegisterMetrics, imapSrv.RegisterMetrics, pop3Srv.RegisterMetrics} {
+		if err := r(reg); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	c, err := imapclient.DialInsecure(ln.Addr().String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(user, "wrong").Wait(); err == nil {
+		t.Fatal("login with a wrong password succeeded")
+	}
+	if err := c.Login(user, imapPassword).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	over, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	over.SetDeadline(time.Now().Add(5 * time.Second))
+	greeting := make([]byte, 200)
+	n, _ := over.Read(greeting)
+	over.Close()
+	if !strings.HasPrefix(string(greeting[:n]), "* BYE [UNAVAILABLE]") {
+		t.Fatalf("second IMAP connection from one IP with a limit of 1: %q", greeting[:n])
+	}
+
+	p := pop3Dial(t, pop3Addr)
+	p.ok("USER " + user)
+	p.ok("PASS " + imapPassword)
+
+	expo := `
+# HELP powermail_connections_open Connections open now.
+# TYPE powermail_connections_open gauge
+powermail_connections_open{proto="imap"} 1
+powermail_connections_open{proto="pop3"} 1
+# HELP powermail_connections_refused_total Connections refused at the per-IP limit.
+# TYPE powermail_connections_refused_total counter
+powermail_connections_refused_total{proto="imap"} 1
+powermail_connections_refused_total{proto="pop3"} 0
+# HELP powermail_connections_total Connections accepted.
+# TYPE powermail_connections_total counter
+powermail_connections_total{proto="imap"} 1
+powermail_connections_total{proto="pop3"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(expo),
+		"powermail_connections_open", "powermail_connections_refused_total", "powermail_connections_total"); err != nil {
+		t.Error(err)
+	}
+	for result, want := range map[string]float64{"ok": 2, "failed": 1} {
+		got, err := loginCount(reg, result)
+		if err != nil || got != want {
+			t.Errorf("logins %s: %v (%v), want %v", result, got, err, want)
+		}
+	}
+}
+
+func loginCount(reg *prometheus.Registry, result string) (float64, error) {
+	mfs, err := reg.Gather()
+	if err != nil {
+		return 0, err
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "powermail_logins_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && l.GetValue() == result {
+					return m.GetCounter().GetValue(), nil
+				}
+			}
+		}
+	}
+	return 0, nil
+}
