@@ -1,6 +1,8 @@
 package fsm
 
 import (
+	"errors"
+
 	"github.com/cockroachdb/pebble/v2"
 )
 
@@ -104,10 +106,8 @@ func (res *resolution) expandExact(r pebble.Reader, a Address, depth int) (bool,
 		}
 		if ok {
 			res.pass(a)
-			for _, t := range fw.Targets {
-				if err := res.target(r, t, depth+1); err != nil {
-					return false, err
-				}
+			if err := res.targets(r, a, fw, depth+1); err != nil {
+				return false, err
 			}
 			if !fw.KeepCopy {
 				return true, nil
@@ -123,6 +123,29 @@ func (res *resolution) expandExact(r pebble.Reader, a Address, depth int) (bool,
 		res.OverQuota = appendNew(res.OverQuota, mb.Address)
 	}
 	return true, nil
+}
+
+// targets expands a forward's targets. A local target that no longer
+// exists (its mailbox was removed after the forward was made) is left
+// out, as a mailing list drops a member who left: the others still get
+// the mail. Only a forward none of whose targets remain is itself
+// unknown, unless it keeps a copy in its own mailbox.
+func (res *resolution) targets(r pebble.Reader, a Address, fw Forward, depth int) error {
+	left := 0
+	for _, t := range fw.Targets {
+		err := res.target(r, t, depth)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		left++
+	}
+	if left == 0 && len(fw.Targets) > 0 && !fw.KeepCopy {
+		return errorf(ErrNotFound, "forward %s: none of its targets exists any more", a)
+	}
+	return nil
 }
 
 func (res *resolution) target(r pebble.Reader, t string, depth int) error {

@@ -149,6 +149,41 @@ func TestForwardLoopsAndResolve(t *testing.T) {
 	}
 }
 
+// TestForwardSkipsRemovedTargets: removing a mailbox that forwards point
+// at leaves those forwards delivering to their other targets; only a
+// forward with no target left is unknown. New forwards still refuse a
+// target that does not exist.
+func TestForwardSkipsRemovedTargets(t *testing.T) {
+	a := newApplier(t)
+	a.must(&DomainAdd{Name: "example.com"})
+	a.must(&MailboxAdd{Mailboxes: []NewMailbox{{Address: "a@example.com"}, {Address: "b@example.com"}, {Address: "c@example.com"}}})
+	a.must(&ForwardAdd{Address: "team@example.com", Targets: []string{"a@example.com", "b@example.com", "partner@elsewhere.net"}})
+	a.must(&ForwardAdd{Address: "inner@example.com", Targets: []string{"c@example.com"}})
+	a.must(&ForwardAdd{Address: "outer@example.com", Targets: []string{"inner@example.com", "b@example.com"}})
+	a.must(&ForwardAdd{Address: "solo@example.com", Targets: []string{"a@example.com"}})
+
+	a.must(&MailboxRemove{Address: "c@example.com"})
+	a.must(&MailboxRemove{Address: "a@example.com"})
+	checks := map[string]Resolution{
+		"team@example.com":  {Mailboxes: []string{"b@example.com"}, External: []string{"partner@elsewhere.net"}},
+		"outer@example.com": {Mailboxes: []string{"b@example.com"}},
+	}
+	for addr, want := range checks {
+		got, err := a.s.Resolve(addr)
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("Resolve(%s) = %v, %v; want %v", addr, got, err, want)
+		}
+	}
+	for _, addr := range []string{"inner@example.com", "solo@example.com"} {
+		if got, err := a.s.Resolve(addr); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Resolve(%s) with every target removed = %v, %v; want ErrNotFound", addr, got, err)
+		}
+	}
+	if r := a.apply(&ForwardAdd{Address: "new@example.com", Targets: []string{"b@example.com", "a@example.com"}}); !errors.Is(r.Err, ErrNotFound) {
+		t.Errorf("a new forward to a removed mailbox: %v", r.Err)
+	}
+}
+
 func TestApplyIsIdempotentByIndex(t *testing.T) {
 	a := newApplier(t)
 	data, _ := Encode(&DomainAdd{Name: "example.com"})
