@@ -141,6 +141,9 @@ type Report struct {
 	// ProxyConns and ProxyUnknown count peer connections through the
 	// proxies and those whose dialing node was not identified.
 	ProxyConns, ProxyUnknown int64
+	// Memory is the nodes' peak and last resident memory, sampled with
+	// every progress line.
+	Memory string
 }
 
 // OpCount is the number of completions of one operation by type.
@@ -242,7 +245,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		defer close(wlDone)
 		w.Run(runCtx)
 	}()
-	progress(runCtx, cfg.ProgressEvery, logf, w.Stats(), nem)
+	mem := newMemWatch()
+	progress(runCtx, cfg.ProgressEvery, logf, w.Stats(), nem, func() string { return mem.sample(c.Nodes()) })
 	<-nemDone
 	logf("load stopped; waiting for operations in flight")
 	rep := &Report{Plan: plan}
@@ -294,6 +298,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("interrupted: %w", err)
 	}
 	rep.ProxyConns, rep.ProxyUnknown = c.Net.Connections()
+	rep.Memory = mem.summary()
 	c.Stop(ctx)
 
 	h := rec.History()
@@ -328,7 +333,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 }
 
 // progress prints a line every interval until ctx ends.
-func progress(ctx context.Context, every time.Duration, logf func(string, ...any), s *Stats, nem *Nemesis) {
+func progress(ctx context.Context, every time.Duration, logf func(string, ...any), s *Stats, nem *Nemesis, rss func() string) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -348,9 +353,9 @@ func progress(ctx context.Context, every time.Duration, logf func(string, ...any
 			}
 			return fmt.Sprintf("%d/%d/%d", o, f, i)
 		}
-		logf("ok/fail/info: deliver %s, read %s, flags %s, pop-dele %s, dir %s, forward %s | faults done=%d, now: %s",
+		logf("ok/fail/info: deliver %s, read %s, flags %s, pop-dele %s, dir %s, forward %s | faults done=%d, now: %s | rss %s",
 			ofi(check.FDeliver), ofi(check.FRead), ofi(check.FStoreFlags, check.FReadFlags), ofi(check.FPopDele),
-			ofi(check.FDirAdd, check.FDirRemove, check.FDirRead), ofi(check.FForward), len(nem.Windows()), fault)
+			ofi(check.FDirAdd, check.FDirRemove, check.FDirRead), ofi(check.FForward), len(nem.Windows()), fault, rss())
 	}
 }
 
@@ -433,6 +438,9 @@ func (r *Report) Summary() string {
 	}
 	fmt.Fprintf(&b, "storage verify after healing: %d of %d bodies checked, %d short of R verified replicas\n",
 		r.Verify.Done, r.Verify.Total, r.Verify.Short)
+	if r.Memory != "" {
+		b.WriteString(r.Memory + "\n")
+	}
 	b.WriteString("\nCHECKERS\n")
 	b.WriteString(check.Summary(r.Results))
 	for _, p := range r.Problems {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -213,5 +214,26 @@ func TestNewCrashKnownSignature(t *testing.T) {
 	}
 	if long := newCrash("n1", "x", strings.Repeat("y", 5000)); len(long.Output) != 2000 {
 		t.Errorf("output not capped: %d bytes", len(long.Output))
+	}
+}
+
+// TestResidentMemory: the harness reads a process's RSS from /proc and
+// reports the peak and last sample per node.
+func TestResidentMemory(t *testing.T) {
+	rss, err := residentBytes(os.Getpid())
+	if err != nil || rss < 1<<20 {
+		t.Fatalf("this test's own RSS: %d, %v", rss, err)
+	}
+	if _, err := residentBytes(1 << 30); err == nil {
+		t.Fatal("RSS of a process that does not exist")
+	}
+	m := newMemWatch()
+	if m.summary() != "" {
+		t.Fatalf("summary before any sample: %q", m.summary())
+	}
+	m.peak["n2"], m.last["n2"] = 900<<20, 800<<20
+	m.peak["n1"], m.last["n1"] = 1<<30, 1<<30
+	if got, want := m.summary(), "resident memory: n1 peak 1024 MiB, last 1024 MiB; n2 peak 900 MiB, last 800 MiB"; got != want {
+		t.Fatalf("summary %q, want %q", got, want)
 	}
 }
