@@ -69,7 +69,7 @@ func TestAccessMetrics(t *testing.T) {
 # TYPE powermail_connections_open gauge
 powermail_connections_open{proto="imap"} 1
 powermail_connections_open{proto="pop3"} 1
-# HELP powermail_connections_refused_total Connections refused at the per-IP limit.
+# HELP powermail_connections_refused_total Connections refused at a connection limit, per IP or the server's.
 # TYPE powermail_connections_refused_total counter
 powermail_connections_refused_total{proto="imap"} 1
 powermail_connections_refused_total{proto="pop3"} 0

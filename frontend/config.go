@@ -27,6 +27,12 @@ const (
 	// remote IP address. Over it, the connection gets 421 4.7.0 and is
 	// closed.
 	DefaultMaxConnsPerIP = 20
+	// DefaultMaxConns bounds simultaneous connections to one server from
+	// all clients together, so that a flood from many addresses cannot
+	// exhaust memory (each costs its buffers and a goroutine, and up to
+	// 64 KiB more while a small message is replicated). Over it, the
+	// connection gets 421 4.3.2 and is closed.
+	DefaultMaxConns = 4000
 	// DefaultReadTimeout is how long the server waits for the client to
 	// send anything (a command, or the next block of message data). RFC
 	// 5321 §4.5.3.2.7 asks servers to wait at least 5 minutes.
@@ -70,6 +76,9 @@ type SMTPConfig struct {
 	// Connections without an IP (unix sockets) are not limited. Default
 	// DefaultMaxConnsPerIP.
 	MaxConnsPerIP int
+	// MaxConns bounds simultaneous connections from all clients
+	// together, unix-socket peers included. Default DefaultMaxConns.
+	MaxConns int
 
 	// ReadTimeout is an idle timeout: it restarts whenever bytes arrive,
 	// so a large message on a slow link is not cut off, but a silent
@@ -104,6 +113,7 @@ func (cfg SMTPConfig) withDefaults() (SMTPConfig, error) {
 	setDefault(&cfg.MaxRecipients, DefaultMaxRecipients)
 	setDefault(&cfg.MaxLineLength, DefaultMaxLineLength)
 	setDefault(&cfg.MaxConnsPerIP, DefaultMaxConnsPerIP)
+	setDefault(&cfg.MaxConns, DefaultMaxConns)
 	setDefault(&cfg.ReadTimeout, DefaultReadTimeout)
 	setDefault(&cfg.WriteTimeout, DefaultWriteTimeout)
 	setDefault(&cfg.ResolveTimeout, DefaultResolveTimeout)
@@ -125,6 +135,7 @@ func (cfg SMTPConfig) validate() error {
 	check(cfg.MaxRecipients >= minRecipients, "MaxRecipients %d is below the RFC 5321 minimum %d", cfg.MaxRecipients, minRecipients)
 	check(cfg.MaxLineLength >= minLineLength, "MaxLineLength %d is below the RFC 5321 minimum %d", cfg.MaxLineLength, minLineLength)
 	check(cfg.MaxConnsPerIP > 0, "MaxConnsPerIP %d must be positive", cfg.MaxConnsPerIP)
+	check(cfg.MaxConns > 0, "MaxConns %d must be positive", cfg.MaxConns)
 	check(cfg.ReadTimeout > 0, "ReadTimeout %v must be positive", cfg.ReadTimeout)
 	check(cfg.WriteTimeout > 0, "WriteTimeout %v must be positive", cfg.WriteTimeout)
 	check(cfg.ResolveTimeout > 0, "ResolveTimeout %v must be positive", cfg.ResolveTimeout)

@@ -19,6 +19,7 @@ import (
 // server, so the per-IP limit is per server.
 type connTracker struct {
 	maxPerIP    int
+	maxTotal    int
 	readTimeout time.Duration
 	hostname    string
 	log         *slog.Logger
@@ -34,6 +35,7 @@ type connTracker struct {
 func newConnTracker(cfg SMTPConfig) *connTracker {
 	return &connTracker{
 		maxPerIP:    cfg.MaxConnsPerIP,
+		maxTotal:    cfg.MaxConns,
 		readTimeout: cfg.ReadTimeout,
 		hostname:    cfg.Hostname,
 		log:         cfg.Logger,
@@ -52,13 +54,25 @@ func ipKey(a net.Addr) string {
 	return ""
 }
 
-// admit registers c, or reports false when its IP is at the limit.
-func (t *connTracker) admit(c net.Conn) (*trackedConn, bool) {
+// refusal says why admit turned a connection away.
+type refusal int
+
+const (
+	admitted  refusal = iota
+	overPerIP         // its IP is at MaxConnsPerIP: it may wait for a slot
+	overTotal         // the server is at MaxConns: refused at once
+)
+
+// admit registers c, or says which limit it is over.
+func (t *connTracker) admit(c net.Conn) (*trackedConn, refusal) {
 	key := ipKey(c.RemoteAddr())
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.maxTotal > 0 && len(t.live) >= t.maxTotal {
+		return nil, overTotal
+	}
 	if key != "" && t.perIP[key] >= t.maxPerIP {
-		return nil, false
+		return nil, overPerIP
 	}
 	if key != "" {
 		t.perIP[key]++
@@ -66,7 +80,7 @@ func (t *connTracker) admit(c net.Conn) (*trackedConn, bool) {
 	tc := &trackedConn{Conn: c, tracker: t, key: key}
 	t.live[tc] = struct{}{}
 	t.counts.admitted.Add(1)
-	return tc, true
+	return tc, admitted
 }
 
 // collectors report the tracker's connection counts.
@@ -112,20 +126,25 @@ func (t *connTracker) release(tc *trackedConn) {
 	}
 }
 
-// refuse answers a connection over the per-IP limit and closes it. RFC
-// 5321 §3.8 allows 421 at any time; it is the greeting here, so the
-// client neither hangs nor treats it as permanent. A fresh socket's send
-// buffer is empty, so the write does not block the accept loop.
-func (t *connTracker) refuse(c net.Conn) {
+// refuse answers a connection over a limit and closes it. RFC 5321 §3.8
+// allows 421 at any time; it is the greeting here, so the client neither
+// hangs nor treats it as permanent: X.7.0 for its own address's limit,
+// X.3.2 (system not accepting network messages, RFC 3463) for the
+// server's. A fresh socket's send buffer is empty, so the write does not
+// block the accept loop.
+func (t *connTracker) refuse(c net.Conn, why refusal) {
 	t.counts.refused.Add(1)
 	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-	_, err := fmt.Fprintf(c, "421 4.7.0 %s too many connections from your address, try again later\r\n", t.hostname)
-	if err != nil {
-		t.log.Debug("smtp: writing per-IP refusal", "remote", c.RemoteAddr(), "err", err)
+	text, limit := "421 4.7.0 %s too many connections from your address, try again later\r\n", t.maxPerIP
+	if why == overTotal {
+		text, limit = "421 4.3.2 %s too many connections, try again later\r\n", t.maxTotal
+	}
+	if _, err := fmt.Fprintf(c, text, t.hostname); err != nil {
+		t.log.Debug("smtp: writing refusal", "remote", c.RemoteAddr(), "err", err)
 	}
 	_ = c.Close()
 	// Debug, not Info: a flood of refused connections must not flood the log.
-	t.log.Debug("smtp: connection refused, per-IP limit", "remote", c.RemoteAddr(), "limit", t.maxPerIP)
+	t.log.Debug("smtp: connection refused", "remote", c.RemoteAddr(), "over_total", why == overTotal, "limit", limit)
 }
 
 // snapshot returns the live connections.
@@ -339,11 +358,12 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			}
 			return nil, err
 		}
-		if tc, ok := l.tracker.admit(c); ok {
+		tc, why := l.tracker.admit(c)
+		if why == admitted {
 			return tc, nil
 		}
-		if l.setDeadline == nil || !l.tracker.startWaiting(c) {
-			l.tracker.refuse(c)
+		if why == overTotal || l.setDeadline == nil || !l.tracker.startWaiting(c) {
+			l.tracker.refuse(c, why)
 			continue
 		}
 		go l.waitForSlot(c)
@@ -364,14 +384,16 @@ func (l *limitListener) takeReady() *trackedConn {
 func (l *limitListener) waitForSlot(c net.Conn) {
 	defer l.tracker.stopWaiting(c)
 	deadline := time.Now().Add(reconnectGrace)
+	why := overPerIP
 	for time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
-		if tc, ok := l.tracker.admit(c); ok {
+		var tc *trackedConn
+		if tc, why = l.tracker.admit(c); why == admitted {
 			l.queue(tc)
 			return
 		}
 	}
-	l.tracker.refuse(c)
+	l.tracker.refuse(c, why)
 }
 
 // queue passes an admitted waiter to Accept and wakes it, or closes the

@@ -122,3 +122,32 @@ func TestReadTimeoutIsIdleNotTotal(t *testing.T) {
 	c.write(".\r\n")
 	checkReply(t, "slow DATA", c.read(), 250, "2.0.0")
 }
+
+// Over MaxConns (all clients together) a connection gets 421 4.3.2 at
+// once, without the per-IP limit's grace, and a freed slot is usable.
+func TestServerConnectionLimit(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxConnsPerIP = 10
+	cfg.MaxConns = 2
+	_, addr := startServer(t, cfg, newFakeDeliverer())
+	a := dial(t, addr)
+	dial(t, addr)
+	over := dialRaw(t, addr)
+	checkReply(t, "third connection", over.read(), 421, "4.3.2")
+	over.expectClosed()
+
+	a.write("QUIT\r\n")
+	checkReply(t, "QUIT", a.read(), 221, "")
+	a.expectClosed()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		c := dialRaw(t, addr)
+		r := c.read()
+		if r.code == 220 {
+			break
+		}
+		if r.code != 421 || time.Now().After(deadline) {
+			t.Fatalf("after a QUIT: %v", r)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -25,7 +25,7 @@ func (c *connCounts) collectors(open func() int) []prometheus.Collector {
 			Name: "powermail_connections_total", Help: "Connections accepted.",
 		}, func() float64 { return float64(c.admitted.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "powermail_connections_refused_total", Help: "Connections refused at the per-IP limit.",
+			Name: "powermail_connections_refused_total", Help: "Connections refused at a connection limit, per IP or the server's.",
 		}, func() float64 { return float64(c.refused.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "powermail_connections_open", Help: "Connections open now.",

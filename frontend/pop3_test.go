@@ -475,6 +475,23 @@ func TestPOP3PerIPLimit(t *testing.T) {
 	}
 }
 
+// Over MaxConns the refusal says the server, not the address, is busy,
+// and comes at once.
+func TestPOP3ServerConnectionLimit(t *testing.T) {
+	cfg := pop3TestConfig()
+	cfg.MaxConns = 1
+	_, addr := pop3FakeServer(t, cfg)
+	pop3Dial(t, addr)
+	c := pop3DialRaw(t, addr)
+	start := time.Now()
+	if got := c.readLine(); got != "-ERR [SYS/TEMP] too many connections, try again later" {
+		t.Errorf("second connection got %q", got)
+	}
+	if d := time.Since(start); d > 400*time.Millisecond {
+		t.Errorf("refused after %v, not at once", d)
+	}
+}
+
 // Close ends sessions, commits nothing and releases their locks.
 func TestPOP3CloseReleasesLock(t *testing.T) {
 	f := newPOP3Fake()

@@ -56,6 +56,9 @@ type POP3Config struct {
 	// MaxConnsPerIP bounds simultaneous connections from one IP address;
 	// unix-socket peers are not limited. Default DefaultMaxConnsPerIP.
 	MaxConnsPerIP int
+	// MaxConns bounds simultaneous connections from all clients
+	// together. Default DefaultMaxConns.
+	MaxConns int
 	// MaxBadCommands: after this many bad commands or failed logins the
 	// connection is closed. Default DefaultPOP3MaxBadCommands.
 	MaxBadCommands int
@@ -83,6 +86,7 @@ func (cfg POP3Config) withDefaults() POP3Config {
 	pop3Positive(&cfg.IdleTimeout, DefaultPOP3IdleTimeout)
 	pop3Positive(&cfg.WriteTimeout, DefaultPOP3WriteTimeout)
 	pop3Positive(&cfg.MaxConnsPerIP, DefaultMaxConnsPerIP)
+	pop3Positive(&cfg.MaxConns, DefaultMaxConns)
 	pop3Positive(&cfg.MaxBadCommands, DefaultPOP3MaxBadCommands)
 	pop3Positive(&cfg.BackendTimeout, DefaultPOP3BackendTimeout)
 	return cfg

@@ -67,6 +67,7 @@ func NewPOP3Server(store MailStore, auth *Authenticator, cfg POP3Config, log *sl
 		tracker: newConnTracker(SMTPConfig{
 			Hostname:      cfg.Hostname,
 			MaxConnsPerIP: cfg.MaxConnsPerIP,
+			MaxConns:      cfg.MaxConns,
 			ReadTimeout:   cfg.IdleTimeout,
 			Logger:        log,
 		}),
@@ -140,13 +141,15 @@ func (s *POP3Server) serve(ln net.Listener, implicitTLS bool) error {
 // admit starts a session for c, or lets it wait for a slot when its IP is
 // at the limit (as limitListener does for SMTP: a client that reconnects
 // right after QUIT may arrive before its old connection is torn down).
+// Over the server's own limit it is refused at once.
 func (s *POP3Server) admit(c net.Conn, implicitTLS bool) {
-	if tc, ok := s.tracker.admit(c); ok {
+	tc, why := s.tracker.admit(c)
+	if why == admitted {
 		s.start(tc, implicitTLS)
 		return
 	}
-	if !s.tracker.startWaiting(c) {
-		s.refuse(c, implicitTLS)
+	if why == overTotal || !s.tracker.startWaiting(c) {
+		s.refuse(c, implicitTLS, why)
 		return
 	}
 	go func() {
@@ -154,26 +157,30 @@ func (s *POP3Server) admit(c net.Conn, implicitTLS bool) {
 		deadline := time.Now().Add(reconnectGrace)
 		for time.Now().Before(deadline) && !s.closed.Load() {
 			time.Sleep(10 * time.Millisecond)
-			if tc, ok := s.tracker.admit(c); ok {
+			if tc, why = s.tracker.admit(c); why == admitted {
 				s.start(tc, implicitTLS)
 				return
 			}
 		}
-		s.refuse(c, implicitTLS)
+		s.refuse(c, implicitTLS, why)
 	}()
 }
 
-// refuse answers a connection over the per-IP limit and closes it. On a
-// POP3S port the client expects a TLS handshake, so it is only closed. A
-// fresh socket's send buffer is empty: the write does not block.
-func (s *POP3Server) refuse(c net.Conn, implicitTLS bool) {
+// refuse answers a connection over a limit and closes it. On a POP3S
+// port the client expects a TLS handshake, so it is only closed. A fresh
+// socket's send buffer is empty: the write does not block.
+func (s *POP3Server) refuse(c net.Conn, implicitTLS bool, why refusal) {
 	s.tracker.counts.refused.Add(1)
+	text, limit := "-ERR [SYS/TEMP] too many connections from your address, try again later\r\n", s.cfg.MaxConnsPerIP
+	if why == overTotal {
+		text, limit = "-ERR [SYS/TEMP] too many connections, try again later\r\n", s.cfg.MaxConns
+	}
 	if !implicitTLS {
 		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = c.Write([]byte("-ERR [SYS/TEMP] too many connections from your address, try again later\r\n"))
+		_, _ = c.Write([]byte(text))
 	}
 	_ = c.Close()
-	s.log.Debug("pop3: connection refused, per-IP limit", "remote", c.RemoteAddr(), "limit", s.cfg.MaxConnsPerIP)
+	s.log.Debug("pop3: connection refused", "remote", c.RemoteAddr(), "over_total", why == overTotal, "limit", limit)
 }
 
 // start runs a session for tc in its own goroutine, unless the server is

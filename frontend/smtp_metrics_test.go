@@ -58,7 +58,7 @@ func TestSMTPMetricsCountReplies(t *testing.T) {
 # HELP powermail_connections_open Connections open now.
 # TYPE powermail_connections_open gauge
 powermail_connections_open{proto="smtp"} 1
-# HELP powermail_connections_refused_total Connections refused at the per-IP limit.
+# HELP powermail_connections_refused_total Connections refused at a connection limit, per IP or the server's.
 # TYPE powermail_connections_refused_total counter
 powermail_connections_refused_total{proto="smtp"} 1
 # HELP powermail_connections_total Connections accepted.

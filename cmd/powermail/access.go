@@ -54,7 +54,7 @@ func startAccess(f *serverFlags, n *node.Node, tlsCfg *tls.Config, log *slog.Log
 	imap := frontend.NewIMAPServer(n, auth, frontend.IMAPConfig{TLS: tlsCfg, MaxAppendBytes: f.mail.maxMessage,
 		MaxConnsPerIP: f.mail.maxConn, IdleTimeout: a.imapIdle, CacheBytes: a.imapCacheBytes}, log)
 	pop3 := frontend.NewPOP3Server(n, auth, frontend.POP3Config{Hostname: f.mail.hostname, ServerID: f.id,
-		TLS: tlsCfg, MaxConnsPerIP: f.mail.maxConn, IdleTimeout: a.pop3Idle}, log)
+		TLS: tlsCfg, MaxConnsPerIP: f.mail.maxConn, MaxConns: f.mail.maxConns, IdleTimeout: a.pop3Idle}, log)
 	for _, register := range []func(prometheus.Registerer) error{auth.RegisterMetrics, imap.RegisterMetrics, pop3.RegisterMetrics} {
 		if err := register(n.Metrics()); err != nil {
 			imap.Close()

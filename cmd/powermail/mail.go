@@ -22,6 +22,7 @@ type mailFlags struct {
 	tlsCert, tlsKey        string
 	maxMessage             int64
 	maxRecipients, maxConn int
+	maxConns               int
 	maxLine                int
 	readTimeout            time.Duration
 	writeTimeout           time.Duration
@@ -34,6 +35,7 @@ func (m *mailFlags) register(fl *pflag.FlagSet) {
 	fl.Int64Var(&m.maxMessage, "max-message-size", frontend.DefaultMaxMessageBytes, "largest accepted message in bytes")
 	fl.IntVar(&m.maxRecipients, "max-recipients", frontend.DefaultMaxRecipients, "recipients per message")
 	fl.IntVar(&m.maxConn, "max-conns-per-ip", frontend.DefaultMaxConnsPerIP, "simultaneous SMTP/LMTP connections per client IP")
+	fl.IntVar(&m.maxConns, "max-conns", frontend.DefaultMaxConns, "simultaneous connections from all clients to the SMTP, the LMTP and the POP3 server, each (over it: 421 4.3.2)")
 	fl.IntVar(&m.maxLine, "max-line-length", frontend.DefaultMaxLineLength, "longest command or message line in bytes")
 	fl.DurationVar(&m.readTimeout, "smtp-read-timeout", frontend.DefaultReadTimeout, "idle time before an SMTP/LMTP client is dropped")
 	fl.DurationVar(&m.writeTimeout, "smtp-write-timeout", frontend.DefaultWriteTimeout, "time to write one reply")
@@ -42,7 +44,7 @@ func (m *mailFlags) register(fl *pflag.FlagSet) {
 func (m *mailFlags) config(log *slog.Logger, lmtp bool) (frontend.SMTPConfig, error) {
 	cfg := frontend.SMTPConfig{
 		Hostname: m.hostname, MaxMessageBytes: m.maxMessage, MaxRecipients: m.maxRecipients,
-		MaxLineLength: m.maxLine, MaxConnsPerIP: m.maxConn, ReadTimeout: m.readTimeout,
+		MaxLineLength: m.maxLine, MaxConnsPerIP: m.maxConn, MaxConns: m.maxConns, ReadTimeout: m.readTimeout,
 		WriteTimeout: m.writeTimeout, Logger: log, LMTP: lmtp,
 	}
 	var err error
