@@ -15,7 +15,7 @@ import (
 // connCounts are the connection figures every listener kind keeps.
 type connCounts struct {
 	admitted atomic.Uint64 // connections let in, ever
-	refused  atomic.Uint64 // connections turned away at the per-IP limit
+	refused  atomic.Uint64 // connections turned away at a connection limit
 }
 
 // collectors reports c, and open as the connections open now.

@@ -23,7 +23,7 @@ const (
 // smtpMetrics counts what one SMTP or LMTP server answered. Replies are
 // labelled with their code and enhanced status (RFC 3463), both from the
 // fixed set in replies.go, so the label sets stay small. The counters
-// exist whether or not SMTPConfig.Metrics registers them.
+// exist whether or not RegisterMetrics adds them to a registry.
 type smtpMetrics struct {
 	replies *prometheus.CounterVec
 	bytes   prometheus.Counter
@@ -55,9 +55,13 @@ func newSMTPMetrics() *smtpMetrics {
 	return m
 }
 
-// reply counts the answer to cmd: nil is go-smtp's 250 for MAIL and RCPT.
+// reply counts the answer to cmd: nil is go-smtp's "250 2.0.0" for MAIL
+// and RCPT.
 func (m *smtpMetrics) reply(cmd string, err error) {
-	code, status := "451", ""       // go-smtp's answer to a plain error would be 451
+	code, status := "451", "4.0.0" // go-smtp's answer to a plain error
+	if cmd == cmdData {
+		code, status = "554", "5.0.0"
+	}
 	se, ok := err.(*smtp.SMTPError) // the session's replies come unwrapped
 	if !ok && err != nil {
 		se = unwrapReply(err)
