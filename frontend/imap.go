@@ -36,6 +36,11 @@ const (
 	// watched folder), and offices share an address, so it is higher than
 	// SMTP's.
 	DefaultIMAPMaxConnsPerIP = 50
+	// DefaultIMAPMaxConns bounds simultaneous connections from all clients
+	// together. Sessions are long-lived (IDLE) and each keeps its selected
+	// folder's snapshot, so this bounds memory under a flood from many
+	// addresses; a large node may raise it.
+	DefaultIMAPMaxConns = 10000
 	// DefaultIMAPCommandTimeout bounds each MailStore call of a command
 	// (the read-index barrier included).
 	DefaultIMAPCommandTimeout = time.Minute
@@ -69,6 +74,10 @@ type IMAPConfig struct {
 	// without an IP (unix sockets) are not limited. Default
 	// DefaultIMAPMaxConnsPerIP.
 	MaxConnsPerIP int
+	// MaxConns bounds simultaneous connections from all clients together,
+	// unix-socket peers included; over it a connection gets "* BYE" at
+	// once. Default DefaultIMAPMaxConns.
+	MaxConns int
 
 	// IdleTimeout is the autologout timer once logged in: a client silent
 	// this long is disconnected. Default DefaultIMAPIdleTimeout; at least
@@ -97,6 +106,7 @@ type IMAPConfig struct {
 func (cfg IMAPConfig) withDefaults() (IMAPConfig, error) {
 	setDefault(&cfg.MaxAppendBytes, DefaultIMAPMaxAppendBytes)
 	setDefault(&cfg.MaxConnsPerIP, DefaultIMAPMaxConnsPerIP)
+	setDefault(&cfg.MaxConns, DefaultIMAPMaxConns)
 	setDefault(&cfg.IdleTimeout, DefaultIMAPIdleTimeout)
 	setDefault(&cfg.PreAuthTimeout, DefaultIMAPPreAuthTimeout)
 	setDefault(&cfg.CommandTimeout, DefaultIMAPCommandTimeout)
@@ -116,6 +126,8 @@ func (cfg IMAPConfig) withDefaults() (IMAPConfig, error) {
 	}, "MaxAppendBytes %d is outside 1..%d", cfg.MaxAppendBytes, int64(imapMaxAppendBytes))
 	clamp(cfg.MaxConnsPerIP < 0, func() { cfg.MaxConnsPerIP = DefaultIMAPMaxConnsPerIP },
 		"MaxConnsPerIP %d must be positive", cfg.MaxConnsPerIP)
+	clamp(cfg.MaxConns < 0, func() { cfg.MaxConns = DefaultIMAPMaxConns },
+		"MaxConns %d must be positive", cfg.MaxConns)
 	clamp(cfg.CacheBytes < 0, func() { cfg.CacheBytes = DefaultIMAPCacheBytes },
 		"CacheBytes %d must be positive", cfg.CacheBytes)
 	clamp(cfg.IdleTimeout < imapMinIdleTimeout, func() { cfg.IdleTimeout = imapMinIdleTimeout },
@@ -317,16 +329,33 @@ func (s *IMAPServer) Close() error {
 // one when the IP is at its limit (a client that reconnects right after
 // LOGOUT can arrive before its old connection is torn down). It runs on
 // the connection's own goroutine, so waiting never delays other clients.
-// ip "" (no IP address) is not limited.
-func (s *IMAPServer) admit(ip string) bool {
-	ok := s.admitIP(ip)
-	if ok {
-		s.counts.admitted.Add(1)
-		s.open.Add(1)
-	} else {
+// ip "" (no IP address) has no per-IP limit. Over MaxConns it refuses at
+// once.
+func (s *IMAPServer) admit(ip string) refusal {
+	if !s.reserve() {
 		s.counts.refused.Add(1)
+		return overTotal
 	}
-	return ok
+	if !s.admitIP(ip) {
+		s.open.Add(-1)
+		s.counts.refused.Add(1)
+		return overPerIP
+	}
+	s.counts.admitted.Add(1)
+	return admitted
+}
+
+// reserve takes one of MaxConns slots, or reports that none is free.
+func (s *IMAPServer) reserve() bool {
+	for {
+		n := s.open.Load()
+		if n >= int64(s.cfg.MaxConns) {
+			return false
+		}
+		if s.open.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
 }
 
 func (s *IMAPServer) admitIP(ip string) bool {
@@ -393,10 +422,15 @@ func (s *IMAPServer) newSession(c *imapserver.Conn) (imapserver.Session, *imapse
 	if s.closed.Load() {
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down"}
 	}
-	if !s.admit(ip) {
+	switch s.admit(ip) {
+	case overPerIP:
 		s.log.Debug("imap: connection refused, per-IP limit", "remote", remote, "limit", s.cfg.MaxConnsPerIP)
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Code: imap.ResponseCodeUnavailable,
 			Text: "Too many connections from your address, try again later"}
+	case overTotal:
+		s.log.Debug("imap: connection refused, server limit", "remote", remote, "limit", s.cfg.MaxConns)
+		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Code: imap.ResponseCodeUnavailable,
+			Text: "Too many connections, try again later"}
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	sess := &imapSession{

@@ -119,6 +119,29 @@ func TestIMAPPerIPLimit(t *testing.T) {
 	})
 }
 
+// TestIMAPServerConnectionLimit: over MaxConns (all clients together) a
+// connection gets BYE at once, without the per-IP limit's grace.
+func TestIMAPServerConnectionLimit(t *testing.T) {
+	store, user := imapMemStore(t)
+	addr := startIMAP(t, store, frontend.IMAPConfig{MaxConnsPerIP: 10, MaxConns: 1}, true)
+	dialIMAP(t, imapSingle(addr), 0, user)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	c.SetReadDeadline(start.Add(5 * time.Second))
+	buf := make([]byte, 200)
+	n, _ := c.Read(buf)
+	if got := string(buf[:n]); got != "* BYE [UNAVAILABLE] Too many connections, try again later\r\n" {
+		t.Fatalf("second connection greeted %q", got)
+	}
+	if d := time.Since(start); d > 400*time.Millisecond {
+		t.Errorf("refused after %v, not at once", d)
+	}
+}
+
 // imapSingle is a backend of one server, for dialIMAP.
 type imapSingle string
 

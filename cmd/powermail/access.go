@@ -28,6 +28,7 @@ type accessFlags struct {
 	remoteCacheBytes  int64
 	storageCacheBytes int64
 	imapCacheBytes    int64
+	imapMaxConns      int
 }
 
 func (a *accessFlags) register(fl *pflag.FlagSet) {
@@ -42,6 +43,7 @@ func (a *accessFlags) register(fl *pflag.FlagSet) {
 	fl.Int64Var(&a.remoteReadMax, "remote-read-max", node.DefaultRemoteReadMax, "largest body another node's replica is read into memory for a client (larger ones are copied to this node's store first; -1: always copy)")
 	fl.Int64Var(&a.remoteCacheBytes, "remote-cache-bytes", node.DefaultRemoteCacheBytes, "memory for bodies read from other nodes' replicas")
 	fl.Int64Var(&a.storageCacheBytes, "storage-cache-bytes", storage.DefaultCacheBytes, "block cache of the local body store")
+	fl.IntVar(&a.imapMaxConns, "imap-max-conns", frontend.DefaultIMAPMaxConns, "simultaneous IMAP connections from all clients (over it: BYE [UNAVAILABLE])")
 	fl.Int64Var(&a.imapCacheBytes, "imap-cache-bytes", frontend.DefaultIMAPCacheBytes, "memory for parsed message headers and BODYSTRUCTUREs that IMAP FETCH and SEARCH reuse")
 }
 
@@ -52,7 +54,7 @@ func startAccess(f *serverFlags, n *node.Node, tlsCfg *tls.Config, log *slog.Log
 	auth := frontend.NewAuthenticator(n, frontend.AuthConfig{AllowInsecure: a.allowInsecureAuth,
 		FailureDelay: a.authDelay, MaxDelay: a.authMaxDelay}, log)
 	imap := frontend.NewIMAPServer(n, auth, frontend.IMAPConfig{TLS: tlsCfg, MaxAppendBytes: f.mail.maxMessage,
-		MaxConnsPerIP: f.mail.maxConn, IdleTimeout: a.imapIdle, CacheBytes: a.imapCacheBytes}, log)
+		MaxConnsPerIP: f.mail.maxConn, IdleTimeout: a.imapIdle, CacheBytes: a.imapCacheBytes, MaxConns: a.imapMaxConns}, log)
 	pop3 := frontend.NewPOP3Server(n, auth, frontend.POP3Config{Hostname: f.mail.hostname, ServerID: f.id,
 		TLS: tlsCfg, MaxConnsPerIP: f.mail.maxConn, MaxConns: f.mail.maxConns, IdleTimeout: a.pop3Idle}, log)
 	for _, register := range []func(prometheus.Registerer) error{auth.RegisterMetrics, imap.RegisterMetrics, pop3.RegisterMetrics} {
