@@ -182,6 +182,14 @@ func TestForwardSkipsRemovedTargets(t *testing.T) {
 	if r := a.apply(&ForwardAdd{Address: "new@example.com", Targets: []string{"b@example.com", "a@example.com"}}); !errors.Is(r.Err, ErrNotFound) {
 		t.Errorf("a new forward to a removed mailbox: %v", r.Err)
 	}
+	// The employee who left gets a forward back to the team that still
+	// lists them: a loop, refused although the team skips the address.
+	if r := a.apply(&ForwardAdd{Address: "a@example.com", Targets: []string{"team@example.com"}}); !errors.Is(r.Err, ErrForwardLoop) {
+		t.Errorf("a forward from a removed member back to its list: %v", r.Err)
+	}
+	if got, err := a.s.Resolve("team@example.com"); err != nil || len(got.Mailboxes) != 1 {
+		t.Errorf("team after the refused loop: %v, %v", got, err)
+	}
 }
 
 func TestApplyIsIdempotentByIndex(t *testing.T) {
