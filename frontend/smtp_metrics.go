@@ -1,7 +1,6 @@
 package frontend
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 
@@ -62,10 +61,9 @@ func (m *smtpMetrics) reply(cmd string, err error) {
 	if cmd == cmdData {
 		code, status = "554", "5.0.0"
 	}
-	se, ok := err.(*smtp.SMTPError) // the session's replies come unwrapped
-	if !ok && err != nil {
-		se = unwrapReply(err)
-	}
+	// go-smtp sends a reply only if it is an *smtp.SMTPError itself, not
+	// wrapped; count what it sends.
+	se, _ := err.(*smtp.SMTPError)
 	switch {
 	case err == nil, se != nil && se.Code == 250 && se.EnhancedCode == smtp.EnhancedCode{2, 0, 0}:
 		m.ok[cmd].Inc()
@@ -77,15 +75,6 @@ func (m *smtpMetrics) reply(cmd string, err error) {
 		}
 	}
 	m.replies.WithLabelValues(cmd, code, status).Inc()
-}
-
-// unwrapReply finds a wrapped reply. It is apart from reply so that its
-// variable, whose address errors.As takes, does not move every call's
-// onto the heap.
-func unwrapReply(err error) *smtp.SMTPError {
-	var se *smtp.SMTPError
-	errors.As(err, &se)
-	return se
 }
 
 // collectors are the server's metrics, its connection counts included.

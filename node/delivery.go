@@ -31,8 +31,9 @@ var (
 	// timeout; the sender should retry (451 4.3.0).
 	ErrUnavailable = errors.New("temporarily unavailable")
 	// ErrInsufficientStorage: this node's body store is down to its
-	// free-space reserve (storage.ErrNoSpace), so it cannot keep its copy
-	// (452 4.3.1). Errors that wrap it also wrap ErrUnavailable.
+	// free-space reserve (storage.ErrNoSpace), so it cannot keep its copy,
+	// or too few peers had room for the write quorum's copies when last
+	// polled (452 4.3.1). Errors that wrap it also wrap ErrUnavailable.
 	ErrInsufficientStorage = errors.New("insufficient storage")
 )
 

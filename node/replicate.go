@@ -104,7 +104,9 @@ func (n *Node) CheckSpace(size int64) error {
 		return nil
 	}
 	members, err := n.state.Members()
-	if err == nil && n.withRoom(members) < s.WriteQuorum { // counts this node too
+	// Counts this node too. With fewer members than W, no peer is to
+	// blame: Deliver answers that shortfall as unavailable.
+	if err == nil && len(members) >= s.WriteQuorum && n.withRoom(members) < s.WriteQuorum {
 		return fmt.Errorf("%w: %w: the other nodes are at their free-space reserve", ErrUnavailable, ErrInsufficientStorage)
 	}
 	return nil

@@ -84,8 +84,13 @@ func runServer(ctx context.Context, f *serverFlags) error {
 	if err := f.raft.validate(); err != nil {
 		return err
 	}
-	if f.access.imapCacheBytes < 0 {
-		return fmt.Errorf("--imap-cache-bytes %d: must not be negative", f.access.imapCacheBytes)
+	for _, v := range []struct {
+		flag string
+		n    int64
+	}{{"--imap-cache-bytes", f.access.imapCacheBytes}, {"--imap-max-conns", int64(f.access.imapMaxConns)}, {"--max-conns", int64(f.mail.maxConns)}} {
+		if v.n < 0 {
+			return fmt.Errorf("%s %d: must not be negative (0: the default)", v.flag, v.n)
+		}
 	}
 	tuneErr := reexecTuned(f.hugePages, f.timerSlack) // returns only if it did not exec
 	log, err := newLogger(f.logLevel, f.logFormat)
