@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"encoding/binary"
 	"sync"
 	"time"
 )
@@ -18,37 +19,43 @@ import (
 // window.
 
 // maxIdleWindow is the longest idle window DeleteIfIdle honours: touches
-// older than this are forgotten.
+// older than this may be forgotten.
 const maxIdleWindow = time.Hour
 
+// touches remembers the last commit of every body for at least
+// maxIdleWindow, in two generations: a touch goes into cur, and when cur
+// is a window old it becomes prev and the old prev is dropped whole, so
+// forgetting costs nothing per entry and never stalls commits (a sweep
+// over a map of millions of bodies would, under the lock). A touch is
+// kept at least one window, at most about two. Bodies are keyed by the
+// first 8 bytes of their hash: two bodies sharing them only make a
+// deletion wait, and an entry takes about 20 bytes instead of 60.
 type touches struct {
-	mu   sync.Mutex
-	m    map[Hash]time.Time
-	last time.Time // last prune
+	mu        sync.Mutex
+	cur, prev map[uint64]int64 // hash prefix -> last commit, Unix ns
+	began     time.Time        // when cur was started
 }
+
+func touchKey(h Hash) uint64 { return binary.LittleEndian.Uint64(h[:8]) }
 
 func (t *touches) touch(h Hash, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.m == nil {
-		t.m = map[Hash]time.Time{}
+	if t.cur == nil || now.Sub(t.began) >= maxIdleWindow {
+		t.prev, t.cur, t.began = t.cur, make(map[uint64]int64), now
 	}
-	t.m[h] = now
-	if now.Sub(t.last) > maxIdleWindow/4 {
-		for k, at := range t.m {
-			if now.Sub(at) > maxIdleWindow {
-				delete(t.m, k)
-			}
-		}
-		t.last = now
-	}
+	t.cur[touchKey(h)] = now.UnixNano()
 }
 
 func (t *touches) since(h Hash) (time.Time, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	at, ok := t.m[h]
-	return at, ok
+	k := touchKey(h)
+	at, ok := t.cur[k]
+	if !ok {
+		at, ok = t.prev[k]
+	}
+	return time.Unix(0, at), ok
 }
 
 // DeleteIfIdle deletes body h unless it was committed (written or written

@@ -54,3 +54,30 @@ func TestDamageIsDetected(t *testing.T) {
 		t.Fatalf("after rewrite: %v", err)
 	}
 }
+
+// TestTouchesKeepAWindowAndForgetLater: a commit is remembered for at
+// least maxIdleWindow whatever the rotation of generations, its newest
+// time wins, and it is forgotten within two windows.
+func TestTouchesKeepAWindowAndForgetLater(t *testing.T) {
+	var tc touches
+	t0 := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
+	a, b := HashBytes([]byte("a")), HashBytes([]byte("b"))
+	tc.touch(a, t0)
+	tc.touch(b, t0.Add(maxIdleWindow-time.Minute)) // just before cur rotates
+	tc.touch(a, t0.Add(maxIdleWindow))             // rotates: b goes to prev
+	if at, ok := tc.since(b); !ok || !at.Equal(t0.Add(maxIdleWindow-time.Minute)) {
+		t.Fatalf("b after one rotation: %v %v", at, ok)
+	}
+	if at, ok := tc.since(a); !ok || !at.Equal(t0.Add(maxIdleWindow)) {
+		t.Fatalf("a touched again: %v %v, want the newer time", at, ok)
+	}
+	// The next rotation drops b's generation, more than a window after b.
+	c := HashBytes([]byte("c"))
+	tc.touch(c, t0.Add(2*maxIdleWindow))
+	if _, ok := tc.since(b); ok {
+		t.Error("b is still remembered two windows on")
+	}
+	if _, ok := tc.since(a); !ok {
+		t.Error("a, touched one window ago, is forgotten")
+	}
+}
