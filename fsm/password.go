@@ -91,6 +91,20 @@ func parseArgon(h string) (argonParams, []byte, []byte, error) {
 	return p, salt, key, nil
 }
 
+// PasswordMemory is the memory, in bytes, that checking a password
+// against hash takes: argon2id's m parameter (imported hashes may ask for
+// up to 4 GiB), bcrypt's few KiB, 0 for a hash in no known format.
+func PasswordMemory(hash string) int64 {
+	if strings.HasPrefix(hash, "$2") {
+		return 4 << 10
+	}
+	p, _, _, err := parseArgon(hash)
+	if err != nil {
+		return 0
+	}
+	return int64(p.memory) << 10
+}
+
 // VerifyPassword reports whether pw matches the stored hash. An empty hash
 // matches nothing.
 func VerifyPassword(hash, pw string) bool {

@@ -225,6 +225,36 @@ func TestAccessAuthenticate(t *testing.T) {
 	}
 }
 
+// TestPasswordChecksShareAMemoryBudget: a login waits while other checks
+// hold the node's password-check memory, and gives up as unavailable
+// (temporary) when its context ends first; it passes once memory frees.
+func TestPasswordChecksShareAMemoryBudget(t *testing.T) {
+	_, ns := accessCluster(t)
+	n := ns[1]
+	if err := n.passwords.Acquire(context.Background(), n.cfg.PasswordMemory); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := n.Authenticate(short, "a@example.com", "pw-a"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("login while the budget is taken: %v, want ErrUnavailable", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := n.Authenticate(ctxT(t, 20*time.Second), "a@example.com", "pw-a")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("login finished while the budget was taken: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	n.passwords.Release(n.cfg.PasswordMemory)
+	if err := <-done; err != nil {
+		t.Fatalf("login once memory freed: %v", err)
+	}
+}
+
 func TestAccessWatchSeesOtherNodes(t *testing.T) {
 	c, ns := accessCluster(t)
 	ctx := ctxT(t, 20*time.Second)

@@ -20,19 +20,47 @@ func (n *Node) Authenticate(ctx context.Context, user, password string) (string,
 		return "", err
 	}
 	mb, err := n.state.Mailbox(user)
-	switch {
-	case errors.Is(err, fsm.ErrNotFound), errors.Is(err, fsm.ErrInvalid):
-		fsm.VerifyPassword(n.dummyHash(), password)
-		return "", fmt.Errorf("%w: %s", ErrAuthFailed, user)
-	case err != nil:
+	hash := mb.PasswordHash
+	if errors.Is(err, fsm.ErrNotFound) || errors.Is(err, fsm.ErrInvalid) {
+		hash = n.dummyHash()
+	} else if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
-	case !fsm.VerifyPassword(mb.PasswordHash, password):
+	}
+	ok, err := n.verifyPassword(ctx, hash, password)
+	switch {
+	case err != nil:
+		return "", err
+	case mb.Address == "" || !ok:
 		return "", fmt.Errorf("%w: %s", ErrAuthFailed, user)
 	case mb.Disabled:
 		return "", fmt.Errorf("%w: %s is disabled", ErrAuthFailed, user)
 	}
 	return mb.Address, nil
 }
+
+// verifyPassword checks password against hash once the memory the check
+// takes is free in the node's budget (Config.PasswordMemory), so that a
+// flood of logins from many addresses cannot run argon2 at 19 MiB each
+// without bound. A hash that asks for more than the whole budget runs
+// alone. A login whose ctx ends while it waits gets ErrUnavailable.
+func (n *Node) verifyPassword(ctx context.Context, hash, password string) (bool, error) {
+	w := min(max(fsm.PasswordMemory(hash), minPasswordWeight), n.cfg.PasswordMemory)
+	if err := n.passwords.Acquire(ctx, w); err != nil {
+		return false, fmt.Errorf("%w: waiting to check a password: %v", ErrUnavailable, err)
+	}
+	defer n.passwords.Release(w)
+	return fsm.VerifyPassword(hash, password), nil
+}
+
+// DefaultPasswordMemory is Config.PasswordMemory's default: six argon2id
+// checks at the cost new passwords get (19 MiB), more than two cores
+// serve at once.
+const DefaultPasswordMemory = 128 << 20
+
+// minPasswordWeight is the least share of the budget one check takes, so
+// that cheap hashes (bcrypt) still do not run more checks at once than
+// the cores can serve.
+const minPasswordWeight = 16 << 20
 
 // dummyHash is a password hash of nothing anyone knows, verified against
 // for unknown users so that they cost what a known user costs.

@@ -95,6 +95,11 @@ type Config struct {
 	// means no reserve.
 	MinFreeBytes int64
 
+	// PasswordMemory bounds the memory of password checks in flight
+	// (argon2id's m each, at least 16 MiB). Logins beyond it wait.
+	// Zero means DefaultPasswordMemory.
+	PasswordMemory int64
+
 	// MaildropLease is the POP3 maildrop lock lease (zero: 30 s).
 	MaildropLease time.Duration
 
@@ -172,6 +177,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.RemoteReadMax == 0 {
 		c.RemoteReadMax = DefaultRemoteReadMax
+	}
+	if c.PasswordMemory <= 0 {
+		c.PasswordMemory = DefaultPasswordMemory
 	}
 	if c.RemoteCacheBytes <= 0 {
 		c.RemoteCacheBytes = DefaultRemoteCacheBytes

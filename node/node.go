@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
+	"golang.org/x/sync/semaphore"
 
 	"powermail/fsm"
 	"powermail/storage"
@@ -71,7 +72,8 @@ type Node struct {
 	corrupt      atomic.Int64 // corrupt local copies found
 	missing      atomic.Int64 // listed bodies found missing from the local store
 	dummyOnce    sync.Once
-	dummy        string // password hash for unknown users (timing)
+	dummy        string              // password hash for unknown users (timing)
+	passwords    *semaphore.Weighted // memory of password checks in flight (auth.go)
 
 	raftUp      atomic.Bool   // raft is started: cluster RPCs may use it
 	readyTerm   atomic.Uint64 // term in which this leader passed a barrier
@@ -93,6 +95,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	n.limiter.rate, n.scrubLimiter.rate = cfg.RepairRate, cfg.ScrubRate
 	n.copies = newCopyGate(cfg.RepairBusyCopies, &n.lastMail)
 	n.remote = newRemoteCache(cfg.RemoteCacheBytes)
+	n.passwords = semaphore.NewWeighted(cfg.PasswordMemory)
 	if err := n.open(); err != nil {
 		n.Close()
 		return nil, err

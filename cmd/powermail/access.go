@@ -29,6 +29,7 @@ type accessFlags struct {
 	storageCacheBytes int64
 	imapCacheBytes    int64
 	imapMaxConns      int
+	passwordMemory    int64
 }
 
 func (a *accessFlags) register(fl *pflag.FlagSet) {
@@ -43,6 +44,7 @@ func (a *accessFlags) register(fl *pflag.FlagSet) {
 	fl.Int64Var(&a.remoteReadMax, "remote-read-max", node.DefaultRemoteReadMax, "largest body another node's replica is read into memory for a client (larger ones are copied to this node's store first; -1: always copy)")
 	fl.Int64Var(&a.remoteCacheBytes, "remote-cache-bytes", node.DefaultRemoteCacheBytes, "memory for bodies read from other nodes' replicas")
 	fl.Int64Var(&a.storageCacheBytes, "storage-cache-bytes", storage.DefaultCacheBytes, "block cache of the local body store")
+	fl.Int64Var(&a.passwordMemory, "password-check-memory", node.DefaultPasswordMemory, "memory for password checks in flight (argon2id takes 19 MiB each); further logins wait")
 	fl.IntVar(&a.imapMaxConns, "imap-max-conns", frontend.DefaultIMAPMaxConns, "simultaneous IMAP connections from all clients (over it: BYE [UNAVAILABLE])")
 	fl.Int64Var(&a.imapCacheBytes, "imap-cache-bytes", frontend.DefaultIMAPCacheBytes, "memory for parsed message headers and BODYSTRUCTUREs that IMAP FETCH and SEARCH reuse")
 }

@@ -87,7 +87,7 @@ func runServer(ctx context.Context, f *serverFlags) error {
 	for _, v := range []struct {
 		flag string
 		n    int64
-	}{{"--imap-cache-bytes", f.access.imapCacheBytes}, {"--imap-max-conns", int64(f.access.imapMaxConns)}, {"--max-conns", int64(f.mail.maxConns)}} {
+	}{{"--imap-cache-bytes", f.access.imapCacheBytes}, {"--imap-max-conns", int64(f.access.imapMaxConns)}, {"--password-check-memory", f.access.passwordMemory}, {"--max-conns", int64(f.mail.maxConns)}} {
 		if v.n < 0 {
 			return fmt.Errorf("%s %d: must not be negative (0: the default)", v.flag, v.n)
 		}
@@ -117,6 +117,7 @@ func runServer(ctx context.Context, f *serverFlags) error {
 		MaildropLease:     f.access.maildropLease,
 		RemoteReadMax:     f.access.remoteReadMax,
 		RemoteCacheBytes:  f.access.remoteCacheBytes,
+		PasswordMemory:    f.access.passwordMemory,
 		StorageCacheBytes: f.access.storageCacheBytes,
 		BodySyncInterval:  f.bodySyncInterval,
 	}
