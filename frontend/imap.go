@@ -422,7 +422,12 @@ func (s *IMAPServer) newSession(c *imapserver.Conn) (imapserver.Session, *imapse
 	if s.closed.Load() {
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down"}
 	}
-	switch s.admit(ip) {
+	raw := rawIMAPConn(nc)
+	why := admitted
+	if raw == nil || !raw.inherited { // after STARTTLS the slot is the plaintext session's
+		why = s.admit(ip)
+	}
+	switch why {
 	case overPerIP:
 		s.log.Debug("imap: connection refused, per-IP limit", "remote", remote, "limit", s.cfg.MaxConnsPerIP)
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Code: imap.ResponseCodeUnavailable,
@@ -436,7 +441,7 @@ func (s *IMAPServer) newSession(c *imapserver.Conn) (imapserver.Session, *imapse
 	sess := &imapSession{
 		srv:    s,
 		conn:   c,
-		raw:    rawIMAPConn(nc),
+		raw:    raw,
 		ip:     ip,
 		ctx:    ctx,
 		cancel: cancel,

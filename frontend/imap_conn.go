@@ -74,6 +74,12 @@ type imapConn struct {
 	rerr      error
 	startTLS  string      // tag of a STARTTLS waiting for the commands before it
 	handedOff atomic.Bool // Close may run on the server's goroutine at shutdown
+	// slotMoved: after STARTTLS the TLS session took over this
+	// connection's slot (MaxConns, per IP); this session's Close must not
+	// free it. inherited is set on that TLS connection: its session must
+	// not take a second one.
+	slotMoved atomic.Bool
+	inherited bool
 
 	// Write side, under wmu.
 	wmu      sync.Mutex
@@ -200,8 +206,10 @@ func (c *imapConn) takeOver() error {
 		return fmt.Errorf("frontend: imap STARTTLS: %w", err)
 	}
 	next := newIMAPConn(tc, c.srv, true)
-	next.swallow = true
+	next.swallow, next.inherited = true, true
+	c.slotMoved.Store(true) // before push: the new session may close first
 	if err := c.srv.handoff.push(next); err != nil {
+		c.slotMoved.Store(false)
 		tc.Close()
 		return err
 	}

@@ -59,7 +59,7 @@ func (s *imapSession) callCtx() (context.Context, context.CancelFunc) {
 }
 
 // Close ends the session: it drops the selected folder's watch and frees
-// the connection's per-IP slot.
+// the connection's slot, unless STARTTLS passed it to the TLS session.
 func (s *imapSession) Close() error {
 	s.cancel() // first: a poll in progress (IDLE) returns at once
 	s.mu.Lock()
@@ -69,7 +69,9 @@ func (s *imapSession) Close() error {
 	}
 	s.closed = true
 	s.unselectLocked()
-	s.srv.release(s.ip)
+	if s.raw == nil || !s.raw.slotMoved.Load() {
+		s.srv.release(s.ip)
+	}
 	if s.addr != "" {
 		s.log.Debug("imap: session closed")
 	}

@@ -142,6 +142,36 @@ func TestIMAPServerConnectionLimit(t *testing.T) {
 	}
 }
 
+// TestIMAPStartTLSKeepsItsSlot: STARTTLS hands the connection to the TLS
+// session with its slot, so a server at MaxConns does not refuse the
+// client it already serves, and the slot is free again after LOGOUT.
+func TestIMAPStartTLSKeepsItsSlot(t *testing.T) {
+	store, user := imapMemStore(t)
+	tlsCfg, roots := testtls.Config(t)
+	log := imapTestLogger()
+	auth := frontend.NewAuthenticator(store, frontend.AuthConfig{}, log)
+	srv := frontend.NewIMAPServer(store, auth, frontend.IMAPConfig{TLS: tlsCfg, MaxConns: 1}, log)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	clientTLS := &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}
+	for i := range 3 { // each round needs the slot the previous one freed
+		var st *imapclient.Client
+		imapEventually(t, 5*time.Second, "a free slot", func() bool {
+			st, err = imapclient.DialStartTLS(ln.Addr().String(), &imapclient.Options{TLSConfig: clientTLS})
+			return err == nil
+		})
+		if err := st.Login(user, imapPassword).Wait(); err != nil {
+			t.Fatalf("round %d: LOGIN after STARTTLS at the connection limit: %v", i, err)
+		}
+		st.Logout().Wait()
+		st.Close()
+	}
+}
+
 // imapSingle is a backend of one server, for dialIMAP.
 type imapSingle string
 

@@ -30,10 +30,15 @@ const maxIdleWindow = time.Hour
 // kept at least one window, at most about two. Bodies are keyed by the
 // first 8 bytes of their hash: two bodies sharing them only make a
 // deletion wait, and an entry takes about 20 bytes instead of 60.
+//
+// Times are kept as offsets from the first touch, which carries the
+// monotonic clock reading, so a step of the wall clock (NTP, a resumed
+// VM) cannot make a body just written look idle.
 type touches struct {
 	mu        sync.Mutex
-	cur, prev map[uint64]int64 // hash prefix -> last commit, Unix ns
-	began     time.Time        // when cur was started
+	cur, prev map[uint64]time.Duration // hash prefix -> last commit, since base
+	base      time.Time                // the first touch
+	began     time.Time                // when cur was started
 }
 
 func touchKey(h Hash) uint64 { return binary.LittleEndian.Uint64(h[:8]) }
@@ -41,10 +46,13 @@ func touchKey(h Hash) uint64 { return binary.LittleEndian.Uint64(h[:8]) }
 func (t *touches) touch(h Hash, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.cur == nil || now.Sub(t.began) >= maxIdleWindow {
-		t.prev, t.cur, t.began = t.cur, make(map[uint64]int64), now
+	if t.base.IsZero() {
+		t.base = now
 	}
-	t.cur[touchKey(h)] = now.UnixNano()
+	if t.cur == nil || now.Sub(t.began) >= maxIdleWindow {
+		t.prev, t.cur, t.began = t.cur, make(map[uint64]time.Duration), now
+	}
+	t.cur[touchKey(h)] = now.Sub(t.base)
 }
 
 func (t *touches) since(h Hash) (time.Time, bool) {
@@ -55,7 +63,7 @@ func (t *touches) since(h Hash) (time.Time, bool) {
 	if !ok {
 		at, ok = t.prev[k]
 	}
-	return time.Unix(0, at), ok
+	return t.base.Add(at), ok
 }
 
 // DeleteIfIdle deletes body h unless it was committed (written or written

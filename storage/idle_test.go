@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 )
@@ -79,5 +80,18 @@ func TestTouchesKeepAWindowAndForgetLater(t *testing.T) {
 	}
 	if _, ok := tc.since(a); !ok {
 		t.Error("a, touched one window ago, is forgotten")
+	}
+}
+
+// TestTouchesKeepTheMonotonicClock: the time a touch is given back with
+// carries the monotonic reading, so idle checks do not follow steps of
+// the wall clock.
+func TestTouchesKeepTheMonotonicClock(t *testing.T) {
+	var tc touches
+	h := HashBytes([]byte("m"))
+	tc.touch(h, time.Now())
+	at, ok := tc.since(h)
+	if !ok || !strings.Contains(at.String(), " m=") {
+		t.Fatalf("touch time %v (%v) has no monotonic reading", at, ok)
 	}
 }
