@@ -49,7 +49,11 @@ func (c *Cluster) WaitRedundant(ctx context.Context, budget time.Duration) (Veri
 		n := nodes[i%len(nodes)]
 		if n.State() == Running {
 			start := time.Now()
-			last, lastErr = c.Verify(ctx, n.Admin, 2*time.Minute)
+			// One pass may take the whole budget: a long run leaves
+			// hundreds of thousands of bodies (572,000 after 90 minutes
+			// took a node 2m10s).
+			dl, _ := ctx.Deadline()
+			last, lastErr = c.Verify(ctx, n.Admin, max(time.Until(dl), 30*time.Second))
 			if lastErr == nil && last.Finished && last.Short == 0 {
 				return last, nil
 			}

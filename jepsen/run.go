@@ -282,7 +282,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	stopWatch()
 	<-watchDone
 	logf("verifying redundancy: storage verify until every body has R verified replicas")
-	rep.Verify, err = c.WaitRedundant(ctx, 120*time.Second)
+	rep.Verify, err = c.WaitRedundant(ctx, max(120*time.Second, cfg.Time/4))
 	if err != nil {
 		rep.Problems = append(rep.Problems, "storage verify: "+err.Error())
 	}
