@@ -312,8 +312,8 @@ func TestPasswords(t *testing.T) {
 	for hash, want := range map[string]int64{
 		h: 19 << 20,
 		"$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHQ$a2V5": 4 << 30, // imported, 4 GiB
-		"$2a$10$abcdefghijklmnopqrstuu": 4 << 10,
-		"plain":                         0,
+		"$2a$10$abcdefghijklmnopqrstuu":                     4 << 10,
+		"plain":                                             0,
 	} {
 		if got := PasswordMemory(hash); got != want {
 			t.Errorf("PasswordMemory(%q) = %d, want %d", hash, got, want)
