@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"powermail/fsm"
@@ -66,26 +67,31 @@ func (n *Node) replicate(ctx context.Context, s fsm.Settings, body io.Reader) (s
 	}
 	if len(replicas) < s.WriteQuorum {
 		err := fmt.Errorf("%w: %d of %d required replicas reachable", ErrUnavailable, len(replicas), s.WriteQuorum)
-		if n.withRoom(peers)+1 < s.WriteQuorum {
+		if n.peersShortOfRoom(peers, s.WriteQuorum) {
 			// Not a passing failure of some peer: too few nodes have
 			// room for a copy, so say so (452 4.3.1 rather than 451).
-			err = fmt.Errorf("%w: %w: the other nodes are at their free-space reserve", err, ErrInsufficientStorage)
+			err = fmt.Errorf("%w: %w", err, errPeersFull)
 		}
 		return zero, 0, nil, err
 	}
 	return h, size, replicas, nil
 }
 
-// withRoom counts the peers that had room for new bodies when last
-// polled, or have not been polled yet.
-func (n *Node) withRoom(peers []fsm.Member) int {
-	k := 0
-	for _, m := range peers {
+// errPeersFull: this node has room, but too few others do for the write
+// quorum's copies.
+var errPeersFull = fmt.Errorf("%w: the other nodes are at their free-space reserve", ErrInsufficientStorage)
+
+// peersShortOfRoom reports whether this node, which has room, and the
+// others that had room when last polled (or were not polled yet) are
+// fewer than w, while enough nodes exist: then full peers are to blame.
+func (n *Node) peersShortOfRoom(others []fsm.Member, w int) bool {
+	room := 1
+	for _, m := range others {
 		if !n.placement.full(m.ID) {
-			k++
+			room++
 		}
 	}
-	return k
+	return len(others)+1 >= w && room < w
 }
 
 // CheckSpace tells whether the cluster could keep the write quorum's
@@ -104,10 +110,12 @@ func (n *Node) CheckSpace(size int64) error {
 		return nil
 	}
 	members, err := n.state.Members()
-	// Counts this node too. With fewer members than W, no peer is to
-	// blame: Deliver answers that shortfall as unavailable.
-	if err == nil && len(members) >= s.WriteQuorum && n.withRoom(members) < s.WriteQuorum {
-		return fmt.Errorf("%w: %w: the other nodes are at their free-space reserve", ErrUnavailable, ErrInsufficientStorage)
+	if err != nil {
+		return nil
+	}
+	others := slices.DeleteFunc(members, func(m fsm.Member) bool { return m.ID == n.cfg.ID })
+	if n.peersShortOfRoom(others, s.WriteQuorum) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, errPeersFull)
 	}
 	return nil
 }
