@@ -13,6 +13,9 @@ func (c *MemberSet) apply(tx *txn) (any, error) {
 	if c.ID == "" || c.ClusterAddr == "" {
 		return nil, errorf(ErrInvalid, "a member needs an id and a cluster address")
 	}
+	if err := tx.markPlacement(); err != nil {
+		return nil, err
+	}
 	return nil, tx.put(memberKey(c.ID), c.Member)
 }
 
@@ -25,6 +28,9 @@ type MemberRemove struct {
 func (*MemberRemove) Type() CmdType { return CmdMemberRemove }
 
 func (c *MemberRemove) apply(tx *txn) (any, error) {
+	if err := tx.markPlacement(); err != nil {
+		return nil, err
+	}
 	return nil, tx.del(memberKey(c.ID))
 }
 
@@ -48,6 +54,15 @@ func (c *SettingsSet) apply(tx *txn) (any, error) {
 	}
 	if s.CommandEncoding < 0 || s.CommandEncoding > NewestEncoding {
 		return nil, errorf(ErrInvalid, "command encoding must be 0 to %d, not %d", NewestEncoding, s.CommandEncoding)
+	}
+	old, err := tx.settings()
+	if err != nil {
+		return nil, err
+	}
+	if old.Replicas != s.Replicas {
+		if err := tx.markPlacement(); err != nil {
+			return nil, err
+		}
 	}
 	return nil, tx.put(keySettings, s)
 }

@@ -36,6 +36,9 @@ func putBody(tx *txn, hash []byte, b Body) error {
 	} else if err := tx.del(zeroRefKey(hash)); err != nil {
 		return err
 	}
+	if err := markOffR(tx, b); err != nil {
+		return err
+	}
 	return tx.put(bodyKey(hash), b)
 }
 

@@ -7,6 +7,7 @@ import "strings"
 //
 //	"\x00applied"                      applied raft index, 8 bytes big endian
 //	"\x00settings"                     Settings
+//	"\x00placement-mark"               raft index, 8 bytes big endian (placement.go)
 //	"d\x00" domain                     Domain
 //	"u\x00" domain "\x00" local        Mailbox  (local folded to lower case)
 //	"p\x00" domain "\x00" local        password hash of a Mailbox (raw string)
@@ -16,8 +17,9 @@ import "strings"
 //
 // Domain-first keys make "every mailbox of a domain" a prefix scan.
 var (
-	keyApplied  = []byte("\x00applied")
-	keySettings = []byte("\x00settings")
+	keyApplied       = []byte("\x00applied")
+	keySettings      = []byte("\x00settings")
+	keyPlacementMark = []byte("\x00placement-mark")
 )
 
 func domainKey(d string) []byte { return []byte("d\x00" + d) }

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"slices"
 
@@ -53,6 +54,46 @@ func (c *BodyPlace) apply(tx *txn) (any, error) {
 	}
 	b.Replicas = next
 	return true, putBody(tx, h, b)
+}
+
+// The placement mark is the raft index of the last entry that may have
+// left a referenced body on other than R listed replicas: a body record
+// written with fewer or more than R (a delivery under W < R, a copy
+// unlisted as missing or corrupt, a rebalance's extra copy), a member
+// added or removed, or R changed. Writes that leave a body on exactly R
+// do not move it. The repair leader skips its periodic scan of every
+// body record while the mark is where it was at its last clean scan and
+// every member stays healthy (node/repair.go), so a large, healthy
+// cluster does not read its whole directory every interval.
+
+// markPlacement records this entry as the placement mark.
+func (t *txn) markPlacement() error {
+	var buf [8]byte
+	binary.BigEndian.PutUint64(buf[:], t.index)
+	return t.b.Set(keyPlacementMark, buf[:], nil)
+}
+
+// markOffR moves the placement mark if b is a referenced body whose
+// listing is not exactly R replicas.
+func markOffR(tx *txn, b Body) error {
+	if b.Refs <= 0 || b.Collecting != 0 {
+		return nil
+	}
+	settings, err := tx.settings()
+	if err != nil || len(b.Replicas) == settings.Replicas {
+		return err
+	}
+	return tx.markPlacement()
+}
+
+// PlacementMark returns the placement mark (0 before any).
+func (s *State) PlacementMark() (uint64, error) {
+	var out uint64
+	err := s.view(func(r pebble.Reader) (err error) {
+		out, err = readIndexKey(r, keyPlacementMark, "placement mark")
+		return err
+	})
+	return out, err
 }
 
 // BodyRecord is one body record with its hash, for scans.

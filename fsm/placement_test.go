@@ -34,3 +34,46 @@ func TestBodyPlaceIfListedOn(t *testing.T) {
 		t.Fatalf("unconditional add: %+v, listed on %s", r, listed())
 	}
 }
+
+// The placement mark moves with every entry that may leave a referenced
+// body off R listed replicas, and with nothing that leaves bodies on R:
+// repair trusts an unmoved mark to skip its scan.
+func TestPlacementMarkMovesOffR(t *testing.T) {
+	a := deliveryFixture(t) // R = 2, members n1-n3
+	mark := func() uint64 {
+		t.Helper()
+		m, err := a.s.PlacementMark()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	steps := []struct {
+		name  string
+		cmd   Command
+		moves bool
+	}{
+		{"settings other than R", &SettingsSet{Settings{Replicas: 2, WriteQuorum: 1}}, false},
+		{"delivery on R", &Deliver{Hash: bodyHash("a"), Size: 10, Replicas: []string{"n1", "n2"}, Mailboxes: []string{"a@example.com"}}, false},
+		{"delivery short of R", &Deliver{Hash: bodyHash("b"), Size: 10, Replicas: []string{"n1"}, Mailboxes: []string{"a@example.com"}}, true},
+		{"repair brings it to R", &BodyPlace{Hash: bodyHash("b"), Add: []string{"n3"}}, false},
+		{"a missing copy unlisted", &BodyPlace{Hash: bodyHash("a"), Remove: []string{"n2"}}, true},
+		{"an extra copy listed", &BodyPlace{Hash: bodyHash("b"), Add: []string{"n2"}}, true},
+		{"the extra copy trimmed", &BodyPlace{Hash: bodyHash("b"), Remove: []string{"n2"}}, false},
+		{"the same content delivered elsewhere", &Deliver{Hash: bodyHash("b"), Size: 10, Replicas: []string{"n2", "n3"}, Mailboxes: []string{"b@example.com"}}, true},
+		{"R raised", &SettingsSet{Settings{Replicas: 3, WriteQuorum: 1}}, true},
+		{"a member added", &MemberSet{Member{ID: "n4", ClusterAddr: "n4:7000"}}, true},
+		{"a member removed", &MemberRemove{ID: "n4"}, true},
+	}
+	for _, s := range steps {
+		before := mark()
+		a.must(s.cmd)
+		after := mark()
+		if moved := after != before; moved != s.moves {
+			t.Fatalf("%s: mark %d -> %d, want moved=%v", s.name, before, after, s.moves)
+		}
+		if s.moves && after != a.index {
+			t.Fatalf("%s: mark %d, want the entry's index %d", s.name, after, a.index)
+		}
+	}
+}

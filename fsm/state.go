@@ -210,16 +210,21 @@ func (s *State) ApplyBatch(entries []Entry) []Result {
 }
 
 func readApplied(r pebble.Reader) (uint64, error) {
-	v, closer, err := r.Get(keyApplied)
+	return readIndexKey(r, keyApplied, "applied index")
+}
+
+// readIndexKey reads a raft index stored under key (0 if absent).
+func readIndexKey(r pebble.Reader, key []byte, what string) (uint64, error) {
+	v, closer, err := r.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("read applied index: %w", err)
+		return 0, fmt.Errorf("read %s: %w", what, err)
 	}
 	defer closer.Close()
 	if len(v) != 8 {
-		return 0, fmt.Errorf("applied index of %d bytes", len(v))
+		return 0, fmt.Errorf("%s of %d bytes", what, len(v))
 	}
 	return binary.BigEndian.Uint64(v), nil
 }

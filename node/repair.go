@@ -14,7 +14,8 @@ import (
 )
 
 // Repair keeps every referenced body on R healthy replicas. The leader
-// scans the body records each round. A replica counts as healthy while
+// scans the body records each round (periodic rounds in a healthy,
+// unchanged cluster skip it: repair_skip.go). A replica counts as healthy while
 // its node is a member and has answered within RepairGrace. A body short
 // of R healthy replicas is copied from a healthy one to a node chosen by
 // placement; the new replica is recorded (BodyPlace) only after the
@@ -45,17 +46,19 @@ const (
 // RepairStatus is the leader's view of redundancy, for cluster status.
 type RepairStatus struct {
 	LastRound       time.Time `json:"last_round,omitzero"`
-	Bodies          int64     `json:"bodies"`           // referenced bodies seen in the last round
-	UnderReplicated int64     `json:"under_replicated"` // short of R healthy replicas at the last round
-	Unrepairable    int64     `json:"unrepairable"`     // no healthy replica to copy from
-	Repairing       int64     `json:"repairing"`        // copies in flight now
-	Repaired        int64     `json:"repaired_total"`   // copies made since this node led
+	LastScan        time.Time `json:"last_scan,omitzero"` // the last round that read every body record
+	Bodies          int64     `json:"bodies"`             // referenced bodies seen in the last scan
+	UnderReplicated int64     `json:"under_replicated"`   // short of R healthy replicas at the last scan
+	Unrepairable    int64     `json:"unrepairable"`       // no healthy replica to copy from
+	Repairing       int64     `json:"repairing"`          // copies in flight now
+	Repaired        int64     `json:"repaired_total"`     // copies made since this node led
 	Trimmed         int64     `json:"trimmed_total"`
 	Moved           int64     `json:"moved_total"` // rebalanced
 }
 
 type repairState struct {
 	round sync.Mutex // one round at a time (timer, kick, admin request)
+	clean *cleanScan // under round (repair_skip.go)
 	mu    sync.Mutex
 	st    RepairStatus
 }
@@ -92,8 +95,15 @@ func (n *Node) liveness() (liveness, error) {
 	return l, nil
 }
 
-// RepairRound runs one repair pass on the leader and returns its status.
+// RepairRound runs one repair pass on the leader, reading every body
+// record, and returns its status.
 func (n *Node) RepairRound(ctx context.Context) (RepairStatus, error) {
+	return n.repairRound(ctx, false)
+}
+
+// repairRound is RepairRound; a periodic round may skip the scan when
+// nothing can have changed since the last clean one (repair_skip.go).
+func (n *Node) repairRound(ctx context.Context, periodic bool) (RepairStatus, error) {
 	if !n.IsLeader() {
 		return RepairStatus{}, ErrNotLeader
 	}
@@ -107,6 +117,16 @@ func (n *Node) RepairRound(ctx context.Context) (RepairStatus, error) {
 	if err != nil {
 		return RepairStatus{}, err
 	}
+	key, healthy, err := n.scanKey(live)
+	if err != nil {
+		return RepairStatus{}, err
+	}
+	if periodic && n.repair.clean.covers(key, healthy) {
+		n.repair.update(func(s *RepairStatus) { s.LastRound = key.at })
+		err := n.rebalance(ctx, live, settings.Replicas, time.Now().Add(max(n.cfg.RepairInterval, time.Second)))
+		return n.repair.get(), err
+	}
+	n.repair.clean = nil
 	var bodies, under, unrepairable atomic.Int64
 	work := make(chan fsm.BodyRecord)
 	var wg sync.WaitGroup
@@ -150,7 +170,11 @@ func (n *Node) RepairRound(ctx context.Context) (RepairStatus, error) {
 	}
 	n.repair.update(func(s *RepairStatus) {
 		s.LastRound, s.Bodies, s.UnderReplicated, s.Unrepairable = time.Now(), bodies.Load(), under.Load(), unrepairable.Load()
+		s.LastScan = s.LastRound
 	})
+	if healthy && under.Load() == 0 {
+		n.repair.clean = &key
+	}
 	// Redundancy before balance: a round that found repairable bodies
 	// short does not move bodies (the next one will, once nothing is
 	// short), and a rebalance stops after one interval, so that the next

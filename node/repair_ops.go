@@ -254,17 +254,20 @@ func (l *byteLimiter) wait(ctx context.Context, bytes int64) error {
 func (n *Node) repairLoop(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var periodic bool // a timer's round, not a kick's
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			periodic = true
 		case <-n.repairKick:
+			periodic = false
 		}
 		if !n.IsLeader() {
 			continue
 		}
-		if _, err := n.RepairRound(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, ErrNotLeader) {
+		if _, err := n.repairRound(ctx, periodic); err != nil && ctx.Err() == nil && !errors.Is(err, ErrNotLeader) {
 			n.log.Warn("repair round failed", "err", err)
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -21,8 +22,8 @@ func newClusterCmd(cl *clientFlags) *cobra.Command {
 			if !cl.json {
 				fmt.Fprintf(cmd.OutOrStdout(), "leader: %s   health: %s\n", orDash(st.Leader), st.Health)
 				if r := st.Redundancy; r != nil {
-					fmt.Fprintf(cmd.OutOrStdout(), "redundancy: %d bodies, %d under-replicated (%d unrepairable), %d repairing; repaired %d, trimmed %d, moved %d since this leader started\n",
-						r.Bodies, r.UnderReplicated, r.Unrepairable, r.Repairing, r.Repaired, r.Trimmed, r.Moved)
+					fmt.Fprintf(cmd.OutOrStdout(), "redundancy: %d bodies, %d under-replicated (%d unrepairable) at the last scan (%s), %d repairing; repaired %d, trimmed %d, moved %d since this leader started\n",
+						r.Bodies, r.UnderReplicated, r.Unrepairable, scanAge(r.LastScan), r.Repairing, r.Repaired, r.Trimmed, r.Moved)
 				}
 			}
 			return cl.emit(cmd, st, []string{"ID", "ROLE", "SUFFRAGE", "CLUSTER", "ADMIN", "LAST-CONTACT", "TERM", "COMMIT", "APPLIED", "BODIES", "BODY-BYTES", "FREE", "CORRUPT", "MISSING"},
@@ -88,4 +89,12 @@ func freeColumn(m node.MemberStatus) string {
 		return humanBytes(m.FreeBytes) + " (full)"
 	}
 	return humanBytes(m.FreeBytes)
+}
+
+// scanAge says how long ago the leader last read every body record.
+func scanAge(t time.Time) string {
+	if t.IsZero() {
+		return "none yet"
+	}
+	return time.Since(t).Round(time.Second).String() + " ago"
 }

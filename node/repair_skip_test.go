@@ -1,0 +1,74 @@
+package node
+
+import (
+	"testing"
+	"time"
+
+	"powermail/fsm"
+)
+
+// A periodic round in a healthy cluster skips the scan until something
+// may have left a body off R: an unlisted copy (the placement mark
+// moves), or a node down past the grace (no entry at all). A round
+// asked for by hand always scans.
+func TestPeriodicRepairSkipsTheScanWhileHealthy(t *testing.T) {
+	c := repairCluster(t, 3, nil)
+	l := c.leader(time.Second)
+	hashes := deliverN(t, l, 6, 500)
+	ctx := ctxT(t, 30*time.Second)
+	round := func(periodic bool) RepairStatus {
+		t.Helper()
+		st, err := l.repairRound(ctx, periodic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	scanned := func(periodic bool) bool {
+		t.Helper()
+		before := l.repair.get().LastScan
+		return round(periodic).LastScan != before
+	}
+	if !scanned(true) {
+		t.Fatal("the first periodic round did not scan")
+	}
+	if scanned(true) {
+		t.Fatal("a periodic round scanned a healthy cluster that had not changed")
+	}
+	deliverN(t, c.follower(), 3, 501) // new bodies on R replicas: nothing to do
+	if scanned(true) {
+		t.Fatal("deliveries on R replicas made a periodic round scan")
+	}
+	if !scanned(false) {
+		t.Fatal("a round asked for by hand did not scan")
+	}
+
+	// A copy found missing is unlisted (as the audit does): the mark
+	// moves, and the next periodic round scans and repairs the body.
+	b, err := l.State().Body(hashes[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, l, &fsm.BodyPlace{Hash: hashes[0].String(), Remove: b.Replicas[:1]})
+	repaired := l.repair.get().Repaired
+	if !scanned(true) {
+		t.Fatal("a periodic round skipped the scan after a copy was unlisted")
+	}
+	if st := l.repair.get(); st.Repaired != repaired+1 || st.UnderReplicated != 1 {
+		t.Fatalf("after the unlisting: %+v, want one short body repaired", st)
+	}
+	assertRedundant(t, c, l, hashes, 2)
+	// A scan that found work is not clean: the next one checks again.
+	if !scanned(true) || scanned(true) {
+		t.Fatal("after a repair, want one more scan and then skipped ones")
+	}
+
+	// A node down past the grace makes bodies short with no entry.
+	victim := busiestFollower(t, c, l, hashes)
+	victim.Kill()
+	delete(c.nodes, victim.ID())
+	time.Sleep(l.cfg.RepairGrace + 500*time.Millisecond)
+	if !scanned(true) || l.repair.get().UnderReplicated == 0 {
+		t.Fatalf("a node down past the grace: %+v, want a scan that finds short bodies", l.repair.get())
+	}
+}
