@@ -156,9 +156,10 @@ func (n *Node) repairRound(ctx context.Context, periodic bool) (RepairStatus, er
 			}
 		}()
 	}
-	err = n.scanReferenced(ctx, func(rec fsm.BodyRecord) {
+	err = n.scanReferenced(ctx, func(rec fsm.BodyRecord) error {
 		bodies.Add(1)
 		work <- rec
+		return nil
 	})
 	close(work)
 	wg.Wait()
@@ -209,11 +210,11 @@ func (n *Node) scanBodies(ctx context.Context, fn func(fsm.BodyRecord) error) er
 }
 
 // scanReferenced calls fn for every referenced body record not being
-// collected, in hash order, until ctx ends.
-func (n *Node) scanReferenced(ctx context.Context, fn func(fsm.BodyRecord)) error {
+// collected, in hash order, until fn fails or ctx ends.
+func (n *Node) scanReferenced(ctx context.Context, fn func(fsm.BodyRecord) error) error {
 	return n.scanBodies(ctx, func(rec fsm.BodyRecord) error {
 		if rec.Refs > 0 && rec.Collecting == 0 {
-			fn(rec)
+			return fn(rec)
 		}
 		return nil
 	})

@@ -74,18 +74,16 @@ func (n *Node) VerifyAll(ctx context.Context, progress func(VerifyProgress)) (Ve
 			}
 		}()
 	}
-	recs, err := n.referencedBodies(ctx)
+	// Count first, then stream: holding every record for the total would
+	// take memory in proportion to the directory.
+	p.Total, err = n.countReferenced(ctx)
 	if err == nil {
-		p.Total = int64(len(recs))
 		last := time.Now()
-		for _, rec := range recs {
+		err = n.scanReferenced(ctx, func(rec fsm.BodyRecord) error {
 			select {
 			case work <- rec:
 			case <-ctx.Done():
-				err = ctx.Err()
-			}
-			if err != nil {
-				break
+				return ctx.Err()
 			}
 			if time.Since(last) > 200*time.Millisecond {
 				mu.Lock()
@@ -94,10 +92,12 @@ func (n *Node) VerifyAll(ctx context.Context, progress func(VerifyProgress)) (Ve
 				progress(snap)
 				last = time.Now()
 			}
-		}
+			return nil
+		})
 	}
 	close(work)
 	wg.Wait()
+	p.Total = max(p.Total, p.Done) // bodies delivered since the count
 	p.Finished = err == nil
 	progress(p)
 	return p, err
@@ -177,11 +177,11 @@ func (p *VerifyProgress) noteFailures(failed map[string]error) {
 	}
 }
 
-// referencedBodies lists the records of every referenced body.
-func (n *Node) referencedBodies(ctx context.Context) ([]fsm.BodyRecord, error) {
-	var out []fsm.BodyRecord
-	err := n.scanReferenced(ctx, func(rec fsm.BodyRecord) { out = append(out, rec) })
-	return out, err
+// countReferenced counts the referenced bodies.
+func (n *Node) countReferenced(ctx context.Context) (int64, error) {
+	var total int64
+	err := n.scanReferenced(ctx, func(fsm.BodyRecord) error { total++; return nil })
+	return total, err
 }
 
 // redundancyRoutes adds the admin endpoints of redundancy upkeep.
