@@ -188,6 +188,13 @@ func (c *Deliver) addRefs(tx *txn, hash []byte, refs int64) error {
 	}
 	if !ok || b.Collecting != 0 {
 		b = Body{Size: c.Size, CreatedIndex: tx.index}
+	} else if b.Refs <= 0 {
+		// Revived before collection began: repair skipped its listing
+		// while nobody referenced it, so it may name removed members or
+		// copies since found missing.
+		if err := tx.markPlacement(); err != nil {
+			return err
+		}
 	}
 	b.Refs += refs
 	b.Replicas = idSet(append(b.Replicas, c.Replicas...))

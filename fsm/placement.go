@@ -59,8 +59,9 @@ func (c *BodyPlace) apply(tx *txn) (any, error) {
 // The placement mark is the raft index of the last entry that may have
 // left a referenced body on other than R listed replicas: a body record
 // written with fewer or more than R (a delivery under W < R, a copy
-// unlisted as missing or corrupt, a rebalance's extra copy), a member
-// added or removed, or R changed. Writes that leave a body on exactly R
+// unlisted as missing or corrupt, a rebalance's extra copy), a body
+// referenced again after it had no references, a member added or
+// removed, or R changed. Writes that leave a body on exactly R
 // do not move it. The repair leader skips its periodic scan of every
 // body record while the mark is where it was at its last clean scan and
 // every member stays healthy (node/repair.go), so a large, healthy

@@ -109,6 +109,12 @@ func (n *Node) repairRound(ctx context.Context, periodic bool) (RepairStatus, er
 	}
 	n.repair.round.Lock()
 	defer n.repair.round.Unlock()
+	// The mark first: an entry applied after this read moves it past what
+	// the round saw, even one that changes R or the members.
+	mark, err := n.state.PlacementMark()
+	if err != nil {
+		return RepairStatus{}, err
+	}
 	settings, err := n.state.Settings()
 	if err != nil {
 		return RepairStatus{}, err
@@ -117,25 +123,55 @@ func (n *Node) repairRound(ctx context.Context, periodic bool) (RepairStatus, er
 	if err != nil {
 		return RepairStatus{}, err
 	}
-	key, healthy, err := n.scanKey(live)
-	if err != nil {
-		return RepairStatus{}, err
-	}
+	key, healthy := n.scanKey(mark, settings.Replicas, live)
 	if periodic && n.repair.clean.covers(key, healthy) {
 		n.repair.update(func(s *RepairStatus) { s.LastRound = key.at })
 		err := n.rebalance(ctx, live, settings.Replicas, time.Now().Add(max(n.cfg.RepairInterval, time.Second)))
 		return n.repair.get(), err
 	}
 	n.repair.clean = nil
-	var bodies, under, unrepairable atomic.Int64
+	res, err := n.scanAndRepair(ctx, live, settings.Replicas)
+	if err != nil {
+		return RepairStatus{}, err
+	}
+	n.repair.update(func(s *RepairStatus) {
+		s.LastRound, s.Bodies, s.UnderReplicated, s.Unrepairable = time.Now(), res.bodies, res.under, res.unrepairable
+		s.LastScan = s.LastRound
+	})
+	if healthy && res.offR == 0 {
+		n.repair.clean = &key
+	}
+	// Redundancy before balance: a round that found repairable bodies
+	// short does not move bodies (the next one will, once nothing is
+	// short), and a rebalance stops after one interval, so that the next
+	// round's repair is never queued behind a long rebalance.
+	if res.under > res.unrepairable {
+		return n.repair.get(), nil
+	}
+	if err := n.rebalance(ctx, live, settings.Replicas, time.Now().Add(max(n.cfg.RepairInterval, time.Second))); err != nil {
+		return n.repair.get(), err
+	}
+	return n.repair.get(), nil
+}
+
+// scanResult counts what a scan found.
+type scanResult struct {
+	bodies       int64 // referenced bodies
+	under        int64 // short of R healthy replicas
+	unrepairable int64 // with no healthy replica
+	offR         int64 // not listed on exactly R healthy members
+}
+
+// scanAndRepair reads every referenced body record and repairs, unlists
+// and trims as repairBody decides, with repairWorkers at once.
+func (n *Node) scanAndRepair(ctx context.Context, live liveness, r int) (scanResult, error) {
+	var bodies, under, unrepairable, offR atomic.Int64
 	work := make(chan fsm.BodyRecord)
 	var wg sync.WaitGroup
 	var firstErr error
 	var errOnce sync.Once
 	for range repairWorkers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for rec := range work {
 				if !n.IsLeader() {
 					// Deposed: the new leader's rounds take over. (Changes
@@ -143,7 +179,10 @@ func (n *Node) repairRound(ctx context.Context, periodic bool) (RepairStatus, er
 					errOnce.Do(func() { firstErr = ErrNotLeader })
 					continue
 				}
-				short, err := n.repairBody(ctx, live, settings.Replicas, rec)
+				if !onR(live, r, rec) {
+					offR.Add(1)
+				}
+				short, err := n.repairBody(ctx, live, r, rec)
 				if err != nil {
 					errOnce.Do(func() { firstErr = err })
 				}
@@ -154,9 +193,9 @@ func (n *Node) repairRound(ctx context.Context, periodic bool) (RepairStatus, er
 					}
 				}
 			}
-		}()
+		})
 	}
-	err = n.scanReferenced(ctx, func(rec fsm.BodyRecord) error {
+	err := n.scanReferenced(ctx, func(rec fsm.BodyRecord) error {
 		bodies.Add(1)
 		work <- rec
 		return nil
@@ -166,27 +205,12 @@ func (n *Node) repairRound(ctx context.Context, periodic bool) (RepairStatus, er
 	if err == nil {
 		err = firstErr
 	}
-	if err != nil {
-		return RepairStatus{}, err
-	}
-	n.repair.update(func(s *RepairStatus) {
-		s.LastRound, s.Bodies, s.UnderReplicated, s.Unrepairable = time.Now(), bodies.Load(), under.Load(), unrepairable.Load()
-		s.LastScan = s.LastRound
-	})
-	if healthy && under.Load() == 0 {
-		n.repair.clean = &key
-	}
-	// Redundancy before balance: a round that found repairable bodies
-	// short does not move bodies (the next one will, once nothing is
-	// short), and a rebalance stops after one interval, so that the next
-	// round's repair is never queued behind a long rebalance.
-	if under.Load() > unrepairable.Load() {
-		return n.repair.get(), nil
-	}
-	if err := n.rebalance(ctx, live, settings.Replicas, time.Now().Add(max(n.cfg.RepairInterval, time.Second))); err != nil {
-		return n.repair.get(), err
-	}
-	return n.repair.get(), nil
+	return scanResult{bodies.Load(), under.Load(), unrepairable.Load(), offR.Load()}, err
+}
+
+// onR reports whether rec is listed on exactly r healthy members.
+func onR(live liveness, r int, rec fsm.BodyRecord) bool {
+	return len(rec.Replicas) == r && !slices.ContainsFunc(rec.Replicas, func(id string) bool { return !live.alive[id] })
 }
 
 // scanBodies calls fn for every body record, in hash order, until fn
