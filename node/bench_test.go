@@ -11,8 +11,10 @@ import (
 )
 
 // benchCluster starts a three-node cluster with production raft timings.
-func benchCluster(b *testing.B) *testCluster {
-	c := &testCluster{t: b, dir: b.TempDir(), nodes: map[string]*Node{}}
+func benchCluster(b *testing.B) *testCluster { return benchClusterWith(b, nil) }
+
+func benchClusterWith(b *testing.B, tweak func(*Config)) *testCluster {
+	c := &testCluster{t: b, dir: b.TempDir(), nodes: map[string]*Node{}, tweak: tweak}
 	l := c.start("n1", true, "")
 	c.start("n2", false, l.AdminAddr())
 	c.start("n3", false, l.AdminAddr())
@@ -69,8 +71,16 @@ func BenchmarkBarrierFollower(b *testing.B) {
 // BenchmarkDeliver4K measures replicated delivery of 4 KiB messages (R=2,
 // W=2) through all three nodes with 32 concurrent deliveries: body to the
 // local store and one peer, both fsynced, then one raft commit each.
-func BenchmarkDeliver4K(b *testing.B) {
-	c := benchCluster(b)
+func BenchmarkDeliver4K(b *testing.B) { benchDeliver4K(b, benchCluster(b)) }
+
+// BenchmarkDeliver4KClusterTLS is BenchmarkDeliver4K with every cluster
+// connection over TLS (clustertls.go).
+func BenchmarkDeliver4KClusterTLS(b *testing.B) {
+	ca := newTestCA(b, "cluster CA")
+	benchDeliver4K(b, benchClusterWith(b, func(cfg *Config) { cfg.ClusterTLS = ca.config(b, cfg.ID) }))
+}
+
+func benchDeliver4K(b *testing.B, c *testCluster) {
 	l := c.nodes["n1"]
 	if _, err := l.Apply(ctxT(b, 10*time.Second), &fsm.MailboxAdd{Mailboxes: []fsm.NewMailbox{{Address: "rcpt@example.com"}}}); err != nil {
 		b.Fatal(err)

@@ -54,14 +54,14 @@ type bodyConn struct {
 
 // bodyPool keeps idle body streams per peer address.
 type bodyPool struct {
-	secret []byte
+	dialer clusterDialer
 	mu     sync.Mutex
 	idle   map[string][]*bodyConn
 	closed bool
 }
 
-func newBodyPool(secret []byte) *bodyPool {
-	return &bodyPool{secret: secret, idle: map[string][]*bodyConn{}}
+func newBodyPool(d clusterDialer) *bodyPool {
+	return &bodyPool{dialer: d, idle: map[string][]*bodyConn{}}
 }
 
 // get returns an idle stream to addr if one is fresh enough, else nil.
@@ -113,7 +113,7 @@ func (p *bodyPool) send(ctx context.Context, addr string, h storage.Hash, data [
 			return err
 		}
 	}
-	conn, err := dialCluster(ctx, p.secret, addr, kindBody)
+	conn, err := p.dialer.dial(ctx, addr, kindBody)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errBodyStream, err)
 	}

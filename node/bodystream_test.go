@@ -72,7 +72,7 @@ func TestBodyStreamProtocolErrorsClose(t *testing.T) {
 		{"too long", bodyOpPut, smallBody + 1},
 		{"unknown op", 'X', 10},
 	} {
-		conn, err := dialCluster(ctx, n.cfg.Secret, n.advertise, kindBody)
+		conn, err := clusterDialer{secret: n.cfg.Secret}.dial(ctx, n.advertise, kindBody)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,7 +88,7 @@ func TestBodyStreamProtocolErrorsClose(t *testing.T) {
 		}
 		conn.Close()
 	}
-	if _, err := dialCluster(ctx, []byte("wrong secret"), n.advertise, kindBody); !errors.Is(err, ErrUnauthenticated) {
+	if _, err := (clusterDialer{secret: []byte("wrong secret")}).dial(ctx, n.advertise, kindBody); !errors.Is(err, ErrUnauthenticated) {
 		t.Errorf("body stream with the wrong secret: %v", err)
 	}
 }

@@ -174,7 +174,7 @@ func TestUnauthenticatedPeerIsRefused(t *testing.T) {
 
 	// A raw dial with the wrong secret fails the handshake.
 	for _, kind := range []byte{kindRaft, kindRPC} {
-		if conn, err := dialCluster(ctxT(t, 2*time.Second), []byte("wrong-secret-wrong-secret"), l.ClusterAddr(), kind); err == nil {
+		if conn, err := (clusterDialer{secret: []byte("wrong-secret-wrong-secret")}).dial(ctxT(t, 2*time.Second), l.ClusterAddr(), kind); err == nil {
 			conn.Close()
 			t.Fatalf("kind %c: handshake with wrong secret succeeded", kind)
 		}

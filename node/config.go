@@ -1,6 +1,7 @@
 package node
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +25,10 @@ type Config struct {
 	AdminAdvertise string
 	// Secret authenticates cluster peers and is the admin API token.
 	Secret []byte
+	// ClusterTLS, when set, carries every cluster connection over TLS
+	// between holders of the cluster CA's certificates (see
+	// ClusterTLSConfig); nil is plain TCP.
+	ClusterTLS *tls.Config
 
 	// Bootstrap creates a new single-voter cluster if DataDir holds no raft
 	// state; BootstrapSettings are then written as the cluster settings.

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +24,9 @@ import (
 //	listener -> snonce[32] HMAC(secret, "S" kind cnonce snonce)
 //	dialer   -> HMAC(secret, "C" kind cnonce snonce)
 //
-// The connection then carries the stream of its kind.
+// The connection then carries the stream of its kind. With cluster TLS
+// (clustertls.go) the same exchange runs inside a TLS session whose
+// peers both hold certificates of the cluster CA.
 
 const (
 	kindRaft byte = 'R'
@@ -33,6 +36,8 @@ const (
 	nonceLen  = 32
 	macLen    = sha256.Size
 	handshake = 5 * time.Second
+
+	tlsRecordHandshake = 0x16 // the first byte a TLS client sends
 )
 
 // ErrUnauthenticated is returned when a peer fails the cluster handshake.
@@ -46,14 +51,33 @@ func mac(secret []byte, side byte, kind byte, cn, sn []byte) []byte {
 	return m.Sum(nil)
 }
 
-// dialCluster opens an authenticated connection of the given kind.
-func dialCluster(ctx context.Context, secret []byte, addr string, kind byte) (net.Conn, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+// clusterDialer opens connections to peers' cluster ports: over TLS when
+// the cluster has it (clustertls.go), then through the handshake on the
+// secret.
+type clusterDialer struct {
+	secret []byte
+	tls    *tls.Config // nil: plain TCP
+}
+
+// dial opens an authenticated connection of the given kind.
+func (d clusterDialer) dial(ctx context.Context, addr string, kind byte) (net.Conn, error) {
+	var nd net.Dialer
+	conn, err := nd.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
-	if err := clientHandshake(conn, secret, kind); err != nil {
+	if d.tls != nil {
+		tc := tls.Client(conn, d.tls)
+		hctx, cancel := context.WithTimeout(ctx, handshake)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("%w: TLS with %s: %w", ErrUnauthenticated, addr, err)
+		}
+		conn = tc
+	}
+	if err := clientHandshake(conn, d.secret, kind); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("handshake with %s: %w", addr, err)
 	}
@@ -89,6 +113,9 @@ func serverHandshake(conn net.Conn, secret []byte) (byte, error) {
 		return 0, err
 	}
 	if string(hello[:len(muxMagic)]) != muxMagic {
+		if hello[0] == tlsRecordHandshake {
+			return 0, fmt.Errorf("%w: the peer speaks TLS, and this node has no cluster certificate", ErrUnauthenticated)
+		}
 		return 0, fmt.Errorf("%w: bad magic", ErrUnauthenticated)
 	}
 	kind, cn := hello[len(muxMagic)], hello[len(muxMagic)+1:]
@@ -115,6 +142,7 @@ func serverHandshake(conn net.Conn, secret []byte) (byte, error) {
 type mux struct {
 	ln     net.Listener
 	secret []byte
+	tls    *tls.Config // nil: plain TCP
 	log    *slog.Logger
 	raft   *chanListener
 	rpc    *chanListener
@@ -122,8 +150,8 @@ type mux struct {
 	wg     sync.WaitGroup
 }
 
-func newMux(ln net.Listener, secret []byte, log *slog.Logger, body func(net.Conn)) *mux {
-	m := &mux{ln: ln, secret: secret, log: log, body: body}
+func newMux(ln net.Listener, secret []byte, tlsCfg *tls.Config, log *slog.Logger, body func(net.Conn)) *mux {
+	m := &mux{ln: ln, secret: secret, tls: tlsCfg, log: log, body: body}
 	m.raft = newChanListener(ln.Addr())
 	m.rpc = newChanListener(ln.Addr())
 	return m
@@ -146,6 +174,16 @@ func (m *mux) serve() {
 }
 
 func (m *mux) route(conn net.Conn) {
+	if m.tls != nil {
+		tc := tls.Server(conn, m.tls)
+		tc.SetDeadline(time.Now().Add(handshake))
+		if err := tc.Handshake(); err != nil {
+			m.log.Warn("refused cluster connection", "remote", conn.RemoteAddr().String(), "err", fmt.Errorf("TLS: %w", err))
+			conn.Close()
+			return
+		}
+		conn = tc
+	}
 	kind, err := serverHandshake(conn, m.secret)
 	if err != nil {
 		m.log.Warn("refused cluster connection", "remote", conn.RemoteAddr().String(), "err", err)

@@ -203,10 +203,11 @@ func (n *Node) open() error {
 		}
 	}
 	n.bodySrv = newBodyServer(n)
-	n.bodyPool = newBodyPool(n.cfg.Secret)
-	n.mux = newMux(ln, n.cfg.Secret, n.log, n.bodySrv.serve)
+	dialer := clusterDialer{secret: n.cfg.Secret, tls: n.cfg.ClusterTLS}
+	n.bodyPool = newBodyPool(dialer)
+	n.mux = newMux(ln, n.cfg.Secret, n.cfg.ClusterTLS, n.log, n.bodySrv.serve)
 	go n.mux.serve()
-	n.rpc = newRPCClient(n.cfg.Secret)
+	n.rpc = newRPCClient(dialer)
 	n.rpcServer = &http.Server{Handler: n.untilRaft(n.rpcHandler()), ReadHeaderTimeout: 10 * time.Second}
 	go n.rpcServer.Serve(n.mux.rpc)
 	n.reads = &readIndex{n: n}
@@ -256,7 +257,7 @@ func (n *Node) startRaft() (bool, error) {
 		return false, fmt.Errorf("inspect raft state: %w", err)
 	}
 	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: &streamLayer{mux: n.mux, secret: n.cfg.Secret, addr: strAddr(n.advertise)}, MaxPool: 5, Timeout: 10 * time.Second, Logger: hl,
+		Stream: &streamLayer{mux: n.mux, dialer: clusterDialer{secret: n.cfg.Secret, tls: n.cfg.ClusterTLS}, addr: strAddr(n.advertise)}, MaxPool: 5, Timeout: 10 * time.Second, Logger: hl,
 	})
 	rc := n.raftConfig(hl)
 	n.raft, err = raft.NewRaft(rc, &raftFSM{state: n.state, metrics: n.metrics, log: n.log, lastMail: &n.lastMail}, logs, store, n.snaps, n.transport)
@@ -430,7 +431,7 @@ func (n *Node) Kill() {
 // streamLayer gives raft authenticated connections through the mux.
 type streamLayer struct {
 	mux    *mux
-	secret []byte
+	dialer clusterDialer
 	addr   strAddr
 }
 
@@ -447,5 +448,5 @@ func (s *streamLayer) Addr() net.Addr            { return s.addr }
 func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return dialCluster(ctx, s.secret, string(addr), kindRaft)
+	return s.dialer.dial(ctx, string(addr), kindRaft)
 }

@@ -22,10 +22,10 @@ import (
 
 const maxRPCBody = 64 << 20
 
-func newRPCClient(secret []byte) *http.Client {
+func newRPCClient(d clusterDialer) *http.Client {
 	return &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-			return dialCluster(ctx, secret, addr, kindRPC)
+			return d.dial(ctx, addr, kindRPC)
 		},
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,

@@ -27,6 +27,7 @@ type serverFlags struct {
 	redundancy                                          redundancyFlags
 	queue                                               queueFlags
 	raft                                                raftFlags
+	clusterTLS                                          clusterTLSFlags
 }
 
 func newServerCmd() *cobra.Command {
@@ -67,6 +68,7 @@ POWERMAIL_SECRET and is also the admin API token.`,
 	f.redundancy.register(fl)
 	f.queue.register(fl)
 	f.raft.register(fl)
+	f.clusterTLS.register(fl)
 	return cmd
 }
 
@@ -82,6 +84,9 @@ func runServer(ctx context.Context, f *serverFlags) error {
 		return fmt.Errorf("--min-free-space: %w", err)
 	}
 	if err := f.raft.validate(); err != nil {
+		return err
+	}
+	if err := f.clusterTLS.validate(); err != nil {
 		return err
 	}
 	for _, v := range []struct {
@@ -106,12 +111,16 @@ func runServer(ctx context.Context, f *serverFlags) error {
 	if err != nil {
 		return err
 	}
+	clusterTLS, err := f.clusterTLS.config()
+	if err != nil {
+		return err
+	}
 	if f.writeQuorum == 0 {
 		f.writeQuorum = f.replicas
 	}
 	cfg := node.Config{
 		ID: f.id, DataDir: f.data, ClusterAddr: f.cluster, AdvertiseAddr: f.advertise,
-		AdminAddr: f.admin, AdminAdvertise: f.adminAdvertise, Secret: secret,
+		AdminAddr: f.admin, AdminAdvertise: f.adminAdvertise, Secret: secret, ClusterTLS: clusterTLS,
 		Bootstrap: f.bootstrap, Join: f.join, Logger: log,
 		BootstrapSettings: &node.BootstrapSettings{Replicas: f.replicas, WriteQuorum: f.writeQuorum},
 		MaildropLease:     f.access.maildropLease,

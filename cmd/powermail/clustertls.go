@@ -1,0 +1,42 @@
+package main
+
+import (
+	"crypto/tls"
+	"fmt"
+
+	"github.com/spf13/pflag"
+
+	"powermail/node"
+)
+
+// clusterTLSFlags put the cluster port under TLS (node/clustertls.go):
+// all three files, or none.
+type clusterTLSFlags struct {
+	cert, key, ca string
+}
+
+func (c *clusterTLSFlags) register(fl *pflag.FlagSet) {
+	fl.StringVar(&c.cert, "cluster-tls-cert", "", "PEM certificate of this node, issued by the cluster CA: with it, every cluster connection is TLS between holders of that CA's certificates (switch the nodes one at a time; the switched and the unswitched cannot talk)")
+	fl.StringVar(&c.key, "cluster-tls-key", "", "PEM private key of --cluster-tls-cert")
+	fl.StringVar(&c.ca, "cluster-tls-ca", "", "PEM certificate(s) of the cluster CA, which alone says who is a node (use a CA of the cluster's own)")
+}
+
+// validate checks that the files come together.
+func (c *clusterTLSFlags) validate() error {
+	if (c.cert == "") != (c.key == "") || (c.cert == "") != (c.ca == "") {
+		return fmt.Errorf("--cluster-tls-cert, --cluster-tls-key and --cluster-tls-ca go together")
+	}
+	return nil
+}
+
+// config loads the node's cluster TLS settings; nil without the flags.
+func (c *clusterTLSFlags) config() (*tls.Config, error) {
+	if c.cert == "" {
+		return nil, nil
+	}
+	cfg, err := node.ClusterTLSConfig(c.cert, c.key, c.ca)
+	if err != nil {
+		return nil, fmt.Errorf("--cluster-tls-cert/--cluster-tls-key/--cluster-tls-ca: %w", err)
+	}
+	return cfg, nil
+}

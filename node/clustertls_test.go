@@ -1,0 +1,189 @@
+package node
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// testCA is a certificate authority for tests.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  []byte
+}
+
+func newTestCA(t testing.TB, name string) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+// issue writes a node certificate and key signed by ca, and ca's own
+// certificate, into dir, and returns the three file names.
+func (ca *testCA) issue(t testing.TB, dir, name string) (certFile, keyFile, caFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile, caFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key"), filepath.Join(dir, "ca-"+name+".crt")
+	for f, data := range map[string][]byte{
+		certFile: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		keyFile:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}),
+		caFile:   ca.pem,
+	} {
+		if err := os.WriteFile(f, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return certFile, keyFile, caFile
+}
+
+func (ca *testCA) config(t testing.TB, name string) *tls.Config {
+	t.Helper()
+	cfg, err := ClusterTLSConfig(ca.issue(t, t.TempDir(), name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// A cluster whose nodes hold certificates of one CA runs raft, the RPC
+// (a follower's commits) and body streams (replicas) over TLS, and its
+// cluster port turns away anyone without both a certificate of that CA
+// and the secret.
+func TestClusterOverTLS(t *testing.T) {
+	ca := newTestCA(t, "cluster CA")
+	c := repairCluster(t, 3, func(cfg *Config) { cfg.ClusterTLS = ca.config(t, cfg.ID) })
+	l := c.leader(5 * time.Second)
+	hashes := deliverN(t, c.follower(), 3, 500)
+	assertRedundant(t, c, l, hashes, 2)
+
+	ctx := ctxT(t, 10*time.Second)
+	good := ca.config(t, "n9")
+	if conn, err := (clusterDialer{secret: testSecret, tls: good}).dial(ctx, l.ClusterAddr(), kindRPC); err != nil {
+		t.Fatalf("a holder of the CA's certificate and the secret: %v", err)
+	} else {
+		conn.Close()
+	}
+	other := newTestCA(t, "another CA").config(t, "n9")
+	for name, d := range map[string]clusterDialer{
+		"no TLS":                      {secret: testSecret},
+		"a certificate of another CA": {secret: testSecret, tls: other},
+		"the wrong secret":            {secret: []byte("wrong-secret-wrong-secret"), tls: good},
+	} {
+		for _, kind := range []byte{kindRaft, kindRPC, kindBody} {
+			conn, err := d.dial(ctx, l.ClusterAddr(), kind)
+			if err == nil {
+				conn.Close()
+				t.Fatalf("%s, kind %c: admitted", name, kind)
+			}
+			if !errors.Is(err, ErrUnauthenticated) {
+				t.Fatalf("%s, kind %c: %v, want ErrUnauthenticated", name, kind, err)
+			}
+		}
+	}
+}
+
+// A node without cluster TLS refuses a TLS peer (the reverse is in
+// TestClusterOverTLS): a half-switched pair cannot talk, whichever side
+// dials.
+func TestClusterTLSOnOneSideOnly(t *testing.T) {
+	c := newTestCluster(t, 1)
+	plain := c.leader(5 * time.Second)
+	ca := newTestCA(t, "cluster CA")
+	_, err := (clusterDialer{secret: testSecret, tls: ca.config(t, "n2")}).dial(ctxT(t, 5*time.Second), plain.ClusterAddr(), kindRPC)
+	if !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("TLS to a plain node: %v, want ErrUnauthenticated", err)
+	}
+}
+
+func TestClusterTLSConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, caFile := newTestCA(t, "ca").issue(t, dir, "n1")
+	notPEM := filepath.Join(dir, "empty.crt")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, files := range map[string][3]string{
+		"missing certificate": {filepath.Join(dir, "none.crt"), keyFile, caFile},
+		"key of another file": {certFile, caFile, caFile},
+		"missing CA":          {certFile, keyFile, filepath.Join(dir, "none.crt")},
+		"CA without PEM":      {certFile, keyFile, notPEM},
+	} {
+		if _, err := ClusterTLSConfig(files[0], files[1], files[2]); !errors.Is(err, ErrClusterTLS) {
+			t.Errorf("%s: %v, want ErrClusterTLS", name, err)
+		}
+	}
+	if _, err := ClusterTLSConfig(certFile, keyFile, caFile); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The dialer checks the listener's certificate too: a listener that knows
+// the secret but holds no certificate of the cluster CA is not a node.
+func TestClusterTLSChecksTheListener(t *testing.T) {
+	rogue := newTestCA(t, "rogue CA").config(t, "rogue")
+	srv := rogue.Clone()
+	srv.ClientAuth, srv.VerifyConnection = tls.NoClientCert, nil
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				serverHandshake(conn, testSecret)
+			}()
+		}
+	}()
+	d := clusterDialer{secret: testSecret, tls: newTestCA(t, "cluster CA").config(t, "n1")}
+	conn, err := d.dial(ctxT(t, 5*time.Second), ln.Addr().String(), kindRPC)
+	if err == nil {
+		conn.Close()
+		t.Fatal("a listener without a certificate of the cluster CA was accepted")
+	}
+	if !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("%v, want ErrUnauthenticated", err)
+	}
+}
