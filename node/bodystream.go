@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -130,15 +131,20 @@ func (p *bodyPool) exchange(ctx context.Context, addr string, c *bodyConn, h sto
 	hdr[0] = bodyOpPut
 	copy(hdr[1:], h[:])
 	binary.BigEndian.PutUint32(hdr[1+hashLen:], uint32(len(data)))
-	msg := net.Buffers{hdr[:], data}
-	_, err := msg.WriteTo(c.Conn) // one writev on a TCP connection
+	var err error
+	if _, ok := c.Conn.(*tls.Conn); ok {
+		_, err = c.Conn.Write(append(hdr[:], data...)) // one TLS record, not two
+	} else {
+		msg := net.Buffers{hdr[:], data}
+		_, err = msg.WriteTo(c.Conn) // one writev on a TCP connection
+	}
 	if err == nil {
 		err = readBodyReply(c, addr)
 	} else {
 		err = fmt.Errorf("%w: %w", errBodyStream, err)
 	}
 	if !stop() || errors.Is(err, errBodyStream) {
-		c.Close() // its deadline was cut short, or it is out of step
+		closeNow(c.Conn) // its deadline was cut short, or it is out of step
 		return err
 	}
 	c.SetDeadline(time.Time{})
@@ -213,7 +219,7 @@ func (s *bodyServer) close() {
 	s.closed = true
 	s.cancel()
 	for c := range s.conns {
-		c.Close()
+		closeNow(c)
 	}
 	s.mu.Unlock()
 	s.wg.Wait()

@@ -17,13 +17,19 @@ import (
 //
 // Invariants:
 //   - A node with ClusterTLS dials only TLS and accepts only TLS; a node
-//     without it refuses TLS. So a cluster switches by restarting its
-//     nodes one at a time: the switched and the unswitched cannot talk,
-//     but with three or more voters a majority stays on one side at
-//     every step.
+//     without it refuses TLS. The switched and the unswitched cannot
+//     talk, so switching a cluster costs a short loss of quorum: with
+//     three nodes restarted one at a time, the first to switch is cut
+//     off until the second joins it, and while the second restarts no
+//     side has a majority (writes answer 4xx; clients retry).
 //   - Certificates are checked against the cluster CA alone, not against
-//     host names: nodes are often reached by IP address, and the CA (a
-//     dedicated one) says who is a node. The secret is still required.
+//     host names or key usages: nodes are often reached by IP address,
+//     and the CA (a dedicated one) says who is a node. The secret is
+//     still required, and its handshake is bound to the TLS session
+//     (mux.go), so a holder of a certificate alone cannot relay it.
+//   - Files are read at start: renew certificates ahead of expiry and
+//     restart the nodes one at a time (an expired certificate cuts every
+//     connection to and from its node).
 
 // ErrClusterTLS reports unusable cluster TLS files.
 var ErrClusterTLS = errors.New("invalid cluster TLS settings")
@@ -51,10 +57,11 @@ func clusterTLS(cert tls.Certificate, ca *x509.CertPool) *tls.Config {
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    ca,
-		// The client side checks the chain itself, without a host name
-		// (VerifyConnection runs on both sides).
+		// Both sides check the peer's chain in VerifyConnection, against
+		// the CA alone: no host name, and any key usage, since a node's
+		// one certificate serves both ends of a connection. (The
+		// handshake still proves that the peer holds the key.)
+		ClientAuth:         tls.RequireAnyClientCert,
 		InsecureSkipVerify: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 {

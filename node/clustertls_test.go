@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"io"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -50,8 +51,10 @@ func (ca *testCA) issue(t testing.TB, dir, name string) (certFile, keyFile, caFi
 	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		// Server use only, as many CAs issue by default: a node's one
+		// certificate serves both ends of a connection regardless.
 		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
 		t.Fatal(err)
@@ -101,10 +104,15 @@ func TestClusterOverTLS(t *testing.T) {
 		conn.Close()
 	}
 	other := newTestCA(t, "another CA").config(t, "n9")
+	// Trusting the cluster CA, but presenting another's certificate: the
+	// listener's own check refuses it.
+	foreign := good.Clone()
+	foreign.Certificates = other.Certificates
 	for name, d := range map[string]clusterDialer{
-		"no TLS":                      {secret: testSecret},
-		"a certificate of another CA": {secret: testSecret, tls: other},
-		"the wrong secret":            {secret: []byte("wrong-secret-wrong-secret"), tls: good},
+		"no TLS":                       {secret: testSecret},
+		"a certificate of another CA":  {secret: testSecret, tls: other},
+		"a foreign client certificate": {secret: testSecret, tls: foreign},
+		"the wrong secret":             {secret: []byte("wrong-secret-wrong-secret"), tls: good},
 	} {
 		for _, kind := range []byte{kindRaft, kindRPC, kindBody} {
 			conn, err := d.dial(ctx, l.ClusterAddr(), kind)
@@ -185,5 +193,51 @@ func TestClusterTLSChecksTheListener(t *testing.T) {
 	}
 	if !errors.Is(err, ErrUnauthenticated) {
 		t.Fatalf("%v, want ErrUnauthenticated", err)
+	}
+}
+
+// A relay that holds a certificate of the cluster CA but not the secret
+// sits between a node's dialer and another node, passing the handshake's
+// bytes along over two TLS sessions of its own. The proofs are bound to
+// each session, so neither end admits the other.
+func TestClusterTLSHandshakeCannotBeRelayed(t *testing.T) {
+	ca := newTestCA(t, "cluster CA")
+	c := newTestClusterWith(t, 1, func(cfg *Config) { cfg.ClusterTLS = ca.config(t, cfg.ID) })
+	target := c.leader(5 * time.Second)
+	relayCfg := ca.config(t, "relay")
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", relayCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := tls.Dial("tcp", target.ClusterAddr(), relayCfg)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			go func() { io.Copy(out, in); out.Close() }()
+			go func() { io.Copy(in, out); in.Close() }()
+		}
+	}()
+	d := clusterDialer{secret: testSecret, tls: ca.config(t, "n2")}
+	conn, err := d.dial(ctxT(t, 10*time.Second), ln.Addr().String(), kindRPC)
+	if err == nil {
+		conn.Close()
+		t.Fatal("a relayed handshake was admitted")
+	}
+	if !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("%v, want ErrUnauthenticated", err)
+	}
+	// The same dialer straight to the node is admitted.
+	if conn, err := d.dial(ctxT(t, 10*time.Second), target.ClusterAddr(), kindRPC); err != nil {
+		t.Fatal(err)
+	} else {
+		conn.Close()
 	}
 }

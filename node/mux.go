@@ -43,12 +43,39 @@ const (
 // ErrUnauthenticated is returned when a peer fails the cluster handshake.
 var ErrUnauthenticated = errors.New("cluster peer failed authentication")
 
-func mac(secret []byte, side byte, kind byte, cn, sn []byte) []byte {
+// mac is a handshake proof. bind is the TLS session's channel binding
+// (nil without TLS), so that a proof made for one session is worthless
+// in another.
+func mac(secret []byte, side byte, kind byte, cn, sn, bind []byte) []byte {
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte{side, kind})
 	m.Write(cn)
 	m.Write(sn)
+	m.Write(bind)
 	return m.Sum(nil)
+}
+
+// channelBinding is keying material exported from conn's TLS session
+// (RFC 8446 §7.5; nil without TLS). Mixed into the handshake's proofs, it
+// ties them to the session: a relay holding a cluster certificate but not
+// the secret cannot pass one node's proofs on to another over a session
+// of its own.
+func channelBinding(conn net.Conn) ([]byte, error) {
+	tc, ok := conn.(*tls.Conn)
+	if !ok {
+		return nil, nil
+	}
+	cs := tc.ConnectionState()
+	return cs.ExportKeyingMaterial("EXPORTER-powermail-cluster", nil, 32)
+}
+
+// closeNow closes conn without a TLS close_notify, which would wait up
+// to 5 s for a peer that stopped reading.
+func closeNow(conn net.Conn) error {
+	if tc, ok := conn.(*tls.Conn); ok {
+		return tc.NetConn().Close()
+	}
+	return conn.Close()
 }
 
 // clusterDialer opens connections to peers' cluster ports: over TLS when
@@ -73,12 +100,15 @@ func (d clusterDialer) dial(ctx context.Context, addr string, kind byte) (net.Co
 		cancel()
 		if err != nil {
 			conn.Close()
-			return nil, fmt.Errorf("%w: TLS with %s: %w", ErrUnauthenticated, addr, err)
+			return nil, fmt.Errorf("%w: TLS with %s (does it have cluster TLS?): %w", ErrUnauthenticated, addr, err)
 		}
 		conn = tc
 	}
 	if err := clientHandshake(conn, d.secret, kind); err != nil {
-		conn.Close()
+		closeNow(conn)
+		if d.tls == nil && errors.Is(err, io.EOF) {
+			err = fmt.Errorf("%w (does the peer require cluster TLS?)", err)
+		}
 		return nil, fmt.Errorf("handshake with %s: %w", addr, err)
 	}
 	return conn, nil
@@ -87,6 +117,10 @@ func (d clusterDialer) dial(ctx context.Context, addr string, kind byte) (net.Co
 func clientHandshake(conn net.Conn, secret []byte, kind byte) error {
 	conn.SetDeadline(time.Now().Add(handshake))
 	defer conn.SetDeadline(time.Time{})
+	bind, err := channelBinding(conn)
+	if err != nil {
+		return err
+	}
 	cn := make([]byte, nonceLen)
 	rand.Read(cn)
 	hello := append(append([]byte(muxMagic), kind), cn...)
@@ -95,19 +129,23 @@ func clientHandshake(conn net.Conn, secret []byte, kind byte) error {
 	}
 	reply := make([]byte, nonceLen+macLen)
 	if _, err := io.ReadFull(conn, reply); err != nil {
-		return fmt.Errorf("%w: %v", ErrUnauthenticated, err)
+		return fmt.Errorf("%w: %w", ErrUnauthenticated, err)
 	}
 	sn := reply[:nonceLen]
-	if !hmac.Equal(reply[nonceLen:], mac(secret, 'S', kind, cn, sn)) {
+	if !hmac.Equal(reply[nonceLen:], mac(secret, 'S', kind, cn, sn, bind)) {
 		return ErrUnauthenticated
 	}
-	_, err := conn.Write(mac(secret, 'C', kind, cn, sn))
+	_, err = conn.Write(mac(secret, 'C', kind, cn, sn, bind))
 	return err
 }
 
 func serverHandshake(conn net.Conn, secret []byte) (byte, error) {
 	conn.SetDeadline(time.Now().Add(handshake))
 	defer conn.SetDeadline(time.Time{})
+	bind, err := channelBinding(conn)
+	if err != nil {
+		return 0, err
+	}
 	hello := make([]byte, len(muxMagic)+1+nonceLen)
 	if _, err := io.ReadFull(conn, hello); err != nil {
 		return 0, err
@@ -124,14 +162,14 @@ func serverHandshake(conn net.Conn, secret []byte) (byte, error) {
 	}
 	sn := make([]byte, nonceLen)
 	rand.Read(sn)
-	if _, err := conn.Write(append(sn, mac(secret, 'S', kind, cn, sn)...)); err != nil {
+	if _, err := conn.Write(append(sn, mac(secret, 'S', kind, cn, sn, bind)...)); err != nil {
 		return 0, err
 	}
 	proof := make([]byte, macLen)
 	if _, err := io.ReadFull(conn, proof); err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
+		return 0, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
 	}
-	if !hmac.Equal(proof, mac(secret, 'C', kind, cn, sn)) {
+	if !hmac.Equal(proof, mac(secret, 'C', kind, cn, sn, bind)) {
 		return 0, ErrUnauthenticated
 	}
 	return kind, nil
@@ -187,7 +225,7 @@ func (m *mux) route(conn net.Conn) {
 	kind, err := serverHandshake(conn, m.secret)
 	if err != nil {
 		m.log.Warn("refused cluster connection", "remote", conn.RemoteAddr().String(), "err", err)
-		conn.Close()
+		closeNow(conn)
 		return
 	}
 	if kind == kindBody {
