@@ -11,6 +11,7 @@ import (
 	"errors"
 	"io"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -173,18 +174,10 @@ func TestClusterTLSChecksTheListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				serverHandshake(conn, testSecret)
-			}()
-		}
-	}()
+	go acceptEach(ln, func(conn net.Conn) {
+		defer conn.Close()
+		serverHandshake(conn, testSecret)
+	})
 	d := clusterDialer{secret: testSecret, tls: newTestCA(t, "cluster CA").config(t, "n1")}
 	conn, err := d.dial(ctxT(t, 5*time.Second), ln.Addr().String(), kindRPC)
 	if err == nil {
@@ -210,21 +203,16 @@ func TestClusterTLSHandshakeCannotBeRelayed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	go func() {
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			out, err := tls.Dial("tcp", target.ClusterAddr(), relayCfg)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			go func() { io.Copy(out, in); out.Close() }()
-			go func() { io.Copy(in, out); in.Close() }()
+	go acceptEach(ln, func(in net.Conn) {
+		out, err := tls.Dial("tcp", target.ClusterAddr(), relayCfg)
+		if err != nil {
+			in.Close()
+			return
 		}
-	}()
+		go func() { io.Copy(out, in); out.Close() }()
+		io.Copy(in, out)
+		in.Close()
+	})
 	d := clusterDialer{secret: testSecret, tls: ca.config(t, "n2")}
 	conn, err := d.dial(ctxT(t, 10*time.Second), ln.Addr().String(), kindRPC)
 	if err == nil {
@@ -239,5 +227,17 @@ func TestClusterTLSHandshakeCannotBeRelayed(t *testing.T) {
 		t.Fatal(err)
 	} else {
 		conn.Close()
+	}
+}
+
+// acceptEach hands every connection ln accepts to its own goroutine,
+// until ln closes.
+func acceptEach(ln net.Listener, handle func(net.Conn)) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go handle(conn)
 	}
 }

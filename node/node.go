@@ -203,11 +203,10 @@ func (n *Node) open() error {
 		}
 	}
 	n.bodySrv = newBodyServer(n)
-	dialer := clusterDialer{secret: n.cfg.Secret, tls: n.cfg.ClusterTLS}
-	n.bodyPool = newBodyPool(dialer)
+	n.bodyPool = newBodyPool(n.dialer())
 	n.mux = newMux(ln, n.cfg.Secret, n.cfg.ClusterTLS, n.log, n.bodySrv.serve)
 	go n.mux.serve()
-	n.rpc = newRPCClient(dialer)
+	n.rpc = newRPCClient(n.dialer())
 	n.rpcServer = &http.Server{Handler: n.untilRaft(n.rpcHandler()), ReadHeaderTimeout: 10 * time.Second}
 	go n.rpcServer.Serve(n.mux.rpc)
 	n.reads = &readIndex{n: n}
@@ -257,7 +256,7 @@ func (n *Node) startRaft() (bool, error) {
 		return false, fmt.Errorf("inspect raft state: %w", err)
 	}
 	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: &streamLayer{mux: n.mux, dialer: clusterDialer{secret: n.cfg.Secret, tls: n.cfg.ClusterTLS}, addr: strAddr(n.advertise)}, MaxPool: 5, Timeout: 10 * time.Second, Logger: hl,
+		Stream: &streamLayer{mux: n.mux, dialer: n.dialer(), addr: strAddr(n.advertise)}, MaxPool: 5, Timeout: 10 * time.Second, Logger: hl,
 	})
 	rc := n.raftConfig(hl)
 	n.raft, err = raft.NewRaft(rc, &raftFSM{state: n.state, metrics: n.metrics, log: n.log, lastMail: &n.lastMail}, logs, store, n.snaps, n.transport)
@@ -426,6 +425,11 @@ func (n *Node) close(graceful bool) error {
 // transfer. Tests use it to simulate failures inside one process.
 func (n *Node) Kill() {
 	n.closeOnce.Do(func() { n.close(false) })
+}
+
+// dialer opens this node's connections to its peers' cluster ports.
+func (n *Node) dialer() clusterDialer {
+	return clusterDialer{secret: n.cfg.Secret, tls: n.cfg.ClusterTLS}
 }
 
 // streamLayer gives raft authenticated connections through the mux.
