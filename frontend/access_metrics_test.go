@@ -63,6 +63,10 @@ func TestAccessMetrics(t *testing.T) {
 	p := pop3Dial(t, pop3Addr)
 	p.ok("USER " + user)
 	p.ok("PASS " + imapPassword)
+	p.ok("stat")
+	p.fail("RETR 9", "")
+	p.fail("XYZZY", "")
+	p.ok("NOOP")
 
 	expo := `
 # HELP powermail_connections_open Connections open now.
@@ -83,28 +87,47 @@ powermail_connections_total{proto="pop3"} 1
 		t.Error(err)
 	}
 	for result, want := range map[string]float64{"ok": 2, "failed": 1} {
-		got, err := loginCount(reg, result)
+		got, err := counterValue(reg, "powermail_logins_total", map[string]string{"result": result})
 		if err != nil || got != want {
 			t.Errorf("logins %s: %v (%v), want %v", result, got, err, want)
 		}
 	}
+	// POP3 commands, by name (any case; unknown words as "other") and by
+	// the status of their reply.
+	for _, c := range []struct {
+		command, result string
+		want            float64
+	}{{"user", "ok", 1}, {"pass", "ok", 1}, {"stat", "ok", 1}, {"retr", "err", 1}, {"retr", "ok", 0}, {"other", "err", 1}, {"noop", "ok", 1}} {
+		got, err := counterValue(reg, "powermail_pop3_commands_total", map[string]string{"command": c.command, "result": c.result, "proto": "pop3"})
+		if err != nil || got != c.want {
+			t.Errorf("pop3 %s %s: %v (%v), want %v", c.command, c.result, got, err, c.want)
+		}
+	}
 }
 
-func loginCount(reg *prometheus.Registry, result string) (float64, error) {
+// counterValue reads the counter name with exactly the labels given
+// among its labels (0 if there is none).
+func counterValue(reg *prometheus.Registry, name string, labels map[string]string) (float64, error) {
 	mfs, err := reg.Gather()
 	if err != nil {
 		return 0, err
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != "powermail_logins_total" {
+		if mf.GetName() != name {
 			continue
 		}
+	metrics:
 		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "result" && l.GetValue() == result {
-					return m.GetCounter().GetValue(), nil
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue metrics
 				}
 			}
+			return m.GetCounter().GetValue(), nil
 		}
 	}
 	return 0, nil

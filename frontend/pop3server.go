@@ -34,6 +34,7 @@ type POP3Server struct {
 	cfg     POP3Config
 	log     *slog.Logger
 	tracker *connTracker
+	cmds    *pop3Commands
 
 	// ctx is the parent of every session's context; Close cancels it.
 	ctx    context.Context
@@ -71,16 +72,17 @@ func NewPOP3Server(store MailStore, auth *Authenticator, cfg POP3Config, log *sl
 			ReadTimeout:   cfg.IdleTimeout,
 			Logger:        log,
 		}),
+		cmds:      newPOP3Commands(),
 		ctx:       ctx,
 		cancel:    cancel,
 		listeners: make(map[net.Listener]struct{}),
 	}
 }
 
-// RegisterMetrics adds the server's connection counts to reg, labelled
-// proto="pop3". It fails if reg holds them already.
+// RegisterMetrics adds the server's connection and command counts to
+// reg, labelled proto="pop3". It fails if reg holds them already.
 func (s *POP3Server) RegisterMetrics(reg prometheus.Registerer) error {
-	return register(reg, "pop3", s.tracker.collectors())
+	return register(reg, "pop3", append(s.tracker.collectors(), s.cmds.vec))
 }
 
 // Serve accepts plain POP3 connections (port 110; STLS upgrades them if

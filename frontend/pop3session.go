@@ -67,6 +67,9 @@ type pop3Session struct {
 	user  string // name from USER, waiting for PASS
 	quit  bool   // end the session after this command
 	fatal bool   // end it without flushing (a RETR cut off midway)
+	// status is the current command's first status line: 0 none yet,
+	// '+' for +OK, '-' for -ERR (a "+ " SASL challenge is neither).
+	status byte
 
 	// TRANSACTION state.
 	addr       string
@@ -166,9 +169,11 @@ func (ss *pop3Session) run() {
 			}
 		}
 		line, err := ss.readLine()
+		ss.status = 0
 		switch {
 		case errors.Is(err, errPOP3LineTooLong):
 			ss.badCommand("line too long")
+			ss.srv.cmds.count("", false)
 		case err != nil:
 			// EOF, lost connection, or the autologout timer: close
 			// without a reply and without the UPDATE state (RFC 1939 §3).
@@ -176,6 +181,8 @@ func (ss *pop3Session) run() {
 			return
 		default:
 			ss.command(line)
+			verb, _, _ := strings.Cut(line, " ")
+			ss.srv.cmds.count(verb, ss.status == '+')
 		}
 		if ss.fatal {
 			return
@@ -239,6 +246,14 @@ func (ss *pop3Session) badCommand(text string) {
 // line writes one reply line. Write errors are sticky in the
 // bufio.Writer and surface at the next flush.
 func (ss *pop3Session) line(s string) {
+	if ss.status == 0 {
+		switch {
+		case strings.HasPrefix(s, "+OK"):
+			ss.status = '+'
+		case strings.HasPrefix(s, "-ERR"):
+			ss.status = '-'
+		}
+	}
 	_, _ = ss.w.WriteString(s)
 	_, _ = ss.w.WriteString("\r\n")
 }
