@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -116,14 +117,7 @@ func TestClusterOverTLS(t *testing.T) {
 		"the wrong secret":             {secret: []byte("wrong-secret-wrong-secret"), tls: good},
 	} {
 		for _, kind := range []byte{kindRaft, kindRPC, kindBody} {
-			conn, err := d.dial(ctx, l.ClusterAddr(), kind)
-			if err == nil {
-				conn.Close()
-				t.Fatalf("%s, kind %c: admitted", name, kind)
-			}
-			if !errors.Is(err, ErrUnauthenticated) {
-				t.Fatalf("%s, kind %c: %v, want ErrUnauthenticated", name, kind, err)
-			}
+			wantRefused(t, d, l.ClusterAddr(), kind, fmt.Sprintf("%s, kind %c", name, kind))
 		}
 	}
 }
@@ -179,14 +173,7 @@ func TestClusterTLSChecksTheListener(t *testing.T) {
 		serverHandshake(conn, testSecret)
 	})
 	d := clusterDialer{secret: testSecret, tls: newTestCA(t, "cluster CA").config(t, "n1")}
-	conn, err := d.dial(ctxT(t, 5*time.Second), ln.Addr().String(), kindRPC)
-	if err == nil {
-		conn.Close()
-		t.Fatal("a listener without a certificate of the cluster CA was accepted")
-	}
-	if !errors.Is(err, ErrUnauthenticated) {
-		t.Fatalf("%v, want ErrUnauthenticated", err)
-	}
+	wantRefused(t, d, ln.Addr().String(), kindRPC, "a listener without a certificate of the cluster CA")
 }
 
 // A relay that holds a certificate of the cluster CA but not the secret
@@ -214,14 +201,7 @@ func TestClusterTLSHandshakeCannotBeRelayed(t *testing.T) {
 		in.Close()
 	})
 	d := clusterDialer{secret: testSecret, tls: ca.config(t, "n2")}
-	conn, err := d.dial(ctxT(t, 10*time.Second), ln.Addr().String(), kindRPC)
-	if err == nil {
-		conn.Close()
-		t.Fatal("a relayed handshake was admitted")
-	}
-	if !errors.Is(err, ErrUnauthenticated) {
-		t.Fatalf("%v, want ErrUnauthenticated", err)
-	}
+	wantRefused(t, d, ln.Addr().String(), kindRPC, "a relayed handshake")
 	// The same dialer straight to the node is admitted.
 	if conn, err := d.dial(ctxT(t, 10*time.Second), target.ClusterAddr(), kindRPC); err != nil {
 		t.Fatal(err)
@@ -239,5 +219,19 @@ func acceptEach(ln net.Listener, handle func(net.Conn)) {
 			return
 		}
 		go handle(conn)
+	}
+}
+
+// wantRefused dials addr with d and fails unless the handshake is
+// refused as unauthenticated.
+func wantRefused(t *testing.T, d clusterDialer, addr string, kind byte, what string) {
+	t.Helper()
+	conn, err := d.dial(ctxT(t, 10*time.Second), addr, kind)
+	if err == nil {
+		conn.Close()
+		t.Fatalf("%s: admitted", what)
+	}
+	if !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("%s: %v, want ErrUnauthenticated", what, err)
 	}
 }
