@@ -32,10 +32,10 @@ func newPOP3Commands() *pop3Commands {
 	return c
 }
 
-// count records one command: verb as the client sent it (any case), ok
-// whether its reply was +OK.
+// count records one command: verb in upper case, ok whether its reply
+// was +OK.
 func (c *pop3Commands) count(verb string, ok bool) {
-	pair, known := c.by[strings.ToUpper(verb)]
+	pair, known := c.by[verb]
 	if !known {
 		pair = c.by["other"]
 	}

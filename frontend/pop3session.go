@@ -169,7 +169,6 @@ func (ss *pop3Session) run() {
 			}
 		}
 		line, err := ss.readLine()
-		ss.status = 0
 		switch {
 		case errors.Is(err, errPOP3LineTooLong):
 			ss.badCommand("line too long")
@@ -181,8 +180,6 @@ func (ss *pop3Session) run() {
 			return
 		default:
 			ss.command(line)
-			verb, _, _ := strings.Cut(line, " ")
-			ss.srv.cmds.count(verb, ss.status == '+')
 		}
 		if ss.fatal {
 			return
@@ -265,6 +262,8 @@ func (ss *pop3Session) command(line string) {
 	verb, rest, _ := strings.Cut(line, " ")
 	verb = strings.ToUpper(verb)
 	args := strings.Fields(rest)
+	ss.status = 0
+	defer func() { ss.srv.cmds.count(verb, ss.status == '+') }()
 
 	// Valid in both states.
 	switch verb {

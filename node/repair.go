@@ -126,7 +126,7 @@ func (n *Node) repairRound(ctx context.Context, periodic bool) (RepairStatus, er
 	key, healthy := n.scanKey(mark, settings.Replicas, live)
 	if periodic && n.repair.clean.covers(key, healthy) {
 		n.repair.update(func(s *RepairStatus) { s.LastRound = key.at })
-		err := n.rebalance(ctx, live, settings.Replicas, time.Now().Add(max(n.cfg.RepairInterval, time.Second)))
+		err := n.balance(ctx, live, settings.Replicas)
 		return n.repair.get(), err
 	}
 	n.repair.clean = nil
@@ -148,10 +148,13 @@ func (n *Node) repairRound(ctx context.Context, periodic bool) (RepairStatus, er
 	if res.under > res.unrepairable {
 		return n.repair.get(), nil
 	}
-	if err := n.rebalance(ctx, live, settings.Replicas, time.Now().Add(max(n.cfg.RepairInterval, time.Second))); err != nil {
-		return n.repair.get(), err
-	}
-	return n.repair.get(), nil
+	err = n.balance(ctx, live, settings.Replicas)
+	return n.repair.get(), err
+}
+
+// balance is a round's rebalance, for at most one repair interval.
+func (n *Node) balance(ctx context.Context, live liveness, r int) error {
+	return n.rebalance(ctx, live, r, time.Now().Add(max(n.cfg.RepairInterval, time.Second)))
 }
 
 // scanResult counts what a scan found.
