@@ -2,10 +2,8 @@ package node
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 )
 
 // Cluster TLS. The cluster secret authenticates peers but leaves the
@@ -27,9 +25,13 @@ import (
 //     and the CA (a dedicated one) says who is a node. The secret is
 //     still required, and its handshake is bound to the TLS session
 //     (mux.go), so a holder of a certificate alone cannot relay it.
-//   - Files are read at start: renew certificates ahead of expiry and
-//     restart the nodes one at a time (an expired certificate cuts every
-//     connection to and from its node).
+//   - The files are read at start and again on TLSFiles.Reload (SIGHUP):
+//     renew a certificate ahead of its expiry, replace the files and
+//     signal the node. Connections already up keep their sessions; an
+//     expired certificate refuses every new connection to and from its
+//     node. A new CA is rolled out as a bundle holding the old and the
+//     new one first, on every node, before any node's certificate is
+//     issued by the new one.
 
 // ErrClusterTLS reports unusable cluster TLS files.
 var ErrClusterTLS = errors.New("invalid cluster TLS settings")
@@ -37,26 +39,24 @@ var ErrClusterTLS = errors.New("invalid cluster TLS settings")
 // ClusterTLSConfig builds Config.ClusterTLS from a node's certificate and
 // key and the cluster CA's certificates (all PEM files).
 func ClusterTLSConfig(certFile, keyFile, caFile string) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if caFile == "" {
+		return nil, fmt.Errorf("%w: no cluster CA", ErrClusterTLS)
+	}
+	f, err := LoadTLSFiles(certFile, keyFile, caFile)
 	if err != nil {
-		return nil, fmt.Errorf("%w: node certificate: %w", ErrClusterTLS, err)
+		return nil, fmt.Errorf("%w: %w", ErrClusterTLS, err)
 	}
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, fmt.Errorf("%w: cluster CA: %w", ErrClusterTLS, err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%w: cluster CA: no PEM certificate in %s", ErrClusterTLS, caFile)
-	}
-	return clusterTLS(cert, pool), nil
+	return f.ClusterConfig(), nil
 }
 
-// clusterTLS is the one config both ends of a cluster connection use.
-func clusterTLS(cert tls.Certificate, ca *x509.CertPool) *tls.Config {
+// ClusterConfig is the one config both ends of a cluster connection use,
+// presenting the current certificate and checking the peer's against the
+// current CA. f must have a CA.
+func (f *TLSFiles) ClusterConfig() *tls.Config {
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{cert},
+		MinVersion:           tls.VersionTLS13,
+		GetCertificate:       f.serverCert,
+		GetClientCertificate: f.clientCert,
 		// Both sides check the peer's chain in VerifyConnection, against
 		// the CA alone: no host name, and any key usage, since a node's
 		// one certificate serves both ends of a connection. (The
@@ -67,11 +67,7 @@ func clusterTLS(cert tls.Certificate, ca *x509.CertPool) *tls.Config {
 			if len(cs.PeerCertificates) == 0 {
 				return fmt.Errorf("%w: the peer sent no certificate", ErrUnauthenticated)
 			}
-			opts := x509.VerifyOptions{Roots: ca, Intermediates: x509.NewCertPool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}
-			for _, c := range cs.PeerCertificates[1:] {
-				opts.Intermediates.AddCert(c)
-			}
-			if _, err := cs.PeerCertificates[0].Verify(opts); err != nil {
+			if err := verifyCerts(cs.PeerCertificates, f.cur.Load().roots); err != nil {
 				return fmt.Errorf("%w: peer certificate: %w", ErrUnauthenticated, err)
 			}
 			return nil

@@ -1,86 +1,28 @@
 package node
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"powermail/node/testcerts"
 )
 
-// testCA is a certificate authority for tests.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
+// testCA is a certificate authority for tests that also builds cluster
+// TLS configs.
+type testCA struct{ *testcerts.CA }
 
-func newTestCA(t testing.TB, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
+func newTestCA(t testing.TB, name string) testCA { return testCA{testcerts.NewCA(t, name)} }
 
-// issue writes a node certificate and key signed by ca, and ca's own
-// certificate, into dir, and returns the three file names.
-func (ca *testCA) issue(t testing.TB, dir, name string) (certFile, keyFile, caFile string) {
+func (ca testCA) config(t testing.TB, name string) *tls.Config {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		// Server use only, as many CAs issue by default: a node's one
-		// certificate serves both ends of a connection regardless.
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile, caFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key"), filepath.Join(dir, "ca-"+name+".crt")
-	for f, data := range map[string][]byte{
-		certFile: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		keyFile:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}),
-		caFile:   ca.pem,
-	} {
-		if err := os.WriteFile(f, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return certFile, keyFile, caFile
-}
-
-func (ca *testCA) config(t testing.TB, name string) *tls.Config {
-	t.Helper()
-	cfg, err := ClusterTLSConfig(ca.issue(t, t.TempDir(), name))
+	cfg, err := ClusterTLSConfig(ca.Issue(t, t.TempDir(), name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +51,7 @@ func TestClusterOverTLS(t *testing.T) {
 	// Trusting the cluster CA, but presenting another's certificate: the
 	// listener's own check refuses it.
 	foreign := good.Clone()
-	foreign.Certificates = other.Certificates
+	foreign.GetClientCertificate = other.GetClientCertificate
 	for name, d := range map[string]clusterDialer{
 		"no TLS":                       {secret: testSecret},
 		"a certificate of another CA":  {secret: testSecret, tls: other},
@@ -137,7 +79,7 @@ func TestClusterTLSOnOneSideOnly(t *testing.T) {
 
 func TestClusterTLSConfigErrors(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile, caFile := newTestCA(t, "ca").issue(t, dir, "n1")
+	certFile, keyFile, caFile := newTestCA(t, "ca").Issue(t, dir, "n1")
 	notPEM := filepath.Join(dir, "empty.crt")
 	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)

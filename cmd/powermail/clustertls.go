@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/tls"
 	"fmt"
 
 	"github.com/spf13/pflag"
@@ -18,7 +17,7 @@ type clusterTLSFlags struct {
 func (c *clusterTLSFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&c.cert, "cluster-tls-cert", "", "PEM certificate of this node, issued by the cluster CA: with it, every cluster connection is TLS between holders of that CA's certificates (switch the nodes one at a time; the switched and the unswitched cannot talk)")
 	fl.StringVar(&c.key, "cluster-tls-key", "", "PEM private key of --cluster-tls-cert")
-	fl.StringVar(&c.ca, "cluster-tls-ca", "", "PEM certificate(s) of the cluster CA, which alone says who is a node (use a CA of the cluster's own)")
+	fl.StringVar(&c.ca, "cluster-tls-ca", "", "PEM certificate(s) of the cluster CA, which alone says who is a node (use a CA of the cluster's own); SIGHUP reads the three files again")
 }
 
 // validate checks that the files come together.
@@ -29,14 +28,15 @@ func (c *clusterTLSFlags) validate() error {
 	return nil
 }
 
-// config loads the node's cluster TLS settings; nil without the flags.
-func (c *clusterTLSFlags) config() (*tls.Config, error) {
+// files loads the node's cluster TLS files, which SIGHUP reads again;
+// nil without the flags.
+func (c *clusterTLSFlags) files() (*node.TLSFiles, error) {
 	if c.cert == "" {
 		return nil, nil
 	}
-	cfg, err := node.ClusterTLSConfig(c.cert, c.key, c.ca)
+	f, err := node.LoadTLSFiles(c.cert, c.key, c.ca)
 	if err != nil {
 		return nil, fmt.Errorf("--cluster-tls-cert/--cluster-tls-key/--cluster-tls-ca: %w", err)
 	}
-	return cfg, nil
+	return f, nil
 }

@@ -30,7 +30,7 @@ type mailFlags struct {
 
 func (m *mailFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&m.hostname, "hostname", "", "name in SMTP greetings and Received: headers (default: the host name)")
-	fl.StringVar(&m.tlsCert, "tls-cert", "", "PEM certificate for STARTTLS")
+	fl.StringVar(&m.tlsCert, "tls-cert", "", "PEM certificate for STARTTLS and implicit TLS (SIGHUP reads it and the key again)")
 	fl.StringVar(&m.tlsKey, "tls-key", "", "PEM private key for STARTTLS")
 	fl.Int64Var(&m.maxMessage, "max-message-size", frontend.DefaultMaxMessageBytes, "largest accepted message in bytes")
 	fl.IntVar(&m.maxRecipients, "max-recipients", frontend.DefaultMaxRecipients, "recipients per message")
@@ -41,27 +41,25 @@ func (m *mailFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&m.writeTimeout, "smtp-write-timeout", frontend.DefaultWriteTimeout, "time to write one reply")
 }
 
-func (m *mailFlags) config(log *slog.Logger, lmtp bool) (frontend.SMTPConfig, error) {
-	cfg := frontend.SMTPConfig{
+func (m *mailFlags) config(log *slog.Logger, lmtp bool, tlsCfg *tls.Config) frontend.SMTPConfig {
+	return frontend.SMTPConfig{
 		Hostname: m.hostname, MaxMessageBytes: m.maxMessage, MaxRecipients: m.maxRecipients,
 		MaxLineLength: m.maxLine, MaxConnsPerIP: m.maxConn, MaxConns: m.maxConns, ReadTimeout: m.readTimeout,
-		WriteTimeout: m.writeTimeout, Logger: log, LMTP: lmtp,
+		WriteTimeout: m.writeTimeout, Logger: log, LMTP: lmtp, TLS: tlsCfg,
 	}
-	var err error
-	cfg.TLS, err = m.tlsConfig()
-	return cfg, err
 }
 
-// tlsConfig loads --tls-cert/--tls-key; nil without them.
-func (m *mailFlags) tlsConfig() (*tls.Config, error) {
+// tlsFiles loads --tls-cert/--tls-key, which SIGHUP reads again; nil
+// without them.
+func (m *mailFlags) tlsFiles() (*node.TLSFiles, error) {
 	if m.tlsCert == "" && m.tlsKey == "" {
 		return nil, nil
 	}
-	cert, err := tls.LoadX509KeyPair(m.tlsCert, m.tlsKey)
+	f, err := node.LoadTLSFiles(m.tlsCert, m.tlsKey, "")
 	if err != nil {
-		return nil, fmt.Errorf("load --tls-cert/--tls-key: %w", err)
+		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	return f, nil
 }
 
 // listenSMTP listens for SMTP or LMTP without TCP keepalive. A session
@@ -76,8 +74,13 @@ func listenSMTP(addr string) (net.Listener, error) {
 }
 
 // startMail starts the SMTP, LMTP, IMAP and POP3 listeners that have an
-// address and returns a function that stops them.
-func startMail(f *serverFlags, n *node.Node, log *slog.Logger) (func(context.Context), error) {
+// address, with tlsFiles (nil: none) for STARTTLS and implicit TLS, and
+// returns a function that stops them.
+func startMail(f *serverFlags, n *node.Node, tlsFiles *node.TLSFiles, log *slog.Logger) (func(context.Context), error) {
+	var tlsCfg *tls.Config
+	if tlsFiles != nil {
+		tlsCfg = tlsFiles.ServerConfig()
+	}
 	var servers []*frontend.SMTPServer
 	stop := func(ctx context.Context) {
 		for _, s := range servers {
@@ -91,30 +94,20 @@ func startMail(f *serverFlags, n *node.Node, log *slog.Logger) (func(context.Con
 		if l.addr == "" {
 			continue
 		}
-		cfg, err := f.mail.config(log, l.lmtp)
+		s, err := frontend.NewSMTPServer(f.mail.config(log, l.lmtp, tlsCfg), n)
+		var ln net.Listener
 		if err == nil {
-			var s *frontend.SMTPServer
-			if s, err = frontend.NewSMTPServer(cfg, n); err == nil {
-				var ln net.Listener
-				if err = s.RegisterMetrics(n.Metrics()); err == nil {
-					ln, err = listenSMTP(l.addr)
-				}
-				if err == nil {
-					servers = append(servers, s)
-					go s.Serve(ln)
-					log.Info("listening", "protocol", map[bool]string{false: "smtp", true: "lmtp"}[l.lmtp], "addr", ln.Addr().String())
-				}
+			if err = s.RegisterMetrics(n.Metrics()); err == nil {
+				ln, err = listenSMTP(l.addr)
 			}
 		}
 		if err != nil {
 			stop(context.Background())
 			return nil, err
 		}
-	}
-	tlsCfg, err := f.mail.tlsConfig()
-	if err != nil {
-		stop(context.Background())
-		return nil, err
+		servers = append(servers, s)
+		go s.Serve(ln)
+		log.Info("listening", "protocol", map[bool]string{false: "smtp", true: "lmtp"}[l.lmtp], "addr", ln.Addr().String())
 	}
 	stopAccess, err := startAccess(f, n, tlsCfg, log)
 	if err != nil {

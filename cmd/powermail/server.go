@@ -111,16 +111,20 @@ func runServer(ctx context.Context, f *serverFlags) error {
 	if err != nil {
 		return err
 	}
-	clusterTLS, err := f.clusterTLS.config()
-	if err != nil {
+	certs := tlsSet{}
+	if certs["client"], err = f.mail.tlsFiles(); err != nil {
 		return err
 	}
+	if certs["cluster"], err = f.clusterTLS.files(); err != nil {
+		return err
+	}
+	reloadOnHangup(ctx, certs, log)
 	if f.writeQuorum == 0 {
 		f.writeQuorum = f.replicas
 	}
 	cfg := node.Config{
 		ID: f.id, DataDir: f.data, ClusterAddr: f.cluster, AdvertiseAddr: f.advertise,
-		AdminAddr: f.admin, AdminAdvertise: f.adminAdvertise, Secret: secret, ClusterTLS: clusterTLS,
+		AdminAddr: f.admin, AdminAdvertise: f.adminAdvertise, Secret: secret,
 		Bootstrap: f.bootstrap, Join: f.join, Logger: log,
 		BootstrapSettings: &node.BootstrapSettings{Replicas: f.replicas, WriteQuorum: f.writeQuorum},
 		MaildropLease:     f.access.maildropLease,
@@ -140,12 +144,19 @@ func runServer(ctx context.Context, f *serverFlags) error {
 	if err := f.queue.apply(&cfg, f.mail.hostname); err != nil {
 		return err
 	}
+	if certs["cluster"] != nil {
+		cfg.ClusterTLS = certs["cluster"].ClusterConfig()
+	}
 	f.raft.apply(&cfg)
 	n, err := node.New(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	stopMail, err := startMail(f, n, log)
+	if err := certs.register(n.Metrics()); err != nil {
+		n.Close()
+		return err
+	}
+	stopMail, err := startMail(f, n, certs["client"], log)
 	if err != nil {
 		n.Close()
 		return err
