@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,6 +36,9 @@ func startAdmin(n *Node) (*adminServer, error) {
 	ln, err := net.Listen("tcp", n.cfg.AdminAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on admin address: %w", err)
+	}
+	if n.cfg.AdminTLS != nil {
+		ln = tls.NewListener(ln, n.cfg.AdminTLS)
 	}
 	a := &adminServer{ln: ln, srv: &http.Server{
 		Handler:           n.adminHandler(),

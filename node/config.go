@@ -2,6 +2,7 @@ package node
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,12 @@ type Config struct {
 	// between holders of the cluster CA's certificates (see
 	// ClusterTLSConfig); nil is plain TCP.
 	ClusterTLS *tls.Config
+	// AdminTLS, when set, serves the admin API over HTTPS only (see
+	// TLSFiles.ServerConfig); the token then never crosses the network
+	// in the clear. AdminRoots are the CAs trusted when joining through an
+	// https:// admin address (nil: the system's).
+	AdminTLS   *tls.Config
+	AdminRoots *x509.CertPool
 
 	// Bootstrap creates a new single-voter cluster if DataDir holds no raft
 	// state; BootstrapSettings are then written as the cluster settings.

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -127,7 +128,7 @@ func (n *Node) joinThrough(ctx context.Context, adminAddr string) error {
 	body, _ := json.Marshal(req)
 	backoff := 100 * time.Millisecond
 	for {
-		err := postAdmin(ctx, adminAddr, n.cfg.Secret, "/v1/cluster/join", body)
+		err := n.postAdmin(ctx, adminAddr, "/v1/cluster/join", body)
 		if err == nil {
 			n.log.Info("joined the cluster", "through", adminAddr)
 			return nil
@@ -142,14 +143,18 @@ func (n *Node) joinThrough(ctx context.Context, adminAddr string) error {
 	}
 }
 
-func postAdmin(ctx context.Context, adminAddr string, token []byte, path string, body []byte) error {
+// postAdmin posts to a member's admin API with the token, trusting
+// Config.AdminRoots for an https:// address.
+func (n *Node) postAdmin(ctx context.Context, adminAddr, path string, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, "POST", adminURL(adminAddr)+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+string(token))
+	req.Header.Set("Authorization", "Bearer "+string(n.cfg.Secret))
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: n.cfg.AdminRoots, MinVersion: tls.VersionTLS12}}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}

@@ -59,13 +59,8 @@ func (f *TLSFiles) Reload() error {
 	}
 	c := &tlsCreds{pair: &pair}
 	if f.caFile != "" {
-		pem, err := os.ReadFile(f.caFile)
-		if err != nil {
-			return fmt.Errorf("%w: CA: %w", ErrTLSFiles, err)
-		}
-		c.roots = x509.NewCertPool()
-		if !c.roots.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("%w: CA: no PEM certificate in %s", ErrTLSFiles, f.caFile)
+		if c.roots, err = LoadCertPool(f.caFile); err != nil {
+			return err
 		}
 		// A certificate its own CA refuses would cut this node off from
 		// every peer holding the same CA.
@@ -75,6 +70,19 @@ func (f *TLSFiles) Reload() error {
 	}
 	f.cur.Store(c)
 	return nil
+}
+
+// LoadCertPool reads a bundle of PEM CA certificates.
+func LoadCertPool(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("%w: CA: %w", ErrTLSFiles, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%w: CA: no PEM certificate in %s", ErrTLSFiles, file)
+	}
+	return pool, nil
 }
 
 // Leaf is the current certificate.

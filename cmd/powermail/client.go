@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,18 +16,22 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"powermail/node"
 )
 
 // clientFlags are shared by every command that talks to the admin API.
 type clientFlags struct {
 	addr, token, tokenFile string
+	ca                     string
 	json                   bool
 	timeout                time.Duration
 }
 
 func (c *clientFlags) register(cmd *cobra.Command) {
 	pf := cmd.PersistentFlags()
-	pf.StringVar(&c.addr, "addr", "127.0.0.1:8000", "admin API address of any node")
+	pf.StringVar(&c.addr, "addr", "127.0.0.1:8000", "admin API address of any node (https://HOST:PORT where it has --admin-tls-cert)")
+	pf.StringVar(&c.ca, "ca", "", "PEM CA certificate(s) to trust for an https:// --addr (default: the system's)")
 	pf.StringVar(&c.token, "token", "", "admin token, the cluster secret")
 	pf.StringVar(&c.tokenFile, "token-file", "", "file holding the admin token")
 	pf.BoolVar(&c.json, "json", false, "print JSON instead of a table")
@@ -106,11 +111,27 @@ func (c *clientFlags) send(ctx context.Context, method, path string, in any) (*h
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	client, err := c.httpClient()
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach %s: %w", c.addr, unwrapURL(err))
 	}
 	return resp, nil
+}
+
+// httpClient trusts --ca, or the system's roots without it.
+func (c *clientFlags) httpClient() (*http.Client, error) {
+	if c.ca == "" {
+		return http.DefaultClient, nil
+	}
+	roots, err := node.LoadCertPool(c.ca)
+	if err != nil {
+		return nil, fmt.Errorf("--ca: %w", err)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}}, nil
 }
 
 func unwrapURL(err error) error {

@@ -18,7 +18,8 @@ import (
 const renewWarning = 14 * 24 * time.Hour
 
 // tlsSet is the TLS files a server reads again on SIGHUP, by use
-// ("client": SMTP, LMTP, IMAP and POP3; "cluster"); nil entries are off.
+// ("client": SMTP, LMTP, IMAP and POP3; "cluster"; "admin"); nil entries
+// are off.
 type tlsSet map[string]*node.TLSFiles
 
 // register adds each certificate's expiry gauge to reg.

@@ -28,6 +28,7 @@ type serverFlags struct {
 	queue                                               queueFlags
 	raft                                                raftFlags
 	clusterTLS                                          clusterTLSFlags
+	adminTLS                                            adminTLSFlags
 }
 
 func newServerCmd() *cobra.Command {
@@ -69,6 +70,7 @@ POWERMAIL_SECRET and is also the admin API token.`,
 	f.queue.register(fl)
 	f.raft.register(fl)
 	f.clusterTLS.register(fl)
+	f.adminTLS.register(fl)
 	return cmd
 }
 
@@ -87,6 +89,9 @@ func runServer(ctx context.Context, f *serverFlags) error {
 		return err
 	}
 	if err := f.clusterTLS.validate(); err != nil {
+		return err
+	}
+	if err := f.adminTLS.validate(); err != nil {
 		return err
 	}
 	for _, v := range []struct {
@@ -118,13 +123,20 @@ func runServer(ctx context.Context, f *serverFlags) error {
 	if certs["cluster"], err = f.clusterTLS.files(); err != nil {
 		return err
 	}
+	if certs["admin"], err = f.adminTLS.files(); err != nil {
+		return err
+	}
+	adminRoots, err := f.adminTLS.roots()
+	if err != nil {
+		return err
+	}
 	reloadOnHangup(ctx, certs, log)
 	if f.writeQuorum == 0 {
 		f.writeQuorum = f.replicas
 	}
 	cfg := node.Config{
 		ID: f.id, DataDir: f.data, ClusterAddr: f.cluster, AdvertiseAddr: f.advertise,
-		AdminAddr: f.admin, AdminAdvertise: f.adminAdvertise, Secret: secret,
+		AdminAddr: f.admin, AdminAdvertise: f.adminAdvertise, Secret: secret, AdminRoots: adminRoots,
 		Bootstrap: f.bootstrap, Join: f.join, Logger: log,
 		BootstrapSettings: &node.BootstrapSettings{Replicas: f.replicas, WriteQuorum: f.writeQuorum},
 		MaildropLease:     f.access.maildropLease,
@@ -146,6 +158,9 @@ func runServer(ctx context.Context, f *serverFlags) error {
 	}
 	if certs["cluster"] != nil {
 		cfg.ClusterTLS = certs["cluster"].ClusterConfig()
+	}
+	if certs["admin"] != nil {
+		cfg.AdminTLS = certs["admin"].ServerConfig()
 	}
 	f.raft.apply(&cfg)
 	n, err := node.New(ctx, cfg)
