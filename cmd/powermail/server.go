@@ -27,8 +27,7 @@ type serverFlags struct {
 	redundancy                                          redundancyFlags
 	queue                                               queueFlags
 	raft                                                raftFlags
-	clusterTLS                                          clusterTLSFlags
-	adminTLS                                            adminTLSFlags
+	clusterTLS, adminTLS                                tlsFlags
 }
 
 func newServerCmd() *cobra.Command {
@@ -69,8 +68,8 @@ POWERMAIL_SECRET and is also the admin API token.`,
 	f.redundancy.register(fl)
 	f.queue.register(fl)
 	f.raft.register(fl)
-	f.clusterTLS.register(fl)
-	f.adminTLS.register(fl)
+	registerClusterTLS(&f.clusterTLS, fl)
+	registerAdminTLS(&f.adminTLS, fl)
 	return cmd
 }
 
@@ -88,10 +87,10 @@ func runServer(ctx context.Context, f *serverFlags) error {
 	if err := f.raft.validate(); err != nil {
 		return err
 	}
-	if err := f.clusterTLS.validate(); err != nil {
+	if err := f.clusterTLS.validate(true); err != nil {
 		return err
 	}
-	if err := f.adminTLS.validate(); err != nil {
+	if err := f.adminTLS.validate(false); err != nil {
 		return err
 	}
 	for _, v := range []struct {
@@ -120,10 +119,10 @@ func runServer(ctx context.Context, f *serverFlags) error {
 	if certs["client"], err = f.mail.tlsFiles(); err != nil {
 		return err
 	}
-	if certs["cluster"], err = f.clusterTLS.files(); err != nil {
+	if certs["cluster"], err = f.clusterTLS.files(true); err != nil {
 		return err
 	}
-	if certs["admin"], err = f.adminTLS.files(); err != nil {
+	if certs["admin"], err = f.adminTLS.files(false); err != nil {
 		return err
 	}
 	adminRoots, err := f.adminTLS.roots()
