@@ -14,8 +14,9 @@ import (
 )
 
 // Repair keeps every referenced body on R healthy replicas. The leader
-// scans the body records each round (periodic rounds in a healthy,
-// unchanged cluster skip it: repair_skip.go). A replica counts as healthy while
+// scans the body records each round (periodic rounds skip it while
+// nothing has changed since a scan that found nothing to do:
+// repair_skip.go). A replica counts as healthy while
 // its node is a member and has answered within RepairGrace. A body short
 // of R healthy replicas is copied from a healthy one to a node chosen by
 // placement; the new replica is recorded (BodyPlace) only after the
@@ -123,8 +124,8 @@ func (n *Node) repairRound(ctx context.Context, periodic bool) (RepairStatus, er
 	if err != nil {
 		return RepairStatus{}, err
 	}
-	key, healthy := n.scanKey(mark, settings.Replicas, live)
-	if periodic && n.repair.clean.covers(key, healthy) {
+	key := n.scanKey(mark, settings.Replicas, live)
+	if periodic && n.repair.clean.covers(key) {
 		n.repair.update(func(s *RepairStatus) { s.LastRound = key.at })
 		err := n.balance(ctx, live, settings.Replicas)
 		return n.repair.get(), err
@@ -138,7 +139,7 @@ func (n *Node) repairRound(ctx context.Context, periodic bool) (RepairStatus, er
 		s.LastRound, s.Bodies, s.UnderReplicated, s.Unrepairable = time.Now(), res.bodies, res.under, res.unrepairable
 		s.LastScan = s.LastRound
 	})
-	if healthy && res.offR == 0 {
+	if res.unsettled == 0 {
 		n.repair.clean = &key
 	}
 	// Redundancy before balance: a round that found repairable bodies
@@ -162,13 +163,13 @@ type scanResult struct {
 	bodies       int64 // referenced bodies
 	under        int64 // short of R healthy replicas
 	unrepairable int64 // with no healthy replica
-	offR         int64 // not listed on exactly R healthy members
+	unsettled    int64 // work for a scan (repair_skip.go)
 }
 
 // scanAndRepair reads every referenced body record and repairs, unlists
 // and trims as repairBody decides, with repairWorkers at once.
 func (n *Node) scanAndRepair(ctx context.Context, live liveness, r int) (scanResult, error) {
-	var bodies, under, unrepairable, offR atomic.Int64
+	var bodies, under, unrepairable, unsettled atomic.Int64
 	work := make(chan fsm.BodyRecord)
 	var wg sync.WaitGroup
 	var firstErr error
@@ -182,8 +183,8 @@ func (n *Node) scanAndRepair(ctx context.Context, live liveness, r int) (scanRes
 					errOnce.Do(func() { firstErr = ErrNotLeader })
 					continue
 				}
-				if !onR(live, r, rec) {
-					offR.Add(1)
+				if !settled(live, r, rec) {
+					unsettled.Add(1)
 				}
 				short, err := n.repairBody(ctx, live, r, rec)
 				if err != nil {
@@ -208,12 +209,7 @@ func (n *Node) scanAndRepair(ctx context.Context, live liveness, r int) (scanRes
 	if err == nil {
 		err = firstErr
 	}
-	return scanResult{bodies.Load(), under.Load(), unrepairable.Load(), offR.Load()}, err
-}
-
-// onR reports whether rec is listed on exactly r healthy members.
-func onR(live liveness, r int, rec fsm.BodyRecord) bool {
-	return len(rec.Replicas) == r && !slices.ContainsFunc(rec.Replicas, func(id string) bool { return !live.alive[id] })
+	return scanResult{bodies.Load(), under.Load(), unrepairable.Load(), unsettled.Load()}, err
 }
 
 // scanBodies calls fn for every body record, in hash order, until fn

@@ -4,33 +4,45 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"powermail/fsm"
 )
 
 // Skipping the scan. A repair round reads every body record, which at
 // tens of millions of bodies is most of a core for every interval on the
-// leader, even when nothing is wrong. In a healthy cluster, a body can
-// only need work if an entry wrote it on other than R listed replicas,
-// revived it from no references, changed R or changed the members, and
-// every such entry moves the directory's placement mark
-// (fsm/placement.go). So after a full scan that found every referenced
-// body listed on exactly R healthy members (not merely none short: an
-// extra copy left untrimmed is also work), a periodic round skips the
-// scan while all of this holds:
+// leader, even when nothing is wrong. A scan changes nothing when every
+// referenced body is settled: listed on exactly R healthy members, and
+// otherwise only on members that are down (a down node keeps its
+// listings until it returns or is removed; see settled). A settled body can only stop
+// being settled through an entry that lists it on other than R, revives
+// it from no references, changes R or changes the members, and every
+// such entry moves the directory's placement mark (fsm/placement.go); or
+// through a member going down or coming back, which no entry records.
+// So after a full scan that found every body settled, a periodic round
+// skips the scan while all of this holds:
 //
 //   - the mark is where it was when that scan began (read before the
 //     settings and the members, so that a change of either made during
 //     the round moves it past);
-//   - the same members are all healthy, now as then (a node down past
-//     the grace, or removed, makes its bodies short without any entry);
+//   - the members are the same, and the same of them are down;
 //   - this node has led in the same term throughout;
-//   - the scan is less than repairFullScanEvery old.
+//   - the scan is less than repairFullScanEvery old, or while a member
+//     is down, repairDegradedScanEvery.
+//
+// The shorter bound while a member is down is for a writer whose view
+// differs from the leader's: a node that still reaches the member the
+// leader counts as down may place a copy there, on exactly R listings,
+// which moves no mark.
 //
 // Kicked rounds (a node removed, a copy found corrupt or missing) and
 // rounds an operator asks for always scan.
 
 // repairFullScanEvery is how often a periodic round scans at the least,
 // as a net under the mark.
-const repairFullScanEvery = time.Hour
+const (
+	repairFullScanEvery     = time.Hour
+	repairDegradedScanEvery = 10 * time.Minute
+)
 
 // cleanScan is what a full scan saw before it began.
 type cleanScan struct {
@@ -38,25 +50,49 @@ type cleanScan struct {
 	mark     uint64
 	replicas int
 	members  string // sorted member IDs
+	down     string // sorted IDs of the members not counted healthy
 	at       time.Time
 }
 
-// scanKey records what a scan starting now would be judged by, and
-// whether every member is healthy. mark is read before anything else.
-func (n *Node) scanKey(mark uint64, replicas int, live liveness) (cleanScan, bool) {
-	healthy := true
-	ids := make([]string, 0, len(live.members))
+// scanKey records what a scan starting now would be judged by. mark is
+// read before anything else.
+func (n *Node) scanKey(mark uint64, replicas int, live liveness) cleanScan {
+	var ids, down []string
 	for id := range live.members {
-		healthy = healthy && live.alive[id]
 		ids = append(ids, id)
+		if !live.alive[id] {
+			down = append(down, id)
+		}
 	}
 	slices.Sort(ids)
-	return cleanScan{term: n.raft.CurrentTerm(), mark: mark, replicas: replicas, members: strings.Join(ids, ","), at: time.Now()}, healthy
+	slices.Sort(down)
+	return cleanScan{term: n.raft.CurrentTerm(), mark: mark, replicas: replicas,
+		members: strings.Join(ids, ","), down: strings.Join(down, ","), at: time.Now()}
 }
 
 // covers reports whether the clean scan c still answers for a round
 // keyed by now.
-func (c *cleanScan) covers(now cleanScan, healthy bool) bool {
-	return c != nil && healthy && c.term == now.term && c.mark == now.mark && c.replicas == now.replicas &&
-		c.members == now.members && now.at.Sub(c.at) < repairFullScanEvery
+func (c *cleanScan) covers(now cleanScan) bool {
+	every := repairFullScanEvery
+	if now.down != "" {
+		every = repairDegradedScanEvery
+	}
+	return c != nil && c.term == now.term && c.mark == now.mark && c.replicas == now.replicas &&
+		c.members == now.members && c.down == now.down && now.at.Sub(c.at) < every
+}
+
+// settled reports whether a scan would leave rec as it is (repairBody):
+// listed on no removed node, and on exactly r healthy members, or on more
+// while a listed member is down (extras are trimmed only once every
+// listed member is healthy).
+func settled(live liveness, r int, rec fsm.BodyRecord) bool {
+	healthy := 0
+	for _, id := range rec.Replicas {
+		if live.alive[id] {
+			healthy++
+		} else if _, member := live.members[id]; !member {
+			return false
+		}
+	}
+	return healthy == r || (healthy > r && healthy < len(rec.Replicas))
 }

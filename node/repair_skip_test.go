@@ -71,4 +71,47 @@ func TestPeriodicRepairSkipsTheScanWhileHealthy(t *testing.T) {
 	if !scanned(true) || l.repair.get().UnderReplicated == 0 {
 		t.Fatalf("a node down past the grace: %+v, want a scan that finds short bodies", l.repair.get())
 	}
+	// The copies it made moved the mark: one more scan finds every body
+	// settled (R healthy listings, plus the down node's), and while the
+	// same node stays down, periodic rounds skip again.
+	if !scanned(true) {
+		t.Fatal("no scan after the repair's copies moved the mark")
+	}
+	if st := l.repair.get(); st.UnderReplicated != 0 {
+		t.Fatalf("after the repair: %+v", st)
+	}
+	if scanned(true) {
+		t.Fatal("a periodic round scanned while the same node stayed down and every body was settled")
+	}
+	deliverN(t, l, 3, 502)
+	if scanned(true) {
+		t.Fatal("deliveries to the live nodes made a periodic round scan")
+	}
+}
+
+// A clean scan answers only for the same members, the same of them down,
+// and not beyond its age bound, shorter while a member is down.
+func TestCleanScanCoversTheSameDownSetOnly(t *testing.T) {
+	now := time.Now()
+	healthy := cleanScan{term: 3, mark: 10, replicas: 2, members: "n1,n2,n3", at: now}
+	degraded := healthy
+	degraded.down = "n3"
+	later := func(c cleanScan, d time.Duration) cleanScan { c.at = c.at.Add(d); return c }
+	for name, tc := range map[string]struct {
+		clean, now cleanScan
+		want       bool
+	}{
+		"healthy, unchanged":          {healthy, later(healthy, time.Minute), true},
+		"a member went down":          {healthy, later(degraded, time.Minute), false},
+		"the member came back":        {degraded, later(healthy, time.Minute), false},
+		"the same member still down":  {degraded, later(degraded, time.Minute), true},
+		"another member down":         {degraded, func() cleanScan { c := later(degraded, time.Minute); c.down = "n2"; return c }(), false},
+		"degraded past its bound":     {degraded, later(degraded, repairDegradedScanEvery), false},
+		"healthy within the hour":     {healthy, later(healthy, repairDegradedScanEvery), true},
+		"healthy past the full bound": {healthy, later(healthy, repairFullScanEvery), false},
+	} {
+		if got := tc.clean.covers(tc.now); got != tc.want {
+			t.Errorf("%s: covers %v, want %v", name, got, tc.want)
+		}
+	}
 }
