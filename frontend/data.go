@@ -80,7 +80,8 @@ func (s *session) deliver(tx *txn, r io.Reader) outcome {
 		rcpts:    rcptAddrs(tx.rcpts),
 		date:     start,
 	})
-	msg := node.Message{From: tx.from, Mailboxes: slices.Clone(tx.boxes), External: slices.Clone(tx.external), Received: start}
+	msg := node.Message{From: tx.from, Mailboxes: slices.Clone(tx.boxes), External: slices.Clone(tx.external), Received: start,
+		Notify: tx.dsnRequest()}
 
 	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.DeliverTimeout)
 	// readOnly hides MultiReader's WriteTo, which allocates 32 KiB per call.
@@ -100,6 +101,23 @@ func (s *session) deliver(tx *txn, r io.Reader) outcome {
 		out.err = body.err
 	}
 	return out
+}
+
+// dsnRequest is the transaction's request for success notices, or nil
+// when no recipient asked (RFC 3461 NOTIFY=SUCCESS).
+func (tx *txn) dsnRequest() *node.DSNRequest {
+	var req *node.DSNRequest
+	for _, rc := range tx.rcpts {
+		if !rc.success {
+			continue
+		}
+		if req == nil {
+			req = &node.DSNRequest{EnvID: tx.envID}
+		}
+		req.Success = append(req.Success, node.NotifyRcpt{Address: rc.addr, ORCPT: rc.orcpt,
+			Mailboxes: slices.Clone(rc.boxes), External: len(rc.ext)})
+	}
+	return req
 }
 
 // judge decides whether a Deliver call may be acknowledged. It returns

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/emersion/go-smtp"
@@ -47,19 +48,29 @@ type txn struct {
 	boxes    []string    // union of rcpts' mailboxes, first-seen order
 	boxIndex map[string]struct{}
 	external []string // union of rcpts' external targets (outbound queue)
+	envID    string   // ENVID= (RFC 3461 §4.4)
 }
 
 type rcptEntry struct {
-	addr  string   // as the client sent it; go-smtp's key for LMTP status
-	boxes []string // canonical mailboxes from Resolve
-	ext   []string // external targets from Resolve
+	addr    string   // as the client sent it; go-smtp's key for LMTP status
+	boxes   []string // canonical mailboxes from Resolve
+	ext     []string // external targets from Resolve
+	success bool     // NOTIFY=SUCCESS (RFC 3461 §4.1)
+	orcpt   string   // ORCPT= as "type; address" (RFC 3461 §4.2)
 }
 
 // addRecipient records an accepted RCPT. A mailbox reached through
 // several addresses is stored once (Promise 5).
-func (tx *txn) addRecipient(addr string, res node.Resolution) {
+func (tx *txn) addRecipient(addr string, res node.Resolution, opts *smtp.RcptOptions) {
 	boxes := res.Mailboxes
-	tx.rcpts = append(tx.rcpts, rcptEntry{addr: addr, boxes: boxes, ext: res.External})
+	rc := rcptEntry{addr: addr, boxes: boxes, ext: res.External}
+	if opts != nil {
+		rc.success = slices.Contains(opts.Notify, smtp.DSNNotifySuccess)
+		if opts.OriginalRecipient != "" {
+			rc.orcpt = strings.ToLower(string(opts.OriginalRecipientType)) + "; " + opts.OriginalRecipient
+		}
+	}
+	tx.rcpts = append(tx.rcpts, rc)
 	for _, e := range res.External {
 		if !slices.Contains(tx.external, e) {
 			tx.external = append(tx.external, e)
@@ -114,6 +125,9 @@ func (s *session) mail(from string, opts *smtp.MailOptions) error {
 		utf8:     utf8,
 		boxIndex: make(map[string]struct{}),
 	}
+	if opts != nil {
+		tx.envID = opts.EnvelopeID
+	}
 	s.mu.Lock()
 	s.tx = tx
 	s.mu.Unlock()
@@ -142,13 +156,13 @@ func (s *session) checkSpace(opts *smtp.MailOptions) *smtp.SMTPError {
 // Rcpt resolves one recipient against the directory (design brief, write
 // path step 1) and refuses it here if it cannot be delivered: nothing is
 // accepted first and bounced later (Promise 2).
-func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
-	err := s.rcpt(to)
+func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	err := s.rcpt(to, opts)
 	s.srv.metrics.reply(cmdRcpt, err)
 	return err
 }
 
-func (s *session) rcpt(to string) error {
+func (s *session) rcpt(to string, opts *smtp.RcptOptions) error {
 	tx, n := s.currentWithCount()
 	if tx == nil {
 		return replyBadSequence("need MAIL before RCPT") // RFC 5321 §4.1.4
@@ -173,7 +187,7 @@ func (s *session) rcpt(to string) error {
 	if s.tx != tx { // reset while resolving
 		return replyBadSequence("transaction was reset")
 	}
-	tx.addRecipient(to, res)
+	tx.addRecipient(to, res, opts)
 	return nil
 }
 

@@ -43,6 +43,9 @@ type Message struct {
 	Mailboxes []string  // canonical local mailbox addresses (from Resolve)
 	External  []string  // external recipients to queue (from Resolve)
 	Received  time.Time // internal date
+	// Notify, when set, asks for a success notice after the commit
+	// (dsnsuccess.go).
+	Notify *DSNRequest
 }
 
 // DeliveryResult reports the outcome per mailbox. A mailbox missing from
@@ -140,6 +143,7 @@ func (n *Node) Deliver(ctx context.Context, msg Message, body io.Reader) (Delive
 		}
 		out.Rejected[addr] = rejection(code, res.Messages[addr])
 	}
+	n.notifySuccess(cmd.ID, cmd.Hash, msg, out.Rejected)
 	return out, nil
 }
 

@@ -3,6 +3,7 @@ package node
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,8 +23,9 @@ import (
 type dsnKind string
 
 const (
-	dsnFailed  dsnKind = "failed"
-	dsnDelayed dsnKind = "delayed"
+	dsnFailed    dsnKind = "failed"
+	dsnDelayed   dsnKind = "delayed"
+	dsnDelivered dsnKind = "delivered" // RFC 3461 NOTIFY=SUCCESS (dsnsuccess.go)
 )
 
 // maxDSNHeader caps the original header section quoted in a DSN.
@@ -31,27 +33,56 @@ const maxDSNHeader = 64 << 10
 
 var enhancedCode = regexp.MustCompile(`\b([245])\.(\d{1,3})\.(\d{1,3})\b`)
 
-// sendDSN delivers a DSN about rcpts of e to e.From: into its mailbox
-// when it is ours, else through the queue. The delivery ID is derived
-// from the entry, so a worker that retries after a crash adds no second
-// DSN (the state machine de-duplicates IDs).
-func (n *Node) sendDSN(ctx context.Context, e fsm.QueueEntry, rcpts []fsm.QueueRecipient, kind dsnKind, now time.Time) error {
-	if e.From == "" || len(rcpts) == 0 {
+// dsnReport is what one DSN reports: on which message, to whom, and about
+// which recipients.
+type dsnReport struct {
+	id      string // the reported delivery or queue entry; names the DSN
+	from    string // the original envelope sender, who gets the DSN
+	envID   string // ENVID of the original transaction, echoed (RFC 3461 §4.4)
+	hash    string // the original body, for its header section
+	arrived time.Time
+	kind    dsnKind
+	rcpts   []dsnRcpt
+}
+
+// dsnRcpt is one recipient's part of a report (RFC 3464 §2.3).
+type dsnRcpt struct {
+	address string
+	orcpt   string // ORCPT as "address-type; address" (RFC 3461 §4.2), "" if none
+	action  string // "" is the report's kind
+	err     string // last reply or failure, for failed and delayed
+}
+
+// queueReport is the report on rcpts of the queue entry e.
+func queueReport(e fsm.QueueEntry, rcpts []fsm.QueueRecipient, kind dsnKind) dsnReport {
+	rep := dsnReport{id: e.ID, from: e.From, hash: e.Hash, arrived: time.UnixMilli(e.Created), kind: kind}
+	for _, r := range rcpts {
+		rep.rcpts = append(rep.rcpts, dsnRcpt{address: r.Address, err: r.Error})
+	}
+	return rep
+}
+
+// sendDSN delivers rep to its sender: into its mailbox when it is ours,
+// else through the queue. The delivery ID is derived from the report, so
+// a worker that retries after a crash adds no second DSN (the state
+// machine de-duplicates IDs).
+func (n *Node) sendDSN(ctx context.Context, rep dsnReport, now time.Time) error {
+	if rep.from == "" || len(rep.rcpts) == 0 {
 		return nil // never bounce a bounce
 	}
-	res, err := n.resolveBounce(ctx, e.From)
+	res, err := n.resolveBounce(ctx, rep.from)
 	if errors.Is(err, ErrUnknownRecipient) {
-		n.log.Warn("queue: DSN sender unknown; dropped", "id", e.ID, "sender", e.From, "err", err)
+		n.log.Warn("DSN sender unknown; dropped", "id", rep.id, "kind", rep.kind, "sender", rep.from, "err", err)
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	headers, err := n.originalHeaders(ctx, e.Hash)
+	headers, err := n.originalHeaders(ctx, rep.hash)
 	if err != nil {
 		return err
 	}
-	body := n.composeDSN(e, rcpts, kind, headers, now)
+	body := n.composeDSN(rep, headers, now)
 	settings, err := n.state.Settings()
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
@@ -60,7 +91,7 @@ func (n *Node) sendDSN(ctx context.Context, e fsm.QueueEntry, rcpts []fsm.QueueR
 	if err != nil {
 		return err
 	}
-	cmd := &fsm.Deliver{ID: "dsn-" + e.ID + "-" + string(kind), Hash: h.String(), Size: size, Replicas: replicas,
+	cmd := &fsm.Deliver{ID: "dsn-" + rep.id + "-" + string(rep.kind), Hash: h.String(), Size: size, Replicas: replicas,
 		Mailboxes: res.Mailboxes, InternalDate: now.UnixMilli()}
 	if len(res.External) > 0 {
 		cmd.Queue = &fsm.QueuePart{From: "", Recipients: res.External, NextAttempt: now.UnixMilli()}
@@ -95,22 +126,26 @@ func (n *Node) originalHeaders(ctx context.Context, hash string) (string, error)
 	return b.String(), nil
 }
 
+// dsnText is what a report's subject and human part say, per kind.
+var dsnText = map[dsnKind]struct{ subject, intro string }{
+	dsnFailed:    {"Undelivered Mail Returned to Sender", "Your message could not be delivered to the following recipients:"},
+	dsnDelayed:   {"Delayed Mail (still being retried)", "Your message has not been delivered yet to the following recipients."},
+	dsnDelivered: {"Successful Mail Delivery Report", "Your message was delivered to the following recipients, as you asked to be told:"},
+}
+
 // composeDSN renders the report (RFC 3464 §2, §3).
-func (n *Node) composeDSN(e fsm.QueueEntry, rcpts []fsm.QueueRecipient, kind dsnKind, headers string, now time.Time) []byte {
+func (n *Node) composeDSN(rep dsnReport, headers string, now time.Time) []byte {
 	host := n.cfg.Queue.Hostname
-	boundary := "dsn-" + e.ID + "-" + deliveryID()[:12]
+	boundary := "dsn-" + rep.id + "-" + deliveryID()[:12]
 	date := now.Format(time.RFC1123Z)
+	retryUntil := rep.arrived.Add(n.cfg.Queue.Lifetime).Format(time.RFC1123Z)
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\r\n", args...) }
 	w("From: Mail Delivery System <MAILER-DAEMON@%s>", n.srsDomainOr(host))
-	w("To: <%s>", e.From)
-	if kind == dsnFailed {
-		w("Subject: Undelivered Mail Returned to Sender")
-	} else {
-		w("Subject: Delayed Mail (still being retried)")
-	}
+	w("To: <%s>", rep.from)
+	w("Subject: %s", dsnText[rep.kind].subject)
 	w("Date: %s", date)
-	w("Message-ID: <dsn.%s.%s@%s>", e.ID, kind, host)
+	w("Message-ID: <dsn.%s.%s@%s>", rep.id, rep.kind, host)
 	w("Auto-Submitted: auto-replied") // RFC 3834 §5
 	w("MIME-Version: 1.0")
 	w("Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"%s\"", boundary)
@@ -118,35 +153,43 @@ func (n *Node) composeDSN(e fsm.QueueEntry, rcpts []fsm.QueueRecipient, kind dsn
 	w("--%s", boundary)
 	w("Content-Type: text/plain; charset=us-ascii")
 	w("")
-	if kind == dsnFailed {
-		w("Your message could not be delivered to the following recipients:")
-	} else {
-		w("Your message has not been delivered yet to the following recipients.")
-		w("Delivery will be retried until %s; no action is needed.", time.UnixMilli(e.Created).Add(n.cfg.Queue.Lifetime).Format(time.RFC1123Z))
+	w("%s", dsnText[rep.kind].intro)
+	if rep.kind == dsnDelayed {
+		w("Delivery will be retried until %s; no action is needed.", retryUntil)
 	}
 	w("")
-	for _, r := range rcpts {
-		w("  <%s>: %s", r.Address, asciiOnly(r.Error))
+	for _, r := range rep.rcpts {
+		if r.err != "" {
+			w("  <%s>: %s", asciiOnly(r.address), asciiOnly(r.err))
+		} else {
+			w("  <%s>", asciiOnly(r.address))
+		}
 	}
 	w("")
 	w("--%s", boundary)
 	w("Content-Type: message/delivery-status")
 	w("")
 	// Per-message fields (RFC 3464 §2.2).
+	if rep.envID != "" {
+		w("Original-Envelope-Id: %s", asciiOnly(rep.envID))
+	}
 	w("Reporting-MTA: dns; %s", host)
-	w("Arrival-Date: %s", time.UnixMilli(e.Created).Format(time.RFC1123Z))
-	for _, r := range rcpts {
+	w("Arrival-Date: %s", rep.arrived.Format(time.RFC1123Z))
+	for _, r := range rep.rcpts {
 		// Per-recipient fields (RFC 3464 §2.3).
 		w("")
-		w("Final-Recipient: rfc822; %s", r.Address)
-		w("Action: %s", kind)
-		w("Status: %s", dsnStatus(r.Error, kind))
-		if r.Error != "" {
-			w("Diagnostic-Code: smtp; %s", asciiOnly(r.Error))
+		if r.orcpt != "" {
+			w("Original-Recipient: %s", asciiOnly(r.orcpt))
+		}
+		w("Final-Recipient: rfc822; %s", asciiOnly(r.address))
+		w("Action: %s", cmp.Or(r.action, string(rep.kind)))
+		w("Status: %s", dsnStatus(r.err, rep.kind))
+		if r.err != "" {
+			w("Diagnostic-Code: smtp; %s", asciiOnly(r.err))
 		}
 		w("Last-Attempt-Date: %s", date)
-		if kind == dsnDelayed {
-			w("Will-Retry-Until: %s", time.UnixMilli(e.Created).Add(n.cfg.Queue.Lifetime).Format(time.RFC1123Z))
+		if rep.kind == dsnDelayed {
+			w("Will-Retry-Until: %s", retryUntil)
 		}
 	}
 	w("")
@@ -161,6 +204,9 @@ func (n *Node) composeDSN(e fsm.QueueEntry, rcpts []fsm.QueueRecipient, kind dsn
 
 // dsnStatus is the RFC 3463 code from a recorded error, or a generic one.
 func dsnStatus(errText string, kind dsnKind) string {
+	if kind == dsnDelivered {
+		return "2.0.0"
+	}
 	if m := enhancedCode.FindString(errText); m != "" && (kind == dsnDelayed) == (m[0] == '4') {
 		return m
 	}

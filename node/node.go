@@ -79,6 +79,8 @@ type Node struct {
 	readyTerm   atomic.Uint64 // term in which this leader passed a barrier
 	stallBodies atomic.Bool   // tests only: accept body uploads and never answer
 	cancel      context.CancelFunc
+	bgctx       context.Context // ends when the node closes
+	spawnMu     sync.Mutex      // orders spawn against close's cancel
 	bg          sync.WaitGroup
 	closeOnce   sync.Once
 }
@@ -101,7 +103,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	bgctx, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
+	n.cancel, n.bgctx = cancel, bgctx
 	fresh, err := n.startRaft()
 	n.raftUp.Store(err == nil)
 	if err != nil {
@@ -376,11 +378,28 @@ func (n *Node) shutdownRaft() error {
 	}
 }
 
+// spawn runs f in the background until the node closes, which waits for
+// it; once the node is closing, f does not run.
+func (n *Node) spawn(f func(ctx context.Context)) {
+	n.spawnMu.Lock()
+	defer n.spawnMu.Unlock()
+	if n.bgctx == nil || n.bgctx.Err() != nil {
+		return
+	}
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		f(n.bgctx)
+	}()
+}
+
 // close stops everything in dependency order: raft (and its FSM
 // goroutine) is fully down before the state it applies to is closed.
 func (n *Node) close(graceful bool) error {
 	if n.cancel != nil {
+		n.spawnMu.Lock()
 		n.cancel()
+		n.spawnMu.Unlock()
 	}
 	if n.admin != nil {
 		n.admin.close()

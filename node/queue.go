@@ -187,7 +187,7 @@ func (n *Node) finishEntry(ctx context.Context, e fsm.QueueEntry, now time.Time)
 			}
 		}
 		if len(failed) > 0 && e.From != "" {
-			if err := n.sendDSN(ctx, e, failed, dsnFailed, now); err != nil {
+			if err := n.sendDSN(ctx, queueReport(e, failed, dsnFailed), now); err != nil {
 				return err
 			}
 		}
@@ -201,7 +201,7 @@ func (n *Node) finishEntry(ctx context.Context, e fsm.QueueEntry, now time.Time)
 				pending = append(pending, r)
 			}
 		}
-		if err := n.sendDSN(ctx, e, pending, dsnDelayed, now); err != nil {
+		if err := n.sendDSN(ctx, queueReport(e, pending, dsnDelayed), now); err != nil {
 			return err
 		}
 		_, err := n.Apply(ctx, &fsm.QueueUpdate{ID: e.ID, DelayNotified: true, NextAttempt: e.NextAttempt})

@@ -1,0 +1,91 @@
+package frontend
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"powermail/fsm"
+	"powermail/node"
+	"powermail/node/nodetest"
+)
+
+// A recipient that asks NOTIFY=SUCCESS gets its sender a "delivered" DSN
+// (RFC 3461, RFC 3464) once the message is committed, with the envelope
+// ID and ORCPT echoed; a forward to several mailboxes reports
+// "expanded". Recipients that did not ask, and the null sender, get none.
+func TestSuccessNoticeOverSMTP(t *testing.T) {
+	c := nodetest.Start(t, 3)
+	c.AddMailboxes("pw", "alice@example.com", "bob@example.com", "carol@example.com")
+	c.Apply(&fsm.ForwardAdd{Address: "team@example.com", Targets: []string{"bob@example.com", "carol@example.com"}})
+	_, addr := startServer(t, testConfig(), c.Nodes[1])
+	cl := dial(t, addr)
+	cl.ehlo()
+	cl.expect("MAIL FROM:<alice@example.com> ENVID=QQ314159", 250, "2.0.0")
+	cl.expect("RCPT TO:<bob@example.com> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Bob@example.com", 250, "2.0.0")
+	cl.expect("RCPT TO:<carol@example.com> NOTIFY=FAILURE", 250, "2.0.0")
+	cl.expect("RCPT TO:<team@example.com> NOTIFY=SUCCESS", 250, "2.0.0")
+	checkReply(t, "DATA", cl.data("Subject: quarterly figures\r\n\r\nAttached.\r\n"), 250, "2.0.0")
+
+	// Neither of these asks for a notice that can be sent.
+	cl.expect("MAIL FROM:<>", 250, "2.0.0")
+	cl.expect("RCPT TO:<bob@example.com> NOTIFY=SUCCESS", 250, "2.0.0")
+	checkReply(t, "DATA", cl.data("Subject: from nobody\r\n\r\nx\r\n"), 250, "2.0.0")
+	checkReply(t, "plain", cl.transaction("alice@example.com", []string{"bob@example.com"}, "Subject: no notice\r\n\r\nx\r\n"), 250, "2.0.0")
+
+	dsn := waitInbox(t, c.Nodes[0], "alice@example.com", 1)[0]
+	for _, want := range []string{
+		"Subject: Successful Mail Delivery Report", "multipart/report; report-type=delivery-status",
+		"Original-Envelope-Id: QQ314159",
+		"Original-Recipient: rfc822; Bob@example.com\r\nFinal-Recipient: rfc822; bob@example.com\r\nAction: delivered\r\nStatus: 2.0.0",
+		"Final-Recipient: rfc822; team@example.com\r\nAction: expanded\r\nStatus: 2.0.0",
+		"Subject: quarterly figures",
+	} {
+		if !strings.Contains(dsn, want) {
+			t.Errorf("the notice lacks %q:\n%s", want, dsn)
+		}
+	}
+	if strings.Contains(dsn, "Final-Recipient: rfc822; carol@example.com") {
+		t.Errorf("carol did not ask for a notice:\n%s", dsn)
+	}
+	time.Sleep(time.Second) // any notice for the other transactions would be in by now
+	if got := waitInbox(t, c.Nodes[0], "alice@example.com", 1); len(got) != 1 {
+		t.Fatalf("alice has %d notices, want 1", len(got))
+	}
+}
+
+// waitInbox waits until box holds at least want messages, and returns
+// the bodies of all of them.
+func waitInbox(t *testing.T, n *node.Node, box string, want int) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		msgs, err := n.State().Messages(box, "INBOX", 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) >= want {
+			var out []string
+			for _, m := range msgs {
+				rd, err := n.OpenBody(ctx, m.Hash)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := io.ReadAll(rd)
+				rd.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, string(b))
+			}
+			return out
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%s holds %d messages, want %d", box, len(msgs), want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
