@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -103,21 +104,45 @@ func (s *session) deliver(tx *txn, r io.Reader) outcome {
 	return out
 }
 
-// dsnRequest is the transaction's request for success notices, or nil
-// when no recipient asked (RFC 3461 NOTIFY=SUCCESS).
+// dsnRequest is what the client asked of delivery status notifications
+// (RFC 3461), or nil when it gave no DSN parameter at all.
 func (tx *txn) dsnRequest() *node.DSNRequest {
-	var req *node.DSNRequest
+	asked := tx.envID != "" || tx.ret != ""
 	for _, rc := range tx.rcpts {
-		if !rc.success {
-			continue
+		asked = asked || len(rc.notify) > 0 || rc.orcpt != ""
+	}
+	if !asked {
+		return nil
+	}
+	req := &node.DSNRequest{EnvID: tx.envID, Ret: tx.ret}
+	for _, rc := range tx.rcpts {
+		if slices.Contains(rc.notify, string(smtp.DSNNotifySuccess)) {
+			req.Success = append(req.Success, node.NotifyRcpt{Address: rc.addr, ORCPT: rc.orcpt,
+				Mailboxes: slices.Clone(rc.boxes), External: len(rc.ext)})
 		}
-		if req == nil {
-			req = &node.DSNRequest{EnvID: tx.envID}
-		}
-		req.Success = append(req.Success, node.NotifyRcpt{Address: rc.addr, ORCPT: rc.orcpt,
-			Mailboxes: slices.Clone(rc.boxes), External: len(rc.ext)})
+	}
+	for _, target := range tx.external {
+		i := slices.IndexFunc(tx.rcpts, func(rc rcptEntry) bool { return slices.Contains(rc.ext, target) })
+		req.Forwarded = append(req.Forwarded, tx.rcpts[i].forwardDSN())
 	}
 	return req
+}
+
+// forwardDSN is the DSN parameters rc passes on to its external targets:
+// its ORCPT, or its own address as one (RFC 3461 §4.2), and its NOTIFY,
+// without SUCCESS when it expanded to several targets, for which the
+// expansion itself was reported (RFC 3461 §6.2.7.3).
+func (rc rcptEntry) forwardDSN() node.ForwardDSN {
+	f := node.ForwardDSN{ORCPT: cmp.Or(rc.orcpt, "rfc822; "+rc.addr)}
+	notify := rc.notify
+	if len(rc.boxes)+len(rc.ext) > 1 && slices.Contains(notify, string(smtp.DSNNotifySuccess)) {
+		notify = slices.DeleteFunc(slices.Clone(notify), func(k string) bool { return k == string(smtp.DSNNotifySuccess) })
+		if len(notify) == 0 {
+			notify = []string{string(smtp.DSNNotifyNever)}
+		}
+	}
+	f.Notify = strings.Join(notify, ",")
+	return f
 }
 
 // judge decides whether a Deliver call may be acknowledged. It returns

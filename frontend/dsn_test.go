@@ -3,6 +3,7 @@ package frontend
 import (
 	"context"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -87,5 +88,31 @@ func waitInbox(t *testing.T, n *node.Node, box string, want int) []string {
 			t.Fatalf("%s holds %d messages, want %d", box, len(msgs), want)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// What a transaction passes to the queue for each external target: the
+// NOTIFY and ORCPT of the RCPT that reached it, its own address as ORCPT
+// when it gave none, and no SUCCESS past an expansion to several targets
+// (RFC 3461 §4.2, §6.2.7.3). A transaction without DSN parameters asks
+// nothing.
+func TestDSNRequestForForwardedTargets(t *testing.T) {
+	tx := &txn{envID: "E1", ret: "HDRS", external: []string{"x@far.net", "y@far.net", "z@far.net"}, rcpts: []rcptEntry{
+		{addr: "alias@example.com", ext: []string{"x@far.net"}, notify: []string{"SUCCESS", "FAILURE"}, orcpt: "rfc822; Alias@example.com"},
+		{addr: "list@example.com", boxes: []string{"bob@example.com"}, ext: []string{"y@far.net"}, notify: []string{"SUCCESS"}},
+		{addr: "team@example.com", ext: []string{"y@far.net", "z@far.net"}, notify: []string{"DELAY", "SUCCESS"}},
+	}}
+	req := tx.dsnRequest()
+	want := []node.ForwardDSN{
+		{Notify: "SUCCESS,FAILURE", ORCPT: "rfc822; Alias@example.com"},
+		{Notify: "NEVER", ORCPT: "rfc822; list@example.com"}, // the first RCPT to reach it
+		{Notify: "DELAY", ORCPT: "rfc822; team@example.com"},
+	}
+	if req == nil || req.EnvID != "E1" || req.Ret != "HDRS" || !slices.Equal(req.Forwarded, want) || len(req.Success) != 3 {
+		t.Fatalf("request %+v", req)
+	}
+	plain := &txn{external: []string{"x@far.net"}, rcpts: []rcptEntry{{addr: "alias@example.com", ext: []string{"x@far.net"}}}}
+	if req := plain.dsnRequest(); req != nil {
+		t.Fatalf("no DSN parameters, yet a request %+v", req)
 	}
 }

@@ -49,14 +49,15 @@ type txn struct {
 	boxIndex map[string]struct{}
 	external []string // union of rcpts' external targets (outbound queue)
 	envID    string   // ENVID= (RFC 3461 §4.4)
+	ret      string   // RET= (RFC 3461 §4.3)
 }
 
 type rcptEntry struct {
-	addr    string   // as the client sent it; go-smtp's key for LMTP status
-	boxes   []string // canonical mailboxes from Resolve
-	ext     []string // external targets from Resolve
-	success bool     // NOTIFY=SUCCESS (RFC 3461 §4.1)
-	orcpt   string   // ORCPT= as "type; address" (RFC 3461 §4.2)
+	addr   string   // as the client sent it; go-smtp's key for LMTP status
+	boxes  []string // canonical mailboxes from Resolve
+	ext    []string // external targets from Resolve
+	notify []string // NOTIFY= keywords (RFC 3461 §4.1)
+	orcpt  string   // ORCPT= as "type; address" (RFC 3461 §4.2)
 }
 
 // addRecipient records an accepted RCPT. A mailbox reached through
@@ -65,7 +66,9 @@ func (tx *txn) addRecipient(addr string, res node.Resolution, opts *smtp.RcptOpt
 	boxes := res.Mailboxes
 	rc := rcptEntry{addr: addr, boxes: boxes, ext: res.External}
 	if opts != nil {
-		rc.success = slices.Contains(opts.Notify, smtp.DSNNotifySuccess)
+		for _, k := range opts.Notify {
+			rc.notify = append(rc.notify, string(k))
+		}
 		if opts.OriginalRecipient != "" {
 			rc.orcpt = strings.ToLower(string(opts.OriginalRecipientType)) + "; " + opts.OriginalRecipient
 		}
@@ -126,7 +129,7 @@ func (s *session) mail(from string, opts *smtp.MailOptions) error {
 		boxIndex: make(map[string]struct{}),
 	}
 	if opts != nil {
-		tx.envID = opts.EnvelopeID
+		tx.envID, tx.ret = opts.EnvelopeID, string(opts.Return)
 	}
 	s.mu.Lock()
 	s.tx = tx

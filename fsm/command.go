@@ -3,6 +3,7 @@ package fsm
 import (
 	"encoding"
 	"encoding/json"
+	"errors"
 	"fmt"
 )
 
@@ -61,6 +62,10 @@ type Command interface {
 	apply(tx *txn) (any, error)
 }
 
+// errNotBinary is a binary codec's answer for a value it does not cover;
+// the command is then written as JSON.
+var errNotBinary = errors.New("not in the binary encoding")
+
 // binaryCommand is a command with a binary codec.
 type binaryCommand interface {
 	Command
@@ -76,10 +81,12 @@ func Encode(c Command) ([]byte, error) { return EncodeAs(c, EncodingJSON) }
 func EncodeAs(c Command, enc int) ([]byte, error) {
 	if bc, ok := c.(binaryCommand); ok && enc >= EncodingBinary {
 		payload, err := bc.MarshalBinary()
-		if err != nil {
+		if err == nil {
+			return append([]byte{byte(c.Type()), EncodingBinary}, payload...), nil
+		}
+		if !errors.Is(err, errNotBinary) {
 			return nil, fmt.Errorf("encode command %d: %w", c.Type(), err)
 		}
-		return append([]byte{byte(c.Type()), EncodingBinary}, payload...), nil
 	}
 	payload, err := json.Marshal(c)
 	if err != nil {

@@ -16,7 +16,8 @@ import (
 //	[str(from) strs(recipients) varint(next_attempt)]
 //
 // where str is uvarint(len) and the bytes, strs is uvarint(n) and n strs,
-// and queue is 1 when the queue part follows, else 0.
+// and queue is 1 when the queue part follows, else 0. A queue part that
+// carries DSN parameters (rare) is not covered: such a command is JSON.
 
 // MarshalBinary encodes the command's payload.
 func (c Deliver) MarshalBinary() ([]byte, error) {
@@ -31,6 +32,9 @@ func (c Deliver) MarshalBinary() ([]byte, error) {
 	b = appendString(b, c.Folder)
 	if c.Queue == nil {
 		return append(b, 0), nil
+	}
+	if c.Queue.DSN != nil {
+		return nil, errNotBinary
 	}
 	b = append(b, 1)
 	b = appendString(b, c.Queue.From)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // The outbound queue: messages accepted for recipients outside the
@@ -39,7 +40,29 @@ type QueueRecipient struct {
 	Address string `json:"address"`
 	State   string `json:"state"`
 	Error   string `json:"error,omitempty"` // last reply or failure
+	// Notify and ORCPT are the RFC 3461 parameters for this recipient
+	// (QueueDSN); "" when the client gave none.
+	Notify string `json:"notify,omitempty"`
+	ORCPT  string `json:"orcpt,omitempty"`
 }
+
+// Wants reports whether the recipient's NOTIFY asks for a DSN of kind
+// (SUCCESS, FAILURE or DELAY). Without NOTIFY, failures and delays are
+// reported (RFC 3461 §4.1 leaves that default to the MTA).
+func (r QueueRecipient) Wants(kind string) bool {
+	if r.Notify == "" {
+		return kind == NotifyFailure || kind == NotifyDelay
+	}
+	return slices.Contains(strings.Split(r.Notify, ","), kind)
+}
+
+// NOTIFY keywords (RFC 3461 §4.1).
+const (
+	NotifyNever   = "NEVER"
+	NotifySuccess = "SUCCESS"
+	NotifyFailure = "FAILURE"
+	NotifyDelay   = "DELAY"
+)
 
 // QueueEntry is one message waiting to go out.
 type QueueEntry struct {
@@ -58,6 +81,8 @@ type QueueEntry struct {
 	LeaseHolder   string `json:"lease_holder,omitempty"`
 	LeaseExpires  int64  `json:"lease_expires,omitempty"`
 	DelayNotified bool   `json:"delay_notified,omitempty"` // RFC 3464 "delayed" DSN sent
+	EnvID         string `json:"envid,omitempty"`          // RFC 3461 ENVID
+	Ret           string `json:"ret,omitempty"`            // RFC 3461 RET: FULL or HDRS
 }
 
 // Pending returns the recipients still to be sent.
@@ -83,6 +108,60 @@ type QueuePart struct {
 	Recipients []string `json:"recipients"`
 	// NextAttempt is the first try (unix ms, the proposer's now).
 	NextAttempt int64 `json:"next_attempt"`
+	// DSN carries the client's RFC 3461 parameters, when it gave any.
+	// A release before it drops them when it applies the entry, and so
+	// reports failures and delays for every recipient, as before.
+	DSN *QueueDSN `json:"dsn,omitempty"`
+}
+
+// QueueDSN is what the original client asked of delivery status
+// notifications for the queued recipients.
+type QueueDSN struct {
+	EnvID string `json:"envid,omitempty"`
+	Ret   string `json:"ret,omitempty"` // FULL or HDRS
+	// Notify and ORCPT are per recipient, in QueuePart.Recipients' order
+	// (empty: none for any): NEVER or a comma list of SUCCESS, FAILURE
+	// and DELAY, and "address-type; address".
+	Notify []string `json:"notify,omitempty"`
+	ORCPT  []string `json:"orcpt,omitempty"`
+}
+
+// Limits on DSN parameters (RFC 3461 §4.4 bounds ENVID at 100
+// characters, §4.2 ORCPT at 500).
+const (
+	maxEnvID = 100
+	maxORCPT = 500
+)
+
+func (d *QueueDSN) validate(rcpts int) error {
+	if d == nil {
+		return nil
+	}
+	if len(d.EnvID) > maxEnvID || (d.Ret != "" && d.Ret != "FULL" && d.Ret != "HDRS") ||
+		(len(d.Notify) != 0 && len(d.Notify) != rcpts) || (len(d.ORCPT) != 0 && len(d.ORCPT) != rcpts) {
+		return errorf(ErrInvalid, "DSN parameters do not fit the queued recipients")
+	}
+	for _, n := range d.Notify {
+		for _, k := range strings.Split(n, ",") {
+			if n != "" && k != NotifyNever && k != NotifySuccess && k != NotifyFailure && k != NotifyDelay {
+				return errorf(ErrInvalid, "NOTIFY %q", n)
+			}
+		}
+	}
+	for _, o := range d.ORCPT {
+		if len(o) > maxORCPT {
+			return errorf(ErrInvalid, "ORCPT of %d bytes", len(o))
+		}
+	}
+	return nil
+}
+
+// at is the i-th entry of a per-recipient list, "" past its end.
+func at(list []string, i int) string {
+	if i < len(list) {
+		return list[i]
+	}
+	return ""
 }
 
 // MaxQueueRecipients bounds the recipients of one entry.
@@ -115,7 +194,7 @@ func (p *QueuePart) validate() error {
 			return err
 		}
 	}
-	return nil
+	return p.DSN.validate(len(p.Recipients))
 }
 
 // createEntry writes a new entry for a body whose reference the caller
@@ -124,9 +203,15 @@ func createEntry(tx *txn, p *QueuePart, hash string, size int64, replicas []stri
 	id := queueID(tx.index)
 	e := QueueEntry{ID: id, Hash: hash, Size: size, Replicas: slices.Clone(replicas), From: p.From,
 		NextAttempt: p.NextAttempt, Created: created, CreatedIndex: tx.index}
-	for _, r := range p.Recipients {
+	dsn := p.DSN
+	if dsn == nil {
+		dsn = &QueueDSN{}
+	}
+	e.EnvID, e.Ret = dsn.EnvID, dsn.Ret
+	for i, r := range p.Recipients {
 		if !slices.ContainsFunc(e.Recipients, func(q QueueRecipient) bool { return q.Address == r }) {
-			e.Recipients = append(e.Recipients, QueueRecipient{Address: r, State: RcptPending})
+			e.Recipients = append(e.Recipients, QueueRecipient{Address: r, State: RcptPending,
+				Notify: at(dsn.Notify, i), ORCPT: at(dsn.ORCPT, i)})
 		}
 	}
 	return id, putEntry(tx, nil, e)

@@ -26,10 +26,16 @@ const (
 	dsnFailed    dsnKind = "failed"
 	dsnDelayed   dsnKind = "delayed"
 	dsnDelivered dsnKind = "delivered" // RFC 3461 NOTIFY=SUCCESS (dsnsuccess.go)
+	dsnRelayed   dsnKind = "relayed"   // handed to a server that does not offer DSN
 )
 
-// maxDSNHeader caps the original header section quoted in a DSN.
-const maxDSNHeader = 64 << 10
+// maxDSNHeader caps the original header section quoted in a DSN, and
+// maxDSNFull the original message a failure DSN returns whole for RET=FULL
+// (RFC 3461 §4.3); a larger one is returned as its header section.
+const (
+	maxDSNHeader = 64 << 10
+	maxDSNFull   = 1 << 20
+)
 
 var enhancedCode = regexp.MustCompile(`\b([245])\.(\d{1,3})\.(\d{1,3})\b`)
 
@@ -42,6 +48,7 @@ type dsnReport struct {
 	hash    string // the original body, for its header section
 	arrived time.Time
 	kind    dsnKind
+	full    bool // return the whole original (RET=FULL), size allowing
 	rcpts   []dsnRcpt
 }
 
@@ -54,10 +61,15 @@ type dsnRcpt struct {
 }
 
 // queueReport is the report on rcpts of the queue entry e.
-func queueReport(e fsm.QueueEntry, rcpts []fsm.QueueRecipient, kind dsnKind) dsnReport {
-	rep := dsnReport{id: e.ID, from: e.From, hash: e.Hash, arrived: time.UnixMilli(e.Created), kind: kind}
+// queueReport is the report on those of rcpts of the queue entry e whose
+// NOTIFY asks for kind (fsm.NotifyFailure, NotifyDelay, NotifySuccess).
+func queueReport(e fsm.QueueEntry, rcpts []fsm.QueueRecipient, kind dsnKind, notify string) dsnReport {
+	rep := dsnReport{id: e.ID, from: e.From, envID: e.EnvID, hash: e.Hash, arrived: time.UnixMilli(e.Created), kind: kind,
+		full: e.Ret == "FULL" && kind == dsnFailed && e.Size <= maxDSNFull}
 	for _, r := range rcpts {
-		rep.rcpts = append(rep.rcpts, dsnRcpt{address: r.Address, err: r.Error})
+		if r.Wants(notify) {
+			rep.rcpts = append(rep.rcpts, dsnRcpt{address: r.Address, orcpt: r.ORCPT, err: r.Error})
+		}
 	}
 	return rep
 }
@@ -78,11 +90,11 @@ func (n *Node) sendDSN(ctx context.Context, rep dsnReport, now time.Time) error 
 	if err != nil {
 		return err
 	}
-	headers, err := n.originalHeaders(ctx, rep.hash)
+	original, err := n.original(ctx, rep)
 	if err != nil {
 		return err
 	}
-	body := n.composeDSN(rep, headers, now)
+	body := n.composeDSN(rep, original, now)
 	settings, err := n.state.Settings()
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
@@ -102,6 +114,21 @@ func (n *Node) sendDSN(ctx context.Context, rep dsnReport, now time.Time) error 
 	n.queue.m.dsns.Inc()
 	n.queue.kick()
 	return nil
+}
+
+// original is what rep returns of the original message: all of it for
+// rep.full, else its header section.
+func (n *Node) original(ctx context.Context, rep dsnReport) (string, error) {
+	if !rep.full {
+		return n.originalHeaders(ctx, rep.hash)
+	}
+	rd, err := n.openBody(ctx, rep.hash)
+	if err != nil {
+		return "", err
+	}
+	defer rd.Close()
+	b, err := io.ReadAll(io.LimitReader(rd, maxDSNFull))
+	return string(b), err
 }
 
 func (n *Node) originalHeaders(ctx context.Context, hash string) (string, error) {
@@ -131,10 +158,13 @@ var dsnText = map[dsnKind]struct{ subject, intro string }{
 	dsnFailed:    {"Undelivered Mail Returned to Sender", "Your message could not be delivered to the following recipients:"},
 	dsnDelayed:   {"Delayed Mail (still being retried)", "Your message has not been delivered yet to the following recipients."},
 	dsnDelivered: {"Successful Mail Delivery Report", "Your message was delivered to the following recipients, as you asked to be told:"},
+	dsnRelayed: {"Successful Mail Delivery Report", "Your message was passed on to the following recipients' mail servers, which will not\r\n" +
+		"report its delivery:"},
 }
 
-// composeDSN renders the report (RFC 3464 §2, §3).
-func (n *Node) composeDSN(rep dsnReport, headers string, now time.Time) []byte {
+// composeDSN renders the report (RFC 3464 §2, §3) with original, the
+// returned message or its header section (RFC 6522 §3).
+func (n *Node) composeDSN(rep dsnReport, original string, now time.Time) []byte {
 	host := n.cfg.Queue.Hostname
 	boundary := "dsn-" + rep.id + "-" + deliveryID()[:12]
 	date := now.Format(time.RFC1123Z)
@@ -194,9 +224,16 @@ func (n *Node) composeDSN(rep dsnReport, headers string, now time.Time) []byte {
 	}
 	w("")
 	w("--%s", boundary)
-	w("Content-Type: text/rfc822-headers")
+	if rep.full {
+		w("Content-Type: message/rfc822")
+	} else {
+		w("Content-Type: text/rfc822-headers")
+	}
 	w("")
-	b.WriteString(headers)
+	b.WriteString(original)
+	if !strings.HasSuffix(original, "\r\n") {
+		w("")
+	}
 	w("")
 	w("--%s--", boundary)
 	return []byte(b.String())
@@ -204,7 +241,7 @@ func (n *Node) composeDSN(rep dsnReport, headers string, now time.Time) []byte {
 
 // dsnStatus is the RFC 3463 code from a recorded error, or a generic one.
 func dsnStatus(errText string, kind dsnKind) string {
-	if kind == dsnDelivered {
+	if kind == dsnDelivered || kind == dsnRelayed {
 		return "2.0.0"
 	}
 	if m := enhancedCode.FindString(errText); m != "" && (kind == dsnDelayed) == (m[0] == '4') {

@@ -2,8 +2,14 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"powermail/fsm"
 )
 
 // Success notices (RFC 3461 NOTIFY=SUCCESS). A client may ask, per
@@ -29,7 +35,28 @@ import (
 // to be told of success.
 type DSNRequest struct {
 	EnvID   string
+	Ret     string // RET: FULL or HDRS, "" if not given
 	Success []NotifyRcpt
+	// Forwarded is, for each of Message.External in order, the NOTIFY
+	// (NEVER or a comma list of SUCCESS, FAILURE and DELAY; "" for none)
+	// and ORCPT the queue keeps and passes on (QUEUE.md).
+	Forwarded []ForwardDSN
+}
+
+// ForwardDSN is the DSN parameters of one external target.
+type ForwardDSN struct{ Notify, ORCPT string }
+
+// queueDSN is the queue part's copy of r, nil when r asks nothing of the
+// queue.
+func (r *DSNRequest) queueDSN() *fsm.QueueDSN {
+	if r == nil || (r.EnvID == "" && r.Ret == "" && len(r.Forwarded) == 0) {
+		return nil
+	}
+	d := &fsm.QueueDSN{EnvID: r.EnvID, Ret: r.Ret}
+	for _, f := range r.Forwarded {
+		d.Notify, d.ORCPT = append(d.Notify, f.Notify), append(d.ORCPT, f.ORCPT)
+	}
+	return d
 }
 
 // NotifyRcpt is one RCPT that asked for NOTIFY=SUCCESS, with where it
@@ -53,12 +80,14 @@ func (n *Node) notifySuccess(id, hash string, msg Message, rejected map[string]e
 	rep := dsnReport{id: id, from: msg.From, envID: msg.Notify.EnvID, hash: hash, arrived: msg.Received, kind: dsnDelivered}
 	for _, r := range msg.Notify.Success {
 		delivered := slices.DeleteFunc(slices.Clone(r.Mailboxes), func(box string) bool { return rejected[box] != nil })
-		if len(delivered) == 0 {
-			continue // refused, or only forwarded out: the queue does not report success yet
-		}
-		action := "delivered"
-		if len(r.Mailboxes)+r.External > 1 {
-			action = "expanded"
+		var action string
+		switch targets := len(r.Mailboxes) + r.External; {
+		case targets > 1 && (len(delivered) > 0 || r.External > 0):
+			action = "expanded" // its targets do not pass SUCCESS on
+		case targets == 1 && len(delivered) == 1:
+			action = "delivered"
+		default:
+			continue // refused, or one forward out: the queue reports it
 		}
 		rep.rcpts = append(rep.rcpts, dsnRcpt{address: r.Address, orcpt: r.ORCPT, action: action})
 	}
@@ -72,4 +101,60 @@ func (n *Node) notifySuccess(id, hash string, msg Message, rejected map[string]e
 			n.log.Warn("success notice not sent", "id", id, "sender", msg.From, "err", err)
 		}
 	})
+}
+
+// noDSNNote ends the outcome of a recipient handed to a server that does
+// not offer DSN: NOTIFY=SUCCESS then gets a "relayed" notice from us
+// (RFC 3461 §6.2.6.2), since nobody further on will send one.
+const noDSNNote = "; it does not offer DSN"
+
+// rcptDSN is the RCPT parameters that pass e's DSN request for rcpt on.
+func rcptDSN(e fsm.QueueEntry, rcpt string) *smtp.RcptOptions {
+	i := slices.IndexFunc(e.Recipients, func(r fsm.QueueRecipient) bool { return r.Address == rcpt })
+	if i < 0 || (e.Recipients[i].Notify == "" && e.Recipients[i].ORCPT == "") {
+		return nil
+	}
+	r := e.Recipients[i]
+	opts := &smtp.RcptOptions{}
+	for _, k := range strings.Split(r.Notify, ",") {
+		if k != "" {
+			opts.Notify = append(opts.Notify, smtp.DSNNotify(k))
+		}
+	}
+	typ, addr, _ := strings.Cut(r.ORCPT, ";")
+	typ, addr = strings.ToUpper(strings.TrimSpace(typ)), strings.TrimSpace(addr)
+	switch {
+	case addr == "":
+	case typ == string(smtp.DSNAddressTypeRFC822) && isPrintableASCII(addr):
+		opts.OriginalRecipientType, opts.OriginalRecipient = smtp.DSNAddressTypeRFC822, addr
+	case typ == string(smtp.DSNAddressTypeUTF8):
+		opts.OriginalRecipientType, opts.OriginalRecipient = smtp.DSNAddressTypeUTF8, addr
+	}
+	return opts
+}
+
+func isPrintableASCII(s string) bool {
+	return !strings.ContainsFunc(s, func(r rune) bool { return r < 0x21 || r > 0x7e })
+}
+
+// notifyRelayed sends a "relayed" notice about the recipients of e that
+// outcomes handed to a server without DSN, and that asked for success.
+func (n *Node) notifyRelayed(ctx context.Context, e fsm.QueueEntry, outcomes []fsm.RcptOutcome) {
+	var relayed []fsm.QueueRecipient
+	for _, o := range outcomes {
+		if o.Outcome != fsm.OutcomeSent || !strings.HasSuffix(o.Error, noDSNNote) {
+			continue
+		}
+		if i := slices.IndexFunc(e.Recipients, func(r fsm.QueueRecipient) bool { return r.Address == o.Address }); i >= 0 {
+			relayed = append(relayed, e.Recipients[i])
+		}
+	}
+	rep := queueReport(e, relayed, dsnRelayed, fsm.NotifySuccess)
+	rep.id = fmt.Sprintf("%s-%d", e.ID, e.Attempts) // one notice per attempt
+	for i := range rep.rcpts {
+		rep.rcpts[i].err = ""
+	}
+	if err := n.sendDSN(ctx, rep, time.Now()); err != nil {
+		n.log.Warn("relayed notice not sent", "id", e.ID, "err", err)
+	}
 }

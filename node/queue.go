@@ -143,6 +143,7 @@ func (n *Node) workEntry(ctx context.Context, e fsm.QueueEntry) {
 		if err := convert(v, &e); err != nil {
 			return
 		}
+		n.notifyRelayed(ctx, e, outcomes)
 	}
 	if err := n.finishEntry(ctx, e, time.Now()); err != nil {
 		n.log.Warn("queue: finishing entry", "id", e.ID, "err", err)
@@ -187,7 +188,7 @@ func (n *Node) finishEntry(ctx context.Context, e fsm.QueueEntry, now time.Time)
 			}
 		}
 		if len(failed) > 0 && e.From != "" {
-			if err := n.sendDSN(ctx, queueReport(e, failed, dsnFailed), now); err != nil {
+			if err := n.sendDSN(ctx, queueReport(e, failed, dsnFailed, fsm.NotifyFailure), now); err != nil {
 				return err
 			}
 		}
@@ -201,7 +202,7 @@ func (n *Node) finishEntry(ctx context.Context, e fsm.QueueEntry, now time.Time)
 				pending = append(pending, r)
 			}
 		}
-		if err := n.sendDSN(ctx, queueReport(e, pending, dsnDelayed), now); err != nil {
+		if err := n.sendDSN(ctx, queueReport(e, pending, dsnDelayed, fsm.NotifyDelay), now); err != nil {
 			return err
 		}
 		_, err := n.Apply(ctx, &fsm.QueueUpdate{ID: e.ID, DelayNotified: true, NextAttempt: e.NextAttempt})
@@ -316,12 +317,14 @@ func (n *Node) transact(ctx context.Context, pc *pooledClient, e fsm.QueueEntry,
 	stop := context.AfterFunc(ctx, func() { pc.conn.Close() }) // a cancelled attempt cuts the connection
 	defer stop()
 	from := n.srsForward(e.From, n.srsDomain(), time.Now())
-	if err := pc.c.Mail(from, &smtp.MailOptions{Size: e.Size}); err != nil {
+	// DSN parameters go on only to a server that offers DSN (go-smtp
+	// drops them otherwise); then it, not us, reports success.
+	if err := pc.c.Mail(from, &smtp.MailOptions{Size: e.Size, EnvelopeID: e.EnvID, Return: smtp.DSNReturn(e.Ret)}); err != nil {
 		return replyOutcomes(err, rcpts)
 	}
 	var accepted []string
 	for _, r := range rcpts {
-		if err := pc.c.Rcpt(r, nil); err != nil {
+		if err := pc.c.Rcpt(r, rcptDSN(e, r)); err != nil {
 			o, cerr := replyOutcomes(err, []string{r})
 			if cerr != nil {
 				return nil, cerr
@@ -353,7 +356,11 @@ func (n *Node) transact(ctx context.Context, pc *pooledClient, e fsm.QueueEntry,
 		}
 		return append(out, o...), cerr
 	}
-	return append(out, outcomesOf(fsm.OutcomeSent, "250 accepted by "+pc.host, accepted)...), nil
+	sent := "250 accepted by " + pc.host
+	if ok, _ := pc.c.Extension("DSN"); !ok {
+		sent += noDSNNote
+	}
+	return append(out, outcomesOf(fsm.OutcomeSent, sent, accepted)...), nil
 }
 
 // writeMessage sends our Received: stamp (RFC 5321 §4.4) and the stored

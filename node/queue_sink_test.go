@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -22,6 +23,7 @@ type sink struct {
 	release chan struct{}
 	got     []sunk
 	tries   int
+	dsn     []string // the DSN parameters of each MAIL and RCPT, as received
 }
 
 type sunk struct {
@@ -30,9 +32,13 @@ type sunk struct {
 	data string
 }
 
-func newSink(t testing.TB) *sink {
+func newSink(t testing.TB) *sink { return startSink(t, false) }
+
+// startSink starts a sink, offering DSN (RFC 3461) when dsn is set.
+func startSink(t testing.TB, dsn bool) *sink {
 	s := &sink{mode: "ok", release: make(chan struct{})}
 	srv := smtp.NewServer(s)
+	srv.EnableDSN = dsn
 	srv.Domain = "sink.test"
 	srv.AllowInsecureAuth = true
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -64,13 +70,27 @@ type sinkSession struct {
 
 func (ss *sinkSession) Reset()        { ss.from, ss.to = "", nil }
 func (ss *sinkSession) Logout() error { return nil }
-func (ss *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
+func (ss *sinkSession) Mail(from string, opts *smtp.MailOptions) error {
 	ss.from = from
+	if opts != nil && (opts.EnvelopeID != "" || opts.Return != "") {
+		ss.s.note(fmt.Sprintf("MAIL ENVID=%s RET=%s", opts.EnvelopeID, opts.Return))
+	}
 	return nil
 }
-func (ss *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+func (ss *sinkSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 	ss.to = append(ss.to, to)
+	if opts != nil && (len(opts.Notify) > 0 || opts.OriginalRecipient != "") {
+		ss.s.note(fmt.Sprintf("RCPT %s NOTIFY=%v ORCPT=%s;%s", to, opts.Notify, opts.OriginalRecipientType, opts.OriginalRecipient))
+	}
 	return nil
+}
+
+func (s *sink) note(line string) { s.mu.Lock(); s.dsn = append(s.dsn, line); s.mu.Unlock() }
+
+func (s *sink) dsnParams() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.dsn...)
 }
 
 func (ss *sinkSession) Data(r io.Reader) error {

@@ -1,0 +1,60 @@
+package fsm
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+)
+
+// A queue part with DSN parameters keeps them per recipient in the entry
+// it creates, travels as JSON whatever the encoding allows, and is
+// refused when the lists do not fit its recipients.
+func TestQueueEntryKeepsDSNParameters(t *testing.T) {
+	a := deliveryFixture(t)
+	h := bodyHash("dsn")
+	c := &Deliver{ID: "d-dsn", Hash: h, Size: 3, Replicas: []string{"n1", "n2"}, Mailboxes: []string{"a@example.com"},
+		Queue: &QueuePart{From: "s@far.org", Recipients: []string{"x@other.net", "y@other.net"},
+			DSN: &QueueDSN{EnvID: "QQ314159", Ret: "HDRS", Notify: []string{"NEVER", "SUCCESS,FAILURE"},
+				ORCPT: []string{"rfc822; list@example.com", ""}}}}
+	data, err := EncodeAs(c, NewestEncoding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data[1] != EncodingJSON {
+		t.Fatalf("a Deliver with DSN parameters was written with encoding %d", data[1])
+	}
+	if got := newRegistry().decode(1, data); !reflect.DeepEqual(got, c) {
+		t.Fatalf("decodes to %+v", got)
+	}
+	r := a.apply(c)
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	e, err := a.s.QueueGet(r.Value.(DeliverResult).Queued)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, y := e.Recipients[0], e.Recipients[1]
+	if e.EnvID != "QQ314159" || e.Ret != "HDRS" || x.Notify != "NEVER" || x.ORCPT != "rfc822; list@example.com" ||
+		y.Notify != "SUCCESS,FAILURE" || y.ORCPT != "" {
+		t.Fatalf("entry %+v", e)
+	}
+	if x.Wants(NotifyFailure) || !y.Wants(NotifySuccess) || !y.Wants(NotifyFailure) || y.Wants(NotifyDelay) {
+		t.Fatalf("Wants: %+v %+v", x, y)
+	}
+	if plain := (QueueRecipient{}); !plain.Wants(NotifyFailure) || !plain.Wants(NotifyDelay) || plain.Wants(NotifySuccess) {
+		t.Fatal("without NOTIFY, failures and delays are reported and success is not")
+	}
+	for name, d := range map[string]*QueueDSN{
+		"notify list too short": {Notify: []string{"NEVER"}},
+		"unknown keyword":       {Notify: []string{"SUCCESS,SOMETIMES", ""}},
+		"RET":                   {Ret: "ALL"},
+		"long ENVID":            {EnvID: string(make([]byte, maxEnvID+1))},
+	} {
+		bad := &Deliver{Hash: h, Size: 3, Replicas: []string{"n1", "n2"},
+			Queue: &QueuePart{Recipients: []string{"x@other.net", "y@other.net"}, DSN: d}}
+		if r := a.apply(bad); !errors.Is(r.Err, ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", name, r.Err)
+		}
+	}
+}

@@ -1,0 +1,102 @@
+package node
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// deliverOut delivers body from a@example.com to the external targets
+// with the DSN request req, as the SMTP frontend would.
+func deliverOut(t *testing.T, n *Node, req *DSNRequest, targets ...string) {
+	t.Helper()
+	msg := Message{From: "a@example.com", External: targets, Received: time.Now(), Notify: req}
+	if _, err := n.Deliver(ctxT(t, 10*time.Second), msg, strings.NewReader("Subject: out\r\n\r\nhi\r\n")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// bodyText is the body of a message in n's store.
+func bodyText(t *testing.T, n *Node, hash string) string {
+	t.Helper()
+	rd, err := n.openBody(ctxT(t, 5*time.Second), hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	var b strings.Builder
+	buf := make([]byte, 64<<10)
+	for {
+		k, err := rd.Read(buf)
+		b.WriteString(string(buf[:k]))
+		if err != nil {
+			return b.String()
+		}
+	}
+}
+
+// onlyDSN waits for c's queue to empty, and a moment longer for any DSN
+// in flight, then returns the one message a@example.com must hold.
+func onlyDSN(t *testing.T, c *testCluster, l *Node) string {
+	t.Helper()
+	waitFor(t, 10*time.Second, "queue empty", func() bool { return queueEmpty(c) })
+	time.Sleep(500 * time.Millisecond)
+	msgs := inbox(t, l, "a@example.com")
+	if len(msgs) != 1 {
+		t.Fatalf("a@example.com holds %d DSNs, want one", len(msgs))
+	}
+	return bodyText(t, l, msgs[0].Hash)
+}
+
+// wantAll fails the test for each of wants that dsn lacks.
+func wantAll(t *testing.T, dsn string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(dsn, want) {
+			t.Errorf("DSN lacks %q:\n%s", want, dsn)
+		}
+	}
+}
+
+// The queue keeps each forwarded recipient's NOTIFY and ORCPT: a failure
+// is reported only to a sender that did not say NEVER, with ENVID and
+// ORCPT echoed and, for RET=FULL, the whole message returned (RFC 3461
+// §4, RFC 3464 §2).
+func TestQueueFailureDSNHonoursNotify(t *testing.T) {
+	s := newSink(t)
+	s.set("550")
+	c := queueCluster(t, s, nil)
+	l := c.leader(time.Second)
+	deliverOut(t, c.follower(), &DSNRequest{Forwarded: []ForwardDSN{{Notify: "NEVER"}}}, "x@elsewhere.net")
+	deliverOut(t, l, &DSNRequest{EnvID: "ENV-7", Ret: "FULL", Forwarded: []ForwardDSN{{Notify: "FAILURE", ORCPT: "rfc822; out@example.com"}}},
+		"y@elsewhere.net")
+	dsn := onlyDSN(t, c, l)
+	wantAll(t, dsn, "Original-Envelope-Id: ENV-7", "Original-Recipient: rfc822; out@example.com\r\nFinal-Recipient: rfc822; y@elsewhere.net\r\nAction: failed",
+		"Content-Type: message/rfc822\r\n\r\nSubject: out\r\n\r\nhi\r\n\r\n--dsn-")
+	if strings.Contains(dsn, "x@elsewhere.net") {
+		t.Errorf("DSN reports the NOTIFY=NEVER recipient:\n%s", dsn)
+	}
+}
+
+// A server that offers DSN gets the parameters and reports success
+// itself; for one that does not, we send a "relayed" notice to a sender
+// that asked for success (RFC 3461 §6.2.6.2).
+func TestQueuePassesDSNOnOrReportsRelayed(t *testing.T) {
+	plain, withDSN := newSink(t), startSink(t, true)
+	c := queueCluster(t, plain, func(q *QueueConfig) { q.DestOverride["dsn.test"] = withDSN.addr })
+	l := c.leader(time.Second)
+	req := func(orcpt string) *DSNRequest {
+		return &DSNRequest{EnvID: "ENV-9", Ret: "HDRS", Forwarded: []ForwardDSN{{Notify: "SUCCESS,FAILURE", ORCPT: orcpt}}}
+	}
+	deliverOut(t, l, req("rfc822; fwd@example.com"), "z@dsn.test")
+	waitFor(t, 10*time.Second, "sent on", func() bool { return len(withDSN.messages()) == 1 })
+	got := withDSN.dsnParams()
+	if !slices.Contains(got, "MAIL ENVID=ENV-9 RET=HDRS") || !slices.Contains(got, "RCPT z@dsn.test NOTIFY=[SUCCESS FAILURE] ORCPT=RFC822;fwd@example.com") {
+		t.Fatalf("the DSN server got %q", got)
+	}
+	deliverOut(t, l, req(""), "x@elsewhere.net")
+	waitFor(t, 10*time.Second, "relayed notice", func() bool { return len(inbox(t, l, "a@example.com")) == 1 })
+	dsn := onlyDSN(t, c, l)
+	wantAll(t, dsn, "Final-Recipient: rfc822; x@elsewhere.net\r\nAction: relayed\r\nStatus: 2.0.0", "Original-Envelope-Id: ENV-9")
+}
