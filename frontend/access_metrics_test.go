@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -46,6 +47,18 @@ func TestAccessMetrics(t *testing.T) {
 		t.Fatal("login with a wrong password succeeded")
 	}
 	if err := c.Login(user, imapPassword).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("No such folder", nil).Wait(); err == nil {
+		t.Fatal("selected a folder that does not exist")
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Fetch(imap.UIDSetNum(1), &imap.FetchOptions{Flags: true}).Collect(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ID(&imap.IDData{Name: "metrics test"}).Wait(); err != nil {
 		t.Fatal(err)
 	}
 	over, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
@@ -101,6 +114,17 @@ powermail_connections_total{proto="pop3"} 1
 		got, err := counterValue(reg, "powermail_pop3_commands_total", map[string]string{"command": c.command, "result": c.result, "proto": "pop3"})
 		if err != nil || got != c.want {
 			t.Errorf("pop3 %s %s: %v (%v), want %v", c.command, c.result, got, err, c.want)
+		}
+	}
+	// IMAP commands, by name (UID commands with their subcommand) and by
+	// their tagged response, as seen on the wire.
+	for _, c := range []struct {
+		command, result string
+		want            float64
+	}{{"login", "no", 1}, {"login", "ok", 1}, {"select", "no", 1}, {"select", "ok", 1}, {"uid fetch", "ok", 1}, {"id", "ok", 1}} {
+		got, err := counterValue(reg, "powermail_imap_commands_total", map[string]string{"command": c.command, "result": c.result, "proto": "imap"})
+		if err != nil || got != c.want {
+			t.Errorf("imap %s %s: %v (%v), want %v", c.command, c.result, got, err, c.want)
 		}
 	}
 }

@@ -213,8 +213,9 @@ type IMAPServer struct {
 	perIP   map[string]int // admitted sessions per remote IP
 	waiting map[string]int // over-limit connections waiting for a slot
 
-	counts connCounts   // for metrics
-	open   atomic.Int64 // sessions admitted and not yet closed
+	counts connCounts     // for metrics
+	cmds   *commandCounts // counted on the wire (imap_conn.go)
+	open   atomic.Int64   // sessions admitted and not yet closed
 }
 
 // NewIMAPServer returns a server over store that logs in through auth
@@ -244,6 +245,7 @@ func NewIMAPServer(store MailStore, auth *Authenticator, cfg IMAPConfig, log *sl
 		perIP:   make(map[string]int),
 		waiting: make(map[string]int),
 		meta:    newIMAPMetaCache(cfg.CacheBytes),
+		cmds:    newIMAPCommands(),
 	}
 	opts := imapserver.Options{
 		NewSession: s.newSession,
@@ -406,10 +408,10 @@ func (s *IMAPServer) release(ip string) {
 	}
 }
 
-// RegisterMetrics adds the server's connection counts to reg, labelled
-// proto="imap". It fails if reg holds them already.
+// RegisterMetrics adds the server's connection and command counts to
+// reg, labelled proto="imap". It fails if reg holds them already.
 func (s *IMAPServer) RegisterMetrics(reg prometheus.Registerer) error {
-	return register(reg, "imap", s.counts.collectors(func() int { return int(s.open.Load()) }))
+	return register(reg, "imap", append(s.counts.collectors(func() int { return int(s.open.Load()) }), s.cmds.vec))
 }
 
 // newSession is imapserver's NewSession: it runs on the connection's

@@ -89,7 +89,8 @@ type imapConn struct {
 	otail    []byte
 	olit     int64 // octets of a literal in the response still to pass
 	pending  []imapIDReply
-	swallow  bool // drop the greeting: this session continues after STARTTLS
+	cmds     map[string]string // command name by tag, until its tagged response (metrics)
+	swallow  bool              // drop the greeting: this session continues after STARTTLS
 	timer    *time.Timer
 	werr     error
 }
@@ -158,6 +159,9 @@ func (c *imapConn) scan(b []byte) {
 			continue
 		}
 		tag, name, args, ok := imapCommand(line)
+		if ok {
+			c.noteCommand(tag, name, args)
+		}
 		switch {
 		case !ok || literalAtEnd(line) >= 0:
 			c.rout = append(c.rout, line...)
@@ -174,6 +178,52 @@ func (c *imapConn) scan(b []byte) {
 		default:
 			c.rout = append(c.rout, line...)
 		}
+	}
+}
+
+// imapTrackedCommands bounds the commands a connection has in flight
+// for metrics; a client pipelining more leaves the rest uncounted.
+const imapTrackedCommands = 64
+
+// noteCommand remembers a command's name under its tag, so that its
+// tagged response can be counted. UID commands are named with their
+// subcommand.
+func (c *imapConn) noteCommand(tag, name string, args []byte) {
+	if name == "UID" {
+		sub, _, _ := bytes.Cut(args, []byte(" "))
+		name = "UID " + string(bytes.ToUpper(sub))
+	}
+	name = c.srv.cmds.known(name)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.cmds == nil {
+		c.cmds = map[string]string{}
+	}
+	if len(c.cmds) < imapTrackedCommands {
+		c.cmds[tag] = name
+	}
+}
+
+// countTaggedLocked counts the command a tagged response line completes
+// (RFC 9051 §7.1: tag SP OK/NO/BAD).
+func (c *imapConn) countTaggedLocked(line []byte) {
+	if len(c.cmds) == 0 || line[0] == '*' || line[0] == '+' {
+		return
+	}
+	tag, rest, _ := bytes.Cut(line, []byte(" "))
+	name, ok := c.cmds[string(tag)]
+	if !ok {
+		return
+	}
+	delete(c.cmds, string(tag))
+	status, _, _ := bytes.Cut(rest, []byte(" "))
+	switch {
+	case bytes.EqualFold(status, []byte("OK")):
+		c.srv.cmds.count(name, imapResultOK)
+	case bytes.EqualFold(status, []byte("NO")):
+		c.srv.cmds.count(name, imapResultNo)
+	default:
+		c.srv.cmds.count(name, imapResultBad)
 	}
 }
 
@@ -197,6 +247,7 @@ func (c *imapConn) takeOver() error {
 		c.Conn.Close()
 		return fmt.Errorf("frontend: imap STARTTLS: %w", err)
 	}
+	c.srv.cmds.count("STARTTLS", imapResultOK)
 	tc := tls.Server(c.Conn, c.srv.cfg.TLS)
 	ctx, cancel := context.WithTimeout(c.srv.ctx, c.preAuth)
 	err = tc.HandshakeContext(ctx)
@@ -270,6 +321,7 @@ func (c *imapConn) lineLocked(seg []byte, complete bool) error {
 	switch {
 	case complete:
 		c.olit = max(literalAtEnd(line), 0)
+		c.countTaggedLocked(line)
 		if r := rewriteResponse(line, &c.pending); r != nil {
 			c.wbuf = append(c.wbuf[:c.held], r...)
 		}

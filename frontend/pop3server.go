@@ -34,7 +34,7 @@ type POP3Server struct {
 	cfg     POP3Config
 	log     *slog.Logger
 	tracker *connTracker
-	cmds    *pop3Commands
+	cmds    *commandCounts
 
 	// ctx is the parent of every session's context; Close cancels it.
 	ctx    context.Context

@@ -172,7 +172,7 @@ func (ss *pop3Session) run() {
 		switch {
 		case errors.Is(err, errPOP3LineTooLong):
 			ss.badCommand("line too long")
-			ss.srv.cmds.count("", false)
+			ss.srv.cmds.count("", pop3Err)
 		case err != nil:
 			// EOF, lost connection, or the autologout timer: close
 			// without a reply and without the UPDATE state (RFC 1939 §3).
@@ -263,7 +263,7 @@ func (ss *pop3Session) command(line string) {
 	verb = strings.ToUpper(verb)
 	args := strings.Fields(rest)
 	ss.status = 0
-	defer func() { ss.srv.cmds.count(verb, ss.status == '+') }()
+	defer func() { ss.srv.cmds.count(verb, pop3Result(ss.status)) }()
 
 	// Valid in both states.
 	switch verb {
