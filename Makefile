@@ -90,7 +90,8 @@ bench-load: build
 # about ten seconds here: Go 1.26's coordinator can fail a duration-bounded
 # run with a bare "context deadline exceeded" at the deadline (golang/go
 # issue 75804), and a count has no deadline. FUZZTIME overrides every
-# target, e.g. `make fuzz FUZZTIME=2000000x` for a long run.
+# target, e.g. `make fuzz FUZZTIME=10m` for a long run (which may end in
+# that spurious failure).
 fuzzfor = $(if $(FUZZTIME),$(FUZZTIME),$(1))
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzSMTPSession -fuzztime $(call fuzzfor,5000x) ./frontend

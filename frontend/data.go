@@ -1,7 +1,6 @@
 package frontend
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -129,11 +128,12 @@ func (tx *txn) dsnRequest() *node.DSNRequest {
 }
 
 // forwardDSN is the DSN parameters rc passes on to its external targets:
-// its ORCPT, or its own address as one (RFC 3461 §4.2), and its NOTIFY,
-// without SUCCESS when it expanded to several targets, for which the
-// expansion itself was reported (RFC 3461 §6.2.7.3).
+// its ORCPT, and its NOTIFY without SUCCESS when it expanded to several
+// targets, for which the expansion itself was reported (RFC 3461
+// §6.2.7.3). An ORCPT the client did not give is not made up: reports
+// show Original-Recipient only when it was supplied (RFC 3464 §2.3.1).
 func (rc rcptEntry) forwardDSN() node.ForwardDSN {
-	f := node.ForwardDSN{ORCPT: cmp.Or(rc.orcpt, "rfc822; "+rc.addr)}
+	f := node.ForwardDSN{ORCPT: rc.orcpt}
 	notify := rc.notify
 	if len(rc.boxes)+len(rc.ext) > 1 && slices.Contains(notify, string(smtp.DSNNotifySuccess)) {
 		notify = slices.DeleteFunc(slices.Clone(notify), func(k string) bool { return k == string(smtp.DSNNotifySuccess) })

@@ -185,12 +185,14 @@ func TestSMTPUTF8Transaction(t *testing.T) {
 	}
 }
 
-// DSN parameters (RFC 3461) are accepted.
+// DSN parameters (RFC 3461) are accepted, within the RFC's bounds.
 func TestDSNParametersAccepted(t *testing.T) {
 	_, addr := startServer(t, testConfig(), newFakeDeliverer())
 	c := dial(t, addr)
 	c.ehlo()
 	c.expect("MAIL FROM:<s@remote.test> RET=HDRS ENVID=QQ314159", 250, "2.0.0")
 	c.expect("RCPT TO:<alice@example.com> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;alice@example.com", 250, "2.0.0")
+	c.expect("RCPT TO:<alice@example.com> ORCPT=rfc822;"+strings.Repeat("a", 501), 501, "5.5.4")
 	checkReply(t, "DATA", c.data("x\r\n"), 250, "2.0.0")
+	c.expect("MAIL FROM:<s@remote.test> ENVID="+strings.Repeat("Q", 101), 501, "5.5.4")
 }

@@ -89,6 +89,11 @@ func replyBadSenderSyntax(why string) *smtp.SMTPError {
 	return reply(501, 5, 1, 7, "bad sender address syntax: "+why)
 }
 
+func replyBadDSNParameter(text string) *smtp.SMTPError {
+	// RFC 3461 §4.2, §4.4: ORCPT and ENVID are bounded; RFC 3463 X.5.4.
+	return reply(501, 5, 5, 4, text)
+}
+
 func replyNonASCIIAddress() *smtp.SMTPError {
 	// RFC 6531 §3.5: non-ASCII address without the SMTPUTF8 parameter.
 	return reply(553, 5, 6, 7, "non-ASCII address requires SMTPUTF8")

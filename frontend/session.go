@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"slices"
@@ -34,6 +35,13 @@ type session struct {
 var (
 	_ smtp.Session     = (*session)(nil)
 	_ smtp.LMTPSession = (*session)(nil)
+)
+
+// Bounds on DSN parameters (RFC 3461 §4.4: ENVID at most 100 characters;
+// §4.2: ORCPT at most 500).
+const (
+	maxEnvID = 100
+	maxORCPT = 500
 )
 
 // txn is one mail transaction: MAIL, its accepted RCPTs, and the union of
@@ -106,6 +114,9 @@ func (s *session) mail(from string, opts *smtp.MailOptions) error {
 	if err := s.checkSpace(opts); err != nil {
 		return err
 	}
+	if opts != nil && len(opts.EnvelopeID) > maxEnvID {
+		return replyBadDSNParameter(fmt.Sprintf("ENVID longer than %d characters", maxEnvID))
+	}
 	utf8 := opts != nil && opts.UTF8
 	switch p, why := checkSender(from, utf8); p {
 	case addrSyntax:
@@ -172,6 +183,9 @@ func (s *session) rcpt(to string, opts *smtp.RcptOptions) error {
 	}
 	if max := s.srv.cfg.MaxRecipients; n >= max {
 		return replyTooManyRecipients(max)
+	}
+	if opts != nil && len(opts.OriginalRecipient) > maxORCPT {
+		return replyBadDSNParameter(fmt.Sprintf("ORCPT longer than %d characters", maxORCPT))
 	}
 	switch p, why := checkRecipient(to, tx.utf8); p {
 	case addrSyntax:

@@ -52,8 +52,14 @@ const (
 	// before it stops on such an entry, so proposers use it only when
 	// the cluster setting CommandEncoding allows it (Settings).
 	EncodingBinary = 2
+	// EncodingJSON3 is a JSON payload with fields a release before it
+	// would silently drop (a Deliver's queue DSN parameters), so that
+	// such a release stops on the entry instead of applying it
+	// differently from the others. Proposers write those fields only
+	// when the cluster setting allows it.
+	EncodingJSON3 = 3
 	// NewestEncoding is the newest encoding this release reads.
-	NewestEncoding = EncodingBinary
+	NewestEncoding = EncodingJSON3
 )
 
 // Command is a state change proposed through raft.
@@ -65,6 +71,15 @@ type Command interface {
 // errNotBinary is a binary codec's answer for a value it does not cover;
 // the command is then written as JSON.
 var errNotBinary = errors.New("not in the binary encoding")
+
+// strictCommand is a command whose value may need EncodingJSON3.
+type strictCommand interface {
+	needsJSON3() bool
+}
+
+// ErrEncoding: the command needs a newer encoding than the cluster
+// setting allows.
+var ErrEncoding = errors.New("command needs a newer encoding than the cluster allows")
 
 // binaryCommand is a command with a binary codec.
 type binaryCommand interface {
@@ -88,12 +103,19 @@ func EncodeAs(c Command, enc int) ([]byte, error) {
 			return nil, fmt.Errorf("encode command %d: %w", c.Type(), err)
 		}
 	}
+	encoding := byte(EncodingJSON)
+	if sc, ok := c.(strictCommand); ok && sc.needsJSON3() {
+		if enc < EncodingJSON3 {
+			return nil, fmt.Errorf("encode command %d: %w (%d)", c.Type(), ErrEncoding, enc)
+		}
+		encoding = EncodingJSON3
+	}
 	payload, err := json.Marshal(c)
 	if err != nil {
 		return nil, fmt.Errorf("encode command %d: %w", c.Type(), err)
 	}
 	out := make([]byte, 0, len(payload)+2)
-	out = append(out, byte(c.Type()), EncodingJSON)
+	out = append(out, byte(c.Type()), encoding)
 	return append(out, payload...), nil
 }
 
@@ -155,7 +177,7 @@ func (r registry) decode(index uint64, data []byte) Command {
 	c := mk()
 	var err error
 	switch data[1] {
-	case EncodingJSON:
+	case EncodingJSON, EncodingJSON3:
 		err = json.Unmarshal(data[2:], c)
 	case EncodingBinary:
 		bc, ok := c.(binaryCommand)

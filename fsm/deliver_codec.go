@@ -17,7 +17,8 @@ import (
 //
 // where str is uvarint(len) and the bytes, strs is uvarint(n) and n strs,
 // and queue is 1 when the queue part follows, else 0. A queue part that
-// carries DSN parameters (rare) is not covered: such a command is JSON.
+// carries DSN parameters (rare) is not covered: such a command is
+// EncodingJSON3.
 
 // MarshalBinary encodes the command's payload.
 func (c Deliver) MarshalBinary() ([]byte, error) {
@@ -41,6 +42,8 @@ func (c Deliver) MarshalBinary() ([]byte, error) {
 	b = appendStrings(b, c.Queue.Recipients)
 	return binary.AppendVarint(b, c.Queue.NextAttempt), nil
 }
+
+func (c *Deliver) needsJSON3() bool { return c.Queue != nil && c.Queue.DSN != nil }
 
 // UnmarshalBinary decodes a payload written by MarshalBinary, or a JSON
 // one.

@@ -64,8 +64,8 @@ func (c *BodyPlace) apply(tx *txn) (any, error) {
 // removed, or R changed. Writes that leave a body on exactly R
 // do not move it. The repair leader skips its periodic scan of every
 // body record while the mark is where it was at its last clean scan and
-// every member stays healthy (node/repair.go), so a large, healthy
-// cluster does not read its whole directory every interval.
+// the same members are down, usually none (node/repair_skip.go), so a
+// large cluster does not read its whole directory every interval.
 
 // markPlacement records this entry as the placement mark.
 func (t *txn) markPlacement() error {

@@ -108,9 +108,10 @@ type QueuePart struct {
 	Recipients []string `json:"recipients"`
 	// NextAttempt is the first try (unix ms, the proposer's now).
 	NextAttempt int64 `json:"next_attempt"`
-	// DSN carries the client's RFC 3461 parameters, when it gave any.
-	// A release before it drops them when it applies the entry, and so
-	// reports failures and delays for every recipient, as before.
+	// DSN carries the client's RFC 3461 parameters, when it gave any. A
+	// Deliver with them is written as EncodingJSON3, which a release
+	// before it does not apply. Parameters that do not fit (a proposer's
+	// bug) are dropped, not refused: the mail matters more.
 	DSN *QueueDSN `json:"dsn,omitempty"`
 }
 
@@ -133,27 +134,20 @@ const (
 	maxORCPT = 500
 )
 
-func (d *QueueDSN) validate(rcpts int) error {
-	if d == nil {
-		return nil
-	}
+// valid reports whether d fits rcpts recipients and the RFC's bounds.
+func (d *QueueDSN) valid(rcpts int) bool {
 	if len(d.EnvID) > maxEnvID || (d.Ret != "" && d.Ret != "FULL" && d.Ret != "HDRS") ||
 		(len(d.Notify) != 0 && len(d.Notify) != rcpts) || (len(d.ORCPT) != 0 && len(d.ORCPT) != rcpts) {
-		return errorf(ErrInvalid, "DSN parameters do not fit the queued recipients")
+		return false
 	}
 	for _, n := range d.Notify {
 		for _, k := range strings.Split(n, ",") {
 			if n != "" && k != NotifyNever && k != NotifySuccess && k != NotifyFailure && k != NotifyDelay {
-				return errorf(ErrInvalid, "NOTIFY %q", n)
+				return false
 			}
 		}
 	}
-	for _, o := range d.ORCPT {
-		if len(o) > maxORCPT {
-			return errorf(ErrInvalid, "ORCPT of %d bytes", len(o))
-		}
-	}
-	return nil
+	return !slices.ContainsFunc(d.ORCPT, func(o string) bool { return len(o) > maxORCPT })
 }
 
 // at is the i-th entry of a per-recipient list, "" past its end.
@@ -194,7 +188,7 @@ func (p *QueuePart) validate() error {
 			return err
 		}
 	}
-	return p.DSN.validate(len(p.Recipients))
+	return nil
 }
 
 // createEntry writes a new entry for a body whose reference the caller
@@ -204,7 +198,7 @@ func createEntry(tx *txn, p *QueuePart, hash string, size int64, replicas []stri
 	e := QueueEntry{ID: id, Hash: hash, Size: size, Replicas: slices.Clone(replicas), From: p.From,
 		NextAttempt: p.NextAttempt, Created: created, CreatedIndex: tx.index}
 	dsn := p.DSN
-	if dsn == nil {
+	if dsn == nil || !dsn.valid(len(p.Recipients)) {
 		dsn = &QueueDSN{}
 	}
 	e.EnvID, e.Ret = dsn.EnvID, dsn.Ret

@@ -7,8 +7,8 @@ import (
 )
 
 // A queue part with DSN parameters keeps them per recipient in the entry
-// it creates, travels as JSON whatever the encoding allows, and is
-// refused when the lists do not fit its recipients.
+// it creates and travels as EncodingJSON3, never in an older encoding;
+// parameters that do not fit its recipients are dropped, the mail kept.
 func TestQueueEntryKeepsDSNParameters(t *testing.T) {
 	a := deliveryFixture(t)
 	h := bodyHash("dsn")
@@ -20,13 +20,18 @@ func TestQueueEntryKeepsDSNParameters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if data[1] != EncodingJSON {
+	if data[1] != EncodingJSON3 {
 		t.Fatalf("a Deliver with DSN parameters was written with encoding %d", data[1])
+	}
+	for _, enc := range []int{EncodingJSON, EncodingBinary} {
+		if _, err := EncodeAs(c, enc); !errors.Is(err, ErrEncoding) {
+			t.Fatalf("encoding %d allowed DSN parameters: %v", enc, err)
+		}
 	}
 	if got := newRegistry().decode(1, data); !reflect.DeepEqual(got, c) {
 		t.Fatalf("decodes to %+v", got)
 	}
-	r := a.apply(c)
+	r := a.applyAs(c, NewestEncoding)
 	if r.Err != nil {
 		t.Fatal(r.Err)
 	}
@@ -53,8 +58,14 @@ func TestQueueEntryKeepsDSNParameters(t *testing.T) {
 	} {
 		bad := &Deliver{Hash: h, Size: 3, Replicas: []string{"n1", "n2"},
 			Queue: &QueuePart{Recipients: []string{"x@other.net", "y@other.net"}, DSN: d}}
-		if r := a.apply(bad); !errors.Is(r.Err, ErrInvalid) {
-			t.Errorf("%s: %v, want ErrInvalid", name, r.Err)
+		r := a.applyAs(bad, NewestEncoding)
+		if r.Err != nil {
+			t.Errorf("%s: %v, want the delivery kept", name, r.Err)
+			continue
+		}
+		e, err := a.s.QueueGet(r.Value.(DeliverResult).Queued)
+		if err != nil || e.EnvID != "" || e.Ret != "" || e.Recipients[0].Notify != "" || e.Recipients[1].Notify != "" {
+			t.Errorf("%s: entry %+v %v, want the parameters dropped", name, e, err)
 		}
 	}
 }

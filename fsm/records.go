@@ -74,7 +74,8 @@ type Settings struct {
 	Replicas    int `json:"replicas"`     // R: copies of each body
 	WriteQuorum int `json:"write_quorum"` // W: durable copies before acknowledging
 	// CommandEncoding is the newest command encoding proposers may write
-	// (EncodingJSON or EncodingBinary; 0 means JSON). Raise it only once
+	// (EncodingJSON, EncodingBinary or EncodingJSON3; 0 means JSON).
+	// Raise it only once
 	// every node runs a release that reads it: an older one stops on the
 	// first entry it cannot decode. New clusters start at NewestEncoding.
 	CommandEncoding int `json:"command_encoding,omitempty"`

@@ -26,7 +26,13 @@ func newApplier(t testing.TB) *applier {
 
 func (a *applier) apply(c Command) Result {
 	a.t.Helper()
-	data, err := Encode(c)
+	return a.applyAs(c, EncodingJSON)
+}
+
+// applyAs applies c encoded in the newest encoding up to enc.
+func (a *applier) applyAs(c Command, enc int) Result {
+	a.t.Helper()
+	data, err := EncodeAs(c, enc)
 	if err != nil {
 		a.t.Fatal(err)
 	}

@@ -67,7 +67,11 @@ func (f *TLSFiles) ClusterConfig() *tls.Config {
 			if len(cs.PeerCertificates) == 0 {
 				return fmt.Errorf("%w: the peer sent no certificate", ErrUnauthenticated)
 			}
-			if err := verifyCerts(cs.PeerCertificates, f.cur.Load().roots); err != nil {
+			roots := f.cur.Load().roots
+			if roots == nil { // never the system's roots: only the cluster CA says who is a node
+				return fmt.Errorf("%w: no cluster CA", ErrUnauthenticated)
+			}
+			if err := verifyCerts(cs.PeerCertificates, roots); err != nil {
 				return fmt.Errorf("%w: peer certificate: %w", ErrUnauthenticated, err)
 			}
 			return nil

@@ -122,8 +122,10 @@ func (n *Node) Deliver(ctx context.Context, msg Message, body io.Reader) (Delive
 	n.metrics.bodyWrite.Observe(time.Since(start).Seconds())
 	cmd := &fsm.Deliver{ID: deliveryID(), Hash: h.String(), Size: size, Replicas: replicas, Mailboxes: msg.Mailboxes, InternalDate: msg.Received.UnixMilli()}
 	if len(msg.External) > 0 {
-		cmd.Queue = &fsm.QueuePart{From: msg.From, Recipients: msg.External, NextAttempt: time.Now().UnixMilli(),
-			DSN: msg.Notify.queueDSN()}
+		cmd.Queue = &fsm.QueuePart{From: msg.From, Recipients: msg.External, NextAttempt: time.Now().UnixMilli()}
+		if settings.CommandEncoding >= fsm.EncodingJSON3 { // else the queue reports as before (QUEUE.md)
+			cmd.Queue.DSN = msg.Notify.queueDSN()
+		}
 	}
 	v, _, err := n.commitDelivery(ctx, cmd)
 	if err != nil {

@@ -2,7 +2,8 @@ package node
 
 import (
 	"context"
-	"fmt"
+	"crypto/sha256"
+	"encoding/hex"
 	"slices"
 	"strings"
 	"time"
@@ -26,9 +27,11 @@ import (
 //     null sender.
 //   - The DSN is sent in the background, so the client's 250 does not
 //     wait for it, and it is best effort: a node that crashes between the
-//     commit and the DSN's own commit loses the notice, not the mail.
-//     The DSN's delivery ID is derived from the message's, so it is
-//     stored once whatever retries it takes.
+//     commit and the DSN's own commit loses the notice, not the mail, and
+//     past maxSuccessNotices in flight a notice is dropped and counted
+//     (powermail_success_notices_dropped_total). The DSN's delivery ID
+//     is derived from the message's, so it is stored once whatever
+//     retries it takes.
 
 // DSNRequest is what the client of a transaction asked of delivery status
 // notifications (RFC 3461): its envelope ID and the recipients that asked
@@ -68,8 +71,14 @@ type NotifyRcpt struct {
 	External  int      // its external forward targets
 }
 
-// successTimeout bounds one success notice's delivery.
-const successTimeout = time.Minute
+// successTimeout bounds one success notice's delivery, and
+// maxSuccessNotices the notices in flight on a node: each is a delivery
+// of its own, and a sender can ask for one with every message, so past
+// the bound a notice is dropped (and counted) rather than queued.
+const (
+	successTimeout    = time.Minute
+	maxSuccessNotices = 64
+)
 
 // notifySuccess sends, in the background, the success notice msg asked
 // for about the committed delivery id of body hash.
@@ -94,7 +103,15 @@ func (n *Node) notifySuccess(id, hash string, msg Message, rejected map[string]e
 	if len(rep.rcpts) == 0 {
 		return
 	}
+	select {
+	case n.notices <- struct{}{}:
+	default:
+		n.metrics.noticesDropped.Inc()
+		n.log.Warn("success notice dropped: too many in flight", "id", id, "sender", msg.From, "in_flight", cap(n.notices))
+		return
+	}
 	n.spawn(func(ctx context.Context) {
+		defer func() { <-n.notices }()
 		ctx, cancel := context.WithTimeout(ctx, successTimeout)
 		defer cancel()
 		if err := n.sendDSN(ctx, rep, time.Now()); err != nil {
@@ -150,7 +167,14 @@ func (n *Node) notifyRelayed(ctx context.Context, e fsm.QueueEntry, outcomes []f
 		}
 	}
 	rep := queueReport(e, relayed, dsnRelayed, fsm.NotifySuccess)
-	rep.id = fmt.Sprintf("%s-%d", e.ID, e.Attempts) // one notice per attempt
+	var names []string
+	for _, r := range rep.rcpts {
+		names = append(names, r.address)
+	}
+	// Named by the recipients it reports, so that a retried commit of the
+	// notice stores it once.
+	sum := sha256.Sum256([]byte(strings.Join(names, "\n")))
+	rep.id = e.ID + "-" + hex.EncodeToString(sum[:6])
 	for i := range rep.rcpts {
 		rep.rcpts[i].err = ""
 	}

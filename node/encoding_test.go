@@ -13,37 +13,52 @@ import (
 // TestDeliveriesUseTheClusterCommandEncoding delivers through a follower
 // (which encodes the command and forwards it) with the setting a new
 // cluster starts with, the newest encoding, and again after the setting
-// is lowered to JSON. Each entry must carry the setting's encoding, and
-// every node must apply both.
+// is lowered. Each entry must carry the newest encoding the setting and
+// the command allow (binary; JSON3 with forwarded mail's DSN
+// parameters, which below it are left out), and every node must apply
+// all of them.
 func TestDeliveriesUseTheClusterCommandEncoding(t *testing.T) {
 	c := deliveryCluster(t)
 	l, f := c.leader(5*time.Second), c.follower()
 	ctx := ctxT(t, 20*time.Second)
-	deliver := func(text string) {
+	deliver := func(text string, external ...string) {
 		t.Helper()
 		if err := f.Barrier(ctx); err != nil {
 			t.Fatal(err)
 		}
 		msg := Message{From: "s@elsewhere.net", Mailboxes: []string{"a@example.com"}, Received: time.Now()}
+		if len(external) > 0 {
+			msg.External = external
+			msg.Notify = &DSNRequest{EnvID: "E1", Forwarded: []ForwardDSN{{Notify: "NEVER"}}}
+		}
 		if _, err := f.Deliver(ctx, msg, bytes.NewReader([]byte(text))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	deliver("Subject: one\r\n\r\nbinary\r\n")
-	if enc := lastDeliverEncoding(t, l); enc != fsm.NewestEncoding {
-		t.Fatalf("a new cluster's delivery was written with encoding %d, want %d", enc, fsm.NewestEncoding)
+	wantEncoding := func(want byte, what string) {
+		t.Helper()
+		if enc := lastDeliverEncoding(t, l); enc != want {
+			t.Fatalf("%s was written with encoding %d, want %d", what, enc, want)
+		}
 	}
+	deliver("Subject: one\r\n\r\nbinary\r\n")
+	wantEncoding(fsm.EncodingBinary, "a new cluster's delivery")
+	deliver("Subject: dsn\r\n\r\nforwarded\r\n", "x@elsewhere.invalid")
+	wantEncoding(fsm.EncodingJSON3, "a new cluster's delivery with DSN parameters")
+	// Below encoding 3, the parameters stay out and the binary command
+	// serves: an older release could not apply them alike.
+	mustApply(t, l, &fsm.SettingsSet{Settings: fsm.Settings{Replicas: 2, WriteQuorum: 2, CommandEncoding: fsm.EncodingBinary}})
+	deliver("Subject: dsn\r\n\r\nforwarded\r\n", "y@elsewhere.invalid")
+	wantEncoding(fsm.EncodingBinary, "with the setting at 2, a delivery with DSN parameters")
 	mustApply(t, l, &fsm.SettingsSet{Settings: fsm.Settings{Replicas: 2, WriteQuorum: 2, CommandEncoding: fsm.EncodingJSON}})
 	deliver("Subject: two\r\n\r\njson\r\n")
-	if enc := lastDeliverEncoding(t, l); enc != fsm.EncodingJSON {
-		t.Fatalf("with the setting at JSON a delivery was written with encoding %d", enc)
-	}
+	wantEncoding(fsm.EncodingJSON, "with the setting at JSON, a delivery")
 	for id, n := range c.nodes {
 		if err := n.Barrier(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if msgs, err := n.State().Messages("a@example.com", "INBOX", 0, 0); err != nil || len(msgs) != 2 {
-			t.Fatalf("%s holds %d messages (%v), want 2", id, len(msgs), err)
+		if msgs, err := n.State().Messages("a@example.com", "INBOX", 0, 0); err != nil || len(msgs) != 4 {
+			t.Fatalf("%s holds %d messages (%v), want 4", id, len(msgs), err)
 		}
 	}
 }

@@ -174,9 +174,14 @@ func adminURL(addr string) string {
 	return "http://" + addr
 }
 
+// adminAdvertise is the admin address told to other nodes and the CLI:
+// with AdminTLS, a URL that says https.
 func (n *Node) adminAdvertise() string {
 	if n.cfg.AdminAdvertise != "" {
 		return n.cfg.AdminAdvertise
+	}
+	if n.cfg.AdminTLS != nil {
+		return "https://" + n.AdminAddr()
 	}
 	return n.AdminAddr()
 }

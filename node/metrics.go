@@ -20,6 +20,7 @@ type metrics struct {
 	delivered      prometheus.Counter
 	gcBodies       prometheus.Counter
 	gcBytes        prometheus.Counter
+	noticesDropped prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -55,13 +56,16 @@ func newMetrics() *metrics {
 	m.delivered = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "powermail_delivered_total", Help: "Message copies committed to mailboxes through this node.",
 	})
+	m.noticesDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "powermail_success_notices_dropped_total", Help: "Delivery success notices (RFC 3461 NOTIFY=SUCCESS) dropped because too many were in flight.",
+	})
 	m.gcBodies = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "powermail_gc_bodies_total", Help: "Unreferenced bodies collected on every replica (leader).",
 	})
 	m.gcBytes = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "powermail_gc_freed_bytes_total", Help: "Bytes freed cluster-wide by collection rounds this node led.",
 	})
-	m.reg.MustRegister(m.delivered, m.gcBodies, m.gcBytes, m.applyLatency, m.bodyWrite, m.applyBatch, m.applyBatchSize, m.readIndex, m.restores, m.adminRequests,
+	m.reg.MustRegister(m.delivered, m.noticesDropped, m.gcBodies, m.gcBytes, m.applyLatency, m.bodyWrite, m.applyBatch, m.applyBatchSize, m.readIndex, m.restores, m.adminRequests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

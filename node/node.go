@@ -80,6 +80,7 @@ type Node struct {
 	stallBodies atomic.Bool   // tests only: accept body uploads and never answer
 	cancel      context.CancelFunc
 	bgctx       context.Context // ends when the node closes
+	notices     chan struct{}   // success notices in flight (dsnsuccess.go)
 	spawnMu     sync.Mutex      // orders spawn against close's cancel
 	bg          sync.WaitGroup
 	closeOnce   sync.Once
@@ -93,7 +94,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), metrics: newMetrics(),
-		started: time.Now(), repairKick: make(chan struct{}, 1)}
+		started: time.Now(), repairKick: make(chan struct{}, 1), notices: make(chan struct{}, maxSuccessNotices)}
 	n.limiter.rate, n.scrubLimiter.rate = cfg.RepairRate, cfg.ScrubRate
 	n.copies = newCopyGate(cfg.RepairBusyCopies, &n.lastMail)
 	n.remote = newRemoteCache(cfg.RemoteCacheBytes)

@@ -26,8 +26,14 @@ func TestAdminAPIOverTLS(t *testing.T) {
 		t.Fatalf("n1 never led; its log:\n%s", n1.log.String())
 	}
 	n2.start(t, "--admin-tls-cert", cert, "--admin-tls-key", key, "--join", https(n1), "--admin-tls-ca", caFile)
-	if _, ok := pollStatus(t, https(n2), 30*time.Second, func(s statusJSON) bool { return len(s.Nodes) == 2 }); !ok {
+	st, ok := pollStatus(t, https(n2), 30*time.Second, func(s statusJSON) bool { return len(s.Nodes) == 2 })
+	if !ok {
 		t.Fatalf("n2 never joined; its log:\n%s", n2.log.String())
+	}
+	for _, m := range st.Nodes { // the address others are told says https
+		if want := map[string]string{"n1": https(n1), "n2": https(n2)}[m.ID]; m.AdminAddr != want {
+			t.Errorf("%s's admin address %q, want %q", m.ID, m.AdminAddr, want)
+		}
 	}
 	mustCLI(t, "domain", "add", "example.com", "--addr", https(n2))
 	if out := mustCLI(t, "domain", "ls", "--addr", https(n1)); !strings.Contains(out, "example.com") {

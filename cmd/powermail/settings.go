@@ -29,7 +29,7 @@ func newSettingsCmd(cl *clientFlags) *cobra.Command {
 		Use:   "set [--replicas R] [--write-quorum W] [--command-encoding E]",
 		Short: "Change settings; the others keep their values (W defaults to R when only R is given)",
 		Long: "Change R, W or the raft command encoding. --command-encoding " + fmt.Sprint(fsm.NewestEncoding) +
-			" lets deliveries use the compact binary command; raise it only once every node runs a release that reads it.",
+			" lets deliveries use the compact binary command and keeps forwarded mail's DSN parameters; raise it only once every node runs a release that reads it.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			flags := cmd.Flags()
@@ -57,7 +57,7 @@ func newSettingsCmd(cl *clientFlags) *cobra.Command {
 	}
 	set.Flags().IntVar(&r, "replicas", 0, "copies of each message body")
 	set.Flags().IntVar(&w, "write-quorum", 0, "durable copies before acknowledging")
-	set.Flags().IntVar(&enc, "command-encoding", 0, "newest raft command encoding to write (1 JSON, 2 binary)")
+	set.Flags().IntVar(&enc, "command-encoding", 0, "newest raft command encoding to write (1 JSON, 2 binary, 3 binary and DSN parameters)")
 	cmd.AddCommand(set)
 	return cmd
 }
