@@ -44,6 +44,8 @@ func (*SettingsSet) Type() CmdType { return CmdSettingsSet }
 // MaxReplicas bounds R.
 const MaxReplicas = 7
 
+func (c *SettingsSet) needsJSON3() bool { return c.Settings.MaxVoters != 0 }
+
 func (c *SettingsSet) apply(tx *txn) (any, error) {
 	s := c.Settings
 	if s.Replicas < 1 || s.Replicas > MaxReplicas {
@@ -54,6 +56,9 @@ func (c *SettingsSet) apply(tx *txn) (any, error) {
 	}
 	if s.CommandEncoding < 0 || s.CommandEncoding > NewestEncoding {
 		return nil, errorf(ErrInvalid, "command encoding must be 0 to %d, not %d", NewestEncoding, s.CommandEncoding)
+	}
+	if s.MaxVoters != 0 && (s.MaxVoters < 1 || s.MaxVoters > MaxMaxVoters || s.MaxVoters%2 == 0) {
+		return nil, errorf(ErrInvalid, "max voters must be odd, 1 to %d, not %d (an even number tolerates no more failures than one fewer)", MaxMaxVoters, s.MaxVoters)
 	}
 	old, err := tx.settings()
 	if err != nil {

@@ -78,8 +78,8 @@ type strictCommand interface {
 }
 
 // ErrEncoding: the command needs a newer encoding than the cluster
-// setting allows.
-var ErrEncoding = errors.New("command needs a newer encoding than the cluster allows")
+// setting allows. It is invalid input (ErrInvalid) to the caller.
+var ErrEncoding = &Error{Kind: ErrInvalid, Msg: "this needs command encoding 3 (settings set --command-encoding 3, once every node runs this release)"}
 
 // binaryCommand is a command with a binary codec.
 type binaryCommand interface {

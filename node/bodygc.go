@@ -167,16 +167,9 @@ func (n *Node) collectOne(ctx context.Context, hash string) (bool, int64, error)
 
 // gcLoop runs CollectGarbage every interval while this node leads.
 func (n *Node) gcLoop(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, interval, func() {
 		if !n.IsLeader() {
-			continue
+			return
 		}
 		bodies, freed, err := n.CollectGarbage(ctx)
 		if err != nil && ctx.Err() == nil {
@@ -187,5 +180,5 @@ func (n *Node) gcLoop(ctx context.Context, interval time.Duration) {
 		if bodies > 0 || freed > 0 {
 			n.log.Info("collected unreferenced bodies", "bodies", bodies, "bytes_freed", freed)
 		}
-	}
+	})
 }

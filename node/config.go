@@ -76,6 +76,9 @@ type Config struct {
 	// PeerPollInterval is how often each node polls its peers' storage
 	// figures (placement, liveness for repair). Zero means 10 s.
 	PeerPollInterval time.Duration
+	// VoterUpkeepInterval is how often the leader checks the voter set
+	// (voters.go). Zero means DefaultVoterUpkeepInterval.
+	VoterUpkeepInterval time.Duration
 	// FaultInjection enables the admin API's fault endpoints (damaging a
 	// stored body) for the jepsen harness. Never in production.
 	FaultInjection bool
@@ -182,6 +185,7 @@ func (c *Config) setDefaults() error {
 	setDur(&c.RepairInterval, DefaultRepairInterval)
 	setDur(&c.ScrubInterval, DefaultScrubInterval)
 	setDur(&c.PeerPollInterval, 10*time.Second)
+	setDur(&c.VoterUpkeepInterval, DefaultVoterUpkeepInterval)
 	setDur(&c.BodySyncInterval, DefaultBodySyncInterval) // storage.Open checks its range
 	setInt(&c.RepairBusyCopies, DefaultRepairBusyCopies)
 	if c.RepairRate <= 0 {

@@ -88,6 +88,15 @@ func (n *Node) listedHere(h storage.Hash) (bool, error) {
 
 // sweepLoop runs SweepOrphans every interval until ctx ends.
 func (n *Node) sweepLoop(ctx context.Context, interval, grace time.Duration) {
+	every(ctx, interval, func() {
+		if _, _, err := n.SweepOrphans(ctx, grace); err != nil && ctx.Err() == nil {
+			n.log.Warn("orphan sweep failed", "err", err)
+		}
+	})
+}
+
+// every calls f every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, f func()) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -95,9 +104,7 @@ func (n *Node) sweepLoop(ctx context.Context, interval, grace time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, _, err := n.SweepOrphans(ctx, grace); err != nil && ctx.Err() == nil {
-				n.log.Warn("orphan sweep failed", "err", err)
-			}
+			f()
 		}
 	}
 }

@@ -16,7 +16,8 @@ import (
 	"powermail/fsm"
 )
 
-// JoinRequest asks the cluster to take a node in as a voter.
+// JoinRequest asks the cluster to take a node in: as a voter, or beyond
+// the voter cap as a non-voter (voters.go).
 type JoinRequest struct {
 	ID          string `json:"id"`
 	ClusterAddr string `json:"cluster_addr"`
@@ -33,7 +34,7 @@ func (r JoinRequest) validate() error {
 	return nil
 }
 
-// Join adds a voter through any node. It is idempotent: the same ID and
+// Join adds a node through any node. It is idempotent: the same ID and
 // address again is a no-op, and a changed address replaces the old one.
 func (n *Node) Join(ctx context.Context, req JoinRequest) error {
 	if err := req.validate(); err != nil {
@@ -69,10 +70,9 @@ func (n *Node) joinLocal(ctx context.Context, req JoinRequest) error {
 		}
 	}
 	if !present {
-		if err := n.raft.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.ClusterAddr), 0, n.cfg.ApplyTimeout).Error(); err != nil {
-			return fmt.Errorf("add voter %s: %w", req.ID, n.raftErr(err))
+		if err := n.addJoiner(raft.ServerID(req.ID), raft.ServerAddress(req.ClusterAddr), cf.Configuration().Servers); err != nil {
+			return err
 		}
-		n.log.Info("node joined", "id", req.ID, "cluster_addr", req.ClusterAddr)
 	}
 	_, err := n.Apply(ctx, &fsm.MemberSet{Member: fsm.Member{ID: req.ID, ClusterAddr: req.ClusterAddr, AdminAddr: req.AdminAddr}})
 	return err

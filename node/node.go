@@ -143,10 +143,14 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.queue = n.newOutbound()
 	n.watchQueue()
-	n.bg.Add(8)
+	n.bg.Add(9)
 	go func() {
 		defer n.bg.Done()
 		n.auditAtStart(bgctx)
+	}()
+	go func() {
+		defer n.bg.Done()
+		n.voterLoop(bgctx, n.cfg.VoterUpkeepInterval)
 	}()
 	go func() {
 		defer n.bg.Done()

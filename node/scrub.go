@@ -88,14 +88,7 @@ func (n *Node) kickRepairAnywhere(ctx context.Context) {
 
 // scrubLoop scrubs every interval until ctx ends.
 func (n *Node) scrubLoop(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, interval, func() {
 		if _, _, err := n.AuditListings(ctx); err != nil && ctx.Err() == nil {
 			n.log.Warn("listing audit failed", "err", err)
 		}
@@ -104,5 +97,5 @@ func (n *Node) scrubLoop(ctx context.Context, interval time.Duration) {
 			n.log.Warn("scrub failed", "err", err)
 		}
 		n.log.Info("scrub pass done", "checked", checked, "corrupt", corrupt)
-	}
+	})
 }

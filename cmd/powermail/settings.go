@@ -10,7 +10,7 @@ import (
 )
 
 func newSettingsCmd(cl *clientFlags) *cobra.Command {
-	cmd := &cobra.Command{Use: "settings", Short: "Show or change cluster settings (replication factor R, write quorum W, command encoding)"}
+	cmd := &cobra.Command{Use: "settings", Short: "Show or change cluster settings (replication factor R, write quorum W, command encoding, voter cap)"}
 	cl.register(cmd)
 	cmd.AddCommand(&cobra.Command{
 		Use: "show", Short: "Show cluster settings", Args: cobra.NoArgs,
@@ -19,22 +19,23 @@ func newSettingsCmd(cl *clientFlags) *cobra.Command {
 			if err := cl.do(cmd.Context(), "GET", "/v1/settings", nil, &s); err != nil {
 				return err
 			}
-			return cl.emit(cmd, s, []string{"REPLICAS", "WRITE-QUORUM", "COMMAND-ENCODING"}, func() [][]string {
-				return [][]string{{fmt.Sprint(s.Replicas), fmt.Sprint(s.WriteQuorum), fmt.Sprint(s.CommandEncoding)}}
+			return cl.emit(cmd, s, []string{"REPLICAS", "WRITE-QUORUM", "COMMAND-ENCODING", "MAX-VOTERS"}, func() [][]string {
+				return [][]string{{fmt.Sprint(s.Replicas), fmt.Sprint(s.WriteQuorum), fmt.Sprint(s.CommandEncoding), fmt.Sprint(s.Voters())}}
 			})
 		},
 	})
-	var r, w, enc int
+	var r, w, enc, voters int
 	set := &cobra.Command{
-		Use:   "set [--replicas R] [--write-quorum W] [--command-encoding E]",
+		Use:   "set [--replicas R] [--write-quorum W] [--command-encoding E] [--max-voters N]",
 		Short: "Change settings; the others keep their values (W defaults to R when only R is given)",
 		Long: "Change R, W or the raft command encoding. --command-encoding " + fmt.Sprint(fsm.NewestEncoding) +
-			" lets deliveries use the compact binary command and keeps forwarded mail's DSN parameters; raise it only once every node runs a release that reads it.",
+			" lets deliveries use the compact binary command and keeps forwarded mail's DSN parameters; raise it only once every node runs a release that reads it." +
+			" --max-voters caps the raft voters (default 5); further nodes join as non-voters, and the leader promotes one when a voter leaves or stays down.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			flags := cmd.Flags()
-			if !flags.Changed("replicas") && !flags.Changed("write-quorum") && !flags.Changed("command-encoding") {
-				return fmt.Errorf("nothing to change: give --replicas, --write-quorum or --command-encoding")
+			if !flags.Changed("replicas") && !flags.Changed("write-quorum") && !flags.Changed("command-encoding") && !flags.Changed("max-voters") {
+				return fmt.Errorf("nothing to change: give --replicas, --write-quorum, --command-encoding or --max-voters")
 			}
 			var s fsm.Settings
 			if err := cl.do(cmd.Context(), "GET", "/v1/settings", nil, &s); err != nil {
@@ -49,15 +50,19 @@ func newSettingsCmd(cl *clientFlags) *cobra.Command {
 			if flags.Changed("command-encoding") {
 				s.CommandEncoding = enc
 			}
+			if flags.Changed("max-voters") {
+				s.MaxVoters = voters
+			}
 			if err := cl.do(cmd.Context(), "POST", "/v1/settings", s, nil); err != nil {
 				return err
 			}
-			return cl.done(cmd, "replicas %d, write quorum %d, command encoding %d", s.Replicas, s.WriteQuorum, s.CommandEncoding)
+			return cl.done(cmd, "replicas %d, write quorum %d, command encoding %d, max voters %d", s.Replicas, s.WriteQuorum, s.CommandEncoding, s.Voters())
 		},
 	}
 	set.Flags().IntVar(&r, "replicas", 0, "copies of each message body")
 	set.Flags().IntVar(&w, "write-quorum", 0, "durable copies before acknowledging")
 	set.Flags().IntVar(&enc, "command-encoding", 0, "newest raft command encoding to write (1 JSON, 2 binary, 3 binary and DSN parameters)")
+	set.Flags().IntVar(&voters, "max-voters", 0, "raft voters at most (odd, 1 to 9; 0 for the default, 5)")
 	cmd.AddCommand(set)
 	return cmd
 }

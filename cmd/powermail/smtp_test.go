@@ -401,6 +401,12 @@ func TestSingleNodeTrialCluster(t *testing.T) {
 	if _, _, err := cli(t, "", "settings", "set", "--addr", p.admin); err == nil {
 		t.Fatal("settings set without a setting succeeded")
 	}
+	if _, errOut, err := cli(t, "", "settings", "set", "--max-voters", "4", "--addr", p.admin); err == nil || !strings.Contains(errOut, "odd") {
+		t.Fatalf("an even voter cap: %v %q", err, errOut)
+	}
+	if out := mustCLI(t, "settings", "set", "--max-voters", "3", "--addr", p.admin); !strings.Contains(out, "max voters 3") {
+		t.Fatalf("settings set --max-voters 3: %q", out)
+	}
 	if code, msg := send(t, p.smtp, "a@elsewhere.net", []string{"me@solo.test"}, "Subject: two copies\r\n\r\nhi\r\n"); code != 451 {
 		t.Fatalf("R=W=2 on one node: %d %s, want 451", code, msg)
 	}
