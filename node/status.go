@@ -135,16 +135,18 @@ func (m MemberStatus) Full() bool {
 	return m.Reachable && m.MinFreeBytes > 0 && m.FreeBytes <= m.MinFreeBytes
 }
 
-// health is "healthy" with every voter reachable and no node at its
-// free-space reserve, "degraded" while a majority of voters is reachable,
-// and "unavailable" otherwise.
+// health is "healthy" with every node reachable (a non-voter holds
+// replicas and serves clients too) and none at its free-space reserve,
+// "degraded" while a majority of voters is reachable, and "unavailable"
+// otherwise.
 func health(cs ClusterStatus) string {
 	if cs.Leader == "" {
 		return "unavailable"
 	}
-	voters, up, full := 0, 0, false
+	voters, up, full, allUp := 0, 0, false, true
 	for _, m := range cs.Nodes {
 		full = full || m.Full()
+		allUp = allUp && m.Reachable
 		if m.Suffrage == "voter" {
 			voters++
 			if m.Reachable {
@@ -153,7 +155,7 @@ func health(cs ClusterStatus) string {
 		}
 	}
 	switch {
-	case up == voters && !full:
+	case allUp && !full:
 		return "healthy"
 	case up > voters/2:
 		return "degraded"

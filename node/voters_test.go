@@ -67,6 +67,10 @@ func TestVoterCapAndReplacement(t *testing.T) {
 		return len(v) == 3 && !slices.Contains(v, victim.ID()) && slices.Contains(v, "n4") && slices.Equal(nv, []string{victim.ID()})
 	})
 	mustApply(t, l, &fsm.DomainAdd{Name: "example.net"}) // the new quorum commits
+	// A dead non-voter still holds replicas: the cluster is not healthy.
+	if st, err := l.Status(ctxT(t, 5*time.Second)); err != nil || st.Health != "degraded" {
+		t.Fatalf("status with a dead non-voter: %q %v, want degraded", st.Health, err)
+	}
 
 	set(1)
 	waitFor(t, 15*time.Second, "voters down to the cap", func() bool {
