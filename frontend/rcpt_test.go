@@ -192,7 +192,7 @@ func TestDSNParametersAccepted(t *testing.T) {
 	c.ehlo()
 	c.expect("MAIL FROM:<s@remote.test> RET=HDRS ENVID=QQ314159", 250, "2.0.0")
 	c.expect("RCPT TO:<alice@example.com> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;alice@example.com", 250, "2.0.0")
-	c.expect("RCPT TO:<alice@example.com> ORCPT=rfc822;"+strings.Repeat("a", 501), 501, "5.5.4")
+	c.expect("RCPT TO:<alice@example.com> ORCPT=rfc822;"+strings.Repeat("a", 493), 501, "5.5.4") // "rfc822; " and 493 is 501
 	checkReply(t, "DATA", c.data("x\r\n"), 250, "2.0.0")
 	c.expect("MAIL FROM:<s@remote.test> ENVID="+strings.Repeat("Q", 101), 501, "5.5.4")
 }

@@ -68,6 +68,15 @@ type rcptEntry struct {
 	orcpt  string   // ORCPT= as "type; address" (RFC 3461 §4.2)
 }
 
+// orcptOf is the RCPT's ORCPT as kept and reported, "type; address"
+// (RFC 3464 §2.3.1), or "" without one.
+func orcptOf(opts *smtp.RcptOptions) string {
+	if opts == nil || opts.OriginalRecipient == "" {
+		return ""
+	}
+	return strings.ToLower(string(opts.OriginalRecipientType)) + "; " + opts.OriginalRecipient
+}
+
 // addRecipient records an accepted RCPT. A mailbox reached through
 // several addresses is stored once (Promise 5).
 func (tx *txn) addRecipient(addr string, res node.Resolution, opts *smtp.RcptOptions) {
@@ -77,9 +86,7 @@ func (tx *txn) addRecipient(addr string, res node.Resolution, opts *smtp.RcptOpt
 		for _, k := range opts.Notify {
 			rc.notify = append(rc.notify, string(k))
 		}
-		if opts.OriginalRecipient != "" {
-			rc.orcpt = strings.ToLower(string(opts.OriginalRecipientType)) + "; " + opts.OriginalRecipient
-		}
+		rc.orcpt = orcptOf(opts)
 	}
 	tx.rcpts = append(tx.rcpts, rc)
 	for _, e := range res.External {
@@ -184,7 +191,7 @@ func (s *session) rcpt(to string, opts *smtp.RcptOptions) error {
 	if max := s.srv.cfg.MaxRecipients; n >= max {
 		return replyTooManyRecipients(max)
 	}
-	if opts != nil && len(opts.OriginalRecipient) > maxORCPT {
+	if len(orcptOf(opts)) > maxORCPT {
 		return replyBadDSNParameter(fmt.Sprintf("ORCPT longer than %d characters", maxORCPT))
 	}
 	switch p, why := checkRecipient(to, tx.utf8); p {

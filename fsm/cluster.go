@@ -46,6 +46,10 @@ const MaxReplicas = 7
 
 func (c *SettingsSet) needsJSON3() bool { return c.Settings.MaxVoters != 0 }
 
+// raisesTo lets the command that raises the cluster's encoding be written
+// in the encoding it raises to.
+func (c *SettingsSet) raisesTo() int { return c.Settings.CommandEncoding }
+
 func (c *SettingsSet) apply(tx *txn) (any, error) {
 	s := c.Settings
 	if s.Replicas < 1 || s.Replicas > MaxReplicas {
@@ -59,6 +63,9 @@ func (c *SettingsSet) apply(tx *txn) (any, error) {
 	}
 	if s.MaxVoters != 0 && (s.MaxVoters < 1 || s.MaxVoters > MaxMaxVoters || s.MaxVoters%2 == 0) {
 		return nil, errorf(ErrInvalid, "max voters must be odd, 1 to %d, not %d (an even number tolerates no more failures than one fewer)", MaxMaxVoters, s.MaxVoters)
+	}
+	if s.MaxVoters != 0 && s.CommandEncoding < EncodingJSON3 {
+		return nil, errorf(ErrInvalid, "max voters needs command encoding %d (to lower the encoding, set max voters to 0 first)", EncodingJSON3)
 	}
 	old, err := tx.settings()
 	if err != nil {

@@ -77,6 +77,12 @@ type strictCommand interface {
 	needsJSON3() bool
 }
 
+// encodingRaiser is a command that raises the cluster's encoding setting;
+// it may itself be written in the encoding it raises to.
+type encodingRaiser interface {
+	raisesTo() int
+}
+
 // ErrEncoding: the command needs a newer encoding than the cluster
 // setting allows. It is invalid input (ErrInvalid) to the caller.
 var ErrEncoding = &Error{Kind: ErrInvalid, Msg: "this needs command encoding 3 (settings set --command-encoding 3, once every node runs this release)"}
@@ -94,6 +100,9 @@ func Encode(c Command) ([]byte, error) { return EncodeAs(c, EncodingJSON) }
 // EncodeAs serialises c in the newest encoding up to enc that c has:
 // binary for a command with a binary codec when enc allows it, else JSON.
 func EncodeAs(c Command, enc int) ([]byte, error) {
+	if r, ok := c.(encodingRaiser); ok {
+		enc = max(enc, r.raisesTo())
+	}
 	if bc, ok := c.(binaryCommand); ok && enc >= EncodingBinary {
 		payload, err := bc.MarshalBinary()
 		if err == nil {

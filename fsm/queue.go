@@ -134,20 +134,48 @@ const (
 	maxORCPT = 500
 )
 
-// valid reports whether d fits rcpts recipients and the RFC's bounds.
-func (d *QueueDSN) valid(rcpts int) bool {
-	if len(d.EnvID) > maxEnvID || (d.Ret != "" && d.Ret != "FULL" && d.Ret != "HDRS") ||
-		(len(d.Notify) != 0 && len(d.Notify) != rcpts) || (len(d.ORCPT) != 0 && len(d.ORCPT) != rcpts) {
-		return false
+// sanitized is d with every parameter that does not fit rcpts
+// recipients or the RFC's bounds left out, each on its own: the same on
+// every replica, and never a reason to refuse the mail.
+func (d *QueueDSN) sanitized(rcpts int) QueueDSN {
+	if d == nil {
+		return QueueDSN{}
 	}
-	for _, n := range d.Notify {
-		for _, k := range strings.Split(n, ",") {
-			if n != "" && k != NotifyNever && k != NotifySuccess && k != NotifyFailure && k != NotifyDelay {
-				return false
+	out := QueueDSN{EnvID: d.EnvID, Ret: d.Ret}
+	if len(out.EnvID) > maxEnvID {
+		out.EnvID = ""
+	}
+	if out.Ret != "FULL" && out.Ret != "HDRS" {
+		out.Ret = ""
+	}
+	if len(d.Notify) == rcpts {
+		out.Notify = make([]string, rcpts)
+		for i, n := range d.Notify {
+			if validNotify(n) {
+				out.Notify[i] = n
 			}
 		}
 	}
-	return !slices.ContainsFunc(d.ORCPT, func(o string) bool { return len(o) > maxORCPT })
+	if len(d.ORCPT) == rcpts {
+		out.ORCPT = make([]string, rcpts)
+		for i, o := range d.ORCPT {
+			if len(o) <= maxORCPT {
+				out.ORCPT[i] = o
+			}
+		}
+	}
+	return out
+}
+
+// validNotify reports whether n is NEVER or a list of SUCCESS, FAILURE
+// and DELAY.
+func validNotify(n string) bool {
+	for _, k := range strings.Split(n, ",") {
+		if k != NotifyNever && k != NotifySuccess && k != NotifyFailure && k != NotifyDelay {
+			return false
+		}
+	}
+	return true
 }
 
 // at is the i-th entry of a per-recipient list, "" past its end.
@@ -197,10 +225,7 @@ func createEntry(tx *txn, p *QueuePart, hash string, size int64, replicas []stri
 	id := queueID(tx.index)
 	e := QueueEntry{ID: id, Hash: hash, Size: size, Replicas: slices.Clone(replicas), From: p.From,
 		NextAttempt: p.NextAttempt, Created: created, CreatedIndex: tx.index}
-	dsn := p.DSN
-	if dsn == nil || !dsn.valid(len(p.Recipients)) {
-		dsn = &QueueDSN{}
-	}
+	dsn := p.DSN.sanitized(len(p.Recipients))
 	e.EnvID, e.Ret = dsn.EnvID, dsn.Ret
 	for i, r := range p.Recipients {
 		if !slices.ContainsFunc(e.Recipients, func(q QueueRecipient) bool { return q.Address == r }) {

@@ -79,9 +79,10 @@ type Settings struct {
 	// every node runs a release that reads it: an older one stops on the
 	// first entry it cannot decode. New clusters start at NewestEncoding.
 	CommandEncoding int `json:"command_encoding,omitempty"`
-	// MaxVoters caps the raft voters (0: DefaultMaxVoters); further nodes
-	// join as non-voters and are promoted when a voter leaves or stays
-	// down (node/voters.go). Setting it needs EncodingJSON3.
+	// MaxVoters caps the raft voters (0: no cap, as in a cluster created
+	// before the setting; new clusters start at DefaultMaxVoters). Further
+	// nodes join as non-voters and are promoted when a voter leaves or
+	// stays down (node/voters.go). It needs CommandEncoding 3.
 	MaxVoters int `json:"max_voters,omitempty"`
 }
 
@@ -91,14 +92,6 @@ const DefaultMaxVoters = 5
 
 // MaxMaxVoters bounds MaxVoters.
 const MaxMaxVoters = 9
-
-// Voters is the voter cap in effect.
-func (s Settings) Voters() int {
-	if s.MaxVoters == 0 {
-		return DefaultMaxVoters
-	}
-	return s.MaxVoters
-}
 
 // DefaultSettings are used until a SettingsSet command is applied.
 var defaultSettings = Settings{Replicas: 2, WriteQuorum: 2}

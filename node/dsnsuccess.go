@@ -107,7 +107,9 @@ func (n *Node) notifySuccess(id, hash string, msg Message, rejected map[string]e
 	case n.notices <- struct{}{}:
 	default:
 		n.metrics.noticesDropped.Inc()
-		n.log.Warn("success notice dropped: too many in flight", "id", id, "sender", msg.From, "in_flight", cap(n.notices))
+		if k := n.noticeDrops.Add(1); k&(k-1) == 0 { // the 1st, 2nd, 4th...: an abuser cannot flood the log
+			n.log.Warn("success notices dropped: too many in flight", "dropped", k, "last_id", id, "last_sender", msg.From, "in_flight", cap(n.notices))
+		}
 		return
 	}
 	n.spawn(func(ctx context.Context) {

@@ -70,7 +70,7 @@ func (n *Node) joinLocal(ctx context.Context, req JoinRequest) error {
 		}
 	}
 	if !present {
-		if err := n.addJoiner(raft.ServerID(req.ID), raft.ServerAddress(req.ClusterAddr), cf.Configuration().Servers); err != nil {
+		if err := n.addJoiner(raft.ServerID(req.ID), raft.ServerAddress(req.ClusterAddr)); err != nil {
 			return err
 		}
 	}
@@ -211,7 +211,8 @@ func (n *Node) publishOnce(ctx context.Context, want fsm.Member, bootstrapped bo
 	if bootstrapped && n.cfg.BootstrapSettings != nil {
 		s := n.cfg.BootstrapSettings
 		// A new cluster runs one release, so it writes the newest encoding.
-		set := fsm.Settings{Replicas: s.Replicas, WriteQuorum: s.WriteQuorum, CommandEncoding: fsm.NewestEncoding}
+		set := fsm.Settings{Replicas: s.Replicas, WriteQuorum: s.WriteQuorum, CommandEncoding: fsm.NewestEncoding,
+			MaxVoters: fsm.DefaultMaxVoters}
 		if _, err := n.Apply(ctx, &fsm.SettingsSet{Settings: set}); err != nil {
 			return err
 		}

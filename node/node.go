@@ -81,6 +81,7 @@ type Node struct {
 	cancel      context.CancelFunc
 	bgctx       context.Context // ends when the node closes
 	notices     chan struct{}   // success notices in flight (dsnsuccess.go)
+	noticeDrops atomic.Int64    // success notices dropped, for the log
 	spawnMu     sync.Mutex      // orders spawn against close's cancel
 	bg          sync.WaitGroup
 	closeOnce   sync.Once

@@ -3,127 +3,208 @@ package node
 import (
 	"context"
 	"fmt"
-	"slices"
+	"math"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"powermail/fsm"
 )
 
 // Voters. Every commit waits for a majority of the raft voters, so a
 // large cluster should not make every node a voter: five ride out two
 // failures, and more only add fsyncs to wait for. The cluster setting
-// MaxVoters (fsm.Settings.Voters, default 5) caps them. A node that
-// joins beyond the cap is a non-voter: it receives the log and serves
-// clients like any node, but does not count towards a quorum. The
-// leader keeps the voter set full and alive (voterUpkeep):
+// MaxVoters (fsm.Settings.Voters; 5 in a new cluster, no cap in one
+// created before it) caps them. A node that joins beyond the cap is a
+// non-voter: it receives the log and serves clients like any node, but
+// does not count towards a quorum. The leader keeps the voter set full
+// and alive (voterUpkeep), one configuration change per round:
 //
-//   - while there are fewer voters than the cap, it promotes a healthy
-//     non-voter;
-//   - a voter down past RepairGrace is demoted when a healthy non-voter
-//     can take its place, so that a cluster of many nodes does not lose
-//     its quorum to a few dead voters;
-//   - beyond the cap (the setting lowered), it demotes voters, down ones
-//     first, never itself.
+//   - while there are fewer voters than the cap, it promotes a non-voter
+//     that answers now and has applied nearly all the log;
+//   - a voter down past RepairGrace that does not answer now is demoted
+//     when such a non-voter can take its place;
+//   - beyond the cap (the setting lowered), it demotes voters, those that
+//     do not answer first, never itself.
 //
-// One change per round, each a raft configuration change that needs the
-// current quorum; a demoted node that comes back is promoted again only
-// when a voter is missing.
+// Invariant: a change is made only if the voters that answered a probe
+// made for this round form a majority of the configuration it leads to,
+// so no promotion or demotion by itself costs the quorum. Each change is
+// conditional on the configuration it was decided on (its index).
 
 // DefaultVoterUpkeepInterval is how often the leader checks the voters.
 const DefaultVoterUpkeepInterval = 10 * time.Second
+
+// voterCatchUp is how far behind the leader's applied index a non-voter
+// may be and still be promoted.
+const voterCatchUp = 1024
+
+// voterCap is the cap the settings put on voters.
+func voterCap(s fsm.Settings) int {
+	if s.MaxVoters == 0 {
+		return math.MaxInt // a cluster from before the setting: no cap
+	}
+	return s.MaxVoters
+}
 
 // voterLoop runs voterUpkeep every interval until ctx ends.
 func (n *Node) voterLoop(ctx context.Context, interval time.Duration) {
 	every(ctx, interval, func() {
 		if n.IsLeader() {
-			if err := n.voterUpkeep(); err != nil {
+			if err := n.voterUpkeep(ctx); err != nil {
 				n.log.Warn("voter upkeep", "err", err)
 			}
 		}
 	})
 }
 
+// voterView is one round's view of the configuration, from a fresh probe.
+type voterView struct {
+	index      uint64 // of the configuration
+	voters     []raft.Server
+	answering  map[raft.ServerID]bool // answered the probe (this node too)
+	candidates []raft.Server          // non-voters answering and caught up
+}
+
+// reachable counts the answering voters, leaving out skip.
+func (v voterView) reachable(skip raft.ServerID) int {
+	k := 0
+	for _, s := range v.voters {
+		if s.ID != skip && v.answering[s.ID] {
+			k++
+		}
+	}
+	return k
+}
+
 // voterUpkeep makes at most one change towards a full, live voter set.
-func (n *Node) voterUpkeep() error {
+func (n *Node) voterUpkeep(ctx context.Context) error {
 	settings, err := n.state.Settings()
 	if err != nil {
 		return err
 	}
-	live, err := n.liveness()
+	v, err := n.viewVoters(ctx)
 	if err != nil {
 		return err
 	}
-	cf := n.raft.GetConfiguration()
-	if err := cf.Error(); err != nil {
-		return err
-	}
-	var voters, downVoters, candidates []raft.Server
-	for _, s := range cf.Configuration().Servers {
-		id := string(s.ID)
-		switch {
-		case s.Suffrage == raft.Voter:
-			voters = append(voters, s)
-			if !live.alive[id] {
-				downVoters = append(downVoters, s)
-			}
-		case s.Suffrage == raft.Nonvoter && live.alive[id] && n.health.ok(id):
-			candidates = append(candidates, s)
-		}
-	}
-	max := settings.Voters()
+	max, self := voterCap(settings), raft.ServerID(n.cfg.ID)
 	switch {
-	case len(voters) < max && len(candidates) > 0:
-		return n.promote(candidates[0])
-	case len(voters) > max:
-		victims := append(slices.Clone(downVoters), voters...)
-		for _, v := range victims {
-			if string(v.ID) != n.cfg.ID {
-				return n.demote(v, "over the voter cap")
+	case len(v.voters) < max && len(v.candidates) > 0:
+		if v.reachable("")+1 > (len(v.voters)+1)/2 {
+			return n.promote(v.index, v.candidates[0])
+		}
+	case len(v.voters) > max:
+		for _, pass := range []bool{false, true} { // silent voters first
+			for _, s := range v.voters {
+				if s.ID != self && v.answering[s.ID] == pass && v.reachable(s.ID) > (len(v.voters)-1)/2 {
+					return n.demote(v.index, s, "over the voter cap")
+				}
 			}
 		}
-	case len(downVoters) > 0 && len(candidates) > 0 && string(downVoters[0].ID) != n.cfg.ID:
-		return n.demote(downVoters[0], "down past the repair grace, with a non-voter to take its place")
+	case len(v.candidates) > 0:
+		for _, s := range v.voters {
+			if s.ID != self && !v.answering[s.ID] && n.downPastGrace(string(s.ID)) && v.reachable(s.ID) > (len(v.voters)-1)/2 {
+				return n.demote(v.index, s, "down past the repair grace, with a non-voter to take its place")
+			}
+		}
 	}
 	return nil
 }
 
-func (n *Node) promote(s raft.Server) error {
-	if err := n.raft.AddVoter(s.ID, s.Address, 0, n.cfg.ApplyTimeout).Error(); err != nil {
+// downPastGrace reports whether member id has not answered a storage
+// poll for RepairGrace. A server with no member record yet (joining) is
+// not judged.
+func (n *Node) downPastGrace(id string) bool {
+	live, err := n.liveness()
+	if err != nil {
+		return false
+	}
+	_, member := live.members[id]
+	return member && !live.alive[id]
+}
+
+// viewVoters reads the configuration and asks every other server for its
+// applied index now, in parallel, each with a short deadline.
+func (n *Node) viewVoters(ctx context.Context) (voterView, error) {
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return voterView{}, err
+	}
+	v := voterView{index: cf.Index(), answering: map[raft.ServerID]bool{}}
+	applied := map[raft.ServerID]uint64{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, s := range cf.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			v.voters = append(v.voters, s)
+		}
+		if string(s.ID) == n.cfg.ID {
+			v.answering[s.ID], applied[s.ID] = true, n.state.Applied()
+			continue
+		}
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			var ms MemberStatus
+			if err := n.call(cctx, string(s.Address), "GET", "/rpc/stats", nil, &ms); err == nil {
+				mu.Lock()
+				v.answering[s.ID], applied[s.ID] = true, ms.AppliedIndex
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	mine := n.state.Applied()
+	for _, s := range cf.Configuration().Servers {
+		if s.Suffrage == raft.Nonvoter && v.answering[s.ID] && applied[s.ID]+voterCatchUp >= mine {
+			v.candidates = append(v.candidates, s)
+		}
+	}
+	return v, nil
+}
+
+func (n *Node) promote(index uint64, s raft.Server) error {
+	if err := n.raft.AddVoter(s.ID, s.Address, index, n.cfg.ApplyTimeout).Error(); err != nil {
 		return fmt.Errorf("promote %s: %w", s.ID, n.raftErr(err))
 	}
 	n.log.Info("non-voter promoted to voter", "id", s.ID)
 	return nil
 }
 
-func (n *Node) demote(s raft.Server, why string) error {
-	if err := n.raft.DemoteVoter(s.ID, 0, n.cfg.ApplyTimeout).Error(); err != nil {
+func (n *Node) demote(index uint64, s raft.Server, why string) error {
+	if err := n.raft.DemoteVoter(s.ID, index, n.cfg.ApplyTimeout).Error(); err != nil {
 		return fmt.Errorf("demote %s: %w", s.ID, n.raftErr(err))
 	}
 	n.log.Info("voter demoted", "id", s.ID, "why", why)
 	return nil
 }
 
-// addJoiner adds a joining node as a voter while the voters are
-// fewer than the cap, else as a non-voter.
-func (n *Node) addJoiner(id raft.ServerID, addr raft.ServerAddress, servers []raft.Server) error {
+// addJoiner adds a joining node as a voter while the voters are fewer
+// than the cap, else as a non-voter, on the configuration as it is now.
+func (n *Node) addJoiner(id raft.ServerID, addr raft.ServerAddress) error {
 	settings, err := n.state.Settings()
 	if err != nil {
 		return err
 	}
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return fmt.Errorf("read configuration: %w", err)
+	}
 	voters := 0
-	for _, s := range servers {
+	for _, s := range cf.Configuration().Servers {
 		if s.Suffrage == raft.Voter && s.ID != id {
 			voters++
 		}
 	}
-	if voters >= settings.Voters() {
-		if err := n.raft.AddNonvoter(id, addr, 0, n.cfg.ApplyTimeout).Error(); err != nil {
+	if voters >= voterCap(settings) {
+		if err := n.raft.AddNonvoter(id, addr, cf.Index(), n.cfg.ApplyTimeout).Error(); err != nil {
 			return fmt.Errorf("add non-voter %s: %w", id, n.raftErr(err))
 		}
 		n.log.Info("node joined as a non-voter", "id", id, "cluster_addr", addr, "voters", voters)
 		return nil
 	}
-	if err := n.raft.AddVoter(id, addr, 0, n.cfg.ApplyTimeout).Error(); err != nil {
+	if err := n.raft.AddVoter(id, addr, cf.Index(), n.cfg.ApplyTimeout).Error(); err != nil {
 		return fmt.Errorf("add voter %s: %w", id, n.raftErr(err))
 	}
 	n.log.Info("node joined", "id", id, "cluster_addr", addr)

@@ -30,20 +30,38 @@ func suffrages(t *testing.T, l *Node) (voters, nonvoters []string) {
 	return voters, nonvoters
 }
 
-// Beyond the voter cap a node joins as a non-voter; when a voter stays
-// down past the grace, the leader demotes it and promotes the healthy
-// non-voter; a lowered cap demotes voters, never the leader.
-func TestVoterCapAndReplacement(t *testing.T) {
-	c := newTestClusterWith(t, 3, func(cfg *Config) {
+// voterCluster starts size nodes that check their voters often.
+func voterCluster(t *testing.T, size int) (*testCluster, *Node) {
+	c := newTestClusterWith(t, size, func(cfg *Config) {
 		cfg.PeerPollInterval = 100 * time.Millisecond
 		cfg.RepairGrace = 2 * time.Second
 		cfg.VoterUpkeepInterval = 200 * time.Millisecond
 	})
-	l := c.leader(5 * time.Second)
-	set := func(max int) {
-		t.Helper()
-		mustApply(t, l, &fsm.SettingsSet{Settings: fsm.Settings{Replicas: 2, WriteQuorum: 2, CommandEncoding: fsm.NewestEncoding, MaxVoters: max}})
+	return c, c.leader(5 * time.Second)
+}
+
+func setMaxVoters(t *testing.T, l *Node, max int) {
+	t.Helper()
+	mustApply(t, l, &fsm.SettingsSet{Settings: fsm.Settings{Replicas: 2, WriteQuorum: 2, CommandEncoding: fsm.NewestEncoding, MaxVoters: max}})
+}
+
+// followers are up to k of c's nodes other than l.
+func followers(c *testCluster, l *Node, k int) []*Node {
+	var out []*Node
+	for _, id := range []string{"n1", "n2", "n3", "n4", "n5"} {
+		if n := c.nodes[id]; n != nil && n != l && len(out) < k {
+			out = append(out, n)
+		}
 	}
+	return out
+}
+
+// Beyond the voter cap a node joins as a non-voter; when a voter stays
+// down past the grace, the leader demotes it and promotes the healthy
+// non-voter; a lowered cap demotes voters, never the leader.
+func TestVoterCapAndReplacement(t *testing.T) {
+	c, l := voterCluster(t, 3)
+	set := func(max int) { t.Helper(); setMaxVoters(t, l, max) }
 	set(3)
 	c.start("n4", false, l.AdminAddr())
 	if v, nv := suffrages(t, l); !slices.Equal(v, []string{"n1", "n2", "n3"}) || !slices.Equal(nv, []string{"n4"}) {
@@ -53,13 +71,7 @@ func TestVoterCapAndReplacement(t *testing.T) {
 	mustApply(t, l, &fsm.DomainAdd{Name: "example.com"})
 	waitFor(t, 10*time.Second, "n4 applies", func() bool { _, err := c.nodes["n4"].State().Domain("example.com"); return err == nil })
 
-	var victim *Node
-	for _, id := range []string{"n1", "n2", "n3"} {
-		if c.nodes[id] != l {
-			victim = c.nodes[id]
-			break
-		}
-	}
+	victim := followers(c, l, 1)[0]
 	victim.Kill()
 	delete(c.nodes, victim.ID())
 	waitFor(t, 15*time.Second, "the non-voter promoted in the dead voter's place", func() bool {
@@ -82,5 +94,44 @@ func TestVoterCapAndReplacement(t *testing.T) {
 	}
 	if _, err := l.Apply(ctxT(t, 5*time.Second), &fsm.DomainAdd{Name: "example.org"}); err != nil {
 		t.Fatalf("a one-voter cluster cannot commit: %v", err)
+	}
+}
+
+// Lowering the cap while voters are down demotes the silent ones first,
+// so the quorum survives: five voters, two dead, cap 3.
+func TestVoterCapLoweredWithVotersDown(t *testing.T) {
+	c, l := voterCluster(t, 5)
+	var dead []string
+	for _, n := range followers(c, l, 2) {
+		n.Kill()
+		delete(c.nodes, n.ID())
+		dead = append(dead, n.ID())
+	}
+	setMaxVoters(t, l, 3) // at once: the dead are not yet past the grace
+	waitFor(t, 15*time.Second, "the dead voters demoted", func() bool {
+		v, nv := suffrages(t, l)
+		slices.Sort(dead)
+		return len(v) == 3 && slices.Equal(nv, dead)
+	})
+	if _, err := l.Apply(ctxT(t, 5*time.Second), &fsm.DomainAdd{Name: "example.com"}); err != nil {
+		t.Fatalf("the three live voters cannot commit: %v", err)
+	}
+}
+
+// A non-voter that does not answer is never promoted, even with room
+// under the cap: it could not help a quorum.
+func TestDeadNonVoterNotPromoted(t *testing.T) {
+	c, l := voterCluster(t, 3)
+	setMaxVoters(t, l, 3)
+	n4 := c.start("n4", false, l.AdminAddr())
+	n4.Kill()
+	delete(c.nodes, "n4")
+	setMaxVoters(t, l, 5)
+	time.Sleep(1500 * time.Millisecond) // several rounds
+	if v, nv := suffrages(t, l); len(v) != 3 || !slices.Equal(nv, []string{"n4"}) {
+		t.Fatalf("voters %v, non-voters %v: a dead non-voter was promoted", v, nv)
+	}
+	if _, err := l.Apply(ctxT(t, 5*time.Second), &fsm.DomainAdd{Name: "example.com"}); err != nil {
+		t.Fatal(err)
 	}
 }

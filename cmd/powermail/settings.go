@@ -20,7 +20,7 @@ func newSettingsCmd(cl *clientFlags) *cobra.Command {
 				return err
 			}
 			return cl.emit(cmd, s, []string{"REPLICAS", "WRITE-QUORUM", "COMMAND-ENCODING", "MAX-VOTERS"}, func() [][]string {
-				return [][]string{{fmt.Sprint(s.Replicas), fmt.Sprint(s.WriteQuorum), fmt.Sprint(s.CommandEncoding), fmt.Sprint(s.Voters())}}
+				return [][]string{{fmt.Sprint(s.Replicas), fmt.Sprint(s.WriteQuorum), fmt.Sprint(s.CommandEncoding), maxVoters(s)}}
 			})
 		},
 	})
@@ -30,7 +30,8 @@ func newSettingsCmd(cl *clientFlags) *cobra.Command {
 		Short: "Change settings; the others keep their values (W defaults to R when only R is given)",
 		Long: "Change R, W or the raft command encoding. --command-encoding " + fmt.Sprint(fsm.NewestEncoding) +
 			" lets deliveries use the compact binary command and keeps forwarded mail's DSN parameters; raise it only once every node runs a release that reads it." +
-			" --max-voters caps the raft voters (default 5); further nodes join as non-voters, and the leader promotes one when a voter leaves or stays down.",
+			" --max-voters caps the raft voters (5 in a new cluster, none in one created before the setting; it needs command encoding 3);" +
+			" further nodes join as non-voters, and the leader promotes one when a voter leaves or stays down.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			flags := cmd.Flags()
@@ -56,15 +57,23 @@ func newSettingsCmd(cl *clientFlags) *cobra.Command {
 			if err := cl.do(cmd.Context(), "POST", "/v1/settings", s, nil); err != nil {
 				return err
 			}
-			return cl.done(cmd, "replicas %d, write quorum %d, command encoding %d, max voters %d", s.Replicas, s.WriteQuorum, s.CommandEncoding, s.Voters())
+			return cl.done(cmd, "replicas %d, write quorum %d, command encoding %d, max voters %s", s.Replicas, s.WriteQuorum, s.CommandEncoding, maxVoters(s))
 		},
 	}
 	set.Flags().IntVar(&r, "replicas", 0, "copies of each message body")
 	set.Flags().IntVar(&w, "write-quorum", 0, "durable copies before acknowledging")
 	set.Flags().IntVar(&enc, "command-encoding", 0, "newest raft command encoding to write (1 JSON, 2 binary, 3 binary and DSN parameters)")
-	set.Flags().IntVar(&voters, "max-voters", 0, "raft voters at most (odd, 1 to 9; 0 for the default, 5)")
+	set.Flags().IntVar(&voters, "max-voters", 0, "raft voters at most (odd, 1 to 9; 0 for no cap; needs command encoding 3)")
 	cmd.AddCommand(set)
 	return cmd
 }
 
 func queryEsc(s string) string { return url.QueryEscape(s) }
+
+// maxVoters shows the voter cap.
+func maxVoters(s fsm.Settings) string {
+	if s.MaxVoters == 0 {
+		return "none"
+	}
+	return fmt.Sprint(s.MaxVoters)
+}
