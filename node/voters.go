@@ -84,11 +84,14 @@ func (n *Node) voterUpkeep(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	max, self := voterCap(settings), raft.ServerID(n.cfg.ID)
+	if !n.voterWork(max) {
+		return nil // the usual case: nothing to probe for
+	}
 	v, err := n.viewVoters(ctx)
 	if err != nil {
 		return err
 	}
-	max, self := voterCap(settings), raft.ServerID(n.cfg.ID)
 	switch {
 	case len(v.voters) < max && len(v.candidates) > 0:
 		if v.reachable("")+1 > (len(v.voters)+1)/2 {
@@ -110,6 +113,23 @@ func (n *Node) voterUpkeep(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// voterWork reports whether the configuration could call for a change:
+// there is a non-voter, or more voters than max.
+func (n *Node) voterWork(max int) bool {
+	cf := n.raft.GetConfiguration()
+	if cf.Error() != nil {
+		return false
+	}
+	voters := 0
+	for _, s := range cf.Configuration().Servers {
+		if s.Suffrage != raft.Voter {
+			return true
+		}
+		voters++
+	}
+	return voters > max
 }
 
 // downPastGrace reports whether member id has not answered a storage
