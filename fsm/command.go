@@ -128,6 +128,23 @@ func EncodeAs(c Command, enc int) ([]byte, error) {
 	return append(out, payload...), nil
 }
 
+// CheckEncoding returns ErrEncoding when the encoded command data uses a
+// newer encoding than the cluster setting allows, as a leader sees it:
+// a proposer may have encoded it under a setting since lowered. A command
+// that raises the setting may use the encoding it raises to.
+func CheckEncoding(data []byte, setting int) error {
+	if len(data) < 2 || int(data[1]) <= max(setting, EncodingJSON) {
+		return nil
+	}
+	if CmdType(data[0]) == CmdSettingsSet && (data[1] == EncodingJSON || data[1] == EncodingJSON3) {
+		var c SettingsSet
+		if json.Unmarshal(data[2:], &c) == nil && int(data[1]) <= max(setting, c.raisesTo()) {
+			return nil
+		}
+	}
+	return fmt.Errorf("entry in encoding %d: %w (%d)", data[1], ErrEncoding, setting)
+}
+
 // registry maps command types to constructors. It is built per State so
 // that there is no package-level mutable state.
 type registry map[CmdType]func() Command

@@ -33,3 +33,39 @@ func TestMaxVotersSetting(t *testing.T) {
 		t.Fatalf("an even cap: %v", r.Err)
 	}
 }
+
+// A leader refuses an entry in a newer encoding than its setting allows
+// (a follower may have encoded it under a setting since lowered), except
+// the settings change that raises the encoding itself.
+func TestCheckEncoding(t *testing.T) {
+	enc := func(c Command, e int) []byte {
+		t.Helper()
+		data, err := EncodeAs(c, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	dsn := &Deliver{Hash: bodyHash("x"), Size: 1, Replicas: []string{"n1"},
+		Queue: &QueuePart{Recipients: []string{"x@far.net"}, DSN: &QueueDSN{EnvID: "E"}}}
+	plain := &Deliver{Hash: bodyHash("x"), Size: 1, Replicas: []string{"n1"}, Mailboxes: []string{"a@example.com"}}
+	raise := &SettingsSet{Settings{Replicas: 2, WriteQuorum: 2, CommandEncoding: EncodingJSON3, MaxVoters: 5}}
+	for _, c := range []struct {
+		name    string
+		data    []byte
+		setting int
+		ok      bool
+	}{
+		{"binary under JSON", enc(plain, EncodingBinary), EncodingJSON, false},
+		{"binary under binary", enc(plain, EncodingBinary), EncodingBinary, true},
+		{"JSON3 under binary", enc(dsn, EncodingJSON3), EncodingBinary, false},
+		{"JSON3 under JSON3", enc(dsn, EncodingJSON3), EncodingJSON3, true},
+		{"the change that raises to JSON3", enc(raise, EncodingBinary), EncodingBinary, true},
+		{"JSON under no setting", enc(plain, EncodingJSON), 0, true},
+	} {
+		err := CheckEncoding(c.data, c.setting)
+		if (err == nil) != c.ok || (err != nil && !errors.Is(err, ErrEncoding)) {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+}

@@ -141,7 +141,13 @@ func (n *Node) rpcApply(w http.ResponseWriter, r *http.Request) {
 		writeRPC(w, nil, err)
 		return
 	}
-	v, idx, err := n.applyLocal(r.Context(), data)
+	// A follower encodes under the setting as it has applied it; one
+	// lowered since must not reach the log in the newer encoding.
+	var v any
+	var idx uint64
+	if err = fsm.CheckEncoding(data, n.commandEncoding()); err == nil {
+		v, idx, err = n.applyLocal(r.Context(), data)
+	}
 	rep := rpcReply{Index: idx}
 	if err != nil {
 		rep = replyError(err)
