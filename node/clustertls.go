@@ -15,11 +15,15 @@ import (
 //
 // Invariants:
 //   - A node with ClusterTLS dials only TLS and accepts only TLS; a node
-//     without it refuses TLS. The switched and the unswitched cannot
-//     talk, so switching a cluster costs a short loss of quorum: with
-//     three nodes restarted one at a time, the first to switch is cut
-//     off until the second joins it, and while the second restarts no
-//     side has a majority (writes answer 4xx; clients retry).
+//     without it refuses TLS. In mixed mode (ClusterTLSMixed, for the
+//     switch) a node admits both, telling them apart by the first byte
+//     (mux.go), and dials TLS first, retrying in plain only when the peer
+//     closed on the TLS hello as a plain node does; a peer that refuses
+//     its certificate gets no plain retry. So a running cluster switches
+//     without a loss of quorum: restart the nodes one at a time in mixed
+//     mode, then one at a time in the default mode. Mixed mode lets an
+//     on-path attacker force plain (still authenticated by the secret),
+//     so it is for the switch only.
 //   - Certificates are checked against the cluster CA alone, not against
 //     host names or key usages: nodes are often reached by IP address,
 //     and the CA (a dedicated one) says who is a node. The secret is

@@ -30,6 +30,11 @@ type Config struct {
 	// between holders of the cluster CA's certificates (see
 	// ClusterTLSConfig); nil is plain TCP.
 	ClusterTLS *tls.Config
+	// ClusterTLSMixed, with ClusterTLS, also admits plain connections and
+	// falls back to plain with a peer that does not speak TLS: for
+	// switching a running cluster to TLS without a loss of quorum
+	// (clustertls.go). The secret still authenticates every connection.
+	ClusterTLSMixed bool
 	// AdminTLS, when set, serves the admin API over HTTPS only (see
 	// TLSFiles.ServerConfig); the token then never crosses the network
 	// in the clear. AdminRoots are the CAs trusted when joining through an

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -84,29 +85,46 @@ func closeNow(conn net.Conn) error {
 type clusterDialer struct {
 	secret []byte
 	tls    *tls.Config // nil: plain TCP
+	mixed  bool        // with tls: fall back to plain with a plain peer, and admit plain
 }
 
 // dial opens an authenticated connection of the given kind.
 func (d clusterDialer) dial(ctx context.Context, addr string, kind byte) (net.Conn, error) {
+	conn, err := d.dialAs(ctx, addr, kind, d.tls)
+	if err != nil && d.mixed && errors.Is(err, errPlainPeer) {
+		return d.dialAs(ctx, addr, kind, nil)
+	}
+	return conn, err
+}
+
+// errPlainPeer: the peer closed the connection on the TLS hello, as a
+// node without cluster TLS does; a TLS peer that refuses our certificate
+// answers with an alert instead.
+var errPlainPeer = errors.New("the peer does not speak TLS")
+
+func (d clusterDialer) dialAs(ctx context.Context, addr string, kind byte, tlsCfg *tls.Config) (net.Conn, error) {
 	var nd net.Dialer
 	conn, err := nd.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
-	if d.tls != nil {
-		tc := tls.Client(conn, d.tls)
+	if tlsCfg != nil {
+		tc := tls.Client(conn, tlsCfg)
 		hctx, cancel := context.WithTimeout(ctx, handshake)
 		err := tc.HandshakeContext(hctx)
 		cancel()
 		if err != nil {
 			conn.Close()
+			if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+				err = fmt.Errorf("%w: %w", errPlainPeer, err)
+			}
 			return nil, fmt.Errorf("%w: TLS with %s (does it have cluster TLS?): %w", ErrUnauthenticated, addr, err)
 		}
 		conn = tc
 	}
 	if err := clientHandshake(conn, d.secret, kind); err != nil {
 		closeNow(conn)
-		if d.tls == nil && errors.Is(err, io.EOF) {
+		if tlsCfg == nil && errors.Is(err, io.EOF) {
 			err = fmt.Errorf("%w (does the peer require cluster TLS?)", err)
 		}
 		return nil, fmt.Errorf("handshake with %s: %w", addr, err)
@@ -181,6 +199,7 @@ type mux struct {
 	ln     net.Listener
 	secret []byte
 	tls    *tls.Config // nil: plain TCP
+	mixed  bool        // with tls: admit plain connections too
 	log    *slog.Logger
 	raft   *chanListener
 	rpc    *chanListener
@@ -188,8 +207,10 @@ type mux struct {
 	wg     sync.WaitGroup
 }
 
-func newMux(ln net.Listener, secret []byte, tlsCfg *tls.Config, log *slog.Logger, body func(net.Conn)) *mux {
-	m := &mux{ln: ln, secret: secret, tls: tlsCfg, log: log, body: body}
+// newMux serves ln with the secret and TLS settings of d, the node's own
+// dialer.
+func newMux(ln net.Listener, d clusterDialer, log *slog.Logger, body func(net.Conn)) *mux {
+	m := &mux{ln: ln, secret: d.secret, tls: d.tls, mixed: d.mixed, log: log, body: body}
 	m.raft = newChanListener(ln.Addr())
 	m.rpc = newChanListener(ln.Addr())
 	return m
@@ -212,7 +233,15 @@ func (m *mux) serve() {
 }
 
 func (m *mux) route(conn net.Conn) {
-	if m.tls != nil {
+	useTLS := m.tls != nil
+	if useTLS && m.mixed {
+		var err error
+		if conn, useTLS, err = sniffTLS(conn); err != nil {
+			conn.Close()
+			return
+		}
+	}
+	if useTLS {
 		tc := tls.Server(conn, m.tls)
 		tc.SetDeadline(time.Now().Add(handshake))
 		if err := tc.Handshake(); err != nil {
@@ -239,6 +268,33 @@ func (m *mux) route(conn net.Conn) {
 	if !target.deliver(conn) {
 		conn.Close()
 	}
+}
+
+// sniffTLS reads the first byte of conn to tell a TLS hello from the
+// plain handshake, and returns a conn that still yields it.
+func sniffTLS(conn net.Conn) (net.Conn, bool, error) {
+	conn.SetReadDeadline(time.Now().Add(handshake))
+	first := make([]byte, 1)
+	if _, err := io.ReadFull(conn, first); err != nil {
+		return conn, false, err
+	}
+	conn.SetReadDeadline(time.Time{})
+	return &prefixConn{Conn: conn, prefix: first}, first[0] == tlsRecordHandshake, nil
+}
+
+// prefixConn is a conn whose first reads return prefix.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
 }
 
 func (m *mux) close() error {

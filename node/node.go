@@ -212,7 +212,7 @@ func (n *Node) open() error {
 	}
 	n.bodySrv = newBodyServer(n)
 	n.bodyPool = newBodyPool(n.dialer())
-	n.mux = newMux(ln, n.cfg.Secret, n.cfg.ClusterTLS, n.log, n.bodySrv.serve)
+	n.mux = newMux(ln, n.dialer(), n.log, n.bodySrv.serve)
 	go n.mux.serve()
 	n.rpc = newRPCClient(n.dialer())
 	n.rpcServer = &http.Server{Handler: n.untilRaft(n.rpcHandler()), ReadHeaderTimeout: 10 * time.Second}
@@ -454,7 +454,7 @@ func (n *Node) Kill() {
 
 // dialer opens this node's connections to its peers' cluster ports.
 func (n *Node) dialer() clusterDialer {
-	return clusterDialer{secret: n.cfg.Secret, tls: n.cfg.ClusterTLS}
+	return clusterDialer{secret: n.cfg.Secret, tls: n.cfg.ClusterTLS, mixed: n.cfg.ClusterTLS != nil && n.cfg.ClusterTLSMixed}
 }
 
 // streamLayer gives raft authenticated connections through the mux.

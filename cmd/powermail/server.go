@@ -156,7 +156,7 @@ func runServer(ctx context.Context, f *serverFlags) error {
 		return err
 	}
 	if certs["cluster"] != nil {
-		cfg.ClusterTLS = certs["cluster"].ClusterConfig()
+		cfg.ClusterTLS, cfg.ClusterTLSMixed = certs["cluster"].ClusterConfig(), f.clusterTLS.mode == "mixed"
 	}
 	if certs["admin"] != nil {
 		cfg.AdminTLS = certs["admin"].ServerConfig()

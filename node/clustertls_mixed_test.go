@@ -1,0 +1,75 @@
+package node
+
+import (
+	"crypto/tls"
+	"testing"
+	"time"
+)
+
+// Mixed mode, for switching a running cluster: a mixed node admits plain
+// and TLS peers, and dials TLS first, falling back to plain only with a
+// peer that does not speak TLS, never with one that refuses its
+// certificate.
+func TestClusterTLSMixedDialMatrix(t *testing.T) {
+	ca := newTestCA(t, "cluster CA")
+	one := func(tweak func(*Config)) string {
+		return newTestClusterWith(t, 1, tweak).leader(5 * time.Second).ClusterAddr()
+	}
+	plainNode := one(nil)
+	requireNode := one(func(cfg *Config) { cfg.ClusterTLS = ca.config(t, cfg.ID) })
+	mixedNode := one(func(cfg *Config) { cfg.ClusterTLS, cfg.ClusterTLSMixed = ca.config(t, cfg.ID), true })
+
+	plain := clusterDialer{secret: testSecret}
+	withTLS := clusterDialer{secret: testSecret, tls: ca.config(t, "n8")}
+	mixed := clusterDialer{secret: testSecret, tls: ca.config(t, "n9"), mixed: true}
+	foreign := clusterDialer{secret: testSecret, tls: newTestCA(t, "another CA").config(t, "n9"), mixed: true}
+	for _, c := range []struct {
+		name    string
+		d       clusterDialer
+		addr    string
+		wantTLS bool
+	}{
+		{"plain to mixed", plain, mixedNode, false},
+		{"TLS to mixed", withTLS, mixedNode, true},
+		{"mixed to plain, falling back", mixed, plainNode, false},
+		{"mixed to TLS", mixed, requireNode, true},
+		{"mixed to mixed", mixed, mixedNode, true},
+	} {
+		conn, err := c.d.dial(ctxT(t, 10*time.Second), c.addr, kindRPC)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if _, isTLS := conn.(*tls.Conn); isTLS != c.wantTLS {
+			t.Errorf("%s: TLS %v, want %v", c.name, isTLS, c.wantTLS)
+		}
+		conn.Close()
+	}
+	// A certificate the peer refuses is an answer from a TLS node: no
+	// retry in plain, which the mixed node would otherwise admit.
+	wantRefused(t, foreign, mixedNode, kindRPC, "a foreign certificate to a mixed node")
+	wantRefused(t, foreign, requireNode, kindRPC, "a foreign certificate to a TLS node")
+	wantRefused(t, clusterDialer{secret: []byte("wrong-secret-wrong-secret")}, mixedNode, kindRaft, "plain with the wrong secret to a mixed node")
+}
+
+// The first step of a switch: a plain node and two mixed ones form one
+// cluster (plain between the plain node and the others, TLS between the
+// mixed ones) and deliver across it.
+func TestClusterTLSMixedCluster(t *testing.T) {
+	ca := newTestCA(t, "cluster CA")
+	c := repairCluster(t, 3, func(cfg *Config) {
+		if cfg.ID != "n1" {
+			cfg.ClusterTLS, cfg.ClusterTLSMixed = ca.config(t, cfg.ID), true
+		}
+	})
+	l := c.leader(5 * time.Second)
+	hashes := deliverN(t, c.nodes["n3"], 3, 500)
+	assertRedundant(t, c, l, hashes, 2)
+	conn, err := c.nodes["n2"].dialer().dial(ctxT(t, 5*time.Second), c.nodes["n3"].ClusterAddr(), kindRPC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, ok := conn.(*tls.Conn); !ok {
+		t.Fatalf("two mixed nodes talk %T, want TLS", conn)
+	}
+}
