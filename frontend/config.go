@@ -101,6 +101,12 @@ type SMTPConfig struct {
 	// LMTP makes this an LMTP server (RFC 2033): LHLO instead of
 	// EHLO, one reply per recipient after DATA.
 	LMTP bool
+	// Submission makes this a message submission server (RFC 6409,
+	// submission.go): AUTH (RFC 4954) through Auth before MAIL, a sender
+	// the authenticated mailbox owns, and recipients anywhere, those
+	// outside the hosted domains queued.
+	Submission bool
+	Auth       *Authenticator
 }
 
 // withDefaults returns cfg with zero fields filled in, or an error if a
@@ -136,6 +142,7 @@ func (cfg SMTPConfig) validate() error {
 	check(cfg.MaxLineLength >= minLineLength, "MaxLineLength %d is below the RFC 5321 minimum %d", cfg.MaxLineLength, minLineLength)
 	check(cfg.MaxConnsPerIP > 0, "MaxConnsPerIP %d must be positive", cfg.MaxConnsPerIP)
 	check(cfg.MaxConns > 0, "MaxConns %d must be positive", cfg.MaxConns)
+	check(!cfg.Submission || (cfg.Auth != nil && !cfg.LMTP), "Submission needs an Authenticator and is not LMTP")
 	check(cfg.ReadTimeout > 0, "ReadTimeout %v must be positive", cfg.ReadTimeout)
 	check(cfg.WriteTimeout > 0, "WriteTimeout %v must be positive", cfg.WriteTimeout)
 	check(cfg.ResolveTimeout > 0, "ResolveTimeout %v must be positive", cfg.ResolveTimeout)

@@ -75,7 +75,7 @@ func (s *session) deliver(tx *txn, r io.Reader) outcome {
 		helo:     tx.helo,
 		remote:   s.remote,
 		by:       s.srv.cfg.Hostname,
-		protocol: withProtocol(s.srv.cfg.LMTP, tx.tls, tx.utf8),
+		protocol: withProtocol(s.srv.cfg.LMTP, tx.tls, tx.utf8, s.user != ""),
 		id:       tx.id,
 		rcpts:    rcptAddrs(tx.rcpts),
 		date:     start,

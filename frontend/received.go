@@ -114,7 +114,7 @@ func headerSafe(s, extra string) string {
 
 // withProtocol returns the RFC 3848 "with" keyword (UTF8 variants from RFC
 // 6531 §3.7.3).
-func withProtocol(lmtp, tls, utf8 bool) string {
+func withProtocol(lmtp, tls, utf8, auth bool) string {
 	p := "ESMTP"
 	if lmtp {
 		p = "LMTP"
@@ -124,6 +124,9 @@ func withProtocol(lmtp, tls, utf8 bool) string {
 	}
 	if tls {
 		p += "S"
+	}
+	if auth {
+		p += "A" // RFC 3848: ESMTPA, ESMTPSA
 	}
 	return p
 }

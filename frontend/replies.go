@@ -94,6 +94,27 @@ func replyBadDSNParameter(text string) *smtp.SMTPError {
 	return reply(501, 5, 5, 4, text)
 }
 
+// Submission (RFC 4954 §6, RFC 6409).
+func replyAuthRequired() *smtp.SMTPError {
+	return reply(530, 5, 7, 0, "authentication required")
+}
+
+func replyAuthFailed() *smtp.SMTPError {
+	return reply(535, 5, 7, 8, "authentication credentials invalid")
+}
+
+func replyEncryptionRequired() *smtp.SMTPError {
+	return reply(538, 5, 7, 11, "encryption required for this authentication")
+}
+
+func replyAuthUnavailable() *smtp.SMTPError {
+	return reply(454, 4, 7, 0, "temporary authentication failure")
+}
+
+func replySenderNotOwned(user string) *smtp.SMTPError {
+	return reply(553, 5, 7, 1, "sender address not owned by "+user)
+}
+
 func replyNonASCIIAddress() *smtp.SMTPError {
 	// RFC 6531 §3.5: non-ASCII address without the SMTPUTF8 parameter.
 	return reply(553, 5, 6, 7, "non-ASCII address requires SMTPUTF8")

@@ -52,7 +52,7 @@ func NewSMTPServer(cfg SMTPConfig, d Deliverer) (*SMTPServer, error) {
 	s := &SMTPServer{
 		cfg:     cfg,
 		d:       d,
-		log:     cfg.Logger.With("proto", protoName(cfg.LMTP)),
+		log:     cfg.Logger.With("proto", protoName(cfg)),
 		tracker: newConnTracker(cfg),
 		metrics: newSMTPMetrics(),
 		ctx:     ctx,
@@ -67,7 +67,7 @@ func NewSMTPServer(cfg SMTPConfig, d Deliverer) (*SMTPServer, error) {
 // DATA latency, received octets and connections. It fails if reg holds
 // them already.
 func (s *SMTPServer) RegisterMetrics(reg prometheus.Registerer) error {
-	return register(reg, protoName(s.cfg.LMTP), s.metrics.collectors(s.tracker))
+	return register(reg, protoName(s.cfg), s.metrics.collectors(s.tracker))
 }
 
 // newSMTPServer configures go-smtp. Each extension noted is advertised in
@@ -82,6 +82,9 @@ func (s *SMTPServer) newSMTPServer() *smtp.Server {
 	srv.MaxRecipients = s.cfg.MaxRecipients     // also LIMITS RCPTMAX (RFC 9422)
 	srv.MaxLineLength = s.cfg.MaxLineLength
 	srv.TLSConfig = s.cfg.TLS // STARTTLS (RFC 3207) when non-nil
+	// AUTH (RFC 4954) is offered on submission only, and without TLS only
+	// for trials (--allow-insecure-auth).
+	srv.AllowInsecureAuth = s.cfg.Submission && s.cfg.Auth.AllowInsecure()
 	srv.EnableSMTPUTF8 = true // SMTPUTF8 (RFC 6531)
 	srv.EnableDSN = true      // DSN (RFC 3461): RET, ENVID, NOTIFY, ORCPT accepted
 	// Read deadlines are set per read by trackedConn (an idle timeout);
@@ -186,9 +189,12 @@ func (s *SMTPServer) newSession(c *smtp.Conn) (smtp.Session, error) {
 	}, nil
 }
 
-func protoName(lmtp bool) string {
-	if lmtp {
+func protoName(cfg SMTPConfig) string {
+	switch {
+	case cfg.LMTP:
 		return "lmtp"
+	case cfg.Submission:
+		return "submission"
 	}
 	return "smtp"
 }

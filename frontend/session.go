@@ -28,6 +28,8 @@ type session struct {
 	cancel context.CancelFunc
 	log    *slog.Logger
 
+	user string // the authenticated mailbox (submission.go); set before MAIL
+
 	mu sync.Mutex
 	tx *txn // nil outside a transaction
 }
@@ -131,6 +133,9 @@ func (s *session) mail(from string, opts *smtp.MailOptions) error {
 	case addrNonASCII:
 		return replyNonASCIIAddress()
 	}
+	if err := s.checkSubmissionSender(from); err != nil {
+		return err
+	}
 	if s.current() != nil {
 		// RFC 5321 §4.1.1.2: no MAIL inside a transaction. go-smtp would
 		// keep the old RCPTs while we started afresh; for LMTP it would
@@ -201,6 +206,9 @@ func (s *session) rcpt(to string, opts *smtp.RcptOptions) error {
 		return replyNonASCIIAddress()
 	}
 	res, err := s.resolve(to)
+	if s.submissionExternal(err) {
+		res, err = node.Resolution{External: []string{to}}, nil
+	}
 	if err != nil {
 		r := replyForDirectoryError(err)
 		s.logRefusedRcpt(to, r, err)

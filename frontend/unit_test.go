@@ -79,19 +79,22 @@ func TestNoPlainErrorReachesGoSMTP(t *testing.T) {
 
 func TestWithProtocol(t *testing.T) {
 	for _, tc := range []struct {
-		lmtp, tls, utf8 bool
-		want            string
+		lmtp, tls, utf8, auth bool
+		want                  string
 	}{
-		{false, false, false, "ESMTP"},
-		{false, true, false, "ESMTPS"},
-		{false, false, true, "UTF8SMTP"},
-		{false, true, true, "UTF8SMTPS"},
-		{true, false, false, "LMTP"},
-		{true, true, false, "LMTPS"},
-		{true, true, true, "UTF8LMTPS"},
+		{false, false, false, false, "ESMTP"},
+		{false, true, false, false, "ESMTPS"},
+		{false, false, true, false, "UTF8SMTP"},
+		{false, true, true, false, "UTF8SMTPS"},
+		{true, false, false, false, "LMTP"},
+		{true, true, false, false, "LMTPS"},
+		{true, true, true, false, "UTF8LMTPS"},
+		{false, true, false, true, "ESMTPSA"}, // RFC 3848
+		{false, false, false, true, "ESMTPA"},
+		{false, true, true, true, "UTF8SMTPSA"},
 	} {
-		if got := withProtocol(tc.lmtp, tc.tls, tc.utf8); got != tc.want {
-			t.Errorf("withProtocol(%v,%v,%v) = %q, want %q", tc.lmtp, tc.tls, tc.utf8, got, tc.want)
+		if got := withProtocol(tc.lmtp, tc.tls, tc.utf8, tc.auth); got != tc.want {
+			t.Errorf("withProtocol(%v,%v,%v,%v) = %q, want %q", tc.lmtp, tc.tls, tc.utf8, tc.auth, got, tc.want)
 		}
 	}
 }

@@ -49,17 +49,23 @@ func (a *accessFlags) register(fl *pflag.FlagSet) {
 	fl.Int64Var(&a.imapCacheBytes, "imap-cache-bytes", frontend.DefaultIMAPCacheBytes, "memory for parsed message headers and BODYSTRUCTUREs that IMAP FETCH and SEARCH reuse")
 }
 
+// newAuthenticator is the password check IMAP, POP3 and submission share,
+// so that failures are slowed across all three.
+func newAuthenticator(f *serverFlags, n *node.Node, log *slog.Logger) *frontend.Authenticator {
+	a := &f.access
+	return frontend.NewAuthenticator(n, frontend.AuthConfig{AllowInsecure: a.allowInsecureAuth,
+		FailureDelay: a.authDelay, MaxDelay: a.authMaxDelay}, log)
+}
+
 // startAccess starts the IMAP and POP3 listeners that have an address
 // and returns a function that closes them.
-func startAccess(f *serverFlags, n *node.Node, tlsCfg *tls.Config, log *slog.Logger) (func(), error) {
+func startAccess(f *serverFlags, n *node.Node, auth *frontend.Authenticator, tlsCfg *tls.Config, log *slog.Logger) (func(), error) {
 	a := &f.access
-	auth := frontend.NewAuthenticator(n, frontend.AuthConfig{AllowInsecure: a.allowInsecureAuth,
-		FailureDelay: a.authDelay, MaxDelay: a.authMaxDelay}, log)
 	imap := frontend.NewIMAPServer(n, auth, frontend.IMAPConfig{TLS: tlsCfg, MaxAppendBytes: f.mail.maxMessage,
 		MaxConnsPerIP: f.mail.maxConn, IdleTimeout: a.imapIdle, CacheBytes: a.imapCacheBytes, MaxConns: a.imapMaxConns}, log)
 	pop3 := frontend.NewPOP3Server(n, auth, frontend.POP3Config{Hostname: f.mail.hostname, ServerID: f.id,
 		TLS: tlsCfg, MaxConnsPerIP: f.mail.maxConn, MaxConns: f.mail.maxConns, IdleTimeout: a.pop3Idle}, log)
-	for _, register := range []func(prometheus.Registerer) error{auth.RegisterMetrics, imap.RegisterMetrics, pop3.RegisterMetrics} {
+	for _, register := range []func(prometheus.Registerer) error{imap.RegisterMetrics, pop3.RegisterMetrics} {
 		if err := register(n.Metrics()); err != nil {
 			imap.Close()
 			pop3.Close()

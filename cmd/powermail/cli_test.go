@@ -39,7 +39,7 @@ const cliSecret = "cli-test-secret-0123456789"
 
 type proc struct {
 	id, cluster, admin, data string
-	smtp, imap, pop3         string
+	smtp, imap, pop3, sub    string
 	extra                    []string // the last start's extra flags, for restarts
 	cmd                      *exec.Cmd
 	log                      *bytes.Buffer

@@ -41,12 +41,16 @@ func (m *mailFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&m.writeTimeout, "smtp-write-timeout", frontend.DefaultWriteTimeout, "time to write one reply")
 }
 
-func (m *mailFlags) config(log *slog.Logger, lmtp bool, tlsCfg *tls.Config) frontend.SMTPConfig {
-	return frontend.SMTPConfig{
+func (m *mailFlags) config(log *slog.Logger, kind string, tlsCfg *tls.Config, auth *frontend.Authenticator) frontend.SMTPConfig {
+	cfg := frontend.SMTPConfig{
 		Hostname: m.hostname, MaxMessageBytes: m.maxMessage, MaxRecipients: m.maxRecipients,
 		MaxLineLength: m.maxLine, MaxConnsPerIP: m.maxConn, MaxConns: m.maxConns, ReadTimeout: m.readTimeout,
-		WriteTimeout: m.writeTimeout, Logger: log, LMTP: lmtp, TLS: tlsCfg,
+		WriteTimeout: m.writeTimeout, Logger: log, LMTP: kind == "lmtp", TLS: tlsCfg,
 	}
+	if kind == "submission" {
+		cfg.Submission, cfg.Auth = true, auth
+	}
+	return cfg
 }
 
 // tlsFiles loads --tls-cert/--tls-key, which SIGHUP reads again; nil
@@ -81,20 +85,21 @@ func startMail(f *serverFlags, n *node.Node, tlsFiles *node.TLSFiles, log *slog.
 	if tlsFiles != nil {
 		tlsCfg = tlsFiles.ServerConfig()
 	}
+	auth := newAuthenticator(f, n, log)
+	if err := auth.RegisterMetrics(n.Metrics()); err != nil {
+		return nil, err
+	}
 	var servers []*frontend.SMTPServer
 	stop := func(ctx context.Context) {
 		for _, s := range servers {
 			s.Shutdown(ctx)
 		}
 	}
-	for _, l := range []struct {
-		addr string
-		lmtp bool
-	}{{f.smtp, false}, {f.lmtp, true}} {
+	for _, l := range []struct{ addr, kind string }{{f.smtp, "smtp"}, {f.lmtp, "lmtp"}, {f.submission, "submission"}} {
 		if l.addr == "" {
 			continue
 		}
-		s, err := frontend.NewSMTPServer(f.mail.config(log, l.lmtp, tlsCfg), n)
+		s, err := frontend.NewSMTPServer(f.mail.config(log, l.kind, tlsCfg, auth), n)
 		var ln net.Listener
 		if err == nil {
 			if err = s.RegisterMetrics(n.Metrics()); err == nil {
@@ -107,9 +112,9 @@ func startMail(f *serverFlags, n *node.Node, tlsFiles *node.TLSFiles, log *slog.
 		}
 		servers = append(servers, s)
 		go s.Serve(ln)
-		log.Info("listening", "protocol", map[bool]string{false: "smtp", true: "lmtp"}[l.lmtp], "addr", ln.Addr().String())
+		log.Info("listening", "protocol", l.kind, "addr", ln.Addr().String())
 	}
-	stopAccess, err := startAccess(f, n, tlsCfg, log)
+	stopAccess, err := startAccess(f, n, auth, tlsCfg, log)
 	if err != nil {
 		stop(context.Background())
 		return nil, err

@@ -16,7 +16,7 @@ import (
 
 type serverFlags struct {
 	id, data, cluster, advertise, admin, adminAdvertise string
-	smtp, lmtp, imap, pop3                              string
+	smtp, lmtp, imap, pop3, submission                  string
 	join, secretFile, logLevel, logFormat               string
 	minFree                                             string
 	bootstrap, hugePages                                bool
@@ -50,6 +50,7 @@ POWERMAIL_SECRET and is also the admin API token.`,
 	fl.StringVar(&f.adminAdvertise, "admin-advertise", "", "admin address told to other nodes (default: the bound --admin address)")
 	fl.StringVar(&f.smtp, "smtp", "", "SMTP listen address")
 	fl.StringVar(&f.lmtp, "lmtp", "", "LMTP listen address")
+	fl.StringVar(&f.submission, "submission", "", "message submission listen address (RFC 6409, usually :587): AUTH with a mailbox's password, STARTTLS, and mail to anywhere")
 	fl.StringVar(&f.imap, "imap", "", "IMAP listen address")
 	fl.StringVar(&f.pop3, "pop3", "", "POP3 listen address")
 	fl.BoolVar(&f.bootstrap, "bootstrap", false, "create a new cluster with this node as its first member (ignored once the data directory holds a cluster)")

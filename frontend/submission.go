@@ -1,0 +1,140 @@
+package frontend
+
+import (
+	"errors"
+	"net"
+	"slices"
+	"strings"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"powermail/node"
+)
+
+// Message submission (RFC 6409): a user's own mail client sends through
+// PowerMail. On a submission listener (SMTPConfig.Submission):
+//
+//   - AUTH (RFC 4954: PLAIN, RFC 4616; and LOGIN, which older clients
+//     still use) goes through the shared Authenticator, so failures are
+//     slowed per IP and per account as for IMAP and POP3; MAIL before it
+//     gets 530 5.7.0;
+//   - the envelope sender must be the authenticated mailbox's address or
+//     an address that delivers to that mailbox alone (553 5.7.1
+//     otherwise), so a user cannot send as another;
+//   - recipients outside the hosted domains are accepted and queued, the
+//     relaying port 25 refuses (relay is only for the authenticated).
+//
+// Invariant: nothing on a submission listener bypasses AUTH; on the other
+// listeners AUTH is not offered.
+
+var (
+	_ smtp.AuthSession = (*session)(nil)
+)
+
+// AuthMechanisms is go-smtp's AUTH hook: the mechanisms offered in EHLO.
+func (s *session) AuthMechanisms() []string {
+	if !s.srv.cfg.Submission {
+		return nil
+	}
+	return []string{sasl.Plain, sasl.Login}
+}
+
+// Auth starts a SASL exchange for mech.
+func (s *session) Auth(mech string) (sasl.Server, error) {
+	if !s.srv.cfg.Submission {
+		return nil, smtp.ErrAuthUnknownMechanism
+	}
+	switch mech {
+	case sasl.Plain:
+		return sasl.NewPlainServer(func(identity, user, password string) error {
+			if identity != "" && !strings.EqualFold(identity, user) {
+				return replyAuthFailed() // no acting as another user
+			}
+			return s.login(user, password)
+		}), nil
+	case sasl.Login:
+		return &loginServer{check: s.login}, nil
+	}
+	return nil, smtp.ErrAuthUnknownMechanism
+}
+
+// login checks a password and, on success, makes its mailbox the
+// session's user.
+func (s *session) login(user, password string) error {
+	ip := ""
+	if tcp, ok := s.remote.(*net.TCPAddr); ok {
+		ip = tcp.IP.String()
+	}
+	_, isTLS := s.conn.TLSConnectionState()
+	addr, err := s.srv.cfg.Auth.Login(s.ctx, ip, user, password, isTLS)
+	switch {
+	case err == nil:
+		s.user = addr
+		s.log.Info("smtp: authenticated", "user", addr)
+		return nil
+	case errors.Is(err, node.ErrAuthFailed):
+		return replyAuthFailed()
+	case errors.Is(err, ErrInsecureAuth):
+		return replyEncryptionRequired()
+	}
+	s.log.Warn("smtp: authentication unavailable", "err", err)
+	return replyAuthUnavailable()
+}
+
+// checkSubmissionSender enforces, on a submission listener, that the
+// session authenticated and that it owns the envelope sender.
+func (s *session) checkSubmissionSender(from string) error {
+	if !s.srv.cfg.Submission {
+		return nil
+	}
+	if s.user == "" {
+		return replyAuthRequired()
+	}
+	if strings.EqualFold(from, s.user) {
+		return nil
+	}
+	if from != "" {
+		if res, err := s.resolve(from); err == nil && len(res.External) == 0 &&
+			slices.EqualFunc(res.Mailboxes, []string{s.user}, strings.EqualFold) {
+			return nil
+		}
+	}
+	return replySenderNotOwned(s.user)
+}
+
+// submissionExternal reports whether an authenticated submission may
+// send to rcpt, which the directory says is not hosted here.
+func (s *session) submissionExternal(err error) bool {
+	return s.srv.cfg.Submission && s.user != "" && errors.Is(err, node.ErrNotLocal)
+}
+
+// loginServer is the server side of the LOGIN mechanism
+// (draft-murchison-sasl-login): a user name and a password, each asked
+// for in turn.
+type loginServer struct {
+	check func(user, password string) error
+	user  string
+	step  int
+}
+
+func (l *loginServer) Next(response []byte) ([]byte, bool, error) {
+	switch l.step {
+	case 0:
+		l.step++
+		if len(response) == 0 {
+			return []byte("Username:"), false, nil
+		}
+		l.user = string(response) // sent with AUTH LOGIN as an initial response
+		l.step++
+		return []byte("Password:"), false, nil
+	case 1:
+		l.user = string(response)
+		l.step++
+		return []byte("Password:"), false, nil
+	case 2:
+		l.step++
+		return nil, true, l.check(l.user, string(response))
+	}
+	return nil, false, errors.New("unexpected LOGIN response")
+}

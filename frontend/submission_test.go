@@ -1,0 +1,94 @@
+package frontend
+
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+
+	"powermail/fsm"
+	"powermail/node/nodetest"
+)
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// A user's mail client submits through a three-node cluster (RFC 6409):
+// nothing before AUTH, a wrong password refused, no sending as another
+// user, sending as an alias of one's own mailbox allowed, and mail to a
+// local mailbox and to another provider accepted in one transaction,
+// the latter queued.
+func TestSubmission(t *testing.T) {
+	c := nodetest.Start(t, 3)
+	c.AddMailboxes("pw-alice", "alice@example.com")
+	c.AddMailboxes("pw-bob", "bob@example.com")
+	c.Apply(&fsm.ForwardAdd{Address: "al@example.com", Targets: []string{"alice@example.com"}})
+	cfg := testConfig()
+	cfg.Submission = true
+	cfg.Auth = NewAuthenticator(c.Nodes[0], AuthConfig{AllowInsecure: true, FailureDelay: time.Millisecond}, nil)
+	_, addr := startServer(t, cfg, c.Nodes[1])
+
+	cl := dial(t, addr)
+	if r := cl.ehlo(); !strings.Contains(r.msg, "AUTH PLAIN LOGIN") {
+		t.Fatalf("EHLO does not offer AUTH: %q", r.msg)
+	}
+	cl.expect("MAIL FROM:<alice@example.com>", 530, "5.7.0")
+	cl.expect("AUTH PLAIN "+b64("\x00alice@example.com\x00wrong"), 535, "5.7.8")
+	cl.expect("AUTH PLAIN "+b64("bob@example.com\x00alice@example.com\x00pw-alice"), 535, "5.7.8") // acting as bob
+	cl.expect("AUTH PLAIN "+b64("\x00alice@example.com\x00pw-alice"), 235, "2.0.0")
+	cl.expect("MAIL FROM:<bob@example.com>", 553, "5.7.1")
+	cl.expect("MAIL FROM:<>", 553, "5.7.1")
+	cl.expect("MAIL FROM:<al@example.com>", 250, "2.0.0") // an alias of her own mailbox
+	cl.expect("RSET", 250, "")
+	r := cl.transaction("Alice@example.com", []string{"bob@example.com", "friend@elsewhere.net"}, "Subject: lunch\r\n\r\nToday?\r\n")
+	checkReply(t, "DATA", r, 250, "2.0.0")
+
+	got := waitInbox(t, c.Nodes[0], "bob@example.com", 1)[0]
+	if !strings.Contains(got, "with ESMTPA") || !strings.Contains(got, "Subject: lunch") {
+		t.Errorf("bob's copy:\n%s", got)
+	}
+	entries, err := c.Nodes[0].State().QueueList("", 10)
+	if err != nil || len(entries) != 1 || entries[0].From != "Alice@example.com" ||
+		len(entries[0].Recipients) != 1 || entries[0].Recipients[0].Address != "friend@elsewhere.net" {
+		t.Fatalf("queue: %+v %v", entries, err)
+	}
+
+	// LOGIN, as older clients use it, with and without an initial response.
+	for _, first := range []string{"AUTH LOGIN", "AUTH LOGIN " + b64("alice@example.com")} {
+		lc := dial(t, addr)
+		lc.ehlo()
+		if first == "AUTH LOGIN" {
+			if r := lc.cmd(first); r.code != 334 || r.msg != b64("Username:") {
+				t.Fatalf("%s: %v", first, r)
+			}
+			first = b64("alice@example.com")
+		}
+		if r := lc.cmd(first); r.code != 334 || r.msg != b64("Password:") {
+			t.Fatalf("LOGIN user: %v", r)
+		}
+		lc.expect(b64("pw-alice"), 235, "2.0.0")
+		lc.expect("MAIL FROM:<alice@example.com>", 250, "2.0.0")
+	}
+}
+
+// Submission needs TLS for AUTH unless insecure authentication is
+// allowed, and the MX listener offers no AUTH and relays nothing.
+func TestSubmissionNeedsTLSAndStaysOffPort25(t *testing.T) {
+	c := nodetest.Start(t, 1)
+	c.AddMailboxes("pw-alice", "alice@example.com")
+	auth := NewAuthenticator(c.Nodes[0], AuthConfig{}, nil)
+	cfg := testConfig()
+	cfg.Submission, cfg.Auth = true, auth
+	_, sub := startServer(t, cfg, c.Nodes[0])
+	cl := dial(t, sub)
+	cl.ehlo()
+	cl.expect("AUTH PLAIN "+b64("\x00alice@example.com\x00pw-alice"), 523, "5.7.10")
+
+	mxCfg := testConfig()
+	_, mx := startServer(t, mxCfg, c.Nodes[0])
+	m := dial(t, mx)
+	if r := m.ehlo(); strings.Contains(r.msg, "AUTH") {
+		t.Fatalf("the MX listener offers AUTH: %q", r.msg)
+	}
+	m.expect("MAIL FROM:<alice@example.com>", 250, "2.0.0")
+	m.expect("RCPT TO:<friend@elsewhere.net>", 550, "5.7.1")
+}
