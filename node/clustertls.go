@@ -21,9 +21,12 @@ import (
 //     closed on the TLS hello as a plain node does; a peer that refuses
 //     its certificate gets no plain retry. So a running cluster switches
 //     without a loss of quorum: restart the nodes one at a time in mixed
-//     mode, then one at a time in the default mode. Mixed mode lets an
-//     on-path attacker force plain (still authenticated by the secret),
-//     so it is for the switch only.
+//     mode, then one at a time in the default mode. In mixed mode an
+//     attacker on the path can force plain with a peer that has not yet
+//     completed TLS with this node (never with one that has: spokeTLS),
+//     and the secret authenticates only the start of a plain connection,
+//     so what follows can be read and altered: mixed is for the switch
+//     only.
 //   - Certificates are checked against the cluster CA alone, not against
 //     host names or key usages: nodes are often reached by IP address,
 //     and the CA (a dedicated one) says who is a node. The secret is

@@ -2,6 +2,7 @@ package node
 
 import (
 	"crypto/tls"
+	"sync"
 	"testing"
 	"time"
 )
@@ -44,10 +45,24 @@ func TestClusterTLSMixedDialMatrix(t *testing.T) {
 		}
 		conn.Close()
 	}
-	// A certificate the peer refuses is an answer from a TLS node: no
-	// retry in plain, which the mixed node would otherwise admit.
-	wantRefused(t, foreign, mixedNode, kindRPC, "a foreign certificate to a mixed node")
-	wantRefused(t, foreign, requireNode, kindRPC, "a foreign certificate to a TLS node")
+	// A refusal from a TLS node gets no retry in plain, which the mixed
+	// node would otherwise admit: the dialer refusing the node's
+	// certificate, and the node refusing the dialer's (which in TLS 1.3
+	// comes after the dialer's handshake is done).
+	wantRefused(t, foreign, mixedNode, kindRPC, "a foreign CA to a mixed node")
+	wantRefused(t, foreign, requireNode, kindRPC, "a foreign CA to a TLS node")
+	ownCert := mixed
+	ownCert.tls = mixed.tls.Clone()
+	ownCert.tls.GetClientCertificate = foreign.tls.GetClientCertificate
+	wantRefused(t, ownCert, mixedNode, kindRPC, "a foreign client certificate to a mixed node")
+	// Once a peer has spoken TLS, a plain retry with it is never made.
+	seen := mixed
+	seen.spokeTLS = &sync.Map{}
+	seen.spokeTLS.Store(plainNode, true)
+	if conn, err := seen.dial(ctxT(t, 10*time.Second), plainNode, kindRPC); err == nil {
+		conn.Close()
+		t.Fatal("a plain retry with a peer that spoke TLS before")
+	}
 	wantRefused(t, clusterDialer{secret: []byte("wrong-secret-wrong-secret")}, mixedNode, kindRaft, "plain with the wrong secret to a mixed node")
 }
 

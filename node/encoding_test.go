@@ -2,6 +2,9 @@ package node
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -80,4 +83,27 @@ func lastDeliverEncoding(t *testing.T, n *Node) byte {
 	}
 	t.Fatal("no Deliver entry in the log")
 	return 0
+}
+
+// The leader refuses a forwarded entry in a newer encoding than its
+// setting allows (a follower may have encoded it just before the setting
+// was lowered), and takes it under a setting that allows it.
+func TestLeaderRefusesANewerEncoding(t *testing.T) {
+	c := deliveryCluster(t)
+	l, f := c.leader(5*time.Second), c.follower()
+	cmd := &fsm.Deliver{ID: "json3-entry", Hash: fmt.Sprintf("%x", sha256.Sum256([]byte("json3"))), Size: 5, Replicas: []string{l.ID(), f.ID()}, Mailboxes: []string{"a@example.com"},
+		Queue: &fsm.QueuePart{From: "s@elsewhere.net", Recipients: []string{"x@elsewhere.invalid"}, DSN: &fsm.QueueDSN{EnvID: "E"}}}
+	data, err := fsm.EncodeAs(cmd, fsm.EncodingJSON3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t, 10*time.Second)
+	mustApply(t, l, &fsm.SettingsSet{Settings: fsm.Settings{Replicas: 2, WriteQuorum: 2, CommandEncoding: fsm.EncodingBinary}})
+	if _, _, err := f.forwardApply(ctx, l.ClusterAddr(), data); !errors.Is(err, fsm.ErrInvalid) {
+		t.Fatalf("an entry in encoding 3 under setting 2: %v, want refused", err)
+	}
+	mustApply(t, l, &fsm.SettingsSet{Settings: fsm.Settings{Replicas: 2, WriteQuorum: 2, CommandEncoding: fsm.EncodingJSON3}})
+	if _, _, err := f.forwardApply(ctx, l.ClusterAddr(), data); err != nil {
+		t.Fatalf("an entry in encoding 3 under setting 3: %v", err)
+	}
 }

@@ -86,20 +86,38 @@ type clusterDialer struct {
 	secret []byte
 	tls    *tls.Config // nil: plain TCP
 	mixed  bool        // with tls: fall back to plain with a plain peer, and admit plain
+	// spokeTLS holds the addresses that completed TLS with this node
+	// (nil: none remembered); mixed mode never falls back to plain with
+	// them, so a forced downgrade works only before a peer switched.
+	spokeTLS *sync.Map
 }
 
 // dial opens an authenticated connection of the given kind.
 func (d clusterDialer) dial(ctx context.Context, addr string, kind byte) (net.Conn, error) {
 	conn, err := d.dialAs(ctx, addr, kind, d.tls)
-	if err != nil && d.mixed && errors.Is(err, errPlainPeer) {
-		return d.dialAs(ctx, addr, kind, nil)
+	switch {
+	case err == nil && d.tls != nil && d.spokeTLS != nil:
+		d.spokeTLS.Store(addr, true)
+	case err != nil && d.mixed && errors.Is(err, errPlainPeer):
+		if d.spokeTLS != nil {
+			if _, ok := d.spokeTLS.Load(addr); ok {
+				return nil, fmt.Errorf("%w (it spoke TLS before, so no plain retry)", err)
+			}
+		}
+		conn, perr := d.dialAs(ctx, addr, kind, nil)
+		if perr != nil {
+			return nil, fmt.Errorf("%w; then in plain: %w", err, perr)
+		}
+		return conn, nil
 	}
 	return conn, err
 }
 
-// errPlainPeer: the peer closed the connection on the TLS hello, as a
-// node without cluster TLS does; a TLS peer that refuses our certificate
-// answers with an alert instead.
+// errPlainPeer: the peer closed the connection (EOF or reset) during the
+// TLS handshake, as a node without cluster TLS does on the hello. A TLS
+// peer that refuses our certificate does so after our side of the
+// handshake is done (TLS 1.3), in the cluster handshake that follows,
+// which is never retried in plain.
 var errPlainPeer = errors.New("the peer does not speak TLS")
 
 func (d clusterDialer) dialAs(ctx context.Context, addr string, kind byte, tlsCfg *tls.Config) (net.Conn, error) {

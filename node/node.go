@@ -82,6 +82,7 @@ type Node struct {
 	bgctx       context.Context // ends when the node closes
 	notices     chan struct{}   // success notices in flight (dsnsuccess.go)
 	noticeDrops atomic.Int64    // success notices dropped, for the log
+	spokeTLS    sync.Map        // cluster addresses that completed TLS (mux.go)
 	spawnMu     sync.Mutex      // orders spawn against close's cancel
 	bg          sync.WaitGroup
 	closeOnce   sync.Once
@@ -454,7 +455,8 @@ func (n *Node) Kill() {
 
 // dialer opens this node's connections to its peers' cluster ports.
 func (n *Node) dialer() clusterDialer {
-	return clusterDialer{secret: n.cfg.Secret, tls: n.cfg.ClusterTLS, mixed: n.cfg.ClusterTLS != nil && n.cfg.ClusterTLSMixed}
+	return clusterDialer{secret: n.cfg.Secret, tls: n.cfg.ClusterTLS, mixed: n.cfg.ClusterTLS != nil && n.cfg.ClusterTLSMixed,
+		spokeTLS: &n.spokeTLS}
 }
 
 // streamLayer gives raft authenticated connections through the mux.

@@ -145,7 +145,7 @@ func (n *Node) rpcApply(w http.ResponseWriter, r *http.Request) {
 	// lowered since must not reach the log in the newer encoding.
 	var v any
 	var idx uint64
-	if err = fsm.CheckEncoding(data, n.commandEncoding()); err == nil {
+	if err = n.checkEncoding(r.Context(), data); err == nil {
 		v, idx, err = n.applyLocal(r.Context(), data)
 	}
 	rep := rpcReply{Index: idx}
@@ -157,6 +157,23 @@ func (n *Node) rpcApply(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(rep)
+}
+
+// checkEncoding refuses an entry in a newer encoding than the cluster
+// setting allows. A follower that has applied a raise this leader has
+// only committed is right: on a mismatch the leader first catches up
+// with everything committed, then judges again. (Best effort against a
+// setting being lowered: an entry proposed while the lowering is in the
+// log but not applied still goes in.)
+func (n *Node) checkEncoding(ctx context.Context, data []byte) error {
+	err := fsm.CheckEncoding(data, n.commandEncoding())
+	if err == nil {
+		return nil
+	}
+	if werr := n.state.WaitApplied(ctx, n.raft.CommitIndex()); werr != nil {
+		return err
+	}
+	return fsm.CheckEncoding(data, n.commandEncoding())
 }
 
 // forwardApply sends an encoded command to the leader and returns its

@@ -20,8 +20,8 @@ import (
 )
 
 type devNode struct {
-	id                                     string
-	cluster, admin, smtp, lmtp, imap, pop3 string
+	id                                          string
+	cluster, admin, smtp, lmtp, imap, pop3, sub string
 }
 
 // nodes lays out n nodes' ports; offset shifts them all, so a second
@@ -32,7 +32,7 @@ func nodes(n, offset int) []devNode {
 		p := func(base int) string { return fmt.Sprintf("127.0.0.1:%d", base+offset+i) }
 		out = append(out, devNode{
 			id: fmt.Sprintf("n%d", i+1), cluster: p(7000), admin: p(8000),
-			smtp: p(2525), lmtp: p(2424), imap: p(1143), pop3: p(1110),
+			smtp: p(2525), lmtp: p(2424), imap: p(1143), pop3: p(1110), sub: p(5870),
 		})
 	}
 	return out
@@ -90,7 +90,7 @@ func start(bin, dir string, ns []devNode, quiet bool) error {
 		_, statErr := os.Stat(filepath.Join(dir, n.id))
 		restart := statErr == nil
 		args := []string{"server", "--id", n.id, "--data", filepath.Join(dir, n.id), "--cluster", n.cluster,
-			"--admin", n.admin, "--smtp", n.smtp, "--lmtp", n.lmtp, "--imap", n.imap, "--pop3", n.pop3,
+			"--admin", n.admin, "--smtp", n.smtp, "--lmtp", n.lmtp, "--imap", n.imap, "--pop3", n.pop3, "--submission", n.sub,
 			"--hostname", n.id + ".powermail.test", "--allow-insecure-auth"} // loopback only
 		if i == 0 {
 			args = append(args, "--bootstrap")
@@ -172,9 +172,9 @@ func seed(bin, sec, admin string) error {
 
 func printInfo(dir, sec string, ns []devNode) {
 	fmt.Printf("PowerMail: a three-node cluster is running (data and logs in %s/).\n\n", dir)
-	fmt.Printf("%-4s %-16s %-16s %-16s %-16s %-16s %-16s\n", "NODE", "ADMIN", "CLUSTER", "SMTP", "LMTP", "IMAP", "POP3")
+	fmt.Printf("%-4s %-16s %-16s %-16s %-16s %-16s %-16s %-16s\n", "NODE", "ADMIN", "CLUSTER", "SMTP", "LMTP", "IMAP", "POP3", "SUBMISSION")
 	for _, n := range ns {
-		fmt.Printf("%-4s %-16s %-16s %-16s %-16s %-16s %-16s\n", n.id, n.admin, n.cluster, n.smtp, n.lmtp, n.imap, n.pop3)
+		fmt.Printf("%-4s %-16s %-16s %-16s %-16s %-16s %-16s %-16s\n", n.id, n.admin, n.cluster, n.smtp, n.lmtp, n.imap, n.pop3, n.sub)
 	}
 	fmt.Printf(`
 Demo mailbox: demo@example.com, password demo-password (domain example.com).
@@ -188,12 +188,14 @@ Try:
   swaks --server %s --to demo@example.com      # or any SMTP client, to any node
   bin/powermail mailbox ls --addr %s           # the message count, from any node
   python3 -c 'import imaplib; m=imaplib.IMAP4("127.0.0.1", %s); m.login("demo@example.com","demo-password"); print(m.select("INBOX"))'
+  python3 -c 'import smtplib; s=smtplib.SMTP("127.0.0.1", %s); s.login("demo@example.com","demo-password"); s.sendmail("demo@example.com", ["demo@example.com"], "Subject: sent\r\n\r\nthrough submission\r\n")'
 
-Every node accepts mail (SMTP, LMTP) and serves any mailbox (IMAP, POP3).
+Every node accepts mail (SMTP, LMTP), takes users' own mail (submission,
+with the mailbox's password) and serves any mailbox (IMAP, POP3).
 Plaintext logins are allowed without TLS here (--allow-insecure-auth),
 because the cluster listens on loopback only.
 Stop the cluster with: make stop
-`, sec, dir, ns[0].admin, ns[1].admin, ns[2].admin, ns[0].smtp, ns[2].admin, port(ns[1].imap))
+`, sec, dir, ns[0].admin, ns[1].admin, ns[2].admin, ns[0].smtp, ns[2].admin, port(ns[1].imap), port(ns[2].sub))
 }
 
 func alive(dir, id string) bool {

@@ -36,7 +36,7 @@ func registerClusterTLS(t *tlsFlags, fl *pflag.FlagSet) {
 	t.register(fl, "cluster",
 		"PEM certificate of this node, issued by the cluster CA: with it, every cluster connection is TLS between holders of that CA's certificates (switch the nodes one at a time; the switched and the unswitched cannot talk)",
 		"PEM certificate(s) of the cluster CA, which alone says who is a node (use a CA of the cluster's own); SIGHUP reads the three files again")
-	fl.StringVar(&t.mode, "cluster-tls-mode", "require", "require: TLS on every cluster connection; mixed: also admit plain ones and fall back to plain with a node without TLS, only while switching a running cluster (an on-path attacker can force plain; the secret still authenticates)")
+	fl.StringVar(&t.mode, "cluster-tls-mode", "", "require (the default with the files): TLS on every cluster connection; mixed: also admit plain ones and fall back to plain with a node that has not switched, only while switching a running cluster (until then an attacker on the path can force plain, which it can read and alter)")
 }
 
 func registerAdminTLS(t *tlsFlags, fl *pflag.FlagSet) {
@@ -51,8 +51,8 @@ func (t *tlsFlags) validate(caToo bool) error {
 	switch {
 	case t.mode != "" && t.mode != "require" && t.mode != "mixed":
 		return fmt.Errorf("--%s-tls-mode must be require or mixed, not %q", t.use, t.mode)
-	case t.mode == "mixed" && t.cert == "":
-		return fmt.Errorf("--%s-tls-mode mixed needs %s", t.use, t.flag("cert"))
+	case t.mode != "" && t.cert == "":
+		return fmt.Errorf("--%s-tls-mode %s needs %s", t.use, t.mode, t.flag("cert"))
 	case caToo && ((t.cert == "") != (t.key == "") || (t.cert == "") != (t.ca == "")):
 		return fmt.Errorf("%s, %s and %s go together", t.flag("cert"), t.flag("key"), t.flag("ca"))
 	case (t.cert == "") != (t.key == ""):
