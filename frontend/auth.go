@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -133,7 +132,7 @@ func (a *Authenticator) login(ctx context.Context, remoteIP, user, password stri
 	if !secure && !a.cfg.AllowInsecure {
 		return "", ErrInsecureAuth
 	}
-	ipKey, userKey := "ip:"+remoteIP, "user:"+strings.ToLower(user)
+	ipKey, userKey := "ip:"+remoteIP, "user:"+node.AccountKey(user)
 	if d := max(a.delay(ipKey), a.delay(userKey)); d > 0 {
 		t := time.NewTimer(d)
 		select {

@@ -111,6 +111,14 @@ func replyAuthUnavailable() *smtp.SMTPError {
 	return reply(454, 4, 7, 0, "temporary authentication failure")
 }
 
+func replyTooManyAuthFailures() *smtp.SMTPError {
+	return reply(421, 4, 7, 0, "too many failed authentications; closing")
+}
+
+func replyMalformedAuth() *smtp.SMTPError {
+	return reply(501, 5, 5, 2, "malformed authentication exchange")
+}
+
 func replySenderNotOwned(user string) *smtp.SMTPError {
 	return reply(553, 5, 7, 1, "sender address not owned by "+user)
 }

@@ -28,7 +28,8 @@ type session struct {
 	cancel context.CancelFunc
 	log    *slog.Logger
 
-	user string // the authenticated mailbox (submission.go); set before MAIL
+	user         string // the authenticated mailbox (submission.go); set before MAIL
+	authFailures int    // failed AUTH exchanges on this connection
 
 	mu sync.Mutex
 	tx *txn // nil outside a transaction

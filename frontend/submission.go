@@ -3,8 +3,6 @@ package frontend
 import (
 	"errors"
 	"net"
-	"slices"
-	"strings"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -19,9 +17,10 @@ import (
 //     still use) goes through the shared Authenticator, so failures are
 //     slowed per IP and per account as for IMAP and POP3; MAIL before it
 //     gets 530 5.7.0;
-//   - the envelope sender must be the authenticated mailbox's address or
-//     an address that delivers to that mailbox alone (553 5.7.1
-//     otherwise), so a user cannot send as another;
+//   - the envelope sender must be the authenticated mailbox's address,
+//     with or without a +detail (553 5.7.1 otherwise), so a user cannot
+//     send as another; after three failed AUTH exchanges the connection
+//     is closed;
 //   - recipients outside the hosted domains are accepted and queued, the
 //     relaying port 25 refuses (relay is only for the authenticated).
 //
@@ -47,16 +46,42 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	}
 	switch mech {
 	case sasl.Plain:
-		return sasl.NewPlainServer(func(identity, user, password string) error {
-			if identity != "" && !strings.EqualFold(identity, user) {
-				return replyAuthFailed() // no acting as another user
+		return saslReplies{sasl.NewPlainServer(func(identity, user, password string) error {
+			if identity != "" && node.AccountKey(identity) != node.AccountKey(user) {
+				return s.failed(replyAuthFailed()) // no acting as another user
 			}
 			return s.login(user, password)
-		}), nil
+		})}, nil
 	case sasl.Login:
-		return &loginServer{check: s.login}, nil
+		return saslReplies{&loginServer{check: s.login}}, nil
 	}
 	return nil, smtp.ErrAuthUnknownMechanism
+}
+
+// maxAuthFailures is how many failed AUTH exchanges a connection gets
+// before it is closed; the Authenticator's delays slow each one too.
+const maxAuthFailures = 3
+
+// failed counts a failed exchange, and past maxAuthFailures closes the
+// connection after this reply.
+func (s *session) failed(r *smtp.SMTPError) error {
+	if s.authFailures++; s.authFailures >= maxAuthFailures {
+		s.tc.expire()
+		return replyTooManyAuthFailures()
+	}
+	return r
+}
+
+// saslReplies gives a malformed exchange the reply RFC 4954 §4 asks for
+// (501), where go-sasl's own error would become go-smtp's 454.
+type saslReplies struct{ sasl.Server }
+
+func (r saslReplies) Next(response []byte) ([]byte, bool, error) {
+	challenge, done, err := r.Server.Next(response)
+	if _, ours := err.(*smtp.SMTPError); err != nil && !ours {
+		err = replyMalformedAuth()
+	}
+	return challenge, done, err
 }
 
 // login checks a password and, on success, makes its mailbox the
@@ -74,7 +99,7 @@ func (s *session) login(user, password string) error {
 		s.log.Info("smtp: authenticated", "user", addr)
 		return nil
 	case errors.Is(err, node.ErrAuthFailed):
-		return replyAuthFailed()
+		return s.failed(replyAuthFailed())
 	case errors.Is(err, ErrInsecureAuth):
 		return replyEncryptionRequired()
 	}
@@ -83,7 +108,10 @@ func (s *session) login(user, password string) error {
 }
 
 // checkSubmissionSender enforces, on a submission listener, that the
-// session authenticated and that it owns the envelope sender.
+// session authenticated and that it owns the envelope sender: its
+// mailbox, or that with a +detail. Aliases are not senders: a forward on
+// top of another's mailbox, or a catch-all, would otherwise let a user
+// send as addresses that are not theirs.
 func (s *session) checkSubmissionSender(from string) error {
 	if !s.srv.cfg.Submission {
 		return nil
@@ -91,16 +119,10 @@ func (s *session) checkSubmissionSender(from string) error {
 	if s.user == "" {
 		return replyAuthRequired()
 	}
-	if strings.EqualFold(from, s.user) {
-		return nil
+	if from == "" || !node.OwnAddress(from, s.user) {
+		return replySenderNotOwned(s.user)
 	}
-	if from != "" {
-		if res, err := s.resolve(from); err == nil && len(res.External) == 0 &&
-			slices.EqualFunc(res.Mailboxes, []string{s.user}, strings.EqualFold) {
-			return nil
-		}
-	}
-	return replySenderNotOwned(s.user)
+	return nil
 }
 
 // submissionExternal reports whether an authenticated submission may

@@ -14,9 +14,10 @@ func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) 
 
 // A user's mail client submits through a three-node cluster (RFC 6409):
 // nothing before AUTH, a wrong password refused, no sending as another
-// user, sending as an alias of one's own mailbox allowed, and mail to a
-// local mailbox and to another provider accepted in one transaction,
-// the latter queued.
+// user or as an alias (only the mailbox, with or without a +detail), and
+// mail to a local mailbox and to another provider accepted in one
+// transaction, the latter queued. A malformed exchange gets 501, and a
+// third failed AUTH closes the connection.
 func TestSubmission(t *testing.T) {
 	c := nodetest.Start(t, 3)
 	c.AddMailboxes("pw-alice", "alice@example.com")
@@ -37,7 +38,8 @@ func TestSubmission(t *testing.T) {
 	cl.expect("AUTH PLAIN "+b64("\x00alice@example.com\x00pw-alice"), 235, "2.0.0")
 	cl.expect("MAIL FROM:<bob@example.com>", 553, "5.7.1")
 	cl.expect("MAIL FROM:<>", 553, "5.7.1")
-	cl.expect("MAIL FROM:<al@example.com>", 250, "2.0.0") // an alias of her own mailbox
+	cl.expect("MAIL FROM:<al@example.com>", 553, "5.7.1") // an alias: not a sender
+	cl.expect("MAIL FROM:<alice+news@example.com>", 250, "2.0.0")
 	cl.expect("RSET", 250, "")
 	r := cl.transaction("Alice@example.com", []string{"bob@example.com", "friend@elsewhere.net"}, "Subject: lunch\r\n\r\nToday?\r\n")
 	checkReply(t, "DATA", r, 250, "2.0.0")
@@ -67,6 +69,16 @@ func TestSubmission(t *testing.T) {
 		}
 		lc.expect(b64("pw-alice"), 235, "2.0.0")
 		lc.expect("MAIL FROM:<alice@example.com>", 250, "2.0.0")
+	}
+
+	bad := dial(t, addr)
+	bad.ehlo()
+	bad.expect("AUTH PLAIN =", 501, "5.5.2")
+	bad.expect("AUTH PLAIN "+b64("\x00alice@example.com\x00guess1"), 535, "5.7.8")
+	bad.expect("AUTH PLAIN "+b64("\x00alice@example.com\x00guess2"), 535, "5.7.8")
+	bad.expect("AUTH PLAIN "+b64("\x00alice@example.com\x00guess3"), 421, "4.7.0")
+	if lines := bad.expectClosed(); len(lines) > 1 {
+		t.Fatalf("after the third failure the connection went on: %q", lines)
 	}
 }
 

@@ -379,7 +379,23 @@ func (n *Node) writeMessage(ctx context.Context, w io.Writer, e fsm.QueueEntry, 
 	if _, err := io.WriteString(w, stamp); err != nil {
 		return err
 	}
-	_, err = io.Copy(w, rd)
+	br := bufio.NewReader(rd)
+	if err := skipReturnPath(br); err != nil {
+		return err
+	}
+	_, err = io.Copy(w, br)
+	return err
+}
+
+// skipReturnPath drops the Return-Path field the frontend put first on
+// receipt: it belongs to final delivery, and a message sent on must not
+// carry one (RFC 5321 §4.4).
+func skipReturnPath(br *bufio.Reader) error {
+	head, _ := br.Peek(len("Return-Path:"))
+	if !strings.EqualFold(string(head), "Return-Path:") {
+		return nil
+	}
+	_, err := br.ReadString('\n')
 	return err
 }
 

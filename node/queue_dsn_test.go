@@ -12,7 +12,8 @@ import (
 func deliverOut(t *testing.T, n *Node, req *DSNRequest, targets ...string) {
 	t.Helper()
 	msg := Message{From: "a@example.com", External: targets, Received: time.Now(), Notify: req}
-	if _, err := n.Deliver(ctxT(t, 10*time.Second), msg, strings.NewReader("Subject: out\r\n\r\nhi\r\n")); err != nil {
+	body := "Return-Path: <a@example.com>\r\nSubject: out\r\n\r\nhi\r\n" // as the frontend stores it
+	if _, err := n.Deliver(ctxT(t, 10*time.Second), msg, strings.NewReader(body)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -73,7 +74,7 @@ func TestQueueFailureDSNHonoursNotify(t *testing.T) {
 		"y@elsewhere.net")
 	dsn := onlyDSN(t, c, l)
 	wantAll(t, dsn, "Original-Envelope-Id: ENV-7", "Original-Recipient: rfc822; out@example.com\r\nFinal-Recipient: rfc822; y@elsewhere.net\r\nAction: failed",
-		"Content-Type: message/rfc822\r\n\r\nSubject: out\r\n\r\nhi\r\n\r\n--dsn-")
+		"Content-Type: message/rfc822\r\n\r\nReturn-Path: <a@example.com>\r\nSubject: out\r\n\r\nhi\r\n\r\n--dsn-")
 	if strings.Contains(dsn, "x@elsewhere.net") {
 		t.Errorf("DSN reports the NOTIFY=NEVER recipient:\n%s", dsn)
 	}
@@ -91,6 +92,9 @@ func TestQueuePassesDSNOnOrReportsRelayed(t *testing.T) {
 	}
 	deliverOut(t, l, req("rfc822; fwd@example.com"), "z@dsn.test")
 	waitFor(t, 10*time.Second, "sent on", func() bool { return len(withDSN.messages()) == 1 })
+	if data := withDSN.messages()[0].data; strings.Contains(data, "Return-Path") || !strings.Contains(data, "Subject: out") {
+		t.Fatalf("sent on with our Return-Path, or without the message (RFC 5321 §4.4):\n%s", data)
+	}
 	got := withDSN.dsnParams()
 	if !slices.Contains(got, "MAIL ENVID=ENV-9 RET=HDRS") || !slices.Contains(got, "RCPT z@dsn.test NOTIFY=[SUCCESS FAILURE] ORCPT=RFC822;fwd@example.com") {
 		t.Fatalf("the DSN server got %q", got)

@@ -94,6 +94,9 @@ func runServer(ctx context.Context, f *serverFlags) error {
 	if err := f.adminTLS.validate(false); err != nil {
 		return err
 	}
+	if f.submission != "" && f.mail.tlsCert == "" && !f.access.allowInsecureAuth {
+		return fmt.Errorf("--submission needs --tls-cert and --tls-key: AUTH is refused without TLS (--allow-insecure-auth only for trials on loopback)")
+	}
 	for _, v := range []struct {
 		flag string
 		n    int64

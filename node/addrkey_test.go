@@ -1,0 +1,30 @@
+package node
+
+import "testing"
+
+// Every spelling of one account shares one key, and a sender is the
+// mailbox itself, with or without a +detail, ASCII case folded only.
+func TestAccountKeyAndOwnAddress(t *testing.T) {
+	for _, spelling := range []string{"alice@example.com", "Alice@Example.COM", ` alice@example.com`, `"alice"@example.com`} {
+		if got := AccountKey(spelling); got != AccountKey("alice@example.com") {
+			t.Errorf("AccountKey(%q) = %q, want the key of alice@example.com", spelling, got)
+		}
+	}
+	for addr, want := range map[string]bool{
+		"alice@example.com":      true,
+		"ALICE@example.com":      true,
+		"alice+news@example.com": true,
+		"alice@example.org":      false,
+		"alicex@example.com":     false,
+		"\u212Aate@example.com":  false, // the Kelvin sign, against kate
+		"":                       false,
+	} {
+		mailbox := "alice@example.com"
+		if addr == "\u212Aate@example.com" {
+			mailbox = "kate@example.com"
+		}
+		if got := OwnAddress(addr, mailbox); got != want {
+			t.Errorf("OwnAddress(%q, %q) = %v, want %v", addr, mailbox, got, want)
+		}
+	}
+}
