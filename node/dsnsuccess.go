@@ -86,20 +86,7 @@ func (n *Node) notifySuccess(id, hash string, msg Message, rejected map[string]e
 	if msg.Notify == nil || msg.From == "" {
 		return
 	}
-	rep := dsnReport{id: id, from: msg.From, envID: msg.Notify.EnvID, hash: hash, arrived: msg.Received, kind: dsnDelivered}
-	for _, r := range msg.Notify.Success {
-		delivered := slices.DeleteFunc(slices.Clone(r.Mailboxes), func(box string) bool { return rejected[box] != nil })
-		var action string
-		switch targets := len(r.Mailboxes) + r.External; {
-		case targets > 1 && (len(delivered) > 0 || r.External > 0):
-			action = "expanded" // its targets do not pass SUCCESS on
-		case targets == 1 && len(delivered) == 1:
-			action = "delivered"
-		default:
-			continue // refused, or one forward out: the queue reports it
-		}
-		rep.rcpts = append(rep.rcpts, dsnRcpt{address: r.Address, orcpt: r.ORCPT, action: action})
-	}
+	rep := successReport(id, hash, msg, rejected)
 	if len(rep.rcpts) == 0 {
 		return
 	}
@@ -120,6 +107,26 @@ func (n *Node) notifySuccess(id, hash string, msg Message, rejected map[string]e
 			n.log.Warn("success notice not sent", "id", id, "sender", msg.From, "err", err)
 		}
 	})
+}
+
+// successReport is the "delivered"/"expanded" report on the recipients
+// of msg that asked for one and reached a target.
+func successReport(id, hash string, msg Message, rejected map[string]error) dsnReport {
+	rep := dsnReport{id: id, from: msg.From, envID: msg.Notify.EnvID, hash: hash, arrived: msg.Received, kind: dsnDelivered}
+	for _, r := range msg.Notify.Success {
+		delivered := slices.DeleteFunc(slices.Clone(r.Mailboxes), func(box string) bool { return rejected[box] != nil })
+		var action string
+		switch targets := len(r.Mailboxes) + r.External; {
+		case targets > 1 && (len(delivered) > 0 || r.External > 0):
+			action = "expanded" // its targets do not pass SUCCESS on
+		case targets == 1 && len(delivered) == 1:
+			action = "delivered"
+		default:
+			continue // refused, or one forward out: the queue reports it
+		}
+		rep.rcpts = append(rep.rcpts, dsnRcpt{address: r.Address, orcpt: r.ORCPT, action: action})
+	}
+	return rep
 }
 
 // noDSNNote ends the outcome of a recipient handed to a server that does

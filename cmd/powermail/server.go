@@ -75,35 +75,9 @@ POWERMAIL_SECRET and is also the admin API token.`,
 }
 
 func runServer(ctx context.Context, f *serverFlags) error {
-	if f.timerSlack < 0 || f.timerSlack > maxTimerSlack {
-		return fmt.Errorf("--timer-slack %v: must be between 0 and %v", f.timerSlack, maxTimerSlack)
-	}
-	if f.bodySyncInterval < 0 || f.bodySyncInterval > storage.MaxSyncInterval {
-		return fmt.Errorf("--body-sync-interval %v: must be between 0 and %v", f.bodySyncInterval, storage.MaxSyncInterval)
-	}
-	minFree, err := parseSize(f.minFree)
+	minFree, err := f.validate()
 	if err != nil {
-		return fmt.Errorf("--min-free-space: %w", err)
-	}
-	if err := f.raft.validate(); err != nil {
 		return err
-	}
-	if err := f.clusterTLS.validate(true); err != nil {
-		return err
-	}
-	if err := f.adminTLS.validate(false); err != nil {
-		return err
-	}
-	if f.submission != "" && f.mail.tlsCert == "" && !f.access.allowInsecureAuth {
-		return fmt.Errorf("--submission needs --tls-cert and --tls-key: AUTH is refused without TLS (--allow-insecure-auth only for trials on loopback)")
-	}
-	for _, v := range []struct {
-		flag string
-		n    int64
-	}{{"--imap-cache-bytes", f.access.imapCacheBytes}, {"--imap-max-conns", int64(f.access.imapMaxConns)}, {"--password-check-memory", f.access.passwordMemory}, {"--max-conns", int64(f.mail.maxConns)}} {
-		if v.n < 0 {
-			return fmt.Errorf("%s %d: must not be negative (0: the default)", v.flag, v.n)
-		}
 	}
 	tuneErr := reexecTuned(f.hugePages, f.timerSlack) // returns only if it did not exec
 	log, err := newLogger(f.logLevel, f.logFormat)
@@ -119,53 +93,15 @@ func runServer(ctx context.Context, f *serverFlags) error {
 	if err != nil {
 		return err
 	}
-	certs := tlsSet{}
-	if certs["client"], err = f.mail.tlsFiles(); err != nil {
-		return err
-	}
-	if certs["cluster"], err = f.clusterTLS.files(true); err != nil {
-		return err
-	}
-	if certs["admin"], err = f.adminTLS.files(false); err != nil {
-		return err
-	}
-	adminRoots, err := f.adminTLS.roots()
+	certs, err := f.loadTLS()
 	if err != nil {
 		return err
 	}
 	reloadOnHangup(ctx, certs, log)
-	if f.writeQuorum == 0 {
-		f.writeQuorum = f.replicas
-	}
-	cfg := node.Config{
-		ID: f.id, DataDir: f.data, ClusterAddr: f.cluster, AdvertiseAddr: f.advertise,
-		AdminAddr: f.admin, AdminAdvertise: f.adminAdvertise, Secret: secret, AdminRoots: adminRoots,
-		Bootstrap: f.bootstrap, Join: f.join, Logger: log,
-		BootstrapSettings: &node.BootstrapSettings{Replicas: f.replicas, WriteQuorum: f.writeQuorum},
-		MaildropLease:     f.access.maildropLease,
-		RemoteReadMax:     f.access.remoteReadMax,
-		RemoteCacheBytes:  f.access.remoteCacheBytes,
-		PasswordMemory:    f.access.passwordMemory,
-		StorageCacheBytes: f.access.storageCacheBytes,
-		BodySyncInterval:  f.bodySyncInterval,
-	}
-	if cfg.MinFreeBytes = minFree; minFree == 0 {
-		cfg.MinFreeBytes = -1 // the flag's 0 is "none"; the config's is "default"
-	}
-	if f.bodySyncInterval == 0 {
-		cfg.BodySyncInterval = -1 // the flag's 0 is "none"; the config's is "default"
-	}
-	f.redundancy.apply(&cfg)
-	if err := f.queue.apply(&cfg, f.mail.hostname); err != nil {
+	cfg, err := f.nodeConfig(secret, minFree, certs, log)
+	if err != nil {
 		return err
 	}
-	if certs["cluster"] != nil {
-		cfg.ClusterTLS, cfg.ClusterTLSMixed = certs["cluster"].ClusterConfig(), f.clusterTLS.mode == "mixed"
-	}
-	if certs["admin"] != nil {
-		cfg.AdminTLS = certs["admin"].ServerConfig()
-	}
-	f.raft.apply(&cfg)
 	n, err := node.New(ctx, cfg)
 	if err != nil {
 		return err
@@ -195,6 +131,96 @@ func runServer(ctx context.Context, f *serverFlags) error {
 	case <-time.After(30 * time.Second):
 		return fmt.Errorf("shutdown did not finish in 30s")
 	}
+}
+
+// validate checks the flags that can be checked before anything starts,
+// and returns --min-free-space in bytes.
+func (f *serverFlags) validate() (int64, error) {
+	if f.timerSlack < 0 || f.timerSlack > maxTimerSlack {
+		return 0, fmt.Errorf("--timer-slack %v: must be between 0 and %v", f.timerSlack, maxTimerSlack)
+	}
+	if f.bodySyncInterval < 0 || f.bodySyncInterval > storage.MaxSyncInterval {
+		return 0, fmt.Errorf("--body-sync-interval %v: must be between 0 and %v", f.bodySyncInterval, storage.MaxSyncInterval)
+	}
+	minFree, err := parseSize(f.minFree)
+	if err != nil {
+		return 0, fmt.Errorf("--min-free-space: %w", err)
+	}
+	for _, check := range []func() error{f.raft.validate, func() error { return f.clusterTLS.validate(true) },
+		func() error { return f.adminTLS.validate(false) }} {
+		if err := check(); err != nil {
+			return 0, err
+		}
+	}
+	if f.submission != "" && f.mail.tlsCert == "" && !f.access.allowInsecureAuth {
+		return 0, fmt.Errorf("--submission needs --tls-cert and --tls-key: AUTH is refused without TLS (--allow-insecure-auth only for trials on loopback)")
+	}
+	for _, v := range []struct {
+		flag string
+		n    int64
+	}{{"--imap-cache-bytes", f.access.imapCacheBytes}, {"--imap-max-conns", int64(f.access.imapMaxConns)}, {"--password-check-memory", f.access.passwordMemory}, {"--max-conns", int64(f.mail.maxConns)}} {
+		if v.n < 0 {
+			return 0, fmt.Errorf("%s %d: must not be negative (0: the default)", v.flag, v.n)
+		}
+	}
+	return minFree, nil
+}
+
+// loadTLS reads every TLS use's files (nil entries where not set).
+func (f *serverFlags) loadTLS() (tlsSet, error) {
+	certs := tlsSet{}
+	var err error
+	if certs["client"], err = f.mail.tlsFiles(); err != nil {
+		return nil, err
+	}
+	if certs["cluster"], err = f.clusterTLS.files(true); err != nil {
+		return nil, err
+	}
+	if certs["admin"], err = f.adminTLS.files(false); err != nil {
+		return nil, err
+	}
+	return certs, nil
+}
+
+// nodeConfig is the node's configuration from the flags.
+func (f *serverFlags) nodeConfig(secret []byte, minFree int64, certs tlsSet, log *slog.Logger) (node.Config, error) {
+	adminRoots, err := f.adminTLS.roots()
+	if err != nil {
+		return node.Config{}, err
+	}
+	if f.writeQuorum == 0 {
+		f.writeQuorum = f.replicas
+	}
+	cfg := node.Config{
+		ID: f.id, DataDir: f.data, ClusterAddr: f.cluster, AdvertiseAddr: f.advertise,
+		AdminAddr: f.admin, AdminAdvertise: f.adminAdvertise, Secret: secret, AdminRoots: adminRoots,
+		Bootstrap: f.bootstrap, Join: f.join, Logger: log,
+		BootstrapSettings: &node.BootstrapSettings{Replicas: f.replicas, WriteQuorum: f.writeQuorum},
+		MaildropLease:     f.access.maildropLease,
+		RemoteReadMax:     f.access.remoteReadMax,
+		RemoteCacheBytes:  f.access.remoteCacheBytes,
+		PasswordMemory:    f.access.passwordMemory,
+		StorageCacheBytes: f.access.storageCacheBytes,
+		BodySyncInterval:  f.bodySyncInterval,
+	}
+	if cfg.MinFreeBytes = minFree; minFree == 0 {
+		cfg.MinFreeBytes = -1 // the flag's 0 is "none"; the config's is "default"
+	}
+	if f.bodySyncInterval == 0 {
+		cfg.BodySyncInterval = -1 // the flag's 0 is "none"; the config's is "default"
+	}
+	f.redundancy.apply(&cfg)
+	if err := f.queue.apply(&cfg, f.mail.hostname); err != nil {
+		return node.Config{}, err
+	}
+	if certs["cluster"] != nil {
+		cfg.ClusterTLS, cfg.ClusterTLSMixed = certs["cluster"].ClusterConfig(), f.clusterTLS.mode == "mixed"
+	}
+	if certs["admin"] != nil {
+		cfg.AdminTLS = certs["admin"].ServerConfig()
+	}
+	f.raft.apply(&cfg)
+	return cfg, nil
 }
 
 func readSecret(file string) ([]byte, error) {
