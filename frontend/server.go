@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -98,7 +99,20 @@ func (s *SMTPServer) newSMTPServer() *smtp.Server {
 // Serve accepts connections on ln until Close or Shutdown, then returns
 // ErrServerClosed. It closes ln when it returns. It may be called for
 // several listeners; they share the per-IP limit.
-func (s *SMTPServer) Serve(ln net.Listener) error {
+func (s *SMTPServer) Serve(ln net.Listener) error { return s.serve(ln, false) }
+
+// ServeTLS serves ln with implicit TLS (RFC 8314: submission on port
+// 465): each connection is TLS from its first byte. The TLS layer sits
+// above our connection tracking, so go-smtp sees the *tls.Conn (for AUTH
+// and the trace's "with") and the limits still count every connection.
+func (s *SMTPServer) ServeTLS(ln net.Listener) error {
+	if s.cfg.TLS == nil {
+		return errors.New("frontend: ServeTLS without a TLS config")
+	}
+	return s.serve(ln, true)
+}
+
+func (s *SMTPServer) serve(ln net.Listener, implicitTLS bool) error {
 	wrapped := newLimitListener(ln, s.tracker)
 	defer wrapped.Close()
 
@@ -110,8 +124,12 @@ func (s *SMTPServer) Serve(ln net.Listener) error {
 	s.listeners = append(s.listeners, wrapped)
 	s.mu.Unlock()
 
-	s.log.Info("smtp: serving", "addr", ln.Addr())
-	err := s.srv.Serve(wrapped)
+	s.log.Info("smtp: serving", "addr", ln.Addr(), "implicit_tls", implicitTLS)
+	var served net.Listener = wrapped
+	if implicitTLS {
+		served = tls.NewListener(wrapped, s.cfg.TLS)
+	}
+	err := s.srv.Serve(served)
 	if s.draining.Load() {
 		return ErrServerClosed
 	}

@@ -1,11 +1,15 @@
 package frontend
 
 import (
+	"crypto/tls"
 	"encoding/base64"
+	"net"
+	"net/textproto"
 	"strings"
 	"testing"
 	"time"
 
+	"powermail/frontend/internal/testtls"
 	"powermail/fsm"
 	"powermail/node/nodetest"
 )
@@ -103,4 +107,43 @@ func TestSubmissionNeedsTLSAndStaysOffPort25(t *testing.T) {
 	}
 	m.expect("MAIL FROM:<alice@example.com>", 250, "2.0.0")
 	m.expect("RCPT TO:<friend@elsewhere.net>", 550, "5.7.1")
+}
+
+// Submission over implicit TLS (RFC 8314, port 465): TLS from the first
+// byte, AUTH allowed because the connection is TLS (insecure auth off),
+// and the trace says ESMTPSA.
+func TestSubmissionImplicitTLS(t *testing.T) {
+	c := nodetest.Start(t, 1)
+	c.AddMailboxes("pw-alice", "alice@example.com")
+	serverTLS, roots := testtls.Config(t)
+	cfg := testConfig()
+	cfg.Submission, cfg.TLS = true, serverTLS
+	cfg.Auth = NewAuthenticator(c.Nodes[0], AuthConfig{}, nil)
+	srv, err := NewSMTPServer(cfg, c.Nodes[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.ServeTLS(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{ServerName: "mx.test", RootCAs: roots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	cl := &tclient{t: t, conn: conn, tp: textproto.NewConn(conn)}
+	t.Cleanup(func() { conn.Close() })
+	if r := cl.read(); r.code != 220 {
+		t.Fatalf("greeting over TLS: %v", r)
+	}
+	cl.ehlo()
+	cl.expect("AUTH PLAIN "+b64("\x00alice@example.com\x00pw-alice"), 235, "2.0.0")
+	checkReply(t, "DATA", cl.transaction("alice@example.com", []string{"alice@example.com"}, "Subject: over 465\r\n\r\nhi\r\n"), 250, "2.0.0")
+	if got := waitInbox(t, c.Nodes[0], "alice@example.com", 1)[0]; !strings.Contains(got, "with ESMTPSA") {
+		t.Errorf("trace of a message over implicit TLS:\n%s", got)
+	}
 }

@@ -95,24 +95,39 @@ func startMail(f *serverFlags, n *node.Node, tlsFiles *node.TLSFiles, log *slog.
 			s.Shutdown(ctx)
 		}
 	}
-	for _, l := range []struct{ addr, kind string }{{f.smtp, "smtp"}, {f.lmtp, "lmtp"}, {f.submission, "submission"}} {
+	byKind := map[string]*frontend.SMTPServer{} // one server (and one set of metrics) per kind
+	for _, l := range []struct {
+		addr, kind string
+		implicit   bool
+	}{{f.smtp, "smtp", false}, {f.lmtp, "lmtp", false}, {f.submission, "submission", false}, {f.submissions, "submission", true}} {
 		if l.addr == "" {
 			continue
 		}
-		s, err := frontend.NewSMTPServer(f.mail.config(log, l.kind, tlsCfg, auth), n)
+		s := byKind[l.kind]
+		var err error
+		if s == nil {
+			if s, err = frontend.NewSMTPServer(f.mail.config(log, l.kind, tlsCfg, auth), n); err == nil {
+				err = s.RegisterMetrics(n.Metrics())
+			}
+			if err == nil {
+				byKind[l.kind] = s
+				servers = append(servers, s)
+			}
+		}
 		var ln net.Listener
 		if err == nil {
-			if err = s.RegisterMetrics(n.Metrics()); err == nil {
-				ln, err = listenSMTP(l.addr)
-			}
+			ln, err = listenSMTP(l.addr)
 		}
 		if err != nil {
 			stop(context.Background())
 			return nil, err
 		}
-		servers = append(servers, s)
-		go s.Serve(ln)
-		log.Info("listening", "protocol", l.kind, "addr", ln.Addr().String())
+		serve := s.Serve
+		if l.implicit {
+			serve = s.ServeTLS
+		}
+		go serve(ln)
+		log.Info("listening", "protocol", l.kind, "implicit_tls", l.implicit, "addr", ln.Addr().String())
 	}
 	stopAccess, err := startAccess(f, n, auth, tlsCfg, log)
 	if err != nil {

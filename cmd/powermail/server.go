@@ -16,7 +16,7 @@ import (
 
 type serverFlags struct {
 	id, data, cluster, advertise, admin, adminAdvertise string
-	smtp, lmtp, imap, pop3, submission                  string
+	smtp, lmtp, imap, pop3, submission, submissions     string
 	join, secretFile, logLevel, logFormat               string
 	minFree                                             string
 	bootstrap, hugePages                                bool
@@ -51,6 +51,7 @@ POWERMAIL_SECRET and is also the admin API token.`,
 	fl.StringVar(&f.smtp, "smtp", "", "SMTP listen address")
 	fl.StringVar(&f.lmtp, "lmtp", "", "LMTP listen address")
 	fl.StringVar(&f.submission, "submission", "", "message submission listen address (RFC 6409, usually :587): AUTH with a mailbox's password, STARTTLS, and mail to anywhere")
+	fl.StringVar(&f.submissions, "submissions", "", "message submission over implicit TLS listen address (RFC 8314, usually :465; needs --tls-cert)")
 	fl.StringVar(&f.imap, "imap", "", "IMAP listen address")
 	fl.StringVar(&f.pop3, "pop3", "", "POP3 listen address")
 	fl.BoolVar(&f.bootstrap, "bootstrap", false, "create a new cluster with this node as its first member (ignored once the data directory holds a cluster)")
@@ -151,6 +152,9 @@ func (f *serverFlags) validate() (int64, error) {
 		if err := check(); err != nil {
 			return 0, err
 		}
+	}
+	if f.submissions != "" && f.mail.tlsCert == "" {
+		return 0, fmt.Errorf("--submissions needs --tls-cert and --tls-key")
 	}
 	if f.submission != "" && f.mail.tlsCert == "" && !f.access.allowInsecureAuth {
 		return 0, fmt.Errorf("--submission needs --tls-cert and --tls-key: AUTH is refused without TLS (--allow-insecure-auth only for trials on loopback)")
