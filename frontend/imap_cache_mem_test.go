@@ -36,19 +36,27 @@ func TestIMAPMetaCostCoversItsMemory(t *testing.T) {
 	const n = 5000
 	section := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"From", "Subject", "Date"}}
 	for name, hdr := range cacheTestHeaders() {
-		c := newIMAPMetaCache(1 << 40)
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		for i := range n {
-			m := &imapMeta{header: []byte(hdr)}
-			c.put(fmt.Sprint(i), m)
-			m.headerSection(section)
-			m.loweredValues("Subject")
+		// Memory that other tests' goroutines let go of during a window
+		// can only lower its delta, so the largest of three windows is
+		// the truest measure.
+		var heap float64
+		var c *imapMetaCache
+		for range 3 {
+			c = newIMAPMetaCache(1 << 40)
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			for i := range n {
+				m := &imapMeta{header: []byte(hdr)}
+				c.put(fmt.Sprint(i), m)
+				m.headerSection(section)
+				m.loweredValues("Subject")
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			heap = max(heap, (float64(after.HeapAlloc)-float64(before.HeapAlloc))/n)
+			runtime.KeepAlive(c)
 		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		heap := float64(after.HeapAlloc-before.HeapAlloc) / n
 		cost := float64(c.used) / n
 		t.Logf("%s header, %d bytes: %.0f heap bytes per entry, cost %.0f", name, len(hdr), heap, cost)
 		if cost < heap {
@@ -57,6 +65,5 @@ func TestIMAPMetaCostCoversItsMemory(t *testing.T) {
 		if cost > 2*heap {
 			t.Errorf("%s header: cost %.0f per entry is over twice its %.0f heap bytes: the cache holds too little", name, cost, heap)
 		}
-		runtime.KeepAlive(c)
 	}
 }
