@@ -366,6 +366,10 @@ func (n *Node) transact(ctx context.Context, pc *pooledClient, e fsm.QueueEntry,
 // writeMessage sends our Received: stamp (RFC 5321 §4.4) and the stored
 // message, headers intact.
 func (n *Node) writeMessage(ctx context.Context, w io.Writer, e fsm.QueueEntry, rcpts []string) error {
+	sig, err := n.dkimSignature(ctx, e)
+	if err != nil {
+		return err
+	}
 	rd, err := n.openBody(ctx, e.Hash)
 	if err != nil {
 		return err
@@ -375,7 +379,7 @@ func (n *Node) writeMessage(ctx context.Context, w io.Writer, e fsm.QueueEntry, 
 	if len(rcpts) == 1 {
 		stamp += "\r\n\tfor <" + rcpts[0] + ">"
 	}
-	stamp += ";\r\n\t" + time.Now().Format(time.RFC1123Z) + "\r\n"
+	stamp += ";\r\n\t" + time.Now().Format(time.RFC1123Z) + "\r\n" + sig
 	if _, err := io.WriteString(w, stamp); err != nil {
 		return err
 	}

@@ -13,6 +13,8 @@ type QueueConfig struct {
 	// Hostname names this cluster in EHLO, Received: lines and DSNs.
 	// Default: the OS hostname.
 	Hostname string
+	// DKIM holds a signing key per sender domain (dkim.go).
+	DKIM []DKIMKey
 	// SRSDomain is the hosted domain used in rewritten envelope senders
 	// (srs.go). Default: the first hosted domain.
 	SRSDomain string

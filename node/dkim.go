@@ -1,0 +1,122 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/emersion/go-msgauth/dkim"
+
+	"powermail/fsm"
+)
+
+// DKIM (RFC 6376). Mail the queue sends for one of our own senders (what
+// users submit) is signed with the key of the sender's domain, so that
+// receivers can check it came from us and DMARC can align it. Forwarded
+// mail from other domains is sent as it came: its own signatures still
+// hold, and ours would not align.
+//
+// Invariants: the signature covers exactly the bytes sent after it (the
+// stored message without the Return-Path of final delivery); our
+// Received: stamp goes above it and is not signed. A message is read
+// twice from the store, once to sign and once to send, and never held.
+
+// ErrDKIMKey reports an unusable --dkim setting.
+var ErrDKIMKey = errors.New("invalid DKIM key setting")
+
+// DKIMKey signs the mail of one domain.
+type DKIMKey struct {
+	Domain, Selector string
+	Signer           crypto.Signer
+}
+
+// dkimHeaders are the fields signed: those that say who, to whom, what
+// and when, listed even when absent so that none can be added later.
+var dkimHeaders = []string{"From", "Reply-To", "To", "Cc", "Subject", "Date", "Message-ID",
+	"In-Reply-To", "References", "MIME-Version", "Content-Type", "Content-Transfer-Encoding"}
+
+// ParseDKIMKey reads "domain:selector:keyfile", the key a PEM private key
+// (PKCS #8 RSA or Ed25519, or PKCS #1 RSA).
+func ParseDKIMKey(spec string) (DKIMKey, error) {
+	parts := strings.SplitN(spec, ":", 3)
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+		return DKIMKey{}, fmt.Errorf("%w: %q is not domain:selector:keyfile", ErrDKIMKey, spec)
+	}
+	raw, err := os.ReadFile(parts[2])
+	if err != nil {
+		return DKIMKey{}, fmt.Errorf("%w: %w", ErrDKIMKey, err)
+	}
+	block, _ := pem.Decode(raw)
+	if block == nil {
+		return DKIMKey{}, fmt.Errorf("%w: no PEM block in %s", ErrDKIMKey, parts[2])
+	}
+	var key any
+	if key, err = x509.ParsePKCS8PrivateKey(block.Bytes); err != nil {
+		if key, err = x509.ParsePKCS1PrivateKey(block.Bytes); err != nil {
+			return DKIMKey{}, fmt.Errorf("%w: %s: %w", ErrDKIMKey, parts[2], err)
+		}
+	}
+	switch k := key.(type) {
+	case *rsa.PrivateKey:
+		return DKIMKey{Domain: strings.ToLower(parts[0]), Selector: parts[1], Signer: k}, nil
+	case ed25519.PrivateKey:
+		return DKIMKey{Domain: strings.ToLower(parts[0]), Selector: parts[1], Signer: k}, nil
+	}
+	return DKIMKey{}, fmt.Errorf("%w: %s holds a %T, not an RSA or Ed25519 key", ErrDKIMKey, parts[2], key)
+}
+
+// dkimKeyFor is the key for e's sender's domain, or nil.
+func (n *Node) dkimKeyFor(e fsm.QueueEntry) *DKIMKey {
+	at := strings.LastIndexByte(e.From, '@')
+	if at < 0 {
+		return nil
+	}
+	domain := strings.ToLower(e.From[at+1:])
+	for i := range n.cfg.Queue.DKIM {
+		if n.cfg.Queue.DKIM[i].Domain == domain {
+			return &n.cfg.Queue.DKIM[i]
+		}
+	}
+	return nil
+}
+
+// dkimSignature signs the message of e as it will be sent and returns the
+// DKIM-Signature field ("" when e's sender has no key).
+func (n *Node) dkimSignature(ctx context.Context, e fsm.QueueEntry) (string, error) {
+	key := n.dkimKeyFor(e)
+	if key == nil {
+		return "", nil
+	}
+	rd, err := n.openBody(ctx, e.Hash)
+	if err != nil {
+		return "", err
+	}
+	defer rd.Close()
+	br := bufio.NewReader(rd)
+	if err := skipReturnPath(br); err != nil {
+		return "", err
+	}
+	s, err := dkim.NewSigner(&dkim.SignOptions{Domain: key.Domain, Selector: key.Selector, Signer: key.Signer,
+		HeaderCanonicalization: dkim.CanonicalizationRelaxed, BodyCanonicalization: dkim.CanonicalizationRelaxed,
+		HeaderKeys: dkimHeaders})
+	if err != nil {
+		return "", fmt.Errorf("dkim: %w", err)
+	}
+	if _, err := io.Copy(s, br); err != nil {
+		s.Close()
+		return "", fmt.Errorf("dkim: %w", err)
+	}
+	if err := s.Close(); err != nil {
+		return "", fmt.Errorf("dkim: %w", err)
+	}
+	return s.Signature(), nil
+}
