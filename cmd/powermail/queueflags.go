@@ -37,6 +37,17 @@ func (q *queueFlags) register(fl *pflag.FlagSet) {
 	fl.StringArrayVar(&q.dkim, "dkim", nil, "DOMAIN:SELECTOR:KEYFILE: sign outgoing mail from DOMAIN's senders with this PEM private key (RSA or Ed25519; publish the public key at SELECTOR._domainkey.DOMAIN); repeat per domain")
 }
 
+// validateDKIM reads every --dkim key once, so that a bad one stops the
+// server before anything starts.
+func (q *queueFlags) validateDKIM() error {
+	for _, spec := range q.dkim {
+		if _, err := node.ParseDKIMKey(spec); err != nil {
+			return fmt.Errorf("--dkim: %w", err)
+		}
+	}
+	return nil
+}
+
 func (q *queueFlags) apply(cfg *node.Config, hostname string) error {
 	if q.lease < 2*time.Second || q.retryMin <= 0 || q.retryMax < q.retryMin {
 		return fmt.Errorf("queue: --queue-lease must be at least 2s and 0 < --queue-retry-min <= --queue-retry-max")
