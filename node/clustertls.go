@@ -1,9 +1,11 @@
 package node
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Cluster TLS. The cluster secret authenticates peers but leaves the
@@ -84,4 +86,20 @@ func (f *TLSFiles) ClusterConfig() *tls.Config {
 			return nil
 		},
 	}
+}
+
+// mixedTLSReminder is how often a node in mixed mode says so.
+const mixedTLSReminder = time.Hour
+
+// remindMixedTLS logs, at start and then hourly, that this node admits
+// plain cluster connections, so that a switch left half done is noticed.
+func (n *Node) remindMixedTLS(ctx context.Context) {
+	if n.cfg.ClusterTLS == nil || !n.cfg.ClusterTLSMixed {
+		return
+	}
+	warn := func() {
+		n.log.Warn("cluster TLS is in mixed mode: plain connections are admitted; finish the switch by restarting every node without --cluster-tls-mode mixed")
+	}
+	warn()
+	every(ctx, mixedTLSReminder, warn)
 }

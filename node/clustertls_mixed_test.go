@@ -1,7 +1,10 @@
 package node
 
 import (
+	"bytes"
 	"crypto/tls"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -87,4 +90,34 @@ func TestClusterTLSMixedCluster(t *testing.T) {
 	if _, ok := conn.(*tls.Conn); !ok {
 		t.Fatalf("two mixed nodes talk %T, want TLS", conn)
 	}
+}
+
+// A node in mixed mode says so in its log, so that a switch left half
+// done is noticed.
+func TestMixedTLSIsLogged(t *testing.T) {
+	ca := newTestCA(t, "cluster CA")
+	var buf syncBuffer
+	newTestClusterWith(t, 1, func(cfg *Config) {
+		cfg.ClusterTLS, cfg.ClusterTLSMixed = ca.config(t, cfg.ID), true
+		cfg.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}).leader(5 * time.Second)
+	waitFor(t, 5*time.Second, "the warning", func() bool { return strings.Contains(buf.String(), "cluster TLS is in mixed mode") })
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

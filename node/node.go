@@ -145,10 +145,14 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.queue = n.newOutbound()
 	n.watchQueue()
-	n.bg.Add(9)
+	n.bg.Add(10)
 	go func() {
 		defer n.bg.Done()
 		n.auditAtStart(bgctx)
+	}()
+	go func() {
+		defer n.bg.Done()
+		n.remindMixedTLS(bgctx)
 	}()
 	go func() {
 		defer n.bg.Done()
