@@ -126,8 +126,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		if fresh {
 			err = n.joinThrough(ctx, cfg.Join)
 		} else {
-			n.bg.Add(1)
-			go func() { defer n.bg.Done(); n.joinThrough(bgctx, cfg.Join) }()
+			n.spawn(func(ctx context.Context) { n.joinThrough(ctx, cfg.Join) })
 		}
 		if err != nil {
 			n.Close()
@@ -145,47 +144,21 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.queue = n.newOutbound()
 	n.watchQueue()
-	n.bg.Add(10)
-	go func() {
-		defer n.bg.Done()
-		n.auditAtStart(bgctx)
-	}()
-	go func() {
-		defer n.bg.Done()
-		n.remindMixedTLS(bgctx)
-	}()
-	go func() {
-		defer n.bg.Done()
-		n.voterLoop(bgctx, n.cfg.VoterUpkeepInterval)
-	}()
-	go func() {
-		defer n.bg.Done()
-		n.queueLoop(bgctx)
-	}()
-	go func() {
-		defer n.bg.Done()
-		n.repairLoop(bgctx, n.cfg.RepairInterval)
-	}()
-	go func() {
-		defer n.bg.Done()
-		n.scrubLoop(bgctx, n.cfg.ScrubInterval)
-	}()
-	go func() {
-		defer n.bg.Done()
-		n.pollStorage(bgctx, n.cfg.PeerPollInterval)
-	}()
-	go func() {
-		defer n.bg.Done()
-		n.publishSelf(bgctx, false)
-	}()
-	go func() {
-		defer n.bg.Done()
-		n.sweepLoop(bgctx, n.cfg.OrphanSweepInterval, n.cfg.OrphanGrace)
-	}()
-	go func() {
-		defer n.bg.Done()
-		n.gcLoop(bgctx, n.cfg.GCInterval)
-	}()
+	// The background loops; Close ends their context and waits for them.
+	for _, loop := range []func(context.Context){
+		n.auditAtStart,
+		n.remindMixedTLS,
+		func(ctx context.Context) { n.voterLoop(ctx, n.cfg.VoterUpkeepInterval) },
+		n.queueLoop,
+		func(ctx context.Context) { n.repairLoop(ctx, n.cfg.RepairInterval) },
+		func(ctx context.Context) { n.scrubLoop(ctx, n.cfg.ScrubInterval) },
+		func(ctx context.Context) { n.pollStorage(ctx, n.cfg.PeerPollInterval) },
+		func(ctx context.Context) { n.publishSelf(ctx, false) },
+		func(ctx context.Context) { n.sweepLoop(ctx, n.cfg.OrphanSweepInterval, n.cfg.OrphanGrace) },
+		func(ctx context.Context) { n.gcLoop(ctx, n.cfg.GCInterval) },
+	} {
+		n.spawn(loop)
+	}
 	return n, nil
 }
 
