@@ -47,7 +47,7 @@ type Node struct {
 	raft      *raft.Raft
 	logStore  *raftboltdb.BoltStore
 	snaps     *snapshotStore
-	transport *raft.NetworkTransport
+	transport *raftTransport
 	mux       *mux
 	bodySrv   *bodyServer // body streams from peers (bodystream.go)
 	bodyPool  *bodyPool   // body streams to peers
@@ -241,9 +241,9 @@ func (n *Node) startRaft() (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("inspect raft state: %w", err)
 	}
-	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+	n.transport = newRaftTransport(raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: &streamLayer{mux: n.mux, dialer: n.dialer(), addr: strAddr(n.advertise)}, MaxPool: 5, Timeout: 10 * time.Second, Logger: hl,
-	})
+	}))
 	rc := n.raftConfig(hl)
 	n.raft, err = raft.NewRaft(rc, &raftFSM{state: n.state, metrics: n.metrics, log: n.log, lastMail: &n.lastMail}, logs, store, n.snaps, n.transport)
 	if err != nil {
@@ -343,8 +343,8 @@ func (n *Node) Close() error {
 // A replication goroutine can sit in a network read to a peer that will
 // not answer while it is itself shutting down (seen under heavy load in
 // the test suite: both waited for ever); if raft is not down after a few
-// seconds, the transport is closed, which fails such reads, and the wait
-// goes on.
+// seconds, every replication pipeline and the transport are closed, which
+// fails such reads, and the wait goes on.
 func (n *Node) shutdownRaft() error {
 	f := n.raft.Shutdown()
 	done := make(chan error, 1)
@@ -355,6 +355,7 @@ func (n *Node) shutdownRaft() error {
 	case <-time.After(5 * time.Second):
 		n.log.Warn("raft shutdown is slow; closing the transport under it")
 		if n.transport != nil {
+			n.transport.closeAll()
 			n.transport.CloseStreams()
 			n.transport.Close()
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -53,12 +54,25 @@ var issued = struct {
 	ports map[string]bool
 }{ports: map[string]bool{}}
 
+// freeAddr returns a loopback address no listener holds, for a server
+// process to bind later. Ports come from below the kernel's ephemeral
+// range: a port from inside it (what ":0" gives) can be taken before the
+// server binds by any outgoing connection of the tests running beside
+// this one, which failed CI runs with "address already in use".
 func freeAddr(t *testing.T) string {
 	t.Helper()
+	lo, hi := portRange()
 	for {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		port := 0
+		if hi > lo {
+			port = lo + rand.IntN(hi-lo)
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
-			t.Fatal(err)
+			if port == 0 {
+				t.Fatal(err)
+			}
+			continue
 		}
 		addr := ln.Addr().String()
 		ln.Close()
@@ -72,6 +86,20 @@ func freeAddr(t *testing.T) string {
 	}
 }
 
+// portRange is the span freeAddr draws from: the 10,000 ports under the
+// ephemeral range, or none (use ":0") where that range starts too low.
+func portRange() (int, int) {
+	raw, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	var ephemeral int
+	if err == nil {
+		fmt.Sscan(string(raw), &ephemeral)
+	}
+	if ephemeral < 12000 {
+		return 0, 0
+	}
+	return ephemeral - 10000, ephemeral
+}
+
 func (p *proc) start(t *testing.T, extra ...string) {
 	t.Helper()
 	p.extra = extra
@@ -83,7 +111,27 @@ func (p *proc) start(t *testing.T, extra ...string) {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	cmd, log := p.cmd, p.log
+	// A failed test shows how each process it started ended: the cause
+	// is often a node that exited early, not the one the test names.
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%s (%v) ended %v; the end of its log:\n%s", p.id, cmd.Args[2:], cmd.ProcessState, logTail(log.String(), 30))
+		}
+	})
 	t.Cleanup(func() { p.stop(syscall.SIGKILL) })
+}
+
+// logTail is the last n lines of a process log, without raft's debug
+// chatter.
+func logTail(s string, n int) string {
+	var keep []string
+	for _, l := range strings.Split(s, "\n") {
+		if !strings.Contains(l, `"@level":"debug"`) && !strings.Contains(l, "level=DEBUG") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep[max(0, len(keep)-n):], "\n")
 }
 
 // waitLeader waits until the bootstrapping node p leads, and shows its

@@ -58,7 +58,7 @@ func TestClusterTLSSwitchKeepsTheQuorum(t *testing.T) {
 	for _, round := range [][]string{append(slices.Clone(tlsArgs), "--cluster-tls-mode", "mixed"), tlsArgs} {
 		for i, p := range ps {
 			if err := p.stop(syscall.SIGTERM); err != nil {
-				t.Fatalf("stop %s: %v", p.id, err)
+				t.Fatalf("stop %s: %v; its log:\n%s", p.id, err, p.log.String())
 			}
 			other := ps[(i+1)%len(ps)]
 			sendEventually(t, other.smtp, fmt.Sprintf("Subject: while %s restarts\r\n\r\nhi\r\n", p.id))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -130,7 +131,9 @@ func runServer(ctx context.Context, f *serverFlags) error {
 	case err := <-done:
 		return err
 	case <-time.After(30 * time.Second):
-		return fmt.Errorf("shutdown did not finish in 30s")
+		// What still runs is what an operator needs to report the hang.
+		pprof.Lookup("goroutine").WriteTo(os.Stderr, 1)
+		return fmt.Errorf("shutdown did not finish in 30s (goroutines above)")
 	}
 }
 
