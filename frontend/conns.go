@@ -131,16 +131,18 @@ func (t *connTracker) release(tc *trackedConn) {
 // hangs nor treats it as permanent: X.7.0 for its own address's limit,
 // X.3.2 (system not accepting network messages, RFC 3463) for the
 // server's. A fresh socket's send buffer is empty, so the write does not
-// block the accept loop.
-func (t *connTracker) refuse(c net.Conn, why refusal) {
+// block the accept loop. A quiet refusal (implicit TLS) only closes.
+func (t *connTracker) refuse(c net.Conn, why refusal, quiet bool) {
 	t.counts.refused.Add(1)
 	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
 	text, limit := "421 4.7.0 %s too many connections from your address, try again later\r\n", t.maxPerIP
 	if why == overTotal {
 		text, limit = "421 4.3.2 %s too many connections, try again later\r\n", t.maxTotal
 	}
-	if _, err := fmt.Fprintf(c, text, t.hostname); err != nil {
-		t.log.Debug("smtp: writing refusal", "remote", c.RemoteAddr(), "err", err)
+	if !quiet {
+		if _, err := fmt.Fprintf(c, text, t.hostname); err != nil {
+			t.log.Debug("smtp: writing refusal", "remote", c.RemoteAddr(), "err", err)
+		}
 	}
 	_ = c.Close()
 	// Debug, not Info: a flood of refused connections must not flood the log.
@@ -322,6 +324,9 @@ type limitListener struct {
 	net.Listener
 	tracker     *connTracker
 	setDeadline func(time.Time) error // nil: over-limit connections are refused at once
+	// quiet refuses by closing only: on an implicit-TLS port the client
+	// awaits a handshake, and a plaintext 421 would read as a TLS error.
+	quiet bool
 
 	mu     sync.Mutex
 	ready  []*trackedConn // waiters that got a slot, for Accept
@@ -331,8 +336,8 @@ type limitListener struct {
 // reconnectGrace is how long an over-limit connection may wait for a slot.
 const reconnectGrace = 500 * time.Millisecond
 
-func newLimitListener(ln net.Listener, t *connTracker) *limitListener {
-	l := &limitListener{Listener: ln, tracker: t}
+func newLimitListener(ln net.Listener, t *connTracker, quiet bool) *limitListener {
+	l := &limitListener{Listener: ln, tracker: t, quiet: quiet}
 	if d, ok := ln.(interface{ SetDeadline(time.Time) error }); ok {
 		l.setDeadline = d.SetDeadline
 	}
@@ -363,7 +368,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return tc, nil
 		}
 		if why == overTotal || l.setDeadline == nil || !l.tracker.startWaiting(c) {
-			l.tracker.refuse(c, why)
+			l.tracker.refuse(c, why, l.quiet)
 			continue
 		}
 		go l.waitForSlot(c)
@@ -393,7 +398,7 @@ func (l *limitListener) waitForSlot(c net.Conn) {
 			return
 		}
 	}
-	l.tracker.refuse(c, why)
+	l.tracker.refuse(c, why, l.quiet)
 }
 
 // queue passes an admitted waiter to Accept and wakes it, or closes the

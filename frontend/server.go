@@ -113,7 +113,7 @@ func (s *SMTPServer) ServeTLS(ln net.Listener) error {
 }
 
 func (s *SMTPServer) serve(ln net.Listener, implicitTLS bool) error {
-	wrapped := newLimitListener(ln, s.tracker)
+	wrapped := newLimitListener(ln, s.tracker, implicitTLS)
 	defer wrapped.Close()
 
 	s.mu.Lock()

@@ -1,8 +1,10 @@
 package frontend
 
 import (
+	"bufio"
 	"crypto/tls"
 	"encoding/base64"
+	"io"
 	"net"
 	"net/textproto"
 	"strings"
@@ -145,5 +147,56 @@ func TestSubmissionImplicitTLS(t *testing.T) {
 	checkReply(t, "DATA", cl.transaction("alice@example.com", []string{"alice@example.com"}, "Subject: over 465\r\n\r\nhi\r\n"), 250, "2.0.0")
 	if got := waitInbox(t, c.Nodes[0], "alice@example.com", 1)[0]; !strings.Contains(got, "with ESMTPSA") {
 		t.Errorf("trace of a message over implicit TLS:\n%s", got)
+	}
+}
+
+// Over the per-IP limit, an implicit-TLS port closes the connection
+// without a plaintext 421, which a client awaiting the TLS handshake
+// would read as a protocol error; the plain port still says 421.
+func TestImplicitTLSRefusalOnlyCloses(t *testing.T) {
+	c := nodetest.Start(t, 1)
+	serverTLS, roots := testtls.Config(t)
+	cfg := testConfig()
+	cfg.Submission, cfg.TLS, cfg.MaxConnsPerIP = true, serverTLS, 1
+	cfg.Auth = NewAuthenticator(c.Nodes[0], AuthConfig{}, nil)
+	srv, err := NewSMTPServer(cfg, c.Nodes[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	tlsLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plainLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.ServeTLS(tlsLn)
+	go srv.Serve(plainLn)
+	held, err := tls.Dial("tcp", tlsLn.Addr().String(), &tls.Config{ServerName: "mx.test", RootCAs: roots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	held.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := bufio.NewReader(held).ReadString('\n'); err != nil {
+		t.Fatalf("greeting of the held connection: %v", err)
+	}
+	firstBytes := func(addr string) string {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		got, _ := io.ReadAll(conn) // the server closes after its refusal
+		return string(got)
+	}
+	if got := firstBytes(tlsLn.Addr().String()); got != "" {
+		t.Errorf("the implicit-TLS port refused with %q, want a bare close", got)
+	}
+	if got := firstBytes(plainLn.Addr().String()); !strings.HasPrefix(got, "421 4.7.0") {
+		t.Errorf("the plain port refused with %q, want 421 4.7.0", got)
 	}
 }
