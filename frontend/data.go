@@ -83,9 +83,16 @@ func (s *session) deliver(tx *txn, r io.Reader) outcome {
 	msg := node.Message{From: tx.from, Mailboxes: slices.Clone(tx.boxes), External: slices.Clone(tx.external), Received: start,
 		Notify: tx.dsnRequest()}
 
+	var content io.Reader = body
+	if s.srv.cfg.Submission {
+		var refused *smtp.SMTPError
+		if content, refused = s.checkAuthor(body); refused != nil {
+			return s.refuseContent(body, refused, start)
+		}
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.DeliverTimeout)
 	// readOnly hides MultiReader's WriteTo, which allocates 32 KiB per call.
-	res, err := s.srv.d.Deliver(ctx, msg, readOnly{io.MultiReader(strings.NewReader(hdr), body)})
+	res, err := s.srv.d.Deliver(ctx, msg, readOnly{io.MultiReader(strings.NewReader(hdr), content)})
 	cancel()
 
 	out := outcome{res: res, err: err, took: time.Since(start)}
@@ -101,6 +108,20 @@ func (s *session) deliver(tx *txn, r io.Reader) outcome {
 		out.err = body.err
 	}
 	return out
+}
+
+// refuseContent ends a transaction refused for what the message says,
+// before anything was stored: the rest of the message is read and
+// dropped (RFC 3030: every BDAT chunk is consumed), and a failure to
+// read it takes precedence, since the client then sees no reply anyway.
+func (s *session) refuseContent(body *bodyReader, refused *smtp.SMTPError, start time.Time) outcome {
+	if body.err == nil && !body.eof {
+		_, _ = io.Copy(io.Discard, body)
+	}
+	if body.err != nil {
+		refused = s.replyForBodyError(body.err)
+	}
+	return outcome{failed: refused, err: errors.New(refused.Message), bytes: body.n, took: time.Since(start)}
 }
 
 // dsnRequest is what the client asked of delivery status notifications

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"container/list"
 	"context"
-	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -214,7 +213,7 @@ func (srv *IMAPServer) headerMeta(parent context.Context, hash string) (*imapMet
 		return nil, err
 	}
 	defer b.Close()
-	h, err := readHeaderSection(bufio.NewReader(b))
+	h, _, err := readHeaderSection(bufio.NewReader(b), imapMaxHeader)
 	if err != nil {
 		return nil, err
 	}
@@ -242,36 +241,10 @@ func (srv *IMAPServer) bodyStructure(hash string, body io.ReadSeeker) (imap.Body
 	if m != nil {
 		next.header = m.header
 	} else if _, err := body.Seek(0, io.SeekStart); err == nil {
-		next.header, _ = readHeaderSection(bufio.NewReader(body))
+		next.header, _, _ = readHeaderSection(bufio.NewReader(body), imapMaxHeader)
 	}
 	srv.meta.put(hash, next)
 	return bs, nil
-}
-
-// readHeaderSection reads lines up to and including the first empty one
-// (or EOF), at most imapMaxHeader bytes.
-func readHeaderSection(r *bufio.Reader) ([]byte, error) {
-	var out bytes.Buffer
-	midLine := false // the last read ended inside a long line
-	for out.Len() < imapMaxHeader {
-		line, err := r.ReadSlice('\n')
-		out.Write(line)
-		if err == bufio.ErrBufferFull {
-			midLine = true
-			continue
-		}
-		if err == io.EOF {
-			return out.Bytes(), nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read header: %w", err)
-		}
-		if !midLine && len(bytes.TrimRight(line, "\r\n")) == 0 {
-			return out.Bytes(), nil
-		}
-		midLine = false
-	}
-	return out.Bytes(), nil
 }
 
 // imapHeaderSection answers BODY[HEADER], BODY[HEADER.FIELDS (...)] and

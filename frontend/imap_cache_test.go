@@ -21,14 +21,14 @@ func TestReadHeaderSection(t *testing.T) {
 		{"\r\nbody only\r\n", "\r\n"},
 	}
 	for _, c := range cases {
-		got, err := readHeaderSection(bufio.NewReaderSize(strings.NewReader(c.in), 16))
-		if err != nil || string(got) != c.want {
-			t.Errorf("readHeaderSection(%.30q) = %.40q, %v; want %.40q", c.in, got, err, c.want)
+		got, complete, err := readHeaderSection(bufio.NewReaderSize(strings.NewReader(c.in), 16), imapMaxHeader)
+		if err != nil || !complete || string(got) != c.want {
+			t.Errorf("readHeaderSection(%.30q) = %.40q, %v, %v; want %.40q", c.in, got, complete, err, c.want)
 		}
 	}
 	huge := strings.Repeat("X-H: v\r\n", imapMaxHeader/4)
-	got, _ := readHeaderSection(bufio.NewReader(strings.NewReader(huge)))
-	if len(got) < imapMaxHeader || len(got) > imapMaxHeader+16 {
+	got, complete, _ := readHeaderSection(bufio.NewReader(strings.NewReader(huge)), imapMaxHeader)
+	if complete || len(got) < imapMaxHeader || len(got) > imapMaxHeader+16 {
 		t.Errorf("a huge header was cut at %d bytes, want about %d", len(got), imapMaxHeader)
 	}
 }
@@ -63,7 +63,7 @@ func TestIMAPHeaderSectionMatchesTheLibrary(t *testing.T) {
 		{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Subject"}, Partial: &imap.SectionPartial{Offset: 3, Size: 12}},
 		{Specifier: imap.PartSpecifierHeader, Partial: &imap.SectionPartial{Offset: 5000, Size: 10}},
 	}
-	raw, err := readHeaderSection(bufio.NewReader(strings.NewReader(msg)))
+	raw, _, err := readHeaderSection(bufio.NewReader(strings.NewReader(msg)), imapMaxHeader)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -148,6 +148,24 @@ func replyLineTooLong(max int) *smtp.SMTPError {
 	return reply(500, 5, 5, 0, fmt.Sprintf("line longer than %d octets", max))
 }
 
+// Submitted messages' header checks (author.go): the same message
+// would be refused again, so they are permanent.
+func replyHeaderTooBig(max int) *smtp.SMTPError {
+	return reply(552, 5, 3, 4, fmt.Sprintf("header section exceeds %d octets", max))
+}
+
+func replyMalformedHeader() *smtp.SMTPError {
+	return reply(550, 5, 6, 0, "malformed header section")
+}
+
+func replyNoAuthor() *smtp.SMTPError {
+	return reply(550, 5, 6, 0, "message has no From: header field (RFC 5322 section 3.6)")
+}
+
+func replyAuthorNotOwned(user string) *smtp.SMTPError {
+	return reply(550, 5, 7, 1, "From: or Sender: names an address not owned by "+user)
+}
+
 func replyTransferFailed() *smtp.SMTPError {
 	// The client stalled, vanished or aborted the transfer (RFC 3463 X.4.2).
 	return reply(451, 4, 4, 2, "message transfer failed, try again later")

@@ -21,6 +21,8 @@ import (
 //     with or without a +detail (553 5.7.1 otherwise), so a user cannot
 //     send as another; after three failed AUTH exchanges the connection
 //     is closed;
+//   - the message's From: and Sender: fields name that address too
+//     (author.go), or it is refused before anything is stored;
 //   - recipients outside the hosted domains are accepted and queued, the
 //     relaying port 25 refuses (relay is only for the authenticated).
 //

@@ -47,7 +47,7 @@ func TestSubmission(t *testing.T) {
 	cl.expect("MAIL FROM:<al@example.com>", 553, "5.7.1") // an alias: not a sender
 	cl.expect("MAIL FROM:<alice+news@example.com>", 250, "2.0.0")
 	cl.expect("RSET", 250, "")
-	r := cl.transaction("Alice@example.com", []string{"bob@example.com", "friend@elsewhere.net"}, "Subject: lunch\r\n\r\nToday?\r\n")
+	r := cl.transaction("Alice@example.com", []string{"bob@example.com", "friend@elsewhere.net"}, "From: Alice <Alice@example.com>\r\nSubject: lunch\r\n\r\nToday?\r\n")
 	checkReply(t, "DATA", r, 250, "2.0.0")
 
 	got := waitInbox(t, c.Nodes[0], "bob@example.com", 1)[0]
@@ -144,7 +144,7 @@ func TestSubmissionImplicitTLS(t *testing.T) {
 	}
 	cl.ehlo()
 	cl.expect("AUTH PLAIN "+b64("\x00alice@example.com\x00pw-alice"), 235, "2.0.0")
-	checkReply(t, "DATA", cl.transaction("alice@example.com", []string{"alice@example.com"}, "Subject: over 465\r\n\r\nhi\r\n"), 250, "2.0.0")
+	checkReply(t, "DATA", cl.transaction("alice@example.com", []string{"alice@example.com"}, "From: alice@example.com\r\nSubject: over 465\r\n\r\nhi\r\n"), 250, "2.0.0")
 	if got := waitInbox(t, c.Nodes[0], "alice@example.com", 1)[0]; !strings.Contains(got, "with ESMTPSA") {
 		t.Errorf("trace of a message over implicit TLS:\n%s", got)
 	}
@@ -198,5 +198,59 @@ func TestImplicitTLSRefusalOnlyCloses(t *testing.T) {
 	}
 	if got := firstBytes(plainLn.Addr().String()); !strings.HasPrefix(got, "421 4.7.0") {
 		t.Errorf("the plain port refused with %q, want 421 4.7.0", got)
+	}
+}
+
+// A submitted message must name its user as its author: From: (and
+// Sender: when present) hold only the mailbox's own address, with or
+// without a +detail, whatever the display name's charset. Refusals are
+// permanent, store nothing and leave the session usable.
+func TestSubmissionChecksTheAuthor(t *testing.T) {
+	c := nodetest.Start(t, 1)
+	c.AddMailboxes("pw-alice", "alice@example.com")
+	c.AddMailboxes("pw-bob", "bob@example.com")
+	cfg := testConfig()
+	cfg.Submission, cfg.MaxMessageBytes = true, 1<<20
+	cfg.Auth = NewAuthenticator(c.Nodes[0], AuthConfig{AllowInsecure: true}, nil)
+	_, addr := startServer(t, cfg, c.Nodes[0])
+	cl := dial(t, addr)
+	cl.ehlo()
+	cl.expect("AUTH PLAIN "+b64("\x00alice@example.com\x00pw-alice"), 235, "2.0.0")
+
+	cases := []struct {
+		header string
+		code   int
+		status string
+	}{
+		{"From: Alice <alice@example.com>\r\n", 250, "2.0.0"},
+		{"Subject: x\r\nfrom: ALICE+lists@Example.COM\r\n", 250, "2.0.0"},
+		{"From: =?koi8-r?B?4czJ08E=?= <alice@example.com>\r\nSender: alice@example.com\r\n", 250, "2.0.0"},
+		{"From: Bob <bob@example.com>\r\n", 550, "5.7.1"},
+		{"From: Alice\r\n <bob@example.com>\r\n", 550, "5.7.1"}, // folded
+		{"From: alice@example.com, bob@example.com\r\n", 550, "5.7.1"},
+		{"From: alice@example.com\r\nSender: bob@example.com\r\n", 550, "5.7.1"},
+		{"From: alice@example.com\r\nFrom: bob@example.com\r\n", 550, "5.7.1"},
+		{"From: not an address\r\n", 550, "5.7.1"},
+		{"Subject: anonymous\r\n", 550, "5.6.0"},
+		{"From: alice@example.com\r\n" + strings.Repeat("X-Pad: "+strings.Repeat("p", 70)+"\r\n", MaxSubmissionHeader/79+1), 552, "5.3.4"},
+	}
+	delivered := 0
+	for _, tc := range cases {
+		r := cl.transaction("alice@example.com", []string{"bob@example.com"}, tc.header+"\r\nbody\r\n")
+		if r.code != tc.code || !strings.HasPrefix(r.msg, tc.status) {
+			t.Errorf("%.60q: %d %s, want %d %s", tc.header, r.code, r.msg, tc.code, tc.status)
+		}
+		if r.code == 250 {
+			delivered++
+		}
+	}
+	got := waitInbox(t, c.Nodes[0], "bob@example.com", delivered)
+	if len(got) != delivered {
+		t.Fatalf("bob holds %d messages, want %d", len(got), delivered)
+	}
+	for _, m := range got {
+		if strings.Contains(m, "bob@example.com>") && strings.Contains(m, "From: Bob") {
+			t.Errorf("a refused message was stored:\n%s", m)
+		}
 	}
 }

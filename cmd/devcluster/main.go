@@ -188,7 +188,7 @@ Try:
   swaks --server %s --to demo@example.com      # or any SMTP client, to any node
   bin/powermail mailbox ls --addr %s           # the message count, from any node
   python3 -c 'import imaplib; m=imaplib.IMAP4("127.0.0.1", %s); m.login("demo@example.com","demo-password"); print(m.select("INBOX"))'
-  python3 -c 'import smtplib; s=smtplib.SMTP("127.0.0.1", %s); s.login("demo@example.com","demo-password"); s.sendmail("demo@example.com", ["demo@example.com"], "Subject: sent\r\n\r\nthrough submission\r\n")'
+  python3 -c 'import smtplib; s=smtplib.SMTP("127.0.0.1", %s); s.login("demo@example.com","demo-password"); s.sendmail("demo@example.com", ["demo@example.com"], "From: demo@example.com\r\nSubject: sent\r\n\r\nthrough submission\r\n")'
 
 Every node accepts mail (SMTP, LMTP), takes users' own mail (submission,
 with the mailbox's password) and serves any mailbox (IMAP, POP3).

@@ -28,7 +28,7 @@ func TestSubmissionThroughTheBinary(t *testing.T) {
 	if err := c.Auth(smtp.PlainAuth("", "alice@example.com", "pw-alice", "127.0.0.1")); err != nil {
 		t.Fatalf("AUTH: %v", err)
 	}
-	transact(t, c, "alice@example.com", []string{"bob@example.com", "friend@elsewhere.net"}, "Subject: from my laptop\r\n\r\nhello\r\n")
+	transact(t, c, "alice@example.com", []string{"bob@example.com", "friend@elsewhere.net"}, "From: Alice <alice@example.com>\r\nSubject: from my laptop\r\n\r\nhello\r\n")
 	c.Quit()
 	for _, p := range ps {
 		if m := messages(t, p.admin, "bob@example.com"); len(m) != 1 {
@@ -81,7 +81,7 @@ func TestSubmissionOverImplicitTLSThroughTheBinary(t *testing.T) {
 	if err := c.Auth(smtp.PlainAuth("", "alice@example.com", "pw-alice", "localhost")); err != nil {
 		t.Fatalf("AUTH over implicit TLS: %v", err)
 	}
-	transact(t, c, "alice@example.com", []string{"alice@example.com"}, "Subject: 465\r\n\r\nhi\r\n")
+	transact(t, c, "alice@example.com", []string{"alice@example.com"}, "From: alice@example.com\r\nSubject: 465\r\n\r\nhi\r\n")
 	if m := messages(t, p.admin, "alice@example.com"); len(m) != 1 {
 		t.Fatalf("alice: %+v", m)
 	}

@@ -1,0 +1,98 @@
+package frontend
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/mail"
+	"net/textproto"
+
+	"github.com/emersion/go-smtp"
+
+	"powermail/node"
+)
+
+// MaxSubmissionHeader bounds the header section of a submitted message,
+// which the author check reads before anything is stored.
+const MaxSubmissionHeader = 256 << 10
+
+// checkAuthor reads the header section of a message submitted by the
+// session's user and checks who it names as its author. The envelope
+// check (checkSubmissionSender) alone would let a user put a colleague
+// in From: and have the message leave DKIM-signed for the domain, so
+// the From: and Sender: fields (RFC 5322 §3.6.2) must name the user's
+// own address, with or without a +detail, as MAIL FROM must. A message
+// without a From: field is refused: RFC 5322 §3.6 requires one.
+//
+// It returns the rest of the message to store, from its first byte, and
+// a reply when the message is refused. A failure to read the message
+// from the client is left in body, for judge.
+func (s *session) checkAuthor(body *bodyReader) (io.Reader, *smtp.SMTPError) {
+	br := bufio.NewReaderSize(body, 4096)
+	hdr, complete, err := readHeaderSection(br, MaxSubmissionHeader)
+	rest := io.MultiReader(bytes.NewReader(hdr), br)
+	switch {
+	case body.err != nil:
+		return rest, s.replyForBodyError(body.err)
+	case err != nil:
+		return rest, replyTransferFailed()
+	case !complete:
+		return rest, replyHeaderTooBig(MaxSubmissionHeader)
+	}
+	fields, err := textproto.NewReader(bufio.NewReader(bytes.NewReader(hdr))).ReadMIMEHeader()
+	if err != nil && !errors.Is(err, io.EOF) {
+		return rest, replyMalformedHeader()
+	}
+	from := fields.Values("From")
+	if len(from) == 0 {
+		return rest, replyNoAuthor()
+	}
+	for _, v := range append(from, fields.Values("Sender")...) {
+		addrs, err := authorParser().ParseList(v)
+		if err != nil || len(addrs) == 0 {
+			return rest, replyAuthorNotOwned(s.user)
+		}
+		for _, a := range addrs {
+			if !node.OwnAddress(a.Address, s.user) {
+				return rest, replyAuthorNotOwned(s.user)
+			}
+		}
+	}
+	return rest, nil
+}
+
+// authorParser reads addresses whatever the charset of their display
+// names (RFC 2047), which the check does not look at.
+func authorParser() *mail.AddressParser {
+	return &mail.AddressParser{WordDecoder: &mime.WordDecoder{
+		CharsetReader: func(_ string, input io.Reader) (io.Reader, error) { return input, nil },
+	}}
+}
+
+// readHeaderSection reads lines up to and including the first empty one
+// (or EOF). It stops once it holds max bytes or more, and then reports
+// the section incomplete.
+func readHeaderSection(r *bufio.Reader, max int) (hdr []byte, complete bool, err error) {
+	var out bytes.Buffer
+	midLine := false // the last read ended inside a long line
+	for out.Len() < max {
+		line, err := r.ReadSlice('\n')
+		out.Write(line)
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			midLine = true
+			continue
+		case errors.Is(err, io.EOF):
+			return out.Bytes(), true, nil
+		case err != nil:
+			return out.Bytes(), false, fmt.Errorf("read header: %w", err)
+		case !midLine && len(bytes.TrimRight(line, "\r\n")) == 0:
+			return out.Bytes(), true, nil
+		}
+		midLine = false
+	}
+	return out.Bytes(), false, nil
+}
