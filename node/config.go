@@ -84,6 +84,11 @@ type Config struct {
 	// VoterUpkeepInterval is how often the leader checks the voter set
 	// (voters.go). Zero means DefaultVoterUpkeepInterval.
 	VoterUpkeepInterval time.Duration
+	// VoterStabilization is how long a non-voter must have answered and
+	// kept up with the log, at every upkeep, before it is promoted, so a
+	// node in a crash loop is not made a voter in one of its short lives.
+	// Zero means DefaultVoterStabilization.
+	VoterStabilization time.Duration
 	// FaultInjection enables the admin API's fault endpoints (damaging a
 	// stored body) for the jepsen harness. Never in production.
 	FaultInjection bool
@@ -191,6 +196,7 @@ func (c *Config) setDefaults() error {
 	setDur(&c.ScrubInterval, DefaultScrubInterval)
 	setDur(&c.PeerPollInterval, 10*time.Second)
 	setDur(&c.VoterUpkeepInterval, DefaultVoterUpkeepInterval)
+	setDur(&c.VoterStabilization, DefaultVoterStabilization)
 	setDur(&c.BodySyncInterval, DefaultBodySyncInterval) // storage.Open checks its range
 	setInt(&c.RepairBusyCopies, DefaultRepairBusyCopies)
 	if c.RepairRate <= 0 {

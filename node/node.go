@@ -83,6 +83,7 @@ type Node struct {
 	notices     chan struct{}   // success notices in flight (dsnsuccess.go)
 	noticeDrops atomic.Int64    // success notices dropped, for the log
 	spokeTLS    sync.Map        // cluster addresses that completed TLS (mux.go)
+	voterHealth voterHealth     // the leader's view of non-voters (voters.go)
 	spawnMu     sync.Mutex      // orders spawn against close's cancel
 	bg          sync.WaitGroup
 	closeOnce   sync.Once

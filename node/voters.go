@@ -22,7 +22,9 @@ import (
 // and alive (voterUpkeep), one configuration change per round:
 //
 //   - while there are fewer voters than the cap, it promotes a non-voter
-//     that answers now and has applied nearly all the log;
+//     that answers now and has applied nearly all the log, and has at
+//     every upkeep for VoterStabilization (a crash-looping node is not
+//     promoted in one of its short lives);
 //   - a voter down past RepairGrace that does not answer now is demoted
 //     when such a non-voter can take its place;
 //   - beyond the cap (the setting lowered), it demotes voters, those that
@@ -35,6 +37,45 @@ import (
 
 // DefaultVoterUpkeepInterval is how often the leader checks the voters.
 const DefaultVoterUpkeepInterval = 10 * time.Second
+
+// DefaultVoterStabilization is how long a non-voter must have been
+// healthy at every upkeep before it is promoted.
+const DefaultVoterStabilization = 20 * time.Second
+
+// voterHealth is when the leader first saw each non-voter answer and
+// keep up, in an unbroken run of upkeeps. It is the leader's own
+// observation: forgotten when it stops leading.
+type voterHealth struct {
+	mu    sync.Mutex
+	since map[raft.ServerID]time.Time
+}
+
+// observe records this round's healthy non-voters and forgets the rest,
+// and returns those healthy for at least stable.
+func (h *voterHealth) observe(healthy []raft.Server, now time.Time, stable time.Duration) []raft.Server {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	next := make(map[raft.ServerID]time.Time, len(healthy))
+	var out []raft.Server
+	for _, s := range healthy {
+		since, seen := h.since[s.ID]
+		if !seen {
+			since = now
+		}
+		next[s.ID] = since
+		if now.Sub(since) >= stable {
+			out = append(out, s)
+		}
+	}
+	h.since = next
+	return out
+}
+
+func (h *voterHealth) forget() {
+	h.mu.Lock()
+	h.since = nil
+	h.mu.Unlock()
+}
 
 // voterCatchUp is how far behind the leader's applied index a non-voter
 // may be and still be promoted.
@@ -51,10 +92,12 @@ func voterCap(s fsm.Settings) int {
 // voterLoop runs voterUpkeep every interval until ctx ends.
 func (n *Node) voterLoop(ctx context.Context, interval time.Duration) {
 	every(ctx, interval, func() {
-		if n.IsLeader() {
-			if err := n.voterUpkeep(ctx); err != nil {
-				n.log.Warn("voter upkeep", "err", err)
-			}
+		if !n.IsLeader() {
+			n.voterHealth.forget()
+			return
+		}
+		if err := n.voterUpkeep(ctx); err != nil {
+			n.log.Warn("voter upkeep", "err", err)
 		}
 	})
 }
@@ -64,7 +107,7 @@ type voterView struct {
 	index      uint64 // of the configuration
 	voters     []raft.Server
 	answering  map[raft.ServerID]bool // answered the probe (this node too)
-	candidates []raft.Server          // non-voters answering and caught up
+	candidates []raft.Server          // non-voters answering and caught up, for long enough
 }
 
 // reachable counts the answering voters, leaving out skip.
@@ -176,11 +219,13 @@ func (n *Node) viewVoters(ctx context.Context) (voterView, error) {
 	}
 	wg.Wait()
 	mine := n.state.Applied()
+	var healthy []raft.Server
 	for _, s := range cf.Configuration().Servers {
 		if s.Suffrage == raft.Nonvoter && v.answering[s.ID] && applied[s.ID]+voterCatchUp >= mine {
-			v.candidates = append(v.candidates, s)
+			healthy = append(healthy, s)
 		}
 	}
+	v.candidates = n.voterHealth.observe(healthy, time.Now(), n.cfg.VoterStabilization)
 	return v, nil
 }
 

@@ -30,12 +30,18 @@ func suffrages(t *testing.T, l *Node) (voters, nonvoters []string) {
 	return voters, nonvoters
 }
 
-// voterCluster starts size nodes that check their voters often.
+// voterCluster starts size nodes that check their voters often, and
+// promote a non-voter after stable of health.
 func voterCluster(t *testing.T, size int) (*testCluster, *Node) {
+	return voterClusterStable(t, size, 300*time.Millisecond)
+}
+
+func voterClusterStable(t *testing.T, size int, stable time.Duration) (*testCluster, *Node) {
 	c := newTestClusterWith(t, size, func(cfg *Config) {
 		cfg.PeerPollInterval = 100 * time.Millisecond
 		cfg.RepairGrace = 2 * time.Second
 		cfg.VoterUpkeepInterval = 200 * time.Millisecond
+		cfg.VoterStabilization = stable
 	})
 	return c, c.leader(5 * time.Second)
 }
@@ -133,5 +139,58 @@ func TestDeadNonVoterNotPromoted(t *testing.T) {
 	}
 	if _, err := l.Apply(ctxT(t, 5*time.Second), &fsm.DomainAdd{Name: "example.com"}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A non-voter is promoted only after it has stayed healthy for the
+// stabilization time, not at the first upkeep that sees it.
+func TestVoterPromotionWaitsForStability(t *testing.T) {
+	c, l := voterClusterStable(t, 3, 4*time.Second)
+	setMaxVoters(t, l, 3)
+	c.start("n4", false, l.AdminAddr())
+	joined := time.Now()
+	setMaxVoters(t, l, 5)
+	time.Sleep(time.Second) // five upkeeps, all seeing n4 healthy
+	if v, nv := suffrages(t, l); len(v) != 3 || !slices.Equal(nv, []string{"n4"}) {
+		t.Fatalf("%v after the join: voters %v, non-voters %v; promoted before the stabilization time", time.Since(joined), v, nv)
+	}
+	waitFor(t, 15*time.Second, "n4 promoted once stable", func() bool {
+		v, _ := suffrages(t, l)
+		return slices.Contains(v, "n4")
+	})
+}
+
+// Health must be unbroken: a round without a non-voter starts its time
+// again, and only those healthy for long enough are returned.
+func TestVoterHealthNeedsAnUnbrokenRun(t *testing.T) {
+	var h voterHealth
+	a, b := raft.Server{ID: "a"}, raft.Server{ID: "b"}
+	t0 := time.Unix(1000, 0)
+	ids := func(ss []raft.Server) []raft.ServerID {
+		var out []raft.ServerID
+		for _, s := range ss {
+			out = append(out, s.ID)
+		}
+		return out
+	}
+	steps := []struct {
+		at      time.Duration
+		healthy []raft.Server
+		want    []raft.ServerID
+	}{
+		{0, []raft.Server{a, b}, nil},
+		{5 * time.Second, []raft.Server{a}, nil}, // b missed a round
+		{10 * time.Second, []raft.Server{a, b}, []raft.ServerID{"a"}},
+		{15 * time.Second, []raft.Server{a, b}, []raft.ServerID{"a"}},
+		{20 * time.Second, []raft.Server{a, b}, []raft.ServerID{"a", "b"}},
+	}
+	for _, st := range steps {
+		if got := ids(h.observe(st.healthy, t0.Add(st.at), 10*time.Second)); !slices.Equal(got, st.want) {
+			t.Fatalf("at %v: %v, want %v", st.at, got, st.want)
+		}
+	}
+	h.forget()
+	if got := h.observe([]raft.Server{a}, t0.Add(25*time.Second), 10*time.Second); len(got) != 0 {
+		t.Fatalf("after forget: %v", ids(got))
 	}
 }
