@@ -23,6 +23,9 @@ import (
 var (
 	// ErrNullMX: the domain publishes a null MX (permanent).
 	ErrNullMX = errors.New("domain accepts no mail (null MX)")
+	// ErrNoSuchDomain: the domain has neither MX nor address records
+	// (an authoritative "no such name" for both; permanent).
+	ErrNoSuchDomain = errors.New("domain has no mail server (no MX or address records)")
 	// ErrNoRoute: no server of the destination could be reached (temporary).
 	ErrNoRoute = errors.New("no reachable mail server")
 	// ErrTLSRequired: the smarthost offers no STARTTLS and TLS is required.
@@ -55,7 +58,14 @@ func (n *Node) routeFor(ctx context.Context, domain string) (route, error) {
 		}
 		return r, nil
 	case err == nil || errors.As(err, &dnsErr) && dnsErr.IsNotFound:
-		// Implicit MX: the domain's A/AAAA records, resolved at dial time.
+		// Implicit MX: the domain's A/AAAA records, resolved at dial
+		// time. When the name has none either (a mistyped domain), no
+		// retry can help, so the sender hears at once, not when the
+		// queue lifetime ends. A failed lookup is left to the dial.
+		_, aerr := q.Resolver.LookupNetIP(ctx, "ip", domain)
+		if errors.As(aerr, &dnsErr) && dnsErr.IsNotFound {
+			return route{}, fmt.Errorf("%w: %s", ErrNoSuchDomain, domain)
+		}
 		return route{hosts: []string{net.JoinHostPort(domain, q.Port)}}, nil
 	default:
 		return route{}, fmt.Errorf("%w: MX lookup for %s: %v", ErrNoRoute, domain, err)

@@ -290,6 +290,9 @@ func (n *Node) sendGroup(ctx context.Context, e fsm.QueueEntry, domain string, r
 		if errors.Is(err, ErrNullMX) {
 			return outcomes(fsm.OutcomePerm, "5.1.10 "+err.Error(), rcpts)
 		}
+		if errors.Is(err, ErrNoSuchDomain) { // RFC 3463: bad destination system address
+			return outcomes(fsm.OutcomePerm, "5.1.2 "+err.Error(), rcpts)
+		}
 		return outcomes(fsm.OutcomeTemp, "4.4.3 "+err.Error(), rcpts)
 	}
 	lastErr := "4.4.1 no mail server reachable"
