@@ -91,8 +91,9 @@ type smtpPool struct {
 }
 
 type poolHost struct {
-	slots chan struct{}
-	idle  chan *pooledClient // never more than slots, so a put never blocks
+	slots  chan struct{}
+	idle   chan *pooledClient // never more than slots, so a put never blocks
+	health hostHealth
 }
 
 func newSMTPPool(n *Node) *smtpPool {
@@ -112,7 +113,8 @@ func (p *smtpPool) host(host string) *poolHost {
 }
 
 // get returns an idle connection to host, or dials one when a slot is
-// free, waiting for either otherwise.
+// free, waiting for either otherwise. A host that failed a dial within
+// HostDownTime is not dialled (hostdown.go).
 func (p *smtpPool) get(ctx context.Context, host string, relay bool) (*pooledClient, error) {
 	h := p.host(host)
 	for {
@@ -123,12 +125,7 @@ func (p *smtpPool) get(ctx context.Context, host string, relay bool) (*pooledCli
 			select {
 			case pc = <-h.idle:
 			case h.slots <- struct{}{}:
-				pc, err := p.n.dialSMTP(ctx, host, relay)
-				if err != nil {
-					<-h.slots
-					return nil, err
-				}
-				return pc, nil
+				return p.dial(ctx, h, host, relay)
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
@@ -138,6 +135,25 @@ func (p *smtpPool) get(ctx context.Context, host string, relay bool) (*pooledCli
 		}
 		p.discard(pc)
 	}
+}
+
+// dial opens a connection in the slot the caller holds, unless the host
+// is marked down, and records how the dial went.
+func (p *smtpPool) dial(ctx context.Context, h *poolHost, host string, relay bool) (*pooledClient, error) {
+	if err := h.health.down(time.Now()); err != nil {
+		<-h.slots
+		return nil, err
+	}
+	pc, err := p.n.dialSMTP(ctx, host, relay)
+	d := p.n.cfg.Queue.HostDownTime
+	if h.health.observe(ctx, host, err, time.Now(), d) {
+		p.n.log.Info("queue: destination host marked down", "host", host, "for", d, "err", err)
+	}
+	if err != nil {
+		<-h.slots
+		return nil, err
+	}
+	return pc, nil
 }
 
 // put returns a connection after use; a broken one is closed.
@@ -177,6 +193,12 @@ func (p *smtpPool) closeIdle() {
 	}
 }
 
+// closeOnDone closes conn when ctx ends, until the returned stop is
+// called; stop reports whether it came first.
+func closeOnDone(ctx context.Context, conn net.Conn) func() bool {
+	return context.AfterFunc(ctx, func() { conn.Close() })
+}
+
 // dialSMTP opens a session: EHLO, STARTTLS when offered (opportunistic,
 // RFC 3207; required for a relay with RelayRequireTLS), AUTH PLAIN for a
 // relay with credentials (RFC 4954, RFC 4616).
@@ -199,18 +221,25 @@ func (n *Node) dialSMTP(ctx context.Context, host string, relay bool) (*pooledCl
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNoRoute, err)
 	}
+	// The attempt's deadline bounds the greeting and EHLO too: a server
+	// that accepts and never speaks must not hold the entry past it.
+	stop := closeOnDone(ctx, conn)
+	defer func() { stop() }() // the latest one, on every way out
 	c := smtp.NewClient(conn)
 	c.CommandTimeout = 2 * time.Minute
 	if err := c.Hello(q.Hostname); err != nil {
+		stop()
 		c.Close()
 		return nil, fmt.Errorf("%w: EHLO to %s: %v", ErrNoRoute, host, err)
 	}
 	if ok, _ := c.Extension("STARTTLS"); ok {
 		// go-smtp upgrades only a fresh client: reconnect and start TLS.
+		stop()
 		c.Quit()
 		if conn, err = d.DialContext(ctx, "tcp", host); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrNoRoute, err)
 		}
+		stop = closeOnDone(ctx, conn)
 		if c, err = smtp.NewClientStartTLS(conn, tlsCfg); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("%w: STARTTLS with %s: %v", ErrNoRoute, host, err)
@@ -228,6 +257,10 @@ func (n *Node) dialSMTP(ctx context.Context, host string, relay bool) (*pooledCl
 			c.Close()
 			return nil, fmt.Errorf("AUTH with %s: %w", host, err)
 		}
+	}
+	if !stop() { // the deadline closed the connection meanwhile
+		c.Close()
+		return nil, fmt.Errorf("%w: %s: %v", ErrNoRoute, host, ctx.Err())
 	}
 	c.CommandTimeout = 5 * time.Minute // RFC 5321 §4.5.3.2
 	return &pooledClient{c: c, conn: conn, host: host, used: time.Now()}, nil

@@ -317,7 +317,7 @@ func (n *Node) sendGroup(ctx context.Context, e fsm.QueueEntry, domain string, r
 // responsibility for anything (try the next host), and connErr when the
 // connection must not be reused.
 func (n *Node) transact(ctx context.Context, pc *pooledClient, e fsm.QueueEntry, rcpts []string) (out []fsm.RcptOutcome, connErr error) {
-	stop := context.AfterFunc(ctx, func() { pc.conn.Close() }) // a cancelled attempt cuts the connection
+	stop := closeOnDone(ctx, pc.conn) // a cancelled attempt cuts the connection
 	defer stop()
 	from := n.srsForward(e.From, n.srsDomain(), time.Now())
 	// DSN parameters go on only to a server that offers DSN (go-smtp

@@ -67,6 +67,10 @@ type QueueConfig struct {
 	// one entry's whole attempt (default Lease/2).
 	DialTimeout    time.Duration
 	AttemptTimeout time.Duration
+	// HostDownTime is how long a destination host that failed a dial (or
+	// never greeted within the attempt) is skipped (default 1 min;
+	// negative: never skipped).
+	HostDownTime time.Duration
 }
 
 func (q *QueueConfig) setDefaults() {
@@ -82,6 +86,7 @@ func (q *QueueConfig) setDefaults() {
 	setDur(&q.IdleTimeout, 30*time.Second)
 	setDur(&q.DialTimeout, 30*time.Second)
 	setDur(&q.AttemptTimeout, q.Lease/2)
+	setDur(&q.HostDownTime, time.Minute)
 	setInt(&q.Batch, 64)
 	setInt(&q.Concurrency, 16)
 	setInt(&q.MaxConnsPerDest, 4)

@@ -1,0 +1,110 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"powermail/fsm"
+)
+
+// tarpit accepts connections and never says a word, like a server that
+// hangs; it counts the connections.
+func tarpit(t testing.TB) (string, *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns atomic.Int64
+	var mu sync.Mutex
+	var held []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	return ln.Addr().String(), &conns
+}
+
+// Many entries for a server that accepts and never greets cost one
+// attempt's deadline, not one each: the host is skipped for a while
+// after it failed, so two queue workers are free again at once and mail
+// for a live destination is not held up behind it.
+func TestQueueSkipsADeadHostForAWhile(t *testing.T) {
+	s := newSink(t)
+	pit, conns := tarpit(t)
+	c := queueCluster(t, s, func(q *QueueConfig) {
+		q.DestOverride["tarpit.net"] = pit
+		q.Concurrency, q.AttemptTimeout, q.HostDownTime = 2, time.Second, time.Minute
+	})
+	l := c.leader(time.Second)
+	mustApply(t, l, &fsm.ForwardAdd{Address: "slow@example.com", Targets: []string{"x@tarpit.net"}})
+	const stuck = 6
+	for range stuck {
+		sendVia(t, c.follower(), "a@example.com", fwdBody, "slow@example.com")
+	}
+	sendVia(t, c.follower(), "a@example.com", fwdBody, "out@example.com")
+	waitFor(t, 10*time.Second, "every tarpit entry tried, and the live one sent", func() bool {
+		entries, err := l.State().QueueList("", 100)
+		if err != nil || len(entries) != stuck {
+			return false
+		}
+		for _, e := range entries {
+			if e.Attempts < 1 {
+				return false
+			}
+		}
+		return len(s.messages()) == 1
+	})
+	if n := conns.Load(); n > 2 {
+		t.Fatalf("the hanging server got %d connections for %d entries; want at most one per worker", n, stuck)
+	}
+}
+
+// A dial failed by this node's own cancellation (shutdown) does not mark
+// the host down; a refusal or a deadline does, for the set time only,
+// and a later success clears it.
+func TestHostHealthMarks(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	refused := fmt.Errorf("%w: connection refused", ErrNoRoute)
+	var h hostHealth
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if h.observe(cancelled, "mx:25", refused, t0, time.Minute); h.down(t0) != nil {
+		t.Fatal("marked down by our own cancellation")
+	}
+	expired, stop := context.WithDeadline(context.Background(), t0)
+	defer stop()
+	if !h.observe(expired, "mx:25", refused, t0, time.Minute) || !errors.Is(h.down(t0.Add(59*time.Second)), ErrHostDown) {
+		t.Fatal("not marked down after a failed dial")
+	}
+	if h.down(t0.Add(time.Minute)) != nil {
+		t.Fatal("still down after the set time")
+	}
+	h.observe(context.Background(), "mx:25", refused, t0, time.Minute)
+	h.observe(context.Background(), "mx:25", nil, t0.Add(time.Second), time.Minute)
+	if h.down(t0.Add(2*time.Second)) != nil {
+		t.Fatal("a successful dial did not clear the mark")
+	}
+}
