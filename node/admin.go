@@ -41,7 +41,7 @@ func startAdmin(n *Node) (*adminServer, error) {
 		ln = tls.NewListener(ln, n.cfg.AdminTLS)
 	}
 	a := &adminServer{ln: ln, srv: &http.Server{
-		Handler:           n.adminHandler(),
+		Handler:           n.requests.wrap(n.adminHandler()),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}}
@@ -54,7 +54,9 @@ func (a *adminServer) addr() string { return a.ln.Addr().String() }
 func (a *adminServer) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	a.srv.Shutdown(ctx)
+	if a.srv.Shutdown(ctx) != nil {
+		a.srv.Close() // cancels the requests still running, which Close waits for
+	}
 }
 
 // apiError is the body of every failed admin request.

@@ -84,6 +84,7 @@ type Node struct {
 	noticeDrops atomic.Int64    // success notices dropped, for the log
 	spokeTLS    sync.Map        // cluster addresses that completed TLS (mux.go)
 	voterHealth voterHealth     // the leader's view of non-voters (voters.go)
+	requests    inflight        // HTTP requests being served (inflight.go)
 	spawnMu     sync.Mutex      // orders spawn against close's cancel
 	bg          sync.WaitGroup
 	closeOnce   sync.Once
@@ -194,7 +195,7 @@ func (n *Node) open() error {
 	n.mux = newMux(ln, n.dialer(), n.log, n.bodySrv.serve)
 	go n.mux.serve()
 	n.rpc = newRPCClient(n.dialer())
-	n.rpcServer = &http.Server{Handler: n.untilRaft(n.rpcHandler()), ReadHeaderTimeout: 10 * time.Second}
+	n.rpcServer = &http.Server{Handler: n.requests.wrap(n.untilRaft(n.rpcHandler())), ReadHeaderTimeout: 10 * time.Second}
 	go n.rpcServer.Serve(n.mux.rpc)
 	n.reads = &readIndex{n: n}
 	return nil
@@ -414,6 +415,9 @@ func (n *Node) close(graceful bool) error {
 		n.mux.close()
 	}
 	n.bg.Wait()
+	if !n.requests.closeAndWait(10 * time.Second) {
+		n.log.Warn("requests still running after 10s; closing the stores under them")
+	}
 	if n.logStore != nil {
 		errs = append(errs, n.logStore.Close())
 	}
