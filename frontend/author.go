@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/mail"
 	"net/textproto"
+	"strings"
 
 	"github.com/emersion/go-smtp"
 
@@ -46,11 +47,11 @@ func (s *session) checkAuthor(body *bodyReader) (io.Reader, *smtp.SMTPError) {
 	if err != nil && !errors.Is(err, io.EOF) {
 		return rest, replyMalformedHeader()
 	}
-	from := fields.Values("From")
+	from, sender := authorFields(fields)
 	if len(from) == 0 {
 		return rest, replyNoAuthor()
 	}
-	for _, v := range append(from, fields.Values("Sender")...) {
+	for _, v := range append(from, sender...) {
 		addrs, err := authorParser().ParseList(v)
 		if err != nil || len(addrs) == 0 {
 			return rest, replyAuthorNotOwned(s.user)
@@ -62,6 +63,22 @@ func (s *session) checkAuthor(body *bodyReader) (io.Reader, *smtp.SMTPError) {
 		}
 	}
 	return rest, nil
+}
+
+// authorFields are the values of the From: and Sender: fields, in any
+// case and also in the obsolete form with blanks before the colon (RFC
+// 5322 §4.5.6), which textproto files under a key of its own and a DKIM
+// signer and mail readers take as the field itself.
+func authorFields(h textproto.MIMEHeader) (from, sender []string) {
+	for k, vs := range h {
+		switch name := strings.TrimRight(k, " \t"); {
+		case strings.EqualFold(name, "From"):
+			from = append(from, vs...)
+		case strings.EqualFold(name, "Sender"):
+			sender = append(sender, vs...)
+		}
+	}
+	return from, sender
 }
 
 // authorParser reads addresses whatever the charset of their display
@@ -87,8 +104,8 @@ func readHeaderSection(r *bufio.Reader, max int) (hdr []byte, complete bool, err
 			continue
 		case errors.Is(err, io.EOF):
 			return out.Bytes(), true, nil
-		case err != nil:
-			return out.Bytes(), false, fmt.Errorf("read header: %w", err)
+		case err != nil: // nothing partial: a cache must not keep it
+			return nil, false, fmt.Errorf("read header: %w", err)
 		case !midLine && len(bytes.TrimRight(line, "\r\n")) == 0:
 			return out.Bytes(), true, nil
 		}

@@ -189,8 +189,11 @@ func TestImplicitTLSRefusalOnlyCloses(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(10 * time.Second))
-		got, _ := io.ReadAll(conn) // the server closes after its refusal
+		conn.SetDeadline(time.Now().Add(3 * time.Second))
+		got, err := io.ReadAll(conn) // the server closes after its refusal
+		if err != nil {
+			t.Fatalf("%s: not closed by the server: %v", addr, err)
+		}
 		return string(got)
 	}
 	if got := firstBytes(tlsLn.Addr().String()); got != "" {
@@ -231,6 +234,9 @@ func TestSubmissionChecksTheAuthor(t *testing.T) {
 		{"From: alice@example.com\r\nSender: bob@example.com\r\n", 550, "5.7.1"},
 		{"From: alice@example.com\r\nFrom: bob@example.com\r\n", 550, "5.7.1"},
 		{"From: not an address\r\n", 550, "5.7.1"},
+		{"From : bob@example.com\r\nFrom: alice@example.com\r\n", 550, "5.7.1"}, // obsolete blank before the colon
+		{"From: alice@example.com\r\nSender : bob@example.com\r\n", 550, "5.7.1"},
+		{"FROM: bob@example.com\r\n", 550, "5.7.1"},
 		{"Subject: anonymous\r\n", 550, "5.6.0"},
 		{"From: alice@example.com\r\n" + strings.Repeat("X-Pad: "+strings.Repeat("p", 70)+"\r\n", MaxSubmissionHeader/79+1), 552, "5.3.4"},
 	}
