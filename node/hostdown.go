@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -34,19 +33,19 @@ func (h *hostHealth) down(now time.Time) error {
 	return nil
 }
 
-// observe records a dial's result. A failure marks the host down unless
-// it is this node's own doing (ctx cancelled, as at shutdown); an
-// attempt's deadline passing during the dial counts against the host,
-// as a server that never greets is as dead as one that refuses. It
-// reports whether the host has just been marked down.
-func (h *hostHealth) observe(ctx context.Context, host string, err error, now time.Time, d time.Duration) bool {
+// observe records the result of a dial that ran within its own time
+// budget: a failure marks the host down, a success clears the mark. It
+// reports whether the host has just been marked down. A dial the
+// attempt's deadline or a cancellation cut short is the caller's to
+// leave out: it says nothing about the host.
+func (h *hostHealth) observe(host string, err error, now time.Time, d time.Duration) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err == nil {
 		h.downUntil = time.Time{}
 		return false
 	}
-	if !errors.Is(err, ErrNoRoute) || errors.Is(ctx.Err(), context.Canceled) || d <= 0 {
+	if !errors.Is(err, ErrNoRoute) || d <= 0 {
 		return false
 	}
 	fresh := !now.Before(h.downUntil)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -56,7 +58,7 @@ func TestQueueSkipsADeadHostForAWhile(t *testing.T) {
 	pit, conns := tarpit(t)
 	c := queueCluster(t, s, func(q *QueueConfig) {
 		q.DestOverride["tarpit.net"] = pit
-		q.Concurrency, q.AttemptTimeout, q.HostDownTime = 2, time.Second, time.Minute
+		q.Concurrency, q.GreetingTimeout, q.HostDownTime = 2, 300*time.Millisecond, time.Minute
 	})
 	l := c.leader(time.Second)
 	mustApply(t, l, &fsm.ForwardAdd{Address: "slow@example.com", Targets: []string{"x@tarpit.net"}})
@@ -82,29 +84,49 @@ func TestQueueSkipsADeadHostForAWhile(t *testing.T) {
 	}
 }
 
-// A dial failed by this node's own cancellation (shutdown) does not mark
-// the host down; a refusal or a deadline does, for the set time only,
-// and a later success clears it.
+// A failed dial marks the host down for the set time only, a later
+// success clears the mark, and a failure that is not the host's (not a
+// routing error) does not mark it.
 func TestHostHealthMarks(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	refused := fmt.Errorf("%w: connection refused", ErrNoRoute)
 	var h hostHealth
-	cancelled, cancel := context.WithCancel(context.Background())
-	cancel()
-	if h.observe(cancelled, "mx:25", refused, t0, time.Minute); h.down(t0) != nil {
-		t.Fatal("marked down by our own cancellation")
+	if h.observe("mx:25", errors.New("AUTH failed"), t0, time.Minute); h.down(t0) != nil {
+		t.Fatal("marked down by a failure that is not a routing one")
 	}
-	expired, stop := context.WithDeadline(context.Background(), t0)
-	defer stop()
-	if !h.observe(expired, "mx:25", refused, t0, time.Minute) || !errors.Is(h.down(t0.Add(59*time.Second)), ErrHostDown) {
+	if !h.observe("mx:25", refused, t0, time.Minute) || !errors.Is(h.down(t0.Add(59*time.Second)), ErrHostDown) {
 		t.Fatal("not marked down after a failed dial")
 	}
 	if h.down(t0.Add(time.Minute)) != nil {
 		t.Fatal("still down after the set time")
 	}
-	h.observe(context.Background(), "mx:25", refused, t0, time.Minute)
-	h.observe(context.Background(), "mx:25", nil, t0.Add(time.Second), time.Minute)
+	h.observe("mx:25", refused, t0, time.Minute)
+	h.observe("mx:25", nil, t0.Add(time.Second), time.Minute)
 	if h.down(t0.Add(2*time.Second)) != nil {
 		t.Fatal("a successful dial did not clear the mark")
+	}
+}
+
+// A dial that the attempt's own deadline cuts short says nothing about
+// the host; one that outlasts its greeting time on a live attempt does.
+func TestDialBlamesTheHostOnlyWithinItsOwnBudget(t *testing.T) {
+	pit, _ := tarpit(t)
+	n := &Node{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	n.cfg.Queue = QueueConfig{GreetingTimeout: 300 * time.Millisecond, DialTimeout: time.Second}
+	n.cfg.Queue.setDefaults()
+	p := newSMTPPool(n)
+	spent, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := p.get(spent, pit, false); err == nil {
+		t.Fatal("a session with a server that never greets")
+	}
+	if err := p.host(pit).health.down(time.Now()); err != nil {
+		t.Fatalf("marked down by an attempt that ran out of time: %v", err)
+	}
+	if _, err := p.get(context.Background(), pit, false); err == nil {
+		t.Fatal("a session with a server that never greets")
+	}
+	if err := p.host(pit).health.down(time.Now()); !errors.Is(err, ErrHostDown) {
+		t.Fatalf("not marked down after its greeting time: %v", err)
 	}
 }

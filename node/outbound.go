@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -46,7 +47,14 @@ func (n *Node) routeFor(ctx context.Context, domain string) (route, error) {
 	if hp, ok := q.DestOverride[strings.ToLower(domain)]; ok {
 		return route{hosts: []string{hp}}, nil
 	}
-	mxs, err := q.Resolver.LookupMX(ctx, domain)
+	if ip, ok := addressLiteral(domain); ok { // RFC 5321 §4.1.3: no DNS
+		return route{hosts: []string{net.JoinHostPort(ip.String(), q.Port)}}, nil
+	}
+	// Rooted, so that the resolver's search list is never tried: its
+	// last name's "no such name" would stand in for the real name's
+	// SERVFAIL, and a temporary failure would bounce.
+	fqdn := strings.TrimSuffix(domain, ".") + "."
+	mxs, err := q.Resolver.LookupMX(ctx, fqdn)
 	var dnsErr *net.DNSError
 	switch {
 	case err == nil && len(mxs) == 1 && (mxs[0].Host == "." || mxs[0].Host == ""):
@@ -62,14 +70,42 @@ func (n *Node) routeFor(ctx context.Context, domain string) (route, error) {
 		// time. When the name has none either (a mistyped domain), no
 		// retry can help, so the sender hears at once, not when the
 		// queue lifetime ends. A failed lookup is left to the dial.
-		_, aerr := q.Resolver.LookupNetIP(ctx, "ip", domain)
-		if errors.As(aerr, &dnsErr) && dnsErr.IsNotFound {
+		_, aerr := q.Resolver.LookupNetIP(ctx, "ip", fqdn)
+		if errors.As(aerr, &dnsErr) && dnsErr.IsNotFound && asciiDomain(domain) {
 			return route{}, fmt.Errorf("%w: %s", ErrNoSuchDomain, domain)
 		}
 		return route{hosts: []string{net.JoinHostPort(domain, q.Port)}}, nil
 	default:
 		return route{}, fmt.Errorf("%w: MX lookup for %s: %v", ErrNoRoute, domain, err)
 	}
+}
+
+// addressLiteral parses a domain literal, "[192.0.2.1]" or
+// "[IPv6:2001:db8::1]" (RFC 5321 §4.1.3).
+func addressLiteral(domain string) (netip.Addr, bool) {
+	inner, ok := strings.CutPrefix(domain, "[")
+	if inner, ok = strings.CutSuffix(inner, "]"); !ok {
+		return netip.Addr{}, false
+	}
+	if v6, isV6 := strings.CutPrefix(inner, "IPv6:"); isV6 {
+		ip, err := netip.ParseAddr(v6)
+		return ip, err == nil && ip.Is6()
+	}
+	ip, err := netip.ParseAddr(inner)
+	return ip, err == nil && ip.Is4()
+}
+
+// asciiDomain reports whether domain is one the resolver really asks
+// about: Go's answers "no such name" for a non-ASCII (unconverted IDN)
+// name without sending a query, which must not count as the domain's
+// own answer.
+func asciiDomain(domain string) bool {
+	for _, r := range domain {
+		if !(r == '.' || r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return domain != ""
 }
 
 // pooledClient is one SMTP session kept open between messages.
@@ -144,10 +180,16 @@ func (p *smtpPool) dial(ctx context.Context, h *poolHost, host string, relay boo
 		<-h.slots
 		return nil, err
 	}
-	pc, err := p.n.dialSMTP(ctx, host, relay)
-	d := p.n.cfg.Queue.HostDownTime
-	if h.health.observe(ctx, host, err, time.Now(), d) {
-		p.n.log.Info("queue: destination host marked down", "host", host, "for", d, "err", err)
+	q := &p.n.cfg.Queue
+	dctx, cancel := context.WithTimeout(ctx, q.DialTimeout+q.GreetingTimeout)
+	pc, err := p.n.dialSMTP(dctx, host, relay)
+	cancel()
+	// A dial the attempt cut short (its deadline nearly spent in slot
+	// waits and other hosts, or a shutdown) is no verdict on the host.
+	if err == nil || ctx.Err() == nil {
+		if h.health.observe(host, err, time.Now(), q.HostDownTime) {
+			p.n.log.Info("queue: destination host marked down", "host", host, "for", q.HostDownTime, "err", err)
+		}
 	}
 	if err != nil {
 		<-h.slots
@@ -226,7 +268,7 @@ func (n *Node) dialSMTP(ctx context.Context, host string, relay bool) (*pooledCl
 	stop := closeOnDone(ctx, conn)
 	defer func() { stop() }() // the latest one, on every way out
 	c := smtp.NewClient(conn)
-	c.CommandTimeout = 2 * time.Minute
+	c.CommandTimeout = q.GreetingTimeout
 	if err := c.Hello(q.Hostname); err != nil {
 		stop()
 		c.Close()
@@ -234,8 +276,8 @@ func (n *Node) dialSMTP(ctx context.Context, host string, relay bool) (*pooledCl
 	}
 	if ok, _ := c.Extension("STARTTLS"); ok {
 		// go-smtp upgrades only a fresh client: reconnect and start TLS.
+		c.Quit() // still under the deadline
 		stop()
-		c.Quit()
 		if conn, err = d.DialContext(ctx, "tcp", host); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrNoRoute, err)
 		}

@@ -318,7 +318,11 @@ func (n *Node) sendGroup(ctx context.Context, e fsm.QueueEntry, domain string, r
 // connection must not be reused.
 func (n *Node) transact(ctx context.Context, pc *pooledClient, e fsm.QueueEntry, rcpts []string) (out []fsm.RcptOutcome, connErr error) {
 	stop := closeOnDone(ctx, pc.conn) // a cancelled attempt cuts the connection
-	defer stop()
+	defer func() {
+		if !stop() && connErr == nil { // cut meanwhile: never back to the pool
+			connErr = fmt.Errorf("%w: attempt ended", ErrNoRoute)
+		}
+	}()
 	from := n.srsForward(e.From, n.srsDomain(), time.Now())
 	// DSN parameters go on only to a server that offers DSN (go-smtp
 	// drops them otherwise); then it, not us, reports success.

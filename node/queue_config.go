@@ -67,6 +67,11 @@ type QueueConfig struct {
 	// one entry's whole attempt (default Lease/2).
 	DialTimeout    time.Duration
 	AttemptTimeout time.Duration
+	// GreetingTimeout bounds the wait for a server's greeting and each
+	// reply while a session is set up (default 2 min; RFC 5321
+	// §4.5.3.2.1 suggests 5). A dial has DialTimeout + GreetingTimeout
+	// in all, within the attempt's own deadline.
+	GreetingTimeout time.Duration
 	// HostDownTime is how long a destination host that failed a dial (or
 	// never greeted within the attempt) is skipped (default 1 min;
 	// negative: never skipped).
@@ -87,6 +92,7 @@ func (q *QueueConfig) setDefaults() {
 	setDur(&q.DialTimeout, 30*time.Second)
 	setDur(&q.AttemptTimeout, q.Lease/2)
 	setDur(&q.HostDownTime, time.Minute)
+	setDur(&q.GreetingTimeout, 2*time.Minute)
 	setInt(&q.Batch, 64)
 	setInt(&q.Concurrency, 16)
 	setInt(&q.MaxConnsPerDest, 4)

@@ -22,6 +22,9 @@ type MemberStatus struct {
 	AppliedIndex uint64 `json:"applied_index"`
 	Reachable    bool   `json:"reachable"`
 	Error        string `json:"error,omitempty"`
+	// Started is when the node's process started its node (a restart
+	// shows as a new time).
+	Started time.Time `json:"started,omitzero"`
 	// Body store of the node.
 	Bodies     int64  `json:"bodies"`
 	BodyBytes  int64  `json:"body_bytes"`
@@ -57,6 +60,7 @@ func (n *Node) localStats() MemberStatus {
 		CommitIndex:  n.raft.CommitIndex(),
 		AppliedIndex: n.state.Applied(),
 		Reachable:    true,
+		Started:      n.started,
 	}
 	if st, err := n.bodies.Stats(context.Background()); err == nil {
 		ms.Bodies, ms.BodyBytes, ms.FreeBytes, ms.TotalBytes = st.Bodies, st.BodyBytes, st.FSAvail, st.FSTotal

@@ -30,6 +30,9 @@ import (
 //   - beyond the cap (the setting lowered), it demotes voters, those that
 //     do not answer first, never itself.
 //
+// A node that joins while voters are fewer than the cap becomes a voter
+// at once, without the stabilization time: that is how a cluster forms.
+//
 // Invariant: a change is made only if the voters that answered a probe
 // made for this round form a majority of the configuration it leads to,
 // so no promotion or demotion by itself costs the quorum. Each change is
@@ -43,27 +46,39 @@ const DefaultVoterUpkeepInterval = 10 * time.Second
 const DefaultVoterStabilization = 20 * time.Second
 
 // voterHealth is when the leader first saw each non-voter answer and
-// keep up, in an unbroken run of upkeeps. It is the leader's own
-// observation: forgotten when it stops leading.
+// keep up, in an unbroken run of upkeeps of one process life (a node's
+// start time, from its probe, tells a restart between two upkeeps). It
+// is the leader's own observation: forgotten when it stops leading.
 type voterHealth struct {
 	mu    sync.Mutex
-	since map[raft.ServerID]time.Time
+	term  uint64 // the leader's term of these observations
+	since map[raft.ServerID]healthRun
 }
 
-// observe records this round's healthy non-voters and forgets the rest,
-// and returns those healthy for at least stable.
-func (h *voterHealth) observe(healthy []raft.Server, now time.Time, stable time.Duration) []raft.Server {
+type healthRun struct {
+	since   time.Time
+	started time.Time // the node's start, as it reported it
+}
+
+// observe records this round's healthy non-voters, with the start time
+// each reported, forgets the rest, and returns those healthy for at
+// least stable. Runs seen in an earlier term are not carried over: the
+// leader may have lost and regained leadership between two upkeeps.
+func (h *voterHealth) observe(term uint64, healthy []raft.Server, started map[raft.ServerID]time.Time, now time.Time, stable time.Duration) []raft.Server {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	next := make(map[raft.ServerID]time.Time, len(healthy))
+	if term != h.term {
+		h.term, h.since = term, nil
+	}
+	next := make(map[raft.ServerID]healthRun, len(healthy))
 	var out []raft.Server
 	for _, s := range healthy {
-		since, seen := h.since[s.ID]
-		if !seen {
-			since = now
+		run, seen := h.since[s.ID]
+		if !seen || !run.started.Equal(started[s.ID]) {
+			run = healthRun{since: now, started: started[s.ID]}
 		}
-		next[s.ID] = since
-		if now.Sub(since) >= stable {
+		next[s.ID] = run
+		if now.Sub(run.since) >= stable {
 			out = append(out, s)
 		}
 	}
@@ -129,7 +144,8 @@ func (n *Node) voterUpkeep(ctx context.Context) error {
 	}
 	max, self := voterCap(settings), raft.ServerID(n.cfg.ID)
 	if !n.voterWork(max) {
-		return nil // the usual case: nothing to probe for
+		n.voterHealth.forget() // no non-voter: a later one starts afresh
+		return nil             // the usual case: nothing to probe for
 	}
 	v, err := n.viewVoters(ctx)
 	if err != nil {
@@ -195,7 +211,7 @@ func (n *Node) viewVoters(ctx context.Context) (voterView, error) {
 		return voterView{}, err
 	}
 	v := voterView{index: cf.Index(), answering: map[raft.ServerID]bool{}}
-	applied := map[raft.ServerID]uint64{}
+	applied, started := map[raft.ServerID]uint64{}, map[raft.ServerID]time.Time{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, s := range cf.Configuration().Servers {
@@ -212,7 +228,7 @@ func (n *Node) viewVoters(ctx context.Context) (voterView, error) {
 			var ms MemberStatus
 			if err := n.call(cctx, string(s.Address), "GET", "/rpc/stats", nil, &ms); err == nil {
 				mu.Lock()
-				v.answering[s.ID], applied[s.ID] = true, ms.AppliedIndex
+				v.answering[s.ID], applied[s.ID], started[s.ID] = true, ms.AppliedIndex, ms.Started
 				mu.Unlock()
 			}
 		})
@@ -225,7 +241,7 @@ func (n *Node) viewVoters(ctx context.Context) (voterView, error) {
 			healthy = append(healthy, s)
 		}
 	}
-	v.candidates = n.voterHealth.observe(healthy, time.Now(), n.cfg.VoterStabilization)
+	v.candidates = n.voterHealth.observe(n.raft.CurrentTerm(), healthy, started, time.Now(), n.cfg.VoterStabilization)
 	return v, nil
 }
 

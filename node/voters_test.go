@@ -147,10 +147,15 @@ func TestDeadNonVoterNotPromoted(t *testing.T) {
 func TestVoterPromotionWaitsForStability(t *testing.T) {
 	c, l := voterClusterStable(t, 3, 4*time.Second)
 	setMaxVoters(t, l, 3)
-	c.start("n4", false, l.AdminAddr())
+	n4 := c.start("n4", false, l.AdminAddr())
 	joined := time.Now()
 	setMaxVoters(t, l, 5)
-	time.Sleep(time.Second) // five upkeeps, all seeing n4 healthy
+	// n4 keeps up (it has the new cap), so only the wait holds it back.
+	waitFor(t, 3*time.Second, "n4 applies the cap", func() bool {
+		st, err := n4.State().Settings()
+		return err == nil && st.MaxVoters == 5
+	})
+	time.Sleep(time.Until(joined.Add(time.Second))) // upkeeps every 200 ms see n4 healthy
 	if v, nv := suffrages(t, l); len(v) != 3 || !slices.Equal(nv, []string{"n4"}) {
 		t.Fatalf("%v after the join: voters %v, non-voters %v; promoted before the stabilization time", time.Since(joined), v, nv)
 	}
@@ -160,12 +165,15 @@ func TestVoterPromotionWaitsForStability(t *testing.T) {
 	})
 }
 
-// Health must be unbroken: a round without a non-voter starts its time
-// again, and only those healthy for long enough are returned.
+// Health must be unbroken: a round without a non-voter, a restart (a
+// new start time) or a new term starts its time again, and only those
+// healthy for long enough are returned.
 func TestVoterHealthNeedsAnUnbrokenRun(t *testing.T) {
 	var h voterHealth
 	a, b := raft.Server{ID: "a"}, raft.Server{ID: "b"}
 	t0 := time.Unix(1000, 0)
+	life1 := map[raft.ServerID]time.Time{"a": t0, "b": t0}
+	life2 := map[raft.ServerID]time.Time{"a": t0, "b": t0.Add(12 * time.Second)} // b restarted
 	ids := func(ss []raft.Server) []raft.ServerID {
 		var out []raft.ServerID
 		for _, s := range ss {
@@ -175,22 +183,26 @@ func TestVoterHealthNeedsAnUnbrokenRun(t *testing.T) {
 	}
 	steps := []struct {
 		at      time.Duration
+		term    uint64
 		healthy []raft.Server
+		started map[raft.ServerID]time.Time
 		want    []raft.ServerID
 	}{
-		{0, []raft.Server{a, b}, nil},
-		{5 * time.Second, []raft.Server{a}, nil}, // b missed a round
-		{10 * time.Second, []raft.Server{a, b}, []raft.ServerID{"a"}},
-		{15 * time.Second, []raft.Server{a, b}, []raft.ServerID{"a"}},
-		{20 * time.Second, []raft.Server{a, b}, []raft.ServerID{"a", "b"}},
+		{0, 1, []raft.Server{a, b}, life1, nil},
+		{5 * time.Second, 1, []raft.Server{a}, life1, nil}, // b missed a round
+		{10 * time.Second, 1, []raft.Server{a, b}, life1, []raft.ServerID{"a"}},
+		{15 * time.Second, 1, []raft.Server{a, b}, life2, []raft.ServerID{"a"}}, // b's new life starts now
+		{20 * time.Second, 1, []raft.Server{a, b}, life2, []raft.ServerID{"a"}},
+		{25 * time.Second, 1, []raft.Server{a, b}, life2, []raft.ServerID{"a", "b"}},
+		{30 * time.Second, 2, []raft.Server{a, b}, life2, nil}, // a new term: seen afresh
 	}
 	for _, st := range steps {
-		if got := ids(h.observe(st.healthy, t0.Add(st.at), 10*time.Second)); !slices.Equal(got, st.want) {
+		if got := ids(h.observe(st.term, st.healthy, st.started, t0.Add(st.at), 10*time.Second)); !slices.Equal(got, st.want) {
 			t.Fatalf("at %v: %v, want %v", st.at, got, st.want)
 		}
 	}
 	h.forget()
-	if got := h.observe([]raft.Server{a}, t0.Add(25*time.Second), 10*time.Second); len(got) != 0 {
+	if got := h.observe(2, []raft.Server{a}, life1, t0.Add(45*time.Second), 10*time.Second); len(got) != 0 {
 		t.Fatalf("after forget: %v", ids(got))
 	}
 }
