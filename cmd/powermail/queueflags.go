@@ -18,6 +18,7 @@ type queueFlags struct {
 	srsDomain                               string
 	lifetime, delayNotify                   time.Duration
 	lease, retryMin, retryMax, hostDown     time.Duration
+	greeting                                time.Duration
 	maxConnsPerDest                         int
 	dkim                                    []string
 }
@@ -34,6 +35,7 @@ func (q *queueFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&q.lease, "queue-lease", 10*time.Minute, "how long the leader holds an entry it works; after a crash others retry it once this lapses")
 	fl.DurationVar(&q.retryMin, "queue-retry-min", time.Minute, "first retry delay after a temporary failure (doubles per attempt, with jitter)")
 	fl.DurationVar(&q.retryMax, "queue-retry-max", 2*time.Hour, "longest retry delay")
+	fl.DurationVar(&q.greeting, "queue-greeting-timeout", 2*time.Minute, "wait this long for a destination server's greeting and each reply while setting up a session")
 	fl.DurationVar(&q.hostDown, "queue-host-down-time", time.Minute, "skip a destination server this long after it failed a connection (negative: never skip)")
 	fl.StringArrayVar(&q.dkim, "dkim", nil, "DOMAIN:SELECTOR:KEYFILE: sign outgoing mail from DOMAIN's senders with this PEM private key (RSA or Ed25519; publish the public key at SELECTOR._domainkey.DOMAIN); repeat per domain")
 }
@@ -63,7 +65,8 @@ func (q *queueFlags) apply(cfg *node.Config, hostname string) error {
 	}
 	cfg.Queue = node.QueueConfig{Hostname: hostname, SRSDomain: q.srsDomain, Lifetime: q.lifetime, DelayNotify: q.delayNotify,
 		MaxConnsPerDest: q.maxConnsPerDest, RelayHost: q.relayHost, RelayUser: q.relayUser, RelayPassword: pw,
-		RelayRequireTLS: q.relayRequireTLS, Lease: q.lease, RetryMin: q.retryMin, RetryMax: q.retryMax, HostDownTime: q.hostDown}
+		RelayRequireTLS: q.relayRequireTLS, Lease: q.lease, RetryMin: q.retryMin, RetryMax: q.retryMax, HostDownTime: q.hostDown,
+		GreetingTimeout: q.greeting}
 	for _, spec := range q.dkim {
 		key, err := node.ParseDKIMKey(spec)
 		if err != nil {
