@@ -55,6 +55,9 @@ func (q *queueFlags) apply(cfg *node.Config, hostname string) error {
 	if q.lease < 2*time.Second || q.retryMin <= 0 || q.retryMax < q.retryMin {
 		return fmt.Errorf("queue: --queue-lease must be at least 2s and 0 < --queue-retry-min <= --queue-retry-max")
 	}
+	if q.greeting <= 0 {
+		return fmt.Errorf("queue: --queue-greeting-timeout %v must be positive", q.greeting)
+	}
 	pw := os.Getenv("POWERMAIL_RELAY_PASSWORD")
 	if q.relayPasswordFile != "" {
 		raw, err := os.ReadFile(q.relayPasswordFile)
