@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -47,9 +46,6 @@ func (n *Node) routeFor(ctx context.Context, domain string) (route, error) {
 	if hp, ok := q.DestOverride[strings.ToLower(domain)]; ok {
 		return route{hosts: []string{hp}}, nil
 	}
-	if ip, ok := addressLiteral(domain); ok { // RFC 5321 §4.1.3: no DNS
-		return route{hosts: []string{net.JoinHostPort(ip.String(), q.Port)}}, nil
-	}
 	// Rooted, so that the resolver's search list is never tried: its
 	// last name's "no such name" would stand in for the real name's
 	// SERVFAIL, and a temporary failure would bounce.
@@ -70,8 +66,7 @@ func (n *Node) routeFor(ctx context.Context, domain string) (route, error) {
 		// time. When the name has none either (a mistyped domain), no
 		// retry can help, so the sender hears at once, not when the
 		// queue lifetime ends. A failed lookup is left to the dial.
-		_, aerr := q.Resolver.LookupNetIP(ctx, "ip", fqdn)
-		if errors.As(aerr, &dnsErr) && dnsErr.IsNotFound && asciiDomain(domain) {
+		if n.noAddress(ctx, fqdn) && n.noAddress(ctx, domain) && asciiDomain(domain) {
 			return route{}, fmt.Errorf("%w: %s", ErrNoSuchDomain, domain)
 		}
 		return route{hosts: []string{net.JoinHostPort(domain, q.Port)}}, nil
@@ -80,19 +75,15 @@ func (n *Node) routeFor(ctx context.Context, domain string) (route, error) {
 	}
 }
 
-// addressLiteral parses a domain literal, "[192.0.2.1]" or
-// "[IPv6:2001:db8::1]" (RFC 5321 §4.1.3).
-func addressLiteral(domain string) (netip.Addr, bool) {
-	inner, ok := strings.CutPrefix(domain, "[")
-	if inner, ok = strings.CutSuffix(inner, "]"); !ok {
-		return netip.Addr{}, false
-	}
-	if v6, isV6 := strings.CutPrefix(inner, "IPv6:"); isV6 {
-		ip, err := netip.ParseAddr(v6)
-		return ip, err == nil && ip.Is6()
-	}
-	ip, err := netip.ParseAddr(inner)
-	return ip, err == nil && ip.Is4()
+// noAddress reports whether name has no address records, by an answer
+// that says so. Both the rooted name and the name as the dial will ask
+// must say it: only the rooted one cannot be a search-list name's
+// answer, and only the other is found by the C library's hosts-file
+// lookup (which ignores a rooted name).
+func (n *Node) noAddress(ctx context.Context, name string) bool {
+	_, err := n.cfg.Queue.Resolver.LookupNetIP(ctx, "ip", name)
+	var dnsErr *net.DNSError
+	return errors.As(err, &dnsErr) && dnsErr.IsNotFound
 }
 
 // asciiDomain reports whether domain is one the resolver really asks
@@ -181,9 +172,7 @@ func (p *smtpPool) dial(ctx context.Context, h *poolHost, host string, relay boo
 		return nil, err
 	}
 	q := &p.n.cfg.Queue
-	dctx, cancel := context.WithTimeout(ctx, q.DialTimeout+q.GreetingTimeout)
-	pc, err := p.n.dialSMTP(dctx, host, relay)
-	cancel()
+	pc, err := p.n.dialSMTP(ctx, host, relay)
 	// A dial the attempt cut short (its deadline nearly spent in slot
 	// waits and other hosts, or a shutdown) is no verdict on the host.
 	if err == nil || ctx.Err() == nil {
@@ -259,13 +248,17 @@ func (n *Node) dialSMTP(ctx context.Context, host string, relay bool) (*pooledCl
 		// Opportunistic: an unverified channel beats plain text (RFC 7435).
 		tlsCfg.InsecureSkipVerify = true
 	}
-	conn, err := d.DialContext(ctx, "tcp", host)
+	// Each connection's setup (connect, greeting, EHLO, STARTTLS) has
+	// DialTimeout + GreetingTimeout, within the attempt's deadline: a
+	// server that accepts and never speaks must not hold the entry past
+	// either, and failing its own budget marks it down (hostdown.go).
+	setup, cancel := context.WithTimeout(ctx, q.DialTimeout+q.GreetingTimeout)
+	defer cancel()
+	conn, err := d.DialContext(setup, "tcp", host)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNoRoute, err)
 	}
-	// The attempt's deadline bounds the greeting and EHLO too: a server
-	// that accepts and never speaks must not hold the entry past it.
-	stop := closeOnDone(ctx, conn)
+	stop := closeOnDone(setup, conn)
 	defer func() { stop() }() // the latest one, on every way out
 	c := smtp.NewClient(conn)
 	c.CommandTimeout = q.GreetingTimeout
@@ -278,14 +271,19 @@ func (n *Node) dialSMTP(ctx context.Context, host string, relay bool) (*pooledCl
 		// go-smtp upgrades only a fresh client: reconnect and start TLS.
 		c.Quit() // still under the deadline
 		stop()
-		if conn, err = d.DialContext(ctx, "tcp", host); err != nil {
+		cancel()
+		var again context.CancelFunc
+		setup, again = context.WithTimeout(ctx, q.DialTimeout+q.GreetingTimeout)
+		defer again()
+		if conn, err = d.DialContext(setup, "tcp", host); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrNoRoute, err)
 		}
-		stop = closeOnDone(ctx, conn)
+		stop = closeOnDone(setup, conn)
 		if c, err = smtp.NewClientStartTLS(conn, tlsCfg); err != nil {
 			conn.Close()
 			return nil, fmt.Errorf("%w: STARTTLS with %s: %v", ErrNoRoute, host, err)
 		}
+		c.CommandTimeout = q.GreetingTimeout
 		if err := c.Hello(q.Hostname); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("%w: EHLO to %s: %v", ErrNoRoute, host, err)
@@ -300,9 +298,9 @@ func (n *Node) dialSMTP(ctx context.Context, host string, relay bool) (*pooledCl
 			return nil, fmt.Errorf("AUTH with %s: %w", host, err)
 		}
 	}
-	if !stop() { // the deadline closed the connection meanwhile
+	if !stop() { // a deadline closed the connection meanwhile
 		c.Close()
-		return nil, fmt.Errorf("%w: %s: %v", ErrNoRoute, host, ctx.Err())
+		return nil, fmt.Errorf("%w: %s: %v", ErrNoRoute, host, setup.Err())
 	}
 	c.CommandTimeout = 5 * time.Minute // RFC 5321 §4.5.3.2
 	return &pooledClient{c: c, conn: conn, host: host, used: time.Now()}, nil

@@ -56,6 +56,10 @@ func (q *outbound) kick() {
 }
 
 func (n *Node) newOutbound() *outbound {
+	if q := &n.cfg.Queue; q.AttemptTimeout < q.DialTimeout+q.GreetingTimeout {
+		n.log.Warn("queue: an attempt ends before a silent server's greeting time, so such servers are never skipped; lengthen the lease or shorten the greeting timeout",
+			"attempt", q.AttemptTimeout, "dial", q.DialTimeout, "greeting", q.GreetingTimeout)
+	}
 	return &outbound{holder: n.cfg.ID + "/" + deliveryID()[:8], kickCh: make(chan struct{}, 1), pool: newSMTPPool(n),
 		slots: make(chan struct{}, n.cfg.Queue.Concurrency), inflight: map[string]bool{}}
 }

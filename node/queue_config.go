@@ -92,7 +92,9 @@ func (q *QueueConfig) setDefaults() {
 	setDur(&q.DialTimeout, 30*time.Second)
 	setDur(&q.AttemptTimeout, q.Lease/2)
 	setDur(&q.HostDownTime, time.Minute)
-	setDur(&q.GreetingTimeout, 2*time.Minute)
+	if q.GreetingTimeout <= 0 {
+		q.GreetingTimeout = 2 * time.Minute
+	}
 	setInt(&q.Batch, 64)
 	setInt(&q.Concurrency, 16)
 	setInt(&q.MaxConnsPerDest, 4)
