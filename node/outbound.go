@@ -157,11 +157,20 @@ func (p *smtpPool) get(ctx context.Context, host string, relay bool) (*pooledCli
 				return nil, ctx.Err()
 			}
 		}
-		if time.Since(pc.used) < p.n.cfg.Queue.IdleTimeout && pc.c.Reset() == nil {
+		if time.Since(pc.used) < p.n.cfg.Queue.IdleTimeout && p.reset(ctx, pc) {
 			return pc, nil
 		}
 		p.discard(pc)
 	}
+}
+
+// reset readies an idle connection for a new transaction (RSET), within
+// the attempt's deadline: a server that stopped answering while idle
+// must not hold the attempt for a command timeout.
+func (p *smtpPool) reset(ctx context.Context, pc *pooledClient) bool {
+	stop := closeOnDone(ctx, pc.conn)
+	err := pc.c.Reset()
+	return stop() && err == nil
 }
 
 // dial opens a connection in the slot the caller holds, unless the host
