@@ -323,8 +323,28 @@ func (s *IMAPServer) Close() error {
 				s.closeErr = fmt.Errorf("frontend: imap close: %w", err)
 			}
 		}
+		s.waitSessions(closeWait)
 	})
 	return s.closeErr
+}
+
+// closeWait bounds how long Close waits for sessions to end.
+const closeWait = 10 * time.Second
+
+// waitSessions waits, up to d, until every session has ended. go-imap's
+// Close closes the connections but does not wait for their goroutines,
+// and a session still reading from the store when the node closes it
+// would fail there; their backend calls are cancelled already, so they
+// end promptly.
+func (s *IMAPServer) waitSessions(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for s.open.Load() > 0 {
+		if time.Now().After(deadline) {
+			s.log.Warn("imap: sessions still open after close", "open", s.open.Load(), "waited", d)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // admit takes a connection slot for ip, waiting up to reconnectGrace for

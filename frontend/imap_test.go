@@ -10,6 +10,7 @@ import (
 	"net"
 	"powermail/frontend/internal/testtls"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -503,5 +504,42 @@ func TestIMAPDeepMIME(t *testing.T) {
 	}
 	if err := c.Noop().Wait(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// slowFolders is a store whose folder listing takes a while and notes
+// when it has returned.
+type slowFolders struct {
+	frontend.MailStore
+	started chan struct{}
+	done    atomic.Bool
+}
+
+func (s *slowFolders) Folders(ctx context.Context, addr string) ([]node.Folder, error) {
+	close(s.started)
+	time.Sleep(300 * time.Millisecond) // ignores ctx, as a slow store read would
+	defer s.done.Store(true)
+	return s.MailStore.Folders(ctx, addr)
+}
+
+// Close returns only after the sessions have ended, so that a node
+// closed next is not read from by a command still running.
+func TestIMAPCloseWaitsForSessions(t *testing.T) {
+	mem, user := imapMemStore(t)
+	store := &slowFolders{MailStore: mem, started: make(chan struct{})}
+	log := imapTestLogger()
+	auth := frontend.NewAuthenticator(store, frontend.AuthConfig{AllowInsecure: true, FailureDelay: time.Millisecond}, log)
+	srv := frontend.NewIMAPServer(store, auth, frontend.IMAPConfig{}, log)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	c := dialIMAP(t, imapSingle(ln.Addr().String()), 0, user)
+	go c.List("", "*", nil).Collect()
+	<-store.started
+	srv.Close()
+	if !store.done.Load() {
+		t.Fatal("Close returned while a session's command was still reading the store")
 	}
 }
