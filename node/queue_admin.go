@@ -3,6 +3,7 @@ package node
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,9 +29,10 @@ func (n *Node) watchQueue() {
 	q.m.dsns = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "powermail_queue_dsns_total", Help: "Delivery status notifications committed by this node.",
 	})
+	cache := &statsCache{load: n.state.QueueStats, ttl: queueStatsTTL}
 	stats := func(f func(fsm.QueueStats) float64) func() float64 {
 		return func() float64 {
-			st, err := n.state.QueueStats()
+			st, err := cache.get(time.Now())
 			if err != nil {
 				return 0
 			}
@@ -90,4 +92,32 @@ func (n *Node) queueRoutes(route func(string, func(*http.Request) (any, error)))
 		_, err := n.Apply(r.Context(), &fsm.QueueRemove{ID: r.PathValue("id")})
 		return nil, err
 	})
+}
+
+// queueStatsTTL is how long one scan of the queue answers the queue
+// gauges: a scrape reads three of them, and several scrapers may ask.
+const queueStatsTTL = 5 * time.Second
+
+// statsCache keeps the last queue scan for ttl, so that the gauges cost
+// one scan of every entry per ttl at most, however often they are read.
+type statsCache struct {
+	load func() (fsm.QueueStats, error)
+	ttl  time.Duration
+	mu   sync.Mutex
+	at   time.Time
+	last fsm.QueueStats
+}
+
+func (c *statsCache) get(now time.Time) (fsm.QueueStats, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.at.IsZero() && now.Sub(c.at) < c.ttl {
+		return c.last, nil
+	}
+	st, err := c.load()
+	if err != nil {
+		return fsm.QueueStats{}, err
+	}
+	c.at, c.last = now, st
+	return st, nil
 }

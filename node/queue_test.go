@@ -122,6 +122,9 @@ func TestQueueRetriesAfter451(t *testing.T) {
 	if len(list) != 1 || list[0].Attempts < 1 || !strings.Contains(list[0].LastError, "451") {
 		t.Fatalf("queue %+v", list)
 	}
+	if e, r := gaugeValue(t, l, "powermail_queue_entries"), gaugeValue(t, l, "powermail_queue_recipients"); e != 1 || r != 1 {
+		t.Fatalf("queue gauges: %v entries, %v recipients; want 1 and 1", e, r)
+	}
 	s.set("ok")
 	waitFor(t, 10*time.Second, "delivered", func() bool { return len(s.messages()) == 1 })
 	waitFor(t, 5*time.Second, "queue empty", func() bool { return queueEmpty(c) })
@@ -242,4 +245,38 @@ func TestQueueStopsForwardLoop(t *testing.T) {
 	if len(s.messages()) != 0 {
 		t.Fatal("a looping message went out")
 	}
+}
+
+// The queue gauges share one scan per TTL, however often they are read.
+func TestQueueStatsScannedOncePerTTL(t *testing.T) {
+	scans := 0
+	c := &statsCache{ttl: 5 * time.Second, load: func() (fsm.QueueStats, error) {
+		scans++
+		return fsm.QueueStats{Entries: scans}, nil
+	}}
+	t0 := time.Unix(1000, 0)
+	for _, at := range []time.Duration{0, time.Second, 4 * time.Second} { // one scrape's three gauges, and more
+		if st, _ := c.get(t0.Add(at)); st.Entries != 1 {
+			t.Fatalf("at %v: %d scans", at, st.Entries)
+		}
+	}
+	if st, _ := c.get(t0.Add(5 * time.Second)); st.Entries != 2 {
+		t.Fatalf("after the TTL: %d scans, want 2", st.Entries)
+	}
+}
+
+// gaugeValue reads one unlabelled gauge from n's metrics registry.
+func gaugeValue(t *testing.T, n *Node, name string) float64 {
+	t.Helper()
+	families, err := n.metrics.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no gauge %s", name)
+	return 0
 }
