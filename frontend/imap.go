@@ -28,6 +28,9 @@ const (
 	// client: it restarts whenever bytes arrive, IDLE included. RFC 9051
 	// section 5.4 asks for at least 30 minutes.
 	DefaultIMAPIdleTimeout = 30 * time.Minute
+	// DefaultIMAPWriteTimeout bounds each write to a client: one that
+	// stops reading is disconnected instead of holding its slot.
+	DefaultIMAPWriteTimeout = 2 * time.Minute
 	// DefaultIMAPPreAuthTimeout is the autologout timer before login. RFC
 	// 9051 section 5.4 allows it to be shorter than the idle timer.
 	DefaultIMAPPreAuthTimeout = time.Minute
@@ -86,6 +89,9 @@ type IMAPConfig struct {
 	// PreAuthTimeout is the autologout timer before login. Default
 	// DefaultIMAPPreAuthTimeout.
 	PreAuthTimeout time.Duration
+	// WriteTimeout bounds each write to the client (at most 32 KiB).
+	// Default DefaultIMAPWriteTimeout.
+	WriteTimeout time.Duration
 	// CommandTimeout bounds each MailStore call. Default
 	// DefaultIMAPCommandTimeout.
 	CommandTimeout time.Duration
@@ -109,6 +115,7 @@ func (cfg IMAPConfig) withDefaults() (IMAPConfig, error) {
 	setDefault(&cfg.MaxConns, DefaultIMAPMaxConns)
 	setDefault(&cfg.IdleTimeout, DefaultIMAPIdleTimeout)
 	setDefault(&cfg.PreAuthTimeout, DefaultIMAPPreAuthTimeout)
+	setDefault(&cfg.WriteTimeout, DefaultIMAPWriteTimeout)
 	setDefault(&cfg.CommandTimeout, DefaultIMAPCommandTimeout)
 	setDefault(&cfg.TransferTimeout, DefaultIMAPTransferTimeout)
 	setDefault(&cfg.PollInterval, DefaultIMAPPollInterval)
@@ -441,10 +448,13 @@ func (s *IMAPServer) newSession(c *imapserver.Conn) (imapserver.Session, *imapse
 	nc := c.NetConn()
 	remote := nc.RemoteAddr()
 	ip := ipKey(remote)
+	raw := rawIMAPConn(nc)
 	if s.closed.Load() {
+		if raw != nil && raw.inherited {
+			s.release(ip) // the slot moved here with STARTTLS; no session will free it
+		}
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down"}
 	}
-	raw := rawIMAPConn(nc)
 	why := admitted
 	if raw == nil || !raw.inherited { // after STARTTLS the slot is the plaintext session's
 		why = s.admit(ip)

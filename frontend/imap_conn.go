@@ -36,6 +36,10 @@ func (l *imapListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	if l.tls {
+		// The handshake runs inside the first write (the greeting), on
+		// the session's goroutine: a client that never sends its hello
+		// is dropped at the pre-login timer, as a silent one would be.
+		c.SetReadDeadline(time.Now().Add(l.srv.cfg.PreAuthTimeout))
 		c = tls.Server(c, l.srv.cfg.TLS)
 	}
 	return newIMAPConn(c, l.srv, l.tls), nil
@@ -93,6 +97,7 @@ type imapConn struct {
 	swallow  bool              // drop the greeting: this session continues after STARTTLS
 	timer    *time.Timer
 	werr     error
+	closing  atomic.Bool // Close has begun: flush briefly
 }
 
 // Write coalescing bounds.
@@ -383,6 +388,13 @@ func (c *imapConn) writeLocked(end int) error {
 	if end == 0 || c.werr != nil {
 		return c.werr
 	}
+	wait := c.srv.cfg.WriteTimeout
+	if c.closing.Load() {
+		wait = imapCloseFlush
+	}
+	if c.werr = c.Conn.SetWriteDeadline(time.Now().Add(wait)); c.werr != nil {
+		return c.werr
+	}
 	_, c.werr = c.Conn.Write(c.wbuf[:end])
 	rest := copy(c.wbuf, c.wbuf[end:])
 	c.wbuf = c.wbuf[:rest]
@@ -392,9 +404,17 @@ func (c *imapConn) writeLocked(end int) error {
 	return c.werr
 }
 
-// Close sends what is buffered (a BYE, say) before closing. A connection
-// handed on by STARTTLS is left open for its new owner.
+// imapCloseFlush is how long Close waits to send what is buffered.
+const imapCloseFlush = time.Second
+
+// Close sends what is buffered (a BYE, say) before closing, briefly: a
+// write blocked on a client that stopped reading is cut short first. A
+// connection handed on by STARTTLS is left open for its new owner.
 func (c *imapConn) Close() error {
+	if !c.handedOff.Load() {
+		c.closing.Store(true)
+		c.Conn.SetWriteDeadline(time.Now().Add(imapCloseFlush))
+	}
 	c.wmu.Lock()
 	c.flushAllLocked()
 	c.wmu.Unlock()
@@ -407,8 +427,12 @@ func (c *imapConn) Close() error {
 // SetReadDeadline ignores the library's deadlines: Read sets its own.
 func (c *imapConn) SetReadDeadline(time.Time) error { return nil }
 
-// SetDeadline passes only the write half through.
-func (c *imapConn) SetDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(t) }
+// SetWriteDeadline and SetDeadline ignore the library's deadlines too:
+// writes happen later, when the buffer is flushed, and each sets its own
+// (WriteTimeout). The library clears its deadline after every response,
+// which would leave a flush blocked on a client that stopped reading.
+func (c *imapConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *imapConn) SetDeadline(time.Time) error      { return nil }
 
 // imapHandoff is the TLS server's listener for connections that arrive
 // through STARTTLS on the plaintext port.

@@ -1,6 +1,7 @@
 package frontend_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -542,4 +543,84 @@ func TestIMAPCloseWaitsForSessions(t *testing.T) {
 	if !store.done.Load() {
 		t.Fatal("Close returned while a session's command was still reading the store")
 	}
+}
+
+// closesWithin fails the test unless f returns within d.
+func closesWithin(t *testing.T, d time.Duration, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { f(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s did not return within %v", what, d)
+	}
+}
+
+// A client that stops reading while big answers are owed is cut off at
+// the write timeout, instead of holding its slot, and the server's Close
+// for ever.
+func TestIMAPClientThatStopsReading(t *testing.T) {
+	store, user := imapMemStore(t)
+	big := "Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("x", 998)+"\r\n", 1024)
+	if _, err := store.Append(context.Background(), user, "INBOX", nil, time.Time{}, strings.NewReader(big)); err != nil {
+		t.Fatal(err)
+	}
+	log := imapTestLogger()
+	auth := frontend.NewAuthenticator(store, frontend.AuthConfig{AllowInsecure: true, FailureDelay: time.Millisecond}, log)
+	srv := frontend.NewIMAPServer(store, auth, frontend.IMAPConfig{WriteTimeout: 300 * time.Millisecond}, log)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	fmt.Fprintf(c, "a LOGIN %s %s\r\nb SELECT INBOX\r\n", user, imapPassword)
+	for line := ""; !strings.HasPrefix(line, "b OK"); {
+		if line, err = r.ReadString('\n'); err != nil {
+			t.Fatalf("before the FETCHes: %v", err)
+		}
+	}
+	for i := range 40 { // 40 MiB owed: far more than the socket buffers hold
+		fmt.Fprintf(c, "f%d FETCH 1 BODY[]\r\n", i)
+	}
+	time.Sleep(time.Second) // the server's writes block, then time out
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	_, err = io.Copy(io.Discard, c) // what was sent, then the end
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("the session outlived its write timeout")
+	}
+	closesWithin(t, 5*time.Second, "Close", func() { srv.Close() })
+}
+
+// A client on the implicit-TLS port that never starts its handshake is
+// dropped at the pre-login timer.
+func TestIMAPSilentTLSClientDropped(t *testing.T) {
+	store, _ := imapMemStore(t)
+	tlsCfg, _ := testtls.Config(t)
+	log := imapTestLogger()
+	auth := frontend.NewAuthenticator(store, frontend.AuthConfig{}, log)
+	srv := frontend.NewIMAPServer(store, auth, frontend.IMAPConfig{TLS: tlsCfg, PreAuthTimeout: 500 * time.Millisecond}, log)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.ServeTLS(ln)
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(c); err != nil {
+		t.Fatalf("the silent connection was not closed by the server: %v", err)
+	}
+	closesWithin(t, 5*time.Second, "Close", func() { srv.Close() })
 }

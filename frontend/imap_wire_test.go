@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // runInput feeds in to an imapInput in chunks of the given sizes (cycled)
@@ -117,14 +118,15 @@ type captureConn struct {
 	out bytes.Buffer
 }
 
-func (c *captureConn) Write(p []byte) (int, error) { return c.out.Write(p) }
-func (c *captureConn) Close() error                { return nil }
+func (c *captureConn) Write(p []byte) (int, error)      { return c.out.Write(p) }
+func (c *captureConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *captureConn) Close() error                     { return nil }
 
 // runOutput writes the library's octets through an imapConn in chunks of
 // the given sizes (cycled) and returns what reached the client.
 func runOutput(in []byte, sizes []int, pending []imapIDReply) string {
 	cc := &captureConn{}
-	c := &imapConn{Conn: cc, held: -1, pending: slices.Clone(pending)}
+	c := &imapConn{Conn: cc, held: -1, pending: slices.Clone(pending), srv: &IMAPServer{cfg: IMAPConfig{WriteTimeout: time.Minute}}}
 	for i := 0; len(in) > 0; i++ {
 		k := min(max(sizes[i%len(sizes)], 1), len(in))
 		if _, err := c.Write(in[:k]); err != nil {
