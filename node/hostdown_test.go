@@ -130,3 +130,32 @@ func TestDialBlamesTheHostOnlyWithinItsOwnBudget(t *testing.T) {
 		t.Fatalf("not marked down after its greeting time: %v", err)
 	}
 }
+
+// An attempt that has already ended takes nothing from the pool: it
+// neither dials nor cuts the idle connections other attempts will use.
+func TestEndedAttemptLeavesIdleConnections(t *testing.T) {
+	s := newSink(t)
+	n := &Node{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	n.cfg.Queue = QueueConfig{DialTimeout: time.Second}
+	n.cfg.Queue.setDefaults()
+	p := newSMTPPool(n)
+	var open []*pooledClient
+	for range 3 {
+		pc, err := p.get(context.Background(), s.addr, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		open = append(open, pc)
+	}
+	for _, pc := range open {
+		p.put(pc, true)
+	}
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := p.get(ended, s.addr, false); err == nil {
+		t.Fatal("an ended attempt got a connection")
+	}
+	if idle := len(p.host(s.addr).idle); idle != 3 {
+		t.Fatalf("%d idle connections left, want 3", idle)
+	}
+}

@@ -66,7 +66,7 @@ func (n *Node) routeFor(ctx context.Context, domain string) (route, error) {
 		// time. When the name has none either (a mistyped domain), no
 		// retry can help, so the sender hears at once, not when the
 		// queue lifetime ends. A failed lookup is left to the dial.
-		if n.noAddress(ctx, fqdn) && n.noAddress(ctx, domain) && asciiDomain(domain) {
+		if asciiDomain(domain) && n.noAddress(ctx, fqdn) && n.noAddress(ctx, domain) {
 			return route{}, fmt.Errorf("%w: %s", ErrNoSuchDomain, domain)
 		}
 		return route{hosts: []string{net.JoinHostPort(domain, q.Port)}}, nil
@@ -78,8 +78,8 @@ func (n *Node) routeFor(ctx context.Context, domain string) (route, error) {
 // noAddress reports whether name has no address records, by an answer
 // that says so. Both the rooted name and the name as the dial will ask
 // must say it: only the rooted one cannot be a search-list name's
-// answer, and only the other is found by the C library's hosts-file
-// lookup (which ignores a rooted name).
+// answer, and only the other is found in /etc/hosts (both Go's resolver
+// and the C library ignore a rooted name there).
 func (n *Node) noAddress(ctx context.Context, name string) bool {
 	_, err := n.cfg.Queue.Resolver.LookupNetIP(ctx, "ip", name)
 	var dnsErr *net.DNSError
@@ -145,6 +145,9 @@ func (p *smtpPool) host(host string) *poolHost {
 func (p *smtpPool) get(ctx context.Context, host string, relay bool) (*pooledClient, error) {
 	h := p.host(host)
 	for {
+		if err := ctx.Err(); err != nil { // an ended attempt must not cut the idle connections
+			return nil, err
+		}
 		var pc *pooledClient
 		select {
 		case pc = <-h.idle:
@@ -279,6 +282,7 @@ func (n *Node) dialSMTP(ctx context.Context, host string, relay bool) (*pooledCl
 	if ok, _ := c.Extension("STARTTLS"); ok {
 		// go-smtp upgrades only a fresh client: reconnect and start TLS.
 		c.Quit() // still under the deadline
+		conn.Close() // Quit leaves it open when the reply is bad or late
 		stop()
 		cancel()
 		var again context.CancelFunc

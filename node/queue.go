@@ -56,7 +56,7 @@ func (q *outbound) kick() {
 }
 
 func (n *Node) newOutbound() *outbound {
-	if q := &n.cfg.Queue; q.AttemptTimeout < q.DialTimeout+q.GreetingTimeout {
+	if q := &n.cfg.Queue; q.AttemptTimeout < 2*(q.DialTimeout+q.GreetingTimeout) { // STARTTLS: two connections
 		n.log.Warn("queue: an attempt ends before a silent server's greeting time, so such servers are never skipped; lengthen the lease or shorten the greeting timeout",
 			"attempt", q.AttemptTimeout, "dial", q.DialTimeout, "greeting", q.GreetingTimeout)
 	}
