@@ -159,3 +159,31 @@ func TestEndedAttemptLeavesIdleConnections(t *testing.T) {
 		t.Fatalf("%d idle connections left, want 3", idle)
 	}
 }
+
+// An idle connection past IdleTimeout is closed by the sweep, and its
+// slot freed, without another message for its host.
+func TestIdleConnectionsSwept(t *testing.T) {
+	s := newSink(t)
+	n := &Node{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	n.cfg.Queue = QueueConfig{DialTimeout: time.Second, IdleTimeout: time.Minute}
+	n.cfg.Queue.setDefaults()
+	p := newSMTPPool(n)
+	pc, err := p.get(context.Background(), s.addr, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.put(pc, true)
+	h := p.host(s.addr)
+	p.sweepIdle(pc.used.Add(59 * time.Second))
+	if len(h.idle) != 1 {
+		t.Fatal("a connection within IdleTimeout was swept")
+	}
+	p.sweepIdle(pc.used.Add(61 * time.Second)) // within half the TTL of the last sweep: skipped
+	if len(h.idle) != 1 {
+		t.Fatal("the sweep ran twice within half the TTL")
+	}
+	p.sweepIdle(pc.used.Add(90 * time.Second))
+	if len(h.idle) != 0 || len(h.slots) != 0 {
+		t.Fatalf("after the sweep: %d idle, %d slots held; want none", len(h.idle), len(h.slots))
+	}
+}

@@ -115,6 +115,7 @@ type smtpPool struct {
 	n     *Node
 	mu    sync.Mutex
 	hosts map[string]*poolHost
+	swept time.Time // the last sweepIdle, under mu
 }
 
 type poolHost struct {
@@ -212,6 +213,43 @@ func (p *smtpPool) put(pc *pooledClient, ok bool) {
 func (p *smtpPool) discard(pc *pooledClient) {
 	pc.c.Close()
 	<-p.host(pc.host).slots
+}
+
+// sweepIdle closes the idle connections that have outlived IdleTimeout,
+// at most once per half of it: without a sweep, a connection to a host
+// not written to again stayed open (the far end closes it, our socket
+// stays) until the next message for that host, and a server sending to
+// many domains kept thousands of them.
+func (p *smtpPool) sweepIdle(now time.Time) {
+	ttl := p.n.cfg.Queue.IdleTimeout
+	p.mu.Lock()
+	if now.Sub(p.swept) < ttl/2 {
+		p.mu.Unlock()
+		return
+	}
+	p.swept = now
+	hosts := make([]*poolHost, 0, len(p.hosts))
+	for _, h := range p.hosts {
+		hosts = append(hosts, h)
+	}
+	p.mu.Unlock()
+	for _, h := range hosts {
+		for range len(h.idle) {
+			var pc *pooledClient
+			select {
+			case pc = <-h.idle:
+			default:
+			}
+			if pc == nil {
+				break
+			}
+			if now.Sub(pc.used) < ttl {
+				h.idle <- pc // room: it held a slot, and it was just taken out
+				continue
+			}
+			p.discard(pc)
+		}
+	}
 }
 
 // closeIdle ends every idle connection (node shutdown).

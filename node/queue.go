@@ -79,6 +79,7 @@ func (n *Node) queueLoop(ctx context.Context) {
 		if n.IsLeader() && !n.queue.paused.Load() {
 			n.queueRound(ctx)
 		}
+		n.queue.pool.sweepIdle(time.Now())
 	}
 }
 
