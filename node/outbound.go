@@ -319,7 +319,7 @@ func (n *Node) dialSMTP(ctx context.Context, host string, relay bool) (*pooledCl
 	}
 	if ok, _ := c.Extension("STARTTLS"); ok {
 		// go-smtp upgrades only a fresh client: reconnect and start TLS.
-		c.Quit() // still under the deadline
+		c.Quit()     // still under the deadline
 		conn.Close() // Quit leaves it open when the reply is bad or late
 		stop()
 		cancel()

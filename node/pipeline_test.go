@@ -8,30 +8,38 @@ import (
 	"github.com/hashicorp/raft"
 )
 
+// pipelinePair starts a follower transport and a wrapped leader
+// transport on loopback with the given timeout, and opens a pipeline
+// from the leader to the follower.
+func pipelinePair(t *testing.T, timeout time.Duration) (follower *raft.NetworkTransport, leader *raftTransport, p raft.AppendPipeline) {
+	t.Helper()
+	follower, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, timeout, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { follower.Close() })
+	inner, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, timeout, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader = newRaftTransport(inner)
+	t.Cleanup(func() { leader.Close() })
+	if p, err = leader.AppendEntriesPipeline("f", follower.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	return follower, leader, p
+}
+
 // A pipeline whose replies raft stopped reading (after a "not yet" reply)
 // still takes sends, so the replication goroutine reaches its stop and
 // closes the pipeline; raft's own pipeline wedges on the third send.
 func TestPipelineSendsAfterRaftStopsReading(t *testing.T) {
-	follower, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, 5*time.Second, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer follower.Close()
+	follower, _, p := pipelinePair(t, 5*time.Second)
 	go func() {
 		for rpc := range follower.Consumer() {
 			rpc.Respond(&raft.AppendEntriesResponse{Term: 1, Success: false}, nil)
 		}
 	}()
-	inner, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, 5*time.Second, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leader := newRaftTransport(inner)
-	defer leader.Close()
-	p, err := leader.AppendEntriesPipeline("f", follower.LocalAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
 	send := func() error {
 		_, err := p.AppendEntries(&raft.AppendEntriesRequest{Term: 1}, &raft.AppendEntriesResponse{})
 		return err
@@ -74,21 +82,7 @@ func TestPipelineSendsAfterRaftStopsReading(t *testing.T) {
 
 // closeAll fails a send waiting in a pipeline and refuses new ones.
 func TestPipelinesClosedWithTheNode(t *testing.T) {
-	follower, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, time.Minute, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer follower.Close() // accepts, never answers
-	inner, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, time.Minute, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leader := newRaftTransport(inner)
-	defer leader.Close()
-	p, err := leader.AppendEntriesPipeline("f", follower.LocalAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
+	follower, leader, p := pipelinePair(t, time.Minute) // the follower accepts, never answers
 	done := make(chan error, 1)
 	go func() {
 		for {
