@@ -186,4 +186,11 @@ func TestIdleConnectionsSwept(t *testing.T) {
 	if len(h.idle) != 0 || len(h.slots) != 0 {
 		t.Fatalf("after the sweep: %d idle, %d slots held; want none", len(h.idle), len(h.slots))
 	}
+	if _, kept := p.hosts[s.addr]; !kept {
+		t.Fatal("a host used within two idle times was forgotten")
+	}
+	p.sweepIdle(time.Now().Add(3 * time.Minute))
+	if _, kept := p.hosts[s.addr]; kept {
+		t.Fatal("a host unused for two idle times is still remembered")
+	}
 }

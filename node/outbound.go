@@ -119,9 +119,10 @@ type smtpPool struct {
 }
 
 type poolHost struct {
-	slots  chan struct{}
-	idle   chan *pooledClient // never more than slots, so a put never blocks
-	health hostHealth
+	slots   chan struct{}
+	idle    chan *pooledClient // never more than slots, so a put never blocks
+	health  hostHealth
+	lastUse time.Time // under the pool's mu
 }
 
 func newSMTPPool(n *Node) *smtpPool {
@@ -137,6 +138,7 @@ func (p *smtpPool) host(host string) *poolHost {
 		h = &poolHost{slots: make(chan struct{}, k), idle: make(chan *pooledClient, k)}
 		p.hosts[host] = h
 	}
+	h.lastUse = time.Now()
 	return h
 }
 
@@ -229,7 +231,15 @@ func (p *smtpPool) sweepIdle(now time.Time) {
 	}
 	p.swept = now
 	hosts := make([]*poolHost, 0, len(p.hosts))
-	for _, h := range p.hosts {
+	for name, h := range p.hosts {
+		// A host unused for two idle times, with nothing open and no
+		// down mark, is forgotten, so the map does not keep every host
+		// ever sent to. A caller between host() and taking a slot used
+		// it just now.
+		if len(h.slots) == 0 && len(h.idle) == 0 && now.Sub(h.lastUse) > 2*ttl && h.health.down(now) == nil {
+			delete(p.hosts, name)
+			continue
+		}
 		hosts = append(hosts, h)
 	}
 	p.mu.Unlock()
