@@ -65,9 +65,7 @@ func imapTestLogger() *slog.Logger {
 // startIMAP serves store on a loopback port until the test ends.
 func startIMAP(t testing.TB, store frontend.MailStore, cfg frontend.IMAPConfig, allowInsecure bool) string {
 	t.Helper()
-	log := imapTestLogger()
-	auth := frontend.NewAuthenticator(store, frontend.AuthConfig{AllowInsecure: allowInsecure, FailureDelay: time.Millisecond}, log)
-	srv := frontend.NewIMAPServer(store, auth, cfg, log)
+	srv := newIMAPTestServer(store, cfg, allowInsecure)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -80,6 +78,30 @@ func startIMAP(t testing.TB, store frontend.MailStore, cfg frontend.IMAPConfig, 
 			t.Errorf("Serve returned %v, want ErrServerClosed", err)
 		}
 	})
+	return ln.Addr().String()
+}
+
+// newIMAPTestServer is an IMAP server over store with the test logger
+// and a short failure delay.
+func newIMAPTestServer(store frontend.MailStore, cfg frontend.IMAPConfig, allowInsecure bool) *frontend.IMAPServer {
+	log := imapTestLogger()
+	auth := frontend.NewAuthenticator(store, frontend.AuthConfig{AllowInsecure: allowInsecure, FailureDelay: time.Millisecond}, log)
+	return frontend.NewIMAPServer(store, auth, cfg, log)
+}
+
+// listenIMAP serves srv on a loopback port (implicit TLS when tls is
+// set) and returns its address; closing srv is the caller's.
+func listenIMAP(t *testing.T, srv *frontend.IMAPServer, tls bool) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve := srv.Serve
+	if tls {
+		serve = srv.ServeTLS
+	}
+	go serve(ln)
 	return ln.Addr().String()
 }
 

@@ -528,15 +528,8 @@ func (s *slowFolders) Folders(ctx context.Context, addr string) ([]node.Folder, 
 func TestIMAPCloseWaitsForSessions(t *testing.T) {
 	mem, user := imapMemStore(t)
 	store := &slowFolders{MailStore: mem, started: make(chan struct{})}
-	log := imapTestLogger()
-	auth := frontend.NewAuthenticator(store, frontend.AuthConfig{AllowInsecure: true, FailureDelay: time.Millisecond}, log)
-	srv := frontend.NewIMAPServer(store, auth, frontend.IMAPConfig{}, log)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	c := dialIMAP(t, imapSingle(ln.Addr().String()), 0, user)
+	srv := newIMAPTestServer(store, frontend.IMAPConfig{}, true)
+	c := dialIMAP(t, imapSingle(listenIMAP(t, srv, false)), 0, user)
 	go c.List("", "*", nil).Collect()
 	<-store.started
 	srv.Close()
@@ -566,15 +559,8 @@ func TestIMAPClientThatStopsReading(t *testing.T) {
 	if _, err := store.Append(context.Background(), user, "INBOX", nil, time.Time{}, strings.NewReader(big)); err != nil {
 		t.Fatal(err)
 	}
-	log := imapTestLogger()
-	auth := frontend.NewAuthenticator(store, frontend.AuthConfig{AllowInsecure: true, FailureDelay: time.Millisecond}, log)
-	srv := frontend.NewIMAPServer(store, auth, frontend.IMAPConfig{WriteTimeout: 300 * time.Millisecond}, log)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	c, err := net.Dial("tcp", ln.Addr().String())
+	srv := newIMAPTestServer(store, frontend.IMAPConfig{WriteTimeout: 300 * time.Millisecond}, true)
+	c, err := net.Dial("tcp", listenIMAP(t, srv, false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -605,15 +591,8 @@ func TestIMAPClientThatStopsReading(t *testing.T) {
 func TestIMAPSilentTLSClientDropped(t *testing.T) {
 	store, _ := imapMemStore(t)
 	tlsCfg, _ := testtls.Config(t)
-	log := imapTestLogger()
-	auth := frontend.NewAuthenticator(store, frontend.AuthConfig{}, log)
-	srv := frontend.NewIMAPServer(store, auth, frontend.IMAPConfig{TLS: tlsCfg, PreAuthTimeout: 500 * time.Millisecond}, log)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.ServeTLS(ln)
-	c, err := net.Dial("tcp", ln.Addr().String())
+	srv := newIMAPTestServer(store, frontend.IMAPConfig{TLS: tlsCfg, PreAuthTimeout: 500 * time.Millisecond}, false)
+	c, err := net.Dial("tcp", listenIMAP(t, srv, true))
 	if err != nil {
 		t.Fatal(err)
 	}

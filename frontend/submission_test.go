@@ -3,6 +3,7 @@ package frontend
 import (
 	"bufio"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"io"
 	"net"
@@ -117,22 +118,10 @@ func TestSubmissionNeedsTLSAndStaysOffPort25(t *testing.T) {
 func TestSubmissionImplicitTLS(t *testing.T) {
 	c := nodetest.Start(t, 1)
 	c.AddMailboxes("pw-alice", "alice@example.com")
-	serverTLS, roots := testtls.Config(t)
-	cfg := testConfig()
-	cfg.Submission, cfg.TLS = true, serverTLS
-	cfg.Auth = NewAuthenticator(c.Nodes[0], AuthConfig{}, nil)
-	srv, err := NewSMTPServer(cfg, c.Nodes[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.ServeTLS(ln)
-	t.Cleanup(func() { srv.Close() })
+	srv, roots := tlsSubmissionServer(t, c, 0)
+	addr := serveOn(t, srv.ServeTLS)
 
-	conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{ServerName: "mx.test", RootCAs: roots})
+	conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: "mx.test", RootCAs: roots})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,26 +144,9 @@ func TestSubmissionImplicitTLS(t *testing.T) {
 // would read as a protocol error; the plain port still says 421.
 func TestImplicitTLSRefusalOnlyCloses(t *testing.T) {
 	c := nodetest.Start(t, 1)
-	serverTLS, roots := testtls.Config(t)
-	cfg := testConfig()
-	cfg.Submission, cfg.TLS, cfg.MaxConnsPerIP = true, serverTLS, 1
-	cfg.Auth = NewAuthenticator(c.Nodes[0], AuthConfig{}, nil)
-	srv, err := NewSMTPServer(cfg, c.Nodes[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	tlsLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	plainLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.ServeTLS(tlsLn)
-	go srv.Serve(plainLn)
-	held, err := tls.Dial("tcp", tlsLn.Addr().String(), &tls.Config{ServerName: "mx.test", RootCAs: roots})
+	srv, roots := tlsSubmissionServer(t, c, 1)
+	tlsAddr, plainAddr := serveOn(t, srv.ServeTLS), serveOn(t, srv.Serve)
+	held, err := tls.Dial("tcp", tlsAddr, &tls.Config{ServerName: "mx.test", RootCAs: roots})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,10 +168,10 @@ func TestImplicitTLSRefusalOnlyCloses(t *testing.T) {
 		}
 		return string(got)
 	}
-	if got := firstBytes(tlsLn.Addr().String()); got != "" {
+	if got := firstBytes(tlsAddr); got != "" {
 		t.Errorf("the implicit-TLS port refused with %q, want a bare close", got)
 	}
-	if got := firstBytes(plainLn.Addr().String()); !strings.HasPrefix(got, "421 4.7.0") {
+	if got := firstBytes(plainAddr); !strings.HasPrefix(got, "421 4.7.0") {
 		t.Errorf("the plain port refused with %q, want 421 4.7.0", got)
 	}
 }
@@ -259,4 +231,35 @@ func TestSubmissionChecksTheAuthor(t *testing.T) {
 			t.Errorf("a refused message was stored:\n%s", m)
 		}
 	}
+}
+
+// tlsSubmissionServer is a submission server on c's first node with a
+// test certificate (and maxPerIP connections per IP, 0: the default);
+// it returns the roots that trust the certificate.
+func tlsSubmissionServer(t *testing.T, c *nodetest.Cluster, maxPerIP int) (*SMTPServer, *x509.CertPool) {
+	t.Helper()
+	serverTLS, roots := testtls.Config(t)
+	cfg := testConfig()
+	cfg.Submission, cfg.TLS = true, serverTLS
+	if maxPerIP > 0 {
+		cfg.MaxConnsPerIP = maxPerIP
+	}
+	cfg.Auth = NewAuthenticator(c.Nodes[0], AuthConfig{}, nil)
+	srv, err := NewSMTPServer(cfg, c.Nodes[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv, roots
+}
+
+// serveOn runs serve on a new loopback listener and returns its address.
+func serveOn(t *testing.T, serve func(net.Listener) error) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go serve(ln)
+	return ln.Addr().String()
 }
