@@ -323,7 +323,6 @@ func (n *Node) dialSMTP(ctx context.Context, host string, relay bool) (*pooledCl
 	c := smtp.NewClient(conn)
 	c.CommandTimeout = q.GreetingTimeout
 	if err := c.Hello(q.Hostname); err != nil {
-		stop()
 		c.Close()
 		return nil, fmt.Errorf("%w: EHLO to %s: %v", ErrNoRoute, host, err)
 	}
