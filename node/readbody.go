@@ -50,6 +50,15 @@ type watchedBody struct {
 	failed bool
 }
 
+// Seek moves the read position, which a fallback resumes from.
+func (b *watchedBody) Seek(offset int64, whence int) (int64, error) {
+	pos, err := b.Reader.Seek(offset, whence)
+	if err == nil {
+		b.off = pos
+	}
+	return pos, err
+}
+
 func (b *watchedBody) Read(p []byte) (int, error) {
 	k, err := b.Reader.Read(p)
 	b.off += int64(k)

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -215,6 +216,50 @@ func TestReadOfCorruptCopyIsServedAndRepaired(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertRedundant(t, c, l, hashes, 2)
+}
+
+// A read that seeks (an IMAP partial fetch) and then meets the corrupt
+// chunk resumes from a replica at the position sought, not at the count
+// of bytes read so far.
+func TestCorruptReadAfterSeekResumesAtThePosition(t *testing.T) {
+	c := repairCluster(t, 3, nil)
+	l := c.leader(time.Second)
+	hashes := deliverN(t, l, 1, 100_000)
+	ctx := ctxT(t, 30*time.Second)
+	b, _ := l.State().Body(hashes[0].String())
+	holder, other := c.nodes[b.Replicas[0]], c.nodes[b.Replicas[1]]
+	want := readBody(t, other, hashes[0])
+	holder.bodies.Damage(ctx, hashes[0])
+	rd, err := holder.OpenBody(ctx, hashes[0].String())
+	if err != nil {
+		t.Fatalf("open through the node with the corrupt copy: %v", err)
+	}
+	defer rd.Close()
+	const at = 1000
+	if _, err := rd.Seek(at, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 64)
+	if _, err := io.ReadFull(rd, got); err != nil {
+		t.Fatalf("read after seek: %v", err)
+	}
+	if !bytes.Equal(got, want[at:at+64]) {
+		t.Fatalf("bytes at %d after the fallback: %q, want %q", at, got, want[at:at+64])
+	}
+}
+
+func readBody(t *testing.T, n *Node, h storage.Hash) []byte {
+	t.Helper()
+	rd, err := n.OpenBody(ctxT(t, 10*time.Second), h.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	got, err := io.ReadAll(rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
 }
 
 func TestRebalanceOnJoin(t *testing.T) {
