@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -67,6 +68,10 @@ func (n *Node) scanListings(ctx context.Context, work chan<- string) (int, error
 		}
 		checked++
 		has, err := n.hasBody(ctx, rec.Hash)
+		if h, perr := storage.ParseHash(rec.Hash); errors.Is(err, storage.ErrCorrupt) && perr == nil {
+			n.reportCorrupt(ctx, h) // unlisted here if another copy is, and repaired
+			return nil
+		}
 		if err != nil || has {
 			return err
 		}

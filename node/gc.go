@@ -34,6 +34,11 @@ func (n *Node) SweepOrphans(ctx context.Context, grace time.Duration) (int, int6
 	cutoff := time.Now().Add(-grace)
 	var doomed []storage.BodyInfo
 	for info, err := range n.bodies.Bodies(ctx, storage.Hash{}) {
+		if errors.Is(err, storage.ErrCorrupt) {
+			// Its age is unknown; it is the scrub's, whatever the sweep does.
+			n.reportCorruptEntry(ctx, info.Hash)
+			continue
+		}
 		if err != nil {
 			return 0, 0, err
 		}

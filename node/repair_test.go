@@ -194,6 +194,43 @@ func TestScrubFindsCorruptionAndRepairReplacesIt(t *testing.T) {
 	}
 }
 
+// A manifest that no longer decodes neither stops the orphan sweep (the
+// orphans after it are still collected) nor goes unreported: the copy is
+// unlisted and deleted, and repair restores R.
+func TestCorruptManifestIsReportedAndSweepGoesOn(t *testing.T) {
+	c := repairCluster(t, 3, nil)
+	l := c.leader(time.Second)
+	hashes := deliverN(t, l, 2, 3000)
+	ctx := ctxT(t, 30*time.Second)
+	b, _ := l.State().Body(hashes[0].String())
+	holder := c.nodes[b.Replicas[0]]
+	if err := holder.bodies.DamageManifest(ctx, hashes[0]); err != nil {
+		t.Fatal(err)
+	}
+	orphan, _, err := holder.bodies.Put(ctx, strings.NewReader("never committed"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count, _, err := holder.SweepOrphans(ctx, 0)
+	if err != nil || count != 1 {
+		t.Fatalf("sweep past a corrupt manifest: %d swept, %v", count, err)
+	}
+	if has, _, err := holder.bodies.Has(ctx, orphan); has || err != nil {
+		t.Fatalf("orphan: has %v, %v", has, err)
+	}
+	// Deleted, or already replaced by the repair the report kicked.
+	if err := holder.bodies.Verify(ctx, hashes[0]); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("the corrupt copy stayed: %v", err)
+	}
+	if holder.corrupt.Load() != 1 {
+		t.Errorf("corrupt count %d", holder.corrupt.Load())
+	}
+	if _, err := c.repairRound(ctx); err != nil {
+		t.Fatal(err)
+	}
+	assertRedundant(t, c, l, hashes, 2)
+}
+
 func TestReadOfCorruptCopyIsServedAndRepaired(t *testing.T) {
 	c := repairCluster(t, 3, nil)
 	l := c.leader(time.Second)

@@ -30,6 +30,7 @@ func (n *Node) Scrub(ctx context.Context) (checked, corrupt int, err error) {
 		if err != nil {
 			if errors.Is(err, storage.ErrCorrupt) {
 				corrupt++
+				n.reportCorruptEntry(ctx, info.Hash)
 				continue
 			}
 			return checked, corrupt, err
@@ -69,10 +70,24 @@ func (n *Node) reportCorrupt(ctx context.Context, h storage.Hash) {
 			return
 		}
 	}
-	if _, _, err := n.bodies.DeleteIfIdle(ctx, h, 0); err != nil {
+	// Verified again under the body's lock: a good copy written since the
+	// verdict (a delivery, a repair, another reader's fetch) stays.
+	if _, err := n.bodies.DeleteIfCorrupt(ctx, h); err != nil {
 		n.log.Warn("corrupt replica not deleted", "body", h.String(), "err", err)
 	}
 	n.kickRepairAnywhere(ctx)
+}
+
+// reportCorruptEntry is reportCorrupt for an entry of the store's listing
+// whose manifest does not decode; a key too damaged to name its body (the
+// zero hash) can only be counted.
+func (n *Node) reportCorruptEntry(ctx context.Context, h storage.Hash) {
+	if h == (storage.Hash{}) {
+		n.corrupt.Add(1)
+		n.log.Error("corrupt body listing entry with no readable hash")
+		return
+	}
+	n.reportCorrupt(ctx, h)
 }
 
 // kickRepairAnywhere starts a repair round on the leader soon.

@@ -146,6 +146,29 @@ func (s *Store) Delete(ctx context.Context, h Hash) error {
 	return s.deleteLocked(h)
 }
 
+// DeleteIfCorrupt verifies h and deletes it only if it is still corrupt,
+// both under h's lock. A verdict reached earlier may be stale: a delivery
+// or a repair can have replaced the damaged copy with a good one since,
+// and that one stays. It reports whether it deleted h; an absent body is
+// not an error.
+func (s *Store) DeleteIfCorrupt(ctx context.Context, h Hash) (bool, error) {
+	release, err := s.enterHash(ctx, h)
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	switch err := s.verify(ctx, h); {
+	case err == nil, errors.Is(err, ErrNotFound):
+		return false, nil
+	case !errors.Is(err, ErrCorrupt):
+		return false, err
+	}
+	if err := s.deleteLocked(h); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 // deleteLocked deletes h; the caller holds h's lock.
 func (s *Store) deleteLocked(h Hash) error {
 	v, ok, err := s.get(manifestKey(h))

@@ -176,3 +176,37 @@ func TestRewriteRepairsDamagedBody(t *testing.T) {
 		t.Fatalf("Stats = %+v", st)
 	}
 }
+
+// DeleteIfCorrupt deletes a body whose chunk or manifest is damaged, and
+// leaves an intact one, such as a good copy written after the verdict.
+func TestDeleteIfCorrupt(t *testing.T) {
+	s, _ := newStore(t, testOptions())
+	ctx := context.Background()
+	data := payload(3*1024+100, 2)
+	h := mustPut(t, s, data)
+	if deleted, err := s.DeleteIfCorrupt(ctx, h); err != nil || deleted {
+		t.Fatalf("intact body: deleted %v, %v", deleted, err)
+	}
+	flipChunkByte(t, s, h, 1)
+	if deleted, err := s.DeleteIfCorrupt(ctx, h); err != nil || !deleted {
+		t.Fatalf("damaged chunk: deleted %v, %v", deleted, err)
+	}
+	// A good copy written again after the verdict stays.
+	mustPut(t, s, data)
+	if deleted, err := s.DeleteIfCorrupt(ctx, h); err != nil || deleted {
+		t.Fatalf("rewritten body: deleted %v, %v", deleted, err)
+	}
+	rawUpdate(t, s, manifestKey(h), func(v []byte) []byte {
+		v[5] ^= 0x01
+		return v
+	})
+	if deleted, err := s.DeleteIfCorrupt(ctx, h); err != nil || !deleted {
+		t.Fatalf("damaged manifest: deleted %v, %v", deleted, err)
+	}
+	if has, _, err := s.Has(ctx, h); has || err != nil {
+		t.Fatalf("after the delete: has %v, %v", has, err)
+	}
+	if deleted, err := s.DeleteIfCorrupt(ctx, h); err != nil || deleted {
+		t.Fatalf("absent body: deleted %v, %v", deleted, err)
+	}
+}

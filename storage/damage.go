@@ -38,3 +38,20 @@ func orNotFound(err error, h Hash) error {
 	}
 	return fmt.Errorf("%w: %s", ErrNotFound, h)
 }
+
+// DamageManifest flips one byte of body h's manifest, so that the body
+// can no longer be located or judged; fault injection, like Damage.
+func (s *Store) DamageManifest(ctx context.Context, h Hash) error {
+	release, err := s.enterHash(ctx, h)
+	if err != nil {
+		return err
+	}
+	defer release()
+	v, ok, err := s.get(manifestKey(h))
+	if err != nil || !ok {
+		return fmt.Errorf("storage: damage manifest %s: %w", h, orNotFound(err, h))
+	}
+	v = slices.Clone(v)
+	v[5] ^= 0x01
+	return s.db.Set(manifestKey(h), v, pebble.Sync)
+}
