@@ -147,15 +147,21 @@ func (n *Node) eachReplica(h storage.Hash, replicas []string, try func(addr stri
 
 // getBody asks the replica at addr for h and returns the response, whose
 // body the caller reads (and closes) after checking the hash.
+// getBody requests a replica's copy of h. A replica that sends nothing
+// for the replica timeout, before its answer or within it, is given up.
 func (n *Node) getBody(ctx context.Context, addr string, h storage.Hash) (*http.Response, error) {
+	ctx, guard := newStallGuard(ctx, n.cfg.ReplicaTimeout)
 	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/rpc/body/"+h.String(), nil)
 	if err != nil {
+		guard.Close()
 		return nil, err
 	}
 	resp, err := n.rpc.Do(req)
 	if err != nil {
-		return nil, err
+		guard.Close()
+		return nil, guard.explain(err)
 	}
+	resp.Body = guard.wrap(resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))

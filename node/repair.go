@@ -351,7 +351,7 @@ func (n *Node) copyReplica(ctx context.Context, live liveness, rec fsm.BodyRecor
 	for _, id := range sources {
 		addrs = append(addrs, live.members[id].ClusterAddr)
 	}
-	if err := n.fetchOn(ctx, target, rec.Hash, addrs); err != nil {
+	if err := n.fetchOn(ctx, target, rec.Hash, rec.Size, addrs); err != nil {
 		n.health.fail(target.ID)
 		return err
 	}
@@ -371,11 +371,11 @@ type fetchRequest struct {
 	Sources []string `json:"sources"`
 }
 
-func (n *Node) fetchOn(ctx context.Context, target fsm.Member, hash string, sources []string) error {
+func (n *Node) fetchOn(ctx context.Context, target fsm.Member, hash string, size int64, sources []string) error {
 	if target.ID == n.cfg.ID {
 		return n.fetchFrom(ctx, hash, sources)
 	}
-	return n.call(ctx, target.ClusterAddr, "POST", "/rpc/fetch/"+hash, mustJSON(fetchRequest{Sources: sources}), nil)
+	return n.upkeepCall(ctx, copyTime(size), target.ClusterAddr, "POST", "/rpc/fetch/"+hash, mustJSON(fetchRequest{Sources: sources}), nil)
 }
 
 // fetchFrom copies a body into the local store from the first source

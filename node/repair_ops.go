@@ -79,14 +79,14 @@ func (n *Node) verifyOn(ctx context.Context, m fsm.Member, hash string) error {
 		}
 		return n.bodies.Verify(ctx, h)
 	}
-	return n.call(ctx, m.ClusterAddr, "GET", "/rpc/verify/"+hash, nil, nil)
+	return n.upkeepCall(ctx, 0, m.ClusterAddr, "GET", "/rpc/verify/"+hash, nil, nil)
 }
 
 func (n *Node) dropOn(ctx context.Context, m fsm.Member, hash string) error {
 	if m.ID == n.cfg.ID {
 		return n.dropLocal(ctx, hash)
 	}
-	return n.call(ctx, m.ClusterAddr, "POST", "/rpc/drop/"+hash, nil, nil)
+	return n.upkeepCall(ctx, 0, m.ClusterAddr, "POST", "/rpc/drop/"+hash, nil, nil)
 }
 
 // errStillListed refuses to drop a copy the directory still lists here.
@@ -181,7 +181,7 @@ func (n *Node) move(ctx context.Context, live liveness, rec fsm.BodyRecord, from
 			sources = append(sources, live.members[id].ClusterAddr)
 		}
 	}
-	if err := n.fetchOn(ctx, live.members[to], rec.Hash, sources); err != nil {
+	if err := n.fetchOn(ctx, live.members[to], rec.Hash, rec.Size, sources); err != nil {
 		return err
 	}
 	if err := n.place(ctx, rec.Hash, []string{to}, []string{from}, cur.Replicas); err != nil {
