@@ -56,6 +56,14 @@ func (n *Node) SweepOrphans(ctx context.Context, grace time.Duration) (int, int6
 	var freed int64
 	deleted := 0
 	for _, info := range doomed {
+		// Listed since the scan (a long list takes a while to delete)?
+		held, err := n.listedHere(info.Hash)
+		if err != nil {
+			return deleted, freed, err
+		}
+		if held {
+			continue
+		}
 		// A delivery may be writing this content again right now: a copy
 		// written within the grace period stays (storage.DeleteIfIdle).
 		ok, size, err := n.bodies.DeleteIfIdle(ctx, info.Hash, grace)
