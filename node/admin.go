@@ -40,8 +40,9 @@ func startAdmin(n *Node) (*adminServer, error) {
 	if n.cfg.AdminTLS != nil {
 		ln = tls.NewListener(ln, n.cfg.AdminTLS)
 	}
+	ln = &capListener{Listener: ln, slots: make(chan struct{}, n.cfg.AdminMaxConns)}
 	a := &adminServer{ln: ln, srv: &http.Server{
-		Handler:           n.requests.wrap(n.adminHandler()),
+		Handler:           n.requests.wrap(bodyDeadline(n.cfg.AdminReadTimeout, n.adminHandler())),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}}
@@ -120,6 +121,11 @@ func (n *Node) requireToken(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(tok), n.cfg.Secret) != 1 {
+			// No body is read for a stranger: the connection closes after
+			// the answer, and net/http's drain of the body ends at once
+			// (it would otherwise wait for up to 256 KiB of it).
+			w.Header().Set("Connection", "close")
+			http.NewResponseController(w).SetReadDeadline(time.Now())
 			n.metrics.adminRequests.WithLabelValues("unauthorized", "401").Inc()
 			writeJSON(w, http.StatusUnauthorized, apiError{Code: "unauthorized", Message: "missing or wrong admin token"})
 			return

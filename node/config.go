@@ -41,6 +41,12 @@ type Config struct {
 	// https:// admin address (nil: the system's).
 	AdminTLS   *tls.Config
 	AdminRoots *x509.CertPool
+	// AdminReadTimeout bounds the reading of one admin request, header and
+	// body (an import's CSV is the largest); zero means 5 minutes.
+	// AdminMaxConns caps the admin API's open connections; one more is
+	// closed at once. Zero means 256.
+	AdminReadTimeout time.Duration
+	AdminMaxConns    int
 
 	// Bootstrap creates a new single-voter cluster if DataDir holds no raft
 	// state; BootstrapSettings are then written as the cluster settings.
@@ -187,6 +193,8 @@ func (c *Config) setDefaults() error {
 	}
 	c.Queue.setDefaults()
 	setDur(&c.ReplicaTimeout, 5*time.Second)
+	setDur(&c.AdminReadTimeout, 5*time.Minute)
+	setInt(&c.AdminMaxConns, 256)
 	setDur(&c.OrphanGrace, DefaultOrphanGrace)
 	setDur(&c.OrphanSweepInterval, 10*time.Minute)
 	setDur(&c.GCInterval, DefaultGCInterval)

@@ -22,7 +22,8 @@ type serverFlags struct {
 	minFree                                             string
 	bootstrap, hugePages                                bool
 	replicas, writeQuorum                               int
-	timerSlack, bodySyncInterval                        time.Duration
+	timerSlack, bodySyncInterval, adminReadTimeout      time.Duration
+	adminMaxConns                                       int
 	mail                                                mailFlags
 	access                                              accessFlags
 	redundancy                                          redundancyFlags
@@ -49,6 +50,8 @@ POWERMAIL_SECRET and is also the admin API token.`,
 	fl.StringVar(&f.advertise, "advertise", "", "cluster address peers dial (default: the bound --cluster address)")
 	fl.StringVar(&f.admin, "admin", "127.0.0.1:8000", "admin HTTP API listen address")
 	fl.StringVar(&f.adminAdvertise, "admin-advertise", "", "admin address told to other nodes (default: the bound --admin address)")
+	fl.DurationVar(&f.adminReadTimeout, "admin-read-timeout", 5*time.Minute, "longest an admin API request may take to arrive, header and body (an import's CSV is the largest)")
+	fl.IntVar(&f.adminMaxConns, "admin-max-conns", 256, "open admin API connections at most; one more is closed at once")
 	fl.StringVar(&f.smtp, "smtp", "", "SMTP listen address")
 	fl.StringVar(&f.lmtp, "lmtp", "", "LMTP listen address")
 	fl.StringVar(&f.submission, "submission", "", "message submission listen address (RFC 6409, usually :587): AUTH with a mailbox's password, STARTTLS, and mail to anywhere")
@@ -165,7 +168,8 @@ func (f *serverFlags) validate() (int64, error) {
 	for _, v := range []struct {
 		flag string
 		n    int64
-	}{{"--imap-cache-bytes", f.access.imapCacheBytes}, {"--imap-max-conns", int64(f.access.imapMaxConns)}, {"--password-check-memory", f.access.passwordMemory}, {"--max-conns", int64(f.mail.maxConns)}} {
+	}{{"--imap-cache-bytes", f.access.imapCacheBytes}, {"--imap-max-conns", int64(f.access.imapMaxConns)}, {"--password-check-memory", f.access.passwordMemory}, {"--max-conns", int64(f.mail.maxConns)},
+		{"--admin-max-conns", int64(f.adminMaxConns)}, {"--admin-read-timeout", int64(f.adminReadTimeout)}} {
 		if v.n < 0 {
 			return 0, fmt.Errorf("%s %d: must not be negative (0: the default)", v.flag, v.n)
 		}
@@ -209,6 +213,8 @@ func (f *serverFlags) nodeConfig(secret []byte, minFree int64, certs tlsSet, log
 		PasswordMemory:    f.access.passwordMemory,
 		StorageCacheBytes: f.access.storageCacheBytes,
 		BodySyncInterval:  f.bodySyncInterval,
+		AdminReadTimeout:  f.adminReadTimeout,
+		AdminMaxConns:     f.adminMaxConns,
 	}
 	if cfg.MinFreeBytes = minFree; minFree == 0 {
 		cfg.MinFreeBytes = -1 // the flag's 0 is "none"; the config's is "default"
