@@ -104,6 +104,34 @@ func TestRemoveAndRejoin(t *testing.T) {
 	}
 }
 
+// A node that joins under a new ID at an old member's address (a wiped
+// disk set up again) replaces that member in the directory too.
+func TestJoinUnderANewIDReplacesTheOldMember(t *testing.T) {
+	c := newTestCluster(t, 3)
+	l := c.leader(5 * time.Second)
+	old := c.nodes["n2"]
+	if old == l {
+		old = c.nodes["n3"]
+	}
+	cfg := c.config(old.ID()+"b", false, l.AdminAddr())
+	cfg.ClusterAddr = old.ClusterAddr()
+	old.Close()
+	delete(c.nodes, old.ID())
+	c.startWith(cfg)
+	ms, err := l.State().Members()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.ID == old.ID() {
+			t.Fatalf("the old member stays in the directory: %+v", ms)
+		}
+	}
+	if len(ms) != 3 {
+		t.Fatalf("members: %+v", ms)
+	}
+}
+
 func TestRestartAllKeepsEntries(t *testing.T) {
 	c := newTestCluster(t, 3)
 	mustApply(t, c.leader(5*time.Second), &fsm.DomainAdd{Name: "example.com"})

@@ -57,6 +57,9 @@ func (n *Node) joinLocal(ctx context.Context, req JoinRequest) error {
 	if err := cf.Error(); err != nil {
 		return fmt.Errorf("read configuration: %w", err)
 	}
+	if err := n.forgetAddressHolders(ctx, req); err != nil {
+		return err
+	}
 	present := false
 	for _, s := range cf.Configuration().Servers {
 		sameID, sameAddr := string(s.ID) == req.ID, string(s.Address) == req.ClusterAddr
@@ -76,6 +79,30 @@ func (n *Node) joinLocal(ctx context.Context, req JoinRequest) error {
 	}
 	_, err := n.Apply(ctx, &fsm.MemberSet{Member: fsm.Member{ID: req.ID, ClusterAddr: req.ClusterAddr, AdminAddr: req.AdminAddr}})
 	return err
+}
+
+// forgetAddressHolders removes the member records of other IDs at the
+// joiner's cluster address: a node whose disk was wiped and that joins
+// again under a new ID replaces the old one. Left in the directory, the
+// old ID would look alive (liveness is polled by address), so the bodies
+// listed on it would never be repaired, and placement could put two
+// copies on one machine.
+func (n *Node) forgetAddressHolders(ctx context.Context, req JoinRequest) error {
+	members, err := n.state.Members()
+	if err != nil {
+		return err
+	}
+	for _, m := range members {
+		if m.ClusterAddr != req.ClusterAddr || m.ID == req.ID {
+			continue
+		}
+		if _, err := n.Apply(ctx, &fsm.MemberRemove{ID: m.ID}); err != nil {
+			return fmt.Errorf("replace %s: %w", m.ID, err)
+		}
+		n.log.Info("node replaced by a new ID at its address", "old", m.ID, "new", req.ID, "addr", req.ClusterAddr)
+		n.kickRepair()
+	}
+	return nil
 }
 
 // Remove takes a node out of the cluster through any node.
