@@ -93,7 +93,7 @@ func (c *MailboxAdd) check(tx *txn, m NewMailbox, domains map[string]bool) (Addr
 	if err != nil {
 		return a, err
 	}
-	if err := CheckPasswordHash(m.PasswordHash); err != nil {
+	if err := admitStored(m.PasswordHash); err != nil {
 		return a, errorf(ErrInvalid, "mailbox %s: %s", a, err.Error())
 	}
 	if m.QuotaBytes < 0 {
@@ -218,7 +218,7 @@ func (c *MailboxUpdate) apply(tx *txn) (any, error) {
 		return nil, orNotFound(err, "mailbox %s does not exist", a)
 	}
 	if c.PasswordHash != nil {
-		if err := CheckPasswordHash(*c.PasswordHash); err != nil {
+		if err := admitStored(*c.PasswordHash); err != nil {
 			return nil, errorf(ErrInvalid, "mailbox %s: %s", a, err.Error())
 		}
 		if err := setPassword(tx, a, *c.PasswordHash); err != nil {

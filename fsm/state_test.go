@@ -317,9 +317,11 @@ func TestPasswords(t *testing.T) {
 	}
 	for hash, want := range map[string]int64{
 		h: 19 << 20,
-		"$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHQ$a2V5": 4 << 30, // imported, 4 GiB
-		"$2a$10$abcdefghijklmnopqrstuu":                     4 << 10,
-		"plain":                                             0,
+		"$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$a2V5a2V5":          64 << 20, // imported, 64 MiB
+		"$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHQ$a2V5":            0,        // 4 GiB: refused, never run
+		"$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy": 4 << 10,
+		"$2a$31$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy": 0, // cost 31: refused
+		"plain": 0,
 	} {
 		if got := PasswordMemory(hash); got != want {
 			t.Errorf("PasswordMemory(%q) = %d, want %d", hash, got, want)

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -46,6 +47,10 @@ func (m MailboxRequest) toNew() (fsm.NewMailbox, error) {
 			return nm, err
 		}
 		nm.PasswordHash = h
+	}
+	// The state machine's own rule is older and looser (fsm.admitStored).
+	if err := fsm.CheckPasswordHash(nm.PasswordHash); err != nil {
+		return nm, &fsm.Error{Kind: fsm.ErrInvalid, Msg: fmt.Sprintf("mailbox %s: %v", m.Address, err)}
 	}
 	return nm, nil
 }

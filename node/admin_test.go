@@ -82,3 +82,25 @@ func TestAdminAPI(t *testing.T) {
 		}
 	}
 }
+
+// A password hash whose check would panic or run for days is refused
+// before it is proposed, although the state machine's rule admits it.
+func TestAdminRefusesCostlyPasswordHash(t *testing.T) {
+	n := newTestCluster(t, 1).leader(5 * time.Second)
+	tok := string(testSecret)
+	if code, body := adminDo(t, n, "POST", "/v1/domains", tok, `{"name":"example.com"}`); code != 200 {
+		t.Fatalf("domain: %d %s", code, body)
+	}
+	for _, h := range []string{
+		"$argon2id$v=19$m=19456,t=0,p=1$c2FsdHNhbHQ$a2V5a2V5a2V5",
+		"$2b$31$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy",
+	} {
+		code, body := adminDo(t, n, "POST", "/v1/mailboxes", tok, `{"address":"a@example.com","password_hash":"`+h+`"}`)
+		if code != 400 || !strings.Contains(body, "argon2") && !strings.Contains(body, "bcrypt") {
+			t.Errorf("hash %s: %d %s", h, code, body)
+		}
+	}
+	if _, err := n.State().Mailbox("a@example.com"); err == nil {
+		t.Error("the mailbox was created")
+	}
+}

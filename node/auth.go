@@ -10,32 +10,48 @@ import (
 )
 
 // Authenticate verifies a password against the replicated hash and
-// returns the mailbox's canonical address. Unknown user, wrong password
-// and disabled mailbox all give ErrAuthFailed, and an unknown user costs
-// the same hash work as a known one, so neither the answer nor its timing
-// tells which addresses exist. It reads after a read barrier: a password
-// changed or a mailbox disabled through any node applies at once.
+// returns the mailbox's canonical address. Unknown user, wrong password,
+// disabled mailbox and a mailbox that cannot log in (no password, or a
+// hash stored before fsm.CheckPasswordHash's limits) all give
+// ErrAuthFailed, and every one of them costs the same hash work as a
+// known user's check, so neither the answer nor its timing tells which
+// addresses exist or which have a password. It reads after a read
+// barrier: a password changed or a mailbox disabled through any node
+// applies at once.
 func (n *Node) Authenticate(ctx context.Context, user, password string) (string, error) {
 	if err := n.readBarrier(ctx); err != nil {
 		return "", err
 	}
 	mb, err := n.state.Mailbox(user)
-	hash := mb.PasswordHash
-	if errors.Is(err, fsm.ErrNotFound) || errors.Is(err, fsm.ErrInvalid) {
-		hash = n.dummyHash()
-	} else if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
+	if err != nil && !errors.Is(err, fsm.ErrNotFound) && !errors.Is(err, fsm.ErrInvalid) {
+		return "", fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	hash, usable := n.loginHash(mb, err == nil)
 	ok, err := n.verifyPassword(ctx, hash, password)
 	switch {
 	case err != nil:
 		return "", err
-	case mb.Address == "" || !ok:
+	case !usable || !ok:
 		return "", fmt.Errorf("%w: %s", ErrAuthFailed, user)
 	case mb.Disabled:
 		return "", fmt.Errorf("%w: %s is disabled", ErrAuthFailed, user)
 	}
 	return mb.Address, nil
+}
+
+// loginHash is the hash a login checks against, and whether a match may
+// log in. A mailbox that does not exist, has no password, or has a hash
+// VerifyPassword would refuse without work gets the dummy hash instead,
+// which costs what a real check costs and never logs in.
+func (n *Node) loginHash(mb fsm.Mailbox, found bool) (string, bool) {
+	if !found || mb.PasswordHash == "" {
+		return n.dummyHash(), false
+	}
+	if err := fsm.CheckPasswordHash(mb.PasswordHash); err != nil {
+		n.log.Warn("mailbox password hash unusable, login refused; set a new password", "mailbox", mb.Address, "err", err)
+		return n.dummyHash(), false
+	}
+	return mb.PasswordHash, true
 }
 
 // verifyPassword checks password against hash once the memory the check
