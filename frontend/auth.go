@@ -18,6 +18,13 @@ import (
 // 2595 section 2.3).
 var ErrInsecureAuth = errors.New("plaintext authentication requires TLS")
 
+// ErrThrottled refuses, without a password check, a login that would
+// wait more than AuthConfig.MaxDelay in all: for the attempts on the same
+// account (or failing IP) ahead of it, then for the delay their failures
+// earn. It wraps node.ErrUnavailable: the same login later may well
+// succeed.
+var ErrThrottled = fmt.Errorf("%w: too many login attempts at once, try again later", node.ErrUnavailable)
+
 // PasswordChecker verifies a password; MailStore provides it.
 type PasswordChecker interface {
 	Authenticate(ctx context.Context, user, password string) (string, error)
@@ -67,6 +74,16 @@ func (c AuthConfig) withDefaults() AuthConfig {
 // refuses plaintext without TLS, and it slows failures down per remote IP
 // and per account with delays that double, so that neither one address
 // guessing many accounts nor many addresses guessing one account get far.
+//
+// Attempts in parallel do not share a delay. The attempts on one account
+// stand in a line and check their passwords one after another, each
+// waiting first the delay earned by the failures of those ahead of it:
+// N simultaneous guesses take as long as N guesses one after the other,
+// while a client opening several connections with the right password
+// waits only for the checks ahead of it. An IP joins its line only once
+// it has failed (so the logins of many users behind one NAT address run
+// side by side until one of them fails). An attempt that would wait more
+// than MaxDelay in all is refused (ErrThrottled) instead.
 type Authenticator struct {
 	store PasswordChecker
 	cfg   AuthConfig
@@ -78,9 +95,12 @@ type Authenticator struct {
 	logins *prometheus.CounterVec // by result, for RegisterMetrics
 }
 
+// failure is what the Authenticator remembers of one IP or account.
 type failure struct {
-	count int
-	last  time.Time
+	count  int           // failed checks not yet forgotten
+	last   time.Time     // the latest failure, for AuthConfig.Forget
+	inLine int           // attempts in the key's line, not yet done
+	tail   chan struct{} // closed when the last attempt to join is done
 }
 
 // NewAuthenticator returns an Authenticator over store.
@@ -91,7 +111,7 @@ func NewAuthenticator(store PasswordChecker, cfg AuthConfig, log *slog.Logger) *
 	return &Authenticator{store: store, cfg: cfg.withDefaults(), log: log, failures: map[string]*failure{},
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "powermail_logins_total",
-			Help: "Password logins over IMAP and POP3 by result: ok, failed (wrong user or password), insecure (refused without TLS), unavailable.",
+			Help: "Password logins over IMAP and POP3 by result: ok, failed (wrong user or password), insecure (refused without TLS), throttled (too many attempts at once), unavailable.",
 		}, []string{"result"})}
 }
 
@@ -111,8 +131,10 @@ func (a *Authenticator) AllowInsecure() bool { return a.cfg.AllowInsecure }
 // Login checks user's password for a client at remoteIP. secure says the
 // connection is under TLS. It returns the canonical mailbox address, or an
 // error wrapping ErrInsecureAuth, node.ErrAuthFailed or
-// node.ErrUnavailable. Before checking, it waits out the delay earned by
-// earlier failures of the IP or the account.
+// node.ErrUnavailable (ErrThrottled among them). Before checking, it
+// waits for its turn: until the attempts ahead of it on the account (and
+// on the IP, once that has failed) are done, then the delay earned by the
+// failures of the IP and of the account.
 func (a *Authenticator) Login(ctx context.Context, remoteIP, user, password string, secure bool) (string, error) {
 	addr, err := a.login(ctx, remoteIP, user, password, secure)
 	result := "unavailable"
@@ -123,6 +145,8 @@ func (a *Authenticator) Login(ctx context.Context, remoteIP, user, password stri
 		result = "failed"
 	case errors.Is(err, ErrInsecureAuth):
 		result = "insecure"
+	case errors.Is(err, ErrThrottled):
+		result = "throttled"
 	}
 	a.logins.WithLabelValues(result).Inc()
 	return addr, err
@@ -132,27 +156,120 @@ func (a *Authenticator) login(ctx context.Context, remoteIP, user, password stri
 	if !secure && !a.cfg.AllowInsecure {
 		return "", ErrInsecureAuth
 	}
-	ipKey, userKey := "ip:"+remoteIP, "user:"+node.AccountKey(user)
-	if d := max(a.delay(ipKey), a.delay(userKey)); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return "", fmt.Errorf("%w: %v", node.ErrUnavailable, ctx.Err())
-		case <-t.C:
+	keys := [2]string{"ip:" + remoteIP, "user:" + node.AccountKey(user)}
+	start := time.Now()
+	places := a.join(keys, start)
+	defer a.leave(keys, places)
+	if err := a.waitTurn(ctx, keys, places, start); err != nil {
+		if errors.Is(err, ErrThrottled) {
+			a.log.Debug("login throttled", "ip", remoteIP, "user", user)
 		}
+		return "", err
 	}
 	addr, err := a.store.Authenticate(ctx, user, password)
 	switch {
 	case err == nil:
-		a.reset(userKey)
+		a.reset(keys[1])
 		return addr, nil
 	case errors.Is(err, node.ErrAuthFailed):
-		a.fail(ipKey)
-		a.fail(userKey)
+		a.fail(keys[0])
+		a.fail(keys[1])
 		a.log.Info("login failed", "ip", remoteIP, "user", user)
 	}
 	return "", err
+}
+
+// place is an attempt's place in one key's line.
+type place struct {
+	f     *failure      // the key's record; nil if not in its line
+	ahead chan struct{} // closed when the attempt ahead is done; nil if none
+	done  chan struct{} // closed when this attempt and those ahead are done
+}
+
+// join puts an attempt in the line of the account, and in the IP's if
+// the IP has failed, and returns its places. Both are joined under one
+// lock, so an attempt only ever waits for attempts that joined before
+// it: the lines cannot wait on each other.
+func (a *Authenticator) join(keys [2]string, now time.Time) [2]place {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var ps [2]place
+	for i, key := range keys {
+		f := a.lookup(key, now)
+		if i == 0 && (f == nil || f.count == 0) {
+			continue // an IP without failures logs in side by side
+		}
+		if f == nil {
+			f = a.create(key, now)
+		}
+		ps[i] = place{f: f, ahead: f.tail, done: make(chan struct{})}
+		f.tail = ps[i].done
+		f.inLine++
+	}
+	return ps
+}
+
+// waitTurn waits until the attempts ahead are done, then for the delay
+// that the failures of the IP and the account have earned by then. An
+// attempt that waited in line and would in all wait past MaxDelay from
+// start gets ErrThrottled as soon as that is certain; one that ctx ends
+// first gets an error wrapping node.ErrUnavailable.
+func (a *Authenticator) waitTurn(ctx context.Context, keys [2]string, ps [2]place, start time.Time) error {
+	deadline := start.Add(a.cfg.MaxDelay)
+	queued := false
+	for _, p := range ps {
+		if p.ahead == nil {
+			continue
+		}
+		queued = true
+		if err := waitClosed(ctx, p.ahead, deadline); err != nil {
+			return err
+		}
+	}
+	d := max(a.delay(keys[0]), a.delay(keys[1]))
+	if queued && time.Now().Add(d).After(deadline) {
+		return ErrThrottled
+	}
+	return sleepCtx(ctx, d)
+}
+
+// leave ends an attempt's places in line. The next attempt's turn comes
+// when this one and every one ahead of it are done: one that gives up
+// while waiting must not let the next check beside the one it waited
+// for. A record with no failure and nobody in line is dropped.
+func (a *Authenticator) leave(keys [2]string, ps [2]place) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i, p := range ps {
+		if p.f == nil {
+			continue
+		}
+		passOn(p)
+		if p.f.inLine--; p.f.inLine > 0 {
+			continue
+		}
+		p.f.tail = nil
+		if p.f.count == 0 && a.failures[keys[i]] == p.f {
+			delete(a.failures, keys[i])
+		}
+	}
+}
+
+// passOn closes p.done once the attempt ahead is done.
+func passOn(p place) {
+	if p.ahead == nil {
+		close(p.done)
+		return
+	}
+	select {
+	case <-p.ahead:
+		close(p.done)
+	default:
+		go func() {
+			<-p.ahead
+			close(p.done)
+		}()
+	}
 }
 
 // delay is the wait earned by key's failures: FailureDelay doubled per
@@ -160,8 +277,8 @@ func (a *Authenticator) login(ctx context.Context, remoteIP, user, password stri
 func (a *Authenticator) delay(key string) time.Duration {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	f := a.failures[key]
-	if f == nil || time.Since(f.last) > a.cfg.Forget {
+	f := a.lookup(key, time.Now())
+	if f == nil || f.count == 0 {
 		return 0
 	}
 	d := a.cfg.FailureDelay
@@ -174,39 +291,102 @@ func (a *Authenticator) delay(key string) time.Duration {
 func (a *Authenticator) fail(key string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	f := a.failures[key]
-	if f == nil || time.Since(f.last) > a.cfg.Forget {
-		if len(a.failures) >= a.cfg.MaxTracked {
-			a.prune()
-		}
-		f = &failure{}
-		a.failures[key] = f
+	now := time.Now()
+	f := a.lookup(key, now)
+	if f == nil {
+		f = a.create(key, now)
 	}
 	f.count++
-	f.last = time.Now()
+	f.last = now
 }
 
+// reset forgets key's failures after a successful login; leave drops the
+// record once nobody is in its line.
 func (a *Authenticator) reset(key string) {
 	a.mu.Lock()
+	defer a.mu.Unlock()
+	if f := a.failures[key]; f != nil {
+		f.count = 0
+	}
+}
+
+// lookup returns key's record, or nil if there is none. Failures older
+// than Forget are forgotten: the record is dropped, or only its count
+// if attempts are in its line. a.mu is held.
+func (a *Authenticator) lookup(key string, now time.Time) *failure {
+	f := a.failures[key]
+	if f == nil || f.count == 0 || now.Sub(f.last) <= a.cfg.Forget {
+		return f
+	}
+	if f.inLine > 0 {
+		f.count = 0
+		return f
+	}
 	delete(a.failures, key)
-	a.mu.Unlock()
+	return nil
+}
+
+// create adds an empty record for key. a.mu is held.
+func (a *Authenticator) create(key string, now time.Time) *failure {
+	if len(a.failures) >= a.cfg.MaxTracked {
+		a.prune(now)
+	}
+	f := &failure{}
+	a.failures[key] = f
+	return f
 }
 
 // prune drops forgotten entries and, if the table is still full, half of
 // the rest: under a flood of distinct keys memory stays bounded, at the
-// price of forgetting some failures early.
-func (a *Authenticator) prune() {
+// price of forgetting some failures early. Records with attempts in
+// their line stay (there are at most as many as connections). a.mu is
+// held.
+func (a *Authenticator) prune(now time.Time) {
 	for k, f := range a.failures {
-		if time.Since(f.last) > a.cfg.Forget {
+		if f.inLine == 0 && now.Sub(f.last) > a.cfg.Forget {
 			delete(a.failures, k)
 		}
 	}
 	drop := len(a.failures) - a.cfg.MaxTracked/2
-	for k := range a.failures {
+	for k, f := range a.failures {
 		if drop <= 0 {
 			break
 		}
-		delete(a.failures, k)
-		drop--
+		if f.inLine == 0 {
+			delete(a.failures, k)
+			drop--
+		}
+	}
+}
+
+// waitClosed waits until ch is closed. It returns ErrThrottled if that is
+// after deadline, and an error wrapping node.ErrUnavailable if ctx ends
+// first.
+func waitClosed(ctx context.Context, ch <-chan struct{}, deadline time.Time) error {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-ch:
+		return nil
+	case <-t.C:
+		return ErrThrottled
+	case <-ctx.Done():
+		return fmt.Errorf("%w: waiting for earlier logins: %w", node.ErrUnavailable, ctx.Err())
+	}
+}
+
+// sleepCtx waits d, or fails with node.ErrUnavailable when ctx ends
+// first.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("%w: waiting out login delays: %w", node.ErrUnavailable, ctx.Err())
+	case <-t.C:
+		return nil
 	}
 }

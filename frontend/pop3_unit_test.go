@@ -147,6 +147,9 @@ func TestPOP3ConfigDefaults(t *testing.T) {
 	if cfg.IdleTimeout != DefaultPOP3IdleTimeout || cfg.IdleTimeout < 10*time.Minute {
 		t.Errorf("IdleTimeout %v", cfg.IdleTimeout)
 	}
+	if cfg.PreAuthTimeout != DefaultPOP3PreAuthTimeout {
+		t.Errorf("PreAuthTimeout %v", cfg.PreAuthTimeout)
+	}
 	if cfg.WriteTimeout != DefaultPOP3WriteTimeout || cfg.MaxConnsPerIP != DefaultMaxConnsPerIP ||
 		cfg.MaxBadCommands != DefaultPOP3MaxBadCommands || cfg.BackendTimeout != DefaultPOP3BackendTimeout {
 		t.Errorf("defaults not applied: %+v", cfg)

@@ -16,12 +16,19 @@ const (
 	// DefaultPOP3IdleTimeout is the autologout timer. RFC 1939 §3: "at
 	// least 10 minutes".
 	DefaultPOP3IdleTimeout = 10 * time.Minute
+	// DefaultPOP3PreAuthTimeout bounds the time from connecting to
+	// logging in, as IMAP's DefaultIMAPPreAuthTimeout does (but in total,
+	// not per read): RFC 1939 §3's 10-minute autologout is for a user's
+	// session, and a client that has not logged in after a minute is not
+	// going to.
+	DefaultPOP3PreAuthTimeout = time.Minute
 	// DefaultPOP3WriteTimeout bounds each write to the client, so a
 	// client that stops reading a RETR is dropped.
 	DefaultPOP3WriteTimeout = time.Minute
 	// DefaultPOP3MaxBadCommands is how many unknown, malformed, too long
-	// or out-of-state commands and failed logins a connection may send
-	// before it is closed.
+	// or out-of-state commands, failed or throttled logins, and CAPA or
+	// bare AUTH listings before login past the first pop3FreeListings, a
+	// connection may send before it is closed.
 	DefaultPOP3MaxBadCommands = 10
 	// DefaultPOP3BackendTimeout bounds each MailStore call (the wait for
 	// the first byte of a body included, not the streaming of it).
@@ -50,6 +57,11 @@ type POP3Config struct {
 	// reply and without committing deletions (RFC 1939 §3). Default
 	// DefaultPOP3IdleTimeout.
 	IdleTimeout time.Duration
+	// PreAuthTimeout bounds the whole time from connecting (the implicit
+	// TLS handshake and STLS included) to a successful login, however
+	// busy the client keeps the connection: then it gets -ERR and is
+	// closed. Default DefaultPOP3PreAuthTimeout.
+	PreAuthTimeout time.Duration
 	// WriteTimeout bounds each write to the client. Default
 	// DefaultPOP3WriteTimeout.
 	WriteTimeout time.Duration
@@ -59,8 +71,9 @@ type POP3Config struct {
 	// MaxConns bounds simultaneous connections from all clients
 	// together. Default DefaultMaxConns.
 	MaxConns int
-	// MaxBadCommands: after this many bad commands or failed logins the
-	// connection is closed. Default DefaultPOP3MaxBadCommands.
+	// MaxBadCommands: after this many bad commands, failed logins or
+	// listings past the free ones the connection is closed. Default
+	// DefaultPOP3MaxBadCommands.
 	MaxBadCommands int
 	// BackendTimeout bounds each MailStore call. Default
 	// DefaultPOP3BackendTimeout.
@@ -84,6 +97,7 @@ func (cfg POP3Config) withDefaults() POP3Config {
 	pop3Positive(&cfg.MaxLineLength, DefaultPOP3MaxLineLength)
 	cfg.MaxLineLength = max(cfg.MaxLineLength, pop3MinLineLength)
 	pop3Positive(&cfg.IdleTimeout, DefaultPOP3IdleTimeout)
+	pop3Positive(&cfg.PreAuthTimeout, DefaultPOP3PreAuthTimeout)
 	pop3Positive(&cfg.WriteTimeout, DefaultPOP3WriteTimeout)
 	pop3Positive(&cfg.MaxConnsPerIP, DefaultMaxConnsPerIP)
 	pop3Positive(&cfg.MaxConns, DefaultMaxConns)

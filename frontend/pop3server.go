@@ -28,6 +28,9 @@ import (
 //   - Bodies are streamed; a session holds at most one line and one read
 //     buffer in memory.
 //   - Every MailStore call gets a deadline; Close cancels them all.
+//   - A connection that has not logged in within PreAuthTimeout of
+//     connecting is closed, however busy it keeps itself: the idle timer
+//     alone would let a CAPA every few minutes hold a slot for ever.
 type POP3Server struct {
 	store   MailStore
 	auth    *Authenticator
@@ -63,8 +66,9 @@ func NewPOP3Server(store MailStore, auth *Authenticator, cfg POP3Config, log *sl
 		cfg:   cfg,
 		log:   log,
 		// The tracker enforces the per-IP limit and restarts the idle
-		// read deadline before every read. Its refusal text is SMTP's, so
-		// this server refuses over-limit connections itself.
+		// read deadline before every read (the session's PreAuthTimeout,
+		// a total, ends reads through it too). Its refusal text is
+		// SMTP's, so this server refuses over-limit connections itself.
 		tracker: newConnTracker(SMTPConfig{
 			Hostname:      cfg.Hostname,
 			MaxConnsPerIP: cfg.MaxConnsPerIP,

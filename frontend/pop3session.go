@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"powermail/node"
@@ -24,6 +25,21 @@ const pop3Maildrop = "INBOX"
 // pop3MaxDrain is how much of an over-long line is read and thrown away
 // before the connection is closed instead.
 const pop3MaxDrain = 64 << 10
+
+// pop3FreeListings is how many CAPA and bare AUTH listings a client may
+// ask for before login without their counting as bad commands: enough
+// for both before and after STLS (RFC 2595 §4 has the client ask again).
+const pop3FreeListings = 4
+
+// pop3ReleaseTimeout bounds the release of a maildrop lock whose taking
+// failed in an uncertain way (releaseUncertainLock); the client waits for
+// it. BackendTimeout is used if shorter.
+const pop3ReleaseTimeout = 5 * time.Second
+
+// pop3PreAuthText is the last reply to a client that did not log in
+// within PreAuthTimeout. There is no fitting RFC 2449/3206 response code:
+// the condition is neither the system's nor the credentials'.
+const pop3PreAuthText = "login took too long, closing connection"
 
 var (
 	errPOP3LineTooLong = errors.New("pop3: line too long")
@@ -62,11 +78,13 @@ type pop3Session struct {
 	w      *bufio.Writer
 	secure bool // under TLS (implicit or after STLS)
 
-	state pop3State
-	bad   int    // bad commands and failed logins so far
-	user  string // name from USER, waiting for PASS
-	quit  bool   // end the session after this command
-	fatal bool   // end it without flushing (a RETR cut off midway)
+	state    pop3State
+	preAuth  *pop3PreAuth // the time limit until login
+	bad      int          // bad commands and failed logins so far
+	listings int          // CAPA and bare AUTH before login so far
+	user     string       // name from USER, waiting for PASS
+	quit     bool         // end the session after this command
+	fatal    bool         // end it without flushing (a RETR cut off midway)
 	// status is the current command's first status line: 0 none yet,
 	// '+' for +OK, '-' for -ERR (a "+ " SASL challenge is neither).
 	status byte
@@ -106,6 +124,8 @@ func (s *POP3Server) handle(tc *trackedConn, implicitTLS bool) {
 	}
 	ss.log = s.log.With("remote", fmt.Sprint(tc.RemoteAddr()), "session", ss.id)
 	ss.setConn(tc)
+	ss.preAuth = startPOP3PreAuth(s.cfg.PreAuthTimeout, tc.expire)
+	defer ss.preAuth.stop()
 	defer ss.releaseLock()
 
 	if implicitTLS {
@@ -174,10 +194,7 @@ func (ss *pop3Session) run() {
 			ss.badCommand("line too long")
 			ss.srv.cmds.count("", pop3Err)
 		case err != nil:
-			// EOF, lost connection, or the autologout timer: close
-			// without a reply and without the UPDATE state (RFC 1939 §3).
-			ss.log.Debug("pop3: session ends", "err", err)
-			return
+			ss.readFailed(err)
 		default:
 			ss.command(line)
 		}
@@ -192,6 +209,21 @@ func (ss *pop3Session) run() {
 	if err := ss.w.Flush(); err != nil {
 		ss.log.Debug("pop3: write", "err", err)
 	}
+}
+
+// readFailed ends the session after a read failed. EOF, a lost
+// connection or the autologout timer close it without a reply and
+// without the UPDATE state (RFC 1939 §3); a client that has used up
+// PreAuthTimeout without logging in is told so first.
+func (ss *pop3Session) readFailed(err error) {
+	if ss.state == pop3Authorization && ss.preAuth.expired() {
+		ss.log.Debug("pop3: no login in time, closing", "limit", ss.srv.cfg.PreAuthTimeout)
+		ss.errReply(pop3PreAuthText)
+		ss.quit = true
+		return
+	}
+	ss.log.Debug("pop3: session ends", "err", err)
+	ss.fatal = true
 }
 
 // readLine reads one line of at most MaxLineLength octets (CRLF
@@ -232,6 +264,18 @@ func (ss *pop3Session) ok(format string, args ...any) {
 // response code in brackets.
 func (ss *pop3Session) errReply(text string) {
 	ss.line("-ERR " + text)
+}
+
+// listing counts a CAPA or a bare AUTH before login. Past the first
+// pop3FreeListings each counts towards MaxBadCommands: they are harmless,
+// but a client that repeats them is only holding its connection.
+func (ss *pop3Session) listing() {
+	if ss.state != pop3Authorization {
+		return
+	}
+	if ss.listings++; ss.listings > pop3FreeListings {
+		ss.bad++
+	}
 }
 
 // badCommand replies -ERR and counts the command against MaxBadCommands.
@@ -357,6 +401,7 @@ func (ss *pop3Session) command(line string) {
 // capa answers CAPA (RFC 2449 §5). What is offered depends on the state
 // and on whether a plaintext password may be sent now.
 func (ss *pop3Session) capa() {
+	ss.listing()
 	ss.ok("capability list follows")
 	for _, c := range []string{"TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"} {
 		ss.line(c)
@@ -413,6 +458,7 @@ func (ss *pop3Session) passCommand(password string) {
 // expect from the older RFC 1734 practice.
 func (ss *pop3Session) authCommand(args []string) {
 	if len(args) == 0 {
+		ss.listing()
 		ss.ok("SASL mechanisms follow")
 		if ss.plainAllowed() {
 			ss.line("PLAIN")
@@ -448,7 +494,7 @@ func (ss *pop3Session) authCommand(args []string) {
 			ss.badCommand("[AUTH] response too long")
 			return
 		case err != nil:
-			ss.fatal = true
+			ss.readFailed(err)
 			return
 		}
 		response = line
@@ -477,10 +523,16 @@ func (ss *pop3Session) login(user, password string) {
 	addr, err := a.Login(ctx, ss.ip, user, password, ss.secure)
 	cancel()
 	if err != nil {
-		if errors.Is(err, node.ErrAuthFailed) || errors.Is(err, ErrInsecureAuth) {
+		if errors.Is(err, node.ErrAuthFailed) || errors.Is(err, ErrInsecureAuth) || errors.Is(err, ErrThrottled) {
 			ss.bad++
 		}
 		ss.errReply(ss.replyFor(err, "login"))
+		return
+	}
+	if ss.preAuth.expired() {
+		// PreAuthTimeout ran out during the check: no lock to take.
+		ss.errReply(pop3PreAuthText)
+		ss.quit = true
 		return
 	}
 	ss.openMaildrop(addr)
@@ -490,27 +542,11 @@ func (ss *pop3Session) login(user, password string) {
 // the server acquires an exclusive-access lock, then assigns message
 // numbers and sizes). On failure the session stays in AUTHORIZATION.
 func (ss *pop3Session) openMaildrop(addr string) {
-	cfg := ss.srv.cfg
-	holder := "pop3/" + cfg.ServerID + "/" + ss.id
-	// The lock is a lease that lives as long as lockCtx: it must outlive
-	// the call, so the call is bounded by a timer, not a deadline.
-	lockCtx, lockCancel := context.WithCancel(ss.ctx)
-	timer := time.AfterFunc(cfg.BackendTimeout, lockCancel)
-	unlock, err := ss.srv.store.LockMaildrop(lockCtx, addr, holder)
-	if !timer.Stop() {
-		if err == nil {
-			ss.unlockWith(unlock)
-		}
-		err = fmt.Errorf("%w: maildrop lock: %v", node.ErrUnavailable, context.DeadlineExceeded)
-	}
-	if err != nil {
-		lockCancel()
+	if err := ss.lockMaildrop(addr); err != nil {
 		ss.errReply(ss.replyFor(err, "lock maildrop"))
 		return
 	}
-	ss.unlock, ss.lockCancel = unlock, lockCancel
-
-	ctx, cancel := context.WithTimeout(ss.ctx, cfg.BackendTimeout)
+	ctx, cancel := context.WithTimeout(ss.ctx, ss.srv.cfg.BackendTimeout)
 	view, err := ss.srv.store.View(ctx, addr, pop3Maildrop)
 	cancel()
 	if err != nil {
@@ -518,6 +554,20 @@ func (ss *pop3Session) openMaildrop(addr string) {
 		ss.errReply(ss.replyFor(err, "read maildrop"))
 		return
 	}
+	if !ss.preAuth.loggedIn() {
+		// PreAuthTimeout ran out while the login was under way: the
+		// connection reads no more, so the session cannot go on.
+		ss.releaseLock()
+		ss.errReply(pop3PreAuthText)
+		ss.quit = true
+		return
+	}
+	ss.enterTransaction(addr, view)
+}
+
+// enterTransaction starts the TRANSACTION state on view, the snapshot
+// of the maildrop.
+func (ss *pop3Session) enterTransaction(addr string, view node.FolderView) {
 	ss.addr = addr
 	ss.uidValid = view.Folder.UIDValidity
 	ss.msgs = make([]pop3Message, len(view.Messages))
@@ -529,6 +579,73 @@ func (ss *pop3Session) openMaildrop(addr string) {
 	n, size := ss.totals()
 	ss.log.Info("pop3: login", "messages", n, "octets", size, "tls", ss.secure)
 	ss.ok("maildrop has %d messages (%d octets)", n, size)
+}
+
+// lockMaildrop takes the cluster-wide maildrop lock for this session and
+// keeps its unlock function. The lock is a lease that lives as long as
+// its context, which must outlive the call: the call is bounded by a
+// timer, not a deadline.
+func (ss *pop3Session) lockMaildrop(addr string) error {
+	cfg := ss.srv.cfg
+	holder := "pop3/" + cfg.ServerID + "/" + ss.id
+	lockCtx, lockCancel := context.WithCancel(ss.ctx)
+	timer := time.AfterFunc(cfg.BackendTimeout, lockCancel)
+	unlock, err := ss.srv.store.LockMaildrop(lockCtx, addr, holder)
+	late := !timer.Stop()
+	if err == nil && !late {
+		ss.unlock, ss.lockCancel = unlock, lockCancel
+		return nil
+	}
+	lockCancel()
+	return ss.lockFailed(addr, holder, unlock, err, late)
+}
+
+// lockFailed cleans up after a lock attempt that did not leave the
+// session holding the lock, and returns the error to answer with. Only
+// ErrLocked says for sure that the lock is not ours. Any other failure
+// (no answer in time, leadership lost, the server closing) may have come
+// after the lock was committed, and a lock left so would keep the user's
+// next session out until its lease lapsed: it is given back.
+func (ss *pop3Session) lockFailed(addr, holder string, unlock func(context.Context) error, err error, late bool) error {
+	switch {
+	case errors.Is(err, node.ErrLocked):
+		return err
+	case err == nil: // granted, but after the deadline
+		ss.unlockWith(unlock)
+		err = context.DeadlineExceeded
+	default:
+		ss.releaseUncertainLock(addr, holder, err)
+	}
+	if late {
+		return fmt.Errorf("%w: maildrop lock: no answer within %v: %w", node.ErrUnavailable, ss.srv.cfg.BackendTimeout, err)
+	}
+	return err
+}
+
+// releaseUncertainLock gives back the maildrop lock if LockMaildrop took
+// it for holder although it returned cause. MailStore has no release by
+// holder, so this takes the lock again for the same holder, which the
+// directory grants if the lock is ours or free, and releases it at once;
+// if another session holds it (ErrLocked), ours was never taken. Either
+// way this holder ends without the lock. It is best effort, with a short
+// timeout of its own: a lock it cannot release lapses with its lease,
+// which nothing renews.
+func (ss *pop3Session) releaseUncertainLock(addr, holder string, cause error) {
+	timeout := min(pop3ReleaseTimeout, ss.srv.cfg.BackendTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ss.ctx), timeout)
+	defer cancel()
+	unlock, err := ss.srv.store.LockMaildrop(ctx, addr, holder)
+	if err == nil {
+		err = unlock(ctx)
+	}
+	switch {
+	case err == nil:
+		ss.log.Info("pop3: maildrop lock released after an uncertain failure", "cause", cause)
+	case errors.Is(err, node.ErrLocked):
+		// Another session holds it: ours was never taken.
+	default:
+		ss.log.Warn("pop3: maildrop lock may stay held until its lease lapses", "cause", cause, "err", err)
+	}
 }
 
 // releaseLock gives the maildrop lock back, if held. It runs after QUIT
@@ -741,6 +858,8 @@ func (ss *pop3Session) replyFor(err error, op string) string {
 	switch {
 	case errors.Is(err, ErrInsecureAuth):
 		return pop3InsecureText
+	case errors.Is(err, ErrThrottled):
+		return "[SYS/TEMP] too many login attempts, try again later"
 	case errors.Is(err, node.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		ss.log.Info("pop3: backend unavailable", "op", op, "err", err)
 		return "[SYS/TEMP] temporarily unavailable, try again later"
@@ -773,3 +892,45 @@ func pop3DecodePlain(response string) (authzid, authcid, password string, err er
 	}
 	return parts[0], parts[1], parts[2], nil
 }
+
+// pop3PreAuth is a session's limit on the time from connecting to logging
+// in (POP3Config.PreAuthTimeout), whatever the client sends meanwhile.
+// Its timer and the login race for one change of phase, so a session
+// either logs in within the limit or times out, never both. Timing out
+// makes every read of the connection fail, including one in progress.
+type pop3PreAuth struct {
+	phase atomic.Int32
+	timer *time.Timer
+}
+
+// Phases of pop3PreAuth.
+const (
+	pop3Waiting int32 = iota
+	pop3LoggedIn
+	pop3TimedOut
+)
+
+// startPOP3PreAuth starts the limit: after d, unless the session has
+// logged in, expire runs.
+func startPOP3PreAuth(d time.Duration, expire func()) *pop3PreAuth {
+	p := &pop3PreAuth{}
+	p.timer = time.AfterFunc(d, func() {
+		if p.phase.CompareAndSwap(pop3Waiting, pop3TimedOut) {
+			expire()
+		}
+	})
+	return p
+}
+
+// loggedIn ends the limit for a session that logged in. It returns false
+// if the limit ran out first.
+func (p *pop3PreAuth) loggedIn() bool {
+	p.timer.Stop()
+	return p.phase.CompareAndSwap(pop3Waiting, pop3LoggedIn)
+}
+
+// expired reports whether the limit ran out before a login.
+func (p *pop3PreAuth) expired() bool { return p.phase.Load() == pop3TimedOut }
+
+// stop stops the timer when the session ends.
+func (p *pop3PreAuth) stop() { p.timer.Stop() }

@@ -1,0 +1,147 @@
+package frontend_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"powermail/frontend"
+	"powermail/node"
+)
+
+// countingChecker counts the password checks that reach the store.
+type countingChecker struct {
+	frontend.PasswordChecker
+	checks atomic.Int32
+}
+
+func (c *countingChecker) Authenticate(ctx context.Context, user, password string) (string, error) {
+	c.checks.Add(1)
+	return c.PasswordChecker.Authenticate(ctx, user, password)
+}
+
+// throttleAuth is an Authenticator over a fake with one account, and
+// the counter of its checks.
+func throttleAuth(t *testing.T, failureDelay, maxDelay time.Duration) (*frontend.Authenticator, *countingChecker) {
+	t.Helper()
+	f := newPOP3Fake()
+	f.addUser(pop3User, "secret")
+	store := &countingChecker{PasswordChecker: f}
+	return frontend.NewAuthenticator(store, frontend.AuthConfig{
+		FailureDelay: failureDelay,
+		MaxDelay:     maxDelay,
+	}, slog.New(slog.DiscardHandler)), store
+}
+
+// parallelLogins runs n logins to pop3User at once, each from an address
+// of its own (so only the account's record can slow them), and returns
+// their errors.
+func parallelLogins(a *frontend.Authenticator, n int, password string) []error {
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			_, errs[i] = a.Login(ctx, fmt.Sprintf("192.0.2.%d", i+1), pop3User, password, true)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return errs
+}
+
+// Wrong passwords sent for one account all at once, from as many
+// addresses, wait as long in all as they would one after the other: the
+// second waits FailureDelay, the third twice that, and so on. Before, they
+// all waited the delay of the failures counted when they started (here
+// none), so parallelism bought an attacker as many guesses as connections.
+// The right password still logs in afterwards, and parallel logins with
+// the right password are only as slow as their checks.
+func TestLoginThrottleSerialisesParallelAttempts(t *testing.T) {
+	const (
+		n     = 6
+		delay = 20 * time.Millisecond
+	)
+	a, store := throttleAuth(t, delay, 10*time.Second)
+	// One at a time: 0, 1, 2, 4, 8, 16 delays.
+	var sum time.Duration
+	for i := 1; i < n; i++ {
+		sum += delay << (i - 1)
+	}
+
+	begin := time.Now()
+	errs := parallelLogins(a, n, "wrong")
+	elapsed := time.Since(begin)
+	for i, err := range errs {
+		if !errors.Is(err, node.ErrAuthFailed) {
+			t.Errorf("attempt %d: %v, want ErrAuthFailed", i, err)
+		}
+	}
+	if got := store.checks.Load(); got != n {
+		t.Errorf("%d password checks, want %d", got, n)
+	}
+	if elapsed < sum {
+		t.Errorf("%d parallel wrong passwords took %v; one at a time they wait %v", n, elapsed, sum)
+	}
+
+	// Six failures earned a delay of 32 x 20 ms; then the right password
+	// logs in, and the account's record is cleared.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if addr, err := a.Login(ctx, "198.51.100.1", pop3User, "secret", true); err != nil || addr != pop3User {
+		t.Fatalf("right password after failures: %q, %v", addr, err)
+	}
+	begin = time.Now()
+	for i, err := range parallelLogins(a, 8, "secret") {
+		if err != nil {
+			t.Errorf("parallel right password %d: %v", i, err)
+		}
+	}
+	if elapsed := time.Since(begin); elapsed > time.Second {
+		t.Errorf("8 parallel right passwords took %v, want about their checks", elapsed)
+	}
+}
+
+// Attempts that would wait past MaxDelay in all are refused without a
+// check (ErrThrottled, which is temporary), so a burst against one account
+// gets no more checks per MaxDelay than attempts one at a time would.
+func TestLoginThrottleRefusesWhatWouldWaitPastMaxDelay(t *testing.T) {
+	const n = 10
+	a, store := throttleAuth(t, 200*time.Millisecond, 400*time.Millisecond)
+	reg := prometheus.NewRegistry()
+	if err := a.RegisterMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+
+	// The first check runs at once and the second after 200 ms; a third
+	// would wait for the second and then 400 ms: past MaxDelay.
+	throttled := 0
+	for i, err := range parallelLogins(a, n, "wrong") {
+		switch {
+		case errors.Is(err, frontend.ErrThrottled):
+			throttled++
+			if !errors.Is(err, node.ErrUnavailable) {
+				t.Errorf("attempt %d: ErrThrottled does not wrap node.ErrUnavailable", i)
+			}
+		case !errors.Is(err, node.ErrAuthFailed):
+			t.Errorf("attempt %d: %v", i, err)
+		}
+	}
+	// A third check would need a scheduling delay of over 200 ms.
+	if got := store.checks.Load(); got > 3 || throttled < n-3 {
+		t.Errorf("%d checks and %d throttled of %d parallel attempts, want 2 checks", got, throttled, n)
+	}
+	if got, err := counterValue(reg, "powermail_logins_total", map[string]string{"result": "throttled"}); err != nil || int(got) != throttled {
+		t.Errorf("throttled logins counted %v (%v), want %d", got, err, throttled)
+	}
+}
