@@ -144,10 +144,21 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "leader": n.LeaderID(), "applied_index": n.state.Applied()})
 }
 
+// decodeInto decodes the request's body, exactly one JSON value with no
+// unknown field, into v, and then calls then. An empty body is refused:
+// every route that decodes one needs its fields, and a zero value taken
+// for a missing body would change things nobody asked to change.
 func decodeInto(r *http.Request, v any, then func() error) error {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+	err := dec.Decode(v)
+	if errors.Is(err, io.EOF) {
+		return &fsm.Error{Kind: fsm.ErrInvalid, Msg: "empty request body: a JSON object is needed"}
+	}
+	if err == nil && dec.Decode(&json.RawMessage{}) != io.EOF {
+		err = errors.New("data after the JSON value")
+	}
+	if err != nil {
 		return &fsm.Error{Kind: fsm.ErrInvalid, Msg: "bad request body: " + err.Error()}
 	}
 	return then()

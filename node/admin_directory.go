@@ -136,20 +136,26 @@ func (n *Node) directoryRoutes(route routeFunc) {
 	})
 	route("POST /v1/mailboxes/{address}/quota", func(r *http.Request) (any, error) {
 		var req struct {
-			QuotaBytes int64 `json:"quota_bytes"`
+			QuotaBytes *int64 `json:"quota_bytes"`
 		}
 		return nil, decodeInto(r, &req, func() error {
-			_, err := apply(r, &fsm.MailboxUpdate{Address: r.PathValue("address"), QuotaBytes: &req.QuotaBytes})
+			if req.QuotaBytes == nil {
+				return &fsm.Error{Kind: fsm.ErrInvalid, Msg: "quota_bytes is required (0: no quota)"}
+			}
+			_, err := apply(r, &fsm.MailboxUpdate{Address: r.PathValue("address"), QuotaBytes: req.QuotaBytes})
 			return err
 		})
 	})
 
 	route("POST /v1/mailboxes/{address}/enabled", func(r *http.Request) (any, error) {
 		var req struct {
-			Enabled bool `json:"enabled"`
+			Enabled *bool `json:"enabled"`
 		}
 		return nil, decodeInto(r, &req, func() error {
-			disabled := !req.Enabled
+			if req.Enabled == nil {
+				return &fsm.Error{Kind: fsm.ErrInvalid, Msg: "enabled is required (true or false)"}
+			}
+			disabled := !*req.Enabled
 			_, err := apply(r, &fsm.MailboxUpdate{Address: r.PathValue("address"), Disabled: &disabled})
 			return err
 		})
@@ -188,8 +194,35 @@ func (n *Node) directoryRoutes(route routeFunc) {
 	read("GET /v1/settings", func(r *http.Request) (any, error) { return n.state.Settings() })
 	route("POST /v1/settings", func(r *http.Request) (any, error) {
 		var c fsm.SettingsSet
-		return nil, decodeInto(r, &c, func() error { _, err := apply(r, &c); return err })
+		return nil, decodeInto(r, &c, func() error {
+			if err := n.checkWriteQuorum(c.WriteQuorum); err != nil {
+				return err
+			}
+			_, err := apply(r, &c)
+			return err
+		})
 	})
+}
+
+// checkWriteQuorum refuses to raise the write quorum above the number of
+// members: every delivery would wait for copies no node can make, and be
+// refused (451 4.3.0). A quorum already above it is left alone: a new
+// cluster starts with one member and W=2 as a matter of course, and a
+// change of another setting resends it.
+func (n *Node) checkWriteQuorum(w int) error {
+	cur, err := n.state.Settings()
+	if err != nil {
+		return err
+	}
+	members, err := n.state.Members()
+	if err != nil {
+		return err
+	}
+	if w > cur.WriteQuorum && w > len(members) {
+		return &fsm.Error{Kind: fsm.ErrInvalid, Msg: fmt.Sprintf(
+			"write quorum %d is more than the %d members: every delivery would be refused; join nodes first", w, len(members))}
+	}
+	return nil
 }
 
 // limit reads ?limit=, defaulting to 1000 and capped at 10000.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"powermail/fsm"
 )
 
 func adminDo(t *testing.T, n *Node, method, path, token, body string) (int, string) {
@@ -102,5 +104,53 @@ func TestAdminRefusesCostlyPasswordHash(t *testing.T) {
 	}
 	if _, err := n.State().Mailbox("a@example.com"); err == nil {
 		t.Error("the mailbox was created")
+	}
+}
+
+// Requests that would change something nobody asked to change are
+// refused: no body, a missing field, data after the JSON value, and a
+// write quorum no set of members can reach.
+func TestAdminRefusesIncompleteRequests(t *testing.T) {
+	c := newTestCluster(t, 2)
+	n := c.leader(5 * time.Second)
+	tok := string(testSecret)
+	mustApply(t, n, &fsm.DomainAdd{Name: "example.com"})
+	mustApply(t, n, addMailbox("a@example.com"))
+	quota := int64(1000)
+	mustApply(t, n, &fsm.MailboxUpdate{Address: "a@example.com", QuotaBytes: &quota})
+	cur, err := n.State().Settings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings := func(r, w int) string {
+		s := cur
+		s.Replicas, s.WriteQuorum = r, w
+		raw, _ := json.Marshal(s)
+		return string(raw)
+	}
+	for _, r := range []struct{ path, body string }{
+		{"/v1/mailboxes/a@example.com/enabled", ""},
+		{"/v1/mailboxes/a@example.com/enabled", "{}"},
+		{"/v1/mailboxes/a@example.com/quota", ""},
+		{"/v1/mailboxes/a@example.com/quota", "{}"},
+		{"/v1/mailboxes/a@example.com/quota", `{"quota_bytes":0} {"quota_bytes":5}`},
+		{"/v1/settings", settings(3, 3)},
+	} {
+		if code, body := adminDo(t, n, "POST", r.path, tok, r.body); code != 400 {
+			t.Errorf("POST %s %q: %d %s", r.path, r.body, code, body)
+		}
+	}
+	mb, err := n.State().Mailbox("a@example.com")
+	if err != nil || mb.Disabled || mb.QuotaBytes != 1000 {
+		t.Errorf("mailbox changed: %+v, %v", mb, err)
+	}
+	if s, _ := n.State().Settings(); s.WriteQuorum != 2 {
+		t.Errorf("settings changed: %+v", s)
+	}
+	// Within the members, and a change that leaves W alone, pass.
+	for _, body := range []string{settings(2, 1), settings(3, 1)} {
+		if code, out := adminDo(t, n, "POST", "/v1/settings", tok, body); code != 200 {
+			t.Errorf("settings %s: %d %s", body, code, out)
+		}
 	}
 }
