@@ -48,10 +48,12 @@ func (l *imapListener) Accept() (net.Conn, error) {
 // imapConn is the connection the library sees. TLS, when there is one,
 // runs under it, so it always carries plaintext. It does four things:
 //
-//   - It owns the read deadline: before every read it sets one from the
-//     autologout timer (PreAuthTimeout before login, IdleTimeout after),
-//     so it measures silence, not the length of a transfer. go-imap's own
-//     read deadlines (fixed at 30 s, 5 min and 35 min) are ignored.
+//   - It owns the read deadline: before login, PreAuthTimeout from the
+//     connection's start, however busy the client keeps it (a NOOP every
+//     50 s would otherwise hold a slot for ever), STARTTLS included;
+//     after login, before every read, IdleTimeout, so it measures
+//     silence, not the length of a transfer. go-imap's own read
+//     deadlines (fixed at 30 s, 5 min and 35 min) are ignored.
 //   - It coalesces writes. The library flushes after every response line,
 //     so a FETCH of 20 messages was 20 write system calls. Writes are held
 //     until the server next reads (it has answered the command), the
@@ -65,10 +67,11 @@ func (l *imapListener) Accept() (net.Conn, error) {
 //     state exactly.
 type imapConn struct {
 	net.Conn
-	srv           *IMAPServer
-	preAuth, idle time.Duration
-	secure        bool // under TLS: implicit, or after STARTTLS
-	authed        atomic.Bool
+	srv     *IMAPServer
+	idle    time.Duration
+	loginBy time.Time // the end of PreAuthTimeout
+	secure  bool      // under TLS: implicit, or after STARTTLS
+	authed  atomic.Bool
 
 	// Read side: only the library's reading goroutine touches these.
 	in        imapInput
@@ -107,8 +110,8 @@ const (
 )
 
 func newIMAPConn(c net.Conn, srv *IMAPServer, secure bool) *imapConn {
-	return &imapConn{Conn: c, srv: srv, secure: secure, held: -1,
-		preAuth: srv.cfg.PreAuthTimeout, idle: srv.cfg.IdleTimeout, rbuf: make([]byte, 4096)}
+	return &imapConn{Conn: c, srv: srv, secure: secure, held: -1, loginBy: time.Now().Add(srv.cfg.PreAuthTimeout),
+		idle: srv.cfg.IdleTimeout, rbuf: make([]byte, 4096)}
 }
 
 func (c *imapConn) Read(p []byte) (int, error) {
@@ -142,11 +145,11 @@ func (c *imapConn) Read(p []byte) (int, error) {
 }
 
 func (c *imapConn) readRaw(p []byte) (int, error) {
-	d := c.preAuth
+	deadline := c.loginBy
 	if c.authed.Load() {
-		d = c.idle
+		deadline = time.Now().Add(c.idle)
 	}
-	if err := c.Conn.SetReadDeadline(time.Now().Add(d)); err != nil {
+	if err := c.Conn.SetReadDeadline(deadline); err != nil {
 		return 0, err
 	}
 	return c.Conn.Read(p)
@@ -254,7 +257,7 @@ func (c *imapConn) takeOver() error {
 	}
 	c.srv.cmds.count("STARTTLS", imapResultOK)
 	tc := tls.Server(c.Conn, c.srv.cfg.TLS)
-	ctx, cancel := context.WithTimeout(c.srv.ctx, c.preAuth)
+	ctx, cancel := context.WithDeadline(c.srv.ctx, c.loginBy)
 	err = tc.HandshakeContext(ctx)
 	cancel()
 	if err != nil {
@@ -262,7 +265,7 @@ func (c *imapConn) takeOver() error {
 		return fmt.Errorf("frontend: imap STARTTLS: %w", err)
 	}
 	next := newIMAPConn(tc, c.srv, true)
-	next.swallow, next.inherited = true, true
+	next.swallow, next.inherited, next.loginBy = true, true, c.loginBy
 	c.slotMoved.Store(true) // before push: the new session may close first
 	if err := c.srv.handoff.push(next); err != nil {
 		c.slotMoved.Store(false)

@@ -200,6 +200,38 @@ func TestIMAPPreAuthTimeout(t *testing.T) {
 	}
 }
 
+// A client that keeps busy without logging in is disconnected all the
+// same once PreAuthTimeout has passed since it connected.
+func TestIMAPPreAuthTimeoutIsATotal(t *testing.T) {
+	store, _ := imapMemStore(t)
+	addr := startIMAP(t, store, frontend.IMAPConfig{PreAuthTimeout: 400 * time.Millisecond}, true)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	closed := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, conn)
+		close(closed)
+	}()
+	start := time.Now()
+	for i := 0; ; i++ {
+		select {
+		case <-closed:
+			if took := time.Since(start); took < 300*time.Millisecond {
+				t.Fatalf("closed after %v, before the limit", took)
+			}
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("a client sending NOOPs without logging in was not disconnected")
+		}
+		fmt.Fprintf(conn, "a%d NOOP\r\n", i)
+	}
+}
+
 func TestIMAPConfigDefaults(t *testing.T) {
 	if err := (frontend.IMAPConfig{}).Validate(); err != nil {
 		t.Errorf("zero config: %v", err)
