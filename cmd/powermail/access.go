@@ -22,6 +22,7 @@ type accessFlags struct {
 	authDelay         time.Duration
 	authMaxDelay      time.Duration
 	imapIdle          time.Duration
+	imapPreAuth       time.Duration
 	imapWrite         time.Duration
 	pop3Idle          time.Duration
 	pop3PreAuth       time.Duration
@@ -41,6 +42,7 @@ func (a *accessFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&a.authDelay, "auth-failure-delay", frontend.DefaultFailureDelay, "delay after a failed login, doubled per further failure of the IP or account")
 	fl.DurationVar(&a.authMaxDelay, "auth-max-delay", frontend.DefaultMaxDelay, "longest delay of a client that keeps failing to log in")
 	fl.DurationVar(&a.imapIdle, "imap-idle-timeout", frontend.DefaultIMAPIdleTimeout, "IMAP autologout after login (at least 30m)")
+	fl.DurationVar(&a.imapPreAuth, "imap-preauth-timeout", frontend.DefaultIMAPPreAuthTimeout, "close an IMAP client that has not logged in this long after connecting, however busy it keeps the connection")
 	fl.DurationVar(&a.imapWrite, "imap-write-timeout", frontend.DefaultIMAPWriteTimeout, "disconnect an IMAP client that takes longer than this to accept one write (up to 32 KiB)")
 	fl.DurationVar(&a.pop3Idle, "pop3-idle-timeout", frontend.DefaultPOP3IdleTimeout, "POP3 autologout (at least 10m)")
 	fl.DurationVar(&a.pop3PreAuth, "pop3-preauth-timeout", frontend.DefaultPOP3PreAuthTimeout, "close a POP3 client that has not logged in this long after connecting, however busy it keeps the connection")
@@ -66,7 +68,7 @@ func newAuthenticator(f *serverFlags, n *node.Node, log *slog.Logger) *frontend.
 func startAccess(f *serverFlags, n *node.Node, auth *frontend.Authenticator, tlsCfg *tls.Config, log *slog.Logger) (func(), error) {
 	a := &f.access
 	imap := frontend.NewIMAPServer(n, auth, frontend.IMAPConfig{TLS: tlsCfg, MaxAppendBytes: f.mail.maxMessage,
-		MaxConnsPerIP: f.mail.maxConn, IdleTimeout: a.imapIdle, WriteTimeout: a.imapWrite, CacheBytes: a.imapCacheBytes, MaxConns: a.imapMaxConns}, log)
+		MaxConnsPerIP: f.mail.maxConn, IdleTimeout: a.imapIdle, PreAuthTimeout: a.imapPreAuth, WriteTimeout: a.imapWrite, CacheBytes: a.imapCacheBytes, MaxConns: a.imapMaxConns}, log)
 	pop3 := frontend.NewPOP3Server(n, auth, frontend.POP3Config{Hostname: f.mail.hostname, ServerID: f.id,
 		TLS: tlsCfg, MaxConnsPerIP: f.mail.maxConn, MaxConns: f.mail.maxConns, IdleTimeout: a.pop3Idle, PreAuthTimeout: a.pop3PreAuth}, log)
 	for _, register := range []func(prometheus.Registerer) error{imap.RegisterMetrics, pop3.RegisterMetrics} {
