@@ -194,3 +194,26 @@ func TestIdleConnectionsSwept(t *testing.T) {
 		t.Fatal("a host unused for two idle times is still remembered")
 	}
 }
+
+// A connection a worker returns after the pool closed (the queue loop
+// ends before its workers) is closed, not kept.
+func TestConnectionReturnedAfterCloseIsClosed(t *testing.T) {
+	s := newSink(t)
+	n := &Node{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	n.cfg.Queue = QueueConfig{DialTimeout: time.Second, IdleTimeout: time.Minute}
+	n.cfg.Queue.setDefaults()
+	p := newSMTPPool(n)
+	pc, err := p.get(context.Background(), s.addr, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.closeIdle()
+	p.put(pc, true)
+	h := p.host(s.addr)
+	if len(h.idle) != 0 || len(h.slots) != 0 {
+		t.Fatalf("after the pool closed: %d idle, %d slots held; want none", len(h.idle), len(h.slots))
+	}
+	if err := pc.c.Noop(); err == nil {
+		t.Fatal("the connection is still open")
+	}
+}

@@ -112,10 +112,11 @@ type pooledClient struct {
 // connection, busy or idle; a caller waits for whichever comes first, an
 // idle connection or a free slot.
 type smtpPool struct {
-	n     *Node
-	mu    sync.Mutex
-	hosts map[string]*poolHost
-	swept time.Time // the last sweepIdle, under mu
+	n      *Node
+	mu     sync.Mutex
+	hosts  map[string]*poolHost
+	swept  time.Time // the last sweepIdle, under mu
+	closed bool      // closeIdle ran: nothing is kept idle any more
 }
 
 type poolHost struct {
@@ -202,14 +203,22 @@ func (p *smtpPool) dial(ctx context.Context, h *poolHost, host string, relay boo
 	return pc, nil
 }
 
-// put returns a connection after use; a broken one is closed.
+// put returns a connection after use; a broken one is closed, and so is
+// every one returned once the pool is closed (a worker can finish after
+// the queue loop ended).
 func (p *smtpPool) put(pc *pooledClient, ok bool) {
-	if !ok {
-		p.discard(pc)
-		return
+	if ok {
+		pc.used = time.Now()
+		h := p.host(pc.host)
+		p.mu.Lock()
+		if !p.closed {
+			h.idle <- pc // never blocks: idle has room for every slot
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
 	}
-	pc.used = time.Now()
-	p.host(pc.host).idle <- pc
+	p.discard(pc)
 }
 
 func (p *smtpPool) discard(pc *pooledClient) {
@@ -265,6 +274,7 @@ func (p *smtpPool) sweepIdle(now time.Time) {
 // closeIdle ends every idle connection (node shutdown).
 func (p *smtpPool) closeIdle() {
 	p.mu.Lock()
+	p.closed = true
 	hosts := make([]*poolHost, 0, len(p.hosts))
 	for _, h := range p.hosts {
 		hosts = append(hosts, h)
