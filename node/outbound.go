@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -10,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
 
@@ -298,80 +296,4 @@ func (p *smtpPool) closeIdle() {
 // called; stop reports whether it came first.
 func closeOnDone(ctx context.Context, conn net.Conn) func() bool {
 	return context.AfterFunc(ctx, func() { conn.Close() })
-}
-
-// dialSMTP opens a session: EHLO, STARTTLS when offered (opportunistic,
-// RFC 3207; required for a relay with RelayRequireTLS), AUTH PLAIN for a
-// relay with credentials (RFC 4954, RFC 4616).
-func (n *Node) dialSMTP(ctx context.Context, host string, relay bool) (*pooledClient, error) {
-	q := &n.cfg.Queue
-	d := net.Dialer{Timeout: q.DialTimeout, Resolver: q.Resolver}
-	hostname, _, _ := net.SplitHostPort(host)
-	tlsCfg := q.TLS.Clone()
-	if tlsCfg == nil {
-		tlsCfg = &tls.Config{}
-	}
-	if tlsCfg.ServerName == "" {
-		tlsCfg.ServerName = hostname
-	}
-	if !relay || !q.RelayRequireTLS {
-		// Opportunistic: an unverified channel beats plain text (RFC 7435).
-		tlsCfg.InsecureSkipVerify = true
-	}
-	// Each connection's setup (connect, greeting, EHLO, STARTTLS) has
-	// DialTimeout + GreetingTimeout, within the attempt's deadline: a
-	// server that accepts and never speaks must not hold the entry past
-	// either, and failing its own budget marks it down (hostdown.go).
-	setup, cancel := context.WithTimeout(ctx, q.DialTimeout+q.GreetingTimeout)
-	defer cancel()
-	conn, err := d.DialContext(setup, "tcp", host)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNoRoute, err)
-	}
-	stop := closeOnDone(setup, conn)
-	defer func() { stop() }() // the latest one, on every way out
-	c := smtp.NewClient(conn)
-	c.CommandTimeout = q.GreetingTimeout
-	if err := c.Hello(q.Hostname); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("%w: EHLO to %s: %v", ErrNoRoute, host, err)
-	}
-	if ok, _ := c.Extension("STARTTLS"); ok {
-		// go-smtp upgrades only a fresh client: reconnect and start TLS.
-		c.Quit()     // still under the deadline
-		conn.Close() // Quit leaves it open when the reply is bad or late
-		stop()
-		cancel()
-		var again context.CancelFunc
-		setup, again = context.WithTimeout(ctx, q.DialTimeout+q.GreetingTimeout)
-		defer again()
-		if conn, err = d.DialContext(setup, "tcp", host); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrNoRoute, err)
-		}
-		stop = closeOnDone(setup, conn)
-		if c, err = smtp.NewClientStartTLS(conn, tlsCfg); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("%w: STARTTLS with %s: %v", ErrNoRoute, host, err)
-		}
-		c.CommandTimeout = q.GreetingTimeout
-		if err := c.Hello(q.Hostname); err != nil {
-			c.Close()
-			return nil, fmt.Errorf("%w: EHLO to %s: %v", ErrNoRoute, host, err)
-		}
-	} else if relay && q.RelayRequireTLS {
-		c.Close()
-		return nil, fmt.Errorf("%w: %s", ErrTLSRequired, host)
-	}
-	if relay && q.RelayUser != "" {
-		if err := c.Auth(sasl.NewPlainClient("", q.RelayUser, q.RelayPassword)); err != nil {
-			c.Close()
-			return nil, fmt.Errorf("AUTH with %s: %w", host, err)
-		}
-	}
-	if !stop() { // a deadline closed the connection meanwhile
-		c.Close()
-		return nil, fmt.Errorf("%w: %s: %v", ErrNoRoute, host, setup.Err())
-	}
-	c.CommandTimeout = 5 * time.Minute // RFC 5321 §4.5.3.2
-	return &pooledClient{c: c, conn: conn, host: host, used: time.Now()}, nil
 }

@@ -36,16 +36,25 @@ func newSink(t testing.TB) *sink { return startSink(t, false) }
 
 // startSink starts a sink, offering DSN (RFC 3461) when dsn is set.
 func startSink(t testing.TB, dsn bool) *sink {
+	return startSinkWith(t, func(srv *smtp.Server) { srv.EnableDSN = dsn }, nil)
+}
+
+// startSinkWith starts a sink whose server setup may set more, on a
+// listener wrap may wrap.
+func startSinkWith(t testing.TB, setup func(*smtp.Server), wrap func(net.Listener) net.Listener) *sink {
 	s := &sink{mode: "ok", release: make(chan struct{})}
 	srv := smtp.NewServer(s)
-	srv.EnableDSN = dsn
 	srv.Domain = "sink.test"
 	srv.AllowInsecureAuth = true
+	setup(srv)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.addr = ln.Addr().String()
+	if wrap != nil {
+		ln = wrap(ln)
+	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return s
