@@ -291,6 +291,11 @@ func (n *Node) catchUpFromSnapshot() error {
 	if err != nil || len(list) == 0 || list[0].Index <= n.state.Applied() {
 		return err
 	}
+	// A marker can name an index below raft's for the same snapshot
+	// (snapstore.go): only that index must be reached.
+	if covered, ok, err := n.snaps.markerIndex(list[0].ID); err != nil || (ok && covered <= n.state.Applied()) {
+		return err
+	}
 	_, rc, err := n.snaps.Open(list[0].ID)
 	if errors.Is(err, ErrStateBehindSnapshot) {
 		return fmt.Errorf("%w; remove this node's data directory and join it to the cluster again", err)

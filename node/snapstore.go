@@ -32,6 +32,10 @@ import (
 //   - The view is at or after the marker's index: the state only moves
 //     forward, and Open refuses (ErrStateBehindSnapshot) a state that is
 //     behind the marker, which only a lost state directory can cause.
+//     The marker's index is the state's applied index, which can be
+//     below raft's index for the snapshot: raft counts barrier and no-op
+//     entries as applied but never hands them to the state, so the
+//     entries between the two change nothing.
 //   - A receiver that installs a view taken after the marker's index skips
 //     the entries in between that the view already holds: applying is
 //     idempotent by raft index (fsm.State.ApplyBatch).
@@ -85,18 +89,48 @@ func (s *snapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, erro
 		return nil, nil, err
 	}
 	br := bufio.NewReader(rc)
-	if head, _ := br.Peek(len(lazyMagic)); string(head) != lazyMagic {
+	index, isMarker, err := readMarker(br)
+	if err != nil {
+		rc.Close()
+		return nil, nil, fmt.Errorf("snapshot %s: %w", id, err)
+	}
+	if !isMarker {
 		return meta, readCloser{br, rc}, nil
 	}
 	rc.Close()
-	return s.stream(meta)
+	return s.stream(meta, index)
 }
 
-// stream writes a view of the state to a temporary file and returns it
-// under meta, with meta's size corrected.
-func (s *snapshotStore) stream(meta *raft.SnapshotMeta) (*raft.SnapshotMeta, io.ReadCloser, error) {
-	if applied := s.state.Applied(); applied < meta.Index {
-		return nil, nil, fmt.Errorf("%w: snapshot %s covers index %d, the state is at %d", ErrStateBehindSnapshot, meta.ID, meta.Index, applied)
+// readMarker reads a marker's index from the start of a snapshot, if it
+// is a marker; otherwise nothing of br is consumed.
+func readMarker(br *bufio.Reader) (uint64, bool, error) {
+	if head, _ := br.Peek(len(lazyMagic)); string(head) != lazyMagic {
+		return 0, false, nil
+	}
+	var buf [len(lazyMagic) + 8]byte
+	if _, err := io.ReadFull(br, buf[:]); err != nil {
+		return 0, true, fmt.Errorf("short snapshot marker: %w", err)
+	}
+	return binary.BigEndian.Uint64(buf[len(lazyMagic):]), true, nil
+}
+
+// markerIndex is the state's index that snapshot id's marker covers, or
+// ok false if id is not a marker (a stream received from a leader).
+func (s *snapshotStore) markerIndex(id string) (index uint64, ok bool, err error) {
+	_, rc, err := s.FileSnapshotStore.Open(id)
+	if err != nil {
+		return 0, false, err
+	}
+	defer rc.Close()
+	return readMarker(bufio.NewReader(rc))
+}
+
+// stream writes a view of the state, which must have reached covered, the
+// marker's index, to a temporary file and returns it under meta, with
+// meta's size corrected.
+func (s *snapshotStore) stream(meta *raft.SnapshotMeta, covered uint64) (*raft.SnapshotMeta, io.ReadCloser, error) {
+	if applied := s.state.Applied(); applied < covered {
+		return nil, nil, fmt.Errorf("%w: snapshot %s covers index %d, the state is at %d", ErrStateBehindSnapshot, meta.ID, covered, applied)
 	}
 	snap, err := s.state.Snapshot()
 	if err != nil {

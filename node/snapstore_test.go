@@ -88,3 +88,44 @@ func TestLostStateRefusesToStart(t *testing.T) {
 		t.Fatalf("error %v, want ErrStateBehindSnapshot", err)
 	}
 }
+
+// raft counts barrier and no-op entries as applied but never hands them to
+// the state, so a snapshot taken after them names an index above the
+// state's. The node still starts from it, and still streams it.
+func TestSnapshotEndingInABarrier(t *testing.T) {
+	c := newTestClusterWith(t, 1, func(cfg *Config) { cfg.Queue.Interval = time.Hour })
+	n := c.leader(10 * time.Second)
+	mustApply(t, n, &fsm.DomainAdd{Name: "example.com"})
+	cfg := c.config("n1", true, "")
+	restart := func() *Node {
+		c.nodes["n1"].Close()
+		delete(c.nodes, "n1")
+		return c.startWith(cfg)
+	}
+	n = restart() // a new term: a no-op entry
+	c.leader(10 * time.Second)
+	waitFor(t, 10*time.Second, "the member record published", func() bool {
+		ms, err := n.state.Members()
+		return err == nil && len(ms) == 1 && ms[0].AdminAddr == n.AdminAddr()
+	})
+	time.Sleep(200 * time.Millisecond)
+	if err := n.raft.Barrier(5 * time.Second).Error(); err != nil {
+		t.Fatal(err)
+	}
+	if n.raft.AppliedIndex() <= n.state.Applied() {
+		t.Fatalf("raft applied %d, the state %d: the barrier did not pass it", n.raft.AppliedIndex(), n.state.Applied())
+	}
+	if err := n.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	list, err := n.snaps.List()
+	if err != nil || len(list) == 0 || list[0].Index <= n.state.Applied() {
+		t.Fatalf("snapshots %v (state at %d), %v; want one past the state", list, n.state.Applied(), err)
+	}
+	_, rc, err := n.snaps.Open(list[0].ID)
+	if err != nil {
+		t.Fatalf("stream the snapshot: %v", err)
+	}
+	rc.Close()
+	restart() // New fails if it refuses
+}
