@@ -244,10 +244,13 @@ func dsnStatus(errText string, kind dsnKind) string {
 	if kind == dsnDelivered || kind == dsnRelayed {
 		return "2.0.0"
 	}
-	if m := enhancedCode.FindString(errText); m != "" && (kind == dsnDelayed) == (m[0] == '4') {
+	// The class must match the action (RFC 3464 §2.3.4): a 2.x.y found in
+	// a server's free text is no status of a failure.
+	switch m := enhancedCode.FindString(errText); {
+	case m == "":
+	case kind == dsnDelayed && m[0] == '4', kind == dsnFailed && m[0] == '5':
 		return m
-	}
-	if m := enhancedCode.FindString(errText); m != "" && kind == dsnFailed && m[0] == '4' {
+	case kind == dsnFailed && m[0] == '4':
 		return "5" + m[1:] // expired after temporary failures
 	}
 	if kind == dsnDelayed {

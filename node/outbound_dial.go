@@ -71,7 +71,7 @@ func (n *Node) dialSession(ctx context.Context, host string, relay bool, tlsCfg 
 	}
 	stop := closeOnDone(setup, conn)
 	defer stop()
-	hc := &heloConn{Conn: conn, name: q.Hostname, cmdLimit: q.GreetingTimeout}
+	hc := &sessionConn{Conn: conn, name: q.Hostname, cmdLimit: q.GreetingTimeout}
 	c, err := n.startSession(hc, host, relay, tlsCfg)
 	if err != nil {
 		conn.Close()
@@ -112,29 +112,41 @@ func (n *Node) startSession(conn net.Conn, host string, relay bool, tlsCfg *tls.
 	return c, nil
 }
 
-// heloConn is a session's connection while it is set up. It names this
-// host in the EHLO that go-smtp's STARTTLS client sends before TLS,
+// maxReplyBytes bounds what a server may send in answer to one command
+// (or between two of our writes): go-smtp and textproto read a reply of
+// any number of lines, and a hostile server's endless one would sit in
+// memory and then in the queue's records and a bounce.
+const maxReplyBytes = 64 << 10
+
+// errReplyTooLong fails a session whose server answered at such length.
+var errReplyTooLong = fmt.Errorf("%w: the server's reply is over %d bytes", ErrNoRoute, maxReplyBytes)
+
+// sessionConn is a session's connection under go-smtp's client. It names
+// this host in the EHLO that go-smtp's STARTTLS client sends before TLS,
 // which it always words "EHLO localhost" (its first write, whole); it
-// notes whether the server sent anything; and it holds each command of
-// the setup, the greeting first, to cmdLimit (GreetingTimeout), which
+// notes whether the server sent anything; it holds each command of the
+// setup, the greeting first, to cmdLimit (GreetingTimeout), which
 // go-smtp's deadlines (CommandTimeout, 5 minutes, set before every
-// command) would otherwise exceed.
-type heloConn struct {
+// command) would otherwise exceed; and it fails a reply over
+// maxReplyBytes.
+type sessionConn struct {
 	net.Conn
 	name     string
 	wrote    bool
 	spoke    atomic.Bool
 	cmdLimit time.Duration // 0 once the session is set up
+	unread   int           // bytes read since our last write
 }
 
-func (c *heloConn) SetDeadline(t time.Time) error {
+func (c *sessionConn) SetDeadline(t time.Time) error {
 	if limit := time.Now().Add(c.cmdLimit); c.cmdLimit > 0 && !t.IsZero() && t.After(limit) {
 		t = limit
 	}
 	return c.Conn.SetDeadline(t)
 }
 
-func (c *heloConn) Write(p []byte) (int, error) {
+func (c *sessionConn) Write(p []byte) (int, error) {
+	c.unread = 0
 	if !c.wrote {
 		c.wrote = true
 		if string(p) == "EHLO localhost\r\n" && c.name != "" {
@@ -147,10 +159,14 @@ func (c *heloConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-func (c *heloConn) Read(p []byte) (int, error) {
+func (c *sessionConn) Read(p []byte) (int, error) {
+	if c.unread > maxReplyBytes {
+		return 0, errReplyTooLong
+	}
 	k, err := c.Conn.Read(p)
 	if k > 0 {
 		c.spoke.Store(true)
+		c.unread += k
 	}
 	return k, err
 }

@@ -433,7 +433,15 @@ func replyOutcomes(err error, rcpts []string) ([]fsm.RcptOutcome, error) {
 	return outcomesOf(fsm.OutcomeTemp, msg, rcpts), nil
 }
 
+// maxErrorText bounds the error recorded per recipient (and so in the
+// raft log, the entry's last error and any bounce): a server's reply is
+// the server's to word, at whatever length.
+const maxErrorText = 512
+
 func outcomesOf(outcome, msg string, rcpts []string) []fsm.RcptOutcome {
+	if len(msg) > maxErrorText {
+		msg = strings.ToValidUTF8(msg[:maxErrorText], "") + "..."
+	}
 	out := make([]fsm.RcptOutcome, len(rcpts))
 	for i, r := range rcpts {
 		out[i] = fsm.RcptOutcome{Address: r, Outcome: outcome, Error: msg}

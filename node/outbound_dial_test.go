@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -8,12 +9,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-smtp"
 
+	"powermail/fsm"
 	"powermail/node/testcerts"
 )
 
@@ -157,5 +161,92 @@ func TestRelayRequiringTLSGetsNoPlaintext(t *testing.T) {
 	}
 	if conns, sent := w.get(); conns != 1 || bytes.Contains([]byte(sent), []byte("MAIL")) {
 		t.Errorf("%d connections, sent %q", conns, sent)
+	}
+}
+
+// fakeMX serves every connection with reply, which is given each command
+// line and writes the answer.
+func fakeMX(t *testing.T, reply func(w io.Writer, cmd string)) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.WriteString(c, "220 fake.test ESMTP\r\n")
+				br := bufio.NewReader(c)
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					reply(c, strings.TrimSpace(line))
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// A server that answers with an endless reply fails the session once it
+// has sent maxReplyBytes, instead of filling memory (and, as an error
+// text, the raft log and a bounce).
+func TestOutboundEndlessReplyIsCut(t *testing.T) {
+	addr := fakeMX(t, func(w io.Writer, cmd string) {
+		switch {
+		case strings.HasPrefix(cmd, "RCPT"):
+			line := "550-5.1.1 " + strings.Repeat("A", 1000) + "\r\n"
+			for {
+				if _, err := io.WriteString(w, line); err != nil {
+					return
+				}
+			}
+		case strings.HasPrefix(cmd, "EHLO"):
+			io.WriteString(w, "250-fake.test\r\n250 PIPELINING\r\n")
+		default:
+			io.WriteString(w, "250 ok\r\n")
+		}
+	})
+	pc, err := dialTo(t, addr, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.c.Mail("a@example.com", nil); err != nil {
+		t.Fatal(err)
+	}
+	err = pc.c.Rcpt("b@fake.test", nil)
+	if !errors.Is(err, errReplyTooLong) {
+		t.Fatalf("RCPT: %v, want the reply cut", err)
+	}
+	if out, cerr := replyOutcomes(err, []string{"b@fake.test"}); out != nil || cerr == nil {
+		t.Fatalf("outcomes %v, %v: want a connection failure", out, cerr)
+	}
+}
+
+// Recorded errors are bounded, and a failure's status has class 5 even
+// when the server's text names a 2.x.y.
+func TestQueueErrorTextAndStatus(t *testing.T) {
+	out := outcomesOf(fsm.OutcomePerm, "550 "+strings.Repeat("é", 1000), []string{"b@x.test"})
+	if len(out[0].Error) > maxErrorText+3 || !utf8.ValidString(out[0].Error) {
+		t.Errorf("recorded error of %d bytes (valid UTF-8: %v)", len(out[0].Error), utf8.ValidString(out[0].Error))
+	}
+	for text, want := range map[string]string{
+		"550 Rejected: 2.16.5.10 is listed": "5.0.0",
+		"550 5.1.1 no such user":            "5.1.1",
+		"451 4.7.1 try later":               "5.7.1",
+	} {
+		if got := dsnStatus(text, dsnFailed); got != want {
+			t.Errorf("dsnStatus(%q, failed) = %s, want %s", text, got, want)
+		}
+	}
+	if got := dsnStatus("550 Rejected: 2.16.5.10 is listed", dsnDelayed); got != "4.0.0" {
+		t.Errorf("delayed: %s", got)
 	}
 }
