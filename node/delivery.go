@@ -79,17 +79,20 @@ func (n *Node) Resolve(ctx context.Context, rcpt string) (Resolution, error) {
 		}
 		return n.resolveBounce(ctx, orig)
 	}
-	res, err := n.resolveLocal(rcpt)
+	res, err := n.resolveLocal(rcpt, true)
 	if err == nil || errors.Is(err, ErrUnavailable) {
 		return res, err
 	}
 	if berr := n.Barrier(ctx); berr != nil {
 		return Resolution{}, fmt.Errorf("%w: %v", ErrUnavailable, berr)
 	}
-	return n.resolveLocal(rcpt)
+	return n.resolveLocal(rcpt, true)
 }
 
-func (n *Node) resolveLocal(rcpt string) (Resolution, error) {
+// resolveLocal reads where rcpt goes in the local state; with quota, a
+// mailbox over its quota refuses (a bounce is delivered regardless: it is
+// small, and refusing it would leave its queue entry waiting for ever).
+func (n *Node) resolveLocal(rcpt string, quota bool) (Resolution, error) {
 	res, err := n.state.Resolve(rcpt)
 	switch {
 	case errors.Is(err, fsm.ErrNotFound), errors.Is(err, fsm.ErrInvalid), errors.Is(err, fsm.ErrForwardLoop):
@@ -99,7 +102,7 @@ func (n *Node) resolveLocal(rcpt string) (Resolution, error) {
 	case err != nil:
 		return Resolution{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	if len(res.OverQuota) > 0 {
+	if quota && len(res.OverQuota) > 0 {
 		return Resolution{}, fmt.Errorf("%w: %s", ErrOverQuota, res.OverQuota[0])
 	}
 	return Resolution{Mailboxes: res.Mailboxes, External: res.External}, nil

@@ -152,6 +152,21 @@ func TestQueue550SendsOneDSN(t *testing.T) {
 	}
 }
 
+// A bounce reaches a local sender whose mailbox is over its quota: it is
+// small, and refused it would keep its queue entry (and the message) for
+// ever.
+func TestQueueBouncesToAFullMailbox(t *testing.T) {
+	s := newSink(t)
+	s.set("550")
+	c := queueCluster(t, s, nil)
+	l := c.leader(time.Second)
+	quota := int64(1)
+	mustApply(t, l, &fsm.MailboxUpdate{Address: "a@example.com", QuotaBytes: &quota})
+	sendVia(t, c.follower(), "a@example.com", fwdBody, "out@example.com")
+	waitFor(t, 10*time.Second, "DSN", func() bool { return len(inbox(t, l, "a@example.com")) == 1 })
+	waitFor(t, 5*time.Second, "queue empty", func() bool { return queueEmpty(c) })
+}
+
 // A null sender's message is never bounced.
 func TestQueueNeverBouncesABounce(t *testing.T) {
 	s := newSink(t)

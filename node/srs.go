@@ -133,7 +133,7 @@ func (n *Node) srsDomain() string {
 // resolveBounce routes mail to a decoded SRS address: to the original
 // sender's mailbox if it is ours, else out through the queue.
 func (n *Node) resolveBounce(ctx context.Context, orig string) (Resolution, error) {
-	res, err := n.resolveLocal(orig)
+	res, err := n.resolveLocal(orig, false)
 	if errors.Is(err, ErrNotLocal) {
 		return Resolution{External: []string{orig}}, nil
 	}
@@ -143,5 +143,5 @@ func (n *Node) resolveBounce(ctx context.Context, orig string) (Resolution, erro
 	if berr := n.Barrier(ctx); berr != nil {
 		return Resolution{}, fmt.Errorf("%w: %v", ErrUnavailable, berr)
 	}
-	return n.resolveLocal(orig)
+	return n.resolveLocal(orig, false)
 }
