@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -160,10 +161,14 @@ func TestQueueBouncesToAFullMailbox(t *testing.T) {
 	s.set("550")
 	c := queueCluster(t, s, nil)
 	l := c.leader(time.Second)
+	sendVia(t, l, "x@far.org", "Subject: fill\r\n\r\nup\r\n", "a@example.com")
 	quota := int64(1)
 	mustApply(t, l, &fsm.MailboxUpdate{Address: "a@example.com", QuotaBytes: &quota})
+	if _, err := l.Resolve(ctxT(t, 5*time.Second), "a@example.com"); !errors.Is(err, ErrOverQuota) {
+		t.Fatalf("resolve a full mailbox: %v", err)
+	}
 	sendVia(t, c.follower(), "a@example.com", fwdBody, "out@example.com")
-	waitFor(t, 10*time.Second, "DSN", func() bool { return len(inbox(t, l, "a@example.com")) == 1 })
+	waitFor(t, 10*time.Second, "DSN", func() bool { return len(inbox(t, l, "a@example.com")) == 2 })
 	waitFor(t, 5*time.Second, "queue empty", func() bool { return queueEmpty(c) })
 }
 
