@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -215,5 +216,59 @@ func TestConnectionReturnedAfterCloseIsClosed(t *testing.T) {
 	}
 	if err := pc.c.Noop(); err == nil {
 		t.Fatal("the connection is still open")
+	}
+}
+
+// An entry's domains are sent to at once: a server that never greets
+// spends the attempt's deadline for its own recipients only, and the
+// others' mail goes on the first attempt.
+func TestQueueSlowDomainHoldsUpOnlyItself(t *testing.T) {
+	s := newSink(t)
+	pit, _ := tarpit(t)
+	c := queueCluster(t, s, func(q *QueueConfig) {
+		q.DestOverride["tarpit.net"] = pit
+		q.AttemptTimeout, q.GreetingTimeout = time.Second, 10*time.Second
+	})
+	l := c.leader(time.Second)
+	mustApply(t, l, &fsm.ForwardAdd{Address: "two@example.com", Targets: []string{"x@tarpit.net", "y@elsewhere.net"}})
+	sendVia(t, c.follower(), "a@example.com", fwdBody, "two@example.com")
+	waitFor(t, 5*time.Second, "the live domain's copy", func() bool { return len(s.messages()) == 1 })
+	waitFor(t, 5*time.Second, "the first attempt recorded", func() bool {
+		list, err := l.State().QueueList("", 10)
+		return err == nil && len(list) == 1 && list[0].Attempts == 1 &&
+			slices.Equal(list[0].Pending(), []string{"x@tarpit.net"})
+	})
+}
+
+// A round leases no more entries than there are free workers: an entry
+// leased only to wait would spend its lease waiting.
+func TestQueueLeasesOnlyWhatItCanWork(t *testing.T) {
+	s := newSink(t)
+	pit, _ := tarpit(t)
+	c := queueCluster(t, s, func(q *QueueConfig) {
+		q.DestOverride["tarpit.net"] = pit
+		q.Concurrency, q.GreetingTimeout, q.HostDownTime = 1, 10*time.Second, -1
+	})
+	l := c.leader(time.Second)
+	mustApply(t, l, &fsm.ForwardAdd{Address: "slow@example.com", Targets: []string{"x@tarpit.net"}})
+	for range 4 {
+		sendVia(t, c.follower(), "a@example.com", fwdBody, "slow@example.com")
+	}
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		list, err := l.State().QueueList("", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leased := 0
+		for _, e := range list {
+			if e.LeaseExpires > time.Now().UnixMilli() {
+				leased++
+			}
+		}
+		if leased > 1 {
+			t.Fatalf("%d entries leased with one worker", leased)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

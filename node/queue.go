@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,11 +84,18 @@ func (n *Node) queueLoop(ctx context.Context) {
 	}
 }
 
-// queueRound leases one batch and starts a worker per entry.
+// queueRound leases one batch and starts a worker per entry. It leases
+// no more entries than there are free workers: an entry leased to wait
+// for one would spend its lease waiting, and one whose lease lapses
+// before its attempt ends may be sent by the next leader as well.
 func (n *Node) queueRound(ctx context.Context) {
 	q := n.queue
 	cfg := &n.cfg.Queue
-	v, err := n.Apply(ctx, &fsm.QueueLease{Holder: q.holder, Now: time.Now().UnixMilli(), TTL: cfg.Lease.Milliseconds(), Limit: cfg.Batch})
+	limit := min(cfg.Batch, cap(q.slots)-len(q.slots))
+	if limit <= 0 {
+		return // every worker is busy; the next tick looks again
+	}
+	v, err := n.Apply(ctx, &fsm.QueueLease{Holder: q.holder, Now: time.Now().UnixMilli(), TTL: cfg.Lease.Milliseconds(), Limit: limit})
 	if err != nil {
 		n.log.Warn("queue: lease failed", "err", err)
 		return
@@ -118,7 +126,7 @@ func (n *Node) queueRound(ctx context.Context) {
 			delete(q.inflight, e.ID)
 			q.mu.Unlock()
 			<-q.slots
-			if len(entries) == cfg.Batch {
+			if len(entries) == limit {
 				q.kick()
 			}
 		}()
@@ -240,12 +248,24 @@ func (n *Node) attempt(ctx context.Context, e fsm.QueueEntry, pending []string) 
 		}
 		groups[key] = append(groups[key], r)
 	}
-	var out []fsm.RcptOutcome
-	for _, key := range order {
-		out = append(out, n.sendGroup(ctx, e, key, groups[key])...)
+	// The domains go at once (at most groupsAtOnce), so that a slow or
+	// silent one spends the attempt's deadline for itself only.
+	results := make([][]fsm.RcptOutcome, len(order))
+	sem := make(chan struct{}, groupsAtOnce)
+	var wg sync.WaitGroup
+	for i, key := range order {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			results[i] = n.sendGroup(ctx, e, key, groups[key])
+		})
 	}
-	return out
+	wg.Wait()
+	return slices.Concat(results...)
 }
+
+// groupsAtOnce bounds the domains one attempt sends to at the same time.
+const groupsAtOnce = 8
 
 // countHops reads the header section of a body and counts its Received
 // fields, and those that name this cluster.
