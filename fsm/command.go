@@ -193,12 +193,24 @@ func newRegistry() registry {
 // decode parses an encoded command, panicking on anything it cannot
 // understand: such an entry means this binary cannot follow the log.
 func (r registry) decode(index uint64, data []byte) Command {
+	c, err := r.parse(data)
+	if err != nil {
+		panic(fmt.Sprintf("fsm: entry %d: %v", index, err))
+	}
+	return c
+}
+
+// parse decodes an encoded command. The encoding byte alone chooses the
+// payload's decoder: a payload is never sniffed, since a binary one may
+// start with any byte (a Deliver whose ID is 123 bytes long starts with
+// '{').
+func (r registry) parse(data []byte) (Command, error) {
 	if len(data) < 2 {
-		panic(fmt.Sprintf("fsm: entry %d: command of %d bytes", index, len(data)))
+		return nil, fmt.Errorf("command of %d bytes", len(data))
 	}
 	mk, ok := r[CmdType(data[0])]
 	if !ok {
-		panic(fmt.Sprintf("fsm: entry %d: unknown command type %d", index, data[0]))
+		return nil, fmt.Errorf("unknown command type %d", data[0])
 	}
 	c := mk()
 	var err error
@@ -208,14 +220,29 @@ func (r registry) decode(index uint64, data []byte) Command {
 	case EncodingBinary:
 		bc, ok := c.(binaryCommand)
 		if !ok {
-			panic(fmt.Sprintf("fsm: entry %d: command type %d has no binary encoding", index, data[0]))
+			return nil, fmt.Errorf("command type %d has no binary encoding", data[0])
 		}
 		err = bc.UnmarshalBinary(data[2:])
 	default:
-		panic(fmt.Sprintf("fsm: entry %d: command type %d has encoding %d, this release reads up to %d", index, data[0], data[1], NewestEncoding))
+		return nil, fmt.Errorf("command type %d has encoding %d, this release reads up to %d", data[0], data[1], NewestEncoding)
 	}
 	if err != nil {
-		panic(fmt.Sprintf("fsm: entry %d: undecodable command type %d: %v", index, data[0], err))
+		return nil, fmt.Errorf("undecodable command type %d: %w", data[0], err)
 	}
-	return c
+	return c, nil
+}
+
+// CheckCommand reports whether this release can decode the encoded
+// command data, as apply will: nil when it can, else an ErrInvalid
+// business error. A proposer calls it before it appends data to the log,
+// where an entry that does not decode would stop every replica. It does
+// not check the encoding against the cluster setting (CheckEncoding), nor
+// anything apply decides (a valid command may still be refused). An entry
+// of fewer than two bytes is refused too: apply skips an empty one, which
+// carries no command.
+func (s *State) CheckCommand(data []byte) error {
+	if _, err := s.reg.parse(data); err != nil {
+		return &Error{Kind: ErrInvalid, Msg: "command does not decode: " + err.Error()}
+	}
+	return nil
 }

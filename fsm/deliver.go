@@ -64,26 +64,10 @@ func (c *Deliver) apply(tx *txn) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := DeliverResult{UIDs: map[string]uint32{}}
-	flags, _ := canonicalFlags(c.Flags)
-	for _, addr := range c.Mailboxes {
-		uid, validity, err := c.deliverOne(tx, addr, flags)
-		if err != nil {
-			if res.Rejected == nil {
-				res.Rejected, res.Messages = map[string]string{}, map[string]string{}
-			}
-			if Code(err) == "" {
-				return nil, err // storage failure
-			}
-			res.Rejected[addr], res.Messages[addr] = Code(err), err.Error()
-			continue
-		}
-		res.UIDs[addr] = uid
-		if c.Folder != "" {
-			res.UIDValidity = validity
-		}
+	res, refs, err := c.deliverAll(tx)
+	if err != nil {
+		return nil, err
 	}
-	refs := int64(len(res.UIDs))
 	if c.Queue != nil {
 		if res.Queued, err = createEntry(tx, c.Queue, c.Hash, c.Size, c.Replicas, c.InternalDate); err != nil {
 			return nil, err
@@ -96,6 +80,36 @@ func (c *Deliver) apply(tx *txn) (any, error) {
 		}
 	}
 	return res, rememberDelivery(tx, c.ID, res)
+}
+
+// deliverAll delivers to every listed mailbox and returns the result and
+// the number of messages it created, one per body reference. That is not
+// len(res.UIDs): a mailbox listed twice, in one spelling or two, gets a
+// message each time, and each must hold its own reference, or expunging
+// one would let GC delete a body the other still shows.
+func (c *Deliver) deliverAll(tx *txn) (DeliverResult, int64, error) {
+	res := DeliverResult{UIDs: map[string]uint32{}}
+	flags, _ := canonicalFlags(c.Flags)
+	var created int64
+	for _, addr := range c.Mailboxes {
+		uid, validity, err := c.deliverOne(tx, addr, flags)
+		if err != nil {
+			if res.Rejected == nil {
+				res.Rejected, res.Messages = map[string]string{}, map[string]string{}
+			}
+			if Code(err) == "" {
+				return res, 0, err // storage failure
+			}
+			res.Rejected[addr], res.Messages[addr] = Code(err), err.Error()
+			continue
+		}
+		created++
+		res.UIDs[addr] = uid
+		if c.Folder != "" {
+			res.UIDValidity = validity
+		}
+	}
+	return res, created, nil
 }
 
 func (c *Deliver) validate(tx *txn) ([]byte, error) {

@@ -179,3 +179,30 @@ func TestDeliverIsIdempotentAfterReopenAndRestore(t *testing.T) {
 		t.Fatalf("retry after restore: %d messages", n)
 	}
 }
+
+// TestDeliverCountsAReferencePerMessage: a Deliver that lists a mailbox
+// twice (in one spelling or two) stores a message each time, and each
+// message holds a body reference. With one reference per distinct
+// address, expunging one copy let GC collect the body the other shows.
+func TestDeliverCountsAReferencePerMessage(t *testing.T) {
+	a := deliveryFixture(t)
+	h := bodyHash("listed twice")
+	a.must(&Deliver{Hash: h, Size: 10, Replicas: []string{"n1", "n2"},
+		Mailboxes: []string{"a@example.com", "A@Example.com", "a@example.com", "b@example.com"}})
+	_, msgs, err := a.s.View("a@example.com", "INBOX")
+	if err != nil || len(msgs) != 3 {
+		t.Fatalf("a@ has %d messages (%v), want 3", len(msgs), err)
+	}
+	if b, _ := a.s.Body(h); b.Refs != 4 {
+		t.Fatalf("4 messages stored, body refs %d", b.Refs)
+	}
+	a.must(&Expunge{Mailbox: "a@example.com", Folder: "INBOX", UIDs: []UIDRange{{1, 2}}})
+	a.must(&MailboxRemove{Address: "b@example.com"})
+	if col := a.apply(&BodyCollect{Hash: h}).Value.(CollectResult); col.Collect != 0 {
+		t.Fatalf("body collected at %d while a@ UID 3 still references it", col.Collect)
+	}
+	a.must(&Expunge{Mailbox: "a@example.com", Folder: "INBOX"})
+	if b, _ := a.s.Body(h); b.Refs != 0 {
+		t.Fatalf("every message gone, body refs %d", b.Refs)
+	}
+}

@@ -217,24 +217,36 @@ func (c *MailboxUpdate) apply(tx *txn) (any, error) {
 	if ok, err := tx.get(mailboxKey(a), &mb); err != nil || !ok {
 		return nil, orNotFound(err, "mailbox %s does not exist", a)
 	}
+	if err := c.check(a); err != nil {
+		return nil, err
+	}
 	if c.PasswordHash != nil {
-		if err := admitStored(*c.PasswordHash); err != nil {
-			return nil, errorf(ErrInvalid, "mailbox %s: %s", a, err.Error())
-		}
 		if err := setPassword(tx, a, *c.PasswordHash); err != nil {
 			return nil, err
 		}
 	}
 	if c.QuotaBytes != nil {
-		if *c.QuotaBytes < 0 {
-			return nil, errorf(ErrInvalid, "mailbox %s: negative quota", a)
-		}
 		mb.QuotaBytes = *c.QuotaBytes
 	}
 	if c.Disabled != nil {
 		mb.Disabled = *c.Disabled
 	}
 	return nil, tx.put(mailboxKey(a), mb)
+}
+
+// check validates every field before apply writes any: a refused update
+// must leave nothing behind in the batch (a new password with a refused
+// quota was stored).
+func (c *MailboxUpdate) check(a Address) error {
+	if c.PasswordHash != nil {
+		if err := admitStored(*c.PasswordHash); err != nil {
+			return errorf(ErrInvalid, "mailbox %s: %s", a, err.Error())
+		}
+	}
+	if c.QuotaBytes != nil && *c.QuotaBytes < 0 {
+		return errorf(ErrInvalid, "mailbox %s: negative quota", a)
+	}
+	return nil
 }
 
 // orExists turns a storage error into itself, and nil into ErrExists.

@@ -1,5 +1,10 @@
 package fsm
 
+import (
+	"errors"
+	"fmt"
+)
+
 // Forward commands and forward expansion.
 
 // MaxForwardTargets bounds the targets of one forward.
@@ -83,17 +88,33 @@ func (c *ForwardAdd) checkTargets(tx *txn, src Address) ([]string, error) {
 			return nil, err
 		}
 		if local {
-			r, err := resolve(tx.b, a, true)
-			if err != nil {
-				return nil, errorf(ErrNotFound, "forward %s: target %s: %s", src, a, err.Error())
-			}
-			if r.reached(src.Key()) {
-				return nil, errorf(ErrForwardLoop, "forward %s -> %s leads back to %s", src, a, src)
+			if err := checkTarget(tx, src, a); err != nil {
+				return nil, err
 			}
 		}
 		out = append(out, a.String())
 	}
 	return out, nil
+}
+
+// checkTarget refuses a local target that does not resolve or whose
+// expansion leads back to src. Only a business error of the expansion
+// (an unknown address, nesting too deep) refuses the forward; a storage
+// or decode error is returned as it is, so that apply stops this replica
+// instead of rejecting a command the others accept.
+func checkTarget(tx *txn, src, target Address) error {
+	r, err := resolve(tx.b, target, true)
+	var be *Error
+	if errors.As(err, &be) {
+		return errorf(ErrNotFound, "forward %s: target %s: %s", src, target, err.Error())
+	}
+	if err != nil {
+		return fmt.Errorf("forward %s: target %s: %w", src, target, err)
+	}
+	if r.reached(src.Key()) {
+		return errorf(ErrForwardLoop, "forward %s -> %s leads back to %s", src, target, src)
+	}
+	return nil
 }
 
 // ForwardRemove deletes a forward.

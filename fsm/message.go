@@ -61,13 +61,17 @@ func parseHash(h string) ([]byte, error) {
 // MaxFlags bounds the flags of one message (RFC 9051 leaves it open).
 const MaxFlags = 64
 
+// cleanFlags sorts flags and drops duplicates, then refuses a set of more
+// than MaxFlags. Counting before dropping duplicates would refuse a union
+// such as +FLAGS of keywords a message already has.
 func cleanFlags(flags []string) ([]string, error) {
-	if len(flags) > MaxFlags {
-		return nil, errorf(ErrInvalid, "%d flags, at most %d", len(flags), MaxFlags)
-	}
 	out := slices.Clone(flags)
 	slices.Sort(out)
-	return slices.Compact(out), nil
+	out = slices.Compact(out)
+	if len(out) > MaxFlags {
+		return nil, errorf(ErrInvalid, "%d flags, at most %d", len(out), MaxFlags)
+	}
+	return out, nil
 }
 
 func (m Message) String() string { return fmt.Sprintf("uid %d body %s", m.UID, m.Hash) }

@@ -27,14 +27,17 @@ func (c *FlagsStore) apply(tx *txn) (any, error) {
 	if c.Op < FlagsSet || c.Op > FlagsRemove {
 		return nil, errorf(ErrInvalid, "unknown flag operation %d", c.Op)
 	}
+	nexts, err := newFlags(msgs, c.Op, flags)
+	if err != nil {
+		return nil, err
+	}
 	changed := []Message{}
-	for _, m := range msgs {
-		next := applyFlagOp(m.Flags, c.Op, flags)
-		if slices.Equal(next, m.Flags) {
+	for i, m := range msgs {
+		if slices.Equal(nexts[i], m.Flags) {
 			continue
 		}
 		f.count(m, -1)
-		m.Flags = next
+		m.Flags = nexts[i]
 		f.count(m, +1)
 		if err := tx.putMessage(a, f.ID, m); err != nil {
 			return nil, err
@@ -51,7 +54,22 @@ func (c *FlagsStore) apply(tx *txn) (any, error) {
 	return changed, nil
 }
 
-func applyFlagOp(cur []string, op FlagOp, flags []string) []string {
+// newFlags returns each message's flags after op, before anything is
+// written: a result over MaxFlags (+FLAGS on a message that has many)
+// refuses the whole command, and no message changes.
+func newFlags(msgs []Message, op FlagOp, flags []string) ([][]string, error) {
+	out := make([][]string, len(msgs))
+	for i, m := range msgs {
+		next, err := applyFlagOp(m.Flags, op, flags)
+		if err != nil {
+			return nil, errorf(ErrInvalid, "UID %d: %s", m.UID, err.Error())
+		}
+		out[i] = next
+	}
+	return out, nil
+}
+
+func applyFlagOp(cur []string, op FlagOp, flags []string) ([]string, error) {
 	var next []string
 	switch op {
 	case FlagsSet:
@@ -61,11 +79,11 @@ func applyFlagOp(cur []string, op FlagOp, flags []string) []string {
 	case FlagsRemove:
 		next = slices.DeleteFunc(slices.Clone(cur), func(x string) bool { return slices.Contains(flags, x) })
 	}
-	out, _ := cleanFlags(next)
-	if len(out) == 0 {
-		return nil
+	out, err := cleanFlags(next)
+	if err != nil || len(out) == 0 {
+		return nil, err
 	}
-	return out
+	return out, nil
 }
 
 // loadRanges loads a mailbox, one of its folders and the messages of that
@@ -165,25 +183,7 @@ func (c *Copy) apply(tx *txn) (any, error) {
 	if src.ID == dst.ID {
 		dst = src // one record, counted once
 	}
-	refs := map[string]int64{}
-	for _, m := range msgs {
-		res.Src = append(res.Src, m.UID)
-		m.UID = dst.UIDNext
-		dst.UIDNext++
-		res.Dst = append(res.Dst, m.UID)
-		if err := tx.putMessage(a, dst.ID, m); err != nil {
-			return nil, err
-		}
-		dst.count(m, +1)
-		mb.UsedBytes += m.Size
-		mb.Messages++
-		refs[m.Hash]++
-	}
-	dst.ModSeq = tx.index
-	if err := addBodyRefs(tx, refs, +1); err != nil {
-		return nil, err
-	}
-	if err := tx.put(folderKey(a, dst.Name), dst); err != nil {
+	if err := copyInto(tx, a, &mb, &dst, msgs, &res); err != nil {
 		return nil, err
 	}
 	if c.Move {
@@ -196,4 +196,35 @@ func (c *Copy) apply(tx *txn) (any, error) {
 	}
 	tx.touch(a)
 	return res, tx.put(mailboxKey(a), mb)
+}
+
+// copyInto adds msgs to folder dst at new UIDs, with a body reference
+// each, and writes dst; the caller writes mb. A body without a record
+// refuses the copy before its first write: the record is read first.
+func copyInto(tx *txn, a Address, mb *Mailbox, dst *Folder, msgs []Message, res *CopyResult) error {
+	refs := map[string]int64{}
+	for _, m := range msgs {
+		refs[m.Hash]++
+	}
+	bodies, err := planBodyRefs(tx, refs, +1)
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		res.Src = append(res.Src, m.UID)
+		m.UID = dst.UIDNext
+		dst.UIDNext++
+		res.Dst = append(res.Dst, m.UID)
+		if err := tx.putMessage(a, dst.ID, m); err != nil {
+			return err
+		}
+		dst.count(m, +1)
+		mb.UsedBytes += m.Size
+		mb.Messages++
+	}
+	dst.ModSeq = tx.index
+	if err := writeBodyRefs(tx, bodies); err != nil {
+		return err
+	}
+	return tx.put(folderKey(a, dst.Name), *dst)
 }

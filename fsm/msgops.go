@@ -118,9 +118,17 @@ func (f *Folder) count(m Message, sign int64) {
 }
 
 // removeMessages deletes msgs from folder f and releases their bodies.
-// It writes f; the caller writes mb.
+// It writes f; the caller writes mb. It reads the body records before it
+// deletes anything, so that an error leaves no write behind.
 func removeMessages(tx *txn, a Address, mb *Mailbox, f *Folder, msgs []Message) error {
 	release := map[string]int64{}
+	for _, m := range msgs {
+		release[m.Hash]++
+	}
+	bodies, err := planBodyRefs(tx, release, -1)
+	if err != nil {
+		return err
+	}
 	for _, m := range msgs {
 		if err := tx.delMessage(a, f.ID, m.UID); err != nil {
 			return err
@@ -128,13 +136,12 @@ func removeMessages(tx *txn, a Address, mb *Mailbox, f *Folder, msgs []Message) 
 		f.count(m, -1)
 		mb.UsedBytes -= m.Size
 		mb.Messages--
-		release[m.Hash]++
 	}
 	f.ModSeq = tx.index
 	if err := advanceLowUID(tx, a, f); err != nil {
 		return err
 	}
-	if err := addBodyRefs(tx, release, -1); err != nil {
+	if err := writeBodyRefs(tx, bodies); err != nil {
 		return err
 	}
 	return tx.put(folderKey(a, f.Name), *f)
@@ -144,23 +151,50 @@ func removeMessages(tx *txn, a Address, mb *Mailbox, f *Folder, msgs []Message) 
 // count reaches zero keeps its record (with its replicas) until garbage
 // collection has deleted every copy.
 func addBodyRefs(tx *txn, refs map[string]int64, sign int64) error {
+	bodies, err := planBodyRefs(tx, refs, sign)
+	if err != nil {
+		return err
+	}
+	return writeBodyRefs(tx, bodies)
+}
+
+// bodyRef is a body record with its new reference count, not yet written.
+type bodyRef struct {
+	hash []byte
+	body Body
+}
+
+// planBodyRefs reads the records of the bodies in refs, in hash order,
+// and moves each count by sign*count; it writes nothing, so a command can
+// learn of a missing body (an error when adding) before its first write.
+// Releasing a body without a record skips it.
+func planBodyRefs(tx *txn, refs map[string]int64, sign int64) ([]bodyRef, error) {
+	out := make([]bodyRef, 0, len(refs))
 	for _, h := range slices.Sorted(maps.Keys(refs)) {
 		raw, err := parseHash(h)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		var b Body
 		if ok, err := tx.get(bodyKey(raw), &b); err != nil || !ok {
 			if err == nil && sign > 0 {
-				return errorf(ErrInvalid, "body %s has no record", h)
+				return nil, errorf(ErrInvalid, "body %s has no record", h)
 			}
 			if err != nil {
-				return err
+				return nil, err
 			}
 			continue
 		}
 		b.Refs += sign * refs[h]
-		if err := putBody(tx, raw, b); err != nil {
+		out = append(out, bodyRef{hash: raw, body: b})
+	}
+	return out, nil
+}
+
+// writeBodyRefs writes what planBodyRefs planned.
+func writeBodyRefs(tx *txn, bodies []bodyRef) error {
+	for _, r := range bodies {
+		if err := putBody(tx, r.hash, r.body); err != nil {
 			return err
 		}
 	}
@@ -175,7 +209,9 @@ const MaxKeyword = 128
 
 // canonicalFlags checks flags (system flags of RFC 9051 section 2.3.2 in
 // any case, or keywords that are IMAP atoms) and returns them with system
-// flags in canonical case, sorted and without duplicates.
+// flags in canonical case, sorted and without duplicates. A list of more
+// than MaxFlags is refused as sent, duplicates included: it bounds the
+// command, as it always has, so that every release decides alike.
 func canonicalFlags(flags []string) ([]string, error) {
 	out := make([]string, 0, len(flags))
 	for _, fl := range flags {
@@ -196,6 +232,9 @@ func canonicalFlags(flags []string) ([]string, error) {
 			}
 		}
 		out = append(out, fl)
+	}
+	if len(out) > MaxFlags {
+		return nil, errorf(ErrInvalid, "%d flags, at most %d", len(out), MaxFlags)
 	}
 	return cleanFlags(out)
 }

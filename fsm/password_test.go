@@ -195,3 +195,24 @@ func TestStoredHashOverTheLimitsFailsLogin(t *testing.T) {
 		t.Error("CheckPassword still running after 5 s")
 	}
 }
+
+// TestMailboxUpdateRefusedWritesNothing: an update with a valid password
+// and a refused quota is refused whole. The password used to be written
+// before the quota was checked, so the refusal left it stored.
+func TestMailboxUpdateRefusedWritesNothing(t *testing.T) {
+	a := newApplier(t)
+	a.must(&DomainAdd{Name: "example.com"})
+	oldHash, _ := HashPassword("old secret")
+	newHash, _ := HashPassword("new secret")
+	a.must(&MailboxAdd{Mailboxes: []NewMailbox{{Address: "a@example.com", PasswordHash: oldHash, QuotaBytes: 100}}})
+	quota := int64(-1)
+	if r := a.apply(&MailboxUpdate{Address: "a@example.com", PasswordHash: &newHash, QuotaBytes: &quota}); !errors.Is(r.Err, ErrInvalid) {
+		t.Fatalf("negative quota: %v, want ErrInvalid", r.Err)
+	}
+	if _, ok, _ := a.s.CheckPassword("a@example.com", "new secret"); ok {
+		t.Fatal("the refused update's password was stored")
+	}
+	if mb, ok, _ := a.s.CheckPassword("a@example.com", "old secret"); !ok || mb.QuotaBytes != 100 {
+		t.Fatalf("after a refused update: password kept %v, quota %d", ok, mb.QuotaBytes)
+	}
+}

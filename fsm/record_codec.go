@@ -109,10 +109,11 @@ func (r *Body) UnmarshalBinary(b []byte) error {
 	return d.end("body")
 }
 
-// isJSON reports whether a record or payload is JSON, as earlier versions
-// wrote it: every binary encoding starts with a version byte that is not
+// isJSON reports whether a stored record is JSON, as earlier versions
+// wrote it: every binary record starts with a version byte that is not
 // '{'. encoding/json never calls UnmarshalBinary, so such input decodes
-// straight into the value.
+// straight into the value. Commands do not use it: their encoding byte
+// says what the payload is, and a binary payload has no version byte.
 func isJSON(b []byte) bool { return len(b) > 0 && b[0] == '{' }
 
 func appendString(b []byte, s string) []byte {

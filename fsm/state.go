@@ -27,8 +27,9 @@ type Options struct {
 	// runs on the apply path: it must not block.
 	OnChange func(mailboxes []string)
 
-	bodyFilterMin int64  // tests: smallest body filter; 0 means bodyFilterMin
-	bodyScanned   func() // tests: called between a rebuild's scan and its install
+	bodyFilterMin int64                           // tests: smallest body filter; 0 means bodyFilterMin
+	bodyScanned   func()                          // tests: called between a rebuild's scan and its install
+	refusedWrote  func(index uint64, typ CmdType) // tests: a refused command left writes (applyCommand)
 }
 
 // State is the directory state machine of one node.
@@ -177,12 +178,7 @@ func (s *State) ApplyBatch(entries []Entry) []Result {
 			continue
 		}
 		cmd := s.reg.decode(e.Index, e.Data)
-		v, err := cmd.apply(&txn{b: b, index: e.Index, touched: touched, changes: &s.changes, hot: hot, ids: s.ids, bodies: s.bodies, dueLow: &s.dueLow})
-		var be *Error
-		if err != nil && !errors.As(err, &be) {
-			panic(fmt.Sprintf("fsm: entry %d: storage failure: %v", e.Index, err))
-		}
-		results[i] = Result{Value: v, Err: err}
+		results[i] = s.applyCommand(cmd, &txn{b: b, index: e.Index, touched: touched, changes: &s.changes, hot: hot, ids: s.ids, bodies: s.bodies, dueLow: &s.dueLow})
 	}
 	if last == applied {
 		return results
@@ -207,6 +203,29 @@ func (s *State) ApplyBatch(entries []Entry) []Result {
 		s.opts.OnChange(slices.Collect(maps.Keys(touched)))
 	}
 	return results
+}
+
+// applyCommand applies one decoded entry. It panics on a storage failure
+// (any error that is not an *Error). A business error is the entry's
+// result, and the entry must not have written before it: the entries of
+// a batch share one Pebble batch with no rollback per entry, so whatever
+// a refused command wrote is committed with the others. Commands
+// validate before their first write; one that did not is logged, not
+// undone, so that every node still applies alike.
+func (s *State) applyCommand(cmd Command, tx *txn) Result {
+	before := tx.b.Count()
+	v, err := cmd.apply(tx)
+	var be *Error
+	if err != nil && !errors.As(err, &be) {
+		panic(fmt.Sprintf("fsm: entry %d: storage failure: %v", tx.index, err))
+	}
+	if err != nil && tx.b.Count() != before {
+		s.log.Error("fsm: a refused command left writes", "index", tx.index, "type", cmd.Type(), "writes", tx.b.Count()-before, "err", err)
+		if s.opts.refusedWrote != nil {
+			s.opts.refusedWrote(tx.index, cmd.Type())
+		}
+	}
+	return Result{Value: v, Err: err}
 }
 
 func readApplied(r pebble.Reader) (uint64, error) {

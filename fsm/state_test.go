@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // applier drives a State the way raft would, one entry per command.
@@ -14,9 +17,13 @@ type applier struct {
 	index uint64
 }
 
+// newApplier opens a state whose tests fail if a refused command leaves
+// writes in the batch (State.applyCommand).
 func newApplier(t testing.TB) *applier {
 	t.Helper()
-	s, err := Open(t.TempDir(), Options{})
+	s, err := Open(t.TempDir(), Options{refusedWrote: func(index uint64, typ CmdType) {
+		t.Errorf("entry %d: a refused command of type %d left writes", index, typ)
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,6 +203,39 @@ func TestForwardSkipsRemovedTargets(t *testing.T) {
 	if got, err := a.s.Resolve("team@example.com"); err != nil || len(got.Mailboxes) != 1 {
 		t.Errorf("team after the refused loop: %v, %v", got, err)
 	}
+}
+
+// plantRecord writes raw under key behind the applier's back, as damage
+// on disk would.
+func plantRecord(t *testing.T, s *State, key, raw []byte) {
+	t.Helper()
+	if err := s.view(func(r pebble.Reader) error {
+		return r.(*pebble.DB).Set(key, raw, pebble.NoSync)
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestForwardTargetStorageFailureStopsApply: a target whose record cannot
+// be read is a fault of this replica, not a business answer. It was
+// re-wrapped as ErrNotFound, so this replica refused a forward that the
+// others added; now apply stops, as for any storage failure.
+func TestForwardTargetStorageFailureStopsApply(t *testing.T) {
+	a := newApplier(t)
+	a.must(&DomainAdd{Name: "example.com"})
+	a.must(&MailboxAdd{Mailboxes: []NewMailbox{{Address: "broken@example.com"}}})
+	plantRecord(t, a.s, mailboxKey(mustAddr(t, "broken@example.com")), []byte{0xff})
+	if r := a.apply(&ForwardAdd{Address: "f@example.com", Targets: []string{"nobody@example.com"}}); !errors.Is(r.Err, ErrNotFound) {
+		t.Fatalf("an unknown target: %v, want ErrNotFound", r.Err)
+	}
+	defer func() {
+		p := recover()
+		if p == nil || !strings.Contains(fmt.Sprint(p), "storage failure") {
+			t.Fatalf("an unreadable target record: panic %v, want a storage failure", p)
+		}
+	}()
+	r := a.apply(&ForwardAdd{Address: "f@example.com", Targets: []string{"broken@example.com"}})
+	t.Fatalf("an unreadable target record gave a result: %+v", r)
 }
 
 func TestApplyIsIdempotentByIndex(t *testing.T) {
