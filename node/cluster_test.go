@@ -228,3 +228,19 @@ func TestUnauthenticatedPeerIsRefused(t *testing.T) {
 		t.Fatalf("intruder read the directory: %v", err)
 	}
 }
+
+// An entry the leader cannot decode never reaches the log, where it would
+// stop every replica: a forwarded proposal is checked first.
+func TestForwardedUndecodableEntryIsRefused(t *testing.T) {
+	c := newTestCluster(t, 2)
+	l := c.leader(5 * time.Second)
+	f := c.follower()
+	bad := []byte{byte(fsm.CmdDeliver), fsm.EncodingBinary, 0xff}
+	err := f.call(ctxT(t, 5*time.Second), l.ClusterAddr(), "POST", "/rpc/apply", bad, nil)
+	if !errors.Is(err, fsm.ErrInvalid) {
+		t.Fatalf("forwarded garbage: %v, want ErrInvalid", err)
+	}
+	mustApply(t, f, &fsm.DomainAdd{Name: "after.example"})
+	mustApply(t, f, addMailbox("x@after.example"))
+	c.readEverywhere("x@after.example")
+}

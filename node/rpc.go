@@ -142,10 +142,15 @@ func (n *Node) rpcApply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// A follower encodes under the setting as it has applied it; one
-	// lowered since must not reach the log in the newer encoding.
+	// lowered since must not reach the log in the newer encoding. And an
+	// entry this leader cannot decode (a newer release's command, a bug)
+	// would stop every replica that reads it, so it never reaches the log.
 	var v any
 	var idx uint64
-	if err = n.checkEncoding(r.Context(), data); err == nil {
+	if err = n.state.CheckCommand(data); err == nil {
+		err = n.checkEncoding(r.Context(), data)
+	}
+	if err == nil {
 		v, idx, err = n.applyLocal(r.Context(), data)
 	}
 	rep := rpcReply{Index: idx}
