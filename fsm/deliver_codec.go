@@ -16,8 +16,8 @@ import (
 //
 // where str is uvarint(len) and the bytes, strs is uvarint(n) and n strs,
 // and queue is 1 when the queue part follows, else 0. A queue part that
-// carries DSN parameters (rare) is not covered: such a command is
-// EncodingJSON3.
+// carries DSN parameters (rare) or a submission's mark is not covered:
+// such a command is EncodingJSON3.
 
 // MarshalBinary encodes the command's payload.
 func (c Deliver) MarshalBinary() ([]byte, error) {
@@ -33,7 +33,7 @@ func (c Deliver) MarshalBinary() ([]byte, error) {
 	if c.Queue == nil {
 		return append(b, 0), nil
 	}
-	if c.Queue.DSN != nil {
+	if c.needsJSON3() {
 		return nil, errNotBinary
 	}
 	b = append(b, 1)
@@ -42,7 +42,9 @@ func (c Deliver) MarshalBinary() ([]byte, error) {
 	return binary.AppendVarint(b, c.Queue.NextAttempt), nil
 }
 
-func (c *Deliver) needsJSON3() bool { return c.Queue != nil && c.Queue.DSN != nil }
+func (c *Deliver) needsJSON3() bool {
+	return c.Queue != nil && (c.Queue.DSN != nil || c.Queue.Submitted)
+}
 
 // UnmarshalBinary decodes a payload written by MarshalBinary, and only
 // that: the entry's encoding byte has already chosen this decoder. (It

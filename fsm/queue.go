@@ -83,6 +83,9 @@ type QueueEntry struct {
 	DelayNotified bool   `json:"delay_notified,omitempty"` // RFC 3464 "delayed" DSN sent
 	EnvID         string `json:"envid,omitempty"`          // RFC 3461 ENVID
 	Ret           string `json:"ret,omitempty"`            // RFC 3461 RET: FULL or HDRS
+	// Submitted: the message came from an authenticated submission
+	// (QueuePart.Submitted).
+	Submitted bool `json:"submitted,omitempty"`
 }
 
 // Pending returns the recipients still to be sent.
@@ -113,6 +116,14 @@ type QueuePart struct {
 	// before it does not apply. Parameters that do not fit (a proposer's
 	// bug) are dropped, not refused: the mail matters more.
 	DSN *QueueDSN `json:"dsn,omitempty"`
+	// Submitted says the message came from an authenticated submission
+	// (RFC 6409), not from another server: only such a message may be
+	// DKIM-signed for its sender's domain and keep a sender in a domain
+	// we host; relayed mail (a forward) is sent with an SRS sender and no
+	// signature, whatever its sender claims. A Deliver with it is written
+	// as EncodingJSON3; a release before it drops the mark, which leaves
+	// such mail unsigned.
+	Submitted bool `json:"submitted,omitempty"`
 }
 
 // QueueDSN is what the original client asked of delivery status
@@ -224,7 +235,7 @@ func (p *QueuePart) validate() error {
 func createEntry(tx *txn, p *QueuePart, hash string, size int64, replicas []string, created int64) (string, error) {
 	id := queueID(tx.index)
 	e := QueueEntry{ID: id, Hash: hash, Size: size, Replicas: slices.Clone(replicas), From: p.From,
-		NextAttempt: p.NextAttempt, Created: created, CreatedIndex: tx.index}
+		NextAttempt: p.NextAttempt, Created: created, CreatedIndex: tx.index, Submitted: p.Submitted}
 	dsn := p.DSN.sanitized(len(p.Recipients))
 	e.EnvID, e.Ret = dsn.EnvID, dsn.Ret
 	for i, r := range p.Recipients {

@@ -74,3 +74,34 @@ func TestQueueEntryKeepsDSNParameters(t *testing.T) {
 		t.Fatalf("a NOTIFY list of the wrong length: %+v %v", e, err)
 	}
 }
+
+// A submission's mark reaches its entry and travels as EncodingJSON3;
+// relayed mail's entry has none.
+func TestQueueEntryKeepsTheSubmissionMark(t *testing.T) {
+	a := deliveryFixture(t)
+	for _, submitted := range []bool{true, false} {
+		c := &Deliver{ID: "d-sub-" + map[bool]string{true: "y", false: "n"}[submitted], Hash: bodyHash("sub"), Size: 3,
+			Replicas: []string{"n1", "n2"}, Queue: &QueuePart{From: "a@example.com", Recipients: []string{"x@other.net"}, Submitted: submitted}}
+		data, err := EncodeAs(c, NewestEncoding)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if submitted != (data[1] == EncodingJSON3) {
+			t.Fatalf("submitted %v written with encoding %d", submitted, data[1])
+		}
+		if got := newRegistry().decode(1, data); !reflect.DeepEqual(got, c) {
+			t.Fatalf("decodes to %+v", got)
+		}
+		r := a.applyAs(c, NewestEncoding)
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		e, err := a.s.QueueGet(r.Value.(DeliverResult).Queued)
+		if err != nil || e.Submitted != submitted {
+			t.Fatalf("entry %+v, %v; want submitted %v", e, err, submitted)
+		}
+	}
+	if _, err := EncodeAs(&Deliver{Hash: bodyHash("sub"), Queue: &QueuePart{Submitted: true}}, EncodingBinary); !errors.Is(err, ErrEncoding) {
+		t.Fatalf("binary encoding allowed the mark: %v", err)
+	}
+}

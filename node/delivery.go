@@ -46,6 +46,10 @@ type Message struct {
 	// Notify, when set, asks for a success notice after the commit
 	// (dsnsuccess.go).
 	Notify *DSNRequest
+	// Submitted: an authenticated user submitted the message (RFC 6409);
+	// only then is what it queues DKIM-signed and its sender kept
+	// (fsm.QueuePart.Submitted).
+	Submitted bool
 }
 
 // DeliveryResult reports the outcome per mailbox. A mailbox missing from
@@ -126,8 +130,9 @@ func (n *Node) Deliver(ctx context.Context, msg Message, body io.Reader) (Delive
 	cmd := &fsm.Deliver{ID: deliveryID(), Hash: h.String(), Size: size, Replicas: replicas, Mailboxes: msg.Mailboxes, InternalDate: msg.Received.UnixMilli()}
 	if len(msg.External) > 0 {
 		cmd.Queue = &fsm.QueuePart{From: msg.From, Recipients: msg.External, NextAttempt: time.Now().UnixMilli()}
-		if settings.CommandEncoding >= fsm.EncodingJSON3 { // else the queue reports as before (QUEUE.md)
+		if settings.CommandEncoding >= fsm.EncodingJSON3 { // else no DSN parameters and no signing (QUEUE.md)
 			cmd.Queue.DSN = msg.Notify.queueDSN()
+			cmd.Queue.Submitted = msg.Submitted
 		}
 	}
 	v, _, err := n.commitDelivery(ctx, cmd)

@@ -74,10 +74,13 @@ func ParseDKIMKey(spec string) (DKIMKey, error) {
 	return DKIMKey{}, fmt.Errorf("%w: %s holds a %T, not an RSA or Ed25519 key", ErrDKIMKey, parts[2], key)
 }
 
-// dkimKeyFor is the key for e's sender's domain, or nil.
+// dkimKeyFor is the key for e's sender's domain, or nil. Only a
+// submitted message is signed: anything relayed (a forward of mail from
+// elsewhere) may claim any sender, one of ours included, and a signature
+// would vouch for it (DMARC would pass a forgery).
 func (n *Node) dkimKeyFor(e fsm.QueueEntry) *DKIMKey {
 	at := strings.LastIndexByte(e.From, '@')
-	if at < 0 {
+	if at < 0 || !e.Submitted {
 		return nil
 	}
 	domain := strings.ToLower(e.From[at+1:])

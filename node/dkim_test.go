@@ -40,9 +40,10 @@ func TestQueueSignsOwnSendersWithDKIM(t *testing.T) {
 	s := newSink(t)
 	c := queueCluster(t, s, func(q *QueueConfig) { q.DKIM = []DKIMKey{key} })
 	l := c.leader(time.Second)
-	deliverOut(t, l, nil, "x@elsewhere.net") // from a@example.com
+	deliverOut(t, l, nil, "x@elsewhere.net") // submitted by a@example.com
 	sendVia(t, l, "someone@far.org", fwdBody, "out@example.com")
-	waitFor(t, 10*time.Second, "both sent", func() bool { return len(s.messages()) == 2 })
+	sendVia(t, l, "ceo@example.com", fwdBody, "out@example.com") // relayed: anyone may claim it
+	waitFor(t, 10*time.Second, "all three sent", func() bool { return len(s.messages()) == 3 })
 
 	lookup := func(domain string) ([]string, error) {
 		if domain != "s2026._domainkey.example.com" {
@@ -57,7 +58,7 @@ func TestQueueSignsOwnSendersWithDKIM(t *testing.T) {
 			t.Fatal(err)
 		}
 		switch {
-		case strings.Contains(m.from, "a@example.com"):
+		case m.from == "a@example.com":
 			if len(vs) != 1 || vs[0].Err != nil || vs[0].Domain != "example.com" {
 				t.Fatalf("our sender's mail: %+v\n%s", vs, m.data)
 			}
@@ -66,7 +67,9 @@ func TestQueueSignsOwnSendersWithDKIM(t *testing.T) {
 			}
 			signed++
 		case len(vs) != 0:
-			t.Fatalf("forwarded mail of another domain was signed: %+v", vs)
+			t.Fatalf("relayed mail from %s was signed: %+v", m.from, vs)
+		case !strings.HasPrefix(m.from, "SRS0="):
+			t.Fatalf("relayed mail left with the sender %s", m.from)
 		}
 	}
 	if signed != 1 {

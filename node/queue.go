@@ -348,7 +348,7 @@ func (n *Node) transact(ctx context.Context, pc *pooledClient, e fsm.QueueEntry,
 			connErr = fmt.Errorf("%w: attempt ended", ErrNoRoute)
 		}
 	}()
-	from := n.srsForward(e.From, n.srsDomain(), time.Now())
+	from := n.srsForward(e.From, n.srsDomain(), e.Submitted, time.Now())
 	// DSN parameters go on only to a server that offers DSN (go-smtp
 	// drops them otherwise); then it, not us, reports success.
 	if err := pc.c.Mail(from, &smtp.MailOptions{Size: e.Size, EnvelopeID: e.EnvID, Return: smtp.DSNReturn(e.Ret)}); err != nil {

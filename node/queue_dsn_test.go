@@ -11,7 +11,7 @@ import (
 // with the DSN request req, as the SMTP frontend would.
 func deliverOut(t *testing.T, n *Node, req *DSNRequest, targets ...string) {
 	t.Helper()
-	msg := Message{From: "a@example.com", External: targets, Received: time.Now(), Notify: req}
+	msg := Message{From: "a@example.com", External: targets, Received: time.Now(), Notify: req, Submitted: true}
 	body := "Return-Path: <a@example.com>\r\nSubject: out\r\n\r\nhi\r\n" // as the frontend stores it
 	if _, err := n.Deliver(ctxT(t, 10*time.Second), msg, strings.NewReader(body)); err != nil {
 		t.Fatal(err)

@@ -74,15 +74,18 @@ func upper(c byte) byte {
 }
 
 // srsForward rewrites sender for forwarding through domain. The null
-// sender stays null (a bounce must not be bounced), and senders in
-// domains we host need no rewriting.
-func (n *Node) srsForward(sender, domain string, now time.Time) string {
+// sender stays null (a bounce must not be bounced), and so does a sender
+// in a domain we host when its user submitted the message (submitted).
+// Relayed mail is rewritten whatever its sender claims: a message that
+// came from elsewhere naming one of our domains must not leave with our
+// domain's envelope, which SPF and DMARC would take for ours.
+func (n *Node) srsForward(sender, domain string, submitted bool, now time.Time) string {
 	at := strings.LastIndexByte(sender, '@')
 	if sender == "" || at <= 0 || domain == "" {
 		return sender
 	}
 	local, sdom := sender[:at], sender[at+1:]
-	if _, err := n.state.Domain(strings.ToLower(sdom)); err == nil {
+	if _, err := n.state.Domain(strings.ToLower(sdom)); err == nil && submitted {
 		return sender
 	}
 	tt := srsStamp(now)
