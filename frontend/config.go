@@ -46,7 +46,32 @@ const (
 	// includes reading the body from the client. Clients wait 10 minutes
 	// for the reply after the final dot (RFC 5321 §4.5.3.2.6).
 	DefaultDeliverTimeout = 10 * time.Minute
+	// DefaultMaxRejectedRcpts is how many RCPT commands a connection may
+	// have refused for good (any 5xx) before its next RCPT is answered
+	// 421 4.7.0 and the connection closed: RFC 5321 §7.8 asks a server
+	// to close a connection that sends mostly invalid recipients "after
+	// an appropriate number of 5yz (normally 550) replies". Postfix's
+	// smtpd_hard_error_limit is 20 as well. Not for LMTP by default.
+	DefaultMaxRejectedRcpts = 20
+	// DefaultRejectedRcptDelay is the step of the delay before a
+	// refused RCPT's reply: the first freeRejectedRcpts refusals of a
+	// connection are answered at once, each later one waits one step
+	// longer than the one before (1 s, 2 s, ... 15 s for the 20th), like
+	// Postfix's smtpd_error_sleep_time past its soft error limit. Not
+	// for LMTP by default.
+	DefaultRejectedRcptDelay = time.Second
+	// DefaultMaxSessionTime bounds a connection's life. A client that
+	// keeps a connection with NOOP, RSET or VRFY (answered inside
+	// go-smtp, so no command count is possible, see DESIGN.md) is
+	// closed after it; a transaction in progress then gets up to
+	// DeliverTimeout more to finish. MTAs reuse a connection for
+	// minutes (Postfix: smtp_connection_reuse_time_limit, 300 s).
+	DefaultMaxSessionTime = time.Hour
 )
+
+// freeRejectedRcpts is how many refused RCPTs a connection gets
+// answered without delay.
+const freeRejectedRcpts = 5
 
 // RFC minimums below which a configuration would refuse compliant mail.
 const (
@@ -93,6 +118,30 @@ type SMTPConfig struct {
 	// DefaultDeliverTimeout.
 	DeliverTimeout time.Duration
 
+	// MaxRejectedRcpts is how many RCPTs a connection may have refused
+	// with a 5xx (unknown user, relaying denied, bad syntax, an SRS
+	// address from a non-null sender, ...) before its next RCPT is
+	// answered 421 4.7.0, without a directory lookup, and the
+	// connection is closed. Temporary refusals (451, 452) are not
+	// counted: they are this server's state, not the client's guess.
+	// The count is per connection, not reset by RSET, STARTTLS or a
+	// delivered message. Default DefaultMaxRejectedRcpts; for LMTP the
+	// default is no limit (the MTA in front carries many senders' mail
+	// over one connection and does its own limiting), and a positive
+	// value applies to it too.
+	MaxRejectedRcpts int
+	// RejectedRcptDelay is the step of the growing delay before the
+	// reply to each refused RCPT after the first freeRejectedRcpts (5)
+	// of a connection. Default DefaultRejectedRcptDelay; for LMTP the
+	// default is none, and a positive value applies to it too.
+	RejectedRcptDelay time.Duration
+	// MaxSessionTime bounds how long a connection lasts: when it is
+	// reached while the server awaits a command, the client gets 421
+	// 4.4.2 and the connection is closed; a transaction under way
+	// (MAIL to the reply after the data) gets up to DeliverTimeout
+	// more. Default DefaultMaxSessionTime, for every kind of listener.
+	MaxSessionTime time.Duration
+
 	// TLS enables STARTTLS (RFC 3207) when non-nil.
 	TLS *tls.Config
 	// Logger receives one line per transaction and every unexpected
@@ -124,6 +173,11 @@ func (cfg SMTPConfig) withDefaults() (SMTPConfig, error) {
 	setDefault(&cfg.WriteTimeout, DefaultWriteTimeout)
 	setDefault(&cfg.ResolveTimeout, DefaultResolveTimeout)
 	setDefault(&cfg.DeliverTimeout, DefaultDeliverTimeout)
+	setDefault(&cfg.MaxSessionTime, DefaultMaxSessionTime)
+	if !cfg.LMTP { // LMTP: zero stays zero, no limit (see SMTPConfig)
+		setDefault(&cfg.MaxRejectedRcpts, DefaultMaxRejectedRcpts)
+		setDefault(&cfg.RejectedRcptDelay, DefaultRejectedRcptDelay)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -147,6 +201,9 @@ func (cfg SMTPConfig) validate() error {
 	check(cfg.WriteTimeout > 0, "WriteTimeout %v must be positive", cfg.WriteTimeout)
 	check(cfg.ResolveTimeout > 0, "ResolveTimeout %v must be positive", cfg.ResolveTimeout)
 	check(cfg.DeliverTimeout > 0, "DeliverTimeout %v must be positive", cfg.DeliverTimeout)
+	check(cfg.MaxRejectedRcpts >= 0, "MaxRejectedRcpts %d must not be negative", cfg.MaxRejectedRcpts)
+	check(cfg.RejectedRcptDelay >= 0, "RejectedRcptDelay %v must not be negative", cfg.RejectedRcptDelay)
+	check(cfg.MaxSessionTime > 0, "MaxSessionTime %v must be positive", cfg.MaxSessionTime)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("frontend: invalid SMTPConfig: %w", err)
 	}

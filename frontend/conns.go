@@ -3,6 +3,7 @@ package frontend
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -14,15 +15,20 @@ import (
 )
 
 // connTracker owns every accepted connection: it enforces the per-IP
-// limit, gives each connection an idle read timeout, and can close or
-// drain them all (Close, Shutdown). One tracker serves all listeners of a
-// server, so the per-IP limit is per server.
+// limit, gives each connection an idle read timeout and a maximum
+// lifetime, and can close or drain them all (Close, Shutdown). One
+// tracker serves all listeners of a server, so the per-IP limit is per
+// server.
 type connTracker struct {
 	maxPerIP    int
 	maxTotal    int
 	readTimeout time.Duration
-	hostname    string
-	log         *slog.Logger
+	// maxSession bounds a connection's life, 0 for none (POP3); a
+	// transaction under way at that point gets sessionGrace more.
+	maxSession   time.Duration
+	sessionGrace time.Duration
+	hostname     string
+	log          *slog.Logger
 
 	mu      sync.Mutex
 	perIP   map[string]int
@@ -34,14 +40,16 @@ type connTracker struct {
 
 func newConnTracker(cfg SMTPConfig) *connTracker {
 	return &connTracker{
-		maxPerIP:    cfg.MaxConnsPerIP,
-		maxTotal:    cfg.MaxConns,
-		readTimeout: cfg.ReadTimeout,
-		hostname:    cfg.Hostname,
-		log:         cfg.Logger,
-		perIP:       make(map[string]int),
-		waiting:     make(map[string]int),
-		live:        make(map[*trackedConn]struct{}),
+		maxPerIP:     cfg.MaxConnsPerIP,
+		maxTotal:     cfg.MaxConns,
+		readTimeout:  cfg.ReadTimeout,
+		maxSession:   cfg.MaxSessionTime,
+		sessionGrace: cfg.DeliverTimeout,
+		hostname:     cfg.Hostname,
+		log:          cfg.Logger,
+		perIP:        make(map[string]int),
+		waiting:      make(map[string]int),
+		live:         make(map[*trackedConn]struct{}),
 	}
 }
 
@@ -77,7 +85,7 @@ func (t *connTracker) admit(c net.Conn) (*trackedConn, refusal) {
 	if key != "" {
 		t.perIP[key]++
 	}
-	tc := &trackedConn{Conn: c, tracker: t, key: key}
+	tc := &trackedConn{Conn: c, tracker: t, key: key, start: time.Now()}
 	t.live[tc] = struct{}{}
 	t.counts.admitted.Add(1)
 	return tc, admitted
@@ -183,14 +191,27 @@ func (t *connTracker) closeAll() {
 // block and command, not the whole message). A timeout is sticky: once a
 // read has timed out, every later read fails at once, so go-smtp cannot
 // go on to parse the rest of an abandoned message as commands.
+//
+// The deadline is also never later than the end of the connection's
+// lifetime (connTracker.maxSession after start; sessionGrace more while
+// a transaction is under way), which ends a client that keeps the
+// connection with commands go-smtp answers without our session (NOOP,
+// RSET, VRFY, HELP) and that would each restart an idle timeout.
 type trackedConn struct {
 	net.Conn
 	tracker *connTracker
 	key     string
+	start   time.Time // when the connection was admitted
 
 	expired   atomic.Bool // sticky read timeout, or drained by Shutdown
+	hungUp    atomic.Bool // sticky end of input after a last reply (hangUp)
 	busy      atomic.Bool // inside a mail transaction (MAIL..end of data)
 	closeOnce sync.Once
+
+	// refusedRcpts counts the RCPTs refused with a 5xx on this
+	// connection; it lives here, not in the go-smtp session, so that
+	// STARTTLS, which starts a new session, does not reset it.
+	refusedRcpts atomic.Int64
 
 	wmu  sync.Mutex
 	held []byte // replies not yet sent (see Write)
@@ -242,10 +263,14 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 	if err := c.flush(); err != nil {
 		return 0, err
 	}
+	if c.hungUp.Load() {
+		return 0, io.EOF
+	}
 	if c.expired.Load() {
 		return 0, os.ErrDeadlineExceeded
 	}
-	if err := c.Conn.SetReadDeadline(time.Now().Add(c.tracker.readTimeout)); err != nil {
+	deadline, atEnd := c.readDeadline(time.Now())
+	if err := c.Conn.SetReadDeadline(deadline); err != nil {
 		return 0, err
 	}
 	// expire may have run between the check and the new deadline, and the
@@ -255,9 +280,50 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 	}
 	n, err := c.Conn.Read(p)
 	if err != nil && os.IsTimeout(err) {
-		c.expired.Store(true)
+		if !c.expired.Swap(true) && atEnd {
+			c.tracker.log.Info("smtp: session time limit reached, closing",
+				"remote", c.RemoteAddr(), "limit", c.tracker.maxSession, "busy", c.busy.Load())
+		}
 	}
 	return n, err
+}
+
+// readDeadline is the deadline of a read starting at now: the idle
+// timeout, or the end of the connection's lifetime if that is sooner
+// (atEnd). A transaction under way may run sessionGrace past the
+// lifetime, so that a message being sent at that moment is finished;
+// the grace bounds a client that keeps a transaction open too.
+func (c *trackedConn) readDeadline(now time.Time) (deadline time.Time, atEnd bool) {
+	deadline = now.Add(c.tracker.readTimeout)
+	if c.tracker.maxSession <= 0 {
+		return deadline, false
+	}
+	end := c.start.Add(c.tracker.maxSession)
+	if c.busy.Load() {
+		end = end.Add(c.tracker.sessionGrace)
+	}
+	if end.Before(deadline) {
+		return end, true
+	}
+	return deadline, false
+}
+
+// hangUp ends the connection after the reply being made: every later
+// read sends what is held and then reports io.EOF, on which go-smtp
+// closes the connection without a word of its own. A 421 that means
+// "closing" (RFC 5321 §3.8) is thus the last line the client reads,
+// except for replies to commands it had already pipelined, which
+// go-smtp answers from its buffer first (the session refuses those
+// itself). Only the connection's own goroutine calls it, between reads.
+func (c *trackedConn) hangUp() {
+	if c != nil {
+		c.hungUp.Store(true)
+	}
+}
+
+// isHungUp reports whether hangUp was called.
+func (c *trackedConn) isHungUp() bool {
+	return c != nil && c.hungUp.Load()
 }
 
 // expire makes the pending and all later reads fail with a timeout.

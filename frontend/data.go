@@ -17,6 +17,10 @@ import (
 // Data receives a message sent with DATA or BDAT (go-smtp feeds both
 // through r) and answers once for the whole transaction.
 func (s *session) Data(r io.Reader) error {
+	if rep := s.closing(); rep != nil { // pipelined after the connection's last reply
+		s.srv.metrics.reply(cmdData, rep)
+		return rep
+	}
 	tx := s.snapshot()
 	if tx == nil || len(tx.rcpts) == 0 {
 		return replyBadSequence("need MAIL and RCPT first") // RFC 5321 §4.1.4
@@ -32,6 +36,16 @@ func (s *session) Data(r io.Reader) error {
 // RCPT, in order, so a rejected mailbox is reported instead of lost.
 func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	tx := s.snapshot()
+	if rep := s.closing(); rep != nil { // go-smtp gives it to every recipient
+		n := 1
+		if tx != nil {
+			n = max(1, len(tx.rcpts))
+		}
+		for range n {
+			s.srv.metrics.reply(cmdData, rep)
+		}
+		return rep
+	}
 	if tx == nil || len(tx.rcpts) == 0 {
 		return replyBadSequence("need MAIL and RCPT first")
 	}

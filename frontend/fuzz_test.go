@@ -116,4 +116,9 @@ var fuzzSeeds = []string{
 	"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",
 	"EHLO c\r\nMAIL FROM:<" + strings.Repeat("x", 5000) + ">\r\n",
 	"EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n" + strings.Repeat("y", 70<<10) + "\r\n.\r\n",
+	// Past MaxRejectedRcpts with commands pipelined behind the 421, and
+	// an SRS recipient from a non-null sender.
+	"EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<alice@example.com>\r\n" + strings.Repeat("RCPT TO:<nobody@example.com>\r\n", 22) +
+		"DATA\r\nx\r\n.\r\nMAIL FROM:<a@b.c>\r\nNOOP\r\n",
+	"LHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<SRS0=h=TT=b.c=a@example.com>\r\nRSET\r\nMAIL FROM:<>\r\nRCPT TO:<srs0=h=TT=b.c=a@example.com>\r\n",
 }

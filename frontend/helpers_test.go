@@ -182,7 +182,10 @@ func testConfig() SMTPConfig {
 		WriteTimeout:   5 * time.Second,
 		ResolveTimeout: 2 * time.Second,
 		DeliverTimeout: 5 * time.Second,
-		Logger:         slog.New(slog.DiscardHandler),
+		// Refused RCPTs past the first few are slowed; a test that is
+		// refused many is not.
+		RejectedRcptDelay: time.Millisecond,
+		Logger:            slog.New(slog.DiscardHandler),
 	}
 }
 

@@ -55,6 +55,21 @@ func replyRelayDenied() *smtp.SMTPError {
 	return reply(550, 5, 7, 1, "relaying denied")
 }
 
+func replySRSNotBounce() *smtp.SMTPError {
+	// An SRS address of ours routes mail back to a forwarded message's
+	// sender; only a bounce, which has the null reverse-path (RFC 5321
+	// §4.5.5), may use it, or it would relay for anyone who saw one.
+	// Permanent: the same sender is refused again (RFC 3463 X.7.1).
+	return reply(550, 5, 7, 1, "SRS address accepts only bounces (null sender, RFC 5321 section 4.5.5)")
+}
+
+func replyTooManyRejectedRcpts(max int) *smtp.SMTPError {
+	// RFC 5321 §7.8: a server may close a connection that sends mostly
+	// invalid recipients; §3.8: with 421. X.7.0 (RFC 3463): a policy
+	// refusal of this connection, which the client may retry later.
+	return reply(421, 4, 7, 0, fmt.Sprintf("too many rejected recipients (%d) on this connection, closing", max))
+}
+
 func replyExternalTarget() *smtp.SMTPError {
 	return reply(451, 4, 3, 0, "forwarding outside this system is not available yet, try again later")
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/emersion/go-smtp"
 
@@ -30,6 +31,10 @@ type session struct {
 
 	user         string // the authenticated mailbox (submission.go); set before MAIL
 	authFailures int    // failed AUTH exchanges on this connection
+
+	// ownRefused counts refused RCPTs (refusals.go) only when the conn
+	// is not one of ours; see refusedRcpts.
+	ownRefused atomic.Int64
 
 	mu sync.Mutex
 	tx *txn // nil outside a transaction
@@ -113,6 +118,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 }
 
 func (s *session) mail(from string, opts *smtp.MailOptions) error {
+	if r := s.closing(); r != nil {
+		return r
+	}
 	if s.srv.draining.Load() {
 		s.tc.expire()
 		return replyShuttingDown()
@@ -184,15 +192,18 @@ func (s *session) checkSpace(opts *smtp.MailOptions) *smtp.SMTPError {
 // path step 1) and refuses it here if it cannot be delivered: nothing is
 // accepted first and bounced later (Promise 2).
 func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
-	err := s.rcpt(to, opts)
-	s.srv.metrics.reply(cmdRcpt, err)
-	return err
+	r := s.countRefusal(s.rcpt(to, opts))
+	s.srv.metrics.reply(cmdRcpt, asError(r))
+	return asError(r)
 }
 
-func (s *session) rcpt(to string, opts *smtp.RcptOptions) error {
+func (s *session) rcpt(to string, opts *smtp.RcptOptions) *smtp.SMTPError {
 	tx, n := s.currentWithCount()
 	if tx == nil {
 		return replyBadSequence("need MAIL before RCPT") // RFC 5321 §4.1.4
+	}
+	if r := s.checkRefusalLimit(); r != nil {
+		return r
 	}
 	if max := s.srv.cfg.MaxRecipients; n >= max {
 		return replyTooManyRecipients(max)
@@ -205,6 +216,9 @@ func (s *session) rcpt(to string, opts *smtp.RcptOptions) error {
 		return replyBadRecipientSyntax(why)
 	case addrNonASCII:
 		return replyNonASCIIAddress()
+	}
+	if r := s.checkSRS(tx, to); r != nil {
+		return r
 	}
 	res, err := s.resolve(to)
 	if s.submissionExternal(err) {

@@ -26,6 +26,9 @@ type mailFlags struct {
 	maxLine                int
 	readTimeout            time.Duration
 	writeTimeout           time.Duration
+	maxRejectedRcpts       int
+	rejectedRcptDelay      time.Duration
+	maxSessionTime         time.Duration
 }
 
 func (m *mailFlags) register(fl *pflag.FlagSet) {
@@ -39,6 +42,9 @@ func (m *mailFlags) register(fl *pflag.FlagSet) {
 	fl.IntVar(&m.maxLine, "max-line-length", frontend.DefaultMaxLineLength, "longest command or message line in bytes")
 	fl.DurationVar(&m.readTimeout, "smtp-read-timeout", frontend.DefaultReadTimeout, "idle time before an SMTP/LMTP client is dropped")
 	fl.DurationVar(&m.writeTimeout, "smtp-write-timeout", frontend.DefaultWriteTimeout, "time to write one reply")
+	fl.IntVar(&m.maxRejectedRcpts, "smtp-max-rejected-rcpts", frontend.DefaultMaxRejectedRcpts, "recipients an SMTP/submission connection may have refused before its next RCPT gets 421 4.7.0 and it is closed (not LMTP)")
+	fl.DurationVar(&m.rejectedRcptDelay, "smtp-rejected-rcpt-delay", frontend.DefaultRejectedRcptDelay, "each refused recipient after a connection's fifth waits this much longer than the one before, up to 15 times it (not LMTP)")
+	fl.DurationVar(&m.maxSessionTime, "smtp-max-session-time", frontend.DefaultMaxSessionTime, "longest SMTP/LMTP connection; a transaction under way may finish")
 }
 
 func (m *mailFlags) config(log *slog.Logger, kind string, tlsCfg *tls.Config, auth *frontend.Authenticator) frontend.SMTPConfig {
@@ -46,6 +52,10 @@ func (m *mailFlags) config(log *slog.Logger, kind string, tlsCfg *tls.Config, au
 		Hostname: m.hostname, MaxMessageBytes: m.maxMessage, MaxRecipients: m.maxRecipients,
 		MaxLineLength: m.maxLine, MaxConnsPerIP: m.maxConn, MaxConns: m.maxConns, ReadTimeout: m.readTimeout,
 		WriteTimeout: m.writeTimeout, Logger: log, LMTP: kind == "lmtp", TLS: tlsCfg,
+		MaxSessionTime: m.maxSessionTime,
+	}
+	if kind != "lmtp" { // LMTP: no refusal limit; the MTA in front has its own
+		cfg.MaxRejectedRcpts, cfg.RejectedRcptDelay = m.maxRejectedRcpts, m.rejectedRcptDelay
 	}
 	if kind == "submission" {
 		cfg.Submission, cfg.Auth = true, auth
