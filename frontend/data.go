@@ -95,7 +95,7 @@ func (s *session) deliver(tx *txn, r io.Reader) outcome {
 		date:     start,
 	})
 	msg := node.Message{From: tx.from, Mailboxes: slices.Clone(tx.boxes), External: slices.Clone(tx.external), Received: start,
-		Notify: tx.dsnRequest()}
+		Notify: tx.dsnRequest(), Submitted: s.srv.cfg.Submission && s.user != ""}
 
 	var content io.Reader = body
 	if s.srv.cfg.Submission {

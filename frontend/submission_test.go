@@ -56,7 +56,7 @@ func TestSubmission(t *testing.T) {
 		t.Errorf("bob's copy:\n%s", got)
 	}
 	entries, err := c.Nodes[0].State().QueueList("", 10)
-	if err != nil || len(entries) != 1 || entries[0].From != "Alice@example.com" ||
+	if err != nil || len(entries) != 1 || entries[0].From != "Alice@example.com" || !entries[0].Submitted ||
 		len(entries[0].Recipients) != 1 || entries[0].Recipients[0].Address != "friend@elsewhere.net" {
 		t.Fatalf("queue: %+v %v", entries, err)
 	}
