@@ -49,7 +49,12 @@ type dsnReport struct {
 	arrived time.Time
 	kind    dsnKind
 	full    bool // return the whole original (RET=FULL), size allowing
-	rcpts   []dsnRcpt
+	// bare: return nothing of the original. A success notice a stranger
+	// asked for goes to whatever sender the stranger named, so it must
+	// not carry the stranger's text (RFC 3461 §6.2.3 lets a DSN leave
+	// the content out).
+	bare  bool
+	rcpts []dsnRcpt
 }
 
 // dsnRcpt is one recipient's part of a report (RFC 3464 §2.3).
@@ -90,9 +95,11 @@ func (n *Node) sendDSN(ctx context.Context, rep dsnReport, now time.Time) error 
 	if err != nil {
 		return err
 	}
-	original, err := n.original(ctx, rep)
-	if err != nil {
-		return err
+	var original string
+	if !rep.bare {
+		if original, err = n.original(ctx, rep); err != nil {
+			return err
+		}
 	}
 	body := n.composeDSN(rep, original, now)
 	settings, err := n.state.Settings()
@@ -223,18 +230,20 @@ func (n *Node) composeDSN(rep dsnReport, original string, now time.Time) []byte 
 		}
 	}
 	w("")
-	w("--%s", boundary)
-	if rep.full {
-		w("Content-Type: message/rfc822")
-	} else {
-		w("Content-Type: text/rfc822-headers")
-	}
-	w("")
-	b.WriteString(original)
-	if !strings.HasSuffix(original, "\r\n") {
+	if !rep.bare {
+		w("--%s", boundary)
+		if rep.full {
+			w("Content-Type: message/rfc822")
+		} else {
+			w("Content-Type: text/rfc822-headers")
+		}
+		w("")
+		b.WriteString(original)
+		if !strings.HasSuffix(original, "\r\n") {
+			w("")
+		}
 		w("")
 	}
-	w("")
 	w("--%s--", boundary)
 	return []byte(b.String())
 }

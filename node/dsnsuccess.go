@@ -112,7 +112,8 @@ func (n *Node) notifySuccess(id, hash string, msg Message, rejected map[string]e
 // successReport is the "delivered"/"expanded" report on the recipients
 // of msg that asked for one and reached a target.
 func successReport(id, hash string, msg Message, rejected map[string]error) dsnReport {
-	rep := dsnReport{id: id, from: msg.From, envID: msg.Notify.EnvID, hash: hash, arrived: msg.Received, kind: dsnDelivered}
+	rep := dsnReport{id: id, from: msg.From, envID: msg.Notify.EnvID, hash: hash, arrived: msg.Received, kind: dsnDelivered,
+		bare: !msg.Submitted}
 	for _, r := range msg.Notify.Success {
 		delivered := slices.DeleteFunc(slices.Clone(r.Mailboxes), func(box string) bool { return rejected[box] != nil })
 		var action string
