@@ -97,7 +97,7 @@ func (n *Node) Resolve(ctx context.Context, rcpt string) (Resolution, error) {
 // mailbox over its quota refuses (a bounce is delivered regardless: it is
 // small, and refusing it would leave its queue entry waiting for ever).
 func (n *Node) resolveLocal(rcpt string, quota bool) (Resolution, error) {
-	res, err := n.state.Resolve(rcpt)
+	res, err := n.state.Resolve(asciiAddress(rcpt))
 	switch {
 	case errors.Is(err, fsm.ErrNotFound), errors.Is(err, fsm.ErrInvalid), errors.Is(err, fsm.ErrForwardLoop):
 		return Resolution{}, fmt.Errorf("%w: %v", ErrUnknownRecipient, err)

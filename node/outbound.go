@@ -38,6 +38,7 @@ type route struct {
 
 func (n *Node) routeFor(ctx context.Context, domain string) (route, error) {
 	q := &n.cfg.Queue
+	domain = asciiName(domain) // DNS knows a Unicode domain by its A-labels
 	if q.RelayHost != "" {
 		return route{hosts: []string{q.RelayHost}, relay: true}, nil
 	}

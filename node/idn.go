@@ -1,0 +1,45 @@
+package node
+
+import (
+	"strings"
+
+	"golang.org/x/net/idna"
+)
+
+// asciiAddress writes the domain of addr in its ASCII (A-label) form
+// (RFC 5890, IDNA2008 lookup rules), so that a recipient given with a
+// Unicode domain under SMTPUTF8 (RFC 6531) finds the domain the directory
+// holds as xn--: the directory keeps domains in ASCII only. An address
+// whose domain does not convert is returned as it is, and refused as
+// before.
+func asciiAddress(addr string) string {
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 || isASCII(addr[at+1:]) {
+		return addr
+	}
+	d, err := idna.Lookup.ToASCII(addr[at+1:])
+	if err != nil {
+		return addr
+	}
+	return addr[:at+1] + d
+}
+
+// asciiName is asciiAddress for a bare domain, as DNS needs it.
+func asciiName(domain string) string {
+	if isASCII(domain) {
+		return domain
+	}
+	if d, err := idna.Lookup.ToASCII(domain); err == nil {
+		return d
+	}
+	return domain
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
