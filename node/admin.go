@@ -37,10 +37,12 @@ func startAdmin(n *Node) (*adminServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on admin address: %w", err)
 	}
+	// The cap goes under TLS: net/http must see the *tls.Conn itself, to
+	// run the handshake and to answer plain HTTP with a clear 400.
+	ln = &capListener{Listener: ln, slots: make(chan struct{}, n.cfg.AdminMaxConns)}
 	if n.cfg.AdminTLS != nil {
 		ln = tls.NewListener(ln, n.cfg.AdminTLS)
 	}
-	ln = &capListener{Listener: ln, slots: make(chan struct{}, n.cfg.AdminMaxConns)}
 	a := &adminServer{ln: ln, srv: &http.Server{
 		Handler:           n.requests.wrap(bodyDeadline(n.cfg.AdminReadTimeout, n.adminHandler())),
 		ReadHeaderTimeout: 10 * time.Second,

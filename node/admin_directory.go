@@ -194,35 +194,32 @@ func (n *Node) directoryRoutes(route routeFunc) {
 	read("GET /v1/settings", func(r *http.Request) (any, error) { return n.state.Settings() })
 	route("POST /v1/settings", func(r *http.Request) (any, error) {
 		var c fsm.SettingsSet
-		return nil, decodeInto(r, &c, func() error {
-			if err := n.checkWriteQuorum(c.WriteQuorum); err != nil {
-				return err
+		var out any
+		err := decodeInto(r, &c, func() error {
+			warning, err := n.writeQuorumWarning(c.WriteQuorum)
+			if err == nil {
+				_, err = apply(r, &c)
 			}
-			_, err := apply(r, &c)
+			if err == nil && warning != "" {
+				out = map[string]string{"status": "ok", "warning": warning}
+			}
 			return err
 		})
+		return out, err
 	})
 }
 
-// checkWriteQuorum refuses to raise the write quorum above the number of
-// members: every delivery would wait for copies no node can make, and be
-// refused (451 4.3.0). A quorum already above it is left alone: a new
-// cluster starts with one member and W=2 as a matter of course, and a
-// change of another setting resends it.
-func (n *Node) checkWriteQuorum(w int) error {
-	cur, err := n.state.Settings()
-	if err != nil {
-		return err
-	}
+// writeQuorumWarning says when a write quorum is more than the number of
+// members: every delivery then waits for copies no node can make, and is
+// refused (451 4.3.0) until enough nodes join. It is allowed (a trial
+// cluster may be told its R before it grows, and a new cluster starts
+// with one member and W=2), but an operator must hear of it.
+func (n *Node) writeQuorumWarning(w int) (string, error) {
 	members, err := n.state.Members()
-	if err != nil {
-		return err
+	if err != nil || w <= len(members) {
+		return "", err
 	}
-	if w > cur.WriteQuorum && w > len(members) {
-		return &fsm.Error{Kind: fsm.ErrInvalid, Msg: fmt.Sprintf(
-			"write quorum %d is more than the %d members: every delivery would be refused; join nodes first", w, len(members))}
-	}
-	return nil
+	return fmt.Sprintf("write quorum %d is more than the %d members: deliveries are refused (451 4.3.0) until more nodes join", w, len(members)), nil
 }
 
 // limit reads ?limit=, defaulting to 1000 and capped at 10000.

@@ -54,8 +54,14 @@ func newSettingsCmd(cl *clientFlags) *cobra.Command {
 			if flags.Changed("max-voters") {
 				s.MaxVoters = voters
 			}
-			if err := cl.do(cmd.Context(), "POST", "/v1/settings", s, nil); err != nil {
+			var reply struct {
+				Warning string `json:"warning"`
+			}
+			if err := cl.do(cmd.Context(), "POST", "/v1/settings", s, &reply); err != nil {
 				return err
+			}
+			if reply.Warning != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", reply.Warning)
 			}
 			return cl.done(cmd, "replicas %d, write quorum %d, command encoding %d, max voters %s", s.Replicas, s.WriteQuorum, s.CommandEncoding, maxVoters(s))
 		},

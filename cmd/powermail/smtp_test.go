@@ -388,7 +388,9 @@ func TestSingleNodeTrialCluster(t *testing.T) {
 	}
 	// Raising W above the number of nodes makes deliveries wait (4xx),
 	// never accept with fewer copies than promised.
-	mustCLI(t, "settings", "set", "--replicas", "2", "--addr", p.admin)
+	if _, errOut, err := cli(t, "", "settings", "set", "--replicas", "2", "--addr", p.admin); err != nil || !strings.Contains(errOut, "warning: write quorum 2 is more than the 1 members") {
+		t.Fatalf("settings set --replicas 2 on one node: %v %q", err, errOut)
+	}
 	// A new cluster writes the newest command encoding, and changing R
 	// through the CLI keeps it.
 	var set fsm.Settings
