@@ -57,9 +57,18 @@ func (s *session) checkRefusalLimit() *smtp.SMTPError {
 	}
 	if !s.tc.isHungUp() {
 		s.log.Info("smtp: too many rejected recipients, closing", "refused", n, "limit", max)
+	}
+	return s.lastWord(replyTooManyRejectedRcpts(max))
+}
+
+// lastWord makes r the connection's last reply: the connection closes
+// after it, with nothing more from go-smtp (trackedConn.hangUp).
+func (s *session) lastWord(r *smtp.SMTPError) *smtp.SMTPError {
+	if !s.tc.isHungUp() {
+		s.farewell = r
 		s.tc.hangUp()
 	}
-	return replyTooManyRejectedRcpts(max)
+	return r
 }
 
 // closing is the reply to any command that go-smtp passes on after the
@@ -68,6 +77,9 @@ func (s *session) checkRefusalLimit() *smtp.SMTPError {
 func (s *session) closing() *smtp.SMTPError {
 	if !s.tc.isHungUp() {
 		return nil
+	}
+	if s.farewell != nil {
+		return s.farewell
 	}
 	return replyTooManyRejectedRcpts(s.srv.cfg.MaxRejectedRcpts)
 }

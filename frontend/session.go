@@ -35,6 +35,9 @@ type session struct {
 	// ownRefused counts refused RCPTs (refusals.go) only when the conn
 	// is not one of ours; see refusedRcpts.
 	ownRefused atomic.Int64
+	// farewell is the connection's last reply, repeated to any command
+	// pipelined behind it (refusals.go).
+	farewell *smtp.SMTPError
 
 	mu sync.Mutex
 	tx *txn // nil outside a transaction
@@ -122,8 +125,7 @@ func (s *session) mail(from string, opts *smtp.MailOptions) error {
 		return r
 	}
 	if s.srv.draining.Load() {
-		s.tc.expire()
-		return replyShuttingDown()
+		return s.lastWord(replyShuttingDown())
 	}
 	// go-smtp checks SIZE= too; checking here keeps the promise local.
 	if max := s.srv.cfg.MaxMessageBytes; opts != nil && opts.Size > max {

@@ -68,8 +68,7 @@ const maxAuthFailures = 3
 // connection after this reply.
 func (s *session) failed(r *smtp.SMTPError) error {
 	if s.authFailures++; s.authFailures >= maxAuthFailures {
-		s.tc.expire()
-		return replyTooManyAuthFailures()
+		return s.lastWord(replyTooManyAuthFailures())
 	}
 	return r
 }
