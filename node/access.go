@@ -180,6 +180,29 @@ func uidRanges(uids []uint32) []fsm.UIDRange {
 	return out
 }
 
+// replicasOutdated reports whether a replica set chosen a moment ago no
+// longer satisfies the directory (a member removed, the write quorum
+// raised), as of the leader's state.
+func (n *Node) replicasOutdated(ctx context.Context, replicas []string) bool {
+	if n.Barrier(ctx) != nil {
+		return true // cannot tell: a temporary answer is the safe one
+	}
+	settings, err := n.state.Settings()
+	if err != nil || len(replicas) < settings.WriteQuorum {
+		return true
+	}
+	members, err := n.state.Members()
+	if err != nil {
+		return true
+	}
+	for _, id := range replicas {
+		if !slices.ContainsFunc(members, func(m fsm.Member) bool { return m.ID == id }) {
+			return true
+		}
+	}
+	return false
+}
+
 // Append writes body to R replicas, like a delivery, and commits it to
 // one folder with the given flags and internal date (zero: now).
 func (n *Node) Append(ctx context.Context, addr, folder string, flags []string, date time.Time, body io.Reader) (AppendResult, error) {
@@ -201,6 +224,11 @@ func (n *Node) Append(ctx context.Context, addr, folder string, flags []string, 
 		Mailboxes: []string{addr}, InternalDate: date.UnixMilli(), Flags: flags, Folder: folder}
 	v, index, err := n.commitDelivery(ctx, cmd)
 	if err != nil {
+		if errors.Is(err, fsm.ErrInvalid) && n.replicasOutdated(ctx, replicas) {
+			// The members or the write quorum changed under the write:
+			// the same append a moment later goes through.
+			return AppendResult{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
 		return AppendResult{}, accessErr(err)
 	}
 	var res fsm.DeliverResult

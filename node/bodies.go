@@ -121,6 +121,9 @@ func (u *upload) write(p []byte) {
 func (u *upload) finish(h storage.Hash) error {
 	defer u.cancel()
 	if u.err != nil {
+		// The request may be blocked writing to a peer that stopped
+		// reading, which closing the pipe does not end: cancel it first.
+		u.cancel()
 		u.pw.CloseWithError(u.err)
 		<-u.done
 		return u.err

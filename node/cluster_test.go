@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -243,4 +244,19 @@ func TestForwardedUndecodableEntryIsRefused(t *testing.T) {
 	mustApply(t, f, &fsm.DomainAdd{Name: "after.example"})
 	mustApply(t, f, addMailbox("x@after.example"))
 	c.readEverywhere("x@after.example")
+}
+
+// An append whose replica set the directory refuses because the members
+// or the write quorum changed under it is a temporary failure; one that
+// still fits is not taken for one.
+func TestReplicasOutdated(t *testing.T) {
+	c := newTestCluster(t, 2)
+	l := c.leader(5 * time.Second)
+	waitFor(t, 5*time.Second, "member records", func() bool { m, _ := l.State().Members(); return len(m) == 2 })
+	ctx := ctxT(t, 5*time.Second)
+	for replicas, want := range map[string]bool{"n1,n2": false, "n1,ghost": true, "n1": true} {
+		if got := l.replicasOutdated(ctx, strings.Split(replicas, ",")); got != want {
+			t.Errorf("replicas %s: outdated %v, want %v", replicas, got, want)
+		}
+	}
 }

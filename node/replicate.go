@@ -185,11 +185,16 @@ func (n *Node) replicateStream(ctx context.Context, peers []fsm.Member, body io.
 	}
 	replicas := []string{n.cfg.ID}
 	for _, u := range f.uploads {
+		peerFailed := u.err != nil // before the delivery's own failure is set
 		if copyErr != nil {
 			u.err = copyErr
 		}
 		if err := u.finish(h); err != nil {
-			n.health.fail(u.id)
+			// Only the peer's own failure counts against it: a client
+			// that went away or a full local disk says nothing of it.
+			if peerFailed || copyErr == nil {
+				n.health.fail(u.id)
+			}
 			continue
 		}
 		replicas = append(replicas, u.id)
