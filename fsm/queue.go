@@ -44,6 +44,9 @@ type QueueRecipient struct {
 	// (QueueDSN); "" when the client gave none.
 	Notify string `json:"notify,omitempty"`
 	ORCPT  string `json:"orcpt,omitempty"`
+	// Notified: its failure was reported to the sender while other
+	// recipients were still pending (QueueUpdate.FailNotified).
+	Notified bool `json:"notified,omitempty"`
 }
 
 // Wants reports whether the recipient's NOTIFY asks for a DSN of kind

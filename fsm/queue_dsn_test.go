@@ -105,3 +105,28 @@ func TestQueueEntryKeepsTheSubmissionMark(t *testing.T) {
 		t.Fatalf("binary encoding allowed the mark: %v", err)
 	}
 }
+
+// FailNotified marks failed recipients only, and travels as
+// EncodingJSON3.
+func TestQueueUpdateMarksFailuresNotified(t *testing.T) {
+	a := deliveryFixture(t)
+	c := &Deliver{ID: "d-fn", Hash: bodyHash("fn"), Size: 3, Replicas: []string{"n1", "n2"},
+		Queue: &QueuePart{From: "a@example.com", Recipients: []string{"x@other.net", "y@other.net"}}}
+	r := a.applyAs(c, NewestEncoding)
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	id := r.Value.(DeliverResult).Queued
+	a.must(&QueueUpdate{ID: id, Outcomes: []RcptOutcome{{Address: "x@other.net", Outcome: OutcomePerm, Error: "550 no"}}})
+	upd := &QueueUpdate{ID: id, FailNotified: []string{"x@other.net", "y@other.net"}}
+	if _, err := EncodeAs(upd, EncodingBinary); !errors.Is(err, ErrEncoding) {
+		t.Fatalf("encoded below JSON3: %v", err)
+	}
+	if r := a.applyAs(upd, NewestEncoding); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	e, err := a.s.QueueGet(id)
+	if err != nil || !e.Recipients[0].Notified || e.Recipients[1].Notified {
+		t.Fatalf("entry %+v, %v: want x notified, pending y not", e, err)
+	}
+}

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"encoding/binary"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -130,9 +131,15 @@ type QueueUpdate struct {
 	Attempted     bool          `json:"attempted,omitempty"` // count an attempt
 	LastError     string        `json:"last_error,omitempty"`
 	DelayNotified bool          `json:"delay_notified,omitempty"`
+	// FailNotified marks failed recipients whose failure notice went out
+	// before the entry was done, so the final notice leaves them out.
+	// Written as EncodingJSON3, which a release before it does not apply.
+	FailNotified []string `json:"fail_notified,omitempty"`
 }
 
 func (*QueueUpdate) Type() CmdType { return CmdQueueUpdate }
+
+func (c *QueueUpdate) needsJSON3() bool { return len(c.FailNotified) > 0 }
 
 func (c *QueueUpdate) apply(tx *txn) (any, error) {
 	e, err := loadEntry(tx, c.ID)
@@ -158,6 +165,11 @@ func (c *QueueUpdate) apply(tx *txn) (any, error) {
 			case OutcomePerm:
 				r.State = RcptFailed
 			}
+		}
+	}
+	for i := range e.Recipients {
+		if r := &e.Recipients[i]; r.State == RcptFailed && slices.Contains(c.FailNotified, r.Address) {
+			r.Notified = true
 		}
 	}
 	if c.Attempted {

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -77,6 +79,13 @@ func queueReport(e fsm.QueueEntry, rcpts []fsm.QueueRecipient, kind dsnKind, not
 		}
 	}
 	return rep
+}
+
+// reportID names a report about some of entry's recipients by those
+// recipients, so that a retried commit of the notice stores it once.
+func reportID(entry string, rcpts []string) string {
+	sum := sha256.Sum256([]byte(strings.Join(rcpts, "\n")))
+	return entry + "-" + hex.EncodeToString(sum[:6])
 }
 
 // sendDSN delivers rep to its sender: into its mailbox when it is ours,

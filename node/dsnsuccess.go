@@ -2,8 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"slices"
 	"strings"
 	"time"
@@ -181,10 +179,7 @@ func (n *Node) notifyRelayed(ctx context.Context, e fsm.QueueEntry, outcomes []f
 	for _, r := range rep.rcpts {
 		names = append(names, r.address)
 	}
-	// Named by the recipients it reports, so that a retried commit of the
-	// notice stores it once.
-	sum := sha256.Sum256([]byte(strings.Join(names, "\n")))
-	rep.id = e.ID + "-" + hex.EncodeToString(sum[:6])
+	rep.id = reportID(e.ID, names)
 	for i := range rep.rcpts {
 		rep.rcpts[i].err = ""
 	}

@@ -163,6 +163,43 @@ func (n *Node) workEntry(ctx context.Context, e fsm.QueueEntry) {
 	}
 }
 
+// notifyFailedEarly reports, while other recipients of e are still
+// pending, the recipients that failed for good and were not reported
+// yet: a sender should not wait days to hear of a mistyped address
+// because another recipient's server is slow. The notice is named by the
+// recipients it reports (a retry stores it once), and they are marked,
+// so the entry's final notice leaves them out. A cluster below
+// EncodingJSON3 cannot record the mark and reports all at the end.
+func (n *Node) notifyFailedEarly(ctx context.Context, e *fsm.QueueEntry, now time.Time) error {
+	if e.From == "" {
+		return nil
+	}
+	if s, err := n.state.Settings(); err != nil || s.CommandEncoding < fsm.EncodingJSON3 {
+		return err
+	}
+	var fresh []fsm.QueueRecipient
+	var names []string
+	for _, r := range e.Recipients {
+		if r.State == fsm.RcptFailed && !r.Notified {
+			fresh = append(fresh, r)
+			names = append(names, r.Address)
+		}
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	rep := queueReport(*e, fresh, dsnFailed, fsm.NotifyFailure)
+	rep.id = reportID(e.ID, names)
+	if err := n.sendDSN(ctx, rep, now); err != nil {
+		return err
+	}
+	v, err := n.Apply(ctx, &fsm.QueueUpdate{ID: e.ID, FailNotified: names, NextAttempt: e.NextAttempt})
+	if err != nil {
+		return err
+	}
+	return convert(v, e)
+}
+
 // backoff is the wait before attempt k+1: exponential from RetryMin,
 // capped at RetryMax, with ±20 % jitter so entries spread out.
 func (n *Node) backoff(attempts int) time.Duration {
@@ -193,10 +230,15 @@ func (n *Node) finishEntry(ctx context.Context, e fsm.QueueEntry, now time.Time)
 			return err
 		}
 	}
+	if !e.Done() {
+		if err := n.notifyFailedEarly(ctx, &e, now); err != nil {
+			return err
+		}
+	}
 	if e.Done() {
 		var failed []fsm.QueueRecipient
 		for _, r := range e.Recipients {
-			if r.State == fsm.RcptFailed {
+			if r.State == fsm.RcptFailed && !r.Notified {
 				failed = append(failed, r)
 			}
 		}

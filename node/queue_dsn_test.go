@@ -104,3 +104,29 @@ func TestQueuePassesDSNOnOrReportsRelayed(t *testing.T) {
 	dsn := onlyDSN(t, c, l)
 	wantAll(t, dsn, "Final-Recipient: rfc822; x@elsewhere.net\r\nAction: relayed\r\nStatus: 2.0.0", "Original-Envelope-Id: ENV-9")
 }
+
+// A recipient refused for good is reported while another is still being
+// retried, and the entry's final notice does not report it again.
+func TestQueueFailureNoticeDoesNotWaitForTheRest(t *testing.T) {
+	refusing, slow := newSink(t), newSink(t)
+	refusing.set("550")
+	slow.set("451")
+	c := queueCluster(t, refusing, func(q *QueueConfig) { q.DestOverride["slow.net"] = slow.addr })
+	l := c.leader(time.Second)
+	deliverOut(t, l, nil, "x@elsewhere.net", "y@slow.net")
+	waitFor(t, 10*time.Second, "the early notice", func() bool { return len(inbox(t, l, "a@example.com")) == 1 })
+	if queueEmpty(c) {
+		t.Fatal("the entry is done: the notice was not early")
+	}
+	early := bodyText(t, l, inbox(t, l, "a@example.com")[0].Hash)
+	wantAll(t, early, "Final-Recipient: rfc822; x@elsewhere.net", "Action: failed")
+	if strings.Contains(early, "y@slow.net") {
+		t.Errorf("the early notice reports the pending recipient:\n%s", early)
+	}
+	slow.set("ok")
+	waitFor(t, 10*time.Second, "queue empty", func() bool { return queueEmpty(c) })
+	time.Sleep(500 * time.Millisecond)
+	if n := len(inbox(t, l, "a@example.com")); n != 1 {
+		t.Fatalf("a@example.com holds %d notices, want the early one only", n)
+	}
+}
