@@ -165,10 +165,7 @@ func TestEndedAttemptLeavesIdleConnections(t *testing.T) {
 // slot freed, without another message for its host.
 func TestIdleConnectionsSwept(t *testing.T) {
 	s := newSink(t)
-	n := &Node{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	n.cfg.Queue = QueueConfig{DialTimeout: time.Second, IdleTimeout: time.Minute}
-	n.cfg.Queue.setDefaults()
-	p := newSMTPPool(n)
+	p := newSMTPPool(queueNode(func(q *QueueConfig) { q.IdleTimeout = time.Minute }))
 	pc, err := p.get(context.Background(), s.addr, false)
 	if err != nil {
 		t.Fatal(err)
@@ -200,10 +197,7 @@ func TestIdleConnectionsSwept(t *testing.T) {
 // ends before its workers) is closed, not kept.
 func TestConnectionReturnedAfterCloseIsClosed(t *testing.T) {
 	s := newSink(t)
-	n := &Node{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	n.cfg.Queue = QueueConfig{DialTimeout: time.Second, IdleTimeout: time.Minute}
-	n.cfg.Queue.setDefaults()
-	p := newSMTPPool(n)
+	p := newSMTPPool(queueNode(func(q *QueueConfig) { q.IdleTimeout = time.Minute }))
 	pc, err := p.get(context.Background(), s.addr, false)
 	if err != nil {
 		t.Fatal(err)

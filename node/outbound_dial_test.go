@@ -76,14 +76,22 @@ func sinkTLS(t *testing.T) *tls.Config {
 	return &tls.Config{Certificates: []tls.Certificate{cert}}
 }
 
-// dialTo dials a sink as the queue does; tweak adjusts the queue config.
-func dialTo(t *testing.T, addr string, relay bool, tweak func(*QueueConfig)) (*pooledClient, error) {
+// queueNode is a node with only a queue configuration (a one-second dial
+// timeout, hostname mx.powermail.test, tweak's changes), enough to dial
+// and pool outbound connections.
+func queueNode(tweak func(*QueueConfig)) *Node {
 	n := &Node{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	n.cfg.Queue = QueueConfig{DialTimeout: time.Second, Hostname: "mx.powermail.test"}
 	if tweak != nil {
 		tweak(&n.cfg.Queue)
 	}
 	n.cfg.Queue.setDefaults()
+	return n
+}
+
+// dialTo dials a sink as the queue does; tweak adjusts the queue config.
+func dialTo(t *testing.T, addr string, relay bool, tweak func(*QueueConfig)) (*pooledClient, error) {
+	n := queueNode(tweak)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	pc, err := n.dialSMTP(ctx, addr, relay)
