@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -393,4 +394,85 @@ func (r *imapRaw) want(command, prefix string, parts ...string) {
 		}
 	}
 	r.t.Errorf("%s: no line %q...%q in %q", command, prefix, parts, u)
+}
+
+// A session whose selected folder is replaced by another folder under
+// the same name (created in the same entry, so with the same
+// UIDVALIDITY) is ended, not left serving the old folder's messages
+// under the new one's UIDs; and deleting one's own selected folder gets
+// its tagged OK.
+func TestIMAPSelectedFolderReplacedOrDeleted(t *testing.T) {
+	b := newIMAPClusterBackend(t)
+	user := b.newUser(t)
+	a, other := dialIMAP(t, b, 0, user), dialIMAP(t, b, 0, user)
+	if _, err := a.Select("Trash", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Delete("Trash").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Rename("Junk", "Trash", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	a.Noop().Wait()
+	select {
+	case <-a.Closed():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a session whose folder was replaced goes on")
+	}
+	if err := other.Create("Work", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Select("Work", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Delete("Work").Wait(); err != nil {
+		t.Fatalf("DELETE of the selected folder: %v", err)
+	}
+}
+
+// STORE .SILENT tells the client nothing, but a change another session
+// made to the same message meanwhile is still reported by the next poll
+// (RFC 9051 section 6.4.6).
+func TestIMAPSilentStoreKeepsOthersChanges(t *testing.T) {
+	b := newIMAPClusterBackend(t)
+	user := b.newUser(t)
+	b.deliver(t, 0, imapTestMsg("one", "first"), user)
+	a, other := dialIMAP(t, b, 0, user), dialIMAP(t, b, 0, user)
+	for _, c := range []*imapConn{a, other} {
+		if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store := func(c *imapConn, f imap.Flag) []*imapclient.FetchMessageBuffer {
+		t.Helper()
+		msgs, err := c.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{f}}, nil).Collect()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return msgs
+	}
+	store(other, imap.FlagFlagged)
+	a.ev.drain()
+	// The client may take a FETCH sent during its STORE for the STORE's.
+	for _, m := range store(a, imap.FlagSeen) {
+		if slices.Contains(m.Flags, imap.FlagFlagged) {
+			return
+		}
+	}
+	deadline := time.After(5 * time.Second)
+	for {
+		if err := a.Noop().Wait(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case ev := <-a.ev.fetch:
+			if slices.Contains(ev.flags, imap.FlagFlagged) && slices.Contains(ev.flags, imap.FlagSeen) {
+				return
+			}
+		case <-deadline:
+			t.Fatal("the other session's \\Flagged was never reported")
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

@@ -282,7 +282,8 @@ func testIMAPList(t *testing.T, b imapBackend) {
 	// "%" stops at a level; the missing parent "a" is listed as
 	// \NonExistent with \HasChildren.
 	top := listData(t, c.Client, "", "%", nil)
-	if a := top["a"]; a == nil || !slices.Contains(a.Attrs, imap.MailboxAttrNonExistent) || !slices.Contains(a.Attrs, imap.MailboxAttrHasChildren) {
+	if a := top["a"]; a == nil || !slices.Contains(a.Attrs, imap.MailboxAttrNonExistent) || !slices.Contains(a.Attrs, imap.MailboxAttrHasChildren) ||
+		!slices.Contains(a.Attrs, imap.MailboxAttrNoSelect) {
 		t.Errorf(`LIST "" %%: a = %+v, want \NonExistent \HasChildren`, top["a"])
 	}
 	if _, ok := top["a/x"]; ok {

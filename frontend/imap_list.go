@@ -94,7 +94,10 @@ func (s *imapSession) List(w *imapserver.ListWriter, ref string, patterns []stri
 			if (!byPercent || o.SelectSubscribed || o.SelectSpecialUse) && !recursive {
 				continue
 			}
-			data.Attrs = append(data.Attrs, imap.MailboxAttrNonExistent, imap.MailboxAttrHasChildren)
+			// \NonExistent implies \Noselect (RFC 5258 section 3); a
+			// client of IMAP4rev1 that does not know the former is told
+			// the latter too, so that it does not try to select it.
+			data.Attrs = append(data.Attrs, imap.MailboxAttrNonExistent, imap.MailboxAttrNoSelect, imap.MailboxAttrHasChildren)
 			if recursive {
 				data.ChildInfo = &imap.ListDataChildInfo{Subscribed: true}
 			}

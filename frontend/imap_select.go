@@ -25,6 +25,7 @@ import (
 // marked gone, until the next command that allows them.
 type imapSelected struct {
 	name        string
+	folderID    uint64 // the folder's own ID: another folder renamed to this name is not it
 	readOnly    bool
 	uidValidity uint32
 	uidNext     uint32
@@ -225,6 +226,7 @@ func (s *imapSession) Select(name string, options *imap.SelectOptions) (*imap.Se
 		name:        view.Folder.Name,
 		readOnly:    options != nil && options.ReadOnly,
 		uidValidity: view.Folder.UIDValidity,
+		folderID:    view.Folder.ID,
 		uidNext:     view.Folder.UIDNext,
 		modSeq:      view.Folder.ModSeq,
 		keywords:    map[string]string{},
@@ -384,8 +386,8 @@ func (s *imapSession) pollLocked(w *imapserver.UpdateWriter, allowExpunge, force
 	defer cancel()
 	sel.dirty = false
 	f, err := s.srv.store.Folder(ctx, s.addr, sel.name)
-	if err == nil && f.UIDValidity != sel.uidValidity {
-		err = fmt.Errorf("%w: uidvalidity changed", node.ErrNoFolder)
+	if err == nil && !sel.same(f) {
+		err = fmt.Errorf("%w: another folder under its name", node.ErrNoFolder)
 	}
 	if errors.Is(err, node.ErrNoFolder) {
 		return s.folderVanished()
@@ -399,8 +401,8 @@ func (s *imapSession) pollLocked(w *imapserver.UpdateWriter, allowExpunge, force
 		return nil
 	}
 	view, err := s.srv.store.View(ctx, s.addr, sel.name)
-	if err == nil && view.Folder.UIDValidity != sel.uidValidity {
-		err = fmt.Errorf("%w: uidvalidity changed", node.ErrNoFolder)
+	if err == nil && !sel.same(view.Folder) {
+		err = fmt.Errorf("%w: another folder under its name", node.ErrNoFolder)
 	}
 	if errors.Is(err, node.ErrNoFolder) {
 		return s.folderVanished()
@@ -411,6 +413,13 @@ func (s *imapSession) pollLocked(w *imapserver.UpdateWriter, allowExpunge, force
 		return nil
 	}
 	return s.applyView(w, view, allowExpunge)
+}
+
+// same reports whether f is the selected folder: the same folder (not
+// another renamed to its name, which folders created together can be
+// with the same UIDVALIDITY) and the same UIDVALIDITY.
+func (sel *imapSelected) same(f node.Folder) bool {
+	return f.ID == sel.folderID && f.UIDValidity == sel.uidValidity
 }
 
 // folderVanished ends a session whose selected folder was deleted or
@@ -459,7 +468,7 @@ func (s *imapSession) applyView(w *imapserver.UpdateWriter, view node.FolderView
 			j++
 		}
 		if j < len(fresh) && fresh[j].UID == m.uid {
-			if !m.gone && !slices.Equal(m.flags, fresh[j].Flags) {
+			if !m.gone && !sameFlags(m.flags, fresh[j].Flags) {
 				m.flags = fresh[j].Flags
 				changed = append(changed, i)
 			}
@@ -547,7 +556,15 @@ func (s *imapSession) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags
 		return s.storeError("store", err, imap.ResponseCodeNonExistent)
 	}
 	for _, c := range changed {
-		if i, ok := sel.index(c.UID); ok {
+		i, ok := sel.index(c.UID)
+		switch {
+		case !ok:
+		case flags.Silent:
+			// The client takes its change as made and is told nothing:
+			// what else the store holds (another session's change) is
+			// news for the next poll to report (RFC 9051 §6.4.6).
+			sel.msgs[i].flags = withFlagOp(sel.msgs[i].flags, op, list)
+		default:
 			sel.msgs[i].flags = slices.Clone(c.Flags)
 		}
 	}
@@ -564,6 +581,36 @@ func (s *imapSession) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags
 		}
 	}
 	return nil
+}
+
+// withFlagOp is flags after op with list, as a client expects it.
+func withFlagOp(flags []string, op node.FlagOp, list []string) []string {
+	switch op {
+	case node.FlagsSet:
+		return slices.Clone(list)
+	case node.FlagsAdd:
+		out := slices.Clone(flags)
+		for _, f := range list {
+			if !slices.Contains(out, f) {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+	return slices.DeleteFunc(slices.Clone(flags), func(f string) bool { return slices.Contains(list, f) })
+}
+
+// sameFlags reports whether a and b hold the same flags, in any order.
+func sameFlags(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, f := range a {
+		if !slices.Contains(b, f) {
+			return false
+		}
+	}
+	return true
 }
 
 // Expunge removes \Deleted messages (EXPUNGE, UID EXPUNGE, and CLOSE,

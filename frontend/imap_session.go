@@ -243,6 +243,12 @@ func (s *imapSession) Delete(name string) error {
 	if err := s.srv.store.DeleteFolder(ctx, addr, n); err != nil {
 		return s.storeError("delete", err, imap.ResponseCodeNonExistent)
 	}
+	if s.sel != nil && s.sel.name == n {
+		// Its own selection: not a folder that vanished under it, which
+		// the poll after this command would end the connection for
+		// before the tagged OK. Later commands find nothing selected.
+		s.unselectLocked()
+	}
 	return nil
 }
 
