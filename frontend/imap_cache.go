@@ -85,7 +85,13 @@ func (m *imapMeta) headerSection(bs *imap.FetchItemBodySection) []byte {
 	out, ok := m.sec, m.secKey == key && m.sec != nil
 	m.mu.Unlock()
 	if !ok {
-		out = imapHeaderFields(m.parsedHeader(), bs)
+		if key == "*" {
+			// The whole header as stored: a line the parser stops at
+			// (no colon) must not cut off the fields after it.
+			out = imapWholeHeader(m.header)
+		} else {
+			out = imapHeaderFields(m.parsedHeader(), bs)
+		}
 		m.mu.Lock()
 		m.secKey, m.sec = key, out
 		m.mu.Unlock()
@@ -245,6 +251,15 @@ func (srv *IMAPServer) bodyStructure(hash string, body io.ReadSeeker) (imap.Body
 	}
 	srv.meta.put(hash, next)
 	return bs, nil
+}
+
+// imapWholeHeader is BODY[HEADER]: the header section as stored, ending
+// in the blank line that separates it from the body.
+func imapWholeHeader(h []byte) []byte {
+	if bytes.HasSuffix(h, []byte("\r\n\r\n")) || bytes.HasSuffix(h, []byte("\n\n")) {
+		return h
+	}
+	return append(slices.Clip(h), "\r\n"...)
 }
 
 // imapHeaderSection answers BODY[HEADER], BODY[HEADER.FIELDS (...)] and

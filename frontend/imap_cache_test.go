@@ -73,5 +73,22 @@ func TestIMAPHeaderSectionMatchesTheLibrary(t *testing.T) {
 		if got := imapHeaderSection(m.parsedHeader(), bs); string(got) != string(want) {
 			t.Errorf("%+v:\n got %q\nwant %q", bs, got, want)
 		}
+		if got := m.headerSection(bs); string(got) != string(want) {
+			t.Errorf("cached %+v:\n got %q\nwant %q", bs, got, want)
+		}
+	}
+}
+
+// BODY[HEADER] is the header as stored, also past a line the parser
+// stops at (one without a colon), where the parsed fields end.
+func TestIMAPWholeHeaderPastAMalformedLine(t *testing.T) {
+	head := "From: a@example.com\r\nX-Junk\r\nSubject: still here\r\n\r\n"
+	raw, _, err := readHeaderSection(bufio.NewReader(strings.NewReader(head+"body\r\n")), imapMaxHeader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &imapMeta{header: raw}
+	if got := m.headerSection(&imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader}); string(got) != head {
+		t.Errorf("BODY[HEADER] = %q, want %q", got, head)
 	}
 }
