@@ -2,6 +2,7 @@ package frontend_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"powermail/frontend"
+	"powermail/node"
 	"powermail/node/nodetest"
 )
 
@@ -474,5 +476,31 @@ func TestIMAPSilentStoreKeepsOthersChanges(t *testing.T) {
 			t.Fatal("the other session's \\Flagged was never reported")
 		case <-time.After(200 * time.Millisecond):
 		}
+	}
+}
+
+// -FLAGS removes a keyword in every spelling the message holds: the
+// store tells "Work" from "work", this server does not.
+func TestIMAPRemovesEverySpellingOfAKeyword(t *testing.T) {
+	b := newIMAPClusterBackend(t)
+	user := b.newUser(t)
+	b.deliver(t, 0, imapTestMsg("one", "first"), user)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, k := range []string{"Work", "work"} { // as two sessions that had not seen each other's
+		if _, err := b.c.Nodes[0].StoreFlags(ctx, user, "INBOX", []uint32{1}, node.FlagsAdd, []string{k}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := dialIMAP(t, b, 0, user)
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := c.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsDel, Flags: []imap.Flag{"WORK"}}, nil).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 1 || slices.ContainsFunc(msgs[0].Flags, func(f imap.Flag) bool { return strings.EqualFold(string(f), "work") }) {
+		t.Fatalf("after -FLAGS (WORK): %+v", msgs)
 	}
 }

@@ -549,6 +549,9 @@ func (s *imapSession) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags
 		return imapBad("Unknown STORE operation")
 	}
 	list := imapStoreFlagList(flags.Flags, sel)
+	if op == node.FlagsRemove {
+		list = everySpelling(list, sel, idx)
+	}
 	ctx, cancel := s.callCtx()
 	defer cancel()
 	changed, err := s.srv.store.StoreFlags(ctx, addr, sel.name, sel.uids(idx), op, list)
@@ -581,6 +584,22 @@ func (s *imapSession) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags
 		}
 	}
 	return nil
+}
+
+// everySpelling adds to a removal's keywords the other spellings of them
+// that the target messages hold: the state machine tells keywords apart
+// by case, this server does not, and two sessions can store "Work" and
+// "work" before either sees the other's.
+func everySpelling(list []string, sel *imapSelected, idx []int) []string {
+	out := list
+	for _, i := range idx {
+		for _, f := range sel.msgs[i].flags {
+			if !slices.Contains(out, f) && slices.ContainsFunc(list, func(k string) bool { return strings.EqualFold(k, f) }) {
+				out = append(slices.Clip(out), f)
+			}
+		}
+	}
+	return out
 }
 
 // withFlagOp is flags after op with list, as a client expects it.
