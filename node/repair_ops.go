@@ -146,7 +146,10 @@ func (n *Node) rebalance(ctx context.Context, live liveness, r int, deadline tim
 				return nil
 			}
 			if rec.Refs <= 0 || rec.Collecting != 0 || len(rec.Replicas) < r || !slices.Contains(rec.Replicas, full) ||
-				slices.Contains(rec.Replicas, empty) || rec.Size > gap/2-moved+rec.Size/2 {
+				slices.Contains(rec.Replicas, empty) || rec.Size >= gap-2*moved {
+				// Only a body smaller than what is left of the gap
+				// narrows it; a larger one swaps which node is fullest,
+				// and the next round would move it back.
 				continue
 			}
 			err := n.move(ctx, live, rec, full, empty)

@@ -299,6 +299,27 @@ func readBody(t *testing.T, n *Node, h storage.Hash) []byte {
 	return got
 }
 
+// A body whose move would only swap which node is fullest stays: one body
+// on three nodes at R=2 is as balanced as it gets, and moving it each
+// round (as a move of the whole gap did) never ends.
+func TestRebalanceDoesNotSwapTheFullest(t *testing.T) {
+	c := repairCluster(t, 3, nil)
+	l := c.leader(time.Second)
+	hashes := deliverN(t, l, 1, 4000)
+	ctx := ctxT(t, 30*time.Second)
+	before, _ := l.State().Body(hashes[0].String())
+	for range 3 {
+		time.Sleep(250 * time.Millisecond) // fresh storage figures
+		if _, err := c.repairRound(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, _ := l.State().Body(hashes[0].String())
+	if st := l.repair.get(); st.Moved != 0 || !slices.Equal(before.Replicas, after.Replicas) {
+		t.Fatalf("moved %d times: %v -> %v", st.Moved, before.Replicas, after.Replicas)
+	}
+}
+
 func TestRebalanceOnJoin(t *testing.T) {
 	c := repairCluster(t, 3, func(cfg *Config) { cfg.RebalanceSpread = 0.3 })
 	l := c.leader(time.Second)
