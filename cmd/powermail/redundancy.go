@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -32,6 +33,24 @@ func (r *redundancyFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&r.gcIdle, "gc-idle", node.DefaultGCIdle, "a copy written more recently than this is never collected")
 	fl.DurationVar(&r.peerPoll, "peer-poll-interval", 10*time.Second, "how often each node polls its peers' storage figures")
 	fl.BoolVar(&r.faultInjection, "enable-fault-injection", false, "enable the admin API's fault endpoints (tests only)")
+}
+
+// validate refuses values that would panic a ticker after start, or make
+// upkeep work against itself.
+func (r *redundancyFlags) validate() error {
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--repair-interval", r.repairInterval}, {"--repair-grace", r.repairGrace}, {"--scrub-interval", r.scrubInterval},
+		{"--gc-interval", r.gcInterval}, {"--gc-idle", r.gcIdle}, {"--peer-poll-interval", r.peerPoll}} {
+		if d.v < 0 {
+			return fmt.Errorf("%s %v: must not be negative (0: the default)", d.flag, d.v)
+		}
+	}
+	if r.repairGrace > 0 && r.peerPoll > 0 && r.repairGrace < 3*r.peerPoll {
+		return fmt.Errorf("--repair-grace %v: must be at least three --peer-poll-interval (%v), or live peers look down between polls", r.repairGrace, r.peerPoll)
+	}
+	return nil
 }
 
 func (r *redundancyFlags) apply(cfg *node.Config) {

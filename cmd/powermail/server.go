@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"powermail/fsm"
 	"powermail/node"
 	"powermail/storage"
 )
@@ -154,7 +155,7 @@ func (f *serverFlags) validate() (int64, error) {
 		return 0, fmt.Errorf("--min-free-space: %w", err)
 	}
 	for _, check := range []func() error{f.raft.validate, func() error { return f.clusterTLS.validate(true) },
-		func() error { return f.adminTLS.validate(false) }, f.queue.validateDKIM} {
+		func() error { return f.adminTLS.validate(false) }, f.queue.validateDKIM, f.redundancy.validate, f.validateBootstrap} {
 		if err := check(); err != nil {
 			return 0, err
 		}
@@ -175,6 +176,21 @@ func (f *serverFlags) validate() (int64, error) {
 		}
 	}
 	return minFree, nil
+}
+
+// validateBootstrap refuses an R or W the state machine would refuse:
+// the first member would retry writing them for ever, and never start.
+func (f *serverFlags) validateBootstrap() error {
+	if !f.bootstrap {
+		return nil
+	}
+	if f.replicas < 1 || f.replicas > fsm.MaxReplicas {
+		return fmt.Errorf("--replicas %d: must be 1 to %d", f.replicas, fsm.MaxReplicas)
+	}
+	if f.writeQuorum < 0 || f.writeQuorum > f.replicas {
+		return fmt.Errorf("--write-quorum %d: must be 1 to --replicas (%d), or 0 for R", f.writeQuorum, f.replicas)
+	}
+	return nil
 }
 
 // loadTLS reads every TLS use's files (nil entries where not set).
