@@ -91,9 +91,10 @@ func (n *Node) adminHandler() http.Handler {
 	})
 	route("POST /v1/cluster/remove", func(r *http.Request) (any, error) {
 		var req struct {
-			ID string `json:"id"`
+			ID    string `json:"id"`
+			Force bool   `json:"force,omitempty"`
 		}
-		return nil, decodeInto(r, &req, func() error { return n.Remove(r.Context(), req.ID) })
+		return nil, decodeInto(r, &req, func() error { return n.Remove(r.Context(), req.ID, req.Force) })
 	})
 	n.directoryRoutes(route)
 	n.redundancyRoutes(mux, route)

@@ -69,14 +69,14 @@ func TestRemoveAndRejoin(t *testing.T) {
 	}
 	id := f.ID()
 	t.Logf("leader %s, removing %s", c.leader(time.Second).ID(), id)
-	if err := c.nodes["n1"].Remove(ctxT(t, 5*time.Second), id); err != nil {
+	if err := c.nodes["n1"].Remove(ctxT(t, 5*time.Second), id, false); err != nil {
 		t.Fatal(err)
 	}
 	st, _ := c.nodes["n1"].Status(ctxT(t, 5*time.Second))
 	if len(st.Nodes) != 2 {
 		t.Fatalf("after remove: %+v", st.Nodes)
 	}
-	if err := c.nodes["n1"].Remove(ctxT(t, 5*time.Second), id); !errors.Is(err, fsm.ErrNotFound) {
+	if err := c.nodes["n1"].Remove(ctxT(t, 5*time.Second), id, false); !errors.Is(err, fsm.ErrNotFound) {
 		t.Fatalf("second remove: %v", err)
 	}
 	f.Close()
@@ -259,4 +259,30 @@ func TestReplicasOutdated(t *testing.T) {
 			t.Errorf("replicas %s: outdated %v, want %v", replicas, got, want)
 		}
 	}
+}
+
+// With one voter of three down, removing a live one would leave two voters
+// of which one answers: refused unless forced. Removing the down one is
+// fine.
+func TestRemoveRefusesToLoseQuorum(t *testing.T) {
+	c := newTestCluster(t, 3)
+	l := c.leader(5 * time.Second)
+	var others []*Node
+	for _, n := range c.nodes {
+		if n != l {
+			others = append(others, n)
+		}
+	}
+	live, down := others[0], others[1]
+	down.Close()
+	delete(c.nodes, down.ID())
+	err := l.Remove(ctxT(t, 10*time.Second), live.ID(), false)
+	if !errors.Is(err, fsm.ErrInvalid) || !strings.Contains(err.Error(), "no quorum") {
+		t.Fatalf("removing a live voter with another down: %v", err)
+	}
+	mustApply(t, l, &fsm.DomainAdd{Name: "still.example"})
+	if err := l.Remove(ctxT(t, 10*time.Second), down.ID(), false); err != nil {
+		t.Fatalf("removing the down voter: %v", err)
+	}
+	mustApply(t, l, &fsm.DomainAdd{Name: "after.example"})
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -105,17 +106,49 @@ func (n *Node) forgetAddressHolders(ctx context.Context, req JoinRequest) error 
 	return nil
 }
 
-// Remove takes a node out of the cluster through any node.
-func (n *Node) Remove(ctx context.Context, id string) error {
-	body, _ := json.Marshal(map[string]string{"ID": id})
+// Remove takes a node out of the cluster through any node. Unless force
+// is set, a voter is removed only if the voters that answer, without it,
+// are a majority of the voters that stay: removing a live voter while
+// another is down would leave a cluster that cannot commit (not even the
+// removal's own completion) until the down one returns.
+func (n *Node) Remove(ctx context.Context, id string, force bool) error {
+	body, _ := json.Marshal(removeRequest{ID: id, Force: force})
 	return n.onLeader(ctx,
-		func() error { return n.removeLocal(ctx, id) },
+		func() error { return n.removeLocal(ctx, id, force) },
 		func(addr string) error { return n.call(ctx, addr, "POST", "/rpc/remove", body, nil) })
 }
 
-func (n *Node) removeLocal(ctx context.Context, id string) error {
+// removeRequest is the cluster RPC's removal.
+type removeRequest struct {
+	ID    string
+	Force bool
+}
+
+// removalKeepsQuorum is the check Remove makes unless forced.
+func (n *Node) removalKeepsQuorum(ctx context.Context, id string) error {
+	v, err := n.viewVoters(ctx)
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(v.voters, func(s raft.Server) bool { return string(s.ID) == id }) {
+		return nil // a non-voter counts towards no quorum
+	}
+	stay := len(v.voters) - 1
+	if up := v.reachable(raft.ServerID(id)); stay == 0 || up < stay/2+1 {
+		return &fsm.Error{Kind: fsm.ErrInvalid, Msg: fmt.Sprintf(
+			"removing %s would leave no quorum: %d of the %d voters that stay answer; bring a voter back first, or force it", id, up, stay)}
+	}
+	return nil
+}
+
+func (n *Node) removeLocal(ctx context.Context, id string, force bool) error {
 	if n.raft.State() != raft.Leader {
 		return ErrNotLeader
+	}
+	if !force {
+		if err := n.removalKeepsQuorum(ctx, id); err != nil {
+			return err
+		}
 	}
 	cf := n.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {

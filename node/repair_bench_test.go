@@ -88,7 +88,7 @@ func loseNode(b *testing.B, c *testCluster, l, victim *Node) int64 {
 	st, _ := victim.bodies.Stats(ctxT(b, time.Second))
 	victim.Kill()
 	delete(c.nodes, victim.ID())
-	if err := l.Remove(ctxT(b, 10*time.Second), victim.ID()); err != nil {
+	if err := l.Remove(ctxT(b, 10*time.Second), victim.ID(), false); err != nil {
 		b.Fatal(err)
 	}
 	return st.BodyBytes

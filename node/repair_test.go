@@ -115,7 +115,7 @@ func TestRepairAfterNodeLossAndRemoval(t *testing.T) {
 	victim := busiestFollower(t, c, l, hashes)
 	victim.Kill()
 	delete(c.nodes, victim.ID())
-	if err := l.Remove(ctxT(t, 10*time.Second), victim.ID()); err != nil {
+	if err := l.Remove(ctxT(t, 10*time.Second), victim.ID(), false); err != nil {
 		t.Fatal(err)
 	}
 	// Mail keeps flowing while repair runs.
@@ -370,7 +370,7 @@ func TestRepairResumesAfterLeaderCrash(t *testing.T) {
 	victim := busiestFollower(t, c, l, hashes)
 	victim.Kill()
 	delete(c.nodes, victim.ID())
-	if err := l.Remove(ctxT(t, 10*time.Second), victim.ID()); err != nil {
+	if err := l.Remove(ctxT(t, 10*time.Second), victim.ID(), false); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 20*time.Second, "the repair to start", func() bool { return l.repair.get().Repaired > 0 })

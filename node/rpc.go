@@ -110,12 +110,12 @@ func (n *Node) rpcHandler() http.Handler {
 		writeRPC(w, nil, n.joinLocal(r.Context(), req))
 	})
 	mux.HandleFunc("POST /rpc/remove", func(w http.ResponseWriter, r *http.Request) {
-		var req struct{ ID string }
+		var req removeRequest
 		if err := decodeBody(r, &req); err != nil {
 			writeRPC(w, nil, err)
 			return
 		}
-		writeRPC(w, nil, n.removeLocal(r.Context(), req.ID))
+		writeRPC(w, nil, n.removeLocal(r.Context(), req.ID, req.Force))
 	})
 	mux.HandleFunc("PUT /rpc/body", n.handlePutBody)
 	mux.HandleFunc("GET /rpc/body/{hash}", n.handleGetBody)

@@ -50,15 +50,19 @@ func newClusterCmd(cl *clientFlags) *cobra.Command {
 			return cl.done(cmd, "node %s is a member at %s", req.ID, req.ClusterAddr)
 		},
 	})
-	cmd.AddCommand(&cobra.Command{
+	var force bool
+	remove := &cobra.Command{
 		Use: "remove ID", Short: "Remove a node from the cluster", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := cl.do(cmd.Context(), "POST", "/v1/cluster/remove", map[string]string{"id": args[0]}, nil); err != nil {
+			req := map[string]any{"id": args[0], "force": force}
+			if err := cl.do(cmd.Context(), "POST", "/v1/cluster/remove", req, nil); err != nil {
 				return err
 			}
 			return cl.done(cmd, "node %s removed", args[0])
 		},
-	})
+	}
+	remove.Flags().BoolVar(&force, "force", false, "remove a voter even if the voters that answer without it are no majority of those that stay (the cluster then cannot commit until enough of them return)")
+	cmd.AddCommand(remove)
 	return cmd
 }
 
