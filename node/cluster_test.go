@@ -286,3 +286,20 @@ func TestRemoveRefusesToLoseQuorum(t *testing.T) {
 	}
 	mustApply(t, l, &fsm.DomainAdd{Name: "after.example"})
 }
+
+// A join that would replace a member that still answers (a mistyped
+// address, a reused ID) is refused, and changes nothing.
+func TestJoinDoesNotEvictALiveMember(t *testing.T) {
+	c := newTestCluster(t, 3)
+	l := c.leader(5 * time.Second)
+	victim := c.follower()
+	err := l.Join(ctxT(t, 10*time.Second), JoinRequest{ID: "n9", ClusterAddr: victim.ClusterAddr()})
+	if !errors.Is(err, fsm.ErrInvalid) || !strings.Contains(err.Error(), "still answers") {
+		t.Fatalf("join at a live member's address: %v", err)
+	}
+	ms, _ := l.State().Members()
+	cf := l.raft.GetConfiguration().Configuration()
+	if len(ms) != 3 || len(cf.Servers) != 3 {
+		t.Fatalf("members %+v, servers %+v", ms, cf.Servers)
+	}
+}

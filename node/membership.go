@@ -58,6 +58,13 @@ func (n *Node) joinLocal(ctx context.Context, req JoinRequest) error {
 	if err := cf.Error(); err != nil {
 		return fmt.Errorf("read configuration: %w", err)
 	}
+	for _, s := range cf.Configuration().Servers {
+		sameID, sameAddr := string(s.ID) == req.ID, string(s.Address) == req.ClusterAddr
+		if sameID != sameAddr && n.stillServes(ctx, s) {
+			return &fsm.Error{Kind: fsm.ErrInvalid, Msg: fmt.Sprintf(
+				"%s at %s still answers: remove it first (cluster remove %s) if it is to be replaced", s.ID, s.Address, s.ID)}
+		}
+	}
 	if err := n.forgetAddressHolders(ctx, req); err != nil {
 		return err
 	}
@@ -80,6 +87,21 @@ func (n *Node) joinLocal(ctx context.Context, req JoinRequest) error {
 	}
 	_, err := n.Apply(ctx, &fsm.MemberSet{Member: fsm.Member{ID: req.ID, ClusterAddr: req.ClusterAddr, AdminAddr: req.AdminAddr}})
 	return err
+}
+
+// stillServes reports whether server s answers at its address as itself:
+// a join that would replace it (same ID elsewhere, or another ID at its
+// address) is then a mistake, say a mistyped address, and must not evict
+// a live member. A node that moved, or was wiped and set up again under
+// a new ID, no longer answers there as s.
+func (n *Node) stillServes(ctx context.Context, s raft.Server) bool {
+	if string(s.ID) == n.cfg.ID {
+		return true // this leader itself
+	}
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var ms MemberStatus
+	return n.call(cctx, string(s.Address), "GET", "/rpc/stats", nil, &ms) == nil && ms.ID == string(s.ID)
 }
 
 // forgetAddressHolders removes the member records of other IDs at the
