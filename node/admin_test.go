@@ -151,3 +151,17 @@ func TestAdminRefusesIncompleteRequests(t *testing.T) {
 		t.Errorf("settings W=2 on 2 nodes: %d %s", code, out)
 	}
 }
+
+// A repair asked of a node that cannot reach a leader fails, instead of
+// answering that the leader was asked.
+func TestAdminRepairWithoutLeaderFails(t *testing.T) {
+	c := newTestCluster(t, 2)
+	l := c.leader(5 * time.Second)
+	f := c.follower()
+	l.Close()
+	delete(c.nodes, l.ID())
+	waitFor(t, 10*time.Second, "the leader gone", func() bool { _, err := f.leaderAddr(); return err != nil })
+	if code, body := adminDo(t, f, "POST", "/v1/storage/repair", string(testSecret), ""); code == 200 {
+		t.Fatalf("repair without a leader: %d %s", code, body)
+	}
+}

@@ -90,15 +90,23 @@ func (n *Node) reportCorruptEntry(ctx context.Context, h storage.Hash) {
 	n.reportCorrupt(ctx, h)
 }
 
-// kickRepairAnywhere starts a repair round on the leader soon.
+// kickRepairAnywhere starts a repair round on the leader soon; best
+// effort (kickRepairOnLeader says whether the leader heard it).
 func (n *Node) kickRepairAnywhere(ctx context.Context) {
+	_ = n.kickRepairOnLeader(ctx)
+}
+
+// kickRepairOnLeader is kickRepairAnywhere with the reason it failed.
+func (n *Node) kickRepairOnLeader(ctx context.Context) error {
 	if n.IsLeader() {
 		n.kickRepair()
-		return
+		return nil
 	}
-	if addr, err := n.leaderAddr(); err == nil {
-		_ = n.call(ctx, addr, "POST", "/rpc/repair", nil, nil)
+	addr, err := n.leaderAddr()
+	if err != nil {
+		return err
 	}
+	return n.call(ctx, addr, "POST", "/rpc/repair", nil, nil)
 }
 
 // scrubLoop scrubs every interval until ctx ends.

@@ -205,7 +205,9 @@ func (n *Node) redundancyRoutes(mux *http.ServeMux, route func(string, func(*htt
 		if n.IsLeader() {
 			return n.RepairRound(r.Context())
 		}
-		n.kickRepairAnywhere(r.Context())
+		if err := n.kickRepairOnLeader(r.Context()); err != nil {
+			return nil, err
+		}
 		return map[string]string{"status": "repair round requested from the leader"}, nil
 	})
 	route("POST /v1/storage/gc", func(r *http.Request) (any, error) {
