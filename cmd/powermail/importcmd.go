@@ -20,6 +20,7 @@ import (
 // hours, and migrations bring their hashes along.
 func mailboxImportCmd(cl *clientFlags) *cobra.Command {
 	var batch int
+	var noPassword bool
 	cmd := &cobra.Command{
 		Use:   "import FILE",
 		Short: `Bulk-create mailboxes from CSV "address,password_hash[,quota_bytes]" ("-" reads stdin)`,
@@ -34,7 +35,7 @@ func mailboxImportCmd(cl *clientFlags) *cobra.Command {
 				defer f.Close()
 				in = f
 			}
-			n, err := importMailboxes(cmd, cl, in, batch)
+			n, err := importMailboxes(cmd, cl, in, batch, noPassword)
 			if err != nil {
 				return fmt.Errorf("after %d mailboxes: %w", n, err)
 			}
@@ -42,10 +43,11 @@ func mailboxImportCmd(cl *clientFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().IntVar(&batch, "batch", 1000, "mailboxes per raft entry (at most 10000)")
+	cmd.Flags().BoolVar(&noPassword, "allow-no-password", false, "accept rows without a password hash (mailboxes nobody can log into, for mail only)")
 	return cmd
 }
 
-func importMailboxes(cmd *cobra.Command, cl *clientFlags, in io.Reader, batch int) (int, error) {
+func importMailboxes(cmd *cobra.Command, cl *clientFlags, in io.Reader, batch int, noPassword bool) (int, error) {
 	r := csv.NewReader(in)
 	r.FieldsPerRecord = -1
 	r.Comment = '#'
@@ -73,6 +75,9 @@ func importMailboxes(cmd *cobra.Command, cl *clientFlags, in io.Reader, batch in
 		m := node.MailboxRequest{Address: strings.TrimSpace(rec[0])}
 		if len(rec) > 1 {
 			m.PasswordHash = strings.TrimSpace(rec[1])
+		}
+		if m.PasswordHash == "" && !noPassword {
+			return total, fmt.Errorf("invalid input: %s has no password hash (--allow-no-password creates mailboxes nobody can log into)", m.Address)
 		}
 		if len(rec) > 2 && strings.TrimSpace(rec[2]) != "" {
 			if m.QuotaBytes, err = strconv.ParseInt(strings.TrimSpace(rec[2]), 10, 64); err != nil {

@@ -325,7 +325,10 @@ func TestThousandRecipientsStoredOnce(t *testing.T) {
 		fmt.Fprintf(&csv, "%s,\n", a)
 		rcpts = append(rcpts, a)
 	}
-	if _, errOut, err := cli(t, csv.String(), "mailbox", "import", "-", "--addr", ps[0].admin); err != nil {
+	if _, errOut, err := cli(t, csv.String(), "mailbox", "import", "-", "--addr", ps[0].admin); err == nil || !strings.Contains(errOut, "no password hash") {
+		t.Fatalf("import of rows without a hash: %v %s", err, errOut)
+	}
+	if _, errOut, err := cli(t, csv.String(), "mailbox", "import", "-", "--allow-no-password", "--addr", ps[0].admin); err != nil {
 		t.Fatalf("import: %v %s", err, errOut)
 	}
 	before := map[string]storageStats{}
