@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"powermail/fsm"
@@ -135,23 +136,35 @@ func (n *Node) collectOne(ctx context.Context, hash string) (bool, int64, error)
 	if err != nil {
 		return false, 0, err
 	}
+	// Every member at once: one that does not answer costs the round its
+	// call's timeout once, not once per member.
+	replies := make([]gcReply, len(members))
+	errs := make([]error, len(members))
+	var wg sync.WaitGroup
+	for i, m := range members {
+		wg.Go(func() { replies[i], errs[i] = n.gcRemote(ctx, m, hash, res.Collect) })
+	}
+	wg.Wait()
 	isMember := map[string]bool{}
 	confirmed := map[string]bool{}
 	var freed int64
-	for _, m := range members {
+	revived := false
+	for i, m := range members {
 		isMember[m.ID] = true
-		rep, err := n.gcRemote(ctx, m, hash, res.Collect)
-		if err != nil {
-			n.log.Debug("gc: member did not answer", "member", m.ID, "body", hash, "err", err)
+		if errs[i] != nil {
+			n.log.Debug("gc: member did not answer", "member", m.ID, "body", hash, "err", errs[i])
 			continue
 		}
-		freed += rep.Freed
-		switch rep.Verdict {
+		freed += replies[i].Freed
+		switch replies[i].Verdict {
 		case gcRevived:
-			return false, freed, nil
+			revived = true
 		case gcDeleted, gcAbsent:
 			confirmed[m.ID] = true
 		}
+	}
+	if revived {
+		return false, freed, nil
 	}
 	// Every listed replica that is still a member must have deleted its
 	// copy (a removed node's copies left with it).
