@@ -120,6 +120,17 @@ func (s *State) Settings() (Settings, error) {
 	return out, err
 }
 
+// SettingsStored reports whether the cluster settings were ever written
+// (Settings returns the defaults until they are).
+func (s *State) SettingsStored() (bool, error) {
+	var ok bool
+	err := s.view(func(r pebble.Reader) (err error) {
+		ok, err = hasKey(r, keySettings)
+		return err
+	})
+	return ok, err
+}
+
 // Domains lists domains in order, starting after the name `after`.
 func (s *State) Domains(after string, limit int) ([]Domain, error) {
 	return scanAll[Domain](s, []byte("d\x00"), after, limit)

@@ -135,7 +135,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
-	if fresh && cfg.Bootstrap {
+	if cfg.Bootstrap && (fresh || n.bootstrapUnfinished()) {
 		// A new cluster's settings (R, W) are in place before New returns,
 		// so no delivery can meet the defaults instead.
 		n.publishSelf(ctx, true)
@@ -306,6 +306,24 @@ func (n *Node) catchUpFromSnapshot() error {
 	defer rc.Close()
 	n.log.Warn("state is behind the newest snapshot; installing it", "applied", n.state.Applied(), "snapshot", list[0].Index)
 	return n.state.Restore(rc)
+}
+
+// bootstrapUnfinished reports a cluster of this node alone whose
+// settings were never written: the first start stopped (a crash, a
+// Ctrl-C) between raft's bootstrap and writing them, and this start must
+// finish the job instead of leaving the defaults for good. A cluster of
+// more members, or one whose settings exist, is left alone.
+func (n *Node) bootstrapUnfinished() bool {
+	cf := n.raft.GetConfiguration()
+	if cf.Error() != nil {
+		return false
+	}
+	servers := cf.Configuration().Servers
+	if len(servers) != 1 || string(servers[0].ID) != n.cfg.ID {
+		return false
+	}
+	stored, err := n.state.SettingsStored()
+	return err == nil && !stored
 }
 
 // ID is the node's raft server ID.

@@ -129,3 +129,22 @@ func TestSnapshotEndingInABarrier(t *testing.T) {
 	rc.Close()
 	restart() // New fails if it refuses
 }
+
+// A first member that stopped between raft's bootstrap and writing its
+// settings writes them at its next start, instead of keeping the defaults.
+func TestUnfinishedBootstrapIsFinished(t *testing.T) {
+	c := newTestClusterWith(t, 1, func(cfg *Config) { cfg.BootstrapSettings = nil }) // as if it stopped before
+	n := c.leader(10 * time.Second)
+	if stored, err := n.state.SettingsStored(); err != nil || stored {
+		t.Fatalf("settings stored %v, %v; want none yet", stored, err)
+	}
+	cfg := c.config("n1", true, "")
+	cfg.BootstrapSettings = &BootstrapSettings{Replicas: 1, WriteQuorum: 1}
+	n.Close()
+	delete(c.nodes, "n1")
+	n = c.startWith(cfg)
+	s, err := n.State().Settings()
+	if err != nil || s.Replicas != 1 || s.WriteQuorum != 1 || s.CommandEncoding != fsm.NewestEncoding {
+		t.Fatalf("settings after the second start: %+v, %v", s, err)
+	}
+}
