@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -302,4 +303,43 @@ func TestJoinDoesNotEvictALiveMember(t *testing.T) {
 	if len(ms) != 3 || len(cf.Servers) != 3 {
 		t.Fatalf("members %+v, servers %+v", ms, cf.Servers)
 	}
+}
+
+// A node that comes back with an empty data directory under the ID of a
+// voter leaves before it joins, so it never votes with an empty log: with
+// another voter down, that leave would cost the quorum and is refused,
+// and the node waits; once the voter is back, it joins.
+func TestWipedVoterLeavesBeforeItJoins(t *testing.T) {
+	c := newTestCluster(t, 3)
+	l := c.leader(5 * time.Second)
+	var others []*Node
+	for _, n := range c.nodes {
+		if n != l {
+			others = append(others, n)
+		}
+	}
+	down, wiped := others[0], others[1]
+	downCfg := c.config(down.ID(), false, l.AdminAddr())
+	downCfg.ClusterAddr, downCfg.AdminAddr = down.ClusterAddr(), down.AdminAddr()
+	wipedCfg := c.config(wiped.ID(), false, l.AdminAddr())
+	wipedCfg.ClusterAddr = wiped.ClusterAddr()
+	down.Close()
+	wiped.Close()
+	delete(c.nodes, down.ID())
+	delete(c.nodes, wiped.ID())
+	if err := os.RemoveAll(wipedCfg.DataDir); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	n, err := New(ctx, wipedCfg)
+	cancel()
+	if err == nil {
+		n.Close()
+		t.Fatal("a wiped voter joined with another voter down: it would vote with an empty log")
+	}
+	c.startWith(downCfg)
+	back := c.startWith(wipedCfg)
+	mustApply(t, back, &fsm.DomainAdd{Name: "after.example"})
+	mustApply(t, back, addMailbox("x@after.example"))
+	c.readEverywhere("x@after.example")
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -225,6 +226,43 @@ func (n *Node) joinThrough(ctx context.Context, adminAddr string) error {
 	}
 }
 
+// leaveThrough takes this node's ID out of the cluster, through a
+// member's admin API, before a node with a new (empty) data directory
+// joins: if the ID is a voter already (a disk replaced, the node set up
+// again under its old name), it must not vote with an empty log, which
+// could elect a leader that lacks an entry this ID had acknowledged. The
+// removal commits only with the others' votes, so they hold every such
+// entry first; the join then adds the ID as a new server. An ID that is
+// no member is nothing to leave. A removal refused because it would
+// leave no quorum is retried until the voters come back (or an operator
+// forces it): joining with an empty log then would be the unsafe case.
+func (n *Node) leaveThrough(ctx context.Context, adminAddr string) error {
+	body, _ := json.Marshal(map[string]string{"id": n.cfg.ID})
+	for backoff := 100 * time.Millisecond; ; backoff = min(backoff*2, 2*time.Second) {
+		err := n.postAdmin(ctx, adminAddr, "/v1/cluster/remove", body)
+		var se *adminStatusError
+		if err == nil || errors.As(err, &se) && se.code == http.StatusNotFound {
+			return nil
+		}
+		n.log.Warn("leaving the cluster before joining with an empty state failed", "through", adminAddr, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("leave through %s before joining: %w (last error: %v)", adminAddr, ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// adminStatusError is an admin API answer other than 2xx.
+type adminStatusError struct {
+	code int
+	msg  string
+}
+
+func (e *adminStatusError) Error() string {
+	return fmt.Sprintf("%d %s: %s", e.code, http.StatusText(e.code), e.msg)
+}
+
 // postAdmin posts to a member's admin API with the token, trusting
 // Config.AdminRoots for an https:// address.
 func (n *Node) postAdmin(ctx context.Context, adminAddr, path string, body []byte) error {
@@ -244,7 +282,7 @@ func (n *Node) postAdmin(ctx context.Context, adminAddr, path string, body []byt
 	if resp.StatusCode/100 != 2 {
 		var e apiError
 		json.NewDecoder(resp.Body).Decode(&e)
-		return fmt.Errorf("%s: %s", resp.Status, e.Message)
+		return &adminStatusError{code: resp.StatusCode, msg: e.Message}
 	}
 	return nil
 }

@@ -126,7 +126,10 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		// or removed and coming back) re-joins in the background, which is
 		// a no-op when nothing changed.
 		if fresh {
-			err = n.joinThrough(ctx, cfg.Join)
+			err = n.leaveThrough(ctx, cfg.Join)
+			if err == nil {
+				err = n.joinThrough(ctx, cfg.Join)
+			}
 		} else {
 			n.spawn(func(ctx context.Context) { n.joinThrough(ctx, cfg.Join) })
 		}
