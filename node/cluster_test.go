@@ -268,12 +268,7 @@ func TestReplicasOutdated(t *testing.T) {
 func TestRemoveRefusesToLoseQuorum(t *testing.T) {
 	c := newTestCluster(t, 3)
 	l := c.leader(5 * time.Second)
-	var others []*Node
-	for _, n := range c.nodes {
-		if n != l {
-			others = append(others, n)
-		}
-	}
+	others := c.followers(l)
 	live, down := others[0], others[1]
 	down.Close()
 	delete(c.nodes, down.ID())
@@ -312,12 +307,7 @@ func TestJoinDoesNotEvictALiveMember(t *testing.T) {
 func TestWipedVoterLeavesBeforeItJoins(t *testing.T) {
 	c := newTestCluster(t, 3)
 	l := c.leader(5 * time.Second)
-	var others []*Node
-	for _, n := range c.nodes {
-		if n != l {
-			others = append(others, n)
-		}
-	}
+	others := c.followers(l)
 	down, wiped := others[0], others[1]
 	downCfg := c.config(down.ID(), false, l.AdminAddr())
 	downCfg.ClusterAddr, downCfg.AdminAddr = down.ClusterAddr(), down.AdminAddr()

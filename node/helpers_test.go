@@ -151,6 +151,17 @@ func (c *testCluster) follower() *Node {
 	return nil
 }
 
+// followers is every node but the leader l.
+func (c *testCluster) followers(l *Node) []*Node {
+	var out []*Node
+	for _, n := range c.nodes {
+		if n != l {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 func ctxT(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
