@@ -93,6 +93,34 @@ func (n *Node) gcRemote(ctx context.Context, m fsm.Member, hash string, collect 
 	return rep, err
 }
 
+// GCRound is what one collection round did.
+type GCRound struct {
+	Bodies int   `json:"bodies"`      // body records forgotten
+	Freed  int64 `json:"freed_bytes"` // bytes freed over all members
+}
+
+// CollectGarbageOnLeader runs a collection round on the leader from any
+// node: a follower asks the leader over the cluster RPC, since the CLI's
+// `storage gc` may reach any node.
+func (n *Node) CollectGarbageOnLeader(ctx context.Context) (GCRound, error) {
+	var r GCRound
+	err := n.onLeader(ctx, func() error {
+		var err error
+		r.Bodies, r.Freed, err = n.CollectGarbage(ctx)
+		return err
+	}, func(addr string) error {
+		return n.call(ctx, addr, "POST", "/rpc/collect", nil, &r)
+	})
+	return r, err
+}
+
+func (n *Node) handleCollect(w http.ResponseWriter, r *http.Request) {
+	var res GCRound
+	var err error
+	res.Bodies, res.Freed, err = n.CollectGarbage(r.Context())
+	writeRPC(w, res, err)
+}
+
 // CollectGarbage runs one collection round on the leader: every body
 // without references is tombstoned, its copies deleted on every member
 // that answers, and its record forgotten once every listed replica

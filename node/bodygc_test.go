@@ -162,3 +162,30 @@ func checkCopies(t *testing.T, ns []*Node, h storage.Hash) {
 		}
 	}
 }
+
+// TestGCThroughAFollower runs `storage gc` against a follower's admin
+// API: the follower has the leader run the round and reports its result.
+func TestGCThroughAFollower(t *testing.T) {
+	c, ns := gcCluster(t)
+	ctx := ctxT(t, 30*time.Second)
+	body := "Subject: gc\r\n\r\n" + strings.Repeat("y", 500) + "\r\n"
+	if _, err := ns[0].Deliver(ctx, Message{Mailboxes: []string{"a@example.com"}, Received: time.Now()}, strings.NewReader(body)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ns[1].Expunge(ctx, "a@example.com", "INBOX", nil, false); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(testGCIdle + 50*time.Millisecond)
+	f := c.follower()
+	code, reply := adminDo(t, f, "POST", "/v1/storage/gc", string(testSecret), "")
+	if code != 200 || !strings.Contains(reply, `"bodies":1`) {
+		t.Fatalf("gc through follower %s: %d %s", f.ID(), code, reply)
+	}
+	h := storage.HashBytes([]byte(body)).String()
+	for _, n := range ns {
+		n.Barrier(ctx)
+		if _, err := n.State().Body(h); !errors.Is(err, fsm.ErrNotFound) {
+			t.Errorf("%s still has the record of %s: %v", n.ID(), h, err)
+		}
+	}
+}

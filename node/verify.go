@@ -211,11 +211,7 @@ func (n *Node) redundancyRoutes(mux *http.ServeMux, route func(string, func(*htt
 		return map[string]string{"status": "repair round requested from the leader"}, nil
 	})
 	route("POST /v1/storage/gc", func(r *http.Request) (any, error) {
-		if !n.IsLeader() {
-			return nil, ErrNotLeader
-		}
-		bodies, freed, err := n.CollectGarbage(r.Context())
-		return map[string]int64{"bodies": int64(bodies), "freed_bytes": freed}, err
+		return n.CollectGarbageOnLeader(r.Context())
 	})
 	if n.cfg.FaultInjection {
 		route("POST /v1/fault/damage/{hash}", func(r *http.Request) (any, error) {

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 // These tests run the real binary three times, as an operator would, and
@@ -315,6 +317,32 @@ func TestCLIDrivesThreeProcessCluster(t *testing.T) {
 	for _, n := range st.Nodes {
 		if n.ID == "n2" {
 			t.Fatalf("n2 still listed: %+v", st)
+		}
+	}
+}
+
+// TestMaintenanceTimeout: storage repair and gc wait an hour unless
+// --timeout says otherwise.
+func TestMaintenanceTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{nil, maintenanceTimeout},
+		{[]string{"--timeout", "5s"}, 5 * time.Second},
+	} {
+		var cl clientFlags
+		cmd := &cobra.Command{Use: "gc", RunE: func(cmd *cobra.Command, _ []string) error {
+			cl.lengthen(cmd, maintenanceTimeout)
+			return nil
+		}}
+		cl.register(cmd)
+		cmd.SetArgs(tc.args)
+		if err := cmd.Execute(); err != nil {
+			t.Fatal(err)
+		}
+		if cl.timeout != tc.want {
+			t.Errorf("%v: timeout %v, want %v", tc.args, cl.timeout, tc.want)
 		}
 	}
 }

@@ -38,6 +38,14 @@ func (c *clientFlags) register(cmd *cobra.Command) {
 	pf.DurationVar(&c.timeout, "timeout", 30*time.Second, "give up after this long")
 }
 
+// lengthen raises the timeout to d for a command that may run long (a
+// maintenance round over every body), unless --timeout was given.
+func (c *clientFlags) lengthen(cmd *cobra.Command, d time.Duration) {
+	if f := cmd.Flags().Lookup("timeout"); f == nil || !f.Changed {
+		c.timeout = max(c.timeout, d)
+	}
+}
+
 // apiError mirrors the admin API's error body.
 type apiError struct {
 	Code    string `json:"error"`

@@ -7,11 +7,17 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"powermail/node"
 )
+
+// maintenanceTimeout is how long `storage repair` and `storage gc` wait
+// by default: a round visits every body, which takes minutes in a large
+// store, and the CLI's usual 30 s would cut it off half done.
+const maintenanceTimeout = time.Hour
 
 func newStorageCmd(cl *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "storage", Short: "Check and maintain body redundancy"}
@@ -29,6 +35,7 @@ command fails if any body has fewer than R replicas that verify.`,
 		Use: "repair", Short: "Run a repair round on the leader now", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var st map[string]any
+			cl.lengthen(cmd, maintenanceTimeout)
 			if err := cl.do(cmd.Context(), "POST", "/v1/storage/repair", nil, &st); err != nil {
 				return err
 			}
@@ -43,12 +50,13 @@ command fails if any body has fewer than R replicas that verify.`,
 		},
 	})
 	cmd.AddCommand(&cobra.Command{
-		Use: "gc", Short: "Collect unreferenced bodies now (ask the leader's admin address)", Args: cobra.NoArgs,
+		Use: "gc", Short: "Collect unreferenced bodies now (the leader runs the round; any node forwards)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var res struct {
 				Bodies int64 `json:"bodies"`
 				Freed  int64 `json:"freed_bytes"`
 			}
+			cl.lengthen(cmd, maintenanceTimeout)
 			if err := cl.do(cmd.Context(), "POST", "/v1/storage/gc", nil, &res); err != nil {
 				return err
 			}
