@@ -84,7 +84,9 @@ func (c *cleanScan) covers(now cleanScan) bool {
 // settled reports whether a scan would leave rec as it is (repairBody):
 // listed on no removed node, and on exactly r healthy members, or on more
 // while a listed member is down (extras are trimmed only once every
-// listed member is healthy).
+// listed member is healthy), or on fewer when every healthy member holds
+// it already: there is nowhere to copy it until a member joins or comes
+// back, and either changes the scan key.
 func settled(live liveness, r int, rec fsm.BodyRecord) bool {
 	healthy := 0
 	for _, id := range rec.Replicas {
@@ -94,5 +96,22 @@ func settled(live liveness, r int, rec fsm.BodyRecord) bool {
 			return false
 		}
 	}
-	return healthy == r || (healthy > r && healthy < len(rec.Replicas))
+	switch {
+	case healthy < r:
+		return healthy == live.healthy()
+	case healthy > r:
+		return healthy < len(rec.Replicas)
+	}
+	return true
+}
+
+// healthy counts the members counted alive.
+func (l liveness) healthy() int {
+	k := 0
+	for _, ok := range l.alive {
+		if ok {
+			k++
+		}
+	}
+	return k
 }

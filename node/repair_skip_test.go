@@ -115,3 +115,29 @@ func TestCleanScanCoversTheSameDownSetOnly(t *testing.T) {
 		}
 	}
 }
+
+// A body short of R with a copy on every healthy member has nowhere to
+// go: a scan would leave it, so it does not keep periodic scans coming.
+func TestSettledBodies(t *testing.T) {
+	live := liveness{self: "n1",
+		members: map[string]fsm.Member{"n1": {ID: "n1"}, "n2": {ID: "n2"}, "n3": {ID: "n3"}},
+		alive:   map[string]bool{"n1": true, "n2": true, "n3": false}}
+	for _, tc := range []struct {
+		r        int
+		replicas []string
+		want     bool
+	}{
+		{2, []string{"n1", "n2"}, true},
+		{2, []string{"n1", "n3"}, false},         // n2 can take a copy
+		{3, []string{"n1", "n2"}, true},          // no healthy member lacks it
+		{3, []string{"n1", "n2", "n3"}, true},    // the down one keeps its listing
+		{3, []string{"n1"}, false},               // n2 can take a copy
+		{2, []string{"n1", "n2", "n3"}, true},    // extras wait for n3 to return
+		{1, []string{"n1", "n2"}, false},         // an extra to trim now
+		{2, []string{"n1", "n2", "gone"}, false}, // a removed node to unlist
+	} {
+		if got := settled(live, tc.r, fsm.BodyRecord{Body: fsm.Body{Replicas: tc.replicas}}); got != tc.want {
+			t.Errorf("R=%d on %v: settled %v, want %v", tc.r, tc.replicas, got, tc.want)
+		}
+	}
+}
