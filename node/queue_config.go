@@ -78,12 +78,20 @@ type QueueConfig struct {
 	HostDownTime time.Duration
 }
 
+// DefaultQueueLease is how long a worker holds an entry it sends. An
+// attempt may last half of it (AttemptTimeout): after up to five minutes
+// of dials and greetings (two connections, for STARTTLS), that leaves the
+// ten minutes RFC 5321 §4.5.3.2.6 gives a server to answer the final dot;
+// giving up sooner sends the message again after the remote may have
+// taken it. The cost: a crashed worker's entries wait this long.
+const DefaultQueueLease = 30 * time.Minute
+
 func (q *QueueConfig) setDefaults() {
 	if q.Hostname == "" {
 		q.Hostname = osHostname()
 	}
 	setDur(&q.Interval, time.Second)
-	setDur(&q.Lease, 10*time.Minute)
+	setDur(&q.Lease, DefaultQueueLease)
 	setDur(&q.Lifetime, 5*24*time.Hour)
 	setDur(&q.DelayNotify, 4*time.Hour)
 	setDur(&q.RetryMin, time.Minute)

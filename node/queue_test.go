@@ -300,3 +300,19 @@ func gaugeValue(t *testing.T, n *Node, name string) float64 {
 	t.Fatalf("no gauge %s", name)
 	return 0
 }
+
+// TestQueueDefaultsWaitForTheFinalDot: with the default lease, an attempt
+// that spent the longest setup (two dials and greetings, for STARTTLS)
+// still has the ten minutes RFC 5321 §4.5.3.2.6 gives the final dot's
+// reply, and ends before its lease does.
+func TestQueueDefaultsWaitForTheFinalDot(t *testing.T) {
+	var q QueueConfig
+	q.setDefaults()
+	setup := 2 * (q.DialTimeout + q.GreetingTimeout)
+	if left := q.AttemptTimeout - setup; left < 10*time.Minute {
+		t.Errorf("attempt %v - setup %v leaves %v for the final dot, want 10m", q.AttemptTimeout, setup, left)
+	}
+	if q.AttemptTimeout >= q.Lease {
+		t.Errorf("attempt %v outlives the lease %v", q.AttemptTimeout, q.Lease)
+	}
+}

@@ -32,7 +32,7 @@ func (q *queueFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&q.lifetime, "queue-lifetime", 5*24*time.Hour, "how long outbound mail is retried before it bounces")
 	fl.DurationVar(&q.delayNotify, "queue-delay-notify", 4*time.Hour, "send a delayed-delivery notice after this long (negative: never)")
 	fl.IntVar(&q.maxConnsPerDest, "queue-max-conns", 4, "open connections per destination server")
-	fl.DurationVar(&q.lease, "queue-lease", 10*time.Minute, "how long the leader holds an entry it works; after a crash others retry it once this lapses")
+	fl.DurationVar(&q.lease, "queue-lease", node.DefaultQueueLease, "how long the leader holds an entry it works; after a crash others retry it once this lapses")
 	fl.DurationVar(&q.retryMin, "queue-retry-min", time.Minute, "first retry delay after a temporary failure (doubles per attempt, with jitter)")
 	fl.DurationVar(&q.retryMax, "queue-retry-max", 2*time.Hour, "longest retry delay")
 	fl.DurationVar(&q.greeting, "queue-greeting-timeout", 2*time.Minute, "wait this long for a destination server's greeting and each reply while setting up a session")
