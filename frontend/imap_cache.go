@@ -113,7 +113,7 @@ func imapHeaderKey(bs *imap.FetchItemBodySection) string {
 // parsedHeader returns the parsed header section.
 func (m *imapMeta) parsedHeader() textproto.Header {
 	m.parseOnce.Do(func() {
-		m.parsed, _ = textproto.ReadHeader(bufio.NewReader(imapHeaderReader(m.header))) // a broken header gives what parsed
+		m.parsed = imapReadHeader(bufio.NewReader(bytes.NewReader(m.header)))
 	})
 	return m.parsed
 }

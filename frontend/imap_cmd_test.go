@@ -30,6 +30,7 @@ func runIMAPSuite(t *testing.T, b imapBackend) {
 		{"Append", testIMAPAppend},
 		{"Fetch", testIMAPFetch},
 		{"FetchSetsSeen", testIMAPFetchSetsSeen},
+		{"FetchPastAMalformedHeaderLine", testIMAPFetchMalformedHeader},
 		{"Search", testIMAPSearch},
 		{"Store", testIMAPStore},
 		{"StoreSeenOnOtherNode", testIMAPStoreOtherNode},
@@ -534,6 +535,45 @@ func testIMAPFetch(t *testing.T, b imapBackend) {
 	msgs, err = c.Fetch(imap.UIDSetNum(99), &imap.FetchOptions{Flags: true}).Collect()
 	if err != nil || len(msgs) != 0 {
 		t.Errorf("UID FETCH of a missing UID: %v %d messages, want OK and none", err, len(msgs))
+	}
+}
+
+// A header line that is no field (an mbox "From " line, a stray word)
+// must not hide the fields after it from ENVELOPE, BODY[HEADER.FIELDS],
+// BODYSTRUCTURE or SEARCH.
+func testIMAPFetchMalformedHeader(t *testing.T, b imapBackend) {
+	user := b.newUser(t)
+	raw := "From someone@example.org Sat Nov 28 10:00:00 2026\r\n" +
+		"X-Stray\r\n  continued stray\r\n" +
+		"From: Sender <sender@example.org>\r\n" +
+		"Bad Name: no\r\n" +
+		"Subject: after the junk\r\n" +
+		"Content-Type: text/html; charset=utf-8\r\n" +
+		"\r\n<p>hello</p>\r\n"
+	b.deliver(t, 0, raw, user)
+	c := dialIMAP(t, b, 1, user)
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	fields := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Subject", "From"}, Peek: true}
+	msgs, err := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{Envelope: true,
+		BodyStructure: &imap.FetchItemBodyStructure{}, BodySection: []*imap.FetchItemBodySection{fields}}).Collect()
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("FETCH: %v, %d messages", err, len(msgs))
+	}
+	m := msgs[0]
+	if e := m.Envelope; e == nil || e.Subject != "after the junk" || len(e.From) != 1 || e.From[0].Addr() != "sender@example.org" {
+		t.Errorf("ENVELOPE %+v", e)
+	}
+	if got, want := string(m.FindBodySection(fields)), "From: Sender <sender@example.org>\r\nSubject: after the junk\r\n\r\n"; got != want {
+		t.Errorf("BODY[HEADER.FIELDS (Subject From)] = %q, want %q", got, want)
+	}
+	if sp, ok := m.BodyStructure.(*imap.BodyStructureSinglePart); !ok || sp.Type != "text" || sp.Subtype != "html" {
+		t.Errorf("BODYSTRUCTURE %#v, want text/html", m.BodyStructure)
+	}
+	uids, err := c.UIDSearch(&imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "Subject", Value: "junk"}}}, nil).Wait()
+	if err != nil || len(uids.AllUIDs()) != 1 {
+		t.Errorf("SEARCH HEADER Subject junk: %v, %v", uids, err)
 	}
 }
 

@@ -130,15 +130,6 @@ func imapHeaderOnly(bs *imap.FetchItemBodySection) bool {
 	return len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierHeader
 }
 
-// imapHeaderReader reads a cached header section as a message with an
-// empty body.
-func imapHeaderReader(h []byte) io.Reader {
-	if bytes.HasSuffix(h, []byte("\n\n")) || bytes.HasSuffix(h, []byte("\r\n\r\n")) {
-		return bytes.NewReader(h)
-	}
-	return io.MultiReader(bytes.NewReader(h), strings.NewReader("\r\n"))
-}
-
 // imapWholeBody reports a section that is the entire message (BODY[],
 // RFC822), which is streamed from the store instead of parsed.
 func imapWholeBody(bs *imap.FetchItemBodySection) bool {
@@ -343,7 +334,7 @@ const imapMaxMIMEDepth = 32
 // 9051 section 7.5.2), reading it once, as a stream.
 func imapBodyStructure(r io.Reader) imap.BodyStructure {
 	br := bufio.NewReader(r)
-	h, _ := textproto.ReadHeader(br) // a broken header gives what parsed
+	h := imapReadHeader(br)
 	return imapPartStructure(h, br, 0)
 }
 
@@ -401,7 +392,7 @@ func imapPartStructure(raw textproto.Header, body io.Reader, depth int) imap.Bod
 	}
 	if (mediaType == "message/rfc822" || mediaType == "message/global") && depth < imapMaxMIMEDepth {
 		br := bufio.NewReader(body)
-		inner, _ := textproto.ReadHeader(br)
+		inner := imapReadHeader(br)
 		sp.MessageRFC822 = &imap.BodyStructureMessageRFC822{
 			Envelope:      imapserver.ExtractEnvelope(inner),
 			BodyStructure: imapPartStructure(inner, br, depth+1),

@@ -1,0 +1,74 @@
+package frontend
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+
+	"github.com/emersion/go-message/textproto"
+)
+
+// imapReadHeader reads a header section from br, as textproto.ReadHeader
+// does, but passes over a field it cannot parse instead of stopping
+// there. go-message ends the header at the first line without a colon
+// (an mbox "From " line, a stray word, a bad field name), and every
+// field after it would be lost to ENVELOPE, BODY[HEADER.FIELDS],
+// BODYSTRUCTURE and header SEARCH keys. RFC 5322 §2.2 defines a field as
+// a name of printable characters other than the colon, then a colon;
+// anything else is skipped with its continuation lines. br is left at
+// the start of the body, past the blank line.
+func imapReadHeader(br *bufio.Reader) textproto.Header {
+	var kept bytes.Buffer
+	keep := false
+	var line []byte
+	for {
+		var err error
+		line, err = imapRawLine(br, line[:0])
+		content := bytes.TrimRight(line, "\r\n")
+		if len(content) == 0 { // the blank line, or the end
+			break
+		}
+		if content[0] != ' ' && content[0] != '\t' {
+			keep = imapFieldStart(content)
+		}
+		if keep {
+			kept.Write(content)
+			kept.WriteString("\r\n")
+		}
+		if err != nil {
+			break
+		}
+	}
+	kept.WriteString("\r\n")
+	h, _ := textproto.ReadHeader(bufio.NewReader(&kept)) // every kept line parses
+	return h
+}
+
+// imapRawLine appends one line of br to buf, however long, with its
+// terminator.
+func imapRawLine(br *bufio.Reader, buf []byte) ([]byte, error) {
+	for {
+		part, err := br.ReadSlice('\n')
+		buf = append(buf, part...)
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return buf, err
+		}
+	}
+}
+
+// imapFieldStart reports whether a header line begins a field that
+// go-message parses: a non-empty name of printable ASCII other than the
+// colon (spaces and tabs around it allowed), then a colon.
+func imapFieldStart(line []byte) bool {
+	name, _, ok := bytes.Cut(line, []byte{':'})
+	name = bytes.Trim(name, " \t")
+	if !ok || len(name) == 0 {
+		return false
+	}
+	for _, c := range name {
+		if c < 33 || c > 126 {
+			return false
+		}
+	}
+	return true
+}
