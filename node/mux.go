@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -223,6 +224,9 @@ type mux struct {
 	rpc    *chanListener
 	body   func(net.Conn) // takes over a body stream (bodystream.go)
 	wg     sync.WaitGroup
+	// closing: close was called; serve stops at its next failed accept
+	// whatever the error says.
+	closing atomic.Bool
 }
 
 // newMux serves ln with the secret and TLS settings of d, the node's own
@@ -234,23 +238,88 @@ func newMux(ln net.Listener, d clusterDialer, log *slog.Logger, body func(net.Co
 	return m
 }
 
+// Connections still proving themselves are bounded, in all and per
+// source address: a stranger's silent connections hold a descriptor and
+// a goroutine for the handshake deadline each, and must neither exhaust
+// the process's descriptors nor crowd out the peers' own handshakes.
+const (
+	maxHandshakes      = 256
+	maxHandshakesPerIP = 32
+)
+
+// handshakeSlots counts the connections in their handshake.
+type handshakeSlots struct {
+	mu    sync.Mutex
+	total int
+	perIP map[string]int
+}
+
+// take reserves a slot for a connection from addr, or reports none free.
+func (h *handshakeSlots) take(addr net.Addr) (release func(), ok bool) {
+	ip := addr.String()
+	if ta, isTCP := addr.(*net.TCPAddr); isTCP {
+		ip = ta.IP.String()
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.total >= maxHandshakes || h.perIP[ip] >= maxHandshakesPerIP {
+		return nil, false
+	}
+	if h.perIP == nil {
+		h.perIP = map[string]int{}
+	}
+	h.total++
+	h.perIP[ip]++
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.total--
+		if h.perIP[ip]--; h.perIP[ip] == 0 {
+			delete(h.perIP, ip)
+		}
+	}, true
+}
+
+// serve accepts until the listener is closed. A failed accept (out of
+// descriptors, say) is retried after a pause, as net/http does: giving
+// up would cut the node off from raft and the RPC for good while it
+// still looked healthy.
 func (m *mux) serve() {
+	var slots handshakeSlots
+	var pause time.Duration
 	for {
 		conn, err := m.ln.Accept()
-		if err != nil {
+		if errors.Is(err, net.ErrClosed) || (err != nil && m.closing.Load()) {
 			m.raft.close()
 			m.rpc.close()
 			return
 		}
+		if err != nil {
+			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+			m.log.Warn("cluster accept failed; retrying", "err", err, "pause", pause)
+			time.Sleep(pause)
+			continue
+		}
+		pause = 0
+		release, ok := slots.take(conn.RemoteAddr())
+		if !ok {
+			conn.Close() // a peer dials again; a flood gets nothing
+			continue
+		}
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
-			m.route(conn)
+			m.route(conn, release)
 		}()
 	}
 }
 
-func (m *mux) route(conn net.Conn) {
+// route authenticates conn and hands it on; proven (or refused), it
+// calls done once.
+func (m *mux) route(conn net.Conn, done func()) {
+	var once sync.Once
+	proven := func() { once.Do(done) }
+	defer proven()
 	useTLS := m.tls != nil
 	if useTLS && m.mixed {
 		var err error
@@ -270,6 +339,7 @@ func (m *mux) route(conn net.Conn) {
 		conn = tc
 	}
 	kind, err := serverHandshake(conn, m.secret)
+	proven()
 	if err != nil {
 		m.log.Warn("refused cluster connection", "remote", conn.RemoteAddr().String(), "err", err)
 		closeNow(conn)
@@ -316,6 +386,7 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 }
 
 func (m *mux) close() error {
+	m.closing.Store(true)
 	err := m.ln.Close()
 	m.wg.Wait()
 	return err

@@ -1,0 +1,111 @@
+package node
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// flakyListener fails its first Accept as accept(2) does when the
+// process is out of descriptors.
+type flakyListener struct {
+	net.Listener
+	failed atomic.Bool
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if !l.failed.Swap(true) {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: syscall.EMFILE}
+	}
+	return l.Listener.Accept()
+}
+
+func startTestMux(t *testing.T, ln net.Listener) (*mux, clusterDialer) {
+	t.Helper()
+	d := clusterDialer{secret: []byte("0123456789abcdef0123")}
+	m := newMux(ln, d, slog.New(slog.NewTextHandler(io.Discard, nil)), func(c net.Conn) { c.Close() })
+	go m.serve()
+	t.Cleanup(func() { m.close() })
+	return m, d
+}
+
+// reachesRPC dials the mux as a peer and waits for the connection on
+// its RPC listener.
+func reachesRPC(t *testing.T, m *mux, d clusterDialer, addr string) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	conn, err := d.dial(ctx, addr, kindRPC)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	got := make(chan error, 1)
+	go func() {
+		c, err := m.rpc.Accept()
+		if c != nil {
+			c.Close()
+		}
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// A failed accept (EMFILE) is retried: before, it closed the raft and
+// RPC listeners for good and the node fell out of its cluster.
+func TestMuxSurvivesAFailedAccept(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, d := startTestMux(t, &flakyListener{Listener: ln})
+	if err := reachesRPC(t, m, d, ln.Addr().String()); err != nil {
+		t.Fatalf("a peer after one failed accept: %v", err)
+	}
+}
+
+// Silent connections from one address take at most its share of the
+// handshake slots; the next is closed at once, and once they are gone a
+// peer gets through.
+func TestMuxBoundsSilentConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, d := startTestMux(t, ln)
+	var silent []net.Conn
+	for range maxHandshakesPerIP {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		silent = append(silent, c)
+	}
+	time.Sleep(100 * time.Millisecond) // all accepted and waiting for a hello
+	extra, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	extra.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := extra.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("a connection past the per-address cap: read %v, want EOF at once", err)
+	}
+	for _, c := range silent {
+		c.Close()
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := reachesRPC(t, m, d, ln.Addr().String()); err != nil {
+		t.Fatalf("a peer after the silent connections went: %v", err)
+	}
+}
