@@ -67,12 +67,20 @@ type dsnRcpt struct {
 	err     string // last reply or failure, for failed and delayed
 }
 
-// queueReport is the report on rcpts of the queue entry e.
 // queueReport is the report on those of rcpts of the queue entry e whose
 // NOTIFY asks for kind (fsm.NotifyFailure, NotifyDelay, NotifySuccess).
+//
+// Mail that was not submitted (anyone on port 25 may send it, naming
+// any sender and asking for any notice) gets notices that cannot carry
+// a stranger's text to an address of the stranger's choosing: a success
+// or delay notice returns nothing of the original, and a failure only
+// its header section, whatever RET asked (RFC 3461 §6.2.3 lets a DSN
+// leave content out). The failure keeps the headers so that a real
+// sender can tell which message failed.
 func queueReport(e fsm.QueueEntry, rcpts []fsm.QueueRecipient, kind dsnKind, notify string) dsnReport {
 	rep := dsnReport{id: e.ID, from: e.From, envID: e.EnvID, hash: e.Hash, arrived: time.UnixMilli(e.Created), kind: kind,
-		full: e.Ret == "FULL" && kind == dsnFailed && e.Size <= maxDSNFull}
+		full: e.Submitted && e.Ret == "FULL" && kind == dsnFailed && e.Size <= maxDSNFull,
+		bare: !e.Submitted && kind != dsnFailed}
 	for _, r := range rcpts {
 		if r.Wants(notify) {
 			rep.rcpts = append(rep.rcpts, dsnRcpt{address: r.Address, orcpt: r.ORCPT, err: r.Error})

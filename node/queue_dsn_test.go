@@ -130,3 +130,45 @@ func TestQueueFailureNoticeDoesNotWaitForTheRest(t *testing.T) {
 		t.Fatalf("a@example.com holds %d notices, want the early one only", n)
 	}
 }
+
+// strangerVia delivers body as mail from anyone on port 25 is delivered
+// (not submitted) to the forward's external target, naming a@example.com
+// as its sender.
+func strangerVia(t *testing.T, n *Node, req *DSNRequest, body string) {
+	t.Helper()
+	msg := Message{From: "a@example.com", External: []string{"x@elsewhere.net"}, Received: time.Now(), Notify: req}
+	if _, err := n.Deliver(ctxT(t, 10*time.Second), msg, strings.NewReader(body)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const strangerBody = "From: a@example.com\r\nSubject: cheap pills\r\nX-Payload: VISIT http://evil.example/ NOW\r\n\r\nBODY-PAYLOAD\r\n"
+
+// Notices about mail that was not submitted go to a sender nobody
+// vouched for: a success ("relayed") notice carries nothing of the
+// original, and a failure its headers only, whatever RET asked.
+func TestStrangersNoticesCarryNoContent(t *testing.T) {
+	t.Run("relayed", func(t *testing.T) {
+		s := newSink(t) // a next hop without DSN: the notice is ours to send
+		c := queueCluster(t, s, nil)
+		l := c.leader(time.Second)
+		strangerVia(t, l, &DSNRequest{Forwarded: []ForwardDSN{{Notify: "SUCCESS"}}}, strangerBody)
+		dsn := onlyDSN(t, c, l)
+		wantAll(t, dsn, "Action: relayed")
+		if strings.Contains(dsn, "X-Payload") || strings.Contains(dsn, "BODY-PAYLOAD") {
+			t.Errorf("a relayed notice for a stranger carries the original:\n%s", dsn)
+		}
+	})
+	t.Run("failed", func(t *testing.T) {
+		s := newSink(t)
+		s.set("550")
+		c := queueCluster(t, s, nil)
+		l := c.leader(time.Second)
+		strangerVia(t, l, &DSNRequest{Ret: "FULL", Forwarded: []ForwardDSN{{Notify: "FAILURE"}}}, strangerBody)
+		dsn := onlyDSN(t, c, l)
+		wantAll(t, dsn, "Action: failed", "text/rfc822-headers", "Subject: cheap pills")
+		if strings.Contains(dsn, "BODY-PAYLOAD") {
+			t.Errorf("a failure notice for a stranger returns the whole message:\n%s", dsn)
+		}
+	})
+}
