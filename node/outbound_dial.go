@@ -17,11 +17,13 @@ import (
 // 4616). TLS is opportunistic (RFC 7435), so a server that spoke but did
 // not give us TLS (no STARTTLS offered, a refusal, a failed handshake)
 // gets the message in plaintext on a new connection, as other MTAs do;
-// one that never spoke is not tried twice. A relay with RelayRequireTLS
-// gets TLS or nothing.
+// one that never spoke is not tried twice. A relay with RelayRequireTLS,
+// or with credentials, gets verified TLS or nothing: a password must
+// not cross a path where STARTTLS can be stripped or the server
+// impersonated.
 func (n *Node) dialSMTP(ctx context.Context, host string, relay bool) (*pooledClient, error) {
 	q := &n.cfg.Queue
-	required := relay && q.RelayRequireTLS
+	required := relay && (q.RelayRequireTLS || q.RelayUser != "")
 	pc, spoke, err := n.dialSession(ctx, host, relay, n.outboundTLS(host, required))
 	switch {
 	case err == nil:
@@ -40,7 +42,7 @@ func (n *Node) dialSMTP(ctx context.Context, host string, relay bool) (*pooledCl
 }
 
 // outboundTLS is the TLS configuration for host: verified only for a
-// relay that requires TLS; otherwise an unverified channel still beats
+// relay that requires TLS (or has credentials); otherwise an unverified channel still beats
 // plain text (RFC 7435).
 func (n *Node) outboundTLS(host string, verify bool) *tls.Config {
 	cfg := n.cfg.Queue.TLS.Clone()

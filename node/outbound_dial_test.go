@@ -158,17 +158,25 @@ func TestOutboundFallsBackToPlaintext(t *testing.T) {
 	}
 }
 
-// A relay that must be reached over TLS is never sent anything in
-// plaintext.
+// A relay that must be reached over TLS, or that gets our credentials,
+// is never sent anything in plaintext: the password would cross a path
+// where STARTTLS can be stripped.
 func TestRelayRequiringTLSGetsNoPlaintext(t *testing.T) {
-	var w wire
-	s := startSinkWith(t, func(*smtp.Server) {}, w.listener)
-	_, err := dialTo(t, s.addr, true, func(q *QueueConfig) { q.RelayRequireTLS = true })
-	if !errors.Is(err, ErrTLSRequired) {
-		t.Fatalf("dial: %v, want ErrTLSRequired", err)
-	}
-	if conns, sent := w.get(); conns != 1 || bytes.Contains([]byte(sent), []byte("MAIL")) {
-		t.Errorf("%d connections, sent %q", conns, sent)
+	for name, tweak := range map[string]func(*QueueConfig){
+		"required":    func(q *QueueConfig) { q.RelayRequireTLS = true },
+		"credentials": func(q *QueueConfig) { q.RelayUser, q.RelayPassword = "relayuser", "s3cret" },
+	} {
+		t.Run(name, func(t *testing.T) {
+			var w wire
+			s := startSinkWith(t, func(srv *smtp.Server) { srv.AllowInsecureAuth = true }, w.listener)
+			_, err := dialTo(t, s.addr, true, tweak)
+			if !errors.Is(err, ErrTLSRequired) {
+				t.Fatalf("dial: %v, want ErrTLSRequired", err)
+			}
+			if conns, sent := w.get(); conns != 1 || strings.Contains(sent, "MAIL") || strings.Contains(sent, "AUTH") {
+				t.Errorf("%d connections, sent %q", conns, sent)
+			}
+		})
 	}
 }
 

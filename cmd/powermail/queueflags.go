@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"os"
 	"strings"
@@ -13,21 +14,22 @@ import (
 
 // queueFlags configure the outbound queue (forwards to other providers).
 type queueFlags struct {
-	relayHost, relayUser, relayPasswordFile string
-	relayRequireTLS                         bool
-	srsDomain                               string
-	lifetime, delayNotify                   time.Duration
-	lease, retryMin, retryMax, hostDown     time.Duration
-	greeting                                time.Duration
-	maxConnsPerDest                         int
-	dkim                                    []string
+	relayHost, relayUser, relayPasswordFile, relayCA string
+	relayRequireTLS                                  bool
+	srsDomain                                        string
+	lifetime, delayNotify                            time.Duration
+	lease, retryMin, retryMax, hostDown              time.Duration
+	greeting                                         time.Duration
+	maxConnsPerDest                                  int
+	dkim                                             []string
 }
 
 func (q *queueFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&q.relayHost, "relay-host", "", "send outbound mail through this smarthost (host:port) instead of MX lookups")
 	fl.StringVar(&q.relayUser, "relay-user", "", "AUTH PLAIN user for --relay-host")
 	fl.StringVar(&q.relayPasswordFile, "relay-password-file", "", "file holding the --relay-user password (or set POWERMAIL_RELAY_PASSWORD)")
-	fl.BoolVar(&q.relayRequireTLS, "relay-require-tls", false, "require verified STARTTLS with --relay-host")
+	fl.BoolVar(&q.relayRequireTLS, "relay-require-tls", false, "require verified STARTTLS with --relay-host (always so with --relay-user)")
+	fl.StringVar(&q.relayCA, "relay-ca", "", "PEM CA certificate(s) that verify --relay-host's certificate (default: the system's)")
 	fl.StringVar(&q.srsDomain, "srs-domain", "", "hosted domain for SRS-rewritten senders of forwarded mail (default: the first hosted domain)")
 	fl.DurationVar(&q.lifetime, "queue-lifetime", 5*24*time.Hour, "how long outbound mail is retried before it bounces")
 	fl.DurationVar(&q.delayNotify, "queue-delay-notify", 4*time.Hour, "send a delayed-delivery notice after this long (negative: never)")
@@ -70,6 +72,13 @@ func (q *queueFlags) apply(cfg *node.Config, hostname string) error {
 		MaxConnsPerDest: q.maxConnsPerDest, RelayHost: q.relayHost, RelayUser: q.relayUser, RelayPassword: pw,
 		RelayRequireTLS: q.relayRequireTLS, Lease: q.lease, RetryMin: q.retryMin, RetryMax: q.retryMax, HostDownTime: q.hostDown,
 		GreetingTimeout: q.greeting}
+	if q.relayCA != "" {
+		roots, err := node.LoadCertPool(q.relayCA)
+		if err != nil {
+			return fmt.Errorf("--relay-ca: %w", err)
+		}
+		cfg.Queue.TLS = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
 	for _, spec := range q.dkim {
 		key, err := node.ParseDKIMKey(spec)
 		if err != nil {
