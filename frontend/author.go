@@ -12,8 +12,6 @@ import (
 	"strings"
 
 	"github.com/emersion/go-smtp"
-
-	"powermail/node"
 )
 
 // MaxSubmissionHeader bounds the header section of a submitted message,
@@ -57,7 +55,11 @@ func (s *session) checkAuthor(body *bodyReader) (io.Reader, *smtp.SMTPError) {
 			return rest, replyAuthorNotOwned(s.user)
 		}
 		for _, a := range addrs {
-			if !node.OwnAddress(a.Address, s.user) {
+			own, err := s.ownsSender(a.Address)
+			switch {
+			case err != nil:
+				return rest, replyUnavailable()
+			case !own:
 				return rest, replyAuthorNotOwned(s.user)
 			}
 		}

@@ -1,8 +1,10 @@
 package frontend
 
 import (
+	"context"
 	"errors"
 	"net"
+	"slices"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -120,10 +122,57 @@ func (s *session) checkSubmissionSender(from string) error {
 	if s.user == "" {
 		return replyAuthRequired()
 	}
-	if from == "" || !node.OwnAddress(from, s.user) {
+	if from == "" {
+		return replySenderNotOwned(s.user)
+	}
+	own, err := s.ownsSender(from)
+	switch {
+	case err != nil:
+		return replyUnavailable()
+	case !own:
 		return replySenderNotOwned(s.user)
 	}
 	return nil
+}
+
+// ownsSender reports whether the session's user may name addr as its
+// sender: its mailbox address, or that with a +detail which the
+// directory resolves as it resolves the mailbox. A mailbox or forward
+// of the +detail name is another account: its owner's, not this user's.
+// The error is the directory's, when it could not answer.
+func (s *session) ownsSender(addr string) (bool, error) {
+	if !node.OwnAddress(addr, s.user) {
+		return false, nil
+	}
+	if node.SameAddress(addr, s.user) {
+		return true, nil
+	}
+	detail, err := s.resolveSender(addr)
+	if errors.Is(err, node.ErrUnavailable) {
+		return false, err
+	}
+	own, oerr := s.resolveSender(s.user)
+	if errors.Is(oerr, node.ErrUnavailable) {
+		return false, oerr
+	}
+	return err == nil && oerr == nil && slices.Equal(detail.Mailboxes, own.Mailboxes) &&
+		slices.Equal(detail.External, own.External), nil
+}
+
+// senderResolver is a Deliverer that resolves an address without the
+// quota gate (node.Node does); others are asked through Resolve.
+type senderResolver interface {
+	ResolveSender(ctx context.Context, addr string) (node.Resolution, error)
+}
+
+func (s *session) resolveSender(addr string) (node.Resolution, error) {
+	r, ok := s.srv.d.(senderResolver)
+	if !ok {
+		return s.resolve(addr)
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.ResolveTimeout)
+	defer cancel()
+	return r.ResolveSender(ctx, addr)
 }
 
 // submissionExternal reports whether an authenticated submission may

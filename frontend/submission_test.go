@@ -263,3 +263,32 @@ func serveOn(t *testing.T, serve func(net.Listener) error) string {
 	go serve(ln)
 	return ln.Addr().String()
 }
+
+// A +detail address is the user's only when the directory sends it where
+// it sends the user's mailbox: a separate mailbox (or forward) of that
+// name belongs to someone else, and its owner may send as it.
+func TestSubmissionDetailAddressOfAnotherAccount(t *testing.T) {
+	c := nodetest.Start(t, 1)
+	c.AddMailboxes("pw-sales", "sales@example.com")
+	c.AddMailboxes("pw-eu", "sales+eu@example.com")
+	c.Apply(&fsm.ForwardAdd{Address: "sales+fwd@example.com", Targets: []string{"other@elsewhere.net"}})
+	cfg := testConfig()
+	cfg.Submission = true
+	cfg.Auth = NewAuthenticator(c.Nodes[0], AuthConfig{AllowInsecure: true, FailureDelay: time.Millisecond}, nil)
+	_, addr := startServer(t, cfg, c.Nodes[0])
+
+	cl := dial(t, addr)
+	cl.ehlo()
+	cl.expect("AUTH PLAIN "+b64("\x00sales@example.com\x00pw-sales"), 235, "2.0.0")
+	cl.expect("MAIL FROM:<sales+eu@example.com>", 553, "5.7.1")  // another mailbox
+	cl.expect("MAIL FROM:<sales+fwd@example.com>", 553, "5.7.1") // another's forward
+	cl.expect("MAIL FROM:<sales+news@example.com>", 250, "2.0.0")
+	cl.expect("RCPT TO:<sales@example.com>", 250, "")
+	r := cl.data("From: sales+eu@example.com\r\nSubject: x\r\n\r\nhi\r\n")
+	checkReply(t, "DATA with From: another mailbox", r, 550, "5.7.1")
+
+	eu := dial(t, addr)
+	eu.ehlo()
+	eu.expect("AUTH PLAIN "+b64("\x00sales+eu@example.com\x00pw-eu"), 235, "2.0.0")
+	eu.expect("MAIL FROM:<sales+eu@example.com>", 250, "2.0.0")
+}

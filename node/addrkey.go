@@ -20,18 +20,33 @@ func AccountKey(user string) string {
 // OwnAddress reports whether addr is mailbox itself, or it with a
 // +detail, compared in the directory's canonical form with only ASCII
 // letters folded: a lookalike that Unicode case folding would equate
-// (the Kelvin sign for K) is not the same sender.
+// (the Kelvin sign for K) is not the same sender. The +detail form may
+// still be another account's (a mailbox or forward of that name): a
+// sender check also asks the directory (frontend).
 func OwnAddress(addr, mailbox string) bool {
+	al, ml, ok := addressPair(addr, mailbox)
+	return ok && (al == ml || strings.HasPrefix(al, ml+"+"))
+}
+
+// SameAddress reports whether addr is mailbox itself, as OwnAddress
+// compares them.
+func SameAddress(addr, mailbox string) bool {
+	al, ml, ok := addressPair(addr, mailbox)
+	return ok && al == ml
+}
+
+// addressPair gives the ASCII-folded local parts of two addresses of one
+// domain.
+func addressPair(addr, mailbox string) (string, string, bool) {
 	a, err := fsm.ParseAddress(addr)
 	if err != nil {
-		return false
+		return "", "", false
 	}
 	m, err := fsm.ParseAddress(mailbox)
-	if err != nil {
-		return false
+	if err != nil || a.Domain != m.Domain {
+		return "", "", false
 	}
-	local, _, _ := strings.Cut(a.Local, "+")
-	return a.Domain == m.Domain && asciiLower(local) == asciiLower(m.Local)
+	return asciiLower(a.Local), asciiLower(m.Local), true
 }
 
 func asciiLower(s string) string {

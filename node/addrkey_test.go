@@ -27,4 +27,13 @@ func TestAccountKeyAndOwnAddress(t *testing.T) {
 			t.Errorf("OwnAddress(%q, %q) = %v, want %v", addr, mailbox, got, want)
 		}
 	}
+	// A mailbox whose own name has a "+" is itself, and its +detail.
+	for addr, want := range map[string]bool{"sales+eu@example.com": true, "sales+eu+x@example.com": true, "sales@example.com": false} {
+		if got := OwnAddress(addr, "sales+eu@example.com"); got != want {
+			t.Errorf("OwnAddress(%q, sales+eu@) = %v, want %v", addr, got, want)
+		}
+	}
+	if !SameAddress("Sales@example.com", "sales@example.com") || SameAddress("sales+eu@example.com", "sales@example.com") {
+		t.Error("SameAddress takes a +detail for the address, or case for another")
+	}
 }

@@ -93,6 +93,20 @@ func (n *Node) Resolve(ctx context.Context, rcpt string) (Resolution, error) {
 	return n.resolveLocal(rcpt, true)
 }
 
+// ResolveSender is Resolve without the quota gate, for asking where an
+// address a user names as sender leads: whether a full mailbox is full
+// says nothing of whose the address is.
+func (n *Node) ResolveSender(ctx context.Context, addr string) (Resolution, error) {
+	res, err := n.resolveLocal(addr, false)
+	if err == nil || errors.Is(err, ErrUnavailable) {
+		return res, err
+	}
+	if berr := n.Barrier(ctx); berr != nil {
+		return Resolution{}, fmt.Errorf("%w: %v", ErrUnavailable, berr)
+	}
+	return n.resolveLocal(addr, false)
+}
+
 // resolveLocal reads where rcpt goes in the local state; with quota, a
 // mailbox over its quota refuses (a bounce is delivered regardless: it is
 // small, and refusing it would leave its queue entry waiting for ever).
