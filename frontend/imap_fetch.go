@@ -3,6 +3,7 @@ package frontend
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -281,6 +282,13 @@ func (s *imapSession) streamBody(rw *imapserver.FetchResponseWriter, bs *imap.Fe
 	_, err := body.Seek(off, io.SeekStart)
 	if err == nil {
 		_, err = io.CopyN(wc, body, n)
+	}
+	if err == nil && off == 0 && n == size {
+		// A whole body read from its start is checked against its hash
+		// when the reader meets its end, which CopyN never asks for.
+		if _, rerr := body.Read(make([]byte, 1)); rerr != io.EOF {
+			err = cmp.Or(rerr, errors.New("body longer than its size"))
+		}
 	}
 	if err != nil {
 		// The literal's length is promised and cannot be met: the

@@ -386,6 +386,31 @@ func TestIMAPBodyFailsMidStream(t *testing.T) {
 	}
 }
 
+// TestIMAPBodyFailsAtItsEnd: a whole body is checked against its hash
+// when its reader meets the end; a failure there, after every byte went
+// out, still closes the connection without an OK, so the client keeps
+// nothing (it retries, and gets a good copy).
+func TestIMAPBodyFailsAtItsEnd(t *testing.T) {
+	store, user := imapMemStore(t)
+	raw := imapTestMsg("big", strings.Repeat("line of text\r\n", 1000))
+	if err := store.Deliver(raw, user); err != nil {
+		t.Fatal(err)
+	}
+	addr := startIMAP(t, store, frontend.IMAPConfig{}, true)
+	r := dialIMAPRaw(t, addr, user)
+	r.ok("SELECT INBOX")
+	store.BodyErr, store.BodyErrAfter = errors.New("content hash mismatch"), int64(len(raw))
+	fmt.Fprintf(r.c, "f1 FETCH 1 BODY.PEEK[]\r\n")
+	r.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(r.r)
+	if err != nil {
+		t.Fatalf("connection not closed after the body failed at its end: %v (read %d bytes)", err, len(got))
+	}
+	if bytes.Contains(got, []byte("f1 OK")) {
+		t.Fatalf("a body failing its hash at the end was answered OK: ...%q", got[max(0, len(got)-80):])
+	}
+}
+
 // imapNoWatch hides the store's change notifications.
 type imapNoWatch struct{ *frontend.IMAPMemStore }
 

@@ -68,6 +68,11 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 	b.failed = true
 	h := b.Reader.Hash()
 	b.n.reportCorrupt(b.ctx, h)
+	if b.off >= b.Reader.Size() {
+		// The whole-body hash failed at the end: every byte handed out
+		// is suspect, and a good copy can only be read from the start.
+		return k, err
+	}
 	if ferr := b.n.fetchFromReplicas(b.ctx, h); ferr != nil {
 		return k, errors.Join(err, ferr)
 	}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -76,4 +77,42 @@ func TestRemoteReadInMemory(t *testing.T) {
 	if _, err := reader.OpenBody(ctx, hashes[1].String()); err == nil || !strings.Contains(err.Error(), "no readable replica") {
 		t.Errorf("open of an uncached body with every replica down: %v, want ErrBodyUnavailable", err)
 	}
+}
+
+// A local copy whose chunks pass their checksums but whose whole-body
+// hash fails at the end is an error to its reader, not a clean end: the
+// bytes already handed out were wrong (a fallback could only resume at
+// the end). The copy is reported, so a read after it gets a good one.
+func TestBodyFailingItsHashAtTheEndIsAnError(t *testing.T) {
+	c := repairCluster(t, 3, nil)
+	l := c.leader(time.Second)
+	h := deliverN(t, l, 1, 200<<10)[0] // several chunks
+	ctx := ctxT(t, 30*time.Second)
+	l.Barrier(ctx)
+	rec, err := l.State().Body(h.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := c.nodes[rec.Replicas[0]]
+	if err := holder.bodies.DamageKeepCRC(ctx, h, 1); err != nil {
+		t.Fatal(err)
+	}
+	rd, err := holder.OpenBody(ctx, h.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(rd)
+	rd.Close()
+	if !errors.Is(err, storage.ErrCorrupt) {
+		t.Fatalf("reading a copy that fails its hash at the end: %v, want ErrCorrupt", err)
+	}
+	waitFor(t, 10*time.Second, "a good copy read again", func() bool {
+		rd, err := holder.OpenBody(ctx, h.String())
+		if err != nil {
+			return false
+		}
+		defer rd.Close()
+		got, err := io.ReadAll(rd)
+		return err == nil && storage.HashBytes(got) == h
+	})
 }

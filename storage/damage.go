@@ -55,3 +55,31 @@ func (s *Store) DamageManifest(ctx context.Context, h Hash) error {
 	v[5] ^= 0x01
 	return s.db.Set(manifestKey(h), v, pebble.Sync)
 }
+
+// DamageKeepCRC flips one data byte of chunk idx of body h and stores the
+// chunk with a checksum that matches the flipped data, so only the
+// whole-body hash can tell; fault injection, like Damage (a bit flipped
+// in memory before the checksum was taken looks like this).
+func (s *Store) DamageKeepCRC(ctx context.Context, h Hash, idx uint32) error {
+	release, err := s.enterHash(ctx, h)
+	if err != nil {
+		return err
+	}
+	defer release()
+	m, ok, err := s.manifest(h)
+	if err != nil || !ok {
+		return fmt.Errorf("storage: damage %s: %w", h, orNotFound(err, h))
+	}
+	v, ok, err := s.get(chunkKey(m.id, idx))
+	if err != nil || !ok || len(v) <= chunkHeaderLen {
+		return fmt.Errorf("storage: damage %s: no chunk %d (%v)", h, idx, err)
+	}
+	data := slices.Clone(v[chunkHeaderLen:])
+	data[0] ^= 0x20
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := putChunk(b, m.id, idx, data); err != nil {
+		return err
+	}
+	return b.Commit(pebble.Sync)
+}
