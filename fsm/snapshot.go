@@ -133,6 +133,9 @@ func (s *State) Restore(r io.Reader) error {
 	}
 	removeStale(s.dir, name, s.log)
 	s.wake()
+	if s.opts.OnRestore != nil {
+		s.opts.OnRestore()
+	}
 	return nil
 }
 

@@ -26,6 +26,9 @@ type Options struct {
 	// mailboxes (Address.Key form) whose folders or messages changed. It
 	// runs on the apply path: it must not block.
 	OnChange func(mailboxes []string)
+	// OnRestore, if set, is called after a snapshot replaced the state:
+	// any mailbox may have changed, and no per-mailbox list is kept.
+	OnRestore func()
 
 	bodyFilterMin int64                           // tests: smallest body filter; 0 means bodyFilterMin
 	bodyScanned   func()                          // tests: called between a rebuild's scan and its install

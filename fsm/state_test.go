@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -391,4 +392,24 @@ func stripApplied(b []byte) []byte {
 		return b
 	}
 	return append(append([]byte(nil), b[:i]...), b[i+len(keyApplied)+9:]...)
+}
+
+// A restored snapshot may change any mailbox, and keeps no list of which:
+// OnRestore tells the watchers to look again.
+func TestRestoreCallsOnRestore(t *testing.T) {
+	a := deliveryFixture(t)
+	a.must(&Deliver{ID: "d1", Hash: bodyHash("x"), Size: 1, Replicas: []string{"n1", "n2"}, Mailboxes: []string{"a@example.com"}})
+	snap := dump(t, a.s)
+	var restored atomic.Int32
+	b, err := Open(t.TempDir(), Options{OnRestore: func() { restored.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Restore(bytes.NewReader(snap)); err != nil {
+		t.Fatal(err)
+	}
+	if msgs, _ := b.Messages("a@example.com", "INBOX", 0, 0); len(msgs) != 1 || restored.Load() != 1 {
+		t.Fatalf("after restore: %d messages, OnRestore called %d times; want 1 and 1", len(msgs), restored.Load())
+	}
 }

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"slices"
@@ -352,5 +353,36 @@ func TestAccessViewIsSharedUntilTheFolderChanges(t *testing.T) {
 	v3, _ := ns[2].View(ctx, a, "INBOX")
 	if &v3.Messages[0] == &v1.Messages[0] || !slices.Contains(v3.Messages[1].Flags, `\Flagged`) {
 		t.Fatalf("a changed folder was served from the cache: %+v", v3.Messages)
+	}
+}
+
+// After a snapshot is installed every watcher wakes: the restore may have
+// changed any mailbox, and IDLE must not wait for its periodic poll.
+func TestRestoreWakesEveryWatcher(t *testing.T) {
+	c := newTestCluster(t, 1)
+	n := c.leader(5 * time.Second)
+	a, stopA := n.Watch("a@example.com")
+	defer stopA()
+	b, stopB := n.Watch("b@example.org")
+	defer stopB()
+	snap, err := n.state.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	_, err = snap.WriteTo(&buf)
+	snap.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.state.Restore(&buf); err != nil { // as raft installs a snapshot
+		t.Fatal(err)
+	}
+	for name, ch := range map[string]<-chan struct{}{"a": a, "b": b} {
+		select {
+		case <-ch:
+		case <-time.After(time.Second):
+			t.Errorf("watcher %s not woken after a restore", name)
+		}
 	}
 }

@@ -111,6 +111,22 @@ func (w *watchers) notify(keys []string) {
 	}
 }
 
+// notifyAll wakes every watcher: a restored snapshot may have changed
+// any mailbox, so that an IDLE session reports what it brought at once
+// instead of at its next periodic poll.
+func (w *watchers) notifyAll() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, chans := range w.m {
+		for ch := range chans {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
 // Watch returns a channel that receives after each applied change to the
 // mailbox's folders or messages (coalesced: buffer of one).
 func (n *Node) Watch(addr string) (<-chan struct{}, func()) {

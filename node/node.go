@@ -171,7 +171,7 @@ func (n *Node) open() error {
 	if err := os.MkdirAll(n.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	st, err := fsm.Open(filepath.Join(n.cfg.DataDir, "fsm"), fsm.Options{Logger: n.log, OnChange: n.watchers.notify})
+	st, err := fsm.Open(filepath.Join(n.cfg.DataDir, "fsm"), fsm.Options{Logger: n.log, OnChange: n.watchers.notify, OnRestore: n.watchers.notifyAll})
 	if err != nil {
 		return err
 	}
