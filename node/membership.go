@@ -82,7 +82,7 @@ func (n *Node) joinLocal(ctx context.Context, req JoinRequest) error {
 		}
 	}
 	if !present {
-		if err := n.addJoiner(raft.ServerID(req.ID), raft.ServerAddress(req.ClusterAddr)); err != nil {
+		if err := n.addJoiner(ctx, raft.ServerID(req.ID), raft.ServerAddress(req.ClusterAddr)); err != nil {
 			return err
 		}
 	}

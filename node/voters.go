@@ -31,7 +31,10 @@ import (
 //     do not answer first, never itself.
 //
 // A node that joins while voters are fewer than the cap becomes a voter
-// at once, without the stabilization time: that is how a cluster forms.
+// at once, without the stabilization time, if it answers as itself: that
+// is how a cluster forms. One that does not answer (a mistyped address,
+// a node joined from the CLI before it was started) joins as a non-voter
+// and is promoted like any other.
 //
 // Invariant: a change is made only if the voters that answered a probe
 // made for this round form a majority of the configuration it leads to,
@@ -262,8 +265,14 @@ func (n *Node) demote(index uint64, s raft.Server, why string) error {
 }
 
 // addJoiner adds a joining node as a voter while the voters are fewer
-// than the cap, else as a non-voter, on the configuration as it is now.
-func (n *Node) addJoiner(id raft.ServerID, addr raft.ServerAddress) error {
+// than the cap and it answers as itself now, else as a non-voter, on the
+// configuration as it is now. A voter that does not exist (a mistyped
+// address, a node joined from the CLI before it was started) would
+// count towards every quorum: with three voters and such a fourth, one
+// more failure stops the cluster, and removing the phantom needs the
+// quorum it took away. As a non-voter it costs nothing, and voter
+// upkeep promotes it once it has answered for VoterStabilization.
+func (n *Node) addJoiner(ctx context.Context, id raft.ServerID, addr raft.ServerAddress) error {
 	settings, err := n.state.Settings()
 	if err != nil {
 		return err
@@ -278,7 +287,7 @@ func (n *Node) addJoiner(id raft.ServerID, addr raft.ServerAddress) error {
 			voters++
 		}
 	}
-	if voters >= voterCap(settings) {
+	if voters >= voterCap(settings) || !n.stillServes(ctx, raft.Server{ID: id, Address: addr}) {
 		if err := n.raft.AddNonvoter(id, addr, cf.Index(), n.cfg.ApplyTimeout).Error(); err != nil {
 			return fmt.Errorf("add non-voter %s: %w", id, n.raftErr(err))
 		}

@@ -206,3 +206,22 @@ func TestVoterHealthNeedsAnUnbrokenRun(t *testing.T) {
 		t.Fatalf("after forget: %v", ids(got))
 	}
 }
+
+// A join for a node that does not answer (a mistyped address, or a node
+// joined from the CLI before it was started) adds a non-voter, even with
+// room under the cap: a phantom voter would cost the quorum a failure.
+func TestJoinOfASilentNodeAddsANonVoter(t *testing.T) {
+	_, l := voterCluster(t, 3)
+	ctx := ctxT(t, 20*time.Second)
+	if err := l.Join(ctx, JoinRequest{ID: "n9", ClusterAddr: "127.0.0.1:1", AdminAddr: "127.0.0.1:2"}); err != nil {
+		t.Fatal(err)
+	}
+	voters, nonvoters := suffrages(t, l)
+	if slices.Contains(voters, "n9") || !slices.Contains(nonvoters, "n9") {
+		t.Fatalf("voters %v, non-voters %v: want n9 a non-voter", voters, nonvoters)
+	}
+	time.Sleep(time.Second) // several upkeeps: still not promoted
+	if voters, _ := suffrages(t, l); slices.Contains(voters, "n9") {
+		t.Fatalf("a node that never answered was promoted: voters %v", voters)
+	}
+}

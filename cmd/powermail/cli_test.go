@@ -275,12 +275,29 @@ func TestCLIDrivesThreeProcessCluster(t *testing.T) {
 		{[]string{"forward", "add", "alice@example.com", "--to", "sales@example.com"}, "loop"},
 		{[]string{"domain", "ls", "--token", "wrong"}, "not authorised"},
 		{[]string{"mailbox", "rm", "ghost@example.com"}, "not found"},
+		{[]string{"domain", "delete", "example.com"}, `unknown command "delete"`}, // not help and exit 0
+		{[]string{"cluster"}, "needs a command"},
 	}
 	for _, f := range fails {
 		_, errOut, err := cli(t, "", append(f.args, "--addr", ps[1].admin)...)
 		if err == nil || !strings.Contains(errOut, f.want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 			t.Errorf("%v: err=%v stderr=%q, want one line with %q", f.args, err, errOut, f.want)
 		}
+	}
+
+	// Flags before the command; the environment reaches a client command
+	// only through its own flags: a server's POWERMAIL_WRITE_QUORUM must
+	// not lower W through an unrelated settings set.
+	if out := mustCLI(t, "--json", "--addr", ps[1].admin, "cluster", "status"); !strings.Contains(out, `"leader"`) {
+		t.Fatalf("--json before the command:\n%s", out)
+	}
+	set := exec.Command(binary, "settings", "set", "--max-voters", "5", "--addr", ps[0].admin)
+	set.Env = append(os.Environ(), "POWERMAIL_TOKEN="+cliSecret, "POWERMAIL_WRITE_QUORUM=1", "POWERMAIL_REPLICAS=1")
+	if out, err := set.CombinedOutput(); err != nil {
+		t.Fatalf("settings set: %v\n%s", err, out)
+	}
+	if out := mustCLI(t, "settings", "show", "--json", "--addr", ps[2].admin); !strings.Contains(out, `"write_quorum": 2`) || !strings.Contains(out, `"replicas": 2`) {
+		t.Fatalf("the environment changed R or W through settings set:\n%s", out)
 	}
 
 	// SIGTERM stops the leader cleanly; a new leader takes over, and
@@ -344,5 +361,27 @@ func TestMaintenanceTimeout(t *testing.T) {
 		if cl.timeout != tc.want {
 			t.Errorf("%v: timeout %v, want %v", tc.args, cl.timeout, tc.want)
 		}
+	}
+}
+
+// A client port that is taken stops the server before its node starts:
+// started first, a node with --join would be a member (a voter) that
+// then died on the port.
+func TestTakenClientPortStopsBeforeTheNode(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	data := filepath.Join(t.TempDir(), "n1")
+	c := exec.Command(binary, "server", "--id", "n1", "--data", data, "--cluster", freeAddr(t), "--admin", freeAddr(t),
+		"--smtp", taken.Addr().String(), "--bootstrap")
+	c.Env = append(os.Environ(), "POWERMAIL_SECRET="+cliSecret)
+	out, err := c.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "client listener") {
+		t.Fatalf("server with a taken SMTP port: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(data, "raft")); !os.IsNotExist(err) {
+		t.Errorf("the node started before the port was checked: %v", err)
 	}
 }

@@ -11,7 +11,6 @@ import (
 
 func newClusterCmd(cl *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "cluster", Short: "Inspect and change cluster membership"}
-	cl.register(cmd)
 	cmd.AddCommand(&cobra.Command{
 		Use: "status", Short: "Show every node's role, addresses and indexes", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -10,7 +10,6 @@ import (
 
 func newDomainCmd(cl *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "domain", Short: "Manage hosted domains"}
-	cl.register(cmd)
 	cmd.AddCommand(&cobra.Command{
 		Use: "add DOMAIN...", Short: "Host one or more domains", Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

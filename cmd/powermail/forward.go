@@ -10,7 +10,6 @@ import (
 
 func newForwardCmd(cl *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "forward", Short: "Manage forwards, aliases and catch-alls (@domain)"}
-	cl.register(cmd)
 	var targets []string
 	var keep bool
 	add := &cobra.Command{

@@ -87,6 +87,23 @@ func listenSMTP(addr string) (net.Listener, error) {
 	return lc.Listen(context.Background(), "tcp", addr)
 }
 
+// clientPortsFree fails when a client protocol's address cannot be bound,
+// before the node starts: the node may join its cluster as it starts,
+// and a member that then stops on a taken port is a dead voter.
+func (f *serverFlags) clientPortsFree() error {
+	for _, addr := range []string{f.smtp, f.lmtp, f.submission, f.submissions, f.imap, f.access.imaps, f.pop3, f.access.pop3s} {
+		if addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("client listener: %w", err)
+		}
+		ln.Close()
+	}
+	return nil
+}
+
 // startMail starts the SMTP, LMTP, IMAP and POP3 listeners that have an
 // address, with tlsFiles (nil: none) for STARTTLS and implicit TLS, and
 // returns a function that stops them.

@@ -16,7 +16,6 @@ import (
 
 func newMailboxCmd(cl *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "mailbox", Short: "Manage mailboxes"}
-	cl.register(cmd)
 	cmd.AddCommand(mailboxAddCmd(cl), mailboxImportCmd(cl), mailboxLsCmd(cl), mailboxPasswdCmd(cl), mailboxQuotaCmd(cl),
 		mailboxEnableCmd(cl, "enable", true), mailboxEnableCmd(cl, "disable", false))
 	cmd.AddCommand(&cobra.Command{

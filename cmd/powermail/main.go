@@ -37,22 +37,66 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return applyEnv(cmd.Flags())
+			if cmd.Name() == "server" {
+				return applyEnv(cmd.Flags(), nil)
+			}
+			return applyEnv(cmd.Flags(), clientEnv)
 		},
 	}
+	// The client flags belong to the root, so that they may stand before
+	// the command too (powermail --json cluster status).
 	cl := &clientFlags{}
+	cl.register(root)
 	root.AddCommand(newServerCmd(), newClusterCmd(cl), newDomainCmd(cl), newMailboxCmd(cl),
 		newForwardCmd(cl), newSettingsCmd(cl), newStorageCmd(cl), newQueueCmd(cl))
+	failUnknownSubcommands(root)
 	return root
+}
+
+// clientEnv are the flags a client command reads from the environment.
+// The server reads every one of its own; a client command no others, so
+// that a server's settings kept in the environment (POWERMAIL_REPLICAS,
+// POWERMAIL_WRITE_QUORUM) never change the cluster through settings set,
+// nor does a stray POWERMAIL_FORCE force a removal.
+var clientEnv = map[string]bool{"addr": true, "token": true, "token-file": true, "ca": true, "timeout": true}
+
+// failUnknownSubcommands makes every command group fail on a word that
+// names none of its commands (and when given none): cobra would print
+// the group's help and exit 0, and a script would take a mistyped
+// "domain delete" for done.
+func failUnknownSubcommands(cmd *cobra.Command) {
+	for _, c := range cmd.Commands() {
+		failUnknownSubcommands(c)
+	}
+	if !cmd.HasSubCommands() || cmd.Runnable() || !cmd.HasParent() {
+		return
+	}
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return fmt.Errorf("%s needs a command: %s", cmd.CommandPath(), subcommandNames(cmd))
+		}
+		return fmt.Errorf("unknown command %q for %q (commands: %s)", args[0], cmd.CommandPath(), subcommandNames(cmd))
+	}
+}
+
+func subcommandNames(cmd *cobra.Command) string {
+	var names []string
+	for _, c := range cmd.Commands() {
+		if c.IsAvailableCommand() {
+			names = append(names, c.Name())
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 // applyEnv fills every flag not given on the command line from
 // POWERMAIL_<FLAG>, with dashes as underscores (--secret-file reads
-// POWERMAIL_SECRET_FILE).
-func applyEnv(fs *pflag.FlagSet) error {
+// POWERMAIL_SECRET_FILE); with only, just the flags it names.
+func applyEnv(fs *pflag.FlagSet, only map[string]bool) error {
 	var errs []error
 	fs.VisitAll(func(f *pflag.Flag) {
-		if f.Changed {
+		if f.Changed || (only != nil && !only[f.Name]) {
 			return
 		}
 		name := "POWERMAIL_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))

@@ -15,7 +15,6 @@ import (
 // of forwards to other providers and of bounces.
 func newQueueCmd(cl *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "queue", Short: "Inspect and act on the outbound queue"}
-	cl.register(cmd)
 	cmd.AddCommand(&cobra.Command{
 		Use: "ls", Aliases: []string{"list"}, Short: "List queued messages with age, attempts, next try and last error", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -108,6 +108,9 @@ func runServer(ctx context.Context, f *serverFlags) error {
 	if err != nil {
 		return err
 	}
+	if err := f.clientPortsFree(); err != nil {
+		return err
+	}
 	n, err := node.New(ctx, cfg)
 	if err != nil {
 		return err

@@ -11,7 +11,6 @@ import (
 
 func newSettingsCmd(cl *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "settings", Short: "Show or change cluster settings (replication factor R, write quorum W, command encoding, voter cap)"}
-	cl.register(cmd)
 	cmd.AddCommand(&cobra.Command{
 		Use: "show", Short: "Show cluster settings", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

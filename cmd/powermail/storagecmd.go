@@ -21,7 +21,6 @@ const maintenanceTimeout = time.Hour
 
 func newStorageCmd(cl *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "storage", Short: "Check and maintain body redundancy"}
-	cl.register(cmd)
 	cmd.AddCommand(&cobra.Command{
 		Use:   "verify",
 		Short: "Check that every referenced body has R verified replicas (exit 1 if any is short)",
