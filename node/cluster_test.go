@@ -333,3 +333,21 @@ func TestWipedVoterLeavesBeforeItJoins(t *testing.T) {
 	mustApply(t, back, addMailbox("x@after.example"))
 	c.readEverywhere("x@after.example")
 }
+
+// A node whose secret the cluster does not take stops at once with
+// ErrJoinRefused, instead of retrying for ever.
+func TestJoinWithAWrongSecretIsRefused(t *testing.T) {
+	c := newTestCluster(t, 1)
+	l := c.leader(5 * time.Second)
+	cfg := c.config("n2", false, l.AdminAddr())
+	cfg.Secret = []byte("not the cluster's secret at all")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	n, err := New(ctx, cfg)
+	if err == nil {
+		n.Close()
+	}
+	if !errors.Is(err, ErrJoinRefused) || ctx.Err() != nil {
+		t.Fatalf("join with a wrong secret: %v (context %v), want ErrJoinRefused at once", err, ctx.Err())
+	}
+}

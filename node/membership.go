@@ -216,6 +216,9 @@ func (n *Node) joinThrough(ctx context.Context, adminAddr string) error {
 			n.log.Info("joined the cluster", "through", adminAddr)
 			return nil
 		}
+		if refused := joinRefused(err); refused != nil {
+			return fmt.Errorf("join through %s: %w", adminAddr, refused)
+		}
 		n.log.Warn("join attempt failed", "through", adminAddr, "err", err)
 		select {
 		case <-ctx.Done():
@@ -244,6 +247,9 @@ func (n *Node) leaveThrough(ctx context.Context, adminAddr string) error {
 		if err == nil || errors.As(err, &se) && se.code == http.StatusNotFound {
 			return nil
 		}
+		if refused := joinRefused(err); refused != nil {
+			return fmt.Errorf("leave through %s before joining: %w", adminAddr, refused)
+		}
 		n.log.Warn("leaving the cluster before joining with an empty state failed", "through", adminAddr, "err", err)
 		select {
 		case <-ctx.Done():
@@ -251,6 +257,22 @@ func (n *Node) leaveThrough(ctx context.Context, adminAddr string) error {
 		case <-time.After(backoff):
 		}
 	}
+}
+
+// ErrJoinRefused: the cluster answered a join (or the leave before it)
+// with a refusal no retry changes: it does not take this node's secret.
+// (Other refusals, such as a removal that would leave no quorum, pass
+// when the cluster changes, and are retried.)
+var ErrJoinRefused = errors.New("the cluster refused this node")
+
+// joinRefused is ErrJoinRefused, with the reason, for such an answer;
+// nil for one worth retrying.
+func joinRefused(err error) error {
+	var se *adminStatusError
+	if errors.As(err, &se) && (se.code == http.StatusUnauthorized || se.code == http.StatusForbidden) {
+		return fmt.Errorf("%w: it does not take this node's secret (%v)", ErrJoinRefused, err)
+	}
+	return nil
 }
 
 // adminStatusError is an admin API answer other than 2xx.

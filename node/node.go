@@ -131,7 +131,11 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 				err = n.joinThrough(ctx, cfg.Join)
 			}
 		} else {
-			n.spawn(func(ctx context.Context) { n.joinThrough(ctx, cfg.Join) })
+			n.spawn(func(ctx context.Context) {
+				if err := n.joinThrough(ctx, cfg.Join); err != nil && ctx.Err() == nil {
+					n.log.Error("re-joining the cluster failed", "err", err)
+				}
+			})
 		}
 		if err != nil {
 			n.Close()
