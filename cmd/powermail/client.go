@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -113,6 +115,8 @@ func (c *clientFlags) send(ctx context.Context, method, path string, in any) (*h
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
+	var sent atomic.Bool // the request reached the node
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { sent.Store(true) }})
 	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
 	if err != nil {
 		return nil, err
@@ -124,6 +128,12 @@ func (c *clientFlags) send(ctx context.Context, method, path string, in any) (*h
 		return nil, err
 	}
 	resp, err := client.Do(req)
+	if errors.Is(err, context.DeadlineExceeded) && sent.Load() {
+		// The node took the request and did not answer in time: say so
+		// (a write waits for a raft quorum) rather than blame the network.
+		return nil, fmt.Errorf("no answer from %s within the --timeout (a write waits for a quorum of voters: see cluster status): %w",
+			c.addr, unwrapURL(err))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach %s: %w", c.addr, unwrapURL(err))
 	}

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,5 +31,34 @@ func TestRelayCAFlag(t *testing.T) {
 	q.relayCA = bad
 	if err := q.apply(&cfg, "mx.test"); err == nil || !strings.Contains(err.Error(), "--relay-ca") {
 		t.Fatalf("apply with an empty CA file: %v", err)
+	}
+}
+
+// A node that takes a request and does not answer in time is "no
+// answer" (a write waiting for a quorum), not "cannot reach".
+func TestClientTimeoutSaysNoAnswer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go io.Copy(io.Discard, c) // reads the request, never answers
+		}
+	}()
+	cl := clientFlags{addr: ln.Addr().String(), token: "t", timeout: 300 * time.Millisecond}
+	err = cl.do(context.Background(), "POST", "/v1/domains", map[string]string{"name": "x.org"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "no answer from") {
+		t.Errorf("a silent node: %v, want no answer", err)
+	}
+	ln.Close()
+	err = cl.do(context.Background(), "GET", "/v1/domains", nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "cannot reach") {
+		t.Errorf("a closed port: %v, want cannot reach", err)
 	}
 }
