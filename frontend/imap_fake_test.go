@@ -123,6 +123,15 @@ func (m *IMAPMemStore) folder(addr, name string) (*imapMemUser, *imapMemFolder, 
 }
 
 // touchLocked bumps the index, recounts f and notifies watchers.
+// expected is folder, refusing one that is not the folder expect names.
+func (m *IMAPMemStore) expected(addr, name string, expect []node.FolderCheck) (*imapMemUser, *imapMemFolder, error) {
+	u, f, err := m.folder(addr, name)
+	if err == nil && len(expect) > 0 && (f.rec.ID != expect[0].ID || f.rec.UIDValidity != expect[0].UIDValidity) {
+		err = fmt.Errorf("%w: %s is another folder now", node.ErrNoFolder, name)
+	}
+	return u, f, err
+}
+
 func (m *IMAPMemStore) touchLocked(addr string, f *imapMemFolder) {
 	m.index++
 	f.rec.ModSeq = m.index
@@ -339,13 +348,13 @@ func (m *IMAPMemStore) Append(_ context.Context, addr, folder string, flags []st
 	return node.AppendResult{UIDValidity: f.rec.UIDValidity, UID: uid}, nil
 }
 
-func (m *IMAPMemStore) StoreFlags(_ context.Context, addr, folder string, uids []uint32, op node.FlagOp, flags []string) ([]node.StoredMessage, error) {
+func (m *IMAPMemStore) StoreFlags(_ context.Context, addr, folder string, uids []uint32, op node.FlagOp, flags []string, expect ...node.FolderCheck) ([]node.StoredMessage, error) {
 	if err := m.fail("StoreFlags"); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	_, f, err := m.folder(addr, folder)
+	_, f, err := m.expected(addr, folder, expect)
 	if err != nil {
 		return nil, err
 	}
@@ -377,13 +386,13 @@ func (m *IMAPMemStore) StoreFlags(_ context.Context, addr, folder string, uids [
 	return out, nil
 }
 
-func (m *IMAPMemStore) Expunge(_ context.Context, addr, folder string, uids []uint32, onlyDeleted bool) ([]uint32, error) {
+func (m *IMAPMemStore) Expunge(_ context.Context, addr, folder string, uids []uint32, onlyDeleted bool, expect ...node.FolderCheck) ([]uint32, error) {
 	if err := m.fail("Expunge"); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	_, f, err := m.folder(addr, folder)
+	_, f, err := m.expected(addr, folder, expect)
 	if err != nil {
 		return nil, err
 	}
@@ -404,13 +413,13 @@ func (m *IMAPMemStore) Expunge(_ context.Context, addr, folder string, uids []ui
 	return removed, nil
 }
 
-func (m *IMAPMemStore) Copy(_ context.Context, addr, src, dst string, uids []uint32, move bool) (node.CopyResult, error) {
+func (m *IMAPMemStore) Copy(_ context.Context, addr, src, dst string, uids []uint32, move bool, expect ...node.FolderCheck) (node.CopyResult, error) {
 	if err := m.fail("Copy"); err != nil {
 		return node.CopyResult{}, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	_, s, err := m.folder(addr, src)
+	_, s, err := m.expected(addr, src, expect)
 	if err != nil {
 		return node.CopyResult{}, err
 	}

@@ -58,7 +58,7 @@ func (s *imapSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, optio
 		}
 		if len(unseen) > 0 {
 			ctx, cancel := s.callCtx()
-			changed, err := s.srv.store.StoreFlags(ctx, addr, sel.name, unseen, node.FlagsAdd, []string{string(imap.FlagSeen)})
+			changed, err := s.srv.store.StoreFlags(ctx, addr, sel.name, unseen, node.FlagsAdd, []string{string(imap.FlagSeen)}, sel.check())
 			cancel()
 			if err != nil {
 				return s.storeError("fetch", err, imap.ResponseCodeNonExistent)

@@ -422,6 +422,13 @@ func (sel *imapSelected) same(f node.Folder) bool {
 	return f.ID == sel.folderID && f.UIDValidity == sel.uidValidity
 }
 
+// check is what a command on the selected folder's messages sends along,
+// so that it acts on this folder only, not on another that took its name
+// between the session's last poll and the command.
+func (sel *imapSelected) check() node.FolderCheck {
+	return node.FolderCheck{ID: sel.folderID, UIDValidity: sel.uidValidity}
+}
+
 // folderVanished ends a session whose selected folder was deleted or
 // renamed by another session (or recreated, with a new UIDVALIDITY): its
 // UIDs mean nothing any more. RFC 9051 lets the server end the
@@ -554,7 +561,7 @@ func (s *imapSession) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags
 	}
 	ctx, cancel := s.callCtx()
 	defer cancel()
-	changed, err := s.srv.store.StoreFlags(ctx, addr, sel.name, sel.uids(idx), op, list)
+	changed, err := s.srv.store.StoreFlags(ctx, addr, sel.name, sel.uids(idx), op, list, sel.check())
 	if err != nil {
 		return s.storeError("store", err, imap.ResponseCodeNonExistent)
 	}
@@ -665,7 +672,7 @@ func (s *imapSession) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) er
 	}
 	ctx, cancel := s.callCtx()
 	defer cancel()
-	removed, err := s.srv.store.Expunge(ctx, addr, sel.name, list, true)
+	removed, err := s.srv.store.Expunge(ctx, addr, sel.name, list, true, sel.check())
 	if err != nil {
 		return s.storeError("expunge", err, imap.ResponseCodeNonExistent)
 	}
@@ -739,7 +746,7 @@ func (s *imapSession) copyLocked(numSet imap.NumSet, dest string, move bool) (*i
 	}
 	ctx, cancel := s.callCtx()
 	defer cancel()
-	res, err := s.srv.store.Copy(ctx, addr, sel.name, d, sel.uids(idx), move)
+	res, err := s.srv.store.Copy(ctx, addr, sel.name, d, sel.uids(idx), move, sel.check())
 	if err != nil {
 		op := "copy"
 		if move {

@@ -47,15 +47,21 @@ type MailStore interface {
 	Append(ctx context.Context, addr, folder string, flags []string, date time.Time, body io.Reader) (node.AppendResult, error)
 	// StoreFlags changes the flags of the listed UIDs (missing ones are
 	// ignored) and returns the messages it changed, with their new flags.
-	StoreFlags(ctx context.Context, addr, folder string, uids []uint32, op node.FlagOp, flags []string) ([]node.StoredMessage, error)
+	StoreFlags(ctx context.Context, addr, folder string, uids []uint32, op node.FlagOp, flags []string, expect ...node.FolderCheck) ([]node.StoredMessage, error)
 	// Expunge removes messages and drops their body references. With
 	// onlyDeleted (IMAP) only messages flagged \Deleted are removed; uids
 	// nil means all of them. POP3 passes its DELE'd UIDs and false. It
 	// returns the removed UIDs, ascending.
-	Expunge(ctx context.Context, addr, folder string, uids []uint32, onlyDeleted bool) ([]uint32, error)
+	Expunge(ctx context.Context, addr, folder string, uids []uint32, onlyDeleted bool, expect ...node.FolderCheck) ([]uint32, error)
 	// Copy references the same bodies from dst (no body is copied); with
 	// move the sources are removed in the same commit (RFC 6851).
-	Copy(ctx context.Context, addr, src, dst string, uids []uint32, move bool) (node.CopyResult, error)
+	//
+	// Given expect, StoreFlags, Expunge and Copy act only if the folder
+	// (the source of a copy) is still the one the UIDs came from, and fail
+	// with node.ErrNoFolder otherwise: another folder that took its name
+	// since must not lose or change messages with the same UIDs. A store
+	// may ignore expect when the cluster cannot yet carry it.
+	Copy(ctx context.Context, addr, src, dst string, uids []uint32, move bool, expect ...node.FolderCheck) (node.CopyResult, error)
 
 	// OpenBody opens a message body from this node or, failing that, any
 	// replica that holds an intact copy.

@@ -120,7 +120,7 @@ func (f *pop3Fake) View(ctx context.Context, addr, name string) (node.FolderView
 	return node.FolderView{Folder: node.Folder{Name: "INBOX", UIDValidity: f.uidValidity, UIDNext: f.nextUID}, Messages: msgs}, nil
 }
 
-func (f *pop3Fake) Expunge(ctx context.Context, addr, folder string, uids []uint32, onlyDeleted bool) ([]uint32, error) {
+func (f *pop3Fake) Expunge(ctx context.Context, addr, folder string, uids []uint32, onlyDeleted bool, _ ...node.FolderCheck) ([]uint32, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.expungeErr != nil {
@@ -248,11 +248,11 @@ func (f *pop3Fake) Append(ctx context.Context, addr, folder string, flags []stri
 	return node.AppendResult{}, errPOP3FakeUnused
 }
 
-func (f *pop3Fake) StoreFlags(ctx context.Context, addr, folder string, uids []uint32, op node.FlagOp, flags []string) ([]node.StoredMessage, error) {
+func (f *pop3Fake) StoreFlags(ctx context.Context, addr, folder string, uids []uint32, op node.FlagOp, flags []string, _ ...node.FolderCheck) ([]node.StoredMessage, error) {
 	return nil, errPOP3FakeUnused
 }
 
-func (f *pop3Fake) Copy(ctx context.Context, addr, src, dst string, uids []uint32, move bool) (node.CopyResult, error) {
+func (f *pop3Fake) Copy(ctx context.Context, addr, src, dst string, uids []uint32, move bool, _ ...node.FolderCheck) (node.CopyResult, error) {
 	return node.CopyResult{}, errPOP3FakeUnused
 }
 

@@ -92,6 +92,7 @@ type pop3Session struct {
 	// TRANSACTION state.
 	addr       string
 	uidValid   uint32
+	folderID   uint64 // with uidValid: the maildrop the session's UIDs are of
 	msgs       []pop3Message
 	unlock     func(context.Context) error
 	lockCancel context.CancelFunc // ends the lock's lease context
@@ -570,6 +571,7 @@ func (ss *pop3Session) openMaildrop(addr string) {
 func (ss *pop3Session) enterTransaction(addr string, view node.FolderView) {
 	ss.addr = addr
 	ss.uidValid = view.Folder.UIDValidity
+	ss.folderID = view.Folder.ID
 	ss.msgs = make([]pop3Message, len(view.Messages))
 	for i, m := range view.Messages {
 		ss.msgs[i] = pop3Message{uid: m.UID, hash: m.Hash, size: m.Size}
@@ -716,8 +718,18 @@ func (ss *pop3Session) quitCommand() {
 	}
 	if len(uids) > 0 {
 		ctx, cancel := context.WithTimeout(ss.ctx, ss.srv.cfg.BackendTimeout)
-		removed, err := ss.srv.store.Expunge(ctx, ss.addr, pop3Maildrop, uids, false)
+		removed, err := ss.srv.store.Expunge(ctx, ss.addr, pop3Maildrop, uids, false,
+			node.FolderCheck{ID: ss.folderID, UIDValidity: ss.uidValid})
 		cancel()
+		if errors.Is(err, node.ErrNoFolder) {
+			// The mailbox was removed and added again since the login:
+			// these UIDs name the new maildrop's messages, not the ones
+			// the client deleted.
+			ss.releaseLock()
+			ss.log.Warn("pop3: maildrop replaced during the session; nothing expunged", "err", err)
+			ss.errReply("maildrop was replaced during the session; no message was removed")
+			return
+		}
 		if err != nil {
 			ss.releaseLock()
 			ss.log.Warn("pop3: expunge failed", "err", err, "uids", len(uids))

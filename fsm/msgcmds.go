@@ -11,12 +11,16 @@ type FlagsStore struct {
 	UIDs    []UIDRange `json:"uids"`
 	Op      FlagOp     `json:"op"`
 	Flags   []string   `json:"flags"`
+	// Expect, if set, is the folder the UIDs were taken from (folder.go).
+	Expect *FolderCheck `json:"expect,omitempty"`
 }
 
 func (*FlagsStore) Type() CmdType { return CmdFlagsStore }
 
+func (c *FlagsStore) needsJSON4() bool { return c.Expect != nil }
+
 func (c *FlagsStore) apply(tx *txn) (any, error) {
-	a, _, f, msgs, err := loadRanges(tx, c.Mailbox, c.Folder, c.UIDs)
+	a, _, f, msgs, err := loadRanges(tx, c.Mailbox, c.Folder, c.UIDs, c.Expect)
 	if err != nil {
 		return nil, err
 	}
@@ -86,9 +90,10 @@ func applyFlagOp(cur []string, op FlagOp, flags []string) ([]string, error) {
 	return out, nil
 }
 
-// loadRanges loads a mailbox, one of its folders and the messages of that
-// folder in ranges (nil: all).
-func loadRanges(tx *txn, addr, folder string, ranges []UIDRange) (Address, Mailbox, Folder, []Message, error) {
+// loadRanges loads a mailbox, one of its folders (which must be the one
+// expect names, if set) and the messages of that folder in ranges (nil:
+// all).
+func loadRanges(tx *txn, addr, folder string, ranges []UIDRange, expect *FolderCheck) (Address, Mailbox, Folder, []Message, error) {
 	a, mb, err := loadMailbox(tx, addr)
 	if err != nil {
 		return a, mb, Folder{}, nil, err
@@ -97,6 +102,9 @@ func loadRanges(tx *txn, addr, folder string, ranges []UIDRange) (Address, Mailb
 		return a, mb, Folder{}, nil, err
 	}
 	f, err := loadFolder(tx, a, CanonicalFolder(folder))
+	if err == nil {
+		err = expect.check(f)
+	}
 	if err != nil {
 		return a, mb, f, nil, err
 	}
@@ -113,12 +121,16 @@ type Expunge struct {
 	Folder      string     `json:"folder"`
 	UIDs        []UIDRange `json:"uids,omitempty"`
 	OnlyDeleted bool       `json:"only_deleted,omitempty"`
+	// Expect, if set, is the folder the UIDs were taken from (folder.go).
+	Expect *FolderCheck `json:"expect,omitempty"`
 }
 
 func (*Expunge) Type() CmdType { return CmdExpunge }
 
+func (c *Expunge) needsJSON4() bool { return c.Expect != nil }
+
 func (c *Expunge) apply(tx *txn) (any, error) {
-	a, mb, f, msgs, err := loadRanges(tx, c.Mailbox, c.Folder, c.UIDs)
+	a, mb, f, msgs, err := loadRanges(tx, c.Mailbox, c.Folder, c.UIDs, c.Expect)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +161,12 @@ type Copy struct {
 	To      string     `json:"to"`
 	UIDs    []UIDRange `json:"uids"`
 	Move    bool       `json:"move,omitempty"`
+	// Expect, if set, is the source folder the UIDs were taken from
+	// (folder.go).
+	Expect *FolderCheck `json:"expect,omitempty"`
 }
+
+func (c *Copy) needsJSON4() bool { return c.Expect != nil }
 
 // CopyResult pairs source and destination UIDs (RFC 4315 COPYUID).
 type CopyResult struct {
@@ -161,7 +178,7 @@ type CopyResult struct {
 func (*Copy) Type() CmdType { return CmdCopy }
 
 func (c *Copy) apply(tx *txn) (any, error) {
-	a, mb, src, msgs, err := loadRanges(tx, c.Mailbox, c.From, c.UIDs)
+	a, mb, src, msgs, err := loadRanges(tx, c.Mailbox, c.From, c.UIDs, c.Expect)
 	if err != nil {
 		return nil, err
 	}

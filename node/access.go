@@ -128,18 +128,33 @@ func (n *Node) SubscribeFolder(ctx context.Context, addr, name string, subscribe
 
 // StoreFlags changes the flags of the listed UIDs and returns the
 // messages that changed (UID and new flags).
-func (n *Node) StoreFlags(ctx context.Context, addr, folder string, uids []uint32, op FlagOp, flags []string) ([]StoredMessage, error) {
+func (n *Node) StoreFlags(ctx context.Context, addr, folder string, uids []uint32, op FlagOp, flags []string, expect ...FolderCheck) ([]StoredMessage, error) {
 	if len(uids) == 0 {
 		return nil, nil
 	}
 	var out []StoredMessage
-	err := n.applyAccess(ctx, &fsm.FlagsStore{Mailbox: addr, Folder: folder, UIDs: uidRanges(uids), Op: op, Flags: flags}, &out)
+	err := n.applyAccess(ctx, &fsm.FlagsStore{Mailbox: addr, Folder: folder, UIDs: uidRanges(uids), Op: op, Flags: flags,
+		Expect: n.folderCheck(expect)}, &out)
 	return out, err
 }
 
+// folderCheck is the first of expect, for a command on a folder's
+// messages, if the cluster's command encoding lets proposers write it;
+// without it the command acts on whatever folder has the name.
+func (n *Node) folderCheck(expect []FolderCheck) *fsm.FolderCheck {
+	if len(expect) == 0 {
+		return nil
+	}
+	if s, err := n.state.Settings(); err != nil || s.CommandEncoding < fsm.EncodingJSON4 {
+		return nil
+	}
+	c := expect[0]
+	return &c
+}
+
 // Expunge removes messages (see frontend.MailStore) and returns their UIDs.
-func (n *Node) Expunge(ctx context.Context, addr, folder string, uids []uint32, onlyDeleted bool) ([]uint32, error) {
-	cmd := &fsm.Expunge{Mailbox: addr, Folder: folder, OnlyDeleted: onlyDeleted}
+func (n *Node) Expunge(ctx context.Context, addr, folder string, uids []uint32, onlyDeleted bool, expect ...FolderCheck) ([]uint32, error) {
+	cmd := &fsm.Expunge{Mailbox: addr, Folder: folder, OnlyDeleted: onlyDeleted, Expect: n.folderCheck(expect)}
 	if uids != nil {
 		if len(uids) == 0 {
 			return nil, nil
@@ -153,13 +168,13 @@ func (n *Node) Expunge(ctx context.Context, addr, folder string, uids []uint32, 
 
 // Copy references the listed messages from dst; with move, the sources
 // go in the same commit.
-func (n *Node) Copy(ctx context.Context, addr, src, dst string, uids []uint32, move bool) (CopyResult, error) {
+func (n *Node) Copy(ctx context.Context, addr, src, dst string, uids []uint32, move bool, expect ...FolderCheck) (CopyResult, error) {
 	if len(uids) == 0 {
 		f, err := n.Folder(ctx, addr, dst)
 		return CopyResult{UIDValidity: f.UIDValidity}, err
 	}
 	var res fsm.CopyResult
-	err := n.applyAccess(ctx, &fsm.Copy{Mailbox: addr, From: src, To: dst, UIDs: uidRanges(uids), Move: move}, &res)
+	err := n.applyAccess(ctx, &fsm.Copy{Mailbox: addr, From: src, To: dst, UIDs: uidRanges(uids), Move: move, Expect: n.folderCheck(expect)}, &res)
 	return CopyResult{UIDValidity: res.UIDValidity, SrcUIDs: res.Src, DstUIDs: res.Dst}, err
 }
 

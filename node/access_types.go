@@ -40,6 +40,11 @@ type FolderView struct {
 	Messages []StoredMessage
 }
 
+// FolderCheck names the folder, by ID and UIDVALIDITY, that a session
+// took UIDs from; StoreFlags, Expunge and Copy given one refuse
+// (fsm.ErrNoFolder) a folder that has since taken its name.
+type FolderCheck = fsm.FolderCheck
+
 // FlagOp says how StoreFlags combines the given flags with a message's.
 type FlagOp = fsm.FlagOp
 

@@ -1,0 +1,53 @@
+package fsm
+
+import (
+	"errors"
+	"testing"
+)
+
+// A message command with a FolderCheck acts only on that folder: after
+// RENAME A B and RENAME C A, the UIDs taken from A are not C's. Such a
+// command needs EncodingJSON4, which an older release refuses to apply.
+func TestFolderCheck(t *testing.T) {
+	a := deliveryFixture(t)
+	for _, f := range []string{"A", "C"} {
+		a.must(&FolderCreate{Mailbox: "a@example.com", Name: f})
+		a.must(&Deliver{ID: "d-" + f, Hash: bodyHash(f), Size: 1, Replicas: []string{"n1", "n2"},
+			Mailboxes: []string{"a@example.com"}, Folder: f, Flags: []string{`\Deleted`}})
+	}
+	fa, err := a.s.Folder("a@example.com", "A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	was := &FolderCheck{ID: fa.ID, UIDValidity: fa.UIDValidity}
+	if _, err := EncodeAs(&Expunge{Mailbox: "a@example.com", Folder: "A", Expect: was}, EncodingJSON3); !errors.Is(err, ErrEncoding) {
+		t.Fatalf("a FolderCheck in encoding 3: %v, want ErrEncoding", err)
+	}
+	data, err := EncodeAs(&Expunge{Mailbox: "a@example.com", Folder: "A", Expect: was}, EncodingJSON4)
+	if err != nil || data[1] != EncodingJSON4 {
+		t.Fatalf("a FolderCheck in encoding 4: %v, encoding byte %d", err, data[1])
+	}
+
+	a.must(&FolderRename{Mailbox: "a@example.com", From: "A", To: "B"})
+	a.must(&FolderRename{Mailbox: "a@example.com", From: "C", To: "A"})
+	for _, c := range []Command{
+		&Expunge{Mailbox: "a@example.com", Folder: "A", OnlyDeleted: true, Expect: was},
+		&FlagsStore{Mailbox: "a@example.com", Folder: "A", UIDs: []UIDRange{{1, 1}}, Op: FlagsSet, Expect: was},
+		&Copy{Mailbox: "a@example.com", From: "A", To: "INBOX", UIDs: []UIDRange{{1, 1}}, Move: true, Expect: was},
+	} {
+		if r := a.applyAs(c, EncodingJSON4); !errors.Is(r.Err, ErrNoFolder) {
+			t.Errorf("%T on the folder that took A's name: %v, want ErrNoFolder", c, r.Err)
+		}
+	}
+	msgs, err := a.s.Messages("a@example.com", "A", 0, 0)
+	if err != nil || len(msgs) != 1 || len(msgs[0].Flags) != 1 {
+		t.Fatalf("the folder that took A's name: %+v %v, want its message untouched", msgs, err)
+	}
+	// On the folder it names (now B), the command acts.
+	if r := a.applyAs(&Expunge{Mailbox: "a@example.com", Folder: "B", OnlyDeleted: true, Expect: was}, EncodingJSON4); r.Err != nil {
+		t.Fatalf("expunge of the expected folder: %v", r.Err)
+	}
+	if msgs, _ := a.s.Messages("a@example.com", "B", 0, 0); len(msgs) != 0 {
+		t.Errorf("B keeps %d messages after its expunge", len(msgs))
+	}
+}
