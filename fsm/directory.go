@@ -55,9 +55,14 @@ type NewMailbox struct {
 // invalid, none is created and the error names the first bad one.
 type MailboxAdd struct {
 	Mailboxes []NewMailbox `json:"mailboxes"`
+	// Distinct gives each new folder a UIDVALIDITY of its own
+	// (uidvalidity.go).
+	Distinct bool `json:"distinct_uidvalidity,omitempty"`
 }
 
 func (*MailboxAdd) Type() CmdType { return CmdMailboxAdd }
+
+func (c *MailboxAdd) needsJSON4() bool { return c.Distinct }
 
 // MaxMailboxBatch bounds one MailboxAdd, keeping raft entries small.
 const MaxMailboxBatch = 10000
@@ -81,7 +86,7 @@ func (c *MailboxAdd) apply(tx *txn) (any, error) {
 		addrs[i] = a
 	}
 	for i, m := range c.Mailboxes {
-		if err := createMailbox(tx, addrs[i], m); err != nil {
+		if err := createMailbox(tx, addrs[i], m, c.Distinct); err != nil {
 			return nil, err
 		}
 	}
@@ -111,7 +116,7 @@ func (c *MailboxAdd) check(tx *txn, m NewMailbox, domains map[string]bool) (Addr
 	return a, nil
 }
 
-func createMailbox(tx *txn, a Address, m NewMailbox) error {
+func createMailbox(tx *txn, a Address, m NewMailbox, distinct bool) error {
 	hasForward, err := tx.has(forwardKey(a))
 	if err != nil {
 		return err
@@ -124,11 +129,15 @@ func createMailbox(tx *txn, a Address, m NewMailbox) error {
 		CreatedIndex: tx.index,
 	}
 	for _, f := range defaultFolders {
+		validity, err := folderValidity(tx, distinct)
+		if err != nil {
+			return err
+		}
 		mb.NextFolderID++
 		folder := Folder{
 			Name:        f.name,
 			ID:          mb.NextFolderID,
-			UIDValidity: uidValidity(tx.index),
+			UIDValidity: validity,
 			UIDNext:     1,
 			SpecialUse:  f.use,
 			Subscribed:  true,

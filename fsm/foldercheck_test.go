@@ -51,3 +51,53 @@ func TestFolderCheck(t *testing.T) {
 		t.Errorf("B keeps %d messages after its expunge", len(msgs))
 	}
 }
+
+// Under the distinct rule every folder gets a UIDVALIDITY of its own, so
+// deleting Trash and renaming Junk (created with it) to Trash gives the
+// name a value it never had; values only grow, past the first rule's too.
+func TestDistinctUIDValidity(t *testing.T) {
+	a := newApplier(t)
+	a.must(&DomainAdd{Name: "example.com"})
+	a.must(&MailboxAdd{Mailboxes: []NewMailbox{{Address: "old@example.com"}}}) // the first rule
+	if _, err := EncodeAs(&MailboxAdd{Mailboxes: []NewMailbox{{Address: "new@example.com"}}, Distinct: true}, EncodingJSON3); !errors.Is(err, ErrEncoding) {
+		t.Fatalf("the distinct rule in encoding 3: %v, want ErrEncoding", err)
+	}
+	if r := a.applyAs(&MailboxAdd{Mailboxes: []NewMailbox{{Address: "new@example.com"}}, Distinct: true}, EncodingJSON4); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	validities := func(box string) map[string]uint32 {
+		t.Helper()
+		fs, err := a.s.Folders(box)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]uint32{}
+		for _, f := range fs {
+			out[f.Name] = f.UIDValidity
+		}
+		return out
+	}
+	old, fresh := validities("old@example.com"), validities("new@example.com")
+	seen := map[uint32]bool{}
+	for name, v := range fresh {
+		if seen[v] || v <= old["INBOX"] {
+			t.Errorf("%s has UIDVALIDITY %d: shared, or not above the first rule's %d", name, v, old["INBOX"])
+		}
+		seen[v] = true
+	}
+	if old["Trash"] != old["Junk"] {
+		t.Fatalf("the first rule gave Trash and Junk %d and %d; the test expects them shared", old["Trash"], old["Junk"])
+	}
+	trash := fresh["Trash"]
+	a.must(&FolderDelete{Mailbox: "new@example.com", Name: "Trash"})
+	a.applyAs(&FolderRename{Mailbox: "new@example.com", From: "Junk", To: "Trash", Distinct: true}, EncodingJSON4)
+	if got := validities("new@example.com")["Trash"]; got == trash {
+		t.Errorf("Junk renamed to Trash has the deleted Trash's UIDVALIDITY %d", got)
+	}
+	if r := a.applyAs(&FolderCreate{Mailbox: "new@example.com", Name: "Later", Distinct: true}, EncodingJSON4); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if v := validities("new@example.com")["Later"]; seen[v] {
+		t.Errorf("a later folder got UIDVALIDITY %d, already given out", v)
+	}
+}

@@ -48,9 +48,13 @@ type FolderCreate struct {
 	Mailbox    string `json:"mailbox"`
 	Name       string `json:"name"`
 	SpecialUse string `json:"special_use,omitempty"`
+	// Distinct gives the folder a UIDVALIDITY of its own (uidvalidity.go).
+	Distinct bool `json:"distinct_uidvalidity,omitempty"`
 }
 
 func (*FolderCreate) Type() CmdType { return CmdFolderCreate }
+
+func (c *FolderCreate) needsJSON4() bool { return c.Distinct }
 
 var specialUses = map[string]bool{"": true, `\All`: true, `\Archive`: true, `\Drafts`: true,
 	`\Flagged`: true, `\Junk`: true, `\Sent`: true, `\Trash`: true}
@@ -74,7 +78,10 @@ func (c *FolderCreate) apply(tx *txn) (any, error) {
 	if err != nil || n >= MaxFolders {
 		return nil, orErr(err, ErrInvalid, "mailbox %s has %d folders, the most allowed", a, MaxFolders)
 	}
-	f := newFolder(tx, &mb, name, c.SpecialUse)
+	f, err := newFolder(tx, &mb, name, c.SpecialUse, c.Distinct)
+	if err != nil {
+		return nil, err
+	}
 	if err := tx.put(folderKey(a, name), f); err != nil {
 		return nil, err
 	}
@@ -82,10 +89,11 @@ func (c *FolderCreate) apply(tx *txn) (any, error) {
 	return f, tx.put(mailboxKey(a), mb)
 }
 
-func newFolder(tx *txn, mb *Mailbox, name, use string) Folder {
+func newFolder(tx *txn, mb *Mailbox, name, use string, distinct bool) (Folder, error) {
+	validity, err := folderValidity(tx, distinct)
 	mb.NextFolderID++
-	return Folder{Name: name, ID: mb.NextFolderID, UIDValidity: uidValidity(tx.index), UIDNext: 1,
-		SpecialUse: use, Subscribed: true, ModSeq: tx.index}
+	return Folder{Name: name, ID: mb.NextFolderID, UIDValidity: validity, UIDNext: 1,
+		SpecialUse: use, Subscribed: true, ModSeq: tx.index}, err
 }
 
 // FolderDelete deletes a folder and its messages, releasing their body

@@ -8,6 +8,7 @@ import "strings"
 //	"\x00applied"                      applied raft index, 8 bytes big endian
 //	"\x00settings"                     Settings
 //	"\x00placement-mark"               raft index, 8 bytes big endian (placement.go)
+//	"\x00uid-validity"                 last UIDVALIDITY given out, 8 bytes big endian (uidvalidity.go)
 //	"d\x00" domain                     Domain
 //	"u\x00" domain "\x00" local        Mailbox  (local folded to lower case)
 //	"p\x00" domain "\x00" local        password hash of a Mailbox (raw string)
@@ -20,6 +21,7 @@ var (
 	keyApplied       = []byte("\x00applied")
 	keySettings      = []byte("\x00settings")
 	keyPlacementMark = []byte("\x00placement-mark")
+	keyValidity      = []byte("\x00uid-validity")
 )
 
 func domainKey(d string) []byte { return []byte("d\x00" + d) }

@@ -15,9 +15,14 @@ type FolderRename struct {
 	Mailbox string `json:"mailbox"`
 	From    string `json:"from"`
 	To      string `json:"to"`
+	// Distinct gives the folder that renaming INBOX creates a UIDVALIDITY
+	// of its own (uidvalidity.go).
+	Distinct bool `json:"distinct_uidvalidity,omitempty"`
 }
 
 func (*FolderRename) Type() CmdType { return CmdFolderRename }
+
+func (c *FolderRename) needsJSON4() bool { return c.Distinct }
 
 func (c *FolderRename) apply(tx *txn) (any, error) {
 	a, mb, err := loadMailbox(tx, c.Mailbox)
@@ -37,7 +42,7 @@ func (c *FolderRename) apply(tx *txn) (any, error) {
 	}
 	tx.touch(a)
 	if from == "INBOX" {
-		return nil, renameInbox(tx, a, &mb, src, to)
+		return nil, renameInbox(tx, a, &mb, src, to, c.Distinct)
 	}
 	moves := []Folder{src}
 	children, err := scanFolders(tx.b, a, from+"/")
@@ -63,11 +68,14 @@ func (c *FolderRename) apply(tx *txn) (any, error) {
 	return nil, nil
 }
 
-func renameInbox(tx *txn, a Address, mb *Mailbox, inbox Folder, to string) error {
+func renameInbox(tx *txn, a Address, mb *Mailbox, inbox Folder, to string, distinct bool) error {
 	if ok, err := tx.has(folderKey(a, to)); err != nil || ok {
 		return orExists(err, "folder %s already exists", to)
 	}
-	dst := newFolder(tx, mb, to, "")
+	dst, err := newFolder(tx, mb, to, "", distinct)
+	if err != nil {
+		return err
+	}
 	dst.UIDNext = inbox.UIDNext
 	msgs, err := folderMessages(tx, a, inbox, nil)
 	if err != nil {

@@ -107,7 +107,7 @@ func (n *Node) View(ctx context.Context, addr, name string) (FolderView, error) 
 
 // CreateFolder creates a folder (specialUse may be empty).
 func (n *Node) CreateFolder(ctx context.Context, addr, name, specialUse string) error {
-	return n.applyAccess(ctx, &fsm.FolderCreate{Mailbox: addr, Name: name, SpecialUse: specialUse}, nil)
+	return n.applyAccess(ctx, &fsm.FolderCreate{Mailbox: addr, Name: name, SpecialUse: specialUse, Distinct: n.encodingAtLeast(fsm.EncodingJSON4)}, nil)
 }
 
 // DeleteFolder deletes a folder and its messages, dropping their body
@@ -118,7 +118,7 @@ func (n *Node) DeleteFolder(ctx context.Context, addr, name string) error {
 
 // RenameFolder renames a folder and the folders below it.
 func (n *Node) RenameFolder(ctx context.Context, addr, from, to string) error {
-	return n.applyAccess(ctx, &fsm.FolderRename{Mailbox: addr, From: from, To: to}, nil)
+	return n.applyAccess(ctx, &fsm.FolderRename{Mailbox: addr, From: from, To: to, Distinct: n.encodingAtLeast(fsm.EncodingJSON4)}, nil)
 }
 
 // SubscribeFolder sets a folder's subscription.
@@ -145,11 +145,19 @@ func (n *Node) folderCheck(expect []FolderCheck) *fsm.FolderCheck {
 	if len(expect) == 0 {
 		return nil
 	}
-	if s, err := n.state.Settings(); err != nil || s.CommandEncoding < fsm.EncodingJSON4 {
+	if !n.encodingAtLeast(fsm.EncodingJSON4) {
 		return nil
 	}
 	c := expect[0]
 	return &c
+}
+
+// encodingAtLeast reports whether the cluster's command encoding lets
+// proposers write enc: a command that needs it is applied only by the
+// releases that know what it means.
+func (n *Node) encodingAtLeast(enc int) bool {
+	s, err := n.state.Settings()
+	return err == nil && s.CommandEncoding >= enc
 }
 
 // Expunge removes messages (see frontend.MailStore) and returns their UIDs.

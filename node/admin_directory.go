@@ -97,7 +97,7 @@ func (n *Node) directoryRoutes(route routeFunc) {
 		return nil, decodeInto(r, &req, func() error {
 			nm, err := req.toNew()
 			if err == nil {
-				_, err = apply(r, &fsm.MailboxAdd{Mailboxes: []fsm.NewMailbox{nm}})
+				_, err = apply(r, &fsm.MailboxAdd{Mailboxes: []fsm.NewMailbox{nm}, Distinct: n.encodingAtLeast(fsm.EncodingJSON4)})
 			}
 			return err
 		})
@@ -108,7 +108,7 @@ func (n *Node) directoryRoutes(route routeFunc) {
 		}
 		var out any
 		err := decodeInto(r, &req, func() (err error) {
-			c := &fsm.MailboxAdd{Mailboxes: make([]fsm.NewMailbox, len(req.Mailboxes))}
+			c := &fsm.MailboxAdd{Mailboxes: make([]fsm.NewMailbox, len(req.Mailboxes)), Distinct: n.encodingAtLeast(fsm.EncodingJSON4)}
 			for i, m := range req.Mailboxes {
 				if c.Mailboxes[i], err = m.toNew(); err != nil {
 					return err
