@@ -135,3 +135,27 @@ func TestPOP3QuitAfterTheMailboxWasRecreated(t *testing.T) {
 		t.Errorf("the old session's QUIT left the new mailbox %q, want both new messages", got)
 	}
 }
+
+// RENAME INBOX INBOX/old is allowed (RFC 9051 §6.3.6): the messages move
+// below INBOX, which stays, empty.
+func TestIMAPRenameInboxBelowItself(t *testing.T) {
+	c := nodetest.Start(t, 1)
+	n := c.Nodes[0]
+	addr := startIMAP(t, n, frontend.IMAPConfig{}, true)
+	user := imapNewAddr(t)
+	c.AddMailboxes(imapPassword, user)
+	c.Deliver(0, "Subject: kept\r\n\r\nbody\r\n", user)
+	s := dialIMAPAnon(t, addr)
+	if err := s.Login(user, imapPassword).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Rename("INBOX", "INBOX/old", nil).Wait(); err != nil {
+		t.Fatalf("RENAME INBOX INBOX/old: %v", err)
+	}
+	if got := firstLines(t, n, user, "INBOX/old"); len(got) != 1 || got[0] != "Subject: kept" {
+		t.Errorf("INBOX/old holds %q", got)
+	}
+	if got := firstLines(t, n, user, "INBOX"); len(got) != 0 {
+		t.Errorf("INBOX still holds %q", got)
+	}
+}

@@ -101,3 +101,21 @@ func TestDistinctUIDValidity(t *testing.T) {
 		t.Errorf("a later folder got UIDVALIDITY %d, already given out", v)
 	}
 }
+
+// RENAME INBOX INBOX/old moves INBOX's messages below it (RFC 9051
+// §6.3.6), under the encoding 4 rule; the first rule refused it.
+func TestRenameInboxToItsChild(t *testing.T) {
+	a := deliveryFixture(t)
+	a.must(&Deliver{ID: "d1", Hash: bodyHash("x"), Size: 1, Replicas: []string{"n1", "n2"}, Mailboxes: []string{"a@example.com"}})
+	if r := a.apply(&FolderRename{Mailbox: "a@example.com", From: "INBOX", To: "INBOX/old"}); !errors.Is(r.Err, ErrInvalid) {
+		t.Fatalf("the first rule: %v, want ErrInvalid", r.Err)
+	}
+	if r := a.applyAs(&FolderRename{Mailbox: "a@example.com", From: "INBOX", To: "INBOX/old", InboxChild: true}, EncodingJSON4); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	inbox, _ := a.s.Messages("a@example.com", "INBOX", 0, 0)
+	old, _ := a.s.Messages("a@example.com", "INBOX/old", 0, 0)
+	if len(inbox) != 0 || len(old) != 1 {
+		t.Fatalf("INBOX %d, INBOX/old %d messages; want 0 and 1", len(inbox), len(old))
+	}
+}

@@ -18,11 +18,15 @@ type FolderRename struct {
 	// Distinct gives the folder that renaming INBOX creates a UIDVALIDITY
 	// of its own (uidvalidity.go).
 	Distinct bool `json:"distinct_uidvalidity,omitempty"`
+	// InboxChild lets INBOX be renamed to a folder below it (RENAME INBOX
+	// INBOX/old, RFC 9051 §6.3.6): INBOX's messages move there and INBOX
+	// stays. The first rule refused it as a rename into its own child.
+	InboxChild bool `json:"inbox_child,omitempty"`
 }
 
 func (*FolderRename) Type() CmdType { return CmdFolderRename }
 
-func (c *FolderRename) needsJSON4() bool { return c.Distinct }
+func (c *FolderRename) needsJSON4() bool { return c.Distinct || c.InboxChild }
 
 func (c *FolderRename) apply(tx *txn) (any, error) {
 	a, mb, err := loadMailbox(tx, c.Mailbox)
@@ -33,7 +37,8 @@ func (c *FolderRename) apply(tx *txn) (any, error) {
 	if err := checkFolderName(to); err != nil {
 		return nil, err
 	}
-	if to == "INBOX" || to == from || strings.HasPrefix(to, from+"/") {
+	intoChild := strings.HasPrefix(to, from+"/") && !(from == "INBOX" && c.InboxChild)
+	if to == "INBOX" || to == from || intoChild {
 		return nil, errorf(ErrInvalid, "cannot rename %s to %s", from, to)
 	}
 	src, err := loadFolder(tx, a, from)

@@ -118,7 +118,8 @@ func (n *Node) DeleteFolder(ctx context.Context, addr, name string) error {
 
 // RenameFolder renames a folder and the folders below it.
 func (n *Node) RenameFolder(ctx context.Context, addr, from, to string) error {
-	return n.applyAccess(ctx, &fsm.FolderRename{Mailbox: addr, From: from, To: to, Distinct: n.encodingAtLeast(fsm.EncodingJSON4)}, nil)
+	v4 := n.encodingAtLeast(fsm.EncodingJSON4)
+	return n.applyAccess(ctx, &fsm.FolderRename{Mailbox: addr, From: from, To: to, Distinct: v4, InboxChild: v4}, nil)
 }
 
 // SubscribeFolder sets a folder's subscription.
