@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -117,5 +118,43 @@ func TestRenameInboxToItsChild(t *testing.T) {
 	old, _ := a.s.Messages("a@example.com", "INBOX/old", 0, 0)
 	if len(inbox) != 0 || len(old) != 1 {
 		t.Fatalf("INBOX %d, INBOX/old %d messages; want 0 and 1", len(inbox), len(old))
+	}
+}
+
+// Keywords match without case under the encoding 4 rule (RFC 9051
+// §2.3.2): adding "work" to a message with "Work" keeps one, removing
+// "WORK" removes it; the first rule told them apart.
+func TestKeywordsFoldCase(t *testing.T) {
+	a := deliveryFixture(t)
+	a.must(&Deliver{ID: "d1", Hash: bodyHash("x"), Size: 1, Replicas: []string{"n1", "n2"}, Mailboxes: []string{"a@example.com"}, Flags: []string{"Work"}})
+	flags := func() []string {
+		msgs, err := a.s.Messages("a@example.com", "INBOX", 0, 0)
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("messages: %v %v", msgs, err)
+		}
+		return msgs[0].Flags
+	}
+	store := func(op FlagOp, fold bool, fl ...string) {
+		t.Helper()
+		c := &FlagsStore{Mailbox: "a@example.com", Folder: "INBOX", UIDs: []UIDRange{{1, 1}}, Op: op, Flags: fl, FoldKeywords: fold}
+		if r := a.applyAs(c, EncodingJSON4); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	store(FlagsAdd, true, "work", `\Seen`)
+	if got := strings.Join(flags(), " "); got != `Work \Seen` {
+		t.Errorf("+FLAGS (work \\Seen) on Work: %q", got)
+	}
+	store(FlagsRemove, true, "WORK")
+	if got := strings.Join(flags(), " "); got != `\Seen` {
+		t.Errorf("-FLAGS (WORK): %q", got)
+	}
+	store(FlagsSet, true, "Home", "home")
+	if got := strings.Join(flags(), " "); got != "Home" {
+		t.Errorf("FLAGS (Home home): %q", got)
+	}
+	store(FlagsAdd, false, "hOME") // the first rule
+	if got := strings.Join(flags(), " "); got != "Home hOME" {
+		t.Errorf("+FLAGS under the first rule: %q", got)
 	}
 }

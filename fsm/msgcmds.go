@@ -1,6 +1,9 @@
 package fsm
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 // FlagsStore changes the flags of messages in one folder (IMAP STORE).
 // UIDs that do not exist are skipped. The result lists every message
@@ -13,11 +16,15 @@ type FlagsStore struct {
 	Flags   []string   `json:"flags"`
 	// Expect, if set, is the folder the UIDs were taken from (folder.go).
 	Expect *FolderCheck `json:"expect,omitempty"`
+	// FoldKeywords matches keywords without case, as IMAP does (RFC 9051
+	// §2.3.2): +FLAGS (work) on a message with Work keeps Work alone, and
+	// -FLAGS (work) removes it. The first rule told them apart.
+	FoldKeywords bool `json:"fold_keywords,omitempty"`
 }
 
 func (*FlagsStore) Type() CmdType { return CmdFlagsStore }
 
-func (c *FlagsStore) needsJSON4() bool { return c.Expect != nil }
+func (c *FlagsStore) needsJSON4() bool { return c.Expect != nil || c.FoldKeywords }
 
 func (c *FlagsStore) apply(tx *txn) (any, error) {
 	a, _, f, msgs, err := loadRanges(tx, c.Mailbox, c.Folder, c.UIDs, c.Expect)
@@ -31,7 +38,7 @@ func (c *FlagsStore) apply(tx *txn) (any, error) {
 	if c.Op < FlagsSet || c.Op > FlagsRemove {
 		return nil, errorf(ErrInvalid, "unknown flag operation %d", c.Op)
 	}
-	nexts, err := newFlags(msgs, c.Op, flags)
+	nexts, err := newFlags(msgs, c.Op, flags, c.FoldKeywords)
 	if err != nil {
 		return nil, err
 	}
@@ -61,10 +68,10 @@ func (c *FlagsStore) apply(tx *txn) (any, error) {
 // newFlags returns each message's flags after op, before anything is
 // written: a result over MaxFlags (+FLAGS on a message that has many)
 // refuses the whole command, and no message changes.
-func newFlags(msgs []Message, op FlagOp, flags []string) ([][]string, error) {
+func newFlags(msgs []Message, op FlagOp, flags []string, fold bool) ([][]string, error) {
 	out := make([][]string, len(msgs))
 	for i, m := range msgs {
-		next, err := applyFlagOp(m.Flags, op, flags)
+		next, err := applyFlagOp(m.Flags, op, flags, fold)
 		if err != nil {
 			return nil, errorf(ErrInvalid, "UID %d: %s", m.UID, err.Error())
 		}
@@ -73,21 +80,47 @@ func newFlags(msgs []Message, op FlagOp, flags []string) ([][]string, error) {
 	return out, nil
 }
 
-func applyFlagOp(cur []string, op FlagOp, flags []string) ([]string, error) {
+func applyFlagOp(cur []string, op FlagOp, flags []string, fold bool) ([]string, error) {
+	same := func(a, b string) bool { return a == b }
+	if fold {
+		same = strings.EqualFold // keywords are ASCII atoms (canonicalFlags)
+	}
 	var next []string
 	switch op {
 	case FlagsSet:
 		next = slices.Clone(flags)
 	case FlagsAdd:
-		next = append(slices.Clone(cur), flags...)
+		next = slices.Clone(cur)
+		for _, f := range flags {
+			if !slices.ContainsFunc(next, func(x string) bool { return same(x, f) }) {
+				next = append(next, f) // the spelling the message has stays
+			}
+		}
 	case FlagsRemove:
-		next = slices.DeleteFunc(slices.Clone(cur), func(x string) bool { return slices.Contains(flags, x) })
+		next = slices.DeleteFunc(slices.Clone(cur), func(x string) bool {
+			return slices.ContainsFunc(flags, func(f string) bool { return same(x, f) })
+		})
+	}
+	if fold {
+		next = foldDuplicates(next)
 	}
 	out, err := cleanFlags(next)
 	if err != nil || len(out) == 0 {
 		return nil, err
 	}
 	return out, nil
+}
+
+// foldDuplicates keeps the first of the keywords that differ only in
+// case.
+func foldDuplicates(flags []string) []string {
+	var out []string
+	for _, f := range flags {
+		if !slices.ContainsFunc(out, func(x string) bool { return strings.EqualFold(x, f) }) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // loadRanges loads a mailbox, one of its folders (which must be the one

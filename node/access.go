@@ -135,7 +135,7 @@ func (n *Node) StoreFlags(ctx context.Context, addr, folder string, uids []uint3
 	}
 	var out []StoredMessage
 	err := n.applyAccess(ctx, &fsm.FlagsStore{Mailbox: addr, Folder: folder, UIDs: uidRanges(uids), Op: op, Flags: flags,
-		Expect: n.folderCheck(expect)}, &out)
+		Expect: n.folderCheck(expect), FoldKeywords: n.encodingAtLeast(fsm.EncodingJSON4)}, &out)
 	return out, err
 }
 
