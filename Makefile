@@ -108,5 +108,7 @@ jepsen: build
 jepsen-short:
 	$(GO) test -count=1 -run TestShortPlan -v ./jepsen/
 
+# A running local cluster is stopped first: its pid files live in run/.
 clean:
+	-@if [ -x bin/devcluster ] && [ -d run ]; then bin/devcluster --dir run stop; fi
 	rm -rf bin run results

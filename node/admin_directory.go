@@ -57,6 +57,16 @@ func (m MailboxRequest) toNew() (fsm.NewMailbox, error) {
 
 type routeFunc func(pattern string, h func(r *http.Request) (any, error))
 
+// knownDomain fails for a listing's domain filter that names no hosted
+// domain: a typo must not look like a domain without mailboxes.
+func (n *Node) knownDomain(d string) error {
+	if d == "" {
+		return nil
+	}
+	_, err := n.state.Domain(d)
+	return err
+}
+
 func (n *Node) directoryRoutes(route routeFunc) {
 	read := func(pattern string, h func(r *http.Request) (any, error)) {
 		route(pattern, func(r *http.Request) (any, error) {
@@ -81,6 +91,9 @@ func (n *Node) directoryRoutes(route routeFunc) {
 
 	read("GET /v1/mailboxes", func(r *http.Request) (any, error) {
 		q := r.URL.Query()
+		if err := n.knownDomain(q.Get("domain")); err != nil {
+			return nil, err
+		}
 		mbs, err := n.state.Mailboxes(q.Get("domain"), q.Get("after"), limit(r))
 		views := make([]MailboxView, 0, len(mbs))
 		for _, m := range mbs {
@@ -178,6 +191,9 @@ func (n *Node) directoryRoutes(route routeFunc) {
 
 	read("GET /v1/forwards", func(r *http.Request) (any, error) {
 		q := r.URL.Query()
+		if err := n.knownDomain(q.Get("domain")); err != nil {
+			return nil, err
+		}
 		return nonNil(n.state.Forwards(q.Get("domain"), q.Get("after"), limit(r)))
 	})
 	route("POST /v1/forwards", func(r *http.Request) (any, error) {

@@ -159,7 +159,7 @@ func (n *Node) removalKeepsQuorum(ctx context.Context, id string) error {
 	stay := len(v.voters) - 1
 	if up := v.reachable(raft.ServerID(id)); stay == 0 || up < stay/2+1 {
 		return &fsm.Error{Kind: fsm.ErrInvalid, Msg: fmt.Sprintf(
-			"removing %s would leave no quorum: %d of the %d voters that stay answer; bring a voter back first, or force it", id, up, stay)}
+			"removing %s would leave no quorum: %d of the %d voters that stay answer; bring a voter back first, or remove it with --force", id, up, stay)}
 	}
 	return nil
 }

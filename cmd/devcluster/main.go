@@ -185,7 +185,7 @@ Try:
   bin/powermail cluster status --addr %s
   bin/powermail mailbox ls --addr %s
   bin/powermail mailbox add you@example.com --password s3cret --addr %s
-  swaks --server %s --to demo@example.com      # or any SMTP client, to any node
+  python3 -c 'import smtplib; smtplib.SMTP("%s").sendmail("me@elsewhere.net", ["demo@example.com"], "Subject: hi\r\n\r\nhello\r\n")'   # any SMTP client, any node
   bin/powermail mailbox ls --addr %s           # the message count, from any node
   python3 -c 'import imaplib; m=imaplib.IMAP4("127.0.0.1", %s); m.login("demo@example.com","demo-password"); print(m.select("INBOX"))'
   python3 -c 'import smtplib; s=smtplib.SMTP("127.0.0.1", %s); s.login("demo@example.com","demo-password"); s.sendmail("demo@example.com", ["demo@example.com"], "From: demo@example.com\r\nSubject: sent\r\n\r\nthrough submission\r\n")'

@@ -277,6 +277,9 @@ func TestCLIDrivesThreeProcessCluster(t *testing.T) {
 		{[]string{"mailbox", "rm", "ghost@example.com"}, "not found"},
 		{[]string{"domain", "delete", "example.com"}, `unknown command "delete"`}, // not help and exit 0
 		{[]string{"cluster"}, "needs a command"},
+		{[]string{"mailbox", "ls", "typo.example"}, "not found"}, // not an empty table
+		{[]string{"mailbox", "quota", "alice@example.com"}, "usage: powermail mailbox quota"},
+		{[]string{"domian", "ls"}, "Did you mean this?; domain"},
 	}
 	for _, f := range fails {
 		_, errOut, err := cli(t, "", append(f.args, "--addr", ps[1].admin)...)

@@ -61,6 +61,8 @@ var errPrefix = map[string]string{
 	"not_found":    "not found",
 	"invalid":      "invalid input",
 	"exists":       "already exists",
+	"not_empty":    "not empty",
+	"forward_loop": "forward loop",
 }
 
 func (e *apiError) Error() string {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -80,7 +79,7 @@ func importMailboxes(cmd *cobra.Command, cl *clientFlags, in io.Reader, batch in
 			return total, fmt.Errorf("invalid input: %s has no password hash (--allow-no-password creates mailboxes nobody can log into)", m.Address)
 		}
 		if len(rec) > 2 && strings.TrimSpace(rec[2]) != "" {
-			if m.QuotaBytes, err = strconv.ParseInt(strings.TrimSpace(rec[2]), 10, 64); err != nil {
+			if m.QuotaBytes, err = parseSize(strings.TrimSpace(rec[2])); err != nil {
 				return total, fmt.Errorf("invalid input: quota of %s: %w", m.Address, err)
 			}
 		}

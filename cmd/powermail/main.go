@@ -18,16 +18,28 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRoot().ExecuteContext(ctx)
+	cmd, err := newRoot().ExecuteContextC(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "powermail: "+oneLine(err))
+		msg := oneLine(err)
+		if strings.Contains(msg, " arg(s), received ") {
+			msg += " (usage: " + cmd.UseLine() + ")" // which argument is missing
+		}
+		fmt.Fprintln(os.Stderr, "powermail: "+msg)
 		os.Exit(1)
 	}
 }
 
+// oneLine joins the non-blank lines of err's text with "; ", each
+// trimmed (cobra's suggestions come as indented lines).
 func oneLine(err error) string {
-	return strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
+	var parts []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 func newRoot() *cobra.Command {

@@ -322,7 +322,11 @@ func TestThousandRecipientsStoredOnce(t *testing.T) {
 	var rcpts []string
 	for i := 0; i < 1000; i++ {
 		a := fmt.Sprintf("list%04d@example.com", i)
-		fmt.Fprintf(&csv, "%s,\n", a)
+		quota := ""
+		if i == 0 {
+			quota = ",1G" // units as --quota takes them
+		}
+		fmt.Fprintf(&csv, "%s,%s\n", a, quota)
 		rcpts = append(rcpts, a)
 	}
 	if _, errOut, err := cli(t, csv.String(), "mailbox", "import", "-", "--addr", ps[0].admin); err == nil || !strings.Contains(errOut, "no password hash") {
