@@ -46,6 +46,12 @@ const MaxReplicas = 7
 
 func (c *SettingsSet) needsJSON3() bool { return c.Settings.MaxVoters != 0 }
 
+// needsJSON4: a setting of encoding 4 or more is itself written in it, so
+// that a release before 4 stops on the raise instead of refusing it as
+// invalid and going on with the old encoding (it would then refuse, as
+// a leader, every command the others write in 4).
+func (c *SettingsSet) needsJSON4() bool { return c.Settings.CommandEncoding >= EncodingJSON4 }
+
 // raisesTo lets the command that raises the cluster's encoding be written
 // in the encoding it raises to.
 func (c *SettingsSet) raisesTo() int { return c.Settings.CommandEncoding }
@@ -70,6 +76,12 @@ func (c *SettingsSet) apply(tx *txn) (any, error) {
 	old, err := tx.settings()
 	if err != nil {
 		return nil, err
+	}
+	if old.CommandEncoding >= EncodingJSON4 && s.CommandEncoding < old.CommandEncoding {
+		// Folders created since have UIDVALIDITYs from the counter and
+		// sessions' commands carry folder checks: a release or a proposer
+		// back on the old rules would undo both.
+		return nil, errorf(ErrInvalid, "command encoding %d cannot be lowered (to %d) once at %d or more", old.CommandEncoding, s.CommandEncoding, EncodingJSON4)
 	}
 	if old.Replicas != s.Replicas {
 		if err := tx.markPlacement(); err != nil {

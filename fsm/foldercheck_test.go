@@ -158,3 +158,36 @@ func TestKeywordsFoldCase(t *testing.T) {
 		t.Errorf("+FLAGS under the first rule: %q", got)
 	}
 }
+
+// The raise to encoding 4 is itself written in 4, so a release before it
+// stops there instead of refusing the raise and going on; once at 4 the
+// encoding is not lowered, and a folder created without Distinct (a
+// proposer that read an older setting) still takes the counter's next
+// value, never one given out already.
+func TestEncoding4RaiseAndAfter(t *testing.T) {
+	raise := &SettingsSet{Settings: Settings{Replicas: 2, WriteQuorum: 2, CommandEncoding: EncodingJSON4}}
+	data, err := EncodeAs(raise, EncodingJSON)
+	if err != nil || data[1] != EncodingJSON4 {
+		t.Fatalf("the raise to 4 encoded as %v, %v; want encoding 4", data[:2], err)
+	}
+	a := deliveryFixture(t)
+	if r := a.applyAs(raise, EncodingJSON4); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if r := a.applyAs(&SettingsSet{Settings: Settings{Replicas: 2, WriteQuorum: 2, CommandEncoding: EncodingJSON3}}, EncodingJSON4); !errors.Is(r.Err, ErrInvalid) {
+		t.Fatalf("lowering the encoding from 4: %v, want ErrInvalid", r.Err)
+	}
+	a.applyAs(&FolderCreate{Mailbox: "a@example.com", Name: "One", Distinct: true}, EncodingJSON4)
+	a.applyAs(&FolderCreate{Mailbox: "a@example.com", Name: "Two", Distinct: true}, EncodingJSON4)
+	given := map[uint32]bool{}
+	fs, _ := a.s.Folders("a@example.com")
+	for _, f := range fs {
+		given[f.UIDValidity] = true
+	}
+	a.must(&FolderDelete{Mailbox: "a@example.com", Name: "Two"})
+	a.must(&FolderCreate{Mailbox: "a@example.com", Name: "Two"}) // no Distinct
+	f, err := a.s.Folder("a@example.com", "Two")
+	if err != nil || given[f.UIDValidity] {
+		t.Fatalf("Two created again without Distinct: UIDVALIDITY %d (%v), given out already: %v", f.UIDValidity, err, given)
+	}
+}

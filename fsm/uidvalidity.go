@@ -18,14 +18,18 @@ import (
 // EncodingJSON4 so that an older release stops instead of applying the
 // first rule) each folder gets one more than the last value given out,
 // and never less than the entry's index: every folder has its own, and
-// values only grow, also past those the first rule gave.
+// values only grow, also past those the first rule gave. Once the
+// counter exists every folder takes its value from it, with or without
+// Distinct (a proposer that read an older setting): the first rule could
+// hand out a value the counter gave already. No release without the
+// counter applies entries by then (the raise to encoding 4 stops it).
 func folderValidity(tx *txn, distinct bool) (uint32, error) {
-	if !distinct {
-		return uidValidity(tx.index), nil
-	}
 	last, err := readIndexKey(tx.b, keyValidity, "last UIDVALIDITY")
 	if err != nil {
 		return 0, err
+	}
+	if !distinct && last == 0 {
+		return uidValidity(tx.index), nil
 	}
 	v := max(uint64(uidValidity(tx.index)), last+1)
 	if v > math.MaxUint32 {

@@ -147,6 +147,10 @@ type Config struct {
 // BootstrapSettings are the replication settings of a new cluster.
 type BootstrapSettings struct {
 	Replicas, WriteQuorum int
+	// CommandEncoding is the new cluster's (0: the newest); an older one
+	// starts a cluster as an earlier release would, for tests of an
+	// upgrade.
+	CommandEncoding int
 }
 
 // RaftTuning exposes the raft timings that tests and operators change.

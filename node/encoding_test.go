@@ -14,14 +14,14 @@ import (
 )
 
 // TestDeliveriesUseTheClusterCommandEncoding delivers through a follower
-// (which encodes the command and forwards it) with the setting a new
-// cluster starts with, the newest encoding, and again after the setting
-// is lowered. Each entry must carry the newest encoding the setting and
+// (which encodes the command and forwards it) in a cluster started at
+// encoding 3, as the release before 4 started one (an encoding of 4 is
+// never lowered), and again after the setting is lowered. Each entry must carry the newest encoding the setting and
 // the command allow (binary; JSON3 with forwarded mail's DSN
 // parameters, which below it are left out), and every node must apply
 // all of them.
 func TestDeliveriesUseTheClusterCommandEncoding(t *testing.T) {
-	c := deliveryCluster(t)
+	c := deliveryClusterWith(t, startAtEncoding3) // an encoding of 4 is never lowered
 	l, f := c.leader(5*time.Second), c.follower()
 	ctx := ctxT(t, 20*time.Second)
 	deliver := func(text string, external ...string) {
@@ -66,6 +66,14 @@ func TestDeliveriesUseTheClusterCommandEncoding(t *testing.T) {
 	}
 }
 
+// startAtEncoding3 starts a cluster as the release before encoding 4
+// did.
+func startAtEncoding3(cfg *Config) {
+	bs := *cfg.BootstrapSettings
+	bs.CommandEncoding = fsm.EncodingJSON3
+	cfg.BootstrapSettings = &bs
+}
+
 // lastDeliverEncoding returns the encoding byte of the newest Deliver
 // entry in n's raft log.
 func lastDeliverEncoding(t *testing.T, n *Node) byte {
@@ -89,7 +97,7 @@ func lastDeliverEncoding(t *testing.T, n *Node) byte {
 // setting allows (a follower may have encoded it just before the setting
 // was lowered), and takes it under a setting that allows it.
 func TestLeaderRefusesANewerEncoding(t *testing.T) {
-	c := deliveryCluster(t)
+	c := deliveryClusterWith(t, startAtEncoding3)
 	l, f := c.leader(5*time.Second), c.follower()
 	cmd := &fsm.Deliver{ID: "json3-entry", Hash: fmt.Sprintf("%x", sha256.Sum256([]byte("json3"))), Size: 5, Replicas: []string{l.ID(), f.ID()}, Mailboxes: []string{"a@example.com"},
 		Queue: &fsm.QueuePart{From: "s@elsewhere.net", Recipients: []string{"x@elsewhere.invalid"}, DSN: &fsm.QueueDSN{EnvID: "E"}}}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -353,8 +354,8 @@ func (n *Node) publishOnce(ctx context.Context, want fsm.Member, bootstrapped bo
 	if bootstrapped && n.cfg.BootstrapSettings != nil {
 		s := n.cfg.BootstrapSettings
 		// A new cluster runs one release, so it writes the newest encoding.
-		set := fsm.Settings{Replicas: s.Replicas, WriteQuorum: s.WriteQuorum, CommandEncoding: fsm.NewestEncoding,
-			MaxVoters: fsm.DefaultMaxVoters}
+		set := fsm.Settings{Replicas: s.Replicas, WriteQuorum: s.WriteQuorum,
+			CommandEncoding: cmp.Or(s.CommandEncoding, fsm.NewestEncoding), MaxVoters: fsm.DefaultMaxVoters}
 		if _, err := n.Apply(ctx, &fsm.SettingsSet{Settings: set}); err != nil {
 			return err
 		}
