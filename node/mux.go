@@ -227,6 +227,11 @@ type mux struct {
 	// closing: close was called; serve stops at its next failed accept
 	// whatever the error says.
 	closing atomic.Bool
+	// member, if set, reports an address a member's cluster address
+	// names: its connections are not counted against the handshake caps,
+	// so neither a burst of its own (nodes that share an address, as on
+	// one host) nor strangers filling the caps shut a member out.
+	member func(net.Addr) bool
 }
 
 // newMux serves ln with the secret and TLS settings of d, the node's own
@@ -242,6 +247,7 @@ func newMux(ln net.Listener, d clusterDialer, log *slog.Logger, body func(net.Co
 // source address: a stranger's silent connections hold a descriptor and
 // a goroutine for the handshake deadline each, and must neither exhaust
 // the process's descriptors nor crowd out the peers' own handshakes.
+// Connections from a member's host are not counted (mux.member).
 const (
 	maxHandshakes      = 256
 	maxHandshakesPerIP = 32
@@ -301,7 +307,10 @@ func (m *mux) serve() {
 			continue
 		}
 		pause = 0
-		release, ok := slots.take(conn.RemoteAddr())
+		release, ok := func() {}, true
+		if m.member == nil || !m.member(conn.RemoteAddr()) {
+			release, ok = slots.take(conn.RemoteAddr())
+		}
 		if !ok {
 			conn.Close() // a peer dials again; a flood gets nothing
 			continue

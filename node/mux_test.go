@@ -109,3 +109,39 @@ func TestMuxBoundsSilentConnections(t *testing.T) {
 		t.Fatalf("a peer after the silent connections went: %v", err)
 	}
 }
+
+// A member's host is not held to the caps: nodes that share an address
+// (one host, or NAT) may open many connections at once, and strangers
+// that fill the caps must not keep a member out.
+func TestMuxDoesNotCapMembers(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := clusterDialer{secret: []byte("0123456789abcdef0123")}
+	m := newMux(ln, d, slog.New(slog.NewTextHandler(io.Discard, nil)), func(c net.Conn) { c.Close() })
+	m.member = func(net.Addr) bool { return true }
+	go m.serve()
+	t.Cleanup(func() { m.close() })
+	for range maxHandshakesPerIP + 8 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := reachesRPC(t, m, d, ln.Addr().String()); err != nil {
+		t.Fatalf("a member past the per-address cap: %v", err)
+	}
+}
+
+// memberHost knows the members' hosts from the directory.
+func TestMemberHost(t *testing.T) {
+	c := newTestCluster(t, 1)
+	n := c.leader(5 * time.Second)
+	waitFor(t, 5*time.Second, "member record", func() bool { m, _ := n.State().Members(); return len(m) == 1 })
+	if !n.memberHost(&net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 1}) || n.memberHost(&net.TCPAddr{IP: net.ParseIP("10.9.9.9"), Port: 1}) {
+		t.Error("memberHost: want 127.0.0.1 a member's host and 10.9.9.9 not")
+	}
+}

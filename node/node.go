@@ -200,6 +200,7 @@ func (n *Node) open() error {
 	n.bodySrv = newBodyServer(n)
 	n.bodyPool = newBodyPool(n.dialer())
 	n.mux = newMux(ln, n.dialer(), n.log, n.bodySrv.serve)
+	n.mux.member = n.memberHost
 	go n.mux.serve()
 	n.rpc = newRPCClient(n.dialer())
 	n.rpcServer = &http.Server{Handler: n.requests.wrap(n.untilRaft(n.rpcHandler())), ReadHeaderTimeout: 10 * time.Second}
