@@ -548,16 +548,18 @@ func testIMAPFetchMalformedHeader(t *testing.T, b imapBackend) {
 		"From: Sender <sender@example.org>\r\n" +
 		"Bad Name: no\r\n" +
 		"Subject: after the junk\r\n" +
-		"Content-Type: text/html; charset=utf-8\r\n" +
-		"\r\n<p>hello</p>\r\n"
+		"Content-Type: multipart/alternative; boundary=b1\r\n" +
+		"\r\n--b1\r\nContent-Type: text/plain\r\n\r\nplain part\r\n" +
+		"--b1\r\nContent-Type: text/html\r\n\r\n<p>hello</p>\r\n--b1--\r\n"
 	b.deliver(t, 0, raw, user)
 	c := dialIMAP(t, b, 1, user)
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
 	fields := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Subject", "From"}, Peek: true}
+	part1 := &imap.FetchItemBodySection{Part: []int{1}, Peek: true}
 	msgs, err := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{Envelope: true,
-		BodyStructure: &imap.FetchItemBodyStructure{}, BodySection: []*imap.FetchItemBodySection{fields}}).Collect()
+		BodyStructure: &imap.FetchItemBodyStructure{}, BodySection: []*imap.FetchItemBodySection{fields, part1}}).Collect()
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("FETCH: %v, %d messages", err, len(msgs))
 	}
@@ -568,8 +570,11 @@ func testIMAPFetchMalformedHeader(t *testing.T, b imapBackend) {
 	if got, want := string(m.FindBodySection(fields)), "From: Sender <sender@example.org>\r\nSubject: after the junk\r\n\r\n"; got != want {
 		t.Errorf("BODY[HEADER.FIELDS (Subject From)] = %q, want %q", got, want)
 	}
-	if sp, ok := m.BodyStructure.(*imap.BodyStructureSinglePart); !ok || sp.Type != "text" || sp.Subtype != "html" {
-		t.Errorf("BODYSTRUCTURE %#v, want text/html", m.BodyStructure)
+	if mp, ok := m.BodyStructure.(*imap.BodyStructureMultiPart); !ok || mp.Subtype != "alternative" || len(mp.Children) != 2 {
+		t.Errorf("BODYSTRUCTURE %#v, want multipart/alternative of two", m.BodyStructure)
+	}
+	if got := string(m.FindBodySection(part1)); got != "plain part" {
+		t.Errorf("BODY[1] = %q, want the plain part", got)
 	}
 	uids, err := c.UIDSearch(&imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "Subject", Value: "junk"}}}, nil).Wait()
 	if err != nil || len(uids.AllUIDs()) != 1 {

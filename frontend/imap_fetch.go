@@ -203,19 +203,19 @@ func (s *imapSession) fetchMessage(w *imapserver.FetchWriter, seq uint32, m *ima
 			if err := rewind(); err != nil {
 				return err
 			}
-			sections[k] = imapserver.ExtractBodySection(src, bs)
+			sections[k] = imapserver.ExtractBodySection(imapCleanMessage(src), bs)
 		}
 		for k, bs := range o.BinarySection {
 			if err := rewind(); err != nil {
 				return err
 			}
-			binaries[k] = imapserver.ExtractBinarySection(src, bs)
+			binaries[k] = imapserver.ExtractBinarySection(imapCleanMessage(src), bs)
 		}
 		for k, bs := range o.BinarySectionSize {
 			if err := rewind(); err != nil {
 				return err
 			}
-			binSizes[k] = imapserver.ExtractBinarySectionSize(src, bs)
+			binSizes[k] = imapserver.ExtractBinarySectionSize(imapCleanMessage(src), bs)
 		}
 		if src.err != nil {
 			return fmt.Errorf("read body of uid %d: %w", m.uid, src.err)

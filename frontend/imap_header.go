@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"io"
 
 	"github.com/emersion/go-message/textproto"
 )
@@ -18,6 +19,25 @@ import (
 // anything else is skipped with its continuation lines. br is left at
 // the start of the body, past the blank line.
 func imapReadHeader(br *bufio.Reader) textproto.Header {
+	h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(imapCleanHeader(br)))) // every kept line parses
+	return h
+}
+
+// imapCleanMessage is the message r with its header section cleaned as
+// imapReadHeader cleans it, for go-imap's section extraction (BODY[1],
+// BODY[TEXT], BINARY), which parses the header with go-message and would
+// otherwise lose the Content-Type after a junk line. The body is r's,
+// byte for byte; the top-level header itself is never served from this
+// (BODY[HEADER] is the stored header).
+func imapCleanMessage(r io.Reader) io.Reader {
+	br := bufio.NewReader(r)
+	return io.MultiReader(bytes.NewReader(imapCleanHeader(br)), br)
+}
+
+// imapCleanHeader reads a header section from br, past its blank line,
+// and returns the fields go-message can parse, each line ending in CRLF,
+// then the blank line.
+func imapCleanHeader(br *bufio.Reader) []byte {
 	var kept bytes.Buffer
 	keep := false
 	var line []byte
@@ -40,8 +60,7 @@ func imapReadHeader(br *bufio.Reader) textproto.Header {
 		}
 	}
 	kept.WriteString("\r\n")
-	h, _ := textproto.ReadHeader(bufio.NewReader(&kept)) // every kept line parses
-	return h
+	return kept.Bytes()
 }
 
 // imapRawLine appends one line of br to buf, however long, with its
