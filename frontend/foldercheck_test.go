@@ -2,6 +2,7 @@ package frontend_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -56,7 +57,7 @@ func TestIMAPCommandsKeepToTheSelectedFolder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, cmd := range []string{"MOVE", "STORE", "EXPUNGE"} {
+	for _, cmd := range []string{"MOVE", "STORE", "EXPUNGE", "CLOSE"} {
 		t.Run(cmd, func(t *testing.T) {
 			s := dialIMAPAnon(t, addr)
 			if err := s.Login(user, imapPassword).Wait(); err != nil {
@@ -65,7 +66,7 @@ func TestIMAPCommandsKeepToTheSelectedFolder(t *testing.T) {
 			if _, err := s.Select("A", nil).Wait(); err != nil {
 				t.Fatal(err)
 			}
-			if cmd == "EXPUNGE" { // C's message is one an EXPUNGE would take
+			if cmd == "EXPUNGE" || cmd == "CLOSE" { // C's message is one an EXPUNGE would take
 				if _, err := n.StoreFlags(ctx, user, "C", []uint32{1}, node.FlagsAdd, []string{`\Deleted`}); err != nil {
 					t.Fatal(err)
 				}
@@ -84,6 +85,16 @@ func TestIMAPCommandsKeepToTheSelectedFolder(t *testing.T) {
 				err = s.Store(imap.UIDSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagFlagged}}, nil).Close()
 			case "EXPUNGE":
 				err = s.Expunge().Close()
+			case "CLOSE":
+				// CLOSE expunges nothing of the other folder, and still
+				// closes: OK, and nothing is selected after it.
+				if err := s.UnselectAndExpunge().Wait(); err != nil {
+					t.Errorf("CLOSE on a folder another took the name of: %v, want OK", err)
+				}
+				if _, ferr := s.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{UID: true}).Collect(); ferr == nil {
+					t.Error("a folder is still selected after CLOSE")
+				}
+				err = errors.New("closed")
 			}
 			if err == nil {
 				t.Errorf("%s on a folder that another took the name of: OK", cmd)
@@ -92,7 +103,7 @@ func TestIMAPCommandsKeepToTheSelectedFolder(t *testing.T) {
 				t.Fatalf("after %s, A (once C) holds %q", cmd, got)
 			}
 			v, _ := n.View(ctx, user, "A")
-			if fl := v.Messages[0].Flags; len(fl) > 0 && cmd != "EXPUNGE" {
+			if fl := v.Messages[0].Flags; len(fl) > 0 && cmd != "EXPUNGE" && cmd != "CLOSE" {
 				t.Errorf("after %s, C's message has flags %v", cmd, fl)
 			}
 			// Back as before for the next command: A is A, C is C.

@@ -673,6 +673,11 @@ func (s *imapSession) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) er
 	ctx, cancel := s.callCtx()
 	defer cancel()
 	removed, err := s.srv.store.Expunge(ctx, addr, sel.name, list, true, sel.check())
+	if closing && errors.Is(err, node.ErrNoFolder) {
+		// The folder was deleted, or another took its name: there is
+		// nothing of this selection to expunge, and CLOSE still closes.
+		return nil
+	}
 	if err != nil {
 		return s.storeError("expunge", err, imap.ResponseCodeNonExistent)
 	}
