@@ -727,7 +727,7 @@ func (ss *pop3Session) quitCommand() {
 			// the client deleted.
 			ss.releaseLock()
 			ss.log.Warn("pop3: maildrop replaced during the session; nothing expunged", "err", err)
-			ss.errReply("maildrop was replaced during the session; no message was removed")
+			ss.errReply("maildrop was removed or replaced during the session; no message was removed")
 			return
 		}
 		if err != nil {
