@@ -127,13 +127,20 @@ func mailboxLsCmd(cl *clientFlags) *cobra.Command {
 	}
 }
 
-// passwordFrom returns the flag's value, or the first line of stdin.
+// passwordFrom returns the flag's value, or the first line of stdin: on
+// a terminal after a prompt, without echo.
 func passwordFrom(cmd *cobra.Command, flag string) (string, error) {
 	if flag != "" {
 		return flag, nil
 	}
-	line, err := bufio.NewReader(io.LimitReader(cmd.InOrStdin(), 4096)).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
+	line, tty, err := readHidden(cmd.InOrStdin(), cmd.ErrOrStderr(), "Password: ")
+	if !tty && err == nil {
+		line, err = bufio.NewReader(io.LimitReader(cmd.InOrStdin(), 4096)).ReadString('\n')
+		if errors.Is(err, io.EOF) {
+			err = nil
+		}
+	}
+	if err != nil {
 		return "", fmt.Errorf("read password from stdin: %w", err)
 	}
 	line = strings.TrimRight(line, "\r\n")

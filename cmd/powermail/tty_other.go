@@ -1,0 +1,9 @@
+//go:build !linux
+
+package main
+
+import "io"
+
+// readHidden reads nothing where the terminal cannot be told to stop
+// echoing from here: the caller reads the line as it is.
+func readHidden(any, io.Writer, string) (string, bool, error) { return "", false, nil }
