@@ -67,12 +67,6 @@ func (c *SettingsSet) apply(tx *txn) (any, error) {
 	if s.CommandEncoding < 0 || s.CommandEncoding > NewestEncoding {
 		return nil, errorf(ErrInvalid, "command encoding must be 0 to %d, not %d", NewestEncoding, s.CommandEncoding)
 	}
-	if s.MaxVoters != 0 && (s.MaxVoters < 1 || s.MaxVoters > MaxMaxVoters || s.MaxVoters%2 == 0) {
-		return nil, errorf(ErrInvalid, "max voters must be odd, 1 to %d, not %d (an even number tolerates no more failures than one fewer)", MaxMaxVoters, s.MaxVoters)
-	}
-	if s.MaxVoters != 0 && s.CommandEncoding < EncodingJSON3 {
-		return nil, errorf(ErrInvalid, "max voters needs command encoding %d (to lower the encoding, set max voters to 0 first)", EncodingJSON3)
-	}
 	old, err := tx.settings()
 	if err != nil {
 		return nil, err
@@ -82,6 +76,12 @@ func (c *SettingsSet) apply(tx *txn) (any, error) {
 		// sessions' commands carry folder checks: a release or a proposer
 		// back on the old rules would undo both.
 		return nil, errorf(ErrInvalid, "command encoding %d cannot be lowered (to %d) once at %d or more", old.CommandEncoding, s.CommandEncoding, EncodingJSON4)
+	}
+	if s.MaxVoters != 0 && (s.MaxVoters < 1 || s.MaxVoters > MaxMaxVoters || s.MaxVoters%2 == 0) {
+		return nil, errorf(ErrInvalid, "max voters must be odd, 1 to %d, not %d (an even number tolerates no more failures than one fewer)", MaxMaxVoters, s.MaxVoters)
+	}
+	if s.MaxVoters != 0 && s.CommandEncoding < EncodingJSON3 {
+		return nil, errorf(ErrInvalid, "max voters needs command encoding %d (to lower the encoding, set max voters to 0 first)", EncodingJSON3)
 	}
 	if old.Replicas != s.Replicas {
 		if err := tx.markPlacement(); err != nil {

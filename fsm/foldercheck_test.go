@@ -191,3 +191,29 @@ func TestEncoding4RaiseAndAfter(t *testing.T) {
 		t.Fatalf("Two created again without Distinct: UIDVALIDITY %d (%v), given out already: %v", f.UIDValidity, err, given)
 	}
 }
+
+// A state at encoding 4 is snapshotted under a header a release before 4
+// refuses (it would install it and go on by the old rules); one below 4
+// keeps the old header. This release restores both.
+func TestSnapshotHeaderFollowsTheEncoding(t *testing.T) {
+	a := deliveryFixture(t)
+	a.must(&SettingsSet{Settings: Settings{Replicas: 2, WriteQuorum: 2, CommandEncoding: EncodingJSON3}})
+	old := dump(t, a.s)
+	if r := a.applyAs(&SettingsSet{Settings: Settings{Replicas: 2, WriteQuorum: 2, CommandEncoding: EncodingJSON4}}, EncodingJSON4); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	cur := dump(t, a.s)
+	if !strings.HasPrefix(string(old), snapshotMagic) || !strings.HasPrefix(string(cur), snapshotMagicV2) {
+		t.Fatalf("headers %q and %q, want v1 below encoding 4 and v2 at it", old[:len(snapshotMagic)], cur[:len(snapshotMagicV2)])
+	}
+	for _, snap := range [][]byte{old, cur} {
+		b, err := Open(t.TempDir(), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Restore(strings.NewReader(string(snap))); err != nil {
+			t.Errorf("restore of a %q snapshot: %v", snap[:len(snapshotMagic)-1], err)
+		}
+		b.Close()
+	}
+}

@@ -23,6 +23,15 @@ import (
 // state is byte-for-byte the state that was snapshotted.
 const snapshotMagic = "POWERMAIL-FSM-SNAPSHOT v1\n"
 
+// snapshotMagicV2 heads the snapshot of a state whose command encoding is
+// 4 or more. The records are the same, but a release before encoding 4
+// would install such a state, ignore what it does not know (the
+// UIDVALIDITY counter) and apply later entries by the old rules: a
+// replica that diverges and looks healthy. It refuses this header
+// instead, and so stops until it is upgraded, as it stops on an entry
+// in encoding 4.
+const snapshotMagicV2 = "POWERMAIL-FSM-SNAPSHOT v2\n"
+
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Snapshot is a consistent point-in-time view of the state.
@@ -48,7 +57,13 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	crc := crc32.New(castagnoli)
 	cw := &countWriter{w: io.MultiWriter(w, crc)}
 	bw := bufio.NewWriterSize(cw, 256<<10)
-	if _, err := bw.WriteString(snapshotMagic); err != nil {
+	magic := snapshotMagic
+	if s, err := readSettings(sn.snap); err != nil {
+		return 0, fmt.Errorf("write snapshot: %w", err)
+	} else if s.CommandEncoding >= EncodingJSON4 {
+		magic = snapshotMagicV2
+	}
+	if _, err := bw.WriteString(magic); err != nil {
 		return cw.n, fmt.Errorf("write snapshot: %w", err)
 	}
 	it, err := sn.snap.NewIter(nil)
@@ -160,7 +175,7 @@ func loadSnapshot(db *pebble.DB, r io.Reader) error {
 	raw := bufio.NewReaderSize(r, 256<<10)
 	br := &crcReader{r: raw, crc: crc32.New(castagnoli)}
 	magic := make([]byte, len(snapshotMagic))
-	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != snapshotMagic {
+	if _, err := io.ReadFull(br, magic); err != nil || (string(magic) != snapshotMagic && string(magic) != snapshotMagicV2) {
 		return fmt.Errorf("%w: missing header", ErrBadSnapshot)
 	}
 	b := db.NewBatch()

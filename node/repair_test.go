@@ -365,7 +365,7 @@ func TestRepairResumesAfterLeaderCrash(t *testing.T) {
 		cfg.RepairInterval = 300 * time.Millisecond
 	})
 	l := c.leader(time.Second)
-	mustApply(t, l, &fsm.SettingsSet{Settings: fsm.Settings{Replicas: 3, WriteQuorum: 2}})
+	mustApply(t, l, &fsm.SettingsSet{Settings: fsm.Settings{Replicas: 3, WriteQuorum: 2, CommandEncoding: fsm.NewestEncoding}})
 	hashes := deliverN(t, l, 12, 3000)
 	victim := busiestFollower(t, c, l, hashes)
 	victim.Kill()

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"powermail/fsm"
 )
 
 // MemberStatus is one node as the cluster sees it.
@@ -25,6 +27,9 @@ type MemberStatus struct {
 	// Started is when the node's process started its node (a restart
 	// shows as a new time).
 	Started time.Time `json:"started,omitzero"`
+	// Reads is the newest command encoding the node's release reads (0
+	// from a release before encoding 4, which did not say).
+	Reads int `json:"reads_encoding,omitempty"`
 	// Body store of the node.
 	Bodies     int64  `json:"bodies"`
 	BodyBytes  int64  `json:"body_bytes"`
@@ -61,6 +66,7 @@ func (n *Node) localStats() MemberStatus {
 		AppliedIndex: n.state.Applied(),
 		Reachable:    true,
 		Started:      n.started,
+		Reads:        fsm.NewestEncoding,
 	}
 	if st, err := n.bodies.Stats(context.Background()); err == nil {
 		ms.Bodies, ms.BodyBytes, ms.FreeBytes, ms.TotalBytes = st.Bodies, st.BodyBytes, st.FSAvail, st.FSTotal

@@ -248,6 +248,21 @@ func (n *Node) viewVoters(ctx context.Context) (voterView, error) {
 	return v, nil
 }
 
+// canVote reports whether the node at addr answers as id and reads the
+// cluster's command encoding (releases before 4 do not say what they
+// read; below 4 any release that answers may vote).
+func (n *Node) canVote(ctx context.Context, id raft.ServerID, addr raft.ServerAddress, s fsm.Settings) bool {
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var ms MemberStatus
+	return n.call(cctx, string(addr), "GET", "/rpc/stats", nil, &ms) == nil && votable(ms, id, s)
+}
+
+// votable is canVote's judgement of the status a node gave.
+func votable(ms MemberStatus, id raft.ServerID, s fsm.Settings) bool {
+	return ms.ID == string(id) && (s.CommandEncoding < fsm.EncodingJSON4 || ms.Reads >= s.CommandEncoding)
+}
+
 func (n *Node) promote(index uint64, s raft.Server) error {
 	if err := n.raft.AddVoter(s.ID, s.Address, index, n.cfg.ApplyTimeout).Error(); err != nil {
 		return fmt.Errorf("promote %s: %w", s.ID, n.raftErr(err))
@@ -273,6 +288,9 @@ func (n *Node) demote(index uint64, s raft.Server, why string) error {
 // quorum it took away. As a non-voter it costs nothing, and voter
 // upkeep promotes it once it has answered for VoterStabilization.
 func (n *Node) addJoiner(ctx context.Context, id raft.ServerID, addr raft.ServerAddress) error {
+	// (canVote also keeps out, as a voter, a release that cannot read the
+	// cluster's encoding: it would stop at its first such entry, a dead
+	// voter.)
 	settings, err := n.state.Settings()
 	if err != nil {
 		return err
@@ -287,7 +305,7 @@ func (n *Node) addJoiner(ctx context.Context, id raft.ServerID, addr raft.Server
 			voters++
 		}
 	}
-	if voters >= voterCap(settings) || !n.stillServes(ctx, raft.Server{ID: id, Address: addr}) {
+	if voters >= voterCap(settings) || !n.canVote(ctx, id, addr, settings) {
 		if err := n.raft.AddNonvoter(id, addr, cf.Index(), n.cfg.ApplyTimeout).Error(); err != nil {
 			return fmt.Errorf("add non-voter %s: %w", id, n.raftErr(err))
 		}

@@ -225,3 +225,25 @@ func TestJoinOfASilentNodeAddsANonVoter(t *testing.T) {
 		t.Fatalf("a node that never answered was promoted: voters %v", voters)
 	}
 }
+
+// A node that does not answer as itself, or whose release cannot read the
+// cluster's encoding (from 4 on), is not made a voter at its join: it
+// would stop at its first such entry and leave a dead voter.
+func TestVotableJoiner(t *testing.T) {
+	at3 := fsm.Settings{CommandEncoding: fsm.EncodingJSON3}
+	at4 := fsm.Settings{CommandEncoding: fsm.EncodingJSON4}
+	for _, tc := range []struct {
+		ms   MemberStatus
+		s    fsm.Settings
+		want bool
+	}{
+		{MemberStatus{ID: "n4", Reads: fsm.NewestEncoding}, at4, true},
+		{MemberStatus{ID: "n4"}, at4, false}, // a release before 4
+		{MemberStatus{ID: "n4"}, at3, true},  // below 4 any release may vote
+		{MemberStatus{ID: "n5", Reads: fsm.NewestEncoding}, at4, false},
+	} {
+		if got := votable(tc.ms, "n4", tc.s); got != tc.want {
+			t.Errorf("%+v under encoding %d: votable %v, want %v", tc.ms, tc.s.CommandEncoding, got, tc.want)
+		}
+	}
+}

@@ -67,7 +67,7 @@ func newSettingsCmd(cl *clientFlags) *cobra.Command {
 	}
 	set.Flags().IntVar(&r, "replicas", 0, "copies of each message body")
 	set.Flags().IntVar(&w, "write-quorum", 0, "durable copies before acknowledging")
-	set.Flags().IntVar(&enc, "command-encoding", 0, "newest raft command encoding to write (1 JSON, 2 binary, 3 binary and DSN parameters)")
+	set.Flags().IntVar(&enc, "command-encoding", 0, "newest raft command encoding to write (1 JSON, 2 binary, 3 binary and DSN parameters, 4 folder checks and this release's apply rules; 4 is not lowered again)")
 	set.Flags().IntVar(&voters, "max-voters", 0, "raft voters at most (odd, 1 to 9; 0 for no cap; needs command encoding 3)")
 	cmd.AddCommand(set)
 	return cmd
