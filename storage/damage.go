@@ -13,6 +13,16 @@ import (
 // injection (the jepsen harness and redundancy tests, through an admin
 // endpoint the operator must enable); nothing else calls it.
 func (s *Store) Damage(ctx context.Context, h Hash) error {
+	return s.damageChunk(ctx, h, 0, func(_ uint64, key, v []byte) error {
+		v = slices.Clone(v)
+		v[len(v)-1] ^= 0x20
+		return s.db.Set(key, v, pebble.Sync)
+	})
+}
+
+// damageChunk hands chunk idx of body h (its write id, key and stored
+// value) to damage, under the body's lock.
+func (s *Store) damageChunk(ctx context.Context, h Hash, idx uint32, damage func(id uint64, key, v []byte) error) error {
 	release, err := s.enterHash(ctx, h)
 	if err != nil {
 		return err
@@ -22,14 +32,12 @@ func (s *Store) Damage(ctx context.Context, h Hash) error {
 	if err != nil || !ok {
 		return fmt.Errorf("storage: damage %s: %w", h, orNotFound(err, h))
 	}
-	key := chunkKey(m.id, 0)
+	key := chunkKey(m.id, idx)
 	v, ok, err := s.get(key)
 	if err != nil || !ok || len(v) <= chunkHeaderLen {
-		return fmt.Errorf("storage: damage %s: no first chunk (%v)", h, err)
+		return fmt.Errorf("storage: damage %s: no chunk %d (%v)", h, idx, err)
 	}
-	v = slices.Clone(v)
-	v[len(v)-1] ^= 0x20
-	return s.db.Set(key, v, pebble.Sync)
+	return damage(m.id, key, v)
 }
 
 func orNotFound(err error, h Hash) error {
@@ -61,25 +69,14 @@ func (s *Store) DamageManifest(ctx context.Context, h Hash) error {
 // whole-body hash can tell; fault injection, like Damage (a bit flipped
 // in memory before the checksum was taken looks like this).
 func (s *Store) DamageKeepCRC(ctx context.Context, h Hash, idx uint32) error {
-	release, err := s.enterHash(ctx, h)
-	if err != nil {
-		return err
-	}
-	defer release()
-	m, ok, err := s.manifest(h)
-	if err != nil || !ok {
-		return fmt.Errorf("storage: damage %s: %w", h, orNotFound(err, h))
-	}
-	v, ok, err := s.get(chunkKey(m.id, idx))
-	if err != nil || !ok || len(v) <= chunkHeaderLen {
-		return fmt.Errorf("storage: damage %s: no chunk %d (%v)", h, idx, err)
-	}
-	data := slices.Clone(v[chunkHeaderLen:])
-	data[0] ^= 0x20
-	b := s.db.NewBatch()
-	defer b.Close()
-	if err := putChunk(b, m.id, idx, data); err != nil {
-		return err
-	}
-	return b.Commit(pebble.Sync)
+	return s.damageChunk(ctx, h, idx, func(id uint64, _, v []byte) error {
+		data := slices.Clone(v[chunkHeaderLen:])
+		data[0] ^= 0x20
+		b := s.db.NewBatch()
+		defer b.Close()
+		if err := putChunk(b, id, idx, data); err != nil {
+			return err
+		}
+		return b.Commit(pebble.Sync)
+	})
 }
