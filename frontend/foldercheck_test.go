@@ -81,6 +81,9 @@ func TestIMAPCommandsKeepToTheSelectedFolder(t *testing.T) {
 			switch cmd {
 			case "MOVE":
 				_, err = s.Move(imap.UIDSetNum(1), "Trash").Wait()
+				if code := imapCode(err); code != imap.ResponseCodeNonExistent {
+					t.Errorf("MOVE from a replaced folder: %v, want NO [NONEXISTENT] (TRYCREATE would have the client create Trash)", err)
+				}
 			case "STORE":
 				err = s.Store(imap.UIDSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagFlagged}}, nil).Close()
 			case "EXPUNGE":

@@ -127,7 +127,7 @@ func (m *IMAPMemStore) folder(addr, name string) (*imapMemUser, *imapMemFolder, 
 func (m *IMAPMemStore) expected(addr, name string, expect []node.FolderCheck) (*imapMemUser, *imapMemFolder, error) {
 	u, f, err := m.folder(addr, name)
 	if err == nil && len(expect) > 0 && (f.rec.ID != expect[0].ID || f.rec.UIDValidity != expect[0].UIDValidity) {
-		err = fmt.Errorf("%w: %s is another folder now", node.ErrNoFolder, name)
+		err = fmt.Errorf("%w: %w: %s is another folder now", node.ErrNoFolder, node.ErrFolderChanged, name)
 	}
 	return u, f, err
 }

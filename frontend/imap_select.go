@@ -757,6 +757,11 @@ func (s *imapSession) copyLocked(numSet imap.NumSet, dest string, move bool) (*i
 		if move {
 			op = "move"
 		}
+		if errors.Is(err, node.ErrFolderChanged) {
+			// The source is gone, not the destination: TRYCREATE would
+			// have the client create a folder that exists.
+			return nil, s.storeError(op, err, imap.ResponseCodeNonExistent)
+		}
 		return nil, s.storeError(op, err, imap.ResponseCodeTryCreate)
 	}
 	if len(res.SrcUIDs) == 0 || len(res.SrcUIDs) != len(res.DstUIDs) {

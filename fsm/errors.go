@@ -19,18 +19,23 @@ var (
 	ErrNoFolder    = errors.New("no such folder")
 	ErrOverQuota   = errors.New("over quota")
 	ErrLocked      = errors.New("locked")
+	// ErrFolderChanged: a FolderCheck failed; the folder under the name
+	// is not the one the command's UIDs came from (foldercheck.go). It
+	// does not wrap ErrNoFolder, so that a wire code names one kind.
+	ErrFolderChanged = errors.New("folder changed")
 )
 
 var codes = map[string]error{
-	"invalid":      ErrInvalid,
-	"exists":       ErrExists,
-	"not_found":    ErrNotFound,
-	"not_empty":    ErrNotEmpty,
-	"forward_loop": ErrForwardLoop,
-	"not_local":    ErrNotLocal,
-	"no_folder":    ErrNoFolder,
-	"over_quota":   ErrOverQuota,
-	"locked":       ErrLocked,
+	"invalid":        ErrInvalid,
+	"exists":         ErrExists,
+	"not_found":      ErrNotFound,
+	"not_empty":      ErrNotEmpty,
+	"forward_loop":   ErrForwardLoop,
+	"not_local":      ErrNotLocal,
+	"no_folder":      ErrNoFolder,
+	"over_quota":     ErrOverQuota,
+	"locked":         ErrLocked,
+	"folder_changed": ErrFolderChanged,
 }
 
 // Error is a business error with a human-readable message and a sentinel

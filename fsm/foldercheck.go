@@ -23,5 +23,5 @@ func (c *FolderCheck) check(f Folder) error {
 	if c == nil || (c.ID == f.ID && c.UIDValidity == f.UIDValidity) {
 		return nil
 	}
-	return errorf(ErrNoFolder, "folder %s is no longer the one selected (renamed, or deleted and created again)", f.Name)
+	return errorf(ErrFolderChanged, "folder %s is no longer the one selected (renamed, or deleted and created again)", f.Name)
 }

@@ -36,8 +36,8 @@ func TestFolderCheck(t *testing.T) {
 		&FlagsStore{Mailbox: "a@example.com", Folder: "A", UIDs: []UIDRange{{1, 1}}, Op: FlagsSet, Expect: was},
 		&Copy{Mailbox: "a@example.com", From: "A", To: "INBOX", UIDs: []UIDRange{{1, 1}}, Move: true, Expect: was},
 	} {
-		if r := a.applyAs(c, EncodingJSON4); !errors.Is(r.Err, ErrNoFolder) {
-			t.Errorf("%T on the folder that took A's name: %v, want ErrNoFolder", c, r.Err)
+		if r := a.applyAs(c, EncodingJSON4); !errors.Is(r.Err, ErrFolderChanged) || Code(r.Err) != "folder_changed" {
+			t.Errorf("%T on the folder that took A's name: %v, want ErrFolderChanged", c, r.Err)
 		}
 	}
 	msgs, err := a.s.Messages("a@example.com", "A", 0, 0)

@@ -29,6 +29,8 @@ func accessErr(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, fsm.ErrFolderChanged):
+		return fmt.Errorf("%w: %w: %v", ErrNoFolder, ErrFolderChanged, err)
 	case errors.Is(err, fsm.ErrNoFolder), errors.Is(err, fsm.ErrNotFound):
 		return fmt.Errorf("%w: %v", ErrNoFolder, err)
 	case errors.Is(err, fsm.ErrExists):

@@ -15,6 +15,10 @@ var (
 	ErrAuthFailed = errors.New("authentication failed")
 	// ErrNoFolder: the folder does not exist (IMAP [TRYCREATE]/[NONEXISTENT]).
 	ErrNoFolder = errors.New("no such folder")
+	// ErrFolderChanged: the folder a session's UIDs came from is no longer
+	// under its name (a FolderCheck failed). Errors that wrap it also
+	// wrap ErrNoFolder: the selected folder is gone either way.
+	ErrFolderChanged = errors.New("the selected folder was replaced")
 	// ErrFolderExists: CREATE or RENAME onto an existing folder.
 	ErrFolderExists = errors.New("folder already exists")
 	// ErrInvalidArgument: a name or argument the directory refuses (bad
