@@ -58,22 +58,23 @@ type Node struct {
 	reads     *readIndex
 	admin     *adminServer
 
-	queue        *outbound    // outbound queue worker (queue.go)
-	watchers     watchers     // IMAP/POP3 sessions waiting for mailbox changes
-	views        viewCache    // folder message lists shared by sessions
-	remote       *remoteCache // small bodies read from other nodes' replicas
-	started      time.Time
-	repair       repairState
-	limiter      byteLimiter  // repair and rebalance copying
-	lastMail     atomic.Int64 // unix nanos of the last applied delivery
-	copies       *copyGate    // repair and rebalance copies at once
-	repairKick   chan struct{}
-	scrubLimiter byteLimiter
-	corrupt      atomic.Int64 // corrupt local copies found
-	missing      atomic.Int64 // listed bodies found missing from the local store
-	dummyOnce    sync.Once
-	dummy        string              // password hash for unknown users (timing)
-	passwords    *semaphore.Weighted // memory of password checks in flight (auth.go)
+	queue         *outbound    // outbound queue worker (queue.go)
+	watchers      watchers     // IMAP/POP3 sessions waiting for mailbox changes
+	views         viewCache    // folder message lists shared by sessions
+	remote        *remoteCache // small bodies read from other nodes' replicas
+	started       time.Time
+	srsShortUntil time.Time // short SRS hashes are taken until then (srs.go)
+	repair        repairState
+	limiter       byteLimiter  // repair and rebalance copying
+	lastMail      atomic.Int64 // unix nanos of the last applied delivery
+	copies        *copyGate    // repair and rebalance copies at once
+	repairKick    chan struct{}
+	scrubLimiter  byteLimiter
+	corrupt       atomic.Int64 // corrupt local copies found
+	missing       atomic.Int64 // listed bodies found missing from the local store
+	dummyOnce     sync.Once
+	dummy         string              // password hash for unknown users (timing)
+	passwords     *semaphore.Weighted // memory of password checks in flight (auth.go)
 
 	raftUp      atomic.Bool   // raft is started: cluster RPCs may use it
 	readyTerm   atomic.Uint64 // term in which this leader passed a barrier
@@ -104,6 +105,11 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	n.remote = newRemoteCache(cfg.RemoteCacheBytes)
 	n.passwords = semaphore.NewWeighted(cfg.PasswordMemory)
 	if err := n.open(); err != nil {
+		n.Close()
+		return nil, err
+	}
+	var err error
+	if n.srsShortUntil, err = srsShortUntil(cfg.DataDir, n.started); err != nil {
 		n.Close()
 		return nil, err
 	}

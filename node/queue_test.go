@@ -102,7 +102,7 @@ func TestQueueForwardsWithSRS(t *testing.T) {
 		t.Fatalf("SRS reverse: %+v %v", back, err)
 	}
 	// A forged or altered SRS address is unknown, not relayed.
-	forged := "SRS0=AAAA" + m.from[9:]
+	forged := "SRS0=AAAAAAAA" + m.from[13:]
 	if _, err := f.Resolve(ctxT(t, 5*time.Second), forged); err == nil {
 		t.Fatalf("forged SRS %s accepted", forged)
 	}

@@ -7,6 +7,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -18,21 +20,26 @@ import (
 //
 //	SRS0=HHHH=TT=orig-domain=orig-local@srs-domain
 //
-// TT is the day (mod 1024) in two base32 characters; HHHH the first four
+// TT is the day (mod 1024) in two base32 characters; HHHH the first eight
 // base64 characters of HMAC-SHA1 over TT, domain and local part, keyed by
 // a key derived from the cluster secret, compared case-insensitively
 // because some servers fold local parts. A bounce to such an address is
 // accepted only with a valid hash younger than srsMaxAge, so the scheme
-// opens no relay: nobody else can mint addresses we will route.
+// opens no relay: nobody else can mint addresses we will route. (Four
+// characters, as libsrs2 writes and earlier releases minted, folded to
+// about two million values, few enough to guess with RCPT as the oracle;
+// they are still taken for srsMaxAge days after a node first ran with
+// long hashes, so that bounces to addresses minted before still arrive.)
 
 // ErrSRS: an SRS address with a bad hash, a bad shape or an expired stamp.
 var ErrSRS = errors.New("invalid SRS address")
 
 const (
-	srsMaxAge   = 21 // days
-	srsHashLen  = 4
-	srsBase32   = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-	srsDayCycle = 1024
+	srsMaxAge       = 21 // days
+	srsHashLen      = 8
+	srsShortHashLen = 4 // earlier releases' (see above)
+	srsBase32       = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+	srsDayCycle     = 1024
 )
 
 func (n *Node) srsKey() []byte {
@@ -47,6 +54,23 @@ func srsHash(key []byte, parts ...string) string {
 		m.Write([]byte(strings.ToLower(p)))
 	}
 	return base64.StdEncoding.EncodeToString(m.Sum(nil))[:srsHashLen]
+}
+
+// srsShortUntil is until when this node takes the short hashes earlier
+// releases minted: srsMaxAge days after it first started minting long
+// ones, which the data directory records (marker file, RFC 3339).
+func srsShortUntil(dataDir string, now time.Time) (time.Time, error) {
+	p := filepath.Join(dataDir, "srs-long-hashes")
+	if raw, err := os.ReadFile(p); err == nil {
+		if t, perr := time.Parse(time.RFC3339, strings.TrimSpace(string(raw))); perr == nil {
+			return t, nil
+		}
+	}
+	until := now.Add(srsMaxAge * 24 * time.Hour).UTC().Truncate(time.Second)
+	if err := os.WriteFile(p, []byte(until.Format(time.RFC3339)+"\n"), 0o600); err != nil {
+		return time.Time{}, fmt.Errorf("record the SRS hash length: %w", err)
+	}
+	return until, nil
 }
 
 func srsStamp(now time.Time) string {
@@ -116,6 +140,9 @@ func (n *Node) srsReverse(rcpt string) (orig string, ok bool, err error) {
 		return "", true, fmt.Errorf("%w: %s: stamp expired", ErrSRS, rcpt)
 	}
 	want := srsHash(n.srsKey(), tt, dom, local)
+	if len(hash) == srsShortHashLen && time.Now().Before(n.srsShortUntil) {
+		want = want[:srsShortHashLen]
+	}
 	if !hmac.Equal([]byte(strings.ToLower(hash)), []byte(strings.ToLower(want))) {
 		return "", true, fmt.Errorf("%w: %s: bad hash", ErrSRS, rcpt)
 	}
