@@ -100,10 +100,17 @@ func (n *Node) stillServes(ctx context.Context, s raft.Server) bool {
 	if string(s.ID) == n.cfg.ID {
 		return true // this leader itself
 	}
+	ms, ok := n.probeMember(ctx, s.Address)
+	return ok && ms.ID == string(s.ID)
+}
+
+// probeMember asks the node at addr for its status, for at most two
+// seconds; ok is false when it did not answer.
+func (n *Node) probeMember(ctx context.Context, addr raft.ServerAddress) (MemberStatus, bool) {
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	var ms MemberStatus
-	return n.call(cctx, string(s.Address), "GET", "/rpc/stats", nil, &ms) == nil && ms.ID == string(s.ID)
+	return ms, n.call(cctx, string(addr), "GET", "/rpc/stats", nil, &ms) == nil
 }
 
 // forgetAddressHolders removes the member records of other IDs at the

@@ -25,10 +25,12 @@ func (l *flakyListener) Accept() (net.Conn, error) {
 	return l.Listener.Accept()
 }
 
-func startTestMux(t *testing.T, ln net.Listener) (*mux, clusterDialer) {
+// startTestMux serves ln; member, if set, marks members' addresses.
+func startTestMux(t *testing.T, ln net.Listener, member func(net.Addr) bool) (*mux, clusterDialer) {
 	t.Helper()
 	d := clusterDialer{secret: []byte("0123456789abcdef0123")}
 	m := newMux(ln, d, slog.New(slog.NewTextHandler(io.Discard, nil)), func(c net.Conn) { c.Close() })
+	m.member = member
 	go m.serve()
 	t.Cleanup(func() { m.close() })
 	return m, d
@@ -68,7 +70,7 @@ func TestMuxSurvivesAFailedAccept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, d := startTestMux(t, &flakyListener{Listener: ln})
+	m, d := startTestMux(t, &flakyListener{Listener: ln}, nil)
 	if err := reachesRPC(t, m, d, ln.Addr().String()); err != nil {
 		t.Fatalf("a peer after one failed accept: %v", err)
 	}
@@ -82,7 +84,7 @@ func TestMuxBoundsSilentConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, d := startTestMux(t, ln)
+	m, d := startTestMux(t, ln, nil)
 	var silent []net.Conn
 	for range maxHandshakesPerIP {
 		c, err := net.Dial("tcp", ln.Addr().String())
@@ -118,11 +120,7 @@ func TestMuxDoesNotCapMembers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := clusterDialer{secret: []byte("0123456789abcdef0123")}
-	m := newMux(ln, d, slog.New(slog.NewTextHandler(io.Discard, nil)), func(c net.Conn) { c.Close() })
-	m.member = func(net.Addr) bool { return true }
-	go m.serve()
-	t.Cleanup(func() { m.close() })
+	m, d := startTestMux(t, ln, func(net.Addr) bool { return true })
 	for range maxHandshakesPerIP + 8 {
 		c, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {

@@ -252,10 +252,8 @@ func (n *Node) viewVoters(ctx context.Context) (voterView, error) {
 // cluster's command encoding (releases before 4 do not say what they
 // read; below 4 any release that answers may vote).
 func (n *Node) canVote(ctx context.Context, id raft.ServerID, addr raft.ServerAddress, s fsm.Settings) bool {
-	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	var ms MemberStatus
-	return n.call(cctx, string(addr), "GET", "/rpc/stats", nil, &ms) == nil && votable(ms, id, s)
+	ms, ok := n.probeMember(ctx, addr)
+	return ok && votable(ms, id, s)
 }
 
 // votable is canVote's judgement of the status a node gave.
