@@ -52,6 +52,10 @@ func (c *SettingsSet) needsJSON3() bool { return c.Settings.MaxVoters != 0 }
 // a leader, every command the others write in 4).
 func (c *SettingsSet) needsJSON4() bool { return c.Settings.CommandEncoding >= EncodingJSON4 }
 
+// needsJSON5: likewise for 5, so that a release that reads up to 4 stops
+// on the raise to 5.
+func (c *SettingsSet) needsJSON5() bool { return c.Settings.CommandEncoding >= EncodingJSON5 }
+
 // raisesTo lets the command that raises the cluster's encoding be written
 // in the encoding it raises to.
 func (c *SettingsSet) raisesTo() int { return c.Settings.CommandEncoding }

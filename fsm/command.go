@@ -62,8 +62,14 @@ const (
 	// that would be dropped as silently: a message command's FolderCheck
 	// (foldercheck.go).
 	EncodingJSON4 = 4
+	// EncodingJSON5 changes no command: raising the cluster to it switches
+	// the cluster links to per-frame authentication and has every node
+	// refuse the older handshake (node/mux.go, node/linkseal.go). Only
+	// the setting that raises to it is written in it, so that a release
+	// before it stops on the raise instead of refusing it as invalid.
+	EncodingJSON5 = 5
 	// NewestEncoding is the newest encoding this release reads.
-	NewestEncoding = EncodingJSON4
+	NewestEncoding = EncodingJSON5
 )
 
 // Command is a state change proposed through raft.
@@ -84,6 +90,11 @@ type strictCommand interface {
 // strictCommand4 is a command whose value may need EncodingJSON4.
 type strictCommand4 interface {
 	needsJSON4() bool
+}
+
+// strictCommand5 is a command whose value may need EncodingJSON5.
+type strictCommand5 interface {
+	needsJSON5() bool
 }
 
 // encodingRaiser is a command that raises the cluster's encoding setting;
@@ -128,6 +139,9 @@ func EncodeAs(c Command, enc int) ([]byte, error) {
 	if sc, ok := c.(strictCommand4); ok && sc.needsJSON4() {
 		encoding = EncodingJSON4
 	}
+	if sc, ok := c.(strictCommand5); ok && sc.needsJSON5() {
+		encoding = EncodingJSON5
+	}
 	if int(encoding) > max(enc, EncodingJSON) {
 		return nil, fmt.Errorf("encode command %d: %w (%d, needs %d)", c.Type(), ErrEncoding, enc, encoding)
 	}
@@ -148,13 +162,18 @@ func CheckEncoding(data []byte, setting int) error {
 	if len(data) < 2 || int(data[1]) <= max(setting, EncodingJSON) {
 		return nil
 	}
-	if CmdType(data[0]) == CmdSettingsSet && (data[1] == EncodingJSON || data[1] == EncodingJSON3 || data[1] == EncodingJSON4) {
+	if CmdType(data[0]) == CmdSettingsSet && isJSONEncoding(data[1]) {
 		var c SettingsSet
 		if json.Unmarshal(data[2:], &c) == nil && int(data[1]) <= max(setting, c.raisesTo()) {
 			return nil
 		}
 	}
 	return fmt.Errorf("entry in encoding %d: %w (%d)", data[1], ErrEncoding, setting)
+}
+
+// isJSONEncoding reports whether enc is one of the JSON encodings.
+func isJSONEncoding(enc byte) bool {
+	return enc == EncodingJSON || enc == EncodingJSON3 || enc == EncodingJSON4 || enc == EncodingJSON5
 }
 
 // registry maps command types to constructors. It is built per State so
@@ -227,7 +246,7 @@ func (r registry) parse(data []byte) (Command, error) {
 	c := mk()
 	var err error
 	switch data[1] {
-	case EncodingJSON, EncodingJSON3, EncodingJSON4:
+	case EncodingJSON, EncodingJSON3, EncodingJSON4, EncodingJSON5:
 		err = json.Unmarshal(data[2:], c)
 	case EncodingBinary:
 		bc, ok := c.(binaryCommand)

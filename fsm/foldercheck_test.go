@@ -217,3 +217,28 @@ func TestSnapshotHeaderFollowsTheEncoding(t *testing.T) {
 		b.Close()
 	}
 }
+
+// The raise to encoding 5 is written in 5 (a release that reads up to 4
+// stops there instead of refusing it and going on), a leader at 4 admits
+// it, and it is not lowered again. Other commands keep their encodings.
+func TestEncoding5Raise(t *testing.T) {
+	raise := &SettingsSet{Settings: Settings{Replicas: 2, WriteQuorum: 2, CommandEncoding: EncodingJSON5}}
+	data, err := EncodeAs(raise, EncodingJSON4)
+	if err != nil || data[1] != EncodingJSON5 {
+		t.Fatalf("the raise to 5 encoded as %v, %v; want encoding 5", data[:2], err)
+	}
+	if err := CheckEncoding(data, EncodingJSON4); err != nil {
+		t.Fatalf("a leader at 4 refuses the raise: %v", err)
+	}
+	exp, err := EncodeAs(&Expunge{Mailbox: "a@example.com", Folder: "A", Expect: &FolderCheck{ID: 1, UIDValidity: 2}}, EncodingJSON5)
+	if err != nil || exp[1] != EncodingJSON4 {
+		t.Fatalf("an Expunge at 5 encoded as %v, %v; want encoding 4", exp[:2], err)
+	}
+	a := deliveryFixture(t)
+	if r := a.applyAs(raise, EncodingJSON5); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if r := a.applyAs(&SettingsSet{Settings: Settings{Replicas: 2, WriteQuorum: 2, CommandEncoding: EncodingJSON4}}, EncodingJSON5); !errors.Is(r.Err, ErrInvalid) {
+		t.Fatalf("lowering the encoding from 5 to 4: %v, want ErrInvalid", r.Err)
+	}
+}
