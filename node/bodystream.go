@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -132,11 +131,11 @@ func (p *bodyPool) exchange(ctx context.Context, addr string, c *bodyConn, h sto
 	copy(hdr[1:], h[:])
 	binary.BigEndian.PutUint32(hdr[1+hashLen:], uint32(len(data)))
 	var err error
-	if _, ok := c.Conn.(*tls.Conn); ok {
-		_, err = c.Conn.Write(append(hdr[:], data...)) // one TLS record, not two
-	} else {
+	if _, ok := c.Conn.(*net.TCPConn); ok {
 		msg := net.Buffers{hdr[:], data}
 		_, err = msg.WriteTo(c.Conn) // one writev on a TCP connection
+	} else {
+		_, err = c.Conn.Write(append(hdr[:], data...)) // one TLS record or sealed frame, not two
 	}
 	if err == nil {
 		err = readBodyReply(c, addr)

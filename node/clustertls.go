@@ -26,9 +26,9 @@ import (
 //     mode, then one at a time in the default mode. In mixed mode an
 //     attacker on the path can force plain with a peer that has not yet
 //     completed TLS with this node (never with one that has: spokeTLS),
-//     and the secret authenticates only the start of a plain connection,
-//     so what follows can be read and altered: mixed is for the switch
-//     only.
+//     and what follows can be read (and, with the unsealed version-1
+//     handshake below command encoding 5, altered): mixed is for the
+//     switch only.
 //   - Certificates are checked against the cluster CA alone, not against
 //     host names or key usages: nodes are often reached by IP address,
 //     and the CA (a dedicated one) says who is a node. The secret is

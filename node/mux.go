@@ -22,22 +22,33 @@ import (
 // secret, so a peer that lacks it can neither join, nor read, nor inject
 // raft messages:
 //
-//	dialer   -> "PMC1" kind cnonce[32]
-//	listener -> snonce[32] HMAC(secret, "S" kind cnonce snonce)
-//	dialer   -> HMAC(secret, "C" kind cnonce snonce)
+//	dialer   -> "PMC2" kind cnonce[32]
+//	listener -> snonce[32] HMAC(secret, "2" "S" kind cnonce snonce)
+//	dialer   -> HMAC(secret, "2" "C" kind cnonce snonce)
 //
-// The connection then carries the stream of its kind. With cluster TLS
-// (clustertls.go) the same exchange runs inside a TLS session whose
-// peers both hold certificates of the cluster CA.
+// The connection then carries the stream of its kind, in sealed frames
+// (linkseal.go) unless it runs in TLS. With cluster TLS (clustertls.go)
+// the same exchange runs inside a TLS session whose peers both hold
+// certificates of the cluster CA.
+//
+// Version 1 ("PMC1", proofs without the "2") is the handshake of releases
+// before command encoding 5; its stream is not sealed, so an attacker on
+// the path who relays it can inject RPCs after it. A node speaks it only
+// while its cluster is below encoding 5 (clusterDialer.legacy): it
+// answers a version-1 dialer, and falls back to version 1 with a peer
+// that hangs up on the version-2 hello (an older release does) unless
+// that peer spoke version 2 with it before. The raise to 5, once every
+// node runs this release, ends version 1 for good.
 
 const (
 	kindRaft byte = 'R'
 	kindRPC  byte = 'H'
 
-	muxMagic  = "PMC1"
-	nonceLen  = 32
-	macLen    = sha256.Size
-	handshake = 5 * time.Second
+	muxMagicV1 = "PMC1"
+	muxMagic   = "PMC2"
+	nonceLen   = 32
+	macLen     = sha256.Size
+	handshake  = 5 * time.Second
 
 	tlsRecordHandshake = 0x16 // the first byte a TLS client sends
 )
@@ -48,8 +59,11 @@ var ErrUnauthenticated = errors.New("cluster peer failed authentication")
 // mac is a handshake proof. bind is the TLS session's channel binding
 // (nil without TLS), so that a proof made for one session is worthless
 // in another.
-func mac(secret []byte, side byte, kind byte, cn, sn, bind []byte) []byte {
+func mac(secret []byte, version, side, kind byte, cn, sn, bind []byte) []byte {
 	m := hmac.New(sha256.New, secret)
+	if version >= linkV2 {
+		m.Write([]byte{'0' + version})
+	}
 	m.Write([]byte{side, kind})
 	m.Write(cn)
 	m.Write(sn)
@@ -80,6 +94,12 @@ func closeNow(conn net.Conn) error {
 	return conn.Close()
 }
 
+// Handshake versions (see the top of this file).
+const (
+	linkV1 byte = 1
+	linkV2 byte = 2
+)
+
 // clusterDialer opens connections to peers' cluster ports: over TLS when
 // the cluster has it (clustertls.go), then through the handshake on the
 // secret.
@@ -91,11 +111,46 @@ type clusterDialer struct {
 	// (nil: none remembered); mixed mode never falls back to plain with
 	// them, so a forced downgrade works only before a peer switched.
 	spokeTLS *sync.Map
+	// spokeV2 likewise holds the addresses that completed the version-2
+	// handshake: no fallback to version 1 with them.
+	spokeV2 *sync.Map
+	// legacy reports whether version 1 is still allowed (the cluster is
+	// below command encoding 5); nil allows it.
+	legacy func() bool
 }
 
-// dial opens an authenticated connection of the given kind.
+// legacyAllowed reports whether the dialer may speak version 1.
+func (d clusterDialer) legacyAllowed() bool { return d.legacy == nil || d.legacy() }
+
+// dial opens an authenticated connection of the given kind: version 2,
+// or version 1 with an older peer while that is allowed.
 func (d clusterDialer) dial(ctx context.Context, addr string, kind byte) (net.Conn, error) {
-	conn, err := d.dialAs(ctx, addr, kind, d.tls)
+	conn, err := d.dialVersion(ctx, addr, kind, linkV2)
+	if err == nil {
+		if d.spokeV2 != nil {
+			d.spokeV2.Store(addr, true)
+		}
+		return conn, nil
+	}
+	if !errors.Is(err, errOldPeer) || !d.legacyAllowed() {
+		return nil, err
+	}
+	if d.spokeV2 != nil {
+		if _, ok := d.spokeV2.Load(addr); ok {
+			return nil, fmt.Errorf("%w (it spoke the version-2 handshake before, so no version-1 retry)", err)
+		}
+	}
+	conn, lerr := d.dialVersion(ctx, addr, kind, linkV1)
+	if lerr != nil {
+		return nil, fmt.Errorf("%w; then with the version-1 handshake: %w", err, lerr)
+	}
+	return conn, nil
+}
+
+// dialVersion opens a connection with handshake version v, in TLS or
+// plain as the cluster's TLS mode says.
+func (d clusterDialer) dialVersion(ctx context.Context, addr string, kind, v byte) (net.Conn, error) {
+	conn, err := d.dialAs(ctx, addr, kind, v, d.tls)
 	switch {
 	case err == nil && d.tls != nil && d.spokeTLS != nil:
 		d.spokeTLS.Store(addr, true)
@@ -105,7 +160,7 @@ func (d clusterDialer) dial(ctx context.Context, addr string, kind byte) (net.Co
 				return nil, fmt.Errorf("%w (it spoke TLS before, so no plain retry)", err)
 			}
 		}
-		conn, perr := d.dialAs(ctx, addr, kind, nil)
+		conn, perr := d.dialAs(ctx, addr, kind, v, nil)
 		if perr != nil {
 			return nil, fmt.Errorf("%w; then in plain: %w", err, perr)
 		}
@@ -121,7 +176,11 @@ func (d clusterDialer) dial(ctx context.Context, addr string, kind byte) (net.Co
 // which is never retried in plain.
 var errPlainPeer = errors.New("the peer does not speak TLS")
 
-func (d clusterDialer) dialAs(ctx context.Context, addr string, kind byte, tlsCfg *tls.Config) (net.Conn, error) {
+// errOldPeer: the peer hung up on the version-2 hello, as a release
+// before it does.
+var errOldPeer = errors.New("the peer does not speak the version-2 cluster handshake")
+
+func (d clusterDialer) dialAs(ctx context.Context, addr string, kind, v byte, tlsCfg *tls.Config) (net.Conn, error) {
 	var nd net.Dialer
 	conn, err := nd.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -134,82 +193,133 @@ func (d clusterDialer) dialAs(ctx context.Context, addr string, kind byte, tlsCf
 		cancel()
 		if err != nil {
 			conn.Close()
-			if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+			if hungUp(err) {
 				err = fmt.Errorf("%w: %w", errPlainPeer, err)
 			}
 			return nil, fmt.Errorf("%w: TLS with %s (does it have cluster TLS?): %w", ErrUnauthenticated, addr, err)
 		}
 		conn = tc
 	}
-	if err := clientHandshake(conn, d.secret, kind); err != nil {
+	sealed, err := clientHandshake(conn, d.secret, kind, v)
+	if err != nil {
 		closeNow(conn)
-		if tlsCfg == nil && errors.Is(err, io.EOF) {
+		if tlsCfg == nil && v == linkV1 && errors.Is(err, io.EOF) {
 			err = fmt.Errorf("%w (does the peer require cluster TLS?)", err)
 		}
 		return nil, fmt.Errorf("handshake with %s: %w", addr, err)
 	}
-	return conn, nil
+	return sealed, nil
 }
 
-func clientHandshake(conn net.Conn, secret []byte, kind byte) error {
+// hungUp reports an error of a peer that closed the connection.
+func hungUp(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// clientHandshake proves the secret to the listener and checks its proof,
+// and returns the connection to use: conn itself, or conn sealed
+// (version 2 without TLS).
+func clientHandshake(conn net.Conn, secret []byte, kind, v byte) (net.Conn, error) {
 	conn.SetDeadline(time.Now().Add(handshake))
 	defer conn.SetDeadline(time.Time{})
 	bind, err := channelBinding(conn)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cn := make([]byte, nonceLen)
 	rand.Read(cn)
-	hello := append(append([]byte(muxMagic), kind), cn...)
+	magic := muxMagic
+	if v == linkV1 {
+		magic = muxMagicV1
+	}
+	hello := append(append([]byte(magic), kind), cn...)
 	if _, err := conn.Write(hello); err != nil {
-		return err
+		return nil, err
 	}
 	reply := make([]byte, nonceLen+macLen)
 	if _, err := io.ReadFull(conn, reply); err != nil {
-		return fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+		if v >= linkV2 && hungUp(err) {
+			err = fmt.Errorf("%w: %w", errOldPeer, err)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
 	}
 	sn := reply[:nonceLen]
-	if !hmac.Equal(reply[nonceLen:], mac(secret, 'S', kind, cn, sn, bind)) {
-		return ErrUnauthenticated
+	if !hmac.Equal(reply[nonceLen:], mac(secret, v, 'S', kind, cn, sn, bind)) {
+		return nil, ErrUnauthenticated
 	}
-	_, err = conn.Write(mac(secret, 'C', kind, cn, sn, bind))
-	return err
+	if _, err := conn.Write(mac(secret, v, 'C', kind, cn, sn, bind)); err != nil {
+		return nil, err
+	}
+	return seal(conn, secret, kind, v, cn, sn, bind, true), nil
 }
 
-func serverHandshake(conn net.Conn, secret []byte) (byte, error) {
+// seal wraps a version-2 plain connection in sealed frames.
+func seal(conn net.Conn, secret []byte, kind, v byte, cn, sn, bind []byte, dialer bool) net.Conn {
+	if _, isTLS := conn.(*tls.Conn); isTLS || v < linkV2 {
+		return conn
+	}
+	toListener, toDialer := sealKeys(secret, kind, cn, sn, bind)
+	if dialer {
+		return newSealedConn(conn, toListener, toDialer)
+	}
+	return newSealedConn(conn, toDialer, toListener)
+}
+
+// serverHandshake checks the dialer's proof and proves the secret in
+// turn. It returns the stream kind and the connection to use (conn, or
+// conn sealed). legacy reports whether version 1 is still allowed.
+func serverHandshake(conn net.Conn, secret []byte, legacy func() bool) (byte, net.Conn, error) {
 	conn.SetDeadline(time.Now().Add(handshake))
 	defer conn.SetDeadline(time.Time{})
 	bind, err := channelBinding(conn)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	hello := make([]byte, len(muxMagic)+1+nonceLen)
 	if _, err := io.ReadFull(conn, hello); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	if string(hello[:len(muxMagic)]) != muxMagic {
+	v, err := helloVersion(string(hello[:len(muxMagic)]), legacy)
+	if err != nil {
 		if hello[0] == tlsRecordHandshake {
-			return 0, fmt.Errorf("%w: the peer speaks TLS, and this node has no cluster certificate", ErrUnauthenticated)
+			return 0, nil, fmt.Errorf("%w: the peer speaks TLS, and this node has no cluster certificate", ErrUnauthenticated)
 		}
-		return 0, fmt.Errorf("%w: bad magic", ErrUnauthenticated)
+		return 0, nil, err
 	}
 	kind, cn := hello[len(muxMagic)], hello[len(muxMagic)+1:]
 	if kind != kindRaft && kind != kindRPC && kind != kindBody {
-		return 0, fmt.Errorf("%w: unknown stream kind %q", ErrUnauthenticated, kind)
+		return 0, nil, fmt.Errorf("%w: unknown stream kind %q", ErrUnauthenticated, kind)
 	}
 	sn := make([]byte, nonceLen)
 	rand.Read(sn)
-	if _, err := conn.Write(append(sn, mac(secret, 'S', kind, cn, sn, bind)...)); err != nil {
-		return 0, err
+	if _, err := conn.Write(append(sn, mac(secret, v, 'S', kind, cn, sn, bind)...)); err != nil {
+		return 0, nil, err
 	}
 	proof := make([]byte, macLen)
 	if _, err := io.ReadFull(conn, proof); err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
+		return 0, nil, fmt.Errorf("%w: %w", ErrUnauthenticated, err)
 	}
-	if !hmac.Equal(proof, mac(secret, 'C', kind, cn, sn, bind)) {
-		return 0, ErrUnauthenticated
+	if !hmac.Equal(proof, mac(secret, v, 'C', kind, cn, sn, bind)) {
+		return 0, nil, ErrUnauthenticated
 	}
-	return kind, nil
+	return kind, seal(conn, secret, kind, v, cn, sn, bind, false), nil
+}
+
+// ErrOldHandshake: a peer used the version-1 handshake in a cluster at
+// command encoding 5 or more, which has every node refuse it.
+var ErrOldHandshake = errors.New("the version-1 cluster handshake is refused at command encoding 5 (is the peer an older release?)")
+
+// helloVersion reads the handshake version off a hello's magic.
+func helloVersion(magic string, legacy func() bool) (byte, error) {
+	switch {
+	case magic == muxMagic:
+		return linkV2, nil
+	case magic != muxMagicV1:
+		return 0, fmt.Errorf("%w: bad magic", ErrUnauthenticated)
+	case legacy != nil && !legacy():
+		return 0, fmt.Errorf("%w: %w", ErrUnauthenticated, ErrOldHandshake)
+	}
+	return linkV1, nil
 }
 
 // mux accepts cluster connections, authenticates them, and hands each to
@@ -219,6 +329,7 @@ type mux struct {
 	secret []byte
 	tls    *tls.Config // nil: plain TCP
 	mixed  bool        // with tls: admit plain connections too
+	legacy func() bool // whether version 1 is still allowed (nil: it is)
 	log    *slog.Logger
 	raft   *chanListener
 	rpc    *chanListener
@@ -237,7 +348,7 @@ type mux struct {
 // newMux serves ln with the secret and TLS settings of d, the node's own
 // dialer.
 func newMux(ln net.Listener, d clusterDialer, log *slog.Logger, body func(net.Conn)) *mux {
-	m := &mux{ln: ln, secret: d.secret, tls: d.tls, mixed: d.mixed, log: log, body: body}
+	m := &mux{ln: ln, secret: d.secret, tls: d.tls, mixed: d.mixed, legacy: d.legacy, log: log, body: body}
 	m.raft = newChanListener(ln.Addr())
 	m.rpc = newChanListener(ln.Addr())
 	return m
@@ -347,13 +458,14 @@ func (m *mux) route(conn net.Conn, done func()) {
 		}
 		conn = tc
 	}
-	kind, err := serverHandshake(conn, m.secret)
+	kind, stream, err := serverHandshake(conn, m.secret, m.legacy)
 	proven()
 	if err != nil {
 		m.log.Warn("refused cluster connection", "remote", conn.RemoteAddr().String(), "err", err)
 		closeNow(conn)
 		return
 	}
+	conn = stream
 	if kind == kindBody {
 		m.body(conn)
 		return

@@ -84,6 +84,7 @@ type Node struct {
 	notices     chan struct{}   // success notices in flight (dsnsuccess.go)
 	noticeDrops atomic.Int64    // success notices dropped, for the log
 	spokeTLS    sync.Map        // cluster addresses that completed TLS (mux.go)
+	spokeV2     sync.Map        // cluster addresses that completed the version-2 handshake
 	voterHealth voterHealth     // the leader's view of non-voters (voters.go)
 	requests    inflight        // HTTP requests being served (inflight.go)
 	spawnMu     sync.Mutex      // orders spawn against close's cancel
@@ -476,8 +477,13 @@ func (n *Node) Kill() {
 // dialer opens this node's connections to its peers' cluster ports.
 func (n *Node) dialer() clusterDialer {
 	return clusterDialer{secret: n.cfg.Secret, tls: n.cfg.ClusterTLS, mixed: n.cfg.ClusterTLS != nil && n.cfg.ClusterTLSMixed,
-		spokeTLS: &n.spokeTLS}
+		spokeTLS: &n.spokeTLS, spokeV2: &n.spokeV2, legacy: n.legacyLinks}
 }
+
+// legacyLinks reports whether the cluster links may still use the
+// version-1 handshake, whose stream is not sealed: only below command
+// encoding 5 (mux.go).
+func (n *Node) legacyLinks() bool { return !n.encodingAtLeast(fsm.EncodingJSON5) }
 
 // streamLayer gives raft authenticated connections through the mux.
 type streamLayer struct {

@@ -34,7 +34,7 @@ func TestClusterTLSThroughTheBinary(t *testing.T) {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := conn.Write(append([]byte("PMC1H"), make([]byte, 32)...)); err != nil {
+	if _, err := conn.Write(append([]byte("PMC2H"), make([]byte, 32)...)); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := io.ReadFull(conn, make([]byte, 64)); err == nil {
