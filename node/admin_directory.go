@@ -198,7 +198,14 @@ func (n *Node) directoryRoutes(route routeFunc) {
 	})
 	route("POST /v1/forwards", func(r *http.Request) (any, error) {
 		var c fsm.ForwardAdd
-		return nil, decodeInto(r, &c, func() error { _, err := apply(r, &c); return err })
+		var out any
+		err := decodeInto(r, &c, func() error {
+			c.Targets = distinctTargets(c.Targets)
+			_, err := apply(r, &c)
+			out = forwardAdded(c)
+			return err
+		})
+		return out, err
 	})
 	route("DELETE /v1/forwards/{address}", func(r *http.Request) (any, error) {
 		return apply(r, &fsm.ForwardRemove{Address: r.PathValue("address")})
@@ -223,6 +230,47 @@ func (n *Node) directoryRoutes(route routeFunc) {
 		})
 		return out, err
 	})
+}
+
+// ForwardAdded answers the creation of a forward with what was stored:
+// its targets each once, as distinctTargets leaves them.
+type ForwardAdded struct {
+	Status  string   `json:"status"`
+	Address string   `json:"address"`
+	Targets []string `json:"targets"`
+}
+
+func forwardAdded(c fsm.ForwardAdd) ForwardAdded {
+	addr := c.Address
+	if a, err := fsm.ParseForwardSource(addr); err == nil {
+		addr = a.String()
+	}
+	return ForwardAdded{Status: "ok", Address: addr, Targets: c.Targets}
+}
+
+// distinctTargets keeps each of a forward's targets once, however it was
+// spelt (the domain's case, a trailing dot, a quoted local part, the local
+// part's case: fsm.Address.Key), in the form and at the place of its first
+// mention. The state machine drops such repeats as well; doing it before
+// proposing lets the reply (and so the CLI) say what is stored, and keeps
+// a list whose repeats make it look longer than fsm.MaxForwardTargets from
+// being refused. A target that does not parse is kept as given, for the
+// state machine to refuse with its reason.
+func distinctTargets(targets []string) []string {
+	out := make([]string, 0, len(targets))
+	seen := make(map[string]bool, len(targets))
+	for _, t := range targets {
+		a, err := fsm.ParseAddress(t)
+		if err != nil {
+			out = append(out, t)
+			continue
+		}
+		if !seen[a.Key()] {
+			seen[a.Key()] = true
+			out = append(out, a.String())
+		}
+	}
+	return out
 }
 
 // writeQuorumWarning says when a write quorum is more than the number of

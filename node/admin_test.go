@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -163,5 +164,36 @@ func TestAdminRepairWithoutLeaderFails(t *testing.T) {
 	waitFor(t, 10*time.Second, "the leader gone", func() bool { _, err := f.leaderAddr(); return err != nil })
 	if code, body := adminDo(t, f, "POST", "/v1/storage/repair", string(testSecret), ""); code == 200 {
 		t.Fatalf("repair without a leader: %d %s", code, body)
+	}
+}
+
+// A target given twice, also spelt differently (the domain's case, a
+// trailing dot, the local part's case), is stored once, and the reply
+// says what was stored: one copy of a message per target.
+func TestAdminForwardStoresEachTargetOnce(t *testing.T) {
+	_, n := oneNodeWithMailboxes(t, 1)
+	tok := string(testSecret)
+	code, body := adminDo(t, n, "POST", "/v1/forwards", tok,
+		`{"address":"f@Example.com","targets":["a@x.org","u0@example.com","a@X.ORG","a@x.org.","U0@EXAMPLE.COM","A@x.org"]}`)
+	var added ForwardAdded
+	if err := json.Unmarshal([]byte(body), &added); code != 200 || err != nil {
+		t.Fatalf("forward add: %d %s", code, body)
+	}
+	want := []string{"a@x.org", "u0@example.com"}
+	if added.Address != "f@example.com" || !slices.Equal(added.Targets, want) {
+		t.Fatalf("reply %s, want f@example.com -> %v", body, want)
+	}
+	fws, err := n.State().Forwards("example.com", "", 10)
+	if err != nil || len(fws) != 1 || !slices.Equal(fws[0].Targets, want) {
+		t.Fatalf("stored forwards %+v (%v), want one to %v", fws, err, want)
+	}
+	res, err := n.State().Resolve("f@example.com")
+	if err != nil || len(res.Mailboxes) != 1 || len(res.External) != 1 {
+		t.Fatalf("f@example.com resolves to %+v (%v), want one mailbox and one external address", res, err)
+	}
+	// Repeats do not count towards the limit of targets.
+	many := `"b@x.org"` + strings.Repeat(`,"B@X.org"`, fsm.MaxForwardTargets)
+	if code, body := adminDo(t, n, "POST", "/v1/forwards", tok, `{"address":"g@example.com","targets":[`+many+`]}`); code != 200 || !strings.Contains(body, `"targets":["b@x.org"]`) {
+		t.Fatalf("one target given %d times: %d %s", fsm.MaxForwardTargets+1, code, body)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"powermail/fsm"
+	"powermail/node"
 )
 
 func newForwardCmd(cl *clientFlags) *cobra.Command {
@@ -16,10 +17,14 @@ func newForwardCmd(cl *clientFlags) *cobra.Command {
 		Use: "add ADDRESS --to TARGET [--to TARGET...]", Short: "Forward mail for ADDRESS (\"@domain\" is a catch-all)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := fsm.ForwardAdd{Address: args[0], Targets: targets, KeepCopy: keep}
-			if err := cl.do(cmd.Context(), "POST", "/v1/forwards", c, nil); err != nil {
+			var added node.ForwardAdded
+			if err := cl.do(cmd.Context(), "POST", "/v1/forwards", c, &added); err != nil {
 				return err
 			}
-			return cl.done(cmd, "forward %s -> %s", args[0], strings.Join(targets, ", "))
+			if len(added.Targets) == 0 { // a node of an earlier release answers only "ok"
+				added.Address, added.Targets = args[0], targets
+			}
+			return cl.done(cmd, "forward %s -> %s", added.Address, strings.Join(added.Targets, ", "))
 		},
 	}
 	add.Flags().StringArrayVar(&targets, "to", nil, "target address (repeatable)")

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// startSolo starts a one-node cluster (R=1) that hosts example.com.
+func startSolo(t *testing.T) *proc {
+	t.Helper()
+	p := &proc{id: "solo", cluster: freeAddr(t), admin: freeAddr(t), data: t.TempDir()}
+	p.start(t, "--bootstrap", "--replicas", "1")
+	p.waitLeader(t, 30*time.Second)
+	mustCLI(t, "domain", "add", "example.com", "--addr", p.admin)
+	return p
+}
+
+// One target given twice, or spelt once more with the domain in capitals,
+// is stored once, and the confirmation names it once.
+func TestForwardAddStoresEachTargetOnce(t *testing.T) {
+	p := startSolo(t)
+	out := mustCLI(t, "forward", "add", "sales@example.com", "--to", "a@x.org", "--to", "a@x.org", "--to", "a@X.ORG", "--addr", p.admin)
+	if got := strings.TrimSpace(out); got != "forward sales@example.com -> a@x.org" {
+		t.Errorf("forward add said %q", got)
+	}
+	out = mustCLI(t, "forward", "ls", "--addr", p.admin)
+	if !strings.Contains(out, "a@x.org") || strings.Count(strings.ToLower(out), "a@x.org") != 1 {
+		t.Errorf("forward ls:\n%s", out)
+	}
+}
