@@ -26,6 +26,16 @@ func viewMailbox(m fsm.Mailbox) MailboxView {
 		Messages: m.Messages, Disabled: m.Disabled, HasPassword: m.PasswordHash != ""}
 }
 
+// ForwardView is a forward as the admin API shows it, with every field
+// present: the stored record (fsm.Forward, whose encoding is part of the
+// replicated state) leaves keep_copy out when it is false.
+type ForwardView struct {
+	Address      string   `json:"address"`
+	Targets      []string `json:"targets"`
+	KeepCopy     bool     `json:"keep_copy"`
+	CreatedIndex uint64   `json:"created_index"`
+}
+
 // MailboxRequest creates a mailbox. Password is hashed (argon2id) by the
 // node that receives it; PasswordHash takes an existing argon2id or bcrypt
 // hash, for bulk imports.
@@ -194,7 +204,12 @@ func (n *Node) directoryRoutes(route routeFunc) {
 		if err := n.knownDomain(q.Get("domain")); err != nil {
 			return nil, err
 		}
-		return nonNil(n.state.Forwards(q.Get("domain"), q.Get("after"), limit(r)))
+		fws, err := n.state.Forwards(q.Get("domain"), q.Get("after"), limit(r))
+		views := make([]ForwardView, 0, len(fws))
+		for _, f := range fws {
+			views = append(views, ForwardView(f))
+		}
+		return views, err
 	})
 	route("POST /v1/forwards", func(r *http.Request) (any, error) {
 		var c fsm.ForwardAdd

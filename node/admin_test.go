@@ -197,3 +197,20 @@ func TestAdminForwardStoresEachTargetOnce(t *testing.T) {
 		t.Fatalf("one target given %d times: %d %s", fsm.MaxForwardTargets+1, code, body)
 	}
 }
+
+// A forward's listing carries keep_copy whether it is true or false.
+func TestAdminForwardListingAlwaysSaysKeepCopy(t *testing.T) {
+	_, n := oneNodeWithMailboxes(t, 1)
+	mustApply(t, n, &fsm.ForwardAdd{Address: "f@example.com", Targets: []string{"a@x.org"}})
+	mustApply(t, n, &fsm.ForwardAdd{Address: "u0@example.com", Targets: []string{"b@x.org"}, KeepCopy: true})
+	code, body := adminDo(t, n, "GET", "/v1/forwards?domain=example.com", string(testSecret), "")
+	var fws []map[string]any
+	if err := json.Unmarshal([]byte(body), &fws); code != 200 || err != nil || len(fws) != 2 {
+		t.Fatalf("forwards: %d %s", code, body)
+	}
+	for _, f := range fws {
+		if keep, ok := f["keep_copy"].(bool); !ok || keep != (f["address"] == "u0@example.com") {
+			t.Errorf("forward %v: keep_copy %v", f["address"], f["keep_copy"])
+		}
+	}
+}

@@ -43,7 +43,7 @@ func newForwardCmd(cl *clientFlags) *cobra.Command {
 	cmd.AddCommand(&cobra.Command{
 		Use: "ls [DOMAIN]", Aliases: []string{"list"}, Short: "List forwards of one or every domain", Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			all, err := perDomain[fsm.Forward](cmd, cl, args, "/v1/forwards", func(f fsm.Forward) string { return localKey(f.Address) })
+			all, err := perDomain[node.ForwardView](cmd, cl, args, "/v1/forwards", func(f node.ForwardView) string { return localKey(f.Address) })
 			if err != nil {
 				return err
 			}

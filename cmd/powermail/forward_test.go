@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -27,5 +28,19 @@ func TestForwardAddStoresEachTargetOnce(t *testing.T) {
 	out = mustCLI(t, "forward", "ls", "--addr", p.admin)
 	if !strings.Contains(out, "a@x.org") || strings.Count(strings.ToLower(out), "a@x.org") != 1 {
 		t.Errorf("forward ls:\n%s", out)
+	}
+}
+
+// forward ls --json says keep_copy also when it is false.
+func TestForwardListJSONSaysKeepCopy(t *testing.T) {
+	p := startSolo(t)
+	mustCLI(t, "forward", "add", "sales@example.com", "--to", "a@x.org", "--addr", p.admin)
+	var fws []map[string]any
+	out := mustCLI(t, "forward", "ls", "--json", "--addr", p.admin)
+	if err := json.Unmarshal([]byte(out), &fws); err != nil || len(fws) != 1 {
+		t.Fatalf("forward ls --json: %v\n%s", err, out)
+	}
+	if keep, ok := fws[0]["keep_copy"].(bool); !ok || keep {
+		t.Fatalf("keep_copy is %v, want false:\n%s", fws[0]["keep_copy"], out)
 	}
 }
