@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"sync"
 	"time"
@@ -42,6 +43,30 @@ type MemberStatus struct {
 	Missing      int64  `json:"missing"` // listed bodies found missing here since start (listing audit)
 	// Repair is the leader's redundancy view (leader only).
 	Repair *RepairStatus `json:"repair,omitempty"`
+}
+
+// MarshalJSON leaves out what a node that did not answer could not tell
+// (its term and indexes, its store's figures, its start), rather than
+// report zeros that read as measured: a reader tells "unknown" from 0 by
+// the field's absence. A node that answers has every field.
+func (m MemberStatus) MarshalJSON() ([]byte, error) {
+	type fields MemberStatus // the same fields, without this method
+	if m.Reachable {
+		return json.Marshal(fields(m))
+	}
+	return json.Marshal(unreachableStatus{ID: m.ID, Role: m.Role, Suffrage: m.Suffrage,
+		ClusterAddr: m.ClusterAddr, AdminAddr: m.AdminAddr, Error: m.Error})
+}
+
+// unreachableStatus is what is known of a node that did not answer.
+type unreachableStatus struct {
+	ID          string `json:"id"`
+	Role        string `json:"role"`
+	Suffrage    string `json:"suffrage"`
+	ClusterAddr string `json:"cluster_addr"`
+	AdminAddr   string `json:"admin_addr"`
+	Reachable   bool   `json:"reachable"` // always false
+	Error       string `json:"error,omitempty"`
 }
 
 // ClusterStatus is the cluster as one node sees it.

@@ -28,9 +28,7 @@ func newClusterCmd(cl *clientFlags) *cobra.Command {
 			return cl.emit(cmd, st, []string{"ID", "ROLE", "SUFFRAGE", "CLUSTER", "ADMIN", "LAST-CONTACT", "TERM", "COMMIT", "APPLIED", "BODIES", "BODY-BYTES", "FREE", "CORRUPT", "MISSING"},
 				func() (rows [][]string) {
 					for _, m := range st.Nodes {
-						rows = append(rows, []string{m.ID, m.Role, m.Suffrage, m.ClusterAddr, orDash(m.AdminAddr), orDash(m.LastContact),
-							fmt.Sprint(m.Term), fmt.Sprint(m.CommitIndex), fmt.Sprint(m.AppliedIndex),
-							fmt.Sprint(m.Bodies), fmt.Sprint(m.BodyBytes), freeColumn(m), fmt.Sprint(m.Corrupt), fmt.Sprint(m.Missing)})
+						rows = append(rows, memberRow(m))
 					}
 					return rows
 				})
@@ -85,9 +83,27 @@ func humanBytes(b uint64) string {
 	return fmt.Sprintf("%.1f%ciB", float64(b)/float64(div), "KMGTPE"[exp])
 }
 
+// memberRow is one node's line of cluster status. A node that did not
+// answer shows "-" for what only it could tell: a 0 there would read as
+// measured (an empty store, an index at the start of the log).
+func memberRow(m node.MemberStatus) []string {
+	known := func(v any) string {
+		if !m.Reachable {
+			return "-"
+		}
+		return fmt.Sprint(v)
+	}
+	return []string{m.ID, m.Role, m.Suffrage, m.ClusterAddr, orDash(m.AdminAddr), orDash(m.LastContact),
+		known(m.Term), known(m.CommitIndex), known(m.AppliedIndex),
+		known(m.Bodies), known(m.BodyBytes), freeColumn(m), known(m.Corrupt), known(m.Missing)}
+}
+
 // freeColumn is a node's free space, marked when it is down to its
-// reserve and refusing new bodies.
+// reserve and refusing new bodies; "-" when the node did not answer.
 func freeColumn(m node.MemberStatus) string {
+	if !m.Reachable {
+		return "-"
+	}
 	if m.Full() {
 		return humanBytes(m.FreeBytes) + " (full)"
 	}
