@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -74,6 +75,13 @@ type ClusterStatus struct {
 	Leader string         `json:"leader"`
 	Health string         `json:"health"` // healthy, degraded, unavailable
 	Nodes  []MemberStatus `json:"nodes"`
+	// Self is the ID of the node that answered.
+	Self string `json:"self"`
+	// Removed says the node that answered is no longer a member: the
+	// cluster's configuration, which it holds, leaves it out (it was
+	// removed while it ran). It follows no leader then, so Leader and
+	// Health are the members' as they answer, and Nodes lists only them.
+	Removed bool `json:"removed"`
 	// Redundancy is the leader's last repair round and its counters.
 	Redundancy *RepairStatus `json:"redundancy,omitempty"`
 }
@@ -126,7 +134,7 @@ func (n *Node) Status(ctx context.Context) (ClusterStatus, error) {
 		}
 	}
 	servers := cf.Configuration().Servers
-	out := ClusterStatus{Leader: n.LeaderID(), Nodes: make([]MemberStatus, len(servers))}
+	out := ClusterStatus{Leader: n.LeaderID(), Nodes: make([]MemberStatus, len(servers)), Self: n.cfg.ID, Removed: n.leftOut(servers)}
 	var wg sync.WaitGroup
 	for i, s := range servers {
 		wg.Add(1)
@@ -141,8 +149,31 @@ func (n *Node) Status(ctx context.Context) (ClusterStatus, error) {
 			out.Redundancy = m.Repair
 		}
 	}
+	if out.Removed {
+		out.Leader = membersLeader(out.Nodes)
+	}
 	out.Health = health(out)
 	return out, nil
+}
+
+// leftOut reports whether servers, a configuration this node holds, lists
+// others but not this node: it was removed while it ran. An empty one is
+// that of a node not joined yet.
+func (n *Node) leftOut(servers []raft.Server) bool {
+	return len(servers) > 0 && !slices.ContainsFunc(servers, func(s raft.Server) bool { return string(s.ID) == n.cfg.ID })
+}
+
+// membersLeader is the leader as the members answer: the one that says
+// it leads, in the newest term should two say so.
+func membersLeader(nodes []MemberStatus) string {
+	var leader string
+	var term uint64
+	for _, m := range nodes {
+		if m.Reachable && m.Role == "leader" && m.Term >= term {
+			leader, term = m.ID, m.Term
+		}
+	}
+	return leader
 }
 
 func (n *Node) memberStatus(ctx context.Context, s raft.Server, adminAddr string) MemberStatus {

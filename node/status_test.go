@@ -39,3 +39,45 @@ func TestStatusLeavesOutWhatAnUnreachableNodeCannotTell(t *testing.T) {
 		}
 	}
 }
+
+// A node removed while it runs says so in its status, with the leader
+// and health its former peers answer, not "no leader"; taken back in
+// with a join (its data directory as it is), it is a member again.
+func TestStatusOfARemovedNodeSaysSo(t *testing.T) {
+	c := newTestCluster(t, 3)
+	l := c.leader(5 * time.Second)
+	gone := c.followers(l)[0]
+	if err := l.Remove(ctxT(t, 5*time.Second), gone.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	type view struct {
+		Leader, Health, Self string
+		Removed              bool
+		Nodes                []struct{ ID string }
+	}
+	statusOf := func(n *Node) view {
+		code, body := adminDo(t, n, "GET", "/v1/cluster/status", string(testSecret), "")
+		var v view
+		if err := json.Unmarshal([]byte(body), &v); code != 200 || err != nil {
+			t.Fatalf("status of %s: %d %s", n.ID(), code, body)
+		}
+		return v
+	}
+	// Right after the removal it may still follow the leader for a
+	// heartbeat timeout; the answer must not change once that passes.
+	time.Sleep(2 * c.tune.HeartbeatTimeout)
+	v := statusOf(gone)
+	if !v.Removed || v.Self != gone.ID() || v.Leader != l.ID() || v.Health != "healthy" || len(v.Nodes) != 2 {
+		t.Fatalf("removed %s says %+v, want removed, leader %s, healthy, 2 nodes", gone.ID(), v, l.ID())
+	}
+	if v := statusOf(l); v.Removed || v.Self != l.ID() {
+		t.Fatalf("a member says %+v", v)
+	}
+	if err := l.Join(ctxT(t, 10*time.Second), JoinRequest{ID: gone.ID(), ClusterAddr: gone.ClusterAddr(), AdminAddr: gone.AdminAddr()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, gone.ID()+" a member again", func() bool {
+		v := statusOf(gone)
+		return !v.Removed && v.Leader == l.ID() && v.Health == "healthy" && len(v.Nodes) == 3
+	})
+}

@@ -19,6 +19,9 @@ func newClusterCmd(cl *clientFlags) *cobra.Command {
 				return err
 			}
 			if !cl.json {
+				if st.Removed {
+					fmt.Fprintln(cmd.OutOrStdout(), removedNotice(st.Self))
+				}
 				fmt.Fprintf(cmd.OutOrStdout(), "leader: %s   health: %s\n", orDash(st.Leader), st.Health)
 				if r := st.Redundancy; r != nil {
 					fmt.Fprintf(cmd.OutOrStdout(), "redundancy: %d bodies, %d under-replicated (%d unrepairable) at the last scan (%s), %d repairing; repaired %d, trimmed %d, moved %d since this leader started\n",
@@ -61,6 +64,14 @@ func newClusterCmd(cl *clientFlags) *cobra.Command {
 	remove.Flags().BoolVar(&force, "force", false, "remove a voter even if the voters that answer without it are no majority of those that stay (the cluster then cannot commit until enough of them return)")
 	cmd.AddCommand(remove)
 	return cmd
+}
+
+// removedNotice tells the operator who asks a removed node what it is
+// and what to do with it.
+func removedNotice(id string) string {
+	return fmt.Sprintf("this node (%s) is no longer a member of the cluster (it was removed): stop it, "+
+		"or take it back in with `powermail cluster join %s CLUSTER_ADDR ADMIN_ADDR --addr MEMBER_ADMIN_ADDR` "+
+		"(its data directory can stay); below, the cluster as its members answer", id, id)
 }
 
 func orDash(s string) string {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A node that does not answer shows "-" in cluster status for what only
@@ -39,5 +40,27 @@ func TestClusterStatusShowsDashesForAnUnreachableNode(t *testing.T) {
 		if down := m["id"] == "ghost"; hasCommit == down || hasBodies == down {
 			t.Errorf("--json node %v: commit_index given %v, bodies given %v", m["id"], hasCommit, hasBodies)
 		}
+	}
+}
+
+// A node removed while it runs says in cluster status that it is no
+// longer a member and what to do, instead of "leader: -".
+func TestClusterStatusOfARemovedNode(t *testing.T) {
+	p := startSolo(t)
+	q := &proc{id: "n2", cluster: freeAddr(t), admin: freeAddr(t), data: t.TempDir()}
+	q.start(t, "--join", p.admin)
+	waitStatus(t, q.admin, 20*time.Second, func(s statusJSON) bool { return len(s.Nodes) == 2 && s.Health == "healthy" })
+	mustCLI(t, "cluster", "remove", "n2", "--addr", p.admin)
+	// It learns of its removal with the configuration entry that makes it.
+	var out string
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out, "no longer a member") && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		out = mustCLI(t, "cluster", "status", "--addr", q.admin)
+	}
+	first, _, _ := strings.Cut(out, "\n")
+	if !strings.HasPrefix(first, "this node (n2) is no longer a member of the cluster") || !strings.Contains(first, "stop it") ||
+		!strings.Contains(out, "leader: solo") {
+		t.Fatalf("cluster status of the removed node:\n%s", out)
 	}
 }
