@@ -5,9 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
 	"time"
 )
 
@@ -139,9 +137,9 @@ type Config struct {
 
 	Raft         RaftTuning
 	ApplyTimeout time.Duration
-	Logger       *slog.Logger
-	// RaftLog receives raft's own log lines (hclog); nil means stderr.
-	RaftLog io.Writer
+	// Logger receives the node's log lines, raft's own among them
+	// (module=raft; warnings and errors only).
+	Logger *slog.Logger
 }
 
 // BootstrapSettings are the replication settings of a new cluster.
@@ -191,9 +189,6 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
-	}
-	if c.RaftLog == nil {
-		c.RaftLog = os.Stderr
 	}
 	c.Queue.setDefaults()
 	setDur(&c.ReplicaTimeout, 5*time.Second)

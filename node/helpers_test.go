@@ -75,8 +75,8 @@ func (c *testCluster) baseConfig(id string, bootstrap bool, join string) Config 
 	return Config{
 		ID: id, DataDir: filepath.Join(c.dir, id), ClusterAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
 		Secret: testSecret, Bootstrap: bootstrap, Join: join, Raft: c.tune,
-		Logger:  slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		RaftLog: logOut, BootstrapSettings: &BootstrapSettings{Replicas: 2, WriteQuorum: 2},
+		Logger:            slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		BootstrapSettings: &BootstrapSettings{Replicas: 2, WriteQuorum: 2},
 	}
 }
 

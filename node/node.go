@@ -238,7 +238,7 @@ func (n *Node) startRaft() (bool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return false, fmt.Errorf("create raft dir: %w", err)
 	}
-	hl := hclog.New(&hclog.LoggerOptions{Name: "raft." + n.cfg.ID, Level: hclog.Warn, Output: n.cfg.RaftLog, JSONFormat: true})
+	hl := newRaftLogger(n.log)
 	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"), BoltOptions: raftLogOptions()})
 	if err != nil {
 		return false, fmt.Errorf("open raft log: %w", err)

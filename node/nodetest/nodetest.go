@@ -67,8 +67,7 @@ func (c *Cluster) config(id string) node.Config {
 		Secret: Secret,
 		Raft: node.RaftTuning{HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond,
 			LeaderLeaseTimout: 150 * time.Millisecond},
-		Logger:  slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		RaftLog: out,
+		Logger: slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 }
 
