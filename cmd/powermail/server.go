@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -112,6 +113,12 @@ func runServer(ctx context.Context, f *serverFlags) error {
 		return err
 	}
 	n, err := node.New(ctx, cfg)
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		// Stopped (SIGTERM, ^C) while starting: a stop asked for, not a
+		// failure. An unfinished bootstrap is finished at the next start.
+		log.Info("stopped while starting", "err", err)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
