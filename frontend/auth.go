@@ -36,7 +36,9 @@ type AuthConfig struct {
 	// (--allow-insecure-auth; for loopback trials only).
 	AllowInsecure bool
 	// FailureDelay is the delay after the first failure of an IP or an
-	// account; it doubles with each further failure up to MaxDelay.
+	// account; it doubles with each further failure up to MaxDelay. It
+	// is also the least time from a password check to its failure's
+	// answer, which hides the cost of the check (Authenticator).
 	FailureDelay time.Duration
 	MaxDelay     time.Duration
 	// Forget drops the failure count of a key that has not failed for
@@ -84,6 +86,15 @@ func (c AuthConfig) withDefaults() AuthConfig {
 // it has failed (so the logins of many users behind one NAT address run
 // side by side until one of them fails). An attempt that would wait more
 // than MaxDelay in all is refused (ErrThrottled) instead.
+//
+// A failure is answered no sooner than FailureDelay after its check
+// began, so that the answer does not tell an address without a mailbox
+// (the node checks a default-cost dummy hash) from a mailbox with a
+// costlier hash, such as an imported bcrypt hash of cost 12. A check
+// longer than FailureDelay still shows by the excess, and
+// fsm.CheckPasswordHash admits hashes that take about a second
+// (frontend/DESIGN.md). The attempt leaves its lines before it waits
+// this out, so the next attempt's turn does not wait for it.
 type Authenticator struct {
 	store PasswordChecker
 	cfg   AuthConfig
@@ -134,7 +145,8 @@ func (a *Authenticator) AllowInsecure() bool { return a.cfg.AllowInsecure }
 // node.ErrUnavailable (ErrThrottled among them). Before checking, it
 // waits for its turn: until the attempts ahead of it on the account (and
 // on the IP, once that has failed) are done, then the delay earned by the
-// failures of the IP and of the account.
+// failures of the IP and of the account. A failure returns no sooner than
+// FailureDelay after the check began, or when ctx ends.
 func (a *Authenticator) Login(ctx context.Context, remoteIP, user, password string, secure bool) (string, error) {
 	addr, err := a.login(ctx, remoteIP, user, password, secure)
 	result := "unavailable"
@@ -156,6 +168,17 @@ func (a *Authenticator) login(ctx context.Context, remoteIP, user, password stri
 	if !secure && !a.cfg.AllowInsecure {
 		return "", ErrInsecureAuth
 	}
+	addr, began, err := a.check(ctx, remoteIP, user, password)
+	if errors.Is(err, node.ErrAuthFailed) {
+		a.holdFailure(ctx, began)
+	}
+	return addr, err
+}
+
+// check waits for the attempt's turn, checks the password and counts a
+// failure. It returns when the check began, and leaves the lines before
+// it returns.
+func (a *Authenticator) check(ctx context.Context, remoteIP, user, password string) (string, time.Time, error) {
 	keys := [2]string{"ip:" + remoteIP, "user:" + node.AccountKey(user)}
 	start := time.Now()
 	places := a.join(keys, start)
@@ -164,19 +187,31 @@ func (a *Authenticator) login(ctx context.Context, remoteIP, user, password stri
 		if errors.Is(err, ErrThrottled) {
 			a.log.Debug("login throttled", "ip", remoteIP, "user", user)
 		}
-		return "", err
+		return "", time.Time{}, err
 	}
+	began := time.Now()
 	addr, err := a.store.Authenticate(ctx, user, password)
 	switch {
 	case err == nil:
 		a.reset(keys[1])
-		return addr, nil
+		return addr, began, nil
 	case errors.Is(err, node.ErrAuthFailed):
 		a.fail(keys[0])
 		a.fail(keys[1])
 		a.log.Info("login failed", "ip", remoteIP, "user", user)
 	}
-	return "", err
+	return "", began, err
+}
+
+// holdFailure holds a failed attempt's answer until FailureDelay after
+// its check began, so that the check's cost, which depends on the
+// mailbox's hash (or on there being none), is hidden in that time. The
+// attempt has left its lines: the next attempt's turn does not wait for
+// this. It returns early, the failure unchanged, when ctx ends.
+func (a *Authenticator) holdFailure(ctx context.Context, began time.Time) {
+	if err := sleepCtx(ctx, time.Until(began.Add(a.cfg.FailureDelay))); err != nil {
+		a.log.Debug("failed login answered before the failure delay", "err", err)
+	}
 }
 
 // place is an attempt's place in one key's line.

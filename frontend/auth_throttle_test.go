@@ -145,3 +145,99 @@ func TestLoginThrottleRefusesWhatWouldWaitPastMaxDelay(t *testing.T) {
 		t.Errorf("throttled logins counted %v (%v), want %d", got, err, throttled)
 	}
 }
+
+// slowChecker refuses every password, taking as long for each user as
+// it says.
+type slowChecker map[string]time.Duration
+
+func (c slowChecker) Authenticate(ctx context.Context, user, password string) (string, error) {
+	time.Sleep(c[user])
+	return "", fmt.Errorf("slow checker: %w", node.ErrAuthFailed)
+}
+
+// The floor under a failure's answer counts from its password check, not
+// from its arrival: from one IP that has failed before, each attempt
+// first waits the delay it earned, and a floor from arrival would be
+// over before the check began, so the check's cost would show again on
+// every attempt but the first. Here a check of 80 ms and one of none
+// are told apart by neither.
+func TestLoginRepeatFailuresHideTheCheck(t *testing.T) {
+	const delay = 120 * time.Millisecond
+	store := slowChecker{"costly@example.com": 80 * time.Millisecond}
+	a := frontend.NewAuthenticator(store, frontend.AuthConfig{FailureDelay: delay, MaxDelay: delay},
+		slog.New(slog.DiscardHandler))
+	login := func(user string) (time.Duration, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		start := time.Now()
+		_, err := a.Login(ctx, "192.0.2.1", user, "guess", true)
+		return time.Since(start), err
+	}
+	if _, err := login("first@example.com"); !errors.Is(err, node.ErrAuthFailed) {
+		t.Fatalf("first failure: %v", err)
+	}
+	users := []string{"costly@example.com", "cheap@example.com"}
+	fastest := map[string]time.Duration{}
+	for range 3 {
+		for _, user := range users {
+			d, err := login(user)
+			if !errors.Is(err, node.ErrAuthFailed) {
+				t.Fatalf("%s: %v, want ErrAuthFailed", user, err)
+			}
+			if d < 2*delay {
+				t.Errorf("%s: a repeat failure answered after %v, before its earned delay and the floor (%v)", user, d, 2*delay)
+			}
+			if f, ok := fastest[user]; !ok || d < f {
+				fastest[user] = d
+			}
+		}
+	}
+	if gap := (fastest[users[0]] - fastest[users[1]]).Abs(); gap > 40*time.Millisecond {
+		t.Errorf("repeat failures answered after %v: the 80 ms check shows", fastest)
+	}
+}
+
+// A failure waits out its floor after leaving the account's line: two
+// wrong passwords at once take two delays (the second checks after the
+// delay the first earned, then waits its floor), not three, as they
+// would if the first held its place while it waited.
+func TestLoginFailureFloorDoesNotHoldTheLine(t *testing.T) {
+	const delay = 300 * time.Millisecond
+	a, store := throttleAuth(t, delay, 10*time.Second)
+	begin := time.Now()
+	for i, err := range parallelLogins(a, 2, "wrong") {
+		if !errors.Is(err, node.ErrAuthFailed) {
+			t.Errorf("attempt %d: %v, want ErrAuthFailed", i, err)
+		}
+	}
+	elapsed := time.Since(begin)
+	if got := store.checks.Load(); got != 2 {
+		t.Errorf("%d password checks, want 2", got)
+	}
+	if elapsed < 2*delay || elapsed > 5*delay/2 {
+		t.Errorf("two parallel wrong passwords took %v, want about %v", elapsed, 2*delay)
+	}
+}
+
+// The floor ends with the connection (its ctx); the right password is
+// answered at once, however long the floor.
+func TestLoginFailureFloorEndsWithTheContext(t *testing.T) {
+	a, _ := throttleAuth(t, 10*time.Second, 20*time.Second)
+	start := time.Now()
+	if _, err := a.Login(context.Background(), "192.0.2.1", pop3User, "secret", true); err != nil {
+		t.Fatalf("right password: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the right password answered after %v", d)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	if _, err := a.Login(ctx, "192.0.2.1", pop3User, "wrong", true); !errors.Is(err, node.ErrAuthFailed) {
+		t.Errorf("wrong password: %v, want ErrAuthFailed", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("a failure whose ctx ended after 100 ms answered after %v", d)
+	}
+}
