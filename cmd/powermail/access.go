@@ -39,7 +39,7 @@ func (a *accessFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&a.imaps, "imaps", "", "IMAP over implicit TLS listen address (needs --tls-cert)")
 	fl.StringVar(&a.pop3s, "pop3s", "", "POP3 over implicit TLS listen address (needs --tls-cert)")
 	fl.BoolVar(&a.allowInsecureAuth, "allow-insecure-auth", false, "accept plaintext passwords without TLS (trials on loopback only)")
-	fl.DurationVar(&a.authDelay, "auth-failure-delay", frontend.DefaultFailureDelay, "delay after a failed login, doubled per further failure of the IP or account")
+	fl.DurationVar(&a.authDelay, "auth-failure-delay", frontend.DefaultFailureDelay, "least time from a password check to its failure's answer, and the delay a failure earns the next login of its IP or account, doubled per further failure")
 	fl.DurationVar(&a.authMaxDelay, "auth-max-delay", frontend.DefaultMaxDelay, "longest delay of a client that keeps failing to log in")
 	fl.DurationVar(&a.imapIdle, "imap-idle-timeout", frontend.DefaultIMAPIdleTimeout, "IMAP autologout after login (at least 30m)")
 	fl.DurationVar(&a.imapPreAuth, "imap-preauth-timeout", frontend.DefaultIMAPPreAuthTimeout, "close an IMAP client that has not logged in this long after connecting, however busy it keeps the connection")
