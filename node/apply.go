@@ -167,6 +167,7 @@ func (ri *readIndex) loop() {
 
 func (ri *readIndex) round() error {
 	n := ri.n
+	n.metrics.readRounds.Inc()
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
 	defer cancel()
 	var idx uint64

@@ -15,6 +15,7 @@ type metrics struct {
 	applyBatch     prometheus.Histogram
 	applyBatchSize prometheus.Histogram
 	readIndex      prometheus.Histogram
+	readRounds     prometheus.Counter
 	restores       prometheus.Counter
 	adminRequests  *prometheus.CounterVec
 	delivered      prometheus.Counter
@@ -46,6 +47,9 @@ func newMetrics() *metrics {
 			Name: "powermail_read_index_seconds", Help: "Time to pass the read-index barrier.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
 		}),
+		readRounds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "powermail_read_index_rounds_total", Help: "Read-index rounds run by this node: each costs a round trip to the leader, or the leader's quorum check.",
+		}),
 		restores: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "powermail_fsm_snapshot_restores_total", Help: "Snapshots installed into the state.",
 		}),
@@ -65,7 +69,7 @@ func newMetrics() *metrics {
 	m.gcBytes = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "powermail_gc_freed_bytes_total", Help: "Bytes freed cluster-wide by collection rounds this node led.",
 	})
-	m.reg.MustRegister(m.delivered, m.noticesDropped, m.gcBodies, m.gcBytes, m.applyLatency, m.bodyWrite, m.applyBatch, m.applyBatchSize, m.readIndex, m.restores, m.adminRequests,
+	m.reg.MustRegister(m.delivered, m.noticesDropped, m.gcBodies, m.gcBytes, m.applyLatency, m.bodyWrite, m.applyBatch, m.applyBatchSize, m.readIndex, m.readRounds, m.restores, m.adminRequests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
