@@ -79,7 +79,7 @@ func (n *Node) adminHandler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", n.readyz)
+	mux.Handle("GET /readyz", readyz(&readyCheck{check: n.readiness, ctx: n.bgctx, fresh: readyFresh}))
 	mux.Handle("GET /metrics", n.requireToken(promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{})))
 	// Profiles for operators chasing a slow node (token required).
 	mux.Handle("GET /debug/pprof/", n.requireToken(http.HandlerFunc(pprof.Index)))
@@ -135,16 +135,6 @@ func (n *Node) requireToken(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
-}
-
-func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if err := n.Barrier(ctx); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, apiError{Code: "not_ready", Message: err.Error()})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "leader": n.LeaderID(), "applied_index": n.state.Applied()})
 }
 
 // decodeInto decodes the request's body, exactly one JSON value with no

@@ -1,0 +1,112 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// /readyz needs no token (load balancers, devcluster and jepsen probe
+// it), and its check passes the read-index barrier: a leader round trip.
+// So that anyone reaching the admin port cannot make the node do that
+// work at will, every answer comes from one shared check: a request
+// joins the check in flight, or takes the last result while it is
+// younger than readyFresh. A flood costs one round per readyFresh (plus
+// the round's own time), however many requests it sends.
+//
+// readyFresh is how stale an answer may be: a node that just became
+// ready is reported unready, or one that lost its leader ready, at most
+// that much longer than a fresh check would say. Half a second is below
+// the election and heartbeat timeouts (1 s by default) that a lost
+// leader is noticed in anyway, and well below the intervals probes poll
+// at (devcluster and jepsen poll every 200 ms, and take the first 200).
+const readyFresh = 500 * time.Millisecond
+
+// readyTimeout bounds one readiness check.
+const readyTimeout = 2 * time.Second
+
+// readiness is the result of one readiness check.
+type readiness struct {
+	err     error // nil: ready
+	leader  string
+	applied uint64
+}
+
+// readyCheck runs at most one check at a time, and keeps its result for
+// fresh.
+type readyCheck struct {
+	check func(ctx context.Context) readiness
+	ctx   context.Context // bounds every check: the node's lifetime
+	fresh time.Duration
+
+	mu      sync.Mutex
+	last    readiness
+	at      time.Time     // when last was found; zero: never
+	running chan struct{} // closed when the check in flight ends; nil: none
+}
+
+// get returns a result at most fresh old, or that of a check started
+// after the call; ctx bounds only the wait, not the shared check.
+func (rc *readyCheck) get(ctx context.Context) (readiness, error) {
+	rc.mu.Lock()
+	if !rc.at.IsZero() && time.Since(rc.at) < rc.fresh {
+		defer rc.mu.Unlock()
+		return rc.last, nil
+	}
+	done := rc.running
+	if done == nil {
+		done = make(chan struct{})
+		rc.running = done
+		go rc.run(done)
+	}
+	rc.mu.Unlock()
+	select {
+	case <-done:
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		return rc.last, nil
+	case <-ctx.Done():
+		return readiness{}, fmt.Errorf("readiness check: %w", ctx.Err())
+	}
+}
+
+// run checks once, keeps the result and closes done.
+func (rc *readyCheck) run(done chan struct{}) {
+	ctx, cancel := context.WithTimeout(rc.ctx, readyTimeout)
+	defer cancel()
+	r := rc.check(ctx)
+	rc.mu.Lock()
+	rc.last, rc.at, rc.running = r, time.Now(), nil
+	rc.mu.Unlock()
+	close(done)
+}
+
+// readiness passes the read-index barrier: the node knows a leader and
+// has applied what the leader had.
+func (n *Node) readiness(ctx context.Context) readiness {
+	if err := n.Barrier(ctx); err != nil {
+		return readiness{err: err}
+	}
+	return readiness{leader: n.LeaderID(), applied: n.state.Applied()}
+}
+
+// readyz answers from rc's shared check.
+func readyz(rc *readyCheck) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		// A little longer than a check may take, so that every waiter
+		// normally gets the check's own answer.
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout+time.Second)
+		defer cancel()
+		res, err := rc.get(ctx)
+		if err == nil {
+			err = res.err
+		}
+		if err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, apiError{Code: "not_ready", Message: err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "leader": res.leader, "applied_index": res.applied})
+	}
+}
