@@ -364,35 +364,38 @@ const (
 	maxHandshakesPerIP = 32
 )
 
-// handshakeSlots counts the connections in their handshake.
-type handshakeSlots struct {
+// connSlots counts connections, in all and per source address, up to
+// max and perIP (the handshakes here; the admin API's open connections).
+type connSlots struct {
+	max, perIP int
+
 	mu    sync.Mutex
 	total int
-	perIP map[string]int
+	byIP  map[string]int
 }
 
 // take reserves a slot for a connection from addr, or reports none free.
-func (h *handshakeSlots) take(addr net.Addr) (release func(), ok bool) {
+func (h *connSlots) take(addr net.Addr) (release func(), ok bool) {
 	ip := addr.String()
 	if ta, isTCP := addr.(*net.TCPAddr); isTCP {
 		ip = ta.IP.String()
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.total >= maxHandshakes || h.perIP[ip] >= maxHandshakesPerIP {
+	if h.total >= h.max || h.byIP[ip] >= h.perIP {
 		return nil, false
 	}
-	if h.perIP == nil {
-		h.perIP = map[string]int{}
+	if h.byIP == nil {
+		h.byIP = map[string]int{}
 	}
 	h.total++
-	h.perIP[ip]++
+	h.byIP[ip]++
 	return func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		h.total--
-		if h.perIP[ip]--; h.perIP[ip] == 0 {
-			delete(h.perIP, ip)
+		if h.byIP[ip]--; h.byIP[ip] == 0 {
+			delete(h.byIP, ip)
 		}
 	}, true
 }
@@ -402,7 +405,7 @@ func (h *handshakeSlots) take(addr net.Addr) (release func(), ok bool) {
 // up would cut the node off from raft and the RPC for good while it
 // still looked healthy.
 func (m *mux) serve() {
-	var slots handshakeSlots
+	slots := connSlots{max: maxHandshakes, perIP: maxHandshakesPerIP}
 	var pause time.Duration
 	for {
 		conn, err := m.ln.Accept()
