@@ -39,7 +39,8 @@ func startAdmin(n *Node) (*adminServer, error) {
 	}
 	// The cap goes under TLS: net/http must see the *tls.Conn itself, to
 	// run the handshake and to answer plain HTTP with a clear 400.
-	ln = &capListener{Listener: ln, slots: make(chan struct{}, n.cfg.AdminMaxConns)}
+	slots := &connSlots{max: n.cfg.AdminMaxConns, perIP: n.cfg.AdminMaxConnsPerIP}
+	ln = &capListener{Listener: ln, slots: slots, exempt: n.trustedAdminPeer}
 	if n.cfg.AdminTLS != nil {
 		ln = tls.NewListener(ln, n.cfg.AdminTLS)
 	}

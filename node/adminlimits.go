@@ -8,12 +8,18 @@ import (
 	"time"
 )
 
-// capListener admits at most cap(slots) open connections; one more is
-// closed as soon as it is accepted, so that strangers holding connections
-// open cannot take every file descriptor of the process.
+// capListener admits at most slots.max open connections, and slots.perIP
+// from one address; one more is closed as soon as it is accepted, so that
+// strangers holding connections open can take neither every file
+// descriptor of the process nor every slot: one address gets its share
+// only. A connection exempt is not counted: the operator's CLI on a node
+// and the members' hosts (a node rejoining, tools run there) always get
+// in, however many addresses the strangers have. A node joining from a
+// new host is a stranger until it is in, and retries.
 type capListener struct {
 	net.Listener
-	slots chan struct{}
+	slots  *connSlots
+	exempt func(net.Conn) bool
 }
 
 func (l *capListener) Accept() (net.Conn, error) {
@@ -22,13 +28,28 @@ func (l *capListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		select {
-		case l.slots <- struct{}{}:
-			return &slotConn{Conn: c, free: func() { <-l.slots }}, nil
-		default:
-			c.Close()
+		if l.exempt != nil && l.exempt(c) {
+			return c, nil
 		}
+		if release, ok := l.slots.take(c.RemoteAddr()); ok {
+			return &slotConn{Conn: c, free: release}, nil
+		}
+		c.Close()
 	}
+}
+
+// trustedAdminPeer reports whether c comes from this node's own host (its
+// source is the address it reached, as a local client's is) or from a
+// member's host, as the cluster port trusts them (mux.member).
+func (n *Node) trustedAdminPeer(c net.Conn) bool {
+	remote, ok := c.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	if local, ok := c.LocalAddr().(*net.TCPAddr); ok && local.IP.Equal(remote.IP) {
+		return true
+	}
+	return n.memberHost(remote)
 }
 
 // slotConn gives its slot back once, on Close.

@@ -13,7 +13,18 @@ import (
 // rawAdmin opens a connection to n's admin API and sends head.
 func rawAdmin(t *testing.T, n *Node, head string) net.Conn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", n.AdminAddr(), 2*time.Second)
+	return rawAdminFrom(t, n, "", head)
+}
+
+// rawAdminFrom is rawAdmin from the source IP src ("": any). On Linux
+// every 127.x.y.z is the loopback's, so a test can be several hosts.
+func rawAdminFrom(t *testing.T, n *Node, src, head string) net.Conn {
+	t.Helper()
+	d := net.Dialer{Timeout: 2 * time.Second}
+	if src != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
+	}
+	c, err := d.Dial("tcp", n.AdminAddr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,21 +68,75 @@ func TestAdminSlowBodyCut(t *testing.T) {
 	}
 }
 
+const healthz = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+// answered reports whether a /healthz from src gets its 200.
+func answered(t *testing.T, n *Node, src string) bool {
+	t.Helper()
+	line, _ := bufio.NewReader(rawAdminFrom(t, n, src, healthz)).ReadString('\n')
+	return strings.HasPrefix(line, "HTTP/1.1 200")
+}
+
+// silent opens k connections from src that send nothing, and gives the
+// server time to accept them.
+func silent(t *testing.T, n *Node, src string, k int) []net.Conn {
+	t.Helper()
+	var conns []net.Conn
+	for range k {
+		conns = append(conns, rawAdminFrom(t, n, src, ""))
+	}
+	time.Sleep(100 * time.Millisecond)
+	return conns
+}
+
 // Past the cap, a new admin connection is closed at once; a slot freed
-// is taken again.
+// is taken again. (From 127.0.0.2: the node's own host is not counted.)
 func TestAdminConnectionCap(t *testing.T) {
 	c := newTestClusterWith(t, 1, func(cfg *Config) { cfg.AdminMaxConns = 2 })
 	n := c.leader(5 * time.Second)
-	first := rawAdmin(t, n, "")
-	rawAdmin(t, n, "")
-	time.Sleep(100 * time.Millisecond) // both accepted
-	if got := ended(t, rawAdmin(t, n, ""), 5*time.Second); got != "" {
+	first := silent(t, n, "127.0.0.2", 2)[0]
+	if got := ended(t, rawAdminFrom(t, n, "127.0.0.2", ""), 5*time.Second); got != "" {
 		t.Fatalf("third connection answered: %q", got)
 	}
 	first.Close()
-	waitFor(t, 5*time.Second, "a slot back", func() bool {
-		conn := rawAdmin(t, n, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-		line, _ := bufio.NewReader(conn).ReadString('\n')
-		return strings.HasPrefix(line, "HTTP/1.1 200")
+	waitFor(t, 5*time.Second, "a slot back", func() bool { return answered(t, n, "127.0.0.2") })
+}
+
+// Silent connections from one address take only its share of the cap:
+// the operator, from another, still gets an answer.
+func TestAdminConnectionCapPerIP(t *testing.T) {
+	c := newTestClusterWith(t, 1, func(cfg *Config) { cfg.AdminMaxConns, cfg.AdminMaxConnsPerIP = 4, 2 })
+	n := c.leader(5 * time.Second)
+	conns := silent(t, n, "127.0.0.2", 4)
+	if !answered(t, n, "127.0.0.3") {
+		t.Fatal("the operator was shut out by one address's silent connections")
+	}
+	if got := ended(t, conns[2], 5*time.Second); got != "" {
+		t.Fatalf("a third connection from one address answered: %q", got)
+	}
+}
+
+// Connections from the node's own host and from the members' hosts are
+// not counted: strangers from many addresses filling the cap shut out
+// neither the operator on a node nor the other nodes. (n2 is at
+// 127.0.0.5, n1 at 127.0.0.1.)
+func TestAdminConnectionCapExemptsMembers(t *testing.T) {
+	c := newTestClusterWith(t, 2, func(cfg *Config) {
+		cfg.AdminMaxConns, cfg.AdminMaxConnsPerIP = 2, 1
+		if cfg.ID == "n2" {
+			cfg.ClusterAddr, cfg.AdminAddr = "127.0.0.5:0", "127.0.0.5:0"
+		}
 	})
+	c.leader(5 * time.Second)
+	n := c.nodes["n1"]
+	silent(t, n, "127.0.0.2", 1)
+	silent(t, n, "127.0.0.3", 1)
+	if got := ended(t, rawAdminFrom(t, n, "127.0.0.4", ""), 5*time.Second); got != "" {
+		t.Fatalf("a connection past the cap answered: %q", got)
+	}
+	for src, who := range map[string]string{"127.0.0.5": "a member's host", "127.0.0.1": "the node's own host"} {
+		if !answered(t, n, src) {
+			t.Errorf("%s (%s) was shut out", src, who)
+		}
+	}
 }

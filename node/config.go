@@ -45,6 +45,11 @@ type Config struct {
 	// closed at once. Zero means 256.
 	AdminReadTimeout time.Duration
 	AdminMaxConns    int
+	// AdminMaxConnsPerIP caps those from one address, so that one
+	// stranger's silent connections cannot fill AdminMaxConns; zero means
+	// 32. Connections from the node's own host and from the members'
+	// hosts count against neither cap.
+	AdminMaxConnsPerIP int
 
 	// Bootstrap creates a new single-voter cluster if DataDir holds no raft
 	// state; BootstrapSettings are then written as the cluster settings.
@@ -194,6 +199,7 @@ func (c *Config) setDefaults() error {
 	setDur(&c.ReplicaTimeout, 5*time.Second)
 	setDur(&c.AdminReadTimeout, 5*time.Minute)
 	setInt(&c.AdminMaxConns, 256)
+	setInt(&c.AdminMaxConnsPerIP, 32)
 	setDur(&c.OrphanGrace, DefaultOrphanGrace)
 	setDur(&c.OrphanSweepInterval, 10*time.Minute)
 	setDur(&c.GCInterval, DefaultGCInterval)
