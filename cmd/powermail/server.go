@@ -25,7 +25,7 @@ type serverFlags struct {
 	bootstrap, hugePages                                bool
 	replicas, writeQuorum                               int
 	timerSlack, bodySyncInterval, adminReadTimeout      time.Duration
-	adminMaxConns                                       int
+	adminMaxConns, adminMaxConnsPerIP                   int
 	mail                                                mailFlags
 	access                                              accessFlags
 	redundancy                                          redundancyFlags
@@ -54,6 +54,7 @@ POWERMAIL_SECRET and is also the admin API token.`,
 	fl.StringVar(&f.adminAdvertise, "admin-advertise", "", "admin address told to other nodes (default: the bound --admin address)")
 	fl.DurationVar(&f.adminReadTimeout, "admin-read-timeout", 5*time.Minute, "longest an admin API request may take to arrive, header and body (an import's CSV is the largest)")
 	fl.IntVar(&f.adminMaxConns, "admin-max-conns", 256, "open admin API connections at most; one more is closed at once")
+	fl.IntVar(&f.adminMaxConnsPerIP, "admin-max-conns-per-ip", 32, "open admin API connections from one address at most, so that one stranger cannot fill --admin-max-conns (the node's own host and the members' hosts are not counted)")
 	fl.StringVar(&f.smtp, "smtp", "", "SMTP listen address")
 	fl.StringVar(&f.lmtp, "lmtp", "", "LMTP listen address")
 	fl.StringVar(&f.submission, "submission", "", "message submission listen address (RFC 6409, usually :587): AUTH with a mailbox's password, STARTTLS, and mail to anywhere")
@@ -180,7 +181,8 @@ func (f *serverFlags) validate() (int64, error) {
 		flag string
 		n    int64
 	}{{"--imap-cache-bytes", f.access.imapCacheBytes}, {"--imap-max-conns", int64(f.access.imapMaxConns)}, {"--password-check-memory", f.access.passwordMemory}, {"--max-conns", int64(f.mail.maxConns)},
-		{"--admin-max-conns", int64(f.adminMaxConns)}, {"--admin-read-timeout", int64(f.adminReadTimeout)}} {
+		{"--admin-max-conns", int64(f.adminMaxConns)}, {"--admin-max-conns-per-ip", int64(f.adminMaxConnsPerIP)},
+		{"--admin-read-timeout", int64(f.adminReadTimeout)}} {
 		if v.n < 0 {
 			return 0, fmt.Errorf("%s %d: must not be negative (0: the default)", v.flag, v.n)
 		}
@@ -232,15 +234,16 @@ func (f *serverFlags) nodeConfig(secret []byte, minFree int64, certs tlsSet, log
 		ID: f.id, DataDir: f.data, ClusterAddr: f.cluster, AdvertiseAddr: f.advertise,
 		AdminAddr: f.admin, AdminAdvertise: f.adminAdvertise, Secret: secret, AdminRoots: adminRoots,
 		Bootstrap: f.bootstrap, Join: f.join, Logger: log,
-		BootstrapSettings: &node.BootstrapSettings{Replicas: f.replicas, WriteQuorum: f.writeQuorum},
-		MaildropLease:     f.access.maildropLease,
-		RemoteReadMax:     f.access.remoteReadMax,
-		RemoteCacheBytes:  f.access.remoteCacheBytes,
-		PasswordMemory:    f.access.passwordMemory,
-		StorageCacheBytes: f.access.storageCacheBytes,
-		BodySyncInterval:  f.bodySyncInterval,
-		AdminReadTimeout:  f.adminReadTimeout,
-		AdminMaxConns:     f.adminMaxConns,
+		BootstrapSettings:  &node.BootstrapSettings{Replicas: f.replicas, WriteQuorum: f.writeQuorum},
+		MaildropLease:      f.access.maildropLease,
+		RemoteReadMax:      f.access.remoteReadMax,
+		RemoteCacheBytes:   f.access.remoteCacheBytes,
+		PasswordMemory:     f.access.passwordMemory,
+		StorageCacheBytes:  f.access.storageCacheBytes,
+		BodySyncInterval:   f.bodySyncInterval,
+		AdminReadTimeout:   f.adminReadTimeout,
+		AdminMaxConns:      f.adminMaxConns,
+		AdminMaxConnsPerIP: f.adminMaxConnsPerIP,
 	}
 	if cfg.MinFreeBytes = minFree; minFree == 0 {
 		cfg.MinFreeBytes = -1 // the flag's 0 is "none"; the config's is "default"

@@ -138,7 +138,7 @@ func TestServerRefusesBadSettings(t *testing.T) {
 		{"--min-free-space", "-1G"}, {"--min-free-space", "lots"}, {"--imap-cache-bytes", "-1"}, {"--imap-max-conns", "-1"}, {"--max-conns", "-5"}, {"--password-check-memory", "-1"},
 		{"--cluster-tls-cert", "node.crt"}, {"--cluster-tls-ca", "ca.crt"}, {"--admin-tls-cert", "admin.crt"}, {"--admin-tls-key", "admin.key"}, {"--cluster-tls-mode", "mixed"}, {"--cluster-tls-mode", "require"}, {"--cluster-tls-mode", "loose"}, {"--submission", "127.0.0.1:0"}, {"--submissions", "127.0.0.1:0"}, {"--dkim", "example.com:s1"},
 		{"--repair-interval", "-1s"}, {"--gc-interval", "-1s"}, {"--peer-poll-interval", "-1s"}, {"--repair-grace", "5s"},
-		{"--admin-max-conns", "-1"},
+		{"--admin-max-conns", "-1"}, {"--admin-max-conns-per-ip", "-1"},
 	} {
 		_, stderr, err := cli(t, "", "server", "--id", "n1", "--data", t.TempDir(), c.flag, c.v)
 		if err == nil || !strings.Contains(stderr, c.flag) {
