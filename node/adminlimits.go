@@ -12,14 +12,19 @@ import (
 // from one address; one more is closed as soon as it is accepted, so that
 // strangers holding connections open can take neither every file
 // descriptor of the process nor every slot: one address gets its share
-// only. A connection exempt is not counted: the operator's CLI on a node
-// and the members' hosts (a node rejoining, tools run there) always get
-// in, however many addresses the strangers have. A node joining from a
-// new host is a stranger until it is in, and retries.
+// only. A connection exempt (the operator's CLI on a node, the members'
+// hosts: a node rejoining, tools run there) takes a slot of trusted
+// instead, a pool of the same size without a share per address, so it
+// gets in however many addresses the strangers have, and the process
+// still holds at most twice slots.max (a proxy on the node's own host
+// makes every client look like the host: they then share trusted). A
+// node joining from a new host is a stranger until it is in, and
+// retries.
 type capListener struct {
 	net.Listener
-	slots  *connSlots
-	exempt func(net.Conn) bool
+	slots   *connSlots
+	trusted *connSlots
+	exempt  func(net.Conn) bool
 }
 
 func (l *capListener) Accept() (net.Conn, error) {
@@ -28,10 +33,11 @@ func (l *capListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
+		pool := l.slots
 		if l.exempt != nil && l.exempt(c) {
-			return c, nil
+			pool = l.trusted
 		}
-		if release, ok := l.slots.take(c.RemoteAddr()); ok {
+		if release, ok := pool.take(c.RemoteAddr()); ok {
 			return &slotConn{Conn: c, free: release}, nil
 		}
 		c.Close()

@@ -140,3 +140,18 @@ func TestAdminConnectionCapExemptsMembers(t *testing.T) {
 		}
 	}
 }
+
+// The node's own host (or a proxy there, through which every client
+// looks like the host) has a pool of its own, but a bounded one: the
+// process never holds more than twice --admin-max-conns.
+func TestAdminTrustedConnectionsAreBounded(t *testing.T) {
+	c := newTestClusterWith(t, 1, func(cfg *Config) { cfg.AdminMaxConns, cfg.AdminMaxConnsPerIP = 2, 1 })
+	n := c.leader(5 * time.Second)
+	silent(t, n, "127.0.0.1", 2)
+	if got := ended(t, rawAdminFrom(t, n, "127.0.0.1", ""), 5*time.Second); got != "" {
+		t.Fatalf("a trusted connection past the trusted pool answered: %q", got)
+	}
+	if !answered(t, n, "127.0.0.2") {
+		t.Error("a stranger was shut out by the trusted pool's connections")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"net"
 	"sync"
 )
@@ -61,8 +62,8 @@ type sealedConn struct {
 	wmu  sync.Mutex
 	wmac hash.Hash
 	wseq uint64
-	wbuf []byte
-	werr error // sticky: a short write leaves the stream out of step
+	wbuf []byte // a small frame's bytes, at most sealCopyMax of payload
+	werr error  // sticky: a short write leaves the stream out of step
 
 	rmu   sync.Mutex
 	rmac  hash.Hash
@@ -87,6 +88,11 @@ func frameTag(m hash.Hash, seq uint64, payload []byte, dst []byte) []byte {
 	return m.Sum(dst[:0])[:sealTagLen]
 }
 
+// sealCopyMax is the largest frame Write assembles in one buffer (kept
+// for the connection); a larger one goes out as a writev of its parts,
+// so an idle connection keeps no buffer the size of its largest write.
+const sealCopyMax = 8 << 10
+
 // Write sends p in frames of at most maxSealFrame bytes, each with one
 // write to the connection.
 func (c *sealedConn) Write(p []byte) (int, error) {
@@ -98,23 +104,38 @@ func (c *sealedConn) Write(p []byte) (int, error) {
 	done := 0
 	for len(p) > 0 {
 		chunk := p[:min(len(p), maxSealFrame)]
+		if err := c.writeFrame(chunk); err != nil {
+			c.werr = err
+			return done, err
+		}
+		c.wseq++
+		done += len(chunk)
+		p = p[len(chunk):]
+	}
+	return done, nil
+}
+
+// writeFrame sends one frame: copied into wbuf when small, else as a
+// writev of header, payload and tag.
+func (c *sealedConn) writeFrame(chunk []byte) error {
+	if len(chunk) <= sealCopyMax {
 		need := sealHeaderLen + len(chunk) + sha256.Size
 		if cap(c.wbuf) < need {
-			c.wbuf = make([]byte, need)
+			c.wbuf = make([]byte, sealHeaderLen+sealCopyMax+sha256.Size)
 		}
 		buf := c.wbuf[:need]
 		binary.BigEndian.PutUint32(buf, uint32(len(chunk)))
 		copy(buf[sealHeaderLen:], chunk)
 		frameTag(c.wmac, c.wseq, chunk, buf[sealHeaderLen+len(chunk):])
-		c.wseq++
-		if _, err := c.Conn.Write(buf[:need-sha256.Size+sealTagLen]); err != nil {
-			c.werr = err
-			return done, err
-		}
-		done += len(chunk)
-		p = p[len(chunk):]
+		_, err := c.Conn.Write(buf[:need-sha256.Size+sealTagLen])
+		return err
 	}
-	return done, nil
+	var hdr [sealHeaderLen]byte
+	var sum [sha256.Size]byte
+	binary.BigEndian.PutUint32(hdr[:], uint32(len(chunk)))
+	parts := net.Buffers{hdr[:], chunk, frameTag(c.wmac, c.wseq, chunk, sum[:])}
+	_, err := parts.WriteTo(c.Conn)
+	return err
 }
 
 // Read returns bytes of opened frames only. A read that times out
@@ -132,6 +153,9 @@ func (c *sealedConn) Read(p []byte) (int, error) {
 	}
 	n := copy(p, c.plain)
 	c.plain = c.plain[n:]
+	if len(c.plain) == 0 {
+		c.dropOpened() // all returned: free the frame's room now
+	}
 	return n, nil
 }
 
@@ -171,7 +195,13 @@ func (c *sealedConn) dropOpened() {
 	total := sealHeaderLen + int(binary.BigEndian.Uint32(c.rbuf)) + sealTagLen
 	c.rbuf = c.rbuf[:copy(c.rbuf, c.rbuf[total:])]
 	c.plain = nil
+	if len(c.rbuf) == 0 && cap(c.rbuf) > sealKeepRead {
+		c.rbuf = nil // an idle connection keeps no large buffer
+	}
 }
+
+// sealKeepRead is the largest read buffer kept between frames.
+const sealKeepRead = 16 << 10
 
 // fill reads from the connection until rbuf holds at least n bytes,
 // reading more when more has arrived.
@@ -188,6 +218,9 @@ func (c *sealedConn) fill(n int) error {
 		m, err := c.Conn.Read(c.rbuf[len(c.rbuf):cap(c.rbuf)])
 		c.rbuf = c.rbuf[:len(c.rbuf)+m]
 		if err != nil && len(c.rbuf) < n {
+			if errors.Is(err, io.EOF) && len(c.rbuf) > 0 {
+				err = io.ErrUnexpectedEOF // cut inside a frame
+			}
 			return err
 		}
 	}

@@ -263,15 +263,21 @@ func oldReleaseListener(t *testing.T) string {
 func TestLinkFallsBackToAnOlderReleaseOnlyBeforeEncoding5(t *testing.T) {
 	old := oldReleaseListener(t)
 	ctx := ctxT(t, 10*time.Second)
-	below5 := clusterDialer{secret: testSecret, spokeV2: &sync.Map{}, legacy: func() bool { return true }}
+	var links v1Links
+	below5 := clusterDialer{secret: testSecret, spokeV2: &sync.Map{}, legacy: func() bool { return true }, v1: &links}
 	conn, err := below5.dial(ctx, old, kindRPC)
 	if err != nil {
 		t.Fatalf("below encoding 5, with an older release: %v", err)
 	}
-	if _, sealed := conn.(*sealedConn); sealed {
+	if !unsealed(conn) {
 		t.Fatal("the version-1 connection is sealed; the older release cannot read that")
 	}
-	conn.Close()
+	if links.end() != 1 { // as the raise does
+		t.Fatal("the version-1 connection was not tracked")
+	}
+	if _, err := conn.Write([]byte("x")); err == nil {
+		t.Fatal("a version-1 connection still writes after the raise")
+	}
 	at5 := clusterDialer{secret: testSecret, legacy: func() bool { return false }}
 	if _, err := at5.dial(ctx, old, kindRPC); !errors.Is(err, errOldPeer) {
 		t.Fatalf("at encoding 5, with an older release: %v, want errOldPeer", err)
@@ -326,8 +332,19 @@ func TestRaiseToEncoding5EndsVersion1(t *testing.T) {
 			t.Fatalf("%s refuses version 1 at encoding 4", id)
 		}
 	}
-	mustApply(t, l, &fsm.SettingsSet{Settings: fsm.Settings{Replicas: 2, WriteQuorum: 2, CommandEncoding: fsm.EncodingJSON5}})
 	ctx := ctxT(t, 20*time.Second)
+	// An unsealed link made before the raise (an older peer's, or one an
+	// attacker forced down) does not outlive it.
+	old, err := f.dialer().dialVersion(ctx, l.ClusterAddr(), kindRPC, linkV1)
+	if err != nil {
+		t.Fatalf("version 1 at encoding 4: %v", err)
+	}
+	defer old.Close()
+	mustApply(t, l, &fsm.SettingsSet{Settings: fsm.Settings{Replicas: 2, WriteQuorum: 2, CommandEncoding: fsm.EncodingJSON5}})
+	old.SetReadDeadline(time.Now().Add(5 * v1LinkCheck))
+	if _, err := old.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("a version-1 link after the raise: read %v, want the leader to have closed it", err)
+	}
 	if err := f.Barrier(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -394,5 +411,32 @@ func BenchmarkLinkWrite4K(b *testing.B) {
 			c.Close()
 			<-done
 		})
+	}
+}
+
+// After a large frame an idle connection keeps no buffer its size on
+// either end: pools keep dozens of idle connections per peer.
+func TestSealedConnIdleKeepsNoLargeBuffer(t *testing.T) {
+	d, l := sealedPair(t)
+	msg := make([]byte, maxSealFrame)
+	go d.Write(msg)
+	if _, err := io.ReadFull(l, make([]byte, len(msg))); err != nil {
+		t.Fatal(err)
+	}
+	if cap(d.wbuf) > sealHeaderLen+sealCopyMax+64 || cap(l.rbuf) > sealKeepRead {
+		t.Fatalf("idle: the writer keeps %d bytes, the reader %d", cap(d.wbuf), cap(l.rbuf))
+	}
+}
+
+// A stream cut inside a frame is an unexpected EOF, not a clean end.
+func TestSealedConnCutInsideAFrame(t *testing.T) {
+	raw, r := sealedListenerEnd(t)
+	two := sealedBytes("first", "second message")
+	raw.Write(two[:len(two)-10])
+	raw.(*net.TCPConn).CloseWrite()
+	r.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(r)
+	if string(got) != "first" || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("read %q, %v; want \"first\" and io.ErrUnexpectedEOF", got, err)
 	}
 }

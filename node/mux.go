@@ -117,6 +117,9 @@ type clusterDialer struct {
 	// legacy reports whether version 1 is still allowed (the cluster is
 	// below command encoding 5); nil allows it.
 	legacy func() bool
+	// v1 tracks the unsealed version-1 connections, so that the raise
+	// to 5 ends them (linkv1.go); nil tracks none.
+	v1 *v1Links
 }
 
 // legacyAllowed reports whether the dialer may speak version 1.
@@ -144,7 +147,7 @@ func (d clusterDialer) dial(ctx context.Context, addr string, kind byte) (net.Co
 	if lerr != nil {
 		return nil, fmt.Errorf("%w; then with the version-1 handshake: %w", err, lerr)
 	}
-	return conn, nil
+	return d.v1.track(conn), nil
 }
 
 // dialVersion opens a connection with handshake version v, in TLS or
@@ -330,6 +333,7 @@ type mux struct {
 	tls    *tls.Config // nil: plain TCP
 	mixed  bool        // with tls: admit plain connections too
 	legacy func() bool // whether version 1 is still allowed (nil: it is)
+	v1     *v1Links    // the unsealed version-1 connections (nil: untracked)
 	log    *slog.Logger
 	raft   *chanListener
 	rpc    *chanListener
@@ -348,7 +352,7 @@ type mux struct {
 // newMux serves ln with the secret and TLS settings of d, the node's own
 // dialer.
 func newMux(ln net.Listener, d clusterDialer, log *slog.Logger, body func(net.Conn)) *mux {
-	m := &mux{ln: ln, secret: d.secret, tls: d.tls, mixed: d.mixed, legacy: d.legacy, log: log, body: body}
+	m := &mux{ln: ln, secret: d.secret, tls: d.tls, mixed: d.mixed, legacy: d.legacy, v1: d.v1, log: log, body: body}
 	m.raft = newChanListener(ln.Addr())
 	m.rpc = newChanListener(ln.Addr())
 	return m
@@ -468,7 +472,7 @@ func (m *mux) route(conn net.Conn, done func()) {
 		closeNow(conn)
 		return
 	}
-	conn = stream
+	conn = m.v1.track(stream)
 	if kind == kindBody {
 		m.body(conn)
 		return

@@ -85,6 +85,7 @@ type Node struct {
 	noticeDrops atomic.Int64    // success notices dropped, for the log
 	spokeTLS    sync.Map        // cluster addresses that completed TLS (mux.go)
 	spokeV2     sync.Map        // cluster addresses that completed the version-2 handshake
+	v1          v1Links         // unsealed version-1 connections, ended at encoding 5 (linkv1.go)
 	voterHealth voterHealth     // the leader's view of non-voters (voters.go)
 	requests    inflight        // HTTP requests being served (inflight.go)
 	spawnMu     sync.Mutex      // orders spawn against close's cancel
@@ -164,6 +165,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	for _, loop := range []func(context.Context){
 		n.auditAtStart,
 		n.remindMixedTLS,
+		n.endV1LinksAtRaise,
 		func(ctx context.Context) { n.voterLoop(ctx, n.cfg.VoterUpkeepInterval) },
 		n.queueLoop,
 		func(ctx context.Context) { n.repairLoop(ctx, n.cfg.RepairInterval) },
@@ -477,7 +479,7 @@ func (n *Node) Kill() {
 // dialer opens this node's connections to its peers' cluster ports.
 func (n *Node) dialer() clusterDialer {
 	return clusterDialer{secret: n.cfg.Secret, tls: n.cfg.ClusterTLS, mixed: n.cfg.ClusterTLS != nil && n.cfg.ClusterTLSMixed,
-		spokeTLS: &n.spokeTLS, spokeV2: &n.spokeV2, legacy: n.legacyLinks}
+		spokeTLS: &n.spokeTLS, spokeV2: &n.spokeV2, legacy: n.legacyLinks, v1: &n.v1}
 }
 
 // legacyLinks reports whether the cluster links may still use the
