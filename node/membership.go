@@ -283,28 +283,6 @@ func joinRefused(err error) error {
 	return nil
 }
 
-// memberHost reports whether addr's IP is the host of a member's cluster
-// address, as the directory lists them (written as an IP; a host name is
-// not looked up on this path).
-func (n *Node) memberHost(addr net.Addr) bool {
-	ta, ok := addr.(*net.TCPAddr)
-	if !ok {
-		return false
-	}
-	members, err := n.state.Members()
-	if err != nil {
-		return false
-	}
-	for _, m := range members {
-		if host, _, err := net.SplitHostPort(m.ClusterAddr); err == nil {
-			if ip := net.ParseIP(host); ip != nil && ip.Equal(ta.IP) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // adminStatusError is an admin API answer other than 2xx.
 type adminStatusError struct {
 	code int

@@ -86,6 +86,7 @@ type Node struct {
 	spokeTLS    sync.Map        // cluster addresses that completed TLS (mux.go)
 	spokeV2     sync.Map        // cluster addresses that completed the version-2 handshake
 	v1          v1Links         // unsealed version-1 connections, ended at encoding 5 (linkv1.go)
+	memberHosts memberHosts     // the members' host names, resolved (memberhosts.go)
 	voterHealth voterHealth     // the leader's view of non-voters (voters.go)
 	requests    inflight        // HTTP requests being served (inflight.go)
 	spawnMu     sync.Mutex      // orders spawn against close's cancel
@@ -166,6 +167,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		n.auditAtStart,
 		n.remindMixedTLS,
 		n.endV1LinksAtRaise,
+		n.refreshMemberHosts,
 		func(ctx context.Context) { n.voterLoop(ctx, n.cfg.VoterUpkeepInterval) },
 		n.queueLoop,
 		func(ctx context.Context) { n.repairLoop(ctx, n.cfg.RepairInterval) },
