@@ -7,7 +7,8 @@
 # DIR/powermail ./cmd/powermail; likewise ./cmd/devcluster). For each
 # round (ROUNDS, default 2) and each DIR in turn it starts a three-node
 # devcluster (R=2), sends N (10000) messages of SIZE (4096) bytes from
-# SESSIONS (20) smtp-source sessions to node n1, and prints the CPU the
+# SESSIONS (20) smtp-source sessions to node nTARGET (1, the first
+# leader; 2 for a follower), and prints the CPU the
 # three node processes used per message (user + system, from /proc) and
 # the rate. CPU per message is the figure to compare when the machine is
 # shared: other work slows the rate but hardly changes what each message
@@ -19,6 +20,7 @@ N=${N:-10000}
 SESSIONS=${SESSIONS:-20}
 SIZE=${SIZE:-4096}
 ROUNDS=${ROUNDS:-2}
+TARGET=${TARGET:-1}
 OFFSET=${PM_PORT_OFFSET:-500}
 RUN=${RUN:-/tmp/pm-node-cpu}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -44,7 +46,7 @@ measure() {
 	for f in "$RUN"/n*.pid; do roots+=" $(cat "$f")"; done
 	k0=$(tree_ticks "$roots")
 	t0=$(date +%s.%N)
-	smtp-source -s "$SESSIONS" -l "$SIZE" -m "$N" -f from@x -t demo@example.com "127.0.0.1:$((2525 + OFFSET))"
+	smtp-source -s "$SESSIONS" -l "$SIZE" -m "$N" -f from@x -t demo@example.com "127.0.0.1:$((2525 + OFFSET + TARGET - 1))"
 	t1=$(date +%s.%N)
 	k1=$(tree_ticks "$roots")
 	"$bin/devcluster" --bin "$bin/powermail" --dir "$RUN" --port-offset "$OFFSET" stop >/dev/null
