@@ -179,7 +179,7 @@ func (a *Authenticator) login(ctx context.Context, remoteIP, user, password stri
 // failure. It returns when the check began, and leaves the lines before
 // it returns.
 func (a *Authenticator) check(ctx context.Context, remoteIP, user, password string) (string, time.Time, error) {
-	keys := [2]string{"ip:" + remoteIP, "user:" + node.AccountKey(user)}
+	keys := [2]string{"ip:" + node.ClientKeyOf(remoteIP), "user:" + node.AccountKey(user)}
 	start := time.Now()
 	places := a.join(keys, start)
 	defer a.leave(keys, places)

@@ -241,3 +241,29 @@ func TestLoginFailureFloorEndsWithTheContext(t *testing.T) {
 		t.Errorf("a failure whose ctx ended after 100 ms answered after %v", d)
 	}
 }
+
+// An IPv6 client's failures count for its whole /64: a next attempt
+// from another address of it, on another account, waits the delay they
+// earned; one from another /64 does not.
+func TestLoginFailuresCountAnIPv6ClientByItsPrefix(t *testing.T) {
+	const delay = 300 * time.Millisecond
+	store := slowChecker{}
+	a := frontend.NewAuthenticator(store, frontend.AuthConfig{FailureDelay: delay, MaxDelay: 10 * delay},
+		slog.New(slog.DiscardHandler))
+	login := func(ip, user string) time.Duration {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		start := time.Now()
+		if _, err := a.Login(ctx, ip, user, "guess", true); !errors.Is(err, node.ErrAuthFailed) {
+			t.Fatalf("%s %s: %v", ip, user, err)
+		}
+		return time.Since(start)
+	}
+	login("2001:db8:1:2::1", "a@example.com")
+	if d := login("2001:db8:1:2::99", "b@example.com"); d < 2*delay {
+		t.Errorf("another address of the /64 that failed answered after %v, before its earned delay and the floor", d)
+	}
+	if d := login("2001:db8:1:3::1", "c@example.com"); d >= 2*delay {
+		t.Errorf("another /64 answered after %v, as if it had failed", d)
+	}
+}

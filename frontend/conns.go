@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"powermail/node"
 )
 
 // connTracker owns every accepted connection: it enforces the per-IP
@@ -53,11 +55,12 @@ func newConnTracker(cfg SMTPConfig) *connTracker {
 	}
 }
 
-// ipKey is the per-IP limit's key, or "" for connections without an IP
-// address (unix sockets), which are not limited.
+// ipKey is the per-IP limit's key (an IPv6 client's /64, node.ClientKey),
+// or "" for connections without an IP address (unix sockets), which are
+// not limited.
 func ipKey(a net.Addr) string {
 	if tcp, ok := a.(*net.TCPAddr); ok {
-		return tcp.IP.String()
+		return node.ClientKey(tcp.IP)
 	}
 	return ""
 }

@@ -79,3 +79,35 @@ func TestRepliesLeaveTogether(t *testing.T) {
 		t.Errorf("end of data and QUIT: %d writes", got)
 	}
 }
+
+// addrConn is a connection that reports a given remote address.
+type addrConn struct {
+	net.Conn
+	remote net.Addr
+}
+
+func (c addrConn) RemoteAddr() net.Addr { return c.remote }
+
+// An IPv6 client is counted by its /64: its other addresses there share
+// one share of the per-IP limit, another /64 has its own.
+func TestPerIPLimitCountsAnIPv6ClientByItsPrefix(t *testing.T) {
+	tr := newConnTracker(SMTPConfig{MaxConnsPerIP: 2, MaxConns: 100})
+	from := func(ip string) refusal {
+		_, why := tr.admit(addrConn{remote: &net.TCPAddr{IP: net.ParseIP(ip), Port: 25}})
+		return why
+	}
+	for _, ip := range []string{"2001:db8:1:2::1", "2001:db8:1:2::2"} {
+		if why := from(ip); why != admitted {
+			t.Fatalf("%s: refused (%d) under the limit", ip, why)
+		}
+	}
+	if why := from("2001:db8:1:2:ffff::9"); why != overPerIP {
+		t.Fatalf("a third address of the same /64: %d, want overPerIP", why)
+	}
+	if why := from("2001:db8:1:3::1"); why != admitted {
+		t.Fatalf("another /64: %d, want admitted", why)
+	}
+	if why := from("192.0.2.1"); why != admitted {
+		t.Fatalf("IPv4: %d, want admitted", why)
+	}
+}

@@ -3,7 +3,6 @@ package frontend
 import (
 	"context"
 	"errors"
-	"net"
 	"slices"
 
 	"github.com/emersion/go-sasl"
@@ -90,10 +89,7 @@ func (r saslReplies) Next(response []byte) ([]byte, bool, error) {
 // login checks a password and, on success, makes its mailbox the
 // session's user.
 func (s *session) login(user, password string) error {
-	ip := ""
-	if tcp, ok := s.remote.(*net.TCPAddr); ok {
-		ip = tcp.IP.String()
-	}
+	ip := ipKey(s.remote) // as IMAP and POP3 name the client: an IPv6 one by its /64
 	_, isTLS := s.conn.TLSConnectionState()
 	addr, err := s.srv.cfg.Auth.Login(s.ctx, ip, user, password, isTLS)
 	switch {

@@ -382,7 +382,7 @@ type connSlots struct {
 func (h *connSlots) take(addr net.Addr) (release func(), ok bool) {
 	ip := addr.String()
 	if ta, isTCP := addr.(*net.TCPAddr); isTCP {
-		ip = ta.IP.String()
+		ip = ClientKey(ta.IP) // an IPv6 host's /64
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()

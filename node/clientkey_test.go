@@ -1,0 +1,25 @@
+package node
+
+import (
+	"net"
+	"testing"
+)
+
+func TestClientKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.7":                 "192.0.2.7",
+		"::ffff:192.0.2.7":          "192.0.2.7",
+		"2001:db8:1:2::1":           "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff:1:2:3":   "2001:db8:1:2::/64",
+		"2001:db8:1:3::1":           "2001:db8:1:3::/64",
+		"::1":                       "::/64",
+		"fe80::1234:5678:9abc:def0": "fe80::/64",
+	} {
+		if got := ClientKey(net.ParseIP(in)); got != want {
+			t.Errorf("ClientKey(%s) = %q, want %q", in, got, want)
+		}
+	}
+	if got := ClientKeyOf("not-an-ip"); got != "not-an-ip" {
+		t.Errorf("ClientKeyOf of a non-IP = %q", got)
+	}
+}
