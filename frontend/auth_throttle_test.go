@@ -242,9 +242,9 @@ func TestLoginFailureFloorEndsWithTheContext(t *testing.T) {
 	}
 }
 
-// An IPv6 client's failures count for its whole /64: a next attempt
+// An IPv6 client's failures count for its whole /84 (node.ClientKey): a next attempt
 // from another address of it, on another account, waits the delay they
-// earned; one from another /64 does not.
+// earned; one from another /84 does not.
 func TestLoginFailuresCountAnIPv6ClientByItsPrefix(t *testing.T) {
 	const delay = 300 * time.Millisecond
 	store := slowChecker{}
@@ -261,9 +261,9 @@ func TestLoginFailuresCountAnIPv6ClientByItsPrefix(t *testing.T) {
 	}
 	login("2001:db8:1:2::1", "a@example.com")
 	if d := login("2001:db8:1:2::99", "b@example.com"); d < 2*delay {
-		t.Errorf("another address of the /64 that failed answered after %v, before its earned delay and the floor", d)
+		t.Errorf("another address of the /84 that failed answered after %v, before its earned delay and the floor", d)
 	}
 	if d := login("2001:db8:1:3::1", "c@example.com"); d >= 2*delay {
-		t.Errorf("another /64 answered after %v, as if it had failed", d)
+		t.Errorf("another /84 answered after %v, as if it had failed", d)
 	}
 }

@@ -55,7 +55,7 @@ func newConnTracker(cfg SMTPConfig) *connTracker {
 	}
 }
 
-// ipKey is the per-IP limit's key (an IPv6 client's /64, node.ClientKey),
+// ipKey is the per-IP limit's key (an IPv6 client's /84, node.ClientKey),
 // or "" for connections without an IP address (unix sockets), which are
 // not limited.
 func ipKey(a net.Addr) string {
@@ -63,6 +63,15 @@ func ipKey(a net.Addr) string {
 		return node.ClientKey(tcp.IP)
 	}
 	return ""
+}
+
+// peerIP is the remote address's IP as text, for logins (the
+// Authenticator keys and logs it), or the address itself without one.
+func peerIP(a net.Addr) string {
+	if tcp, ok := a.(*net.TCPAddr); ok {
+		return tcp.IP.String()
+	}
+	return fmt.Sprint(a)
 }
 
 // refusal says why admit turned a connection away.

@@ -88,8 +88,8 @@ type addrConn struct {
 
 func (c addrConn) RemoteAddr() net.Addr { return c.remote }
 
-// An IPv6 client is counted by its /64: its other addresses there share
-// one share of the per-IP limit, another /64 has its own.
+// An IPv6 client is counted by its /84 (node.ClientKey): its other addresses there share
+// one share of the per-IP limit, another /84 has its own.
 func TestPerIPLimitCountsAnIPv6ClientByItsPrefix(t *testing.T) {
 	tr := newConnTracker(SMTPConfig{MaxConnsPerIP: 2, MaxConns: 100})
 	from := func(ip string) refusal {
@@ -101,11 +101,11 @@ func TestPerIPLimitCountsAnIPv6ClientByItsPrefix(t *testing.T) {
 			t.Fatalf("%s: refused (%d) under the limit", ip, why)
 		}
 	}
-	if why := from("2001:db8:1:2:ffff::9"); why != overPerIP {
-		t.Fatalf("a third address of the same /64: %d, want overPerIP", why)
+	if why := from("2001:db8:1:2:0:fff::9"); why != overPerIP {
+		t.Fatalf("a third address of the same /84: %d, want overPerIP", why)
 	}
 	if why := from("2001:db8:1:3::1"); why != admitted {
-		t.Fatalf("another /64: %d, want admitted", why)
+		t.Fatalf("another /84: %d, want admitted", why)
 	}
 	if why := from("192.0.2.1"); why != admitted {
 		t.Fatalf("IPv4: %d, want admitted", why)

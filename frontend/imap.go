@@ -475,6 +475,7 @@ func (s *IMAPServer) newSession(c *imapserver.Conn) (imapserver.Session, *imapse
 		conn:   c,
 		raw:    raw,
 		ip:     ip,
+		peer:   peerIP(remote),
 		ctx:    ctx,
 		cancel: cancel,
 		log:    s.log.With("remote", fmt.Sprint(remote)),

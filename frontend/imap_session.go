@@ -31,8 +31,9 @@ import (
 type imapSession struct {
 	srv    *IMAPServer
 	conn   *imapserver.Conn
-	raw    *imapConn // nil only if the library was given another conn
-	ip     string
+	raw    *imapConn       // nil only if the library was given another conn
+	ip     string          // the per-IP limit's key (ipKey)
+	peer   string          // the client's IP, for logins (peerIP)
 	ctx    context.Context // cancelled by Close and by IMAPServer.Close
 	cancel context.CancelFunc
 
@@ -91,7 +92,7 @@ func (s *imapSession) secure() bool {
 func (s *imapSession) Login(user, password string) error {
 	ctx, cancel := s.callCtx()
 	defer cancel()
-	addr, err := s.srv.auth.Login(ctx, s.ip, user, password, s.secure())
+	addr, err := s.srv.auth.Login(ctx, s.peer, user, password, s.secure())
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrInsecureAuth):

@@ -71,7 +71,7 @@ type pop3Session struct {
 	ctx context.Context
 	log *slog.Logger
 	id  string // unique session ID, part of the lock holder
-	ip  string // remote IP (or address) for login throttling
+	ip  string // the client's IP (or address), for logins
 
 	conn   net.Conn // the trackedConn, or TLS over it
 	r      *bufio.Reader
@@ -113,10 +113,7 @@ func (s *POP3Server) handle(tc *trackedConn, implicitTLS bool) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
 	defer tc.Close()
-	ip := ipKey(tc.RemoteAddr())
-	if ip == "" {
-		ip = fmt.Sprint(tc.RemoteAddr())
-	}
+	ip := peerIP(tc.RemoteAddr())
 	ss := &pop3Session{
 		srv: s,
 		ctx: ctx,

@@ -89,7 +89,7 @@ func (r saslReplies) Next(response []byte) ([]byte, bool, error) {
 // login checks a password and, on success, makes its mailbox the
 // session's user.
 func (s *session) login(user, password string) error {
-	ip := ipKey(s.remote) // as IMAP and POP3 name the client: an IPv6 one by its /64
+	ip := peerIP(s.remote)
 	_, isTLS := s.conn.TLSConnectionState()
 	addr, err := s.srv.cfg.Auth.Login(s.ctx, ip, user, password, isTLS)
 	switch {
