@@ -1,9 +1,12 @@
 package node
 
 import (
+	"context"
 	"net"
 	"testing"
 	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
 
 	"powermail/fsm"
 )
@@ -30,17 +33,89 @@ func TestMemberHostNamedByName(t *testing.T) {
 	}
 }
 
-// Names that do not resolve are left out; IP literals are memberHost's.
+// Names are looked up each on its own: one whose servers never answer
+// leaves the others resolved, and a name that fails keeps the addresses
+// it had; IP literals are memberHost's.
 func TestResolveMemberHosts(t *testing.T) {
-	set := resolveMemberHosts(ctxT(t, 10*time.Second), net.DefaultResolver, []fsm.Member{
-		{ID: "a", ClusterAddr: "localhost:7000"},
-		{ID: "b", ClusterAddr: "10.1.2.3:7000"},
-		{ID: "c", ClusterAddr: "no-such-host.invalid:7000"},
-	})
-	if _, ok := set["127.0.0.1"]; !ok {
-		t.Errorf("localhost not resolved: %v", set)
+	r := fakeResolver(t, map[string]string{"fast.test.": "192.0.2.10"}) // slow.test. never answers
+	members := []fsm.Member{
+		{ID: "a", ClusterAddr: "slow.test:7000"},
+		{ID: "b", ClusterAddr: "fast.test:7000"},
+		{ID: "c", ClusterAddr: "10.1.2.3:7000"},
 	}
-	if _, ok := set["10.1.2.3"]; ok {
-		t.Errorf("an IP literal was put in the set: %v", set)
+	prev := map[string][]string{"slow.test": {"192.0.2.20"}}
+	start := time.Now()
+	got := resolveMemberHosts(ctxT(t, 30*time.Second), r, members, prev)
+	if len(got["fast.test"]) != 1 || got["fast.test"][0] != "192.0.2.10" {
+		t.Errorf("fast.test behind a silent name: %v", got)
 	}
+	if len(got["slow.test"]) != 1 || got["slow.test"][0] != "192.0.2.20" {
+		t.Errorf("a silent name lost the addresses it had: %v", got)
+	}
+	if _, ok := got["10.1.2.3"]; ok || len(got) != 2 {
+		t.Errorf("an IP literal was looked up: %v", got)
+	}
+	if el := time.Since(start); el > memberHostLookup+2*time.Second {
+		t.Errorf("the refresh took %v", el)
+	}
+}
+
+// fakeResolver answers A queries for the names in answers over UDP and
+// never answers any other.
+func fakeResolver(t *testing.T, answers map[string]string) *net.Resolver {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			k, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if reply := dnsAnswer(buf[:k], answers); reply != nil {
+				pc.WriteTo(reply, from)
+			}
+		}
+	}()
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "udp", pc.LocalAddr().String())
+	}}
+}
+
+// dnsAnswer is the reply to query: an A record from answers, an empty
+// answer for other types of a known name, nil (silence) otherwise.
+func dnsAnswer(query []byte, answers map[string]string) []byte {
+	var p dnsmessage.Parser
+	h, err := p.Start(query)
+	if err != nil {
+		return nil
+	}
+	q, err := p.Question()
+	if err != nil {
+		return nil
+	}
+	ip, ok := answers[q.Name.String()]
+	if !ok {
+		return nil
+	}
+	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true})
+	b.EnableCompression()
+	b.StartQuestions()
+	b.Question(q)
+	b.StartAnswers()
+	if q.Type == dnsmessage.TypeA {
+		var a [4]byte
+		copy(a[:], net.ParseIP(ip).To4())
+		b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}, dnsmessage.AResource{A: a})
+	}
+	out, err := b.Finish()
+	if err != nil {
+		return nil
+	}
+	return out
 }
