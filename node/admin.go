@@ -40,8 +40,8 @@ func startAdmin(n *Node) (*adminServer, error) {
 	// The cap goes under TLS: net/http must see the *tls.Conn itself, to
 	// run the handshake and to answer plain HTTP with a clear 400.
 	slots := &connSlots{max: n.cfg.AdminMaxConns, perIP: n.cfg.AdminMaxConnsPerIP}
-	trusted := &connSlots{max: n.cfg.AdminMaxConns, perIP: n.cfg.AdminMaxConns}
-	ln = &capListener{Listener: ln, slots: slots, trusted: trusted, exempt: n.trustedAdminPeer}
+	pools := newAdminPools(n.cfg.AdminMaxConns, n.cfg.AdminMaxConnsPerIP)
+	ln = &capListener{Listener: ln, slots: slots, pool: n.adminPool(pools)}
 	if n.cfg.AdminTLS != nil {
 		ln = tls.NewListener(ln, n.cfg.AdminTLS)
 	}

@@ -12,19 +12,19 @@ import (
 // from one address; one more is closed as soon as it is accepted, so that
 // strangers holding connections open can take neither every file
 // descriptor of the process nor every slot: one address gets its share
-// only. A connection exempt (the operator's CLI on a node, the members'
-// hosts: a node rejoining, tools run there) takes a slot of trusted
-// instead, a pool of the same size without a share per address, so it
-// gets in however many addresses the strangers have, and the process
-// still holds at most twice slots.max (a proxy on the node's own host
-// makes every client look like the host: they then share trusted). A
-// node joining from a new host is a stranger until it is in, and
-// retries.
+// only. A connection from a trusted host takes a slot of that host's
+// pool instead (pool; nil: the strangers'): the node's own host (the
+// operator's CLI there) and the members' hosts (a node rejoining, tools
+// run there) each have a pool of the same size, so they get in however
+// many addresses the strangers use, and the process holds at most three
+// times slots.max. A proxy on the node's own host makes every client
+// look like the host: they then share the own host's pool, and the
+// members still have theirs. A node joining from a new host is a
+// stranger until it is in, and retries.
 type capListener struct {
 	net.Listener
-	slots   *connSlots
-	trusted *connSlots
-	exempt  func(net.Conn) bool
+	slots *connSlots
+	pool  func(net.Conn) *connSlots
 }
 
 func (l *capListener) Accept() (net.Conn, error) {
@@ -34,8 +34,10 @@ func (l *capListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		pool := l.slots
-		if l.exempt != nil && l.exempt(c) {
-			pool = l.trusted
+		if l.pool != nil {
+			if p := l.pool(c); p != nil {
+				pool = p
+			}
 		}
 		if release, ok := pool.take(c.RemoteAddr()); ok {
 			return &slotConn{Conn: c, free: release}, nil
@@ -44,18 +46,37 @@ func (l *capListener) Accept() (net.Conn, error) {
 	}
 }
 
-// trustedAdminPeer reports whether c comes from this node's own host (its
-// source is the address it reached, as a local client's is) or from a
-// member's host, as the cluster port trusts them (mux.member).
-func (n *Node) trustedAdminPeer(c net.Conn) bool {
-	remote, ok := c.RemoteAddr().(*net.TCPAddr)
-	if !ok {
-		return false
+// adminPools are the admin port's pools for trusted hosts.
+type adminPools struct {
+	own, members *connSlots
+}
+
+// newAdminPools sizes the trusted pools like the strangers' one: the own
+// host's without a share per address (it is one), the members' with the
+// same share per address as strangers get, so that no one member's host
+// (nor a proxy on it) takes the others' room.
+func newAdminPools(max, perIP int) adminPools {
+	return adminPools{own: &connSlots{max: max, perIP: max}, members: &connSlots{max: max, perIP: perIP}}
+}
+
+// adminPool returns the pool c's host draws from: the own host's (its
+// source is the address it reached, as a local client's is), the
+// members' (as the cluster port trusts them, mux.member), or nil for a
+// stranger.
+func (n *Node) adminPool(pools adminPools) func(net.Conn) *connSlots {
+	return func(c net.Conn) *connSlots {
+		remote, ok := c.RemoteAddr().(*net.TCPAddr)
+		if !ok {
+			return nil
+		}
+		if local, ok := c.LocalAddr().(*net.TCPAddr); ok && local.IP.Equal(remote.IP) {
+			return pools.own
+		}
+		if n.memberHost(remote) {
+			return pools.members
+		}
+		return nil
 	}
-	if local, ok := c.LocalAddr().(*net.TCPAddr); ok && local.IP.Equal(remote.IP) {
-		return true
-	}
-	return n.memberHost(remote)
 }
 
 // slotConn gives its slot back once, on Close.

@@ -142,16 +142,25 @@ func TestAdminConnectionCapExemptsMembers(t *testing.T) {
 }
 
 // The node's own host (or a proxy there, through which every client
-// looks like the host) has a pool of its own, but a bounded one: the
-// process never holds more than twice --admin-max-conns.
+// looks like the host) has a pool of its own, but a bounded one, and
+// filling it keeps out neither the members' hosts nor strangers: the
+// process never holds more than three times --admin-max-conns.
 func TestAdminTrustedConnectionsAreBounded(t *testing.T) {
-	c := newTestClusterWith(t, 1, func(cfg *Config) { cfg.AdminMaxConns, cfg.AdminMaxConnsPerIP = 2, 1 })
-	n := c.leader(5 * time.Second)
+	c := newTestClusterWith(t, 2, func(cfg *Config) {
+		cfg.AdminMaxConns, cfg.AdminMaxConnsPerIP = 2, 1
+		if cfg.ID == "n2" {
+			cfg.ClusterAddr, cfg.AdminAddr = "127.0.0.5:0", "127.0.0.5:0"
+		}
+	})
+	c.leader(5 * time.Second)
+	n := c.nodes["n1"]
 	silent(t, n, "127.0.0.1", 2)
 	if got := ended(t, rawAdminFrom(t, n, "127.0.0.1", ""), 5*time.Second); got != "" {
-		t.Fatalf("a trusted connection past the trusted pool answered: %q", got)
+		t.Fatalf("a connection past the own host's pool answered: %q", got)
 	}
-	if !answered(t, n, "127.0.0.2") {
-		t.Error("a stranger was shut out by the trusted pool's connections")
+	for src, who := range map[string]string{"127.0.0.5": "a member's host", "127.0.0.2": "a stranger"} {
+		if !answered(t, n, src) {
+			t.Errorf("%s (%s) was shut out by the own host's connections", src, who)
+		}
 	}
 }

@@ -46,24 +46,25 @@ func unsealed(conn net.Conn) bool {
 	return true
 }
 
-// track returns conn, tracked if it is an unsealed one (and closed at
-// once if the raise was seen meanwhile). A nil v1Links tracks nothing.
-func (l *v1Links) track(conn net.Conn) net.Conn {
+// track returns conn, tracked if it is an unsealed one. If the raise
+// was seen meanwhile it closes conn and returns ErrOldHandshake. A nil
+// v1Links tracks nothing.
+func (l *v1Links) track(conn net.Conn) (net.Conn, error) {
 	if l == nil || !unsealed(conn) {
-		return conn
+		return conn, nil
 	}
 	c := &v1Conn{Conn: conn, links: l}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.ended {
 		conn.Close()
-		return c
+		return nil, ErrOldHandshake
 	}
 	if l.conns == nil {
 		l.conns = map[*v1Conn]struct{}{}
 	}
 	l.conns[c] = struct{}{}
-	return c
+	return c, nil
 }
 
 func (l *v1Links) forget(c *v1Conn) {

@@ -147,7 +147,7 @@ func (d clusterDialer) dial(ctx context.Context, addr string, kind byte) (net.Co
 	if lerr != nil {
 		return nil, fmt.Errorf("%w; then with the version-1 handshake: %w", err, lerr)
 	}
-	return d.v1.track(conn), nil
+	return d.v1.track(conn)
 }
 
 // dialVersion opens a connection with handshake version v, in TLS or
@@ -472,7 +472,10 @@ func (m *mux) route(conn net.Conn, done func()) {
 		closeNow(conn)
 		return
 	}
-	conn = m.v1.track(stream)
+	if conn, err = m.v1.track(stream); err != nil {
+		m.log.Warn("refused cluster connection", "remote", stream.RemoteAddr().String(), "err", err)
+		return
+	}
 	if kind == kindBody {
 		m.body(conn)
 		return
