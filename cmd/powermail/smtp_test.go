@@ -67,6 +67,11 @@ func startMailClusterN(t *testing.T, size int, extra ...string) []*proc {
 			p.data += "-again"
 		}
 	}
+	// The admin API answers (and reports a leader) before the server has
+	// opened its mail ports: a node's bootstrap or join runs first.
+	for _, p := range ps {
+		waitLog(t, p, `msg="node running"`) // after its listeners are bound
+	}
 	mustCLI(t, "domain", "add", "example.com", "--addr", ps[0].admin)
 	for _, u := range []string{"alice", "bob", "carol"} {
 		mustCLI(t, "mailbox", "add", u+"@example.com", "--password", "pw-"+u, "--addr", ps[0].admin)
@@ -304,6 +309,7 @@ func TestAcknowledgedMailSurvivesKill9(t *testing.T) {
 		}
 		victim.start(t, victim.smtpArgs(t)...)
 		waitStatus(t, victim.admin, 30*time.Second, func(s statusJSON) bool { return s.Health == "healthy" })
+		waitLog(t, victim, `msg="node running"`)
 	}
 	_ = os.Getenv
 }
@@ -388,6 +394,7 @@ func TestSingleNodeTrialCluster(t *testing.T) {
 	p.start(t, append(p.smtpArgs(t), "--bootstrap", "--replicas", "1")...)
 	waitStatus(t, p.admin, 10*time.Second, func(s statusJSON) bool { return s.Leader == "solo" })
 	waitReplicas(t, p.admin, 1)
+	waitLog(t, p, `msg="node running"`)
 	mustCLI(t, "domain", "add", "solo.test", "--addr", p.admin)
 	mustCLI(t, "mailbox", "add", "me@solo.test", "--no-password", "--addr", p.admin)
 	if code, msg := send(t, p.smtp, "a@elsewhere.net", []string{"me@solo.test"}, "Subject: solo\r\n\r\nhi\r\n"); code != 250 {
