@@ -116,25 +116,33 @@ func TestAdminConnectionCapPerIP(t *testing.T) {
 	}
 }
 
-// Connections from the node's own host and from the members' hosts are
-// not counted: strangers from many addresses filling the cap shut out
-// neither the operator on a node nor the other nodes. (n2 is at
-// 127.0.0.5, n1 at 127.0.0.1.)
-func TestAdminConnectionCapExemptsMembers(t *testing.T) {
+// cappedWithMemberAt5 starts n1 (at 127.0.0.6) and n2 (at 127.0.0.5)
+// with admin caps of two connections, one per address, and returns n1.
+// Neither is at 127.0.0.1, the source the kernel picks for the tests'
+// and the nodes' own connections (n2's join, keep-alives), so those
+// never take a slot of the pool a test fills.
+func cappedWithMemberAt5(t *testing.T) *Node {
+	t.Helper()
 	c := newTestClusterWith(t, 2, func(cfg *Config) {
 		cfg.AdminMaxConns, cfg.AdminMaxConnsPerIP = 2, 1
-		if cfg.ID == "n2" {
-			cfg.ClusterAddr, cfg.AdminAddr = "127.0.0.5:0", "127.0.0.5:0"
-		}
+		host := map[string]string{"n1": "127.0.0.6", "n2": "127.0.0.5"}[cfg.ID]
+		cfg.ClusterAddr, cfg.AdminAddr = host+":0", host+":0"
 	})
 	c.leader(5 * time.Second)
-	n := c.nodes["n1"]
+	return c.nodes["n1"]
+}
+
+// Connections from the node's own host and from the members' hosts are
+// not counted against the strangers' caps: strangers from many addresses filling the cap shut out
+// neither the operator on a node nor the other nodes.
+func TestAdminConnectionCapExemptsMembers(t *testing.T) {
+	n := cappedWithMemberAt5(t)
 	silent(t, n, "127.0.0.2", 1)
 	silent(t, n, "127.0.0.3", 1)
 	if got := ended(t, rawAdminFrom(t, n, "127.0.0.4", ""), 5*time.Second); got != "" {
 		t.Fatalf("a connection past the cap answered: %q", got)
 	}
-	for src, who := range map[string]string{"127.0.0.5": "a member's host", "127.0.0.1": "the node's own host"} {
+	for src, who := range map[string]string{"127.0.0.5": "a member's host", "127.0.0.6": "the node's own host"} {
 		if !answered(t, n, src) {
 			t.Errorf("%s (%s) was shut out", src, who)
 		}
@@ -146,16 +154,9 @@ func TestAdminConnectionCapExemptsMembers(t *testing.T) {
 // filling it keeps out neither the members' hosts nor strangers: the
 // process never holds more than three times --admin-max-conns.
 func TestAdminTrustedConnectionsAreBounded(t *testing.T) {
-	c := newTestClusterWith(t, 2, func(cfg *Config) {
-		cfg.AdminMaxConns, cfg.AdminMaxConnsPerIP = 2, 1
-		if cfg.ID == "n2" {
-			cfg.ClusterAddr, cfg.AdminAddr = "127.0.0.5:0", "127.0.0.5:0"
-		}
-	})
-	c.leader(5 * time.Second)
-	n := c.nodes["n1"]
-	silent(t, n, "127.0.0.1", 2)
-	if got := ended(t, rawAdminFrom(t, n, "127.0.0.1", ""), 5*time.Second); got != "" {
+	n := cappedWithMemberAt5(t)
+	silent(t, n, "127.0.0.6", 2)
+	if got := ended(t, rawAdminFrom(t, n, "127.0.0.6", ""), 5*time.Second); got != "" {
 		t.Fatalf("a connection past the own host's pool answered: %q", got)
 	}
 	for src, who := range map[string]string{"127.0.0.5": "a member's host", "127.0.0.2": "a stranger"} {

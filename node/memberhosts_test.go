@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"net"
 	"testing"
 	"time"
@@ -60,31 +59,10 @@ func TestResolveMemberHosts(t *testing.T) {
 	}
 }
 
-// fakeResolver answers A queries for the names in answers over UDP and
-// never answers any other.
+// fakeResolver answers A queries for the names in answers and never
+// answers any other.
 func fakeResolver(t *testing.T, answers map[string]string) *net.Resolver {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			k, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if reply := dnsAnswer(buf[:k], answers); reply != nil {
-				pc.WriteTo(reply, from)
-			}
-		}
-	}()
-	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "udp", pc.LocalAddr().String())
-	}}
+	return udpResolver(t, func(q []byte) []byte { return dnsAnswer(q, answers) })
 }
 
 // dnsAnswer is the reply to query: an A record from answers, an empty

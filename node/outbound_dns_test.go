@@ -13,7 +13,11 @@ import (
 // fakeDNS answers every query over UDP on loopback: SERVFAIL for names
 // under servfail.test, an authoritative "no such name" (NXDOMAIN) for
 // all others. It is the wire protocol Go's resolver speaks, by hand.
-func fakeDNS(t testing.TB) *net.Resolver {
+func fakeDNS(t testing.TB) *net.Resolver { return udpResolver(t, dnsReply) }
+
+// udpResolver is a resolver whose server, on loopback, answers each
+// query with reply's answer to it (nil: no answer at all).
+func udpResolver(t testing.TB, reply func(query []byte) []byte) *net.Resolver {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -27,8 +31,8 @@ func fakeDNS(t testing.TB) *net.Resolver {
 			if err != nil {
 				return
 			}
-			if reply := dnsReply(buf[:n]); reply != nil {
-				pc.WriteTo(reply, from)
+			if r := reply(buf[:n]); r != nil {
+				pc.WriteTo(r, from)
 			}
 		}
 	}()
