@@ -54,7 +54,7 @@ POWERMAIL_SECRET and is also the admin API token.`,
 	fl.StringVar(&f.adminAdvertise, "admin-advertise", "", "admin address told to other nodes (default: the bound --admin address)")
 	fl.DurationVar(&f.adminReadTimeout, "admin-read-timeout", 5*time.Minute, "longest an admin API request may take to arrive, header and body (an import's CSV is the largest)")
 	fl.IntVar(&f.adminMaxConns, "admin-max-conns", 256, "open admin API connections at most; one more is closed at once")
-	fl.IntVar(&f.adminMaxConnsPerIP, "admin-max-conns-per-ip", 32, "open admin API connections from one address at most, so that one stranger cannot fill --admin-max-conns (the node's own host and the members' hosts are not counted)")
+	fl.IntVar(&f.adminMaxConnsPerIP, "admin-max-conns-per-ip", 32, "open admin API connections from one address at most, so that one stranger cannot fill --admin-max-conns (the node's own host and the members' hosts have pools of their own); an IPv6 client counts by its /84")
 	fl.StringVar(&f.smtp, "smtp", "", "SMTP listen address")
 	fl.StringVar(&f.lmtp, "lmtp", "", "LMTP listen address")
 	fl.StringVar(&f.submission, "submission", "", "message submission listen address (RFC 6409, usually :587): AUTH with a mailbox's password, STARTTLS, and mail to anywhere")
