@@ -105,11 +105,7 @@ func (n *Node) directoryRoutes(route routeFunc) {
 			return nil, err
 		}
 		mbs, err := n.state.Mailboxes(q.Get("domain"), q.Get("after"), limit(r))
-		views := make([]MailboxView, 0, len(mbs))
-		for _, m := range mbs {
-			views = append(views, viewMailbox(m))
-		}
-		return views, err
+		return mapAll(mbs, viewMailbox), err
 	})
 	read("GET /v1/mailboxes/{address}", func(r *http.Request) (any, error) {
 		m, err := n.state.Mailbox(r.PathValue("address"))
@@ -205,11 +201,7 @@ func (n *Node) directoryRoutes(route routeFunc) {
 			return nil, err
 		}
 		fws, err := n.state.Forwards(q.Get("domain"), q.Get("after"), limit(r))
-		views := make([]ForwardView, 0, len(fws))
-		for _, f := range fws {
-			views = append(views, ForwardView(f))
-		}
-		return views, err
+		return mapAll(fws, func(f fsm.Forward) ForwardView { return ForwardView(f) }), err
 	})
 	route("POST /v1/forwards", func(r *http.Request) (any, error) {
 		var c fsm.ForwardAdd
@@ -341,4 +333,14 @@ func (n *Node) bodyView(ctx context.Context, hash string) (BodyView, error) {
 		err = &fsm.Error{Kind: fsm.ErrNotFound, Msg: "body " + hash + " is neither referenced nor held here"}
 	}
 	return v, err
+}
+
+// mapAll returns f of each of in, as a non-nil slice (an empty listing
+// is [] in JSON, not null).
+func mapAll[T, V any](in []T, f func(T) V) []V {
+	out := make([]V, 0, len(in))
+	for _, x := range in {
+		out = append(out, f(x))
+	}
+	return out
 }

@@ -142,7 +142,14 @@ func TestAdminConnectionCapExemptsMembers(t *testing.T) {
 	if got := ended(t, rawAdminFrom(t, n, "127.0.0.4", ""), 5*time.Second); got != "" {
 		t.Fatalf("a connection past the cap answered: %q", got)
 	}
-	for src, who := range map[string]string{"127.0.0.5": "a member's host", "127.0.0.6": "the node's own host"} {
+	wantAnswered(t, n, map[string]string{"127.0.0.5": "a member's host", "127.0.0.6": "the node's own host"})
+}
+
+// wantAnswered checks that a request from each source (a host: who it
+// is) is answered.
+func wantAnswered(t *testing.T, n *Node, from map[string]string) {
+	t.Helper()
+	for src, who := range from {
 		if !answered(t, n, src) {
 			t.Errorf("%s (%s) was shut out", src, who)
 		}
@@ -159,9 +166,5 @@ func TestAdminTrustedConnectionsAreBounded(t *testing.T) {
 	if got := ended(t, rawAdminFrom(t, n, "127.0.0.6", ""), 5*time.Second); got != "" {
 		t.Fatalf("a connection past the own host's pool answered: %q", got)
 	}
-	for src, who := range map[string]string{"127.0.0.5": "a member's host", "127.0.0.2": "a stranger"} {
-		if !answered(t, n, src) {
-			t.Errorf("%s (%s) was shut out by the own host's connections", src, who)
-		}
-	}
+	wantAnswered(t, n, map[string]string{"127.0.0.5": "a member's host", "127.0.0.2": "a stranger"})
 }
