@@ -30,7 +30,7 @@ const (
 
 // NormalizeDomain validates a domain and returns its canonical form.
 func NormalizeDomain(d string) (string, error) {
-	d = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
+	d = strings.TrimSuffix(foldCase(strings.TrimSpace(d)), ".")
 	if d == "" {
 		return "", errorf(ErrInvalid, "empty domain")
 	}
@@ -75,7 +75,7 @@ type Address struct {
 }
 
 // Key is the case-folded identity of the address used in the state.
-func (a Address) Key() string { return strings.ToLower(a.Local) + "@" + a.Domain }
+func (a Address) Key() string { return foldCase(a.Local) + "@" + a.Domain }
 
 // String renders the address as given.
 func (a Address) String() string { return a.Local + "@" + a.Domain }

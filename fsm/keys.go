@@ -1,7 +1,5 @@
 package fsm
 
-import "strings"
-
 // Key layout (all keys are byte strings; "\x00" separates components,
 // which never contain NUL):
 //
@@ -26,7 +24,7 @@ var (
 
 func domainKey(d string) []byte { return []byte("d\x00" + d) }
 
-func addrPart(a Address) string { return a.Domain + "\x00" + strings.ToLower(a.Local) }
+func addrPart(a Address) string { return a.Domain + "\x00" + foldCase(a.Local) }
 
 func mailboxKey(a Address) []byte        { return []byte("u\x00" + addrPart(a)) }
 func mailboxPrefix(domain string) []byte { return []byte("u\x00" + domain + "\x00") }
