@@ -211,14 +211,17 @@ type IMAPServer struct {
 	cancel context.CancelFunc
 
 	closed    atomic.Bool
+	draining  atomic.Bool // Shutdown has begun (imap_drain.go); set under mu
 	closeOnce sync.Once
 	closeErr  error
 
 	meta *imapMetaCache // headers and BODYSTRUCTUREs by body hash
 
-	mu      sync.Mutex
-	perIP   map[string]int // admitted sessions per remote IP
-	waiting map[string]int // over-limit connections waiting for a slot
+	mu        sync.Mutex
+	perIP     map[string]int // admitted sessions per remote IP
+	waiting   map[string]int // over-limit connections waiting for a slot
+	listeners map[net.Listener]struct{}
+	conns     map[*imapConn]struct{} // sessions' connections, for Shutdown
 
 	counts connCounts     // for metrics
 	cmds   *commandCounts // counted on the wire (imap_conn.go)
@@ -243,16 +246,18 @@ func NewIMAPServer(store MailStore, auth *Authenticator, cfg IMAPConfig, log *sl
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &IMAPServer{
-		store:   store,
-		auth:    auth,
-		cfg:     cfg,
-		log:     log,
-		ctx:     ctx,
-		cancel:  cancel,
-		perIP:   make(map[string]int),
-		waiting: make(map[string]int),
-		meta:    newIMAPMetaCache(cfg.CacheBytes),
-		cmds:    newIMAPCommands(),
+		store:     store,
+		auth:      auth,
+		cfg:       cfg,
+		log:       log,
+		ctx:       ctx,
+		cancel:    cancel,
+		perIP:     make(map[string]int),
+		waiting:   make(map[string]int),
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*imapConn]struct{}),
+		meta:      newIMAPMetaCache(cfg.CacheBytes),
+		cmds:      newIMAPCommands(),
 	}
 	opts := imapserver.Options{
 		NewSession: s.newSession,
@@ -300,13 +305,14 @@ func (s *IMAPServer) ServeTLS(ln net.Listener) error {
 }
 
 func (s *IMAPServer) serve(srv *imapserver.Server, ln net.Listener, addr net.Addr) error {
-	if s.closed.Load() {
+	if !s.trackListener(ln, true) {
 		ln.Close()
 		return ErrServerClosed
 	}
+	defer s.trackListener(ln, false)
 	s.log.Info("imap: serving", "addr", addr)
 	err := srv.Serve(ln)
-	if s.closed.Load() {
+	if s.stopping() {
 		return ErrServerClosed
 	}
 	if err == nil { // the library hides net.ErrClosed: someone closed ln
@@ -449,7 +455,7 @@ func (s *IMAPServer) newSession(c *imapserver.Conn) (imapserver.Session, *imapse
 	remote := nc.RemoteAddr()
 	ip := ipKey(remote)
 	raw := rawIMAPConn(nc)
-	if s.closed.Load() {
+	if s.stopping() {
 		if raw != nil && raw.inherited {
 			s.release(ip) // the slot moved here with STARTTLS; no session will free it
 		}
@@ -469,6 +475,7 @@ func (s *IMAPServer) newSession(c *imapserver.Conn) (imapserver.Session, *imapse
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Code: imap.ResponseCodeUnavailable,
 			Text: "Too many connections, try again later"}
 	}
+	s.trackConn(raw, true)
 	ctx, cancel := context.WithCancel(s.ctx)
 	sess := &imapSession{
 		srv:    s,

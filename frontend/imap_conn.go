@@ -101,6 +101,8 @@ type imapConn struct {
 	timer    *time.Timer
 	werr     error
 	closing  atomic.Bool // Close has begun: flush briefly
+	// byeQueued: a shutdown's BYE is in wbuf, and nothing may follow it.
+	byeQueued bool
 }
 
 // Write coalescing bounds.
@@ -149,10 +151,7 @@ func (c *imapConn) readRaw(p []byte) (int, error) {
 	if c.authed.Load() {
 		deadline = time.Now().Add(c.idle)
 	}
-	if err := c.Conn.SetReadDeadline(deadline); err != nil {
-		return 0, err
-	}
-	return c.Conn.Read(p)
+	return c.drainRead(p, deadline)
 }
 
 // scan passes the client's octets b on to the library, acting on the
@@ -282,6 +281,9 @@ func (c *imapConn) Write(p []byte) (int, error) {
 		return 0, c.werr
 	}
 	n := len(p)
+	if c.byeQueued {
+		return n, nil
+	}
 	if c.swallow {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {

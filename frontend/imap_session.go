@@ -69,6 +69,7 @@ func (s *imapSession) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.srv.trackConn(s.raw, false)
 	s.unselectLocked()
 	if s.raw == nil || !s.raw.slotMoved.Load() {
 		s.srv.release(s.ip)

@@ -43,6 +43,12 @@ type imapInput struct {
 	tail []byte // the last octets of a line passing through
 }
 
+// atCommandStart reports whether the octets so far end a command: no
+// line, literal or continuation is under way.
+func (in *imapInput) atCommandStart() bool {
+	return in.lit == 0 && !in.cont && !in.pass && len(in.line) == 0
+}
+
 // next consumes b up to the end of the next command line, or all of it.
 // Octets that are not part of a held command line are appended to out. A
 // completed command line (with its CRLF) is returned in line; the caller

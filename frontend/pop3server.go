@@ -211,6 +211,38 @@ func (s *POP3Server) start(tc *trackedConn, implicitTLS bool) {
 // locks (each release is bounded by BackendTimeout). Deletions of
 // sessions cut off this way are not committed.
 func (s *POP3Server) Close() error {
+	err := s.stopAccepting()
+	s.cancel()
+	s.tracker.closeAll()
+	s.sessions.Wait()
+	return err
+}
+
+// Shutdown stops accepting and lets every logged-in session run until
+// its client sends QUIT, so that its deletions are committed (the UPDATE
+// state, RFC 1939 §6). A session not logged in is closed at once, without
+// a reply: POP3 has no message a server may send unasked. When ctx ends
+// first, what is left is closed as Close does, and ctx's error returned.
+func (s *POP3Server) Shutdown(ctx context.Context) error {
+	err := s.stopAccepting()
+	s.tracker.expireIdle()
+	done := make(chan struct{})
+	go func() {
+		s.sessions.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return err
+	case <-ctx.Done():
+		s.log.Info("pop3: sessions still open at the end of shutdown, closing them")
+		return errors.Join(err, s.Close(), fmt.Errorf("frontend: pop3 shutdown: %w", ctx.Err()))
+	}
+}
+
+// stopAccepting marks the server closed, so that no session starts, and
+// closes its listeners.
+func (s *POP3Server) stopAccepting() error {
 	s.mu.Lock()
 	s.closed.Store(true)
 	var lns []net.Listener
@@ -218,15 +250,17 @@ func (s *POP3Server) Close() error {
 		lns = append(lns, ln)
 	}
 	s.mu.Unlock()
+	return closeListenerList(lns, "pop3")
+}
 
-	s.cancel()
+// closeListenerList closes lns and returns the first failure that is not
+// an already closed listener.
+func closeListenerList(lns []net.Listener, proto string) error {
 	var err error
 	for _, ln := range lns {
 		if cerr := ln.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
-			err = fmt.Errorf("frontend: pop3: closing listener: %w", cerr)
+			err = fmt.Errorf("frontend: %s: closing listener: %w", proto, cerr)
 		}
 	}
-	s.tracker.closeAll()
-	s.sessions.Wait()
 	return err
 }

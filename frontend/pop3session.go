@@ -73,7 +73,8 @@ type pop3Session struct {
 	id  string // unique session ID, part of the lock holder
 	ip  string // the client's IP (or address), for logins
 
-	conn   net.Conn // the trackedConn, or TLS over it
+	tc     *trackedConn // the accepted connection: a drain spares it once logged in
+	conn   net.Conn     // tc, or TLS over it
 	r      *bufio.Reader
 	w      *bufio.Writer
 	secure bool // under TLS (implicit or after STLS)
@@ -119,6 +120,7 @@ func (s *POP3Server) handle(tc *trackedConn, implicitTLS bool) {
 		ctx: ctx,
 		id:  rand.Text(),
 		ip:  ip,
+		tc:  tc,
 	}
 	ss.log = s.log.With("remote", fmt.Sprint(tc.RemoteAddr()), "session", ss.id)
 	ss.setConn(tc)
@@ -574,6 +576,7 @@ func (ss *pop3Session) enterTransaction(addr string, view node.FolderView) {
 		ss.msgs[i] = pop3Message{uid: m.UID, hash: m.Hash, size: m.Size}
 	}
 	ss.state = pop3Transaction
+	ss.tc.setBusy(true) // Shutdown lets it reach QUIT (pop3server.go)
 	ss.log = ss.log.With("mailbox", addr)
 	n, size := ss.totals()
 	ss.log.Info("pop3: login", "messages", n, "octets", size, "tls", ss.secure)

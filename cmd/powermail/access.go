@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,7 +67,7 @@ func newAuthenticator(f *serverFlags, n *node.Node, log *slog.Logger) *frontend.
 
 // startAccess starts the IMAP and POP3 listeners that have an address
 // and returns a function that closes them.
-func startAccess(f *serverFlags, n *node.Node, auth *frontend.Authenticator, tlsCfg *tls.Config, log *slog.Logger) (func(), error) {
+func startAccess(f *serverFlags, n *node.Node, auth *frontend.Authenticator, tlsCfg *tls.Config, log *slog.Logger) (func(context.Context), error) {
 	a := &f.access
 	imap := frontend.NewIMAPServer(n, auth, frontend.IMAPConfig{TLS: tlsCfg, MaxAppendBytes: f.mail.maxMessage,
 		MaxConnsPerIP: f.mail.maxConn, IdleTimeout: a.imapIdle, PreAuthTimeout: a.imapPreAuth, WriteTimeout: a.imapWrite, CacheBytes: a.imapCacheBytes, MaxConns: a.imapMaxConns}, log)
@@ -79,10 +81,12 @@ func startAccess(f *serverFlags, n *node.Node, auth *frontend.Authenticator, tls
 		}
 	}
 	var lns []net.Listener
-	stop := func() {
-		imap.Close()
-		pop3.Close()
-		for _, ln := range lns {
+	stop := func(ctx context.Context) {
+		var wg sync.WaitGroup
+		wg.Go(func() { imap.Shutdown(ctx) })
+		wg.Go(func() { pop3.Shutdown(ctx) })
+		wg.Wait()
+		for _, ln := range lns { // those whose Serve had not begun
 			ln.Close()
 		}
 	}
@@ -98,12 +102,12 @@ func startAccess(f *serverFlags, n *node.Node, auth *frontend.Authenticator, tls
 			continue
 		}
 		if l.tls && tlsCfg == nil {
-			stop()
+			stop(context.Background())
 			return nil, fmt.Errorf("--%s needs --tls-cert and --tls-key", l.proto)
 		}
 		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
-			stop()
+			stop(context.Background())
 			return nil, fmt.Errorf("listen %s: %w", l.proto, err)
 		}
 		lns = append(lns, ln)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -161,8 +162,10 @@ func startMail(f *serverFlags, n *node.Node, tlsFiles *node.TLSFiles, log *slog.
 		stop(context.Background())
 		return nil, err
 	}
-	return func(ctx context.Context) {
-		stopAccess()
-		stop(ctx)
+	return func(ctx context.Context) { // every protocol drains at once
+		var wg sync.WaitGroup
+		wg.Go(func() { stopAccess(ctx) })
+		wg.Go(func() { stop(ctx) })
+		wg.Wait()
 	}, nil
 }

@@ -139,7 +139,7 @@ func runServer(ctx context.Context, f *serverFlags) error {
 	go func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		stopMail(sctx) // finish or refuse (421) transactions before the node goes
+		stopMail(sctx) // drain SMTP, IMAP and POP3 clients before the node goes
 		done <- n.Close()
 	}()
 	select {
