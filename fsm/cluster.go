@@ -56,6 +56,15 @@ func (c *SettingsSet) needsJSON4() bool { return c.Settings.CommandEncoding >= E
 // on the raise to 5.
 func (c *SettingsSet) needsJSON5() bool { return c.Settings.CommandEncoding >= EncodingJSON5 }
 
+// needsEncoding: likewise for 6 and later. An encoding this release
+// does not know is written in the newest it knows, and apply refuses it.
+func (c *SettingsSet) needsEncoding() int {
+	if c.Settings.CommandEncoding >= EncodingJSON6 {
+		return min(c.Settings.CommandEncoding, NewestEncoding)
+	}
+	return 0
+}
+
 // raisesTo lets the command that raises the cluster's encoding be written
 // in the encoding it raises to.
 func (c *SettingsSet) raisesTo() int { return c.Settings.CommandEncoding }

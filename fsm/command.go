@@ -68,8 +68,12 @@ const (
 	// the setting that raises to it is written in it, so that a release
 	// before it stops on the raise instead of refusing it as invalid.
 	EncodingJSON5 = 5
+	// EncodingJSON6 is EncodingJSON5 with a field a release before it
+	// would drop: ForwardAdd.Replace, which turns an add that such a
+	// release refuses ("already exists") into a replacement.
+	EncodingJSON6 = 6
 	// NewestEncoding is the newest encoding this release reads.
-	NewestEncoding = EncodingJSON5
+	NewestEncoding = EncodingJSON6
 )
 
 // Command is a state change proposed through raft.
@@ -95,6 +99,12 @@ type strictCommand4 interface {
 // strictCommand5 is a command whose value may need EncodingJSON5.
 type strictCommand5 interface {
 	needsJSON5() bool
+}
+
+// strictCommandN is a command whose value may need EncodingJSON6 or a
+// later one: needsEncoding returns the encoding it needs, or 0.
+type strictCommandN interface {
+	needsEncoding() int
 }
 
 // encodingRaiser is a command that raises the cluster's encoding setting;
@@ -142,6 +152,9 @@ func EncodeAs(c Command, enc int) ([]byte, error) {
 	if sc, ok := c.(strictCommand5); ok && sc.needsJSON5() {
 		encoding = EncodingJSON5
 	}
+	if sc, ok := c.(strictCommandN); ok && sc.needsEncoding() > int(encoding) {
+		encoding = byte(sc.needsEncoding())
+	}
 	if int(encoding) > max(enc, EncodingJSON) {
 		return nil, fmt.Errorf("encode command %d: %w (%d, needs %d)", c.Type(), ErrEncoding, enc, encoding)
 	}
@@ -173,7 +186,7 @@ func CheckEncoding(data []byte, setting int) error {
 
 // isJSONEncoding reports whether enc is one of the JSON encodings.
 func isJSONEncoding(enc byte) bool {
-	return enc == EncodingJSON || enc == EncodingJSON3 || enc == EncodingJSON4 || enc == EncodingJSON5
+	return enc == EncodingJSON || enc >= EncodingJSON3 && enc <= NewestEncoding
 }
 
 // registry maps command types to constructors. It is built per State so
@@ -245,10 +258,10 @@ func (r registry) parse(data []byte) (Command, error) {
 	}
 	c := mk()
 	var err error
-	switch data[1] {
-	case EncodingJSON, EncodingJSON3, EncodingJSON4, EncodingJSON5:
+	switch {
+	case isJSONEncoding(data[1]):
 		err = json.Unmarshal(data[2:], c)
-	case EncodingBinary:
+	case data[1] == EncodingBinary:
 		bc, ok := c.(binaryCommand)
 		if !ok {
 			return nil, fmt.Errorf("command type %d has no binary encoding", data[0])

@@ -14,13 +14,26 @@ const MaxForwardTargets = 100
 const maxForwardDepth = 10
 
 // ForwardAdd creates a forward (or a catch-all, with Address "@domain").
+// With Replace it also replaces an existing one, targets and KeepCopy, in
+// one step: mail to the address is never refused in between, as it would
+// be between a ForwardRemove and a ForwardAdd.
 type ForwardAdd struct {
 	Address  string   `json:"address"`
 	Targets  []string `json:"targets"`
 	KeepCopy bool     `json:"keep_copy,omitempty"`
+	Replace  bool     `json:"replace,omitempty"`
 }
 
 func (*ForwardAdd) Type() CmdType { return CmdForwardAdd }
+
+// needsEncoding: a release before EncodingJSON6 would drop Replace and
+// refuse the replacement as a duplicate, while the others apply it.
+func (c *ForwardAdd) needsEncoding() int {
+	if c.Replace {
+		return EncodingJSON6
+	}
+	return 0
+}
 
 func (c *ForwardAdd) apply(tx *txn) (any, error) {
 	src, err := ParseForwardSource(c.Address)
@@ -33,8 +46,10 @@ func (c *ForwardAdd) apply(tx *txn) (any, error) {
 	if ok, err := tx.has(domainKey(src.Domain)); err != nil || !ok {
 		return nil, orNotFound(err, "forward %s: domain %s does not exist", src, src.Domain)
 	}
-	if ok, err := tx.has(forwardKey(src)); err != nil || ok {
-		return nil, orExists(err, "forward %s already exists", src)
+	var old Forward
+	exists, err := tx.get(forwardKey(src), &old)
+	if err != nil || (exists && !c.Replace) {
+		return nil, orExists(err, "forward %s already exists (replace it to change its targets)", src)
 	}
 	if c.KeepCopy {
 		if src.Local == "" {
@@ -51,7 +66,11 @@ func (c *ForwardAdd) apply(tx *txn) (any, error) {
 	if err := markForward(tx, src, true); err != nil {
 		return nil, err
 	}
-	return nil, tx.put(forwardKey(src), Forward{Address: src.String(), Targets: targets, KeepCopy: c.KeepCopy, CreatedIndex: tx.index})
+	created := tx.index
+	if exists {
+		created = old.CreatedIndex
+	}
+	return nil, tx.put(forwardKey(src), Forward{Address: src.String(), Targets: targets, KeepCopy: c.KeepCopy, CreatedIndex: created})
 }
 
 // markForward keeps Mailbox.HasForward in step with the forward at a.

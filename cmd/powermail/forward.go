@@ -12,11 +12,11 @@ import (
 func newForwardCmd(cl *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "forward", Short: "Manage forwards, aliases and catch-alls (@domain)"}
 	var targets []string
-	var keep bool
+	var keep, replace bool
 	add := &cobra.Command{
 		Use: "add ADDRESS --to TARGET [--to TARGET...]", Short: "Forward mail for ADDRESS (\"@domain\" is a catch-all)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c := fsm.ForwardAdd{Address: args[0], Targets: targets, KeepCopy: keep}
+			c := fsm.ForwardAdd{Address: args[0], Targets: targets, KeepCopy: keep, Replace: replace}
 			var added node.ForwardAdded
 			if err := cl.do(cmd.Context(), "POST", "/v1/forwards", c, &added); err != nil {
 				return err
@@ -29,6 +29,7 @@ func newForwardCmd(cl *clientFlags) *cobra.Command {
 	}
 	add.Flags().StringArrayVar(&targets, "to", nil, "target address (repeatable)")
 	add.Flags().BoolVar(&keep, "keep-copy", false, "also deliver to the mailbox ADDRESS")
+	add.Flags().BoolVar(&replace, "replace", false, "replace ADDRESS's forward if it has one (targets and --keep-copy), in one step: mail to it is never refused in between")
 	add.MarkFlagRequired("to")
 	cmd.AddCommand(add)
 	cmd.AddCommand(&cobra.Command{

@@ -13,6 +13,7 @@ func startSolo(t *testing.T) *proc {
 	p := &proc{id: "solo", cluster: freeAddr(t), admin: freeAddr(t), data: t.TempDir()}
 	p.start(t, "--bootstrap", "--replicas", "1")
 	p.waitLeader(t, 30*time.Second)
+	waitLog(t, p, `msg="node running"`) // the bootstrap settings are in place
 	mustCLI(t, "domain", "add", "example.com", "--addr", p.admin)
 	return p
 }
@@ -42,5 +43,23 @@ func TestForwardListJSONSaysKeepCopy(t *testing.T) {
 	}
 	if keep, ok := fws[0]["keep_copy"].(bool); !ok || keep {
 		t.Fatalf("keep_copy is %v, want false:\n%s", fws[0]["keep_copy"], out)
+	}
+}
+
+// forward add refuses an address that has a forward; with --replace it
+// changes the targets in one step.
+func TestForwardReplace(t *testing.T) {
+	p := startSolo(t)
+	mustCLI(t, "forward", "add", "sales@example.com", "--to", "a@x.org", "--addr", p.admin)
+	if _, stderr, err := cli(t, "", "forward", "add", "sales@example.com", "--to", "b@x.org", "--addr", p.admin); err == nil || !strings.Contains(stderr, "already exists") {
+		t.Fatalf("a second add: %v, %q; want it refused as existing", err, stderr)
+	}
+	out := mustCLI(t, "forward", "add", "sales@example.com", "--to", "b@x.org", "--to", "c@x.org", "--replace", "--addr", p.admin)
+	if got := strings.TrimSpace(out); got != "forward sales@example.com -> b@x.org, c@x.org" {
+		t.Errorf("forward add --replace said %q", got)
+	}
+	out = mustCLI(t, "forward", "ls", "--addr", p.admin)
+	if strings.Contains(out, "a@x.org") || !strings.Contains(out, "b@x.org") || !strings.Contains(out, "c@x.org") {
+		t.Errorf("forward ls after the replace:\n%s", out)
 	}
 }
