@@ -227,6 +227,9 @@ func (n *Node) directoryRoutes(route routeFunc) {
 		var out any
 		err := decodeInto(r, &c, func() error {
 			warning, err := n.writeQuorumWarning(c.WriteQuorum)
+			if err == nil && r.URL.Query().Get("force") == "" {
+				err = n.checkEncodingRaise(r.Context(), c.CommandEncoding)
+			}
 			if err == nil {
 				_, err = apply(r, &c)
 			}

@@ -24,6 +24,7 @@ func newSettingsCmd(cl *clientFlags) *cobra.Command {
 		},
 	})
 	var r, w, enc, voters int
+	var force bool
 	set := &cobra.Command{
 		Use:   "set [--replicas R] [--write-quorum W] [--command-encoding E] [--max-voters N]",
 		Short: "Change settings; the others keep their values (W defaults to R when only R is given)",
@@ -56,7 +57,11 @@ func newSettingsCmd(cl *clientFlags) *cobra.Command {
 			var reply struct {
 				Warning string `json:"warning"`
 			}
-			if err := cl.do(cmd.Context(), "POST", "/v1/settings", s, &reply); err != nil {
+			path := "/v1/settings"
+			if force {
+				path += "?force=1"
+			}
+			if err := cl.do(cmd.Context(), "POST", path, s, &reply); err != nil {
 				return err
 			}
 			if reply.Warning != "" {
@@ -67,7 +72,8 @@ func newSettingsCmd(cl *clientFlags) *cobra.Command {
 	}
 	set.Flags().IntVar(&r, "replicas", 0, "copies of each message body")
 	set.Flags().IntVar(&w, "write-quorum", 0, "durable copies before acknowledging")
-	set.Flags().IntVar(&enc, "command-encoding", 0, "newest raft command encoding to write (1 JSON, 2 binary, 3 binary and DSN parameters, 4 folder checks and this release's apply rules, 5 sealed cluster links; 4 and up are not lowered again)")
+	set.Flags().IntVar(&enc, "command-encoding", 0, "newest raft command encoding to write (1 JSON, 2 binary, 3 binary and DSN parameters, 4 folder checks and this release's apply rules, 5 sealed cluster links, 6 forward replace; 4 and up are not lowered again)")
+	set.Flags().BoolVar(&force, "force", false, "raise the command encoding even if a node does not answer or cannot read it (that node stops until it is upgraded)")
 	set.Flags().IntVar(&voters, "max-voters", 0, "raft voters at most (odd, 1 to 9; 0 for no cap; needs command encoding 3)")
 	cmd.AddCommand(set)
 	return cmd
