@@ -170,8 +170,9 @@ func (cfg IMAPConfig) Validate() error {
 // APPENDLIMIT=n because the session implements SessionAppendLimit; ID
 // (RFC 2971) is added below the library, by imapConn.
 //
-// Not offered: CONDSTORE, QRESYNC and QUOTA, which the library does not
-// implement server-side.
+// QUOTA and QUOTA=RES-STORAGE (RFC 9208) are added below the library too
+// (imap_quota.go). Not offered: CONDSTORE and QRESYNC, which the library
+// does not implement server-side.
 func imapCaps() imap.CapSet {
 	return imap.CapSet{
 		imap.CapIMAP4rev1:        {},
@@ -486,6 +487,9 @@ func (s *IMAPServer) newSession(c *imapserver.Conn) (imapserver.Session, *imapse
 		ctx:    ctx,
 		cancel: cancel,
 		log:    s.log.With("remote", fmt.Sprint(remote)),
+	}
+	if raw != nil {
+		raw.sess = sess // newSession runs on the goroutine that reads
 	}
 	return imapCommands{sess}, nil, nil
 }

@@ -79,8 +79,9 @@ type imapConn struct {
 	rout      []byte // octets for the library; rout[roff:] not yet read
 	roff      int
 	rerr      error
-	startTLS  string      // tag of a STARTTLS waiting for the commands before it
-	handedOff atomic.Bool // Close may run on the server's goroutine at shutdown
+	startTLS  string       // tag of a STARTTLS waiting for the commands before it
+	sess      *imapSession // the library's session on this connection (QUOTA)
+	handedOff atomic.Bool  // Close may run on the server's goroutine at shutdown
 	// slotMoved: after STARTTLS the TLS session took over this
 	// connection's slot (MaxConns, per IP); this session's Close must not
 	// free it. inherited is set on that TLS connection: its session must
@@ -95,7 +96,7 @@ type imapConn struct {
 	longLine bool // the current response line is too long to hold
 	otail    []byte
 	olit     int64 // octets of a literal in the response still to pass
-	pending  []imapIDReply
+	pending  []imapLocalReply
 	cmds     map[string]string // command name by tag, until its tagged response (metrics)
 	swallow  bool              // drop the greeting: this session continues after STARTTLS
 	timer    *time.Timer
@@ -175,10 +176,10 @@ func (c *imapConn) scan(b []byte) {
 		case name == "ID":
 			valid := validIDArgs(args)
 			c.srv.log.Debug("imap: client ID", "remote", c.RemoteAddr(), "valid", valid, "id", string(args[:min(len(args), 512)]))
-			c.wmu.Lock()
-			c.pending = append(c.pending, imapIDReply{tag: tag, valid: valid})
-			c.wmu.Unlock()
-			c.rout = append(c.rout, tag+" NOOP\r\n"...)
+			c.answerHere(imapIDReply(tag, valid))
+		case imapQuotaCommand(name) && c.sess != nil:
+			lines, status := c.sess.quotaReply(name, args)
+			c.answerHere(imapLocalReply{tag: tag, lines: lines, status: status})
 		case name == "STARTTLS" && len(args) == 0 && c.canStartTLS():
 			c.startTLS = tag
 			return
@@ -186,6 +187,15 @@ func (c *imapConn) scan(b []byte) {
 			c.rout = append(c.rout, line...)
 		}
 	}
+}
+
+// answerHere queues r and passes its command to the library as a NOOP,
+// whose tagged OK becomes r (rewriteResponse).
+func (c *imapConn) answerHere(r imapLocalReply) {
+	c.wmu.Lock()
+	c.pending = append(c.pending, r)
+	c.wmu.Unlock()
+	c.rout = append(c.rout, r.tag+" NOOP\r\n"...)
 }
 
 // imapTrackedCommands bounds the commands a connection has in flight

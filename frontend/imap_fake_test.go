@@ -40,6 +40,7 @@ type IMAPMemStore struct {
 
 type imapMemUser struct {
 	password string
+	quota    int64
 	folders  map[string]*imapMemFolder
 }
 
@@ -190,6 +191,36 @@ func (m *IMAPMemStore) Folder(_ context.Context, addr, name string) (node.Folder
 		return node.Folder{}, err
 	}
 	return f.rec, nil
+}
+
+// Usage counts the octets of every message, with no quota unless one
+// was set with SetQuota.
+func (m *IMAPMemStore) Usage(_ context.Context, addr string) (node.Usage, error) {
+	if err := m.fail("Usage"); err != nil {
+		return node.Usage{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u, err := m.user(addr)
+	if err != nil {
+		return node.Usage{}, err
+	}
+	out := node.Usage{QuotaBytes: u.quota}
+	for _, f := range u.folders {
+		for _, msg := range f.msgs {
+			out.UsedBytes += int64(msg.Size)
+		}
+	}
+	return out, nil
+}
+
+// SetQuota sets a mailbox's quota (0: none) for Usage.
+func (m *IMAPMemStore) SetQuota(addr string, quota int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if u, err := m.user(addr); err == nil {
+		u.quota = quota
+	}
 }
 
 func (m *IMAPMemStore) View(_ context.Context, addr, name string) (node.FolderView, error) {

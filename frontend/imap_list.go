@@ -39,11 +39,6 @@ func (s *imapSession) List(w *imapserver.ListWriter, ref string, patterns []stri
 	if o == nil {
 		o = &imap.ListOptions{}
 	}
-	if o.ReturnStatus != nil {
-		if err := checkStatusOptions(o.ReturnStatus); err != nil {
-			return err
-		}
-	}
 	ctx, cancel := s.callCtx()
 	defer cancel()
 	folders, err := s.srv.store.Folders(ctx, addr)
@@ -118,7 +113,9 @@ func (s *imapSession) List(w *imapserver.ListWriter, ref string, patterns []stri
 				data.Attrs = append(data.Attrs, imap.MailboxAttr(f.SpecialUse))
 			}
 			if o.ReturnStatus != nil {
-				data.Status = s.statusData(*f, o.ReturnStatus)
+				if data.Status, err = s.statusData(ctx, addr, *f, o.ReturnStatus); err != nil {
+					return err
+				}
 				data.Status.Mailbox = name
 			}
 		}

@@ -318,9 +318,6 @@ func (s *imapSession) Status(name string, options *imap.StatusOptions) (*imap.St
 	if err != nil {
 		return nil, err
 	}
-	if err := checkStatusOptions(options); err != nil {
-		return nil, err
-	}
 	n, err := lookupFolder(name, imap.ResponseCodeNonExistent)
 	if err != nil {
 		return nil, err
@@ -331,19 +328,45 @@ func (s *imapSession) Status(name string, options *imap.StatusOptions) (*imap.St
 	if err != nil {
 		return nil, s.storeError("status", err, imap.ResponseCodeNonExistent)
 	}
-	return s.statusData(f, options), nil
+	return s.statusData(ctx, addr, f, options)
 }
 
-// checkStatusOptions refuses items we cannot answer. The library would
-// dereference a nil count for them.
-func checkStatusOptions(o *imap.StatusOptions) error {
-	if o != nil && o.DeletedStorage {
-		return imapBad("DELETED-STORAGE needs QUOTA, which is not supported")
+// statusData answers STATUS items from the folder record; only
+// DELETED-STORAGE reads the folder's messages.
+func (s *imapSession) statusData(ctx context.Context, addr string, f node.Folder, o *imap.StatusOptions) (*imap.StatusData, error) {
+	d := s.statusCounts(f, o)
+	if o.DeletedStorage {
+		n, err := s.deletedStorage(ctx, addr, f)
+		if err != nil {
+			return nil, s.storeError("status", err, imap.ResponseCodeNonExistent)
+		}
+		d.DeletedStorage = &n
 	}
-	return nil
+	return d, nil
 }
 
-func (s *imapSession) statusData(f node.Folder, o *imap.StatusOptions) *imap.StatusData {
+// deletedStorage is the DELETED-STORAGE item (RFC 9208 §4.2), which
+// QUOTA=RES-STORAGE requires: the octets an EXPUNGE would free, the sizes
+// of the \Deleted messages. The record counts those messages, so a folder
+// without any costs no read.
+func (s *imapSession) deletedStorage(ctx context.Context, addr string, f node.Folder) (int64, error) {
+	if f.Deleted <= 0 {
+		return 0, nil
+	}
+	v, err := s.srv.store.View(ctx, addr, f.Name)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, m := range v.Messages {
+		if slices.ContainsFunc(m.Flags, func(fl string) bool { return strings.EqualFold(fl, string(imap.FlagDeleted)) }) {
+			n += int64(m.Size)
+		}
+	}
+	return n, nil
+}
+
+func (s *imapSession) statusCounts(f node.Folder, o *imap.StatusOptions) *imap.StatusData {
 	u32 := func(v int64) *uint32 {
 		n := uint32(min(max(v, 0), 1<<32-1))
 		return &n

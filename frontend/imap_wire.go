@@ -15,6 +15,8 @@ import (
 //     poll), and the NOOP's tagged OK comes back as the ID response. The
 //     library cannot advertise a capability it does not know either, so
 //     " ID" is added to every CAPABILITY list it sends.
+//   - GETQUOTAROOT, GETQUOTA and SETQUOTA (RFC 9208), the same way, with
+//     the answer the session prepares (imap_quota.go).
 //   - STARTTLS (RFC 9051 section 6.2.1), terminated here so that the
 //     plaintext of every connection passes through this layer.
 //
@@ -180,38 +182,49 @@ func validIDArgs(args []byte) bool {
 	return !quoted && n%2 == 0 && n <= 60 // at most 30 pairs
 }
 
-// imapIDReply is an ID command sent to the library as a NOOP, waiting for
-// the NOOP's tagged reply.
-type imapIDReply struct {
-	tag   string
-	valid bool
+// imapLocalReply is a command answered here (ID, QUOTA) that went to the
+// library as a NOOP, waiting for the NOOP's tagged reply: lines are the
+// untagged responses (each ending in CRLF), status the tagged status
+// after the tag ("OK ID completed").
+type imapLocalReply struct {
+	tag    string
+	lines  string
+	status string
 }
 
+// imapIDReply answers ID: our identity, or BAD for malformed arguments.
+func imapIDReply(tag string, valid bool) imapLocalReply {
+	if !valid {
+		return imapLocalReply{tag: tag, status: "BAD Invalid ID arguments"}
+	}
+	return imapLocalReply{tag: tag, lines: "* ID " + imapServerID + "\r\n", status: "OK ID completed"}
+}
+
+// imapAddedCaps is what every capability list the library sends gets.
+const imapAddedCaps = " ID" + imapQuotaCaps
+
 // rewriteResponse returns what the client gets instead of one complete
-// response line, or nil to send it as is. pending is the queue of ID
-// commands in flight, oldest first; a reply to the oldest is taken off.
-func rewriteResponse(line []byte, pending *[]imapIDReply) []byte {
+// response line, or nil to send it as is. pending is the queue of
+// commands answered here that are in flight, oldest first; a reply to the
+// oldest is taken off.
+func rewriteResponse(line []byte, pending *[]imapLocalReply) []byte {
 	if len(*pending) > 0 {
 		p := (*pending)[0]
 		if rest, ok := bytes.CutPrefix(line, []byte(p.tag+" ")); ok {
 			*pending = (*pending)[1:]
-			switch {
-			case !bytes.HasPrefix(rest, []byte("OK")):
+			if !bytes.HasPrefix(rest, []byte("OK")) {
 				return nil // NO or BAD from the poll: pass it on
-			case !p.valid:
-				return []byte(p.tag + " BAD Invalid ID arguments\r\n")
-			default:
-				return []byte("* ID " + imapServerID + "\r\n" + p.tag + " OK ID completed\r\n")
 			}
+			return []byte(p.lines + p.tag + " " + p.status + "\r\n")
 		}
 	}
 	at := capabilityListEnd(line)
 	if at < 0 || bytes.Contains(line[:at], []byte(" ID ")) || bytes.HasSuffix(line[:at], []byte(" ID")) {
 		return nil
 	}
-	out := make([]byte, 0, len(line)+3)
+	out := make([]byte, 0, len(line)+len(imapAddedCaps))
 	out = append(out, line[:at]...)
-	out = append(out, " ID"...)
+	out = append(out, imapAddedCaps...)
 	return append(out, line[at:]...)
 }
 

@@ -64,17 +64,19 @@ func TestIMAPInput(t *testing.T) {
 }
 
 func TestIMAPRewriteResponse(t *testing.T) {
-	pending := []imapIDReply{{"a1", true}, {"a2", false}, {"a3", true}}
+	pending := []imapLocalReply{imapIDReply("a1", true), imapIDReply("a2", false), imapIDReply("a3", true),
+		{tag: "q1", lines: "* QUOTAROOT INBOX \"\"\r\n", status: "OK GETQUOTAROOT completed"}}
 	for _, tc := range []struct{ in, want string }{
-		{"* OK [CAPABILITY IMAP4rev1 IMAP4rev2] hi\r\n", "* OK [CAPABILITY IMAP4rev1 IMAP4rev2 ID] hi\r\n"},
-		{"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n", "* CAPABILITY IMAP4rev1 AUTH=PLAIN ID\r\n"},
-		{"t7 OK [CAPABILITY IMAP4rev1] Logged in\r\n", "t7 OK [CAPABILITY IMAP4rev1 ID] Logged in\r\n"},
+		{"* OK [CAPABILITY IMAP4rev1 IMAP4rev2] hi\r\n", "* OK [CAPABILITY IMAP4rev1 IMAP4rev2 ID QUOTA QUOTA=RES-STORAGE] hi\r\n"},
+		{"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n", "* CAPABILITY IMAP4rev1 AUTH=PLAIN ID QUOTA QUOTA=RES-STORAGE\r\n"},
+		{"t7 OK [CAPABILITY IMAP4rev1] Logged in\r\n", "t7 OK [CAPABILITY IMAP4rev1 ID QUOTA QUOTA=RES-STORAGE] Logged in\r\n"},
 		{"* CAPABILITY IMAP4rev1 ID\r\n", ""},
 		{"* 3 EXISTS\r\n", ""},
 		{"a1 OK NOOP completed\r\n", "* ID " + imapServerID + "\r\na1 OK ID completed\r\n"},
 		{"a2 OK NOOP completed\r\n", "a2 BAD Invalid ID arguments\r\n"},
 		{"a3 NO [UNAVAILABLE] try again\r\n", ""},
 		{"a3 OK NOOP completed\r\n", ""}, // no longer pending
+		{"q1 OK NOOP completed\r\n", "* QUOTAROOT INBOX \"\"\r\nq1 OK GETQUOTAROOT completed\r\n"},
 		{"* OK [CAPABILITY IMAP4rev1 without end\r\n", ""},
 	} {
 		got := string(rewriteResponse([]byte(tc.in), &pending))
@@ -124,7 +126,7 @@ func (c *captureConn) Close() error                     { return nil }
 
 // runOutput writes the library's octets through an imapConn in chunks of
 // the given sizes (cycled) and returns what reached the client.
-func runOutput(in []byte, sizes []int, pending []imapIDReply) string {
+func runOutput(in []byte, sizes []int, pending []imapLocalReply) string {
 	cc := &captureConn{}
 	c := &imapConn{Conn: cc, held: -1, pending: slices.Clone(pending), srv: &IMAPServer{cfg: IMAPConfig{WriteTimeout: time.Minute}}}
 	for i := 0; len(in) > 0; i++ {
@@ -147,12 +149,12 @@ func TestIMAPConnOutput(t *testing.T) {
 		fmt.Sprintf("* 1 FETCH (BODY[] {%d}\r\n%s)\r\n", len(body), body) +
 		"* " + strings.Repeat("x", imapHoldLine) + " {3}\r\n* C)\r\n" +
 		"a1 OK NOOP completed\r\n"
-	want := "* OK [CAPABILITY IMAP4rev1 ID] hi\r\n" +
+	want := "* OK [CAPABILITY IMAP4rev1 ID QUOTA QUOTA=RES-STORAGE] hi\r\n" +
 		fmt.Sprintf("* 1 FETCH (BODY[] {%d}\r\n%s)\r\n", len(body), body) +
 		"* " + strings.Repeat("x", imapHoldLine) + " {3}\r\n* C)\r\n" +
 		"* ID " + imapServerID + "\r\na1 OK ID completed\r\n"
 	for _, sizes := range [][]int{{1 << 20}, {1}, {5, 11}, {imapWriteBuffer + 1}} {
-		if got := runOutput([]byte(in), sizes, []imapIDReply{{"a1", true}}); got != want {
+		if got := runOutput([]byte(in), sizes, []imapLocalReply{imapIDReply("a1", true)}); got != want {
 			t.Errorf("chunks %v:\n got %q\nwant %q", sizes, got, want)
 		}
 	}
@@ -166,7 +168,7 @@ func FuzzIMAPConnOutput(f *testing.F) {
 		if len(in) > 1<<16 {
 			return
 		}
-		pending := []imapIDReply{{"a1", true}, {"a2", false}}
+		pending := []imapLocalReply{imapIDReply("a1", true), imapIDReply("a2", false)}
 		whole := runOutput(in, []int{len(in)}, pending)
 		if got := runOutput(in, []int{int(s1), int(s2)}, pending); got != whole {
 			t.Fatalf("chunks %d,%d: %q, whole: %q", s1, s2, got, whole)

@@ -29,6 +29,8 @@ type MailStore interface {
 	// Folder reads one folder record (cheap: use its ModSeq to tell
 	// whether anything changed since a FolderView was taken).
 	Folder(ctx context.Context, addr, name string) (node.Folder, error)
+	// Usage reads the mailbox's storage use and quota.
+	Usage(ctx context.Context, addr string) (node.Usage, error)
 	// View reads a folder and all its messages at one index.
 	View(ctx context.Context, addr, name string) (node.FolderView, error)
 

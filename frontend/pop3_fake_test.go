@@ -228,6 +228,10 @@ func (f *pop3Fake) Folder(ctx context.Context, addr, name string) (node.Folder, 
 	return node.Folder{}, errPOP3FakeUnused
 }
 
+func (f *pop3Fake) Usage(ctx context.Context, addr string) (node.Usage, error) {
+	return node.Usage{}, errPOP3FakeUnused
+}
+
 func (f *pop3Fake) CreateFolder(ctx context.Context, addr, name, specialUse string) error {
 	return errPOP3FakeUnused
 }

@@ -1,7 +1,6 @@
 package frontend_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -17,49 +16,19 @@ import (
 // The graceful shutdown of IMAP and POP3 (imap_drain.go, pop3server.go),
 // on a real one-node cluster.
 
-// imapLine is a raw IMAP connection read line by line.
-type imapLine struct {
-	t    *testing.T
-	conn net.Conn
-	r    *bufio.Reader
-}
-
-func imapDialLine(t *testing.T, addr string) *imapLine {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
+// send writes s as it is (no tag, no CRLF added).
+func (r *imapRaw) send(s string) {
+	r.t.Helper()
+	if _, err := r.c.Write([]byte(s)); err != nil {
+		r.t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
-	c := &imapLine{t: t, conn: conn, r: bufio.NewReader(conn)}
-	if g := c.line(); !strings.HasPrefix(g, "* OK") {
-		t.Fatalf("greeting %q", g)
-	}
-	return c
-}
-
-func (c *imapLine) send(s string) {
-	c.t.Helper()
-	if _, err := c.conn.Write([]byte(s)); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-func (c *imapLine) line() string {
-	c.t.Helper()
-	_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	l, err := c.r.ReadString('\n')
-	if err != nil {
-		c.t.Fatalf("read: %v (after %q)", err, l)
-	}
-	return strings.TrimRight(l, "\r\n")
 }
 
 // until reads lines up to and including the first with prefix.
-func (c *imapLine) until(prefix string) string {
-	c.t.Helper()
+func (r *imapRaw) until(prefix string) string {
+	r.t.Helper()
 	for {
-		if l := c.line(); strings.HasPrefix(l, prefix) {
+		if l := r.line(); strings.HasPrefix(l, prefix) {
 			return l
 		}
 	}
@@ -67,24 +36,16 @@ func (c *imapLine) until(prefix string) string {
 
 // closed checks that the server closes the connection without another
 // line.
-func (c *imapLine) closed() {
-	c.t.Helper()
-	_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	rest, err := c.r.ReadString('\n')
+func (r *imapRaw) closed() {
+	r.t.Helper()
+	_ = r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	rest, err := r.r.ReadString('\n')
 	if err == nil || rest != "" {
-		c.t.Fatalf("after BYE: %q, %v; want the connection closed", rest, err)
+		r.t.Fatalf("after BYE: %q, %v; want the connection closed", rest, err)
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		c.t.Fatal("connection not closed after BYE")
-	}
-}
-
-func (c *imapLine) login(user string) {
-	c.t.Helper()
-	c.send("a LOGIN " + user + " " + imapPassword + "\r\n")
-	if l := c.until("a "); !strings.HasPrefix(l, "a OK") {
-		c.t.Fatalf("LOGIN: %q", l)
+		r.t.Fatal("connection not closed after BYE")
 	}
 }
 
@@ -106,21 +67,16 @@ func TestIMAPShutdownAtCommandBoundaries(t *testing.T) {
 	user := "drain@example.com"
 	c, srv, addr := drainIMAPServer(t, user)
 
-	waiting := imapDialLine(t, addr)
-	waiting.login(user)
-	waiting.send("s SELECT INBOX\r\n")
-	waiting.until("s OK")
+	waiting := dialIMAPRaw(t, addr, user)
+	waiting.ok("SELECT INBOX")
 
-	idling := imapDialLine(t, addr)
-	idling.login(user)
-	idling.send("s SELECT INBOX\r\n")
-	idling.until("s OK")
+	idling := dialIMAPRaw(t, addr, user)
+	idling.ok("SELECT INBOX")
 	idling.send("i IDLE\r\n")
 	idling.until("+")
 
 	msg := "From: a@example.net\r\nSubject: drained\r\n\r\nkept\r\n"
-	appending := imapDialLine(t, addr)
-	appending.login(user)
+	appending := dialIMAPRaw(t, addr, user)
 	appending.send(fmt.Sprintf("p APPEND INBOX {%d}\r\n", len(msg)))
 	appending.until("+")
 	appending.send(msg[:10])
@@ -132,7 +88,7 @@ func TestIMAPShutdownAtCommandBoundaries(t *testing.T) {
 		defer cancel()
 		done <- srv.Shutdown(ctx)
 	}()
-	for _, s := range []*imapLine{waiting, idling} {
+	for _, s := range []*imapRaw{waiting, idling} {
 		if l := s.line(); !strings.HasPrefix(l, "* BYE [UNAVAILABLE]") {
 			t.Fatalf("idle session got %q, want BYE", l)
 		}
@@ -172,8 +128,7 @@ func TestIMAPShutdownAtCommandBoundaries(t *testing.T) {
 func TestIMAPShutdownDeadline(t *testing.T) {
 	user := "late@example.com"
 	_, srv, addr := drainIMAPServer(t, user)
-	slow := imapDialLine(t, addr)
-	slow.login(user)
+	slow := dialIMAPRaw(t, addr, user)
 	slow.send("p APPEND INBOX {100}\r\n")
 	slow.until("+")
 	slow.send("half")

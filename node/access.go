@@ -72,6 +72,24 @@ func (n *Node) Folders(ctx context.Context, addr string) ([]Folder, error) {
 	return fs, accessErr(err)
 }
 
+// Usage is a mailbox's storage use and quota, in octets.
+type Usage struct {
+	UsedBytes  int64
+	QuotaBytes int64 // 0: unlimited
+}
+
+// Usage reads the mailbox's storage use and quota (IMAP QUOTA, RFC 9208).
+func (n *Node) Usage(ctx context.Context, addr string) (Usage, error) {
+	if err := n.readBarrier(ctx); err != nil {
+		return Usage{}, err
+	}
+	mb, err := n.state.Mailbox(addr)
+	if err != nil {
+		return Usage{}, accessErr(err)
+	}
+	return Usage{UsedBytes: mb.UsedBytes, QuotaBytes: mb.QuotaBytes}, nil
+}
+
 // Folder reads one folder record.
 func (n *Node) Folder(ctx context.Context, addr, name string) (Folder, error) {
 	if err := n.readBarrier(ctx); err != nil {

@@ -1,0 +1,122 @@
+package frontend
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+// QUOTA (RFC 9208), answered below the library as ID is (imap_wire.go):
+// go-imap's server does not know the commands, so imapConn sends each to
+// the library as a NOOP and turns the NOOP's tagged OK into the QUOTA
+// responses, which the session prepared when the command was read.
+//
+// A mailbox has one quota root, "", for all its folders, with the one
+// resource PowerMail limits: STORAGE, in units of 1024 octets (§5.1),
+// counting every message of every folder. A mailbox without a quota has
+// no quota root (§4.3.2 allows an empty list). Quotas are the
+// administrator's (mailbox quota): SETQUOTA gets NO [NOPERM].
+
+// imapQuotaCaps is what QUOTA adds to every capability list (§3.1).
+const imapQuotaCaps = " QUOTA QUOTA=RES-STORAGE"
+
+// imapQuotaCommand reports whether name is a command answered here.
+func imapQuotaCommand(name string) bool {
+	return name == "GETQUOTAROOT" || name == "GETQUOTA" || name == "SETQUOTA"
+}
+
+// quotaReply prepares the answer to GETQUOTAROOT, GETQUOTA or SETQUOTA:
+// the untagged lines and the tagged status that follows the tag.
+func (s *imapSession) quotaReply(name string, args []byte) (lines, status string) {
+	s.mu.Lock()
+	addr := s.addr
+	s.mu.Unlock()
+	if addr == "" {
+		return "", "BAD [CLIENTBUG] Not authenticated"
+	}
+	if name == "SETQUOTA" {
+		return "", "NO [NOPERM] Quotas are set by the administrator"
+	}
+	arg, rest, ok := imapAstring(args)
+	if !ok || len(rest) > 0 {
+		return "", "BAD [CLIENTBUG] " + name + " takes one argument"
+	}
+	ctx, cancel := s.callCtx()
+	defer cancel()
+	u, err := s.srv.store.Usage(ctx, addr)
+	if err != nil {
+		return "", imapStatusText(s.storeError("quota", err, imap.ResponseCodeNonExistent))
+	}
+	limited := u.QuotaBytes > 0
+	resource := fmt.Sprintf("* QUOTA \"\" (STORAGE %d %d)\r\n", kib(u.UsedBytes), kib(u.QuotaBytes))
+	if name == "GETQUOTA" {
+		if arg.value != "" || !limited {
+			return "", "NO [NONEXISTENT] No such quota root"
+		}
+		return resource, "OK GETQUOTA completed"
+	}
+	if !limited {
+		return "* QUOTAROOT " + arg.raw + "\r\n", "OK GETQUOTAROOT completed"
+	}
+	return "* QUOTAROOT " + arg.raw + " \"\"\r\n" + resource, "OK GETQUOTAROOT completed"
+}
+
+// kib rounds octets up to units of 1024 (RFC 9208 §5.1).
+func kib(n int64) int64 { return (max(n, 0) + 1023) / 1024 }
+
+// imapStatusText renders a session error as a tagged status without the
+// tag: "NO [CODE] text".
+func imapStatusText(err error) string {
+	ie, ok := err.(*imap.Error)
+	if !ok {
+		return "NO [UNAVAILABLE] Temporarily unavailable, try again"
+	}
+	var b strings.Builder
+	b.WriteString(string(ie.Type))
+	if ie.Code != "" {
+		b.WriteString(" [" + string(ie.Code) + "]")
+	}
+	b.WriteString(" " + ie.Text)
+	return b.String()
+}
+
+// imapArg is one astring argument: as sent (raw, echoed back) and its
+// value.
+type imapArg struct{ raw, value string }
+
+// imapAstring reads one atom or quoted string from the start of b (RFC
+// 9051 §9: astring; a literal never gets here, since a line that ends in
+// one passes to the library) and returns the rest after one space.
+func imapAstring(b []byte) (imapArg, []byte, bool) {
+	if len(b) == 0 {
+		return imapArg{}, nil, false
+	}
+	if b[0] != '"' {
+		end := bytes.IndexByte(b, ' ')
+		if end < 0 {
+			end = len(b)
+		}
+		atom := b[:end]
+		if bytes.ContainsAny(atom, "(){\"\\%*") || bytes.ContainsFunc(atom, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return imapArg{}, nil, false
+		}
+		return imapArg{raw: string(atom), value: string(atom)}, bytes.TrimPrefix(b[end:], []byte(" ")), true
+	}
+	var v []byte
+	for i := 1; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '\\' && i+1 < len(b) && (b[i+1] == '"' || b[i+1] == '\\'):
+			i++
+			v = append(v, b[i])
+		case c == '"':
+			return imapArg{raw: string(b[:i+1]), value: string(v)}, bytes.TrimPrefix(b[i+1:], []byte(" ")), true
+		case c == '\\', c == '\r', c == '\n':
+			return imapArg{}, nil, false
+		default:
+			v = append(v, c)
+		}
+	}
+	return imapArg{}, nil, false
+}

@@ -1,0 +1,86 @@
+package frontend_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"powermail/frontend"
+	"powermail/fsm"
+	"powermail/node/nodetest"
+)
+
+// QUOTA (RFC 9208) through go-imap's client against a real node: one
+// root "" with STORAGE in KiB for a mailbox with a quota, no root for one
+// without, and SETQUOTA refused.
+func TestIMAPQuota(t *testing.T) {
+	c := nodetest.Start(t, 1)
+	limited, free := "limited@example.com", "free@example.com"
+	c.AddMailboxes(imapPassword, limited, free)
+	quota := int64(10_000)
+	c.Apply(&fsm.MailboxUpdate{Address: limited, QuotaBytes: &quota})
+	msg := imapTestMsg("quota", strings.Repeat("x", 3000))
+	c.Deliver(0, msg, limited)
+	addr := startIMAP(t, c.Nodes[0], frontend.IMAPConfig{}, true)
+
+	cl := dialIMAPAnon(t, addr)
+	if caps, err := cl.Capability().Wait(); err != nil || !caps.Has(imap.CapQuota) || !caps.Has("QUOTA=RES-STORAGE") {
+		t.Fatalf("capabilities %v, %v; want QUOTA and QUOTA=RES-STORAGE", caps, err)
+	}
+	anon := dialIMAPRaw(t, addr, "")
+	if _, tagged := anon.cmd("GETQUOTAROOT INBOX"); !strings.HasPrefix(tagged, "BAD") {
+		t.Fatalf("GETQUOTAROOT before login: %q", tagged)
+	}
+	anon.ok("CAPABILITY")
+	if err := cl.Login(limited, imapPassword).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	wantKiB := (int64(len(msg)) + 1023) / 1024
+	check := func(what string, data []imapclient.QuotaData) {
+		t.Helper()
+		if len(data) != 1 || data[0].Root != "" {
+			t.Fatalf("%s: %+v, want one root \"\"", what, data)
+		}
+		st, ok := data[0].Resources[imap.QuotaResourceStorage]
+		if !ok || st.Usage != wantKiB || st.Limit != 10 {
+			t.Fatalf("%s: STORAGE %+v, want usage %d and limit 10 KiB", what, st, wantKiB)
+		}
+	}
+	roots, err := cl.GetQuotaRoot("INBOX").Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("GETQUOTAROOT INBOX", roots)
+	one, err := cl.GetQuota("").Wait()
+	if err != nil || one == nil {
+		t.Fatalf("GETQUOTA \"\": %v, %v", one, err)
+	}
+	check("GETQUOTA", []imapclient.QuotaData{*one})
+	_, err = cl.GetQuota("elsewhere").Wait()
+	wantIMAPCode(t, "GETQUOTA of an unknown root", err, imap.ResponseCodeNonExistent)
+	err = cl.SetQuota("", map[imap.QuotaResourceType]int64{imap.QuotaResourceStorage: 1}).Wait()
+	wantIMAPCode(t, "SETQUOTA", err, imap.ResponseCodeNoPerm)
+
+	// DELETED-STORAGE (§4.2): the octets of the \Deleted messages.
+	box := dialIMAPRaw(t, addr, limited)
+	box.want("STATUS INBOX (DELETED-STORAGE)", "* STATUS INBOX (DELETED-STORAGE 0)")
+	box.ok("SELECT INBOX")
+	box.ok(`STORE 1 +FLAGS (\Deleted)`)
+	deleted := fmt.Sprintf("DELETED-STORAGE %d", len(msg))
+	box.want("STATUS INBOX (DELETED-STORAGE)", "* STATUS INBOX ("+deleted+")")
+	box.want(`LIST "" "INBOX" RETURN (STATUS (DELETED-STORAGE))`, "* STATUS INBOX", deleted)
+
+	raw := dialIMAPRaw(t, addr, free)
+	if u := raw.ok("GETQUOTAROOT INBOX"); len(u) != 1 || u[0] != "* QUOTAROOT INBOX" {
+		t.Errorf("GETQUOTAROOT without a quota: %q, want no root", u)
+	}
+	if _, tagged := raw.cmd(`GETQUOTA ""`); !strings.HasPrefix(tagged, "NO [NONEXISTENT]") {
+		t.Errorf("GETQUOTA without a quota: %q", tagged)
+	}
+	if _, tagged := raw.cmd("GETQUOTAROOT"); !strings.HasPrefix(tagged, "BAD") {
+		t.Errorf("GETQUOTAROOT without a mailbox: %q", tagged)
+	}
+}
