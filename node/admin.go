@@ -102,6 +102,7 @@ func (n *Node) adminHandler() http.Handler {
 	n.redundancyRoutes(mux, route)
 	n.queueRoutes(route)
 	mux.Handle("GET /v1/mailboxes/{address}/messages/{uid}/raw", n.requireToken(http.HandlerFunc(n.rawMessage)))
+	mux.Handle("GET /v1/mailboxes/{address}/export", n.requireToken(http.HandlerFunc(n.exportHandler)))
 	return mux
 }
 

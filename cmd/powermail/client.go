@@ -86,16 +86,21 @@ func (c *clientFlags) do(ctx context.Context, method, path string, in, out any) 
 		return fmt.Errorf("read reply: %w", err)
 	}
 	if resp.StatusCode/100 != 2 {
-		e := &apiError{}
-		if json.Unmarshal(raw, e) != nil || e.Code == "" {
-			return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(raw)))
-		}
-		return e
+		return replyError(resp.Status, raw)
 	}
 	if out != nil {
 		return json.Unmarshal(raw, out)
 	}
 	return nil
+}
+
+// replyError is the error a failed reply's body describes.
+func replyError(status string, raw []byte) error {
+	e := &apiError{}
+	if json.Unmarshal(raw, e) != nil || e.Code == "" {
+		return fmt.Errorf("%s: %s", status, strings.TrimSpace(string(raw)))
+	}
+	return e
 }
 
 // send sends one request and returns the response for the caller to read

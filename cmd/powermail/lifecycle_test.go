@@ -31,12 +31,7 @@ func TestStopWhileBootstrappingIsClean(t *testing.T) {
 // in IDLE gets BYE, and a POP3 session that is logged in may still QUIT
 // and commit its deletion; then the node exits 0.
 func TestSIGTERMDrainsIMAPAndPOP3(t *testing.T) {
-	p := &proc{id: "solo", cluster: freeAddr(t), admin: freeAddr(t), data: t.TempDir()}
-	p.start(t, append(p.smtpArgs(t), "--bootstrap", "--replicas", "1")...)
-	p.waitLeader(t, 30*time.Second)
-	waitLog(t, p, `msg="node running"`)
-	mustCLI(t, "domain", "add", "example.com", "--addr", p.admin)
-	mustCLI(t, "mailbox", "add", "dana@example.com", "--password", "pw", "--addr", p.admin)
+	p := startSoloMail(t, "dana@example.com")
 	if err := smtp.SendMail(p.smtp, nil, "x@example.net", []string{"dana@example.com"}, []byte("Subject: t\r\n\r\nhi\r\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -81,6 +76,19 @@ func TestSIGTERMDrainsIMAPAndPOP3(t *testing.T) {
 	again.expect("+OK")
 	again.send("PASS pw")
 	again.expect("+OK maildrop has 0 messages")
+}
+
+// startSoloMail starts a one-node cluster (R=1) with every mail protocol,
+// hosting example.com with mailbox (password "pw").
+func startSoloMail(t *testing.T, mailbox string) *proc {
+	t.Helper()
+	p := &proc{id: "solo", cluster: freeAddr(t), admin: freeAddr(t), data: t.TempDir()}
+	p.start(t, append(p.smtpArgs(t), "--bootstrap", "--replicas", "1")...)
+	p.waitLeader(t, 30*time.Second)
+	waitLog(t, p, `msg="node running"`)
+	mustCLI(t, "domain", "add", "example.com", "--addr", p.admin)
+	mustCLI(t, "mailbox", "add", mailbox, "--password", "pw", "--addr", p.admin)
+	return p
 }
 
 // lineConn is a raw line-protocol client for IMAP and POP3.

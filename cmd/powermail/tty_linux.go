@@ -37,3 +37,13 @@ func readHidden(in any, out io.Writer, prompt string) (line string, ok bool, err
 	}
 	return strings.TrimRight(line, "\r\n"), true, nil
 }
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}

@@ -1,0 +1,79 @@
+package node
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"powermail/fsm"
+)
+
+func TestMUTF7(t *testing.T) {
+	for in, want := range map[string]string{
+		"Sent":      "Sent",
+		"R&D":       "R&-D",
+		"Entwürfe":  "Entw&APw-rfe",
+		"日本語":       "&ZeVnLIqe-",
+		"a😀b":       "a&2D3eAA-b",
+		"tab\there": "tab&AAk-here",
+	} {
+		if got := mutf7(in); got != want {
+			t.Errorf("mutf7(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestMaildirNames(t *testing.T) {
+	for in, want := range map[string]string{
+		"INBOX":         "Maildir/",
+		"inbox":         "Maildir/",
+		"Sent":          "Maildir/.Sent/",
+		"Archive/2024":  "Maildir/.Archive.2024/",
+		"v1.2/Entwürfe": "Maildir/.v1&AC4-2.Entw&APw-rfe/",
+	} {
+		if got := maildirDir(in); got != want {
+			t.Errorf("maildirDir(%q) = %q, want %q", in, got, want)
+		}
+	}
+	var kw maildirKeywords
+	m := fsm.Message{UID: 7, Size: 120, InternalDate: 1_700_000_000_123, Flags: []string{`\Seen`, "Work", `\Flagged`, "$Forwarded", `\Recent`, "work"}}
+	if got, want := maildirName(m, 42, &kw), "1700000000.P7V42.powermail,S=120:2,FSab"; got != want {
+		t.Errorf("maildirName = %q, want %q", got, want)
+	}
+	if got, want := kw.file(), "0 Work\n1 $Forwarded\n"; got != want {
+		t.Errorf("dovecot-keywords = %q, want %q", got, want)
+	}
+}
+
+// A body that fails its check in the middle of an export cuts the
+// connection: the client never reads an archive that looks whole.
+func TestExportCutOffByABadBody(t *testing.T) {
+	c := newTestClusterWith(t, 1, func(cfg *Config) { cfg.BootstrapSettings = &BootstrapSettings{Replicas: 1, WriteQuorum: 1} })
+	l := c.leader(10 * time.Second)
+	mustApply(t, l, &fsm.DomainAdd{Name: "example.com"})
+	mustApply(t, l, addMailbox("a@example.com"))
+	hashes := deliverN(t, l, 2, 200<<10) // several chunks each
+	ctx := ctxT(t, 30*time.Second)
+	if code, body := adminDo(t, l, "GET", "/v1/mailboxes/a@example.com/export", string(testSecret), ""); code != 200 || len(body) < 400<<10 {
+		t.Fatalf("export of a sound mailbox: %d, %d octets", code, len(body))
+	}
+	if err := l.bodies.DamageKeepCRC(ctx, hashes[1], 1); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", "http://"+l.AdminAddr()+"/v1/mailboxes/a@example.com/export", nil)
+	req.Header.Set("Authorization", "Bearer "+string(testSecret))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != 200 || err == nil {
+		t.Fatalf("export over a damaged body: %d, %d octets, read error %v; want the stream cut", resp.StatusCode, n, err)
+	}
+	if code, body := adminDo(t, l, "GET", "/v1/mailboxes/nobody@example.com/export", string(testSecret), ""); code != 404 || !strings.Contains(body, "not_found") {
+		t.Errorf("export of an unknown mailbox: %d %s", code, body)
+	}
+}
