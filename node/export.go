@@ -72,21 +72,27 @@ func (n *Node) exportFolder(ctx context.Context, tw *tar.Writer, addr, name stri
 			return err
 		}
 	}
+	// The keywords file goes first, so that a reader of the stream knows
+	// every letter before the first message that uses one.
 	var kw maildirKeywords
+	for _, m := range view.Messages {
+		maildirName(m, 0, &kw)
+	}
+	if len(kw) > 0 {
+		file := kw.file()
+		if err := tw.WriteHeader(&tar.Header{Name: dir + "dovecot-keywords", Mode: 0o600, Size: int64(len(file)), ModTime: time.Now()}); err != nil {
+			return err
+		}
+		if _, err := io.WriteString(tw, file); err != nil {
+			return err
+		}
+	}
 	for _, m := range view.Messages {
 		if err := n.exportMessage(ctx, tw, dir, view.Folder.UIDValidity, m, &kw); err != nil {
 			return err
 		}
 	}
-	if len(kw) == 0 {
-		return nil
-	}
-	file := kw.file()
-	if err := tw.WriteHeader(&tar.Header{Name: dir + "dovecot-keywords", Mode: 0o600, Size: int64(len(file)), ModTime: time.Now()}); err != nil {
-		return err
-	}
-	_, err = io.WriteString(tw, file)
-	return err
+	return nil
 }
 
 func (n *Node) exportMessage(ctx context.Context, tw *tar.Writer, dir string, validity uint32, m fsm.Message, kw *maildirKeywords) error {

@@ -7,8 +7,9 @@ import (
 	"io"
 	"net/smtp"
 	"os"
+	"maps"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -35,12 +36,13 @@ func TestMailboxExport(t *testing.T) {
 
 	out := filepath.Join(t.TempDir(), "erin.tar")
 	mustCLI(t, "mailbox", "export", "erin@example.com", "--out", out, "--addr", p.admin)
-	files := readTar(t, out)
-	var names []string
-	for n := range files {
-		names = append(names, n)
+	files, order := readTar(t, out)
+	if kw, first := slices.Index(order, "Maildir/dovecot-keywords"), slices.IndexFunc(order, func(n string) bool {
+		return strings.HasPrefix(n, "Maildir/cur/") && n != "Maildir/cur/"
+	}); kw < 0 || kw > first {
+		t.Errorf("dovecot-keywords at %d, the first message at %d: the keywords must come first", kw, first)
 	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(files))
 	has := func(name string) bool { _, ok := files[name]; return ok }
 	for _, dir := range []string{"Maildir/cur/", "Maildir/new/", "Maildir/tmp/", "Maildir/.Archive.2024/cur/", "Maildir/.Caf&AOk-/cur/"} {
 		if !has(dir) {
@@ -80,8 +82,8 @@ func TestMailboxExport(t *testing.T) {
 	}
 }
 
-// readTar reads an archive into name -> content.
-func readTar(t *testing.T, path string) map[string]string {
+// readTar reads an archive into name -> content, and the names in order.
+func readTar(t *testing.T, path string) (map[string]string, []string) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -89,11 +91,12 @@ func readTar(t *testing.T, path string) map[string]string {
 	}
 	defer f.Close()
 	files := map[string]string{}
+	var order []string
 	tr := tar.NewReader(f)
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return files
+			return files, order
 		}
 		if err != nil {
 			t.Fatalf("archive: %v", err)
@@ -103,5 +106,6 @@ func readTar(t *testing.T, path string) map[string]string {
 			t.Fatal(err)
 		}
 		files[h.Name] = string(b)
+		order = append(order, h.Name)
 	}
 }
