@@ -103,6 +103,7 @@ func (n *Node) adminHandler() http.Handler {
 	n.queueRoutes(route)
 	mux.Handle("GET /v1/mailboxes/{address}/messages/{uid}/raw", n.requireToken(http.HandlerFunc(n.rawMessage)))
 	mux.Handle("GET /v1/mailboxes/{address}/export", n.requireToken(http.HandlerFunc(n.exportHandler)))
+	mux.Handle("POST /v1/mailboxes/{address}/restore", n.requireToken(http.HandlerFunc(n.restoreHandler)))
 	return mux
 }
 

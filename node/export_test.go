@@ -3,6 +3,7 @@ package node
 import (
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -75,5 +76,26 @@ func TestExportCutOffByABadBody(t *testing.T) {
 	}
 	if code, body := adminDo(t, l, "GET", "/v1/mailboxes/nobody@example.com/export", string(testSecret), ""); code != 404 || !strings.Contains(body, "not_found") {
 		t.Errorf("export of an unknown mailbox: %d %s", code, body)
+	}
+}
+
+// A folder name written by export reads back the same in restore.
+func TestMaildirFolderRoundTrip(t *testing.T) {
+	for _, name := range []string{"INBOX", "Sent", "Archive/2024", "v1.2/Entwürfe", "R&D", "日本語/a😀b", "tab\there"} {
+		dir := strings.TrimSuffix(strings.TrimPrefix(maildirDir(name), "Maildir/"), "/")
+		if got, ok := maildirFolder(dir); !ok || got != name {
+			t.Errorf("%q -> %q -> %q (%v)", name, dir, got, ok)
+		}
+	}
+	for _, bad := range []string{".&AGE", ".&-&Zz!-", ".a..b"} {
+		if got, ok := maildirFolder(bad); ok {
+			t.Errorf("maildirFolder(%q) = %q, want refused", bad, got)
+		}
+	}
+	if flags, unknown := maildirFlags("1.M1.h:2,FRSTPDbz", false, map[byte]string{'b': "Work"}); !slices.Equal(flags, []string{`\Flagged`, `\Answered`, `\Seen`, `\Deleted`, "$Forwarded", `\Draft`, "Work"}) || unknown != "z" {
+		t.Errorf("flags %q, unknown %q", flags, unknown)
+	}
+	if flags, _ := maildirFlags("1.M1.h:2,S", true, nil); flags != nil {
+		t.Errorf("a message in new/ got %q", flags)
 	}
 }

@@ -118,6 +118,11 @@ func (c *clientFlags) send(ctx context.Context, method, path string, in any) (*h
 		}
 		body = bytes.NewReader(raw)
 	}
+	return c.sendBody(ctx, method, path, body, "application/json", token)
+}
+
+// sendBody sends one request with body as it is.
+func (c *clientFlags) sendBody(ctx context.Context, method, path string, body io.Reader, contentType, token string) (*http.Response, error) {
 	base := c.addr
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
@@ -129,7 +134,7 @@ func (c *clientFlags) send(ctx context.Context, method, path string, in any) (*h
 		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	client, err := c.httpClient()
 	if err != nil {
 		return nil, err

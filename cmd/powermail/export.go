@@ -2,14 +2,19 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"powermail/node"
 )
 
 // mailboxExportCmd writes a mailbox's folders as a Maildir++ tar archive
@@ -77,4 +82,62 @@ func exportTo(ctx context.Context, cl *clientFlags, addr string, w io.Writer) er
 		return fmt.Errorf("export of %s broke off, the archive is incomplete: %w", addr, err)
 	}
 	return nil
+}
+
+// mailboxRestoreCmd adds the messages of a Maildir++ tar to a mailbox
+// (node/import.go).
+func mailboxRestoreCmd(cl *clientFlags) *cobra.Command {
+	var maxSize string
+	c := &cobra.Command{
+		Use:   "restore ADDRESS FILE.tar",
+		Short: "Add the messages of a Maildir++ tar (from mailbox export, or a Dovecot/Courier Maildir) to a mailbox (\"-\" reads stdin)",
+		Long: "Add the messages of a Maildir++ tar to a mailbox: folders are created as needed, flags come from the file names" +
+			" (keywords from dovecot-keywords), the internal date from the file time. A message the folder already holds is skipped," +
+			" so a restore that broke off can be run again. The restore has no time limit unless --timeout is given.",
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			limit, err := parseSize(maxSize)
+			if err != nil {
+				return err
+			}
+			in := cmd.InOrStdin()
+			if args[1] != "-" {
+				f, err := os.Open(args[1])
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				in = f
+			}
+			cl.lengthen(cmd, 7*24*time.Hour)
+			ctx, cancel := context.WithTimeout(cmd.Context(), cl.timeout)
+			defer cancel()
+			token, err := cl.resolveToken()
+			if err != nil {
+				return err
+			}
+			path := "/v1/mailboxes/" + pathEsc(args[0]) + "/restore?max_bytes=" + strconv.FormatInt(limit, 10)
+			resp, err := cl.sendBody(ctx, "POST", path, in, "application/x-tar", token)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			if err != nil {
+				return fmt.Errorf("read reply: %w", err)
+			}
+			if resp.StatusCode/100 != 2 {
+				return replyError(resp.Status, raw)
+			}
+			var res node.RestoreResult
+			if err := json.Unmarshal(raw, &res); err != nil {
+				return err
+			}
+			return cl.emit(cmd, res, []string{"ADDED", "ALREADY-THERE", "TOO-LARGE", "FOLDERS-CREATED"}, func() [][]string {
+				return [][]string{{fmt.Sprint(res.Added), fmt.Sprint(res.Duplicates), fmt.Sprint(res.TooLarge), strings.Join(res.Folders, ", ")}}
+			})
+		},
+	}
+	c.Flags().StringVar(&maxSize, "max-message-size", "50M", "skip (and count) messages larger than this (bytes, or K/M/G)")
+	return c
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"archive/tar"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"powermail/node"
 )
 
 // mailbox export writes the mailbox as a Maildir++ tar: every folder,
@@ -108,4 +112,113 @@ func readTar(t *testing.T, path string) (map[string]string, []string) {
 		files[h.Name] = string(b)
 		order = append(order, h.Name)
 	}
+}
+
+// What mailbox export writes, mailbox restore reads back: the same
+// messages with the same flags and keywords in the same folders; a second
+// restore adds nothing. A Dovecot-style tar (a prefix, new/, tmp/) is
+// read too.
+func TestMailboxRestore(t *testing.T) {
+	p := startSoloMail(t, "gina@example.com")
+	mustCLI(t, "mailbox", "add", "hank@example.com", "--password", "pw", "--addr", p.admin)
+	if err := smtp.SendMail(p.smtp, nil, "x@example.net", []string{"gina@example.com"}, []byte("Subject: s\r\n\r\nsent\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	imap := dialLines(t, p.imap)
+	imap.expect("* OK")
+	for _, c := range []string{"a LOGIN gina@example.com pw", "b SELECT INBOX", `c STORE 1 +FLAGS (\Answered Project)`,
+		`d CREATE "Ünï/2024"`, "e APPEND \"Ünï/2024\" (\\Seen) {9+}\r\nSubject:\r\n"} {
+		imap.send(c)
+		imap.expect(c[:1] + " OK")
+	}
+	dir := t.TempDir()
+	gina := filepath.Join(dir, "gina.tar")
+	mustCLI(t, "mailbox", "export", "gina@example.com", "--out", gina, "--addr", p.admin)
+	if res := restore(t, p, "hank@example.com", gina); res.Added != 2 || !slices.Equal(res.Folders, []string{"Ünï/2024"}) {
+		t.Fatalf("restore said %+v", res)
+	}
+	hank := filepath.Join(dir, "hank.tar")
+	mustCLI(t, "mailbox", "export", "hank@example.com", "--out", hank, "--addr", p.admin)
+	if a, b := mailSummary(t, gina), mailSummary(t, hank); !slices.Equal(a, b) {
+		t.Fatalf("restored mailbox differs:\n%q\n%q", a, b)
+	}
+	if res := restore(t, p, "hank@example.com", gina); res.Added != 0 || res.Duplicates != 2 {
+		t.Errorf("a second restore said %+v", res)
+	}
+
+	// A Dovecot Maildir in a tar of its own: a path prefix, new/ (unseen),
+	// tmp/ (skipped), a keyword file after the message that uses it (the
+	// keyword is stored all the same).
+	dove := filepath.Join(dir, "dove.tar")
+	writeTar(t, dove, map[string]string{
+		"home/ivy/Maildir/new/1700000000.M1.host":             "Subject: new\r\n\r\nn\r\n",
+		"home/ivy/Maildir/tmp/1700000001.M2.host":             "Subject: tmp\r\n\r\nt\r\n",
+		"home/ivy/Maildir/.Sent/cur/1700000002.M3.host:2,RSa": "Subject: sent\r\n\r\ns\r\n",
+		"home/ivy/Maildir/.Sent/dovecot-keywords":             "0 Late\n",
+		"home/ivy/Maildir/dovecot-uidlist":                    "3 V1 N4\n",
+	})
+	mustCLI(t, "mailbox", "add", "ivy@example.com", "--password", "pw", "--addr", p.admin)
+	if res := restore(t, p, "ivy@example.com", dove); res.Added != 2 {
+		t.Fatalf("restore of a Dovecot tar said %+v", res)
+	}
+	ivy := filepath.Join(dir, "ivy.tar")
+	mustCLI(t, "mailbox", "export", "ivy@example.com", "--out", ivy, "--addr", p.admin)
+	want := []string{"Maildir :2, Subject: new\r\n\r\nn\r\n", "Maildir/.Sent :2,RSa Subject: sent\r\n\r\ns\r\n"}
+	if got := mailSummary(t, ivy); !slices.Equal(got, want) {
+		t.Errorf("Dovecot tar restored as %q, want %q", got, want)
+	}
+	if files, _ := readTar(t, ivy); files["Maildir/.Sent/dovecot-keywords"] != "0 Late\n" {
+		t.Errorf("keywords of the restored Sent: %q", files["Maildir/.Sent/dovecot-keywords"])
+	}
+	if _, stderr, err := cli(t, "", "mailbox", "restore", "nobody@example.com", dove, "--addr", p.admin); err == nil || !strings.Contains(stderr, "not found") {
+		t.Errorf("restore into an unknown mailbox: %v %q", err, stderr)
+	}
+}
+
+// restore runs mailbox restore and returns what it reported.
+func restore(t *testing.T, p *proc, addr, file string) node.RestoreResult {
+	t.Helper()
+	var res node.RestoreResult
+	if out := mustCLI(t, "mailbox", "restore", addr, file, "--json", "--addr", p.admin); json.Unmarshal([]byte(out), &res) != nil {
+		t.Fatalf("restore said %q", out)
+	}
+	return res
+}
+
+// mailSummary lists an export's messages as "folder-dir flags content",
+// sorted, without the names' UIDs and dates.
+func mailSummary(t *testing.T, path string) []string {
+	t.Helper()
+	files, _ := readTar(t, path)
+	var out []string
+	for name, content := range files {
+		d, file, ok := strings.Cut(name, "/cur/")
+		if !ok || file == "" {
+			continue
+		}
+		_, flags, _ := strings.Cut(file, ":2,")
+		out = append(out, d+" :2,"+flags+" "+content)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// writeTar writes files (name -> content) into a tar at path.
+func writeTar(t *testing.T, path string, files map[string]string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(f)
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: int64(len(files[name])), ModTime: time.Unix(1_700_000_000, 0)}); err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(tw, files[name])
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
 }

@@ -17,7 +17,7 @@ import (
 func newMailboxCmd(cl *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "mailbox", Short: "Manage mailboxes"}
 	cmd.AddCommand(mailboxAddCmd(cl), mailboxImportCmd(cl), mailboxLsCmd(cl), mailboxPasswdCmd(cl), mailboxQuotaCmd(cl),
-		mailboxEnableCmd(cl, "enable", true), mailboxEnableCmd(cl, "disable", false), mailboxExportCmd(cl))
+		mailboxEnableCmd(cl, "enable", true), mailboxEnableCmd(cl, "disable", false), mailboxExportCmd(cl), mailboxRestoreCmd(cl))
 	cmd.AddCommand(&cobra.Command{
 		Use: "rm ADDRESS", Aliases: []string{"remove"}, Short: "Delete a mailbox", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -1,0 +1,357 @@
+package node
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf16"
+
+	"powermail/fsm"
+	"powermail/storage"
+)
+
+// Mailbox restore: the messages of a Maildir++ tar (an export, or a
+// Dovecot or Courier Maildir put in a tar) added to a mailbox.
+//
+//   - A message is a file directly in a cur/ or new/ directory. The
+//     directory above is the folder: one whose name starts with "." is
+//     Maildir++'s ".Name.Sub" (modified UTF-7 levels, "." between them);
+//     any other is INBOX. tmp/, index and list files are skipped.
+//   - Flags come from the ":2," part of the name (D F P R S T, and a-z by
+//     the folder's dovecot-keywords file: a message met before that file
+//     gets its keywords when the file comes); a message in new/ is
+//     unseen. The internal date is the file's time.
+//   - A message whose body the folder already holds is skipped, so a
+//     restore can be run again after it broke off. Folders are created
+//     as needed; a file larger than the limit is skipped and counted.
+
+// DefaultRestoreMaxBytes is the largest message a restore takes unless
+// told otherwise; it matches the SMTP default.
+const DefaultRestoreMaxBytes = 50 << 20
+
+// RestoreResult counts what a restore did.
+type RestoreResult struct {
+	Added      int      `json:"added"`
+	Duplicates int      `json:"duplicates"`
+	TooLarge   int      `json:"too_large"`
+	Folders    []string `json:"folders_created,omitempty"`
+}
+
+// restoreState is one restore's progress.
+type restoreState struct {
+	n        *Node
+	addr     string
+	maxBytes int64
+	res      RestoreResult
+	keywords map[string]map[byte]string           // by Maildir directory
+	held     map[string]map[storage.Hash]struct{} // bodies per folder
+	// later are messages added with keyword letters before their
+	// directory's dovecot-keywords came: the keywords are stored when it
+	// does (a tar of a Maildir has its files in any order).
+	later map[string][]laterKeywords
+}
+
+type laterKeywords struct {
+	folder  string
+	uid     uint32
+	letters string
+}
+
+// RestoreMailbox adds the messages of the Maildir++ tar r to addr (see
+// above). On an error the messages added so far stay, and the result
+// says how many.
+func (n *Node) RestoreMailbox(ctx context.Context, addr string, r io.Reader, maxBytes int64) (RestoreResult, error) {
+	if maxBytes <= 0 {
+		maxBytes = DefaultRestoreMaxBytes
+	}
+	st := &restoreState{n: n, addr: addr, maxBytes: maxBytes,
+		keywords: map[string]map[byte]string{}, held: map[string]map[storage.Hash]struct{}{}, later: map[string][]laterKeywords{}}
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return st.res, nil
+		}
+		if err != nil {
+			return st.res, fmt.Errorf("%w: archive: %v", ErrInvalidArgument, err)
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		if err := st.entry(ctx, h, tr); err != nil {
+			return st.res, fmt.Errorf("restore %s: %w", h.Name, err)
+		}
+	}
+}
+
+func (st *restoreState) entry(ctx context.Context, h *tar.Header, r io.Reader) error {
+	dir, file := path.Split(path.Clean(h.Name))
+	dir = strings.TrimSuffix(dir, "/")
+	if file == "dovecot-keywords" {
+		return st.readKeywords(ctx, lastDir(dir), r)
+	}
+	parent, sub := path.Split(dir)
+	if sub != "cur" && sub != "new" {
+		return nil
+	}
+	mdir := lastDir(strings.TrimSuffix(parent, "/"))
+	folder, ok := maildirFolder(mdir)
+	if !ok {
+		return nil
+	}
+	if h.Size > st.maxBytes {
+		st.res.TooLarge++
+		return nil
+	}
+	data, err := io.ReadAll(io.LimitReader(r, st.maxBytes+1))
+	if err != nil {
+		return err
+	}
+	held, err := st.folderHashes(ctx, folder)
+	if err != nil {
+		return err
+	}
+	hash := storage.HashBytes(data)
+	if _, dup := held[hash]; dup {
+		st.res.Duplicates++
+		return nil
+	}
+	kw, known := st.keywords[mdir]
+	flags, letters := maildirFlags(file, sub == "new", kw)
+	added, err := st.n.Append(ctx, st.addr, folder, flags, restoreTime(h.ModTime), bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	if letters != "" && !known {
+		st.later[mdir] = append(st.later[mdir], laterKeywords{folder: folder, uid: added.UID, letters: letters})
+	}
+	held[hash] = struct{}{}
+	st.res.Added++
+	return nil
+}
+
+// folderHashes returns the bodies the folder holds, creating the folder
+// when it does not exist.
+func (st *restoreState) folderHashes(ctx context.Context, folder string) (map[storage.Hash]struct{}, error) {
+	if held, ok := st.held[fsm.CanonicalFolder(folder)]; ok {
+		return held, nil
+	}
+	view, err := st.n.View(ctx, st.addr, folder)
+	if errors.Is(err, ErrNoFolder) {
+		if err = st.n.CreateFolder(ctx, st.addr, folder, ""); err == nil || errors.Is(err, ErrFolderExists) {
+			st.res.Folders = append(st.res.Folders, folder)
+			view, err = st.n.View(ctx, st.addr, folder)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	held := make(map[storage.Hash]struct{}, len(view.Messages))
+	for _, m := range view.Messages {
+		if h, err := storage.ParseHash(m.Hash); err == nil {
+			held[h] = struct{}{}
+		}
+	}
+	st.held[fsm.CanonicalFolder(folder)] = held
+	return held, nil
+}
+
+// readKeywords reads a dovecot-keywords file ("<index> <keyword>"
+// lines) and gives the messages added before it their keywords.
+func (st *restoreState) readKeywords(ctx context.Context, dir string, r io.Reader) error {
+	raw, err := io.ReadAll(io.LimitReader(r, 64<<10))
+	if err != nil {
+		return err
+	}
+	m := map[byte]string{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		idx, word, ok := strings.Cut(strings.TrimSpace(line), " ")
+		i, err := strconv.Atoi(idx)
+		if ok && err == nil && i >= 0 && i < 26 && word != "" && !strings.ContainsAny(word, " \\(){%*\"]") {
+			m[byte('a'+i)] = word
+		}
+	}
+	st.keywords[dir] = m
+	for _, l := range st.later[dir] {
+		var words []string
+		for _, c := range []byte(l.letters) {
+			if m[c] != "" {
+				words = append(words, m[c])
+			}
+		}
+		if len(words) == 0 {
+			continue
+		}
+		if _, err := st.n.StoreFlags(ctx, st.addr, l.folder, []uint32{l.uid}, FlagsAdd, words); err != nil {
+			return err
+		}
+	}
+	delete(st.later, dir)
+	return nil
+}
+
+// lastDir is the last level of a directory path, "" for the archive's
+// top.
+func lastDir(dir string) string {
+	if dir == "" || dir == "." {
+		return ""
+	}
+	return path.Base(dir)
+}
+
+// maildirFolder is the folder a Maildir++ directory holds: INBOX for the
+// root (any name not starting with ".", or none), else the ".Name.Sub"
+// levels decoded. ok is false for a name that does not decode.
+func maildirFolder(dir string) (string, bool) {
+	name, sub := strings.CutPrefix(dir, ".")
+	if !sub {
+		return "INBOX", true
+	}
+	levels := strings.Split(name, ".")
+	for i, l := range levels {
+		dec, ok := unmutf7(l)
+		if !ok || dec == "" {
+			return "", false
+		}
+		levels[i] = dec
+	}
+	return strings.Join(levels, "/"), true
+}
+
+// maildirFlags reads the flags of a message file name, and the keyword
+// letters that keywords does not name.
+func maildirFlags(name string, isNew bool, keywords map[byte]string) (flags []string, unknown string) {
+	_, info, ok := strings.Cut(name, ":2,")
+	if !ok || isNew {
+		return nil, ""
+	}
+	for _, c := range []byte(info) {
+		switch {
+		case c == 'D':
+			flags = append(flags, `\Draft`)
+		case c == 'F':
+			flags = append(flags, `\Flagged`)
+		case c == 'P':
+			flags = append(flags, "$Forwarded")
+		case c == 'R':
+			flags = append(flags, `\Answered`)
+		case c == 'S':
+			flags = append(flags, `\Seen`)
+		case c == 'T':
+			flags = append(flags, `\Deleted`)
+		case c >= 'a' && c <= 'z' && keywords[c] != "":
+			flags = append(flags, keywords[c])
+		case c >= 'a' && c <= 'z':
+			unknown += string(c)
+		}
+	}
+	return flags, unknown
+}
+
+// unmutf7 decodes modified UTF-7 (RFC 3501 §5.1.3), accepting an encoded
+// printable character (export writes "." as "&AC4-").
+func unmutf7(s string) (string, bool) {
+	var out strings.Builder
+	for len(s) > 0 {
+		i := strings.IndexByte(s, '&')
+		if i < 0 {
+			out.WriteString(s)
+			break
+		}
+		out.WriteString(s[:i])
+		end := strings.IndexByte(s[i:], '-')
+		if end < 0 {
+			return "", false
+		}
+		enc := s[i+1 : i+end]
+		s = s[i+end+1:]
+		if enc == "" {
+			out.WriteByte('&')
+			continue
+		}
+		raw, err := base64.RawStdEncoding.DecodeString(strings.ReplaceAll(enc, ",", "/"))
+		if err != nil || len(raw)%2 != 0 {
+			return "", false
+		}
+		units := make([]uint16, len(raw)/2)
+		for j := range units {
+			units[j] = uint16(raw[2*j])<<8 | uint16(raw[2*j+1])
+		}
+		out.WriteString(string(utf16.Decode(units)))
+	}
+	return out.String(), true
+}
+
+// restoreTime keeps a file time that says nothing (zero) from becoming
+// 1970: such a message gets the time of the restore.
+func restoreTime(t time.Time) time.Time {
+	if t.IsZero() || t.Unix() <= 0 {
+		return time.Time{}
+	}
+	return t
+}
+
+// restoreHandler runs RestoreMailbox over the request body (a tar). The
+// body may be far larger and longer than other admin requests: instead of
+// one deadline for the whole of it, each read has AdminReadTimeout.
+func (n *Node) restoreHandler(w http.ResponseWriter, r *http.Request) {
+	addr := r.PathValue("address")
+	fail := func(err error) {
+		code, status := errorCode(err), errorStatus(err)
+		switch { // the mail access errors, which the directory's mapping does not know
+		case errors.Is(err, ErrInvalidArgument):
+			code, status = "invalid", http.StatusBadRequest
+		case errors.Is(err, ErrOverQuota):
+			code, status = "over_quota", http.StatusBadRequest
+		case errors.Is(err, ErrNoFolder):
+			code, status = "not_found", http.StatusNotFound
+		}
+		writeJSON(w, status, apiError{Code: code, Message: err.Error()})
+	}
+	if err := n.readBarrier(r.Context()); err != nil {
+		fail(err)
+		return
+	}
+	if _, err := n.state.Mailbox(addr); err != nil {
+		fail(err)
+		return
+	}
+	var maxBytes int64
+	if v := r.URL.Query().Get("max_bytes"); v != "" {
+		var err error
+		if maxBytes, err = strconv.ParseInt(v, 10, 64); err != nil || maxBytes <= 0 {
+			fail(fmt.Errorf("%w: max_bytes %q", ErrInvalidArgument, v))
+			return
+		}
+	}
+	body := &idleDeadline{r: r.Body, rc: http.NewResponseController(w), idle: n.cfg.AdminReadTimeout}
+	res, err := n.RestoreMailbox(r.Context(), addr, body, maxBytes)
+	if err != nil {
+		n.log.Warn("mailbox restore failed", "mailbox", addr, "added", res.Added, "err", err)
+		fail(fmt.Errorf("%w (%d messages were added before it)", err, res.Added))
+		return
+	}
+	n.log.Info("mailbox restored", "mailbox", addr, "added", res.Added, "duplicates", res.Duplicates, "too_large", res.TooLarge)
+	writeJSON(w, http.StatusOK, res)
+}
+
+// idleDeadline gives each read of a request body its own deadline.
+type idleDeadline struct {
+	r    io.Reader
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (d *idleDeadline) Read(p []byte) (int, error) {
+	_ = d.rc.SetReadDeadline(time.Now().Add(d.idle))
+	return d.r.Read(p)
+}
