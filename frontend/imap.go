@@ -456,7 +456,11 @@ func (s *IMAPServer) newSession(c *imapserver.Conn) (imapserver.Session, *imapse
 	remote := nc.RemoteAddr()
 	ip := ipKey(remote)
 	raw := rawIMAPConn(nc)
-	if s.stopping() {
+	// A session that STARTTLS hands on during a drain is one the client
+	// already had: it starts, to be ended by the drain at its first
+	// command with a BYE the client reads (a refusal here would be the
+	// greeting, which is swallowed after STARTTLS).
+	if s.closed.Load() || s.draining.Load() && (raw == nil || !raw.inherited) {
 		if raw != nil && raw.inherited {
 			s.release(ip) // the slot moved here with STARTTLS; no session will free it
 		}

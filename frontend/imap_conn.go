@@ -265,6 +265,15 @@ func (c *imapConn) takeOver() error {
 		return fmt.Errorf("frontend: imap STARTTLS: %w", err)
 	}
 	c.srv.cmds.count("STARTTLS", imapResultOK)
+	// The socket is the TLS session's from here: a drain wakes that
+	// session once it starts (trackConn), never the handshake, which a
+	// read deadline in the past would fail. A wake that came before is
+	// undone here.
+	c.srv.trackConn(c, false)
+	if err := c.Conn.SetReadDeadline(c.loginBy); err != nil {
+		c.Conn.Close()
+		return fmt.Errorf("frontend: imap STARTTLS: %w", err)
+	}
 	tc := tls.Server(c.Conn, c.srv.cfg.TLS)
 	ctx, cancel := context.WithDeadline(c.srv.ctx, c.loginBy)
 	err = tc.HandshakeContext(ctx)

@@ -36,15 +36,13 @@ func (s *IMAPServer) Shutdown(ctx context.Context) error {
 	for ln := range s.listeners {
 		lns = append(lns, ln)
 	}
-	conns := make([]*imapConn, 0, len(s.conns))
+	// Woken under mu: STARTTLS forgets its connection under mu before
+	// the handshake (takeOver), so no wake lands in the middle of one.
 	for c := range s.conns {
-		conns = append(conns, c)
+		c.wake()
 	}
 	s.mu.Unlock()
 	err := closeListenerList(lns, "imap")
-	for _, c := range conns {
-		c.wake()
-	}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for s.open.Load() > 0 {

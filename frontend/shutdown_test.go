@@ -2,6 +2,7 @@ package frontend_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"powermail/frontend"
+	"powermail/frontend/internal/testtls"
 	"powermail/node/nodetest"
 )
 
@@ -211,5 +213,65 @@ func TestPOP3ShutdownDeadline(t *testing.T) {
 	f, err := n.Folder(context.Background(), user, "INBOX")
 	if err != nil || f.Messages != 1 {
 		t.Errorf("INBOX after a cut session: %d messages, %v; want 1", f.Messages, err)
+	}
+}
+
+// waitRefused waits until addr no longer accepts connections: the
+// shutdown has begun (it closes the listeners first).
+func waitRefused(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return
+		}
+		c.Close()
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal("the listener still accepts connections")
+}
+
+// TestIMAPShutdownDuringStartTLS: a client whose STARTTLS was answered
+// just before the shutdown completes its handshake and then gets the BYE,
+// as any session waiting for a command does.
+func TestIMAPShutdownDuringStartTLS(t *testing.T) {
+	store, _ := imapMemStore(t)
+	tlsCfg, roots := testtls.Config(t)
+	srv := newIMAPTestServer(store, frontend.IMAPConfig{TLS: tlsCfg}, false)
+	t.Cleanup(func() { srv.Close() })
+	addr := listenIMAP(t, srv, false)
+
+	c := imapDialLine(t, addr)
+	c.send("a STARTTLS\r\n")
+	if l := c.until("a "); !strings.HasPrefix(l, "a OK") {
+		t.Fatalf("STARTTLS: %q", l)
+	}
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- srv.Shutdown(ctx)
+	}()
+	waitRefused(t, addr)
+	time.Sleep(50 * time.Millisecond) // the sessions have been woken
+
+	tc := tls.Client(c.conn, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
+	_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("TLS handshake after STARTTLS during the shutdown: %v", err)
+	}
+	s := &imapLine{t: t, conn: tc, r: bufio.NewReader(tc)}
+	if l := s.line(); !strings.HasPrefix(l, "* BYE [UNAVAILABLE]") {
+		t.Fatalf("after STARTTLS during the shutdown: %q, want BYE", l)
+	}
+	s.closed()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown did not return after the session ended")
 	}
 }
