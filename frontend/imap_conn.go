@@ -80,6 +80,7 @@ type imapConn struct {
 	roff      int
 	rerr      error
 	startTLS  string       // tag of a STARTTLS waiting for the commands before it
+	awaitSent int          // the in.awaitN last given to the write side (litTag)
 	sess      *imapSession // the library's session on this connection (QUOTA)
 	handedOff atomic.Bool  // Close may run on the server's goroutine at shutdown
 	// slotMoved: after STARTTLS the TLS session took over this
@@ -104,6 +105,11 @@ type imapConn struct {
 	closing  atomic.Bool // Close has begun: flush briefly
 	// byeQueued: a shutdown's BYE is in wbuf, and nothing may follow it.
 	byeQueued bool
+	// litTag is the command whose synchronizing literal the client
+	// holds back until "+"; litRefused: its tagged response came
+	// instead, so the literal will never arrive (imapInput.await).
+	litTag     string
+	litRefused bool
 }
 
 // Write coalescing bounds.
@@ -120,9 +126,14 @@ func newIMAPConn(c net.Conn, srv *IMAPServer, secure bool) *imapConn {
 func (c *imapConn) Read(p []byte) (int, error) {
 	c.wmu.Lock()
 	err := c.flushLocked() // the answer goes out before we wait for more
+	refused := c.litRefused
+	c.litRefused = false
 	c.wmu.Unlock()
 	if err != nil {
 		return 0, err
+	}
+	if refused && c.in.await {
+		c.in.refuseLiteral()
 	}
 	for c.roff == len(c.rout) {
 		c.rout, c.roff = c.rout[:0], 0
@@ -136,6 +147,9 @@ func (c *imapConn) Read(p []byte) (int, error) {
 		case c.in.lit > 0: // literal data goes straight to the library
 			n, err := c.readRaw(p[:min(int64(len(p)), c.in.lit)])
 			c.in.lit -= int64(n)
+			if n > 0 {
+				c.in.await = false
+			}
 			return n, err
 		}
 		n, err := c.readRaw(c.rbuf)
@@ -186,6 +200,14 @@ func (c *imapConn) scan(b []byte) {
 		default:
 			c.rout = append(c.rout, line...)
 		}
+	}
+	if c.in.await && c.in.awaitN != c.awaitSent {
+		// Before the library reads the line: its answer, "+" or a
+		// refusal, is written after this.
+		c.awaitSent = c.in.awaitN
+		c.wmu.Lock()
+		c.litTag, c.litRefused = string(c.in.tag), false
+		c.wmu.Unlock()
 	}
 }
 
@@ -241,6 +263,27 @@ func (c *imapConn) countTaggedLocked(line []byte) {
 		c.srv.cmds.count(name, imapResultNo)
 	default:
 		c.srv.cmds.count(name, imapResultBad)
+	}
+}
+
+// literalAnswerLocked notes the server's answer to an awaited
+// synchronizing literal: "+" lets the client send it; NO or BAD tagged
+// with its command's tag refuses it (Read then tells imapInput).
+func (c *imapConn) literalAnswerLocked(line []byte) {
+	if c.litTag == "" {
+		return
+	}
+	if line[0] == '+' {
+		c.litTag = ""
+		return
+	}
+	rest, ok := bytes.CutPrefix(line, []byte(c.litTag+" "))
+	if !ok {
+		return
+	}
+	status, _, _ := bytes.Cut(rest, []byte(" "))
+	if bytes.EqualFold(status, []byte("NO")) || bytes.EqualFold(status, []byte("BAD")) {
+		c.litTag, c.litRefused = "", true
 	}
 }
 
@@ -351,6 +394,7 @@ func (c *imapConn) lineLocked(seg []byte, complete bool) error {
 	case complete:
 		c.olit = max(literalAtEnd(line), 0)
 		c.countTaggedLocked(line)
+		c.literalAnswerLocked(line)
 		if r := rewriteResponse(line, &c.pending); r != nil {
 			c.wbuf = append(c.wbuf[:c.held], r...)
 		}

@@ -658,3 +658,61 @@ func TestIMAPSilentTLSClientDropped(t *testing.T) {
 	}
 	closesWithin(t, 5*time.Second, "Close", func() { srv.Close() })
 }
+
+// TestIMAPRefusedLiteralKeepsTheStream: after a synchronizing literal is
+// refused (NO [TOOBIG] instead of "+"), imapConn still follows the
+// client's commands: an ID line inside the next APPEND's message is
+// message data, stored as sent, not a command to rewrite.
+func TestIMAPRefusedLiteralKeepsTheStream(t *testing.T) {
+	store, user := imapMemStore(t)
+	msg := "Subject: x\r\n\r\nz ID NIL\r\nend\r\n"
+	next := fmt.Sprintf("q APPEND INBOX {%d}\r\n", len(msg))
+	// Were the refused literal's octets still expected, they would end
+	// inside the next APPEND's message, just before the ID line.
+	refused := len(next) + len("Subject: x\r\n")
+	addr := startIMAP(t, store, frontend.IMAPConfig{MaxAppendBytes: int64(refused - 1)}, true)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	until := func(prefix string) string {
+		t.Helper()
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("waiting for %q: %v", prefix, err)
+			}
+			if strings.HasPrefix(l, prefix) {
+				return l
+			}
+		}
+	}
+	until("* OK")
+	fmt.Fprintf(c, "a LOGIN %s %s\r\n", user, imapPassword)
+	until("a OK")
+	fmt.Fprintf(c, "p APPEND INBOX {%d}\r\n", refused)
+	if l := until("p "); !strings.HasPrefix(l, "p NO [TOOBIG]") {
+		t.Fatalf("APPEND over the limit: %q", l)
+	}
+	fmt.Fprint(c, next)
+	until("+")
+	fmt.Fprintf(c, "%s\r\n", msg)
+	if l := until("q "); !strings.HasPrefix(l, "q OK") {
+		t.Fatalf("APPEND: %q", l)
+	}
+	v, err := store.View(context.Background(), user, "INBOX")
+	if err != nil || len(v.Messages) != 1 {
+		t.Fatalf("INBOX: %d messages, %v; want 1", len(v.Messages), err)
+	}
+	b, err := store.OpenBody(context.Background(), v.Messages[0].Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if got, _ := io.ReadAll(b); string(got) != msg {
+		t.Errorf("stored %q, want %q", got, msg)
+	}
+}

@@ -43,6 +43,19 @@ type imapInput struct {
 	pass bool   // the current line is passing through unheld
 	line []byte // the held part of the current command line
 	tail []byte // the last octets of a line passing through
+	tag  []byte // the current command's tag
+	// await: the literal just announced is synchronizing and none of it
+	// has arrived: the client waits for "+", and a tagged response
+	// instead refuses it (RFC 9051 §7.5), after which the client's next
+	// octets are a command (refuseLiteral). awaitN counts announcements.
+	await  bool
+	awaitN int
+}
+
+// refuseLiteral forgets the awaited literal and the rest of its command:
+// the server refused it.
+func (in *imapInput) refuseLiteral() {
+	in.lit, in.cont, in.await = 0, false, false
 }
 
 // atCommandStart reports whether the octets so far end a command: no
@@ -61,6 +74,7 @@ func (in *imapInput) next(b, out []byte) (rest, outNew, line []byte) {
 		b = b[len(seg):]
 		if isLit {
 			out = append(out, seg...)
+			in.await = false
 			continue
 		}
 		if !in.cont && !in.pass && len(in.line)+len(seg) <= imapHoldLine {
@@ -69,10 +83,14 @@ func (in *imapInput) next(b, out []byte) (rest, outNew, line []byte) {
 				continue
 			}
 			line, in.line = in.line, in.line[:0] // valid until the next call
+			in.noteTag(line)
 			in.endLine(line)
 			return b, out, line
 		}
 		if !in.pass { // a continuation line, or one too long to hold
+			if !in.cont {
+				in.noteTag(append(in.line, seg[:min(len(seg), 64)]...))
+			}
 			in.pass = true
 			out = append(out, in.line...)
 			in.tail = appendTail(in.tail[:0], in.line)
@@ -112,6 +130,16 @@ func (in *imapInput) endLine(line []byte) {
 	if n > 0 {
 		in.lit = n
 	}
+	in.await = n >= 0 && !bytes.HasSuffix(bytes.TrimSuffix(line, []byte("\r\n")), []byte("+}"))
+	if in.await {
+		in.awaitN++
+	}
+}
+
+// noteTag remembers the tag of the command that line starts.
+func (in *imapInput) noteTag(line []byte) {
+	t, _, _ := bytes.Cut(line, []byte(" "))
+	in.tag = append(in.tag[:0], t...)
 }
 
 // appendTail keeps the last 32 octets of a line: enough for "{n+}\r\n".

@@ -275,3 +275,41 @@ func TestIMAPShutdownDuringStartTLS(t *testing.T) {
 		t.Fatal("Shutdown did not return after the session ended")
 	}
 }
+
+// TestIMAPShutdownAfterRefusedLiteral: a synchronizing literal the
+// server refused (NO [TOOBIG], no "+") is never sent, so the client's
+// next octets are commands again; the drain still finds its command
+// boundary and ends the session at once.
+func TestIMAPShutdownAfterRefusedLiteral(t *testing.T) {
+	store, user := imapMemStore(t)
+	srv := newIMAPTestServer(store, frontend.IMAPConfig{MaxAppendBytes: 100}, true)
+	t.Cleanup(func() { srv.Close() })
+	addr := listenIMAP(t, srv, false)
+	c := imapDialLine(t, addr)
+	c.login(user)
+	c.send("p APPEND INBOX {1000}\r\n")
+	if l := c.until("p "); !strings.HasPrefix(l, "p NO [TOOBIG]") {
+		t.Fatalf("APPEND over the limit: %q", l)
+	}
+	c.send("n NOOP\r\n")
+	c.until("n OK")
+
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- srv.Shutdown(ctx)
+	}()
+	if l := c.line(); !strings.HasPrefix(l, "* BYE [UNAVAILABLE]") {
+		t.Fatalf("after a refused literal: %q, want BYE", l)
+	}
+	c.closed()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown did not return after the session ended")
+	}
+}
