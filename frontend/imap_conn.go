@@ -103,8 +103,9 @@ type imapConn struct {
 	timer    *time.Timer
 	werr     error
 	closing  atomic.Bool // Close has begun: flush briefly
-	// byeQueued: a shutdown's BYE is in wbuf, and nothing may follow it.
-	byeQueued bool
+	// byeQueued: a shutdown's BYE is in wbuf, and nothing may follow it;
+	// byeWanted: it waits for the end of a response half written.
+	byeQueued, byeWanted bool
 	// litTag is the command whose synchronizing literal the client
 	// holds back until "+"; litRefused: its tagged response came
 	// instead, so the literal will never arrive (imapInput.await).
@@ -364,6 +365,9 @@ func (c *imapConn) Write(p []byte) (int, error) {
 		}
 		if err != nil {
 			return 0, err
+		}
+		if c.byeAtBoundaryLocked() {
+			break // what follows the BYE is dropped
 		}
 	}
 	if c.timer == nil && len(c.wbuf) > 0 {

@@ -122,15 +122,28 @@ func (c *imapConn) drainRead(p []byte, deadline time.Time) (int, error) {
 	}
 }
 
-// queueBye adds the BYE to what Close flushes, unless a response line
-// or literal is half written (an IDLE update racing the drain), which
-// the BYE must not split. The BYE is the last line: what the library
+// queueBye adds the BYE to what Close flushes. A response line or
+// literal half written (an IDLE update over 4 KiB racing the drain: the
+// library flushes it in parts) must not be split: the BYE then waits
+// for its end (Write). The BYE is the last line: what the library
 // writes after it (IDLE's tagged OK as it ends) is dropped.
 func (c *imapConn) queueBye() {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.held < 0 && c.olit == 0 && !c.longLine && c.werr == nil {
-		c.wbuf = append(c.wbuf, imapShutdownBye...)
-		c.byeQueued = true
+	if c.werr != nil {
+		return
 	}
+	c.byeWanted = true
+	c.byeAtBoundaryLocked()
+}
+
+// byeAtBoundaryLocked queues the BYE that queueBye asked for once no
+// response is half written.
+func (c *imapConn) byeAtBoundaryLocked() bool {
+	if !c.byeWanted || c.held >= 0 || c.olit > 0 || c.longLine {
+		return false
+	}
+	c.wbuf = append(c.wbuf, imapShutdownBye...)
+	c.byeWanted, c.byeQueued = false, true
+	return true
 }
