@@ -205,6 +205,8 @@ type IMAPServer struct {
 	// STARTTLS through handoff); nil without a TLS configuration.
 	tlsSrv  *imapserver.Server
 	handoff *imapHandoff
+	// handedOn is closed when tlsSrv has stopped serving handoff.
+	handedOn chan struct{}
 
 	// ctx is the parent of every session's context; Close cancels it,
 	// aborting backend calls in progress.
@@ -283,7 +285,11 @@ func NewIMAPServer(store MailStore, auth *Authenticator, cfg IMAPConfig, log *sl
 		secure.TLSConfig, secure.InsecureAuth = nil, true
 		s.tlsSrv = imapserver.New(&secure)
 		s.handoff = newIMAPHandoff()
-		go s.tlsSrv.Serve(s.handoff)
+		s.handedOn = make(chan struct{})
+		go func() {
+			defer close(s.handedOn)
+			s.tlsSrv.Serve(s.handoff)
+		}()
 	}
 	return s
 }
@@ -329,6 +335,15 @@ func (s *IMAPServer) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
 		s.cancel()
+		if s.handoff != nil {
+			// imapserver's Serve joins the server's WaitGroup only after
+			// it has registered its listener, and the server's Close
+			// waits on that group: a Serve still running then is an Add
+			// racing the Wait (the race detector reports it). handoff is
+			// never closed by Shutdown, so its Serve must end first.
+			s.handoff.Close()
+			<-s.handedOn
+		}
 		for _, srv := range []*imapserver.Server{s.srv, s.tlsSrv} {
 			if srv == nil {
 				continue

@@ -313,3 +313,35 @@ func TestIMAPShutdownAfterRefusedLiteral(t *testing.T) {
 		t.Fatal("Shutdown did not return after the session ended")
 	}
 }
+
+// TestIMAPShutdownImplicitTLS: a session under implicit TLS is drained
+// like a plaintext one, and Shutdown of a server with TLS configured
+// (whose STARTTLS instance serves an internal listener) returns cleanly.
+func TestIMAPShutdownImplicitTLS(t *testing.T) {
+	store, user := imapMemStore(t)
+	tlsCfg, roots := testtls.Config(t)
+	srv := newIMAPTestServer(store, frontend.IMAPConfig{TLS: tlsCfg}, false)
+	t.Cleanup(func() { srv.Close() })
+	addr := listenIMAP(t, srv, true)
+
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := &imapLine{t: t, conn: conn, r: bufio.NewReader(conn)}
+	if g := c.line(); !strings.HasPrefix(g, "* OK") {
+		t.Fatalf("greeting %q", g)
+	}
+	c.login(user)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(ctx) }()
+	if l := c.line(); !strings.HasPrefix(l, "* BYE [UNAVAILABLE]") {
+		t.Fatalf("got %q, want BYE", l)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}
