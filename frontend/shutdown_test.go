@@ -1,6 +1,7 @@
 package frontend_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -242,7 +243,7 @@ func TestIMAPShutdownDuringStartTLS(t *testing.T) {
 	t.Cleanup(func() { srv.Close() })
 	addr := listenIMAP(t, srv, false)
 
-	c := imapDialLine(t, addr)
+	c := dialIMAPRaw(t, addr, "")
 	c.send("a STARTTLS\r\n")
 	if l := c.until("a "); !strings.HasPrefix(l, "a OK") {
 		t.Fatalf("STARTTLS: %q", l)
@@ -256,12 +257,12 @@ func TestIMAPShutdownDuringStartTLS(t *testing.T) {
 	waitRefused(t, addr)
 	time.Sleep(50 * time.Millisecond) // the sessions have been woken
 
-	tc := tls.Client(c.conn, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
+	tc := tls.Client(c.c, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
 	_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
 	if err := tc.Handshake(); err != nil {
 		t.Fatalf("TLS handshake after STARTTLS during the shutdown: %v", err)
 	}
-	s := &imapLine{t: t, conn: tc, r: bufio.NewReader(tc)}
+	s := &imapRaw{t: t, c: tc, r: bufio.NewReader(tc)}
 	if l := s.line(); !strings.HasPrefix(l, "* BYE [UNAVAILABLE]") {
 		t.Fatalf("after STARTTLS during the shutdown: %q, want BYE", l)
 	}
@@ -285,8 +286,7 @@ func TestIMAPShutdownAfterRefusedLiteral(t *testing.T) {
 	srv := newIMAPTestServer(store, frontend.IMAPConfig{MaxAppendBytes: 100}, true)
 	t.Cleanup(func() { srv.Close() })
 	addr := listenIMAP(t, srv, false)
-	c := imapDialLine(t, addr)
-	c.login(user)
+	c := dialIMAPRaw(t, addr, user)
 	c.send("p APPEND INBOX {1000}\r\n")
 	if l := c.until("p "); !strings.HasPrefix(l, "p NO [TOOBIG]") {
 		t.Fatalf("APPEND over the limit: %q", l)
@@ -329,11 +329,11 @@ func TestIMAPShutdownImplicitTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	c := &imapLine{t: t, conn: conn, r: bufio.NewReader(conn)}
+	c := &imapRaw{t: t, c: conn, r: bufio.NewReader(conn)}
 	if g := c.line(); !strings.HasPrefix(g, "* OK") {
 		t.Fatalf("greeting %q", g)
 	}
-	c.login(user)
+	c.ok(fmt.Sprintf("LOGIN %q %q", user, imapPassword))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
