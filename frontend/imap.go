@@ -479,7 +479,7 @@ func (s *IMAPServer) newSession(c *imapserver.Conn) (imapserver.Session, *imapse
 		if raw != nil && raw.inherited {
 			s.release(ip) // the slot moved here with STARTTLS; no session will free it
 		}
-		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down"}
+		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Code: imap.ResponseCodeUnavailable, Text: "Server shutting down, please reconnect"}
 	}
 	why := admitted
 	if raw == nil || !raw.inherited { // after STARTTLS the slot is the plaintext session's

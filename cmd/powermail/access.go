@@ -102,12 +102,12 @@ func startAccess(f *serverFlags, n *node.Node, auth *frontend.Authenticator, tls
 			continue
 		}
 		if l.tls && tlsCfg == nil {
-			stop(context.Background())
+			stop(stopped())
 			return nil, fmt.Errorf("--%s needs --tls-cert and --tls-key", l.proto)
 		}
 		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
-			stop(context.Background())
+			stop(stopped())
 			return nil, fmt.Errorf("listen %s: %w", l.proto, err)
 		}
 		lns = append(lns, ln)

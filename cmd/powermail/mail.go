@@ -105,6 +105,14 @@ func (f *serverFlags) clientPortsFree() error {
 	return nil
 }
 
+// stopped is an ended context: a stop on a failed start closes at once
+// instead of draining (a client may already hold a session).
+func stopped() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
+
 // startMail starts the SMTP, LMTP, IMAP and POP3 listeners that have an
 // address, with tlsFiles (nil: none) for STARTTLS and implicit TLS, and
 // returns a function that stops them.
@@ -147,7 +155,7 @@ func startMail(f *serverFlags, n *node.Node, tlsFiles *node.TLSFiles, log *slog.
 			ln, err = listenSMTP(l.addr)
 		}
 		if err != nil {
-			stop(context.Background())
+			stop(stopped())
 			return nil, err
 		}
 		serve := s.Serve
@@ -159,7 +167,7 @@ func startMail(f *serverFlags, n *node.Node, tlsFiles *node.TLSFiles, log *slog.
 	}
 	stopAccess, err := startAccess(f, n, auth, tlsCfg, log)
 	if err != nil {
-		stop(context.Background())
+		stop(stopped())
 		return nil, err
 	}
 	return func(ctx context.Context) { // every protocol drains at once
