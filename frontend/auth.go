@@ -102,6 +102,7 @@ type Authenticator struct {
 
 	mu       sync.Mutex
 	failures map[string]*failure
+	cost     checkCost // the slowest recent check, a floor for failures
 
 	logins *prometheus.CounterVec // by result, for RegisterMetrics
 }
@@ -191,6 +192,10 @@ func (a *Authenticator) check(ctx context.Context, remoteIP, user, password stri
 	}
 	began := time.Now()
 	addr, err := a.store.Authenticate(ctx, user, password)
+	if err == nil || errors.Is(err, node.ErrAuthFailed) {
+		now := time.Now()
+		a.cost.note(now.Sub(began), now)
+	}
 	switch {
 	case err == nil:
 		a.reset(keys[1])
@@ -204,12 +209,14 @@ func (a *Authenticator) check(ctx context.Context, remoteIP, user, password stri
 }
 
 // holdFailure holds a failed attempt's answer until FailureDelay after
-// its check began, so that the check's cost, which depends on the
+// its check began, or as long as the slowest recent check took if that is
+// longer (checkCost), so that the check's cost, which depends on the
 // mailbox's hash (or on there being none), is hidden in that time. The
 // attempt has left its lines: the next attempt's turn does not wait for
 // this. It returns early, the failure unchanged, when ctx ends.
 func (a *Authenticator) holdFailure(ctx context.Context, began time.Time) {
-	if err := sleepCtx(ctx, time.Until(began.Add(a.cfg.FailureDelay))); err != nil {
+	floor := max(a.cfg.FailureDelay, a.cost.slowest(time.Now()))
+	if err := sleepCtx(ctx, time.Until(began.Add(floor))); err != nil {
 		a.log.Debug("failed login answered before the failure delay", "err", err)
 	}
 }

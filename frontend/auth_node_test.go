@@ -140,3 +140,38 @@ func fastestFailures(t *testing.T, users []string, try func(ctx context.Context,
 	}
 	return fastest
 }
+
+// With a FailureDelay below an imported hash's cost, the failures still
+// take one time: once a slow check has run, a failure for an unknown
+// address is held as long (checkCost).
+func TestNodeFailureFloorFollowsSlowHashes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a node")
+	}
+	c := nodetest.Start(t, 1)
+	c.AddMailboxes("pw", "known@example.com") // and the domain
+	hash, err := bcrypt.GenerateFromPassword([]byte("right"), 12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Apply(&fsm.MailboxAdd{Mailboxes: []fsm.NewMailbox{{Address: "imported@example.com", PasswordHash: string(hash)}}})
+	n := c.Nodes[0]
+	const imported, unknown = "imported@example.com", "unknown@example.com"
+	bare := fastestFailures(t, []string{imported, unknown}, func(ctx context.Context, _ int, user string) error {
+		_, err := n.Authenticate(ctx, user, "guess")
+		return err
+	})
+	bareGap := bare[imported] - bare[unknown]
+	if bareGap < 50*time.Millisecond {
+		t.Fatalf("bare checks: %v, no gap to hide", bare)
+	}
+	a := frontend.NewAuthenticator(n, frontend.AuthConfig{FailureDelay: 20 * time.Millisecond}, slog.New(slog.DiscardHandler))
+	held := fastestFailures(t, []string{imported, unknown}, func(ctx context.Context, i int, user string) error {
+		_, err := a.Login(ctx, fmt.Sprintf("192.0.2.%d", i+1), user, "guess", true)
+		return err
+	})
+	if gap := (held[imported] - held[unknown]).Abs(); gap > bareGap/3 {
+		t.Errorf("failures answered after %v; their bare checks %v: a gap of %v shows", held, bare, gap)
+	}
+	t.Logf("fastest of 3: bare %v; held %v", bare, held)
+}
