@@ -78,10 +78,10 @@ func (n *Node) adminHandler() http.Handler {
 	route := func(pattern string, h func(r *http.Request) (any, error)) {
 		mux.Handle(pattern, n.adminRoute(pattern, h))
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("GET /healthz", closeAfter(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.Handle("GET /readyz", readyz(&readyCheck{check: n.readiness, ctx: n.bgctx, fresh: readyFresh}))
+	})))
+	mux.Handle("GET /readyz", closeAfter(readyz(&readyCheck{check: n.readiness, ctx: n.bgctx, fresh: readyFresh})))
 	mux.Handle("GET /metrics", n.requireToken(promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{})))
 	// Profiles for operators chasing a slow node (token required).
 	mux.Handle("GET /debug/pprof/", n.requireToken(http.HandlerFunc(pprof.Index)))
@@ -105,6 +105,17 @@ func (n *Node) adminHandler() http.Handler {
 	mux.Handle("GET /v1/mailboxes/{address}/export", n.requireToken(http.HandlerFunc(n.exportHandler)))
 	mux.Handle("POST /v1/mailboxes/{address}/restore", n.requireToken(http.HandlerFunc(n.restoreHandler)))
 	return mux
+}
+
+// closeAfter ends the connection after the answer. The probes need no
+// token, so without it anyone could keep a connection (and an admin slot)
+// for the whole idle timeout with one request; a prober opens a new one
+// each time at no real cost.
+func closeAfter(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		h.ServeHTTP(w, r)
+	})
 }
 
 // adminRoute wraps a handler with the token check, JSON encoding, error

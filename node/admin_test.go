@@ -214,3 +214,22 @@ func TestAdminForwardListingAlwaysSaysKeepCopy(t *testing.T) {
 		}
 	}
 }
+
+// The tokenless probes close their connection after answering: a
+// stranger cannot hold an admin slot for the idle timeout with them.
+func TestAdminProbesCloseTheirConnection(t *testing.T) {
+	c := newTestCluster(t, 1)
+	n := c.leader(5 * time.Second)
+	waitFor(t, 5*time.Second, "readyz", func() bool { code, _ := adminDo(t, n, "GET", "/readyz", "", ""); return code == 200 })
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get("http://" + n.AdminAddr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !resp.Close {
+			t.Errorf("%s: %d, close %v; want the connection closed after the answer", path, resp.StatusCode, resp.Close)
+		}
+	}
+}
