@@ -31,6 +31,7 @@ func mailboxPrefix(domain string) []byte { return []byte("u\x00" + domain + "\x0
 func passwordKey(a Address) []byte       { return []byte("p\x00" + addrPart(a)) }
 func forwardKey(a Address) []byte        { return []byte("f\x00" + addrPart(a)) }
 func forwardPrefix(domain string) []byte { return []byte("f\x00" + domain + "\x00") }
+func allForwardsPrefix() []byte          { return []byte("f\x00") }
 func folderKey(a Address, name string) []byte {
 	return []byte("b\x00" + addrPart(a) + "\x00" + name)
 }

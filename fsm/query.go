@@ -1,9 +1,11 @@
 package fsm
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -161,6 +163,51 @@ func (s *State) Forwards(domain, after string, limit int) ([]Forward, error) {
 		return nil, err
 	}
 	return scanAll[Forward](s, forwardPrefix(d), after, limit)
+}
+
+// ForwardsTo lists the forwards (and catch-alls) of every domain that
+// name target among their targets, up to limit (0: all). There is no
+// index by target: it reads every forward, for an administrator's
+// question (what still points at a mailbox about to go), not for a hot
+// path.
+func (s *State) ForwardsTo(target string, limit int) ([]Forward, error) {
+	a, err := ParseAddress(target)
+	if err != nil {
+		return nil, err
+	}
+	want, at := a.Key(), []byte("@"+a.Domain) // stored targets have canonical domains
+	var out []Forward
+	err = s.view(func(r pebble.Reader) error {
+		it, err := r.NewIter(&pebble.IterOptions{LowerBound: allForwardsPrefix(), UpperBound: prefixEnd(allForwardsPrefix())})
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		for ok := it.First(); ok && (limit <= 0 || len(out) < limit); ok = it.Next() {
+			raw, err := it.ValueAndErr()
+			if err != nil {
+				return err
+			}
+			if !bytes.Contains(raw, at) {
+				continue // no target in the domain: not worth decoding
+			}
+			var fw Forward
+			if err := decodeRecord(raw, &fw); err != nil {
+				return fmt.Errorf("decode %q: %w", it.Key(), err)
+			}
+			if slices.ContainsFunc(fw.Targets, func(t string) bool {
+				if !strings.HasSuffix(t, string(at)) {
+					return false
+				}
+				ta, err := ParseAddress(t)
+				return err == nil && ta.Key() == want
+			}) {
+				out = append(out, fw)
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 // Members lists the recorded cluster members.

@@ -197,10 +197,14 @@ func (n *Node) directoryRoutes(route routeFunc) {
 
 	read("GET /v1/forwards", func(r *http.Request) (any, error) {
 		q := r.URL.Query()
-		if err := n.knownDomain(q.Get("domain")); err != nil {
-			return nil, err
+		var fws []fsm.Forward
+		var err error
+		if target := q.Get("target"); target != "" {
+			// Every domain's forwards that name target: a full scan.
+			fws, err = n.state.ForwardsTo(target, limit(r))
+		} else if err = n.knownDomain(q.Get("domain")); err == nil {
+			fws, err = n.state.Forwards(q.Get("domain"), q.Get("after"), limit(r))
 		}
-		fws, err := n.state.Forwards(q.Get("domain"), q.Get("after"), limit(r))
 		return mapAll(fws, func(f fsm.Forward) ForwardView { return ForwardView(f) }), err
 	})
 	route("POST /v1/forwards", func(r *http.Request) (any, error) {

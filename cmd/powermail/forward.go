@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -41,10 +43,20 @@ func newForwardCmd(cl *clientFlags) *cobra.Command {
 			return cl.done(cmd, "removed forward %s", args[0])
 		},
 	})
-	cmd.AddCommand(&cobra.Command{
-		Use: "ls [DOMAIN]", Aliases: []string{"list"}, Short: "List forwards of one or every domain", Args: cobra.MaximumNArgs(1),
+	var target string
+	ls := &cobra.Command{
+		Use: "ls [DOMAIN] [--target ADDRESS]", Aliases: []string{"list"}, Short: "List forwards of one or every domain, or those that name a target", Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			all, err := perDomain[node.ForwardView](cmd, cl, args, "/v1/forwards", func(f node.ForwardView) string { return localKey(f.Address) })
+			var all []node.ForwardView
+			var err error
+			if target != "" {
+				if len(args) > 0 {
+					return fmt.Errorf("give a DOMAIN or --target, not both")
+				}
+				all, err = forwardsTo(cmd, cl, target)
+			} else {
+				all, err = perDomain[node.ForwardView](cmd, cl, args, "/v1/forwards", func(f node.ForwardView) string { return localKey(f.Address) })
+			}
 			if err != nil {
 				return err
 			}
@@ -59,6 +71,24 @@ func newForwardCmd(cl *clientFlags) *cobra.Command {
 				return rows
 			})
 		},
-	})
+	}
+	ls.Flags().StringVar(&target, "target", "", "list the forwards (and catch-alls) of every domain that name this address, say before mailbox rm (reads every forward)")
+	cmd.AddCommand(ls)
 	return cmd
 }
+
+// forwardsTo lists the forwards that name target; the node answers at
+// most maxForwardsTo of them.
+func forwardsTo(cmd *cobra.Command, cl *clientFlags, target string) ([]node.ForwardView, error) {
+	all := []node.ForwardView{}
+	if err := cl.do(cmd.Context(), "GET", "/v1/forwards?target="+queryEsc(target)+"&limit="+strconv.Itoa(maxForwardsTo), nil, &all); err != nil {
+		return nil, err
+	}
+	if len(all) == maxForwardsTo {
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: only the first %d forwards are shown\n", maxForwardsTo)
+	}
+	return all, nil
+}
+
+// maxForwardsTo is the admin API's largest page.
+const maxForwardsTo = 10000

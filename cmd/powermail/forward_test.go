@@ -63,3 +63,21 @@ func TestForwardReplace(t *testing.T) {
 		t.Errorf("forward ls after the replace:\n%s", out)
 	}
 }
+
+// forward ls --target lists the forwards of every domain that name an
+// address, whatever its case.
+func TestForwardListByTarget(t *testing.T) {
+	p := startSolo(t)
+	mustCLI(t, "domain", "add", "other.org", "--addr", p.admin)
+	mustCLI(t, "mailbox", "add", "bob@example.com", "--password", "pw", "--addr", p.admin)
+	mustCLI(t, "forward", "add", "team@example.com", "--to", "Bob@example.com", "--to", "x@y.net", "--addr", p.admin)
+	mustCLI(t, "forward", "add", "@other.org", "--to", "bob@example.com", "--addr", p.admin)
+	mustCLI(t, "forward", "add", "solo@example.com", "--to", "x@y.net", "--addr", p.admin)
+	out := mustCLI(t, "forward", "ls", "--target", "BOB@example.com", "--addr", p.admin)
+	if !strings.Contains(out, "team@example.com") || !strings.Contains(out, "@other.org") || strings.Contains(out, "solo@") {
+		t.Errorf("forward ls --target:\n%s", out)
+	}
+	if _, stderr, err := cli(t, "", "forward", "ls", "example.com", "--target", "bob@example.com", "--addr", p.admin); err == nil || !strings.Contains(stderr, "not both") {
+		t.Errorf("a domain and --target: %v %q", err, stderr)
+	}
+}

@@ -19,7 +19,7 @@ func newMailboxCmd(cl *clientFlags) *cobra.Command {
 	cmd.AddCommand(mailboxAddCmd(cl), mailboxImportCmd(cl), mailboxLsCmd(cl), mailboxPasswdCmd(cl), mailboxQuotaCmd(cl),
 		mailboxEnableCmd(cl, "enable", true), mailboxEnableCmd(cl, "disable", false), mailboxExportCmd(cl), mailboxRestoreCmd(cl))
 	cmd.AddCommand(&cobra.Command{
-		Use: "rm ADDRESS", Aliases: []string{"remove"}, Short: "Delete a mailbox", Args: cobra.ExactArgs(1),
+		Use: "rm ADDRESS", Aliases: []string{"remove"}, Short: "Delete a mailbox and its mail (mailbox export first keeps a copy; forward ls --target lists the forwards that name it)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := cl.do(cmd.Context(), "DELETE", "/v1/mailboxes/"+pathEsc(args[0]), nil, nil); err != nil {
 				return err

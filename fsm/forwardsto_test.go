@@ -1,0 +1,67 @@
+package fsm
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+)
+
+func TestForwardsTo(t *testing.T) {
+	a := newApplier(t)
+	a.must(&DomainAdd{Name: "example.com"})
+	a.must(&DomainAdd{Name: "other.org"})
+	a.must(&MailboxAdd{Mailboxes: []NewMailbox{{Address: "bob@example.com"}, {Address: "amy@example.com"}}})
+	a.must(&ForwardAdd{Address: "team@example.com", Targets: []string{"amy@example.com", "Bob@Example.com"}})
+	a.must(&ForwardAdd{Address: "sales@other.org", Targets: []string{"bob@example.com"}})
+	a.must(&ForwardAdd{Address: "@other.org", Targets: []string{"bob@example.com"}})
+	a.must(&ForwardAdd{Address: "amy-only@example.com", Targets: []string{"amy@example.com"}})
+	a.must(&ForwardAdd{Address: "out@example.com", Targets: []string{"bob@elsewhere.net"}})
+
+	addrs := func(fws []Forward) []string {
+		var out []string
+		for _, f := range fws {
+			out = append(out, f.Address)
+		}
+		return out
+	}
+	got, err := a.s.ForwardsTo("BOB@example.com", 0)
+	if want := []string{"team@example.com", "@other.org", "sales@other.org"}; err != nil || !slices.Equal(addrs(got), want) {
+		t.Fatalf("forwards to bob: %q, %v; want %q", addrs(got), err, want)
+	}
+	if got, _ := a.s.ForwardsTo("bob@example.com", 1); len(got) != 1 {
+		t.Errorf("limit 1 gave %d", len(got))
+	}
+	if got, _ := a.s.ForwardsTo("bob@elsewhere.net", 0); !slices.Equal(addrs(got), []string{"out@example.com"}) {
+		t.Errorf("forwards to an outside address: %q", addrs(got))
+	}
+	if _, err := a.s.ForwardsTo("not an address", 0); err == nil {
+		t.Error("a bad address was accepted")
+	}
+}
+
+// BenchmarkForwardsTo measures the scan of every forward of every
+// domain: 100,000 forwards, one in ten with a target in the mailbox's
+// domain, one in a thousand to the mailbox itself.
+func BenchmarkForwardsTo(b *testing.B) {
+	a := newApplier(b)
+	a.must(&DomainAdd{Name: "example.com"})
+	a.must(&MailboxAdd{Mailboxes: []NewMailbox{{Address: "bob@example.com"}, {Address: "amy@example.com"}}})
+	const n = 100_000
+	for i := range n {
+		targets := []string{fmt.Sprintf("x%d@elsewhere.net", i)}
+		switch {
+		case i%1000 == 0:
+			targets = append(targets, "bob@example.com")
+		case i%10 == 0:
+			targets = append(targets, "amy@example.com")
+		}
+		a.must(&ForwardAdd{Address: fmt.Sprintf("f%d@example.com", i), Targets: targets})
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if got, err := a.s.ForwardsTo("bob@example.com", 0); err != nil || len(got) != n/1000 {
+			b.Fatalf("%d, %v", len(got), err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/forward")
+}
