@@ -52,6 +52,42 @@ func (r *imapRaw) closed() {
 	}
 }
 
+// shutdownAsync runs srv.Shutdown with a 20 s context in the background
+// and hands back its result.
+func shutdownAsync(srv interface{ Shutdown(context.Context) error }) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		done <- srv.Shutdown(ctx)
+	}()
+	return done
+}
+
+// wantShutdown waits for shutdownAsync's result, which must be nil; why
+// says what it should have followed.
+func wantShutdown(t *testing.T, done <-chan error, why string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal(why)
+	}
+}
+
+// byeThenClosed reads the drain's BYE and then the end of the
+// connection; format (with %q for a wrong line) says when.
+func (r *imapRaw) byeThenClosed(format string) {
+	r.t.Helper()
+	if l := r.line(); !strings.HasPrefix(l, "* BYE [UNAVAILABLE]") {
+		r.t.Fatalf(format, l)
+	}
+	r.closed()
+}
+
 // drainIMAPServer is an IMAP server on a one-node cluster with mailbox
 // user.
 func drainIMAPServer(t *testing.T, user string) (*nodetest.Cluster, *frontend.IMAPServer, string) {
@@ -84,18 +120,10 @@ func TestIMAPShutdownAtCommandBoundaries(t *testing.T) {
 	appending.until("+")
 	appending.send(msg[:10])
 
-	done := make(chan error, 1)
 	start := time.Now()
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		done <- srv.Shutdown(ctx)
-	}()
+	done := shutdownAsync(srv)
 	for _, s := range []*imapRaw{waiting, idling} {
-		if l := s.line(); !strings.HasPrefix(l, "* BYE [UNAVAILABLE]") {
-			t.Fatalf("idle session got %q, want BYE", l)
-		}
-		s.closed()
+		s.byeThenClosed("idle session got %q, want BYE")
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("idle sessions ended after %v", d)
@@ -108,18 +136,8 @@ func TestIMAPShutdownAtCommandBoundaries(t *testing.T) {
 	if l := appending.until("p "); !strings.HasPrefix(l, "p OK") {
 		t.Fatalf("APPEND during the shutdown: %q", l)
 	}
-	if l := appending.line(); !strings.HasPrefix(l, "* BYE [UNAVAILABLE]") {
-		t.Fatalf("after the APPEND: %q, want BYE", l)
-	}
-	appending.closed()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("Shutdown did not return after the last session ended")
-	}
+	appending.byeThenClosed("after the APPEND: %q, want BYE")
+	wantShutdown(t, done, "Shutdown did not return after the last session ended")
 	f, err := c.Nodes[0].Folder(context.Background(), user, "INBOX")
 	if err != nil || f.Messages != 1 {
 		t.Errorf("INBOX after the drained APPEND: %d messages, %v; want 1", f.Messages, err)
@@ -160,12 +178,7 @@ func TestPOP3ShutdownLetsSessionsQuit(t *testing.T) {
 	in.login(user, "pw")
 	in.ok("DELE 1")
 
-	done := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		done <- srv.Shutdown(ctx)
-	}()
+	done := shutdownAsync(srv)
 	if rest := anon.expectClosed(); rest != "" {
 		t.Errorf("session not logged in got %q before closing", rest)
 	}
@@ -179,14 +192,7 @@ func TestPOP3ShutdownLetsSessionsQuit(t *testing.T) {
 	default:
 	}
 	in.quit()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("Shutdown did not return after QUIT")
-	}
+	wantShutdown(t, done, "Shutdown did not return after QUIT")
 	f, err := n.Folder(context.Background(), user, "INBOX")
 	if err != nil || f.Messages != 0 {
 		t.Errorf("INBOX after QUIT during the shutdown: %d messages, %v; want 0", f.Messages, err)
@@ -248,12 +254,7 @@ func TestIMAPShutdownDuringStartTLS(t *testing.T) {
 	if l := c.until("a "); !strings.HasPrefix(l, "a OK") {
 		t.Fatalf("STARTTLS: %q", l)
 	}
-	done := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		done <- srv.Shutdown(ctx)
-	}()
+	done := shutdownAsync(srv)
 	waitRefused(t, addr)
 	time.Sleep(50 * time.Millisecond) // the sessions have been woken
 
@@ -263,18 +264,8 @@ func TestIMAPShutdownDuringStartTLS(t *testing.T) {
 		t.Fatalf("TLS handshake after STARTTLS during the shutdown: %v", err)
 	}
 	s := &imapRaw{t: t, c: tc, r: bufio.NewReader(tc)}
-	if l := s.line(); !strings.HasPrefix(l, "* BYE [UNAVAILABLE]") {
-		t.Fatalf("after STARTTLS during the shutdown: %q, want BYE", l)
-	}
-	s.closed()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Shutdown did not return after the session ended")
-	}
+	s.byeThenClosed("after STARTTLS during the shutdown: %q, want BYE")
+	wantShutdown(t, done, "Shutdown did not return after the session ended")
 }
 
 // TestIMAPShutdownAfterRefusedLiteral: a synchronizing literal the
@@ -294,24 +285,9 @@ func TestIMAPShutdownAfterRefusedLiteral(t *testing.T) {
 	c.send("n NOOP\r\n")
 	c.until("n OK")
 
-	done := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		done <- srv.Shutdown(ctx)
-	}()
-	if l := c.line(); !strings.HasPrefix(l, "* BYE [UNAVAILABLE]") {
-		t.Fatalf("after a refused literal: %q, want BYE", l)
-	}
-	c.closed()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Shutdown did not return after the session ended")
-	}
+	done := shutdownAsync(srv)
+	c.byeThenClosed("after a refused literal: %q, want BYE")
+	wantShutdown(t, done, "Shutdown did not return after the session ended")
 }
 
 // TestIMAPShutdownImplicitTLS: a session under implicit TLS is drained
@@ -334,14 +310,7 @@ func TestIMAPShutdownImplicitTLS(t *testing.T) {
 		t.Fatalf("greeting %q", g)
 	}
 	c.ok(fmt.Sprintf("LOGIN %q %q", user, imapPassword))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- srv.Shutdown(ctx) }()
-	if l := c.line(); !strings.HasPrefix(l, "* BYE [UNAVAILABLE]") {
-		t.Fatalf("got %q, want BYE", l)
-	}
-	if err := <-done; err != nil {
-		t.Errorf("Shutdown: %v", err)
-	}
+	done := shutdownAsync(srv)
+	c.byeThenClosed("got %q, want BYE")
+	wantShutdown(t, done, "Shutdown did not return after the session ended")
 }
