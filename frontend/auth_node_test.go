@@ -78,27 +78,7 @@ func TestNodeFailedLoginHidesTheHashCost(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a node")
 	}
-	c := nodetest.Start(t, 1)
-	c.AddMailboxes("pw", "known@example.com")
-	hash, err := bcrypt.GenerateFromPassword([]byte("right"), 12)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fsm.CheckPasswordHash(string(hash)); err != nil {
-		t.Fatalf("the node would not import a bcrypt hash of cost 12: %v", err)
-	}
-	c.Apply(&fsm.MailboxAdd{Mailboxes: []fsm.NewMailbox{{Address: "imported@example.com", PasswordHash: string(hash)}}})
-	n := c.Nodes[0]
-	const imported, unknown = "imported@example.com", "unknown@example.com"
-
-	bare := fastestFailures(t, []string{imported, unknown}, func(ctx context.Context, _ int, user string) error {
-		_, err := n.Authenticate(ctx, user, "guess")
-		return err
-	})
-	bareGap := bare[imported] - bare[unknown]
-	if bareGap < 50*time.Millisecond {
-		t.Fatalf("bare checks: %v, no gap to hide", bare)
-	}
+	n, bare, bareGap := importedHashNode(t)
 
 	delay := max(400*time.Millisecond, 2*bare[imported])
 	login := func(ctx context.Context, i int, user string) error {
@@ -115,6 +95,37 @@ func TestNodeFailedLoginHidesTheHashCost(t *testing.T) {
 		t.Errorf("failures answered after %v; their bare checks %v: a gap of %v shows", held, bare, gap)
 	}
 	t.Logf("fastest of 3: bare %v; with FailureDelay %v: %v", bare, delay, held)
+}
+
+// The addresses of importedHashNode's mailbox with a costly hash and of
+// no mailbox.
+const imported, unknown = "imported@example.com", "unknown@example.com"
+
+// importedHashNode starts a node holding imported, whose hash is an
+// imported bcrypt of cost 12, and returns the fastest bare checks of a
+// wrong password for imported and unknown, and their gap.
+func importedHashNode(t *testing.T) (*node.Node, map[string]time.Duration, time.Duration) {
+	t.Helper()
+	c := nodetest.Start(t, 1)
+	c.AddMailboxes("pw", "known@example.com") // and the domain
+	hash, err := bcrypt.GenerateFromPassword([]byte("right"), 12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fsm.CheckPasswordHash(string(hash)); err != nil {
+		t.Fatalf("the node would not import a bcrypt hash of cost 12: %v", err)
+	}
+	c.Apply(&fsm.MailboxAdd{Mailboxes: []fsm.NewMailbox{{Address: imported, PasswordHash: string(hash)}}})
+	n := c.Nodes[0]
+	bare := fastestFailures(t, []string{imported, unknown}, func(ctx context.Context, _ int, user string) error {
+		_, err := n.Authenticate(ctx, user, "guess")
+		return err
+	})
+	gap := bare[imported] - bare[unknown]
+	if gap < 50*time.Millisecond {
+		t.Fatalf("bare checks: %v, no gap to hide", bare)
+	}
+	return n, bare, gap
 }
 
 // fastestFailures runs try three times for each user, interleaved, and
@@ -148,23 +159,7 @@ func TestNodeFailureFloorFollowsSlowHashes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a node")
 	}
-	c := nodetest.Start(t, 1)
-	c.AddMailboxes("pw", "known@example.com") // and the domain
-	hash, err := bcrypt.GenerateFromPassword([]byte("right"), 12)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Apply(&fsm.MailboxAdd{Mailboxes: []fsm.NewMailbox{{Address: "imported@example.com", PasswordHash: string(hash)}}})
-	n := c.Nodes[0]
-	const imported, unknown = "imported@example.com", "unknown@example.com"
-	bare := fastestFailures(t, []string{imported, unknown}, func(ctx context.Context, _ int, user string) error {
-		_, err := n.Authenticate(ctx, user, "guess")
-		return err
-	})
-	bareGap := bare[imported] - bare[unknown]
-	if bareGap < 50*time.Millisecond {
-		t.Fatalf("bare checks: %v, no gap to hide", bare)
-	}
+	n, bare, bareGap := importedHashNode(t)
 	a := frontend.NewAuthenticator(n, frontend.AuthConfig{FailureDelay: 20 * time.Millisecond}, slog.New(slog.DiscardHandler))
 	held := fastestFailures(t, []string{imported, unknown}, func(ctx context.Context, i int, user string) error {
 		_, err := a.Login(ctx, fmt.Sprintf("192.0.2.%d", i+1), user, "guess", true)
