@@ -535,6 +535,13 @@ func (ss *pop3Session) login(user, password string) {
 		ss.quit = true
 		return
 	}
+	if ss.tc.expired.Load() {
+		// A shutdown began during the check and closes this session at
+		// its next read: say so rather than +OK a maildrop it cannot use.
+		ss.errReply("[SYS/TEMP] server shutting down, try again")
+		ss.quit = true
+		return
+	}
 	ss.openMaildrop(addr)
 }
 

@@ -314,3 +314,38 @@ func TestIMAPShutdownImplicitTLS(t *testing.T) {
 	c.byeThenClosed("got %q, want BYE")
 	wantShutdown(t, done, "Shutdown did not return after the session ended")
 }
+
+// slowLogins holds every password check until release is closed.
+type slowLogins struct {
+	frontend.MailStore
+	started chan struct{}
+	release chan struct{}
+}
+
+func (s *slowLogins) Authenticate(ctx context.Context, user, password string) (string, error) {
+	s.started <- struct{}{}
+	<-s.release
+	return s.MailStore.Authenticate(ctx, user, password)
+}
+
+// TestPOP3ShutdownDuringLogin: a login whose check was under way when the
+// shutdown began is told the server is going, not +OK on a maildrop the
+// closing connection cannot use.
+func TestPOP3ShutdownDuringLogin(t *testing.T) {
+	fake := newPOP3Fake()
+	fake.addUser("ann@example.com", "pw")
+	store := &slowLogins{MailStore: fake, started: make(chan struct{}, 1), release: make(chan struct{})}
+	srv, addr := pop3Serve(t, store, pop3TestAuth(store, true), pop3TestConfig(), false)
+	c := pop3Dial(t, addr)
+	c.ok("USER ann@example.com")
+	c.send("PASS pw")
+	<-store.started
+	done := shutdownAsync(srv)
+	time.Sleep(100 * time.Millisecond) // the drain has marked the idle sessions
+	close(store.release)
+	if l := c.readLine(); !strings.HasPrefix(l, "-ERR [SYS/TEMP]") {
+		t.Fatalf("PASS during the shutdown: %q, want -ERR [SYS/TEMP]", l)
+	}
+	c.expectClosed()
+	wantShutdown(t, done, "Shutdown did not return after the session ended")
+}
