@@ -44,6 +44,11 @@ const (
 	// folder's snapshot, so this bounds memory under a flood from many
 	// addresses; a large node may raise it.
 	DefaultIMAPMaxConns = 10000
+	// DefaultIMAPMaxConnsPerUserIP bounds the logged-in sessions of one
+	// mailbox from one address, on one node: enough for a client's
+	// connection per watched folder, not for a client stuck opening more
+	// until the address's whole allowance is gone.
+	DefaultIMAPMaxConnsPerUserIP = 10
 	// DefaultIMAPCommandTimeout bounds each MailStore call of a command
 	// (the read-index barrier included).
 	DefaultIMAPCommandTimeout = time.Minute
@@ -81,6 +86,10 @@ type IMAPConfig struct {
 	// unix-socket peers included; over it a connection gets "* BYE" at
 	// once. Default DefaultIMAPMaxConns.
 	MaxConns int
+	// MaxConnsPerUserIP bounds the logged-in sessions of one mailbox from
+	// one address (an IPv6 client's /84, ClientKey) on this node; a LOGIN
+	// over it gets NO [UNAVAILABLE]. Default DefaultIMAPMaxConnsPerUserIP.
+	MaxConnsPerUserIP int
 
 	// IdleTimeout is the autologout timer once logged in: a client silent
 	// this long is disconnected. Default DefaultIMAPIdleTimeout; at least
@@ -113,6 +122,7 @@ func (cfg IMAPConfig) withDefaults() (IMAPConfig, error) {
 	setDefault(&cfg.MaxAppendBytes, DefaultIMAPMaxAppendBytes)
 	setDefault(&cfg.MaxConnsPerIP, DefaultIMAPMaxConnsPerIP)
 	setDefault(&cfg.MaxConns, DefaultIMAPMaxConns)
+	setDefault(&cfg.MaxConnsPerUserIP, DefaultIMAPMaxConnsPerUserIP)
 	setDefault(&cfg.IdleTimeout, DefaultIMAPIdleTimeout)
 	setDefault(&cfg.PreAuthTimeout, DefaultIMAPPreAuthTimeout)
 	setDefault(&cfg.WriteTimeout, DefaultIMAPWriteTimeout)
@@ -135,6 +145,8 @@ func (cfg IMAPConfig) withDefaults() (IMAPConfig, error) {
 		"MaxConnsPerIP %d must be positive", cfg.MaxConnsPerIP)
 	clamp(cfg.MaxConns < 0, func() { cfg.MaxConns = DefaultIMAPMaxConns },
 		"MaxConns %d must be positive", cfg.MaxConns)
+	clamp(cfg.MaxConnsPerUserIP < 0, func() { cfg.MaxConnsPerUserIP = DefaultIMAPMaxConnsPerUserIP },
+		"MaxConnsPerUserIP %d must be positive", cfg.MaxConnsPerUserIP)
 	clamp(cfg.CacheBytes < 0, func() { cfg.CacheBytes = DefaultIMAPCacheBytes },
 		"CacheBytes %d must be positive", cfg.CacheBytes)
 	clamp(cfg.IdleTimeout < imapMinIdleTimeout, func() { cfg.IdleTimeout = imapMinIdleTimeout },
@@ -225,6 +237,7 @@ type IMAPServer struct {
 	waiting   map[string]int // over-limit connections waiting for a slot
 	listeners map[net.Listener]struct{}
 	conns     map[*imapConn]struct{} // sessions' connections, for Shutdown
+	userIP    map[string]int         // logged-in sessions by mailbox and client key
 
 	counts connCounts     // for metrics
 	cmds   *commandCounts // counted on the wire (imap_conn.go)
@@ -259,6 +272,7 @@ func NewIMAPServer(store MailStore, auth *Authenticator, cfg IMAPConfig, log *sl
 		waiting:   make(map[string]int),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*imapConn]struct{}),
+		userIP:    make(map[string]int),
 		meta:      newIMAPMetaCache(cfg.CacheBytes),
 		cmds:      newIMAPCommands(),
 	}
@@ -454,6 +468,27 @@ func (s *IMAPServer) release(ip string) {
 	defer s.mu.Unlock()
 	if s.perIP[ip]--; s.perIP[ip] <= 0 {
 		delete(s.perIP, ip)
+	}
+}
+
+// takeUserIP takes a logged-in session's slot under key (mailbox and
+// client key), unless MaxConnsPerUserIP are taken.
+func (s *IMAPServer) takeUserIP(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.userIP[key] >= s.cfg.MaxConnsPerUserIP {
+		return false
+	}
+	s.userIP[key]++
+	return true
+}
+
+// releaseUserIP gives back a slot takeUserIP took.
+func (s *IMAPServer) releaseUserIP(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.userIP[key]--; s.userIP[key] <= 0 {
+		delete(s.userIP, key)
 	}
 }
 

@@ -40,6 +40,7 @@ type imapSession struct {
 	mu     sync.Mutex
 	log    *slog.Logger
 	addr   string        // "" until login
+	userIP string        // the per-mailbox-and-address slot taken at login, or ""
 	sel    *imapSelected // nil unless a folder is selected
 	closed bool
 	// calls counts commands that reached a Session method; Poll compares
@@ -70,6 +71,9 @@ func (s *imapSession) Close() error {
 	}
 	s.closed = true
 	s.srv.trackConn(s.raw, false)
+	if s.userIP != "" {
+		s.srv.releaseUserIP(s.userIP)
+	}
 	s.unselectLocked()
 	if s.raw == nil || !s.raw.slotMoved.Load() {
 		s.srv.release(s.ip)
@@ -107,8 +111,16 @@ func (s *imapSession) Login(user, password string) error {
 		s.log.Error("imap: login: unexpected error", "err", err)
 		return imapNo(imap.ResponseCodeUnavailable, "Temporarily unavailable, try again")
 	}
+	key := ""
+	if s.ip != "" {
+		key = node.AccountKey(addr) + "\x00" + s.ip
+		if !s.srv.takeUserIP(key) {
+			s.log.Info("imap: login over the per-mailbox-and-address limit", "user", addr, "limit", s.srv.cfg.MaxConnsPerUserIP)
+			return imapNo(imap.ResponseCodeUnavailable, "Too many connections to this mailbox from your address")
+		}
+	}
 	s.mu.Lock()
-	s.addr = addr
+	s.addr, s.userIP = addr, key
 	s.log = s.log.With("user", addr)
 	s.mu.Unlock()
 	if s.raw != nil {

@@ -716,3 +716,26 @@ func TestIMAPRefusedLiteralKeepsTheStream(t *testing.T) {
 		t.Errorf("stored %q, want %q", got, msg)
 	}
 }
+
+// A mailbox has at most MaxConnsPerUserIP logged-in sessions from one
+// address: the next LOGIN gets NO [UNAVAILABLE] until one ends; another
+// mailbox from the same address is not affected.
+func TestIMAPMaxConnsPerUserIP(t *testing.T) {
+	store, user := imapMemStore(t)
+	other := "other@example.com"
+	store.AddMailbox(other, imapPassword)
+	addr := startIMAP(t, store, frontend.IMAPConfig{MaxConnsPerUserIP: 2}, true)
+	first := dialIMAPRaw(t, addr, user)
+	dialIMAPRaw(t, addr, user)
+	third := dialIMAPRaw(t, addr, "")
+	login := fmt.Sprintf("LOGIN %q %q", user, imapPassword)
+	if _, tagged := third.cmd(login); !strings.HasPrefix(tagged, "NO [UNAVAILABLE]") {
+		t.Fatalf("a third LOGIN: %q, want NO [UNAVAILABLE]", tagged)
+	}
+	dialIMAPRaw(t, addr, other) // fails the test if refused
+	first.ok("LOGOUT")
+	imapEventually(t, 5*time.Second, "the slot freed by LOGOUT", func() bool {
+		_, tagged := third.cmd(login)
+		return strings.HasPrefix(tagged, "OK")
+	})
+}

@@ -34,6 +34,7 @@ type accessFlags struct {
 	storageCacheBytes int64
 	imapCacheBytes    int64
 	imapMaxConns      int
+	imapMaxUserIP     int
 	passwordMemory    int64
 }
 
@@ -54,6 +55,7 @@ func (a *accessFlags) register(fl *pflag.FlagSet) {
 	fl.Int64Var(&a.storageCacheBytes, "storage-cache-bytes", storage.DefaultCacheBytes, "block cache of the local body store")
 	fl.Int64Var(&a.passwordMemory, "password-check-memory", node.DefaultPasswordMemory, "memory for password checks in flight (argon2id takes 19 MiB each); further logins wait")
 	fl.IntVar(&a.imapMaxConns, "imap-max-conns", frontend.DefaultIMAPMaxConns, "simultaneous IMAP connections from all clients (over it: BYE [UNAVAILABLE])")
+	fl.IntVar(&a.imapMaxUserIP, "imap-max-conns-per-user-ip", frontend.DefaultIMAPMaxConnsPerUserIP, "logged-in IMAP sessions of one mailbox from one address on this node (over it: LOGIN gets NO [UNAVAILABLE])")
 	fl.Int64Var(&a.imapCacheBytes, "imap-cache-bytes", frontend.DefaultIMAPCacheBytes, "memory for parsed message headers and BODYSTRUCTUREs that IMAP FETCH and SEARCH reuse")
 }
 
@@ -70,7 +72,8 @@ func newAuthenticator(f *serverFlags, n *node.Node, log *slog.Logger) *frontend.
 func startAccess(f *serverFlags, n *node.Node, auth *frontend.Authenticator, tlsCfg *tls.Config, log *slog.Logger) (func(context.Context), error) {
 	a := &f.access
 	imap := frontend.NewIMAPServer(n, auth, frontend.IMAPConfig{TLS: tlsCfg, MaxAppendBytes: f.mail.maxMessage,
-		MaxConnsPerIP: f.mail.maxConn, IdleTimeout: a.imapIdle, PreAuthTimeout: a.imapPreAuth, WriteTimeout: a.imapWrite, CacheBytes: a.imapCacheBytes, MaxConns: a.imapMaxConns}, log)
+		MaxConnsPerIP: f.mail.maxConn, IdleTimeout: a.imapIdle, PreAuthTimeout: a.imapPreAuth, WriteTimeout: a.imapWrite, CacheBytes: a.imapCacheBytes, MaxConns: a.imapMaxConns,
+		MaxConnsPerUserIP: a.imapMaxUserIP}, log)
 	pop3 := frontend.NewPOP3Server(n, auth, frontend.POP3Config{Hostname: f.mail.hostname, ServerID: f.id,
 		TLS: tlsCfg, MaxConnsPerIP: f.mail.maxConn, MaxConns: f.mail.maxConns, IdleTimeout: a.pop3Idle, PreAuthTimeout: a.pop3PreAuth}, log)
 	for _, register := range []func(prometheus.Registerer) error{imap.RegisterMetrics, pop3.RegisterMetrics} {

@@ -180,7 +180,7 @@ func (f *serverFlags) validate() (int64, error) {
 	for _, v := range []struct {
 		flag string
 		n    int64
-	}{{"--imap-cache-bytes", f.access.imapCacheBytes}, {"--imap-max-conns", int64(f.access.imapMaxConns)}, {"--password-check-memory", f.access.passwordMemory}, {"--max-conns", int64(f.mail.maxConns)},
+	}{{"--imap-cache-bytes", f.access.imapCacheBytes}, {"--imap-max-conns", int64(f.access.imapMaxConns)}, {"--imap-max-conns-per-user-ip", int64(f.access.imapMaxUserIP)}, {"--password-check-memory", f.access.passwordMemory}, {"--max-conns", int64(f.mail.maxConns)},
 		{"--admin-max-conns", int64(f.adminMaxConns)}, {"--admin-max-conns-per-ip", int64(f.adminMaxConnsPerIP)},
 		{"--admin-read-timeout", int64(f.adminReadTimeout)}} {
 		if v.n < 0 {
