@@ -82,7 +82,11 @@ type imapConn struct {
 	startTLS  string       // tag of a STARTTLS waiting for the commands before it
 	awaitSent int          // the in.awaitN last given to the write side (litTag)
 	sess      *imapSession // the library's session on this connection (QUOTA)
-	handedOff atomic.Bool  // Close may run on the server's goroutine at shutdown
+	// quota is a QUOTA command waiting for the commands before it, and
+	// later the client's octets after it, not yet scanned.
+	quota     *imapQuotaCmd
+	later     []byte
+	handedOff atomic.Bool // Close may run on the server's goroutine at shutdown
 	// slotMoved: after STARTTLS the TLS session took over this
 	// connection's slot (MaxConns, per IP); this session's Close must not
 	// free it. inherited is set on that TLS connection: its session must
@@ -143,6 +147,15 @@ func (c *imapConn) Read(p []byte) (int, error) {
 			return 0, io.EOF
 		case c.startTLS != "":
 			return 0, c.takeOver()
+		case c.quota != nil:
+			// The library has answered every command before it: the
+			// answer sees what they did (a LOGIN, an EXPUNGE).
+			q, later := c.quota, c.later
+			c.quota, c.later = nil, nil
+			lines, status := c.sess.quotaReply(q.name, q.args)
+			c.answerHere(imapLocalReply{tag: q.tag, lines: lines, status: status})
+			c.scan(later)
+			continue
 		case c.rerr != nil:
 			return 0, c.rerr
 		case c.in.lit > 0: // literal data goes straight to the library
@@ -175,6 +188,7 @@ func (c *imapConn) readRaw(p []byte) (int, error) {
 // must wait for the handshake, and octets it sent before are plaintext an
 // attacker could have injected.
 func (c *imapConn) scan(b []byte) {
+scanning:
 	for len(b) > 0 {
 		var line []byte
 		b, c.rout, line = c.in.next(b, c.rout)
@@ -193,8 +207,13 @@ func (c *imapConn) scan(b []byte) {
 			c.srv.log.Debug("imap: client ID", "remote", c.RemoteAddr(), "valid", valid, "id", string(args[:min(len(args), 512)]))
 			c.answerHere(imapIDReply(tag, valid))
 		case imapQuotaCommand(name) && c.sess != nil:
-			lines, status := c.sess.quotaReply(name, args)
-			c.answerHere(imapLocalReply{tag: tag, lines: lines, status: status})
+			// Answered once the library has read everything before it
+			// (Read), not now: commands pipelined before it have not run
+			// yet, and the answer depends on them (a LOGIN, an EXPUNGE).
+			// The octets after it wait too, to keep the order.
+			c.quota = &imapQuotaCmd{tag: tag, name: name, args: bytes.Clone(args)}
+			c.later = bytes.Clone(b)
+			break scanning
 		case name == "STARTTLS" && len(args) == 0 && c.canStartTLS():
 			c.startTLS = tag
 			return
@@ -210,6 +229,12 @@ func (c *imapConn) scan(b []byte) {
 		c.litTag, c.litRefused = string(c.in.tag), false
 		c.wmu.Unlock()
 	}
+}
+
+// imapQuotaCmd is a QUOTA command read but not yet answered.
+type imapQuotaCmd struct {
+	tag, name string
+	args      []byte
 }
 
 // answerHere queues r and passes its command to the library as a NOOP,

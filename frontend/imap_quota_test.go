@@ -2,6 +2,7 @@ package frontend_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -82,5 +83,58 @@ func TestIMAPQuota(t *testing.T) {
 	}
 	if _, tagged := raw.cmd("GETQUOTAROOT"); !strings.HasPrefix(tagged, "BAD") {
 		t.Errorf("GETQUOTAROOT without a mailbox: %q", tagged)
+	}
+}
+
+// A QUOTA command pipelined after others is answered after them, as
+// every IMAP command is: after a LOGIN in the same packet it is
+// authenticated, and after an EXPUNGE it counts what the EXPUNGE freed.
+func TestIMAPQuotaPipelined(t *testing.T) {
+	c := nodetest.Start(t, 1)
+	box := "pipelined@example.com"
+	c.AddMailboxes(imapPassword, box)
+	quota := int64(100_000)
+	c.Apply(&fsm.MailboxUpdate{Address: box, QuotaBytes: &quota})
+	msg := imapTestMsg("big", strings.Repeat("x", 20_000))
+	c.Deliver(0, msg, box)
+	full := fmt.Sprintf(`* QUOTA "" (STORAGE %d 98)`, (len(msg)+1023)/1024)
+	addr := startIMAP(t, c.Nodes[0], frontend.IMAPConfig{}, true)
+
+	raw := dialIMAPRaw(t, addr, "")
+	send := func(lines ...string) {
+		t.Helper()
+		if _, err := raw.c.Write([]byte(strings.Join(lines, "\r\n") + "\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// tagged reads the responses up to tag's tagged one.
+	tagged := func(tag string) (untagged []string, status string) {
+		t.Helper()
+		for {
+			l := raw.line()
+			if rest, ok := strings.CutPrefix(l, tag+" "); ok {
+				return untagged, rest
+			}
+			untagged = append(untagged, l)
+		}
+	}
+	send(fmt.Sprintf("p1 LOGIN %q %q", box, imapPassword), "p2 GETQUOTAROOT INBOX")
+	if _, st := tagged("p1"); !strings.HasPrefix(st, "OK") {
+		t.Fatalf("LOGIN: %q", st)
+	}
+	u, st := tagged("p2")
+	if !strings.HasPrefix(st, "OK") || !slices.Contains(u, full) {
+		t.Fatalf("GETQUOTAROOT pipelined after LOGIN: %q %q", u, st)
+	}
+	raw.ok("SELECT INBOX")
+	send(`p3 STORE 1 +FLAGS.SILENT (\Deleted)`, "p4 EXPUNGE", "p5 GETQUOTA \"\"")
+	for _, tag := range []string{"p3", "p4"} {
+		if _, st := tagged(tag); !strings.HasPrefix(st, "OK") {
+			t.Fatalf("%s: %q", tag, st)
+		}
+	}
+	u, st = tagged("p5")
+	if !strings.HasPrefix(st, "OK") || !slices.Contains(u, `* QUOTA "" (STORAGE 0 98)`) {
+		t.Fatalf("GETQUOTA pipelined after EXPUNGE: %q %q", u, st)
 	}
 }
