@@ -156,3 +156,46 @@ func counterValue(reg *prometheus.Registry, name string, labels map[string]strin
 	}
 	return 0, nil
 }
+
+// A command answered below the library (QUOTA, ID) is counted by the
+// answer the client gets, not by the NOOP that stood in for it.
+func TestIMAPLocalCommandMetrics(t *testing.T) {
+	store, user := imapMemStore(t)
+	srv := newIMAPTestServer(store, frontend.IMAPConfig{}, true)
+	reg := prometheus.NewRegistry()
+	if err := srv.RegisterMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	addr := listenIMAP(t, srv, false)
+	t.Cleanup(func() { srv.Close() })
+
+	anon := dialIMAPRaw(t, addr, "")
+	if _, tagged := anon.cmd("GETQUOTAROOT INBOX"); !strings.HasPrefix(tagged, "BAD") {
+		t.Fatalf("GETQUOTAROOT before login: %q", tagged)
+	}
+	raw := dialIMAPRaw(t, addr, user)
+	if _, tagged := raw.cmd(`SETQUOTA "" (STORAGE 1)`); !strings.HasPrefix(tagged, "NO") {
+		t.Fatalf("SETQUOTA: %q", tagged)
+	}
+	if _, tagged := raw.cmd(`GETQUOTA "elsewhere"`); !strings.HasPrefix(tagged, "NO") {
+		t.Fatalf("GETQUOTA of an unknown root: %q", tagged)
+	}
+	if _, tagged := raw.cmd(`ID ("name")`); !strings.HasPrefix(tagged, "BAD") {
+		t.Fatalf("ID with an odd list: %q", tagged)
+	}
+	raw.ok("GETQUOTAROOT INBOX")
+	for _, c := range []struct {
+		command, result string
+		want            float64
+	}{
+		{"getquotaroot", "bad", 1}, {"getquotaroot", "ok", 1},
+		{"setquota", "no", 1}, {"setquota", "ok", 0},
+		{"getquota", "no", 1}, {"getquota", "ok", 0},
+		{"id", "bad", 1}, {"id", "ok", 0},
+	} {
+		got, err := counterValue(reg, "powermail_imap_commands_total", map[string]string{"command": c.command, "result": c.result, "proto": "imap"})
+		if err != nil || got != c.want {
+			t.Errorf("imap %s %s: %v (%v), want %v", c.command, c.result, got, err, c.want)
+		}
+	}
+}

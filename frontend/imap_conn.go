@@ -422,11 +422,14 @@ func (c *imapConn) lineLocked(seg []byte, complete bool) error {
 	switch {
 	case complete:
 		c.olit = max(literalAtEnd(line), 0)
-		c.countTaggedLocked(line)
 		c.literalAnswerLocked(line)
 		if r := rewriteResponse(line, &c.pending); r != nil {
 			c.wbuf = append(c.wbuf[:c.held], r...)
+			// Counted as the client sees it: a command answered here
+			// (QUOTA, ID) by its own status, not its stand-in NOOP's OK.
+			line = r[bytes.LastIndexByte(r[:len(r)-1], '\n')+1:]
 		}
+		c.countTaggedLocked(line)
 		c.held = -1
 	case len(line) > imapHoldLine:
 		c.otail = appendTail(c.otail[:0], line)
