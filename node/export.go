@@ -32,7 +32,9 @@ import (
 //     keywords are the letters a-z that the folder's dovecot-keywords
 //     file names (26 at most; a message's further ones are left out).
 //
-// Each folder is read at one index; the folders one after another.
+// Each folder is read at one index; the folders one after another. A
+// message expunged after its folder was read, whose body is gone by the
+// time the export gets to it, is left out.
 
 // ErrExportBroken: a body's length differs from its record while it is
 // being exported; the archive is incomplete.
@@ -88,16 +90,24 @@ func (n *Node) exportFolder(ctx context.Context, tw *tar.Writer, addr, name stri
 		}
 	}
 	for _, m := range view.Messages {
-		if err := n.exportMessage(ctx, tw, dir, view.Folder.UIDValidity, m, &kw); err != nil {
+		if err := n.exportMessage(ctx, tw, addr, name, dir, view.Folder.UIDValidity, m, &kw); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (n *Node) exportMessage(ctx context.Context, tw *tar.Writer, dir string, validity uint32, m fsm.Message, kw *maildirKeywords) error {
+func (n *Node) exportMessage(ctx context.Context, tw *tar.Writer, addr, folder, dir string, validity uint32, m fsm.Message, kw *maildirKeywords) error {
 	body, err := n.OpenBody(ctx, m.Hash)
 	if err != nil {
+		// A long export races the mailbox's user: a message expunged
+		// since its folder was read may have lost its body to the
+		// collection already. It is left out, as an export a moment
+		// later would leave it; the rest of the mailbox still goes out.
+		if gone, gerr := n.goneSinceView(ctx, addr, folder, m); gerr == nil && gone {
+			n.log.Info("mailbox export: message expunged during the export, left out", "mailbox", addr, "folder", folder, "uid", m.UID)
+			return nil
+		}
 		return fmt.Errorf("UID %d: %w", m.UID, err)
 	}
 	defer body.Close()
@@ -115,6 +125,22 @@ func (n *Node) exportMessage(ctx context.Context, tw *tar.Writer, dir string, va
 		return fmt.Errorf("UID %d after %d of %d octets: %w", m.UID, copied, m.Size, err)
 	}
 	return nil
+}
+
+// goneSinceView reports whether m is no longer in the folder as the
+// cluster has it now: expunged, or its folder deleted.
+func (n *Node) goneSinceView(ctx context.Context, addr, folder string, m fsm.Message) (bool, error) {
+	if err := n.readBarrier(ctx); err != nil {
+		return false, err
+	}
+	now, err := n.state.Messages(addr, folder, m.UID-1, 1)
+	if errors.Is(err, fsm.ErrNoFolder) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return len(now) == 0 || now[0].UID != m.UID || now[0].Hash != m.Hash, nil
 }
 
 // maildirDir is the folder's directory in the archive, ending in "/".

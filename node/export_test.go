@@ -1,6 +1,8 @@
 package node
 
 import (
+	"archive/tar"
+	"bytes"
 	"io"
 	"net/http"
 	"slices"
@@ -98,4 +100,67 @@ func TestMaildirFolderRoundTrip(t *testing.T) {
 	if flags, _ := maildirFlags("1.M1.h:2,S", true, nil); flags != nil {
 		t.Errorf("a message in new/ got %q", flags)
 	}
+}
+
+// A message expunged (and its body collected) while an export runs is
+// left out of the archive, as if the export had read its folder a moment
+// later; it does not cut off the export of everything else.
+func TestExportSkipsAMessageExpungedMeanwhile(t *testing.T) {
+	c := newTestClusterWith(t, 1, func(cfg *Config) {
+		cfg.BootstrapSettings = &BootstrapSettings{Replicas: 1, WriteQuorum: 1}
+		cfg.GCIdle = testGCIdle
+		cfg.GCInterval = time.Hour // rounds run by hand
+	})
+	l := c.leader(10 * time.Second)
+	mustApply(t, l, &fsm.DomainAdd{Name: "example.com"})
+	mustApply(t, l, addMailbox("a@example.com"))
+	ctx := ctxT(t, 30*time.Second)
+	time.Sleep(testGCIdle) // the store's start-up grace
+	deliverN(t, l, 3, 1000)
+	w := &hookWriter{hook: func() {
+		// The INBOX has been read: its second message goes, body and all.
+		if _, err := l.Expunge(ctx, "a@example.com", "INBOX", []uint32{2}, false); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(testGCIdle + 50*time.Millisecond)
+		if n, _, err := c.collectGarbage(ctx); err != nil || n != 1 {
+			t.Fatalf("collect: %d bodies, %v", n, err)
+		}
+	}}
+	if err := l.ExportMailbox(ctx, "a@example.com", w); err != nil {
+		t.Fatalf("export while a message is expunged: %v", err)
+	}
+	var msgs []string
+	tr := tar.NewReader(&w.buf)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(h.Name, "Maildir/cur/") && h.Name != "Maildir/cur/" {
+			msgs = append(msgs, h.Name)
+		}
+	}
+	if len(msgs) != 2 || !strings.Contains(msgs[0], ".P1V") || !strings.Contains(msgs[1], ".P3V") {
+		t.Errorf("messages %q, want UIDs 1 and 3", msgs)
+	}
+}
+
+// hookWriter runs hook once, at the first write of INBOX's cur/ (its
+// folder has been read), and keeps what is written.
+type hookWriter struct {
+	buf  bytes.Buffer
+	hook func()
+	done bool
+}
+
+func (w *hookWriter) Write(p []byte) (int, error) {
+	if !w.done && bytes.HasPrefix(p, []byte("Maildir/cur/\x00")) {
+		w.done = true
+		w.hook()
+	}
+	return w.buf.Write(p)
 }
