@@ -207,6 +207,20 @@ var systemFlags = map[string]string{`\seen`: `\Seen`, `\answered`: `\Answered`, 
 // MaxKeyword bounds the length of one keyword.
 const MaxKeyword = 128
 
+// ValidKeyword reports whether fl is a keyword the state stores: an IMAP
+// atom of at most MaxKeyword octets, printable ASCII without specials.
+func ValidKeyword(fl string) bool {
+	if fl == "" || len(fl) > MaxKeyword || strings.ContainsAny(fl, "(){ %*\"\\]") {
+		return false
+	}
+	for _, r := range fl {
+		if r <= 0x20 || r >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 // canonicalFlags checks flags (system flags of RFC 9051 section 2.3.2 in
 // any case, or keywords that are IMAP atoms) and returns them with system
 // flags in canonical case, sorted and without duplicates. A list of more
@@ -223,13 +237,8 @@ func canonicalFlags(flags []string) ([]string, error) {
 			out = append(out, canon)
 			continue
 		}
-		if fl == "" || len(fl) > MaxKeyword || strings.ContainsAny(fl, "(){ %*\"\\]") {
+		if !ValidKeyword(fl) {
 			return nil, errorf(ErrInvalid, "keyword %q is not an IMAP atom", fl)
-		}
-		for _, r := range fl {
-			if r <= 0x20 || r >= 0x7f {
-				return nil, errorf(ErrInvalid, "keyword %q is not an IMAP atom", fl)
-			}
 		}
 		out = append(out, fl)
 	}

@@ -176,7 +176,9 @@ func (st *restoreState) readKeywords(ctx context.Context, dir string, r io.Reade
 	for _, line := range strings.Split(string(raw), "\n") {
 		idx, word, ok := strings.Cut(strings.TrimSpace(line), " ")
 		i, err := strconv.Atoi(idx)
-		if ok && err == nil && i >= 0 && i < 26 && word != "" && !strings.ContainsAny(word, " \\(){%*\"]") {
+		// A word the state would refuse as a keyword (8-bit, a control,
+		// too long) is left out: it would fail every message using it.
+		if ok && err == nil && i >= 0 && i < 26 && fsm.ValidKeyword(word) {
 			m[byte('a'+i)] = word
 		}
 	}

@@ -1,0 +1,82 @@
+package node
+
+import (
+	"archive/tar"
+	"bytes"
+	"slices"
+	"testing"
+	"time"
+
+	"powermail/fsm"
+)
+
+// restoreCluster is one node with the mailbox a@example.com.
+func restoreCluster(t *testing.T) *Node {
+	t.Helper()
+	c := newTestClusterWith(t, 1, func(cfg *Config) { cfg.BootstrapSettings = &BootstrapSettings{Replicas: 1, WriteQuorum: 1} })
+	l := c.leader(10 * time.Second)
+	mustApply(t, l, &fsm.DomainAdd{Name: "example.com"})
+	mustApply(t, l, addMailbox("a@example.com"))
+	return l
+}
+
+// tarEntry is one entry of a test archive: a file, or a hard link to
+// an earlier one when link is set.
+type tarEntry struct{ name, content, link string }
+
+func buildTar(t *testing.T, entries ...tarEntry) *bytes.Buffer {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
+		h := &tar.Header{Name: e.name, Mode: 0o600, Size: int64(len(e.content)), ModTime: time.Unix(1_700_000_000, 0)}
+		if e.link != "" {
+			h.Typeflag, h.Linkname, h.Size = tar.TypeLink, e.link, 0
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(e.content))
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return &buf
+}
+
+// folderFlags lists a folder's messages' flags, in UID order.
+func folderFlags(t *testing.T, n *Node, folder string) [][]string {
+	t.Helper()
+	v, err := n.View(ctxT(t, 10*time.Second), "a@example.com", folder)
+	if err != nil {
+		t.Fatalf("view %s: %v", folder, err)
+	}
+	var out [][]string
+	for _, m := range v.Messages {
+		out = append(out, m.Flags)
+	}
+	return out
+}
+
+// A dovecot-keywords file may name words that are no IMAP keyword (8-bit,
+// controls, too long): those are left out, as a word with a space is, and
+// the restore goes on with the rest.
+func TestRestoreSkipsKeywordsThatAreNoAtoms(t *testing.T) {
+	n := restoreCluster(t)
+	long := string(bytes.Repeat([]byte("k"), fsm.MaxKeyword+1))
+	res, err := n.RestoreMailbox(ctxT(t, 30*time.Second), "a@example.com", buildTar(t,
+		tarEntry{name: "Maildir/dovecot-keywords", content: "0 Ключ\n1 Good\n2 tab\tbed\n3 " + long + "\n"},
+		tarEntry{name: "Maildir/cur/1.M1.h:2,Sabcd", content: "Subject: 1\r\n\r\none\r\n"},
+		tarEntry{name: "Maildir/.Late/cur/2.M2.h:2,Sab", content: "Subject: 2\r\n\r\ntwo\r\n"},
+		tarEntry{name: "Maildir/.Late/dovecot-keywords", content: "0 \x01bad\n1 Fine\n"},
+	), 0)
+	if err != nil || res.Added != 2 {
+		t.Fatalf("restore: %+v, %v", res, err)
+	}
+	if got := folderFlags(t, n, "INBOX"); !slices.Equal(got[0], []string{"Good", `\Seen`}) {
+		t.Errorf("INBOX flags %q", got)
+	}
+	if got := folderFlags(t, n, "Late"); !slices.Equal(got[0], []string{"Fine", `\Seen`}) {
+		t.Errorf("Late flags %q", got)
+	}
+}
