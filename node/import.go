@@ -33,6 +33,11 @@ import (
 //   - A message whose body the folder already holds is skipped, so a
 //     restore can be run again after it broke off. Folders are created
 //     as needed; a file larger than the limit is skipped and counted.
+//   - A hard link to an earlier message file is that message again, in
+//     the link's folder with the link's flags: Dovecot copies a message
+//     to another folder as a second link to its file, and tar stores
+//     every link after the first as a link. Its body is read back from
+//     the cluster, which holds it since the first.
 
 // DefaultRestoreMaxBytes is the largest message a restore takes unless
 // told otherwise; it matches the SMTP default.
@@ -58,6 +63,10 @@ type restoreState struct {
 	// directory's dovecot-keywords came: the keywords are stored when it
 	// does (a tar of a Maildir has its files in any order).
 	later map[string][]laterKeywords
+	// files are the bodies of the message files read so far, by the
+	// hash of their name (a name may have up to 1 MiB), for the hard
+	// links to them that may follow; zero: too large.
+	files map[storage.Hash]storage.Hash
 }
 
 type laterKeywords struct {
@@ -74,7 +83,8 @@ func (n *Node) RestoreMailbox(ctx context.Context, addr string, r io.Reader, max
 		maxBytes = DefaultRestoreMaxBytes
 	}
 	st := &restoreState{n: n, addr: addr, maxBytes: maxBytes,
-		keywords: map[string]map[byte]string{}, held: map[string]map[storage.Hash]struct{}{}, later: map[string][]laterKeywords{}}
+		keywords: map[string]map[byte]string{}, held: map[string]map[storage.Hash]struct{}{}, later: map[string][]laterKeywords{},
+		files: map[storage.Hash]storage.Hash{}}
 	tr := tar.NewReader(r)
 	for {
 		h, err := tr.Next()
@@ -84,7 +94,7 @@ func (n *Node) RestoreMailbox(ctx context.Context, addr string, r io.Reader, max
 		if err != nil {
 			return st.res, fmt.Errorf("%w: archive: %v", ErrInvalidArgument, err)
 		}
-		if h.Typeflag != tar.TypeReg {
+		if h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeLink {
 			continue
 		}
 		if err := st.entry(ctx, h, tr); err != nil {
@@ -94,9 +104,10 @@ func (n *Node) RestoreMailbox(ctx context.Context, addr string, r io.Reader, max
 }
 
 func (st *restoreState) entry(ctx context.Context, h *tar.Header, r io.Reader) error {
-	dir, file := path.Split(path.Clean(h.Name))
+	name := path.Clean(h.Name)
+	dir, file := path.Split(name)
 	dir = strings.TrimSuffix(dir, "/")
-	if file == "dovecot-keywords" {
+	if file == "dovecot-keywords" && h.Typeflag == tar.TypeReg {
 		return st.readKeywords(ctx, lastDir(dir), r)
 	}
 	parent, sub := path.Split(dir)
@@ -108,19 +119,36 @@ func (st *restoreState) entry(ctx context.Context, h *tar.Header, r io.Reader) e
 	if !ok {
 		return nil
 	}
-	if h.Size > st.maxBytes {
-		st.res.TooLarge++
-		return nil
+	var data []byte
+	var err error
+	if h.Typeflag == tar.TypeLink {
+		target, ok := st.files[storage.HashBytes([]byte(path.Clean(h.Linkname)))]
+		switch {
+		case !ok:
+			return nil // a link to no message file
+		case target == storage.Hash{}:
+			st.res.TooLarge++
+			return nil
+		}
+		if data, err = st.readBody(ctx, target); err != nil {
+			return err
+		}
+	} else {
+		if h.Size > st.maxBytes {
+			st.files[storage.HashBytes([]byte(name))] = storage.Hash{}
+			st.res.TooLarge++
+			return nil
+		}
+		if data, err = io.ReadAll(io.LimitReader(r, st.maxBytes+1)); err != nil {
+			return err
+		}
 	}
-	data, err := io.ReadAll(io.LimitReader(r, st.maxBytes+1))
-	if err != nil {
-		return err
-	}
+	hash := storage.HashBytes(data)
+	st.files[storage.HashBytes([]byte(name))] = hash
 	held, err := st.folderHashes(ctx, folder)
 	if err != nil {
 		return err
 	}
-	hash := storage.HashBytes(data)
 	if _, dup := held[hash]; dup {
 		st.res.Duplicates++
 		return nil
@@ -137,6 +165,17 @@ func (st *restoreState) entry(ctx context.Context, h *tar.Header, r io.Reader) e
 	held[hash] = struct{}{}
 	st.res.Added++
 	return nil
+}
+
+// readBody reads back a body the restore has seen (a hard link's
+// target): the cluster holds it, added by the restore or already there.
+func (st *restoreState) readBody(ctx context.Context, h storage.Hash) ([]byte, error) {
+	body, err := st.n.OpenBody(ctx, h.String())
+	if err != nil {
+		return nil, fmt.Errorf("body of the link's target: %w", err)
+	}
+	defer body.Close()
+	return io.ReadAll(io.LimitReader(body, st.maxBytes+1))
 }
 
 // folderHashes returns the bodies the folder holds, creating the folder

@@ -80,3 +80,28 @@ func TestRestoreSkipsKeywordsThatAreNoAtoms(t *testing.T) {
 		t.Errorf("Late flags %q", got)
 	}
 }
+
+// A message in two folders of a Dovecot Maildir is one file with two
+// hard links (Dovecot copies so), and tar stores the second as a link to
+// the first: the restore puts it in both folders, with each name's flags.
+func TestRestoreFollowsHardLinks(t *testing.T) {
+	n := restoreCluster(t)
+	msg := "Subject: copied\r\n\r\nin two folders\r\n"
+	big := "Subject: big\r\n\r\n" + string(bytes.Repeat([]byte("b"), 2000)) + "\r\n"
+	res, err := n.RestoreMailbox(ctxT(t, 30*time.Second), "a@example.com", buildTar(t,
+		tarEntry{name: "home/ivy/Maildir/cur/1.M1.h:2,S", content: msg},
+		tarEntry{name: "home/ivy/Maildir/.Archive/cur/1.M1.h:2,FS", link: "home/ivy/Maildir/cur/1.M1.h:2,S"},
+		tarEntry{name: "home/ivy/Maildir/cur/2.M2.h:2,", content: big},
+		tarEntry{name: "home/ivy/Maildir/.Archive/cur/2.M2.h:2,", link: "home/ivy/Maildir/cur/2.M2.h:2,"},
+		tarEntry{name: "home/ivy/Maildir/.Archive/cur/3.M3.h:2,", link: "home/ivy/Maildir/dovecot-uidlist"},
+	), 1000)
+	if err != nil || res.Added != 2 || res.TooLarge != 2 {
+		t.Fatalf("restore: %+v, %v; want 2 added and the big message counted twice as too large", res, err)
+	}
+	if got := folderFlags(t, n, "Archive"); len(got) != 1 || !slices.Equal(got[0], []string{`\Flagged`, `\Seen`}) {
+		t.Errorf("Archive flags %q, want the linked message with F and S", got)
+	}
+	if got := folderFlags(t, n, "INBOX"); len(got) != 1 || !slices.Equal(got[0], []string{`\Seen`}) {
+		t.Errorf("INBOX flags %q", got)
+	}
+}
