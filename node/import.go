@@ -25,7 +25,9 @@ import (
 //   - A message is a file directly in a cur/ or new/ directory. The
 //     directory above is the folder: one whose name starts with "." is
 //     Maildir++'s ".Name.Sub" (modified UTF-7 levels, "." between them);
-//     any other is INBOX. tmp/, index and list files are skipped.
+//     any other is INBOX. tmp/, index and list files are skipped. A
+//     message in a "." directory that does not decode stops the
+//     restore, as a folder name the mailbox refuses does.
 //   - Flags come from the ":2," part of the name (D F P R S T, and a-z by
 //     the folder's dovecot-keywords file: a message met before that file
 //     gets its keywords when the file comes); a message in new/ is
@@ -117,7 +119,9 @@ func (st *restoreState) entry(ctx context.Context, h *tar.Header, r io.Reader) e
 	mdir := lastDir(strings.TrimSuffix(parent, "/"))
 	folder, ok := maildirFolder(mdir)
 	if !ok {
-		return nil
+		// A message left out here would be lost without a word; like a
+		// folder name the mailbox refuses, it stops the restore.
+		return fmt.Errorf("%w: directory %q is no Maildir++ folder name (modified UTF-7 levels between dots)", ErrInvalidArgument, mdir)
 	}
 	var data []byte
 	var err error

@@ -3,7 +3,9 @@ package node
 import (
 	"archive/tar"
 	"bytes"
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,5 +105,20 @@ func TestRestoreFollowsHardLinks(t *testing.T) {
 	}
 	if got := folderFlags(t, n, "INBOX"); len(got) != 1 || !slices.Equal(got[0], []string{`\Seen`}) {
 		t.Errorf("INBOX flags %q", got)
+	}
+}
+
+// A message in a directory whose name is no Maildir++ folder name (not
+// modified UTF-7, an empty level) is not dropped without a word: the
+// restore stops there and names the directory, as it does for a folder
+// name the mailbox refuses.
+func TestRestoreRefusesAFolderItCannotName(t *testing.T) {
+	n := restoreCluster(t)
+	res, err := n.RestoreMailbox(ctxT(t, 30*time.Second), "a@example.com", buildTar(t,
+		tarEntry{name: "Maildir/cur/1.M1.h:2,S", content: "Subject: 1\r\n\r\none\r\n"},
+		tarEntry{name: "Maildir/.R&D/cur/2.M2.h:2,S", content: "Subject: 2\r\n\r\ntwo\r\n"},
+	), 0)
+	if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), ".R&D") || res.Added != 1 {
+		t.Fatalf("restore: %+v, %v; want one added, then an error naming .R&D", res, err)
 	}
 }
