@@ -111,7 +111,9 @@ func (n *Node) exportMessage(ctx context.Context, tw *tar.Writer, addr, folder, 
 		return fmt.Errorf("UID %d: %w", m.UID, err)
 	}
 	defer body.Close()
-	date := time.UnixMilli(m.InternalDate)
+	// Whole seconds, as the name has them: the tar writer would round
+	// (23:59:59.6 to the next day).
+	date := time.UnixMilli(m.InternalDate).Truncate(time.Second)
 	hdr := &tar.Header{Name: dir + "cur/" + maildirName(m, validity, kw), Mode: 0o600, Size: m.Size, ModTime: date}
 	if err := tw.WriteHeader(hdr); err != nil {
 		return err

@@ -164,3 +164,36 @@ func (w *hookWriter) Write(p []byte) (int, error) {
 	}
 	return w.buf.Write(p)
 }
+
+// A message's file time is its internal date to the second, as IMAP
+// shows it, and as its name says: the tar header holds whole seconds,
+// and rounding would move a date in the second half of a second (at
+// 23:59:59.6, to the next day) on the way through export and restore.
+func TestExportFileTimeIsTheInternalDateTruncated(t *testing.T) {
+	c := newTestClusterWith(t, 1, func(cfg *Config) { cfg.BootstrapSettings = &BootstrapSettings{Replicas: 1, WriteQuorum: 1} })
+	l := c.leader(10 * time.Second)
+	mustApply(t, l, &fsm.DomainAdd{Name: "example.com"})
+	mustApply(t, l, addMailbox("a@example.com"))
+	ctx := ctxT(t, 30*time.Second)
+	date := time.Date(2024, 12, 31, 23, 59, 59, 600e6, time.UTC)
+	if _, err := l.Append(ctx, "a@example.com", "INBOX", nil, date, strings.NewReader("Subject: late\r\n\r\nx\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := l.ExportMailbox(ctx, "a@example.com", &buf); err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(&buf)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("no message in the export: %v", err)
+		}
+		if strings.HasPrefix(h.Name, "Maildir/cur/") && h.Name != "Maildir/cur/" {
+			if want := date.Truncate(time.Second); !h.ModTime.Equal(want) {
+				t.Errorf("file time %v, want %v", h.ModTime.UTC(), want)
+			}
+			return
+		}
+	}
+}
