@@ -3,6 +3,7 @@ package node
 import (
 	"archive/tar"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -24,7 +25,9 @@ import (
 //   - INBOX is Maildir/ itself; another folder is Maildir/.<name>/, with
 //     its hierarchy "/" written as "." and each level in modified UTF-7
 //     (RFC 3501 §5.1.3). A "." inside a level cannot be told from the
-//     hierarchy there, so it is written as "&AC4-", its UTF-7 form.
+//     hierarchy there, so it is written as "&AC4-", its UTF-7 form; a
+//     folder called "maildir" gets its first letter in UTF-7 too, since
+//     restore reads ".maildir" as a Maildir's root.
 //   - Every folder has cur/, new/ and tmp/; messages go to cur/ as their
 //     exact stored octets, named "<date>.P<uid>V<uidvalidity>.powermail,
 //     S=<size>:2,<flags>", with the file time set to the internal date.
@@ -153,6 +156,11 @@ func maildirDir(name string) string {
 	levels := strings.Split(name, "/")
 	for i, l := range levels {
 		levels[i] = strings.ReplaceAll(mutf7(l), ".", "&AC4-")
+	}
+	if len(levels) == 1 && strings.EqualFold(name, "maildir") {
+		// ".maildir" reads back as a Maildir's root (restore); its first
+		// letter in UTF-7 keeps it a folder.
+		levels[0] = "&" + base64.RawStdEncoding.EncodeToString([]byte{0, name[0]}) + "-" + name[1:]
 	}
 	return "Maildir/." + strings.Join(levels, ".") + "/"
 }

@@ -83,10 +83,15 @@ func TestExportCutOffByABadBody(t *testing.T) {
 
 // A folder name written by export reads back the same in restore.
 func TestMaildirFolderRoundTrip(t *testing.T) {
-	for _, name := range []string{"INBOX", "Sent", "Archive/2024", "v1.2/Entwürfe", "R&D", "日本語/a😀b", "tab\there"} {
+	for _, name := range []string{"INBOX", "Sent", "Archive/2024", "v1.2/Entwürfe", "R&D", "日本語/a😀b", "tab\there", "Maildir", "maildir/x"} {
 		dir := strings.TrimSuffix(strings.TrimPrefix(maildirDir(name), "Maildir/"), "/")
 		if got, ok := maildirFolder(dir); !ok || got != name {
 			t.Errorf("%q -> %q -> %q (%v)", name, dir, got, ok)
+		}
+	}
+	for _, root := range []string{"", "Maildir", "x", ".maildir", ".Maildir"} {
+		if got, ok := maildirFolder(root); !ok || got != "INBOX" {
+			t.Errorf("maildirFolder(%q) = %q, %v; want the root, INBOX", root, got, ok)
 		}
 	}
 	for _, bad := range []string{".&AGE", ".&-&Zz!-", ".a..b"} {

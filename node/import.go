@@ -25,9 +25,10 @@ import (
 //   - A message is a file directly in a cur/ or new/ directory. The
 //     directory above is the folder: one whose name starts with "." is
 //     Maildir++'s ".Name.Sub" (modified UTF-7 levels, "." between them);
-//     any other is INBOX. tmp/, index and list files are skipped. A
-//     message in a "." directory that does not decode stops the
-//     restore, as a folder name the mailbox refuses does.
+//     any other, and ".maildir" (a common name for the root), is INBOX.
+//     tmp/, index and list files are skipped. A message in a "."
+//     directory that does not decode stops the restore, as a folder name
+//     the mailbox refuses does.
 //   - Flags come from the ":2," part of the name (D F P R S T, and a-z by
 //     the folder's dovecot-keywords file: a message met before that file
 //     gets its keywords when the file comes); a message in new/ is
@@ -258,7 +259,9 @@ func lastDir(dir string) string {
 // levels decoded. ok is false for a name that does not decode.
 func maildirFolder(dir string) (string, bool) {
 	name, sub := strings.CutPrefix(dir, ".")
-	if !sub {
+	if !sub || strings.EqualFold(dir, ".maildir") {
+		// ~/.maildir is a common name for the root itself; a top-level
+		// folder called "maildir" is not worth mistaking it for.
 		return "INBOX", true
 	}
 	levels := strings.Split(name, ".")
