@@ -202,3 +202,21 @@ func TestExportFileTimeIsTheInternalDateTruncated(t *testing.T) {
 		}
 	}
 }
+
+func TestRestoreTime(t *testing.T) {
+	mtime := time.Unix(1_650_000_000, 0)
+	for _, tc := range []struct {
+		t    time.Time
+		file string
+		want time.Time
+	}{
+		{mtime, "1700000000.M1.h:2,S", mtime},
+		{time.Time{}, "1700000000.M1.h:2,S", time.Unix(1_700_000_000, 0)},
+		{time.Unix(0, 0), "1700000000.M1.h", time.Unix(1_700_000_000, 0)},
+		{time.Time{}, "msg-from-elsewhere", time.Time{}},
+	} {
+		if got := restoreTime(tc.t, tc.file); !got.Equal(tc.want) {
+			t.Errorf("restoreTime(%v, %q) = %v, want %v", tc.t, tc.file, got, tc.want)
+		}
+	}
+}

@@ -32,7 +32,8 @@ import (
 //   - Flags come from the ":2," part of the name (D F P R S T, and a-z by
 //     the folder's dovecot-keywords file: a message met before that file
 //     gets its keywords when the file comes); a message in new/ is
-//     unseen. The internal date is the file's time.
+//     unseen. The internal date is the file's time, or where the tar
+//     has none the time the Maildir name starts with.
 //   - A message whose body the folder already holds is skipped, so a
 //     restore can be run again after it broke off. Folders are created
 //     as needed; a file larger than the limit is skipped and counted.
@@ -160,7 +161,7 @@ func (st *restoreState) entry(ctx context.Context, h *tar.Header, r io.Reader) e
 	}
 	kw, known := st.keywords[mdir]
 	flags, letters := maildirFlags(file, sub == "new", kw)
-	added, err := st.n.Append(ctx, st.addr, folder, flags, restoreTime(h.ModTime), bytes.NewReader(data))
+	added, err := st.n.Append(ctx, st.addr, folder, flags, restoreTime(h.ModTime, file), bytes.NewReader(data))
 	if err != nil {
 		return err
 	}
@@ -339,13 +340,18 @@ func unmutf7(s string) (string, bool) {
 	return out.String(), true
 }
 
-// restoreTime keeps a file time that says nothing (zero) from becoming
-// 1970: such a message gets the time of the restore.
-func restoreTime(t time.Time) time.Time {
-	if t.IsZero() || t.Unix() <= 0 {
-		return time.Time{}
+// restoreTime is a message's internal date: the file's time, or, where
+// the tar has none (zero, 1970), the time a Maildir name starts with
+// ("1700000000.M1P2.host:2,S"), or else the time of the restore (zero).
+func restoreTime(t time.Time, file string) time.Time {
+	if !t.IsZero() && t.Unix() > 0 {
+		return t
 	}
-	return t
+	digits, _, _ := strings.Cut(file, ".")
+	if sec, err := strconv.ParseInt(digits, 10, 64); err == nil && sec > 0 && sec < 1<<40 {
+		return time.Unix(sec, 0)
+	}
+	return time.Time{}
 }
 
 // restoreHandler runs RestoreMailbox over the request body (a tar). The
