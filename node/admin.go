@@ -101,9 +101,13 @@ func (n *Node) adminHandler() http.Handler {
 	n.directoryRoutes(route)
 	n.redundancyRoutes(mux, route)
 	n.queueRoutes(route)
-	mux.Handle("GET /v1/mailboxes/{address}/messages/{uid}/raw", n.requireToken(http.HandlerFunc(n.rawMessage)))
-	mux.Handle("GET /v1/mailboxes/{address}/export", n.requireToken(http.HandlerFunc(n.exportHandler)))
-	mux.Handle("POST /v1/mailboxes/{address}/restore", n.requireToken(http.HandlerFunc(n.restoreHandler)))
+	for pattern, h := range map[string]http.HandlerFunc{
+		"GET /v1/mailboxes/{address}/messages/{uid}/raw": n.rawMessage,
+		"GET /v1/mailboxes/{address}/export":             n.exportHandler,
+		"POST /v1/mailboxes/{address}/restore":           n.restoreHandler,
+	} {
+		mux.Handle(pattern, n.requireToken(n.counted(pattern, h)))
+	}
 	return mux
 }
 
@@ -134,6 +138,40 @@ func (n *Node) adminRoute(name string, h func(r *http.Request) (any, error)) htt
 		writeJSON(w, code, v)
 	}))
 }
+
+// counted counts a streaming route's requests by status, as adminRoute
+// does for the JSON ones; one cut off mid-stream counts as "aborted".
+func (n *Node) counted(name string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		defer func() {
+			code := fmt.Sprint(sw.code)
+			v := recover()
+			if v != nil {
+				code = "aborted"
+			}
+			n.metrics.adminRequests.WithLabelValues(name, code).Inc()
+			if v != nil {
+				panic(v)
+			}
+		}()
+		h(sw, r)
+	})
+}
+
+// statusWriter records the status a handler answers with.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the connection (deadlines).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (n *Node) requireToken(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

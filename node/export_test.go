@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"powermail/fsm"
 )
 
@@ -75,6 +77,10 @@ func TestExportCutOffByABadBody(t *testing.T) {
 	n, err := io.Copy(io.Discard, resp.Body)
 	if resp.StatusCode != 200 || err == nil {
 		t.Fatalf("export over a damaged body: %d, %d octets, read error %v; want the stream cut", resp.StatusCode, n, err)
+	}
+	route := "GET /v1/mailboxes/{address}/export"
+	if ok, cut := testutil.ToFloat64(l.metrics.adminRequests.WithLabelValues(route, "200")), testutil.ToFloat64(l.metrics.adminRequests.WithLabelValues(route, "aborted")); ok != 1 || cut != 1 {
+		t.Errorf("export requests counted: %v whole, %v cut off; want 1 and 1", ok, cut)
 	}
 	if code, body := adminDo(t, l, "GET", "/v1/mailboxes/nobody@example.com/export", string(testSecret), ""); code != 404 || !strings.Contains(body, "not_found") {
 		t.Errorf("export of an unknown mailbox: %d %s", code, body)
