@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"strings"
 
@@ -16,7 +17,8 @@ import (
 // A mailbox has one quota root, "", for all its folders, with the one
 // resource PowerMail limits: STORAGE, in units of 1024 octets (§5.1),
 // counting every message of every folder. A mailbox without a quota has
-// no quota root (§4.3.2 allows an empty list). Quotas are the
+// no quota root (§4.3.2 allows an empty list); GETQUOTAROOT of a folder
+// that does not exist gets NO [NONEXISTENT]. Quotas are the
 // administrator's (mailbox quota): SETQUOTA gets NO [NOPERM].
 
 // imapQuotaCaps is what QUOTA adds to every capability list (§3.1).
@@ -49,6 +51,13 @@ func (s *imapSession) quotaReply(name string, args []byte) (lines, status string
 	if err != nil {
 		return "", imapStatusText(s.storeError("quota", err, imap.ResponseCodeNonExistent))
 	}
+	if name == "GETQUOTAROOT" && !strings.Contains(arg.value, "&") {
+		// A name without "&" reads the same in modified UTF-7 and in
+		// UTF-8; one with it is answered without this check.
+		if status := s.quotaFolderMissing(ctx, addr, arg.value); status != "" {
+			return "", status
+		}
+	}
 	limited := u.QuotaBytes > 0
 	resource := fmt.Sprintf("* QUOTA \"\" (STORAGE %d %d)\r\n", kib(u.UsedBytes), kib(u.QuotaBytes))
 	if name == "GETQUOTA" {
@@ -61,6 +70,22 @@ func (s *imapSession) quotaReply(name string, args []byte) (lines, status string
 		return "* QUOTAROOT " + arg.raw + "\r\n", "OK GETQUOTAROOT completed"
 	}
 	return "* QUOTAROOT " + arg.raw + " \"\"\r\n" + resource, "OK GETQUOTAROOT completed"
+}
+
+// quotaFolderMissing is the tagged status for GETQUOTAROOT of a folder
+// that does not exist (RFC 9208 §4.3.2: NO), or "" when it exists.
+func (s *imapSession) quotaFolderMissing(ctx context.Context, addr, name string) string {
+	n, err := lookupFolder(name, imap.ResponseCodeNonExistent)
+	if err == nil {
+		_, err = s.srv.store.Folder(ctx, addr, n)
+		if err != nil {
+			err = s.storeError("quota", err, imap.ResponseCodeNonExistent)
+		}
+	}
+	if err != nil {
+		return imapStatusText(err)
+	}
+	return ""
 }
 
 // kib rounds octets up to units of 1024 (RFC 9208 §5.1).

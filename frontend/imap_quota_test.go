@@ -81,6 +81,12 @@ func TestIMAPQuota(t *testing.T) {
 	if _, tagged := raw.cmd(`GETQUOTA ""`); !strings.HasPrefix(tagged, "NO [NONEXISTENT]") {
 		t.Errorf("GETQUOTA without a quota: %q", tagged)
 	}
+	if _, tagged := raw.cmd(`GETQUOTAROOT "No such folder"`); !strings.HasPrefix(tagged, "NO [NONEXISTENT]") {
+		t.Errorf("GETQUOTAROOT of a folder that does not exist: %q", tagged)
+	}
+	if u := raw.ok("GETQUOTAROOT Sent"); len(u) != 1 || u[0] != "* QUOTAROOT Sent" {
+		t.Errorf("GETQUOTAROOT Sent: %q", u)
+	}
 	if _, tagged := raw.cmd("GETQUOTAROOT"); !strings.HasPrefix(tagged, "BAD") {
 		t.Errorf("GETQUOTAROOT without a mailbox: %q", tagged)
 	}
