@@ -41,6 +41,10 @@ const pop3ReleaseTimeout = 5 * time.Second
 // the condition is neither the system's nor the credentials'.
 const pop3PreAuthText = "login took too long, closing connection"
 
+// pop3ShutdownText answers a login that a shutdown overtook (RFC 3206
+// SYS/TEMP: the same login later may well succeed).
+const pop3ShutdownText = "[SYS/TEMP] server shutting down, try again"
+
 var (
 	errPOP3LineTooLong = errors.New("pop3: line too long")
 	errPOP3Flood       = errors.New("pop3: endless line")
@@ -538,7 +542,7 @@ func (ss *pop3Session) login(user, password string) {
 	if ss.tc.expired.Load() {
 		// A shutdown began during the check and closes this session at
 		// its next read: say so rather than +OK a maildrop it cannot use.
-		ss.errReply("[SYS/TEMP] server shutting down, try again")
+		ss.errReply(pop3ShutdownText)
 		ss.quit = true
 		return
 	}
@@ -566,6 +570,16 @@ func (ss *pop3Session) openMaildrop(addr string) {
 		// connection reads no more, so the session cannot go on.
 		ss.releaseLock()
 		ss.errReply(pop3PreAuthText)
+		ss.quit = true
+		return
+	}
+	if ss.tc.expired.Load() {
+		// A shutdown began while the lock and the snapshot were taken
+		// (the session is not busy yet, so it was expired): as in login,
+		// say so rather than +OK. The limit above has stopped, so only a
+		// shutdown can have expired the connection by now.
+		ss.releaseLock()
+		ss.errReply(pop3ShutdownText)
 		ss.quit = true
 		return
 	}

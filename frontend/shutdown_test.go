@@ -13,6 +13,7 @@ import (
 
 	"powermail/frontend"
 	"powermail/frontend/internal/testtls"
+	"powermail/node"
 	"powermail/node/nodetest"
 )
 
@@ -348,4 +349,44 @@ func TestPOP3ShutdownDuringLogin(t *testing.T) {
 	}
 	c.expectClosed()
 	wantShutdown(t, done, "Shutdown did not return after the session ended")
+}
+
+// slowMaildrop holds every maildrop snapshot (View) until release is
+// closed.
+type slowMaildrop struct {
+	frontend.MailStore
+	started chan struct{}
+	release chan struct{}
+}
+
+func (s *slowMaildrop) View(ctx context.Context, addr, name string) (node.FolderView, error) {
+	s.started <- struct{}{}
+	<-s.release
+	return s.MailStore.View(ctx, addr, name)
+}
+
+// TestPOP3ShutdownDuringMaildropOpen: the lock and the snapshot are part
+// of the login too. A shutdown that begins while they are under way gets
+// the same -ERR [SYS/TEMP], not +OK on a maildrop the closing connection
+// cannot use; and the lock is given back.
+func TestPOP3ShutdownDuringMaildropOpen(t *testing.T) {
+	fake := newPOP3Fake()
+	fake.addUser("ann@example.com", "pw")
+	store := &slowMaildrop{MailStore: fake, started: make(chan struct{}, 1), release: make(chan struct{})}
+	srv, addr := pop3Serve(t, store, pop3TestAuth(store, true), pop3TestConfig(), false)
+	c := pop3Dial(t, addr)
+	c.ok("USER ann@example.com")
+	c.send("PASS pw")
+	<-store.started
+	done := shutdownAsync(srv)
+	time.Sleep(100 * time.Millisecond) // the drain has marked the idle sessions
+	close(store.release)
+	if l := c.readLine(); !strings.HasPrefix(l, "-ERR [SYS/TEMP]") {
+		t.Fatalf("PASS during the shutdown: %q, want -ERR [SYS/TEMP]", l)
+	}
+	c.expectClosed()
+	wantShutdown(t, done, "Shutdown did not return after the session ended")
+	if fake.holder("ann@example.com") != "" {
+		t.Error("the maildrop lock is still held")
+	}
 }
