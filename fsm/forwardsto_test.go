@@ -39,6 +39,31 @@ func TestForwardsTo(t *testing.T) {
 	}
 }
 
+// A target with a sub-address (RFC 5233) delivers to the base mailbox
+// when no entry of its own exists: it is listed for the base, since
+// removing the base mailbox leaves it pointing nowhere. One with an
+// entry of its own is not.
+func TestForwardsToSubaddress(t *testing.T) {
+	a := newApplier(t)
+	a.must(&DomainAdd{Name: "example.com"})
+	a.must(&MailboxAdd{Mailboxes: []NewMailbox{{Address: "bob@example.com"}, {Address: "bob+own@example.com"}}})
+	a.must(&ForwardAdd{Address: "lists@example.com", Targets: []string{"Bob+Lists@example.com"}})
+	a.must(&ForwardAdd{Address: "own@example.com", Targets: []string{"bob+own@example.com"}})
+	a.must(&ForwardAdd{Address: "bob+fw@example.com", Targets: []string{"x@elsewhere.net"}})
+	a.must(&ForwardAdd{Address: "fw@example.com", Targets: []string{"bob+fw@example.com"}})
+	if r, err := a.s.Resolve("bob+lists@example.com"); err != nil || !slices.Equal(r.Mailboxes, []string{"bob@example.com"}) {
+		t.Fatalf("bob+lists resolves to %+v, %v; want bob's mailbox", r, err)
+	}
+	got, err := a.s.ForwardsTo("bob@example.com", 0)
+	var addrs []string
+	for _, f := range got {
+		addrs = append(addrs, f.Address)
+	}
+	if want := []string{"lists@example.com"}; err != nil || !slices.Equal(addrs, want) {
+		t.Errorf("forwards to bob: %q, %v; want %q", addrs, err, want)
+	}
+}
+
 // BenchmarkForwardsTo measures the scan of every forward of every
 // domain: 100,000 forwards, one in ten with a target in the mailbox's
 // domain, one in a thousand to the mailbox itself.

@@ -166,7 +166,8 @@ func (s *State) Forwards(domain, after string, limit int) ([]Forward, error) {
 }
 
 // ForwardsTo lists the forwards (and catch-alls) of every domain that
-// name target among their targets, up to limit (0: all). There is no
+// name target among their targets, or a sub-address of it that delivers
+// to it (namesTarget), up to limit (0: all). There is no
 // index by target: it reads every forward, for an administrator's
 // question (what still points at a mailbox about to go), not for a hot
 // path.
@@ -195,19 +196,47 @@ func (s *State) ForwardsTo(target string, limit int) ([]Forward, error) {
 			if err := decodeRecord(raw, &fw); err != nil {
 				return fmt.Errorf("decode %q: %w", it.Key(), err)
 			}
-			if slices.ContainsFunc(fw.Targets, func(t string) bool {
+			for _, t := range fw.Targets {
 				if !strings.HasSuffix(t, string(at)) {
-					return false
+					continue
 				}
-				ta, err := ParseAddress(t)
-				return err == nil && ta.Key() == want
-			}) {
-				out = append(out, fw)
+				ok, err := namesTarget(r, t, want)
+				if err != nil {
+					return err
+				}
+				if ok {
+					out = append(out, fw)
+					break
+				}
 			}
 		}
 		return nil
 	})
 	return out, err
+}
+
+// namesTarget reports whether the forward target t is the address whose
+// key is want, or a sub-address of it (RFC 5233) that reaches it because
+// no entry of its own exists (resolve): removing want's mailbox leaves
+// such a target pointing nowhere just the same.
+func namesTarget(r pebble.Reader, t, want string) (bool, error) {
+	ta, err := ParseAddress(t)
+	if err != nil {
+		return false, nil
+	}
+	if ta.Key() == want {
+		return true, nil
+	}
+	base := subaddressBase(ta.Local)
+	if base == "" || (Address{Local: base, Domain: ta.Domain}).Key() != want {
+		return false, nil
+	}
+	for _, key := range [][]byte{mailboxKey(ta), forwardKey(ta)} {
+		if own, err := hasKey(r, key); err != nil || own {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // Members lists the recorded cluster members.
