@@ -220,6 +220,12 @@ func TestRestoreTime(t *testing.T) {
 		{time.Time{}, "1700000000.M1.h:2,S", time.Unix(1_700_000_000, 0)},
 		{time.Unix(0, 0), "1700000000.M1.h", time.Unix(1_700_000_000, 0)},
 		{time.Time{}, "msg-from-elsewhere", time.Time{}},
+		// A number that is no delivery time would make 1970 of the
+		// missing file time after all.
+		{time.Time{}, "1.eml", time.Time{}},
+		{time.Unix(0, 0), "42:2,S", time.Time{}},
+		{time.Unix(0, 0), "42.M1.h:2,S", time.Time{}},
+		{time.Time{}, "100000000.M1.h", time.Unix(100_000_000, 0)},
 	} {
 		if got := restoreTime(tc.t, tc.file); !got.Equal(tc.want) {
 			t.Errorf("restoreTime(%v, %q) = %v, want %v", tc.t, tc.file, got, tc.want)

@@ -348,11 +348,17 @@ func restoreTime(t time.Time, file string) time.Time {
 		return t
 	}
 	digits, _, _ := strings.Cut(file, ".")
-	if sec, err := strconv.ParseInt(digits, 10, 64); err == nil && sec > 0 && sec < 1<<40 {
+	if sec, err := strconv.ParseInt(digits, 10, 64); err == nil && sec >= minMaildirTime && sec < 1<<40 {
 		return time.Unix(sec, 0)
 	}
 	return time.Time{}
 }
+
+// minMaildirTime is the least time a Maildir name is taken for (March
+// 1973, the first of nine digits): a smaller number, as in a file called
+// "1" or "42.eml", is no delivery time, and would date the message 1970
+// as a missing file time would.
+const minMaildirTime = 100_000_000
 
 // restoreHandler runs RestoreMailbox over the request body (a tar). The
 // body may be far larger and longer than other admin requests: instead of
