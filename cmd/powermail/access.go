@@ -55,7 +55,7 @@ func (a *accessFlags) register(fl *pflag.FlagSet) {
 	fl.Int64Var(&a.storageCacheBytes, "storage-cache-bytes", storage.DefaultCacheBytes, "block cache of the local body store")
 	fl.Int64Var(&a.passwordMemory, "password-check-memory", node.DefaultPasswordMemory, "memory for password checks in flight (argon2id takes 19 MiB each); further logins wait")
 	fl.IntVar(&a.imapMaxConns, "imap-max-conns", frontend.DefaultIMAPMaxConns, "simultaneous IMAP connections from all clients (over it: BYE [UNAVAILABLE])")
-	fl.IntVar(&a.imapMaxUserIP, "imap-max-conns-per-user-ip", frontend.DefaultIMAPMaxConnsPerUserIP, "logged-in IMAP sessions of one mailbox from one address on this node (over it: LOGIN gets NO [UNAVAILABLE])")
+	fl.IntVar(&a.imapMaxUserIP, "imap-max-conns-per-user-ip", frontend.DefaultIMAPMaxConnsPerUserIP, "logged-in IMAP sessions of one mailbox from one address on this node (over it: LOGIN gets NO [UNAVAILABLE]; 0: the default)")
 	fl.Int64Var(&a.imapCacheBytes, "imap-cache-bytes", frontend.DefaultIMAPCacheBytes, "memory for parsed message headers and BODYSTRUCTUREs that IMAP FETCH and SEARCH reuse")
 }
 
