@@ -316,76 +316,76 @@ func TestIMAPShutdownImplicitTLS(t *testing.T) {
 	wantShutdown(t, done, "Shutdown did not return after the session ended")
 }
 
-// slowLogins holds every password check until release is closed.
+// gate holds a store call until release is closed; started says that
+// one is held.
+type gate struct{ started, release chan struct{} }
+
+func newGate() gate { return gate{started: make(chan struct{}, 1), release: make(chan struct{})} }
+
+func (g gate) hold() {
+	g.started <- struct{}{}
+	<-g.release
+}
+
+// slowLogins holds every password check at its gate.
 type slowLogins struct {
 	frontend.MailStore
-	started chan struct{}
-	release chan struct{}
+	gate
 }
 
 func (s *slowLogins) Authenticate(ctx context.Context, user, password string) (string, error) {
-	s.started <- struct{}{}
-	<-s.release
+	s.hold()
 	return s.MailStore.Authenticate(ctx, user, password)
 }
 
-// TestPOP3ShutdownDuringLogin: a login whose check was under way when the
-// shutdown began is told the server is going, not +OK on a maildrop the
-// closing connection cannot use.
-func TestPOP3ShutdownDuringLogin(t *testing.T) {
-	fake := newPOP3Fake()
-	fake.addUser("ann@example.com", "pw")
-	store := &slowLogins{MailStore: fake, started: make(chan struct{}, 1), release: make(chan struct{})}
-	srv, addr := pop3Serve(t, store, pop3TestAuth(store, true), pop3TestConfig(), false)
-	c := pop3Dial(t, addr)
-	c.ok("USER ann@example.com")
-	c.send("PASS pw")
-	<-store.started
-	done := shutdownAsync(srv)
-	time.Sleep(100 * time.Millisecond) // the drain has marked the idle sessions
-	close(store.release)
-	if l := c.readLine(); !strings.HasPrefix(l, "-ERR [SYS/TEMP]") {
-		t.Fatalf("PASS during the shutdown: %q, want -ERR [SYS/TEMP]", l)
-	}
-	c.expectClosed()
-	wantShutdown(t, done, "Shutdown did not return after the session ended")
-}
-
-// slowMaildrop holds every maildrop snapshot (View) until release is
-// closed.
+// slowMaildrop holds every maildrop snapshot (View) at its gate.
 type slowMaildrop struct {
 	frontend.MailStore
-	started chan struct{}
-	release chan struct{}
+	gate
 }
 
 func (s *slowMaildrop) View(ctx context.Context, addr, name string) (node.FolderView, error) {
-	s.started <- struct{}{}
-	<-s.release
+	s.hold()
 	return s.MailStore.View(ctx, addr, name)
 }
 
-// TestPOP3ShutdownDuringMaildropOpen: the lock and the snapshot are part
-// of the login too. A shutdown that begins while they are under way gets
-// the same -ERR [SYS/TEMP], not +OK on a maildrop the closing connection
-// cannot use; and the lock is given back.
-func TestPOP3ShutdownDuringMaildropOpen(t *testing.T) {
-	fake := newPOP3Fake()
-	fake.addUser("ann@example.com", "pw")
-	store := &slowMaildrop{MailStore: fake, started: make(chan struct{}, 1), release: make(chan struct{})}
+// passDuringShutdown logs ann in on a POP3 server over store, starts a
+// shutdown while g holds the login, lets it go on, and checks that the
+// login is told the server is going, not +OK on a maildrop the closing
+// connection cannot use.
+func passDuringShutdown(t *testing.T, store frontend.MailStore, g gate) {
+	t.Helper()
 	srv, addr := pop3Serve(t, store, pop3TestAuth(store, true), pop3TestConfig(), false)
 	c := pop3Dial(t, addr)
 	c.ok("USER ann@example.com")
 	c.send("PASS pw")
-	<-store.started
+	<-g.started
 	done := shutdownAsync(srv)
 	time.Sleep(100 * time.Millisecond) // the drain has marked the idle sessions
-	close(store.release)
+	close(g.release)
 	if l := c.readLine(); !strings.HasPrefix(l, "-ERR [SYS/TEMP]") {
 		t.Fatalf("PASS during the shutdown: %q, want -ERR [SYS/TEMP]", l)
 	}
 	c.expectClosed()
 	wantShutdown(t, done, "Shutdown did not return after the session ended")
+}
+
+// TestPOP3ShutdownDuringLogin: a shutdown that begins during the
+// password check.
+func TestPOP3ShutdownDuringLogin(t *testing.T) {
+	fake := newPOP3Fake()
+	fake.addUser("ann@example.com", "pw")
+	store := &slowLogins{MailStore: fake, gate: newGate()}
+	passDuringShutdown(t, store, store.gate)
+}
+
+// TestPOP3ShutdownDuringMaildropOpen: the lock and the snapshot are part
+// of the login too; and the lock is given back.
+func TestPOP3ShutdownDuringMaildropOpen(t *testing.T) {
+	fake := newPOP3Fake()
+	fake.addUser("ann@example.com", "pw")
+	store := &slowMaildrop{MailStore: fake, gate: newGate()}
+	passDuringShutdown(t, store, store.gate)
 	if fake.holder("ann@example.com") != "" {
 		t.Error("the maildrop lock is still held")
 	}
