@@ -80,4 +80,14 @@ func TestForwardListByTarget(t *testing.T) {
 	if _, stderr, err := cli(t, "", "forward", "ls", "example.com", "--target", "bob@example.com", "--addr", p.admin); err == nil || !strings.Contains(stderr, "not both") {
 		t.Errorf("a domain and --target: %v %q", err, stderr)
 	}
+	// Removing the mailbox names the forwards that still list it.
+	out, stderr, err := cli(t, "", "mailbox", "rm", "bob@example.com", "--addr", p.admin)
+	if err != nil || !strings.Contains(out, "removed mailbox") || !strings.Contains(stderr, "warning: forwards still name bob@example.com") ||
+		!strings.Contains(stderr, "team@example.com") || !strings.Contains(stderr, "@other.org") {
+		t.Errorf("mailbox rm: %v, out %q, stderr %q", err, out, stderr)
+	}
+	mustCLI(t, "mailbox", "add", "lone@example.com", "--password", "pw", "--addr", p.admin)
+	if _, stderr, err := cli(t, "", "mailbox", "rm", "lone@example.com", "--addr", p.admin); err != nil || stderr != "" {
+		t.Errorf("mailbox rm of a mailbox no forward names: %v, stderr %q", err, stderr)
+	}
 }

@@ -19,15 +19,40 @@ func newMailboxCmd(cl *clientFlags) *cobra.Command {
 	cmd.AddCommand(mailboxAddCmd(cl), mailboxImportCmd(cl), mailboxLsCmd(cl), mailboxPasswdCmd(cl), mailboxQuotaCmd(cl),
 		mailboxEnableCmd(cl, "enable", true), mailboxEnableCmd(cl, "disable", false), mailboxExportCmd(cl), mailboxRestoreCmd(cl))
 	cmd.AddCommand(&cobra.Command{
-		Use: "rm ADDRESS", Aliases: []string{"remove"}, Short: "Delete a mailbox and its mail (mailbox export first keeps a copy; forward ls --target lists the forwards that name it)", Args: cobra.ExactArgs(1),
+		Use: "rm ADDRESS", Aliases: []string{"remove"}, Short: "Delete a mailbox and its mail (mailbox export first keeps a copy), then name the forwards that still list it", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := cl.do(cmd.Context(), "DELETE", "/v1/mailboxes/"+pathEsc(args[0]), nil, nil); err != nil {
 				return err
 			}
+			warnForwardsTo(cmd, cl, args[0])
 			return cl.done(cmd, "removed mailbox %s", args[0])
 		},
 	})
 	return cmd
+}
+
+// warnForwardsTo tells, on stderr, which forwards still name a removed
+// mailbox: delivery skips it, so mail for a forward with no other target
+// is refused from now on. A failed lookup only says so.
+func warnForwardsTo(cmd *cobra.Command, cl *clientFlags, addr string) {
+	const shown = 20
+	var fws []node.ForwardView
+	if err := cl.do(cmd.Context(), "GET", "/v1/forwards?target="+queryEsc(addr)+"&limit="+strconv.Itoa(shown+1), nil, &fws); err != nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "note: could not list the forwards that name %s: %v\n", addr, err)
+		return
+	}
+	if len(fws) == 0 {
+		return
+	}
+	names := make([]string, 0, shown)
+	for _, f := range fws[:min(len(fws), shown)] {
+		names = append(names, f.Address)
+	}
+	more := ""
+	if len(fws) > shown {
+		more = ", and more (forward ls --target " + addr + ")"
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "warning: forwards still name %s and skip it from now on: %s%s\n", addr, strings.Join(names, ", "), more)
 }
 
 func mailboxAddCmd(cl *clientFlags) *cobra.Command {
