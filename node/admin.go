@@ -214,15 +214,28 @@ func errorCode(err error) string {
 	if c := fsm.Code(err); c != "" {
 		return c
 	}
+	switch { // the mail access errors (access.go), for the mailbox routes
+	case errors.Is(err, ErrInvalidArgument):
+		return "invalid"
+	case errors.Is(err, ErrOverQuota):
+		return "over_quota"
+	case errors.Is(err, ErrNoFolder):
+		return "not_found"
+	}
 	return replyError(err).Code
+}
+
+// writeError answers a failed request with its status and apiError.
+func writeError(w http.ResponseWriter, err error) {
+	writeJSON(w, errorStatus(err), apiError{Code: errorCode(err), Message: err.Error()})
 }
 
 func errorStatus(err error) int {
 	switch {
 	case errors.Is(err, fsm.ErrInvalid), errors.Is(err, fsm.ErrForwardLoop), errors.Is(err, fsm.ErrNotLocal),
-		errors.Is(err, fsm.ErrOverQuota):
+		errors.Is(err, fsm.ErrOverQuota), errors.Is(err, ErrInvalidArgument), errors.Is(err, ErrOverQuota):
 		return http.StatusBadRequest
-	case errors.Is(err, fsm.ErrNotFound), errors.Is(err, fsm.ErrNoFolder):
+	case errors.Is(err, fsm.ErrNotFound), errors.Is(err, fsm.ErrNoFolder), errors.Is(err, ErrNoFolder):
 		return http.StatusNotFound
 	case errors.Is(err, fsm.ErrExists), errors.Is(err, fsm.ErrNotEmpty), errors.Is(err, fsm.ErrLocked):
 		return http.StatusConflict
@@ -242,14 +255,13 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // rawMessage streams one message's body (support and tests; IMAP is the
 // user's way in). It passes the read barrier and reads from any replica.
 func (n *Node) rawMessage(w http.ResponseWriter, r *http.Request) {
-	fail := func(err error) { writeJSON(w, errorStatus(err), apiError{Code: errorCode(err), Message: err.Error()}) }
 	if err := n.Barrier(r.Context()); err != nil {
-		fail(err)
+		writeError(w, err)
 		return
 	}
 	uid, err := strconv.ParseUint(r.PathValue("uid"), 10, 32)
 	if err != nil || uid == 0 {
-		fail(&fsm.Error{Kind: fsm.ErrInvalid, Msg: "bad UID"})
+		writeError(w, &fsm.Error{Kind: fsm.ErrInvalid, Msg: "bad UID"})
 		return
 	}
 	msgs, err := n.state.Messages(r.PathValue("address"), "INBOX", uint32(uid-1), 1)
@@ -257,12 +269,12 @@ func (n *Node) rawMessage(w http.ResponseWriter, r *http.Request) {
 		err = &fsm.Error{Kind: fsm.ErrNotFound, Msg: fmt.Sprintf("no message with UID %d", uid)}
 	}
 	if err != nil {
-		fail(err)
+		writeError(w, err)
 		return
 	}
 	rd, err := n.openBody(r.Context(), msgs[0].Hash)
 	if err != nil {
-		fail(err)
+		writeError(w, err)
 		return
 	}
 	defer rd.Close()

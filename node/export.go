@@ -274,11 +274,11 @@ func mutf7(s string) string {
 func (n *Node) exportHandler(w http.ResponseWriter, r *http.Request) {
 	addr := r.PathValue("address")
 	if err := n.readBarrier(r.Context()); err != nil {
-		writeJSON(w, errorStatus(err), apiError{Code: errorCode(err), Message: err.Error()})
+		writeError(w, err)
 		return
 	}
 	if _, err := n.state.Mailbox(addr); err != nil {
-		writeJSON(w, errorStatus(err), apiError{Code: errorCode(err), Message: err.Error()})
+		writeError(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-tar")
@@ -286,7 +286,7 @@ func (n *Node) exportHandler(w http.ResponseWriter, r *http.Request) {
 	if err := n.ExportMailbox(r.Context(), addr, sw); err != nil {
 		n.log.Warn("mailbox export failed", "mailbox", addr, "err", err)
 		if !sw.started {
-			writeJSON(w, errorStatus(err), apiError{Code: errorCode(err), Message: err.Error()})
+			writeError(w, err)
 			return
 		}
 		panic(http.ErrAbortHandler)

@@ -365,31 +365,19 @@ const minMaildirTime = 100_000_000
 // one deadline for the whole of it, each read has AdminReadTimeout.
 func (n *Node) restoreHandler(w http.ResponseWriter, r *http.Request) {
 	addr := r.PathValue("address")
-	fail := func(err error) {
-		code, status := errorCode(err), errorStatus(err)
-		switch { // the mail access errors, which the directory's mapping does not know
-		case errors.Is(err, ErrInvalidArgument):
-			code, status = "invalid", http.StatusBadRequest
-		case errors.Is(err, ErrOverQuota):
-			code, status = "over_quota", http.StatusBadRequest
-		case errors.Is(err, ErrNoFolder):
-			code, status = "not_found", http.StatusNotFound
-		}
-		writeJSON(w, status, apiError{Code: code, Message: err.Error()})
-	}
 	if err := n.readBarrier(r.Context()); err != nil {
-		fail(err)
+		writeError(w, err)
 		return
 	}
 	if _, err := n.state.Mailbox(addr); err != nil {
-		fail(err)
+		writeError(w, err)
 		return
 	}
 	var maxBytes int64
 	if v := r.URL.Query().Get("max_bytes"); v != "" {
 		var err error
 		if maxBytes, err = strconv.ParseInt(v, 10, 64); err != nil || maxBytes <= 0 {
-			fail(fmt.Errorf("%w: max_bytes %q", ErrInvalidArgument, v))
+			writeError(w, fmt.Errorf("%w: max_bytes %q", ErrInvalidArgument, v))
 			return
 		}
 	}
@@ -397,7 +385,7 @@ func (n *Node) restoreHandler(w http.ResponseWriter, r *http.Request) {
 	res, err := n.RestoreMailbox(r.Context(), addr, body, maxBytes)
 	if err != nil {
 		n.log.Warn("mailbox restore failed", "mailbox", addr, "added", res.Added, "err", err)
-		fail(fmt.Errorf("%w (%d messages were added before it)", err, res.Added))
+		writeError(w, fmt.Errorf("%w (%d messages were added before it)", err, res.Added))
 		return
 	}
 	n.log.Info("mailbox restored", "mailbox", addr, "added", res.Added, "duplicates", res.Duplicates, "too_large", res.TooLarge)
