@@ -25,6 +25,12 @@ var ErrInsecureAuth = errors.New("plaintext authentication requires TLS")
 // succeed.
 var ErrThrottled = fmt.Errorf("%w: too many login attempts at once, try again later", node.ErrUnavailable)
 
+// ErrSessionLimit refuses a login whose password was right because the
+// mailbox has as many sessions from the client's address as it may
+// (LoginAdmit). It does not wrap node.ErrUnavailable: the protocol's
+// reply names the limit.
+var ErrSessionLimit = errors.New("too many sessions of this mailbox from this address")
+
 // PasswordChecker verifies a password; MailStore provides it.
 type PasswordChecker interface {
 	Authenticate(ctx context.Context, user, password string) (string, error)
@@ -123,7 +129,7 @@ func NewAuthenticator(store PasswordChecker, cfg AuthConfig, log *slog.Logger) *
 	return &Authenticator{store: store, cfg: cfg.withDefaults(), log: log, failures: map[string]*failure{},
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "powermail_logins_total",
-			Help: "Password logins over IMAP and POP3 by result: ok, failed (wrong user or password), insecure (refused without TLS), throttled (too many attempts at once), unavailable.",
+			Help: "Password logins over IMAP and POP3 by result: ok, failed (wrong user or password), insecure (refused without TLS), throttled (too many attempts at once), limited (right password, but the mailbox has too many sessions from the address), unavailable.",
 		}, []string{"result"})}
 }
 
@@ -149,11 +155,24 @@ func (a *Authenticator) AllowInsecure() bool { return a.cfg.AllowInsecure }
 // failures of the IP and of the account. A failure returns no sooner than
 // FailureDelay after the check began, or when ctx ends.
 func (a *Authenticator) Login(ctx context.Context, remoteIP, user, password string, secure bool) (string, error) {
+	return a.LoginAdmit(ctx, remoteIP, user, password, secure, nil)
+}
+
+// LoginAdmit is Login with a last say for the protocol: after a right
+// password, admit (unless nil) is given the mailbox's address and may
+// refuse the session with ErrSessionLimit, which the logins metric
+// counts as "limited", not "ok".
+func (a *Authenticator) LoginAdmit(ctx context.Context, remoteIP, user, password string, secure bool, admit func(addr string) error) (string, error) {
 	addr, err := a.login(ctx, remoteIP, user, password, secure)
+	if err == nil && admit != nil {
+		err = admit(addr)
+	}
 	result := "unavailable"
 	switch {
 	case err == nil:
 		result = "ok"
+	case errors.Is(err, ErrSessionLimit):
+		result = "limited"
 	case errors.Is(err, node.ErrAuthFailed):
 		result = "failed"
 	case errors.Is(err, ErrInsecureAuth):

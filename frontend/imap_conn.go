@@ -86,7 +86,8 @@ type imapConn struct {
 	// later the client's octets after it, not yet scanned.
 	quota     *imapQuotaCmd
 	later     []byte
-	handedOff atomic.Bool // Close may run on the server's goroutine at shutdown
+	collect   *imapCollect // an ID or QUOTA command read across literals
+	handedOff atomic.Bool  // Close may run on the server's goroutine at shutdown
 	// slotMoved: after STARTTLS the TLS session took over this
 	// connection's slot (MaxConns, per IP); this session's Close must not
 	// free it. inherited is set on that TLS connection: its session must
@@ -158,6 +159,12 @@ func (c *imapConn) Read(p []byte) (int, error) {
 			continue
 		case c.rerr != nil:
 			return 0, c.rerr
+		case c.collect != nil && c.collect.wantsContinuation():
+			// The library has answered everything before the command.
+			if err := c.sendContinuation(); err != nil {
+				return 0, err
+			}
+			continue
 		case c.in.lit > 0: // literal data goes straight to the library
 			n, err := c.readRaw(p[:min(int64(len(p)), c.in.lit)])
 			c.in.lit -= int64(n)
@@ -168,7 +175,9 @@ func (c *imapConn) Read(p []byte) (int, error) {
 		}
 		n, err := c.readRaw(c.rbuf)
 		c.scan(c.rbuf[:n])
-		c.rerr = err
+		if c.rerr == nil {
+			c.rerr = err
+		}
 	}
 	n := copy(p, c.rout[c.roff:])
 	c.roff += n
@@ -190,6 +199,17 @@ func (c *imapConn) readRaw(p []byte) (int, error) {
 func (c *imapConn) scan(b []byte) {
 scanning:
 	for len(b) > 0 {
+		if c.collect != nil {
+			var err error
+			if b, err = c.collect.feed(b); err != nil {
+				c.rerr = err
+				return
+			}
+			if !c.collect.ended || c.collectedLocal(b) {
+				break
+			}
+			continue
+		}
 		var line []byte
 		b, c.rout, line = c.in.next(b, c.rout)
 		if line == nil {
@@ -200,19 +220,19 @@ scanning:
 			c.noteCommand(tag, name, args)
 		}
 		switch {
+		case ok && literalAtEnd(line) >= 0 && (name == "ID" || imapQuotaCommand(name) && c.sess != nil):
+			// Read across its literals here (imap_collect.go).
+			c.in.refuseLiteral()
+			c.collect = newIMAPCollect(tag, name, args)
+			if c.collect.ended && c.collectedLocal(b) {
+				break scanning
+			}
 		case !ok || literalAtEnd(line) >= 0:
 			c.rout = append(c.rout, line...)
 		case name == "ID":
-			valid := validIDArgs(args)
-			c.srv.log.Debug("imap: client ID", "remote", c.RemoteAddr(), "valid", valid, "id", string(args[:min(len(args), 512)]))
-			c.answerHere(imapIDReply(tag, valid))
+			c.answerID(tag, args)
 		case imapQuotaCommand(name) && c.sess != nil:
-			// Answered once the library has read everything before it
-			// (Read), not now: commands pipelined before it have not run
-			// yet, and the answer depends on them (a LOGIN, an EXPUNGE).
-			// The octets after it wait too, to keep the order.
-			c.quota = &imapQuotaCmd{tag: tag, name: name, args: bytes.Clone(args)}
-			c.later = bytes.Clone(b)
+			c.holdQuota(tag, name, args, b)
 			break scanning
 		case name == "STARTTLS" && len(args) == 0 && c.canStartTLS():
 			c.startTLS = tag
@@ -231,10 +251,44 @@ scanning:
 	}
 }
 
+// holdQuota keeps a QUOTA command to be answered once the library has
+// read everything before it (Read), not now: commands pipelined before it
+// have not run yet, and the answer depends on them (a LOGIN, an
+// EXPUNGE). The octets after it, rest, wait too, to keep the order.
+func (c *imapConn) holdQuota(tag, name string, args, rest []byte) {
+	c.quota = &imapQuotaCmd{tag: tag, name: name, args: bytes.Clone(args)}
+	c.later = bytes.Clone(rest)
+}
+
+// collectedLocal answers the command collected across its literals; rest
+// is what the client sent after it. It reports whether scanning stops
+// there: a QUOTA command waits for the commands before it.
+func (c *imapConn) collectedLocal(rest []byte) bool {
+	k := c.collect
+	c.collect = nil
+	switch {
+	case k.refused != "":
+		c.answerHere(imapLocalReply{tag: k.tag, status: k.refused})
+	case k.name == "ID":
+		c.answerID(k.tag, k.args)
+	default:
+		c.holdQuota(k.tag, k.name, k.args, rest)
+		return true
+	}
+	return false
+}
+
 // imapQuotaCmd is a QUOTA command read but not yet answered.
 type imapQuotaCmd struct {
 	tag, name string
 	args      []byte
+}
+
+// answerID answers ID (RFC 2971), logging the client's list.
+func (c *imapConn) answerID(tag string, args []byte) {
+	valid := validIDArgs(args)
+	c.srv.log.Debug("imap: client ID", "remote", c.RemoteAddr(), "valid", valid, "id", string(args[:min(len(args), 512)]))
+	c.answerHere(imapIDReply(tag, valid))
 }
 
 // answerHere queues r and passes its command to the library as a NOOP,

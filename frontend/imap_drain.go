@@ -110,7 +110,7 @@ func (c *imapConn) drainRead(p []byte, deadline time.Time) (int, error) {
 		if err := c.Conn.SetReadDeadline(deadline); err != nil {
 			return 0, err
 		}
-		if c.srv.draining.Load() && c.in.atCommandStart() {
+		if c.srv.draining.Load() && c.collect == nil && c.in.atCommandStart() {
 			c.queueBye()
 			return 0, io.EOF
 		}

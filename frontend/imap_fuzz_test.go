@@ -34,6 +34,7 @@ var imapFuzzSeeds = []string{
 	"1 FETCH 0 (FLAGS)\r\n2 FETCH 1:0 (UID)\r\n3 FETCH * (BODY[0])\r\n4 FETCH 1 BODY[",
 	"1 AUTHENTICATE PLAIN\r\n*\r\n2 STARTTLS\r\n3 LOGIN a b",
 	"1 ID NIL\r\n2 ID (\"name\" \"x\")\r\n3 ID (\"odd\")\r\n4 ID\r\n5 ID (\"k\" {1}\r\nv)",
+	"1 GETQUOTAROOT {5+}\r\nINBOX\r\n2 GETQUOTA {0}\r\n\r\n3 ID (\"a\" {2+}\r\nb\"\r\n4 GETQUOTAROOT ~{1+}\r\nx\r\n5 GETQUOTAROOT {9999999+}",
 }
 
 // imapFuzzLog counts log records that mean a bug: a recovered panic.

@@ -51,10 +51,12 @@ func (s *imapSession) quotaReply(name string, args []byte) (lines, status string
 	if err != nil {
 		return "", imapStatusText(s.storeError("quota", err, imap.ResponseCodeNonExistent))
 	}
-	if name == "GETQUOTAROOT" && !strings.Contains(arg.value, "&") {
-		// A name without "&" reads the same in modified UTF-7 and in
-		// UTF-8; one with it is answered without this check.
-		if status := s.quotaFolderMissing(ctx, addr, arg.value); status != "" {
+	if name == "GETQUOTAROOT" {
+		folder, err := mutf7Decode(arg.value)
+		if err != nil {
+			return "", "BAD [CLIENTBUG] Invalid mailbox name"
+		}
+		if status := s.quotaFolderMissing(ctx, addr, folder); status != "" {
 			return "", status
 		}
 	}

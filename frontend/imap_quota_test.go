@@ -144,3 +144,24 @@ func TestIMAPQuotaPipelined(t *testing.T) {
 		t.Fatalf("GETQUOTA pipelined after EXPUNGE: %q %q", u, st)
 	}
 }
+
+// GETQUOTAROOT reads a folder name in modified UTF-7 (RFC 9051 §5.1.3)
+// as SELECT does: a name with "&" is checked like any other.
+func TestIMAPQuotaRootModifiedUTF7(t *testing.T) {
+	addr, box := collectCluster(t)
+	r := dialIMAPRaw(t, addr, box)
+	r.ok(`CREATE "Entw&APw-rfe"`)
+	r.ok(`CREATE "a&-b"`)
+	quota := `* QUOTA "" (STORAGE 4 10)`
+	for _, name := range []string{`"Entw&APw-rfe"`, `a&-b`} {
+		if u := r.ok("GETQUOTAROOT " + name); !slices.Equal(u, []string{"* QUOTAROOT " + name + ` ""`, quota}) {
+			t.Errorf("GETQUOTAROOT %s: %q", name, u)
+		}
+	}
+	if _, st := r.cmd(`GETQUOTAROOT "Entw&APw-rfe2"`); !strings.HasPrefix(st, "NO [NONEXISTENT]") {
+		t.Errorf("GETQUOTAROOT of a missing folder with \"&\": %q", st)
+	}
+	if _, st := r.cmd(`GETQUOTAROOT "a&b"`); !strings.HasPrefix(st, "BAD") {
+		t.Errorf("GETQUOTAROOT of a name that is not modified UTF-7: %q", st)
+	}
+}

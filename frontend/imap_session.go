@@ -97,9 +97,24 @@ func (s *imapSession) secure() bool {
 func (s *imapSession) Login(user, password string) error {
 	ctx, cancel := s.callCtx()
 	defer cancel()
-	addr, err := s.srv.auth.Login(ctx, s.peer, user, password, s.secure())
+	key := ""
+	admit := func(addr string) error {
+		if s.ip == "" {
+			return nil
+		}
+		key = node.AccountKey(addr) + "\x00" + s.ip
+		if !s.srv.takeUserIP(key) {
+			key = ""
+			s.log.Info("imap: login over the per-mailbox-and-address limit", "user", addr, "limit", s.srv.cfg.MaxConnsPerUserIP)
+			return ErrSessionLimit
+		}
+		return nil
+	}
+	addr, err := s.srv.auth.LoginAdmit(ctx, s.peer, user, password, s.secure(), admit)
 	switch {
 	case err == nil:
+	case errors.Is(err, ErrSessionLimit):
+		return imapNo(imap.ResponseCodeUnavailable, "Too many connections to this mailbox from your address")
 	case errors.Is(err, ErrInsecureAuth):
 		return imapNo(imap.ResponseCodePrivacyRequired, "TLS is required to authenticate")
 	case errors.Is(err, node.ErrUnavailable):
@@ -110,14 +125,6 @@ func (s *imapSession) Login(user, password string) error {
 	default:
 		s.log.Error("imap: login: unexpected error", "err", err)
 		return imapNo(imap.ResponseCodeUnavailable, "Temporarily unavailable, try again")
-	}
-	key := ""
-	if s.ip != "" {
-		key = node.AccountKey(addr) + "\x00" + s.ip
-		if !s.srv.takeUserIP(key) {
-			s.log.Info("imap: login over the per-mailbox-and-address limit", "user", addr, "limit", s.srv.cfg.MaxConnsPerUserIP)
-			return imapNo(imap.ResponseCodeUnavailable, "Too many connections to this mailbox from your address")
-		}
 	}
 	s.mu.Lock()
 	s.addr, s.userIP = addr, key

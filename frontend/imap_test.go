@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"powermail/frontend/internal/testtls"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,8 +16,10 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"powermail/frontend"
+	"powermail/frontend/internal/testtls"
 	"powermail/node"
 )
 
@@ -718,13 +719,21 @@ func TestIMAPRefusedLiteralKeepsTheStream(t *testing.T) {
 }
 
 // A mailbox has at most MaxConnsPerUserIP logged-in sessions from one
-// address: the next LOGIN gets NO [UNAVAILABLE] until one ends; another
-// mailbox from the same address is not affected.
+// address: the next LOGIN gets NO [UNAVAILABLE] until one ends, and is
+// counted as "limited", not "ok"; another mailbox from the same address
+// is not affected.
 func TestIMAPMaxConnsPerUserIP(t *testing.T) {
 	store, user := imapMemStore(t)
 	other := "other@example.com"
 	store.AddMailbox(other, imapPassword)
-	addr := startIMAP(t, store, frontend.IMAPConfig{MaxConnsPerUserIP: 2}, true)
+	auth := pop3TestAuth(store, true)
+	reg := prometheus.NewRegistry()
+	if err := auth.RegisterMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	srv := frontend.NewIMAPServer(store, auth, frontend.IMAPConfig{MaxConnsPerUserIP: 2}, imapTestLogger())
+	t.Cleanup(func() { srv.Close() })
+	addr := listenIMAP(t, srv, false)
 	first := dialIMAPRaw(t, addr, user)
 	dialIMAPRaw(t, addr, user)
 	third := dialIMAPRaw(t, addr, "")
@@ -733,6 +742,11 @@ func TestIMAPMaxConnsPerUserIP(t *testing.T) {
 		t.Fatalf("a third LOGIN: %q, want NO [UNAVAILABLE]", tagged)
 	}
 	dialIMAPRaw(t, addr, other) // fails the test if refused
+	for result, want := range map[string]float64{"ok": 3, "limited": 1} {
+		if got, err := counterValue(reg, "powermail_logins_total", map[string]string{"result": result}); err != nil || got != want {
+			t.Errorf("logins %s: %v (%v), want %v", result, got, err, want)
+		}
+	}
 	first.ok("LOGOUT")
 	imapEventually(t, 5*time.Second, "the slot freed by LOGOUT", func() bool {
 		_, tagged := third.cmd(login)

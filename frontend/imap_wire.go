@@ -21,8 +21,11 @@ import (
 //     plaintext of every connection passes through this layer.
 //
 // Invariants: at most one command line (imapHoldLine octets) is held;
-// literal data passes through by count, never scanned; a line that is too
-// long to hold passes through unchanged.
+// literal data passes through by count, never scanned, except the
+// literals of ID and QUOTA, which never reach the library (an ID or QUOTA
+// command is read whole, at most imapHoldLine octets of arguments kept:
+// imap_collect.go); a line that is too long to hold passes through
+// unchanged.
 
 // imapHoldLine bounds a held line, in either direction. A command line
 // longer than this is never ID or STARTTLS; a response line longer than
