@@ -3,6 +3,7 @@ package frontend
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -304,6 +305,16 @@ func rcptAddrs(rs []rcptEntry) []string {
 	return out
 }
 
+// ErrMessageIncomplete is what a Deliverer reads from the body when the
+// client's message did not arrive whole: the connection was lost or timed
+// out, BDAT was aborted, or the message broke a limit. It deliberately
+// does not wrap the cause: go-smtp reports a connection lost during DATA
+// as io.ErrUnexpectedEOF, and io.ReadFull passes that through unchanged,
+// so a reader that takes ErrUnexpectedEOF for the end of a short body
+// would store, and commit, the truncated message of a client that was
+// never answered (RFC 5321 §4.2.5, Promise 1).
+var ErrMessageIncomplete = errors.New("frontend: message data incomplete")
+
 // bodyReader records how reading the client's message ended, so that a
 // Deliver error caused by the client is answered as the client's fault.
 // Only the Deliver call reads it, then deliver itself.
@@ -316,7 +327,7 @@ type bodyReader struct {
 
 func (b *bodyReader) Read(p []byte) (int, error) {
 	if b.err != nil {
-		return 0, b.err
+		return 0, b.incomplete()
 	}
 	n, err := b.r.Read(p)
 	b.n += int64(n)
@@ -325,8 +336,15 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		b.eof = true
 	case err != nil:
 		b.err = err
+		return n, b.incomplete()
 	}
 	return n, err
+}
+
+// incomplete is the error the Deliverer sees for b.err; judge and
+// replyForBodyError look at b.err itself.
+func (b *bodyReader) incomplete() error {
+	return fmt.Errorf("%w: %v", ErrMessageIncomplete, b.err)
 }
 
 // readOnly exposes only Read.

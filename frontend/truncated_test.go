@@ -1,0 +1,49 @@
+package frontend
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"powermail/node/nodetest"
+)
+
+// A client that vanishes in the middle of DATA was never answered, so
+// nothing may be stored: the sender retries, and a truncated copy in the
+// mailbox would be a message nobody sent (RFC 5321 §4.2.5, Promise 1).
+// go-smtp's data reader reports the lost connection as
+// io.ErrUnexpectedEOF, which a reader of the body must not take for the
+// end of a short message.
+func TestDisconnectMidDataStoresNothing(t *testing.T) {
+	c := nodetest.Start(t, 1)
+	c.AddMailboxes("pw", "alice@example.com")
+	srv, addr := startServer(t, testConfig(), c.Nodes[0])
+	cl := dial(t, addr)
+	cl.ehlo()
+	cl.begin("alice@example.com")
+	cl.expect("DATA", 354, "")
+	cl.write("Subject: half a message\r\n\r\nthe first half, and then")
+	time.Sleep(50 * time.Millisecond)
+	cl.conn.Close()
+
+	// Wait until the aborted transaction was judged (its Deliver has
+	// returned), then send a whole message so there is something to wait for.
+	aborted := srv.metrics.replies.WithLabelValues(cmdData, "451", "4.4.2")
+	for deadline := time.Now().Add(5 * time.Second); testutil.ToFloat64(aborted) < 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("the aborted transaction was never answered 451 4.4.2")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cl2 := dial(t, addr)
+	cl2.ehlo()
+	checkReply(t, "DATA", cl2.transaction("s@remote.test", []string{"alice@example.com"}, "Subject: whole\r\n\r\nx\r\n"), 250, "2.0.0")
+	got := waitInbox(t, c.Nodes[0], "alice@example.com", 1)
+	if len(got) != 1 {
+		for _, m := range got {
+			t.Logf("stored: %q", m)
+		}
+		t.Fatalf("alice holds %d messages, want only the whole one", len(got))
+	}
+}
