@@ -236,3 +236,29 @@ func TestStalledReplicaIsDropped(t *testing.T) {
 		}
 	}
 }
+
+// A body whose reader fails with io.ErrUnexpectedEOF (go-smtp's DATA
+// reader, when the client's connection is lost) is a failed read, not a
+// short message: Deliver fails and stores nothing (Promise 1: the client
+// was never answered and will send the whole message again).
+func TestDeliverRefusesTruncatedBody(t *testing.T) {
+	c := deliveryCluster(t)
+	f := c.follower()
+	ctx := ctxT(t, 10*time.Second)
+	body := io.MultiReader(strings.NewReader("Subject: half\r\n\r\nthe first half"), failingReader{io.ErrUnexpectedEOF})
+	_, err := f.Deliver(ctx, Message{From: "s@elsewhere.net", Mailboxes: []string{"a@example.com"}, Received: time.Now()}, body)
+	if err == nil {
+		t.Fatal("Deliver of a truncated body succeeded")
+	}
+	if err := f.Barrier(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if msgs, err := f.State().Messages("a@example.com", "INBOX", 0, 0); err != nil || len(msgs) != 0 {
+		t.Fatalf("a@example.com holds %+v (%v), want nothing", msgs, err)
+	}
+}
+
+// failingReader fails every read with err.
+type failingReader struct{ err error }
+
+func (r failingReader) Read([]byte) (int, error) { return 0, r.err }

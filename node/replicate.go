@@ -35,12 +35,19 @@ func (n *Node) replicate(ctx context.Context, s fsm.Settings, body io.Reader) (s
 	want := min(s.Replicas-1, len(peers))
 	buf := n.getBodyBuf()
 	defer n.bodyBufs.Put(buf)
-	k, err := io.ReadFull(body, *buf)
+	// io.ReadFull reports a short body ending in io.EOF as
+	// io.ErrUnexpectedEOF, but passes on an io.ErrUnexpectedEOF of the
+	// reader's own unchanged: go-smtp's DATA reader and readers of IMAP
+	// literals say that when the client's connection is lost. Only a
+	// real io.EOF ends the body; anything else is a failed read, and the
+	// truncated message must not be stored.
+	src := &endReader{r: body}
+	k, err := io.ReadFull(src, *buf)
 	var h storage.Hash
 	var size int64
 	var replicas []string
 	switch {
-	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+	case src.eof && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)):
 		h, size, replicas, err = n.replicateSmall(ctx, peers[:want], (*buf)[:k])
 	case err != nil:
 		return zero, 0, nil, fmt.Errorf("%w: store body: %v", ErrUnavailable, err)
@@ -118,6 +125,20 @@ func (n *Node) CheckSpace(size int64) error {
 		return fmt.Errorf("%w: %w", ErrUnavailable, errPeersFull)
 	}
 	return nil
+}
+
+// endReader records whether its reader ended with io.EOF itself.
+type endReader struct {
+	r   io.Reader
+	eof bool
+}
+
+func (e *endReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		e.eof = true
+	}
+	return n, err
 }
 
 func (n *Node) getBodyBuf() *[]byte {
