@@ -96,6 +96,13 @@ func replyTooManyRecipients(max int) *smtp.SMTPError {
 	return reply(452, 4, 5, 3, fmt.Sprintf("too many recipients (at most %d)", max))
 }
 
+func replyTooManyTargets() *smtp.SMTPError {
+	// The RCPTs so far, with their forwards expanded, fill what one
+	// delivery can commit. RFC 5321 §4.5.3.1.10 (452: send the rest in a
+	// later transaction), RFC 3463 X.5.3.
+	return reply(452, 4, 5, 3, "too many mailboxes and forward targets in this transaction, send this recipient in another")
+}
+
 func replyBadRecipientSyntax(why string) *smtp.SMTPError {
 	return reply(501, 5, 1, 3, "bad recipient address syntax: "+why)
 }

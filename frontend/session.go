@@ -236,8 +236,36 @@ func (s *session) rcpt(to string, opts *smtp.RcptOptions) *smtp.SMTPError {
 	if s.tx != tx { // reset while resolving
 		return replyBadSequence("transaction was reset")
 	}
+	if !tx.fits(res) {
+		// The one commit this transaction makes could never hold it, and
+		// a 451 after DATA would be repeated until the message bounced
+		// for every recipient. RFC 5321 §4.5.3.1.10: 452, and the client
+		// sends this recipient in another transaction.
+		s.log.Info("smtp: recipient deferred, transaction full", "rcpt", to,
+			"mailboxes", len(tx.boxes), "external", len(tx.external))
+		return replyTooManyTargets()
+	}
 	tx.addRecipient(to, res, opts)
 	return nil
+}
+
+// fits reports whether the transaction, with res added, stays within what
+// one Deliver may commit (node.MaxMessageMailboxes,
+// node.MaxMessageExternal), counting only mailboxes and targets it does
+// not hold yet.
+func (tx *txn) fits(res node.Resolution) bool {
+	boxes, external := len(tx.boxes), len(tx.external)
+	for _, b := range res.Mailboxes {
+		if _, dup := tx.boxIndex[b]; !dup {
+			boxes++
+		}
+	}
+	for _, e := range res.External {
+		if !slices.Contains(tx.external, e) {
+			external++
+		}
+	}
+	return boxes <= node.MaxMessageMailboxes && external <= node.MaxMessageExternal
 }
 
 // resolve calls Deliverer.Resolve under ResolveTimeout and treats an empty

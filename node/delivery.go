@@ -37,6 +37,15 @@ var (
 	ErrInsufficientStorage = errors.New("insufficient storage")
 )
 
+// Bounds on one Message. The state machine refuses a commit that names
+// more mailboxes or external targets than this, however often it is
+// retried, so a receiver keeps each transaction within them (the SMTP
+// frontend refuses the RCPT that would cross one with 452 4.5.3).
+const (
+	MaxMessageMailboxes = fsm.MaxDeliverMailboxes
+	MaxMessageExternal  = fsm.MaxQueueRecipients
+)
+
 // Message is one accepted message to commit.
 type Message struct {
 	From      string    // envelope sender ("" for the null sender)
