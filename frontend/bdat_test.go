@@ -2,11 +2,15 @@ package frontend
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
+	"net/textproto"
 	"strings"
 	"testing"
 
+	"powermail/frontend/internal/testtls"
 	"powermail/node"
 )
 
@@ -105,5 +109,100 @@ func TestBDATEarlyDeliverError(t *testing.T) {
 	want := []int{250, 250, 250, 250, 451, 250}
 	if fmt.Sprint(codes) != fmt.Sprint(want) {
 		t.Fatalf("codes %v, want %v", codes, want)
+	}
+}
+
+// go-smtp lifts its line limit while a BDAT chunk is read, and restores it
+// only after the LAST chunk: between two chunks a command line could be
+// of any length, and textproto holds all of it in memory. A client on
+// port 25 could make the server hold gigabytes per connection. The line
+// between chunks is held to MaxLineLength (plus what may be read ahead
+// of the chunk's consumer): 500 5.4.0, as for any command line that is
+// too long, and the connection is closed.
+func TestBDATLongLineBetweenChunks(t *testing.T) {
+	f := newFakeDeliverer()
+	_, addr := startServer(t, testConfig(), f)
+	c := dial(t, addr)
+	c.ehlo()
+	c.begin("alice@example.com")
+	c.write("BDAT 5\r\nhello")
+	checkReply(t, "first chunk", c.read(), 250, "2.0.0")
+
+	// 64 MiB without a line end, written until the server stops reading.
+	sent := make(chan int64, 1)
+	go func() {
+		block := []byte(strings.Repeat("A", 64<<10))
+		var n int64
+		for range 1024 {
+			k, err := c.conn.Write(block)
+			n += int64(k)
+			if err != nil {
+				break
+			}
+		}
+		sent <- n
+	}()
+	code, msg, err := c.tp.ReadResponse(0)
+	if err == nil {
+		checkReply(t, "long line", resp{code: code, msg: msg}, 500, "5.4.0")
+	}
+	if n := <-sent; n >= 64<<20 {
+		t.Fatalf("the server read a %d-octet command line", n)
+	}
+	if len(f.allDeliveries()) != 0 && f.lastDelivery(t).readErr == nil {
+		t.Error("a body was delivered whole")
+	}
+}
+
+// The limit between chunks does not touch a large message sent in large
+// pipelined chunks, in plaintext or under TLS, where the connection sees
+// records rather than lines.
+func TestBDATLargeChunksPass(t *testing.T) {
+	cfg := testConfig()
+	serverTLS, roots := testtls.Config(t)
+	cfg.TLS = serverTLS
+	f := newFakeDeliverer()
+	srv, err := NewSMTPServer(cfg, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	plain, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	implicit, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(plain)
+	go srv.ServeTLS(implicit)
+
+	chunk := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB, no line ends
+	for _, useTLS := range []bool{false, true} {
+		c := dialRaw(t, plain.Addr().String())
+		if useTLS {
+			c = dialRaw(t, implicit.Addr().String())
+			tc := tls.Client(c.conn, &tls.Config{ServerName: "mx.test", RootCAs: roots})
+			c.conn, c.tp = tc, textproto.NewConn(tc)
+		}
+		checkReply(t, "greeting", c.read(), 220, "")
+		c.ehlo()
+		var b strings.Builder
+		b.WriteString("MAIL FROM:<s@remote.test>\r\nRCPT TO:<alice@example.com>\r\n")
+		for i := range 5 {
+			last := ""
+			if i == 4 {
+				last = " LAST"
+			}
+			fmt.Fprintf(&b, "BDAT %d%s\r\n%s", len(chunk), last, chunk)
+		}
+		go func(conn net.Conn, s string) { _, _ = io.WriteString(conn, s) }(c.conn, b.String())
+		for i := range 7 {
+			checkReply(t, fmt.Sprintf("reply %d (TLS %v)", i, useTLS), c.read(), 250, "2.0.0")
+		}
+		if _, got := splitTrace(t, f.lastDelivery(t).body); len(got) != 5*len(chunk) {
+			t.Fatalf("TLS %v: delivered %d octets, want %d", useTLS, len(got), 5*len(chunk))
+		}
 	}
 }

@@ -84,7 +84,14 @@ type outcome struct {
 // header fields are a small reader in front of go-smtp's data reader.
 func (s *session) deliver(tx *txn, r io.Reader) outcome {
 	start := time.Now()
-	body := &bodyReader{r: r}
+	if _, chunked := r.(*io.PipeReader); chunked {
+		// go-smtp passes BDAT chunks through a pipe (and DATA through
+		// its dot-unstuffing reader), and reads commands between the
+		// chunks without its line limit: the connection bounds them.
+		s.tc.beginChunks()
+		defer s.tc.endChunks()
+	}
+	body := &bodyReader{r: r, tc: s.tc}
 	hdr := traceHeaders(traceInfo{
 		from:     tx.from,
 		helo:     tx.helo,
@@ -320,6 +327,7 @@ var ErrMessageIncomplete = errors.New("frontend: message data incomplete")
 // Only the Deliver call reads it, then deliver itself.
 type bodyReader struct {
 	r   io.Reader
+	tc  *trackedConn // told of every octet received (BDAT gap limit); may be nil
 	n   int64
 	eof bool  // the final dot was seen
 	err error // first read error other than io.EOF
@@ -331,6 +339,9 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	}
 	n, err := b.r.Read(p)
 	b.n += int64(n)
+	if n > 0 {
+		b.tc.bodyProgress()
+	}
 	switch {
 	case err == io.EOF:
 		b.eof = true
