@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	netsmtp "net/smtp"
+	"net/textproto"
 	"powermail/frontend/internal/testtls"
 	"strings"
 	"testing"
@@ -170,4 +171,33 @@ func TestShutdownDeadline(t *testing.T) {
 		t.Fatalf("Shutdown = %v", err)
 	}
 	c.expectClosed()
+}
+
+// STARTTLS in the middle of a transaction ends it (go-smtp starts a new
+// session), so the connection is idle again: Shutdown ends it at once
+// with 421 instead of waiting for a transaction that no longer exists,
+// and its lifetime gets no transaction's grace.
+func TestSTARTTLSEndsTransactionForShutdown(t *testing.T) {
+	cfg := testConfig()
+	serverTLS, roots := testtls.Config(t)
+	cfg.TLS = serverTLS
+	srv, addr := startServer(t, cfg, newFakeDeliverer())
+	c := dial(t, addr)
+	c.ehlo()
+	c.begin("alice@example.com")
+	c.expect("STARTTLS", 220, "")
+	tc := tls.Client(c.conn, &tls.Config{ServerName: "mx.test", RootCAs: roots})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	c.conn, c.tp = tc, textproto.NewConn(tc)
+	c.ehlo()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v after %v", err, time.Since(start))
+	}
+	checkReply(t, "idle conn after STARTTLS", c.read(), 421, "")
 }

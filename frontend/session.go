@@ -337,9 +337,17 @@ func (s *session) Reset() {
 	}
 }
 
-// Logout is called once when the connection ends, possibly from Close
-// while Data runs: it only cancels the session's context.
+// Logout is called once when the session ends: when the connection
+// ends, possibly from Close while Data runs, or at STARTTLS, which
+// abandons any transaction under way without Reset (go-smtp resets after
+// dropping the session). It cancels the session's context and marks the
+// connection idle, or Shutdown would wait for a transaction that is gone
+// and the lifetime would give it a transaction's grace.
 func (s *session) Logout() error {
 	s.cancel()
+	s.tc.setBusy(false)
+	if s.srv.draining.Load() {
+		s.tc.expire()
+	}
 	return nil
 }
