@@ -119,6 +119,18 @@ func (s *Store) pebbleOptions(o Options, cache *pebble.Cache) *pebble.Options {
 		MemTableSize:       o.MemTableSize,
 		FormatMajorVersion: pebble.FormatValueSeparation,
 	}
+	// Pebble's default reaction to a block that fails its checksum is
+	// Logger.Fatalf, which our logger turns into a panic that only the
+	// commit path recovers: a read meeting one bad sector (a FETCH, the
+	// scrub, the presence rebuild that every Open starts) would take the
+	// process down, at every start. The read itself returns the
+	// corruption error, which this package reports as ErrCorrupt for
+	// that body, so logging is all that is left to do here.
+	opts.EventListener = &pebble.EventListener{
+		DataCorruption: func(info pebble.DataCorruptionInfo) {
+			s.log.Error("pebble: on-disk corruption", "file", info.Path, "details", info.Details)
+		},
+	}
 	if d := o.SyncInterval; d > 0 {
 		opts.WALMinSyncInterval = func() time.Duration { return d }
 	}
