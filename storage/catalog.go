@@ -172,8 +172,14 @@ func (s *Store) DeleteIfCorrupt(ctx context.Context, h Hash) (bool, error) {
 // deleteLocked deletes h; the caller holds h's lock.
 func (s *Store) deleteLocked(h Hash) error {
 	v, ok, err := s.get(manifestKey(h))
-	if err != nil || !ok {
-		return err
+	if err != nil {
+		// Pebble cannot read the manifest's block. A tombstone would not
+		// hide it (reads still meet the damaged block), so nothing is
+		// deleted: only rebuilding the store removes it.
+		return fmt.Errorf("storage: delete %s: %w", h, manifestReadErr(h, err))
+	}
+	if !ok {
+		return nil
 	}
 	b := s.db.NewBatch()
 	defer b.Close()

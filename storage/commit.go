@@ -142,8 +142,15 @@ func (s *Store) existing(ctx context.Context, h Hash) (manifest, bodyState, erro
 		return manifest{}, bodyAbsent, nil
 	}
 	v, ok, err := s.get(manifestKey(h))
-	if err != nil || !ok {
-		return manifest{}, bodyAbsent, err
+	if err != nil {
+		// Pebble could not read the manifest's table block. A new
+		// manifest would shadow it for Get, but iterators still merge the
+		// damaged block, so Reader and Verify would fail on the new copy
+		// too: refuse it rather than acknowledge a copy nobody can read.
+		return manifest{}, bodyAbsent, manifestReadErr(h, err)
+	}
+	if !ok {
+		return manifest{}, bodyAbsent, nil
 	}
 	m, err := decodeManifest(h, v)
 	if err == nil {

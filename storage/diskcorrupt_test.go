@@ -96,3 +96,44 @@ func TestTableBlockDamagedOnDiskDoesNotCrash(t *testing.T) {
 		t.Fatalf("only %d of %d bodies readable around one damaged block", good, len(bodies))
 	}
 }
+
+// A manifest that Pebble cannot read (its table block fails the block
+// checksum) is a damaged copy like any other: every read reports
+// ErrCorrupt naming the body, so a node falls back to a replica, and the
+// scrub and the listing audit report it (the node is unlisted and the
+// body repaired elsewhere). As a plain error it failed the read with no
+// fallback and stopped the scrub and the audit.
+func TestManifestDamagedOnDiskIsErrCorrupt(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	bodies := storeOnDisk(t, dir, 300, 1500)
+	h := HashBytes(bodies[150])
+	flipOnDisk(t, dir, "*.sst", h[4:])
+
+	s := openStore(t, dir, testOptions())
+	defer s.Close()
+	_, _, err := s.Has(ctx, h)
+	wantCorrupt(t, err, h, "manifest")
+	_, err = s.Reader(ctx, h)
+	wantCorrupt(t, err, h, "manifest")
+	wantCorrupt(t, s.Verify(ctx, h), h, "manifest")
+
+	// A rewrite cannot help: iterators still merge the damaged block, so
+	// a new copy would be unreadable too. It must not be acknowledged.
+	if _, _, err := s.Put(ctx, bytes.NewReader(bodies[150]), &h); err == nil {
+		if err := s.Verify(ctx, h); err != nil {
+			t.Fatalf("rewrite acknowledged, yet the copy does not verify: %v", err)
+		}
+	}
+
+	// Nor can a delete: a tombstone does not hide the damaged block from
+	// reads. DeleteIfCorrupt says so, as corruption of that body.
+	deleted, err := s.DeleteIfCorrupt(ctx, h)
+	if deleted {
+		t.Fatal("DeleteIfCorrupt reported deleting a copy that stays unreadable")
+	}
+	wantCorrupt(t, err, h, "manifest")
+	if st, _ := s.Stats(ctx); st.Bodies != int64(len(bodies)) {
+		t.Fatalf("Stats.Bodies = %d, want %d", st.Bodies, len(bodies))
+	}
+}

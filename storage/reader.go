@@ -69,13 +69,13 @@ func manifestAt(it *pebble.Iterator, h Hash) (manifest, error) {
 	mk := manifestKey(h)
 	if !it.SeekGE(mk) || !bytes.Equal(it.Key(), mk) {
 		if err := it.Error(); err != nil {
-			return manifest{}, fmt.Errorf("storage: read manifest %s: %w", h, err)
+			return manifest{}, manifestReadErr(h, err)
 		}
 		return manifest{}, fmt.Errorf("%w: %s", ErrNotFound, h)
 	}
 	v, err := it.ValueAndErr()
 	if err != nil {
-		return manifest{}, readErr(h, 0, err)
+		return manifest{}, manifestReadErr(h, err)
 	}
 	return decodeManifest(h, v)
 }

@@ -303,14 +303,29 @@ func (s *Store) Has(ctx context.Context, h Hash) (bool, int64, error) {
 	return ok, m.size, err
 }
 
-// manifest reads the manifest of h.
+// manifest reads the manifest of h. A manifest that is unreadable or does
+// not decode is an error wrapping ErrCorrupt.
 func (s *Store) manifest(h Hash) (manifest, bool, error) {
 	v, ok, err := s.get(manifestKey(h))
-	if err != nil || !ok {
-		return manifest{}, false, err
+	if err != nil {
+		return manifest{}, false, manifestReadErr(h, err)
+	}
+	if !ok {
+		return manifest{}, false, nil
 	}
 	m, err := decodeManifest(h, v)
 	return m, err == nil, err
+}
+
+// manifestReadErr wraps an error Pebble gave for h's manifest. A block
+// that failed Pebble's own checksum is a damaged copy of h, as much as a
+// manifest failing ours: ErrCorrupt, so that readers fall back to a
+// replica, the scrub deletes it and a rewrite replaces it.
+func manifestReadErr(h Hash, err error) error {
+	if pebble.IsCorruptionError(err) {
+		return corruptf(h, "manifest unreadable: %v", err)
+	}
+	return fmt.Errorf("storage: read manifest %s: %w", h, err)
 }
 
 // Put stores everything r yields as one body: NewWriter, copy, Commit. See
