@@ -72,7 +72,9 @@ func (k *imapCollect) endLine(line []byte) {
 	switch {
 	case open > 0 && line[open-1] == '~':
 		k.refuse("BAD [CLIENTBUG] A binary literal is not allowed here")
-	case int64(len(k.args))+n+2 > imapHoldLine:
+	case n > imapHoldLine-2-int64(len(k.args)):
+		// Compared this way round: n may be as large as an int64
+		// goes, and len(args)+n+2 would wrap to a negative number.
 		k.refuse("BAD [CLIENTBUG] Argument too long")
 	}
 	if k.refused != "" && k.sync {

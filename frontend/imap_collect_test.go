@@ -149,3 +149,25 @@ func (r *imapRaw) tagged(tag string) (untagged []string, status string) {
 		untagged = append(untagged, l)
 	}
 }
+
+// TestIMAPLiteralLengthAtInt64Max: a synchronizing literal whose length
+// is near the largest int64 is refused before the client sends it, like
+// any other literal too long to keep (RFC 9051 §7.5: a tagged BAD
+// instead of "+"), and the session goes on.
+func TestIMAPLiteralLengthAtInt64Max(t *testing.T) {
+	store, user := imapMemStore(t)
+	addr := startIMAP(t, store, frontend.IMAPConfig{}, true)
+	r := dialIMAPRaw(t, addr, user)
+	for i, cmd := range []string{
+		"GETQUOTAROOT {9223372036854775807}",
+		"GETQUOTA {9223372036854775806}",
+		`ID ("name" {9223372036854775800}`,
+	} {
+		tag := fmt.Sprintf("h%d", i)
+		r.send(tag + " " + cmd + "\r\n")
+		if l := r.line(); !strings.HasPrefix(l, tag+" BAD") {
+			t.Fatalf("%s: %q, want BAD without +", cmd, l)
+		}
+		r.ok("NOOP")
+	}
+}
