@@ -69,9 +69,26 @@ func (s *imapSession) quotaReply(name string, args []byte) (lines, status string
 		return resource, "OK GETQUOTA completed"
 	}
 	if !limited {
-		return "* QUOTAROOT " + arg.raw + "\r\n", "OK GETQUOTAROOT completed"
+		return "* QUOTAROOT " + quotaRootName(arg) + "\r\n", "OK GETQUOTAROOT completed"
 	}
-	return "* QUOTAROOT " + arg.raw + " \"\"\r\n" + resource, "OK GETQUOTAROOT completed"
+	return "* QUOTAROOT " + quotaRootName(arg) + " \"\"\r\n" + resource, "OK GETQUOTAROOT completed"
+}
+
+// quotaRootName is the mailbox as QUOTAROOT gives it back (RFC 9208
+// §5.2): as the client sent it, unless it has 8-bit octets (raw UTF-8,
+// which the name's decoding lets through, as the library's does). A
+// quoted string holds those only once the client has enabled IMAP4rev2
+// or UTF8=ACCEPT (RFC 3501 §4.3 and §9: QUOTED-CHAR is 7-bit; RFC 6855
+// §3), so such a name goes back as a literal, which holds any octet but
+// NUL in either (RFC 9051 §4.3). CR, LF and NUL never get this far: the
+// name named a folder, and folder names have no control characters.
+func quotaRootName(arg imapArg) string {
+	for i := range len(arg.raw) {
+		if arg.raw[i] >= 0x80 {
+			return fmt.Sprintf("{%d}\r\n%s", len(arg.value), arg.value)
+		}
+	}
+	return arg.raw
 }
 
 // quotaFolderMissing is the tagged status for GETQUOTAROOT of a folder

@@ -165,3 +165,29 @@ func TestIMAPQuotaRootModifiedUTF7(t *testing.T) {
 		t.Errorf("GETQUOTAROOT of a name that is not modified UTF-7: %q", st)
 	}
 }
+
+// TestIMAPQuotaRootEightBitName: a folder name sent as raw UTF-8 (in a
+// literal, or quoted by a client that takes UTF-8 for granted) is given
+// back in QUOTAROOT as a literal: a quoted string with 8-bit octets is
+// not IMAP4rev1 syntax (RFC 3501 §9), and the session has not enabled
+// IMAP4rev2 or UTF8=ACCEPT.
+func TestIMAPQuotaRootEightBitName(t *testing.T) {
+	store, user := imapMemStore(t)
+	store.SetQuota(user, 10<<10)
+	addr := startIMAP(t, store, frontend.IMAPConfig{}, true)
+	r := dialIMAPRaw(t, addr, user)
+	r.ok(`CREATE "Pr&APY-gramm"`)
+	name := "Prögramm"
+	want := []string{fmt.Sprintf("* QUOTAROOT {%d}", len(name)), name + ` ""`, `* QUOTA "" (STORAGE 0 10)`}
+	r.send(fmt.Sprintf("q1 GETQUOTAROOT {%d+}\r\n%s\r\n", len(name), name))
+	if u, st := r.tagged("q1"); !strings.HasPrefix(st, "OK") || !slices.Equal(u, want) {
+		t.Errorf("GETQUOTAROOT of a UTF-8 name in a literal: %q %q", u, st)
+	}
+	if u := r.ok(`GETQUOTAROOT "` + name + `"`); !slices.Equal(u, want) {
+		t.Errorf("GETQUOTAROOT of a quoted UTF-8 name: %q", u)
+	}
+	// A 7-bit name goes back as it came.
+	if u := r.ok(`GETQUOTAROOT "Pr&APY-gramm"`); !slices.Equal(u, []string{`* QUOTAROOT "Pr&APY-gramm" ""`, want[2]}) {
+		t.Errorf("GETQUOTAROOT of the modified UTF-7 name: %q", u)
+	}
+}
