@@ -20,29 +20,49 @@ var mutf7Base64 = base64.NewEncoding("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop
 // §5.1.3, from RFC 3501 §5.1.3): "&" starts UTF-16BE in modified BASE64,
 // "-" ends it, and "&-" is "&" itself. Raw UTF-8 passes through, as it
 // does in the library's own decoder, so that a name means here what it
-// means to SELECT. It is used only where the library does not decode the
+// means to SELECT; what the RFC forbids and the library refuses is
+// refused here too: a control character written directly (0x00-0x1f and
+// 0x7f are "represented in modified BASE64"), and a null shift, one
+// BASE64 run right after another ("-&" while in BASE64 "not
+// permitted"). It is used only where the library does not decode the
 // name itself (GETQUOTAROOT).
 func mutf7Decode(s string) (string, error) {
 	if !utf8.ValidString(s) {
 		return "", errBadMailboxName
 	}
 	var b strings.Builder
+	afterRun := false // the last thing decoded was a BASE64 run
 	for {
 		amp := strings.IndexByte(s, '&')
-		if amp < 0 {
-			b.WriteString(s)
-			return b.String(), nil
+		direct := s
+		if amp >= 0 {
+			direct = s[:amp]
 		}
-		b.WriteString(s[:amp])
-		s = s[amp+1:]
-		end := strings.IndexByte(s, '-')
-		if end < 0 {
+		if strings.ContainsFunc(direct, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 			return "", errBadMailboxName
 		}
-		if end == 0 {
+		b.WriteString(direct)
+		if amp < 0 {
+			return b.String(), nil
+		}
+		if amp > 0 {
+			afterRun = false
+		}
+		s = s[amp+1:]
+		end := strings.IndexByte(s, '-')
+		switch {
+		case end < 0:
+			return "", errBadMailboxName
+		case end == 0:
 			b.WriteByte('&')
-		} else if err := mutf7Run(&b, s[:end]); err != nil {
-			return "", err
+			afterRun = false
+		case afterRun:
+			return "", errBadMailboxName
+		default:
+			if err := mutf7Run(&b, s[:end]); err != nil {
+				return "", err
+			}
+			afterRun = true
 		}
 		s = s[end+1:]
 	}

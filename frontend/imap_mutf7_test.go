@@ -10,6 +10,8 @@ func TestMUTF7Decode(t *testing.T) {
 		"Entw&APw-rfe":                    "Entwürfe",
 		"&-":                              "&",
 		"a&-b&-":                          "a&b&",
+		"&AOQ-&-&APY-":                    "ä&ö", // "&-" between two runs is no null shift
+		"&AOQ-x&APY-":                     "äxö",
 		"~peter/mail/&U,BTFw-/&ZeVnLIqe-": "~peter/mail/台北/日本語",
 		"smile &2D3eAA-":                  "smile \U0001F600",
 		"Entwürfe":                        "Entwürfe", // raw UTF-8, as the library lets it
@@ -21,16 +23,19 @@ func TestMUTF7Decode(t *testing.T) {
 		}
 	}
 	for _, in := range []string{
-		"a&b",     // no "-" ends the run
-		"&AGE-",   // "a", which is written directly
-		"&2D0-",   // a lone high surrogate
-		"&3gA-",   // a lone low surrogate
-		"&A-",     // not a whole octet
-		"&AP-",    // an odd number of octets
-		"&APx-",   // trailing bits not zero
-		"&AP/8-",  // "/" is not modified BASE64
-		"&AP\nw-", // the decoder would skip the newline
-		"x\xffy",  // not UTF-8
+		"a&b",        // no "-" ends the run
+		"&AGE-",      // "a", which is written directly
+		"&2D0-",      // a lone high surrogate
+		"&3gA-",      // a lone low surrogate
+		"&A-",        // not a whole octet
+		"&AP-",       // an odd number of octets
+		"&APx-",      // trailing bits not zero
+		"&AP/8-",     // "/" is not modified BASE64
+		"&AP\nw-",    // the decoder would skip the newline
+		"x\xffy",     // not UTF-8
+		"a\tb",       // a control character written directly
+		"a\x7fb",     // DEL written directly
+		"&AOQ-&APY-", // a null shift: "-&" while in BASE64
 	} {
 		if got, err := mutf7Decode(in); err == nil {
 			t.Errorf("mutf7Decode(%q) = %q, want an error", in, got)

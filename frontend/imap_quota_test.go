@@ -191,3 +191,25 @@ func TestIMAPQuotaRootEightBitName(t *testing.T) {
 		t.Errorf("GETQUOTAROOT of the modified UTF-7 name: %q", u)
 	}
 }
+
+// TestIMAPQuotaRootNotModifiedUTF7: what RFC 3501 §5.1.3 forbids in a
+// name, a null shift ("-&" while in BASE64) or a control character
+// written directly, gets BAD from GETQUOTAROOT, and is not looked up as
+// some other name: SELECT refuses it too (the library's decoder does;
+// it answers NO [SERVERBUG], which is the library's own matter).
+func TestIMAPQuotaRootNotModifiedUTF7(t *testing.T) {
+	store, user := imapMemStore(t)
+	store.SetQuota(user, 10<<10)
+	addr := startIMAP(t, store, frontend.IMAPConfig{}, true)
+	r := dialIMAPRaw(t, addr, user)
+	r.ok(`CREATE "&AOQA9g-"`) // "äö", one run
+	r.ok(`GETQUOTAROOT "&AOQA9g-"`)
+	for _, name := range []string{`"&AOQ-&APY-"`, "\"a\tb\""} {
+		if _, st := r.cmd("SELECT " + name); strings.HasPrefix(st, "OK") {
+			t.Errorf("SELECT %q: %q, want it refused", name, st)
+		}
+		if _, st := r.cmd("GETQUOTAROOT " + name); !strings.HasPrefix(st, "BAD") {
+			t.Errorf("GETQUOTAROOT %q: %q, want BAD", name, st)
+		}
+	}
+}
