@@ -166,8 +166,12 @@ func literalAtEnd(line []byte) int64 {
 	if open < 0 {
 		return -1
 	}
-	n, err := strconv.ParseInt(string(line[open+1:]), 10, 64)
-	if err != nil || n < 0 {
+	digits := line[open+1:]
+	if len(digits) == 0 || bytes.ContainsFunc(digits, func(r rune) bool { return r < '0' || r > '9' }) {
+		return -1 // RFC 9051 §9: number is digits only, no sign
+	}
+	n, err := strconv.ParseInt(string(digits), 10, 64)
+	if err != nil {
 		return -1
 	}
 	return n

@@ -175,3 +175,25 @@ func FuzzIMAPConnOutput(f *testing.F) {
 		}
 	})
 }
+
+// A literal's length is digits only (RFC 9051 §9: number); anything else
+// ends the line as ordinary text.
+func TestLiteralAtEnd(t *testing.T) {
+	for line, want := range map[string]int64{
+		"a APPEND x {12}\r\n":                   12,
+		"a APPEND x {12+}\r\n":                  12,
+		"a APPEND x ~{0}\r\n":                   0,
+		"a APPEND x {007}":                      7,
+		"a APPEND x {+5}\r\n":                   -1,
+		"a APPEND x {-5}\r\n":                   -1,
+		"a APPEND x {}\r\n":                     -1,
+		"a APPEND x {+}\r\n":                    -1,
+		"a APPEND x {1 2}\r\n":                  -1,
+		"a NOOP\r\n":                            -1,
+		"a APPEND x {99999999999999999999}\r\n": -1,
+	} {
+		if got := literalAtEnd([]byte(line)); got != want {
+			t.Errorf("literalAtEnd(%q) = %d, want %d", line, got, want)
+		}
+	}
+}
