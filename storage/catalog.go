@@ -112,18 +112,24 @@ func (s *Store) bodiesPage(ctx context.Context, from []byte) ([]bodyEntry, []byt
 		return nil, nil, err
 	}
 	var page []bodyEntry
+	var valueErr error
 	for ok := it.First(); ok && len(page) < bodiesPageSize; ok = it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
+			// A value Pebble cannot read (a separated value's blob file)
+			// ends the listing with an error: a page cut short without
+			// one would read as the end of the list, and the presence
+			// rebuild would count itself complete without the rest.
+			valueErr = fmt.Errorf("storage: list bodies at %x: %w", it.Key(), err)
 			break
 		}
 		page = append(page, decodeBodyEntry(it.Key(), v))
 	}
 	var next []byte
-	if it.Valid() && len(page) == bodiesPageSize {
+	if valueErr == nil && it.Valid() && len(page) == bodiesPageSize {
 		next = append([]byte(nil), it.Key()...)
 	}
-	return page, next, errors.Join(it.Error(), it.Close())
+	return page, next, errors.Join(valueErr, it.Error(), it.Close())
 }
 
 func decodeBodyEntry(k, v []byte) bodyEntry {
