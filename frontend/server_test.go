@@ -201,3 +201,36 @@ func TestSTARTTLSEndsTransactionForShutdown(t *testing.T) {
 	}
 	checkReply(t, "idle conn after STARTTLS", c.read(), 421, "")
 }
+
+// A drain answers a MAIL inside an open transaction with 421, the
+// connection's last reply; a RCPT the client pipelined behind it gets
+// the same 421, not a 250 for a transaction that can no longer finish.
+// (DATA still gets go-smtp's 354, since the first transaction has a
+// recipient, and then the 421: nothing is stored.)
+func TestShutdownRefusesPipelinedRcpt(t *testing.T) {
+	srv, addr := startServer(t, testConfig(), newFakeDeliverer())
+	c := dial(t, addr)
+	c.ehlo()
+	c.begin("alice@example.com") // open: Shutdown waits for it
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(context.Background()) }()
+	time.Sleep(100 * time.Millisecond) // the drain has begun
+	c.write("MAIL FROM:<t@remote.test>\r\nRCPT TO:<alice@example.com>\r\nDATA\r\n")
+	lines := c.expectClosed()
+	if len(lines) == 0 || !strings.HasPrefix(lines[0], "421") {
+		t.Fatalf("MAIL during the drain: %q, want 421 first", lines)
+	}
+	for _, l := range lines {
+		if strings.HasPrefix(l, "250") {
+			t.Fatalf("replies to MAIL, RCPT, DATA pipelined into a draining connection: %q, want no 250", lines)
+		}
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown did not return")
+	}
+}

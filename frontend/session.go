@@ -200,6 +200,9 @@ func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 }
 
 func (s *session) rcpt(to string, opts *smtp.RcptOptions) *smtp.SMTPError {
+	if r := s.closing(); r != nil { // pipelined after the connection's last reply
+		return r
+	}
 	tx, n := s.currentWithCount()
 	if tx == nil {
 		return replyBadSequence("need MAIL before RCPT") // RFC 5321 §4.1.4
