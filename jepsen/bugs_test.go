@@ -197,7 +197,7 @@ func TestBug2StartupPanicOnEarlyRPC(t *testing.T) {
 			r := w.rng(uint64(100 + g))
 			for i := range 250 {
 				id := fmt.Sprintf("<b2.load.%d.%d@jepsen.test>", g, i)
-				w.deliver(via, w.boxes[:1], id, message(r, w.boxes[:1], id))
+				w.deliver(via, w.boxes[:1], id, message(r, w.boxes[:1], id), 0)
 			}
 		}()
 	}
@@ -206,7 +206,7 @@ func TestBug2StartupPanicOnEarlyRPC(t *testing.T) {
 	for round := 0; round < 6 && len(c.Crashes()) == 0; round++ {
 		for i := range 100 { // bodies on every node
 			id := fmt.Sprintf("<b2.%d.%d@jepsen.test>", round, i)
-			w.deliver(via, []string{w.pops[0]}, id, message(rng, w.pops[:1], id))
+			w.deliver(via, []string{w.pops[0]}, id, message(rng, w.pops[:1], id), 0)
 		}
 		if err := c.Kill(ctx, victim.ID); err != nil {
 			t.Fatal(err)

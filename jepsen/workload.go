@@ -254,7 +254,12 @@ func (w *Workload) client(ctx context.Context, i int) {
 // rcpts through n, records the outcome and returns its type.
 func (w *Workload) sendRecorded(n *Node, inv check.Op, rcpts []string, rng *rand.Rand) check.OpType {
 	w.record(inv)
-	typ, errText := w.deliver(n, rcpts, inv.MsgID, message(rng, rcpts, inv.MsgID))
+	body := message(rng, rcpts, inv.MsgID)
+	cut := 0
+	if rng.IntN(abortOneIn) == 0 {
+		cut = 1 + rng.IntN(len(body)-1)
+	}
+	typ, errText := w.deliver(n, rcpts, inv.MsgID, body, cut)
 	done := inv
 	done.Type, done.Error = typ, errText
 	w.record(done)
@@ -286,8 +291,19 @@ const fillerLine = "The quick brown fox jumps over the lazy dog, 0123456789 time
 
 func token(msgID string) string { return strings.Trim(msgID, "<>") }
 
-// deliver runs one SMTP transaction and classifies its outcome.
-func (w *Workload) deliver(n *Node, to []string, msgID string, body []byte) (check.OpType, string) {
+// abortOneIn: one delivery in this many hangs up part way through its
+// message text, without the final dot.
+const abortOneIn = 40
+
+// errAborted marks a delivery the client cut off on purpose.
+const errAborted = "aborted: the client hung up inside the message text"
+
+// deliver runs one SMTP transaction and classifies its outcome. With cut
+// > 0 the client sends only body[:cut] and hangs up: a message that never
+// ended must never be stored (RFC 5321 §4.1.1.4: the data ends with the
+// dot), so that is a definite fail, and the checker flags the message if
+// any read lists it.
+func (w *Workload) deliver(n *Node, to []string, msgID string, body []byte, cut int) (check.OpType, string) {
 	deadline := time.Now().Add(w.cfg.OpTimeout)
 	conn, err := net.DialTimeout("tcp", n.SMTP, min(w.cfg.OpTimeout, 3*time.Second))
 	if err != nil {
@@ -337,6 +353,16 @@ func (w *Workload) deliver(n *Node, to []string, msgID string, body []byte) (che
 		return check.Info, stage + ": " + err.Error()
 	}
 	dw := c.Text.DotWriter()
+	if cut > 0 {
+		if _, err := dw.Write(body[:cut]); err != nil {
+			return after("data text", err)
+		}
+		if err := c.Text.W.Flush(); err != nil {
+			return after("data text", err)
+		}
+		conn.Close()
+		return check.Fail, errAborted
+	}
 	if _, err := dw.Write(body); err != nil {
 		dw.Close()
 		return after("data text", err)
