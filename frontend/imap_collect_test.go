@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"powermail/frontend"
 	"powermail/fsm"
@@ -169,5 +170,31 @@ func TestIMAPLiteralLengthAtInt64Max(t *testing.T) {
 			t.Fatalf("%s: %q, want BAD without +", cmd, l)
 		}
 		r.ok("NOOP")
+	}
+}
+
+// An APPEND whose literal the client never finishes (it hangs up part
+// way) stores nothing: the message never arrived (RFC 9051 §6.3.12), and
+// a client that got no OK will send it again.
+func TestIMAPAppendCutOffStoresNothing(t *testing.T) {
+	c := nodetest.Start(t, 1)
+	box := "cutoff@example.com"
+	c.AddMailboxes(imapPassword, box)
+	addr := startIMAP(t, c.Nodes[0], frontend.IMAPConfig{}, true)
+	r := dialIMAPRaw(t, addr, box)
+	msg := imapTestMsg("cut off", strings.Repeat("x", 3000))
+	r.send(fmt.Sprintf("a1 APPEND INBOX {%d}\r\n", len(msg)))
+	if l := r.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("APPEND: %q, want +", l)
+	}
+	r.send(msg[:len(msg)/2])
+	r.c.Close()
+
+	check := dialIMAPRaw(t, addr, box)
+	for range 20 { // the server notices the hang-up at once; give it time
+		time.Sleep(50 * time.Millisecond)
+		if u := check.ok("STATUS INBOX (MESSAGES)"); len(u) != 1 || u[0] != "* STATUS INBOX (MESSAGES 0)" {
+			t.Fatalf("after an APPEND cut off half way: %q, want no message", u)
+		}
 	}
 }

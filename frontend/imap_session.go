@@ -3,6 +3,8 @@ package frontend
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -432,7 +434,7 @@ func (s *imapSession) Append(mailbox string, r imap.LiteralReader, options *imap
 	flags := imapStoreFlagList(options.Flags, s.sel)
 	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.TransferTimeout)
 	defer cancel()
-	res, err := s.srv.store.Append(ctx, addr, n, flags, options.Time, r)
+	res, err := s.srv.store.Append(ctx, addr, n, flags, options.Time, &literalBody{r: r, left: r.Size()})
 	if err != nil {
 		return nil, s.storeError("append", err, imap.ResponseCodeTryCreate)
 	}
@@ -470,4 +472,28 @@ func imapStoreFlagList(flags []imap.Flag, sel *imapSelected) []string {
 		}
 	}
 	return out
+}
+
+// errLiteralCut is an APPEND literal that ended before its announced
+// size: the client's connection was lost part way.
+var errLiteralCut = fmt.Errorf("imap: literal ended early: %w", io.ErrUnexpectedEOF)
+
+// literalBody is an APPEND literal as the store reads it. The library's
+// literal reader is a limited reader over the connection, which reports
+// a connection lost part way as the literal's end (io.EOF): here that is
+// errLiteralCut, so the store fails the APPEND instead of storing the
+// part that arrived (RFC 9051 §4.3: a literal is exactly its octet
+// count; the client, which got no OK, will send the message again).
+type literalBody struct {
+	r    io.Reader
+	left int64
+}
+
+func (b *literalBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	if err == io.EOF && b.left > 0 {
+		err = errLiteralCut
+	}
+	return n, err
 }
