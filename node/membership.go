@@ -172,6 +172,47 @@ func (n *Node) removalKeepsQuorum(ctx context.Context, id string) error {
 	return nil
 }
 
+// removalKeepsBodies is the other check Remove makes unless forced: no
+// referenced body may be left without a healthy listed replica on
+// another member. Repair copies only from members, so a body whose one
+// healthy copy is on the node removed (every body it holds under R=1, or
+// one whose other replicas are down) could never be copied again, though
+// the copy itself may still be intact on the node just removed: the
+// acknowledged message would be lost by an operator's routine command.
+// Raising R and letting repair copy first, or bringing the other
+// replicas back, makes the removal pass; --force gives the copies up.
+// It reads every body record once, as a repair scan does, which is
+// acceptable for a command as rare as a removal.
+func (n *Node) removalKeepsBodies(ctx context.Context, id string) error {
+	live, err := n.liveness()
+	if err != nil {
+		return err
+	}
+	var stranded int64
+	var first string
+	err = n.scanReferenced(ctx, func(rec fsm.BodyRecord) error {
+		if !slices.Contains(rec.Replicas, id) {
+			return nil
+		}
+		if slices.ContainsFunc(rec.Replicas, func(r string) bool { return r != id && live.alive[r] }) {
+			return nil
+		}
+		if stranded == 0 {
+			first = rec.Hash
+		}
+		stranded++
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("check the bodies on %s: %w", id, err)
+	}
+	if stranded > 0 {
+		return &fsm.Error{Kind: fsm.ErrInvalid, Msg: fmt.Sprintf(
+			"%s holds the only healthy copy of %d bodies (first %s): raise the replication factor and let repair copy them, or bring their other replicas back, first; or remove it with --force and lose them", id, stranded, first)}
+	}
+	return nil
+}
+
 func (n *Node) removeLocal(ctx context.Context, id string, force bool) error {
 	if n.raft.State() != raft.Leader {
 		return ErrNotLeader
@@ -191,6 +232,11 @@ func (n *Node) removeLocal(ctx context.Context, id string, force bool) error {
 	}
 	if !known {
 		return &fsm.Error{Kind: fsm.ErrNotFound, Msg: fmt.Sprintf("node %s is not a cluster member", id)}
+	}
+	if !force {
+		if err := n.removalKeepsBodies(ctx, id); err != nil {
+			return err
+		}
 	}
 	// Forget the record first: once a leader removes itself it can no
 	// longer commit anything.

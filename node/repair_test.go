@@ -543,3 +543,51 @@ func TestRepairComesBeforeRebalance(t *testing.T) {
 	}
 	assertRedundant(t, c, l, hashes, 2)
 }
+
+// Removing a live node that holds the only healthy copy of some bodies
+// (R=1 here; with R=2, a node whose co-replica is down) would leave those
+// bodies unrepairable: repair copies only from members, and the removed
+// node's copies stop counting. Unforced, the removal is refused and the
+// bodies stay readable; forced, it goes ahead.
+func TestRemoveRefusesToDropTheLastCopy(t *testing.T) {
+	c := repairCluster(t, 3, func(cfg *Config) {
+		cfg.BootstrapSettings = &BootstrapSettings{Replicas: 1, WriteQuorum: 1}
+	})
+	l := c.leader(time.Second)
+	f := c.followers(l)[0]
+	hashes := deliverN(t, f, 3, 500)
+	for _, h := range hashes {
+		b, err := l.State().Body(h.String())
+		if err != nil || !slices.Equal(b.Replicas, []string{f.ID()}) {
+			t.Fatalf("body %s: %+v %v, want listed on %s only", h, b, err, f.ID())
+		}
+	}
+	err := l.Remove(ctxT(t, 10*time.Second), f.ID(), false)
+	if !errors.Is(err, fsm.ErrInvalid) || !strings.Contains(err.Error(), "only") {
+		t.Fatalf("removing the node with the only copies: %v", err)
+	}
+	if m, _ := l.State().Members(); len(m) != 3 {
+		t.Fatalf("members after a refused removal: %+v", m)
+	}
+	// Once another copy exists, the removal goes ahead.
+	mustApply(t, l, &fsm.SettingsSet{Settings: fsm.Settings{Replicas: 2, WriteQuorum: 1, CommandEncoding: fsm.NewestEncoding, MaxVoters: fsm.DefaultMaxVoters}})
+	if _, err := c.repairRound(ctxT(t, 30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Remove(ctxT(t, 10*time.Second), f.ID(), false); err != nil {
+		t.Fatalf("removal once every body has another copy: %v", err)
+	}
+}
+
+// A forced removal skips the check: the operator knows the node is gone.
+func TestForcedRemoveDropsTheLastCopy(t *testing.T) {
+	c := repairCluster(t, 3, func(cfg *Config) {
+		cfg.BootstrapSettings = &BootstrapSettings{Replicas: 1, WriteQuorum: 1}
+	})
+	l := c.leader(time.Second)
+	f := c.followers(l)[0]
+	deliverN(t, f, 1, 500)
+	if err := l.Remove(ctxT(t, 10*time.Second), f.ID(), true); err != nil {
+		t.Fatalf("forced removal: %v", err)
+	}
+}

@@ -61,7 +61,7 @@ func newClusterCmd(cl *clientFlags) *cobra.Command {
 			return cl.done(cmd, "node %s removed", args[0])
 		},
 	}
-	remove.Flags().BoolVar(&force, "force", false, "remove a voter even if the voters that answer without it are no majority of those that stay (the cluster then cannot commit until enough of them return)")
+	remove.Flags().BoolVar(&force, "force", false, "remove a node even if the voters that answer without it are no majority of those that stay (the cluster then cannot commit until enough of them return), or if it holds the only healthy copy of some bodies (they are lost)")
 	cmd.AddCommand(remove)
 	return cmd
 }
