@@ -231,6 +231,18 @@ func (w *Workload) appendFlagMsg(ctx context.Context, rng *rand.Rand, client int
 		for _, f := range initial {
 			flags = append(flags, imap.Flag(f))
 		}
+		if cut := appendCut(rng, len(body)); cut > 0 {
+			// Hang up inside the literal, as deliver does inside DATA:
+			// a message that never arrived whole must not be stored.
+			// Written past imapclient, which would hold a short write
+			// in its buffer: the session is dropped anyway.
+			fmt.Fprintf(s.conn, "cut APPEND INBOX {%d+}\r\n%s", len(body), body[:cut])
+			s.conn.Close()
+			drop(n, errors.New(errAborted))
+			done.Type, done.Error = check.Fail, errAborted
+			w.record(done)
+			return nil
+		}
 		cmd := s.c.Append("INBOX", int64(len(body)), &imap.AppendOptions{Flags: flags})
 		if _, err = cmd.Write(body); err == nil {
 			err = cmd.Close()
@@ -267,6 +279,17 @@ func (w *Workload) appendFlagMsg(ctx context.Context, rng *rand.Rand, client int
 		return nil
 	}
 	return &flagMsg{msgID: msgID, uid: done.UID}
+}
+
+// appendCut is where an APPEND of a body of n octets hangs up, or 0: one
+// in ten APPENDs of a body that fits a non-synchronizing literal
+// (RFC 7888 LITERAL-: at most 4096 octets), which the client sends at
+// once, without waiting for "+".
+func appendCut(rng *rand.Rand, n int) int {
+	if n > 4096 || n < 2 || rng.IntN(10) != 0 {
+		return 0
+	}
+	return 1 + rng.IntN(n-1)
 }
 
 // storeFlags changes a message's flags with UID STORE.
