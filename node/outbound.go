@@ -51,13 +51,25 @@ func (n *Node) routeFor(ctx context.Context, domain string) (route, error) {
 	fqdn := strings.TrimSuffix(domain, ".") + "."
 	mxs, err := q.Resolver.LookupMX(ctx, fqdn)
 	var dnsErr *net.DNSError
+	// LookupMX returns records with an error only when it dropped some
+	// whose names were malformed: the rest are usable exchanges, and
+	// waiting for the zone to be fixed would bounce the mail in days.
+	if len(mxs) > 0 {
+		err = nil
+	}
 	switch {
-	case err == nil && len(mxs) == 1 && (mxs[0].Host == "." || mxs[0].Host == ""):
-		return route{}, fmt.Errorf("%w: %s", ErrNullMX, domain)
 	case err == nil && len(mxs) > 0:
 		var r route
 		for _, mx := range mxs { // sorted by preference, shuffled within one
-			r.hosts = append(r.hosts, net.JoinHostPort(strings.TrimSuffix(mx.Host, "."), q.Port))
+			// RFC 7505 §3: a null MX is published alone. Beside real
+			// exchanges it is a mistake to skip: joined with the port,
+			// its empty name would dial this very machine.
+			if mx.Host != "." && mx.Host != "" {
+				r.hosts = append(r.hosts, net.JoinHostPort(strings.TrimSuffix(mx.Host, "."), q.Port))
+			}
+		}
+		if len(r.hosts) == 0 {
+			return route{}, fmt.Errorf("%w: %s", ErrNullMX, domain)
 		}
 		return r, nil
 	case err == nil || errors.As(err, &dnsErr) && dnsErr.IsNotFound:
