@@ -399,7 +399,7 @@ func (n *Node) transact(ctx context.Context, pc *pooledClient, e fsm.QueueEntry,
 	var accepted []string
 	for _, r := range rcpts {
 		if err := pc.c.Rcpt(r, rcptDSN(e, r)); err != nil {
-			o, cerr := replyOutcomes(err, []string{r})
+			o, cerr := replyOutcomes(rcptReply(err), []string{r})
 			if cerr != nil {
 				return nil, cerr
 			}
@@ -493,6 +493,25 @@ func replyOutcomes(err error, rcpts []string) ([]fsm.RcptOutcome, error) {
 		return outcomesOf(fsm.OutcomePerm, msg, rcpts), nil
 	}
 	return outcomesOf(fsm.OutcomeTemp, msg, rcpts), nil
+}
+
+// rcptReply is err, a server's answer to RCPT, with a 552 read as 452.
+// RFC 5321 §4.5.3.1.10: RFC 821 gave "too many recipients" the code 552,
+// which servers still use; the right one is 452, and a client SHOULD
+// take a 552 here as temporary, so that the recipients past the server's
+// limit go in a later transaction instead of bouncing. (552 to MAIL or
+// after the data, "message too big", stays permanent.)
+func rcptReply(err error) error {
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code != 552 {
+		return err
+	}
+	tmp := *se
+	tmp.Code = 452
+	if tmp.EnhancedCode != smtp.NoEnhancedCode && tmp.EnhancedCode[0] == 5 {
+		tmp.EnhancedCode[0] = 4
+	}
+	return &tmp
 }
 
 // maxErrorText bounds the error recorded per recipient (and so in the

@@ -1,0 +1,97 @@
+package node
+
+import (
+	"io"
+	"net"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"powermail/fsm"
+)
+
+// rcptLimitSink is an MX that takes at most limit recipients per
+// transaction and answers the next ones as RFC 821 had it, "552 too many
+// recipients" (RFC 5321 §4.5.3.1.10 made it 452).
+type rcptLimitSink struct {
+	addr  string
+	limit int
+	mu    sync.Mutex
+	got   []string // recipients of every message taken
+}
+
+func startRcptLimitSink(t testing.TB, limit int) *rcptLimitSink {
+	s := &rcptLimitSink{limit: limit}
+	srv := smtp.NewServer(s)
+	srv.Domain = "limit.test"
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.addr = ln.Addr().String()
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return s
+}
+
+func (s *rcptLimitSink) NewSession(*smtp.Conn) (smtp.Session, error) {
+	return &rcptLimitSession{s: s}, nil
+}
+
+func (s *rcptLimitSink) received() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.got)
+}
+
+type rcptLimitSession struct {
+	s  *rcptLimitSink
+	to []string
+}
+
+func (ss *rcptLimitSession) Reset()                               { ss.to = nil }
+func (ss *rcptLimitSession) Logout() error                        { return nil }
+func (ss *rcptLimitSession) Mail(string, *smtp.MailOptions) error { return nil }
+func (ss *rcptLimitSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if len(ss.to) >= ss.s.limit {
+		return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 5, 3}, Message: "too many recipients"}
+	}
+	ss.to = append(ss.to, to)
+	return nil
+}
+func (ss *rcptLimitSession) Data(r io.Reader) error {
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return err
+	}
+	ss.s.mu.Lock()
+	ss.s.got = append(ss.s.got, ss.to...)
+	ss.s.mu.Unlock()
+	return nil
+}
+
+// RFC 5321 §4.5.3.1.10: a server out of room for recipients answers
+// 452, but RFC 821 said 552 and servers still do; a client SHOULD take a
+// 552 to RCPT as temporary. Recipients past such a server's limit are
+// sent in a later transaction, never bounced.
+func TestQueueRcpt552IsTooManyRecipientsNotAFailure(t *testing.T) {
+	s := newSink(t)
+	lim := startRcptLimitSink(t, 2)
+	c := queueCluster(t, s, func(q *QueueConfig) { q.DestOverride["many.test"] = lim.addr })
+	l := c.leader(time.Second)
+	targets := []string{"p@many.test", "q@many.test", "r@many.test", "s@many.test", "t@many.test"}
+	mustApply(t, l, &fsm.ForwardAdd{Address: "list@example.com", Targets: targets})
+	sendVia(t, c.follower(), "a@example.com", fwdBody, "list@example.com")
+	waitFor(t, 15*time.Second, "queue empty", func() bool { return queueEmpty(c) })
+	time.Sleep(500 * time.Millisecond) // any DSN in flight
+	got := lim.received()
+	slices.Sort(got)
+	if !slices.Equal(got, targets) {
+		t.Errorf("the MX took %v, want each of %v once", got, targets)
+	}
+	if msgs := inbox(t, l, "a@example.com"); len(msgs) != 0 {
+		t.Errorf("the sender got %d notices for recipients the MX only deferred:\n%s", len(msgs), bodyText(t, l, msgs[0].Hash))
+	}
+}
