@@ -160,9 +160,26 @@ func (n *Node) srsDomain() string {
 	return ""
 }
 
-// resolveBounce routes mail to a decoded SRS address: to the original
-// sender's mailbox if it is ours, else out through the queue.
+// maxSRSDepth bounds how many of our own SRS wrappings resolveBounce
+// takes off one address.
+const maxSRSDepth = 8
+
+// resolveBounce routes mail to a decoded SRS address (or to the sender
+// of a failed message): to the original sender's mailbox if it is ours,
+// else out through the queue. An address that is itself one of our SRS
+// addresses is decoded first, as often as it was wrapped: mail we
+// forwarded can come back through a provider that forwards without
+// rewriting, keep our SRS sender, and be forwarded (wrapped) again. The
+// address names no mailbox, so its notices were dropped and bounces to
+// it refused. Each layer's hash is checked, so this opens no relay.
 func (n *Node) resolveBounce(ctx context.Context, orig string) (Resolution, error) {
+	for range maxSRSDepth {
+		inner, ok, err := n.srsReverse(orig)
+		if !ok || err != nil {
+			break // not ours, or invalid: resolved as it is, so unknown
+		}
+		orig = inner
+	}
 	res, err := n.resolveLocal(orig, false)
 	if errors.Is(err, ErrNotLocal) {
 		return Resolution{External: []string{orig}}, nil

@@ -42,3 +42,28 @@ func TestSRSHashLength(t *testing.T) {
 		t.Fatalf("the window moved at a restart: %v then %v (%v)", first, again, err)
 	}
 }
+
+// Mail we forwarded can come back to us through a provider that forwards
+// without rewriting the sender, so that its envelope sender is one of our
+// own SRS addresses. Forwarded out again, it leaves with that address
+// wrapped once more. Both our own failure notice about it and a remote
+// server's bounce to the doubly wrapped address must reach the original
+// sender, which means decoding our SRS as often as it was applied: the
+// address itself is no mailbox, so the notice was dropped and the bounce
+// refused.
+func TestQueueBounceOfOurOwnSRSSenderReachesTheOriginal(t *testing.T) {
+	s := newSink(t)
+	s.set("550")
+	c := queueCluster(t, s, nil)
+	l := c.leader(time.Second)
+	came := l.srsForward("a@example.com", "example.com", false, time.Now()) // what we sent it out as
+	sendVia(t, c.follower(), came, fwdBody, "out@example.com")
+	dsn := onlyDSN(t, c, l)
+	wantAll(t, dsn, "Final-Recipient: rfc822; x@elsewhere.net", "Action: failed", "Status: 5.1.1")
+
+	twice := l.srsForward(came, "example.com", false, time.Now()) // what the forward sent it out as
+	res, err := c.follower().Resolve(ctxT(t, 5*time.Second), twice)
+	if err != nil || len(res.Mailboxes) != 1 || res.Mailboxes[0] != "a@example.com" {
+		t.Fatalf("a bounce to %s resolves to %+v, %v; want a@example.com", twice, res, err)
+	}
+}
