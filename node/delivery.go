@@ -195,17 +195,36 @@ const commitRetryWindow = 30 * time.Second
 // It also returns the raft index of the entry that answered, so a caller
 // that must see its own write waits for that index to apply here.
 func (n *Node) commitDelivery(ctx context.Context, cmd *fsm.Deliver) (any, uint64, error) {
+	var v any
+	var index uint64
+	err := n.untilKnown(ctx, "delivery commit", cmd.ID, func(ctx context.Context) (err error) {
+		v, index, err = n.propose(ctx, cmd)
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return v, index, nil
+}
+
+// untilKnown runs try, a commit, again while its outcome is unknown (no
+// answer, leadership changed), for up to commitRetryWindow. The state
+// machine decides the outcome: an error it returned (fsm.Code), or the
+// node closing, ends the loop at once. Only for commands whose second
+// application leaves what the first did: a delivery (its ID), a queue
+// attempt's record.
+func (n *Node) untilKnown(ctx context.Context, what, id string, try func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, commitRetryWindow)
 	defer cancel()
 	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
-		v, index, err := n.propose(ctx, cmd)
+		err := try(ctx)
 		if err == nil || fsm.Code(err) != "" || errors.Is(err, ErrClosed) {
-			return v, index, err
+			return err
 		}
-		n.log.Warn("delivery commit outcome unknown; retrying", "id", cmd.ID, "err", err)
+		n.log.Warn(what+" outcome unknown; retrying", "id", id, "err", err)
 		select {
 		case <-ctx.Done():
-			return nil, 0, err
+			return err
 		case <-time.After(backoff):
 		}
 	}

@@ -148,7 +148,15 @@ func (n *Node) workEntry(ctx context.Context, e fsm.QueueEntry) {
 			}
 			n.countOutcome(o.Outcome)
 		}
-		v, err := n.Apply(ctx, upd)
+		// A record cut off by a leader change is proposed again: if the
+		// first one was lost, the lease would lapse and the message be
+		// sent again, though the remote took it. Recording the same
+		// outcomes twice changes nothing.
+		var v any
+		err := n.untilKnown(ctx, "queue: recording an attempt", e.ID, func(ctx context.Context) (err error) {
+			v, err = n.Apply(ctx, upd)
+			return err
+		})
 		if err != nil {
 			n.log.Warn("queue: recording an attempt failed; the lease will lapse", "id", e.ID, "err", err)
 			return

@@ -22,7 +22,8 @@ type QueueConfig struct {
 	// woken by every queued delivery). Default 1 s.
 	Interval time.Duration
 	// Lease is how long a worker holds an entry; a dead worker's entries
-	// are retried after it. An attempt is cut off well before. Default 10 min.
+	// are retried after it. An attempt is cut off well before. Default
+	// DefaultQueueLease.
 	Lease time.Duration
 	// Batch is the number of entries leased at once; Concurrency the
 	// entries worked in parallel. Defaults 64 and 16.

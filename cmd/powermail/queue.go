@@ -18,8 +18,10 @@ func newQueueCmd(cl *clientFlags) *cobra.Command {
 	cmd.AddCommand(&cobra.Command{
 		Use: "ls", Aliases: []string{"list"}, Short: "List queued messages with age, attempts, next try and last error", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var list []fsm.QueueEntry
-			if err := cl.do(cmd.Context(), "GET", "/v1/queue", nil, &list); err != nil {
+			// Every page: one request returns at most 5,000 entries, and
+			// a list cut there would pass for the whole queue.
+			list, err := pages(cmd, cl, "/v1/queue?", func(e fsm.QueueEntry) string { return e.ID })
+			if err != nil {
 				return err
 			}
 			now := time.Now()
