@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -106,6 +107,12 @@ func (n *Node) View(ctx context.Context, addr, name string) (FolderView, error) 
 	if err := n.readBarrier(ctx); err != nil {
 		return FolderView{}, err
 	}
+	return n.localView(addr, name)
+}
+
+// localView is View without the read barrier: this node's state as it
+// is.
+func (n *Node) localView(addr, name string) (FolderView, error) {
 	a, err := fsm.ParseAddress(addr)
 	if err != nil {
 		return FolderView{}, accessErr(err)
@@ -154,7 +161,7 @@ func (n *Node) StoreFlags(ctx context.Context, addr, folder string, uids []uint3
 		return nil, nil
 	}
 	var out []StoredMessage
-	err := n.applyAccess(ctx, &fsm.FlagsStore{Mailbox: addr, Folder: folder, UIDs: uidRanges(uids), Op: op, Flags: flags,
+	err := n.applyAccess(ctx, &fsm.FlagsStore{Mailbox: addr, Folder: folder, UIDs: n.fitRanges(addr, folder, uids, expect), Op: op, Flags: flags,
 		Expect: n.folderCheck(expect), FoldKeywords: n.encodingAtLeast(fsm.EncodingJSON4)}, &out)
 	return out, err
 }
@@ -188,7 +195,7 @@ func (n *Node) Expunge(ctx context.Context, addr, folder string, uids []uint32, 
 		if len(uids) == 0 {
 			return nil, nil
 		}
-		cmd.UIDs = uidRanges(uids)
+		cmd.UIDs = n.fitRanges(addr, folder, uids, expect)
 	}
 	var out []uint32
 	err := n.applyAccess(ctx, cmd, &out)
@@ -203,7 +210,7 @@ func (n *Node) Copy(ctx context.Context, addr, src, dst string, uids []uint32, m
 		return CopyResult{UIDValidity: f.UIDValidity}, err
 	}
 	var res fsm.CopyResult
-	err := n.applyAccess(ctx, &fsm.Copy{Mailbox: addr, From: src, To: dst, UIDs: uidRanges(uids), Move: move, Expect: n.folderCheck(expect)}, &res)
+	err := n.applyAccess(ctx, &fsm.Copy{Mailbox: addr, From: src, To: dst, UIDs: n.fitRanges(addr, src, uids, expect), Move: move, Expect: n.folderCheck(expect)}, &res)
 	return CopyResult{UIDValidity: res.UIDValidity, SrcUIDs: res.Src, DstUIDs: res.Dst}, err
 }
 
@@ -220,6 +227,50 @@ func uidRanges(uids []uint32) []fsm.UIDRange {
 			continue
 		}
 		out = append(out, fsm.UIDRange{u, u})
+	}
+	return out
+}
+
+// fitRanges turns the UIDs a session names in one of its folders into
+// ranges that fit one command (fsm.MaxUIDRanges). Sessions name the UIDs
+// they know, and in a folder where mail was deleted here and there,
+// "every message" (POP3 DELE of each and QUIT, IMAP STORE 1:* or MOVE
+// 1:*) is one range per message: past the limit the command would be
+// refused, a POP3 QUIT every time it is retried. A gap between two
+// ranges in which the folder holds no message is closed, which changes
+// nothing the command does (missing UIDs are skipped), until the ranges
+// fit. Gaps that hold a message stay open, so a client that really names
+// more separate runs than that is still refused.
+//
+// This node's state decides, and only for the folder the session took
+// the UIDs from (expect; without it nothing is closed). No message can
+// appear later in a gap it found empty: a folder gives out UIDs in
+// ascending order, so a message below UID c, where c < UIDNEXT here, was
+// given its UID before this state, and is in it unless already removed
+// for good.
+func (n *Node) fitRanges(addr, folder string, uids []uint32, expect []FolderCheck) []fsm.UIDRange {
+	rs := uidRanges(uids)
+	if len(rs) <= fsm.MaxUIDRanges || len(expect) == 0 {
+		return rs
+	}
+	v, err := n.localView(addr, folder)
+	if err != nil || v.Folder.ID != expect[0].ID || v.Folder.UIDValidity != expect[0].UIDValidity {
+		return rs // the command fails on its own, as it should
+	}
+	msgs := v.Messages
+	out := append(make([]fsm.UIDRange, 0, len(rs)), rs[0])
+	for _, r := range rs[1:] {
+		last := &out[len(out)-1]
+		// The first message above the last range, if any, is in the gap
+		// if it is below r.
+		i, _ := slices.BinarySearchFunc(msgs, last[1]+1, func(m StoredMessage, uid uint32) int {
+			return cmp.Compare(m.UID, uid)
+		})
+		if r[0] < v.Folder.UIDNext && (i == len(msgs) || msgs[i].UID >= r[0]) {
+			last[1] = r[1]
+			continue
+		}
+		out = append(out, r)
 	}
 	return out
 }
