@@ -161,8 +161,9 @@ func (n *Node) StoreFlags(ctx context.Context, addr, folder string, uids []uint3
 		return nil, nil
 	}
 	var out []StoredMessage
-	err := n.applyAccess(ctx, &fsm.FlagsStore{Mailbox: addr, Folder: folder, UIDs: n.fitRanges(addr, folder, uids, expect), Op: op, Flags: flags,
-		Expect: n.folderCheck(expect), FoldKeywords: n.encodingAtLeast(fsm.EncodingJSON4)}, &out)
+	check := n.folderCheck(expect)
+	err := n.applyAccess(ctx, &fsm.FlagsStore{Mailbox: addr, Folder: folder, UIDs: n.fitRanges(addr, folder, uids, check), Op: op, Flags: flags,
+		Expect: check, FoldKeywords: n.encodingAtLeast(fsm.EncodingJSON4)}, &out)
 	return out, err
 }
 
@@ -195,7 +196,7 @@ func (n *Node) Expunge(ctx context.Context, addr, folder string, uids []uint32, 
 		if len(uids) == 0 {
 			return nil, nil
 		}
-		cmd.UIDs = n.fitRanges(addr, folder, uids, expect)
+		cmd.UIDs = n.fitRanges(addr, folder, uids, cmd.Expect)
 	}
 	var out []uint32
 	err := n.applyAccess(ctx, cmd, &out)
@@ -210,7 +211,8 @@ func (n *Node) Copy(ctx context.Context, addr, src, dst string, uids []uint32, m
 		return CopyResult{UIDValidity: f.UIDValidity}, err
 	}
 	var res fsm.CopyResult
-	err := n.applyAccess(ctx, &fsm.Copy{Mailbox: addr, From: src, To: dst, UIDs: n.fitRanges(addr, src, uids, expect), Move: move, Expect: n.folderCheck(expect)}, &res)
+	check := n.folderCheck(expect)
+	err := n.applyAccess(ctx, &fsm.Copy{Mailbox: addr, From: src, To: dst, UIDs: n.fitRanges(addr, src, uids, check), Move: move, Expect: check}, &res)
 	return CopyResult{UIDValidity: res.UIDValidity, SrcUIDs: res.Src, DstUIDs: res.Dst}, err
 }
 
@@ -243,18 +245,20 @@ func uidRanges(uids []uint32) []fsm.UIDRange {
 // more separate runs than that is still refused.
 //
 // This node's state decides, and only for the folder the session took
-// the UIDs from (expect; without it nothing is closed). No message can
+// the UIDs from (expect, which the command carries, so it cannot act on
+// another folder that takes the name meanwhile; without it nothing is
+// closed). No message can
 // appear later in a gap it found empty: a folder gives out UIDs in
 // ascending order, so a message below UID c, where c < UIDNEXT here, was
 // given its UID before this state, and is in it unless already removed
 // for good.
-func (n *Node) fitRanges(addr, folder string, uids []uint32, expect []FolderCheck) []fsm.UIDRange {
+func (n *Node) fitRanges(addr, folder string, uids []uint32, expect *fsm.FolderCheck) []fsm.UIDRange {
 	rs := uidRanges(uids)
-	if len(rs) <= fsm.MaxUIDRanges || len(expect) == 0 {
+	if len(rs) <= fsm.MaxUIDRanges || expect == nil {
 		return rs
 	}
 	v, err := n.localView(addr, folder)
-	if err != nil || v.Folder.ID != expect[0].ID || v.Folder.UIDValidity != expect[0].UIDValidity {
+	if err != nil || v.Folder.ID != expect.ID || v.Folder.UIDValidity != expect.UIDValidity {
 		return rs // the command fails on its own, as it should
 	}
 	msgs := v.Messages
