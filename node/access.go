@@ -190,17 +190,31 @@ func (n *Node) encodingAtLeast(enc int) bool {
 }
 
 // Expunge removes messages (see frontend.MailStore) and returns their UIDs.
+//
+// UIDs that still make more ranges than one command carries (a client
+// that deletes every other message of a large maildrop) are expunged by
+// several commands, in ascending order. If one fails, the ones before it
+// stay done: RFC 1939 §6 allows a POP3 QUIT that fails to have removed
+// some of the messages, and an IMAP session learns of them at its next
+// poll. Neither may be refused for ever, which a POP3 client would meet
+// by downloading the same mail again in every session.
 func (n *Node) Expunge(ctx context.Context, addr, folder string, uids []uint32, onlyDeleted bool, expect ...FolderCheck) ([]uint32, error) {
-	cmd := &fsm.Expunge{Mailbox: addr, Folder: folder, OnlyDeleted: onlyDeleted, Expect: n.folderCheck(expect)}
-	if uids != nil {
-		if len(uids) == 0 {
-			return nil, nil
-		}
-		cmd.UIDs = n.fitRanges(addr, folder, uids, cmd.Expect)
+	check := n.folderCheck(expect)
+	if uids == nil {
+		var out []uint32
+		err := n.applyAccess(ctx, &fsm.Expunge{Mailbox: addr, Folder: folder, OnlyDeleted: onlyDeleted, Expect: check}, &out)
+		return out, err
 	}
 	var out []uint32
-	err := n.applyAccess(ctx, cmd, &out)
-	return out, err
+	for rs := range slices.Chunk(n.fitRanges(addr, folder, uids, check), fsm.MaxUIDRanges) {
+		var removed []uint32
+		cmd := &fsm.Expunge{Mailbox: addr, Folder: folder, UIDs: rs, OnlyDeleted: onlyDeleted, Expect: check}
+		if err := n.applyAccess(ctx, cmd, &removed); err != nil {
+			return out, err
+		}
+		out = append(out, removed...)
+	}
+	return out, nil
 }
 
 // Copy references the listed messages from dst; with move, the sources

@@ -9,49 +9,57 @@ import (
 	"powermail/fsm"
 )
 
-// gappyInbox fills a@example.com's INBOX with 2^15 messages (one body,
-// doubled by COPY) and expunges every odd UID, so that the 2^14 left are
-// all separated by gaps: the folder a mailbox becomes when mail was
-// deleted here and there. It returns the UIDs left and the folder check.
-func gappyInbox(t *testing.T, n *Node) ([]uint32, FolderCheck) {
+// fullInbox fills a@example.com's INBOX with 2^15 messages (one body,
+// doubled by COPY) and returns their UIDs and the folder check.
+func fullInbox(t *testing.T, n *Node) ([]uint32, FolderCheck) {
 	t.Helper()
 	ctx := ctxT(t, 2*time.Minute)
 	a := "a@example.com"
 	if _, err := n.Append(ctx, a, "INBOX", nil, time.Time{}, strings.NewReader("Subject: x\r\n\r\nx\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	for range 15 {
-		v, err := n.View(ctx, a, "INBOX")
-		if err != nil {
+	var v FolderView
+	for i := 0; ; i++ {
+		var err error
+		if v, err = n.View(ctx, a, "INBOX"); err != nil {
 			t.Fatal(err)
 		}
-		uids := make([]uint32, len(v.Messages))
-		for i, m := range v.Messages {
-			uids[i] = m.UID
+		if i == 15 {
+			break
 		}
-		if _, err := n.Copy(ctx, a, "INBOX", "INBOX", uids, false); err != nil {
+		if _, err := n.Copy(ctx, a, "INBOX", "INBOX", viewUIDs(v), false); err != nil {
 			t.Fatal(err)
 		}
 	}
-	v, err := n.View(ctx, a, "INBOX")
-	if err != nil || len(v.Messages) != 1<<15 {
-		t.Fatalf("view: %d messages, %v", len(v.Messages), err)
+	if len(v.Messages) != 1<<15 {
+		t.Fatalf("view: %d messages", len(v.Messages))
 	}
-	var odd, even []uint32
-	for _, m := range v.Messages {
-		if m.UID%2 == 1 {
-			odd = append(odd, m.UID)
-		} else {
-			even = append(even, m.UID)
-		}
+	return viewUIDs(v), FolderCheck{ID: v.Folder.ID, UIDValidity: v.Folder.UIDValidity}
+}
+
+func viewUIDs(v FolderView) []uint32 {
+	uids := make([]uint32, len(v.Messages))
+	for i, m := range v.Messages {
+		uids[i] = m.UID
 	}
-	// A client deletes them a few at a time, each within the limit.
+	return uids
+}
+
+// gappyInbox is fullInbox with every odd UID expunged (a few thousand
+// at a time, as a client within the limit would), so that the 2^14
+// messages left are all separated by gaps: the folder a mailbox becomes
+// when mail was deleted here and there. It returns the UIDs left.
+func gappyInbox(t *testing.T, n *Node) ([]uint32, FolderCheck) {
+	t.Helper()
+	ctx := ctxT(t, 2*time.Minute)
+	all, check := fullInbox(t, n)
+	odd := slices.DeleteFunc(slices.Clone(all), func(u uint32) bool { return u%2 == 0 })
 	for chunk := range slices.Chunk(odd, fsm.MaxUIDRanges/2) {
-		if _, err := n.Expunge(ctx, a, "INBOX", chunk, false); err != nil {
+		if _, err := n.Expunge(ctx, "a@example.com", "INBOX", chunk, false, check); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return even, FolderCheck{ID: v.Folder.ID, UIDValidity: v.Folder.UIDValidity}
+	return slices.DeleteFunc(all, func(u uint32) bool { return u%2 == 1 }), check
 }
 
 // A session that acts on every message of a folder whose UIDs have more
@@ -105,5 +113,34 @@ func TestAccessManyGapsFitOneCommand(t *testing.T) {
 	}
 	if !slices.Equal(removed, even) {
 		t.Errorf("expunge removed %d messages, want %d", len(removed), len(even))
+	}
+}
+
+// A client that names more separate runs than one command carries, with
+// messages it keeps between them (POP3 DELE of every other message of a
+// large maildrop, then QUIT), still has them expunged: by more than one
+// command, which RFC 1939 §6 allows.
+func TestAccessExpungeOfManyRunsIsSplit(t *testing.T) {
+	_, ns := accessCluster(t)
+	ctx := ctxT(t, 2*time.Minute)
+	a := "a@example.com"
+	all, check := fullInbox(t, ns[0])
+	odd := slices.DeleteFunc(slices.Clone(all), func(u uint32) bool { return u%2 == 0 })
+	if len(odd) <= fsm.MaxUIDRanges {
+		t.Fatalf("only %d runs", len(odd))
+	}
+	removed, err := ns[0].Expunge(ctx, a, "INBOX", odd, false, check)
+	if err != nil {
+		t.Fatalf("expunge of %d separate messages: %v", len(odd), err)
+	}
+	if !slices.Equal(removed, odd) {
+		t.Errorf("removed %d messages, want %d", len(removed), len(odd))
+	}
+	v, err := ns[0].View(ctx, a, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := slices.DeleteFunc(all, func(u uint32) bool { return u%2 == 1 }); !slices.Equal(viewUIDs(v), want) {
+		t.Errorf("%d messages left, want the %d even ones", len(v.Messages), len(want))
 	}
 }
