@@ -50,12 +50,7 @@ func (s *imapSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, optio
 
 	seen := map[uint32]bool{} // messages this FETCH marked \Seen
 	if !sel.readOnly && imapFetchSetsSeen(options) {
-		var unseen []uint32
-		for _, i := range idx {
-			if m := &sel.msgs[i]; !m.gone && !m.has(imap.FlagSeen) {
-				unseen = append(unseen, m.uid)
-			}
-		}
+		unseen := fetchUnseen(sel, idx)
 		if len(unseen) > 0 {
 			ctx, cancel := s.callCtx()
 			changed, err := s.srv.store.StoreFlags(ctx, addr, sel.name, unseen, node.FlagsAdd, []string{string(imap.FlagSeen)}, sel.check())
@@ -95,6 +90,35 @@ func (s *imapSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, optio
 		return imapNo(imapCodeExpungeIssued, "Some messages were expunged meanwhile")
 	}
 	return nil
+}
+
+// fetchUnseen is what a FETCH that sets \Seen must mark: the fetched
+// messages without it. Seen ones between them would split the UIDs into
+// more ranges than one command carries (node.MaxUIDRanges: a folder read
+// here and there), and the whole FETCH would fail; then every fetched
+// message is marked instead, which changes nothing for the seen ones.
+func fetchUnseen(sel *imapSelected, idx []int) []uint32 {
+	var unseen, all []uint32
+	runs, inRun := 0, false
+	for _, i := range idx {
+		m := &sel.msgs[i]
+		if m.gone {
+			continue
+		}
+		all = append(all, m.uid)
+		if m.has(imap.FlagSeen) {
+			inRun = false
+			continue
+		}
+		if !inRun {
+			runs, inRun = runs+1, true
+		}
+		unseen = append(unseen, m.uid)
+	}
+	if len(unseen) > 0 && runs > node.MaxUIDRanges {
+		return all
+	}
+	return unseen
 }
 
 // imapFetchSetsSeen: BODY[...], BINARY[...] and RFC822(.TEXT) without

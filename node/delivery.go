@@ -46,6 +46,10 @@ const (
 	MaxMessageExternal  = fsm.MaxQueueRecipients
 )
 
+// MaxUIDRanges bounds the runs of consecutive UIDs one StoreFlags or Copy
+// may name; the node closes runs split only by UIDs no message has.
+const MaxUIDRanges = fsm.MaxUIDRanges
+
 // Message is one accepted message to commit.
 type Message struct {
 	From      string    // envelope sender ("" for the null sender)
