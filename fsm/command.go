@@ -72,8 +72,12 @@ const (
 	// would drop: ForwardAdd.Replace, which turns an add that such a
 	// release refuses ("already exists") into a replacement.
 	EncodingJSON6 = 6
+	// EncodingJSON7 is EncodingJSON6 with a field a release before it
+	// would drop: ForwardAdd.Fallbacks, under which the loop check
+	// refuses forwards that the older rule let in.
+	EncodingJSON7 = 7
 	// NewestEncoding is the newest encoding this release reads.
-	NewestEncoding = EncodingJSON6
+	NewestEncoding = EncodingJSON7
 )
 
 // Command is a state change proposed through raft.

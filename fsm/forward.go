@@ -22,13 +22,28 @@ type ForwardAdd struct {
 	Targets  []string `json:"targets"`
 	KeepCopy bool     `json:"keep_copy,omitempty"`
 	Replace  bool     `json:"replace,omitempty"`
+	// Fallbacks makes the loop check count every address a target's
+	// expansion looks up, found or not: the address asked for, its
+	// sub-address base (RFC 5233) and the domain's catch-all. A forward
+	// made at one of them later is taken at that lookup, so a forward at
+	// Address back to a target that reached Address only through a
+	// fallback (a -> ghost@y, caught by @y; then ghost@y -> a) loops. The
+	// first rule counted only the addresses a lookup found, let such a
+	// loop in, and every later delivery to either address was refused as
+	// nested too deep.
+	Fallbacks bool `json:"loop_fallbacks,omitempty"`
 }
 
 func (*ForwardAdd) Type() CmdType { return CmdForwardAdd }
 
 // needsEncoding: a release before EncodingJSON6 would drop Replace and
-// refuse the replacement as a duplicate, while the others apply it.
+// refuse the replacement as a duplicate, while the others apply it; one
+// before EncodingJSON7 would drop Fallbacks and add a forward that the
+// others refuse as a loop.
 func (c *ForwardAdd) needsEncoding() int {
+	if c.Fallbacks {
+		return EncodingJSON7
+	}
 	if c.Replace {
 		return EncodingJSON6
 	}
@@ -107,7 +122,7 @@ func (c *ForwardAdd) checkTargets(tx *txn, src Address) ([]string, error) {
 			return nil, err
 		}
 		if local {
-			if err := checkTarget(tx, src, a); err != nil {
+			if err := checkTarget(tx, src, a, c.Fallbacks); err != nil {
 				return nil, err
 			}
 		}
@@ -117,12 +132,13 @@ func (c *ForwardAdd) checkTargets(tx *txn, src Address) ([]string, error) {
 }
 
 // checkTarget refuses a local target that does not resolve or whose
-// expansion leads back to src. Only a business error of the expansion
+// expansion leads back to src (with fallbacks, also through a lookup of
+// src that found nothing: ForwardAdd.Fallbacks). Only a business error of the expansion
 // (an unknown address, nesting too deep) refuses the forward; a storage
 // or decode error is returned as it is, so that apply stops this replica
 // instead of rejecting a command the others accept.
-func checkTarget(tx *txn, src, target Address) error {
-	r, err := resolve(tx.b, target, true)
+func checkTarget(tx *txn, src, target Address, fallbacks bool) error {
+	r, err := resolveTracking(tx.b, target, fallbacks)
 	var be *Error
 	if errors.As(err, &be) {
 		return errorf(ErrNotFound, "forward %s: target %s: %s", src, target, err.Error())

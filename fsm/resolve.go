@@ -22,7 +22,10 @@ type resolution struct {
 	Resolution
 	// track makes the expansion record every address key it passes in
 	// reaches (forward loop checks); delivery lookups leave it off.
-	track   bool
+	track bool
+	// lookups makes a tracking expansion record every key it looks up,
+	// also those where it finds nothing (ForwardAdd.Fallbacks).
+	lookups bool
 	reaches []string
 }
 
@@ -47,7 +50,17 @@ func appendNew(list []string, v string) []string {
 // resolve expands a in a hosted domain: exact forward, exact mailbox,
 // sub-address base (RFC 5233), then the domain's catch-all.
 func resolve(r pebble.Reader, a Address, track bool) (*resolution, error) {
-	res := &resolution{track: track}
+	return (&resolution{track: track}).run(r, a)
+}
+
+// resolveTracking is resolve for a forward's loop check. With lookups the
+// reached keys include every address looked up on the way, found or not:
+// a forward made at any of them would be taken there.
+func resolveTracking(r pebble.Reader, a Address, lookups bool) (*resolution, error) {
+	return (&resolution{track: true, lookups: lookups}).run(r, a)
+}
+
+func (res *resolution) run(r pebble.Reader, a Address) (*resolution, error) {
 	if err := res.expand(r, a, 0); err != nil {
 		return nil, err
 	}
@@ -90,6 +103,9 @@ func (res *resolution) expand(r pebble.Reader, a Address, depth int) error {
 // expandExact follows the forward or mailbox stored under exactly a. A
 // forward shadows the mailbox of the same address unless it keeps a copy.
 func (res *resolution) expandExact(r pebble.Reader, a Address, depth int) (bool, error) {
+	if res.lookups {
+		res.pass(a)
+	}
 	var mb Mailbox
 	hasMailbox := false
 	if a.Local != "" {

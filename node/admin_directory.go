@@ -212,6 +212,10 @@ func (n *Node) directoryRoutes(route routeFunc) {
 		var out any
 		err := decodeInto(r, &c, func() error {
 			c.Targets = distinctTargets(c.Targets)
+			// The stricter loop check once every node applies it alike
+			// (fsm.ForwardAdd.Fallbacks); what the client sent is not
+			// asked.
+			c.Fallbacks = n.encodingAtLeast(fsm.EncodingJSON7)
 			_, err := apply(r, &c)
 			out = forwardAdded(c)
 			return err

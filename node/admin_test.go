@@ -233,3 +233,30 @@ func TestAdminProbesCloseTheirConnection(t *testing.T) {
 		}
 	}
 }
+
+// A forward back to a target that reaches its address only through the
+// catch-all is refused as a loop once the cluster is at encoding 7; a
+// cluster below it keeps the first rule, so that its older nodes apply
+// the same, instead of refusing the command for its encoding.
+func TestAdminForwardLoopThroughCatchAll(t *testing.T) {
+	for _, enc := range []int{fsm.NewestEncoding, fsm.EncodingJSON6} {
+		c := newTestClusterWith(t, 1, func(cfg *Config) {
+			cfg.BootstrapSettings = &BootstrapSettings{Replicas: 1, WriteQuorum: 1, CommandEncoding: enc}
+		})
+		n := c.leader(10 * time.Second)
+		mustApply(t, n, &fsm.DomainAdd{Name: "example.com"})
+		mustApply(t, n, addMailbox("c@example.com"))
+		mustApply(t, n, &fsm.ForwardAdd{Address: "@example.com", Targets: []string{"c@example.com"}})
+		mustApply(t, n, &fsm.ForwardAdd{Address: "a@example.com", Targets: []string{"ghost@example.com"}})
+		code, body := adminDo(t, n, "POST", "/v1/forwards", string(testSecret),
+			`{"address":"ghost@example.com","targets":["a@example.com"]}`)
+		var e apiError
+		json.Unmarshal([]byte(body), &e)
+		if enc >= fsm.EncodingJSON7 && (code != 400 || e.Code != "forward_loop") {
+			t.Fatalf("encoding %d: the loop through the catch-all: %d %s, want 400 forward_loop", enc, code, body)
+		}
+		if enc < fsm.EncodingJSON7 && code != 200 {
+			t.Fatalf("encoding %d: %d %s, want the first rule's 200", enc, code, body)
+		}
+	}
+}

@@ -29,7 +29,7 @@ func newSettingsCmd(cl *clientFlags) *cobra.Command {
 		Use:   "set [--replicas R] [--write-quorum W] [--command-encoding E] [--max-voters N]",
 		Short: "Change settings; the others keep their values (W defaults to R when only R is given)",
 		Long: "Change R, W or the raft command encoding. --command-encoding " + fmt.Sprint(fsm.NewestEncoding) +
-			" lets deliveries use the compact binary command, keeps forwarded mail's DSN parameters (3) and has IMAP and POP3 commands name the folder they were meant for (4) and seals plain cluster connections, refusing the older handshake (5) and lets forward add --replace change a forward in one step (6); raise it only once every node runs a release that reads it." +
+			" lets deliveries use the compact binary command, keeps forwarded mail's DSN parameters (3) and has IMAP and POP3 commands name the folder they were meant for (4) and seals plain cluster connections, refusing the older handshake (5) and lets forward add --replace change a forward in one step (6) and refuses a forward that loops through a catch-all or a sub-address (7); raise it only once every node runs a release that reads it." +
 			" --max-voters caps the raft voters (5 in a new cluster, none in one created before the setting; it needs command encoding 3);" +
 			" further nodes join as non-voters, and the leader promotes one when a voter leaves or stays down.",
 		Args: cobra.NoArgs,
