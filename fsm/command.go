@@ -76,8 +76,11 @@ const (
 	// would drop: ForwardAdd.Fallbacks, under which the loop check
 	// refuses forwards that the older rule let in.
 	EncodingJSON7 = 7
+	// EncodingJSON8 is EncodingJSON7 with a field a release before it
+	// would drop: Copy.ID, under which a repeated copy copies nothing.
+	EncodingJSON8 = 8
 	// NewestEncoding is the newest encoding this release reads.
-	NewestEncoding = EncodingJSON7
+	NewestEncoding = EncodingJSON8
 )
 
 // Command is a state change proposed through raft.

@@ -20,7 +20,9 @@ import (
 //	"y\x00" index(8, BE) "\x00" id    the same ID, ordered by the index that applied it
 //
 // Expiry is deterministic: each remembered delivery drops the records that
-// fell out of the window, in index order.
+// fell out of the window, in index order. A Copy with an ID (EncodingJSON8)
+// is remembered the same way, with an empty result; the node gives copy
+// IDs a prefix of their own, so they never meet a delivery's.
 const dedupeWindow = 200000
 
 func dedupeKey(id string) []byte { return []byte("x\x00" + id) }

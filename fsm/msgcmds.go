@@ -197,9 +197,25 @@ type Copy struct {
 	// Expect, if set, is the source folder the UIDs were taken from
 	// (folder.go).
 	Expect *FolderCheck `json:"expect,omitempty"`
+	// ID, if set, names this copy as a delivery ID names a delivery
+	// (dedupe.go): a proposer that lost track of the commit proposes it
+	// again with the same ID, and the repeat copies nothing and answers
+	// an empty result. Without it, the retry a client makes after a
+	// failed COPY would copy the messages twice (RFC 9051 §6.4.7: a
+	// failed COPY leaves the destination unchanged).
+	ID string `json:"id,omitempty"`
 }
 
 func (c *Copy) needsJSON4() bool { return c.Expect != nil }
+
+// needsEncoding: a release before EncodingJSON8 would drop ID and copy
+// again on a repeat that the others skip.
+func (c *Copy) needsEncoding() int {
+	if c.ID != "" {
+		return EncodingJSON8
+	}
+	return 0
+}
 
 // CopyResult pairs source and destination UIDs (RFC 4315 COPYUID).
 type CopyResult struct {
@@ -211,6 +227,9 @@ type CopyResult struct {
 func (*Copy) Type() CmdType { return CmdCopy }
 
 func (c *Copy) apply(tx *txn) (any, error) {
+	if _, repeat, err := seenDelivery(tx, c.ID); err != nil || repeat {
+		return CopyResult{Src: []uint32{}, Dst: []uint32{}}, err
+	}
 	a, mb, src, msgs, err := loadRanges(tx, c.Mailbox, c.From, c.UIDs, c.Expect)
 	if err != nil {
 		return nil, err
@@ -221,7 +240,7 @@ func (c *Copy) apply(tx *txn) (any, error) {
 	}
 	res := CopyResult{UIDValidity: dst.UIDValidity, Src: []uint32{}, Dst: []uint32{}}
 	if len(msgs) == 0 {
-		return res, nil
+		return res, rememberDelivery(tx, c.ID, DeliverResult{})
 	}
 	var added int64
 	for _, m := range msgs {
@@ -245,7 +264,10 @@ func (c *Copy) apply(tx *txn) (any, error) {
 		}
 	}
 	tx.touch(a)
-	return res, tx.put(mailboxKey(a), mb)
+	if err := tx.put(mailboxKey(a), mb); err != nil {
+		return nil, err
+	}
+	return res, rememberDelivery(tx, c.ID, DeliverResult{})
 }
 
 // copyInto adds msgs to folder dst at new UIDs, with a body reference

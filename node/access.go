@@ -226,7 +226,26 @@ func (n *Node) Copy(ctx context.Context, addr, src, dst string, uids []uint32, m
 	}
 	var res fsm.CopyResult
 	check := n.folderCheck(expect)
-	err := n.applyAccess(ctx, &fsm.Copy{Mailbox: addr, From: src, To: dst, UIDs: n.fitRanges(addr, src, uids, check), Move: move, Expect: check}, &res)
+	cmd := &fsm.Copy{Mailbox: addr, From: src, To: dst, UIDs: n.fitRanges(addr, src, uids, check), Move: move, Expect: check}
+	var err error
+	if n.encodingAtLeast(fsm.EncodingJSON8) {
+		// Named, so that a commit whose outcome a leader change hid is
+		// proposed again without copying twice: the client then gets
+		// its OK (without COPYUID, which the repeat cannot know), not a
+		// NO it would answer by copying again.
+		cmd.ID = "copy-" + deliveryID()
+		var v any
+		err = n.untilKnown(ctx, "copy", cmd.ID, func(ctx context.Context) (err error) {
+			v, err = n.Apply(ctx, cmd)
+			return err
+		})
+		if err == nil {
+			err = convert(v, &res)
+		}
+		err = accessErr(err)
+	} else {
+		err = n.applyAccess(ctx, cmd, &res)
+	}
 	return CopyResult{UIDValidity: res.UIDValidity, SrcUIDs: res.Src, DstUIDs: res.Dst}, err
 }
 
