@@ -27,9 +27,11 @@
 // containing a message more often than it was attempted is "duplicated"; a
 // message that no non-failed delivery could have produced is "unexpected".
 // A message whose deletion could have taken effect is never lost. A message
-// that was acknowledged, delivered exactly once, and then
-// acknowledged-deleted must not be visible to reads that began after the
-// deletion was acknowledged (also counted as "stale"). Acknowledged messages
+// with a single delivery attempt that surely existed (acknowledged or
+// listed) before any deletion of it was invoked, and was then
+// acknowledged-deleted, must not be visible to reads that began after the
+// deletion was acknowledged (also counted as "stale"); the attempt may
+// have timed out, since one attempt adds at most one copy. Acknowledged messages
 // that no final read could check are "never_read" and make the result
 // invalid, so a harness that forgot its final reads cannot pass.
 //

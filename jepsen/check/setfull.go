@@ -62,6 +62,12 @@ func CheckSetFull(h History, opts Options) Result {
 		flagged:   map[string]map[msgKey]bool{},
 	}
 	s.initKnown()
+	// Learn from every listing before judging any: whether a listing may
+	// still show a deleted message depends on when the message was first
+	// seen, possibly by a listing invoked later.
+	for _, l := range s.listings {
+		s.learn(l)
+	}
 	for _, l := range s.listings {
 		s.observe(l)
 	}

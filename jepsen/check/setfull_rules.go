@@ -2,8 +2,24 @@ package check
 
 import "sort"
 
-// observe records what listing l saw and checks each listed message for
-// being unexpected, duplicated or a deleted message that is still visible.
+// learn records what listing l saw: which messages were seen (by a final
+// read) and the earliest time each surely existed.
+func (s *setFull) learn(l listing) {
+	for id := range l.copies {
+		k := msgKey{l.mailbox(), id}
+		s.seen[k] = true
+		if l.final() {
+			s.seenFinal[k] = true
+			s.covered[k] = true
+		}
+		if t, ok := s.known[k]; !ok || l.call.End() < t {
+			s.known[k] = l.call.End()
+		}
+	}
+}
+
+// observe checks each message listing l saw for being unexpected,
+// duplicated or a deleted message that is still visible.
 func (s *setFull) observe(l listing) {
 	if l.final() {
 		s.finalReads++
@@ -14,16 +30,7 @@ func (s *setFull) observe(l listing) {
 	}
 	sort.Strings(ids)
 	for _, id := range ids {
-		k := msgKey{l.mailbox(), id}
-		s.seen[k] = true
-		if l.final() {
-			s.seenFinal[k] = true
-			s.covered[k] = true
-		}
-		if t, ok := s.known[k]; !ok || l.call.End() < t {
-			s.known[k] = l.call.End()
-		}
-		s.checkListed(l, k, l.copies[id])
+		s.checkListed(l, msgKey{l.mailbox(), id}, l.copies[id])
 	}
 }
 
@@ -46,18 +53,20 @@ func (s *setFull) checkListed(l listing, k msgKey, copies int) {
 		s.c.violation(CountDuplicated, "op %d on node %s listed %s %d times after %d delivery attempts",
 			op, node, k, copies, d.attempts)
 	}
-	if ghost(d, l) {
+	if ghost(d, s.known[k], l) {
 		s.c.violation(CountStale, "op %d on node %s (began %d) still listed %s, acknowledged deleted at %d",
 			op, node, l.call.Start(), k, d.delAckAt)
 	}
 }
 
-// ghost reports whether l must not contain the message of d: it was
-// delivered exactly once, definitely, before any deletion was invoked, and
-// a deletion was acknowledged before l began.
-func ghost(d *delivery, l listing) bool {
+// ghost reports whether l must not contain the message of d, which surely
+// existed from knownAt on: it had a single delivery attempt, its one copy
+// existed (acknowledged or seen) before any deletion was invoked, and a
+// deletion was acknowledged before l began. The attempt may have had an
+// unknown outcome: once its copy was seen, it cannot add another.
+func ghost(d *delivery, knownAt int64, l listing) bool {
 	return d.delAcked && d.delAckAt < l.call.Start() &&
-		d.attempts == 1 && !d.indefinite && d.lastEnd < d.delAt
+		d.attempts == 1 && knownAt < d.delAt
 }
 
 // checkAbsences flags every message that full listing l had to contain but

@@ -171,3 +171,28 @@ func TestSetFullCorruptFetch(t *testing.T) {
 	b.inv(1, FFetch, "a").ok(1, FFetch, "a", msg("corrupt:abc123"))
 	wantInvalid(t, CheckSetFull(b.h, Options{}), map[string]int{CountUnexpected: 1})
 }
+
+// TestSetFullDeletedReappearsAfterLostAck: the POP3 workload deletes what
+// its session listed, so the message was seen before its DELE. Its only
+// delivery timed out (info), but once its copy was seen that attempt
+// cannot add another: after the acknowledged QUIT it must stay gone.
+func TestSetFullDeletedReappearsAfterLostAck(t *testing.T) {
+	b := &hb{}
+	b.deliver(0, "a", "m1", Info)
+	b.read(1, "a", ids("m1"))
+	b.inv(2, FPopDele, "a", msg("m1")).ok(2, FPopDele, "a", msg("m1"))
+	finalReads(b, "a")
+	wantValid(t, CheckSetFull(b.h, Options{}))
+
+	b.read(3, "a", ids("m1")) // began after the deletion was acknowledged
+	wantInvalid(t, CheckSetFull(b.h, Options{}), map[string]int{CountStale: 1, CountLost: 0})
+
+	// Seen only by a listing that overlapped the deletion: the timed-out
+	// attempt may have stored its copy after the deletion ran.
+	late := &hb{}
+	late.deliver(0, "a", "m1", Info)
+	late.inv(1, FRead, "a").inv(2, FPopDele, "a", msg("m1")).ok(1, FRead, "a", ids("m1")).ok(2, FPopDele, "a")
+	late.read(3, "a", ids("m1"))
+	finalReads(late, "a", "m1")
+	wantValid(t, CheckSetFull(late.h, Options{}))
+}
