@@ -3,7 +3,10 @@ package check
 import "sort"
 
 // learn records what listing l saw: which messages were seen (by a final
-// read) and the earliest time each surely existed.
+// read) and the earliest time each surely existed. A listed message that
+// no non-failed delivery attempted (one nobody sent, or a body read back
+// as corrupt:...) is reported as unexpected and does not become known:
+// later reads are not obliged to list it, so it is not also "lost".
 func (s *setFull) learn(l listing) {
 	for id := range l.copies {
 		k := msgKey{l.mailbox(), id}
@@ -11,6 +14,9 @@ func (s *setFull) learn(l listing) {
 		if l.final() {
 			s.seenFinal[k] = true
 			s.covered[k] = true
+		}
+		if d := s.ds[k]; d == nil || d.attempts == 0 {
+			continue
 		}
 		if t, ok := s.known[k]; !ok || l.call.End() < t {
 			s.known[k] = l.call.End()

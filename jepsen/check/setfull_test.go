@@ -196,3 +196,16 @@ func TestSetFullDeletedReappearsAfterLostAck(t *testing.T) {
 	finalReads(late, "a", "m1")
 	wantValid(t, CheckSetFull(late.h, Options{}))
 }
+
+// TestSetFullCorruptNotLost: a corrupt body read once is unexpected, but
+// the final reads, which list the intact message, lose nothing: "lost"
+// would send whoever reads the summary after a data loss that did not
+// happen.
+func TestSetFullCorruptNotLost(t *testing.T) {
+	b := &hb{}
+	b.deliver(0, "a", "m1", OK)
+	b.inv(1, FFetch, "a").ok(1, FFetch, "a", msg("corrupt:abc123"))
+	b.read(2, "a", ids("m1"))
+	finalReads(b, "a", "m1")
+	wantInvalid(t, CheckSetFull(b.h, Options{}), map[string]int{CountUnexpected: 1, CountLost: 0, CountStale: 0})
+}
