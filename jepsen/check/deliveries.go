@@ -9,11 +9,12 @@ func (k msgKey) String() string { return k.mailbox + "/" + k.msgID }
 // the attempts to delete it from there. Failed attempts are ignored: they
 // had no effect.
 type delivery struct {
-	tried       int   // delivery attempts, failed ones included
-	attempts    int   // non-failed delivery attempts (OK, Info, pending)
-	indefinite  bool  // some attempt has an unknown outcome
-	firstInvoke int64 // earliest non-failed attempt invocation
-	lastEnd     int64 // latest OK attempt completion
+	tried       int     // delivery attempts, failed ones included
+	attempts    int     // non-failed delivery attempts (OK, Info, pending)
+	indefinite  bool    // some attempt has an unknown outcome
+	firstInvoke int64   // earliest non-failed attempt invocation
+	starts      []int64 // invocation times of the non-failed attempts
+	lastEnd     int64   // latest OK attempt completion
 	acked       bool
 	ackAt       int64 // earliest OK completion
 	ackOp       int   // index of that completion
@@ -23,6 +24,18 @@ type delivery struct {
 	delAt    int64 // earliest non-failed delete invocation
 	delAcked bool
 	delAckAt int64 // earliest OK delete completion
+}
+
+// attemptsBy counts the non-failed attempts invoked by t: no more copies
+// than that can exist at t.
+func (d *delivery) attemptsBy(t int64) int {
+	n := 0
+	for _, s := range d.starts {
+		if s <= t {
+			n++
+		}
+	}
+	return n
 }
 
 // mayBeDeletedBy reports whether a deletion could have taken effect by t.
@@ -64,6 +77,7 @@ func (d *delivery) addAttempt(c Call) {
 		d.firstInvoke = c.Start()
 	}
 	d.attempts++
+	d.starts = append(d.starts, c.Start())
 	if c.Type() != OK {
 		d.indefinite = true
 		return

@@ -24,8 +24,8 @@
 // it was invoked, must contain it: a non-final read that misses it is
 // "stale" (counted per read and message), a final read (Op.Final) that
 // misses it makes the message "lost" (counted per message). A read
-// containing a message more often than it was attempted is "duplicated"; a
-// message that no non-failed delivery could have produced is "unexpected".
+// containing a message more often than it was attempted (by non-failed
+// attempts invoked before the read ended) is "duplicated"; a message that no non-failed delivery could have produced is "unexpected".
 // A message whose deletion could have taken effect is never lost. A message
 // with a single delivery attempt that surely existed (acknowledged or
 // listed) before any deletion of it was invoked, and was then

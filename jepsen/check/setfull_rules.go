@@ -55,9 +55,11 @@ func (s *setFull) checkListed(l listing, k msgKey, copies int) {
 			s.c.violation(CountUnexpected, "op %d on node %s listed %s before its delivery was invoked", op, node, k)
 		}
 	}
-	if l.full && copies > max(1, d.attempts) && s.once(CountDuplicated, k) {
+	// Only attempts invoked before the listing ended can explain its
+	// copies; a retry made later does not excuse an earlier duplicate.
+	if n := d.attemptsBy(l.call.End()); l.full && copies > max(1, n) && s.once(CountDuplicated, k) {
 		s.c.violation(CountDuplicated, "op %d on node %s listed %s %d times after %d delivery attempts",
-			op, node, k, copies, d.attempts)
+			op, node, k, copies, n)
 	}
 	if ghost(d, s.known[k], l) {
 		s.c.violation(CountStale, "op %d on node %s (began %d) still listed %s, acknowledged deleted at %d",

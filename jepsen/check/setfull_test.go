@@ -209,3 +209,15 @@ func TestSetFullCorruptNotLost(t *testing.T) {
 	finalReads(b, "a", "m1")
 	wantInvalid(t, CheckSetFull(b.h, Options{}), map[string]int{CountUnexpected: 1, CountLost: 0, CountStale: 0})
 }
+
+// TestSetFullDuplicateBeforeRetry: two copies listed before the second
+// attempt with the same Message-ID was even invoked; the later retry does
+// not explain them.
+func TestSetFullDuplicateBeforeRetry(t *testing.T) {
+	b := &hb{}
+	b.deliver(0, "a", "m1", OK)
+	b.read(1, "a", ids("m1", "m1"))
+	b.deliver(0, "a", "m1", OK)
+	finalReads(b, "a", "m1", "m1") // two attempts by now: fine
+	wantInvalid(t, CheckSetFull(b.h, Options{}), map[string]int{CountDuplicated: 1})
+}
