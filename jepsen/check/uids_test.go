@@ -97,3 +97,29 @@ func TestUIDConcurrentReadsMayDiffer(t *testing.T) {
 	b.ok(1, FRead, "a", validity(1), uidNext(2), messages(m(1, "m1")))
 	wantValid(t, CheckUIDs(b.h, Options{}))
 }
+
+// TestUIDHighWaterNotHighestRead: the read that proves the regression is
+// not the earlier read with the highest UID. Reads 1 and 2 overlap; read 1
+// saw UID 5 without UID 3, so UID 3 was assigned after UID 5, and read 3,
+// which began after both ended, shows it. Read 2 (highest UID 7) already
+// listed UID 3, so comparing read 3 with read 2 alone hides it.
+func TestUIDHighWaterNotHighestRead(t *testing.T) {
+	b := &hb{}
+	b.deliver(0, "a", "m1", OK).deliver(0, "a", "m5", Info).deliver(0, "a", "m7", Info)
+	b.inv(5, FDeliver, "a", msg("m3"))
+	b.inv(1, FRead, "a").inv(2, FRead, "a")
+	b.ok(1, FRead, "a", validity(1), messages(m(1, "m1"), m(5, "m5")))
+	b.ok(2, FRead, "a", validity(1), messages(m(1, "m1"), m(3, "m3"), m(5, "m5"), m(7, "m7")))
+	b.read(3, "a", validity(1), messages(m(1, "m1"), m(3, "m3"), m(5, "m5"), m(7, "m7")))
+	wantInvalid(t, CheckUIDs(b.h, Options{}), map[string]int{CountUIDRegression: 1, CountUIDOrder: 0})
+
+	// The same listings with UID 3 expunged in between are fine.
+	ok := &hb{}
+	ok.deliver(0, "a", "m1", OK).deliver(0, "a", "m3", OK).deliver(0, "a", "m5", OK).deliver(0, "a", "m7", OK)
+	ok.inv(1, FRead, "a").inv(2, FRead, "a")
+	ok.ok(2, FRead, "a", validity(1), messages(m(1, "m1"), m(2, "m3"), m(5, "m5"), m(7, "m7")))
+	ok.inv(0, FExpunge, "a", msg("m3")).ok(0, FExpunge, "a")
+	ok.ok(1, FRead, "a", validity(1), messages(m(1, "m1"), m(5, "m5")))
+	ok.read(3, "a", validity(1), messages(m(1, "m1"), m(5, "m5"), m(7, "m7")))
+	wantValid(t, CheckUIDs(ok.h, Options{}))
+}
