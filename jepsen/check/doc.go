@@ -39,13 +39,14 @@
 // restarts, are never reused, UIDVALIDITY does not change). Violations: more
 // than one UIDVALIDITY for a mailbox; one UID naming two message IDs (also
 // across expunges: UIDs are never reused); one message ID holding more
-// distinct UIDs than it had delivery attempts; a UID listed twice in one
-// read; a delivery acknowledged before another delivery was invoked that got
-// the higher UID ("uid_order"); and "uid_regression": a read R2 that began
-// after a read R1 completed contains a UID below R1's highest UID that R1
-// did not contain (such a UID must either predate R1, and then R1 would have
-// listed it, or postdate R1, and then it would be higher than everything R1
-// saw), or reports a UIDNEXT at or below a UID or UIDNEXT seen by R1.
+// distinct UIDs than it had delivery attempts invoked before they were seen;
+// a UID listed twice in one read; a delivery acknowledged before another
+// delivery was invoked that got the higher UID ("uid_order"); and
+// "uid_regression": a read R2 that began after a read R1 completed contains
+// a UID below R1's highest UID that R1 did not contain (such a UID must
+// either predate R1, and then R1 would have listed it, or postdate R1, and
+// then it would be higher than everything R1 saw), or reports a UIDNEXT at
+// or below a UID or UIDNEXT seen by R1.
 //
 // [CheckDirectory] and [CheckFlags] (linearizability, checked with
 // porcupine, partitioned by key). The directory model is one boolean per

@@ -35,9 +35,9 @@ type uidChecker struct {
 	validity map[string][]uint32 // mailbox -> distinct UIDVALIDITY values seen
 	owner    map[mbUID]string    // (mailbox, UID) -> first message ID seen
 	reused   map[mbUID]bool
-	uidsOf   map[msgKey]map[uint32]bool
-	reads    map[string][]*uidRead // mailbox -> reads in invocation order
-	keysOf   map[string][]msgKey   // mailbox -> messages with a UID, sorted
+	uidsOf   map[msgKey]map[uint32]int64 // UID -> earliest completion that showed it
+	reads    map[string][]*uidRead       // mailbox -> reads in invocation order
+	keysOf   map[string][]msgKey         // mailbox -> messages with a UID, sorted
 }
 
 // CheckUIDs checks IMAP identity: UIDVALIDITY never changes, a UID is never
@@ -55,7 +55,7 @@ func CheckUIDs(h History, opts Options) Result {
 		validity: map[string][]uint32{},
 		owner:    map[mbUID]string{},
 		reused:   map[mbUID]bool{},
-		uidsOf:   map[msgKey]map[uint32]bool{},
+		uidsOf:   map[msgKey]map[uint32]int64{},
 		reads:    map[string][]*uidRead{},
 	}
 	u.collect(calls)
@@ -80,7 +80,7 @@ func (u *uidChecker) collect(calls []Call) {
 			mbs := c.Invoke.Mailboxes()
 			if len(mbs) == 1 && c.Complete.UID != 0 {
 				u.seeValidity(mbs[0], c.Complete.UIDValidity, c.Complete.Index)
-				u.bind(mbs[0], c.Complete.UID, c.Invoke.MsgID, c.Complete.Index)
+				u.bind(mbs[0], c.Complete.UID, c.Invoke.MsgID, c.Complete.Index, c.End())
 			}
 		}
 	}
@@ -101,7 +101,7 @@ func (u *uidChecker) collectRead(c Call) {
 		}
 		r.uids[m.UID] = true
 		r.maxUID = max(r.maxUID, m.UID)
-		u.bind(mb, m.UID, m.MsgID, op)
+		u.bind(mb, m.UID, m.MsgID, op, c.End())
 	}
 	u.reads[mb] = append(u.reads[mb], r)
 }
@@ -122,7 +122,7 @@ func (u *uidChecker) seeValidity(mb string, v uint32, op int) {
 	u.validity[mb] = append(seen, v)
 }
 
-func (u *uidChecker) bind(mb string, uid uint32, msgID string, op int) {
+func (u *uidChecker) bind(mb string, uid uint32, msgID string, op int, at int64) {
 	k := mbUID{mb, uid}
 	if prev, ok := u.owner[k]; !ok {
 		u.owner[k] = msgID
@@ -132,13 +132,17 @@ func (u *uidChecker) bind(mb string, uid uint32, msgID string, op int) {
 	}
 	mk := msgKey{mb, msgID}
 	if u.uidsOf[mk] == nil {
-		u.uidsOf[mk] = map[uint32]bool{}
+		u.uidsOf[mk] = map[uint32]int64{}
 	}
-	u.uidsOf[mk][uid] = true
+	if t, ok := u.uidsOf[mk][uid]; !ok || at < t {
+		u.uidsOf[mk][uid] = at
+	}
 }
 
 // checkMultiple flags messages with more distinct UIDs than delivery
-// attempts; each attempt adds at most one copy.
+// attempts; each attempt adds at most one copy. The n-th UID to be seen
+// needs n attempts invoked by the time it was seen: a retry made later
+// does not explain it.
 func (u *uidChecker) checkMultiple() {
 	keys := make([]msgKey, 0, len(u.uidsOf))
 	for k := range u.uidsOf {
@@ -148,12 +152,19 @@ func (u *uidChecker) checkMultiple() {
 	u.keysOf = map[string][]msgKey{}
 	for _, k := range keys {
 		u.keysOf[k.mailbox] = append(u.keysOf[k.mailbox], k)
-		allowed := 1
-		if d := u.ds[k]; d != nil {
-			allowed = max(1, d.attempts)
-		}
-		if uids := sortedKeys(u.uidsOf[k]); len(uids) > allowed {
-			u.c.violation(CountMultipleUIDs, "%s has UIDs %v after %d delivery attempts", k, uids, allowed)
+		seen := u.uidsOf[k]
+		uids := sortedKeys(seen)
+		sort.SliceStable(uids, func(i, j int) bool { return seen[uids[i]] < seen[uids[j]] })
+		for n, uid := range uids {
+			allowed := 1
+			if d := u.ds[k]; d != nil {
+				allowed = max(1, d.attemptsBy(seen[uid]))
+			}
+			if n+1 > allowed {
+				u.c.violation(CountMultipleUIDs, "%s has UIDs %v; %d of them seen by %d, after %d delivery attempts",
+					k, sortedKeys(seen), n+1, seen[uid], allowed)
+				break
+			}
 		}
 	}
 }
@@ -169,7 +180,7 @@ func (u *uidChecker) mailboxes() map[string]bool {
 	return mbs
 }
 
-func minUID(uids map[uint32]bool) uint32 {
+func minUID[V any](uids map[uint32]V) uint32 {
 	first := true
 	var m uint32
 	for uid := range uids {

@@ -123,3 +123,19 @@ func TestUIDHighWaterNotHighestRead(t *testing.T) {
 	ok.read(3, "a", validity(1), messages(m(1, "m1"), m(5, "m5"), m(7, "m7")))
 	wantValid(t, CheckUIDs(ok.h, Options{}))
 }
+
+// TestUIDsBeforeRetry: a read shows a second UID for a message before the
+// retry with the same Message-ID was invoked; the retry cannot explain it.
+func TestUIDsBeforeRetry(t *testing.T) {
+	b := &hb{}
+	b.deliver(0, "a", "m1", OK)
+	b.read(1, "a", validity(1), messages(m(1, "m1"), m(2, "m1")))
+	b.deliver(0, "a", "m1", OK)
+	b.read(1, "a", validity(1), messages(m(1, "m1"), m(2, "m1")))
+	wantInvalid(t, CheckUIDs(b.h, Options{}), map[string]int{CountMultipleUIDs: 1})
+
+	ok := &hb{}
+	ok.deliver(0, "a", "m1", Info).deliver(0, "a", "m1", OK)
+	ok.read(1, "a", validity(1), messages(m(1, "m1"), m(2, "m1")))
+	wantValid(t, CheckUIDs(ok.h, Options{}))
+}
