@@ -35,8 +35,9 @@ var disturbances = map[string]bool{
 // forward summarises the attempts to forward one message to one remote
 // recipient, and what the remote received.
 type forward struct {
-	attempts    int   // non-failed forward attempts
-	firstInvoke int64 // earliest non-failed attempt invocation
+	attempts    int     // non-failed forward attempts
+	firstInvoke int64   // earliest non-failed attempt invocation
+	starts      []int64 // invocation times of the non-failed attempts
 	acked       bool
 	ackOp       int
 	arrivals    []Call // sink receipts (OK or Info), in start order
@@ -116,6 +117,7 @@ func (f *forward) addAttempt(call Call) {
 		f.firstInvoke = call.Start()
 	}
 	f.attempts++
+	f.starts = append(f.starts, call.Start())
 	if call.Type() == OK && !f.acked {
 		f.acked, f.ackOp = true, call.Complete.Index
 	}
@@ -177,14 +179,15 @@ func checkForward(c *collector, k msgKey, f *forward, windows [][2]int64) {
 		return
 	}
 	sort.SliceStable(f.arrivals, func(i, j int) bool { return f.arrivals[i].Start() < f.arrivals[j].Start() })
-	// Each attempt may legitimately bring one copy; beyond that every copy
-	// needs its own excuse: the previous copy's acknowledgement was lost,
-	// or a disturbance overlapped the time between them.
+	// Each attempt invoked before a copy arrived may legitimately have
+	// brought one; beyond that every copy needs its own excuse: the
+	// previous copy's acknowledgement was lost, or a disturbance overlapped
+	// the time between them. A later attempt explains no earlier copy.
 	for i := 1; i < len(f.arrivals); i++ {
 		prev, dup := f.arrivals[i-1], f.arrivals[i]
 		c.add("duplicated", 1)
 		switch {
-		case i < f.attempts:
+		case i < f.attemptsBy(dup.End()):
 			continue
 		case prev.Type() == Info:
 			c.add("dup_after_lost_ack", 1)
@@ -196,6 +199,17 @@ func checkForward(c *collector, k msgKey, f *forward, windows [][2]int64) {
 		c.violation(CountFwdDuplicate, "op %d: %s reached the remote again (first at op %d) with no lost acknowledgement or fault in between",
 			dup.Complete.Index, k, prev.Complete.Index)
 	}
+}
+
+// attemptsBy counts the non-failed attempts invoked by t.
+func (f *forward) attemptsBy(t int64) int {
+	n := 0
+	for _, s := range f.starts {
+		if s <= t {
+			n++
+		}
+	}
+	return n
 }
 
 // overlaps reports whether a disturbance overlapped the time between

@@ -94,3 +94,18 @@ func TestForwardsCatchesSenderAndContent(t *testing.T) {
 	b.fwd(1, "m2", OK, "r@remote.test").arrive(101, "m2", OK, errCode("corrupt: token line missing"))
 	wantInvalid(t, CheckForwards(b.h, Options{}), map[string]int{CountFwdNotSRS: 1, CountFwdCorrupt: 1, CountFwdLost: 0})
 }
+
+// TestForwardsDuplicateBeforeRetry: two copies reached the remote before a
+// second forward with the same Message-ID was invoked; that later attempt
+// does not explain the duplicate.
+func TestForwardsDuplicateBeforeRetry(t *testing.T) {
+	b := &hb{}
+	b.fwd(1, "m1", OK, "r@remote.test").arrive(100, "m1", OK).arrive(101, "m1", OK)
+	b.fwd(1, "m1", OK, "r@remote.test")
+	wantInvalid(t, CheckForwards(b.h, Options{}), map[string]int{CountFwdDuplicate: 1})
+
+	ok := &hb{}
+	ok.fwd(1, "m1", OK, "r@remote.test").arrive(100, "m1", OK)
+	ok.fwd(1, "m1", OK, "r@remote.test").arrive(101, "m1", OK)
+	wantValid(t, CheckForwards(ok.h, Options{}))
+}
