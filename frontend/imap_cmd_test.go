@@ -31,6 +31,7 @@ func runIMAPSuite(t *testing.T, b imapBackend) {
 		{"Fetch", testIMAPFetch},
 		{"FetchSetsSeen", testIMAPFetchSetsSeen},
 		{"FetchPastAMalformedHeaderLine", testIMAPFetchMalformedHeader},
+		{"FetchBinaryKeepsCharset", testIMAPFetchBinaryKeepsCharset},
 		{"Search", testIMAPSearch},
 		{"Store", testIMAPStore},
 		{"StoreSeenOnOtherNode", testIMAPStoreOtherNode},

@@ -172,8 +172,9 @@ func (s *imapSession) fetchMessage(w *imapserver.FetchWriter, seq uint32, m *ima
 		src      *imapErrReader
 		envelope *imap.Envelope
 		bstruct  imap.BodyStructure
-		sections = make([][]byte, len(o.BodySection))
-		binaries = make([][]byte, len(o.BinarySection))
+		sections = make([][]byte, len(o.BodySection)) // header sections, from the cache
+		secLens  = make([]int64, len(o.BodySection))  // streamed sections' literal lengths
+		binLens  = make([]int64, len(o.BinarySection))
 		binSizes = make([]uint32, len(o.BinarySectionSize))
 	)
 	if o.Envelope || slices.ContainsFunc(o.BodySection, imapHeaderOnly) {
@@ -220,26 +221,41 @@ func (s *imapSession) fetchMessage(w *imapserver.FetchWriter, seq uint32, m *ima
 				return fmt.Errorf("read body of uid %d: %w", m.uid, err)
 			}
 		}
+		// The first pass over each section measures it; the octets
+		// are read again when the literal is written (imap_section.go).
+		measure := func(sp imapSectionSpec) (int64, error) {
+			if err := rewind(); err != nil {
+				return 0, err
+			}
+			count := imapNewWindow(nil, nil)
+			if err := imapWriteSection(count, src, sp); err != nil {
+				return 0, fmt.Errorf("uid %d: %w", m.uid, err)
+			}
+			return count.total, nil
+		}
 		for k, bs := range o.BodySection {
 			if imapWholeBody(bs) || imapHeaderOnly(bs) {
 				continue // streamed below, or from the header
 			}
-			if err := rewind(); err != nil {
+			n, err := measure(imapBodySpec(bs))
+			if err != nil {
 				return err
 			}
-			sections[k] = imapserver.ExtractBodySection(imapCleanMessage(src), bs)
+			secLens[k] = imapWindowLen(n, bs.Partial)
 		}
 		for k, bs := range o.BinarySection {
-			if err := rewind(); err != nil {
+			n, err := measure(imapBinarySpec(bs.Part))
+			if err != nil {
 				return err
 			}
-			binaries[k] = imapserver.ExtractBinarySection(imapCleanMessage(src), bs)
+			binLens[k] = imapWindowLen(n, bs.Partial)
 		}
 		for k, bs := range o.BinarySectionSize {
-			if err := rewind(); err != nil {
+			n, err := measure(imapBinarySpec(bs.Part))
+			if err != nil {
 				return err
 			}
-			binSizes[k] = imapserver.ExtractBinarySectionSize(imapCleanMessage(src), bs)
+			binSizes[k] = uint32(min(n, 1<<32-1))
 		}
 		if src.err != nil {
 			return fmt.Errorf("read body of uid %d: %w", m.uid, src.err)
@@ -266,22 +282,26 @@ func (s *imapSession) fetchMessage(w *imapserver.FetchWriter, seq uint32, m *ima
 		rw.WriteBodyStructure(bstruct)
 	}
 	for k, bs := range o.BodySection {
-		if imapWholeBody(bs) {
-			if err := s.streamBody(rw, bs, body); err != nil {
-				_ = rw.Close() // releases the library's write lock
-				return err
+		var err error
+		switch {
+		case imapWholeBody(bs):
+			err = s.streamBody(rw, bs, body)
+		case imapHeaderOnly(bs):
+			if err = imapWriteLiteral(rw.WriteBodySection(bs, int64(len(sections[k]))), sections[k]); err != nil {
+				err = imapWriteError{err}
 			}
-			continue
+		default:
+			err = s.streamSection(rw.WriteBodySection(bs, secLens[k]), secLens[k], body, src, imapBodySpec(bs), bs.Partial)
 		}
-		if err := imapWriteLiteral(rw.WriteBodySection(bs, int64(len(sections[k]))), sections[k]); err != nil {
-			_ = rw.Close()
-			return imapWriteError{err}
+		if err != nil {
+			_ = rw.Close() // releases the library's write lock
+			return err
 		}
 	}
 	for k, bs := range o.BinarySection {
-		if err := imapWriteLiteral(rw.WriteBinarySection(bs, int64(len(binaries[k]))), binaries[k]); err != nil {
+		if err := s.streamSection(rw.WriteBinarySection(bs, binLens[k]), binLens[k], body, src, imapBinarySpec(bs.Part), bs.Partial); err != nil {
 			_ = rw.Close()
-			return imapWriteError{err}
+			return err
 		}
 	}
 	for k, bs := range o.BinarySectionSize {
@@ -318,6 +338,38 @@ func (s *imapSession) streamBody(rw *imapserver.FetchResponseWriter, bs *imap.Fe
 		// The literal's length is promised and cannot be met: the
 		// connection is beyond repair. Close it; the client retries.
 		s.log.Warn("imap: body failed while streaming, closing connection", "err", err)
+		_ = s.conn.NetConn().Close()
+		_ = wc.Close()
+		return imapWriteError{err}
+	}
+	if err := wc.Close(); err != nil {
+		return imapWriteError{err}
+	}
+	return nil
+}
+
+// streamSection writes a section measured at n octets (after its
+// <partial> window) into its literal wc, cutting it from the body again.
+// A second pass that does not give the same n octets (the body failed
+// verification, or a replica disagrees) leaves a literal that cannot be
+// completed honestly, and the connection is closed, as in streamBody.
+func (s *imapSession) streamSection(wc io.WriteCloser, n int64, body node.Body, src *imapErrReader, sp imapSectionSpec, p *imap.SectionPartial) error {
+	win := imapNewWindow(wc, p)
+	_, err := body.Seek(0, io.SeekStart)
+	if err == nil {
+		if werr := imapWriteSection(win, src, sp); werr != nil {
+			// Only writing to the client fails here (an unknown
+			// encoding failed the first pass already).
+			_ = wc.Close()
+			return imapWriteError{werr}
+		}
+		err = src.err
+	}
+	if err == nil && win.sent != n {
+		err = fmt.Errorf("section is %d octets on the second read, %d on the first", win.sent, n)
+	}
+	if err != nil {
+		s.log.Warn("imap: body failed while streaming a section, closing connection", "err", err)
 		_ = s.conn.NetConn().Close()
 		_ = wc.Close()
 		return imapWriteError{err}

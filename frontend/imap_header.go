@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"io"
 
 	"github.com/emersion/go-message/textproto"
 )
@@ -21,17 +20,6 @@ import (
 func imapReadHeader(br *bufio.Reader) textproto.Header {
 	h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(imapCleanHeader(br)))) // every kept line parses
 	return h
-}
-
-// imapCleanMessage is the message r with its header section cleaned as
-// imapReadHeader cleans it, for go-imap's section extraction (BODY[1],
-// BODY[TEXT], BINARY), which parses the header with go-message and would
-// otherwise lose the Content-Type after a junk line. The body is r's,
-// byte for byte; the top-level header itself is never served from this
-// (BODY[HEADER] is the stored header).
-func imapCleanMessage(r io.Reader) io.Reader {
-	br := bufio.NewReader(r)
-	return io.MultiReader(bytes.NewReader(imapCleanHeader(br)), br)
 }
 
 // imapCleanHeader reads a header section from br, past its blank line,

@@ -1,0 +1,119 @@
+package frontend_test
+
+import (
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// imapLatin1Msg has a quoted-printable ISO-8859-1 part, a base64
+// windows-1252 part, a part in a transfer encoding nobody knows, and an
+// attached message (for BODY[4.TEXT], BODY[4.1] and BODY[4.HEADER]).
+const imapLatin1Msg = "From: a@example.org\r\n" +
+	"Subject: latin\r\n" +
+	"MIME-Version: 1.0\r\n" +
+	"Content-Type: multipart/mixed; boundary=\"B\"\r\n" +
+	"\r\n" +
+	"--B\r\n" +
+	"Content-Type: text/plain; charset=iso-8859-1\r\n" +
+	"Content-Transfer-Encoding: quoted-printable\r\n" +
+	"\r\n" +
+	"caf=E9\r\n" +
+	"--B\r\n" +
+	"Content-Type: text/plain; charset=windows-1252\r\n" +
+	"Content-Transfer-Encoding: base64\r\n" +
+	"\r\n" +
+	"gGFi\r\n" +
+	"--B\r\n" +
+	"Content-Type: application/octet-stream\r\n" +
+	"Content-Transfer-Encoding: x-uuencode\r\n" +
+	"\r\n" +
+	"begin 644 x\r\n" +
+	"--B\r\n" +
+	"Content-Type: message/rfc822\r\n" +
+	"\r\n" +
+	"Subject: inner\r\n" +
+	"X-A: 1\r\n" +
+	"\r\n" +
+	"inner body\r\n" +
+	"--B--\r\n"
+
+// testIMAPFetchBinaryKeepsCharset: BINARY undoes the transfer encoding
+// only (RFC 3516 section 4.2); the octets of a text part in ISO-8859-1
+// or windows-1252 are the part's own. An unknown encoding is NO
+// [UNKNOWN-CTE] (RFC 3516 section 4.3), never an empty section. BODY
+// sections of an attached message are cut at the right places. (The raw
+// reader splits lines at CRLF; they are joined with "\n" here. go-imap
+// names a partial BINARY item without its "<origin>", which is the
+// library's.)
+func testIMAPFetchBinaryKeepsCharset(t *testing.T, b imapBackend) {
+	user := b.newUser(t)
+	b.deliver(t, 0, imapLatin1Msg, user)
+	r := dialIMAPRaw(t, b.server(1), user)
+	r.ok("SELECT INBOX")
+	u := r.ok("FETCH 1 (BINARY.PEEK[1] BINARY.PEEK[2] BINARY.SIZE[1] BINARY.PEEK[2]<1.5>)")
+	got := strings.Join(u, "\n")
+	for _, want := range []string{"BINARY[1] ~{4}\ncaf\xe9", "BINARY[2] ~{3}\n\x80ab", "BINARY.SIZE[1] 4", "BINARY[2] ~{2}\nab"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("FETCH BINARY: %q missing from %q", want, got)
+		}
+	}
+	u, tagged := r.cmd("FETCH 1 (BINARY.PEEK[3])")
+	if !strings.HasPrefix(tagged, "NO [UNKNOWN-CTE]") {
+		t.Errorf("BINARY[3] in x-uuencode: %q %q, want NO [UNKNOWN-CTE]", u, tagged)
+	}
+	u = r.ok("FETCH 1 (BODY.PEEK[4.TEXT] BODY.PEEK[4.1] BODY.PEEK[4.HEADER.FIELDS (X-A)] BODY.PEEK[4.MIME] BODY.PEEK[1]<3.100> BODY.PEEK[TEXT]<2000.5>)")
+	got = strings.Join(u, "\n")
+	for _, want := range []string{
+		"BODY[4.TEXT] {10}\ninner body ",
+		"BODY[4.1] {10}\ninner body ",
+		"BODY[4.HEADER.FIELDS (\"X-A\")] {10}\nX-A: 1\n\n",
+		"BODY[4.MIME] {32}\nContent-Type: message/rfc822\n\n",
+		"BODY[1]<3> {3}\n=E9 ",
+		"BODY[TEXT]<2000> {0}\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("FETCH sections: %q missing from %q", want, got)
+		}
+	}
+}
+
+// TestIMAPPartialFetchAndSearchMemory: a partial FETCH of a part, BINARY.SIZE
+// and SEARCH BODY of a large message cost memory bounded by the window
+// and the search term, not by the message (a 50 MiB message, many
+// sessions: the node's heap).
+func TestIMAPPartialFetchAndSearchMemory(t *testing.T) {
+	b := newIMAPFakeBackend(t)
+	user := b.newUser(t)
+	const size = 16 << 20
+	var msg strings.Builder
+	msg.WriteString("From: a@example.org\r\nSubject: big\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\n")
+	line := strings.Repeat("abcdefghij", 7) + "\r\n"
+	for msg.Len() < size {
+		msg.WriteString(line)
+	}
+	msg.WriteString("needle\r\n--B--\r\n")
+	b.deliver(t, 0, msg.String(), user)
+	r := dialIMAPRaw(t, b.server(0), user)
+	r.ok("SELECT INBOX")
+	for _, tc := range []struct{ cmd, want string }{
+		{"FETCH 1 (BODY.PEEK[1]<0.10>)", "BODY[1]<0> {10}"},
+		{"FETCH 1 (BODY.PEEK[TEXT]<100.10>)", "BODY[TEXT]<100> {10}"},
+		{"FETCH 1 (BINARY.SIZE[1])", "BINARY.SIZE[1] "},
+//SEARCHCASE
+	} {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		u := r.ok(tc.cmd)
+		runtime.ReadMemStats(&after)
+		if !strings.Contains(strings.Join(u, "\n"), tc.want) {
+			t.Errorf("%s: %q, want %q", tc.cmd, u, tc.want)
+		}
+		alloc := after.TotalAlloc - before.TotalAlloc
+		t.Logf("%s: %d KiB allocated", tc.cmd, alloc>>10)
+		if alloc > size/4 {
+			t.Errorf("%s allocated %d MiB for a %d MiB message", tc.cmd, alloc>>20, size>>20)
+		}
+	}
+}
