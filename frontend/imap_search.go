@@ -8,12 +8,16 @@ import (
 	"mime"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
+
+	"powermail/node"
 )
 
 // Search answers SEARCH and UID SEARCH (RFC 9051 section 6.4.4) over the
@@ -41,6 +45,7 @@ func (s *imapSession) Search(kind imapserver.NumKind, criteria *imap.SearchCrite
 		}
 		c := &imapCandidate{s: s, sel: sel, seq: uint32(i + 1), msg: m}
 		ok, err := c.match(criteria)
+		c.close()
 		if err != nil {
 			return nil, s.storeError("search", err, imap.ResponseCodeNonExistent)
 		}
@@ -78,11 +83,11 @@ type imapCandidate struct {
 	seq uint32
 	msg *imapMsg
 
-	raw       []byte
+	body      node.Body // opened by openBody, closed by close
+	cancel    context.CancelFunc
 	meta      *imapMeta // the cached header, set by loadHeader
 	header    textproto.Header
 	hasHeader bool
-	loaded    bool
 }
 
 // loadHeader parses the header, from the node's header cache when it can.
@@ -99,24 +104,55 @@ func (c *imapCandidate) loadHeader() error {
 	return nil
 }
 
-func (c *imapCandidate) load() error {
-	if c.loaded {
+// openBody opens the body for BODY and TEXT criteria, once per message;
+// each criterion reads it as a stream from its start.
+func (c *imapCandidate) openBody() error {
+	if c.body != nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(c.s.ctx, c.s.srv.cfg.TransferTimeout)
-	defer cancel()
 	b, err := c.s.srv.store.OpenBody(ctx, c.msg.hash)
 	if err != nil {
+		cancel()
 		return fmt.Errorf("open body of uid %d: %w", c.msg.uid, err)
 	}
-	defer b.Close()
-	raw, err := io.ReadAll(io.LimitReader(b, max(b.Size(), 0)))
-	if err != nil {
-		return fmt.Errorf("read body of uid %d: %w", c.msg.uid, err)
-	}
-	c.raw = raw
-	c.loaded = true
+	c.body, c.cancel = b, cancel
 	return nil
+}
+
+// close releases the body, if it was opened.
+func (c *imapCandidate) close() {
+	if c.body != nil {
+		_ = c.body.Close()
+		c.cancel()
+		c.body = nil
+	}
+}
+
+// textMatch evaluates one BODY (withHeader false) or TEXT criterion. A
+// body that cannot be read is an error, not a non-match.
+func (c *imapCandidate) textMatch(value string, withHeader bool) (bool, error) {
+	needle := imapLower(nil, []byte(value))
+	if len(needle) == 0 {
+		return true, nil
+	}
+	if err := c.openBody(); err != nil {
+		return false, err
+	}
+	var src *imapErrReader
+	rewind := func() io.Reader {
+		if _, err := c.body.Seek(0, io.SeekStart); err != nil {
+			src = &imapErrReader{err: err}
+		} else {
+			src = &imapErrReader{r: io.LimitReader(c.body, max(c.body.Size(), 0))}
+		}
+		return src
+	}
+	ok := imapTextMatch(rewind, needle, withHeader)
+	if src.err != nil {
+		return false, fmt.Errorf("read body of uid %d: %w", c.msg.uid, src.err)
+	}
+	return ok, nil
 }
 
 // match evaluates criteria, cheapest tests first.
@@ -189,20 +225,14 @@ func (c *imapCandidate) match(cr *imap.SearchCriteria) (bool, error) {
 			return false, nil
 		}
 	}
-	if len(cr.Body) == 0 && len(cr.Text) == 0 {
-		return true, nil
-	}
-	if err := c.load(); err != nil {
-		return false, err
-	}
 	for _, t := range cr.Body {
-		if !imapTextMatch(c.raw, t, false) {
-			return false, nil
+		if ok, err := c.textMatch(t, false); err != nil || !ok {
+			return false, err
 		}
 	}
 	for _, t := range cr.Text {
-		if !imapTextMatch(c.raw, t, true) {
-			return false, nil
+		if ok, err := c.textMatch(t, true); err != nil || !ok {
+			return false, err
 		}
 	}
 	return true, nil
@@ -281,18 +311,17 @@ func imapHeaderMatch(values []string, value string) bool {
 	return false
 }
 
-// imapTextMatch: BODY (withHeader false) and TEXT (true). MIME structure
-// is followed and transfer encodings undone; only text parts and nested
-// messages are searched, not attachments. A message go-message cannot
-// parse is searched as raw bytes.
-func imapTextMatch(raw []byte, value string, withHeader bool) bool {
-	needle := []byte(strings.ToLower(value))
-	if len(needle) == 0 {
-		return true
-	}
-	e, err := gomessage.Read(bytes.NewReader(raw))
+// imapTextMatch: BODY (withHeader false) and TEXT (true), for a needle
+// already lower-cased by imapLower. MIME structure is followed and
+// transfer encodings undone; only text parts and nested messages are
+// searched, not attachments. A message go-message cannot parse is
+// searched as raw octets. open returns the message from its start; it is
+// read as a stream, so a 50 MiB message costs a few buffers, not its
+// size (and three times it, as when it was read whole and lower-cased).
+func imapTextMatch(open func() io.Reader, needle []byte, withHeader bool) bool {
+	e, err := gomessage.Read(open())
 	if e == nil || (err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err)) {
-		return bytes.Contains(bytes.ToLower(raw), needle)
+		return imapReaderContains(open(), needle)
 	}
 	return imapEntityMatch(e, needle, withHeader, 0)
 }
@@ -302,12 +331,14 @@ func imapEntityMatch(e *gomessage.Entity, needle []byte, withHeader bool, depth 
 		return false
 	}
 	if withHeader {
+		var line []byte
 		for f := e.Header.Fields(); f.Next(); {
 			v := f.Value()
 			if dec, err := imapWordDecoder.DecodeHeader(v); err == nil {
 				v = dec
 			}
-			if bytes.Contains(bytes.ToLower([]byte(f.Key()+": "+v)), needle) {
+			line = imapLower(line[:0], []byte(f.Key()+": "+v))
+			if bytes.Contains(line, needle) {
 				return true
 			}
 		}
@@ -333,10 +364,74 @@ func imapEntityMatch(e *gomessage.Entity, needle []byte, withHeader bool, depth 
 		}
 		return imapEntityMatch(inner, needle, true, depth+1)
 	case mt == "" || strings.HasPrefix(mt, "text/"):
-		b, _ := io.ReadAll(e.Body)
-		return bytes.Contains(bytes.ToLower(b), needle)
+		return imapReaderContains(e.Body, needle)
 	}
 	return false
+}
+
+// imapLower appends s lower-cased to dst, as bytes.ToLower maps it
+// (unicode.ToLower per rune, an invalid octet as U+FFFD), without
+// allocating when dst has room.
+func imapLower(dst, s []byte) []byte {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			dst = append(dst, c)
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(s[i:])
+		dst = utf8.AppendRune(dst, unicode.ToLower(r))
+		i += n
+	}
+	return dst
+}
+
+// imapReaderContains reports whether r, lower-cased, holds needle. It
+// reads in chunks and keeps the last len(needle)-1 octets of each for a
+// match across the cut; a rune cut by a read waits for the next one, so
+// the text is lower-cased as if whole. A decoding error (bad base64 in
+// the wild) ends the text there.
+func imapReaderContains(r io.Reader, needle []byte) bool {
+	raw := make([]byte, 32<<10)
+	win := make([]byte, 0, 2*len(raw)+len(needle))
+	have := 0 // octets of a cut rune carried to the front of raw
+	for {
+		n, err := r.Read(raw[have:])
+		n += have
+		end := n
+		if err == nil {
+			end = imapRuneCut(raw[:n])
+		}
+		win = imapLower(win, raw[:end])
+		if bytes.Contains(win, needle) {
+			return true
+		}
+		if k := len(needle) - 1; len(win) > k {
+			win = win[:copy(win, win[len(win)-k:])]
+		}
+		have = copy(raw, raw[end:n])
+		if err != nil {
+			return false
+		}
+	}
+}
+
+// imapRuneCut is the length of b without a UTF-8 sequence cut off at its
+// end.
+func imapRuneCut(b []byte) int {
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				return i
+			}
+			break
+		}
+	}
+	return len(b)
 }
 
 // imapSaved is what SEARCH RETURN (SAVE) keeps as "$" (RFC 5182 section

@@ -100,7 +100,7 @@ func TestIMAPPartialFetchAndSearchMemory(t *testing.T) {
 		{"FETCH 1 (BODY.PEEK[1]<0.10>)", "BODY[1]<0> {10}"},
 		{"FETCH 1 (BODY.PEEK[TEXT]<100.10>)", "BODY[TEXT]<100> {10}"},
 		{"FETCH 1 (BINARY.SIZE[1])", "BINARY.SIZE[1] "},
-//SEARCHCASE
+		{"SEARCH BODY NEEDLE", "* SEARCH 1"},
 	} {
 		runtime.GC()
 		var before, after runtime.MemStats
