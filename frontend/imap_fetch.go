@@ -446,13 +446,14 @@ func imapPartStructure(raw textproto.Header, body io.Reader, depth int) imap.Bod
 
 	if typ == "multipart" && depth < imapMaxMIMEDepth && params["boundary"] != "" {
 		mp := &imap.BodyStructureMultiPart{Subtype: sub}
-		mr := textproto.NewMultipartReader(body, params["boundary"])
+		mr := newIMAPMultipart(body, params["boundary"])
 		for {
-			p, err := mr.NextPart()
+			p, err := mr.next()
 			if err != nil {
 				break
 			}
-			mp.Children = append(mp.Children, imapPartStructure(p.Header, p, depth+1))
+			pr := bufio.NewReader(p)
+			mp.Children = append(mp.Children, imapPartStructure(imapReadHeader(pr), pr, depth+1))
 		}
 		drain()
 		if len(mp.Children) > 0 {

@@ -24,22 +24,26 @@ func imapReadHeader(br *bufio.Reader) textproto.Header {
 
 // imapCleanHeader reads a header section from br, past its blank line,
 // and returns the fields go-message can parse, each line ending in CRLF,
-// then the blank line.
+// then the blank line. It keeps the fields that fit in imapMaxHeader, as
+// the header cache does, and reads past the rest: go-message's parse
+// costs about 90 bytes of heap per octet of "a:b" lines, so an unbounded
+// header of a 50 MiB message would take gigabytes.
 func imapCleanHeader(br *bufio.Reader) []byte {
 	var kept bytes.Buffer
-	keep := false
+	keep, full := false, false
 	var line []byte
 	for {
 		var err error
-		line, err = imapRawLine(br, line[:0])
+		line, err = imapRawLine(br, line[:0], imapMaxHeader)
 		content := bytes.TrimRight(line, "\r\n")
 		if len(content) == 0 { // the blank line, or the end
 			break
 		}
 		if content[0] != ' ' && content[0] != '\t' {
-			keep = imapFieldStart(content)
+			full = full || kept.Len()+len(content)+2 > imapMaxHeader
+			keep = !full && imapFieldStart(content)
 		}
-		if keep {
+		if keep && kept.Len()+len(content)+2 <= imapMaxHeader {
 			kept.Write(content)
 			kept.WriteString("\r\n")
 		}
@@ -51,12 +55,15 @@ func imapCleanHeader(br *bufio.Reader) []byte {
 	return kept.Bytes()
 }
 
-// imapRawLine appends one line of br to buf, however long, with its
-// terminator.
-func imapRawLine(br *bufio.Reader, buf []byte) ([]byte, error) {
+// imapRawLine appends one line of br to buf, with its terminator, and
+// reads past whatever of it goes beyond max octets (such a line is not
+// kept).
+func imapRawLine(br *bufio.Reader, buf []byte, max int) ([]byte, error) {
 	for {
 		part, err := br.ReadSlice('\n')
-		buf = append(buf, part...)
+		if len(buf) < max {
+			buf = append(buf, part...)
+		}
 		if !errors.Is(err, bufio.ErrBufferFull) {
 			return buf, err
 		}

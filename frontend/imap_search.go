@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -139,16 +140,11 @@ func (c *imapCandidate) textMatch(value string, withHeader bool) (bool, error) {
 	if err := c.openBody(); err != nil {
 		return false, err
 	}
-	var src *imapErrReader
-	rewind := func() io.Reader {
-		if _, err := c.body.Seek(0, io.SeekStart); err != nil {
-			src = &imapErrReader{err: err}
-		} else {
-			src = &imapErrReader{r: io.LimitReader(c.body, max(c.body.Size(), 0))}
-		}
-		return src
+	if _, err := c.body.Seek(0, io.SeekStart); err != nil {
+		return false, fmt.Errorf("rewind body of uid %d: %w", c.msg.uid, err)
 	}
-	ok := imapTextMatch(rewind, needle, withHeader)
+	src := &imapErrReader{r: io.LimitReader(c.body, max(c.body.Size(), 0))}
+	ok := imapTextMatch(src, needle, withHeader)
 	if src.err != nil {
 		return false, fmt.Errorf("read body of uid %d: %w", c.msg.uid, src.err)
 	}
@@ -312,27 +308,24 @@ func imapHeaderMatch(values []string, value string) bool {
 }
 
 // imapTextMatch: BODY (withHeader false) and TEXT (true), for a needle
-// already lower-cased by imapLower. MIME structure is followed and
-// transfer encodings undone; only text parts and nested messages are
-// searched, not attachments. A message go-message cannot parse is
-// searched as raw octets. open returns the message from its start; it is
-// read as a stream, so a 50 MiB message costs a few buffers, not its
-// size (and three times it, as when it was read whole and lower-cased).
-func imapTextMatch(open func() io.Reader, needle []byte, withHeader bool) bool {
-	e, err := gomessage.Read(open())
-	if e == nil || (err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err)) {
-		return imapReaderContains(open(), needle)
-	}
-	return imapEntityMatch(e, needle, withHeader, 0)
+// already lower-cased by imapLower. MIME structure is followed
+// (imapMultipart, headers read by imapReadHeader, bounded) and transfer
+// encodings undone; only text parts and nested messages are searched,
+// not attachments. The message is read once, as a stream: a 50 MiB
+// message costs a few buffers, not its size (and three times it, as
+// when it was read whole and lower-cased).
+func imapTextMatch(r io.Reader, needle []byte, withHeader bool) bool {
+	br := bufio.NewReader(r)
+	return imapEntityMatch(imapReadHeader(br), br, needle, withHeader, 0)
 }
 
-func imapEntityMatch(e *gomessage.Entity, needle []byte, withHeader bool, depth int) bool {
-	if depth > 20 { // nested deeper than any real message: stop
+func imapEntityMatch(h textproto.Header, body io.Reader, needle []byte, withHeader bool, depth int) bool {
+	if depth > imapMaxMIMEDepth { // nested deeper than any real message: stop
 		return false
 	}
 	if withHeader {
 		var line []byte
-		for f := e.Header.Fields(); f.Next(); {
+		for f := h.Fields(); f.Next(); {
 			v := f.Value()
 			if dec, err := imapWordDecoder.DecodeHeader(v); err == nil {
 				v = dec
@@ -343,30 +336,44 @@ func imapEntityMatch(e *gomessage.Entity, needle []byte, withHeader bool, depth 
 			}
 		}
 	}
-	if mr := e.MultipartReader(); mr != nil {
+	mh := gomessage.Header{Header: h}
+	mt, params, _ := mh.ContentType()
+	mt = strings.ToLower(mt)
+	switch {
+	case strings.HasPrefix(mt, "multipart/"):
+		if params["boundary"] == "" {
+			return false
+		}
+		mr := newIMAPMultipart(body, params["boundary"])
 		for {
-			p, err := mr.NextPart()
-			if p == nil || (err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err)) {
+			p, err := mr.next()
+			if err != nil {
 				return false
 			}
-			if imapEntityMatch(p, needle, withHeader, depth+1) {
+			pr := bufio.NewReader(p)
+			if imapEntityMatch(imapReadHeader(pr), pr, needle, withHeader, depth+1) {
 				return true
 			}
 		}
-	}
-	mt, _, _ := e.Header.ContentType()
-	switch {
 	case mt == "message/rfc822" || mt == "message/global":
 		// The nested message's header is part of the outer body.
-		inner, err := gomessage.Read(e.Body)
-		if inner == nil || (err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err)) {
-			return false
-		}
-		return imapEntityMatch(inner, needle, true, depth+1)
+		br := bufio.NewReader(imapDecodedBody(mh, body))
+		return imapEntityMatch(imapReadHeader(br), br, needle, true, depth+1)
 	case mt == "" || strings.HasPrefix(mt, "text/"):
-		return imapReaderContains(e.Body, needle)
+		return imapReaderContains(imapDecodedBody(mh, body), needle)
 	}
 	return false
+}
+
+// imapDecodedBody is body with its transfer encoding undone (and its
+// charset converted where go-message knows it: UTF-8 and US-ASCII only,
+// since no charset table is registered); an encoding go-message does not
+// know is searched as it is.
+func imapDecodedBody(h gomessage.Header, body io.Reader) io.Reader {
+	if e, _ := gomessage.New(h, body); e != nil {
+		return e.Body
+	}
+	return body
 }
 
 // imapLower appends s lower-cased to dst, as bytes.ToLower maps it

@@ -75,16 +75,17 @@ func imapWriteSection(w io.Writer, r io.Reader, sp imapSectionSpec) error {
 		if params["boundary"] == "" || n < 1 {
 			return nil // no parts, or no part 0 ("BODY[0]" parses)
 		}
-		mr := textproto.NewMultipartReader(body, params["boundary"])
-		var p *textproto.Part
+		mr := newIMAPMultipart(body, params["boundary"])
+		var p io.Reader
 		for i := 1; i <= n; i++ {
 			var err error
-			if p, err = mr.NextPart(); err != nil {
+			if p, err = mr.next(); err != nil {
 				return nil
 			}
 		}
 		parent = strings.ToLower(ct)
-		header, body = p.Header, p
+		pr := bufio.NewReader(p)
+		header, body = imapReadHeader(pr), pr
 	}
 	if len(sp.part) > 0 && (sp.specifier == imap.PartSpecifierHeader || sp.specifier == imap.PartSpecifierText) {
 		header, body = imapOpenMessage(header, body, parent)

@@ -117,3 +117,40 @@ func TestIMAPPartialFetchAndSearchMemory(t *testing.T) {
 		}
 	}
 }
+
+// TestIMAPHugeHeaderMemory: a message, or one of its parts, whose header
+// is 8 MiB of short fields (SMTP takes such a message from anyone) costs
+// FETCH BODYSTRUCTURE, a part's section and SEARCH TEXT a bounded amount
+// of memory. Parsing such a header whole took about 90 times its size
+// (750 MiB here; a 50 MiB message would take the node down).
+func TestIMAPHugeHeaderMemory(t *testing.T) {
+	b := newIMAPFakeBackend(t)
+	user := b.newUser(t)
+	const size = 8 << 20
+	fields := strings.Repeat("a:b\r\n", size/5)
+	b.deliver(t, 0, "Subject: top\r\n"+fields+"Content-Type: text/plain\r\n\r\nbody\r\n", user)
+	b.deliver(t, 0, "Subject: part\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\n"+fields+"\r\npart body\r\n--B--\r\n", user)
+	r := dialIMAPRaw(t, b.server(0), user)
+	r.ok("SELECT INBOX")
+	for _, tc := range []struct{ cmd, want string }{
+		{"FETCH 1 (BODYSTRUCTURE)", "BODYSTRUCTURE ("},
+		{"FETCH 2 (BODYSTRUCTURE)", "BODYSTRUCTURE ("},
+		{"FETCH 2 (BODY.PEEK[1.TEXT])", "BODY[1.TEXT] {9}"},
+		{"FETCH 2 (BODY.PEEK[1.MIME]<0.4>)", "BODY[1.MIME]<0> {4}"},
+		{"SEARCH TEXT nothing", "* SEARCH"},
+	} {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		u := r.ok(tc.cmd)
+		runtime.ReadMemStats(&after)
+		if !strings.Contains(strings.Join(u, "\n"), tc.want) {
+			t.Errorf("%s: %.200q, want %q", tc.cmd, u, tc.want)
+		}
+		alloc := after.TotalAlloc - before.TotalAlloc
+		t.Logf("%s: %d MiB allocated", tc.cmd, alloc>>20)
+		if alloc > 12*size {
+			t.Errorf("%s allocated %d MiB for a header of %d MiB", tc.cmd, alloc>>20, size>>20)
+		}
+	}
+}
