@@ -32,6 +32,7 @@ func runIMAPSuite(t *testing.T, b imapBackend) {
 		{"FetchSetsSeen", testIMAPFetchSetsSeen},
 		{"FetchPastAMalformedHeaderLine", testIMAPFetchMalformedHeader},
 		{"FetchBinaryKeepsCharset", testIMAPFetchBinaryKeepsCharset},
+		{"BodyStructureDeepNesting", testIMAPBodyStructureDeepNesting},
 		{"Search", testIMAPSearch},
 		{"Store", testIMAPStore},
 		{"StoreSeenOnOtherNode", testIMAPStoreOtherNode},

@@ -464,7 +464,11 @@ func imapPartStructure(raw textproto.Header, body io.Reader, depth int) imap.Bod
 		// A multipart without parts (a broken message): go-imap cannot
 		// write one, and to a reader it is text.
 		typ, sub, params = "text", "plain", nil
-	} else if typ == "multipart" {
+	} else if typ == "multipart" || (mediaType == "message/rfc822" || mediaType == "message/global") && depth >= imapMaxMIMEDepth {
+		// Not followed: an opaque part. A "MESSAGE" "RFC822" part
+		// without its envelope, body and line count is a syntax error
+		// that breaks the client's parse of the whole response (RFC
+		// 9051 section 9, media-message).
 		typ, sub, params = "application", "octet-stream", nil
 	}
 

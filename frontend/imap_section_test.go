@@ -4,6 +4,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/emersion/go-imap/v2"
 )
 
 // imapLatin1Msg has a quoted-printable ISO-8859-1 part, a base64
@@ -152,5 +154,44 @@ func TestIMAPHugeHeaderMemory(t *testing.T) {
 		if alloc > 12*size {
 			t.Errorf("%s allocated %d MiB for a header of %d MiB", tc.cmd, alloc>>20, size>>20)
 		}
+	}
+}
+
+// testIMAPBodyStructureDeepNesting: messages attached inside each other
+// deeper than the server follows are still described in valid syntax. A
+// "MESSAGE" "RFC822" part must carry an envelope, a body and a line count
+// (RFC 9051 section 9, media-message); the level where the server stops
+// following is described as an opaque part instead.
+func testIMAPBodyStructureDeepNesting(t *testing.T, b imapBackend) {
+	user := b.newUser(t)
+	msg := "Subject: deep\r\nContent-Type: message/rfc822\r\n\r\n"
+	for range 40 {
+		msg += "Subject: inner\r\nContent-Type: message/rfc822\r\n\r\n"
+	}
+	msg += "Subject: last\r\n\r\nbottom\r\n"
+	b.deliver(t, 0, msg, user)
+	c := dialIMAP(t, b, 1, user)
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for _, ext := range []bool{true, false} {
+		msgs, err := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{BodyStructure: &imap.FetchItemBodyStructure{Extended: ext}}).Collect()
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("FETCH BODYSTRUCTURE (extended %v) of a deeply nested message: %v", ext, err)
+		}
+		depth := 0
+		for bs := msgs[0].BodyStructure; bs != nil; depth++ {
+			sp, ok := bs.(*imap.BodyStructureSinglePart)
+			if !ok || sp.MessageRFC822 == nil {
+				break
+			}
+			bs = sp.MessageRFC822.BodyStructure
+		}
+		if depth < 16 {
+			t.Errorf("BODYSTRUCTURE followed %d levels, want at least 16", depth)
+		}
+	}
+	if err := c.Noop().Wait(); err != nil {
+		t.Errorf("the connection after BODYSTRUCTURE: %v", err)
 	}
 }
