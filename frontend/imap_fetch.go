@@ -35,7 +35,8 @@ func (e imapWriteError) Unwrap() error { return e.err }
 // read-only), and the new flags go into that message's FETCH response. If
 // a body cannot be read, the other messages are still answered and the
 // command ends NO: [EXPUNGEISSUED] when the message had been expunged
-// meanwhile, else the store's error.
+// meanwhile (whether or not this session has polled since), else the
+// store's error.
 func (s *imapSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -69,15 +70,24 @@ func (s *imapSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, optio
 
 	var failed error
 	expungeIssued := false
+	var present func(uid uint32) bool // is uid in the folder now? Read on the first failure
 	for _, i := range idx {
 		m := sel.msgs[i]
 		err := s.fetchMessage(w, uint32(i+1), &m, options, seen[m.uid])
 		var we imapWriteError
+		if err != nil && !m.gone && present == nil {
+			present = s.currentUIDs(addr, sel)
+		}
 		switch {
 		case err == nil:
 		case errors.As(err, &we):
 			return we.err
-		case m.gone:
+		case m.gone, present != nil && !present(m.uid):
+			// Expunged by another session (and, once no message
+			// refers to it, its body collected) before this session
+			// polled: not a failure of the store (RFC 9051 section 7.1,
+			// EXPUNGEISSUED). The next successful command's poll
+			// reports the EXPUNGE.
 			expungeIssued = true
 		case failed == nil:
 			failed = err
@@ -119,6 +129,22 @@ func fetchUnseen(sel *imapSelected, idx []int) []uint32 {
 		return all
 	}
 	return unseen
+}
+
+// currentUIDs tells which UIDs the selected folder holds now, from a
+// fresh view (in UID order, shared node-wide and only read); nil if that
+// cannot be read or the folder is not the selected one any more.
+func (s *imapSession) currentUIDs(addr string, sel *imapSelected) func(uid uint32) bool {
+	ctx, cancel := s.callCtx()
+	defer cancel()
+	view, err := s.srv.store.View(ctx, addr, sel.name)
+	if err != nil || !sel.same(view.Folder) {
+		return nil
+	}
+	return func(uid uint32) bool {
+		_, ok := slices.BinarySearchFunc(view.Messages, uid, func(m node.StoredMessage, u uint32) int { return cmp.Compare(m.UID, u) })
+		return ok
+	}
 }
 
 // imapFetchSetsSeen: BODY[...], BINARY[...] and RFC822(.TEXT) without

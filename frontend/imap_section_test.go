@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
+
+	"powermail/node"
 )
 
 // imapLatin1Msg has a quoted-printable ISO-8859-1 part, a base64
@@ -194,4 +196,38 @@ func testIMAPBodyStructureDeepNesting(t *testing.T, b imapBackend) {
 	if err := c.Noop().Wait(); err != nil {
 		t.Errorf("the connection after BODYSTRUCTURE: %v", err)
 	}
+}
+
+// TestIMAPFetchOfAMessageExpungedElsewhere: a message another session
+// expunged, whose body is then collected (the store says
+// ErrBodyUnavailable, as a node does once no replica holds it), gets NO
+// [EXPUNGEISSUED] from a FETCH of its body before this session polled,
+// not NO [UNAVAILABLE] "try again": a failed command does not poll, so a
+// client that retried would never learn of the EXPUNGE. A message still
+// there whose body cannot be read is still UNAVAILABLE.
+func TestIMAPFetchOfAMessageExpungedElsewhere(t *testing.T) {
+	b := newIMAPFakeBackend(t)
+	user := b.newUser(t)
+	b.deliver(t, 0, imapTestMsg("one", "first"), user)
+	b.deliver(t, 0, imapTestMsg("two", "second"), user)
+	a := dialIMAPRaw(t, b.server(0), user)
+	a.ok("SELECT INBOX")
+	other := dialIMAPRaw(t, b.server(1), user)
+	other.ok("SELECT INBOX")
+	other.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
+	other.ok("EXPUNGE")
+	b.store.Fail = func(op string) error {
+		if op == "OpenBody" {
+			return node.ErrBodyUnavailable
+		}
+		return nil
+	}
+	if u, tagged := a.cmd("FETCH 1 (BODY.PEEK[])"); !strings.HasPrefix(tagged, "NO [EXPUNGEISSUED]") {
+		t.Errorf("FETCH of the expunged message's body: %q %q, want NO [EXPUNGEISSUED]", u, tagged)
+	}
+	if u, tagged := a.cmd("FETCH 2 (BODY.PEEK[1])"); !strings.HasPrefix(tagged, "NO [UNAVAILABLE]") {
+		t.Errorf("FETCH of a body that cannot be read: %q %q, want NO [UNAVAILABLE]", u, tagged)
+	}
+	b.store.Fail = nil
+	a.want("NOOP", "* 1 EXPUNGE")
 }
