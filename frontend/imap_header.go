@@ -24,13 +24,16 @@ func imapReadHeader(br *bufio.Reader) textproto.Header {
 
 // imapCleanHeader reads a header section from br, past its blank line,
 // and returns the fields go-message can parse, each line ending in CRLF,
-// then the blank line. It keeps the fields that fit in imapMaxHeader, as
-// the header cache does, and reads past the rest: go-message's parse
-// costs about 90 bytes of heap per octet of "a:b" lines, so an unbounded
-// header of a 50 MiB message would take gigabytes.
+// then the blank line. It keeps at most imapMaxHeader octets of fields
+// and reads past the rest: go-message's parse costs about 90 bytes of
+// heap per octet of "a:b" lines, so an unbounded header of a 50 MiB
+// message would take gigabytes. A field that does not fit is dropped
+// whole, so that one huge field (a To: of thousands of addresses) does
+// not cost the Content-Type after it.
 func imapCleanHeader(br *bufio.Reader) []byte {
 	var kept bytes.Buffer
-	keep, full := false, false
+	keep := false
+	start := 0 // where the current field begins in kept
 	var line []byte
 	for {
 		var err error
@@ -39,11 +42,15 @@ func imapCleanHeader(br *bufio.Reader) []byte {
 		if len(content) == 0 { // the blank line, or the end
 			break
 		}
-		if content[0] != ' ' && content[0] != '\t' {
-			full = full || kept.Len()+len(content)+2 > imapMaxHeader
-			keep = !full && imapFieldStart(content)
+		fits := kept.Len()+len(content)+2 <= imapMaxHeader
+		switch {
+		case content[0] != ' ' && content[0] != '\t':
+			keep, start = fits && imapFieldStart(content), kept.Len()
+		case keep && !fits:
+			kept.Truncate(start)
+			keep = false
 		}
-		if keep && kept.Len()+len(content)+2 <= imapMaxHeader {
+		if keep {
 			kept.Write(content)
 			kept.WriteString("\r\n")
 		}

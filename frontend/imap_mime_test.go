@@ -1,11 +1,14 @@
 package frontend
 
 import (
+	"bufio"
 	"io"
 	"math/rand/v2"
 	"mime/multipart"
 	"strings"
 	"testing"
+
+	"github.com/emersion/go-imap/v2"
 )
 
 // TestIMAPMultipartMatchesStdlib: imapMultipart cuts well-formed
@@ -94,5 +97,20 @@ func TestIMAPMultipartMatchesStdlib(t *testing.T) {
 	}
 	if _, err := mp.next(); err != io.EOF {
 		t.Errorf("after the end: %v", err)
+	}
+}
+
+// TestIMAPCleanHeaderDropsOnlyWhatDoesNotFit: a field too large for the
+// header bound is dropped whole, and the fields after it are kept.
+func TestIMAPCleanHeaderDropsOnlyWhatDoesNotFit(t *testing.T) {
+	huge := "To: a@example.org" + strings.Repeat(",\r\n b@example.org", imapMaxHeader/16) + "\r\n"
+	long := "X-Long: " + strings.Repeat("x", imapMaxHeader+10) + "\r\n"
+	msg := "Subject: s\r\n" + huge + long + "Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\n\r\none\r\n--B--\r\n"
+	got := string(imapCleanHeader(bufio.NewReader(strings.NewReader(msg))))
+	if want := "Subject: s\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n"; got != want {
+		t.Errorf("cleaned header %.200q, want %q", got, want)
+	}
+	if mp, ok := imapBodyStructure(strings.NewReader(msg)).(*imap.BodyStructureMultiPart); !ok || len(mp.Children) != 1 {
+		t.Errorf("BODYSTRUCTURE after a huge field is not the multipart")
 	}
 }
