@@ -53,6 +53,13 @@ var errIMAPUnknownCTE = imapNo(imap.ResponseCodeUnknownCTE, "Unknown Content-Tra
 // A part that does not exist is an empty section. The only errors are
 // w's and errIMAPUnknownCTE; r's are the caller's to check (imapErrReader).
 func imapWriteSection(w io.Writer, r io.Reader, sp imapSectionSpec) error {
+	if len(sp.part) > imapMaxMIMEDepth+1 {
+		// Deeper than BODYSTRUCTURE describes. Every level is a reader
+		// that every octet below it passes through: a crafted message
+		// of 1000 nested multiparts took 3 s per MiB to reach its
+		// bottom part.
+		return nil
+	}
 	br := bufio.NewReader(r)
 	header := imapReadHeader(br)
 	var body io.Reader = br

@@ -1,9 +1,11 @@
 package frontend_test
 
 import (
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -230,4 +232,28 @@ func TestIMAPFetchOfAMessageExpungedElsewhere(t *testing.T) {
 	}
 	b.store.Fail = nil
 	a.want("NOOP", "* 1 EXPUNGE")
+}
+
+// TestIMAPDeepSectionPathIsCheap: a section path deeper than
+// BODYSTRUCTURE describes (imapMaxMIMEDepth) into a message of 1000
+// nested multiparts is answered at once with an empty section; walking
+// it took seconds of CPU per MiB, twice per FETCH.
+func TestIMAPDeepSectionPathIsCheap(t *testing.T) {
+	b := newIMAPFakeBackend(t)
+	user := b.newUser(t)
+	const levels = 1000
+	var msg strings.Builder
+	for i := range levels {
+		fmt.Fprintf(&msg, "Content-Type: multipart/mixed; boundary=X%d\r\n\r\n--X%d\r\n", i, i)
+	}
+	msg.WriteString("\r\n" + strings.Repeat("data line\r\n", 100000))
+	b.deliver(t, 0, msg.String(), user)
+	r := dialIMAPRaw(t, b.server(0), user)
+	r.ok("SELECT INBOX")
+	path := strings.TrimSuffix(strings.Repeat("1.", levels), ".")
+	start := time.Now()
+	r.want("FETCH 1 (BODY.PEEK["+path+"])", "* 1 FETCH", "{0}")
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("FETCH of a section %d levels deep took %v", levels, d)
+	}
 }
