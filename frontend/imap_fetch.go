@@ -75,7 +75,7 @@ func (s *imapSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, optio
 		m := sel.msgs[i]
 		err := s.fetchMessage(w, uint32(i+1), &m, options, seen[m.uid])
 		var we imapWriteError
-		if err != nil && !m.gone && present == nil {
+		if err != nil && !m.gone && present == nil && !errors.As(err, &we) {
 			present = s.currentUIDs(addr, sel)
 		}
 		switch {
