@@ -11,6 +11,10 @@ SOAKTIME  ?= 6m
 JEPSEN_TIME   ?= 5m
 JEPSEN_FAULTS ?= all
 BENCHDIR  := /tmp/powermail-bench
+# PORT_OFFSET moves every port of `make run`, for a machine where 8000,
+# 2525 or another of them is taken: `make run PORT_OFFSET=100`. run/
+# remembers it, so later runs on the same data need not repeat it.
+PORT_OFFSET ?=
 
 .PHONY: all build run stop test test-short bench bench-go bench-smtp bench-soak bench-imap bench-repair bench-load fuzz jepsen jepsen-short clean
 
@@ -23,7 +27,7 @@ build:
 	$(GO) build -o bin/imapload ./cmd/imapload
 
 run: build
-	bin/devcluster --bin $(BIN) --dir run start
+	bin/devcluster --bin $(BIN) --dir run $(if $(PORT_OFFSET),--port-offset $(PORT_OFFSET)) start
 
 stop:
 	@test -x bin/devcluster || $(GO) build -o bin/devcluster ./cmd/devcluster

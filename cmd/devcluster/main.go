@@ -41,16 +41,20 @@ func nodes(n, offset int) []devNode {
 func main() {
 	bin := flag.String("bin", "bin/powermail", "powermail binary")
 	dir := flag.String("dir", "run", "directory for data, logs and pid files")
-	offset := flag.Int("port-offset", 0, "add this to every port")
+	offset := flag.Int("port-offset", 0, "add this to every port (default: the offset --dir was first started with, else 0)")
 	quiet := flag.Bool("quiet", false, "do not print connection help")
 	flag.Parse()
-	ns := nodes(3, *offset)
+	offsetGiven := false
+	flag.Visit(func(f *flag.Flag) { offsetGiven = offsetGiven || f.Name == "port-offset" })
 	var err error
 	switch flag.Arg(0) {
 	case "start":
-		err = start(*bin, *dir, ns, *quiet)
+		var off int
+		if off, err = portOffset(*dir, *offset, offsetGiven); err == nil {
+			err = start(*bin, *dir, nodes(3, off), *quiet)
+		}
 	case "stop":
-		err = stop(*dir, ns)
+		err = stop(*dir, nodes(3, *offset)) // pid files only: ports do not matter
 	default:
 		err = errors.New("usage: devcluster [--bin B] [--dir D] [--port-offset N] start|stop")
 	}
@@ -58,6 +62,34 @@ func main() {
 		fmt.Fprintln(os.Stderr, "devcluster:", err)
 		os.Exit(1)
 	}
+}
+
+// portOffset is the port offset to start the cluster in dir with, and
+// records it there. The nodes' cluster addresses are in their raft
+// configuration, so a restart on other ports would leave each node
+// dialling the others' old ones: a dir that holds a cluster keeps the
+// offset it was created with, and a different one given is refused.
+func portOffset(dir string, given int, isGiven bool) (int, error) {
+	path := filepath.Join(dir, "port-offset")
+	saved := 0 // a cluster created before the offset was recorded
+	_, err := os.Stat(filepath.Join(dir, "n1"))
+	hasCluster := err == nil // the first node's data: it bootstrapped on those ports
+	if raw, err := os.ReadFile(path); err == nil && hasCluster {
+		if saved, err = strconv.Atoi(strings.TrimSpace(string(raw))); err != nil {
+			return 0, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	switch {
+	case hasCluster && isGiven && given != saved:
+		return 0, fmt.Errorf("the cluster in %s/ was created with port offset %d, and its nodes know each other by those ports; "+
+			"start it with that offset, or remove it (make clean) to start afresh on other ports", dir, saved)
+	case hasCluster:
+		given = saved
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return 0, err
+	}
+	return given, os.WriteFile(path, []byte(strconv.Itoa(given)+"\n"), 0o600)
 }
 
 func secret(dir string) (string, error) {
@@ -82,7 +114,15 @@ func start(bin, dir string, ns []devNode, quiet bool) error {
 	// A fresh node must be ready before the next joins through it. A node
 	// restarting on its data cannot be ready until a majority is back, so
 	// restarting nodes are all started first and waited for together.
+	// Should one fail, the nodes this run started are stopped again: a
+	// half-started cluster would hold ports and confuse the next attempt.
 	var restarting []devNode
+	var started []devNode
+	exited := map[string]<-chan struct{}{}
+	fail := func(n devNode, err error) error {
+		stop(dir, started)
+		return fmt.Errorf("%s: %w (see %s); the nodes it started were stopped", n.id, err, filepath.Join(dir, n.id+".log"))
+	}
 	for i, n := range ns {
 		if alive(dir, n.id) {
 			continue
@@ -97,20 +137,22 @@ func start(bin, dir string, ns []devNode, quiet bool) error {
 		} else {
 			args = append(args, "--join", ns[0].admin)
 		}
-		if err := spawn(bin, dir, n.id, sec, args); err != nil {
-			return err
+		done, err := spawn(bin, dir, n.id, sec, args)
+		if err != nil {
+			return fail(n, err)
 		}
+		started, exited[n.id] = append(started, n), done
 		if restart {
 			restarting = append(restarting, n)
 			continue
 		}
-		if err := waitReady(n.admin, 20*time.Second); err != nil {
-			return fmt.Errorf("%s: %w (see %s)", n.id, err, filepath.Join(dir, n.id+".log"))
+		if err := waitReady(dir, n, 20*time.Second, done); err != nil {
+			return fail(n, err)
 		}
 	}
 	for _, n := range restarting {
-		if err := waitReady(n.admin, 30*time.Second); err != nil {
-			return fmt.Errorf("%s: %w (see %s)", n.id, err, filepath.Join(dir, n.id+".log"))
+		if err := waitReady(dir, n, 30*time.Second, exited[n.id]); err != nil {
+			return fail(n, err)
 		}
 	}
 	if err := seed(bin, sec, ns[0].admin); err != nil {
@@ -122,10 +164,12 @@ func start(bin, dir string, ns []devNode, quiet bool) error {
 	return nil
 }
 
-func spawn(bin, dir, id, sec string, args []string) error {
+// spawn starts one node in its own session, so that it outlives this
+// command; the channel is closed if it exits while this command runs.
+func spawn(bin, dir, id, sec string, args []string) (<-chan struct{}, error) {
 	logf, err := os.OpenFile(filepath.Join(dir, id+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer logf.Close()
 	cmd := exec.Command(bin, args...)
@@ -133,24 +177,51 @@ func spawn(bin, dir, id, sec string, args []string) error {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", id, err)
+		return nil, fmt.Errorf("start %s: %w", id, err)
 	}
-	return os.WriteFile(filepath.Join(dir, id+".pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600)
+	// Waiting reaps a node that dies at start (a taken port): unreaped, it
+	// would stay a zombie that signal 0 still finds alive.
+	done := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(done)
+	}()
+	return done, os.WriteFile(filepath.Join(dir, id+".pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600)
 }
 
-func waitReady(admin string, d time.Duration) error {
+// waitReady waits until node n answers /readyz, and gives up at once if
+// its process exits, with the last line it logged (say, a port in use).
+func waitReady(dir string, n devNode, d time.Duration, exited <-chan struct{}) error {
+	// Something else holding the port may accept and never answer: each
+	// probe is short, so that an exit is noticed while it waits.
+	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + admin + "/readyz")
+		resp, err := client.Get("http://" + n.admin + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
 		}
-		time.Sleep(200 * time.Millisecond)
+		select {
+		case <-exited:
+			return fmt.Errorf("exited at start: %s", lastLogLine(filepath.Join(dir, n.id+".log")))
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 	return fmt.Errorf("not ready after %v", d)
+}
+
+// lastLogLine is the last non-blank line of a node's log: where a node
+// that failed to start says why.
+func lastLogLine(path string) string {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "no log"
+	}
+	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 // seed creates the demo domain and mailbox; "already exists" is fine.
@@ -207,7 +278,12 @@ func alive(dir, id string) bool {
 	return err == nil && syscall.Kill(pid, 0) == nil
 }
 
+// stop sends every node SIGTERM and waits for it to exit. A node drains
+// its clients for up to 10 s and a leader hands leadership over first, so
+// it may take a while; one still running after 30 s keeps its pid file
+// and is reported, rather than said to be stopped.
 func stop(dir string, ns []devNode) error {
+	var left []string
 	for _, n := range ns {
 		path := filepath.Join(dir, n.id+".pid")
 		raw, err := os.ReadFile(path)
@@ -216,12 +292,19 @@ func stop(dir string, ns []devNode) error {
 		}
 		pid, _ := strconv.Atoi(strings.TrimSpace(string(raw)))
 		if pid > 0 && syscall.Kill(pid, syscall.SIGTERM) == nil {
-			for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
+			for i := 0; i < 300 && syscall.Kill(pid, 0) == nil; i++ {
 				time.Sleep(100 * time.Millisecond)
+			}
+			if syscall.Kill(pid, 0) == nil {
+				left = append(left, fmt.Sprintf("%s (pid %d)", n.id, pid))
+				continue
 			}
 			fmt.Printf("stopped %s (pid %d)\n", n.id, pid)
 		}
 		os.Remove(path)
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("still running 30s after SIGTERM: %s; see their logs in %s/", strings.Join(left, ", "), dir)
 	}
 	return nil
 }
