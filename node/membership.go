@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,8 +33,54 @@ func (r JoinRequest) validate() error {
 	if r.ID == "" || strings.ContainsAny(r.ID, " \t\n/") {
 		return &fsm.Error{Kind: fsm.ErrInvalid, Msg: fmt.Sprintf("node id %q is empty or has spaces or slashes", r.ID)}
 	}
-	if _, _, err := net.SplitHostPort(r.ClusterAddr); err != nil {
+	// Both addresses are checked here because nothing else would: raft
+	// takes any string as a peer's address, and a mistyped one (a port of
+	// 99999) would be a member the others dial in vain.
+	if err := checkHostPort(r.ClusterAddr); err != nil {
 		return &fsm.Error{Kind: fsm.ErrInvalid, Msg: fmt.Sprintf("cluster address %q: %v", r.ClusterAddr, err)}
+	}
+	if err := checkAdminAddr(r.AdminAddr); err != nil {
+		return &fsm.Error{Kind: fsm.ErrInvalid, Msg: fmt.Sprintf("admin address %q: %v (HOST:PORT, or https://HOST:PORT)", r.AdminAddr, err)}
+	}
+	return nil
+}
+
+// checkHostPort accepts HOST:PORT with a host and a port from 1 to 65535.
+func checkHostPort(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "" {
+		return errors.New("no host")
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("port %q is not a number from 1 to 65535", port)
+	}
+	return nil
+}
+
+// checkAdminAddr accepts what a node advertises as its admin address:
+// HOST:PORT, or a URL (--admin-advertise, or https:// under admin TLS),
+// where the port may be left to the scheme. Empty is fine: the node
+// publishes its own once it runs.
+func checkAdminAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	if !strings.Contains(addr, "://") {
+		return checkHostPort(addr)
+	}
+	u, err := url.Parse(addr)
+	switch {
+	case err != nil:
+		return err
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("scheme %q is not http or https", u.Scheme)
+	case u.Hostname() == "":
+		return errors.New("no host")
+	case u.Port() != "":
+		return checkHostPort(u.Host)
 	}
 	return nil
 }
