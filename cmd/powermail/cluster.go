@@ -12,7 +12,7 @@ import (
 func newClusterCmd(cl *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "cluster", Short: "Inspect and change cluster membership"}
 	cmd.AddCommand(&cobra.Command{
-		Use: "status", Short: "Show every node's role, addresses and indexes", Args: cobra.NoArgs,
+		Use: "status", Short: "Show every node's role, addresses and indexes", Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var st node.ClusterStatus
 			if err := cl.do(cmd.Context(), "GET", "/v1/cluster/status", nil, &st); err != nil {

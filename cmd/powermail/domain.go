@@ -31,7 +31,7 @@ func newDomainCmd(cl *clientFlags) *cobra.Command {
 		},
 	})
 	cmd.AddCommand(&cobra.Command{
-		Use: "ls", Aliases: []string{"list"}, Short: "List domains", Args: cobra.NoArgs,
+		Use: "ls", Aliases: []string{"list"}, Short: "List domains", Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			all, err := pages[fsm.Domain](cmd, cl, "/v1/domains?", func(d fsm.Domain) string { return d.Name })
 			if err != nil {

@@ -80,6 +80,9 @@ func mailboxAddCmd(cl *clientFlags) *cobra.Command {
 	cmd.Flags().StringVar(&password, "password", "", "password (default: read the first line of stdin)")
 	cmd.Flags().BoolVar(&noPassword, "no-password", false, "create the mailbox without a password (no logins until one is set)")
 	cmd.Flags().StringVar(&quota, "quota", "0", "quota in bytes, or with a K, M, G or T suffix; 0 is unlimited")
+	// Given both, the password was dropped without a word: a mailbox
+	// nobody could log into, made by someone who set a password.
+	cmd.MarkFlagsMutuallyExclusive("password", "no-password")
 	return cmd
 }
 

@@ -22,7 +22,7 @@ func main() {
 	stop()
 	if err != nil {
 		msg := oneLine(err)
-		if strings.Contains(msg, " arg(s), received ") {
+		if strings.Contains(msg, " arg(s), ") { // cobra's "accepts 1 arg(s), received 0", "requires at least 1 arg(s), ..."
 			msg += " (usage: " + cmd.UseLine() + ")" // which argument is missing
 		}
 		fmt.Fprintln(os.Stderr, "powermail: "+msg)
@@ -43,6 +43,7 @@ func oneLine(err error) string {
 }
 
 func newRoot() *cobra.Command {
+	cl := &clientFlags{}
 	root := &cobra.Command{
 		Use:           "powermail",
 		Short:         "PowerMail: a raft-replicated, clustered mail store",
@@ -52,12 +53,19 @@ func newRoot() *cobra.Command {
 			if cmd.Name() == "server" {
 				return applyEnv(cmd.Flags(), nil)
 			}
-			return applyEnv(cmd.Flags(), clientEnv)
+			if err := applyEnv(cmd.Flags(), clientEnv); err != nil {
+				return err
+			}
+			// A timeout of 0 would fail every request with a bare
+			// "context deadline exceeded", as if the node were down.
+			if cl.timeout <= 0 {
+				return fmt.Errorf("invalid input: --timeout %v: give a duration above 0, say 30s", cl.timeout)
+			}
+			return nil
 		},
 	}
 	// The client flags belong to the root, so that they may stand before
 	// the command too (powermail --json cluster status).
-	cl := &clientFlags{}
 	cl.register(root)
 	root.AddCommand(newServerCmd(), newClusterCmd(cl), newDomainCmd(cl), newMailboxCmd(cl),
 		newForwardCmd(cl), newSettingsCmd(cl), newStorageCmd(cl), newQueueCmd(cl))
@@ -90,6 +98,16 @@ func failUnknownSubcommands(cmd *cobra.Command) {
 		}
 		return fmt.Errorf("unknown command %q for %q (commands: %s)", args[0], cmd.CommandPath(), subcommandNames(cmd))
 	}
+}
+
+// noArgs refuses any argument to a command that takes none. cobra.NoArgs
+// calls a stray word an unknown command, which sends the operator looking
+// for a subcommand that was never there.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("%s takes no arguments, got %q (usage: %s)", cmd.CommandPath(), strings.Join(args, " "), cmd.UseLine())
+	}
+	return nil
 }
 
 func subcommandNames(cmd *cobra.Command) string {

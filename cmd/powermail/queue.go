@@ -16,7 +16,7 @@ import (
 func newQueueCmd(cl *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "queue", Short: "Inspect and act on the outbound queue"}
 	cmd.AddCommand(&cobra.Command{
-		Use: "ls", Aliases: []string{"list"}, Short: "List queued messages with age, attempts, next try and last error", Args: cobra.NoArgs,
+		Use: "ls", Aliases: []string{"list"}, Short: "List queued messages with age, attempts, next try and last error", Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Every page: one request returns at most 5,000 entries, and
 			// a list cut there would pass for the whole queue.

@@ -42,7 +42,7 @@ func newServerCmd() *cobra.Command {
 		Long: `Run a cluster node. Every setting may also come from POWERMAIL_<FLAG>
 (for example POWERMAIL_DATA); the cluster secret comes from --secret-file or
 POWERMAIL_SECRET and is also the admin API token.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runServer(cmd.Context(), f) },
 	}
 	fl := cmd.Flags()

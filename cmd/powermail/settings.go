@@ -12,7 +12,7 @@ import (
 func newSettingsCmd(cl *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "settings", Short: "Show or change cluster settings (replication factor R, write quorum W, command encoding, voter cap)"}
 	cmd.AddCommand(&cobra.Command{
-		Use: "show", Short: "Show cluster settings", Args: cobra.NoArgs,
+		Use: "show", Short: "Show cluster settings", Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var s fsm.Settings
 			if err := cl.do(cmd.Context(), "GET", "/v1/settings", nil, &s); err != nil {
@@ -32,7 +32,7 @@ func newSettingsCmd(cl *clientFlags) *cobra.Command {
 			" lets deliveries use the compact binary command, keeps forwarded mail's DSN parameters (3) and has IMAP and POP3 commands name the folder they were meant for (4) and seals plain cluster connections, refusing the older handshake (5) and lets forward add --replace change a forward in one step (6) and refuses a forward that loops through a catch-all or a sub-address (7) and has a COPY retried after a leader change copy once (8); raise it only once every node runs a release that reads it." +
 			" --max-voters caps the raft voters (5 in a new cluster, none in one created before the setting; it needs command encoding 3);" +
 			" further nodes join as non-voters, and the leader promotes one when a voter leaves or stays down.",
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			flags := cmd.Flags()
 			if !flags.Changed("replicas") && !flags.Changed("write-quorum") && !flags.Changed("command-encoding") && !flags.Changed("max-voters") {

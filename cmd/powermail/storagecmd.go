@@ -27,11 +27,11 @@ func newStorageCmd(cl *clientFlags) *cobra.Command {
 		Long: `Every listed replica of every referenced body is read back and checked
 chunk by chunk on the node that holds it. Progress goes to stderr; the
 command fails if any body has fewer than R replicas that verify.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runVerify(cmd, cl) },
 	})
 	cmd.AddCommand(&cobra.Command{
-		Use: "repair", Short: "Run a repair round on the leader now", Args: cobra.NoArgs,
+		Use: "repair", Short: "Run a repair round on the leader now", Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var st map[string]any
 			cl.lengthen(cmd, maintenanceTimeout)
@@ -49,7 +49,7 @@ command fails if any body has fewer than R replicas that verify.`,
 		},
 	})
 	cmd.AddCommand(&cobra.Command{
-		Use: "gc", Short: "Collect unreferenced bodies now (the leader runs the round; any node forwards)", Args: cobra.NoArgs,
+		Use: "gc", Short: "Collect unreferenced bodies now (the leader runs the round; any node forwards)", Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var res struct {
 				Bodies int64 `json:"bodies"`
