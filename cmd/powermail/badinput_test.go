@@ -1,14 +1,33 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
 
 // TestCLIBadInputWithoutACluster: mistakes an operator makes before any
-// request each end in one line that names the mistake and a non-zero
-// exit.
+// request, or with --addr pointing at something that is not a node, each
+// end in one line that names the mistake and a non-zero exit.
 func TestCLIBadInputWithoutACluster(t *testing.T) {
+	// Not a node: a web server that answers with HTML, as one on a
+	// mistyped port would.
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/domains" {
+			w.Write([]byte("<html><body>welcome</body></html>\n"))
+			return
+		}
+		w.WriteHeader(http.StatusNotFound)
+		w.Write([]byte("<!DOCTYPE HTML>\n<html>\n<body>\n<h1>Not found</h1>\n</body>\n</html>\n"))
+	}))
+	defer web.Close()
+	empty := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	down := freeAddr(t) // nothing listens: requests that get that far fail
 	for _, f := range []struct {
 		args []string
@@ -19,6 +38,10 @@ func TestCLIBadInputWithoutACluster(t *testing.T) {
 		{[]string{"storage", "verify", "now"}, "storage verify takes no arguments"},
 		{[]string{"mailbox", "add", "a@example.com", "--password", "x", "--no-password"}, "[no-password password] were all set"},
 		{[]string{"domain", "ls", "--timeout", "0"}, "--timeout 0s: give a duration above 0"},
+		{[]string{"domain", "ls", "--token", "", "--token-file", empty}, "token file " + empty + " is empty"},
+		{[]string{"domain", "ls", "--addr", web.URL}, "did not answer as a PowerMail admin API does"},
+		{[]string{"cluster", "status", "--addr", web.URL}, "answered 404 Not Found, not as a PowerMail admin API does"},
+		{[]string{"storage", "verify", "--addr", web.URL}, "answered 404 Not Found, not as a PowerMail admin API does"},
 	} {
 		args := f.args
 		if !strings.Contains(strings.Join(args, " "), "--addr") {

@@ -86,21 +86,46 @@ func (c *clientFlags) do(ctx context.Context, method, path string, in, out any) 
 		return fmt.Errorf("read reply: %w", err)
 	}
 	if resp.StatusCode/100 != 2 {
-		return replyError(resp.Status, raw)
+		return c.replyError(resp.Status, raw)
 	}
 	if out != nil {
-		return json.Unmarshal(raw, out)
+		return c.decode(raw, out)
 	}
 	return nil
 }
 
-// replyError is the error a failed reply's body describes.
-func replyError(status string, raw []byte) error {
-	e := &apiError{}
-	if json.Unmarshal(raw, e) != nil || e.Code == "" {
-		return fmt.Errorf("%s: %s", status, strings.TrimSpace(string(raw)))
+// decode reads a successful reply. One that is not JSON comes from
+// something other than a node's admin API at --addr (a web server on that
+// port): say so, rather than print the JSON decoder's complaint about a
+// '<'.
+func (c *clientFlags) decode(raw []byte, out any) error {
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("%s did not answer as a PowerMail admin API does (is --addr a node's admin address?): %w", c.addr, err)
 	}
-	return e
+	return nil
+}
+
+// replyError is the error a failed reply's body describes. A body that is
+// not the admin API's JSON error comes from something else at --addr, or
+// from a node's HTTP layer ("Client sent an HTTP request to an HTTPS
+// server"): its first line is shown, cut short, and never an HTML page.
+func (c *clientFlags) replyError(status string, raw []byte) error {
+	e := &apiError{}
+	if json.Unmarshal(raw, e) == nil && e.Code != "" {
+		return e
+	}
+	text, _, _ := strings.Cut(strings.TrimSpace(string(raw)), "\n")
+	text = strings.TrimSpace(text)
+	switch {
+	case text == "" || strings.HasPrefix(text, "<"):
+		return fmt.Errorf("%s answered %s, not as a PowerMail admin API does (is --addr a node's admin address?)", c.addr, status)
+	case strings.Contains(text, "HTTPS server"):
+		return fmt.Errorf("%s answered %s: %s (give --addr https://HOST:PORT)", c.addr, status, text)
+	}
+	if r := []rune(text); len(r) > 200 {
+		text = string(r[:200]) + "..."
+	}
+	return fmt.Errorf("%s answered %s: %s", c.addr, status, text)
 }
 
 // send sends one request and returns the response for the caller to read
@@ -181,7 +206,12 @@ func (c *clientFlags) resolveToken() (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("read token file: %w", err)
 		}
-		return strings.TrimSpace(string(raw)), nil
+		// Sent empty, it would be refused as a wrong token, sending the
+		// operator to compare secrets rather than to the file.
+		if token := strings.TrimSpace(string(raw)); token != "" {
+			return token, nil
+		}
+		return "", fmt.Errorf("not authorised: token file %s is empty", c.tokenFile)
 	case os.Getenv("POWERMAIL_SECRET") != "":
 		return strings.TrimSpace(os.Getenv("POWERMAIL_SECRET")), nil
 	}

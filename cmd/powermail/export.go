@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -76,7 +75,7 @@ func exportTo(ctx context.Context, cl *clientFlags, addr string, w io.Writer) er
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return replyError(resp.Status, raw)
+		return cl.replyError(resp.Status, raw)
 	}
 	if _, err := io.Copy(w, resp.Body); err != nil {
 		return fmt.Errorf("export of %s broke off, the archive is incomplete: %w", addr, err)
@@ -127,10 +126,10 @@ func mailboxRestoreCmd(cl *clientFlags) *cobra.Command {
 				return fmt.Errorf("read reply: %w", err)
 			}
 			if resp.StatusCode/100 != 2 {
-				return replyError(resp.Status, raw)
+				return cl.replyError(resp.Status, raw)
 			}
 			var res node.RestoreResult
-			if err := json.Unmarshal(raw, &res); err != nil {
+			if err := cl.decode(raw, &res); err != nil {
 				return err
 			}
 			return cl.emit(cmd, res, []string{"ADDED", "ALREADY-THERE", "TOO-LARGE", "FOLDERS-CREATED"}, func() [][]string {

@@ -74,13 +74,13 @@ func runVerify(cmd *cobra.Command, cl *clientFlags) error {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(raw)))
+		return cl.replyError(resp.Status, raw) // "not authorised: ...", not the reply's JSON
 	}
 	var last node.VerifyProgress
 	lines := bufio.NewScanner(resp.Body)
 	for lines.Scan() {
 		var p node.VerifyProgress
-		if err := json.Unmarshal(lines.Bytes(), &p); err != nil {
+		if err := cl.decode(lines.Bytes(), &p); err != nil {
 			return fmt.Errorf("bad progress line: %w", err)
 		}
 		if p.Error != "" {
