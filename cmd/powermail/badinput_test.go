@@ -1,12 +1,15 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"powermail/fsm"
 )
 
 // TestCLIBadInputWithoutACluster: mistakes an operator makes before any
@@ -51,6 +54,24 @@ func TestCLIBadInputWithoutACluster(t *testing.T) {
 		line := strings.TrimSpace(errOut)
 		if err == nil || !strings.Contains(line, f.want) || strings.Contains(line, "\n") || strings.Contains(line, "<html") {
 			t.Errorf("%v: err=%v stderr=%q, want one line with %q", f.args, err, errOut, f.want)
+		}
+	}
+}
+
+// TestSettingsHelpNamesEveryEncoding: the --command-encoding help lists
+// what each encoding adds, up to the newest this release writes; it had
+// fallen one behind, so an operator could not tell what 7 was.
+func TestSettingsHelpNamesEveryEncoding(t *testing.T) {
+	out := mustCLI(t, "settings", "set", "--help")
+	var flagLine string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "--command-encoding int") {
+			flagLine = l
+		}
+	}
+	for enc := 1; enc <= fsm.NewestEncoding; enc++ {
+		if !strings.Contains(flagLine, fmt.Sprintf(" %d ", enc)) && !strings.Contains(flagLine, fmt.Sprintf("(%d ", enc)) {
+			t.Errorf("--command-encoding help does not say what %d is: %q", enc, flagLine)
 		}
 	}
 }
