@@ -12,8 +12,9 @@ JEPSEN_TIME   ?= 5m
 JEPSEN_FAULTS ?= all
 BENCHDIR  := /tmp/powermail-bench
 # PORT_OFFSET moves every port of `make run`, for a machine where 8000,
-# 2525 or another of them is taken: `make run PORT_OFFSET=100`. run/
-# remembers it, so later runs on the same data need not repeat it.
+# 2525 or another of them is taken: `make run PORT_OFFSET=10000` (with
+# 100, n2's LMTP port would be 2525). run/ remembers it, so later runs on
+# the same data need not repeat it.
 PORT_OFFSET ?=
 
 .PHONY: all build run stop test test-short bench bench-go bench-smtp bench-soak bench-imap bench-repair bench-load fuzz jepsen jepsen-short clean
