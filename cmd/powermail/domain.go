@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -15,6 +16,12 @@ func newDomainCmd(cl *clientFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, d := range args {
 				if err := cl.do(cmd.Context(), "POST", "/v1/domains", fsm.DomainAdd{Name: d}, nil); err != nil {
+					// The API's refusals name the domain already; other
+					// failures (the network) need it, as earlier ones of
+					// several domains may have been added.
+					if errors.As(err, new(*apiError)) {
+						return err
+					}
 					return fmt.Errorf("domain %s: %w", d, err)
 				}
 			}
