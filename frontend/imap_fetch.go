@@ -200,8 +200,11 @@ func (s *imapSession) fetchMessage(w *imapserver.FetchWriter, seq uint32, m *ima
 		bstruct  imap.BodyStructure
 		sections = make([][]byte, len(o.BodySection)) // header sections, from the cache
 		secLens  = make([]int64, len(o.BodySection))  // streamed sections' literal lengths
+		secKept  = make([][]byte, len(o.BodySection)) // and their octets, when small (imapSectionHold)
 		binLens  = make([]int64, len(o.BinarySection))
+		binKept  = make([][]byte, len(o.BinarySection))
 		binSizes = make([]uint32, len(o.BinarySectionSize))
+		room     = imapSectionHold
 	)
 	if o.Envelope || slices.ContainsFunc(o.BodySection, imapHeaderOnly) {
 		// From the node's header cache: no body read or parse on a warm
@@ -247,37 +250,40 @@ func (s *imapSession) fetchMessage(w *imapserver.FetchWriter, seq uint32, m *ima
 				return fmt.Errorf("read body of uid %d: %w", m.uid, err)
 			}
 		}
-		// The first pass over each section measures it; the octets
-		// are read again when the literal is written (imap_section.go).
-		measure := func(sp imapSectionSpec) (int64, error) {
+		// The first pass over each section measures it, keeping the
+		// octets of its <partial> window while they fit the message's
+		// share of memory; a section not kept is read again when its
+		// literal is written (imap_section.go).
+		measure := func(sp imapSectionSpec, p *imap.SectionPartial) (int64, []byte, error) {
 			if err := rewind(); err != nil {
-				return 0, err
+				return 0, nil, err
 			}
-			count := imapNewWindow(nil, nil)
+			keep := &imapCapture{room: &room}
+			count := imapNewWindow(keep, p)
 			if err := imapWriteSection(count, src, sp); err != nil {
-				return 0, fmt.Errorf("uid %d: %w", m.uid, err)
+				return 0, nil, fmt.Errorf("uid %d: %w", m.uid, err)
 			}
-			return count.total, nil
+			return count.total, keep.kept(), nil
 		}
 		for k, bs := range o.BodySection {
 			if imapWholeBody(bs) || imapHeaderOnly(bs) {
 				continue // streamed below, or from the header
 			}
-			n, err := measure(imapBodySpec(bs))
+			n, kept, err := measure(imapBodySpec(bs), bs.Partial)
 			if err != nil {
 				return err
 			}
-			secLens[k] = imapWindowLen(n, bs.Partial)
+			secLens[k], secKept[k] = imapWindowLen(n, bs.Partial), kept
 		}
 		for k, bs := range o.BinarySection {
-			n, err := measure(imapBinarySpec(bs.Part))
+			n, kept, err := measure(imapBinarySpec(bs.Part), bs.Partial)
 			if err != nil {
 				return err
 			}
-			binLens[k] = imapWindowLen(n, bs.Partial)
+			binLens[k], binKept[k] = imapWindowLen(n, bs.Partial), kept
 		}
 		for k, bs := range o.BinarySectionSize {
-			n, err := measure(imapBinarySpec(bs.Part))
+			n, _, err := measure(imapBinarySpec(bs.Part), &imap.SectionPartial{})
 			if err != nil {
 				return err
 			}
@@ -316,6 +322,10 @@ func (s *imapSession) fetchMessage(w *imapserver.FetchWriter, seq uint32, m *ima
 			if err = imapWriteLiteral(rw.WriteBodySection(bs, int64(len(sections[k]))), sections[k]); err != nil {
 				err = imapWriteError{err}
 			}
+		case secKept[k] != nil:
+			if err = imapWriteLiteral(rw.WriteBodySection(bs, secLens[k]), secKept[k]); err != nil {
+				err = imapWriteError{err}
+			}
 		default:
 			err = s.streamSection(rw.WriteBodySection(bs, secLens[k]), secLens[k], body, src, imapBodySpec(bs), bs.Partial)
 		}
@@ -325,7 +335,15 @@ func (s *imapSession) fetchMessage(w *imapserver.FetchWriter, seq uint32, m *ima
 		}
 	}
 	for k, bs := range o.BinarySection {
-		if err := s.streamSection(rw.WriteBinarySection(bs, binLens[k]), binLens[k], body, src, imapBinarySpec(bs.Part), bs.Partial); err != nil {
+		var err error
+		if binKept[k] != nil {
+			if err = imapWriteLiteral(rw.WriteBinarySection(bs, binLens[k]), binKept[k]); err != nil {
+				err = imapWriteError{err}
+			}
+		} else {
+			err = s.streamSection(rw.WriteBinarySection(bs, binLens[k]), binLens[k], body, src, imapBinarySpec(bs.Part), bs.Partial)
+		}
+		if err != nil {
 			_ = rw.Close()
 			return err
 		}
@@ -541,4 +559,42 @@ func imapLanguage(h gomessage.Header) []string {
 		}
 	}
 	return out
+}
+
+// imapSectionHold bounds the octets of one message's sections that the
+// measuring pass keeps, so that a small section (nearly every one a mail
+// client asks for) is sent from memory instead of being cut from the
+// body a second time, and a large one still costs only buffers.
+const imapSectionHold = 1 << 20
+
+// imapCapture keeps what is written to it while the shared room lasts;
+// past it, it keeps nothing and gives its share back.
+type imapCapture struct {
+	buf  []byte
+	room *int
+	over bool
+}
+
+func (c *imapCapture) Write(p []byte) (int, error) {
+	switch {
+	case c.over:
+	case len(p) > *c.room:
+		*c.room += len(c.buf)
+		c.buf, c.over = nil, true
+	default:
+		c.buf = append(c.buf, p...)
+		*c.room -= len(p)
+	}
+	return len(p), nil
+}
+
+// kept is what was written, or nil if it did not fit.
+func (c *imapCapture) kept() []byte {
+	if c.over {
+		return nil
+	}
+	if c.buf == nil {
+		return []byte{}
+	}
+	return c.buf
 }

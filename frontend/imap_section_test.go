@@ -257,3 +257,48 @@ func TestIMAPDeepSectionPathIsCheap(t *testing.T) {
 		t.Errorf("FETCH of a section %d levels deep took %v", levels, d)
 	}
 }
+
+// TestIMAPSectionsKeptOrStreamed: a FETCH's sections are sent from what
+// the measuring pass kept while they fit imapSectionHold (1 MiB for the
+// message), and cut from the body again past it; both give the same
+// octets. Here part 1 (3 MiB) is streamed, and part 2, the partial
+// window of part 1 and BINARY[2] are kept.
+func TestIMAPSectionsKeptOrStreamed(t *testing.T) {
+	b := newIMAPFakeBackend(t)
+	user := b.newUser(t)
+	big := strings.Repeat(strings.Repeat("0123456789", 7)+"\r\n", 3<<20/72)
+	small := "hello, small part\r\n"
+	msg := "From: a@example.org\r\nSubject: parts\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n" +
+		"--B\r\nContent-Type: text/plain\r\n\r\n" + big + "\r\n" +
+		"--B\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8sIHNtYWxsIHBhcnQNCg==\r\n--B--\r\n"
+	b.deliver(t, 0, msg, user)
+	c := dialIMAP(t, b, 0, user)
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	opts := &imap.FetchOptions{
+		BodySection: []*imap.FetchItemBodySection{
+			{Peek: true, Part: []int{1}},
+			{Peek: true, Part: []int{1}, Partial: &imap.SectionPartial{Offset: 70, Size: 5}},
+			{Peek: true, Part: []int{2}},
+		},
+		BinarySection: []*imap.FetchItemBinarySection{{Peek: true, Part: []int{2}}},
+	}
+	msgs, err := c.Fetch(imap.SeqSetNum(1), opts).Collect()
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("FETCH: %d messages, %v", len(msgs), err)
+	}
+	m := msgs[0]
+	want := map[string]string{"part 1": big, "part 1 <70.5>": big[70:75], "part 2": "aGVsbG8sIHNtYWxsIHBhcnQNCg==", "binary 2": small}
+	got := map[string]string{
+		"part 1":        string(m.FindBodySection(opts.BodySection[0])),
+		"part 1 <70.5>": string(m.FindBodySection(opts.BodySection[1])),
+		"part 2":        string(m.FindBodySection(opts.BodySection[2])),
+		"binary 2":      string(m.FindBinarySection(opts.BinarySection[0])),
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s: %d octets %.40q, want %d octets %.40q", k, len(got[k]), got[k], len(w), w)
+		}
+	}
+}
