@@ -261,6 +261,20 @@ func (n *Node) removalKeepsBodies(ctx context.Context, id string) error {
 	return nil
 }
 
+// memberRecord is id's member record, nil if it has none.
+func (n *Node) memberRecord(id string) (*fsm.Member, error) {
+	ms, err := n.state.Members()
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range ms {
+		if m.ID == id {
+			return &m, nil
+		}
+	}
+	return nil, nil
+}
+
 func (n *Node) removeLocal(ctx context.Context, id string, force bool) error {
 	if n.raft.State() != raft.Leader {
 		return ErrNotLeader
@@ -281,15 +295,39 @@ func (n *Node) removeLocal(ctx context.Context, id string, force bool) error {
 	if !known {
 		return &fsm.Error{Kind: fsm.ErrNotFound, Msg: fmt.Sprintf("node %s is not a cluster member", id)}
 	}
+	var record *fsm.Member
 	if !force {
 		if err := n.removalKeepsBodies(ctx, id); err != nil {
 			return err
+		}
+		var err error
+		if record, err = n.memberRecord(id); err != nil {
+			return err
+		}
+		if n.afterBodyCheck != nil {
+			n.afterBodyCheck()
 		}
 	}
 	// Forget the record first: once a leader removes itself it can no
 	// longer commit anything.
 	if _, err := n.Apply(ctx, &fsm.MemberRemove{ID: id}); err != nil {
 		return err
+	}
+	if !force {
+		// Until the record went, a delivery could still list id among its
+		// replicas (with W=1, or R=1, as its only one), and the scan above
+		// took long enough for many to commit: check again now that none
+		// can (Deliver refuses a replica that is no member). If the second
+		// look finds a body stranded, or cannot finish, the record comes
+		// back and the removal is refused, so repair can copy from id.
+		if err := n.removalKeepsBodies(ctx, id); err != nil {
+			if record != nil {
+				if _, rerr := n.Apply(ctx, &fsm.MemberSet{Member: *record}); rerr != nil {
+					return fmt.Errorf("%w (and restoring the member record of %s failed: %v)", err, id, rerr)
+				}
+			}
+			return err
+		}
 	}
 	if err := n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error(); err != nil {
 		return fmt.Errorf("remove %s: %w", id, n.raftErr(err))

@@ -591,3 +591,34 @@ func TestForcedRemoveDropsTheLastCopy(t *testing.T) {
 		t.Fatalf("forced removal: %v", err)
 	}
 }
+
+// A body committed between the removal's check and the removal of the
+// member record may list the removed node alone (R=1 here: every message
+// the node receives): a delivery can still choose it until its record is
+// gone. The removal looks again once no delivery can, and is refused,
+// with the record back, rather than strand that body.
+func TestRemoveRefusesABodyWrittenDuringTheCheck(t *testing.T) {
+	c := repairCluster(t, 3, func(cfg *Config) {
+		cfg.BootstrapSettings = &BootstrapSettings{Replicas: 1, WriteQuorum: 1}
+	})
+	l := c.leader(time.Second)
+	f := c.followers(l)[0]
+	var hashes []storage.Hash
+	l.afterBodyCheck = func() { hashes = deliverN(t, f, 1, 500) }
+	err := l.Remove(ctxT(t, 20*time.Second), f.ID(), false)
+	if len(hashes) != 1 {
+		t.Fatal("the delivery between the check and the removal did not run")
+	}
+	if !errors.Is(err, fsm.ErrInvalid) || !strings.Contains(err.Error(), "only") {
+		t.Fatalf("removing the node that took a body's only copy during the check: %v", err)
+	}
+	if m, _ := l.State().Members(); len(m) != 3 {
+		t.Fatalf("members after a refused removal: %+v", m)
+	}
+	if b, err := l.State().Body(hashes[0].String()); err != nil || !slices.Equal(b.Replicas, []string{f.ID()}) {
+		t.Fatalf("body %s: %+v %v", hashes[0], b, err)
+	}
+	// The node is still a member that takes mail.
+	l.afterBodyCheck = nil
+	deliverN(t, f, 1, 600)
+}
