@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -221,8 +222,8 @@ func (n *Node) removalKeepsQuorum(ctx context.Context, id string) error {
 }
 
 // removalKeepsBodies is the other check Remove makes unless forced: no
-// referenced body may be left without a healthy listed replica on
-// another member. Repair copies only from members, so a body whose one
+// referenced body may be left without a listed replica on another
+// member that answers now (answeringMembers). Repair copies only from members, so a body whose one
 // healthy copy is on the node removed (every body it holds under R=1, or
 // one whose other replicas are down) could never be copied again, though
 // the copy itself may still be intact on the node just removed: the
@@ -232,7 +233,7 @@ func (n *Node) removalKeepsQuorum(ctx context.Context, id string) error {
 // It reads every body record once, as a repair scan does, which is
 // acceptable for a command as rare as a removal.
 func (n *Node) removalKeepsBodies(ctx context.Context, id string) error {
-	live, err := n.liveness()
+	up, err := n.answeringMembers(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -242,7 +243,7 @@ func (n *Node) removalKeepsBodies(ctx context.Context, id string) error {
 		if !slices.Contains(rec.Replicas, id) {
 			return nil
 		}
-		if slices.ContainsFunc(rec.Replicas, func(r string) bool { return r != id && live.alive[r] }) {
+		if slices.ContainsFunc(rec.Replicas, func(r string) bool { return up[r] }) {
 			return nil
 		}
 		if stranded == 0 {
@@ -259,6 +260,42 @@ func (n *Node) removalKeepsBodies(ctx context.Context, id string) error {
 			"%s holds the only healthy copy of %d bodies (first %s): raise the replication factor and let repair copy them, or bring their other replicas back, first; or remove it with --force and lose them", id, stranded, first)}
 	}
 	return nil
+}
+
+// answeringMembers is the members other than except that answer now
+// (this node always does). A removal counts a replica only on those:
+// repair's liveness also counts a node down for less than RepairGrace,
+// and every member for RepairGrace after this node started, and a body
+// whose other copies are on a node that is down, perhaps for good, would
+// be left with no copy anyone can read.
+func (n *Node) answeringMembers(ctx context.Context, except string) (map[string]bool, error) {
+	ms, err := n.state.Members()
+	if err != nil {
+		return nil, err
+	}
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	up := map[string]bool{}
+	for _, m := range ms {
+		switch m.ID {
+		case except:
+		case n.cfg.ID:
+			up[m.ID] = true
+		default:
+			wg.Go(func() {
+				ms, ok := n.probeMember(ctx, raft.ServerAddress(m.ClusterAddr))
+				if ok && ms.ID == m.ID {
+					mu.Lock()
+					up[m.ID] = true
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	return up, nil
 }
 
 // memberRecord is id's member record, nil if it has none.

@@ -622,3 +622,41 @@ func TestRemoveRefusesABodyWrittenDuringTheCheck(t *testing.T) {
 	l.afterBodyCheck = nil
 	deliverN(t, f, 1, 600)
 }
+
+// A co-replica that stopped answering a moment ago still counts as alive
+// for repair (RepairGrace), but its copy cannot be read: removing the
+// node with the other copy would leave the body on a down node alone,
+// lost if that node does not come back. The removal counts only replicas
+// on nodes that answer now.
+func TestRemoveDoesNotCountADownReplica(t *testing.T) {
+	c := repairCluster(t, 4, func(cfg *Config) { cfg.RepairGrace = time.Hour })
+	l := c.leader(time.Second)
+	f := c.followers(l)[0]
+	var down *Node
+	for _, h := range deliverN(t, f, 10, 500) {
+		b, err := l.State().Body(h.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range b.Replicas {
+			if id != f.ID() && id != l.ID() {
+				down = c.nodes[id]
+			}
+		}
+		if down != nil {
+			break
+		}
+	}
+	if down == nil {
+		t.Skip("no body placed on a follower besides the sender")
+	}
+	down.Close()
+	delete(c.nodes, down.ID())
+	err := l.Remove(ctxT(t, 20*time.Second), f.ID(), false)
+	if !errors.Is(err, fsm.ErrInvalid) || !strings.Contains(err.Error(), "only") {
+		t.Fatalf("removing the node whose co-replica is down: %v", err)
+	}
+	if m, _ := l.State().Members(); len(m) != 4 {
+		t.Fatalf("members after a refused removal: %+v", m)
+	}
+}
