@@ -151,9 +151,17 @@ func (n *Node) workEntry(ctx context.Context, e fsm.QueueEntry) {
 		// A record cut off by a leader change is proposed again: if the
 		// first one was lost, the lease would lapse and the message be
 		// sent again, though the remote took it. Recording the same
-		// outcomes twice changes nothing.
+		// outcomes twice changes nothing but the attempt count, so a
+		// repeat first looks whether the record took.
 		var v any
+		tries := 0
 		err := n.untilKnown(ctx, "queue: recording an attempt", e.ID, func(ctx context.Context) (err error) {
+			if tries++; tries > 1 {
+				if cur, gerr := n.state.QueueGet(e.ID); gerr == nil && cur.Attempts > e.Attempts {
+					v = cur
+					return nil
+				}
+			}
 			v, err = n.Apply(ctx, upd)
 			return err
 		})
