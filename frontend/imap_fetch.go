@@ -463,7 +463,7 @@ const imapMaxMIMEDepth = 32
 func imapBodyStructure(r io.Reader) imap.BodyStructure {
 	br := bufio.NewReader(r)
 	h := imapReadHeader(br)
-	return imapPartStructure(h, br, 0)
+	return imapPartStructure(h, br, "", 0)
 }
 
 // imapCounter counts the octets and lines that pass through it.
@@ -475,14 +475,24 @@ func (c *imapCounter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func imapPartStructure(raw textproto.Header, body io.Reader, depth int) imap.BodyStructure {
+// imapPartStructure describes one entity; parent is the media type of the
+// multipart it is a part of ("" for a message), since that decides the
+// type of a part without a Content-Type.
+func imapPartStructure(raw textproto.Header, body io.Reader, parent string, depth int) imap.BodyStructure {
 	h := gomessage.Header{Header: raw}
 	var count imapCounter
 	body = io.TeeReader(body, &count)
 	drain := func() { _, _ = io.Copy(io.Discard, body) }
 
 	mediaType, params, err := h.ContentType()
-	if err != nil || !strings.Contains(mediaType, "/") {
+	switch {
+	case !h.Has("Content-Type") && parent == "multipart/digest":
+		// RFC 2046 section 5.1.5. The section paths (imapOpenMessage)
+		// and SEARCH step into such a part as into a message, so
+		// BODYSTRUCTURE must describe it as one too: a client that was
+		// told text/plain would ask for BODY[n] where BODY[n.1] is.
+		mediaType, params = "message/rfc822", nil
+	case err != nil || !strings.Contains(mediaType, "/"):
 		mediaType, params = "text/plain", nil // RFC 2045 section 5.2
 	}
 	mediaType = strings.ToLower(mediaType)
@@ -497,7 +507,7 @@ func imapPartStructure(raw textproto.Header, body io.Reader, depth int) imap.Bod
 				break
 			}
 			pr := bufio.NewReader(p)
-			mp.Children = append(mp.Children, imapPartStructure(imapReadHeader(pr), pr, depth+1))
+			mp.Children = append(mp.Children, imapPartStructure(imapReadHeader(pr), pr, mediaType, depth+1))
 		}
 		drain()
 		if len(mp.Children) > 0 {
@@ -528,7 +538,7 @@ func imapPartStructure(raw textproto.Header, body io.Reader, depth int) imap.Bod
 		inner := imapReadHeader(br)
 		sp.MessageRFC822 = &imap.BodyStructureMessageRFC822{
 			Envelope:      imapserver.ExtractEnvelope(inner),
-			BodyStructure: imapPartStructure(inner, br, depth+1),
+			BodyStructure: imapPartStructure(inner, br, "", depth+1),
 		}
 		_, _ = io.Copy(io.Discard, br)
 	}

@@ -316,10 +316,12 @@ func imapHeaderMatch(values []string, value string) bool {
 // when it was read whole and lower-cased).
 func imapTextMatch(r io.Reader, needle []byte, withHeader bool) bool {
 	br := bufio.NewReader(r)
-	return imapEntityMatch(imapReadHeader(br), br, needle, withHeader, 0)
+	return imapEntityMatch(imapReadHeader(br), br, needle, withHeader, "", 0)
 }
 
-func imapEntityMatch(h textproto.Header, body io.Reader, needle []byte, withHeader bool, depth int) bool {
+// imapEntityMatch matches one entity; parent is the media type of the
+// multipart it is a part of ("" for a message).
+func imapEntityMatch(h textproto.Header, body io.Reader, needle []byte, withHeader bool, parent string, depth int) bool {
 	if depth > imapMaxMIMEDepth { // nested deeper than any real message: stop
 		return false
 	}
@@ -339,6 +341,11 @@ func imapEntityMatch(h textproto.Header, body io.Reader, needle []byte, withHead
 	mh := gomessage.Header{Header: h}
 	mt, params, _ := mh.ContentType()
 	mt = strings.ToLower(mt)
+	if !mh.Has("Content-Type") && parent == "multipart/digest" {
+		// A message (RFC 2046 section 5.1.5): its parts are decoded and
+		// its MIME structure followed, not searched as raw text.
+		mt = "message/rfc822"
+	}
 	switch {
 	case strings.HasPrefix(mt, "multipart/"):
 		if params["boundary"] == "" {
@@ -351,14 +358,14 @@ func imapEntityMatch(h textproto.Header, body io.Reader, needle []byte, withHead
 				return false
 			}
 			pr := bufio.NewReader(p)
-			if imapEntityMatch(imapReadHeader(pr), pr, needle, withHeader, depth+1) {
+			if imapEntityMatch(imapReadHeader(pr), pr, needle, withHeader, mt, depth+1) {
 				return true
 			}
 		}
 	case mt == "message/rfc822" || mt == "message/global":
 		// The nested message's header is part of the outer body.
 		br := bufio.NewReader(imapDecodedBody(mh, body))
-		return imapEntityMatch(imapReadHeader(br), br, needle, true, depth+1)
+		return imapEntityMatch(imapReadHeader(br), br, needle, true, "", depth+1)
 	case mt == "" || strings.HasPrefix(mt, "text/"):
 		return imapReaderContains(imapDecodedBody(mh, body), needle)
 	}
