@@ -68,7 +68,7 @@ type imapPartReader struct {
 	mp        *imapMultipart
 	pend      []byte // octets read and not yet returned
 	out       []byte // pend's storage, reused
-	held      []byte // the last line's end, withheld until the next line shows it is content
+	held      []byte // the last line's end (or a CR that may start one), withheld until the next read shows it is content
 	heldBuf   [2]byte
 	lineStart bool // the next octet read starts a line
 	done      bool
@@ -106,10 +106,19 @@ func (p *imapPartReader) fill() error {
 				break
 			}
 		}
+		if len(p.held) == 1 && p.held[0] == '\r' && err == nil && len(line) == 1 {
+			// The LF after a CR that ended the last read of a long
+			// line: together they are the line end, withheld like
+			// any other.
+			p.held = append(p.heldBuf[:0], '\r', '\n')
+			p.lineStart = true
+			continue
+		}
 		out = append(out, p.held...)
 		p.held = nil
 		p.lineStart = err == nil
-		if p.lineStart {
+		switch {
+		case p.lineStart:
 			// Withhold the line end: a delimiter may follow.
 			end := len(line) - 1
 			if end > 0 && line[end-1] == '\r' {
@@ -117,6 +126,13 @@ func (p *imapPartReader) fill() error {
 			}
 			p.held = append(p.heldBuf[:0], line[end:]...)
 			line = line[:end]
+		case errors.Is(err, bufio.ErrBufferFull) && line[len(line)-1] == '\r':
+			// A line longer than the buffer can have its CRLF cut in
+			// two by the read: the CR waits for the next read, which
+			// tells whether it ends the line. A line of 4095 octets
+			// before a delimiter kept its CR in the part.
+			p.held = append(p.heldBuf[:0], '\r')
+			line = line[:len(line)-1]
 		}
 		out = append(out, line...)
 		if errors.Is(err, io.EOF) {
