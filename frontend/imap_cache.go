@@ -254,12 +254,22 @@ func (srv *IMAPServer) bodyStructure(hash string, body io.ReadSeeker) (imap.Body
 }
 
 // imapWholeHeader is BODY[HEADER]: the header section as stored, ending
-// in the blank line that separates it from the body.
+// in the blank line that separates it from the body (RFC 9051 section
+// 6.4.5). A message without header fields has only that line, which is
+// already there: another would make BODY[HEADER] and BODY[TEXT] add up
+// to more than BODY[]. A message that ends inside its header gets the
+// blank line in the line ends it uses.
 func imapWholeHeader(h []byte) []byte {
-	if bytes.HasSuffix(h, []byte("\r\n\r\n")) || bytes.HasSuffix(h, []byte("\n\n")) {
+	switch {
+	case string(h) == "\r\n" || string(h) == "\n",
+		bytes.HasSuffix(h, []byte("\r\n\r\n")) || bytes.HasSuffix(h, []byte("\n\n")):
 		return h
+	case len(h) == 0 || bytes.HasSuffix(h, []byte("\r\n")):
+		return append(slices.Clip(h), "\r\n"...)
+	case bytes.HasSuffix(h, []byte("\n")):
+		return append(slices.Clip(h), '\n')
 	}
-	return append(slices.Clip(h), "\r\n"...)
+	return append(slices.Clip(h), "\r\n\r\n"...) // the last field's line end, and the blank line
 }
 
 // imapHeaderSection answers BODY[HEADER], BODY[HEADER.FIELDS (...)] and

@@ -583,7 +583,7 @@ func TestIMAPDiffMissingCloseDelimiter(t *testing.T) {
 // reader without an error (a line such as "--boundary-" inside a part
 // makes it give up) into at least one part, ended by its close
 // delimiter, every Content-Type that is present a parsed type/subtype,
-// nesting shallow.
+// every Content-Disposition parsed, nesting shallow.
 func diffWellFormed(msg []byte) bool {
 	if len(msg) > 64<<10 {
 		return false
@@ -616,6 +616,9 @@ func diffWellFormedEntity(r io.Reader, parent string, depth int) bool {
 	mt, params, err := mh.ContentType()
 	if mh.Has("Content-Type") && (err != nil || !strings.Contains(mt, "/")) {
 		return false // text/plain by RFC 2045 section 5.2; the old helper kept it
+	}
+	if _, _, err := mh.ContentDisposition(); mh.Has("Content-Disposition") && err != nil {
+		return false // no disposition; the old helper sent the raw value as one
 	}
 	if !mh.Has("Content-Type") && parent == "multipart/digest" {
 		mt = "message/rfc822"
@@ -722,6 +725,40 @@ func TestIMAPDiffLongLineBeforeDelimiter(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// TestIMAPDiffWholeHeaderFromTheCache: BODY[HEADER], HEADER.FIELDS and
+// HEADER.FIELDS.NOT of the message itself come from the header cache
+// (imapMeta), not from imapWriteSection, and must be what
+// ExtractBodySection gave, except that BODY[HEADER] keeps a bare-LF
+// header as stored (frontend/DESIGN.md). A message without header fields
+// got a second blank line, so HEADER plus TEXT was longer than BODY[].
+func TestIMAPDiffWholeHeaderFromTheCache(t *testing.T) {
+	msgs := diffMessages()
+	msgs = append(msgs, struct{ name, msg string }{"unterminated", "Subject: no line end"}, struct{ name, msg string }{"empty", ""})
+	for _, c := range msgs {
+		msg := []byte(c.msg)
+		h, _, err := readHeaderSection(bufio.NewReader(bytes.NewReader(msg)), imapMaxHeader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bs := range []*imap.FetchItemBodySection{{Specifier: imap.PartSpecifierHeader},
+			{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"subject", "X-A"}},
+			{Specifier: imap.PartSpecifierHeader, HeaderFieldsNot: []string{"Subject"}}} {
+			got := (&imapMeta{header: h}).headerSection(bs)
+			want := imapserver.ExtractBodySection(bytes.NewReader(msg), bs)
+			if strings.HasSuffix(c.name, "/lf") && len(bs.HeaderFields)+len(bs.HeaderFieldsNot) == 0 {
+				want = bytes.ReplaceAll(want, []byte("\r\n"), []byte("\n"))
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s: BODY[%s] %q, want %q", c.name, diffSpecName(bs), got, want)
+			}
+		}
+		text := imapserver.ExtractBodySection(bytes.NewReader(msg), &imap.FetchItemBodySection{Specifier: imap.PartSpecifierText})
+		if whole := imapWholeHeader(h); (strings.HasPrefix(c.msg, "\n") || strings.HasPrefix(c.msg, "\r\n") || strings.Contains(c.msg, "\n\n") || strings.Contains(c.msg, "\n\r\n")) && !bytes.Equal(append(whole, text...), msg) {
+			t.Errorf("%s: BODY[HEADER] %q and BODY[TEXT] %q are not BODY[] %q", c.name, whole, text, msg)
 		}
 	}
 }
