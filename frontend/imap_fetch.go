@@ -378,10 +378,15 @@ func (s *imapSession) streamBody(rw *imapserver.FetchResponseWriter, bs *imap.Fe
 			err = cmp.Or(rerr, errors.New("body longer than its size"))
 		}
 	}
+	return s.endLiteral(wc, "body", err)
+}
+
+// endLiteral closes a streamed literal. After a failure (err) its
+// promised length cannot be met, so the connection is beyond repair: it
+// is closed, and the client retries.
+func (s *imapSession) endLiteral(wc io.WriteCloser, what string, err error) error {
 	if err != nil {
-		// The literal's length is promised and cannot be met: the
-		// connection is beyond repair. Close it; the client retries.
-		s.log.Warn("imap: body failed while streaming, closing connection", "err", err)
+		s.log.Warn("imap: "+what+" failed while streaming, closing connection", "err", err)
 		_ = s.conn.NetConn().Close()
 		_ = wc.Close()
 		return imapWriteError{err}
@@ -412,16 +417,7 @@ func (s *imapSession) streamSection(wc io.WriteCloser, n int64, body node.Body, 
 	if err == nil && win.sent != n {
 		err = fmt.Errorf("section is %d octets on the second read, %d on the first", win.sent, n)
 	}
-	if err != nil {
-		s.log.Warn("imap: body failed while streaming a section, closing connection", "err", err)
-		_ = s.conn.NetConn().Close()
-		_ = wc.Close()
-		return imapWriteError{err}
-	}
-	if err := wc.Close(); err != nil {
-		return imapWriteError{err}
-	}
-	return nil
+	return s.endLiteral(wc, "section", err)
 }
 
 func imapWriteLiteral(wc io.WriteCloser, b []byte) error {

@@ -108,15 +108,7 @@ func TestIMAPPartialFetchAndSearchMemory(t *testing.T) {
 		{"FETCH 1 (BINARY.SIZE[1])", "BINARY.SIZE[1] "},
 		{"SEARCH BODY NEEDLE", "* SEARCH 1"},
 	} {
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		u := r.ok(tc.cmd)
-		runtime.ReadMemStats(&after)
-		if !strings.Contains(strings.Join(u, "\n"), tc.want) {
-			t.Errorf("%s: %q, want %q", tc.cmd, u, tc.want)
-		}
-		alloc := after.TotalAlloc - before.TotalAlloc
+		alloc := allocsOf(t, r, tc.cmd, tc.want)
 		t.Logf("%s: %d KiB allocated", tc.cmd, alloc>>10)
 		if alloc > size/4 {
 			t.Errorf("%s allocated %d MiB for a %d MiB message", tc.cmd, alloc>>20, size>>20)
@@ -145,15 +137,7 @@ func TestIMAPHugeHeaderMemory(t *testing.T) {
 		{"FETCH 2 (BODY.PEEK[1.MIME]<0.4>)", "BODY[1.MIME]<0> {4}"},
 		{"SEARCH TEXT nothing", "* SEARCH"},
 	} {
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		u := r.ok(tc.cmd)
-		runtime.ReadMemStats(&after)
-		if !strings.Contains(strings.Join(u, "\n"), tc.want) {
-			t.Errorf("%s: %.200q, want %q", tc.cmd, u, tc.want)
-		}
-		alloc := after.TotalAlloc - before.TotalAlloc
+		alloc := allocsOf(t, r, tc.cmd, tc.want)
 		t.Logf("%s: %d MiB allocated", tc.cmd, alloc>>20)
 		if alloc > 12*size {
 			t.Errorf("%s allocated %d MiB for a header of %d MiB", tc.cmd, alloc>>20, size>>20)
@@ -301,4 +285,20 @@ func TestIMAPSectionsKeptOrStreamed(t *testing.T) {
 			t.Errorf("%s: %d octets %.40q, want %d octets %.40q", k, len(got[k]), got[k], len(w), w)
 		}
 	}
+}
+
+// allocsOf runs cmd on r, checks that its untagged responses contain
+// want, and returns the octets this process (client and server)
+// allocated meanwhile.
+func allocsOf(t *testing.T, r *imapRaw, cmd, want string) uint64 {
+	t.Helper()
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	u := r.ok(cmd)
+	runtime.ReadMemStats(&after)
+	if !strings.Contains(strings.Join(u, "\n"), want) {
+		t.Errorf("%s: %.200q, want %q", cmd, u, want)
+	}
+	return after.TotalAlloc - before.TotalAlloc
 }

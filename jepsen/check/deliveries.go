@@ -28,9 +28,12 @@ type delivery struct {
 
 // attemptsBy counts the non-failed attempts invoked by t: no more copies
 // than that can exist at t.
-func (d *delivery) attemptsBy(t int64) int {
+func (d *delivery) attemptsBy(t int64) int { return startedBy(d.starts, t) }
+
+// startedBy counts the times in starts that are at or before t.
+func startedBy(starts []int64, t int64) int {
 	n := 0
-	for _, s := range d.starts {
+	for _, s := range starts {
 		if s <= t {
 			n++
 		}

@@ -202,15 +202,7 @@ func checkForward(c *collector, k msgKey, f *forward, windows [][2]int64) {
 }
 
 // attemptsBy counts the non-failed attempts invoked by t.
-func (f *forward) attemptsBy(t int64) int {
-	n := 0
-	for _, s := range f.starts {
-		if s <= t {
-			n++
-		}
-	}
-	return n
-}
+func (f *forward) attemptsBy(t int64) int { return startedBy(f.starts, t) }
 
 // overlaps reports whether a disturbance overlapped the time between
 // two copies, which makes the second a possible resend of the first.
