@@ -47,6 +47,13 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 	if !s.srv.cfg.Submission {
 		return nil, smtp.ErrAuthUnknownMechanism
 	}
+	if r := s.closing(); r != nil {
+		// An AUTH pipelined behind the last failure's 421 (RFC 2920
+		// lets a client send it before it reads that reply): go-smtp has
+		// it buffered already. It must not check another password, or
+		// log the connection in after its last word.
+		return nil, r
+	}
 	switch mech {
 	case sasl.Plain:
 		return saslReplies{sasl.NewPlainServer(func(identity, user, password string) error {

@@ -2,13 +2,16 @@ package frontend
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net"
 	"net/textproto"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -291,4 +294,51 @@ func TestSubmissionDetailAddressOfAnotherAccount(t *testing.T) {
 	eu.ehlo()
 	eu.expect("AUTH PLAIN "+b64("\x00sales+eu@example.com\x00pw-eu"), 235, "2.0.0")
 	eu.expect("MAIL FROM:<sales+eu@example.com>", 250, "2.0.0")
+}
+
+// countingPasswords counts the password checks that reach the store.
+type countingPasswords struct {
+	PasswordChecker
+	checks atomic.Int32
+}
+
+func (c *countingPasswords) Authenticate(ctx context.Context, user, password string) (string, error) {
+	c.checks.Add(1)
+	return c.PasswordChecker.Authenticate(ctx, user, password)
+}
+
+// AUTH commands pipelined behind the third failure's 421 are not run:
+// they check no password, and none of them logs the connection in.
+// go-smtp has already buffered them when the 421 is sent, so without the
+// session's own check each got a password check of its own, and the
+// right password a 235 after the connection's last word.
+func TestSubmissionAuthPipelinedPastTheLastFailure(t *testing.T) {
+	c := nodetest.Start(t, 1)
+	c.AddMailboxes("pw-alice", "alice@example.com")
+	store := &countingPasswords{PasswordChecker: c.Nodes[0]}
+	cfg := testConfig()
+	cfg.Submission = true
+	cfg.Auth = NewAuthenticator(store, AuthConfig{AllowInsecure: true, FailureDelay: time.Millisecond}, nil)
+	_, addr := startServer(t, cfg, c.Nodes[0])
+
+	cl := dial(t, addr)
+	cl.ehlo()
+	var batch strings.Builder
+	for i := range 6 {
+		batch.WriteString("AUTH PLAIN " + b64(fmt.Sprintf("\x00alice@example.com\x00guess%d", i)) + "\r\n")
+	}
+	batch.WriteString("AUTH PLAIN " + b64("\x00alice@example.com\x00pw-alice") + "\r\n")
+	batch.WriteString("MAIL FROM:<alice@example.com>\r\n")
+	cl.write(batch.String())
+	checkReply(t, "first guess", cl.read(), 535, "5.7.8")
+	checkReply(t, "second guess", cl.read(), 535, "5.7.8")
+	checkReply(t, "third guess", cl.read(), 421, "4.7.0")
+	for _, line := range cl.expectClosed() {
+		if !strings.HasPrefix(line, "421 ") {
+			t.Errorf("after the third failure's 421 the server said %q", line)
+		}
+	}
+	if n := store.checks.Load(); n != maxAuthFailures {
+		t.Errorf("%d password checks, want %d", n, maxAuthFailures)
+	}
 }
