@@ -125,6 +125,9 @@ func (s *session) checkSubmissionSender(from string) error {
 	if s.user == "" {
 		return replyAuthRequired()
 	}
+	if err := s.checkAccount(); err != nil {
+		return err
+	}
 	if from == "" {
 		return replySenderNotOwned(s.user)
 	}
@@ -134,6 +137,38 @@ func (s *session) checkSubmissionSender(from string) error {
 		return replyUnavailable()
 	case !own:
 		return replySenderNotOwned(s.user)
+	}
+	return nil
+}
+
+// accountChecker is a Deliverer that can tell whether a login's mailbox
+// may still act (node.Node does).
+type accountChecker interface {
+	AccountActive(ctx context.Context, addr string) error
+}
+
+// checkAccount refuses a transaction of a session whose mailbox was
+// disabled or removed since its AUTH: disabling a mailbox whose password
+// leaked must stop the spam it sends over connections already open, not
+// only new logins. The login no longer holds: 530 5.7.0, and the
+// connection ends with it (go-smtp keeps the session authenticated, so
+// it would refuse a new AUTH as repeated); a login on a new connection
+// fails.
+func (s *session) checkAccount() *smtp.SMTPError {
+	ac, ok := s.srv.d.(accountChecker)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.ResolveTimeout)
+	defer cancel()
+	err := ac.AccountActive(ctx, s.user)
+	switch {
+	case errors.Is(err, node.ErrAuthFailed):
+		s.log.Info("smtp: submission by a mailbox disabled or removed since its login, refused", "user", s.user)
+		s.user = ""
+		return s.lastWord(replyAuthRequired())
+	case err != nil:
+		return replyUnavailable()
 	}
 	return nil
 }

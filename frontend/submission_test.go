@@ -342,3 +342,34 @@ func TestSubmissionAuthPipelinedPastTheLastFailure(t *testing.T) {
 		t.Errorf("%d password checks, want %d", n, maxAuthFailures)
 	}
 }
+
+// A mailbox disabled while a submission connection of it is open (its
+// password leaked, say) can send no more over it: the next MAIL gets 530
+// 5.7.0 and the connection ends; a new login fails. Before, disabling stopped only new logins,
+// and the open connection could go on sending for up to MaxSessionTime.
+func TestSubmissionStopsWhenTheMailboxIsDisabled(t *testing.T) {
+	c := nodetest.Start(t, 1)
+	c.AddMailboxes("pw-alice", "alice@example.com")
+	c.AddMailboxes("pw-bob", "bob@example.com")
+	cfg := testConfig()
+	cfg.Submission = true
+	cfg.Auth = NewAuthenticator(c.Nodes[0], AuthConfig{AllowInsecure: true, FailureDelay: time.Millisecond}, nil)
+	_, addr := startServer(t, cfg, c.Nodes[0])
+
+	cl := dial(t, addr)
+	cl.ehlo()
+	cl.expect("AUTH PLAIN "+b64("\x00alice@example.com\x00pw-alice"), 235, "2.0.0")
+	r := cl.transaction("alice@example.com", []string{"bob@example.com"}, "From: alice@example.com\r\nSubject: one\r\n\r\nfirst\r\n")
+	checkReply(t, "DATA before the disable", r, 250, "2.0.0")
+
+	disabled := true
+	c.Apply(&fsm.MailboxUpdate{Address: "alice@example.com", Disabled: &disabled})
+	cl.expect("MAIL FROM:<alice@example.com>", 530, "5.7.0")
+	cl.expectClosed()
+	again := dial(t, addr)
+	again.ehlo()
+	again.expect("AUTH PLAIN "+b64("\x00alice@example.com\x00pw-alice"), 535, "5.7.8")
+	if got := waitInbox(t, c.Nodes[0], "bob@example.com", 1); len(got) != 1 {
+		t.Fatalf("bob holds %d messages, want the one sent before the disable", len(got))
+	}
+}

@@ -158,3 +158,22 @@ func (n *Node) Watch(addr string) (<-chan struct{}, func()) {
 		})
 	}
 }
+
+// AccountActive reports whether the mailbox addr, a login's canonical
+// address, may still act: nil, or an error wrapping ErrAuthFailed when it
+// has been disabled or removed since the login (ErrUnavailable when the
+// directory cannot be read). It reads this node's state without a
+// barrier: it runs for every message a session submits, and a change
+// reaches every node within a heartbeat.
+func (n *Node) AccountActive(_ context.Context, addr string) error {
+	mb, err := n.state.Mailbox(addr)
+	switch {
+	case errors.Is(err, fsm.ErrNotFound):
+		return fmt.Errorf("%w: %s no longer exists", ErrAuthFailed, addr)
+	case err != nil:
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	case mb.Disabled:
+		return fmt.Errorf("%w: %s is disabled", ErrAuthFailed, addr)
+	}
+	return nil
+}
