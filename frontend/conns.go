@@ -241,6 +241,17 @@ type trackedConn struct {
 	chunks atomic.Int64
 	ahead  atomic.Int64
 
+	// inputFailed is set once a Read has returned an error: the
+	// client's input ended (hang-up, reset, timeout, a limit). go-smtp
+	// copies a BDAT chunk through a limited reader, which reports a
+	// connection lost inside the chunk as the chunk's end (io.EOF), so
+	// after a cut LAST chunk it closes the message's pipe as if the
+	// message were whole; the message's reader looks here to tell the
+	// two apart (see bodyReader). Every read error ends a go-smtp
+	// session, so the flag is never set by a transaction that then
+	// goes on.
+	inputFailed atomic.Bool
+
 	wmu  sync.Mutex
 	held []byte // replies not yet sent (see Write)
 }
@@ -315,6 +326,19 @@ func (c *trackedConn) flushLocked() error {
 }
 
 func (c *trackedConn) Read(p []byte) (int, error) {
+	n, err := c.read(p)
+	if err != nil {
+		c.inputFailed.Store(true)
+	}
+	return n, err
+}
+
+// readFailed reports whether a read of the connection has failed.
+func (c *trackedConn) readFailed() bool {
+	return c != nil && c.inputFailed.Load()
+}
+
+func (c *trackedConn) read(p []byte) (int, error) {
 	if err := c.flush(); err != nil {
 		return 0, err
 	}

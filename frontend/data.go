@@ -84,14 +84,15 @@ type outcome struct {
 // header fields are a small reader in front of go-smtp's data reader.
 func (s *session) deliver(tx *txn, r io.Reader) outcome {
 	start := time.Now()
-	if _, chunked := r.(*io.PipeReader); chunked {
+	_, chunked := r.(*io.PipeReader)
+	if chunked {
 		// go-smtp passes BDAT chunks through a pipe (and DATA through
 		// its dot-unstuffing reader), and reads commands between the
 		// chunks without its line limit: the connection bounds them.
 		s.tc.beginChunks()
 		defer s.tc.endChunks()
 	}
-	body := &bodyReader{r: r, tc: s.tc}
+	body := &bodyReader{r: r, tc: s.tc, chunked: chunked}
 	hdr := traceHeaders(traceInfo{
 		from:     tx.from,
 		helo:     tx.helo,
@@ -326,12 +327,18 @@ var ErrMessageIncomplete = errors.New("frontend: message data incomplete")
 // Deliver error caused by the client is answered as the client's fault.
 // Only the Deliver call reads it, then deliver itself.
 type bodyReader struct {
-	r   io.Reader
-	tc  *trackedConn // told of every octet received (BDAT gap limit); may be nil
-	n   int64
-	eof bool  // the final dot was seen
-	err error // first read error other than io.EOF
+	r       io.Reader
+	tc      *trackedConn // told of every octet received (BDAT gap limit); may be nil
+	chunked bool         // BDAT: the end is go-smtp closing its pipe
+	n       int64
+	eof     bool  // the final dot was seen
+	err     error // first read error other than io.EOF
 }
+
+// errChunkCut is a BDAT transfer whose connection failed before the
+// end of its LAST chunk: go-smtp read the failure as the chunk's end
+// (RFC 3030 §2: a chunk is exactly its announced size).
+var errChunkCut = fmt.Errorf("frontend: connection lost inside a BDAT chunk: %w", io.ErrUnexpectedEOF)
 
 func (b *bodyReader) Read(p []byte) (int, error) {
 	if b.err != nil {
@@ -343,6 +350,11 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		b.tc.bodyProgress()
 	}
 	switch {
+	case err == io.EOF && b.chunked && b.tc.readFailed():
+		// go-smtp closes the pipe only after copying the LAST chunk,
+		// and it met the connection's failure, if any, before that.
+		b.err = errChunkCut
+		return n, b.incomplete()
 	case err == io.EOF:
 		b.eof = true
 	case err != nil:
