@@ -333,6 +333,19 @@ func (s *imapSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) err
 		}
 		return nil
 	}
+	// What the session already knows but could not say yet goes out
+	// first: EXPUNGEs held back from a FETCH, STORE or SEARCH (RFC 9051
+	// section 7.5.1), which IDLE allows (RFC 2177), and a change the last
+	// poll failed to read. The watch has already fired for both, so
+	// waiting for it would leave them to the next periodic poll.
+	s.mu.Lock()
+	if s.sel == sel && !s.closed && (sel.gone > 0 || sel.dirty) {
+		if err := s.pollLocked(w, true, false); err != nil {
+			s.mu.Unlock()
+			return err
+		}
+	}
+	s.mu.Unlock()
 	t := time.NewTicker(s.srv.cfg.PollInterval)
 	defer t.Stop()
 	watch := sel.watch
