@@ -234,8 +234,12 @@ func (n *Node) directoryRoutes(route routeFunc) {
 		var c fsm.SettingsSet
 		var out any
 		err := decodeInto(r, &c, func() error {
+			force, err := queryBool(r, "force")
+			if err != nil {
+				return err
+			}
 			warning, err := n.writeQuorumWarning(c.WriteQuorum)
-			if err == nil && r.URL.Query().Get("force") == "" {
+			if err == nil && !force {
 				err = n.checkEncodingRaise(r.Context(), c.CommandEncoding)
 			}
 			if err == nil {
@@ -302,6 +306,22 @@ func (n *Node) writeQuorumWarning(w int) (string, error) {
 		return "", err
 	}
 	return fmt.Sprintf("write quorum %d is more than the %d members: deliveries are refused (451 4.3.0) until more nodes join", w, len(members)), nil
+}
+
+// queryBool reads the query parameter name as a boolean, false when it
+// is absent. Any other spelling than strconv.ParseBool's is refused: a
+// flag taken as set whenever it is present would read "force=false" as
+// force, and skip the check the caller meant to keep.
+func queryBool(r *http.Request, name string) (bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, &fsm.Error{Kind: fsm.ErrInvalid, Msg: fmt.Sprintf("%s=%q: want true or false (1 or 0)", name, v)}
+	}
+	return b, nil
 }
 
 // limit reads ?limit=, defaulting to 1000 and capped at 10000.

@@ -72,3 +72,28 @@ func TestEncodingRaiseWithEveryMemberUp(t *testing.T) {
 		return err == nil && s.CommandEncoding == fsm.EncodingJSON6
 	})
 }
+
+// "force=false" (or "0") asks for no force: the raise is still refused
+// while a member does not answer, and a force that is neither true nor
+// false is bad input rather than a force.
+func TestEncodingRaiseForceFalseIsNoForce(t *testing.T) {
+	c := newTestClusterWith(t, 3, func(cfg *Config) {
+		cfg.BootstrapSettings = &BootstrapSettings{Replicas: 2, WriteQuorum: 2, CommandEncoding: fsm.EncodingJSON5}
+	})
+	l := c.leader(5 * time.Second)
+	for _, n := range c.nodes {
+		if n != l {
+			n.Close()
+			break
+		}
+	}
+	body := fmt.Sprintf(`{"replicas":2,"write_quorum":2,"command_encoding":%d,"max_voters":5}`, fsm.EncodingJSON6)
+	for query, want := range map[string]string{"?force=false": "did not answer", "?force=0": "did not answer", "?force=maybe": "force"} {
+		if code, out := adminDo(t, l, "POST", "/v1/settings"+query, string(testSecret), body); code != 400 || !strings.Contains(out, want) {
+			t.Errorf("raise%s with a member down: %d %s", query, code, out)
+		}
+	}
+	if s, err := l.state.Settings(); err != nil || s.CommandEncoding != fsm.EncodingJSON5 {
+		t.Fatalf("the encoding changed to %d (%v)", s.CommandEncoding, err)
+	}
+}
