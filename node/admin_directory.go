@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 
@@ -89,7 +90,11 @@ func (n *Node) directoryRoutes(route routeFunc) {
 	apply := func(r *http.Request, c fsm.Command) (any, error) { return n.Apply(r.Context(), c) }
 
 	read("GET /v1/domains", func(r *http.Request) (any, error) {
-		return nonNil(n.state.Domains(r.URL.Query().Get("after"), limit(r)))
+		lim, err := limit(r)
+		if err != nil {
+			return nil, err
+		}
+		return nonNil(n.state.Domains(r.URL.Query().Get("after"), lim))
 	})
 	route("POST /v1/domains", func(r *http.Request) (any, error) {
 		var c fsm.DomainAdd
@@ -101,10 +106,14 @@ func (n *Node) directoryRoutes(route routeFunc) {
 
 	read("GET /v1/mailboxes", func(r *http.Request) (any, error) {
 		q := r.URL.Query()
-		if err := n.knownDomain(q.Get("domain")); err != nil {
+		lim, err := limit(r)
+		if err == nil {
+			err = n.knownDomain(q.Get("domain"))
+		}
+		if err != nil {
 			return nil, err
 		}
-		mbs, err := n.state.Mailboxes(q.Get("domain"), q.Get("after"), limit(r))
+		mbs, err := n.state.Mailboxes(q.Get("domain"), q.Get("after"), lim)
 		return mapAll(mbs, viewMailbox), err
 	})
 	read("GET /v1/mailboxes/{address}", func(r *http.Request) (any, error) {
@@ -186,8 +195,20 @@ func (n *Node) directoryRoutes(route routeFunc) {
 		if folder == "" {
 			folder = "INBOX"
 		}
-		after, _ := strconv.ParseUint(q.Get("after"), 10, 32)
-		return nonNil(n.state.Messages(r.PathValue("address"), folder, uint32(after), limit(r)))
+		lim, err := limit(r)
+		if err != nil {
+			return nil, err
+		}
+		// A UID that does not parse was read as 0, and the first page
+		// came back for any later one asked: a pager following UIDs
+		// would start over instead of hearing of its mistake.
+		var after uint64
+		if v := q.Get("after"); v != "" {
+			if after, err = strconv.ParseUint(v, 10, 32); err != nil {
+				return nil, &fsm.Error{Kind: fsm.ErrInvalid, Msg: fmt.Sprintf("after=%q: want a UID, 0 to %d", v, uint32(math.MaxUint32))}
+			}
+		}
+		return nonNil(n.state.Messages(r.PathValue("address"), folder, uint32(after), lim))
 	})
 
 	read("GET /v1/bodies/{hash}", func(r *http.Request) (any, error) {
@@ -198,12 +219,15 @@ func (n *Node) directoryRoutes(route routeFunc) {
 	read("GET /v1/forwards", func(r *http.Request) (any, error) {
 		q := r.URL.Query()
 		var fws []fsm.Forward
-		var err error
+		lim, err := limit(r)
+		if err != nil {
+			return nil, err
+		}
 		if target := q.Get("target"); target != "" {
 			// Every domain's forwards that name target: a full scan.
-			fws, err = n.state.ForwardsTo(target, limit(r))
+			fws, err = n.state.ForwardsTo(target, lim)
 		} else if err = n.knownDomain(q.Get("domain")); err == nil {
-			fws, err = n.state.Forwards(q.Get("domain"), q.Get("after"), limit(r))
+			fws, err = n.state.Forwards(q.Get("domain"), q.Get("after"), lim)
 		}
 		return mapAll(fws, func(f fsm.Forward) ForwardView { return ForwardView(f) }), err
 	})
@@ -324,13 +348,20 @@ func queryBool(r *http.Request, name string) (bool, error) {
 	return b, nil
 }
 
-// limit reads ?limit=, defaulting to 1000 and capped at 10000.
-func limit(r *http.Request) int {
-	l, err := strconv.Atoi(r.URL.Query().Get("limit"))
-	if err != nil || l <= 0 {
-		return 1000
+// limit reads ?limit=, defaulting to 1000 when absent and capped at
+// 10000. A value that is no positive number is refused: read as the
+// default, "limit=0" (taken for "all") or a typo silently gave a page of
+// 1000, which a caller could take for the whole listing.
+func limit(r *http.Request) (int, error) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return 1000, nil
 	}
-	return min(l, 10000)
+	l, err := strconv.Atoi(v)
+	if err != nil || l <= 0 {
+		return 0, &fsm.Error{Kind: fsm.ErrInvalid, Msg: fmt.Sprintf("limit=%q: want a number from 1 (at most 10000 are returned)", v)}
+	}
+	return min(l, 10000), nil
 }
 
 // nonNil makes an empty list encode as [] rather than null.

@@ -260,3 +260,36 @@ func TestAdminForwardLoopThroughCatchAll(t *testing.T) {
 		}
 	}
 }
+
+// A listing's limit or after that does not parse is refused: read as the
+// default (1000 entries, or UID 0), it answered a page that passed for
+// what was asked.
+func TestAdminListingRefusesBadPaging(t *testing.T) {
+	n := newTestCluster(t, 1).leader(5 * time.Second)
+	tok := string(testSecret)
+	mustApply(t, n, &fsm.DomainAdd{Name: "example.com"})
+	mustApply(t, n, addMailbox("a@example.com"))
+	for _, path := range []string{
+		"/v1/domains?limit=0",
+		"/v1/domains?limit=-5",
+		"/v1/domains?limit=ten",
+		"/v1/mailboxes?domain=example.com&limit=1e3",
+		"/v1/forwards?domain=example.com&limit=0",
+		"/v1/queue?limit=x",
+		"/v1/mailboxes/a@example.com/messages?after=abc",
+		"/v1/mailboxes/a@example.com/messages?after=-1",
+		"/v1/mailboxes/a@example.com/messages?after=4294967296",
+	} {
+		code, body := adminDo(t, n, "GET", path, tok, "")
+		var e apiError
+		json.Unmarshal([]byte(body), &e)
+		if code != 400 || e.Code != "invalid" {
+			t.Errorf("GET %s: %d %s, want 400 invalid", path, code, body)
+		}
+	}
+	for _, path := range []string{"/v1/domains", "/v1/domains?limit=20000", "/v1/mailboxes/a@example.com/messages?after=4294967295&limit=5"} {
+		if code, body := adminDo(t, n, "GET", path, tok, ""); code != 200 {
+			t.Errorf("GET %s: %d %s", path, code, body)
+		}
+	}
+}

@@ -2,7 +2,6 @@ package node
 
 import (
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -60,9 +59,9 @@ func (n *Node) queueRoutes(route func(string, func(*http.Request) (any, error)))
 		if err := n.Barrier(r.Context()); err != nil {
 			return nil, err
 		}
-		lim := 1000
-		if v, err := strconv.Atoi(r.URL.Query().Get("limit")); err == nil && v > 0 {
-			lim = min(v, 10000)
+		lim, err := limit(r)
+		if err != nil {
+			return nil, err
 		}
 		return n.state.QueueList(r.URL.Query().Get("after"), lim)
 	})
