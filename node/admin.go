@@ -96,7 +96,14 @@ func (n *Node) adminHandler() http.Handler {
 			ID    string `json:"id"`
 			Force bool   `json:"force,omitempty"`
 		}
-		return nil, decodeInto(r, &req, func() error { return n.Remove(r.Context(), req.ID, req.Force) })
+		return nil, decodeInto(r, &req, func() error {
+			// A body without the id is the caller's mistake, not a
+			// member that is missing (404).
+			if req.ID == "" {
+				return &fsm.Error{Kind: fsm.ErrInvalid, Msg: "id is required: the node to remove"}
+			}
+			return n.Remove(r.Context(), req.ID, req.Force)
+		})
 	})
 	n.directoryRoutes(route)
 	n.redundancyRoutes(mux, route)
@@ -240,7 +247,10 @@ func errorStatus(err error) int {
 	case errors.Is(err, fsm.ErrExists), errors.Is(err, fsm.ErrNotEmpty), errors.Is(err, fsm.ErrLocked):
 		return http.StatusConflict
 	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotLeader), errors.Is(err, ErrIndeterminate),
-		errors.Is(err, ErrUnavailable), errors.Is(err, ErrBodyUnavailable), errors.Is(err, context.DeadlineExceeded):
+		errors.Is(err, ErrUnavailable), errors.Is(err, ErrBodyUnavailable), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, ErrClosed), errors.Is(err, fsm.ErrClosed):
+		// A node shutting down is a temporary failure: another node, or
+		// this one restarted, will answer.
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

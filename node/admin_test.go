@@ -2,6 +2,7 @@ package node
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -290,6 +291,30 @@ func TestAdminListingRefusesBadPaging(t *testing.T) {
 	for _, path := range []string{"/v1/domains", "/v1/domains?limit=20000", "/v1/mailboxes/a@example.com/messages?after=4294967295&limit=5"} {
 		if code, body := adminDo(t, n, "GET", path, tok, ""); code != 200 {
 			t.Errorf("GET %s: %d %s", path, code, body)
+		}
+	}
+}
+
+// A removal without an id is bad input (400), not a member that is not
+// found (404).
+func TestAdminRemoveWithoutIDIsInvalid(t *testing.T) {
+	n := newTestCluster(t, 1).leader(5 * time.Second)
+	for _, body := range []string{`{}`, `{"force":true}`, `null`} {
+		code, out := adminDo(t, n, "POST", "/v1/cluster/remove", string(testSecret), body)
+		var e apiError
+		json.Unmarshal([]byte(out), &e)
+		if code != 400 || e.Code != "invalid" {
+			t.Errorf("remove %s: %d %s, want 400 invalid", body, code, out)
+		}
+	}
+}
+
+// A node (or its state) closing under a request is a temporary failure:
+// 503, which clients retry elsewhere, not 500.
+func TestAdminErrorStatusClosedIsTemporary(t *testing.T) {
+	for _, err := range []error{ErrClosed, fmt.Errorf("apply: %w", ErrClosed), &fsm.Error{Kind: fsm.ErrClosed, Msg: "state closed"}} {
+		if got := errorStatus(err); got != http.StatusServiceUnavailable {
+			t.Errorf("errorStatus(%v) = %d, want 503", err, got)
 		}
 	}
 }
