@@ -136,6 +136,12 @@ func (n *Node) directoryRoutes(route routeFunc) {
 		}
 		var out any
 		err := decodeInto(r, &req, func() (err error) {
+			// The state machine refuses such a batch too, but only after
+			// every password in it was hashed here: a body of 64 MiB holds
+			// hundreds of thousands, hours of argon2id for a refusal.
+			if len(req.Mailboxes) == 0 || len(req.Mailboxes) > fsm.MaxMailboxBatch {
+				return &fsm.Error{Kind: fsm.ErrInvalid, Msg: fmt.Sprintf("a batch holds 1 to %d mailboxes, not %d", fsm.MaxMailboxBatch, len(req.Mailboxes))}
+			}
 			c := &fsm.MailboxAdd{Mailboxes: make([]fsm.NewMailbox, len(req.Mailboxes)), Distinct: n.encodingAtLeast(fsm.EncodingJSON4)}
 			for i, m := range req.Mailboxes {
 				if c.Mailboxes[i], err = m.toNew(); err != nil {

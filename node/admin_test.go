@@ -318,3 +318,27 @@ func TestAdminErrorStatusClosedIsTemporary(t *testing.T) {
 		}
 	}
 }
+
+// A batch of more mailboxes than one entry holds is refused at once,
+// before the node hashes the passwords in it.
+func TestAdminOversizedBatchRefusedBeforeHashing(t *testing.T) {
+	n := newTestCluster(t, 1).leader(5 * time.Second)
+	mustApply(t, n, &fsm.DomainAdd{Name: "example.com"})
+	var b strings.Builder
+	b.WriteString(`{"mailboxes":[`)
+	for i := range fsm.MaxMailboxBatch + 1 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"address":"u%d@example.com","password":"pw-%d"}`, i, i)
+	}
+	b.WriteString("]}")
+	start := time.Now()
+	code, out := adminDo(t, n, "POST", "/v1/mailboxes/batch", string(testSecret), b.String())
+	if code != 400 || !strings.Contains(out, "1 to") {
+		t.Fatalf("batch of %d: %d %s", fsm.MaxMailboxBatch+1, code, out)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the refusal took %v: the passwords were hashed first", d)
+	}
+}
