@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -14,15 +15,20 @@ func newDomainCmd(cl *clientFlags) *cobra.Command {
 	cmd.AddCommand(&cobra.Command{
 		Use: "add DOMAIN...", Short: "Host one or more domains", Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			for _, d := range args {
+			for i, d := range args {
 				if err := cl.do(cmd.Context(), "POST", "/v1/domains", fsm.DomainAdd{Name: d}, nil); err != nil {
 					// The API's refusals name the domain already; other
-					// failures (the network) need it, as earlier ones of
-					// several domains may have been added.
-					if errors.As(err, new(*apiError)) {
-						return err
+					// failures (the network) need it.
+					if !errors.As(err, new(*apiError)) {
+						err = fmt.Errorf("domain %s: %w", d, err)
 					}
-					return fmt.Errorf("domain %s: %w", d, err)
+					// The ones before it were added and the ones after it
+					// not tried: without saying so, the operator runs the
+					// same command again and it stops on "already exists".
+					if i > 0 {
+						err = fmt.Errorf("%w (added before it: %s; not tried: %d more)", err, strings.Join(args[:i], ", "), len(args)-i-1)
+					}
+					return err
 				}
 			}
 			return cl.done(cmd, "added %d domain(s)", len(args))

@@ -91,3 +91,17 @@ func TestForwardListByTarget(t *testing.T) {
 		t.Errorf("mailbox rm of a mailbox no forward names: %v, stderr %q", err, stderr)
 	}
 }
+
+// domain add of several domains that fails part way names those it
+// added, so that the operator does not run it again as it was.
+func TestDomainAddPartialSaysWhatWasAdded(t *testing.T) {
+	p := startSolo(t)
+	_, errOut, err := cli(t, "", "domain", "add", "a.example", "b.example", "bad_one", "c.example", "--addr", p.admin)
+	if err == nil || !strings.Contains(errOut, "bad_one") || !strings.Contains(errOut, "added before it: a.example, b.example") {
+		t.Fatalf("domain add: %v\n%s", err, errOut)
+	}
+	out := mustCLI(t, "domain", "ls", "--addr", p.admin)
+	if !strings.Contains(out, "b.example") || strings.Contains(out, "c.example") {
+		t.Errorf("domain ls:\n%s", out)
+	}
+}
