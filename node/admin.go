@@ -229,7 +229,14 @@ func errorCode(err error) string {
 	case errors.Is(err, ErrNoFolder):
 		return "not_found"
 	}
-	return replyError(err).Code
+	code := replyError(err).Code
+	if code == "internal" && errorStatus(err) == http.StatusServiceUnavailable {
+		// A temporary failure (ErrUnavailable: a read barrier without a
+		// leader, too few replicas) is no internal error: a client that
+		// goes by the code would give up instead of retrying.
+		return "unavailable"
+	}
+	return code
 }
 
 // writeError answers a failed request with its status and apiError.

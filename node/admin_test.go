@@ -342,3 +342,22 @@ func TestAdminOversizedBatchRefusedBeforeHashing(t *testing.T) {
 		t.Errorf("the refusal took %v: the passwords were hashed first", d)
 	}
 }
+
+// A temporary failure of a streaming route (the export's read barrier
+// without a leader) says "unavailable" with its 503, not "internal".
+func TestAdminUnavailableIsNotInternal(t *testing.T) {
+	c := newTestCluster(t, 2)
+	l := c.leader(5 * time.Second)
+	f := c.follower()
+	mustApply(t, l, &fsm.DomainAdd{Name: "example.com"})
+	mustApply(t, l, addMailbox("a@example.com"))
+	l.Close()
+	delete(c.nodes, l.ID())
+	waitFor(t, 10*time.Second, "the leader gone", func() bool { _, err := f.leaderAddr(); return err != nil })
+	code, body := adminDo(t, f, "GET", "/v1/mailboxes/a@example.com/export", string(testSecret), "")
+	var e apiError
+	json.Unmarshal([]byte(body), &e)
+	if code != 503 || e.Code != "unavailable" {
+		t.Fatalf("export without a leader: %d %s, want 503 unavailable", code, body)
+	}
+}
