@@ -27,18 +27,24 @@ func TestDisconnectMidDataStoresNothing(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	cl.conn.Close()
 
-	// Wait until the aborted transaction was judged (its Deliver has
-	// returned), then send a whole message so there is something to wait for.
+	onlyWholeStored(t, c, srv, addr)
+}
+
+// onlyWholeStored waits until the cut transaction was judged (451 4.4.2:
+// its Deliver has returned), then sends a whole message, so that there is
+// something to wait for, and checks that alice holds only that one.
+func onlyWholeStored(t *testing.T, c *nodetest.Cluster, srv *SMTPServer, addr string) {
+	t.Helper()
 	aborted := srv.metrics.replies.WithLabelValues(cmdData, "451", "4.4.2")
 	for deadline := time.Now().Add(5 * time.Second); testutil.ToFloat64(aborted) < 1; {
 		if time.Now().After(deadline) {
-			t.Fatal("the aborted transaction was never answered 451 4.4.2")
+			t.Fatal("the cut transaction was never answered 451 4.4.2")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	cl2 := dial(t, addr)
-	cl2.ehlo()
-	checkReply(t, "DATA", cl2.transaction("s@remote.test", []string{"alice@example.com"}, "Subject: whole\r\n\r\nx\r\n"), 250, "2.0.0")
+	cl := dial(t, addr)
+	cl.ehlo()
+	checkReply(t, "DATA", cl.transaction("s@remote.test", []string{"alice@example.com"}, "Subject: whole\r\n\r\nx\r\n"), 250, "2.0.0")
 	got := waitInbox(t, c.Nodes[0], "alice@example.com", 1)
 	if len(got) != 1 {
 		for _, m := range got {
@@ -73,24 +79,7 @@ func TestDisconnectMidBDATLastStoresNothing(t *testing.T) {
 			cl.write(tc.last)
 			time.Sleep(50 * time.Millisecond)
 			cl.conn.Close()
-
-			aborted := srv.metrics.replies.WithLabelValues(cmdData, "451", "4.4.2")
-			for deadline := time.Now().Add(5 * time.Second); testutil.ToFloat64(aborted) < 1; {
-				if time.Now().After(deadline) {
-					t.Fatal("the cut transaction was never answered 451 4.4.2")
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
-			cl2 := dial(t, addr)
-			cl2.ehlo()
-			checkReply(t, "DATA", cl2.transaction("s@remote.test", []string{"alice@example.com"}, "Subject: whole\r\n\r\nx\r\n"), 250, "2.0.0")
-			got := waitInbox(t, c.Nodes[0], "alice@example.com", 1)
-			if len(got) != 1 {
-				for _, m := range got {
-					t.Logf("stored: %q", m)
-				}
-				t.Fatalf("alice holds %d messages, want only the whole one", len(got))
-			}
+			onlyWholeStored(t, c, srv, addr)
 		})
 	}
 }

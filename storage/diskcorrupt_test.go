@@ -65,13 +65,7 @@ func storeOnDisk(t *testing.T, dir string, n, size int) [][]byte {
 // staying up for everything else.
 func TestTableBlockDamagedOnDiskDoesNotCrash(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	bodies := storeOnDisk(t, dir, 300, 1500)
-	h := HashBytes(bodies[150])
-	flipOnDisk(t, dir, "*.sst", h[4:])
-
-	s := openStore(t, dir, testOptions())
-	defer s.Close()
+	s, bodies, h := withDamagedManifestBlock(t)
 	s.rebuildPresence() // what Open starts in the background: it reads every manifest
 	if _, _, err := s.Has(ctx, h); err == nil {
 		t.Fatal("Has of a body whose manifest block is damaged: no error")
@@ -105,13 +99,7 @@ func TestTableBlockDamagedOnDiskDoesNotCrash(t *testing.T) {
 // fallback and stopped the scrub and the audit.
 func TestManifestDamagedOnDiskIsErrCorrupt(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	bodies := storeOnDisk(t, dir, 300, 1500)
-	h := HashBytes(bodies[150])
-	flipOnDisk(t, dir, "*.sst", h[4:])
-
-	s := openStore(t, dir, testOptions())
-	defer s.Close()
+	s, bodies, h := withDamagedManifestBlock(t)
 	_, _, err := s.Has(ctx, h)
 	wantCorrupt(t, err, h, "manifest")
 	_, err = s.Reader(ctx, h)
@@ -136,4 +124,18 @@ func TestManifestDamagedOnDiskIsErrCorrupt(t *testing.T) {
 	if st, _ := s.Stats(ctx); st.Bodies != int64(len(bodies)) {
 		t.Fatalf("Stats.Bodies = %d, want %d", st.Bodies, len(bodies))
 	}
+}
+
+// withDamagedManifestBlock opens a store of 300 bodies whose table file
+// has a flipped byte in the block holding body 150's manifest, and
+// returns it (closed at the test's end), the bodies and that body's hash.
+func withDamagedManifestBlock(t *testing.T) (*Store, [][]byte, Hash) {
+	t.Helper()
+	dir := t.TempDir()
+	bodies := storeOnDisk(t, dir, 300, 1500)
+	h := HashBytes(bodies[150])
+	flipOnDisk(t, dir, "*.sst", h[4:])
+	s := openStore(t, dir, testOptions())
+	t.Cleanup(func() { s.Close() })
+	return s, bodies, h
 }
