@@ -215,8 +215,8 @@ func (n *Node) commitDelivery(ctx context.Context, cmd *fsm.Deliver) (any, uint6
 // answer, leadership changed), for up to commitRetryWindow. The state
 // machine decides the outcome: an error it returned (fsm.Code), or the
 // node closing, ends the loop at once. Only for commands whose second
-// application leaves what the first did: a delivery (its ID), a queue
-// attempt's record.
+// application leaves what the first did: a delivery or a copy (by its
+// ID), a queue attempt's record (which looks first whether it took).
 func (n *Node) untilKnown(ctx context.Context, what, id string, try func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, commitRetryWindow)
 	defer cancel()
