@@ -73,6 +73,10 @@ type apiError struct {
 // ErrUnauthorized is returned for a missing or wrong admin token.
 var ErrUnauthorized = errors.New("unauthorized")
 
+// ErrTooLarge is a request body over the admin API's limit
+// (maxAdminBody): 413, for the caller to send it in smaller parts.
+var ErrTooLarge = errors.New("request body too large")
+
 func (n *Node) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	route := func(pattern string, h func(r *http.Request) (any, error)) {
@@ -211,6 +215,9 @@ func decodeInto(r *http.Request, v any, then func() error) error {
 	if err == nil && dec.Decode(&json.RawMessage{}) != io.EOF {
 		err = errors.New("data after the JSON value")
 	}
+	if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+		return fmt.Errorf("%w: more than %d bytes (send it in smaller parts)", ErrTooLarge, tooLarge.Limit)
+	}
 	if err != nil {
 		return &fsm.Error{Kind: fsm.ErrInvalid, Msg: "bad request body: " + err.Error()}
 	}
@@ -228,6 +235,8 @@ func errorCode(err error) string {
 		return "over_quota"
 	case errors.Is(err, ErrNoFolder):
 		return "not_found"
+	case errors.Is(err, ErrTooLarge):
+		return "too_large"
 	}
 	code := replyError(err).Code
 	if code == "internal" && errorStatus(err) == http.StatusServiceUnavailable {
@@ -253,6 +262,8 @@ func errorStatus(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, fsm.ErrExists), errors.Is(err, fsm.ErrNotEmpty), errors.Is(err, fsm.ErrLocked):
 		return http.StatusConflict
+	case errors.Is(err, ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotLeader), errors.Is(err, ErrIndeterminate),
 		errors.Is(err, ErrUnavailable), errors.Is(err, ErrBodyUnavailable), errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, ErrClosed), errors.Is(err, fsm.ErrClosed):

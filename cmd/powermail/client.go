@@ -63,6 +63,7 @@ var errPrefix = map[string]string{
 	"exists":       "already exists",
 	"not_empty":    "not empty",
 	"forward_loop": "forward loop",
+	"too_large":    "too large",
 }
 
 func (e *apiError) Error() string {
