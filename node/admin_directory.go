@@ -260,28 +260,7 @@ func (n *Node) directoryRoutes(route routeFunc) {
 	})
 
 	read("GET /v1/settings", func(r *http.Request) (any, error) { return n.state.Settings() })
-	route("POST /v1/settings", func(r *http.Request) (any, error) {
-		var c fsm.SettingsSet
-		var out any
-		err := decodeInto(r, &c, func() error {
-			force, err := queryBool(r, "force")
-			if err != nil {
-				return err
-			}
-			warning, err := n.writeQuorumWarning(c.WriteQuorum)
-			if err == nil && !force {
-				err = n.checkEncodingRaise(r.Context(), c.CommandEncoding)
-			}
-			if err == nil {
-				_, err = apply(r, &c)
-			}
-			if err == nil && warning != "" {
-				out = map[string]string{"status": "ok", "warning": warning}
-			}
-			return err
-		})
-		return out, err
-	})
+	n.settingsRoute(route)
 }
 
 // ForwardAdded answers the creation of a forward with what was stored:

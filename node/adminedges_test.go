@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"powermail/fsm"
 )
 
 // A request body over the admin API's limit is answered 413 with the
@@ -18,3 +20,61 @@ func TestAdminBodyOverLimitIs413(t *testing.T) {
 		t.Fatalf("a body of %d bytes: %d %.200s", len(body), code, out)
 	}
 }
+
+// POST /v1/settings changes only the fields the request names: a caller
+// that leaves out max_voters keeps the voter cap. The result is checked
+// against the current values of the fields left out, and a request that
+// names no field is refused.
+func TestAdminSettingsPartialUpdate(t *testing.T) {
+	_, n := oneNodeWithMailboxes(t, 0)
+	tok := string(testSecret)
+	cur, err := n.State().Settings()
+	if err != nil || cur.MaxVoters == 0 || cur.CommandEncoding == 0 {
+		t.Fatalf("a new cluster's settings %+v (%v): want a voter cap and an encoding", cur, err)
+	}
+	settings := func() fsm.Settings {
+		t.Helper()
+		s, err := n.State().Settings()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if code, out := adminDo(t, n, "POST", "/v1/settings", tok, `{"write_quorum":1}`); code != 200 {
+		t.Fatalf("write_quorum only: %d %s", code, out)
+	}
+	want := cur
+	want.WriteQuorum = 1
+	if got := settings(); got != want {
+		t.Fatalf("after write_quorum 1: %+v, want %+v", got, want)
+	}
+	if code, out := adminDo(t, n, "POST", "/v1/settings", tok, `{"max_voters":3}`); code != 200 {
+		t.Fatalf("max_voters only: %d %s", code, out)
+	}
+	want.MaxVoters = 3
+	if got := settings(); got != want {
+		t.Fatalf("after max_voters 3: %+v, want %+v", got, want)
+	}
+	// Checked with the current replicas (2): refused, nothing changes.
+	if code, out := adminDo(t, n, "POST", "/v1/settings", tok, `{"write_quorum":3}`); code != 400 || !strings.Contains(out, "replicas (2)") {
+		t.Fatalf("write_quorum above the current replicas: %d %s", code, out)
+	}
+	for _, body := range []string{`{}`, `{"max_voters":null}`} {
+		if code, out := adminDo(t, n, "POST", "/v1/settings", tok, body); code != 400 || !strings.Contains(out, "no setting") {
+			t.Fatalf("%s: %d %s", body, code, out)
+		}
+	}
+	if got := settings(); got != want {
+		t.Fatalf("refused requests changed the settings: %+v, want %+v", got, want)
+	}
+	// Every field given, as callers before partial updates sent them.
+	full := `{"replicas":2,"write_quorum":2,"command_encoding":` + itoa(cur.CommandEncoding) + `,"max_voters":5}`
+	if code, out := adminDo(t, n, "POST", "/v1/settings", tok, full); code != 200 {
+		t.Fatalf("every field: %d %s", code, out)
+	}
+	if got := settings(); got != cur {
+		t.Fatalf("after every field: %+v, want %+v", got, cur)
+	}
+}
+
+func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }

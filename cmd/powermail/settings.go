@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"powermail/fsm"
+	"powermail/node"
 )
 
 func newSettingsCmd(cl *clientFlags) *cobra.Command {
@@ -38,34 +39,36 @@ func newSettingsCmd(cl *clientFlags) *cobra.Command {
 			if !flags.Changed("replicas") && !flags.Changed("write-quorum") && !flags.Changed("command-encoding") && !flags.Changed("max-voters") {
 				return fmt.Errorf("nothing to change: give --replicas, --write-quorum, --command-encoding or --max-voters")
 			}
-			var s fsm.Settings
-			if err := cl.do(cmd.Context(), "GET", "/v1/settings", nil, &s); err != nil {
-				return err
-			}
+			// Only the settings given are sent: the node keeps the others
+			// as they are when it applies the change, so two operators
+			// changing different settings do not undo each other.
+			var req node.SettingsRequest
 			if flags.Changed("replicas") {
-				s.Replicas, s.WriteQuorum = r, r
+				req.Replicas, req.WriteQuorum = &r, &r
 			}
 			if flags.Changed("write-quorum") {
-				s.WriteQuorum = w
+				req.WriteQuorum = &w
 			}
 			if flags.Changed("command-encoding") {
-				s.CommandEncoding = enc
+				req.CommandEncoding = &enc
 			}
 			if flags.Changed("max-voters") {
-				s.MaxVoters = voters
+				req.MaxVoters = &voters
 			}
-			var reply struct {
-				Warning string `json:"warning"`
-			}
+			var reply node.SettingsResult
 			path := "/v1/settings"
 			if force {
 				path += "?force=1"
 			}
-			if err := cl.do(cmd.Context(), "POST", path, s, &reply); err != nil {
+			if err := cl.do(cmd.Context(), "POST", path, req, &reply); err != nil {
 				return err
 			}
 			if reply.Warning != "" {
 				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", reply.Warning)
+			}
+			s := reply.Settings
+			if s.Replicas == 0 { // a node of an older release answers only "ok"
+				return cl.done(cmd, "settings changed")
 			}
 			return cl.done(cmd, "replicas %d, write quorum %d, command encoding %d, max voters %s", s.Replicas, s.WriteQuorum, s.CommandEncoding, maxVoters(s))
 		},
