@@ -9,6 +9,12 @@ import (
 	"powermail/node"
 )
 
+// clusterRemoveTimeout is how long cluster remove waits by default: the
+// node reads every body record twice (node.Remove), 15 s a pass at ten
+// million bodies here, so a store of hundreds of millions outlasts the
+// usual 30 s many times over.
+const clusterRemoveTimeout = time.Hour
+
 func newClusterCmd(cl *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "cluster", Short: "Inspect and change cluster membership"}
 	cmd.AddCommand(&cobra.Command{
@@ -52,8 +58,13 @@ func newClusterCmd(cl *clientFlags) *cobra.Command {
 	})
 	var force bool
 	remove := &cobra.Command{
-		Use: "remove ID", Short: "Remove a node from the cluster", Args: cobra.ExactArgs(1),
+		Use: "remove ID", Short: "Remove a node from the cluster",
+		Long: "Remove a node from the cluster. The node checks every body record twice on the way (that none is left " +
+			"without a healthy copy, and again once no delivery can list the removed node), which on a large store takes " +
+			"minutes: it waits up to " + clusterRemoveTimeout.String() + " unless --timeout is given.",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			cl.lengthen(cmd, clusterRemoveTimeout)
 			req := map[string]any{"id": args[0], "force": force}
 			if err := cl.do(cmd.Context(), "POST", "/v1/cluster/remove", req, nil); err != nil {
 				return err

@@ -2,9 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 // A node that does not answer shows "-" in cluster status for what only
@@ -62,5 +65,38 @@ func TestClusterStatusOfARemovedNode(t *testing.T) {
 	if !strings.HasPrefix(first, "this node (n2) is no longer a member of the cluster") || !strings.Contains(first, "stop it") ||
 		!strings.Contains(out, "leader: solo") {
 		t.Fatalf("cluster status of the removed node:\n%s", out)
+	}
+}
+
+// cluster remove waits up to an hour unless --timeout says otherwise: the
+// node reads every body record twice on the way, which on a large store
+// outlasts the usual 30 s. Its help says so.
+func TestClusterRemoveTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{nil, clusterRemoveTimeout},
+		{[]string{"--timeout", "5s"}, 5 * time.Second},
+	} {
+		rec := &recorder{reply: `{"status":"ok"}`}
+		cl := &clientFlags{}
+		root := &cobra.Command{Use: "powermail"}
+		cl.register(root)
+		root.AddCommand(newClusterCmd(cl))
+		root.SetArgs(append([]string{"cluster", "remove", "n2", "--token", "t", "--addr", rec.start(t)}, tc.args...))
+		root.SetOut(io.Discard)
+		if err := root.Execute(); err != nil {
+			t.Fatal(err)
+		}
+		if cl.timeout != tc.want || len(rec.calls) != 1 {
+			t.Errorf("%v: timeout %v, want %v (requests %q)", tc.args, cl.timeout, tc.want, rec.calls)
+		}
+	}
+	if clusterRemoveTimeout < time.Hour {
+		t.Errorf("cluster remove waits %v by default", clusterRemoveTimeout)
+	}
+	if out := mustCLI(t, "cluster", "remove", "--help"); !strings.Contains(out, "--timeout") || !strings.Contains(out, "1h") {
+		t.Errorf("cluster remove --help does not tell its timeout:\n%s", out)
 	}
 }
