@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -23,6 +24,13 @@ func mailboxImportCmd(cl *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "import FILE",
 		Short: `Bulk-create mailboxes from CSV "address,password_hash[,quota_bytes]" ("-" reads stdin)`,
+		Long: `Bulk-create mailboxes from CSV "address,password_hash[,quota_bytes]" ("-" reads stdin), one mailbox a line.
+Hashes are argon2id or bcrypt (quote an argon2id hash: its parameters hold commas); the quota is as for
+mailbox add --quota (2G). A line with more than these three fields is refused, naming its line.
+Blank lines are skipped, and so are comments: a line whose first non-blank character is "#" followed by
+a blank or the end of the line ("# note"), or that starts with "#" and has no "@" in its first field
+("#old"). "#" may begin an address (RFC 5322), so "#sales@example.com,..." is a mailbox; to comment out
+a row, put "# " before it.`,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			in := cmd.InOrStdin()
@@ -47,9 +55,7 @@ func mailboxImportCmd(cl *clientFlags) *cobra.Command {
 }
 
 func importMailboxes(cmd *cobra.Command, cl *clientFlags, in io.Reader, batch int, noPassword bool) (int, error) {
-	r := csv.NewReader(in)
-	r.FieldsPerRecord = -1
-	r.Comment = '#'
+	rows := &importRows{in: bufio.NewReader(in)}
 	var pending []node.MailboxRequest
 	total := 0
 	flush := func() error {
@@ -64,24 +70,16 @@ func importMailboxes(cmd *cobra.Command, cl *clientFlags, in io.Reader, batch in
 		return err
 	}
 	for {
-		rec, err := r.Read()
+		rec, err := rows.next()
 		if errors.Is(err, io.EOF) {
 			return total, flush()
 		}
 		if err != nil {
 			return total, fmt.Errorf("invalid input: %w", err)
 		}
-		m := node.MailboxRequest{Address: strings.TrimSpace(rec[0])}
-		if len(rec) > 1 {
-			m.PasswordHash = strings.TrimSpace(rec[1])
-		}
-		if m.PasswordHash == "" && !noPassword {
-			return total, fmt.Errorf("invalid input: %s has no password hash (--allow-no-password creates mailboxes nobody can log into)", m.Address)
-		}
-		if len(rec) > 2 && strings.TrimSpace(rec[2]) != "" {
-			if m.QuotaBytes, err = parseSize(strings.TrimSpace(rec[2])); err != nil {
-				return total, fmt.Errorf("invalid input: quota of %s: %w", m.Address, err)
-			}
+		m, err := importRow(rec, noPassword)
+		if err != nil {
+			return total, fmt.Errorf("invalid input: line %d: %w", rows.line, err)
 		}
 		pending = append(pending, m)
 		if len(pending) >= batch {
@@ -90,4 +88,76 @@ func importMailboxes(cmd *cobra.Command, cl *clientFlags, in io.Reader, batch in
 			}
 		}
 	}
+}
+
+// importRow reads one row's fields: address, password hash, quota.
+func importRow(rec []string, noPassword bool) (node.MailboxRequest, error) {
+	if len(rec) > 3 {
+		return node.MailboxRequest{}, fmt.Errorf("%d fields, want at most 3: address,password_hash[,quota_bytes]", len(rec))
+	}
+	m := node.MailboxRequest{Address: strings.TrimSpace(rec[0])}
+	if len(rec) > 1 {
+		m.PasswordHash = strings.TrimSpace(rec[1])
+	}
+	if m.PasswordHash == "" && !noPassword {
+		return m, fmt.Errorf("%s has no password hash (--allow-no-password creates mailboxes nobody can log into)", m.Address)
+	}
+	if len(rec) > 2 && strings.TrimSpace(rec[2]) != "" {
+		var err error
+		if m.QuotaBytes, err = parseSize(strings.TrimSpace(rec[2])); err != nil {
+			return m, fmt.Errorf("quota of %s: %w", m.Address, err)
+		}
+	}
+	return m, nil
+}
+
+// importRows reads the CSV one line a row, skipping blank lines and
+// comments (importComment). A quoted field cannot span lines: no field
+// of a row (an address, a hash, a quota) holds a line break.
+type importRows struct {
+	in   *bufio.Reader
+	line int // of the row last returned
+}
+
+func (r *importRows) next() ([]string, error) {
+	for {
+		text, err := r.in.ReadString('\n')
+		if text == "" && err != nil {
+			return nil, err // io.EOF at the end
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		r.line++
+		text = strings.TrimRight(text, "\r\n")
+		if strings.TrimSpace(text) == "" || importComment(text) {
+			continue
+		}
+		cr := csv.NewReader(strings.NewReader(text))
+		cr.FieldsPerRecord = -1
+		rec, err := cr.Read()
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", r.line, err)
+		}
+		return rec, nil
+	}
+}
+
+// importComment reports whether a line is a comment: its first non-blank
+// character is "#" followed by a blank or the end of the line ("# ...",
+// "#"), or it starts with "#" and its first field holds no "@", so it
+// cannot be an address ("#old rows"). Otherwise a "#" is part of the
+// address: RFC 5322 §3.2.3 atext allows it in a local part
+// ("#sales@example.com").
+func importComment(line string) bool {
+	t := strings.TrimLeft(line, " \t")
+	rest, ok := strings.CutPrefix(t, "#")
+	if !ok {
+		return false
+	}
+	if rest == "" || rest[0] == ' ' || rest[0] == '\t' {
+		return true
+	}
+	first, _, _ := strings.Cut(t, ",")
+	return !strings.Contains(first, "@")
 }

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"powermail/node"
+)
+
+// importHash is an argon2id hash as a CSV field: its parameters hold
+// commas, so it is quoted.
+const importHash = `"$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"`
+
+// imported returns the addresses of the mailboxes the recorded batch
+// requests asked for.
+func imported(t *testing.T, rec *recorder) []string {
+	t.Helper()
+	var out []string
+	for _, c := range rec.calls {
+		body, ok := strings.CutPrefix(c, "POST /v1/mailboxes/batch ")
+		if !ok {
+			t.Fatalf("unexpected request %q", c)
+		}
+		var req struct {
+			Mailboxes []node.MailboxRequest `json:"mailboxes"`
+		}
+		if err := json.Unmarshal([]byte(body), &req); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range req.Mailboxes {
+			out = append(out, m.Address)
+		}
+	}
+	return out
+}
+
+// A comment is a line whose first non-blank character is "#" followed by
+// a blank or the end of the line, or whose first field cannot be an
+// address (no "@"): "#" may begin an address (RFC 5322 atext), and such
+// a row is imported.
+func TestMailboxImportComments(t *testing.T) {
+	rec := &recorder{reply: `{"status":"ok"}`}
+	addr := rec.start(t)
+	csv := strings.Join([]string{
+		"# address,password_hash,quota",
+		"#",
+		"   # an indented comment, b@example.com",
+		"#old-format line without an address",
+		"#sales@example.com," + importHash,
+		"",
+		"a@example.com," + importHash + ",1G",
+		"\t# b@example.com," + importHash,
+	}, "\n") + "\n"
+	out, errOut, err := cli(t, csv, "mailbox", "import", "-", "--addr", addr)
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, errOut)
+	}
+	got := imported(t, rec)
+	if strings.Join(got, " ") != "#sales@example.com a@example.com" {
+		t.Errorf("imported %q, want #sales@example.com and a@example.com", got)
+	}
+	if !strings.Contains(out, "imported 2 mailboxes") {
+		t.Errorf("import said %q", out)
+	}
+}
+
+// A row with more fields than address, hash and quota is refused, and
+// the error names its line; nothing after it is sent.
+func TestMailboxImportRefusesExtraColumns(t *testing.T) {
+	rec := &recorder{reply: `{"status":"ok"}`}
+	addr := rec.start(t)
+	csv := "# header\na@example.com," + importHash + "\nb@example.com," + importHash + ",1G,admin\nc@example.com," + importHash + "\n"
+	_, errOut, err := cli(t, csv, "mailbox", "import", "-", "--addr", addr)
+	if err == nil || !strings.Contains(errOut, "line 3") || !strings.Contains(errOut, "4 fields") {
+		t.Fatalf("import of a row with 4 fields: %v\n%s", err, errOut)
+	}
+	if len(rec.calls) != 0 {
+		t.Errorf("requests %q before the bad line was refused", rec.calls)
+	}
+}
