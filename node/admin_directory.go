@@ -131,9 +131,7 @@ func (n *Node) directoryRoutes(route routeFunc) {
 		})
 	})
 	route("POST /v1/mailboxes/batch", func(r *http.Request) (any, error) {
-		var req struct {
-			Mailboxes []MailboxRequest `json:"mailboxes"`
-		}
+		var req BatchRequest
 		var out any
 		err := decodeInto(r, &req, func() (err error) {
 			// The state machine refuses such a batch too, but only after
@@ -142,13 +140,29 @@ func (n *Node) directoryRoutes(route routeFunc) {
 			if len(req.Mailboxes) == 0 || len(req.Mailboxes) > fsm.MaxMailboxBatch {
 				return &fsm.Error{Kind: fsm.ErrInvalid, Msg: fmt.Sprintf("a batch holds 1 to %d mailboxes, not %d", fsm.MaxMailboxBatch, len(req.Mailboxes))}
 			}
-			c := &fsm.MailboxAdd{Mailboxes: make([]fsm.NewMailbox, len(req.Mailboxes)), Distinct: n.encodingAtLeast(fsm.EncodingJSON4)}
-			for i, m := range req.Mailboxes {
+			rows, res := req.Mailboxes, ImportResult{}
+			if req.SkipExisting {
+				if rows, res.Skipped, err = n.skipExisting(r.Context(), rows); err != nil {
+					return err
+				}
+				out = res
+			}
+			if len(rows) == 0 {
+				return nil
+			}
+			c := &fsm.MailboxAdd{Mailboxes: make([]fsm.NewMailbox, len(rows)), Distinct: n.encodingAtLeast(fsm.EncodingJSON4)}
+			for i, m := range rows {
 				if c.Mailboxes[i], err = m.toNew(); err != nil {
 					return err
 				}
 			}
-			out, err = apply(r, c)
+			v, err := apply(r, c)
+			if req.SkipExisting {
+				res.Created = len(rows)
+				out = res
+			} else {
+				out = v // before skip_existing the answer was the count alone
+			}
 			return err
 		})
 		return out, err

@@ -78,3 +78,61 @@ func TestAdminSettingsPartialUpdate(t *testing.T) {
 }
 
 func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
+
+// A batch import whose outcome was hidden can be resumed: with
+// skip_existing a mailbox that exists with the row's password is skipped
+// and counted, and one that exists with another password stops the batch
+// (it was not made by this import, or its password changed since), so
+// that the operator never takes the file's password for the one in force.
+func TestAdminBatchSkipExisting(t *testing.T) {
+	_, n := oneNodeWithMailboxes(t, 0)
+	tok := string(testSecret)
+	h1, _ := fsm.HashPassword("one")
+	h2, _ := fsm.HashPassword("two")
+	row := func(addr, field, value string) string {
+		return `{"address":"` + addr + `","` + field + `":"` + value + `"}`
+	}
+	batch := func(skip bool, rows ...string) (int, string) {
+		body := `{"mailboxes":[` + strings.Join(rows, ",") + `]`
+		if skip {
+			body += `,"skip_existing":true`
+		}
+		return adminDo(t, n, "POST", "/v1/mailboxes/batch", tok, body+"}")
+	}
+	result := func(code int, out string) ImportResult {
+		t.Helper()
+		var res ImportResult
+		if code != 200 || json.Unmarshal([]byte(out), &res) != nil {
+			t.Fatalf("batch: %d %s", code, out)
+		}
+		return res
+	}
+	if code, out := batch(false, row("a@example.com", "password_hash", h1), row("p@example.com", "password", "pw")); code != 200 {
+		t.Fatalf("first batch: %d %s", code, out)
+	}
+	rerun := []string{row("a@example.com", "password_hash", h1), row("p@example.com", "password", "pw"), row("b@example.com", "password_hash", h2)}
+	if code, out := batch(false, rerun...); code != 409 {
+		t.Fatalf("rerun without skip_existing: %d %s", code, out)
+	}
+	if res := result(batch(true, rerun...)); res != (ImportResult{Created: 1, Skipped: 2}) {
+		t.Fatalf("rerun with skip_existing: %+v, want 1 created and 2 skipped", res)
+	}
+	if mb, err := n.State().Mailbox("b@example.com"); err != nil || mb.PasswordHash != h2 {
+		t.Fatalf("b@example.com: %+v %v", mb, err)
+	}
+	if res := result(batch(true, rerun...)); res != (ImportResult{Skipped: 3}) {
+		t.Fatalf("third run: %+v, want 3 skipped", res)
+	}
+	for _, r := range []string{row("a@example.com", "password_hash", h2), row("p@example.com", "password", "other")} {
+		code, out := batch(true, row("c@example.com", "password_hash", h1), r)
+		if code != 409 || !strings.Contains(out, "another password") {
+			t.Fatalf("an existing mailbox with another password: %d %s", code, out)
+		}
+	}
+	if _, err := n.State().Mailbox("c@example.com"); err == nil {
+		t.Fatal("a refused batch created c@example.com")
+	}
+	if mb, err := n.State().Mailbox("a@example.com"); err != nil || mb.PasswordHash != h1 {
+		t.Fatalf("a@example.com's password changed: %v", err)
+	}
+}

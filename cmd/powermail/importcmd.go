@@ -20,7 +20,7 @@ import (
 // hours, and migrations bring their hashes along.
 func mailboxImportCmd(cl *clientFlags) *cobra.Command {
 	var batch int
-	var noPassword bool
+	var noPassword, skipExisting bool
 	cmd := &cobra.Command{
 		Use:   "import FILE",
 		Short: `Bulk-create mailboxes from CSV "address,password_hash[,quota_bytes]" ("-" reads stdin)`,
@@ -30,8 +30,11 @@ mailbox add --quota (2G). A line with more than these three fields is refused, n
 Blank lines are skipped, and so are comments: a line whose first non-blank character is "#" followed by
 a blank or the end of the line ("# note"), or that starts with "#" and has no "@" in its first field
 ("#old"). "#" may begin an address (RFC 5322), so "#sales@example.com,..." is a mailbox; to comment out
-a row, put "# " before it.`,
-		Args:  cobra.ExactArgs(1),
+a row, put "# " before it.
+Each batch is one raft entry, created whole or not at all. If the import stops with its last batch's
+outcome unknown (a timeout, a leader change), run it again with --skip-existing: the mailboxes that
+already exist with the row's password hash are skipped and counted.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			in := cmd.InOrStdin()
 			if args[0] != "-" {
@@ -42,29 +45,51 @@ a row, put "# " before it.`,
 				defer f.Close()
 				in = f
 			}
-			n, err := importMailboxes(cmd, cl, in, batch, noPassword)
-			if err != nil {
-				return fmt.Errorf("after %d mailboxes: %w", n, err)
+			opt := importOptions{batch: batch, noPassword: noPassword, skipExisting: skipExisting}
+			res, err := importMailboxes(cmd, cl, in, opt)
+			if err != nil && skipExisting {
+				return fmt.Errorf("after %d mailboxes (and %d skipped): %w", res.Created, res.Skipped, err)
 			}
-			return cl.done(cmd, "imported %d mailboxes", n)
+			if err != nil {
+				return fmt.Errorf("after %d mailboxes: %w", res.Created, err)
+			}
+			if skipExisting {
+				return cl.done(cmd, "imported %d mailboxes, skipped %d that already existed", res.Created, res.Skipped)
+			}
+			return cl.done(cmd, "imported %d mailboxes", res.Created)
 		},
 	}
 	cmd.Flags().IntVar(&batch, "batch", 1000, "mailboxes per raft entry (at most 10000)")
 	cmd.Flags().BoolVar(&noPassword, "allow-no-password", false, "accept rows without a password hash (mailboxes nobody can log into, for mail only)")
+	cmd.Flags().BoolVar(&skipExisting, "skip-existing", false, "resume an import that broke off: skip (and count) the mailboxes that already exist with the row's password hash; "+
+		"one that exists with another hash stops the import (it is not this file's, or its password changed since); quotas are not compared")
 	return cmd
 }
 
-func importMailboxes(cmd *cobra.Command, cl *clientFlags, in io.Reader, batch int, noPassword bool) (int, error) {
+// importOptions are mailbox import's flags.
+type importOptions struct {
+	batch                    int
+	noPassword, skipExisting bool
+}
+
+func importMailboxes(cmd *cobra.Command, cl *clientFlags, in io.Reader, opt importOptions) (node.ImportResult, error) {
 	rows := &importRows{in: bufio.NewReader(in)}
 	var pending []node.MailboxRequest
-	total := 0
+	var total node.ImportResult
 	flush := func() error {
 		if len(pending) == 0 {
 			return nil
 		}
-		err := cl.do(cmd.Context(), "POST", "/v1/mailboxes/batch", map[string]any{"mailboxes": pending}, nil)
+		req := node.BatchRequest{Mailboxes: pending, SkipExisting: opt.skipExisting}
+		res := node.ImportResult{Created: len(pending)}
+		var reply any // the count alone, without skip_existing
+		if opt.skipExisting {
+			reply = &res
+		}
+		err := cl.do(cmd.Context(), "POST", "/v1/mailboxes/batch", req, reply)
 		if err == nil {
-			total += len(pending)
+			total.Created += res.Created
+			total.Skipped += res.Skipped
 			pending = pending[:0]
 		}
 		return err
@@ -77,12 +102,12 @@ func importMailboxes(cmd *cobra.Command, cl *clientFlags, in io.Reader, batch in
 		if err != nil {
 			return total, fmt.Errorf("invalid input: %w", err)
 		}
-		m, err := importRow(rec, noPassword)
+		m, err := importRow(rec, opt.noPassword)
 		if err != nil {
 			return total, fmt.Errorf("invalid input: line %d: %w", rows.line, err)
 		}
 		pending = append(pending, m)
-		if len(pending) >= batch {
+		if len(pending) >= opt.batch {
 			if err := flush(); err != nil {
 				return total, err
 			}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"powermail/fsm"
 	"powermail/node"
 )
 
@@ -77,5 +78,41 @@ func TestMailboxImportRefusesExtraColumns(t *testing.T) {
 	}
 	if len(rec.calls) != 0 {
 		t.Errorf("requests %q before the bad line was refused", rec.calls)
+	}
+}
+
+// An import whose last batch's outcome was hidden is resumed with
+// --skip-existing: the rows already there are skipped and counted, the
+// rest created; without it the rerun stops on "exists".
+func TestMailboxImportResumesWithSkipExisting(t *testing.T) {
+	p := startSolo(t)
+	h, err := fsm.HashPassword("secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := func(addr string) string { return addr + `,"` + h + `"` + "\n" }
+	mustImport := func(csv string, args ...string) string {
+		t.Helper()
+		out, errOut, err := cli(t, csv, append([]string{"mailbox", "import", "-", "--addr", p.admin}, args...)...)
+		if err != nil {
+			t.Fatalf("import %v: %v\n%s", args, err, errOut)
+		}
+		return out
+	}
+	mustImport(row("a@example.com") + row("b@example.com"))
+	all := row("a@example.com") + row("b@example.com") + row("c@example.com")
+	if _, errOut, err := cli(t, all, "mailbox", "import", "-", "--addr", p.admin); err == nil || !strings.Contains(errOut, "already exists") {
+		t.Fatalf("rerun without --skip-existing: %v\n%s", err, errOut)
+	}
+	if out := mustImport(all, "--skip-existing", "--batch", "2"); !strings.Contains(out, "imported 1 mailboxes, skipped 2 that already existed") {
+		t.Fatalf("rerun with --skip-existing said %q", out)
+	}
+	if out := mustCLI(t, "mailbox", "ls", "--addr", p.admin); !strings.Contains(out, "c@example.com") {
+		t.Fatalf("c@example.com was not created:\n%s", out)
+	}
+	other, _ := fsm.HashPassword("other")
+	_, errOut, err := cli(t, "a@example.com,\""+other+"\"\n", "mailbox", "import", "-", "--skip-existing", "--addr", p.admin)
+	if err == nil || !strings.Contains(errOut, "another password") {
+		t.Fatalf("an existing mailbox with another password: %v\n%s", err, errOut)
 	}
 }
