@@ -50,6 +50,13 @@ type Config struct {
 	// 32. Connections from the node's own host and from the members'
 	// hosts count against neither cap.
 	AdminMaxConnsPerIP int
+	// RestoreMaxBytes is the largest max_bytes (largest message) a
+	// mailbox restore may ask for; a larger one is refused with 400. Zero
+	// means DefaultRestoreMaxBytesCeiling. RestoreMemoryBytes is the
+	// largest message a restore holds in memory; a larger one is spooled
+	// to an unlinked file in DataDir. Zero means DefaultRestoreMemoryBytes.
+	RestoreMaxBytes    int64
+	RestoreMemoryBytes int64
 
 	// Bootstrap creates a new single-voter cluster if DataDir holds no raft
 	// state; BootstrapSettings are then written as the cluster settings.
@@ -200,6 +207,12 @@ func (c *Config) setDefaults() error {
 	setDur(&c.AdminReadTimeout, 5*time.Minute)
 	setInt(&c.AdminMaxConns, 256)
 	setInt(&c.AdminMaxConnsPerIP, 32)
+	if c.RestoreMaxBytes <= 0 {
+		c.RestoreMaxBytes = DefaultRestoreMaxBytesCeiling
+	}
+	if c.RestoreMemoryBytes <= 0 {
+		c.RestoreMemoryBytes = DefaultRestoreMemoryBytes
+	}
 	setDur(&c.OrphanGrace, DefaultOrphanGrace)
 	setDur(&c.OrphanSweepInterval, 10*time.Minute)
 	setDur(&c.GCInterval, DefaultGCInterval)

@@ -2,7 +2,6 @@ package node
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -60,6 +59,7 @@ type restoreState struct {
 	n        *Node
 	addr     string
 	maxBytes int64
+	memBytes int64 // the largest message held in memory (spool)
 	res      RestoreResult
 	keywords map[string]map[byte]string           // by Maildir directory
 	held     map[string]map[storage.Hash]struct{} // bodies per folder
@@ -83,10 +83,14 @@ type laterKeywords struct {
 // above). On an error the messages added so far stay, and the result
 // says how many.
 func (n *Node) RestoreMailbox(ctx context.Context, addr string, r io.Reader, maxBytes int64) (RestoreResult, error) {
+	ceiling := n.cfg.RestoreMaxBytes
 	if maxBytes <= 0 {
-		maxBytes = DefaultRestoreMaxBytes
+		maxBytes = min(DefaultRestoreMaxBytes, ceiling)
 	}
-	st := &restoreState{n: n, addr: addr, maxBytes: maxBytes,
+	if maxBytes > ceiling {
+		return RestoreResult{}, fmt.Errorf("%w: max_bytes %d is above this node's ceiling of %d bytes (--restore-max-bytes)", ErrInvalidArgument, maxBytes, ceiling)
+	}
+	st := &restoreState{n: n, addr: addr, maxBytes: maxBytes, memBytes: n.cfg.RestoreMemoryBytes,
 		keywords: map[string]map[byte]string{}, held: map[string]map[storage.Hash]struct{}{}, later: map[string][]laterKeywords{},
 		files: map[storage.Hash]storage.Hash{}}
 	tr := tar.NewReader(r)
@@ -125,7 +129,7 @@ func (st *restoreState) entry(ctx context.Context, h *tar.Header, r io.Reader) e
 		// folder name the mailbox refuses, it stops the restore.
 		return fmt.Errorf("%w: directory %q is no Maildir++ folder name (modified UTF-7 levels between dots)", ErrInvalidArgument, mdir)
 	}
-	var data []byte
+	var msg *spooled
 	var err error
 	if h.Typeflag == tar.TypeLink {
 		target, ok := st.files[storage.HashBytes([]byte(path.Clean(h.Linkname)))]
@@ -136,20 +140,20 @@ func (st *restoreState) entry(ctx context.Context, h *tar.Header, r io.Reader) e
 			st.res.TooLarge++
 			return nil
 		}
-		if data, err = st.readBody(ctx, target); err != nil {
-			return err
-		}
+		msg, err = st.spoolBody(ctx, target)
 	} else {
 		if h.Size > st.maxBytes {
 			st.files[storage.HashBytes([]byte(name))] = storage.Hash{}
 			st.res.TooLarge++
 			return nil
 		}
-		if data, err = io.ReadAll(io.LimitReader(r, st.maxBytes+1)); err != nil {
-			return err
-		}
+		msg, err = st.spool(r, h.Size)
 	}
-	hash := storage.HashBytes(data)
+	if err != nil {
+		return err
+	}
+	defer msg.Close()
+	hash := msg.hash
 	st.files[storage.HashBytes([]byte(name))] = hash
 	held, err := st.folderHashes(ctx, folder)
 	if err != nil {
@@ -161,7 +165,7 @@ func (st *restoreState) entry(ctx context.Context, h *tar.Header, r io.Reader) e
 	}
 	kw, known := st.keywords[mdir]
 	flags, letters := maildirFlags(file, sub == "new", kw)
-	added, err := st.n.Append(ctx, st.addr, folder, flags, restoreTime(h.ModTime, file), bytes.NewReader(data))
+	added, err := st.n.Append(ctx, st.addr, folder, flags, restoreTime(h.ModTime, file), msg.reader())
 	if err != nil {
 		return err
 	}
@@ -171,17 +175,6 @@ func (st *restoreState) entry(ctx context.Context, h *tar.Header, r io.Reader) e
 	held[hash] = struct{}{}
 	st.res.Added++
 	return nil
-}
-
-// readBody reads back a body the restore has seen (a hard link's
-// target): the cluster holds it, added by the restore or already there.
-func (st *restoreState) readBody(ctx context.Context, h storage.Hash) ([]byte, error) {
-	body, err := st.n.OpenBody(ctx, h.String())
-	if err != nil {
-		return nil, fmt.Errorf("body of the link's target: %w", err)
-	}
-	defer body.Close()
-	return io.ReadAll(io.LimitReader(body, st.maxBytes+1))
 }
 
 // folderHashes returns the bodies the folder holds, creating the folder

@@ -137,6 +137,6 @@ func mailboxRestoreCmd(cl *clientFlags) *cobra.Command {
 			})
 		},
 	}
-	c.Flags().StringVar(&maxSize, "max-message-size", "50M", "skip (and count) messages larger than this (bytes, or K/M/G)")
+	c.Flags().StringVar(&maxSize, "max-message-size", "50M", "skip (and count) messages larger than this (bytes, or K/M/G; at most the node's --restore-max-bytes, 1G by default)")
 	return c
 }

@@ -26,6 +26,7 @@ type serverFlags struct {
 	replicas, writeQuorum                               int
 	timerSlack, bodySyncInterval, adminReadTimeout      time.Duration
 	adminMaxConns, adminMaxConnsPerIP                   int
+	restoreMaxBytes                                     int64
 	mail                                                mailFlags
 	access                                              accessFlags
 	redundancy                                          redundancyFlags
@@ -55,6 +56,7 @@ POWERMAIL_SECRET and is also the admin API token.`,
 	fl.DurationVar(&f.adminReadTimeout, "admin-read-timeout", 5*time.Minute, "longest an admin API request may take to arrive, header and body (an import's CSV is the largest)")
 	fl.IntVar(&f.adminMaxConns, "admin-max-conns", 256, "open admin API connections at most; one more is closed at once")
 	fl.IntVar(&f.adminMaxConnsPerIP, "admin-max-conns-per-ip", 32, "open admin API connections from one address at most, so that one stranger cannot fill --admin-max-conns (the node's own host and the members' hosts have pools of their own); an IPv6 client counts by its /84")
+	fl.Int64Var(&f.restoreMaxBytes, "restore-max-bytes", node.DefaultRestoreMaxBytesCeiling, "largest message size a mailbox restore may ask for (its --max-message-size); a larger one is refused. Messages over 1 MiB go through an unlinked file in --data, not memory")
 	fl.StringVar(&f.smtp, "smtp", "", "SMTP listen address")
 	fl.StringVar(&f.lmtp, "lmtp", "", "LMTP listen address")
 	fl.StringVar(&f.submission, "submission", "", "message submission listen address (RFC 6409, usually :587): AUTH with a mailbox's password, STARTTLS, and mail to anywhere")
@@ -182,7 +184,7 @@ func (f *serverFlags) validate() (int64, error) {
 		n    int64
 	}{{"--imap-cache-bytes", f.access.imapCacheBytes}, {"--imap-max-conns", int64(f.access.imapMaxConns)}, {"--imap-max-conns-per-user-ip", int64(f.access.imapMaxUserIP)}, {"--password-check-memory", f.access.passwordMemory}, {"--max-conns", int64(f.mail.maxConns)},
 		{"--admin-max-conns", int64(f.adminMaxConns)}, {"--admin-max-conns-per-ip", int64(f.adminMaxConnsPerIP)},
-		{"--admin-read-timeout", int64(f.adminReadTimeout)}} {
+		{"--admin-read-timeout", int64(f.adminReadTimeout)}, {"--restore-max-bytes", f.restoreMaxBytes}} {
 		if v.n < 0 {
 			return 0, fmt.Errorf("%s %d: must not be negative (0: the default)", v.flag, v.n)
 		}
@@ -244,6 +246,7 @@ func (f *serverFlags) nodeConfig(secret []byte, minFree int64, certs tlsSet, log
 		AdminReadTimeout:   f.adminReadTimeout,
 		AdminMaxConns:      f.adminMaxConns,
 		AdminMaxConnsPerIP: f.adminMaxConnsPerIP,
+		RestoreMaxBytes:    f.restoreMaxBytes,
 	}
 	if cfg.MinFreeBytes = minFree; minFree == 0 {
 		cfg.MinFreeBytes = -1 // the flag's 0 is "none"; the config's is "default"

@@ -1,0 +1,91 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"os"
+
+	"powermail/storage"
+)
+
+// DefaultRestoreMaxBytesCeiling is the largest max_bytes a restore may
+// ask for unless Config.RestoreMaxBytes says otherwise.
+const DefaultRestoreMaxBytesCeiling = 1 << 30
+
+// DefaultRestoreMemoryBytes is the largest message a restore holds in
+// memory unless Config.RestoreMemoryBytes says otherwise; a larger one
+// goes through a spool file.
+const DefaultRestoreMemoryBytes = 1 << 20
+
+// spooled is one message of a restore, read whole so that its hash is
+// known before it is added (a folder that holds it skips it): in memory
+// up to the node's RestoreMemoryBytes, else in an unlinked file in the
+// data directory, so that a restore's memory does not grow with its
+// largest message.
+type spooled struct {
+	hash storage.Hash
+	size int64
+	data []byte   // when small
+	file *os.File // when large
+}
+
+// spool reads size bytes of r.
+func (st *restoreState) spool(r io.Reader, size int64) (*spooled, error) {
+	if size <= st.memBytes {
+		data, err := io.ReadAll(io.LimitReader(r, size))
+		if err != nil {
+			return nil, err
+		}
+		return &spooled{hash: storage.HashBytes(data), size: int64(len(data)), data: data}, nil
+	}
+	f, err := os.CreateTemp(st.n.cfg.DataDir, ".restore-*")
+	if err != nil {
+		return nil, fmt.Errorf("spool file: %w", err)
+	}
+	// Unlinked at once: the space comes back when the file is closed,
+	// also if the node dies first.
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("spool file: %w", err)
+	}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, size))
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("spool file: %w", err)
+	}
+	sp := &spooled{size: n, file: f}
+	h.Sum(sp.hash[:0])
+	return sp, nil
+}
+
+// reader reads the message from its start.
+func (s *spooled) reader() io.Reader {
+	if s.file == nil {
+		return bytes.NewReader(s.data)
+	}
+	return io.NewSectionReader(s.file, 0, s.size)
+}
+
+func (s *spooled) Close() error {
+	if s.file == nil {
+		return nil
+	}
+	return s.file.Close()
+}
+
+// spoolBody reads back a body the restore has seen (a hard link's
+// target): the cluster holds it, added by the restore or already there.
+// It is spooled rather than streamed into the append, which writes the
+// same body again.
+func (st *restoreState) spoolBody(ctx context.Context, h storage.Hash) (*spooled, error) {
+	body, err := st.n.OpenBody(ctx, h.String())
+	if err != nil {
+		return nil, fmt.Errorf("body of the link's target: %w", err)
+	}
+	defer body.Close()
+	return st.spool(body, min(body.Size(), st.maxBytes))
+}
