@@ -82,10 +82,10 @@ func (n *Node) adminHandler() http.Handler {
 	route := func(pattern string, h func(r *http.Request) (any, error)) {
 		mux.Handle(pattern, n.adminRoute(pattern, h))
 	}
-	mux.Handle("GET /healthz", closeAfter(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})))
-	mux.Handle("GET /readyz", closeAfter(readyz(&readyCheck{check: n.readiness, ctx: n.bgctx, fresh: readyFresh})))
+	}))
+	mux.Handle("GET /readyz", readyz(&readyCheck{check: n.readiness, ctx: n.bgctx, fresh: readyFresh}))
 	mux.Handle("GET /metrics", n.requireToken(promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{})))
 	// Profiles for operators chasing a slow node (token required).
 	mux.Handle("GET /debug/pprof/", n.requireToken(http.HandlerFunc(pprof.Index)))
@@ -119,18 +119,28 @@ func (n *Node) adminHandler() http.Handler {
 	} {
 		mux.Handle(pattern, n.requireToken(n.counted(pattern, h)))
 	}
-	return mux
+	return n.closeForStrangers(mux)
 }
 
-// closeAfter ends the connection after the answer. The probes need no
-// token, so without it anyone could keep a connection (and an admin slot)
-// for the whole idle timeout with one request; a prober opens a new one
-// each time at no real cost.
-func closeAfter(h http.Handler) http.Handler {
+// closeForStrangers ends the connection after every answer to a request
+// without the token: the probes (which need none), a 401, and the 404 or
+// 405 of a path or method no route takes. Otherwise anyone could keep a
+// connection (and an admin slot) for the whole idle timeout with one
+// request; a prober opens a new one each time at no real cost.
+func (n *Node) closeForStrangers(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Connection", "close")
+		if !n.hasToken(r) {
+			w.Header().Set("Connection", "close")
+		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// hasToken reports whether r carries the admin token, compared in
+// constant time.
+func (n *Node) hasToken(r *http.Request) bool {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(tok), n.cfg.Secret) == 1
 }
 
 // adminRoute wraps a handler with the token check, JSON encoding, error
@@ -186,11 +196,11 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (n *Node) requireToken(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(tok), n.cfg.Secret) != 1 {
+		if !n.hasToken(r) {
 			// No body is read for a stranger: the connection closes after
-			// the answer, and net/http's drain of the body ends at once
-			// (it would otherwise wait for up to 256 KiB of it).
+			// the answer (closeForStrangers), and net/http's drain of the
+			// body ends at once (it would otherwise wait for up to 256 KiB
+			// of it).
 			w.Header().Set("Connection", "close")
 			http.NewResponseController(w).SetReadDeadline(time.Now())
 			n.metrics.adminRequests.WithLabelValues("unauthorized", "401").Inc()

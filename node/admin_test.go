@@ -361,3 +361,37 @@ func TestAdminUnavailableIsNotInternal(t *testing.T) {
 		t.Fatalf("export without a leader: %d %s, want 503 unavailable", code, body)
 	}
 }
+
+// Every answer to a request without the token closes its connection, not
+// just the probes' and the 401s: a stranger's request for a path that
+// does not exist (404), or with a method a route does not take (405),
+// must not keep an admin slot for the idle timeout either.
+func TestAdminStrangersGetNoKeepAlive(t *testing.T) {
+	n := newTestCluster(t, 1).leader(5 * time.Second)
+	for _, req := range []struct{ method, path string }{
+		{"GET", "/no-such-path"}, {"POST", "/healthz"}, {"GET", "/v1/domains"}, {"GET", "/healthz"},
+	} {
+		r, _ := http.NewRequest(req.method, "http://"+n.AdminAddr()+req.path, nil)
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if !resp.Close {
+			t.Errorf("%s %s: %d with the connection kept open; want it closed", req.method, req.path, resp.StatusCode)
+		}
+	}
+	// The operator's connections stay open between requests.
+	r, _ := http.NewRequest("GET", "http://"+n.AdminAddr()+"/no-such-path", nil)
+	r.Header.Set("Authorization", "Bearer "+string(testSecret))
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.Close {
+		t.Errorf("operator's 404 closed the connection")
+	}
+}
