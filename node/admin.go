@@ -85,7 +85,7 @@ func (n *Node) adminHandler() http.Handler {
 	mux.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))
-	mux.Handle("GET /readyz", readyz(&readyCheck{check: n.readiness, ctx: n.bgctx, fresh: readyFresh}))
+	mux.Handle("GET /readyz", readyz(&readyCheck{check: n.readiness, ctx: n.bgctx, fresh: readyFresh}, n.hasToken))
 	mux.Handle("GET /metrics", n.requireToken(promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{})))
 	// Profiles for operators chasing a slow node (token required).
 	mux.Handle("GET /debug/pprof/", n.requireToken(http.HandlerFunc(pprof.Index)))

@@ -92,8 +92,12 @@ func (n *Node) readiness(ctx context.Context) readiness {
 	return readiness{leader: n.LeaderID(), applied: n.state.Applied()}
 }
 
-// readyz answers from rc's shared check.
-func readyz(rc *readyCheck) http.HandlerFunc {
+// readyz answers from rc's shared check. Only a caller for whom operator
+// says so (one with the admin token) learns more than ready or not: the
+// leader's ID, the applied index (which shows how busy the cluster is)
+// and the reason it is not ready (which may name the members' cluster
+// addresses) are nothing a load balancer needs, nor a stranger.
+func readyz(rc *readyCheck, operator func(*http.Request) bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		// A little longer than a check may take, so that every waiter
 		// normally gets the check's own answer.
@@ -103,8 +107,17 @@ func readyz(rc *readyCheck) http.HandlerFunc {
 		if err == nil {
 			err = res.err
 		}
+		detail := operator(r)
 		if err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, apiError{Code: "not_ready", Message: err.Error()})
+			msg := "not ready"
+			if detail {
+				msg = err.Error()
+			}
+			writeJSON(w, http.StatusServiceUnavailable, apiError{Code: "not_ready", Message: msg})
+			return
+		}
+		if !detail {
+			writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "leader": res.leader, "applied_index": res.applied})

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"encoding/json"
 	"net/http"
 	"sync"
 	"testing"
@@ -69,4 +70,41 @@ func TestReadyzFollowsLeaderLoss(t *testing.T) {
 	noticed := time.Now()
 	waitFor(t, readyTimeout+2*readyFresh, "readyz 503", func() bool { code, _ := adminDo(t, f, "GET", "/readyz", "", ""); return code == 503 })
 	t.Logf("leader gone; noticed after %v, readyz 503 after %v more", noticed.Sub(gone), time.Since(noticed))
+}
+
+// readyzAs returns /readyz's status and decoded body, with the token or
+// without it.
+func readyzAs(t *testing.T, n *Node, token string) (int, map[string]any) {
+	t.Helper()
+	code, body := adminDo(t, n, "GET", "/readyz", token, "")
+	var v map[string]any
+	if err := json.Unmarshal([]byte(body), &v); err != nil {
+		t.Fatalf("readyz body %q: %v", body, err)
+	}
+	return code, v
+}
+
+// /readyz tells a caller without the token only ready or not: the leader's
+// ID, the applied index (how busy the cluster is) and the reason it is
+// not ready (which names members' cluster addresses) are the operator's.
+func TestReadyzTellsStrangersNoMore(t *testing.T) {
+	c := newTestCluster(t, 2)
+	l := c.leader(5 * time.Second)
+	f := c.follower()
+	waitFor(t, 5*time.Second, "readyz", func() bool { code, _ := adminDo(t, f, "GET", "/readyz", "", ""); return code == 200 })
+	if _, v := readyzAs(t, f, ""); len(v) != 1 || v["status"] != "ready" {
+		t.Errorf("stranger's ready answer: %v, want only the status", v)
+	}
+	if _, v := readyzAs(t, f, string(testSecret)); v["leader"] != l.ID() || v["applied_index"] == nil {
+		t.Errorf("operator's ready answer: %v, want the leader and the applied index", v)
+	}
+	l.Kill()
+	delete(c.nodes, l.ID())
+	waitFor(t, readyTimeout+5*time.Second, "readyz 503", func() bool { code, _ := adminDo(t, f, "GET", "/readyz", "", ""); return code == 503 })
+	if _, v := readyzAs(t, f, ""); v["message"] != "not ready" {
+		t.Errorf("stranger's not-ready answer: %v, want no reason", v)
+	}
+	if _, v := readyzAs(t, f, string(testSecret)); v["message"] == "not ready" || v["message"] == "" {
+		t.Errorf("operator's not-ready answer: %v, want the reason", v)
+	}
 }
