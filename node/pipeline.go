@@ -40,7 +40,7 @@ func (t *raftTransport) AppendEntriesPipeline(id raft.ServerID, target raft.Serv
 	if err != nil {
 		return nil, err
 	}
-	p := &safePipeline{inner: inner, out: make(chan raft.AppendFuture, pipelineSlack), done: make(chan struct{}), owner: t}
+	p := &safePipeline{id: id, inner: inner, out: make(chan raft.AppendFuture, pipelineSlack), done: make(chan struct{}), owner: t}
 	t.mu.Lock()
 	if t.ended {
 		t.mu.Unlock()
@@ -67,9 +67,11 @@ func (t *raftTransport) closeAll() {
 	}
 }
 
-// safePipeline forwards the inner pipeline's replies to out, in order.
-// out is never closed: raft reads it until it stops on its own.
+// safePipeline forwards the inner pipeline's replies to out, in order,
+// each checked to come from the server id (raftpeer.go). out is never
+// closed: raft reads it until it stops on its own.
 type safePipeline struct {
+	id    raft.ServerID
 	inner raft.AppendPipeline
 	out   chan raft.AppendFuture
 	done  chan struct{}
@@ -82,6 +84,7 @@ func (p *safePipeline) forward() {
 	for {
 		select {
 		case f := <-in:
+			checkPipelined(p.id, f)
 			select {
 			case p.out <- f:
 			case <-p.done:
