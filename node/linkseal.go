@@ -166,11 +166,16 @@ func (c *sealedConn) openFrame() error {
 	if err := c.fill(sealHeaderLen); err != nil {
 		return err
 	}
-	size := int(binary.BigEndian.Uint32(c.rbuf))
-	if size > maxSealFrame {
-		c.rerr = fmt.Errorf("%w: frame of %d bytes", ErrLinkTampered, size)
+	// The length is checked as the uint32 it is on the wire: converted
+	// first, a length past 2 GiB is negative where int has 32 bits, and
+	// passed the check to panic on the slice below. It is read before
+	// the tag can be checked, so anyone on the path can send it.
+	wire := binary.BigEndian.Uint32(c.rbuf)
+	if wire > maxSealFrame {
+		c.rerr = fmt.Errorf("%w: frame of %d bytes", ErrLinkTampered, wire)
 		return c.rerr
 	}
+	size := int(wire)
 	total := sealHeaderLen + size + sealTagLen
 	if err := c.fill(total); err != nil {
 		return err

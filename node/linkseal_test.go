@@ -149,6 +149,9 @@ func TestSealedConnRefusesWhatItDidNotSend(t *testing.T) {
 		{"replayed", append(bytes.Clone(first), first...), 5},
 		{"reordered", append(bytes.Clone(second), first...), 0},
 		{"oversized", append(huge, make([]byte, 64)...), 0},
+		// Past 2 GiB, a length that turned negative as a 32-bit int
+		// passed the size check and panicked the node on the slice.
+		{"length past 2 GiB", append([]byte{0xff, 0xff, 0xff, 0xff}, make([]byte, 64)...), 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			raw, r := sealedListenerEnd(t)
