@@ -112,7 +112,7 @@ func TestClusterTLSChecksTheListener(t *testing.T) {
 	defer ln.Close()
 	go acceptEach(ln, func(conn net.Conn) {
 		defer conn.Close()
-		serverHandshake(conn, testSecret, nil)
+		serverHandshake(conn, testSecret, nil, time.Now().Add(handshake))
 	})
 	d := clusterDialer{secret: testSecret, tls: newTestCA(t, "cluster CA").config(t, "n1")}
 	wantRefused(t, d, ln.Addr().String(), kindRPC, "a listener without a certificate of the cluster CA")

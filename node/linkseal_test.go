@@ -253,7 +253,7 @@ func oldReleaseListener(t *testing.T) string {
 		if _, err := io.ReadFull(conn, pc.prefix); err != nil || string(pc.prefix) != muxMagicV1 {
 			return
 		}
-		if _, _, err := serverHandshake(pc, testSecret, nil); err == nil {
+		if _, _, err := serverHandshake(pc, testSecret, nil, time.Now().Add(handshake)); err == nil {
 			io.Copy(io.Discard, conn)
 		}
 	})

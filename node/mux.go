@@ -269,10 +269,10 @@ func seal(conn net.Conn, secret []byte, kind, v byte, cn, sn, bind []byte, diale
 }
 
 // serverHandshake checks the dialer's proof and proves the secret in
-// turn. It returns the stream kind and the connection to use (conn, or
+// turn, by deadline. It returns the stream kind and the connection to use (conn, or
 // conn sealed). legacy reports whether version 1 is still allowed.
-func serverHandshake(conn net.Conn, secret []byte, legacy func() bool) (byte, net.Conn, error) {
-	conn.SetDeadline(time.Now().Add(handshake))
+func serverHandshake(conn net.Conn, secret []byte, legacy func() bool, deadline time.Time) (byte, net.Conn, error) {
+	conn.SetDeadline(deadline)
 	defer conn.SetDeadline(time.Time{})
 	bind, err := channelBinding(conn)
 	if err != nil {
@@ -335,10 +335,15 @@ type mux struct {
 	legacy func() bool // whether version 1 is still allowed (nil: it is)
 	v1     *v1Links    // the unsealed version-1 connections (nil: untracked)
 	log    *slog.Logger
-	raft   *chanListener
-	rpc    *chanListener
-	body   func(net.Conn) // takes over a body stream (bodystream.go)
-	wg     sync.WaitGroup
+	// handshakeTimeout is the time a connection has, from its accept, to
+	// prove itself: the first byte (mixed mode), TLS and the handshake on
+	// the secret together, so that a stranger dribbling through them holds
+	// its slot no longer than one (0: handshake).
+	handshakeTimeout time.Duration
+	raft             *chanListener
+	rpc              *chanListener
+	body             func(net.Conn) // takes over a body stream (bodystream.go)
+	wg               sync.WaitGroup
 	// closing: close was called; serve stops at its next failed accept
 	// whatever the error says.
 	closing atomic.Bool
@@ -447,17 +452,18 @@ func (m *mux) route(conn net.Conn, done func()) {
 	var once sync.Once
 	proven := func() { once.Do(done) }
 	defer proven()
+	deadline := time.Now().Add(m.timeout())
 	useTLS := m.tls != nil
 	if useTLS && m.mixed {
 		var err error
-		if conn, useTLS, err = sniffTLS(conn); err != nil {
+		if conn, useTLS, err = sniffTLS(conn, deadline); err != nil {
 			conn.Close()
 			return
 		}
 	}
 	if useTLS {
 		tc := tls.Server(conn, m.tls)
-		tc.SetDeadline(time.Now().Add(handshake))
+		tc.SetDeadline(deadline)
 		if err := tc.Handshake(); err != nil {
 			m.log.Warn("refused cluster connection", "remote", conn.RemoteAddr().String(), "err", fmt.Errorf("TLS: %w", err))
 			conn.Close()
@@ -465,7 +471,7 @@ func (m *mux) route(conn net.Conn, done func()) {
 		}
 		conn = tc
 	}
-	kind, stream, err := serverHandshake(conn, m.secret, m.legacy)
+	kind, stream, err := serverHandshake(conn, m.secret, m.legacy, deadline)
 	proven()
 	if err != nil {
 		m.log.Warn("refused cluster connection", "remote", conn.RemoteAddr().String(), "err", err)
@@ -491,8 +497,8 @@ func (m *mux) route(conn net.Conn, done func()) {
 
 // sniffTLS reads the first byte of conn to tell a TLS hello from the
 // plain handshake, and returns a conn that still yields it.
-func sniffTLS(conn net.Conn) (net.Conn, bool, error) {
-	conn.SetReadDeadline(time.Now().Add(handshake))
+func sniffTLS(conn net.Conn, deadline time.Time) (net.Conn, bool, error) {
+	conn.SetReadDeadline(deadline)
 	first := make([]byte, 1)
 	if _, err := io.ReadFull(conn, first); err != nil {
 		return conn, false, err
@@ -514,6 +520,14 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return c.Conn.Read(p)
+}
+
+// timeout is the time a connection has to prove itself.
+func (m *mux) timeout() time.Duration {
+	if m.handshakeTimeout > 0 {
+		return m.handshakeTimeout
+	}
+	return handshake
 }
 
 func (m *mux) close() error {

@@ -143,3 +143,36 @@ func TestMemberHost(t *testing.T) {
 		t.Error("memberHost: want 127.0.0.1 a member's host and 10.9.9.9 not")
 	}
 }
+
+// A stranger's connection is closed one handshake timeout after it was
+// accepted, whatever the steps it dribbles through: in mixed mode the
+// first byte (TLS or not) and then the plain handshake each had a
+// timeout of their own, so a silent stranger held a slot twice as long.
+func TestMuxHandshakeHasOneDeadline(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := newTestCA(t, "cluster CA")
+	d := clusterDialer{secret: testSecret, tls: ca.config(t, "n1"), mixed: true}
+	m := newMux(ln, d, slog.New(slog.NewTextHandler(io.Discard, nil)), func(c net.Conn) { c.Close() })
+	m.handshakeTimeout = time.Second
+	go m.serve()
+	t.Cleanup(func() { m.close() })
+
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	time.Sleep(800 * time.Millisecond)
+	c.Write([]byte(muxMagic[:1])) // a plain hello begins, and stops
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("read %v, want EOF", err)
+	}
+	if took := time.Since(start); took > 1500*time.Millisecond {
+		t.Errorf("closed %v after it was accepted, want about the handshake timeout (1s)", took)
+	}
+}
