@@ -99,7 +99,7 @@ func runServer(ctx context.Context, f *serverFlags) error {
 	}
 	log.Info("process tuning", "huge_pages", strings.Contains(os.Getenv(tunablesEnv), hugeTunable+"=1"),
 		"timer_slack", timerSlack())
-	secret, err := readSecret(f.secretFile)
+	secret, err := readSecret(f.secretFile, log)
 	if err != nil {
 		return err
 	}
@@ -268,12 +268,19 @@ func (f *serverFlags) nodeConfig(secret []byte, minFree int64, certs tlsSet, log
 	return cfg, nil
 }
 
-func readSecret(file string) ([]byte, error) {
+// readSecret reads the cluster secret from file, or from POWERMAIL_SECRET
+// without one. It warns of a file every user of the host may read: the
+// secret lets its holder join the cluster and is the admin token.
+func readSecret(file string, log *slog.Logger) ([]byte, error) {
 	var s string
 	if file != "" {
 		raw, err := os.ReadFile(file)
 		if err != nil {
 			return nil, fmt.Errorf("read secret file: %w", err)
+		}
+		if fi, err := os.Stat(file); err == nil && fi.Mode().Perm()&0o004 != 0 {
+			log.Warn("the secret file is readable by every user of this host; it holds the cluster secret, which is also the admin token (chmod o-r it)",
+				"file", file, "mode", fi.Mode().Perm().String())
 		}
 		s = string(raw)
 	} else {
