@@ -34,6 +34,7 @@ func runIMAPSuite(t *testing.T, b imapBackend) {
 		{"FetchBinaryKeepsCharset", testIMAPFetchBinaryKeepsCharset},
 		{"BodyStructureDeepNesting", testIMAPBodyStructureDeepNesting},
 		{"Search", testIMAPSearch},
+		{"SearchCharsets", testIMAPSearchCharsets},
 		{"Store", testIMAPStore},
 		{"StoreSeenOnOtherNode", testIMAPStoreOtherNode},
 		{"CopyMove", testIMAPCopyMove},

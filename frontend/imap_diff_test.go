@@ -84,6 +84,13 @@ var diffCorpus = []struct{ name, msg string }{
 		"--d\nContent-Type: text/plain\n\nan explicit text part\n" +
 		"--d\n\nSubject: digest three\nContent-Type: multipart/mixed; boundary=e\n\n--e\n\nthree.one\n--e\n\nthree.two\n--e--\n" +
 		"--d--\n"},
+	{"charsets", "Subject: =?ISO-8859-15?Q?caf=E9_=A4?= =?KOI8-R?B?8NLJ18XU?=\nMIME-Version: 1.0\n" +
+		"Content-Type: multipart/mixed; boundary=cs\n\n" +
+		"--cs\nContent-Type: text/plain; charset=iso-8859-1\nContent-Transfer-Encoding: quoted-printable\n\nGr=FC=DFe, caf=E9 =80\n" +
+		"--cs\nContent-Type: text/plain; charset=koi8-r\nContent-Transfer-Encoding: base64\n\n" + wrap64("\xf0\xd2\xc9\xd7\xc5\xd4 \xc9\xda \xed\xcf\xd3\xcb\xd7\xd9") + "\n" +
+		"--cs\nContent-Type: text/plain; charset=iso-2022-jp\n\n\x1b$B$3$s$K$A$O@$3&\x1b(B\n" +
+		"--cs\nContent-Type: text/plain; charset=x-unknown\n\nraw na\xc3\xafve\n" +
+		"--cs--\n"},
 	{"noclose/mixed", "Subject: cut\nContent-Type: multipart/mixed; boundary=c\n\n" +
 		"--c\nContent-Type: text/plain\n\nfirst\n--c\nContent-Type: text/plain\n\nlast part, never closed\n"},
 }
@@ -481,8 +488,14 @@ func diffRefEntity(h textproto.Header, body, needle []byte, withHeader bool, par
 		rest, _ := io.ReadAll(br)
 		return diffRefEntity(ih, rest, needle, true, "")
 	case mt == "" || strings.HasPrefix(mt, "text/"):
-		e, _ := gomessage.New(mh, bytes.NewReader(body))
+		e, err := gomessage.New(mh, bytes.NewReader(body))
 		text, _ := io.ReadAll(e.Body)
+		if enc := imapCharset(params["charset"]); enc != nil && gomessage.IsUnknownCharset(err) {
+			// Converted whole, where SEARCH converts a stream.
+			if utf, err := enc.NewDecoder().Bytes(text); err == nil {
+				text = utf
+			}
+		}
 		return bytes.Contains(bytes.ToLower(text), needle)
 	}
 	return false
@@ -492,7 +505,7 @@ func diffRefEntity(h textproto.Header, body, needle []byte, withHeader bool, par
 // the message itself (in other cases too) and a few that are nowhere.
 func diffCompareSearch(t testing.TB, name string, msg []byte, rng *rand.Rand) {
 	t.Helper()
-	needles := []string{"needle", "zzz-nowhere", "inner", "text/plain", "café", "CAFÉ", "€", "subject: inner", "digested", "three.two", "--e", "subject: digest three"}
+	needles := []string{"needle", "zzz-nowhere", "inner", "text/plain", "café", "CAFÉ", "€", "ПРИВЕТ", "grüße", "こんにちは", "subject: inner", "digested", "three.two", "--e", "subject: digest three"}
 	for range 12 {
 		if len(msg) == 0 {
 			break

@@ -287,7 +287,10 @@ func imapDay(t time.Time) time.Time {
 	return time.Date(y, mo, d, 0, 0, 0, 0, time.UTC)
 }
 
-var imapWordDecoder = &mime.WordDecoder{} // stateless: no CharsetReader, stdlib charsets only
+// imapWordDecoder decodes RFC 2047 words for SEARCH. It is never
+// changed: the standard library decodes UTF-8, US-ASCII and ISO-8859-1
+// itself, imapWordCharset every other charset.
+var imapWordDecoder = &mime.WordDecoder{CharsetReader: imapWordCharset}
 
 // imapHeaderMatch: HEADER key value, FROM, TO, ... A field matches if its
 // value (RFC 2047 words decoded where possible) contains value, case
@@ -372,15 +375,22 @@ func imapEntityMatch(h textproto.Header, body io.Reader, needle []byte, withHead
 	return false
 }
 
-// imapDecodedBody is body with its transfer encoding undone (and its
-// charset converted where go-message knows it: UTF-8 and US-ASCII only,
-// since no charset table is registered); an encoding go-message does not
-// know is searched as it is.
+// imapDecodedBody is body with its transfer encoding undone and, for a
+// text part, its charset converted to UTF-8 (RFC 9051 section 6.4.4).
+// go-message undoes the encoding and knows UTF-8 and US-ASCII; any other
+// charset it reports unknown, with the body decoded but not converted,
+// and imapCharsetText converts it. An encoding go-message does not know
+// is searched as it is, and so is a charset neither knows.
 func imapDecodedBody(h gomessage.Header, body io.Reader) io.Reader {
-	if e, _ := gomessage.New(h, body); e != nil {
-		return e.Body
+	e, err := gomessage.New(h, body)
+	if e == nil {
+		return body
 	}
-	return body
+	if err != nil && gomessage.IsUnknownCharset(err) { // IsUnknownCharset allocates
+		_, params, _ := h.ContentType()
+		return imapCharsetText(e.Body, params["charset"])
+	}
+	return e.Body
 }
 
 // imapLower appends s lower-cased to dst, as bytes.ToLower maps it
