@@ -2,6 +2,7 @@ package frontend_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -109,12 +110,25 @@ func testIMAPSearchCharsets(t *testing.T, b imapBackend) {
 		}
 	}
 
-	// CHARSET, spoken raw: UTF-8 and US-ASCII are searched.
+	// CHARSET, spoken raw: UTF-8 and US-ASCII are searched, any other
+	// is refused with the list of those that are (RFC 9051 section 7.1).
 	r := dialIMAPRaw(t, b.server(2), user)
 	r.ok("SELECT INBOX")
 	r.want("SEARCH CHARSET UTF-8 BODY \"caf\xc3\xa9\"", "* SEARCH 1")
 	r.want("SEARCH CHARSET utf-8 SUBJECT \"CAF\xc3\x89\"", "* SEARCH 3")
 	r.want("SEARCH CHARSET US-ASCII BODY grusse", "* SEARCH 6")
 	r.want("UID SEARCH RETURN (COUNT) CHARSET UTF-8 TEXT \"\xd0\xbc\xd0\xbe\xd1\x81\xd0\xba\xd0\xb2\"", "* ESEARCH", "COUNT 1")
+	for _, cs := range []string{"ISO-8859-1", "KOI8-R", "x-unknown"} {
+		u, tagged := r.cmd("SEARCH CHARSET " + cs + " BODY cafe")
+		if !strings.HasPrefix(tagged, "NO [BADCHARSET (US-ASCII UTF-8)]") || len(u) > 0 {
+			t.Errorf("SEARCH CHARSET %s: %q %q, want NO [BADCHARSET (US-ASCII UTF-8)]", cs, u, tagged)
+		}
+	}
+	// Refused before its synchronizing literal is sent (RFC 9051
+	// section 7.5): the client sends no literal and goes on.
+	r.send("lit SEARCH CHARSET ISO-8859-1 BODY {4}\r\n")
+	if u, tagged := r.tagged("lit"); !strings.HasPrefix(tagged, "NO [BADCHARSET (US-ASCII UTF-8)]") || len(u) > 0 {
+		t.Errorf("SEARCH CHARSET ISO-8859-1 with a literal: %q %q", u, tagged)
+	}
 	r.want("SEARCH BODY cafe", "* SEARCH 6")
 }

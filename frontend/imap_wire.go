@@ -253,6 +253,9 @@ func rewriteResponse(line []byte, pending *[]imapLocalReply) []byte {
 			return []byte(p.lines + p.tag + " " + p.status + "\r\n")
 		}
 	}
+	if r := imapBadCharsetList(line); r != nil {
+		return r
+	}
 	at := capabilityListEnd(line)
 	if at < 0 || bytes.Contains(line[:at], []byte(" ID ")) || bytes.HasSuffix(line[:at], []byte(" ID")) {
 		return nil
@@ -260,6 +263,31 @@ func rewriteResponse(line []byte, pending *[]imapLocalReply) []byte {
 	out := make([]byte, 0, len(line)+len(imapAddedCaps))
 	out = append(out, line[:at]...)
 	out = append(out, imapAddedCaps...)
+	return append(out, line[at:]...)
+}
+
+// imapSearchCharsets is what SEARCH CHARSET takes. The library's SEARCH
+// accepts these two (the keys reach the session as UTF-8 strings, and
+// US-ASCII is a subset) and refuses any other with a bare BADCHARSET,
+// to which imapBadCharsetList adds the list of supported charsets that
+// RFC 9051 section 7.1 allows after the code, so that a client can
+// retry with one of them.
+const imapSearchCharsets = "(US-ASCII UTF-8)"
+
+// imapBadCharsetList returns line with imapSearchCharsets in its
+// BADCHARSET code, or nil for any other line. Only the library's refusal
+// of SEARCH CHARSET carries that code.
+func imapBadCharsetList(line []byte) []byte {
+	const code = "NO [BADCHARSET]"
+	_, rest, ok := bytes.Cut(line, []byte(" "))
+	if !ok || !bytes.HasPrefix(rest, []byte(code)) {
+		return nil
+	}
+	at := len(line) - len(rest) + len(code) - 1 // the "]"
+	out := make([]byte, 0, len(line)+1+len(imapSearchCharsets))
+	out = append(out, line[:at]...)
+	out = append(out, ' ')
+	out = append(out, imapSearchCharsets...)
 	return append(out, line[at:]...)
 }
 

@@ -78,6 +78,10 @@ func TestIMAPRewriteResponse(t *testing.T) {
 		{"a3 OK NOOP completed\r\n", ""}, // no longer pending
 		{"q1 OK NOOP completed\r\n", "* QUOTAROOT INBOX \"\"\r\nq1 OK GETQUOTAROOT completed\r\n"},
 		{"* OK [CAPABILITY IMAP4rev1 without end\r\n", ""},
+		{"s4 NO [BADCHARSET] Only US-ASCII and UTF-8 are supported SEARCH charsets\r\n",
+			"s4 NO [BADCHARSET (US-ASCII UTF-8)] Only US-ASCII and UTF-8 are supported SEARCH charsets\r\n"},
+		{"s5 NO [BADCHARSET (X)] already a list\r\n", ""},
+		{"s6 OK [BADCHARSET] not a refusal\r\n", ""},
 	} {
 		got := string(rewriteResponse([]byte(tc.in), &pending))
 		if got != tc.want {
