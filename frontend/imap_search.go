@@ -39,12 +39,13 @@ func (s *imapSession) Search(kind imapserver.NumKind, criteria *imap.SearchCrite
 	data := &imap.SearchData{}
 	var seqs imap.SeqSet
 	var uids imap.UIDSet
+	var text imapNeedle // the text matcher's buffers, for every message
 	for i := range sel.msgs {
 		m := &sel.msgs[i]
 		if m.gone {
 			continue
 		}
-		c := &imapCandidate{s: s, sel: sel, seq: uint32(i + 1), msg: m}
+		c := &imapCandidate{s: s, sel: sel, seq: uint32(i + 1), msg: m, text: &text}
 		ok, err := c.match(criteria)
 		c.close()
 		if err != nil {
@@ -89,6 +90,7 @@ type imapCandidate struct {
 	meta      *imapMeta // the cached header, set by loadHeader
 	header    textproto.Header
 	hasHeader bool
+	text      *imapNeedle // shared by the candidates of one SEARCH
 }
 
 // loadHeader parses the header, from the node's header cache when it can.
@@ -133,8 +135,8 @@ func (c *imapCandidate) close() {
 // textMatch evaluates one BODY (withHeader false) or TEXT criterion. A
 // body that cannot be read is an error, not a non-match.
 func (c *imapCandidate) textMatch(value string, withHeader bool) (bool, error) {
-	needle := imapLower(nil, []byte(value))
-	if len(needle) == 0 {
+	c.text.low = imapLower(c.text.low[:0], []byte(value))
+	if len(c.text.low) == 0 {
 		return true, nil
 	}
 	if err := c.openBody(); err != nil {
@@ -144,7 +146,7 @@ func (c *imapCandidate) textMatch(value string, withHeader bool) (bool, error) {
 		return false, fmt.Errorf("rewind body of uid %d: %w", c.msg.uid, err)
 	}
 	src := &imapErrReader{r: io.LimitReader(c.body, max(c.body.Size(), 0))}
-	ok := imapTextMatch(src, needle, withHeader)
+	ok := c.text.match(src, withHeader)
 	if src.err != nil {
 		return false, fmt.Errorf("read body of uid %d: %w", c.msg.uid, src.err)
 	}
@@ -318,13 +320,26 @@ func imapHeaderMatch(values []string, value string) bool {
 // message costs a few buffers, not its size (and three times it, as
 // when it was read whole and lower-cased).
 func imapTextMatch(r io.Reader, needle []byte, withHeader bool) bool {
-	br := bufio.NewReader(r)
-	return imapEntityMatch(imapReadHeader(br), br, needle, withHeader, "", 0)
+	return (&imapNeedle{low: needle}).match(r, withHeader)
 }
 
-// imapEntityMatch matches one entity; parent is the media type of the
-// multipart it is a part of ("" for a message).
-func imapEntityMatch(h textproto.Header, body io.Reader, needle []byte, withHeader bool, parent string, depth int) bool {
+// imapNeedle is a BODY or TEXT key, lower-cased by imapLower, with the
+// matcher's read and window buffers, which one SEARCH reuses for every
+// message (allocated afresh they were 96 KiB per message and key).
+type imapNeedle struct {
+	low      []byte
+	raw, win []byte
+}
+
+// match is imapTextMatch for nd.low, in nd's buffers.
+func (nd *imapNeedle) match(r io.Reader, withHeader bool) bool {
+	br := bufio.NewReader(r)
+	return nd.entity(imapReadHeader(br), br, withHeader, "", 0)
+}
+
+// entity matches one entity; parent is the media type of the multipart
+// it is a part of ("" for a message).
+func (nd *imapNeedle) entity(h textproto.Header, body io.Reader, withHeader bool, parent string, depth int) bool {
 	if depth > imapMaxMIMEDepth { // nested deeper than any real message: stop
 		return false
 	}
@@ -336,7 +351,7 @@ func imapEntityMatch(h textproto.Header, body io.Reader, needle []byte, withHead
 				v = dec
 			}
 			line = imapLower(line[:0], []byte(f.Key()+": "+v))
-			if bytes.Contains(line, needle) {
+			if bytes.Contains(line, nd.low) {
 				return true
 			}
 		}
@@ -361,16 +376,16 @@ func imapEntityMatch(h textproto.Header, body io.Reader, needle []byte, withHead
 				return false
 			}
 			pr := bufio.NewReader(p)
-			if imapEntityMatch(imapReadHeader(pr), pr, needle, withHeader, mt, depth+1) {
+			if nd.entity(imapReadHeader(pr), pr, withHeader, mt, depth+1) {
 				return true
 			}
 		}
 	case mt == "message/rfc822" || mt == "message/global":
 		// The nested message's header is part of the outer body.
 		br := bufio.NewReader(imapDecodedBody(mh, body))
-		return imapEntityMatch(imapReadHeader(br), br, needle, true, "", depth+1)
+		return nd.entity(imapReadHeader(br), br, true, "", depth+1)
 	case mt == "" || strings.HasPrefix(mt, "text/"):
-		return imapReaderContains(imapDecodedBody(mh, body), needle)
+		return nd.contains(imapDecodedBody(mh, body))
 	}
 	return false
 }
@@ -420,9 +435,22 @@ func imapLower(dst, s []byte) []byte {
 // the text is lower-cased as if whole. A decoding error (bad base64 in
 // the wild) ends the text there.
 func imapReaderContains(r io.Reader, needle []byte) bool {
-	raw := make([]byte, 32<<10)
-	win := make([]byte, 0, 2*len(raw)+len(needle))
-	have := 0 // octets of a cut rune carried to the front of raw
+	return (&imapNeedle{low: needle}).contains(r)
+}
+
+// contains is imapReaderContains for nd.low, in nd's buffers.
+func (nd *imapNeedle) contains(r io.Reader) bool {
+	needle := nd.low
+	if nd.raw == nil {
+		nd.raw = make([]byte, 32<<10)
+	}
+	if c := 2*len(nd.raw) + len(needle); cap(nd.win) < c {
+		nd.win = make([]byte, 0, c)
+	}
+	raw, win := nd.raw, nd.win[:0]
+	defer func() { nd.win = win[:0] }() // keep what it grew to
+	// have: octets of a cut rune carried to the front of raw
+	have := 0
 	for {
 		n, err := r.Read(raw[have:])
 		n += have

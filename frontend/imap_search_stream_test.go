@@ -11,9 +11,11 @@ import (
 // TestIMAPReaderContainsAcrossReads: the streaming BODY/TEXT matcher
 // answers as lower-casing the whole text would, whatever the reads cut:
 // a match across a cut, a rune cut in two, invalid octets, a needle in
-// another case.
+// another case; and with the buffers of one SEARCH reused for every
+// message and key.
 func TestIMAPReaderContainsAcrossReads(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
+	var shared imapNeedle
 	alphabet := []string{"a", "B", "é", "É", "ẞ", "\xe9", "\xff", " ", "\r\n", "x", "İ"}
 	for i := range 300 {
 		var text strings.Builder
@@ -33,6 +35,10 @@ func TestIMAPReaderContainsAcrossReads(t *testing.T) {
 		want := bytes.Contains(bytes.ToLower(all), bytes.ToLower(needle))
 		if got := imapReaderContains(bytes.NewReader(all), low); got != want {
 			t.Fatalf("case %d: %d octets, needle %q: %v, want %v", i, len(all), needle, got, want)
+		}
+		shared.low = low // one SEARCH's buffers serve every message and key
+		if got := shared.contains(bytes.NewReader(all)); got != want {
+			t.Fatalf("case %d, reused buffers: needle %q: %v, want %v", i, needle, got, want)
 		}
 		if i%20 == 0 {
 			if got := imapReaderContains(iotest.OneByteReader(bytes.NewReader(all)), low); got != want {
