@@ -108,3 +108,25 @@ func benchDeliver4K(b *testing.B, c *testCluster) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
+
+// BenchmarkAccountActive measures the check an IMAP, POP3 or submission
+// session makes of its mailbox after login (a local read of the
+// directory, no barrier), on a follower whose cache holds the record.
+func BenchmarkAccountActive(b *testing.B) {
+	c := benchCluster(b)
+	l := c.leader(10 * time.Second)
+	const addr = "active@example.com"
+	if _, err := l.Apply(ctxT(b, 30*time.Second), addMailbox(addr)); err != nil {
+		b.Fatal(err)
+	}
+	f := c.follower()
+	c.readEverywhere(addr)
+	ctx := ctxT(b, time.Hour)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := f.AccountActive(ctx, addr); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
