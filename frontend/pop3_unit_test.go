@@ -151,7 +151,8 @@ func TestPOP3ConfigDefaults(t *testing.T) {
 		t.Errorf("PreAuthTimeout %v", cfg.PreAuthTimeout)
 	}
 	if cfg.WriteTimeout != DefaultPOP3WriteTimeout || cfg.MaxConnsPerIP != DefaultMaxConnsPerIP ||
-		cfg.MaxBadCommands != DefaultPOP3MaxBadCommands || cfg.BackendTimeout != DefaultPOP3BackendTimeout {
+		cfg.MaxBadCommands != DefaultPOP3MaxBadCommands || cfg.BackendTimeout != DefaultPOP3BackendTimeout ||
+		cfg.AccountCheckInterval != DefaultAccountCheckInterval {
 		t.Errorf("defaults not applied: %+v", cfg)
 	}
 	if got := (POP3Config{MaxLineLength: 2000}).withDefaults().MaxLineLength; got != 2000 {

@@ -78,6 +78,11 @@ type POP3Config struct {
 	// BackendTimeout bounds each MailStore call. Default
 	// DefaultPOP3BackendTimeout.
 	BackendTimeout time.Duration
+	// AccountCheckInterval is how often, at most, a logged-in session
+	// asks whether its mailbox has been disabled or removed since its
+	// login, before a command (pop3revoke.go). Default
+	// DefaultAccountCheckInterval.
+	AccountCheckInterval time.Duration
 
 	// TLS enables STLS (RFC 2595) when non-nil. ServeTLS (implicit TLS,
 	// POP3S, RFC 8314) requires it.
@@ -103,6 +108,7 @@ func (cfg POP3Config) withDefaults() POP3Config {
 	pop3Positive(&cfg.MaxConns, DefaultMaxConns)
 	pop3Positive(&cfg.MaxBadCommands, DefaultPOP3MaxBadCommands)
 	pop3Positive(&cfg.BackendTimeout, DefaultPOP3BackendTimeout)
+	pop3Positive(&cfg.AccountCheckInterval, DefaultAccountCheckInterval)
 	return cfg
 }
 

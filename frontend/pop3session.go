@@ -102,6 +102,7 @@ type pop3Session struct {
 	unlock     func(context.Context) error
 	lockCancel context.CancelFunc // ends the lock's lease context
 	buf        []byte             // body read buffer, allocated on first RETR
+	account    accountCheck       // is the mailbox still enabled? (pop3revoke.go)
 }
 
 // handle runs one connection to its end and releases everything it
@@ -312,6 +313,9 @@ func (ss *pop3Session) command(line string) {
 	args := strings.Fields(rest)
 	ss.status = 0
 	defer func() { ss.srv.cmds.count(verb, pop3Result(ss.status)) }()
+	if ss.state == pop3Transaction && ss.loginRevoked() {
+		return
+	}
 
 	// Valid in both states.
 	switch verb {
@@ -597,6 +601,7 @@ func (ss *pop3Session) enterTransaction(addr string, view node.FolderView) {
 		ss.msgs[i] = pop3Message{uid: m.UID, hash: m.Hash, size: m.Size}
 	}
 	ss.state = pop3Transaction
+	ss.armAccountCheck()
 	ss.tc.setBusy(true) // Shutdown lets it reach QUIT (pop3server.go)
 	ss.log = ss.log.With("mailbox", addr)
 	n, size := ss.totals()

@@ -1,0 +1,37 @@
+package frontend
+
+import "time"
+
+// pop3RevokedText ends a session whose mailbox was disabled or removed
+// since its login. RFC 3206 §4 AUTH: the problem is the user's
+// credentials, which no longer admit them ("an expired account, a
+// locked-out account"); a client shows the text and does not retry
+// with the same password as it would after SYS/TEMP.
+const pop3RevokedText = "[AUTH] this mailbox has been disabled or removed, contact your administrator; closing connection"
+
+// loginRevoked is checked before every command in the TRANSACTION state
+// (revoked.go): once the mailbox has been disabled or removed, the
+// command is answered -ERR [AUTH] and the connection closed, QUIT
+// included. The session does not enter UPDATE, so the messages it
+// marked deleted stay: the user is no longer authorised to remove them,
+// and RFC 1939 §6 commits deletions only on QUIT of a session in good
+// standing (a session ended any other way removes nothing, §3). The
+// maildrop lock is given back as the session ends (handle).
+func (ss *pop3Session) loginRevoked() bool {
+	revoked, err := ss.account.revoked(ss.ctx, ss.srv.store, ss.addr, ss.srv.cfg.BackendTimeout)
+	if !revoked && err != nil {
+		ss.log.Debug("pop3: could not tell whether the mailbox is still enabled", "err", err)
+	}
+	if !revoked {
+		return false
+	}
+	ss.log.Info("pop3: mailbox disabled or removed since the login, ending the session", "err", err)
+	ss.errReply(pop3RevokedText)
+	ss.quit = true
+	return true
+}
+
+// armAccountCheck starts the check at login.
+func (ss *pop3Session) armAccountCheck() {
+	ss.account.start(ss.srv.cfg.AccountCheckInterval, time.Now())
+}

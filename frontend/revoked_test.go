@@ -1,0 +1,80 @@
+package frontend_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"powermail/fsm"
+	"powermail/node/nodetest"
+)
+
+// Sessions of a mailbox disabled or removed after their login: every
+// protocol stops them, not only new logins (frontend/DESIGN.md). The
+// mailbox is changed with the commands the admin API proposes.
+
+func disableMailbox(c *nodetest.Cluster, addr string, disabled bool) {
+	c.Apply(&fsm.MailboxUpdate{Address: addr, Disabled: &disabled})
+}
+
+// TestPOP3SessionEndsWhenTheMailboxIsDisabled: a POP3 session of a
+// mailbox disabled since its login gets -ERR [AUTH] at its next command
+// and is closed, and the deletions it marked are not committed (RFC 1939
+// §6: only QUIT of an authorised user enters UPDATE); the maildrop lock
+// is given back. A removed mailbox's session ends the same way. Another
+// mailbox's session goes on and commits.
+func TestPOP3SessionEndsWhenTheMailboxIsDisabled(t *testing.T) {
+	c := nodetest.Start(t, 1)
+	const alice, bob, carol = "alice@example.com", "bob@example.com", "carol@example.com"
+	c.AddMailboxes("pw", alice, bob, carol)
+	for _, s := range []string{"one", "two"} {
+		c.Deliver(0, "Subject: "+s+"\r\n\r\n"+s+"\r\n", alice, bob)
+	}
+	n := c.Nodes[0]
+	cfg := pop3TestConfig()
+	cfg.AccountCheckInterval = time.Millisecond
+	_, addr := pop3Serve(t, n, pop3TestAuth(n, true), cfg, false)
+
+	a := pop3Dial(t, addr)
+	a.login(alice, "pw")
+	a.ok("DELE 1")
+	b := pop3Dial(t, addr)
+	b.login(bob, "pw")
+	b.ok("DELE 1")
+	removed := pop3Dial(t, addr)
+	removed.login(carol, "pw")
+
+	disableMailbox(c, alice, true)
+	a.fail("QUIT", "AUTH")
+	a.expectClosed()
+	b.ok("STAT")
+	b.quit()
+	c.Apply(&fsm.MailboxRemove{Address: carol})
+	removed.fail("STAT", "AUTH")
+	removed.expectClosed()
+
+	inbox := func(addr string) int {
+		t.Helper()
+		v, err := n.View(context.Background(), addr, "INBOX")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(v.Messages)
+	}
+	if got := inbox(alice); got != 2 {
+		t.Errorf("alice holds %d messages, want 2: a disabled session's DELE was committed", got)
+	}
+	if got := inbox(bob); got != 1 {
+		t.Errorf("bob holds %d messages, want 1", got)
+	}
+	again := pop3Dial(t, addr)
+	again.ok("USER " + alice)
+	again.fail("PASS pw", "AUTH")
+
+	// Enabled again, the mailbox's maildrop is not held by the session
+	// that was stopped.
+	disableMailbox(c, alice, false)
+	back := pop3Dial(t, addr)
+	back.login(alice, "pw")
+	back.quit()
+}
