@@ -110,6 +110,11 @@ type IMAPConfig struct {
 	// PollInterval is how often IDLE re-reads the selected folder when no
 	// change notification arrives. Default DefaultIMAPPollInterval.
 	PollInterval time.Duration
+	// AccountCheckInterval is how often, at most, a logged-in session
+	// asks whether its mailbox has been disabled or removed since its
+	// login (imap_revoke.go): at a command's start, and at IDLE's polls.
+	// Default DefaultAccountCheckInterval.
+	AccountCheckInterval time.Duration
 	// CacheBytes bounds the node-wide cache of body headers and
 	// BODYSTRUCTUREs (imap_cache.go). Default DefaultIMAPCacheBytes.
 	CacheBytes int64
@@ -129,6 +134,7 @@ func (cfg IMAPConfig) withDefaults() (IMAPConfig, error) {
 	setDefault(&cfg.CommandTimeout, DefaultIMAPCommandTimeout)
 	setDefault(&cfg.TransferTimeout, DefaultIMAPTransferTimeout)
 	setDefault(&cfg.PollInterval, DefaultIMAPPollInterval)
+	setDefault(&cfg.AccountCheckInterval, DefaultAccountCheckInterval)
 	setDefault(&cfg.CacheBytes, DefaultIMAPCacheBytes)
 
 	var errs []error
@@ -160,6 +166,7 @@ func (cfg IMAPConfig) withDefaults() (IMAPConfig, error) {
 		{"CommandTimeout", &cfg.CommandTimeout, DefaultIMAPCommandTimeout},
 		{"TransferTimeout", &cfg.TransferTimeout, DefaultIMAPTransferTimeout},
 		{"PollInterval", &cfg.PollInterval, DefaultIMAPPollInterval},
+		{"AccountCheckInterval", &cfg.AccountCheckInterval, DefaultAccountCheckInterval},
 	} {
 		clamp(*d.v < 0, func() { *d.v = d.def }, "%s %v must be positive", d.name, *d.v)
 	}

@@ -72,6 +72,10 @@ type imapConn struct {
 	loginBy time.Time // the end of PreAuthTimeout
 	secure  bool      // under TLS: implicit, or after STARTTLS
 	authed  atomic.Bool
+	// user is the mailbox logged in, set before authed; account checks
+	// that it is still enabled (imap_revoke.go).
+	user    string
+	account accountCheck
 
 	// Read side: only the library's reading goroutine touches these.
 	in        imapInput
@@ -109,8 +113,10 @@ type imapConn struct {
 	werr     error
 	closing  atomic.Bool // Close has begun: flush briefly
 	// byeQueued: a shutdown's BYE is in wbuf, and nothing may follow it;
-	// byeWanted: it waits for the end of a response half written.
+	// byeWanted: it waits for the end of a response half written. bye is
+	// that line (imapShutdownBye or imapRevokedBye).
 	byeQueued, byeWanted bool
+	bye                  string
 	// litTag is the command whose synchronizing literal the client
 	// holds back until "+"; litRefused: its tagged response came
 	// instead, so the literal will never arrive (imapInput.await).
@@ -184,12 +190,23 @@ func (c *imapConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// readRaw reads the client's next octets. Octets that start a command
+// of a session whose mailbox has been disabled or removed since its
+// login are not passed on: the session ends there with a BYE
+// (imap_revoke.go).
 func (c *imapConn) readRaw(p []byte) (int, error) {
 	deadline := c.loginBy
-	if c.authed.Load() {
+	authed := c.authed.Load()
+	if authed {
 		deadline = time.Now().Add(c.idle)
 	}
-	return c.drainRead(p, deadline)
+	start := authed && c.collect == nil && c.in.atCommandStart()
+	n, err := c.drainRead(p, deadline)
+	if n > 0 && start && c.loginRevoked() {
+		c.queueBye(imapRevokedBye)
+		return 0, io.EOF
+	}
+	return n, err
 }
 
 // scan passes the client's octets b on to the library, acting on the

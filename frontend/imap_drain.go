@@ -101,39 +101,53 @@ func (c *imapConn) wake() {
 	_ = c.Conn.SetReadDeadline(time.Unix(1, 0))
 }
 
-// drainRead is readRaw's read while the server may be draining: at a
-// command's start during a drain it queues the BYE and reports io.EOF,
+// drainRead is readRaw's read while the session may have to end: at a
+// command's start during a drain, or once its mailbox has been disabled
+// or removed (imap_revoke.go), it queues the BYE and reports io.EOF,
 // which ends the library's session (its Close sends the BYE); a read
-// woken by Shutdown in the middle of a command reads on.
+// woken by Shutdown or IDLE in the middle of a command reads on.
 func (c *imapConn) drainRead(p []byte, deadline time.Time) (int, error) {
 	for {
 		if err := c.Conn.SetReadDeadline(deadline); err != nil {
 			return 0, err
 		}
-		if c.srv.draining.Load() && c.collect == nil && c.in.atCommandStart() {
-			c.queueBye()
+		bye := c.byeDue()
+		if bye != "" && c.collect == nil && c.in.atCommandStart() {
+			c.queueBye(bye)
 			return 0, io.EOF
 		}
 		n, err := c.Conn.Read(p)
-		if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) && c.srv.draining.Load() && time.Now().Before(deadline) {
+		if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) && c.byeDue() != "" && time.Now().Before(deadline) {
 			continue
 		}
 		return n, err
 	}
 }
 
-// queueBye adds the BYE to what Close flushes. A response line or
+// byeDue returns the BYE that ends the session at its next command
+// boundary, or "".
+func (c *imapConn) byeDue() string {
+	switch {
+	case c.srv.draining.Load():
+		return imapShutdownBye
+	case c.account.gone.Load():
+		return imapRevokedBye
+	}
+	return ""
+}
+
+// queueBye adds the BYE bye to what Close flushes. A response line or
 // literal half written (an IDLE update over 4 KiB racing the drain: the
 // library flushes it in parts) must not be split: the BYE then waits
 // for its end (Write). The BYE is the last line: what the library
 // writes after it (IDLE's tagged OK as it ends) is dropped.
-func (c *imapConn) queueBye() {
+func (c *imapConn) queueBye(bye string) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.werr != nil {
+	if c.werr != nil || c.byeWanted || c.byeQueued {
 		return
 	}
-	c.byeWanted = true
+	c.byeWanted, c.bye = true, bye
 	c.byeAtBoundaryLocked()
 }
 
@@ -143,7 +157,7 @@ func (c *imapConn) byeAtBoundaryLocked() bool {
 	if !c.byeWanted || c.held >= 0 || c.olit > 0 || c.longLine {
 		return false
 	}
-	c.wbuf = append(c.wbuf, imapShutdownBye...)
+	c.wbuf = append(c.wbuf, c.bye...)
 	c.byeWanted, c.byeQueued = false, true
 	return true
 }

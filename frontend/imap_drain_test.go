@@ -17,7 +17,7 @@ func TestIMAPByeAfterHalfWrittenUpdate(t *testing.T) {
 		if _, err := c.Write([]byte(update[:4096])); err != nil {
 			t.Fatal(err)
 		}
-		c.queueBye() // the reading goroutine, at a command boundary
+		c.queueBye(imapShutdownBye) // the reading goroutine, at a command boundary
 		for _, w := range []string{update[4096:], "* 3 EXISTS\r\n", "i OK IDLE completed\r\n"} {
 			if _, err := c.Write([]byte(w)); err != nil {
 				t.Fatal(err)

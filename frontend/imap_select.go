@@ -321,25 +321,18 @@ func (s *imapSession) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error 
 
 // Idle reports changes as they happen: on every Watch notification (so a
 // delivery through any node shows up within the time it takes to apply
-// it here), and every PollInterval as a safety net.
+// it here), and every PollInterval as a safety net. Each wake-up also
+// checks that the mailbox is still enabled (imap_revoke.go), with no
+// folder selected too.
 func (s *imapSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 	s.mu.Lock()
 	sel := s.sel
-	s.mu.Unlock()
-	if sel == nil {
-		select { // nothing selected: nothing to report
-		case <-stop:
-		case <-s.ctx.Done():
-		}
-		return nil
-	}
 	// What the session already knows but could not say yet goes out
 	// first: EXPUNGEs held back from a FETCH, STORE or SEARCH (RFC 9051
 	// section 7.5.1), which IDLE allows (RFC 2177), and a change the last
 	// poll failed to read. The watch has already fired for both, so
 	// waiting for it would leave them to the next periodic poll.
-	s.mu.Lock()
-	if s.sel == sel && !s.closed && (sel.gone > 0 || sel.dirty) {
+	if sel != nil && !s.closed && (sel.gone > 0 || sel.dirty) {
 		if err := s.pollLocked(w, true, false); err != nil {
 			s.mu.Unlock()
 			return err
@@ -348,7 +341,10 @@ func (s *imapSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) err
 	s.mu.Unlock()
 	t := time.NewTicker(s.srv.cfg.PollInterval)
 	defer t.Stop()
-	watch := sel.watch
+	var watch <-chan struct{} // nothing selected: nothing to report
+	if sel != nil {
+		watch = sel.watch
+	}
 	for {
 		select {
 		case <-stop:
@@ -361,6 +357,12 @@ func (s *imapSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) err
 				continue
 			}
 		case <-t.C:
+		}
+		if s.endIfRevoked() {
+			return nil
+		}
+		if sel == nil {
+			continue
 		}
 		s.mu.Lock()
 		if s.sel != sel || s.closed {

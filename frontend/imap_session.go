@@ -133,6 +133,7 @@ func (s *imapSession) Login(user, password string) error {
 	s.log = s.log.With("user", addr)
 	s.mu.Unlock()
 	if s.raw != nil {
+		s.raw.armAccountCheck(addr)
 		s.raw.authed.Store(true) // from now on the autologout timer is IdleTimeout
 	}
 	s.log.Info("imap: login", "tls", s.secure())

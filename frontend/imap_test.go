@@ -237,9 +237,10 @@ func TestIMAPConfigDefaults(t *testing.T) {
 	if err := (frontend.IMAPConfig{}).Validate(); err != nil {
 		t.Errorf("zero config: %v", err)
 	}
-	bad := frontend.IMAPConfig{IdleTimeout: time.Minute, MaxAppendBytes: 1 << 40, MaxConnsPerIP: -1, PollInterval: -time.Second}
+	bad := frontend.IMAPConfig{IdleTimeout: time.Minute, MaxAppendBytes: 1 << 40, MaxConnsPerIP: -1, PollInterval: -time.Second,
+		AccountCheckInterval: -time.Second}
 	err := bad.Validate()
-	for _, want := range []string{"IdleTimeout", "MaxAppendBytes", "MaxConnsPerIP", "PollInterval"} {
+	for _, want := range []string{"IdleTimeout", "MaxAppendBytes", "MaxConnsPerIP", "PollInterval", "AccountCheckInterval"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate(%+v) = %v, want it to name %s", bad, err, want)
 		}
