@@ -12,10 +12,11 @@ import (
 // The check is made when octets arrive at a command's start (readRaw),
 // and at IDLE's polls, which wake the reader as Shutdown does.
 //
-// Commands a client pipelined in the same read as one checked, or that
-// the library had buffered before, run: they arrived before the check
-// that would have refused them. A session that does nothing at all is
-// not woken; its next command ends it.
+// Commands that came in a read that passed the check (pipelined behind
+// the command checked, and buffered by the library) run: they arrived
+// before the change was seen. So do those within AccountCheckInterval
+// of the last check. A session that does nothing at all is not woken;
+// its next command ends it.
 
 // imapRevokedBye is the last line of a session whose mailbox was
 // disabled or removed since its login. RFC 9051 §7.1 CONTACTADMIN ("the
