@@ -36,6 +36,7 @@ type accessFlags struct {
 	imapMaxConns      int
 	imapMaxUserIP     int
 	passwordMemory    int64
+	accountCheck      time.Duration
 }
 
 func (a *accessFlags) register(fl *pflag.FlagSet) {
@@ -56,6 +57,7 @@ func (a *accessFlags) register(fl *pflag.FlagSet) {
 	fl.Int64Var(&a.passwordMemory, "password-check-memory", node.DefaultPasswordMemory, "memory for password checks in flight (argon2id takes 19 MiB each); further logins wait")
 	fl.IntVar(&a.imapMaxConns, "imap-max-conns", frontend.DefaultIMAPMaxConns, "simultaneous IMAP connections from all clients (over it: BYE [UNAVAILABLE])")
 	fl.IntVar(&a.imapMaxUserIP, "imap-max-conns-per-user-ip", frontend.DefaultIMAPMaxConnsPerUserIP, "logged-in IMAP sessions of one mailbox from one address on this node (over it: LOGIN gets NO [UNAVAILABLE]; 0: the default)")
+	fl.DurationVar(&a.accountCheck, "account-check-interval", frontend.DefaultAccountCheckInterval, "how often, at most, a logged-in IMAP or POP3 session asks whether its mailbox is still active (disabled or removed: the session ends)")
 	fl.Int64Var(&a.imapCacheBytes, "imap-cache-bytes", frontend.DefaultIMAPCacheBytes, "memory for parsed message headers and BODYSTRUCTUREs that IMAP FETCH and SEARCH reuse")
 }
 
@@ -73,9 +75,10 @@ func startAccess(f *serverFlags, n *node.Node, auth *frontend.Authenticator, tls
 	a := &f.access
 	imap := frontend.NewIMAPServer(n, auth, frontend.IMAPConfig{TLS: tlsCfg, MaxAppendBytes: f.mail.maxMessage,
 		MaxConnsPerIP: f.mail.maxConn, IdleTimeout: a.imapIdle, PreAuthTimeout: a.imapPreAuth, WriteTimeout: a.imapWrite, CacheBytes: a.imapCacheBytes, MaxConns: a.imapMaxConns,
-		MaxConnsPerUserIP: a.imapMaxUserIP}, log)
+		MaxConnsPerUserIP: a.imapMaxUserIP, AccountCheckInterval: a.accountCheck}, log)
 	pop3 := frontend.NewPOP3Server(n, auth, frontend.POP3Config{Hostname: f.mail.hostname, ServerID: f.id,
-		TLS: tlsCfg, MaxConnsPerIP: f.mail.maxConn, MaxConns: f.mail.maxConns, IdleTimeout: a.pop3Idle, PreAuthTimeout: a.pop3PreAuth}, log)
+		TLS: tlsCfg, MaxConnsPerIP: f.mail.maxConn, MaxConns: f.mail.maxConns, IdleTimeout: a.pop3Idle, PreAuthTimeout: a.pop3PreAuth,
+		AccountCheckInterval: a.accountCheck}, log)
 	for _, register := range []func(prometheus.Registerer) error{imap.RegisterMetrics, pop3.RegisterMetrics} {
 		if err := register(n.Metrics()); err != nil {
 			imap.Close()

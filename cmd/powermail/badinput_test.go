@@ -45,9 +45,10 @@ func TestCLIBadInputWithoutACluster(t *testing.T) {
 		{[]string{"domain", "ls", "--addr", web.URL}, "did not answer as a PowerMail admin API does"},
 		{[]string{"cluster", "status", "--addr", web.URL}, "answered 404 Not Found, not as a PowerMail admin API does"},
 		{[]string{"storage", "verify", "--addr", web.URL}, "answered 404 Not Found, not as a PowerMail admin API does"},
+		{[]string{"server", "--data", t.TempDir(), "--account-check-interval", "-1s"}, "--account-check-interval -1s: must not be negative"},
 	} {
 		args := f.args
-		if !strings.Contains(strings.Join(args, " "), "--addr") {
+		if args[0] != "server" && !strings.Contains(strings.Join(args, " "), "--addr") {
 			args = append(args, "--addr", down)
 		}
 		_, errOut, err := cli(t, "", args...)

@@ -189,6 +189,9 @@ func (f *serverFlags) validate() (int64, error) {
 			return 0, fmt.Errorf("%s %d: must not be negative (0: the default)", v.flag, v.n)
 		}
 	}
+	if f.access.accountCheck < 0 {
+		return 0, fmt.Errorf("--account-check-interval %v: must not be negative (0: the default)", f.access.accountCheck)
+	}
 	return minFree, nil
 }
 
