@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"cmp"
 	"encoding/binary"
 	"maps"
 	"slices"
@@ -90,10 +91,12 @@ func advanceLowUID(tx *txn, a Address, f *Folder) error {
 	return it.Close()
 }
 
-// mergeRanges sorts ranges and joins overlapping or adjacent ones.
+// mergeRanges sorts ranges and joins overlapping or adjacent ones. The
+// order compares UIDs, never their difference as an int, which wraps on
+// a 32-bit build and would select other messages there than elsewhere.
 func mergeRanges(rs []UIDRange) []UIDRange {
 	rs = slices.Clone(rs)
-	slices.SortFunc(rs, func(x, y UIDRange) int { return int(int64(x[0]) - int64(y[0])) })
+	slices.SortFunc(rs, func(x, y UIDRange) int { return cmp.Compare(x[0], y[0]) })
 	var out []UIDRange
 	for _, r := range rs {
 		if n := len(out); n > 0 && uint64(r[0]) <= uint64(out[n-1][1])+1 {
