@@ -37,6 +37,7 @@ func (c *MemberRemove) apply(tx *txn) (any, error) {
 // SettingsSet replaces the cluster settings.
 type SettingsSet struct {
 	Settings
+	written byte // the encoding the entry was written in (registry.parse)
 }
 
 func (*SettingsSet) Type() CmdType { return CmdSettingsSet }
@@ -57,7 +58,8 @@ func (c *SettingsSet) needsJSON4() bool { return c.Settings.CommandEncoding >= E
 func (c *SettingsSet) needsJSON5() bool { return c.Settings.CommandEncoding >= EncodingJSON5 }
 
 // needsEncoding: likewise for 6 and later. An encoding this release
-// does not know is written in the newest it knows, and apply refuses it.
+// does not know is written in the newest it knows, and every release
+// refuses it, also one that knows it (raiseRefused).
 func (c *SettingsSet) needsEncoding() int {
 	if c.Settings.CommandEncoding >= EncodingJSON6 {
 		return min(c.Settings.CommandEncoding, NewestEncoding)
@@ -77,7 +79,7 @@ func (c *SettingsSet) apply(tx *txn) (any, error) {
 	if s.WriteQuorum < 1 || s.WriteQuorum > s.Replicas {
 		return nil, errorf(ErrInvalid, "write quorum must be 1 to replicas (%d), not %d", s.Replicas, s.WriteQuorum)
 	}
-	if s.CommandEncoding < 0 || s.CommandEncoding > NewestEncoding {
+	if s.CommandEncoding < 0 || raiseRefused(s.CommandEncoding, int(c.written), NewestEncoding) {
 		return nil, errorf(ErrInvalid, "command encoding must be 0 to %d, not %d", NewestEncoding, s.CommandEncoding)
 	}
 	old, err := tx.settings()
@@ -103,3 +105,21 @@ func (c *SettingsSet) apply(tx *txn) (any, error) {
 	}
 	return nil, tx.put(keySettings, s)
 }
+
+// raiseRefused reports whether a release that reads up to newest refuses
+// a raise to target written in encoding written. The rule must not depend
+// on newest for an entry every release decodes: from encoding 6 on a
+// proposer writes a raise in its target, or in the newest encoding it
+// knows when it does not know the target (needsEncoding), so a raise
+// written below its target comes from a release that cannot read the
+// target, and every release refuses it, those that could read it too.
+// Releases up to EncodingJSON8 refused only a target past their own
+// newest, which is the same for every target above 8; for targets up to
+// 8 they did not agree with each other (a raise to 8 written in 7 by a
+// release reading up to 7: refused there, taken by 8), and those entries
+// are applied as they were.
+func raiseRefused(target, written, newest int) bool {
+	return target > newest || target > EncodingJSON8 && written < target
+}
+
+func (c *SettingsSet) setWritten(enc byte) { c.written = enc }

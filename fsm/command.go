@@ -280,6 +280,9 @@ func (r registry) parse(data []byte) (Command, error) {
 	if err != nil {
 		return nil, fmt.Errorf("undecodable command type %d: %w", data[0], err)
 	}
+	if w, ok := c.(interface{ setWritten(byte) }); ok {
+		w.setWritten(data[1])
+	}
 	return c, nil
 }
 

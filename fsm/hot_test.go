@@ -35,7 +35,7 @@ func TestHotRecordsFollowWrites(t *testing.T) {
 	if r := a.apply(&Deliver{Hash: h, Replicas: []string{"n1", "n2"}, Mailboxes: []string{"a@example.com"}}); !errors.Is(r.Err, ErrInvalid) {
 		t.Fatalf("a removed member was accepted as a replica: %+v", r)
 	}
-	a.must(&SettingsSet{Settings{Replicas: 3, WriteQuorum: 3}})
+	a.must(&SettingsSet{Settings: Settings{Replicas: 3, WriteQuorum: 3}})
 	if s, _ := a.s.Settings(); s.Replicas != 3 || s.WriteQuorum != 3 {
 		t.Fatalf("settings after set: %+v", s)
 	}
@@ -47,7 +47,7 @@ func TestHotRecordsFollowWrites(t *testing.T) {
 	// deliver naming it again. The cache still holds the old list.
 	var entries []Entry
 	for _, c := range []Command{
-		&SettingsSet{Settings{Replicas: 2, WriteQuorum: 2}},
+		&SettingsSet{Settings: Settings{Replicas: 2, WriteQuorum: 2}},
 		&MemberSet{Member{ID: "n4", ClusterAddr: "n4:7000"}},
 		&Deliver{Hash: h, Replicas: []string{"n1", "n4"}, Mailboxes: []string{"a@example.com"}},
 		&MemberRemove{ID: "n4"},

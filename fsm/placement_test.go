@@ -53,7 +53,7 @@ func TestPlacementMarkMovesOffR(t *testing.T) {
 		cmd   Command
 		moves bool
 	}{
-		{"settings other than R", &SettingsSet{Settings{Replicas: 2, WriteQuorum: 1}}, false},
+		{"settings other than R", &SettingsSet{Settings: Settings{Replicas: 2, WriteQuorum: 1}}, false},
 		{"delivery on R", &Deliver{Hash: bodyHash("a"), Size: 10, Replicas: []string{"n1", "n2"}, Mailboxes: []string{"a@example.com"}}, false},
 		{"delivery short of R", &Deliver{Hash: bodyHash("b"), Size: 10, Replicas: []string{"n1"}, Mailboxes: []string{"a@example.com"}}, true},
 		{"repair brings it to R", &BodyPlace{Hash: bodyHash("b"), Add: []string{"n3"}}, false},
@@ -64,7 +64,7 @@ func TestPlacementMarkMovesOffR(t *testing.T) {
 		{"the mailbox removed: nobody references it", &MailboxRemove{Address: "b@example.com"}, false},
 		{"the same content delivered again", &Deliver{Hash: bodyHash("c"), Size: 10, Replicas: []string{"n1", "n2"}, Mailboxes: []string{"a@example.com"}}, true},
 		{"the same content delivered elsewhere", &Deliver{Hash: bodyHash("b"), Size: 10, Replicas: []string{"n2", "n3"}, Mailboxes: []string{"a@example.com"}}, true},
-		{"R raised", &SettingsSet{Settings{Replicas: 3, WriteQuorum: 1}}, true},
+		{"R raised", &SettingsSet{Settings: Settings{Replicas: 3, WriteQuorum: 1}}, true},
 		{"a member added", &MemberSet{Member{ID: "n4", ClusterAddr: "n4:7000"}}, true},
 		{"a member removed", &MemberRemove{ID: "n4"}, true},
 	}

@@ -87,8 +87,8 @@ func TestDirectoryCommands(t *testing.T) {
 		{"forward keep copy without mailbox", &ForwardAdd{Address: "f@example.com", Targets: []string{"jane@example.com"}, KeepCopy: true}, ErrNotFound},
 		{"forward no targets", &ForwardAdd{Address: "f@example.com"}, ErrInvalid},
 		{"update missing", &MailboxUpdate{Address: "nobody@example.com"}, ErrNotFound},
-		{"settings W > R", &SettingsSet{Settings{Replicas: 2, WriteQuorum: 3}}, ErrInvalid},
-		{"settings unknown command encoding", &SettingsSet{Settings{Replicas: 2, WriteQuorum: 2, CommandEncoding: NewestEncoding + 1}}, ErrInvalid},
+		{"settings W > R", &SettingsSet{Settings: Settings{Replicas: 2, WriteQuorum: 3}}, ErrInvalid},
+		{"settings unknown command encoding", &SettingsSet{Settings: Settings{Replicas: 2, WriteQuorum: 2, CommandEncoding: NewestEncoding + 1}}, ErrInvalid},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

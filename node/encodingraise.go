@@ -33,7 +33,7 @@ func (n *Node) checkEncodingRaise(ctx context.Context, enc int) error {
 	)
 	for _, s := range cf.Configuration().Servers {
 		if string(s.ID) == n.cfg.ID {
-			continue // this release; an encoding above its own is refused by apply
+			continue // this release: apply refuses, on every release, a raise past it (fsm raiseRefused)
 		}
 		wg.Go(func() {
 			ms, ok := n.probeMember(ctx, s.Address)
