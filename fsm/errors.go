@@ -25,17 +25,24 @@ var (
 	ErrFolderChanged = errors.New("folder changed")
 )
 
-var codes = map[string]error{
-	"invalid":        ErrInvalid,
-	"exists":         ErrExists,
-	"not_found":      ErrNotFound,
-	"not_empty":      ErrNotEmpty,
-	"forward_loop":   ErrForwardLoop,
-	"not_local":      ErrNotLocal,
-	"no_folder":      ErrNoFolder,
-	"over_quota":     ErrOverQuota,
-	"locked":         ErrLocked,
-	"folder_changed": ErrFolderChanged,
+// codes pairs each wire code with its kind, in a fixed order: Code
+// returns the first kind an error matches, and its answer is stored in
+// a delivery's remembered result, so it must not depend on a map's
+// iteration order.
+var codes = []struct {
+	code string
+	kind error
+}{
+	{"invalid", ErrInvalid},
+	{"exists", ErrExists},
+	{"not_found", ErrNotFound},
+	{"not_empty", ErrNotEmpty},
+	{"forward_loop", ErrForwardLoop},
+	{"not_local", ErrNotLocal},
+	{"no_folder", ErrNoFolder},
+	{"over_quota", ErrOverQuota},
+	{"locked", ErrLocked},
+	{"folder_changed", ErrFolderChanged},
 }
 
 // Error is a business error with a human-readable message and a sentinel
@@ -55,9 +62,9 @@ func errorf(kind error, format string, args ...any) error {
 // Code returns the stable wire code of err's kind, or "" if err is not a
 // business error of this package.
 func Code(err error) string {
-	for code, kind := range codes {
-		if errors.Is(err, kind) {
-			return code
+	for _, c := range codes {
+		if errors.Is(err, c.kind) {
+			return c.code
 		}
 	}
 	return ""
@@ -66,8 +73,10 @@ func Code(err error) string {
 // FromCode rebuilds a business error from its wire code and message. An
 // unknown code yields a plain error carrying the message.
 func FromCode(code, msg string) error {
-	if kind, ok := codes[code]; ok {
-		return &Error{Kind: kind, Msg: msg}
+	for _, c := range codes {
+		if c.code == code {
+			return &Error{Kind: c.kind, Msg: msg}
+		}
 	}
 	return errors.New(msg)
 }
