@@ -24,11 +24,30 @@ func TestRestoreRefusesANewerEncoding(t *testing.T) {
 	b := newApplier(t)
 	b.must(&DomainAdd{Name: "kept.org"})
 	before := dump(t, b.s)
-	if err := b.s.Restore(bytes.NewReader(snap)); !errors.Is(err, ErrSnapshotEncoding) {
-		t.Fatalf("restore of a state at encoding %d: %v, want ErrSnapshotEncoding", NewestEncoding+1, err)
+	if err := b.s.Restore(bytes.NewReader(snap)); !errors.Is(err, ErrStateEncoding) {
+		t.Fatalf("restore of a state at encoding %d: %v, want ErrStateEncoding", NewestEncoding+1, err)
 	}
 	if after := dump(t, b.s); !bytes.Equal(before, after) {
 		t.Fatal("a refused restore changed the state")
 	}
 	b.must(&DomainAdd{Name: "still-applies.org"})
+}
+
+// TestOpenRefusesANewerEncoding: a state directory a later release left
+// at an encoding this one does not read (a node rolled back) is refused
+// at Open for the reason a snapshot of it is.
+func TestOpenRefusesANewerEncoding(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plantRecord(t, s, keySettings, []byte(fmt.Sprintf(`{"replicas":2,"write_quorum":2,"command_encoding":%d}`, NewestEncoding+1)))
+	s.Close()
+	if s, err := Open(dir, Options{}); !errors.Is(err, ErrStateEncoding) {
+		if err == nil {
+			s.Close()
+		}
+		t.Fatalf("open of a state at encoding %d: %v, want ErrStateEncoding", NewestEncoding+1, err)
+	}
 }

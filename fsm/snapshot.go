@@ -109,9 +109,9 @@ func (c *countWriter) Write(p []byte) (int, error) {
 // ErrBadSnapshot reports a snapshot stream that is truncated or corrupt.
 var ErrBadSnapshot = errors.New("bad snapshot")
 
-// ErrSnapshotEncoding reports a snapshot of a state whose command
-// encoding this release does not read.
-var ErrSnapshotEncoding = errors.New("the snapshot's command encoding is newer than this release reads")
+// ErrStateEncoding reports a state (a snapshot, or the directory Open
+// finds) at a command encoding this release does not read.
+var ErrStateEncoding = errors.New("the state's command encoding is newer than this release reads")
 
 // Restore replaces the whole state with the snapshot read from r. The new
 // state is built in a fresh directory and swapped in only when complete
@@ -169,7 +169,7 @@ func (s *State) buildFromSnapshot(r io.Reader) (string, *pebble.DB, error) {
 	}
 	err = loadSnapshot(db, r)
 	if err == nil {
-		err = checkSnapshotEncoding(db)
+		err = checkStateEncoding(db)
 	}
 	if err != nil {
 		db.Close()
@@ -179,18 +179,19 @@ func (s *State) buildFromSnapshot(r io.Reader) (string, *pebble.DB, error) {
 	return name, db, nil
 }
 
-// checkSnapshotEncoding refuses a state whose command encoding this
+// checkStateEncoding refuses a state whose command encoding this
 // release does not read. A later release may store records this one
 // would rewrite by its own rules on the next entry it can decode (the
-// header stops only releases before encoding 4), so such a replica would
-// diverge looking healthy; refused, it stays behind until upgraded.
-func checkSnapshotEncoding(db *pebble.DB) error {
+// snapshot header stops only releases before encoding 4), so such a
+// replica would diverge looking healthy; refused, it stays behind until
+// upgraded.
+func checkStateEncoding(db *pebble.DB) error {
 	st, err := readSettings(db)
 	if err != nil {
-		return fmt.Errorf("restore: %w", err)
+		return fmt.Errorf("check state encoding: %w", err)
 	}
 	if st.CommandEncoding > NewestEncoding {
-		return fmt.Errorf("%w: encoding %d, this release reads up to %d", ErrSnapshotEncoding, st.CommandEncoding, NewestEncoding)
+		return fmt.Errorf("%w: encoding %d, this release reads up to %d", ErrStateEncoding, st.CommandEncoding, NewestEncoding)
 	}
 	return nil
 }

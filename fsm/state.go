@@ -87,6 +87,10 @@ func Open(dir string, opts Options) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkStateEncoding(db); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	if err := s.ids.load(db); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("load delivery IDs: %w", err)
