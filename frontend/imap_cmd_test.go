@@ -26,6 +26,7 @@ func runIMAPSuite(t *testing.T, b imapBackend) {
 		{"SelectExamine", testIMAPSelectExamine},
 		{"CreateDeleteRename", testIMAPCreateDeleteRename},
 		{"ListLsubSubscribe", testIMAPList},
+		{"ListPatternCost", testIMAPListPatternCost},
 		{"Status", testIMAPStatus},
 		{"Append", testIMAPAppend},
 		{"Fetch", testIMAPFetch},

@@ -73,6 +73,11 @@ func (s *imapSession) List(w *imapserver.ListWriter, ref string, patterns []stri
 	slices.Sort(names)
 
 	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			// Many long patterns against many long names: matching is
+			// bounded per pair, and the command by CommandTimeout.
+			return s.storeError("list", err, imap.ResponseCodeNonExistent)
+		}
 		e := entries[name]
 		matched, byPercent := imapListMatch(name, ref, patterns)
 		if !matched {
@@ -138,9 +143,9 @@ func imapChildrenAttr(e *imapListEntry) imap.MailboxAttr {
 // INBOX matches case-insensitively, as it is named.
 func imapListMatch(name, ref string, patterns []string) (matched, byPercent bool) {
 	for _, p := range patterns {
-		ok := imapserver.MatchList(name, imapDelim, ref, p)
+		ok := imapMatchList(name, ref, p)
 		if !ok && name == "INBOX" {
-			ok = imapserver.MatchList(name, imapDelim, strings.ToUpper(ref), strings.ToUpper(p))
+			ok = imapMatchList(name, strings.ToUpper(ref), strings.ToUpper(p))
 		}
 		if ok {
 			matched = true
@@ -150,4 +155,75 @@ func imapListMatch(name, ref string, patterns []string) (matched, byPercent bool
 		}
 	}
 	return matched, byPercent
+}
+
+// imapMatchList is imapserver.MatchList (RFC 9051 section 6.3.9: a
+// pattern starting with the delimiter ignores the reference, else the
+// reference is a prefix ending in the delimiter), without its cost:
+// that one tries every way the wildcards could split the name, so "*a"
+// eight times then "b" against a name of 200 a's (a folder the user can
+// create) kept a core busy for days on one LIST.
+func imapMatchList(name, ref, pattern string) bool {
+	if strings.HasPrefix(pattern, string(imapDelim)) {
+		ref, pattern = "", pattern[1:]
+	}
+	if ref != "" {
+		if !strings.HasSuffix(ref, string(imapDelim)) {
+			ref += string(imapDelim)
+		}
+		rest, ok := strings.CutPrefix(name, ref)
+		if !ok {
+			return false
+		}
+		name = rest
+	}
+	return imapGlob(name, pattern)
+}
+
+// imapGlob matches name against a pattern where "*" matches any octets
+// and "%" any octets but the delimiter. It follows every position in the
+// pattern at once (a set of states per octet of the name), so it costs
+// len(name) × len(pattern) steps at most, and a pattern with more
+// literal octets than the name has is refused before any.
+func imapGlob(name, pattern string) bool {
+	literals := len(pattern) - strings.Count(pattern, "*") - strings.Count(pattern, "%")
+	if literals > len(name) {
+		return false
+	}
+	cur := make([]bool, len(pattern)+1)
+	next := make([]bool, len(pattern)+1)
+	cur[0] = true
+	imapGlobSkip(cur, pattern)
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		clear(next)
+		any := false
+		for j := 0; j < len(pattern); j++ {
+			if !cur[j] {
+				continue
+			}
+			switch p := pattern[j]; {
+			case p == '*', p == '%' && c != imapDelim:
+				next[j], any = true, true // the wildcard takes c and goes on
+			case p == c:
+				next[j+1], any = true, true
+			}
+		}
+		if !any {
+			return false
+		}
+		imapGlobSkip(next, pattern)
+		cur, next = next, cur
+	}
+	return cur[len(pattern)]
+}
+
+// imapGlobSkip adds to states the positions reached by letting
+// wildcards match nothing.
+func imapGlobSkip(states []bool, pattern string) {
+	for j := 0; j < len(pattern); j++ {
+		if states[j] && (pattern[j] == '*' || pattern[j] == '%') {
+			states[j+1] = true
+		}
+	}
 }
