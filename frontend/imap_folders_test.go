@@ -1,10 +1,19 @@
 package frontend_test
 
 import (
+	"context"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"powermail/frontend"
+	"powermail/fsm"
+	"powermail/node/nodetest"
 )
 
 // testIMAPListPatternCost: a LIST pattern with many wildcards is matched
@@ -46,5 +55,60 @@ func testIMAPListPatternCost(t *testing.T, b imapBackend) {
 		if got := slices.Contains(listNames(t, c.Client, "", pattern), long); got != want {
 			t.Errorf("LIST \"\" %q lists %s: %v, want %v", pattern, long[:8]+"...", got, want)
 		}
+	}
+}
+
+// TestIMAPRenameInboxKeepsFolderLimit: RENAME INBOX makes a folder (the
+// one INBOX's messages move to), so at fsm.MaxFolders it is refused like
+// CREATE; else one client could make folders without end, one RENAME
+// INBOX at a time.
+func TestIMAPRenameInboxKeepsFolderLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("creates ten thousand folders")
+	}
+	c := nodetest.Start(t, 1)
+	addr := startIMAP(t, c.Nodes[0], frontend.IMAPConfig{}, true)
+	user := imapNewAddr(t)
+	c.AddMailboxes(imapPassword, user)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	have, err := c.Nodes[0].Folders(ctx, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Concurrent creates share raft commits.
+	todo := make(chan int)
+	go func() {
+		defer close(todo)
+		for i := len(have); i < fsm.MaxFolders; i++ {
+			todo <- i
+		}
+	}()
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range todo {
+				if err := c.Nodes[0].CreateFolder(ctx, user, fmt.Sprintf("f%05d", i), ""); err != nil {
+					t.Errorf("create folder %d: %v", i, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	ic := dialIMAP(t, imapSingle(addr), 0, user)
+	wantIMAPCode(t, "CREATE past the folder limit", ic.Create("one-more", nil).Wait(), imap.ResponseCodeCannot)
+	wantIMAPCode(t, "RENAME INBOX past the folder limit", ic.Rename("INBOX", "Old", nil).Wait(), imap.ResponseCodeCannot)
+	if got, err := c.Nodes[0].Folders(ctx, user); err != nil || len(got) > fsm.MaxFolders {
+		t.Fatalf("%d folders (%v), at most %d allowed", len(got), err, fsm.MaxFolders)
+	}
+	// A rename that makes no folder still works at the limit.
+	if err := ic.Rename("f09999", "g09999", nil).Wait(); err != nil {
+		t.Fatalf("RENAME of an ordinary folder at the limit: %v", err)
 	}
 }

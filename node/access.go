@@ -144,9 +144,34 @@ func (n *Node) DeleteFolder(ctx context.Context, addr, name string) error {
 }
 
 // RenameFolder renames a folder and the folders below it.
+//
+// Renaming INBOX makes a folder (INBOX stays), which the state machine
+// does not count against fsm.MaxFolders as it counts a CREATE: that
+// check is made here, before proposing, so that a client cannot make
+// folders without end by renaming INBOX again and again. Renames racing
+// on other nodes can each pass it, so the limit can be passed by as many
+// as run at once (fsm/DESIGN.md, Not yet).
 func (n *Node) RenameFolder(ctx context.Context, addr, from, to string) error {
+	if fsm.CanonicalFolder(from) == "INBOX" {
+		if err := n.folderRoom(ctx, addr); err != nil {
+			return err
+		}
+	}
 	v4 := n.encodingAtLeast(fsm.EncodingJSON4)
 	return n.applyAccess(ctx, &fsm.FolderRename{Mailbox: addr, From: from, To: to, Distinct: v4, InboxChild: v4}, nil)
+}
+
+// folderRoom refuses a command that makes a folder when the mailbox
+// already has fsm.MaxFolders, as of the leader's state.
+func (n *Node) folderRoom(ctx context.Context, addr string) error {
+	fs, err := n.Folders(ctx, addr)
+	if err != nil {
+		return err
+	}
+	if len(fs) >= fsm.MaxFolders {
+		return fmt.Errorf("%w: mailbox %s has %d folders, the most allowed", ErrInvalidArgument, addr, len(fs))
+	}
+	return nil
 }
 
 // SubscribeFolder sets a folder's subscription.
