@@ -27,6 +27,7 @@ func runIMAPSuite(t *testing.T, b imapBackend) {
 		{"CreateDeleteRename", testIMAPCreateDeleteRename},
 		{"ListLsubSubscribe", testIMAPList},
 		{"ListPatternCost", testIMAPListPatternCost},
+		{"UnsubscribeMissing", testIMAPUnsubscribeMissing},
 		{"Status", testIMAPStatus},
 		{"Append", testIMAPAppend},
 		{"Fetch", testIMAPFetch},

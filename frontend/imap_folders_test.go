@@ -112,3 +112,28 @@ func TestIMAPRenameInboxKeepsFolderLimit(t *testing.T) {
 		t.Fatalf("RENAME of an ordinary folder at the limit: %v", err)
 	}
 }
+
+// testIMAPUnsubscribeMissing: UNSUBSCRIBE answers OK for a name that is
+// not subscribed, a folder that does not exist included (RFC 9051
+// §6.3.8). Clients unsubscribe a folder right after deleting it, and a
+// NO there is shown to the user as a failure.
+func testIMAPUnsubscribeMissing(t *testing.T, b imapBackend) {
+	user := b.newUser(t)
+	c := dialIMAP(t, b, 0, user)
+	if err := c.Create("Gone", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete("Gone").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Unsubscribe("Gone").Wait(); err != nil {
+		t.Errorf("UNSUBSCRIBE of a folder just deleted: %v, want OK", err)
+	}
+	if err := c.Unsubscribe("Never/There").Wait(); err != nil {
+		t.Errorf("UNSUBSCRIBE of a folder that never existed: %v, want OK", err)
+	}
+	wantIMAPCode(t, "SUBSCRIBE of a missing folder", c.Subscribe("Gone").Wait(), imap.ResponseCodeNonExistent)
+	if got := listNames(t, c.Client, "", "Gone"); len(got) != 0 {
+		t.Errorf("LIST after UNSUBSCRIBE of a missing folder: %v", got)
+	}
+}

@@ -313,6 +313,11 @@ func (s *imapSession) Rename(from, to string, _ *imap.RenameOptions) error {
 func (s *imapSession) Subscribe(name string) error   { return s.subscribe(name, true) }
 func (s *imapSession) Unsubscribe(name string) error { return s.subscribe(name, false) }
 
+// subscribe sets a folder's subscription. Subscriptions live in the
+// folder records, so a folder that does not exist cannot be subscribed
+// (NO [NONEXISTENT]), and is never subscribed: UNSUBSCRIBE of one is OK
+// (RFC 9051 §6.3.8: OK "if the mailbox is not subscribed"), as clients
+// that unsubscribe a folder after deleting it expect.
 func (s *imapSession) subscribe(name string, on bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -322,11 +327,18 @@ func (s *imapSession) subscribe(name string, on bool) error {
 	}
 	n, err := lookupFolder(name, imap.ResponseCodeNonExistent)
 	if err != nil {
+		if !on {
+			return nil
+		}
 		return err
 	}
 	ctx, cancel := s.callCtx()
 	defer cancel()
-	if err := s.srv.store.SubscribeFolder(ctx, addr, n, on); err != nil {
+	err = s.srv.store.SubscribeFolder(ctx, addr, n, on)
+	if !on && errors.Is(err, node.ErrNoFolder) {
+		return nil
+	}
+	if err != nil {
 		return s.storeError("subscribe", err, imap.ResponseCodeNonExistent)
 	}
 	return nil
