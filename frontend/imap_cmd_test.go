@@ -28,6 +28,7 @@ func runIMAPSuite(t *testing.T, b imapBackend) {
 		{"ListLsubSubscribe", testIMAPList},
 		{"ListPatternCost", testIMAPListPatternCost},
 		{"UnsubscribeMissing", testIMAPUnsubscribeMissing},
+		{"SelectSendsList", testIMAPSelectSendsList},
 		{"Status", testIMAPStatus},
 		{"Append", testIMAPAppend},
 		{"Fetch", testIMAPFetch},

@@ -137,3 +137,39 @@ func testIMAPUnsubscribeMissing(t *testing.T, b imapBackend) {
 		t.Errorf("LIST after UNSUBSCRIBE of a missing folder: %v", got)
 	}
 }
+
+// testIMAPSelectSendsList: under IMAP4rev2, SELECT and EXAMINE answer
+// with a LIST response for the mailbox (RFC 9051 §6.3.2 requires it,
+// with accurate attributes: here the special use); an IMAP4rev1 client
+// gets none, as RFC 3501 has no such response to SELECT.
+func testIMAPSelectSendsList(t *testing.T, b imapBackend) {
+	user := b.newUser(t)
+	rev1 := dialIMAP(t, b, 0, user)
+	d, err := rev1.Select("Sent", nil).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.List != nil {
+		t.Errorf("SELECT under IMAP4rev1 sent LIST %+v", d.List)
+	}
+	c := dialIMAP(t, b, 1, user)
+	if _, err := c.Enable(imap.CapIMAP4rev2).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for _, readOnly := range []bool{false, true} {
+		d, err := c.Select("Sent", &imap.SelectOptions{ReadOnly: readOnly}).Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.List == nil || d.List.Mailbox != "Sent" || d.List.Delim != '/' || !slices.Contains(d.List.Attrs, imap.MailboxAttrSent) {
+			t.Errorf("SELECT Sent (read-only %v) under IMAP4rev2: LIST %+v, want Sent with \\Sent", readOnly, d.List)
+		}
+	}
+	d, err = c.Select("INBOX", nil).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.List == nil || d.List.Mailbox != "INBOX" {
+		t.Errorf("SELECT INBOX under IMAP4rev2: LIST %+v", d.List)
+	}
+}

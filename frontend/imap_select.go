@@ -262,6 +262,16 @@ func (s *imapSession) Select(name string, options *imap.SelectOptions) (*imap.Se
 			break
 		}
 	}
+	if s.conn != nil && s.conn.EnabledCaps().Has(imap.CapIMAP4rev2) {
+		// RFC 9051 §6.3.2: a LIST response for the mailbox, whose
+		// attributes are accurate. Those the record holds are given;
+		// \HasChildren would take a read of every folder, and LIST
+		// tells it. RFC 3501 has no LIST in a SELECT's answer.
+		data.List = &imap.ListData{Mailbox: sel.name, Delim: imapDelim, Attrs: []imap.MailboxAttr{}}
+		if use := view.Folder.SpecialUse; use != "" {
+			data.List.Attrs = append(data.List.Attrs, imap.MailboxAttr(use))
+		}
+	}
 	s.log.Debug("imap: selected", "folder", sel.name, "messages", len(sel.msgs), "read_only", sel.readOnly)
 	return data, nil
 }
