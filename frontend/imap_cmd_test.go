@@ -29,6 +29,7 @@ func runIMAPSuite(t *testing.T, b imapBackend) {
 		{"ListPatternCost", testIMAPListPatternCost},
 		{"UnsubscribeMissing", testIMAPUnsubscribeMissing},
 		{"SelectSendsList", testIMAPSelectSendsList},
+		{"StoreManyFlagsCost", testIMAPStoreManyFlagsCost},
 		{"Status", testIMAPStatus},
 		{"Append", testIMAPAppend},
 		{"Fetch", testIMAPFetch},

@@ -27,6 +27,7 @@ var (
 	errIMAPNoneSelected = imapBad("No mailbox selected")
 	errIMAPNotAuthed    = imapBad("Not authenticated")
 	errIMAPReadOnly     = imapNo(imap.ResponseCodeCannot, "Mailbox is read-only (EXAMINE)")
+	errIMAPTooManyFlags = imapNo(imap.ResponseCodeCannot, "Not allowed: invalid or too many flags")
 )
 
 // imapStoreError turns a MailStore error into the reply the client gets.

@@ -173,3 +173,55 @@ func testIMAPSelectSendsList(t *testing.T, b imapBackend) {
 		t.Errorf("SELECT INBOX under IMAP4rev2: LIST %+v", d.List)
 	}
 }
+
+// testIMAPStoreManyFlagsCost: a STORE naming thousands of keywords (a
+// command line holds about 8,500) is refused for naming more than a
+// message can hold before any per-message work. It cost the list's
+// length squared to deduplicate, and for -FLAGS that length times every
+// flag of every message in the set to find other spellings: here 33 s
+// of CPU for one command, before the store refused it anyway.
+func testIMAPStoreManyFlagsCost(t *testing.T, b imapBackend) {
+	user := b.newUser(t)
+	b.deliver(t, 0, imapTestMsg("many", "x"), user)
+	c := dialIMAP(t, b, 0, user)
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	all := imap.SeqSet{}
+	all.AddRange(1, 0)
+	for range 13 { // 2^13 messages
+		if _, err := c.Copy(all, "INBOX").Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var kws, many []imap.Flag
+	for i := range 60 {
+		kws = append(kws, imap.Flag(fmt.Sprintf("kw%d", i)))
+	}
+	for i := range 8000 {
+		many = append(many, imap.Flag(fmt.Sprintf("k%d", i)))
+	}
+	if err := c.Store(all, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: kws}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err := c.Store(all, &imap.StoreFlags{Op: imap.StoreFlagsDel, Silent: true, Flags: many}, nil).Close()
+	took := time.Since(start)
+	wantIMAPCode(t, "STORE -FLAGS of 8000 keywords", err, imap.ResponseCodeCannot)
+	if took > 5*time.Second {
+		t.Errorf("STORE -FLAGS of 8000 keywords on %d messages took %v", 1<<13, took)
+	}
+	start = time.Now()
+	ac := c.Append("INBOX", 3, &imap.AppendOptions{Flags: many})
+	if _, err := ac.Write([]byte("x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := ac.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = ac.Wait()
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("APPEND with 8000 keywords took %v", took)
+	}
+	wantIMAPCode(t, "APPEND with 8000 keywords", err, imap.ResponseCodeCannot)
+}

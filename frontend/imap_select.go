@@ -580,7 +580,10 @@ func (s *imapSession) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags
 	default:
 		return imapBad("Unknown STORE operation")
 	}
-	list := imapStoreFlagList(flags.Flags, sel)
+	list, err := imapStoreFlagList(flags.Flags, sel)
+	if err != nil {
+		return err
+	}
 	if op == node.FlagsRemove {
 		list = everySpelling(list, sel, idx)
 	}

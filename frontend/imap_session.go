@@ -444,7 +444,10 @@ func (s *imapSession) Append(mailbox string, r imap.LiteralReader, options *imap
 	if r.Size() > s.srv.cfg.MaxAppendBytes {
 		return nil, imapNo(imap.ResponseCodeTooBig, "Message too big")
 	}
-	flags := imapStoreFlagList(options.Flags, s.sel)
+	flags, err := imapStoreFlagList(options.Flags, s.sel)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.TransferTimeout)
 	defer cancel()
 	res, err := s.srv.store.Append(ctx, addr, n, flags, options.Time, &literalBody{r: r, left: r.Size()})
@@ -462,8 +465,12 @@ var imapSystemFlags = []imap.Flag{imap.FlagSeen, imap.FlagAnswered, imap.FlagFla
 // imapStoreFlagList prepares client flags for the store: system flags in
 // canonical case, keywords in the case already used in the selected
 // folder (if any), \Recent dropped (it cannot be stored), no duplicates.
-func imapStoreFlagList(flags []imap.Flag, sel *imapSelected) []string {
-	out := make([]string, 0, len(flags))
+// A list longer than a message can hold (a command line has room for
+// thousands) is refused here, before any work per message or any upload:
+// the store would refuse it too.
+func imapStoreFlagList(flags []imap.Flag, sel *imapSelected) ([]string, error) {
+	out := make([]string, 0, min(len(flags), node.MaxMessageFlags+1))
+	seen := make(map[string]bool, cap(out))
 	for _, f := range flags {
 		s := string(f)
 		if strings.EqualFold(s, `\Recent`) {
@@ -480,11 +487,16 @@ func imapStoreFlagList(flags []imap.Flag, sel *imapSelected) []string {
 				s = known
 			}
 		}
-		if !slices.ContainsFunc(out, func(o string) bool { return strings.EqualFold(o, s) }) {
-			out = append(out, s)
+		if seen[strings.ToLower(s)] {
+			continue
 		}
+		if len(out) == node.MaxMessageFlags {
+			return nil, errIMAPTooManyFlags
+		}
+		seen[strings.ToLower(s)] = true
+		out = append(out, s)
 	}
-	return out
+	return out, nil
 }
 
 // errLiteralCut is an APPEND literal that ended before its announced

@@ -59,6 +59,10 @@ const (
 	FlagsRemove = fsm.FlagsRemove
 )
 
+// MaxMessageFlags is the most flags one message holds, and one StoreFlags
+// or Append names (the state machine refuses more, ErrInvalidArgument).
+const MaxMessageFlags = fsm.MaxFlags
+
 // AppendResult names the message an APPEND created (RFC 4315 APPENDUID).
 type AppendResult struct {
 	UIDValidity uint32
