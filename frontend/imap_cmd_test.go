@@ -30,6 +30,7 @@ func runIMAPSuite(t *testing.T, b imapBackend) {
 		{"UnsubscribeMissing", testIMAPUnsubscribeMissing},
 		{"SelectSendsList", testIMAPSelectSendsList},
 		{"StoreManyFlagsCost", testIMAPStoreManyFlagsCost},
+		{"ExpungeHalfOfALargeFolder", testIMAPExpungeHalfOfALargeFolder},
 		{"Status", testIMAPStatus},
 		{"Append", testIMAPAppend},
 		{"Fetch", testIMAPFetch},

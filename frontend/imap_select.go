@@ -85,12 +85,43 @@ func (sel *imapSelected) maxUID() uint32 {
 	return sel.msgs[len(sel.msgs)-1].uid
 }
 
-// remove drops msgs[i] from the snapshot (the caller reports EXPUNGE i+1).
-func (sel *imapSelected) remove(i int) {
-	if sel.msgs[i].gone {
-		sel.gone--
+// removeAll drops the messages at positions idx (ascending, unique) from
+// the snapshot in one pass; the caller reports their EXPUNGEs. One
+// slices.Delete per message moved the rest of the snapshot each time:
+// EXPUNGE of every other message of 131,072 took 11 s.
+func (sel *imapSelected) removeAll(idx []int) {
+	if len(idx) == 0 {
+		return
 	}
-	sel.msgs = slices.Delete(sel.msgs, i, i+1)
+	j, next := idx[0], 0
+	for i := idx[0]; i < len(sel.msgs); i++ {
+		if next < len(idx) && idx[next] == i {
+			if sel.msgs[i].gone {
+				sel.gone--
+			}
+			next++
+			continue
+		}
+		sel.msgs[j] = sel.msgs[i]
+		j++
+	}
+	clear(sel.msgs[j:]) // drop the removed messages' flags and hashes
+	sel.msgs = sel.msgs[:j]
+}
+
+// reportRemoval reports EXPUNGE for the messages at positions idx
+// (ascending, unique), highest sequence number first, so that each
+// number is valid when sent, and drops them from the snapshot. On a
+// failed write (the connection is lost) the ones reported are dropped.
+func (sel *imapSelected) reportRemoval(idx []int, report func(seq uint32) error) error {
+	for k := len(idx) - 1; k >= 0; k-- {
+		if err := report(uint32(idx[k] + 1)); err != nil {
+			sel.removeAll(idx[k:])
+			return err
+		}
+	}
+	sel.removeAll(idx)
+	return nil
 }
 
 // mailboxFlags is the FLAGS response: system flags and every keyword in
@@ -469,16 +500,13 @@ func (s *imapSession) folderVanished() error {
 // sequence number first, so each number is still valid when sent.
 func (s *imapSession) reportGone(w *imapserver.UpdateWriter) error {
 	sel := s.sel
-	for i := len(sel.msgs) - 1; i >= 0 && sel.gone > 0; i-- {
-		if !sel.msgs[i].gone {
-			continue
-		}
-		sel.remove(i)
-		if err := w.WriteExpunge(uint32(i + 1)); err != nil {
-			return err
+	idx := make([]int, 0, sel.gone)
+	for i := range sel.msgs {
+		if sel.msgs[i].gone {
+			idx = append(idx, i)
 		}
 	}
-	return nil
+	return sel.reportRemoval(idx, w.WriteExpunge)
 }
 
 // applyView compares a fresh view with the snapshot and reports the
@@ -724,14 +752,7 @@ func (s *imapSession) expungeFromSnapshot(removed []uint32, report func(seq uint
 		}
 	}
 	slices.Sort(idx)
-	idx = slices.Compact(idx)
-	for k := len(idx) - 1; k >= 0; k-- {
-		sel.remove(idx[k])
-		if err := report(uint32(idx[k] + 1)); err != nil {
-			return err
-		}
-	}
-	return nil
+	return sel.reportRemoval(slices.Compact(idx), report)
 }
 
 // Copy copies messages by reference (no body is copied) and names the
