@@ -31,6 +31,7 @@ func runIMAPSuite(t *testing.T, b imapBackend) {
 		{"SelectSendsList", testIMAPSelectSendsList},
 		{"StoreManyFlagsCost", testIMAPStoreManyFlagsCost},
 		{"ExpungeHalfOfALargeFolder", testIMAPExpungeHalfOfALargeFolder},
+		{"StoreOnAScatteredSearchResult", testIMAPStoreOnAScatteredSearchResult},
 		{"Status", testIMAPStatus},
 		{"Append", testIMAPAppend},
 		{"Fetch", testIMAPFetch},

@@ -289,3 +289,55 @@ func testIMAPExpungeHalfOfALargeFolder(t *testing.T, b imapBackend) {
 		t.Fatalf("STATUS after EXPUNGE: %+v %v, want %d messages", d, err, n/2)
 	}
 }
+
+// testIMAPStoreOnAScatteredSearchResult: UID STORE $ after SEARCH
+// RETURN (SAVE) that matched every other message of 32,768 names more
+// separate runs of UIDs than one state-machine command carries
+// (fsm.MaxUIDRanges, 10,000); the store is made in several commands, as
+// EXPUNGE already is, instead of being refused with NO.
+func testIMAPStoreOnAScatteredSearchResult(t *testing.T, b imapBackend) {
+	user := b.newUser(t)
+	b.deliver(t, 0, imapTestMsg("scattered", "x"), user)
+	c, err := imapclient.DialInsecure(b.server(0), nil) // no event channels to fill
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Login(user, imapPassword).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	all := imap.SeqSet{}
+	all.AddRange(1, 0)
+	const n = 1 << 15
+	for range 15 {
+		if _, err := c.Copy(all, "INBOX").Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Noop().Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for lo := uint32(1); lo <= n; lo += 12000 {
+		set := imap.SeqSet{}
+		for s := lo; s < lo+12000 && s <= n; s += 2 {
+			set.AddNum(s)
+		}
+		if err := c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagFlagged}}, nil).Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// imapclient cannot send "$": the rest goes as raw lines.
+	r := dialIMAPRaw(t, b.server(1), user)
+	r.ok("SELECT INBOX")
+	r.ok("UID SEARCH RETURN (SAVE) FLAGGED")
+	if _, tagged := r.cmd(`UID STORE $ +FLAGS.SILENT (\Seen)`); !strings.HasPrefix(tagged, "OK") {
+		t.Fatalf("UID STORE $ on %d scattered messages: %s", n/2, tagged)
+	}
+	st, err := c.Status("INBOX", &imap.StatusOptions{NumUnseen: true}).Wait()
+	if err != nil || *st.NumUnseen != n/2 {
+		t.Fatalf("STATUS after UID STORE $ +FLAGS (\\Seen): %d unseen (%v), want %d", *st.NumUnseen, err, n/2)
+	}
+}

@@ -49,6 +49,7 @@ type MailStore interface {
 	Append(ctx context.Context, addr, folder string, flags []string, date time.Time, body io.Reader) (node.AppendResult, error)
 	// StoreFlags changes the flags of the listed UIDs (missing ones are
 	// ignored) and returns the messages it changed, with their new flags.
+	// It need not be all or nothing: after an error some may have changed.
 	StoreFlags(ctx context.Context, addr, folder string, uids []uint32, op node.FlagOp, flags []string, expect ...node.FolderCheck) ([]node.StoredMessage, error)
 	// Expunge removes messages and drops their body references. With
 	// onlyDeleted (IMAP) only messages flagged \Deleted are removed; uids

@@ -181,15 +181,29 @@ func (n *Node) SubscribeFolder(ctx context.Context, addr, name string, subscribe
 
 // StoreFlags changes the flags of the listed UIDs and returns the
 // messages that changed (UID and new flags).
+//
+// UIDs that still make more ranges than one command carries (IMAP's
+// "UID STORE $" after a SEARCH that matched every other message of a
+// large folder) are stored by several commands, in ascending order, as
+// Expunge does. If one fails, the ones before it stay done and are not
+// returned: RFC 9051 §6.4.6 does not make STORE all or nothing, and the
+// session reports what changed at its next poll.
 func (n *Node) StoreFlags(ctx context.Context, addr, folder string, uids []uint32, op FlagOp, flags []string, expect ...FolderCheck) ([]StoredMessage, error) {
 	if len(uids) == 0 {
 		return nil, nil
 	}
 	var out []StoredMessage
 	check := n.folderCheck(expect)
-	err := n.applyAccess(ctx, &fsm.FlagsStore{Mailbox: addr, Folder: folder, UIDs: n.fitRanges(addr, folder, uids, check), Op: op, Flags: flags,
-		Expect: check, FoldKeywords: n.encodingAtLeast(fsm.EncodingJSON4)}, &out)
-	return out, err
+	fold := n.encodingAtLeast(fsm.EncodingJSON4)
+	for rs := range slices.Chunk(n.fitRanges(addr, folder, uids, check), fsm.MaxUIDRanges) {
+		var changed []StoredMessage
+		cmd := &fsm.FlagsStore{Mailbox: addr, Folder: folder, UIDs: rs, Op: op, Flags: flags, Expect: check, FoldKeywords: fold}
+		if err := n.applyAccess(ctx, cmd, &changed); err != nil {
+			return nil, err
+		}
+		out = append(out, changed...)
+	}
+	return out, nil
 }
 
 // folderCheck is the first of expect, for a command on a folder's
