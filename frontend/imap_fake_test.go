@@ -390,9 +390,10 @@ func (m *IMAPMemStore) StoreFlags(_ context.Context, addr, folder string, uids [
 		return nil, err
 	}
 	var out []node.StoredMessage
+	in := uidSet(uids)
 	for i := range f.msgs {
 		msg := &f.msgs[i]
-		if !slices.Contains(uids, msg.UID) {
+		if !in[msg.UID] {
 			continue
 		}
 		var next []string
@@ -428,8 +429,9 @@ func (m *IMAPMemStore) Expunge(_ context.Context, addr, folder string, uids []ui
 		return nil, err
 	}
 	var removed []uint32
+	in := uidSet(uids)
 	f.msgs = slices.DeleteFunc(f.msgs, func(msg node.StoredMessage) bool {
-		if uids != nil && !slices.Contains(uids, msg.UID) {
+		if uids != nil && !in[msg.UID] {
 			return false
 		}
 		if onlyDeleted && !slices.Contains(msg.Flags, `\Deleted`) {
@@ -460,8 +462,9 @@ func (m *IMAPMemStore) Copy(_ context.Context, addr, src, dst string, uids []uin
 	}
 	res := node.CopyResult{UIDValidity: d.rec.UIDValidity}
 	var keep []node.StoredMessage
+	in := uidSet(uids)
 	for _, msg := range s.msgs {
-		if !slices.Contains(uids, msg.UID) {
+		if !in[msg.UID] {
 			keep = append(keep, msg)
 			continue
 		}
@@ -533,4 +536,14 @@ func (m *IMAPMemStore) Watch(addr string) (<-chan struct{}, func()) {
 
 func (m *IMAPMemStore) LockMaildrop(context.Context, string, string) (func(context.Context) error, error) {
 	return nil, errors.New("IMAPMemStore: no maildrop locks")
+}
+
+// uidSet is uids as a set: a scan of the list per message made large
+// folders quadratic.
+func uidSet(uids []uint32) map[uint32]bool {
+	in := make(map[uint32]bool, len(uids))
+	for _, u := range uids {
+		in[u] = true
+	}
+	return in
 }
