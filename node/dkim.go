@@ -29,6 +29,8 @@ import (
 // stored message without the Return-Path of final delivery); our
 // Received: stamp goes above it and is not signed. A message is read
 // twice from the store, once to sign and once to send, and never held.
+// A signed message that ends inside its header section (no body) is
+// signed and sent with the blank line that closes it (headerEnded).
 
 // ErrDKIMKey reports an unusable --dkim setting.
 var ErrDKIMKey = errors.New("invalid DKIM key setting")
@@ -114,7 +116,7 @@ func (n *Node) dkimSignature(ctx context.Context, e fsm.QueueEntry) (string, err
 	if err != nil {
 		return "", fmt.Errorf("dkim: %w", err)
 	}
-	if _, err := io.Copy(s, br); err != nil {
+	if _, err := io.Copy(s, newHeaderEnded(br)); err != nil {
 		s.Close()
 		return "", fmt.Errorf("dkim: %w", err)
 	}

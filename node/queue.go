@@ -477,7 +477,11 @@ func (n *Node) writeMessage(ctx context.Context, w io.Writer, e fsm.QueueEntry, 
 	if err := skipReturnPath(br); err != nil {
 		return err
 	}
-	_, err = io.Copy(w, br)
+	var msg io.Reader = br
+	if sig != "" {
+		msg = newHeaderEnded(br) // as it was signed
+	}
+	_, err = io.Copy(w, msg)
 	return err
 }
 
