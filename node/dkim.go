@@ -2,6 +2,7 @@ package node
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ed25519"
@@ -42,7 +43,8 @@ type DKIMKey struct {
 }
 
 // dkimHeaders are the fields signed: those that say who, to whom, what
-// and when, listed even when absent so that none can be added later.
+// and when, each listed once more than the message has it (dkimHeaderKeys)
+// so that none can be added later.
 var dkimHeaders = []string{"From", "Reply-To", "To", "Cc", "Subject", "Date", "Message-ID",
 	"In-Reply-To", "References", "MIME-Version", "Content-Type", "Content-Transfer-Encoding"}
 
@@ -101,6 +103,10 @@ func (n *Node) dkimSignature(ctx context.Context, e fsm.QueueEntry) (string, err
 	if key == nil {
 		return "", nil
 	}
+	keys, err := n.dkimHeaderKeys(ctx, e.Hash)
+	if err != nil {
+		return "", err
+	}
 	rd, err := n.openBody(ctx, e.Hash)
 	if err != nil {
 		return "", err
@@ -112,7 +118,7 @@ func (n *Node) dkimSignature(ctx context.Context, e fsm.QueueEntry) (string, err
 	}
 	s, err := dkim.NewSigner(&dkim.SignOptions{Domain: key.Domain, Selector: key.Selector, Signer: key.Signer,
 		HeaderCanonicalization: dkim.CanonicalizationRelaxed, BodyCanonicalization: dkim.CanonicalizationRelaxed,
-		HeaderKeys: dkimHeaders})
+		HeaderKeys: keys})
 	if err != nil {
 		return "", fmt.Errorf("dkim: %w", err)
 	}
@@ -124,4 +130,56 @@ func (n *Node) dkimSignature(ctx context.Context, e fsm.QueueEntry) (string, err
 		return "", fmt.Errorf("dkim: %w", err)
 	}
 	return s.Signature(), nil
+}
+
+// dkimHeaderKeys is the h= tag for the stored message hash: each of
+// dkimHeaders once more than the message's header section has it (RFC
+// 6376 §5.4.2, §8.15). A verifier takes the last instance of a field for
+// each listing and an empty one past the first, so a field can be added
+// neither where it is absent nor above one that is present (a second
+// From: or Subject: that many readers show instead of the signed one).
+// It reads the header section only, a line at a time.
+func (n *Node) dkimHeaderKeys(ctx context.Context, hash string) ([]string, error) {
+	rd, err := n.openBody(ctx, hash)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	count, err := headerFieldCounts(bufio.NewReader(rd))
+	if err != nil {
+		return nil, fmt.Errorf("dkim: %w", err)
+	}
+	var keys []string
+	for _, k := range dkimHeaders {
+		for range count[strings.ToLower(k)] + 1 {
+			keys = append(keys, k)
+		}
+	}
+	return keys, nil
+}
+
+// headerFieldCounts counts the fields of the header section br starts
+// with, by lower-cased name (blanks before the colon dropped, as the
+// signer does, RFC 5322 §4.5.6).
+func headerFieldCounts(br *bufio.Reader) (map[string]int, error) {
+	count := map[string]int{}
+	midLine := false // the last slice ended inside a line longer than br's buffer
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		if !midLine {
+			if len(bytes.TrimRight(line, "\r\n")) == 0 {
+				return count, nil // the blank line, or the end
+			}
+			if name, _, ok := bytes.Cut(line, []byte(":")); ok && line[0] != ' ' && line[0] != '\t' {
+				count[strings.ToLower(strings.TrimRight(string(name), " \t"))]++
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return count, nil
+		}
+		midLine = errors.Is(err, bufio.ErrBufferFull)
+	}
 }

@@ -158,3 +158,24 @@ func TestQueueDKIMSignsOddMessages(t *testing.T) {
 		dkimVerify(t, m.data, lookup)
 	}
 }
+
+// A field that may appear once is signed once more than it appears
+// (RFC 6376 §8.15), so that a second From: or Subject: added above the
+// signed one, which many readers show instead, breaks the signature.
+func TestQueueDKIMOversignsFields(t *testing.T) {
+	key, lookup := dkimTestKey(t)
+	s := newSink(t)
+	c := queueCluster(t, s, func(q *QueueConfig) { q.DKIM = []DKIMKey{key} })
+	l := c.leader(time.Second)
+	submitOut(t, l, "From: a@example.com\r\nTo: x@elsewhere.net\r\nSubject: pay invoice 1\r\n\r\nhi\r\n", "x@elsewhere.net")
+	waitFor(t, 10*time.Second, "sent", func() bool { return len(s.messages()) == 1 })
+	data := s.messages()[0].data
+	dkimVerify(t, data, lookup)
+	for _, added := range []string{"From: boss@example.com\r\n", "Subject: pay invoice 2\r\n", "Reply-To: thief@far.org\r\n"} {
+		forged := added + data
+		vs, err := dkim.VerifyWithOptions(strings.NewReader(forged), &dkim.VerifyOptions{LookupTXT: lookup})
+		if err == nil && len(vs) == 1 && vs[0].Err == nil {
+			t.Errorf("the signature still holds with %q added", added)
+		}
+	}
+}
