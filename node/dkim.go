@@ -78,32 +78,36 @@ func ParseDKIMKey(spec string) (DKIMKey, error) {
 	return DKIMKey{}, fmt.Errorf("%w: %s holds a %T, not an RSA or Ed25519 key", ErrDKIMKey, parts[2], key)
 }
 
-// dkimKeyFor is the key for e's sender's domain, or nil. Only a
+// dkimKeysFor is the keys of e's sender's domain, none for most. Only a
 // submitted message is signed: anything relayed (a forward of mail from
 // elsewhere) may claim any sender, one of ours included, and a signature
-// would vouch for it (DMARC would pass a forgery).
-func (n *Node) dkimKeyFor(e fsm.QueueEntry) *DKIMKey {
+// would vouch for it (DMARC would pass a forgery). A domain may have
+// several keys: during a rotation's overlap, or RSA beside Ed25519 for
+// verifiers without it (RFC 8463 §4); each signs.
+func (n *Node) dkimKeysFor(e fsm.QueueEntry) []DKIMKey {
 	at := strings.LastIndexByte(e.From, '@')
 	if at < 0 || !e.Submitted {
 		return nil
 	}
 	domain := strings.ToLower(e.From[at+1:])
-	for i := range n.cfg.Queue.DKIM {
-		if n.cfg.Queue.DKIM[i].Domain == domain {
-			return &n.cfg.Queue.DKIM[i]
+	var keys []DKIMKey
+	for _, k := range n.cfg.Queue.DKIM {
+		if k.Domain == domain {
+			keys = append(keys, k)
 		}
 	}
-	return nil
+	return keys
 }
 
 // dkimSignature signs the message of e as it will be sent and returns the
-// DKIM-Signature field ("" when e's sender has no key).
+// DKIM-Signature fields, one per key of e's sender's domain ("" when it
+// has none). The keys' signers read the message in one pass.
 func (n *Node) dkimSignature(ctx context.Context, e fsm.QueueEntry) (string, error) {
-	key := n.dkimKeyFor(e)
-	if key == nil {
+	keys := n.dkimKeysFor(e)
+	if len(keys) == 0 {
 		return "", nil
 	}
-	keys, err := n.dkimHeaderKeys(ctx, e.Hash)
+	fields, err := n.dkimHeaderKeys(ctx, e.Hash)
 	if err != nil {
 		return "", err
 	}
@@ -116,20 +120,33 @@ func (n *Node) dkimSignature(ctx context.Context, e fsm.QueueEntry) (string, err
 	if err := skipReturnPath(br); err != nil {
 		return "", err
 	}
-	s, err := dkim.NewSigner(&dkim.SignOptions{Domain: key.Domain, Selector: key.Selector, Signer: key.Signer,
-		HeaderCanonicalization: dkim.CanonicalizationRelaxed, BodyCanonicalization: dkim.CanonicalizationRelaxed,
-		HeaderKeys: keys})
-	if err != nil {
+	signers := make([]*dkim.Signer, 0, len(keys))
+	defer func() {
+		for _, s := range signers {
+			s.Close() // a no-op once closed; ends a failed signer's goroutine
+		}
+	}()
+	ws := make([]io.Writer, 0, len(keys))
+	for _, key := range keys {
+		s, err := dkim.NewSigner(&dkim.SignOptions{Domain: key.Domain, Selector: key.Selector, Signer: key.Signer,
+			HeaderCanonicalization: dkim.CanonicalizationRelaxed, BodyCanonicalization: dkim.CanonicalizationRelaxed,
+			HeaderKeys: fields})
+		if err != nil {
+			return "", fmt.Errorf("dkim: %w", err)
+		}
+		signers, ws = append(signers, s), append(ws, s)
+	}
+	if _, err := io.Copy(io.MultiWriter(ws...), newHeaderEnded(br)); err != nil {
 		return "", fmt.Errorf("dkim: %w", err)
 	}
-	if _, err := io.Copy(s, newHeaderEnded(br)); err != nil {
-		s.Close()
-		return "", fmt.Errorf("dkim: %w", err)
+	var sig strings.Builder
+	for _, s := range signers {
+		if err := s.Close(); err != nil {
+			return "", fmt.Errorf("dkim: %w", err)
+		}
+		sig.WriteString(s.Signature())
 	}
-	if err := s.Close(); err != nil {
-		return "", fmt.Errorf("dkim: %w", err)
-	}
-	return s.Signature(), nil
+	return sig.String(), nil
 }
 
 // dkimHeaderKeys is the h= tag for the stored message hash: each of

@@ -3,6 +3,7 @@ package node
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
@@ -177,5 +178,50 @@ func TestQueueDKIMOversignsFields(t *testing.T) {
 		if err == nil && len(vs) == 1 && vs[0].Err == nil {
 			t.Errorf("the signature still holds with %q added", added)
 		}
+	}
+}
+
+// Two --dkim keys for one domain (a rotation's overlap, or RSA beside
+// Ed25519 for verifiers that lack it, RFC 8463 §4) each sign the message:
+// the second key must not be ignored in silence.
+func TestQueueDKIMSignsWithEveryKeyOfTheDomain(t *testing.T) {
+	edKey, edLookup := dkimTestKey(t)
+	rsaPriv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "rsa.key")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(rsaPriv)}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rsaKey, err := ParseDKIMKey("example.com:r2026:" + keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubDER, err := x509.MarshalPKIXPublicKey(&rsaPriv.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookup := func(domain string) ([]string, error) {
+		if domain == "r2026._domainkey.example.com" {
+			return []string{"v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(pubDER)}, nil
+		}
+		return edLookup(domain)
+	}
+	s := newSink(t)
+	c := queueCluster(t, s, func(q *QueueConfig) { q.DKIM = []DKIMKey{rsaKey, edKey} })
+	submitOut(t, c.leader(time.Second), "From: a@example.com\r\nSubject: twice\r\n\r\nhi\r\n", "x@elsewhere.net")
+	waitFor(t, 10*time.Second, "sent", func() bool { return len(s.messages()) == 1 })
+	vs, err := dkim.VerifyWithOptions(strings.NewReader(s.messages()[0].data), &dkim.VerifyOptions{LookupTXT: lookup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vs {
+		if v.Err != nil {
+			t.Errorf("a signature fails: %v", v.Err)
+		}
+	}
+	if len(vs) != 2 {
+		t.Fatalf("%d signatures, want one per key:\n%s", len(vs), s.messages()[0].data)
 	}
 }

@@ -39,7 +39,7 @@ func (q *queueFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&q.retryMax, "queue-retry-max", 2*time.Hour, "longest retry delay")
 	fl.DurationVar(&q.greeting, "queue-greeting-timeout", 2*time.Minute, "wait this long for a destination server's greeting and each reply while setting up a session")
 	fl.DurationVar(&q.hostDown, "queue-host-down-time", time.Minute, "skip a destination server this long after it failed a connection (negative: never skip)")
-	fl.StringArrayVar(&q.dkim, "dkim", nil, "DOMAIN:SELECTOR:KEYFILE: sign outgoing mail from DOMAIN's senders with this PEM private key (RSA or Ed25519; publish the public key at SELECTOR._domainkey.DOMAIN); repeat per domain")
+	fl.StringArrayVar(&q.dkim, "dkim", nil, "DOMAIN:SELECTOR:KEYFILE: sign outgoing mail from DOMAIN's senders with this PEM private key (RSA or Ed25519; publish the public key at SELECTOR._domainkey.DOMAIN); repeat per domain, or per key: every key of a domain signs")
 }
 
 // validateDKIM reads every --dkim key once, so that a bad one stops the
