@@ -39,6 +39,9 @@ const (
 	maxDSNFull   = 1 << 20
 )
 
+// maxDSNLine is the longest line a DSN field may have (RFC 5322 §2.1.1).
+const maxDSNLine = 998
+
 var enhancedCode = regexp.MustCompile(`\b([245])\.(\d{1,3})\.(\d{1,3})\b`)
 
 // dsnReport is what one DSN reports: on which message, to whom, and about
@@ -232,10 +235,17 @@ func (n *Node) composeDSN(rep dsnReport, original string, now time.Time) []byte 
 	for _, r := range rep.rcpts {
 		// Per-recipient fields (RFC 3464 §2.3).
 		w("")
-		if r.orcpt != "" {
-			w("Original-Recipient: %s", asciiOnly(r.orcpt))
+		typ, addr, _ := strings.Cut(r.orcpt, ";")
+		// Optional (RFC 3464 §2.3.1): left out when it cannot be written
+		// within a line (an ORCPT of 500 octets can triple as xtext).
+		if orcpt := "Original-Recipient: " + dsnAddress(strings.TrimSpace(typ), strings.TrimSpace(addr)); r.orcpt != "" && len(orcpt) <= maxDSNLine {
+			w("%s", orcpt)
 		}
-		w("Final-Recipient: rfc822; %s", asciiOnly(r.address))
+		final := "Final-Recipient: " + dsnAddress("", r.address)
+		if len(final) > maxDSNLine { // no address a path can hold is so long
+			final = "Final-Recipient: rfc822; " + asciiOnly(r.address)
+		}
+		w("%s", final)
 		w("Action: %s", cmp.Or(r.action, string(rep.kind)))
 		w("Status: %s", dsnStatus(r.err, rep.kind))
 		if r.err != "" {
@@ -283,6 +293,34 @@ func dsnStatus(errText string, kind dsnKind) string {
 		return "4.0.0"
 	}
 	return "5.0.0"
+}
+
+// dsnAddress renders an address of type typ ("" when none was given) for
+// a message/delivery-status field (RFC 3464 §2.3.1, §2.3.2): as it is
+// when it is printable ASCII, else with type utf-8 in the
+// utf-8-addr-xtext form RFC 6533 §3 requires there, which keeps the
+// field ASCII and the address recoverable.
+func dsnAddress(typ, addr string) string {
+	typ = strings.ToLower(typ)
+	if typ != "utf-8" && isPrintableASCII(addr) {
+		return cmp.Or(typ, "rfc822") + "; " + addr
+	}
+	if typ != "" && typ != "utf-8" && typ != "rfc822" {
+		return asciiOnly(typ + "; " + addr) // no other type can hold it
+	}
+	var b strings.Builder
+	b.WriteString("utf-8; ")
+	for _, r := range addr {
+		switch {
+		case r < 0x20 || r == 0x7f:
+			b.WriteByte('?') // no address holds one (RFC 6533 §3 cannot write all)
+		case r > 0x20 && r < 0x7f && r != '+' && r != '=' && r != '\\':
+			b.WriteRune(r)
+		default:
+			fmt.Fprintf(&b, "\\x{%X}", r)
+		}
+	}
+	return b.String()
 }
 
 func asciiOnly(s string) string {

@@ -172,3 +172,31 @@ func TestStrangersNoticesCarryNoContent(t *testing.T) {
 		}
 	})
 }
+
+// A non-ASCII address in a DSN is written as RFC 6533 §3 has it for a
+// message/delivery-status part, address type utf-8 in utf-8-addr-xtext
+// form, not mangled into question marks a reader cannot map back; and an
+// ORCPT too long to write so within a line (RFC 5322 §2.1.1: 998
+// octets; ORCPT may have 500 octets, each of them growing to three) is
+// left out, as RFC 3464 §2.3.1 allows.
+func TestQueueDSNWritesUTF8AddressesAsXtext(t *testing.T) {
+	s := newSink(t)
+	s.set("550")
+	c := queueCluster(t, s, nil)
+	l := c.leader(time.Second)
+	deliverOut(t, l, &DSNRequest{Forwarded: []ForwardDSN{{Notify: "FAILURE", ORCPT: "utf-8; ünï@example.com"}}}, "jö@elsewhere.net")
+	dsn := onlyDSN(t, c, l)
+	wantAll(t, dsn, `Original-Recipient: utf-8; \x{FC}n\x{EF}@example.com`, `Final-Recipient: utf-8; j\x{F6}@elsewhere.net`)
+
+	long := "utf-8; " + strings.Repeat("ü", 240) + "@example.com"
+	deliverOut(t, l, &DSNRequest{Forwarded: []ForwardDSN{{Notify: "FAILURE", ORCPT: long}}}, "x@elsewhere.net")
+	waitFor(t, 10*time.Second, "second DSN", func() bool { return len(inbox(t, l, "a@example.com")) == 2 })
+	for _, m := range inbox(t, l, "a@example.com") {
+		dsn := bodyText(t, l, m.Hash)
+		for _, line := range strings.Split(dsn, "\r\n") {
+			if len(line) > 998 {
+				t.Fatalf("a line of %d octets: %.80s...", len(line), line)
+			}
+		}
+	}
+}
