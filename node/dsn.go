@@ -117,7 +117,7 @@ func (n *Node) sendDSN(ctx context.Context, rep dsnReport, now time.Time) error 
 	}
 	var original string
 	if !rep.bare {
-		if original, err = n.original(ctx, rep); err != nil {
+		if original, rep.full, err = n.original(ctx, rep); err != nil {
 			return err
 		}
 	}
@@ -144,18 +144,32 @@ func (n *Node) sendDSN(ctx context.Context, rep dsnReport, now time.Time) error 
 }
 
 // original is what rep returns of the original message: all of it for
-// rep.full, else its header section.
-func (n *Node) original(ctx context.Context, rep dsnReport) (string, error) {
+// rep.full, else its header section; and whether it is all of it. A
+// message with a line too long to quote (RFC 5322 §2.1.1; the frontend
+// takes longer ones) is returned as its header section, its lines cut:
+// a receiver may refuse a notice with such a line, and a message refused
+// for it would have its notice refused for it too.
+func (n *Node) original(ctx context.Context, rep dsnReport) (string, bool, error) {
 	if !rep.full {
-		return n.originalHeaders(ctx, rep.hash)
+		h, err := n.originalHeaders(ctx, rep.hash)
+		return h, false, err
 	}
 	rd, err := n.openBody(ctx, rep.hash)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	defer rd.Close()
 	b, err := io.ReadAll(io.LimitReader(rd, maxDSNFull))
-	return string(b), err
+	if err != nil {
+		return "", false, err
+	}
+	for line := range bytes.Lines(b) {
+		if len(bytes.TrimRight(line, "\r\n")) > maxDSNLine {
+			h, err := n.originalHeaders(ctx, rep.hash)
+			return h, false, err
+		}
+	}
+	return string(b), true, nil
 }
 
 func (n *Node) originalHeaders(ctx context.Context, hash string) (string, error) {
@@ -171,7 +185,7 @@ func (n *Node) originalHeaders(ctx context.Context, hash string) (string, error)
 		if strings.TrimRight(line, "\r\n") == "" {
 			break
 		}
-		b.WriteString(strings.TrimRight(line, "\r\n"))
+		b.WriteString(cutLine(strings.TrimRight(line, "\r\n"), maxDSNLine))
 		b.WriteString("\r\n")
 		if err != nil {
 			break
@@ -321,6 +335,18 @@ func dsnAddress(typ, addr string) string {
 		}
 	}
 	return b.String()
+}
+
+// cutLine is s cut to at most max octets, at a UTF-8 character boundary.
+func cutLine(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	i := max
+	for i > 0 && s[i]&0xC0 == 0x80 {
+		i--
+	}
+	return s[:i]
 }
 
 func asciiOnly(s string) string {

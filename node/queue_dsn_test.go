@@ -1,6 +1,7 @@
 package node
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -198,5 +199,37 @@ func TestQueueDSNWritesUTF8AddressesAsXtext(t *testing.T) {
 				t.Fatalf("a line of %d octets: %.80s...", len(line), line)
 			}
 		}
+	}
+}
+
+// A failure notice quotes no line longer than RFC 5322 §2.1.1 allows (998
+// octets), though the original may have one (the frontend takes DATA
+// lines up to 4096 octets, and BDAT lines of any length): a receiver may
+// refuse such a notice, and when the original was refused for that very
+// line, its notice would be refused for it too and the sender never told.
+// A long header line is cut; a message returned whole for RET=FULL is
+// returned as its header section instead.
+func TestQueueDSNQuotesNoOverlongLine(t *testing.T) {
+	long := "X-Long: " + strings.Repeat("a", 1500) + "\r\n"
+	body := "Return-Path: <a@example.com>\r\nSubject: out\r\n" + long + "\r\n" + strings.Repeat("b", 1200) + "\r\n"
+	for _, submitted := range []bool{false, true} {
+		t.Run(fmt.Sprint("submitted=", submitted), func(t *testing.T) {
+			s := newSink(t)
+			s.set("550")
+			c := queueCluster(t, s, nil)
+			l := c.leader(time.Second)
+			msg := Message{From: "a@example.com", External: []string{"x@elsewhere.net"}, Received: time.Now(), Submitted: submitted,
+				Notify: &DSNRequest{Ret: "FULL", Forwarded: []ForwardDSN{{Notify: "FAILURE"}}}}
+			if _, err := l.Deliver(ctxT(t, 10*time.Second), msg, strings.NewReader(body)); err != nil {
+				t.Fatal(err)
+			}
+			dsn := onlyDSN(t, c, l)
+			wantAll(t, dsn, "Action: failed", "Subject: out", "X-Long: aaaa", "Content-Type: text/rfc822-headers")
+			for _, line := range strings.Split(dsn, "\r\n") {
+				if len(line) > 998 {
+					t.Fatalf("a line of %d octets: %.60s...", len(line), line)
+				}
+			}
+		})
 	}
 }
