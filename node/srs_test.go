@@ -67,3 +67,22 @@ func TestQueueBounceOfOurOwnSRSSenderReachesTheOriginal(t *testing.T) {
 		t.Fatalf("a bounce to %s resolves to %+v, %v; want a@example.com", twice, res, err)
 	}
 }
+
+// The nodes of a cluster mint and check SRS stamps by their own clocks.
+// Just after midnight UTC by a node whose clock is ahead, it mints the
+// next day's stamp; a bounce to that address, checked a moment later by
+// a node whose clock is still before midnight, must be taken, not read
+// as 1023 days old (the stamp counts days modulo 1024).
+func TestSRSTakesTheNextDaysStamp(t *testing.T) {
+	c := newTestCluster(t, 1)
+	n := c.leader(5 * time.Second)
+	mustApply(t, n, &fsm.DomainAdd{Name: "example.com"})
+	ahead := n.srsForward("s@far.org", "example.com", false, time.Now().Add(24*time.Hour))
+	if orig, _, err := n.srsReverse(ahead); err != nil || orig != "s@far.org" {
+		t.Fatalf("the next day's stamp: %q %v", orig, err)
+	}
+	far := n.srsForward("s@far.org", "example.com", false, time.Now().Add(48*time.Hour))
+	if _, _, err := n.srsReverse(far); err == nil {
+		t.Fatal("a stamp two days ahead was taken")
+	}
+}
