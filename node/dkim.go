@@ -69,11 +69,14 @@ func ParseDKIMKey(spec string) (DKIMKey, error) {
 			return DKIMKey{}, fmt.Errorf("%w: %s: %w", ErrDKIMKey, parts[2], err)
 		}
 	}
+	// d= names the domain by its A-labels (RFC 8616 §4), as the
+	// directory does.
+	domain := asciiName(strings.ToLower(parts[0]))
 	switch k := key.(type) {
 	case *rsa.PrivateKey:
-		return DKIMKey{Domain: strings.ToLower(parts[0]), Selector: parts[1], Signer: k}, nil
+		return DKIMKey{Domain: domain, Selector: parts[1], Signer: k}, nil
 	case ed25519.PrivateKey:
-		return DKIMKey{Domain: strings.ToLower(parts[0]), Selector: parts[1], Signer: k}, nil
+		return DKIMKey{Domain: domain, Selector: parts[1], Signer: k}, nil
 	}
 	return DKIMKey{}, fmt.Errorf("%w: %s holds a %T, not an RSA or Ed25519 key", ErrDKIMKey, parts[2], key)
 }
@@ -89,7 +92,7 @@ func (n *Node) dkimKeysFor(e fsm.QueueEntry) []DKIMKey {
 	if at < 0 || !e.Submitted {
 		return nil
 	}
-	domain := strings.ToLower(e.From[at+1:])
+	domain := asciiName(strings.ToLower(e.From[at+1:])) // a Unicode name under SMTPUTF8
 	var keys []DKIMKey
 	for _, k := range n.cfg.Queue.DKIM {
 		if k.Domain == domain {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
+
+	"powermail/fsm"
 )
 
 // Mail the queue sends for one of our senders carries a DKIM signature
@@ -223,5 +225,40 @@ func TestQueueDKIMSignsWithEveryKeyOfTheDomain(t *testing.T) {
 	}
 	if len(vs) != 2 {
 		t.Fatalf("%d signatures, want one per key:\n%s", len(vs), s.messages()[0].data)
+	}
+}
+
+// A user of an internationalised domain may submit (SMTPUTF8) naming the
+// domain in Unicode, while the directory and the --dkim key hold its
+// A-labels (RFC 5890). The message is still our own: it is signed, with
+// the A-label d= RFC 8616 §4 asks for, and leaves with its sender, not
+// an SRS address that would take its SPF and DMARC alignment away.
+func TestQueueTreatsAUnicodeSenderDomainAsOurs(t *testing.T) {
+	key, _ := dkimTestKey(t)
+	key.Domain = "xn--bcher-kva.example"
+	c := newTestClusterWith(t, 1, func(cfg *Config) { cfg.Queue.DKIM = []DKIMKey{key} })
+	n := c.leader(5 * time.Second)
+	mustApply(t, n, &fsm.DomainAdd{Name: "xn--bcher-kva.example"})
+	const sender = "a@bücher.example"
+	if got := n.srsForward(sender, "xn--bcher-kva.example", true, time.Now()); got != sender {
+		t.Errorf("a submitted sender of our IDN domain left as %s", got)
+	}
+	if keys := n.dkimKeysFor(fsm.QueueEntry{From: sender, Submitted: true}); len(keys) != 1 {
+		t.Errorf("a submitted sender of our IDN domain has %d DKIM keys, want 1", len(keys))
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "idn.key")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := ParseDKIMKey("Bücher.example:s1:" + keyFile); err != nil || k.Domain != "xn--bcher-kva.example" {
+		t.Errorf("a --dkim key for a Unicode domain signs as %q (%v), want its A-labels", k.Domain, err)
 	}
 }

@@ -109,7 +109,9 @@ func (n *Node) srsForward(sender, domain string, submitted bool, now time.Time) 
 		return sender
 	}
 	local, sdom := sender[:at], sender[at+1:]
-	if _, err := n.state.Domain(strings.ToLower(sdom)); err == nil && submitted {
+	// The directory holds a domain by its A-labels; a sender under
+	// SMTPUTF8 may name it in Unicode.
+	if _, err := n.state.Domain(asciiName(strings.ToLower(sdom))); err == nil && submitted {
 		return sender
 	}
 	tt := srsStamp(now)
