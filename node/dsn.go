@@ -311,13 +311,13 @@ func dsnStatus(errText string, kind dsnKind) string {
 
 // dsnAddress renders an address of type typ ("" when none was given) for
 // a message/delivery-status field (RFC 3464 §2.3.1, §2.3.2): as it is
-// when it is printable ASCII, else with type utf-8 in the
-// utf-8-addr-xtext form RFC 6533 §3 requires there, which keeps the
-// field ASCII and the address recoverable.
+// when it is ASCII (its local part quoted where it needs it), else with
+// type utf-8 in the utf-8-addr-xtext form RFC 6533 §3 requires there,
+// which keeps the field ASCII and the address recoverable.
 func dsnAddress(typ, addr string) string {
 	typ = strings.ToLower(typ)
-	if typ != "utf-8" && isPrintableASCII(addr) {
-		return cmp.Or(typ, "rfc822") + "; " + addr
+	if typ != "utf-8" && !strings.ContainsFunc(addr, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
+		return cmp.Or(typ, "rfc822") + "; " + smtpPath(addr)
 	}
 	if typ != "" && typ != "utf-8" && typ != "rfc822" {
 		return asciiOnly(typ + "; " + addr) // no other type can hold it

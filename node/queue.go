@@ -409,12 +409,12 @@ func (n *Node) transact(ctx context.Context, pc *pooledClient, e fsm.QueueEntry,
 	from := n.srsForward(e.From, n.srsDomain(), e.Submitted, time.Now())
 	// DSN parameters go on only to a server that offers DSN (go-smtp
 	// drops them otherwise); then it, not us, reports success.
-	if err := pc.c.Mail(from, &smtp.MailOptions{Size: e.Size, EnvelopeID: e.EnvID, Return: smtp.DSNReturn(e.Ret)}); err != nil {
+	if err := pc.c.Mail(smtpPath(from), &smtp.MailOptions{Size: e.Size, EnvelopeID: e.EnvID, Return: smtp.DSNReturn(e.Ret)}); err != nil {
 		return replyOutcomes(err, rcpts)
 	}
 	var accepted []string
 	for _, r := range rcpts {
-		if err := pc.c.Rcpt(r, rcptDSN(e, r)); err != nil {
+		if err := pc.c.Rcpt(smtpPath(r), rcptDSN(e, r)); err != nil {
 			o, cerr := replyOutcomes(rcptReply(err), []string{r})
 			if cerr != nil {
 				return nil, cerr
@@ -467,7 +467,7 @@ func (n *Node) writeMessage(ctx context.Context, w io.Writer, e fsm.QueueEntry, 
 	defer rd.Close()
 	stamp := "Received: by " + n.cfg.Queue.Hostname + " (PowerMail) with ESMTP id " + e.ID
 	if len(rcpts) == 1 {
-		stamp += "\r\n\tfor <" + rcpts[0] + ">"
+		stamp += "\r\n\tfor <" + smtpPath(rcpts[0]) + ">"
 	}
 	stamp += ";\r\n\t" + time.Now().Format(time.RFC1123Z) + "\r\n" + sig
 	if _, err := io.WriteString(w, stamp); err != nil {

@@ -233,3 +233,21 @@ func TestQueueDSNQuotesNoOverlongLine(t *testing.T) {
 		})
 	}
 }
+
+// dsnAddress writes an ASCII address as rfc822, its local part quoted
+// where go-smtp handed it over unquoted, and anything else as utf-8
+// xtext (RFC 6533 §3).
+func TestDSNAddressForms(t *testing.T) {
+	for _, c := range []struct{ typ, addr, want string }{
+		{"", "a+b=c@x.org", "rfc822; a+b=c@x.org"},
+		{"", "john doe@x.org", `rfc822; "john doe"@x.org`},
+		{"RFC822", "a@x.org", "rfc822; a@x.org"},
+		{"utf-8", "a@x.org", "utf-8; a@x.org"},
+		{"utf-8", "ü+=\\@x.org", `utf-8; \x{FC}\x{2B}\x{3D}\x{5C}@x.org`},
+		{"", "日@x.org", `utf-8; \x{65E5}@x.org`},
+	} {
+		if got := dsnAddress(c.typ, c.addr); got != c.want {
+			t.Errorf("dsnAddress(%q, %q) = %q, want %q", c.typ, c.addr, got, c.want)
+		}
+	}
+}

@@ -86,3 +86,34 @@ func TestSRSTakesTheNextDaysStamp(t *testing.T) {
 		t.Fatal("a stamp two days ahead was taken")
 	}
 }
+
+// go-smtp hands a quoted local part over unquoted ("john doe"@far.org
+// arrives as john doe@far.org), so an address written back into MAIL or
+// RCPT must be quoted again where it is no dot-string (RFC 5321 §4.1.2),
+// the SRS address made of it included; unquoted, the space ends the path
+// and the next hop refuses the command.
+func TestQueueQuotesALocalPartThatNeedsIt(t *testing.T) {
+	s := newSink(t)
+	c := queueCluster(t, s, nil)
+	l := c.leader(time.Second)
+	sendVia(t, l, "john doe@far.org", fwdBody, "out@example.com")
+	waitFor(t, 10*time.Second, "forward delivered", func() bool { return len(s.messages()) == 1 })
+	m := s.messages()[0]
+	if !strings.HasPrefix(m.from, "SRS0=") || !strings.HasSuffix(m.from, "=far.org=john doe@example.com") {
+		t.Fatalf("sent as %q", m.from)
+	}
+	for addr, want := range map[string]string{
+		"a.b+c=d@x.org":     "a.b+c=d@x.org",
+		"john doe@x.org":    `"john doe"@x.org`,
+		`a"b\c@x.org`:       `"a\"b\\c"@x.org`,
+		".a@x.org":          `".a"@x.org`,
+		"a..b@x.org":        `"a..b"@x.org`,
+		"jö@x.org":          "jö@x.org",
+		"":                  "",
+		"SRS0=h=TT=d=l@x.o": "SRS0=h=TT=d=l@x.o",
+	} {
+		if got := smtpPath(addr); got != want {
+			t.Errorf("smtpPath(%q) = %q, want %q", addr, got, want)
+		}
+	}
+}
