@@ -29,7 +29,8 @@ import (
 // Invariants: the signature covers exactly the bytes sent after it (the
 // stored message without the Return-Path of final delivery); our
 // Received: stamp goes above it and is not signed. A message is read
-// twice from the store, once to sign and once to send, and never held.
+// twice from the store, once to sign and once to send (and its header
+// section once more, to count its fields for h=), and never held.
 // A signed message that ends inside its header section (no body) is
 // signed and sent with the blank line that closes it (headerEnded).
 
