@@ -43,10 +43,11 @@ type DKIMKey struct {
 	Signer           crypto.Signer
 }
 
-// dkimHeaders are the fields signed: those that say who, to whom, what
-// and when, each listed once more than the message has it (dkimHeaderKeys)
-// so that none can be added later.
-var dkimHeaders = []string{"From", "Reply-To", "To", "Cc", "Subject", "Date", "Message-ID",
+// dkimHeaders are the fields signed (RFC 6376 §5.4.1): those that say
+// who, to whom, what and when, each listed once more than the message has
+// it (dkimHeaderKeys) so that none can be added later. List-* fields are
+// left out: a list that adds them would break its members' signatures.
+var dkimHeaders = []string{"From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date", "Message-ID",
 	"In-Reply-To", "References", "MIME-Version", "Content-Type", "Content-Transfer-Encoding"}
 
 // ParseDKIMKey reads "domain:selector:keyfile", the key a PEM private key

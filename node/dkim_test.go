@@ -174,7 +174,7 @@ func TestQueueDKIMOversignsFields(t *testing.T) {
 	waitFor(t, 10*time.Second, "sent", func() bool { return len(s.messages()) == 1 })
 	data := s.messages()[0].data
 	dkimVerify(t, data, lookup)
-	for _, added := range []string{"From: boss@example.com\r\n", "Subject: pay invoice 2\r\n", "Reply-To: thief@far.org\r\n"} {
+	for _, added := range []string{"From: boss@example.com\r\n", "Subject: pay invoice 2\r\n", "Reply-To: thief@far.org\r\n", "Sender: boss@example.com\r\n"} {
 		forged := added + data
 		vs, err := dkim.VerifyWithOptions(strings.NewReader(forged), &dkim.VerifyOptions{LookupTXT: lookup})
 		if err == nil && len(vs) == 1 && vs[0].Err == nil {
