@@ -39,6 +39,7 @@ const (
 	CmdQueueUpdate     CmdType = 24
 	CmdQueueRetry      CmdType = 25
 	CmdQueueRemove     CmdType = 26
+	CmdStateDigest     CmdType = 27
 )
 
 // Command encodings, the second byte of every encoded command. Values are
@@ -79,8 +80,14 @@ const (
 	// EncodingJSON8 is EncodingJSON7 with a field a release before it
 	// would drop: Copy.ID, under which a repeated copy copies nothing.
 	EncodingJSON8 = 8
+	// EncodingJSON9 is EncodingJSON8 with a command a release before it
+	// does not know: StateDigest, which has every node digest its state
+	// at the entry (statedigest.go). Such a release would stop on the
+	// unknown type anyway; the encoding makes it stop on the encoding,
+	// as on any newer entry, and gates the proposer by the setting.
+	EncodingJSON9 = 9
 	// NewestEncoding is the newest encoding this release reads.
-	NewestEncoding = EncodingJSON8
+	NewestEncoding = EncodingJSON9
 )
 
 // Command is a state change proposed through raft.
@@ -238,6 +245,7 @@ func newRegistry() registry {
 	r.register(CmdQueueUpdate, func() Command { return &QueueUpdate{} })
 	r.register(CmdQueueRetry, func() Command { return &QueueRetry{} })
 	r.register(CmdQueueRemove, func() Command { return &QueueRemove{} })
+	r.register(CmdStateDigest, func() Command { return &StateDigest{} })
 	return r
 }
 

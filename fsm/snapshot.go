@@ -132,6 +132,7 @@ func (s *State) Restore(r io.Reader) error {
 	}
 	s.mu.Lock()
 	old := s.db
+	s.closeViews() // they read old, closed below
 	if err := writeCurrent(s.dir, name); err != nil {
 		s.mu.Unlock()
 		db.Close()

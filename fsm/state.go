@@ -29,6 +29,10 @@ type Options struct {
 	// OnRestore, if set, is called after a snapshot replaced the state:
 	// any mailbox may have changed, and no per-mailbox list is kept.
 	OnRestore func()
+	// OnStateDigest, if set, is called on the apply path right after a
+	// StateDigest entry is committed, with a view of the state at it
+	// (statedigest.go). It must not block, and must Release the view.
+	OnStateDigest func(id string, v *View)
 
 	bodyFilterMin int64                           // tests: smallest body filter; 0 means bodyFilterMin
 	bodyScanned   func()                          // tests: called between a rebuild's scan and its install
@@ -54,6 +58,9 @@ type State struct {
 	ids     *recentIDs   // delivery IDs in the de-duplication window (dedupe.go); swapped under mu
 	bodies  *bodyFilter  // hashes with a body record (bodyfilter.go); swapped under mu
 	dueLow  atomic.Int64 // no queue due key below this time (queuecmds.go); 0 after Open and Restore
+
+	viewsMu sync.Mutex
+	views   map[*View]struct{} // open views, closed by Restore and Close (statedigest.go)
 }
 
 // Entry is one committed raft log entry. Data is nil for entries that
@@ -115,6 +122,7 @@ func (s *State) Close() error {
 	if s.db == nil {
 		return nil
 	}
+	s.closeViews()
 	err := s.db.Close()
 	s.db = nil
 	return err
@@ -170,12 +178,27 @@ func (s *State) ApplyBatch(entries []Entry) []Result {
 		panic("fsm: apply on closed state")
 	}
 	results := make([]Result, len(entries))
+	for done := 0; done < len(entries); {
+		done += s.applyRun(entries[done:], results[done:])
+	}
+	return results
+}
+
+// applyRun applies entries in one Pebble batch, up to and including the
+// first StateDigest that apply takes, and returns how many it consumed.
+// The run is committed with the applied index at its last entry, so a
+// digest's view (taken right after the commit, by the only writer) is the
+// state after exactly that entry on every replica, however raft cut the
+// log into batches.
+func (s *State) applyRun(entries []Entry, results []Result) int {
 	applied := s.applied.Load()
 	b := s.db.NewIndexedBatch()
 	defer b.Close()
 	touched := map[string]struct{}{}
 	hot := &hotTxn{rec: &s.hot, db: s.db}
 	last := applied
+	n := len(entries)
+	var digest *StateDigest
 	for i, e := range entries {
 		if e.Index <= last {
 			continue
@@ -186,10 +209,24 @@ func (s *State) ApplyBatch(entries []Entry) []Result {
 		}
 		cmd := s.reg.decode(e.Index, e.Data)
 		results[i] = s.applyCommand(cmd, &txn{b: b, index: e.Index, touched: touched, changes: &s.changes, hot: hot, ids: s.ids, bodies: s.bodies, dueLow: &s.dueLow})
+		if d, ok := cmd.(*StateDigest); ok && results[i].Err == nil {
+			digest, n = d, i+1
+			break
+		}
 	}
 	if last == applied {
-		return results
+		return n
 	}
+	s.commitRun(b, last, hot.dirty, touched)
+	if digest != nil {
+		s.takeDigestView(digest.ID, last)
+	}
+	return n
+}
+
+// commitRun commits a run's batch with the applied index last and makes
+// the index visible.
+func (s *State) commitRun(b *pebble.Batch, last uint64, hotDirty bool, touched map[string]struct{}) {
 	var buf [8]byte
 	binary.BigEndian.PutUint64(buf[:], last)
 	if err := b.Set(keyApplied, buf[:], nil); err != nil {
@@ -198,7 +235,7 @@ func (s *State) ApplyBatch(entries []Entry) []Result {
 	if err := b.Commit(pebble.NoSync); err != nil {
 		panic(fmt.Sprintf("fsm: commit entries up to %d: %v", last, err))
 	}
-	if hot.dirty {
+	if hotDirty {
 		s.hot.invalidate() // before the new index is visible (hot.go)
 	}
 	s.applied.Store(last)
@@ -209,7 +246,6 @@ func (s *State) ApplyBatch(entries []Entry) []Result {
 	if len(touched) > 0 && s.opts.OnChange != nil {
 		s.opts.OnChange(slices.Collect(maps.Keys(touched)))
 	}
-	return results
 }
 
 // applyCommand applies one decoded entry. It panics on a storage failure

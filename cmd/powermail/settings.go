@@ -30,7 +30,7 @@ func newSettingsCmd(cl *clientFlags) *cobra.Command {
 		Use:   "set [--replicas R] [--write-quorum W] [--command-encoding E] [--max-voters N]",
 		Short: "Change settings; the others keep their values (W defaults to R when only R is given)",
 		Long: "Change R, W or the raft command encoding. --command-encoding " + fmt.Sprint(fsm.NewestEncoding) +
-			" lets deliveries use the compact binary command, keeps forwarded mail's DSN parameters (3) and has IMAP and POP3 commands name the folder they were meant for (4) and seals plain cluster connections, refusing the older handshake (5) and lets forward add --replace change a forward in one step (6) and refuses a forward that loops through a catch-all or a sub-address (7) and has a COPY retried after a leader change copy once (8); raise it only once every node runs a release that reads it." +
+			" lets deliveries use the compact binary command, keeps forwarded mail's DSN parameters (3) and has IMAP and POP3 commands name the folder they were meant for (4) and seals plain cluster connections, refusing the older handshake (5) and lets forward add --replace change a forward in one step (6) and refuses a forward that loops through a catch-all or a sub-address (7) and has a COPY retried after a leader change copy once (8) and lets cluster check-state compare the nodes' states (9); raise it only once every node runs a release that reads it." +
 			" --max-voters caps the raft voters (5 in a new cluster, none in one created before the setting; it needs command encoding 3);" +
 			" further nodes join as non-voters, and the leader promotes one when a voter leaves or stays down.",
 		Args: noArgs,
@@ -75,7 +75,7 @@ func newSettingsCmd(cl *clientFlags) *cobra.Command {
 	}
 	set.Flags().IntVar(&r, "replicas", 0, "copies of each message body")
 	set.Flags().IntVar(&w, "write-quorum", 0, "durable copies before acknowledging")
-	set.Flags().IntVar(&enc, "command-encoding", 0, "newest raft command encoding to write (1 JSON, 2 binary, 3 binary and DSN parameters, 4 folder checks and this release's apply rules, 5 sealed cluster links, 6 forward replace, 7 forward loop checks through catch-alls and sub-addresses, 8 COPY once; 4 and up are not lowered again)")
+	set.Flags().IntVar(&enc, "command-encoding", 0, "newest raft command encoding to write (1 JSON, 2 binary, 3 binary and DSN parameters, 4 folder checks and this release's apply rules, 5 sealed cluster links, 6 forward replace, 7 forward loop checks through catch-alls and sub-addresses, 8 COPY once, 9 cluster check-state; 4 and up are not lowered again)")
 	set.Flags().BoolVar(&force, "force", false, "raise the command encoding even if a node does not answer or cannot read it (that node stops until it is upgraded)")
 	set.Flags().IntVar(&voters, "max-voters", 0, "raft voters at most (odd, 1 to 9; 0 for no cap; needs command encoding 3)")
 	cmd.AddCommand(set)
