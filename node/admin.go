@@ -109,6 +109,7 @@ func (n *Node) adminHandler() http.Handler {
 			return n.Remove(r.Context(), req.ID, req.Force)
 		})
 	})
+	route("POST /v1/cluster/check-state", n.checkStateRoute)
 	n.directoryRoutes(route)
 	n.redundancyRoutes(mux, route)
 	n.queueRoutes(route)

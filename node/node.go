@@ -95,6 +95,7 @@ type Node struct {
 	spawnMu        sync.Mutex      // orders spawn against close's cancel
 	bg             sync.WaitGroup
 	closeOnce      sync.Once
+	digests        *digests // this node's recent state digests (statedigest.go)
 }
 
 // New starts a node: it opens its data, listens on the cluster and admin
@@ -105,7 +106,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), metrics: newMetrics(),
-		started: time.Now(), repairKick: make(chan struct{}, 1), notices: make(chan struct{}, maxSuccessNotices)}
+		started: time.Now(), repairKick: make(chan struct{}, 1), notices: make(chan struct{}, maxSuccessNotices), digests: newDigests()}
 	n.limiter.rate, n.scrubLimiter.rate = cfg.RepairRate, cfg.ScrubRate
 	n.copies = newCopyGate(cfg.RepairBusyCopies, &n.lastMail)
 	n.remote = newRemoteCache(cfg.RemoteCacheBytes)
@@ -189,7 +190,8 @@ func (n *Node) open() error {
 	if err := os.MkdirAll(n.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	st, err := fsm.Open(filepath.Join(n.cfg.DataDir, "fsm"), fsm.Options{Logger: n.log, OnChange: n.watchers.notify, OnRestore: n.watchers.notifyAll})
+	st, err := fsm.Open(filepath.Join(n.cfg.DataDir, "fsm"), fsm.Options{Logger: n.log, OnChange: n.watchers.notify, OnRestore: n.watchers.notifyAll,
+		OnStateDigest: n.onStateDigest})
 	if err != nil {
 		return err
 	}
@@ -411,18 +413,19 @@ func (n *Node) shutdownRaft() error {
 }
 
 // spawn runs f in the background until the node closes, which waits for
-// it; once the node is closing, f does not run.
-func (n *Node) spawn(f func(ctx context.Context)) {
+// it; once the node is closing, f does not run, and spawn reports false.
+func (n *Node) spawn(f func(ctx context.Context)) bool {
 	n.spawnMu.Lock()
 	defer n.spawnMu.Unlock()
 	if n.bgctx == nil || n.bgctx.Err() != nil {
-		return
+		return false
 	}
 	n.bg.Add(1)
 	go func() {
 		defer n.bg.Done()
 		f(n.bgctx)
 	}()
+	return true
 }
 
 // close stops everything in dependency order: raft (and its FSM

@@ -126,6 +126,7 @@ func (n *Node) rpcHandler() http.Handler {
 	})
 	n.repairRPC(mux)
 	mux.HandleFunc("POST /rpc/collect", n.handleCollect)
+	mux.HandleFunc("GET /rpc/statedigest/{id}", n.handleStateDigest)
 	mux.HandleFunc("GET /rpc/storage", func(w http.ResponseWriter, r *http.Request) {
 		st, err := n.bodies.Stats(r.Context())
 		writeRPC(w, st, err)
