@@ -74,6 +74,7 @@ func newClusterCmd(cl *clientFlags) *cobra.Command {
 	}
 	remove.Flags().BoolVar(&force, "force", false, "remove a node even if the voters that answer without it are no majority of those that stay (the cluster then cannot commit until enough of them return), or if it holds the only healthy copy of some bodies (they are lost)")
 	cmd.AddCommand(remove)
+	cmd.AddCommand(newCheckStateCmd(cl))
 	return cmd
 }
 
