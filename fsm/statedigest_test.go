@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -152,5 +153,35 @@ func TestStateDigestRefusesAnEmptyID(t *testing.T) {
 	}
 	if r := s.ApplyBatch([]Entry{{Index: 1, Data: data}})[0]; Code(r.Err) != "invalid" || len(got) != 0 {
 		t.Fatalf("empty ID: %v, digests %v", r.Err, got)
+	}
+}
+
+// Restore closes the views of the store it replaces.
+func TestStateDigestViewClosedByRestore(t *testing.T) {
+	src, _ := digestState(t)
+	src.ApplyBatch(digestLog(t))
+	snap, err := src.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := snap.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+	dst, _ := digestState(t)
+	dst.ApplyBatch(digestLog(t)[:3])
+	dst.mu.RLock()
+	v := dst.newView(dst.Applied())
+	dst.mu.RUnlock()
+	defer v.Release()
+	if err := dst.Restore(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Digest(context.Background()); !errors.Is(err, ErrViewClosed) {
+		t.Fatalf("digest after Restore: %v", err)
+	}
+	if digestNow(t, dst) != digestNow(t, src) {
+		t.Fatal("the restored state digests unlike its source")
 	}
 }

@@ -30,9 +30,15 @@ func TestClusterCheckState(t *testing.T) {
 		digest = f[2]
 	}
 
+	t.Logf("check-state:\n%s", out)
+	if _, errOut, err := cli(t, "", "cluster", "check-state", "--wait", "2h", "--addr", ps[0].admin); err == nil || !strings.Contains(errOut, "over 1h0m0s") {
+		t.Fatalf("check-state --wait 2h: %v %s", err, errOut)
+	}
+
 	ps[2].stop(syscall.SIGTERM)
 	out, errOut, err := cli(t, "", "cluster", "check-state", "--wait", "2s", "--addr", ps[0].admin)
 	if err == nil || !strings.Contains(out, "NO ANSWER: n3") || !strings.Contains(errOut, "NO ANSWER: n3") {
 		t.Fatalf("check-state with n3 down: %v\n%s\n%s", err, out, errOut)
 	}
+	t.Logf("check-state with n3 down:\n%s%s", out, errOut)
 }
