@@ -43,6 +43,7 @@ func runIMAPSuite(t *testing.T, b imapBackend) {
 		{"SearchCharsets", testIMAPSearchCharsets},
 		{"Store", testIMAPStore},
 		{"StoreSeenOnOtherNode", testIMAPStoreOtherNode},
+		{"StoreOnAMessageExpungedElsewhere", testIMAPStoreExpungedElsewhere},
 		{"CopyMove", testIMAPCopyMove},
 		{"ExpungeClose", testIMAPExpungeClose},
 		{"ExpungeDeferredDuringFetch", testIMAPExpungeDeferred},
@@ -777,6 +778,79 @@ func testIMAPStoreOtherNode(t *testing.T, b imapBackend) {
 	case ev := <-watcher.ev.fetch:
 		t.Errorf("second NOOP repeated a flag change: %+v", ev)
 	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// testIMAPStoreExpungedElsewhere: a STORE naming a message that another
+// session, on another node, expunged before this session polled ends NO
+// [EXPUNGEISSUED], with a FETCH for each message still there and none for
+// the vanished one (RFC 2180 section 4.2, RFC 9051 section 7.1): it used
+// to answer OK with the message's old flags, as if the change were made.
+// A .SILENT STORE still answers OK (RFC 2180 section 4.2), and the EXPUNGE
+// comes with the next command that allows it.
+func testIMAPStoreExpungedElsewhere(t *testing.T, b imapBackend) {
+	user := b.newUser(t)
+	for i := range 3 {
+		b.deliver(t, 0, imapTestMsg(fmt.Sprintf("se%d", i), "x"), user)
+	}
+	a := dialIMAP(t, b, 0, user)
+	if _, err := a.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	other := dialIMAP(t, b, 1, user)
+	if _, err := other.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Store(imap.SeqSetNum(2), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Expunge().Collect(); err != nil {
+		t.Fatal(err)
+	}
+	imapEventually(t, 5*time.Second, "expunge visible on node 0", func() bool {
+		st, err := dialStatus(t, b, 0, user)
+		return err == nil && st == 2
+	})
+	a.ev.drain()
+	seqs := func(msgs []*imapclient.FetchMessageBuffer) []uint32 {
+		var out []uint32
+		for _, m := range msgs {
+			out = append(out, m.SeqNum)
+		}
+		return out
+	}
+	// A change that would change nothing the session knows of.
+	msgs, err := a.Store(imap.SeqSetNum(2), &imap.StoreFlags{Op: imap.StoreFlagsDel, Flags: []imap.Flag{imap.FlagAnswered}}, nil).Collect()
+	if imapCode(err) != "EXPUNGEISSUED" || len(msgs) != 0 {
+		t.Errorf("STORE 2 -FLAGS on the expunged message: FETCH %v, %v; want none and NO [EXPUNGEISSUED]", seqs(msgs), err)
+	}
+	msgs, err = a.Store(imap.SeqSet{{Start: 1, Stop: 3}}, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagFlagged}}, nil).Collect()
+	if imapCode(err) != "EXPUNGEISSUED" || !slices.Equal(seqs(msgs), []uint32{1, 3}) {
+		t.Errorf("STORE 1:3 +FLAGS: FETCH %v, %v; want 1 and 3 and NO [EXPUNGEISSUED]", seqs(msgs), err)
+	}
+	for _, m := range msgs {
+		if !slices.Contains(m.Flags, imap.FlagFlagged) {
+			t.Errorf("STORE 1:3 +FLAGS: message %d has %v", m.SeqNum, m.Flags)
+		}
+	}
+	if err := a.Store(imap.SeqSetNum(2), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagSeen}}, nil).Close(); err != nil {
+		t.Errorf("STORE 2 +FLAGS.SILENT on the expunged message: %v, want OK", err)
+	}
+	select {
+	case s := <-a.ev.expunge:
+		t.Fatalf("EXPUNGE %d sent during STORE", s)
+	default:
+	}
+	if err := a.Noop().Wait(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-a.ev.expunge:
+		if s != 2 {
+			t.Errorf("NOOP: EXPUNGE %d, want 2", s)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("NOOP did not report the foreign expunge")
 	}
 }
 
