@@ -226,6 +226,12 @@ func testIMAPCreateDeleteRename(t *testing.T, b imapBackend) {
 	}
 	wantIMAPCode(t, "RENAME onto an existing folder", c.Rename("Work", "Archive", nil).Wait(), imap.ResponseCodeAlreadyExists)
 	wantIMAPCode(t, "RENAME of a missing folder", c.Rename("Nope", "Nope2", nil).Wait(), imap.ResponseCodeNonExistent)
+	// The target of a RENAME onto its own name, or onto INBOX, exists
+	// whenever the source does (RFC 9051 section 7.1, ALREADYEXISTS).
+	wantIMAPCode(t, "RENAME onto itself", c.Rename("Archive", "Archive/", nil).Wait(), imap.ResponseCodeAlreadyExists)
+	wantIMAPCode(t, "RENAME inbox INBOX", c.Rename("inbox", "INBOX", nil).Wait(), imap.ResponseCodeAlreadyExists)
+	wantIMAPCode(t, "RENAME onto INBOX", c.Rename("Archive", "Inbox", nil).Wait(), imap.ResponseCodeAlreadyExists)
+	wantIMAPCode(t, "RENAME of a missing folder onto itself", c.Rename("Nope", "Nope", nil).Wait(), imap.ResponseCodeNonExistent)
 
 	if err := c.Delete("Work/2024").Wait(); err != nil {
 		t.Fatal(err)

@@ -296,6 +296,9 @@ func (s *imapSession) Rename(from, to string, _ *imap.RenameOptions) error {
 	}
 	ctx, cancel := s.callCtx()
 	defer cancel()
+	if t == f || t == "INBOX" {
+		return s.renameOntoItself(ctx, addr, f)
+	}
 	if err := s.srv.store.RenameFolder(ctx, addr, f, t); err != nil {
 		return s.storeError("rename", err, imap.ResponseCodeNonExistent)
 	}
@@ -308,6 +311,17 @@ func (s *imapSession) Rename(from, to string, _ *imap.RenameOptions) error {
 		}
 	}
 	return nil
+}
+
+// renameOntoItself answers a RENAME whose target is its own source or
+// INBOX, which the store refuses as invalid: that target exists whenever
+// the source does, so the answer is ALREADYEXISTS (RFC 9051 sections
+// 6.3.6 and 7.1), or NONEXISTENT for a source that is not there.
+func (s *imapSession) renameOntoItself(ctx context.Context, addr, from string) error {
+	if _, err := s.srv.store.Folder(ctx, addr, from); err != nil {
+		return s.storeError("rename", err, imap.ResponseCodeNonExistent)
+	}
+	return imapNo(imap.ResponseCodeAlreadyExists, "Mailbox already exists")
 }
 
 func (s *imapSession) Subscribe(name string) error   { return s.subscribe(name, true) }
