@@ -1,6 +1,8 @@
 package frontend
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"strings"
 
@@ -118,10 +120,9 @@ func (s *imapSession) List(w *imapserver.ListWriter, ref string, patterns []stri
 				data.Attrs = append(data.Attrs, imap.MailboxAttr(f.SpecialUse))
 			}
 			if o.ReturnStatus != nil {
-				if data.Status, err = s.statusData(ctx, addr, *f, o.ReturnStatus); err != nil {
+				if data.Status, err = s.listStatus(ctx, addr, *f, o.ReturnStatus); err != nil {
 					return err
 				}
-				data.Status.Mailbox = name
 			}
 		}
 		if err := w.WriteList(&data); err != nil {
@@ -226,4 +227,20 @@ func imapGlobSkip(states []bool, pattern string) {
 			states[j+1] = true
 		}
 	}
+}
+
+// listStatus is the STATUS of a listed folder (RFC 5819), nil for one
+// deleted, or replaced by another under its name, since it was listed:
+// the server may omit the STATUS of a mailbox it cannot select (RFC 5819
+// section 2), and one folder going must not fail the whole LIST.
+func (s *imapSession) listStatus(ctx context.Context, addr string, f node.Folder, o *imap.StatusOptions) (*imap.StatusData, error) {
+	d, err := s.statusData(ctx, addr, f, o, true)
+	if errors.Is(err, node.ErrNoFolder) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, s.storeError("list", err, imap.ResponseCodeNonExistent)
+	}
+	d.Mailbox = f.Name
+	return d, nil
 }

@@ -376,42 +376,56 @@ func (s *imapSession) Status(name string, options *imap.StatusOptions) (*imap.St
 	if err != nil {
 		return nil, s.storeError("status", err, imap.ResponseCodeNonExistent)
 	}
-	return s.statusData(ctx, addr, f, options)
+	d, err := s.statusData(ctx, addr, f, options, false)
+	if err != nil {
+		return nil, s.storeError("status", err, imap.ResponseCodeNonExistent)
+	}
+	return d, nil
 }
 
+// errFolderReplaced is a folder whose name another folder took between
+// two reads of one command.
+var errFolderReplaced = fmt.Errorf("%w: another folder took its name", node.ErrNoFolder)
+
 // statusData answers STATUS items from the folder record; only
-// DELETED-STORAGE reads the folder's messages.
-func (s *imapSession) statusData(ctx context.Context, addr string, f node.Folder, o *imap.StatusOptions) (*imap.StatusData, error) {
-	d := s.statusCounts(f, o)
-	if o.DeletedStorage {
-		n, err := s.deletedStorage(ctx, addr, f)
-		if err != nil {
-			return nil, s.storeError("status", err, imap.ResponseCodeNonExistent)
+// DELETED-STORAGE reads the folder's messages, and only when the record
+// counts \Deleted ones. That read answers every item, so the counts and
+// DELETED-STORAGE come from one index. With sameFolder, a folder that
+// another took the name of since f was read is errFolderReplaced (LIST
+// lists f, so its STATUS must be f's); without, the read answers for
+// whichever folder has the name now.
+func (s *imapSession) statusData(ctx context.Context, addr string, f node.Folder, o *imap.StatusOptions, sameFolder bool) (*imap.StatusData, error) {
+	if !o.DeletedStorage || f.Deleted <= 0 {
+		d := s.statusCounts(f, o)
+		if o.DeletedStorage {
+			d.DeletedStorage = new(int64)
 		}
-		d.DeletedStorage = &n
+		return d, nil
 	}
+	v, err := s.srv.store.View(ctx, addr, f.Name)
+	if err != nil {
+		return nil, err
+	}
+	if sameFolder && v.Folder.ID != f.ID {
+		return nil, errFolderReplaced
+	}
+	d := s.statusCounts(v.Folder, o)
+	n := deletedStorage(v.Messages)
+	d.DeletedStorage = &n
 	return d, nil
 }
 
 // deletedStorage is the DELETED-STORAGE item (RFC 9208 §4.2), which
 // QUOTA=RES-STORAGE requires: the octets an EXPUNGE would free, the sizes
-// of the \Deleted messages. The record counts those messages, so a folder
-// without any costs no read.
-func (s *imapSession) deletedStorage(ctx context.Context, addr string, f node.Folder) (int64, error) {
-	if f.Deleted <= 0 {
-		return 0, nil
-	}
-	v, err := s.srv.store.View(ctx, addr, f.Name)
-	if err != nil {
-		return 0, err
-	}
+// of the \Deleted messages.
+func deletedStorage(msgs []node.StoredMessage) int64 {
 	var n int64
-	for _, m := range v.Messages {
+	for _, m := range msgs {
 		if slices.ContainsFunc(m.Flags, func(fl string) bool { return strings.EqualFold(fl, string(imap.FlagDeleted)) }) {
 			n += int64(m.Size)
 		}
 	}
-	return n, nil
+	return n
 }
 
 func (s *imapSession) statusCounts(f node.Folder, o *imap.StatusOptions) *imap.StatusData {
