@@ -688,7 +688,13 @@ func testIMAPSearch(t *testing.T, b imapBackend) {
 	r.ok("SELECT INBOX")
 	r.want("UID SEARCH RETURN (MIN MAX SAVE) UNFLAGGED", `* ESEARCH (TAG "`, " UID MIN 1 MAX 3")
 	r.want("UID SEARCH UID $", "* SEARCH 1 3")
-	r.want("SEARCH RETURN (SAVE) FLAGGED", "") // saved, nothing returned but the ESEARCH
+	// SAVE alone: saved, and no ESEARCH (RFC 5182 section 2.4), as a
+	// UID SEARCH too; with another option, the ESEARCH as usual.
+	for _, cmd := range []string{"UID SEARCH RETURN (SAVE) FLAGGED", "SEARCH return (save) FLAGGED"} {
+		if u := r.ok(cmd); len(u) != 0 {
+			t.Errorf("%s: %q, want no untagged response", cmd, u)
+		}
+	}
 	r.want("UID FETCH $ (FLAGS)", "* 2 FETCH (UID 2 FLAGS (")
 	r.ok("STORE $ +FLAGS.SILENT ($Saved)")
 	r.want("SEARCH KEYWORD $Saved", "* SEARCH 2")

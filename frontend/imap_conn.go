@@ -104,11 +104,15 @@ type imapConn struct {
 	wbuf     []byte
 	held     int  // where in wbuf an incomplete response line starts, or -1
 	longLine bool // the current response line is too long to hold
+	dropLine bool // the current response line is being dropped (saveOnly)
 	otail    []byte
 	olit     int64 // octets of a literal in the response still to pass
 	pending  []imapLocalReply
 	cmds     map[string]string // command name by tag, until its tagged response (metrics)
-	swallow  bool              // drop the greeting: this session continues after STARTTLS
+	// saveOnly: tags of SEARCH RETURN (SAVE) commands in flight, whose
+	// ESEARCH response is dropped (imapSearchSaveOnly).
+	saveOnly map[string]bool
+	swallow  bool // drop the greeting: this session continues after STARTTLS
 	timer    *time.Timer
 	werr     error
 	closing  atomic.Bool // Close has begun: flush briefly
@@ -235,6 +239,9 @@ scanning:
 		tag, name, args, ok := imapCommand(line)
 		if ok {
 			c.noteCommand(tag, name, args)
+			if imapSearchSaveOnly(name, args) {
+				c.noteSaveOnly(tag)
+			}
 		}
 		switch {
 		case ok && literalAtEnd(line) >= 0 && (name == "ID" || imapQuotaCommand(name) && c.sess != nil):
@@ -338,6 +345,36 @@ func (c *imapConn) noteCommand(tag, name string, args []byte) {
 	if len(c.cmds) < imapTrackedCommands {
 		c.cmds[tag] = name
 	}
+}
+
+// noteSaveOnly remembers a SEARCH whose ESEARCH response must not reach
+// the client. A client pipelining more than imapTrackedCommands of them
+// gets the rest's ESEARCH, as before: harmless, and bounded memory.
+func (c *imapConn) noteSaveOnly(tag string) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.saveOnly == nil {
+		c.saveOnly = map[string]bool{}
+	}
+	if len(c.saveOnly) < imapTrackedCommands {
+		c.saveOnly[tag] = true
+	}
+}
+
+// dropSaveOnlyLocked reports whether a complete response line is the
+// ESEARCH of a SEARCH RETURN (SAVE), to be dropped, and forgets such a
+// search at its tagged response.
+func (c *imapConn) dropSaveOnlyLocked(line []byte) bool {
+	if len(c.saveOnly) == 0 {
+		return false
+	}
+	if tag, ok := imapESearchTag(line); ok {
+		return c.saveOnly[tag]
+	}
+	if tag, _, ok := bytes.Cut(line, []byte(" ")); ok && line[0] != '*' && line[0] != '+' {
+		delete(c.saveOnly, string(tag))
+	}
+	return false
 }
 
 // countTaggedLocked counts the command a tagged response line completes
@@ -476,6 +513,10 @@ func (c *imapConn) Write(p []byte) (int, error) {
 // line. A line is held whole in wbuf until it is complete, so that it can
 // be rewritten, unless it grows past imapHoldLine.
 func (c *imapConn) lineLocked(seg []byte, complete bool) error {
+	if c.dropLine {
+		c.dropLine = !complete
+		return nil
+	}
 	if c.longLine {
 		c.otail = appendTail(c.otail, seg)
 		if err := c.bufferLocked(seg); err != nil || !complete {
@@ -491,6 +532,8 @@ func (c *imapConn) lineLocked(seg []byte, complete bool) error {
 	c.wbuf = append(c.wbuf, seg...)
 	line := c.wbuf[c.held:]
 	switch {
+	case complete && c.dropSaveOnlyLocked(line):
+		c.wbuf, c.held = c.wbuf[:c.held], -1
 	case complete:
 		c.olit = max(literalAtEnd(line), 0)
 		c.literalAnswerLocked(line)
@@ -502,6 +545,10 @@ func (c *imapConn) lineLocked(seg []byte, complete bool) error {
 		}
 		c.countTaggedLocked(line)
 		c.held = -1
+	case len(line) > imapHoldLine && c.dropSaveOnlyLocked(line):
+		// A long ESEARCH of a SEARCH RETURN (SAVE): its tag is at the
+		// start, so it is dropped as it comes (it has no literal).
+		c.wbuf, c.held, c.dropLine = c.wbuf[:c.held], -1, true
 	case len(line) > imapHoldLine:
 		c.otail = appendTail(c.otail[:0], line)
 		c.longLine, c.held = true, -1

@@ -7,7 +7,7 @@ import (
 
 // This file follows both halves of an IMAP connection below the library,
 // at the level of RFC 9051 section 2.2: lines ended by CRLF, and literals
-// whose length ends a line ("{n}", "{n+}", "~{n}"). It exists for the two
+// whose length ends a line ("{n}", "{n+}", "~{n}"). It exists for the
 // commands that are handled here rather than in go-imap's server:
 //
 //   - ID (RFC 2971), which the library's server does not know. The command
@@ -19,6 +19,8 @@ import (
 //     the answer the session prepares (imap_quota.go).
 //   - STARTTLS (RFC 9051 section 6.2.1), terminated here so that the
 //     plaintext of every connection passes through this layer.
+//   - SEARCH RETURN (SAVE), whose ESEARCH response the library writes
+//     although RFC 5182 section 2.4 says there is none: it is dropped.
 //
 // Invariants: at most one command line (imapHoldLine octets) is held;
 // literal data passes through by count, never scanned, except the
@@ -308,4 +310,50 @@ func capabilityListEnd(line []byte) int {
 		return -1
 	}
 	return len(line) - len(rest) + end
+}
+
+// imapSearchSaveOnly reports whether a command line (name and arguments,
+// from imapCommand) is SEARCH or UID SEARCH with RETURN (SAVE) and no
+// other return option. Such a search returns no ESEARCH (RFC 5182
+// section 2.4), but the library cannot tell it from RETURN (SAVE ALL):
+// it takes ALL as asked whenever no MIN, MAX, ALL or COUNT is, and sends
+// the ESEARCH, which imapESearchTag lets this layer drop.
+func imapSearchSaveOnly(name string, args []byte) bool {
+	if name == "UID" {
+		sub, rest, _ := bytes.Cut(args, []byte(" "))
+		if !bytes.EqualFold(sub, []byte("SEARCH")) {
+			return false
+		}
+		args = rest
+	} else if name != "SEARCH" {
+		return false
+	}
+	const ret = "RETURN ("
+	if len(args) < len(ret) || !bytes.EqualFold(args[:len(ret)], []byte(ret)) {
+		return false
+	}
+	opts, _, found := bytes.Cut(args[len(ret):], []byte(")"))
+	fields := bytes.Fields(opts)
+	if !found || len(fields) == 0 {
+		return false
+	}
+	for _, f := range fields {
+		if !bytes.EqualFold(f, []byte("SAVE")) {
+			return false
+		}
+	}
+	return true
+}
+
+// imapESearchTag returns the tag an ESEARCH response line names
+// (`* ESEARCH (TAG "t") ...`, RFC 4731 section 3.1); ok is false for any
+// other line. A tag has no quote or backslash (RFC 9051 section 9), so
+// the library always writes it as a plain quoted string.
+func imapESearchTag(line []byte) (tag string, ok bool) {
+	rest, ok := bytes.CutPrefix(line, []byte(`* ESEARCH (TAG "`))
+	if !ok {
+		return "", false
+	}
+	t, _, ok := bytes.Cut(rest, []byte(`"`))
+	return string(t), ok
 }

@@ -132,7 +132,8 @@ func (c *captureConn) Close() error                     { return nil }
 // the given sizes (cycled) and returns what reached the client.
 func runOutput(in []byte, sizes []int, pending []imapLocalReply) string {
 	cc := &captureConn{}
-	c := &imapConn{Conn: cc, held: -1, pending: slices.Clone(pending), srv: &IMAPServer{cfg: IMAPConfig{WriteTimeout: time.Minute}}}
+	c := &imapConn{Conn: cc, held: -1, pending: slices.Clone(pending), srv: &IMAPServer{cfg: IMAPConfig{WriteTimeout: time.Minute}},
+		saveOnly: map[string]bool{"s1": true}}
 	for i := 0; len(in) > 0; i++ {
 		k := min(max(sizes[i%len(sizes)], 1), len(in))
 		if _, err := c.Write(in[:k]); err != nil {
@@ -145,6 +146,40 @@ func runOutput(in []byte, sizes []int, pending []imapLocalReply) string {
 	}
 	c.Close()
 	return cc.out.String()
+}
+
+// The ESEARCH of a SEARCH RETURN (SAVE) is dropped, short or longer than
+// a held line, and only until that search's tagged response.
+func TestIMAPConnOutputDropsSaveOnlyESearch(t *testing.T) {
+	long := "* ESEARCH (TAG \"s1\") UID ALL " + strings.Repeat("1,", imapHoldLine) + "3\r\n"
+	in := "* ESEARCH (TAG \"s1\") ALL 1:3\r\n" + long + "* ESEARCH (TAG \"s2\") ALL 1\r\n* 4 EXISTS\r\ns1 OK done\r\n" +
+		"* ESEARCH (TAG \"s1\") ALL 2\r\n"
+	want := "* ESEARCH (TAG \"s2\") ALL 1\r\n* 4 EXISTS\r\ns1 OK done\r\n* ESEARCH (TAG \"s1\") ALL 2\r\n"
+	for _, sizes := range [][]int{{1 << 20}, {1}, {5, 11}, {imapWriteBuffer + 1}} {
+		if got := runOutput([]byte(in), sizes, nil); got != want {
+			t.Errorf("chunks %v:\n got %q\nwant %q", sizes, got, want)
+		}
+	}
+}
+
+func TestImapSearchSaveOnly(t *testing.T) {
+	for line, want := range map[string]bool{
+		"a SEARCH RETURN (SAVE) FLAGGED":       true,
+		"a uid search return (save) ALL":       true,
+		"a SEARCH RETURN (SAVE ALL) FLAGGED":   false,
+		"a SEARCH RETURN (MIN SAVE) FLAGGED":   false,
+		"a SEARCH RETURN () FLAGGED":           false,
+		"a SEARCH FLAGGED":                     false,
+		"a UID FETCH 1 (FLAGS)":                false,
+		"a FETCH RETURN (SAVE)":                false,
+		"a SEARCH RETURN (SAVE":                false,
+		"a SEARCH CHARSET UTF-8 RETURN (SAVE)": false,
+	} {
+		_, name, args, _ := imapCommand([]byte(line + "\r\n"))
+		if got := imapSearchSaveOnly(name, args); got != want {
+			t.Errorf("%q: %v, want %v", line, got, want)
+		}
+	}
 }
 
 func TestIMAPConnOutput(t *testing.T) {
@@ -168,6 +203,8 @@ func TestIMAPConnOutput(t *testing.T) {
 // what the client gets.
 func FuzzIMAPConnOutput(f *testing.F) {
 	f.Add([]byte("* OK [CAPABILITY IMAP4rev1] x\r\n* 1 FETCH (BODY[] {4}\r\na1 O)\r\na1 OK done\r\n"), uint8(3), uint8(1))
+	f.Add([]byte("* ESEARCH (TAG \"s1\") ALL 1:3\r\n* ESEARCH (TAG \"s2\") ALL 1\r\ns1 OK done\r\n* ESEARCH (TAG \"s1\") ALL 2\r\n"), uint8(7), uint8(2))
+	f.Add([]byte("* ESEARCH (TAG \"s1\") UID ALL "+strings.Repeat("1,", imapHoldLine)+"3\r\ns1 OK done\r\n"), uint8(200), uint8(9))
 	f.Fuzz(func(t *testing.T, in []byte, s1, s2 uint8) {
 		if len(in) > 1<<16 {
 			return
