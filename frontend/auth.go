@@ -33,7 +33,7 @@ var ErrSessionLimit = errors.New("too many sessions of this mailbox from this ad
 
 // PasswordChecker verifies a password; MailStore provides it.
 type PasswordChecker interface {
-	Authenticate(ctx context.Context, user, password string) (string, error)
+	Authenticate(ctx context.Context, user, password string) (node.Login, error)
 }
 
 // AuthConfig tunes login throttling. Zero fields take the defaults.
@@ -147,14 +147,15 @@ func (a *Authenticator) RegisterMetrics(reg prometheus.Registerer) error {
 func (a *Authenticator) AllowInsecure() bool { return a.cfg.AllowInsecure }
 
 // Login checks user's password for a client at remoteIP. secure says the
-// connection is under TLS. It returns the canonical mailbox address, or an
+// connection is under TLS. It returns the login (the canonical mailbox
+// address, and the credential AccountActive checks later), or an
 // error wrapping ErrInsecureAuth, node.ErrAuthFailed or
 // node.ErrUnavailable (ErrThrottled among them). Before checking, it
 // waits for its turn: until the attempts ahead of it on the account (and
 // on the IP, once that has failed) are done, then the delay earned by the
 // failures of the IP and of the account. A failure returns no sooner than
 // FailureDelay after the check began, or when ctx ends.
-func (a *Authenticator) Login(ctx context.Context, remoteIP, user, password string, secure bool) (string, error) {
+func (a *Authenticator) Login(ctx context.Context, remoteIP, user, password string, secure bool) (node.Login, error) {
 	return a.LoginAdmit(ctx, remoteIP, user, password, secure, nil)
 }
 
@@ -162,10 +163,10 @@ func (a *Authenticator) Login(ctx context.Context, remoteIP, user, password stri
 // password, admit (unless nil) is given the mailbox's address and may
 // refuse the session with ErrSessionLimit, which the logins metric
 // counts as "limited", not "ok".
-func (a *Authenticator) LoginAdmit(ctx context.Context, remoteIP, user, password string, secure bool, admit func(addr string) error) (string, error) {
-	addr, err := a.login(ctx, remoteIP, user, password, secure)
+func (a *Authenticator) LoginAdmit(ctx context.Context, remoteIP, user, password string, secure bool, admit func(addr string) error) (node.Login, error) {
+	login, err := a.login(ctx, remoteIP, user, password, secure)
 	if err == nil && admit != nil {
-		err = admit(addr)
+		err = admit(login.Address)
 	}
 	result := "unavailable"
 	switch {
@@ -181,24 +182,24 @@ func (a *Authenticator) LoginAdmit(ctx context.Context, remoteIP, user, password
 		result = "throttled"
 	}
 	a.logins.WithLabelValues(result).Inc()
-	return addr, err
+	return login, err
 }
 
-func (a *Authenticator) login(ctx context.Context, remoteIP, user, password string, secure bool) (string, error) {
+func (a *Authenticator) login(ctx context.Context, remoteIP, user, password string, secure bool) (node.Login, error) {
 	if !secure && !a.cfg.AllowInsecure {
-		return "", ErrInsecureAuth
+		return node.Login{}, ErrInsecureAuth
 	}
-	addr, began, err := a.check(ctx, remoteIP, user, password)
+	login, began, err := a.check(ctx, remoteIP, user, password)
 	if errors.Is(err, node.ErrAuthFailed) {
 		a.holdFailure(ctx, began)
 	}
-	return addr, err
+	return login, err
 }
 
 // check waits for the attempt's turn, checks the password and counts a
 // failure. It returns when the check began, and leaves the lines before
 // it returns.
-func (a *Authenticator) check(ctx context.Context, remoteIP, user, password string) (string, time.Time, error) {
+func (a *Authenticator) check(ctx context.Context, remoteIP, user, password string) (node.Login, time.Time, error) {
 	keys := [2]string{"ip:" + node.ClientKeyOf(remoteIP), "user:" + node.AccountKey(user)}
 	start := time.Now()
 	places := a.join(keys, start)
@@ -207,10 +208,10 @@ func (a *Authenticator) check(ctx context.Context, remoteIP, user, password stri
 		if errors.Is(err, ErrThrottled) {
 			a.log.Debug("login throttled", "ip", remoteIP, "user", user)
 		}
-		return "", time.Time{}, err
+		return node.Login{}, time.Time{}, err
 	}
 	began := time.Now()
-	addr, err := a.store.Authenticate(ctx, user, password)
+	login, err := a.store.Authenticate(ctx, user, password)
 	if err == nil || errors.Is(err, node.ErrAuthFailed) {
 		now := time.Now()
 		a.cost.note(now.Sub(began), now)
@@ -218,13 +219,13 @@ func (a *Authenticator) check(ctx context.Context, remoteIP, user, password stri
 	switch {
 	case err == nil:
 		a.reset(keys[1])
-		return addr, began, nil
+		return login, began, nil
 	case errors.Is(err, node.ErrAuthFailed):
 		a.fail(keys[0])
 		a.fail(keys[1])
 		a.log.Info("login failed", "ip", remoteIP, "user", user)
 	}
-	return "", began, err
+	return node.Login{}, began, err
 }
 
 // holdFailure holds a failed attempt's answer until FailureDelay after

@@ -22,7 +22,7 @@ type countingChecker struct {
 	checks atomic.Int32
 }
 
-func (c *countingChecker) Authenticate(ctx context.Context, user, password string) (string, error) {
+func (c *countingChecker) Authenticate(ctx context.Context, user, password string) (node.Login, error) {
 	c.checks.Add(1)
 	return c.PasswordChecker.Authenticate(ctx, user, password)
 }
@@ -98,8 +98,8 @@ func TestLoginThrottleSerialisesParallelAttempts(t *testing.T) {
 	// logs in, and the account's record is cleared.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if addr, err := a.Login(ctx, "198.51.100.1", pop3User, "secret", true); err != nil || addr != pop3User {
-		t.Fatalf("right password after failures: %q, %v", addr, err)
+	if login, err := a.Login(ctx, "198.51.100.1", pop3User, "secret", true); err != nil || login.Address != pop3User {
+		t.Fatalf("right password after failures: %+v, %v", login, err)
 	}
 	begin = time.Now()
 	for i, err := range parallelLogins(a, 8, "secret") {
@@ -150,9 +150,9 @@ func TestLoginThrottleRefusesWhatWouldWaitPastMaxDelay(t *testing.T) {
 // it says.
 type slowChecker map[string]time.Duration
 
-func (c slowChecker) Authenticate(ctx context.Context, user, password string) (string, error) {
+func (c slowChecker) Authenticate(ctx context.Context, user, password string) (node.Login, error) {
 	time.Sleep(c[user])
-	return "", fmt.Errorf("slow checker: %w", node.ErrAuthFailed)
+	return node.Login{}, fmt.Errorf("slow checker: %w", node.ErrAuthFailed)
 }
 
 // The floor under a failure's answer counts from its password check, not

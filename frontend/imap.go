@@ -111,8 +111,8 @@ type IMAPConfig struct {
 	// change notification arrives. Default DefaultIMAPPollInterval.
 	PollInterval time.Duration
 	// AccountCheckInterval is how often, at most, a logged-in session
-	// asks whether its mailbox has been disabled or removed since its
-	// login (imap_revoke.go): at a command's start, and at IDLE's polls.
+	// asks whether its mailbox has been disabled or removed, or its
+	// password changed, since its login (imap_revoke.go): at a command's start, and at IDLE's polls.
 	// Default DefaultAccountCheckInterval.
 	AccountCheckInterval time.Duration
 	// CacheBytes bounds the node-wide cache of body headers and

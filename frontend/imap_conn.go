@@ -72,9 +72,8 @@ type imapConn struct {
 	loginBy time.Time // the end of PreAuthTimeout
 	secure  bool      // under TLS: implicit, or after STARTTLS
 	authed  atomic.Bool
-	// user is the mailbox logged in, set before authed; account checks
-	// that it is still enabled (imap_revoke.go).
-	user    string
+	// account holds the login, set before authed, and checks that it
+	// still holds (imap_revoke.go).
 	account accountCheck
 
 	// Read side: only the library's reading goroutine touches these.
@@ -118,7 +117,7 @@ type imapConn struct {
 	closing  atomic.Bool // Close has begun: flush briefly
 	// byeQueued: a shutdown's BYE is in wbuf, and nothing may follow it;
 	// byeWanted: it waits for the end of a response half written. bye is
-	// that line (imapShutdownBye or imapRevokedBye).
+	// that line (imapShutdownBye, or imapByeFor's).
 	byeQueued, byeWanted bool
 	bye                  string
 	// litTag is the command whose synchronizing literal the client
@@ -195,9 +194,9 @@ func (c *imapConn) Read(p []byte) (int, error) {
 }
 
 // readRaw reads the client's next octets. Octets that start a command
-// of a session whose mailbox has been disabled or removed since its
-// login are not passed on: the session ends there with a BYE
-// (imap_revoke.go).
+// of a session whose login no longer holds (its mailbox disabled or
+// removed, or its password changed, since) are not passed on: the
+// session ends there with a BYE (imap_revoke.go).
 func (c *imapConn) readRaw(p []byte) (int, error) {
 	deadline := c.loginBy
 	authed := c.authed.Load()
@@ -206,8 +205,8 @@ func (c *imapConn) readRaw(p []byte) (int, error) {
 	}
 	start := authed && c.collect == nil && c.in.atCommandStart()
 	n, err := c.drainRead(p, deadline)
-	if n > 0 && start && c.loginRevoked() {
-		c.queueBye(imapRevokedBye)
+	if n > 0 && start && c.loginRevoked() != loginHolds {
+		c.queueBye(imapByeFor(c.account.why()))
 		return 0, io.EOF
 	}
 	return n, err

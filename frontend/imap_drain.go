@@ -130,8 +130,8 @@ func (c *imapConn) byeDue() string {
 	switch {
 	case c.srv.draining.Load():
 		return imapShutdownBye
-	case c.account.gone.Load():
-		return imapRevokedBye
+	case c.account.why() != loginHolds:
+		return imapByeFor(c.account.why())
 	}
 	return ""
 }

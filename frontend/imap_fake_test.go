@@ -149,17 +149,17 @@ func (m *IMAPMemStore) touchLocked(addr string, f *imapMemFolder) {
 	m.notifyLocked(addr)
 }
 
-func (m *IMAPMemStore) Authenticate(_ context.Context, user, password string) (string, error) {
+func (m *IMAPMemStore) Authenticate(_ context.Context, user, password string) (node.Login, error) {
 	if err := m.fail("Authenticate"); err != nil {
-		return "", err
+		return node.Login{}, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	addr := strings.ToLower(user)
 	if u := m.users[addr]; u == nil || u.password != password {
-		return "", node.ErrAuthFailed
+		return node.Login{}, node.ErrAuthFailed
 	}
-	return addr, nil
+	return node.Login{Address: addr}, nil
 }
 
 func (m *IMAPMemStore) Folders(_ context.Context, addr string) ([]node.Folder, error) {

@@ -2,11 +2,14 @@ package frontend
 
 import (
 	"time"
+
+	"powermail/node"
 )
 
 // IMAP sessions whose login no longer holds (revoked.go).
 //
-// A logged-in session whose mailbox has been disabled or removed is
+// A logged-in session whose mailbox has been disabled or removed, or
+// whose mailbox's password has been changed since its login, is
 // ended the way a drain ends it (imap_drain.go): at a command's start,
 // with a BYE and io.EOF to the library, so the command is not executed.
 // The check is made when octets arrive at a command's start (readRaw),
@@ -28,34 +31,52 @@ import (
 // have it reconnect at once.
 const imapRevokedBye = "* BYE [CONTACTADMIN] This mailbox has been disabled or removed, contact your administrator\r\n"
 
-// armAccountCheck starts the check when addr has logged in.
-func (c *imapConn) armAccountCheck(addr string) {
-	c.user = addr
-	c.account.start(c.srv.cfg.AccountCheckInterval, time.Now())
+// imapPasswordChangedBye is the last line of a session whose mailbox's
+// password was changed since its login. RFC 9051 §7.1 EXPIRED: access
+// is no longer permitted with that passphrase and the client or user
+// should get a new one, which is the case exactly; a client asks the
+// user for the password before it logs in again, where after
+// UNAVAILABLE it would retry the old one at once and after
+// AUTHENTICATIONFAILED learn nothing of why.
+const imapPasswordChangedBye = "* BYE [EXPIRED] The password of this mailbox has been changed, log in with the new one\r\n"
+
+// imapByeFor is the BYE that ends a session whose login no longer holds.
+func imapByeFor(why revocation) string {
+	if why == passwordChanged {
+		return imapPasswordChangedBye
+	}
+	return imapRevokedBye
 }
 
-// loginRevoked reports whether the session's mailbox has been disabled
-// or removed since its login (at most one directory read per
+// armAccountCheck starts the check when login has logged in.
+func (c *imapConn) armAccountCheck(login node.Login) {
+	c.account.start(login, c.srv.cfg.AccountCheckInterval, time.Now())
+}
+
+// loginRevoked reports why the session's login no longer holds (its
+// mailbox disabled or removed, or its password changed, since the
+// login), or loginHolds (at most one directory read per
 // AccountCheckInterval). It runs on the reading goroutine or in IDLE.
-func (c *imapConn) loginRevoked() bool {
+func (c *imapConn) loginRevoked() revocation {
 	if !c.authed.Load() {
-		return false
+		return loginHolds
 	}
-	revoked, err := c.account.revoked(c.srv.ctx, c.srv.store, c.user, c.srv.cfg.CommandTimeout)
+	why, err := c.account.revoked(c.srv.ctx, c.srv.store, c.srv.cfg.CommandTimeout)
+	user := c.account.login.Address
 	switch {
-	case revoked && err != nil: // the first time only
-		c.srv.log.Info("imap: mailbox disabled or removed since the login, ending the session",
-			"user", c.user, "remote", c.RemoteAddr(), "err", err)
+	case why != loginHolds && err != nil: // the first time only
+		c.srv.log.Info("imap: the login no longer holds, ending the session",
+			"user", user, "remote", c.RemoteAddr(), "err", err)
 	case err != nil:
-		c.srv.log.Debug("imap: could not tell whether the mailbox is still enabled", "user", c.user, "err", err)
+		c.srv.log.Debug("imap: could not tell whether the login still holds", "user", user, "err", err)
 	}
-	return revoked
+	return why
 }
 
 // endIfRevoked is IDLE's check at each poll: a revoked session's reader
-// is woken, and drainRead ends the session with imapRevokedBye.
+// is woken, and drainRead ends the session with its BYE (imapByeFor).
 func (s *imapSession) endIfRevoked() bool {
-	if s.raw == nil || !s.raw.loginRevoked() {
+	if s.raw == nil || s.raw.loginRevoked() == loginHolds {
 		return false
 	}
 	s.raw.wake()

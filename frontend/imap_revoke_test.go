@@ -53,6 +53,12 @@ type imapRecorded struct {
 
 func dialIMAPRecorded(t *testing.T, addr, user string) *imapRecorded {
 	t.Helper()
+	return dialIMAPRecordedAs(t, addr, user, imapPassword)
+}
+
+// dialIMAPRecordedAs is dialIMAPRecorded with a password of its own.
+func dialIMAPRecordedAs(t *testing.T, addr, user, password string) *imapRecorded {
+	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +66,7 @@ func dialIMAPRecorded(t *testing.T, addr, user string) *imapRecorded {
 	rec := &recordingConn{Conn: nc}
 	c := imapclient.New(rec, nil)
 	t.Cleanup(func() { c.Close() })
-	if err := c.Login(user, imapPassword).Wait(); err != nil {
+	if err := c.Login(user, password).Wait(); err != nil {
 		t.Fatalf("login %s: %v", user, err)
 	}
 	return &imapRecorded{Client: c, rec: rec}
@@ -69,6 +75,13 @@ func dialIMAPRecorded(t *testing.T, addr, user string) *imapRecorded {
 // wantRevokedBye checks that the session ended, within d, with the BYE
 // of a revoked login as its last line.
 func (c *imapRecorded) wantRevokedBye(t *testing.T, what string, d time.Duration) {
+	t.Helper()
+	c.wantBye(t, what, "CONTACTADMIN", d)
+}
+
+// wantBye checks that the session ended, within d, with a BYE of the
+// response code code as its last line.
+func (c *imapRecorded) wantBye(t *testing.T, what, code string, d time.Duration) {
 	t.Helper()
 	select {
 	case <-c.Closed():
@@ -81,8 +94,8 @@ func (c *imapRecorded) wantRevokedBye(t *testing.T, what string, d time.Duration
 	}
 	got := c.rec.received()
 	lines := strings.Split(strings.TrimSuffix(got, "\r\n"), "\r\n")
-	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "* BYE [CONTACTADMIN] ") {
-		t.Fatalf("%s: last line %q, want * BYE [CONTACTADMIN]; received:\n%s", what, last, got)
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "* BYE ["+code+"] ") {
+		t.Fatalf("%s: last line %q, want * BYE [%s]; received:\n%s", what, last, code, got)
 	}
 }
 
@@ -92,12 +105,12 @@ func waitMailbox(t *testing.T, n *node.Node, addr string, gone bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		err := n.AccountActive(context.Background(), addr)
-		if gone == errors.Is(err, node.ErrAuthFailed) {
+		mb, err := n.State().Mailbox(addr)
+		if gone == (errors.Is(err, fsm.ErrNotFound) || err == nil && mb.Disabled) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s on %s: %v after 5 s", addr, n.ID(), err)
+			t.Fatalf("%s on %s: %+v %v after 5 s", addr, n.ID(), mb, err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -202,9 +215,9 @@ type countingNode struct {
 	checks atomic.Int64
 }
 
-func (n *countingNode) AccountActive(ctx context.Context, addr string) error {
+func (n *countingNode) AccountActive(ctx context.Context, login node.Login) error {
 	n.checks.Add(1)
-	return n.Node.AccountActive(ctx, addr)
+	return n.Node.AccountActive(ctx, login)
 }
 
 // TestIMAPAccountCheckIsRateLimited: a session asks at most once per

@@ -112,7 +112,7 @@ func (s *imapSession) Login(user, password string) error {
 		}
 		return nil
 	}
-	addr, err := s.srv.auth.LoginAdmit(ctx, s.peer, user, password, s.secure(), admit)
+	login, err := s.srv.auth.LoginAdmit(ctx, s.peer, user, password, s.secure(), admit)
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrSessionLimit):
@@ -128,12 +128,13 @@ func (s *imapSession) Login(user, password string) error {
 		s.log.Error("imap: login: unexpected error", "err", err)
 		return imapNo(imap.ResponseCodeUnavailable, "Temporarily unavailable, try again")
 	}
+	addr := login.Address
 	s.mu.Lock()
 	s.addr, s.userIP = addr, key
 	s.log = s.log.With("user", addr)
 	s.mu.Unlock()
 	if s.raw != nil {
-		s.raw.armAccountCheck(addr)
+		s.raw.armAccountCheck(login)
 		s.raw.authed.Store(true) // from now on the autologout timer is IdleTimeout
 	}
 	s.log.Info("imap: login", "tls", s.secure())

@@ -21,8 +21,9 @@ import (
 // unexpected.
 type MailStore interface {
 	// Authenticate verifies a password against the replicated hash and
-	// returns the canonical mailbox address.
-	Authenticate(ctx context.Context, user, password string) (string, error)
+	// returns the login: the canonical mailbox address, and a
+	// fingerprint of the credential used (node.Login).
+	Authenticate(ctx context.Context, user, password string) (node.Login, error)
 
 	// Folders lists every folder of the mailbox, sorted by name.
 	Folders(ctx context.Context, addr string) ([]node.Folder, error)

@@ -94,17 +94,17 @@ func (f *pop3Fake) holder(addr string) string {
 	return f.locks[strings.ToLower(addr)]
 }
 
-func (f *pop3Fake) Authenticate(ctx context.Context, user, password string) (string, error) {
+func (f *pop3Fake) Authenticate(ctx context.Context, user, password string) (node.Login, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.authErr != nil {
-		return "", f.authErr
+		return node.Login{}, f.authErr
 	}
 	addr := strings.ToLower(user)
 	if p, ok := f.passwords[addr]; !ok || p != password {
-		return "", fmt.Errorf("fake: %w", node.ErrAuthFailed)
+		return node.Login{}, fmt.Errorf("fake: %w", node.ErrAuthFailed)
 	}
-	return addr, nil
+	return node.Login{Address: addr}, nil
 }
 
 func (f *pop3Fake) View(ctx context.Context, addr, name string) (node.FolderView, error) {

@@ -79,8 +79,8 @@ type POP3Config struct {
 	// DefaultPOP3BackendTimeout.
 	BackendTimeout time.Duration
 	// AccountCheckInterval is how often, at most, a logged-in session
-	// asks whether its mailbox has been disabled or removed since its
-	// login, before a command (pop3revoke.go). Default
+	// asks whether its mailbox has been disabled or removed, or its
+	// password changed, since its login, before a command (pop3revoke.go). Default
 	// DefaultAccountCheckInterval.
 	AccountCheckInterval time.Duration
 

@@ -102,7 +102,7 @@ type pop3Session struct {
 	unlock     func(context.Context) error
 	lockCancel context.CancelFunc // ends the lock's lease context
 	buf        []byte             // body read buffer, allocated on first RETR
-	account    accountCheck       // is the mailbox still enabled? (pop3revoke.go)
+	account    accountCheck       // does the login still hold? (pop3revoke.go)
 }
 
 // handle runs one connection to its end and releases everything it
@@ -528,7 +528,7 @@ func (ss *pop3Session) login(user, password string) {
 	a := ss.srv.auth
 	// The Authenticator may first wait out earlier failures' delay.
 	ctx, cancel := context.WithTimeout(ss.ctx, ss.srv.cfg.BackendTimeout+a.cfg.MaxDelay)
-	addr, err := a.Login(ctx, ss.ip, user, password, ss.secure)
+	login, err := a.Login(ctx, ss.ip, user, password, ss.secure)
 	cancel()
 	if err != nil {
 		if errors.Is(err, node.ErrAuthFailed) || errors.Is(err, ErrInsecureAuth) || errors.Is(err, ErrThrottled) {
@@ -550,13 +550,14 @@ func (ss *pop3Session) login(user, password string) {
 		ss.quit = true
 		return
 	}
-	ss.openMaildrop(addr)
+	ss.openMaildrop(login)
 }
 
 // openMaildrop takes the maildrop lock and the snapshot (RFC 1939 §4:
 // the server acquires an exclusive-access lock, then assigns message
 // numbers and sizes). On failure the session stays in AUTHORIZATION.
-func (ss *pop3Session) openMaildrop(addr string) {
+func (ss *pop3Session) openMaildrop(login node.Login) {
+	addr := login.Address
 	if err := ss.lockMaildrop(addr); err != nil {
 		ss.errReply(ss.replyFor(err, "lock maildrop"))
 		return
@@ -587,12 +588,13 @@ func (ss *pop3Session) openMaildrop(addr string) {
 		ss.quit = true
 		return
 	}
-	ss.enterTransaction(addr, view)
+	ss.enterTransaction(login, view)
 }
 
 // enterTransaction starts the TRANSACTION state on view, the snapshot
 // of the maildrop.
-func (ss *pop3Session) enterTransaction(addr string, view node.FolderView) {
+func (ss *pop3Session) enterTransaction(login node.Login, view node.FolderView) {
+	addr := login.Address
 	ss.addr = addr
 	ss.uidValid = view.Folder.UIDValidity
 	ss.folderID = view.Folder.ID
@@ -601,7 +603,7 @@ func (ss *pop3Session) enterTransaction(addr string, view node.FolderView) {
 		ss.msgs[i] = pop3Message{uid: m.UID, hash: m.Hash, size: m.Size}
 	}
 	ss.state = pop3Transaction
-	ss.armAccountCheck()
+	ss.armAccountCheck(login)
 	ss.tc.setBusy(true) // Shutdown lets it reach QUIT (pop3server.go)
 	ss.log = ss.log.With("mailbox", addr)
 	n, size := ss.totals()

@@ -303,11 +303,11 @@ func TestSRSRecipientNeedsNullSender(t *testing.T) {
 // passwords is a PasswordChecker over a fixed table.
 type passwords map[string]string
 
-func (p passwords) Authenticate(_ context.Context, user, password string) (string, error) {
+func (p passwords) Authenticate(_ context.Context, user, password string) (node.Login, error) {
 	if pw, ok := p[user]; ok && pw == password {
-		return user, nil
+		return node.Login{Address: user}, nil
 	}
-	return "", node.ErrAuthFailed
+	return node.Login{}, node.ErrAuthFailed
 }
 
 // Submission keeps its rule: an authenticated user may send to an SRS

@@ -121,6 +121,13 @@ func replyAuthRequired() *smtp.SMTPError {
 	return reply(530, 5, 7, 0, "authentication required")
 }
 
+// replyPasswordChanged: the login's password was changed since AUTH.
+// 530 5.7.0 as for any session without a login that holds (RFC 4954 §6);
+// the text tells the user to authenticate again with the new password.
+func replyPasswordChanged() *smtp.SMTPError {
+	return reply(530, 5, 7, 0, "the password was changed since authentication; authenticate with the new one")
+}
+
 func replyAuthFailed() *smtp.SMTPError {
 	return reply(535, 5, 7, 8, "authentication credentials invalid")
 }

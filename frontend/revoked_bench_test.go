@@ -4,12 +4,14 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"powermail/node"
 )
 
 // activeStore says every mailbox is still enabled.
 type activeStore struct{}
 
-func (activeStore) AccountActive(context.Context, string) error { return nil }
+func (activeStore) AccountActive(context.Context, node.Login) error { return nil }
 
 // BenchmarkAccountCheck measures what the account check adds to each
 // IMAP or POP3 command: within AccountCheckInterval it is a clock read
@@ -20,20 +22,20 @@ func BenchmarkAccountCheck(b *testing.B) {
 	ctx := context.Background()
 	b.Run("within-interval", func(b *testing.B) {
 		var a accountCheck
-		a.start(time.Hour, time.Now())
+		a.start(node.Login{Address: "a@example.com"}, time.Hour, time.Now())
 		b.ReportAllocs()
 		for b.Loop() {
-			if gone, _ := a.revoked(ctx, activeStore{}, "a@example.com", time.Second); gone {
+			if why, _ := a.revoked(ctx, activeStore{}, time.Second); why != loginHolds {
 				b.Fatal("revoked")
 			}
 		}
 	})
 	b.Run("every-command", func(b *testing.B) {
 		var a accountCheck
-		a.start(time.Nanosecond, time.Now())
+		a.start(node.Login{Address: "a@example.com"}, time.Nanosecond, time.Now())
 		b.ReportAllocs()
 		for b.Loop() {
-			if gone, _ := a.revoked(ctx, activeStore{}, "a@example.com", time.Second); gone {
+			if why, _ := a.revoked(ctx, activeStore{}, time.Second); why != loginHolds {
 				b.Fatal("revoked")
 			}
 		}

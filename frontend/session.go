@@ -29,8 +29,9 @@ type session struct {
 	cancel context.CancelFunc
 	log    *slog.Logger
 
-	user         string // the authenticated mailbox (submission.go); set before MAIL
-	authFailures int    // failed AUTH exchanges on this connection
+	user         string     // the authenticated mailbox (submission.go); set before MAIL
+	userLogin    node.Login // user's login, which checkAccount checks
+	authFailures int        // failed AUTH exchanges on this connection
 
 	// ownRefused counts refused RCPTs (refusals.go) only when the conn
 	// is not one of ours; see refusedRcpts.

@@ -333,7 +333,7 @@ type slowLogins struct {
 	gate
 }
 
-func (s *slowLogins) Authenticate(ctx context.Context, user, password string) (string, error) {
+func (s *slowLogins) Authenticate(ctx context.Context, user, password string) (node.Login, error) {
 	s.hold()
 	return s.MailStore.Authenticate(ctx, user, password)
 }

@@ -98,11 +98,11 @@ func (r saslReplies) Next(response []byte) ([]byte, bool, error) {
 func (s *session) login(user, password string) error {
 	ip := peerIP(s.remote)
 	_, isTLS := s.conn.TLSConnectionState()
-	addr, err := s.srv.cfg.Auth.Login(s.ctx, ip, user, password, isTLS)
+	login, err := s.srv.cfg.Auth.Login(s.ctx, ip, user, password, isTLS)
 	switch {
 	case err == nil:
-		s.user = addr
-		s.log.Info("smtp: authenticated", "user", addr)
+		s.user, s.userLogin = login.Address, login
+		s.log.Info("smtp: authenticated", "user", login.Address)
 		return nil
 	case errors.Is(err, node.ErrAuthFailed):
 		return s.failed(replyAuthFailed())
@@ -141,19 +141,20 @@ func (s *session) checkSubmissionSender(from string) error {
 	return nil
 }
 
-// accountChecker is a Deliverer that can tell whether a login's mailbox
-// may still act (node.Node does).
+// accountChecker is a Deliverer that can tell whether a login still
+// holds (node.Node does).
 type accountChecker interface {
-	AccountActive(ctx context.Context, addr string) error
+	AccountActive(ctx context.Context, login node.Login) error
 }
 
 // checkAccount refuses a transaction of a session whose mailbox was
-// disabled or removed since its AUTH: disabling a mailbox whose password
-// leaked must stop the spam it sends over connections already open, not
-// only new logins. The login no longer holds: 530 5.7.0, and the
+// disabled or removed since its AUTH, or whose password was changed
+// since: disabling a mailbox whose password leaked, or changing the
+// password, must stop the spam it sends over connections already open,
+// not only new logins. The login no longer holds: 530 5.7.0, and the
 // connection ends with it (go-smtp keeps the session authenticated, so
 // it would refuse a new AUTH as repeated); a login on a new connection
-// fails.
+// fails, or, after a password change, needs the new password.
 func (s *session) checkAccount() *smtp.SMTPError {
 	ac, ok := s.srv.d.(accountChecker)
 	if !ok {
@@ -161,11 +162,15 @@ func (s *session) checkAccount() *smtp.SMTPError {
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.ResolveTimeout)
 	defer cancel()
-	err := ac.AccountActive(ctx, s.user)
+	err := ac.AccountActive(ctx, s.userLogin)
 	switch {
+	case errors.Is(err, node.ErrPasswordChanged):
+		s.log.Info("smtp: submission over a login whose password was changed since, refused", "user", s.user)
+		s.user, s.userLogin = "", node.Login{}
+		return s.lastWord(replyPasswordChanged())
 	case errors.Is(err, node.ErrAuthFailed):
 		s.log.Info("smtp: submission by a mailbox disabled or removed since its login, refused", "user", s.user)
-		s.user = ""
+		s.user, s.userLogin = "", node.Login{}
 		return s.lastWord(replyAuthRequired())
 	case err != nil:
 		return replyUnavailable()

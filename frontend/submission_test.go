@@ -17,6 +17,7 @@ import (
 
 	"powermail/frontend/internal/testtls"
 	"powermail/fsm"
+	"powermail/node"
 	"powermail/node/nodetest"
 )
 
@@ -302,7 +303,7 @@ type countingPasswords struct {
 	checks atomic.Int32
 }
 
-func (c *countingPasswords) Authenticate(ctx context.Context, user, password string) (string, error) {
+func (c *countingPasswords) Authenticate(ctx context.Context, user, password string) (node.Login, error) {
 	c.checks.Add(1)
 	return c.PasswordChecker.Authenticate(ctx, user, password)
 }
@@ -371,5 +372,56 @@ func TestSubmissionStopsWhenTheMailboxIsDisabled(t *testing.T) {
 	again.expect("AUTH PLAIN "+b64("\x00alice@example.com\x00pw-alice"), 535, "5.7.8")
 	if got := waitInbox(t, c.Nodes[0], "bob@example.com", 1); len(got) != 1 {
 		t.Fatalf("bob holds %d messages, want the one sent before the disable", len(got))
+	}
+}
+
+// A submission connection logged in with a password that has since been
+// changed (through the admin API) can send no more over it: the next
+// MAIL gets 530 5.7.0 saying so, and the connection ends. A change of
+// quota ends nothing; a connection logged in with the new password, and
+// another mailbox's, go on sending.
+func TestSubmissionStopsWhenThePasswordIsChanged(t *testing.T) {
+	c := nodetest.Start(t, 1)
+	c.AddMailboxes("pw-alice", "alice@example.com")
+	c.AddMailboxes("pw-bob", "bob@example.com")
+	cfg := testConfig()
+	cfg.Submission = true
+	cfg.Auth = NewAuthenticator(c.Nodes[0], AuthConfig{AllowInsecure: true, FailureDelay: time.Millisecond}, nil)
+	_, addr := startServer(t, cfg, c.Nodes[0])
+	send := func(cl *tclient, from, to, subject string) {
+		t.Helper()
+		r := cl.transaction(from, []string{to}, "From: "+from+"\r\nSubject: "+subject+"\r\n\r\nx\r\n")
+		checkReply(t, subject, r, 250, "2.0.0")
+	}
+
+	cl := dial(t, addr)
+	cl.ehlo()
+	cl.expect("AUTH PLAIN "+b64("\x00alice@example.com\x00pw-alice"), 235, "2.0.0")
+	bob := dial(t, addr)
+	bob.ehlo()
+	bob.expect("AUTH PLAIN "+b64("\x00bob@example.com\x00pw-bob"), 235, "2.0.0")
+	send(cl, "alice@example.com", "bob@example.com", "before")
+
+	c.Admin(0, "POST", "/v1/mailboxes/alice@example.com/quota", `{"quota_bytes":1048576}`)
+	send(cl, "alice@example.com", "bob@example.com", "after a quota change")
+
+	c.Admin(0, "POST", "/v1/mailboxes/alice@example.com/password", `{"password":"pw-new"}`)
+	r := cl.cmd("MAIL FROM:<alice@example.com>")
+	checkReply(t, "MAIL after the password change", r, 530, "5.7.0")
+	if !strings.Contains(r.msg, "password") {
+		t.Errorf("reply %v does not say the password was changed", r)
+	}
+	cl.expectClosed()
+	send(bob, "bob@example.com", "alice@example.com", "bob goes on")
+
+	old := dial(t, addr)
+	old.ehlo()
+	old.expect("AUTH PLAIN "+b64("\x00alice@example.com\x00pw-alice"), 535, "5.7.8")
+	fresh := dial(t, addr)
+	fresh.ehlo()
+	fresh.expect("AUTH PLAIN "+b64("\x00alice@example.com\x00pw-new"), 235, "2.0.0")
+	send(fresh, "alice@example.com", "bob@example.com", "with the new password")
+	if got := waitInbox(t, c.Nodes[0], "bob@example.com", 3); len(got) != 3 {
+		t.Fatalf("bob holds %d messages, want 3", len(got))
 	}
 }

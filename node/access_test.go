@@ -204,8 +204,8 @@ func TestAccessAuthenticate(t *testing.T) {
 	c, ns := accessCluster(t)
 	ctx := ctxT(t, 20*time.Second)
 	for _, n := range ns {
-		if got, err := n.Authenticate(ctx, "A@example.com", "pw-a"); err != nil || got != "a@example.com" {
-			t.Errorf("%s: login: %q %v", n.ID(), got, err)
+		if got, err := n.Authenticate(ctx, "A@example.com", "pw-a"); err != nil || got.Address != "a@example.com" {
+			t.Errorf("%s: login: %+v %v", n.ID(), got, err)
 		}
 	}
 	for _, tc := range [][2]string{{"a@example.com", "wrong"}, {"nobody@example.com", "pw-a"}, {"b@example.com", ""}, {"not an address", "x"}} {
@@ -223,6 +223,64 @@ func TestAccessAuthenticate(t *testing.T) {
 	mustApply(t, c.leader(time.Second), &fsm.MailboxUpdate{Address: "a@example.com", Disabled: &off})
 	if _, err := ns[1].Authenticate(ctx, "a@example.com", "new-pw"); !errors.Is(err, ErrAuthFailed) {
 		t.Errorf("disabled mailbox: %v", err)
+	}
+}
+
+// TestAccountActiveAfterAPasswordChange: a login stops holding once its
+// mailbox's password is changed (ErrPasswordChanged, an ErrAuthFailed),
+// on every node; a change of quota leaves it be; a login with the new
+// password holds; disabling the mailbox is told apart from a password
+// change.
+func TestAccountActiveAfterAPasswordChange(t *testing.T) {
+	c, ns := accessCluster(t)
+	ctx := ctxT(t, 20*time.Second)
+	const a = "a@example.com"
+	logins := make([]Login, len(ns))
+	for i, n := range ns {
+		l, err := n.Authenticate(ctx, a, "pw-a")
+		if err != nil {
+			t.Fatalf("%s: login: %v", n.ID(), err)
+		}
+		logins[i] = l
+	}
+	// check makes every node apply what was committed, then asks it.
+	check := func(what string, want error, logins []Login) {
+		t.Helper()
+		for i, n := range ns {
+			if err := n.Barrier(ctx); err != nil {
+				t.Fatal(err)
+			}
+			err := n.AccountActive(ctx, logins[i])
+			if (want == nil) != (err == nil) || want != nil && !errors.Is(err, want) {
+				t.Errorf("%s: %s: %v, want %v", n.ID(), what, err, want)
+			}
+		}
+	}
+	check("after login", nil, logins)
+	q := int64(1 << 20)
+	mustApply(t, c.leader(time.Second), &fsm.MailboxUpdate{Address: a, QuotaBytes: &q})
+	check("after a quota change", nil, logins)
+
+	h, _ := fsm.HashPassword("pw-a") // the same password again: a new salt
+	mustApply(t, c.leader(time.Second), &fsm.MailboxUpdate{Address: a, PasswordHash: &h})
+	check("after a password change", ErrPasswordChanged, logins)
+	fresh := make([]Login, len(ns))
+	for i, n := range ns {
+		l, err := n.Authenticate(ctx, a, "pw-a")
+		if err != nil {
+			t.Fatalf("%s: login with the new password: %v", n.ID(), err)
+		}
+		fresh[i] = l
+	}
+	check("a login with the new password", nil, fresh)
+
+	off := true
+	mustApply(t, c.leader(time.Second), &fsm.MailboxUpdate{Address: a, Disabled: &off})
+	check("after the disable", ErrAuthFailed, fresh)
+	for i, n := range ns {
+		if err := n.AccountActive(ctx, fresh[i]); errors.Is(err, ErrPasswordChanged) {
+			t.Errorf("%s: a disabled mailbox is told as a password change: %v", n.ID(), err)
+		}
 	}
 }
 

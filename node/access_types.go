@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"fmt"
 	"io"
 
 	"powermail/fsm"
@@ -13,6 +14,9 @@ var (
 	// ErrAuthFailed: unknown user, wrong password or disabled mailbox. The
 	// three are indistinguishable on purpose.
 	ErrAuthFailed = errors.New("authentication failed")
+	// ErrPasswordChanged wraps ErrAuthFailed: the mailbox's password was
+	// changed since a login, which no longer holds (AccountActive).
+	ErrPasswordChanged = fmt.Errorf("%w: the password was changed since the login", ErrAuthFailed)
 	// ErrNoFolder: the folder does not exist (IMAP [TRYCREATE]/[NONEXISTENT]).
 	ErrNoFolder = errors.New("no such folder")
 	// ErrFolderChanged: the folder a session's UIDs came from is no longer

@@ -10,7 +10,9 @@ import (
 )
 
 // Authenticate verifies a password against the replicated hash and
-// returns the mailbox's canonical address. Unknown user, wrong password,
+// returns the login: the mailbox's canonical address and a fingerprint
+// of the hash the password matched (Login.Credential), for
+// AccountActive. Unknown user, wrong password,
 // disabled mailbox and a mailbox that cannot log in (no password, or a
 // hash stored before fsm.CheckPasswordHash's limits) all give
 // ErrAuthFailed, and every one of them costs the same hash work as a
@@ -18,25 +20,28 @@ import (
 // addresses exist or which have a password. It reads after a read
 // barrier: a password changed or a mailbox disabled through any node
 // applies at once.
-func (n *Node) Authenticate(ctx context.Context, user, password string) (string, error) {
+func (n *Node) Authenticate(ctx context.Context, user, password string) (Login, error) {
 	if err := n.readBarrier(ctx); err != nil {
-		return "", err
+		return Login{}, err
 	}
 	mb, err := n.state.Mailbox(user)
 	if err != nil && !errors.Is(err, fsm.ErrNotFound) && !errors.Is(err, fsm.ErrInvalid) {
-		return "", fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return Login{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	hash, usable := n.loginHash(mb, err == nil)
 	ok, err := n.verifyPassword(ctx, hash, password)
 	switch {
 	case err != nil:
-		return "", err
+		return Login{}, err
 	case !usable || !ok:
-		return "", fmt.Errorf("%w: %s", ErrAuthFailed, user)
+		return Login{}, fmt.Errorf("%w: %s", ErrAuthFailed, user)
 	case mb.Disabled:
-		return "", fmt.Errorf("%w: %s is disabled", ErrAuthFailed, user)
+		return Login{}, fmt.Errorf("%w: %s is disabled", ErrAuthFailed, user)
 	}
-	return mb.Address, nil
+	// The fingerprint is of the hash just verified, read with the
+	// record: a change applied while the password was being checked
+	// ends the session at its first check.
+	return Login{Address: mb.Address, Credential: CredentialOf(mb.PasswordHash)}, nil
 }
 
 // loginHash is the hash a login checks against, and whether a match may
@@ -159,13 +164,18 @@ func (n *Node) Watch(addr string) (<-chan struct{}, func()) {
 	}
 }
 
-// AccountActive reports whether the mailbox addr, a login's canonical
-// address, may still act: nil, or an error wrapping ErrAuthFailed when it
-// has been disabled or removed since the login (ErrUnavailable when the
-// directory cannot be read). It reads this node's state without a
+// AccountActive reports whether a login (Authenticate's) still holds:
+// nil, or an error wrapping ErrAuthFailed when its mailbox has been
+// disabled or removed since, or ErrPasswordChanged (which wraps
+// ErrAuthFailed too) when the mailbox's password has been changed since
+// (the stored hash is not the one the login matched: Login.Credential).
+// A change of quota leaves the login be. ErrUnavailable when the
+// directory cannot be read. It reads this node's state without a
 // barrier: it runs for every message a session submits, and a change
-// reaches every node within a heartbeat.
-func (n *Node) AccountActive(_ context.Context, addr string) error {
+// reaches every node within a heartbeat. The hash comes with the
+// record's read (fsm.State.Mailbox): comparing it costs no further read.
+func (n *Node) AccountActive(_ context.Context, login Login) error {
+	addr := login.Address
 	mb, err := n.state.Mailbox(addr)
 	switch {
 	case errors.Is(err, fsm.ErrNotFound):
@@ -174,6 +184,8 @@ func (n *Node) AccountActive(_ context.Context, addr string) error {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	case mb.Disabled:
 		return fmt.Errorf("%w: %s is disabled", ErrAuthFailed, addr)
+	case CredentialOf(mb.PasswordHash) != login.Credential:
+		return fmt.Errorf("%w: %s", ErrPasswordChanged, addr)
 	}
 	return nil
 }

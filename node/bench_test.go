@@ -122,11 +122,25 @@ func BenchmarkAccountActive(b *testing.B) {
 	f := c.follower()
 	c.readEverywhere(addr)
 	ctx := ctxT(b, time.Hour)
+	login := Login{Address: addr, Credential: CredentialOf("")} // no password: as added
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if err := f.AccountActive(ctx, addr); err != nil {
+		if err := f.AccountActive(ctx, login); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkCredentialOf measures the fingerprint AccountActive adds to
+// its read: one SHA-256 of a stored argon2id hash string.
+func BenchmarkCredentialOf(b *testing.B) {
+	h, err := fsm.HashPassword("pw")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = CredentialOf(h)
 	}
 }

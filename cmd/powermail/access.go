@@ -57,7 +57,7 @@ func (a *accessFlags) register(fl *pflag.FlagSet) {
 	fl.Int64Var(&a.passwordMemory, "password-check-memory", node.DefaultPasswordMemory, "memory for password checks in flight (argon2id takes 19 MiB each); further logins wait")
 	fl.IntVar(&a.imapMaxConns, "imap-max-conns", frontend.DefaultIMAPMaxConns, "simultaneous IMAP connections from all clients (over it: BYE [UNAVAILABLE])")
 	fl.IntVar(&a.imapMaxUserIP, "imap-max-conns-per-user-ip", frontend.DefaultIMAPMaxConnsPerUserIP, "logged-in IMAP sessions of one mailbox from one address on this node (over it: LOGIN gets NO [UNAVAILABLE]; 0: the default)")
-	fl.DurationVar(&a.accountCheck, "account-check-interval", frontend.DefaultAccountCheckInterval, "how often, at most, a logged-in IMAP or POP3 session asks whether its mailbox is still active (disabled or removed: the session ends)")
+	fl.DurationVar(&a.accountCheck, "account-check-interval", frontend.DefaultAccountCheckInterval, "how often, at most, a logged-in IMAP or POP3 session asks whether its login still holds (mailbox disabled or removed, or password changed: the session ends)")
 	fl.Int64Var(&a.imapCacheBytes, "imap-cache-bytes", frontend.DefaultIMAPCacheBytes, "memory for parsed message headers and BODYSTRUCTUREs that IMAP FETCH and SEARCH reuse")
 }
 

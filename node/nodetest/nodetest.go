@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,4 +140,28 @@ func (c *Cluster) Deliver(i int, body string, mailboxes ...string) {
 	if len(res.Rejected) > 0 {
 		c.t.Fatalf("deliver through %s: rejected %v", c.Nodes[i].ID(), res.Rejected)
 	}
+}
+
+// Admin sends an admin API request (a JSON body, or "") to node i with
+// the cluster secret, as an administrator's tool does, and fails the test
+// unless it is answered 200.
+func (c *Cluster) Admin(i int, method, path, body string) string {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+c.Nodes[i].AdminAddr()+path, strings.NewReader(body))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+string(Secret))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatalf("admin %s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		c.t.Fatalf("admin %s %s: %d %s %v", method, path, resp.StatusCode, raw, err)
+	}
+	return string(raw)
 }
