@@ -92,7 +92,7 @@ func (n *Node) startUpload(ctx context.Context, m fsm.Member) *upload {
 	req.ContentLength = -1
 	u := &upload{id: m.ID, pw: pw, req: req, cancel: cancel, timeout: n.cfg.ReplicaTimeout, done: make(chan error, 1)}
 	go func() {
-		err := n.doRPC(req, nil)
+		err := n.doRPC(req, m.ID, nil)
 		pr.CloseWithError(err) // unblock the writer if the peer failed early
 		u.done <- err
 	}()

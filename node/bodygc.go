@@ -89,7 +89,7 @@ func (n *Node) gcRemote(ctx context.Context, m fsm.Member, hash string, collect 
 	}
 	path := "/rpc/gc/" + hash + "?" + url.Values{"collect": {fmt.Sprint(collect)}}.Encode()
 	var rep gcReply
-	err := n.upkeepCall(ctx, 0, m.ClusterAddr, "POST", path, nil, &rep)
+	err := n.upkeepCall(ctx, 0, m, "POST", path, nil, &rep)
 	return rep, err
 }
 

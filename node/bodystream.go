@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"powermail/storage"
@@ -18,18 +20,27 @@ import (
 // uploads. An upload is one write each way, where an HTTP PUT costs a
 // header to format and parse and two goroutine hand-offs on each side:
 //
-//	request: 'P' hash[32] length[4, big endian] body[length]
-//	reply:   0                         stored, verified and fsynced
+//	request: op hash[32] length[4, big endian] body[length]
+//	reply:   0                         stored, verified and fsynced ('P')
+//	         0 length[2] id            the same, from member id ('Q')
 //	         1 length[2] message       not stored
 //
+// 'Q' is the upload of this release: its answer names the member that
+// gave it, and the client refuses another than the one it meant
+// (peerid.go). A server takes 'P' too, from a client of an older release.
 // The server reads the whole request before it answers, so a connection
 // is reusable after every reply. A request longer than smallBody, or any
-// other byte than 'P', is a protocol error and closes the connection.
+// other op, is a protocol error and closes the connection, which is what
+// a server of an older release does on 'Q': the client then sends that
+// peer its bodies as HTTP PUTs (putBody), whose replies name the
+// answering member too, and never falls back to 'P', which an attacker
+// cutting the stream could otherwise force.
 
 const (
 	kindBody byte = 'B'
 
-	bodyOpPut   byte = 'P'
+	bodyOpPut   byte = 'P' // an older release's upload: the answer names no one
+	bodyOpPutAs byte = 'Q' // an upload whose answer names the member
 	bodyReplyOK byte = 0
 	bodyReplyNo byte = 1
 
@@ -41,10 +52,17 @@ const (
 	bodyIdleServer = 2 * time.Minute
 	bodyIdleClient = time.Minute
 	bodyIdleMax    = 64 // idle streams kept per peer
+	// How long a peer that hung up on a 'Q' is sent HTTP PUTs instead,
+	// before a stream is tried again (it may have been upgraded).
+	bodyOldPeerFor = time.Minute
 )
 
 // errBodyStream marks a stream that broke; the body may not be stored.
 var errBodyStream = errors.New("body stream failed")
+
+// errOldBodyPeer: the peer hung up on a new stream's 'Q' upload, as a
+// release before it does; the body may not be stored.
+var errOldBodyPeer = errors.New("the peer does not take body uploads that name it")
 
 // bodyConn is one client stream.
 type bodyConn struct {
@@ -57,11 +75,30 @@ type bodyPool struct {
 	dialer clusterDialer
 	mu     sync.Mutex
 	idle   map[string][]*bodyConn
+	old    map[string]time.Time // peers that hung up on a 'Q', and when
 	closed bool
 }
 
 func newBodyPool(d clusterDialer) *bodyPool {
-	return &bodyPool{dialer: d, idle: map[string][]*bodyConn{}}
+	return &bodyPool{dialer: d, idle: map[string][]*bodyConn{}, old: map[string]time.Time{}}
+}
+
+// isOld reports whether addr hung up on a 'Q' in the last bodyOldPeerFor.
+func (p *bodyPool) isOld(addr string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	at, ok := p.old[addr]
+	if ok && time.Since(at) >= bodyOldPeerFor {
+		delete(p.old, addr)
+		return false
+	}
+	return ok
+}
+
+func (p *bodyPool) markOld(addr string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.old[addr] = time.Now()
 }
 
 // get returns an idle stream to addr if one is fresh enough, else nil.
@@ -102,13 +139,18 @@ func (p *bodyPool) close() {
 	}
 }
 
-// send uploads data to addr and returns once the peer has stored it or
-// refused it. A stream that was idle may have been closed by the peer, so
-// a failure on one is retried once on a new stream; an upload is
-// idempotent, the store being content-addressed.
-func (p *bodyPool) send(ctx context.Context, addr string, h storage.Hash, data []byte) error {
+// send uploads data to member id at addr and returns once the peer has
+// stored it or refused it. A stream that was idle may have been closed by
+// the peer, so a failure on one is retried once on a new stream; an
+// upload is idempotent, the store being content-addressed. A peer that
+// hung up on a new stream's upload (an older release) is errOldBodyPeer,
+// for bodyOldPeerFor.
+func (p *bodyPool) send(ctx context.Context, addr, id string, h storage.Hash, data []byte) error {
+	if p.isOld(addr) {
+		return errOldBodyPeer
+	}
 	if c := p.get(addr); c != nil {
-		err := p.exchange(ctx, addr, c, h, data)
+		err := p.exchange(ctx, addr, id, c, h, data)
 		if !errors.Is(err, errBodyStream) || ctx.Err() != nil {
 			return err
 		}
@@ -117,17 +159,23 @@ func (p *bodyPool) send(ctx context.Context, addr string, h storage.Hash, data [
 	if err != nil {
 		return fmt.Errorf("%w: %w", errBodyStream, err)
 	}
-	return p.exchange(ctx, addr, &bodyConn{Conn: conn}, h, data)
+	err = p.exchange(ctx, addr, id, &bodyConn{Conn: conn}, h, data)
+	if errors.Is(err, errBodyStream) && (hungUp(err) || errors.Is(err, syscall.EPIPE)) && ctx.Err() == nil {
+		p.markOld(addr)
+		return fmt.Errorf("%w: %w", errOldBodyPeer, err)
+	}
+	return err
 }
 
-// exchange runs one upload on c, returning c to the pool if it is still
-// in step. The deadline is ctx's; cancelling ctx breaks the stream.
-func (p *bodyPool) exchange(ctx context.Context, addr string, c *bodyConn, h storage.Hash, data []byte) error {
+// exchange runs one upload to member id on c, returning c to the pool if
+// it is still in step and id answered. The deadline is ctx's; cancelling
+// ctx breaks the stream.
+func (p *bodyPool) exchange(ctx context.Context, addr, id string, c *bodyConn, h storage.Hash, data []byte) error {
 	dl, _ := ctx.Deadline()
 	c.SetDeadline(dl)
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
 	var hdr [bodyHeaderLen]byte
-	hdr[0] = bodyOpPut
+	hdr[0] = bodyOpPutAs
 	copy(hdr[1:], h[:])
 	binary.BigEndian.PutUint32(hdr[1+hashLen:], uint32(len(data)))
 	var err error
@@ -138,12 +186,12 @@ func (p *bodyPool) exchange(ctx context.Context, addr string, c *bodyConn, h sto
 		_, err = c.Conn.Write(append(hdr[:], data...)) // one TLS record or sealed frame, not two
 	}
 	if err == nil {
-		err = readBodyReply(c, addr)
+		err = readBodyReply(c, addr, id)
 	} else {
 		err = fmt.Errorf("%w: %w", errBodyStream, err)
 	}
-	if !stop() || errors.Is(err, errBodyStream) {
-		closeNow(c.Conn) // its deadline was cut short, or it is out of step
+	if !stop() || errors.Is(err, errBodyStream) || errors.Is(err, ErrWrongPeer) {
+		closeNow(c.Conn) // its deadline was cut short, it is out of step, or it reaches another member
 		return err
 	}
 	c.SetDeadline(time.Time{})
@@ -151,27 +199,41 @@ func (p *bodyPool) exchange(ctx context.Context, addr string, c *bodyConn, h sto
 	return err
 }
 
-// readBodyReply reads one reply: nil, the peer's refusal, or a broken
-// stream (errBodyStream).
-func readBodyReply(c net.Conn, addr string) error {
-	var reply [3]byte
-	if _, err := io.ReadFull(c, reply[:1]); err != nil {
+// readBodyReply reads the reply to a 'Q' upload meant for member id:
+// nil, the peer's refusal, an answer of another member (ErrWrongPeer),
+// or a broken stream (errBodyStream).
+func readBodyReply(c net.Conn, addr, id string) error {
+	var reply [1]byte
+	if _, err := io.ReadFull(c, reply[:]); err != nil {
 		return fmt.Errorf("%w: %w", errBodyStream, err)
 	}
-	switch reply[0] {
-	case bodyReplyOK:
-		return nil
-	case bodyReplyNo:
-		if _, err := io.ReadFull(c, reply[1:3]); err != nil {
-			return fmt.Errorf("%w: %w", errBodyStream, err)
-		}
-		text := make([]byte, binary.BigEndian.Uint16(reply[1:3]))
-		if _, err := io.ReadFull(c, text); err != nil {
-			return fmt.Errorf("%w: %w", errBodyStream, err)
-		}
+	if reply[0] != bodyReplyOK && reply[0] != bodyReplyNo {
+		return fmt.Errorf("%w: reply byte %d", errBodyStream, reply[0])
+	}
+	text, err := readBodyText(c)
+	switch {
+	case err != nil:
+		return err
+	case reply[0] == bodyReplyNo:
 		return fmt.Errorf("peer %s: %s", addr, text)
 	}
-	return fmt.Errorf("%w: reply byte %d", errBodyStream, reply[0])
+	if err := answeredAs(id, string(text)); err != nil || len(text) == 0 {
+		return cmp.Or(err, fmt.Errorf("%w: an answer to 'Q' that names no one", errBodyStream))
+	}
+	return nil
+}
+
+// readBodyText reads a reply's length[2] and text.
+func readBodyText(c net.Conn) ([]byte, error) {
+	var size [2]byte
+	if _, err := io.ReadFull(c, size[:]); err != nil {
+		return nil, fmt.Errorf("%w: %w", errBodyStream, err)
+	}
+	text := make([]byte, binary.BigEndian.Uint16(size[:]))
+	if _, err := io.ReadFull(c, text); err != nil {
+		return nil, fmt.Errorf("%w: %w", errBodyStream, err)
+	}
+	return text, nil
 }
 
 // bodyServer serves body streams until closed; close waits for every
@@ -233,12 +295,12 @@ func (s *bodyServer) loop(conn net.Conn) error {
 			return err
 		}
 		size := binary.BigEndian.Uint32(hdr[1+hashLen:])
-		if hdr[0] != bodyOpPut || size > smallBody {
+		if hdr[0] != bodyOpPut && hdr[0] != bodyOpPutAs || size > smallBody {
 			return fmt.Errorf("%w: op %q, %d bytes", errBodyStream, hdr[0], size)
 		}
 		var want storage.Hash
 		copy(want[:], hdr[1:])
-		if err := s.upload(conn, want, int(size)); err != nil {
+		if err := s.upload(conn, hdr[0], want, int(size)); err != nil {
 			return err
 		}
 	}
@@ -246,7 +308,7 @@ func (s *bodyServer) loop(conn net.Conn) error {
 
 // upload reads one body of size bytes and answers it. The buffer is
 // taken only for the upload, so an idle stream holds none.
-func (s *bodyServer) upload(conn net.Conn, want storage.Hash, size int) error {
+func (s *bodyServer) upload(conn net.Conn, op byte, want storage.Hash, size int) error {
 	buf := s.n.getBodyBuf()
 	defer s.n.bodyBufs.Put(buf)
 	data := (*buf)[:size]
@@ -258,7 +320,7 @@ func (s *bodyServer) upload(conn net.Conn, want storage.Hash, size int) error {
 		_, err := io.Copy(io.Discard, conn)
 		return err
 	}
-	return s.reply(conn, s.store(want, data))
+	return s.reply(conn, op, s.store(want, data))
 }
 
 // store keeps one uploaded body, verified against its hash and fsynced.
@@ -280,17 +342,22 @@ func (s *bodyServer) store(want storage.Hash, data []byte) error {
 	return nil
 }
 
-func (s *bodyServer) reply(conn net.Conn, err error) error {
+// reply answers an upload of op: stored (naming this member, for 'Q'),
+// or refused with err's text.
+func (s *bodyServer) reply(conn net.Conn, op byte, err error) error {
 	conn.SetWriteDeadline(time.Now().Add(s.n.cfg.ReplicaTimeout))
-	if err == nil {
+	if err == nil && op == bodyOpPut {
 		_, werr := conn.Write([]byte{bodyReplyOK})
 		return werr
 	}
-	text := err.Error()
+	code, text := bodyReplyOK, s.n.cfg.ID
+	if err != nil {
+		code, text = bodyReplyNo, err.Error()
+	}
 	if len(text) > 1024 {
 		text = text[:1024]
 	}
-	msg := []byte{bodyReplyNo, 0, 0}
+	msg := []byte{code, 0, 0}
 	binary.BigEndian.PutUint16(msg[1:], uint16(len(text)))
 	_, werr := conn.Write(append(msg, text...))
 	return werr

@@ -23,7 +23,7 @@ func TestBodyStreamStoresRefusesAndReconnects(t *testing.T) {
 
 	good := []byte("Subject: stream\r\n\r\nhello\r\n")
 	h := storage.HashBytes(good)
-	if err := a.bodyPool.send(ctx, addr, h, good); err != nil {
+	if err := a.bodyPool.send(ctx, addr, b.ID(), h, good); err != nil {
 		t.Fatalf("upload: %v", err)
 	}
 	if err := b.bodies.Verify(ctx, h); err != nil {
@@ -33,7 +33,7 @@ func TestBodyStreamStoresRefusesAndReconnects(t *testing.T) {
 	// A body that does not match its hash is refused, not stored, and the
 	// stream stays in step for the next upload.
 	bad := []byte("not what the hash says")
-	err := a.bodyPool.send(ctx, addr, h, bad)
+	err := a.bodyPool.send(ctx, addr, b.ID(), h, bad)
 	if err == nil || errors.Is(err, errBodyStream) || !strings.Contains(err.Error(), "store body") {
 		t.Fatalf("mismatched upload: %v", err)
 	}
@@ -52,7 +52,7 @@ func TestBodyStreamStoresRefusesAndReconnects(t *testing.T) {
 	}
 	b.bodySrv.mu.Unlock()
 	other := []byte("Subject: again\r\n\r\nhello\r\n")
-	if err := a.bodyPool.send(ctx, addr, storage.HashBytes(other), other); err != nil {
+	if err := a.bodyPool.send(ctx, addr, b.ID(), storage.HashBytes(other), other); err != nil {
 		t.Fatalf("upload after the peer closed the pooled stream: %v", err)
 	}
 	if err := b.bodies.Verify(ctx, storage.HashBytes(other)); err != nil {

@@ -219,7 +219,7 @@ func (n *Node) open() error {
 	n.mux.member = n.memberHost
 	go n.mux.serve()
 	n.rpc = newRPCClient(n.dialer())
-	n.rpcServer = &http.Server{Handler: n.requests.wrap(n.untilRaft(n.rpcHandler())), ReadHeaderTimeout: 10 * time.Second}
+	n.rpcServer = &http.Server{Handler: answerAs(n.cfg.ID, n.requests.wrap(n.untilRaft(n.rpcHandler()))), ReadHeaderTimeout: 10 * time.Second}
 	go n.rpcServer.Serve(n.mux.rpc)
 	n.reads = &readIndex{n: n}
 	return nil

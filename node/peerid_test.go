@@ -1,12 +1,23 @@
 package node
 
 import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"net/http"
+	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"powermail/fsm"
+	"powermail/storage"
 )
 
 // redirect is an attacker on the path that sends every connection for
@@ -89,5 +100,181 @@ func TestRaftRefusesAnswersFromAnotherServer(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no pipelined reply")
+	}
+}
+
+// storeBody keeps data in n's body store.
+func storeBody(t *testing.T, n *Node, data []byte) storage.Hash {
+	t.Helper()
+	ctx := ctxT(t, 10*time.Second)
+	bw := n.bodies.NewWriter(ctx)
+	defer bw.Abort()
+	if _, err := bw.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	h, _, err := bw.Commit(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// A body operation meant for one member but carried to another by an
+// attacker on the path must fail as the member's would: a delivery that
+// took C's copy for n3's would list a copy that does not exist, and
+// acknowledge the message with one real copy fewer than W.
+func TestBodyOperationsRefuseAnotherServer(t *testing.T) {
+	c := newTestCluster(t, 2)
+	a := c.leader(5 * time.Second)
+	other := c.follower()
+	relay := string(redirect(t, other.advertise))
+	ctx := ctxT(t, 30*time.Second)
+
+	small := []byte("a body for n3, small enough for a body stream\r\n")
+	big := bytes.Repeat([]byte("a body for n3, sent as an HTTP PUT\r\n"), smallBody/32)
+	hSmall, hBig := storeBody(t, a, small), storeBody(t, a, big)
+	storeBody(t, other, small)
+
+	// Control: through the relay, to the member that answers.
+	self := fsm.Member{ID: other.ID(), ClusterAddr: relay}
+	if err := a.putBody(ctx, self, hSmall, small); err != nil {
+		t.Fatalf("body stream to %s: %v", other.ID(), err)
+	}
+	if err := a.copyBody(ctx, self, hBig); err != nil {
+		t.Fatalf("PUT /rpc/body to %s: %v", other.ID(), err)
+	}
+	if err := a.verifyOn(ctx, self, hSmall.String()); err != nil {
+		t.Fatalf("verify on %s: %v", other.ID(), err)
+	}
+
+	n3 := fsm.Member{ID: "n3", ClusterAddr: relay}
+	if err := a.putBody(ctx, n3, hSmall, small); err == nil {
+		t.Errorf("body stream to n3, answered by %s, taken", other.ID())
+	}
+	if err := a.copyBody(ctx, n3, hBig); err == nil {
+		t.Errorf("PUT /rpc/body to n3, answered by %s, taken", other.ID())
+	}
+	if err := a.verifyOn(ctx, n3, hSmall.String()); err == nil {
+		t.Errorf("verify of n3's copy, answered by %s, taken", other.ID())
+	}
+	if err := a.fetchOn(ctx, n3, hSmall.String(), int64(len(small)), []string{a.advertise}); err == nil {
+		t.Errorf("fetch on n3, answered by %s, taken", other.ID())
+	}
+	if err := a.dropOn(ctx, n3, hSmall.String()); err == nil {
+		t.Errorf("drop on n3, answered by %s, taken", other.ID())
+	}
+}
+
+// olderRelease serves the cluster port as a node of a release before
+// peerid.go: its answers name no one, and its body streams take only
+// 'P' (any other op ends the stream). It counts the streams it ends.
+type olderRelease struct {
+	addr   string
+	hungUp atomic.Int32
+	puts   atomic.Int32 // PUT /rpc/body requests
+}
+
+func startOlderRelease(t *testing.T, d clusterDialer) *olderRelease {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &olderRelease{addr: ln.Addr().String()}
+	m := newMux(ln, d, slog.New(slog.NewTextHandler(io.Discard, nil)), o.bodyStream)
+	go m.serve()
+	t.Cleanup(func() { m.close() })
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/rpc/body" {
+			o.puts.Add(1)
+		}
+		w.Write([]byte("{}\n"))
+	})}
+	go srv.Serve(m.rpc)
+	t.Cleanup(func() { srv.Close() })
+	return o
+}
+
+func (o *olderRelease) bodyStream(conn net.Conn) {
+	go func() {
+		defer conn.Close()
+		var hdr [bodyHeaderLen]byte
+		for {
+			if _, err := io.ReadFull(conn, hdr[:]); err != nil {
+				return
+			}
+			if hdr[0] != bodyOpPut {
+				o.hungUp.Add(1)
+				return
+			}
+			io.CopyN(io.Discard, conn, int64(binary.BigEndian.Uint32(hdr[1+hashLen:])))
+			conn.Write([]byte{bodyReplyOK})
+		}
+	}()
+}
+
+// A node of an older release answers without naming itself; until every
+// node names itself its answers are taken, as before. Its body streams
+// end on an upload that asks for a name, and the body goes as a PUT
+// instead (never as an upload that asks for none, which an attacker who
+// cut the stream could force on a member of this release).
+func TestBodyOperationsOfAnOlderRelease(t *testing.T) {
+	c := newTestCluster(t, 1)
+	a := c.leader(5 * time.Second)
+	old := startOlderRelease(t, a.dialer())
+	ctx := ctxT(t, 30*time.Second)
+	m := fsm.Member{ID: "n9", ClusterAddr: old.addr}
+
+	for i := range 2 {
+		data := []byte(fmt.Sprintf("body %d for a node of an older release\r\n", i))
+		if err := a.putBody(ctx, m, storage.HashBytes(data), data); err != nil {
+			t.Fatalf("upload %d: %v", i, err)
+		}
+	}
+	if got := old.hungUp.Load(); got != 1 {
+		t.Errorf("%d body streams tried, want 1 (then PUTs for a while)", got)
+	}
+	if got := old.puts.Load(); got != 2 {
+		t.Errorf("%d PUT /rpc/body, want 2", got)
+	}
+	if err := a.verifyOn(ctx, m, storage.HashBytes(nil).String()); err != nil {
+		t.Errorf("verify on a node of an older release: %v", err)
+	}
+}
+
+// A node of an older release uploads with 'P' and reads a one-byte
+// answer; a node of this release still gives it that.
+func TestBodyStreamAnswersAnOlderRelease(t *testing.T) {
+	c := newTestCluster(t, 2)
+	a := c.leader(5 * time.Second)
+	b := c.follower()
+	ctx := ctxT(t, 10*time.Second)
+	conn, err := a.dialer().dial(ctx, b.advertise, kindBody)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	data := []byte("a body from a node of an older release\r\n")
+	h := storage.HashBytes(data)
+	var hdr [bodyHeaderLen]byte
+	hdr[0] = bodyOpPut
+	copy(hdr[1:], h[:])
+	binary.BigEndian.PutUint32(hdr[1+hashLen:], uint32(len(data)))
+	if _, err := conn.Write(append(hdr[:], data...)); err != nil {
+		t.Fatal(err)
+	}
+	var reply [1]byte
+	if _, err := io.ReadFull(conn, reply[:]); err != nil || reply[0] != bodyReplyOK {
+		t.Fatalf("answer %v, %v; want %d", reply, err, bodyReplyOK)
+	}
+	// Nothing follows the one byte: the next upload's answer is its own.
+	conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if k, err := conn.Read(reply[:]); k != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("more after the answer: %d bytes, %v", k, err)
+	}
+	if err := b.bodies.Verify(ctx, h); err != nil {
+		t.Fatal(err)
 	}
 }

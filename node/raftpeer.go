@@ -21,9 +21,9 @@ import (
 // carry no ID; a snapshot holds committed entries only, and TimeoutNow
 // starts an election, which needs votes.)
 
-// ErrWrongPeer: a raft reply came from another server than the one the
-// request was for.
-var ErrWrongPeer = errors.New("raft reply from another server than the one asked")
+// ErrWrongPeer: a reply (raft's, or a body operation's: peerid.go) came
+// from another server than the one the request was for.
+var ErrWrongPeer = errors.New("reply from another server than the one asked")
 
 // answeredBy checks that a reply's header names id.
 func answeredBy(id raft.ServerID, h raft.RPCHeader) error {

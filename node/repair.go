@@ -375,7 +375,7 @@ func (n *Node) fetchOn(ctx context.Context, target fsm.Member, hash string, size
 	if target.ID == n.cfg.ID {
 		return n.fetchFrom(ctx, hash, sources)
 	}
-	return n.upkeepCall(ctx, copyTime(size), target.ClusterAddr, "POST", "/rpc/fetch/"+hash, mustJSON(fetchRequest{Sources: sources}), nil)
+	return n.upkeepCall(ctx, copyTime(size), target, "POST", "/rpc/fetch/"+hash, mustJSON(fetchRequest{Sources: sources}), nil)
 }
 
 // fetchFrom copies a body into the local store from the first source

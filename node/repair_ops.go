@@ -79,14 +79,14 @@ func (n *Node) verifyOn(ctx context.Context, m fsm.Member, hash string) error {
 		}
 		return n.bodies.Verify(ctx, h)
 	}
-	return n.upkeepCall(ctx, 0, m.ClusterAddr, "GET", "/rpc/verify/"+hash, nil, nil)
+	return n.upkeepCall(ctx, 0, m, "GET", "/rpc/verify/"+hash, nil, nil)
 }
 
 func (n *Node) dropOn(ctx context.Context, m fsm.Member, hash string) error {
 	if m.ID == n.cfg.ID {
 		return n.dropLocal(ctx, hash)
 	}
-	return n.upkeepCall(ctx, 0, m.ClusterAddr, "POST", "/rpc/drop/"+hash, nil, nil)
+	return n.upkeepCall(ctx, 0, m, "POST", "/rpc/drop/"+hash, nil, nil)
 }
 
 // errStillListed refuses to drop a copy the directory still lists here.

@@ -496,11 +496,10 @@ func TestRefusedMoveKeepsTheSourceCopy(t *testing.T) {
 			spare = m
 		}
 	}
-	// A target the gate and fetch accept (a real node's address) under an
-	// ID the directory does not know.
-	ghost := fsm.Member{ID: "ghost", ClusterAddr: spare.ClusterAddr}
-	live.members[ghost.ID], live.alive[ghost.ID] = ghost, true
-	err = l.move(ctx, live, fsm.BodyRecord{Hash: h.String(), Body: b}, from, ghost.ID)
+	// A target the gate and fetch accept (a real node, answering as
+	// itself) that the directory no longer knows.
+	mustApply(t, l, &fsm.MemberRemove{ID: spare.ID})
+	err = l.move(ctx, live, fsm.BodyRecord{Hash: h.String(), Body: b}, from, spare.ID)
 	if !errors.Is(err, errMoot) {
 		t.Fatalf("refused move: %v, want errMoot", err)
 	}

@@ -182,11 +182,22 @@ func (n *Node) replicateSmall(ctx context.Context, peers []fsm.Member, data []by
 func (n *Node) putBody(ctx context.Context, m fsm.Member, h storage.Hash, data []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.ReplicaTimeout)
 	defer cancel()
-	err := n.bodyPool.send(ctx, m.ClusterAddr, h, data)
+	err := n.bodyPool.send(ctx, m.ClusterAddr, m.ID, h, data)
+	if errors.Is(err, errOldBodyPeer) {
+		err = n.putBodyHTTP(ctx, m, h, data)
+	}
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		err = fmt.Errorf("%w: %w", errReplicaTimeout, err)
 	}
 	return err
+}
+
+// putBodyHTTP sends a whole body to a peer as a PUT /rpc/body: to a peer
+// of an older release, whose body stream answers name no one.
+func (n *Node) putBodyHTTP(ctx context.Context, m fsm.Member, h storage.Hash, data []byte) error {
+	u := n.startUpload(ctx, m)
+	u.write(data)
+	return u.finish(h)
 }
 
 // replicateStream streams a body of any size to the local store and to

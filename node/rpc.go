@@ -191,7 +191,7 @@ func (n *Node) forwardApply(ctx context.Context, addr string, data []byte) (any,
 		return nil, 0, err
 	}
 	var rep rpcReply
-	if err := n.roundTrip(req, &rep); err != nil {
+	if err := n.roundTrip(req, "", &rep); err != nil {
 		return nil, 0, err
 	}
 	var v any
@@ -223,17 +223,24 @@ func writeRPC(w http.ResponseWriter, v any, err error) {
 
 // call performs one RPC against addr and decodes the reply value into out.
 func (n *Node) call(ctx context.Context, addr, method, path string, body []byte, out any) error {
+	return n.callAs(ctx, "", addr, method, path, body, out)
+}
+
+// callAs is call that refuses a reply from another member than id
+// (peerid.go; "" takes any).
+func (n *Node) callAs(ctx context.Context, id, addr, method, path string, body []byte, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
-	return n.doRPC(req, out)
+	return n.doRPC(req, id, out)
 }
 
-// doRPC sends a prepared request and decodes the reply envelope.
-func (n *Node) doRPC(req *http.Request, out any) error {
+// doRPC sends a prepared request and decodes the reply envelope, which
+// must come from member id ("": any).
+func (n *Node) doRPC(req *http.Request, id string, out any) error {
 	var rep rpcReply
-	if err := n.roundTrip(req, &rep); err != nil {
+	if err := n.roundTrip(req, id, &rep); err != nil {
 		return err
 	}
 	if err := rep.err(); err != nil {
@@ -245,14 +252,18 @@ func (n *Node) doRPC(req *http.Request, out any) error {
 	return nil
 }
 
-// roundTrip sends req and decodes the reply envelope, without judging it.
-func (n *Node) roundTrip(req *http.Request, rep *rpcReply) error {
+// roundTrip sends req and decodes the reply envelope, without judging
+// it, once it is sure the reply came from member id ("": any).
+func (n *Node) roundTrip(req *http.Request, id string, rep *rpcReply) error {
 	addr, path := req.URL.Host, req.URL.Path
 	resp, err := n.rpc.Do(req)
 	if err != nil {
 		return fmt.Errorf("rpc %s to %s: %w", path, addr, err)
 	}
 	defer resp.Body.Close()
+	if err := answeredAs(id, resp.Header.Get(headerNode)); err != nil {
+		return fmt.Errorf("rpc %s to %s: %w", path, addr, err)
+	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxRPCBody)).Decode(rep); err != nil {
 		return fmt.Errorf("rpc %s to %s: bad reply: %w", path, addr, err)
 	}

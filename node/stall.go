@@ -6,6 +6,8 @@ import (
 	"io"
 	"sync/atomic"
 	"time"
+
+	"powermail/fsm"
 )
 
 // Upkeep calls (repair, garbage collection, verification) run under the
@@ -21,11 +23,11 @@ const upkeepCallTimeout = time.Minute
 // up: a copy of size bytes gets upkeepCallTimeout plus size at this rate.
 const fetchFloorRate = 1 << 20 // bytes/s
 
-// upkeepCall is call under upkeepCallTimeout plus extra.
-func (n *Node) upkeepCall(ctx context.Context, extra time.Duration, addr, method, path string, body []byte, out any) error {
+// upkeepCall is callAs member m under upkeepCallTimeout plus extra.
+func (n *Node) upkeepCall(ctx context.Context, extra time.Duration, m fsm.Member, method, path string, body []byte, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, upkeepCallTimeout+extra)
 	defer cancel()
-	return n.call(ctx, addr, method, path, body, out)
+	return n.callAs(ctx, m.ID, m.ClusterAddr, method, path, body, out)
 }
 
 // copyTime is the extra time a copy of size bytes may take.
