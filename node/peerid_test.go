@@ -278,3 +278,35 @@ func TestBodyStreamAnswersAnOlderRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A member is alive for repair while it answers the storage poll, and
+// a nonvoter may become a voter while it answers the voter check: an
+// answer from another member, carried there by a relay, must count for
+// neither, or a dead member's bodies would never be repaired.
+func TestLivenessProbesRefuseAnotherServer(t *testing.T) {
+	c := newTestClusterWith(t, 2, func(cfg *Config) { cfg.PeerPollInterval = 50 * time.Millisecond })
+	a := c.leader(5 * time.Second)
+	other := c.follower()
+	relay := string(redirect(t, other.advertise))
+	ctx := ctxT(t, 30*time.Second)
+
+	mustApply(t, a, &fsm.MemberSet{Member: fsm.Member{ID: "n3", ClusterAddr: relay}})
+	if err := a.raft.AddNonvoter("n3", raft.ServerAddress(relay), 0, 5*time.Second).Error(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "a storage poll of "+other.ID(), func() bool { _, ok := a.placement.free(other.ID()); return ok })
+	time.Sleep(300 * time.Millisecond) // several polls
+	if _, ok := a.placement.free("n3"); ok {
+		t.Errorf("the storage poll of n3, answered by %s, was taken", other.ID())
+	}
+	v, err := a.viewVoters(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.answering[raft.ServerID(other.ID())] {
+		t.Errorf("%s does not answer the voter check", other.ID())
+	}
+	if v.answering["n3"] {
+		t.Errorf("the voter check of n3, answered by %s, was taken", other.ID())
+	}
+}

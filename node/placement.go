@@ -124,7 +124,8 @@ func (n *Node) pollStorage(ctx context.Context, interval time.Duration) {
 				cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 				defer cancel()
 				var s storage.Stats
-				if err := n.call(cctx, m.ClusterAddr, "GET", "/rpc/storage", nil, &s); err != nil {
+				// Another member's answer is no sign of life (peerid.go).
+				if err := n.callAs(cctx, m.ID, m.ClusterAddr, "GET", "/rpc/storage", nil, &s); err != nil {
 					n.health.fail(m.ID)
 					return
 				}

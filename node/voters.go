@@ -229,7 +229,9 @@ func (n *Node) viewVoters(ctx context.Context) (voterView, error) {
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
 			var ms MemberStatus
-			if err := n.call(cctx, string(s.Address), "GET", "/rpc/stats", nil, &ms); err == nil {
+			// Another server's answer, carried there by a relay, is no
+			// sign of s (every release's status names its node).
+			if err := n.call(cctx, string(s.Address), "GET", "/rpc/stats", nil, &ms); err == nil && ms.ID == string(s.ID) {
 				mu.Lock()
 				v.answering[s.ID], applied[s.ID], started[s.ID] = true, ms.AppliedIndex, ms.Started
 				mu.Unlock()
