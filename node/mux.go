@@ -27,7 +27,9 @@ import (
 //	dialer   -> HMAC(secret, "2" "C" kind cnonce snonce)
 //
 // The connection then carries the stream of its kind, in sealed frames
-// (linkseal.go) unless it runs in TLS. With cluster TLS (clustertls.go)
+// (linkseal.go) unless it runs in TLS. The handshake does not say which
+// member the peer is; the answers on the stream do, and callers check
+// them (raftpeer.go, peerid.go). With cluster TLS (clustertls.go)
 // the same exchange runs inside a TLS session whose peers both hold
 // certificates of the cluster CA.
 //
