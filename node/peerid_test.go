@@ -122,9 +122,19 @@ func storeBody(t *testing.T, n *Node, data []byte) storage.Hash {
 // A body operation meant for one member but carried to another by an
 // attacker on the path must fail as the member's would: a delivery that
 // took C's copy for n3's would list a copy that does not exist, and
-// acknowledge the message with one real copy fewer than W.
+// acknowledge the message with one real copy fewer than W. With cluster
+// TLS the relay passes the TLS session on as it is, and C holds a
+// certificate of the cluster CA.
 func TestBodyOperationsRefuseAnotherServer(t *testing.T) {
-	c := newTestCluster(t, 2)
+	t.Run("plain", func(t *testing.T) { bodyOperationsThroughARelay(t, nil) })
+	ca := newTestCA(t, "cluster CA")
+	t.Run("TLS", func(t *testing.T) {
+		bodyOperationsThroughARelay(t, func(cfg *Config) { cfg.ClusterTLS = ca.config(t, cfg.ID) })
+	})
+}
+
+func bodyOperationsThroughARelay(t *testing.T, tweak func(*Config)) {
+	c := newTestClusterWith(t, 2, tweak)
 	a := c.leader(5 * time.Second)
 	other := c.follower()
 	relay := string(redirect(t, other.advertise))
