@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"sync"
 	"syscall"
@@ -350,13 +351,12 @@ func (s *bodyServer) reply(conn net.Conn, op byte, err error) error {
 		_, werr := conn.Write([]byte{bodyReplyOK})
 		return werr
 	}
-	code, text := bodyReplyOK, s.n.cfg.ID
+	code, text := bodyReplyOK, s.n.cfg.ID // whole: a cut name is another's
 	if err != nil {
 		code, text = bodyReplyNo, err.Error()
+		text = text[:min(len(text), 1024)]
 	}
-	if len(text) > 1024 {
-		text = text[:1024]
-	}
+	text = text[:min(len(text), math.MaxUint16)]
 	msg := []byte{code, 0, 0}
 	binary.BigEndian.PutUint16(msg[1:], uint16(len(text)))
 	_, werr := conn.Write(append(msg, text...))
