@@ -97,7 +97,7 @@ func TestGCNeverDeletesTheLastCopy(t *testing.T) {
 		}
 	}
 	time.Sleep(testGCIdle)
-	collected := 0
+	collected, judged := 0, 0
 	for round := 0; round < 12; round++ {
 		deliver(ns[round%3])
 		if _, err := ns[0].Expunge(ctx, "a@example.com", "INBOX", nil, false); err != nil {
@@ -115,13 +115,26 @@ func TestGCNeverDeletesTheLastCopy(t *testing.T) {
 			}
 			collected += bodies
 		}()
+		var took time.Duration
 		go func() {
 			defer wg.Done()
 			time.Sleep(time.Duration(round%4) * 3 * time.Millisecond)
+			start := time.Now()
 			deliver(ns[(round+1)%3])
+			took = time.Since(start)
 		}()
 		wg.Wait()
-		checkCopies(t, ns, h)
+		// The promise holds for a delivery that commits within the idle
+		// window of its fresh copies (DefaultGCIdle is minutes; a
+		// delivery gives up after about 35 s). Here the window is 300 ms,
+		// which a delivery on a loaded machine can outlast: such a round
+		// is outside the design and not judged.
+		if took < testGCIdle/2 {
+			judged++
+			checkCopies(t, ns, h)
+		} else {
+			t.Logf("round %d: the racing delivery took %v, beyond this test's idle window; not judged", round, took)
+		}
 		if _, err := ns[0].Expunge(ctx, "a@example.com", "INBOX", nil, false); err != nil {
 			t.Fatal(err)
 		}
@@ -135,6 +148,9 @@ func TestGCNeverDeletesTheLastCopy(t *testing.T) {
 	}
 	if collected == 0 {
 		t.Fatal("no round collected anything: the race was never run")
+	}
+	if judged == 0 {
+		t.Fatal("every racing delivery outlasted the idle window: nothing was judged")
 	}
 	t.Logf("%d collections raced deliveries of the same content", collected)
 }
