@@ -445,6 +445,9 @@ func (n *Node) close(graceful bool) error {
 			_ = n.raft.LeadershipTransfer().Error()
 		}
 		errs = append(errs, n.shutdownRaft())
+		if n.transport != nil {
+			n.transport.heartbeats.close() // before the log store closes
+		}
 		if n.gate != nil {
 			n.gate.close()
 		}

@@ -25,9 +25,10 @@ const pipelineSlack = 64
 // when the node stops.
 type raftTransport struct {
 	*raft.NetworkTransport
-	mu    sync.Mutex
-	live  map[*safePipeline]struct{}
-	ended bool
+	heartbeats heartbeatGate // heartbeat.go
+	mu         sync.Mutex
+	live       map[*safePipeline]struct{}
+	ended      bool
 }
 
 func newRaftTransport(t *raft.NetworkTransport) *raftTransport {
