@@ -186,6 +186,17 @@ func diffPartials(n int64) []*imap.SectionPartial {
 		{Offset: n - 1, Size: 5}, {Offset: n, Size: 3}, {Offset: n + 5, Size: 2}, {Offset: 1, Size: 1 << 40}}
 }
 
+// diffRandomPartial is the fuzzer's diffPartials: the whole section and
+// one window drawn from rng, inside, across the end or past it. Every
+// window costs two more parses of the message, and windows are cut the
+// same way whatever the message (TestIMAPDiffSectionsMatchOldHelpers
+// tries all of diffPartials on the corpus).
+func diffRandomPartial(rng *rand.Rand) func(n int64) []*imap.SectionPartial {
+	return func(n int64) []*imap.SectionPartial {
+		return []*imap.SectionPartial{nil, {Offset: rng.Int64N(n + 3), Size: 1 + rng.Int64N(n+3)}}
+	}
+}
+
 // diffNewSection cuts a section as FETCH does: a first pass measures it,
 // then a second pass per window writes that window, whose length must
 // be what the first pass promised.
@@ -211,15 +222,16 @@ func diffNewSection(t testing.TB, msg []byte, sp imapSectionSpec, partials ...*i
 }
 
 // diffCompareSections compares every BODY section of msg, in every
-// window, with go-imap's ExtractBodySection.
-func diffCompareSections(t testing.TB, name string, msg []byte, paths [][]int) {
+// window that windows gives (diffPartials), with go-imap's
+// ExtractBodySection.
+func diffCompareSections(t testing.TB, name string, msg []byte, paths [][]int, windows func(n int64) []*imap.SectionPartial) {
 	t.Helper()
 	for _, spec := range diffSpecs(paths) {
 		bs := spec.bs
 		whole := imapserver.ExtractBodySection(bytes.NewReader(msg), bs)
 		partials := []*imap.SectionPartial{nil}
 		if spec.windows {
-			partials = diffPartials(int64(len(whole)))
+			partials = windows(int64(len(whole)))
 		}
 		got, err := diffNewSection(t, msg, imapBodySpec(bs), partials...)
 		if err != nil {
@@ -228,7 +240,10 @@ func diffCompareSections(t testing.TB, name string, msg []byte, paths [][]int) {
 		for k, p := range partials {
 			bs := *bs
 			bs.Partial = p
-			want := imapserver.ExtractBodySection(bytes.NewReader(msg), &bs)
+			want := whole
+			if p != nil {
+				want = imapserver.ExtractBodySection(bytes.NewReader(msg), &bs)
+			}
 			if !bytes.Equal(got[k], want) {
 				t.Fatalf("%s: BODY[%s:\n got %q\nwant %q\nmessage %q", name, diffSpecName(&bs), got[k], want, msg)
 			}
@@ -241,8 +256,9 @@ func diffCompareSections(t testing.TB, name string, msg []byte, paths [][]int) {
 // other than UTF-8 or US-ASCII was converted (or, without a charset
 // table, emptied) by the old helper, and one that does not decode
 // cleanly was emptied whole; RFC 3516 section 4.2 wants the decoded
-// octets in the part's own charset.
-func diffCompareBinary(t testing.TB, name string, msg []byte, paths [][]int) {
+// octets in the part's own charset. windows is as for
+// diffCompareSections.
+func diffCompareBinary(t testing.TB, name string, msg []byte, paths [][]int, windows func(n int64) []*imap.SectionPartial) {
 	t.Helper()
 	for _, part := range append([][]int{nil, {1}, {99}}, paths...) {
 		hdr := diffPartHeader(msg, part)
@@ -255,7 +271,7 @@ func diffCompareBinary(t testing.TB, name string, msg []byte, paths [][]int) {
 			continue
 		}
 		whole := imapserver.ExtractBinarySection(bytes.NewReader(msg), &imap.FetchItemBinarySection{Part: part})
-		partials := diffPartials(int64(len(whole)))
+		partials := windows(int64(len(whole)))
 		got, err := diffNewSection(t, msg, imapBinarySpec(part), partials...)
 		if err != nil {
 			if whole != nil {
@@ -269,7 +285,10 @@ func diffCompareBinary(t testing.TB, name string, msg []byte, paths [][]int) {
 			}
 		}
 		for k, p := range partials {
-			want := imapserver.ExtractBinarySection(bytes.NewReader(msg), &imap.FetchItemBinarySection{Part: part, Partial: p})
+			want := whole
+			if p != nil {
+				want = imapserver.ExtractBinarySection(bytes.NewReader(msg), &imap.FetchItemBinarySection{Part: part, Partial: p})
+			}
 			if !bytes.Equal(got[k], want) {
 				t.Fatalf("%s: BINARY[%v]%v:\n got %q\nwant %q\nmessage %q", name, part, p, got[k], want, msg)
 			}
@@ -438,28 +457,40 @@ func diffSameStructure(got, want imap.BodyStructure, parent string) error {
 	return fmt.Errorf("unexpected %T", want)
 }
 
-// diffRefMatch is SEARCH BODY/TEXT in memory, for comparison with the
-// streaming imapTextMatch: the whole message parsed by go-message, each
-// text part decoded and lower-cased whole. Header fields count for TEXT,
-// and those of an attached message for BODY too (they are in the outer
-// message's body).
-func diffRefMatch(msg []byte, needle string, withHeader bool) bool {
+// diffRefTexts is what SEARCH BODY/TEXT looks in, in memory, for
+// comparison with the streaming imapTextMatch: the whole message parsed
+// by go-message, each text part decoded and lower-cased whole, and each
+// header field as "name: value", decoded and lower-cased. Header fields
+// count for TEXT, and those of an attached message for BODY too (they
+// are in the outer message's body). A key matches if one of the texts
+// holds it (diffRefMatch); the message is parsed once for all keys.
+func diffRefTexts(msg []byte, withHeader bool) [][]byte {
 	br := bufio.NewReader(bytes.NewReader(msg))
 	h, _ := textproto.ReadHeader(br)
 	rest, _ := io.ReadAll(br)
-	return diffRefEntity(h, rest, bytes.ToLower([]byte(needle)), withHeader, "")
+	return diffRefEntity(nil, h, rest, withHeader, "")
 }
 
-func diffRefEntity(h textproto.Header, body, needle []byte, withHeader bool, parent string) bool {
+// diffRefMatch: does one of texts (diffRefTexts) hold needle, case
+// insensitively?
+func diffRefMatch(texts [][]byte, needle string) bool {
+	low := bytes.ToLower([]byte(needle))
+	for _, text := range texts {
+		if bytes.Contains(text, low) {
+			return true
+		}
+	}
+	return false
+}
+
+func diffRefEntity(texts [][]byte, h textproto.Header, body []byte, withHeader bool, parent string) [][]byte {
 	if withHeader {
 		for f := h.Fields(); f.Next(); {
 			v := f.Value()
 			if dec, err := imapWordDecoder.DecodeHeader(v); err == nil {
 				v = dec
 			}
-			if bytes.Contains(bytes.ToLower([]byte(f.Key()+": "+v)), needle) {
-				return true
-			}
+			texts = append(texts, bytes.ToLower([]byte(f.Key()+": "+v)))
 		}
 	}
 	mh := gomessage.Header{Header: h}
@@ -474,19 +505,17 @@ func diffRefEntity(h textproto.Header, body, needle []byte, withHeader bool, par
 		for {
 			p, err := mr.NextPart()
 			if err != nil {
-				return false
+				return texts
 			}
 			b, _ := io.ReadAll(p)
-			if diffRefEntity(p.Header, b, needle, withHeader, mt) {
-				return true
-			}
+			texts = diffRefEntity(texts, p.Header, b, withHeader, mt)
 		}
 	case mt == "message/rfc822" || mt == "message/global":
 		e, _ := gomessage.New(mh, bytes.NewReader(body))
 		br := bufio.NewReader(e.Body)
 		ih, _ := textproto.ReadHeader(br)
 		rest, _ := io.ReadAll(br)
-		return diffRefEntity(ih, rest, needle, true, "")
+		return diffRefEntity(texts, ih, rest, true, "")
 	case mt == "" || strings.HasPrefix(mt, "text/"):
 		e, err := gomessage.New(mh, bytes.NewReader(body))
 		text, _ := io.ReadAll(e.Body)
@@ -496,13 +525,14 @@ func diffRefEntity(h textproto.Header, body, needle []byte, withHeader bool, par
 				text = utf
 			}
 		}
-		return bytes.Contains(bytes.ToLower(text), needle)
+		return append(texts, bytes.ToLower(text))
 	}
-	return false
+	return texts
 }
 
 // diffCompareSearch compares SEARCH BODY and TEXT for needles cut from
 // the message itself (in other cases too) and a few that are nowhere.
+// The keys share one matcher's buffers, as the keys of one SEARCH do.
 func diffCompareSearch(t testing.TB, name string, msg []byte, rng *rand.Rand) {
 	t.Helper()
 	needles := []string{"needle", "zzz-nowhere", "inner", "text/plain", "café", "CAFÉ", "€", "ПРИВЕТ", "grüße", "こんにちは", "subject: inner", "digested", "three.two", "--e", "subject: digest three"}
@@ -517,14 +547,16 @@ func diffCompareSearch(t testing.TB, name string, msg []byte, rng *rand.Rand) {
 		}
 		needles = append(needles, string(n))
 	}
+	ref := map[bool][][]byte{false: diffRefTexts(msg, false), true: diffRefTexts(msg, true)}
+	nd := &imapNeedle{}
 	for _, n := range needles {
-		low := imapLower(nil, []byte(n))
-		if len(low) == 0 || bytes.ContainsAny(low, "\r\n") {
+		nd.low = imapLower(nd.low[:0], []byte(n))
+		if len(nd.low) == 0 || bytes.ContainsAny(nd.low, "\r\n") {
 			continue // header fields are matched one by one, without their line ends
 		}
 		for _, withHeader := range []bool{false, true} {
-			got := imapTextMatch(bytes.NewReader(msg), low, withHeader)
-			if want := diffRefMatch(msg, n, withHeader); got != want {
+			got := nd.match(bytes.NewReader(msg), withHeader)
+			if want := diffRefMatch(ref[withHeader], n); got != want {
 				t.Fatalf("%s: SEARCH %s %q: %v, want %v\nmessage %q", name, map[bool]string{false: "BODY", true: "TEXT"}[withHeader], n, got, want, msg)
 			}
 		}
@@ -548,8 +580,8 @@ func TestIMAPDiffSectionsMatchOldHelpers(t *testing.T) {
 		bs := diffCompareStructure(t, c.name, msg)
 		diffCompareDigestParts(t, c.name, msg, bs, nil)
 		paths := diffPaths(bs, nil, nil)
-		diffCompareSections(t, c.name, msg, paths)
-		diffCompareBinary(t, c.name, msg, paths)
+		diffCompareSections(t, c.name, msg, paths, diffPartials)
+		diffCompareBinary(t, c.name, msg, paths, diffPartials)
 	}
 }
 
@@ -688,6 +720,13 @@ func diffHeaderParsesWhole(h textproto.Header) bool {
 // FuzzIMAPSectionDiff compares the streaming read path with the old
 // in-memory helpers on any message the fuzzer makes that is well-formed
 // (diffWellFormed): every section, BINARY, BODYSTRUCTURE and SEARCH.
+//
+// A well-formed input costs a few hundred parses of the message,
+// milliseconds, and Go minimizes every input that finds new coverage
+// for -fuzzminimizetime, 60 s by default, in which the "execs" count
+// does not move: a run without that flag seems to stop after a few
+// dozen inputs. Run it as `make fuzz` does, with
+// -fuzzminimizetime 5s.
 func FuzzIMAPSectionDiff(f *testing.F) {
 	// The CRLF messages only: the seeds run in every test run, and
 	// TestIMAPDiffSectionsMatchOldHelpers has the bare-LF ones.
@@ -696,22 +735,27 @@ func FuzzIMAPSectionDiff(f *testing.F) {
 			f.Add([]byte(c.msg))
 		}
 	}
-	f.Fuzz(func(t *testing.T, msg []byte) {
-		if len(msg) > 16<<10 || !diffWellFormed(msg) {
-			return
-		}
-		bs := diffCompareStructure(t, "fuzz", msg)
-		diffCompareDigestParts(t, "fuzz", msg, bs, nil)
-		paths := diffPaths(bs, nil, nil)
-		if len(paths) > 24 {
-			// Every path costs a few dozen parses of the message: a
-			// thousand empty parts would stall the fuzzer.
-			paths = paths[:24]
-		}
-		diffCompareSections(t, "fuzz", msg, paths)
-		diffCompareBinary(t, "fuzz", msg, paths)
-		diffCompareSearch(t, "fuzz", msg, rand.New(rand.NewPCG(uint64(len(msg)), 1)))
-	})
+	f.Fuzz(func(t *testing.T, msg []byte) { diffFuzzMessage(t, msg) })
+}
+
+// diffFuzzMessage is FuzzIMAPSectionDiff's check of one input.
+func diffFuzzMessage(t testing.TB, msg []byte) {
+	t.Helper()
+	if len(msg) > 16<<10 || !diffWellFormed(msg) {
+		return
+	}
+	rng := rand.New(rand.NewPCG(uint64(len(msg)), 1))
+	bs := diffCompareStructure(t, "fuzz", msg)
+	diffCompareDigestParts(t, "fuzz", msg, bs, nil)
+	paths := diffPaths(bs, nil, nil)
+	if len(paths) > 24 {
+		// Every path costs a few dozen parses of the message: a
+		// thousand empty parts would stall the fuzzer.
+		paths = paths[:24]
+	}
+	diffCompareSections(t, "fuzz", msg, paths, diffRandomPartial(rng))
+	diffCompareBinary(t, "fuzz", msg, paths, diffRandomPartial(rng))
+	diffCompareSearch(t, "fuzz", msg, rng)
 }
 
 // TestIMAPDiffLongLineBeforeDelimiter: a line longer than the multipart
