@@ -71,6 +71,11 @@ func imapWriteSection(w io.Writer, r io.Reader, sp imapSectionSpec) error {
 	}
 	for _, n := range path {
 		header, body = imapOpenMessage(header, body, parent)
+		// header is now a message's, or a part's that is no message:
+		// the digest default (RFC 2046 section 5.1.5) is for the
+		// digest's own parts, not for the header of a message inside
+		// one, which would read the message's body as another message.
+		parent = ""
 		mh := gomessage.Header{Header: header}
 		ct, params, _ := mh.ContentType()
 		if !strings.HasPrefix(strings.ToLower(ct), "multipart/") {

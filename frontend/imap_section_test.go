@@ -302,3 +302,48 @@ func allocsOf(t *testing.T, r *imapRaw, cmd, want string) uint64 {
 	}
 	return after.TotalAlloc - before.TotalAlloc
 }
+
+// TestIMAPDigestMessageSections: a part of a multipart/digest without a
+// Content-Type is a message (RFC 2046 section 5.1.5), and its sections
+// are those of the same message attached as message/rfc822 to a
+// multipart/mixed. The default is the digest's parts' only: the header
+// of the message inside is text/plain's, as any message's. Paths below
+// such a message kept the digest as their parent, so BODY[1.1.TEXT],
+// BODY[1.1.HEADER] and BODY[1.1.1] read the message's body as yet
+// another message, header and all (go-imap's helpers did the same).
+func TestIMAPDigestMessageSections(t *testing.T) {
+	b := newIMAPFakeBackend(t)
+	user := b.newUser(t)
+	inner := "From: one@example.org\r\nSubject: digested\r\n\r\nX-Looks: like a header field\r\n\r\nthe text\r\n"
+	b.deliver(t, 0, "Subject: digest\r\nContent-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\n"+inner+"--d--\r\n", user)
+	b.deliver(t, 0, "Subject: mixed\r\nContent-Type: multipart/mixed; boundary=d\r\n\r\n--d\r\nContent-Type: message/rfc822\r\n\r\n"+inner+"--d--\r\n", user)
+	c := dialIMAP(t, b, 0, user)
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	sections := map[string]*imap.FetchItemBodySection{
+		"1.1":        {Peek: true, Part: []int{1, 1}},
+		"1.1.TEXT":   {Peek: true, Part: []int{1, 1}, Specifier: imap.PartSpecifierText},
+		"1.1.HEADER": {Peek: true, Part: []int{1, 1}, Specifier: imap.PartSpecifierHeader},
+		"1.1.1":      {Peek: true, Part: []int{1, 1, 1}},
+		"1.TEXT":     {Peek: true, Part: []int{1}, Specifier: imap.PartSpecifierText},
+	}
+	opts := &imap.FetchOptions{}
+	for _, s := range sections {
+		opts.BodySection = append(opts.BodySection, s)
+	}
+	msgs, err := c.Fetch(imap.SeqSetNum(1, 2), opts).Collect()
+	if err != nil || len(msgs) != 2 {
+		t.Fatalf("FETCH: %d messages, %v", len(msgs), err)
+	}
+	body := "X-Looks: like a header field\r\n\r\nthe text" // the last CRLF is the delimiter's
+	want := map[string]string{"1.1": body, "1.1.TEXT": body, "1.1.1": body, "1.TEXT": body,
+		"1.1.HEADER": "From: one@example.org\r\nSubject: digested\r\n\r\n"}
+	for i, m := range msgs {
+		for name, s := range sections {
+			if got := string(m.FindBodySection(s)); got != want[name] {
+				t.Errorf("%s: BODY[%s] is %q, want %q", []string{"digest", "mixed"}[i], name, got, want[name])
+			}
+		}
+	}
+}
