@@ -267,15 +267,13 @@ func testIMAPExpungeHalfOfALargeFolder(t *testing.T, b imapBackend) {
 		for s := lo; s < lo+12000 && s <= n; s += 2 {
 			set.AddNum(s)
 		}
-		if err := c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
-			t.Fatal(err)
-		}
+		untilAvailable(t, "STORE", func() error {
+			return c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close()
+		})
 	}
 	start := time.Now()
-	if err := c.Expunge().Close(); err != nil {
-		t.Fatal(err)
-	}
-	if took := time.Since(start); took > 3*time.Second {
+	retried := untilAvailable(t, "EXPUNGE", func() error { return c.Expunge().Close() })
+	if took := time.Since(start); took > 3*time.Second && !retried {
 		t.Errorf("EXPUNGE of %d of %d messages took %v", n/2, n, took)
 	}
 	start = time.Now()
@@ -343,5 +341,26 @@ func testIMAPStoreOnAScatteredSearchResult(t *testing.T, b imapBackend) {
 	st, err := c.Status("INBOX", &imap.StatusOptions{NumUnseen: true}).Wait()
 	if err != nil || *st.NumUnseen != n/2 {
 		t.Fatalf("STATUS after UID STORE $ +FLAGS (\\Seen): %d unseen (%v), want %d", *st.NumUnseen, err, n/2)
+	}
+}
+
+// untilAvailable runs cmd again while it fails with NO [UNAVAILABLE], as
+// a client does, and reports whether it had to. The test cluster's leader
+// lease is 150 ms, which the apply of one huge command on a busy machine
+// can outlast: the leadership ends and a command in flight is refused as
+// temporarily unavailable. Only for commands whose repeat leaves what the
+// first did (STORE +FLAGS, EXPUNGE).
+func untilAvailable(t *testing.T, what string, cmd func() error) bool {
+	t.Helper()
+	for try := 0; ; try++ {
+		err := cmd()
+		if err == nil {
+			return try > 0
+		}
+		if imapCode(err) != imap.ResponseCodeUnavailable || try == 5 {
+			t.Fatalf("%s: %v", what, err)
+		}
+		t.Logf("%s: %v; again", what, err)
+		time.Sleep(500 * time.Millisecond)
 	}
 }
