@@ -224,7 +224,9 @@ func (n *Node) CheckState(ctx context.Context, wait time.Duration) (StateCheck, 
 const digestPoll = 100 * time.Millisecond
 
 // collectDigest asks member id (at addr) for its digest until it is done
-// or ctx ends.
+// or ctx ends. An answer of another member than id (a relay on the path:
+// peerid.go) is refused, or it would stand for id's digest and hide a
+// divergence of id's state.
 func (n *Node) collectDigest(ctx context.Context, id, addr, digestID string) StateDigestReport {
 	var rep StateDigestReport
 	var lastErr error
@@ -233,7 +235,7 @@ func (n *Node) collectDigest(ctx context.Context, id, addr, digestID string) Sta
 			rep, lastErr = n.digests.get(digestID), nil
 		} else {
 			var got StateDigestReport
-			lastErr = n.call(ctx, addr, "GET", "/rpc/statedigest/"+url.PathEscape(digestID), nil, &got)
+			lastErr = n.callAs(ctx, id, addr, "GET", "/rpc/statedigest/"+url.PathEscape(digestID), nil, &got)
 			if lastErr == nil {
 				rep = got
 			}

@@ -168,3 +168,25 @@ func TestStateCheckRefusedBelowEncoding9(t *testing.T) {
 		t.Fatalf("check at encoding 9: %+v %v", st, err)
 	}
 }
+
+// A member's digest is taken from that member only: a relay on the path
+// that carries the poll for n3 to another member must not have that
+// member's digest reported as n3's, which would hide n3's divergence.
+func TestStateCheckRefusesADigestFromAnotherMember(t *testing.T) {
+	c := newTestClusterWith(t, 2, nil)
+	a := c.leader(5 * time.Second)
+	other := c.follower()
+	st, err := a.CheckState(ctxT(t, 30*time.Second), 20*time.Second)
+	if err != nil || !st.Equal {
+		t.Fatalf("check: %+v %v", st, err)
+	}
+	relay := string(redirect(t, other.advertise))
+	// Control: through the relay, to the member that answers.
+	if rep := a.collectDigest(ctxT(t, 5*time.Second), other.ID(), relay, st.ID); !rep.Done || rep.Error != "" {
+		t.Fatalf("digest of %s through the relay: %+v", other.ID(), rep)
+	}
+	ctx := ctxT(t, time.Second)
+	if rep := a.collectDigest(ctx, "n3", relay, st.ID); rep.Error == "" || rep.SHA256 != "" {
+		t.Fatalf("n3's digest, answered by %s, taken: %+v", other.ID(), rep)
+	}
+}
