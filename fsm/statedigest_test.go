@@ -185,3 +185,79 @@ func TestStateDigestViewClosedByRestore(t *testing.T) {
 		t.Fatal("the restored state digests unlike its source")
 	}
 }
+
+// ApplyBatch cut into runs at digest entries answers as one entry at a
+// time does: one result per entry, in order, refusals included, entries
+// already applied and entries without data answered empty; digest
+// entries at the start, at the end and next to each other each get a
+// view at their own index, and an empty batch changes nothing.
+func TestStateDigestRunsAnswerEveryEntryInOrder(t *testing.T) {
+	enc := func(c Command) []byte {
+		data, err := EncodeAs(c, EncodingJSON9)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	box := func(a string) Command { return &MailboxAdd{Mailboxes: []NewMailbox{{Address: a}}} }
+	log := []Entry{
+		{Index: 1, Data: enc(&StateDigest{ID: "start"})},
+		{Index: 2, Data: enc(&DomainAdd{Name: "example.com"})},
+		{Index: 3},
+		{Index: 4, Data: enc(box("u0@example.com"))},
+		{Index: 5, Data: enc(box("u0@example.com"))}, // refused: exists
+		{Index: 6, Data: enc(&StateDigest{ID: "b"})},
+		{Index: 7, Data: enc(&StateDigest{ID: "c"})},
+		{Index: 8, Data: enc(box("u1@example.com"))},
+		{Index: 9, Data: enc(&StateDigest{})}, // refused: no ID
+		{Index: 10, Data: enc(box("u2@example.com"))},
+		{Index: 11, Data: enc(&StateDigest{ID: "end"})},
+	}
+	one, oneGot := digestState(t)
+	var want []Result
+	for _, e := range log {
+		want = append(want, one.ApplyBatch([]Entry{e})...)
+	}
+	whole, wholeGot := digestState(t)
+	if r := whole.ApplyBatch(nil); len(r) != 0 || whole.Applied() != 0 {
+		t.Fatalf("empty batch: %v, applied %d", r, whole.Applied())
+	}
+	whole.ApplyBatch(log[:2])
+	got := whole.ApplyBatch(log) // the first two again: a replay
+	if len(got) != len(log) {
+		t.Fatalf("%d results for %d entries", len(got), len(log))
+	}
+	for i := range log {
+		w := want[i]
+		if i < 2 {
+			w = Result{}
+		}
+		if Code(got[i].Err) != Code(w.Err) || fmt.Sprint(got[i].Value) != fmt.Sprint(w.Value) {
+			t.Errorf("entry %d: %+v, one at a time %+v", log[i].Index, got[i], w)
+		}
+	}
+	if Code(want[4].Err) != "exists" || Code(want[8].Err) != "invalid" {
+		t.Fatalf("the refusals were not refused: %v, %v", want[4].Err, want[8].Err)
+	}
+	if whole.Applied() != 11 || one.Applied() != 11 {
+		t.Fatalf("applied %d and %d, want 11", whole.Applied(), one.Applied())
+	}
+	wantIdx := map[string]uint64{"start": 1, "b": 6, "c": 7, "end": 11}
+	if len(wholeGot) != len(wantIdx) || len(oneGot) != len(wantIdx) {
+		t.Fatalf("digests %v and %v", wholeGot, oneGot)
+	}
+	for id, idx := range wantIdx {
+		if wholeGot[id] != oneGot[id] || wholeGot[id].Index != idx {
+			t.Errorf("digest %s: %+v in one batch, %+v one at a time, want index %d", id, wholeGot[id], oneGot[id], idx)
+		}
+	}
+	if b, c := wholeGot["b"], wholeGot["c"]; b.Keys != c.Keys || b.Bytes != c.Bytes {
+		t.Errorf("adjacent digests hold other keys though only the applied index moved: %+v %+v", b, c)
+	}
+	whole.viewsMu.Lock()
+	open := len(whole.views)
+	whole.viewsMu.Unlock()
+	if open != 0 {
+		t.Errorf("%d views left open", open)
+	}
+}
