@@ -15,6 +15,13 @@ type SettingsRequest struct {
 	WriteQuorum     *int `json:"write_quorum,omitempty"`
 	CommandEncoding *int `json:"command_encoding,omitempty"`
 	MaxVoters       *int `json:"max_voters,omitempty"`
+	// Partial marks a request of a client that sends only the settings
+	// it changes. This release reads every request alike; a node of an
+	// older release refuses the field as unknown, where it would take
+	// the settings left out as zero (the command encoding lowered, the
+	// voter cap lifted), and the client then falls back to sending the
+	// whole settings (cmd/powermail settings set).
+	Partial bool `json:"partial,omitempty"`
 }
 
 // empty reports whether the request names no setting.
@@ -22,8 +29,8 @@ func (q SettingsRequest) empty() bool {
 	return q.Replicas == nil && q.WriteQuorum == nil && q.CommandEncoding == nil && q.MaxVoters == nil
 }
 
-// over returns s with the request's fields in place of its own.
-func (q SettingsRequest) over(s fsm.Settings) fsm.Settings {
+// Over returns s with the request's fields in place of its own.
+func (q SettingsRequest) Over(s fsm.Settings) fsm.Settings {
 	for _, f := range []struct {
 		from *int
 		to   *int
@@ -73,7 +80,7 @@ func (n *Node) settingsRoute(route routeFunc) {
 			if err != nil {
 				return err
 			}
-			c := fsm.SettingsSet{Settings: q.over(cur)}
+			c := fsm.SettingsSet{Settings: q.Over(cur)}
 			warning, err := n.writeQuorumWarning(c.WriteQuorum)
 			if err == nil && !force {
 				err = n.checkEncodingRaise(r.Context(), c.CommandEncoding)

@@ -48,7 +48,7 @@ func TestAdminSettingsPartialUpdate(t *testing.T) {
 	if got := settings(); got != want {
 		t.Fatalf("after write_quorum 1: %+v, want %+v", got, want)
 	}
-	if code, out := adminDo(t, n, "POST", "/v1/settings", tok, `{"max_voters":3}`); code != 200 {
+	if code, out := adminDo(t, n, "POST", "/v1/settings", tok, `{"max_voters":3,"partial":true}`); code != 200 { // as the CLI sends it
 		t.Fatalf("max_voters only: %d %s", code, out)
 	}
 	want.MaxVoters = 3
@@ -59,7 +59,7 @@ func TestAdminSettingsPartialUpdate(t *testing.T) {
 	if code, out := adminDo(t, n, "POST", "/v1/settings", tok, `{"write_quorum":3}`); code != 400 || !strings.Contains(out, "replicas (2)") {
 		t.Fatalf("write_quorum above the current replicas: %d %s", code, out)
 	}
-	for _, body := range []string{`{}`, `{"max_voters":null}`} {
+	for _, body := range []string{`{}`, `{"max_voters":null}`, `{"partial":true}`} {
 		if code, out := adminDo(t, n, "POST", "/v1/settings", tok, body); code != 400 || !strings.Contains(out, "no setting") {
 			t.Fatalf("%s: %d %s", body, code, out)
 		}

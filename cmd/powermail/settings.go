@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -55,12 +57,13 @@ func newSettingsCmd(cl *clientFlags) *cobra.Command {
 			if flags.Changed("max-voters") {
 				req.MaxVoters = &voters
 			}
-			var reply node.SettingsResult
+			req.Partial = true
 			path := "/v1/settings"
 			if force {
 				path += "?force=1"
 			}
-			if err := cl.do(cmd.Context(), "POST", path, req, &reply); err != nil {
+			reply, err := postSettings(cmd, cl, path, req)
+			if err != nil {
 				return err
 			}
 			if reply.Warning != "" {
@@ -90,4 +93,25 @@ func maxVoters(s fsm.Settings) string {
 		return "none"
 	}
 	return fmt.Sprint(s.MaxVoters)
+}
+
+// postSettings sends a partial settings update. A node of a release
+// before partial updates refuses the request's "partial" field; it would
+// have taken the settings left out as zero. To such a node the settings
+// are sent whole, as that release's CLI did: read, the given ones laid
+// over, written back (two updates at once through it may lose one).
+func postSettings(cmd *cobra.Command, cl *clientFlags, path string, req node.SettingsRequest) (node.SettingsResult, error) {
+	var reply node.SettingsResult
+	err := cl.do(cmd.Context(), "POST", path, req, &reply)
+	var api *apiError
+	if !errors.As(err, &api) || api.Code != "invalid" || !strings.Contains(api.Message, `unknown field "partial"`) {
+		return reply, err
+	}
+	var cur fsm.Settings
+	if err := cl.do(cmd.Context(), "GET", "/v1/settings", nil, &cur); err != nil {
+		return reply, err
+	}
+	reply = node.SettingsResult{}
+	err = cl.do(cmd.Context(), "POST", path, req.Over(cur), &reply)
+	return reply, err
 }
