@@ -444,3 +444,43 @@ func TestRestoreWakesEveryWatcher(t *testing.T) {
 		}
 	}
 }
+
+// TestAccountActiveHoldsWithoutALeader: a login's check reads this node's
+// replica only, so a node that lost its leader (an election, or no
+// quorum at all) still says the login holds: an election must not end
+// every session in the cluster.
+func TestAccountActiveHoldsWithoutALeader(t *testing.T) {
+	c, ns := accessCluster(t)
+	ctx := ctxT(t, 20*time.Second)
+	logins := map[string]Login{}
+	for _, n := range ns {
+		l, err := n.Authenticate(ctx, "a@example.com", "pw-a")
+		if err != nil {
+			t.Fatalf("%s: login: %v", n.ID(), err)
+		}
+		logins[n.ID()] = l
+	}
+	l := c.leader(time.Second)
+	var left *Node
+	for _, n := range ns {
+		if n != l {
+			left = n
+		}
+	}
+	for _, n := range ns {
+		if n != left {
+			n.Kill()
+			delete(c.nodes, n.ID())
+		}
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := left.AccountActive(ctx, logins[left.ID()]); err != nil {
+			t.Fatalf("%s without a leader (%s): %v", left.ID(), left.raft.State(), err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, id := left.raft.LeaderWithID(); id != "" {
+		t.Fatalf("%s still follows %s", left.ID(), id)
+	}
+}
