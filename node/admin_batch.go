@@ -48,7 +48,11 @@ func (n *Node) skipExisting(ctx context.Context, rows []MailboxRequest) ([]Mailb
 			keep = append(keep, m) // the state machine refuses a bad address with its reason
 			continue
 		}
-		if !samePassword(mb.PasswordHash, m) {
+		same, err := n.samePassword(ctx, mb.PasswordHash, m)
+		if err != nil {
+			return nil, 0, err
+		}
+		if !same {
 			return nil, 0, &fsm.Error{Kind: fsm.ErrExists, Msg: fmt.Sprintf(
 				"mailbox %s already exists with another password (not made by this import, or its password changed since): leave its row out, or remove the mailbox", mb.Address)}
 		}
@@ -56,10 +60,13 @@ func (n *Node) skipExisting(ctx context.Context, rows []MailboxRequest) ([]Mailb
 	return keep, len(rows) - len(keep), nil
 }
 
-// samePassword reports whether a stored hash is the one a row gives.
-func samePassword(stored string, m MailboxRequest) bool {
+// samePassword reports whether a stored hash is the one a row gives. A
+// row's password is checked as a login's is (verifyPassword): within
+// the node's password memory budget, and given up (ErrUnavailable) when
+// ctx ends, since a rerun costs an argon2 check per existing row.
+func (n *Node) samePassword(ctx context.Context, stored string, m MailboxRequest) (bool, error) {
 	if m.Password != "" {
-		return fsm.VerifyPassword(stored, m.Password)
+		return n.verifyPassword(ctx, stored, m.Password)
 	}
-	return subtle.ConstantTimeCompare([]byte(stored), []byte(m.PasswordHash)) == 1
+	return subtle.ConstantTimeCompare([]byte(stored), []byte(m.PasswordHash)) == 1, nil
 }

@@ -1,9 +1,12 @@
 package node
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"powermail/fsm"
 )
@@ -134,5 +137,31 @@ func TestAdminBatchSkipExisting(t *testing.T) {
 	}
 	if mb, err := n.State().Mailbox("a@example.com"); err != nil || mb.PasswordHash != h1 {
 		t.Fatalf("a@example.com's password changed: %v", err)
+	}
+}
+
+// skip_existing checks a row's password against the stored hash within
+// the node's password memory budget (Config.PasswordMemory), as a login
+// does: a rerun of an import given passwords costs an argon2 check per
+// existing row, which must wait its turn behind the logins in flight,
+// and give up when the request ends, not run beside them unbounded.
+func TestAdminBatchSkipExistingWaitsForThePasswordBudget(t *testing.T) {
+	_, n := oneNodeWithMailboxes(t, 0)
+	rows := []MailboxRequest{{Address: "p@example.com", Password: "pw"}}
+	if code, out := adminDo(t, n, "POST", "/v1/mailboxes/batch", string(testSecret), `{"mailboxes":[{"address":"p@example.com","password":"pw"}]}`); code != 200 {
+		t.Fatalf("first batch: %d %s", code, out)
+	}
+	if err := n.passwords.Acquire(ctxT(t, time.Second), n.cfg.PasswordMemory); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, _, err := n.skipExisting(short, rows); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("with the whole budget taken: %v, want ErrUnavailable once the request ends", err)
+	}
+	n.passwords.Release(n.cfg.PasswordMemory)
+	keep, skipped, err := n.skipExisting(ctxT(t, 10*time.Second), rows)
+	if err != nil || len(keep) != 0 || skipped != 1 {
+		t.Fatalf("with the budget free: %v %d %v", keep, skipped, err)
 	}
 }
