@@ -139,7 +139,15 @@ func (n *Node) CreateFolder(ctx context.Context, addr, name, specialUse string) 
 
 // DeleteFolder deletes a folder and its messages, dropping their body
 // references.
+//
+// A folder of more than Config.EntryMessages is first emptied in
+// entries of that size (emptyFolder), so that no replica stalls on it.
 func (n *Node) DeleteFolder(ctx context.Context, addr, name string) error {
+	if fsm.CanonicalFolder(name) != "INBOX" {
+		if err := n.emptyFolder(ctx, addr, name, false); err != nil {
+			return err
+		}
+	}
 	return n.applyAccess(ctx, &fsm.FolderDelete{Mailbox: addr, Name: name}, nil)
 }
 
@@ -187,7 +195,8 @@ func (n *Node) SubscribeFolder(ctx context.Context, addr, name string, subscribe
 // large folder) are stored by several commands, in ascending order, as
 // Expunge does. If one fails, the ones before it stay done and are not
 // returned: RFC 9051 §6.4.6 does not make STORE all or nothing, and the
-// session reports what changed at its next poll.
+// session reports what changed at its next poll. So are UIDs that cover
+// more than Config.EntryMessages messages (pieces.go).
 func (n *Node) StoreFlags(ctx context.Context, addr, folder string, uids []uint32, op FlagOp, flags []string, expect ...FolderCheck) ([]StoredMessage, error) {
 	if len(uids) == 0 {
 		return nil, nil
@@ -195,7 +204,7 @@ func (n *Node) StoreFlags(ctx context.Context, addr, folder string, uids []uint3
 	var out []StoredMessage
 	check := n.folderCheck(expect)
 	fold := n.encodingAtLeast(fsm.EncodingJSON4)
-	for rs := range slices.Chunk(n.fitRanges(addr, folder, uids, check), fsm.MaxUIDRanges) {
+	for _, rs := range n.pieces(addr, folder, n.fitRanges(addr, folder, uids, check), check) {
 		var changed []StoredMessage
 		cmd := &fsm.FlagsStore{Mailbox: addr, Folder: folder, UIDs: rs, Op: op, Flags: flags, Expect: check, FoldKeywords: fold}
 		if err := n.applyAccess(ctx, cmd, &changed); err != nil {
@@ -236,16 +245,23 @@ func (n *Node) encodingAtLeast(enc int) bool {
 // stay done: RFC 1939 §6 allows a POP3 QUIT that fails to have removed
 // some of the messages, and an IMAP session learns of them at its next
 // poll. Neither may be refused for ever, which a POP3 client would meet
-// by downloading the same mail again in every session.
+// by downloading the same mail again in every session. So are UIDs that
+// cover more than Config.EntryMessages messages (pieces.go), so that no
+// replica stalls on one entry.
 func (n *Node) Expunge(ctx context.Context, addr, folder string, uids []uint32, onlyDeleted bool, expect ...FolderCheck) ([]uint32, error) {
 	check := n.folderCheck(expect)
+	var ps [][]fsm.UIDRange
 	if uids == nil {
-		var out []uint32
-		err := n.applyAccess(ctx, &fsm.Expunge{Mailbox: addr, Folder: folder, OnlyDeleted: onlyDeleted, Expect: check}, &out)
-		return out, err
+		if ps = n.pieces(addr, folder, wholeFolder, check); len(ps) <= 1 {
+			var out []uint32
+			err := n.applyAccess(ctx, &fsm.Expunge{Mailbox: addr, Folder: folder, OnlyDeleted: onlyDeleted, Expect: check}, &out)
+			return out, err
+		}
+	} else {
+		ps = n.pieces(addr, folder, n.fitRanges(addr, folder, uids, check), check)
 	}
 	var out []uint32
-	for rs := range slices.Chunk(n.fitRanges(addr, folder, uids, check), fsm.MaxUIDRanges) {
+	for _, rs := range ps {
 		var removed []uint32
 		cmd := &fsm.Expunge{Mailbox: addr, Folder: folder, UIDs: rs, OnlyDeleted: onlyDeleted, Expect: check}
 		if err := n.applyAccess(ctx, cmd, &removed); err != nil {
@@ -258,34 +274,64 @@ func (n *Node) Expunge(ctx context.Context, addr, folder string, uids []uint32, 
 
 // Copy references the listed messages from dst; with move, the sources
 // go in the same commit.
+//
+// A MOVE of more than Config.EntryMessages messages is proposed as
+// several moves (pieces.go), so that no replica stalls on one entry.
+// Each piece moves each of its messages or none, so a failure part way
+// leaves every message in exactly one of the two folders, which RFC 6851
+// §3.3 asks of a MOVE that fails; the session learns of the pieces
+// done at its next poll. A COPY stays one entry: RFC 9051 §6.4.7 has a
+// failed COPY leave the destination as it was.
 func (n *Node) Copy(ctx context.Context, addr, src, dst string, uids []uint32, move bool, expect ...FolderCheck) (CopyResult, error) {
 	if len(uids) == 0 {
 		f, err := n.Folder(ctx, addr, dst)
 		return CopyResult{UIDValidity: f.UIDValidity}, err
 	}
-	var res fsm.CopyResult
 	check := n.folderCheck(expect)
-	cmd := &fsm.Copy{Mailbox: addr, From: src, To: dst, UIDs: n.fitRanges(addr, src, uids, check), Move: move, Expect: check}
-	var err error
-	if n.encodingAtLeast(fsm.EncodingJSON8) {
-		// Named, so that a commit whose outcome a leader change hid is
-		// proposed again without copying twice: the client then gets
-		// its OK (without COPYUID, which the repeat cannot know), not a
-		// NO it would answer by copying again.
-		cmd.ID = "copy-" + deliveryID()
-		var v any
-		err = n.untilKnown(ctx, "copy", cmd.ID, func(ctx context.Context) (err error) {
-			v, err = n.Apply(ctx, cmd)
-			return err
-		})
-		if err == nil {
-			err = convert(v, &res)
-		}
-		err = accessErr(err)
-	} else {
-		err = n.applyAccess(ctx, cmd, &res)
+	rs := n.fitRanges(addr, src, uids, check)
+	ps := [][]fsm.UIDRange{rs}
+	if move {
+		ps = n.pieces(addr, src, rs, check)
 	}
-	return CopyResult{UIDValidity: res.UIDValidity, SrcUIDs: res.Src, DstUIDs: res.Dst}, err
+	var out CopyResult
+	known := true // every piece answered its UIDs
+	for _, rs := range ps {
+		res, err := n.copyOnce(ctx, &fsm.Copy{Mailbox: addr, From: src, To: dst, UIDs: rs, Move: move, Expect: check})
+		out.UIDValidity = res.UIDValidity
+		out.SrcUIDs, out.DstUIDs = append(out.SrcUIDs, res.Src...), append(out.DstUIDs, res.Dst...)
+		known = known && len(res.Src) > 0
+		if err != nil {
+			return out, err
+		}
+	}
+	if !known && len(ps) > 1 {
+		// A piece repeated after a leader change cannot say which UIDs
+		// it gave: a COPYUID without them would pair the wrong ones.
+		out.SrcUIDs, out.DstUIDs = nil, nil
+	}
+	return out, nil
+}
+
+// copyOnce proposes one Copy.
+func (n *Node) copyOnce(ctx context.Context, cmd *fsm.Copy) (fsm.CopyResult, error) {
+	var res fsm.CopyResult
+	if !n.encodingAtLeast(fsm.EncodingJSON8) {
+		return res, n.applyAccess(ctx, cmd, &res)
+	}
+	// Named, so that a commit whose outcome a leader change hid is
+	// proposed again without copying twice: the client then gets its OK
+	// (without COPYUID, which the repeat cannot know), not a NO it would
+	// answer by copying again.
+	cmd.ID = "copy-" + deliveryID()
+	var v any
+	err := n.untilKnown(ctx, "copy", cmd.ID, func(ctx context.Context) (err error) {
+		v, err = n.Apply(ctx, cmd)
+		return err
+	})
+	if err == nil {
+		err = convert(v, &res)
+	}
+	return res, accessErr(err)
 }
 
 // uidRanges turns UIDs into sorted, merged ranges.

@@ -168,7 +168,7 @@ func (n *Node) directoryRoutes(route routeFunc) {
 		return out, err
 	})
 	route("DELETE /v1/mailboxes/{address}", func(r *http.Request) (any, error) {
-		return apply(r, &fsm.MailboxRemove{Address: r.PathValue("address")})
+		return n.RemoveMailbox(r.Context(), r.PathValue("address"))
 	})
 	route("POST /v1/mailboxes/{address}/password", func(r *http.Request) (any, error) {
 		var req struct {

@@ -141,6 +141,12 @@ type Config struct {
 	// Zero means DefaultPasswordMemory.
 	PasswordMemory int64
 
+	// EntryMessages bounds the messages one raft entry of a folder delete,
+	// mailbox removal, expunge or MOVE acts on: a larger one is proposed
+	// as several (pieces.go), so that deliveries need not wait behind one
+	// long apply. Zero means DefaultEntryMessages.
+	EntryMessages int
+
 	// MaildropLease is the POP3 maildrop lock lease (zero: 30 s).
 	MaildropLease time.Duration
 
@@ -206,6 +212,7 @@ func (c *Config) setDefaults() error {
 	setDur(&c.ReplicaTimeout, 5*time.Second)
 	setDur(&c.AdminReadTimeout, 5*time.Minute)
 	setInt(&c.AdminMaxConns, 256)
+	setInt(&c.EntryMessages, DefaultEntryMessages)
 	setInt(&c.AdminMaxConnsPerIP, 32)
 	if c.RestoreMaxBytes <= 0 {
 		c.RestoreMaxBytes = DefaultRestoreMaxBytesCeiling

@@ -1,0 +1,140 @@
+package node
+
+import (
+	"cmp"
+	"context"
+	"math"
+	"slices"
+
+	"powermail/fsm"
+)
+
+// DefaultEntryMessages is Config.EntryMessages's default. Every replica
+// applies an entry in one go and every other commit (every delivery)
+// waits behind it; removing or moving a message costs 7-12 µs of apply
+// (BENCHMARKS.md, "Large folder operations"), so 2,000 messages hold
+// the state machine for about 15-25 ms.
+const DefaultEntryMessages = 2000
+
+// wholeFolder is the UID range of every message of a folder.
+var wholeFolder = []fsm.UIDRange{{1, math.MaxUint32}}
+
+// pieces splits the UID ranges of a command on folder into runs that
+// each cover at most Config.EntryMessages of the messages this node's
+// state holds there, and at most fsm.MaxUIDRanges ranges, in ascending
+// order. Their union is rs: a message that arrives after this state
+// falls in the piece that covers its UID (the last, for a new one). The
+// state only sizes the pieces, so it may lag; it is read only for the
+// folder the command names by expect (without it, the pieces are
+// fsm.MaxUIDRanges chunks as before).
+func (n *Node) pieces(addr, folder string, rs []fsm.UIDRange, expect *fsm.FolderCheck) [][]fsm.UIDRange {
+	if expect == nil {
+		return slices.Collect(slices.Chunk(rs, fsm.MaxUIDRanges))
+	}
+	v, err := n.localView(addr, folder)
+	if err != nil || v.Folder.ID != expect.ID || v.Folder.UIDValidity != expect.UIDValidity {
+		return slices.Collect(slices.Chunk(rs, fsm.MaxUIDRanges))
+	}
+	return splitPieces(rs, v.Messages, n.cfg.EntryMessages)
+}
+
+// splitPieces cuts rs (ascending, disjoint) so that no piece covers
+// more than limit of msgs (ascending by UID) or holds more than
+// fsm.MaxUIDRanges ranges.
+func splitPieces(rs []fsm.UIDRange, msgs []StoredMessage, limit int) [][]fsm.UIDRange {
+	var out [][]fsm.UIDRange
+	var cur []fsm.UIDRange
+	count := 0
+	flush := func() {
+		if len(cur) > 0 {
+			out = append(out, cur)
+		}
+		cur, count = nil, 0
+	}
+	at := func(uid uint32) int {
+		i, _ := slices.BinarySearchFunc(msgs, uid, func(m StoredMessage, u uint32) int { return cmp.Compare(m.UID, u) })
+		return i
+	}
+	for _, r := range rs {
+		for {
+			if count >= limit || len(cur) == fsm.MaxUIDRanges {
+				flush()
+			}
+			i, j := at(r[0]), len(msgs)
+			if r[1] < math.MaxUint32 {
+				j = at(r[1] + 1)
+			}
+			if count+j-i <= limit {
+				cur = append(cur, r)
+				count += j - i
+				break
+			}
+			// A message of r lies above cut, so cut < r[1].
+			cut := msgs[i+limit-count-1].UID
+			cur = append(cur, fsm.UIDRange{r[0], cut})
+			flush()
+			r[0] = cut + 1
+		}
+	}
+	flush()
+	return out
+}
+
+// emptyFolder expunges the messages of a folder about to be deleted in
+// entries of at most Config.EntryMessages, all but the last piece (with
+// all, the last too): the command that deletes it then removes at most
+// that many, and what arrived meanwhile. Each piece names the folder it
+// was sized on, so one that was deleted and made again meanwhile is
+// left alone (the delete itself then acts on the name, as it always
+// has). A folder that fits one entry, and a cluster whose encoding
+// cannot carry the check, are left to the delete. An error leaves the
+// pieces before it expunged: the messages were being deleted, and
+// repeating the command finishes the job.
+func (n *Node) emptyFolder(ctx context.Context, addr, name string, all bool) error {
+	if !n.encodingAtLeast(fsm.EncodingJSON4) {
+		return nil
+	}
+	v, err := n.View(ctx, addr, name)
+	if err != nil || len(v.Messages) == 0 || (!all && len(v.Messages) <= n.cfg.EntryMessages) {
+		return nil // the delete reports what is wrong
+	}
+	check := &fsm.FolderCheck{ID: v.Folder.ID, UIDValidity: v.Folder.UIDValidity}
+	ps := splitPieces(wholeFolder, v.Messages, n.cfg.EntryMessages)
+	if !all {
+		ps = ps[:len(ps)-1]
+	}
+	for _, rs := range ps {
+		cmd := &fsm.Expunge{Mailbox: addr, Folder: name, UIDs: rs, Expect: check}
+		if err := n.applyAccess(ctx, cmd, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RemoveMailbox removes a mailbox and its messages (fsm.MailboxRemove).
+// A mailbox of more than Config.EntryMessages messages is first emptied
+// folder by folder, in entries of at most that many, so that no replica
+// stalls on the removal; mail delivered meanwhile goes with the mailbox.
+// A mailbox the removal would refuse (a forward keeps copies in it) is
+// not emptied. An error part way leaves the pieces before it expunged,
+// and repeating the removal finishes it.
+func (n *Node) RemoveMailbox(ctx context.Context, addr string) (any, error) {
+	if err := n.readBarrier(ctx); err != nil {
+		return nil, err
+	}
+	mb, err := n.state.Mailbox(addr)
+	fw, ferr := n.state.Forward(addr)
+	if err == nil && mb.Messages > int64(n.cfg.EntryMessages) && (ferr != nil || !fw.KeepCopy) {
+		folders, err := n.state.Folders(addr)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range folders {
+			if err := n.emptyFolder(ctx, addr, f.Name, true); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return n.Apply(ctx, &fsm.MailboxRemove{Address: addr})
+}
