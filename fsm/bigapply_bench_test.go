@@ -85,6 +85,7 @@ func timeApply(b *testing.B, a *applier, c Command) Result {
 // commit (every delivery) waits behind it. Run with -benchtime 1x.
 func BenchmarkLargeOperationApply(b *testing.B) {
 	all := []UIDRange{{1, ^uint32(0)}}
+	piece := []UIDRange{{1, 2000}}
 	ops := []struct {
 		name string
 		cmd  func() Command
@@ -95,6 +96,15 @@ func BenchmarkLargeOperationApply(b *testing.B) {
 		{"Copy", func() Command { return &Copy{Mailbox: "a@example.com", From: "Big", To: "Other", UIDs: all} }},
 		{"Move", func() Command {
 			return &Copy{Mailbox: "a@example.com", From: "Big", To: "Other", UIDs: all, Move: true}
+		}},
+		{"Store", func() Command {
+			return &FlagsStore{Mailbox: "a@example.com", Folder: "Big", UIDs: all, Op: FlagsAdd, Flags: []string{`\Deleted`}}
+		}},
+		// One piece of node.DefaultEntryMessages (2,000) messages, as
+		// node proposes them (node/pieces.go).
+		{"ExpungePiece", func() Command { return &Expunge{Mailbox: "a@example.com", Folder: "Big", UIDs: piece} }},
+		{"MovePiece", func() Command {
+			return &Copy{Mailbox: "a@example.com", From: "Big", To: "Other", UIDs: piece, Move: true}
 		}},
 	}
 	for _, n := range bigSizes() {
@@ -109,11 +119,15 @@ func BenchmarkLargeOperationApply(b *testing.B) {
 					b.Logf("filled %d messages in %v", n, time.Since(start))
 					b.StartTimer()
 					r := timeApply(b, a, op.cmd())
-					if cr, ok := r.Value.(CopyResult); ok && len(cr.Dst) != n {
-						b.Fatalf("copied %d of %d", len(cr.Dst), n)
+					want := n
+					if strings.HasSuffix(op.name, "Piece") {
+						want = 2000
 					}
-					if u, ok := r.Value.([]uint32); ok && len(u) != n {
-						b.Fatalf("expunged %d of %d", len(u), n)
+					if cr, ok := r.Value.(CopyResult); ok && len(cr.Dst) != want {
+						b.Fatalf("copied %d of %d", len(cr.Dst), want)
+					}
+					if u, ok := r.Value.([]uint32); ok && len(u) != want {
+						b.Fatalf("expunged %d of %d", len(u), want)
 					}
 				}
 			})
