@@ -35,11 +35,21 @@ type Cluster struct {
 // the test ends.
 func Start(t testing.TB, size int) *Cluster {
 	t.Helper()
+	return StartWith(t, size, nil)
+}
+
+// StartWith is Start with tweak (if not nil) applied to every node's
+// configuration before it starts.
+func StartWith(t testing.TB, size int, tweak func(*node.Config)) *Cluster {
+	t.Helper()
 	c := &Cluster{t: t, dir: t.TempDir()}
 	t.Cleanup(c.Close)
 	r := min(size, 2)
 	for i := 1; i <= size; i++ {
 		cfg := c.config(fmt.Sprintf("n%d", i))
+		if tweak != nil {
+			tweak(&cfg)
+		}
 		if i == 1 {
 			cfg.Bootstrap = true
 			cfg.BootstrapSettings = &node.BootstrapSettings{Replicas: r, WriteQuorum: r}
