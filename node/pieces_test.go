@@ -119,8 +119,28 @@ func TestLargeFolderOperationsAreSplit(t *testing.T) {
 		t.Errorf("EXPUNGE removed %d messages, want %d", len(gone), len(all))
 	}
 
+	// Mail appended to the folder while it is deleted goes with it: the
+	// mailbox is left holding nothing.
 	del := bigFolder(t, ns[0], "Doomed", log2)
+	stop := make(chan struct{})
+	var appends sync.WaitGroup
+	appended := 0
+	appends.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := ns[1].Append(ctx, a, "Doomed", nil, time.Time{}, strings.NewReader("Subject: late\r\n\r\nlate\r\n")); err == nil {
+				appended++
+			}
+		}
+	})
 	n = entriesDuring(t, ns[0], func() error { return ns[0].DeleteFolder(ctx, a, "Doomed") })
+	close(stop)
+	appends.Wait()
+	t.Logf("%d messages appended to the folder while it was deleted", appended)
 	if n < 1<<log2/per {
 		t.Errorf("DELETE of a folder of %d messages took %d entries", len(del.Messages), n)
 	}
@@ -134,6 +154,8 @@ func TestLargeFolderOperationsAreSplit(t *testing.T) {
 		}
 		mb, err := st.Mailbox(a)
 		if err != nil || mb.Messages != 0 || mb.UsedBytes != 0 {
+			fs, _ := st.Folders(a)
+			t.Logf("%s: folders %+v", node.ID(), fs)
 			t.Errorf("%s: mailbox holds %d messages, %d bytes (%v)", node.ID(), mb.Messages, mb.UsedBytes, err)
 		}
 		for _, h := range []string{hash, del.Messages[0].Hash} {
