@@ -31,6 +31,11 @@ func (n *Node) pieces(addr, folder string, rs []fsm.UIDRange, expect *fsm.Folder
 	if expect == nil {
 		return slices.Collect(slices.Chunk(rs, fsm.MaxUIDRanges))
 	}
+	// Nearly every folder fits one piece: its record says so without
+	// reading its messages.
+	if f, err := n.state.Folder(addr, folder); err == nil && f.Messages <= int64(n.cfg.EntryMessages) {
+		return slices.Collect(slices.Chunk(rs, fsm.MaxUIDRanges))
+	}
 	v, err := n.localView(addr, folder)
 	if err != nil || v.Folder.ID != expect.ID || v.Folder.UIDValidity != expect.UIDValidity {
 		return slices.Collect(slices.Chunk(rs, fsm.MaxUIDRanges))
