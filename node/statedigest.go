@@ -192,6 +192,11 @@ func (n *Node) CheckState(ctx context.Context, wait time.Duration) (StateCheck, 
 	if wait > MaxStateCheckWait {
 		return StateCheck{}, fmt.Errorf("%w: wait %v is over %v", ErrInvalidArgument, wait, MaxStateCheckWait)
 	}
+	// A node that has just joined may not yet have applied the settings:
+	// read them as of the leader's commit.
+	if err := n.readBarrier(ctx); err != nil {
+		return StateCheck{}, fmt.Errorf("state check: %w", err)
+	}
 	if enc := n.commandEncoding(); enc < fsm.EncodingJSON9 {
 		return StateCheck{}, fmt.Errorf("%w (this cluster is at %d)", ErrStateCheckEncoding, enc)
 	}
