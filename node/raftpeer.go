@@ -35,35 +35,32 @@ func answeredBy(id raft.ServerID, h raft.RPCHeader) error {
 
 // AppendEntries sends one append (or heartbeat) and checks who answered.
 func (t *raftTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
-	if err := t.NetworkTransport.AppendEntries(id, target, args, resp); err != nil {
-		return err
-	}
-	if err := answeredBy(id, resp.RPCHeader); err != nil {
-		*resp = raft.AppendEntriesResponse{}
-		return err
-	}
-	return nil
+	return replyFrom(id, resp, t.NetworkTransport.AppendEntries(id, target, args, resp))
 }
 
 // RequestVote asks for a vote and checks who answered.
 func (t *raftTransport) RequestVote(id raft.ServerID, target raft.ServerAddress, args *raft.RequestVoteRequest, resp *raft.RequestVoteResponse) error {
-	if err := t.NetworkTransport.RequestVote(id, target, args, resp); err != nil {
-		return err
-	}
-	if err := answeredBy(id, resp.RPCHeader); err != nil {
-		*resp = raft.RequestVoteResponse{}
-		return err
-	}
-	return nil
+	return replyFrom(id, resp, t.NetworkTransport.RequestVote(id, target, args, resp))
 }
 
 // RequestPreVote asks for a pre-vote and checks who answered.
 func (t *raftTransport) RequestPreVote(id raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
-	if err := t.NetworkTransport.RequestPreVote(id, target, args, resp); err != nil {
+	return replyFrom(id, resp, t.NetworkTransport.RequestPreVote(id, target, args, resp))
+}
+
+// replyFrom passes on err, the error of an RPC whose reply is resp; when
+// the RPC went through but resp names another server than id, it clears
+// resp, so that raft reads nothing of it, and returns ErrWrongPeer.
+func replyFrom[R any, P interface {
+	*R
+	raft.WithRPCHeader
+}](id raft.ServerID, resp P, err error) error {
+	if err != nil {
 		return err
 	}
-	if err := answeredBy(id, resp.RPCHeader); err != nil {
-		*resp = raft.RequestPreVoteResponse{}
+	if err := answeredBy(id, resp.GetRPCHeader()); err != nil {
+		var zero R
+		*resp = zero
 		return err
 	}
 	return nil
