@@ -174,19 +174,7 @@ func TestSealedConnRefusesWhatItDidNotSend(t *testing.T) {
 // path would.
 func injectingRelay(t *testing.T, target string, extra []byte) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go acceptEach(ln, func(in net.Conn) {
-		defer in.Close()
-		out, err := net.Dial("tcp", target)
-		if err != nil {
-			return
-		}
-		defer out.Close()
-		go io.Copy(in, out)
+	return relayTo(t, target, func(out, in net.Conn) {
 		const fromDialer = len(muxMagic) + 1 + nonceLen + macLen
 		if _, err := io.CopyN(out, in, int64(fromDialer)); err != nil {
 			return
@@ -194,7 +182,6 @@ func injectingRelay(t *testing.T, target string, extra []byte) string {
 		out.Write(extra)
 		io.Copy(out, in)
 	})
-	return ln.Addr().String()
 }
 
 // acceptedRPC dials target through addr with handshake version v and

@@ -24,6 +24,14 @@ import (
 // its address to target instead: it relays bytes, knowing no secret.
 func redirect(t *testing.T, target string) raft.ServerAddress {
 	t.Helper()
+	return raft.ServerAddress(relayTo(t, target, func(out, in net.Conn) { io.Copy(out, in) }))
+}
+
+// relayTo listens on a new address and passes each connection made to
+// it on to target: target's bytes go back unchanged, and toTarget moves
+// the dialer's (in) to target (out), as the relay's attacker will.
+func relayTo(t *testing.T, target string, toTarget func(out, in net.Conn)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -37,9 +45,9 @@ func redirect(t *testing.T, target string) raft.ServerAddress {
 		}
 		defer out.Close()
 		go io.Copy(in, out)
-		io.Copy(out, in)
+		toTarget(out, in)
 	})
-	return raft.ServerAddress(ln.Addr().String())
+	return ln.Addr().String()
 }
 
 // heartbeat is an empty AppendEntries of l's current term: one any
