@@ -24,22 +24,7 @@ import (
 // our Received: stamp above it; forwarded mail from another domain is
 // not signed.
 func TestQueueSignsOwnSendersWithDKIM(t *testing.T) {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(t.TempDir(), "dkim.key")
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	key, err := ParseDKIMKey("Example.com:s2026:" + keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key, lookup := dkimTestKeyFor(t, "Example.com") // the domain as an operator may write it
 	s := newSink(t)
 	c := queueCluster(t, s, func(q *QueueConfig) { q.DKIM = []DKIMKey{key} })
 	l := c.leader(time.Second)
@@ -48,12 +33,6 @@ func TestQueueSignsOwnSendersWithDKIM(t *testing.T) {
 	sendVia(t, l, "ceo@example.com", fwdBody, "out@example.com") // relayed: anyone may claim it
 	waitFor(t, 10*time.Second, "all three sent", func() bool { return len(s.messages()) == 3 })
 
-	lookup := func(domain string) ([]string, error) {
-		if domain != "s2026._domainkey.example.com" {
-			return nil, errors.New("no such record: " + domain)
-		}
-		return []string{"v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(pub)}, nil
-	}
 	signed := 0
 	for _, m := range s.messages() {
 		vs, err := dkim.VerifyWithOptions(strings.NewReader(m.data), &dkim.VerifyOptions{LookupTXT: lookup})
@@ -90,6 +69,14 @@ func TestQueueSignsOwnSendersWithDKIM(t *testing.T) {
 // independent verifier.
 func dkimTestKey(t *testing.T) (DKIMKey, func(string) ([]string, error)) {
 	t.Helper()
+	return dkimTestKeyFor(t, "example.com")
+}
+
+// dkimTestKeyFor is dkimTestKey for domain, spelt in the key's
+// configuration as given; the lookup publishes it under the lower-case
+// name, as DNS names are compared.
+func dkimTestKeyFor(t *testing.T, domain string) (DKIMKey, func(string) ([]string, error)) {
+	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -102,13 +89,14 @@ func dkimTestKey(t *testing.T) (DKIMKey, func(string) ([]string, error)) {
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	key, err := ParseDKIMKey("example.com:s2026:" + keyFile)
+	key, err := ParseDKIMKey(domain + ":s2026:" + keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lookup := func(domain string) ([]string, error) {
-		if domain != "s2026._domainkey.example.com" {
-			return nil, errors.New("no such record: " + domain)
+	published := "s2026._domainkey." + strings.ToLower(domain)
+	lookup := func(name string) ([]string, error) {
+		if name != published {
+			return nil, errors.New("no such record: " + name)
 		}
 		return []string{"v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(pub)}, nil
 	}
