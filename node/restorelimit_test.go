@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -25,17 +24,10 @@ func restoreClusterWith(t *testing.T, tweak func(*Config)) *Node {
 	return l
 }
 
-func restoreOver(t *testing.T, n *Node, query string, tar io.Reader) (int, string) {
+// restoreOver posts tar to the admin API's restore of a@example.com.
+func restoreOver(t *testing.T, n *Node, query string, tar *bytes.Buffer) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", "http://"+n.AdminAddr()+"/v1/mailboxes/a@example.com/restore"+query, tar)
-	req.Header.Set("Authorization", "Bearer "+string(testSecret))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(raw)
+	return adminDo(t, n, "POST", "/v1/mailboxes/a@example.com/restore"+query, string(testSecret), tar.String())
 }
 
 // A restore's max_bytes above the node's ceiling (RestoreMaxBytes) is
