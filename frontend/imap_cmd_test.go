@@ -637,11 +637,7 @@ func testIMAPSearch(t *testing.T, b imapBackend) {
 		sizes[m.SeqNum] = m.RFC822Size
 	}
 	today := time.Now()
-	cases := []struct {
-		name string
-		c    imap.SearchCriteria
-		want []uint32
-	}{
+	cases := []searchCase{
 		{"ALL", imap.SearchCriteria{}, []uint32{1, 2, 3}},
 		{"FLAGGED", imap.SearchCriteria{Flag: []imap.Flag{imap.FlagFlagged}}, []uint32{2}},
 		{"keyword, other case", imap.SearchCriteria{Flag: []imap.Flag{"$todo"}}, []uint32{2}},
@@ -665,16 +661,7 @@ func testIMAPSearch(t *testing.T, b imapBackend) {
 		{"NOT", imap.SearchCriteria{Not: []imap.SearchCriteria{{Body: []string{"cinnamon"}}}}, []uint32{2, 3}},
 		{"OR", imap.SearchCriteria{Or: [][2]imap.SearchCriteria{{{Flag: []imap.Flag{imap.FlagFlagged}}, {Body: []string{"cinnamon"}}}}}, []uint32{1, 2}},
 	}
-	for _, tc := range cases {
-		d, err := c.Search(&tc.c, nil).Wait()
-		if err != nil {
-			t.Errorf("SEARCH %s: %v", tc.name, err)
-			continue
-		}
-		if got := d.AllSeqNums(); !slices.Equal(got, tc.want) {
-			t.Errorf("SEARCH %s = %v, want %v", tc.name, got, tc.want)
-		}
-	}
+	wantSearches(t, c, cases)
 
 	// UID SEARCH with ESEARCH return options.
 	d, err := c.UIDSearch(&imap.SearchCriteria{NotFlag: []imap.Flag{imap.FlagFlagged}},
@@ -699,6 +686,29 @@ func testIMAPSearch(t *testing.T, b imapBackend) {
 	r.ok("STORE $ +FLAGS.SILENT ($Saved)")
 	r.want("SEARCH KEYWORD $Saved", "* SEARCH 2")
 	r.want("SEARCH RETURN (COUNT) NOT $", `* ESEARCH (TAG "`, " COUNT 2")
+}
+
+// searchCase is a SEARCH and the sequence numbers it must find.
+type searchCase struct {
+	name string
+	c    imap.SearchCriteria
+	want []uint32
+}
+
+// wantSearches runs each case's SEARCH in c's selected folder and
+// reports those that fail or find other messages.
+func wantSearches(t *testing.T, c *imapConn, cases []searchCase) {
+	t.Helper()
+	for _, tc := range cases {
+		d, err := c.Search(&tc.c, nil).Wait()
+		if err != nil {
+			t.Errorf("SEARCH %s: %v", tc.name, err)
+			continue
+		}
+		if got := d.AllSeqNums(); !slices.Equal(got, tc.want) {
+			t.Errorf("SEARCH %s = %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }
 
 func testIMAPStore(t *testing.T, b imapBackend) {

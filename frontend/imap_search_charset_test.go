@@ -1,7 +1,6 @@
 package frontend_test
 
 import (
-	"slices"
 	"strings"
 	"testing"
 
@@ -71,11 +70,7 @@ func testIMAPSearchCharsets(t *testing.T, b imapBackend) {
 	hdr := func(k, v string) imap.SearchCriteria {
 		return imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: k, Value: v}}}
 	}
-	cases := []struct {
-		name string
-		c    imap.SearchCriteria
-		want []uint32
-	}{
+	cases := []searchCase{
 		{"BODY café", imap.SearchCriteria{Body: []string{"café"}}, []uint32{1}},
 		{"BODY CAFÉ", imap.SearchCriteria{Body: []string{"CAFÉ"}}, []uint32{1}},
 		{"BODY cafe", imap.SearchCriteria{Body: []string{"cafe"}}, []uint32{6}},
@@ -99,16 +94,7 @@ func testIMAPSearchCharsets(t *testing.T, b imapBackend) {
 		{"BODY damaged", imap.SearchCriteria{Body: []string{"broken"}}, []uint32{7}},
 		{"BODY nowhere", imap.SearchCriteria{Body: []string{"zzz-nowhere"}}, nil},
 	}
-	for _, tc := range cases {
-		d, err := c.Search(&tc.c, nil).Wait()
-		if err != nil {
-			t.Errorf("SEARCH %s: %v", tc.name, err)
-			continue
-		}
-		if got := d.AllSeqNums(); !slices.Equal(got, tc.want) {
-			t.Errorf("SEARCH %s = %v, want %v", tc.name, got, tc.want)
-		}
-	}
+	wantSearches(t, c, cases)
 
 	// CHARSET, spoken raw: UTF-8 and US-ASCII are searched, any other
 	// is refused with the list of those that are (RFC 9051 section 7.1).
