@@ -811,29 +811,7 @@ func testIMAPStoreOtherNode(t *testing.T, b imapBackend) {
 // A .SILENT STORE still answers OK (RFC 2180 section 4.2), and the EXPUNGE
 // comes with the next command that allows it.
 func testIMAPStoreExpungedElsewhere(t *testing.T, b imapBackend) {
-	user := b.newUser(t)
-	for i := range 3 {
-		b.deliver(t, 0, imapTestMsg(fmt.Sprintf("se%d", i), "x"), user)
-	}
-	a := dialIMAP(t, b, 0, user)
-	if _, err := a.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	other := dialIMAP(t, b, 1, user)
-	if _, err := other.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if err := other.Store(imap.SeqSetNum(2), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := other.Expunge().Collect(); err != nil {
-		t.Fatal(err)
-	}
-	imapEventually(t, 5*time.Second, "expunge visible on node 0", func() bool {
-		st, err := dialStatus(t, b, 0, user)
-		return err == nil && st == 2
-	})
-	a.ev.drain()
+	a := expungedElsewhere(t, b, "se")
 	seqs := func(msgs []*imapclient.FetchMessageBuffer) []uint32 {
 		var out []uint32
 		for _, m := range msgs {
@@ -996,31 +974,9 @@ func testIMAPExpungeClose(t *testing.T, b imapBackend) {
 // announced during FETCH, STORE or SEARCH (RFC 9051 section 7.5.1); its
 // sequence number stays valid until a command that allows EXPUNGE.
 func testIMAPExpungeDeferred(t *testing.T, b imapBackend) {
-	user := b.newUser(t)
-	for i := range 3 {
-		b.deliver(t, 0, imapTestMsg(fmt.Sprintf("d%d", i), "x"), user)
-	}
-	a := dialIMAP(t, b, 0, user)
-	if _, err := a.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	other := dialIMAP(t, b, 1, user)
-	if _, err := other.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if err := other.Store(imap.SeqSetNum(2), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := other.Expunge().Collect(); err != nil {
-		t.Fatal(err)
-	}
-	a.ev.drain()
-	// Wait until node 0 has applied the expunge, then FETCH: sequence
-	// numbers must not move.
-	imapEventually(t, 5*time.Second, "expunge visible on node 0", func() bool {
-		st, err := dialStatus(t, b, 0, user)
-		return err == nil && st == 2
-	})
+	// Once node 0 has applied the expunge, FETCH: sequence numbers must
+	// not move.
+	a := expungedElsewhere(t, b, "d")
 	msgs, err := a.Fetch(imap.SeqSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Flags: true}).Collect()
 	if err != nil && imapCode(err) != "EXPUNGEISSUED" {
 		t.Fatal(err)
@@ -1048,6 +1004,39 @@ func testIMAPExpungeDeferred(t *testing.T, b imapBackend) {
 	if err != nil || len(msgs) != 1 || msgs[0].UID != 3 {
 		t.Errorf("after EXPUNGE, seq 2 is %+v (%v), want UID 3", msgs, err)
 	}
+}
+
+// expungedElsewhere delivers three messages (subjects prefix0 to
+// prefix2) to a new user and returns a session on node 0 with INBOX
+// selected, in which message 2 has been expunged by a session on node 1:
+// node 0 has applied the expunge, and the returned session has been told
+// nothing of it yet (its events drained).
+func expungedElsewhere(t *testing.T, b imapBackend, prefix string) *imapConn {
+	t.Helper()
+	user := b.newUser(t)
+	for i := range 3 {
+		b.deliver(t, 0, imapTestMsg(fmt.Sprintf("%s%d", prefix, i), "x"), user)
+	}
+	a := dialIMAP(t, b, 0, user)
+	if _, err := a.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	other := dialIMAP(t, b, 1, user)
+	if _, err := other.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Store(imap.SeqSetNum(2), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Expunge().Collect(); err != nil {
+		t.Fatal(err)
+	}
+	imapEventually(t, 5*time.Second, "expunge visible on node 0", func() bool {
+		st, err := dialStatus(t, b, 0, user)
+		return err == nil && st == 2
+	})
+	a.ev.drain()
+	return a
 }
 
 func dialStatus(t *testing.T, b imapBackend, i int, user string) (uint32, error) {
