@@ -235,42 +235,15 @@ func testIMAPStoreManyFlagsCost(t *testing.T, b imapBackend) {
 func testIMAPExpungeHalfOfALargeFolder(t *testing.T, b imapBackend) {
 	user := b.newUser(t)
 	b.deliver(t, 0, imapTestMsg("large", "x"), user)
-	dial := func(i int) *imapclient.Client {
-		c, err := imapclient.DialInsecure(b.server(i), nil) // no event channels to fill
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		if err := c.Login(user, imapPassword).Wait(); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.Select("INBOX", nil).Wait(); err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	c := dial(0)
-	all := imap.SeqSet{}
-	all.AddRange(1, 0)
+	c := dialPlainSelected(t, b, 0, user)
 	const n = 1 << 17
-	for range 17 {
-		if _, err := c.Copy(all, "INBOX").Wait(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := c.Noop().Wait(); err != nil {
-		t.Fatal(err)
-	}
-	other := dial(1)
-	for lo := uint32(1); lo <= n; lo += 12000 {
-		set := imap.SeqSet{}
-		for s := lo; s < lo+12000 && s <= n; s += 2 {
-			set.AddNum(s)
-		}
+	doubleInbox(t, c, 17)
+	other := dialPlainSelected(t, b, 1, user)
+	everyOther(n, func(set imap.SeqSet) {
 		untilAvailable(t, "STORE", func() error {
 			return c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close()
 		})
-	}
+	})
 	start := time.Now()
 	retried := untilAvailable(t, "EXPUNGE", func() error { return c.Expunge().Close() })
 	if took := time.Since(start); took > 3*time.Second && !retried {
@@ -296,37 +269,14 @@ func testIMAPExpungeHalfOfALargeFolder(t *testing.T, b imapBackend) {
 func testIMAPStoreOnAScatteredSearchResult(t *testing.T, b imapBackend) {
 	user := b.newUser(t)
 	b.deliver(t, 0, imapTestMsg("scattered", "x"), user)
-	c, err := imapclient.DialInsecure(b.server(0), nil) // no event channels to fill
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if err := c.Login(user, imapPassword).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	all := imap.SeqSet{}
-	all.AddRange(1, 0)
+	c := dialPlainSelected(t, b, 0, user)
 	const n = 1 << 15
-	for range 15 {
-		if _, err := c.Copy(all, "INBOX").Wait(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := c.Noop().Wait(); err != nil {
-		t.Fatal(err)
-	}
-	for lo := uint32(1); lo <= n; lo += 12000 {
-		set := imap.SeqSet{}
-		for s := lo; s < lo+12000 && s <= n; s += 2 {
-			set.AddNum(s)
-		}
+	doubleInbox(t, c, 15)
+	everyOther(n, func(set imap.SeqSet) {
 		if err := c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagFlagged}}, nil).Close(); err != nil {
 			t.Fatal(err)
 		}
-	}
+	})
 	// imapclient cannot send "$": the rest goes as raw lines.
 	r := dialIMAPRaw(t, b.server(1), user)
 	r.ok("SELECT INBOX")
@@ -349,6 +299,52 @@ func testIMAPStoreOnAScatteredSearchResult(t *testing.T, b imapBackend) {
 // lease is 150 ms, which the apply of one huge command on a busy machine
 // can outlast: the leadership ends and a command in flight is refused as
 // temporarily unavailable. Only for commands whose repeat leaves what the
+// dialPlainSelected logs user in on node i with INBOX selected, with no
+// event channels to fill: for commands on very many messages.
+func dialPlainSelected(t *testing.T, b imapBackend, i int, user string) *imapclient.Client {
+	t.Helper()
+	c, err := imapclient.DialInsecure(b.server(i), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.Login(user, imapPassword).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// doubleInbox copies all of c's selected INBOX into itself times times,
+// so that one message becomes 1<<times, and makes c see them all.
+func doubleInbox(t *testing.T, c *imapclient.Client, times int) {
+	t.Helper()
+	all := imap.SeqSet{}
+	all.AddRange(1, 0)
+	for range times {
+		if _, err := c.Copy(all, "INBOX").Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Noop().Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// everyOther calls each with the odd sequence numbers 1 to n, a set of
+// at most 6,000 at a time: a command each can send.
+func everyOther(n uint32, each func(imap.SeqSet)) {
+	for lo := uint32(1); lo <= n; lo += 12000 {
+		set := imap.SeqSet{}
+		for s := lo; s < lo+12000 && s <= n; s += 2 {
+			set.AddNum(s)
+		}
+		each(set)
+	}
+}
+
 // first did (STORE +FLAGS, EXPUNGE).
 func untilAvailable(t *testing.T, what string, cmd func() error) bool {
 	t.Helper()
