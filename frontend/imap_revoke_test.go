@@ -99,6 +99,30 @@ func (c *imapRecorded) wantBye(t *testing.T, what, code string, d time.Duration)
 	}
 }
 
+// dialIMAPSelected is dialIMAPRecorded with INBOX selected.
+func dialIMAPSelected(t *testing.T, addr, user string) *imapRecorded {
+	t.Helper()
+	c := dialIMAPRecorded(t, addr, user)
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// startRevokeIMAP starts a three-node cluster holding the mailboxes
+// boxes (password imapPassword) and an IMAP server on its follower n2
+// that checks the login's account before each command and polls IDLE
+// every imapRevokedPoll; it returns the cluster, n2 and the server's
+// address.
+func startRevokeIMAP(t *testing.T, boxes ...string) (*nodetest.Cluster, *node.Node, string) {
+	t.Helper()
+	c := nodetest.Start(t, 3)
+	c.AddMailboxes(imapPassword, boxes...)
+	follower := c.Nodes[2]
+	addr := startIMAP(t, follower, frontend.IMAPConfig{PollInterval: imapRevokedPoll, AccountCheckInterval: time.Millisecond}, true)
+	return c, follower, addr
+}
+
 // waitMailbox waits until n has applied the change: AccountActive reads
 // n's own state, which a follower reaches within a heartbeat.
 func waitMailbox(t *testing.T, n *node.Node, addr string, gone bool) {
@@ -125,20 +149,11 @@ func TestIMAPSessionsEndWhenTheMailboxIsDisabled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-node cluster")
 	}
-	c := nodetest.Start(t, 3)
 	const alice, bob, carol = "alice@example.com", "bob@example.com", "carol@example.com"
-	c.AddMailboxes(imapPassword, alice, bob, carol)
-	follower := c.Nodes[2]
-	addr := startIMAP(t, follower, frontend.IMAPConfig{PollInterval: imapRevokedPoll, AccountCheckInterval: time.Millisecond}, true)
+	c, follower, addr := startRevokeIMAP(t, alice, bob, carol)
 
-	working := dialIMAPRecorded(t, addr, alice)
-	if _, err := working.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	idler := dialIMAPRecorded(t, addr, alice)
-	if _, err := idler.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
+	working := dialIMAPSelected(t, addr, alice)
+	idler := dialIMAPSelected(t, addr, alice)
 	idle, err := idler.Idle()
 	if err != nil {
 		t.Fatal(err)
@@ -148,10 +163,7 @@ func TestIMAPSessionsEndWhenTheMailboxIsDisabled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := dialIMAPRecorded(t, addr, bob)
-	if _, err := other.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
+	other := dialIMAPSelected(t, addr, bob)
 	otherIdle := dialIMAPRecorded(t, addr, bob)
 	otherIdleCmd, err := otherIdle.Idle()
 	if err != nil {

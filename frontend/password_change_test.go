@@ -10,7 +10,6 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"powermail/frontend"
 	"powermail/node"
 	"powermail/node/nodetest"
 )
@@ -79,28 +78,16 @@ func TestIMAPSessionsEndWhenThePasswordIsChanged(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-node cluster")
 	}
-	c := nodetest.Start(t, 3)
 	const alice, bob = "alice@example.com", "bob@example.com"
-	c.AddMailboxes(imapPassword, alice, bob)
-	follower := c.Nodes[2]
-	addr := startIMAP(t, follower, frontend.IMAPConfig{PollInterval: imapRevokedPoll, AccountCheckInterval: time.Millisecond}, true)
+	c, follower, addr := startRevokeIMAP(t, alice, bob)
 
-	working := dialIMAPRecorded(t, addr, alice)
-	if _, err := working.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	idler := dialIMAPRecorded(t, addr, alice)
-	if _, err := idler.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
+	working := dialIMAPSelected(t, addr, alice)
+	idler := dialIMAPSelected(t, addr, alice)
 	idle, err := idler.Idle()
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := dialIMAPRecorded(t, addr, bob)
-	if _, err := other.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
+	other := dialIMAPSelected(t, addr, bob)
 
 	// A change of quota is not a change of credentials.
 	setQuota(c, alice, 1<<20)
