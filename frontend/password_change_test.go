@@ -1,7 +1,6 @@
 package frontend_test
 
 import (
-	"context"
 	"fmt"
 	"net/url"
 	"strings"
@@ -142,23 +141,11 @@ func TestIMAPSessionsEndWhenThePasswordIsChanged(t *testing.T) {
 // command and is closed, its deletions not committed; one logged in with
 // the new password, and another mailbox's, go on and commit.
 func TestPOP3SessionEndsWhenThePasswordIsChanged(t *testing.T) {
-	c := nodetest.Start(t, 1)
 	const alice, bob = "alice@example.com", "bob@example.com"
-	c.AddMailboxes("pw", alice, bob)
-	for _, s := range []string{"one", "two"} {
-		c.Deliver(0, "Subject: "+s+"\r\n\r\n"+s+"\r\n", alice, bob)
-	}
-	n := c.Nodes[0]
-	cfg := pop3TestConfig()
-	cfg.AccountCheckInterval = time.Millisecond
-	_, addr := pop3Serve(t, n, pop3TestAuth(n, true), cfg, false)
+	c, n, addr := startRevokePOP3(t, alice, bob)
 
-	a := pop3Dial(t, addr)
-	a.login(alice, "pw")
-	a.ok("DELE 1")
-	b := pop3Dial(t, addr)
-	b.login(bob, "pw")
-	b.ok("DELE 1")
+	a := pop3DeleteFirst(t, addr, alice)
+	b := pop3DeleteFirst(t, addr, bob)
 
 	setQuota(c, alice, 1<<20)
 	time.Sleep(5 * time.Millisecond) // past AccountCheckInterval: the next command is checked
@@ -174,18 +161,10 @@ func TestPOP3SessionEndsWhenThePasswordIsChanged(t *testing.T) {
 	b.ok("STAT")
 	b.quit()
 
-	inbox := func(addr string) int {
-		t.Helper()
-		v, err := n.View(context.Background(), addr, "INBOX")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(v.Messages)
-	}
-	if got := inbox(alice); got != 2 {
+	if got := inboxLen(t, n, alice); got != 2 {
 		t.Errorf("alice holds %d messages, want 2: the old password's DELE was committed", got)
 	}
-	if got := inbox(bob); got != 1 {
+	if got := inboxLen(t, n, bob); got != 1 {
 		t.Errorf("bob holds %d messages, want 1", got)
 	}
 
@@ -198,7 +177,7 @@ func TestPOP3SessionEndsWhenThePasswordIsChanged(t *testing.T) {
 	time.Sleep(5 * time.Millisecond)
 	fresh.ok("STAT")
 	fresh.quit()
-	if got := inbox(alice); got != 1 {
+	if got := inboxLen(t, n, alice); got != 1 {
 		t.Errorf("alice holds %d messages, want 1: the new password's DELE was not committed", got)
 	}
 }

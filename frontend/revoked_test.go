@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"powermail/fsm"
+	"powermail/node"
 	"powermail/node/nodetest"
 )
 
@@ -17,6 +18,44 @@ func disableMailbox(c *nodetest.Cluster, addr string, disabled bool) {
 	c.Apply(&fsm.MailboxUpdate{Address: addr, Disabled: &disabled})
 }
 
+// startRevokePOP3 starts a one-node cluster whose mailboxes boxes
+// (password "pw") each hold two messages, and a POP3 server on it that
+// checks the login's account before each command; it returns the
+// cluster, its node and the server's address.
+func startRevokePOP3(t *testing.T, boxes ...string) (*nodetest.Cluster, *node.Node, string) {
+	t.Helper()
+	c := nodetest.Start(t, 1)
+	c.AddMailboxes("pw", boxes...)
+	for _, s := range []string{"one", "two"} {
+		c.Deliver(0, "Subject: "+s+"\r\n\r\n"+s+"\r\n", boxes...)
+	}
+	n := c.Nodes[0]
+	cfg := pop3TestConfig()
+	cfg.AccountCheckInterval = time.Millisecond
+	_, addr := pop3Serve(t, n, pop3TestAuth(n, true), cfg, false)
+	return c, n, addr
+}
+
+// pop3DeleteFirst logs user (password "pw") in and marks message 1
+// deleted.
+func pop3DeleteFirst(t *testing.T, addr, user string) *pop3Client {
+	t.Helper()
+	c := pop3Dial(t, addr)
+	c.login(user, "pw")
+	c.ok("DELE 1")
+	return c
+}
+
+// inboxLen is how many messages addr's INBOX holds on n.
+func inboxLen(t *testing.T, n *node.Node, addr string) int {
+	t.Helper()
+	v, err := n.View(context.Background(), addr, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(v.Messages)
+}
+
 // TestPOP3SessionEndsWhenTheMailboxIsDisabled: a POP3 session of a
 // mailbox disabled since its login gets -ERR [AUTH] at its next command
 // and is closed, and the deletions it marked are not committed (RFC 1939
@@ -24,23 +63,12 @@ func disableMailbox(c *nodetest.Cluster, addr string, disabled bool) {
 // is given back. A removed mailbox's session ends the same way. Another
 // mailbox's session goes on and commits.
 func TestPOP3SessionEndsWhenTheMailboxIsDisabled(t *testing.T) {
-	c := nodetest.Start(t, 1)
 	const alice, bob, carol = "alice@example.com", "bob@example.com", "carol@example.com"
-	c.AddMailboxes("pw", alice, bob, carol)
-	for _, s := range []string{"one", "two"} {
-		c.Deliver(0, "Subject: "+s+"\r\n\r\n"+s+"\r\n", alice, bob)
-	}
-	n := c.Nodes[0]
-	cfg := pop3TestConfig()
-	cfg.AccountCheckInterval = time.Millisecond
-	_, addr := pop3Serve(t, n, pop3TestAuth(n, true), cfg, false)
+	c, n, addr := startRevokePOP3(t, alice, bob)
+	c.AddMailboxes("pw", carol)
 
-	a := pop3Dial(t, addr)
-	a.login(alice, "pw")
-	a.ok("DELE 1")
-	b := pop3Dial(t, addr)
-	b.login(bob, "pw")
-	b.ok("DELE 1")
+	a := pop3DeleteFirst(t, addr, alice)
+	b := pop3DeleteFirst(t, addr, bob)
 	removed := pop3Dial(t, addr)
 	removed.login(carol, "pw")
 
@@ -53,18 +81,10 @@ func TestPOP3SessionEndsWhenTheMailboxIsDisabled(t *testing.T) {
 	removed.fail("STAT", "AUTH")
 	removed.expectClosed()
 
-	inbox := func(addr string) int {
-		t.Helper()
-		v, err := n.View(context.Background(), addr, "INBOX")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(v.Messages)
-	}
-	if got := inbox(alice); got != 2 {
+	if got := inboxLen(t, n, alice); got != 2 {
 		t.Errorf("alice holds %d messages, want 2: a disabled session's DELE was committed", got)
 	}
-	if got := inbox(bob); got != 1 {
+	if got := inboxLen(t, n, bob); got != 1 {
 		t.Errorf("bob holds %d messages, want 1", got)
 	}
 	again := pop3Dial(t, addr)
