@@ -23,6 +23,27 @@ import (
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
+// startSubmission serves submission (RFC 6409) for d, checking
+// passwords with store, and returns its address.
+func startSubmission(t *testing.T, store PasswordChecker, d Deliverer) string {
+	t.Helper()
+	cfg := testConfig()
+	cfg.Submission = true
+	cfg.Auth = NewAuthenticator(store, AuthConfig{AllowInsecure: true, FailureDelay: time.Millisecond}, nil)
+	_, addr := startServer(t, cfg, d)
+	return addr
+}
+
+// authPlain connects to addr, says EHLO and logs in as user with
+// password by AUTH PLAIN, which must be answered code and enh.
+func authPlain(t *testing.T, addr, user, password string, code int, enh string) *tclient {
+	t.Helper()
+	c := dial(t, addr)
+	c.ehlo()
+	c.expect("AUTH PLAIN "+b64("\x00"+user+"\x00"+password), code, enh)
+	return c
+}
+
 // A user's mail client submits through a three-node cluster (RFC 6409):
 // nothing before AUTH, a wrong password refused, no sending as another
 // user or as an alias (only the mailbox, with or without a +detail), and
@@ -34,10 +55,7 @@ func TestSubmission(t *testing.T) {
 	c.AddMailboxes("pw-alice", "alice@example.com")
 	c.AddMailboxes("pw-bob", "bob@example.com")
 	c.Apply(&fsm.ForwardAdd{Address: "al@example.com", Targets: []string{"alice@example.com"}})
-	cfg := testConfig()
-	cfg.Submission = true
-	cfg.Auth = NewAuthenticator(c.Nodes[0], AuthConfig{AllowInsecure: true, FailureDelay: time.Millisecond}, nil)
-	_, addr := startServer(t, cfg, c.Nodes[1])
+	addr := startSubmission(t, c.Nodes[0], c.Nodes[1])
 
 	cl := dial(t, addr)
 	if r := cl.ehlo(); !strings.Contains(r.msg, "AUTH PLAIN LOGIN") {
@@ -192,9 +210,7 @@ func TestSubmissionChecksTheAuthor(t *testing.T) {
 	cfg.Submission, cfg.MaxMessageBytes = true, 1<<20
 	cfg.Auth = NewAuthenticator(c.Nodes[0], AuthConfig{AllowInsecure: true}, nil)
 	_, addr := startServer(t, cfg, c.Nodes[0])
-	cl := dial(t, addr)
-	cl.ehlo()
-	cl.expect("AUTH PLAIN "+b64("\x00alice@example.com\x00pw-alice"), 235, "2.0.0")
+	cl := authPlain(t, addr, "alice@example.com", "pw-alice", 235, "2.0.0")
 
 	cases := []struct {
 		header string
@@ -276,14 +292,9 @@ func TestSubmissionDetailAddressOfAnotherAccount(t *testing.T) {
 	c.AddMailboxes("pw-sales", "sales@example.com")
 	c.AddMailboxes("pw-eu", "sales+eu@example.com")
 	c.Apply(&fsm.ForwardAdd{Address: "sales+fwd@example.com", Targets: []string{"other@elsewhere.net"}})
-	cfg := testConfig()
-	cfg.Submission = true
-	cfg.Auth = NewAuthenticator(c.Nodes[0], AuthConfig{AllowInsecure: true, FailureDelay: time.Millisecond}, nil)
-	_, addr := startServer(t, cfg, c.Nodes[0])
+	addr := startSubmission(t, c.Nodes[0], c.Nodes[0])
 
-	cl := dial(t, addr)
-	cl.ehlo()
-	cl.expect("AUTH PLAIN "+b64("\x00sales@example.com\x00pw-sales"), 235, "2.0.0")
+	cl := authPlain(t, addr, "sales@example.com", "pw-sales", 235, "2.0.0")
 	cl.expect("MAIL FROM:<sales+eu@example.com>", 553, "5.7.1")  // another mailbox
 	cl.expect("MAIL FROM:<sales+fwd@example.com>", 553, "5.7.1") // another's forward
 	cl.expect("MAIL FROM:<sales+news@example.com>", 250, "2.0.0")
@@ -291,9 +302,7 @@ func TestSubmissionDetailAddressOfAnotherAccount(t *testing.T) {
 	r := cl.data("From: sales+eu@example.com\r\nSubject: x\r\n\r\nhi\r\n")
 	checkReply(t, "DATA with From: another mailbox", r, 550, "5.7.1")
 
-	eu := dial(t, addr)
-	eu.ehlo()
-	eu.expect("AUTH PLAIN "+b64("\x00sales+eu@example.com\x00pw-eu"), 235, "2.0.0")
+	eu := authPlain(t, addr, "sales+eu@example.com", "pw-eu", 235, "2.0.0")
 	eu.expect("MAIL FROM:<sales+eu@example.com>", 250, "2.0.0")
 }
 
@@ -317,10 +326,7 @@ func TestSubmissionAuthPipelinedPastTheLastFailure(t *testing.T) {
 	c := nodetest.Start(t, 1)
 	c.AddMailboxes("pw-alice", "alice@example.com")
 	store := &countingPasswords{PasswordChecker: c.Nodes[0]}
-	cfg := testConfig()
-	cfg.Submission = true
-	cfg.Auth = NewAuthenticator(store, AuthConfig{AllowInsecure: true, FailureDelay: time.Millisecond}, nil)
-	_, addr := startServer(t, cfg, c.Nodes[0])
+	addr := startSubmission(t, store, c.Nodes[0])
 
 	cl := dial(t, addr)
 	cl.ehlo()
@@ -352,14 +358,9 @@ func TestSubmissionStopsWhenTheMailboxIsDisabled(t *testing.T) {
 	c := nodetest.Start(t, 1)
 	c.AddMailboxes("pw-alice", "alice@example.com")
 	c.AddMailboxes("pw-bob", "bob@example.com")
-	cfg := testConfig()
-	cfg.Submission = true
-	cfg.Auth = NewAuthenticator(c.Nodes[0], AuthConfig{AllowInsecure: true, FailureDelay: time.Millisecond}, nil)
-	_, addr := startServer(t, cfg, c.Nodes[0])
+	addr := startSubmission(t, c.Nodes[0], c.Nodes[0])
 
-	cl := dial(t, addr)
-	cl.ehlo()
-	cl.expect("AUTH PLAIN "+b64("\x00alice@example.com\x00pw-alice"), 235, "2.0.0")
+	cl := authPlain(t, addr, "alice@example.com", "pw-alice", 235, "2.0.0")
 	r := cl.transaction("alice@example.com", []string{"bob@example.com"}, "From: alice@example.com\r\nSubject: one\r\n\r\nfirst\r\n")
 	checkReply(t, "DATA before the disable", r, 250, "2.0.0")
 
@@ -367,9 +368,7 @@ func TestSubmissionStopsWhenTheMailboxIsDisabled(t *testing.T) {
 	c.Apply(&fsm.MailboxUpdate{Address: "alice@example.com", Disabled: &disabled})
 	cl.expect("MAIL FROM:<alice@example.com>", 530, "5.7.0")
 	cl.expectClosed()
-	again := dial(t, addr)
-	again.ehlo()
-	again.expect("AUTH PLAIN "+b64("\x00alice@example.com\x00pw-alice"), 535, "5.7.8")
+	authPlain(t, addr, "alice@example.com", "pw-alice", 535, "5.7.8")
 	if got := waitInbox(t, c.Nodes[0], "bob@example.com", 1); len(got) != 1 {
 		t.Fatalf("bob holds %d messages, want the one sent before the disable", len(got))
 	}
@@ -384,22 +383,15 @@ func TestSubmissionStopsWhenThePasswordIsChanged(t *testing.T) {
 	c := nodetest.Start(t, 1)
 	c.AddMailboxes("pw-alice", "alice@example.com")
 	c.AddMailboxes("pw-bob", "bob@example.com")
-	cfg := testConfig()
-	cfg.Submission = true
-	cfg.Auth = NewAuthenticator(c.Nodes[0], AuthConfig{AllowInsecure: true, FailureDelay: time.Millisecond}, nil)
-	_, addr := startServer(t, cfg, c.Nodes[0])
+	addr := startSubmission(t, c.Nodes[0], c.Nodes[0])
 	send := func(cl *tclient, from, to, subject string) {
 		t.Helper()
 		r := cl.transaction(from, []string{to}, "From: "+from+"\r\nSubject: "+subject+"\r\n\r\nx\r\n")
 		checkReply(t, subject, r, 250, "2.0.0")
 	}
 
-	cl := dial(t, addr)
-	cl.ehlo()
-	cl.expect("AUTH PLAIN "+b64("\x00alice@example.com\x00pw-alice"), 235, "2.0.0")
-	bob := dial(t, addr)
-	bob.ehlo()
-	bob.expect("AUTH PLAIN "+b64("\x00bob@example.com\x00pw-bob"), 235, "2.0.0")
+	cl := authPlain(t, addr, "alice@example.com", "pw-alice", 235, "2.0.0")
+	bob := authPlain(t, addr, "bob@example.com", "pw-bob", 235, "2.0.0")
 	send(cl, "alice@example.com", "bob@example.com", "before")
 
 	c.Admin(0, "POST", "/v1/mailboxes/alice@example.com/quota", `{"quota_bytes":1048576}`)
@@ -414,12 +406,8 @@ func TestSubmissionStopsWhenThePasswordIsChanged(t *testing.T) {
 	cl.expectClosed()
 	send(bob, "bob@example.com", "alice@example.com", "bob goes on")
 
-	old := dial(t, addr)
-	old.ehlo()
-	old.expect("AUTH PLAIN "+b64("\x00alice@example.com\x00pw-alice"), 535, "5.7.8")
-	fresh := dial(t, addr)
-	fresh.ehlo()
-	fresh.expect("AUTH PLAIN "+b64("\x00alice@example.com\x00pw-new"), 235, "2.0.0")
+	authPlain(t, addr, "alice@example.com", "pw-alice", 535, "5.7.8")
+	fresh := authPlain(t, addr, "alice@example.com", "pw-new", 235, "2.0.0")
 	send(fresh, "alice@example.com", "bob@example.com", "with the new password")
 	if got := waitInbox(t, c.Nodes[0], "bob@example.com", 3); len(got) != 3 {
 		t.Fatalf("bob holds %d messages, want 3", len(got))
