@@ -27,14 +27,7 @@ func BenchmarkIMAPFetch(b *testing.B) {
 	const n = 100
 	msg := imapBenchMessage(4 << 10)
 	b.Run("mem", func(b *testing.B) {
-		store := frontend.NewIMAPMemStore()
-		store.AddMailbox("bench@example.com", imapPassword)
-		for range n {
-			if err := store.Deliver(msg, "bench@example.com"); err != nil {
-				b.Fatal(err)
-			}
-		}
-		addr := startIMAP(b, store, frontend.IMAPConfig{}, true)
+		_, addr := imapBenchServe(b, msg, n)
 		imapBenchFetch(b, addr, "bench@example.com", n, len(msg))
 	})
 	b.Run("cluster", func(b *testing.B) {
@@ -55,15 +48,7 @@ func BenchmarkIMAPFetch(b *testing.B) {
 func BenchmarkIMAPNoopAfterChange(b *testing.B) {
 	const n = 10000
 	const user = "bench@example.com"
-	store := frontend.NewIMAPMemStore()
-	store.AddMailbox(user, imapPassword)
-	msg := imapBenchMessage(1 << 10)
-	for range n {
-		if err := store.Deliver(msg, user); err != nil {
-			b.Fatal(err)
-		}
-	}
-	addr := startIMAP(b, store, frontend.IMAPConfig{}, true)
+	store, addr := imapBenchServe(b, imapBenchMessage(1<<10), n)
 	c := imapBenchSession(b, addr, user)
 	ops := []node.FlagOp{node.FlagsAdd, node.FlagsRemove}
 	b.ReportAllocs()
@@ -78,6 +63,21 @@ func BenchmarkIMAPNoopAfterChange(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// imapBenchServe serves an in-memory store in which bench@example.com
+// (password imapPassword) holds n copies of msg, and returns the store
+// and the server's address.
+func imapBenchServe(b *testing.B, msg string, n int) (*frontend.IMAPMemStore, string) {
+	b.Helper()
+	store := frontend.NewIMAPMemStore()
+	store.AddMailbox("bench@example.com", imapPassword)
+	for range n {
+		if err := store.Deliver(msg, "bench@example.com"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return store, startIMAP(b, store, frontend.IMAPConfig{}, true)
 }
 
 // imapBenchSession logs user in over plain TCP and selects INBOX; the
@@ -144,14 +144,7 @@ func BenchmarkIMAPFetchSections(b *testing.B) {
 		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" +
 		"--b\r\nContent-Type: text/plain\r\n\r\n" + body + "\r\n" +
 		"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" + body + "\r\n--b--\r\n"
-	store := frontend.NewIMAPMemStore()
-	store.AddMailbox("bench@example.com", imapPassword)
-	for range n {
-		if err := store.Deliver(msg, "bench@example.com"); err != nil {
-			b.Fatal(err)
-		}
-	}
-	addr := startIMAP(b, store, frontend.IMAPConfig{}, true)
+	_, addr := imapBenchServe(b, msg, n)
 	c := imapBenchSession(b, addr, "bench@example.com")
 	opts := &imap.FetchOptions{UID: true, BodyStructure: &imap.FetchItemBodyStructure{Extended: true},
 		BodySection: []*imap.FetchItemBodySection{{Peek: true, Part: []int{1}}}}

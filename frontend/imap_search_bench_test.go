@@ -7,8 +7,6 @@ import (
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
-
-	"powermail/frontend"
 )
 
 // BenchmarkIMAPSearchBody measures SEARCH BODY over 100 text messages of
@@ -43,14 +41,7 @@ func BenchmarkIMAPSearchBody(b *testing.B) {
 		b.Run(v.name, func(b *testing.B) {
 			msg := "From: bench@example.org\r\nTo: bench@example.com\r\nSubject: search\r\nMIME-Version: 1.0\r\n" +
 				"Content-Type: " + v.ct + "\r\nContent-Transfer-Encoding: " + v.cte + "\r\n\r\n" + v.body
-			store := frontend.NewIMAPMemStore()
-			store.AddMailbox("bench@example.com", imapPassword)
-			for range n {
-				if err := store.Deliver(msg, "bench@example.com"); err != nil {
-					b.Fatal(err)
-				}
-			}
-			addr := startIMAP(b, store, frontend.IMAPConfig{}, true)
+			_, addr := imapBenchServe(b, msg, n)
 			c := imapBenchSession(b, addr, "bench@example.com")
 			for _, probe := range []string{"grève", "zzz-nowhere"} {
 				d, err := c.Search(&imap.SearchCriteria{Body: []string{probe}}, nil).Wait()
