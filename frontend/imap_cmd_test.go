@@ -836,22 +836,7 @@ func testIMAPStoreExpungedElsewhere(t *testing.T, b imapBackend) {
 	if err := a.Store(imap.SeqSetNum(2), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagSeen}}, nil).Close(); err != nil {
 		t.Errorf("STORE 2 +FLAGS.SILENT on the expunged message: %v, want OK", err)
 	}
-	select {
-	case s := <-a.ev.expunge:
-		t.Fatalf("EXPUNGE %d sent during STORE", s)
-	default:
-	}
-	if err := a.Noop().Wait(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case s := <-a.ev.expunge:
-		if s != 2 {
-			t.Errorf("NOOP: EXPUNGE %d, want 2", s)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("NOOP did not report the foreign expunge")
-	}
+	wantExpungeAtNoop(t, a, "STORE")
 }
 
 func testIMAPCopyMove(t *testing.T, b imapBackend) {
@@ -984,22 +969,7 @@ func testIMAPExpungeDeferred(t *testing.T, b imapBackend) {
 	if len(msgs) != 3 || msgs[2].UID != 3 {
 		t.Fatalf("FETCH 1:* after a foreign expunge: %d messages (last %+v), want still 3", len(msgs), msgs)
 	}
-	select {
-	case s := <-a.ev.expunge:
-		t.Fatalf("EXPUNGE %d sent during FETCH", s)
-	default:
-	}
-	if err := a.Noop().Wait(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case s := <-a.ev.expunge:
-		if s != 2 {
-			t.Errorf("NOOP: EXPUNGE %d, want 2", s)
-		}
-	default:
-		t.Fatal("NOOP did not report the foreign expunge")
-	}
+	wantExpungeAtNoop(t, a, "FETCH")
 	msgs, err = a.Fetch(imap.SeqSetNum(2), &imap.FetchOptions{UID: true}).Collect()
 	if err != nil || len(msgs) != 1 || msgs[0].UID != 3 {
 		t.Errorf("after EXPUNGE, seq 2 is %+v (%v), want UID 3", msgs, err)
@@ -1037,6 +1007,30 @@ func expungedElsewhere(t *testing.T, b imapBackend, prefix string) *imapConn {
 	})
 	a.ev.drain()
 	return a
+}
+
+// wantExpungeAtNoop fails if a has been told of an expunge, during
+// what, a command that must not announce one (RFC 9051 section 7.5.1),
+// or if its next NOOP does not announce message 2's, which
+// expungedElsewhere made.
+func wantExpungeAtNoop(t *testing.T, a *imapConn, what string) {
+	t.Helper()
+	select {
+	case s := <-a.ev.expunge:
+		t.Fatalf("EXPUNGE %d sent during %s", s, what)
+	default:
+	}
+	if err := a.Noop().Wait(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-a.ev.expunge:
+		if s != 2 {
+			t.Errorf("NOOP: EXPUNGE %d, want 2", s)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("NOOP did not report the foreign expunge")
+	}
 }
 
 func dialStatus(t *testing.T, b imapBackend, i int, user string) (uint32, error) {
