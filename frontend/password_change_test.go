@@ -161,16 +161,7 @@ func TestPOP3SessionEndsWhenThePasswordIsChanged(t *testing.T) {
 	b.ok("STAT")
 	b.quit()
 
-	if got := inboxLen(t, n, alice); got != 2 {
-		t.Errorf("alice holds %d messages, want 2: the old password's DELE was committed", got)
-	}
-	if got := inboxLen(t, n, bob); got != 1 {
-		t.Errorf("bob holds %d messages, want 1", got)
-	}
-
-	again := pop3Dial(t, addr)
-	again.ok("USER " + alice)
-	again.fail("PASS pw", "AUTH")
+	wantPOP3Ended(t, n, addr, alice, bob, "the old password's DELE")
 	fresh := pop3Dial(t, addr) // the maildrop lock was given back
 	fresh.login(alice, "new-pw")
 	fresh.ok("DELE 1")

@@ -56,6 +56,22 @@ func inboxLen(t *testing.T, n *node.Node, addr string) int {
 	return len(v.Messages)
 }
 
+// wantPOP3Ended fails unless the DELE that pop3DeleteFirst made as ended
+// (what) was not committed, while other's was, and ended's old password
+// "pw" logs in no more.
+func wantPOP3Ended(t *testing.T, n *node.Node, addr, ended, other, what string) {
+	t.Helper()
+	if got := inboxLen(t, n, ended); got != 2 {
+		t.Errorf("%s holds %d messages, want 2: %s was committed", ended, got, what)
+	}
+	if got := inboxLen(t, n, other); got != 1 {
+		t.Errorf("%s holds %d messages, want 1", other, got)
+	}
+	again := pop3Dial(t, addr)
+	again.ok("USER " + ended)
+	again.fail("PASS pw", "AUTH")
+}
+
 // TestPOP3SessionEndsWhenTheMailboxIsDisabled: a POP3 session of a
 // mailbox disabled since its login gets -ERR [AUTH] at its next command
 // and is closed, and the deletions it marked are not committed (RFC 1939
@@ -81,15 +97,7 @@ func TestPOP3SessionEndsWhenTheMailboxIsDisabled(t *testing.T) {
 	removed.fail("STAT", "AUTH")
 	removed.expectClosed()
 
-	if got := inboxLen(t, n, alice); got != 2 {
-		t.Errorf("alice holds %d messages, want 2: a disabled session's DELE was committed", got)
-	}
-	if got := inboxLen(t, n, bob); got != 1 {
-		t.Errorf("bob holds %d messages, want 1", got)
-	}
-	again := pop3Dial(t, addr)
-	again.ok("USER " + alice)
-	again.fail("PASS pw", "AUTH")
+	wantPOP3Ended(t, n, addr, alice, bob, "a disabled session's DELE")
 
 	// Enabled again, the mailbox's maildrop is not held by the session
 	// that was stopped.
