@@ -64,18 +64,9 @@ func TestQueueSignsOwnSendersWithDKIM(t *testing.T) {
 	}
 }
 
-// dkimTestKey writes an Ed25519 key for example.com (selector s2026) and
-// returns it with a TXT lookup that publishes its public half, for an
-// independent verifier.
-func dkimTestKey(t *testing.T) (DKIMKey, func(string) ([]string, error)) {
-	t.Helper()
-	return dkimTestKeyFor(t, "example.com")
-}
-
-// dkimTestKeyFor is dkimTestKey for domain, spelt in the key's
-// configuration as given; the lookup publishes it under the lower-case
-// name, as DNS names are compared.
-func dkimTestKeyFor(t *testing.T, domain string) (DKIMKey, func(string) ([]string, error)) {
+// writeDKIMKeyFile writes a new Ed25519 private key as PKCS #8 PEM, as
+// --dkim reads it, and returns its public half and the file's path.
+func writeDKIMKeyFile(t *testing.T) (ed25519.PublicKey, string) {
 	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -89,6 +80,23 @@ func dkimTestKeyFor(t *testing.T, domain string) (DKIMKey, func(string) ([]strin
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return pub, keyFile
+}
+
+// dkimTestKey writes an Ed25519 key for example.com (selector s2026) and
+// returns it with a TXT lookup that publishes its public half, for an
+// independent verifier.
+func dkimTestKey(t *testing.T) (DKIMKey, func(string) ([]string, error)) {
+	t.Helper()
+	return dkimTestKeyFor(t, "example.com")
+}
+
+// dkimTestKeyFor is dkimTestKey for domain, spelt in the key's
+// configuration as given; the lookup publishes it under the lower-case
+// name, as DNS names are compared.
+func dkimTestKeyFor(t *testing.T, domain string) (DKIMKey, func(string) ([]string, error)) {
+	t.Helper()
+	pub, keyFile := writeDKIMKeyFile(t)
 	key, err := ParseDKIMKey(domain + ":s2026:" + keyFile)
 	if err != nil {
 		t.Fatal(err)
@@ -234,18 +242,7 @@ func TestQueueTreatsAUnicodeSenderDomainAsOurs(t *testing.T) {
 	if keys := n.dkimKeysFor(fsm.QueueEntry{From: sender, Submitted: true}); len(keys) != 1 {
 		t.Errorf("a submitted sender of our IDN domain has %d DKIM keys, want 1", len(keys))
 	}
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(t.TempDir(), "idn.key")
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	_, keyFile := writeDKIMKeyFile(t)
 	if k, err := ParseDKIMKey("Bücher.example:s1:" + keyFile); err != nil || k.Domain != "xn--bcher-kva.example" {
 		t.Errorf("a --dkim key for a Unicode domain signs as %q (%v), want its A-labels", k.Domain, err)
 	}
