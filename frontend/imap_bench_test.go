@@ -49,7 +49,7 @@ func BenchmarkIMAPNoopAfterChange(b *testing.B) {
 	const n = 10000
 	const user = "bench@example.com"
 	store, addr := imapBenchServe(b, imapBenchMessage(1<<10), n)
-	c := imapBenchSession(b, addr, user)
+	c := imapPlainSession(b, addr, user)
 	ops := []node.FlagOp{node.FlagsAdd, node.FlagsRemove}
 	b.ReportAllocs()
 	i := 0
@@ -80,25 +80,27 @@ func imapBenchServe(b *testing.B, msg string, n int) (*frontend.IMAPMemStore, st
 	return store, startIMAP(b, store, frontend.IMAPConfig{}, true)
 }
 
-// imapBenchSession logs user in over plain TCP and selects INBOX; the
-// connection is closed when the benchmark ends.
-func imapBenchSession(b *testing.B, addr, user string) *imapclient.Client {
+// imapPlainSession logs user in over plain TCP and selects INBOX, with
+// no event channels to fill; the connection is closed when the test or
+// benchmark ends.
+func imapPlainSession(tb testing.TB, addr, user string) *imapclient.Client {
+	tb.Helper()
 	c, err := imapclient.DialInsecure(addr, nil)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() { c.Close() })
+	tb.Cleanup(func() { c.Close() })
 	if err := c.Login(user, imapPassword).Wait(); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return c
 }
 
 func imapBenchFetch(b *testing.B, addr, user string, n, size int) {
-	c := imapBenchSession(b, addr, user)
+	c := imapPlainSession(b, addr, user)
 	opts := &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true,
 		BodySection: []*imap.FetchItemBodySection{{Peek: true}}}
 	set := imap.SeqSet{{Start: 1, Stop: uint32(n)}}
@@ -145,7 +147,7 @@ func BenchmarkIMAPFetchSections(b *testing.B) {
 		"--b\r\nContent-Type: text/plain\r\n\r\n" + body + "\r\n" +
 		"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" + body + "\r\n--b--\r\n"
 	_, addr := imapBenchServe(b, msg, n)
-	c := imapBenchSession(b, addr, "bench@example.com")
+	c := imapPlainSession(b, addr, "bench@example.com")
 	opts := &imap.FetchOptions{UID: true, BodyStructure: &imap.FetchItemBodyStructure{Extended: true},
 		BodySection: []*imap.FetchItemBodySection{{Peek: true, Part: []int{1}}}}
 	set := imap.SeqSet{{Start: 1, Stop: n}}

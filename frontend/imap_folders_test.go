@@ -235,10 +235,10 @@ func testIMAPStoreManyFlagsCost(t *testing.T, b imapBackend) {
 func testIMAPExpungeHalfOfALargeFolder(t *testing.T, b imapBackend) {
 	user := b.newUser(t)
 	b.deliver(t, 0, imapTestMsg("large", "x"), user)
-	c := dialPlainSelected(t, b, 0, user)
+	c := imapPlainSession(t, b.server(0), user)
 	const n = 1 << 17
 	doubleInbox(t, c, 17)
-	other := dialPlainSelected(t, b, 1, user)
+	other := imapPlainSession(t, b.server(1), user)
 	everyOther(n, func(set imap.SeqSet) {
 		untilAvailable(t, "STORE", func() error {
 			return c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close()
@@ -269,7 +269,7 @@ func testIMAPExpungeHalfOfALargeFolder(t *testing.T, b imapBackend) {
 func testIMAPStoreOnAScatteredSearchResult(t *testing.T, b imapBackend) {
 	user := b.newUser(t)
 	b.deliver(t, 0, imapTestMsg("scattered", "x"), user)
-	c := dialPlainSelected(t, b, 0, user)
+	c := imapPlainSession(t, b.server(0), user)
 	const n = 1 << 15
 	doubleInbox(t, c, 15)
 	everyOther(n, func(set imap.SeqSet) {
@@ -299,24 +299,6 @@ func testIMAPStoreOnAScatteredSearchResult(t *testing.T, b imapBackend) {
 // lease is 150 ms, which the apply of one huge command on a busy machine
 // can outlast: the leadership ends and a command in flight is refused as
 // temporarily unavailable. Only for commands whose repeat leaves what the
-// dialPlainSelected logs user in on node i with INBOX selected, with no
-// event channels to fill: for commands on very many messages.
-func dialPlainSelected(t *testing.T, b imapBackend, i int, user string) *imapclient.Client {
-	t.Helper()
-	c, err := imapclient.DialInsecure(b.server(i), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if err := c.Login(user, imapPassword).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 // doubleInbox copies all of c's selected INBOX into itself times times,
 // so that one message becomes 1<<times, and makes c see them all.
 func doubleInbox(t *testing.T, c *imapclient.Client, times int) {

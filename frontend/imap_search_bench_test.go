@@ -42,7 +42,7 @@ func BenchmarkIMAPSearchBody(b *testing.B) {
 			msg := "From: bench@example.org\r\nTo: bench@example.com\r\nSubject: search\r\nMIME-Version: 1.0\r\n" +
 				"Content-Type: " + v.ct + "\r\nContent-Transfer-Encoding: " + v.cte + "\r\n\r\n" + v.body
 			_, addr := imapBenchServe(b, msg, n)
-			c := imapBenchSession(b, addr, "bench@example.com")
+			c := imapPlainSession(b, addr, "bench@example.com")
 			for _, probe := range []string{"grève", "zzz-nowhere"} {
 				d, err := c.Search(&imap.SearchCriteria{Body: []string{probe}}, nil).Wait()
 				if err != nil {
