@@ -235,14 +235,20 @@ func TestAccountActiveAfterAPasswordChange(t *testing.T) {
 	c, ns := accessCluster(t)
 	ctx := ctxT(t, 20*time.Second)
 	const a = "a@example.com"
-	logins := make([]Login, len(ns))
-	for i, n := range ns {
-		l, err := n.Authenticate(ctx, a, "pw-a")
-		if err != nil {
-			t.Fatalf("%s: login: %v", n.ID(), err)
+	// loginAll logs a in on every node.
+	loginAll := func(what string) []Login {
+		t.Helper()
+		logins := make([]Login, len(ns))
+		for i, n := range ns {
+			l, err := n.Authenticate(ctx, a, "pw-a")
+			if err != nil {
+				t.Fatalf("%s: %s: %v", n.ID(), what, err)
+			}
+			logins[i] = l
 		}
-		logins[i] = l
+		return logins
 	}
+	logins := loginAll("login")
 	// check makes every node apply what was committed, then asks it.
 	check := func(what string, want error, logins []Login) {
 		t.Helper()
@@ -264,14 +270,7 @@ func TestAccountActiveAfterAPasswordChange(t *testing.T) {
 	h, _ := fsm.HashPassword("pw-a") // the same password again: a new salt
 	mustApply(t, c.leader(time.Second), &fsm.MailboxUpdate{Address: a, PasswordHash: &h})
 	check("after a password change", ErrPasswordChanged, logins)
-	fresh := make([]Login, len(ns))
-	for i, n := range ns {
-		l, err := n.Authenticate(ctx, a, "pw-a")
-		if err != nil {
-			t.Fatalf("%s: login with the new password: %v", n.ID(), err)
-		}
-		fresh[i] = l
-	}
+	fresh := loginAll("login with the new password")
 	check("a login with the new password", nil, fresh)
 
 	off := true
