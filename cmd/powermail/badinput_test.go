@@ -41,6 +41,7 @@ func TestCLIBadInputWithoutACluster(t *testing.T) {
 		{[]string{"storage", "verify", "now"}, "storage verify takes no arguments"},
 		{[]string{"mailbox", "add", "a@example.com", "--password", "x", "--no-password"}, "[no-password password] were all set"},
 		{[]string{"domain", "ls", "--timeout", "0"}, "--timeout 0s: give a duration above 0"},
+		{[]string{"cluster", "check-state", "--wait", "0"}, "--wait 0s: give a duration above 0"},
 		{[]string{"domain", "ls", "--token", "", "--token-file", empty}, "token file " + empty + " is empty"},
 		{[]string{"domain", "ls", "--addr", web.URL}, "did not answer as a PowerMail admin API does"},
 		{[]string{"cluster", "status", "--addr", web.URL}, "answered 404 Not Found, not as a PowerMail admin API does"},

@@ -32,6 +32,9 @@ func newCheckStateCmd(cl *clientFlags) *cobra.Command {
 			"not memory. Needs command encoding 9.",
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if wait <= 0 {
+				return fmt.Errorf("invalid input: --wait %v: give a duration above 0, say 1m", wait)
+			}
 			cl.lengthen(cmd, wait+checkStateSlack)
 			var st node.StateCheck
 			path := "/v1/cluster/check-state?wait=" + url.QueryEscape(wait.String())
