@@ -297,16 +297,20 @@ func (n *Node) Copy(ctx context.Context, addr, src, dst string, uids []uint32, m
 	known := true // every piece answered its UIDs
 	for _, rs := range ps {
 		res, err := n.copyOnce(ctx, &fsm.Copy{Mailbox: addr, From: src, To: dst, UIDs: rs, Move: move, Expect: check})
+		// A destination deleted and made again between two pieces has
+		// a new UIDVALIDITY: the UIDs before and after are of two
+		// folders, and one COPYUID cannot name both (RFC 4315 §3).
+		known = known && len(res.Src) > 0 && (out.UIDValidity == 0 || out.UIDValidity == res.UIDValidity)
 		out.UIDValidity = res.UIDValidity
 		out.SrcUIDs, out.DstUIDs = append(out.SrcUIDs, res.Src...), append(out.DstUIDs, res.Dst...)
-		known = known && len(res.Src) > 0
 		if err != nil {
 			return out, err
 		}
 	}
 	if !known && len(ps) > 1 {
 		// A piece repeated after a leader change cannot say which UIDs
-		// it gave: a COPYUID without them would pair the wrong ones.
+		// it gave, nor one that went to a replaced destination which
+		// folder they are in: a COPYUID would pair the wrong ones.
 		out.SrcUIDs, out.DstUIDs = nil, nil
 	}
 	return out, nil

@@ -1,0 +1,81 @@
+package node
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+)
+
+// A MOVE in several pieces whose destination is deleted and made again
+// between two pieces put its first messages in one folder and the rest
+// in another, of a different UIDVALIDITY: a COPYUID naming the last
+// one's UIDVALIDITY would pair source messages with destination UIDs of
+// the wrong folder (RFC 4315 §3: COPYUID's UIDs are in the destination
+// named by that UIDVALIDITY). The MOVE must then answer without one.
+// The replacement races the MOVE, so a run where it landed after the
+// whole MOVE is repeated.
+func TestMoveToReplacedDestinationOmitsCOPYUID(t *testing.T) {
+	const log2, per = 12, 250
+	ns := pieceCluster(t, per)
+	ctx := ctxT(t, 4*time.Minute)
+	a := "a@example.com"
+	for attempt := range 6 {
+		src, dst := fmt.Sprintf("Big%d", attempt), fmt.Sprintf("Moved%d", attempt)
+		big := bigFolder(t, ns[0], src, log2)
+		if err := ns[0].CreateFolder(ctx, a, dst, ""); err != nil {
+			t.Fatal(err)
+		}
+		if err := ns[1].Barrier(ctx); err != nil {
+			t.Fatal(err)
+		}
+		replaced := make(chan error, 1)
+		go func() {
+			// After the first piece lands, delete the destination and
+			// make it again.
+			for {
+				if f, err := ns[0].State().Folder(a, dst); err == nil && f.Messages > 0 {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			err := ns[0].DeleteFolder(ctx, a, dst)
+			if err == nil {
+				err = ns[0].CreateFolder(ctx, a, dst, "")
+			}
+			replaced <- err
+		}()
+		moved, err := ns[1].Copy(ctx, a, src, dst, viewUIDs(big), true, checkOf(big))
+		if rerr := <-replaced; rerr != nil {
+			t.Fatal(rerr)
+		}
+		if err != nil {
+			t.Logf("attempt %d: a piece met the destination missing: %v", attempt, err)
+			continue
+		}
+		after, err := ns[1].View(ctx, a, dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(after.Messages) == 0 || len(after.Messages) == len(big.Messages) {
+			t.Logf("attempt %d: the replacement did not land between pieces (%d in the new folder)", attempt, len(after.Messages))
+			continue
+		}
+		t.Logf("attempt %d: %d of %d moved messages in the new folder; COPYUID of %d UIDs", attempt, len(after.Messages), len(big.Messages), len(moved.SrcUIDs))
+		if len(moved.SrcUIDs) == 0 {
+			return // no COPYUID: right
+		}
+		if moved.UIDValidity != after.Folder.UIDValidity {
+			t.Fatalf("COPYUID names UIDVALIDITY %d, which no folder %s has (now %d)", moved.UIDValidity, dst, after.Folder.UIDValidity)
+		}
+		// Each destination UID names one message of that folder, once.
+		have := viewUIDs(after)
+		uniq := slices.Compact(slices.Sorted(slices.Values(moved.DstUIDs)))
+		if len(uniq) != len(moved.DstUIDs) || len(moved.DstUIDs) > len(have) {
+			t.Fatalf("COPYUID pairs %d source messages with %d distinct destination UIDs under UIDVALIDITY %d, whose folder holds %d of them",
+				len(moved.SrcUIDs), len(uniq), moved.UIDValidity, len(have))
+		}
+		return
+	}
+	t.Skip("the destination's replacement never landed between two pieces")
+}
