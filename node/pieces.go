@@ -3,6 +3,7 @@ package node
 import (
 	"cmp"
 	"context"
+	"errors"
 	"math"
 	"slices"
 
@@ -110,7 +111,14 @@ func (n *Node) emptyFolder(ctx context.Context, addr, name string, all bool) err
 	}
 	for _, rs := range ps {
 		cmd := &fsm.Expunge{Mailbox: addr, Folder: name, UIDs: rs, Expect: check}
-		if err := n.applyAccess(ctx, cmd, nil); err != nil {
+		err := n.applyAccess(ctx, cmd, nil)
+		if errors.Is(err, ErrNoFolder) {
+			// Deleted, renamed or replaced meanwhile: the rest is the
+			// delete's, which acts on the name (RFC 9051 §6.3.9) and
+			// says whether one still has it.
+			return nil
+		}
+		if err != nil {
 			return err
 		}
 	}
