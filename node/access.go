@@ -297,10 +297,13 @@ func (n *Node) Copy(ctx context.Context, addr, src, dst string, uids []uint32, m
 	known := true // every piece answered its UIDs
 	for _, rs := range ps {
 		res, err := n.copyOnce(ctx, &fsm.Copy{Mailbox: addr, From: src, To: dst, UIDs: rs, Move: move, Expect: check})
-		// A destination deleted and made again between two pieces has
-		// a new UIDVALIDITY: the UIDs before and after are of two
-		// folders, and one COPYUID cannot name both (RFC 4315 §3).
-		known = known && len(res.Src) > 0 && (out.UIDValidity == 0 || out.UIDValidity == res.UIDValidity)
+		// A repeat answers no UIDVALIDITY (a piece that found its
+		// messages expunged answers its destination's, and its empty
+		// UIDs are known). A destination deleted and made again between
+		// two pieces has a new UIDVALIDITY: the UIDs before and after
+		// are of two folders, and one COPYUID cannot name both (RFC 4315
+		// §3).
+		known = known && res.UIDValidity != 0 && (out.UIDValidity == 0 || out.UIDValidity == res.UIDValidity)
 		out.UIDValidity = res.UIDValidity
 		out.SrcUIDs, out.DstUIDs = append(out.SrcUIDs, res.Src...), append(out.DstUIDs, res.Dst...)
 		if err != nil {

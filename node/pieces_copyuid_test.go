@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -17,16 +18,18 @@ import (
 // whole MOVE is repeated.
 func TestMoveToReplacedDestinationOmitsCOPYUID(t *testing.T) {
 	const log2, per = 12, 250
-	ns := pieceCluster(t, per)
+	c := deliveryClusterWith(t, func(cfg *Config) { cfg.EntryMessages = per })
+	l := c.leader(5 * time.Second)
+	f := c.followers(l)[0]
 	ctx := ctxT(t, 4*time.Minute)
 	a := "a@example.com"
 	for attempt := range 6 {
 		src, dst := fmt.Sprintf("Big%d", attempt), fmt.Sprintf("Moved%d", attempt)
-		big := bigFolder(t, ns[0], src, log2)
-		if err := ns[0].CreateFolder(ctx, a, dst, ""); err != nil {
+		big := bigFolder(t, l, src, log2)
+		if err := l.CreateFolder(ctx, a, dst, ""); err != nil {
 			t.Fatal(err)
 		}
-		if err := ns[1].Barrier(ctx); err != nil {
+		if err := f.Barrier(ctx); err != nil {
 			t.Fatal(err)
 		}
 		replaced := make(chan error, 1)
@@ -34,18 +37,24 @@ func TestMoveToReplacedDestinationOmitsCOPYUID(t *testing.T) {
 			// After the first piece lands, delete the destination and
 			// make it again.
 			for {
-				if f, err := ns[0].State().Folder(a, dst); err == nil && f.Messages > 0 {
+				if f, err := l.State().Folder(a, dst); err == nil && f.Messages > 0 {
 					break
 				}
 				time.Sleep(time.Millisecond)
 			}
-			err := ns[0].DeleteFolder(ctx, a, dst)
-			if err == nil {
-				err = ns[0].CreateFolder(ctx, a, dst, "")
+			// Both proposed at once on the leader, so that a piece the
+			// follower forwards seldom falls between them.
+			deleted := make(chan error, 1)
+			go func() { deleted <- l.DeleteFolder(ctx, a, dst) }()
+			time.Sleep(100 * time.Microsecond)
+			err := l.CreateFolder(ctx, a, dst, "")
+			derr := <-deleted
+			if errors.Is(err, ErrFolderExists) { // proposed before the delete
+				err = l.CreateFolder(ctx, a, dst, "")
 			}
-			replaced <- err
+			replaced <- errors.Join(derr, err)
 		}()
-		moved, err := ns[1].Copy(ctx, a, src, dst, viewUIDs(big), true, checkOf(big))
+		moved, err := f.Copy(ctx, a, src, dst, viewUIDs(big), true, checkOf(big))
 		if rerr := <-replaced; rerr != nil {
 			t.Fatal(rerr)
 		}
@@ -53,7 +62,7 @@ func TestMoveToReplacedDestinationOmitsCOPYUID(t *testing.T) {
 			t.Logf("attempt %d: a piece met the destination missing: %v", attempt, err)
 			continue
 		}
-		after, err := ns[1].View(ctx, a, dst)
+		after, err := f.View(ctx, a, dst)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,4 +87,53 @@ func TestMoveToReplacedDestinationOmitsCOPYUID(t *testing.T) {
 		return
 	}
 	t.Skip("the destination's replacement never landed between two pieces")
+}
+
+// A MOVE piece whose messages were all expunged meanwhile moves nothing
+// and says so with its destination's UIDVALIDITY; unlike a piece
+// repeated after a leader change, its (empty) UIDs are known, so the
+// MOVE still names every message it moved in COPYUID (RFC 6851 §4.3).
+func TestMovePieceOfExpungedMessagesKeepsCOPYUID(t *testing.T) {
+	const log2, per = 12, 250
+	c := deliveryClusterWith(t, func(cfg *Config) { cfg.EntryMessages = per })
+	l := c.leader(5 * time.Second)
+	f := c.followers(l)[0]
+	ctx := ctxT(t, 4*time.Minute)
+	a := "a@example.com"
+	for attempt := range 6 {
+		src, dst := fmt.Sprintf("Big%d", attempt), fmt.Sprintf("Moved%d", attempt)
+		big := bigFolder(t, l, src, log2)
+		if err := l.CreateFolder(ctx, a, dst, ""); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Barrier(ctx); err != nil {
+			t.Fatal(err)
+		}
+		all := viewUIDs(big)
+		top := all[len(all)-per/2:] // within the last piece
+		done := make(chan error, 1)
+		go func() {
+			for {
+				if fo, err := l.State().Folder(a, dst); err == nil && fo.Messages > 0 {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			_, err := l.Expunge(ctx, a, src, top, false, checkOf(big))
+			done <- err
+		}()
+		moved, err := f.Copy(ctx, a, src, dst, all, true, checkOf(big))
+		if eerr := <-done; eerr != nil || err != nil {
+			t.Fatal(eerr, err)
+		}
+		if len(moved.SrcUIDs) == len(all) {
+			t.Logf("attempt %d: the expunge came after the MOVE", attempt)
+			continue
+		}
+		if want := len(all) - len(top); len(moved.SrcUIDs) != want || len(moved.DstUIDs) != want {
+			t.Fatalf("MOVE of %d messages, %d expunged meanwhile, answered %d source and %d destination UIDs", len(all), len(top), len(moved.SrcUIDs), len(moved.DstUIDs))
+		}
+		return
+	}
+	t.Skip("the expunge never came before the last piece")
 }

@@ -56,7 +56,11 @@ func TestDeleteOfFolderReplacedMidwayDeletesByName(t *testing.T) {
 			}()
 			time.Sleep(100 * time.Microsecond)
 			err2 := l.CreateFolder(ctx, a, name, "")
-			replaced <- <-deleted == nil && err2 == nil
+			err1 := <-deleted
+			if errors.Is(err2, ErrFolderExists) { // proposed before the delete
+				err2 = l.CreateFolder(ctx, a, name, "")
+			}
+			replaced <- err1 == nil && err2 == nil
 		}()
 		err := f.DeleteFolder(ctx, a, name)
 		if !<-replaced {
