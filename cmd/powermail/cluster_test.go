@@ -68,35 +68,42 @@ func TestClusterStatusOfARemovedNode(t *testing.T) {
 	}
 }
 
-// cluster remove waits up to an hour unless --timeout says otherwise: the
-// node reads every body record twice on the way, which on a large store
-// outlasts the usual 30 s. Its help says so.
+// cluster remove and mailbox rm wait up to an hour unless --timeout says
+// otherwise: the node reads every body record twice on the way to a
+// member's removal, and empties a large mailbox in many raft entries,
+// either of which outlasts the usual 30 s. Their help says so.
 func TestClusterRemoveTimeout(t *testing.T) {
 	for _, tc := range []struct {
+		cmd  []string
 		args []string
 		want time.Duration
 	}{
-		{nil, clusterRemoveTimeout},
-		{[]string{"--timeout", "5s"}, 5 * time.Second},
+		{[]string{"cluster", "remove", "n2"}, nil, clusterRemoveTimeout},
+		{[]string{"cluster", "remove", "n2"}, []string{"--timeout", "5s"}, 5 * time.Second},
+		{[]string{"mailbox", "rm", "a@example.com"}, nil, clusterRemoveTimeout},
+		{[]string{"mailbox", "rm", "a@example.com"}, []string{"--timeout", "5s"}, 5 * time.Second},
 	} {
 		rec := &recorder{reply: `{"status":"ok"}`}
 		cl := &clientFlags{}
 		root := &cobra.Command{Use: "powermail"}
 		cl.register(root)
-		root.AddCommand(newClusterCmd(cl))
-		root.SetArgs(append([]string{"cluster", "remove", "n2", "--token", "t", "--addr", rec.start(t)}, tc.args...))
+		root.AddCommand(newClusterCmd(cl), newMailboxCmd(cl))
+		root.SetArgs(append(append(tc.cmd, "--token", "t", "--addr", rec.start(t)), tc.args...))
 		root.SetOut(io.Discard)
+		root.SetErr(io.Discard)
 		if err := root.Execute(); err != nil {
 			t.Fatal(err)
 		}
-		if cl.timeout != tc.want || len(rec.calls) != 1 {
-			t.Errorf("%v: timeout %v, want %v (requests %q)", tc.args, cl.timeout, tc.want, rec.calls)
+		if cl.timeout != tc.want || len(rec.calls) == 0 {
+			t.Errorf("%v %v: timeout %v, want %v (requests %q)", tc.cmd, tc.args, cl.timeout, tc.want, rec.calls)
 		}
 	}
 	if clusterRemoveTimeout < time.Hour {
 		t.Errorf("cluster remove waits %v by default", clusterRemoveTimeout)
 	}
-	if out := mustCLI(t, "cluster", "remove", "--help"); !strings.Contains(out, "--timeout") || !strings.Contains(out, "1h") {
-		t.Errorf("cluster remove --help does not tell its timeout:\n%s", out)
+	for _, c := range [][]string{{"cluster", "remove"}, {"mailbox", "rm"}} {
+		if out := mustCLI(t, append(c, "--help")...); !strings.Contains(out, "--timeout") || !strings.Contains(out, "1h") {
+			t.Errorf("%v --help does not tell its timeout:\n%s", c, out)
+		}
 	}
 }

@@ -19,8 +19,13 @@ func newMailboxCmd(cl *clientFlags) *cobra.Command {
 	cmd.AddCommand(mailboxAddCmd(cl), mailboxImportCmd(cl), mailboxLsCmd(cl), mailboxPasswdCmd(cl), mailboxQuotaCmd(cl),
 		mailboxEnableCmd(cl, "enable", true), mailboxEnableCmd(cl, "disable", false), mailboxExportCmd(cl), mailboxRestoreCmd(cl))
 	cmd.AddCommand(&cobra.Command{
-		Use: "rm ADDRESS", Aliases: []string{"remove"}, Short: "Delete a mailbox and its mail (mailbox export first keeps a copy), then name the forwards that still list it", Args: cobra.ExactArgs(1),
+		Use: "rm ADDRESS", Aliases: []string{"remove"}, Short: "Delete a mailbox and its mail (mailbox export first keeps a copy), then name the forwards that still list it",
+		Long: "Delete a mailbox and its mail. A large mailbox is emptied in raft entries of a bounded size first " +
+			"(--raft-entry-messages), which for a million messages takes minutes: it waits up to " +
+			clusterRemoveTimeout.String() + " unless --timeout is given. A removal that stopped part way is finished by running it again.",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			cl.lengthen(cmd, clusterRemoveTimeout)
 			if err := cl.do(cmd.Context(), "DELETE", "/v1/mailboxes/"+pathEsc(args[0]), nil, nil); err != nil {
 				return err
 			}
