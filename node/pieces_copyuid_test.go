@@ -32,15 +32,13 @@ func TestMoveToReplacedDestinationOmitsCOPYUID(t *testing.T) {
 		if err := f.Barrier(ctx); err != nil {
 			t.Fatal(err)
 		}
-		replaced := make(chan error, 1)
+		replaced, moving := make(chan error, 1), make(chan struct{})
 		go func() {
 			// After the first piece lands, delete the destination and
 			// make it again.
-			for {
-				if f, err := l.State().Folder(a, dst); err == nil && f.Messages > 0 {
-					break
-				}
-				time.Sleep(time.Millisecond)
+			if !firstPieceLanded(l, a, dst, moving) {
+				replaced <- nil
+				return
 			}
 			// Both proposed at once on the leader, so that a piece the
 			// follower forwards seldom falls between them.
@@ -55,6 +53,7 @@ func TestMoveToReplacedDestinationOmitsCOPYUID(t *testing.T) {
 			replaced <- errors.Join(derr, err)
 		}()
 		moved, err := f.Copy(ctx, a, src, dst, viewUIDs(big), true, checkOf(big))
+		close(moving)
 		if rerr := <-replaced; rerr != nil {
 			t.Fatal(rerr)
 		}
@@ -111,18 +110,17 @@ func TestMovePieceOfExpungedMessagesKeepsCOPYUID(t *testing.T) {
 		}
 		all := viewUIDs(big)
 		top := all[len(all)-per/2:] // within the last piece
-		done := make(chan error, 1)
+		done, moving := make(chan error, 1), make(chan struct{})
 		go func() {
-			for {
-				if fo, err := l.State().Folder(a, dst); err == nil && fo.Messages > 0 {
-					break
-				}
-				time.Sleep(time.Millisecond)
+			if !firstPieceLanded(l, a, dst, moving) {
+				done <- nil
+				return
 			}
 			_, err := l.Expunge(ctx, a, src, top, false, checkOf(big))
 			done <- err
 		}()
 		moved, err := f.Copy(ctx, a, src, dst, all, true, checkOf(big))
+		close(moving)
 		if eerr := <-done; eerr != nil || err != nil {
 			t.Fatal(eerr, err)
 		}
@@ -136,4 +134,21 @@ func TestMovePieceOfExpungedMessagesKeepsCOPYUID(t *testing.T) {
 		return
 	}
 	t.Skip("the expunge never came before the last piece")
+}
+
+// firstPieceLanded waits until the leader's folder dst of a holds a
+// message (a MOVE's first piece has landed), or reports false once moving
+// is closed (the MOVE returned, perhaps without moving anything), so a
+// racing goroutine never outwaits the test.
+func firstPieceLanded(l *Node, a, dst string, moving <-chan struct{}) bool {
+	for {
+		if f, err := l.State().Folder(a, dst); err == nil && f.Messages > 0 {
+			return true
+		}
+		select {
+		case <-moving:
+			return false
+		case <-time.After(time.Millisecond):
+		}
+	}
 }
