@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -18,12 +19,9 @@ import (
 // whole MOVE is repeated.
 func TestMoveToReplacedDestinationOmitsCOPYUID(t *testing.T) {
 	const log2, per = 12, 250
-	c := deliveryClusterWith(t, func(cfg *Config) { cfg.EntryMessages = per })
-	l := c.leader(5 * time.Second)
-	f := c.followers(l)[0]
-	ctx := ctxT(t, 4*time.Minute)
+	l, f, ctx := pieceRaceCluster(t, per)
 	a := "a@example.com"
-	for attempt := range 6 {
+	for attempt := range pieceRaceAttempts {
 		src, dst := fmt.Sprintf("Big%d", attempt), fmt.Sprintf("Moved%d", attempt)
 		big := bigFolder(t, l, src, log2)
 		if err := l.CreateFolder(ctx, a, dst, ""); err != nil {
@@ -85,7 +83,7 @@ func TestMoveToReplacedDestinationOmitsCOPYUID(t *testing.T) {
 		}
 		return
 	}
-	t.Skip("the destination's replacement never landed between two pieces")
+	t.Skipf("the destination's replacement never landed between two pieces in %d attempts: this run could not set up the race it checks", pieceRaceAttempts)
 }
 
 // A MOVE piece whose messages were all expunged meanwhile moves nothing
@@ -94,12 +92,9 @@ func TestMoveToReplacedDestinationOmitsCOPYUID(t *testing.T) {
 // MOVE still names every message it moved in COPYUID (RFC 6851 §4.3).
 func TestMovePieceOfExpungedMessagesKeepsCOPYUID(t *testing.T) {
 	const log2, per = 12, 250
-	c := deliveryClusterWith(t, func(cfg *Config) { cfg.EntryMessages = per })
-	l := c.leader(5 * time.Second)
-	f := c.followers(l)[0]
-	ctx := ctxT(t, 4*time.Minute)
+	l, f, ctx := pieceRaceCluster(t, per)
 	a := "a@example.com"
-	for attempt := range 6 {
+	for attempt := range pieceRaceAttempts {
 		src, dst := fmt.Sprintf("Big%d", attempt), fmt.Sprintf("Moved%d", attempt)
 		big := bigFolder(t, l, src, log2)
 		if err := l.CreateFolder(ctx, a, dst, ""); err != nil {
@@ -133,7 +128,7 @@ func TestMovePieceOfExpungedMessagesKeepsCOPYUID(t *testing.T) {
 		}
 		return
 	}
-	t.Skip("the expunge never came before the last piece")
+	t.Skipf("the expunge never came before the last piece in %d attempts: this run could not set up the race it checks", pieceRaceAttempts)
 }
 
 // firstPieceLanded waits until the leader's folder dst of a holds a
@@ -151,4 +146,21 @@ func firstPieceLanded(l *Node, a, dst string, moving <-chan struct{}) bool {
 		case <-time.After(time.Millisecond):
 		}
 	}
+}
+
+// pieceRaceAttempts is how many times a test that races another
+// session's command against a large operation's pieces tries before it
+// gives up: the race is won when the other command lands between two
+// pieces, which in every run seen happened within the first tries; a
+// run where it never does proves nothing and is skipped, not passed.
+const pieceRaceAttempts = 6
+
+// pieceRaceCluster is a three-node cluster whose large operations go in
+// pieces of per messages, its leader, the follower that runs the
+// operation, and a context for the whole test.
+func pieceRaceCluster(t *testing.T, per int) (l, f *Node, ctx context.Context) {
+	t.Helper()
+	c := deliveryClusterWith(t, func(cfg *Config) { cfg.EntryMessages = per })
+	l = c.leader(5 * time.Second)
+	return l, c.followers(l)[0], ctxT(t, 4*time.Minute)
 }
