@@ -86,15 +86,21 @@ func ParseDKIMKey(spec string) (DKIMKey, error) {
 // dkimKeysFor is the keys of e's sender's domain, none for most. Only a
 // submitted message is signed: anything relayed (a forward of mail from
 // elsewhere) may claim any sender, one of ours included, and a signature
-// would vouch for it (DMARC would pass a forgery). A domain may have
-// several keys: during a rotation's overlap, or RSA beside Ed25519 for
-// verifiers without it (RFC 8463 §4); each signs.
+// would vouch for it (DMARC would pass a forgery). Our own notices are
+// signed when they are composed (signDSN).
 func (n *Node) dkimKeysFor(e fsm.QueueEntry) []DKIMKey {
 	at := strings.LastIndexByte(e.From, '@')
 	if at < 0 || !e.Submitted {
 		return nil
 	}
-	domain := asciiName(strings.ToLower(e.From[at+1:])) // a Unicode name under SMTPUTF8
+	return n.dkimKeysOf(e.From[at+1:])
+}
+
+// dkimKeysOf is the keys of domain. A domain may have several keys:
+// during a rotation's overlap, or RSA beside Ed25519 for verifiers
+// without it (RFC 8463 §4); each signs.
+func (n *Node) dkimKeysOf(domain string) []DKIMKey {
+	domain = asciiName(strings.ToLower(domain)) // a Unicode name under SMTPUTF8
 	var keys []DKIMKey
 	for _, k := range n.cfg.Queue.DKIM {
 		if k.Domain == domain {
@@ -106,7 +112,7 @@ func (n *Node) dkimKeysFor(e fsm.QueueEntry) []DKIMKey {
 
 // dkimSignature signs the message of e as it will be sent and returns the
 // DKIM-Signature fields, one per key of e's sender's domain ("" when it
-// has none). The keys' signers read the message in one pass.
+// has none).
 func (n *Node) dkimSignature(ctx context.Context, e fsm.QueueEntry) (string, error) {
 	keys := n.dkimKeysFor(e)
 	if len(keys) == 0 {
@@ -125,6 +131,12 @@ func (n *Node) dkimSignature(ctx context.Context, e fsm.QueueEntry) (string, err
 	if err := skipReturnPath(br); err != nil {
 		return "", err
 	}
+	return dkimSign(keys, fields, newHeaderEnded(br))
+}
+
+// dkimSign returns the DKIM-Signature fields of msg, one per key, each
+// signing fields (the h= tag). The keys' signers read msg in one pass.
+func dkimSign(keys []DKIMKey, fields []string, msg io.Reader) (string, error) {
 	signers := make([]*dkim.Signer, 0, len(keys))
 	defer func() {
 		for _, s := range signers {
@@ -141,7 +153,7 @@ func (n *Node) dkimSignature(ctx context.Context, e fsm.QueueEntry) (string, err
 		}
 		signers, ws = append(signers, s), append(ws, s)
 	}
-	if _, err := io.Copy(io.MultiWriter(ws...), newHeaderEnded(br)); err != nil {
+	if _, err := io.Copy(io.MultiWriter(ws...), msg); err != nil {
 		return "", fmt.Errorf("dkim: %w", err)
 	}
 	var sig strings.Builder
@@ -167,7 +179,12 @@ func (n *Node) dkimHeaderKeys(ctx context.Context, hash string) ([]string, error
 		return nil, err
 	}
 	defer rd.Close()
-	count, err := headerFieldCounts(bufio.NewReader(rd))
+	return dkimFieldsOf(bufio.NewReader(rd))
+}
+
+// dkimFieldsOf is the h= tag for the message br starts with.
+func dkimFieldsOf(br *bufio.Reader) ([]string, error) {
+	count, err := headerFieldCounts(br)
 	if err != nil {
 		return nil, fmt.Errorf("dkim: %w", err)
 	}

@@ -247,3 +247,28 @@ func TestQueueTreatsAUnicodeSenderDomainAsOurs(t *testing.T) {
 		t.Errorf("a --dkim key for a Unicode domain signs as %q (%v), want its A-labels", k.Domain, err)
 	}
 }
+
+// A notice we compose is signed by the key of its From: domain (the SRS
+// domain), so that DMARC can align on it and not only on SPF; a relayed
+// bounce, which may claim to be from anyone, stays unsigned.
+func TestQueueSignsItsOwnNotices(t *testing.T) {
+	key, lookup := dkimTestKey(t)
+	s := newSink(t)
+	s.set("550")
+	c := queueCluster(t, s, func(q *QueueConfig) { q.DKIM = []DKIMKey{key} })
+	l := c.leader(time.Second)
+	sendVia(t, c.follower(), "a@example.com", fwdBody, "out@example.com")
+	dsn := onlyDSN(t, c, l)
+	dkimVerify(t, dsn, lookup)
+	if !strings.HasPrefix(dsn, "DKIM-Signature:") || !strings.Contains(dsn, "From: Mail Delivery System <MAILER-DAEMON@example.com>") {
+		t.Fatalf("notice:\n%s", dsn)
+	}
+
+	s.set("")
+	sendVia(t, l, "", "From: MAILER-DAEMON@example.com\r\nSubject: bounce\r\n\r\nforged\r\n", "out@example.com")
+	waitFor(t, 10*time.Second, "relayed bounce sent", func() bool { return len(s.messages()) == 1 })
+	vs, err := dkim.VerifyWithOptions(strings.NewReader(s.messages()[0].data), &dkim.VerifyOptions{LookupTXT: lookup})
+	if err != nil || len(vs) != 0 {
+		t.Fatalf("a relayed bounce was signed (%v): %+v", err, vs)
+	}
+}

@@ -121,7 +121,7 @@ func (n *Node) sendDSN(ctx context.Context, rep dsnReport, now time.Time) error 
 			return err
 		}
 	}
-	body := n.composeDSN(rep, original, now)
+	body := n.signDSN(n.composeDSN(rep, original, now))
 	settings, err := n.state.Settings()
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
@@ -192,6 +192,29 @@ func (n *Node) originalHeaders(ctx context.Context, hash string) (string, error)
 		}
 	}
 	return b.String(), nil
+}
+
+// signDSN puts DKIM-Signature fields on top of a notice we composed, one
+// per key of its From: domain (the SRS domain, else the queue's host
+// name), so that a receiver applying DMARC to that domain can align on a
+// signature and not on SPF alone (RFC 7489 §3.1.1). Only what we wrote
+// ourselves is signed here: a relayed bounce may claim any From:
+// (dkimKeysFor). A key that fails to sign leaves the notice unsigned
+// rather than lost.
+func (n *Node) signDSN(body []byte) []byte {
+	keys := n.dkimKeysOf(n.srsDomainOr(n.cfg.Queue.Hostname))
+	if len(keys) == 0 {
+		return body
+	}
+	fields, err := dkimFieldsOf(bufio.NewReader(bytes.NewReader(body)))
+	if err == nil {
+		var sig string
+		if sig, err = dkimSign(keys, fields, bytes.NewReader(body)); err == nil {
+			return append([]byte(sig), body...)
+		}
+	}
+	n.log.Warn("DSN left unsigned", "err", err)
+	return body
 }
 
 // dsnText is what a report's subject and human part say, per kind.
