@@ -35,7 +35,7 @@ func asciiName(domain string) string {
 	return domain
 }
 
-func isASCII(s string) bool {
+func isASCII[T string | []byte](s T) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= 0x80 {
 			return false

@@ -407,14 +407,24 @@ func (n *Node) transact(ctx context.Context, pc *pooledClient, e fsm.QueueEntry,
 		}
 	}()
 	from := n.srsForward(e.From, n.srsDomain(), e.Submitted, time.Now())
+	offered, _ := pc.c.Extension("SMTPUTF8")
+	useUTF8, rcpts, out := n.utf8Plan(ctx, e, offered, from, rcpts)
+	if len(rcpts) == 0 {
+		return out, nil
+	}
 	// DSN parameters go on only to a server that offers DSN (go-smtp
 	// drops them otherwise); then it, not us, reports success.
-	if err := pc.c.Mail(smtpPath(from), &smtp.MailOptions{Size: e.Size, EnvelopeID: e.EnvID, Return: smtp.DSNReturn(e.Ret)}); err != nil {
-		return replyOutcomes(err, rcpts)
+	opts := &smtp.MailOptions{Size: e.Size, EnvelopeID: e.EnvID, Return: smtp.DSNReturn(e.Ret), UTF8: useUTF8}
+	if err := pc.c.Mail(wireAddress(from), opts); err != nil {
+		o, cerr := replyOutcomes(err, rcpts)
+		if o == nil {
+			return nil, cerr
+		}
+		return append(out, o...), cerr
 	}
 	var accepted []string
 	for _, r := range rcpts {
-		if err := pc.c.Rcpt(smtpPath(r), rcptDSN(e, r)); err != nil {
+		if err := pc.c.Rcpt(wireAddress(r), rcptDSN(e, r)); err != nil {
 			o, cerr := replyOutcomes(rcptReply(err), []string{r})
 			if cerr != nil {
 				return nil, cerr

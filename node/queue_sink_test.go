@@ -30,6 +30,7 @@ type sunk struct {
 	from string
 	to   []string
 	data string
+	utf8 bool // MAIL carried SMTPUTF8
 }
 
 func newSink(t testing.TB) *sink { return startSink(t, false) }
@@ -75,18 +76,29 @@ type sinkSession struct {
 	c    *smtp.Conn
 	from string
 	to   []string
+	utf8 bool
 }
 
-func (ss *sinkSession) Reset()        { ss.from, ss.to = "", nil }
+// errUndeclaredUTF8 is what a server offering SMTPUTF8 or not says to an
+// address in UTF-8 whose MAIL did not declare it (RFC 6531 §3.2).
+var errUndeclaredUTF8 = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 6, 7}, Message: "must declare SMTPUTF8"}
+
+func (ss *sinkSession) Reset()        { ss.from, ss.to, ss.utf8 = "", nil, false }
 func (ss *sinkSession) Logout() error { return nil }
 func (ss *sinkSession) Mail(from string, opts *smtp.MailOptions) error {
-	ss.from = from
+	if !isASCII(from) && (opts == nil || !opts.UTF8) {
+		return errUndeclaredUTF8
+	}
+	ss.from, ss.utf8 = from, opts != nil && opts.UTF8
 	if opts != nil && (opts.EnvelopeID != "" || opts.Return != "") {
 		ss.s.note(fmt.Sprintf("MAIL ENVID=%s RET=%s", opts.EnvelopeID, opts.Return))
 	}
 	return nil
 }
 func (ss *sinkSession) Rcpt(to string, opts *smtp.RcptOptions) error {
+	if !isASCII(to) && !ss.utf8 {
+		return errUndeclaredUTF8
+	}
 	ss.to = append(ss.to, to)
 	if opts != nil && (len(opts.Notify) > 0 || opts.OriginalRecipient != "") {
 		ss.s.note(fmt.Sprintf("RCPT %s NOTIFY=%v ORCPT=%s;%s", to, opts.Notify, opts.OriginalRecipientType, opts.OriginalRecipient))
@@ -123,7 +135,7 @@ func (ss *sinkSession) Data(r io.Reader) error {
 		return errors.New("held")
 	}
 	s.mu.Lock()
-	s.got = append(s.got, sunk{from: ss.from, to: ss.to, data: string(data)})
+	s.got = append(s.got, sunk{from: ss.from, to: ss.to, data: string(data), utf8: ss.utf8})
 	s.mu.Unlock()
 	if mode == "drop" {
 		ss.c.Conn().Close()
