@@ -296,11 +296,7 @@ func (n *Node) composeDSN(rep dsnReport, original string, now time.Time) []byte 
 	w("")
 	if !rep.bare {
 		w("--%s", boundary)
-		if rep.full {
-			w("Content-Type: message/rfc822")
-		} else {
-			w("Content-Type: text/rfc822-headers")
-		}
+		w("%s", returnedPartType(original, rep.full))
 		w("")
 		b.WriteString(original)
 		if !strings.HasSuffix(original, "\r\n") {
@@ -310,6 +306,29 @@ func (n *Node) composeDSN(rep dsnReport, original string, now time.Time) []byte 
 	}
 	w("--%s--", boundary)
 	return []byte(b.String())
+}
+
+// returnedPartType is the header fields of the part that returns
+// original: the whole message or its header section (RFC 3464 §2,
+// RFC 6522 §3). A header section in UTF-8 is typed as RFC 6533 §6.3-6.4
+// has it (message/global, message/global-headers), and a part with any
+// octet outside ASCII says it is 8bit (RFC 2045 §6.2; MIME's default is
+// 7bit).
+func returnedPartType(original string, full bool) string {
+	header, _, _ := strings.Cut(original, "\r\n\r\n")
+	typ := "text/rfc822-headers"
+	switch {
+	case full && isASCII(header):
+		typ = "message/rfc822"
+	case full:
+		typ = "message/global"
+	case !isASCII(header):
+		typ = "message/global-headers"
+	}
+	if isASCII(original) {
+		return "Content-Type: " + typ
+	}
+	return "Content-Type: " + typ + "\r\nContent-Transfer-Encoding: 8bit"
 }
 
 // dsnStatus is the RFC 3463 code from a recorded error, or a generic one.

@@ -251,3 +251,29 @@ func TestDSNAddressForms(t *testing.T) {
 		}
 	}
 }
+
+// A notice that returns a header section in UTF-8 types it as RFC 6533
+// has it, and says the part is 8bit; an ASCII one stays as it was.
+func TestQueueDSNTypesAUTF8Original(t *testing.T) {
+	s := newSink(t)
+	s.set("550")
+	c := queueCluster(t, s, nil)
+	l := c.leader(time.Second)
+	submitOut(t, l, "Subject: Grüße\r\n\r\nhi\r\n", "x@elsewhere.net")
+	dsn := onlyDSN(t, c, l)
+	wantAll(t, dsn, "Content-Type: message/global-headers\r\nContent-Transfer-Encoding: 8bit\r\n\r\nReturn-Path: <a@example.com>\r\nSubject: Grüße\r\n")
+	for _, tc := range []struct {
+		original string
+		full     bool
+		want     string
+	}{
+		{"Subject: a\r\n", false, "Content-Type: text/rfc822-headers"},
+		{"Subject: a\r\n\r\nb\r\n", true, "Content-Type: message/rfc822"},
+		{"Subject: a\r\n\r\nGrüße\r\n", true, "Content-Type: message/rfc822\r\nContent-Transfer-Encoding: 8bit"},
+		{"Subject: Grüße\r\n\r\nb\r\n", true, "Content-Type: message/global\r\nContent-Transfer-Encoding: 8bit"},
+	} {
+		if got := returnedPartType(tc.original, tc.full); got != tc.want {
+			t.Errorf("%q (full %v): %q, want %q", tc.original, tc.full, got, tc.want)
+		}
+	}
+}
