@@ -10,7 +10,6 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -193,41 +192,11 @@ func imapWholeBody(bs *imap.FetchItemBodySection) bool {
 // body; if that fails midway, the promised literal cannot be completed
 // and the connection is closed.
 func (s *imapSession) fetchMessage(w *imapserver.FetchWriter, seq uint32, m *imapMsg, o *imap.FetchOptions, seenChanged bool) error {
-	var (
-		body     node.Body
-		src      *imapErrReader
-		envelope *imap.Envelope
-		bstruct  imap.BodyStructure
-		sections = make([][]byte, len(o.BodySection)) // header sections, from the cache
-		secLens  = make([]int64, len(o.BodySection))  // streamed sections' literal lengths
-		secKept  = make([][]byte, len(o.BodySection)) // and their octets, when small (imapSectionHold)
-		binLens  = make([]int64, len(o.BinarySection))
-		binKept  = make([][]byte, len(o.BinarySection))
-		binSizes = make([]uint32, len(o.BinarySectionSize))
-		room     = imapSectionHold
-	)
-	if o.Envelope || slices.ContainsFunc(o.BodySection, imapHeaderOnly) {
-		// From the node's header cache: no body read or parse on a warm
-		// mailbox.
-		meta, err := s.srv.headerMeta(s.ctx, m.hash)
-		if err != nil {
-			return fmt.Errorf("read header of uid %d: %w", m.uid, err)
-		}
-		if o.Envelope {
-			envelope = imapserver.ExtractEnvelope(meta.parsedHeader())
-		}
-		for k, bs := range o.BodySection {
-			if imapHeaderOnly(bs) {
-				sections[k] = meta.headerSection(bs)
-			}
-		}
+	p := newIMAPFetchPlan(s, m, o)
+	if err := p.fromCache(); err != nil {
+		return err
 	}
-	if o.BodyStructure != nil {
-		if cached := s.srv.meta.get(m.hash); cached != nil && cached.bstruct != nil {
-			bstruct = cached.bstruct
-		}
-	}
-	if imapNeedsBody(o) && (bstruct == nil || imapNeedsStream(o)) {
+	if imapNeedsBody(o) && (p.bstruct == nil || imapNeedsStream(o)) {
 		// One message's transfer is bounded by TransferTimeout, and the
 		// body's context lives until it has been written out.
 		ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.TransferTimeout)
@@ -237,119 +206,15 @@ func (s *imapSession) fetchMessage(w *imapserver.FetchWriter, seq uint32, m *ima
 			return fmt.Errorf("open body of uid %d: %w", m.uid, err)
 		}
 		defer b.Close()
-		body = b
-		src = &imapErrReader{r: b}
-		rewind := func() error {
-			if _, err := body.Seek(0, io.SeekStart); err != nil {
-				return fmt.Errorf("rewind body of uid %d: %w", m.uid, err)
-			}
-			return src.err
-		}
-		if o.BodyStructure != nil && bstruct == nil {
-			if bstruct, err = s.srv.bodyStructure(m.hash, body); err != nil {
-				return fmt.Errorf("read body of uid %d: %w", m.uid, err)
-			}
-		}
-		// The first pass over each section measures it, keeping the
-		// octets of its <partial> window while they fit the message's
-		// share of memory; a section not kept is read again when its
-		// literal is written (imap_section.go).
-		measure := func(sp imapSectionSpec, p *imap.SectionPartial) (int64, []byte, error) {
-			if err := rewind(); err != nil {
-				return 0, nil, err
-			}
-			keep := &imapCapture{room: &room}
-			count := imapNewWindow(keep, p)
-			if err := imapWriteSection(count, src, sp); err != nil {
-				return 0, nil, fmt.Errorf("uid %d: %w", m.uid, err)
-			}
-			return count.total, keep.kept(), nil
-		}
-		for k, bs := range o.BodySection {
-			if imapWholeBody(bs) || imapHeaderOnly(bs) {
-				continue // streamed below, or from the header
-			}
-			n, kept, err := measure(imapBodySpec(bs), bs.Partial)
-			if err != nil {
-				return err
-			}
-			secLens[k], secKept[k] = imapWindowLen(n, bs.Partial), kept
-		}
-		for k, bs := range o.BinarySection {
-			n, kept, err := measure(imapBinarySpec(bs.Part), bs.Partial)
-			if err != nil {
-				return err
-			}
-			binLens[k], binKept[k] = imapWindowLen(n, bs.Partial), kept
-		}
-		for k, bs := range o.BinarySectionSize {
-			n, _, err := measure(imapBinarySpec(bs.Part), &imap.SectionPartial{})
-			if err != nil {
-				return err
-			}
-			binSizes[k] = uint32(min(n, 1<<32-1))
-		}
-		if src.err != nil {
-			return fmt.Errorf("read body of uid %d: %w", m.uid, src.err)
+		if err := p.measure(b); err != nil {
+			return err
 		}
 	}
-
 	rw := w.CreateMessage(seq)
-	if o.UID {
-		rw.WriteUID(imap.UID(m.uid))
-	}
-	if o.Flags || seenChanged {
-		rw.WriteFlags(imapFlags(m.flags))
-	}
-	if o.InternalDate {
-		rw.WriteInternalDate(time.UnixMilli(m.date))
-	}
-	if o.RFC822Size {
-		rw.WriteRFC822Size(m.size)
-	}
-	if o.Envelope {
-		rw.WriteEnvelope(envelope)
-	}
-	if o.BodyStructure != nil {
-		rw.WriteBodyStructure(bstruct)
-	}
-	for k, bs := range o.BodySection {
-		var err error
-		switch {
-		case imapWholeBody(bs):
-			err = s.streamBody(rw, bs, body)
-		case imapHeaderOnly(bs):
-			if err = imapWriteLiteral(rw.WriteBodySection(bs, int64(len(sections[k]))), sections[k]); err != nil {
-				err = imapWriteError{err}
-			}
-		case secKept[k] != nil:
-			if err = imapWriteLiteral(rw.WriteBodySection(bs, secLens[k]), secKept[k]); err != nil {
-				err = imapWriteError{err}
-			}
-		default:
-			err = s.streamSection(rw.WriteBodySection(bs, secLens[k]), secLens[k], body, src, imapBodySpec(bs), bs.Partial)
-		}
-		if err != nil {
-			_ = rw.Close() // releases the library's write lock
-			return err
-		}
-	}
-	for k, bs := range o.BinarySection {
-		var err error
-		if binKept[k] != nil {
-			if err = imapWriteLiteral(rw.WriteBinarySection(bs, binLens[k]), binKept[k]); err != nil {
-				err = imapWriteError{err}
-			}
-		} else {
-			err = s.streamSection(rw.WriteBinarySection(bs, binLens[k]), binLens[k], body, src, imapBinarySpec(bs.Part), bs.Partial)
-		}
-		if err != nil {
-			_ = rw.Close()
-			return err
-		}
-	}
-	for k, bs := range o.BinarySectionSize {
-		rw.WriteBinarySectionSize(bs, binSizes[k])
+	p.writeAttributes(rw, seenChanged)
+	if err := p.writeSections(rw); err != nil {
+		_ = rw.Close() // releases the library's write lock
+		return err
 	}
 	if err := rw.Close(); err != nil {
 		return imapWriteError{err}
@@ -418,14 +283,6 @@ func (s *imapSession) streamSection(wc io.WriteCloser, n int64, body node.Body, 
 		err = fmt.Errorf("section is %d octets on the second read, %d on the first", win.sent, n)
 	}
 	return s.endLiteral(wc, "section", err)
-}
-
-func imapWriteLiteral(wc io.WriteCloser, b []byte) error {
-	_, err := wc.Write(b)
-	if cerr := wc.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // imapErrReader remembers the first read error: go-imap's extract helpers
