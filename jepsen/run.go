@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -161,13 +160,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	began := time.Now()
-	out := cfg.Progress
-	if out == nil {
-		out = io.Discard
-	}
-	logf := func(format string, args ...any) {
-		fmt.Fprintf(out, "[%6.1fs] %s\n", time.Since(began).Seconds(), fmt.Sprintf(format, args...))
+	r := &testRun{cfg: cfg, began: time.Now(), out: cfg.Progress, rep: &Report{}}
+	if r.out == nil {
+		r.out = io.Discard
 	}
 	if err := os.MkdirAll(cfg.ResultsDir, 0o755); err != nil {
 		return nil, err
@@ -176,163 +171,27 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.rep.Plan = plan
 	hf, err := os.Create(filepath.Join(cfg.ResultsDir, "history.jsonl"))
 	if err != nil {
 		return nil, err
 	}
 	defer hf.Close()
-
-	rec := check.NewRecorder(hf)
-	args := slices.Clone(ServerTuning)
-	var remote *Remote
-	if cfg.QueueClients >= 0 {
-		remote, err = StartRemote(rec, RemoteConfig{TempFail: remoteTempFail, Drop: remoteDrop, Seed: cfg.Seed})
-		if err != nil {
-			return nil, err
-		}
-		defer remote.Close()
-		args = append(args, queueArgs(remote.Addr)...)
+	r.rec = check.NewRecorder(hf)
+	defer r.stop(context.WithoutCancel(ctx))
+	if err := r.start(ctx, plan); err != nil {
+		return nil, err
 	}
-	logf("starting %d nodes (R=%d) in %s", cfg.Nodes, cfg.Replicas, cfg.ResultsDir)
-	c, err := StartCluster(ctx, ClusterConfig{Binary: cfg.Binary, Dir: cfg.ResultsDir, Nodes: cfg.Nodes,
-		Replicas: cfg.Replicas, ServerArgs: args, Logf: logf})
+	if err := r.load(ctx); err != nil {
+		return nil, err
+	}
+	bodies, err := r.settle(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer c.Stop(context.WithoutCancel(ctx))
-
-	w := NewWorkload(c, rec, WorkloadConfig{Mailboxes: cfg.Mailboxes, Concurrency: cfg.Concurrency,
-		Readers: cfg.Readers, IMAPReaders: cfg.IMAPReaders, FlagClients: cfg.FlagClients,
-		POP3Clients: cfg.POP3Clients, DirClients: cfg.DirClients, QueueClients: cfg.QueueClients,
-		SelectReads: cfg.SelectReads, Rate: cfg.Rate, OpTimeout: cfg.OpTimeout, Seed: cfg.Seed})
-	if err := w.Setup(ctx); err != nil {
-		return nil, err
-	}
-	nem := NewNemesis(c, rec, plan, cfg.Seed, logf)
-	nem.Mailboxes = w.Mailboxes()[:cfg.Mailboxes]
-	nem.Probe = func(ctx context.Context, n *Node, mailbox string, uid uint32, hash string) {
-		w.ProbeIMAP(ctx, n, mailbox, uid, hash)
-		w.Fetch(ctx, n, mailbox, uid, hash)
-	}
-	nem.Verify = func(ctx context.Context, budget time.Duration) error {
-		_, err := c.WaitRedundant(ctx, budget)
-		return err
-	}
-	logf("running %v: %d SMTP clients, %d admin, %d IMAP readers, %d flag, %d POP3, %d directory, %d forwarding clients, %d mailboxes, plan %q with faults %v, seed %d",
-		cfg.Time, w.cfg.Concurrency, w.cfg.Readers, w.cfg.IMAPReaders, w.cfg.FlagClients, w.cfg.POP3Clients,
-		w.cfg.DirClients, w.cfg.QueueClients, cfg.Mailboxes, plan.Name, cfg.Faults, cfg.Seed)
-	// Leader polls run until the queue has drained: a leader change while
-	// it drains may excuse a duplicate too.
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
-		if remote != nil {
-			w.watchLeader(watchCtx, 250*time.Millisecond)
-		}
-	}()
-
-	runCtx, cancel := context.WithTimeout(ctx, cfg.Time)
-	defer cancel()
-	nemDone := make(chan struct{})
-	go func() {
-		defer close(nemDone)
-		nem.Run(runCtx)
-	}()
-	wlDone := make(chan struct{})
-	go func() {
-		defer close(wlDone)
-		w.Run(runCtx)
-	}()
-	mem := newMemWatch()
-	progress(runCtx, cfg.ProgressEvery, logf, w.Stats(), nem, func() string { return mem.sample(c.Nodes()) })
-	<-nemDone
-	logf("load stopped; waiting for operations in flight")
-	rep := &Report{Plan: plan}
-	// Every operation has a deadline; a client still busy long after is
-	// stuck, and the run goes on without it (its op stays pending, which
-	// the checkers treat as indeterminate) instead of hanging.
-	select {
-	case <-wlDone:
-	case <-time.After(3*cfg.OpTimeout + 30*time.Second):
-		rep.Problems = append(rep.Problems, "a workload client was still busy long after its deadline (stuck)")
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("interrupted: %w", err)
-	}
-
-	logf("healing the cluster")
-	if err := c.Heal(ctx, 60*time.Second); err != nil {
-		rep.Problems = append(rep.Problems, "cluster did not heal: "+err.Error())
-	}
-	logf("final reads: %d mailboxes through each of %d nodes", len(w.Mailboxes()), cfg.Nodes)
-	fctx, fcancel := context.WithTimeout(ctx, finalReadsBudget(cfg.Time))
-	err = w.FinalReads(fctx)
-	fcancel()
-	if err != nil {
-		rep.Problems = append(rep.Problems, err.Error())
-	}
-	if remote != nil {
-		logf("waiting for the outbound queue to drain to the remote")
-		if err := w.DrainForwards(ctx, remote, 90*time.Second); err != nil {
-			rep.Problems = append(rep.Problems, err.Error())
-		}
-	}
-	stopWatch()
-	<-watchDone
-	logf("verifying redundancy: storage verify until every body has R verified replicas")
-	rep.Verify, err = c.WaitRedundant(ctx, max(120*time.Second, cfg.Time/4))
-	if err != nil {
-		rep.Problems = append(rep.Problems, "storage verify: "+err.Error())
-	}
-	if rep.Verify.Short > int64(len(rep.Verify.ShortBodies)) {
-		rep.Problems = append(rep.Problems, fmt.Sprintf("storage verify: %d bodies short, only %d named",
-			rep.Verify.Short, len(rep.Verify.ShortBodies)))
-	}
-	hashes := w.Hashes()
-	logf("replication: looking up the replicas of %d bodies", len(hashes))
-	bodies, problems := c.Replicas(ctx, hashes, rep.Verify.ShortBodies)
-	rep.Problems = append(rep.Problems, problems...)
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("interrupted: %w", err)
-	}
-	rep.ProxyConns, rep.ProxyUnknown = c.Net.Connections()
-	rep.Memory = mem.summary()
-	c.Stop(ctx)
-
-	h := rec.History()
-	logf("checking %d operations", len(h))
-	opts := check.Options{VisualizeDir: cfg.ResultsDir, Timeout: 2 * time.Minute}
-	rep.Results = append(check.CheckAll(h, opts), check.CheckReplication(bodies, opts))
-	rep.Ops = countOps(h)
-	rep.Faults = nem.Windows()
-	rep.Skipped = nem.Skipped()
-	rep.Crashes = c.Crashes()
-	for _, cr := range rep.Crashes {
-		msg := fmt.Sprintf("node %s exited unexpectedly: %s (see its log)", cr.Node, cr.Err)
-		if cr.Known != "" {
-			msg = fmt.Sprintf("node %s crashed with %s of RESULTS.md: %s (see its log)", cr.Node, cr.Known, cr.Err)
-		}
-		if cr.Known != "" && cfg.TolerateKnownBugs {
-			rep.Notes = append(rep.Notes, msg)
-		} else {
-			rep.Problems = append(rep.Problems, msg)
-		}
-	}
-	if w.Stats().Get(check.FDeliver, check.OK) == 0 {
-		rep.Problems = append(rep.Problems, "no delivery was acknowledged")
-	}
-	rep.Valid = check.AllValid(rep.Results) && len(rep.Problems) == 0
-	rep.Elapsed = time.Since(began)
-	if err := rep.write(cfg, h); err != nil {
-		return rep, err
-	}
-	fmt.Fprint(out, "\n"+rep.Summary())
-	return rep, nil
+	return r.judge(ctx, bodies)
 }
 
-// progress prints a line every interval until ctx ends.
 func progress(ctx context.Context, every time.Duration, logf func(string, ...any), s *Stats, nem *Nemesis, rss func() string) {
 	t := time.NewTicker(every)
 	defer t.Stop()
