@@ -48,6 +48,38 @@ func (s *imapSession) List(w *imapserver.ListWriter, ref string, patterns []stri
 		return s.storeError("list", err, imap.ResponseCodeNonExistent)
 	}
 
+	entries, names := imapListEntries(folders)
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			// Many long patterns against many long names: matching is
+			// bounded per pair, and the command by CommandTimeout.
+			return s.storeError("list", err, imap.ResponseCodeNonExistent)
+		}
+		e := entries[name]
+		matched, byPercent := imapListMatch(name, ref, patterns)
+		if !matched {
+			continue
+		}
+		data, listed, status := imapListData(name, e, byPercent, o)
+		if !listed {
+			continue
+		}
+		if status && o.ReturnStatus != nil {
+			if data.Status, err = s.listStatus(ctx, addr, *e.folder, o.ReturnStatus); err != nil {
+				return err
+			}
+		}
+		if err := w.WriteList(&data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// imapListEntries is an entry per folder and per missing parent of one,
+// and their names in order. Every level above a folder has children, and
+// a subscribed child when the folder is subscribed.
+func imapListEntries(folders []node.Folder) (map[string]*imapListEntry, []string) {
 	entries := map[string]*imapListEntry{}
 	for i := range folders {
 		f := &folders[i]
@@ -56,7 +88,6 @@ func (s *imapSession) List(w *imapserver.ListWriter, ref string, patterns []stri
 		} else {
 			entries[f.Name] = &imapListEntry{folder: f}
 		}
-		// Every level above f has children, and a subscribed child.
 		for p := f.Name; strings.Contains(p, "/"); {
 			p = p[:strings.LastIndexByte(p, '/')]
 			e := entries[p]
@@ -73,63 +104,50 @@ func (s *imapSession) List(w *imapserver.ListWriter, ref string, patterns []stri
 		names = append(names, n)
 	}
 	slices.Sort(names)
+	return entries, names
+}
 
-	for _, name := range names {
-		if err := ctx.Err(); err != nil {
-			// Many long patterns against many long names: matching is
-			// bounded per pair, and the command by CommandTimeout.
-			return s.storeError("list", err, imap.ResponseCodeNonExistent)
+// imapListData is the LIST response for a name that matched, whether the
+// options list it at all, and whether it is a folder listed in its own
+// right, which gets a STATUS for LIST-STATUS (the caller's to add).
+func imapListData(name string, e *imapListEntry, byPercent bool, o *imap.ListOptions) (data imap.ListData, listed, status bool) {
+	data = imap.ListData{Mailbox: name, Delim: imapDelim}
+	f := e.folder
+	switch {
+	case f == nil:
+		// A missing parent is listed only where "%" stops at its level
+		// (RFC 9051 section 6.3.9), or, with RECURSIVEMATCH, for its
+		// subscribed children (RFC 5258 section 3.5).
+		recursive := o.SelectSubscribed && o.SelectRecursiveMatch && e.subscribed
+		if (!byPercent || o.SelectSubscribed || o.SelectSpecialUse) && !recursive {
+			return data, false, false
 		}
-		e := entries[name]
-		matched, byPercent := imapListMatch(name, ref, patterns)
-		if !matched {
-			continue
-		}
-		data := imap.ListData{Mailbox: name, Delim: imapDelim}
-		f := e.folder
-		switch {
-		case f == nil:
-			// A missing parent is listed only where "%" stops at its level
-			// (RFC 9051 section 6.3.9), or, with RECURSIVEMATCH, for its
-			// subscribed children (RFC 5258 section 3.5).
-			recursive := o.SelectSubscribed && o.SelectRecursiveMatch && e.subscribed
-			if (!byPercent || o.SelectSubscribed || o.SelectSpecialUse) && !recursive {
-				continue
-			}
-			// \NonExistent implies \Noselect (RFC 5258 section 3); a
-			// client of IMAP4rev1 that does not know the former is told
-			// the latter too, so that it does not try to select it.
-			data.Attrs = append(data.Attrs, imap.MailboxAttrNonExistent, imap.MailboxAttrNoSelect, imap.MailboxAttrHasChildren)
-			if recursive {
-				data.ChildInfo = &imap.ListDataChildInfo{Subscribed: true}
-			}
-		case o.SelectSubscribed && !f.Subscribed:
-			if !(o.SelectRecursiveMatch && e.subscribed) {
-				continue
-			}
+		// \NonExistent implies \Noselect (RFC 5258 section 3); a
+		// client of IMAP4rev1 that does not know the former is told
+		// the latter too, so that it does not try to select it.
+		data.Attrs = append(data.Attrs, imap.MailboxAttrNonExistent, imap.MailboxAttrNoSelect, imap.MailboxAttrHasChildren)
+		if recursive {
 			data.ChildInfo = &imap.ListDataChildInfo{Subscribed: true}
-			data.Attrs = append(data.Attrs, imapChildrenAttr(e))
-		case o.SelectSpecialUse && f.SpecialUse == "":
-			continue
-		default:
-			data.Attrs = append(data.Attrs, imapChildrenAttr(e))
-			if f.Subscribed && (o.SelectSubscribed || o.ReturnSubscribed) {
-				data.Attrs = append(data.Attrs, imap.MailboxAttrSubscribed)
-			}
-			if f.SpecialUse != "" {
-				data.Attrs = append(data.Attrs, imap.MailboxAttr(f.SpecialUse))
-			}
-			if o.ReturnStatus != nil {
-				if data.Status, err = s.listStatus(ctx, addr, *f, o.ReturnStatus); err != nil {
-					return err
-				}
-			}
 		}
-		if err := w.WriteList(&data); err != nil {
-			return err
+	case o.SelectSubscribed && !f.Subscribed:
+		if !(o.SelectRecursiveMatch && e.subscribed) {
+			return data, false, false
 		}
+		data.ChildInfo = &imap.ListDataChildInfo{Subscribed: true}
+		data.Attrs = append(data.Attrs, imapChildrenAttr(e))
+	case o.SelectSpecialUse && f.SpecialUse == "":
+		return data, false, false
+	default:
+		data.Attrs = append(data.Attrs, imapChildrenAttr(e))
+		if f.Subscribed && (o.SelectSubscribed || o.ReturnSubscribed) {
+			data.Attrs = append(data.Attrs, imap.MailboxAttrSubscribed)
+		}
+		if f.SpecialUse != "" {
+			data.Attrs = append(data.Attrs, imap.MailboxAttr(f.SpecialUse))
+		}
+		status = true
 	}
-	return nil
+	return data, true, status
 }
 
 func imapChildrenAttr(e *imapListEntry) imap.MailboxAttr {
