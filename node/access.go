@@ -275,13 +275,14 @@ func (n *Node) Expunge(ctx context.Context, addr, folder string, uids []uint32, 
 // Copy references the listed messages from dst; with move, the sources
 // go in the same commit.
 //
-// A MOVE of more than Config.EntryMessages messages is proposed as
-// several moves (pieces.go), so that no replica stalls on one entry.
-// Each piece moves each of its messages or none, so a failure part way
+// A MOVE or COPY of more than Config.EntryMessages messages is proposed
+// as several (pieces.go), so that no replica stalls on one entry. Each
+// MOVE piece moves each of its messages or none, so a failure part way
 // leaves every message in exactly one of the two folders, which RFC 6851
 // §3.3 asks of a MOVE that fails; the session learns of the pieces
-// done at its next poll. A COPY stays one entry: RFC 9051 §6.4.7 has a
-// failed COPY leave the destination as it was.
+// done at its next poll. A COPY that fails part way expunges its copies
+// again (copypieces.go): RFC 9051 §6.4.7 has a failed COPY leave the
+// destination as it was.
 func (n *Node) Copy(ctx context.Context, addr, src, dst string, uids []uint32, move bool, expect ...FolderCheck) (CopyResult, error) {
 	if len(uids) == 0 {
 		f, err := n.Folder(ctx, addr, dst)
@@ -289,14 +290,25 @@ func (n *Node) Copy(ctx context.Context, addr, src, dst string, uids []uint32, m
 	}
 	check := n.folderCheck(expect)
 	rs := n.fitRanges(addr, src, uids, check)
-	ps := [][]fsm.UIDRange{rs}
-	if move {
-		ps = n.pieces(addr, src, rs, check)
+	ps := n.pieces(addr, src, rs, check)
+	switch {
+	case move:
+		return n.movePieces(ctx, addr, src, dst, ps, check)
+	case check == nil || len(ps) == 1:
+		// Without the check, pieces could not be sized on the folder
+		// the session named (nor undone by the folder's ID).
+		res, err := n.copyOnce(ctx, &fsm.Copy{Mailbox: addr, From: src, To: dst, UIDs: rs, Expect: check})
+		return CopyResult{UIDValidity: res.UIDValidity, SrcUIDs: res.Src, DstUIDs: res.Dst}, err
 	}
+	return n.copyPieces(ctx, addr, src, dst, ps, check)
+}
+
+// movePieces moves the messages of src in ps to dst, one entry a piece.
+func (n *Node) movePieces(ctx context.Context, addr, src, dst string, ps [][]fsm.UIDRange, check *fsm.FolderCheck) (CopyResult, error) {
 	var out CopyResult
 	known := true // every piece answered its UIDs
 	for _, rs := range ps {
-		res, err := n.copyOnce(ctx, &fsm.Copy{Mailbox: addr, From: src, To: dst, UIDs: rs, Move: move, Expect: check})
+		res, err := n.copyOnce(ctx, &fsm.Copy{Mailbox: addr, From: src, To: dst, UIDs: rs, Move: true, Expect: check})
 		// A repeat answers no UIDVALIDITY (a piece that found its
 		// messages expunged answers its destination's, and its empty
 		// UIDs are known). A destination deleted and made again between

@@ -142,10 +142,15 @@ type Config struct {
 	PasswordMemory int64
 
 	// EntryMessages bounds the messages one raft entry of a folder delete,
-	// mailbox removal, expunge or MOVE acts on: a larger one is proposed
+	// mailbox removal, expunge, MOVE or COPY acts on: a larger one is proposed
 	// as several (pieces.go), so that deliveries need not wait behind one
 	// long apply. Zero means DefaultEntryMessages.
 	EntryMessages int
+
+	// CopyUndoTimeout bounds the undoing of a COPY that failed part way
+	// (copypieces.go): its copies expunged again. Zero means
+	// DefaultCopyUndoTimeout.
+	CopyUndoTimeout time.Duration
 
 	// MaildropLease is the POP3 maildrop lock lease (zero: 30 s).
 	MaildropLease time.Duration
@@ -213,6 +218,7 @@ func (c *Config) setDefaults() error {
 	setDur(&c.AdminReadTimeout, 5*time.Minute)
 	setInt(&c.AdminMaxConns, 256)
 	setInt(&c.EntryMessages, DefaultEntryMessages)
+	setDur(&c.CopyUndoTimeout, DefaultCopyUndoTimeout)
 	setInt(&c.AdminMaxConnsPerIP, 32)
 	if c.RestoreMaxBytes <= 0 {
 		c.RestoreMaxBytes = DefaultRestoreMaxBytesCeiling
