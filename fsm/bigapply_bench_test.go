@@ -106,6 +106,7 @@ func BenchmarkLargeOperationApply(b *testing.B) {
 		{"MovePiece", func() Command {
 			return &Copy{Mailbox: "a@example.com", From: "Big", To: "Other", UIDs: piece, Move: true}
 		}},
+		{"CopyPiece", func() Command { return &Copy{Mailbox: "a@example.com", From: "Big", To: "Other", UIDs: piece} }},
 	}
 	for _, n := range bigSizes() {
 		for _, op := range ops {
