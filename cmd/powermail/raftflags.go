@@ -23,7 +23,7 @@ type raftFlags struct {
 func (r *raftFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&r.snapshotInterval, "raft-snapshot-interval", 2*time.Minute, "how often raft checks whether to snapshot and compact its log (1s to 24h)")
 	fl.Uint64Var(&r.snapshotThreshold, "raft-snapshot-threshold", 16384, "log entries since the last snapshot that make the next check take one (at least 1)")
-	fl.IntVar(&r.entryMessages, "raft-entry-messages", node.DefaultEntryMessages, "most messages one raft entry of a folder delete, MOVE, STORE, EXPUNGE or mailbox removal touches; larger ones go in several entries, so that deliveries do not wait behind one long apply (at least 1)")
+	fl.IntVar(&r.entryMessages, "raft-entry-messages", node.DefaultEntryMessages, "most messages one raft entry of a folder delete, COPY, MOVE, STORE, EXPUNGE or mailbox removal touches; larger ones go in several entries, so that deliveries do not wait behind one long apply (at least 1)")
 	fl.Uint64Var(&r.trailingLogs, "raft-trailing-logs", 10240, "log entries kept after a snapshot, so that a follower that far behind catches up from the log rather than a streamed state (at least 1)")
 }
 
