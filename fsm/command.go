@@ -86,8 +86,13 @@ const (
 	// unknown type anyway; the encoding makes it stop on the encoding,
 	// as on any newer entry, and gates the proposer by the setting.
 	EncodingJSON9 = 9
+	// EncodingJSON10 is EncodingJSON9 with a field a release before it
+	// would drop: MailboxUpdate.Removing, the mark under which a mailbox
+	// being removed in pieces refuses mail (Deliver, Copy) instead of
+	// taking it to be removed with it.
+	EncodingJSON10 = 10
 	// NewestEncoding is the newest encoding this release reads.
-	NewestEncoding = EncodingJSON9
+	NewestEncoding = EncodingJSON10
 )
 
 // Command is a state change proposed through raft.

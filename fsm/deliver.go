@@ -10,7 +10,10 @@ import (
 // here: once a sender got its 250 for a mailbox, nothing may drop the
 // message for that mailbox later. A mailbox can therefore overshoot its
 // quota by the messages in flight when it fills up. The only per-mailbox
-// rejection here is a mailbox that no longer exists.
+// rejection here is a mailbox that no longer exists, or one marked as
+// being removed (Mailbox.Removing, only ever set from command encoding
+// 10 on): its sender is answered with a temporary refusal instead of
+// a 250 for mail the removal would then take away.
 //
 // Deliver commits one accepted message: one body, stored once per
 // replica, referenced from the INBOX of every listed mailbox. The
@@ -158,6 +161,9 @@ func (c *Deliver) deliverOne(tx *txn, addr string, flags []string) (uid, validit
 	var mb Mailbox
 	if ok, err := tx.get(mailboxKey(a), &mb); err != nil || !ok {
 		return 0, 0, orNotFound(err, "mailbox %s does not exist", a)
+	}
+	if mb.Removing {
+		return 0, 0, beingRemoved(a)
 	}
 	folder := "INBOX"
 	if c.Folder != "" {

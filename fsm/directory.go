@@ -213,9 +213,28 @@ type MailboxUpdate struct {
 	PasswordHash *string `json:"password_hash,omitempty"`
 	QuotaBytes   *int64  `json:"quota_bytes,omitempty"`
 	Disabled     *bool   `json:"disabled,omitempty"`
+	// Removing sets or clears the mark of a mailbox being removed
+	// (Mailbox.Removing). Taken only from an entry written in
+	// EncodingJSON10 or later: a release before it drops the field, so
+	// an older entry that carried it anyway is applied as such a
+	// release applies it.
+	Removing *bool `json:"removing,omitempty"`
+
+	written byte // the entry's encoding (parse)
 }
 
 func (*MailboxUpdate) Type() CmdType { return CmdMailboxUpdate }
+
+// needsEncoding: a release before EncodingJSON10 would drop Removing
+// and go on delivering to a mailbox the others refuse.
+func (c *MailboxUpdate) needsEncoding() int {
+	if c.Removing != nil {
+		return EncodingJSON10
+	}
+	return 0
+}
+
+func (c *MailboxUpdate) setWritten(enc byte) { c.written = enc }
 
 func (c *MailboxUpdate) apply(tx *txn) (any, error) {
 	a, err := ParseAddress(c.Address)
@@ -240,7 +259,15 @@ func (c *MailboxUpdate) apply(tx *txn) (any, error) {
 	if c.Disabled != nil {
 		mb.Disabled = *c.Disabled
 	}
+	if c.Removing != nil && c.written >= EncodingJSON10 {
+		mb.Removing = *c.Removing
+	}
 	return nil, tx.put(mailboxKey(a), mb)
+}
+
+// beingRemoved refuses mail for a mailbox marked Removing.
+func beingRemoved(a Address) error {
+	return errorf(ErrBeingRemoved, "mailbox %s is being removed", a)
 }
 
 // check validates every field before apply writes any: a refused update

@@ -23,6 +23,10 @@ var (
 	// is not the one the command's UIDs came from (foldercheck.go). It
 	// does not wrap ErrNoFolder, so that a wire code names one kind.
 	ErrFolderChanged = errors.New("folder changed")
+	// ErrBeingRemoved: the mailbox is marked as being removed
+	// (Mailbox.Removing); mail for it is refused until the removal ends
+	// (then it does not exist) or is undone. Temporary to a sender.
+	ErrBeingRemoved = errors.New("mailbox being removed")
 )
 
 // codes pairs each wire code with its kind, in a fixed order: Code
@@ -43,6 +47,7 @@ var codes = []struct {
 	{"over_quota", ErrOverQuota},
 	{"locked", ErrLocked},
 	{"folder_changed", ErrFolderChanged},
+	{"being_removed", ErrBeingRemoved},
 }
 
 // Error is a business error with a human-readable message and a sentinel

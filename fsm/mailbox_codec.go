@@ -13,9 +13,12 @@ import (
 //	varint(messages) flags(1) uvarint(created_index) uvarint(next_folder_id)
 const mailboxCodecV1 = 1
 
+// The flags byte. flagRemoving is written only by a MailboxUpdate of
+// command encoding 10, which a release before it does not apply.
 const (
 	flagDisabled = 1 << iota
 	flagHasForward
+	flagRemoving
 )
 
 // MarshalBinary encodes the record (without its password hash, which is
@@ -35,6 +38,9 @@ func (m Mailbox) MarshalBinary() ([]byte, error) {
 	if m.HasForward {
 		flags |= flagHasForward
 	}
+	if m.Removing {
+		flags |= flagRemoving
+	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, m.CreatedIndex)
 	return binary.AppendUvarint(b, m.NextFolderID), nil
@@ -51,6 +57,7 @@ func (m *Mailbox) UnmarshalBinary(b []byte) error {
 	m.QuotaBytes, m.UsedBytes, m.Messages = d.varint(), d.varint(), d.varint()
 	flags := d.byte()
 	m.Disabled, m.HasForward = flags&flagDisabled != 0, flags&flagHasForward != 0
+	m.Removing = flags&flagRemoving != 0
 	m.CreatedIndex, m.NextFolderID = d.uvarint(), d.uvarint()
 	if d.err {
 		return fmt.Errorf("truncated mailbox record")

@@ -234,6 +234,9 @@ func (c *Copy) apply(tx *txn) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if mb.Removing {
+		return nil, beingRemoved(a) // what it copied would go with the mailbox
+	}
 	dst, err := loadFolder(tx, a, CanonicalFolder(c.To))
 	if err != nil {
 		return nil, err

@@ -28,6 +28,12 @@ type Mailbox struct {
 	HasForward   bool   `json:"has_forward,omitempty"`
 	CreatedIndex uint64 `json:"created_index"`
 	NextFolderID uint64 `json:"next_folder_id,omitempty"`
+	// Removing marks a mailbox being removed in pieces
+	// (MailboxUpdate.Removing, command encoding 10): Deliver and Copy
+	// refuse it (ErrBeingRemoved) and Resolve lists it in
+	// Resolution.Removing, so that no mail is accepted only to be
+	// removed with it.
+	Removing bool `json:"removing,omitempty"`
 }
 
 // Folder is one IMAP mailbox (folder) of a Mailbox.

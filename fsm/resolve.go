@@ -16,6 +16,10 @@ type Resolution struct {
 	// OverQuota are the Mailboxes that have used up their quota, so RCPT
 	// can refuse without reading the records again.
 	OverQuota []string `json:"over_quota,omitempty"`
+	// Removing are the Mailboxes marked as being removed
+	// (Mailbox.Removing): Deliver refuses them, so RCPT refuses them
+	// first, for a while.
+	Removing []string `json:"removing,omitempty"`
 }
 
 type resolution struct {
@@ -189,6 +193,9 @@ func (res *resolution) expandExact(r pebble.Reader, a Address, depth int) (bool,
 	res.Mailboxes = appendNew(res.Mailboxes, mb.Address)
 	if mb.QuotaBytes > 0 && mb.UsedBytes >= mb.QuotaBytes {
 		res.OverQuota = appendNew(res.OverQuota, mb.Address)
+	}
+	if mb.Removing {
+		res.Removing = appendNew(res.Removing, mb.Address)
 	}
 	return true, nil
 }
