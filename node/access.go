@@ -42,6 +42,8 @@ func accessErr(err error) error {
 		return fmt.Errorf("%w: %v", ErrOverQuota, err)
 	case errors.Is(err, fsm.ErrLocked):
 		return fmt.Errorf("%w: %v", ErrLocked, err)
+	case errors.Is(err, fsm.ErrBeingRemoved):
+		return fmt.Errorf("%w: %v", ErrMailboxRemoving, err)
 	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrBodyUnavailable):
 		return err
 	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotLeader), errors.Is(err, ErrIndeterminate),
@@ -484,7 +486,8 @@ func (n *Node) Append(ctx context.Context, addr, folder string, flags []string, 
 }
 
 // appendAllowed checks, before any body is written, that the folder
-// exists and the mailbox is under its quota. The commit checks again.
+// exists and the mailbox is under its quota and not being removed. The
+// commit checks again.
 func (n *Node) appendAllowed(ctx context.Context, addr, folder string) error {
 	if _, err := n.Folder(ctx, addr, folder); err != nil {
 		return err
@@ -492,6 +495,9 @@ func (n *Node) appendAllowed(ctx context.Context, addr, folder string) error {
 	mb, err := n.state.Mailbox(addr)
 	if err != nil {
 		return accessErr(err)
+	}
+	if mb.Removing {
+		return fmt.Errorf("%w: %s", ErrMailboxRemoving, addr)
 	}
 	if mb.QuotaBytes > 0 && mb.UsedBytes >= mb.QuotaBytes {
 		return fmt.Errorf("%w: mailbox %s uses %d of %d bytes", ErrOverQuota, addr, mb.UsedBytes, mb.QuotaBytes)

@@ -271,7 +271,8 @@ func errorStatus(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, fsm.ErrNotFound), errors.Is(err, fsm.ErrNoFolder), errors.Is(err, ErrNoFolder):
 		return http.StatusNotFound
-	case errors.Is(err, fsm.ErrExists), errors.Is(err, fsm.ErrNotEmpty), errors.Is(err, fsm.ErrLocked):
+	case errors.Is(err, fsm.ErrExists), errors.Is(err, fsm.ErrNotEmpty), errors.Is(err, fsm.ErrLocked),
+		errors.Is(err, fsm.ErrBeingRemoved):
 		return http.StatusConflict
 	case errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge

@@ -20,11 +20,15 @@ type MailboxView struct {
 	Messages    int64  `json:"messages"`
 	Disabled    bool   `json:"disabled"`
 	HasPassword bool   `json:"has_password"`
+	// Removing: a removal is emptying the mailbox (fsm.Mailbox.Removing)
+	// and mail for it is refused meanwhile; a removal that stopped and
+	// could not clear it leaves it set until `mailbox rm` is run again.
+	Removing bool `json:"removing"`
 }
 
 func viewMailbox(m fsm.Mailbox) MailboxView {
 	return MailboxView{Address: m.Address, QuotaBytes: m.QuotaBytes, UsedBytes: m.UsedBytes,
-		Messages: m.Messages, Disabled: m.Disabled, HasPassword: m.PasswordHash != ""}
+		Messages: m.Messages, Disabled: m.Disabled, HasPassword: m.PasswordHash != "", Removing: m.Removing}
 }
 
 // ForwardView is a forward as the admin API shows it, with every field

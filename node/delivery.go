@@ -35,6 +35,11 @@ var (
 	// or too few peers had room for the write quorum's copies when last
 	// polled (452 4.3.1). Errors that wrap it also wrap ErrUnavailable.
 	ErrInsufficientStorage = errors.New("insufficient storage")
+	// ErrMailboxRemoving: the mailbox is being removed (fsm.Mailbox.Removing,
+	// pieces.go); mail for it is refused until the removal ends (then it
+	// is unknown) or is undone (450 4.2.1). It wraps ErrUnavailable, so a
+	// caller that does not know it still takes it as temporary.
+	ErrMailboxRemoving = fmt.Errorf("%w: mailbox being removed", ErrUnavailable)
 )
 
 // Bounds on one Message. The state machine refuses a commit that names
@@ -96,34 +101,48 @@ func (n *Node) Resolve(ctx context.Context, rcpt string) (Resolution, error) {
 		}
 		return n.resolveBounce(ctx, orig)
 	}
-	res, err := n.resolveLocal(rcpt, true)
-	if err == nil || errors.Is(err, ErrUnavailable) {
+	res, err := n.resolveLocal(rcpt, resolveQuota|resolveRemoving)
+	if err == nil || errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrMailboxRemoving) {
 		return res, err
 	}
 	if berr := n.Barrier(ctx); berr != nil {
 		return Resolution{}, fmt.Errorf("%w: %v", ErrUnavailable, berr)
 	}
-	return n.resolveLocal(rcpt, true)
+	return n.resolveLocal(rcpt, resolveQuota|resolveRemoving)
 }
 
 // ResolveSender is Resolve without the quota gate, for asking where an
 // address a user names as sender leads: whether a full mailbox is full
 // says nothing of whose the address is.
 func (n *Node) ResolveSender(ctx context.Context, addr string) (Resolution, error) {
-	res, err := n.resolveLocal(addr, false)
+	res, err := n.resolveLocal(addr, 0)
 	if err == nil || errors.Is(err, ErrUnavailable) {
 		return res, err
 	}
 	if berr := n.Barrier(ctx); berr != nil {
 		return Resolution{}, fmt.Errorf("%w: %v", ErrUnavailable, berr)
 	}
-	return n.resolveLocal(addr, false)
+	return n.resolveLocal(addr, 0)
 }
 
-// resolveLocal reads where rcpt goes in the local state; with quota, a
-// mailbox over its quota refuses (a bounce is delivered regardless: it is
-// small, and refusing it would leave its queue entry waiting for ever).
-func (n *Node) resolveLocal(rcpt string, quota bool) (Resolution, error) {
+// resolveGates are the refusals resolveLocal makes beyond "unknown".
+type resolveGates int
+
+const (
+	// resolveQuota refuses a mailbox over its quota.
+	resolveQuota resolveGates = 1 << iota
+	// resolveRemoving refuses a mailbox being removed
+	// (ErrMailboxRemoving): Deliver would refuse it at commit.
+	resolveRemoving
+)
+
+// resolveLocal reads where rcpt goes in the local state; with
+// resolveQuota, a mailbox over its quota refuses (a bounce is delivered
+// regardless: it is small, and refusing it would leave its queue entry
+// waiting for ever); with resolveRemoving, a mailbox being removed
+// refuses for as long as the removal runs (a bounce too: the commit
+// would refuse it, and the queue tries it again).
+func (n *Node) resolveLocal(rcpt string, gates resolveGates) (Resolution, error) {
 	res, err := n.state.Resolve(asciiAddress(rcpt))
 	switch {
 	case errors.Is(err, fsm.ErrNotFound), errors.Is(err, fsm.ErrInvalid), errors.Is(err, fsm.ErrForwardLoop):
@@ -133,7 +152,10 @@ func (n *Node) resolveLocal(rcpt string, quota bool) (Resolution, error) {
 	case err != nil:
 		return Resolution{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	if quota && len(res.OverQuota) > 0 {
+	if gates&resolveRemoving != 0 && len(res.Removing) > 0 {
+		return Resolution{}, fmt.Errorf("%w: %s", ErrMailboxRemoving, res.Removing[0])
+	}
+	if gates&resolveQuota != 0 && len(res.OverQuota) > 0 {
 		return Resolution{}, fmt.Errorf("%w: %s", ErrOverQuota, res.OverQuota[0])
 	}
 	return Resolution{Mailboxes: res.Mailboxes, External: res.External}, nil
@@ -244,6 +266,8 @@ func rejection(code, msg string) error {
 	switch code {
 	case "not_found":
 		return fmt.Errorf("%w: %s", ErrUnknownRecipient, msg)
+	case "being_removed":
+		return fmt.Errorf("%w: %s", ErrMailboxRemoving, msg)
 	}
 	return fmt.Errorf("%w: %s", ErrUnavailable, msg)
 }

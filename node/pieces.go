@@ -110,6 +110,11 @@ func (n *Node) emptyFolder(ctx context.Context, addr, name string, all bool) err
 		ps = ps[:len(ps)-1]
 	}
 	for _, rs := range ps {
+		if err := ctx.Err(); err != nil {
+			// The leader's own apply may not look at ctx: a caller that
+			// gave up stops the pieces here.
+			return accessErr(err)
+		}
 		cmd := &fsm.Expunge{Mailbox: addr, Folder: name, UIDs: rs, Expect: check}
 		err := n.applyAccess(ctx, cmd, nil)
 		if errors.Is(err, ErrNoFolder) {
@@ -128,17 +133,45 @@ func (n *Node) emptyFolder(ctx context.Context, addr, name string, all bool) err
 // RemoveMailbox removes a mailbox and its messages (fsm.MailboxRemove).
 // A mailbox of more than Config.EntryMessages messages is first emptied
 // folder by folder, in entries of at most that many, so that no replica
-// stalls on the removal; mail delivered meanwhile goes with the mailbox.
-// A mailbox the removal would refuse (a forward keeps copies in it) is
-// not emptied. An error part way leaves the pieces before it expunged,
-// and repeating the removal finishes it.
+// stalls on the removal. At command encoding 10 it is first marked as
+// being removed (fsm.MailboxUpdate.Removing), so that mail for it is
+// refused (RCPT 450 4.2.1, and a delivery resolved before the mark is
+// refused at commit) instead of answered 250 and removed with it; below
+// 10, mail delivered meanwhile goes with the mailbox. A mailbox of one
+// entry is removed by that entry, with nothing between RCPT and removal
+// to protect, so it is not marked: a bulk deprovisioning stays one entry
+// a mailbox. A mailbox the removal would refuse (a forward keeps copies
+// in it) is neither marked nor emptied. An error part way leaves the
+// pieces before it expunged and clears the mark (unmarkRemoving), and
+// repeating the removal finishes it.
 func (n *Node) RemoveMailbox(ctx context.Context, addr string) (any, error) {
 	if err := n.readBarrier(ctx); err != nil {
 		return nil, err
 	}
 	mb, err := n.state.Mailbox(addr)
 	fw, ferr := n.state.Forward(addr)
-	if err == nil && mb.Messages > int64(n.cfg.EntryMessages) && (ferr != nil || !fw.KeepCopy) {
+	if err != nil || (ferr == nil && fw.KeepCopy) {
+		return n.Apply(ctx, &fsm.MailboxRemove{Address: addr})
+	}
+	marked := mb.Removing // left by a removal that failed and could not clear it
+	if mb.Messages > int64(n.cfg.EntryMessages) && !marked && n.encodingAtLeast(fsm.EncodingJSON10) {
+		marked = true
+		if err := n.markRemoving(ctx, addr, true); err != nil {
+			n.unmarkRemoving(ctx, addr, err) // its outcome may be unknown
+			return nil, err
+		}
+	}
+	v, err := n.removeInPieces(ctx, addr, mb.Messages > int64(n.cfg.EntryMessages))
+	if err != nil && marked {
+		n.unmarkRemoving(ctx, addr, err)
+	}
+	return v, err
+}
+
+// removeInPieces empties each folder of addr in pieces (with empty),
+// then removes the mailbox.
+func (n *Node) removeInPieces(ctx context.Context, addr string, empty bool) (any, error) {
+	if empty {
 		folders, err := n.state.Folders(addr)
 		if err != nil {
 			return nil, err
@@ -150,4 +183,29 @@ func (n *Node) RemoveMailbox(ctx context.Context, addr string) (any, error) {
 		}
 	}
 	return n.Apply(ctx, &fsm.MailboxRemove{Address: addr})
+}
+
+// markRemoving sets or clears the mark of a mailbox being removed.
+func (n *Node) markRemoving(ctx context.Context, addr string, on bool) error {
+	_, err := n.Apply(ctx, &fsm.MailboxUpdate{Address: addr, Removing: &on})
+	return err
+}
+
+// unmarkRemoving clears the mark of a removal that failed (cause), so
+// that the mailbox takes mail again. The removal's own context may be
+// what ended it, so the clear has one of its own, bounded by
+// Config.ApplyTimeout. It is best effort: a mark left behind makes
+// senders retry (4xx) until `mailbox rm` is run again, which finishes
+// the removal; a mailbox that is gone needs no clearing.
+func (n *Node) unmarkRemoving(ctx context.Context, addr string, cause error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.ApplyTimeout)
+	defer cancel()
+	err := n.markRemoving(ctx, addr, false)
+	switch {
+	case err == nil:
+		n.log.Info("mailbox removal stopped part way; mail to it is accepted again", "mailbox", addr, "err", cause)
+	case !errors.Is(err, fsm.ErrNotFound):
+		n.log.Warn("mailbox removal stopped part way and its mark could not be cleared: mail to it is refused (4xx) until mailbox rm is run again",
+			"mailbox", addr, "err", cause, "clear_err", err)
+	}
 }

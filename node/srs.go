@@ -184,7 +184,7 @@ func (n *Node) resolveBounce(ctx context.Context, orig string) (Resolution, erro
 		}
 		orig = inner
 	}
-	res, err := n.resolveLocal(orig, false)
+	res, err := n.resolveLocal(orig, resolveRemoving)
 	if errors.Is(err, ErrNotLocal) {
 		return Resolution{External: []string{orig}}, nil
 	}
@@ -194,5 +194,5 @@ func (n *Node) resolveBounce(ctx context.Context, orig string) (Resolution, erro
 	if berr := n.Barrier(ctx); berr != nil {
 		return Resolution{}, fmt.Errorf("%w: %v", ErrUnavailable, berr)
 	}
-	return n.resolveLocal(orig, false)
+	return n.resolveLocal(orig, resolveRemoving)
 }

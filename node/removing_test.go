@@ -1,0 +1,279 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"powermail/fsm"
+)
+
+// removingOn reports whether n's state has a marked as being removed.
+func removingOn(n *Node, a string) bool {
+	mb, err := n.State().Mailbox(a)
+	return err == nil && mb.Removing
+}
+
+func deliverText(ctx context.Context, n *Node, boxes []string, text string) (DeliveryResult, error) {
+	return n.Deliver(ctx, Message{From: "s@elsewhere.net", Mailboxes: boxes, Received: time.Now()},
+		strings.NewReader("Subject: "+text+"\r\n\r\n"+text+"\r\n"))
+}
+
+// While a mailbox is marked as being removed, RCPT for it, or for a
+// forward that reaches it, is refused as temporary; a delivery resolved
+// before the mark and committed after it is refused for that mailbox
+// (and stored for the others); APPEND, COPY and MOVE into it are
+// refused; the admin API shows the mark. Clearing it makes the mailbox
+// take mail again.
+func TestRemovingMarkRefusesMail(t *testing.T) {
+	l, f, ctx := pieceRaceCluster(t, 100)
+	a := "a@example.com"
+	if _, err := deliverText(ctx, f, []string{a}, "before"); err != nil {
+		t.Fatal(err)
+	}
+	early, err := f.Resolve(ctx, "team@example.com")
+	if err != nil || len(early.Mailboxes) != 2 {
+		t.Fatalf("resolve team before the mark: %+v, %v", early, err)
+	}
+	if err := l.markRemoving(ctx, a, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Barrier(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	res, err := deliverText(ctx, f, early.Mailboxes, "resolved before the mark")
+	if err != nil || !errors.Is(res.Rejected[a], ErrMailboxRemoving) || len(res.Rejected) != 1 {
+		t.Fatalf("delivery resolved before the mark: %+v, %v; want %s refused as being removed, b stored", res, err, a)
+	}
+	for _, rcpt := range []string{a, "A+tag@example.com", "team@example.com"} {
+		if _, err := f.Resolve(ctx, rcpt); !errors.Is(err, ErrMailboxRemoving) || !errors.Is(err, ErrUnavailable) {
+			t.Errorf("RCPT %s while marked: %v, want ErrMailboxRemoving (temporary)", rcpt, err)
+		}
+	}
+	if _, err := f.Resolve(ctx, "b@example.com"); err != nil {
+		t.Errorf("RCPT b while a is marked: %v", err)
+	}
+	if _, err := f.Append(ctx, a, "INBOX", nil, time.Time{}, strings.NewReader("Subject: x\r\n\r\nx\r\n")); !errors.Is(err, ErrMailboxRemoving) {
+		t.Errorf("APPEND while marked: %v", err)
+	}
+	for _, move := range []bool{false, true} {
+		if _, err := f.Copy(ctx, a, "INBOX", "Trash", []uint32{1}, move); !errors.Is(err, ErrMailboxRemoving) {
+			t.Errorf("COPY (move %v) while marked: %v", move, err)
+		}
+	}
+	if code, body := adminDo(t, f, "GET", "/v1/mailboxes/"+a, string(testSecret), ""); code != http.StatusOK || !strings.Contains(body, `"removing":true`) {
+		t.Errorf("admin view while marked: %d %s", code, body)
+	}
+
+	if err := l.markRemoving(ctx, a, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Barrier(ctx); err != nil {
+		t.Fatal(err)
+	}
+	late, err := f.Resolve(ctx, "team@example.com")
+	if err != nil {
+		t.Fatalf("RCPT after the mark was cleared: %v", err)
+	}
+	if res, err := deliverText(ctx, f, late.Mailboxes, "after"); err != nil || len(res.Rejected) != 0 {
+		t.Fatalf("delivery after the mark was cleared: %+v, %v", res, err)
+	}
+}
+
+// A mailbox larger than one entry is removed while deliveries run
+// against it on another node. Once the removal is under way (its mark,
+// or a first piece emptied, seen in the delivering node's state before
+// the RCPT), no delivery to it is answered as stored: each is refused as
+// temporary, at RCPT or at commit, or as unknown once the mailbox is
+// gone. Mail answered as stored was committed before the mark, and went
+// with the mailbox as its removal meant.
+func TestRemoveMailboxRefusesDeliveriesWhileEmptying(t *testing.T) {
+	l, f, ctx := pieceRaceCluster(t, 100)
+	a := "a@example.com"
+	big := bigFolder(t, l, "Big", 11)
+	if err := f.Barrier(ctx); err != nil { // f has all of Big (underway)
+		t.Fatal(err)
+	}
+	var marked atomic.Bool
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { // the mark as f's state has it, whatever the loops do
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if removingOn(f, a) {
+				marked.Store(true)
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	})
+	var stored, storedAfter, refusedRCPT, refusedCommit, unknown atomic.Int64
+	for _, rcpt := range []string{a, "team@example.com"} {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				after := underway(f, a, len(big.Messages))
+				res, err := f.Resolve(ctx, rcpt)
+				switch {
+				case errors.Is(err, ErrMailboxRemoving):
+					refusedRCPT.Add(1)
+					continue
+				case errors.Is(err, ErrUnknownRecipient):
+					unknown.Add(1)
+					continue
+				case err != nil:
+					t.Errorf("RCPT %s: %v", rcpt, err)
+					return
+				}
+				if !containsString(res.Mailboxes, a) {
+					unknown.Add(1) // team@ without a: a is gone
+					continue
+				}
+				out, err := deliverText(ctx, f, res.Mailboxes, "during")
+				if err != nil {
+					t.Errorf("deliver to %s: %v", rcpt, err)
+					return
+				}
+				switch rej := out.Rejected[a]; {
+				case rej == nil:
+					stored.Add(1)
+					if after {
+						storedAfter.Add(1)
+						t.Errorf("a delivery to %s whose RCPT came after the removal began was stored, to be removed unbounced", rcpt)
+					}
+				case errors.Is(rej, ErrMailboxRemoving):
+					refusedCommit.Add(1)
+				case errors.Is(rej, ErrUnknownRecipient):
+					unknown.Add(1)
+				default:
+					t.Errorf("delivery to %s: %s refused with %v", rcpt, a, rej)
+				}
+			}
+		})
+	}
+	time.Sleep(50 * time.Millisecond) // some deliveries before the removal
+	_, err := l.RemoveMailbox(ctx, a)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d messages removed; deliveries: %d stored (before the mark), %d refused at RCPT, %d refused at commit, %d unknown",
+		len(big.Messages), stored.Load(), refusedRCPT.Load(), refusedCommit.Load(), unknown.Load())
+	if !marked.Load() {
+		t.Error("the removal never marked the mailbox")
+	}
+	for _, n := range []*Node{l, f} {
+		if err := n.Barrier(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.State().Mailbox(a); !errors.Is(err, fsm.ErrNotFound) {
+			t.Errorf("%s: removed mailbox: %v", n.ID(), err)
+		}
+	}
+}
+
+// underway reports whether n's state shows the removal of a begun: the
+// mark, or its folder Big, which nothing else shrinks, below its size.
+func underway(n *Node, a string, size int) bool {
+	if removingOn(n, a) {
+		return true
+	}
+	f, err := n.State().Folder(a, "Big")
+	return err != nil || f.Messages < int64(size)
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// cutCtx is a context that reports itself cancelled once cut says so,
+// checked whenever its Err is asked: a removal then stops at the next
+// piece, on any machine's timing.
+type cutCtx struct {
+	context.Context
+	cut func() bool
+}
+
+func (c cutCtx) Err() error {
+	if c.cut() {
+		return context.Canceled
+	}
+	return c.Context.Err()
+}
+
+// A removal cut off part way (its context cancelled after the first
+// pieces emptied some of the mailbox) clears its mark, so the mailbox
+// takes mail again; running it again finishes it.
+func TestRemoveMailboxStoppedPartWayClearsMark(t *testing.T) {
+	l, f, ctx := pieceRaceCluster(t, 100)
+	a := "a@example.com"
+	big := bigFolder(t, l, "Big", 11)
+	cut := cutCtx{ctx, func() bool {
+		mb, err := l.State().Mailbox(a)
+		return err == nil && mb.Messages < int64(len(big.Messages))
+	}}
+	if _, err := l.RemoveMailbox(cut, a); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("removal cut off part way: %v", err)
+	}
+	for _, n := range []*Node{l, f} {
+		waitFor(t, 10*time.Second, n.ID()+": mark cleared", func() bool {
+			mb, err := n.State().Mailbox(a)
+			return err == nil && !mb.Removing && mb.Messages < int64(len(big.Messages))
+		})
+	}
+	res, err := f.Resolve(ctx, a)
+	if err != nil {
+		t.Fatalf("RCPT after the stopped removal: %v", err)
+	}
+	if out, err := deliverText(ctx, f, res.Mailboxes, "kept"); err != nil || len(out.Rejected) != 0 {
+		t.Fatalf("delivery after the stopped removal: %+v, %v", out, err)
+	}
+	if _, err := l.RemoveMailbox(ctx, a); err != nil {
+		t.Fatalf("second removal: %v", err)
+	}
+	if err := f.Barrier(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.State().Mailbox(a); !errors.Is(err, fsm.ErrNotFound) {
+		t.Fatalf("mailbox after the second removal: %v", err)
+	}
+}
+
+// Below command encoding 10 a large mailbox is removed as before: no
+// mark (which such a cluster cannot carry), emptied in pieces, removed.
+func TestRemoveMailboxBelowEncoding10DoesNotMark(t *testing.T) {
+	c := deliveryClusterWith(t, func(cfg *Config) {
+		cfg.EntryMessages = 100
+		cfg.BootstrapSettings = &BootstrapSettings{Replicas: 2, WriteQuorum: 2, CommandEncoding: fsm.EncodingJSON9}
+	})
+	l := c.leader(5 * time.Second)
+	ctx := ctxT(t, 2*time.Minute)
+	a := "a@example.com"
+	big := bigFolder(t, l, "Big", 10)
+	n := entriesDuring(t, l, func() error { _, err := l.RemoveMailbox(ctx, a); return err })
+	if n < uint64(len(big.Messages)/100) {
+		t.Errorf("removal of %d messages took %d entries", len(big.Messages), n)
+	}
+	if _, err := l.State().Mailbox(a); !errors.Is(err, fsm.ErrNotFound) {
+		t.Fatalf("removed mailbox: %v", err)
+	}
+}
