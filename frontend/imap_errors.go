@@ -46,6 +46,9 @@ func (s *imapSession) storeError(op string, err error, missing imap.ResponseCode
 		return ie
 	// Temporary first: an error that wraps a temporary and a permanent
 	// sentinel is retried, as with SMTP.
+	case errors.Is(err, node.ErrMailboxRemoving): // wraps ErrUnavailable
+		s.log.Info("imap: mailbox being removed", "op", op, "err", err)
+		return imapNo(imap.ResponseCodeUnavailable, "Mailbox is being removed")
 	case errors.Is(err, node.ErrUnavailable), errors.Is(err, node.ErrBodyUnavailable),
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		s.log.Info("imap: backend unavailable", "op", op, "err", err)

@@ -74,6 +74,13 @@ func replyExternalTarget() *smtp.SMTPError {
 	return reply(451, 4, 3, 0, "forwarding outside this system is not available yet, try again later")
 }
 
+func replyMailboxRemoving() *smtp.SMTPError {
+	// RFC 5321 §4.2.3: 450, mailbox unavailable; RFC 3463 X.2.1, mailbox
+	// not accepting messages. Temporary: a retry finds the mailbox gone
+	// (550) or, if the removal was undone, takes the message.
+	return reply(450, 4, 2, 1, "mailbox is being removed, try again later")
+}
+
 func replyOverQuota() *smtp.SMTPError {
 	return reply(452, 4, 2, 2, "mailbox full, try again later")
 }
@@ -207,6 +214,8 @@ func replyTransferFailed() *smtp.SMTPError {
 // could fix).
 func replyForDirectoryError(err error) *smtp.SMTPError {
 	switch {
+	case errors.Is(err, node.ErrMailboxRemoving): // wraps ErrUnavailable
+		return replyMailboxRemoving()
 	case errors.Is(err, node.ErrUnavailable),
 		errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, context.Canceled):
