@@ -255,7 +255,7 @@ func TestCLIDrivesThreeProcessCluster(t *testing.T) {
 	mustCLI(t, "--addr", ps[0].admin, "forward", "add", "sales@example.com", "--to", "alice@example.com", "--to", "partner@elsewhere.net")
 	for _, p := range ps {
 		out := mustCLI(t, "mailbox", "ls", "--addr", p.admin)
-		if !strings.Contains(out, "Alice@example.com") || !strings.Contains(out, "10485760") {
+		if !strings.Contains(out, "Alice@example.com") || !strings.Contains(out, "10485760") || !strings.Contains(out, "accepted") {
 			t.Fatalf("mailbox ls via %s:\n%s", p.id, out)
 		}
 		out = mustCLI(t, "forward", "ls", "example.com", "--json", "--addr", p.admin)

@@ -22,7 +22,9 @@ func newMailboxCmd(cl *clientFlags) *cobra.Command {
 		Use: "rm ADDRESS", Aliases: []string{"remove"}, Short: "Delete a mailbox and its mail (mailbox export first keeps a copy), then name the forwards that still list it",
 		Long: "Delete a mailbox and its mail. A large mailbox is emptied in raft entries of a bounded size first " +
 			"(--raft-entry-messages), which for a million messages takes minutes: it waits up to " +
-			clusterRemoveTimeout.String() + " unless --timeout is given. A removal that stopped part way is finished by running it again.",
+			clusterRemoveTimeout.String() + " unless --timeout is given. Meanwhile (at command encoding 10) mail for it is refused with " +
+			"450 4.2.1 rather than accepted and removed with it; mailbox ls shows it as being removed. A removal that stopped part " +
+			"way accepts mail again, and is finished by running it again.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl.lengthen(cmd, clusterRemoveTimeout)
@@ -146,13 +148,19 @@ func mailboxLsCmd(cl *clientFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return cl.emit(cmd, all, []string{"ADDRESS", "QUOTA", "USED", "MESSAGES", "LOGIN"}, func() (rows [][]string) {
+			return cl.emit(cmd, all, []string{"ADDRESS", "QUOTA", "USED", "MESSAGES", "LOGIN", "MAIL"}, func() (rows [][]string) {
 				for _, m := range all {
 					login := "yes"
 					if m.Disabled || !m.HasPassword {
 						login = "no"
 					}
-					rows = append(rows, []string{m.Address, formatQuota(m.QuotaBytes), fmt.Sprint(m.UsedBytes), fmt.Sprint(m.Messages), login})
+					// A removal is emptying it (or stopped and left the
+					// mark): mail is refused with 450 until it ends.
+					mail := "accepted"
+					if m.Removing {
+						mail = "refused: being removed"
+					}
+					rows = append(rows, []string{m.Address, formatQuota(m.QuotaBytes), fmt.Sprint(m.UsedBytes), fmt.Sprint(m.Messages), login, mail})
 				}
 				return rows
 			})
