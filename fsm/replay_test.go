@@ -107,6 +107,10 @@ func replayCommand(rng *rand.Rand, boxes, bodies, queued []string, collects []ui
 		}
 		return c
 	case 14:
+		if rng.IntN(3) == 0 { // a removal's mark, set or cleared
+			on := rng.IntN(2) == 0
+			return &MailboxUpdate{Address: box, Removing: &on}
+		}
 		return &FolderCreate{Mailbox: box, Name: "F1", Distinct: true}
 	default:
 		return randomAccessCommand(rng, boxes, bodies, step)
