@@ -150,18 +150,19 @@ func (n *Node) RemoveMailbox(ctx context.Context, addr string) (any, error) {
 	}
 	mb, err := n.state.Mailbox(addr)
 	fw, ferr := n.state.Forward(addr)
-	if err != nil || (ferr == nil && fw.KeepCopy) {
-		return n.Apply(ctx, &fsm.MailboxRemove{Address: addr})
+	if err != nil {
+		return n.Apply(ctx, &fsm.MailboxRemove{Address: addr}) // it says what is wrong
 	}
+	large := mb.Messages > int64(n.cfg.EntryMessages) && (ferr != nil || !fw.KeepCopy)
 	marked := mb.Removing // left by a removal that failed and could not clear it
-	if mb.Messages > int64(n.cfg.EntryMessages) && !marked && n.encodingAtLeast(fsm.EncodingJSON10) {
+	if large && !marked && n.encodingAtLeast(fsm.EncodingJSON10) {
 		marked = true
 		if err := n.markRemoving(ctx, addr, true); err != nil {
 			n.unmarkRemoving(ctx, addr, err) // its outcome may be unknown
 			return nil, err
 		}
 	}
-	v, err := n.removeInPieces(ctx, addr, mb.Messages > int64(n.cfg.EntryMessages))
+	v, err := n.removeInPieces(ctx, addr, large)
 	if err != nil && marked {
 		n.unmarkRemoving(ctx, addr, err)
 	}

@@ -277,3 +277,35 @@ func TestRemoveMailboxBelowEncoding10DoesNotMark(t *testing.T) {
 		t.Fatalf("removed mailbox: %v", err)
 	}
 }
+
+// A mark left behind by a removal that could not clear it (the cluster
+// was unavailable) is cleared by the next removal if that one is
+// refused too (a forward now keeps copies in the mailbox), and goes
+// with the mailbox when one succeeds.
+func TestRemoveMailboxClearsAMarkLeftBehind(t *testing.T) {
+	l, f, ctx := pieceRaceCluster(t, 100)
+	a := "a@example.com"
+	if err := l.markRemoving(ctx, a, true); err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, l, &fsm.ForwardAdd{Address: a, Targets: []string{"b@example.com"}, KeepCopy: true})
+	if _, err := f.RemoveMailbox(ctx, a); !errors.Is(err, fsm.ErrNotEmpty) {
+		t.Fatalf("removal of a mailbox a forward keeps copies in: %v", err)
+	}
+	if err := f.Barrier(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if removingOn(f, a) {
+		t.Fatal("the refused removal left the mark")
+	}
+	if err := l.markRemoving(ctx, a, true); err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, l, &fsm.ForwardRemove{Address: a})
+	if _, err := f.RemoveMailbox(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.State().Mailbox(a); !errors.Is(err, fsm.ErrNotFound) {
+		t.Fatalf("removed mailbox: %v", err)
+	}
+}
