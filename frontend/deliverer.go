@@ -17,7 +17,8 @@ type Deliverer interface {
 	// returns the canonical local mailbox addresses it expands to (forwards
 	// expanded) and the external forward targets, which Deliver queues.
 	// Errors wrap node.ErrUnknownRecipient, node.ErrNotLocal (never a
-	// relay), node.ErrExternalTarget, node.ErrOverQuota or
+	// relay), node.ErrExternalTarget, node.ErrOverQuota,
+	// node.ErrMailboxRemoving (which wraps node.ErrUnavailable) or
 	// node.ErrUnavailable.
 	Resolve(ctx context.Context, rcpt string) (node.Resolution, error)
 
