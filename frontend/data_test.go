@@ -229,6 +229,9 @@ func TestDeliverOutcomes(t *testing.T) {
 		{"all rejected, permanent", []string{"alice@example.com"}, func(f *fakeDeliverer) {
 			f.rejected["alice@example.com"] = fmt.Errorf("deleted: %w", node.ErrUnknownRecipient)
 		}, 550, "5.1.1", ""},
+		{"INBOX out of UIDs", []string{"alice@example.com"}, func(f *fakeDeliverer) {
+			f.rejected["alice@example.com"] = fmt.Errorf("a: %w", node.ErrFolderFull)
+		}, 552, "5.2.2", "mailbox full"},
 		{"rejection with unknown error is temporary", []string{"alice@example.com"}, func(f *fakeDeliverer) {
 			f.rejected["alice@example.com"] = errors.New("?")
 		}, 451, "4.3.0", ""},

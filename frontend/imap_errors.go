@@ -59,6 +59,10 @@ func (s *imapSession) storeError(op string, err error, missing imap.ResponseCode
 		return imapNo(imap.ResponseCodeAlreadyExists, "Mailbox already exists")
 	case errors.Is(err, node.ErrOverQuota):
 		return imapNo(imap.ResponseCodeOverQuota, "Over quota")
+	case errors.Is(err, node.ErrFolderFull):
+		// RFC 9051 §7.1: LIMIT, a server limit the client cannot lift
+		// by waiting; the folder has given its last UID.
+		return imapNo(imap.ResponseCodeLimit, "Mailbox has used all its UIDs")
 	case errors.Is(err, node.ErrInvalidArgument):
 		s.log.Debug("imap: refused", "op", op, "err", err)
 		return imapNo(imap.ResponseCodeCannot, "Not allowed: "+imapRefusal(op))

@@ -282,6 +282,13 @@ func TestIMAPBackendFailures(t *testing.T) {
 	_, err = cmd.Wait()
 	wantIMAPCode(t, "APPEND over quota", err, imap.ResponseCodeOverQuota)
 
+	failing("Append", fmt.Errorf("%w: UIDNEXT 4294967295", node.ErrFolderFull))
+	cmd = c.Append("INBOX", 3, nil)
+	cmd.Write([]byte("x\r\n"))
+	cmd.Close()
+	_, err = cmd.Wait()
+	wantIMAPCode(t, "APPEND to a folder out of UIDs", err, imap.ResponseCodeLimit)
+
 	failing("StoreFlags", errors.New("disk on fire"))
 	err = c.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagSeen}}, nil).Close()
 	wantIMAPCode(t, "STORE, unexpected error", err, imap.ResponseCodeUnavailable)

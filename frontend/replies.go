@@ -85,6 +85,16 @@ func replyOverQuota() *smtp.SMTPError {
 	return reply(452, 4, 2, 2, "mailbox full, try again later")
 }
 
+func replyFolderFull() *smtp.SMTPError {
+	// The INBOX has given its last UID (RFC 9051 §2.3.1.1: 32-bit and
+	// strictly ascending). Unlike a quota, waiting never frees one:
+	// expunging does not lower UIDNEXT, so only an operator can help.
+	// Permanent, then (RFC 5321 §4.2.2 552, RFC 3463 X.2.2 mailbox
+	// full); it is answered after the data, where 552 is not read as the
+	// old "too many recipients" (RFC 5321 §4.5.3.1.10).
+	return reply(552, 5, 2, 2, "mailbox full: its folder has used all its message numbers")
+}
+
 func replyUnavailable() *smtp.SMTPError {
 	return reply(451, 4, 3, 0, "temporarily unavailable, try again later")
 }
@@ -224,6 +234,8 @@ func replyForDirectoryError(err error) *smtp.SMTPError {
 		return replyExternalTarget()
 	case errors.Is(err, node.ErrOverQuota):
 		return replyOverQuota()
+	case errors.Is(err, node.ErrFolderFull):
+		return replyFolderFull()
 	case errors.Is(err, node.ErrUnknownRecipient):
 		return replyUnknownRecipient()
 	case errors.Is(err, node.ErrNotLocal):
@@ -242,7 +254,7 @@ func isTemporary(r *smtp.SMTPError) bool {
 // sentinels or a context error, rather than something unexpected.
 func isDirectoryError(err error) bool {
 	for _, target := range []error{
-		node.ErrUnavailable, node.ErrExternalTarget, node.ErrOverQuota,
+		node.ErrUnavailable, node.ErrExternalTarget, node.ErrOverQuota, node.ErrFolderFull,
 		node.ErrUnknownRecipient, node.ErrNotLocal,
 		context.DeadlineExceeded, context.Canceled,
 	} {

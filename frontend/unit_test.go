@@ -26,6 +26,7 @@ func TestReplyForDirectoryError(t *testing.T) {
 		{fmt.Errorf("x: %w", node.ErrNotLocal), 550, smtp.EnhancedCode{5, 7, 1}},
 		{fmt.Errorf("x: %w", node.ErrExternalTarget), 451, smtp.EnhancedCode{4, 3, 0}},
 		{fmt.Errorf("x: %w", node.ErrOverQuota), 452, smtp.EnhancedCode{4, 2, 2}},
+		{fmt.Errorf("x: %w", node.ErrFolderFull), 552, smtp.EnhancedCode{5, 2, 2}},
 		{fmt.Errorf("x: %w", node.ErrUnavailable), 451, smtp.EnhancedCode{4, 3, 0}},
 		{context.DeadlineExceeded, 451, smtp.EnhancedCode{4, 3, 0}},
 		{context.Canceled, 451, smtp.EnhancedCode{4, 3, 0}},

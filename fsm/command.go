@@ -91,8 +91,16 @@ const (
 	// being removed in pieces refuses mail (Deliver, Copy) instead of
 	// taking it to be removed with it.
 	EncodingJSON10 = 10
+	// EncodingJSON11 changes apply under a cluster setting of 11 or more
+	// (gates.go): the forward depth check counts the chains that lead to
+	// a new forward, a SettingsSet may name the fields it changes (a
+	// release before it would drop Fields and take the rest as zero), and
+	// a folder whose UIDs are used up refuses new messages. A release
+	// before it stops on the raise, so every replica that applies an
+	// entry after the raise applies it by these rules.
+	EncodingJSON11 = 11
 	// NewestEncoding is the newest encoding this release reads.
-	NewestEncoding = EncodingJSON10
+	NewestEncoding = EncodingJSON11
 )
 
 // Command is a state change proposed through raft.

@@ -176,6 +176,9 @@ func (c *Deliver) deliverOne(tx *txn, addr string, flags []string) (uid, validit
 	if err != nil {
 		return 0, 0, err
 	}
+	if err := checkUIDRoom(tx, a, f, 1); err != nil {
+		return 0, 0, err
+	}
 	uid = f.UIDNext
 	f.UIDNext++
 	msg := Message{UID: uid, Hash: c.Hash, Size: c.Size, InternalDate: c.InternalDate, Flags: flags}

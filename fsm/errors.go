@@ -27,6 +27,10 @@ var (
 	// (Mailbox.Removing); mail for it is refused until the removal ends
 	// (then it does not exist) or is undone. Temporary to a sender.
 	ErrBeingRemoved = errors.New("mailbox being removed")
+	// ErrFolderFull: the folder has given its last UID (2^32-2; RFC 9051
+	// §2.3.1.1), so it takes no new message (uidlimit.go). Expunging
+	// does not help: UIDs are never given again.
+	ErrFolderFull = errors.New("folder full")
 )
 
 // codes pairs each wire code with its kind, in a fixed order: Code
@@ -48,6 +52,7 @@ var codes = []struct {
 	{"locked", ErrLocked},
 	{"folder_changed", ErrFolderChanged},
 	{"being_removed", ErrBeingRemoved},
+	{"folder_full", ErrFolderFull},
 }
 
 // Error is a business error with a human-readable message and a sentinel

@@ -252,6 +252,9 @@ func (c *Copy) apply(tx *txn) (any, error) {
 	if !c.Move && mb.QuotaBytes > 0 && mb.UsedBytes+added > mb.QuotaBytes {
 		return nil, errorf(ErrOverQuota, "mailbox %s: copy of %d bytes exceeds the quota", a, added)
 	}
+	if err := checkUIDRoom(tx, a, dst, len(msgs)); err != nil {
+		return nil, err
+	}
 	if src.ID == dst.ID {
 		dst = src // one record, counted once
 	}

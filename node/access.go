@@ -40,6 +40,8 @@ func accessErr(err error) error {
 		return fmt.Errorf("%w: %v", ErrInvalidArgument, err)
 	case errors.Is(err, fsm.ErrOverQuota):
 		return fmt.Errorf("%w: %v", ErrOverQuota, err)
+	case errors.Is(err, fsm.ErrFolderFull):
+		return fmt.Errorf("%w: %v", ErrFolderFull, err)
 	case errors.Is(err, fsm.ErrLocked):
 		return fmt.Errorf("%w: %v", ErrLocked, err)
 	case errors.Is(err, fsm.ErrBeingRemoved):

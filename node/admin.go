@@ -244,6 +244,8 @@ func errorCode(err error) string {
 		return "invalid"
 	case errors.Is(err, ErrOverQuota):
 		return "over_quota"
+	case errors.Is(err, ErrFolderFull):
+		return "folder_full"
 	case errors.Is(err, ErrNoFolder):
 		return "not_found"
 	case errors.Is(err, ErrTooLarge):
@@ -267,7 +269,8 @@ func writeError(w http.ResponseWriter, err error) {
 func errorStatus(err error) int {
 	switch {
 	case errors.Is(err, fsm.ErrInvalid), errors.Is(err, fsm.ErrForwardLoop), errors.Is(err, fsm.ErrNotLocal),
-		errors.Is(err, fsm.ErrOverQuota), errors.Is(err, ErrInvalidArgument), errors.Is(err, ErrOverQuota):
+		errors.Is(err, fsm.ErrOverQuota), errors.Is(err, ErrInvalidArgument), errors.Is(err, ErrOverQuota),
+		errors.Is(err, fsm.ErrFolderFull), errors.Is(err, ErrFolderFull):
 		return http.StatusBadRequest
 	case errors.Is(err, fsm.ErrNotFound), errors.Is(err, fsm.ErrNoFolder), errors.Is(err, ErrNoFolder):
 		return http.StatusNotFound

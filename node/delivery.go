@@ -27,6 +27,10 @@ var (
 	ErrExternalTarget = errors.New("forward to an external address")
 	// ErrOverQuota: the mailbox is full (452 4.2.2).
 	ErrOverQuota = errors.New("mailbox over quota")
+	// ErrFolderFull: the folder has given its last UID (fsm.ErrFolderFull,
+	// from command encoding 11) and takes no new message, whatever is
+	// expunged: UIDs are never given again (552 5.2.2; NO [LIMIT]).
+	ErrFolderFull = errors.New("folder has used all its UIDs")
 	// ErrUnavailable: no leader, no quorum, too few live replicas, or a
 	// timeout; the sender should retry (451 4.3.0).
 	ErrUnavailable = errors.New("temporarily unavailable")
@@ -268,6 +272,8 @@ func rejection(code, msg string) error {
 		return fmt.Errorf("%w: %s", ErrUnknownRecipient, msg)
 	case "being_removed":
 		return fmt.Errorf("%w: %s", ErrMailboxRemoving, msg)
+	case "folder_full":
+		return fmt.Errorf("%w: %s", ErrFolderFull, msg)
 	}
 	return fmt.Errorf("%w: %s", ErrUnavailable, msg)
 }
