@@ -1,5 +1,7 @@
 package fsm
 
+import "slices"
+
 // Cluster membership records and settings.
 
 // MemberSet records (or updates) a node's published addresses.
@@ -34,10 +36,19 @@ func (c *MemberRemove) apply(tx *txn) (any, error) {
 	return nil, tx.del(memberKey(c.ID))
 }
 
-// SettingsSet replaces the cluster settings.
+// SettingsSet replaces the cluster settings, or with Fields only those
+// it names.
 type SettingsSet struct {
 	Settings
-	written byte // the encoding the entry was written in (registry.parse)
+	// Fields, when set, names the settings (by their JSON names) this
+	// command changes: apply lays those of Settings over the settings as
+	// they are when it applies, checks the whole and answers it. Two
+	// changes decided on one read through two nodes then both hold,
+	// where whole settings let the later one undo the earlier's change.
+	// A release before EncodingJSON11 would drop it and take the whole
+	// Settings, so a command with it is written in 11.
+	Fields  []string `json:"fields,omitempty"`
+	written byte     // the encoding the entry was written in (registry.parse)
 }
 
 func (*SettingsSet) Type() CmdType { return CmdSettingsSet }
@@ -61,18 +72,31 @@ func (c *SettingsSet) needsJSON5() bool { return c.Settings.CommandEncoding >= E
 // does not know is written in the newest it knows, and every release
 // refuses it, also one that knows it (raiseRefused).
 func (c *SettingsSet) needsEncoding() int {
+	need := 0
 	if c.Settings.CommandEncoding >= EncodingJSON6 {
-		return min(c.Settings.CommandEncoding, NewestEncoding)
+		need = min(c.Settings.CommandEncoding, NewestEncoding)
 	}
-	return 0
+	if len(c.Fields) > 0 {
+		need = max(need, gatedEncoding)
+	}
+	return need
 }
 
 // raisesTo lets the command that raises the cluster's encoding be written
 // in the encoding it raises to.
-func (c *SettingsSet) raisesTo() int { return c.Settings.CommandEncoding }
+// With Fields it raises only when it names the encoding.
+func (c *SettingsSet) raisesTo() int {
+	if c.Fields != nil && !slices.Contains(c.Fields, "command_encoding") {
+		return 0
+	}
+	return c.Settings.CommandEncoding
+}
 
 func (c *SettingsSet) apply(tx *txn) (any, error) {
-	s := c.Settings
+	s, err := c.merged(tx)
+	if err != nil {
+		return nil, err
+	}
 	if s.Replicas < 1 || s.Replicas > MaxReplicas {
 		return nil, errorf(ErrInvalid, "replicas must be 1 to %d, not %d", MaxReplicas, s.Replicas)
 	}
@@ -103,7 +127,37 @@ func (c *SettingsSet) apply(tx *txn) (any, error) {
 			return nil, err
 		}
 	}
-	return nil, tx.put(keySettings, s)
+	if c.Fields == nil {
+		return nil, tx.put(keySettings, s)
+	}
+	return s, tx.put(keySettings, s)
+}
+
+// merged is the settings the command sets: Settings, or with Fields
+// those fields of it over the current settings.
+func (c *SettingsSet) merged(tx *txn) (Settings, error) {
+	if c.Fields == nil {
+		return c.Settings, nil
+	}
+	s, err := tx.settings()
+	if err != nil {
+		return s, err
+	}
+	for _, name := range c.Fields {
+		switch name {
+		case "replicas":
+			s.Replicas = c.Replicas
+		case "write_quorum":
+			s.WriteQuorum = c.WriteQuorum
+		case "command_encoding":
+			s.CommandEncoding = c.CommandEncoding
+		case "max_voters":
+			s.MaxVoters = c.MaxVoters
+		default:
+			return s, errorf(ErrInvalid, "no setting %q", name)
+		}
+	}
+	return s, nil
 }
 
 // raiseRefused reports whether a release that reads up to newest refuses

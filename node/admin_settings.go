@@ -29,6 +29,21 @@ func (q SettingsRequest) empty() bool {
 	return q.Replicas == nil && q.WriteQuorum == nil && q.CommandEncoding == nil && q.MaxVoters == nil
 }
 
+// fields names the settings the request gives, by the names
+// fsm.SettingsSet.Fields takes.
+func (q SettingsRequest) fields() []string {
+	var out []string
+	for _, f := range []struct {
+		v    *int
+		name string
+	}{{q.Replicas, "replicas"}, {q.WriteQuorum, "write_quorum"}, {q.CommandEncoding, "command_encoding"}, {q.MaxVoters, "max_voters"}} {
+		if f.v != nil {
+			out = append(out, f.name)
+		}
+	}
+	return out
+}
+
 // Over returns s with the request's fields in place of its own.
 func (q SettingsRequest) Over(s fsm.Settings) fsm.Settings {
 	for _, f := range []struct {
@@ -42,22 +57,18 @@ func (q SettingsRequest) Over(s fsm.Settings) fsm.Settings {
 	return s
 }
 
-// settingsRoute serves POST /v1/settings. The request's fields are laid
-// over the current settings (read after the read barrier) and the whole
-// result is proposed as one fsm.SettingsSet, whose apply checks it as a
-// whole and is the same on every node: what is merged is decided here,
-// once, and never by apply.
-//
-// Two updates through this node are merged one after the other (mu: each
-// waits until the other is applied here). Two through different nodes
-// within the few milliseconds between one's read and its commit can
-// still lose one of the two changes. A compare-and-set (apply refusing a
-// SettingsSet whose base is no longer current) would close that, but it
-// changes apply behaviour, so it would need a command encoding of its
-// own that every node reads before it may be written; for a change that
-// operators make by hand and rarely, that is not worth it. Before
-// partial updates the CLI's own read-modify-write had the same window
-// plus two round trips.
+// settingsRoute serves POST /v1/settings. From command encoding 11 the
+// request's fields are proposed as one fsm.SettingsSet that names them
+// (Fields): apply lays them over the settings as they are when it
+// applies, checks the whole, and answers it, so two updates through two
+// nodes within one commit's time both hold. Below 11 no release may
+// write Fields: the request's fields are laid over the current settings
+// (read after the read barrier) and the whole is proposed, and two
+// updates through different nodes within the few milliseconds between
+// one's read and its commit can lose one of the two changes. Either way
+// two updates through this node go one after the other (mu), and the
+// checks made here (the write quorum's warning, the encoding raise) use
+// the settings read here.
 func (n *Node) settingsRoute(route routeFunc) {
 	var mu sync.Mutex
 	route("POST /v1/settings", func(r *http.Request) (any, error) {
@@ -80,16 +91,27 @@ func (n *Node) settingsRoute(route routeFunc) {
 			if err != nil {
 				return err
 			}
+			if n.afterSettingsRead != nil {
+				n.afterSettingsRead()
+			}
 			c := fsm.SettingsSet{Settings: q.Over(cur)}
+			if cur.CommandEncoding >= fsm.EncodingJSON11 {
+				c.Fields = q.fields()
+			}
 			warning, err := n.writeQuorumWarning(c.WriteQuorum)
 			if err == nil && !force {
 				err = n.checkEncodingRaise(r.Context(), c.CommandEncoding)
 			}
+			var v any
 			if err == nil {
-				_, err = n.Apply(r.Context(), &c)
+				v, err = n.Apply(r.Context(), &c)
+			}
+			left := c.Settings
+			if err == nil && c.Fields != nil {
+				err = convert(v, &left) // the merge apply made
 			}
 			if err == nil {
-				out = SettingsResult{Status: "ok", Settings: c.Settings, Warning: warning}
+				out = SettingsResult{Status: "ok", Settings: left, Warning: warning}
 			}
 			return err
 		})

@@ -82,20 +82,23 @@ type Node struct {
 	// afterBodyCheck, tests only, runs between an unforced removal's
 	// first body check and the removal of the member record.
 	afterBodyCheck func()
-	cancel         context.CancelFunc
-	bgctx          context.Context // ends when the node closes
-	notices        chan struct{}   // success notices in flight (dsnsuccess.go)
-	noticeDrops    atomic.Int64    // success notices dropped, for the log
-	spokeTLS       sync.Map        // cluster addresses that completed TLS (mux.go)
-	spokeV2        sync.Map        // cluster addresses that completed the version-2 handshake
-	v1             v1Links         // unsealed version-1 connections, ended at encoding 5 (linkv1.go)
-	memberHosts    memberHosts     // the members' host names, resolved (memberhosts.go)
-	voterHealth    voterHealth     // the leader's view of non-voters (voters.go)
-	requests       inflight        // HTTP requests being served (inflight.go)
-	spawnMu        sync.Mutex      // orders spawn against close's cancel
-	bg             sync.WaitGroup
-	closeOnce      sync.Once
-	digests        *digests // this node's recent state digests (statedigest.go)
+	// afterSettingsRead, tests only, runs between a settings update's
+	// read of the current settings and its proposal (admin_settings.go).
+	afterSettingsRead func()
+	cancel            context.CancelFunc
+	bgctx             context.Context // ends when the node closes
+	notices           chan struct{}   // success notices in flight (dsnsuccess.go)
+	noticeDrops       atomic.Int64    // success notices dropped, for the log
+	spokeTLS          sync.Map        // cluster addresses that completed TLS (mux.go)
+	spokeV2           sync.Map        // cluster addresses that completed the version-2 handshake
+	v1                v1Links         // unsealed version-1 connections, ended at encoding 5 (linkv1.go)
+	memberHosts       memberHosts     // the members' host names, resolved (memberhosts.go)
+	voterHealth       voterHealth     // the leader's view of non-voters (voters.go)
+	requests          inflight        // HTTP requests being served (inflight.go)
+	spawnMu           sync.Mutex      // orders spawn against close's cancel
+	bg                sync.WaitGroup
+	closeOnce         sync.Once
+	digests           *digests // this node's recent state digests (statedigest.go)
 }
 
 // New starts a node: it opens its data, listens on the cluster and admin
