@@ -127,6 +127,11 @@ func (c *SettingsSet) apply(tx *txn) (any, error) {
 			return nil, err
 		}
 	}
+	if old.CommandEncoding < gatedEncoding && s.CommandEncoding >= gatedEncoding {
+		if err := indexAllForwards(tx); err != nil { // forwardindex.go
+			return nil, err
+		}
+	}
 	if c.Fields == nil {
 		return nil, tx.put(keySettings, s)
 	}

@@ -78,6 +78,15 @@ func (c *ForwardAdd) apply(tx *txn) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	on, err := gated(tx)
+	if err != nil {
+		return nil, err
+	}
+	if on {
+		if err := checkChainDepth(tx, src, targets); err != nil {
+			return nil, err
+		}
+	}
 	if err := markForward(tx, src, true); err != nil {
 		return nil, err
 	}
@@ -85,7 +94,22 @@ func (c *ForwardAdd) apply(tx *txn) (any, error) {
 	if exists {
 		created = old.CreatedIndex
 	}
+	if on {
+		if err := reindexForward(tx, src, old.Targets, targets); err != nil {
+			return nil, err
+		}
+	}
 	return nil, tx.put(forwardKey(src), Forward{Address: src.String(), Targets: targets, KeepCopy: c.KeepCopy, CreatedIndex: created})
+}
+
+// reindexForward replaces the target index keys of the forward at src
+// (forwardindex.go): those of its old targets (none for a new forward)
+// go, those of the new ones come.
+func reindexForward(tx *txn, src Address, old, targets []string) error {
+	if err := indexTargets(tx, addrPart(src), old, true); err != nil {
+		return err
+	}
+	return indexTargets(tx, addrPart(src), targets, false)
 }
 
 // markForward keeps Mailbox.HasForward in step with the forward at a.
@@ -167,8 +191,25 @@ func (c *ForwardRemove) apply(tx *txn) (any, error) {
 	if ok, err := tx.has(forwardKey(src)); err != nil || !ok {
 		return nil, orNotFound(err, "forward %s does not exist", src)
 	}
+	if err := unindexForward(tx, src); err != nil {
+		return nil, err
+	}
 	if err := markForward(tx, src, false); err != nil {
 		return nil, err
 	}
 	return nil, tx.del(forwardKey(src))
+}
+
+// unindexForward deletes, from the gated encoding on, the target index
+// keys of the forward at src, which is being removed.
+func unindexForward(tx *txn, src Address) error {
+	on, err := gated(tx)
+	if err != nil || !on {
+		return err
+	}
+	var old Forward
+	if _, err := tx.get(forwardKey(src), &old); err != nil {
+		return err
+	}
+	return indexTargets(tx, addrPart(src), old.Targets, true)
 }
