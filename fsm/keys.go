@@ -13,6 +13,7 @@ package fsm
 //	"b\x00" domain "\x00" local "\x00" folder   Folder
 //	"f\x00" domain "\x00" local        Forward  (local "" for a catch-all)
 //	"n\x00" id                         Member
+//	"t\x00" domain "\x00" local "\x00" sdomain "\x00" slocal   forward target index, from encoding 11 (forwardindex.go)
 //
 // Domain-first keys make "every mailbox of a domain" a prefix scan.
 var (
