@@ -56,8 +56,8 @@ func checkChainDepth(tx *txn, src Address, targets []string) error {
 		}
 		level = sortedKeys(next)
 		if above+below > maxForwardDepth {
-			top := strings.Replace(level[0], "\x00", " ", 1)
-			return errorf(ErrForwardLoop, "forward %s: the chain from the forward of %s (domain, local part) through it would be %d levels deep; delivery follows %d", src, top, above+below, maxForwardDepth)
+			domain, local, _ := strings.Cut(level[0], "\x00")
+			return errorf(ErrForwardLoop, "forward %s: the chain from forward %s@%s through it would be %d levels deep; delivery follows %d", src, local, domain, above+below, maxForwardDepth)
 		}
 	}
 }
@@ -139,6 +139,8 @@ func fallsThrough(tx *txn, domain, tl string, catchAll bool) (bool, error) {
 		lookups = append(lookups, base)
 	}
 	for _, l := range lookups {
+		// mailboxKey and forwardKey of the address part, whose local
+		// is folded already.
 		for _, key := range []string{"u\x00", "f\x00"} {
 			found, err := tx.has([]byte(key + domain + "\x00" + l))
 			if err != nil || found {
