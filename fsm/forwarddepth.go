@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // checkChainDepth refuses, from the gated encoding on, a forward at src
@@ -30,7 +32,7 @@ func checkChainDepth(tx *txn, src Address, targets []string) error {
 	if below > maxForwardDepth {
 		return errorf(ErrForwardLoop, "forward %s: its targets go %d levels deep; delivery follows %d", src, below, maxForwardDepth)
 	}
-	idx, err := newIndexReader(tx)
+	idx, err := newIndexReader(tx.b)
 	if err != nil {
 		return err
 	}
@@ -98,6 +100,11 @@ func levelsBelow(tx *txn, src Address, targets []string) (int, error) {
 // or, for a catch-all x, any address of its domain whose lookup finds
 // neither its own record nor its sub-address base's (expandOnce).
 func forwardsLandingOn(tx *txn, idx *indexReader, x string) ([]string, error) {
+	return landingOn(tx.b, idx, x)
+}
+
+// landingOn is forwardsLandingOn on any reader (a query's too).
+func landingOn(r pebble.Reader, idx *indexReader, x string) ([]string, error) {
 	domain, local, _ := strings.Cut(x, "\x00")
 	var out []string
 	if local != "" {
@@ -119,7 +126,7 @@ func forwardsLandingOn(tx *txn, idx *indexReader, x string) ([]string, error) {
 		return nil, err
 	}
 	for i, tl := range tls {
-		lands, err := fallsThrough(tx, domain, tl, local == "")
+		lands, err := fallsThrough(r, domain, tl, local == "")
 		if err != nil {
 			return nil, err
 		}
@@ -133,7 +140,7 @@ func forwardsLandingOn(tx *txn, idx *indexReader, x string) ([]string, error) {
 // fallsThrough reports whether a lookup of tl@domain finds nothing under
 // tl itself and so goes on to its sub-address base, and, with catchAll,
 // finds nothing there either and goes on to the domain's catch-all.
-func fallsThrough(tx *txn, domain, tl string, catchAll bool) (bool, error) {
+func fallsThrough(r pebble.Reader, domain, tl string, catchAll bool) (bool, error) {
 	lookups := []string{tl}
 	if base := subaddressBase(tl); catchAll && base != "" {
 		lookups = append(lookups, base)
@@ -142,7 +149,7 @@ func fallsThrough(tx *txn, domain, tl string, catchAll bool) (bool, error) {
 		// mailboxKey and forwardKey of the address part, whose local
 		// is folded already.
 		for _, key := range []string{"u\x00", "f\x00"} {
-			found, err := tx.has([]byte(key + domain + "\x00" + l))
+			found, err := hasKey(r, []byte(key+domain+"\x00"+l))
 			if err != nil || found {
 				return false, err
 			}

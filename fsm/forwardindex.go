@@ -102,9 +102,9 @@ type indexReader struct {
 	it *pebble.Iterator
 }
 
-func newIndexReader(tx *txn) (*indexReader, error) {
+func newIndexReader(r pebble.Reader) (*indexReader, error) {
 	p := []byte(targetIndexPrefix)
-	it, err := tx.b.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
 	if err != nil {
 		return nil, err
 	}
@@ -137,4 +137,43 @@ func sortedKeys(set map[string]bool) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// forwardsToIndexed is ForwardsTo over the target index: the forwards
+// that name a exactly, and those that name a sub-address of it with no
+// record of its own (landingOn, without the catch-all: a forward to an
+// unknown address of the domain does not name a). One seek, and a read
+// of each forward listed.
+func forwardsToIndexed(r pebble.Reader, a Address, limit int) ([]Forward, error) {
+	idx, err := newIndexReader(r)
+	if err != nil {
+		return nil, err
+	}
+	defer idx.close()
+	var srcs []string
+	if a.Local != "" {
+		srcs, err = landingOn(r, idx, addrPart(a))
+		if err != nil {
+			return nil, err
+		}
+	}
+	set := map[string]bool{}
+	for _, s := range srcs {
+		set[s] = true
+	}
+	var out []Forward
+	for _, src := range sortedKeys(set) {
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+		var fw Forward
+		ok, err := getJSON(r, []byte("f\x00"+src), &fw) // forwardKey of the address part
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, fw)
+		}
+	}
+	return out, nil
 }

@@ -6,8 +6,25 @@ import (
 	"testing"
 )
 
-func TestForwardsTo(t *testing.T) {
-	a := newApplier(t)
+// forwardsToCases runs a ForwardsTo test on a state below the gated
+// encoding, where ForwardsTo reads every forward, and on one at it,
+// where it reads the target index (forwardindex.go): the answers must
+// be the same.
+func forwardsToCases(t *testing.T, test func(t *testing.T, a *applier)) {
+	for _, enc := range []int{0, gatedEncoding} {
+		t.Run(fmt.Sprintf("encoding %d", enc), func(t *testing.T) {
+			a := newApplier(t)
+			if enc != 0 {
+				a.raiseTo(enc)
+			}
+			test(t, a)
+		})
+	}
+}
+
+func TestForwardsTo(t *testing.T) { forwardsToCases(t, testForwardsTo) }
+
+func testForwardsTo(t *testing.T, a *applier) {
 	a.must(&DomainAdd{Name: "example.com"})
 	a.must(&DomainAdd{Name: "other.org"})
 	a.must(&MailboxAdd{Mailboxes: []NewMailbox{{Address: "bob@example.com"}, {Address: "amy@example.com"}}})
@@ -43,8 +60,9 @@ func TestForwardsTo(t *testing.T) {
 // when no entry of its own exists: it is listed for the base, since
 // removing the base mailbox leaves it pointing nowhere. One with an
 // entry of its own is not.
-func TestForwardsToSubaddress(t *testing.T) {
-	a := newApplier(t)
+func TestForwardsToSubaddress(t *testing.T) { forwardsToCases(t, testForwardsToSubaddress) }
+
+func testForwardsToSubaddress(t *testing.T, a *applier) {
 	a.must(&DomainAdd{Name: "example.com"})
 	a.must(&MailboxAdd{Mailboxes: []NewMailbox{{Address: "bob@example.com"}, {Address: "bob+own@example.com"}}})
 	a.must(&ForwardAdd{Address: "lists@example.com", Targets: []string{"Bob+Lists@example.com"}})
@@ -67,7 +85,15 @@ func TestForwardsToSubaddress(t *testing.T) {
 // BenchmarkForwardsTo measures the scan of every forward of every
 // domain: 100,000 forwards, one in ten with a target in the mailbox's
 // domain, one in a thousand to the mailbox itself.
+//
+// At the gated encoding ForwardsTo reads the target index instead.
 func BenchmarkForwardsTo(b *testing.B) {
+	for _, enc := range []int{0, gatedEncoding} {
+		b.Run(fmt.Sprintf("enc%d", enc), func(b *testing.B) { benchForwardsTo(b, enc) })
+	}
+}
+
+func benchForwardsTo(b *testing.B, enc int) {
 	a := newApplier(b)
 	a.must(&DomainAdd{Name: "example.com"})
 	a.must(&MailboxAdd{Mailboxes: []NewMailbox{{Address: "bob@example.com"}, {Address: "amy@example.com"}}})
@@ -82,6 +108,9 @@ func BenchmarkForwardsTo(b *testing.B) {
 		}
 		a.must(&ForwardAdd{Address: fmt.Sprintf("f%d@example.com", i), Targets: targets})
 	}
+	if enc != 0 {
+		a.raiseTo(enc)
+	}
 	b.ResetTimer()
 	for b.Loop() {
 		if got, err := a.s.ForwardsTo("bob@example.com", 0); err != nil || len(got) != n/1000 {
@@ -89,4 +118,20 @@ func BenchmarkForwardsTo(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/forward")
+}
+
+// At the gated encoding ForwardsTo reads only the forwards the target
+// index names: a forward record elsewhere that it cannot decode (planted
+// here, where the scan of every forward would meet it) is not read.
+func TestForwardsToReadsTheIndex(t *testing.T) {
+	a := newApplier(t)
+	a.raiseTo(gatedEncoding)
+	a.must(&DomainAdd{Name: "example.com"})
+	a.must(&MailboxAdd{Mailboxes: []NewMailbox{{Address: "bob@example.com"}}})
+	a.must(&ForwardAdd{Address: "team@example.com", Targets: []string{"bob@example.com"}})
+	plantRecord(t, a.s, forwardKey(mustAddr(t, "broken@example.com")), []byte(`{"targets":["bob@example.com"`))
+	got, err := a.s.ForwardsTo("bob@example.com", 0)
+	if err != nil || len(got) != 1 || got[0].Address != "team@example.com" {
+		t.Fatalf("forwards to bob over the index: %+v, %v", got, err)
+	}
 }

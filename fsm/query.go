@@ -167,10 +167,11 @@ func (s *State) Forwards(domain, after string, limit int) ([]Forward, error) {
 
 // ForwardsTo lists the forwards (and catch-alls) of every domain that
 // name target among their targets, or a sub-address of it that delivers
-// to it (namesTarget), up to limit (0: all). There is no
-// index by target: it reads every forward, for an administrator's
-// question (what still points at a mailbox about to go), not for a hot
-// path.
+// to it (namesTarget), up to limit (0: all), in the order of their keys.
+// From the gated encoding it reads the target index (forwardsToIndexed);
+// below it, where there is none, it reads every forward: for an
+// administrator's question (what still points at a mailbox about to
+// go), not for a hot path.
 func (s *State) ForwardsTo(target string, limit int) ([]Forward, error) {
 	a, err := ParseAddress(target)
 	if err != nil {
@@ -179,6 +180,12 @@ func (s *State) ForwardsTo(target string, limit int) ([]Forward, error) {
 	want, at := a.Key(), []byte("@"+a.Domain) // stored targets have canonical domains
 	var out []Forward
 	err = s.view(func(r pebble.Reader) error {
+		if st, err := readSettings(r); err != nil || st.CommandEncoding >= gatedEncoding {
+			if err == nil {
+				out, err = forwardsToIndexed(r, a, limit)
+			}
+			return err
+		}
 		it, err := r.NewIter(&pebble.IterOptions{LowerBound: allForwardsPrefix(), UpperBound: prefixEnd(allForwardsPrefix())})
 		if err != nil {
 			return err

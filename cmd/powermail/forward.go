@@ -72,7 +72,7 @@ func newForwardCmd(cl *clientFlags) *cobra.Command {
 			})
 		},
 	}
-	ls.Flags().StringVar(&target, "target", "", "list the forwards (and catch-alls) of every domain that name this address, say before mailbox rm (reads every forward)")
+	ls.Flags().StringVar(&target, "target", "", "list the forwards (and catch-alls) of every domain that name this address, say before mailbox rm (below command encoding 11 reads every forward)")
 	cmd.AddCommand(ls)
 	return cmd
 }
