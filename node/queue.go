@@ -415,7 +415,7 @@ func (n *Node) transact(ctx context.Context, pc *pooledClient, e fsm.QueueEntry,
 	// DSN parameters go on only to a server that offers DSN (go-smtp
 	// drops them otherwise); then it, not us, reports success.
 	opts := &smtp.MailOptions{Size: e.Size, EnvelopeID: e.EnvID, Return: smtp.DSNReturn(e.Ret), UTF8: useUTF8}
-	if err := pc.c.Mail(wireAddress(from), opts); err != nil {
+	if err := completed(pc.c.Mail(wireAddress(from), opts)); err != nil {
 		o, cerr := replyOutcomes(err, rcpts)
 		if o == nil {
 			return nil, cerr
@@ -424,7 +424,7 @@ func (n *Node) transact(ctx context.Context, pc *pooledClient, e fsm.QueueEntry,
 	}
 	var accepted []string
 	for _, r := range rcpts {
-		if err := pc.c.Rcpt(wireAddress(r), rcptDSN(e, r)); err != nil {
+		if err := completed(pc.c.Rcpt(wireAddress(r), rcptDSN(e, r))); err != nil {
 			o, cerr := replyOutcomes(rcptReply(err), []string{r})
 			if cerr != nil {
 				return nil, cerr
@@ -447,7 +447,7 @@ func (n *Node) transact(ctx context.Context, pc *pooledClient, e fsm.QueueEntry,
 		// RFC 5321 §4.1.1.4: without the final dot the server takes nothing.
 		return append(out, outcomesOf(fsm.OutcomeTemp, "4.3.0 "+sendErr.Error(), accepted)...), sendErr
 	}
-	if err := w.Close(); err != nil {
+	if err := completed(w.Close()); err != nil {
 		// A connection lost after the dot may hide a 250: the retry can
 		// duplicate, never lose.
 		o, cerr := replyOutcomes(err, accepted)
@@ -523,6 +523,20 @@ func replyOutcomes(err error, rcpts []string) ([]fsm.RcptOutcome, error) {
 		return outcomesOf(fsm.OutcomePerm, msg, rcpts), nil
 	}
 	return outcomesOf(fsm.OutcomeTemp, msg, rcpts), nil
+}
+
+// completed is err, a server's answer to a command, or nil when that
+// answer is a positive completion reply other than the one go-smtp
+// expects (it takes only 250 to MAIL and to the final dot, 25x to RCPT).
+// RFC 5321 §4.2.1: a client must take an unrecognised reply by its first
+// digit, and 2yz is success. Taken for a failure, a message a server took
+// with a 251 was sent again at every retry and bounced at the end.
+func completed(err error) error {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) && se.Code >= 200 && se.Code < 300 {
+		return nil
+	}
+	return err
 }
 
 // rcptReply is err, a server's answer to RCPT, with a 552 read as 452.

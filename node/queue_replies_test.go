@@ -1,0 +1,131 @@
+package node
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// scriptedMX is a raw SMTP server on loopback whose reply to each
+// command is chosen by the test; it keeps the messages whose final dot
+// it answered with a 2xx reply.
+type scriptedMX struct {
+	addr  string
+	reply func(cmd string) string // "" for the default reply
+	mu    sync.Mutex
+	got   []string // message data, per transaction that reached the dot
+}
+
+func startScriptedMX(t testing.TB, reply func(cmd string) string) *scriptedMX {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	m := &scriptedMX{addr: ln.Addr().String(), reply: reply}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go m.serve(c)
+		}
+	}()
+	return m
+}
+
+func (m *scriptedMX) serve(c net.Conn) {
+	defer c.Close()
+	io.WriteString(c, "220 scripted.test ESMTP\r\n")
+	br := bufio.NewReader(c)
+	answer := func(cmd, def string) {
+		r := def
+		if m.reply != nil {
+			if got := m.reply(cmd); got != "" {
+				r = got
+			}
+		}
+		io.WriteString(c, r)
+	}
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return
+		}
+		cmd := strings.TrimRight(line, "\r\n")
+		verb := strings.ToUpper(strings.SplitN(cmd, " ", 2)[0])
+		switch verb {
+		case "EHLO":
+			answer(cmd, "250-scripted.test\r\n250 8BITMIME\r\n")
+		case "DATA":
+			answer(cmd, "354 go ahead\r\n")
+			var data strings.Builder
+			for {
+				l, err := br.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == ".\r\n" {
+					break
+				}
+				data.WriteString(l)
+			}
+			r := "250 2.0.0 queued\r\n"
+			if m.reply != nil {
+				if got := m.reply("."); got != "" {
+					r = got
+				}
+			}
+			if r[0] == '2' {
+				m.mu.Lock()
+				m.got = append(m.got, data.String())
+				m.mu.Unlock()
+			}
+			io.WriteString(c, r)
+		case "QUIT":
+			answer(cmd, "221 bye\r\n")
+			return
+		default:
+			answer(cmd, "250 2.0.0 ok\r\n")
+		}
+	}
+}
+
+func (m *scriptedMX) count() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.got)
+}
+
+// A server's positive completion reply other than 250 (RFC 5321 §4.2.1:
+// a client interprets the first digit; a 2yz is success) to MAIL and to
+// the final dot is success: the message is sent once, and neither
+// retried (a copy each time) nor bounced when its lifetime ends.
+func TestQueueAnyTwoHundredReplyIsSuccess(t *testing.T) {
+	mx := startScriptedMX(t, func(cmd string) string {
+		switch {
+		case strings.HasPrefix(strings.ToUpper(cmd), "MAIL"):
+			return "252 2.1.0 sender ok, not verified\r\n"
+		case cmd == ".":
+			return "251-2.6.0 accepted, and it will be forwarded\r\n251 2.6.0 to a server of its own\r\n"
+		}
+		return ""
+	})
+	c := queueCluster(t, &sink{addr: mx.addr}, nil)
+	l := c.leader(time.Second)
+	sendVia(t, c.follower(), "a@example.com", fwdBody, "out@example.com")
+	waitFor(t, 10*time.Second, "queue empty", func() bool { return queueEmpty(c) })
+	time.Sleep(500 * time.Millisecond)
+	if n := mx.count(); n != 1 {
+		t.Errorf("the server got %d copies, want 1", n)
+	}
+	if got := inbox(t, l, "a@example.com"); len(got) != 0 {
+		t.Errorf("a message the server took was bounced: %d notices", len(got))
+	}
+}
