@@ -374,13 +374,13 @@ func (ss *pop3Session) command(line string) {
 			ss.badCommand("usage: TOP msg n")
 			return
 		}
-		n, ok := pop3Number(args[1])
+		n, ok := pop3LineCount(args[1])
 		if !ok {
 			ss.badCommand("invalid line count")
 			return
 		}
 		if i, ok := ss.msgArg(args[0]); ok {
-			ss.sendBody(i, int(min(n, 1<<30)))
+			ss.sendBody(i, n)
 		}
 	case "DELE":
 		if len(args) != 1 {
@@ -836,6 +836,30 @@ func pop3Number(s string) (uint64, bool) {
 			return 0, false
 		}
 		n = n*10 + uint64(c-'0')
+	}
+	return n, true
+}
+
+// pop3MaxArg is the longest argument RFC 1939 §3 allows.
+const pop3MaxArg = 40
+
+// pop3MaxTop caps TOP's line count: no body has more lines.
+const pop3MaxTop = 1 << 30
+
+// pop3LineCount parses TOP's line count, a non-negative number of any
+// size an argument may hold (RFC 1939 §3, §7), capped at pop3MaxTop:
+// clients ask for a whole message with a count such as 2^32-1.
+func pop3LineCount(s string) (int, bool) {
+	if s == "" || len(s) > pop3MaxArg {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = min(n*10+int(c-'0'), pop3MaxTop)
 	}
 	return n, true
 }
