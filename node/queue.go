@@ -515,9 +515,13 @@ func replyOutcomes(err error, rcpts []string) ([]fsm.RcptOutcome, error) {
 	if !errors.As(err, &se) || se.Code < 400 {
 		return nil, err
 	}
-	msg := fmt.Sprintf("%d %d.%d.%d %s", se.Code, se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2], se.Message)
+	// A multi-line reply (RFC 5321 §4.2.1) is one text: its lines come
+	// joined by "\n", which would stand in the queue's records and show
+	// as '?' in a notice (asciiOnly), gluing words and URLs together.
+	text := strings.ReplaceAll(se.Message, "\n", " ")
+	msg := fmt.Sprintf("%d %d.%d.%d %s", se.Code, se.EnhancedCode[0], se.EnhancedCode[1], se.EnhancedCode[2], text)
 	if se.EnhancedCode == smtp.NoEnhancedCode || se.EnhancedCode[0] == 0 {
-		msg = fmt.Sprintf("%d %s", se.Code, se.Message)
+		msg = fmt.Sprintf("%d %s", se.Code, text)
 	}
 	if se.Code >= 500 {
 		return outcomesOf(fsm.OutcomePerm, msg, rcpts), nil

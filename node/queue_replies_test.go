@@ -129,3 +129,27 @@ func TestQueueAnyTwoHundredReplyIsSuccess(t *testing.T) {
 		t.Errorf("a message the server took was bounced: %d notices", len(got))
 	}
 }
+
+// A multi-line reply (as large providers word "no such user") is
+// recorded, and reported to the sender, as its text with the lines
+// joined by spaces: the line breaks became '?' in the notice, gluing
+// words and the help URL together.
+func TestQueueMultiLineReplyReadsAsText(t *testing.T) {
+	mx := startScriptedMX(t, func(cmd string) string {
+		if strings.HasPrefix(strings.ToUpper(cmd), "RCPT") {
+			return "550-5.1.1 The account that you tried to reach does not exist. Please try\r\n" +
+				"550-5.1.1 double-checking the address for typos. Learn more at\r\n" +
+				"550 5.1.1 https://help.example/nosuchuser\r\n"
+		}
+		return ""
+	})
+	c := queueCluster(t, &sink{addr: mx.addr}, nil)
+	l := c.leader(time.Second)
+	sendVia(t, c.follower(), "a@example.com", fwdBody, "out@example.com")
+	dsn := onlyDSN(t, c, l)
+	want := "550 5.1.1 The account that you tried to reach does not exist. Please try double-checking the address for typos. Learn more at https://help.example/nosuchuser"
+	wantAll(t, dsn, "Diagnostic-Code: smtp; "+want, "Status: 5.1.1")
+	if strings.Contains(dsn, "try?double") || strings.Contains(dsn, "at?https") {
+		t.Errorf("line breaks garbled in the notice:\n%s", dsn)
+	}
+}
