@@ -73,7 +73,7 @@ func (n *Node) dialSession(ctx context.Context, host string, relay bool, tlsCfg 
 	}
 	stop := closeOnDone(setup, conn)
 	defer stop()
-	hc := &sessionConn{Conn: conn, name: q.Hostname, cmdLimit: q.GreetingTimeout}
+	hc := &sessionConn{Conn: conn, name: q.Hostname, cmdLimit: q.GreetingTimeout, writeLimit: q.DataTimeout}
 	c, err := n.startSession(hc, host, relay, tlsCfg)
 	if err != nil {
 		conn.Close()
@@ -129,15 +129,19 @@ var errReplyTooLong = fmt.Errorf("%w: the server's reply is over %d bytes", ErrN
 // notes whether the server sent anything; it holds each command of the
 // setup, the greeting first, to cmdLimit (GreetingTimeout), which
 // go-smtp's deadlines (CommandTimeout, 5 minutes, set before every
-// command) would otherwise exceed; and it fails a reply over
-// maxReplyBytes.
+// command) would otherwise exceed; it gives every write writeLimit
+// (DataTimeout), since go-smtp sets no deadline while the message is
+// written (RFC 5321 §4.5.3.2.5 asks one per data block); and it fails a
+// reply over maxReplyBytes.
 type sessionConn struct {
 	net.Conn
 	name     string
 	wrote    bool
 	spoke    atomic.Bool
 	cmdLimit time.Duration // 0 once the session is set up
-	unread   int           // bytes read since our last write
+	// writeLimit bounds each write (0: none).
+	writeLimit time.Duration
+	unread     int // bytes read since our last write
 }
 
 func (c *sessionConn) SetDeadline(t time.Time) error {
@@ -149,6 +153,14 @@ func (c *sessionConn) SetDeadline(t time.Time) error {
 
 func (c *sessionConn) Write(p []byte) (int, error) {
 	c.unread = 0
+	if limit := c.writeLimit; limit > 0 {
+		if c.cmdLimit > 0 {
+			limit = min(limit, c.cmdLimit)
+		}
+		if err := c.Conn.SetWriteDeadline(time.Now().Add(limit)); err != nil {
+			return 0, err
+		}
+	}
 	if !c.wrote {
 		c.wrote = true
 		if string(p) == "EHLO localhost\r\n" && c.name != "" {

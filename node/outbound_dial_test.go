@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -264,5 +265,58 @@ func TestQueueErrorTextAndStatus(t *testing.T) {
 	}
 	if got := dsnStatus("550 Rejected: 2.16.5.10 is listed", dsnDelayed); got != "4.0.0" {
 		t.Errorf("delayed: %s", got)
+	}
+}
+
+// A server that takes DATA and then stops reading fails the write of
+// the message within DataTimeout (RFC 5321 §4.5.3.2.5: a timeout per
+// data block, not only one for the whole attempt).
+func TestOutboundStalledDataTimesOut(t *testing.T) {
+	stall := make(chan struct{})
+	addr := fakeMX(t, func(w io.Writer, cmd string) {
+		switch {
+		case strings.HasPrefix(cmd, "EHLO"):
+			io.WriteString(w, "250-fake.test\r\n250 8BITMIME\r\n")
+		case cmd == "DATA":
+			io.WriteString(w, "354 go ahead\r\n")
+			<-stall // reads no more
+		default:
+			io.WriteString(w, "250 ok\r\n")
+		}
+	})
+	t.Cleanup(func() { close(stall) })
+	pc, err := dialTo(t, addr, false, func(q *QueueConfig) { q.DataTimeout = 300 * time.Millisecond })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.c.Mail("a@example.com", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.c.Rcpt("b@fake.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := pc.c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		line := []byte(strings.Repeat("x", 998) + "\r\n")
+		for range 1 << 16 { // 64 MiB: far past what the sockets buffer
+			if _, err := w.Write(line); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("write to a server that stopped reading: %v, want a timeout", err)
+		}
+	case <-time.After(10 * time.Second):
+		pc.conn.Close()
+		t.Fatal("the write still waits on a server that stopped reading")
 	}
 }

@@ -73,6 +73,11 @@ type QueueConfig struct {
 	// §4.5.3.2.1 suggests 5). A dial has DialTimeout + GreetingTimeout
 	// in all, within the attempt's own deadline.
 	GreetingTimeout time.Duration
+	// DataTimeout bounds each write of the message to a server (RFC 5321
+	// §4.5.3.2.5, the data block's 3 minutes, the default): a server that
+	// stops reading in the middle of the data frees its worker and its
+	// connection slot then, not when the whole attempt runs out.
+	DataTimeout time.Duration
 	// HostDownTime is how long a destination host that failed a dial (or
 	// never greeted within the attempt) is skipped (default 1 min;
 	// negative: never skipped).
@@ -101,6 +106,9 @@ func (q *QueueConfig) setDefaults() {
 	setDur(&q.DialTimeout, 30*time.Second)
 	setDur(&q.AttemptTimeout, q.Lease/2)
 	setDur(&q.HostDownTime, time.Minute)
+	if q.DataTimeout <= 0 {
+		q.DataTimeout = 3 * time.Minute
+	}
 	if q.GreetingTimeout <= 0 {
 		q.GreetingTimeout = 2 * time.Minute
 	}

@@ -19,7 +19,7 @@ type queueFlags struct {
 	srsDomain                                        string
 	lifetime, delayNotify                            time.Duration
 	lease, retryMin, retryMax, hostDown              time.Duration
-	greeting                                         time.Duration
+	greeting, data                                   time.Duration
 	maxConnsPerDest                                  int
 	dkim                                             []string
 }
@@ -38,6 +38,7 @@ func (q *queueFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&q.retryMin, "queue-retry-min", time.Minute, "first retry delay after a temporary failure (doubles per attempt, with jitter)")
 	fl.DurationVar(&q.retryMax, "queue-retry-max", 2*time.Hour, "longest retry delay")
 	fl.DurationVar(&q.greeting, "queue-greeting-timeout", 2*time.Minute, "wait this long for a destination server's greeting and each reply while setting up a session")
+	fl.DurationVar(&q.data, "queue-data-timeout", 3*time.Minute, "give up on a destination server that takes no more of a message for this long (RFC 5321 §4.5.3.2.5; 0: 3 minutes)")
 	fl.DurationVar(&q.hostDown, "queue-host-down-time", time.Minute, "skip a destination server this long after it failed a connection (negative: never skip)")
 	fl.StringArrayVar(&q.dkim, "dkim", nil, "DOMAIN:SELECTOR:KEYFILE: sign outgoing mail from DOMAIN's senders with this PEM private key (RSA or Ed25519; publish the public key at SELECTOR._domainkey.DOMAIN); repeat per domain, or per key: every key of a domain signs")
 }
@@ -60,6 +61,9 @@ func (q *queueFlags) apply(cfg *node.Config, hostname string) error {
 	if q.greeting <= 0 {
 		return fmt.Errorf("queue: --queue-greeting-timeout %v must be positive", q.greeting)
 	}
+	if q.data < 0 {
+		return fmt.Errorf("queue: --queue-data-timeout %v must not be negative", q.data)
+	}
 	pw := os.Getenv("POWERMAIL_RELAY_PASSWORD")
 	if q.relayPasswordFile != "" {
 		raw, err := os.ReadFile(q.relayPasswordFile)
@@ -71,7 +75,7 @@ func (q *queueFlags) apply(cfg *node.Config, hostname string) error {
 	cfg.Queue = node.QueueConfig{Hostname: hostname, SRSDomain: q.srsDomain, Lifetime: q.lifetime, DelayNotify: q.delayNotify,
 		MaxConnsPerDest: q.maxConnsPerDest, RelayHost: q.relayHost, RelayUser: q.relayUser, RelayPassword: pw,
 		RelayRequireTLS: q.relayRequireTLS, Lease: q.lease, RetryMin: q.retryMin, RetryMax: q.retryMax, HostDownTime: q.hostDown,
-		GreetingTimeout: q.greeting}
+		GreetingTimeout: q.greeting, DataTimeout: q.data}
 	if q.relayCA != "" {
 		roots, err := node.LoadCertPool(q.relayCA)
 		if err != nil {
