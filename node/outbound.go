@@ -28,6 +28,8 @@ var (
 	ErrNoRoute = errors.New("no reachable mail server")
 	// ErrTLSRequired: the smarthost offers no STARTTLS and TLS is required.
 	ErrTLSRequired = errors.New("STARTTLS required but not offered")
+	// ErrRelayAuth: the smarthost refused our credentials (over TLS).
+	ErrRelayAuth = errors.New("relay refused the credentials")
 )
 
 // route is where to send mail for one domain: hosts to try in order.

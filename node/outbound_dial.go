@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"sync/atomic"
@@ -28,7 +29,7 @@ func (n *Node) dialSMTP(ctx context.Context, host string, relay bool) (*pooledCl
 	switch {
 	case err == nil:
 		return pc, nil
-	case required && spoke:
+	case required && spoke && !errors.Is(err, ErrRelayAuth): // TLS or the EHLO under it failed
 		return nil, fmt.Errorf("%w: %s: %v", ErrTLSRequired, host, err)
 	case required || !spoke || ctx.Err() != nil:
 		return nil, err
@@ -108,7 +109,7 @@ func (n *Node) startSession(conn net.Conn, host string, relay bool, tlsCfg *tls.
 	if relay && q.RelayUser != "" {
 		if err := c.Auth(sasl.NewPlainClient("", q.RelayUser, q.RelayPassword)); err != nil {
 			c.Close()
-			return nil, fmt.Errorf("AUTH with %s: %w", host, err)
+			return nil, fmt.Errorf("%w: AUTH with %s: %w", ErrRelayAuth, host, err)
 		}
 	}
 	return c, nil

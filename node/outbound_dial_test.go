@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
 	"powermail/fsm"
@@ -318,5 +319,52 @@ func TestOutboundStalledDataTimesOut(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		pc.conn.Close()
 		t.Fatal("the write still waits on a server that stopped reading")
+	}
+}
+
+// refusingAuth is a sink backend whose sessions offer AUTH PLAIN and
+// refuse every credential.
+type refusingAuth struct{ s *sink }
+
+func (b refusingAuth) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	return refusingAuthSession{&sinkSession{s: b.s, c: c}}, nil
+}
+
+type refusingAuthSession struct{ *sinkSession }
+
+func (refusingAuthSession) AuthMechanisms() []string { return []string{sasl.Plain} }
+
+func (refusingAuthSession) Auth(string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(_, _, _ string) error {
+		return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "credentials invalid"}
+	}), nil
+}
+
+// A relay that gives TLS and then refuses our credentials is reported
+// as refusing them, not as offering no STARTTLS: the operator must fix
+// the password, not the relay's TLS.
+func TestRelayRefusedCredentialsAreNotATLSFailure(t *testing.T) {
+	ca := testcerts.NewCA(t, "relay CA")
+	certFile, keyFile, _ := ca.Issue(t, t.TempDir(), "relay.test")
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sink{mode: "ok", release: make(chan struct{})}
+	srv := smtp.NewServer(refusingAuth{s})
+	srv.Domain = "relay.test"
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	_, err = dialTo(t, ln.Addr().String(), true, func(q *QueueConfig) {
+		q.RelayUser, q.RelayPassword = "relayuser", "wrong"
+		q.TLS = &tls.Config{RootCAs: ca.Pool(), ServerName: "relay.test"}
+	})
+	if err == nil || errors.Is(err, ErrTLSRequired) || !strings.Contains(err.Error(), "535") {
+		t.Fatalf("dial: %v, want the relay's 535 and no TLS failure", err)
 	}
 }
