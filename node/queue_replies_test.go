@@ -18,6 +18,7 @@ type scriptedMX struct {
 	reply func(cmd string) string // "" for the default reply
 	mu    sync.Mutex
 	got   []string // message data, per transaction that reached the dot
+	mails []string // the MAIL command of each of them
 }
 
 func startScriptedMX(t testing.TB, reply func(cmd string) string) *scriptedMX {
@@ -53,6 +54,7 @@ func (m *scriptedMX) serve(c net.Conn) {
 		}
 		io.WriteString(c, r)
 	}
+	mail := ""
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
@@ -61,6 +63,9 @@ func (m *scriptedMX) serve(c net.Conn) {
 		cmd := strings.TrimRight(line, "\r\n")
 		verb := strings.ToUpper(strings.SplitN(cmd, " ", 2)[0])
 		switch verb {
+		case "MAIL":
+			mail = cmd
+			answer(cmd, "250 2.0.0 ok\r\n")
 		case "EHLO":
 			answer(cmd, "250-scripted.test\r\n250 8BITMIME\r\n")
 		case "DATA":
@@ -85,6 +90,7 @@ func (m *scriptedMX) serve(c net.Conn) {
 			if r[0] == '2' {
 				m.mu.Lock()
 				m.got = append(m.got, data.String())
+				m.mails = append(m.mails, mail)
 				m.mu.Unlock()
 			}
 			io.WriteString(c, r)
@@ -151,5 +157,54 @@ func TestQueueMultiLineReplyReadsAsText(t *testing.T) {
 	wantAll(t, dsn, "Diagnostic-Code: smtp; "+want, "Status: 5.1.1")
 	if strings.Contains(dsn, "try?double") || strings.Contains(dsn, "at?https") {
 		t.Errorf("line breaks garbled in the notice:\n%s", dsn)
+	}
+}
+
+func (m *scriptedMX) sent() (mails, data []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.mails...), append([]string(nil), m.got...)
+}
+
+// A bounce of forwarded mail goes to a sender elsewhere with the null
+// reverse-path (RFC 5321 §4.5.5), and when that bounce is refused in turn
+// nothing more is sent: no bounce of a bounce.
+func TestQueueBounceToAnExternalSenderIsNullAndEndsThere(t *testing.T) {
+	var mu sync.Mutex
+	var lastMail string
+	var toSender []string // the MAIL of each transaction that named s@far.org
+	mx := startScriptedMX(t, func(cmd string) string {
+		mu.Lock()
+		defer mu.Unlock()
+		switch up := strings.ToUpper(cmd); {
+		case strings.HasPrefix(up, "MAIL"):
+			lastMail = cmd
+		case strings.HasPrefix(up, "RCPT TO:<X@ELSEWHERE.NET>"):
+			return "550 5.1.1 no such user\r\n"
+		case strings.HasPrefix(up, "RCPT TO:<S@FAR.ORG>"):
+			toSender = append(toSender, lastMail)
+			return "550 5.1.1 no such sender either\r\n"
+		}
+		return ""
+	})
+	c := queueCluster(t, &sink{addr: mx.addr}, func(q *QueueConfig) {
+		q.DestOverride["far.org"] = mx.addr
+	})
+	sendVia(t, c.follower(), "s@far.org", fwdBody, "out@example.com")
+	waitFor(t, 10*time.Second, "queue empty", func() bool { return queueEmpty(c) })
+	time.Sleep(500 * time.Millisecond)
+	if mails, _ := mx.sent(); len(mails) != 0 {
+		t.Fatalf("refused mail was taken: %q", mails)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(toSender) != 1 || !strings.HasPrefix(toSender[0], "MAIL FROM:<>") {
+		t.Errorf("transactions to the sender: %q, want one bounce from <>", toSender)
+	}
+	l := c.leader(time.Second)
+	for _, mb := range []string{"a@example.com", "b@example.com"} {
+		if got := inbox(t, l, mb); len(got) != 0 {
+			t.Errorf("%s got %d messages", mb, len(got))
+		}
 	}
 }
