@@ -284,7 +284,15 @@ func (p *smtpPool) sweepIdle(now time.Time) {
 	}
 }
 
-// closeIdle ends every idle connection (node shutdown).
+// poolQuitWait bounds how long closing the pool waits for the answers
+// to its QUITs, all of them together: a server gone silent while idle
+// must not hold a node's shutdown for go-smtp's command timeout (5
+// minutes) per connection.
+const poolQuitWait = 2 * time.Second
+
+// closeIdle ends every idle connection (node shutdown): QUIT to each at
+// once (RFC 5321 §4.1.1.10), and whatever has not answered within
+// poolQuitWait is closed.
 func (p *smtpPool) closeIdle() {
 	p.mu.Lock()
 	p.closed = true
@@ -293,18 +301,28 @@ func (p *smtpPool) closeIdle() {
 		hosts = append(hosts, h)
 	}
 	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), poolQuitWait)
+	defer cancel()
+	var wg sync.WaitGroup
 	for _, h := range hosts {
 		for {
+			var pc *pooledClient
 			select {
-			case pc := <-h.idle:
-				pc.c.Quit()
-				p.discard(pc)
-				continue
+			case pc = <-h.idle:
 			default:
 			}
-			break
+			if pc == nil {
+				break
+			}
+			wg.Go(func() {
+				stop := closeOnDone(ctx, pc.conn)
+				pc.c.Quit()
+				stop()
+				p.discard(pc)
+			})
 		}
 	}
+	wg.Wait()
 }
 
 // closeOnDone closes conn when ctx ends, until the returned stop is

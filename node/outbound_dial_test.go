@@ -368,3 +368,47 @@ func TestRelayRefusedCredentialsAreNotATLSFailure(t *testing.T) {
 		t.Fatalf("dial: %v, want the relay's 535 and no TLS failure", err)
 	}
 }
+
+// Closing the pool (node shutdown) says QUIT to each idle connection but
+// does not wait a command timeout for an answer: a server that has gone
+// silent while idle must not hold the node's Close for minutes.
+func TestPoolCloseDoesNotWaitForASilentServer(t *testing.T) {
+	silent := make(chan struct{})
+	t.Cleanup(func() { close(silent) })
+	addr := fakeMX(t, func(w io.Writer, cmd string) {
+		switch {
+		case strings.HasPrefix(cmd, "EHLO"):
+			io.WriteString(w, "250-fake.test\r\n250 8BITMIME\r\n")
+		case cmd == "QUIT":
+			<-silent // never answers
+		default:
+			io.WriteString(w, "250 ok\r\n")
+		}
+	})
+	n := queueNode(nil)
+	p := newSMTPPool(n)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var pcs []*pooledClient
+	for range 2 {
+		pc, err := p.get(ctx, addr, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pcs = append(pcs, pc)
+	}
+	for _, pc := range pcs {
+		p.put(pc, true) // idle now
+	}
+	start := time.Now()
+	done := make(chan struct{})
+	go func() { p.closeIdle(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("closing the pool waits on a silent server")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("closing the pool took %v", took)
+	}
+}
