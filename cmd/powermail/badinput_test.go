@@ -48,6 +48,7 @@ func TestCLIBadInputWithoutACluster(t *testing.T) {
 		{[]string{"storage", "verify", "--addr", web.URL}, "answered 404 Not Found, not as a PowerMail admin API does"},
 		{[]string{"server", "--data", t.TempDir(), "--account-check-interval", "-1s"}, "--account-check-interval -1s: must not be negative"},
 		{[]string{"server", "--data", t.TempDir(), "--raft-entry-messages", "0"}, "--raft-entry-messages 0: must be at least 1"},
+		{[]string{"server", "--data", t.TempDir(), "--queue-lifetime", "-1h"}, "--queue-lifetime -1h0m0s: must be positive"},
 	} {
 		args := f.args
 		if args[0] != "server" && !strings.Contains(strings.Join(args, " "), "--addr") {

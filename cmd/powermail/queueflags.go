@@ -43,9 +43,14 @@ func (q *queueFlags) register(fl *pflag.FlagSet) {
 	fl.StringArrayVar(&q.dkim, "dkim", nil, "DOMAIN:SELECTOR:KEYFILE: sign outgoing mail from DOMAIN's senders with this PEM private key (RSA or Ed25519; publish the public key at SELECTOR._domainkey.DOMAIN); repeat per domain, or per key: every key of a domain signs")
 }
 
-// validateDKIM reads every --dkim key once, so that a bad one stops the
-// server before anything starts.
-func (q *queueFlags) validateDKIM() error {
+// validate reads every --dkim key once, and checks the lifetime, so
+// that a mistake stops the server before anything starts.
+func (q *queueFlags) validate() error {
+	if q.lifetime <= 0 {
+		// Zero would read as the default, and a negative lifetime would
+		// bounce every message at its first temporary failure.
+		return fmt.Errorf("--queue-lifetime %v: must be positive", q.lifetime)
+	}
 	for _, spec := range q.dkim {
 		if _, err := node.ParseDKIMKey(spec); err != nil {
 			return fmt.Errorf("--dkim: %w", err)

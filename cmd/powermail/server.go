@@ -168,7 +168,7 @@ func (f *serverFlags) validate() (int64, error) {
 		return 0, fmt.Errorf("--min-free-space: %w", err)
 	}
 	for _, check := range []func() error{f.raft.validate, func() error { return f.clusterTLS.validate(true) },
-		func() error { return f.adminTLS.validate(false) }, f.queue.validateDKIM, f.redundancy.validate, f.validateBootstrap} {
+		func() error { return f.adminTLS.validate(false) }, f.queue.validate, f.redundancy.validate, f.validateBootstrap} {
 		if err := check(); err != nil {
 			return 0, err
 		}
