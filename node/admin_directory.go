@@ -91,8 +91,25 @@ func (n *Node) directoryRoutes(route routeFunc) {
 			return h(r)
 		})
 	}
-	apply := func(r *http.Request, c fsm.Command) (any, error) { return n.Apply(r.Context(), c) }
+	n.domainRoutes(route, read)
+	n.mailboxRoutes(route, read)
+	n.mailboxUpdateRoutes(route)
+	n.forwardRoutes(route, read)
+	read("GET /v1/bodies/{hash}", func(r *http.Request) (any, error) {
+		return n.bodyView(r.Context(), r.PathValue("hash"))
+	})
+	route("GET /v1/storage", func(r *http.Request) (any, error) { return n.bodies.Stats(r.Context()) })
+	read("GET /v1/resolve/{address}", func(r *http.Request) (any, error) {
+		return n.state.Resolve(r.PathValue("address"))
+	})
+	read("GET /v1/settings", func(r *http.Request) (any, error) { return n.state.Settings() })
+	n.settingsRoute(route)
+}
 
+// applyFor proposes c on behalf of the request r.
+func (n *Node) applyFor(r *http.Request, c fsm.Command) (any, error) { return n.Apply(r.Context(), c) }
+
+func (n *Node) domainRoutes(route, read routeFunc) {
 	read("GET /v1/domains", func(r *http.Request) (any, error) {
 		lim, err := limit(r)
 		if err != nil {
@@ -102,12 +119,14 @@ func (n *Node) directoryRoutes(route routeFunc) {
 	})
 	route("POST /v1/domains", func(r *http.Request) (any, error) {
 		var c fsm.DomainAdd
-		return nil, decodeInto(r, &c, func() error { _, err := apply(r, &c); return err })
+		return nil, decodeInto(r, &c, func() error { _, err := n.applyFor(r, &c); return err })
 	})
 	route("DELETE /v1/domains/{name}", func(r *http.Request) (any, error) {
-		return apply(r, &fsm.DomainRemove{Name: r.PathValue("name")})
+		return n.applyFor(r, &fsm.DomainRemove{Name: r.PathValue("name")})
 	})
+}
 
+func (n *Node) mailboxRoutes(route, read routeFunc) {
 	read("GET /v1/mailboxes", func(r *http.Request) (any, error) {
 		q := r.URL.Query()
 		lim, err := limit(r)
@@ -129,51 +148,82 @@ func (n *Node) directoryRoutes(route routeFunc) {
 		return nil, decodeInto(r, &req, func() error {
 			nm, err := req.toNew()
 			if err == nil {
-				_, err = apply(r, &fsm.MailboxAdd{Mailboxes: []fsm.NewMailbox{nm}, Distinct: n.encodingAtLeast(fsm.EncodingJSON4)})
+				_, err = n.applyFor(r, &fsm.MailboxAdd{Mailboxes: []fsm.NewMailbox{nm}, Distinct: n.encodingAtLeast(fsm.EncodingJSON4)})
 			}
 			return err
 		})
 	})
-	route("POST /v1/mailboxes/batch", func(r *http.Request) (any, error) {
-		var req BatchRequest
-		var out any
-		err := decodeInto(r, &req, func() (err error) {
-			// The state machine refuses such a batch too, but only after
-			// every password in it was hashed here: a body of 64 MiB holds
-			// hundreds of thousands, hours of argon2id for a refusal.
-			if len(req.Mailboxes) == 0 || len(req.Mailboxes) > fsm.MaxMailboxBatch {
-				return &fsm.Error{Kind: fsm.ErrInvalid, Msg: fmt.Sprintf("a batch holds 1 to %d mailboxes, not %d", fsm.MaxMailboxBatch, len(req.Mailboxes))}
-			}
-			rows, res := req.Mailboxes, ImportResult{}
-			if req.SkipExisting {
-				if rows, res.Skipped, err = n.skipExisting(r.Context(), rows); err != nil {
-					return err
-				}
-				out = res
-			}
-			if len(rows) == 0 {
-				return nil
-			}
-			c := &fsm.MailboxAdd{Mailboxes: make([]fsm.NewMailbox, len(rows)), Distinct: n.encodingAtLeast(fsm.EncodingJSON4)}
-			for i, m := range rows {
-				if c.Mailboxes[i], err = m.toNew(); err != nil {
-					return err
-				}
-			}
-			v, err := apply(r, c)
-			if req.SkipExisting {
-				res.Created = len(rows)
-				out = res
-			} else {
-				out = v // before skip_existing the answer was the count alone
-			}
-			return err
-		})
-		return out, err
-	})
+	route("POST /v1/mailboxes/batch", n.addMailboxBatch)
 	route("DELETE /v1/mailboxes/{address}", func(r *http.Request) (any, error) {
 		return n.RemoveMailbox(r.Context(), r.PathValue("address"))
 	})
+	read("GET /v1/mailboxes/{address}/messages", n.listMessages)
+}
+
+// addMailboxBatch creates the mailboxes of a BatchRequest in one entry.
+func (n *Node) addMailboxBatch(r *http.Request) (any, error) {
+	var req BatchRequest
+	var out any
+	err := decodeInto(r, &req, func() (err error) {
+		// The state machine refuses such a batch too, but only after
+		// every password in it was hashed here: a body of 64 MiB holds
+		// hundreds of thousands, hours of argon2id for a refusal.
+		if len(req.Mailboxes) == 0 || len(req.Mailboxes) > fsm.MaxMailboxBatch {
+			return &fsm.Error{Kind: fsm.ErrInvalid, Msg: fmt.Sprintf("a batch holds 1 to %d mailboxes, not %d", fsm.MaxMailboxBatch, len(req.Mailboxes))}
+		}
+		rows, res := req.Mailboxes, ImportResult{}
+		if req.SkipExisting {
+			if rows, res.Skipped, err = n.skipExisting(r.Context(), rows); err != nil {
+				return err
+			}
+			out = res
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		c := &fsm.MailboxAdd{Mailboxes: make([]fsm.NewMailbox, len(rows)), Distinct: n.encodingAtLeast(fsm.EncodingJSON4)}
+		for i, m := range rows {
+			if c.Mailboxes[i], err = m.toNew(); err != nil {
+				return err
+			}
+		}
+		v, err := n.applyFor(r, c)
+		if req.SkipExisting {
+			res.Created = len(rows)
+			out = res
+		} else {
+			out = v // before skip_existing the answer was the count alone
+		}
+		return err
+	})
+	return out, err
+}
+
+// listMessages is a page of one folder's messages, INBOX by default.
+func (n *Node) listMessages(r *http.Request) (any, error) {
+	q := r.URL.Query()
+	folder := q.Get("folder")
+	if folder == "" {
+		folder = "INBOX"
+	}
+	lim, err := limit(r)
+	if err != nil {
+		return nil, err
+	}
+	// A UID that does not parse was read as 0, and the first page
+	// came back for any later one asked: a pager following UIDs
+	// would start over instead of hearing of its mistake.
+	var after uint64
+	if v := q.Get("after"); v != "" {
+		if after, err = strconv.ParseUint(v, 10, 32); err != nil {
+			return nil, &fsm.Error{Kind: fsm.ErrInvalid, Msg: fmt.Sprintf("after=%q: want a UID, 0 to %d", v, uint32(math.MaxUint32))}
+		}
+	}
+	return nonNil(n.state.Messages(r.PathValue("address"), folder, uint32(after), lim))
+}
+
+// mailboxUpdateRoutes change one mailbox: password, quota, enabled.
+func (n *Node) mailboxUpdateRoutes(route routeFunc) {
 	route("POST /v1/mailboxes/{address}/password", func(r *http.Request) (any, error) {
 		var req struct {
 			Password string `json:"password"`
@@ -181,7 +231,7 @@ func (n *Node) directoryRoutes(route routeFunc) {
 		return nil, decodeInto(r, &req, func() error {
 			h, err := fsm.HashPassword(req.Password)
 			if err == nil {
-				_, err = apply(r, &fsm.MailboxUpdate{Address: r.PathValue("address"), PasswordHash: &h})
+				_, err = n.applyFor(r, &fsm.MailboxUpdate{Address: r.PathValue("address"), PasswordHash: &h})
 			}
 			return err
 		})
@@ -194,11 +244,10 @@ func (n *Node) directoryRoutes(route routeFunc) {
 			if req.QuotaBytes == nil {
 				return &fsm.Error{Kind: fsm.ErrInvalid, Msg: "quota_bytes is required (0: no quota)"}
 			}
-			_, err := apply(r, &fsm.MailboxUpdate{Address: r.PathValue("address"), QuotaBytes: req.QuotaBytes})
+			_, err := n.applyFor(r, &fsm.MailboxUpdate{Address: r.PathValue("address"), QuotaBytes: req.QuotaBytes})
 			return err
 		})
 	})
-
 	route("POST /v1/mailboxes/{address}/enabled", func(r *http.Request) (any, error) {
 		var req struct {
 			Enabled *bool `json:"enabled"`
@@ -208,38 +257,13 @@ func (n *Node) directoryRoutes(route routeFunc) {
 				return &fsm.Error{Kind: fsm.ErrInvalid, Msg: "enabled is required (true or false)"}
 			}
 			disabled := !*req.Enabled
-			_, err := apply(r, &fsm.MailboxUpdate{Address: r.PathValue("address"), Disabled: &disabled})
+			_, err := n.applyFor(r, &fsm.MailboxUpdate{Address: r.PathValue("address"), Disabled: &disabled})
 			return err
 		})
 	})
+}
 
-	read("GET /v1/mailboxes/{address}/messages", func(r *http.Request) (any, error) {
-		q := r.URL.Query()
-		folder := q.Get("folder")
-		if folder == "" {
-			folder = "INBOX"
-		}
-		lim, err := limit(r)
-		if err != nil {
-			return nil, err
-		}
-		// A UID that does not parse was read as 0, and the first page
-		// came back for any later one asked: a pager following UIDs
-		// would start over instead of hearing of its mistake.
-		var after uint64
-		if v := q.Get("after"); v != "" {
-			if after, err = strconv.ParseUint(v, 10, 32); err != nil {
-				return nil, &fsm.Error{Kind: fsm.ErrInvalid, Msg: fmt.Sprintf("after=%q: want a UID, 0 to %d", v, uint32(math.MaxUint32))}
-			}
-		}
-		return nonNil(n.state.Messages(r.PathValue("address"), folder, uint32(after), lim))
-	})
-
-	read("GET /v1/bodies/{hash}", func(r *http.Request) (any, error) {
-		return n.bodyView(r.Context(), r.PathValue("hash"))
-	})
-	route("GET /v1/storage", func(r *http.Request) (any, error) { return n.bodies.Stats(r.Context()) })
-
+func (n *Node) forwardRoutes(route, read routeFunc) {
 	read("GET /v1/forwards", func(r *http.Request) (any, error) {
 		q := r.URL.Query()
 		var fws []fsm.Forward
@@ -248,7 +272,7 @@ func (n *Node) directoryRoutes(route routeFunc) {
 			return nil, err
 		}
 		if target := q.Get("target"); target != "" {
-			// Every domain's forwards that name target: a full scan.
+			// Every domain's forwards that name target.
 			fws, err = n.state.ForwardsTo(target, lim)
 		} else if err = n.knownDomain(q.Get("domain")); err == nil {
 			fws, err = n.state.Forwards(q.Get("domain"), q.Get("after"), lim)
@@ -264,21 +288,15 @@ func (n *Node) directoryRoutes(route routeFunc) {
 			// (fsm.ForwardAdd.Fallbacks); what the client sent is not
 			// asked.
 			c.Fallbacks = n.encodingAtLeast(fsm.EncodingJSON7)
-			_, err := apply(r, &c)
+			_, err := n.applyFor(r, &c)
 			out = forwardAdded(c)
 			return err
 		})
 		return out, err
 	})
 	route("DELETE /v1/forwards/{address}", func(r *http.Request) (any, error) {
-		return apply(r, &fsm.ForwardRemove{Address: r.PathValue("address")})
+		return n.applyFor(r, &fsm.ForwardRemove{Address: r.PathValue("address")})
 	})
-	read("GET /v1/resolve/{address}", func(r *http.Request) (any, error) {
-		return n.state.Resolve(r.PathValue("address"))
-	})
-
-	read("GET /v1/settings", func(r *http.Request) (any, error) { return n.state.Settings() })
-	n.settingsRoute(route)
 }
 
 // ForwardAdded answers the creation of a forward with what was stored:
