@@ -73,13 +73,26 @@ func (n *Node) usedBytes(id string) int64 {
 
 func (n *Node) verifyOn(ctx context.Context, m fsm.Member, hash string) error {
 	if m.ID == n.cfg.ID {
-		h, err := storage.ParseHash(hash)
-		if err != nil {
-			return err
-		}
-		return n.bodies.Verify(ctx, h)
+		return n.verifyLocal(ctx, hash)
 	}
 	return n.upkeepCall(ctx, 0, m, "GET", "/rpc/verify/"+hash, nil, nil)
+}
+
+// verifyLocal verifies this node's copy of a body. A corrupt copy is
+// reported in the background (unlisted, deleted, repaired from a good
+// one: scrub.go), wherever the check came from: a peer's /rpc/verify, or
+// this node's own `storage verify` or trim. Left alone, it would stay
+// listed, and fail every such check, until the next scrub.
+func (n *Node) verifyLocal(ctx context.Context, hash string) error {
+	h, err := storage.ParseHash(hash)
+	if err != nil {
+		return err
+	}
+	err = n.bodies.Verify(ctx, h)
+	if errors.Is(err, storage.ErrCorrupt) {
+		n.spawn(func(ctx context.Context) { n.reportCorrupt(ctx, h) })
+	}
+	return err
 }
 
 func (n *Node) dropOn(ctx context.Context, m fsm.Member, hash string) error {
@@ -294,14 +307,7 @@ func (n *Node) repairRPC(mux *http.ServeMux) {
 		writeRPC(w, nil, n.fetchFrom(r.Context(), r.PathValue("hash"), req.Sources))
 	})
 	mux.HandleFunc("GET /rpc/verify/{hash}", func(w http.ResponseWriter, r *http.Request) {
-		h, err := storage.ParseHash(r.PathValue("hash"))
-		if err == nil {
-			err = n.bodies.Verify(r.Context(), h)
-			if errors.Is(err, storage.ErrCorrupt) {
-				go n.reportCorrupt(context.WithoutCancel(r.Context()), h)
-			}
-		}
-		writeRPC(w, nil, err)
+		writeRPC(w, nil, n.verifyLocal(r.Context(), r.PathValue("hash")))
 	})
 	mux.HandleFunc("POST /rpc/drop/{hash}", func(w http.ResponseWriter, r *http.Request) {
 		writeRPC(w, nil, n.dropLocal(r.Context(), r.PathValue("hash")))
