@@ -82,23 +82,27 @@ func (c *cleanScan) covers(now cleanScan) bool {
 }
 
 // settled reports whether a scan would leave rec as it is (repairBody):
-// listed on no removed node, and on exactly r healthy members, or on more
+// listed on exactly r healthy members and no removed node, or on more
 // while a listed member is down (extras are trimmed only once every
 // listed member is healthy), or on fewer when every healthy member holds
 // it already: there is nowhere to copy it until a member joins or comes
-// back, and either changes the scan key.
+// back, and either changes the scan key. That last holds with a removed
+// node listed too: its listing goes only with the copy that restores R
+// (R=3 on three nodes, one lost and removed, leaves every body so).
 func settled(live liveness, r int, rec fsm.BodyRecord) bool {
-	healthy := 0
+	healthy, removed := 0, false
 	for _, id := range rec.Replicas {
 		if live.alive[id] {
 			healthy++
 		} else if _, member := live.members[id]; !member {
-			return false
+			removed = true
 		}
 	}
 	switch {
 	case healthy < r:
 		return healthy == live.healthy()
+	case removed:
+		return false // unlisted now
 	case healthy > r:
 		return healthy < len(rec.Replicas)
 	}

@@ -135,6 +135,8 @@ func TestSettledBodies(t *testing.T) {
 		{2, []string{"n1", "n2", "n3"}, true},    // extras wait for n3 to return
 		{1, []string{"n1", "n2"}, false},         // an extra to trim now
 		{2, []string{"n1", "n2", "gone"}, false}, // a removed node to unlist
+		{3, []string{"n1", "n2", "gone"}, true},  // unlisted with the copy no member can take yet
+		{3, []string{"n1", "gone"}, false},       // n2 can take a copy
 	} {
 		if got := settled(live, tc.r, fsm.BodyRecord{Body: fsm.Body{Replicas: tc.replicas}}); got != tc.want {
 			t.Errorf("R=%d on %v: settled %v, want %v", tc.r, tc.replicas, got, tc.want)
