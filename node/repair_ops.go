@@ -62,6 +62,16 @@ func (n *Node) freeBytes(id string) uint64 {
 	return f
 }
 
+// hasRoom reports whether a member's store had room for new bodies when
+// last seen (this node: now); a peer never polled has none known.
+func (n *Node) hasRoom(id string) bool {
+	if id == n.cfg.ID {
+		return n.freeBytes(id) > 0
+	}
+	f, ok := n.placement.free(id)
+	return ok && f > 0
+}
+
 // usedBytes is a member's body bytes as last seen (this node: now).
 func (n *Node) usedBytes(id string) int64 {
 	if id == n.cfg.ID {
@@ -124,9 +134,9 @@ func (n *Node) dropLocal(ctx context.Context, hash string) error {
 }
 
 // rebalance moves bodies from the fullest live member to the emptiest
-// until their used bytes are within RebalanceSpread of the fullest, or
-// until the deadline; the next round goes on. Only bodies with at least r
-// listed replicas move: a short one is repair's.
+// one with room until their used bytes are within RebalanceSpread of the
+// fullest, or until the deadline; the next round goes on. Only bodies
+// with at least r listed replicas move: a short one is repair's.
 func (n *Node) rebalance(ctx context.Context, live liveness, r int, deadline time.Time) error {
 	var ids []string
 	for id := range live.members {
@@ -134,15 +144,19 @@ func (n *Node) rebalance(ctx context.Context, live liveness, r int, deadline tim
 			ids = append(ids, id)
 		}
 	}
-	if len(ids) < 2 {
-		return nil
-	}
 	used := map[string]int64{}
 	for _, id := range ids {
 		used[id] = n.usedBytes(id)
 	}
 	slices.SortFunc(ids, func(a, b string) int { return int(used[b] - used[a]) })
-	full, empty := ids[0], ids[len(ids)-1]
+	// A node at its free-space reserve (or not yet polled) refuses every
+	// copy: as the destination it would stop each round at its first
+	// move, and the others would never be balanced.
+	dest := slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return !n.hasRoom(id) })
+	if len(ids) < 2 || len(dest) == 0 || dest[len(dest)-1] == ids[0] {
+		return nil
+	}
+	full, empty := ids[0], dest[len(dest)-1]
 	gap := used[full] - used[empty]
 	if used[full] == 0 || float64(gap) <= n.cfg.RebalanceSpread*float64(used[full]) {
 		return nil
