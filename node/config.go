@@ -79,7 +79,8 @@ type Config struct {
 
 	// Redundancy upkeep (repair.go, scrub.go). RepairGrace is how long a
 	// member may be unreachable before its replicas stop counting;
-	// RepairRate bounds repair and rebalance copying (bytes/s);
+	// RepairRate bounds repair and rebalance copying, and a trim's reading
+	// back of the copies that stay (bytes/s);
 	// RebalanceSpread is the allowed (max-min)/max of used bytes across
 	// live members. ScrubRate bounds background verification (bytes/s).
 	// Zero means the Default* values.

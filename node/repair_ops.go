@@ -16,15 +16,16 @@ import (
 // trim removes extra replicas of a body whose every replica is healthy:
 // the copies that stay are verified first, the fullest nodes give theirs
 // up, the record changes, and only then are the dropped copies deleted.
+// The verification reads every kept copy whole, so it takes a slot of
+// the copy gate and its bytes from the repair rate, as a copy does: a
+// lowered R trims every body, and must not read the whole store at disk
+// speed while mail waits.
 func (n *Node) trim(ctx context.Context, live liveness, rec fsm.BodyRecord, extra int) error {
 	ids := slices.Clone(rec.Replicas)
 	slices.SortFunc(ids, func(a, b string) int { return compareFree(n.freeBytes(b), n.freeBytes(a)) })
 	keep, drop := ids[:len(ids)-extra], ids[len(ids)-extra:]
-	for _, id := range keep {
-		if err := n.verifyOn(ctx, live.members[id], rec.Hash); err != nil {
-			n.log.Warn("not trimming: a kept replica did not verify", "body", rec.Hash, "node", id, "err", err)
-			return nil
-		}
+	if ok, err := n.verifyKept(ctx, live, rec, keep); !ok || err != nil {
+		return err
 	}
 	if err := n.place(ctx, rec.Hash, nil, drop, rec.Replicas); err != nil {
 		if errors.Is(err, errNotPlaced) {
@@ -39,6 +40,28 @@ func (n *Node) trim(ctx context.Context, live liveness, rec fsm.BodyRecord, extr
 	}
 	n.repair.update(func(s *RepairStatus) { s.Trimmed += int64(extra) })
 	return nil
+}
+
+// verifyKept reads back the copies a trim keeps, holding a slot of the
+// copy gate only while it reads (not while the dropped copies are
+// deleted, which a paused member can make last a minute). It reports
+// whether every one verified; only a cancelled context is an error.
+func (n *Node) verifyKept(ctx context.Context, live liveness, rec fsm.BodyRecord, keep []string) (bool, error) {
+	release, err := n.copies.acquire(ctx, rec.Size)
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	if err := n.limiter.wait(ctx, rec.Size*int64(len(keep))); err != nil {
+		return false, err
+	}
+	for _, id := range keep {
+		if err := n.verifyOn(ctx, live.members[id], rec.Hash); err != nil {
+			n.log.Warn("not trimming: a kept replica did not verify", "body", rec.Hash, "node", id, "err", err)
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 func compareFree(a, b uint64) int {
