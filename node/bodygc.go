@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -160,16 +162,25 @@ func (n *Node) collectOne(ctx context.Context, hash string) (bool, int64, error)
 	} else if err := n.applyAccess(ctx, &fsm.BodyCollect{Hash: hash}, &res); err != nil || res.Collect == 0 {
 		return false, 0, err
 	}
-	members, err := n.state.Members()
+	live, err := n.liveness()
 	if err != nil {
 		return false, 0, err
 	}
+	members := slices.Collect(maps.Values(live.members))
 	// Every member at once: one that does not answer costs the round its
-	// call's timeout once, not once per member.
+	// call's timeout once, not once per member. A member down past the
+	// repair grace is not asked at all: a paused one would cost that
+	// timeout (5 s to a minute) for every body of every round, and hold all
+	// collection meanwhile. A body listed on it waits for it, as it
+	// would after the timeout; its unlisted copies are the orphan sweep's.
 	replies := make([]gcReply, len(members))
 	errs := make([]error, len(members))
 	var wg sync.WaitGroup
 	for i, m := range members {
+		if !live.alive[m.ID] {
+			errs[i] = errMemberDown
+			continue
+		}
 		wg.Go(func() { replies[i], errs[i] = n.gcRemote(ctx, m, hash, res.Collect) })
 	}
 	wg.Wait()
@@ -205,6 +216,9 @@ func (n *Node) collectOne(ctx context.Context, hash string) (bool, int64, error)
 	err = n.applyAccess(ctx, &fsm.BodyForget{Hash: hash, Collect: res.Collect}, &gone)
 	return gone, freed, err
 }
+
+// errMemberDown: a member down past the repair grace, not asked.
+var errMemberDown = errors.New("member down past the repair grace")
 
 // gcLoop runs CollectGarbage every interval while this node leads.
 func (n *Node) gcLoop(ctx context.Context, interval time.Duration) {
