@@ -23,6 +23,12 @@ import (
 // DefaultOrphanGrace is how old an unreferenced body must be to go.
 const DefaultOrphanGrace = time.Hour
 
+// sweepBatch is how many doomed bodies the orphan sweep collects before
+// it deletes them and scans on: a node removed and joined again without
+// a wipe can hold millions of unlisted bodies, and a list of all of them
+// would take memory in proportion (64 bytes each).
+const sweepBatch = 1024
+
 // SweepOrphans deletes this node's unreferenced bodies older than grace
 // and returns how many it deleted and how many bytes that freed.
 func (n *Node) SweepOrphans(ctx context.Context, grace time.Duration) (int, int64, error) {
@@ -32,7 +38,8 @@ func (n *Node) SweepOrphans(ctx context.Context, grace time.Duration) (int, int6
 		return 0, 0, err
 	}
 	cutoff := time.Now().Add(-grace)
-	var doomed []storage.BodyInfo
+	var sw orphanSweep
+	doomed := make([]storage.Hash, 0, sweepBatch)
 	for info, err := range n.bodies.Bodies(ctx, storage.Hash{}) {
 		if errors.Is(err, storage.ErrCorrupt) {
 			// Its age is unknown; it is the scrub's, whatever the sweep does.
@@ -40,45 +47,64 @@ func (n *Node) SweepOrphans(ctx context.Context, grace time.Duration) (int, int6
 			continue
 		}
 		if err != nil {
-			return 0, 0, err
+			return sw.deleted, sw.freed, err
 		}
 		if info.Written.After(cutoff) {
 			continue
 		}
 		held, err := n.listedHere(info.Hash)
 		if err != nil {
-			return 0, 0, err
+			return sw.deleted, sw.freed, err
 		}
-		if !held {
-			doomed = append(doomed, info)
+		if held {
+			continue
+		}
+		if doomed = append(doomed, info.Hash); len(doomed) == sweepBatch {
+			if err := n.sweepDoomed(ctx, &sw, doomed, grace); err != nil {
+				return sw.deleted, sw.freed, err
+			}
+			doomed = doomed[:0]
 		}
 	}
-	var freed int64
-	deleted := 0
-	for _, info := range doomed {
+	if err := n.sweepDoomed(ctx, &sw, doomed, grace); err != nil {
+		return sw.deleted, sw.freed, err
+	}
+	if sw.deleted > 0 {
+		n.log.Info("deleted orphan bodies", "count", sw.deleted, "bytes", sw.freed)
+	}
+	return sw.deleted, sw.freed, nil
+}
+
+// orphanSweep counts what a sweep deleted.
+type orphanSweep struct {
+	deleted int
+	freed   int64
+}
+
+// sweepDoomed deletes the bodies the sweep found unlisted, unless listed
+// or written since.
+func (n *Node) sweepDoomed(ctx context.Context, sw *orphanSweep, doomed []storage.Hash, grace time.Duration) error {
+	for _, h := range doomed {
 		// Listed since the scan (a long list takes a while to delete)?
-		held, err := n.listedHere(info.Hash)
+		held, err := n.listedHere(h)
 		if err != nil {
-			return deleted, freed, err
+			return err
 		}
 		if held {
 			continue
 		}
 		// A delivery may be writing this content again right now: a copy
 		// written within the grace period stays (storage.DeleteIfIdle).
-		ok, size, err := n.bodies.DeleteIfIdle(ctx, info.Hash, grace)
+		ok, size, err := n.bodies.DeleteIfIdle(ctx, h, grace)
 		if err != nil {
-			return deleted, freed, err
+			return err
 		}
 		if ok {
-			deleted++
-			freed += size
+			sw.deleted++
+			sw.freed += size
 		}
 	}
-	if deleted > 0 {
-		n.log.Info("deleted orphan bodies", "count", deleted, "bytes", freed)
-	}
-	return deleted, freed, nil
+	return nil
 }
 
 // listedHere reports whether the directory names this node as a replica
