@@ -122,13 +122,19 @@ func (n *Node) verifyBody(ctx context.Context, live liveness, r int, rec fsm.Bod
 }
 
 // verifyReplicas checks every listed replica of rec on a live member,
-// returning how many verified and why the others did not.
+// returning how many verified and why the others did not. A member down
+// past the repair grace is not asked (a paused one would cost each body
+// a call's timeout): its copy counts as not verified.
 func (n *Node) verifyReplicas(ctx context.Context, live liveness, rec fsm.BodyRecord) (int, map[string]error) {
 	ok, failed := 0, map[string]error{}
 	for _, id := range rec.Replicas {
 		m, member := live.members[id]
 		if !member {
 			continue // a removed node: repair drops the listing
+		}
+		if !live.alive[id] {
+			failed[id] = errMemberDown
+			continue
 		}
 		if err := n.verifyOn(ctx, m, rec.Hash); err != nil {
 			failed[id] = err
