@@ -97,6 +97,10 @@ func (n *Node) openRemote(ctx context.Context, h storage.Hash) (Body, error) {
 		return nil, fmt.Errorf("%w: %v", ErrBodyUnavailable, err)
 	}
 	if b.Size > n.cfg.RemoteReadMax {
+		if n.bodies.Failed() != nil || n.bodies.CheckSpace(b.Size) != nil {
+			// The store cannot take a copy (remotestream.go).
+			return n.openStreamed(ctx, h, b.Size, b.Replicas)
+		}
 		err := n.eachReplica(h, b.Replicas, func(addr string) error { return n.fetchBody(ctx, addr, h) })
 		if err != nil {
 			return nil, err

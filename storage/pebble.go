@@ -85,6 +85,17 @@ func (s *Store) commit(b *pebble.Batch, sync bool) error {
 // setFailed records the first fatal error; later operations return it.
 func (s *Store) setFailed(fe *fatalError) { s.failed.CompareAndSwap(nil, fe) }
 
+// Failed returns the error that failed the Store (wrapping ErrFailed),
+// or nil while it works. A failed Store refuses every operation until
+// it is reopened; a node reports it (readiness, metrics) and reads from
+// other replicas meanwhile.
+func (s *Store) Failed() error {
+	if fe := s.failed.Load(); fe != nil {
+		return fe
+	}
+	return nil
+}
+
 // get returns a copy of the value of key, or ok=false when absent.
 func (s *Store) get(key []byte) (val []byte, ok bool, err error) {
 	v, closer, err := s.db.Get(key)
