@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Config describes one cluster member.
@@ -136,6 +138,9 @@ type Config struct {
 	// place elsewhere. Zero means storage.DefaultMinFreeBytes; negative
 	// means no reserve.
 	MinFreeBytes int64
+	// BodyFS is the filesystem the body store is on (storage.Options.FS);
+	// nil is the operating system's. Tests inject disk faults through it.
+	BodyFS vfs.FS
 
 	// PasswordMemory bounds the memory of password checks in flight
 	// (argon2id's m each, at least 16 MiB). Logins beyond it wait.

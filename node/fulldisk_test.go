@@ -3,9 +3,16 @@ package node
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
 	"powermail/storage"
 )
@@ -77,5 +84,77 @@ func readAllBody(ctx context.Context, t *testing.T, n *Node, h storage.Hash, wan
 	part := make([]byte, 100)
 	if _, err := io.ReadFull(b, part); err != nil || !bytes.Equal(part, want[off:off+100]) {
 		t.Fatalf("read at %d: %q, %v", off, part, err)
+	}
+}
+
+// enospcFS returns a filesystem over the real disk whose writes to the
+// body store's log fail with ENOSPC while the toggle is on: a disk that
+// filled past the reserve (another process took the space, or the
+// reserve is off), the store's WAL write fails and the store fails.
+func enospcFS() (*errorfs.Toggle, vfs.FS) {
+	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if strings.HasSuffix(op.Path, ".log") && op.Kind == errorfs.OpFileWrite {
+			return fmt.Errorf("write %s: %w", op.Path, syscall.ENOSPC)
+		}
+		return nil
+	})
+	tog := &errorfs.Toggle{Injector: inj}
+	return tog, errorfs.Wrap(vfs.Default, tog)
+}
+
+// failedStoreCluster starts a delivery cluster and fills n3's disk
+// under its body store past the reserve (ENOSPC from the store's log):
+// n3 holds one message, held, from before, and its delivery after the
+// fault gets err.
+func failedStoreCluster(t *testing.T) (c *testCluster, held []byte, err error) {
+	tog, fs := enospcFS()
+	c = deliveryClusterWith(t, func(cfg *Config) {
+		cfg.PeerPollInterval = 100 * time.Millisecond
+		if cfg.ID == "n3" {
+			cfg.BodyFS = fs
+		}
+	})
+	ctx := ctxT(t, 30*time.Second)
+	n3 := c.nodes["n3"]
+	held = []byte("Subject: held\r\n\r\nheld by n3 before its disk filled\r\n")
+	if _, err := n3.Deliver(ctx, Message{Mailboxes: []string{"a@example.com"}, Received: time.Now()}, bytes.NewReader(held)); err != nil {
+		t.Fatal(err)
+	}
+	if r := n3.readiness(ctx); r.err != nil {
+		t.Fatalf("n3 not ready before the fault: %v", r.err)
+	}
+	tog.On()
+	_, err = n3.Deliver(ctx, Message{Mailboxes: []string{"a@example.com"}, Received: time.Now()}, strings.NewReader("Subject: lost\r\n\r\nnowhere to go\r\n"))
+	if n3.bodies.Failed() == nil {
+		t.Fatal("the body store did not fail; the test injected nothing")
+	}
+	tog.Off() // the store stays failed until reopened
+	return c, held, err
+}
+
+// TestDiskFilledPastTheReserve: when the disk fills anyway (another
+// process took the space, or the reserve is off), the body store's write
+// fails with ENOSPC. The delivery is refused as a full disk, 452 4.3.1
+// upstream like the reserve's own refusal, not 451 4.3.0; never
+// acknowledged, and the others deliver without the node.
+func TestDiskFilledPastTheReserve(t *testing.T) {
+	c, _, err := failedStoreCluster(t)
+	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrInsufficientStorage) {
+		t.Fatalf("delivery through a node whose disk filled: %v, want ErrUnavailable and ErrInsufficientStorage", err)
+	}
+	ctx := ctxT(t, 30*time.Second)
+	for i := range 4 {
+		n := c.nodes[fmt.Sprintf("n%d", 1+i%2)]
+		if _, err := n.Deliver(ctx, Message{Mailboxes: []string{"a@example.com"}, Received: time.Now()}, strings.NewReader(fmt.Sprintf("message %d", i))); err != nil {
+			t.Fatalf("delivery %d through %s: %v", i, n.ID(), err)
+		}
+	}
+	l := c.leader(time.Second)
+	if err := l.Barrier(ctx); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := l.State().Messages("a@example.com", "INBOX", 0, 0)
+	if err != nil || len(msgs) != 5 {
+		t.Fatalf("%d messages (%v), want the one held and the four delivered after", len(msgs), err)
 	}
 }

@@ -200,7 +200,7 @@ func (n *Node) open() error {
 	}
 	n.state = st
 	n.bodies, err = storage.Open(context.Background(), filepath.Join(n.cfg.DataDir, "bodies"), storage.Options{Logger: n.log,
-		CacheBytes: n.cfg.StorageCacheBytes, SyncInterval: max(n.cfg.BodySyncInterval, 0), MinFreeBytes: n.cfg.MinFreeBytes})
+		CacheBytes: n.cfg.StorageCacheBytes, SyncInterval: max(n.cfg.BodySyncInterval, 0), MinFreeBytes: n.cfg.MinFreeBytes, FS: n.cfg.BodyFS})
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"syscall"
 
 	"powermail/fsm"
 	"powermail/storage"
@@ -54,7 +55,7 @@ func (n *Node) replicate(ctx context.Context, s fsm.Settings, body io.Reader) (s
 	default:
 		h, size, replicas, err = n.replicateStream(ctx, peers[:want], io.MultiReader(bytes.NewReader(*buf), body))
 	}
-	if errors.Is(err, storage.ErrNoSpace) {
+	if diskFull(err) {
 		return zero, 0, nil, fmt.Errorf("%w: %w: store body: %v", ErrUnavailable, ErrInsufficientStorage, err)
 	}
 	if err != nil {
@@ -82,6 +83,14 @@ func (n *Node) replicate(ctx context.Context, s fsm.Settings, body io.Reader) (s
 		return zero, 0, nil, err
 	}
 	return h, size, replicas, nil
+}
+
+// diskFull reports whether err says this node's disk is full: the body
+// store's reserve refused the write (storage.ErrNoSpace, nothing written),
+// or the disk filled anyway and the write failed with ENOSPC (which fails
+// the store). Either is RFC 3463's X.3.1, "mail system full".
+func diskFull(err error) bool {
+	return errors.Is(err, storage.ErrNoSpace) || errors.Is(err, syscall.ENOSPC)
 }
 
 // errPeersFull: this node has room, but too few others do for the write
