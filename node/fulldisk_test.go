@@ -81,8 +81,8 @@ func readAllBody(ctx context.Context, t *testing.T, n *Node, h storage.Hash, wan
 	if _, err := b.Seek(off, io.SeekStart); err != nil {
 		t.Fatalf("seek: %v", err)
 	}
-	part := make([]byte, 100)
-	if _, err := io.ReadFull(b, part); err != nil || !bytes.Equal(part, want[off:off+100]) {
+	part := make([]byte, min(100, int64(len(want))-off))
+	if _, err := io.ReadFull(b, part); err != nil || !bytes.Equal(part, want[off:off+int64(len(part))]) {
 		t.Fatalf("read at %d: %q, %v", off, part, err)
 	}
 }
@@ -157,4 +157,13 @@ func TestDiskFilledPastTheReserve(t *testing.T) {
 	if err != nil || len(msgs) != 5 {
 		t.Fatalf("%d messages (%v), want the one held and the four delivered after", len(msgs), err)
 	}
+}
+
+// TestFailedBodyStoreReadsFromReplicas: a failed body store refuses
+// every read until the node restarts, but the mail it held has copies on
+// other replicas: the node serves it from them rather than failing every
+// FETCH of it.
+func TestFailedBodyStoreReadsFromReplicas(t *testing.T) {
+	c, held, _ := failedStoreCluster(t)
+	readAllBody(ctxT(t, 30*time.Second), t, c.nodes["n3"], storage.HashBytes(held), held)
 }

@@ -22,7 +22,8 @@ var ErrBodyUnavailable = fmt.Errorf("%w: no readable replica of the body", ErrUn
 // listed as a replica, so it acts as a cache: the orphan sweep removes it
 // after the grace period. Corruption met in the middle of reading the
 // local copy is reported (see scrub.go) and the read goes on from a
-// replica, at the same offset: every byte returned was verified.
+// replica, at the same offset: every byte returned was verified. A failed
+// store (storage.ErrFailed) is read around the same way.
 func (n *Node) OpenBody(ctx context.Context, hash string) (Body, error) {
 	h, err := storage.ParseHash(hash)
 	if err != nil {
@@ -34,6 +35,9 @@ func (n *Node) OpenBody(ctx context.Context, hash string) (Body, error) {
 		return &watchedBody{Reader: rd, n: n, ctx: ctx}, nil
 	case errors.Is(err, storage.ErrCorrupt):
 		n.reportCorrupt(ctx, h)
+	case errors.Is(err, storage.ErrFailed):
+		// The store refuses every read until the node restarts
+		// (readiness says so); the other replicas still hold the body.
 	case !errors.Is(err, storage.ErrNotFound):
 		return nil, err
 	}
