@@ -167,3 +167,23 @@ func TestFailedBodyStoreReadsFromReplicas(t *testing.T) {
 	c, held, _ := failedStoreCluster(t)
 	readAllBody(ctxT(t, 30*time.Second), t, c.nodes["n3"], storage.HashBytes(held), held)
 }
+
+// TestFailedBodyStoreNotReady: a node whose body store failed refuses
+// every delivery until it is restarted, so it says so where operators
+// and load balancers look (/readyz), and refuses at MAIL already, before
+// the client sends a body it cannot keep.
+func TestFailedBodyStoreNotReady(t *testing.T) {
+	c, _, _ := failedStoreCluster(t)
+	n3 := c.nodes["n3"]
+	ctx := ctxT(t, 30*time.Second)
+	r := n3.readiness(ctx)
+	if r.err == nil || !errors.Is(r.err, storage.ErrFailed) {
+		t.Fatalf("readiness of a node with a failed body store: %v, want not ready (storage.ErrFailed)", r.err)
+	}
+	if err := n3.CheckSpace(100); !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrInsufficientStorage) {
+		t.Fatalf("CheckSpace on a node whose body store failed on a full disk: %v", err)
+	}
+	if r := c.nodes["n1"].readiness(ctx); r.err != nil {
+		t.Fatalf("n1 not ready: %v", r.err)
+	}
+}

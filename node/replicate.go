@@ -114,10 +114,19 @@ func (n *Node) peersShortOfRoom(others []fsm.Member, w int) bool {
 // copies of a body of size bytes (0: unknown) received here, for SMTP's
 // MAIL command (RFC 1870 §6.1). It returns an error wrapping
 // ErrInsufficientStorage and ErrUnavailable when this node's body store
-// is at its free-space reserve, or when too few peers had room at their
-// last poll; nil otherwise, also when a check itself failed: Deliver
+// is at its free-space reserve or failed on a full disk, or when too few
+// peers had room at their last poll; ErrUnavailable alone when the store
+// failed otherwise; nil otherwise, also when a check itself failed: Deliver
 // decides then.
 func (n *Node) CheckSpace(size int64) error {
+	if err := n.bodies.Failed(); err != nil {
+		// Every delivery fails until the node restarts; one that failed
+		// on a full disk is a full disk.
+		if diskFull(err) {
+			return fmt.Errorf("%w: %w: body store failed: %v", ErrUnavailable, ErrInsufficientStorage, err)
+		}
+		return fmt.Errorf("%w: body store failed: %v", ErrUnavailable, err)
+	}
 	if err := n.bodies.CheckSpace(size); errors.Is(err, storage.ErrNoSpace) {
 		return fmt.Errorf("%w: %w: %v", ErrUnavailable, ErrInsufficientStorage, err)
 	}
