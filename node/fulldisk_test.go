@@ -187,3 +187,40 @@ func TestFailedBodyStoreNotReady(t *testing.T) {
 		t.Fatalf("n1 not ready: %v", r.err)
 	}
 }
+
+// TestBodyStoreMetrics: the free space of each node's body store, its
+// reserve, and whether the store failed are metrics an operator can
+// alert on.
+func TestBodyStoreMetrics(t *testing.T) {
+	c, _, _ := failedStoreCluster(t)
+	for id, wantFailed := range map[string]float64{"n1": 0, "n3": 1} {
+		got := gaugeValues(t, c.nodes[id])
+		if got["powermail_body_store_failed"] != wantFailed {
+			t.Errorf("%s: powermail_body_store_failed = %v, want %v", id, got["powermail_body_store_failed"], wantFailed)
+		}
+		if got["powermail_body_store_free_bytes"] <= 0 || got["powermail_body_store_size_bytes"] < got["powermail_body_store_free_bytes"] {
+			t.Errorf("%s: free %v of %v bytes", id, got["powermail_body_store_free_bytes"], got["powermail_body_store_size_bytes"])
+		}
+		if got["powermail_body_store_reserve_bytes"] != storage.DefaultMinFreeBytes {
+			t.Errorf("%s: reserve %v, want %v", id, got["powermail_body_store_reserve_bytes"], storage.DefaultMinFreeBytes)
+		}
+	}
+}
+
+// gaugeValues gathers n's gauges by name.
+func gaugeValues(t *testing.T, n *Node) map[string]float64 {
+	t.Helper()
+	mfs, err := n.metrics.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if g := m.GetGauge(); g != nil {
+				got[mf.GetName()] = g.GetValue()
+			}
+		}
+	}
+	return got
+}

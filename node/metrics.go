@@ -1,9 +1,13 @@
 package node
 
 import (
+	"math"
+
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"powermail/storage"
 )
 
 // metrics are per node (a test process runs several nodes), registered on
@@ -88,4 +92,35 @@ func (m *metrics) watchRaft(r *raft.Raft) {
 	gauge("powermail_raft_commit_index", "Raft commit index.", func() float64 { return float64(r.CommitIndex()) })
 	gauge("powermail_raft_applied_index", "Index last handed to the FSM.", func() float64 { return float64(r.AppliedIndex()) })
 	gauge("powermail_raft_last_index", "Last index in the raft log.", func() float64 { return float64(r.LastIndex()) })
+}
+
+// watchBodies exposes the body store's free space and health as gauges
+// read at scrape time: what an operator alerts on before a disk fills
+// (free bytes nearing the reserve) and after a store failed (it needs a
+// restart).
+func (m *metrics) watchBodies(s *storage.Store) {
+	gauge := func(name, help string, f func() float64) {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+	}
+	space := func(pick func(avail, total, reserve uint64) uint64) func() float64 {
+		return func() float64 {
+			avail, total, reserve, err := s.Space()
+			if err != nil {
+				return math.NaN()
+			}
+			return float64(pick(avail, total, reserve))
+		}
+	}
+	gauge("powermail_body_store_free_bytes", "Bytes available on the body store's filesystem; at or below the reserve the node refuses new bodies.",
+		space(func(avail, _, _ uint64) uint64 { return avail }))
+	gauge("powermail_body_store_size_bytes", "Size of the body store's filesystem.",
+		space(func(_, total, _ uint64) uint64 { return total }))
+	gauge("powermail_body_store_reserve_bytes", "Free space the body store keeps (--min-free-space).",
+		space(func(_, _, reserve uint64) uint64 { return reserve }))
+	gauge("powermail_body_store_failed", "1 when a write or fsync failed the body store: it refuses every delivery until the node restarts.", func() float64 {
+		if s.Failed() != nil {
+			return 1
+		}
+		return 0
+	})
 }

@@ -204,6 +204,7 @@ func (n *Node) open() error {
 	if err != nil {
 		return err
 	}
+	n.metrics.watchBodies(n.bodies)
 	ln, err := net.Listen("tcp", n.cfg.ClusterAddr)
 	if err != nil {
 		return fmt.Errorf("listen on cluster address: %w", err)

@@ -70,3 +70,16 @@ func (g *spaceGuard) check(n int64, now time.Time, take bool) error {
 func (s *Store) CheckSpace(n int64) error {
 	return s.space.check(max(n, 0), s.now(), false)
 }
+
+// Space is the free-space picture of the store's filesystem: bytes
+// available to this process, the filesystem's size, and the reserve new
+// bodies may not cut into. Unlike Stats it works on a failed Store too,
+// for the metrics an operator alerts on.
+func (s *Store) Space() (avail, total, reserve uint64, err error) {
+	reserve = uint64(max(s.space.min, 0))
+	du, err := s.fs.GetDiskUsage(s.dir)
+	if err != nil {
+		return 0, 0, reserve, fmt.Errorf("storage: disk usage of %s: %w", s.dir, err)
+	}
+	return du.AvailBytes, du.TotalBytes, reserve, nil
+}
