@@ -63,3 +63,41 @@ func TestReserveRefusesNewBodies(t *testing.T) {
 	fs.avail.Store(100 << 20) // space freed: the next write reads it at once
 	mustPut(t, s, payload(5000, 2))
 }
+
+// TestReserveReachedMidBody: a body whose first chunks were admitted and
+// spilled before the disk filled is refused at the chunk that would cut into the reserve; it is
+// not committed, and aborting it leaves no chunk and no pending marker.
+func TestReserveReachedMidBody(t *testing.T) {
+	ctx := context.Background()
+	fs := &usageFS{FS: vfs.Default}
+	opts := testOptions()
+	fs.avail.Store(10 << 20)
+	opts.FS, opts.MinFreeBytes = fs, 8<<20
+	s, _ := newStore(t, opts)
+	clock := time.Now()
+	s.now = func() time.Time { return clock }
+	keys := countKeys(t, s, tagChunk) + countKeys(t, s, tagPending)
+
+	w := s.NewWriter(ctx)
+	data := payload(6*opts.ChunkSize, 4)
+	if _, err := w.Write(data[:3*opts.ChunkSize]); err != nil {
+		t.Fatal(err)
+	}
+	fs.avail.Store(8<<20 + 100)     // something else fills the disk meanwhile,
+	clock = clock.Add(spaceRecheck) // seen at the next reading
+	_, err := w.Write(data[3*opts.ChunkSize:])
+	wantErrIs(t, err, ErrNoSpace)
+	if got := countKeys(t, s, tagChunk); got == 0 {
+		t.Fatal("no chunk was spilled before the refusal; the test checks nothing")
+	}
+	if _, _, err := w.Commit(ctx, nil); err == nil {
+		t.Fatal("Commit acknowledged a body refused midway")
+	}
+	w.Abort()
+	if n := countKeys(t, s, tagChunk) + countKeys(t, s, tagPending); n != keys {
+		t.Fatalf("%d chunk and pending keys after an aborted body, %d before", n, keys)
+	}
+	if st, err := s.Stats(ctx); err != nil || st.Bodies != 0 || st.BodyBytes != 0 {
+		t.Fatalf("stats after an aborted body: %+v, %v", st, err)
+	}
+}
