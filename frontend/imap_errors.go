@@ -49,6 +49,13 @@ func (s *imapSession) storeError(op string, err error, missing imap.ResponseCode
 	case errors.Is(err, node.ErrMailboxRemoving): // wraps ErrUnavailable
 		s.log.Info("imap: mailbox being removed", "op", op, "err", err)
 		return imapNo(imap.ResponseCodeUnavailable, "Mailbox is being removed")
+	case errors.Is(err, node.ErrInsufficientStorage):
+		// RFC 9051 has no code for a full disk. UNAVAILABLE (RFC 5530
+		// section 3) is temporary, so the client keeps the message and
+		// tries again; OVERQUOTA would send the user to delete mail
+		// that is not the problem. The text tells the two apart.
+		s.log.Warn("imap: server storage full", "op", op, "err", err)
+		return imapNo(imap.ResponseCodeUnavailable, "Server storage is full, try again later")
 	case errors.Is(err, node.ErrUnavailable), errors.Is(err, node.ErrBodyUnavailable),
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		s.log.Info("imap: backend unavailable", "op", op, "err", err)
