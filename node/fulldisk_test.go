@@ -224,3 +224,42 @@ func gaugeValues(t *testing.T, n *Node) map[string]float64 {
 	}
 	return got
 }
+
+// fixedSpaceFS reports avail bytes free on the body store's filesystem;
+// everything else is the real disk.
+type fixedSpaceFS struct {
+	vfs.FS
+	avail uint64
+}
+
+func (f *fixedSpaceFS) GetDiskUsage(path string) (vfs.DiskUsage, error) {
+	du, err := f.FS.GetDiskUsage(path)
+	du.AvailBytes = f.avail
+	return du, err
+}
+
+// TestRestoreSpoolKeepsTheReserve: a restore spools a large message in
+// the data directory, beside the body store, and then stores it: for a
+// while it takes twice its size. With room for the message once but not
+// twice above the reserve, the spool would eat into the reserve that
+// the raft log and the body store's flushes live on (and with less room,
+// fill the disk and fail them); the restore is refused as insufficient
+// storage before the message is spooled.
+func TestRestoreSpoolKeepsTheReserve(t *testing.T) {
+	const reserve, size = 64 << 20, 256 << 10
+	n := restoreClusterWith(t, func(cfg *Config) {
+		cfg.RestoreMemoryBytes = 4 << 10
+		cfg.MinFreeBytes = reserve
+		cfg.BodyFS = &fixedSpaceFS{FS: vfs.Default, avail: reserve + size*3/2}
+	})
+	big := "Subject: big\r\n\r\n" + strings.Repeat("x", size-18) + "\r\n"
+	tar := buildTar(t, tarEntry{name: "Maildir/cur/1700000000.M1.h:2,S", content: big})
+	_, err := n.RestoreMailbox(ctxT(t, 30*time.Second), "a@example.com", tar, 0)
+	if !errors.Is(err, ErrInsufficientStorage) || !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("restore of a message with room for one copy above the reserve, not two: %v", err)
+	}
+	code, out := restoreOver(t, n, "", buildTar(t, tarEntry{name: "Maildir/cur/1700000000.M1.h:2,S", content: big}))
+	if code != 503 {
+		t.Fatalf("restore over the admin API: %d %s, want 503", code, out)
+	}
+}

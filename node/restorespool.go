@@ -41,25 +41,42 @@ func (st *restoreState) spool(r io.Reader, size int64) (*spooled, error) {
 		}
 		return &spooled{hash: storage.HashBytes(data), size: int64(len(data)), data: data}, nil
 	}
+	// The spool shares the body store's filesystem, and the message is
+	// then stored beside it: for a while it takes twice its size. Both
+	// must fit above the free-space reserve, which the raft log and the
+	// store's flushes need; a spool that filled the disk would fail them.
+	if err := st.n.bodies.CheckSpace(2 * size); err != nil {
+		return nil, fmt.Errorf("%w: %w: spool a message of %d bytes: %v", ErrUnavailable, ErrInsufficientStorage, size, err)
+	}
 	f, err := os.CreateTemp(st.n.cfg.DataDir, ".restore-*")
 	if err != nil {
-		return nil, fmt.Errorf("spool file: %w", err)
+		return nil, spoolError(err)
 	}
 	// Unlinked at once: the space comes back when the file is closed,
 	// also if the node dies first.
 	if err := os.Remove(f.Name()); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("spool file: %w", err)
+		return nil, spoolError(err)
 	}
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, size))
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("spool file: %w", err)
+		return nil, spoolError(err)
 	}
 	sp := &spooled{size: n, file: f}
 	h.Sum(sp.hash[:0])
 	return sp, nil
+}
+
+// spoolError wraps a failure of the spool file; a full disk is a
+// temporary refusal for want of storage (a 503 to the admin client),
+// not an internal error.
+func spoolError(err error) error {
+	if diskFull(err) {
+		return fmt.Errorf("%w: %w: spool file: %v", ErrUnavailable, ErrInsufficientStorage, err)
+	}
+	return fmt.Errorf("spool file: %w", err)
 }
 
 // reader reads the message from its start.
