@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/hashicorp/raft"
 )
 
 // Config describes one cluster member.
@@ -141,6 +142,9 @@ type Config struct {
 	// BodyFS is the filesystem the body store is on (storage.Options.FS);
 	// nil is the operating system's. Tests inject disk faults through it.
 	BodyFS vfs.FS
+	// RaftLogStore, when set, wraps the raft log store (bolt) before raft
+	// gets it. Tests inject log write failures through it.
+	RaftLogStore func(raft.LogStore) raft.LogStore
 
 	// PasswordMemory bounds the memory of password checks in flight
 	// (argon2id's m each, at least 16 MiB). Logins beyond it wait.

@@ -263,7 +263,11 @@ func (n *Node) startRaft() (bool, error) {
 	if err := n.catchUpFromSnapshot(); err != nil {
 		return false, err
 	}
-	logs, err := raft.NewLogCache(1024, store)
+	var logStore raft.LogStore = store
+	if n.cfg.RaftLogStore != nil {
+		logStore = n.cfg.RaftLogStore(store)
+	}
+	logs, err := raft.NewLogCache(1024, logStore)
 	if err != nil {
 		return false, err
 	}
