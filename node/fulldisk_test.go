@@ -17,14 +17,11 @@ import (
 	"powermail/storage"
 )
 
-// TestFullNodeReadsLargeBodyHeldElsewhere: a node at its free-space
-// reserve holds none of the mail that arrives while it is full (peers
-// place copies elsewhere), so every such message it serves to IMAP or
-// POP3 is read from a replica. A body larger than RemoteReadMax was read
-// by copying it into the local store, which refuses it for want of
-// space: the full node could not serve large messages at all.
-func TestFullNodeReadsLargeBodyHeldElsewhere(t *testing.T) {
-	c := deliveryClusterWith(t, func(cfg *Config) {
+// fullNodeWithLargeBody starts a delivery cluster whose n3 is at its
+// free-space reserve, and delivers a body larger than RemoteReadMax
+// through n1 once n1 knows: n3 holds no copy.
+func fullNodeWithLargeBody(t *testing.T) (c *testCluster, full *Node, h storage.Hash, body []byte) {
+	c = deliveryClusterWith(t, func(cfg *Config) {
 		cfg.PeerPollInterval = 100 * time.Millisecond
 		cfg.RemoteReadMax = 4 << 10
 		if cfg.ID == "n3" {
@@ -34,14 +31,25 @@ func TestFullNodeReadsLargeBodyHeldElsewhere(t *testing.T) {
 	ctx := ctxT(t, 30*time.Second)
 	n1, full := c.nodes["n1"], c.nodes["n3"]
 	waitFor(t, 5*time.Second, "n1 sees n3 full", func() bool { return n1.placement.full("n3") })
-	body := bytes.Repeat([]byte("Subject: big\r\n\r\nlarge body line\r\n"), 3000) // ~100 KiB
+	body = bytes.Repeat([]byte("Subject: big\r\n\r\nlarge body line\r\n"), 3000) // ~100 KiB
 	if _, err := n1.Deliver(ctx, Message{Mailboxes: []string{"a@example.com"}, Received: time.Now()}, bytes.NewReader(body)); err != nil {
 		t.Fatal(err)
 	}
-	h := storage.HashBytes(body)
 	if err := full.Barrier(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return c, full, storage.HashBytes(body), body
+}
+
+// TestFullNodeReadsLargeBodyHeldElsewhere: a node at its free-space
+// reserve holds none of the mail that arrives while it is full (peers
+// place copies elsewhere), so every such message it serves to IMAP or
+// POP3 is read from a replica. A body larger than RemoteReadMax was read
+// by copying it into the local store, which refuses it for want of
+// space: the full node could not serve large messages at all.
+func TestFullNodeReadsLargeBodyHeldElsewhere(t *testing.T) {
+	c, full, h, body := fullNodeWithLargeBody(t)
+	ctx := ctxT(t, 30*time.Second)
 	readAllBody(ctx, t, full, h, body)
 
 	// Streamed bytes are checked against the body's hash: replicas whose
@@ -261,5 +269,21 @@ func TestRestoreSpoolKeepsTheReserve(t *testing.T) {
 	code, out := restoreOver(t, n, "", buildTar(t, tarEntry{name: "Maildir/cur/1700000000.M1.h:2,S", content: big}))
 	if code != 503 {
 		t.Fatalf("restore over the admin API: %d %s, want 503", code, out)
+	}
+}
+
+// TestFullNodeServesLargeBodiesInternally: the node's own readers of
+// bodies (the outbound queue forwarding a message, DSNs quoting one,
+// DKIM, the admin API's raw message) read them like IMAP does, so on a
+// full node they too get a large body held elsewhere, instead of failing
+// to copy it into the store (the queue would retry it until it bounced).
+func TestFullNodeServesLargeBodiesInternally(t *testing.T) {
+	_, full, _, body := fullNodeWithLargeBody(t)
+	code, out := adminDo(t, full, "GET", "/v1/mailboxes/a@example.com/messages/1/raw", string(testSecret), "")
+	if code != 200 || out != string(body) {
+		t.Fatalf("raw message from the full node: %d, %d bytes (want 200, %d)", code, len(out), len(body))
+	}
+	if _, _, err := full.countHops(ctxT(t, 10*time.Second), storage.HashBytes(body).String()); err != nil {
+		t.Fatalf("the queue's read of the body on the full node: %v", err)
 	}
 }

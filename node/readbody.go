@@ -96,25 +96,12 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 	return b.Read(p)
 }
 
-func (n *Node) openBody(ctx context.Context, hash string) (*storage.Reader, error) {
-	h, err := storage.ParseHash(hash)
-	if err != nil {
-		return nil, err
-	}
-	rd, err := n.bodies.Reader(ctx, h)
-	if err == nil {
-		return rd, nil
-	}
-	if !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrCorrupt) {
-		return nil, err
-	}
-	if errors.Is(err, storage.ErrCorrupt) {
-		n.reportCorrupt(ctx, h)
-	}
-	if err := n.fetchFromReplicas(ctx, h); err != nil {
-		return nil, err
-	}
-	return n.bodies.Reader(ctx, h)
+// openBody is OpenBody for the node's own readers (the outbound queue,
+// DSNs, DKIM, the admin API's raw message): a node at its free-space
+// reserve, or whose store failed, reads a body held elsewhere around its
+// store too, instead of failing to copy it in.
+func (n *Node) openBody(ctx context.Context, hash string) (Body, error) {
+	return n.OpenBody(ctx, hash)
 }
 
 // fetchFromReplicas copies h into the local store from the first listed
