@@ -1,0 +1,53 @@
+package frontend
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+
+	"powermail/node"
+	"powermail/node/nodetest"
+)
+
+// TestSMTPOnADiskThatFills: a real node whose disk fills past its
+// reserve while a message is on its way (the body store's log write
+// fails with ENOSPC) answers DATA 452 4.3.1, never 250 nor a 5xx, and
+// from then on refuses at MAIL, until it is restarted; the sender's
+// retry through another node is delivered once.
+func TestSMTPOnADiskThatFills(t *testing.T) {
+	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if strings.HasSuffix(op.Path, ".log") && op.Kind == errorfs.OpFileWrite {
+			return fmt.Errorf("write %s: %w", op.Path, syscall.ENOSPC)
+		}
+		return nil
+	})
+	tog := &errorfs.Toggle{Injector: inj}
+	c := nodetest.StartWith(t, 3, func(cfg *node.Config) {
+		if cfg.ID == "n2" {
+			cfg.BodyFS = errorfs.Wrap(vfs.Default, tog)
+		}
+	})
+	c.AddMailboxes("pw", "bob@example.com")
+	_, full := startServer(t, testConfig(), c.Nodes[1])
+	_, other := startServer(t, testConfig(), c.Nodes[0])
+
+	cl := dial(t, full)
+	cl.ehlo()
+	cl.expect("MAIL FROM:<alice@remote.test>", 250, "2.0.0")
+	cl.expect("RCPT TO:<bob@example.com>", 250, "2.0.0")
+	tog.On()
+	checkReply(t, "DATA as the disk fills", cl.data("Subject: one\r\n\r\nbody\r\n"), 452, "4.3.1")
+	tog.Off() // the store stays failed until the node restarts
+	cl.expect("MAIL FROM:<alice@remote.test>", 452, "4.3.1")
+
+	o := dial(t, other)
+	o.ehlo()
+	checkReply(t, "the retry through another node", o.transaction("alice@remote.test", []string{"bob@example.com"}, "Subject: one\r\n\r\nbody\r\n"), 250, "2.0.0")
+	if got := waitInbox(t, c.Nodes[0], "bob@example.com", 1); len(got) != 1 {
+		t.Fatalf("bob has %d messages, want the retried one only", len(got))
+	}
+}
