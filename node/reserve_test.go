@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"powermail/storage"
 )
 
 // TestNodeAtItsReserveRefusesAndPeersPlaceElsewhere: a node whose disk is
@@ -97,5 +99,43 @@ func TestFullPeersMakeAStorageShortfall(t *testing.T) {
 	_, err := n1.Deliver(ctx, Message{Mailboxes: []string{"a@example.com"}, Received: time.Now()}, strings.NewReader("nowhere to copy it"))
 	if !errors.Is(err, ErrInsufficientStorage) || !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("delivery with every peer full: %v", err)
+	}
+}
+
+// TestFullPeerRefusalFallsBackToASpare: before a peer's poll shows that
+// it is full, a delivery may choose it; its refusal (ErrNoSpace on the
+// peer) is a failed copy like any other: the body goes to a spare node,
+// the delivery succeeds with R copies, and none of them is on the full
+// node.
+func TestFullPeerRefusalFallsBackToASpare(t *testing.T) {
+	c := deliveryClusterWith(t, func(cfg *Config) {
+		cfg.PeerPollInterval = time.Hour // the first poll only, at start
+		if cfg.ID == "n3" {
+			cfg.MinFreeBytes = 1 << 62
+		}
+	})
+	ctx := ctxT(t, 30*time.Second)
+	n1 := c.nodes["n1"]
+	// n1's last poll, as n1 saw it, said n3 had far more room than n2:
+	// n3 filled since, and n1 chooses it first.
+	n1.placement.set("n2", storage.Stats{FSAvail: 1 << 30})
+	n1.placement.set("n3", storage.Stats{FSAvail: 1 << 62})
+	for i := range 6 {
+		if _, err := n1.Deliver(ctx, Message{Mailboxes: []string{"a@example.com"}, Received: time.Now()}, strings.NewReader(fmt.Sprintf("message %d", i))); err != nil {
+			t.Fatalf("delivery %d: %v", i, err)
+		}
+	}
+	if n1.health.ok("n3") {
+		t.Fatal("n1 never tried the full node; the test checks nothing")
+	}
+	msgs, err := n1.State().Messages("a@example.com", "INBOX", 0, 0)
+	if err != nil || len(msgs) != 6 {
+		t.Fatalf("%d messages, %v", len(msgs), err)
+	}
+	for _, m := range msgs {
+		b, err := n1.State().Body(m.Hash)
+		if err != nil || len(b.Replicas) != 2 || slices.Contains(b.Replicas, "n3") {
+			t.Fatalf("body %s on %v (%v)", m.Hash, b.Replicas, err)
+		}
 	}
 }
