@@ -8,6 +8,7 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,7 +165,7 @@ func (s *State) buildFromSnapshot(r io.Reader) (string, *pebble.DB, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	db, err := openPebble(filepath.Join(s.dir, name), s.opts.CacheBytes)
+	db, err := openPebble(filepath.Join(s.dir, name), s.opts)
 	if err != nil {
 		return "", nil, err
 	}
@@ -275,10 +276,10 @@ func readChunk(br *crcReader) ([]byte, error) {
 
 // Directory handling: dir/CURRENT names the live state directory.
 
-func openPebble(path string, cache int64) (*pebble.DB, error) {
-	c := pebble.NewCache(cache)
+func openPebble(path string, o Options) (*pebble.DB, error) {
+	c := pebble.NewCache(o.CacheBytes)
 	defer c.Unref()
-	opts := &pebble.Options{Cache: c, Logger: quietLogger{}}
+	opts := &pebble.Options{Cache: c, Logger: pebbleLogger{log: o.Logger}, FS: o.fs}
 	// Bloom filters make the common RCPT-time miss (is there a forward for
 	// this address?) skip the data blocks entirely.
 	for i := range opts.Levels {
@@ -291,7 +292,7 @@ func openPebble(path string, cache int64) (*pebble.DB, error) {
 	return db, nil
 }
 
-func openCurrent(dir string, cache int64) (*pebble.DB, error) {
+func openCurrent(dir string, o Options) (*pebble.DB, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", dir, err)
 	}
@@ -306,7 +307,7 @@ func openCurrent(dir string, cache int64) (*pebble.DB, error) {
 		return nil, fmt.Errorf("read %s/CURRENT: %w", dir, err)
 	}
 	removeStale(dir, name, nil)
-	return openPebble(filepath.Join(dir, name), cache)
+	return openPebble(filepath.Join(dir, name), o)
 }
 
 func writeCurrent(dir, name string) error {
@@ -363,11 +364,23 @@ func removeStale(dir, live string, log interface{ Warn(string, ...any) }) {
 	}
 }
 
-// quietLogger keeps Pebble's informational chatter out of the node log.
-type quietLogger struct{}
+// pebbleLogger keeps Pebble's informational chatter out of the node log
+// but passes on its errors: a flush or compaction that fails (a full
+// disk, an I/O error) is retried in the background and reported only
+// through Errorf, and an operator must see it before the memtables fill
+// and writes stall. Fatalf (a failed WAL write, a MANIFEST it cannot
+// write) panics: a state that cannot record an applied entry must stop
+// the node rather than diverge.
+type pebbleLogger struct{ log *slog.Logger }
 
-func (quietLogger) Infof(string, ...any)  {}
-func (quietLogger) Errorf(string, ...any) {}
-func (quietLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf(format, args...))
+func (pebbleLogger) Infof(string, ...any) {}
+
+func (l pebbleLogger) Errorf(format string, args ...any) {
+	l.log.Error("state store: pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	l.log.Error("state store: pebble fatal error, stopping", "err", msg)
+	panic(msg)
 }

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Options configure a State.
@@ -37,6 +38,7 @@ type Options struct {
 	bodyFilterMin int64                           // tests: smallest body filter; 0 means bodyFilterMin
 	bodyScanned   func()                          // tests: called between a rebuild's scan and its install
 	refusedWrote  func(index uint64, typ CmdType) // tests: a refused command left writes (applyCommand)
+	fs            vfs.FS                          // tests: Pebble's filesystem; nil is the OS's
 }
 
 // State is the directory state machine of one node.
@@ -90,7 +92,7 @@ func Open(dir string, opts Options) (*State, error) {
 	}
 	s := &State{dir: dir, opts: opts, log: opts.Logger, reg: newRegistry(), notify: make(chan struct{}),
 		ids: newRecentIDs(), bodies: &bodyFilter{}}
-	db, err := openCurrent(dir, opts.CacheBytes)
+	db, err := openCurrent(dir, opts)
 	if err != nil {
 		return nil, err
 	}
