@@ -39,7 +39,9 @@ type Deliverer interface {
 // that it has no room for a message (*node.Node does). CheckSpace gets
 // the size the client declared with SIZE= (0 if none) and returns an
 // error wrapping node.ErrInsufficientStorage when the message cannot be
-// stored now.
+// stored now for want of space, or one wrapping node.ErrUnavailable
+// alone when no message can be stored now for another reason (the
+// node's body store failed).
 type SpaceChecker interface {
 	CheckSpace(size int64) error
 }

@@ -13,15 +13,13 @@ import (
 	"powermail/node/nodetest"
 )
 
-// TestSMTPOnADiskThatFills: a real node whose disk fills past its
-// reserve while a message is on its way (the body store's log write
-// fails with ENOSPC) answers DATA 452 4.3.1, never 250 nor a 5xx, and
-// from then on refuses at MAIL, until it is restarted; the sender's
-// retry through another node is delivered once.
-func TestSMTPOnADiskThatFills(t *testing.T) {
+// failingStoreCluster starts three nodes whose n2 has its body store on
+// a vfs that, once the toggle is on, fails the store's log writes with
+// cause.
+func failingStoreCluster(t *testing.T, cause error) (*nodetest.Cluster, *errorfs.Toggle) {
 	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
 		if strings.HasSuffix(op.Path, ".log") && op.Kind == errorfs.OpFileWrite {
-			return fmt.Errorf("write %s: %w", op.Path, syscall.ENOSPC)
+			return fmt.Errorf("write %s: %w", op.Path, cause)
 		}
 		return nil
 	})
@@ -32,6 +30,16 @@ func TestSMTPOnADiskThatFills(t *testing.T) {
 		}
 	})
 	c.AddMailboxes("pw", "bob@example.com")
+	return c, tog
+}
+
+// TestSMTPOnADiskThatFills: a real node whose disk fills past its
+// reserve while a message is on its way (the body store's log write
+// fails with ENOSPC) answers DATA 452 4.3.1, never 250 nor a 5xx, and
+// from then on refuses at MAIL, until it is restarted; the sender's
+// retry through another node is delivered once.
+func TestSMTPOnADiskThatFills(t *testing.T) {
+	c, tog := failingStoreCluster(t, syscall.ENOSPC)
 	_, full := startServer(t, testConfig(), c.Nodes[1])
 	_, other := startServer(t, testConfig(), c.Nodes[0])
 
@@ -50,4 +58,21 @@ func TestSMTPOnADiskThatFills(t *testing.T) {
 	if got := waitInbox(t, c.Nodes[0], "bob@example.com", 1); len(got) != 1 {
 		t.Fatalf("bob has %d messages, want the retried one only", len(got))
 	}
+}
+
+// TestSMTPOnAFailedBodyStore: a body store that fails on an I/O error
+// (not a full disk) gets DATA 451 4.3.0, and then the node refuses at
+// MAIL with 451 4.3.0 until it is restarted, instead of taking every
+// message's body only to refuse it.
+func TestSMTPOnAFailedBodyStore(t *testing.T) {
+	c, tog := failingStoreCluster(t, errorfs.ErrInjected)
+	_, addr := startServer(t, testConfig(), c.Nodes[1])
+	cl := dial(t, addr)
+	cl.ehlo()
+	cl.expect("MAIL FROM:<alice@remote.test>", 250, "2.0.0")
+	cl.expect("RCPT TO:<bob@example.com>", 250, "2.0.0")
+	tog.On()
+	checkReply(t, "DATA as the store fails", cl.data("Subject: one\r\n\r\nbody\r\n"), 451, "4.3.0")
+	tog.Off()
+	cl.expect("MAIL FROM:<alice@remote.test>", 451, "4.3.0")
 }

@@ -175,7 +175,8 @@ func (s *session) mail(from string, opts *smtp.MailOptions) error {
 
 // checkSpace refuses a transaction this node has no disk space for
 // before the client sends the body: 452 4.3.1 (RFC 1870 §6.1, RFC 3463
-// X.3.1). Without SIZE= it still catches a node at its reserve.
+// X.3.1). Without SIZE= it still catches a node at its reserve. A node
+// that can store nothing for another reason gets 451 4.3.0.
 func (s *session) checkSpace(opts *smtp.MailOptions) *smtp.SMTPError {
 	sc, ok := s.srv.d.(SpaceChecker)
 	if !ok {
@@ -185,8 +186,13 @@ func (s *session) checkSpace(opts *smtp.MailOptions) *smtp.SMTPError {
 	if opts != nil {
 		size = opts.Size
 	}
-	if err := sc.CheckSpace(size); errors.Is(err, node.ErrInsufficientStorage) {
+	switch err := sc.CheckSpace(size); {
+	case errors.Is(err, node.ErrInsufficientStorage):
 		return replyInsufficientStorage()
+	case errors.Is(err, node.ErrUnavailable):
+		// The node can store no message now (its body store failed):
+		// refuse before the client sends one.
+		return replyUnavailable()
 	}
 	return nil
 }
