@@ -113,30 +113,34 @@ func (n *Node) pollStorage(ctx context.Context, interval time.Duration) {
 	defer t.Stop()
 	for {
 		members, _ := n.state.Members()
-		var wg sync.WaitGroup
-		for _, m := range members {
-			if m.ID == n.cfg.ID {
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-				defer cancel()
-				var s storage.Stats
-				// Another member's answer is no sign of life (peerid.go).
-				if err := n.callAs(cctx, m.ID, m.ClusterAddr, "GET", "/rpc/storage", nil, &s); err != nil {
-					n.health.fail(m.ID)
-					return
-				}
-				n.placement.set(m.ID, s)
-			}()
-		}
-		wg.Wait()
+		n.pollPeers(ctx, members)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// pollPeers reads the storage stats of the members other than this node,
+// in parallel, each within two seconds.
+func (n *Node) pollPeers(ctx context.Context, members []fsm.Member) {
+	var wg sync.WaitGroup
+	for _, m := range members {
+		if m.ID == n.cfg.ID {
+			continue
+		}
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			var s storage.Stats
+			// Another member's answer is no sign of life (peerid.go).
+			if err := n.callAs(cctx, m.ID, m.ClusterAddr, "GET", "/rpc/storage", nil, &s); err != nil {
+				n.health.fail(m.ID)
+				return
+			}
+			n.placement.set(m.ID, s)
+		})
+	}
+	wg.Wait()
 }

@@ -75,6 +75,13 @@ func (n *Node) replicate(ctx context.Context, s fsm.Settings, body io.Reader) (s
 	}
 	if len(replicas) < s.WriteQuorum {
 		err := fmt.Errorf("%w: %d of %d required replicas reachable", ErrUnavailable, len(replicas), s.WriteQuorum)
+		// A peer that refused may have filled since it was last polled
+		// (its refusal does not say why): ask the ones that refused
+		// for their stats now, so that a shortfall of room is reported
+		// as one, and the next delivery knows.
+		n.pollPeers(ctx, slices.DeleteFunc(slices.Clone(peers), func(m fsm.Member) bool {
+			return slices.Contains(replicas, m.ID) || n.placement.full(m.ID)
+		}))
 		if n.peersShortOfRoom(peers, s.WriteQuorum) {
 			// Not a passing failure of some peer: too few nodes have
 			// room for a copy, so say so (452 4.3.1 rather than 451).

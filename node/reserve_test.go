@@ -139,3 +139,29 @@ func TestFullPeerRefusalFallsBackToASpare(t *testing.T) {
 		}
 	}
 }
+
+// TestPeersFullSinceTheirPollMakeAStorageShortfall: peers that filled
+// since this node last polled them refuse their copies; the refusal is
+// then checked against their stats, read again at once, so the delivery
+// says insufficient storage (452 4.3.1 in SMTP) rather than a passing
+// failure (451 4.3.0), and the next delivery knows without trying.
+func TestPeersFullSinceTheirPollMakeAStorageShortfall(t *testing.T) {
+	c := deliveryClusterWith(t, func(cfg *Config) {
+		cfg.PeerPollInterval = time.Hour // the first poll only, at start
+		if cfg.ID != "n1" {
+			cfg.MinFreeBytes = 1 << 62
+		}
+	})
+	ctx := ctxT(t, 30*time.Second)
+	n1 := c.nodes["n1"]
+	for _, id := range []string{"n2", "n3"} {
+		n1.placement.set(id, storage.Stats{FSAvail: 1 << 40}) // as last polled
+	}
+	_, err := n1.Deliver(ctx, Message{Mailboxes: []string{"a@example.com"}, Received: time.Now()}, strings.NewReader("nowhere to copy it"))
+	if !errors.Is(err, ErrInsufficientStorage) || !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("delivery with every peer full since its last poll: %v", err)
+	}
+	if err := n1.CheckSpace(100); !errors.Is(err, ErrInsufficientStorage) {
+		t.Fatalf("CheckSpace after the refusals: %v", err)
+	}
+}
