@@ -286,7 +286,7 @@ func (n *Node) composeDSN(rep dsnReport, original string, now time.Time) []byte 
 		w("Action: %s", cmp.Or(r.action, string(rep.kind)))
 		w("Status: %s", dsnStatus(r.err, rep.kind))
 		if r.err != "" {
-			w("Diagnostic-Code: smtp; %s", asciiOnly(r.err))
+			w("Diagnostic-Code: %s; %s", diagnosticType(r.err), asciiOnly(r.err))
 		}
 		w("Last-Attempt-Date: %s", date)
 		if rep.kind == dsnDelayed {
@@ -329,6 +329,26 @@ func returnedPartType(original string, full bool) string {
 		return "Content-Type: " + typ
 	}
 	return "Content-Type: " + typ + "\r\nContent-Transfer-Encoding: 8bit"
+}
+
+// diagnosticType names what a recorded error is (RFC 3464 §2.3.6): a
+// remote server's reply, which starts with its three-digit code, is
+// "smtp"; our own words (an expired lifetime, a domain that takes no
+// mail) are no SMTP reply, and go under an X- type of our own.
+func diagnosticType(errText string) string {
+	if len(errText) >= 4 && errText[0] >= '2' && errText[0] <= '5' && isDigits(errText[1:3]) && (errText[3] == ' ' || errText[3] == '-') {
+		return "smtp"
+	}
+	return "X-PowerMail"
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // dsnStatus is the RFC 3463 code from a recorded error, or a generic one.

@@ -233,6 +233,8 @@ func TestQueueLifetimeExpiry(t *testing.T) {
 	sendVia(t, l, "a@example.com", fwdBody, "out@example.com")
 	waitFor(t, 10*time.Second, "DSN", func() bool { return len(inbox(t, l, "a@example.com")) == 1 })
 	waitFor(t, 5*time.Second, "queue empty", func() bool { return queueEmpty(c) })
+	// Our own words are no SMTP reply (RFC 3464 §2.3.6).
+	wantAll(t, onlyDSN(t, c, l), "Diagnostic-Code: X-PowerMail; 4.4.7 delivery time expired", "Status: 5.4.7")
 }
 
 // A delayed-delivery DSN is sent once, and delivery goes on.
