@@ -22,14 +22,17 @@ const MaxSubmissionHeader = 256 << 10
 // session's user and checks who it names as its author. The envelope
 // check (checkSubmissionSender) alone would let a user put a colleague
 // in From: and have the message leave DKIM-signed for the domain, so
-// the From: and Sender: fields (RFC 5322 §3.6.2) must name the user's
-// own address, with or without a +detail, as MAIL FROM must. A message
-// without a From: field is refused: RFC 5322 §3.6 requires one.
+// the From: and Sender: fields (RFC 5322 §3.6.2) must name addresses
+// the user may send as (ownsSender: its own, with or without a +detail,
+// or an alias of it), as MAIL FROM must. The envelope sender, which MAIL
+// checked, is not looked up again, so the usual message (the same
+// address in both) costs one directory read. A message without a From:
+// field is refused: RFC 5322 §3.6 requires one.
 //
 // It returns the rest of the message to store, from its first byte, and
 // a reply when the message is refused. A failure to read the message
 // from the client is left in body, for judge.
-func (s *session) checkAuthor(body *bodyReader) (io.Reader, *smtp.SMTPError) {
+func (s *session) checkAuthor(body *bodyReader, envelope string) (io.Reader, *smtp.SMTPError) {
 	br := bufio.NewReaderSize(body, 4096)
 	hdr, complete, err := readHeaderSection(br, MaxSubmissionHeader)
 	rest := io.MultiReader(bytes.NewReader(hdr), br)
@@ -55,6 +58,9 @@ func (s *session) checkAuthor(body *bodyReader) (io.Reader, *smtp.SMTPError) {
 			return rest, replyAuthorNotOwned(s.user)
 		}
 		for _, a := range addrs {
+			if a.Address == envelope {
+				continue // checked at MAIL
+			}
 			own, err := s.ownsSender(a.Address)
 			switch {
 			case err != nil:

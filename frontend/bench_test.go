@@ -97,3 +97,5 @@ func benchBody(n int) string {
 	sb.WriteString(strings.Repeat("z", n-sb.Len()-2) + "\r\n")
 	return sb.String()
 }
+
+func (discardDeliverer) SendAsAlias(context.Context, string, string) (bool, error) { return false, nil }

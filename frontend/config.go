@@ -156,6 +156,11 @@ type SMTPConfig struct {
 	// outside the hosted domains queued.
 	Submission bool
 	Auth       *Authenticator
+	// NoSendAsAliases stops a submission user from sending as its
+	// aliases (Deliverer.SendAsAlias): only the mailbox's own address,
+	// with or without a +detail, is then its sender. By default a user
+	// may send as an address whose forward names its mailbox directly.
+	NoSendAsAliases bool
 }
 
 // withDefaults returns cfg with zero fields filled in, or an error if a

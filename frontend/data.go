@@ -109,7 +109,7 @@ func (s *session) deliver(tx *txn, r io.Reader) outcome {
 	var content io.Reader = body
 	if s.srv.cfg.Submission {
 		var refused *smtp.SMTPError
-		if content, refused = s.checkAuthor(body); refused != nil {
+		if content, refused = s.checkAuthor(body, tx.from); refused != nil {
 			return s.refuseContent(body, refused, start)
 		}
 	}

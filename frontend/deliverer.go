@@ -33,6 +33,14 @@ type Deliverer interface {
 	// fail if reading body fails, and must not touch body after it
 	// returns. The frontend replies 250 only when all three held.
 	Deliver(ctx context.Context, msg node.Message, body io.Reader) (node.DeliveryResult, error)
+
+	// SendAsAlias reports whether the mailbox may send as addr because
+	// addr is one of its aliases: a forward (not a catch-all, not a
+	// mailbox's) whose targets name the mailbox itself, or a +detail of
+	// one. The submission listener asks it for a sender that is not the
+	// mailbox's own address (submission.go). Errors wrap
+	// node.ErrUnavailable.
+	SendAsAlias(ctx context.Context, mailbox, addr string) (bool, error)
 }
 
 // SpaceChecker is implemented by a Deliverer that can tell at MAIL time

@@ -31,6 +31,9 @@ type fakeDeliverer struct {
 	resolveHook func(ctx context.Context, rcpt string) error
 	// spaceHook, when set, answers CheckSpace.
 	spaceHook func(size int64) error
+	// sendAs maps an alias (lower case) to the mailbox that may send as
+	// it; empty by default.
+	sendAs map[string]string
 
 	resolves   []resolveCall
 	deliveries []delivery
@@ -151,6 +154,13 @@ func (f *fakeDeliverer) Deliver(ctx context.Context, msg node.Message, body io.R
 		}
 	}
 	return res, nil
+}
+
+func (f *fakeDeliverer) SendAsAlias(_ context.Context, mailbox, addr string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	owner, ok := f.sendAs[strings.ToLower(addr)]
+	return ok && strings.EqualFold(owner, mailbox), nil
 }
 
 func (f *fakeDeliverer) set(fn func(f *fakeDeliverer)) {

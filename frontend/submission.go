@@ -19,9 +19,11 @@ import (
 //     slowed per IP and per account as for IMAP and POP3; MAIL before it
 //     gets 530 5.7.0;
 //   - the envelope sender must be the authenticated mailbox's address,
-//     with or without a +detail (553 5.7.1 otherwise), so a user cannot
-//     send as another; after three failed AUTH exchanges the connection
-//     is closed;
+//     with or without a +detail, or one of its aliases (a forward that
+//     names the mailbox directly, or its +detail; not with
+//     NoSendAsAliases), 553 5.7.1 otherwise, so a user cannot send as
+//     another; after three failed AUTH exchanges the connection is
+//     closed;
 //   - the message's From: and Sender: fields name that address too
 //     (author.go), or it is refused before anything is stored;
 //   - recipients outside the hosted domains are accepted and queued, the
@@ -115,9 +117,9 @@ func (s *session) login(user, password string) error {
 
 // checkSubmissionSender enforces, on a submission listener, that the
 // session authenticated and that it owns the envelope sender: its
-// mailbox, or that with a +detail. Aliases are not senders: a forward on
-// top of another's mailbox, or a catch-all, would otherwise let a user
-// send as addresses that are not theirs.
+// mailbox, or that with a +detail, or an alias of it (ownsSender). A
+// catch-all, a forward on top of another's mailbox or a chain of
+// forwards never makes an address the user's.
 func (s *session) checkSubmissionSender(from string) error {
 	if !s.srv.cfg.Submission {
 		return nil
@@ -180,12 +182,13 @@ func (s *session) checkAccount() *smtp.SMTPError {
 
 // ownsSender reports whether the session's user may name addr as its
 // sender: its mailbox address, or that with a +detail which the
-// directory resolves as it resolves the mailbox. A mailbox or forward
-// of the +detail name is another account: its owner's, not this user's.
-// The error is the directory's, when it could not answer.
+// directory resolves as it resolves the mailbox, or (unless
+// NoSendAsAliases) one of its aliases. A mailbox or forward of the
+// +detail name is another account: its owner's, not this user's. The
+// error is the directory's, when it could not answer.
 func (s *session) ownsSender(addr string) (bool, error) {
 	if !node.OwnAddress(addr, s.user) {
-		return false, nil
+		return s.aliasSender(addr)
 	}
 	if node.SameAddress(addr, s.user) {
 		return true, nil
@@ -200,6 +203,19 @@ func (s *session) ownsSender(addr string) (bool, error) {
 	}
 	return err == nil && oerr == nil && slices.Equal(detail.Mailboxes, own.Mailboxes) &&
 		slices.Equal(detail.External, own.External), nil
+}
+
+// aliasSender reports whether addr is an alias the user may send as
+// (Deliverer.SendAsAlias): a forward that names its mailbox directly,
+// or its +detail. A catch-all never is, nor an address that reaches the
+// mailbox only through another forward (node/sendas.go says why).
+func (s *session) aliasSender(addr string) (bool, error) {
+	if s.srv.cfg.NoSendAsAliases {
+		return false, nil
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.ResolveTimeout)
+	defer cancel()
+	return s.srv.d.SendAsAlias(ctx, s.user, addr)
 }
 
 // senderResolver is a Deliverer that resolves an address without the
