@@ -30,6 +30,7 @@ type mailFlags struct {
 	maxRejectedRcpts       int
 	rejectedRcptDelay      time.Duration
 	maxSessionTime         time.Duration
+	sendAsAliases          bool
 }
 
 func (m *mailFlags) register(fl *pflag.FlagSet) {
@@ -46,6 +47,7 @@ func (m *mailFlags) register(fl *pflag.FlagSet) {
 	fl.IntVar(&m.maxRejectedRcpts, "smtp-max-rejected-rcpts", frontend.DefaultMaxRejectedRcpts, "recipients an SMTP/submission connection may have refused before its next RCPT gets 421 4.7.0 and it is closed (not LMTP)")
 	fl.DurationVar(&m.rejectedRcptDelay, "smtp-rejected-rcpt-delay", frontend.DefaultRejectedRcptDelay, "each refused recipient after a connection's fifth waits this much longer than the one before, up to 15 times it (not LMTP)")
 	fl.DurationVar(&m.maxSessionTime, "smtp-max-session-time", frontend.DefaultMaxSessionTime, "longest SMTP/LMTP connection; a transaction under way may finish")
+	fl.BoolVar(&m.sendAsAliases, "submission-send-as-aliases", true, "a submission user may send (envelope, From:, Sender:) as an address whose forward names its mailbox directly, and its +detail; never a catch-all's")
 }
 
 func (m *mailFlags) config(log *slog.Logger, kind string, tlsCfg *tls.Config, auth *frontend.Authenticator) frontend.SMTPConfig {
@@ -59,7 +61,7 @@ func (m *mailFlags) config(log *slog.Logger, kind string, tlsCfg *tls.Config, au
 		cfg.MaxRejectedRcpts, cfg.RejectedRcptDelay = m.maxRejectedRcpts, m.rejectedRcptDelay
 	}
 	if kind == "submission" {
-		cfg.Submission, cfg.Auth = true, auth
+		cfg.Submission, cfg.Auth, cfg.NoSendAsAliases = true, auth, !m.sendAsAliases
 	}
 	return cfg
 }

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"log/slog"
 	"net"
 	"syscall"
 	"testing"
+
+	"github.com/spf13/pflag"
 )
 
 // SMTP connections are accepted without TCP keepalive (listenSMTP).
@@ -49,6 +52,30 @@ func TestParseSize(t *testing.T) {
 	for _, in := range []string{"", "B", "I", "iB", "M", "-1", "1X", "1.5G", "9999999999T", "10 M"} {
 		if got, err := parseSize(in); err == nil {
 			t.Errorf("parseSize(%q) = %d, want an error", in, got)
+		}
+	}
+}
+
+// --submission-send-as-aliases is on unless turned off, and reaches the
+// submission listener's configuration only.
+func TestSendAsAliasesFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		kind string
+		off  bool
+	}{
+		{nil, "submission", false},
+		{[]string{"--submission-send-as-aliases=false"}, "submission", true},
+		{[]string{"--submission-send-as-aliases=false"}, "smtp", false},
+	} {
+		var m mailFlags
+		fl := pflag.NewFlagSet("t", pflag.ContinueOnError)
+		m.register(fl)
+		if err := fl.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		if got := m.config(slog.Default(), tc.kind, nil, nil).NoSendAsAliases; got != tc.off {
+			t.Errorf("%q on %s: NoSendAsAliases %v, want %v", tc.args, tc.kind, got, tc.off)
 		}
 	}
 }
