@@ -13,7 +13,8 @@ import (
 // hello@example.org forward to her directly; sales@ only to bob; chain@
 // reaches her only through info@; everything@example.net is a
 // catch-all to her; bob's mailbox forwards a copy to her; team@ goes to
-// bob and team+alice@ has no entry of its own.
+// bob and team+alice@ has no entry of its own; bob+alice@ and
+// sales+alice@ forward to her, but under bob's mailbox and alias.
 func sendAsCluster(t *testing.T) *nodetest.Cluster {
 	t.Helper()
 	c := nodetest.Start(t, 1)
@@ -29,6 +30,8 @@ func sendAsCluster(t *testing.T) *nodetest.Cluster {
 		{Address: "@example.net", Targets: []string{"alice@example.com"}},
 		{Address: "team@example.com", Targets: []string{"bob@example.com"}},
 		{Address: "bob@example.com", Targets: []string{"alice@example.com"}, KeepCopy: true},
+		{Address: "bob+alice@example.com", Targets: []string{"alice@example.com"}},
+		{Address: "sales+alice@example.com", Targets: []string{"alice@example.com"}},
 	} {
 		c.Apply(&fw)
 	}
@@ -39,7 +42,8 @@ func sendAsCluster(t *testing.T) *nodetest.Cluster {
 // its targets, and as its +detail, in the envelope and in From: and
 // Sender:; not as an alias of someone else, one that reaches her only
 // through another forward, a catch-all's address, a mailbox that
-// forwards to her, or a sub-address of someone else's forward. A
+// forwards to her, or a sub-address of someone else's mailbox or
+// alias, even one whose own forward names her. A
 // redirect (Resent-From: her alias, From: a stranger) stays refused.
 func TestSubmissionSendsAsAnAlias(t *testing.T) {
 	c := sendAsCluster(t)
@@ -61,6 +65,8 @@ func TestSubmissionSendsAsAnAlias(t *testing.T) {
 		{"bob@example.com", 553, "5.7.1"},        // a mailbox forwarding to her
 		{"bob+x@example.com", 553, "5.7.1"},      // and its +detail
 		{"team+alice@example.com", 553, "5.7.1"}, // sub-address of bob's alias
+		{"bob+alice@example.com", 553, "5.7.1"},  // bob's, though it forwards to her
+		{"sales+alice@example.com", 553, "5.7.1"},
 		{"nobody@example.com", 553, "5.7.1"},
 	} {
 		r := cl.cmd("MAIL FROM:<" + tc.from + ">")

@@ -11,12 +11,15 @@ import (
 // SendAsAlias reports whether mailbox may send as addr because addr is
 // one of its aliases: an address with a forward of its own (never a
 // catch-all, never an address that is a mailbox) that names mailbox
-// among its targets itself, or a +detail of such an address that has no
-// entry of its own (fsm.State.SenderAlias). A target that reaches
+// among its targets itself, or a +detail of such an address that has
+// no entry of its own (fsm.State.SenderForwards). A sub-address of
+// someone else's address is not: when addr's base is a mailbox, or a
+// forward that does not name mailbox, addr is in that owner's name
+// space, whatever forward of its own it has. A target that reaches
 // mailbox only through another forward does not count: that forward's
-// owner may change its targets, and a chain would then grant an address
-// to whoever the last link names, without the first one's
-// administrator seeing it. Local parts are compared with only ASCII
+// targets may change without addr's changing (it may be a list, or
+// someone else's alias), and a chain would grant addr to whoever its
+// last link then names. Local parts are compared with only ASCII
 // letters folded, as OwnAddress does.
 //
 // It reads the local state; only a refusal is read again after a
@@ -35,23 +38,33 @@ func (n *Node) SendAsAlias(ctx context.Context, mailbox, addr string) (bool, err
 
 func (n *Node) sendAsAlias(mailbox, addr string) (bool, error) {
 	addr = asciiAddress(addr)
-	fw, err := n.state.SenderAlias(addr)
+	fws, err := n.state.SenderForwards(addr)
 	switch {
 	case errors.Is(err, fsm.ErrNotFound), errors.Is(err, fsm.ErrInvalid):
 		return false, nil
 	case err != nil:
 		return false, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	case !OwnAddress(addr, fw.Address):
-		return false, nil // a lookalike only Unicode case folding equates
 	}
 	want, err := fsm.ParseAddress(asciiAddress(mailbox))
 	if err != nil {
 		return false, nil
 	}
-	for _, t := range fw.Targets {
-		if ta, err := fsm.ParseAddress(t); err == nil && ta.Key() == want.Key() {
-			return true, nil
+	for _, fw := range fws {
+		// OwnAddress: not a lookalike only Unicode case folding equates.
+		if !OwnAddress(addr, fw.Address) || !namesMailbox(fw, want.Key()) {
+			return false, nil
 		}
 	}
-	return false, nil
+	return true, nil
+}
+
+// namesMailbox reports whether one of fw's targets is the mailbox
+// whose key is want itself.
+func namesMailbox(fw fsm.Forward, want string) bool {
+	for _, t := range fw.Targets {
+		if ta, err := fsm.ParseAddress(t); err == nil && ta.Key() == want {
+			return true
+		}
+	}
+	return false
 }

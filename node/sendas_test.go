@@ -10,9 +10,10 @@ import (
 // SendAsAlias grants an address whose own forward names the mailbox,
 // spelt with ASCII case changed or a +detail added, and a Unicode
 // domain for its A-labels; not a lookalike that only Unicode case
-// folding equates (the Kelvin sign for K), nor a target reached
-// through another forward; a forward just made through another node is
-// found.
+// folding equates (the Kelvin sign for K), a target reached through
+// another forward, or a sub-address of someone else's mailbox or alias,
+// even one whose own forward names the mailbox; a forward just made
+// through another node is found.
 func TestSendAsAlias(t *testing.T) {
 	c := newTestCluster(t, 3)
 	l := c.leader(5 * time.Second)
@@ -22,6 +23,8 @@ func TestSendAsAlias(t *testing.T) {
 	mustApply(t, l, &fsm.ForwardAdd{Address: "kim@example.com", Targets: []string{"A@example.com"}})
 	mustApply(t, l, &fsm.ForwardAdd{Address: "via@example.com", Targets: []string{"kim@example.com"}})
 	mustApply(t, l, &fsm.ForwardAdd{Address: "info@xn--bcher-kva.example", Targets: []string{"a@example.com"}})
+	mustApply(t, l, &fsm.ForwardAdd{Address: "kim+both@example.com", Targets: []string{"a@example.com", "b@example.com"}})
+	mustApply(t, l, &fsm.ForwardAdd{Address: "b+a@example.com", Targets: []string{"a@example.com"}})
 
 	n := c.follower()
 	ctx := ctxT(t, 5*time.Second)
@@ -31,6 +34,8 @@ func TestSendAsAlias(t *testing.T) {
 		"info@bücher.example":  true,
 		"\u212Aim@example.com": false, // Kelvin sign
 		"via@example.com":      false,
+		"kim+both@example.com": true,
+		"b+a@example.com":      false, // under b's mailbox
 		"b@example.com":        false,
 		"@example.com":         false,
 		"not an address":       false,
@@ -40,8 +45,10 @@ func TestSendAsAlias(t *testing.T) {
 			t.Errorf("a sending as %q: %v, %v; want %v", addr, got, err, want)
 		}
 	}
-	if got, _ := n.SendAsAlias(ctx, "b@example.com", "kim@example.com"); got {
-		t.Error("b may send as a's alias")
+	for _, addr := range []string{"kim@example.com", "kim+both@example.com"} {
+		if got, _ := n.SendAsAlias(ctx, "b@example.com", addr); got {
+			t.Errorf("b may send as %s, under a's alias", addr)
+		}
 	}
 	// Made through the leader and asked of a follower at once: a miss
 	// is read again after a read-index barrier.
