@@ -12,7 +12,8 @@ import (
 // one of its aliases: an address with a forward of its own (never a
 // catch-all, never an address that is a mailbox) that names mailbox
 // among its targets itself, or a +detail of such an address that has
-// no entry of its own (fsm.State.SenderForwards). A sub-address of
+// no entry of its own or a forward naming mailbox too
+// (fsm.State.SenderForwards). A sub-address of
 // someone else's address is not: when addr's base is a mailbox, or a
 // forward that does not name mailbox, addr is in that owner's name
 // space, whatever forward of its own it has. A target that reaches
