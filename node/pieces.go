@@ -142,8 +142,9 @@ func (n *Node) emptyFolder(ctx context.Context, addr, name string, all bool) err
 // to protect, so it is not marked: a bulk deprovisioning stays one entry
 // a mailbox. A mailbox the removal would refuse (a forward keeps copies
 // in it) is neither marked nor emptied. An error part way leaves the
-// pieces before it expunged and clears the mark (unmarkRemoving), and
-// repeating the removal finishes it.
+// pieces before it expunged and clears the mark this removal set
+// (unmarkRemoving), and repeating the removal finishes it; a mark it
+// found set is cleared only if the removal is refused.
 func (n *Node) RemoveMailbox(ctx context.Context, addr string) (any, error) {
 	if err := n.readBarrier(ctx); err != nil {
 		return nil, err
@@ -154,16 +155,24 @@ func (n *Node) RemoveMailbox(ctx context.Context, addr string) (any, error) {
 		return n.Apply(ctx, &fsm.MailboxRemove{Address: addr}) // it says what is wrong
 	}
 	large := mb.Messages > int64(n.cfg.EntryMessages) && (ferr != nil || !fw.KeepCopy)
-	marked := mb.Removing // left by a removal that failed and could not clear it
-	if large && !marked && n.encodingAtLeast(fsm.EncodingJSON10) {
-		marked = true
+	// A mark found here was left by a removal that failed and could not
+	// clear it, or is held by one still running (on this node or
+	// another): nothing tells the two apart.
+	found, set := mb.Removing, false
+	if large && !found && n.encodingAtLeast(fsm.EncodingJSON10) {
+		set = true
 		if err := n.markRemoving(ctx, addr, true); err != nil {
 			n.unmarkRemoving(ctx, addr, err) // its outcome may be unknown
 			return nil, err
 		}
 	}
 	v, err := n.removeInPieces(ctx, addr, large)
-	if err != nil && marked {
+	if err != nil && (set || found && errors.Is(err, fsm.ErrNotEmpty)) {
+		// A mark found is cleared only when the removal is refused
+		// (a forward keeps copies in the mailbox), which a running
+		// removal meets too: clearing it for a failure of this
+		// removal's own would let mail in, answered 250, that a
+		// running one then removes with the mailbox.
 		n.unmarkRemoving(ctx, addr, err)
 	}
 	return v, err

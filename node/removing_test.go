@@ -309,3 +309,43 @@ func TestRemoveMailboxClearsAMarkLeftBehind(t *testing.T) {
 		t.Fatalf("removed mailbox: %v", err)
 	}
 }
+
+// A removal that finds the mark already set cannot tell a mark left
+// behind from one a removal still running elsewhere holds (its mark is
+// all another node sees of it). If such a removal stops part way for a
+// reason of its own (here its context, after its first pieces), it must
+// leave the mark: clearing it would let mail in, answered 250, that the
+// running removal then takes away with the mailbox. Only a removal it
+// set, or a refusal that no removal can get past (a forward keeping
+// copies, TestRemoveMailboxClearsAMarkLeftBehind), clears the mark.
+func TestRemoveMailboxStoppedPartWayKeepsAMarkItFound(t *testing.T) {
+	l, f, ctx := pieceRaceCluster(t, 100)
+	a := "a@example.com"
+	big := bigFolder(t, l, "Big", 11)
+	// The removal under way on l: its mark, and pieces still to come.
+	if err := l.markRemoving(ctx, a, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Barrier(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cut := cutCtx{ctx, func() bool {
+		mb, err := f.State().Mailbox(a)
+		return err == nil && mb.Messages < int64(len(big.Messages))
+	}}
+	if _, err := f.RemoveMailbox(cut, a); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("second removal cut off part way: %v", err)
+	}
+	if err := f.Barrier(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !removingOn(f, a) {
+		t.Fatal("a removal that stopped part way cleared a mark it found, which another removal may hold")
+	}
+	if _, err := f.Resolve(ctx, a); !errors.Is(err, ErrMailboxRemoving) {
+		t.Fatalf("RCPT while the other removal runs: %v, want ErrMailboxRemoving", err)
+	}
+	if _, err := l.RemoveMailbox(ctx, a); err != nil {
+		t.Fatalf("the removal finishing: %v", err)
+	}
+}
