@@ -135,12 +135,30 @@ func (n *Node) sendDSN(ctx context.Context, rep dsnReport, now time.Time) error 
 	if len(res.External) > 0 {
 		cmd.Queue = &fsm.QueuePart{From: "", Recipients: res.External, NextAttempt: now.UnixMilli()}
 	}
-	if _, _, err := n.commitDelivery(ctx, cmd); err != nil {
+	v, _, err := n.commitDelivery(ctx, cmd)
+	if err != nil {
 		return err
 	}
+	n.logRefusedNotice(cmd.ID, v)
 	n.queue.m.dsns.Inc()
 	n.queue.kick()
 	return nil
+}
+
+// logRefusedNotice says which mailboxes refused a notice as it was
+// committed (a folder full, a mailbox removed or being removed since the
+// sender was resolved): the notice is not retried, since a repeat under
+// the same delivery ID would only be answered the same, so the log is
+// where an operator learns of it.
+func (n *Node) logRefusedNotice(id string, v any) {
+	var res fsm.DeliverResult
+	if err := convert(v, &res); err != nil {
+		n.log.Warn("DSN committed; its result unreadable", "id", id, "err", err)
+		return
+	}
+	for addr, code := range res.Rejected {
+		n.log.Warn("DSN refused by its sender's mailbox; dropped", "id", id, "mailbox", addr, "code", code, "reason", res.Messages[addr])
+	}
 }
 
 // original is what rep returns of the original message: all of it for

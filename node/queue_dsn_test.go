@@ -2,10 +2,13 @@ package node
 
 import (
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"powermail/fsm"
 )
 
 // deliverOut delivers body from a@example.com to the external targets
@@ -275,5 +278,26 @@ func TestQueueDSNTypesAUTF8Original(t *testing.T) {
 		if got := returnedPartType(tc.original, tc.full); got != tc.want {
 			t.Errorf("%q (full %v): %q, want %q", tc.original, tc.full, got, tc.want)
 		}
+	}
+}
+
+// A notice that its sender's mailbox refuses as it is committed (a
+// folder out of UIDs, a mailbox being removed) is not retried, since a
+// repeat under its delivery ID would get the same answer: the log says
+// so, where it was dropped without a word.
+func TestRefusedNoticeIsLogged(t *testing.T) {
+	var buf strings.Builder
+	n := &Node{log: slog.New(slog.NewTextHandler(&buf, nil))}
+	n.logRefusedNotice("dsn-7-failed", fsm.DeliverResult{Rejected: map[string]string{"a@example.com": "folder_full"},
+		Messages: map[string]string{"a@example.com": "folder INBOX has given its last UID"}})
+	for _, want := range []string{"DSN refused", "dsn-7-failed", "a@example.com", "folder_full", "last UID"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log lacks %q: %s", want, buf.String())
+		}
+	}
+	buf.Reset()
+	n.logRefusedNotice("dsn-8-failed", fsm.DeliverResult{UIDs: map[string]uint32{"a@example.com": 3}})
+	if buf.Len() != 0 {
+		t.Errorf("a notice delivered was logged: %s", buf.String())
 	}
 }
