@@ -103,7 +103,10 @@ func (c *SettingsSet) apply(tx *txn) (any, error) {
 	if s.WriteQuorum < 1 || s.WriteQuorum > s.Replicas {
 		return nil, errorf(ErrInvalid, "write quorum must be 1 to replicas (%d), not %d", s.Replicas, s.WriteQuorum)
 	}
-	if s.CommandEncoding < 0 || raiseRefused(s.CommandEncoding, int(c.written), NewestEncoding) {
+	// A partial update that leaves the encoding alone raises nothing: the
+	// written-below-target rule is for raises (once the cluster is past
+	// the encoding such an update is written in, it would refuse them all).
+	if s.CommandEncoding < 0 || c.raisesTo() != 0 && raiseRefused(s.CommandEncoding, int(c.written), NewestEncoding) {
 		return nil, errorf(ErrInvalid, "command encoding must be 0 to %d, not %d", NewestEncoding, s.CommandEncoding)
 	}
 	old, err := tx.settings()
