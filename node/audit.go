@@ -54,7 +54,7 @@ func (n *Node) AuditListings(ctx context.Context) (checked, missing int, err err
 	close(work)
 	wg.Wait()
 	if lost.Load() > 0 {
-		n.kickRepairAnywhere(ctx) // the bodies are short now
+		n.kickRepairAnywhere() // the bodies are short now
 	}
 	return checked, int(lost.Load()), err
 }

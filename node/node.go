@@ -69,6 +69,7 @@ type Node struct {
 	lastMail      atomic.Int64 // unix nanos of the last applied delivery
 	copies        *copyGate    // repair and rebalance copies at once
 	repairKick    chan struct{}
+	leaderKick    chan struct{} // kicks for the leader's repair (scrub.go)
 	scrubLimiter  byteLimiter
 	corrupt       atomic.Int64 // corrupt local copies found
 	missing       atomic.Int64 // listed bodies found missing from the local store
@@ -79,6 +80,10 @@ type Node struct {
 	raftUp      atomic.Bool   // raft is started: cluster RPCs may use it
 	readyTerm   atomic.Uint64 // term in which this leader passed a barrier
 	stallBodies atomic.Bool   // tests only: accept body uploads and never answer
+	// onRepairKick, tests only, is called first by the /rpc/repair
+	// handler; true means it took care of the request (a test holds it
+	// unanswered, as a paused leader would).
+	onRepairKick atomic.Pointer[func(*http.Request) bool]
 	// afterBodyCheck, tests only, runs between an unforced removal's
 	// first body check and the removal of the member record.
 	afterBodyCheck func()
@@ -109,7 +114,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), metrics: newMetrics(),
-		started: time.Now(), repairKick: make(chan struct{}, 1), notices: make(chan struct{}, maxSuccessNotices), digests: newDigests()}
+		started: time.Now(), repairKick: make(chan struct{}, 1), leaderKick: make(chan struct{}, 1), notices: make(chan struct{}, maxSuccessNotices), digests: newDigests()}
 	n.limiter.rate, n.scrubLimiter.rate = cfg.RepairRate, cfg.ScrubRate
 	n.copies = newCopyGate(cfg.RepairBusyCopies, &n.lastMail)
 	n.remote = newRemoteCache(cfg.RemoteCacheBytes)
@@ -179,6 +184,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		n.queueLoop,
 		func(ctx context.Context) { n.repairLoop(ctx, n.cfg.RepairInterval) },
 		func(ctx context.Context) { n.scrubLoop(ctx, n.cfg.ScrubInterval) },
+		n.kickLoop,
 		func(ctx context.Context) { n.pollStorage(ctx, n.cfg.PeerPollInterval) },
 		func(ctx context.Context) { n.publishSelf(ctx, false) },
 		func(ctx context.Context) { n.sweepLoop(ctx, n.cfg.OrphanSweepInterval, n.cfg.OrphanGrace) },

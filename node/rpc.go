@@ -121,6 +121,9 @@ func (n *Node) rpcHandler() http.Handler {
 	mux.HandleFunc("GET /rpc/body/{hash}", n.handleGetBody)
 	mux.HandleFunc("POST /rpc/gc/{hash}", n.handleGC)
 	mux.HandleFunc("POST /rpc/repair", func(w http.ResponseWriter, r *http.Request) {
+		if hook := n.onRepairKick.Load(); hook != nil && (*hook)(r) {
+			return
+		}
 		n.kickRepair()
 		writeRPC(w, nil, nil)
 	})

@@ -75,7 +75,7 @@ func (n *Node) reportCorrupt(ctx context.Context, h storage.Hash) {
 	if _, err := n.bodies.DeleteIfCorrupt(ctx, h); err != nil {
 		n.log.Warn("corrupt replica not deleted", "body", h.String(), "err", err)
 	}
-	n.kickRepairAnywhere(ctx)
+	n.kickRepairAnywhere()
 }
 
 // reportCorruptEntry is reportCorrupt for an entry of the store's listing
@@ -90,13 +90,55 @@ func (n *Node) reportCorruptEntry(ctx context.Context, h storage.Hash) {
 	n.reportCorrupt(ctx, h)
 }
 
-// kickRepairAnywhere starts a repair round on the leader soon; best
-// effort (kickRepairOnLeader says whether the leader heard it).
-func (n *Node) kickRepairAnywhere(ctx context.Context) {
-	_ = n.kickRepairOnLeader(ctx)
+// The repair kick. A node that unlists a corrupt or missing copy of its
+// own asks the leader for a repair round at once, rather than leaving
+// the body short until the next periodic one. The kick is best effort:
+// the unlisting moved the placement mark, so the next periodic round
+// scans and finds the body anyway. So it is sent in the background, and
+// never holds the scrub or the audit that asked for it: a leader paused
+// right then (a stopped process keeps its connections open, and the
+// kick's request would wait on a pooled one for ever) would otherwise
+// stop this node checking its other bodies until it resumed or died. A
+// timeout alone would still hold the scrub that long for every corrupt
+// copy it meets. One kick is in flight at a time; those asked for
+// meanwhile are sent once after it, and each gives up after
+// repairKickTimeout, so that a leader that never answers (or has been
+// replaced) does not hold the later ones.
+
+// repairKickTimeout bounds one kick, which only queues a round on the
+// leader and answers at once.
+const repairKickTimeout = 5 * time.Second
+
+// kickRepairAnywhere starts a repair round on the leader soon, without
+// waiting for it; best effort.
+func (n *Node) kickRepairAnywhere() {
+	if n.IsLeader() {
+		n.kickRepair()
+		return
+	}
+	select {
+	case n.leaderKick <- struct{}{}:
+	default: // one is pending already, and goes after this request
+	}
 }
 
-// kickRepairOnLeader is kickRepairAnywhere with the reason it failed.
+// kickLoop sends the kicks kickRepairAnywhere asks for, one at a time,
+// until ctx ends.
+func (n *Node) kickLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.leaderKick:
+		}
+		if err := n.kickRepairOnLeader(ctx); err != nil && ctx.Err() == nil {
+			n.log.Info("repair kick not delivered; the leader's next round repairs", "err", err)
+		}
+	}
+}
+
+// kickRepairOnLeader asks the leader for a repair round soon, within
+// repairKickTimeout, and says whether it heard.
 func (n *Node) kickRepairOnLeader(ctx context.Context) error {
 	if n.IsLeader() {
 		n.kickRepair()
@@ -106,6 +148,8 @@ func (n *Node) kickRepairOnLeader(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, repairKickTimeout)
+	defer cancel()
 	return n.call(ctx, addr, "POST", "/rpc/repair", nil, nil)
 }
 
