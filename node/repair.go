@@ -76,11 +76,14 @@ func (r *repairState) get() RepairStatus {
 	return r.st
 }
 
-// liveness says which members count as healthy now.
+// liveness says which members count as healthy now, and which of them
+// reported no room for new bodies (full; this node: now): those refuse
+// every copy, so repair sends them none.
 type liveness struct {
 	self    string
 	members map[string]fsm.Member
 	alive   map[string]bool
+	full    map[string]bool
 }
 
 func (n *Node) liveness() (liveness, error) {
@@ -88,12 +91,24 @@ func (n *Node) liveness() (liveness, error) {
 	if err != nil {
 		return liveness{}, err
 	}
-	l := liveness{self: n.cfg.ID, members: map[string]fsm.Member{}, alive: map[string]bool{}}
+	l := liveness{self: n.cfg.ID, members: map[string]fsm.Member{}, alive: map[string]bool{}, full: map[string]bool{}}
 	for _, m := range ms {
 		l.members[m.ID] = m
 		l.alive[m.ID] = m.ID == n.cfg.ID || n.placement.downFor(m.ID, n.started) < n.cfg.RepairGrace
+		l.full[m.ID] = n.reportedFull(m.ID)
 	}
 	return l, nil
+}
+
+// reportedFull reports whether a member's store had no room for new
+// bodies when last seen (this node: now). A peer never polled, or a
+// store that cannot say, is not known to be full.
+func (n *Node) reportedFull(id string) bool {
+	if id != n.cfg.ID {
+		return n.placement.full(id)
+	}
+	st, err := n.bodies.Stats(context.Background())
+	return err == nil && st.Room() == 0
 }
 
 // RepairRound runs one repair pass on the leader, reading every body
@@ -292,11 +307,12 @@ func (n *Node) repairBody(ctx context.Context, live liveness, r int, rec fsm.Bod
 	return short, nil
 }
 
-// repairTargets lists live members without a copy, in placement order.
+// repairTargets lists live members without a copy that had room for it
+// when last seen, in placement order.
 func (n *Node) repairTargets(live liveness, have []string) []fsm.Member {
 	var out []fsm.Member
 	for id, m := range live.members {
-		if live.alive[id] && !slices.Contains(have, id) && n.health.ok(id) {
+		if live.canTake(id, have) && n.health.ok(id) {
 			out = append(out, m)
 		}
 	}

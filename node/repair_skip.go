@@ -17,14 +17,17 @@ import (
 // being settled through an entry that lists it on other than R, revives
 // it from no references, changes R or changes the members, and every
 // such entry moves the directory's placement mark (fsm/placement.go); or
-// through a member going down or coming back, which no entry records.
-// So after a full scan that found every body settled, a periodic round
-// skips the scan while all of this holds:
+// through a member going down or coming back, or reporting no room or
+// room again (a body short of R whose only possible targets are full is
+// settled), which no entry records. So after a full scan that found
+// every body settled, a periodic round skips the scan while all of this
+// holds:
 //
 //   - the mark is where it was when that scan began (read before the
 //     settings and the members, so that a change of either made during
 //     the round moves it past);
-//   - the members are the same, and the same of them are down;
+//   - the members are the same, the same of them are down, and the same
+//     of them reported no room;
 //   - this node has led in the same term throughout;
 //   - the scan is less than repairFullScanEvery old, or while a member
 //     is down, repairDegradedScanEvery.
@@ -51,23 +54,28 @@ type cleanScan struct {
 	replicas int
 	members  string // sorted member IDs
 	down     string // sorted IDs of the members not counted healthy
+	full     string // sorted IDs of the members that reported no room
 	at       time.Time
 }
 
 // scanKey records what a scan starting now would be judged by. mark is
 // read before anything else.
 func (n *Node) scanKey(mark uint64, replicas int, live liveness) cleanScan {
-	var ids, down []string
+	var ids, down, full []string
 	for id := range live.members {
 		ids = append(ids, id)
 		if !live.alive[id] {
 			down = append(down, id)
 		}
+		if live.full[id] {
+			full = append(full, id)
+		}
 	}
 	slices.Sort(ids)
 	slices.Sort(down)
+	slices.Sort(full)
 	return cleanScan{term: n.raft.CurrentTerm(), mark: mark, replicas: replicas,
-		members: strings.Join(ids, ","), down: strings.Join(down, ","), at: time.Now()}
+		members: strings.Join(ids, ","), down: strings.Join(down, ","), full: strings.Join(full, ","), at: time.Now()}
 }
 
 // covers reports whether the clean scan c still answers for a round
@@ -78,15 +86,16 @@ func (c *cleanScan) covers(now cleanScan) bool {
 		every = repairDegradedScanEvery
 	}
 	return c != nil && c.term == now.term && c.mark == now.mark && c.replicas == now.replicas &&
-		c.members == now.members && c.down == now.down && now.at.Sub(c.at) < every
+		c.members == now.members && c.down == now.down && c.full == now.full && now.at.Sub(c.at) < every
 }
 
 // settled reports whether a scan would leave rec as it is (repairBody):
 // listed on exactly r healthy members and no removed node, or on more
 // while a listed member is down (extras are trimmed only once every
 // listed member is healthy), or on fewer when every healthy member holds
-// it already: there is nowhere to copy it until a member joins or comes
-// back, and either changes the scan key. That last holds with a removed
+// it already or reported no room: there is nowhere to copy it until a
+// member joins, comes back or reports room, and each changes the scan
+// key. That last holds with a removed
 // node listed too: its listing goes only with the copy that restores R
 // (R=3 on three nodes, one lost and removed, leaves every body so).
 func settled(live liveness, r int, rec fsm.BodyRecord) bool {
@@ -100,7 +109,12 @@ func settled(live liveness, r int, rec fsm.BodyRecord) bool {
 	}
 	switch {
 	case healthy < r:
-		return healthy == live.healthy()
+		for id := range live.members {
+			if live.canTake(id, rec.Replicas) {
+				return false
+			}
+		}
+		return true
 	case removed:
 		return false // unlisted now
 	case healthy > r:
@@ -109,13 +123,8 @@ func settled(live liveness, r int, rec fsm.BodyRecord) bool {
 	return true
 }
 
-// healthy counts the members counted alive.
-func (l liveness) healthy() int {
-	k := 0
-	for _, ok := range l.alive {
-		if ok {
-			k++
-		}
-	}
-	return k
+// canTake reports whether member id can take a copy of a body listed on
+// have: it is counted healthy, lacks one, and had room when last seen.
+func (l liveness) canTake(id string, have []string) bool {
+	return l.alive[id] && !l.full[id] && !slices.Contains(have, id)
 }

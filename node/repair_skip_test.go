@@ -96,6 +96,8 @@ func TestCleanScanCoversTheSameDownSetOnly(t *testing.T) {
 	healthy := cleanScan{term: 3, mark: 10, replicas: 2, members: "n1,n2,n3", at: now}
 	degraded := healthy
 	degraded.down = "n3"
+	full := healthy
+	full.full = "n2"
 	later := func(c cleanScan, d time.Duration) cleanScan { c.at = c.at.Add(d); return c }
 	for name, tc := range map[string]struct {
 		clean, now cleanScan
@@ -109,6 +111,9 @@ func TestCleanScanCoversTheSameDownSetOnly(t *testing.T) {
 		"degraded past its bound":     {degraded, later(degraded, repairDegradedScanEvery), false},
 		"healthy within the hour":     {healthy, later(healthy, repairDegradedScanEvery), true},
 		"healthy past the full bound": {healthy, later(healthy, repairFullScanEvery), false},
+		"a member reported no room":   {healthy, later(full, time.Minute), false},
+		"the member reported room":    {full, later(healthy, time.Minute), false},
+		"the same member still full":  {full, later(full, time.Minute), true},
 	} {
 		if got := tc.clean.covers(tc.now); got != tc.want {
 			t.Errorf("%s: covers %v, want %v", name, got, tc.want)
@@ -140,6 +145,23 @@ func TestSettledBodies(t *testing.T) {
 	} {
 		if got := settled(live, tc.r, fsm.BodyRecord{Body: fsm.Body{Replicas: tc.replicas}}); got != tc.want {
 			t.Errorf("R=%d on %v: settled %v, want %v", tc.r, tc.replicas, got, tc.want)
+		}
+	}
+	// A member that reported no room takes no copy either.
+	live.full = map[string]bool{"n2": true}
+	for _, tc := range []struct {
+		r        int
+		replicas []string
+		want     bool
+	}{
+		{2, []string{"n1"}, true},                // n2 has no room
+		{2, []string{"n1", "n3"}, true},          // nor here
+		{2, []string{"n2"}, false},               // n1 can take a copy
+		{2, []string{"n1", "n2", "gone"}, false}, // a removed node to unlist
+		{1, []string{"n1", "n2"}, false},         // an extra to trim now
+	} {
+		if got := settled(live, tc.r, fsm.BodyRecord{Body: fsm.Body{Replicas: tc.replicas}}); got != tc.want {
+			t.Errorf("n2 full, R=%d on %v: settled %v, want %v", tc.r, tc.replicas, got, tc.want)
 		}
 	}
 }
