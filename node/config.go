@@ -85,7 +85,9 @@ type Config struct {
 	// RepairRate bounds repair and rebalance copying, and a trim's reading
 	// back of the copies that stay (bytes/s);
 	// RebalanceSpread is the allowed (max-min)/max of used bytes across
-	// live members. ScrubRate bounds background verification (bytes/s).
+	// live members (where their filesystems differ in size, of the share
+	// of what each could hold that its bodies take: rebalance_plan.go).
+	// ScrubRate bounds background verification (bytes/s).
 	// Zero means the Default* values.
 	RepairGrace    time.Duration
 	RepairInterval time.Duration

@@ -48,11 +48,12 @@ func (p *placement) downFor(id string, started time.Time) time.Duration {
 	return time.Since(started)
 }
 
-// used is a peer's body bytes as last polled.
-func (p *placement) used(id string) int64 {
+// get is a peer's stats as last polled, and whether it ever was.
+func (p *placement) get(id string) (storage.Stats, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.stats[id].BodyBytes
+	s, ok := p.stats[id]
+	return s, ok
 }
 
 // free is the room a peer's store had for new bodies (free space above

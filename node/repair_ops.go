@@ -85,25 +85,6 @@ func (n *Node) freeBytes(id string) uint64 {
 	return f
 }
 
-// hasRoom reports whether a member's store had room for new bodies when
-// last seen (this node: now); a peer never polled has none known.
-func (n *Node) hasRoom(id string) bool {
-	if id == n.cfg.ID {
-		return n.freeBytes(id) > 0
-	}
-	f, ok := n.placement.free(id)
-	return ok && f > 0
-}
-
-// usedBytes is a member's body bytes as last seen (this node: now).
-func (n *Node) usedBytes(id string) int64 {
-	if id == n.cfg.ID {
-		st, _ := n.bodies.Stats(context.Background())
-		return st.BodyBytes
-	}
-	return n.placement.used(id)
-}
-
 func (n *Node) verifyOn(ctx context.Context, m fsm.Member, hash string) error {
 	if m.ID == n.cfg.ID {
 		return n.verifyLocal(ctx, hash)
@@ -157,9 +138,10 @@ func (n *Node) dropLocal(ctx context.Context, hash string) error {
 }
 
 // rebalance moves bodies from the fullest live member to the emptiest
-// one with room until their used bytes are within RebalanceSpread of the
-// fullest, or until the deadline; the next round goes on. Only bodies
-// with at least r listed replicas move: a short one is repair's.
+// one with room (by bytes, or by the share of each disk: rebalance_plan.go)
+// until they are within RebalanceSpread of the fullest, or until the
+// deadline; the next round goes on. Only bodies with at least r listed
+// replicas move: a short one is repair's.
 func (n *Node) rebalance(ctx context.Context, live liveness, r int, deadline time.Time) error {
 	var ids []string
 	for id := range live.members {
@@ -167,39 +149,27 @@ func (n *Node) rebalance(ctx context.Context, live liveness, r int, deadline tim
 			ids = append(ids, id)
 		}
 	}
-	used := map[string]int64{}
-	for _, id := range ids {
-		used[id] = n.usedBytes(id)
-	}
-	slices.SortFunc(ids, func(a, b string) int { return int(used[b] - used[a]) })
-	// A node at its free-space reserve (or not yet polled) refuses every
-	// copy: as the destination it would stop each round at its first
-	// move, and the others would never be balanced.
-	dest := slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return !n.hasRoom(id) })
-	if len(ids) < 2 || len(dest) == 0 || dest[len(dest)-1] == ids[0] {
+	plan, ok := planRebalance(n.memberLoads(ids), n.cfg.RebalanceSpread)
+	if !ok {
 		return nil
 	}
-	full, empty := ids[0], dest[len(dest)-1]
-	gap := used[full] - used[empty]
-	if used[full] == 0 || float64(gap) <= n.cfg.RebalanceSpread*float64(used[full]) {
-		return nil
-	}
+	full, empty := plan.from, plan.to
 	var moved int64
-	for after := ""; moved < gap/2; {
+	for after := ""; moved < plan.amount; {
 		recs, err := n.state.Bodies(after, repairScanBatch)
 		if err != nil || len(recs) == 0 {
 			return err
 		}
 		after = recs[len(recs)-1].Hash
 		for _, rec := range recs {
-			if moved >= gap/2 || time.Now().After(deadline) || !n.IsLeader() {
+			if moved >= plan.amount || time.Now().After(deadline) || !n.IsLeader() {
 				return nil
 			}
 			if rec.Refs <= 0 || rec.Collecting != 0 || len(rec.Replicas) < r || !slices.Contains(rec.Replicas, full) ||
-				slices.Contains(rec.Replicas, empty) || rec.Size >= gap-2*moved {
-				// Only a body smaller than what is left of the gap
-				// narrows it; a larger one swaps which node is fullest,
-				// and the next round would move it back.
+				slices.Contains(rec.Replicas, empty) || rec.Size >= 2*(plan.amount-moved) {
+				// Only a body smaller than twice what is left to move
+				// narrows the gap; a larger one swaps which node is
+				// fullest, and the next round would move it back.
 				continue
 			}
 			err := n.move(ctx, live, rec, full, empty)

@@ -67,7 +67,7 @@ func TestRepairLeavesAMemberWithoutRoomAlone(t *testing.T) {
 
 	// n3 has room again: the next periodic round scans and copies.
 	space.avail.Store(reserve + 1<<30)
-	waitFor(t, 5*time.Second, "the leader sees room on n3", func() bool { return l.hasRoom("n3") })
+	waitFor(t, 5*time.Second, "the leader sees room on n3", func() bool { return !l.reportedFull("n3") })
 	if !scanned() {
 		t.Fatal("a periodic round skipped the scan after n3 reported room")
 	}
@@ -75,15 +75,20 @@ func TestRepairLeavesAMemberWithoutRoomAlone(t *testing.T) {
 }
 
 // roomFS reports avail bytes free on the body store's filesystem, which
-// a test changes while the node runs; everything else is the real disk.
+// a test changes while the node runs, and total bytes in all (0: the
+// real size); everything else is the real disk.
 type roomFS struct {
 	vfs.FS
 	avail atomic.Uint64
+	total uint64
 }
 
 func (f *roomFS) GetDiskUsage(path string) (vfs.DiskUsage, error) {
 	du, err := f.FS.GetDiskUsage(path)
 	du.AvailBytes = f.avail.Load()
+	if f.total != 0 {
+		du.TotalBytes = f.total
+	}
 	return du, err
 }
 

@@ -26,7 +26,7 @@ func (r *redundancyFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&r.repairInterval, "repair-interval", node.DefaultRepairInterval, "how often the leader checks the bodies' replicas (reading every body record only while something may be short, else hourly)")
 	fl.Int64Var(&r.repairRate, "repair-rate", node.DefaultRepairRate, "bytes per second for repair and rebalance copies and trim checks")
 	fl.IntVar(&r.repairBusyCopies, "repair-busy-copies", node.DefaultRepairBusyCopies, "repair and rebalance copies of bodies over 64 KiB at once while mail is being delivered; a smaller body counts a quarter (32 when quiet)")
-	fl.Float64Var(&r.rebalanceSpread, "rebalance-spread", node.DefaultRebalance, "allowed (max-min)/max of body bytes across nodes before bodies move")
+	fl.Float64Var(&r.rebalanceSpread, "rebalance-spread", node.DefaultRebalance, "allowed (max-min)/max of body bytes across nodes before bodies move (of the share of each disk that bodies use, where disk sizes differ)")
 	fl.DurationVar(&r.scrubInterval, "scrub-interval", node.DefaultScrubInterval, "pause between two passes that re-verify every local body")
 	fl.Int64Var(&r.scrubRate, "scrub-rate", node.DefaultScrubRate, "bytes per second read by the scrub")
 	fl.DurationVar(&r.gcInterval, "gc-interval", node.DefaultGCInterval, "how often the leader collects unreferenced bodies")
