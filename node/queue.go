@@ -440,6 +440,11 @@ func (n *Node) transact(ctx context.Context, pc *pooledClient, e fsm.QueueEntry,
 	w, err := pc.c.Data()
 	if err != nil {
 		o, cerr := replyOutcomes(err, accepted)
+		if o == nil && out != nil {
+			// Some recipients have outcomes, so no other host is tried
+			// (deliverTo): the ones taken at RCPT get theirs too.
+			o = outcomesOf(fsm.OutcomeTemp, "4.4.2 "+cerr.Error(), accepted)
+		}
 		return append(out, o...), cerr
 	}
 	sendErr := n.writeMessage(ctx, w, e, accepted)

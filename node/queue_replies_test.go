@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"powermail/fsm"
 )
 
 // scriptedMX is a raw SMTP server on loopback whose reply to each
@@ -15,7 +17,7 @@ import (
 // it answered with a 2xx reply.
 type scriptedMX struct {
 	addr  string
-	reply func(cmd string) string // "" for the default reply
+	reply func(cmd string) string // "" for the default reply, "CLOSE" to hang up
 	mu    sync.Mutex
 	got   []string // message data, per transaction that reached the dot
 	mails []string // the MAIL command of each of them
@@ -61,6 +63,9 @@ func (m *scriptedMX) serve(c net.Conn) {
 			return
 		}
 		cmd := strings.TrimRight(line, "\r\n")
+		if m.reply != nil && m.reply(cmd) == "CLOSE" {
+			return // the connection lost before this command's reply
+		}
 		verb := strings.ToUpper(strings.SplitN(cmd, " ", 2)[0])
 		switch verb {
 		case "MAIL":
@@ -206,5 +211,41 @@ func TestQueueBounceToAnExternalSenderIsNullAndEndsThere(t *testing.T) {
 		if got := inbox(t, l, mb); len(got) != 0 {
 			t.Errorf("%s got %d messages", mb, len(got))
 		}
+	}
+}
+
+// A connection lost at DATA, after RCPT refused one recipient and took
+// another, records the one taken as a temporary failure of its own: it
+// was left with no outcome for the attempt, so its error read as the
+// other recipient's refusal.
+func TestQueueConnectionLostAtDataRecordsTheAcceptedRecipients(t *testing.T) {
+	mx := startScriptedMX(t, func(cmd string) string {
+		switch {
+		case strings.HasPrefix(cmd, "RCPT TO:<x@"):
+			return "550 5.1.1 no such user\r\n"
+		case cmd == "DATA":
+			return "CLOSE"
+		}
+		return ""
+	})
+	c := queueCluster(t, &sink{addr: mx.addr}, func(q *QueueConfig) { q.RetryMin, q.RetryMax = time.Hour, time.Hour })
+	l := c.leader(time.Second)
+	mustApply(t, l, &fsm.ForwardAdd{Address: "pair@example.com", Targets: []string{"x@elsewhere.net", "y@elsewhere.net"}})
+	sendVia(t, l, "a@example.com", fwdBody, "pair@example.com")
+	var y fsm.QueueRecipient
+	waitFor(t, 10*time.Second, "the attempt recorded", func() bool {
+		es, err := l.State().QueueList("", 10)
+		if err != nil || len(es) != 1 || es[0].Attempts == 0 {
+			return false
+		}
+		for _, r := range es[0].Recipients {
+			if r.Address == "y@elsewhere.net" {
+				y = r
+			}
+		}
+		return true
+	})
+	if y.State != fsm.RcptPending || !strings.HasPrefix(y.Error, "4.4.2 ") {
+		t.Fatalf("y after a connection lost at DATA: %+v", y)
 	}
 }
