@@ -47,12 +47,11 @@ func (m *scriptedMX) serve(c net.Conn) {
 	defer c.Close()
 	io.WriteString(c, "220 scripted.test ESMTP\r\n")
 	br := bufio.NewReader(c)
-	answer := func(cmd, def string) {
+	var scripted string // the test's reply to the command at hand, asked once
+	answer := func(_, def string) {
 		r := def
-		if m.reply != nil {
-			if got := m.reply(cmd); got != "" {
-				r = got
-			}
+		if scripted != "" {
+			r = scripted
 		}
 		io.WriteString(c, r)
 	}
@@ -63,7 +62,11 @@ func (m *scriptedMX) serve(c net.Conn) {
 			return
 		}
 		cmd := strings.TrimRight(line, "\r\n")
-		if m.reply != nil && m.reply(cmd) == "CLOSE" {
+		scripted = ""
+		if m.reply != nil {
+			scripted = m.reply(cmd)
+		}
+		if scripted == "CLOSE" {
 			return // the connection lost before this command's reply
 		}
 		verb := strings.ToUpper(strings.SplitN(cmd, " ", 2)[0])
