@@ -59,12 +59,29 @@ func (n *Node) handleGetBody(w http.ResponseWriter, r *http.Request) {
 	}
 	rd, err := n.bodies.Reader(r.Context(), h)
 	if err != nil {
+		n.corruptServed(h, err)
 		http.Error(w, err.Error(), http.StatusNotFound)
 		return
 	}
 	defer rd.Close()
 	w.Header().Set("Content-Length", fmt.Sprint(rd.Size()))
-	io.Copy(w, rd)
+	if _, err := io.Copy(w, rd); err != nil {
+		n.corruptServed(h, err)
+		// The whole-body hash fails only after the last byte: cut the
+		// response rather than let it end as a complete one.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// corruptServed reports this node's copy of h when a peer's read of it
+// found it corrupt (err wraps storage.ErrCorrupt): unlisted, deleted and
+// repaired from a good replica (scrub.go), as a scrub would, instead of
+// staying first in line for every reader until the next scrub. The
+// reader, which checks the hash itself, goes on to another replica.
+func (n *Node) corruptServed(h storage.Hash, err error) {
+	if errors.Is(err, storage.ErrCorrupt) {
+		n.spawn(func(ctx context.Context) { n.reportCorrupt(ctx, h) })
+	}
 }
 
 // upload streams one body to one peer. A peer that stops taking data or
