@@ -65,10 +65,10 @@ func (n *Node) handleGetBody(w http.ResponseWriter, r *http.Request) {
 	}
 	defer rd.Close()
 	w.Header().Set("Content-Length", fmt.Sprint(rd.Size()))
-	if _, err := io.Copy(w, rd); err != nil {
+	if _, err := CopyVerified(w, rd); err != nil {
 		n.corruptServed(h, err)
-		// The whole-body hash fails only after the last byte: cut the
-		// response rather than let it end as a complete one.
+		// The whole-body hash fails only at the end: the last byte is
+		// held back, and the response is cut short of its length.
 		panic(http.ErrAbortHandler)
 	}
 }
