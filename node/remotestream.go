@@ -23,9 +23,10 @@ import (
 // stream is hashed from its first byte, also across the bytes a Seek
 // skips, and at the end the hash must be the body's: a mismatch or a
 // short body replaces io.EOF with ErrCorrupt, as the store's own Reader
-// does. A read that ends before the end (a ranged FETCH) relies on the
-// replica's chunk checks, as a ranged read of a local copy relies on its
-// chunk CRCs.
+// does; the failure is sticky, so a caller that reads on for io.EOF
+// gets it again. A read that ends before the end (a ranged FETCH)
+// relies on the replica's chunk checks, as a ranged read of a local copy
+// relies on its chunk CRCs.
 
 // streamedBody reads a body from a replica as it arrives. A Seek
 // forwards is a skip; a Seek backwards, and a stream that breaks (the
@@ -42,6 +43,7 @@ type streamedBody struct {
 	sum hash.Hash     // of the stream's bytes so far
 	pos int64         // bytes read from rc
 	off int64         // the reader's position
+	err error         // a failed hash check; sticky, as storage.Reader's
 }
 
 // openStreamed opens h, of size bytes, from the first of its replicas
@@ -93,6 +95,12 @@ func (b *streamedBody) Seek(offset int64, whence int) (int64, error) {
 }
 
 func (b *streamedBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		// Every later Read fails too, past the end included: a caller
+		// that lost the error (io.CopyN drops one that comes with its
+		// last byte) and reads on for io.EOF must not get it.
+		return 0, b.err
+	}
 	if b.off >= b.size {
 		return 0, io.EOF
 	}
@@ -101,6 +109,10 @@ func (b *streamedBody) Read(p []byte) (int, error) {
 		// A broken stream: once more from the start.
 		b.closeStream()
 		k, err = b.read(p)
+	}
+	if errors.Is(err, storage.ErrCorrupt) {
+		b.err = err
+		b.closeStream()
 	}
 	return k, err
 }
