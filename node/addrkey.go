@@ -20,7 +20,9 @@ func AccountKey(user string) string {
 // OwnAddress reports whether addr is mailbox itself, or it with a
 // +detail, compared in the directory's canonical form with only ASCII
 // letters folded: a lookalike that Unicode case folding would equate
-// (the Kelvin sign for K) is not the same sender. The +detail form may
+// (the Kelvin sign for K) is not the same sender. A domain given in
+// U-labels (SMTPUTF8, RFC 6531) is compared by its A-labels, as the
+// directory holds it and as Resolve and SendAsAlias read it. The +detail form may
 // still be another account's (a mailbox or forward of that name): a
 // sender check also asks the directory (frontend).
 func OwnAddress(addr, mailbox string) bool {
@@ -36,13 +38,13 @@ func SameAddress(addr, mailbox string) bool {
 }
 
 // addressPair gives the ASCII-folded local parts of two addresses of one
-// domain.
+// domain, each domain in its A-labels.
 func addressPair(addr, mailbox string) (string, string, bool) {
-	a, err := fsm.ParseAddress(addr)
+	a, err := fsm.ParseAddress(asciiAddress(addr))
 	if err != nil {
 		return "", "", false
 	}
-	m, err := fsm.ParseAddress(mailbox)
+	m, err := fsm.ParseAddress(asciiAddress(mailbox))
 	if err != nil || a.Domain != m.Domain {
 		return "", "", false
 	}
