@@ -32,7 +32,7 @@ func (n *Node) OpenBody(ctx context.Context, hash string) (Body, error) {
 	rd, err := n.bodies.Reader(ctx, h)
 	switch {
 	case err == nil:
-		return &watchedBody{Reader: rd, n: n, ctx: ctx}, nil
+		return newWatchedBody(ctx, n, rd), nil
 	case errors.Is(err, storage.ErrCorrupt):
 		n.reportCorrupt(ctx, h)
 	case errors.Is(err, storage.ErrFailed):
@@ -45,18 +45,26 @@ func (n *Node) OpenBody(ctx context.Context, hash string) (Body, error) {
 }
 
 // watchedBody falls back to a replica, once, when the local copy turns
-// out corrupt in the middle of a read.
+// out corrupt in the middle of a read. The replica's copy is opened as
+// any body this node does not hold (openRemote): into memory, into the
+// store, or, when the store cannot take it (at its reserve, or failed),
+// streamed.
 type watchedBody struct {
-	*storage.Reader
+	Body   // the local copy's *storage.Reader, then the replica's
+	h      storage.Hash
 	n      *Node
 	ctx    context.Context
 	off    int64
 	failed bool
 }
 
+func newWatchedBody(ctx context.Context, n *Node, rd *storage.Reader) *watchedBody {
+	return &watchedBody{Body: rd, h: rd.Hash(), n: n, ctx: ctx}
+}
+
 // Seek moves the read position, which a fallback resumes from.
 func (b *watchedBody) Seek(offset int64, whence int) (int64, error) {
-	pos, err := b.Reader.Seek(offset, whence)
+	pos, err := b.Body.Seek(offset, whence)
 	if err == nil {
 		b.off = pos
 	}
@@ -64,23 +72,19 @@ func (b *watchedBody) Seek(offset int64, whence int) (int64, error) {
 }
 
 func (b *watchedBody) Read(p []byte) (int, error) {
-	k, err := b.Reader.Read(p)
+	k, err := b.Body.Read(p)
 	b.off += int64(k)
 	if err == nil || b.failed || !errors.Is(err, storage.ErrCorrupt) {
 		return k, err
 	}
 	b.failed = true
-	h := b.Reader.Hash()
-	b.n.reportCorrupt(b.ctx, h)
-	if b.off >= b.Reader.Size() {
+	b.n.reportCorrupt(b.ctx, b.h)
+	if b.off >= b.Body.Size() {
 		// The whole-body hash failed at the end: every byte handed out
 		// is suspect, and a good copy can only be read from the start.
 		return k, err
 	}
-	if ferr := b.n.fetchFromReplicas(b.ctx, h); ferr != nil {
-		return k, errors.Join(err, ferr)
-	}
-	next, oerr := b.n.bodies.Reader(b.ctx, h)
+	next, oerr := b.n.openRemote(b.ctx, b.h)
 	if oerr != nil {
 		return k, errors.Join(err, oerr)
 	}
@@ -88,8 +92,8 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 		next.Close()
 		return k, errors.Join(err, serr)
 	}
-	b.Reader.Close()
-	b.Reader = next
+	b.Body.Close()
+	b.Body = next
 	if k > 0 {
 		return k, nil
 	}
@@ -102,16 +106,6 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 // store too, instead of failing to copy it in.
 func (n *Node) openBody(ctx context.Context, hash string) (Body, error) {
 	return n.OpenBody(ctx, hash)
-}
-
-// fetchFromReplicas copies h into the local store from the first listed
-// replica (other than this node) that serves an intact copy.
-func (n *Node) fetchFromReplicas(ctx context.Context, h storage.Hash) error {
-	b, err := n.state.Body(h.String())
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBodyUnavailable, err)
-	}
-	return n.eachReplica(h, b.Replicas, func(addr string) error { return n.fetchBody(ctx, addr, h) })
 }
 
 // eachReplica calls try with the cluster address of each of replicas (the

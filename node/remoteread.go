@@ -109,7 +109,7 @@ func (n *Node) openRemote(ctx context.Context, h storage.Hash) (Body, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &watchedBody{Reader: rd, n: n, ctx: ctx}, nil
+		return newWatchedBody(ctx, n, rd), nil
 	}
 	var p []byte
 	err = n.eachReplica(h, b.Replicas, func(addr string) (err error) {
