@@ -233,17 +233,43 @@ func (s *imapSession) streamBody(rw *imapserver.FetchResponseWriter, bs *imap.Fe
 	}
 	wc := rw.WriteBodySection(bs, n)
 	_, err := body.Seek(off, io.SeekStart)
-	if err == nil {
+	switch {
+	case err != nil:
+	case off == 0 && n == size:
+		err = imapCopyWhole(wc, body, n)
+	default:
 		_, err = io.CopyN(wc, body, n)
 	}
-	if err == nil && off == 0 && n == size {
-		// A whole body read from its start is checked against its hash
-		// when the reader meets its end, which CopyN never asks for.
-		if _, rerr := body.Read(make([]byte, 1)); rerr != io.EOF {
-			err = cmp.Or(rerr, errors.New("body longer than its size"))
+	return s.endLiteral(wc, "body", err)
+}
+
+// imapCopyWhole copies a whole body of n octets, read from its start,
+// to its literal. The body is checked against its hash when the reader
+// meets its end, after its last octet was read: that octet is written
+// only once the reader said io.EOF, so a body that fails the check
+// leaves its literal short. A client that hands a literal to its
+// application as it arrives would otherwise have the whole damaged
+// message before the connection was cut.
+func imapCopyWhole(w io.Writer, body io.Reader, n int64) error {
+	var last [1]byte
+	if n > 0 {
+		if _, err := io.CopyN(w, body, n-1); err != nil {
+			return err
+		}
+		// ReadFull may drop an error that comes with the octet; the
+		// body readers repeat it at the next Read (it is sticky).
+		if _, err := io.ReadFull(body, last[:]); err != nil {
+			return err
 		}
 	}
-	return s.endLiteral(wc, "body", err)
+	if _, err := body.Read(make([]byte, 1)); err != io.EOF {
+		return cmp.Or(err, errors.New("body longer than its size"))
+	}
+	if n == 0 {
+		return nil
+	}
+	_, err := w.Write(last[:])
+	return err
 }
 
 // endLiteral closes a streamed literal. After a failure (err) its
