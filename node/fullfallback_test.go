@@ -78,3 +78,50 @@ func TestFullNodeReadsAroundItsCorruptCopy(t *testing.T) {
 		t.Fatalf("read on the full holder of a corrupt copy: %d of %d bytes, %v", len(got), len(body), err)
 	}
 }
+
+// A read of the local copy that is under way when the body store fails
+// (another write met a full disk) got the store's failure for its next
+// chunk: the FETCH or RETR was cut, though a read opened a moment later
+// goes around the failed store to a replica. It goes on from a replica
+// at the same offset, as a read that meets corruption does.
+func TestReadUnderWayWhenTheStoreFailsGoesOn(t *testing.T) {
+	tog, fs := enospcFS()
+	c := deliveryClusterWith(t, func(cfg *Config) {
+		cfg.PeerPollInterval = 100 * time.Millisecond
+		if cfg.ID == "n3" {
+			cfg.BodyFS = fs
+		}
+	})
+	ctx := ctxT(t, 30*time.Second)
+	n3 := c.nodes["n3"]
+	body := bytes.Repeat([]byte("Subject: big\r\n\r\nlarge body line\r\n"), 10000) // ~330 KiB, several chunks
+	if _, err := n3.Deliver(ctx, Message{Mailboxes: []string{"a@example.com"}, Received: time.Now()}, bytes.NewReader(body)); err != nil {
+		t.Fatal(err)
+	}
+	h := storage.HashBytes(body)
+	if err := n3.Barrier(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if has, _, err := n3.bodies.Has(ctx, h); err != nil || !has {
+		t.Fatalf("n3 holds no copy of what it delivered: %v %v", has, err)
+	}
+	b, err := n3.OpenBody(ctx, h.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	head := make([]byte, 1000)
+	if _, err := io.ReadFull(b, head); err != nil {
+		t.Fatal(err)
+	}
+	tog.On()
+	n3.Deliver(ctx, Message{Mailboxes: []string{"a@example.com"}, Received: time.Now()}, bytes.NewReader([]byte("Subject: lost\r\n\r\nnowhere to go\r\n")))
+	tog.Off()
+	if n3.bodies.Failed() == nil {
+		t.Fatal("the body store did not fail; the test injected nothing")
+	}
+	rest, err := io.ReadAll(b)
+	if err != nil || !bytes.Equal(append(head, rest...), body) {
+		t.Fatalf("the rest of a read under way when the store failed: %d of %d bytes, %v", len(rest), len(body)-len(head), err)
+	}
+}

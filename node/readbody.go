@@ -45,10 +45,11 @@ func (n *Node) OpenBody(ctx context.Context, hash string) (Body, error) {
 }
 
 // watchedBody falls back to a replica, once, when the local copy turns
-// out corrupt in the middle of a read. The replica's copy is opened as
-// any body this node does not hold (openRemote): into memory, into the
-// store, or, when the store cannot take it (at its reserve, or failed),
-// streamed.
+// out corrupt in the middle of a read, or the store fails under it (a
+// failed store refuses every read until it is reopened). The replica's
+// copy is opened as any body this node does not hold (openRemote): into
+// memory, into the store, or, when the store cannot take it (at its
+// reserve, or failed), streamed.
 type watchedBody struct {
 	Body   // the local copy's *storage.Reader, then the replica's
 	h      storage.Hash
@@ -74,14 +75,18 @@ func (b *watchedBody) Seek(offset int64, whence int) (int64, error) {
 func (b *watchedBody) Read(p []byte) (int, error) {
 	k, err := b.Body.Read(p)
 	b.off += int64(k)
-	if err == nil || b.failed || !errors.Is(err, storage.ErrCorrupt) {
+	corrupt := errors.Is(err, storage.ErrCorrupt)
+	if err == nil || b.failed || !corrupt && !errors.Is(err, storage.ErrFailed) {
 		return k, err
 	}
 	b.failed = true
-	b.n.reportCorrupt(b.ctx, b.h)
+	if corrupt {
+		b.n.reportCorrupt(b.ctx, b.h)
+	}
 	if b.off >= b.Body.Size() {
-		// The whole-body hash failed at the end: every byte handed out
-		// is suspect, and a good copy can only be read from the start.
+		// The whole-body hash failed at the end, or could not be
+		// checked there: every byte handed out is suspect, and a good
+		// copy can only be read from the start.
 		return k, err
 	}
 	next, oerr := b.n.openRemote(b.ctx, b.h)
