@@ -108,6 +108,12 @@ func (b *streamedBody) Read(p []byte) (int, error) {
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, storage.ErrCorrupt) && b.ctx.Err() == nil {
 		// A broken stream: once more from the start.
 		b.closeStream()
+		if k > 0 {
+			// Bytes came with the break (a TLS link closed mid-body
+			// gives both): they are the caller's, counted in off; the
+			// next Read opens the stream again.
+			return k, nil
+		}
 		k, err = b.read(p)
 	}
 	if errors.Is(err, storage.ErrCorrupt) {
