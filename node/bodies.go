@@ -57,6 +57,10 @@ func (n *Node) handleGetBody(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	if n.stallBodies.Load() { // tests: behave like a paused node
+		<-r.Context().Done()
+		return
+	}
 	rd, err := n.bodies.Reader(r.Context(), h)
 	if err != nil {
 		n.corruptServed(h, err)

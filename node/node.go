@@ -79,7 +79,7 @@ type Node struct {
 
 	raftUp      atomic.Bool   // raft is started: cluster RPCs may use it
 	readyTerm   atomic.Uint64 // term in which this leader passed a barrier
-	stallBodies atomic.Bool   // tests only: accept body uploads and never answer
+	stallBodies atomic.Bool   // tests only: accept body uploads and reads and never answer
 	// onRepairKick, tests only, is called first by the /rpc/repair
 	// handler; true means it took care of the request (a test holds it
 	// unanswered, as a paused leader would).

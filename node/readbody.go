@@ -115,7 +115,10 @@ func (n *Node) openBody(ctx context.Context, hash string) (Body, error) {
 
 // eachReplica calls try with the cluster address of each of replicas (the
 // body record's list) other than this node, in turn, until one call
-// succeeds. A replica that fails is marked unhealthy.
+// succeeds. A replica that fails is marked unhealthy, and those that
+// failed recently are tried last: a wedged replica costs each read the
+// replica timeout, and would cost every later read as much again while
+// it stays wedged.
 func (n *Node) eachReplica(h storage.Hash, replicas []string, try func(addr string) error) error {
 	members, err := n.state.Members()
 	if err != nil {
@@ -126,7 +129,7 @@ func (n *Node) eachReplica(h storage.Hash, replicas []string, try func(addr stri
 		addr[m.ID] = m.ClusterAddr
 	}
 	var errs []error
-	for _, id := range replicas {
+	for _, id := range n.healthyFirst(replicas) {
 		if id == n.cfg.ID || addr[id] == "" {
 			continue
 		}
@@ -138,6 +141,21 @@ func (n *Node) eachReplica(h storage.Hash, replicas []string, try func(addr stri
 		return nil
 	}
 	return fmt.Errorf("%w: %s: %v", ErrBodyUnavailable, h, errors.Join(errs...))
+}
+
+// healthyFirst is ids, those that did not fail recently first, each
+// group in the order given.
+func (n *Node) healthyFirst(ids []string) []string {
+	out := make([]string, 0, len(ids))
+	var failed []string
+	for _, id := range ids {
+		if n.health.ok(id) {
+			out = append(out, id)
+		} else {
+			failed = append(failed, id)
+		}
+	}
+	return append(out, failed...)
 }
 
 // getBody asks the replica at addr for h and returns the response, whose
