@@ -47,7 +47,7 @@ func (n *Node) sendAsAlias(mailbox, addr string) (bool, error) {
 		return false, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	want, err := fsm.ParseAddress(asciiAddress(mailbox))
-	if err != nil {
+	if err != nil || len(fws) == 0 { // none grants nothing, whatever the state says
 		return false, nil
 	}
 	for _, fw := range fws {
