@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -41,9 +42,11 @@ func TestMain(m *testing.M) {
 const cliSecret = "cli-test-secret-0123456789"
 
 type proc struct {
+	bin                      string // the binary to run; "" is the one TestMain built
 	id, cluster, admin, data string
 	smtp, imap, pop3, sub    string
 	extra                    []string // the last start's extra flags, for restarts
+	first                    []string // the first start's, where a restart adds to them
 	cmd                      *exec.Cmd
 	log                      *bytes.Buffer
 }
@@ -106,7 +109,7 @@ func (p *proc) start(t *testing.T, extra ...string) {
 	t.Helper()
 	p.extra = extra
 	args := append([]string{"server", "--id", p.id, "--data", p.data, "--cluster", p.cluster, "--admin", p.admin}, extra...)
-	p.cmd = exec.Command(binary, args...)
+	p.cmd = exec.Command(cmp.Or(p.bin, binary), args...)
 	p.cmd.Env = append(os.Environ(), "POWERMAIL_SECRET="+cliSecret)
 	p.log = &bytes.Buffer{}
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
