@@ -17,7 +17,7 @@ BENCHDIR  := /tmp/powermail-bench
 # the same data need not repeat it.
 PORT_OFFSET ?=
 
-.PHONY: all build run stop test test-short bench bench-go bench-smtp bench-soak bench-imap bench-repair bench-load fuzz jepsen jepsen-short clean
+.PHONY: all build run stop test test-short test-upgrade bench bench-go bench-smtp bench-soak bench-imap bench-repair bench-load fuzz jepsen jepsen-short clean
 
 all: build
 
@@ -43,6 +43,14 @@ test:
 
 test-short:
 	$(GO) test -count=1 -short $(PKGS)
+
+# A rolling upgrade with real binaries of two releases: three nodes of
+# the last release whose newest command encoding is 9 (commit a0f7c64,
+# built from this repository's history, so a shallow clone must
+# `git fetch --unshallow` first) restarted one at a time onto this tree
+# under mail, then raised to encoding 11 (cmd/powermail/upgrade_test.go).
+test-upgrade:
+	POWERMAIL_UPGRADE_TEST=1 $(GO) test -count=1 -timeout 15m -run '^TestRollingUpgrade$$' ./cmd/powermail
 
 # Hot-path benchmarks and the load runs; numbers in BENCHMARKS.md.
 bench: bench-go bench-repair bench-smtp bench-imap

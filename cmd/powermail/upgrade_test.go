@@ -203,7 +203,12 @@ func buildRelease(t *testing.T, rev string) string {
 	t.Helper()
 	top, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
 	if err != nil {
-		t.Fatalf("the rolling-upgrade test builds release %s from this repository's history, and needs git: %v", rev, err)
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("the rolling-upgrade test builds release %s from this repository's history, and needs git and a clone: %v %s",
+			rev, err, stderr)
 	}
 	repo := strings.TrimSpace(string(top))
 	if err := exec.Command("git", "-C", repo, "cat-file", "-e", rev+"^{commit}").Run(); err != nil {
@@ -312,7 +317,8 @@ func leaderOf(t *testing.T, ps []*proc) *proc {
 // restartOn stops p (SIGTERM: a leader hands over first) and starts it
 // on bin ("" for this tree's) with its first start's flags and more,
 // and waits until it has rejoined: a healthy cluster of three, each
-// member reachable from it.
+// member reachable from it. That it caught up shows in the check-state
+// that follows each restart: every node digests its state at one entry.
 func restartOn(t *testing.T, p *proc, bin string, more ...string) {
 	t.Helper()
 	if err := p.stop(syscall.SIGTERM); err != nil {
