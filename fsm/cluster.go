@@ -107,6 +107,12 @@ func (c *SettingsSet) apply(tx *txn) (any, error) {
 	// written-below-target rule is for raises (once the cluster is past
 	// the encoding such an update is written in, it would refuse them all).
 	if s.CommandEncoding < 0 || c.raisesTo() != 0 && raiseRefused(s.CommandEncoding, int(c.written), NewestEncoding) {
+		if s.CommandEncoding >= 0 && s.CommandEncoding <= NewestEncoding {
+			// Proposed through a node of an older release, which wrote it
+			// in the newest encoding it knows (needsEncoding).
+			return nil, errorf(ErrInvalid, "command encoding %d was proposed through a node that reads only up to %d; raise it through a node of a release that reads %d, once every member runs one",
+				s.CommandEncoding, c.written, s.CommandEncoding)
+		}
 		return nil, errorf(ErrInvalid, "command encoding must be 0 to %d, not %d", NewestEncoding, s.CommandEncoding)
 	}
 	old, err := tx.settings()

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -57,5 +58,23 @@ func TestEncodingRaiseWrittenBelowItsTarget(t *testing.T) {
 	a.must(&SettingsSet{Settings: Settings{Replicas: 2, WriteQuorum: 2, CommandEncoding: NewestEncoding}})
 	if s, _ := a.s.Settings(); s.CommandEncoding != NewestEncoding {
 		t.Fatalf("raise to %d left %d", NewestEncoding, s.CommandEncoding)
+	}
+}
+
+// TestEncodingRaiseThroughAnOlderNodeSaysSo: a raise this release reads,
+// written below its target (it came through a node of an older release),
+// is refused with a reason an operator can act on; it said only "must be
+// 0 to 11, not 11".
+func TestEncodingRaiseThroughAnOlderNodeSaysSo(t *testing.T) {
+	a := newApplier(t)
+	data, err := EncodeAs(&SettingsSet{Settings: Settings{Replicas: 2, WriteQuorum: 2, CommandEncoding: NewestEncoding}}, NewestEncoding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[1] = EncodingJSON9 // as a release that reads up to 9 writes it
+	a.index++
+	r := a.s.ApplyBatch([]Entry{{Index: a.index, Data: data}})[0]
+	if !errors.Is(r.Err, ErrInvalid) || !strings.Contains(r.Err.Error(), "proposed through a node that reads only up to 9") {
+		t.Fatalf("raise to %d written in 9: %v", NewestEncoding, r.Err)
 	}
 }
