@@ -119,7 +119,7 @@ func (n *Node) openBody(ctx context.Context, hash string) (Body, error) {
 // failed recently are tried last: a wedged replica costs each read the
 // replica timeout, and would cost every later read as much again while
 // it stays wedged.
-func (n *Node) eachReplica(h storage.Hash, replicas []string, try func(addr string) error) error {
+func (n *Node) eachReplica(h storage.Hash, replicas []string, try func(id, addr string) error) error {
 	members, err := n.state.Members()
 	if err != nil {
 		return err
@@ -133,7 +133,7 @@ func (n *Node) eachReplica(h storage.Hash, replicas []string, try func(addr stri
 		if id == n.cfg.ID || addr[id] == "" {
 			continue
 		}
-		if err := try(addr[id]); err != nil {
+		if err := try(id, addr[id]); err != nil {
 			errs = append(errs, fmt.Errorf("from %s: %w", id, err))
 			n.health.fail(id)
 			continue

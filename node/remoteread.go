@@ -101,7 +101,7 @@ func (n *Node) openRemote(ctx context.Context, h storage.Hash) (Body, error) {
 			// The store cannot take a copy (remotestream.go).
 			return n.openStreamed(ctx, h, b.Size, b.Replicas)
 		}
-		err := n.eachReplica(h, b.Replicas, func(addr string) error { return n.fetchBody(ctx, addr, h) })
+		err := n.eachReplica(h, b.Replicas, func(_, addr string) error { return n.fetchBody(ctx, addr, h) })
 		if err != nil {
 			return nil, err
 		}
@@ -112,7 +112,7 @@ func (n *Node) openRemote(ctx context.Context, h storage.Hash) (Body, error) {
 		return newWatchedBody(ctx, n, rd), nil
 	}
 	var p []byte
-	err = n.eachReplica(h, b.Replicas, func(addr string) (err error) {
+	err = n.eachReplica(h, b.Replicas, func(_, addr string) (err error) {
 		p, err = n.fetchBodyBytes(ctx, addr, h, b.Size)
 		return err
 	})

@@ -37,7 +37,8 @@ type streamedBody struct {
 	ctx  context.Context
 	h    storage.Hash
 	size int64
-	addr string // the replica that answered
+	id   string // the replica that answered
+	addr string // its cluster address
 
 	rc  io.ReadCloser // nil: not open
 	sum hash.Hash     // of the stream's bytes so far
@@ -50,8 +51,8 @@ type streamedBody struct {
 // that answers.
 func (n *Node) openStreamed(ctx context.Context, h storage.Hash, size int64, replicas []string) (Body, error) {
 	b := &streamedBody{n: n, ctx: ctx, h: h, size: size}
-	err := n.eachReplica(h, replicas, func(addr string) error {
-		b.addr = addr
+	err := n.eachReplica(h, replicas, func(id, addr string) error {
+		b.id, b.addr = id, addr
 		return b.open()
 	})
 	if err != nil {
@@ -117,8 +118,13 @@ func (b *streamedBody) Read(p []byte) (int, error) {
 		k, err = b.read(p)
 	}
 	if errors.Is(err, storage.ErrCorrupt) {
+		// The replica sent what is not the body: it is marked failed,
+		// as one whose copy fails a read into memory or into the store
+		// is, so later reads ask it last. Its own read, if that found
+		// its copy damaged, reported the copy for repair (bodies.go).
 		b.err = err
 		b.closeStream()
+		b.n.health.fail(b.id)
 	}
 	return k, err
 }

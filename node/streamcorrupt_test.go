@@ -132,3 +132,33 @@ func TestStreamedBodyBrokenWithBytesInHandLosesNone(t *testing.T) {
 		t.Fatalf("read across a stream broken with bytes in hand: %d of %d bytes, %v", len(got), len(body), err)
 	}
 }
+
+// A streamed body that fails its hash at the end came from a replica
+// that sent damaged bytes, but the replica was not marked failed, as one
+// that fails a read into memory or into the store is: the next read
+// asked it first again. The test changes the hash the reader expects
+// after the open, as in TestStreamedBodyHashFailureIsSticky.
+func TestStreamedBodyHashFailureMarksTheReplica(t *testing.T) {
+	_, full, h, body := fullNodeWithLargeBody(t)
+	ctx := ctxT(t, 30*time.Second)
+	rec, err := full.State().Body(h.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := full.openStreamed(ctx, h, rec.Size, rec.Replicas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	sb := b.(*streamedBody)
+	if !full.health.ok(sb.id) {
+		t.Fatalf("replica %s marked failed before the read", sb.id)
+	}
+	sb.h[0] ^= 1
+	if got, err := io.ReadAll(b); !errors.Is(err, storage.ErrCorrupt) {
+		t.Fatalf("read %d of %d bytes of a body failing its hash: %v, want ErrCorrupt", len(got), len(body), err)
+	}
+	if full.health.ok(sb.id) {
+		t.Errorf("replica %s that sent a body failing its hash is not marked failed", sb.id)
+	}
+}
