@@ -134,6 +134,12 @@ func (n *Node) eachReplica(h storage.Hash, replicas []string, try func(id, addr 
 			continue
 		}
 		if err := try(id, addr[id]); err != nil {
+			if errors.As(err, new(localError)) {
+				// This node's store refused the copy: the replica
+				// did nothing wrong, and the next would be refused
+				// as well.
+				return err
+			}
 			errs = append(errs, fmt.Errorf("from %s: %w", id, err))
 			n.health.fail(id)
 			continue
@@ -190,5 +196,17 @@ func (n *Node) fetchBody(ctx context.Context, addr string, h storage.Hash) error
 	}
 	defer resp.Body.Close()
 	_, _, err = n.bodies.Put(ctx, io.LimitReader(resp.Body, maxBodyRPC), &h)
+	if err != nil && (errors.Is(err, storage.ErrNoSpace) || n.bodies.Failed() != nil) {
+		// The free-space check passed, but the reserve was reached
+		// meanwhile, or the disk filled under the store.
+		return localError{err}
+	}
 	return err
 }
+
+// localError is a failure of a read from a replica that is this node's
+// own: its store refused the copy. eachReplica neither marks the replica
+// failed for it nor asks the next one.
+type localError struct{ error }
+
+func (e localError) Unwrap() error { return e.error }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"container/list"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -102,6 +103,11 @@ func (n *Node) openRemote(ctx context.Context, h storage.Hash) (Body, error) {
 			return n.openStreamed(ctx, h, b.Size, b.Replicas)
 		}
 		err := n.eachReplica(h, b.Replicas, func(_, addr string) error { return n.fetchBody(ctx, addr, h) })
+		if errors.As(err, new(localError)) {
+			// The store refused the copy after all: streamed, as
+			// when it said so at first.
+			return n.openStreamed(ctx, h, b.Size, b.Replicas)
+		}
 		if err != nil {
 			return nil, err
 		}
