@@ -177,9 +177,16 @@ func (n *Node) original(ctx context.Context, rep dsnReport) (string, bool, error
 		return "", false, err
 	}
 	defer rd.Close()
-	b, err := io.ReadAll(io.LimitReader(rd, maxDSNFull))
+	// One byte past the limit: a body of exactly maxDSNFull bytes is
+	// read to its end, where its hash is checked (a damaged copy fails
+	// there, not before), and a longer one is not quoted whole.
+	b, err := io.ReadAll(io.LimitReader(rd, maxDSNFull+1))
 	if err != nil {
 		return "", false, err
+	}
+	if len(b) > maxDSNFull {
+		h, err := n.originalHeaders(ctx, rep.hash)
+		return h, false, err
 	}
 	for line := range bytes.Lines(b) {
 		if len(bytes.TrimRight(line, "\r\n")) > maxDSNLine {
