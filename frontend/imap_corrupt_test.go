@@ -1,6 +1,8 @@
 package frontend_test
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"powermail/frontend"
 	"powermail/node"
 	"powermail/node/nodetest"
+	"powermail/storage"
 )
 
 // A message whose stored copy fails its hash only at its end (damaged
@@ -62,6 +65,82 @@ func TestIMAPFetchOfABodyFailingItsHashIsCutShort(t *testing.T) {
 			got, err := io.ReadAll(sec.Literal)
 			if err == nil && len(got) == len(raw) && string(got) != raw {
 				t.Fatalf("the whole literal (%d octets) of a body that failed its hash reached the client", len(got))
+			}
+			break
+		}
+	}
+	if err := cmd.Close(); err == nil {
+		t.Fatal("the FETCH of a body that failed its hash completed")
+	}
+}
+
+// endFailingStore is a node whose bodies fail their hash at their end,
+// after every byte arrived whole, as a body streamed from a replica does
+// when the bytes it was sent hash wrong (changed on the way, or sent by
+// a release that does not cut a damaged copy short). A streamed body is
+// hashed across the bytes a Seek skips, so a read that starts past
+// offset 0 and meets the end finds it too.
+type endFailingStore struct{ *node.Node }
+
+func (s endFailingStore) OpenBody(ctx context.Context, hash string) (node.Body, error) {
+	b, err := s.Node.OpenBody(ctx, hash)
+	if err != nil {
+		return nil, err
+	}
+	return &endFailingBody{Body: b}, nil
+}
+
+type endFailingBody struct {
+	node.Body
+	err error // sticky, as the node's body readers' is
+}
+
+func (b *endFailingBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	k, err := b.Body.Read(p)
+	if err == io.EOF {
+		b.err = fmt.Errorf("%w: the test's body hashes wrong at its end", storage.ErrCorrupt)
+		err = b.err
+	}
+	return k, err
+}
+
+// A FETCH BODY[]<start.count> whose window runs to the body's end meets
+// the end of a streamed body, where its hash is checked, after the
+// window's last octet was read. That octet went out with the rest, so a
+// client that hands a literal to its application as it arrives had the
+// whole window of a body that failed its hash. The last octet is held
+// back until the check, as for BODY[] (TestIMAPFetchOfABodyFailingItsHashIsCutShort).
+func TestIMAPPartialFetchToTheEndOfABodyFailingItsHashIsCutShort(t *testing.T) {
+	c := nodetest.Start(t, 3)
+	user := imapNewAddr(t)
+	c.AddMailboxes(imapPassword, user)
+	const size, start = 128 << 10, 64 << 10 // a window of 64 KiB, all on the wire before the check
+	head := "Subject: sized\r\n\r\n"
+	raw := head + strings.Repeat("0123456789abcde\n", (size-len(head))/16) + strings.Repeat("x", (size-len(head))%16)
+	c.Deliver(0, raw, user)
+
+	b := &imapClusterBackend{c: c}
+	for _, n := range c.Nodes {
+		b.addrs = append(b.addrs, startIMAP(t, endFailingStore{n}, frontend.IMAPConfig{PollInterval: time.Second}, true))
+	}
+	conn := dialIMAP(t, b, 0, user)
+	if _, err := conn.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	sec := &imap.FetchItemBodySection{Peek: true, Partial: &imap.SectionPartial{Offset: start, Size: size}}
+	cmd := conn.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{sec}})
+	if msg := cmd.Next(); msg != nil {
+		for item := msg.Next(); item != nil; item = msg.Next() {
+			data, ok := item.(imapclient.FetchItemDataBodySection)
+			if !ok {
+				continue
+			}
+			got, err := io.ReadAll(data.Literal)
+			if err == nil && string(got) == raw[start:] {
+				t.Fatalf("the whole window (%d octets) to the end of a body that failed its hash reached the client", len(got))
 			}
 			break
 		}

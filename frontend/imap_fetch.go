@@ -235,22 +235,27 @@ func (s *imapSession) streamBody(rw *imapserver.FetchResponseWriter, bs *imap.Fe
 	_, err := body.Seek(off, io.SeekStart)
 	switch {
 	case err != nil:
-	case off == 0 && n == size:
-		err = imapCopyWhole(wc, body, n)
+	case off+n == size:
+		// The window runs to the body's end, where the body is
+		// checked: a whole body read from its start, or a streamed
+		// one, which is hashed across the octets a Seek skips.
+		err = imapCopyToEnd(wc, body, n)
 	default:
 		_, err = io.CopyN(wc, body, n)
 	}
 	return s.endLiteral(wc, "body", err)
 }
 
-// imapCopyWhole copies a whole body of n octets, read from its start,
-// to its literal. The body is checked against its hash when the reader
-// meets its end, after its last octet was read: that octet is written
+// imapCopyToEnd copies the last n octets of a body, or the whole body
+// read from its start, to its literal. The body is checked against its
+// hash when the reader meets its end, after its last octet was read (a
+// local copy read from past its start only against its chunk
+// checksums, and it says io.EOF): that octet is written
 // only once the reader said io.EOF, so a body that fails the check
 // leaves its literal short. A client that hands a literal to its
 // application as it arrives would otherwise have the whole damaged
 // message before the connection was cut.
-func imapCopyWhole(w io.Writer, body io.Reader, n int64) error {
+func imapCopyToEnd(w io.Writer, body io.Reader, n int64) error {
 	var last [1]byte
 	if n > 0 {
 		if _, err := io.CopyN(w, body, n-1); err != nil {
