@@ -26,10 +26,16 @@ func deliveryClusterWith(t *testing.T, tweak func(*Config)) *testCluster {
 	mustApply(t, l, &fsm.ForwardAdd{Address: "team@example.com", Targets: []string{"a@example.com", "b@example.com"}})
 	mustApply(t, l, &fsm.ForwardAdd{Address: "out@example.com", Targets: []string{"x@elsewhere.net"}})
 	// Every node must have published its member record before it can be
-	// named as a replica.
-	waitFor(t, 5*time.Second, "member records", func() bool {
-		m, _ := l.State().Members()
-		return len(m) == 3
+	// named as a replica, and every node must have applied them all: a
+	// test that delivers through a follower still behind counted one
+	// live member ("1 nodes for a write quorum of 2").
+	waitFor(t, 5*time.Second, "member records on every node", func() bool {
+		for _, n := range c.nodes {
+			if m, _ := n.State().Members(); len(m) != 3 {
+				return false
+			}
+		}
+		return true
 	})
 	return c
 }
