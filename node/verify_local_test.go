@@ -21,7 +21,9 @@ func TestVerifyOnTheHolderReportsItsOwnCorruptCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, err := holder.VerifyAll(ctx, func(VerifyProgress) {})
-	if err != nil || p.Unverified[holder.ID()] != 1 {
+	// The damaged copy counts against R: as unverified on the holder, or,
+	// when its report has already unlisted it, as a body short of R.
+	if err != nil || p.Unverified[holder.ID()] != 1 && (p.Short != 1 || len(p.ShortBodies) != 1 || p.ShortBodies[0] != h.String()) {
 		t.Fatalf("verify on the holder: %+v, %v", p, err)
 	}
 	// The report kicks a repair round, which may copy the body back to
