@@ -299,21 +299,35 @@ func (s *imapSession) endLiteral(wc io.WriteCloser, what string, err error) erro
 // verification, or a replica disagrees) leaves a literal that cannot be
 // completed honestly, and the connection is closed, as in streamBody.
 func (s *imapSession) streamSection(wc io.WriteCloser, n int64, body node.Body, src *imapErrReader, sp imapSectionSpec, p *imap.SectionPartial) error {
-	win := imapNewWindow(wc, p)
 	_, err := body.Seek(0, io.SeekStart)
 	if err == nil {
-		if werr := imapWriteSection(win, src, sp); werr != nil {
-			// Only writing to the client fails here (an unknown
-			// encoding failed the first pass already).
-			_ = wc.Close()
-			return imapWriteError{werr}
-		}
-		err = src.err
+		err = imapResendSection(wc, src, sp, p, n)
 	}
-	if err == nil && win.sent != n {
-		err = fmt.Errorf("section is %d octets on the second read, %d on the first", win.sent, n)
+	if we := (imapWriteError{}); errors.As(err, &we) {
+		_ = wc.Close()
+		return err
 	}
 	return s.endLiteral(wc, "section", err)
+}
+
+// imapResendSection writes the <partial> window p of section sp, cut
+// again from the body (src, read from its start), to its literal w,
+// which promises n octets. Errors writing to w are imapWriteError;
+// any other is the body's.
+func imapResendSection(w io.Writer, src *imapErrReader, sp imapSectionSpec, p *imap.SectionPartial, n int64) error {
+	win := imapNewWindow(w, p)
+	if err := imapWriteSection(win, src, sp); err != nil {
+		// Only writing to the client fails here (an unknown
+		// encoding failed the first pass already).
+		return imapWriteError{err}
+	}
+	if src.err != nil {
+		return src.err
+	}
+	if win.sent != n {
+		return fmt.Errorf("section is %d octets on the second read, %d on the first", win.sent, n)
+	}
+	return nil
 }
 
 // imapErrReader remembers the first read error: go-imap's extract helpers
