@@ -314,20 +314,67 @@ func (s *imapSession) streamSection(wc io.WriteCloser, n int64, body node.Body, 
 // again from the body (src, read from its start), to its literal w,
 // which promises n octets. Errors writing to w are imapWriteError;
 // any other is the body's.
+//
+// The body is checked against its hash when the reader meets its end,
+// after the section's octets were read, so the literal's last octet is
+// held back until the rest of the body has been read past and the
+// reader said io.EOF (as imapCopyToEnd does for BODY[]): a body that
+// fails there leaves the literal short, and a client that hands a
+// literal to its application as it arrives never has the whole section
+// of a damaged body. A section that ends before the body (BODY[1] of a
+// multipart) costs reading the rest of the body.
 func imapResendSection(w io.Writer, src *imapErrReader, sp imapSectionSpec, p *imap.SectionPartial, n int64) error {
-	win := imapNewWindow(w, p)
+	hold := &imapHoldLast{w: w, n: n}
+	win := imapNewWindow(hold, p)
 	if err := imapWriteSection(win, src, sp); err != nil {
 		// Only writing to the client fails here (an unknown
 		// encoding failed the first pass already).
 		return imapWriteError{err}
 	}
+	_, _ = io.Copy(io.Discard, src) // src remembers a read error
 	if src.err != nil {
 		return src.err
 	}
 	if win.sent != n {
 		return fmt.Errorf("section is %d octets on the second read, %d on the first", win.sent, n)
 	}
+	if err := hold.release(); err != nil {
+		return imapWriteError{err}
+	}
 	return nil
+}
+
+// imapHoldLast passes the first n-1 octets written to it on to w and
+// keeps the n-th until release. Octets past n are counted by the
+// window above it and never reach w.
+type imapHoldLast struct {
+	w    io.Writer
+	n    int64 // octets the literal promises
+	seen int64
+	last byte
+}
+
+func (h *imapHoldLast) Write(p []byte) (int, error) {
+	pass := min(int64(len(p)), max(h.n-1-h.seen, 0))
+	if pass > 0 {
+		if _, err := h.w.Write(p[:pass]); err != nil {
+			return 0, err
+		}
+	}
+	if i := h.n - 1 - h.seen; i >= 0 && i < int64(len(p)) {
+		h.last = p[i]
+	}
+	h.seen += int64(len(p))
+	return len(p), nil
+}
+
+// release writes the held octet, once the body has passed.
+func (h *imapHoldLast) release() error {
+	if h.n == 0 {
+		return nil
+	}
+	_, err := h.w.Write([]byte{h.last})
+	return err
 }
 
 // imapErrReader remembers the first read error: go-imap's extract helpers
