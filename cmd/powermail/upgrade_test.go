@@ -46,6 +46,7 @@ func TestRollingUpgrade(t *testing.T) {
 	oldBin := buildRelease(t, oldRelease)
 	t.Run("upgrade then raise", func(t *testing.T) { upgradeThenRaise(t, oldBin) })
 	t.Run("forced raise stops the old node", func(t *testing.T) { forcedRaise(t, oldBin) })
+	t.Run("snapshots installed across releases", func(t *testing.T) { snapshotsAcrossReleases(t, oldBin) })
 }
 
 // upgradeThenRaise: three nodes of the old release, restarted one at a
@@ -231,8 +232,9 @@ func buildRelease(t *testing.T, rev string) string {
 	return bin
 }
 
-// startOldCluster starts three nodes of bin, R=2, with every mail port.
-func startOldCluster(t *testing.T, bin string) []*proc {
+// startOldCluster starts three nodes of bin, R=2, with every mail port
+// and the flags in more.
+func startOldCluster(t *testing.T, bin string, more ...string) []*proc {
 	t.Helper()
 	dir := t.TempDir()
 	var ps []*proc
@@ -240,10 +242,10 @@ func startOldCluster(t *testing.T, bin string) []*proc {
 		ps = append(ps, &proc{bin: bin, id: fmt.Sprintf("n%d", i), cluster: freeAddr(t), admin: freeAddr(t),
 			data: filepath.Join(dir, fmt.Sprint(i))})
 	}
-	ps[0].start(t, append(ps[0].smtpArgs(t), "--bootstrap", "--replicas", "2")...)
+	ps[0].start(t, slices.Concat(ps[0].smtpArgs(t), []string{"--bootstrap", "--replicas", "2"}, more)...)
 	ps[0].waitLeader(t, 30*time.Second)
 	for i, p := range ps[1:] {
-		p.start(t, append(p.smtpArgs(t), "--join", ps[0].admin)...)
+		p.start(t, slices.Concat(p.smtpArgs(t), []string{"--join", ps[0].admin}, more)...)
 		waitStatus(t, ps[0].admin, 30*time.Second, func(s statusJSON) bool { return len(s.Nodes) == i+2 && s.Health == "healthy" })
 	}
 	for _, p := range ps {
@@ -321,9 +323,21 @@ func leaderOf(t *testing.T, ps []*proc) *proc {
 // that follows each restart: every node digests its state at one entry.
 func restartOn(t *testing.T, p *proc, bin string, more ...string) {
 	t.Helper()
+	stopGently(t, p)
+	startOn(t, p, bin, more...)
+}
+
+// stopGently stops p with SIGTERM and fails unless it exits cleanly.
+func stopGently(t *testing.T, p *proc) {
+	t.Helper()
 	if err := p.stop(syscall.SIGTERM); err != nil {
 		t.Fatalf("%s ended badly on SIGTERM: %v\n%s", p.id, err, logTail(p.log.String(), 30))
 	}
+}
+
+// startOn starts the stopped p again, as restartOn does.
+func startOn(t *testing.T, p *proc, bin string, more ...string) {
+	t.Helper()
 	if p.first == nil {
 		p.first = p.extra
 	}
