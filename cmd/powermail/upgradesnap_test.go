@@ -50,7 +50,7 @@ func snapshotsAcrossReleases(t *testing.T, oldBin string) {
 
 	// A new follower, an old leader.
 	first := order[0]
-	behindCompaction(t, ps, first, snd)
+	behindCompaction(t, ps, first, snd, nil)
 	startOn(t, first, "", "--raft-entry-messages", upgradeEntryMessages)
 	waitLogText(t, first, installedText, 60*time.Second)
 	t.Logf("%s (new) installed the snapshot of %s (old): %s", first.id, leaderOf(t, ps).id, logLine(first.log.String(), installedText))
@@ -63,7 +63,12 @@ func snapshotsAcrossReleases(t *testing.T, oldBin string) {
 	restartOn(t, order[1], "", "--raft-entry-messages", upgradeEntryMessages)
 	snd.waitAcked(t, 20)
 	old := order[2]
-	behindCompaction(t, ps, old, snd)
+	behindCompaction(t, ps, old, snd, func(l *proc) {
+		// Written by the new release at 9 while old is down, so that
+		// old learns of it only from the snapshot: a mailbox larger
+		// than --raft-entry-messages removed in pieces.
+		mustCLI(t, "mailbox", "rm", "big9@example.com", "--addr", l.admin)
+	})
 	startOn(t, old, oldBin)
 	waitLogText(t, old, installedText, 60*time.Second)
 	if l := leaderOf(t, ps); l == old {
@@ -74,6 +79,9 @@ func snapshotsAcrossReleases(t *testing.T, oldBin string) {
 	snd.waitAcked(t, 20)
 	checkStateEqual(t, old.admin, "after an old node installed a new leader's snapshot")
 	for _, p := range ps {
+		if out := mustCLI(t, "mailbox", "ls", "--addr", p.admin); strings.Contains(out, "big9@") {
+			t.Errorf("%s still lists big9@, removed while it was stopped:\n%s", p.id, out)
+		}
 		if s := settingsOf(t, p); s.CommandEncoding != 9 {
 			t.Errorf("%s at encoding %d, want 9 throughout", p.id, s.CommandEncoding)
 		}
@@ -82,7 +90,8 @@ func snapshotsAcrossReleases(t *testing.T, oldBin string) {
 }
 
 // setUpSenderBoxes creates, through ps[1], the mailboxes the sender
-// delivers to and its forward.
+// delivers to, its forward, and big9@ with more messages than the new
+// nodes put in one entry of a removal.
 func setUpSenderBoxes(t *testing.T, ps []*proc) {
 	t.Helper()
 	at := ps[1].admin
@@ -91,17 +100,28 @@ func setUpSenderBoxes(t *testing.T, ps []*proc) {
 		mustCLI(t, "mailbox", "add", u+"@example.com", "--password", "pw-"+u, "--addr", at)
 	}
 	mustCLI(t, "forward", "add", "team@example.com", "--to", "alice@example.com", "--to", "bob@example.com", "--addr", at)
+	mustCLI(t, "mailbox", "add", "big9@example.com", "--password", "pw-big9", "--addr", at)
+	for i := range 16 {
+		body := fmt.Sprintf("Subject: filler %d\r\n\r\nfiller\r\n", i)
+		if code, msg := send(t, ps[i%len(ps)].smtp, "filler@elsewhere.net", []string{"big9@example.com"}, body); code != 250 {
+			t.Fatalf("filler to big9@: %d %s", code, msg)
+		}
+	}
 }
 
-// behindCompaction stops follower f and waits, while the sender goes on
+// behindCompaction stops follower f, runs meanwhile (unless nil) with
+// the leader, and waits, while the sender goes on
 // through the other two, until the leader has taken a snapshot
 // snapshotLead entries past f's applied index: the entries f lacks are
 // gone from the leader's log, and f must install a snapshot to catch up.
-func behindCompaction(t *testing.T, ps []*proc, f *proc, snd *sender) {
+func behindCompaction(t *testing.T, ps []*proc, f *proc, snd *sender, meanwhile func(leader *proc)) {
 	t.Helper()
 	at := appliedIndex(t, f)
 	stopGently(t, f)
 	l := leaderOtherThan(t, ps, f)
+	if meanwhile != nil {
+		meanwhile(l)
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		idx := newestSnapshot(t, l)
