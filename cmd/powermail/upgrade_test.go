@@ -20,7 +20,9 @@ import (
 // The rolling-upgrade test runs real binaries of two releases in one
 // cluster: three nodes of the last release whose newest command encoding
 // is 9, restarted one at a time onto this tree's binary while mail
-// arrives, then raised to encoding 11. It builds both releases and runs
+// arrives, then raised to encoding 11; and, at 9, followers of either
+// release installing a snapshot the other's leader streamed
+// (upgradesnap_test.go). It builds both releases and runs
 // for minutes, so it runs only with POWERMAIL_UPGRADE_TEST=1
 // (`make test-upgrade`).
 
