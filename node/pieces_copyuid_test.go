@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -31,25 +30,7 @@ func TestMoveToReplacedDestinationOmitsCOPYUID(t *testing.T) {
 			t.Fatal(err)
 		}
 		replaced, moving := make(chan error, 1), make(chan struct{})
-		go func() {
-			// After the first piece lands, delete the destination and
-			// make it again.
-			if !firstPieceLanded(l, a, dst, moving) {
-				replaced <- nil
-				return
-			}
-			// Both proposed at once on the leader, so that a piece the
-			// follower forwards seldom falls between them.
-			deleted := make(chan error, 1)
-			go func() { deleted <- l.DeleteFolder(ctx, a, dst) }()
-			time.Sleep(100 * time.Microsecond)
-			err := l.CreateFolder(ctx, a, dst, "")
-			derr := <-deleted
-			if errors.Is(err, ErrFolderExists) { // proposed before the delete
-				err = l.CreateFolder(ctx, a, dst, "")
-			}
-			replaced <- errors.Join(derr, err)
-		}()
+		go func() { replaced <- replaceWhenFirstPieceLands(ctx, l, a, dst, moving) }()
 		moved, err := f.Copy(ctx, a, src, dst, viewUIDs(big), true, checkOf(big))
 		close(moving)
 		if rerr := <-replaced; rerr != nil {
