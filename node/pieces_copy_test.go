@@ -97,15 +97,8 @@ func TestCopyCancelledMidwayLeavesDestination(t *testing.T) {
 	l, f, ctx := pieceRaceCluster(t, per)
 	a := "a@example.com"
 	for attempt := range pieceRaceAttempts {
-		src, dst := fmt.Sprintf("Big%d", attempt), fmt.Sprintf("Copied%d", attempt)
-		big := bigFolder(t, l, src, log2)
-		if err := l.CreateFolder(ctx, a, dst, ""); err != nil {
-			t.Fatal(err)
-		}
+		src, dst, big := raceFolders(t, ctx, l, f, attempt, log2, "Copied")
 		was := before(t, ctx, l, big)
-		if err := f.Barrier(ctx); err != nil {
-			t.Fatal(err)
-		}
 		cctx, cancel := context.WithCancel(ctx)
 		copying := make(chan struct{})
 		go func() {
@@ -144,14 +137,7 @@ func TestCopyToReplacedDestinationLeavesItUnchanged(t *testing.T) {
 	l, f, ctx := pieceRaceCluster(t, per)
 	a := "a@example.com"
 	for attempt := range pieceRaceAttempts {
-		src, dst := fmt.Sprintf("Big%d", attempt), fmt.Sprintf("Copied%d", attempt)
-		big := bigFolder(t, l, src, log2)
-		if err := l.CreateFolder(ctx, a, dst, ""); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Barrier(ctx); err != nil {
-			t.Fatal(err)
-		}
+		src, dst, big := raceFolders(t, ctx, l, f, attempt, log2, "Copied")
 		was := before(t, ctx, l, big)
 		replaced, copying := make(chan error, 1), make(chan struct{})
 		go func() { replaced <- replaceWhenFirstPieceLands(ctx, l, a, dst, copying) }()
@@ -256,25 +242,11 @@ func TestCopyPieceOfExpungedMessagesKeepsCOPYUID(t *testing.T) {
 	l, f, ctx := pieceRaceCluster(t, per)
 	a := "a@example.com"
 	for attempt := range pieceRaceAttempts {
-		src, dst := fmt.Sprintf("Big%d", attempt), fmt.Sprintf("Copied%d", attempt)
-		big := bigFolder(t, l, src, log2)
-		if err := l.CreateFolder(ctx, a, dst, ""); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Barrier(ctx); err != nil {
-			t.Fatal(err)
-		}
+		src, dst, big := raceFolders(t, ctx, l, f, attempt, log2, "Copied")
 		all := viewUIDs(big)
 		top := all[len(all)-per/2:] // within the last piece
 		done, copying := make(chan error, 1), make(chan struct{})
-		go func() {
-			if !firstPieceLanded(l, a, dst, copying) {
-				done <- nil
-				return
-			}
-			_, err := l.Expunge(ctx, a, src, top, false, checkOf(big))
-			done <- err
-		}()
+		go func() { done <- expungeWhenFirstPieceLands(ctx, l, a, src, dst, top, checkOf(big), copying) }()
 		copied, err := f.Copy(ctx, a, src, dst, all, false, checkOf(big))
 		close(copying)
 		if eerr := <-done; eerr != nil || err != nil {

@@ -21,14 +21,7 @@ func TestMoveToReplacedDestinationOmitsCOPYUID(t *testing.T) {
 	l, f, ctx := pieceRaceCluster(t, per)
 	a := "a@example.com"
 	for attempt := range pieceRaceAttempts {
-		src, dst := fmt.Sprintf("Big%d", attempt), fmt.Sprintf("Moved%d", attempt)
-		big := bigFolder(t, l, src, log2)
-		if err := l.CreateFolder(ctx, a, dst, ""); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Barrier(ctx); err != nil {
-			t.Fatal(err)
-		}
+		src, dst, big := raceFolders(t, ctx, l, f, attempt, log2, "Moved")
 		replaced, moving := make(chan error, 1), make(chan struct{})
 		go func() { replaced <- replaceWhenFirstPieceLands(ctx, l, a, dst, moving) }()
 		moved, err := f.Copy(ctx, a, src, dst, viewUIDs(big), true, checkOf(big))
@@ -76,25 +69,11 @@ func TestMovePieceOfExpungedMessagesKeepsCOPYUID(t *testing.T) {
 	l, f, ctx := pieceRaceCluster(t, per)
 	a := "a@example.com"
 	for attempt := range pieceRaceAttempts {
-		src, dst := fmt.Sprintf("Big%d", attempt), fmt.Sprintf("Moved%d", attempt)
-		big := bigFolder(t, l, src, log2)
-		if err := l.CreateFolder(ctx, a, dst, ""); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Barrier(ctx); err != nil {
-			t.Fatal(err)
-		}
+		src, dst, big := raceFolders(t, ctx, l, f, attempt, log2, "Moved")
 		all := viewUIDs(big)
 		top := all[len(all)-per/2:] // within the last piece
 		done, moving := make(chan error, 1), make(chan struct{})
-		go func() {
-			if !firstPieceLanded(l, a, dst, moving) {
-				done <- nil
-				return
-			}
-			_, err := l.Expunge(ctx, a, src, top, false, checkOf(big))
-			done <- err
-		}()
+		go func() { done <- expungeWhenFirstPieceLands(ctx, l, a, src, dst, top, checkOf(big), moving) }()
 		moved, err := f.Copy(ctx, a, src, dst, all, true, checkOf(big))
 		close(moving)
 		if eerr := <-done; eerr != nil || err != nil {
@@ -127,6 +106,34 @@ func firstPieceLanded(l *Node, a, dst string, moving <-chan struct{}) bool {
 		case <-time.After(time.Millisecond):
 		}
 	}
+}
+
+// raceFolders makes a race test's folders for one attempt on the leader
+// l: Big<attempt> of 1<<log2 messages of a@example.com (see bigFolder)
+// and an empty <dstPrefix><attempt>, and waits until the follower f has
+// applied both.
+func raceFolders(t *testing.T, ctx context.Context, l, f *Node, attempt, log2 int, dstPrefix string) (src, dst string, big FolderView) {
+	t.Helper()
+	src, dst = fmt.Sprintf("Big%d", attempt), fmt.Sprintf("%s%d", dstPrefix, attempt)
+	big = bigFolder(t, l, src, log2)
+	if err := l.CreateFolder(ctx, "a@example.com", dst, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Barrier(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return src, dst, big
+}
+
+// expungeWhenFirstPieceLands expunges uids of folder src of a on the
+// leader l once a piece of an operation into dst has landed (see
+// firstPieceLanded); it does nothing if the operation ended first.
+func expungeWhenFirstPieceLands(ctx context.Context, l *Node, a, src, dst string, uids []uint32, check FolderCheck, running <-chan struct{}) error {
+	if !firstPieceLanded(l, a, dst, running) {
+		return nil
+	}
+	_, err := l.Expunge(ctx, a, src, uids, false, check)
+	return err
 }
 
 // pieceRaceAttempts is how many times a test that races another
