@@ -58,18 +58,8 @@ func TestStreamedReadOfADamagedReplicaHasItRepaired(t *testing.T) {
 // they had changed on the way or come from a release that sends a
 // damaged copy whole. The failure must stay.
 func TestStreamedBodyHashFailureIsSticky(t *testing.T) {
-	_, full, h, body := fullNodeWithLargeBody(t)
-	ctx := ctxT(t, 30*time.Second)
-	rec, err := full.State().Body(h.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := full.openStreamed(ctx, h, rec.Size, rec.Replicas)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	b.(*streamedBody).h[0] ^= 1
+	_, body, b := openLargeStreamed(t)
+	b.h[0] ^= 1
 	_, cerr := io.CopyN(io.Discard, b, int64(len(body)))
 	_, rerr := b.Read(make([]byte, 1))
 	if cerr == nil && rerr == io.EOF {
@@ -110,23 +100,12 @@ func (s *breakingStream) Read(p []byte) (int, error) {
 // stream as the replica sent it, still passed, so nothing said so (a
 // POP3 RETR would end the message short as if whole).
 func TestStreamedBodyBrokenWithBytesInHandLosesNone(t *testing.T) {
-	_, full, h, body := fullNodeWithLargeBody(t)
-	ctx := ctxT(t, 30*time.Second)
-	rec, err := full.State().Body(h.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := full.openStreamed(ctx, h, rec.Size, rec.Replicas)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	_, body, b := openLargeStreamed(t)
 	head := make([]byte, 1000)
 	if _, err := io.ReadFull(b, head); err != nil {
 		t.Fatal(err)
 	}
-	sb := b.(*streamedBody)
-	sb.rc = &breakingStream{ReadCloser: sb.rc, n: 500}
+	b.rc = &breakingStream{ReadCloser: b.rc, n: 500}
 	rest, err := io.ReadAll(b)
 	if got := append(head, rest...); err != nil || !bytes.Equal(got, body) {
 		t.Fatalf("read across a stream broken with bytes in hand: %d of %d bytes, %v", len(got), len(body), err)
@@ -139,6 +118,24 @@ func TestStreamedBodyBrokenWithBytesInHandLosesNone(t *testing.T) {
 // asked it first again. The test changes the hash the reader expects
 // after the open, as in TestStreamedBodyHashFailureIsSticky.
 func TestStreamedBodyHashFailureMarksTheReplica(t *testing.T) {
+	full, body, b := openLargeStreamed(t)
+	if !full.health.ok(b.id) {
+		t.Fatalf("replica %s marked failed before the read", b.id)
+	}
+	b.h[0] ^= 1
+	if got, err := io.ReadAll(b); !errors.Is(err, storage.ErrCorrupt) {
+		t.Fatalf("read %d of %d bytes of a body failing its hash: %v, want ErrCorrupt", len(got), len(body), err)
+	}
+	if full.health.ok(b.id) {
+		t.Errorf("replica %s that sent a body failing its hash is not marked failed", b.id)
+	}
+}
+
+// openLargeStreamed opens fullNodeWithLargeBody's body as a stream from
+// its replicas, closed when the test ends, and returns the full node and
+// the body's bytes with it.
+func openLargeStreamed(t *testing.T) (*Node, []byte, *streamedBody) {
+	t.Helper()
 	_, full, h, body := fullNodeWithLargeBody(t)
 	ctx := ctxT(t, 30*time.Second)
 	rec, err := full.State().Body(h.String())
@@ -149,16 +146,6 @@ func TestStreamedBodyHashFailureMarksTheReplica(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
-	sb := b.(*streamedBody)
-	if !full.health.ok(sb.id) {
-		t.Fatalf("replica %s marked failed before the read", sb.id)
-	}
-	sb.h[0] ^= 1
-	if got, err := io.ReadAll(b); !errors.Is(err, storage.ErrCorrupt) {
-		t.Fatalf("read %d of %d bytes of a body failing its hash: %v, want ErrCorrupt", len(got), len(body), err)
-	}
-	if full.health.ok(sb.id) {
-		t.Errorf("replica %s that sent a body failing its hash is not marked failed", sb.id)
-	}
+	t.Cleanup(func() { b.Close() })
+	return full, body, b.(*streamedBody)
 }
