@@ -21,27 +21,7 @@ import (
 // COPY.
 func TestIMAPCopyOfALargeFolder(t *testing.T) {
 	const log2, per = 9, 100
-	c := nodetest.StartWith(t, 3, func(cfg *node.Config) { cfg.EntryMessages = per })
-	addr := startIMAP(t, c.Nodes[1], frontend.IMAPConfig{PollInterval: time.Second}, true)
-	user := imapNewAddr(t)
-	c.AddMailboxes(imapPassword, user)
-	s := dialIMAPAnon(t, addr)
-	if err := s.Login(user, imapPassword).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	c.Deliver(0, "Subject: x\r\n\r\nx\r\n", user)
-	if _, err := s.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	for range log2 {
-		if _, err := s.Copy(imap.SeqSet{{Start: 1, Stop: 0}}, "INBOX").Wait(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sel, err := s.Select("INBOX", nil).Wait()
-	if err != nil || sel.NumMessages != 1<<log2 {
-		t.Fatalf("INBOX holds %d messages (%v)", sel.NumMessages, err)
-	}
+	c, s, user := largeInbox(t, log2, per)
 	inbox := fetchUIDs(t, s)
 	for _, name := range []string{"Archive", "Full"} {
 		if err := s.Create(name, nil).Wait(); err != nil {
@@ -62,7 +42,7 @@ func TestIMAPCopyOfALargeFolder(t *testing.T) {
 	if !slices.Equal(src, inbox) {
 		t.Errorf("COPYUID names %d source UIDs, want INBOX's %d", len(src), len(inbox))
 	}
-	sel, err = s.Select("Archive", nil).Wait()
+	sel, err := s.Select("Archive", nil).Wait()
 	if err != nil || sel.NumMessages != 1<<log2 {
 		t.Fatalf("Archive holds %d messages (%v)", sel.NumMessages, err)
 	}
@@ -87,6 +67,36 @@ func TestIMAPCopyOfALargeFolder(t *testing.T) {
 	if err != nil || st.NumMessages == nil || *st.NumMessages != 0 {
 		t.Fatalf("after COPY answered NO, Full: %+v (%v), want no message", st, err)
 	}
+}
+
+// largeInbox starts a three-node cluster whose large operations go in
+// pieces of per messages, and an IMAP server on its second node, and
+// returns a session logged in as a new user whose INBOX, selected,
+// holds 1<<log2 messages.
+func largeInbox(t *testing.T, log2, per int) (*nodetest.Cluster, *imapConn, string) {
+	t.Helper()
+	c := nodetest.StartWith(t, 3, func(cfg *node.Config) { cfg.EntryMessages = per })
+	addr := startIMAP(t, c.Nodes[1], frontend.IMAPConfig{PollInterval: time.Second}, true)
+	user := imapNewAddr(t)
+	c.AddMailboxes(imapPassword, user)
+	s := dialIMAPAnon(t, addr)
+	if err := s.Login(user, imapPassword).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	c.Deliver(0, "Subject: x\r\n\r\nx\r\n", user)
+	if _, err := s.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for range log2 {
+		if _, err := s.Copy(imap.SeqSet{{Start: 1, Stop: 0}}, "INBOX").Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sel, err := s.Select("INBOX", nil).Wait()
+	if err != nil || sel.NumMessages != 1<<log2 {
+		t.Fatalf("INBOX holds %d messages (%v)", sel.NumMessages, err)
+	}
+	return c, s, user
 }
 
 // fetchUIDs is the UIDs of the selected folder's messages, in order.

@@ -3,13 +3,8 @@ package frontend_test
 import (
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
-
-	"powermail/frontend"
-	"powermail/node"
-	"powermail/node/nodetest"
 )
 
 // A MOVE of more messages than one raft entry may act on
@@ -18,27 +13,7 @@ import (
 // source empty and the destination holding them all.
 func TestIMAPMoveOfALargeFolder(t *testing.T) {
 	const log2, per = 9, 100 // the test client buffers at most 1,000 EXPUNGEs
-	c := nodetest.StartWith(t, 3, func(cfg *node.Config) { cfg.EntryMessages = per })
-	addr := startIMAP(t, c.Nodes[1], frontend.IMAPConfig{PollInterval: time.Second}, true)
-	user := imapNewAddr(t)
-	c.AddMailboxes(imapPassword, user)
-	s := dialIMAPAnon(t, addr)
-	if err := s.Login(user, imapPassword).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	c.Deliver(0, "Subject: x\r\n\r\nx\r\n", user)
-	if _, err := s.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	for range log2 {
-		if _, err := s.Copy(imap.SeqSet{{Start: 1, Stop: 0}}, "INBOX").Wait(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sel, err := s.Select("INBOX", nil).Wait()
-	if err != nil || sel.NumMessages != 1<<log2 {
-		t.Fatalf("INBOX holds %d messages (%v)", sel.NumMessages, err)
-	}
+	c, s, _ := largeInbox(t, log2, per)
 	if err := s.Create("Archive", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
@@ -58,19 +33,11 @@ func TestIMAPMoveOfALargeFolder(t *testing.T) {
 	if n := s.Mailbox().NumMessages; n != 0 {
 		t.Errorf("after MOVE 1:* the client counts %d messages in INBOX, want 0 (an EXPUNGE for each)", n)
 	}
-	sel, err = s.Select("Archive", nil).Wait()
+	sel, err := s.Select("Archive", nil).Wait()
 	if err != nil || sel.NumMessages != 1<<log2 {
 		t.Fatalf("Archive holds %d messages (%v)", sel.NumMessages, err)
 	}
-	got, err := s.Fetch(imap.SeqSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true}).Collect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	uids := make([]imap.UID, len(got))
-	for i, m := range got {
-		uids[i] = m.UID
-	}
-	if !slices.Equal(uids, dst) {
+	if !slices.Equal(fetchUIDs(t, s), dst) {
 		t.Errorf("Archive's UIDs are not the COPYUID's destination UIDs")
 	}
 }
