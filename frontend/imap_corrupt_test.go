@@ -33,8 +33,7 @@ func TestIMAPFetchOfABodyFailingItsHashIsCutShort(t *testing.T) {
 	// leave nothing in its buffer, so every byte is on the wire before
 	// the check.
 	const size = 128 << 10
-	head := "Subject: sized\r\n\r\n"
-	raw := head + strings.Repeat("0123456789abcde\n", (size-len(head))/16) + strings.Repeat("x", (size-len(head))%16)
+	raw := sizedMessage(size)
 	c.Deliver(0, raw, user)
 	msgs, err := c.Nodes[0].State().Messages(user, "INBOX", 0, 1)
 	if err != nil || len(msgs) != 1 {
@@ -47,31 +46,10 @@ func TestIMAPFetchOfABodyFailingItsHashIsCutShort(t *testing.T) {
 	i := int(rec.Replicas[0][1] - '1') // "n2" is c.Nodes[1]
 	c.Admin(i, "POST", "/v1/fault/damage/"+msgs[0].Hash+"?keep_crc=1", "")
 
-	b := &imapClusterBackend{c: c}
-	for _, n := range c.Nodes {
-		b.addrs = append(b.addrs, startIMAP(t, n, frontend.IMAPConfig{PollInterval: time.Second}, true))
-	}
-	conn := dialIMAP(t, b, i, user)
-	if _, err := conn.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	cmd := conn.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
-	if msg := cmd.Next(); msg != nil {
-		for item := msg.Next(); item != nil; item = msg.Next() {
-			sec, ok := item.(imapclient.FetchItemDataBodySection)
-			if !ok {
-				continue
-			}
-			got, err := io.ReadAll(sec.Literal)
-			if err == nil && len(got) == len(raw) && string(got) != raw {
-				t.Fatalf("the whole literal (%d octets) of a body that failed its hash reached the client", len(got))
-			}
-			break
-		}
-	}
-	if err := cmd.Close(); err == nil {
-		t.Fatal("the FETCH of a body that failed its hash completed")
-	}
+	conn := selectInboxOn(t, c, i, user, func(n *node.Node) frontend.MailStore { return n })
+	wantFetchCutShort(t, conn, &imap.FetchItemBodySection{Peek: true}, "literal", func(got []byte) bool {
+		return len(got) == len(raw) && string(got) != raw
+	})
 }
 
 // endFailingStore is a node whose bodies fail their hash at their end,
@@ -118,36 +96,12 @@ func TestIMAPPartialFetchToTheEndOfABodyFailingItsHashIsCutShort(t *testing.T) {
 	user := imapNewAddr(t)
 	c.AddMailboxes(imapPassword, user)
 	const size, start = 128 << 10, 64 << 10 // a window of 64 KiB, all on the wire before the check
-	head := "Subject: sized\r\n\r\n"
-	raw := head + strings.Repeat("0123456789abcde\n", (size-len(head))/16) + strings.Repeat("x", (size-len(head))%16)
+	raw := sizedMessage(size)
 	c.Deliver(0, raw, user)
 
-	b := &imapClusterBackend{c: c}
-	for _, n := range c.Nodes {
-		b.addrs = append(b.addrs, startIMAP(t, endFailingStore{n}, frontend.IMAPConfig{PollInterval: time.Second}, true))
-	}
-	conn := dialIMAP(t, b, 0, user)
-	if _, err := conn.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
+	conn := selectInboxOn(t, c, 0, user, func(n *node.Node) frontend.MailStore { return endFailingStore{n} })
 	sec := &imap.FetchItemBodySection{Peek: true, Partial: &imap.SectionPartial{Offset: start, Size: size}}
-	cmd := conn.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{sec}})
-	if msg := cmd.Next(); msg != nil {
-		for item := msg.Next(); item != nil; item = msg.Next() {
-			data, ok := item.(imapclient.FetchItemDataBodySection)
-			if !ok {
-				continue
-			}
-			got, err := io.ReadAll(data.Literal)
-			if err == nil && string(got) == raw[start:] {
-				t.Fatalf("the whole window (%d octets) to the end of a body that failed its hash reached the client", len(got))
-			}
-			break
-		}
-	}
-	if err := cmd.Close(); err == nil {
-		t.Fatal("the FETCH of a body that failed its hash completed")
-	}
+	wantFetchCutShort(t, conn, sec, "window to the end", func(got []byte) bool { return string(got) == raw[start:] })
 }
 
 // secondReadFailingStore is a node whose bodies read whole the first
@@ -213,15 +167,38 @@ func TestIMAPStreamedSectionOfABodyFailingItsHashOnTheSecondReadIsCutShort(t *te
 	text := strings.Repeat("0123456789abcde\n", (size-len(head))/16)
 	c.Deliver(0, head+text, user)
 
+	conn := selectInboxOn(t, c, 0, user, func(n *node.Node) frontend.MailStore { return secondReadFailingStore{n} })
+	sec := &imap.FetchItemBodySection{Peek: true, Specifier: imap.PartSpecifierText}
+	wantFetchCutShort(t, conn, sec, "section", func(got []byte) bool { return string(got) == text })
+}
+
+// sizedMessage is a message of exactly size octets.
+func sizedMessage(size int) string {
+	head := "Subject: sized\r\n\r\n"
+	return head + strings.Repeat("0123456789abcde\n", (size-len(head))/16) + strings.Repeat("x", (size-len(head))%16)
+}
+
+// selectInboxOn serves IMAP from every node of c, each as store makes
+// it, and returns a session on node i's server logged in as user with
+// INBOX selected.
+func selectInboxOn(t *testing.T, c *nodetest.Cluster, i int, user string, store func(*node.Node) frontend.MailStore) *imapConn {
+	t.Helper()
 	b := &imapClusterBackend{c: c}
 	for _, n := range c.Nodes {
-		b.addrs = append(b.addrs, startIMAP(t, secondReadFailingStore{n}, frontend.IMAPConfig{PollInterval: time.Second}, true))
+		b.addrs = append(b.addrs, startIMAP(t, store(n), frontend.IMAPConfig{PollInterval: time.Second}, true))
 	}
-	conn := dialIMAP(t, b, 0, user)
+	conn := dialIMAP(t, b, i, user)
 	if _, err := conn.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
-	sec := &imap.FetchItemBodySection{Peek: true, Specifier: imap.PartSpecifierText}
+	return conn
+}
+
+// wantFetchCutShort fetches sec of message 1, whose body fails its hash,
+// and fails the test if the client got what (a literal, part of it)
+// whole, as whole tells from its octets, or if the FETCH completed.
+func wantFetchCutShort(t *testing.T, conn *imapConn, sec *imap.FetchItemBodySection, what string, whole func(got []byte) bool) {
+	t.Helper()
 	cmd := conn.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{sec}})
 	if msg := cmd.Next(); msg != nil {
 		for item := msg.Next(); item != nil; item = msg.Next() {
@@ -230,8 +207,8 @@ func TestIMAPStreamedSectionOfABodyFailingItsHashOnTheSecondReadIsCutShort(t *te
 				continue
 			}
 			got, err := io.ReadAll(data.Literal)
-			if err == nil && string(got) == text {
-				t.Fatalf("the whole section (%d octets) of a body that failed its hash reached the client", len(got))
+			if err == nil && whole(got) {
+				t.Fatalf("the whole %s (%d octets) of a body that failed its hash reached the client", what, len(got))
 			}
 			break
 		}
