@@ -35,16 +35,7 @@ func TestIMAPFetchOfABodyFailingItsHashIsCutShort(t *testing.T) {
 	const size = 128 << 10
 	raw := sizedMessage(size)
 	c.Deliver(0, raw, user)
-	msgs, err := c.Nodes[0].State().Messages(user, "INBOX", 0, 1)
-	if err != nil || len(msgs) != 1 {
-		t.Fatalf("messages: %v %v", msgs, err)
-	}
-	rec, err := c.Nodes[0].State().Body(msgs[0].Hash)
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := int(rec.Replicas[0][1] - '1') // "n2" is c.Nodes[1]
-	c.Admin(i, "POST", "/v1/fault/damage/"+msgs[0].Hash+"?keep_crc=1", "")
+	i := damageFirstReplica(t, c, user)
 
 	conn := selectInboxOn(t, c, i, user, func(n *node.Node) frontend.MailStore { return n })
 	wantFetchCutShort(t, conn, &imap.FetchItemBodySection{Peek: true}, "literal", func(got []byte) bool {
