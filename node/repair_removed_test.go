@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -26,27 +27,30 @@ func TestRemovedListingWithNowhereToCopyLetsScansSkip(t *testing.T) {
 	if err := l.Remove(ctx, victim.ID(), false); err != nil {
 		t.Fatal(err)
 	}
-	scanned := func() bool {
-		t.Helper()
-		before := l.repair.get().LastScan
-		st, err := l.repairRound(ctx, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st.LastScan != before
-	}
-	if !scanned() {
+	if !roundScanned(t, ctx, l) {
 		t.Fatal("the first periodic round after the removal did not scan")
 	}
 	for i := range 3 {
-		if scanned() {
+		if roundScanned(t, ctx, l) {
 			t.Fatalf("periodic round %d scanned again, though no body can get a copy until a node joins", i+2)
 		}
 	}
 	c.start("n4", false, l.AdminAddr())
 	waitFor(t, 10*time.Second, "the new node polled", func() bool { return l.placement.downFor("n4", l.started) < 300*time.Millisecond })
-	if !scanned() {
+	if !roundScanned(t, ctx, l) {
 		t.Fatal("no scan after a node joined")
 	}
 	assertRedundant(t, c, l, hashes, 3)
+}
+
+// roundScanned runs one periodic repair round on the leader l and tells
+// whether it scanned the bodies (rather than finding nothing changed).
+func roundScanned(t *testing.T, ctx context.Context, l *Node) bool {
+	t.Helper()
+	before := l.repair.get().LastScan
+	st, err := l.repairRound(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.LastScan != before
 }

@@ -43,16 +43,7 @@ func TestRepairLeavesAMemberWithoutRoomAlone(t *testing.T) {
 	}
 	hashes := deliverN(t, via, 4, 3000)
 	ctx := ctxT(t, 30*time.Second)
-	scanned := func() bool {
-		t.Helper()
-		before := l.repair.get().LastScan
-		st, err := l.repairRound(ctx, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st.LastScan != before
-	}
-	if !scanned() {
+	if !roundScanned(t, ctx, l) {
 		t.Fatal("the first periodic round did not scan")
 	}
 	if st := l.repair.get(); st.UnderReplicated != 4 || st.Repaired != 0 {
@@ -61,14 +52,14 @@ func TestRepairLeavesAMemberWithoutRoomAlone(t *testing.T) {
 	if k := copyFailures.Load(); k != 0 {
 		t.Fatalf("repair tried %d copies to the member without room", k)
 	}
-	if scanned() {
+	if roundScanned(t, ctx, l) {
 		t.Fatal("a periodic round scanned again, although no body could go anywhere")
 	}
 
 	// n3 has room again: the next periodic round scans and copies.
 	space.avail.Store(reserve + 1<<30)
 	waitFor(t, 5*time.Second, "the leader sees room on n3", func() bool { return !l.reportedFull("n3") })
-	if !scanned() {
+	if !roundScanned(t, ctx, l) {
 		t.Fatal("a periodic round skipped the scan after n3 reported room")
 	}
 	assertRedundant(t, c, l, hashes, 3)
