@@ -43,14 +43,7 @@ func TestSMTPOnADiskThatFills(t *testing.T) {
 	_, full := startServer(t, testConfig(), c.Nodes[1])
 	_, other := startServer(t, testConfig(), c.Nodes[0])
 
-	cl := dial(t, full)
-	cl.ehlo()
-	cl.expect("MAIL FROM:<alice@remote.test>", 250, "2.0.0")
-	cl.expect("RCPT TO:<bob@example.com>", 250, "2.0.0")
-	tog.On()
-	checkReply(t, "DATA as the disk fills", cl.data("Subject: one\r\n\r\nbody\r\n"), 452, "4.3.1")
-	tog.Off() // the store stays failed until the node restarts
-	cl.expect("MAIL FROM:<alice@remote.test>", 452, "4.3.1")
+	failWhileDATA(t, full, tog, "DATA as the disk fills", 452, "4.3.1")
 
 	o := dial(t, other)
 	o.ehlo()
@@ -67,12 +60,21 @@ func TestSMTPOnADiskThatFills(t *testing.T) {
 func TestSMTPOnAFailedBodyStore(t *testing.T) {
 	c, tog := failingStoreCluster(t, errorfs.ErrInjected)
 	_, addr := startServer(t, testConfig(), c.Nodes[1])
+	failWhileDATA(t, addr, tog, "DATA as the store fails", 451, "4.3.0")
+}
+
+// failWhileDATA sends a message for bob to the node at addr, turning
+// tog on while its DATA is on its way, and checks that DATA and, after
+// tog is off again, the next MAIL both get code and enh: the store stays
+// failed until the node restarts.
+func failWhileDATA(t *testing.T, addr string, tog *errorfs.Toggle, what string, code int, enh string) {
+	t.Helper()
 	cl := dial(t, addr)
 	cl.ehlo()
 	cl.expect("MAIL FROM:<alice@remote.test>", 250, "2.0.0")
 	cl.expect("RCPT TO:<bob@example.com>", 250, "2.0.0")
 	tog.On()
-	checkReply(t, "DATA as the store fails", cl.data("Subject: one\r\n\r\nbody\r\n"), 451, "4.3.0")
+	checkReply(t, what, cl.data("Subject: one\r\n\r\nbody\r\n"), code, enh)
 	tog.Off()
-	cl.expect("MAIL FROM:<alice@remote.test>", 451, "4.3.0")
+	cl.expect("MAIL FROM:<alice@remote.test>", code, enh)
 }
