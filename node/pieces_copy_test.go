@@ -100,14 +100,12 @@ func TestCopyCancelledMidwayLeavesDestination(t *testing.T) {
 		src, dst, big := raceFolders(t, ctx, l, f, attempt, log2, "Copied")
 		was := before(t, ctx, l, big)
 		cctx, cancel := context.WithCancel(ctx)
-		copying := make(chan struct{})
-		go func() {
+		_, err := copyRacing(t, cctx, f, a, src, dst, viewUIDs(big), false, big, func(copying <-chan struct{}) error {
 			if firstPieceLanded(l, a, dst, copying) {
 				cancel()
 			}
-		}()
-		_, err := f.Copy(cctx, a, src, dst, viewUIDs(big), false, checkOf(big))
-		close(copying)
+			return nil
+		})
 		cancel()
 		if err == nil {
 			t.Logf("attempt %d: the COPY finished before the cancel", attempt)
@@ -139,13 +137,9 @@ func TestCopyToReplacedDestinationLeavesItUnchanged(t *testing.T) {
 	for attempt := range pieceRaceAttempts {
 		src, dst, big := raceFolders(t, ctx, l, f, attempt, log2, "Copied")
 		was := before(t, ctx, l, big)
-		replaced, copying := make(chan error, 1), make(chan struct{})
-		go func() { replaced <- replaceWhenFirstPieceLands(ctx, l, a, dst, copying) }()
-		_, err := f.Copy(ctx, a, src, dst, viewUIDs(big), false, checkOf(big))
-		close(copying)
-		if rerr := <-replaced; rerr != nil {
-			t.Fatal(rerr)
-		}
+		_, err := copyRacing(t, ctx, f, a, src, dst, viewUIDs(big), false, big, func(copying <-chan struct{}) error {
+			return replaceWhenFirstPieceLands(ctx, l, a, dst, copying)
+		})
 		after, verr := f.View(ctx, a, dst)
 		if verr != nil {
 			t.Fatal(verr)
@@ -245,12 +239,11 @@ func TestCopyPieceOfExpungedMessagesKeepsCOPYUID(t *testing.T) {
 		src, dst, big := raceFolders(t, ctx, l, f, attempt, log2, "Copied")
 		all := viewUIDs(big)
 		top := all[len(all)-per/2:] // within the last piece
-		done, copying := make(chan error, 1), make(chan struct{})
-		go func() { done <- expungeWhenFirstPieceLands(ctx, l, a, src, dst, top, checkOf(big), copying) }()
-		copied, err := f.Copy(ctx, a, src, dst, all, false, checkOf(big))
-		close(copying)
-		if eerr := <-done; eerr != nil || err != nil {
-			t.Fatal(eerr, err)
+		copied, err := copyRacing(t, ctx, f, a, src, dst, all, false, big, func(copying <-chan struct{}) error {
+			return expungeWhenFirstPieceLands(ctx, l, a, src, dst, top, checkOf(big), copying)
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 		if len(copied.SrcUIDs) == len(all) {
 			t.Logf("attempt %d: the expunge came after the COPY", attempt)

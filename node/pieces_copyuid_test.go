@@ -22,13 +22,9 @@ func TestMoveToReplacedDestinationOmitsCOPYUID(t *testing.T) {
 	a := "a@example.com"
 	for attempt := range pieceRaceAttempts {
 		src, dst, big := raceFolders(t, ctx, l, f, attempt, log2, "Moved")
-		replaced, moving := make(chan error, 1), make(chan struct{})
-		go func() { replaced <- replaceWhenFirstPieceLands(ctx, l, a, dst, moving) }()
-		moved, err := f.Copy(ctx, a, src, dst, viewUIDs(big), true, checkOf(big))
-		close(moving)
-		if rerr := <-replaced; rerr != nil {
-			t.Fatal(rerr)
-		}
+		moved, err := copyRacing(t, ctx, f, a, src, dst, viewUIDs(big), true, big, func(moving <-chan struct{}) error {
+			return replaceWhenFirstPieceLands(ctx, l, a, dst, moving)
+		})
 		if err != nil {
 			t.Logf("attempt %d: a piece met the destination missing: %v", attempt, err)
 			continue
@@ -72,12 +68,11 @@ func TestMovePieceOfExpungedMessagesKeepsCOPYUID(t *testing.T) {
 		src, dst, big := raceFolders(t, ctx, l, f, attempt, log2, "Moved")
 		all := viewUIDs(big)
 		top := all[len(all)-per/2:] // within the last piece
-		done, moving := make(chan error, 1), make(chan struct{})
-		go func() { done <- expungeWhenFirstPieceLands(ctx, l, a, src, dst, top, checkOf(big), moving) }()
-		moved, err := f.Copy(ctx, a, src, dst, all, true, checkOf(big))
-		close(moving)
-		if eerr := <-done; eerr != nil || err != nil {
-			t.Fatal(eerr, err)
+		moved, err := copyRacing(t, ctx, f, a, src, dst, all, true, big, func(moving <-chan struct{}) error {
+			return expungeWhenFirstPieceLands(ctx, l, a, src, dst, top, checkOf(big), moving)
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 		if len(moved.SrcUIDs) == len(all) {
 			t.Logf("attempt %d: the expunge came after the MOVE", attempt)
@@ -106,6 +101,21 @@ func firstPieceLanded(l *Node, a, dst string, moving <-chan struct{}) bool {
 		case <-time.After(time.Millisecond):
 		}
 	}
+}
+
+// copyRacing runs f.Copy (a MOVE if move) of uids of a's folder src,
+// which big viewed, into dst while race runs beside it with a channel
+// closed once the COPY returned, and fails the test if race failed.
+func copyRacing(t *testing.T, ctx context.Context, f *Node, a, src, dst string, uids []uint32, move bool, big FolderView, race func(running <-chan struct{}) error) (CopyResult, error) {
+	t.Helper()
+	raced, running := make(chan error, 1), make(chan struct{})
+	go func() { raced <- race(running) }()
+	res, err := f.Copy(ctx, a, src, dst, uids, move, checkOf(big))
+	close(running)
+	if rerr := <-raced; rerr != nil {
+		t.Fatal(rerr)
+	}
+	return res, err
 }
 
 // raceFolders makes a race test's folders for one attempt on the leader
