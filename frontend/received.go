@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"powermail/node"
 )
 
 // traceInfo is what the trace header fields record about one transaction.
@@ -22,11 +24,13 @@ type traceInfo struct {
 // traceHeaders renders the header fields a final-delivery server prepends:
 // Return-Path (RFC 5321 §4.4: the delivery server MUST insert it) and a
 // Received stamp (RFC 5321 §4.4 Stamp grammar). Client-supplied text is
-// sanitised so that it cannot end a header line early.
+// sanitised so that it cannot end a header line early. go-smtp hands a
+// quoted local part over unquoted, so the paths are quoted again
+// (node.SMTPPath): `<john doe@far.org>` is no Path.
 func traceHeaders(ti traceInfo) string {
 	var b strings.Builder
 	b.WriteString("Return-Path: <")
-	b.WriteString(headerSafe(ti.from, "<>"))
+	b.WriteString(headerSafe(node.SMTPPath(ti.from), "<>"))
 	b.WriteString(">\r\n")
 
 	b.WriteString("Received: from ")
@@ -41,7 +45,7 @@ func traceHeaders(ti traceInfo) string {
 	// so that one copy does not disclose the others (Bcc).
 	if len(ti.rcpts) == 1 {
 		b.WriteString("\r\n\tfor <")
-		b.WriteString(headerSafe(ti.rcpts[0], "<>"))
+		b.WriteString(headerSafe(node.SMTPPath(ti.rcpts[0]), "<>"))
 		b.WriteString(">")
 	}
 	b.WriteString(";\r\n\t")

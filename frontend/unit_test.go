@@ -128,3 +128,15 @@ func TestTraceHeadersSanitised(t *testing.T) {
 }
 
 var testDate = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// A quoted local part, which go-smtp hands over unquoted, is quoted again
+// in Return-Path and in Received's for clause (RFC 5321 §4.1.2, §4.4).
+func TestTraceHeadersQuoteLocalParts(t *testing.T) {
+	h := traceHeaders(traceInfo{from: `john "j" doe@far.org`, helo: "mx.test", by: "mx.test",
+		protocol: "ESMTP", id: "ID", rcpts: []string{"a b@example.com"}, date: testDate})
+	for _, want := range []string{"Return-Path: <\"john \\\"j\\\" doe\"@far.org>\r\n", "for <\"a b\"@example.com>;"} {
+		if !strings.Contains(h, want) {
+			t.Errorf("trace headers lack %q:\n%s", want, h)
+		}
+	}
+}

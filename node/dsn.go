@@ -404,7 +404,7 @@ func dsnStatus(errText string, kind dsnKind) string {
 func dsnAddress(typ, addr string) string {
 	typ = strings.ToLower(typ)
 	if typ != "utf-8" && !strings.ContainsFunc(addr, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
-		return cmp.Or(typ, "rfc822") + "; " + smtpPath(addr)
+		return cmp.Or(typ, "rfc822") + "; " + SMTPPath(addr)
 	}
 	if typ != "" && typ != "utf-8" && typ != "rfc822" {
 		return asciiOnly(typ + "; " + addr) // no other type can hold it

@@ -482,7 +482,7 @@ func (n *Node) writeMessage(ctx context.Context, w io.Writer, e fsm.QueueEntry, 
 	defer rd.Close()
 	stamp := "Received: by " + n.cfg.Queue.Hostname + " (PowerMail) with ESMTP id " + e.ID
 	if len(rcpts) == 1 {
-		stamp += "\r\n\tfor <" + smtpPath(rcpts[0]) + ">"
+		stamp += "\r\n\tfor <" + SMTPPath(rcpts[0]) + ">"
 	}
 	stamp += ";\r\n\t" + time.Now().Format(time.RFC1123Z) + "\r\n" + sig
 	if _, err := io.WriteString(w, stamp); err != nil {

@@ -2,13 +2,14 @@ package node
 
 import "strings"
 
-// smtpPath writes addr for a MAIL or RCPT command, its local part quoted
-// when it is no Dot-string (RFC 5321 §4.1.2). go-smtp's server hands a
+// SMTPPath writes addr for a MAIL or RCPT command or a trace field's
+// path (Return-Path, Received's "for"), its local part quoted when it is
+// no Dot-string (RFC 5321 §4.1.2). go-smtp's server hands a
 // quoted local part over unquoted ("john doe"@far.org as
 // john doe@far.org), so an address taken from an envelope must be quoted
 // again before it goes into one: unquoted, a space ends the path, and the
 // next hop refuses the command. UTF-8 counts as atext (RFC 6531 §3.3).
-func smtpPath(addr string) string {
+func SMTPPath(addr string) string {
 	at := strings.LastIndexByte(addr, '@')
 	if at < 0 || isDotString(addr[:at]) {
 		return addr

@@ -16,8 +16,8 @@ const maxHeaderScan = 256 << 10
 
 // wireAddress is addr as a MAIL or RCPT path: its domain as an A-label
 // (RFC 6531 §3.2: a domain never needs SMTPUTF8, its ASCII form says the
-// same), its local part quoted where it must be (smtpPath).
-func wireAddress(addr string) string { return smtpPath(asciiAddress(addr)) }
+// same), its local part quoted where it must be (SMTPPath).
+func wireAddress(addr string) string { return SMTPPath(asciiAddress(addr)) }
 
 // utf8Plan is how one transaction treats internationalised mail (RFC
 // 6531): whether MAIL carries SMTPUTF8, the recipients to send, and

@@ -112,8 +112,8 @@ func TestQueueQuotesALocalPartThatNeedsIt(t *testing.T) {
 		"":                  "",
 		"SRS0=h=TT=d=l@x.o": "SRS0=h=TT=d=l@x.o",
 	} {
-		if got := smtpPath(addr); got != want {
-			t.Errorf("smtpPath(%q) = %q, want %q", addr, got, want)
+		if got := SMTPPath(addr); got != want {
+			t.Errorf("SMTPPath(%q) = %q, want %q", addr, got, want)
 		}
 	}
 }
