@@ -1,6 +1,8 @@
 package frontend
 
 import (
+	"net/netip"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -76,11 +78,12 @@ func checkText(s string, utf8Allowed bool) (addrProblem, string) {
 
 // checkDomain checks the RFC 5321 §4.1.2 Domain rule (sub-domains of
 // letters, digits and inner hyphens), allowing U-labels for SMTPUTF8.
-// Address literals (§4.1.3) pass; the directory decides whether they are
-// local. It returns "" when the domain is acceptable.
+// Address literals pass when they follow §4.1.3 (addressLiteral); the
+// directory decides whether they are local. It returns "" when the domain
+// is acceptable.
 func checkDomain(d string) string {
 	if strings.HasPrefix(d, "[") && strings.HasSuffix(d, "]") {
-		return ""
+		return checkAddressLiteral(d[1 : len(d)-1])
 	}
 	if len(d) > 255 { // RFC 5321 §4.5.3.1.2
 		return "domain too long"
@@ -106,6 +109,53 @@ func checkLabel(l string) string {
 		}
 	}
 	return ""
+}
+
+// checkAddressLiteral checks the inside of an RFC 5321 §4.1.3 address
+// literal: a dotted IPv4 address, "IPv6:" and an IPv6 address, or a
+// General-address-literal (Standardized-tag ":" 1*dcontent).
+func checkAddressLiteral(lit string) string {
+	if isIPv4Literal(lit) {
+		return ""
+	}
+	tag, rest, ok := strings.Cut(lit, ":")
+	if !ok || rest == "" {
+		return "bad address literal"
+	}
+	if strings.EqualFold(tag, "IPv6") {
+		if ip, err := netip.ParseAddr(rest); err == nil && ip.Is6() && ip.Zone() == "" {
+			return ""
+		}
+		return "bad IPv6 address literal"
+	}
+	if tag == "" || tag[0] == '-' || tag[len(tag)-1] == '-' {
+		return "bad address literal tag"
+	}
+	for i := 0; i < len(tag); i++ {
+		if c := tag[i]; c >= 0x80 || !isLabelByte(c) {
+			return "bad address literal tag"
+		}
+	}
+	for i := 0; i < len(rest); i++ {
+		if c := rest[i]; c < 33 || c > 126 || c == '[' || c == '\\' || c == ']' { // dcontent
+			return "bad address literal"
+		}
+	}
+	return ""
+}
+
+// isIPv4Literal: IPv4-address-literal = Snum 3("." Snum), Snum 1*3DIGIT
+// of at most 255 (RFC 5321 §4.1.3; leading zeros allowed, as there).
+func isIPv4Literal(s string) bool {
+	n := 0
+	for part := range strings.SplitSeq(s, ".") {
+		n++
+		v, err := strconv.Atoi(part)
+		if len(part) == 0 || len(part) > 3 || err != nil || part[0] == '+' || part[0] == '-' || v > 255 {
+			return false
+		}
+	}
+	return n == 4
 }
 
 func isLabelByte(c byte) bool {

@@ -140,3 +140,27 @@ func TestTraceHeadersQuoteLocalParts(t *testing.T) {
 		}
 	}
 }
+
+// Address literals are checked against RFC 5321 §4.1.3, in a recipient
+// and in a HELO name (which otherwise goes into Received as is).
+func TestAddressLiteralSyntax(t *testing.T) {
+	for _, tc := range []struct {
+		domain string
+		ok     bool
+	}{
+		{"[192.0.2.1]", true}, {"[192.000.002.001]", true}, {"[IPv6:2001:db8::1]", true},
+		{"[ipv6:::1]", true}, {"[x400:c=us;a=b]", true},
+		{"[]", false}, {"[192.0.2]", false}, {"[192.0.2.256]", false}, {"[1.2.3.4.5]", false},
+		{"[IPv6:192.0.2.1]", false}, {"[IPv6:fe80::1%eth0]", false}, {"[IPv6:]", false},
+		{"[junk]", false}, {"[-x:y]", false}, {"[tag:a b]", false}, {"[tag:a\\b]", false},
+	} {
+		if got := checkDomain(tc.domain); (got == "") != tc.ok {
+			t.Errorf("checkDomain(%q) = %q, want ok %v", tc.domain, got, tc.ok)
+		}
+	}
+	h := traceHeaders(traceInfo{helo: "[not an address]", remote: &net.TCPAddr{IP: net.IPv4(192, 0, 2, 7)},
+		by: "mx.test", protocol: "ESMTP", id: "ID", date: testDate})
+	if want := "from [192.0.2.7] (helo=[not an address])"; !strings.Contains(h, want) {
+		t.Errorf("trace header lacks %q:\n%s", want, h)
+	}
+}
