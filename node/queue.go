@@ -422,21 +422,84 @@ func (n *Node) transact(ctx context.Context, pc *pooledClient, e fsm.QueueEntry,
 		}
 		return append(out, o...), cerr
 	}
-	var accepted []string
-	for _, r := range rcpts {
-		if err := completed(pc.c.Rcpt(wireAddress(r), rcptDSN(e, r))); err != nil {
-			o, cerr := replyOutcomes(rcptReply(err), []string{r})
-			if cerr != nil {
-				return nil, cerr
-			}
-			out = append(out, o...)
-			continue
-		}
-		accepted = append(accepted, r)
+	accepted, over, out, cerr := n.sendRcpts(pc, e, rcpts, out)
+	if cerr != nil {
+		return nil, cerr
 	}
 	if len(accepted) == 0 {
 		return out, nil
 	}
+	out, connErr = n.sendData(ctx, pc, e, accepted, out)
+	if connErr != nil || len(over) == 0 || !sentAll(out, accepted) {
+		return append(out, over...), connErr
+	}
+	// RFC 5321 §4.5.3.1.10: the recipients past the server's limit go in
+	// a new transaction at once, since this one made progress.
+	more, connErr := n.transact(ctx, pc, e, addresses(over))
+	if more == nil {
+		more = over // the connection failed before anything: as deferred
+	}
+	return append(out, more...), connErr
+}
+
+// sendRcpts sends RCPT for each of rcpts, after a MAIL was taken. It
+// returns the recipients the server accepted, the outcomes of those it
+// deferred for its recipient limit (not asked once the limit showed), and
+// out with every other recipient's outcome added; cerr when the
+// connection failed.
+func (n *Node) sendRcpts(pc *pooledClient, e fsm.QueueEntry, rcpts []string, out []fsm.RcptOutcome) (accepted []string, over, _ []fsm.RcptOutcome, cerr error) {
+	for i, r := range rcpts {
+		err := completed(pc.c.Rcpt(wireAddress(r), rcptDSN(e, r)))
+		if err == nil {
+			accepted = append(accepted, r)
+			continue
+		}
+		err = rcptReply(err)
+		o, cerr := replyOutcomes(err, []string{r})
+		if cerr != nil {
+			return nil, nil, nil, cerr
+		}
+		if len(accepted) > 0 && tooManyRecipients(err) {
+			text := o[0].Error
+			return accepted, outcomesOf(fsm.OutcomeTemp, text, rcpts[i:]), out, nil
+		}
+		out = append(out, o...)
+	}
+	return accepted, nil, out, nil
+}
+
+// tooManyRecipients reports a RCPT reply that means the server's
+// recipient limit for one transaction (RFC 5321 §4.5.3.1.10, RFC 3463
+// X.5.3), as rcptReply made it: 452, with 4.5.3 or no enhanced code.
+func tooManyRecipients(err error) bool {
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code != 452 {
+		return false
+	}
+	return se.EnhancedCode == smtp.NoEnhancedCode || se.EnhancedCode == smtp.EnhancedCode{4, 5, 3}
+}
+
+// sentAll reports whether every one of rcpts has a sent outcome in out.
+func sentAll(out []fsm.RcptOutcome, rcpts []string) bool {
+	for _, r := range rcpts {
+		if !slices.ContainsFunc(out, func(o fsm.RcptOutcome) bool { return o.Address == r && o.Outcome == fsm.OutcomeSent }) {
+			return false
+		}
+	}
+	return true
+}
+
+func addresses(out []fsm.RcptOutcome) []string {
+	a := make([]string, len(out))
+	for i, o := range out {
+		a[i] = o.Address
+	}
+	return a
+}
+
+// sendData sends DATA, the message and the final dot for the accepted
+// recipients, with their outcomes added to out.
+func (n *Node) sendData(ctx context.Context, pc *pooledClient, e fsm.QueueEntry, accepted []string, out []fsm.RcptOutcome) ([]fsm.RcptOutcome, error) {
 	w, err := pc.c.Data()
 	if err != nil {
 		o, cerr := replyOutcomes(err, accepted)

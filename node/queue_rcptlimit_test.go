@@ -95,3 +95,26 @@ func TestQueueRcpt552IsTooManyRecipientsNotAFailure(t *testing.T) {
 		t.Errorf("the sender got %d notices for recipients the MX only deferred:\n%s", len(msgs), bodyText(t, l, msgs[0].Hash))
 	}
 }
+
+// RFC 5321 §4.5.3.1.10: the recipients a server deferred for its
+// recipient limit go in a new transaction at once, not after the retry
+// backoff (an hour here), so a large forward to one domain drains in one
+// attempt.
+func TestQueueRecipientsPastTheLimitGoAtOnce(t *testing.T) {
+	s := newSink(t)
+	lim := startRcptLimitSink(t, 2)
+	c := queueCluster(t, s, func(q *QueueConfig) {
+		q.DestOverride["many.test"] = lim.addr
+		q.RetryMin, q.RetryMax = time.Hour, 2*time.Hour
+	})
+	l := c.leader(time.Second)
+	targets := []string{"p@many.test", "q@many.test", "r@many.test", "s@many.test", "t@many.test"}
+	mustApply(t, l, &fsm.ForwardAdd{Address: "list@example.com", Targets: targets})
+	sendVia(t, c.follower(), "a@example.com", fwdBody, "list@example.com")
+	waitFor(t, 15*time.Second, "queue empty", func() bool { return queueEmpty(c) })
+	got := lim.received()
+	slices.Sort(got)
+	if !slices.Equal(got, targets) {
+		t.Errorf("the MX took %v, want each of %v once", got, targets)
+	}
+}
