@@ -30,6 +30,9 @@ var (
 	ErrTLSRequired = errors.New("STARTTLS required but not offered")
 	// ErrRelayAuth: the smarthost refused our credentials (over TLS).
 	ErrRelayAuth = errors.New("relay refused the credentials")
+	// ErrDestinationBusy: every connection to the destination host stayed
+	// in use for QueueConfig.BusyWait (temporary; the entry is given back).
+	ErrDestinationBusy = errors.New("every connection to the destination is in use")
 )
 
 // route is where to send mail for one domain: hosts to try in order.
@@ -157,10 +160,17 @@ func (p *smtpPool) host(host string) *poolHost {
 }
 
 // get returns an idle connection to host, or dials one when a slot is
-// free, waiting for either otherwise. A host that failed a dial within
-// HostDownTime is not dialled (hostdown.go).
+// free, waiting for either otherwise, up to BusyWait (ErrDestinationBusy
+// then). A host that failed a dial within HostDownTime is not dialled
+// (hostdown.go).
 func (p *smtpPool) get(ctx context.Context, host string, relay bool) (*pooledClient, error) {
 	h := p.host(host)
+	var busy <-chan time.Time
+	if d := p.n.cfg.Queue.BusyWait; d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		busy = t.C
+	}
 	for {
 		if err := ctx.Err(); err != nil { // an ended attempt must not cut the idle connections
 			return nil, err
@@ -173,6 +183,8 @@ func (p *smtpPool) get(ctx context.Context, host string, relay bool) (*pooledCli
 			case pc = <-h.idle:
 			case h.slots <- struct{}{}:
 				return p.dial(ctx, h, host, relay)
+			case <-busy:
+				return nil, fmt.Errorf("%w: %s", ErrDestinationBusy, host)
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}

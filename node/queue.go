@@ -135,48 +135,100 @@ func (n *Node) queueRound(ctx context.Context) {
 
 // workEntry makes one attempt at e's pending recipients and records it.
 func (n *Node) workEntry(ctx context.Context, e fsm.QueueEntry) {
-	cfg := &n.cfg.Queue
 	if pending := e.Pending(); len(pending) > 0 {
-		actx, cancel := context.WithTimeout(ctx, cfg.AttemptTimeout)
-		outcomes := n.attempt(actx, e, pending)
+		actx, cancel := context.WithTimeout(ctx, n.cfg.Queue.AttemptTimeout)
+		outcomes, busy := n.splitBusy(n.attempt(actx, e, pending))
 		cancel()
-		upd := &fsm.QueueUpdate{ID: e.ID, Holder: n.queue.holder, Outcomes: outcomes, Attempted: true,
-			NextAttempt: time.Now().Add(n.backoff(e.Attempts + 1)).UnixMilli()}
-		for _, o := range outcomes {
-			if o.Outcome != fsm.OutcomeSent {
-				upd.LastError = o.Error
-			}
-			n.countOutcome(o.Outcome)
+		var ok bool
+		if len(outcomes) == 0 && busy > 0 {
+			e, ok = n.giveBack(ctx, e)
+		} else {
+			e, ok = n.recordAttempt(ctx, e, outcomes, busy)
 		}
-		// A record cut off by a leader change is proposed again: if the
-		// first one was lost, the lease would lapse and the message be
-		// sent again, though the remote took it. Recording the same
-		// outcomes twice changes nothing but the attempt count, so a
-		// repeat first looks whether the record took.
-		var v any
-		tries := 0
-		err := n.untilKnown(ctx, "queue: recording an attempt", e.ID, func(ctx context.Context) (err error) {
-			if tries++; tries > 1 {
-				if cur, gerr := n.state.QueueGet(e.ID); gerr == nil && cur.Attempts > e.Attempts {
-					v = cur
-					return nil
-				}
-			}
-			v, err = n.Apply(ctx, upd)
-			return err
-		})
-		if err != nil {
-			n.log.Warn("queue: recording an attempt failed; the lease will lapse", "id", e.ID, "err", err)
+		if !ok {
 			return
 		}
-		if err := convert(v, &e); err != nil {
-			return
-		}
-		n.notifyRelayed(ctx, e, outcomes)
 	}
 	if err := n.finishEntry(ctx, e, time.Now()); err != nil {
 		n.log.Warn("queue: finishing entry", "id", e.ID, "err", err)
 	}
+}
+
+// recordAttempt commits an attempt's outcomes, and returns the entry as
+// it is then; busy recipients (their destination had no connection free)
+// make the entry due again after BusyWait instead of its backoff.
+func (n *Node) recordAttempt(ctx context.Context, e fsm.QueueEntry, outcomes []fsm.RcptOutcome, busy int) (fsm.QueueEntry, bool) {
+	upd := &fsm.QueueUpdate{ID: e.ID, Holder: n.queue.holder, Outcomes: outcomes, Attempted: true,
+		NextAttempt: time.Now().Add(n.backoff(e.Attempts + 1)).UnixMilli()}
+	if busy > 0 { // the rest go when their destination has room
+		upd.NextAttempt = time.Now().Add(n.cfg.Queue.BusyWait).UnixMilli()
+	}
+	for _, o := range outcomes {
+		if o.Outcome != fsm.OutcomeSent {
+			upd.LastError = o.Error
+		}
+		n.countOutcome(o.Outcome)
+	}
+	// A record cut off by a leader change is proposed again: if the
+	// first one was lost, the lease would lapse and the message be
+	// sent again, though the remote took it. Recording the same
+	// outcomes twice changes nothing but the attempt count, so a
+	// repeat first looks whether the record took.
+	var v any
+	tries := 0
+	err := n.untilKnown(ctx, "queue: recording an attempt", e.ID, func(ctx context.Context) (err error) {
+		if tries++; tries > 1 {
+			if cur, gerr := n.state.QueueGet(e.ID); gerr == nil && cur.Attempts > e.Attempts {
+				v = cur
+				return nil
+			}
+		}
+		v, err = n.Apply(ctx, upd)
+		return err
+	})
+	if err != nil {
+		n.log.Warn("queue: recording an attempt failed; the lease will lapse", "id", e.ID, "err", err)
+		return e, false
+	}
+	if err := convert(v, &e); err != nil {
+		return e, false
+	}
+	n.notifyRelayed(ctx, e, outcomes)
+	return e, true
+}
+
+// outcomeBusy marks the recipients of a destination host that had no
+// connection free for BusyWait. It is never recorded: workEntry takes
+// them out (splitBusy) and has the entry come back soon.
+const outcomeBusy = "busy"
+
+// splitBusy returns the outcomes other than outcomeBusy, and how many of
+// those there were.
+func (n *Node) splitBusy(all []fsm.RcptOutcome) (out []fsm.RcptOutcome, busy int) {
+	for _, o := range all {
+		if o.Outcome == outcomeBusy {
+			n.countOutcome(outcomeBusy)
+			busy++
+			continue
+		}
+		out = append(out, o)
+	}
+	return out, busy
+}
+
+// giveBack ends the lease of an entry whose destinations were all busy,
+// due again after BusyWait and without counting an attempt: nothing was
+// sent, and its backoff must not grow while others' mail goes first. A
+// record that fails is not repeated (a repeat could end a newer lease of
+// this node's); the lease then lapses.
+func (n *Node) giveBack(ctx context.Context, e fsm.QueueEntry) (fsm.QueueEntry, bool) {
+	upd := &fsm.QueueUpdate{ID: e.ID, Holder: n.queue.holder, NextAttempt: time.Now().Add(n.cfg.Queue.BusyWait).UnixMilli()}
+	v, err := n.Apply(ctx, upd)
+	if err != nil {
+		n.log.Warn("queue: giving back an entry whose destination is busy failed; the lease will lapse", "id", e.ID, "err", err)
+		return e, false
+	}
+	return e, convert(v, &e) == nil
 }
 
 // notifyFailedEarly reports, while other recipients of e are still
@@ -381,6 +433,11 @@ func (n *Node) sendGroup(ctx context.Context, e fsm.QueueEntry, domain string, r
 	lastErr := "4.4.1 no mail server reachable"
 	for _, host := range rt.hosts {
 		pc, err := n.queue.pool.get(ctx, host, rt.relay)
+		if errors.Is(err, ErrDestinationBusy) {
+			// Not the next MX (RFC 5321 §5.1 orders them by preference,
+			// and the host is up): the entry is given back (workEntry).
+			return outcomes(outcomeBusy, "4.4.5 "+err.Error(), rcpts)
+		}
 		if err != nil {
 			lastErr = "4.4.1 " + err.Error()
 			continue

@@ -42,6 +42,13 @@ type QueueConfig struct {
 	// (default 4); idle ones are reused for IdleTimeout (default 30 s).
 	MaxConnsPerDest int
 	IdleTimeout     time.Duration
+	// BusyWait is how long an attempt waits for a connection to a
+	// destination host whose MaxConnsPerDest are all in use; then it
+	// gives its entry back, due again after BusyWait and not counted as
+	// an attempt, so that one slow or backlogged destination does not
+	// hold every worker (default 2 s; negative: wait for the attempt's
+	// whole deadline).
+	BusyWait time.Duration
 	// Resolver looks up MX and address records (nil: net.DefaultResolver).
 	Resolver *net.Resolver
 	// Port is the SMTP port of MX hosts (default 25).
@@ -106,6 +113,7 @@ func (q *QueueConfig) setDefaults() {
 	setDur(&q.DialTimeout, 30*time.Second)
 	setDur(&q.AttemptTimeout, q.Lease/2)
 	setDur(&q.HostDownTime, time.Minute)
+	setDur(&q.BusyWait, 2*time.Second)
 	if q.DataTimeout <= 0 {
 		q.DataTimeout = 3 * time.Minute
 	}

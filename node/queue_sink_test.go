@@ -18,7 +18,8 @@ type sink struct {
 	mu   sync.Mutex
 	// mode decides the reply after DATA: "ok", "451", "550", "drop"
 	// (read and record the message, then cut the connection without a
-	// reply: a lost acknowledgement), "hold" (wait on release, then cut).
+	// reply: a lost acknowledgement), "hold" (wait on release, then cut),
+	// "wait" (wait on release, then take the message: a slow server).
 	mode    string
 	release chan struct{}
 	got     []sunk
@@ -133,6 +134,8 @@ func (ss *sinkSession) Data(r io.Reader) error {
 		<-s.release
 		ss.c.Conn().Close()
 		return errors.New("held")
+	case "wait":
+		<-s.release
 	}
 	s.mu.Lock()
 	s.got = append(s.got, sunk{from: ss.from, to: ss.to, data: string(data), utf8: ss.utf8})

@@ -19,8 +19,8 @@ type queueFlags struct {
 	srsDomain                                        string
 	lifetime, delayNotify                            time.Duration
 	lease, retryMin, retryMax, hostDown              time.Duration
-	greeting, data                                   time.Duration
-	maxConnsPerDest                                  int
+	greeting, data, busyWait                         time.Duration
+	maxConnsPerDest, concurrency                     int
 	dkim                                             []string
 }
 
@@ -34,6 +34,8 @@ func (q *queueFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&q.lifetime, "queue-lifetime", 5*24*time.Hour, "how long outbound mail is retried before it bounces")
 	fl.DurationVar(&q.delayNotify, "queue-delay-notify", 4*time.Hour, "send a delayed-delivery notice after this long (negative: never)")
 	fl.IntVar(&q.maxConnsPerDest, "queue-max-conns", 4, "open connections per destination server")
+	fl.IntVar(&q.concurrency, "queue-concurrency", 16, "outbound entries the leader sends at once")
+	fl.DurationVar(&q.busyWait, "queue-busy-wait", 2*time.Second, "an entry whose destination server has --queue-max-conns in use waits this long, then goes back to the queue (due again after as long, no attempt counted) so that others' mail goes first (negative: wait for the whole attempt)")
 	fl.DurationVar(&q.lease, "queue-lease", node.DefaultQueueLease, "how long the leader holds an entry it works; after a crash others retry it once this lapses")
 	fl.DurationVar(&q.retryMin, "queue-retry-min", time.Minute, "first retry delay after a temporary failure (doubles per attempt, with jitter)")
 	fl.DurationVar(&q.retryMax, "queue-retry-max", 2*time.Hour, "longest retry delay")
@@ -69,6 +71,9 @@ func (q *queueFlags) apply(cfg *node.Config, hostname string) error {
 	if q.data < 0 {
 		return fmt.Errorf("queue: --queue-data-timeout %v must not be negative", q.data)
 	}
+	if q.concurrency <= 0 || q.maxConnsPerDest <= 0 {
+		return fmt.Errorf("queue: --queue-concurrency %d and --queue-max-conns %d must be positive", q.concurrency, q.maxConnsPerDest)
+	}
 	pw := os.Getenv("POWERMAIL_RELAY_PASSWORD")
 	if q.relayPasswordFile != "" {
 		raw, err := os.ReadFile(q.relayPasswordFile)
@@ -80,7 +85,7 @@ func (q *queueFlags) apply(cfg *node.Config, hostname string) error {
 	cfg.Queue = node.QueueConfig{Hostname: hostname, SRSDomain: q.srsDomain, Lifetime: q.lifetime, DelayNotify: q.delayNotify,
 		MaxConnsPerDest: q.maxConnsPerDest, RelayHost: q.relayHost, RelayUser: q.relayUser, RelayPassword: pw,
 		RelayRequireTLS: q.relayRequireTLS, Lease: q.lease, RetryMin: q.retryMin, RetryMax: q.retryMax, HostDownTime: q.hostDown,
-		GreetingTimeout: q.greeting, DataTimeout: q.data}
+		GreetingTimeout: q.greeting, DataTimeout: q.data, Concurrency: q.concurrency, BusyWait: q.busyWait}
 	if q.relayCA != "" {
 		roots, err := node.LoadCertPool(q.relayCA)
 		if err != nil {

@@ -1,0 +1,60 @@
+package node
+
+import (
+	"testing"
+	"time"
+
+	"powermail/fsm"
+)
+
+// A destination whose connections are all in use does not hold the
+// queue's workers: an entry that waited BusyWait for one is given back
+// (no attempt counted, due again soon), and mail for other destinations
+// goes meanwhile. Here the one connection to slow.test hangs in DATA and
+// there are two workers; before, the second slow entry waited for that
+// connection with the other worker, and nothing else was sent until the
+// attempt's deadline.
+func TestQueueBusyDestinationDoesNotHoldTheWorkers(t *testing.T) {
+	fast := newSink(t)
+	slow := newSink(t)
+	slow.set("wait")
+	c := queueCluster(t, fast, func(q *QueueConfig) {
+		q.DestOverride["slow.test"] = slow.addr
+		q.MaxConnsPerDest, q.Concurrency, q.BusyWait = 1, 2, 200*time.Millisecond
+		q.Lease, q.RetryMin, q.RetryMax = time.Minute, time.Hour, 2*time.Hour
+	})
+	l := c.leader(time.Second)
+	mustApply(t, l, &fsm.ForwardAdd{Address: "toslow@example.com", Targets: []string{"p@slow.test"}})
+	for range 3 {
+		sendVia(t, l, "a@example.com", fwdBody, "toslow@example.com")
+	}
+	waitFor(t, 10*time.Second, "the slow server holding a message", func() bool {
+		slow.mu.Lock()
+		defer slow.mu.Unlock()
+		return slow.tries > 0
+	})
+	for range 2 {
+		sendVia(t, l, "a@example.com", fwdBody, "out@example.com")
+	}
+	waitFor(t, 10*time.Second, "mail for the other destination sent", func() bool { return len(fast.messages()) == 2 })
+	for _, e := range queueEntries(t, l) {
+		if e.Attempts > 0 {
+			t.Errorf("entry %s waiting for the busy destination counts %d attempts", e.ID, e.Attempts)
+		}
+	}
+	close(slow.release)
+	waitFor(t, 20*time.Second, "queue empty", func() bool { return queueEmpty(c) })
+	if got := len(slow.messages()); got != 3 {
+		t.Errorf("the slow server took %d messages, want 3", got)
+	}
+}
+
+// queueEntries lists the queue as n sees it.
+func queueEntries(t testing.TB, n *Node) []fsm.QueueEntry {
+	t.Helper()
+	l, err := n.State().QueueList("", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
