@@ -68,6 +68,7 @@ type dsnRcpt struct {
 	orcpt   string // ORCPT as "address-type; address" (RFC 3461 §4.2), "" if none
 	action  string // "" is the report's kind
 	err     string // last reply or failure, for failed and delayed
+	status  string // RFC 3463 code; "" takes it from err (dsnStatus)
 }
 
 // queueReport is the report on those of rcpts of the queue entry e whose
@@ -81,15 +82,23 @@ type dsnRcpt struct {
 // leave content out). The failure keeps the headers so that a real
 // sender can tell which message failed.
 func queueReport(e fsm.QueueEntry, rcpts []fsm.QueueRecipient, kind dsnKind, notify string) dsnReport {
-	rep := dsnReport{id: e.ID, from: e.From, envID: e.EnvID, hash: e.Hash, arrived: time.UnixMilli(e.Created), kind: kind,
-		full: e.Submitted && e.Ret == "FULL" && kind == dsnFailed && e.Size <= maxDSNFull,
-		bare: !e.Submitted && kind != dsnFailed}
+	rep := dsnReport{id: e.ID, from: e.From, envID: e.EnvID, hash: e.Hash, arrived: time.UnixMilli(e.Created), kind: kind}
+	rep.returns(e.Submitted, e.Ret, e.Size)
 	for _, r := range rcpts {
 		if r.Wants(notify) {
 			rep.rcpts = append(rep.rcpts, dsnRcpt{address: r.Address, orcpt: r.ORCPT, err: r.Error})
 		}
 	}
 	return rep
+}
+
+// returns sets what rep returns of an original of size octets that was
+// submitted or not, with RET ret (queueReport says why): the whole of it
+// only for a submitted failure that asked RET=FULL, nothing for a
+// notice other than a failure on mail that was not submitted.
+func (rep *dsnReport) returns(submitted bool, ret string, size int64) {
+	rep.full = submitted && ret == "FULL" && rep.kind == dsnFailed && size <= maxDSNFull
+	rep.bare = !submitted && rep.kind != dsnFailed
 }
 
 // reportID names a report about some of entry's recipients by those
@@ -309,7 +318,7 @@ func (n *Node) composeDSN(rep dsnReport, original string, now time.Time) []byte 
 		}
 		w("%s", final)
 		w("Action: %s", cmp.Or(r.action, string(rep.kind)))
-		w("Status: %s", dsnStatus(r.err, rep.kind))
+		w("Status: %s", cmp.Or(r.status, dsnStatus(r.err, rep.kind)))
 		if r.err != "" {
 			w("Diagnostic-Code: %s; %s", diagnosticType(r.err), asciiOnly(r.err))
 		}
