@@ -104,7 +104,7 @@ func (s *session) deliver(tx *txn, r io.Reader) outcome {
 		date:     start,
 	})
 	msg := node.Message{From: tx.from, Mailboxes: slices.Clone(tx.boxes), External: slices.Clone(tx.external), Received: start,
-		Notify: tx.dsnRequest(), Submitted: s.srv.cfg.Submission && s.user != ""}
+		Notify: tx.dsnRequest(!s.srv.cfg.LMTP), Submitted: s.srv.cfg.Submission && s.user != ""}
 
 	var content io.Reader = body
 	if s.srv.cfg.Submission {
@@ -148,25 +148,34 @@ func (s *session) refuseContent(body *bodyReader, refused *smtp.SMTPError, start
 }
 
 // dsnRequest is what the client asked of delivery status notifications
-// (RFC 3461), or nil when it gave no DSN parameter at all.
-func (tx *txn) dsnRequest() *node.DSNRequest {
+// (RFC 3461), or nil when it gave no DSN parameter and there is nothing
+// to report. With oneReply (SMTP, not LMTP) every RCPT that reached a
+// mailbox is listed for a failure notice, since the reply after the dot
+// cannot report a mailbox the commit refuses beside one that took the
+// message (node/dsnrefused.go); without a NOTIFY, RCPTs want failures
+// reported (RFC 3461 §4.1).
+func (tx *txn) dsnRequest(oneReply bool) *node.DSNRequest {
 	asked := tx.envID != "" || tx.ret != ""
-	for _, rc := range tx.rcpts {
-		asked = asked || len(rc.notify) > 0 || rc.orcpt != ""
-	}
-	if !asked {
-		return nil
-	}
 	req := &node.DSNRequest{EnvID: tx.envID, Ret: tx.ret}
 	for _, rc := range tx.rcpts {
+		asked = asked || len(rc.notify) > 0 || rc.orcpt != ""
+		nr := node.NotifyRcpt{Address: rc.addr, ORCPT: rc.orcpt, Notify: strings.Join(rc.notify, ","),
+			Mailboxes: slices.Clone(rc.boxes), External: len(rc.ext)}
 		if slices.Contains(rc.notify, string(smtp.DSNNotifySuccess)) {
-			req.Success = append(req.Success, node.NotifyRcpt{Address: rc.addr, ORCPT: rc.orcpt,
-				Mailboxes: slices.Clone(rc.boxes), External: len(rc.ext)})
+			req.Success = append(req.Success, nr)
+		}
+		if oneReply && len(rc.boxes) > 0 {
+			req.Failure = append(req.Failure, nr)
 		}
 	}
-	for _, target := range tx.external {
-		i := slices.IndexFunc(tx.rcpts, func(rc rcptEntry) bool { return slices.Contains(rc.ext, target) })
-		req.Forwarded = append(req.Forwarded, tx.rcpts[i].forwardDSN())
+	if !asked && len(req.Failure) == 0 {
+		return nil
+	}
+	if asked {
+		for _, target := range tx.external {
+			i := slices.IndexFunc(tx.rcpts, func(rc rcptEntry) bool { return slices.Contains(rc.ext, target) })
+			req.Forwarded = append(req.Forwarded, tx.rcpts[i].forwardDSN())
+		}
 	}
 	return req
 }

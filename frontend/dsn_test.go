@@ -98,14 +98,15 @@ func waitInbox(t *testing.T, n *node.Node, box string, want int) []string {
 // What a transaction passes to the queue for each external target: the
 // NOTIFY and ORCPT of the RCPT that reached it, and no SUCCESS past an
 // expansion to several targets (RFC 3461 §6.2.7.3). A transaction
-// without DSN parameters asks nothing.
+// without DSN parameters asks nothing of them; over SMTP its RCPTs that
+// reached mailboxes are listed for a notice about refusals at commit.
 func TestDSNRequestForForwardedTargets(t *testing.T) {
 	tx := &txn{envID: "E1", ret: "HDRS", external: []string{"x@far.net", "y@far.net", "z@far.net"}, rcpts: []rcptEntry{
 		{addr: "alias@example.com", ext: []string{"x@far.net"}, notify: []string{"SUCCESS", "FAILURE"}, orcpt: "rfc822; Alias@example.com"},
 		{addr: "list@example.com", boxes: []string{"bob@example.com"}, ext: []string{"y@far.net"}, notify: []string{"SUCCESS"}},
 		{addr: "team@example.com", ext: []string{"y@far.net", "z@far.net"}, notify: []string{"DELAY", "SUCCESS"}},
 	}}
-	req := tx.dsnRequest()
+	req := tx.dsnRequest(true)
 	want := []node.ForwardDSN{
 		{Notify: "SUCCESS,FAILURE", ORCPT: "rfc822; Alias@example.com"},
 		{Notify: "NEVER"}, // from the first RCPT to reach it
@@ -114,8 +115,24 @@ func TestDSNRequestForForwardedTargets(t *testing.T) {
 	if req == nil || req.EnvID != "E1" || req.Ret != "HDRS" || !slices.Equal(req.Forwarded, want) || len(req.Success) != 3 {
 		t.Fatalf("request %+v", req)
 	}
+	if len(req.Failure) != 1 || req.Failure[0].Address != "list@example.com" || req.Failure[0].Notify != "SUCCESS" {
+		t.Fatalf("failure list %+v, want the one RCPT that reached a mailbox", req.Failure)
+	}
+	if req := tx.dsnRequest(false); len(req.Failure) != 0 {
+		t.Fatalf("LMTP asks for a failure notice about %+v", req.Failure)
+	}
 	plain := &txn{external: []string{"x@far.net"}, rcpts: []rcptEntry{{addr: "alias@example.com", ext: []string{"x@far.net"}}}}
-	if req := plain.dsnRequest(); req != nil {
+	if req := plain.dsnRequest(true); req != nil {
 		t.Fatalf("no DSN parameters, yet a request %+v", req)
+	}
+	// Without parameters, an SMTP RCPT that reached a mailbox is listed
+	// for a failure notice about a refusal at commit, and nothing else.
+	plain.rcpts = append(plain.rcpts, rcptEntry{addr: "bob@example.com", boxes: []string{"bob@example.com"}})
+	req = plain.dsnRequest(true)
+	if req == nil || len(req.Failure) != 1 || req.Failure[0].Notify != "" || len(req.Forwarded) != 0 || len(req.Success) != 0 {
+		t.Fatalf("plain SMTP request %+v", req)
+	}
+	if req := plain.dsnRequest(false); req != nil {
+		t.Fatalf("plain LMTP request %+v", req)
 	}
 }

@@ -66,7 +66,8 @@ type Message struct {
 	External  []string  // external recipients to queue (from Resolve)
 	Received  time.Time // internal date
 	// Notify, when set, asks for a success notice after the commit
-	// (dsnsuccess.go).
+	// (dsnsuccess.go), and a failure notice about mailboxes the commit
+	// refuses while it keeps the message elsewhere (dsnrefused.go).
 	Notify *DSNRequest
 	// Submitted: an authenticated user submitted the message (RFC 6409);
 	// only then is what it queues DKIM-signed and its sender kept
@@ -208,6 +209,7 @@ func (n *Node) Deliver(ctx context.Context, msg Message, body io.Reader) (Delive
 		out.Rejected[addr] = rejection(code, res.Messages[addr])
 	}
 	n.notifySuccess(cmd.ID, cmd.Hash, msg, out.Rejected)
+	n.notifyRefused(ctx, cmd, msg, out)
 	return out, nil
 }
 

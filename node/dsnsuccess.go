@@ -38,6 +38,12 @@ type DSNRequest struct {
 	EnvID   string
 	Ret     string // RET: FULL or HDRS, "" if not given
 	Success []NotifyRcpt
+	// Failure is, when the receiver answers the transaction once (SMTP,
+	// not LMTP), every RCPT that reached a local mailbox, whatever its
+	// NOTIFY: a mailbox that the commit refuses while others take the
+	// message is reported to the sender by a failure notice to those
+	// whose NOTIFY asks (dsnrefused.go).
+	Failure []NotifyRcpt
 	// Forwarded is, for each of Message.External in order, the NOTIFY
 	// (NEVER or a comma list of SUCCESS, FAILURE and DELAY; "" for none)
 	// and ORCPT the queue keeps and passes on (QUEUE.md).
@@ -60,11 +66,12 @@ func (r *DSNRequest) queueDSN() *fsm.QueueDSN {
 	return d
 }
 
-// NotifyRcpt is one RCPT that asked for NOTIFY=SUCCESS, with where it
-// resolved (Resolve).
+// NotifyRcpt is one RCPT of a DSNRequest, with where it resolved
+// (Resolve).
 type NotifyRcpt struct {
 	Address   string   // as the client sent it
 	ORCPT     string   // ORCPT as "address-type; address", "" if none was given
+	Notify    string   // NOTIFY as a comma list (RFC 3461 §4.1), "" if none was given
 	Mailboxes []string // its local mailboxes
 	External  int      // its external forward targets
 }
@@ -110,8 +117,8 @@ func (n *Node) notifySuccess(id, hash string, msg Message, rejected map[string]e
 // successReport is the "delivered"/"expanded" report on the recipients
 // of msg that asked for one and reached a target.
 func successReport(id, hash string, msg Message, rejected map[string]error) dsnReport {
-	rep := dsnReport{id: id, from: msg.From, envID: msg.Notify.EnvID, hash: hash, arrived: msg.Received, kind: dsnDelivered,
-		bare: !msg.Submitted}
+	rep := dsnReport{id: id, from: msg.From, envID: msg.Notify.EnvID, hash: hash, arrived: msg.Received, kind: dsnDelivered}
+	rep.returns(msg.Submitted, msg.Notify.Ret, 0)
 	for _, r := range msg.Notify.Success {
 		delivered := slices.DeleteFunc(slices.Clone(r.Mailboxes), func(box string) bool { return rejected[box] != nil })
 		var action string
