@@ -99,8 +99,18 @@ const (
 	// before it stops on the raise, so every replica that applies an
 	// entry after the raise applies it by these rules.
 	EncodingJSON11 = 11
+	// EncodingJSON12 changes apply under a cluster setting of 12 or more
+	// (gates.go): a queue notice's update that names no NextAttempt
+	// leaves the entry's schedule alone, so an operator's retry
+	// committed meanwhile stands (QueueUpdate), and the mark of a
+	// mailbox being removed is held by each removal under way
+	// (MailboxUpdate.Remover, removalholds.go), so that one removal's
+	// failure cannot clear it while another runs on. Remover is a field
+	// a release before it would drop, so an update carrying it is
+	// written in 12.
+	EncodingJSON12 = 12
 	// NewestEncoding is the newest encoding this release reads.
-	NewestEncoding = EncodingJSON11
+	NewestEncoding = EncodingJSON12
 )
 
 // Command is a state change proposed through raft.

@@ -8,15 +8,29 @@ package fsm
 // be moved if another encoding takes it first.
 const gatedEncoding = EncodingJSON11
 
+// gatedEncoding12 is the cluster setting from which apply follows the
+// rules of EncodingJSON12: a QueueUpdate whose NextAttempt is zero
+// leaves the entry's schedule as it is (queuecmds.go), and the mark of a
+// mailbox being removed is held per removal (removalholds.go). Named
+// once, as gatedEncoding is.
+const gatedEncoding12 = EncodingJSON12
+
 // gated reports whether the cluster's setting, as this entry sees it, is
 // at gatedEncoding or more. The setting is replicated state, so every
 // replica decides alike; a release that does not know gatedEncoding
 // stops on the entry that raises to it, and the setting cannot be
 // lowered from 4 on (SettingsSet).
-func gated(tx *txn) (bool, error) {
+func gated(tx *txn) (bool, error) { return gatedAt(tx, gatedEncoding) }
+
+// gated12 is gated for the rules of gatedEncoding12.
+func gated12(tx *txn) (bool, error) { return gatedAt(tx, gatedEncoding12) }
+
+// gatedAt reports whether the cluster's setting, as this entry sees it,
+// is at enc or more.
+func gatedAt(tx *txn, enc int) (bool, error) {
 	s, err := tx.settings()
 	if err != nil {
 		return false, err
 	}
-	return s.CommandEncoding >= gatedEncoding, nil
+	return s.CommandEncoding >= enc, nil
 }

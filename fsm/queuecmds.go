@@ -122,7 +122,9 @@ type RcptOutcome struct {
 // QueueUpdate records the outcome of an attempt on entry ID and releases
 // Holder's lease. Outcomes are facts (a remote server said so) and are
 // recorded whoever reports them; a sent or failed recipient stays so.
-// NextAttempt schedules the next try of the recipients still pending.
+// NextAttempt schedules the next try of the recipients still pending;
+// from command encoding 12 a zero NextAttempt leaves the schedule as it
+// is (keepsSchedule).
 type QueueUpdate struct {
 	ID            string        `json:"id"`
 	Holder        string        `json:"holder"`
@@ -179,11 +181,31 @@ func (c *QueueUpdate) apply(tx *txn) (any, error) {
 		e.LastError = c.LastError
 	}
 	e.DelayNotified = e.DelayNotified || c.DelayNotified
-	e.NextAttempt = c.NextAttempt
+	keep, err := c.keepsSchedule(tx)
+	if err != nil {
+		return nil, err
+	}
+	if !keep {
+		e.NextAttempt = c.NextAttempt
+	}
 	if e.LeaseHolder == c.Holder {
 		e.LeaseHolder, e.LeaseExpires = "", 0
 	}
 	return e, putEntry(tx, &old, e)
+}
+
+// keepsSchedule reports whether the update leaves the entry's
+// NextAttempt as it is: from command encoding 12 (gates.go), when it
+// names none (zero). A notice's update (DelayNotified, FailNotified) is
+// built from the entry as its worker read it before sending the notice;
+// writing that NextAttempt back undid an operator's retry committed in
+// between. Below 12 the value is written as it is, zero included, as a
+// release before 12 does. A worker's proposed time is never zero.
+func (c *QueueUpdate) keepsSchedule(tx *txn) (bool, error) {
+	if c.NextAttempt != 0 {
+		return false, nil
+	}
+	return gated12(tx)
 }
 
 // QueueRetry makes entry ID due at Now (operator "queue retry").

@@ -261,11 +261,23 @@ func (n *Node) notifyFailedEarly(ctx context.Context, e *fsm.QueueEntry, now tim
 	if err := n.sendDSN(ctx, rep, now); err != nil {
 		return err
 	}
-	v, err := n.Apply(ctx, &fsm.QueueUpdate{ID: e.ID, FailNotified: names, NextAttempt: e.NextAttempt})
+	v, err := n.Apply(ctx, &fsm.QueueUpdate{ID: e.ID, FailNotified: names, NextAttempt: n.noticeNextAttempt(e)})
 	if err != nil {
 		return err
 	}
 	return convert(v, e)
+}
+
+// noticeNextAttempt is the NextAttempt of a notice's update of e, which
+// means to record the notice, not to reschedule: from command encoding
+// 12 zero, which apply takes as "unchanged" (fsm.QueueUpdate), so that
+// an operator's retry committed since e was read stands; below 12 e's
+// own, which apply writes back as releases before 12 do.
+func (n *Node) noticeNextAttempt(e *fsm.QueueEntry) int64 {
+	if n.encodingAtLeast(fsm.EncodingJSON12) {
+		return 0
+	}
+	return e.NextAttempt
 }
 
 // backoff is the wait before attempt k+1: exponential from RetryMin,
@@ -328,7 +340,7 @@ func (n *Node) finishEntry(ctx context.Context, e fsm.QueueEntry, now time.Time)
 		if err := n.sendDSN(ctx, queueReport(e, pending, dsnDelayed, fsm.NotifyDelay), now); err != nil {
 			return err
 		}
-		_, err := n.Apply(ctx, &fsm.QueueUpdate{ID: e.ID, DelayNotified: true, NextAttempt: e.NextAttempt})
+		_, err := n.Apply(ctx, &fsm.QueueUpdate{ID: e.ID, DelayNotified: true, NextAttempt: n.noticeNextAttempt(&e)})
 		return err
 	}
 	return nil

@@ -12,13 +12,20 @@ import (
 // queueCluster is deliveryCluster with the queue pointed at a sink for
 // elsewhere.net and timings short enough for tests.
 func queueCluster(t testing.TB, s *sink, tweak func(*QueueConfig)) *testCluster {
+	return queueClusterWith(t, s, func(cfg *Config) {
+		if tweak != nil {
+			tweak(&cfg.Queue)
+		}
+	})
+}
+
+// queueClusterWith is queueCluster whose tweak sees the whole Config.
+func queueClusterWith(t testing.TB, s *sink, tweak func(*Config)) *testCluster {
 	c := newTestClusterWith(t, 3, func(cfg *Config) {
 		cfg.Queue = QueueConfig{Hostname: "mx.example.com", SRSDomain: "example.com", Interval: 50 * time.Millisecond,
 			Lease: 2 * time.Second, RetryMin: 100 * time.Millisecond, RetryMax: 300 * time.Millisecond,
 			DestOverride: map[string]string{"elsewhere.net": s.addr}, DialTimeout: time.Second}
-		if tweak != nil {
-			tweak(&cfg.Queue)
-		}
+		tweak(cfg)
 	})
 	l := c.leader(5 * time.Second)
 	mustApply(t, l, &fsm.DomainAdd{Name: "example.com"})
