@@ -203,6 +203,11 @@ func (c *MailboxRemove) apply(tx *txn) (any, error) {
 	if err := tx.del(lockKey(a)); err != nil {
 		return nil, err
 	}
+	// The holds on its mark (from encoding 12; none below it, so
+	// nothing is written there).
+	if err := delRemovalHolds(tx, a); err != nil {
+		return nil, err
+	}
 	return nil, tx.del(mailboxKey(a))
 }
 
@@ -219,6 +224,13 @@ type MailboxUpdate struct {
 	// an older entry that carried it anyway is applied as such a
 	// release applies it.
 	Removing *bool `json:"removing,omitempty"`
+	// Remover names the removal that sets or releases its hold on the
+	// mark, from command encoding 12 (removalholds.go): the mark stays
+	// while any removal holds it. With Removing false and no Remover
+	// the whole mark is cleared, as below 12. Taken only with Removing,
+	// from an entry written in EncodingJSON12 or later, at most
+	// MaxRemoverLen bytes.
+	Remover string `json:"remover,omitempty"`
 
 	written byte // the entry's encoding (parse)
 }
@@ -226,8 +238,13 @@ type MailboxUpdate struct {
 func (*MailboxUpdate) Type() CmdType { return CmdMailboxUpdate }
 
 // needsEncoding: a release before EncodingJSON10 would drop Removing
-// and go on delivering to a mailbox the others refuse.
+// and go on delivering to a mailbox the others refuse; one before
+// EncodingJSON12 would drop Remover and let one removal's failure clear
+// the mark another holds.
 func (c *MailboxUpdate) needsEncoding() int {
+	if c.Removing != nil && c.Remover != "" {
+		return EncodingJSON12
+	}
 	if c.Removing != nil {
 		return EncodingJSON10
 	}
@@ -259,10 +276,27 @@ func (c *MailboxUpdate) apply(tx *txn) (any, error) {
 	if c.Disabled != nil {
 		mb.Disabled = *c.Disabled
 	}
-	if c.Removing != nil && c.written >= EncodingJSON10 {
-		mb.Removing = *c.Removing
+	if err := c.applyRemoving(tx, a, &mb); err != nil {
+		return nil, err
 	}
 	return nil, tx.put(mailboxKey(a), mb)
+}
+
+// applyRemoving sets or clears the mark: as one bit below command
+// encoding 12, by the removals' holds from it (removalholds.go).
+func (c *MailboxUpdate) applyRemoving(tx *txn, a Address, mb *Mailbox) error {
+	if c.Removing == nil || c.written < EncodingJSON10 {
+		return nil
+	}
+	held, err := gated12(tx)
+	if err != nil {
+		return err
+	}
+	if !held {
+		mb.Removing = *c.Removing
+		return nil
+	}
+	return c.applyHolds(tx, a, mb)
 }
 
 // beingRemoved refuses mail for a mailbox marked Removing.
@@ -281,6 +315,9 @@ func (c *MailboxUpdate) check(a Address) error {
 	}
 	if c.QuotaBytes != nil && *c.QuotaBytes < 0 {
 		return errorf(ErrInvalid, "mailbox %s: negative quota", a)
+	}
+	if c.Removing != nil {
+		return c.checkRemover(a)
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ package fsm
 //	"f\x00" domain "\x00" local        Forward  (local "" for a catch-all)
 //	"n\x00" id                         Member
 //	"t\x00" domain "\x00" local "\x00" sdomain "\x00" slocal   forward target index, from encoding 11 (forwardindex.go)
+//	"h\x00" domain "\x00" local "\x00" remover   a removal's hold on a mailbox's mark, from encoding 12 (removalholds.go)
 //
 // Domain-first keys make "every mailbox of a domain" a prefix scan.
 var (

@@ -142,9 +142,15 @@ func (n *Node) emptyFolder(ctx context.Context, addr, name string, all bool) err
 // to protect, so it is not marked: a bulk deprovisioning stays one entry
 // a mailbox. A mailbox the removal would refuse (a forward keeps copies
 // in it) is neither marked nor emptied. An error part way leaves the
-// pieces before it expunged and clears the mark this removal set
-// (unmarkRemoving), and repeating the removal finishes it; a mark it
-// found set is cleared only if the removal is refused.
+// pieces before it expunged and takes back this removal's mark
+// (unmarkRemoving), and repeating the removal finishes it.
+//
+// Below encoding 12 the mark is one bit: a removal that finds it set
+// does not set it and clears it only if the removal is refused, but the
+// one that set it clears it when it fails, even while another runs on.
+// From 12 every removal holds the mark under a name of its own
+// (fsm.MailboxUpdate.Remover), found set or not, and a failure releases
+// only its own hold: the mark stays while any removal holds it.
 func (n *Node) RemoveMailbox(ctx context.Context, addr string) (any, error) {
 	if err := n.readBarrier(ctx); err != nil {
 		return nil, err
@@ -158,22 +164,30 @@ func (n *Node) RemoveMailbox(ctx context.Context, addr string) (any, error) {
 	// A mark found here was left by a removal that failed and could not
 	// clear it, or is held by one still running (on this node or
 	// another): nothing tells the two apart.
-	found, set := mb.Removing, false
-	if large && !found && n.encodingAtLeast(fsm.EncodingJSON10) {
+	found, set, remover := mb.Removing, false, ""
+	if large && n.encodingAtLeast(fsm.EncodingJSON12) {
+		remover = deliveryID() // a random name, as a delivery's
+	}
+	if large && (remover != "" || !found && n.encodingAtLeast(fsm.EncodingJSON10)) {
 		set = true
-		if err := n.markRemoving(ctx, addr, true); err != nil {
-			n.unmarkRemoving(ctx, addr, err) // its outcome may be unknown
+		if err := n.markRemoving(ctx, addr, true, remover); err != nil {
+			n.unmarkRemoving(ctx, addr, remover, err) // its outcome may be unknown
 			return nil, err
 		}
 	}
 	v, err := n.removeInPieces(ctx, addr, large)
-	if err != nil && (set || found && errors.Is(err, fsm.ErrNotEmpty)) {
-		// A mark found is cleared only when the removal is refused
-		// (a forward keeps copies in the mailbox), which a running
-		// removal meets too: clearing it for a failure of this
-		// removal's own would let mail in, answered 250, that a
-		// running one then removes with the mailbox.
-		n.unmarkRemoving(ctx, addr, err)
+	switch {
+	case err == nil:
+	case (set || found) && errors.Is(err, fsm.ErrNotEmpty):
+		// Refused (a forward keeps copies in the mailbox): a running
+		// removal meets the refusal too, so the whole mark goes.
+		n.unmarkRemoving(ctx, addr, "", err)
+	case set:
+		// Only this removal's own: clearing a mark found (below 12) or
+		// another's hold (from 12) for a failure of this removal's own
+		// would let mail in, answered 250, that a running removal then
+		// removes with the mailbox.
+		n.unmarkRemoving(ctx, addr, remover, err)
 	}
 	return v, err
 }
@@ -195,27 +209,39 @@ func (n *Node) removeInPieces(ctx context.Context, addr string, empty bool) (any
 	return n.Apply(ctx, &fsm.MailboxRemove{Address: addr})
 }
 
-// markRemoving sets or clears the mark of a mailbox being removed.
-func (n *Node) markRemoving(ctx context.Context, addr string, on bool) error {
-	_, err := n.Apply(ctx, &fsm.MailboxUpdate{Address: addr, Removing: &on})
+// markRemoving sets or clears the mark of a mailbox being removed, as
+// the removal named remover (from encoding 12; "" below it). Clearing
+// with no remover clears the whole mark.
+func (n *Node) markRemoving(ctx context.Context, addr string, on bool, remover string) error {
+	_, err := n.Apply(ctx, &fsm.MailboxUpdate{Address: addr, Removing: &on, Remover: remover})
 	return err
 }
 
-// unmarkRemoving clears the mark of a removal that failed (cause), so
-// that the mailbox takes mail again. The removal's own context may be
-// what ended it, so the clear has one of its own, bounded by
-// Config.ApplyTimeout. It is best effort: a mark left behind makes
-// senders retry (4xx) until `mailbox rm` is run again, which finishes
-// the removal; a mailbox that is gone needs no clearing.
-func (n *Node) unmarkRemoving(ctx context.Context, addr string, cause error) {
+// unmarkRemoving takes back the mark of a removal that failed (cause):
+// its own hold when it names itself (remover), else the whole mark, so
+// that the mailbox takes mail again unless another removal holds it.
+// The removal's own context may be what ended it, so the clear has one
+// of its own, bounded by Config.ApplyTimeout. It is best effort: a mark
+// left behind makes senders retry (4xx) until `mailbox rm` is run
+// again, which finishes the removal; a mailbox that is gone needs no
+// clearing.
+func (n *Node) unmarkRemoving(ctx context.Context, addr, remover string, cause error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.ApplyTimeout)
 	defer cancel()
-	err := n.markRemoving(ctx, addr, false)
+	err := n.markRemoving(ctx, addr, false, remover)
 	switch {
+	case err == nil && remover != "" && markedRemoving(n.state, addr):
+		n.log.Info("mailbox removal stopped part way; the mark stays, held by another removal", "mailbox", addr, "err", cause)
 	case err == nil:
 		n.log.Info("mailbox removal stopped part way; mail to it is accepted again", "mailbox", addr, "err", cause)
 	case !errors.Is(err, fsm.ErrNotFound):
 		n.log.Warn("mailbox removal stopped part way and its mark could not be cleared: mail to it is refused (4xx) until mailbox rm is run again",
 			"mailbox", addr, "err", cause, "clear_err", err)
 	}
+}
+
+// markedRemoving reports whether s has addr marked as being removed.
+func markedRemoving(s *fsm.State, addr string) bool {
+	mb, err := s.Mailbox(addr)
+	return err == nil && mb.Removing
 }

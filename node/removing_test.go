@@ -40,7 +40,7 @@ func TestRemovingMarkRefusesMail(t *testing.T) {
 	if err != nil || len(early.Mailboxes) != 2 {
 		t.Fatalf("resolve team before the mark: %+v, %v", early, err)
 	}
-	if err := l.markRemoving(ctx, a, true); err != nil {
+	if err := l.markRemoving(ctx, a, true, ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Barrier(ctx); err != nil {
@@ -71,7 +71,7 @@ func TestRemovingMarkRefusesMail(t *testing.T) {
 		t.Errorf("admin view while marked: %d %s", code, body)
 	}
 
-	if err := l.markRemoving(ctx, a, false); err != nil {
+	if err := l.markRemoving(ctx, a, false, ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Barrier(ctx); err != nil {
@@ -285,7 +285,7 @@ func TestRemoveMailboxBelowEncoding10DoesNotMark(t *testing.T) {
 func TestRemoveMailboxClearsAMarkLeftBehind(t *testing.T) {
 	l, f, ctx := pieceRaceCluster(t, 100)
 	a := "a@example.com"
-	if err := l.markRemoving(ctx, a, true); err != nil {
+	if err := l.markRemoving(ctx, a, true, ""); err != nil {
 		t.Fatal(err)
 	}
 	mustApply(t, l, &fsm.ForwardAdd{Address: a, Targets: []string{"b@example.com"}, KeepCopy: true})
@@ -298,7 +298,7 @@ func TestRemoveMailboxClearsAMarkLeftBehind(t *testing.T) {
 	if removingOn(f, a) {
 		t.Fatal("the refused removal left the mark")
 	}
-	if err := l.markRemoving(ctx, a, true); err != nil {
+	if err := l.markRemoving(ctx, a, true, ""); err != nil {
 		t.Fatal(err)
 	}
 	mustApply(t, l, &fsm.ForwardRemove{Address: a})
@@ -323,7 +323,7 @@ func TestRemoveMailboxStoppedPartWayKeepsAMarkItFound(t *testing.T) {
 	a := "a@example.com"
 	big := bigFolder(t, l, "Big", 11)
 	// The removal under way on l: its mark, and pieces still to come.
-	if err := l.markRemoving(ctx, a, true); err != nil {
+	if err := l.markRemoving(ctx, a, true, ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Barrier(ctx); err != nil {
