@@ -15,12 +15,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"powermail/fsm"
 )
 
 // The rolling-upgrade test runs real binaries of two releases in one
 // cluster: three nodes of the last release whose newest command encoding
 // is 9, restarted one at a time onto this tree's binary while mail
-// arrives, then raised to encoding 11; and, at 9, followers of either
+// arrives, then raised to the newest encoding (upgradeTarget); and, at 9, followers of either
 // release installing a snapshot the other's leader streamed
 // (upgradesnap_test.go). It builds both releases and runs
 // for minutes, so it runs only with POWERMAIL_UPGRADE_TEST=1
@@ -32,6 +34,12 @@ import (
 const oldRelease = "a0f7c64"
 
 const upgradeEnv = "POWERMAIL_UPGRADE_TEST"
+
+// upgradeTarget is the encoding the test raises the upgraded cluster
+// to: the newest this tree reads (12: queue retries that notices keep,
+// removal marks held per removal), which has the rules of 11 that
+// exerciseEncoding11 uses.
+const upgradeTarget = fsm.NewestEncoding
 
 // upgradeEntryMessages is the new nodes' --raft-entry-messages: small, so
 // that removing the test's large mailboxes takes several entries.
@@ -54,7 +62,8 @@ func TestRollingUpgrade(t *testing.T) {
 // upgradeThenRaise: three nodes of the old release, restarted one at a
 // time onto this tree's binary while mail arrives, equal states in
 // every mixed step, the raise refused while one node is old, then
-// raised to 11 and its new rules used; no mail answered 250 is lost.
+// raised to the newest encoding and the rules of 11 used; no mail
+// answered 250 is lost.
 func upgradeThenRaise(t *testing.T, oldBin string) {
 	ps := startOldCluster(t, oldBin)
 	for _, p := range ps {
@@ -71,7 +80,7 @@ func upgradeThenRaise(t *testing.T, oldBin string) {
 	order := upgradeOrder(t, ps)
 	for i, p := range order {
 		restartOn(t, p, "", "--raft-entry-messages", upgradeEntryMessages)
-		assertReads(t, p.admin, p.id, 11)
+		assertReads(t, p.admin, p.id, upgradeTarget)
 		snd.waitAcked(t, 30)
 		if i == 0 {
 			// A large mailbox removed in pieces by a new node while the
@@ -95,14 +104,14 @@ func upgradeThenRaise(t *testing.T, oldBin string) {
 		refusedRaise(t, ps, last)
 	}
 
-	// Every node reads 11: the raise is taken, and indexes the forwards
+	// Every node reads the target: the raise is taken, and indexes the forwards
 	// that exist (the old release wrote them).
-	mustCLI(t, "settings", "set", "--command-encoding", "11", "--addr", leaderOf(t, ps).admin)
+	mustCLI(t, "settings", "set", "--command-encoding", fmt.Sprint(upgradeTarget), "--addr", leaderOf(t, ps).admin)
 	for _, p := range ps {
-		waitEncoding(t, p, 11)
+		waitEncoding(t, p, upgradeTarget)
 	}
 	exerciseEncoding11(t, ps, snd)
-	checkStateEqual(t, ps[1].admin, "at encoding 11")
+	checkStateEqual(t, ps[1].admin, fmt.Sprintf("at encoding %d", upgradeTarget))
 	finish(t, ps, snd)
 }
 
@@ -128,7 +137,7 @@ func forcedRaise(t *testing.T, oldBin string) {
 	// While the old node leads, the raise is forwarded to it and it
 	// refuses a command of an encoding it does not read (its
 	// CheckCommand): even forced, nothing is written and nothing stops.
-	if _, errOut, err := cli(t, "", "settings", "set", "--command-encoding", "11", "--force", "--addr", order[0].admin); err == nil {
+	if _, errOut, err := cli(t, "", "settings", "set", "--command-encoding", fmt.Sprint(upgradeTarget), "--force", "--addr", order[0].admin); err == nil {
 		t.Fatalf("a forced raise was taken while %s, of the old release, leads", old.id)
 	} else {
 		t.Logf("forced raise while %s (old) leads: %s", old.id, strings.TrimSpace(errOut))
@@ -143,7 +152,7 @@ func forcedRaise(t *testing.T, oldBin string) {
 		t.Fatalf("%s, restarted, leads again; want a node of the new release to lead", old.id)
 	}
 	snd.waitAcked(t, 20)
-	out := mustCLI(t, "settings", "set", "--command-encoding", "11", "--force", "--addr", order[0].admin)
+	out := mustCLI(t, "settings", "set", "--command-encoding", fmt.Sprint(upgradeTarget), "--force", "--addr", order[0].admin)
 	t.Logf("forced raise with %s on the old release: %s", old.id, strings.TrimSpace(out))
 	waitLogText(t, old, "panic", 30*time.Second)
 	err := old.stop(syscall.SIGKILL) // reaps it; it has exited already
@@ -152,13 +161,13 @@ func forcedRaise(t *testing.T, oldBin string) {
 		t.Errorf("%s exited cleanly at an entry it cannot read; want a stop that says why", old.id)
 	}
 	for _, p := range order[:2] {
-		waitEncoding(t, p, 11)
+		waitEncoding(t, p, upgradeTarget)
 	}
 	// The two nodes of the new release are a quorum: mail goes on.
 	snd.waitAcked(t, 20)
 
 	restartOn(t, old, "", "--raft-entry-messages", upgradeEntryMessages)
-	waitEncoding(t, old, 11)
+	waitEncoding(t, old, upgradeTarget)
 	snd.waitAcked(t, 20)
 	checkStateEqual(t, old.admin, "after the stopped node's upgrade")
 	finish(t, ps, snd)
@@ -441,7 +450,8 @@ func waitEncoding(t *testing.T, p *proc, want int) {
 	}
 }
 
-// refusedRaise: with old still on the old release, a raise to 11 is
+// refusedRaise: with old still on the old release, a raise to
+// upgradeTarget is
 // refused, through a new node (it asks every member which encoding it
 // reads: node/encodingraise.go) and through the old one (a raise the old
 // release writes in 9 is refused by every release's apply: fsm
@@ -449,14 +459,14 @@ func waitEncoding(t *testing.T, p *proc, want int) {
 func refusedRaise(t *testing.T, ps []*proc, old *proc) {
 	t.Helper()
 	for _, via := range ps {
-		_, errOut, err := cli(t, "", "settings", "set", "--command-encoding", "11", "--addr", via.admin)
+		_, errOut, err := cli(t, "", "settings", "set", "--command-encoding", fmt.Sprint(upgradeTarget), "--addr", via.admin)
 		if err == nil {
-			t.Fatalf("a raise to 11 through %s with %s on the old release was taken", via.id, old.id)
+			t.Fatalf("a raise to %d through %s with %s on the old release was taken", upgradeTarget, via.id, old.id)
 		}
 		if via != old && !strings.Contains(errOut, old.id+" reads up to 9") {
 			t.Errorf("the raise through %s was refused without naming %s: %s", via.id, old.id, errOut)
 		}
-		t.Logf("raise to 11 through %s refused: %s", via.id, strings.TrimSpace(errOut))
+		t.Logf("raise to %d through %s refused: %s", upgradeTarget, via.id, strings.TrimSpace(errOut))
 	}
 	waitStatus(t, old.admin, 10*time.Second, func(s statusJSON) bool { return s.Health == "healthy" && len(s.Nodes) == 3 })
 	for _, p := range ps {
@@ -496,7 +506,7 @@ func exerciseEncoding11(t *testing.T, ps []*proc, snd *sender) {
 	// below: joining at low0 makes up0 11 levels deep, at low1 10.
 	_, errOut, err := cli(t, "", "forward", "add", "join@example.com", "--to", "low0@example.com", "--addr", ps[1].admin)
 	if err == nil {
-		t.Errorf("a forward joining chains past 10 levels was taken at encoding 11")
+		t.Errorf("a forward joining chains past 10 levels was taken at encoding %d", upgradeTarget)
 	} else {
 		t.Logf("the depth check refused join@ -> low0@: %s", strings.TrimSpace(errOut))
 	}
@@ -519,7 +529,7 @@ func exerciseEncoding11(t *testing.T, ps []*proc, snd *sender) {
 	out := mustCLI(t, "settings", "set", "--max-voters", "3", "--addr", ps[2].admin)
 	t.Logf("partial settings update: %s", strings.TrimSpace(out))
 	for _, p := range ps {
-		if s := settingsOf(t, p); s != (upgradeSettings{Replicas: 2, WriteQuorum: 2, CommandEncoding: 11, MaxVoters: 3}) {
+		if s := settingsOf(t, p); s != (upgradeSettings{Replicas: 2, WriteQuorum: 2, CommandEncoding: upgradeTarget, MaxVoters: 3}) {
 			t.Errorf("%s after settings set --max-voters 3: %+v", p.id, s)
 		}
 	}
