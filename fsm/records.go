@@ -32,7 +32,8 @@ type Mailbox struct {
 	// (MailboxUpdate.Removing, command encoding 10): Deliver and Copy
 	// refuse it (ErrBeingRemoved) and Resolve lists it in
 	// Resolution.Removing, so that no mail is accepted only to be
-	// removed with it.
+	// removed with it. From command encoding 12 apply keeps it equal
+	// to "some removal holds the mark" (removalholds.go).
 	Removing bool `json:"removing,omitempty"`
 }
 
