@@ -107,6 +107,14 @@ func (l *liveWriters) add(id uint64) {
 	l.mu.Unlock()
 }
 
+// reset forgets every live Writer: Reopen, whose new database none of
+// them may write to.
+func (l *liveWriters) reset() {
+	l.mu.Lock()
+	clear(l.m)
+	l.mu.Unlock()
+}
+
 func (l *liveWriters) remove(id uint64) {
 	l.mu.Lock()
 	delete(l.m, id)

@@ -45,6 +45,9 @@ func (w *Writer) commit(ctx context.Context, want *Hash) (Hash, error) {
 	if w.err != nil {
 		return Hash{}, w.err
 	}
+	if err := w.reopened(); err != nil {
+		return Hash{}, err
+	}
 	var h Hash
 	w.sha.Sum(h[:0])
 	if want != nil && *want != h {

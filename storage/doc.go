@@ -36,7 +36,9 @@
 //     BodyInfo.Written from Bodies.
 //   - After Pebble reports a failed WAL write or fsync, nothing that depended
 //     on it is acknowledged: the Store is failed and every call returns an
-//     error wrapping ErrFailed until the process reopens it.
+//     error wrapping ErrFailed until it is reopened (Store.Reopen, or a new
+//     process). Readers and Writers begun before a Reopen fail with
+//     ErrFailed; they never touch the database that was closed.
 //   - A chunk that would leave less than Options.MinFreeBytes free on the
 //     filesystem is not written: the write fails with ErrNoSpace, and the
 //     store stays usable (it is not failed).

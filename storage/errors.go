@@ -20,7 +20,7 @@ var (
 	ErrClosed = errors.New("storage: closed")
 	// ErrFailed: a write or fsync failed at the Pebble level. What is on disk
 	// is unknown until the store is reopened, so the Store refuses every
-	// further operation. Close it and Open it again.
+	// further operation. Reopen it (or Close it and Open it again).
 	ErrFailed = errors.New("storage: store failed, reopen required")
 	// ErrWriterDone: the Writer was already committed or aborted.
 	ErrWriterDone = errors.New("storage: writer already finished")

@@ -81,28 +81,31 @@ func (o *openReaders) add(r *Reader) {
 func (o *openReaders) close(r *Reader) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.closeLocked(r)
+	return o.closeLocked(r, ErrClosed)
 }
 
-func (o *openReaders) closeLocked(r *Reader) error {
+// closeLocked closes r's iterator; r's later reads return why (unless
+// they already fail otherwise).
+func (o *openReaders) closeLocked(r *Reader, why error) error {
 	if r.it == nil {
 		return nil
 	}
 	err := r.it.Close()
 	r.it, r.cur = nil, nil
 	if r.err == nil {
-		r.err = ErrClosed
+		r.err = why
 	}
 	delete(o.m, r)
 	return err
 }
 
-func (o *openReaders) closeAll() error {
+// closeAll closes every open Reader, whose reads then return why.
+func (o *openReaders) closeAll(why error) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	var errs []error
 	for r := range o.m {
-		errs = append(errs, o.closeLocked(r))
+		errs = append(errs, o.closeLocked(r, why))
 	}
 	return errors.Join(errs...)
 }

@@ -87,8 +87,8 @@ func (s *Store) setFailed(fe *fatalError) { s.failed.CompareAndSwap(nil, fe) }
 
 // Failed returns the error that failed the Store (wrapping ErrFailed),
 // or nil while it works. A failed Store refuses every operation until
-// it is reopened; a node reports it (readiness, metrics) and reads from
-// other replicas meanwhile.
+// it is reopened (Reopen); a node reports it (readiness, metrics) and
+// reads from other replicas meanwhile.
 func (s *Store) Failed() error {
 	if fe := s.failed.Load(); fe != nil {
 		return fe

@@ -88,6 +88,7 @@ func (s *Store) rebuildPresence() {
 	}
 	complete := false
 	defer func() { s.pres.finish(b, complete) }()
+	gen := s.gen.Load()
 	for info, err := range s.Bodies(context.Background(), Hash{}) {
 		if err != nil && !errors.Is(err, ErrCorrupt) {
 			s.log.Debug("presence filter: scan cut short", "err", err)
@@ -95,5 +96,8 @@ func (s *Store) rebuildPresence() {
 		}
 		b.Add(info.Hash) // a damaged manifest is stored too: Commit replaces it
 	}
-	complete = true
+	// A scan that began before a Reopen read part of the old database:
+	// keep the current filter (it only ever gains hashes) and let the
+	// rebuild that Reopen starts, or the next, replace it.
+	complete = gen == s.gen.Load()
 }

@@ -63,6 +63,16 @@ func (g *spaceGuard) check(n int64, now time.Time, take bool) error {
 	return nil
 }
 
+// checkFresh is check(0) on a new reading of the filesystem, whatever
+// the age of the last one: Reopen asks it once, after a failure that a
+// full disk may have caused.
+func (g *spaceGuard) checkFresh(now time.Time) error {
+	g.mu.Lock()
+	g.at = time.Time{}
+	g.mu.Unlock()
+	return g.check(0, now, false)
+}
+
 // CheckSpace reports whether a body of n bytes would be refused for
 // lack of space right now (ErrNoSpace), without writing or reserving
 // anything: an SMTP server asks it when the client declares a size, so a

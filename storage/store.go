@@ -110,11 +110,18 @@ type Store struct {
 	log       *slog.Logger
 	now       func() time.Time
 
-	// state is held shared by every operation and exclusively by Close, so
-	// Close never races a Pebble call. Operations never nest it.
+	// state is held shared by every operation and exclusively by Close
+	// and Reopen, so neither races a Pebble call. Operations never nest
+	// it. db is nil while a failed Store has no database open (a reopen
+	// failed half way).
 	state  sync.RWMutex
-	closed bool
+	closed atomic.Bool // set under state, read anywhere
 	failed atomic.Pointer[fatalError]
+	// gen counts the databases this Store has opened: Reopen raises it
+	// (under state), so a Writer whose chunks went to an earlier one
+	// knows they are gone.
+	gen  atomic.Uint64
+	opts Options // with defaults, for Reopen
 
 	locks   hashLocks
 	ids     idAllocator
@@ -141,28 +148,43 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{fs: o.FS, dir: dir, chunkSize: o.ChunkSize, log: o.Logger.With("component", "storage"), now: time.Now, presMin: o.presenceMin}
+	s := &Store{fs: o.FS, dir: dir, chunkSize: o.ChunkSize, log: o.Logger.With("component", "storage"), now: time.Now, presMin: o.presenceMin, opts: o}
 	s.opened = s.now()
 	s.space = spaceGuard{min: o.MinFreeBytes, fs: o.FS, dir: dir}
 	s.locks.m = make(map[Hash]*hashLock)
 	s.live.m = make(map[uint64]struct{})
 	s.readers.m = make(map[*Reader]struct{})
-	cache := pebble.NewCache(o.CacheBytes)
-	defer cache.Unref() // the DB holds its own reference
-	err = catchFatal(func() (err error) {
-		s.db, err = pebble.Open(dir, s.pebbleOptions(o, cache))
-		return err
-	})
-	if err != nil {
+	if err := s.openDB(ctx); err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
 	}
-	if err := s.init(ctx); err != nil {
-		_ = catchFatal(s.db.Close)
-		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
-	}
+	go s.rebuildPresence()
 	return s, nil
 }
 
+// openDB opens Pebble in s.dir and loads the store's state from it. On
+// an error nothing is left open and s.db is nil.
+func (s *Store) openDB(ctx context.Context) error {
+	cache := pebble.NewCache(s.opts.CacheBytes)
+	defer cache.Unref() // the DB holds its own reference
+	var db *pebble.DB
+	err := catchFatal(func() (err error) {
+		db, err = pebble.Open(s.dir, s.pebbleOptions(s.opts, cache))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	s.db = db
+	if err := s.init(ctx); err != nil {
+		_ = catchFatal(db.Close)
+		s.db = nil
+		return err
+	}
+	return nil
+}
+
+// init loads the write-id lease and the counters and drops every pending
+// write: no Writer that could still commit into this database exists.
 func (s *Store) init(ctx context.Context) error {
 	if err := s.checkFormat(); err != nil {
 		return err
@@ -173,13 +195,9 @@ func (s *Store) init(ctx context.Context) error {
 	if err := s.loadCounters(ctx); err != nil {
 		return err
 	}
-	// No Writer of this process exists yet, so every pending write is stale.
 	n, err := s.cleanup(ctx, time.Unix(1<<62, 0))
 	if n > 0 {
 		s.log.Info("dropped uncommitted writes", "count", n)
-	}
-	if err == nil {
-		go s.rebuildPresence()
 	}
 	return err
 }
@@ -216,6 +234,8 @@ func (s *Store) checkFormat() error {
 }
 
 func (s *Store) loadCounters(ctx context.Context) error {
+	s.bodies.Store(0)
+	s.bytes.Store(0)
 	v, ok, err := s.get(keyCounters)
 	if err == nil && !ok {
 		return nil
@@ -239,13 +259,9 @@ func (s *Store) loadCounters(ctx context.Context) error {
 // recount rebuilds the counters from the manifests (bodies with corrupt
 // manifests count, with size 0).
 func (s *Store) recount(ctx context.Context) error {
-	var bodies, n int64
-	for bi, err := range s.Bodies(ctx, Hash{}) {
-		if err != nil && !errors.Is(err, ErrCorrupt) {
-			return err
-		}
-		bodies++
-		n += bi.Size
+	bodies, n, err := s.countManifests(ctx)
+	if err != nil {
+		return err
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
@@ -260,19 +276,57 @@ func (s *Store) recount(ctx context.Context) error {
 	return nil
 }
 
-// enter admits an operation: it fails if the Store is closed or failed, and
-// otherwise returns the function that ends the operation.
-func (s *Store) enter() (func(), error) {
-	s.state.RLock()
-	if s.closed {
-		s.state.RUnlock()
-		return nil, ErrClosed
+// countManifests counts the manifests and their sizes in one pass (bodies
+// with corrupt manifests count, with size 0). It enters nothing, so that
+// Open and Reopen may call it.
+func (s *Store) countManifests(ctx context.Context) (bodies, n int64, err error) {
+	lo, hi := tagSpan(tagManifest)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return 0, 0, err
 	}
-	if fe := s.failed.Load(); fe != nil {
+	for ok := it.First(); ok; ok = it.Next() {
+		if err := ctx.Err(); err != nil {
+			return 0, 0, errors.Join(err, it.Close())
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return 0, 0, errors.Join(fmt.Errorf("storage: count bodies at %x: %w", it.Key(), err), it.Close())
+		}
+		e := decodeBodyEntry(it.Key(), v)
+		if e.err != nil && !errors.Is(e.err, ErrCorrupt) {
+			return 0, 0, errors.Join(e.err, it.Close())
+		}
+		bodies++
+		n += e.info.Size
+	}
+	return bodies, n, errors.Join(it.Error(), it.Close())
+}
+
+// enter admits an operation: it fails if the Store is closed or failed, and
+// otherwise returns the function that ends the operation. A failed Store
+// refuses before taking the state lock, so that a Reopen waiting for the
+// operations under way does not hold up the ones that would fail anyway.
+func (s *Store) enter() (func(), error) {
+	if err := s.refusal(); err != nil {
+		return nil, err
+	}
+	s.state.RLock()
+	if err := s.refusal(); err != nil {
 		s.state.RUnlock()
-		return nil, fe
+		return nil, err
 	}
 	return s.state.RUnlock, nil
+}
+
+func (s *Store) refusal() error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if fe := s.failed.Load(); fe != nil {
+		return fe
+	}
+	return nil
 }
 
 // Close closes open Readers and the database. Uncommitted Writers are left
@@ -280,11 +334,14 @@ func (s *Store) enter() (func(), error) {
 func (s *Store) Close() error {
 	s.state.Lock()
 	defer s.state.Unlock()
-	if s.closed {
+	if s.closed.Load() {
 		return ErrClosed
 	}
-	s.closed = true
-	err := s.readers.closeAll()
+	s.closed.Store(true)
+	err := s.readers.closeAll(ErrClosed)
+	if s.db == nil {
+		return err
+	}
 	if cerr := catchFatal(s.db.Close); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("storage: close: %w", cerr))
 	}

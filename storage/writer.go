@@ -28,6 +28,7 @@ type Writer struct {
 	id      uint64 // write id; 0 until one is needed
 	spilled uint32 // chunks written to Pebble before Commit
 	pending bool   // a pending marker was written for id
+	gen     uint64 // the Store's database generation at the first spill
 	started time.Time
 	err     error // sticky
 	done    bool
@@ -120,6 +121,9 @@ func (w *Writer) spill() error {
 		return err
 	}
 	defer done()
+	if err := w.reopened(); err != nil {
+		return err
+	}
 	if err := w.ctx.Err(); err != nil {
 		return err
 	}
@@ -157,7 +161,17 @@ func (w *Writer) startPending() error {
 		return err
 	}
 	w.s.live.add(id)
-	w.id, w.pending = id, true
+	w.id, w.pending, w.gen = id, true, w.s.gen.Load()
+	return nil
+}
+
+// reopened fails a Writer whose chunks went to a database that the Store
+// has since closed and reopened (Reopen): they may be lost, and were
+// dropped with every pending write. Call it in an operation (enter).
+func (w *Writer) reopened() error {
+	if (w.pending || w.spilled > 0) && w.gen != w.s.gen.Load() {
+		return fmt.Errorf("%w: the store was reopened after this write began", ErrFailed)
+	}
 	return nil
 }
 
@@ -182,8 +196,8 @@ func (w *Writer) Abort() {
 // discard deletes spilled chunks and the pending marker, unsynced: if the
 // deletion is lost in a crash, the marker survives and Open cleans up.
 func (w *Writer) discard() {
-	if !w.pending || w.s.failed.Load() != nil {
-		return
+	if !w.pending || w.s.failed.Load() != nil || w.gen != w.s.gen.Load() {
+		return // nothing written, or dropped by the next Open or Reopen
 	}
 	b := w.s.db.NewBatch()
 	defer b.Close()
