@@ -141,6 +141,13 @@ type Config struct {
 	// place elsewhere. Zero means storage.DefaultMinFreeBytes; negative
 	// means no reserve.
 	MinFreeBytes int64
+	// BodyStoreReopenInterval is how long after its body store failed
+	// (a failed write or fsync: storage.ErrFailed) the node first tries
+	// to reopen it; each failed try doubles the wait, up to
+	// maxReopenBackoff times the interval (bodyreopen.go). Zero means
+	// DefaultBodyStoreReopenInterval; negative means never (the node
+	// stays failed until it restarts).
+	BodyStoreReopenInterval time.Duration
 	// BodyFS is the filesystem the body store is on (storage.Options.FS);
 	// nil is the operating system's. Tests inject disk faults through it.
 	BodyFS vfs.FS
@@ -209,6 +216,11 @@ type RaftTuning struct {
 // (BENCHMARKS.md).
 const DefaultBodySyncInterval = 2 * time.Millisecond
 
+// DefaultBodyStoreReopenInterval is Config.BodyStoreReopenInterval's
+// default: an operator who frees disk space sees the node back within
+// about that long, and a disk that still fails costs one try that often.
+const DefaultBodyStoreReopenInterval = 30 * time.Second
+
 // ErrConfig reports an unusable configuration.
 var ErrConfig = errors.New("invalid node configuration")
 
@@ -249,6 +261,7 @@ func (c *Config) setDefaults() error {
 	setDur(&c.VoterUpkeepInterval, DefaultVoterUpkeepInterval)
 	setDur(&c.VoterStabilization, DefaultVoterStabilization)
 	setDur(&c.BodySyncInterval, DefaultBodySyncInterval) // storage.Open checks its range
+	setDur(&c.BodyStoreReopenInterval, DefaultBodyStoreReopenInterval)
 	setInt(&c.RepairBusyCopies, DefaultRepairBusyCopies)
 	if c.RepairRate <= 0 {
 		c.RepairRate = DefaultRepairRate

@@ -96,8 +96,8 @@ func (m *metrics) watchRaft(r *raft.Raft) {
 
 // watchBodies exposes the body store's free space and health as gauges
 // read at scrape time: what an operator alerts on before a disk fills
-// (free bytes nearing the reserve) and after a store failed (it needs a
-// restart).
+// (free bytes nearing the reserve) and after a store failed (until it
+// is reopened, bodyreopen.go).
 func (m *metrics) watchBodies(s *storage.Store) {
 	gauge := func(name, help string, f func() float64) {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
@@ -117,7 +117,7 @@ func (m *metrics) watchBodies(s *storage.Store) {
 		space(func(_, total, _ uint64) uint64 { return total }))
 	gauge("powermail_body_store_reserve_bytes", "Free space the body store keeps (--min-free-space).",
 		space(func(_, _, reserve uint64) uint64 { return reserve }))
-	gauge("powermail_body_store_failed", "1 when a write or fsync failed the body store: it refuses every delivery until the node restarts.", func() float64 {
+	gauge("powermail_body_store_failed", "1 when a write or fsync failed the body store: it refuses every delivery until it is reopened (--body-store-reopen-interval) or the node restarts.", func() float64 {
 		if s.Failed() != nil {
 			return 1
 		}

@@ -189,6 +189,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		func(ctx context.Context) { n.publishSelf(ctx, false) },
 		func(ctx context.Context) { n.sweepLoop(ctx, n.cfg.OrphanSweepInterval, n.cfg.OrphanGrace) },
 		func(ctx context.Context) { n.gcLoop(ctx, n.cfg.GCInterval) },
+		func(ctx context.Context) { n.reopenLoop(ctx, n.cfg.BodyStoreReopenInterval) },
 	} {
 		n.spawn(loop)
 	}

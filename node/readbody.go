@@ -36,8 +36,9 @@ func (n *Node) OpenBody(ctx context.Context, hash string) (Body, error) {
 	case errors.Is(err, storage.ErrCorrupt):
 		n.reportCorrupt(ctx, h)
 	case errors.Is(err, storage.ErrFailed):
-		// The store refuses every read until the node restarts
-		// (readiness says so); the other replicas still hold the body.
+		// The store refuses every read until it is reopened
+		// (bodyreopen.go); the other replicas still hold the body. A
+		// local Reader that a reopen closed fails the same way.
 	case !errors.Is(err, storage.ErrNotFound):
 		return nil, err
 	}

@@ -85,15 +85,19 @@ func (rc *readyCheck) run(done chan struct{}) {
 
 // readiness passes the read-index barrier: the node knows a leader and
 // has applied what the leader had. A node whose body store failed is not
-// ready: it refuses every delivery until it is restarted (it still reads
-// its mail from other replicas, but a load balancer should send clients
-// elsewhere, and the operator must restart it). A node merely at its
+// ready: it refuses every delivery until the store is reopened
+// (bodyreopen.go) or the node restarted (it still reads its mail from
+// other replicas, but a load balancer should send clients elsewhere, and
+// the operator must free space or fix the disk). A node merely at its
 // free-space reserve stays ready: it serves reads, its refusals are
 // temporary and clear (452 4.3.1), and if every node were full, taking
 // them all out of a balancer would turn those refusals into refused
 // connections; its free space is in the metrics and the cluster status.
 func (n *Node) readiness(ctx context.Context) readiness {
 	if err := n.bodies.Failed(); err != nil {
+		if n.cfg.BodyStoreReopenInterval > 0 {
+			return readiness{err: fmt.Errorf("body store failed (reopened once the disk allows, see the log): %w", err)}
+		}
 		return readiness{err: fmt.Errorf("body store failed, restart the node: %w", err)}
 	}
 	if err := n.Barrier(ctx); err != nil {

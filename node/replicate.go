@@ -127,8 +127,8 @@ func (n *Node) peersShortOfRoom(others []fsm.Member, w int) bool {
 // decides then.
 func (n *Node) CheckSpace(size int64) error {
 	if err := n.bodies.Failed(); err != nil {
-		// Every delivery fails until the node restarts; one that failed
-		// on a full disk is a full disk.
+		// Every delivery fails until the store is reopened
+		// (bodyreopen.go); one that failed on a full disk is a full disk.
 		if diskFull(err) {
 			return fmt.Errorf("%w: %w: body store failed: %v", ErrUnavailable, ErrInsufficientStorage, err)
 		}
