@@ -25,6 +25,7 @@ type serverFlags struct {
 	bootstrap, hugePages                                bool
 	replicas, writeQuorum                               int
 	timerSlack, bodySyncInterval, adminReadTimeout      time.Duration
+	bodyStoreReopen                                     time.Duration
 	adminMaxConns, adminMaxConnsPerIP                   int
 	restoreMaxBytes                                     int64
 	mail                                                mailFlags
@@ -73,6 +74,7 @@ POWERMAIL_SECRET and is also the admin API token.`,
 	fl.BoolVar(&f.hugePages, "huge-pages", true, "back Pebble's memtables with transparent huge pages: on Linux, unless THP is 'never' or GLIBC_TUNABLES already names glibc.malloc.hugetlb, re-execute once with glibc.malloc.hugetlb=1 added")
 	fl.DurationVar(&f.timerSlack, "timer-slack", time.Millisecond, "Linux timer slack for the server's threads, so that the kernel can merge the Go runtime's frequent short sleeps (at most 10ms; re-executes once to apply it; 0 keeps the inherited slack)")
 	fl.DurationVar(&f.bodySyncInterval, "body-sync-interval", node.DefaultBodySyncInterval, "least time between two fsyncs of the body store's log; deliveries arriving meanwhile share the next one (0: none; at most 100ms)")
+	fl.DurationVar(&f.bodyStoreReopen, "body-store-reopen-interval", node.DefaultBodyStoreReopenInterval, "after a failed write or fsync (a full disk, an I/O error) failed the body store, try to reopen it this long after, and twice as long after each failed try (up to 8 times this); it reopens only with --min-free-space free (0: never, the node stays failed until restarted)")
 	fl.StringVar(&f.minFree, "min-free-space", "256MiB", "free space new message bodies must leave on the data directory's filesystem; below it this node answers deliveries with 452 4.3.1 and peers place copies elsewhere (bytes, or with K, M, G or T; 0: no reserve)")
 	f.mail.register(fl)
 	f.access.register(fl)
@@ -162,6 +164,9 @@ func (f *serverFlags) validate() (int64, error) {
 	}
 	if f.bodySyncInterval < 0 || f.bodySyncInterval > storage.MaxSyncInterval {
 		return 0, fmt.Errorf("--body-sync-interval %v: must be between 0 and %v", f.bodySyncInterval, storage.MaxSyncInterval)
+	}
+	if f.bodyStoreReopen < 0 {
+		return 0, fmt.Errorf("--body-store-reopen-interval %v: must not be negative (0: never)", f.bodyStoreReopen)
 	}
 	minFree, err := parseSize(f.minFree)
 	if err != nil {
@@ -256,6 +261,9 @@ func (f *serverFlags) nodeConfig(secret []byte, minFree int64, certs tlsSet, log
 	}
 	if f.bodySyncInterval == 0 {
 		cfg.BodySyncInterval = -1 // the flag's 0 is "none"; the config's is "default"
+	}
+	if cfg.BodyStoreReopenInterval = f.bodyStoreReopen; f.bodyStoreReopen == 0 {
+		cfg.BodyStoreReopenInterval = -1 // the flag's 0 is "never"; the config's is "default"
 	}
 	f.redundancy.apply(&cfg)
 	if err := f.queue.apply(&cfg, f.mail.hostname); err != nil {
