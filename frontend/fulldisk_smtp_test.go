@@ -17,6 +17,12 @@ import (
 // a vfs that, once the toggle is on, fails the store's log writes with
 // cause.
 func failingStoreCluster(t *testing.T, cause error) (*nodetest.Cluster, *errorfs.Toggle) {
+	return failingStoreClusterWith(t, cause, nil)
+}
+
+// failingStoreClusterWith is failingStoreCluster with n2's configuration
+// changed by tweak too (nil: not).
+func failingStoreClusterWith(t *testing.T, cause error, tweak func(*node.Config)) (*nodetest.Cluster, *errorfs.Toggle) {
 	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
 		if strings.HasSuffix(op.Path, ".log") && op.Kind == errorfs.OpFileWrite {
 			return fmt.Errorf("write %s: %w", op.Path, cause)
@@ -27,6 +33,9 @@ func failingStoreCluster(t *testing.T, cause error) (*nodetest.Cluster, *errorfs
 	c := nodetest.StartWith(t, 3, func(cfg *node.Config) {
 		if cfg.ID == "n2" {
 			cfg.BodyFS = errorfs.Wrap(vfs.Default, tog)
+			if tweak != nil {
+				tweak(cfg)
+			}
 		}
 	})
 	c.AddMailboxes("pw", "bob@example.com")
@@ -36,7 +45,7 @@ func failingStoreCluster(t *testing.T, cause error) (*nodetest.Cluster, *errorfs
 // TestSMTPOnADiskThatFills: a real node whose disk fills past its
 // reserve while a message is on its way (the body store's log write
 // fails with ENOSPC) answers DATA 452 4.3.1, never 250 nor a 5xx, and
-// from then on refuses at MAIL, until it is restarted; the sender's
+// from then on refuses at MAIL, until its store is reopened; the sender's
 // retry through another node is delivered once.
 func TestSMTPOnADiskThatFills(t *testing.T) {
 	c, tog := failingStoreCluster(t, syscall.ENOSPC)
@@ -55,7 +64,7 @@ func TestSMTPOnADiskThatFills(t *testing.T) {
 
 // TestSMTPOnAFailedBodyStore: a body store that fails on an I/O error
 // (not a full disk) gets DATA 451 4.3.0, and then the node refuses at
-// MAIL with 451 4.3.0 until it is restarted, instead of taking every
+// MAIL with 451 4.3.0 until its store is reopened, instead of taking every
 // message's body only to refuse it.
 func TestSMTPOnAFailedBodyStore(t *testing.T) {
 	c, tog := failingStoreCluster(t, errorfs.ErrInjected)
@@ -66,7 +75,8 @@ func TestSMTPOnAFailedBodyStore(t *testing.T) {
 // failWhileDATA sends a message for bob to the node at addr, turning
 // tog on while its DATA is on its way, and checks that DATA and, after
 // tog is off again, the next MAIL both get code and enh: the store stays
-// failed until the node restarts.
+// failed until it is reopened (not before --body-store-reopen-interval,
+// 30s by default, after the failure).
 func failWhileDATA(t *testing.T, addr string, tog *errorfs.Toggle, what string, code int, enh string) {
 	t.Helper()
 	cl := dial(t, addr)
