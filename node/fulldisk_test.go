@@ -168,7 +168,7 @@ func TestDiskFilledPastTheReserve(t *testing.T) {
 }
 
 // TestFailedBodyStoreReadsFromReplicas: a failed body store refuses
-// every read until the node restarts, but the mail it held has copies on
+// every read until it is reopened, but the mail it held has copies on
 // other replicas: the node serves it from them rather than failing every
 // FETCH of it.
 func TestFailedBodyStoreReadsFromReplicas(t *testing.T) {
