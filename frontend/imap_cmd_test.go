@@ -25,6 +25,7 @@ func runIMAPSuite(t *testing.T, b imapBackend) {
 		{"Login", testIMAPLogin},
 		{"SelectExamine", testIMAPSelectExamine},
 		{"CreateDeleteRename", testIMAPCreateDeleteRename},
+		{"CreateMakesSuperiors", testIMAPCreateMakesSuperiors},
 		{"ListLsubSubscribe", testIMAPList},
 		{"ListPatternCost", testIMAPListPatternCost},
 		{"UnsubscribeMissing", testIMAPUnsubscribeMissing},
@@ -211,12 +212,8 @@ func testIMAPCreateDeleteRename(t *testing.T, b imapBackend) {
 		}
 	}
 
-	if err := c.Rename("Projects", "Work", nil).Wait(); err == nil {
-		t.Error("RENAME of a folder that does not exist (only its child does) succeeded")
-	}
-	if err := c.Create("Projects", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
+	// CREATE Projects/2024 made Projects too (testIMAPCreateMakesSuperiors).
+	wantIMAPCode(t, "CREATE of a superior name CREATE made", c.Create("Projects", nil).Wait(), imap.ResponseCodeAlreadyExists)
 	if err := c.Rename("Projects", "Work", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
@@ -291,6 +288,13 @@ func testIMAPList(t *testing.T, b imapBackend) {
 	c := dialIMAP(t, b, 0, user)
 	for _, n := range []string{"a/b/c", "a/x", "z"} {
 		if err := c.Create(n, nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// CREATE made the superiors a and a/b; without them (deleted, their
+	// children kept) the parents are missing.
+	for _, n := range []string{"a", "a/b"} {
+		if err := c.Delete(n).Wait(); err != nil {
 			t.Fatal(err)
 		}
 	}

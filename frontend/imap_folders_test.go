@@ -342,3 +342,52 @@ func untilAvailable(t *testing.T, what string, cmd func() error) bool {
 		time.Sleep(500 * time.Millisecond)
 	}
 }
+
+// testIMAPCreateMakesSuperiors: CREATE of a nested name creates the
+// superior names it needs (RFC 9051 section 6.3.4, RFC 3501 section
+// 6.3.3: SHOULD), as clients that create "Archives/2024" in one command
+// expect. Without them the parents were listed only as \NonExistent
+// \Noselect, so the user saw folders that could not be opened, renamed
+// or deleted. The special use goes to the named folder only, and
+// existing superiors, INBOX among them, are left alone.
+func testIMAPCreateMakesSuperiors(t *testing.T, b imapBackend) {
+	user := b.newUser(t)
+	c := dialIMAP(t, b, 0, user)
+	other := dialIMAP(t, b, 1, user)
+	if err := c.Create("A/B/C", &imap.CreateOptions{SpecialUse: []imap.MailboxAttr{imap.MailboxAttrArchive}}).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create("Entw\u00fcrfe/Sub/", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create("INBOX/Sub", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	l := listData(t, other.Client, "", "*", nil)
+	for _, name := range []string{"A", "A/B", "A/B/C", "Entw\u00fcrfe", "Entw\u00fcrfe/Sub", "INBOX/Sub"} {
+		d, ok := l[name]
+		if !ok {
+			t.Errorf("LIST \"\" * on another node: %q missing", name)
+			continue
+		}
+		if slices.Contains(d.Attrs, imap.MailboxAttrNonExistent) || slices.Contains(d.Attrs, imap.MailboxAttrNoSelect) {
+			t.Errorf("%q listed as %v, want a folder that exists", name, d.Attrs)
+		}
+		if use := slices.Contains(d.Attrs, imap.MailboxAttrArchive); use != (name == "A/B/C") {
+			t.Errorf("%q listed as %v: \\Archive only on A/B/C", name, d.Attrs)
+		}
+	}
+	if _, err := other.Select("A/B", nil).Wait(); err != nil {
+		t.Errorf("SELECT of a superior name CREATE made: %v", err)
+	}
+	if err := other.Unselect().Wait(); err != nil { // a rename elsewhere would end the session
+		t.Fatal(err)
+	}
+	wantIMAPCode(t, "CREATE of an existing nested folder", c.Create("A/B/C", nil).Wait(), imap.ResponseCodeAlreadyExists)
+	if err := c.Rename("A", "Z", nil).Wait(); err != nil {
+		t.Fatalf("RENAME of a superior name CREATE made: %v", err)
+	}
+	if names := listNames(t, other.Client, "", "Z*"); !slices.Equal(names, []string{"Z", "Z/B", "Z/B/C"}) {
+		t.Errorf("after RENAME A Z: %v", names)
+	}
+}

@@ -241,8 +241,50 @@ func (s *imapSession) Create(name string, options *imap.CreateOptions) error {
 	}
 	ctx, cancel := s.callCtx()
 	defer cancel()
+	if err := s.createSuperiors(ctx, addr, n); err != nil {
+		return err
+	}
 	if err := s.srv.store.CreateFolder(ctx, addr, n, use); err != nil {
 		return s.storeError("create", err, imap.ResponseCodeNonExistent)
+	}
+	return nil
+}
+
+// createSuperiors creates the superior names of n that do not exist,
+// shallowest first and without a special use: the server SHOULD create
+// those a CREATE needs (RFC 9051 section 6.3.4, RFC 3501 section
+// 6.3.3). Without them a client that creates "Archives/2024" in one
+// command showed the user an "Archives" that could not be opened,
+// renamed or deleted. A superior another session creates meanwhile is
+// no error. When n itself exists nothing is created: the CREATE then
+// fails with ALREADYEXISTS and changes nothing.
+func (s *imapSession) createSuperiors(ctx context.Context, addr, n string) error {
+	if !strings.ContainsRune(n, imapDelim) {
+		return nil
+	}
+	folders, err := s.srv.store.Folders(ctx, addr)
+	if err != nil {
+		return s.storeError("create", err, imap.ResponseCodeNonExistent)
+	}
+	have := make(map[string]bool, len(folders))
+	for _, f := range folders {
+		have[f.Name] = true
+	}
+	if have[n] {
+		return nil
+	}
+	for i := range len(n) {
+		if n[i] != imapDelim {
+			continue
+		}
+		parent := n[:i]
+		if have[parent] || strings.EqualFold(parent, "INBOX") {
+			continue
+		}
+		err := s.srv.store.CreateFolder(ctx, addr, parent, "")
+		if err != nil && !errors.Is(err, node.ErrFolderExists) {
+			return s.storeError("create", err, imap.ResponseCodeNonExistent)
+		}
 	}
 	return nil
 }
