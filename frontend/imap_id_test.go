@@ -47,6 +47,10 @@ func TestIMAPID(t *testing.T) {
 	}
 	checkID(t, c, "selected")
 
+	// A field without a value is sent as NIL (RFC 2971 section 4).
+	nils := dialIMAPRaw(t, addr, "")
+	nils.want(`ID ("name" "Mail" "version" "1.0" "os" NIL)`, `* ID ("name" "PowerMail"`)
+
 	// Pipelined: ID, then an APPEND whose literal holds lines that look
 	// like an ID command and a CAPABILITY response, then FETCH of it.
 	// Neither the literal going in nor the one coming out is touched.

@@ -193,8 +193,10 @@ func imapCommand(line []byte) (tag, name string, args []byte, ok bool) {
 }
 
 // validIDArgs checks the argument of ID (RFC 2971 section 4): NIL, or a
-// parenthesised list of string pairs. Quoted strings are checked for
-// their quotes; the values themselves are only logged.
+// parenthesised list of pairs, each a quoted field name and a value that
+// is a quoted string or NIL (an nstring: clients send NIL for a field
+// they have no value for). Quoted strings are checked for their quotes;
+// the values themselves are only logged.
 func validIDArgs(args []byte) bool {
 	if bytes.EqualFold(args, []byte("NIL")) {
 		return true
@@ -202,21 +204,37 @@ func validIDArgs(args []byte) bool {
 	if len(args) < 2 || args[0] != '(' || args[len(args)-1] != ')' {
 		return false
 	}
-	n, quoted, esc := 0, false, false
-	for _, c := range args[1 : len(args)-1] {
-		switch {
-		case esc:
-			esc = false
-		case quoted && c == '\\':
-			esc = true
-		case c == '"':
-			if quoted {
-				n++
-			}
-			quoted = !quoted
+	rest := bytes.TrimLeft(args[1:len(args)-1], " ")
+	n := 0
+	for len(rest) > 0 {
+		quoted, after, ok := idToken(rest)
+		if !ok || (!quoted && n%2 == 0) { // a field name is never NIL
+			return false
+		}
+		rest = bytes.TrimLeft(after, " ")
+		n++
+	}
+	return n%2 == 0 && n <= 60 // at most 30 pairs
+}
+
+// idToken reads one ID list item from the start of b: a quoted string
+// (quoted is true) or NIL, and returns what follows it.
+func idToken(b []byte) (quoted bool, rest []byte, ok bool) {
+	if len(b) >= 3 && bytes.EqualFold(b[:3], []byte("NIL")) && (len(b) == 3 || b[3] == ' ') {
+		return false, b[3:], true
+	}
+	if b[0] != '"' {
+		return false, nil, false
+	}
+	for i := 1; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return true, b[i+1:], true
 		}
 	}
-	return !quoted && n%2 == 0 && n <= 60 // at most 30 pairs
+	return false, nil, false
 }
 
 // imapLocalReply is a command answered here (ID, QUOTA) that went to the

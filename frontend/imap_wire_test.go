@@ -94,7 +94,11 @@ func TestValidIDArgs(t *testing.T) {
 	for in, want := range map[string]bool{
 		`NIL`: true, `nil`: true, `("name" "x")`: true, `("a" "b" "c" "d")`: true,
 		`("name" "a \" quote")`: true, `()`: true,
+		// A value is an nstring (RFC 2971 section 4): NIL for a field
+		// the client has no value for.
+		`("name" "x" "os" NIL)`: true, `("os-version" nil "name" "x")`: true,
 		``: false, `("name")`: false, `("name" "x"`: false, `"name" "x"`: false, `("a" "b)`: false,
+		`(NIL "x")`: false, `("name" NILS)`: false, `("name" x)`: false, `("name" NIL "os")`: false,
 	} {
 		if got := validIDArgs([]byte(in)); got != want {
 			t.Errorf("validIDArgs(%q) = %v, want %v", in, got, want)
