@@ -3,6 +3,7 @@ package frontend_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -389,5 +390,22 @@ func testIMAPCreateMakesSuperiors(t *testing.T, b imapBackend) {
 	}
 	if names := listNames(t, other.Client, "", "Z*"); !slices.Equal(names, []string{"Z", "Z/B", "Z/B/C"}) {
 		t.Errorf("after RENAME A Z: %v", names)
+	}
+	// RENAME has the same SHOULD (RFC 9051 section 6.3.6); one that
+	// fails creates nothing.
+	if err := c.Rename("Z/B", "New/Deep/B", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	wantIMAPCode(t, "RENAME of a missing folder", c.Rename("Nope", "Other/Nope", nil).Wait(), imap.ResponseCodeNonExistent)
+	l = listData(t, other.Client, "", "*", nil)
+	for _, name := range []string{"New", "New/Deep", "New/Deep/B", "New/Deep/B/C", "Z"} {
+		if d, ok := l[name]; !ok || slices.Contains(d.Attrs, imap.MailboxAttrNonExistent) {
+			t.Errorf("after RENAME Z/B New/Deep/B: %q missing from %v", name, slices.Sorted(maps.Keys(l)))
+		}
+	}
+	for _, name := range []string{"Other", "Z/B"} {
+		if _, ok := l[name]; ok {
+			t.Errorf("%q listed", name)
+		}
 	}
 }

@@ -241,7 +241,7 @@ func (s *imapSession) Create(name string, options *imap.CreateOptions) error {
 	}
 	ctx, cancel := s.callCtx()
 	defer cancel()
-	if err := s.createSuperiors(ctx, addr, n); err != nil {
+	if err := s.createSuperiors(ctx, addr, n, ""); err != nil {
 		return err
 	}
 	if err := s.srv.store.CreateFolder(ctx, addr, n, use); err != nil {
@@ -253,12 +253,13 @@ func (s *imapSession) Create(name string, options *imap.CreateOptions) error {
 // createSuperiors creates the superior names of n that do not exist,
 // shallowest first and without a special use: the server SHOULD create
 // those a CREATE needs (RFC 9051 section 6.3.4, RFC 3501 section
-// 6.3.3). Without them a client that creates "Archives/2024" in one
-// command showed the user an "Archives" that could not be opened,
-// renamed or deleted. A superior another session creates meanwhile is
-// no error. When n itself exists nothing is created: the CREATE then
-// fails with ALREADYEXISTS and changes nothing.
-func (s *imapSession) createSuperiors(ctx context.Context, addr, n string) error {
+// 6.3.3; RENAME likewise, sections 6.3.6 and 6.3.5). Without them a
+// client that creates "Archives/2024" in one command showed the user an
+// "Archives" that could not be opened, renamed or deleted. A superior
+// another session creates meanwhile is no error. Nothing is created when
+// n exists, or when from (a RENAME's source) does not: the command then
+// fails and changes nothing.
+func (s *imapSession) createSuperiors(ctx context.Context, addr, n, from string) error {
 	if !strings.ContainsRune(n, imapDelim) {
 		return nil
 	}
@@ -270,7 +271,7 @@ func (s *imapSession) createSuperiors(ctx context.Context, addr, n string) error
 	for _, f := range folders {
 		have[f.Name] = true
 	}
-	if have[n] {
+	if have[n] || (from != "" && !have[from]) {
 		return nil
 	}
 	for i := range len(n) {
@@ -341,6 +342,11 @@ func (s *imapSession) Rename(from, to string, _ *imap.RenameOptions) error {
 	defer cancel()
 	if t == f || t == "INBOX" {
 		return s.renameOntoItself(ctx, addr, f)
+	}
+	if !strings.HasPrefix(t, f+"/") { // within itself the store refuses it
+		if err := s.createSuperiors(ctx, addr, t, f); err != nil {
+			return err
+		}
 	}
 	if err := s.srv.store.RenameFolder(ctx, addr, f, t); err != nil {
 		return s.storeError("rename", err, imap.ResponseCodeNonExistent)
