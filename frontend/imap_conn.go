@@ -84,6 +84,7 @@ type imapConn struct {
 	rerr      error
 	startTLS  string       // tag of a STARTTLS waiting for the commands before it
 	awaitSent int          // the in.awaitN last given to the write side (litTag)
+	idling    bool         // the last command line was IDLE: the next line is its DONE
 	sess      *imapSession // the library's session on this connection (QUOTA)
 	// quota is a QUOTA command waiting for the commands before it, and
 	// later the client's octets after it, not yet scanned.
@@ -242,7 +243,13 @@ scanning:
 				c.noteSaveOnly(tag)
 			}
 		}
+		idleEnd := !ok && c.idling && imapIsDone(line)
+		c.idling = ok && name == "IDLE" && literalAtEnd(line) < 0
 		switch {
+		case idleEnd:
+			// RFC 9051 section 9: "done" in any case ends IDLE; the
+			// library takes only "DONE".
+			c.rout = append(append(c.rout, "DONE"...), line[len("DONE"):]...)
 		case ok && literalAtEnd(line) >= 0 && (name == "ID" || imapQuotaCommand(name) && c.sess != nil):
 			// Read across its literals here (imap_collect.go).
 			c.in.refuseLiteral()

@@ -2,12 +2,15 @@ package frontend_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 
 	"powermail/frontend"
+	"powermail/node/nodetest"
 )
 
 // TestIMAPIdleReportsHeldBackExpunge: an EXPUNGE held back because it
@@ -54,4 +57,34 @@ func TestIMAPIdleReportsHeldBackExpunge(t *testing.T) {
 	if err := idle.Wait(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestIMAPIdleDoneAnyCase: IDLE ends at "done" in any case. RFC 9051
+// section 9 makes every alphabetic character of the syntax
+// case-insensitive, DONE included (RFC 2177 section 3); the library took
+// only "DONE", answered BAD to the rest and left the client unsure
+// whether it was still idling.
+func TestIMAPIdleDoneAnyCase(t *testing.T) {
+	c := nodetest.Start(t, 1)
+	addr := startIMAP(t, c.Nodes[0], frontend.IMAPConfig{PollInterval: time.Second}, true)
+	user := imapNewAddr(t)
+	c.AddMailboxes(imapPassword, user)
+	r := dialIMAPRaw(t, addr, user)
+	r.ok("SELECT INBOX")
+	for i, done := range []string{"done", "Done", "DONE"} {
+		tag := fmt.Sprintf("i%d", i)
+		fmt.Fprintf(r.c, "%s IDLE\r\n", tag)
+		if l := r.line(); !strings.HasPrefix(l, "+ ") {
+			t.Fatalf("IDLE: %q", l)
+		}
+		c.Deliver(0, imapTestMsg(fmt.Sprintf("idle %d", i), "x"), user)
+		if l, want := r.line(), fmt.Sprintf("* %d EXISTS", i+1); l != want {
+			t.Fatalf("in IDLE: %q, want %q", l, want)
+		}
+		fmt.Fprintf(r.c, "%s\r\n", done)
+		if l := r.line(); !strings.HasPrefix(l, tag+" OK") {
+			t.Fatalf("IDLE ended by %q: %q, want OK", done, l)
+		}
+	}
+	r.want("NOOP", "")
 }

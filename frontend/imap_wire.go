@@ -21,6 +21,8 @@ import (
 //     plaintext of every connection passes through this layer.
 //   - SEARCH RETURN (SAVE), whose ESEARCH response the library writes
 //     although RFC 5182 section 2.4 says there is none: it is dropped.
+//   - IDLE's DONE, which the library takes only in capitals: a "done" in
+//     any case after IDLE reaches it as "DONE" (RFC 9051 section 9).
 //
 // Invariants: at most one command line (imapHoldLine octets) is held;
 // literal data passes through by count, never scanned, except the
@@ -190,6 +192,12 @@ func imapCommand(line []byte) (tag, name string, args []byte, ok bool) {
 	}
 	n, args, _ := bytes.Cut(r, []byte(" "))
 	return string(t), string(bytes.ToUpper(n)), args, true
+}
+
+// imapIsDone reports whether line is IDLE's DONE (RFC 2177 section 3),
+// in any case (RFC 9051 section 9: the syntax is case-insensitive).
+func imapIsDone(line []byte) bool {
+	return bytes.EqualFold(bytes.TrimRight(line, "\r\n"), []byte("DONE"))
 }
 
 // validIDArgs checks the argument of ID (RFC 2971 section 4): NIL, or a
