@@ -26,7 +26,8 @@ type QueueConfig struct {
 	// DefaultQueueLease.
 	Lease time.Duration
 	// Batch is the number of entries leased at once; Concurrency the
-	// entries worked in parallel. Defaults 64 and 16.
+	// entries worked in parallel. Defaults 64 and 100 (Postfix's
+	// default_process_limit is 100 too).
 	Batch       int
 	Concurrency int
 	// Lifetime is how long a message is retried before it bounces
@@ -39,7 +40,8 @@ type QueueConfig struct {
 	RetryMin time.Duration
 	RetryMax time.Duration
 	// MaxConnsPerDest caps the open connections to one destination host
-	// (default 4); idle ones are reused for IdleTimeout (default 30 s).
+	// (default 10; Postfix allows 20 a destination, reached by slow
+	// start); idle ones are reused for IdleTimeout (default 30 s).
 	MaxConnsPerDest int
 	IdleTimeout     time.Duration
 	// BusyWait is how long an attempt waits for a connection to a
@@ -121,8 +123,8 @@ func (q *QueueConfig) setDefaults() {
 		q.GreetingTimeout = 2 * time.Minute
 	}
 	setInt(&q.Batch, 64)
-	setInt(&q.Concurrency, 16)
-	setInt(&q.MaxConnsPerDest, 4)
+	setInt(&q.Concurrency, 100)
+	setInt(&q.MaxConnsPerDest, 10)
 	setInt(&q.MaxHops, 50)
 	setInt(&q.MaxOwnHops, 3)
 	if q.Port == "" {

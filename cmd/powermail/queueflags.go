@@ -33,8 +33,8 @@ func (q *queueFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&q.srsDomain, "srs-domain", "", "hosted domain for SRS-rewritten senders of forwarded mail (default: the first hosted domain)")
 	fl.DurationVar(&q.lifetime, "queue-lifetime", 5*24*time.Hour, "how long outbound mail is retried before it bounces")
 	fl.DurationVar(&q.delayNotify, "queue-delay-notify", 4*time.Hour, "send a delayed-delivery notice after this long (negative: never)")
-	fl.IntVar(&q.maxConnsPerDest, "queue-max-conns", 4, "open connections per destination server")
-	fl.IntVar(&q.concurrency, "queue-concurrency", 16, "outbound entries the leader sends at once")
+	fl.IntVar(&q.maxConnsPerDest, "queue-max-conns", 10, "open connections per destination server (0: 10)")
+	fl.IntVar(&q.concurrency, "queue-concurrency", 100, "outbound entries the leader sends at once (0: 100)")
 	fl.DurationVar(&q.busyWait, "queue-busy-wait", 2*time.Second, "an entry whose destination server has --queue-max-conns in use waits this long, then goes back to the queue (due again after as long, no attempt counted) so that others' mail goes first (negative: wait for the whole attempt)")
 	fl.DurationVar(&q.lease, "queue-lease", node.DefaultQueueLease, "how long the leader holds an entry it works; after a crash others retry it once this lapses")
 	fl.DurationVar(&q.retryMin, "queue-retry-min", time.Minute, "first retry delay after a temporary failure (doubles per attempt, with jitter)")
@@ -71,8 +71,8 @@ func (q *queueFlags) apply(cfg *node.Config, hostname string) error {
 	if q.data < 0 {
 		return fmt.Errorf("queue: --queue-data-timeout %v must not be negative", q.data)
 	}
-	if q.concurrency <= 0 || q.maxConnsPerDest <= 0 {
-		return fmt.Errorf("queue: --queue-concurrency %d and --queue-max-conns %d must be positive", q.concurrency, q.maxConnsPerDest)
+	if q.concurrency < 0 || q.maxConnsPerDest < 0 {
+		return fmt.Errorf("queue: --queue-concurrency %d and --queue-max-conns %d must not be negative", q.concurrency, q.maxConnsPerDest)
 	}
 	pw := os.Getenv("POWERMAIL_RELAY_PASSWORD")
 	if q.relayPasswordFile != "" {
