@@ -540,12 +540,18 @@ func (n *Node) sendRcpts(pc *pooledClient, e fsm.QueueEntry, rcpts []string, out
 // tooManyRecipients reports a RCPT reply that means the server's
 // recipient limit for one transaction (RFC 5321 §4.5.3.1.10, RFC 3463
 // X.5.3), as rcptReply made it: 452, with 4.5.3 or no enhanced code.
+// go-smtp's client reads a reply without one as the zero code, not
+// smtp.NoEnhancedCode (a server without ENHANCEDSTATUSCODES, RFC 2034).
 func tooManyRecipients(err error) bool {
 	var se *smtp.SMTPError
 	if !errors.As(err, &se) || se.Code != 452 {
 		return false
 	}
-	return se.EnhancedCode == smtp.NoEnhancedCode || se.EnhancedCode == smtp.EnhancedCode{4, 5, 3}
+	switch se.EnhancedCode {
+	case smtp.NoEnhancedCode, smtp.EnhancedCode{}, smtp.EnhancedCode{4, 5, 3}:
+		return true
+	}
+	return false
 }
 
 // sentAll reports whether every one of rcpts has a sent outcome in out.

@@ -19,6 +19,7 @@ import (
 type rcptLimitSink struct {
 	addr  string
 	limit int
+	reply *smtp.SMTPError // past the limit (nil: 552 5.5.3)
 	mu    sync.Mutex
 	got   []string // recipients of every message taken
 }
@@ -56,6 +57,9 @@ func (ss *rcptLimitSession) Reset()                               { ss.to = nil 
 func (ss *rcptLimitSession) Logout() error                        { return nil }
 func (ss *rcptLimitSession) Mail(string, *smtp.MailOptions) error { return nil }
 func (ss *rcptLimitSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if len(ss.to) >= ss.s.limit && ss.s.reply != nil {
+		return ss.s.reply
+	}
 	if len(ss.to) >= ss.s.limit {
 		return &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 5, 3}, Message: "too many recipients"}
 	}
@@ -103,6 +107,30 @@ func TestQueueRcpt552IsTooManyRecipientsNotAFailure(t *testing.T) {
 func TestQueueRecipientsPastTheLimitGoAtOnce(t *testing.T) {
 	s := newSink(t)
 	lim := startRcptLimitSink(t, 2)
+	c := queueCluster(t, s, func(q *QueueConfig) {
+		q.DestOverride["many.test"] = lim.addr
+		q.RetryMin, q.RetryMax = time.Hour, 2*time.Hour
+	})
+	l := c.leader(time.Second)
+	targets := []string{"p@many.test", "q@many.test", "r@many.test", "s@many.test", "t@many.test"}
+	mustApply(t, l, &fsm.ForwardAdd{Address: "list@example.com", Targets: targets})
+	sendVia(t, c.follower(), "a@example.com", fwdBody, "list@example.com")
+	waitFor(t, 15*time.Second, "queue empty", func() bool { return queueEmpty(c) })
+	got := lim.received()
+	slices.Sort(got)
+	if !slices.Equal(got, targets) {
+		t.Errorf("the MX took %v, want each of %v once", got, targets)
+	}
+}
+
+// A server that offers no enhanced status codes answers its recipient
+// limit with a bare "452 too many recipients", which go-smtp reads with
+// a zero enhanced code, not smtp.NoEnhancedCode: those recipients too
+// go in a new transaction at once.
+func TestQueueRecipientsPastALimitWithoutEnhancedCodeGoAtOnce(t *testing.T) {
+	s := newSink(t)
+	lim := startRcptLimitSink(t, 2)
+	lim.reply = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.NoEnhancedCode, Message: "too many recipients"}
 	c := queueCluster(t, s, func(q *QueueConfig) {
 		q.DestOverride["many.test"] = lim.addr
 		q.RetryMin, q.RetryMax = time.Hour, 2*time.Hour
