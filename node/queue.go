@@ -499,6 +499,11 @@ func (n *Node) transact(ctx context.Context, pc *pooledClient, e fsm.QueueEntry,
 		return out, nil
 	}
 	out, connErr = n.sendData(ctx, pc, e, accepted, out)
+	if connErr != nil && len(out) == 0 {
+		// Lost at DATA with no outcome yet: the server took nothing, and
+		// the recipients past its limit must not stand for all of them.
+		return nil, connErr
+	}
 	if connErr != nil || len(over) == 0 || !sentAll(out, accepted) {
 		return append(out, over...), connErr
 	}

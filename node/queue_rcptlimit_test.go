@@ -1,9 +1,11 @@
 package node
 
 import (
+	"bufio"
 	"io"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -144,5 +146,88 @@ func TestQueueRecipientsPastALimitWithoutEnhancedCodeGoAtOnce(t *testing.T) {
 	slices.Sort(got)
 	if !slices.Equal(got, targets) {
 		t.Errorf("the MX took %v, want each of %v once", got, targets)
+	}
+}
+
+// startDropAtDataMX is a raw MX that takes limit recipients a
+// transaction, answers the next "452 4.5.3 too many recipients", and
+// drops the connection at DATA: nothing was taken. It offers SMTPUTF8,
+// so that no recipient has an outcome before DATA.
+func startDropAtDataMX(t testing.TB, limit int) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				br := bufio.NewReader(conn)
+				io.WriteString(conn, "220 drop.test ESMTP\r\n")
+				rcpts := 0
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
+					case strings.HasPrefix(cmd, "EHLO"):
+						io.WriteString(conn, "250-drop.test\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n")
+					case strings.HasPrefix(cmd, "RCPT"):
+						if rcpts >= limit {
+							io.WriteString(conn, "452 4.5.3 too many recipients\r\n")
+							continue
+						}
+						rcpts++
+						io.WriteString(conn, "250 2.1.5 ok\r\n")
+					case cmd == "DATA":
+						return
+					case cmd == "QUIT":
+						io.WriteString(conn, "221 2.0.0 bye\r\n")
+						return
+					default:
+						rcpts = 0
+						io.WriteString(conn, "250 2.0.0 ok\r\n")
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// A connection lost at DATA after some recipients went past the
+// server's limit leaves every recipient with an outcome: the ones the
+// server had accepted at RCPT, which it never took, as well as the ones
+// past the limit. None is left out of the attempt's record.
+func TestQueueConnectionLostAtDataPastTheLimitRecordsEveryRecipient(t *testing.T) {
+	s := newSink(t)
+	addr := startDropAtDataMX(t, 2)
+	c := queueCluster(t, s, func(q *QueueConfig) {
+		q.DestOverride["many.test"] = addr
+		q.RetryMin, q.RetryMax = time.Hour, 2*time.Hour
+	})
+	l := c.leader(time.Second)
+	targets := []string{"p@many.test", "q@many.test", "r@many.test"}
+	mustApply(t, l, &fsm.ForwardAdd{Address: "list@example.com", Targets: targets})
+	sendVia(t, c.follower(), "a@example.com", fwdBody, "list@example.com")
+	var e fsm.QueueEntry
+	waitFor(t, 15*time.Second, "an attempt recorded", func() bool {
+		l, err := c.leader(time.Second).State().QueueList("", 10)
+		if err != nil || len(l) != 1 || l[0].Attempts == 0 {
+			return false
+		}
+		e = l[0]
+		return true
+	})
+	for _, r := range e.Recipients {
+		if r.State != fsm.RcptPending || r.Error == "" {
+			t.Errorf("recipient %s: state %v, error %q; want pending with the attempt's error", r.Address, r.State, r.Error)
+		}
 	}
 }
