@@ -38,7 +38,8 @@ func TestQueueBusyDestinationDoesNotHoldTheWorkers(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "mail for the other destination sent", func() bool { return len(fast.messages()) == 2 })
 	for _, e := range queueEntries(t, l) {
-		if e.Attempts > 0 {
+		// A sent entry may not be removed yet: only the waiting count.
+		if e.Attempts > 0 && !e.Done() {
 			t.Errorf("entry %s waiting for the busy destination counts %d attempts", e.ID, e.Attempts)
 		}
 	}
