@@ -156,11 +156,14 @@ func (n *Node) workEntry(ctx context.Context, e fsm.QueueEntry) {
 
 // recordAttempt commits an attempt's outcomes, and returns the entry as
 // it is then; busy recipients (their destination had no connection free)
-// make the entry due again after BusyWait instead of its backoff.
+// make the entry due again after BusyWait instead of its backoff, unless
+// a server deferred some of the others: the entry has one schedule, and
+// a deferring server is not asked again every BusyWait.
 func (n *Node) recordAttempt(ctx context.Context, e fsm.QueueEntry, outcomes []fsm.RcptOutcome, busy int) (fsm.QueueEntry, bool) {
 	upd := &fsm.QueueUpdate{ID: e.ID, Holder: n.queue.holder, Outcomes: outcomes, Attempted: true,
 		NextAttempt: time.Now().Add(n.backoff(e.Attempts + 1)).UnixMilli()}
-	if busy > 0 { // the rest go when their destination has room
+	deferred := slices.ContainsFunc(outcomes, func(o fsm.RcptOutcome) bool { return o.Outcome == fsm.OutcomeTemp })
+	if busy > 0 && !deferred { // the rest go when their destination has room
 		upd.NextAttempt = time.Now().Add(n.cfg.Queue.BusyWait).UnixMilli()
 	}
 	for _, o := range outcomes {

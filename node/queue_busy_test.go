@@ -59,3 +59,40 @@ func queueEntries(t testing.TB, n *Node) []fsm.QueueEntry {
 	}
 	return l
 }
+
+// An entry with one destination busy and another answering 4xx keeps
+// the retry backoff for the one that answered: coming back after
+// BusyWait for the busy one's sake, it sent to the deferring server
+// again every BusyWait, and its attempt count ran up with each.
+func TestQueueBusyDestinationDoesNotHurryATemporaryFailure(t *testing.T) {
+	deferring := newSink(t)
+	deferring.set("451")
+	slow := newSink(t)
+	slow.set("wait")
+	c := queueCluster(t, deferring, func(q *QueueConfig) {
+		q.DestOverride["slow.test"] = slow.addr
+		q.MaxConnsPerDest, q.BusyWait = 1, 100*time.Millisecond
+		q.Lease, q.RetryMin, q.RetryMax = time.Minute, time.Hour, 2*time.Hour
+	})
+	l := c.leader(time.Second)
+	mustApply(t, l, &fsm.ForwardAdd{Address: "toslow@example.com", Targets: []string{"p@slow.test"}})
+	mustApply(t, l, &fsm.ForwardAdd{Address: "mixed@example.com", Targets: []string{"q@slow.test", "x@elsewhere.net"}})
+	sendVia(t, l, "a@example.com", fwdBody, "toslow@example.com")
+	waitFor(t, 10*time.Second, "the slow server holding a message", func() bool {
+		slow.mu.Lock()
+		defer slow.mu.Unlock()
+		return slow.tries > 0
+	})
+	sendVia(t, l, "a@example.com", fwdBody, "mixed@example.com")
+	tries := func() int {
+		deferring.mu.Lock()
+		defer deferring.mu.Unlock()
+		return deferring.tries
+	}
+	waitFor(t, 10*time.Second, "the deferring server tried", func() bool { return tries() > 0 })
+	time.Sleep(time.Second)
+	if got := tries(); got > 1 {
+		t.Errorf("the server that deferred was tried %d times in a second; its retry is an hour away", got)
+	}
+	close(slow.release)
+}
