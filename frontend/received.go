@@ -30,7 +30,7 @@ type traceInfo struct {
 func traceHeaders(ti traceInfo) string {
 	var b strings.Builder
 	b.WriteString("Return-Path: <")
-	b.WriteString(headerSafe(node.SMTPPath(ti.from), "<>"))
+	b.WriteString(tracePath(ti.from))
 	b.WriteString(">\r\n")
 
 	b.WriteString("Received: from ")
@@ -45,7 +45,7 @@ func traceHeaders(ti traceInfo) string {
 	// so that one copy does not disclose the others (Bcc).
 	if len(ti.rcpts) == 1 {
 		b.WriteString("\r\n\tfor <")
-		b.WriteString(headerSafe(node.SMTPPath(ti.rcpts[0]), "<>"))
+		b.WriteString(tracePath(ti.rcpts[0]))
 		b.WriteString(">")
 	}
 	b.WriteString(";\r\n\t")
@@ -93,6 +93,35 @@ func addressLiteral(a net.Addr) string {
 // maxTraceText caps client-supplied text in trace fields, keeping header
 // lines well under RFC 5322 §2.1.1's 998 octets.
 const maxTraceText = 256
+
+// tracePath is addr as a trace field's path (node.SMTPPath), made
+// header-safe. A path longer than maxTraceText is cut inside its local
+// part when that is quoted, so that the quoted string still ends before
+// the domain: cut at the end, the string stayed open over the closing
+// bracket, or a quoting backslash escaped what came after it.
+func tracePath(addr string) string {
+	p := node.SMTPPath(addr)
+	at := strings.LastIndexByte(addr, '@')
+	if len(p) <= maxTraceText || !strings.HasPrefix(p, `"`) || at < 0 {
+		return headerSafe(p, "<>")
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, c := range []byte(addr[:at]) {
+		if c == '"' || c == '\\' {
+			if b.Len()+3 > maxTraceText/2 {
+				break
+			}
+			b.WriteByte('\\') // quoted-pairSMTP
+		} else if b.Len()+2 > maxTraceText/2 {
+			break
+		}
+		b.WriteByte(c)
+	}
+	b.WriteByte('"')
+	// At most half of maxTraceText: headerSafe may cut only the domain.
+	return headerSafe(b.String()+addr[at:], "<>")
+}
 
 // headerSafe replaces control characters, invalid UTF-8 and the bytes in
 // extra with '?', and truncates to maxTraceText octets.

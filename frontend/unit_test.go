@@ -164,3 +164,39 @@ func TestAddressLiteralSyntax(t *testing.T) {
 		t.Errorf("trace header lacks %q:\n%s", want, h)
 	}
 }
+
+// A quoted path too long for a trace field is cut inside its local part
+// and still closes its quotes: cut at maxTraceText, `<"a a a ...>` left
+// the quoted string open over the closing bracket, and a cut after a
+// quoting backslash escaped whatever came next.
+func TestTraceHeadersCutAQuotedPathWhole(t *testing.T) {
+	for _, local := range []string{strings.Repeat("a ", 200), strings.Repeat(`\`, 200), strings.Repeat(`x"`, 200)} {
+		h := traceHeaders(traceInfo{from: local + "@far.org", helo: "mx.test", by: "mx.test",
+			protocol: "ESMTP", id: "ID", rcpts: []string{local + "@example.com"}, date: testDate})
+		rp := strings.TrimSuffix(strings.SplitN(h, "\r\n", 2)[0], ">")
+		rp = strings.TrimPrefix(rp, "Return-Path: <")
+		_, fr, _ := strings.Cut(h, "for <")
+		fr, _, _ = strings.Cut(fr, ">;")
+		for _, p := range []string{rp, fr} {
+			if !closedQuotes(p) || !strings.HasPrefix(p, `"`) {
+				t.Errorf("path %q leaves its quoted local part open", p)
+			}
+		}
+	}
+}
+
+// closedQuotes reports whether every quoted string in s ends in s.
+func closedQuotes(s string) bool {
+	quoted := false
+	for i := 0; i < len(s); i++ {
+		switch {
+		case quoted && s[i] == '\\':
+			if i++; i == len(s) {
+				return false
+			}
+		case s[i] == '"':
+			quoted = !quoted
+		}
+	}
+	return !quoted
+}
