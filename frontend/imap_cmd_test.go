@@ -26,6 +26,7 @@ func runIMAPSuite(t *testing.T, b imapBackend) {
 		{"SelectExamine", testIMAPSelectExamine},
 		{"CreateDeleteRename", testIMAPCreateDeleteRename},
 		{"CreateMakesSuperiors", testIMAPCreateMakesSuperiors},
+		{"RefusedCreateMakesNoSuperiors", testIMAPRefusedCreateMakesNoSuperiors},
 		{"ListLsubSubscribe", testIMAPList},
 		{"ListPatternCost", testIMAPListPatternCost},
 		{"UnsubscribeMissing", testIMAPUnsubscribeMissing},

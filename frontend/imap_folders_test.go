@@ -409,3 +409,30 @@ func testIMAPCreateMakesSuperiors(t *testing.T, b imapBackend) {
 		}
 	}
 }
+
+// testIMAPRefusedCreateMakesNoSuperiors: a CREATE or RENAME whose name
+// the store refuses (a wildcard, RFC 9051 section 5.1; a name too long)
+// creates none of its superior names either: it fails and changes
+// nothing.
+func testIMAPRefusedCreateMakesNoSuperiors(t *testing.T, b imapBackend) {
+	user := b.newUser(t)
+	c := dialIMAP(t, b, 0, user)
+	if err := c.Create("Source", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	long := "Long/" + strings.Repeat("x", 600)
+	for _, name := range []string{"Wild/Card*", "Pct/Card%", long} {
+		if err := c.Create(name, nil).Wait(); err == nil {
+			t.Errorf("CREATE %.20q taken", name)
+		}
+		if err := c.Rename("Source", "R"+name, nil).Wait(); err == nil {
+			t.Errorf("RENAME Source %.20q taken", "R"+name)
+		}
+	}
+	names := listNames(t, c.Client, "", "*")
+	for _, superior := range []string{"Wild", "Pct", "Long", "RWild", "RPct", "RLong"} {
+		if slices.Contains(names, superior) {
+			t.Errorf("after refused CREATEs and RENAMEs: %q listed", superior)
+		}
+	}
+}

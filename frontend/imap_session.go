@@ -179,6 +179,12 @@ func imapNewFolderName(name string) (string, error) {
 	if !ok || strings.HasPrefix(n, "#") || strings.HasPrefix(n, "~") {
 		return "", imapNo(imap.ResponseCodeCannot, "Invalid mailbox name")
 	}
+	// What the store refuses in a new name (wildcards, RFC 9051 section
+	// 5.1; length) is refused here, before CREATE or RENAME makes any
+	// of its superior names (createSuperiors).
+	if len(n) > node.MaxFolderName || strings.ContainsAny(n, "*%") {
+		return "", imapNo(imap.ResponseCodeCannot, "Invalid mailbox name")
+	}
 	for _, level := range strings.Split(n, "/") {
 		if level == "" || level == "." || level == ".." {
 			return "", imapNo(imap.ResponseCodeCannot, "Invalid mailbox name")

@@ -63,6 +63,10 @@ const (
 	FlagsRemove = fsm.FlagsRemove
 )
 
+// MaxFolderName is the longest folder name, in octets, the state
+// machine takes (ErrInvalidArgument beyond).
+const MaxFolderName = fsm.MaxFolderName
+
 // MaxMessageFlags is the most flags one message holds, and one StoreFlags
 // or Append names (the state machine refuses more, ErrInvalidArgument).
 const MaxMessageFlags = fsm.MaxFlags
