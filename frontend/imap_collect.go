@@ -51,6 +51,15 @@ func newIMAPCollect(tag, name string, args []byte) *imapCollect {
 	return k
 }
 
+// newIMAPRefused starts reading past a command that is refused with
+// status whatever follows: its synchronizing literal is refused before
+// the client sends it, a non-synchronizing one is read and dropped.
+func newIMAPRefused(tag, name string, args []byte, status string) *imapCollect {
+	k := &imapCollect{tag: tag, name: name, refused: status}
+	k.endLine(bytes.TrimSuffix(args, []byte("\r\n")))
+	return k
+}
+
 // wantsContinuation reports whether the client waits for "+".
 func (k *imapCollect) wantsContinuation() bool {
 	return k.inLit && k.sync && !k.plusSent

@@ -167,6 +167,9 @@ func (c *imapConn) Read(p []byte) (int, error) {
 			c.answerHere(imapLocalReply{tag: q.tag, lines: lines, status: status})
 			c.scan(later)
 			continue
+		case c.rerr == errIMAPLiteralTooBig:
+			c.queueBye(imapTooBigBye)
+			return 0, io.EOF
 		case c.rerr != nil:
 			return 0, c.rerr
 		case c.collect != nil && c.collect.wantsContinuation():
@@ -233,6 +236,13 @@ scanning:
 		}
 		var line []byte
 		b, c.rout, line = c.in.next(b, c.rout)
+		if line == nil && c.in.tooBig {
+			// The command's start is already the library's: only the
+			// end of the session answers it (imap_quirks.go), once
+			// the commands before it are answered (Read).
+			c.rerr = errIMAPLiteralTooBig
+			return
+		}
 		if line == nil {
 			continue
 		}
@@ -250,10 +260,16 @@ scanning:
 			// RFC 9051 section 9: "done" in any case ends IDLE; the
 			// library takes only "DONE".
 			c.rout = append(append(c.rout, "DONE"...), line[len("DONE"):]...)
-		case ok && literalAtEnd(line) >= 0 && (name == "ID" || imapQuotaCommand(name) && c.sess != nil):
-			// Read across its literals here (imap_collect.go).
+		case ok && (c.in.tooBig || literalAtEnd(line) >= 0 && (name == "ID" || imapQuotaCommand(name) && c.sess != nil)):
+			// Read across its literals here (imap_collect.go); one the
+			// library would refuse without answering is read past and
+			// refused here (imap_quirks.go).
+			if c.in.tooBig {
+				c.collect = newIMAPRefused(tag, name, args, imapTooBigStatus)
+			} else {
+				c.collect = newIMAPCollect(tag, name, args)
+			}
 			c.in.refuseLiteral()
-			c.collect = newIMAPCollect(tag, name, args)
 			if c.collect.ended && c.collectedLocal(b) {
 				break scanning
 			}

@@ -35,6 +35,7 @@ var imapFuzzSeeds = []string{
 	"1 AUTHENTICATE PLAIN\r\n*\r\n2 STARTTLS\r\n3 LOGIN a b",
 	"1 ID NIL\r\n2 ID (\"name\" \"x\")\r\n3 ID (\"odd\")\r\n4 ID\r\n5 ID (\"k\" {1}\r\nv)",
 	"1 GETQUOTAROOT {5+}\r\nINBOX\r\n2 GETQUOTA {0}\r\n\r\n3 ID (\"a\" {2+}\r\nb\"\r\n4 GETQUOTAROOT ~{1+}\r\nx\r\n5 GETQUOTAROOT {9999999+}",
+	"1 CREATE {5000}\r\n2 RENAME {5000+}\r\n" + strings.Repeat("x", 5000) + " y\r\n3 RENAME {1}\r\na {4097}",
 }
 
 // imapFuzzLog counts log records that mean a bug: a recovered panic.

@@ -23,6 +23,10 @@ import (
 //     although RFC 5182 section 2.4 says there is none: it is dropped.
 //   - IDLE's DONE, which the library takes only in capitals: a "done" in
 //     any case after IDLE reaches it as "DONE" (RFC 9051 section 9).
+//   - A literal over the library's limit for literals it keeps in memory
+//     (imapLiteralLimit), which it would refuse without an answer: the
+//     command is refused here, or, once the library has begun on it, the
+//     session ends with a BYE (imap_quirks.go).
 //
 // Invariants: at most one command line (imapHoldLine octets) is held;
 // literal data passes through by count, never scanned, except the
@@ -51,6 +55,10 @@ type imapInput struct {
 	line []byte // the held part of the current command line
 	tail []byte // the last octets of a line passing through
 	tag  []byte // the current command's tag
+	name []byte // and its name, upper-cased; empty for a line that is no command
+	// tooBig: the line just ended announces a literal the library would
+	// refuse without answering (imapLiteralLimit); next returns there.
+	tooBig bool
 	// await: the literal just announced is synchronizing and none of it
 	// has arrived: the client waits for "+", and a tagged response
 	// instead refuses it (RFC 9051 §7.5), after which the client's next
@@ -62,7 +70,7 @@ type imapInput struct {
 // refuseLiteral forgets the awaited literal and the rest of its command:
 // the server refused it.
 func (in *imapInput) refuseLiteral() {
-	in.lit, in.cont, in.await = 0, false, false
+	in.lit, in.cont, in.await, in.tooBig = 0, false, false, false
 }
 
 // atCommandStart reports whether the octets so far end a command: no
@@ -109,6 +117,9 @@ func (in *imapInput) next(b, out []byte) (rest, outNew, line []byte) {
 			in.endLine(in.tail)
 			in.pass = false
 			in.tail = in.tail[:0]
+			if in.tooBig {
+				return b, out, nil // the caller ends the session
+			}
 		}
 	}
 	return b, out, nil
@@ -133,6 +144,7 @@ func nextSegment(b []byte, lit *int64) (seg []byte, isLit, complete bool) {
 // is then the same command's continuation.
 func (in *imapInput) endLine(line []byte) {
 	n := literalAtEnd(line)
+	in.tooBig = n > imapLiteralLimit && in.bufferedLiteral(line, !in.cont, !in.pass)
 	in.cont = n >= 0
 	if n > 0 {
 		in.lit = n
@@ -147,6 +159,11 @@ func (in *imapInput) endLine(line []byte) {
 func (in *imapInput) noteTag(line []byte) {
 	t, _, _ := bytes.Cut(line, []byte(" "))
 	in.tag = append(in.tag[:0], t...)
+	_, name, _, ok := imapCommand(line)
+	in.name = in.name[:0]
+	if ok {
+		in.name = append(in.name, name...)
+	}
 }
 
 // appendTail keeps the last 32 octets of a line: enough for "{n+}\r\n".

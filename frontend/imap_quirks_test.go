@@ -1,0 +1,92 @@
+package frontend_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// Client input that go-imap's server mishandles, answered properly by
+// the layers around it (imap_wire.go, imap_conn.go), against a real
+// one-node cluster.
+
+// TestIMAPBigLiteralAnswered: a literal over the library's 4 KiB limit
+// in a command other than APPEND's message gets a prompt tagged NO
+// [TOOBIG] (synchronizing: instead of "+"; non-synchronizing: after its
+// octets were read past), or, when the command is already with the
+// library, a BYE; never a hang.
+func TestIMAPBigLiteralAnswered(t *testing.T) {
+	addr, box := collectCluster(t)
+	big := strings.Repeat("x", 5000)
+
+	// Before login, synchronizing.
+	r := dialIMAPRaw(t, addr, "")
+	r.send("a1 LOGIN {5000}\r\n")
+	if l := r.line(); !strings.HasPrefix(l, "a1 NO [TOOBIG]") {
+		t.Fatalf("LOGIN with a 5000-octet literal: %q, want NO [TOOBIG]", l)
+	}
+	r.ok(fmt.Sprintf("LOGIN %q %q", box, imapPassword))
+
+	// After login: synchronizing, in several commands.
+	for _, c := range []string{"CREATE {5000}", "SELECT {5000}", "APPEND {5000}", "SEARCH TEXT {5000}",
+		"STATUS {5000}", "LIST \"\" {5000}"} {
+		r.send("b1 " + c + "\r\n")
+		if l := r.line(); !strings.HasPrefix(l, "b1 NO [TOOBIG]") {
+			t.Fatalf("%s: %q, want NO [TOOBIG]", c, l)
+		}
+		r.ok("NOOP")
+	}
+
+	// Non-synchronizing: its octets are read past, the rest of the
+	// command with them, and the next command is one again.
+	r.send(fmt.Sprintf("c1 RENAME {5000+}\r\n%s other\r\nc2 NOOP\r\n", big))
+	if _, st := r.tagged("c1"); !strings.HasPrefix(st, "NO [TOOBIG]") {
+		t.Fatalf("RENAME with a non-synchronizing 5000-octet literal: %q", st)
+	}
+	if _, st := r.tagged("c2"); !strings.HasPrefix(st, "OK") {
+		t.Fatalf("NOOP after it: %q", st)
+	}
+
+	// At the limit, and APPEND's message over it, still work.
+	r.ok("SELECT INBOX")
+	r.send(fmt.Sprintf("d1 SEARCH TEXT {4096}\r\n"))
+	if l := r.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("SEARCH with a 4096-octet literal: %q, want +", l)
+	}
+	r.send(strings.Repeat("y", 4096) + "\r\n")
+	if _, st := r.tagged("d1"); !strings.HasPrefix(st, "OK") {
+		t.Fatalf("SEARCH with a 4096-octet literal: %q", st)
+	}
+	msg := "Subject: big\r\n\r\n" + big + "\r\n"
+	r.send(fmt.Sprintf("d2 APPEND INBOX {%d}\r\n", len(msg)))
+	if l := r.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("APPEND of %d octets: %q, want +", len(msg), l)
+	}
+	r.send(msg + "\r\n")
+	if _, st := r.tagged("d2"); !strings.HasPrefix(st, "OK") {
+		t.Fatalf("APPEND of %d octets: %q", len(msg), st)
+	}
+
+	// After a first literal the command is the library's: a second one
+	// too big ends the session with a BYE.
+	r.send("e1 RENAME {3}\r\n")
+	if l := r.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("RENAME {3}: %q, want +", l)
+	}
+	r.send("abc {5000}\r\n")
+	if l := r.until("* BYE"); !strings.HasPrefix(l, "* BYE [TOOBIG]") {
+		t.Fatalf("a second literal of 5000 octets: %q", l)
+	}
+	r.closed()
+
+	// Pipelined: the commands before it are answered first.
+	r = dialIMAPRaw(t, addr, box)
+	r.send(fmt.Sprintf("f1 RENAME {5000+}\r\n%s x\r\nf2 RENAME {1+}\r\na {5000+}\r\n%s\r\n", big, big))
+	if _, st := r.tagged("f1"); !strings.HasPrefix(st, "NO [TOOBIG]") {
+		t.Fatalf("RENAME with a non-synchronizing 5000-octet literal: %q", st)
+	}
+	if l := r.line(); !strings.HasPrefix(l, "* BYE [TOOBIG]") {
+		t.Fatalf("a second literal of 5000 octets, pipelined: %q", l)
+	}
+	r.closed()
+}
