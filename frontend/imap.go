@@ -567,6 +567,10 @@ func (p imapLogger) Printf(format string, v ...any) {
 	case strings.HasPrefix(msg, "failed to read command"), strings.HasPrefix(msg, "failed to write greeting"):
 		// Timeouts and dropped connections: routine.
 		p.l.Debug("imap: " + msg)
+	case imapClientInputError(msg):
+		// The client's arguments, refused by the library's parser and
+		// answered as the client's error (imap_quirks.go).
+		p.l.Debug("imap: client error: " + msg)
 	default:
 		p.l.Warn("imap: " + msg)
 	}

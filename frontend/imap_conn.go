@@ -559,7 +559,11 @@ func (c *imapConn) lineLocked(seg []byte, complete bool) error {
 	case complete:
 		c.olit = max(literalAtEnd(line), 0)
 		c.literalAnswerLocked(line)
-		if r := rewriteResponse(line, &c.pending); r != nil {
+		r := rewriteResponse(line, &c.pending)
+		if r == nil {
+			r = imapClientError(line, c.cmds)
+		}
+		if r != nil {
 			c.wbuf = append(c.wbuf[:c.held], r...)
 			// Counted as the client sees it: a command answered here
 			// (QUOTA, ID) by its own status, not its stand-in NOOP's OK.

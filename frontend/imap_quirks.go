@@ -1,7 +1,9 @@
 package frontend
 
 import (
+	"bytes"
 	"errors"
+	"strings"
 )
 
 // Client input that go-imap's server mishandles, put right below it. The
@@ -57,4 +59,90 @@ func (in *imapInput) bufferedLiteral(line []byte, first, whole bool) bool {
 	}
 	_, _, args, _ := imapCommand(line)
 	return len(args) > 0 && args[0] == '{'
+}
+
+// imapServerBugLine is the tagged status go-imap's server sends for any
+// error that is not an *imap.Error. The session never returns one (see
+// imap_errors.go), so it comes from the library's own parsing of the
+// client's arguments, whose errors are plain ones: a mailbox name that is
+// not modified UTF-7 or holds a control character, a sequence set with
+// 0, a malformed date, a SASL response that is not base64 or not a PLAIN
+// message. (The library logs the error itself.)
+const imapServerBugLine = " NO [SERVERBUG] Internal server error\r\n"
+
+// imapBadMailboxText explains a refused mailbox name (RFC 9051 §5.1.3).
+const imapBadMailboxText = `Mailbox name is not modified UTF-7 (write "&" as "&-") or has a control character`
+
+// imapClientErrorStatus is what a command that the library refused with
+// NO [SERVERBUG] is answered instead, by its name (as noted for metrics;
+// "" or "other" when unknown): its client's error, with the code that
+// fits (RFC 9051 §7.1).
+func imapClientErrorStatus(name string) string {
+	switch name {
+	case "AUTHENTICATE":
+		// RFC 9051 §6.2.2: a response that is not base64 is refused with
+		// BAD; a PLAIN message without its three fields (RFC 4616 §2) is
+		// as malformed, and a password prompt would not help.
+		return "BAD [CLIENTBUG] Malformed SASL response: not base64, or not a PLAIN message"
+	case "CREATE", "RENAME":
+		return "NO [CANNOT] " + imapBadMailboxText
+	case "SELECT", "EXAMINE", "STATUS", "DELETE", "SUBSCRIBE":
+		return "NO [NONEXISTENT] " + imapBadMailboxText
+	case "UNSUBSCRIBE":
+		// No such name is subscribed (RFC 9051 §6.3.8), as for a name
+		// with a control character that reaches the session.
+		return "OK UNSUBSCRIBE completed"
+	case "LIST", "LSUB":
+		return "BAD [CLIENTBUG] " + imapBadMailboxText
+	case "APPEND":
+		return "BAD [CLIENTBUG] Invalid mailbox name or date-time: " + imapBadMailboxText
+	case "COPY", "MOVE", "UID COPY", "UID MOVE":
+		return "BAD [CLIENTBUG] Invalid sequence set or mailbox name"
+	case "FETCH", "STORE", "UID FETCH", "UID STORE", "UID EXPUNGE":
+		return "BAD [CLIENTBUG] Invalid sequence set: numbers start at 1"
+	case "SEARCH", "UID SEARCH":
+		return "BAD [CLIENTBUG] Invalid sequence set or date"
+	}
+	return "BAD [CLIENTBUG] Invalid command arguments"
+}
+
+// imapClientError returns the answer that replaces a complete response
+// line that is the library's NO [SERVERBUG], or nil for any other line;
+// names are the commands in flight by tag.
+func imapClientError(line []byte, names map[string]string) []byte {
+	tag, ok := bytes.CutSuffix(line, []byte(imapServerBugLine))
+	if !ok || len(tag) == 0 || tag[0] == '*' || bytes.IndexByte(tag, ' ') >= 0 {
+		return nil
+	}
+	return []byte(string(tag) + " " + imapClientErrorStatus(names[string(tag)]) + "\r\n")
+}
+
+// imapClientInputErrors are the library's parser errors that come from
+// the client's arguments, as it logs them ("handling CREATE command:
+// utf7: invalid UTF-7"). Any other error it answers NO [SERVERBUG] (now
+// CLIENTBUG) is logged as a warning: it would be a bug here or there.
+var imapClientInputErrors = []string{
+	"utf7: invalid UTF-7", "invalid UTF-8", "illegal base64 data", "sasl: invalid response",
+	"sasl: unexpected client response", "SASL response too long", "bad number set",
+	"in date", "imapwire: exceeded max depth",
+	"unexpected EOF", // the client hung up, or sent a literal too big, mid-command
+}
+
+// imapClientInputError reports whether a message of the library's log is
+// its refusal of a client's arguments.
+func imapClientInputError(msg string) bool {
+	rest, ok := strings.CutPrefix(msg, "handling ")
+	if !ok {
+		return false
+	}
+	_, err, ok := strings.Cut(rest, " command: ")
+	if !ok {
+		return false
+	}
+	for _, e := range imapClientInputErrors {
+		if strings.HasPrefix(err, e) || strings.Contains(err, ": "+e) {
+			return true
+		}
+	}
+	return false
 }

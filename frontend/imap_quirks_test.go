@@ -1,6 +1,7 @@
 package frontend_test
 
 import (
+	"encoding/base64"
 	"fmt"
 	"strings"
 	"testing"
@@ -89,4 +90,39 @@ func TestIMAPBigLiteralAnswered(t *testing.T) {
 		t.Fatalf("a second literal of 5000 octets, pipelined: %q", l)
 	}
 	r.closed()
+}
+
+// TestIMAPClientErrorsAreNotServerBugs: what the library's parser refuses
+// with a plain error, which it answers NO [SERVERBUG], is the client's
+// doing and is answered as such.
+func TestIMAPClientErrorsAreNotServerBugs(t *testing.T) {
+	addr, box := collectCluster(t)
+	r := dialIMAPRaw(t, addr, "")
+	b64 := base64.StdEncoding.EncodeToString
+	for _, c := range []struct{ cmd, want string }{
+		{"AUTHENTICATE PLAIN =", "BAD"},
+		{"AUTHENTICATE PLAIN !!!!", "BAD"},
+		{"AUTHENTICATE PLAIN " + b64([]byte(box+"\x00"+imapPassword)), "BAD"},
+	} {
+		if _, st := r.cmd(c.cmd); !strings.HasPrefix(st, c.want) || strings.Contains(st, "SERVERBUG") {
+			t.Errorf("%s: %q, want %s", c.cmd, st, c.want)
+		}
+	}
+	r.ok("AUTHENTICATE PLAIN " + b64([]byte("\x00"+box+"\x00"+imapPassword)))
+	for _, c := range []struct{ cmd, want string }{
+		{`CREATE "Tom & Jerry"`, "NO [CANNOT]"},
+		{"CREATE \"Tom\x01Jerry\"", "NO [CANNOT]"},
+		{`RENAME INBOX "R&D"`, "NO [CANNOT]"},
+		{`SELECT "Tom & Jerry"`, "NO [NONEXISTENT]"},
+		{`STATUS "Tom & Jerry" (MESSAGES)`, "NO [NONEXISTENT]"},
+		{`UNSUBSCRIBE "Tom & Jerry"`, "OK"},
+		{`LIST "" "Tom & *"`, "BAD [CLIENTBUG]"},
+		{"FETCH 0 (FLAGS)", "BAD [CLIENTBUG]"},
+	} {
+		if _, st := r.cmd(c.cmd); !strings.HasPrefix(st, c.want) {
+			t.Errorf("%s: %q, want %s", c.cmd, st, c.want)
+		}
+	}
+	r.ok(`CREATE "Tom &- Jerry"`)
+	r.want(`LIST "" "Tom*"`, `* LIST`, `"Tom &- Jerry"`)
 }

@@ -195,8 +195,8 @@ func TestIMAPQuotaRootEightBitName(t *testing.T) {
 // TestIMAPQuotaRootNotModifiedUTF7: what RFC 3501 §5.1.3 forbids in a
 // name, a null shift ("-&" while in BASE64) or a control character
 // written directly, gets BAD from GETQUOTAROOT, and is not looked up as
-// some other name: SELECT refuses it too (the library's decoder does;
-// it answers NO [SERVERBUG], which is the library's own matter).
+// some other name: SELECT refuses it too (the library's decoder does,
+// with NO [SERVERBUG], which imap_quirks.go makes NO [NONEXISTENT]).
 func TestIMAPQuotaRootNotModifiedUTF7(t *testing.T) {
 	store, user := imapMemStore(t)
 	store.SetQuota(user, 10<<10)
