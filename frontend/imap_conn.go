@@ -563,6 +563,9 @@ func (c *imapConn) lineLocked(seg []byte, complete bool) error {
 		if r == nil {
 			r = imapClientError(line, c.cmds)
 		}
+		if r == nil && string(line) == imapEmptyChallenge {
+			r = []byte(imapEmptyBase64)
+		}
 		if r != nil {
 			c.wbuf = append(c.wbuf[:c.held], r...)
 			// Counted as the client sees it: a command answered here

@@ -117,6 +117,15 @@ func imapClientError(line []byte, names map[string]string) []byte {
 	return []byte(string(tag) + " " + imapClientErrorStatus(names[string(tag)]) + "\r\n")
 }
 
+// imapEmptyChallenge is how the library sends an empty SASL challenge:
+// "=", RFC 4959's form for a client's empty initial response, which is
+// no base64 (RFC 9051 §9). An empty challenge is an empty base64 string
+// (RFC 9051 §6.2.2's example: "+ "), which it becomes here.
+const (
+	imapEmptyChallenge = "+ =\r\n"
+	imapEmptyBase64    = "+ \r\n"
+)
+
 // imapClientInputErrors are the library's parser errors that come from
 // the client's arguments, as it logs them ("handling CREATE command:
 // utf7: invalid UTF-7"). Any other error it answers NO [SERVERBUG] (now

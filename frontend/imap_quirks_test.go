@@ -126,3 +126,20 @@ func TestIMAPClientErrorsAreNotServerBugs(t *testing.T) {
 	r.ok(`CREATE "Tom &- Jerry"`)
 	r.want(`LIST "" "Tom*"`, `* LIST`, `"Tom &- Jerry"`)
 }
+
+// TestIMAPEmptySASLChallenge: AUTHENTICATE without an initial response
+// gets an empty challenge, "+ " (RFC 9051 §6.2.2 and §9: base64, here empty), not
+// "+ =", which is no base64 (RFC 4959 gives "=" to the client's empty
+// initial response only).
+func TestIMAPEmptySASLChallenge(t *testing.T) {
+	addr, box := collectCluster(t)
+	r := dialIMAPRaw(t, addr, "")
+	r.send("s1 AUTHENTICATE PLAIN\r\n")
+	if l := r.line(); l != "+ " && l != "+" {
+		t.Fatalf("empty challenge: %q, want \"+ \"", l)
+	}
+	r.send(base64.StdEncoding.EncodeToString([]byte("\x00"+box+"\x00"+imapPassword)) + "\r\n")
+	if _, st := r.tagged("s1"); !strings.HasPrefix(st, "OK") {
+		t.Fatalf("AUTHENTICATE after the challenge: %q", st)
+	}
+}
