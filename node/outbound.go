@@ -136,6 +136,7 @@ type smtpPool struct {
 }
 
 type poolHost struct {
+	line    hostLine
 	slots   chan struct{}
 	idle    chan *pooledClient // never more than slots, so a put never blocks
 	health  hostHealth
@@ -165,9 +166,10 @@ func (p *smtpPool) host(host string) *poolHost {
 // (hostdown.go).
 func (p *smtpPool) get(ctx context.Context, host string, relay bool) (*pooledClient, error) {
 	h := p.host(host)
+	q := &p.n.cfg.Queue
 	var busy <-chan time.Time
-	if d := p.n.cfg.Queue.BusyWait; d > 0 {
-		t := time.NewTimer(d)
+	if q.BusyWait > 0 {
+		t := time.NewTimer(q.BusyWait)
 		defer t.Stop()
 		busy = t.C
 	}
@@ -177,22 +179,48 @@ func (p *smtpPool) get(ctx context.Context, host string, relay bool) (*pooledCli
 		}
 		var pc *pooledClient
 		select {
-		case pc = <-h.idle:
+		case pc = <-h.idle: // an idle connection before a new one
 		default:
 			select {
-			case pc = <-h.idle:
 			case h.slots <- struct{}{}:
 				return p.dial(ctx, h, host, relay)
-			case <-busy:
-				return nil, fmt.Errorf("%w: %s", ErrDestinationBusy, host)
-			case <-ctx.Done():
-				return nil, ctx.Err()
+			default:
+			}
+			var dial bool
+			var err error
+			if pc, dial, err = p.wait(ctx, h, host, busy); dial {
+				return p.dial(ctx, h, host, relay)
+			} else if err != nil {
+				return nil, err
 			}
 		}
 		if time.Since(pc.used) < p.n.cfg.Queue.IdleTimeout && p.reset(ctx, pc) {
 			return pc, nil
 		}
 		p.discard(pc)
+	}
+}
+
+// wait waits for an idle connection to h or a free slot (dial), until
+// busy fires; then the caller gets a busyError saying when to come back.
+func (p *smtpPool) wait(ctx context.Context, h *poolHost, host string, busy <-chan time.Time) (pc *pooledClient, dial bool, err error) {
+	q := &p.n.cfg.Queue
+	gaveUp := func() error {
+		return &busyError{host: host, until: h.line.giveBack(time.Now(), float64(q.MaxConnsPerDest))}
+	}
+	if busy != nil {
+		h.line.enter()
+		defer h.line.leave()
+	}
+	select {
+	case pc = <-h.idle:
+		return pc, false, nil
+	case h.slots <- struct{}{}:
+		return nil, true, nil
+	case <-busy:
+		return nil, false, gaveUp()
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
 	}
 }
 
@@ -232,6 +260,7 @@ func (p *smtpPool) dial(ctx context.Context, h *poolHost, host string, relay boo
 // every one returned once the pool is closed (a worker can finish after
 // the queue loop ended).
 func (p *smtpPool) put(pc *pooledClient, ok bool) {
+	p.host(pc.host).line.ended(time.Now())
 	if ok {
 		pc.used = time.Now()
 		h := p.host(pc.host)

@@ -137,13 +137,14 @@ func (n *Node) queueRound(ctx context.Context) {
 func (n *Node) workEntry(ctx context.Context, e fsm.QueueEntry) {
 	if pending := e.Pending(); len(pending) > 0 {
 		actx, cancel := context.WithTimeout(ctx, n.cfg.Queue.AttemptTimeout)
-		outcomes, busy := n.splitBusy(n.attempt(actx, e, pending))
+		all, back := n.attempt(actx, e, pending)
 		cancel()
+		outcomes, busy := n.splitBusy(all)
 		var ok bool
 		if len(outcomes) == 0 && busy > 0 {
-			e, ok = n.giveBack(ctx, e)
+			e, ok = n.giveBack(ctx, e, back)
 		} else {
-			e, ok = n.recordAttempt(ctx, e, outcomes, busy)
+			e, ok = n.recordAttempt(ctx, e, outcomes, busy, back)
 		}
 		if !ok {
 			return
@@ -156,15 +157,16 @@ func (n *Node) workEntry(ctx context.Context, e fsm.QueueEntry) {
 
 // recordAttempt commits an attempt's outcomes, and returns the entry as
 // it is then; busy recipients (their destination had no connection free)
-// make the entry due again after BusyWait instead of its backoff, unless
-// a server deferred some of the others: the entry has one schedule, and
-// a deferring server is not asked again every BusyWait.
-func (n *Node) recordAttempt(ctx context.Context, e fsm.QueueEntry, outcomes []fsm.RcptOutcome, busy int) (fsm.QueueEntry, bool) {
+// make the entry due again at back, when their destination should have
+// room, instead of after its backoff, unless a server deferred some of
+// the others: the entry has one schedule, and a deferring server is not
+// asked again every time the busy one has room.
+func (n *Node) recordAttempt(ctx context.Context, e fsm.QueueEntry, outcomes []fsm.RcptOutcome, busy int, back time.Time) (fsm.QueueEntry, bool) {
 	upd := &fsm.QueueUpdate{ID: e.ID, Holder: n.queue.holder, Outcomes: outcomes, Attempted: true,
 		NextAttempt: time.Now().Add(n.backoff(e.Attempts + 1)).UnixMilli()}
 	deferred := slices.ContainsFunc(outcomes, func(o fsm.RcptOutcome) bool { return o.Outcome == fsm.OutcomeTemp })
 	if busy > 0 && !deferred { // the rest go when their destination has room
-		upd.NextAttempt = time.Now().Add(n.cfg.Queue.BusyWait).UnixMilli()
+		upd.NextAttempt = back.UnixMilli()
 	}
 	for _, o := range outcomes {
 		if o.Outcome != fsm.OutcomeSent {
@@ -201,8 +203,9 @@ func (n *Node) recordAttempt(ctx context.Context, e fsm.QueueEntry, outcomes []f
 }
 
 // outcomeBusy marks the recipients of a destination host that had no
-// connection free for BusyWait. It is never recorded: workEntry takes
-// them out (splitBusy) and has the entry come back soon.
+// connection free (busydest.go). It is never recorded: workEntry takes
+// them out (splitBusy) and has the entry come back when the host should
+// have room.
 const outcomeBusy = "busy"
 
 // splitBusy returns the outcomes other than outcomeBusy, and how many of
@@ -220,12 +223,12 @@ func (n *Node) splitBusy(all []fsm.RcptOutcome) (out []fsm.RcptOutcome, busy int
 }
 
 // giveBack ends the lease of an entry whose destinations were all busy,
-// due again after BusyWait and without counting an attempt: nothing was
+// due again at back and without counting an attempt: nothing was
 // sent, and its backoff must not grow while others' mail goes first. A
 // record that fails is not repeated (a repeat could end a newer lease of
 // this node's); the lease then lapses.
-func (n *Node) giveBack(ctx context.Context, e fsm.QueueEntry) (fsm.QueueEntry, bool) {
-	upd := &fsm.QueueUpdate{ID: e.ID, Holder: n.queue.holder, NextAttempt: time.Now().Add(n.cfg.Queue.BusyWait).UnixMilli()}
+func (n *Node) giveBack(ctx context.Context, e fsm.QueueEntry, back time.Time) (fsm.QueueEntry, bool) {
+	upd := &fsm.QueueUpdate{ID: e.ID, Holder: n.queue.holder, NextAttempt: back.UnixMilli()}
 	v, err := n.Apply(ctx, upd)
 	if err != nil {
 		n.log.Warn("queue: giving back an entry whose destination is busy failed; the lease will lapse", "id", e.ID, "err", err)
@@ -351,8 +354,12 @@ func (n *Node) finishEntry(ctx context.Context, e fsm.QueueEntry, now time.Time)
 
 // attempt sends e to its pending recipients, one transaction per
 // recipient domain (or one through the relay), and reports each.
-func (n *Node) attempt(ctx context.Context, e fsm.QueueEntry, pending []string) []fsm.RcptOutcome {
-	all := func(outcome, msg string) []fsm.RcptOutcome { return outcomesOf(outcome, msg, pending) }
+// The busy recipients' outcomes (outcomeBusy) come with the latest time
+// their destinations gave them to come back at.
+func (n *Node) attempt(ctx context.Context, e fsm.QueueEntry, pending []string) ([]fsm.RcptOutcome, time.Time) {
+	all := func(outcome, msg string) ([]fsm.RcptOutcome, time.Time) {
+		return outcomesOf(outcome, msg, pending), time.Time{}
+	}
 	hops, own, err := n.countHops(ctx, e.Hash)
 	if err != nil {
 		return all(fsm.OutcomeTemp, "4.3.0 body unavailable: "+err.Error())
@@ -376,17 +383,33 @@ func (n *Node) attempt(ctx context.Context, e fsm.QueueEntry, pending []string) 
 	// The domains go at once (at most groupsAtOnce), so that a slow or
 	// silent one spends the attempt's deadline for itself only.
 	results := make([][]fsm.RcptOutcome, len(order))
+	var back busyUntil
 	sem := make(chan struct{}, groupsAtOnce)
 	var wg sync.WaitGroup
 	for i, key := range order {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			results[i] = n.sendGroup(ctx, e, key, groups[key])
+			results[i] = n.sendGroup(ctx, e, key, groups[key], &back)
 		})
 	}
 	wg.Wait()
-	return slices.Concat(results...)
+	return slices.Concat(results...), back.t
+}
+
+// busyUntil collects the latest time an attempt's busy destinations
+// gave their recipients to come back at.
+type busyUntil struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (b *busyUntil) note(t time.Time) {
+	b.mu.Lock()
+	if t.After(b.t) {
+		b.t = t
+	}
+	b.mu.Unlock()
 }
 
 // groupsAtOnce bounds the domains one attempt sends to at the same time.
@@ -433,7 +456,7 @@ func (n *Node) countHops(ctx context.Context, hash string) (all, own int, err er
 
 // sendGroup runs one SMTP transaction for rcpts of one domain, trying
 // the route's hosts in order until one answers.
-func (n *Node) sendGroup(ctx context.Context, e fsm.QueueEntry, domain string, rcpts []string) []fsm.RcptOutcome {
+func (n *Node) sendGroup(ctx context.Context, e fsm.QueueEntry, domain string, rcpts []string, back *busyUntil) []fsm.RcptOutcome {
 	outcomes := outcomesOf
 	rt, err := n.routeFor(ctx, domain)
 	if err != nil {
@@ -448,9 +471,10 @@ func (n *Node) sendGroup(ctx context.Context, e fsm.QueueEntry, domain string, r
 	lastErr := "4.4.1 no mail server reachable"
 	for _, host := range rt.hosts {
 		pc, err := n.queue.pool.get(ctx, host, rt.relay)
-		if errors.Is(err, ErrDestinationBusy) {
+		if be := (*busyError)(nil); errors.As(err, &be) {
 			// Not the next MX (RFC 5321 §5.1 orders them by preference,
 			// and the host is up): the entry is given back (workEntry).
+			back.note(be.until)
 			return outcomes(outcomeBusy, "4.4.5 "+err.Error(), rcpts)
 		}
 		if err != nil {

@@ -96,3 +96,28 @@ func TestQueueBusyDestinationDoesNotHurryATemporaryFailure(t *testing.T) {
 	}
 	close(slow.release)
 }
+
+// A host's give-backs are scheduled at its pace: after the attempts
+// waiting for it, one transaction's time apart.
+func TestHostLineSchedulesGiveBacksAtItsPace(t *testing.T) {
+	var l hostLine
+	start := time.Unix(1000, 0)
+	for i := range 20 { // 20 transactions over one second: 20 a second
+		l.ended(start.Add(time.Duration(i) * 50 * time.Millisecond))
+	}
+	now := start.Add(time.Second)
+	for range 3 {
+		l.enter()
+	}
+	step := 50 * time.Millisecond
+	for i, want := range []time.Duration{4 * step, 5 * step, 6 * step} {
+		if got := l.giveBack(now, 1).Sub(now); got < want-step/10 || got > want+step/10 {
+			t.Errorf("give-back %d due after %v, want about %v", i, got, want)
+		}
+	}
+	// A host with no transaction ended yet goes at the floor's pace.
+	var fresh hostLine
+	if got := fresh.giveBack(now, 10).Sub(now); got != 100*time.Millisecond {
+		t.Errorf("a fresh host's give-back due after %v, want 100ms", got)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-smtp"
 )
@@ -19,8 +20,10 @@ type sink struct {
 	// mode decides the reply after DATA: "ok", "451", "550", "drop"
 	// (read and record the message, then cut the connection without a
 	// reply: a lost acknowledgement), "hold" (wait on release, then cut),
-	// "wait" (wait on release, then take the message: a slow server).
+	// "wait" (wait on release, then take the message: a slow server),
+	// "slow" (take each message after delay).
 	mode    string
+	delay   time.Duration // mode "slow"
 	release chan struct{}
 	got     []sunk
 	tries   int
@@ -136,6 +139,8 @@ func (ss *sinkSession) Data(r io.Reader) error {
 		return errors.New("held")
 	case "wait":
 		<-s.release
+	case "slow":
+		time.Sleep(s.delay)
 	}
 	s.mu.Lock()
 	s.got = append(s.got, sunk{from: ss.from, to: ss.to, data: string(data), utf8: ss.utf8})
