@@ -81,8 +81,12 @@ func BenchmarkQueueBesideASlowDestination(b *testing.B) {
 			for _, n := range c.nodes {
 				n.queue.paused.Store(true)
 			}
-			fill(b, 300, func(i int) { sendVia(b, l, "a@example.com", fmt.Sprintf("Subject: s%d\r\n\r\nslow\r\n", i), "toslow@example.com") })
-			fill(b, b.N, func(i int) { sendVia(b, l, "a@example.com", fmt.Sprintf("Subject: f%d\r\n\r\nfast\r\n", i), "out@example.com") })
+			fill(b, 300, func(i int) {
+				sendVia(b, l, "a@example.com", fmt.Sprintf("Subject: s%d\r\n\r\nslow\r\n", i), "toslow@example.com")
+			})
+			fill(b, b.N, func(i int) {
+				sendVia(b, l, "a@example.com", fmt.Sprintf("Subject: f%d\r\n\r\nfast\r\n", i), "out@example.com")
+			})
 			b.ResetTimer()
 			for _, n := range c.nodes {
 				n.queue.paused.Store(false)
