@@ -77,21 +77,26 @@ func (o *openReaders) add(r *Reader) {
 	o.mu.Unlock()
 }
 
-// close closes r's iterator once; later calls return nil.
+// close closes r's iterator once; later calls return nil. Its owner
+// calls it (Reader.Close), so r's unread bytes may be dropped too.
 func (o *openReaders) close(r *Reader) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	r.cur = nil
 	return o.closeLocked(r, ErrClosed)
 }
 
 // closeLocked closes r's iterator; r's later reads return why (unless
-// they already fail otherwise).
+// they already fail otherwise). Close and Reopen call it from their own
+// goroutine while r's owner may be in Seek, which sets r.cur and r.pos
+// without entering the store: so it leaves those alone. The bytes r.cur
+// points at are never read again, since fill returns r.err first.
 func (o *openReaders) closeLocked(r *Reader, why error) error {
 	if r.it == nil {
 		return nil
 	}
 	err := r.it.Close()
-	r.it, r.cur = nil, nil
+	r.it = nil
 	if r.err == nil {
 		r.err = why
 	}
