@@ -204,6 +204,7 @@ func (s *Store) deleteLocked(h Hash) error {
 		err = s.commit(b, true)
 	}
 	if err != nil {
+		s.pres.unlost(h)
 		return fmt.Errorf("storage: delete %s: %w", h, err)
 	}
 	s.bodies.Add(-1)

@@ -53,6 +53,17 @@ func (p *presence) add(h Hash) (full bool) {
 	return b.Add(h)
 }
 
+// unlost records h again after a deletion of it failed. Pebble shows a
+// batch to readers before its WAL write and sync end, so a rebuild may
+// have scanned the store without h meanwhile; if the write failed, the
+// deletion is not in the log and Reopen brings h's manifest back, which
+// the filter must then cover.
+func (p *presence) unlost(h Hash) {
+	p.mu.RLock()
+	p.add(h) // a full filter is rebuilt at the next commit's add
+	p.mu.RUnlock()
+}
+
 // install starts a rebuild: from now on every commit adds to the new
 // filter as well. It returns nil if a rebuild is already running.
 func (p *presence) install(capacity int64) *hashfilter.Filter {
