@@ -75,6 +75,9 @@ func catchFatal(fn func() error) (err error) {
 // commit commits b, durably if sync. A Pebble fatal error is returned as an
 // error wrapping ErrFailed, and the Store is then failed.
 func (s *Store) commit(b *pebble.Batch, sync bool) error {
+	if fe := s.walBroken.Load(); fe != nil {
+		return fe // Pebble would panic with its commit pipeline locked (walwatch.go)
+	}
 	opts := pebble.NoSync
 	if sync {
 		opts = pebble.Sync
@@ -123,7 +126,7 @@ func (s *Store) get(key []byte) (val []byte, ok bool, err error) {
 //     one back to back.
 func (s *Store) pebbleOptions(o Options, cache *pebble.Cache) *pebble.Options {
 	opts := &pebble.Options{
-		FS:                 o.FS,
+		FS:                 walWatchFS{FS: o.FS, onFail: s.walFailed},
 		Cache:              cache,
 		Logger:             pebbleLogger{log: o.Logger, onFatal: s.setFailed},
 		Merger:             newMerger(),

@@ -63,6 +63,7 @@ func (s *Store) Reopen(ctx context.Context) error {
 	// pending writes are dropped with every other.
 	s.gen.Add(1)
 	s.live.reset()
+	s.walBroken.Store(nil) // the next database's WAL is a new file
 	if err := s.openDB(ctx); err != nil {
 		return fmt.Errorf("storage: reopen %s: %w", s.dir, err)
 	}

@@ -122,6 +122,10 @@ type Store struct {
 	// knows they are gone.
 	gen  atomic.Uint64
 	opts Options // with defaults, for Reopen
+	// walBroken is set when a write or sync of the open database's WAL
+	// failed (walwatch.go): from then on commit refuses before Pebble is
+	// asked. Reopen clears it for the next database.
+	walBroken atomic.Pointer[fatalError]
 
 	locks   hashLocks
 	ids     idAllocator
