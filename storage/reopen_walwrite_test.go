@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -19,14 +21,53 @@ import (
 // waited for that lock for ever (or the process crashed). The store must
 // fail at the first failed write instead, end the Put with ErrFailed,
 // and reopen once the disk works.
+//
+// One window is left (storage/DESIGN.md, Not yet): a spill that rotates
+// the WAL just as a write fails meets Pebble's own fatal error in
+// rotateWAL, which ends the process (a few runs in a hundred here). So
+// the scenario runs in a child process: it either ends the Put with
+// ErrFailed and reopens (checked there), or dies in Pebble; then the
+// parent opens the store from disk and every acknowledged body must be
+// intact, as after any crash.
 func TestLongBodyOnAFailingWAL(t *testing.T) {
+	if dir := os.Getenv("POWERMAIL_WAL_CHILD_DIR"); dir != "" {
+		longBodyOnAFailingWAL(t, dir)
+		return
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLongBodyOnAFailingWAL$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "POWERMAIL_WAL_CHILD_DIR="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		if !bytes.Contains(out, []byte("cockroachdb/pebble")) || bytes.Contains(out, []byte("--- FAIL")) {
+			t.Fatalf("the child failed, not in Pebble: %v\n%s", err, out)
+		}
+		t.Logf("the child died in Pebble (the window left open): %v", err)
+	}
+	s := openStore(t, dir, testOptions())
+	defer s.Close()
+	want := map[Hash][]byte{}
+	for _, data := range longBodyAcked {
+		want[HashBytes(data)] = data
+	}
+	if err != nil {
+		want = map[Hash][]byte{HashBytes(longBodyAcked[0]): longBodyAcked[0]} // acknowledged before the fault
+	}
+	wantIntact(t, s, want)
+}
+
+// longBodyAcked are the bodies the child acknowledges: the first before
+// the fault, the second after the reopen.
+var longBodyAcked = [][]byte{payload(3000, 1), payload(200_000, 3)}
+
+func longBodyOnAFailingWAL(t *testing.T, dir string) {
 	ctx := context.Background()
 	tog, fs := walFaultFS(errorfs.OpFileWrite)
 	opts := testOptions()
 	opts.FS = fs
-	s, dir := newStore(t, opts)
+	s := openStore(t, dir, opts)
 	acked := map[Hash][]byte{}
-	data := payload(3000, 1)
+	data := longBodyAcked[0]
 	acked[mustPut(t, s, data)] = data
 
 	tog.On()
@@ -48,7 +89,7 @@ func TestLongBodyOnAFailingWAL(t *testing.T) {
 		t.Fatalf("Reopen once the disk works: %v", err)
 	}
 	wantIntact(t, s, acked)
-	data = payload(200_000, 3)
+	data = longBodyAcked[1]
 	acked[mustPut(t, s, data)] = data
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
