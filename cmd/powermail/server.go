@@ -156,6 +156,11 @@ func runServer(ctx context.Context, f *serverFlags) error {
 	}
 }
 
+// minBodyStoreReopen bounds --body-store-reopen-interval from below: the
+// node looks for a failed store at this pace, and each try closes and
+// replays the store.
+const minBodyStoreReopen = time.Second
+
 // validate checks the flags that can be checked before anything starts,
 // and returns --min-free-space in bytes.
 func (f *serverFlags) validate() (int64, error) {
@@ -165,8 +170,8 @@ func (f *serverFlags) validate() (int64, error) {
 	if f.bodySyncInterval < 0 || f.bodySyncInterval > storage.MaxSyncInterval {
 		return 0, fmt.Errorf("--body-sync-interval %v: must be between 0 and %v", f.bodySyncInterval, storage.MaxSyncInterval)
 	}
-	if f.bodyStoreReopen < 0 {
-		return 0, fmt.Errorf("--body-store-reopen-interval %v: must not be negative (0: never)", f.bodyStoreReopen)
+	if f.bodyStoreReopen < 0 || (f.bodyStoreReopen > 0 && f.bodyStoreReopen < minBodyStoreReopen) {
+		return 0, fmt.Errorf("--body-store-reopen-interval %v: must be 0 (never) or at least %v", f.bodyStoreReopen, minBodyStoreReopen)
 	}
 	minFree, err := parseSize(f.minFree)
 	if err != nil {
