@@ -610,9 +610,10 @@ func (n *Node) sendData(ctx context.Context, pc *pooledClient, e fsm.QueueEntry,
 	w, err := pc.c.Data()
 	if err != nil {
 		o, cerr := replyOutcomes(err, accepted)
-		if o == nil && out != nil {
+		if o == nil && len(out) > 0 {
 			// Some recipients have outcomes, so no other host is tried
-			// (deliverTo): the ones taken at RCPT get theirs too.
+			// (sendGroup): the ones taken at RCPT get theirs too. With
+			// none, the caller tries the next host.
 			o = outcomesOf(fsm.OutcomeTemp, "4.4.2 "+cerr.Error(), accepted)
 		}
 		return append(out, o...), cerr
