@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -213,7 +214,31 @@ func (c *imapConn) readRaw(p []byte) (int, error) {
 		c.queueBye(imapByeFor(c.account.why()))
 		return 0, io.EOF
 	}
+	if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(deadline) {
+		return 0, c.autologout(authed)
+	}
 	return n, err
+}
+
+// Autologout (RFC 9051 §7.1.5, RFC 3501 §7.1.5): a server that ends a
+// silent session says so in an untagged BYE before it closes, which
+// clients show to their users.
+const (
+	imapAutologoutBye = "* BYE Autologout; idle for too long\r\n"
+	imapPreAuthBye    = "* BYE Autologout; not logged in in time\r\n"
+)
+
+// autologout ends a session whose read deadline passed: its BYE is
+// queued (queueBye: never inside a response half written), Close sends
+// it under imapCloseFlush, and io.EOF ends the library's session.
+func (c *imapConn) autologout(authed bool) error {
+	bye := imapPreAuthBye
+	if authed {
+		bye = imapAutologoutBye
+	}
+	c.srv.log.Debug("imap: autologout", "remote", c.RemoteAddr(), "authenticated", authed)
+	c.queueBye(bye)
+	return io.EOF
 }
 
 // scan passes the client's octets b on to the library, acting on the
