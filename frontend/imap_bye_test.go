@@ -1,6 +1,9 @@
 package frontend_test
 
 import (
+	"errors"
+	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +27,27 @@ func byeCluster(t *testing.T, user string, cfg frontend.IMAPConfig, idle time.Du
 	}
 	t.Cleanup(func() { srv.Close() })
 	return listenIMAP(t, srv, false)
+}
+
+// untilClosed reads the lines the server sends until it closes the
+// connection (10 s at most).
+func (r *imapRaw) untilClosed() []string {
+	r.t.Helper()
+	_ = r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var lines []string
+	for {
+		l, err := r.r.ReadString('\n')
+		if l != "" {
+			lines = append(lines, l)
+		}
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				r.t.Fatalf("connection not closed; read %q", lines)
+			}
+			return lines
+		}
+	}
 }
 
 // TestIMAPAutologoutSaysBye: a client silent past PreAuthTimeout before
@@ -54,4 +78,46 @@ func TestIMAPAutologoutSaysBye(t *testing.T) {
 		t.Fatalf("silent in IDLE: %q, want * BYE Autologout", l)
 	}
 	idling.closed()
+}
+
+// TestIMAPOversizeNonSyncAppendEndsSession: an APPEND whose
+// non-synchronizing message literal is over MaxAppendBytes is refused
+// and the session ends with BYE [TOOBIG]: the octets the client sends
+// on are a message, never commands.
+func TestIMAPOversizeNonSyncAppendEndsSession(t *testing.T) {
+	user := "big@example.com"
+	addr := byeCluster(t, user, frontend.IMAPConfig{MaxAppendBytes: 1000}, 0)
+	body := func(tag string) string {
+		// Lines that are commands, then a header: the library
+		// would run the first ones and give up at the header.
+		b := fmt.Sprintf("%s LOGIN %q %q\r\n%s CREATE Evil%s\r\n%s LOGOUT\r\nSubject: x\r\n\r\n",
+			tag, user, imapPassword, tag, tag, tag)
+		return b + strings.Repeat("x", 2000-len(b)-2) + "\r\n"
+	}
+	for _, c := range []struct{ name, login, cmd string }{
+		{"message literal on the first line", user, "a1 APPEND INBOX {2000+}\r\n"},
+		{"after a mailbox literal", user, "a1 APPEND {5+}\r\nINBOX (\\Seen) {2000+}\r\n"},
+		{"before login", "", "a1 APPEND INBOX {2000+}\r\n"},
+		{"a length past int64", user, "a1 APPEND INBOX {99999999999999999999+}\r\n"},
+	} {
+		r := dialIMAPRaw(t, addr, c.login)
+		tag := fmt.Sprintf("x%d", len(c.name))
+		r.send("a0 NOOP\r\n" + c.cmd + body(tag))
+		if _, st := r.tagged("a0"); !strings.HasPrefix(st, "OK") {
+			t.Fatalf("%s: NOOP before it: %q", c.name, st)
+		}
+		got := r.untilClosed()
+		if len(got) == 0 || !strings.HasPrefix(got[len(got)-1], "* BYE [TOOBIG]") {
+			t.Fatalf("%s: the server sent %q, want a refusal, then * BYE [TOOBIG], then the end", c.name, got)
+		}
+		for _, l := range got {
+			if strings.HasPrefix(l, tag) {
+				t.Fatalf("%s: a line of the message was run as a command: %q", c.name, got)
+			}
+		}
+	}
+	r := dialIMAPRaw(t, addr, user)
+	if u := r.ok(`LIST "" "Evil*"`); len(u) != 0 {
+		t.Errorf("a command inside the refused message was executed: %q", u)
+	}
 }

@@ -137,7 +137,7 @@ const (
 
 func newIMAPConn(c net.Conn, srv *IMAPServer, secure bool) *imapConn {
 	return &imapConn{Conn: c, srv: srv, secure: secure, held: -1, loginBy: time.Now().Add(srv.cfg.PreAuthTimeout),
-		idle: srv.cfg.IdleTimeout, rbuf: make([]byte, 4096)}
+		idle: srv.cfg.IdleTimeout, rbuf: make([]byte, 4096), in: imapInput{appendMax: srv.cfg.MaxAppendBytes}}
 }
 
 func (c *imapConn) Read(p []byte) (int, error) {
@@ -168,8 +168,8 @@ func (c *imapConn) Read(p []byte) (int, error) {
 			c.answerHere(imapLocalReply{tag: q.tag, lines: lines, status: status})
 			c.scan(later)
 			continue
-		case c.rerr == errIMAPLiteralTooBig:
-			c.queueBye(imapTooBigBye)
+		case c.imapTooBigEnd(c.rerr) != "":
+			c.queueBye(c.imapTooBigEnd(c.rerr))
 			return 0, io.EOF
 		case c.rerr != nil:
 			return 0, c.rerr
@@ -261,11 +261,14 @@ scanning:
 		}
 		var line []byte
 		b, c.rout, line = c.in.next(b, c.rout)
-		if line == nil && c.in.tooBig {
+		if line == nil && (c.in.tooBig || c.in.overAppend) {
 			// The command's start is already the library's: only the
 			// end of the session answers it (imap_quirks.go), once
 			// the commands before it are answered (Read).
 			c.rerr = errIMAPLiteralTooBig
+			if c.in.overAppend {
+				c.rerr = errIMAPAppendTooBig
+			}
 			return
 		}
 		if line == nil {
@@ -281,6 +284,13 @@ scanning:
 		idleEnd := !ok && c.idling && imapIsDone(line)
 		c.idling = ok && name == "IDLE" && literalAtEnd(line) < 0
 		switch {
+		case c.in.overAppend:
+			// The library refuses it without reading the message;
+			// the session ends there, and the message is never read
+			// (imap_quirks.go).
+			c.rout = append(c.rout, line...)
+			c.rerr = errIMAPAppendTooBig
+			return
 		case idleEnd:
 			// RFC 9051 section 9: "done" in any case ends IDLE; the
 			// library takes only "DONE".

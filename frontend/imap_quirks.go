@@ -3,6 +3,7 @@ package frontend
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 )
 
@@ -29,6 +30,35 @@ const imapTooBigBye = "* BYE [TOOBIG] Literals are limited to 4096 octets for th
 
 // errIMAPLiteralTooBig ends the library's reading after imapTooBigBye.
 var errIMAPLiteralTooBig = errors.New("imap: literal over the limit after the command began")
+
+// errIMAPAppendTooBig ends the library's reading after an APPEND whose
+// non-synchronizing message literal is over MaxAppendBytes. The library
+// refuses the command (NO [TOOBIG]) without reading the literal, and
+// would then parse the message as commands: a line of it such as
+// "x DELETE Archive" would run. Reading past the octets instead would
+// cost up to 2^63 of them, so the session ends, with imapAppendTooBigBye,
+// once the library has answered the command (RFC 7888 leaves a server
+// the choice of reading the octets or closing the connection).
+var errIMAPAppendTooBig = errors.New("imap: non-synchronizing APPEND message over the limit")
+
+// imapAppendTooBigBye is the last line of a session that sent such a
+// message (RFC 9051 §7.1, TOOBIG).
+func imapAppendTooBigBye(limit int64) string {
+	return fmt.Sprintf("* BYE [TOOBIG] Messages are limited to %d octets (APPENDLIMIT)\r\n", limit)
+}
+
+// imapTooBigEnd returns the BYE that ends a session whose literal was too
+// big once the library has read what came before it, or "" if err is no
+// such end.
+func (c *imapConn) imapTooBigEnd(err error) string {
+	switch err {
+	case errIMAPLiteralTooBig:
+		return imapTooBigBye
+	case errIMAPAppendTooBig:
+		return imapAppendTooBigBye(c.in.appendMax)
+	}
+	return ""
+}
 
 // imapParsedCommands are the commands go-imap's server parses arguments
 // of. An unknown command's line is discarded whole by the library, with

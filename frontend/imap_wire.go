@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"bytes"
+	"math"
 	"strconv"
 )
 
@@ -26,6 +27,9 @@ import (
 //   - A literal over the library's limit for literals it keeps in memory
 //     (imapLiteralLimit), which it would refuse without an answer: the
 //     command is refused here, or, once the library has begun on it, the
+//     session ends with a BYE (imap_quirks.go).
+//   - A non-synchronizing APPEND message over MaxAppendBytes, whose
+//     octets the library would read as commands after refusing it: the
 //     session ends with a BYE (imap_quirks.go).
 //
 // Invariants: at most one command line (imapHoldLine octets) is held;
@@ -59,6 +63,12 @@ type imapInput struct {
 	// tooBig: the line just ended announces a literal the library would
 	// refuse without answering (imapLiteralLimit); next returns there.
 	tooBig bool
+	// appendMax is the largest message APPEND takes (MaxAppendBytes; 0:
+	// not checked here). overAppend: the line just ended announces a
+	// non-synchronizing APPEND message over it, which the library would
+	// refuse and then read as commands; next returns there too.
+	appendMax  int64
+	overAppend bool
 	// await: the literal just announced is synchronizing and none of it
 	// has arrived: the client waits for "+", and a tagged response
 	// instead refuses it (RFC 9051 §7.5), after which the client's next
@@ -70,7 +80,7 @@ type imapInput struct {
 // refuseLiteral forgets the awaited literal and the rest of its command:
 // the server refused it.
 func (in *imapInput) refuseLiteral() {
-	in.lit, in.cont, in.await, in.tooBig = 0, false, false, false
+	in.lit, in.cont, in.await, in.tooBig, in.overAppend = 0, false, false, false, false
 }
 
 // atCommandStart reports whether the octets so far end a command: no
@@ -117,7 +127,7 @@ func (in *imapInput) next(b, out []byte) (rest, outNew, line []byte) {
 			in.endLine(in.tail)
 			in.pass = false
 			in.tail = in.tail[:0]
-			if in.tooBig {
+			if in.tooBig || in.overAppend {
 				return b, out, nil // the caller ends the session
 			}
 		}
@@ -144,7 +154,8 @@ func nextSegment(b []byte, lit *int64) (seg []byte, isLit, complete bool) {
 // is then the same command's continuation.
 func (in *imapInput) endLine(line []byte) {
 	n := literalAtEnd(line)
-	in.tooBig = n > imapLiteralLimit && in.bufferedLiteral(line, !in.cont, !in.pass)
+	buffered := n >= 0 && in.bufferedLiteral(line, !in.cont, !in.pass)
+	in.tooBig = n > imapLiteralLimit && buffered
 	in.cont = n >= 0
 	if n > 0 {
 		in.lit = n
@@ -153,6 +164,8 @@ func (in *imapInput) endLine(line []byte) {
 	if in.await {
 		in.awaitN++
 	}
+	in.overAppend = n >= 0 && !in.await && !buffered && string(in.name) == "APPEND" &&
+		in.appendMax > 0 && n > in.appendMax
 }
 
 // noteTag remembers the tag of the command that line starts.
@@ -193,7 +206,11 @@ func literalAtEnd(line []byte) int64 {
 	}
 	n, err := strconv.ParseInt(string(digits), 10, 64)
 	if err != nil {
-		return -1
+		// Digits past int64 (ErrRange): still a literal, larger than
+		// anything taken. Read as text, its octets would reach the
+		// library as commands, which refuses the length and reads them
+		// as such too.
+		return math.MaxInt64
 	}
 	return n
 }
