@@ -122,6 +122,9 @@ type imapConn struct {
 	// that line (imapShutdownBye, or imapByeFor's).
 	byeQueued, byeWanted bool
 	bye                  string
+	// byeSent: the library sent a BYE of its own (LOGOUT's): no other
+	// may follow it.
+	byeSent bool
 	// litTag is the command whose synchronizing literal the client
 	// holds back until "+"; litRefused: its tagged response came
 	// instead, so the literal will never arrive (imapInput.await).
@@ -608,6 +611,7 @@ func (c *imapConn) lineLocked(seg []byte, complete bool) error {
 			line = r[bytes.LastIndexByte(r[:len(r)-1], '\n')+1:]
 		}
 		c.countTaggedLocked(line)
+		c.byeSent = c.byeSent || bytes.HasPrefix(line, []byte("* BYE"))
 		c.held = -1
 	case len(line) > imapHoldLine && c.dropSaveOnlyLocked(line):
 		// A long ESEARCH of a SEARCH RETURN (SAVE): its tag is at the
@@ -691,11 +695,18 @@ const imapCloseFlush = time.Second
 
 // Close sends what is buffered (a BYE, say) before closing, briefly: a
 // write blocked on a client that stopped reading is cut short first. A
-// connection handed on by STARTTLS is left open for its new owner.
+// connection handed on by STARTTLS is left open for its new owner. A
+// session the server closes while stopping, which has had no BYE, gets
+// the shutdown's (RFC 9051 §7.1.5): Shutdown's deadline or Close ended
+// it where it stood, mid-command perhaps, but never mid-response
+// (queueBye).
 func (c *imapConn) Close() error {
 	if !c.handedOff.Load() {
 		c.closing.Store(true)
 		c.Conn.SetWriteDeadline(time.Now().Add(imapCloseFlush))
+		if c.srv.stopping() {
+			c.queueBye(imapShutdownBye)
+		}
 	}
 	c.wmu.Lock()
 	c.flushAllLocked()

@@ -144,7 +144,7 @@ func (c *imapConn) byeDue() string {
 func (c *imapConn) queueBye(bye string) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.werr != nil || c.byeWanted || c.byeQueued {
+	if c.werr != nil || c.byeWanted || c.byeQueued || c.byeSent {
 		return
 	}
 	c.byeWanted, c.bye = true, bye

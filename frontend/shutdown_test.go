@@ -146,7 +146,8 @@ func TestIMAPShutdownAtCommandBoundaries(t *testing.T) {
 }
 
 // TestIMAPShutdownDeadline: a command still under way when the
-// shutdown's context ends is cut off, and Shutdown says so.
+// shutdown's context ends is cut off, with a BYE (RFC 9051 §7.1.5), and
+// Shutdown says so.
 func TestIMAPShutdownDeadline(t *testing.T) {
 	user := "late@example.com"
 	_, srv, addr := drainIMAPServer(t, user)
@@ -160,7 +161,31 @@ func TestIMAPShutdownDeadline(t *testing.T) {
 	if err := srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Shutdown = %v, want the context's deadline", err)
 	}
-	slow.closed()
+	slow.byeThenClosed("cut off at the shutdown's deadline: %q, want BYE")
+}
+
+// TestIMAPCloseSaysBye: Close, which does not wait for command
+// boundaries, still ends each session with a BYE; a session the library
+// ended with its own BYE (LOGOUT) gets no second one.
+func TestIMAPCloseSaysBye(t *testing.T) {
+	user := "closed@example.com"
+	_, srv, addr := drainIMAPServer(t, user)
+	waiting := dialIMAPRaw(t, addr, user)
+	waiting.ok("SELECT INBOX")
+	idling := dialIMAPRaw(t, addr, user)
+	idling.send("i IDLE\r\n")
+	idling.until("+")
+	anon := dialIMAPRaw(t, addr, "")
+	leaving := dialIMAPRaw(t, addr, user)
+	leaving.send("l LOGOUT\r\n")
+	leaving.until("* BYE")
+	leaving.until("l OK")
+
+	srv.Close()
+	for _, s := range []*imapRaw{waiting, idling, anon} {
+		s.byeThenClosed("session at Close got %q, want BYE")
+	}
+	leaving.closed()
 }
 
 // TestPOP3ShutdownLetsSessionsQuit: a session not logged in is closed at
