@@ -228,7 +228,7 @@ func (c *imapConn) readRaw(p []byte) (int, error) {
 // clients show to their users.
 const (
 	imapAutologoutBye = "* BYE Autologout; idle for too long\r\n"
-	imapPreAuthBye    = "* BYE Autologout; not logged in in time\r\n"
+	imapPreAuthBye    = "* BYE Autologout; no login within the time allowed\r\n"
 )
 
 // autologout ends a session whose read deadline passed: its BYE is
