@@ -171,8 +171,8 @@ func (c *imapConn) Read(p []byte) (int, error) {
 			c.answerHere(imapLocalReply{tag: q.tag, lines: lines, status: status})
 			c.scan(later)
 			continue
-		case c.imapTooBigEnd(c.rerr) != "":
-			c.queueBye(c.imapTooBigEnd(c.rerr))
+		case c.tooBigBye(c.rerr) != "":
+			c.queueBye(c.tooBigBye(c.rerr))
 			return 0, io.EOF
 		case c.rerr != nil:
 			return 0, c.rerr

@@ -47,14 +47,14 @@ func imapAppendTooBigBye(limit int64) string {
 	return fmt.Sprintf("* BYE [TOOBIG] Messages are limited to %d octets (APPENDLIMIT)\r\n", limit)
 }
 
-// imapTooBigEnd returns the BYE that ends a session whose literal was too
+// tooBigBye returns the BYE that ends a session whose literal was too
 // big once the library has read what came before it, or "" if err is no
 // such end.
-func (c *imapConn) imapTooBigEnd(err error) string {
-	switch err {
-	case errIMAPLiteralTooBig:
+func (c *imapConn) tooBigBye(err error) string {
+	switch {
+	case errors.Is(err, errIMAPLiteralTooBig):
 		return imapTooBigBye
-	case errIMAPAppendTooBig:
+	case errors.Is(err, errIMAPAppendTooBig):
 		return imapAppendTooBigBye(c.in.appendMax)
 	}
 	return ""
