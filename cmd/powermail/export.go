@@ -99,6 +99,9 @@ func mailboxRestoreCmd(cl *clientFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if limit == 0 { // the node would refuse its max_bytes, a name the operator never gave
+				return fmt.Errorf("invalid input: --max-message-size %s: give a size above 0, say 50M", maxSize)
+			}
 			in := cmd.InOrStdin()
 			if args[1] != "-" {
 				f, err := os.Open(args[1])

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"powermail/fsm"
 	"powermail/node"
 )
 
@@ -36,6 +37,11 @@ outcome unknown (a timeout, a leader change), run it again with --skip-existing:
 already exist with the row's password hash are skipped and counted.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// The node refuses a larger batch, but only once the whole
+			// file has been read into it.
+			if batch < 1 || batch > maxImportBatch {
+				return fmt.Errorf("invalid input: --batch %d: give 1 to %d", batch, maxImportBatch)
+			}
 			in := cmd.InOrStdin()
 			if args[0] != "-" {
 				f, err := os.Open(args[0])
@@ -59,12 +65,15 @@ already exist with the row's password hash are skipped and counted.`,
 			return cl.done(cmd, "imported %d mailboxes", res.Created)
 		},
 	}
-	cmd.Flags().IntVar(&batch, "batch", 1000, "mailboxes per raft entry (at most 10000)")
+	cmd.Flags().IntVar(&batch, "batch", 1000, fmt.Sprintf("mailboxes per raft entry (1 to %d)", maxImportBatch))
 	cmd.Flags().BoolVar(&noPassword, "allow-no-password", false, "accept rows without a password hash (mailboxes nobody can log into, for mail only)")
 	cmd.Flags().BoolVar(&skipExisting, "skip-existing", false, "resume an import that broke off: skip (and count) the mailboxes that already exist with the row's password hash; "+
 		"one that exists with another hash stops the import (it is not this file's, or its password changed since); quotas are not compared")
 	return cmd
 }
+
+// maxImportBatch is the most mailboxes the admin API takes in one batch.
+const maxImportBatch = fsm.MaxMailboxBatch
 
 // importOptions are mailbox import's flags.
 type importOptions struct {

@@ -74,7 +74,7 @@ func mailboxAddCmd(cl *clientFlags) *cobra.Command {
 				return err
 			}
 			if !noPassword {
-				if req.Password, err = passwordFrom(cmd, password); err != nil {
+				if req.Password, err = passwordFrom(cmd, password, "--password, stdin, or --no-password"); err != nil {
 					return err
 				}
 			}
@@ -98,7 +98,7 @@ func mailboxPasswdCmd(cl *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "passwd ADDRESS", Short: "Set a mailbox's password (from --password or stdin)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pw, err := passwordFrom(cmd, password)
+			pw, err := passwordFrom(cmd, password, "--password or stdin")
 			if err != nil {
 				return err
 			}
@@ -169,8 +169,9 @@ func mailboxLsCmd(cl *clientFlags) *cobra.Command {
 }
 
 // passwordFrom returns the flag's value, or the first line of stdin: on
-// a terminal after a prompt, without echo.
-func passwordFrom(cmd *cobra.Command, flag string) (string, error) {
+// a terminal after a prompt, without echo. Without either, the error
+// names the ways the command takes one (ways).
+func passwordFrom(cmd *cobra.Command, flag, ways string) (string, error) {
 	if flag != "" {
 		return flag, nil
 	}
@@ -186,7 +187,7 @@ func passwordFrom(cmd *cobra.Command, flag string) (string, error) {
 	}
 	line = strings.TrimRight(line, "\r\n")
 	if line == "" {
-		return "", errors.New("invalid input: no password given (use --password, stdin, or --no-password)")
+		return "", fmt.Errorf("invalid input: no password given (use %s)", ways)
 	}
 	return line, nil
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -67,6 +68,18 @@ func newRoot() *cobra.Command {
 	// The client flags belong to the root, so that they may stand before
 	// the command too (powermail --json cluster status).
 	cl.register(root)
+	// Runnable, so that cobra parses the flags before it looks for the
+	// command: it took a mistyped flag's next word for the flag's value
+	// ("powermail --jsno cluster status" failed on an unknown command
+	// "status"), where the flag is what is wrong.
+	root.Args = cobra.ArbitraryArgs
+	root.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		return unknownCommand(cmd, args[0])
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return flagValueError(err) })
 	root.AddCommand(newServerCmd(), newClusterCmd(cl), newDomainCmd(cl), newMailboxCmd(cl),
 		newForwardCmd(cl), newSettingsCmd(cl), newStorageCmd(cl), newQueueCmd(cl))
 	failUnknownSubcommands(root)
@@ -110,6 +123,54 @@ func noArgs(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
+// unknownCommand is cobra's own refusal of a word that names no command
+// of the root, with its suggestions.
+func unknownCommand(cmd *cobra.Command, word string) error {
+	msg := fmt.Sprintf("unknown command %q for %q", word, cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's default, which it sets only on its own path
+	}
+	if s := cmd.SuggestionsFor(word); len(s) > 0 {
+		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+	}
+	return errors.New(msg)
+}
+
+// flagValueError says what a flag wants in place of the parser's
+// complaint (strconv.ParseInt: parsing "abc": invalid syntax; time:
+// missing unit in duration "5").
+func flagValueError(err error) error {
+	var iv *pflag.InvalidValueError
+	if !errors.As(err, &iv) {
+		return err
+	}
+	return fmt.Errorf("invalid input: --%s %q: want %s", iv.GetFlag().Name, iv.GetValue(), valueWanted(iv.GetFlag().Value.Type(), err))
+}
+
+// valueWanted describes a flag value of type kind, for an error that
+// refused one; err itself for a type of this command's own.
+func valueWanted(kind string, err error) string {
+	switch kind {
+	case "int", "int8", "int16", "int32", "int64":
+		if errors.Is(err, strconv.ErrRange) {
+			return "a whole number in range"
+		}
+		return "a whole number"
+	case "uint", "uint8", "uint16", "uint32", "uint64":
+		return "a whole number from 0"
+	case "float32", "float64":
+		return "a number"
+	case "bool":
+		return "true or false"
+	case "duration":
+		return "a duration with a unit, say 30s or 5m (units ms, s, m, h)"
+	}
+	if u := errors.Unwrap(err); u != nil {
+		return "a valid value (" + u.Error() + ")"
+	}
+	return "a valid value"
+}
+
 func subcommandNames(cmd *cobra.Command) string {
 	var names []string
 	for _, c := range cmd.Commands() {
@@ -135,7 +196,7 @@ func applyEnv(fs *pflag.FlagSet, only map[string]bool) error {
 			return
 		}
 		if err := f.Value.Set(v); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			errs = append(errs, fmt.Errorf("invalid input: %s %q: want %s", name, v, valueWanted(f.Value.Type(), err)))
 		}
 		f.Changed = true
 	})
