@@ -123,6 +123,9 @@ func mailboxQuotaCmd(cl *clientFlags) *cobra.Command {
 			if err := cl.do(cmd.Context(), "POST", "/v1/mailboxes/"+pathEsc(args[0])+"/quota", map[string]int64{"quota_bytes": q}, nil); err != nil {
 				return err
 			}
+			if q == 0 {
+				return cl.done(cmd, "quota of %s set to unlimited", args[0])
+			}
 			return cl.done(cmd, "quota of %s set to %d bytes", args[0], q)
 		},
 	}

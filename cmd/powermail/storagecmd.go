@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -38,6 +39,13 @@ command fails if any body has fewer than R replicas that verify.`,
 			if err := cl.do(cmd.Context(), "POST", "/v1/storage/repair", nil, &st); err != nil {
 				return err
 			}
+			// Counts as the node sent them: decoded as float64, a million
+			// bodies printed as 1e+06.
+			for k, v := range st {
+				if f, ok := v.(float64); ok && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+					st[k] = int64(f)
+				}
+			}
 			return cl.emit(cmd, st, []string{"FIELD", "VALUE"}, func() (rows [][]string) {
 				for _, k := range []string{"bodies", "under_replicated", "unrepairable", "repaired_total", "trimmed_total", "moved_total", "status"} {
 					if v, ok := st[k]; ok {
@@ -58,6 +66,9 @@ command fails if any body has fewer than R replicas that verify.`,
 			cl.lengthen(cmd, maintenanceTimeout)
 			if err := cl.do(cmd.Context(), "POST", "/v1/storage/gc", nil, &res); err != nil {
 				return err
+			}
+			if cl.json { // the figures, not only {"status":"ok"}
+				return cl.emit(cmd, res, nil, nil)
 			}
 			return cl.done(cmd, "collected %d bodies, freed %s", res.Bodies, humanBytes(uint64(res.Freed)))
 		},
