@@ -27,13 +27,22 @@ func (n *Node) checkEncodingRaise(ctx context.Context, enc int) error {
 		return fmt.Errorf("raise check: %w", err)
 	}
 	var (
-		mu     sync.Mutex
-		behind []string
-		wg     sync.WaitGroup
+		mu      sync.Mutex
+		behind  []string
+		readers int // members known to read enc
+		wg      sync.WaitGroup
 	)
+	if enc > fsm.NewestEncoding {
+		// Apply refuses, on every release, a raise past its own
+		// (fsm raiseRefused); named here, it tells whether any member
+		// could take the raise, forced or not.
+		behind = append(behind, fmt.Sprintf("%s reads up to %d", n.cfg.ID, fsm.NewestEncoding))
+	} else {
+		readers++
+	}
 	for _, s := range cf.Configuration().Servers {
 		if string(s.ID) == n.cfg.ID {
-			continue // this release: apply refuses, on every release, a raise past it (fsm raiseRefused)
+			continue
 		}
 		wg.Go(func() {
 			ms, ok := n.probeMember(ctx, s.Address)
@@ -44,6 +53,9 @@ func (n *Node) checkEncodingRaise(ctx context.Context, enc int) error {
 			case ms.Reads < enc:
 				why = fmt.Sprintf("%s reads up to %d", s.ID, ms.Reads)
 			default:
+				mu.Lock()
+				readers++
+				mu.Unlock()
 				return
 			}
 			mu.Lock()
@@ -56,6 +68,13 @@ func (n *Node) checkEncodingRaise(ctx context.Context, enc int) error {
 		return nil
 	}
 	slices.Sort(behind)
+	if readers == 0 {
+		// Forcing cannot help: no member runs a release that reads it,
+		// and the leader's apply would refuse it.
+		return &fsm.Error{Kind: fsm.ErrInvalid, Msg: fmt.Sprintf(
+			"command encoding %d: no member reads it (%s); upgrade the nodes to a release that does first",
+			enc, strings.Join(behind, ", "))}
+	}
 	return &fsm.Error{Kind: fsm.ErrInvalid, Msg: fmt.Sprintf(
 		"command encoding %d: %s; a node that cannot read it stops at the raise. Upgrade those nodes (or remove them) first, or force the raise",
 		enc, strings.Join(behind, ", "))}
