@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -66,4 +68,44 @@ func cliEnv(t *testing.T, env []string, args ...string) string {
 		t.Fatalf("%v with %v succeeded", args, env)
 	}
 	return errb.String()
+}
+
+// TestCLIPartialFailuresExitNonZero: a command that leaves part of its
+// work undone says which part and exits non-zero, so that a script does
+// not take it for done.
+func TestCLIPartialFailuresExitNonZero(t *testing.T) {
+	p := startSolo(t)
+	// The first domain exists: the others were not tried, and the
+	// message said nothing of them.
+	_, errOut, err := cli(t, "", "domain", "add", "example.com", "new1.org", "new2.org", "--addr", p.admin)
+	if err == nil || !strings.Contains(errOut, "already exists") || !strings.Contains(errOut, "not tried: new1.org, new2.org") {
+		t.Errorf("domain add with the first existing: %v %q", err, errOut)
+	}
+	mustCLI(t, "domain", "add", "new1.org", "new2.org", "new3.org", "--addr", p.admin)
+	_, errOut, err = cli(t, "", "domain", "add", "new4.org", "new1.org", "new5.org", "--addr", p.admin)
+	if err == nil || !strings.Contains(errOut, "added before it: new4.org; not tried: new5.org") {
+		t.Errorf("domain add with the second existing: %v %q", err, errOut)
+	}
+
+	// A restore that skipped messages over --max-message-size restored
+	// only part of the mailbox, and exited 0.
+	mustCLI(t, "mailbox", "add", "ann@example.com", "--password", "pw", "--addr", p.admin)
+	tarFile := filepath.Join(t.TempDir(), "box.tar")
+	writeTar(t, tarFile, map[string]string{
+		"Maildir/cur/1.small:2,S": "Subject: small\r\n\r\nhi\r\n",
+		"Maildir/cur/2.large:2,":  "Subject: large\r\n\r\n" + strings.Repeat("x", 4096) + "\r\n",
+	})
+	out, errOut, err := cli(t, "", "mailbox", "restore", "ann@example.com", tarFile, "--max-message-size", "1K", "--json", "--addr", p.admin)
+	var res struct {
+		Added    int `json:"added"`
+		TooLarge int `json:"too_large"`
+	}
+	if err == nil || json.Unmarshal([]byte(out), &res) != nil || res.Added != 1 || res.TooLarge != 1 ||
+		!strings.Contains(errOut, "1 message(s) larger than --max-message-size 1K were not restored") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Errorf("restore with a message too large: %v out=%q err=%q", err, out, errOut)
+	}
+	// Run again with room for it, the rest is added and it succeeds.
+	if out := mustCLI(t, "mailbox", "restore", "ann@example.com", tarFile, "--json", "--addr", p.admin); json.Unmarshal([]byte(out), &res) != nil || res.Added != 1 || res.TooLarge != 0 {
+		t.Errorf("restore again: %q", out)
+	}
 }

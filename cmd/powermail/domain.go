@@ -24,9 +24,17 @@ func newDomainCmd(cl *clientFlags) *cobra.Command {
 					}
 					// The ones before it were added and the ones after it
 					// not tried: without saying so, the operator runs the
-					// same command again and it stops on "already exists".
+					// same command again and it stops on "already exists",
+					// or takes the ones after it for added.
+					var notes []string
 					if i > 0 {
-						err = fmt.Errorf("%w (added before it: %s; not tried: %d more)", err, strings.Join(args[:i], ", "), len(args)-i-1)
+						notes = append(notes, "added before it: "+strings.Join(args[:i], ", "))
+					}
+					if rest := args[i+1:]; len(rest) > 0 {
+						notes = append(notes, "not tried: "+strings.Join(rest, ", "))
+					}
+					if len(notes) > 0 {
+						err = fmt.Errorf("%w (%s)", err, strings.Join(notes, "; "))
 					}
 					return err
 				}

@@ -92,7 +92,8 @@ func mailboxRestoreCmd(cl *clientFlags) *cobra.Command {
 		Short: "Add the messages of a Maildir++ tar (from mailbox export, or a Dovecot/Courier Maildir) to a mailbox (\"-\" reads stdin)",
 		Long: "Add the messages of a Maildir++ tar to a mailbox: folders are created as needed, flags come from the file names" +
 			" (keywords from dovecot-keywords), the internal date from the file time. A message the folder already holds is skipped," +
-			" so a restore that broke off can be run again. The restore has no time limit unless --timeout is given.",
+			" so a restore that broke off can be run again. Messages over --max-message-size are counted and left out, and the command then" +
+			" exits non-zero. The restore has no time limit unless --timeout is given.",
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			limit, err := parseSize(maxSize)
@@ -135,9 +136,16 @@ func mailboxRestoreCmd(cl *clientFlags) *cobra.Command {
 			if err := cl.decode(raw, &res); err != nil {
 				return err
 			}
-			return cl.emit(cmd, res, []string{"ADDED", "ALREADY-THERE", "TOO-LARGE", "FOLDERS-CREATED"}, func() [][]string {
+			err = cl.emit(cmd, res, []string{"ADDED", "ALREADY-THERE", "TOO-LARGE", "FOLDERS-CREATED"}, func() [][]string {
 				return [][]string{{fmt.Sprint(res.Added), fmt.Sprint(res.Duplicates), fmt.Sprint(res.TooLarge), strings.Join(res.Folders, ", ")}}
 			})
+			if err == nil && res.TooLarge > 0 {
+				// Part of the archive is not in the mailbox: a script
+				// that deletes the archive on success would lose it.
+				return fmt.Errorf("%d message(s) larger than --max-message-size %s were not restored: run the restore again with a larger --max-message-size "+
+					"(up to the node's --restore-max-bytes); the messages already restored are skipped", res.TooLarge, maxSize)
+			}
+			return err
 		},
 	}
 	c.Flags().StringVar(&maxSize, "max-message-size", "50M", "skip (and count) messages larger than this (bytes, or K/M/G; at most the node's --restore-max-bytes, 1G by default)")
