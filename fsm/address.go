@@ -59,8 +59,9 @@ func checkLabel(l string) error {
 	if l[0] == '-' || l[len(l)-1] == '-' {
 		return errorf(ErrInvalid, "label %q starts or ends with a hyphen", l)
 	}
-	for i := 0; i < len(l); i++ {
-		c := l[i]
+	// By rune, so that the error names the character typed rather than
+	// the first byte of its UTF-8 form; the set accepted is the same.
+	for _, c := range l {
 		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
 			return errorf(ErrInvalid, "label %q has character %q (use the xn-- form for international names)", l, c)
 		}
