@@ -172,6 +172,10 @@ func (c *clientFlags) sendBody(ctx context.Context, method, path string, body io
 		return nil, fmt.Errorf("no answer from %s within the --timeout (a write waits for a quorum of voters: see cluster status): %w",
 			c.addr, unwrapURL(err))
 	}
+	if err != nil && strings.Contains(err.Error(), "malformed HTTP") {
+		// Something answered, not in HTTP: a mail port's greeting, say.
+		return nil, fmt.Errorf("%s did not answer in HTTP, as a PowerMail admin API does (is --addr a node's admin address?)", c.addr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach %s: %w", c.addr, unwrapURL(err))
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,5 +108,47 @@ func TestCLIPartialFailuresExitNonZero(t *testing.T) {
 	// Run again with room for it, the rest is added and it succeeds.
 	if out := mustCLI(t, "mailbox", "restore", "ann@example.com", tarFile, "--json", "--addr", p.admin); json.Unmarshal([]byte(out), &res) != nil || res.Added != 1 || res.TooLarge != 0 {
 		t.Errorf("restore again: %q", out)
+	}
+}
+
+// TestCLIMistakesNamedPlainlyMore: more mistakes that ended in a
+// message about something else.
+func TestCLIMistakesNamedPlainlyMore(t *testing.T) {
+	rec := &recorder{reply: `{"status":"ok"}`}
+	addr := rec.start(t)
+	// A comma-separated --to was refused as a local part holding "@".
+	_, errOut, err := cli(t, "", "forward", "add", "x@example.com", "--to", "a@b.org,c@d.org", "--addr", addr)
+	if err == nil || !strings.Contains(errOut, "give each target its own --to") || len(rec.calls) != 0 {
+		t.Errorf("forward add --to a,b: %v %q, requests %q", err, errOut, rec.calls)
+	}
+	// The archive's temporary name is the CLI's business, not the
+	// operator's: the error names --out.
+	_, errOut, err = cli(t, "", "mailbox", "export", "a@example.com", "--out", "/nonexistent-dir/box.tar", "--addr", addr)
+	if err == nil || strings.Contains(errOut, ".partial-") || !strings.Contains(errOut, "--out /nonexistent-dir/box.tar") {
+		t.Errorf("export to a missing directory: %v %q", err, errOut)
+	}
+	// --addr at a mail port: the greeting is not HTTP.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("220 mx.example ESMTP\r\n"))
+			c.Close()
+		}
+	}()
+	_, errOut, err = cli(t, "", "domain", "ls", "--addr", ln.Addr().String())
+	if err == nil || !strings.Contains(errOut, "is --addr a node's admin address?") || strings.Contains(errOut, "net/http") {
+		t.Errorf("--addr at an SMTP port: %v %q", err, errOut)
+	}
+	// join may add a non-voter: the help said "as a voter".
+	if out := mustCLI(t, "cluster", "join", "--help"); !strings.Contains(out, "non-voter") {
+		t.Errorf("cluster join --help:\n%s", out)
 	}
 }

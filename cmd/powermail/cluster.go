@@ -44,7 +44,10 @@ func newClusterCmd(cl *clientFlags) *cobra.Command {
 		},
 	})
 	cmd.AddCommand(&cobra.Command{
-		Use: "join ID CLUSTER_ADDR [ADMIN_ADDR]", Short: "Add a node as a voter (idempotent)", Args: cobra.RangeArgs(2, 3),
+		Use: "join ID CLUSTER_ADDR [ADMIN_ADDR]", Short: "Add a node (idempotent)", Args: cobra.RangeArgs(2, 3),
+		Long: "Add a node to the cluster; joining a member again with its addresses changes nothing. It joins as a voter, " +
+			"or as a non-voter while it does not answer (not started yet, or a mistyped address) or the voters are at " +
+			"the cap (settings set --max-voters); the leader makes a non-voter a voter once it has answered and kept up for 20 seconds, while the voters are below the cap.",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := node.JoinRequest{ID: args[0], ClusterAddr: args[1]}
 			if len(args) == 3 {

@@ -47,7 +47,12 @@ func mailboxExportCmd(cl *clientFlags) *cobra.Command {
 func exportFile(cmd *cobra.Command, cl *clientFlags, addr, path string) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".partial-*")
 	if err != nil {
-		return err
+		// The temporary file's name is the CLI's own: name --out.
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("--out %s: cannot write the archive there: %w", path, err)
 	}
 	err = exportTo(cmd.Context(), cl, addr, tmp)
 	if cerr := tmp.Close(); err == nil {

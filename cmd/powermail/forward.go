@@ -18,6 +18,13 @@ func newForwardCmd(cl *clientFlags) *cobra.Command {
 	add := &cobra.Command{
 		Use: "add ADDRESS --to TARGET [--to TARGET...]", Short: "Forward mail for ADDRESS (\"@domain\" is a catch-all)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, to := range targets {
+				// A list in one --to was refused as a local part that
+				// holds "@", which does not say what to do.
+				if strings.Contains(to, ",") {
+					return fmt.Errorf("invalid input: --to %q: give each target its own --to", to)
+				}
+			}
 			c := fsm.ForwardAdd{Address: args[0], Targets: targets, KeepCopy: keep, Replace: replace}
 			var added node.ForwardAdded
 			if err := cl.do(cmd.Context(), "POST", "/v1/forwards", c, &added); err != nil {
