@@ -55,6 +55,9 @@ func newQueueCmd(cl *clientFlags) *cobra.Command {
 	})
 	cmd.AddCommand(&cobra.Command{
 		Use: "retry ID", Short: "Try a queued message again now", Args: cobra.ExactArgs(1),
+		Long: "Make a queued message due now. Within the leader's --queue-host-down-time (1m) of a failed connection to " +
+			"its destination the attempt does not connect: it fails at once, counts as an attempt and is scheduled again; " +
+			"wait that long after fixing the destination before retrying.",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := cl.do(cmd.Context(), "POST", "/v1/queue/"+pathEsc(args[0])+"/retry", nil, nil); err != nil {
 				return err
