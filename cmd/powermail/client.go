@@ -138,6 +138,9 @@ func (c *clientFlags) send(ctx context.Context, method, path string, in any) (*h
 	}
 	var body io.Reader
 	if in != nil {
+		if err := checkUTF8(in); err != nil {
+			return nil, err
+		}
 		raw, err := json.Marshal(in)
 		if err != nil {
 			return nil, err

@@ -152,3 +152,28 @@ func TestCLIMistakesNamedPlainlyMore(t *testing.T) {
 		t.Errorf("cluster join --help:\n%s", out)
 	}
 }
+
+// TestCLIRefusesInvalidUTF8: a value that is not UTF-8 went out with
+// each bad byte as U+FFFD, so "\xff@example.com" made a mailbox
+// "\ufffd@example.com" that the CLI confirmed under the bytes typed.
+func TestCLIRefusesInvalidUTF8(t *testing.T) {
+	rec := &recorder{reply: `{"status":"ok"}`}
+	addr := rec.start(t)
+	for _, f := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"mailbox", "add", "\xff\xfe@example.com", "--password", "pw"}, `address "\xff\xfe@example.com" is not valid UTF-8`},
+		{[]string{"mailbox", "passwd", "a@example.com", "--password", "caf\xe9"}, "password is not valid UTF-8"},
+		{[]string{"forward", "add", "a@example.com", "--to", "b\xff@example.org"}, "targets"},
+		{[]string{"domain", "add", "caf\xe9.example"}, "is not valid UTF-8"},
+	} {
+		_, errOut, err := cli(t, "", append(f.args, "--addr", addr)...)
+		if err == nil || !strings.Contains(errOut, f.want) || strings.Contains(errOut, "caf\xe9\"") {
+			t.Errorf("%q: %v %q, want %q", f.args, err, errOut, f.want)
+		}
+	}
+	if len(rec.calls) != 0 {
+		t.Errorf("requests sent: %q", rec.calls)
+	}
+}
