@@ -80,7 +80,7 @@ var ErrTooLarge = errors.New("request body too large")
 func (n *Node) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	route := func(pattern string, h func(r *http.Request) (any, error)) {
-		mux.Handle(pattern, n.adminRoute(pattern, h))
+		mux.Handle(pattern, n.adminRoute(pattern, n.refuseIfRemoved(pattern, h)))
 	}
 	mux.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -118,7 +118,7 @@ func (n *Node) adminHandler() http.Handler {
 		"GET /v1/mailboxes/{address}/export":             n.exportHandler,
 		"POST /v1/mailboxes/{address}/restore":           n.restoreHandler,
 	} {
-		mux.Handle(pattern, n.requireToken(n.counted(pattern, h)))
+		mux.Handle(pattern, n.requireToken(n.counted(pattern, n.refuseStreamIfRemoved(h))))
 	}
 	return n.closeForStrangers(mux)
 }
@@ -240,6 +240,8 @@ func errorCode(err error) string {
 		return c
 	}
 	switch { // the mail access errors (access.go), for the mailbox routes
+	case errors.Is(err, ErrRemoved):
+		return "removed"
 	case errors.Is(err, ErrInvalidArgument):
 		return "invalid"
 	case errors.Is(err, ErrOverQuota):
@@ -279,7 +281,7 @@ func errorStatus(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotLeader), errors.Is(err, ErrIndeterminate),
+	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotLeader), errors.Is(err, ErrIndeterminate), errors.Is(err, ErrRemoved),
 		errors.Is(err, ErrUnavailable), errors.Is(err, ErrBodyUnavailable), errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, ErrClosed), errors.Is(err, fsm.ErrClosed):
 		// A node shutting down is a temporary failure: another node, or

@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/json"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -73,6 +74,16 @@ func TestStatusOfARemovedNodeSaysSo(t *testing.T) {
 	if v := statusOf(l); v.Removed || v.Self != l.ID() {
 		t.Fatalf("a member says %+v", v)
 	}
+	// Reads and writes through it waited out the client's timeout (no
+	// leader ever answers it) while its status said healthy: they are
+	// refused at once, naming what happened and where to go instead.
+	for _, req := range [][3]string{{"GET", "/v1/domains", ""}, {"POST", "/v1/domains", `{"name":"x.org"}`}} {
+		start := time.Now()
+		code, body := adminDo(t, gone, req[0], req[1], string(testSecret), req[2])
+		if code != 503 || !strings.Contains(body, `"error":"removed"`) || !strings.Contains(body, gone.ID()) || time.Since(start) > time.Second {
+			t.Errorf("%s %s through the removed node: %d %s after %v", req[0], req[1], code, body, time.Since(start))
+		}
+	}
 	if err := l.Join(ctxT(t, 10*time.Second), JoinRequest{ID: gone.ID(), ClusterAddr: gone.ClusterAddr(), AdminAddr: gone.AdminAddr()}); err != nil {
 		t.Fatal(err)
 	}
@@ -80,4 +91,7 @@ func TestStatusOfARemovedNodeSaysSo(t *testing.T) {
 		v := statusOf(gone)
 		return !v.Removed && v.Leader == l.ID() && v.Health == "healthy" && len(v.Nodes) == 3
 	})
+	if code, body := adminDo(t, gone, "GET", "/v1/domains", string(testSecret), ""); code != 200 {
+		t.Errorf("domains through %s, a member again: %d %s", gone.ID(), code, body)
+	}
 }

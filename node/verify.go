@@ -193,7 +193,7 @@ func (n *Node) countReferenced(ctx context.Context) (int64, error) {
 // redundancyRoutes adds the admin endpoints of redundancy upkeep.
 func (n *Node) redundancyRoutes(mux *http.ServeMux, route func(string, func(*http.Request) (any, error))) {
 	// Verification streams one JSON progress object per line.
-	mux.Handle("POST /v1/storage/verify", n.requireToken(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("POST /v1/storage/verify", n.requireToken(n.refuseStreamIfRemoved(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/x-ndjson")
 		enc := json.NewEncoder(w)
 		flusher, _ := w.(http.Flusher)

@@ -64,6 +64,7 @@ var errPrefix = map[string]string{
 	"not_empty":    "not empty",
 	"forward_loop": "forward loop",
 	"too_large":    "too large",
+	"removed":      "not a member",
 }
 
 func (e *apiError) Error() string {
