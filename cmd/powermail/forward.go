@@ -33,6 +33,10 @@ func newForwardCmd(cl *clientFlags) *cobra.Command {
 			if len(added.Targets) == 0 { // a node of an earlier release answers only "ok"
 				added.Address, added.Targets = args[0], targets
 			}
+			if cl.json { // the forward as stored, as the table says
+				added.Status = "ok"
+				return cl.emit(cmd, added, nil, nil)
+			}
 			return cl.done(cmd, "forward %s -> %s", added.Address, strings.Join(added.Targets, ", "))
 		},
 	}

@@ -39,3 +39,24 @@ func TestQuotaZeroSaysUnlimited(t *testing.T) {
 		t.Errorf("mailbox quota 0 said %q", out)
 	}
 }
+
+// TestWritesAnswerWhatHoldsInJSON: settings set --json and forward add
+// --json printed only {"status":"ok"}, dropping the settings that hold
+// after the change (merged with another's at apply) and the forward's
+// stored form, which the table shows.
+func TestWritesAnswerWhatHoldsInJSON(t *testing.T) {
+	rec := &recorder{reply: `{"status":"ok","replicas":3,"write_quorum":2,"command_encoding":12,"max_voters":5}`}
+	addr := rec.start(t)
+	var s map[string]any
+	if out := mustCLI(t, "settings", "set", "--max-voters", "5", "--json", "--addr", addr); json.Unmarshal([]byte(out), &s) != nil ||
+		s["status"] != "ok" || s["replicas"] != 3.0 || s["write_quorum"] != 2.0 || s["max_voters"] != 5.0 {
+		t.Errorf("settings set --json said %q", out)
+	}
+	rec = &recorder{reply: `{"status":"ok","address":"sales@example.com","targets":["a@x.org"]}`}
+	addr = rec.start(t)
+	var f map[string]any
+	if out := mustCLI(t, "forward", "add", "sales@Example.COM", "--to", "a@X.org", "--json", "--addr", addr); json.Unmarshal([]byte(out), &f) != nil ||
+		f["status"] != "ok" || f["address"] != "sales@example.com" {
+		t.Errorf("forward add --json said %q", out)
+	}
+}
