@@ -51,6 +51,14 @@ func TestCLIMistakesNamedPlainly(t *testing.T) {
 	if !strings.Contains(c, `POWERMAIL_TIMEOUT "5": want a duration with a unit`) {
 		t.Errorf("POWERMAIL_TIMEOUT=5: %q", c)
 	}
+	// help of something that is no command fails (it printed the
+	// root's help, exit 0); help of a command still works.
+	if _, errOut, err := cli(t, "", "help", "bogus"); err == nil || !strings.Contains(errOut, `unknown help topic "bogus"`) {
+		t.Errorf("help bogus: %v %q", err, errOut)
+	}
+	if out := mustCLI(t, "help", "domain", "add"); !strings.Contains(out, "Host one or more domains") {
+		t.Errorf("help domain add: %q", out)
+	}
 	// No arguments at all still prints the help, and succeeds.
 	if out := mustCLI(t); !strings.Contains(out, "Available Commands") {
 		t.Errorf("powermail alone printed %q", out)

@@ -80,6 +80,7 @@ func newRoot() *cobra.Command {
 		return unknownCommand(cmd, args[0])
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return flagValueError(err) })
+	root.SetHelpCommand(helpCmd(root))
 	root.AddCommand(newServerCmd(), newClusterCmd(cl), newDomainCmd(cl), newMailboxCmd(cl),
 		newForwardCmd(cl), newSettingsCmd(cl), newStorageCmd(cl), newQueueCmd(cl))
 	failUnknownSubcommands(root)
@@ -121,6 +122,37 @@ func noArgs(cmd *cobra.Command, args []string) error {
 		return fmt.Errorf("%s takes no arguments, got %q (usage: %s)", cmd.CommandPath(), strings.Join(args, " "), cmd.UseLine())
 	}
 	return nil
+}
+
+// helpCmd is "powermail help [command]". cobra's own prints the root's
+// help and exits 0 for a topic that names no command, now that the root
+// takes arguments.
+func helpCmd(root *cobra.Command) *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		RunE: func(_ *cobra.Command, args []string) error {
+			cmd, rest, err := root.Find(args)
+			if err != nil || len(rest) > 0 {
+				return fmt.Errorf("unknown help topic %q (commands: %s)", strings.Join(args, " "), subcommandNames(root))
+			}
+			return cmd.Help()
+		},
+		// Completes command names, as cobra's own help command does.
+		ValidArgsFunction: func(_ *cobra.Command, args []string, prefix string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			cmd, _, err := root.Find(args)
+			if err != nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var names []cobra.Completion
+			for _, c := range cmd.Commands() {
+				if c.IsAvailableCommand() && strings.HasPrefix(c.Name(), prefix) {
+					names = append(names, c.Name()+"\t"+c.Short)
+				}
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
+	}
 }
 
 // unknownCommand is cobra's own refusal of a word that names no command
