@@ -164,6 +164,11 @@ func (r *importRows) next() ([]string, error) {
 		}
 		r.line++
 		text = strings.TrimRight(text, "\r\n")
+		if r.line == 1 {
+			// A spreadsheet's UTF-8 byte order mark is no part of the
+			// first address.
+			text = strings.TrimPrefix(text, "\ufeff")
+		}
 		if strings.TrimSpace(text) == "" || importComment(text) {
 			continue
 		}

@@ -116,3 +116,18 @@ func TestMailboxImportResumesWithSkipExisting(t *testing.T) {
 		t.Fatalf("an existing mailbox with another password: %v\n%s", err, errOut)
 	}
 }
+
+// A CSV saved by a spreadsheet starts with a UTF-8 byte order mark: it
+// became part of the first address, a mailbox "\ufeffann@" that no mail
+// for ann@ reaches.
+func TestMailboxImportSkipsByteOrderMark(t *testing.T) {
+	rec := &recorder{reply: `{"status":"ok"}`}
+	addr := rec.start(t)
+	csv := "\ufeffann@example.com," + importHash + "\r\nbob@example.com," + importHash + "\r\n"
+	if _, errOut, err := cli(t, csv, "mailbox", "import", "-", "--addr", addr); err != nil {
+		t.Fatalf("import: %v\n%s", err, errOut)
+	}
+	if got := imported(t, rec); len(got) != 2 || got[0] != "ann@example.com" || got[1] != "bob@example.com" {
+		t.Errorf("imported %q", got)
+	}
+}
