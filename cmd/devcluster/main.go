@@ -265,8 +265,21 @@ Every node accepts mail (SMTP, LMTP), takes users' own mail (submission,
 with the mailbox's password) and serves any mailbox (IMAP, POP3).
 Plaintext logins are allowed without TLS here (--allow-insecure-auth),
 because the cluster listens on loopback only.
-Stop the cluster with: make stop
-`, sec, dir, ns[0].admin, ns[1].admin, ns[2].admin, ns[0].smtp, ns[2].admin, port(ns[1].imap), port(ns[2].sub))
+Stop the cluster with: %s
+`, sec, dir, ns[0].admin, ns[1].admin, ns[2].admin, ns[0].smtp, ns[2].admin, port(ns[1].imap), port(ns[2].sub), stopHint(dir))
+}
+
+// stopHint is the command that stops the cluster in dir: make stop
+// knows only run/.
+func stopHint(dir string) string {
+	if dir == "run" {
+		return "make stop"
+	}
+	quoted := dir
+	if strings.ContainsAny(dir, " '\"$`\\\t") {
+		quoted = "'" + strings.ReplaceAll(dir, "'", `'\''`) + "'"
+	}
+	return "bin/devcluster --dir " + quoted + " stop"
 }
 
 func alive(dir, id string) bool {
