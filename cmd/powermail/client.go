@@ -127,6 +127,11 @@ func (c *clientFlags) replyError(status string, raw []byte) error {
 	if r := []rune(text); len(r) > 200 {
 		text = string(r[:200]) + "..."
 	}
+	if strings.HasPrefix(status, "404") {
+		// Every route the admin API has answers JSON: a plain 404 is a
+		// path under --addr, or another server there.
+		return fmt.Errorf("%s answered %s: %s (is --addr a node's admin address, HOST:PORT without a path?)", c.addr, status, text)
+	}
 	return fmt.Errorf("%s answered %s: %s", c.addr, status, text)
 }
 
@@ -252,4 +257,13 @@ func (c *clientFlags) done(cmd *cobra.Command, format string, args ...any) error
 	return err
 }
 
-func pathEsc(s string) string { return url.PathEscape(s) }
+// pathEsc escapes s as one path segment. "." and ".." are escaped too:
+// as they are, the node's router takes them for path steps and
+// redirects the request elsewhere, and the refusal the operator should
+// see (not a valid domain) never comes.
+func pathEsc(s string) string {
+	if s == "." || s == ".." {
+		return strings.ReplaceAll(s, ".", "%2E")
+	}
+	return url.PathEscape(s)
+}

@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -154,6 +156,21 @@ func TestCLIMistakesNamedPlainlyMore(t *testing.T) {
 	_, errOut, err = cli(t, "", "domain", "ls", "--addr", ln.Addr().String())
 	if err == nil || !strings.Contains(errOut, "is --addr a node's admin address?") || strings.Contains(errOut, "net/http") {
 		t.Errorf("--addr at an SMTP port: %v %q", err, errOut)
+	}
+	// ".." as a name went out as a path step: the node's router
+	// redirected it away and the CLI reported a 404 page.
+	rec.calls = nil
+	mustCLI(t, "domain", "rm", "..", "--addr", addr)
+	mustCLI(t, "mailbox", "rm", ".", "--addr", addr)
+	if len(rec.calls) < 2 || !strings.HasPrefix(rec.calls[0], "DELETE /v1/domains/%2E%2E ") || !strings.HasPrefix(rec.calls[1], "DELETE /v1/mailboxes/%2E ") {
+		t.Errorf("dot names sent as %q", rec.calls)
+	}
+	// --addr with a path: every route is a plain 404.
+	mux := httptest.NewServer(http.NotFoundHandler())
+	defer mux.Close()
+	_, errOut, err = cli(t, "", "domain", "ls", "--addr", mux.URL+"/v1")
+	if err == nil || !strings.Contains(errOut, "404 page not found") || !strings.Contains(errOut, "is --addr a node's admin address") {
+		t.Errorf("--addr with a path: %v %q", err, errOut)
 	}
 	// join may add a non-voter: the help said "as a voter".
 	if out := mustCLI(t, "cluster", "join", "--help"); !strings.Contains(out, "non-voter") {
