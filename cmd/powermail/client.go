@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -181,14 +182,27 @@ func (c *clientFlags) sendBody(ctx context.Context, method, path string, body io
 		return nil, fmt.Errorf("no answer from %s within the --timeout (a write waits for a quorum of voters: see cluster status): %w",
 			c.addr, unwrapURL(err))
 	}
-	if err != nil && strings.Contains(err.Error(), "malformed HTTP") {
+	if err != nil && notHTTP(err) {
 		// Something answered, not in HTTP: a mail port's greeting, say.
 		return nil, fmt.Errorf("%s did not answer in HTTP, as a PowerMail admin API does (is --addr a node's admin address?)", c.addr)
+	}
+	var unknownCA x509.UnknownAuthorityError
+	if errors.As(err, &unknownCA) {
+		return nil, fmt.Errorf("cannot reach %s: %w (give --ca FILE, or POWERMAIL_CA, with the CA that issued the node's admin certificate)", c.addr, unwrapURL(err))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach %s: %w", c.addr, unwrapURL(err))
 	}
 	return resp, nil
+}
+
+// notHTTP reports whether err is net/http's complaint about an answer
+// that is no HTTP: "malformed HTTP status code" when the other side's
+// greeting is read as the response, "readLoopPeekFailLocked" when it
+// came before the request was sent.
+func notHTTP(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "malformed HTTP") || strings.Contains(msg, "readLoopPeekFailLocked")
 }
 
 // httpClient trusts --ca, or the system's roots without it.

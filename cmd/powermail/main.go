@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"os"
 	"os/signal"
 	"strconv"
@@ -57,6 +59,10 @@ func newRoot() *cobra.Command {
 			if err := applyEnv(cmd.Flags(), clientEnv); err != nil {
 				return err
 			}
+			// net/http logs through the standard logger ("Unsolicited
+			// response received on idle HTTP channel" from a mail port
+			// at --addr): a client command fails in one line of its own.
+			log.SetOutput(io.Discard)
 			// A timeout of 0 would fail every request with a bare
 			// "context deadline exceeded", as if the node were down.
 			if cl.timeout <= 0 {
