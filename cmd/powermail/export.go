@@ -108,7 +108,10 @@ func mailboxRestoreCmd(cl *clientFlags) *cobra.Command {
 			if limit == 0 { // the node would refuse its max_bytes, a name the operator never gave
 				return fmt.Errorf("invalid input: --max-message-size %s: give a size above 0, say 50M", maxSize)
 			}
-			in := cmd.InOrStdin()
+			in, err := stdinData(cmd, "archive")
+			if err != nil && args[1] == "-" {
+				return err
+			}
 			if args[1] != "-" {
 				f, err := os.Open(args[1])
 				if err != nil {

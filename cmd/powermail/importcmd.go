@@ -42,7 +42,10 @@ already exist with the row's password hash are skipped and counted.`,
 			if batch < 1 || batch > maxImportBatch {
 				return fmt.Errorf("invalid input: --batch %d: give 1 to %d", batch, maxImportBatch)
 			}
-			in := cmd.InOrStdin()
+			in, err := stdinData(cmd, "CSV")
+			if err != nil && args[0] == "-" {
+				return err
+			}
 			if args[0] != "-" {
 				f, err := os.Open(args[0])
 				if err != nil {
@@ -70,6 +73,17 @@ already exist with the row's password hash are skipped and counted.`,
 	cmd.Flags().BoolVar(&skipExisting, "skip-existing", false, "resume an import that broke off: skip (and count) the mailboxes that already exist with the row's password hash; "+
 		"one that exists with another hash stops the import (it is not this file's, or its password changed since); quotas are not compared")
 	return cmd
+}
+
+// stdinData is stdin, for a command that reads a file from "-"; one
+// that is a terminal is refused (what), since the command would wait,
+// without a word, for an archive or a CSV to be typed.
+func stdinData(cmd *cobra.Command, what string) (io.Reader, error) {
+	in := cmd.InOrStdin()
+	if f, ok := in.(*os.File); ok && isTerminal(f) {
+		return nil, fmt.Errorf("invalid input: stdin is a terminal: give a FILE, or send the %s in through a pipe or < FILE", what)
+	}
+	return in, nil
 }
 
 // maxImportBatch is the most mailboxes the admin API takes in one batch.

@@ -72,3 +72,34 @@ func TestPasswordFromATerminalIsNotEchoed(t *testing.T) {
 		t.Fatalf("terminal showed %q: want a prompt and no echo of the password", got)
 	}
 }
+
+// mailbox restore - and mailbox import - with a terminal for stdin
+// waited, without a word, for an archive or a CSV to be typed; they
+// now refuse at once, as export refuses to write its archive there.
+func TestStdinArchiveFromATerminalIsRefused(t *testing.T) {
+	for _, args := range [][]string{
+		{"mailbox", "restore", "a@example.com", "-"},
+		{"mailbox", "import", "-"},
+	} {
+		_, s := openPTY(t)
+		c := exec.Command(binary, append(args, "--addr", "127.0.0.1:1", "--token", "x")...)
+		var errb strings.Builder
+		c.Stdin, c.Stderr = s, &errb
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- c.Wait() }()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(errb.String(), "stdin is a terminal") {
+				t.Errorf("%v: %v %q", args, err, errb.String())
+			}
+		case <-time.After(5 * time.Second):
+			c.Process.Kill()
+			<-done
+			t.Errorf("%v waited on the terminal", args)
+		}
+		s.Close()
+	}
+}
