@@ -99,6 +99,11 @@ func (n *Node) RestoreMailbox(ctx context.Context, addr string, r io.Reader, max
 		if errors.Is(err, io.EOF) {
 			return st.res, nil
 		}
+		if errors.Is(err, tar.ErrHeader) {
+			// archive/tar's own words ("invalid tar header") do not say
+			// what the operator gave or what is wanted.
+			return st.res, fmt.Errorf("%w: not a tar archive, or a damaged one: give the tar mailbox export writes, or a Maildir put in one", ErrInvalidArgument)
+		}
 		if err != nil {
 			return st.res, fmt.Errorf("%w: archive: %v", ErrInvalidArgument, err)
 		}

@@ -115,6 +115,15 @@ func TestCLIPartialFailuresExitNonZero(t *testing.T) {
 		!strings.Contains(errOut, "1 message(s) larger than --max-message-size 1K were not restored") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
 		t.Errorf("restore with a message too large: %v out=%q err=%q", err, out, errOut)
 	}
+	// A file that is no tar was refused in archive/tar's words.
+	notTar := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(notTar, []byte(strings.Repeat("just some text, not an archive\n", 40)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, err := cli(t, "", "mailbox", "restore", "ann@example.com", notTar, "--addr", p.admin); err == nil ||
+		!strings.Contains(errOut, "not a tar archive") || strings.Contains(errOut, "archive/tar") {
+		t.Errorf("restore of a text file: %v %q", err, errOut)
+	}
 	// Run again with room for it, the rest is added and it succeeds.
 	if out := mustCLI(t, "mailbox", "restore", "ann@example.com", tarFile, "--json", "--addr", p.admin); json.Unmarshal([]byte(out), &res) != nil || res.Added != 1 || res.TooLarge != 0 {
 		t.Errorf("restore again: %q", out)
