@@ -32,29 +32,27 @@ func (e *busyError) Unwrap() error { return ErrDestinationBusy }
 
 // hostLine is the demand on one destination host.
 type hostLine struct {
-	mu       sync.Mutex
-	waiters  int       // attempts waiting for one of its connections
-	winStart time.Time // the current window of ended transactions
-	winCount int
-	rate     float64   // transactions a second over the last whole window
-	next     time.Time // the due time of the last entry given back
+	mu      sync.Mutex
+	waiters int           // attempts waiting for one of its connections
+	took    time.Duration // a transaction's time there, a moving average; 0: none ended yet
+	next    time.Time     // the due time of the last entry given back
 }
 
-// lineWindow is the span over which a host's pace is measured.
-const lineWindow = 10 * time.Second
-
-// ended counts a transaction that ended on the host, at now.
-func (l *hostLine) ended(now time.Time) {
+// ended counts a transaction that held one of the host's connections
+// for took. The host's pace is measured by how long its transactions
+// take, not by how many ended lately: an entry is given back only while
+// every connection is in use, when the host takes conns transactions
+// per took; a count over a span of time would also count the time the
+// host was idle, and so call a host slow for having had little to do.
+func (l *hostLine) ended(took time.Duration) {
+	took = max(took, time.Millisecond) // a clock step must not make it free
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.winStart.IsZero() {
-		l.winStart = now
+	if l.took == 0 {
+		l.took = took
+		return
 	}
-	if d := now.Sub(l.winStart); d >= lineWindow {
-		l.rate = float64(l.winCount) / d.Seconds()
-		l.winStart, l.winCount = now, 0
-	}
-	l.winCount++
+	l.took += (took - l.took) / 4
 }
 
 // enter counts the caller as a waiter until it leaves.
@@ -64,34 +62,39 @@ func (l *hostLine) enter() {
 	l.mu.Unlock()
 }
 
-// pace is the host's transactions a second: the last whole window's, or
-// the current one's if faster, and never below floor (a host whose
-// first transactions have not ended yet). Under l.mu.
-func (l *hostLine) pace(now time.Time, floor float64) float64 {
-	rate := max(l.rate, floor)
-	if d := now.Sub(l.winStart); !l.winStart.IsZero() && d >= time.Second {
-		rate = max(rate, float64(l.winCount)/d.Seconds())
-	}
-	return rate
-}
-
 func (l *hostLine) leave() {
 	l.mu.Lock()
 	l.waiters--
 	l.mu.Unlock()
 }
 
+// step is the time between two transactions ending on the host with all
+// conns connections in use; a host none of whose transactions has ended
+// yet is taken to do one a second per connection. Under l.mu.
+func (l *hostLine) step(conns int) time.Duration {
+	took := l.took
+	if took == 0 {
+		took = time.Second
+	}
+	return took / time.Duration(max(conns, 1))
+}
+
 // giveBack schedules an entry given back at now: one transaction's time
 // (at the host's pace) after the waiters ahead of it, or after the entry
-// given back before it, whichever is later.
-func (l *hostLine) giveBack(now time.Time, floor float64) time.Time {
+// given back before it, whichever is later, and never more than limit
+// after now (a backlog of thousands for a slow host would otherwise be
+// spread over days).
+func (l *hostLine) giveBack(now time.Time, conns int, limit time.Duration) time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	step := time.Duration(float64(time.Second) / l.pace(now, floor))
+	step := l.step(conns)
 	due := now.Add(time.Duration(l.waiters) * step)
 	if l.next.After(due) {
 		due = l.next
 	}
 	l.next = due.Add(step)
+	if last := now.Add(limit); l.next.After(last) {
+		l.next = last
+	}
 	return l.next
 }

@@ -121,6 +121,7 @@ type pooledClient struct {
 	conn net.Conn
 	host string
 	used time.Time
+	took time.Time // when its current transaction took it (get)
 }
 
 // smtpPool keeps up to MaxConnsPerDest connections per destination host,
@@ -195,6 +196,7 @@ func (p *smtpPool) get(ctx context.Context, host string, relay bool) (*pooledCli
 			}
 		}
 		if time.Since(pc.used) < p.n.cfg.Queue.IdleTimeout && p.reset(ctx, pc) {
+			pc.took = time.Now()
 			return pc, nil
 		}
 		p.discard(pc)
@@ -206,7 +208,7 @@ func (p *smtpPool) get(ctx context.Context, host string, relay bool) (*pooledCli
 func (p *smtpPool) wait(ctx context.Context, h *poolHost, host string, busy <-chan time.Time) (pc *pooledClient, dial bool, err error) {
 	q := &p.n.cfg.Queue
 	gaveUp := func() error {
-		return &busyError{host: host, until: h.line.giveBack(time.Now(), float64(q.MaxConnsPerDest))}
+		return &busyError{host: host, until: h.line.giveBack(time.Now(), q.MaxConnsPerDest, q.RetryMax)}
 	}
 	if busy != nil {
 		h.line.enter()
@@ -236,6 +238,7 @@ func (p *smtpPool) reset(ctx context.Context, pc *pooledClient) bool {
 // dial opens a connection in the slot the caller holds, unless the host
 // is marked down, and records how the dial went.
 func (p *smtpPool) dial(ctx context.Context, h *poolHost, host string, relay bool) (*pooledClient, error) {
+	took := time.Now() // the slot's use starts with the dial
 	if err := h.health.down(time.Now()); err != nil {
 		<-h.slots
 		return nil, err
@@ -253,6 +256,7 @@ func (p *smtpPool) dial(ctx context.Context, h *poolHost, host string, relay boo
 		<-h.slots
 		return nil, err
 	}
+	pc.took = took
 	return pc, nil
 }
 
@@ -260,7 +264,7 @@ func (p *smtpPool) dial(ctx context.Context, h *poolHost, host string, relay boo
 // every one returned once the pool is closed (a worker can finish after
 // the queue loop ended).
 func (p *smtpPool) put(pc *pooledClient, ok bool) {
-	p.host(pc.host).line.ended(time.Now())
+	p.host(pc.host).line.ended(time.Since(pc.took))
 	if ok {
 		pc.used = time.Now()
 		h := p.host(pc.host)

@@ -166,7 +166,7 @@ func (n *Node) recordAttempt(ctx context.Context, e fsm.QueueEntry, outcomes []f
 		NextAttempt: time.Now().Add(n.backoff(e.Attempts + 1)).UnixMilli()}
 	deferred := slices.ContainsFunc(outcomes, func(o fsm.RcptOutcome) bool { return o.Outcome == fsm.OutcomeTemp })
 	if busy > 0 && !deferred { // the rest go when their destination has room
-		upd.NextAttempt = back.UnixMilli()
+		upd.NextAttempt = n.busyDue(e, back)
 	}
 	for _, o := range outcomes {
 		if o.Outcome != fsm.OutcomeSent {
@@ -228,13 +228,20 @@ func (n *Node) splitBusy(all []fsm.RcptOutcome) (out []fsm.RcptOutcome, busy int
 // record that fails is not repeated (a repeat could end a newer lease of
 // this node's); the lease then lapses.
 func (n *Node) giveBack(ctx context.Context, e fsm.QueueEntry, back time.Time) (fsm.QueueEntry, bool) {
-	upd := &fsm.QueueUpdate{ID: e.ID, Holder: n.queue.holder, NextAttempt: back.UnixMilli()}
+	upd := &fsm.QueueUpdate{ID: e.ID, Holder: n.queue.holder, NextAttempt: n.busyDue(e, back)}
 	v, err := n.Apply(ctx, upd)
 	if err != nil {
 		n.log.Warn("queue: giving back an entry whose destination is busy failed; the lease will lapse", "id", e.ID, "err", err)
 		return e, false
 	}
 	return e, convert(v, &e) == nil
+}
+
+// busyDue is when e, given back at back for a busy destination, is due
+// again: never past the end of its lifetime, when its failure notice is
+// owed (finishEntry), however long the host's line.
+func (n *Node) busyDue(e fsm.QueueEntry, back time.Time) int64 {
+	return min(back.UnixMilli(), e.Created+n.cfg.Queue.Lifetime.Milliseconds())
 }
 
 // notifyFailedEarly reports, while other recipients of e are still

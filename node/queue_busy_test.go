@@ -101,23 +101,86 @@ func TestQueueBusyDestinationDoesNotHurryATemporaryFailure(t *testing.T) {
 // waiting for it, one transaction's time apart.
 func TestHostLineSchedulesGiveBacksAtItsPace(t *testing.T) {
 	var l hostLine
-	start := time.Unix(1000, 0)
-	for i := range 20 { // 20 transactions over one second: 20 a second
-		l.ended(start.Add(time.Duration(i) * 50 * time.Millisecond))
+	for range 20 { // two connections, 100 ms a transaction: 20 a second
+		l.ended(100 * time.Millisecond)
 	}
-	now := start.Add(time.Second)
+	now := time.Unix(1000, 0)
 	for range 3 {
 		l.enter()
 	}
 	step := 50 * time.Millisecond
 	for i, want := range []time.Duration{4 * step, 5 * step, 6 * step} {
-		if got := l.giveBack(now, 1).Sub(now); got < want-step/10 || got > want+step/10 {
+		if got := l.giveBack(now, 2, time.Hour).Sub(now); got < want-step/10 || got > want+step/10 {
 			t.Errorf("give-back %d due after %v, want about %v", i, got, want)
 		}
 	}
-	// A host with no transaction ended yet goes at the floor's pace.
+	// A host with no transaction ended yet goes at a second a connection.
 	var fresh hostLine
-	if got := fresh.giveBack(now, 10).Sub(now); got != 100*time.Millisecond {
+	if got := fresh.giveBack(now, 10, time.Hour).Sub(now); got != 100*time.Millisecond {
 		t.Errorf("a fresh host's give-back due after %v, want 100ms", got)
+	}
+}
+
+// A slow host's give-backs are spaced at its own pace, not at the pace
+// of a host doing a transaction a second per connection: the floor
+// meant for a host with nothing measured yet stood in for every host
+// slower than it, so a tarpit's backlog came back many times faster
+// than it could be taken, each entry holding a worker for BusyWait.
+func TestHostLineKeepsASlowHostsPace(t *testing.T) {
+	var l hostLine
+	// Two connections, each transaction five seconds: one ends every 2.5 s.
+	for range 12 {
+		l.ended(5 * time.Second)
+	}
+	now := time.Unix(1000, 0)
+	l.enter() // the caller giving back
+	if got := l.giveBack(now, 2, time.Hour).Sub(now); got < 2500*time.Millisecond {
+		t.Errorf("give-back due after %v, want at least one transaction's time at the host's pace, 2.5s", got)
+	}
+	// However long the host's line, a give-back is due within the limit.
+	for range 5000 {
+		l.giveBack(now, 2, time.Hour)
+	}
+	if got := l.giveBack(now, 2, time.Hour).Sub(now); got > time.Hour {
+		t.Errorf("give-back behind a long line due after %v, want at most the limit, 1h", got)
+	}
+	// A clock step makes no transaction free.
+	l.ended(-time.Minute)
+	if s := l.step(2); s <= 0 || s > 2500*time.Millisecond {
+		t.Errorf("step after a clock step back %v, want within (0, 2.5s]", s)
+	}
+}
+
+// An entry given back for a busy destination is never due past the end
+// of its lifetime: when the host's line put it later, the sender heard
+// of the expiry only then.
+func TestQueueBusyGiveBackStaysWithinTheLifetime(t *testing.T) {
+	slow := newSink(t)
+	slow.set("wait")
+	life := 3 * time.Second
+	c := queueCluster(t, newSink(t), func(q *QueueConfig) {
+		q.DestOverride["slow.test"] = slow.addr
+		q.MaxConnsPerDest, q.Concurrency, q.BusyWait = 1, 20, 100*time.Millisecond
+		q.Lease, q.RetryMin, q.RetryMax, q.Lifetime = time.Minute, time.Hour, 2*time.Hour, life
+	})
+	defer close(slow.release)
+	l := c.leader(time.Second)
+	mustApply(t, l, &fsm.ForwardAdd{Address: "toslow@example.com", Targets: []string{"p@slow.test"}})
+	for range 10 {
+		sendVia(t, l, "a@example.com", fwdBody, "toslow@example.com")
+	}
+	givenBack := func() (n int) {
+		for _, e := range queueEntries(t, l) {
+			if e.LeaseHolder == "" && e.Attempts == 0 && e.NextAttempt > e.Created {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, 10*time.Second, "entries given back", func() bool { return givenBack() >= 9 })
+	for _, e := range queueEntries(t, l) {
+		if end := e.Created + life.Milliseconds(); e.NextAttempt > end {
+			t.Errorf("entry %s given back until %v after its lifetime's end", e.ID, time.Duration(e.NextAttempt-end)*time.Millisecond)
+		}
 	}
 }

@@ -46,10 +46,10 @@ type QueueConfig struct {
 	IdleTimeout     time.Duration
 	// BusyWait is how long an attempt waits for a connection to a
 	// destination host whose MaxConnsPerDest are all in use; then it
-	// gives its entry back, due again after BusyWait and not counted as
-	// an attempt, so that one slow or backlogged destination does not
-	// hold every worker (default 2 s; negative: wait for the attempt's
-	// whole deadline).
+	// gives its entry back, due again when the host should have room
+	// (busydest.go) and not counted as an attempt, so that one slow or
+	// backlogged destination does not hold every worker (default 2 s;
+	// negative: wait for the attempt's whole deadline).
 	BusyWait time.Duration
 	// Resolver looks up MX and address records (nil: net.DefaultResolver).
 	Resolver *net.Resolver
