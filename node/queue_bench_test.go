@@ -74,6 +74,10 @@ func BenchmarkQueueBesideASlowDestination(b *testing.B) {
 			slow.mu.Unlock()
 			c := queueCluster(b, fast, func(q *QueueConfig) {
 				q.Interval, q.Lease, q.BusyWait = time.Hour, time.Minute, bc.wait
+				// The defaults' retry times: RetryMax also bounds how far
+				// ahead a give-back is due, which the tests' 300 ms would
+				// make the slow host's whole backlog come back at once.
+				q.RetryMin, q.RetryMax = time.Minute, 2*time.Hour
 				q.DestOverride["slow.test"] = slow.addr
 			})
 			l := c.leader(time.Second)
