@@ -347,8 +347,11 @@ type mux struct {
 	body             func(net.Conn) // takes over a body stream (bodystream.go)
 	wg               sync.WaitGroup
 	// closing: close was called; serve stops at its next failed accept
-	// whatever the error says.
+	// whatever the error says. Set under addMu, under which serve adds
+	// a connection to wg only while it is not: an Add after close's Wait
+	// began would be a race, and its handshake would outlive the close.
 	closing atomic.Bool
+	addMu   sync.Mutex
 	// member, if set, reports an address a member's cluster address
 	// names: its connections are not counted against the handshake caps,
 	// so neither a burst of its own (nodes that share an address, as on
@@ -440,12 +443,27 @@ func (m *mux) serve() {
 			conn.Close() // a peer dials again; a flood gets nothing
 			continue
 		}
-		m.wg.Add(1)
+		if !m.track() { // accepted as close began
+			release()
+			conn.Close()
+			continue
+		}
 		go func() {
 			defer m.wg.Done()
 			m.route(conn, release)
 		}()
 	}
+}
+
+// track adds a connection to wg, unless close has begun.
+func (m *mux) track() bool {
+	m.addMu.Lock()
+	defer m.addMu.Unlock()
+	if m.closing.Load() {
+		return false
+	}
+	m.wg.Add(1)
+	return true
 }
 
 // route authenticates conn and hands it on; proven (or refused), it
@@ -533,7 +551,9 @@ func (m *mux) timeout() time.Duration {
 }
 
 func (m *mux) close() error {
+	m.addMu.Lock()
 	m.closing.Store(true)
+	m.addMu.Unlock()
 	err := m.ln.Close()
 	m.wg.Wait()
 	return err

@@ -176,3 +176,63 @@ func TestMuxHandshakeHasOneDeadline(t *testing.T) {
 		t.Errorf("closed %v after it was accepted, want about the handshake timeout (1s)", took)
 	}
 }
+
+// lateListener hands out one last connection as it is closed: accept(2)
+// returned it just before the close.
+type lateListener struct {
+	net.Listener
+	ch   chan net.Conn
+	last net.Conn
+}
+
+func (l *lateListener) Accept() (net.Conn, error) {
+	if c, ok := <-l.ch; ok {
+		return c, nil
+	}
+	return nil, net.ErrClosed
+}
+
+func (l *lateListener) Close() error {
+	l.ch <- l.last
+	close(l.ch)
+	return l.Listener.Close()
+}
+
+// lateConn records a read after the mux's close returned.
+type lateConn struct {
+	net.Conn
+	muxClosed, readLate, closed atomic.Bool
+}
+
+func (c *lateConn) Read(b []byte) (int, error) {
+	if c.muxClosed.Load() {
+		c.readLate.Store(true)
+	}
+	return c.Conn.Read(b)
+}
+
+func (c *lateConn) Close() error { c.closed.Store(true); return c.Conn.Close() }
+
+// A connection accepted as the mux closes gets no handshake after close
+// returned, only a close: serve added it to the wait group after close's
+// Wait could have returned (a race), and its handshake ran on after the
+// node's shutdown had closed what it hands connections to.
+func TestMuxCloseLeavesNoHandshakeBehind(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, theirs := net.Pipe()
+	theirs.Close() // a handshake fails at once
+	last := &lateConn{Conn: ours}
+	late := &lateListener{Listener: ln, ch: make(chan net.Conn, 1), last: last}
+	m := newMux(late, clusterDialer{secret: testSecret}, slog.New(slog.NewTextHandler(io.Discard, nil)), func(c net.Conn) { c.Close() })
+	go m.serve()
+	time.Sleep(10 * time.Millisecond) // serve waits in Accept
+	m.close()
+	last.muxClosed.Store(true)
+	waitFor(t, 5*time.Second, "the late connection closed", last.closed.Load)
+	if last.readLate.Load() {
+		t.Error("a handshake read the connection after the mux's close returned")
+	}
+}
