@@ -157,7 +157,7 @@ func TestHostLineKeepsASlowHostsPace(t *testing.T) {
 func TestQueueBusyGiveBackStaysWithinTheLifetime(t *testing.T) {
 	slow := newSink(t)
 	slow.set("wait")
-	life := 3 * time.Second
+	life := 5 * time.Second
 	c := queueCluster(t, newSink(t), func(q *QueueConfig) {
 		q.DestOverride["slow.test"] = slow.addr
 		q.MaxConnsPerDest, q.Concurrency, q.BusyWait = 1, 20, 100*time.Millisecond
