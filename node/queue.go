@@ -42,8 +42,12 @@ type outbound struct {
 	slots    chan struct{} // Concurrency
 	mu       sync.Mutex
 	inflight map[string]bool
+	again    map[string]bool // in flight and leased again meanwhile (workLeased)
 	m        queueMetrics
 	paused   atomic.Bool // benchmarks: fill the queue first, then drain
+	// afterWork, tests only, is called as a worker has worked an entry,
+	// before it lets go of it.
+	afterWork atomic.Pointer[func(id string)]
 }
 
 func (q *outbound) kick() {
@@ -62,7 +66,7 @@ func (n *Node) newOutbound() *outbound {
 			"attempt", q.AttemptTimeout, "dial", q.DialTimeout, "greeting", q.GreetingTimeout)
 	}
 	return &outbound{holder: n.cfg.ID + "/" + deliveryID()[:8], kickCh: make(chan struct{}, 1), pool: newSMTPPool(n),
-		slots: make(chan struct{}, n.cfg.Queue.Concurrency), inflight: map[string]bool{}}
+		slots: make(chan struct{}, n.cfg.Queue.Concurrency), inflight: map[string]bool{}, again: map[string]bool{}}
 }
 
 // queueLoop leases and works due entries while this node leads.
@@ -109,6 +113,9 @@ func (n *Node) queueRound(ctx context.Context) {
 		q.mu.Lock()
 		busy := q.inflight[e.ID]
 		q.inflight[e.ID] = true
+		if busy { // its worker works it again (workLeased)
+			q.again[e.ID] = true
+		}
 		q.mu.Unlock()
 		if busy {
 			continue
@@ -121,15 +128,46 @@ func (n *Node) queueRound(ctx context.Context) {
 		n.bg.Add(1)
 		go func() {
 			defer n.bg.Done()
-			n.workEntry(ctx, e)
-			q.mu.Lock()
-			delete(q.inflight, e.ID)
-			q.mu.Unlock()
+			n.workLeased(ctx, e)
 			<-q.slots
 			if len(entries) == limit {
 				q.kick()
 			}
 		}()
+	}
+}
+
+// workLeased works e, and works it again as often as a round leased it
+// again meanwhile: it came due before its worker was done with it (a
+// given-back entry is due within moments, while its worker may still
+// send a notice). Skipped as one in flight, such an entry kept its new
+// lease, and so no round took it, until that lapsed.
+func (n *Node) workLeased(ctx context.Context, e fsm.QueueEntry) {
+	q := n.queue
+	for ours := true; ; {
+		if ours {
+			n.workEntry(ctx, e)
+		}
+		if hook := q.afterWork.Load(); hook != nil {
+			(*hook)(e.ID)
+		}
+		q.mu.Lock()
+		again := q.again[e.ID]
+		delete(q.again, e.ID)
+		if !again {
+			delete(q.inflight, e.ID)
+		}
+		q.mu.Unlock()
+		if !again {
+			return
+		}
+		// The round's lease is applied here: it returned before it
+		// marked the entry. Gone, or released by this worker's own
+		// last update, there is nothing to work.
+		cur, err := n.state.QueueGet(e.ID)
+		if ours = err == nil && cur.LeaseHolder == q.holder; ours {
+			e = cur
+		}
 	}
 }
 

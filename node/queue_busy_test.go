@@ -184,3 +184,43 @@ func TestQueueBusyGiveBackStaysWithinTheLifetime(t *testing.T) {
 		}
 	}
 }
+
+// An entry that comes due again while its worker is still on it (it
+// recorded the attempt and is finishing: a notice, a removal) and that
+// a round leases meanwhile is worked: the round skipped it, as one in
+// flight, and its lease kept it from every round until it lapsed (half
+// an hour by default). Given-back entries come due within moments, so
+// this is no longer rare.
+func TestQueueEntryLeasedAgainWhileInFlightIsWorked(t *testing.T) {
+	s := newSink(t)
+	s.set("451")
+	c := queueCluster(t, s, func(q *QueueConfig) { q.Lease = time.Minute })
+	l := c.leader(time.Second)
+	l.queue.paused.Store(true) // the rounds are the test's
+	ended := make(chan string, 1)
+	goOn := make(chan struct{})
+	hook := func(id string) {
+		ended <- id
+		<-goOn
+	}
+	l.queue.afterWork.Store(&hook)
+	sendVia(t, l, "a@example.com", fwdBody, "out@example.com")
+	ctx := ctxT(t, 30*time.Second)
+	l.queueRound(ctx) // deferred, due again within RetryMax
+	var id string
+	select {
+	case id = <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no attempt")
+	}
+	l.queue.afterWork.Store(nil)
+	time.Sleep(400 * time.Millisecond) // past RetryMax: due again
+	s.set("ok")
+	l.queueRound(ctx) // leases it while its worker is still on it
+	if e, err := l.State().QueueGet(id); err != nil || e.LeaseHolder == "" {
+		t.Fatalf("entry not leased again: %+v, %v", e, err)
+	}
+	close(goOn)
+	l.queue.paused.Store(false)
+	waitFor(t, 10*time.Second, "the entry sent", func() bool { return len(s.messages()) == 1 })
+}
