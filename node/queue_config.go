@@ -36,7 +36,8 @@ type QueueConfig struct {
 	Lifetime    time.Duration
 	DelayNotify time.Duration
 	// RetryMin and RetryMax bound the exponential backoff (defaults 1 min
-	// and 2 h), which gets ±20 % jitter.
+	// and 2 h), which gets ±20 % jitter. RetryMax also bounds how far
+	// ahead an entry given back for a busy destination is due.
 	RetryMin time.Duration
 	RetryMax time.Duration
 	// MaxConnsPerDest caps the open connections to one destination host

@@ -35,7 +35,7 @@ func (q *queueFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&q.delayNotify, "queue-delay-notify", 4*time.Hour, "send a delayed-delivery notice after this long (negative: never)")
 	fl.IntVar(&q.maxConnsPerDest, "queue-max-conns", 10, "open connections per destination server (0: 10)")
 	fl.IntVar(&q.concurrency, "queue-concurrency", 100, "outbound entries the leader sends at once (0: 100)")
-	fl.DurationVar(&q.busyWait, "queue-busy-wait", 2*time.Second, "an entry whose destination server has --queue-max-conns in use waits this long, then goes back to the queue (due again after as long, no attempt counted) so that others' mail goes first (negative: wait for the whole attempt)")
+	fl.DurationVar(&q.busyWait, "queue-busy-wait", 2*time.Second, "an entry whose destination server has --queue-max-conns in use waits this long, then goes back to the queue (due again when the server should have room at its pace, at most --queue-retry-max ahead; no attempt counted) so that others' mail goes first (negative: wait for the whole attempt)")
 	fl.DurationVar(&q.lease, "queue-lease", node.DefaultQueueLease, "how long the leader holds an entry it works; after a crash others retry it once this lapses")
 	fl.DurationVar(&q.retryMin, "queue-retry-min", time.Minute, "first retry delay after a temporary failure (doubles per attempt, with jitter)")
 	fl.DurationVar(&q.retryMax, "queue-retry-max", 2*time.Hour, "longest retry delay")
