@@ -83,6 +83,17 @@ func assertRedundant(t *testing.T, c *testCluster, via *Node, hashes []storage.H
 // Placement is random, so a fixed choice may hold none of a few bodies.
 func busiestFollower(t *testing.T, c *testCluster, l *Node, hashes []storage.Hash) *Node {
 	t.Helper()
+	// A delivery through l is applied on l before Deliver returns only
+	// while l leads; one that a leader change sent elsewhere reaches l's
+	// state a moment later.
+	waitFor(t, 10*time.Second, "every body referenced on "+l.ID(), func() bool {
+		for _, h := range hashes {
+			if _, err := l.State().Body(h.String()); err != nil {
+				return false
+			}
+		}
+		return true
+	})
 	count := map[string]int{}
 	for _, h := range hashes {
 		b, err := l.State().Body(h.String())
