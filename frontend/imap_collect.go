@@ -68,6 +68,7 @@ func (k *imapCollect) wantsContinuation() bool {
 // endLine takes the end of one line of the command: either the command
 // is complete, or the line announces the next literal.
 func (k *imapCollect) endLine(line []byte) {
+	line = imapTrimEOL(line) // "{n} ": the library's reading (imapTrimEOL)
 	n := literalAtEnd(line)
 	if n < 0 {
 		k.add(line)

@@ -160,7 +160,7 @@ func (in *imapInput) endLine(line []byte) {
 	if n > 0 {
 		in.lit = n
 	}
-	in.await = n >= 0 && !bytes.HasSuffix(bytes.TrimSuffix(line, []byte("\r\n")), []byte("+}"))
+	in.await = n >= 0 && !bytes.HasSuffix(imapTrimEOL(line), []byte("+}"))
 	if in.await {
 		in.awaitN++
 	}
@@ -188,10 +188,22 @@ func appendTail(tail, seg []byte) []byte {
 	return tail
 }
 
+// imapTrimEOL strips the end of a client's line as go-imap's parser
+// reads it (its Decoder.CRLF): LF, the CR before it, and one space
+// before those. RFC 9051 §2.2 asks for CRLF, but the library takes a
+// lone LF and a trailing space too, so this layer must: a literal it did
+// not see announced would have its octets scanned as commands here,
+// while the library reads them as the literal.
+func imapTrimEOL(line []byte) []byte {
+	line = bytes.TrimSuffix(line, []byte("\n"))
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	return bytes.TrimSuffix(line, []byte(" "))
+}
+
 // literalAtEnd returns the length of the literal announced at the end of
 // line ("{12}\r\n", "{12+}\r\n", "~{12}\r\n"), or -1 if there is none.
 func literalAtEnd(line []byte) int64 {
-	line = bytes.TrimSuffix(line, []byte("\r\n"))
+	line = imapTrimEOL(line)
 	if len(line) < 3 || line[len(line)-1] != '}' {
 		return -1
 	}
@@ -219,7 +231,7 @@ func literalAtEnd(line []byte) int64 {
 // name, and the rest of the line without CRLF. ok is false for lines that
 // are not "tag SP name ...": a continuation of AUTHENTICATE, IDLE's DONE.
 func imapCommand(line []byte) (tag, name string, args []byte, ok bool) {
-	line = bytes.TrimSuffix(line, []byte("\r\n"))
+	line = imapTrimEOL(line)
 	t, r, found := bytes.Cut(line, []byte(" "))
 	if !found || len(t) == 0 || t[0] == '*' || t[0] == '+' {
 		return "", "", nil, false

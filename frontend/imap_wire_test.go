@@ -51,6 +51,8 @@ func TestIMAPInput(t *testing.T) {
 		// IDLE's DONE and AUTHENTICATE's responses are not commands.
 		{"DONE\r\nAGFsaWNl\r\n*\r\n", "DONE\r\nAGFsaWNl\r\n*\r\n"},
 		{"x {2}\r\n", "x {2}\r\n"},
+		// A lone LF ends a line, and a literal's announcement, as CRLF does.
+		{"a APPEND X {9}\nb ID NIL\n\nc ID NIL\n", "a APPEND X {9}\nb ID NIL\n\n<ID>"},
 	} {
 		for _, sizes := range [][]int{{1 << 20}, {1}, {3, 7}} {
 			if got := runInput([]byte(tc.in), sizes); got != tc.want {
@@ -228,16 +230,21 @@ func FuzzIMAPConnOutput(f *testing.F) {
 // length, which every limit refuses.
 func TestLiteralAtEnd(t *testing.T) {
 	for line, want := range map[string]int64{
-		"a APPEND x {12}\r\n":                   12,
-		"a APPEND x {12+}\r\n":                  12,
-		"a APPEND x ~{0}\r\n":                   0,
-		"a APPEND x {007}":                      7,
-		"a APPEND x {+5}\r\n":                   -1,
-		"a APPEND x {-5}\r\n":                   -1,
-		"a APPEND x {}\r\n":                     -1,
-		"a APPEND x {+}\r\n":                    -1,
-		"a APPEND x {1 2}\r\n":                  -1,
-		"a NOOP\r\n":                            -1,
+		"a APPEND x {12}\r\n":  12,
+		"a APPEND x {12+}\r\n": 12,
+		"a APPEND x ~{0}\r\n":  0,
+		"a APPEND x {007}":     7,
+		"a APPEND x {+5}\r\n":  -1,
+		"a APPEND x {-5}\r\n":  -1,
+		"a APPEND x {}\r\n":    -1,
+		"a APPEND x {+}\r\n":   -1,
+		"a APPEND x {1 2}\r\n": -1,
+		"a NOOP\r\n":           -1,
+		// Line ends as go-imap reads them (imapTrimEOL).
+		"a APPEND x {12}\n":                     12,
+		"a APPEND x {12+} \r\n":                 12,
+		"a APPEND x {12} \n":                    12,
+		"a APPEND x {12}  \n":                   -1,
 		"a APPEND x {99999999999999999999}\r\n": math.MaxInt64,
 	} {
 		if got := literalAtEnd([]byte(line)); got != want {
