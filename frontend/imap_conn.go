@@ -108,8 +108,12 @@ type imapConn struct {
 	dropLine bool // the current response line is being dropped (saveOnly)
 	otail    []byte
 	olit     int64 // octets of a literal in the response still to pass
-	pending  []imapLocalReply
-	cmds     map[string]string // command name by tag, until its tagged response (metrics)
+	// ocont: the response line just ended announced a literal, so the
+	// response goes on after it ("{5}\r\nhello UID 1)\r\n"): no BYE
+	// may come before the line that ends it.
+	ocont   bool
+	pending []imapLocalReply
+	cmds    map[string]string // command name by tag, until its tagged response (metrics)
 	// saveOnly: tags of SEARCH RETURN (SAVE) commands in flight, whose
 	// ESEARCH response is dropped (imapSearchSaveOnly).
 	saveOnly map[string]bool
@@ -584,6 +588,7 @@ func (c *imapConn) lineLocked(seg []byte, complete bool) error {
 		}
 		c.longLine = false
 		c.olit = max(literalAtEnd(c.otail), 0)
+		c.ocont = literalAtEnd(c.otail) >= 0
 		return nil
 	}
 	if c.held < 0 {
@@ -596,6 +601,7 @@ func (c *imapConn) lineLocked(seg []byte, complete bool) error {
 		c.wbuf, c.held = c.wbuf[:c.held], -1
 	case complete:
 		c.olit = max(literalAtEnd(line), 0)
+		c.ocont = literalAtEnd(line) >= 0
 		c.literalAnswerLocked(line)
 		r := rewriteResponse(line, &c.pending)
 		if r == nil {

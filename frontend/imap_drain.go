@@ -152,9 +152,10 @@ func (c *imapConn) queueBye(bye string) {
 }
 
 // byeAtBoundaryLocked queues the BYE that queueBye asked for once no
-// response is half written.
+// response is half written: no line held, no literal passing, and no
+// line still to come after a literal.
 func (c *imapConn) byeAtBoundaryLocked() bool {
-	if !c.byeWanted || c.held >= 0 || c.olit > 0 || c.longLine {
+	if !c.byeWanted || c.held >= 0 || c.olit > 0 || c.ocont || c.longLine {
 		return false
 	}
 	c.wbuf = append(c.wbuf, c.bye...)

@@ -30,3 +30,30 @@ func TestIMAPByeAfterHalfWrittenUpdate(t *testing.T) {
 		}
 	}
 }
+
+// TestIMAPByeNotInsideAResponseAfterALiteral: a response goes on after
+// each of its literals ("* 1 FETCH (BODY[] {5}\r\nhello UID 1)\r\n"), so
+// a BYE queued when a literal has just ended (Close or Shutdown's
+// deadline during a FETCH) waits for the end of that response's line.
+func TestIMAPByeNotInsideAResponseAfterALiteral(t *testing.T) {
+	for _, parts := range [][]string{
+		{"* 1 FETCH (BODY[] {5}\r\n", "hello", " UID 1)\r\n"},
+		{"* 1 FETCH (BODY[HEADER] {3}\r\nabc", " BODY[TEXT] {0}\r\n", " UID 1)\r\n"},
+		{"* 1 FETCH (BINARY[1] ~{2}\r\n", "\x00\x01", ")\r\n"},
+	} {
+		cc := &captureConn{}
+		c := &imapConn{Conn: cc, held: -1, srv: &IMAPServer{cfg: IMAPConfig{WriteTimeout: time.Minute}}}
+		for i, w := range append(parts, "a OK FETCH completed\r\n") {
+			if i == len(parts)-1 {
+				c.queueBye(imapShutdownBye) // after the literal, before the rest of its line
+			}
+			if _, err := c.Write([]byte(w)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.Close()
+		if got, want := cc.out.String(), strings.Join(parts, "")+imapShutdownBye; got != want {
+			t.Errorf("the client got %q, want %q", got, want)
+		}
+	}
+}
