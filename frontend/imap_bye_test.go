@@ -121,3 +121,28 @@ func TestIMAPOversizeNonSyncAppendEndsSession(t *testing.T) {
 		t.Errorf("a command inside the refused message was executed: %q", u)
 	}
 }
+
+// TestIMAPAutologoutInsideALiteralCloses: a client that goes silent in
+// the middle of an APPEND's message gets the autologout BYE, and the
+// connection closes then; the library, told of the end of input, reads
+// again (to skip the rest of the literal, then for the CRLF and the next
+// command), and each read must not wait out another IdleTimeout.
+func TestIMAPAutologoutInsideALiteralCloses(t *testing.T) {
+	user := "stalled@example.com"
+	idle := 500 * time.Millisecond
+	addr := byeCluster(t, user, frontend.IMAPConfig{}, idle)
+	r := dialIMAPRaw(t, addr, user)
+	r.send("a1 APPEND INBOX {100}\r\n")
+	if l := r.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("APPEND: %q, want +", l)
+	}
+	r.send("Subject: stalled\r\n\r\n")
+	start := time.Now()
+	got := r.untilClosed()
+	if len(got) == 0 || !strings.HasPrefix(got[len(got)-1], "* BYE Autologout") {
+		t.Fatalf("silent inside a literal: the server sent %q, want * BYE Autologout, then the end", got)
+	}
+	if d := time.Since(start); d > 2*idle+time.Second/2 {
+		t.Fatalf("the connection closed %v after the client went silent, want about one IdleTimeout (%v)", d, idle)
+	}
+}

@@ -192,6 +192,13 @@ func (c *imapConn) Read(p []byte) (int, error) {
 			if n > 0 {
 				c.in.await = false
 			}
+			if err != nil {
+				// The end, as for a command line: the library reads on
+				// after it (the literal's rest, its CRLF, the next
+				// command), and a read of a live connection after an
+				// autologout would wait out another IdleTimeout.
+				c.rerr = err
+			}
 			return n, err
 		}
 		n, err := c.readRaw(c.rbuf)
