@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-imap/v2"
 )
 
 // Valid client input at the edges of what the wire layer under go-imap
@@ -113,5 +115,55 @@ print("ok")
 	out, err := exec.Command("python3", "-c", script, addr, box, imapPassword).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "ok") {
 		t.Fatalf("imaplib: %v\n%s", err, out)
+	}
+}
+
+// TestIMAPWireImapclient: go-imap's client, which sends 8-bit and long
+// strings as literals (non-synchronizing: LITERAL+ is advertised), gets
+// answers through the wire layer: a SEARCH string with 8-bit octets and
+// one of exactly 4096 octets are searched, one over 4096 is refused
+// with TOOBIG rather than left hanging, an APPEND whose lines look like
+// commands is stored whole, and IDLE ends when the client stops it.
+func TestIMAPWireImapclient(t *testing.T) {
+	addr, box := collectCluster(t)
+	c := dialIMAPAnon(t, addr)
+	if err := c.Login(box, imapPassword).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	msg := imapTestMsg("lookalike", "x1 ID NIL\r\nx2 LOGIN {5000}\r\ndone\r\n"+strings.Repeat("z", 6000))
+	app := c.Append("INBOX", int64(len(msg)), nil)
+	if _, err := app.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.Wait(); err != nil {
+		t.Fatalf("APPEND: %v", err)
+	}
+	for _, s := range []string{"grüße", strings.Repeat("z", 4096)} {
+		if _, err := c.Search(&imap.SearchCriteria{Body: []string{s}}, nil).Wait(); err != nil {
+			t.Fatalf("SEARCH BODY of %d octets: %v", len(s), err)
+		}
+	}
+	_, err := c.Search(&imap.SearchCriteria{Body: []string{strings.Repeat("z", 4097)}}, nil).Wait()
+	wantIMAPCode(t, "SEARCH BODY of 4097 octets", err, imap.ResponseCodeTooBig)
+
+	idle, err := c.Idle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := idle.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := idle.Wait(); err != nil {
+		t.Fatalf("IDLE: %v", err)
+	}
+	data, err := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{RFC822Size: true}).Collect()
+	if err != nil || len(data) != 1 {
+		t.Fatalf("FETCH after IDLE: %v %v", data, err)
 	}
 }
