@@ -146,3 +146,39 @@ func TestIMAPAutologoutInsideALiteralCloses(t *testing.T) {
 		t.Fatalf("the connection closed %v after the client went silent, want about one IdleTimeout (%v)", d, idle)
 	}
 }
+
+// TestIMAPAutologoutNotDuringALongResponse: the autologout measures the
+// client's silence while the server waits for a command, not the time
+// the server takes to answer one: a FETCH that a slow reader keeps
+// blocked for several IdleTimeouts completes, and the session goes on.
+func TestIMAPAutologoutNotDuringALongResponse(t *testing.T) {
+	user := "slowreader@example.com"
+	idle := 400 * time.Millisecond
+	addr := byeCluster(t, user, frontend.IMAPConfig{}, idle)
+	r := dialIMAPRaw(t, addr, user)
+	r.ok("SELECT INBOX")
+	msg := "Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("b", 998)+"\r\n", 8<<10) // 8 MiB
+	r.send(fmt.Sprintf("a1 APPEND INBOX {%d+}\r\n%s\r\n", len(msg), msg))
+	if _, st := r.tagged("a1"); !strings.HasPrefix(st, "OK") {
+		t.Fatalf("APPEND: %q", st)
+	}
+	r.send("f1 FETCH 1 BODY[]\r\n")
+	time.Sleep(4 * idle) // the server's writes block on the unread socket
+	_ = r.c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for {
+		l, err := r.r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading the FETCH: %v", err)
+		}
+		if strings.HasPrefix(l, "* BYE") {
+			t.Fatalf("autologout while the server was answering: %q", l)
+		}
+		if strings.HasPrefix(l, "f1 ") {
+			if !strings.HasPrefix(l, "f1 OK") {
+				t.Fatalf("FETCH: %q", l)
+			}
+			break
+		}
+	}
+	r.ok("NOOP")
+}
