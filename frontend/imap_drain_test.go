@@ -40,6 +40,8 @@ func TestIMAPByeNotInsideAResponseAfterALiteral(t *testing.T) {
 		{"* 1 FETCH (BODY[] {5}\r\n", "hello", " UID 1)\r\n"},
 		{"* 1 FETCH (BODY[HEADER] {3}\r\nabc", " BODY[TEXT] {0}\r\n", " UID 1)\r\n"},
 		{"* 1 FETCH (BINARY[1] ~{2}\r\n", "\x00\x01", ")\r\n"},
+		// A line too long to hold (imapHoldLine) that announces a literal.
+		{"* 1 FETCH (BODY[HEADER.FIELDS (" + strings.Repeat("X-Field ", imapHoldLine/8) + "Subject)] {3}\r\n", "abc", ")\r\n"},
 	} {
 		cc := &captureConn{}
 		c := &imapConn{Conn: cc, held: -1, srv: &IMAPServer{cfg: IMAPConfig{WriteTimeout: time.Minute}}}
