@@ -92,6 +92,7 @@ type imapConn struct {
 	quota     *imapQuotaCmd
 	later     []byte
 	collect   *imapCollect // an ID or QUOTA command read across literals
+	hold      string       // tag of an APPEND whose message is held (imap_appendhold.go)
 	handedOff atomic.Bool  // Close may run on the server's goroutine at shutdown
 	// slotMoved: after STARTTLS the TLS session took over this
 	// connection's slot (MaxConns, per IP); this session's Close must not
@@ -134,6 +135,10 @@ type imapConn struct {
 	// instead, so the literal will never arrive (imapInput.await).
 	litTag     string
 	litRefused bool
+	// holdTag is the APPEND whose message the read side holds back,
+	// and holdOutcome the library's answer to it (imap_appendhold.go).
+	holdTag     string
+	holdOutcome imapHoldOutcome
 }
 
 // Write coalescing bounds.
@@ -174,6 +179,11 @@ func (c *imapConn) Read(p []byte) (int, error) {
 			lines, status := c.sess.quotaReply(q.name, q.args)
 			c.answerHere(imapLocalReply{tag: q.tag, lines: lines, status: status})
 			c.scan(later)
+			continue
+		case c.hold != "":
+			if err := c.releaseHold(); err != nil {
+				return 0, err
+			}
 			continue
 		case c.tooBigBye(c.rerr) != "":
 			c.queueBye(c.tooBigBye(c.rerr))
@@ -285,6 +295,9 @@ scanning:
 			}
 			return
 		}
+		if line == nil && c.in.holdAppend && c.holdAppend(b) {
+			break
+		}
 		if line == nil {
 			continue
 		}
@@ -334,6 +347,9 @@ scanning:
 			return
 		default:
 			c.rout = append(c.rout, line...)
+		}
+		if c.in.holdAppend && c.holdAppend(b) {
+			break
 		}
 	}
 	if c.in.await && c.in.awaitN != c.awaitSent {
@@ -604,6 +620,8 @@ func (c *imapConn) lineLocked(seg []byte, complete bool) error {
 	c.wbuf = append(c.wbuf, seg...)
 	line := c.wbuf[c.held:]
 	switch {
+	case complete && c.holdAnswerLocked(line):
+		c.wbuf, c.held = c.wbuf[:c.held], -1
 	case complete && c.dropSaveOnlyLocked(line):
 		c.wbuf, c.held = c.wbuf[:c.held], -1
 	case complete:

@@ -31,6 +31,9 @@ import (
 //   - A non-synchronizing APPEND message over MaxAppendBytes, whose
 //     octets the library would read as commands after refusing it: the
 //     session ends with a BYE (imap_quirks.go).
+//   - A non-synchronizing APPEND message within that limit, held back
+//     until the library has taken the command's arguments, and read
+//     past if it refused them (imap_appendhold.go).
 //
 // Invariants: at most one command line (imapHoldLine octets) is held;
 // literal data passes through by count, never scanned, except the
@@ -69,6 +72,14 @@ type imapInput struct {
 	// refuse and then read as commands; next returns there too.
 	appendMax  int64
 	overAppend bool
+	// holdAppend: the line just ended announces a non-synchronizing
+	// APPEND message within appendMax, which waits until the library has
+	// taken the command's arguments (imap_appendhold.go); next returns
+	// there. skip octets, then the rest of their line (skipLine), are
+	// dropped: the message of an APPEND refused before it was read.
+	holdAppend bool
+	skip       int64
+	skipLine   bool
 	// await: the literal just announced is synchronizing and none of it
 	// has arrived: the client waits for "+", and a tagged response
 	// instead refuses it (RFC 9051 §7.5), after which the client's next
@@ -81,12 +92,28 @@ type imapInput struct {
 // the server refused it.
 func (in *imapInput) refuseLiteral() {
 	in.lit, in.cont, in.await, in.tooBig, in.overAppend = 0, false, false, false, false
+	in.holdAppend = false
 }
 
 // atCommandStart reports whether the octets so far end a command: no
 // line, literal or continuation is under way.
 func (in *imapInput) atCommandStart() bool {
-	return in.lit == 0 && !in.cont && !in.pass && len(in.line) == 0
+	return in.lit == 0 && !in.cont && !in.pass && len(in.line) == 0 && in.skip == 0 && !in.skipLine
+}
+
+// skipOctets drops what skip and skipLine say from the start of b.
+func (in *imapInput) skipOctets(b []byte) []byte {
+	if in.skip > 0 {
+		k := min(in.skip, int64(len(b)))
+		in.skip -= k
+		return b[k:]
+	}
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return nil
+	}
+	in.skipLine = false
+	return b[i+1:]
 }
 
 // next consumes b up to the end of the next command line, or all of it.
@@ -95,6 +122,10 @@ func (in *imapInput) atCommandStart() bool {
 // appends it, or a replacement, to out itself.
 func (in *imapInput) next(b, out []byte) (rest, outNew, line []byte) {
 	for len(b) > 0 {
+		if in.skip > 0 || in.skipLine {
+			b = in.skipOctets(b)
+			continue
+		}
 		seg, isLit, complete := nextSegment(b, &in.lit)
 		b = b[len(seg):]
 		if isLit {
@@ -127,8 +158,8 @@ func (in *imapInput) next(b, out []byte) (rest, outNew, line []byte) {
 			in.endLine(in.tail)
 			in.pass = false
 			in.tail = in.tail[:0]
-			if in.tooBig || in.overAppend {
-				return b, out, nil // the caller ends the session
+			if in.tooBig || in.overAppend || in.holdAppend {
+				return b, out, nil // the caller acts on it
 			}
 		}
 	}
@@ -164,8 +195,9 @@ func (in *imapInput) endLine(line []byte) {
 	if in.await {
 		in.awaitN++
 	}
-	in.overAppend = n >= 0 && !in.await && !buffered && string(in.name) == "APPEND" &&
-		in.appendMax > 0 && n > in.appendMax
+	message := n >= 0 && !in.await && !buffered && string(in.name) == "APPEND"
+	in.overAppend = message && in.appendMax > 0 && n > in.appendMax
+	in.holdAppend = message && !in.overAppend
 }
 
 // noteTag remembers the tag of the command that line starts.
