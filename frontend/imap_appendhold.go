@@ -1,9 +1,6 @@
 package frontend
 
-import (
-	"bytes"
-	"errors"
-)
+import "bytes"
 
 // An APPEND whose message comes as a non-synchronizing literal
 // ("{n+}", RFC 7888) sends the message right behind the command line.
@@ -23,17 +20,13 @@ import (
 // the rest of their line are read and dropped, and the client's next
 // octets are a command again (RFC 9051 §7.5 for a refused literal).
 
-// errIMAPAppendHold ends a session whose library neither accepted nor
-// refused a held APPEND message before reading on; it does not happen.
-var errIMAPAppendHold = errors.New("imap: APPEND message held, but the library read on without answering")
-
 // imapHoldOutcome is what the library answered to a held APPEND.
 type imapHoldOutcome int
 
 const (
-	holdPending  imapHoldOutcome = iota
-	holdReleased                 // "+": the library reads the message
-	holdRefused                  // the command's tagged response came first
+	holdPending  imapHoldOutcome = iota // neither: see releaseHold
+	holdReleased                        // "+": the library reads the message
+	holdRefused                         // the command's tagged response came first
 )
 
 // holdAppend makes the non-synchronizing literal that the line at the
@@ -57,25 +50,24 @@ func (c *imapConn) holdAppend(rest []byte) bool {
 }
 
 // releaseHold acts on the library's answer to the held APPEND, once it
-// reads again: the message goes to it, or is dropped.
-func (c *imapConn) releaseHold() error {
+// reads again: the message goes to it, or is dropped. A library that
+// reads on without either answer did not see a literal there (the
+// "{n+}" was inside an unterminated quoted string, which it reads across
+// the line's end): the octets go to it as they came, but for the "+"
+// taken out of that malformed line.
+func (c *imapConn) releaseHold() {
 	c.wmu.Lock()
 	outcome := c.holdOutcome
 	c.holdTag, c.holdOutcome = "", holdPending
 	c.wmu.Unlock()
 	later := c.later
 	c.hold, c.later = "", nil
-	switch outcome {
-	case holdReleased:
-	case holdRefused:
+	if outcome == holdRefused {
 		n := c.in.lit
 		c.in.refuseLiteral()
 		c.in.skip, c.in.skipLine = n, true
-	default:
-		return errIMAPAppendHold
 	}
 	c.scan(later)
-	return nil
 }
 
 // holdAnswerLocked notes the library's answer to a held APPEND in a

@@ -181,9 +181,7 @@ func (c *imapConn) Read(p []byte) (int, error) {
 			c.scan(later)
 			continue
 		case c.hold != "":
-			if err := c.releaseHold(); err != nil {
-				return 0, err
-			}
+			c.releaseHold()
 			continue
 		case c.tooBigBye(c.rerr) != "":
 			c.queueBye(c.tooBigBye(c.rerr))
