@@ -433,11 +433,22 @@ func TestVerifySaysWhyAReplicaFailed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	why := p.FirstErrors[holder.ID()]
-	if p.Short != 1 || p.Unverified[holder.ID()] != 1 || len(p.Unverified) != 1 || !strings.Contains(why, "corrupt") {
+	if p.Short != 1 {
 		t.Fatalf("verify: %+v", p)
 	}
-	t.Logf("%s: %s", holder.ID(), why)
+	why := p.FirstErrors[holder.ID()]
+	if p.Unverified[holder.ID()] == 1 && len(p.Unverified) == 1 && strings.Contains(why, "corrupt") {
+		t.Logf("%s: %s", holder.ID(), why)
+		return
+	}
+	// The holder, asked to verify its copy, reports it corrupt itself
+	// (verify.go), and the leader unlists it: when that commit lands
+	// before the leader counts, the body is short with no replica left to
+	// name, and the holder's report is what says why.
+	// (A repair may already be copying the body back to it.)
+	if len(p.Unverified) != 0 || holder.corrupt.Load() == 0 || len(p.ShortBodies) != 1 || p.ShortBodies[0] != h.String() {
+		t.Fatalf("verify: %+v; holder %s reported %d corrupt copies", p, holder.ID(), holder.corrupt.Load())
+	}
 }
 
 // TestAuditUnlistsBodiesALostStoreNoLongerHolds: a follower comes back
