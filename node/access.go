@@ -49,7 +49,7 @@ func accessErr(err error) error {
 	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrBodyUnavailable):
 		return err
 	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotLeader), errors.Is(err, ErrIndeterminate),
-		errors.Is(err, ErrClosed), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		errors.Is(err, ErrRemoved), errors.Is(err, ErrClosed), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return err

@@ -250,7 +250,9 @@ func (n *Node) untilKnown(ctx context.Context, what, id string, try func(context
 	defer cancel()
 	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
 		err := try(ctx)
-		if err == nil || fsm.Code(err) != "" || errors.Is(err, ErrClosed) {
+		if err == nil || fsm.Code(err) != "" || errors.Is(err, ErrClosed) || errors.Is(err, ErrRemoved) {
+			// A removed node can never learn the outcome: retrying
+			// would only hold the client for the window.
 			return err
 		}
 		n.log.Warn(what+" outcome unknown; retrying", "id", id, "err", err)

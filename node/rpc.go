@@ -284,7 +284,8 @@ func (n *Node) leaderAddr() (string, error) {
 
 // onLeader runs local when this node leads, and otherwise remote against
 // the leader's address. It retries while there is no leader or leadership
-// moves, until ctx ends; such failures mean nothing was applied.
+// moves, until ctx ends; such failures mean nothing was applied. A node
+// removed from the cluster does not retry: it fails with ErrRemoved.
 func (n *Node) onLeader(ctx context.Context, local func() error, remote func(addr string) error) error {
 	backoff := 20 * time.Millisecond
 	for {
@@ -298,6 +299,11 @@ func (n *Node) onLeader(ctx context.Context, local func() error, remote func(add
 		}
 		if !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrNoLeader) && !isConnRefused(err) {
 			return err
+		}
+		if rerr := n.removedErr(); rerr != nil {
+			// No leader will ever answer: waiting out ctx would only
+			// hold the client (removed.go).
+			return fmt.Errorf("%w (%v)", rerr, err)
 		}
 		select {
 		case <-ctx.Done():

@@ -1,0 +1,38 @@
+package node
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"powermail/fsm"
+)
+
+// A removed node's reads and writes fail at once with ErrRemoved (no
+// leader will ever answer them), not when the caller's context ends;
+// nothing proposed through it is applied.
+func TestRemovedNodeRefusesReadsAndWritesAtOnce(t *testing.T) {
+	c := newTestCluster(t, 3)
+	l := c.leader(5 * time.Second)
+	gone := c.followers(l)[0]
+	if err := l.Remove(ctxT(t, 5*time.Second), gone.ID(), false); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * c.tune.HeartbeatTimeout) // it may follow the leader for that long
+	check := func(what string, call func() error) {
+		t.Helper()
+		start := time.Now()
+		err := call()
+		if !errors.Is(err, ErrRemoved) || time.Since(start) > time.Second {
+			t.Errorf("%s through the removed node: %v after %v, want ErrRemoved at once", what, err, time.Since(start))
+		}
+	}
+	check("barrier", func() error { return gone.Barrier(ctxT(t, 30*time.Second)) })
+	check("apply", func() error {
+		_, err := gone.Apply(ctxT(t, 30*time.Second), &fsm.DomainAdd{Name: "late.example"})
+		return err
+	})
+	if _, err := l.State().Domain("late.example"); !errors.Is(err, fsm.ErrNotFound) {
+		t.Errorf("domain proposed through the removed node: %v, want not found", err)
+	}
+}
