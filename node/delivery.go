@@ -98,8 +98,15 @@ type Resolution struct {
 // an address created through any node a moment ago is found and nothing
 // is refused on stale data. An SRS address of ours (srs.go) resolves to
 // the original sender it encodes: that is how bounces of forwarded mail
-// find their way back.
+// find their way back. A node removed from the cluster refuses every
+// address (ErrUnavailable wrapping ErrRemoved): a hit there would be
+// accepted on a state that never catches up, for a commit that fails.
 func (n *Node) Resolve(ctx context.Context, rcpt string) (Resolution, error) {
+	if err := n.removedNow(); err != nil {
+		// Its state will never catch up, and the commit would fail:
+		// refuse before the client sends the message.
+		return Resolution{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
 	if orig, ok, err := n.srsReverse(rcpt); ok || err != nil {
 		if err != nil {
 			return Resolution{}, fmt.Errorf("%w: %v", ErrUnknownRecipient, err)
@@ -174,6 +181,11 @@ func (n *Node) Deliver(ctx context.Context, msg Message, body io.Reader) (Delive
 	settings, err := n.state.Settings()
 	if err != nil {
 		return DeliveryResult{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if err := n.removedNow(); err != nil {
+		// The commit would fail: store no body (on the former peers
+		// too) for it.
+		return DeliveryResult{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	start := time.Now()
 	h, size, replicas, err := n.replicate(ctx, settings, body)

@@ -32,6 +32,19 @@ func (n *Node) removedErr() error {
 	return removedError{id: n.cfg.ID}
 }
 
+// removedNow is removedErr for paths that must not cost members a
+// round through raft (RCPT answered from the local state, a delivery
+// before it stores its body): a removed node knows no leader once a
+// heartbeat timeout has passed, so the configuration is read only then.
+// Within that timeout it still follows the old leader, which answers
+// its reads and commits its writes.
+func (n *Node) removedNow() error {
+	if addr, _ := n.raft.LeaderWithID(); addr != "" {
+		return nil
+	}
+	return n.removedErr()
+}
+
 // refuseIfRemoved answers a request to a removed node with ErrRemoved.
 // Only cluster status still runs there: it says the node was removed,
 // and shows the cluster as the members answer. The token is checked

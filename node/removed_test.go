@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,9 @@ func TestRemovedNodeRefusesReadsAndWritesAtOnce(t *testing.T) {
 	c := newTestCluster(t, 3)
 	l := c.leader(5 * time.Second)
 	gone := c.followers(l)[0]
+	mustApply(t, l, &fsm.DomainAdd{Name: "example.com"})
+	mustApply(t, l, addMailbox("alice@example.com"))
+	c.readEverywhere("alice@example.com")
 	if err := l.Remove(ctxT(t, 5*time.Second), gone.ID(), false); err != nil {
 		t.Fatal(err)
 	}
@@ -30,6 +34,14 @@ func TestRemovedNodeRefusesReadsAndWritesAtOnce(t *testing.T) {
 	check("barrier", func() error { return gone.Barrier(ctxT(t, 30*time.Second)) })
 	check("apply", func() error {
 		_, err := gone.Apply(ctxT(t, 30*time.Second), &fsm.DomainAdd{Name: "late.example"})
+		return err
+	})
+	check("resolve of a known address", func() error {
+		_, err := gone.Resolve(ctxT(t, 30*time.Second), "alice@example.com")
+		return err
+	})
+	check("deliver", func() error {
+		_, err := gone.Deliver(ctxT(t, 30*time.Second), Message{Mailboxes: []string{"alice@example.com"}, Received: time.Now()}, strings.NewReader("Subject: late\r\n\r\nlate\r\n"))
 		return err
 	})
 	if _, err := l.State().Domain("late.example"); !errors.Is(err, fsm.ErrNotFound) {
