@@ -115,7 +115,7 @@ func TestRemovedNodeMailProtocolsAnswerPromptly(t *testing.T) {
 	_, lmtpAddr := startServer(t, smtpCfg, gone)
 	log := slog.New(slog.DiscardHandler)
 	auth := NewAuthenticator(gone, AuthConfig{AllowInsecure: true, FailureDelay: time.Millisecond}, log)
-	imapSrv := NewIMAPServer(gone, auth, IMAPConfig{}, log)
+	imapSrv := NewIMAPServer(gone, auth, IMAPConfig{PollInterval: time.Second}, log)
 	imapAddr := serveLoopback(t, imapSrv.Serve, imapSrv.Close)
 	pop3Srv := NewPOP3Server(gone, auth, POP3Config{Hostname: "pop.test"}, log)
 	pop3Addr := serveLoopback(t, pop3Srv.Serve, pop3Srv.Close)
@@ -135,6 +135,10 @@ func TestRemovedNodeMailProtocolsAnswerPromptly(t *testing.T) {
 	imapOld, _ := dialLines(t, imapAddr)
 	imapOld.want("IMAP login before", "a LOGIN bob@example.com pw", "a ", "a OK")
 	imapOld.want("IMAP select before", "b SELECT INBOX", "b ", "b OK")
+	imapIdle, _ := dialLines(t, imapAddr)
+	imapIdle.want("IMAP login before", "a LOGIN carol@example.com pw", "a ", "a OK")
+	imapIdle.want("IMAP select before", "b SELECT INBOX", "b ", "b OK")
+	imapIdle.want("IMAP IDLE before", "c IDLE", "+", "+")
 	popOld, _ := dialLines(t, pop3Addr)
 	popOld.want("POP3 user before", "USER carol@example.com", "", "+OK")
 	popOld.want("POP3 pass before", "PASS pw", "", "+OK")
@@ -159,6 +163,13 @@ func TestRemovedNodeMailProtocolsAnswerPromptly(t *testing.T) {
 		s.want(p.name+" RCPT unknown", "RCPT TO:<new@example.com>", "", "421 4.3.0", "451 4.3.0")
 	}
 
+	// IDLE would wait for ever for news that never reach it: the session
+	// ends, and the client reconnects (to a member, /readyz permitting).
+	start := time.Now()
+	_ = imapIdle.conn.SetDeadline(start.Add(time.Minute))
+	if l := imapIdle.line(); !strings.HasPrefix(l, "* BYE [UNAVAILABLE]") || time.Since(start) > removedPrompt {
+		t.Errorf("IMAP IDLE after the removal: %q after %v, want * BYE [UNAVAILABLE] within %v", l, time.Since(start), removedPrompt)
+	}
 	imapOld.want("IMAP FETCH after", "c FETCH 1 (FLAGS BODY[])", "c ", "c NO [UNAVAILABLE]", "* BYE")
 	imapOld.want("IMAP STORE after", `d STORE 1 +FLAGS (\Seen)`, "d ", "d NO [UNAVAILABLE]", "* BYE")
 	imapOld.want("IMAP APPEND after", "e APPEND INBOX {5+}\r\nhello", "e ", "e NO [UNAVAILABLE]", "* BYE")
@@ -171,7 +182,7 @@ func TestRemovedNodeMailProtocolsAnswerPromptly(t *testing.T) {
 	popNew.want("POP3 USER", "USER alice@example.com", "", "+OK")
 	popNew.want("POP3 PASS", "PASS pw", "", "-ERR [SYS/TEMP]")
 
-	start := time.Now()
+	start = time.Now()
 	resp, err := http.Get("http://" + gone.AdminAddr() + "/readyz")
 	if err != nil {
 		t.Fatal(err)
