@@ -40,10 +40,21 @@ const imapRevokedBye = "* BYE [CONTACTADMIN] This mailbox has been disabled or r
 // AUTHENTICATIONFAILED learn nothing of why.
 const imapPasswordChangedBye = "* BYE [EXPIRED] The password of this mailbox has been changed, log in with the new one\r\n"
 
+// imapNodeRemovedBye is the last line of a session on a node removed
+// from the cluster since its login: the node gets no more changes, so
+// every read would show a frozen mailbox and every write fail, and an
+// IDLE would wait for ever. RFC 9051 §7.1 UNAVAILABLE: temporary, and
+// the client reconnects, to a member (the removed node's /readyz says
+// not ready, so a balancer sends it elsewhere).
+const imapNodeRemovedBye = "* BYE [UNAVAILABLE] This server has left the cluster, connect again\r\n"
+
 // imapByeFor is the BYE that ends a session whose login no longer holds.
 func imapByeFor(why revocation) string {
-	if why == passwordChanged {
+	switch why {
+	case passwordChanged:
 		return imapPasswordChangedBye
+	case nodeRemoved:
+		return imapNodeRemovedBye
 	}
 	return imapRevokedBye
 }

@@ -18,6 +18,11 @@ const pop3RevokedText = "[AUTH] this mailbox has been disabled or removed, conta
 // password no longer admits the user, and the text asks for the new one.
 const pop3PasswordChangedText = "[AUTH] the password of this mailbox has been changed, log in with the new one; closing connection"
 
+// pop3NodeRemovedText ends a session on a node removed from the cluster
+// since its login: RFC 3206 §4 SYS/TEMP, the client tries again later
+// (through a member). Deletions are not committed: the node cannot.
+const pop3NodeRemovedText = "[SYS/TEMP] this server has left the cluster, connect again; closing connection"
+
 // loginRevoked is checked before every command in the TRANSACTION state
 // (revoked.go): once the mailbox has been disabled or removed, or its
 // password changed, the command is answered -ERR [AUTH] and the
@@ -38,6 +43,9 @@ func (ss *pop3Session) loginRevoked() bool {
 	case passwordChanged:
 		ss.log.Info("pop3: password changed since the login, ending the session", "err", err)
 		ss.errReply(pop3PasswordChangedText)
+	case nodeRemoved:
+		ss.log.Warn("pop3: this node was removed from the cluster, ending the session", "err", err)
+		ss.errReply(pop3NodeRemovedText)
 	default:
 		ss.log.Info("pop3: mailbox disabled or removed since the login, ending the session", "err", err)
 		ss.errReply(pop3RevokedText)

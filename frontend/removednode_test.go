@@ -117,6 +117,10 @@ func TestRemovedNodeMailProtocolsAnswerPromptly(t *testing.T) {
 	auth := NewAuthenticator(gone, AuthConfig{AllowInsecure: true, FailureDelay: time.Millisecond}, log)
 	imapSrv := NewIMAPServer(gone, auth, IMAPConfig{PollInterval: time.Second}, log)
 	imapAddr := serveLoopback(t, imapSrv.Serve, imapSrv.Close)
+	// A server whose sessions do not look again at their login: its
+	// commands must refuse of themselves.
+	lateSrv := NewIMAPServer(gone, auth, IMAPConfig{AccountCheckInterval: time.Hour}, log)
+	lateAddr := serveLoopback(t, lateSrv.Serve, lateSrv.Close)
 	pop3Srv := NewPOP3Server(gone, auth, POP3Config{Hostname: "pop.test"}, log)
 	pop3Addr := serveLoopback(t, pop3Srv.Serve, pop3Srv.Close)
 
@@ -133,6 +137,9 @@ func TestRemovedNodeMailProtocolsAnswerPromptly(t *testing.T) {
 		smtps[i].old = s
 	}
 	imapOld, _ := dialLines(t, imapAddr)
+	imapLate, _ := dialLines(t, lateAddr)
+	imapLate.want("IMAP login before", "a LOGIN bob@example.com pw", "a ", "a OK")
+	imapLate.want("IMAP select before", "b SELECT INBOX", "b ", "b OK")
 	imapOld.want("IMAP login before", "a LOGIN bob@example.com pw", "a ", "a OK")
 	imapOld.want("IMAP select before", "b SELECT INBOX", "b ", "b OK")
 	imapIdle, _ := dialLines(t, imapAddr)
@@ -170,14 +177,17 @@ func TestRemovedNodeMailProtocolsAnswerPromptly(t *testing.T) {
 	if l := imapIdle.line(); !strings.HasPrefix(l, "* BYE [UNAVAILABLE]") || time.Since(start) > removedPrompt {
 		t.Errorf("IMAP IDLE after the removal: %q after %v, want * BYE [UNAVAILABLE] within %v", l, time.Since(start), removedPrompt)
 	}
-	imapOld.want("IMAP FETCH after", "c FETCH 1 (FLAGS BODY[])", "c ", "c NO [UNAVAILABLE]", "* BYE")
-	imapOld.want("IMAP STORE after", `d STORE 1 +FLAGS (\Seen)`, "d ", "d NO [UNAVAILABLE]", "* BYE")
-	imapOld.want("IMAP APPEND after", "e APPEND INBOX {5+}\r\nhello", "e ", "e NO [UNAVAILABLE]", "* BYE")
+	// A session's next command ends it the same way.
+	imapOld.want("IMAP FETCH after", "c FETCH 1 (FLAGS BODY[])", "c ", "* BYE [UNAVAILABLE]")
+	imapLate.want("IMAP FETCH after", "d FETCH 1 (FLAGS BODY[])", "d ", "d NO [UNAVAILABLE]", "* BYE")
+	imapLate.want("IMAP STORE after", `e STORE 1 +FLAGS (\Seen)`, "e ", "e NO [UNAVAILABLE]", "* BYE")
+	imapLate.want("IMAP APPEND after", "f APPEND INBOX {5+}\r\nhello", "f ", "f NO [UNAVAILABLE]", "* BYE")
+	imapLate.want("IMAP SELECT after", "g SELECT INBOX", "g ", "g NO [UNAVAILABLE]", "* BYE")
 	imapNew, _ := dialLines(t, imapAddr)
 	imapNew.want("IMAP LOGIN", "a LOGIN alice@example.com pw", "a ", "a NO [UNAVAILABLE]", "* BYE")
 
-	popOld.want("POP3 DELE", "DELE 1", "", "+OK", "-ERR [SYS/TEMP]")
-	popOld.want("POP3 QUIT", "QUIT", "", "-ERR [SYS/TEMP]")
+	// A session that marked a message deleted cannot commit it.
+	popOld.want("POP3 DELE", "DELE 1", "", "-ERR [SYS/TEMP]")
 	popNew, _ := dialLines(t, pop3Addr)
 	popNew.want("POP3 USER", "USER alice@example.com", "", "+OK")
 	popNew.want("POP3 PASS", "PASS pw", "", "-ERR [SYS/TEMP]")

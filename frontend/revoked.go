@@ -46,11 +46,14 @@ const (
 	loginHolds      revocation = iota
 	accountRevoked             // the mailbox was disabled or removed
 	passwordChanged            // the mailbox's password was changed
+	nodeRemoved                // this node was removed from the cluster (node.ErrRemoved)
 )
 
 // revocationOf classifies AccountActive's error.
 func revocationOf(err error) revocation {
 	switch {
+	case errors.Is(err, node.ErrRemoved):
+		return nodeRemoved
 	case errors.Is(err, node.ErrPasswordChanged):
 		return passwordChanged
 	case errors.Is(err, node.ErrAuthFailed):

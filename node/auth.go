@@ -175,6 +175,10 @@ func (n *Node) Watch(addr string) (<-chan struct{}, func()) {
 // reaches every node within a heartbeat. The hash comes with the
 // record's read (fsm.State.Mailbox): comparing it costs no further read.
 func (n *Node) AccountActive(_ context.Context, login Login) error {
+	if err := n.removedNow(); err != nil {
+		// Its replica no longer follows the directory, nor the mail.
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
 	addr := login.Address
 	mb, err := n.state.Mailbox(addr)
 	switch {
