@@ -3,6 +3,7 @@ package frontend
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"log/slog"
 	"net"
 	"net/http"
@@ -111,10 +112,13 @@ func TestRemovedNodeMailProtocolsAnswerPromptly(t *testing.T) {
 	smtpCfg := testConfig()
 	smtpCfg.ResolveTimeout, smtpCfg.DeliverTimeout = DefaultResolveTimeout, DefaultDeliverTimeout
 	_, smtpAddr := startServer(t, smtpCfg, gone)
-	smtpCfg.LMTP = true
-	_, lmtpAddr := startServer(t, smtpCfg, gone)
 	log := slog.New(slog.DiscardHandler)
 	auth := NewAuthenticator(gone, AuthConfig{AllowInsecure: true, FailureDelay: time.Millisecond}, log)
+	subCfg := smtpCfg
+	subCfg.Submission, subCfg.Auth = true, auth
+	_, subAddr := startServer(t, subCfg, gone)
+	smtpCfg.LMTP = true
+	_, lmtpAddr := startServer(t, smtpCfg, gone)
 	imapSrv := NewIMAPServer(gone, auth, IMAPConfig{PollInterval: time.Second}, log)
 	imapAddr := serveLoopback(t, imapSrv.Serve, imapSrv.Close)
 	// A server whose sessions do not look again at their login: its
@@ -128,11 +132,17 @@ func TestRemovedNodeMailProtocolsAnswerPromptly(t *testing.T) {
 	smtps := []struct {
 		name, addr, hello string
 		old               *lineConn
-	}{{"SMTP", smtpAddr, "EHLO", nil}, {"LMTP", lmtpAddr, "LHLO", nil}}
+	}{{"SMTP", smtpAddr, "EHLO", nil}, {"LMTP", lmtpAddr, "LHLO", nil}, {"submission", subAddr, "EHLO", nil}}
+	plain := "AUTH PLAIN " + base64.StdEncoding.EncodeToString([]byte("\x00alice@example.com\x00pw"))
 	for i, p := range smtps {
 		s, _ := dialLines(t, p.addr)
 		s.want(p.name+" hello before", p.hello+" client.test", "250 ", "250 ")
-		s.want(p.name+" MAIL before", "MAIL FROM:<s@remote.test>", "", "250 ")
+		from := "s@remote.test"
+		if p.name == "submission" {
+			s.want("submission AUTH before", plain, "", "235 ")
+			from = "alice@example.com"
+		}
+		s.want(p.name+" MAIL before", "MAIL FROM:<"+from+">", "", "250 ")
 		s.want(p.name+" RCPT before", "RCPT TO:<alice@example.com>", "", "250 ")
 		smtps[i].old = s
 	}
@@ -141,6 +151,7 @@ func TestRemovedNodeMailProtocolsAnswerPromptly(t *testing.T) {
 	imapLate.want("IMAP login before", "a LOGIN bob@example.com pw", "a ", "a OK")
 	imapLate.want("IMAP select before", "b SELECT INBOX", "b ", "b OK")
 	imapOld.want("IMAP login before", "a LOGIN bob@example.com pw", "a ", "a OK")
+	oldLogin := time.Now()
 	imapOld.want("IMAP select before", "b SELECT INBOX", "b ", "b OK")
 	imapIdle, _ := dialLines(t, imapAddr)
 	imapIdle.want("IMAP login before", "a LOGIN carol@example.com pw", "a ", "a OK")
@@ -153,18 +164,27 @@ func TestRemovedNodeMailProtocolsAnswerPromptly(t *testing.T) {
 	if err := leader.Remove(ctx, gone.ID(), false); err != nil {
 		t.Fatal(err)
 	}
-	// It follows the old leader for up to a heartbeat timeout.
-	time.Sleep(time.Second)
+	// It follows the old leader for up to a heartbeat timeout; from then
+	// on it knows no leader.
+	for deadline := time.Now().Add(10 * time.Second); gone.LeaderID() != ""; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still follows %s", gone.ID(), gone.LeaderID())
+		}
+	}
 
 	for _, p := range smtps {
 		// A transaction whose RCPT was accepted before the removal: its
 		// data cannot be committed.
 		p.old.want(p.name+" DATA", "DATA", "", "354 ")
-		p.old.want(p.name+" data", "Subject: x\r\n\r\nx\r\n.", "", "421 4.3.0", "451 4.3.0")
+		p.old.want(p.name+" data", "From: <alice@example.com>\r\nSubject: x\r\n\r\nx\r\n.", "", "421 4.3.0", "451 4.3.0")
 		// A new one is refused at RCPT, before the client sends the
 		// message, known address (found in its state) or not.
 		s, _ := dialLines(t, p.addr)
 		s.want(p.name+" hello", p.hello+" client.test", "250 ", "250 ")
+		if p.name == "submission" {
+			s.want("submission AUTH", plain, "", "454 4.7.0")
+			continue
+		}
 		s.want(p.name+" MAIL", "MAIL FROM:<s@remote.test>", "", "250 ", "421 4.3.0", "451 4.3.0")
 		s.want(p.name+" RCPT known", "RCPT TO:<alice@example.com>", "", "421 4.3.0", "451 4.3.0")
 		s.want(p.name+" RCPT unknown", "RCPT TO:<new@example.com>", "", "421 4.3.0", "451 4.3.0")
@@ -177,7 +197,9 @@ func TestRemovedNodeMailProtocolsAnswerPromptly(t *testing.T) {
 	if l := imapIdle.line(); !strings.HasPrefix(l, "* BYE [UNAVAILABLE]") || time.Since(start) > removedPrompt {
 		t.Errorf("IMAP IDLE after the removal: %q after %v, want * BYE [UNAVAILABLE] within %v", l, time.Since(start), removedPrompt)
 	}
-	// A session's next command ends it the same way.
+	// A session's next command ends it the same way (once its login is
+	// due to be checked again: DefaultAccountCheckInterval).
+	time.Sleep(time.Until(oldLogin.Add(DefaultAccountCheckInterval + 100*time.Millisecond)))
 	imapOld.want("IMAP FETCH after", "c FETCH 1 (FLAGS BODY[])", "c ", "* BYE [UNAVAILABLE]")
 	imapLate.want("IMAP FETCH after", "d FETCH 1 (FLAGS BODY[])", "d ", "d NO [UNAVAILABLE]", "* BYE")
 	imapLate.want("IMAP STORE after", `e STORE 1 +FLAGS (\Seen)`, "e ", "e NO [UNAVAILABLE]", "* BYE")
@@ -187,7 +209,9 @@ func TestRemovedNodeMailProtocolsAnswerPromptly(t *testing.T) {
 	imapNew.want("IMAP LOGIN", "a LOGIN alice@example.com pw", "a ", "a NO [UNAVAILABLE]", "* BYE")
 
 	// A session that marked a message deleted cannot commit it.
-	popOld.want("POP3 DELE", "DELE 1", "", "-ERR [SYS/TEMP]")
+	if got := popOld.want("POP3 DELE", "DELE 1", "", "+OK", "-ERR [SYS/TEMP]"); strings.HasPrefix(got, "+OK") {
+		popOld.want("POP3 QUIT", "QUIT", "", "-ERR [SYS/TEMP]")
+	}
 	popNew, _ := dialLines(t, pop3Addr)
 	popNew.want("POP3 USER", "USER alice@example.com", "", "+OK")
 	popNew.want("POP3 PASS", "PASS pw", "", "-ERR [SYS/TEMP]")
