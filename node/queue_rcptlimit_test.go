@@ -154,51 +154,63 @@ func TestQueueRecipientsPastALimitWithoutEnhancedCodeGoAtOnce(t *testing.T) {
 // drops the connection at DATA: nothing was taken. It offers SMTPUTF8,
 // so that no recipient has an outcome before DATA.
 func startDropAtDataMX(t testing.TB, limit int) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return serveDropAtData(t, "127.0.0.1:0", limit, true)
+}
+
+// serveDropAtData serves such an MX on addr, offering SMTPUTF8 or not,
+// and returns its address.
+func serveDropAtData(t testing.TB, addr string, limit int, utf8 bool) string {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
+	ehlo := "250-drop.test\r\n250 ENHANCEDSTATUSCODES\r\n"
+	if utf8 {
+		ehlo = "250-drop.test\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n"
+	}
 	go func() {
 		for {
 			conn, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			go func() {
-				defer conn.Close()
-				br := bufio.NewReader(conn)
-				io.WriteString(conn, "220 drop.test ESMTP\r\n")
-				rcpts := 0
-				for {
-					line, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
-					case strings.HasPrefix(cmd, "EHLO"):
-						io.WriteString(conn, "250-drop.test\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n")
-					case strings.HasPrefix(cmd, "RCPT"):
-						if rcpts >= limit {
-							io.WriteString(conn, "452 4.5.3 too many recipients\r\n")
-							continue
-						}
-						rcpts++
-						io.WriteString(conn, "250 2.1.5 ok\r\n")
-					case cmd == "DATA":
-						return
-					case cmd == "QUIT":
-						io.WriteString(conn, "221 2.0.0 bye\r\n")
-						return
-					default:
-						rcpts = 0
-						io.WriteString(conn, "250 2.0.0 ok\r\n")
-					}
-				}
-			}()
+			go dropAtData(conn, ehlo, limit)
 		}
 	}()
 	return ln.Addr().String()
+}
+
+func dropAtData(conn net.Conn, ehlo string, limit int) {
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	io.WriteString(conn, "220 drop.test ESMTP\r\n")
+	rcpts := 0
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return
+		}
+		switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
+		case strings.HasPrefix(cmd, "EHLO"):
+			io.WriteString(conn, ehlo)
+		case strings.HasPrefix(cmd, "RCPT"):
+			if rcpts >= limit {
+				io.WriteString(conn, "452 4.5.3 too many recipients\r\n")
+				continue
+			}
+			rcpts++
+			io.WriteString(conn, "250 2.1.5 ok\r\n")
+		case cmd == "DATA":
+			return
+		case cmd == "QUIT":
+			io.WriteString(conn, "221 2.0.0 bye\r\n")
+			return
+		default:
+			rcpts = 0
+			io.WriteString(conn, "250 2.0.0 ok\r\n")
+		}
+	}
 }
 
 // A connection lost at DATA after some recipients went past the
