@@ -124,15 +124,17 @@ func testWALFailure(t *testing.T, kinds []errorfs.OpKind, size int, early, mayPe
 	t.Logf("unacknowledged body present after reopen: %v", present)
 }
 
-// gatedSyncFS returns an FS whose next WAL fsync, once armed, signals on
-// entered and then waits for release to send its result. Closing stop
-// (at test cleanup, before the store closes) lets any waiting fsync fail.
-func gatedSyncFS(stop <-chan struct{}) (arm func(), entered <-chan struct{}, release chan<- error, fs vfs.FS) {
+// gatedWALFS returns an FS whose next WAL operation of one of kinds
+// (a write, an fsync), once armed, signals on entered and then waits for
+// release to send its result: a write that fails there never reaches the
+// file. Closing stop (at test cleanup, before the store closes) lets a
+// waiting operation fail.
+func gatedWALFS(stop <-chan struct{}, kinds ...errorfs.OpKind) (arm func(), entered <-chan struct{}, release chan<- error, fs vfs.FS) {
 	var armed atomic.Bool
 	ent := make(chan struct{}, 1)
 	rel := make(chan error)
 	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if !strings.HasSuffix(op.Path, ".log") || !slices.Contains(syncOps, op.Kind) || !armed.CompareAndSwap(true, false) {
+		if !strings.HasSuffix(op.Path, ".log") || !slices.Contains(kinds, op.Kind) || !armed.CompareAndSwap(true, false) {
 			return nil
 		}
 		ent <- struct{}{}
@@ -154,7 +156,7 @@ func TestNotVisibleBeforeFsync(t *testing.T) {
 		t.Run(map[bool]string{false: "fsync succeeds", true: "fsync fails"}[fail], func(t *testing.T) {
 			ctx := context.Background()
 			stop := make(chan struct{})
-			arm, entered, release, fs := gatedSyncFS(stop)
+			arm, entered, release, fs := gatedWALFS(stop, syncOps...)
 			opts := testOptions()
 			opts.FS = fs
 			s, _ := newStore(t, opts)

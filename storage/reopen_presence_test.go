@@ -3,38 +3,11 @@ package storage
 import (
 	"context"
 	"errors"
-	"slices"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 )
-
-// gatedWALWriteFS returns an FS whose next WAL write, once armed, signals
-// on entered and then waits for release to send its result: a write
-// that fails there never reaches the file. Closing stop lets a waiting
-// write fail.
-func gatedWALWriteFS(stop <-chan struct{}) (arm func(), entered <-chan struct{}, release chan<- error, fs vfs.FS) {
-	var armed atomic.Bool
-	ent := make(chan struct{}, 1)
-	rel := make(chan error)
-	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if !strings.HasSuffix(op.Path, ".log") || !slices.Contains([]errorfs.OpKind{errorfs.OpFileWrite}, op.Kind) || !armed.CompareAndSwap(true, false) {
-			return nil
-		}
-		ent <- struct{}{}
-		select {
-		case err := <-rel:
-			return err
-		case <-stop:
-			return errorfs.ErrInjected
-		}
-	})
-	return func() { armed.Store(true) }, ent, rel, errorfs.Wrap(vfs.Default, inj)
-}
 
 // TestReopenAfterALostDelete: a Delete whose WAL write fails is visible
 // in Pebble until the failure (Pebble publishes a batch before its WAL
@@ -47,7 +20,7 @@ func gatedWALWriteFS(stop <-chan struct{}) (arm func(), entered <-chan struct{},
 func TestReopenAfterALostDelete(t *testing.T) {
 	ctx := context.Background()
 	stop := make(chan struct{})
-	arm, entered, release, fs := gatedWALWriteFS(stop)
+	arm, entered, release, fs := gatedWALFS(stop, errorfs.OpFileWrite)
 	opts := testOptions()
 	opts.FS = fs
 	s, _ := newStore(t, opts)
