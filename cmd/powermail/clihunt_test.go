@@ -147,21 +147,10 @@ func TestCLIMistakesNamedPlainlyMore(t *testing.T) {
 		t.Errorf("export to a missing directory: %v %q", err, errOut)
 	}
 	// --addr at a mail port: the greeting is not HTTP.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("220 mx.example ESMTP\r\n"))
-			c.Close()
-		}
-	}()
+	ln := serveRaw(t, func(c net.Conn) {
+		c.Write([]byte("220 mx.example ESMTP\r\n"))
+		c.Close()
+	})
 	// The greeting may come before the request is written or after:
 	// net/http then logs an "Unsolicited response" and fails with
 	// "readLoopPeekFailLocked: %!w(<nil>)". Either way, one plain line.

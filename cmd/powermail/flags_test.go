@@ -37,22 +37,9 @@ func TestRelayCAFlag(t *testing.T) {
 // A node that takes a request and does not answer in time is "no
 // answer" (a write waiting for a quorum), not "cannot reach".
 func TestClientTimeoutSaysNoAnswer(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go io.Copy(io.Discard, c) // reads the request, never answers
-		}
-	}()
+	ln := serveRaw(t, func(c net.Conn) { io.Copy(io.Discard, c) }) // reads the request, never answers
 	cl := clientFlags{addr: ln.Addr().String(), token: "t", timeout: 300 * time.Millisecond}
-	err = cl.do(context.Background(), "POST", "/v1/domains", map[string]string{"name": "x.org"}, nil)
+	err := cl.do(context.Background(), "POST", "/v1/domains", map[string]string{"name": "x.org"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "no answer from") {
 		t.Errorf("a silent node: %v, want no answer", err)
 	}
@@ -61,4 +48,25 @@ func TestClientTimeoutSaysNoAnswer(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cannot reach") {
 		t.Errorf("a closed port: %v, want cannot reach", err)
 	}
+}
+
+// serveRaw answers each connection to a loopback listener with handle,
+// on its own goroutine, until the test ends or closes the listener.
+func serveRaw(t *testing.T, handle func(net.Conn)) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go handle(c)
+		}
+	}()
+	return ln
 }
