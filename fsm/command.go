@@ -109,8 +109,15 @@ const (
 	// a release before it would drop, so an update carrying it is
 	// written in 12.
 	EncodingJSON12 = 12
+	// EncodingJSON13 changes apply under a cluster setting of 13 or more
+	// (gates.go): a new mailbox or forward name whose local part is not
+	// UTF-8, or holds a control, format (zero-width, bidi), separator or
+	// unassigned character, is refused, and one not in NFC is stored in
+	// NFC (localpart.go); a new domain, or a new name's, must be given in
+	// ASCII. No command gains a field.
+	EncodingJSON13 = 13
 	// NewestEncoding is the newest encoding this release reads.
-	NewestEncoding = EncodingJSON12
+	NewestEncoding = EncodingJSON13
 )
 
 // Command is a state change proposed through raft.

@@ -14,6 +14,13 @@ func (c *DomainAdd) apply(tx *txn) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if on, err := gated13(tx); err != nil {
+		return nil, err
+	} else if on {
+		if err := checkNewDomain(c.Name); err != nil {
+			return nil, err
+		}
+	}
 	if ok, err := tx.has(domainKey(d)); err != nil || ok {
 		return nil, orExists(err, "domain %s already exists", d)
 	}
@@ -96,6 +103,9 @@ func (c *MailboxAdd) apply(tx *txn) (any, error) {
 func (c *MailboxAdd) check(tx *txn, m NewMailbox, domains map[string]bool) (Address, error) {
 	a, err := ParseAddress(m.Address)
 	if err != nil {
+		return a, err
+	}
+	if a, err = newName(tx, m.Address, a); err != nil {
 		return a, err
 	}
 	if err := admitStored(m.PasswordHash); err != nil {

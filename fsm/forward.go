@@ -55,6 +55,9 @@ func (c *ForwardAdd) apply(tx *txn) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if src, err = newName(tx, c.Address, src); err != nil {
+		return nil, err
+	}
 	if len(c.Targets) == 0 || len(c.Targets) > MaxForwardTargets {
 		return nil, errorf(ErrInvalid, "forward %s needs 1 to %d targets", src, MaxForwardTargets)
 	}
@@ -134,6 +137,15 @@ func (c *ForwardAdd) checkTargets(tx *txn, src Address) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
+		local, err := tx.has(domainKey(a.Domain))
+		if err != nil {
+			return nil, err
+		}
+		if local {
+			if a, err = localTarget(tx, a); err != nil {
+				return nil, err
+			}
+		}
 		if a.Key() == src.Key() {
 			return nil, errorf(ErrForwardLoop, "forward %s points at itself", src)
 		}
@@ -141,10 +153,6 @@ func (c *ForwardAdd) checkTargets(tx *txn, src Address) ([]string, error) {
 			continue
 		}
 		seen[a.Key()] = true
-		local, err := tx.has(domainKey(a.Domain))
-		if err != nil {
-			return nil, err
-		}
 		if local {
 			if err := checkTarget(tx, src, a, c.Fallbacks); err != nil {
 				return nil, err
@@ -153,6 +161,25 @@ func (c *ForwardAdd) checkTargets(tx *txn, src Address) ([]string, error) {
 		out = append(out, a.String())
 	}
 	return out, nil
+}
+
+// localTarget is the spelling a local target is stored in: from
+// command encoding 13, a target named by a spelling under which nothing
+// is stored is put in NFC, as new names are (localpart.go), so that a
+// forward to "e\u0301@" reaches the mailbox "\u00e9@". A spelling that
+// names a mailbox or forward exactly is kept, so are remote targets: the
+// host that owns them interprets their local parts (RFC 5321 §2.4).
+func localTarget(tx *txn, a Address) (Address, error) {
+	if on, err := gated13(tx); err != nil || !on {
+		return a, err
+	}
+	if nfcLocal(a.Local) == a.Local {
+		return a, nil
+	}
+	if found, err := namedExactly(tx, a); err != nil || found {
+		return a, err
+	}
+	return nfcAddress(a)
 }
 
 // checkTarget refuses a local target that does not resolve or whose

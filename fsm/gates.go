@@ -15,6 +15,13 @@ const gatedEncoding = EncodingJSON11
 // once, as gatedEncoding is.
 const gatedEncoding12 = EncodingJSON12
 
+// gatedEncoding13 is the cluster setting from which apply follows the
+// rules of EncodingJSON13: a new mailbox or forward name must be text
+// that shows what it is, and is stored in NFC (localpart.go); a new
+// domain, or the domain of a new name, must be ASCII (checkNewDomain).
+// Named once, as gatedEncoding is.
+const gatedEncoding13 = EncodingJSON13
+
 // gated reports whether the cluster's setting, as this entry sees it, is
 // at gatedEncoding or more. The setting is replicated state, so every
 // replica decides alike; a release that does not know gatedEncoding
@@ -24,6 +31,9 @@ func gated(tx *txn) (bool, error) { return gatedAt(tx, gatedEncoding) }
 
 // gated12 is gated for the rules of gatedEncoding12.
 func gated12(tx *txn) (bool, error) { return gatedAt(tx, gatedEncoding12) }
+
+// gated13 is gated for the rules of gatedEncoding13.
+func gated13(tx *txn) (bool, error) { return gatedAt(tx, gatedEncoding13) }
 
 // gatedAt reports whether the cluster's setting, as this entry sees it,
 // is at enc or more.

@@ -34,7 +34,11 @@ func (s *State) Resolve(addr string) (Resolution, error) {
 	}
 	var out Resolution
 	err = s.view(func(r pebble.Reader) error {
-		res, err := resolve(r, a, false)
+		nfc, err := s.lookupsNFC(r)
+		if err != nil {
+			return err
+		}
+		res, err := (&resolution{nfc: nfc}).run(r, a)
 		if errors.Is(err, ErrNotFound) {
 			// Only a miss pays for the domain check.
 			if local, herr := hasKey(r, domainKey(a.Domain)); herr != nil || !local {
@@ -60,18 +64,54 @@ func (s *State) Domain(name string) (Domain, error) {
 	return out, s.getOne(domainKey(d), &out, "domain %s does not exist", d)
 }
 
-// Mailbox returns one mailbox.
+// Mailbox returns one mailbox. From command encoding 13 a mailbox
+// stored in NFC is found by another form of its name too, as Resolve
+// finds it (logins, localpart.go); a name stored before in another form
+// is found by its own bytes first.
 func (s *State) Mailbox(addr string) (Mailbox, error) {
 	a, err := ParseAddress(addr)
 	if err != nil {
 		return Mailbox{}, err
 	}
 	var out Mailbox
-	if err := s.getOne(mailboxKey(a), &out, "mailbox %s does not exist", a); err != nil {
+	err = s.view(func(r pebble.Reader) error {
+		found, err := getJSON(r, mailboxKey(a), &out)
+		if err != nil || found {
+			return err
+		}
+		n, found, err := s.mailboxNFC(r, a, &out)
+		if err != nil || found {
+			a = n
+			return err
+		}
+		return errorf(ErrNotFound, "mailbox %s does not exist", a)
+	})
+	if err != nil {
 		return out, err
 	}
 	out.PasswordHash, err = s.passwordHash(a)
 	return out, err
+}
+
+// mailboxNFC reads into out the mailbox stored under the NFC of a, when
+// it differs and lookups try it (lookupsNFC).
+func (s *State) mailboxNFC(r pebble.Reader, a Address, out *Mailbox) (Address, bool, error) {
+	n, err := nfcAddress(a)
+	if err != nil || n == a {
+		return a, false, nil
+	}
+	if on, err := s.lookupsNFC(r); err != nil || !on {
+		return a, false, err
+	}
+	found, err := getJSON(r, mailboxKey(n), out)
+	return n, found, err
+}
+
+// lookupsNFC reports whether lookups try the NFC of a name that finds
+// nothing: from command encoding 13, when new names are stored in NFC.
+func (s *State) lookupsNFC(r pebble.Reader) (bool, error) {
+	st, err := s.hot.getSettings(r)
+	return st.CommandEncoding >= gatedEncoding13, err
 }
 
 func (s *State) passwordHash(a Address) (string, error) {

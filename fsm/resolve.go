@@ -44,6 +44,12 @@ type resolution struct {
 	deepest int
 	// reads counts exact lookups, for tests.
 	reads int
+	// nfc looks the address asked for up in NFC too when nothing is
+	// stored under its own spelling (a lookup from command encoding 13,
+	// State.Resolve): new names are stored in NFC (localpart.go), and a
+	// client may send another form. Forward targets are looked up as
+	// stored, as apply's expansions are.
+	nfc bool
 }
 
 // expanded is what expanding an address once gave: its error (nil or
@@ -135,12 +141,12 @@ func (res *resolution) expandOnce(r pebble.Reader, a Address, depth int) error {
 	if res.track && res.reached(a.Key()) {
 		return nil
 	}
-	found, err := res.expandExact(r, a, depth)
+	found, err := res.expandSpelled(r, a, depth)
 	if err != nil || found {
 		return err
 	}
 	if base := subaddressBase(a.Local); base != "" {
-		found, err = res.expandExact(r, Address{Local: base, Domain: a.Domain}, depth)
+		found, err = res.expandSpelled(r, Address{Local: base, Domain: a.Domain}, depth)
 		if err != nil || found {
 			return err
 		}
@@ -153,6 +159,22 @@ func (res *resolution) expandOnce(r pebble.Reader, a Address, depth int) error {
 		return errorf(ErrNotFound, "no mailbox %s", a)
 	}
 	return nil
+}
+
+// expandSpelled follows what is stored under a's spelling, and, for the
+// address asked for in a lookup with nfc, then under its NFC: a name
+// stored before command encoding 13 in another form is still found by
+// its own bytes first, and before the sub-address base and catch-all.
+func (res *resolution) expandSpelled(r pebble.Reader, a Address, depth int) (bool, error) {
+	found, err := res.expandExact(r, a, depth)
+	if err != nil || found || !res.nfc || depth != 0 {
+		return found, err
+	}
+	n, nerr := nfcAddress(a)
+	if nerr != nil || n == a {
+		return false, nil
+	}
+	return res.expandExact(r, n, depth)
 }
 
 // expandExact follows the forward or mailbox stored under exactly a. A
