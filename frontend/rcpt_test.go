@@ -196,3 +196,23 @@ func TestDSNParametersAccepted(t *testing.T) {
 	checkReply(t, "DATA", c.data("x\r\n"), 250, "2.0.0")
 	c.expect("MAIL FROM:<s@remote.test> ENVID="+strings.Repeat("Q", 101), 501, "5.5.4")
 }
+
+// A recipient whose local part is not UTF-8 is bad syntax (RFC 6531
+// §3.3 allows UTF-8 only), with or without SMTPUTF8: 501 5.1.3, never
+// the 550 5.1.1 of an unknown mailbox, and the directory is not asked
+// (a state key would fold each bad byte to U+FFFD and could match a
+// name holding one).
+func TestRcptInvalidUTF8IsBadSyntax(t *testing.T) {
+	f := newFakeDeliverer()
+	f.directory["a\ufffdb@example.com"] = []string{"a\ufffdb@example.com"}
+	_, addr := startServer(t, testConfig(), f)
+	c := dial(t, addr)
+	c.ehlo()
+	for _, mail := range []string{"MAIL FROM:<s@remote.test>", "MAIL FROM:<s@remote.test> SMTPUTF8"} {
+		c.expect(mail, 250, "2.0.0")
+		for _, rcpt := range []string{"<a\xffb@example.com>", "<a\xc3b@example.com>", "<\"a\xfe\"@example.com>"} {
+			checkReply(t, mail+" RCPT "+rcpt, c.cmd("RCPT TO:"+rcpt), 501, "5.1.3")
+		}
+		c.expect("RSET", 250, "")
+	}
+}
