@@ -3,16 +3,27 @@ package node
 import (
 	"strings"
 
+	"golang.org/x/text/unicode/norm"
+
 	"powermail/fsm"
 )
 
 // AccountKey is the one spelling of a login name that every spelling of
-// the same account shares (quoting, case, a trailing dot), so that a
-// per-account limit cannot be dodged by respelling; a name that is no
-// address is lower-cased as it is.
+// the same account shares (quoting, case, a trailing dot, canonically
+// equivalent forms of its characters), so that a per-account limit
+// cannot be dodged by respelling; a name that is no address is
+// lower-cased as it is. The forms are put in NFC (RFC 5198 §2) because
+// from command encoding 13 a login finds a mailbox stored in NFC by any
+// of them (fsm.State.Mailbox). Two mailboxes stored before 13 under two
+// forms of one name share a key: their limits are stricter, never
+// looser, and a login is still of the name given.
 func AccountKey(user string) string {
 	if a, err := fsm.ParseAddress(strings.TrimSpace(user)); err == nil {
-		return a.Key()
+		k := a.Key()
+		if isASCII(k) {
+			return k
+		}
+		return norm.NFC.String(k)
 	}
 	return strings.ToLower(user)
 }

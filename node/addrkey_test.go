@@ -10,6 +10,12 @@ func TestAccountKeyAndOwnAddress(t *testing.T) {
 			t.Errorf("AccountKey(%q) = %q, want the key of alice@example.com", spelling, got)
 		}
 	}
+	// Canonically equivalent spellings (NFC, NFD) are one account too:
+	// logins find an NFC mailbox by either from command encoding 13, so
+	// a per-account limit keyed by bytes would count them apart.
+	if AccountKey("Re\u0301ne@example.com") != AccountKey("r\u00e9ne@example.com") {
+		t.Error("AccountKey tells the decomposed spelling from the precomposed one")
+	}
 	for addr, want := range map[string]bool{
 		"alice@example.com":      true,
 		"ALICE@example.com":      true,
