@@ -36,9 +36,9 @@ const oldRelease = "a0f7c64"
 const upgradeEnv = "POWERMAIL_UPGRADE_TEST"
 
 // upgradeTarget is the encoding the test raises the upgraded cluster
-// to: the newest this tree reads (12: queue retries that notices keep,
-// removal marks held per removal), which has the rules of 11 that
-// exerciseEncoding11 uses.
+// to: the newest this tree reads (13: new names checked and stored in
+// NFC; 12: queue retries that notices keep, removal marks held per
+// removal), which has the rules of 11 that exerciseEncoding11 uses.
 const upgradeTarget = fsm.NewestEncoding
 
 // upgradeEntryMessages is the new nodes' --raft-entry-messages: small, so
