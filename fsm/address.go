@@ -19,7 +19,10 @@ import (
 // (RFC 5322 §3.2.3); a quoted-string local part that is equivalent to a
 // dot-atom is accepted at RCPT time after unquoting. Sub-addresses
 // (RFC 5233) "user+detail@" resolve to "user@" when no exact entry exists.
-// A catch-all forward for a domain is written "@domain".
+// A catch-all forward for a domain is written "@domain". From command
+// encoding 13 a new name's local part must also be text that shows what
+// it is, and is stored in NFC (localpart.go); parsing alone does not
+// check it, so that names stored before stay addressable.
 
 const (
 	maxLocalLen   = 64  // RFC 5321 §4.5.3.1.1
