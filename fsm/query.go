@@ -34,9 +34,11 @@ func (s *State) Resolve(addr string) (Resolution, error) {
 	}
 	var out Resolution
 	err = s.view(func(r pebble.Reader) error {
-		nfc, err := s.lookupsNFC(r)
-		if err != nil {
-			return err
+		nfc := false
+		if nfcLocal(a.Local) != a.Local { // an NFC name's sub-address base is NFC too
+			if nfc, err = s.lookupsNFC(r); err != nil {
+				return err
+			}
 		}
 		res, err := (&resolution{nfc: nfc}).run(r, a)
 		if errors.Is(err, ErrNotFound) {
