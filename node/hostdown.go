@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"powermail/fsm"
 )
 
 // ErrHostDown: a destination host failed a connection attempt a short
@@ -16,19 +18,31 @@ var ErrHostDown = errors.New("destination host failed recently; not tried again 
 // of each waiting out a dial or a greeting: many entries for one dead
 // server would otherwise hold every queue worker, one timeout each, and
 // stall mail for every other destination. A successful dial clears it.
+//
+// An operator's retry (queueretry.go) dials a marked host all the same:
+// the operator may have just fixed it.
 type hostHealth struct {
 	mu        sync.Mutex
 	downUntil time.Time
 	why       error
 }
 
-// down returns ErrHostDown, with the failure that marked it, while the
-// host is marked down.
+// hostDownError is ErrHostDown, with the failure that marked the host
+// and when the mark lapses.
+type hostDownError struct {
+	until time.Time
+	err   error
+}
+
+func (e *hostDownError) Error() string { return e.err.Error() }
+func (e *hostDownError) Unwrap() error { return e.err }
+
+// down returns a *hostDownError while the host is marked down.
 func (h *hostHealth) down(now time.Time) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if now.Before(h.downUntil) {
-		return h.why
+		return &hostDownError{until: h.downUntil, err: h.why}
 	}
 	return nil
 }
@@ -52,4 +66,20 @@ func (h *hostHealth) observe(host string, err error, now time.Time, d time.Durat
 	h.downUntil = now.Add(d)
 	h.why = fmt.Errorf("%w: %s (%v)", ErrHostDown, host, err)
 	return fresh
+}
+
+// outcomeDown marks the recipients of a destination whose every host was
+// skipped, marked down. Like outcomeBusy it is never recorded: the
+// attempt reached no server, so it counts none and its entry's backoff
+// does not grow (workEntry gives the entry back, due at downDue).
+const outcomeDown = "down"
+
+// downDue is when e, given back because its hosts were marked down
+// until until, is due again: after the backoff it waited last time, not
+// a grown one, and not before the mark lapses (sooner it would only be
+// given back again, a commit each time); never past the end of its
+// lifetime, when its failure notice is owed (finishEntry).
+func (n *Node) downDue(e fsm.QueueEntry, until time.Time) int64 {
+	due := max(time.Now().Add(n.backoff(e.Attempts)).UnixMilli(), until.UnixMilli())
+	return min(due, e.Created+n.cfg.Queue.Lifetime.Milliseconds())
 }

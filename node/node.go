@@ -286,7 +286,8 @@ func (n *Node) startRaft() (bool, error) {
 		Stream: &streamLayer{mux: n.mux, dialer: n.dialer(), addr: strAddr(n.advertise)}, MaxPool: 5, Timeout: 10 * time.Second, Logger: hl,
 	}))
 	rc := n.raftConfig(hl)
-	n.raft, err = raft.NewRaft(rc, &raftFSM{state: n.state, metrics: n.metrics, log: n.log, lastMail: &n.lastMail}, logs, store, n.snaps, n.transport)
+	n.raft, err = raft.NewRaft(rc, &raftFSM{state: n.state, metrics: n.metrics, log: n.log, lastMail: &n.lastMail,
+		queueRetried: func(e fsm.QueueEntry) { n.queue.retries.applied(e, time.Now()) }}, logs, store, n.snaps, n.transport)
 	if err != nil {
 		return false, fmt.Errorf("start raft: %w", err)
 	}

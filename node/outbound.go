@@ -164,8 +164,8 @@ func (p *smtpPool) host(host string) *poolHost {
 // get returns an idle connection to host, or dials one when a slot is
 // free, waiting for either otherwise, up to BusyWait (ErrDestinationBusy
 // then). A host that failed a dial within HostDownTime is not dialled
-// (hostdown.go).
-func (p *smtpPool) get(ctx context.Context, host string, relay bool) (*pooledClient, error) {
+// (hostdown.go), unless an operator's retry asks (operator).
+func (p *smtpPool) get(ctx context.Context, host string, relay, operator bool) (*pooledClient, error) {
 	h := p.host(host)
 	q := &p.n.cfg.Queue
 	var busy <-chan time.Time
@@ -184,13 +184,13 @@ func (p *smtpPool) get(ctx context.Context, host string, relay bool) (*pooledCli
 		default:
 			select {
 			case h.slots <- struct{}{}:
-				return p.dial(ctx, h, host, relay)
+				return p.dial(ctx, h, host, relay, operator)
 			default:
 			}
 			var dial bool
 			var err error
 			if pc, dial, err = p.wait(ctx, h, host, busy); dial {
-				return p.dial(ctx, h, host, relay)
+				return p.dial(ctx, h, host, relay, operator)
 			} else if err != nil {
 				return nil, err
 			}
@@ -236,10 +236,10 @@ func (p *smtpPool) reset(ctx context.Context, pc *pooledClient) bool {
 }
 
 // dial opens a connection in the slot the caller holds, unless the host
-// is marked down, and records how the dial went.
-func (p *smtpPool) dial(ctx context.Context, h *poolHost, host string, relay bool) (*pooledClient, error) {
+// is marked down and no operator asked, and records how the dial went.
+func (p *smtpPool) dial(ctx context.Context, h *poolHost, host string, relay, operator bool) (*pooledClient, error) {
 	took := time.Now() // the slot's use starts with the dial
-	if err := h.health.down(time.Now()); err != nil {
+	if err := h.health.down(time.Now()); err != nil && !operator {
 		<-h.slots
 		return nil, err
 	}

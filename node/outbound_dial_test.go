@@ -391,7 +391,7 @@ func TestPoolCloseDoesNotWaitForASilentServer(t *testing.T) {
 	defer cancel()
 	var pcs []*pooledClient
 	for range 2 {
-		pc, err := p.get(ctx, addr, false)
+		pc, err := p.get(ctx, addr, false, false)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -44,7 +44,8 @@ type outbound struct {
 	inflight map[string]bool
 	again    map[string]bool // in flight and leased again meanwhile (workLeased)
 	m        queueMetrics
-	paused   atomic.Bool // benchmarks: fill the queue first, then drain
+	retries  *operatorRetries // queueretry.go
+	paused   atomic.Bool      // benchmarks: fill the queue first, then drain
 	// afterWork, tests only, is called as a worker has worked an entry,
 	// before it lets go of it.
 	afterWork atomic.Pointer[func(id string)]
@@ -66,7 +67,8 @@ func (n *Node) newOutbound() *outbound {
 			"attempt", q.AttemptTimeout, "dial", q.DialTimeout, "greeting", q.GreetingTimeout)
 	}
 	return &outbound{holder: n.cfg.ID + "/" + deliveryID()[:8], kickCh: make(chan struct{}, 1), pool: newSMTPPool(n),
-		slots: make(chan struct{}, n.cfg.Queue.Concurrency), inflight: map[string]bool{}, again: map[string]bool{}}
+		slots: make(chan struct{}, n.cfg.Queue.Concurrency), inflight: map[string]bool{}, again: map[string]bool{},
+		retries: newOperatorRetries(n.cfg.Queue.Lease)}
 }
 
 // queueLoop leases and works due entries while this node leads.
@@ -172,17 +174,23 @@ func (n *Node) workLeased(ctx context.Context, e fsm.QueueEntry) {
 }
 
 // workEntry makes one attempt at e's pending recipients and records it.
+// An attempt that reached no server, its destinations all busy or
+// marked down, is given back uncounted.
 func (n *Node) workEntry(ctx context.Context, e fsm.QueueEntry) {
 	if pending := e.Pending(); len(pending) > 0 {
+		run := &attemptRun{operator: n.queue.retries.take(e)}
 		actx, cancel := context.WithTimeout(ctx, n.cfg.Queue.AttemptTimeout)
-		all, back := n.attempt(actx, e, pending)
+		all := n.attempt(actx, e, pending, run)
 		cancel()
-		outcomes, busy := n.splitBusy(all)
+		outcomes, busy, down := n.splitSkipped(all)
 		var ok bool
-		if len(outcomes) == 0 && busy > 0 {
-			e, ok = n.giveBack(ctx, e, back)
-		} else {
-			e, ok = n.recordAttempt(ctx, e, outcomes, busy, back)
+		switch {
+		case len(outcomes) == 0 && busy > 0:
+			e, ok = n.giveBack(ctx, e, n.busyDue(e, run.busy.t), "its destination is busy")
+		case len(outcomes) == 0 && down > 0:
+			e, ok = n.giveBack(ctx, e, n.downDue(e, run.down.t), "its destination is marked down")
+		default:
+			e, ok = n.recordAttempt(ctx, e, outcomes, busy, run.busy.t)
 		}
 		if !ok {
 			return
@@ -246,30 +254,34 @@ func (n *Node) recordAttempt(ctx context.Context, e fsm.QueueEntry, outcomes []f
 // have room.
 const outcomeBusy = "busy"
 
-// splitBusy returns the outcomes other than outcomeBusy, and how many of
-// those there were.
-func (n *Node) splitBusy(all []fsm.RcptOutcome) (out []fsm.RcptOutcome, busy int) {
+// splitSkipped returns the outcomes other than outcomeBusy and
+// outcomeDown (hostdown.go), and how many of each there were.
+func (n *Node) splitSkipped(all []fsm.RcptOutcome) (out []fsm.RcptOutcome, busy, down int) {
 	for _, o := range all {
-		if o.Outcome == outcomeBusy {
-			n.countOutcome(outcomeBusy)
+		switch o.Outcome {
+		case outcomeBusy:
 			busy++
+		case outcomeDown:
+			down++
+		default:
+			out = append(out, o)
 			continue
 		}
-		out = append(out, o)
+		n.countOutcome(o.Outcome)
 	}
-	return out, busy
+	return out, busy, down
 }
 
-// giveBack ends the lease of an entry whose destinations were all busy,
-// due again at back and without counting an attempt: nothing was
-// sent, and its backoff must not grow while others' mail goes first. A
-// record that fails is not repeated (a repeat could end a newer lease of
-// this node's); the lease then lapses.
-func (n *Node) giveBack(ctx context.Context, e fsm.QueueEntry, back time.Time) (fsm.QueueEntry, bool) {
-	upd := &fsm.QueueUpdate{ID: e.ID, Holder: n.queue.holder, NextAttempt: n.busyDue(e, back)}
+// giveBack ends the lease of an entry whose destinations were all
+// skipped (why), due again at due and without counting an attempt:
+// nothing was sent, and its backoff must not grow while others' mail
+// goes first. A record that fails is not repeated (a repeat could end a
+// newer lease of this node's); the lease then lapses.
+func (n *Node) giveBack(ctx context.Context, e fsm.QueueEntry, due int64, why string) (fsm.QueueEntry, bool) {
+	upd := &fsm.QueueUpdate{ID: e.ID, Holder: n.queue.holder, NextAttempt: due}
 	v, err := n.Apply(ctx, upd)
 	if err != nil {
-		n.log.Warn("queue: giving back an entry whose destination is busy failed; the lease will lapse", "id", e.ID, "err", err)
+		n.log.Warn("queue: giving back an entry failed; the lease will lapse", "id", e.ID, "why", why, "err", err)
 		return e, false
 	}
 	return e, convert(v, &e) == nil
@@ -399,11 +411,11 @@ func (n *Node) finishEntry(ctx context.Context, e fsm.QueueEntry, now time.Time)
 
 // attempt sends e to its pending recipients, one transaction per
 // recipient domain (or one through the relay), and reports each.
-// The busy recipients' outcomes (outcomeBusy) come with the latest time
-// their destinations gave them to come back at.
-func (n *Node) attempt(ctx context.Context, e fsm.QueueEntry, pending []string) ([]fsm.RcptOutcome, time.Time) {
-	all := func(outcome, msg string) ([]fsm.RcptOutcome, time.Time) {
-		return outcomesOf(outcome, msg, pending), time.Time{}
+// The recipients of skipped destinations (outcomeBusy, outcomeDown) have
+// the latest time those gave to come back at noted in run.
+func (n *Node) attempt(ctx context.Context, e fsm.QueueEntry, pending []string, run *attemptRun) []fsm.RcptOutcome {
+	all := func(outcome, msg string) []fsm.RcptOutcome {
+		return outcomesOf(outcome, msg, pending)
 	}
 	hops, own, err := n.countHops(ctx, e.Hash)
 	if err != nil {
@@ -428,28 +440,36 @@ func (n *Node) attempt(ctx context.Context, e fsm.QueueEntry, pending []string) 
 	// The domains go at once (at most groupsAtOnce), so that a slow or
 	// silent one spends the attempt's deadline for itself only.
 	results := make([][]fsm.RcptOutcome, len(order))
-	var back busyUntil
 	sem := make(chan struct{}, groupsAtOnce)
 	var wg sync.WaitGroup
 	for i, key := range order {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			results[i] = n.sendGroup(ctx, e, key, groups[key], &back)
+			results[i] = n.sendGroup(ctx, e, key, groups[key], run)
 		})
 	}
 	wg.Wait()
-	return slices.Concat(results...), back.t
+	return slices.Concat(results...)
 }
 
-// busyUntil collects the latest time an attempt's busy destinations
-// gave their recipients to come back at.
-type busyUntil struct {
+// attemptRun is what the transactions of one attempt share: whether an
+// operator's retry asked for it (queueretry.go), and the latest times
+// their skipped destinations gave to come back at: a busy host when it
+// should have room (busydest.go), a host marked down when the mark
+// lapses (hostdown.go).
+type attemptRun struct {
+	operator   bool
+	busy, down latest
+}
+
+// latest collects the latest of the times noted.
+type latest struct {
 	mu sync.Mutex
 	t  time.Time
 }
 
-func (b *busyUntil) note(t time.Time) {
+func (b *latest) note(t time.Time) {
 	b.mu.Lock()
 	if t.After(b.t) {
 		b.t = t
@@ -500,8 +520,9 @@ func (n *Node) countHops(ctx context.Context, hash string) (all, own int, err er
 }
 
 // sendGroup runs one SMTP transaction for rcpts of one domain, trying
-// the route's hosts in order until one answers.
-func (n *Node) sendGroup(ctx context.Context, e fsm.QueueEntry, domain string, rcpts []string, back *busyUntil) []fsm.RcptOutcome {
+// the route's hosts in order until one answers. When every host was
+// skipped, marked down, the recipients' outcome is outcomeDown.
+func (n *Node) sendGroup(ctx context.Context, e fsm.QueueEntry, domain string, rcpts []string, run *attemptRun) []fsm.RcptOutcome {
 	outcomes := outcomesOf
 	rt, err := n.routeFor(ctx, domain)
 	if err != nil {
@@ -514,14 +535,21 @@ func (n *Node) sendGroup(ctx context.Context, e fsm.QueueEntry, domain string, r
 		return outcomes(fsm.OutcomeTemp, "4.4.3 "+err.Error(), rcpts)
 	}
 	lastErr := "4.4.1 no mail server reachable"
+	tried := false
 	for _, host := range rt.hosts {
-		pc, err := n.queue.pool.get(ctx, host, rt.relay)
+		pc, err := n.queue.pool.get(ctx, host, rt.relay, run.operator)
 		if be := (*busyError)(nil); errors.As(err, &be) {
 			// Not the next MX (RFC 5321 §5.1 orders them by preference,
 			// and the host is up): the entry is given back (workEntry).
-			back.note(be.until)
+			run.busy.note(be.until)
 			return outcomes(outcomeBusy, "4.4.5 "+err.Error(), rcpts)
 		}
+		if de := (*hostDownError)(nil); errors.As(err, &de) {
+			run.down.note(de.until)
+			lastErr = "4.4.1 " + err.Error()
+			continue
+		}
+		tried = true
 		if err != nil {
 			lastErr = "4.4.1 " + err.Error()
 			continue
@@ -532,6 +560,9 @@ func (n *Node) sendGroup(ctx context.Context, e fsm.QueueEntry, domain string, r
 			return out
 		}
 		lastErr = "4.4.2 " + connErr.Error()
+	}
+	if !tried && len(rt.hosts) > 0 {
+		return outcomes(outcomeDown, lastErr, rcpts)
 	}
 	return outcomes(fsm.OutcomeTemp, lastErr, rcpts)
 }

@@ -23,7 +23,7 @@ type queueMetrics struct {
 func (n *Node) watchQueue() {
 	q := n.queue
 	q.m.outcomes = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "powermail_queue_attempts_total", Help: "Outbound recipient attempts worked by this node, by outcome (sent, temp, perm; busy: given back while every connection to the destination host was in use).",
+		Name: "powermail_queue_attempts_total", Help: "Outbound recipient attempts worked by this node, by outcome (sent, temp, perm; busy: given back while every connection to the destination host was in use; down: given back, its hosts marked down after a failed dial).",
 	}, []string{"outcome"})
 	q.m.dsns = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "powermail_queue_dsns_total", Help: "Delivery status notifications committed by this node.",

@@ -47,12 +47,18 @@ func startSink(t testing.TB, dsn bool) *sink {
 // startSinkWith starts a sink whose server setup may set more, on a
 // listener wrap may wrap.
 func startSinkWith(t testing.TB, setup func(*smtp.Server), wrap func(net.Listener) net.Listener) *sink {
+	return startSinkOn(t, "127.0.0.1:0", setup, wrap)
+}
+
+// startSinkOn is startSinkWith listening on addr: a test that kept a port
+// closed (connections refused) opens the server there later.
+func startSinkOn(t testing.TB, addr string, setup func(*smtp.Server), wrap func(net.Listener) net.Listener) *sink {
 	s := &sink{mode: "ok", release: make(chan struct{})}
 	srv := smtp.NewServer(s)
 	srv.Domain = "sink.test"
 	srv.AllowInsecureAuth = true
 	setup(srv)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

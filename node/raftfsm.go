@@ -20,6 +20,9 @@ type raftFSM struct {
 	log     *slog.Logger
 	// lastMail is set to the time of applying a delivery (repair_yield.go).
 	lastMail *atomic.Int64
+	// queueRetried is told of each operator's queue retry applied, with
+	// the entry as it left it (queueretry.go).
+	queueRetried func(fsm.QueueEntry)
 }
 
 var _ raft.BatchingFSM = (*raftFSM)(nil)
@@ -44,10 +47,23 @@ func (f *raftFSM) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(results))
 	for i := range results {
 		out[i] = results[i]
+		f.noteRetry(entries[i].Data, results[i])
 	}
 	f.metrics.applyBatch.Observe(time.Since(start).Seconds())
 	f.metrics.applyBatchSize.Observe(float64(len(logs)))
 	return out
+}
+
+// noteRetry tells queueRetried of an applied QueueRetry. It runs before
+// raft answers the batch's proposals, so a lease proposed after the
+// retry finds it noted on the leader.
+func (f *raftFSM) noteRetry(data []byte, res fsm.Result) {
+	if f.queueRetried == nil || len(data) == 0 || fsm.CmdType(data[0]) != fsm.CmdQueueRetry || res.Err != nil {
+		return
+	}
+	if e, ok := res.Value.(fsm.QueueEntry); ok {
+		f.queueRetried(e)
+	}
 }
 
 // Snapshot makes every applied entry durable before raft may truncate the
