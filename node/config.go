@@ -171,6 +171,13 @@ type Config struct {
 	// DefaultCopyUndoTimeout.
 	CopyUndoTimeout time.Duration
 
+	// RefusedNoticeTimeout bounds the commit of a failure notice about
+	// mailboxes a delivery's commit refused while it kept the message
+	// elsewhere (dsnrefused.go), which the SMTP client's 250 waits for;
+	// past it the notice is logged and dropped, and the 250 stands. Zero
+	// means DefaultRefusedNoticeTimeout; at most MaxRefusedNoticeTimeout.
+	RefusedNoticeTimeout time.Duration
+
 	// MaildropLease is the POP3 maildrop lock lease (zero: 30 s).
 	MaildropLease time.Duration
 
@@ -243,6 +250,11 @@ func (c *Config) setDefaults() error {
 	setInt(&c.AdminMaxConns, 256)
 	setInt(&c.EntryMessages, DefaultEntryMessages)
 	setDur(&c.CopyUndoTimeout, DefaultCopyUndoTimeout)
+	setDur(&c.RefusedNoticeTimeout, DefaultRefusedNoticeTimeout)
+	if c.RefusedNoticeTimeout < 0 || c.RefusedNoticeTimeout > MaxRefusedNoticeTimeout {
+		return fmt.Errorf("%w: the refused-at-commit notice's limit %v must be positive and at most %v",
+			ErrConfig, c.RefusedNoticeTimeout, MaxRefusedNoticeTimeout)
+	}
 	setInt(&c.AdminMaxConnsPerIP, 32)
 	if c.RestoreMaxBytes <= 0 {
 		c.RestoreMaxBytes = DefaultRestoreMaxBytesCeiling

@@ -33,12 +33,23 @@ import (
 //   - Deliver sends the notice before it returns, so the client's 250
 //     waits for its commit: a node lost in between gives no 250 and the
 //     client sends again (the retry's RCPT meets the refusal). A notice
-//     that cannot be committed within refusedNoticeTimeout is logged as
-//     an error naming the sender and the RCPTs.
+//     that cannot be committed within Config.RefusedNoticeTimeout is
+//     logged as an error naming the sender and the RCPTs, and dropped;
+//     the reply is 250 all the same. The message is committed for the
+//     other mailboxes (or queued), so a 4xx would have the client send
+//     it again: a duplicate for each of them, to spare the sender a
+//     notice. Nothing keeps the notice to send later.
 
-// refusedNoticeTimeout bounds the commit of one notice about mailboxes
-// refused at commit, which the client's 250 waits for.
-const refusedNoticeTimeout = 30 * time.Second
+// DefaultRefusedNoticeTimeout is Config.RefusedNoticeTimeout's default:
+// the wait for a commit through a leader change, as a delivery's own
+// (commitRetryWindow).
+const DefaultRefusedNoticeTimeout = 30 * time.Second
+
+// MaxRefusedNoticeTimeout bounds Config.RefusedNoticeTimeout: the client
+// waits for the reply after the final dot at least ten minutes (RFC 5321
+// §4.5.3.2.6), and the message's own commit comes first. A client that
+// gives up before the 250 sends the message again, a duplicate.
+const MaxRefusedNoticeTimeout = 5 * time.Minute
 
 // notifyRefused sends the failure notice about the mailboxes of msg that
 // the commit of delivery id refused, res being that commit's outcome.
@@ -52,7 +63,7 @@ func (n *Node) notifyRefused(ctx context.Context, cmd *fsm.Deliver, msg Message,
 	}
 	// The message is committed: a client that hangs up now must not
 	// cost the notice.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refusedNoticeTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.RefusedNoticeTimeout)
 	defer cancel()
 	if err := n.sendDSN(ctx, rep, time.Now()); err != nil {
 		names := make([]string, len(rep.rcpts))

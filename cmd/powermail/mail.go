@@ -30,6 +30,7 @@ type mailFlags struct {
 	maxRejectedRcpts       int
 	rejectedRcptDelay      time.Duration
 	maxSessionTime         time.Duration
+	refusedNoticeTimeout   time.Duration
 	sendAsAliases          bool
 }
 
@@ -47,6 +48,7 @@ func (m *mailFlags) register(fl *pflag.FlagSet) {
 	fl.IntVar(&m.maxRejectedRcpts, "smtp-max-rejected-rcpts", frontend.DefaultMaxRejectedRcpts, "recipients an SMTP/submission connection may have refused before its next RCPT gets 421 4.7.0 and it is closed (not LMTP)")
 	fl.DurationVar(&m.rejectedRcptDelay, "smtp-rejected-rcpt-delay", frontend.DefaultRejectedRcptDelay, "each refused recipient after a connection's fifth waits this much longer than the one before, up to 15 times it (not LMTP)")
 	fl.DurationVar(&m.maxSessionTime, "smtp-max-session-time", frontend.DefaultMaxSessionTime, "longest SMTP/LMTP connection; a transaction under way may finish")
+	fl.DurationVar(&m.refusedNoticeTimeout, "smtp-refused-notice-timeout", node.DefaultRefusedNoticeTimeout, "when a delivery's commit refuses a mailbox (deleted or being removed since RCPT) while another takes the message, the 250 waits up to this long for the failure notice to the sender to be stored; past it the notice is logged and dropped and the 250 stands, since a 4xx would have the client send the message again to the others (0: 30s; 1s to 5m)")
 	fl.BoolVar(&m.sendAsAliases, "submission-send-as-aliases", true, "a submission user may send (envelope, From:, Sender:) as an address whose forward names its mailbox directly, and its +detail; never a catch-all's")
 }
 

@@ -199,6 +199,9 @@ func (f *serverFlags) validate() (int64, error) {
 			return 0, fmt.Errorf("%s %d: must not be negative (0: the default)", v.flag, v.n)
 		}
 	}
+	if d := f.mail.refusedNoticeTimeout; d != 0 && (d < time.Second || d > node.MaxRefusedNoticeTimeout) {
+		return 0, fmt.Errorf("--smtp-refused-notice-timeout %v: must be between 1s and %v (0: the default)", d, node.MaxRefusedNoticeTimeout)
+	}
 	if f.access.accountCheck < 0 {
 		return 0, fmt.Errorf("--account-check-interval %v: must not be negative (0: the default)", f.access.accountCheck)
 	}
@@ -260,6 +263,8 @@ func (f *serverFlags) nodeConfig(secret []byte, minFree int64, certs tlsSet, log
 		AdminMaxConns:      f.adminMaxConns,
 		AdminMaxConnsPerIP: f.adminMaxConnsPerIP,
 		RestoreMaxBytes:    f.restoreMaxBytes,
+
+		RefusedNoticeTimeout: f.mail.refusedNoticeTimeout,
 	}
 	if cfg.MinFreeBytes = minFree; minFree == 0 {
 		cfg.MinFreeBytes = -1 // the flag's 0 is "none"; the config's is "default"
