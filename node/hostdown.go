@@ -24,25 +24,40 @@ var ErrHostDown = errors.New("destination host failed recently; not tried again 
 type hostHealth struct {
 	mu        sync.Mutex
 	downUntil time.Time
+	since     time.Time // the first failed dial with no success after it
 	why       error
 }
 
-// hostDownError is ErrHostDown, with the failure that marked the host
-// and when the mark lapses.
+// hostDownError is ErrHostDown, with the failure that marked the host,
+// when the mark lapses and since when the host has failed.
 type hostDownError struct {
-	until time.Time
-	err   error
+	until, since time.Time
+	err          error
 }
 
 func (e *hostDownError) Error() string { return e.err.Error() }
 func (e *hostDownError) Unwrap() error { return e.err }
+
+// again is when an entry skipped at now for this mark is to come back:
+// when the mark lapses, and not before the host has been failing for as
+// long again as it has so far (at most ceiling ahead). A skip counts no
+// attempt, so the entry's own backoff does not slow it; without this an
+// outage of hours gave each of its entries a lease and a give-back
+// every HostDownTime, while only a few of them dial each time.
+func (e *hostDownError) again(now time.Time, ceiling time.Duration) time.Time {
+	out := now.Add(min(now.Sub(e.since), ceiling))
+	if e.until.After(out) {
+		return e.until
+	}
+	return out
+}
 
 // down returns a *hostDownError while the host is marked down.
 func (h *hostHealth) down(now time.Time) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if now.Before(h.downUntil) {
-		return &hostDownError{until: h.downUntil, err: h.why}
+		return &hostDownError{until: h.downUntil, since: h.since, err: h.why}
 	}
 	return nil
 }
@@ -56,13 +71,16 @@ func (h *hostHealth) observe(host string, err error, now time.Time, d time.Durat
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err == nil {
-		h.downUntil = time.Time{}
+		h.downUntil, h.since = time.Time{}, time.Time{}
 		return false
 	}
 	if !errors.Is(err, ErrNoRoute) || d <= 0 {
 		return false
 	}
 	fresh := !now.Before(h.downUntil)
+	if h.since.IsZero() {
+		h.since = now
+	}
 	h.downUntil = now.Add(d)
 	h.why = fmt.Errorf("%w: %s (%v)", ErrHostDown, host, err)
 	return fresh
@@ -74,12 +92,13 @@ func (h *hostHealth) observe(host string, err error, now time.Time, d time.Durat
 // does not grow (workEntry gives the entry back, due at downDue).
 const outcomeDown = "down"
 
-// downDue is when e, given back because its hosts were marked down
-// until until, is due again: after the backoff it waited last time, not
-// a grown one, and not before the mark lapses (sooner it would only be
-// given back again, a commit each time); never past the end of its
-// lifetime, when its failure notice is owed (finishEntry).
-func (n *Node) downDue(e fsm.QueueEntry, until time.Time) int64 {
-	due := max(time.Now().Add(n.backoff(e.Attempts)).UnixMilli(), until.UnixMilli())
+// downDue is when e, given back because its hosts were marked down, is
+// due again: after the backoff it waited last time, not a grown one, and
+// not before back, the latest its hosts' marks gave (hostDownError.again:
+// sooner it would only be given back again, a commit each time); never
+// past the end of its lifetime, when its failure notice is owed
+// (finishEntry).
+func (n *Node) downDue(e fsm.QueueEntry, back time.Time) int64 {
+	due := max(time.Now().Add(n.backoff(e.Attempts)).UnixMilli(), back.UnixMilli())
 	return min(due, e.Created+n.cfg.Queue.Lifetime.Milliseconds())
 }

@@ -118,6 +118,45 @@ func TestHostHealthMarks(t *testing.T) {
 	}
 }
 
+// An entry skipped for a mark comes back when the mark lapses while the
+// host has only just failed, and after as long again as it has been
+// failing once that is longer (at most the ceiling), so that a long
+// outage's skipped entries slow down as their backoff would have; a
+// successful dial starts the count again.
+func TestHostDownSkipsComeBackAtTheOutagesPace(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	refused := fmt.Errorf("%w: connection refused", ErrNoRoute)
+	var h hostHealth
+	again := func(now time.Time) time.Time {
+		t.Helper()
+		var de *hostDownError
+		if !errors.As(h.down(now), &de) {
+			t.Fatalf("not marked down at %v", now)
+		}
+		return de.again(now, 2*time.Hour)
+	}
+	h.observe("mx:25", refused, t0, time.Minute)
+	if got, want := again(t0.Add(time.Second)), t0.Add(time.Minute); !got.Equal(want) {
+		t.Fatalf("just failed: back at %v, want the mark's end %v", got, want)
+	}
+	t1 := t0.Add(30 * time.Minute) // failing still, the mark renewed
+	h.observe("mx:25", refused, t1, time.Minute)
+	if got, want := again(t1), t1.Add(30*time.Minute); !got.Equal(want) {
+		t.Fatalf("failing for 30m: back at %v, want %v", got, want)
+	}
+	t2 := t0.Add(5 * time.Hour)
+	h.observe("mx:25", refused, t2, time.Minute)
+	if got, want := again(t2), t2.Add(2*time.Hour); !got.Equal(want) {
+		t.Fatalf("failing for 5h: back at %v, want the ceiling's %v", got, want)
+	}
+	h.observe("mx:25", nil, t2.Add(time.Second), time.Minute)
+	t3 := t2.Add(time.Hour)
+	h.observe("mx:25", refused, t3, time.Minute)
+	if got, want := again(t3), t3.Add(time.Minute); !got.Equal(want) {
+		t.Fatalf("failing again after a success: back at %v, want the mark's end %v", got, want)
+	}
+}
+
 // A dial that the attempt's own deadline cuts short says nothing about
 // the host; one that outlasts its greeting time on a live attempt does.
 func TestDialBlamesTheHostOnlyWithinItsOwnBudget(t *testing.T) {

@@ -545,7 +545,7 @@ func (n *Node) sendGroup(ctx context.Context, e fsm.QueueEntry, domain string, r
 			return outcomes(outcomeBusy, "4.4.5 "+err.Error(), rcpts)
 		}
 		if de := (*hostDownError)(nil); errors.As(err, &de) {
-			run.down.note(de.until)
+			run.down.note(de.again(time.Now(), n.cfg.Queue.RetryMax))
 			lastErr = "4.4.1 " + err.Error()
 			continue
 		}
