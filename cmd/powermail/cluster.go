@@ -18,7 +18,11 @@ const clusterRemoveTimeout = time.Hour
 func newClusterCmd(cl *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "cluster", Short: "Inspect and change cluster membership"}
 	cmd.AddCommand(&cobra.Command{
-		Use: "status", Short: "Show every node's role, addresses and indexes", Args: noArgs,
+		Use: "status", Short: "Show every node's role, addresses and indexes (exit 1 unless healthy)", Args: noArgs,
+		Long: "Show every node's role, addresses, indexes and store figures, and the leader's view of body redundancy. " +
+			"Exits 0 when the cluster is healthy, and 1 after printing the status when it is not: the node asked was removed, " +
+			"there is no leader, a node does not answer or is full, or the leader's last scan found bodies short of R healthy " +
+			"replicas (stderr says which). Any other failure exits 1 too, with nothing on stdout.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var st node.ClusterStatus
 			if err := cl.do(cmd.Context(), "GET", "/v1/cluster/status", nil, &st); err != nil {
@@ -34,13 +38,16 @@ func newClusterCmd(cl *clientFlags) *cobra.Command {
 						r.Bodies, r.UnderReplicated, r.Unrepairable, scanAge(r.LastScan), r.Repairing, r.Repaired, r.Trimmed, r.Moved)
 				}
 			}
-			return cl.emit(cmd, st, []string{"ID", "ROLE", "SUFFRAGE", "CLUSTER", "ADMIN", "LAST-CONTACT", "TERM", "COMMIT", "APPLIED", "BODIES", "BODY-BYTES", "FREE", "CORRUPT", "MISSING"},
+			if err := cl.emit(cmd, st, []string{"ID", "ROLE", "SUFFRAGE", "CLUSTER", "ADMIN", "LAST-CONTACT", "TERM", "COMMIT", "APPLIED", "BODIES", "BODY-BYTES", "FREE", "CORRUPT", "MISSING"},
 				func() (rows [][]string) {
 					for _, m := range st.Nodes {
 						rows = append(rows, memberRow(m))
 					}
 					return rows
-				})
+				}); err != nil {
+				return err
+			}
+			return healthError(st)
 		},
 	})
 	cmd.AddCommand(&cobra.Command{

@@ -14,11 +14,16 @@ import (
 // it could tell, and has those fields absent (not 0) in --json.
 func TestClusterStatusShowsDashesForAnUnreachableNode(t *testing.T) {
 	p := startSolo(t)
+	mustCLI(t, "cluster", "status", "--addr", p.admin) // healthy: exit 0
 	// Joined but never started: it does not answer (and joins as a
 	// non-voter, so the quorum stays).
 	mustCLI(t, "cluster", "join", "ghost", freeAddr(t), freeAddr(t), "--addr", p.admin)
+	// Not healthy: exit 1, and stderr names the node.
+	if _, errOut, err := cli(t, "", "cluster", "status", "--addr", p.admin); exitCode(t, err) != 1 || !strings.Contains(errOut, "degraded: ghost unreachable") {
+		t.Errorf("cluster status with a node down: %v %q", err, errOut)
+	}
 	var ghost, solo []string
-	for _, l := range strings.Split(mustCLI(t, "cluster", "status", "--addr", p.admin), "\n") {
+	for _, l := range strings.Split(statusCLI(t, "--addr", p.admin), "\n") {
 		switch f := strings.Fields(l); {
 		case len(f) > 0 && f[0] == "ghost":
 			ghost = f
@@ -34,7 +39,7 @@ func TestClusterStatusShowsDashesForAnUnreachableNode(t *testing.T) {
 		t.Errorf("reachable node's row (0 bodies): %q", solo)
 	}
 	var st struct{ Nodes []map[string]any }
-	if err := json.Unmarshal([]byte(mustCLI(t, "cluster", "status", "--json", "--addr", p.admin)), &st); err != nil {
+	if err := json.Unmarshal([]byte(statusCLI(t, "--json", "--addr", p.admin)), &st); err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range st.Nodes {
@@ -59,7 +64,7 @@ func TestClusterStatusOfARemovedNode(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(out, "no longer a member") && time.Now().Before(deadline) {
 		time.Sleep(200 * time.Millisecond)
-		out = mustCLI(t, "cluster", "status", "--addr", q.admin)
+		out = statusCLI(t, "--addr", q.admin)
 	}
 	first, _, _ := strings.Cut(out, "\n")
 	if !strings.HasPrefix(first, "this node (n2) is no longer a member of the cluster") || !strings.Contains(first, "stop it") ||

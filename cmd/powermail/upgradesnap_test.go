@@ -168,7 +168,7 @@ func appliedIndex(t *testing.T, p *proc) uint64 {
 			Applied uint64 `json:"applied_index"`
 		} `json:"nodes"`
 	}
-	if err := json.Unmarshal([]byte(mustCLI(t, "cluster", "status", "--json", "--addr", p.admin)), &st); err != nil {
+	if err := json.Unmarshal([]byte(statusCLI(t, "--json", "--addr", p.admin)), &st); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range st.Nodes {
