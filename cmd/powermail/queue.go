@@ -35,10 +35,14 @@ func newQueueCmd(cl *clientFlags) *cobra.Command {
 		},
 	})
 	cmd.AddCommand(&cobra.Command{
-		Use: "show ID", Short: "Show one queued message", Args: cobra.ExactArgs(1),
+		Use: "show ID", Short: "Show one queued message (ID as queue ls shows it, or enough of its start, leading zeros optional)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := resolveQueueID(cmd, cl, args[0])
+			if err != nil {
+				return err
+			}
 			var e fsm.QueueEntry
-			if err := cl.do(cmd.Context(), "GET", "/v1/queue/"+pathEsc(args[0]), nil, &e); err != nil {
+			if err := cl.do(cmd.Context(), "GET", "/v1/queue/"+pathEsc(id), nil, &e); err != nil {
 				return err
 			}
 			now := time.Now()
@@ -59,19 +63,27 @@ func newQueueCmd(cl *clientFlags) *cobra.Command {
 			"its destination the attempt does not connect: it fails at once, counts as an attempt and is scheduled again; " +
 			"wait that long after fixing the destination before retrying.",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := cl.do(cmd.Context(), "POST", "/v1/queue/"+pathEsc(args[0])+"/retry", nil, nil); err != nil {
+			id, err := resolveQueueID(cmd, cl, args[0])
+			if err != nil {
 				return err
 			}
-			return cl.done(cmd, "queue entry %s is due now", args[0])
+			if err := cl.do(cmd.Context(), "POST", "/v1/queue/"+pathEsc(id)+"/retry", nil, nil); err != nil {
+				return err
+			}
+			return cl.done(cmd, "queue entry %s is due now", id)
 		},
 	})
 	cmd.AddCommand(&cobra.Command{
 		Use: "drop ID", Aliases: []string{"rm"}, Short: "Remove a queued message without a bounce", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := cl.do(cmd.Context(), "DELETE", "/v1/queue/"+pathEsc(args[0]), nil, nil); err != nil {
+			id, err := resolveQueueID(cmd, cl, args[0])
+			if err != nil {
 				return err
 			}
-			return cl.done(cmd, "dropped queue entry %s", args[0])
+			if err := cl.do(cmd.Context(), "DELETE", "/v1/queue/"+pathEsc(id), nil, nil); err != nil {
+				return err
+			}
+			return cl.done(cmd, "dropped queue entry %s", id)
 		},
 	})
 	return cmd

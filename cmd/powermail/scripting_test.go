@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/smtp"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // exitCode is the exit status of a command cli ran: 0 for none.
@@ -89,5 +91,79 @@ func TestClusterStatusExitsNonZeroWhenUnhealthy(t *testing.T) {
 				t.Errorf("%s: no table: %q", tc.name, out)
 			}
 		}
+	}
+}
+
+// queuedSolo starts a one-node cluster whose outbound mail goes to a
+// relay that refuses connections, and queues n messages to another
+// provider through a forward; it returns the node and the queue's IDs.
+func queuedSolo(t *testing.T, n int) (*proc, []string) {
+	t.Helper()
+	p := &proc{id: "solo", cluster: freeAddr(t), admin: freeAddr(t), data: t.TempDir()}
+	p.start(t, append(p.smtpArgs(t), "--bootstrap", "--replicas", "1", "--relay-host", freeAddr(t))...)
+	p.waitLeader(t, 30*time.Second)
+	waitLog(t, p, `msg="node running"`)
+	mustCLI(t, "domain", "add", "example.com", "--addr", p.admin)
+	mustCLI(t, "forward", "add", "sales@example.com", "--to", "partner@elsewhere.test", "--addr", p.admin)
+	c, err := smtp.Dial(p.smtp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := range n {
+		transact(t, c, "buyer@shop.test", []string{"sales@example.com"}, fmt.Sprintf("Subject: order %d\r\n\r\nhi\r\n", i))
+	}
+	var list []struct{ ID string }
+	if err := json.Unmarshal([]byte(mustCLI(t, "queue", "ls", "--json", "--addr", p.admin)), &list); err != nil || len(list) != n {
+		t.Fatalf("queue ls: %v %+v", err, list)
+	}
+	var ids []string
+	for _, e := range list {
+		ids = append(ids, e.ID)
+	}
+	return p, ids
+}
+
+// TestQueueTakesTheIDsItLists: queue show, retry and drop took only the
+// whole 16-digit ID, leading zeros and all; an operator who typed the ID
+// without them, or the start of it, got "not found". Each now takes any
+// unambiguous prefix of the ID, with or without its leading zeros, and
+// says which entries an ambiguous one matches.
+func TestQueueTakesTheIDsItLists(t *testing.T) {
+	p, ids := queuedSolo(t, 2)
+	a, b := ids[0], ids[1]
+	short := strings.TrimLeft(a, "0")
+	// What queue ls prints, as it prints it.
+	table := mustCLI(t, "queue", "ls", "--addr", p.admin)
+	if !strings.Contains(table, a) || !strings.Contains(table, b) {
+		t.Fatalf("queue ls does not show %s and %s:\n%s", a, b, table)
+	}
+	for _, arg := range []string{a, short, strings.ToUpper(short), "0" + short} {
+		out := mustCLI(t, "queue", "show", arg, "--json", "--addr", p.admin)
+		var e struct{ ID string }
+		if json.Unmarshal([]byte(out), &e) != nil || e.ID != a {
+			t.Errorf("queue show %s: %q", arg, out)
+		}
+	}
+	// A prefix both share is ambiguous: the error names both.
+	common := a[:len(a)-2]
+	for !strings.HasPrefix(b, common) {
+		common = common[:len(common)-1]
+	}
+	if _, errOut, err := cli(t, "", "queue", "show", common, "--addr", p.admin); err == nil ||
+		!strings.Contains(errOut, "ambiguous") || !strings.Contains(errOut, a) || !strings.Contains(errOut, b) {
+		t.Errorf("queue show %s: %v %q", common, err, errOut)
+	}
+	if _, errOut, err := cli(t, "", "queue", "show", "fffff", "--addr", p.admin); err == nil || !strings.Contains(errOut, `not found: no queue entry "fffff"`) {
+		t.Errorf("queue show of no entry: %v %q", err, errOut)
+	}
+	if out := mustCLI(t, "queue", "retry", short, "--addr", p.admin); !strings.Contains(out, a) {
+		t.Errorf("queue retry %s: %q", short, out)
+	}
+	if out := mustCLI(t, "queue", "drop", short, "--addr", p.admin); !strings.Contains(out, "dropped queue entry "+a) {
+		t.Errorf("queue drop %s: %q", short, out)
+	}
+	if out := mustCLI(t, "queue", "ls", "--addr", p.admin); strings.Contains(out, a) || !strings.Contains(out, b) {
+		t.Errorf("after dropping %s:\n%s", a, out)
 	}
 }
