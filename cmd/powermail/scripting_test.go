@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/smtp"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -165,5 +168,58 @@ func TestQueueTakesTheIDsItLists(t *testing.T) {
 	}
 	if out := mustCLI(t, "queue", "ls", "--addr", p.admin); strings.Contains(out, a) || !strings.Contains(out, b) {
 		t.Errorf("after dropping %s:\n%s", a, out)
+	}
+}
+
+// TestStorageVerifyGivesUpOnASilentNode: storage verify had no time
+// limit at all, so a node that took the request and then said nothing
+// (paused, hung, its host swapping) kept a cron job waiting for ever,
+// and the next night's run beside it. It now gives up when --timeout
+// passes without a progress line, before the first or after any.
+func TestStorageVerifyGivesUpOnASilentNode(t *testing.T) {
+	progress := `{"done":1,"total":9,"short":0,"finished":false}` + "\n"
+	for _, tc := range []struct {
+		name string
+		sent string // before the node falls silent
+	}{
+		{"no answer", ""},
+		{"silent after a line", "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n\r\n" + progress},
+	} {
+		hold := make(chan struct{})
+		ln := serveRaw(t, func(c net.Conn) {
+			defer c.Close()
+			c.SetReadDeadline(time.Now().Add(time.Second))
+			c.Read(make([]byte, 4096)) // the request
+			c.Write([]byte(tc.sent))
+			<-hold
+		})
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		c := exec.CommandContext(ctx, binary, "storage", "verify", "--timeout", "2s", "--addr", ln.Addr().String())
+		c.Env = append(os.Environ(), "POWERMAIL_TOKEN="+cliSecret)
+		var errb strings.Builder
+		c.Stderr = &errb
+		err := c.Run()
+		took := time.Since(start)
+		cancel()
+		close(hold)
+		if code := exitCode(t, err); code != 1 || took > 15*time.Second || !strings.Contains(errb.String(), "no progress from") {
+			t.Errorf("%s: exit %d after %v, stderr %q", tc.name, code, took.Round(time.Millisecond), errb.String())
+		}
+	}
+}
+
+// TestStorageVerifyDrawsNoBarIntoAPipe: the progress bar, a line
+// rewritten with carriage returns, went to stderr also when that was a
+// pipe or a file, and a cron job's mail held it as one long line of
+// bars. It is drawn only on a terminal; the report on stdout is as
+// before.
+func TestStorageVerifyDrawsNoBarIntoAPipe(t *testing.T) {
+	rec := &recorder{reply: `{"done":1,"total":2,"short":0,"finished":false}` + "\n" +
+		`{"done":2,"total":2,"short":0,"finished":true}` + "\n"}
+	addr := rec.start(t)
+	out, errOut, err := cli(t, "", "storage", "verify", "--addr", addr)
+	if err != nil || errOut != "" || !strings.Contains(out, "2 bodies checked, 0 short") {
+		t.Errorf("storage verify into pipes: %v stdout %q stderr %q", err, out, errOut)
 	}
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -26,8 +28,10 @@ func newStorageCmd(cl *clientFlags) *cobra.Command {
 		Use:   "verify",
 		Short: "Check that every referenced body has R verified replicas (exit 1 if any is short)",
 		Long: `Every listed replica of every referenced body is read back and checked
-chunk by chunk on the node that holds it. Progress goes to stderr; the
-command fails if any body has fewer than R replicas that verify.`,
+chunk by chunk on the node that holds it. Progress goes to stderr when
+it is a terminal; the command fails if any body has fewer than R
+replicas that verify, and gives up when the node sends no progress for
+--timeout (1h unless given).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runVerify(cmd, cl) },
 	})
@@ -76,20 +80,35 @@ command fails if any body has fewer than R replicas that verify.`,
 	return cmd
 }
 
-// runVerify streams the verification's progress lines and draws a bar.
+// ErrNoProgress: storage verify heard nothing from the node for
+// --timeout, neither its answer nor a progress line.
+var ErrNoProgress = errors.New("no progress")
+
+// runVerify streams the verification's progress lines and, on a
+// terminal, draws a bar. A whole verification takes hours on a large
+// store, so --timeout bounds the wait for each line instead (1h unless
+// given: the node counts every body record before its first line).
 func runVerify(cmd *cobra.Command, cl *clientFlags) error {
-	resp, err := cl.send(cmd.Context(), "POST", "/v1/storage/verify", nil)
+	cl.lengthen(cmd, maintenanceTimeout)
+	ctx, cancel := context.WithCancelCause(cmd.Context())
+	defer cancel(nil)
+	silent := fmt.Errorf("%w from %s within --timeout %v (storage verify waits that long for each progress line)", ErrNoProgress, cl.addr, cl.timeout)
+	idle := time.AfterFunc(cl.timeout, func() { cancel(silent) })
+	defer idle.Stop()
+	resp, err := cl.send(ctx, "POST", "/v1/storage/verify", nil)
 	if err != nil {
-		return err
+		return orCause(ctx, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return cl.replyError(resp.Status, raw) // "not authorised: ...", not the reply's JSON
 	}
+	bar := isTerminal(cmd.ErrOrStderr()) // into a pipe or a file, a bar is one long line
 	var last node.VerifyProgress
 	lines := bufio.NewScanner(resp.Body)
 	for lines.Scan() {
+		idle.Reset(cl.timeout)
 		var p node.VerifyProgress
 		if err := cl.decode(lines.Bytes(), &p); err != nil {
 			return fmt.Errorf("bad progress line: %w", err)
@@ -98,11 +117,15 @@ func runVerify(cmd *cobra.Command, cl *clientFlags) error {
 			return fmt.Errorf("verify failed: %s", p.Error)
 		}
 		last = p
-		fmt.Fprintf(cmd.ErrOrStderr(), "\r%s", progressBar(p.Done, p.Total, 40))
+		if bar {
+			fmt.Fprintf(cmd.ErrOrStderr(), "\r%s", progressBar(p.Done, p.Total, 40))
+		}
 	}
-	fmt.Fprintln(cmd.ErrOrStderr())
+	if bar {
+		fmt.Fprintln(cmd.ErrOrStderr())
+	}
 	if err := lines.Err(); err != nil {
-		return fmt.Errorf("verify cut off: %w", err)
+		return fmt.Errorf("verify cut off: %w", orCause(ctx, err))
 	}
 	if !last.Finished {
 		return fmt.Errorf("verify cut off after %d of %d bodies", last.Done, last.Total)
@@ -123,6 +146,15 @@ func runVerify(cmd *cobra.Command, cl *clientFlags) error {
 		return fmt.Errorf("%d bodies have fewer than R verified replicas", last.Short)
 	}
 	return nil
+}
+
+// orCause is err, or what cancelled ctx when something did: the
+// request's own failure then reads "context canceled".
+func orCause(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return err
 }
 
 // progressBar renders "[=====     ]  50% 5/10".
