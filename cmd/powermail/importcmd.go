@@ -62,6 +62,12 @@ already exist with the row's password hash are skipped and counted.`,
 			if err != nil {
 				return fmt.Errorf("after %d mailboxes: %w", res.Created, err)
 			}
+			if cl.json { // the counts, as the line below gives them
+				return cl.emit(cmd, struct {
+					Status string `json:"status"`
+					node.ImportResult
+				}{"ok", res}, nil, nil)
+			}
 			if skipExisting {
 				return cl.done(cmd, "imported %d mailboxes, skipped %d that already existed", res.Created, res.Skipped)
 			}

@@ -223,3 +223,26 @@ func TestStorageVerifyDrawsNoBarIntoAPipe(t *testing.T) {
 		t.Errorf("storage verify into pipes: %v stdout %q stderr %q", err, out, errOut)
 	}
 }
+
+// TestMailboxImportCountsInJSON: with --json, mailbox import said only
+// {"status":"ok"}: the counts the table line gives (created, and skipped
+// with --skip-existing) were lost to a script.
+func TestMailboxImportCountsInJSON(t *testing.T) {
+	rec := &recorder{reply: `{"created":1,"skipped":1}`}
+	addr := rec.start(t)
+	csv := "a@example.com,$2a$10$abcdefghijklmnopqrstuuJ5wYl2GnDjzmlpAdpc.TlPzBa5bSDIe\n" +
+		"b@example.com,$2a$10$abcdefghijklmnopqrstuuJ5wYl2GnDjzmlpAdpc.TlPzBa5bSDIe\n"
+	for _, tc := range []struct {
+		args             []string
+		created, skipped float64
+	}{
+		{nil, 2, 0},
+		{[]string{"--skip-existing"}, 1, 1},
+	} {
+		out, errOut, err := cli(t, csv, append([]string{"mailbox", "import", "-", "--json", "--addr", addr}, tc.args...)...)
+		var res map[string]any
+		if err != nil || json.Unmarshal([]byte(out), &res) != nil || res["status"] != "ok" || res["created"] != tc.created || res["skipped"] != tc.skipped {
+			t.Errorf("import %v --json: %v %q %q", tc.args, err, out, errOut)
+		}
+	}
+}
