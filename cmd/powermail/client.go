@@ -178,9 +178,10 @@ func (c *clientFlags) sendBody(ctx context.Context, method, path string, body io
 	resp, err := client.Do(req)
 	if errors.Is(err, context.DeadlineExceeded) && sent.Load() {
 		// The node took the request and did not answer in time: say so
-		// (a write waits for a raft quorum) rather than blame the network.
-		return nil, fmt.Errorf("no answer from %s within the --timeout (a write waits for a quorum of voters: see cluster status): %w",
-			c.addr, unwrapURL(err))
+		// (a write waits for a raft quorum, a read for the leader to
+		// confirm it still leads) rather than blame the network.
+		return nil, fmt.Errorf("no answer from %s within --timeout %v (reads and writes wait for a leader and a quorum of voters: see cluster status): %w",
+			c.addr, c.timeout, unwrapURL(err))
 	}
 	if err != nil && notHTTP(err) {
 		// Something answered, not in HTTP: a mail port's greeting, say.

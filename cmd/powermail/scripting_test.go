@@ -246,3 +246,21 @@ func TestMailboxImportCountsInJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeoutNamesReadsToo: a read that got no answer in time was
+// explained as "a write waits for a quorum of voters", which sent the
+// operator of a read-only monitoring check looking for a write; and the
+// message did not say how long it had waited.
+func TestTimeoutNamesReadsToo(t *testing.T) {
+	hold := make(chan struct{})
+	defer close(hold)
+	ln := serveRaw(t, func(c net.Conn) {
+		defer c.Close()
+		<-hold
+	})
+	_, errOut, err := cli(t, "", "domain", "ls", "--timeout", "1s", "--addr", ln.Addr().String())
+	if err == nil || !strings.Contains(errOut, "within --timeout 1s") || strings.Contains(errOut, "a write waits") ||
+		!strings.Contains(errOut, "reads and writes wait for a leader") {
+		t.Errorf("domain ls at a silent node: %v %q", err, errOut)
+	}
+}
