@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -25,13 +24,14 @@ func mailboxExportCmd(cl *clientFlags) *cobra.Command {
 		Short: "Write every folder of a mailbox as a Maildir++ tar archive (to stdout, or to --out)",
 		Long: "Write every folder of a mailbox as a Maildir++ tar archive, as Dovecot and Courier read it: INBOX in Maildir/," +
 			" other folders in Maildir/.Name/, messages in cur/ with their flags in the file name and keywords in dovecot-keywords." +
-			" With --out the archive appears under FILE only once it is complete. The export has no time limit unless --timeout is given.",
+			" With --out the archive appears under FILE only once it is complete. The export has no time limit as a whole:" +
+			" it gives up once nothing has moved for --timeout (" + streamIdleTimeout.String() + " unless given).",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" && isTerminal(cmd.OutOrStdout()) {
 				return errors.New("the archive would go to the terminal: give --out FILE, or redirect the output")
 			}
-			cl.lengthen(cmd, 7*24*time.Hour)
+			cl.lengthen(cmd, streamIdleTimeout)
 			if out == "" {
 				return exportTo(cmd.Context(), cl, args[0], cmd.OutOrStdout())
 			}
@@ -71,19 +71,19 @@ func exportFile(cmd *cobra.Command, cl *clientFlags, addr, path string) error {
 // exportTo copies the node's archive to w. A node that fails after it
 // began cuts the connection, so a short archive is an error here.
 func exportTo(ctx context.Context, cl *clientFlags, addr string, w io.Writer) error {
-	ctx, cancel := context.WithTimeout(ctx, cl.timeout)
-	defer cancel()
+	ctx, idle, stop := watchIdle(ctx, cl, "")
+	defer stop()
 	resp, err := cl.send(ctx, "GET", "/v1/mailboxes/"+pathEsc(addr)+"/export", nil)
 	if err != nil {
-		return err
+		return orCause(ctx, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		return cl.replyError(resp.Status, raw)
 	}
-	if _, err := io.Copy(w, resp.Body); err != nil {
-		return fmt.Errorf("export of %s broke off, the archive is incomplete: %w", addr, err)
+	if _, err := io.Copy(w, idle.reader(resp.Body)); err != nil {
+		return fmt.Errorf("export of %s broke off, the archive is incomplete: %w", addr, orCause(ctx, err))
 	}
 	return nil
 }
@@ -98,7 +98,8 @@ func mailboxRestoreCmd(cl *clientFlags) *cobra.Command {
 		Long: "Add the messages of a Maildir++ tar to a mailbox: folders are created as needed, flags come from the file names" +
 			" (keywords from dovecot-keywords), the internal date from the file time. A message the folder already holds is skipped," +
 			" so a restore that broke off can be run again. Messages over --max-message-size are counted and left out, and the command then" +
-			" exits non-zero. The restore has no time limit unless --timeout is given.",
+			" exits non-zero. The restore has no time limit as a whole: it gives up once nothing has moved for --timeout (" +
+			streamIdleTimeout.String() + " unless given).",
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			limit, err := parseSize(maxSize)
@@ -120,22 +121,24 @@ func mailboxRestoreCmd(cl *clientFlags) *cobra.Command {
 				defer f.Close()
 				in = f
 			}
-			cl.lengthen(cmd, 7*24*time.Hour)
-			ctx, cancel := context.WithTimeout(cmd.Context(), cl.timeout)
-			defer cancel()
+			cl.lengthen(cmd, streamIdleTimeout)
 			token, err := cl.resolveToken()
 			if err != nil {
 				return err
 			}
+			// The node reads the archive as it restores it, and answers
+			// once it has read the whole.
+			ctx, idle, stop := watchIdle(cmd.Context(), cl, "")
+			defer stop()
 			path := "/v1/mailboxes/" + pathEsc(args[0]) + "/restore?max_bytes=" + strconv.FormatInt(limit, 10)
-			resp, err := cl.sendBody(ctx, "POST", path, in, "application/x-tar", token)
+			resp, err := cl.sendBody(ctx, "POST", path, idle.reader(in), "application/x-tar", token)
 			if err != nil {
-				return err
+				return orCause(ctx, err)
 			}
 			defer resp.Body.Close()
-			raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			raw, err := io.ReadAll(io.LimitReader(idle.reader(resp.Body), 1<<20))
 			if err != nil {
-				return fmt.Errorf("read reply: %w", err)
+				return fmt.Errorf("read reply: %w", orCause(ctx, err))
 			}
 			if resp.StatusCode/100 != 2 {
 				return cl.replyError(resp.Status, raw)

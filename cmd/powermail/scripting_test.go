@@ -5,13 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/smtp"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 // exitCode is the exit status of a command cli ran: 0 for none.
@@ -262,5 +266,97 @@ func TestTimeoutNamesReadsToo(t *testing.T) {
 	if err == nil || !strings.Contains(errOut, "within --timeout 1s") || strings.Contains(errOut, "a write waits") ||
 		!strings.Contains(errOut, "reads and writes wait for a leader") {
 		t.Errorf("domain ls at a silent node: %v %q", err, errOut)
+	}
+}
+
+// runBounded runs the binary with args for at most 30 s and returns its
+// exit status, stderr and how long it took.
+func runBounded(t *testing.T, args ...string) (int, string, time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := exec.CommandContext(ctx, binary, args...)
+	c.Env = append(os.Environ(), "POWERMAIL_TOKEN="+cliSecret)
+	var errb strings.Builder
+	c.Stderr = &errb
+	start := time.Now()
+	err := c.Run()
+	return exitCode(t, err), errb.String(), time.Since(start)
+}
+
+// TestExportAndRestoreGiveUpOnASilentNode: mailbox export and restore
+// waited up to seven days by default, so a nightly backup against a node
+// that fell silent (paused, hung) hung for a week, with each night's run
+// piling on. They now give up once nothing has moved for --timeout (10m
+// unless given); a transfer that keeps moving has no limit as a whole.
+func TestExportAndRestoreGiveUpOnASilentNode(t *testing.T) {
+	hold := make(chan struct{})
+	defer close(hold)
+	// Export: the archive's first octets, then nothing.
+	exp := serveRaw(t, func(c net.Conn) {
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		c.Read(make([]byte, 4096))
+		c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\nConnection: close\r\n\r\n" + strings.Repeat("\x00", 1024)))
+		<-hold
+	})
+	out := filepath.Join(t.TempDir(), "box.tar")
+	code, errOut, took := runBounded(t, "mailbox", "export", "a@example.com", "--out", out, "--timeout", "2s", "--addr", exp.Addr().String())
+	if code != 1 || took > 15*time.Second || !strings.Contains(errOut, "nothing moved") {
+		t.Errorf("export from a silent node: exit %d after %v, stderr %q", code, took.Round(time.Millisecond), errOut)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("an incomplete archive at --out: %v", err)
+	}
+	// Restore: the node takes the whole archive and never answers.
+	res := serveRaw(t, func(c net.Conn) {
+		defer c.Close()
+		io.Copy(io.Discard, c)
+		<-hold
+	})
+	tarFile := filepath.Join(t.TempDir(), "in.tar")
+	writeTar(t, tarFile, map[string]string{"Maildir/cur/1.x:2,S": "Subject: x\r\n\r\nhi\r\n"})
+	code, errOut, took = runBounded(t, "mailbox", "restore", "a@example.com", tarFile, "--timeout", "2s", "--addr", res.Addr().String())
+	if code != 1 || took > 15*time.Second || !strings.Contains(errOut, "nothing moved") {
+		t.Errorf("restore to a silent node: exit %d after %v, stderr %q", code, took.Round(time.Millisecond), errOut)
+	}
+}
+
+// TestExportKeepsGoingWhileDataMoves: export's --timeout bounds a wait
+// for data, not the whole export, which takes hours for a large mailbox:
+// one that keeps moving past --timeout completes.
+func TestExportKeepsGoingWhileDataMoves(t *testing.T) {
+	const chunks = 8
+	exp := serveRaw(t, func(c net.Conn) {
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		c.Read(make([]byte, 4096))
+		c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\nConnection: close\r\n\r\n"))
+		for range chunks {
+			time.Sleep(400 * time.Millisecond)
+			c.Write([]byte(strings.Repeat("x", 512)))
+		}
+	})
+	out := filepath.Join(t.TempDir(), "box.tar")
+	code, errOut, took := runBounded(t, "mailbox", "export", "a@example.com", "--out", out, "--timeout", "1s", "--addr", exp.Addr().String())
+	if fi, err := os.Stat(out); code != 0 || err != nil || fi.Size() != chunks*512 {
+		t.Errorf("export that moved for %v with --timeout 1s: exit %d, stderr %q, file %v", took.Round(time.Millisecond), code, errOut, err)
+	}
+	// Without --timeout each waits streamIdleTimeout for data to move,
+	// not days.
+	for _, c := range [][]string{{"mailbox", "export", "a@example.com"}, {"mailbox", "restore", "a@example.com", "-"}} {
+		cl := &clientFlags{}
+		root := &cobra.Command{Use: "powermail"}
+		cl.register(root)
+		root.AddCommand(newMailboxCmd(cl))
+		rec := &recorder{reply: `{"added":0}`}
+		root.SetArgs(append(c, "--token", "t", "--addr", rec.start(t)))
+		root.SetIn(strings.NewReader(""))
+		root.SetOut(io.Discard)
+		root.SetErr(io.Discard)
+		root.Execute()
+		if cl.timeout != streamIdleTimeout || streamIdleTimeout > time.Hour {
+			t.Errorf("%v waits %v for data by default", c, cl.timeout)
+		}
 	}
 }

@@ -2,9 +2,7 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -80,21 +78,14 @@ replicas that verify, and gives up when the node sends no progress for
 	return cmd
 }
 
-// ErrNoProgress: storage verify heard nothing from the node for
-// --timeout, neither its answer nor a progress line.
-var ErrNoProgress = errors.New("no progress")
-
 // runVerify streams the verification's progress lines and, on a
 // terminal, draws a bar. A whole verification takes hours on a large
 // store, so --timeout bounds the wait for each line instead (1h unless
 // given: the node counts every body record before its first line).
 func runVerify(cmd *cobra.Command, cl *clientFlags) error {
 	cl.lengthen(cmd, maintenanceTimeout)
-	ctx, cancel := context.WithCancelCause(cmd.Context())
-	defer cancel(nil)
-	silent := fmt.Errorf("%w from %s within --timeout %v (storage verify waits that long for each progress line)", ErrNoProgress, cl.addr, cl.timeout)
-	idle := time.AfterFunc(cl.timeout, func() { cancel(silent) })
-	defer idle.Stop()
+	ctx, idle, stop := watchIdle(cmd.Context(), cl, " (storage verify waits that long for each progress line)")
+	defer stop()
 	resp, err := cl.send(ctx, "POST", "/v1/storage/verify", nil)
 	if err != nil {
 		return orCause(ctx, err)
@@ -108,7 +99,7 @@ func runVerify(cmd *cobra.Command, cl *clientFlags) error {
 	var last node.VerifyProgress
 	lines := bufio.NewScanner(resp.Body)
 	for lines.Scan() {
-		idle.Reset(cl.timeout)
+		idle.moved()
 		var p node.VerifyProgress
 		if err := cl.decode(lines.Bytes(), &p); err != nil {
 			return fmt.Errorf("bad progress line: %w", err)
@@ -146,15 +137,6 @@ func runVerify(cmd *cobra.Command, cl *clientFlags) error {
 		return fmt.Errorf("%d bodies have fewer than R verified replicas", last.Short)
 	}
 	return nil
-}
-
-// orCause is err, or what cancelled ctx when something did: the
-// request's own failure then reads "context canceled".
-func orCause(ctx context.Context, err error) error {
-	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-		return cause
-	}
-	return err
 }
 
 // progressBar renders "[=====     ]  50% 5/10".
