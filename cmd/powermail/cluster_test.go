@@ -71,6 +71,10 @@ func TestClusterStatusOfARemovedNode(t *testing.T) {
 		!strings.Contains(out, "leader: solo") {
 		t.Fatalf("cluster status of the removed node:\n%s", out)
 	}
+	// A monitoring check of the removed node fails.
+	if _, errOut, err := cli(t, "", "cluster", "status", "--addr", q.admin); exitCode(t, err) != 1 || !strings.Contains(errOut, "n2 is no longer a member") {
+		t.Errorf("cluster status of the removed node: %v %q", err, errOut)
+	}
 }
 
 // cluster remove and mailbox rm wait up to an hour unless --timeout says
