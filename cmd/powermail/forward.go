@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -71,21 +72,39 @@ func newForwardCmd(cl *clientFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return cl.emit(cmd, all, []string{"ADDRESS", "TARGETS", "KEEP-COPY"}, func() (rows [][]string) {
-				for _, f := range all {
-					keep := "no"
-					if f.KeepCopy {
-						keep = "yes"
-					}
-					rows = append(rows, []string{f.Address, strings.Join(f.Targets, ","), keep})
-				}
-				return rows
-			})
+			if err := emitForwards(cmd, cl, all); err != nil {
+				return err
+			}
+			if target != "" && len(all) >= maxForwardsTo {
+				// Printed, and then a failure: a script that acts on
+				// every one would pass over the rest.
+				return fmt.Errorf("%w: only the first %d forwards that name %s are shown, the most the node lists (forward ls DOMAIN lists all of a domain's)",
+					ErrListCut, maxForwardsTo, target)
+			}
+			return nil
 		},
 	}
-	ls.Flags().StringVar(&target, "target", "", "list the forwards (and catch-alls) of every domain that name this address, say before mailbox rm (below command encoding 11 reads every forward)")
+	ls.Flags().StringVar(&target, "target", "", "list the forwards (and catch-alls) of every domain that name this address, say before mailbox rm (below command encoding 11 reads every forward; at most 10000, and then exit 1)")
 	cmd.AddCommand(ls)
 	return cmd
+}
+
+// ErrListCut: a listing stopped at the most the node answers, and there
+// may be more.
+var ErrListCut = errors.New("listing cut short")
+
+// emitForwards prints forwards as a table, or JSON.
+func emitForwards(cmd *cobra.Command, cl *clientFlags, all []node.ForwardView) error {
+	return cl.emit(cmd, all, []string{"ADDRESS", "TARGETS", "KEEP-COPY"}, func() (rows [][]string) {
+		for _, f := range all {
+			keep := "no"
+			if f.KeepCopy {
+				keep = "yes"
+			}
+			rows = append(rows, []string{f.Address, strings.Join(f.Targets, ","), keep})
+		}
+		return rows
+	})
 }
 
 // forwardsTo lists the forwards that name target; the node answers at
@@ -94,9 +113,6 @@ func forwardsTo(cmd *cobra.Command, cl *clientFlags, target string) ([]node.Forw
 	all := []node.ForwardView{}
 	if err := cl.do(cmd.Context(), "GET", "/v1/forwards?target="+queryEsc(target)+"&limit="+strconv.Itoa(maxForwardsTo), nil, &all); err != nil {
 		return nil, err
-	}
-	if len(all) == maxForwardsTo {
-		fmt.Fprintf(cmd.ErrOrStderr(), "warning: only the first %d forwards are shown\n", maxForwardsTo)
 	}
 	return all, nil
 }

@@ -360,3 +360,26 @@ func TestExportKeepsGoingWhileDataMoves(t *testing.T) {
 		}
 	}
 }
+
+// TestForwardsToCutShortExitsNonZero: forward ls --target prints at most
+// the node's largest page; a listing cut there warned on stderr and
+// exited 0, so a script that acts on every forward naming an address
+// (say, before mailbox rm) passed over the rest without failing.
+func TestForwardsToCutShortExitsNonZero(t *testing.T) {
+	items := make([]string, maxForwardsTo)
+	for i := range items {
+		items[i] = fmt.Sprintf(`{"address":"a%d@example.com","targets":["x@example.org"],"keep_copy":false}`, i)
+	}
+	rec := &recorder{reply: "[" + strings.Join(items, ",") + "]"}
+	addr := rec.start(t)
+	out, errOut, err := cli(t, "", "forward", "ls", "--target", "x@example.org", "--json", "--addr", addr)
+	var list []map[string]any
+	if exitCode(t, err) != 1 || json.Unmarshal([]byte(out), &list) != nil || len(list) != maxForwardsTo ||
+		!strings.Contains(errOut, "only the first 10000") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Errorf("forward ls --target cut short: %v, %d listed, stderr %q", err, len(list), errOut)
+	}
+	rec.reply = "[" + strings.Join(items[:3], ",") + "]"
+	if out := mustCLI(t, "forward", "ls", "--target", "x@example.org", "--addr", addr); strings.Count(out, "\n") != 4 {
+		t.Errorf("forward ls --target of three:\n%s", out)
+	}
+}
