@@ -176,6 +176,9 @@ func (c *clientFlags) sendBody(ctx context.Context, method, path string, body io
 		return nil, err
 	}
 	resp, err := client.Do(req)
+	if err != nil && ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return nil, interrupted(ctx, method, c.addr)
+	}
 	if errors.Is(err, context.DeadlineExceeded) && sent.Load() {
 		// The node took the request and did not answer in time: say so
 		// (a write waits for a raft quorum, a read for the leader to
@@ -195,6 +198,21 @@ func (c *clientFlags) sendBody(ctx context.Context, method, path string, body io
 		return nil, fmt.Errorf("cannot reach %s: %w", c.addr, unwrapURL(err))
 	}
 	return resp, nil
+}
+
+// ErrInterrupted: the command was stopped (SIGTERM, ^C) before the node
+// answered.
+var ErrInterrupted = errors.New("interrupted")
+
+// interrupted is the error of a request cut off by the command's own
+// stop, rather than by the node or the network: a write may have been
+// made all the same.
+func interrupted(ctx context.Context, method, addr string) error {
+	err := fmt.Errorf("%w before %s answered (%v)", ErrInterrupted, addr, context.Cause(ctx))
+	if method != http.MethodGet {
+		err = fmt.Errorf("%w: the change may have been made; check before running it again", err)
+	}
+	return err
 }
 
 // notHTTP reports whether err is net/http's complaint about an answer

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -381,5 +382,31 @@ func TestForwardsToCutShortExitsNonZero(t *testing.T) {
 	rec.reply = "[" + strings.Join(items[:3], ",") + "]"
 	if out := mustCLI(t, "forward", "ls", "--target", "x@example.org", "--addr", addr); strings.Count(out, "\n") != 4 {
 		t.Errorf("forward ls --target of three:\n%s", out)
+	}
+}
+
+// TestInterruptedSaysSo: a command stopped by SIGTERM (timeout(1) in a
+// cron job, systemd stopping a unit) or ^C said "cannot reach ADDR:
+// context canceled", blaming a node that was there; it now says it was
+// interrupted, and that a change it had sent may have been made.
+func TestInterruptedSaysSo(t *testing.T) {
+	hold := make(chan struct{})
+	defer close(hold)
+	ln := serveRaw(t, func(c net.Conn) {
+		defer c.Close()
+		<-hold
+	})
+	c := exec.Command(binary, "domain", "add", "example.com", "--addr", ln.Addr().String())
+	c.Env = append(os.Environ(), "POWERMAIL_TOKEN="+cliSecret)
+	var errb strings.Builder
+	c.Stderr = &errb
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	c.Process.Signal(syscall.SIGTERM)
+	err := c.Wait()
+	if exitCode(t, err) != 1 || !strings.Contains(errb.String(), "interrupted") || strings.Contains(errb.String(), "cannot reach") {
+		t.Errorf("domain add stopped by SIGTERM: %v %q", err, errb.String())
 	}
 }
