@@ -410,3 +410,23 @@ func TestInterruptedSaysSo(t *testing.T) {
 		t.Errorf("domain add stopped by SIGTERM: %v %q", err, errb.String())
 	}
 }
+
+// TestMatchQueueID: the rules resolveQueueID looks IDs up by.
+func TestMatchQueueID(t *testing.T) {
+	ids := []string{"000000000000001c", "000000000000001f", "00000000000001c0", "0000000000000a00"}
+	for _, tc := range []struct{ arg, want, err string }{
+		{"1c", "000000000000001c", ""}, // equal but for the zeros, though 1c0 begins so too
+		{"001C", "000000000000001c", ""},
+		{"1f", "000000000000001f", ""},
+		{"1c0", "00000000000001c0", ""},
+		{"a", "0000000000000a00", ""},
+		{"1", "", `ambiguous queue ID "1": it begins 3 entries' IDs (000000000000001c, 000000000000001f, 00000000000001c0)`},
+		{"0000", "", "it begins 4 entries' IDs"},
+		{"b", "", `not found: no queue entry "b"`},
+	} {
+		got, err := matchQueueID(ids, tc.arg, strings.ToLower(tc.arg))
+		if got != tc.want || (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%q: %q, %v; want %q, %q", tc.arg, got, err, tc.want, tc.err)
+		}
+	}
+}
