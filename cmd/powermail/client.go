@@ -29,6 +29,9 @@ type clientFlags struct {
 	ca                     string
 	json                   bool
 	timeout                time.Duration
+	// timeoutFromEnv: --timeout came from POWERMAIL_TIMEOUT, a default
+	// for every command rather than this one's limit.
+	timeoutFromEnv bool
 }
 
 func (c *clientFlags) register(cmd *cobra.Command) {
@@ -42,9 +45,11 @@ func (c *clientFlags) register(cmd *cobra.Command) {
 }
 
 // lengthen raises the timeout to d for a command that may run long (a
-// maintenance round over every body), unless --timeout was given.
+// maintenance round over every body), unless --timeout was given on the
+// command line: POWERMAIL_TIMEOUT, set once for every command, is raised
+// as the built-in default is.
 func (c *clientFlags) lengthen(cmd *cobra.Command, d time.Duration) {
-	if f := cmd.Flags().Lookup("timeout"); f == nil || !f.Changed {
+	if f := cmd.Flags().Lookup("timeout"); f == nil || !f.Changed || c.timeoutFromEnv {
 		c.timeout = max(c.timeout, d)
 	}
 }

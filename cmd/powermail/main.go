@@ -56,9 +56,11 @@ func newRoot() *cobra.Command {
 			if cmd.Name() == "server" {
 				return applyEnv(cmd.Flags(), nil)
 			}
+			given := cmd.Flags().Changed("timeout")
 			if err := applyEnv(cmd.Flags(), clientEnv); err != nil {
 				return err
 			}
+			cl.timeoutFromEnv = !given && cmd.Flags().Changed("timeout")
 			// net/http logs through the standard logger ("Unsolicited
 			// response received on idle HTTP channel" from a mail port
 			// at --addr): a client command fails in one line of its own.

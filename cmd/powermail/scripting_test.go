@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/smtp"
 	"os"
 	"os/exec"
@@ -428,5 +430,43 @@ func TestMatchQueueID(t *testing.T) {
 		if got != tc.want || (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("%q: %q, %v; want %q, %q", tc.arg, got, err, tc.want, tc.err)
 		}
+	}
+}
+
+// TestTimeoutFromTheEnvironmentIsADefault: POWERMAIL_TIMEOUT, set once in
+// a profile or a cron job's environment for every command, counted as a
+// --timeout given to each, so the commands that wait longer by default
+// (cluster remove, mailbox rm, storage repair and gc: an hour) were cut
+// off after it, mid-removal. It is now a default like the built-in one:
+// those commands still wait their longer time, unless --timeout is
+// given on the command line.
+func TestTimeoutFromTheEnvironmentIsADefault(t *testing.T) {
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		time.Sleep(1500 * time.Millisecond)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok","bodies":0,"freed_bytes":0}`)
+	}))
+	defer slow.Close()
+	run := func(env []string, args ...string) error {
+		c := exec.Command(binary, append(args, "--addr", slow.URL)...)
+		c.Env = append(append(os.Environ(), "POWERMAIL_TOKEN="+cliSecret), env...)
+		out, err := c.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%w: %s", err, out)
+		}
+		return nil
+	}
+	for _, args := range [][]string{{"cluster", "remove", "n2"}, {"mailbox", "rm", "a@example.com"}, {"storage", "gc"}} {
+		if err := run([]string{"POWERMAIL_TIMEOUT=500ms"}, args...); err != nil {
+			t.Errorf("%v with POWERMAIL_TIMEOUT=500ms: %v", args, err)
+		}
+		if err := run(nil, append(args, "--timeout", "500ms")...); err == nil {
+			t.Errorf("%v --timeout 500ms waited longer", args)
+		}
+	}
+	// An ordinary command takes it as its timeout.
+	if err := run([]string{"POWERMAIL_TIMEOUT=500ms"}, "settings", "show"); err == nil {
+		t.Errorf("settings show waited past POWERMAIL_TIMEOUT")
 	}
 }
