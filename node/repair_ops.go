@@ -27,10 +27,20 @@ func (n *Node) trim(ctx context.Context, live liveness, rec fsm.BodyRecord, extr
 	if ok, err := n.verifyKept(ctx, live, rec, keep); !ok || err != nil {
 		return err
 	}
+	if ok, err := n.keptOnMembers(keep); !ok || err != nil {
+		return err
+	}
+	if n.beforeTrimPlace != nil {
+		n.beforeTrimPlace(keep, drop)
+	}
 	if err := n.place(ctx, rec.Hash, nil, drop, rec.Replicas); err != nil {
 		if errors.Is(err, errNotPlaced) {
 			return nil // still listed: keep them
 		}
+		return err
+	}
+	if ok, err := n.keptOnMembers(keep); !ok || err != nil {
+		n.relist(ctx, rec.Hash, drop)
 		return err
 	}
 	for _, id := range drop {
@@ -40,6 +50,39 @@ func (n *Node) trim(ctx context.Context, live liveness, rec fsm.BodyRecord, extr
 	}
 	n.repair.update(func(s *RepairStatus) { s.Trimmed += int64(extra) })
 	return nil
+}
+
+// keptOnMembers reports whether every node a trim keeps a copy on is
+// still a member. A round's liveness is read when it starts, and a trim
+// after R was lowered can run for minutes: a node removed since then
+// passed its removal's checks while the copies the trim drops were still
+// listed, so keeping the body on it alone would lose it (repair copies
+// only from members). BodyPlace checks the members it adds, not those it
+// leaves, so the trim looks before its change and again after it: a
+// removal committed in between is seen by the second look, and one
+// committed after the change is refused by the removal's own second
+// look (membership.go), which sees the trimmed listing.
+func (n *Node) keptOnMembers(keep []string) (bool, error) {
+	ms, err := n.state.Members()
+	if err != nil {
+		return false, err
+	}
+	for _, id := range keep {
+		if !slices.ContainsFunc(ms, func(m fsm.Member) bool { return m.ID == id }) {
+			n.log.Warn("not trimming: a kept replica is no longer a member", "node", id)
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// relist lists again the copies a trim unlisted but has not deleted,
+// because a kept one turned out to be on a node removed meanwhile.
+func (n *Node) relist(ctx context.Context, hash string, drop []string) {
+	if err := n.place(ctx, hash, drop, nil, nil); err != nil {
+		n.log.Error("trimmed copies not listed again after a kept replica's node was removed; the orphan sweep may delete them",
+			"body", hash, "nodes", drop, "err", err)
+	}
 }
 
 // verifyKept reads back the copies a trim keeps, holding a slot of the
