@@ -27,6 +27,11 @@ import (
 // its store holds each one. A listed body that is missing is handled like
 // a corrupt copy: the node is unlisted (never the last listed replica)
 // and the leader repairs the body from the others.
+//
+// Until its first audit has finished, a node says so in its status
+// (MemberStatus.AuditPending), and a removal counts no copy on it: a
+// store replaced a moment ago is listed for every body it lost, and
+// removing the node with the other copy would leave a body with none.
 
 // auditWorkers unlist missing copies at once: each is a raft commit, and
 // a wiped node that re-joined can be listed for thousands of bodies.
@@ -55,6 +60,9 @@ func (n *Node) AuditListings(ctx context.Context) (checked, missing int, err err
 	wg.Wait()
 	if lost.Load() > 0 {
 		n.kickRepairAnywhere() // the bodies are short now
+	}
+	if err == nil {
+		n.audited.Store(true)
 	}
 	return checked, int(lost.Load()), err
 }
@@ -117,6 +125,13 @@ func (n *Node) unlistMissing(ctx context.Context, hash string) bool {
 
 // auditAtStart runs the audit once this node serves current reads.
 func (n *Node) auditAtStart(ctx context.Context) {
+	if n.cfg.auditHold != nil {
+		select {
+		case <-n.cfg.auditHold:
+		case <-ctx.Done():
+			return
+		}
+	}
 	for ctx.Err() == nil {
 		bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := n.Barrier(bctx)

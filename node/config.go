@@ -154,6 +154,9 @@ type Config struct {
 	// RaftLogStore, when set, wraps the raft log store (bolt) before raft
 	// gets it. Tests inject log write failures through it.
 	RaftLogStore func(raft.LogStore) raft.LogStore
+	// auditHold, tests only, holds the listing audit at start until it
+	// is closed (a large store's audit takes a while).
+	auditHold <-chan struct{}
 
 	// PasswordMemory bounds the memory of password checks in flight
 	// (argon2id's m each, at least 16 MiB). Logins beyond it wait.

@@ -257,17 +257,19 @@ func (n *Node) removalKeepsBodies(ctx context.Context, id string) error {
 	}
 	if stranded > 0 {
 		return &fsm.Error{Kind: fsm.ErrInvalid, Msg: fmt.Sprintf(
-			"%s holds the only healthy copy of %d bodies (first %s): raise the replication factor and let repair copy them, or bring their other replicas back, first; or remove it with --force and lose them", id, stranded, first)}
+			"%s holds the only healthy copy of %d bodies (first %s): raise the replication factor and let repair copy them, or bring their other replicas back (a member that restarted counts once its listing audit has finished), first; or remove it with --force and lose them", id, stranded, first)}
 	}
 	return nil
 }
 
 // answeringMembers is the members other than except that answer now
-// (this node always does). A removal counts a replica only on those:
-// repair's liveness also counts a node down for less than RepairGrace,
-// and every member for RepairGrace after this node started, and a body
-// whose other copies are on a node that is down, perhaps for good, would
-// be left with no copy anyone can read.
+// (this node always does) and have finished a listing audit since they
+// started. A removal counts a replica only on those: repair's liveness
+// also counts a node down for less than RepairGrace, and every member
+// for RepairGrace after this node started, and a body whose other copies
+// are on a node that is down, perhaps for good, would be left with no
+// copy anyone can read. A node that has not audited its store yet may
+// be listed for bodies it lost with a replaced disk (audit.go).
 func (n *Node) answeringMembers(ctx context.Context, except string) (map[string]bool, error) {
 	ms, err := n.state.Members()
 	if err != nil {
@@ -282,11 +284,11 @@ func (n *Node) answeringMembers(ctx context.Context, except string) (map[string]
 		switch m.ID {
 		case except:
 		case n.cfg.ID:
-			up[m.ID] = true
+			up[m.ID] = n.audited.Load()
 		default:
 			wg.Go(func() {
 				ms, ok := n.probeMember(ctx, raft.ServerAddress(m.ClusterAddr))
-				if ok && ms.ID == m.ID {
+				if ok && ms.ID == m.ID && !ms.AuditPending {
 					mu.Lock()
 					up[m.ID] = true
 					mu.Unlock()

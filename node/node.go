@@ -73,6 +73,7 @@ type Node struct {
 	scrubLimiter  byteLimiter
 	corrupt       atomic.Int64 // corrupt local copies found
 	missing       atomic.Int64 // listed bodies found missing from the local store
+	audited       atomic.Bool  // a listing audit finished since start (audit.go)
 	dummyOnce     sync.Once
 	dummy         string              // password hash for unknown users (timing)
 	passwords     *semaphore.Weighted // memory of password checks in flight (auth.go)

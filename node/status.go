@@ -42,6 +42,11 @@ type MemberStatus struct {
 	MinFreeBytes uint64 `json:"min_free_bytes"`
 	Corrupt      int64  `json:"corrupt"` // corrupt local copies found since start
 	Missing      int64  `json:"missing"` // listed bodies found missing here since start (listing audit)
+	// AuditPending is true until the node's first listing audit since it
+	// started has finished: until then the directory may list it for
+	// bodies its store lacks (a replaced disk), and a removal counts no
+	// copy on it. Absent from a release before it, which is counted.
+	AuditPending bool `json:"audit_pending,omitempty"`
 	// Repair is the leader's redundancy view (leader only).
 	Repair *RepairStatus `json:"repair,omitempty"`
 }
@@ -106,6 +111,7 @@ func (n *Node) localStats() MemberStatus {
 		ms.MinFreeBytes = st.MinFree
 	}
 	ms.Corrupt, ms.Missing = n.corrupt.Load(), n.missing.Load()
+	ms.AuditPending = !n.audited.Load()
 	if st == raft.Leader {
 		r := n.repair.get()
 		ms.Repair = &r
