@@ -58,7 +58,7 @@ func TestRemoveDoesNotCountAReplicaBeforeItsAudit(t *testing.T) {
 		t.Fatalf("removing %s, whose copy is the only one while %s has not audited its new store: %v", other.ID(), back.ID(), err)
 	}
 	close(hold)
-	waitFor(t, 10*time.Second, "the audit to unlist the lost copy", func() bool {
+	waitFor(t, 30*time.Second, "the audit to unlist the lost copy", func() bool {
 		b, err := l.State().Body(h.String())
 		return err == nil && !slices.Contains(b.Replicas, back.ID())
 	})
