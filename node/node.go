@@ -88,9 +88,10 @@ type Node struct {
 	// afterBodyCheck, tests only, runs between an unforced removal's
 	// first body check and the removal of the member record.
 	afterBodyCheck func()
-	// beforeTrimPlace, tests only, runs in a trim after the copies kept
-	// were verified and before the placement change is proposed.
-	beforeTrimPlace func(keep, drop []string)
+	// beforeUnlist, tests only, runs after repair checked that the copies
+	// it keeps are on members and before it unlists others (a trim's,
+	// after the kept copies were verified).
+	beforeUnlist func(keep, drop []string)
 	// afterSettingsRead, tests only, runs between a settings update's
 	// read of the current settings and its proposal (admin_settings.go).
 	afterSettingsRead func()

@@ -297,10 +297,10 @@ func (n *Node) repairBody(ctx context.Context, live liveness, r int, rec fsm.Bod
 			}
 		}
 		if len(removed) > 0 && len(healthy) >= r {
-			return short, n.unlist(ctx, rec.Hash, removed)
+			return short, n.unlist(ctx, rec.Hash, removed, healthy)
 		}
 	case !short && len(removed) > 0:
-		return short, n.unlist(ctx, rec.Hash, removed)
+		return short, n.unlist(ctx, rec.Hash, removed, healthy)
 	case len(healthy) > r && len(healthy) == len(rec.Replicas):
 		return short, n.trim(ctx, live, rec, len(healthy)-r)
 	}
@@ -341,13 +341,25 @@ func (n *Node) place(ctx context.Context, hash string, add, remove, seen []strin
 	return err
 }
 
-// unlist drops removed members from a body's record; a change the
-// directory did not take leaves nothing to undo.
-func (n *Node) unlist(ctx context.Context, hash string, removed []string) error {
-	if err := n.place(ctx, hash, nil, removed, nil); err != nil && !errors.Is(err, errNotPlaced) {
+// unlist drops removed members from a body's record, keeping the
+// healthy copies. The round's view of the members is as old as the
+// round: a node that joined again since (its data directory kept) holds
+// its copy and stays listed, and the copies kept must still be on
+// members (unlistKeeping). A change the directory did not take leaves
+// nothing to undo.
+func (n *Node) unlist(ctx context.Context, hash string, removed, healthy []string) error {
+	ms, err := n.state.Members()
+	if err != nil {
 		return err
 	}
-	return nil
+	gone := slices.DeleteFunc(slices.Clone(removed), func(id string) bool {
+		return slices.ContainsFunc(ms, func(m fsm.Member) bool { return m.ID == id })
+	})
+	if len(gone) == 0 {
+		return nil
+	}
+	_, err = n.unlistKeeping(ctx, hash, healthy, gone, nil)
+	return err
 }
 
 // copyReplica has target fetch rec from one of sources, then records it,

@@ -27,20 +27,7 @@ func (n *Node) trim(ctx context.Context, live liveness, rec fsm.BodyRecord, extr
 	if ok, err := n.verifyKept(ctx, live, rec, keep); !ok || err != nil {
 		return err
 	}
-	if ok, err := n.keptOnMembers(keep); !ok || err != nil {
-		return err
-	}
-	if n.beforeTrimPlace != nil {
-		n.beforeTrimPlace(keep, drop)
-	}
-	if err := n.place(ctx, rec.Hash, nil, drop, rec.Replicas); err != nil {
-		if errors.Is(err, errNotPlaced) {
-			return nil // still listed: keep them
-		}
-		return err
-	}
-	if ok, err := n.keptOnMembers(keep); !ok || err != nil {
-		n.relist(ctx, rec.Hash, drop)
+	if ok, err := n.unlistKeeping(ctx, rec.Hash, keep, drop, rec.Replicas); !ok || err != nil {
 		return err
 	}
 	for _, id := range drop {
@@ -52,35 +39,60 @@ func (n *Node) trim(ctx context.Context, live liveness, rec fsm.BodyRecord, extr
 	return nil
 }
 
-// keptOnMembers reports whether every node a trim keeps a copy on is
-// still a member. A round's liveness is read when it starts, and a trim
-// after R was lowered can run for minutes: a node removed since then
-// passed its removal's checks while the copies the trim drops were still
-// listed, so keeping the body on it alone would lose it (repair copies
-// only from members). BodyPlace checks the members it adds, not those it
-// leaves, so the trim looks before its change and again after it: a
-// removal committed in between is seen by the second look, and one
-// committed after the change is refused by the removal's own second
-// look (membership.go), which sees the trimmed listing.
-func (n *Node) keptOnMembers(keep []string) (bool, error) {
+// unlistKeeping unlists drop from a body, on condition that it is still
+// listed on exactly seen (nil: whatever its listing), and reports
+// whether it did and the change stands. The copies on keep must be on
+// members: a round's liveness is read when it starts, and a trim after R
+// was lowered can run for minutes, so a node kept may have been removed
+// since, its removal's checks passing while the copies dropped here were
+// still listed; keeping the body on it alone would lose it (repair
+// copies only from members). BodyPlace checks the members it adds, not
+// those it leaves, so this looks before the change and again after it:
+// a removal committed in between is seen by the second look, and the
+// dropped copies, not deleted yet, are listed again; one committed after
+// the change is refused by the removal's own second look
+// (membership.go), which sees the new listing.
+func (n *Node) unlistKeeping(ctx context.Context, hash string, keep, drop, seen []string) (bool, error) {
+	if ok, err := n.keptOnMembers(hash, keep); !ok || err != nil {
+		return false, err
+	}
+	if n.beforeUnlist != nil {
+		n.beforeUnlist(keep, drop)
+	}
+	if err := n.place(ctx, hash, nil, drop, seen); err != nil {
+		if errors.Is(err, errNotPlaced) {
+			return false, nil // still listed: keep them
+		}
+		return false, err
+	}
+	if ok, err := n.keptOnMembers(hash, keep); !ok || err != nil {
+		n.relist(ctx, hash, drop)
+		return false, err
+	}
+	return true, nil
+}
+
+// keptOnMembers reports whether every node in keep is a member now.
+func (n *Node) keptOnMembers(hash string, keep []string) (bool, error) {
 	ms, err := n.state.Members()
 	if err != nil {
 		return false, err
 	}
 	for _, id := range keep {
 		if !slices.ContainsFunc(ms, func(m fsm.Member) bool { return m.ID == id }) {
-			n.log.Warn("not trimming: a kept replica is no longer a member", "node", id)
+			n.log.Warn("not unlisting copies: a replica kept is no longer a member", "body", hash, "node", id)
 			return false, nil
 		}
 	}
 	return true, nil
 }
 
-// relist lists again the copies a trim unlisted but has not deleted,
-// because a kept one turned out to be on a node removed meanwhile.
+// relist lists again the copies unlistKeeping unlisted but nobody has
+// deleted, because a kept one turned out to be on a node removed
+// meanwhile.
 func (n *Node) relist(ctx context.Context, hash string, drop []string) {
 	if err := n.place(ctx, hash, drop, nil, nil); err != nil {
-		n.log.Error("trimmed copies not listed again after a kept replica's node was removed; the orphan sweep may delete them",
+		n.log.Error("unlisted copies not listed again after a kept replica's node was removed; the orphan sweep may delete them",
 			"body", hash, "nodes", drop, "err", err)
 	}
 }
