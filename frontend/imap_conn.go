@@ -92,7 +92,7 @@ type imapConn struct {
 	quota     *imapQuotaCmd
 	later     []byte
 	collect   *imapCollect // an ID or QUOTA command read across literals
-	hold      string       // tag of an APPEND whose message is held (imap_appendhold.go)
+	hold      string       // tag of a command whose literal is held (imap_appendhold.go)
 	handedOff atomic.Bool  // Close may run on the server's goroutine at shutdown
 	// slotMoved: after STARTTLS the TLS session took over this
 	// connection's slot (MaxConns, per IP); this session's Close must not
@@ -135,7 +135,7 @@ type imapConn struct {
 	// instead, so the literal will never arrive (imapInput.await).
 	litTag     string
 	litRefused bool
-	// holdTag is the APPEND whose message the read side holds back,
+	// holdTag is the command whose literal the read side holds back,
 	// and holdOutcome the library's answer to it (imap_appendhold.go).
 	holdTag     string
 	holdOutcome imapHoldOutcome
@@ -283,6 +283,10 @@ scanning:
 		}
 		var line []byte
 		b, c.rout, line = c.in.next(b, c.rout)
+		if c.in.skipOver {
+			c.rerr = errIMAPReadPastTooLong
+			return
+		}
 		if line == nil && (c.in.tooBig || c.in.overAppend) {
 			// The command's start is already the library's: only the
 			// end of the session answers it (imap_quirks.go), once
@@ -293,7 +297,7 @@ scanning:
 			}
 			return
 		}
-		if line == nil && c.in.holdAppend && c.holdAppend(b) {
+		if line == nil && c.in.holdLit && c.holdLiteral(b) {
 			break
 		}
 		if line == nil {
@@ -346,7 +350,7 @@ scanning:
 		default:
 			c.rout = append(c.rout, line...)
 		}
-		if c.in.holdAppend && c.holdAppend(b) {
+		if c.in.holdLit && c.holdLiteral(b) {
 			break
 		}
 	}

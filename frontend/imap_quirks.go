@@ -47,6 +47,15 @@ func imapAppendTooBigBye(limit int64) string {
 	return fmt.Sprintf("* BYE [TOOBIG] Messages are limited to %d octets (APPENDLIMIT)\r\n", limit)
 }
 
+// errIMAPReadPastTooLong ends the library's reading after a command it
+// refused before its non-synchronizing literal, when what the wire layer
+// must then read past runs over imapCollectDrop (imap_appendhold.go).
+var errIMAPReadPastTooLong = errors.New("imap: refused command's literals over the limit")
+
+// imapReadPastBye is the last line of such a session (RFC 9051 §7.1,
+// TOOBIG).
+const imapReadPastBye = "* BYE [TOOBIG] A refused command's literals are read past up to 65536 octets\r\n"
+
 // tooBigBye returns the BYE that ends a session whose literal was too
 // big once the library has read what came before it, or "" if err is no
 // such end.
@@ -56,6 +65,8 @@ func (c *imapConn) tooBigBye(err error) string {
 		return imapTooBigBye
 	case errors.Is(err, errIMAPAppendTooBig):
 		return imapAppendTooBigBye(c.in.appendMax)
+	case errors.Is(err, errIMAPReadPastTooLong):
+		return imapReadPastBye
 	}
 	return ""
 }

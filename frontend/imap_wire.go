@@ -31,9 +31,10 @@ import (
 //   - A non-synchronizing APPEND message over MaxAppendBytes, whose
 //     octets the library would read as commands after refusing it: the
 //     session ends with a BYE (imap_quirks.go).
-//   - A non-synchronizing APPEND message within that limit, held back
-//     until the library has taken the command's arguments, and read
-//     past if it refused them (imap_appendhold.go).
+//   - Any other non-synchronizing literal (an APPEND message within that
+//     limit, or a literal of any other command), held back until the
+//     library has taken what comes before it, and read past if it
+//     refused the command first (imap_appendhold.go).
 //
 // Invariants: at most one command line (imapHoldLine octets) is held;
 // literal data passes through by count, never scanned, except the
@@ -72,14 +73,22 @@ type imapInput struct {
 	// refuse and then read as commands; next returns there too.
 	appendMax  int64
 	overAppend bool
-	// holdAppend: the line just ended announces a non-synchronizing
-	// APPEND message within appendMax, which waits until the library has
-	// taken the command's arguments (imap_appendhold.go); next returns
-	// there. skip octets, then the rest of their line (skipLine), are
-	// dropped: the message of an APPEND refused before it was read.
-	holdAppend bool
-	skip       int64
-	skipLine   bool
+	// holdLit: the line just ended announces a non-synchronizing
+	// literal that the library may refuse before it reads it (an APPEND
+	// message within appendMax, or any other literal of a command), which
+	// waits until the library has taken what comes before it
+	// (imap_appendhold.go); next returns there. skip octets, then the rest
+	// of their line (skipLine), are dropped: the literal of a command
+	// refused before it was read, and any further non-synchronizing
+	// literal that line announces (readPast). skipped counts what was
+	// dropped, APPEND messages within appendMax aside; past
+	// imapCollectDrop, skipOver ends the session.
+	holdLit  bool
+	skip     int64
+	skipLine bool
+	skipTail []byte
+	skipped  int64
+	skipOver bool
 	// await: the literal just announced is synchronizing and none of it
 	// has arrived: the client waits for "+", and a tagged response
 	// instead refuses it (RFC 9051 §7.5), after which the client's next
@@ -92,13 +101,40 @@ type imapInput struct {
 // the server refused it.
 func (in *imapInput) refuseLiteral() {
 	in.lit, in.cont, in.await, in.tooBig, in.overAppend = 0, false, false, false, false
-	in.holdAppend = false
+	in.holdLit = false
 }
 
 // atCommandStart reports whether the octets so far end a command: no
 // line, literal or continuation is under way.
 func (in *imapInput) atCommandStart() bool {
 	return in.lit == 0 && !in.cont && !in.pass && len(in.line) == 0 && in.skip == 0 && !in.skipLine
+}
+
+// readPast starts dropping the rest of a command the library refused
+// before it read the literal of n octets that the command's last line
+// announced: the literal, the rest of its line, and so on for each
+// non-synchronizing literal a dropped line announces. A synchronizing
+// one ends it: the client has the refusal, and does not send it (RFC
+// 9051 §7.5).
+func (in *imapInput) readPast(n int64) {
+	in.skipLine, in.skipTail, in.skipped = true, in.skipTail[:0], 0
+	in.skipLiteral(n)
+}
+
+// skipLiteral drops the next n octets. An APPEND's literal within
+// appendMax is a message, which the library would have read whole had
+// it taken the command; any other counts toward imapCollectDrop.
+func (in *imapInput) skipLiteral(n int64) {
+	if string(in.name) == "APPEND" && (in.appendMax == 0 || n <= in.appendMax) {
+		in.skip = n
+		return
+	}
+	if n > imapCollectDrop-in.skipped {
+		in.skipOver = true
+		return
+	}
+	in.skipped += n
+	in.skip = n
 }
 
 // skipOctets drops what skip and skipLine say from the start of b.
@@ -108,12 +144,31 @@ func (in *imapInput) skipOctets(b []byte) []byte {
 		in.skip -= k
 		return b[k:]
 	}
-	i := bytes.IndexByte(b, '\n')
-	if i < 0 {
+	seg := b
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		seg = b[:i+1]
+	}
+	in.skipped += int64(len(seg))
+	in.skipTail = appendTail(in.skipTail, seg)
+	if in.skipped > imapCollectDrop {
+		in.skipOver = true
+		return nil
+	}
+	if seg[len(seg)-1] != '\n' {
 		return nil
 	}
 	in.skipLine = false
-	return b[i+1:]
+	if n := literalAtEnd(in.skipTail); n >= 0 && nonSyncAtEnd(in.skipTail) {
+		in.skipLine, in.skipTail = true, in.skipTail[:0]
+		in.skipLiteral(n)
+	}
+	return b[len(seg):]
+}
+
+// nonSyncAtEnd reports whether the literal at the end of line is
+// non-synchronizing ("{n+}", RFC 7888).
+func nonSyncAtEnd(line []byte) bool {
+	return bytes.HasSuffix(imapTrimEOL(line), []byte("+}"))
 }
 
 // next consumes b up to the end of the next command line, or all of it.
@@ -123,7 +178,9 @@ func (in *imapInput) skipOctets(b []byte) []byte {
 func (in *imapInput) next(b, out []byte) (rest, outNew, line []byte) {
 	for len(b) > 0 {
 		if in.skip > 0 || in.skipLine {
-			b = in.skipOctets(b)
+			if b = in.skipOctets(b); in.skipOver {
+				return nil, out, nil // the caller ends the session
+			}
 			continue
 		}
 		seg, isLit, complete := nextSegment(b, &in.lit)
@@ -158,7 +215,7 @@ func (in *imapInput) next(b, out []byte) (rest, outNew, line []byte) {
 			in.endLine(in.tail)
 			in.pass = false
 			in.tail = in.tail[:0]
-			if in.tooBig || in.overAppend || in.holdAppend {
+			if in.tooBig || in.overAppend || in.holdLit {
 				return b, out, nil // the caller acts on it
 			}
 		}
@@ -184,6 +241,7 @@ func nextSegment(b []byte, lit *int64) (seg []byte, isLit, complete bool) {
 // endLine starts the literal that line announces, if any: the next line
 // is then the same command's continuation.
 func (in *imapInput) endLine(line []byte) {
+	command := in.cont || len(in.name) > 0 // a command's line, not AUTHENTICATE's or DONE
 	n := literalAtEnd(line)
 	buffered := n >= 0 && in.bufferedLiteral(line, !in.cont, !in.pass)
 	in.tooBig = n > imapLiteralLimit && buffered
@@ -191,13 +249,14 @@ func (in *imapInput) endLine(line []byte) {
 	if n > 0 {
 		in.lit = n
 	}
-	in.await = n >= 0 && !bytes.HasSuffix(imapTrimEOL(line), []byte("+}"))
+	in.await = n >= 0 && !nonSyncAtEnd(line)
 	if in.await {
 		in.awaitN++
 	}
-	message := n >= 0 && !in.await && !buffered && string(in.name) == "APPEND"
+	nonSync := n >= 0 && !in.await
+	message := nonSync && !buffered && string(in.name) == "APPEND"
 	in.overAppend = message && in.appendMax > 0 && n > in.appendMax
-	in.holdAppend = message && !in.overAppend
+	in.holdLit = nonSync && command && !in.overAppend && !in.tooBig
 }
 
 // noteTag remembers the tag of the command that line starts.
