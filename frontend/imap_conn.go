@@ -139,6 +139,10 @@ type imapConn struct {
 	// and holdOutcome the library's answer to it (imap_appendhold.go).
 	holdTag     string
 	holdOutcome imapHoldOutcome
+	// appendMore: the APPEND message last judged is followed by more
+	// than its command's end (imap_appendend.go); the session's Append
+	// reads it as the store reads the message's last octet.
+	appendMore atomic.Bool
 }
 
 // Write coalescing bounds.
@@ -194,8 +198,10 @@ func (c *imapConn) Read(p []byte) (int, error) {
 				return 0, err
 			}
 			continue
-		case c.in.lit > 0: // literal data goes straight to the library
-			n, err := c.readRaw(p[:min(int64(len(p)), c.in.lit)])
+		case c.in.lit > 1 || c.in.lit > 0 && !c.in.msg:
+			// Literal data goes straight to the library, but for an
+			// APPEND message's last octet (imap_appendend.go).
+			n, err := c.readRaw(p[:min(int64(len(p)), c.in.lit-imapHeldOctets(c.in.msg))])
 			c.in.lit -= int64(n)
 			if n > 0 {
 				c.in.await = false
@@ -283,6 +289,7 @@ scanning:
 		}
 		var line []byte
 		b, c.rout, line = c.in.next(b, c.rout)
+		c.appendMore.Store(c.in.more) // before the library reads rout
 		if c.in.skipOver {
 			c.rerr = errIMAPReadPastTooLong
 			return

@@ -533,7 +533,14 @@ func (s *imapSession) Append(mailbox string, r imap.LiteralReader, options *imap
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.TransferTimeout)
 	defer cancel()
-	res, err := s.srv.store.Append(ctx, addr, n, flags, options.Time, &literalBody{r: r, left: r.Size()})
+	body := &literalBody{r: r, left: r.Size()}
+	if s.raw != nil {
+		body.more = s.raw.appendMore.Load
+	}
+	res, err := s.srv.store.Append(ctx, addr, n, flags, options.Time, body)
+	if err != nil && body.more != nil && body.more() {
+		return nil, errIMAPAppendNotAlone
+	}
 	if err != nil {
 		return nil, s.storeError("append", err, imap.ResponseCodeTryCreate)
 	}
@@ -592,9 +599,15 @@ var errLiteralCut = fmt.Errorf("imap: literal ended early: %w", io.ErrUnexpected
 // errLiteralCut, so the store fails the APPEND instead of storing the
 // part that arrived (RFC 9051 §4.3: a literal is exactly its octet
 // count; the client, which got no OK, will send the message again).
+//
+// more, when set, reports that the literal is followed by more than its
+// command's end (imap_appendend.go); read when the last octet arrives,
+// which the wire layer passes only once it knows, it fails the literal,
+// so that the store keeps nothing of a command that gets BAD.
 type literalBody struct {
 	r    io.Reader
 	left int64
+	more func() bool
 }
 
 func (b *literalBody) Read(p []byte) (int, error) {
@@ -602,6 +615,9 @@ func (b *literalBody) Read(p []byte) (int, error) {
 	b.left -= int64(n)
 	if err == io.EOF && b.left > 0 {
 		err = errLiteralCut
+	}
+	if b.left == 0 && n > 0 && b.more != nil && b.more() {
+		err = errIMAPAppendNotAlone
 	}
 	return n, err
 }

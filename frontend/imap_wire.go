@@ -95,13 +95,25 @@ type imapInput struct {
 	// octets are a command (refuseLiteral). awaitN counts announcements.
 	await  bool
 	awaitN int
+	// msg: the literal in progress is an APPEND message, whose last
+	// octet waits until what follows it shows whether the command ends
+	// there (imap_appendend.go); msgUTF8: in the UTF8 form, so ")"
+	// comes first. msgEnd: that is being judged, from endBuf, with the
+	// last octet held (last; hasLast is false for a message of length
+	// 0). more: the last message judged is followed by more than its
+	// command's end.
+	msg, msgUTF8, msgEnd bool
+	last                 byte
+	hasLast              bool
+	endBuf               []byte
+	more                 bool
 }
 
 // refuseLiteral forgets the awaited literal and the rest of its command:
 // the server refused it.
 func (in *imapInput) refuseLiteral() {
 	in.lit, in.cont, in.await, in.tooBig, in.overAppend = 0, false, false, false, false
-	in.holdLit = false
+	in.holdLit, in.msg, in.msgEnd = false, false, false
 }
 
 // atCommandStart reports whether the octets so far end a command: no
@@ -183,9 +195,16 @@ func (in *imapInput) next(b, out []byte) (rest, outNew, line []byte) {
 			}
 			continue
 		}
+		if in.msgEnd {
+			b, out = in.judgeEnd(b, out)
+			continue
+		}
 		seg, isLit, complete := nextSegment(b, &in.lit)
 		b = b[len(seg):]
 		if isLit {
+			if in.msg && in.lit == 0 {
+				seg = in.holdLast(seg)
+			}
 			out = append(out, seg...)
 			in.await = false
 			continue
@@ -257,6 +276,9 @@ func (in *imapInput) endLine(line []byte) {
 	message := nonSync && !buffered && string(in.name) == "APPEND"
 	in.overAppend = message && in.appendMax > 0 && n > in.appendMax
 	in.holdLit = nonSync && command && !in.overAppend && !in.tooBig
+	if n >= 0 && !buffered && string(in.name) == "APPEND" && !in.overAppend {
+		in.startMessage(line, n)
+	}
 }
 
 // noteTag remembers the tag of the command that line starts.

@@ -44,7 +44,12 @@ func TestIMAPInput(t *testing.T) {
 		{"a STARTTLS\r\n", "<STARTTLS>"},
 		// Literal data and the rest of the command after it are passed on.
 		{"a APPEND INBOX {11}\r\nb ID NIL\r\n\r\nc ID NIL\r\n", "a APPEND INBOX {11}\r\nb ID NIL\r\n\r\n<ID>"},
-		{"a APPEND X {3+}\r\nabc {4+}\r\nb ID\r\n\r\nc ID NIL\r\n", "a APPEND X {3+}\r\nabc {4+}\r\nb ID\r\n\r\n<ID>"},
+		{"a APPEND X {3+}\r\nabc\r\nb ID NIL\r\n", "a APPEND X {3+}\r\nabc\r\n<ID>"},
+		// A second message (MULTIAPPEND) is read past, the library
+		// given the command's end instead (imap_appendend.go).
+		{"a APPEND X {3+}\r\nabc {4+}\r\nb ID\r\n\r\nc ID NIL\r\n", "a APPEND X {3+}\r\nabc\r\n\r\n<ID>"},
+		{"a APPEND X UTF8 (~{3+}\r\nabc) {4}\r\nc ID NIL\r\n", "a APPEND X UTF8 (~{3+}\r\nabc)\r\n<ID>"},
+		{"a APPEND X UTF8 (~{3+}\r\nabc) \r\nc ID NIL\r\n", "a APPEND X UTF8 (~{3+}\r\nabc) \r\n<ID>"},
 		{"a APPEND X ~{3}\r\n\x00\r\n\r\n", "a APPEND X ~{3}\r\n\x00\r\n\r\n"},
 		// An ID that announces a literal is the library's to refuse.
 		{"a ID (\"name\" {3}\r\nabc)\r\n", "a ID (\"name\" {3}\r\nabc)\r\n"},
