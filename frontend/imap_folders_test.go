@@ -63,7 +63,8 @@ func testIMAPListPatternCost(t *testing.T, b imapBackend) {
 // TestIMAPRenameInboxKeepsFolderLimit: RENAME INBOX makes a folder (the
 // one INBOX's messages move to), so at fsm.MaxFolders it is refused like
 // CREATE; else one client could make folders without end, one RENAME
-// INBOX at a time.
+// INBOX at a time. One short of the limit, a CREATE or RENAME whose
+// superior names would pass it is refused before it makes any of them.
 func TestIMAPRenameInboxKeepsFolderLimit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("creates ten thousand folders")
@@ -82,7 +83,7 @@ func TestIMAPRenameInboxKeepsFolderLimit(t *testing.T) {
 	todo := make(chan int)
 	go func() {
 		defer close(todo)
-		for i := len(have); i < fsm.MaxFolders; i++ {
+		for i := len(have); i < fsm.MaxFolders-1; i++ {
 			todo <- i
 		}
 	}()
@@ -104,6 +105,14 @@ func TestIMAPRenameInboxKeepsFolderLimit(t *testing.T) {
 		return
 	}
 	ic := dialIMAP(t, imapSingle(addr), 0, user)
+	wantIMAPCode(t, "CREATE with a superior past the folder limit", ic.Create("A/B", nil).Wait(), imap.ResponseCodeCannot)
+	wantIMAPCode(t, "RENAME with a superior past the folder limit", ic.Rename("f00100", "A/B/C", nil).Wait(), imap.ResponseCodeCannot)
+	if names := listNames(t, ic.Client, "", "A*"); len(names) != 0 {
+		t.Fatalf("refused CREATE and RENAME left %q", names)
+	}
+	if err := ic.Create(fmt.Sprintf("f%05d", fsm.MaxFolders-1), nil).Wait(); err != nil {
+		t.Fatalf("CREATE of the last folder allowed: %v", err)
+	}
 	wantIMAPCode(t, "CREATE past the folder limit", ic.Create("one-more", nil).Wait(), imap.ResponseCodeCannot)
 	wantIMAPCode(t, "RENAME INBOX past the folder limit", ic.Rename("INBOX", "Old", nil).Wait(), imap.ResponseCodeCannot)
 	if got, err := c.Nodes[0].Folders(ctx, user); err != nil || len(got) > fsm.MaxFolders {

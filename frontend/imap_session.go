@@ -247,10 +247,12 @@ func (s *imapSession) Create(name string, options *imap.CreateOptions) error {
 	}
 	ctx, cancel := s.callCtx()
 	defer cancel()
-	if err := s.createSuperiors(ctx, addr, n, ""); err != nil {
+	made, err := s.createSuperiors(ctx, addr, n, "", 1)
+	if err != nil {
 		return err
 	}
 	if err := s.srv.store.CreateFolder(ctx, addr, n, use); err != nil {
+		s.undoSuperiors(addr, made, err)
 		return s.storeError("create", err, imap.ResponseCodeNonExistent)
 	}
 	return nil
@@ -264,36 +266,104 @@ func (s *imapSession) Create(name string, options *imap.CreateOptions) error {
 // "Archives" that could not be opened, renamed or deleted. A superior
 // another session creates meanwhile is no error. Nothing is created when
 // n exists, or when from (a RENAME's source) does not: the command then
-// fails and changes nothing.
-func (s *imapSession) createSuperiors(ctx context.Context, addr, n, from string) error {
+// fails and changes nothing. Nor is anything created when the superiors
+// and adds more folders (the one a CREATE makes) would pass
+// node.MaxFolders: the command is refused as the store would refuse its
+// last folder. It returns the names it made, which the caller takes back
+// if its own step fails (undoSuperiors); if one of them fails, it takes
+// back those before it itself.
+func (s *imapSession) createSuperiors(ctx context.Context, addr, n, from string, adds int) ([]string, error) {
 	if !strings.ContainsRune(n, imapDelim) {
-		return nil
+		return nil, nil
 	}
 	folders, err := s.srv.store.Folders(ctx, addr)
 	if err != nil {
-		return s.storeError("create", err, imap.ResponseCodeNonExistent)
+		return nil, s.storeError("create", err, imap.ResponseCodeNonExistent)
 	}
 	have := make(map[string]bool, len(folders))
 	for _, f := range folders {
 		have[f.Name] = true
 	}
 	if have[n] || (from != "" && !have[from]) {
-		return nil
+		return nil, nil
 	}
+	missing := imapMissingSuperiors(n, have)
+	if len(folders)+len(missing)+adds > node.MaxFolders {
+		err := fmt.Errorf("%w: %s and its superiors would pass the limit of %d folders", node.ErrInvalidArgument, n, node.MaxFolders)
+		return nil, s.storeError("create", err, imap.ResponseCodeNonExistent)
+	}
+	var made []string
+	for _, parent := range missing {
+		err := s.srv.store.CreateFolder(ctx, addr, parent, "")
+		if err != nil && !errors.Is(err, node.ErrFolderExists) {
+			s.undoSuperiors(addr, made, err)
+			return nil, s.storeError("create", err, imap.ResponseCodeNonExistent)
+		}
+		if err == nil {
+			made = append(made, parent)
+		}
+	}
+	return made, nil
+}
+
+// imapMissingSuperiors lists the superior names of n that have does not
+// hold, shallowest first; INBOX always exists.
+func imapMissingSuperiors(n string, have map[string]bool) []string {
+	var missing []string
 	for i := range len(n) {
 		if n[i] != imapDelim {
 			continue
 		}
-		parent := n[:i]
-		if have[parent] || strings.EqualFold(parent, "INBOX") {
-			continue
-		}
-		err := s.srv.store.CreateFolder(ctx, addr, parent, "")
-		if err != nil && !errors.Is(err, node.ErrFolderExists) {
-			return s.storeError("create", err, imap.ResponseCodeNonExistent)
+		if parent := n[:i]; !have[parent] && !strings.EqualFold(parent, "INBOX") {
+			missing = append(missing, parent)
 		}
 	}
-	return nil
+	return missing
+}
+
+// undoSuperiors takes back the superior names a CREATE or RENAME made,
+// deepest first, once its own step failed with why: the command fails,
+// so it must change nothing. One that exists because of why is kept
+// (the name was created meanwhile, by another session or by a commit
+// whose answer was lost: the superiors are then its own). So is one that
+// has since got a message or a child of another session's: deleting it
+// would take those along, or leave a child without its parent. Any
+// failure here is logged, and what is left stays.
+func (s *imapSession) undoSuperiors(addr string, made []string, why error) {
+	if len(made) == 0 || errors.Is(why, node.ErrFolderExists) {
+		return
+	}
+	ctx, cancel := s.callCtx()
+	defer cancel()
+	folders, err := s.srv.store.Folders(ctx, addr)
+	if err != nil {
+		s.log.Warn("imap: superior names of a failed command left", "folders", made, "err", err)
+		return
+	}
+	live := make(map[string]node.Folder, len(folders))
+	for _, f := range folders {
+		live[f.Name] = f
+	}
+	for _, name := range slices.Backward(made) {
+		if f, ok := live[name]; !ok || f.Messages > 0 || imapHasChild(live, name) {
+			continue
+		}
+		if err := s.srv.store.DeleteFolder(ctx, addr, name); err != nil {
+			s.log.Warn("imap: superior name of a failed command left", "folder", name, "err", err)
+			return
+		}
+		delete(live, name)
+	}
+}
+
+// imapHasChild reports whether live holds a folder below name.
+func imapHasChild(live map[string]node.Folder, name string) bool {
+	for n := range live {
+		if strings.HasPrefix(n, name+string(imapDelim)) {
+			return true
+		}
+	}
+	return false
 }
 
 // Delete deletes a folder and its messages; its children stay (RFC 9051
@@ -349,12 +419,18 @@ func (s *imapSession) Rename(from, to string, _ *imap.RenameOptions) error {
 	if t == f || t == "INBOX" {
 		return s.renameOntoItself(ctx, addr, f)
 	}
+	var made []string
 	if !strings.HasPrefix(t, f+"/") { // within itself the store refuses it
-		if err := s.createSuperiors(ctx, addr, t, f); err != nil {
+		adds := 0
+		if f == "INBOX" {
+			adds = 1 // INBOX stays: its messages move to a new folder
+		}
+		if made, err = s.createSuperiors(ctx, addr, t, f, adds); err != nil {
 			return err
 		}
 	}
 	if err := s.srv.store.RenameFolder(ctx, addr, f, t); err != nil {
+		s.undoSuperiors(addr, made, err)
 		return s.storeError("rename", err, imap.ResponseCodeNonExistent)
 	}
 	if sel := s.sel; sel != nil && f != "INBOX" {

@@ -67,6 +67,9 @@ const (
 // machine takes (ErrInvalidArgument beyond).
 const MaxFolderName = fsm.MaxFolderName
 
+// MaxFolders is the most folders a mailbox holds, INBOX included.
+const MaxFolders = fsm.MaxFolders
+
 // MaxMessageFlags is the most flags one message holds, and one StoreFlags
 // or Append names (the state machine refuses more, ErrInvalidArgument).
 const MaxMessageFlags = fsm.MaxFlags
