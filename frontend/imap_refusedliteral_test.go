@@ -82,3 +82,29 @@ func TestIMAPRefusedCommandLiteralBounded(t *testing.T) {
 	r = dialIMAPRaw(t, addr, box)
 	r.want(`LIST "" Archive`, "* LIST", "Archive")
 }
+
+// TestIMAPTakenLiteralsPassUnseen: non-synchronizing literals that the
+// library takes (LOGIN's, SELECT's, SEARCH's, several in one command,
+// commands pipelined behind them) reach it whole, and the client never
+// sees the "+" the library sends for each.
+func TestIMAPTakenLiteralsPassUnseen(t *testing.T) {
+	addr, box := collectCluster(t)
+	r := dialIMAPRaw(t, addr, "")
+	pass := imapPassword
+	r.send(fmt.Sprintf("a1 LOGIN {%d+}\r\n%s {%d+}\r\n%s\r\na2 SELECT {5+}\r\nINBOX\r\n"+
+		"a3 SEARCH SUBJECT {5+}\r\nquota FROM {1+}\r\n@\r\na4 NOOP\r\n", len(box), box, len(pass), pass))
+	for _, tag := range []string{"a1", "a2", "a3", "a4"} {
+		u, st := r.tagged(tag)
+		for _, l := range u {
+			if strings.HasPrefix(l, "+") {
+				t.Fatalf("%s: the client got %q", tag, l)
+			}
+		}
+		if !strings.HasPrefix(st, "OK") {
+			t.Fatalf("%s: %q", tag, st)
+		}
+		if tag == "a3" && (len(u) != 1 || u[0] == "* SEARCH") {
+			t.Fatalf("SEARCH with literals: %q", u)
+		}
+	}
+}
