@@ -23,9 +23,9 @@ import "bytes"
 // sent is read past: the rest of the line, and every non-synchronizing
 // literal it announces (imapInput.readPast). A synchronizing one is
 // never asked for: the client has its BAD instead of "+" (RFC 9051 §7.5).
-// A message of length 0 has no last octet to hold: the library has it
-// whole before its end is seen, so it is stored, but the BAD still comes
-// at once (DESIGN.md).
+// A message of length 0 has no last octet to hold: the library hands it
+// to the session before it reads on, so the session's Append first has
+// the wire layer read on until the end is judged (judgeEmptyMessage).
 
 // errIMAPAppendNotAlone answers an APPEND whose message is followed by
 // more than its command's end (RFC 9051 §7.1: BAD, the arguments are not
@@ -120,4 +120,30 @@ func imapHeldOctets(msg bool) int64 {
 		return 1
 	}
 	return 0
+}
+
+// judgeEmptyMessage reads the client's octets on, for the session's
+// Append of a message of length 0, until what follows the message shows
+// whether the command ends there. It runs where Read would: on the
+// library's reading goroutine, inside its APPEND, which has read nothing
+// past the literal's announcement. What it reads waits in rout for the
+// library, in order.
+func (c *imapConn) judgeEmptyMessage() {
+	for c.in.msgEnd && c.rerr == nil {
+		c.wmu.Lock()
+		err := c.flushLocked() // a synchronizing literal's "+" first
+		c.wmu.Unlock()
+		if err != nil {
+			return
+		}
+		if c.hold != "" {
+			c.releaseHold()
+			continue
+		}
+		n, err := c.readRaw(c.rbuf)
+		c.scan(c.rbuf[:n])
+		if c.rerr == nil {
+			c.rerr = err
+		}
+	}
 }

@@ -55,6 +55,51 @@ func TestIMAPMultiAppendRefused(t *testing.T) {
 	}
 }
 
+// TestIMAPMultiAppendEmptyFirst: a first message of length 0 (which
+// has no last octet to hold back) followed by a second one is refused
+// too, synchronizing or not, and stores nothing; an empty message alone
+// is the store's to judge, as before.
+func TestIMAPMultiAppendEmptyFirst(t *testing.T) {
+	addr, box := collectCluster(t)
+	r := dialIMAPRaw(t, addr, box)
+	before := imapExists(t, r)
+	second := "x DELETE Archive\r\n"
+	r.ok("CREATE Archive")
+	r.send(fmt.Sprintf("a1 APPEND INBOX {0+}\r\n {%d+}\r\n%s\r\n", len(second), second))
+	if _, st := r.tagged("a1"); !strings.HasPrefix(st, "BAD") {
+		t.Fatalf("an empty message and a second: %q, want BAD", st)
+	}
+	r.send("a2 APPEND INBOX {0}\r\n")
+	if l := r.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("APPEND {0}: %q, want +", l)
+	}
+	r.send(fmt.Sprintf(" {%d}\r\n", len(second)))
+	if _, st := r.tagged("a2"); !strings.HasPrefix(st, "BAD") {
+		t.Fatalf("an empty synchronizing message and a second: %q, want BAD", st)
+	}
+	if after := imapExists(t, r); after != before {
+		t.Fatalf("%d messages, %d before: something was stored", after, before)
+	}
+	r.want(`LIST "" Archive`, "* LIST", "Archive")
+	r.send("a3 APPEND INBOX {0+}\r\n\r\n")
+	r.tagged("a3") // the store's to judge
+	r.ok("NOOP")
+}
+
+// imapExists returns the selected folder's message count, from a NOOP
+// after a fresh SELECT.
+func imapExists(t *testing.T, r *imapRaw) int {
+	t.Helper()
+	for _, l := range r.ok("SELECT INBOX") {
+		var n int
+		if _, err := fmt.Sscanf(l, "* %d EXISTS", &n); err == nil {
+			return n
+		}
+	}
+	t.Fatal("no EXISTS after SELECT")
+	return 0
+}
+
 // TestIMAPMultiAppendSynchronizing: a second message announced as a
 // synchronizing literal gets the tagged BAD instead of the "+" its
 // client waits for, at once, not at the autologout; nothing is stored.

@@ -612,6 +612,12 @@ func (s *imapSession) Append(mailbox string, r imap.LiteralReader, options *imap
 	body := &literalBody{r: r, left: r.Size()}
 	if s.raw != nil {
 		body.more = s.raw.appendMore.Load
+		if r.Size() == 0 {
+			s.raw.judgeEmptyMessage()
+			if body.more() {
+				return nil, errIMAPAppendNotAlone
+			}
+		}
 	}
 	res, err := s.srv.store.Append(ctx, addr, n, flags, options.Time, body)
 	if err != nil && body.more != nil && body.more() {
