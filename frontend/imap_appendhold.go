@@ -41,7 +41,8 @@ const (
 // end of rout announces a synchronizing one for the library, and holds
 // rest, the octets after that line, until the library answers (Read). It
 // reports false, and holds nothing, if the "+" of "{n+}" was already
-// read by the library (a line split across reads there).
+// read by the library, which passOn prevents (a line that passes through
+// unheld keeps back the start of an announcement until its end).
 func (c *imapConn) holdLiteral(rest []byte) bool {
 	c.in.holdLit = false
 	end := imapTrimEOL(c.rout[c.roff:])

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestIMAPRefusedCommandLiteralIsNotRun: a command that the library
@@ -107,4 +108,23 @@ func TestIMAPTakenLiteralsPassUnseen(t *testing.T) {
 			t.Fatalf("SEARCH with literals: %q", u)
 		}
 	}
+}
+
+// TestIMAPRefusedLongLineLiteralSplit: a refused command's line too long
+// to hold (over 8 KiB) whose literal's announcement arrives in two reads,
+// "{18+" then "}", still has its literal read past: the start of the
+// announcement waits for its end.
+func TestIMAPRefusedLongLineLiteralSplit(t *testing.T) {
+	addr, box := collectCluster(t)
+	r := dialIMAPRaw(t, addr, box)
+	r.ok("CREATE Archive")
+	lit := "x DELETE Archive\r\n"
+	r.send(fmt.Sprintf("a1 XFOO %s {%d+", strings.Repeat("y", 9000), len(lit)))
+	time.Sleep(200 * time.Millisecond) // a read of its own
+	r.send("}\r\n" + lit + "\r\n")
+	if _, st := r.tagged("a1"); strings.HasPrefix(st, "OK") {
+		t.Fatalf("XFOO: %q, want a refusal", st)
+	}
+	r.ok("NOOP")
+	r.want(`LIST "" Archive`, "* LIST", "Archive")
 }

@@ -61,9 +61,12 @@ type imapInput struct {
 	cont bool   // the current line continues a command after a literal
 	pass bool   // the current line is passing through unheld
 	line []byte // the held part of the current command line
-	tail []byte // the last octets of a line passing through
-	tag  []byte // the current command's tag
-	name []byte // and its name, upper-cased; empty for a line that is no command
+	// carry: the end of a line passing through unheld that may begin a
+	// literal's announcement, kept back until the line goes on (passOn).
+	carry []byte
+	tail  []byte // the last octets of a line passing through
+	tag   []byte // the current command's tag
+	name  []byte // and its name, upper-cased; empty for a line that is no command
 	// tooBig: the line just ended announces a literal the library would
 	// refuse without answering (imapLiteralLimit); next returns there.
 	tooBig bool
@@ -224,11 +227,11 @@ func (in *imapInput) next(b, out []byte) (rest, outNew, line []byte) {
 				in.noteTag(append(in.line, seg[:min(len(seg), 64)]...))
 			}
 			in.pass = true
-			out = append(out, in.line...)
+			in.carry = append(in.carry[:0], in.line...)
 			in.tail = appendTail(in.tail[:0], in.line)
 			in.line = in.line[:0]
 		}
-		out = append(out, seg...)
+		out = in.passOn(out, seg, complete)
 		in.tail = appendTail(in.tail, seg)
 		if complete {
 			in.endLine(in.tail)
@@ -240,6 +243,45 @@ func (in *imapInput) next(b, out []byte) (rest, outNew, line []byte) {
 		}
 	}
 	return b, out, nil
+}
+
+// passOn appends seg, part of a line passing through unheld, to out,
+// but for an end that may be the start of a literal's announcement
+// ("{12", "{12+"), kept in carry until the line goes on: the
+// announcement reaches the library whole, in one read, so that the "+"
+// of "{n+}" can still be taken out of it (imap_appendhold.go).
+func (in *imapInput) passOn(out, seg []byte, complete bool) []byte {
+	in.carry = append(in.carry, seg...)
+	k := len(in.carry)
+	if !complete {
+		k = imapAnnouncementStart(in.carry)
+	}
+	out = append(out, in.carry[:k]...)
+	in.carry = in.carry[:copy(in.carry, in.carry[k:])]
+	return out
+}
+
+// imapAnnouncementStart returns where a literal's announcement may begin
+// in the last 32 octets of b (as much as appendTail keeps to find one),
+// or len(b): a "{" followed by nothing but what may come before the
+// line's end of "{digits[+]}".
+func imapAnnouncementStart(b []byte) int {
+	from := max(len(b)-32, 0)
+	open := bytes.LastIndexByte(b[from:], '{')
+	if open < 0 {
+		return len(b)
+	}
+	open += from
+	rest := b[open+1:]
+	rest = bytes.TrimLeft(rest, "0123456789")
+	rest = bytes.TrimPrefix(rest, []byte("+"))
+	rest = bytes.TrimPrefix(rest, []byte("}"))
+	rest = bytes.TrimPrefix(rest, []byte(" "))
+	rest = bytes.TrimPrefix(rest, []byte("\r"))
+	if len(rest) > 0 {
+		return len(b)
+	}
+	return open
 }
 
 // nextSegment returns the start of b up to the end of the literal in
