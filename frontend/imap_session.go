@@ -268,8 +268,8 @@ func (s *imapSession) Create(name string, options *imap.CreateOptions) error {
 // n exists, or when from (a RENAME's source) does not: the command then
 // fails and changes nothing. Nor is anything created when the superiors
 // and adds more folders (the one a CREATE makes) would pass
-// node.MaxFolders: the command is refused as the store would refuse its
-// last folder. It returns the names it made, which the caller takes back
+// node.MaxFolders: the command is refused with CANNOT, as the store
+// refuses a folder past it. It returns the names it made, which the caller takes back
 // if its own step fails (undoSuperiors); if one of them fails, it takes
 // back those before it itself.
 func (s *imapSession) createSuperiors(ctx context.Context, addr, n, from string, adds int) ([]string, error) {
@@ -289,8 +289,7 @@ func (s *imapSession) createSuperiors(ctx context.Context, addr, n, from string,
 	}
 	missing := imapMissingSuperiors(n, have)
 	if len(folders)+len(missing)+adds > node.MaxFolders {
-		err := fmt.Errorf("%w: %s and its superiors would pass the limit of %d folders", node.ErrInvalidArgument, n, node.MaxFolders)
-		return nil, s.storeError("create", err, imap.ResponseCodeNonExistent)
+		return nil, imapNo(imap.ResponseCodeCannot, fmt.Sprintf("Not allowed: a mailbox holds at most %d folders", node.MaxFolders))
 	}
 	var made []string
 	for _, parent := range missing {

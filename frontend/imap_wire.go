@@ -35,13 +35,19 @@ import (
 //     limit, or a literal of any other command), held back until the
 //     library has taken what comes before it, and read past if it
 //     refused the command first (imap_appendhold.go).
+//   - An APPEND message followed by more than its command's end
+//     (MULTIAPPEND, CATENATE), which the library would store and leave
+//     unanswered: its last octet waits until what follows is seen, and
+//     the command gets BAD with nothing stored (imap_appendend.go).
 //
 // Invariants: at most one command line (imapHoldLine octets) is held;
 // literal data passes through by count, never scanned, except the
 // literals of ID and QUOTA, which never reach the library (an ID or QUOTA
 // command is read whole, at most imapHoldLine octets of arguments kept:
-// imap_collect.go); a line that is too long to hold passes through
-// unchanged.
+// imap_collect.go), and an APPEND message's last octet, held until the
+// octets after it are judged; a line that is too long to hold passes
+// through unchanged, but for an end that may start a literal's
+// announcement, held until the line goes on (passOn).
 
 // imapHoldLine bounds a held line, in either direction. A command line
 // longer than this is never ID or STARTTLS; a response line longer than
