@@ -116,8 +116,15 @@ const (
 	// NFC (localpart.go); a new domain, or a new name's, must be given in
 	// ASCII. No command gains a field.
 	EncodingJSON13 = 13
+	// EncodingJSON14 changes apply under a cluster setting of 14 or more
+	// (gates.go): a clear of a mailbox's being-removed mark that names no
+	// removal ends only the hold of no known owner, not the holds of
+	// removals still under way (removalholds.go), and the dedupe record
+	// of a Copy keeps the UIDs it assigned, so that a repeat answers them
+	// (dedupe.go). No command gains a field.
+	EncodingJSON14 = 14
 	// NewestEncoding is the newest encoding this release reads.
-	NewestEncoding = EncodingJSON13
+	NewestEncoding = EncodingJSON14
 )
 
 // Command is a state change proposed through raft.

@@ -237,7 +237,8 @@ type MailboxUpdate struct {
 	// Remover names the removal that sets or releases its hold on the
 	// mark, from command encoding 12 (removalholds.go): the mark stays
 	// while any removal holds it. With Removing false and no Remover
-	// the whole mark is cleared, as below 12. Taken only with Removing,
+	// the whole mark is cleared, as below 12; from command encoding 14
+	// only the hold of no known owner is. Taken only with Removing,
 	// from an entry written in EncodingJSON12 or later, at most
 	// MaxRemoverLen bytes.
 	Remover string `json:"remover,omitempty"`

@@ -22,6 +22,13 @@ const gatedEncoding12 = EncodingJSON12
 // Named once, as gatedEncoding is.
 const gatedEncoding13 = EncodingJSON13
 
+// gatedEncoding14 is the cluster setting from which apply follows the
+// rules of EncodingJSON14: a clear of the being-removed mark that names
+// no removal ends only the hold of no known owner (removalholds.go),
+// and a Copy's dedupe record keeps the UIDs it assigned (dedupe.go).
+// Named once, as gatedEncoding is.
+const gatedEncoding14 = EncodingJSON14
+
 // gated reports whether the cluster's setting, as this entry sees it, is
 // at gatedEncoding or more. The setting is replicated state, so every
 // replica decides alike; a release that does not know gatedEncoding
@@ -34,6 +41,9 @@ func gated12(tx *txn) (bool, error) { return gatedAt(tx, gatedEncoding12) }
 
 // gated13 is gated for the rules of gatedEncoding13.
 func gated13(tx *txn) (bool, error) { return gatedAt(tx, gatedEncoding13) }
+
+// gated14 is gated for the rules of gatedEncoding14.
+func gated14(tx *txn) (bool, error) { return gatedAt(tx, gatedEncoding14) }
 
 // gatedAt reports whether the cluster's setting, as this entry sees it,
 // is at enc or more.

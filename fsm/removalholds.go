@@ -22,7 +22,16 @@ import (
 // A mark with no holds (set below 12, or before the raise) and one set
 // by an update that names no remover are held by the empty remover,
 // which no removal releases by name: only a clear that names no remover
-// (the whole mark, as below 12) or the mailbox's removal ends it. The
+// or the mailbox's removal ends it. At 12 and 13 such a clear ends the
+// whole mark, the holds of removals still under way with it; from 14 it
+// ends the hold of no known owner alone, as a named release ends its
+// own. A removal refused at its end (a forward now keeps copies) then
+// ends only its own hold, and another removal still emptying the
+// mailbox keeps the mark until it meets the refusal too: clearing the
+// whole mark let in mail (answered 250) that the other removal's last,
+// open-ended piece then expunged. A hold left by a removal whose node
+// died stays from 14 when a removal is then refused, until the
+// mailbox's removal ends it. The
 // holds go with the mailbox (MailboxRemove), as the mark does. They are
 // keys of the state, so snapshots and state digests (cluster
 // check-state) carry them as they carry every key.
@@ -63,7 +72,8 @@ func (c *MailboxUpdate) checkRemover(a Address) error {
 }
 
 // applyHolds sets or releases the update's hold on mb's mark, under the
-// rules of encoding 12, and sets mb.Removing to whether any hold is left.
+// rules of encoding 12 (and, for a clear naming no remover, 14), and
+// sets mb.Removing to whether any hold is left.
 func (c *MailboxUpdate) applyHolds(tx *txn, a Address, mb *Mailbox) error {
 	p := removalHoldPrefix(a)
 	n, err := tx.count(p, MaxRemovalHolds)
@@ -91,10 +101,20 @@ func (c *MailboxUpdate) applyHolds(tx *txn, a Address, mb *Mailbox) error {
 		}
 		n = max(n, 1)
 	case c.remover() == "":
-		if err := delRemovalHolds(tx, a); err != nil { // the whole mark
+		own, err := gated14(tx)
+		if err != nil {
 			return err
 		}
-		n = 0
+		if !own { // below 14: the whole mark
+			if err := delRemovalHolds(tx, a); err != nil {
+				return err
+			}
+			n = 0
+			break
+		}
+		// From 14: the hold of no known owner alone (key), as a named
+		// release ends its own.
+		fallthrough
 	default:
 		if err := tx.del(key); err != nil {
 			return err
