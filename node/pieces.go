@@ -150,7 +150,9 @@ func (n *Node) emptyFolder(ctx context.Context, addr, name string, all bool) err
 // one that set it clears it when it fails, even while another runs on.
 // From 12 every removal holds the mark under a name of its own
 // (fsm.MailboxUpdate.Remover), found set or not, and a failure releases
-// only its own hold: the mark stays while any removal holds it.
+// only its own hold: the mark stays while any removal holds it. A
+// refusal at the end (a forward keeps copies) clears the whole mark
+// below 14, and from 14 ends only this removal's hold (unmarkRefused).
 func (n *Node) RemoveMailbox(ctx context.Context, addr string) (any, error) {
 	if err := n.readBarrier(ctx); err != nil {
 		return nil, err
@@ -179,9 +181,7 @@ func (n *Node) RemoveMailbox(ctx context.Context, addr string) (any, error) {
 	switch {
 	case err == nil:
 	case (set || found) && errors.Is(err, fsm.ErrNotEmpty):
-		// Refused (a forward keeps copies in the mailbox): a running
-		// removal meets the refusal too, so the whole mark goes.
-		n.unmarkRemoving(ctx, addr, "", err)
+		n.unmarkRefused(ctx, addr, remover, found, err)
 	case set:
 		// Only this removal's own: clearing a mark found (below 12) or
 		// another's hold (from 12) for a failure of this removal's own
@@ -190,6 +190,33 @@ func (n *Node) RemoveMailbox(ctx context.Context, addr string) (any, error) {
 		n.unmarkRemoving(ctx, addr, remover, err)
 	}
 	return v, err
+}
+
+// unmarkRefused takes back the mark of a removal refused at its end (a
+// forward keeps copies in the mailbox, cause), which a running removal
+// meets too. Below command encoding 14 the whole mark goes, holds of
+// removals still emptying the mailbox included: mail taken then would
+// fall in such a removal's last, open-ended piece and be expunged. From
+// 14 this removal ends its own hold (remover, when it set one) and,
+// when it found the mark, a hold of no known owner (a clear naming
+// none, which from 14 ends only that one: fsm.MailboxUpdate.Remover);
+// another removal ends its own when it meets the refusal, and the mark
+// goes with the last hold.
+func (n *Node) unmarkRefused(ctx context.Context, addr, remover string, found bool, cause error) {
+	if !n.encodingAtLeast(fsm.EncodingJSON14) {
+		n.unmarkRemoving(ctx, addr, "", cause)
+		if remover == "" || !n.encodingAtLeast(fsm.EncodingJSON14) {
+			return
+		}
+		// Raised to 14 before that clear applied: it left this
+		// removal's own hold.
+	}
+	if remover != "" {
+		n.unmarkRemoving(ctx, addr, remover, cause)
+	}
+	if found {
+		n.unmarkRemoving(ctx, addr, "", cause)
+	}
 }
 
 // removeInPieces empties each folder of addr in pieces (with empty),
