@@ -21,8 +21,9 @@ import (
 //
 // Expiry is deterministic: each remembered delivery drops the records that
 // fell out of the window, in index order. A Copy with an ID (EncodingJSON8)
-// is remembered the same way, with an empty result; the node gives copy
-// IDs a prefix of their own, so they never meet a delivery's.
+// is remembered the same way, with an empty result (from encoding 14 with
+// the UIDs it gave, copyrecord.go); the node gives copy IDs a prefix of
+// their own, so they never meet a delivery's.
 const dedupeWindow = 200000
 
 func dedupeKey(id string) []byte { return []byte("x\x00" + id) }
@@ -51,8 +52,14 @@ func rememberDelivery(tx *txn, id string, res DeliverResult) error {
 	if id == "" {
 		return nil
 	}
+	return remember(tx, id, res)
+}
+
+// remember records rec under id (a delivery's result, or a copy's
+// record, copyrecord.go) and expires records older than the window.
+func remember(tx *txn, id string, rec any) error {
 	tx.ids.add(tx.index, id) // before the record: the set holds every stored ID
-	if err := tx.put(dedupeKey(id), res); err != nil {
+	if err := tx.put(dedupeKey(id), rec); err != nil {
 		return err
 	}
 	if err := tx.b.Set(dedupeOrderKey(tx.index, id), nil, nil); err != nil {

@@ -200,7 +200,8 @@ type Copy struct {
 	// ID, if set, names this copy as a delivery ID names a delivery
 	// (dedupe.go): a proposer that lost track of the commit proposes it
 	// again with the same ID, and the repeat copies nothing and answers
-	// an empty result. Without it, the retry a client makes after a
+	// an empty result (from command encoding 14 the UIDs the first gave,
+	// copyrecord.go). Without it, the retry a client makes after a
 	// failed COPY would copy the messages twice (RFC 9051 §6.4.7: a
 	// failed COPY leaves the destination unchanged).
 	ID string `json:"id,omitempty"`
@@ -227,8 +228,8 @@ type CopyResult struct {
 func (*Copy) Type() CmdType { return CmdCopy }
 
 func (c *Copy) apply(tx *txn) (any, error) {
-	if _, repeat, err := seenDelivery(tx, c.ID); err != nil || repeat {
-		return CopyResult{Src: []uint32{}, Dst: []uint32{}}, err
+	if prev, repeat, err := seenCopy(tx, c.ID); err != nil || repeat {
+		return prev, err
 	}
 	a, mb, src, msgs, err := loadRanges(tx, c.Mailbox, c.From, c.UIDs, c.Expect)
 	if err != nil {
@@ -243,7 +244,7 @@ func (c *Copy) apply(tx *txn) (any, error) {
 	}
 	res := CopyResult{UIDValidity: dst.UIDValidity, Src: []uint32{}, Dst: []uint32{}}
 	if len(msgs) == 0 {
-		return res, rememberDelivery(tx, c.ID, DeliverResult{})
+		return res, rememberCopy(tx, c.ID, res)
 	}
 	var added int64
 	for _, m := range msgs {
@@ -273,7 +274,7 @@ func (c *Copy) apply(tx *txn) (any, error) {
 	if err := tx.put(mailboxKey(a), mb); err != nil {
 		return nil, err
 	}
-	return res, rememberDelivery(tx, c.ID, DeliverResult{})
+	return res, rememberCopy(tx, c.ID, res)
 }
 
 // copyInto adds msgs to folder dst at new UIDs, with a body reference
