@@ -313,9 +313,10 @@ func (n *Node) movePieces(ctx context.Context, addr, src, dst string, ps [][]fsm
 	known := true // every piece answered its UIDs
 	for _, rs := range ps {
 		res, err := n.copyOnce(ctx, &fsm.Copy{Mailbox: addr, From: src, To: dst, UIDs: rs, Move: true, Expect: check})
-		// A repeat answers no UIDVALIDITY (a piece that found its
-		// messages expunged answers its destination's, and its empty
-		// UIDs are known). A destination deleted and made again between
+		// A repeat answers no UIDVALIDITY below command encoding 14
+		// (from 14 the first commit's, with its UIDs); a piece that
+		// found its messages expunged answers its destination's, and
+		// its empty UIDs are known. A destination deleted and made again between
 		// two pieces has a new UIDVALIDITY: the UIDs before and after
 		// are of two folders, and one COPYUID cannot name both (RFC 4315
 		// §3).
@@ -327,8 +328,8 @@ func (n *Node) movePieces(ctx context.Context, addr, src, dst string, ps [][]fsm
 		}
 	}
 	if !known && len(ps) > 1 {
-		// A piece repeated after a leader change cannot say which UIDs
-		// it gave, nor one that went to a replaced destination which
+		// A piece repeated after a leader change below 14 cannot say
+		// which UIDs it gave, nor one that went to a replaced destination which
 		// folder they are in: a COPYUID would pair the wrong ones.
 		out.SrcUIDs, out.DstUIDs = nil, nil
 	}
@@ -342,9 +343,10 @@ func (n *Node) copyOnce(ctx context.Context, cmd *fsm.Copy) (fsm.CopyResult, err
 		return res, n.applyAccess(ctx, cmd, &res)
 	}
 	// Named, so that a commit whose outcome a leader change hid is
-	// proposed again without copying twice: the client then gets its OK
-	// (without COPYUID, which the repeat cannot know), not a NO it would
-	// answer by copying again.
+	// proposed again without copying twice: the client then gets its OK,
+	// not a NO it would answer by copying again. Below command encoding
+	// 14 the OK has no COPYUID, which the repeat cannot know; from 14 the
+	// repeat answers the UIDs the commit gave (fsm.Copy.ID).
 	cmd.ID = "copy-" + deliveryID()
 	var v any
 	err := n.untilKnown(ctx, "copy", cmd.ID, func(ctx context.Context) (err error) {

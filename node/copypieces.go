@@ -55,7 +55,9 @@ func (n *Node) copyPieces(ctx context.Context, addr, src, dst string, ps [][]fsm
 		}
 		done = append(done, res)
 		// A repeat (after a leader change hid a commit) answers no
-		// UIDVALIDITY, so it cannot say which folder it copied to.
+		// UIDVALIDITY below command encoding 14 (from 14 the first
+		// commit's, fsm.MaxCopyRecordMessages at most), so it cannot
+		// say which folder it copied to.
 		if res.UIDValidity != 0 && res.UIDValidity != to.UIDValidity {
 			return fail(fmt.Errorf("%w: folder %s was deleted and created again during the copy", ErrUnavailable, dst))
 		}
@@ -63,8 +65,9 @@ func (n *Node) copyPieces(ctx context.Context, addr, src, dst string, ps [][]fsm
 	out := CopyResult{UIDValidity: to.UIDValidity}
 	for _, res := range done {
 		if res.UIDValidity == 0 {
-			// A repeat cannot say which UIDs it gave: a COPYUID would
-			// leave its messages out of the pairs (RFC 4315 §3).
+			// A repeat that kept no UIDs (below 14) cannot say which it
+			// gave: a COPYUID would leave its messages out of the pairs
+			// (RFC 4315 §3).
 			return CopyResult{UIDValidity: to.UIDValidity}, nil
 		}
 		out.SrcUIDs, out.DstUIDs = append(out.SrcUIDs, res.Src...), append(out.DstUIDs, res.Dst...)
@@ -90,9 +93,12 @@ func (n *Node) copyPiece(ctx context.Context, cmd *fsm.Copy) (fsm.CopyResult, er
 // by its ID and UIDVALIDITY: the destination as the COPY found it, also
 // if renamed since, or the folder that replaced it; one deleted since
 // took its copies with it. Another session may see the copies before
-// they go (EXISTS, then EXPUNGE). What cannot be undone is logged: the
-// copies of a piece whose commit a leader change hid (its repeat
-// answers no UIDs), and all of them if the cluster stays unavailable.
+// they go (EXISTS, then EXPUNGE). A piece whose commit a leader change
+// hid is undone as any other from command encoding 14, where its repeat
+// answers the UIDs the commit gave. What cannot be undone is logged:
+// the copies of such a piece below 14 (its repeat answers no UIDs) or
+// past fsm.MaxCopyRecordMessages, and all of them if the cluster stays
+// unavailable.
 func (n *Node) undoCopy(ctx context.Context, addr, dst string, to Folder, done []fsm.CopyResult, cause error) {
 	if len(done) == 0 {
 		return
@@ -110,7 +116,7 @@ func (n *Node) undoCopy(ctx context.Context, addr, dst string, to Folder, done [
 	}
 	var errs []error
 	if unknown > 0 {
-		errs = append(errs, fmt.Errorf("%d pieces were committed by a repeat after a leader change, which answers no UIDs", unknown))
+		errs = append(errs, fmt.Errorf("%d pieces were committed by a repeat after a leader change, which answers no UIDs (below command encoding 14, or past %d messages)", unknown, fsm.MaxCopyRecordMessages))
 	}
 	if len(byFolder) > 0 {
 		errs = append(errs, n.expungeCopies(ctx, addr, dst, to, byFolder))
