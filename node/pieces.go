@@ -257,7 +257,7 @@ func (n *Node) unmarkRemoving(ctx context.Context, addr, remover string, cause e
 	defer cancel()
 	err := n.markRemoving(ctx, addr, false, remover)
 	switch {
-	case err == nil && remover != "" && markedRemoving(n.state, addr):
+	case err == nil && markedRemoving(n.state, addr): // from 14 a clear naming none may leave holds too
 		n.log.Info("mailbox removal stopped part way; the mark stays, held by another removal", "mailbox", addr, "err", cause)
 	case err == nil:
 		n.log.Info("mailbox removal stopped part way; mail to it is accepted again", "mailbox", addr, "err", cause)

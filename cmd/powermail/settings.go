@@ -82,7 +82,7 @@ func newSettingsCmd(cl *clientFlags) *cobra.Command {
 	}
 	set.Flags().IntVar(&r, "replicas", 0, "copies of each message body")
 	set.Flags().IntVar(&w, "write-quorum", 0, "durable copies before acknowledging")
-	set.Flags().IntVar(&enc, "command-encoding", 0, "newest raft command encoding to write (1 JSON, 2 binary, 3 binary and DSN parameters, 4 folder checks and this release's apply rules, 5 sealed cluster links, 6 forward replace, 7 forward loop checks through catch-alls and sub-addresses, 8 COPY once, 9 cluster check-state, 10 mail refused while mailbox rm empties a mailbox, 11 forward chain depth, merged settings updates and the UID limit, 12 queue retries kept and removal marks held per removal, 13 checked and NFC names; 4 and up are not lowered again)")
+	set.Flags().IntVar(&enc, "command-encoding", 0, "newest raft command encoding to write (1 JSON, 2 binary, 3 binary and DSN parameters, 4 folder checks and this release's apply rules, 5 sealed cluster links, 6 forward replace, 7 forward loop checks through catch-alls and sub-addresses, 8 COPY once, 9 cluster check-state, 10 mail refused while mailbox rm empties a mailbox, 11 forward chain depth, merged settings updates and the UID limit, 12 queue retries kept and removal marks held per removal, 13 checked and NFC names, 14 a refused mailbox rm ends only its own hold on the mark and a repeated COPY piece answers its UIDs; 4 and up are not lowered again)")
 	set.Flags().BoolVar(&force, "force", false, "raise the command encoding even if a node does not answer or cannot read it (that node stops until it is upgraded)")
 	set.Flags().IntVar(&voters, "max-voters", 0, "raft voters at most (odd, 1 to 9; 0 for no cap; needs command encoding 3)")
 	cmd.AddCommand(set)

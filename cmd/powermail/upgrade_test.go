@@ -36,8 +36,9 @@ const oldRelease = "a0f7c64"
 const upgradeEnv = "POWERMAIL_UPGRADE_TEST"
 
 // upgradeTarget is the encoding the test raises the upgraded cluster
-// to: the newest this tree reads (13: new names checked and stored in
-// NFC; 12: queue retries that notices keep, removal marks held per
+// to: the newest this tree reads (14: a refused removal ends only its
+// own hold, a repeated Copy answers its UIDs; 13: new names checked and
+// stored in NFC; 12: queue retries that notices keep, removal marks held per
 // removal), which has the rules of 11 that exerciseEncoding11 uses.
 const upgradeTarget = fsm.NewestEncoding
 
