@@ -145,10 +145,16 @@ func namedExactly(tx *txn, a Address) (bool, error) {
 }
 
 // nfcAddress gives a with its local part in NFC, checked again as a
-// dot-atom: composing can change its length.
+// dot-atom: composing can change its length. A local part the table
+// refuses (checkLocalText) is given as it is: its NFC is stable only
+// for code points assigned in localUnicodeVersion (one unassigned there
+// may get a combining class later, and x/text of another version would
+// compose it otherwise), and no name stored in NFC from 13 holds one.
+// So apply (a forward's target) and lookups (Resolve, Mailbox) of every
+// node compute the same form whatever x/text it was built with.
 func nfcAddress(a Address) (Address, error) {
 	l := nfcLocal(a.Local)
-	if l == a.Local {
+	if l == a.Local || checkLocalText(a.Local) != nil {
 		return a, nil
 	}
 	l, err := normalizeLocal(l)
