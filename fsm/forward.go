@@ -163,12 +163,18 @@ func (c *ForwardAdd) checkTargets(tx *txn, src Address) ([]string, error) {
 	return out, nil
 }
 
-// localTarget is the spelling a local target is stored in: from
-// command encoding 13, a target named by a spelling under which nothing
-// is stored is put in NFC, as new names are (localpart.go), so that a
-// forward to "e\u0301@" reaches the mailbox "\u00e9@". A spelling that
-// names a mailbox or forward exactly is kept, so are remote targets: the
-// host that owns them interprets their local parts (RFC 5321 §2.4).
+// localTarget is the spelling a local target is stored in. From
+// command encoding 13 a target is stored so that the forward reaches
+// what RCPT of the same spelling reaches (State.Resolve), since a
+// forward's targets are expanded as stored: RCPT looks the spelling up,
+// then its NFC, then the sub-address base's spelling, then the base's
+// NFC (resolution.expandSpelled). So a target named exactly, or whose
+// NFC names nothing while its base is named exactly (a name stored
+// before 13 in another form), keeps its spelling; any other is put in
+// NFC, as new names are (localpart.go), so that a forward to
+// "e\u0301@" reaches the mailbox "\u00e9@". Remote targets are kept
+// as given: the host that owns them interprets their local parts (RFC
+// 5321 §2.4).
 func localTarget(tx *txn, a Address) (Address, error) {
 	if nfcLocal(a.Local) == a.Local {
 		return a, nil // nearly every target: no setting to read
@@ -179,7 +185,19 @@ func localTarget(tx *txn, a Address) (Address, error) {
 	if found, err := namedExactly(tx, a); err != nil || found {
 		return a, err
 	}
-	return nfcAddress(a)
+	n, err := nfcAddress(a)
+	if err != nil || n == a {
+		return a, err
+	}
+	if found, err := namedExactly(tx, n); err != nil || found {
+		return n, err
+	}
+	if base := subaddressBase(a.Local); base != "" {
+		if found, err := namedExactly(tx, Address{Local: base, Domain: a.Domain}); err != nil || found {
+			return a, err
+		}
+	}
+	return n, nil
 }
 
 // checkTarget refuses a local target that does not resolve or whose

@@ -1,6 +1,41 @@
 package fsm
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
+
+// A forward's local target reaches, through the forward, the mailbox
+// that RCPT of the same spelling reaches (Resolve): a decomposed
+// "é+tag@" whose base is an old decomposed mailbox is delivered there
+// by RCPT, so the forward must not store it in NFC, which would send
+// it to the NFC twin added at 13 (or to the catch-all).
+func TestForwardTargetGoesWhereRCPTGoes(t *testing.T) {
+	a := localFixture(t, EncodingJSON12)
+	a.must(&MailboxAdd{Mailboxes: []NewMailbox{{Address: nfdE + "@example.com"}}})
+	a.raiseTo(EncodingJSON13)
+	a.must(&MailboxAdd{Mailboxes: []NewMailbox{{Address: nfcE + "@example.com"}}}) // the NFC twin
+	a.must(&ForwardAdd{Address: "@example.com", Targets: []string{"catch@remote.example"}})
+	for i, target := range []string{
+		nfdE + "+tag@example.com",   // base stored decomposed: RCPT takes it
+		nfdE + "@example.com",       // stored exactly
+		"o" + nfdE + "@example.com", // nothing: the catch-all either way
+	} {
+		direct, err := a.s.Resolve(target)
+		if err != nil {
+			t.Fatalf("resolve %q: %v", target, err)
+		}
+		src := string(rune('a'+i)) + "list@example.com"
+		a.must(&ForwardAdd{Address: src, Targets: []string{target}})
+		via, err := a.s.Resolve(src)
+		if err != nil {
+			t.Fatalf("resolve %q: %v", src, err)
+		}
+		if !slices.Equal(direct.Mailboxes, via.Mailboxes) || !slices.Equal(direct.External, via.External) {
+			t.Errorf("target %+q: RCPT reaches %v %v, the forward %v %v", target, direct.Mailboxes, direct.External, via.Mailboxes, via.External)
+		}
+	}
+}
 
 // NFC is taken, in apply and in lookups, only of text the pinned table
 // lets through: x/text computes one NFC for it in every Unicode version
