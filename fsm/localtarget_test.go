@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"errors"
 	"slices"
 	"testing"
 )
@@ -62,5 +63,27 @@ func TestLocalNFCOnlyOfTextTheTablePasses(t *testing.T) {
 	}
 	if _, err := a.s.Mailbox("o" + nfdE + u + "@example.com"); err == nil {
 		t.Error("login by a refused text's other form found a mailbox")
+	}
+}
+
+// Sending as an address is judged on what RCPT of it reaches: from 13
+// RCPT of "e\u0301+tag@" takes the NFC mailbox "\u00e9+tag@" before the
+// sub-address base, so the alias "e\u0301@" (a forward stored before 13)
+// does not make its owner the sender of that other account's address.
+func TestSenderForwardsSeeWhatRCPTReaches(t *testing.T) {
+	a := localFixture(t, EncodingJSON12)
+	a.must(&MailboxAdd{Mailboxes: []NewMailbox{{Address: "amy@example.com"}}})
+	a.must(&ForwardAdd{Address: nfdE + "@example.com", Targets: []string{"amy@example.com"}})
+	a.raiseTo(EncodingJSON13)
+	a.must(&MailboxAdd{Mailboxes: []NewMailbox{{Address: nfcE + "+tag@example.com"}}})
+	res, err := a.s.Resolve(nfdE + "+tag@example.com")
+	if err != nil || !slices.Equal(res.Mailboxes, []string{nfcE + "+tag@example.com"}) {
+		t.Fatalf("RCPT: %+v, %v; want the NFC mailbox", res, err)
+	}
+	if fws, err := a.s.SenderForwards(nfdE + "+tag@example.com"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("sender forwards of another account's address: %+v, %v; want ErrNotFound", fws, err)
+	}
+	if fws, err := a.s.SenderForwards(nfdE + "+x@example.com"); err != nil || len(fws) != 1 {
+		t.Errorf("sub-address of the alias: %+v, %v; want its forward", fws, err)
 	}
 }

@@ -13,8 +13,10 @@ import (
 // when addr or its base is a mailbox (an account of its own, whatever
 // forward it also has) or when neither has a forward. A catch-all is
 // never an alias: addr must have a local part (ErrInvalid otherwise),
-// and the domain's catch-all is never read. It reads the local state
-// once, at most four keys.
+// and the domain's catch-all is never read. From command encoding 13
+// each name is read as RCPT reads it, its NFC when nothing is stored
+// under its spelling (spelledAlias). It reads the local state once, at
+// most eight keys.
 func (s *State) SenderForwards(addr string) ([]Forward, error) {
 	a, err := ParseAddress(addr)
 	if err != nil {
@@ -26,8 +28,14 @@ func (s *State) SenderForwards(addr string) ([]Forward, error) {
 		if base := subaddressBase(a.Local); base != "" {
 			names = append(names, Address{Local: base, Domain: a.Domain})
 		}
+		nfc := false
+		if nfcLocal(a.Local) != a.Local {
+			if nfc, err = s.lookupsNFC(r); err != nil {
+				return err
+			}
+		}
 		for _, n := range names {
-			fw, mailbox, err := exactAlias(r, n)
+			fw, mailbox, err := spelledAlias(r, n, nfc)
 			switch {
 			case err != nil:
 				return err
@@ -43,6 +51,23 @@ func (s *State) SenderForwards(addr string) ([]Forward, error) {
 		return nil
 	})
 	return out, err
+}
+
+// spelledAlias reads what RCPT of a reaches first (resolution's
+// expandSpelled): what is stored under its spelling and, from command
+// encoding 13 (nfc) when nothing is, under its NFC. An alias is judged
+// on the account its mail goes to: "e\u0301+tag@" is the NFC mailbox
+// "\u00e9+tag@"'s, not the alias "e\u0301@"'s.
+func spelledAlias(r pebble.Reader, a Address, nfc bool) (*Forward, bool, error) {
+	fw, mailbox, err := exactAlias(r, a)
+	if err != nil || fw != nil || mailbox || !nfc {
+		return fw, mailbox, err
+	}
+	n, err := nfcAddress(a)
+	if err != nil || n == a {
+		return nil, false, nil
+	}
+	return exactAlias(r, n)
 }
 
 // exactAlias reads what is stored under exactly a: whether it is a
