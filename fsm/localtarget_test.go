@@ -87,3 +87,26 @@ func TestSenderForwardsSeeWhatRCPTReaches(t *testing.T) {
 		t.Errorf("sub-address of the alias: %+v, %v; want its forward", fws, err)
 	}
 }
+
+// A login (State.Mailbox) by a spelling finds the NFC mailbox only
+// where RCPT of it would, and where MailboxAdd would take that mailbox
+// for it: not when a forward is stored under the spelling itself (an
+// alias made before 13), whose mail goes to the alias's targets.
+func TestMailboxLookupStopsAtAForwardOfItsSpelling(t *testing.T) {
+	a := localFixture(t, EncodingJSON12)
+	a.must(&MailboxAdd{Mailboxes: []NewMailbox{{Address: "amy@example.com"}}})
+	a.must(&ForwardAdd{Address: nfdE + "@example.com", Targets: []string{"amy@example.com"}})
+	a.raiseTo(EncodingJSON13)
+	a.must(&MailboxAdd{Mailboxes: []NewMailbox{{Address: nfcE + "@example.com"}}})
+	if res, err := a.s.Resolve(nfdE + "@example.com"); err != nil || !slices.Equal(res.Mailboxes, []string{"amy@example.com"}) {
+		t.Fatalf("RCPT: %+v, %v; want the alias's target", res, err)
+	}
+	if mb, err := a.s.Mailbox(nfdE + "@example.com"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("login by the alias's spelling: %q, %v; want ErrNotFound", mb.Address, err)
+	}
+	// Apply makes that spelling a mailbox beside its forward, as before.
+	a.must(&MailboxAdd{Mailboxes: []NewMailbox{{Address: nfdE + "@example.com"}}})
+	if mb, err := a.s.Mailbox(nfdE + "@example.com"); err != nil || mb.Address != nfdE+"@example.com" {
+		t.Errorf("mailbox beside the old forward: %q, %v", mb.Address, err)
+	}
+}

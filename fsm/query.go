@@ -96,13 +96,19 @@ func (s *State) Mailbox(addr string) (Mailbox, error) {
 }
 
 // mailboxNFC reads into out the mailbox stored under the NFC of a, when
-// it differs and lookups try it (lookupsNFC).
+// it differs and lookups try it (lookupsNFC), and no forward is stored
+// under a itself: RCPT of a then goes to the forward's targets
+// (resolution.expandSpelled), and MailboxAdd of a would make a mailbox
+// of that spelling beside it (newName), so the NFC mailbox is not a's.
 func (s *State) mailboxNFC(r pebble.Reader, a Address, out *Mailbox) (Address, bool, error) {
 	n, err := nfcAddress(a)
 	if err != nil || n == a {
 		return a, false, nil
 	}
 	if on, err := s.lookupsNFC(r); err != nil || !on {
+		return a, false, err
+	}
+	if fw, err := hasKey(r, forwardKey(a)); err != nil || fw {
 		return a, false, err
 	}
 	found, err := getJSON(r, mailboxKey(n), out)
