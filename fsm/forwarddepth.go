@@ -117,6 +117,18 @@ func landingOn(r pebble.Reader, idx *indexReader, x string) ([]string, error) {
 			return out, nil // a sub-address is no address's base
 		}
 	}
+	through, err := landingThrough(r, idx, domain, local)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, through...), nil
+}
+
+// landingThrough is the part of landingOn that falls through: the
+// forwards with a target that is a sub-address of domain's local (or,
+// for local "", any address of domain) and lands there because no
+// record of its own catches it.
+func landingThrough(r pebble.Reader, idx *indexReader, domain, local string) ([]string, error) {
 	scan := targetIndexPrefix + domain + "\x00" + local
 	if local != "" {
 		scan += "+"
@@ -125,6 +137,7 @@ func landingOn(r pebble.Reader, idx *indexReader, x string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	var out []string
 	for i, tl := range tls {
 		lands, err := fallsThrough(r, domain, tl, local == "")
 		if err != nil {

@@ -3,6 +3,7 @@ package fsm
 import (
 	"bytes"
 	"slices"
+	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -139,22 +140,53 @@ func sortedKeys(set map[string]bool) []string {
 	return out
 }
 
+// sourcesAfter returns the forwards' address parts of the index keys
+// under p (one target's keys: its prefix ends in "\x00") that sort after
+// the address part after, at most limit of them (0: all), in order: a
+// walk of the index from a key, so that a page of a long listing reads
+// no more than it returns.
+func (r *indexReader) sourcesAfter(p []byte, after string, limit int) ([]string, error) {
+	from := p
+	if after != "" {
+		from = append(append(slices.Clone(p), after...), 0)
+	}
+	var out []string
+	for ok := r.it.SeekGE(from); ok && bytes.HasPrefix(r.it.Key(), p) && (limit <= 0 || len(out) < limit); ok = r.it.Next() {
+		out = append(out, string(r.it.Key()[len(p):]))
+	}
+	return out, r.it.Error()
+}
+
 // forwardsToIndexed is ForwardsTo over the target index: the forwards
 // that name a exactly, and those that name a sub-address of it with no
 // record of its own (landingOn, without the catch-all: a forward to an
-// unknown address of the domain does not name a). One seek, and a read
-// of each forward listed.
-func forwardsToIndexed(r pebble.Reader, a Address, limit int) ([]Forward, error) {
+// unknown address of the domain does not name a), whose address parts
+// sort after the address part after. The exact ones are read from after
+// on, at most limit; the sub-addresses' (few, as a rule) are all looked
+// at. Then a read of each forward listed.
+func forwardsToIndexed(r pebble.Reader, a Address, after string, limit int) ([]Forward, error) {
+	if a.Local == "" {
+		return nil, nil
+	}
 	idx, err := newIndexReader(r)
 	if err != nil {
 		return nil, err
 	}
 	defer idx.close()
-	var srcs []string
-	if a.Local != "" {
-		srcs, err = landingOn(r, idx, addrPart(a))
+	x := addrPart(a)
+	srcs, err := idx.sourcesAfter([]byte(targetIndexPrefix+x+"\x00"), after, limit)
+	if err != nil {
+		return nil, err
+	}
+	if domain, local, _ := strings.Cut(x, "\x00"); strings.IndexByte(local, '+') < 0 {
+		through, err := landingThrough(r, idx, domain, local)
 		if err != nil {
 			return nil, err
+		}
+		for _, s := range through {
+			if s > after {
+				srcs = append(srcs, s)
+			}
 		}
 	}
 	set := map[string]bool{}

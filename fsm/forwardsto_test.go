@@ -135,3 +135,57 @@ func TestForwardsToReadsTheIndex(t *testing.T) {
 		t.Fatalf("forwards to bob over the index: %+v, %v", got, err)
 	}
 }
+
+// TestForwardsToAfter: a listing of the forwards that name an address
+// goes on after the last one a page gave, so that pages of any size
+// list each one once, in order, the sub-addresses' among the others.
+func TestForwardsToAfter(t *testing.T) { forwardsToCases(t, testForwardsToAfter) }
+
+func testForwardsToAfter(t *testing.T, a *applier) {
+	a.must(&DomainAdd{Name: "example.com"})
+	a.must(&DomainAdd{Name: "other.org"})
+	a.must(&MailboxAdd{Mailboxes: []NewMailbox{{Address: "bob@example.com"}}})
+	for _, src := range []string{"b@example.com", "D@example.com", "f@other.org", "@other.org", "a@other.org"} {
+		a.must(&ForwardAdd{Address: src, Targets: []string{"bob@example.com"}})
+	}
+	a.must(&ForwardAdd{Address: "c@example.com", Targets: []string{"bob+c@example.com"}}) // falls through to bob
+	a.must(&ForwardAdd{Address: "e@other.org", Targets: []string{"x@elsewhere.net"}})
+	all, err := a.s.ForwardsTo("bob@example.com", 0)
+	want := []string{"b@example.com", "c@example.com", "D@example.com", "@other.org", "a@other.org", "f@other.org"}
+	if got := forwardAddrs(all); err != nil || !slices.Equal(got, want) {
+		t.Fatalf("every forward to bob: %q, %v; want %q", got, err, want)
+	}
+	for _, size := range []int{1, 2, 4} {
+		var got []string
+		after := ""
+		for range 10 {
+			page, err := a.s.ForwardsToAfter("bob@example.com", after, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, forwardAddrs(page)...)
+			if len(page) < size {
+				break
+			}
+			after = page[len(page)-1].Address
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("pages of %d: %q; want %q", size, got, want)
+		}
+	}
+	// A key that is no forward's starts after where it would stand.
+	if page, err := a.s.ForwardsToAfter("bob@example.com", "cz@EXAMPLE.com", 2); err != nil || !slices.Equal(forwardAddrs(page), want[2:4]) {
+		t.Errorf("after cz@example.com: %q, %v; want %q", forwardAddrs(page), err, want[2:4])
+	}
+	if _, err := a.s.ForwardsToAfter("bob@example.com", "no domain", 2); err == nil {
+		t.Error("an after that is no address was accepted")
+	}
+}
+
+func forwardAddrs(fws []Forward) []string {
+	var out []string
+	for _, f := range fws {
+		out = append(out, f.Address)
+	}
+	return out
+}

@@ -221,20 +221,40 @@ func (s *State) Forwards(domain, after string, limit int) ([]Forward, error) {
 // administrator's question (what still points at a mailbox about to
 // go), not for a hot path.
 func (s *State) ForwardsTo(target string, limit int) ([]Forward, error) {
+	return s.ForwardsToAfter(target, "", limit)
+}
+
+// ForwardsToAfter is ForwardsTo from the forward after on: those whose
+// address sorts after it in key order (its domain, then its folded
+// local part), so that a listing longer than one page goes on where
+// the last page ended ("" starts at the first). after need not exist.
+func (s *State) ForwardsToAfter(target, after string, limit int) ([]Forward, error) {
 	a, err := ParseAddress(target)
 	if err != nil {
 		return nil, err
+	}
+	var from string // the address part to start after
+	if after != "" {
+		fa, err := ParseForwardSource(after)
+		if err != nil {
+			return nil, err
+		}
+		from = addrPart(fa)
 	}
 	want, at := a.Key(), []byte("@"+a.Domain) // stored targets have canonical domains
 	var out []Forward
 	err = s.view(func(r pebble.Reader) error {
 		if st, err := readSettings(r); err != nil || st.CommandEncoding >= gatedEncoding {
 			if err == nil {
-				out, err = forwardsToIndexed(r, a, limit)
+				out, err = forwardsToIndexed(r, a, from, limit)
 			}
 			return err
 		}
-		it, err := r.NewIter(&pebble.IterOptions{LowerBound: allForwardsPrefix(), UpperBound: prefixEnd(allForwardsPrefix())})
+		lower := allForwardsPrefix()
+		if from != "" {
+			lower = append(append(lower, from...), 0)
+		}
+		it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(allForwardsPrefix())})
 		if err != nil {
 			return err
 		}
