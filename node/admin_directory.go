@@ -272,12 +272,20 @@ func (n *Node) forwardRoutes(route, read routeFunc) {
 			return nil, err
 		}
 		if target := q.Get("target"); target != "" {
-			// Every domain's forwards that name target.
-			fws, err = n.state.ForwardsTo(target, lim)
+			// Every domain's forwards that name target, from after on
+			// (a forward's address: they span domains). A node before
+			// it ignored after and gave the first page again.
+			fws, err = n.state.ForwardsToAfter(target, q.Get("after"), lim)
 		} else if err = n.knownDomain(q.Get("domain")); err == nil {
 			fws, err = n.state.Forwards(q.Get("domain"), q.Get("after"), lim)
 		}
 		return mapAll(fws, func(f fsm.Forward) ForwardView { return ForwardView(f) }), err
+	})
+	// One forward, for a client to compare with what it would add. A
+	// node before it answers 405 (only DELETE took the path).
+	read("GET /v1/forwards/{address}", func(r *http.Request) (any, error) {
+		f, err := n.state.Forward(r.PathValue("address"))
+		return ForwardView(f), err
 	})
 	route("POST /v1/forwards", func(r *http.Request) (any, error) {
 		var c fsm.ForwardAdd

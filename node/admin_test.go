@@ -395,3 +395,47 @@ func TestAdminStrangersGetNoKeepAlive(t *testing.T) {
 		t.Errorf("operator's 404 closed the connection")
 	}
 }
+
+// GET /v1/forwards?target= takes after (a forward's address) and goes
+// on from there: a listing of more forwards than a page holds could
+// not be read past the first page. GET /v1/forwards/{address} shows one.
+func TestAdminForwardsToPages(t *testing.T) {
+	_, n := oneNodeWithMailboxes(t, 1)
+	tok := string(testSecret)
+	var want []string
+	for i := range 5 {
+		src := fmt.Sprintf("f%d@example.com", i)
+		mustApply(t, n, &fsm.ForwardAdd{Address: src, Targets: []string{"u0@example.com"}})
+		want = append(want, src)
+	}
+	var got []string
+	after := ""
+	for range 5 {
+		code, body := adminDo(t, n, "GET", "/v1/forwards?target=u0@example.com&limit=2&after="+after, tok, "")
+		var page []ForwardView
+		if err := json.Unmarshal([]byte(body), &page); code != 200 || err != nil {
+			t.Fatalf("after %q: %d %s", after, code, body)
+		}
+		for _, f := range page {
+			got = append(got, f.Address)
+		}
+		if len(page) < 2 {
+			break
+		}
+		after = page[len(page)-1].Address
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("pages of 2: %q; want %q", got, want)
+	}
+	if code, body := adminDo(t, n, "GET", "/v1/forwards?target=u0@example.com&after=nodomain", tok, ""); code != 400 {
+		t.Errorf("an after that is no address: %d %s", code, body)
+	}
+	code, body := adminDo(t, n, "GET", "/v1/forwards/F3@example.com", tok, "")
+	var one ForwardView
+	if err := json.Unmarshal([]byte(body), &one); code != 200 || err != nil || one.Address != "f3@example.com" || !slices.Equal(one.Targets, []string{"u0@example.com"}) {
+		t.Errorf("one forward: %d %s", code, body)
+	}
+	if code, body := adminDo(t, n, "GET", "/v1/forwards/none@example.com", tok, ""); code != 404 || !strings.Contains(body, "not_found") {
+		t.Errorf("a forward that does not exist: %d %s", code, body)
+	}
+}
