@@ -61,11 +61,12 @@ func newForwardCmd(cl *clientFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var all []node.ForwardView
 			var err error
+			cut := false
 			if target != "" {
 				if len(args) > 0 {
 					return fmt.Errorf("give a DOMAIN or --target, not both")
 				}
-				all, err = forwardsTo(cmd, cl, target)
+				all, cut, err = forwardsTo(cmd, cl, target)
 			} else {
 				all, err = perDomain[node.ForwardView](cmd, cl, args, "/v1/forwards", func(f node.ForwardView) string { return localKey(f.Address) })
 			}
@@ -75,16 +76,16 @@ func newForwardCmd(cl *clientFlags) *cobra.Command {
 			if err := emitForwards(cmd, cl, all); err != nil {
 				return err
 			}
-			if target != "" && len(all) >= maxForwardsTo {
+			if cut {
 				// Printed, and then a failure: a script that acts on
 				// every one would pass over the rest.
-				return fmt.Errorf("%w: only the first %d forwards that name %s are shown, the most the node lists (forward ls DOMAIN lists all of a domain's)",
-					ErrListCut, maxForwardsTo, target)
+				return fmt.Errorf("%w: only the first %d forwards that name %s are shown, the most a node of an earlier release lists (forward ls DOMAIN lists all of a domain's)",
+					ErrListCut, len(all), target)
 			}
 			return nil
 		},
 	}
-	ls.Flags().StringVar(&target, "target", "", "list the forwards (and catch-alls) of every domain that name this address, say before mailbox rm (below command encoding 11 reads every forward; at most 10000, and then exit 1)")
+	ls.Flags().StringVar(&target, "target", "", "list the forwards (and catch-alls) of every domain that name this address, say before mailbox rm (below command encoding 11 reads every forward; a node of an earlier release lists at most 10000, and then exit 1)")
 	cmd.AddCommand(ls)
 	return cmd
 }
@@ -107,14 +108,32 @@ func emitForwards(cmd *cobra.Command, cl *clientFlags, all []node.ForwardView) e
 	})
 }
 
-// forwardsTo lists the forwards that name target; the node answers at
-// most maxForwardsTo of them.
-func forwardsTo(cmd *cobra.Command, cl *clientFlags, target string) ([]node.ForwardView, error) {
-	all := []node.ForwardView{}
-	if err := cl.do(cmd.Context(), "GET", "/v1/forwards?target="+queryEsc(target)+"&limit="+strconv.Itoa(maxForwardsTo), nil, &all); err != nil {
-		return nil, err
+// forwardsTo lists every forward that names target, a page of
+// maxForwardsTo at a time, each page after the last one's address. A
+// node of an earlier release ignores after and answers the first page
+// again: cut then says that only that page is listed.
+func forwardsTo(cmd *cobra.Command, cl *clientFlags, target string) (all []node.ForwardView, cut bool, err error) {
+	all = []node.ForwardView{}
+	seen := map[string]bool{}
+	after := ""
+	for {
+		var page []node.ForwardView
+		path := "/v1/forwards?target=" + queryEsc(target) + "&limit=" + strconv.Itoa(maxForwardsTo) + "&after=" + queryEsc(after)
+		if err := cl.do(cmd.Context(), "GET", path, nil, &page); err != nil {
+			return nil, false, err
+		}
+		for _, f := range page {
+			if seen[f.Address] {
+				return all, true, nil
+			}
+			seen[f.Address] = true
+			all = append(all, f)
+		}
+		if len(page) < maxForwardsTo {
+			return all, false, nil
+		}
+		after = page[len(page)-1].Address
 	}
-	return all, nil
 }
 
 // maxForwardsTo is the admin API's largest page.
