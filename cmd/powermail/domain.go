@@ -12,36 +12,7 @@ import (
 
 func newDomainCmd(cl *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "domain", Short: "Manage hosted domains"}
-	cmd.AddCommand(&cobra.Command{
-		Use: "add DOMAIN...", Short: "Host one or more domains", Args: cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			for i, d := range args {
-				if err := cl.do(cmd.Context(), "POST", "/v1/domains", fsm.DomainAdd{Name: d}, nil); err != nil {
-					// The API's refusals name the domain already; other
-					// failures (the network) need it.
-					if !errors.As(err, new(*apiError)) {
-						err = fmt.Errorf("domain %s: %w", d, err)
-					}
-					// The ones before it were added and the ones after it
-					// not tried: without saying so, the operator runs the
-					// same command again and it stops on "already exists",
-					// or takes the ones after it for added.
-					var notes []string
-					if i > 0 {
-						notes = append(notes, "added before it: "+strings.Join(args[:i], ", "))
-					}
-					if rest := args[i+1:]; len(rest) > 0 {
-						notes = append(notes, "not tried: "+strings.Join(rest, ", "))
-					}
-					if len(notes) > 0 {
-						err = fmt.Errorf("%w (%s)", err, strings.Join(notes, "; "))
-					}
-					return err
-				}
-			}
-			return cl.done(cmd, "added %d domain(s)", len(args))
-		},
-	})
+	cmd.AddCommand(domainAddCmd(cl))
 	cmd.AddCommand(&cobra.Command{
 		Use: "rm DOMAIN", Aliases: []string{"remove"}, Short: "Stop hosting an empty domain", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -67,6 +38,66 @@ func newDomainCmd(cl *clientFlags) *cobra.Command {
 		},
 	})
 	return cmd
+}
+
+func domainAddCmd(cl *clientFlags) *cobra.Command {
+	var ifNotExists bool
+	cmd := &cobra.Command{
+		Use: "add DOMAIN...", Short: "Host one or more domains", Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			added, existed := []string{}, []string{}
+			for i, d := range args {
+				err := cl.do(cmd.Context(), "POST", "/v1/domains", fsm.DomainAdd{Name: d}, nil)
+				if err != nil && ifNotExists && alreadyExists(err) {
+					existed = append(existed, d)
+					continue
+				}
+				if err != nil {
+					return domainAddError(err, d, added, existed, args[i+1:])
+				}
+				added = append(added, d)
+			}
+			if !ifNotExists {
+				return cl.done(cmd, "added %d domain(s)", len(added))
+			}
+			if cl.json {
+				return cl.emit(cmd, map[string]any{"status": "ok", "added": added, "already_existed": existed}, nil, nil)
+			}
+			for _, d := range existed {
+				fmt.Fprintf(cmd.OutOrStdout(), "domain %s already exists\n", d)
+			}
+			return cl.done(cmd, "added %d domain(s), %d already existed", len(added), len(existed))
+		},
+	}
+	addIfNotExistsFlag(cmd, &ifNotExists, "a domain exists already (it is listed as already there)")
+	return cmd
+}
+
+// domainAddError is the failure of domain add at domain d. The ones
+// before it were added (or, with --if-not-exists, there already) and the
+// ones after it not tried: without saying so, the operator runs the
+// same command again and it stops on "already exists", or takes the
+// ones after it for added.
+func domainAddError(err error, d string, added, existed, rest []string) error {
+	// The API's refusals name the domain already; other failures (the
+	// network) need it.
+	if !errors.As(err, new(*apiError)) {
+		err = fmt.Errorf("domain %s: %w", d, err)
+	}
+	var notes []string
+	if len(added) > 0 {
+		notes = append(notes, "added before it: "+strings.Join(added, ", "))
+	}
+	if len(existed) > 0 {
+		notes = append(notes, "already there: "+strings.Join(existed, ", "))
+	}
+	if len(rest) > 0 {
+		notes = append(notes, "not tried: "+strings.Join(rest, ", "))
+	}
+	if len(notes) > 0 {
+		err = fmt.Errorf("%w (%s)", err, strings.Join(notes, "; "))
+	}
+	return err
 }
 
 // pages fetches every page of a listing, following the last key.

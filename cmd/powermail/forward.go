@@ -15,7 +15,7 @@ import (
 func newForwardCmd(cl *clientFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "forward", Short: "Manage forwards, aliases and catch-alls (@domain)"}
 	var targets []string
-	var keep, replace bool
+	var keep, replace, ifNotExists bool
 	add := &cobra.Command{
 		Use: "add ADDRESS --to TARGET [--to TARGET...]", Short: "Forward mail for ADDRESS (\"@domain\" is a catch-all)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -29,6 +29,9 @@ func newForwardCmd(cl *clientFlags) *cobra.Command {
 			c := fsm.ForwardAdd{Address: args[0], Targets: targets, KeepCopy: keep, Replace: replace}
 			var added node.ForwardAdded
 			if err := cl.do(cmd.Context(), "POST", "/v1/forwards", c, &added); err != nil {
+				if ifNotExists && alreadyExists(err) {
+					return forwardThere(cmd, cl, args[0], targets, keep)
+				}
 				return err
 			}
 			if len(added.Targets) == 0 { // a node of an earlier release answers only "ok"
@@ -36,6 +39,9 @@ func newForwardCmd(cl *clientFlags) *cobra.Command {
 			}
 			if cl.json { // the forward as stored, as the table says
 				added.Status = "ok"
+				if ifNotExists {
+					return cl.emit(cmd, forwardAddAnswer{ForwardAdded: added, AlreadyExisted: false}, nil, nil)
+				}
 				return cl.emit(cmd, added, nil, nil)
 			}
 			return cl.done(cmd, "forward %s -> %s", added.Address, strings.Join(added.Targets, ", "))
@@ -44,6 +50,8 @@ func newForwardCmd(cl *clientFlags) *cobra.Command {
 	add.Flags().StringArrayVar(&targets, "to", nil, "target address (repeatable)")
 	add.Flags().BoolVar(&keep, "keep-copy", false, "also deliver to the mailbox ADDRESS")
 	add.Flags().BoolVar(&replace, "replace", false, "replace ADDRESS's forward if it has one (targets and --keep-copy), in one step: mail to it is never refused in between")
+	addIfNotExistsFlag(add, &ifNotExists, "ADDRESS has this forward already (the same targets and --keep-copy); one with others is left as it is, and exit 1")
+	add.MarkFlagsMutuallyExclusive(ifNotExistsFlag, "replace")
 	add.MarkFlagRequired("to")
 	cmd.AddCommand(add)
 	cmd.AddCommand(&cobra.Command{
@@ -88,6 +96,29 @@ func newForwardCmd(cl *clientFlags) *cobra.Command {
 	ls.Flags().StringVar(&target, "target", "", "list the forwards (and catch-alls) of every domain that name this address, say before mailbox rm (below command encoding 11 reads every forward; a node of an earlier release lists at most 10000, and then exit 1)")
 	cmd.AddCommand(ls)
 	return cmd
+}
+
+// forwardAddAnswer is forward add's JSON with --if-not-exists.
+type forwardAddAnswer struct {
+	node.ForwardAdded
+	AlreadyExisted bool `json:"already_existed"`
+}
+
+// forwardThere answers forward add --if-not-exists whose address has a
+// forward: a success if it has the targets and keep-copy asked for, else
+// a failure that names what it has.
+func forwardThere(cmd *cobra.Command, cl *clientFlags, addr string, targets []string, keep bool) error {
+	f, err := existingForward(cmd, cl, addr)
+	if err != nil {
+		return err
+	}
+	if !sameForward(f, targets, keep) {
+		return forwardDiffers(f)
+	}
+	if cl.json {
+		return cl.emit(cmd, forwardAddAnswer{ForwardAdded: node.ForwardAdded{Status: "ok", Address: f.Address, Targets: f.Targets}, AlreadyExisted: true}, nil, nil)
+	}
+	return cl.done(cmd, "forward %s -> %s already exists", f.Address, strings.Join(f.Targets, ", "))
 }
 
 // ErrListCut: a listing stopped at the most the node answers, and there

@@ -64,7 +64,7 @@ func warnForwardsTo(cmd *cobra.Command, cl *clientFlags, addr string) {
 
 func mailboxAddCmd(cl *clientFlags) *cobra.Command {
 	var password, quota string
-	var noPassword bool
+	var noPassword, ifNotExists bool
 	cmd := &cobra.Command{
 		Use: "add ADDRESS", Short: "Create a mailbox (password from --password or the first line of stdin)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -78,19 +78,36 @@ func mailboxAddCmd(cl *clientFlags) *cobra.Command {
 					return err
 				}
 			}
-			if err := cl.do(cmd.Context(), "POST", "/v1/mailboxes", req, nil); err != nil {
+			err = cl.do(cmd.Context(), "POST", "/v1/mailboxes", req, nil)
+			existed := err != nil && ifNotExists && alreadyExists(err)
+			if err != nil && !existed {
 				return err
 			}
-			return cl.done(cmd, "created mailbox %s", args[0])
+			return mailboxAdded(cmd, cl, args[0], ifNotExists, existed)
 		},
 	}
 	cmd.Flags().StringVar(&password, "password", "", "password (default: read the first line of stdin)")
 	cmd.Flags().BoolVar(&noPassword, "no-password", false, "create the mailbox without a password (no logins until one is set)")
 	cmd.Flags().StringVar(&quota, "quota", "0", "quota in bytes, or with a K, M, G or T suffix; 0 is unlimited")
+	addIfNotExistsFlag(cmd, &ifNotExists, "the mailbox exists already; it is left as it is, its password and quota neither changed nor compared")
 	// Given both, the password was dropped without a word: a mailbox
 	// nobody could log into, made by someone who set a password.
 	cmd.MarkFlagsMutuallyExclusive("password", "no-password")
 	return cmd
+}
+
+// mailboxAdded confirms a mailbox add. A mailbox that was there already
+// (--if-not-exists) is left as it is: its password is not set, and not
+// compared with the one given either, so the answer tells nothing about
+// it (whoever may run the command need not know a user's password).
+func mailboxAdded(cmd *cobra.Command, cl *clientFlags, addr string, ifNotExists, existed bool) error {
+	switch {
+	case cl.json && ifNotExists:
+		return cl.emit(cmd, map[string]any{"status": "ok", "address": addr, "already_existed": existed}, nil, nil)
+	case existed:
+		return cl.done(cmd, "mailbox %s already exists; left as it is (password and quota not changed, nor compared)", addr)
+	}
+	return cl.done(cmd, "created mailbox %s", addr)
 }
 
 func mailboxPasswdCmd(cl *clientFlags) *cobra.Command {
