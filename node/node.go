@@ -85,6 +85,9 @@ type Node struct {
 	// handler; true means it took care of the request (a test holds it
 	// unanswered, as a paused leader would).
 	onRepairKick atomic.Pointer[func(*http.Request) bool]
+	// onVerifyCount, tests only, is called for each body storage verify
+	// counts before it checks them (a test makes the count take long).
+	onVerifyCount atomic.Pointer[func()]
 	// afterBodyCheck, tests only, runs between an unforced removal's
 	// first body check and the removal of the member record.
 	afterBodyCheck func()

@@ -27,7 +27,19 @@ type VerifyProgress struct {
 	FirstErrors map[string]string `json:"first_errors,omitempty"`
 	Finished    bool              `json:"finished"`
 	Error       string            `json:"error,omitempty"`
+	// Counting: the bodies are still being counted, and Total is the
+	// count so far (Done is 0). Such a line is sent every
+	// verifyHeartbeat while the count lasts, which on a large store is
+	// minutes, so that a client sees the node at work. A CLI of an
+	// earlier release ignores the field and takes the line for progress
+	// at 0 of Total.
+	Counting bool `json:"counting,omitempty"`
 }
+
+// verifyHeartbeat is how often a verification sends a line while
+// nothing else went out: the count before the first body is checked,
+// or bodies that take long to check.
+const verifyHeartbeat = 200 * time.Millisecond
 
 const maxShortListed = 20
 
@@ -51,8 +63,8 @@ func (n *Node) VerifyAll(ctx context.Context, progress func(VerifyProgress)) (Ve
 	if err != nil {
 		return VerifyProgress{}, err
 	}
-	var p VerifyProgress
-	var mu sync.Mutex
+	run := newVerifyRun(progress, verifyHeartbeat)
+	defer run.stopHeartbeat()
 	work := make(chan fsm.BodyRecord)
 	var wg sync.WaitGroup
 	for range verifyWorkers {
@@ -61,46 +73,28 @@ func (n *Node) VerifyAll(ctx context.Context, progress func(VerifyProgress)) (Ve
 			defer wg.Done()
 			for rec := range work {
 				ok, failed, referenced := n.verifyBody(ctx, live, settings.Replicas, rec)
-				mu.Lock()
-				p.noteFailures(failed)
-				p.Done++
-				if referenced && ok < settings.Replicas {
-					p.Short++
-					if len(p.ShortBodies) < maxShortListed {
-						p.ShortBodies = append(p.ShortBodies, rec.Hash)
-					}
-				}
-				mu.Unlock()
+				run.checked(rec.Hash, ok, settings.Replicas, failed, referenced)
 			}
 		}()
 	}
 	// Count first, then stream: holding every record for the total would
 	// take memory in proportion to the directory.
-	p.Total, err = n.countReferenced(ctx)
+	total, err := n.countReferenced(ctx, run)
+	run.counted(total)
 	if err == nil {
-		last := time.Now()
 		err = n.scanReferenced(ctx, func(rec fsm.BodyRecord) error {
 			select {
 			case work <- rec:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
-			if time.Since(last) > 200*time.Millisecond {
-				mu.Lock()
-				snap := p.clone()
-				mu.Unlock()
-				progress(snap)
-				last = time.Now()
-			}
+			run.sendIfDue(verifyHeartbeat)
 			return nil
 		})
 	}
 	close(work)
 	wg.Wait()
-	p.Total = max(p.Total, p.Done) // bodies delivered since the count
-	p.Finished = err == nil
-	progress(p)
-	return p, err
+	return run.finish(err), err
 }
 
 // verifyBody counts the replicas of rec that verify. When fewer than r
@@ -183,10 +177,19 @@ func (p *VerifyProgress) noteFailures(failed map[string]error) {
 	}
 }
 
-// countReferenced counts the referenced bodies.
-func (n *Node) countReferenced(ctx context.Context) (int64, error) {
+// countReferenced counts the referenced bodies, telling run the count
+// so far as it goes.
+func (n *Node) countReferenced(ctx context.Context, run *verifyRun) (int64, error) {
 	var total int64
-	err := n.scanReferenced(ctx, func(fsm.BodyRecord) error { total++; return nil })
+	hook := n.onVerifyCount.Load()
+	err := n.scanReferenced(ctx, func(fsm.BodyRecord) error {
+		if hook != nil {
+			(*hook)()
+		}
+		total++
+		run.countedSoFar(total)
+		return nil
+	})
 	return total, err
 }
 
