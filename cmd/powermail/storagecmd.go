@@ -81,7 +81,8 @@ replicas that verify, and gives up when the node sends no progress for
 // runVerify streams the verification's progress lines and, on a
 // terminal, draws a bar. A whole verification takes hours on a large
 // store, so --timeout bounds the wait for each line instead (1h unless
-// given: the node counts every body record before its first line).
+// given: a node of an earlier release counts every body record before
+// its first line; this release's sends a counting line meanwhile).
 func runVerify(cmd *cobra.Command, cl *clientFlags) error {
 	cl.lengthen(cmd, maintenanceTimeout)
 	ctx, idle, stop := watchIdle(cmd.Context(), cl, " (storage verify waits that long for each progress line)")
@@ -109,7 +110,7 @@ func runVerify(cmd *cobra.Command, cl *clientFlags) error {
 		}
 		last = p
 		if bar {
-			fmt.Fprintf(cmd.ErrOrStderr(), "\r%s", progressBar(p.Done, p.Total, 40))
+			fmt.Fprintf(cmd.ErrOrStderr(), "\r%s", verifyBar(p))
 		}
 	}
 	if bar {
@@ -117,6 +118,9 @@ func runVerify(cmd *cobra.Command, cl *clientFlags) error {
 	}
 	if err := lines.Err(); err != nil {
 		return fmt.Errorf("verify cut off: %w", orCause(ctx, err))
+	}
+	if last.Counting {
+		return fmt.Errorf("verify cut off while the node counted the bodies (%d so far)", last.Total)
 	}
 	if !last.Finished {
 		return fmt.Errorf("verify cut off after %d of %d bodies", last.Done, last.Total)
@@ -137,6 +141,17 @@ func runVerify(cmd *cobra.Command, cl *clientFlags) error {
 		return fmt.Errorf("%d bodies have fewer than R verified replicas", last.Short)
 	}
 	return nil
+}
+
+// verifyBar is the bar of a progress line, or while the node counts the
+// bodies the count so far (a bar of 0 of a total that grows would say
+// nothing), as wide as the bar so that the bar overwrites it.
+func verifyBar(p node.VerifyProgress) string {
+	bar := progressBar(p.Done, p.Total, 40)
+	if !p.Counting {
+		return bar
+	}
+	return fmt.Sprintf("%-*s", len(bar), fmt.Sprintf("counting bodies: %d", p.Total))
 }
 
 // progressBar renders "[=====     ]  50% 5/10".
