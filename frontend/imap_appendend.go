@@ -91,6 +91,12 @@ func (in *imapInput) judgeEnd(b, out []byte) (rest, outNew []byte) {
 			continue
 		}
 		in.msgEnd = false
+		if in.cmdOctets += int64(len(in.endBuf)); in.cmdOctets > imapCommandMax {
+			// The command's end is past what the library reads: the
+			// last octet is never passed, so nothing is stored.
+			in.lineOver = true
+			return nil, out
+		}
 		if in.hasLast {
 			out = append(out, in.last)
 		}

@@ -294,6 +294,10 @@ scanning:
 			c.rerr = errIMAPReadPastTooLong
 			return
 		}
+		if c.in.lineOver {
+			c.rerr = errIMAPLineTooLong
+			return
+		}
 		if line == nil && (c.in.tooBig || c.in.overAppend) {
 			// The command's start is already the library's: only the
 			// end of the session answers it (imap_quirks.go), once

@@ -56,6 +56,16 @@ var errIMAPReadPastTooLong = errors.New("imap: refused command's literals over t
 // TOOBIG).
 const imapReadPastBye = "* BYE [TOOBIG] A refused command's literals are read past up to 65536 octets\r\n"
 
+// errIMAPLineTooLong ends the library's reading of a command longer
+// than it reads (imapCommandMax), once the commands before it are
+// answered: the command gets no answer of its own, since the library,
+// which has its start, would run its end as another command.
+var errIMAPLineTooLong = errors.New("imap: command over the library's limit")
+
+// imapLineTooLongBye is the last line of such a session (RFC 9051 §7.1,
+// TOOBIG).
+const imapLineTooLongBye = "* BYE [TOOBIG] Commands are limited to 51200 octets, literals aside\r\n"
+
 // tooBigBye returns the BYE that ends a session whose literal was too
 // big once the library has read what came before it, or "" if err is no
 // such end.
@@ -67,6 +77,8 @@ func (c *imapConn) tooBigBye(err error) string {
 		return imapAppendTooBigBye(c.in.appendMax)
 	case errors.Is(err, errIMAPReadPastTooLong):
 		return imapReadPastBye
+	case errors.Is(err, errIMAPLineTooLong):
+		return imapLineTooLongBye
 	}
 	return ""
 }

@@ -39,6 +39,9 @@ import (
 //     (MULTIAPPEND, CATENATE), which the library would store and leave
 //     unanswered: its last octet waits until what follows is seen, and
 //     the command gets BAD with nothing stored (imap_appendend.go).
+//   - A command longer than the library reads (imapCommandMax), whose
+//     end it would parse as another command: the session ends with a
+//     BYE (imap_quirks.go).
 //
 // Invariants: at most one command line (imapHoldLine octets) is held;
 // literal data passes through by count, never scanned, except the
@@ -47,7 +50,8 @@ import (
 // imap_collect.go), and an APPEND message's last octet, held until the
 // octets after it are judged; a line that is too long to hold passes
 // through unchanged, but for an end that may start a literal's
-// announcement, held until the line goes on (passOn).
+// announcement, held until the line goes on (passOn), and for what of a
+// command is past imapCommandMax, never passed.
 
 // imapHoldLine bounds a held line, in either direction. A command line
 // longer than this is never ID or STARTTLS; a response line longer than
@@ -116,7 +120,20 @@ type imapInput struct {
 	hasLast              bool
 	endBuf               []byte
 	more                 bool
+	// cmdOctets counts the current command's octets but its literals'
+	// data, as go-imap's server counts them; past imapCommandMax,
+	// lineOver ends the session.
+	cmdOctets int64
+	lineOver  bool
 }
+
+// imapCommandMax is the most of a command, literal data aside, that the
+// library reads (its maxCommandSize, 50 KiB). It does not refuse more:
+// it answers the command and parses the rest as a new command, so the
+// end of a long line (a quoted string's text) ran as commands. The wire
+// layer passes at most this much of a command and ends the session
+// there (imapLineTooLongBye).
+const imapCommandMax = 50 << 10
 
 // refuseLiteral forgets the awaited literal and the rest of its command:
 // the server refused it.
@@ -205,7 +222,9 @@ func (in *imapInput) next(b, out []byte) (rest, outNew, line []byte) {
 			continue
 		}
 		if in.msgEnd {
-			b, out = in.judgeEnd(b, out)
+			if b, out = in.judgeEnd(b, out); in.lineOver {
+				return nil, out, nil
+			}
 			continue
 		}
 		seg, isLit, complete := nextSegment(b, &in.lit)
@@ -224,6 +243,7 @@ func (in *imapInput) next(b, out []byte) (rest, outNew, line []byte) {
 				continue
 			}
 			line, in.line = in.line, in.line[:0] // valid until the next call
+			in.cmdOctets = int64(len(line))
 			in.noteTag(line)
 			in.endLine(line)
 			return b, out, line
@@ -231,12 +251,20 @@ func (in *imapInput) next(b, out []byte) (rest, outNew, line []byte) {
 		if !in.pass { // a continuation line, or one too long to hold
 			if !in.cont {
 				in.noteTag(append(in.line, seg[:min(len(seg), 64)]...))
+				in.cmdOctets = int64(len(in.line))
 			}
 			in.pass = true
 			in.carry = append(in.carry[:0], in.line...)
 			in.tail = appendTail(in.tail[:0], in.line)
 			in.line = in.line[:0]
 		}
+		if left := imapCommandMax - in.cmdOctets; int64(len(seg)) > left {
+			// As much as the library reads, however the line came.
+			out = in.passOn(out, seg[:left], false)
+			in.lineOver = true
+			return nil, out, nil // the caller ends the session
+		}
+		in.cmdOctets += int64(len(seg))
 		out = in.passOn(out, seg, complete)
 		in.tail = appendTail(in.tail, seg)
 		if complete {
