@@ -73,10 +73,11 @@ type imapInput struct {
 	line []byte // the held part of the current command line
 	// carry: the end of a line passing through unheld that may begin a
 	// literal's announcement, kept back until the line goes on (passOn).
-	carry []byte
-	tail  []byte // the last octets of a line passing through
-	tag   []byte // the current command's tag
-	name  []byte // and its name, upper-cased; empty for a line that is no command
+	carry      []byte
+	carryZeros int    // zeros taken out of carry after its "{" (passOn)
+	tail       []byte // the last octets of a line passing through
+	tag        []byte // the current command's tag
+	name       []byte // and its name, upper-cased; empty for a line that is no command
 	// tooBig: the line just ended announces a literal the library would
 	// refuse without answering (imapLiteralLimit); next returns there.
 	tooBig bool
@@ -254,7 +255,7 @@ func (in *imapInput) next(b, out []byte) (rest, outNew, line []byte) {
 				in.cmdOctets = int64(len(in.line))
 			}
 			in.pass = true
-			in.carry = append(in.carry[:0], in.line...)
+			in.carry, in.carryZeros = append(in.carry[:0], in.line...), 0
 			in.tail = appendTail(in.tail[:0], in.line)
 			in.line = in.line[:0]
 		}
@@ -284,14 +285,28 @@ func (in *imapInput) next(b, out []byte) (rest, outNew, line []byte) {
 // ("{12", "{12+"), kept in carry until the line goes on: the
 // announcement reaches the library whole, in one read, so that the "+"
 // of "{n+}" can still be taken out of it (imap_appendhold.go).
+//
+// A length's leading zeros are kept as a count (carryZeros) while the
+// announcement may go on, so that any number of them fits in the window,
+// and go out as they came.
 func (in *imapInput) passOn(out, seg []byte, complete bool) []byte {
 	in.carry = append(in.carry, seg...)
 	k := len(in.carry)
 	if !complete {
 		k = imapAnnouncementStart(in.carry)
 	}
-	out = append(out, in.carry[:k]...)
+	if k > 0 && in.carryZeros > 0 { // carry[0] is the "{" they followed
+		out = append(out, '{')
+		out = append(out, bytes.Repeat([]byte("0"), in.carryZeros)...)
+		out = append(out, in.carry[1:k]...)
+		in.carryZeros = 0
+	} else {
+		out = append(out, in.carry[:k]...)
+	}
 	in.carry = in.carry[:copy(in.carry, in.carry[k:])]
+	var z int
+	in.carry, z = dropLengthZeros(in.carry)
+	in.carryZeros += z
 	return out
 }
 
@@ -368,13 +383,34 @@ func (in *imapInput) noteTag(line []byte) {
 	}
 }
 
-// appendTail keeps the last 32 octets of a line: enough for "{n+}\r\n".
+// appendTail keeps the last 32 octets of a line: enough for "{n+}\r\n",
+// once the leading zeros of a length are dropped (dropLengthZeros).
 func appendTail(tail, seg []byte) []byte {
-	tail = append(tail, seg...)
+	tail, _ = dropLengthZeros(append(tail, seg...))
 	if len(tail) > 32 {
 		tail = append(tail[:0], tail[len(tail)-32:]...)
 	}
 	return tail
+}
+
+// dropLengthZeros drops the zeros that lead the digits after the last
+// "{" in b, as long as a digit follows them, and reports how many. A
+// literal's length may have any number of them (RFC 9051 §9: number =
+// 1*DIGIT); without them it fits in the octets kept to find it.
+func dropLengthZeros(b []byte) ([]byte, int) {
+	open := bytes.LastIndexByte(b, '{')
+	if open < 0 {
+		return b, 0
+	}
+	digits := b[open+1:]
+	z := 0
+	for z+1 < len(digits) && digits[z] == '0' && digits[z+1] >= '0' && digits[z+1] <= '9' {
+		z++
+	}
+	if z == 0 {
+		return b, 0
+	}
+	return append(b[:open+1], digits[z:]...), z
 }
 
 // imapTrimEOL strips the end of a client's line as go-imap's parser

@@ -123,6 +123,7 @@ func FuzzIMAPInput(f *testing.F) {
 	f.Add([]byte("a XFOO "+strings.Repeat("y", imapHoldLine)+" {12+}\r\nx DELETE Archive\r\n"), uint8(200), uint8(3))
 	f.Add([]byte("a APPEND X UTF8 (~{3+}\r\nabc) {2+}\r\nhi\r\nb APPEND X {0}\r\n x\r\nc ID NIL\r\n"), uint8(1), uint8(7))
 	f.Add([]byte("a LOGIN {1+}\r\nu "+strings.Repeat("y", imapCommandMax)+" z CREATE X\r\n"), uint8(250), uint8(13))
+	f.Add([]byte("a XFOO {1+}\r\nx {"+strings.Repeat("0", 40)+"18+}\r\nx DELETE Archive\r\n\r\nb ID NIL\r\n"), uint8(30), uint8(2))
 	f.Fuzz(func(t *testing.T, in []byte, s1, s2 uint8) {
 		if len(in) > 1<<16 {
 			return
