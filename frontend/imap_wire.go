@@ -215,6 +215,9 @@ func nonSyncAtEnd(line []byte) bool {
 // completed command line (with its CRLF) is returned in line; the caller
 // appends it, or a replacement, to out itself.
 func (in *imapInput) next(b, out []byte) (rest, outNew, line []byte) {
+	if in.lineOver {
+		return nil, out, nil // nothing more of the session passes
+	}
 	for len(b) > 0 {
 		if in.skip > 0 || in.skipLine {
 			if b = in.skipOctets(b); in.skipOver {
