@@ -128,19 +128,25 @@ func imapHeldOctets(msg bool) int64 {
 	return 0
 }
 
+// errIMAPAppendUnended answers an APPEND of an empty message whose end
+// never came: the client hung up, or the command ran past what the
+// library reads (imapCommandMax). Nothing is stored, as for a message
+// cut off part way (literalBody); the session is ending.
+var errIMAPAppendUnended = imapBad("The APPEND did not end: nothing was stored")
+
 // judgeEmptyMessage reads the client's octets on, for the session's
 // Append of a message of length 0, until what follows the message shows
 // whether the command ends there. It runs where Read would: on the
 // library's reading goroutine, inside its APPEND, which has read nothing
 // past the literal's announcement. What it reads waits in rout for the
-// library, in order.
-func (c *imapConn) judgeEmptyMessage() {
+// library, in order. It reports false if the end was never judged.
+func (c *imapConn) judgeEmptyMessage() bool {
 	for c.in.msgEnd && c.rerr == nil {
 		c.wmu.Lock()
 		err := c.flushLocked() // a synchronizing literal's "+" first
 		c.wmu.Unlock()
 		if err != nil {
-			return
+			return false
 		}
 		if c.hold != "" {
 			c.releaseHold()
@@ -152,4 +158,5 @@ func (c *imapConn) judgeEmptyMessage() {
 			c.rerr = err
 		}
 	}
+	return !c.in.msgEnd && !c.in.lineOver
 }

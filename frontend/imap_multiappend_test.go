@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"powermail/frontend"
 )
 
 // TestIMAPMultiAppendRefused: an APPEND whose message is followed by
@@ -118,5 +121,26 @@ func TestIMAPMultiAppendSynchronizing(t *testing.T) {
 	r.ok("SELECT INBOX")
 	if u := r.ok("SEARCH HEADER X-Mark syncmulti"); len(u) != 1 || u[0] != "* SEARCH" {
 		t.Fatalf("the first message was stored: %q", u)
+	}
+}
+
+// TestIMAPEmptyAppendCutOffStoresNothing: an APPEND of an empty message
+// whose client hangs up before the command's end stores nothing, as one
+// cut off inside its message does (TestIMAPAppendCutOffStoresNothing):
+// the command never completed, and its client never had an answer.
+func TestIMAPEmptyAppendCutOffStoresNothing(t *testing.T) {
+	store, user := imapMemStore(t)
+	addr := startIMAP(t, store, frontend.IMAPConfig{}, true)
+	r := dialIMAPRaw(t, addr, user)
+	r.send("a1 APPEND INBOX {0+}\r\n")
+	time.Sleep(50 * time.Millisecond)
+	r.c.Close()
+
+	check := dialIMAPRaw(t, addr, user)
+	for range 10 {
+		time.Sleep(50 * time.Millisecond)
+		if u := check.ok("STATUS INBOX (MESSAGES)"); len(u) != 1 || u[0] != "* STATUS INBOX (MESSAGES 0)" {
+			t.Fatalf("after an empty APPEND cut off before its end: %q, want no message", u)
+		}
 	}
 }

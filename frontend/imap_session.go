@@ -612,9 +612,12 @@ func (s *imapSession) Append(mailbox string, r imap.LiteralReader, options *imap
 	if s.raw != nil {
 		body.more = s.raw.appendMore.Load
 		if r.Size() == 0 {
-			s.raw.judgeEmptyMessage()
+			judged := s.raw.judgeEmptyMessage()
 			if body.more() {
 				return nil, errIMAPAppendNotAlone
+			}
+			if !judged {
+				return nil, errIMAPAppendUnended
 			}
 		}
 	}
