@@ -222,44 +222,55 @@ func (n *Node) removalKeepsQuorum(ctx context.Context, id string) error {
 }
 
 // removalKeepsBodies is the other check Remove makes unless forced: no
-// referenced body may be left without a listed replica on another
-// member that answers now (answeringMembers). Repair copies only from members, so a body whose one
-// healthy copy is on the node removed (every body it holds under R=1, or
-// one whose other replicas are down) could never be copied again, though
-// the copy itself may still be intact on the node just removed: the
-// acknowledged message would be lost by an operator's routine command.
-// Raising R and letting repair copy first, or bringing the other
-// replicas back, makes the removal pass; --force gives the copies up.
-// It reads every body record once, as a repair scan does, which is
-// acceptable for a command as rare as a removal.
-func (n *Node) removalKeepsBodies(ctx context.Context, id string) error {
+// referenced body listed on id may be left without another copy that
+// verifies now (read back and checked against its hash by the member
+// holding it) on a member that answers now (answeringMembers). Repair
+// copies only from members, so a body whose one good copy is on the node
+// removed (every body it holds under R=1, one whose other replicas are
+// down, or whose other copies rotted or vanished unnoticed) could never
+// be copied again, though the copy itself may still be intact on the
+// node just removed: the acknowledged message would be lost by an
+// operator's routine command. A body whose other listed copies on such
+// members all fail the check is copied from id first, if id answers
+// (removeverify.go). Raising R and letting repair copy first, or
+// bringing the other replicas back, makes the removal pass; --force
+// gives the copies up. It reads every body record once, as a repair scan
+// does, and every other copy of id's bodies, as `storage verify` does
+// for those: acceptable for a command as rare as a removal. before is
+// the first look's findings when this is the second: a copy that
+// verified then and is still listed on a member that answers counts
+// without being read again.
+func (n *Node) removalKeepsBodies(ctx context.Context, id string, before *verifiedCopies) (*verifiedCopies, error) {
 	up, err := n.answeringMembers(ctx, id)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var stranded int64
-	var first string
-	err = n.scanReferenced(ctx, func(rec fsm.BodyRecord) error {
-		if !slices.Contains(rec.Replicas, id) {
-			return nil
-		}
-		if slices.ContainsFunc(rec.Replicas, func(r string) bool { return up[r] }) {
-			return nil
-		}
-		if stranded == 0 {
-			first = rec.Hash
-		}
-		stranded++
-		return nil
-	})
+	live, err := n.liveness()
 	if err != nil {
-		return fmt.Errorf("check the bodies on %s: %w", id, err)
+		return nil, err
 	}
-	if stranded > 0 {
-		return &fsm.Error{Kind: fsm.ErrInvalid, Msg: fmt.Sprintf(
-			"%s holds the only healthy copy of %d bodies (first %s): raise the replication factor and let repair copy them, or bring their other replicas back (a member that restarted counts once its listing audit has finished), first; or remove it with --force and lose them", id, stranded, first)}
+	rc := &removalCheck{id: id, up: up, live: live, before: before, found: &verifiedCopies{}}
+	// Copies are made from id only on the first look: on the second it
+	// is no member, and a refusal puts it back for the next try.
+	rc.copyOK = before == nil && n.answersAs(ctx, id)
+	if err := n.checkRemovalBodies(ctx, rc); err != nil {
+		return nil, fmt.Errorf("check the bodies on %s: %w", id, err)
 	}
-	return nil
+	return rc.found, rc.refusal()
+}
+
+// answersAs reports whether member id answers a probe as itself (this
+// node always does).
+func (n *Node) answersAs(ctx context.Context, id string) bool {
+	if id == n.cfg.ID {
+		return true
+	}
+	m, err := n.memberRecord(id)
+	if err != nil || m == nil {
+		return false
+	}
+	ms, ok := n.probeMember(ctx, raft.ServerAddress(m.ClusterAddr))
+	return ok && ms.ID == id
 }
 
 // answeringMembers is the members other than except that answer now
@@ -334,12 +345,15 @@ func (n *Node) removeLocal(ctx context.Context, id string, force bool) error {
 	if !known {
 		return &fsm.Error{Kind: fsm.ErrNotFound, Msg: fmt.Sprintf("node %s is not a cluster member", id)}
 	}
-	var record *fsm.Member
+	var (
+		record   *fsm.Member
+		verified *verifiedCopies
+	)
 	if !force {
-		if err := n.removalKeepsBodies(ctx, id); err != nil {
+		var err error
+		if verified, err = n.removalKeepsBodies(ctx, id, nil); err != nil {
 			return err
 		}
-		var err error
 		if record, err = n.memberRecord(id); err != nil {
 			return err
 		}
@@ -359,7 +373,7 @@ func (n *Node) removeLocal(ctx context.Context, id string, force bool) error {
 		// can (Deliver refuses a replica that is no member). If the second
 		// look finds a body stranded, or cannot finish, the record comes
 		// back and the removal is refused, so repair can copy from id.
-		if err := n.removalKeepsBodies(ctx, id); err != nil {
+		if _, err := n.removalKeepsBodies(ctx, id, verified); err != nil {
 			if record != nil {
 				if _, rerr := n.Apply(ctx, &fsm.MemberSet{Member: *record}); rerr != nil {
 					return fmt.Errorf("%w (and restoring the member record of %s failed: %v)", err, id, rerr)
