@@ -226,8 +226,9 @@ type verifiedCopies struct {
 	seen []verifiedCopy
 }
 
-// verifiedCopy is a body (the first 16 bytes of its hash: no collision
-// sharing it is out of reach) and the index in ids of its verified copy.
+// verifiedCopy is a body (the first 16 bytes of its hash: two bodies
+// sharing them are out of anyone's reach) and the index in ids of its
+// verified copy.
 type verifiedCopy struct {
 	key [16]byte
 	who uint16
