@@ -34,6 +34,27 @@ func messagesOf(n *Node, addr string) int64 {
 	return mb.Messages
 }
 
+// removalPair is a three-node cluster at command encoding enc that
+// proposes removals in pieces of 100 messages, its leader, a follower,
+// and a context for a test of two removals at once through them.
+func removalPair(t *testing.T, enc int) (l, f *Node, ctx context.Context) {
+	c := deliveryClusterWith(t, func(cfg *Config) {
+		cfg.EntryMessages = 100
+		cfg.BootstrapSettings = &BootstrapSettings{Replicas: 2, WriteQuorum: 2, CommandEncoding: enc}
+	})
+	l = c.leader(5 * time.Second)
+	return l, c.followers(l)[0], ctxT(t, 4*time.Minute)
+}
+
+// waitAMinute waits for ch to close, or a minute: a removal held by a
+// test hook is let go by its deferred release either way.
+func waitAMinute(ch <-chan struct{}) {
+	select {
+	case <-ch:
+	case <-time.After(time.Minute):
+	}
+}
+
 // Two removals of one large mailbox at once, through two nodes: the
 // first (on l) sets the mark and empties a piece; the second (on f)
 // starts and empties a piece of its own; then the first is cut off and
@@ -61,15 +82,9 @@ func TestRemoveMailboxFailingBesideAnotherGateBelow12(t *testing.T) {
 // and reports whether the mark stayed, on both nodes, while the second
 // ran on; where it stays, it also checks that mail is refused.
 func removeBesideAnother(t *testing.T, enc int) (marked bool) {
-	c := deliveryClusterWith(t, func(cfg *Config) {
-		cfg.EntryMessages = 100
-		cfg.BootstrapSettings = &BootstrapSettings{Replicas: 2, WriteQuorum: 2, CommandEncoding: enc}
-	})
-	l := c.leader(5 * time.Second)
-	f, ctx := c.followers(l)[0], ctxT(t, 4*time.Minute)
+	l, f, ctx := removalPair(t, enc)
 	a := "a@example.com"
-	big := bigFolder(t, l, "Big", 11)
-	total := int64(len(big.Messages))
+	total := int64(len(bigFolder(t, l, "Big", 11).Messages))
 	early, err := f.Resolve(ctx, a)
 	if err != nil {
 		t.Fatal(err)
@@ -77,12 +92,7 @@ func removeBesideAnother(t *testing.T, enc int) (marked bool) {
 
 	firstPiece, secondPiece, release := make(chan int64), make(chan struct{}), make(chan struct{})
 	letGo := sync.OnceFunc(func() { close(release) })
-	wait := func(ch <-chan struct{}) {
-		select {
-		case <-ch:
-		case <-time.After(time.Minute):
-		}
-	}
+	wait := waitAMinute
 	var once1, once2 sync.Once
 	first := hookCtx{ctx, func() error {
 		if m := messagesOf(l, a); m >= 0 && m < total {

@@ -39,24 +39,14 @@ func TestRemoveMailboxRefusedBesideAnotherGateBelow14(t *testing.T) {
 // second's next piece, and reports whether that mail was taken and
 // whether the second removal then expunged it.
 func refusedBesideAnother(t *testing.T, enc int) (taken, expunged bool) {
-	c := deliveryClusterWith(t, func(cfg *Config) {
-		cfg.EntryMessages = 100
-		cfg.BootstrapSettings = &BootstrapSettings{Replicas: 2, WriteQuorum: 2, CommandEncoding: enc}
-	})
-	l := c.leader(5 * time.Second)
-	f, ctx := c.followers(l)[0], ctxT(t, 4*time.Minute)
+	l, f, ctx := removalPair(t, enc)
 	a := "a@example.com"
 	total := int64(len(bigFolder(t, l, "Big", 10).Messages))
 
 	firstPiece, goFirst := make(chan int64), make(chan struct{})
 	secondPiece, goSecond := make(chan struct{}), make(chan struct{})
 	letFirst, letSecond := sync.OnceFunc(func() { close(goFirst) }), sync.OnceFunc(func() { close(goSecond) })
-	wait := func(ch <-chan struct{}) {
-		select {
-		case <-ch:
-		case <-time.After(time.Minute):
-		}
-	}
+	wait := waitAMinute
 	var once1, once2 sync.Once
 	first := hookCtx{ctx, func() error {
 		if m := messagesOf(l, a); m >= 0 && m < total {
