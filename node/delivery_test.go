@@ -21,10 +21,10 @@ func deliveryCluster(t *testing.T) *testCluster {
 func deliveryClusterWith(t *testing.T, tweak func(*Config)) *testCluster {
 	c := newTestClusterWith(t, 3, tweak)
 	l := c.leader(5 * time.Second)
-	mustApply(t, l, &fsm.DomainAdd{Name: "example.com"})
-	mustApply(t, l, &fsm.MailboxAdd{Mailboxes: []fsm.NewMailbox{{Address: "a@example.com"}, {Address: "b@example.com"}, {Address: "c@example.com"}, {Address: "full@example.com", QuotaBytes: 16}}})
-	mustApply(t, l, &fsm.ForwardAdd{Address: "team@example.com", Targets: []string{"a@example.com", "b@example.com"}})
-	mustApply(t, l, &fsm.ForwardAdd{Address: "out@example.com", Targets: []string{"x@elsewhere.net"}})
+	mustAdd(t, l, &fsm.DomainAdd{Name: "example.com"})
+	mustAdd(t, l, &fsm.MailboxAdd{Mailboxes: []fsm.NewMailbox{{Address: "a@example.com"}, {Address: "b@example.com"}, {Address: "c@example.com"}, {Address: "full@example.com", QuotaBytes: 16}}})
+	mustAdd(t, l, &fsm.ForwardAdd{Address: "team@example.com", Targets: []string{"a@example.com", "b@example.com"}})
+	mustAdd(t, l, &fsm.ForwardAdd{Address: "out@example.com", Targets: []string{"x@elsewhere.net"}})
 	// Every node must have published its member record before it can be
 	// named as a replica, and every node must have applied them all: a
 	// test that delivers through a follower still behind counted one

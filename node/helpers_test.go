@@ -170,15 +170,11 @@ func ctxT(t testing.TB, d time.Duration) context.Context {
 
 func mustApply(t testing.TB, n *Node, cmd fsm.Command) {
 	t.Helper()
-	_, err := n.Apply(ctxT(t, 10*time.Second), cmd)
-	if errors.Is(err, ErrIndeterminate) && addsOnly(cmd) {
-		// A leadership change on a loaded machine hid the outcome; an
-		// operator repeats an add, and "exists" then means it landed.
-		if _, err = n.Apply(ctxT(t, 10*time.Second), cmd); errors.Is(err, fsm.ErrExists) {
-			err = nil
-		}
+	if addsOnly(cmd) {
+		mustAdd(t, n, cmd)
+		return
 	}
-	if err != nil {
+	if _, err := n.Apply(ctxT(t, 10*time.Second), cmd); err != nil {
 		t.Fatalf("apply %T on %s: %v", cmd, n.ID(), err)
 	}
 }
@@ -191,6 +187,25 @@ func addsOnly(cmd fsm.Command) bool {
 		return true
 	}
 	return false
+}
+
+// mustAdd is mustApply for a command that adds (a domain, mailboxes, a
+// forward) in a test's setup. A leader change on a loaded machine can
+// hide its outcome (ErrIndeterminate); it is then proposed again, as an
+// operator repeats a command, and "exists" on a repeat means the first
+// took.
+func mustAdd(t testing.TB, n *Node, cmd fsm.Command) {
+	t.Helper()
+	for try := 1; ; try++ {
+		_, err := n.Apply(ctxT(t, 10*time.Second), cmd)
+		if err == nil || try > 1 && errors.Is(err, fsm.ErrExists) {
+			return
+		}
+		if !errors.Is(err, ErrIndeterminate) || try == 5 {
+			t.Fatalf("apply %T on %s: %v", cmd, n.ID(), err)
+		}
+		t.Logf("apply %T on %s: %v; again", cmd, n.ID(), err)
+	}
 }
 
 // readEverywhere checks that every node, right after a barrier, sees addr.

@@ -18,8 +18,8 @@ func TestRemovedNodeRefusesReadsAndWritesAtOnce(t *testing.T) {
 	c := newTestCluster(t, 3)
 	l := c.leader(5 * time.Second)
 	gone := c.followers(l)[0]
-	mustApply(t, l, &fsm.DomainAdd{Name: "example.com"})
-	mustApply(t, l, addMailbox("alice@example.com"))
+	mustAdd(t, l, &fsm.DomainAdd{Name: "example.com"})
+	mustAdd(t, l, addMailbox("alice@example.com"))
 	c.readEverywhere("alice@example.com")
 	if err := l.Remove(ctxT(t, 5*time.Second), gone.ID(), false); err != nil {
 		t.Fatal(err)
