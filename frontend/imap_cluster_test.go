@@ -319,6 +319,8 @@ type imapRaw struct {
 	c   net.Conn
 	r   *bufio.Reader
 	tag int
+	// wait bounds the wait for each line; 0 is 10 s.
+	wait time.Duration
 }
 
 func dialIMAPRaw(t *testing.T, addr, user string) *imapRaw {
@@ -340,7 +342,11 @@ func dialIMAPRaw(t *testing.T, addr, user string) *imapRaw {
 
 func (r *imapRaw) line() string {
 	r.t.Helper()
-	r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	wait := r.wait
+	if wait == 0 {
+		wait = 10 * time.Second
+	}
+	r.c.SetReadDeadline(time.Now().Add(wait))
 	l, err := r.r.ReadString('\n')
 	if err != nil {
 		r.t.Fatalf("read: %v (after %q)", err, l)

@@ -275,7 +275,10 @@ func testIMAPExpungeHalfOfALargeFolder(t *testing.T, b imapBackend) {
 // RETURN (SAVE) that matched every other message of 32,768 names more
 // separate runs of UIDs than one state-machine command carries
 // (fsm.MaxUIDRanges, 10,000); the store is made in several commands, as
-// EXPUNGE already is, instead of being refused with NO.
+// EXPUNGE already is, instead of being refused with NO. Each STORE is
+// sent again on NO [UNAVAILABLE], as a client does (untilAvailable):
+// under -race a leadership can end during one, and adding a flag again
+// leaves what the first did.
 func testIMAPStoreOnAScatteredSearchResult(t *testing.T, b imapBackend) {
 	user := b.newUser(t)
 	b.deliver(t, 0, imapTestMsg("scattered", "x"), user)
@@ -283,9 +286,9 @@ func testIMAPStoreOnAScatteredSearchResult(t *testing.T, b imapBackend) {
 	const n = 1 << 15
 	doubleInbox(t, c, 15)
 	everyOther(n, func(set imap.SeqSet) {
-		if err := c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagFlagged}}, nil).Close(); err != nil {
-			t.Fatal(err)
-		}
+		untilAvailable(t, "STORE +FLAGS (\\Flagged)", func() error {
+			return c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagFlagged}}, nil).Close()
+		})
 	})
 	// imapclient cannot send "$": the rest goes as raw lines.
 	r := dialIMAPRaw(t, b.server(1), user)
@@ -295,13 +298,39 @@ func testIMAPStoreOnAScatteredSearchResult(t *testing.T, b imapBackend) {
 		// long the ESEARCH the library writes would be.
 		t.Errorf("UID SEARCH RETURN (SAVE): %d untagged lines (%d octets), want none", len(u), len(strings.Join(u, "")))
 	}
-	if _, tagged := r.cmd(`UID STORE $ +FLAGS.SILENT (\Seen)`); !strings.HasPrefix(tagged, "OK") {
-		t.Fatalf("UID STORE $ on %d scattered messages: %s", n/2, tagged)
-	}
+	// The store is several entries, which under -race on a loaded
+	// machine can outlast the 10 s a raw line is waited for by default:
+	// wait as long as the server lets the command take.
+	r.wait = frontend.DefaultIMAPCommandTimeout + 10*time.Second
+	untilAvailable(t, fmt.Sprintf("UID STORE $ on %d scattered messages", n/2), func() error {
+		return r.status(`UID STORE $ +FLAGS.SILENT (\Seen)`)
+	})
+	r.wait = 0
 	st, err := c.Status("INBOX", &imap.StatusOptions{NumUnseen: true}).Wait()
 	if err != nil || *st.NumUnseen != n/2 {
 		t.Fatalf("STATUS after UID STORE $ +FLAGS (\\Seen): %d unseen (%v), want %d", *st.NumUnseen, err, n/2)
 	}
+}
+
+// status sends a command and returns nil if it is answered OK, else its
+// tagged reply as an *imap.Error with the reply's response code, for
+// untilAvailable and imapCode.
+func (r *imapRaw) status(command string) error {
+	r.t.Helper()
+	_, tagged := r.cmd(command)
+	if strings.HasPrefix(tagged, "OK") {
+		return nil
+	}
+	e := &imap.Error{Type: imap.StatusResponseTypeNo, Text: tagged}
+	if strings.HasPrefix(tagged, "BAD") {
+		e.Type = imap.StatusResponseTypeBad
+	}
+	if _, rest, ok := strings.Cut(tagged, "["); ok {
+		code, _, _ := strings.Cut(rest, "]")
+		code, _, _ = strings.Cut(code, " ")
+		e.Code = imap.ResponseCode(code)
+	}
+	return e
 }
 
 // untilAvailable runs cmd again while it fails with NO [UNAVAILABLE], as
