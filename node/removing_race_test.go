@@ -175,3 +175,21 @@ func removeAsOperator(t *testing.T, ctx context.Context, n *Node, a string) erro
 		t.Logf("removal of %s, attempt %d: %v; again", a, try, err)
 	}
 }
+
+// mustMark sets or clears, for a test, a's mark as a removal of no known
+// owner would. A leader change on a loaded machine can hide its outcome
+// (ErrIndeterminate); it is then proposed again, which leaves what the
+// first did (a hold is set or ended once).
+func mustMark(t *testing.T, ctx context.Context, n *Node, a string, on bool) {
+	t.Helper()
+	for try := 1; ; try++ {
+		err := n.markRemoving(ctx, a, on, "")
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, ErrIndeterminate) || try == 5 {
+			t.Fatalf("mark %s removing=%v: %v", a, on, err)
+		}
+		t.Logf("mark %s removing=%v: %v; again", a, on, err)
+	}
+}

@@ -39,9 +39,7 @@ func TestRemovingMarkRefusesMail(t *testing.T) {
 	if err != nil || len(early.Mailboxes) != 2 {
 		t.Fatalf("resolve team before the mark: %+v, %v", early, err)
 	}
-	if err := l.markRemoving(ctx, a, true, ""); err != nil {
-		t.Fatal(err)
-	}
+	mustMark(t, ctx, l, a, true)
 	if err := f.Barrier(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -70,9 +68,7 @@ func TestRemovingMarkRefusesMail(t *testing.T) {
 		t.Errorf("admin view while marked: %d %s", code, body)
 	}
 
-	if err := l.markRemoving(ctx, a, false, ""); err != nil {
-		t.Fatal(err)
-	}
+	mustMark(t, ctx, l, a, false)
 	if err := f.Barrier(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -238,9 +234,7 @@ func TestRemoveMailboxBelowEncoding10DoesNotMark(t *testing.T) {
 func TestRemoveMailboxClearsAMarkLeftBehind(t *testing.T) {
 	l, f, ctx := pieceRaceCluster(t, 100)
 	a := "a@example.com"
-	if err := l.markRemoving(ctx, a, true, ""); err != nil {
-		t.Fatal(err)
-	}
+	mustMark(t, ctx, l, a, true)
 	mustApply(t, l, &fsm.ForwardAdd{Address: a, Targets: []string{"b@example.com"}, KeepCopy: true})
 	if _, err := f.RemoveMailbox(ctx, a); !errors.Is(err, fsm.ErrNotEmpty) {
 		t.Fatalf("removal of a mailbox a forward keeps copies in: %v", err)
@@ -251,9 +245,7 @@ func TestRemoveMailboxClearsAMarkLeftBehind(t *testing.T) {
 	if removingOn(f, a) {
 		t.Fatal("the refused removal left the mark")
 	}
-	if err := l.markRemoving(ctx, a, true, ""); err != nil {
-		t.Fatal(err)
-	}
+	mustMark(t, ctx, l, a, true)
 	mustApply(t, l, &fsm.ForwardRemove{Address: a})
 	if _, err := f.RemoveMailbox(ctx, a); err != nil {
 		t.Fatal(err)
@@ -276,9 +268,7 @@ func TestRemoveMailboxStoppedPartWayKeepsAMarkItFound(t *testing.T) {
 	a := "a@example.com"
 	big := bigFolder(t, l, "Big", 11)
 	// The removal under way on l: its mark, and pieces still to come.
-	if err := l.markRemoving(ctx, a, true, ""); err != nil {
-		t.Fatal(err)
-	}
+	mustMark(t, ctx, l, a, true)
 	if err := f.Barrier(ctx); err != nil {
 		t.Fatal(err)
 	}
