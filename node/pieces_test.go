@@ -24,12 +24,25 @@ func bigFolder(t *testing.T, n *Node, folder string, log2 int) FolderView {
 	t.Helper()
 	ctx := ctxT(t, 2*time.Minute)
 	a := "a@example.com"
-	if err := n.CreateFolder(ctx, a, folder, ""); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := n.Append(ctx, a, folder, nil, time.Time{}, strings.NewReader("Subject: x\r\n\r\nx\r\n")); err != nil {
-		t.Fatal(err)
-	}
+	// A leader change on a loaded machine can fail the create or the
+	// append with their outcome unknown (ErrUnavailable); each is made
+	// again only if it did not take, as a client would look and retry.
+	again(t, "create "+folder, func(retry bool) error {
+		err := n.CreateFolder(ctx, a, folder, "")
+		if retry && errors.Is(err, ErrFolderExists) {
+			return nil
+		}
+		return err
+	})
+	again(t, "append to "+folder, func(retry bool) error {
+		if retry {
+			if v, err := n.View(ctx, a, folder); err == nil && len(v.Messages) > 0 {
+				return nil
+			}
+		}
+		_, err := n.Append(ctx, a, folder, nil, time.Time{}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
+		return err
+	})
 	for i := 0; ; i++ {
 		v, err := n.View(ctx, a, folder)
 		if err != nil {
@@ -41,6 +54,23 @@ func bigFolder(t *testing.T, n *Node, folder string, log2 int) FolderView {
 		if _, err := n.Copy(ctx, a, folder, folder, viewUIDs(v), false); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// again runs op until it succeeds, again (retry set) after each
+// temporary failure (ErrUnavailable) up to five times; any other error
+// fails the test.
+func again(t *testing.T, what string, op func(retry bool) error) {
+	t.Helper()
+	for try := 1; ; try++ {
+		err := op(try > 1)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, ErrUnavailable) || try == 5 {
+			t.Fatalf("%s: %v", what, err)
+		}
+		t.Logf("%s: %v; again", what, err)
 	}
 }
 
