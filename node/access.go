@@ -148,7 +148,7 @@ func (n *Node) CreateFolder(ctx context.Context, addr, name, specialUse string) 
 // entries of that size (emptyFolder), so that no replica stalls on it.
 func (n *Node) DeleteFolder(ctx context.Context, addr, name string) error {
 	if fsm.CanonicalFolder(name) != "INBOX" {
-		if err := n.emptyFolder(ctx, addr, name, false); err != nil {
+		if err := n.emptyFolder(ctx, addr, name, false, false); err != nil {
 			return err
 		}
 	}

@@ -27,6 +27,9 @@ func (n *Node) Apply(ctx context.Context, cmd fsm.Command) (any, error) {
 			err = fmt.Errorf("%w: committed at %d but not yet applied here: %v", ErrIndeterminate, index, werr)
 		}
 	}
+	if hook := n.onApplied.Load(); hook != nil {
+		err = (*hook)(cmd, err)
+	}
 	return out, err
 }
 

@@ -88,6 +88,11 @@ type Node struct {
 	// onVerifyCount, tests only, is called for each body storage verify
 	// counts before it checks them (a test makes the count take long).
 	onVerifyCount atomic.Pointer[func()]
+	// onApplied, tests only, sees each Apply's command and error once it
+	// returns, and gives the error Apply answers: a test hides the
+	// outcome of a committed entry (ErrIndeterminate), as a leader
+	// change that cut off its answer would.
+	onApplied atomic.Pointer[func(fsm.Command, error) error]
 	// afterBodyCheck, tests only, runs between an unforced removal's
 	// first body check and the removal of the member record.
 	afterBodyCheck func()

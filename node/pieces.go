@@ -96,7 +96,11 @@ func splitPieces(rs []fsm.UIDRange, msgs []StoredMessage, limit int) [][]fsm.UID
 // cannot carry the check, are left to the delete. An error leaves the
 // pieces before it expunged: the messages were being deleted, and
 // repeating the command finishes the job.
-func (n *Node) emptyFolder(ctx context.Context, addr, name string, all bool) error {
+//
+// A removal (ride) proposes each piece again while a leader change
+// hides its outcome (untilKnown): a repeat expunges the UIDs its range
+// still holds, none if the first took, and the mailbox is going anyway.
+func (n *Node) emptyFolder(ctx context.Context, addr, name string, all, ride bool) error {
 	if !n.encodingAtLeast(fsm.EncodingJSON4) {
 		return nil
 	}
@@ -116,7 +120,13 @@ func (n *Node) emptyFolder(ctx context.Context, addr, name string, all bool) err
 			return accessErr(err)
 		}
 		cmd := &fsm.Expunge{Mailbox: addr, Folder: name, UIDs: rs, Expect: check}
-		err := n.applyAccess(ctx, cmd, nil)
+		var err error
+		if ride {
+			_, err = n.applyUntilKnown(ctx, "mailbox removal: a piece", addr, cmd)
+			err = accessErr(err)
+		} else {
+			err = n.applyAccess(ctx, cmd, nil)
+		}
 		if errors.Is(err, ErrNoFolder) {
 			// Deleted, renamed or replaced meanwhile: the rest is the
 			// delete's, which acts on the name (RFC 9051 §6.3.9) and
@@ -141,9 +151,12 @@ func (n *Node) emptyFolder(ctx context.Context, addr, name string, all bool) err
 // entry is removed by that entry, with nothing between RCPT and removal
 // to protect, so it is not marked: a bulk deprovisioning stays one entry
 // a mailbox. A mailbox the removal would refuse (a forward keeps copies
-// in it) is neither marked nor emptied. An error part way leaves the
-// pieces before it expunged and takes back this removal's mark
-// (unmarkRemoving), and repeating the removal finishes it.
+// in it) is neither marked nor emptied. An entry whose outcome a leader
+// change hid (the mark, a piece, the removal) is proposed again, for up
+// to commitRetryWindow, keeping the hold: each repeat leaves what the
+// first did. An error part way leaves the pieces before it expunged and
+// takes back this removal's mark (unmarkRemoving), and repeating the
+// removal finishes it.
 //
 // Below encoding 12 the mark is one bit: a removal that finds it set
 // does not set it and clears it only if the removal is refused, but the
@@ -172,12 +185,12 @@ func (n *Node) RemoveMailbox(ctx context.Context, addr string) (any, error) {
 	}
 	if large && (remover != "" || !found && n.encodingAtLeast(fsm.EncodingJSON10)) {
 		set = true
-		if err := n.markRemoving(ctx, addr, true, remover); err != nil {
+		if err := n.markRemovingUntilKnown(ctx, addr, remover); err != nil {
 			n.unmarkRemoving(ctx, addr, remover, err) // its outcome may be unknown
 			return nil, err
 		}
 	}
-	v, err := n.removeInPieces(ctx, addr, large)
+	v, err := n.removeInPieces(ctx, addr, large, mb.CreatedIndex)
 	switch {
 	case err == nil:
 	case (set || found) && errors.Is(err, fsm.ErrNotEmpty):
@@ -220,20 +233,73 @@ func (n *Node) unmarkRefused(ctx context.Context, addr, remover string, found bo
 }
 
 // removeInPieces empties each folder of addr in pieces (with empty),
-// then removes the mailbox.
-func (n *Node) removeInPieces(ctx context.Context, addr string, empty bool) (any, error) {
+// then removes the mailbox, the one made at index created.
+func (n *Node) removeInPieces(ctx context.Context, addr string, empty bool, created uint64) (any, error) {
 	if empty {
 		folders, err := n.state.Folders(addr)
 		if err != nil {
 			return nil, err
 		}
 		for _, f := range folders {
-			if err := n.emptyFolder(ctx, addr, f.Name, true); err != nil {
+			if err := n.emptyFolder(ctx, addr, f.Name, true, true); err != nil {
 				return nil, err
 			}
 		}
 	}
-	return n.Apply(ctx, &fsm.MailboxRemove{Address: addr})
+	return nil, n.removeUntilKnown(ctx, addr, created)
+}
+
+// applyUntilKnown proposes cmd, again while its outcome is unknown (a
+// leader change, no leader), for up to commitRetryWindow (untilKnown).
+// Only for a command of a mailbox's removal whose repeat leaves what
+// the first did: a hold on the mark, or a piece of the emptying.
+func (n *Node) applyUntilKnown(ctx context.Context, what, addr string, cmd fsm.Command) (any, error) {
+	var v any
+	err := n.untilKnown(ctx, what, addr, func(ctx context.Context) (err error) {
+		v, err = n.Apply(ctx, cmd)
+		return err
+	})
+	return v, err
+}
+
+// markRemovingUntilKnown sets the mark of addr being removed, as the
+// removal named remover, again while its outcome is unknown: a hold set
+// twice is held once (below 12 the bit is set twice).
+func (n *Node) markRemovingUntilKnown(ctx context.Context, addr, remover string) error {
+	on := true
+	_, err := n.applyUntilKnown(ctx, "mailbox removal: its mark", addr,
+		&fsm.MailboxUpdate{Address: addr, Removing: &on, Remover: remover})
+	return err
+}
+
+// removeUntilKnown removes the mailbox addr made at index created
+// (fsm.MailboxRemove), again while the outcome is unknown. Before a
+// repeat it reads after a barrier, which a new leader passes only once
+// every entry it will ever commit from an old one has applied: a
+// mailbox gone, or made again (another CreatedIndex), was removed by the
+// attempt whose answer was lost, or by another removal, and the removal
+// succeeds, as it does when the repeat finds it gone. One made again
+// between that read and the repeat would be removed: an operator adding
+// the mailbox while its removal still runs.
+func (n *Node) removeUntilKnown(ctx context.Context, addr string, created uint64) error {
+	repeat := false
+	return n.untilKnown(ctx, "mailbox removal", addr, func(ctx context.Context) error {
+		if repeat {
+			if err := n.readBarrier(ctx); err != nil {
+				return err // still unknown: read again
+			}
+			mb, err := n.state.Mailbox(addr)
+			if errors.Is(err, fsm.ErrNotFound) || err == nil && mb.CreatedIndex != created {
+				return nil
+			}
+		}
+		_, err := n.Apply(ctx, &fsm.MailboxRemove{Address: addr})
+		if repeat && errors.Is(err, fsm.ErrNotFound) {
+			return nil // removed since the read: gone, as asked
+		}
+		repeat = true
+		return err
+	})
 }
 
 // markRemoving sets or clears the mark of a mailbox being removed, as
