@@ -2,11 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestAddIfNotExists: domain add, mailbox add and forward add of an
@@ -151,4 +154,74 @@ func TestForwardIfNotExistsOnAnOlderNode(t *testing.T) {
 	if _, errOut, err := cli(t, "", "forward", "add", "--if-not-exists", "team@example.com", "--to", "x@y.org", "--addr", addr); exitCode(t, err) != 1 || !strings.Contains(errOut, "exists with other targets (b@y.org") {
 		t.Errorf("another forward: %v %q", err, errOut)
 	}
+}
+
+// mailbox add --if-not-exists of a mailbox that mailbox rm is emptying
+// said "already exists" (exit 0), and then the mailbox went: a play
+// that ran it went on as if the mailbox were there. It now exits 1,
+// saying the mailbox is being removed. The removal is a real one, of a
+// mailbox of many messages on a node that removes one per raft entry.
+func TestMailboxAddIfNotExistsWhileBeingRemoved(t *testing.T) {
+	p := &proc{id: "solo", cluster: freeAddr(t), admin: freeAddr(t), data: t.TempDir()}
+	p.start(t, append(p.smtpArgs(t), "--bootstrap", "--replicas", "1", "--raft-entry-messages", "1")...)
+	p.waitLeader(t, 30*time.Second)
+	waitLog(t, p, `msg="node running"`)
+	mustCLI(t, "domain", "add", "example.com", "--addr", p.admin)
+	a := "zed@example.com"
+	mustCLI(t, "mailbox", "add", a, "--password", "pw", "--addr", p.admin)
+	files := map[string]string{}
+	for i := range 1500 {
+		files[fmt.Sprintf("Maildir/cur/1700000000.M%d.host:2,S", i)] = fmt.Sprintf("Subject: %d\r\n\r\n%d\r\n", i, i)
+	}
+	tarFile := filepath.Join(t.TempDir(), "zed.tar")
+	writeTar(t, tarFile, files)
+	if res := restore(t, p, a, tarFile); res.Added != len(files) {
+		t.Fatalf("restore said %+v", res)
+	}
+	rm := make(chan error, 1)
+	go func() {
+		_, errOut, err := cli(t, "", "mailbox", "rm", a, "--addr", p.admin)
+		if err != nil {
+			err = fmt.Errorf("%w: %s", err, errOut)
+		}
+		rm <- err
+	}()
+	waitRemoving(t, p, a)
+	out, errOut, err := cli(t, "", "mailbox", "add", "--if-not-exists", a, "--password", "pw", "--addr", p.admin)
+	if exitCode(t, err) != 1 || !strings.Contains(errOut, "being removed") || strings.Contains(out, "already exists") {
+		t.Errorf("mailbox add --if-not-exists during its removal: %v, stdout %q, stderr %q", err, out, errOut)
+	}
+	if err := <-rm; err != nil {
+		t.Fatalf("mailbox rm: %v", err)
+	}
+	// Gone now: the add makes it anew.
+	if out := mustCLI(t, "mailbox", "add", "--if-not-exists", a, "--password", "pw", "--addr", p.admin); !strings.Contains(out, "created mailbox") {
+		t.Errorf("mailbox add --if-not-exists after the removal: %q", out)
+	}
+}
+
+// waitRemoving waits until the admin API shows addr as being removed.
+func waitRemoving(t *testing.T, p *proc, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		req, err := http.NewRequest("GET", "http://"+p.admin+"/v1/mailboxes/"+addr, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+cliSecret)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			var mb struct {
+				Removing bool `json:"removing"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&mb)
+			resp.Body.Close()
+			if err == nil && mb.Removing {
+				return
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("%s never shown as being removed", addr)
 }

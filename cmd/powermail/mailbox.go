@@ -83,17 +83,45 @@ func mailboxAddCmd(cl *clientFlags) *cobra.Command {
 			if err != nil && !existed {
 				return err
 			}
+			if existed {
+				if err := notBeingRemoved(cmd, cl, args[0]); err != nil {
+					return err
+				}
+			}
 			return mailboxAdded(cmd, cl, args[0], ifNotExists, existed)
 		},
 	}
 	cmd.Flags().StringVar(&password, "password", "", "password (default: read the first line of stdin)")
 	cmd.Flags().BoolVar(&noPassword, "no-password", false, "create the mailbox without a password (no logins until one is set)")
 	cmd.Flags().StringVar(&quota, "quota", "0", "quota in bytes, or with a K, M, G or T suffix; 0 is unlimited")
-	addIfNotExistsFlag(cmd, &ifNotExists, "the mailbox exists already; it is left as it is, its password and quota neither changed nor compared")
+	addIfNotExistsFlag(cmd, &ifNotExists, "the mailbox exists already; it is left as it is, its password and quota neither changed nor compared (one being removed is an error)")
 	// Given both, the password was dropped without a word: a mailbox
 	// nobody could log into, made by someone who set a password.
 	cmd.MarkFlagsMutuallyExclusive("password", "no-password")
 	return cmd
+}
+
+// ErrBeingRemoved: mailbox add --if-not-exists found the mailbox, but
+// a removal of it is under way: it is about to go, so it is no success.
+var ErrBeingRemoved = errors.New("is being removed")
+
+// notBeingRemoved checks, for mailbox add --if-not-exists, that the
+// mailbox found there is not being removed (mailbox rm of a large one
+// marks it first): "already exists" would be followed by its removal.
+// One gone since the add found it was removed meanwhile.
+func notBeingRemoved(cmd *cobra.Command, cl *clientFlags, addr string) error {
+	var mb node.MailboxView
+	err := cl.do(cmd.Context(), "GET", "/v1/mailboxes/"+pathEsc(addr), nil, &mb)
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae) && ae.Code == "not_found":
+		return fmt.Errorf("mailbox %s %w: it was there, and is gone now; add it again", addr, ErrBeingRemoved)
+	case err != nil:
+		return fmt.Errorf("mailbox %s exists; reading whether it is being removed: %w", addr, err)
+	case mb.Removing:
+		return fmt.Errorf("mailbox %s %w (mailbox rm is emptying it); add it again once it is gone", addr, ErrBeingRemoved)
+	}
+	return nil
 }
 
 // mailboxAdded confirms a mailbox add. A mailbox that was there already
