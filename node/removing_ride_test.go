@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"powermail/fsm"
 )
@@ -94,6 +95,64 @@ func TestRemoveMailboxRidesOutHiddenOutcomes(t *testing.T) {
 	}
 	if !marked.Load() {
 		t.Error("the removal never marked the mailbox")
+	}
+	if len(race.storedAfter) > 0 {
+		t.Errorf("%d deliveries whose RCPT came after the removal began were stored, to be removed unbounced", len(race.storedAfter))
+	}
+	for _, n := range []*Node{l, f} {
+		if err := n.Barrier(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.State().Mailbox(a); !errors.Is(err, fsm.ErrNotFound) {
+			t.Errorf("%s: removed mailbox: %v", n.ID(), err)
+		}
+	}
+}
+
+// The same with a real leader change: once the removal, run on a
+// follower, has emptied some pieces, the leader hands leadership over
+// (raft's LeadershipTransfer), and the pieces proposed meanwhile meet a
+// transfer in progress, no leader, or a new one. The removal finishes at
+// the first call, never clearing its mark, and no delivery answered as
+// stored after it began is lost.
+func TestRemoveMailboxRidesOutALeaderChange(t *testing.T) {
+	l, f, ctx := pieceRaceCluster(t, 100)
+	a := "a@example.com"
+	big := bigFolder(t, l, "Big", 11)
+	if err := f.Barrier(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h := &hideOnce{a: a, hidden: map[string]bool{"mark": true, "piece": true, "remove": true}} // watches for clears only
+	hook := h.hook
+	f.onApplied.Store(&hook)
+	defer f.onApplied.Store(nil)
+	var once sync.Once
+	transferred := make(chan error, 1)
+	step := hookCtx{ctx, func() error {
+		if messagesOf(f, a) >= 0 && messagesOf(f, a) < int64(len(big.Messages))-300 {
+			once.Do(func() { go func() { transferred <- l.raft.LeadershipTransfer().Error() }() })
+		}
+		return nil
+	}}
+	var marked atomic.Bool
+	race := raceRemoval(t, ctx, f, a, &marked)
+	_, err := f.RemoveMailbox(step, a)
+	race.stop()
+	t.Logf("%v; deliveries: %d stored (before the mark), %d refused at RCPT, %d refused at commit, %d unknown",
+		err, race.stored.Load(), race.refusedRCPT.Load(), race.refusedCommit.Load(), race.unknown.Load())
+	select {
+	case terr := <-transferred:
+		if terr != nil {
+			t.Logf("leadership transfer: %v", terr)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the leader was never stepped down")
+	}
+	if err != nil {
+		t.Fatalf("removal across a leader change: %v", err)
+	}
+	if h.cleared.Load() {
+		t.Error("the removal cleared its mark part way")
 	}
 	if len(race.storedAfter) > 0 {
 		t.Errorf("%d deliveries whose RCPT came after the removal began were stored, to be removed unbounced", len(race.storedAfter))
