@@ -81,6 +81,11 @@ type Node struct {
 	raftUp      atomic.Bool   // raft is started: cluster RPCs may use it
 	readyTerm   atomic.Uint64 // term in which this leader passed a barrier
 	stallBodies atomic.Bool   // tests only: accept body uploads and reads and never answer
+	// wasMember: this node has held, since it started, a configuration
+	// that lists it; removedAt: the index of the newest configuration it
+	// applied after that, if it leaves it out (removed.go).
+	wasMember atomic.Bool
+	removedAt atomic.Uint64
 	// onRepairKick, tests only, is called first by the /rpc/repair
 	// handler; true means it took care of the request (a test holds it
 	// unanswered, as a paused leader would).
@@ -300,9 +305,13 @@ func (n *Node) startRaft() (bool, error) {
 	}))
 	rc := n.raftConfig(hl)
 	n.raft, err = raft.NewRaft(rc, &raftFSM{state: n.state, metrics: n.metrics, log: n.log, lastMail: &n.lastMail,
-		queueRetried: func(e fsm.QueueEntry) { n.queue.retries.applied(e, time.Now()) }}, logs, store, n.snaps, n.transport)
+		queueRetried:  func(e fsm.QueueEntry) { n.queue.retries.applied(e, time.Now()) },
+		configApplied: n.noteConfiguration}, logs, store, n.snaps, n.transport)
 	if err != nil {
 		return false, fmt.Errorf("start raft: %w", err)
+	}
+	if cf := n.raft.GetConfiguration(); cf.Error() == nil {
+		n.noteConfiguration(cf.Index(), cf.Configuration())
 	}
 	n.gate = newApplyGate(n.raft, n.cfg.ApplyTimeout, n.cfg.Raft.ApplyWindow, n.cfg.Raft.MaxAppendEntries)
 	n.metrics.watchRaft(n.raft)

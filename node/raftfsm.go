@@ -23,6 +23,9 @@ type raftFSM struct {
 	// queueRetried is told of each operator's queue retry applied, with
 	// the entry as it left it (queueretry.go).
 	queueRetried func(fsm.QueueEntry)
+	// configApplied is told of each configuration entry applied
+	// (removed.go); the state sees no change for one.
+	configApplied func(index uint64, cf raft.Configuration)
 }
 
 var _ raft.BatchingFSM = (*raftFSM)(nil)
@@ -41,6 +44,8 @@ func (f *raftFSM) ApplyBatch(logs []*raft.Log) []any {
 			if len(l.Data) > 0 && fsm.CmdType(l.Data[0]) == fsm.CmdDeliver {
 				f.lastMail.Store(start.UnixNano())
 			}
+		} else if l.Type == raft.LogConfiguration && f.configApplied != nil {
+			f.configApplied(l.Index, raft.DecodeConfiguration(l.Data))
 		}
 	}
 	results := f.state.ApplyBatch(entries)

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+
+	"github.com/hashicorp/raft"
 )
 
 // ErrRemoved: this node is no longer in the raft configuration it holds
@@ -32,17 +35,51 @@ func (n *Node) removedErr() error {
 	return removedError{id: n.cfg.ID}
 }
 
-// removedNow is removedErr for paths that must not cost members a
-// round through raft (RCPT answered from the local state, a delivery
-// before it stores its body): a removed node knows no leader once a
-// heartbeat timeout has passed, so the configuration is read only then.
-// Within that timeout it still follows the old leader, which answers
-// its reads and commits its writes.
+// removedNow is removedErr for paths that must answer at once and not
+// cost members a round through raft (a barrier or write before it goes
+// to the leader, RCPT answered from the local state, a delivery before
+// it stores its body). A node left out of the configuration it holds is
+// removed when it knows no leader, or when it holds its own removal
+// (holdsOwnRemoval). Until it loses its leader, a heartbeat timeout or
+// more after the removal, it still follows the old leader, through
+// which a barrier would get an index it never reaches and a write would
+// commit and then be waited for in vain.
+//
+// A node that joins is left out of the configurations it holds until
+// its join entry reaches it, and is not removed: a fresh node holds none
+// at first, then, as it catches up, those before its join, of which it
+// has held none that lists it (wasMember is false).
 func (n *Node) removedNow() error {
-	if addr, _ := n.raft.LeaderWithID(); addr != "" {
+	cf := n.raft.GetConfiguration()
+	if cf.Error() != nil || !n.leftOut(cf.Configuration().Servers) {
 		return nil
 	}
-	return n.removedErr()
+	if addr, _ := n.raft.LeaderWithID(); addr != "" && !n.holdsOwnRemoval(cf.Index()) {
+		return nil
+	}
+	return removedError{id: n.cfg.ID}
+}
+
+// holdsOwnRemoval reports whether the configuration at index, which
+// leaves this node out and is the newest it holds, removed it while it
+// ran: it held one that listed it since it started, and then either
+// applied this one, or holds it above its commit index. The leader stops
+// replicating to a server once it has sent it the entry that removes it,
+// so the removed node may never learn that the entry committed.
+func (n *Node) holdsOwnRemoval(index uint64) bool {
+	return n.wasMember.Load() && (n.removedAt.Load() == index || index > n.raft.CommitIndex())
+}
+
+// noteConfiguration notes the configuration at index that this node
+// holds at start or has applied.
+func (n *Node) noteConfiguration(index uint64, cf raft.Configuration) {
+	switch {
+	case slices.ContainsFunc(cf.Servers, func(s raft.Server) bool { return string(s.ID) == n.cfg.ID }):
+		n.wasMember.Store(true)
+		n.removedAt.Store(0)
+	case n.wasMember.Load():
+		n.removedAt.Store(index)
+	}
 }
 
 // refuseIfRemoved answers a request to a removed node with ErrRemoved.

@@ -289,6 +289,9 @@ func (n *Node) leaderAddr() (string, error) {
 func (n *Node) onLeader(ctx context.Context, local func() error, remote func(addr string) error) error {
 	backoff := 20 * time.Millisecond
 	for {
+		if err := n.removedNow(); err != nil {
+			return err
+		}
 		var err error
 		if n.raft.State() == raft.Leader {
 			err = local()
