@@ -15,12 +15,7 @@ import (
 // as well; TestRemovedNodeRefusesBeforeItLosesItsLeader checks the time
 // before.
 func TestRemovedNodeRefusesReadsAndWritesAtOnce(t *testing.T) {
-	c := newTestCluster(t, 3)
-	l := c.leader(5 * time.Second)
-	gone := c.followers(l)[0]
-	mustAdd(t, l, &fsm.DomainAdd{Name: "example.com"})
-	mustAdd(t, l, addMailbox("alice@example.com"))
-	c.readEverywhere("alice@example.com")
+	l, gone := aliceAndAFollower(t)
 	if err := l.Remove(ctxT(t, 5*time.Second), gone.ID(), false); err != nil {
 		t.Fatal(err)
 	}
@@ -42,12 +37,7 @@ func TestRemovedNodeRefusesReadsAndWritesAtOnce(t *testing.T) {
 // then waited for in vain. Its heartbeat timeout is raised to a minute
 // once the cluster runs, so it keeps its leader for the whole test.
 func TestRemovedNodeRefusesBeforeItLosesItsLeader(t *testing.T) {
-	c := newTestCluster(t, 3)
-	l := c.leader(5 * time.Second)
-	gone := c.followers(l)[0]
-	mustAdd(t, l, &fsm.DomainAdd{Name: "example.com"})
-	mustAdd(t, l, addMailbox("alice@example.com"))
-	c.readEverywhere("alice@example.com")
+	l, gone := aliceAndAFollower(t)
 	rc := gone.raft.ReloadableConfig()
 	rc.HeartbeatTimeout, rc.ElectionTimeout = time.Minute, time.Minute
 	if err := gone.raft.ReloadConfig(rc); err != nil {
@@ -100,4 +90,15 @@ func refusesAtOnce(t *testing.T, l, gone *Node, resolve bool) {
 	if _, err := l.State().Domain("late.example"); !errors.Is(err, fsm.ErrNotFound) {
 		t.Errorf("domain proposed through the removed node: %v, want not found", err)
 	}
+}
+
+// aliceAndAFollower starts three nodes with alice@example.com on every
+// one, and returns the leader and a follower to remove.
+func aliceAndAFollower(t *testing.T) (l, gone *Node) {
+	c := newTestCluster(t, 3)
+	l = c.leader(5 * time.Second)
+	mustAdd(t, l, &fsm.DomainAdd{Name: "example.com"})
+	mustAdd(t, l, addMailbox("alice@example.com"))
+	c.readEverywhere("alice@example.com")
+	return l, c.followers(l)[0]
 }

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -96,17 +97,7 @@ func TestRemoveMailboxRidesOutHiddenOutcomes(t *testing.T) {
 	if !marked.Load() {
 		t.Error("the removal never marked the mailbox")
 	}
-	if len(race.storedAfter) > 0 {
-		t.Errorf("%d deliveries whose RCPT came after the removal began were stored, to be removed unbounced", len(race.storedAfter))
-	}
-	for _, n := range []*Node{l, f} {
-		if err := n.Barrier(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := n.State().Mailbox(a); !errors.Is(err, fsm.ErrNotFound) {
-			t.Errorf("%s: removed mailbox: %v", n.ID(), err)
-		}
-	}
+	removedCleanly(t, ctx, len(race.storedAfter), a, l, f)
 }
 
 // The same with a real leader change: once the removal, run on a
@@ -154,14 +145,22 @@ func TestRemoveMailboxRidesOutALeaderChange(t *testing.T) {
 	if h.cleared.Load() {
 		t.Error("the removal cleared its mark part way")
 	}
-	if len(race.storedAfter) > 0 {
-		t.Errorf("%d deliveries whose RCPT came after the removal began were stored, to be removed unbounced", len(race.storedAfter))
+	removedCleanly(t, ctx, len(race.storedAfter), a, l, f)
+}
+
+// removedCleanly checks that no delivery whose RCPT came after the
+// removal began was stored (storedAfter of them were), and that every
+// node in nodes, after a barrier, no longer has the mailbox addr.
+func removedCleanly(t *testing.T, ctx context.Context, storedAfter int, addr string, nodes ...*Node) {
+	t.Helper()
+	if storedAfter > 0 {
+		t.Errorf("%d deliveries whose RCPT came after the removal began were stored, to be removed unbounced", storedAfter)
 	}
-	for _, n := range []*Node{l, f} {
+	for _, n := range nodes {
 		if err := n.Barrier(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := n.State().Mailbox(a); !errors.Is(err, fsm.ErrNotFound) {
+		if _, err := n.State().Mailbox(addr); !errors.Is(err, fsm.ErrNotFound) {
 			t.Errorf("%s: removed mailbox: %v", n.ID(), err)
 		}
 	}
