@@ -315,15 +315,15 @@ func (in *imapInput) passOn(out, seg []byte, complete bool) []byte {
 
 // imapAnnouncementStart returns where a literal's announcement may begin
 // in the last 32 octets of b (as much as appendTail keeps to find one),
-// or len(b): a "{" followed by nothing but what may come before the
-// line's end of "{digits[+]}".
+// not counting its length's leading zeros, or len(b): a "{" followed by
+// nothing but what may come before the line's end of "{digits[+]}".
+// The zeros are not counted so that the answer does not depend on how
+// the line came: passOn drops them from what it keeps between reads.
 func imapAnnouncementStart(b []byte) int {
-	from := max(len(b)-32, 0)
-	open := bytes.LastIndexByte(b[from:], '{')
-	if open < 0 {
+	open := bytes.LastIndexByte(b, '{')
+	if open < 0 || len(b)-open-lengthZeros(b[open+1:]) > 32 {
 		return len(b)
 	}
-	open += from
 	rest := b[open+1:]
 	rest = bytes.TrimLeft(rest, "0123456789")
 	rest = bytes.TrimPrefix(rest, []byte("+"))
@@ -406,14 +406,21 @@ func dropLengthZeros(b []byte) ([]byte, int) {
 		return b, 0
 	}
 	digits := b[open+1:]
-	z := 0
-	for z+1 < len(digits) && digits[z] == '0' && digits[z+1] >= '0' && digits[z+1] <= '9' {
-		z++
-	}
+	z := lengthZeros(digits)
 	if z == 0 {
 		return b, 0
 	}
 	return append(b[:open+1], digits[z:]...), z
+}
+
+// lengthZeros counts the zeros that lead digits and are followed by a
+// digit: those a literal's length may drop without changing it.
+func lengthZeros(digits []byte) int {
+	z := 0
+	for z+1 < len(digits) && digits[z] == '0' && digits[z+1] >= '0' && digits[z+1] <= '9' {
+		z++
+	}
+	return z
 }
 
 // imapTrimEOL strips the end of a client's line as go-imap's parser

@@ -124,6 +124,9 @@ func FuzzIMAPInput(f *testing.F) {
 	f.Add([]byte("a APPEND X UTF8 (~{3+}\r\nabc) {2+}\r\nhi\r\nb APPEND X {0}\r\n x\r\nc ID NIL\r\n"), uint8(1), uint8(7))
 	f.Add([]byte("a LOGIN {1+}\r\nu "+strings.Repeat("y", imapCommandMax)+" z CREATE X\r\n"), uint8(250), uint8(13))
 	f.Add([]byte("a XFOO {1+}\r\nx {"+strings.Repeat("0", 40)+"18+}\r\nx DELETE Archive\r\n\r\nb ID NIL\r\n"), uint8(30), uint8(2))
+	// Leading zeros that take a line's end past 32 octets in one read but
+	// not in several (the window of imapAnnouncementStart).
+	f.Add([]byte("{0}\n0{"+strings.Repeat("0", 33)), uint8(30), uint8(2))
 	f.Fuzz(func(t *testing.T, in []byte, s1, s2 uint8) {
 		if len(in) > 1<<16 {
 			return
@@ -222,6 +225,9 @@ func FuzzIMAPConnOutput(f *testing.F) {
 	f.Add([]byte("* OK [CAPABILITY IMAP4rev1] x\r\n* 1 FETCH (BODY[] {4}\r\na1 O)\r\na1 OK done\r\n"), uint8(3), uint8(1))
 	f.Add([]byte("* ESEARCH (TAG \"s1\") ALL 1:3\r\n* ESEARCH (TAG \"s2\") ALL 1\r\ns1 OK done\r\n* ESEARCH (TAG \"s1\") ALL 2\r\n"), uint8(7), uint8(2))
 	f.Add([]byte("* ESEARCH (TAG \"s1\") UID ALL "+strings.Repeat("1,", imapHoldLine)+"3\r\ns1 OK done\r\n"), uint8(200), uint8(9))
+	// Leading zeros that take a line's end past 32 octets in one read but
+	// not in several (the window of imapAnnouncementStart).
+	f.Add([]byte("{0}\n0{"+strings.Repeat("0", 33)), uint8(30), uint8(2))
 	f.Fuzz(func(t *testing.T, in []byte, s1, s2 uint8) {
 		if len(in) > 1<<16 {
 			return
