@@ -82,10 +82,8 @@ type Node struct {
 	readyTerm   atomic.Uint64 // term in which this leader passed a barrier
 	stallBodies atomic.Bool   // tests only: accept body uploads and reads and never answer
 	// wasMember: this node has held, since it started, a configuration
-	// that lists it; removedAt: the index of the newest configuration it
-	// applied after that, if it leaves it out (removed.go).
+	// that lists it (removed.go).
 	wasMember atomic.Bool
-	removedAt atomic.Uint64
 	// onRepairKick, tests only, is called first by the /rpc/repair
 	// handler; true means it took care of the request (a test holds it
 	// unanswered, as a paused leader would).
@@ -311,7 +309,7 @@ func (n *Node) startRaft() (bool, error) {
 		return false, fmt.Errorf("start raft: %w", err)
 	}
 	if cf := n.raft.GetConfiguration(); cf.Error() == nil {
-		n.noteConfiguration(cf.Index(), cf.Configuration())
+		n.noteConfiguration(cf.Configuration())
 	}
 	n.gate = newApplyGate(n.raft, n.cfg.ApplyTimeout, n.cfg.Raft.ApplyWindow, n.cfg.Raft.MaxAppendEntries)
 	n.metrics.watchRaft(n.raft)

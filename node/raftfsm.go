@@ -25,7 +25,7 @@ type raftFSM struct {
 	queueRetried func(fsm.QueueEntry)
 	// configApplied is told of each configuration entry applied
 	// (removed.go); the state sees no change for one.
-	configApplied func(index uint64, cf raft.Configuration)
+	configApplied func(cf raft.Configuration)
 }
 
 var _ raft.BatchingFSM = (*raftFSM)(nil)
@@ -45,7 +45,7 @@ func (f *raftFSM) ApplyBatch(logs []*raft.Log) []any {
 				f.lastMail.Store(start.UnixNano())
 			}
 		} else if l.Type == raft.LogConfiguration && f.configApplied != nil {
-			f.configApplied(l.Index, raft.DecodeConfiguration(l.Data))
+			f.configApplied(raft.DecodeConfiguration(l.Data))
 		}
 	}
 	results := f.state.ApplyBatch(entries)

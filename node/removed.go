@@ -39,46 +39,39 @@ func (n *Node) removedErr() error {
 // cost members a round through raft (a barrier or write before it goes
 // to the leader, RCPT answered from the local state, a delivery before
 // it stores its body). A node left out of the configuration it holds is
-// removed when it knows no leader, or when it holds its own removal
-// (holdsOwnRemoval). Until it loses its leader, a heartbeat timeout or
-// more after the removal, it still follows the old leader, through
-// which a barrier would get an index it never reaches and a write would
-// commit and then be waited for in vain.
+// removed when it knows no leader, or when it has held one that listed
+// it since it started (wasMember): then the configuration that leaves
+// it out is its own removal, committed or on its way. Until it loses its
+// leader, a heartbeat timeout or more after the removal, it still
+// follows the old leader, through which a barrier would get an index it
+// never reaches and a write would commit and then be waited for in vain.
+// The leader stops replicating to a server once it has sent it the
+// entry that removes it, so the removed node may never learn that the
+// entry committed, and cannot wait for that.
 //
 // A node that joins is left out of the configurations it holds until
 // its join entry reaches it, and is not removed: a fresh node holds none
 // at first, then, as it catches up, those before its join, of which it
 // has held none that lists it (wasMember is false).
+//
+// raft's configuration future carries no index here (GetConfiguration
+// leaves it 0), so nothing below may compare one.
 func (n *Node) removedNow() error {
 	cf := n.raft.GetConfiguration()
 	if cf.Error() != nil || !n.leftOut(cf.Configuration().Servers) {
 		return nil
 	}
-	if addr, _ := n.raft.LeaderWithID(); addr != "" && !n.holdsOwnRemoval(cf.Index()) {
+	if addr, _ := n.raft.LeaderWithID(); addr != "" && !n.wasMember.Load() {
 		return nil
 	}
 	return removedError{id: n.cfg.ID}
 }
 
-// holdsOwnRemoval reports whether the configuration at index, which
-// leaves this node out and is the newest it holds, removed it while it
-// ran: it held one that listed it since it started, and then either
-// applied this one, or holds it above its commit index. The leader stops
-// replicating to a server once it has sent it the entry that removes it,
-// so the removed node may never learn that the entry committed.
-func (n *Node) holdsOwnRemoval(index uint64) bool {
-	return n.wasMember.Load() && (n.removedAt.Load() == index || index > n.raft.CommitIndex())
-}
-
-// noteConfiguration notes the configuration at index that this node
-// holds at start or has applied.
-func (n *Node) noteConfiguration(index uint64, cf raft.Configuration) {
-	switch {
-	case slices.ContainsFunc(cf.Servers, func(s raft.Server) bool { return string(s.ID) == n.cfg.ID }):
+// noteConfiguration notes a configuration that this node holds at start
+// or has applied.
+func (n *Node) noteConfiguration(cf raft.Configuration) {
+	if slices.ContainsFunc(cf.Servers, func(s raft.Server) bool { return string(s.ID) == n.cfg.ID }) {
 		n.wasMember.Store(true)
-		n.removedAt.Store(0)
-	case n.wasMember.Load():
-		n.removedAt.Store(index)
 	}
 }
 
