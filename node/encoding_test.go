@@ -115,3 +115,37 @@ func TestLeaderRefusesANewerEncoding(t *testing.T) {
 		t.Fatalf("an entry in encoding 3 under setting 3: %v", err)
 	}
 }
+
+// A leader whose raft log ends in a barrier (as it does after a read in a
+// new term, or raft's own no-op) has a commit index its state never
+// reaches: raft hands neither to the FSM. Judging a forwarded entry in a
+// newer encoding must still answer at once, not wait for the next
+// command to be committed (or the forwarder's deadline).
+func TestLeaderRefusesANewerEncodingAfterABarrier(t *testing.T) {
+	c := deliveryClusterWith(t, func(cfg *Config) {
+		startAtEncoding3(cfg)
+		cfg.Queue.Interval = time.Hour // no lease entries to end the log meanwhile
+	})
+	l, f := c.leader(5*time.Second), c.follower()
+	cmd := &fsm.Deliver{ID: "json3-after-barrier", Hash: fmt.Sprintf("%x", sha256.Sum256([]byte("json3"))), Size: 5, Replicas: []string{l.ID(), f.ID()}, Mailboxes: []string{"a@example.com"},
+		Queue: &fsm.QueuePart{From: "s@elsewhere.net", Recipients: []string{"x@elsewhere.invalid"}, DSN: &fsm.QueueDSN{EnvID: "E"}}}
+	data, err := fsm.EncodeAs(cmd, fsm.EncodingJSON3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, l, &fsm.SettingsSet{Settings: fsm.Settings{Replicas: 2, WriteQuorum: 2, CommandEncoding: fsm.EncodingBinary}})
+	if err := l.raft.Barrier(5 * time.Second).Error(); err != nil {
+		t.Fatal(err)
+	}
+	if got, applied := l.raft.CommitIndex(), l.state.Applied(); got <= applied {
+		t.Fatalf("commit index %d, state applied %d: the log does not end in a barrier", got, applied)
+	}
+	start := time.Now()
+	ctx := ctxT(t, 8*time.Second)
+	if _, _, err := f.forwardApply(ctx, l.ClusterAddr(), data); !errors.Is(err, fsm.ErrInvalid) {
+		t.Fatalf("an entry in encoding 3 under setting 2, after a barrier: %v (after %v), want refused", err, time.Since(start))
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("the refusal took %v", took)
+	}
+}

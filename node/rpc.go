@@ -175,15 +175,33 @@ func (n *Node) rpcApply(w http.ResponseWriter, r *http.Request) {
 // with everything committed, then judges again. (Best effort against a
 // setting being lowered: an entry proposed while the lowering is in the
 // log but not applied still goes in.)
+//
+// Catching up is a raft barrier, not a wait for the commit index: raft
+// hands neither its no-op nor barrier entries to the FSM, so when the log
+// ends in one, the state never reaches the commit index until the next
+// command is committed.
 func (n *Node) checkEncoding(ctx context.Context, data []byte) error {
 	err := fsm.CheckEncoding(data, n.commandEncoding())
 	if err == nil {
 		return nil
 	}
-	if werr := n.state.WaitApplied(ctx, n.raft.CommitIndex()); werr != nil {
+	if berr := n.applyBarrier(ctx); berr != nil {
 		return err
 	}
 	return fsm.CheckEncoding(data, n.commandEncoding())
+}
+
+// applyBarrier waits until this leader's state has applied every entry
+// raft committed before the call, or ctx ends.
+func (n *Node) applyBarrier(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- n.raft.Barrier(n.cfg.ApplyTimeout).Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // forwardApply sends an encoded command to the leader and returns its
