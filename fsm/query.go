@@ -285,7 +285,7 @@ func (s *State) ForwardsToAfter(target, after string, limit int) ([]Forward, err
 				}
 			}
 		}
-		return nil
+		return it.Error() // a read that failed ends the scan early: not a shorter list
 	})
 	return out, err
 }
