@@ -101,7 +101,16 @@ func (n *Node) queueRound(ctx context.Context) {
 	if limit <= 0 {
 		return // every worker is busy; the next tick looks again
 	}
-	v, err := n.Apply(ctx, &fsm.QueueLease{Holder: q.holder, Now: time.Now().UnixMilli(), TTL: cfg.Lease.Milliseconds(), Limit: limit})
+	now := time.Now().UnixMilli()
+	// The lease would take what the leader's own state lists as due (the
+	// same scan); with nothing there it would be an empty entry in the
+	// log, and an fsync on every node, each interval. Mail enqueued here
+	// or forwarded here is applied on this leader before its commit
+	// returns, so the state read is not behind it.
+	if due, err := n.state.QueueDue(now, 1); err == nil && len(due) == 0 {
+		return
+	}
+	v, err := n.Apply(ctx, &fsm.QueueLease{Holder: q.holder, Now: now, TTL: cfg.Lease.Milliseconds(), Limit: limit})
 	if err != nil {
 		n.log.Warn("queue: lease failed", "err", err)
 		return
