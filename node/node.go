@@ -84,6 +84,9 @@ type Node struct {
 	// wasMember: this node has held, since it started, a configuration
 	// that lists it (removed.go).
 	wasMember atomic.Bool
+	// configIndex is the newest committed configuration's index known
+	// here, for conditional configuration changes (configindex.go).
+	configIndex configIndex
 	// onRepairKick, tests only, is called first by the /rpc/repair
 	// handler; true means it took care of the request (a test holds it
 	// unanswered, as a paused leader would).
@@ -286,6 +289,11 @@ func (n *Node) startRaft() (bool, error) {
 	if err := n.catchUpFromSnapshot(); err != nil {
 		return false, err
 	}
+	// raft resumes after the newest snapshot: the configuration entries
+	// it covers are not applied again.
+	if err := n.configIndex.noteSnapshots(n.snaps); err != nil {
+		return false, err
+	}
 	var logStore raft.LogStore = store
 	if n.cfg.RaftLogStore != nil {
 		logStore = n.cfg.RaftLogStore(store)
@@ -304,7 +312,7 @@ func (n *Node) startRaft() (bool, error) {
 	rc := n.raftConfig(hl)
 	n.raft, err = raft.NewRaft(rc, &raftFSM{state: n.state, metrics: n.metrics, log: n.log, lastMail: &n.lastMail,
 		queueRetried:  func(e fsm.QueueEntry) { n.queue.retries.applied(e, time.Now()) },
-		configApplied: n.noteConfiguration}, logs, store, n.snaps, n.transport)
+		configApplied: n.noteConfiguration, configs: &n.configIndex, snapshots: n.snaps}, logs, store, n.snaps, n.transport)
 	if err != nil {
 		return false, fmt.Errorf("start raft: %w", err)
 	}

@@ -26,6 +26,11 @@ type raftFSM struct {
 	// configApplied is told of each configuration entry applied
 	// (removed.go); the state sees no change for one.
 	configApplied func(cf raft.Configuration)
+	// configs is told the index of each configuration entry applied and,
+	// after a restore, the configuration index of the snapshots in
+	// snapshots, where raft stored the one it installs (configindex.go).
+	configs   *configIndex
+	snapshots raft.SnapshotStore
 }
 
 var _ raft.BatchingFSM = (*raftFSM)(nil)
@@ -44,8 +49,8 @@ func (f *raftFSM) ApplyBatch(logs []*raft.Log) []any {
 			if len(l.Data) > 0 && fsm.CmdType(l.Data[0]) == fsm.CmdDeliver {
 				f.lastMail.Store(start.UnixNano())
 			}
-		} else if l.Type == raft.LogConfiguration && f.configApplied != nil {
-			f.configApplied(raft.DecodeConfiguration(l.Data))
+		} else if l.Type == raft.LogConfiguration {
+			f.noteConfiguration(l)
 		}
 	}
 	results := f.state.ApplyBatch(entries)
@@ -57,6 +62,17 @@ func (f *raftFSM) ApplyBatch(logs []*raft.Log) []any {
 	f.metrics.applyBatch.Observe(time.Since(start).Seconds())
 	f.metrics.applyBatchSize.Observe(float64(len(logs)))
 	return out
+}
+
+// noteConfiguration tells configs and configApplied of an applied
+// configuration entry.
+func (f *raftFSM) noteConfiguration(l *raft.Log) {
+	if f.configs != nil {
+		f.configs.note(l.Index)
+	}
+	if f.configApplied != nil {
+		f.configApplied(raft.DecodeConfiguration(l.Data))
+	}
 }
 
 // noteRetry tells queueRetried of an applied QueueRetry. It runs before
@@ -88,6 +104,12 @@ func (f *raftFSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	f.metrics.restores.Inc()
+	if f.configs != nil && f.snapshots != nil {
+		// The configurations before the snapshot will not be applied here.
+		if err := f.configs.noteSnapshots(f.snapshots); err != nil {
+			f.log.Warn("configuration index of the installed snapshot unknown", "err", err)
+		}
+	}
 	f.log.Info("installed a snapshot from the leader", "applied", f.state.Applied())
 	return nil
 }
