@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -39,7 +40,14 @@ import (
 // Invariant: a change is made only if the voters that answered a probe
 // made for this round form a majority of the configuration it leads to,
 // so no promotion or demotion by itself costs the quorum. Each change is
-// conditional on the configuration it was decided on (its index).
+// conditional on the configuration it was decided on: it carries the
+// index of the newest committed configuration this node has applied
+// (configindex.go), read before the configuration, and raft refuses it
+// if its latest configuration is at another index (an operator's join
+// or removal landed during the probes). A refused change is decided
+// again at the next round. While that index is unknown (0: no
+// configuration applied since the node started, and no snapshot) a
+// change is unconditional.
 
 // DefaultVoterUpkeepInterval is how often the leader checks the voters.
 const DefaultVoterUpkeepInterval = 10 * time.Second
@@ -145,7 +153,7 @@ func (n *Node) voterUpkeep(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	max, self := voterCap(settings), raft.ServerID(n.cfg.ID)
+	max := voterCap(settings)
 	if !n.voterWork(max) {
 		n.voterHealth.forget() // no non-voter: a later one starts afresh
 		return nil             // the usual case: nothing to probe for
@@ -154,6 +162,18 @@ func (n *Node) voterUpkeep(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	err = n.voterChange(max, v)
+	if errors.Is(err, ErrConfigurationChanged) {
+		n.log.Info("voter change refused: the configuration changed since it was decided; deciding again next round", "err", err)
+		return nil
+	}
+	return err
+}
+
+// voterChange makes the change view v calls for under the cap max, if
+// any, conditional on v's configuration.
+func (n *Node) voterChange(max int, v voterView) error {
+	self := raft.ServerID(n.cfg.ID)
 	switch {
 	case len(v.voters) < max && len(v.candidates) > 0:
 		if v.reachable("")+1 > (len(v.voters)+1)/2 {
@@ -209,11 +229,11 @@ func (n *Node) downPastGrace(id string) bool {
 // viewVoters reads the configuration and asks every other server for its
 // applied index now, in parallel, each with a short deadline.
 func (n *Node) viewVoters(ctx context.Context) (voterView, error) {
-	cf := n.raft.GetConfiguration()
+	index, cf := n.configuration()
 	if err := cf.Error(); err != nil {
 		return voterView{}, err
 	}
-	v := voterView{index: cf.Index(), answering: map[raft.ServerID]bool{}}
+	v := voterView{index: index, answering: map[raft.ServerID]bool{}}
 	applied, started := map[raft.ServerID]uint64{}, map[raft.ServerID]time.Time{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -265,7 +285,7 @@ func votable(ms MemberStatus, id raft.ServerID, s fsm.Settings) bool {
 
 func (n *Node) promote(index uint64, s raft.Server) error {
 	if err := n.raft.AddVoter(s.ID, s.Address, index, n.cfg.ApplyTimeout).Error(); err != nil {
-		return fmt.Errorf("promote %s: %w", s.ID, n.raftErr(err))
+		return fmt.Errorf("promote %s: %w", s.ID, configChanged(n.raftErr(err)))
 	}
 	n.log.Info("non-voter promoted to voter", "id", s.ID)
 	return nil
@@ -273,7 +293,7 @@ func (n *Node) promote(index uint64, s raft.Server) error {
 
 func (n *Node) demote(index uint64, s raft.Server, why string) error {
 	if err := n.raft.DemoteVoter(s.ID, index, n.cfg.ApplyTimeout).Error(); err != nil {
-		return fmt.Errorf("demote %s: %w", s.ID, n.raftErr(err))
+		return fmt.Errorf("demote %s: %w", s.ID, configChanged(n.raftErr(err)))
 	}
 	n.log.Info("voter demoted", "id", s.ID, "why", why)
 	return nil
@@ -287,7 +307,46 @@ func (n *Node) demote(index uint64, s raft.Server, why string) error {
 // more failure stops the cluster, and removing the phantom needs the
 // quorum it took away. As a non-voter it costs nothing, and voter
 // upkeep promotes it once it has answered for VoterStabilization.
+//
+// The addition is conditional on the configuration it was decided on.
+// An operator's join must not fail because that configuration moved: a
+// concurrent join landed, or this leader, newly elected, has not yet
+// applied the newest configuration it committed. So a refused addition
+// is decided again on a fresh view, after a barrier that has this node
+// apply every committed entry (its configuration index is then raft's,
+// unless yet another change lands). After joinAttempts refusals the
+// node is added as a non-voter unconditionally: that never costs the
+// quorum (raft keeps a voter of that ID a voter, and a non-voter does
+// not count), and voter upkeep promotes it later if there is room.
 func (n *Node) addJoiner(ctx context.Context, id raft.ServerID, addr raft.ServerAddress) error {
+	for attempt := 1; ; attempt++ {
+		err := n.addJoinerOn(ctx, id, addr)
+		if !errors.Is(err, ErrConfigurationChanged) {
+			return err
+		}
+		n.log.Info("join refused: the configuration changed since it was decided", "id", id, "attempt", attempt, "err", err)
+		if attempt == joinAttempts {
+			break
+		}
+		if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
+			return fmt.Errorf("catch up before deciding the join of %s again: %w", id, n.raftErr(err))
+		}
+	}
+	if err := n.raft.AddNonvoter(id, addr, 0, n.cfg.ApplyTimeout).Error(); err != nil {
+		return fmt.Errorf("add non-voter %s: %w", id, n.raftErr(err))
+	}
+	n.log.Info("node joined as a non-voter: the configuration kept changing", "id", id, "cluster_addr", addr)
+	return nil
+}
+
+// joinAttempts is how many times a join is decided before it falls back
+// to an unconditional non-voter. Each concurrent change can refuse one
+// attempt.
+const joinAttempts = 4
+
+// addJoinerOn decides a join on the configuration as it is now and makes
+// it conditional on that configuration.
+func (n *Node) addJoinerOn(ctx context.Context, id raft.ServerID, addr raft.ServerAddress) error {
 	// (canVote also keeps out, as a voter, a release that cannot read the
 	// cluster's encoding: it would stop at its first such entry, a dead
 	// voter.)
@@ -295,7 +354,7 @@ func (n *Node) addJoiner(ctx context.Context, id raft.ServerID, addr raft.Server
 	if err != nil {
 		return err
 	}
-	cf := n.raft.GetConfiguration()
+	index, cf := n.configuration()
 	if err := cf.Error(); err != nil {
 		return fmt.Errorf("read configuration: %w", err)
 	}
@@ -306,15 +365,25 @@ func (n *Node) addJoiner(ctx context.Context, id raft.ServerID, addr raft.Server
 		}
 	}
 	if voters >= voterCap(settings) || !n.canVote(ctx, id, addr, settings) {
-		if err := n.raft.AddNonvoter(id, addr, cf.Index(), n.cfg.ApplyTimeout).Error(); err != nil {
-			return fmt.Errorf("add non-voter %s: %w", id, n.raftErr(err))
+		if err := n.raft.AddNonvoter(id, addr, index, n.cfg.ApplyTimeout).Error(); err != nil {
+			return fmt.Errorf("add non-voter %s: %w", id, configChanged(n.raftErr(err)))
 		}
 		n.log.Info("node joined as a non-voter", "id", id, "cluster_addr", addr, "voters", voters)
 		return nil
 	}
-	if err := n.raft.AddVoter(id, addr, cf.Index(), n.cfg.ApplyTimeout).Error(); err != nil {
-		return fmt.Errorf("add voter %s: %w", id, n.raftErr(err))
+	if err := n.raft.AddVoter(id, addr, index, n.cfg.ApplyTimeout).Error(); err != nil {
+		return fmt.Errorf("add voter %s: %w", id, configChanged(n.raftErr(err)))
 	}
 	n.log.Info("node joined", "id", id, "cluster_addr", addr)
 	return nil
+}
+
+// configuration is raft's latest configuration and the index to make a
+// change decided on it conditional on. The index is read first: it is
+// that of a committed configuration no newer than the one read, so a
+// configuration that moved in between makes raft refuse the change
+// rather than accept it on an index it does not belong to.
+func (n *Node) configuration() (uint64, raft.ConfigurationFuture) {
+	index := n.configIndex.load()
+	return index, n.raft.GetConfiguration()
 }
