@@ -46,8 +46,9 @@ import (
 // if its latest configuration is at another index (an operator's join
 // or removal landed during the probes). A refused change is decided
 // again at the next round. While that index is unknown (0: no
-// configuration applied since the node started, and no snapshot) a
-// change is unconditional.
+// configuration applied since the node started, and no snapshot) the
+// upkeep makes no change (a join still may, unconditionally, as raft
+// treats 0).
 
 // DefaultVoterUpkeepInterval is how often the leader checks the voters.
 const DefaultVoterUpkeepInterval = 10 * time.Second
@@ -173,6 +174,9 @@ func (n *Node) voterUpkeep(ctx context.Context) error {
 // voterChange makes the change view v calls for under the cap max, if
 // any, conditional on v's configuration.
 func (n *Node) voterChange(max int, v voterView) error {
+	if v.index == 0 {
+		return nil // no condition to make it on yet: a later round decides
+	}
 	self := raft.ServerID(n.cfg.ID)
 	switch {
 	case len(v.voters) < max && len(v.candidates) > 0:
