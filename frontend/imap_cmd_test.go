@@ -54,6 +54,7 @@ func runIMAPSuite(t *testing.T, b imapBackend) {
 		{"Namespace", testIMAPNamespace},
 		{"Isolation", testIMAPIsolation},
 		{"VanishedFolder", testIMAPVanishedFolder},
+		{"AppendBesideAVanishedFolder", testIMAPAppendBesideAVanishedFolder},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
@@ -1189,6 +1190,37 @@ func testIMAPIsolation(t *testing.T, b imapBackend) {
 		if strings.Contains(d.Mailbox, "@") {
 			t.Errorf("bob has a folder %q (created through alice?)", d.Mailbox)
 		}
+	}
+}
+
+// testIMAPAppendBesideAVanishedFolder: an APPEND to another folder that
+// stores its message gets its tagged OK even when the poll after it finds
+// the selected folder gone; the session ends at the next command. Ended
+// at once with BYE and no OK, the client would append the message again.
+func testIMAPAppendBesideAVanishedFolder(t *testing.T, b imapBackend) {
+	user := b.newUser(t)
+	c := dialIMAP(t, b, 0, user)
+	if err := c.Create("Temp", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("Temp", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	other := dialIMAP(t, b, 1, user)
+	if err := other.Delete("Temp").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the deletion reaches c's node and its watch
+	appendMsg(t, c.Client, "INBOX", imapTestMsg("kept", "once"), nil)
+	_ = c.Noop().Wait()
+	select {
+	case <-c.Closed():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the session of a deleted folder was not ended at the next command")
+	}
+	st, err := other.Status("INBOX", &imap.StatusOptions{NumMessages: true}).Wait()
+	if err != nil || st.NumMessages == nil || *st.NumMessages != 1 {
+		t.Fatalf("INBOX after the APPEND: %+v, %v; want 1 message", st, err)
 	}
 }
 

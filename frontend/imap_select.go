@@ -348,8 +348,10 @@ func (s *imapSession) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error 
 		return nil
 	}
 	bare := s.calls == s.polledAt // NOOP or CHECK: the poll is the command
+	s.afterStore = s.calls == s.storedAt && s.calls != s.polledAt
 	s.polledAt = s.calls
 	err := s.pollLocked(w, allowExpunge, allowExpunge)
+	s.afterStore = false
 	if err == nil && bare && s.sel != nil && s.sel.dirty {
 		// The client asked for the current state and the session could
 		// not read it (no leader, timeout). Answering OK would vouch for
@@ -489,7 +491,16 @@ func (sel *imapSelected) check() node.FolderCheck {
 // renamed by another session (or recreated, with a new UIDVALIDITY): its
 // UIDs mean nothing any more. RFC 9051 lets the server end the
 // connection with BYE at any time; this is what Dovecot does too.
+//
+// In the poll after an APPEND that stored its message the session goes
+// on: go-imap would send the poll's error instead of the APPEND's tagged
+// OK, and a client that saw only BYE would append the message again.
+// The folder's check stays due, so the next poll ends the session.
 func (s *imapSession) folderVanished() error {
+	if s.afterStore {
+		s.sel.dirty = true
+		return nil
+	}
 	s.log.Info("imap: selected folder vanished, disconnecting", "folder", s.sel.name)
 	s.unselectLocked()
 	_ = s.conn.Bye("Selected mailbox was deleted or renamed, please reconnect")

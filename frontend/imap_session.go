@@ -50,6 +50,12 @@ type imapSession struct {
 	// but the poll) from the poll after another command. A command that
 	// ends without a poll settles the count (imapCommands).
 	calls, polledAt int
+	// storedAt is calls as of the last APPEND that stored its message,
+	// and afterStore is set for the poll that follows it: a selected
+	// folder found gone then ends the session at the next poll, not this
+	// one (folderVanished), so the stored message gets its tagged OK.
+	storedAt   int
+	afterStore bool
 }
 
 var (
@@ -628,6 +634,7 @@ func (s *imapSession) Append(mailbox string, r imap.LiteralReader, options *imap
 	if err != nil {
 		return nil, s.storeError("append", err, imap.ResponseCodeTryCreate)
 	}
+	s.storedAt = s.calls
 	s.log.Debug("imap: appended", "folder", n, "uid", res.UID, "size", r.Size())
 	return &imap.AppendData{UID: imap.UID(res.UID), UIDValidity: res.UIDValidity}, nil
 }
