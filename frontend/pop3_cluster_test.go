@@ -5,6 +5,7 @@ import (
 	"powermail/frontend/internal/testtls"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -22,7 +23,7 @@ func TestPOP3Cluster(t *testing.T) {
 		t.Skip("starts a three-node cluster")
 	}
 	c := nodetest.Start(t, 3)
-	boxes := []string{"retr", "uidl", "dele", "drop", "lock", "top", "lines", "plain", "tls", "alice"}
+	boxes := []string{"retr", "uidl", "dele", "drop", "lock", "top", "lines", "plain", "tls", "alice", "others"}
 	for i := range boxes {
 		boxes[i] += "@example.com"
 	}
@@ -210,6 +211,71 @@ func TestPOP3Cluster(t *testing.T) {
 			t.Errorf("RETR over STLS %q", body)
 		}
 		cl.quit()
+	})
+
+	// RFC 1939 §4: message numbers, sizes and unique-ids hold for the
+	// whole session, whatever other sessions do to the maildrop
+	// meanwhile (IMAP here, through the node on other cluster members);
+	// QUIT then removes only what this session deleted and still finds
+	// there: a message expunged elsewhere is not an error, one moved to
+	// another folder stays there, and new mail stays.
+	t.Run("ChangesElsewhereDuringSession", func(t *testing.T) {
+		const box = "others@example.com"
+		for i := 1; i <= 4; i++ {
+			c.Deliver(i%3, fmt.Sprintf("Subject: o%d\r\n\r\nbody %d\r\n", i, i), box)
+		}
+		cl := login(t, 1, box)
+		stat, list, uidl := cl.ok("STAT"), cl.multiLines("LIST"), cl.multiLines("UIDL")
+		uidOf := func(n int) uint32 {
+			t.Helper()
+			_, id, _ := strings.Cut(uidl[n-1], " ")
+			_, u, _ := strings.Cut(id, ".")
+			v, err := strconv.ParseUint(u, 10, 32)
+			if err != nil {
+				t.Fatalf("unique-id %q: %v", uidl[n-1], err)
+			}
+			return uint32(v)
+		}
+		ctx := t.Context()
+		if _, err := c.Nodes[2].Expunge(ctx, box, "INBOX", []uint32{uidOf(2)}, false); err != nil {
+			t.Fatalf("expunge elsewhere: %v", err)
+		}
+		if _, err := c.Nodes[0].Copy(ctx, box, "INBOX", "Trash", []uint32{uidOf(3)}, true); err != nil {
+			t.Fatalf("move elsewhere: %v", err)
+		}
+		c.Deliver(2, "Subject: new\r\n\r\nnew\r\n", box)
+
+		if got := cl.ok("STAT"); got != stat {
+			t.Errorf("STAT changed in the session: %q, was %q", got, stat)
+		}
+		if got := cl.multiLines("LIST"); !slices.Equal(got, list) {
+			t.Errorf("LIST changed in the session: %q, was %q", got, list)
+		}
+		if got := cl.multiLines("UIDL"); !slices.Equal(got, uidl) {
+			t.Errorf("UIDL changed in the session: %q, was %q", got, uidl)
+		}
+		if _, body := cl.multi("RETR 4"); !strings.HasSuffix(body, "body 4\r\n") {
+			t.Errorf("RETR 4 %q", body)
+		}
+		cl.fail("RETR 5", "")
+		for _, n := range []string{"1", "2", "3"} {
+			cl.ok("DELE " + n)
+		}
+		cl.quit()
+
+		cl = login(t, 0, box)
+		got := cl.multiLines("UIDL")
+		if len(got) != 2 || strings.Fields(got[0])[1] != strings.Fields(uidl[3])[1] {
+			t.Errorf("after QUIT: UIDL %q, want message 4 (%q) and the new one", got, uidl[3])
+		}
+		if _, body := cl.multi("RETR 2"); !strings.HasSuffix(body, "new\r\n") {
+			t.Errorf("new message %q", body)
+		}
+		cl.quit()
+		trash, err := c.Nodes[1].View(ctx, box, "Trash")
+		if err != nil || len(trash.Messages) != 1 {
+			t.Errorf("Trash after QUIT: %d messages, %v; want the moved one", len(trash.Messages), err)
+		}
 	})
 
 	t.Run("OtherUsersMaildrop", func(t *testing.T) {
