@@ -356,6 +356,25 @@ func TestPOP3AuthPlain(t *testing.T) {
 	c.quit()
 }
 
+// Without a certificate and without AllowInsecure, a password in the
+// clear is refused without sending the client to an STLS the port does
+// not offer.
+func TestPOP3InsecureAuthRefusedWithoutSTLS(t *testing.T) {
+	f := newPOP3Fake()
+	f.addUser(pop3User, "secret")
+	_, addr := pop3Serve(t, f, pop3TestAuth(f, false), pop3TestConfig(), false)
+	c := pop3Dial(t, addr)
+	if caps := c.multiLines("CAPA"); slices.Contains(caps, "STLS") || slices.Contains(caps, "USER") {
+		t.Errorf("CAPA without a certificate: %q", caps)
+	}
+	for _, line := range []string{"USER " + pop3User, "AUTH PLAIN " + pop3Plain("", pop3User, "secret")} {
+		if r := c.fail(line, "AUTH"); strings.Contains(r, "STLS") {
+			t.Errorf("%s: %q names STLS, which is not offered", strings.Fields(line)[0], r)
+		}
+	}
+	c.quit()
+}
+
 // Without TLS and without AllowInsecure, no password is taken in the
 // clear; STLS opens the way (RFC 2595).
 func TestPOP3InsecureAuthRefused(t *testing.T) {
@@ -457,7 +476,7 @@ func TestPOP3Pipelining(t *testing.T) {
 	if _, err := c.conn.Write([]byte("USER " + pop3User + "\r\nPASS secret\r\nRETR 1\r\nRETR 2\r\nDELE 1\r\nQUIT\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	want := "+OK send PASS\r\n+OK maildrop has 2 messages (6 octets)\r\n+OK 3 octets\r\na\r\n.\r\n+OK 3 octets\r\nb\r\n.\r\n+OK message 1 deleted\r\n+OK pop.test POP3 server signing off (1 messages left)\r\n"
+	want := "+OK send PASS\r\n+OK maildrop has 2 messages (6 octets)\r\n+OK 3 octets\r\na\r\n.\r\n+OK 3 octets\r\nb\r\n.\r\n+OK message 1 deleted\r\n+OK pop.test POP3 server signing off (1 message left)\r\n"
 	if got := c.expectClosed(); got != want {
 		t.Errorf("pipelined session:\n got %q\nwant %q", got, want)
 	}

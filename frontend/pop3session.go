@@ -396,7 +396,7 @@ func (ss *pop3Session) command(line string) {
 			ss.msgs[i].deleted = false
 		}
 		n, size := ss.totals()
-		ss.ok("maildrop has %d messages (%d octets)", n, size)
+		ss.ok("maildrop has %s (%d octets)", pop3Count(n), size)
 	case "NOOP":
 		ss.line("+OK")
 	case "USER", "PASS", "AUTH", "STLS", "APOP":
@@ -435,9 +435,22 @@ func (ss *pop3Session) plainAllowed() bool {
 
 const pop3InsecureText = "[AUTH] plaintext authentication requires TLS, use STLS first"
 
+// pop3NoTLSText is pop3InsecureText where STLS is not offered (no
+// certificate): the client can only connect to the TLS port, if any.
+const pop3NoTLSText = "[AUTH] plaintext authentication requires TLS, which this port does not offer"
+
+// insecureText is the refusal of a password sent in the clear, naming
+// STLS only where it is offered.
+func (ss *pop3Session) insecureText() string {
+	if ss.srv.cfg.TLS == nil {
+		return pop3NoTLSText
+	}
+	return pop3InsecureText
+}
+
 func (ss *pop3Session) userCommand(name string) {
 	if !ss.plainAllowed() {
-		ss.badCommand(pop3InsecureText)
+		ss.badCommand(ss.insecureText())
 		return
 	}
 	if name == "" {
@@ -483,7 +496,7 @@ func (ss *pop3Session) authCommand(args []string) {
 		return
 	}
 	if !ss.plainAllowed() {
-		ss.badCommand(pop3InsecureText)
+		ss.badCommand(ss.insecureText())
 		return
 	}
 	var response string
@@ -608,7 +621,7 @@ func (ss *pop3Session) enterTransaction(login node.Login, view node.FolderView) 
 	ss.log = ss.log.With("mailbox", addr)
 	n, size := ss.totals()
 	ss.log.Info("pop3: login", "messages", n, "octets", size, "tls", ss.secure)
-	ss.ok("maildrop has %d messages (%d octets)", n, size)
+	ss.ok("maildrop has %s (%d octets)", pop3Count(n), size)
 }
 
 // lockMaildrop takes the cluster-wide maildrop lock for this session and
@@ -770,7 +783,7 @@ func (ss *pop3Session) quitCommand() {
 	// does not find its own lock.
 	ss.releaseLock()
 	n, _ := ss.totals()
-	ss.ok("%s POP3 server signing off (%d messages left)", ss.srv.cfg.Hostname, n)
+	ss.ok("%s POP3 server signing off (%s left)", ss.srv.cfg.Hostname, pop3Count(n))
 }
 
 // listCommand serves LIST and UIDL (RFC 1939 §5, §7): one message with an
@@ -921,7 +934,7 @@ func (ss *pop3Session) sendBody(i, lines int) {
 func (ss *pop3Session) replyFor(err error, op string) string {
 	switch {
 	case errors.Is(err, ErrInsecureAuth):
-		return pop3InsecureText
+		return ss.insecureText()
 	case errors.Is(err, ErrThrottled):
 		return "[SYS/TEMP] too many login attempts, try again later"
 	case errors.Is(err, node.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
@@ -998,3 +1011,12 @@ func (p *pop3PreAuth) expired() bool { return p.phase.Load() == pop3TimedOut }
 
 // stop stops the timer when the session ends.
 func (p *pop3PreAuth) stop() { p.timer.Stop() }
+
+// pop3Count is "1 message" or "n messages", for the replies a person
+// may read.
+func pop3Count(n int) string {
+	if n == 1 {
+		return "1 message"
+	}
+	return fmt.Sprintf("%d messages", n)
+}
