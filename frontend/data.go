@@ -113,6 +113,10 @@ func (s *session) deliver(tx *txn, r io.Reader) outcome {
 			return s.refuseContent(body, refused, start)
 		}
 	}
+	// Every line is stored with CRLF: go-smtp passes a bare LF through
+	// DATA, and BDAT chunks are raw (crlfReader). The trace fields are
+	// CRLF already.
+	content = newCRLFReader(content)
 	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.DeliverTimeout)
 	// readOnly hides MultiReader's WriteTo, which allocates 32 KiB per call.
 	res, err := s.srv.d.Deliver(ctx, msg, readOnly{io.MultiReader(strings.NewReader(hdr), content)})

@@ -35,14 +35,15 @@ func TestEHLOAdvertisesExtensions(t *testing.T) {
 }
 
 // The body arrives byte-exact behind the trace fields: dot-stuffing
-// undone, 8-bit bytes, a bare LF and a lone dot-space line kept.
+// undone, 8-bit bytes and a lone dot-space line kept; only a bare LF
+// becomes CRLF (crlfReader).
 func TestDataBodyByteExact(t *testing.T) {
 	f := newFakeDeliverer()
 	_, addr := startServer(t, testConfig(), f)
 	c := dial(t, addr)
 	c.ehlo()
 
-	content := "Subject: t\r\n\r\n.leading dot\r\n..two dots\r\n. \r\nGr\xfc\xdfe \xe2\x82\xac 8-bit\r\nbare\nLF\r\n\r\n"
+	content := "Subject: t\r\n\r\n.leading dot\r\n..two dots\r\n. \r\nGr\xfc\xdfe \xe2\x82\xac 8-bit\r\nbare\r\nLF\r\n\r\n"
 	stuffed := "Subject: t\r\n\r\n..leading dot\r\n...two dots\r\n.. \r\nGr\xfc\xdfe \xe2\x82\xac 8-bit\r\nbare\nLF\r\n\r\n"
 	c.expect("MAIL FROM:<sender@remote.test> BODY=8BITMIME", 250, "2.0.0")
 	c.expect("RCPT TO:<alice@example.com>", 250, "2.0.0")

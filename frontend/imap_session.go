@@ -627,7 +627,13 @@ func (s *imapSession) Append(mailbox string, r imap.LiteralReader, options *imap
 			}
 		}
 	}
-	res, err := s.srv.store.Append(ctx, addr, n, flags, options.Time, body)
+	// Stored with CRLF line ends, as SMTP stores (crlfReader): APPEND
+	// takes an RFC 5322 message (RFC 9051 §6.3.12), whose lines end in
+	// CRLF (RFC 5322 §2.1), and a client's bare LFs would
+	// otherwise reach every reader of the message, POP3's sizes too. The
+	// stored size may differ from the literal's; RFC822.SIZE and BODY[]
+	// both give the stored message.
+	res, err := s.srv.store.Append(ctx, addr, n, flags, options.Time, newCRLFReader(body))
 	if err != nil && body.more != nil && body.more() {
 		return nil, errIMAPAppendNotAlone
 	}
