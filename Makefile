@@ -120,6 +120,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzIMAPInput -fuzztime $(call fuzzfor,40000x) ./frontend
 	$(GO) test -run '^$$' -fuzz FuzzIMAPConnOutput -fuzztime $(call fuzzfor,60000x) ./frontend
 	$(GO) test -run '^$$' -fuzz FuzzIMAPSectionDiff -fuzztime $(call fuzzfor,5000x) -fuzzminimizetime 5s ./frontend
+	$(GO) test -run '^$$' -fuzz FuzzCRLFReader -fuzztime $(call fuzzfor,200000x) ./frontend
 
 # Fault injection against real processes (see jepsen/README.md). The short
 # plan (TestShortPlan, about a minute) is part of `make test`.

@@ -32,7 +32,7 @@ import (
 // (RFC 6376 §5.3).
 type crlfReader struct {
 	r     io.Reader
-	last  byte   // the last octet passed on; 0 before the first
+	last  byte   // the last octet passed on; LF before the first (a line starts)
 	rest  []byte // octets read from r, not yet passed on; rest[0] may be a bare LF
 	spill []byte // rest's storage, reused
 	err   error  // r's error, reported once rest is passed on
@@ -40,7 +40,7 @@ type crlfReader struct {
 	ended bool   // owe was decided
 }
 
-func newCRLFReader(r io.Reader) *crlfReader { return &crlfReader{r: r} }
+func newCRLFReader(r io.Reader) *crlfReader { return &crlfReader{r: r, last: '\n'} }
 
 func (c *crlfReader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
@@ -99,7 +99,7 @@ func (c *crlfReader) finish(p []byte) (int, error) {
 	if c.err == io.EOF && !c.ended {
 		c.ended = true
 		switch c.last {
-		case 0, '\n':
+		case '\n': // the message is empty, or its last line ended
 		case '\r':
 			c.owe = "\n"
 		default:

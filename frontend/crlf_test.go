@@ -110,6 +110,7 @@ func TestCRLFReaderCases(t *testing.T) {
 		{"last", "last\r\n"},             // BDAT or APPEND without a final line end
 		{"last\r", "last\r\n"},           // completed as POP3 completes it
 		{"x\n\rlast", "x\r\n\rlast\r\n"}, // a bare CR starting a line
+		{"\x00", "\x00\r\n"},             // a NUL is an octet like any other
 	} {
 		for seed := range uint64(50) {
 			checkCRLFChunked(t, []byte(tc.in), seed)
@@ -159,7 +160,7 @@ func TestCRLFReaderNoAllocations(t *testing.T) {
 	c := newCRLFReader(src)
 	allocs := testing.AllocsPerRun(100, func() {
 		src.Reset(msg)
-		*c = crlfReader{r: src}
+		*c = *newCRLFReader(src)
 		for {
 			if _, err := c.Read(buf); err != nil {
 				break
