@@ -15,7 +15,8 @@ import (
 // and then at most top lines of the body (RFC 1939 §7 TOP); with top < 0
 // the whole message.
 //
-// Bodies are stored as received, normally with CRLF line ends. A bare LF
+// Bodies are stored with CRLF line ends (crlfReader), but one stored
+// before that may hold bare LFs or lack a final line end. A bare LF
 // is sent as CRLF, and a last line without a line end gets one: clients
 // split lines on LF as often as on CRLF, and a line that only one of
 // them sees would let a message's text pass for the terminator or for a
