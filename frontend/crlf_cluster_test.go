@@ -3,7 +3,6 @@ package frontend_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -151,19 +150,7 @@ func startSMTPOnNode(t *testing.T, n frontend.Deliverer) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		srv.Close()
-		if err := <-done; !errors.Is(err, frontend.ErrServerClosed) {
-			t.Errorf("Serve returned %v, want ErrServerClosed", err)
-		}
-	})
-	return ln.Addr().String()
+	return serveLoopback(t, srv)
 }
 
 // smtpRaw writes raw octets to an SMTP server and reads its replies.

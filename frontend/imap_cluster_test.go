@@ -68,7 +68,19 @@ func imapTestLogger() *slog.Logger {
 // startIMAP serves store on a loopback port until the test ends.
 func startIMAP(t testing.TB, store frontend.MailStore, cfg frontend.IMAPConfig, allowInsecure bool) string {
 	t.Helper()
-	srv := newIMAPTestServer(store, cfg, allowInsecure)
+	return serveLoopback(t, newIMAPTestServer(store, cfg, allowInsecure))
+}
+
+// loopbackServer is a protocol server serveLoopback can run.
+type loopbackServer interface {
+	Serve(net.Listener) error
+	Close() error
+}
+
+// serveLoopback runs srv on a loopback port until the test ends, and
+// checks then that Serve ended as a closed server's does.
+func serveLoopback(t testing.TB, srv loopbackServer) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
