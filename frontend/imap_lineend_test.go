@@ -35,7 +35,8 @@ func TestIMAPLineEndsAsTheLibraryReadsThem(t *testing.T) {
 	}
 
 	// A message whose lines look like commands, APPENDed with bare LF:
-	// stored as sent, octet for octet.
+	// stored whole, none of its lines run, with CRLF line ends
+	// (crlfReader).
 	msg := "Subject: lf\n\nx1 ID NIL\nx2 GETQUOTAROOT INBOX\nx3 LOGIN {5000}\n"
 	r.send(fmt.Sprintf("a1 APPEND INBOX {%d}\n", len(msg)))
 	if l := r.line(); !strings.HasPrefix(l, "+") {
@@ -45,9 +46,10 @@ func TestIMAPLineEndsAsTheLibraryReadsThem(t *testing.T) {
 	if _, st := r.tagged("a1"); !strings.HasPrefix(st, "OK") {
 		t.Fatalf("APPEND with a bare LF: %q", st)
 	}
+	stored := strings.ReplaceAll(msg, "\n", "\r\n")
 	u := r.ok("FETCH * (RFC822.SIZE)")
-	if len(u) != 1 || !strings.Contains(u[0], fmt.Sprintf("RFC822.SIZE %d", len(msg))) {
-		t.Fatalf("the message APPENDed with a bare LF: %q, want RFC822.SIZE %d", u, len(msg))
+	if len(u) != 1 || !strings.Contains(u[0], fmt.Sprintf("RFC822.SIZE %d", len(stored))) {
+		t.Fatalf("the message APPENDed with a bare LF: %q, want RFC822.SIZE %d", u, len(stored))
 	}
 
 	// Over the library's 4 KiB: refused here, not left hanging.
