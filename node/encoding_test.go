@@ -149,3 +149,26 @@ func TestLeaderRefusesANewerEncodingAfterABarrier(t *testing.T) {
 		t.Fatalf("the refusal took %v", took)
 	}
 }
+
+// An entry sent to a node that is not the leader (the sender's view of
+// the leader is stale: a follower, or a wiped node restarted at the old
+// leader's address) is answered "not leader", which the sender retries
+// elsewhere, and never judged there: a refusal would be definite, and
+// end a delivery's retries with 451 although an earlier try, cut off,
+// may have committed it.
+func TestFollowerAnswersNotLeaderBeforeJudgingAnEntry(t *testing.T) {
+	c := deliveryClusterWith(t, startAtEncoding3)
+	l := c.leader(5 * time.Second)
+	fs := c.followers(l)
+	cmd := &fsm.Deliver{ID: "json3-to-a-follower", Hash: fmt.Sprintf("%x", sha256.Sum256([]byte("json3"))), Size: 5, Replicas: []string{fs[0].ID(), fs[1].ID()}, Mailboxes: []string{"a@example.com"},
+		Queue: &fsm.QueuePart{From: "s@elsewhere.net", Recipients: []string{"x@elsewhere.invalid"}, DSN: &fsm.QueueDSN{EnvID: "E"}}}
+	data, err := fsm.EncodeAs(cmd, fsm.EncodingJSON3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, l, &fsm.SettingsSet{Settings: fsm.Settings{Replicas: 2, WriteQuorum: 2, CommandEncoding: fsm.EncodingBinary}})
+	c.readEverywhere("a@example.com")
+	if _, _, err := fs[0].forwardApply(ctxT(t, 10*time.Second), fs[1].ClusterAddr(), data); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("an entry in encoding 3 under setting 2, sent to a follower: %v, want ErrNotLeader", err)
+	}
+}

@@ -150,9 +150,18 @@ func (n *Node) rpcApply(w http.ResponseWriter, r *http.Request) {
 	// lowered since must not reach the log in the newer encoding. And an
 	// entry this leader cannot decode (a newer release's command, a bug)
 	// would stop every replica that reads it, so it never reaches the log.
+	//
+	// Only the leader judges: a node that is not (a follower whose state
+	// lags, or a wiped node restarted at the address the sender still
+	// takes for the leader's) answers "not leader", which the sender
+	// retries elsewhere. Its judgement of the entry would be a definite
+	// refusal, which ends a delivery's retries with 451 although an
+	// earlier try, cut off, may have committed it (found by jepsen).
 	var v any
 	var idx uint64
-	if err = n.state.CheckCommand(data); err == nil {
+	if !n.IsLeader() {
+		err = ErrNotLeader
+	} else if err = n.state.CheckCommand(data); err == nil {
 		err = n.checkEncoding(r.Context(), data)
 	}
 	if err == nil {
