@@ -23,7 +23,7 @@ func TestPOP3Cluster(t *testing.T) {
 		t.Skip("starts a three-node cluster")
 	}
 	c := nodetest.Start(t, 3)
-	boxes := []string{"retr", "uidl", "dele", "drop", "lock", "top", "lines", "plain", "tls", "alice", "others"}
+	boxes := []string{"retr", "uidl", "dele", "drop", "lock", "top", "lines", "plain", "tls", "alice", "others", "seen", "unseen"}
 	for i := range boxes {
 		boxes[i] += "@example.com"
 	}
@@ -41,6 +41,10 @@ func TestPOP3Cluster(t *testing.T) {
 	strictCfg := pop3TestConfig()
 	strictCfg.TLS = tlsCfg
 	_, strict := pop3Serve(t, c.Nodes[1], pop3TestAuth(c.Nodes[1], false), strictCfg, false)
+	// One that leaves \Seen alone (--pop3-keep-unseen).
+	keepCfg := pop3TestConfig()
+	keepCfg.KeepUnseen = true
+	_, keepUnseen := pop3Serve(t, c.Nodes[2], pop3TestAuth(c.Nodes[2], true), keepCfg, false)
 
 	login := func(t *testing.T, i int, user string) *pop3Client {
 		t.Helper()
@@ -294,5 +298,60 @@ func TestPOP3Cluster(t *testing.T) {
 		}
 		cl.fail("RETR 2", "")
 		cl.quit()
+	})
+
+	t.Run("RetrMarksSeenAtQuit", func(t *testing.T) {
+		ctx := t.Context()
+		seen := func(t *testing.T, box string) []bool {
+			t.Helper()
+			v, err := c.Nodes[0].View(ctx, box, "INBOX")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []bool
+			for _, m := range v.Messages {
+				out = append(out, slices.Contains(m.Flags, `\Seen`))
+			}
+			return out
+		}
+		for _, box := range []string{"seen@example.com", "unseen@example.com"} {
+			for i := range 4 {
+				c.Deliver(i%3, fmt.Sprintf("Subject: %d\r\n\r\nbody %d\r\n", i, i), box)
+			}
+		}
+		// A session that ends without QUIT sets nothing.
+		cl := login(t, 1, "seen@example.com")
+		cl.multi("RETR 1")
+		cl.conn.Close()
+		pop3Eventually(t, "maildrop unlocked after drop", func() bool {
+			cl = pop3Dial(t, servers[1])
+			cl.ok("USER seen@example.com")
+			if strings.HasPrefix(cl.cmd("PASS pw"), "+OK") {
+				return true
+			}
+			cl.conn.Close()
+			return false
+		})
+		if got := seen(t, "seen@example.com"); slices.Contains(got, true) {
+			t.Fatalf("after a dropped session: seen %v", got)
+		}
+		// RETR 1 and 3 kept, TOP 2, RETR 4 deleted: only 1 and 3 are seen.
+		cl.multi("RETR 1")
+		cl.multi("TOP 2 0")
+		cl.multi("RETR 3")
+		cl.multi("RETR 4")
+		cl.ok("DELE 4")
+		cl.quit()
+		if got := seen(t, "seen@example.com"); !slices.Equal(got, []bool{true, false, true}) {
+			t.Errorf("after RETR 1, TOP 2, RETR 3 and RETR+DELE 4, QUIT: seen %v, want [true false true]", got)
+		}
+
+		cl = pop3Dial(t, keepUnseen)
+		cl.login("unseen@example.com", "pw")
+		cl.multi("RETR 1")
+		cl.quit()
+		if got := seen(t, "unseen@example.com"); slices.Contains(got, true) {
+			t.Errorf("with KeepUnseen: seen %v", got)
+		}
 	})
 }

@@ -84,6 +84,10 @@ type POP3Config struct {
 	// DefaultAccountCheckInterval.
 	AccountCheckInterval time.Duration
 
+	// KeepUnseen leaves \Seen alone: by default QUIT sets it on the
+	// messages RETR sent and the client kept (pop3seen.go).
+	KeepUnseen bool
+
 	// TLS enables STLS (RFC 2595) when non-nil. ServeTLS (implicit TLS,
 	// POP3S, RFC 8314) requires it.
 	TLS *tls.Config

@@ -61,10 +61,11 @@ const (
 
 // pop3Message is one message of the session's snapshot.
 type pop3Message struct {
-	uid     uint32
-	hash    string
-	size    int64
-	deleted bool
+	uid       uint32
+	hash      string
+	size      int64
+	deleted   bool
+	retrieved bool // sent whole by RETR: \Seen at QUIT
 }
 
 // pop3Session is one connection. It runs on one goroutine and needs no
@@ -366,8 +367,8 @@ func (ss *pop3Session) command(line string) {
 			ss.badCommand("usage: RETR msg")
 			return
 		}
-		if i, ok := ss.msgArg(args[0]); ok {
-			ss.sendBody(i, -1)
+		if i, ok := ss.msgArg(args[0]); ok && ss.sendBody(i, -1) {
+			ss.msgs[i].retrieved = true
 		}
 	case "TOP":
 		if len(args) != 2 {
@@ -380,7 +381,7 @@ func (ss *pop3Session) command(line string) {
 			return
 		}
 		if i, ok := ss.msgArg(args[0]); ok {
-			ss.sendBody(i, n)
+			_ = ss.sendBody(i, n) // TOP never sets \Seen
 		}
 	case "DELE":
 		if len(args) != 1 {
@@ -751,6 +752,7 @@ func (ss *pop3Session) quitCommand() {
 		ss.ok("%s POP3 server signing off", ss.srv.cfg.Hostname)
 		return
 	}
+	ss.markRetrievedSeen()
 	var uids []uint32
 	for _, m := range ss.msgs {
 		if m.deleted {
@@ -892,11 +894,12 @@ func (ss *pop3Session) totals() (int, int64) {
 }
 
 // sendBody answers RETR (lines < 0) or TOP (lines >= 0) for message i,
-// streaming the body. If the body cannot be opened, the reply is -ERR. If
+// streaming the body, and reports whether it was sent whole (into the
+// write buffer). If the body cannot be opened, the reply is -ERR. If
 // it fails after +OK was sent, the connection is closed without the
 // terminating dot, so the client cannot take a truncated message for a
 // whole one.
-func (ss *pop3Session) sendBody(i, lines int) {
+func (ss *pop3Session) sendBody(i, lines int) bool {
 	m := ss.msgs[i]
 	// The body reader is bound to its context for every read, so the
 	// open is bounded by a timer and the stream by the write timeout.
@@ -912,7 +915,7 @@ func (ss *pop3Session) sendBody(i, lines int) {
 	}
 	if err != nil {
 		ss.errReply(ss.replyFor(err, "open body"))
-		return
+		return false
 	}
 	defer body.Close()
 	if lines < 0 {
@@ -926,7 +929,9 @@ func (ss *pop3Session) sendBody(i, lines int) {
 	if err := pop3WriteBody(ss.w, body, lines, ss.buf); err != nil {
 		ss.log.Warn("pop3: sending message failed", "uid", m.uid, "err", err)
 		ss.fatal = true
+		return false
 	}
+	return true
 }
 
 // replyFor maps a backend error to -ERR text with an RFC 2449 response

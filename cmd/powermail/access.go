@@ -28,6 +28,7 @@ type accessFlags struct {
 	imapWrite         time.Duration
 	pop3Idle          time.Duration
 	pop3PreAuth       time.Duration
+	pop3KeepUnseen    bool
 	maildropLease     time.Duration
 	remoteReadMax     int64
 	remoteCacheBytes  int64
@@ -50,6 +51,7 @@ func (a *accessFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&a.imapWrite, "imap-write-timeout", frontend.DefaultIMAPWriteTimeout, "disconnect an IMAP client that takes longer than this to accept one write (up to 32 KiB)")
 	fl.DurationVar(&a.pop3Idle, "pop3-idle-timeout", frontend.DefaultPOP3IdleTimeout, "POP3 autologout (at least 10m)")
 	fl.DurationVar(&a.pop3PreAuth, "pop3-preauth-timeout", frontend.DefaultPOP3PreAuthTimeout, "close a POP3 client that has not logged in this long after connecting, however busy it keeps the connection")
+	fl.BoolVar(&a.pop3KeepUnseen, "pop3-keep-unseen", false, "leave messages a POP3 client downloads (RETR) and keeps unseen in IMAP; by default QUIT marks them \\Seen")
 	fl.DurationVar(&a.maildropLease, "maildrop-lease", node.DefaultMaildropLease, "how long a dead node's POP3 maildrop lock lasts")
 	fl.Int64Var(&a.remoteReadMax, "remote-read-max", node.DefaultRemoteReadMax, "largest body another node's replica is read into memory for a client (larger ones are copied to this node's store first; -1: always copy)")
 	fl.Int64Var(&a.remoteCacheBytes, "remote-cache-bytes", node.DefaultRemoteCacheBytes, "memory for bodies read from other nodes' replicas")
@@ -77,7 +79,7 @@ func startAccess(f *serverFlags, n *node.Node, auth *frontend.Authenticator, tls
 		MaxConnsPerIP: f.mail.maxConn, IdleTimeout: a.imapIdle, PreAuthTimeout: a.imapPreAuth, WriteTimeout: a.imapWrite, CacheBytes: a.imapCacheBytes, MaxConns: a.imapMaxConns,
 		MaxConnsPerUserIP: a.imapMaxUserIP, AccountCheckInterval: a.accountCheck}, log)
 	pop3 := frontend.NewPOP3Server(n, auth, frontend.POP3Config{Hostname: f.mail.hostname, ServerID: f.id,
-		TLS: tlsCfg, MaxConnsPerIP: f.mail.maxConn, MaxConns: f.mail.maxConns, IdleTimeout: a.pop3Idle, PreAuthTimeout: a.pop3PreAuth,
+		TLS: tlsCfg, MaxConnsPerIP: f.mail.maxConn, MaxConns: f.mail.maxConns, IdleTimeout: a.pop3Idle, PreAuthTimeout: a.pop3PreAuth, KeepUnseen: a.pop3KeepUnseen,
 		AccountCheckInterval: a.accountCheck}, log)
 	for _, register := range []func(prometheus.Registerer) error{imap.RegisterMetrics, pop3.RegisterMetrics} {
 		if err := register(n.Metrics()); err != nil {
