@@ -140,10 +140,7 @@ func (s *imapSession) currentUIDs(addr string, sel *imapSelected) func(uid uint3
 	if err != nil || !sel.same(view.Folder) {
 		return nil
 	}
-	return func(uid uint32) bool {
-		_, ok := slices.BinarySearchFunc(view.Messages, uid, func(m node.StoredMessage, u uint32) int { return cmp.Compare(m.UID, u) })
-		return ok
-	}
+	return func(uid uint32) bool { return viewHolds(view, uid) }
 }
 
 // imapFetchSetsSeen: BODY[...], BINARY[...] and RFC822(.TEXT) without

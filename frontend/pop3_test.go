@@ -285,6 +285,26 @@ func TestPOP3BackendFailures(t *testing.T) {
 		c.multi("RETR 1") // the session goes on
 		c.quit()
 	})
+	t.Run("body of a message expunged elsewhere", func(t *testing.T) {
+		// Another session expunged it after this one's snapshot and
+		// its body was collected: retrying cannot help, so no
+		// [SYS/TEMP], which would have the client retry for ever.
+		gone := f.add(pop3User, "Subject: gone\r\n\r\ngone\r\n")
+		c := pop3Dial(t, addr)
+		c.login(pop3User, "secret")
+		if _, err := f.Expunge(t.Context(), pop3User, "INBOX", []uint32{gone}, false); err != nil {
+			t.Fatal(err)
+		}
+		f.set(func(f *pop3Fake) { f.openErr = fmt.Errorf("%w: body collected", node.ErrBodyUnavailable) })
+		defer f.set(func(f *pop3Fake) { f.openErr = nil })
+		for _, cmd := range []string{"RETR 2", "TOP 2 0"} {
+			if r := c.fail(cmd, ""); strings.Contains(r, "[") {
+				t.Errorf("%s of the expunged message: %q, want -ERR without a response code", cmd, r)
+			}
+		}
+		c.fail("RETR 1", "SYS/TEMP") // still there: the store's error stands
+		c.quit()
+	})
 	t.Run("open body times out", func(t *testing.T) {
 		cfg := pop3TestConfig()
 		cfg.BackendTimeout = 100 * time.Millisecond

@@ -914,6 +914,10 @@ func (ss *pop3Session) sendBody(i, lines int) bool {
 		err = fmt.Errorf("%w: open body: %v", node.ErrUnavailable, context.DeadlineExceeded)
 	}
 	if err != nil {
+		if ss.expungedElsewhere(m.uid) {
+			ss.errReply("message was removed by another session")
+			return false
+		}
 		ss.errReply(ss.replyFor(err, "open body"))
 		return false
 	}
