@@ -43,7 +43,7 @@ type imapMeta struct {
 	// <partial> window), for the field list secKey: clients ask for the
 	// same fields of every message, so a header is filtered once. lowered
 	// holds, per header key searched (lower case), the field values
-	// decoded (RFC 2047) and lower-cased: SEARCH FROM, SUBJECT, HEADER ...
+	// decoded (RFC 2047) and folded (imap_fold.go): SEARCH FROM, SUBJECT, HEADER ...
 	// on a warm mailbox then costs a substring test per message.
 	mu      sync.Mutex
 	secKey  string
@@ -51,7 +51,7 @@ type imapMeta struct {
 	lowered map[string][]string
 }
 
-// loweredValues returns the decoded, lower-cased values of key's fields.
+// loweredValues returns the decoded, folded values of key's fields.
 func (m *imapMeta) loweredValues(key string) []string {
 	low := strings.ToLower(key)
 	m.mu.Lock()
@@ -62,12 +62,13 @@ func (m *imapMeta) loweredValues(key string) []string {
 	}
 	vs = []string{} // not nil: "key present with no fields" is cached too
 	h := m.parsedHeader()
+	folder := newIMAPFolder()
 	for fields := h.FieldsByKey(key); fields.Next(); {
 		v := fields.Value()
 		if dec, err := imapWordDecoder.DecodeHeader(v); err == nil {
 			v = dec
 		}
-		vs = append(vs, strings.ToLower(v))
+		vs = append(vs, string(folder.fold(nil, []byte(v))))
 	}
 	m.mu.Lock()
 	if m.lowered == nil {

@@ -521,7 +521,7 @@ func diffRefTexts(msg []byte, withHeader bool) [][]byte {
 // diffRefMatch: does one of texts (diffRefTexts) hold needle, case
 // insensitively?
 func diffRefMatch(texts [][]byte, needle string) bool {
-	low := bytes.ToLower([]byte(needle))
+	low := refFold([]byte(needle))
 	for _, text := range texts {
 		if bytes.Contains(text, low) {
 			return true
@@ -537,7 +537,7 @@ func diffRefEntity(texts [][]byte, h textproto.Header, body []byte, withHeader b
 			if dec, err := imapWordDecoder.DecodeHeader(v); err == nil {
 				v = dec
 			}
-			texts = append(texts, bytes.ToLower([]byte(f.Key()+": "+v)))
+			texts = append(texts, refFold([]byte(f.Key()+": "+v)))
 		}
 	}
 	mh := gomessage.Header{Header: h}
@@ -572,7 +572,7 @@ func diffRefEntity(texts [][]byte, h textproto.Header, body []byte, withHeader b
 				text = utf
 			}
 		}
-		return append(texts, bytes.ToLower(text))
+		return append(texts, refFold(text))
 	}
 	return texts
 }
@@ -597,7 +597,7 @@ func diffCompareSearch(t testing.TB, name string, msg []byte, rng *rand.Rand) {
 	ref := map[bool][][]byte{false: diffRefTexts(msg, false), true: diffRefTexts(msg, true)}
 	nd := &imapNeedle{}
 	for _, n := range needles {
-		nd.low = imapLower(nd.low[:0], []byte(n))
+		nd.low = imapFold(nd.low[:0], []byte(n))
 		if len(nd.low) == 0 || bytes.ContainsAny(nd.low, "\r\n") {
 			continue // header fields are matched one by one, without their line ends
 		}

@@ -9,7 +9,6 @@ import (
 	"mime"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
@@ -135,7 +134,7 @@ func (c *imapCandidate) close() {
 // textMatch evaluates one BODY (withHeader false) or TEXT criterion. A
 // body that cannot be read is an error, not a non-match.
 func (c *imapCandidate) textMatch(value string, withHeader bool) (bool, error) {
-	c.text.low = imapLower(c.text.low[:0], []byte(value))
+	c.text.low = c.text.fold(c.text.low[:0], []byte(value))
 	if len(c.text.low) == 0 {
 		return true, nil
 	}
@@ -297,13 +296,13 @@ var imapWordDecoder = &mime.WordDecoder{CharsetReader: imapWordCharset}
 // imapHeaderMatch: HEADER key value, FROM, TO, ... A field matches if its
 // value (RFC 2047 words decoded where possible) contains value, case
 // insensitively; an empty value matches any message with the field.
-// values are the field's decoded, lower-cased values
+// values are the field's decoded, folded values (imap_fold.go)
 // (imapMeta.loweredValues).
 func imapHeaderMatch(values []string, value string) bool {
 	if value == "" {
 		return len(values) > 0
 	}
-	needle := strings.ToLower(value)
+	needle := string(imapFold(nil, []byte(value)))
 	for _, v := range values {
 		if strings.Contains(v, needle) {
 			return true
@@ -313,7 +312,7 @@ func imapHeaderMatch(values []string, value string) bool {
 }
 
 // imapTextMatch: BODY (withHeader false) and TEXT (true), for a needle
-// already lower-cased by imapLower. MIME structure is followed
+// already folded by imapFold. MIME structure is followed
 // (imapMultipart, headers read by imapReadHeader, bounded) and transfer
 // encodings undone; only text parts and nested messages are searched,
 // not attachments. The message is read once, as a stream: a 50 MiB
@@ -323,12 +322,21 @@ func imapTextMatch(r io.Reader, needle []byte, withHeader bool) bool {
 	return (&imapNeedle{low: needle}).match(r, withHeader)
 }
 
-// imapNeedle is a BODY or TEXT key, lower-cased by imapLower, with the
+// imapNeedle is a BODY or TEXT key, folded by imapFold, with the
 // matcher's read and window buffers, which one SEARCH reuses for every
 // message (allocated afresh they were 96 KiB per message and key).
 type imapNeedle struct {
 	low      []byte
 	raw, win []byte
+	folder   *imapFolder // made on first use
+}
+
+// fold appends s folded to dst with nd's folder.
+func (nd *imapNeedle) fold(dst, s []byte) []byte {
+	if nd.folder == nil {
+		nd.folder = newIMAPFolder()
+	}
+	return nd.folder.fold(dst, s)
 }
 
 // match is imapTextMatch for nd.low, in nd's buffers.
@@ -350,7 +358,7 @@ func (nd *imapNeedle) entity(h textproto.Header, body io.Reader, withHeader bool
 			if dec, err := imapWordDecoder.DecodeHeader(v); err == nil {
 				v = dec
 			}
-			line = imapLower(line[:0], []byte(f.Key()+": "+v))
+			line = nd.fold(line[:0], []byte(f.Key()+": "+v))
 			if bytes.Contains(line, nd.low) {
 				return true
 			}
@@ -408,31 +416,10 @@ func imapDecodedBody(h gomessage.Header, body io.Reader) io.Reader {
 	return e.Body
 }
 
-// imapLower appends s lower-cased to dst, as bytes.ToLower maps it
-// (unicode.ToLower per rune, an invalid octet as U+FFFD), without
-// allocating when dst has room.
-func imapLower(dst, s []byte) []byte {
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			dst = append(dst, c)
-			i++
-			continue
-		}
-		r, n := utf8.DecodeRune(s[i:])
-		dst = utf8.AppendRune(dst, unicode.ToLower(r))
-		i += n
-	}
-	return dst
-}
-
-// imapReaderContains reports whether r, lower-cased, holds needle. It
+// imapReaderContains reports whether r, folded, holds needle. It
 // reads in chunks and keeps the last len(needle)-1 octets of each for a
 // match across the cut; a rune cut by a read waits for the next one, so
-// the text is lower-cased as if whole. A decoding error (bad base64 in
+// the text is folded as if whole. A decoding error (bad base64 in
 // the wild) ends the text there.
 func imapReaderContains(r io.Reader, needle []byte) bool {
 	return (&imapNeedle{low: needle}).contains(r)
@@ -456,9 +443,9 @@ func (nd *imapNeedle) contains(r io.Reader) bool {
 		n += have
 		end := n
 		if err == nil {
-			end = imapRuneCut(raw[:n])
+			end = imapFoldCut(raw[:n], n == len(raw))
 		}
-		win = imapLower(win, raw[:end])
+		win = nd.fold(win, raw[:end])
 		if bytes.Contains(win, needle) {
 			return true
 		}

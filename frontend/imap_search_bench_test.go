@@ -19,14 +19,18 @@ import (
 //   - utf8-base64: the same, base64.
 //   - latin1-qp: ISO-8859-1, quoted-printable (converted to UTF-8).
 //   - cp1252-8bit: windows-1252, 8-bit (converted to UTF-8).
+//   - utf8-japanese: 8-bit UTF-8 in Japanese, whose lines are long runs
+//     of non-ASCII octets for SEARCH's Unicode folding (imap_fold.go).
 func BenchmarkIMAPSearchBody(b *testing.B) {
 	const n = 100
-	line := "Le café de la gare est fermé à cause de la grève générale, dit-il.\r\n"
-	var text strings.Builder
-	for text.Len() < 16<<10 {
-		text.WriteString(line)
+	prose := func(line string) string {
+		var text strings.Builder
+		for text.Len() < 16<<10 {
+			text.WriteString(line)
+		}
+		return text.String()
 	}
-	utf := text.String()
+	utf := prose("Le café de la gare est fermé à cause de la grève générale, dit-il.\r\n")
 	latin := imapBenchLatin1(utf)
 	var qp strings.Builder
 	w := quotedprintable.NewWriter(&qp)
@@ -37,6 +41,7 @@ func BenchmarkIMAPSearchBody(b *testing.B) {
 		{"utf8-base64", "text/plain; charset=utf-8", "base64", imapBenchWrap64(utf)},
 		{"latin1-qp", "text/plain; charset=iso-8859-1", "quoted-printable", qp.String()},
 		{"cp1252-8bit", "text/plain; charset=windows-1252", "8bit", latin},
+		{"utf8-japanese", "text/plain; charset=utf-8", "8bit", prose("駅前の喫茶店はゼネストのため閉まっていると彼は言った。\r\n")},
 	} {
 		b.Run(v.name, func(b *testing.B) {
 			msg := "From: bench@example.org\r\nTo: bench@example.com\r\nSubject: search\r\nMIME-Version: 1.0\r\n" +
