@@ -59,8 +59,11 @@ const (
 	imapFoldMemoSegs = 4096
 )
 
+// newIMAPFolder returns a folder; its transformers (several KiB of
+// buffers) are made when text first needs them, so folding ASCII (most
+// header values) allocates nothing.
 func newIMAPFolder() *imapFolder {
-	return &imapFolder{t: transform.Chain(norm.NFKC, cases.Fold(), norm.NFKC)}
+	return &imapFolder{}
 }
 
 // imapFold appends s folded to dst, with a folder of its own: for a key
@@ -175,6 +178,9 @@ func (f *imapFolder) transform(dst, run []byte) []byte {
 		i += n
 	}
 	src := f.buf
+	if f.t == nil {
+		f.t = transform.Chain(norm.NFKC, cases.Fold(), norm.NFKC)
+	}
 	f.t.Reset()
 	for {
 		nDst, nSrc, err := f.t.Transform(dst[len(dst):cap(dst)], src, true)
