@@ -242,6 +242,8 @@ func errorCode(err error) string {
 	switch { // the mail access errors (access.go), for the mailbox routes
 	case errors.Is(err, ErrRemoved):
 		return "removed"
+	case errors.Is(err, ErrConfigurationChanged):
+		return "unavailable" // a temporary failure: the request may be sent again
 	case errors.Is(err, ErrInvalidArgument):
 		return "invalid"
 	case errors.Is(err, ErrOverQuota):
@@ -283,7 +285,7 @@ func errorStatus(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrNoLeader), errors.Is(err, ErrNotLeader), errors.Is(err, ErrIndeterminate), errors.Is(err, ErrRemoved),
 		errors.Is(err, ErrUnavailable), errors.Is(err, ErrBodyUnavailable), errors.Is(err, context.DeadlineExceeded),
-		errors.Is(err, ErrClosed), errors.Is(err, fsm.ErrClosed):
+		errors.Is(err, ErrClosed), errors.Is(err, fsm.ErrClosed), errors.Is(err, ErrConfigurationChanged):
 		// A node shutting down is a temporary failure: another node, or
 		// this one restarted, will answer.
 		return http.StatusServiceUnavailable

@@ -105,32 +105,23 @@ func (n *Node) joinLocal(ctx context.Context, req JoinRequest) error {
 	if n.raft.State() != raft.Leader {
 		return ErrNotLeader
 	}
-	cf := n.raft.GetConfiguration()
-	if err := cf.Error(); err != nil {
-		return fmt.Errorf("read configuration: %w", err)
-	}
-	for _, s := range cf.Configuration().Servers {
-		sameID, sameAddr := string(s.ID) == req.ID, string(s.Address) == req.ClusterAddr
-		if sameID != sameAddr && n.stillServes(ctx, s) {
-			return &fsm.Error{Kind: fsm.ErrInvalid, Msg: fmt.Sprintf(
-				"%s at %s still answers: remove it first (cluster remove %s) if it is to be replaced", s.ID, s.Address, s.ID)}
-		}
+	// The servers the join replaces go first, each conditional on the
+	// configuration it was decided on (removeserver.go), and only then
+	// the member records of other IDs at the joiner's address: a join
+	// refused on the way leaves the directory as it was.
+	if err := n.replaceForJoin(ctx, req); err != nil {
+		return err
 	}
 	if err := n.forgetAddressHolders(ctx, req); err != nil {
 		return err
 	}
-	present := false
-	for _, s := range cf.Configuration().Servers {
-		sameID, sameAddr := string(s.ID) == req.ID, string(s.Address) == req.ClusterAddr
-		switch {
-		case sameID && sameAddr:
-			present = true
-		case sameID || sameAddr:
-			if err := n.raft.RemoveServer(s.ID, 0, n.cfg.ApplyTimeout).Error(); err != nil {
-				return fmt.Errorf("replace %s: %w", s.ID, n.raftErr(err))
-			}
-		}
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return fmt.Errorf("read configuration: %w", err)
 	}
+	present := slices.ContainsFunc(cf.Configuration().Servers, func(s raft.Server) bool {
+		return string(s.ID) == req.ID && string(s.Address) == req.ClusterAddr
+	})
 	if !present {
 		if err := n.addJoiner(ctx, raft.ServerID(req.ID), raft.ServerAddress(req.ClusterAddr)); err != nil {
 			return err
@@ -138,19 +129,6 @@ func (n *Node) joinLocal(ctx context.Context, req JoinRequest) error {
 	}
 	_, err := n.Apply(ctx, &fsm.MemberSet{Member: fsm.Member{ID: req.ID, ClusterAddr: req.ClusterAddr, AdminAddr: req.AdminAddr}})
 	return err
-}
-
-// stillServes reports whether server s answers at its address as itself:
-// a join that would replace it (same ID elsewhere, or another ID at its
-// address) is then a mistake, say a mistyped address, and must not evict
-// a live member. A node that moved, or was wiped and set up again under
-// a new ID, no longer answers there as s.
-func (n *Node) stillServes(ctx context.Context, s raft.Server) bool {
-	if string(s.ID) == n.cfg.ID {
-		return true // this leader itself
-	}
-	ms, ok := n.probeMember(ctx, s.Address)
-	return ok && ms.ID == string(s.ID)
 }
 
 // probeMember asks the node at addr for its status, for at most two
@@ -204,21 +182,15 @@ type removeRequest struct {
 	Force bool
 }
 
-// removalKeepsQuorum is the check Remove makes unless forced.
+// removalKeepsQuorum is the check Remove makes unless forced, on the
+// configuration and the voters that answer now (quorumWithout). It is
+// made again just before raft's change (removeServer).
 func (n *Node) removalKeepsQuorum(ctx context.Context, id string) error {
 	v, err := n.viewVoters(ctx)
 	if err != nil {
 		return err
 	}
-	if !slices.ContainsFunc(v.voters, func(s raft.Server) bool { return string(s.ID) == id }) {
-		return nil // a non-voter counts towards no quorum
-	}
-	stay := len(v.voters) - 1
-	if up := v.reachable(raft.ServerID(id)); stay == 0 || up < stay/2+1 {
-		return &fsm.Error{Kind: fsm.ErrInvalid, Msg: fmt.Sprintf(
-			"removing %s would leave no quorum: %d of the %d voters that stay answer; bring a voter back first, or remove it with --force", id, up, stay)}
-	}
-	return nil
+	return quorumWithout(v, id)
 }
 
 // removalKeepsBodies is the other check Remove makes unless forced: no
@@ -345,12 +317,12 @@ func (n *Node) removeLocal(ctx context.Context, id string, force bool) error {
 	if !known {
 		return &fsm.Error{Kind: fsm.ErrNotFound, Msg: fmt.Sprintf("node %s is not a cluster member", id)}
 	}
-	var (
-		record   *fsm.Member
-		verified *verifiedCopies
-	)
+	record, err := n.memberRecord(id)
+	if err != nil {
+		return err
+	}
+	var verified *verifiedCopies
 	if !force {
-		var err error
 		if verified, err = n.removalKeepsBodies(ctx, id, nil); err != nil {
 			return err
 		}
@@ -374,20 +346,34 @@ func (n *Node) removeLocal(ctx context.Context, id string, force bool) error {
 		// look finds a body stranded, or cannot finish, the record comes
 		// back and the removal is refused, so repair can copy from id.
 		if _, err := n.removalKeepsBodies(ctx, id, verified); err != nil {
-			if record != nil {
-				if _, rerr := n.Apply(ctx, &fsm.MemberSet{Member: *record}); rerr != nil {
-					return fmt.Errorf("%w (and restoring the member record of %s failed: %v)", err, id, rerr)
-				}
-			}
-			return err
+			return n.restoreRecord(ctx, id, record, err)
 		}
 	}
-	if err := n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error(); err != nil {
-		return fmt.Errorf("remove %s: %w", id, n.raftErr(err))
+	// The removal itself is decided again on a fresh view and made
+	// conditional on it (removeserver.go). Refused, it changed nothing
+	// in raft, and the record comes back.
+	if err := n.removeServer(ctx, id, force, verified); err != nil {
+		var refused *notRemovedError
+		if errors.As(err, &refused) {
+			return n.restoreRecord(ctx, id, record, err)
+		}
+		return err
 	}
 	n.log.Info("node removed", "id", id)
 	n.kickRepair() // its replicas no longer count
 	return nil
+}
+
+// restoreRecord puts back the member record a refused removal took out,
+// and returns the refusal, err.
+func (n *Node) restoreRecord(ctx context.Context, id string, record *fsm.Member, err error) error {
+	if record == nil {
+		return err
+	}
+	if _, rerr := n.Apply(ctx, &fsm.MemberSet{Member: *record}); rerr != nil {
+		return fmt.Errorf("%w (and restoring the member record of %s failed: %v)", err, id, rerr)
+	}
+	return err
 }
 
 func (n *Node) raftErr(err error) error {

@@ -102,6 +102,10 @@ type Node struct {
 	// afterBodyCheck, tests only, runs between an unforced removal's
 	// first body check and the removal of the member record.
 	afterBodyCheck func()
+	// beforeConfigRemoval, tests only, runs between the decision of a
+	// removal (an operator's, or a join's replacement) on a fresh view of
+	// the configuration and raft's change (removeserver.go).
+	beforeConfigRemoval func(id raft.ServerID)
 	// beforeUnlist, tests only, runs after repair checked that the copies
 	// it keeps are on members and before it unlists others (a trim's,
 	// after the kept copies were verified).

@@ -48,6 +48,10 @@ const (
 	codeNotLeader     = "not_leader"
 	codeNoLeader      = "no_leader"
 	codeIndeterminate = "indeterminate"
+	// codeConfigChanged is ErrConfigurationChanged: a removal refused
+	// because the configuration kept changing, forwarded from the leader.
+	// A release that does not know the code takes it as an internal error.
+	codeConfigChanged = "config_changed"
 )
 
 func replyError(err error) rpcReply {
@@ -60,6 +64,8 @@ func replyError(err error) rpcReply {
 		code = codeNoLeader
 	case errors.Is(err, ErrIndeterminate):
 		code = codeIndeterminate
+	case errors.Is(err, ErrConfigurationChanged):
+		code = codeConfigChanged
 	default:
 		code = "internal"
 	}
@@ -76,6 +82,8 @@ func (r rpcReply) err() error {
 		return fmt.Errorf("%w: %s", ErrNoLeader, r.Error)
 	case codeIndeterminate:
 		return fmt.Errorf("%w: %s", ErrIndeterminate, r.Error)
+	case codeConfigChanged:
+		return fmt.Errorf("%w: %s", ErrConfigurationChanged, r.Error)
 	}
 	return fsm.FromCode(r.Code, r.Error)
 }

@@ -131,7 +131,8 @@ func (n *Node) voterLoop(ctx context.Context, interval time.Duration) {
 
 // voterView is one round's view of the configuration, from a fresh probe.
 type voterView struct {
-	index      uint64 // of the configuration
+	index      uint64        // of the configuration
+	servers    []raft.Server // every server in it
 	voters     []raft.Server
 	answering  map[raft.ServerID]bool // answered the probe (this node too)
 	candidates []raft.Server          // non-voters answering and caught up, for long enough
@@ -241,7 +242,8 @@ func (n *Node) viewVoters(ctx context.Context) (voterView, error) {
 	applied, started := map[raft.ServerID]uint64{}, map[raft.ServerID]time.Time{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for _, s := range cf.Configuration().Servers {
+	v.servers = cf.Configuration().Servers
+	for _, s := range v.servers {
 		if s.Suffrage == raft.Voter {
 			v.voters = append(v.voters, s)
 		}

@@ -1,0 +1,201 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/hashicorp/raft"
+
+	"powermail/fsm"
+)
+
+// The raft side of a removal: an operator's (`cluster remove`), and the
+// one a join makes when it replaces a server (same ID at another
+// address, or another ID at its address). Each is decided on a fresh
+// view of the configuration taken just before raft's change, and made
+// conditional on it (raft's prevIndex, configindex.go), as voter upkeep's
+// changes are: a change that lands between the decision and the removal
+// (an upkeep promotion or demotion, another join or removal) makes raft
+// refuse it instead of applying it to a configuration it was not decided
+// on. A refused removal is decided again on a fresh view, after a
+// barrier (so this node's configuration index is raft's unless yet
+// another change lands), up to removeAttempts times; after that it
+// fails with ErrConfigurationChanged, a temporary failure, having
+// changed nothing.
+
+// removeAttempts is how many times a removal is decided before it gives
+// up. Each concurrent change can refuse one attempt.
+const removeAttempts = 4
+
+// notRemovedError marks a removal's failure after which the server is
+// certainly still in raft's configuration: nothing was proposed, or raft
+// refused the change before appending it. Only then does a removal put
+// back the member record it took out first; after a failure whose
+// outcome is unknown (leadership lost after proposing, a timeout) the
+// server may be gone, and a record put back would make it look a member.
+type notRemovedError struct{ err error }
+
+func (e *notRemovedError) Error() string { return e.err.Error() }
+func (e *notRemovedError) Unwrap() error { return e.err }
+
+func notRemoved(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &notRemovedError{err: err}
+}
+
+// quorumWithout refuses the removal of id when the voters of view v that
+// answered, without id, are no majority of the voters that stay:
+// removing a live voter while another is down would leave a cluster that
+// cannot commit (not even the removal's own completion) until the down
+// one returns. A non-voter counts towards no quorum.
+func quorumWithout(v voterView, id string) error {
+	if !slices.ContainsFunc(v.voters, func(s raft.Server) bool { return string(s.ID) == id }) {
+		return nil
+	}
+	stay := len(v.voters) - 1
+	if up := v.reachable(raft.ServerID(id)); stay == 0 || up < stay/2+1 {
+		return &fsm.Error{Kind: fsm.ErrInvalid, Msg: fmt.Sprintf(
+			"removing %s would leave no quorum: %d of the %d voters that stay answer; bring a voter back first, or remove it with --force", id, up, stay)}
+	}
+	return nil
+}
+
+// removeServer takes id out of raft's configuration for an operator's
+// removal whose member record is already gone. Forced, it does so
+// without condition: nothing was checked that a change could undo.
+// Otherwise each attempt is decided on a fresh view (removeServerOn),
+// and one refused because the configuration changed is decided again
+// after the bodies are looked at once more (removalKeepsBodies with the
+// first look's findings): the change that refused it may be another
+// removal, of a member whose copies the checks counted.
+func (n *Node) removeServer(ctx context.Context, id string, force bool, verified *verifiedCopies) error {
+	if force {
+		return n.raftRemove(raft.ServerID(id), 0)
+	}
+	for attempt := 1; ; attempt++ {
+		err := n.removeServerOn(ctx, id)
+		if !errors.Is(err, ErrConfigurationChanged) {
+			return err
+		}
+		n.log.Info("removal refused: the configuration changed since it was decided", "id", id, "attempt", attempt, "err", err)
+		if attempt == removeAttempts {
+			return notRemoved(fmt.Errorf("remove %s: the raft configuration changed under each of %d attempts; nothing was removed, try again: %w",
+				id, attempt, err))
+		}
+		if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
+			// The removal was refused, so the server is still there.
+			return notRemoved(fmt.Errorf("catch up before deciding the removal of %s again: %w", id, n.raftErr(err)))
+		}
+		if _, err := n.removalKeepsBodies(ctx, id, verified); err != nil {
+			return notRemoved(err)
+		}
+	}
+}
+
+// removeServerOn decides the removal of id on a fresh view: the quorum
+// check on the configuration as it is now and the voters that answer
+// now, the removal conditional on that configuration. An id that is no
+// longer in it was removed by another request meanwhile: done.
+func (n *Node) removeServerOn(ctx context.Context, id string) error {
+	v, err := n.viewVoters(ctx)
+	if err != nil {
+		return notRemoved(fmt.Errorf("read configuration: %w", err))
+	}
+	if !slices.ContainsFunc(v.servers, func(s raft.Server) bool { return string(s.ID) == id }) {
+		n.log.Info("node to remove already left the configuration", "id", id)
+		return nil
+	}
+	if err := quorumWithout(v, id); err != nil {
+		return notRemoved(err)
+	}
+	if n.beforeConfigRemoval != nil {
+		n.beforeConfigRemoval(raft.ServerID(id))
+	}
+	return n.raftRemove(raft.ServerID(id), v.index)
+}
+
+// raftRemove asks raft to remove server id, conditional on the
+// configuration at index (0: none). Raft's refusal because the
+// configuration changed is ErrConfigurationChanged; it and a refusal for
+// not leading leave the server in place (notRemovedError).
+func (n *Node) raftRemove(id raft.ServerID, index uint64) error {
+	err := n.raft.RemoveServer(id, index, n.cfg.ApplyTimeout).Error()
+	if err == nil {
+		return nil
+	}
+	wrapped := fmt.Errorf("remove %s: %w", id, configChanged(n.raftErr(err)))
+	if errors.Is(err, raft.ErrNotLeader) || errors.Is(wrapped, ErrConfigurationChanged) {
+		return notRemoved(wrapped)
+	}
+	return wrapped
+}
+
+// replaceForJoin removes the servers a join replaces: the joiner's ID at
+// another address, and another ID at its address. It refuses, changing
+// nothing, when one of them still answers there as itself (a mistyped
+// address must not evict a live member), or when its removal would cost
+// the quorum. Each removal is decided on a fresh view and conditional on
+// it; a refused one is decided again, the view included, after a
+// barrier: a concurrent join may have put a live member in the place
+// the stale view saw empty.
+func (n *Node) replaceForJoin(ctx context.Context, req JoinRequest) error {
+	for attempt := 1; ; attempt++ {
+		err := n.replaceOn(ctx, req)
+		if !errors.Is(err, ErrConfigurationChanged) {
+			return err
+		}
+		n.log.Info("join's replacement refused: the configuration changed since it was decided", "id", req.ID, "attempt", attempt, "err", err)
+		if attempt == removeAttempts {
+			return fmt.Errorf("join %s at %s: the raft configuration changed under each of %d attempts to replace the server there; nothing was changed, try again: %w",
+				req.ID, req.ClusterAddr, attempt, err)
+		}
+		if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
+			return fmt.Errorf("catch up before deciding the join of %s again: %w", req.ID, n.raftErr(err))
+		}
+	}
+}
+
+// replaceOn removes, one at a time, each server the join replaces on the
+// configuration as it is then.
+func (n *Node) replaceOn(ctx context.Context, req JoinRequest) error {
+	for {
+		v, err := n.viewVoters(ctx)
+		if err != nil {
+			return fmt.Errorf("read configuration: %w", err)
+		}
+		var replace []raft.Server
+		for _, s := range v.servers {
+			sameID, sameAddr := string(s.ID) == req.ID, string(s.Address) == req.ClusterAddr
+			if sameID == sameAddr {
+				continue
+			}
+			// A relayed answer from another member is no sign of s
+			// (viewVoters checks the name): a node that moved, or was
+			// wiped and set up again under a new ID, no longer answers
+			// there as s.
+			if v.answering[s.ID] {
+				return &fsm.Error{Kind: fsm.ErrInvalid, Msg: fmt.Sprintf(
+					"%s at %s still answers: remove it first (cluster remove %s) if it is to be replaced", s.ID, s.Address, s.ID)}
+			}
+			replace = append(replace, s)
+		}
+		if len(replace) == 0 {
+			return nil
+		}
+		s := replace[0]
+		if err := quorumWithout(v, string(s.ID)); err != nil {
+			return err
+		}
+		if n.beforeConfigRemoval != nil {
+			n.beforeConfigRemoval(s.ID)
+		}
+		if err := n.raftRemove(s.ID, v.index); err != nil {
+			return fmt.Errorf("replace %s: %w", s.ID, err)
+		}
+		n.log.Info("server replaced by a join", "old", s.ID, "old_addr", s.Address, "new", req.ID, "addr", req.ClusterAddr)
+	}
+}
