@@ -245,7 +245,8 @@ func TestJoinReplacingOnAStaleViewDoesNotEvictALiveMember(t *testing.T) {
 	if !found {
 		t.Fatalf("n4 not at its live address %s: %+v", moved.ClusterAddr(), l.raft.GetConfiguration().Configuration().Servers)
 	}
-	if m, _ := l.memberRecord("n4"); m == nil || m.ClusterAddr != moved.ClusterAddr() {
-		t.Fatalf("n4's member record: %+v", m)
-	}
+	waitFor(t, 10*time.Second, "n4's member record at its live address", func() bool {
+		m, _ := l.memberRecord("n4")
+		return m != nil && m.ClusterAddr == moved.ClusterAddr()
+	})
 }

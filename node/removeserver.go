@@ -163,6 +163,16 @@ func (n *Node) replaceForJoin(ctx context.Context, req JoinRequest) error {
 // configuration as it is then.
 func (n *Node) replaceOn(ctx context.Context, req JoinRequest) error {
 	for {
+		// Most joins replace nothing: they need no probe of every server.
+		cf := n.raft.GetConfiguration()
+		if err := cf.Error(); err != nil {
+			return fmt.Errorf("read configuration: %w", err)
+		}
+		if !slices.ContainsFunc(cf.Configuration().Servers, func(s raft.Server) bool {
+			return (string(s.ID) == req.ID) != (string(s.Address) == req.ClusterAddr)
+		}) {
+			return nil
+		}
 		v, err := n.viewVoters(ctx)
 		if err != nil {
 			return fmt.Errorf("read configuration: %w", err)
