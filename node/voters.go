@@ -47,7 +47,7 @@ import (
 // or removal landed during the probes). A refused change is decided
 // again at the next round. While that index is unknown (0: no
 // configuration applied since the node started, and no snapshot) the
-// upkeep makes no change (a join still may, unconditionally, as raft
+// upkeep makes no change (a join or a removal still may, unconditionally, as raft
 // treats 0).
 
 // DefaultVoterUpkeepInterval is how often the leader checks the voters.
