@@ -59,6 +59,14 @@ const (
 	// DefaultIMAPPollInterval is how often an IDLE session polls its folder
 	// even without a change notification: a safety net under Watch.
 	DefaultIMAPPollInterval = 5 * time.Second
+	// DefaultIMAPMaxSearchKeys bounds the keys of one SEARCH, NOT and OR
+	// included: each is a step for every message of the folder. Clients
+	// send a few, or a few dozen for a saved search or a filter.
+	DefaultIMAPMaxSearchKeys = 256
+	// DefaultIMAPMaxSearchTextKeys bounds a SEARCH's BODY and TEXT keys,
+	// each of which reads every message it reaches from its start: one
+	// per word searched for is what clients send.
+	DefaultIMAPMaxSearchTextKeys = 32
 )
 
 // RFC floors and wire ceilings of IMAPConfig.
@@ -118,6 +126,14 @@ type IMAPConfig struct {
 	// CacheBytes bounds the node-wide cache of body headers and
 	// BODYSTRUCTUREs (imap_cache.go). Default DefaultIMAPCacheBytes.
 	CacheBytes int64
+	// MaxSearchKeys bounds the keys of one SEARCH (NOT and OR count as
+	// keys too); over it the SEARCH gets NO [LIMIT] before any message
+	// is matched. Default DefaultIMAPMaxSearchKeys.
+	MaxSearchKeys int
+	// MaxSearchTextKeys bounds the BODY and TEXT keys of one SEARCH,
+	// each of which reads the messages it is matched against. Default
+	// DefaultIMAPMaxSearchTextKeys.
+	MaxSearchTextKeys int
 }
 
 // withDefaults returns cfg with zero fields filled in. A field out of
@@ -136,6 +152,8 @@ func (cfg IMAPConfig) withDefaults() (IMAPConfig, error) {
 	setDefault(&cfg.PollInterval, DefaultIMAPPollInterval)
 	setDefault(&cfg.AccountCheckInterval, DefaultAccountCheckInterval)
 	setDefault(&cfg.CacheBytes, DefaultIMAPCacheBytes)
+	setDefault(&cfg.MaxSearchKeys, DefaultIMAPMaxSearchKeys)
+	setDefault(&cfg.MaxSearchTextKeys, DefaultIMAPMaxSearchTextKeys)
 
 	var errs []error
 	clamp := func(bad bool, fix func(), format string, args ...any) {
@@ -155,6 +173,10 @@ func (cfg IMAPConfig) withDefaults() (IMAPConfig, error) {
 		"MaxConnsPerUserIP %d must be positive", cfg.MaxConnsPerUserIP)
 	clamp(cfg.CacheBytes < 0, func() { cfg.CacheBytes = DefaultIMAPCacheBytes },
 		"CacheBytes %d must be positive", cfg.CacheBytes)
+	clamp(cfg.MaxSearchKeys < 0, func() { cfg.MaxSearchKeys = DefaultIMAPMaxSearchKeys },
+		"MaxSearchKeys %d must be positive", cfg.MaxSearchKeys)
+	clamp(cfg.MaxSearchTextKeys < 0, func() { cfg.MaxSearchTextKeys = DefaultIMAPMaxSearchTextKeys },
+		"MaxSearchTextKeys %d must be positive", cfg.MaxSearchTextKeys)
 	clamp(cfg.IdleTimeout < imapMinIdleTimeout, func() { cfg.IdleTimeout = imapMinIdleTimeout },
 		"IdleTimeout %v is below the RFC 9051 minimum %v", cfg.IdleTimeout, imapMinIdleTimeout)
 	for _, d := range []struct {

@@ -35,6 +35,12 @@ func (s *imapSession) Search(kind imapserver.NumKind, criteria *imap.SearchCrite
 	if err != nil {
 		return nil, err
 	}
+	if err := s.searchOverLimits(criteria); err != nil {
+		if options != nil && options.ReturnSave {
+			sel.searchRes = nil // RFC 5182 section 2.1: a failed SAVE empties "$"
+		}
+		return nil, err
+	}
 	data := &imap.SearchData{}
 	var seqs imap.SeqSet
 	var uids imap.UIDSet

@@ -36,6 +36,8 @@ type accessFlags struct {
 	imapCacheBytes    int64
 	imapMaxConns      int
 	imapMaxUserIP     int
+	imapSearchKeys    int
+	imapSearchText    int
 	passwordMemory    int64
 	accountCheck      time.Duration
 }
@@ -60,6 +62,8 @@ func (a *accessFlags) register(fl *pflag.FlagSet) {
 	fl.IntVar(&a.imapMaxConns, "imap-max-conns", frontend.DefaultIMAPMaxConns, "simultaneous IMAP connections from all clients (over it: BYE [UNAVAILABLE])")
 	fl.IntVar(&a.imapMaxUserIP, "imap-max-conns-per-user-ip", frontend.DefaultIMAPMaxConnsPerUserIP, "logged-in IMAP sessions of one mailbox from one address on this node (over it: LOGIN gets NO [UNAVAILABLE]; 0: the default)")
 	fl.DurationVar(&a.accountCheck, "account-check-interval", frontend.DefaultAccountCheckInterval, "how often, at most, a logged-in IMAP or POP3 session asks whether its login still holds (mailbox disabled or removed, or password changed: the session ends)")
+	fl.IntVar(&a.imapSearchKeys, "imap-max-search-keys", frontend.DefaultIMAPMaxSearchKeys, "keys of one IMAP SEARCH, NOT and OR included (over it: NO [LIMIT]); each is a step per message of the folder")
+	fl.IntVar(&a.imapSearchText, "imap-max-search-text-keys", frontend.DefaultIMAPMaxSearchTextKeys, "BODY and TEXT keys of one IMAP SEARCH (over it: NO [LIMIT]); each reads every message it is matched against")
 	fl.Int64Var(&a.imapCacheBytes, "imap-cache-bytes", frontend.DefaultIMAPCacheBytes, "memory for parsed message headers and BODYSTRUCTUREs that IMAP FETCH and SEARCH reuse")
 }
 
@@ -77,7 +81,8 @@ func startAccess(f *serverFlags, n *node.Node, auth *frontend.Authenticator, tls
 	a := &f.access
 	imap := frontend.NewIMAPServer(n, auth, frontend.IMAPConfig{TLS: tlsCfg, MaxAppendBytes: f.mail.maxMessage,
 		MaxConnsPerIP: f.mail.maxConn, IdleTimeout: a.imapIdle, PreAuthTimeout: a.imapPreAuth, WriteTimeout: a.imapWrite, CacheBytes: a.imapCacheBytes, MaxConns: a.imapMaxConns,
-		MaxConnsPerUserIP: a.imapMaxUserIP, AccountCheckInterval: a.accountCheck}, log)
+		MaxConnsPerUserIP: a.imapMaxUserIP, AccountCheckInterval: a.accountCheck,
+		MaxSearchKeys: a.imapSearchKeys, MaxSearchTextKeys: a.imapSearchText}, log)
 	pop3 := frontend.NewPOP3Server(n, auth, frontend.POP3Config{Hostname: f.mail.hostname, ServerID: f.id,
 		TLS: tlsCfg, MaxConnsPerIP: f.mail.maxConn, MaxConns: f.mail.maxConns, IdleTimeout: a.pop3Idle, PreAuthTimeout: a.pop3PreAuth, KeepUnseen: a.pop3KeepUnseen,
 		AccountCheckInterval: a.accountCheck}, log)

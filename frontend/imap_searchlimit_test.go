@@ -1,0 +1,87 @@
+package frontend_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"powermail/frontend"
+)
+
+// TestIMAPSearchKeyLimit: a SEARCH is matched against every message, each
+// key costs a step per message, and each BODY or TEXT key reads the whole
+// message again. Within go-imap's 50 KiB command line a client could send
+// thousands of keys: 1,000 BODY keys took 22 s over 300 small messages,
+// kept a core busy after the client hung up, and scale with the mailbox
+// and its messages' sizes. Over MaxSearchKeys keys, or MaxSearchTextKeys
+// BODY and TEXT keys, a SEARCH gets NO [LIMIT] before any message is read;
+// at the limits it is answered.
+func TestIMAPSearchKeyLimit(t *testing.T) {
+	store, user := imapMemStore(t)
+	if err := store.Deliver("Subject: hello\r\n\r\nthe body\r\n", user); err != nil {
+		t.Fatal(err)
+	}
+	cfg := frontend.IMAPConfig{MaxSearchKeys: 40, MaxSearchTextKeys: 4}
+	addr := startIMAP(t, store, cfg, true)
+	r := dialIMAPRaw(t, addr, user)
+	r.ok("SELECT INBOX")
+
+	// orBody is n BODY keys joined by OR (2n-1 keys): a message has to
+	// be read for each of them.
+	orBody := func(n int) string {
+		return strings.Repeat("OR BODY zq ", n-1) + "BODY zq"
+	}
+	for _, c := range []struct {
+		name, keys string
+		refused    bool
+	}{
+		{"text keys at the limit", orBody(4), false},
+		{"text keys over the limit", orBody(5), true},
+		{"TEXT counts as BODY does", "OR " + orBody(4) + " TEXT zq", true},
+		{"keys at the limit", strings.Repeat("NOT ", 39) + "SEEN", false},
+		{"keys over the limit", strings.Repeat("NOT ", 40) + "SEEN", true},
+		{"flags and sets count", strings.Repeat("1:* ", 20) + strings.Repeat("UNSEEN ", 21), true},
+		{"thousands of keys", strings.Repeat("OR BODY zq ", 4000) + "ALL", true},
+	} {
+		for _, form := range []string{"SEARCH ", "UID SEARCH ", "SEARCH RETURN (COUNT) "} {
+			start := time.Now()
+			_, tagged := r.cmd(form + c.keys)
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("%s (%s): took %v", c.name, form, took)
+			}
+			refused := strings.HasPrefix(tagged, "NO [LIMIT]")
+			if refused != c.refused || (!refused && !strings.HasPrefix(tagged, "OK")) {
+				t.Errorf("%s (%s): %q, want refused %v", c.name, form, tagged, c.refused)
+			}
+		}
+	}
+	// The session goes on.
+	r.want("SEARCH BODY body", "* SEARCH", "1")
+}
+
+// TestIMAPSearchKeyLimitResetsSaved: a SEARCH RETURN (SAVE) refused over
+// the limit leaves "$" empty (RFC 5182 section 2.1: a SEARCH with SAVE
+// that fails sets it to the empty sequence), not the previous result.
+func TestIMAPSearchKeyLimitResetsSaved(t *testing.T) {
+	store, user := imapMemStore(t)
+	for i := range 2 {
+		if err := store.Deliver(fmt.Sprintf("Subject: m%d\r\n\r\nbody\r\n", i), user); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addr := startIMAP(t, store, frontend.IMAPConfig{MaxSearchKeys: 10}, true)
+	r := dialIMAPRaw(t, addr, user)
+	r.ok("SELECT INBOX")
+	r.ok("SEARCH RETURN (SAVE) ALL")
+	r.want("UID SEARCH UID $", "* SEARCH", "1", "2")
+	if _, tagged := r.cmd("SEARCH RETURN (SAVE) " + strings.Repeat("UNSEEN ", 11)); !strings.HasPrefix(tagged, "NO [LIMIT]") {
+		t.Fatalf("over the limit: %q", tagged)
+	}
+	u := r.ok("UID SEARCH UID $")
+	for _, l := range u {
+		if strings.HasPrefix(l, "* SEARCH") && strings.TrimSpace(strings.TrimPrefix(l, "* SEARCH")) != "" {
+			t.Fatalf("$ after a refused SAVE: %q, want empty", l)
+		}
+	}
+}
