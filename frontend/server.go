@@ -218,11 +218,24 @@ func protoName(cfg SMTPConfig) string {
 }
 
 // slogPrinter adapts slog to go-smtp's Logger, which reports connection
-// errors and recovered panics.
+// errors and recovered panics. A connection's error (a reset, a reply the
+// client did not stay for, an idle timeout, a failed TLS handshake) is
+// the client's doing, and anyone can cause one per connection: it goes
+// out at Debug, as a refused connection does, so that a client that
+// connects and hangs up in a loop cannot fill the disk with the log. A
+// panic is ours: Error. Anything else (a failed accept): Warn.
 type slogPrinter struct{ l *slog.Logger }
 
 func (p slogPrinter) Printf(format string, v ...any) {
-	p.l.Warn("smtp: " + fmt.Sprintf(format, v...))
+	msg := "smtp: " + fmt.Sprintf(format, v...)
+	switch {
+	case strings.HasPrefix(format, "error handling "):
+		p.l.Debug(msg)
+	case strings.HasPrefix(format, "panic "):
+		p.l.Error(msg)
+	default:
+		p.l.Warn(msg)
+	}
 }
 
 func (p slogPrinter) Println(v ...any) {
