@@ -337,6 +337,9 @@ type mux struct {
 	legacy func() bool // whether version 1 is still allowed (nil: it is)
 	v1     *v1Links    // the unsealed version-1 connections (nil: untracked)
 	log    *slog.Logger
+	// refusals logs the connections that fail the handshake, without
+	// flooding the log (refusallog.go).
+	refusals refusalLog
 	// handshakeTimeout is the time a connection has, from its accept, to
 	// prove itself: the first byte (mixed mode), TLS and the handshake on
 	// the secret together, so that a stranger dribbling through them holds
@@ -363,6 +366,7 @@ type mux struct {
 // dialer.
 func newMux(ln net.Listener, d clusterDialer, log *slog.Logger, body func(net.Conn)) *mux {
 	m := &mux{ln: ln, secret: d.secret, tls: d.tls, mixed: d.mixed, legacy: d.legacy, v1: d.v1, log: log, body: body}
+	m.refusals.log = log
 	m.raft = newChanListener(ln.Addr())
 	m.rpc = newChanListener(ln.Addr())
 	return m
@@ -485,7 +489,7 @@ func (m *mux) route(conn net.Conn, done func()) {
 		tc := tls.Server(conn, m.tls)
 		tc.SetDeadline(deadline)
 		if err := tc.Handshake(); err != nil {
-			m.log.Warn("refused cluster connection", "remote", conn.RemoteAddr().String(), "err", fmt.Errorf("TLS: %w", err))
+			m.refusals.refused(conn.RemoteAddr().String(), fmt.Errorf("TLS: %w", err))
 			conn.Close()
 			return
 		}
@@ -494,12 +498,12 @@ func (m *mux) route(conn net.Conn, done func()) {
 	kind, stream, err := serverHandshake(conn, m.secret, m.legacy, deadline)
 	proven()
 	if err != nil {
-		m.log.Warn("refused cluster connection", "remote", conn.RemoteAddr().String(), "err", err)
+		m.refusals.refused(conn.RemoteAddr().String(), err)
 		closeNow(conn)
 		return
 	}
 	if conn, err = m.v1.track(stream); err != nil {
-		m.log.Warn("refused cluster connection", "remote", stream.RemoteAddr().String(), "err", err)
+		m.refusals.refused(stream.RemoteAddr().String(), err)
 		return
 	}
 	if kind == kindBody {
