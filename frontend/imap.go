@@ -67,6 +67,11 @@ const (
 	// each of which reads every message it reaches from its start: one
 	// per word searched for is what clients send.
 	DefaultIMAPMaxSearchTextKeys = 32
+	// DefaultIMAPMaxFetchSections bounds the body sections (BODY[...],
+	// BINARY[...], BINARY.SIZE[...]) of one FETCH, each of which may
+	// read every message it names from its start. Clients ask for a
+	// header and a part or two at a time.
+	DefaultIMAPMaxFetchSections = 64
 )
 
 // RFC floors and wire ceilings of IMAPConfig.
@@ -134,6 +139,10 @@ type IMAPConfig struct {
 	// each of which reads the messages it is matched against. Default
 	// DefaultIMAPMaxSearchTextKeys.
 	MaxSearchTextKeys int
+	// MaxFetchSections bounds the body sections (BODY, BINARY and
+	// BINARY.SIZE items) of one FETCH; over it the FETCH gets NO [LIMIT]
+	// before any message is read. Default DefaultIMAPMaxFetchSections.
+	MaxFetchSections int
 }
 
 // withDefaults returns cfg with zero fields filled in. A field out of
@@ -154,6 +163,7 @@ func (cfg IMAPConfig) withDefaults() (IMAPConfig, error) {
 	setDefault(&cfg.CacheBytes, DefaultIMAPCacheBytes)
 	setDefault(&cfg.MaxSearchKeys, DefaultIMAPMaxSearchKeys)
 	setDefault(&cfg.MaxSearchTextKeys, DefaultIMAPMaxSearchTextKeys)
+	setDefault(&cfg.MaxFetchSections, DefaultIMAPMaxFetchSections)
 
 	var errs []error
 	clamp := func(bad bool, fix func(), format string, args ...any) {
@@ -177,6 +187,8 @@ func (cfg IMAPConfig) withDefaults() (IMAPConfig, error) {
 		"MaxSearchKeys %d must be positive", cfg.MaxSearchKeys)
 	clamp(cfg.MaxSearchTextKeys < 0, func() { cfg.MaxSearchTextKeys = DefaultIMAPMaxSearchTextKeys },
 		"MaxSearchTextKeys %d must be positive", cfg.MaxSearchTextKeys)
+	clamp(cfg.MaxFetchSections < 0, func() { cfg.MaxFetchSections = DefaultIMAPMaxFetchSections },
+		"MaxFetchSections %d must be positive", cfg.MaxFetchSections)
 	clamp(cfg.IdleTimeout < imapMinIdleTimeout, func() { cfg.IdleTimeout = imapMinIdleTimeout },
 		"IdleTimeout %v is below the RFC 9051 minimum %v", cfg.IdleTimeout, imapMinIdleTimeout)
 	for _, d := range []struct {

@@ -38,6 +38,7 @@ type accessFlags struct {
 	imapMaxUserIP     int
 	imapSearchKeys    int
 	imapSearchText    int
+	imapFetchSections int
 	passwordMemory    int64
 	accountCheck      time.Duration
 }
@@ -64,6 +65,7 @@ func (a *accessFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&a.accountCheck, "account-check-interval", frontend.DefaultAccountCheckInterval, "how often, at most, a logged-in IMAP or POP3 session asks whether its login still holds (mailbox disabled or removed, or password changed: the session ends)")
 	fl.IntVar(&a.imapSearchKeys, "imap-max-search-keys", frontend.DefaultIMAPMaxSearchKeys, "keys of one IMAP SEARCH, NOT and OR included (over it: NO [LIMIT]); each is a step per message of the folder")
 	fl.IntVar(&a.imapSearchText, "imap-max-search-text-keys", frontend.DefaultIMAPMaxSearchTextKeys, "BODY and TEXT keys of one IMAP SEARCH (over it: NO [LIMIT]); each reads every message it is matched against")
+	fl.IntVar(&a.imapFetchSections, "imap-max-fetch-sections", frontend.DefaultIMAPMaxFetchSections, "body sections (BODY[], BINARY[], BINARY.SIZE[]) of one IMAP FETCH (over it: NO [LIMIT]); each may read the message again")
 	fl.Int64Var(&a.imapCacheBytes, "imap-cache-bytes", frontend.DefaultIMAPCacheBytes, "memory for parsed message headers and BODYSTRUCTUREs that IMAP FETCH and SEARCH reuse")
 }
 
@@ -82,7 +84,8 @@ func startAccess(f *serverFlags, n *node.Node, auth *frontend.Authenticator, tls
 	imap := frontend.NewIMAPServer(n, auth, frontend.IMAPConfig{TLS: tlsCfg, MaxAppendBytes: f.mail.maxMessage,
 		MaxConnsPerIP: f.mail.maxConn, IdleTimeout: a.imapIdle, PreAuthTimeout: a.imapPreAuth, WriteTimeout: a.imapWrite, CacheBytes: a.imapCacheBytes, MaxConns: a.imapMaxConns,
 		MaxConnsPerUserIP: a.imapMaxUserIP, AccountCheckInterval: a.accountCheck,
-		MaxSearchKeys: a.imapSearchKeys, MaxSearchTextKeys: a.imapSearchText}, log)
+		MaxSearchKeys: a.imapSearchKeys, MaxSearchTextKeys: a.imapSearchText,
+		MaxFetchSections: a.imapFetchSections}, log)
 	pop3 := frontend.NewPOP3Server(n, auth, frontend.POP3Config{Hostname: f.mail.hostname, ServerID: f.id,
 		TLS: tlsCfg, MaxConnsPerIP: f.mail.maxConn, MaxConns: f.mail.maxConns, IdleTimeout: a.pop3Idle, PreAuthTimeout: a.pop3PreAuth, KeepUnseen: a.pop3KeepUnseen,
 		AccountCheckInterval: a.accountCheck}, log)

@@ -192,7 +192,7 @@ func (f *serverFlags) validate() (int64, error) {
 	for _, v := range []struct {
 		flag string
 		n    int64
-	}{{"--imap-cache-bytes", f.access.imapCacheBytes}, {"--imap-max-conns", int64(f.access.imapMaxConns)}, {"--imap-max-conns-per-user-ip", int64(f.access.imapMaxUserIP)}, {"--imap-max-search-keys", int64(f.access.imapSearchKeys)}, {"--imap-max-search-text-keys", int64(f.access.imapSearchText)},
+	}{{"--imap-cache-bytes", f.access.imapCacheBytes}, {"--imap-max-conns", int64(f.access.imapMaxConns)}, {"--imap-max-conns-per-user-ip", int64(f.access.imapMaxUserIP)}, {"--imap-max-search-keys", int64(f.access.imapSearchKeys)}, {"--imap-max-search-text-keys", int64(f.access.imapSearchText)}, {"--imap-max-fetch-sections", int64(f.access.imapFetchSections)},
 		{"--password-check-memory", f.access.passwordMemory}, {"--max-conns", int64(f.mail.maxConns)},
 		{"--admin-max-conns", int64(f.adminMaxConns)}, {"--admin-max-conns-per-ip", int64(f.adminMaxConnsPerIP)},
 		{"--admin-read-timeout", int64(f.adminReadTimeout)}, {"--restore-max-bytes", f.restoreMaxBytes}} {

@@ -65,3 +65,18 @@ func (b *imapSearchBudget) fits(cr *imap.SearchCriteria) bool {
 	}
 	return true
 }
+
+// fetchOverLimit reports whether options name more body sections than
+// MaxFetchSections, as an error for the client (NO [LIMIT]), or nil.
+// Each BODY[...], BINARY[...] or BINARY.SIZE[...] item may read the
+// message from its start, however little it sends (a part that does
+// not exist sends nothing): thousands of them in one 50 KiB command line
+// would read each message thousands of times.
+func (s *imapSession) fetchOverLimit(options *imap.FetchOptions) error {
+	limit := s.srv.cfg.MaxFetchSections
+	if len(options.BodySection)+len(options.BinarySection)+len(options.BinarySectionSize) <= limit {
+		return nil
+	}
+	s.log.Info("imap: fetch refused over its section limit", "max_sections", limit)
+	return imapNo(imap.ResponseCodeLimit, fmt.Sprintf("FETCH takes at most %d body sections", limit))
+}
