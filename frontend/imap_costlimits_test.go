@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"powermail/frontend"
+	"powermail/node"
 )
 
 // TestIMAPSearchKeyLimit: a SEARCH is matched against every message, each
@@ -127,4 +128,37 @@ func TestIMAPFetchSectionLimit(t *testing.T) {
 	}
 	// The refused FETCH without PEEK marked nothing \Seen.
 	r.want("FETCH 1 (FLAGS)", "* 1 FETCH", "FLAGS ()")
+}
+
+// TestIMAPFailedSearchEmptiesSaved: a SEARCH RETURN (SAVE) that fails
+// for any reason, here a body that cannot be read, leaves "$" empty
+// (RFC 5182 section 2.1), not the result of an earlier SAVE, which a
+// client would then act on as if it were this search's.
+func TestIMAPFailedSearchEmptiesSaved(t *testing.T) {
+	store, user := imapMemStore(t)
+	for i := range 2 {
+		if err := store.Deliver(fmt.Sprintf("Subject: m%d\r\n\r\nbody\r\n", i), user); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addr := startIMAP(t, store, frontend.IMAPConfig{}, true)
+	r := dialIMAPRaw(t, addr, user)
+	r.ok("SELECT INBOX")
+	r.ok("SEARCH RETURN (SAVE) ALL")
+	r.want("UID SEARCH UID $", "* SEARCH", "1", "2")
+	store.Fail = func(op string) error {
+		if op == "OpenBody" {
+			return node.ErrBodyUnavailable
+		}
+		return nil
+	}
+	if _, tagged := r.cmd("SEARCH RETURN (SAVE) BODY needle"); !strings.HasPrefix(tagged, "NO [UNAVAILABLE]") {
+		t.Fatalf("SEARCH with an unreadable body: %q, want NO [UNAVAILABLE]", tagged)
+	}
+	store.Fail = nil
+	for _, l := range r.ok("UID SEARCH UID $") {
+		if strings.HasPrefix(l, "* SEARCH") && strings.TrimSpace(strings.TrimPrefix(l, "* SEARCH")) != "" {
+			t.Fatalf("$ after a failed SAVE: %q, want empty", l)
+		}
+	}
 }

@@ -35,11 +35,22 @@ func (s *imapSession) Search(kind imapserver.NumKind, criteria *imap.SearchCrite
 	if err != nil {
 		return nil, err
 	}
-	if err := s.searchOverLimits(criteria); err != nil {
-		if options != nil && options.ReturnSave {
+	data, uids, err := s.search(sel, kind, criteria)
+	if options != nil && options.ReturnSave {
+		if err != nil {
 			sel.searchRes = nil // RFC 5182 section 2.1: a failed SAVE empties "$"
+		} else {
+			sel.searchRes = imapSaved(uids, data, kind, options, sel)
 		}
-		return nil, err
+	}
+	return data, err
+}
+
+// search matches every message of the selection against criteria, and
+// returns the answer and the matching UIDs.
+func (s *imapSession) search(sel *imapSelected, kind imapserver.NumKind, criteria *imap.SearchCriteria) (*imap.SearchData, imap.UIDSet, error) {
+	if err := s.searchOverLimits(criteria); err != nil {
+		return nil, nil, err
 	}
 	data := &imap.SearchData{}
 	var seqs imap.SeqSet
@@ -54,7 +65,7 @@ func (s *imapSession) Search(kind imapserver.NumKind, criteria *imap.SearchCrite
 		ok, err := c.match(criteria)
 		c.close()
 		if err != nil {
-			return nil, s.storeError("search", err, imap.ResponseCodeNonExistent)
+			return nil, nil, s.storeError("search", err, imap.ResponseCodeNonExistent)
 		}
 		if !ok {
 			continue
@@ -76,10 +87,7 @@ func (s *imapSession) Search(kind imapserver.NumKind, criteria *imap.SearchCrite
 	} else {
 		data.All = uids
 	}
-	if options != nil && options.ReturnSave {
-		sel.searchRes = imapSaved(uids, data, kind, options, sel)
-	}
-	return data, nil
+	return data, uids, nil
 }
 
 // imapCandidate is one message being matched; its body is read at most
