@@ -110,6 +110,11 @@ func (s *session) login(user, password string) error {
 		return s.failed(replyAuthFailed())
 	case errors.Is(err, ErrInsecureAuth):
 		return replyEncryptionRequired()
+	case errors.Is(err, ErrThrottled):
+		// A client's own failures slowed it: its doing, and anyone
+		// can cause it, so not a warning (IMAP logs it at Info too).
+		s.log.Info("smtp: authentication throttled", "err", err)
+		return replyAuthUnavailable()
 	}
 	s.log.Warn("smtp: authentication unavailable", "err", err)
 	return replyAuthUnavailable()
