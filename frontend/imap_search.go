@@ -343,6 +343,7 @@ type imapNeedle struct {
 	low      []byte
 	raw, win []byte
 	folder   *imapFolder // made on first use
+	parts    int // what is left of the message's imapMaxMIMEParts
 }
 
 // fold appends s folded to dst with nd's folder.
@@ -356,6 +357,7 @@ func (nd *imapNeedle) fold(dst, s []byte) []byte {
 // match is imapTextMatch for nd.low, in nd's buffers.
 func (nd *imapNeedle) match(r io.Reader, withHeader bool) bool {
 	br := bufio.NewReader(r)
+	nd.parts = imapMaxMIMEParts
 	return nd.entity(imapReadHeader(br), br, withHeader, "", 0)
 }
 
@@ -393,10 +395,14 @@ func (nd *imapNeedle) entity(h textproto.Header, body io.Reader, withHeader bool
 		}
 		mr := newIMAPMultipart(body, params["boundary"])
 		for {
+			if nd.parts <= 0 {
+				return false // as far as BODYSTRUCTURE describes
+			}
 			p, err := mr.next()
 			if err != nil {
 				return false
 			}
+			nd.parts--
 			pr := bufio.NewReader(p)
 			if nd.entity(imapReadHeader(pr), pr, withHeader, mt, depth+1) {
 				return true
