@@ -157,10 +157,7 @@ func (c *imapMetaCache) get(hash string) *imapMeta {
 // put stores m (replacing an older entry of the same hash) and evicts
 // entries not used since they were last considered, beyond the bound.
 func (c *imapMetaCache) put(hash string, m *imapMeta) {
-	m.cost = metaCost(m.header)
-	if m.bstruct != nil {
-		m.cost += 1024
-	}
+	m.cost = metaCost(m.header) + imapStructureCost(m.bstruct)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.m[hash]; ok {
@@ -203,6 +200,54 @@ func metaCost(header []byte) int64 {
 		rest = rest[i+1:]
 	}
 	return 3*int64(len(header)) + 500*int64(fields) + 768
+}
+
+// imapStructureCost is what a BODYSTRUCTURE costs the cache bound: its
+// nodes, maps and strings, about 1 KiB per described part with a few
+// parameters (a flat count of 1 KiB let the structures of messages of
+// thousands of parts, each about 10 MB, pass for nothing).
+// TestIMAPMetaCostCoversItsStructure measures it.
+func imapStructureCost(bs imap.BodyStructure) int64 {
+	params := func(m map[string]string) int64 {
+		n := int64(0)
+		if m != nil {
+			n = 200
+		}
+		for k, v := range m {
+			n += int64(len(k)+len(v)) + 64
+		}
+		return n
+	}
+	switch b := bs.(type) {
+	case *imap.BodyStructureMultiPart:
+		n := 256 + int64(len(b.Subtype))
+		if b.Extended != nil {
+			n += 128 + params(b.Extended.Params)
+			if d := b.Extended.Disposition; d != nil {
+				n += 64 + params(d.Params)
+			}
+		}
+		for _, c := range b.Children {
+			n += imapStructureCost(c)
+		}
+		return n
+	case *imap.BodyStructureSinglePart:
+		n := 400 + params(b.Params) + int64(len(b.Type)+len(b.Subtype)+len(b.ID)+len(b.Description)+len(b.Encoding))
+		if e := b.Extended; e != nil {
+			n += 128 + int64(len(e.Location))
+			if d := e.Disposition; d != nil {
+				n += 64 + params(d.Params)
+			}
+			for _, l := range e.Language {
+				n += 16 + int64(len(l))
+			}
+		}
+		if m := b.MessageRFC822; m != nil {
+			n += 1024 + imapStructureCost(m.BodyStructure) // the envelope
+		}
+		return n
+	}
+	return 0
 }
 
 // headerMeta returns the cache entry of a body, with its header section

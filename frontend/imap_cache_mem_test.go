@@ -67,3 +67,55 @@ func TestIMAPMetaCostCoversItsMemory(t *testing.T) {
 		}
 	}
 }
+
+// TestIMAPMetaCostCoversItsStructure: an entry's cost covers the heap
+// its BODYSTRUCTURE takes. It was counted as 1 KiB whatever its size,
+// and the structure of a message of imapMaxMIMEParts empty parts keeps
+// about 2 MiB: a 64 MiB cache of such entries could hold tens of GB.
+func TestIMAPMetaCostCoversItsStructure(t *testing.T) {
+	var many strings.Builder
+	many.WriteString("Content-Type: multipart/mixed; boundary=b\r\n\r\n")
+	for range imapMaxMIMEParts {
+		many.WriteString("--b\r\nContent-Type: text/plain; charset=utf-8; name=a.txt\r\nContent-Disposition: attachment; filename=a.txt\r\n\r\nx\r\n")
+	}
+	many.WriteString("--b--\r\n")
+	msgs := map[string]struct {
+		msg string
+		n   int
+	}{
+		"many parts": {many.String(), 4},
+		"mixed":      {imapMixedTestMsg, 2000},
+	}
+	for name, tc := range msgs {
+		var heap float64
+		var c *imapMetaCache
+		for range 3 {
+			c = newIMAPMetaCache(1 << 40)
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			for i := range tc.n {
+				c.put(fmt.Sprint(i), &imapMeta{bstruct: imapBodyStructure(strings.NewReader(tc.msg))})
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			heap = max(heap, (float64(after.HeapAlloc)-float64(before.HeapAlloc))/float64(tc.n))
+			runtime.KeepAlive(c)
+		}
+		cost := float64(c.used) / float64(tc.n)
+		t.Logf("%s: %.0f heap bytes per structure, cost %.0f", name, heap, cost)
+		if cost < heap {
+			t.Errorf("%s: cost %.0f per entry is below its structure's %.0f heap bytes", name, cost, heap)
+		}
+		if cost > 3*heap {
+			t.Errorf("%s: cost %.0f per entry is over three times its structure's %.0f heap bytes", name, cost, heap)
+		}
+	}
+}
+
+const imapMixedTestMsg = "From: a@example.org\r\nSubject: mixed\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n" +
+	"--B\r\nContent-Type: multipart/alternative; boundary=\"A\"\r\n\r\n" +
+	"--A\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nhello\r\n" +
+	"--A\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>hello</p>\r\n--A--\r\n" +
+	"--B\r\nContent-Type: application/pdf; name=\"report.pdf\"\r\nContent-Disposition: attachment; filename=\"report.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n" +
+	"--B\r\nContent-Type: message/rfc822\r\n\r\nFrom: b@example.org\r\nTo: c@example.org\r\nSubject: inner\r\nMessage-ID: <x@example.org>\r\n\r\ninner body\r\n--B--\r\n"
