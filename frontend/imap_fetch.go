@@ -455,8 +455,14 @@ func imapPartStructure(raw textproto.Header, body io.Reader, parent string, dept
 	mediaType = strings.ToLower(mediaType)
 	typ, sub, _ := strings.Cut(mediaType, "/")
 
+	if typ == "multipart" && params["boundary"] == "" {
+		// No parts can be found in it: as a multipart whose boundary
+		// never occurs (below), it is text to a reader, and its
+		// sections are its body (imapWriteSection).
+		typ, sub, params = "text", "plain", nil
+	}
 	follow := depth < imapMaxMIMEDepth && *parts > 0
-	if typ == "multipart" && follow && params["boundary"] != "" {
+	if typ == "multipart" && follow {
 		mp := &imap.BodyStructureMultiPart{Subtype: sub}
 		mr := newIMAPMultipart(body, params["boundary"])
 		for *parts > 0 {

@@ -389,18 +389,22 @@ func (nd *imapNeedle) entity(h textproto.Header, body io.Reader, withHeader bool
 		mt = "message/rfc822"
 	}
 	switch {
+	case strings.HasPrefix(mt, "multipart/") && params["boundary"] == "":
+		// Described as text (imapPartStructure), and searched so.
+		return nd.contains(body)
 	case strings.HasPrefix(mt, "multipart/"):
-		if params["boundary"] == "" {
-			return false
-		}
 		mr := newIMAPMultipart(body, params["boundary"])
-		for {
+		// A multipart without parts is described as text, all of it
+		// its preamble: that is searched, and counts only if no part
+		// follows.
+		inPreamble := nd.contains(mr.cur)
+		for first := true; ; first = false {
 			if nd.parts <= 0 {
 				return false // as far as BODYSTRUCTURE describes
 			}
 			p, err := mr.next()
 			if err != nil {
-				return false
+				return first && inPreamble
 			}
 			nd.parts--
 			pr := bufio.NewReader(p)

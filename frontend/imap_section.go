@@ -62,13 +62,15 @@ func imapWriteSection(w io.Writer, r io.Reader, sp imapSectionSpec) error {
 	}
 	br := bufio.NewReader(r)
 	header := imapReadHeader(br)
-	var body io.Reader = br
 	parent := ""
 	path := sp.part
-	if len(path) > 0 && path[0] == 1 && !imapIsMultipart(header) {
+	if len(path) > 0 && path[0] == 1 && !imapHasParts(header, r, &br) {
 		// A message that is not multipart has one part, 1: itself.
+		// So has a multipart without parts, which BODYSTRUCTURE
+		// describes as text.
 		path = path[1:]
 	}
+	var body io.Reader = br
 	for _, n := range path {
 		header, body = imapOpenMessage(header, body, parent)
 		// header is now a message's, or a part's that is no message:
@@ -78,14 +80,16 @@ func imapWriteSection(w io.Writer, r io.Reader, sp imapSectionSpec) error {
 		parent = ""
 		mh := gomessage.Header{Header: header}
 		ct, params, _ := mh.ContentType()
-		if !strings.HasPrefix(strings.ToLower(ct), "multipart/") {
+		if !strings.HasPrefix(strings.ToLower(ct), "multipart/") || params["boundary"] == "" {
+			// One part (a multipart without a boundary has no other:
+			// BODYSTRUCTURE describes it as text).
 			if n != 1 {
 				return nil
 			}
 			continue
 		}
-		if params["boundary"] == "" || n < 1 {
-			return nil // no parts, or no part 0 ("BODY[0]" parses)
+		if n < 1 {
+			return nil // no part 0 ("BODY[0]" parses)
 		}
 		mr := newIMAPMultipart(body, params["boundary"])
 		var p io.Reader
@@ -156,6 +160,43 @@ func imapSectionWriteErr(err error) error {
 func imapWriteAll(w io.Writer, b []byte) error {
 	_, err := w.Write(b)
 	return imapSectionWriteErr(err)
+}
+
+// imapHasParts reports whether a message with header h, whose body
+// follows in *br, is a multipart with at least one part. A multipart
+// without a boundary parameter has none. One whose boundary never occurs
+// (or that holds only a close delimiter) has none either, which only
+// its body tells: r, which *br reads, is read again from the body's
+// start as far as the first delimiter, and *br is replaced by a reader
+// of the body from its start. That costs the preamble once more; when r
+// cannot seek, the multipart is taken to have parts.
+func imapHasParts(h textproto.Header, r io.Reader, br **bufio.Reader) bool {
+	mh := gomessage.Header{Header: h}
+	ct, params, _ := mh.ContentType()
+	if !strings.HasPrefix(strings.ToLower(ct), "multipart/") || params["boundary"] == "" {
+		return false
+	}
+	sk, ok := r.(io.Seeker)
+	if !ok {
+		return true
+	}
+	pos, err := sk.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return true
+	}
+	start := pos - int64((*br).Buffered())
+	if _, err := sk.Seek(start, io.SeekStart); err != nil {
+		return true
+	}
+	_, err = newIMAPMultipart(r, params["boundary"]).next()
+	if _, serr := sk.Seek(start, io.SeekStart); serr != nil {
+		// *br still holds the body's start, but r is lost: what is
+		// cut from here on comes out short, and the second pass's
+		// length check closes the connection.
+		return true
+	}
+	*br = bufio.NewReader(r)
+	return err == nil
 }
 
 func imapIsMultipart(h textproto.Header) bool {
@@ -277,3 +318,16 @@ func imapWindowLen(total int64, p *imap.SectionPartial) int64 {
 	}
 	return min(p.Size, total-p.Offset)
 }
+
+// Seek moves r's position, if r can seek (a stored body can; a body
+// section is cut from its start and, for a multipart without parts,
+// read there again: imapHasParts).
+func (e *imapErrReader) Seek(offset int64, whence int) (int64, error) {
+	sk, ok := e.r.(io.Seeker)
+	if !ok {
+		return 0, errIMAPNoSeek
+	}
+	return sk.Seek(offset, whence)
+}
+
+var errIMAPNoSeek = errors.New("body reader cannot seek")
