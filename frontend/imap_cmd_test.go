@@ -41,6 +41,7 @@ func runIMAPSuite(t *testing.T, b imapBackend) {
 		{"FetchPastAMalformedHeaderLine", testIMAPFetchMalformedHeader},
 		{"FetchBinaryKeepsCharset", testIMAPFetchBinaryKeepsCharset},
 		{"BodyStructureDeepNesting", testIMAPBodyStructureDeepNesting},
+		{"BrokenMultipartSectionsMatchTheirStructure", testIMAPBrokenMultipartSectionsMatchTheirStructure},
 		{"Search", testIMAPSearch},
 		{"SearchCharsets", testIMAPSearchCharsets},
 		{"Store", testIMAPStore},

@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -168,13 +169,23 @@ func imapWriteAll(w io.Writer, b []byte) error {
 // (or that holds only a close delimiter) has none either, which only
 // its body tells: r, which *br reads, is read again from the body's
 // start as far as the first delimiter, and *br is replaced by a reader
-// of the body from its start. That costs the preamble once more; when r
-// cannot seek, the multipart is taken to have parts.
+// of the body from its start. That costs the preamble once more (a
+// body streamed from a replica opens its stream again), but only when
+// the first delimiter is not in what *br has read ahead; when r cannot
+// seek, the multipart is taken to have parts.
 func imapHasParts(h textproto.Header, r io.Reader, br **bufio.Reader) bool {
 	mh := gomessage.Header{Header: h}
 	ct, params, _ := mh.ContentType()
 	if !strings.HasPrefix(strings.ToLower(ct), "multipart/") || params["boundary"] == "" {
 		return false
+	}
+	// Nearly always the first delimiter is in what *br holds already;
+	// only its complete lines are looked at, since the last may go on.
+	held, _ := (*br).Peek((*br).Buffered())
+	if i := bytes.LastIndexByte(held, '\n'); i >= 0 {
+		if _, err := newIMAPMultipart(bytes.NewReader(held[:i+1]), params["boundary"]).next(); err == nil {
+			return true
+		}
 	}
 	sk, ok := r.(io.Seeker)
 	if !ok {
