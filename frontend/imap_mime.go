@@ -62,6 +62,22 @@ func (mp *imapMultipart) delimiter(line []byte) (is, closing bool) {
 	return len(bytes.TrimRight(rest, " \t\r\n")) == 0, closing
 }
 
+// plainLines is the length of the whole lines at the start of what br
+// holds that cannot be delimiters (none begins with the boundary), as
+// far as the first line that might be one; 0 if there is none.
+func (mp *imapMultipart) plainLines() int {
+	buf, _ := mp.br.Peek(mp.br.Buffered())
+	n := 0
+	for !bytes.HasPrefix(buf[n:], mp.boundary) {
+		j := bytes.IndexByte(buf[n:], '\n')
+		if j < 0 {
+			break
+		}
+		n += j + 1
+	}
+	return n
+}
+
 // imapPartReader reads one part, up to (not including) the line end
 // before the next delimiter.
 type imapPartReader struct {
@@ -95,6 +111,23 @@ func (p *imapPartReader) fill() error {
 	mp := p.mp
 	out := p.out[:0]
 	for len(out) < 4096 && !p.done {
+		if p.lineStart {
+			if n := mp.plainLines(); n > 0 {
+				// Whole lines none of which can be a delimiter, as
+				// the loop below would pass them, in one copy: with
+				// a line at a time, every level of a nested
+				// multipart cost a ReadSlice per line below it.
+				seg, _ := mp.br.Peek(n)
+				end := len(seg) - 1
+				if end > 0 && seg[end-1] == '\r' {
+					end--
+				}
+				out = append(append(out, p.held...), seg[:end]...)
+				p.held = append(p.heldBuf[:0], seg[end:]...)
+				_, _ = mp.br.Discard(n)
+				continue
+			}
+		}
 		line, err := mp.br.ReadSlice('\n')
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) && !errors.Is(err, io.EOF) {
 			return err // the section fails as a whole
