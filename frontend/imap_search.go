@@ -343,7 +343,7 @@ type imapNeedle struct {
 	low      []byte
 	raw, win []byte
 	folder   *imapFolder // made on first use
-	parts    int // what is left of the message's imapMaxMIMEParts
+	parts    int         // what is left of the message's imapMaxMIMEParts
 }
 
 // fold appends s folded to dst with nd's folder.
