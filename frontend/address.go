@@ -16,6 +16,14 @@ import (
 // §4.5.3.1.3 allows 256 octets including the angle brackets.
 const maxPathOctets = 254
 
+// maxSRSPathOctets is the longest SRS address of ours a RCPT takes: 17
+// octets of SRS0 fields, an original sender of up to maxPathOctets, and
+// "@" with a domain of up to 253. A sender near the path limit makes an
+// SRS address past it (node/QUEUE.md, "SRS0"); the bounce to it must
+// still be taken, and §4.5.3.1 asks servers to avoid fixed limits. Only
+// a hash the node checks makes such an address route anywhere.
+const maxSRSPathOctets = 17 + maxPathOctets + 1 + 253
+
 // addrProblem is what is wrong with an address, if anything.
 type addrProblem int
 
@@ -28,7 +36,7 @@ const (
 // checkRecipient validates a forward-path mailbox. why explains an
 // addrSyntax result.
 func checkRecipient(addr string, utf8Allowed bool) (p addrProblem, why string) {
-	if len(addr) > maxPathOctets {
+	if len(addr) > maxPathOctets && (len(addr) > maxSRSPathOctets || !isSRS(addr)) {
 		return addrSyntax, "path too long" // RFC 5321 §4.5.3.1.3
 	}
 	at := strings.LastIndexByte(addr, '@')
