@@ -68,7 +68,7 @@ func (n *Node) newOutbound() *outbound {
 	}
 	return &outbound{holder: n.cfg.ID + "/" + deliveryID()[:8], kickCh: make(chan struct{}, 1), pool: newSMTPPool(n),
 		slots: make(chan struct{}, n.cfg.Queue.Concurrency), inflight: map[string]bool{}, again: map[string]bool{},
-		retries: newOperatorRetries(n.cfg.Queue.Lease)}
+		retries: newOperatorRetries(n.cfg.Queue.Lifetime)}
 }
 
 // queueLoop leases and works due entries while this node leads.

@@ -23,8 +23,13 @@ import (
 // records its own schedule) undid the retry, and the note with it.
 
 // operatorRetries holds, per entry, the NextAttempt an operator's retry
-// set. A note older than keep is dropped (its entry was not leased in
-// that time, or went away); so are the notes of a log replayed at start.
+// set. The note stays until the entry is worked, however long every
+// worker is busy first: the NextAttempt check alone tells whether the
+// retry still stands, so a note's age says nothing about that. A note
+// older than keep (the queue's Lifetime, after which the entry has
+// failed) is dropped only to bound the memory of notes whose entries
+// went away unworked (dropped, or noted on a follower that never
+// leads); so are the notes of a log replayed at start, if that old.
 type operatorRetries struct {
 	mu     sync.Mutex
 	at     map[string]int64 // entry ID → NextAttempt the retry set, unix ms
