@@ -89,6 +89,16 @@ func ParseAddress(s string) (Address, error) {
 	return parseAddress(s, false)
 }
 
+// ParseRemoteAddress validates another host's mailbox address, as a
+// queue recipient may name it: as ParseAddress, but its local part may
+// be longer than RFC 5321 §4.5.3.1.1's 64 octets, within the 254 of the
+// whole address. The local part is the other host's to interpret
+// (§2.4), and longer ones are in use: SRS addresses of list and VERP
+// senders, wrapped by each forwarder a message passed (node/srs.go).
+func ParseRemoteAddress(s string) (Address, error) {
+	return parseAddressMax(s, false, maxAddressLen)
+}
+
 // ParseForwardSource validates the source of a forward, which may be a
 // catch-all "@domain".
 func ParseForwardSource(s string) (Address, error) {
@@ -96,6 +106,12 @@ func ParseForwardSource(s string) (Address, error) {
 }
 
 func parseAddress(s string, allowCatchAll bool) (Address, error) {
+	return parseAddressMax(s, allowCatchAll, maxLocalLen)
+}
+
+// parseAddressMax is parseAddress taking local parts of up to maxLocal
+// octets.
+func parseAddressMax(s string, allowCatchAll bool, maxLocal int) (Address, error) {
 	s = strings.TrimSpace(s)
 	if len(s) > maxAddressLen {
 		return Address{}, errorf(ErrInvalid, "address %q is longer than %d characters", s, maxAddressLen)
@@ -112,7 +128,7 @@ func parseAddress(s string, allowCatchAll bool) (Address, error) {
 	if local == "" && allowCatchAll {
 		return Address{Domain: d}, nil
 	}
-	local, err = normalizeLocal(local)
+	local, err = normalizeLocalMax(local, maxLocal)
 	if err != nil {
 		return Address{}, errorf(ErrInvalid, "address %q: %s", s, err.Error())
 	}
@@ -121,15 +137,18 @@ func parseAddress(s string, allowCatchAll bool) (Address, error) {
 
 // normalizeLocal accepts a dot-atom, or a quoted string whose content is a
 // valid dot-atom (which is then unquoted, RFC 5321 §4.1.2).
-func normalizeLocal(l string) (string, error) {
+func normalizeLocal(l string) (string, error) { return normalizeLocalMax(l, maxLocalLen) }
+
+// normalizeLocalMax is normalizeLocal taking up to maxLocal octets.
+func normalizeLocalMax(l string, maxLocal int) (string, error) {
 	if len(l) >= 2 && l[0] == '"' && l[len(l)-1] == '"' {
 		l = strings.ReplaceAll(l[1:len(l)-1], `\`, "")
 	}
 	if l == "" {
 		return "", errorf(ErrInvalid, "empty local part")
 	}
-	if len(l) > maxLocalLen {
-		return "", errorf(ErrInvalid, "local part longer than %d characters", maxLocalLen)
+	if len(l) > maxLocal {
+		return "", errorf(ErrInvalid, "local part longer than %d characters", maxLocal)
 	}
 	if l[0] == '.' || l[len(l)-1] == '.' || strings.Contains(l, "..") {
 		return "", errorf(ErrInvalid, "local part %q is not a dot-atom", l)

@@ -123,8 +123,14 @@ const (
 	// of a Copy keeps the UIDs it assigned, so that a repeat answers them
 	// (dedupe.go). No command gains a field.
 	EncodingJSON14 = 14
+	// EncodingJSON15 changes apply under a cluster setting of 15 or more
+	// (gates.go): a Deliver's queue part may name a recipient whose local
+	// part is longer than 64 octets (another host's, such as the SRS
+	// address of a long sender that a notice goes back to), which a
+	// release before it refuses. No command gains a field.
+	EncodingJSON15 = 15
 	// NewestEncoding is the newest encoding this release reads.
-	NewestEncoding = EncodingJSON14
+	NewestEncoding = EncodingJSON15
 )
 
 // Command is a state change proposed through raft.

@@ -124,7 +124,11 @@ func (c *Deliver) validate(tx *txn) ([]byte, error) {
 		return nil, errorf(ErrInvalid, "delivery of %d bytes to %d mailboxes", c.Size, len(c.Mailboxes))
 	}
 	if c.Queue != nil {
-		if err := c.Queue.validate(); err != nil {
+		long, err := gated15(tx)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.Queue.validate(long); err != nil {
 			return nil, err
 		}
 		if c.Folder != "" {

@@ -29,6 +29,11 @@ const gatedEncoding13 = EncodingJSON13
 // Named once, as gatedEncoding is.
 const gatedEncoding14 = EncodingJSON14
 
+// gatedEncoding15 is the cluster setting from which apply follows the
+// rules of EncodingJSON15: a queue recipient's local part may be longer
+// than 64 octets (QueuePart.validate). Named once, as gatedEncoding is.
+const gatedEncoding15 = EncodingJSON15
+
 // gated reports whether the cluster's setting, as this entry sees it, is
 // at gatedEncoding or more. The setting is replicated state, so every
 // replica decides alike; a release that does not know gatedEncoding
@@ -44,6 +49,9 @@ func gated13(tx *txn) (bool, error) { return gatedAt(tx, gatedEncoding13) }
 
 // gated14 is gated for the rules of gatedEncoding14.
 func gated14(tx *txn) (bool, error) { return gatedAt(tx, gatedEncoding14) }
+
+// gated15 is gated for the rules of gatedEncoding15.
+func gated15(tx *txn) (bool, error) { return gatedAt(tx, gatedEncoding15) }
 
 // gatedAt reports whether the cluster's setting, as this entry sees it,
 // is at enc or more.

@@ -221,12 +221,19 @@ func queueDueBound(due int64) []byte {
 // command at most, so the index is unique and the same on every replica.
 func queueID(index uint64) string { return fmt.Sprintf("%016x", index) }
 
-func (p *QueuePart) validate() error {
+// validate checks the part's recipients; long (from gatedEncoding15)
+// takes local parts past 64 octets (ParseRemoteAddress), which a release
+// before it refuses.
+func (p *QueuePart) validate(long bool) error {
 	if len(p.Recipients) == 0 || len(p.Recipients) > MaxQueueRecipients {
 		return errorf(ErrInvalid, "queue entry with %d recipients", len(p.Recipients))
 	}
+	parse := ParseAddress
+	if long {
+		parse = ParseRemoteAddress
+	}
 	for _, r := range p.Recipients {
-		if _, err := ParseAddress(r); err != nil {
+		if _, err := parse(r); err != nil {
 			return err
 		}
 	}

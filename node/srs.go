@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"powermail/fsm"
 )
 
 // Sender Rewriting Scheme (SRS, Shevek's "Sender Rewriting Scheme"
@@ -185,7 +187,7 @@ func (n *Node) resolveBounce(ctx context.Context, orig string) (Resolution, erro
 		orig = inner
 	}
 	res, err := n.resolveLocal(orig, resolveRemoving)
-	if errors.Is(err, ErrNotLocal) {
+	if errors.Is(err, ErrNotLocal) || errors.Is(err, ErrUnknownRecipient) && n.remoteLongLocal(orig) {
 		return Resolution{External: []string{orig}}, nil
 	}
 	if err == nil || errors.Is(err, ErrUnavailable) {
@@ -195,4 +197,19 @@ func (n *Node) resolveBounce(ctx context.Context, orig string) (Resolution, erro
 		return Resolution{}, fmt.Errorf("%w: %v", ErrUnavailable, berr)
 	}
 	return n.resolveLocal(orig, resolveRemoving)
+}
+
+// remoteLongLocal reports whether addr is another host's address whose
+// local part is longer than 64 octets, which the state's lookup refuses
+// as no mailbox of ours can have it, and which the queue takes from
+// command encoding 15 (fsm.ParseRemoteAddress). Such senders are real:
+// another forwarder's SRS address of a long sender, or ours wrapped
+// around one, as each forward of a message wraps it again.
+func (n *Node) remoteLongLocal(addr string) bool {
+	a, err := fsm.ParseRemoteAddress(asciiAddress(addr))
+	if err != nil || !n.encodingAtLeast(fsm.EncodingJSON15) {
+		return false
+	}
+	_, derr := n.state.Domain(a.Domain)
+	return errors.Is(derr, fsm.ErrNotFound)
 }
