@@ -177,11 +177,56 @@ func (tx *txn) dsnRequest(oneReply bool) *node.DSNRequest {
 	}
 	if asked {
 		for _, target := range tx.external {
-			i := slices.IndexFunc(tx.rcpts, func(rc rcptEntry) bool { return slices.Contains(rc.ext, target) })
-			req.Forwarded = append(req.Forwarded, tx.rcpts[i].forwardDSN())
+			req.Forwarded = append(req.Forwarded, tx.targetDSN(target))
 		}
 	}
 	return req
+}
+
+// targetDSN is the DSN parameters of an external target, sent once
+// however many RCPTs reached it. Reached by several, it asks every
+// notice any of them asked (no NOTIFY counting as FAILURE and DELAY,
+// RFC 3461 §4.1; NEVER only when all said it), with the ORCPT of the
+// first that asks one: taking the first RCPT's alone let its NEVER
+// silence the failure another recipient asked to hear of.
+func (tx *txn) targetDSN(target string) node.ForwardDSN {
+	var all []node.ForwardDSN
+	for _, rc := range tx.rcpts {
+		if slices.Contains(rc.ext, target) {
+			all = append(all, rc.forwardDSN())
+		}
+	}
+	if len(all) == 1 {
+		return all[0]
+	}
+	asked := map[string]bool{}
+	out := node.ForwardDSN{ORCPT: all[0].ORCPT}
+	first := true
+	for _, f := range all {
+		kinds := strings.Split(f.Notify, ",")
+		if f.Notify == "" {
+			kinds = []string{string(smtp.DSNNotifyFailure), string(smtp.DSNNotifyDelayed)}
+		}
+		for _, k := range kinds {
+			if k != string(smtp.DSNNotifyNever) {
+				if first {
+					out.ORCPT, first = f.ORCPT, false
+				}
+				asked[k] = true
+			}
+		}
+	}
+	var notify []string
+	for _, k := range []smtp.DSNNotify{smtp.DSNNotifySuccess, smtp.DSNNotifyFailure, smtp.DSNNotifyDelayed} {
+		if asked[string(k)] {
+			notify = append(notify, string(k))
+		}
+	}
+	if len(notify) == 0 {
+		notify = []string{string(smtp.DSNNotifyNever)}
+	}
+	out.Notify = strings.Join(notify, ",")
+	return out
 }
 
 // forwardDSN is the DSN parameters rc passes on to its external targets:
