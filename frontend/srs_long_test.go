@@ -81,3 +81,29 @@ func forwardAndBounce(t *testing.T, sender, senderDomain string) {
 		t.Fatalf("the bounce arrived as %+v:\n%s", back.msg, back.body)
 	}
 }
+
+// An address elsewhere may have a local part past 64 octets, as the
+// reply addresses of notification services do (a token per thread). An
+// authenticated user's reply to one is sent, not refused as a mailbox
+// of ours that does not exist. Submitted over SMTP to a real node, sent
+// by its queue to a real server.
+func TestSubmissionToALongLocalPartElsewhereIsSent(t *testing.T) {
+	reply := "reply+" + strings.Repeat("AbCdEf0123", 8) + "@reply.far.test"
+	far := newFakeDeliverer()
+	far.set(func(f *fakeDeliverer) { f.directory[strings.ToLower(reply)] = []string{reply} })
+	_, farAddr := startServer(t, testConfig(), far)
+	c := nodetest.StartWith(t, 1, func(cfg *node.Config) {
+		cfg.Queue = node.QueueConfig{Hostname: "mx.example.com", Interval: 50 * time.Millisecond,
+			RetryMin: 100 * time.Millisecond, RetryMax: 300 * time.Millisecond, DialTimeout: time.Second,
+			DestOverride: map[string]string{"reply.far.test": farAddr}}
+	})
+	c.AddMailboxes("pw-alice", "alice@example.com")
+	addr := startSubmission(t, c.Nodes[0], c.Nodes[0])
+	cl := authPlain(t, addr, "alice@example.com", "pw-alice", 235, "2.0.0")
+	r := cl.transaction("alice@example.com", []string{reply}, "From: alice@example.com\r\nSubject: Re: issue\r\n\r\nLooks good.\r\n")
+	checkReply(t, "DATA", r, 250, "2.0.0")
+	got := waitDeliveries(t, far, 1)[0]
+	if got.msg.From != "alice@example.com" || len(got.msg.Mailboxes) != 1 || got.msg.Mailboxes[0] != reply {
+		t.Fatalf("arrived as %+v", got.msg)
+	}
+}

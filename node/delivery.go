@@ -157,6 +157,8 @@ const (
 func (n *Node) resolveLocal(rcpt string, gates resolveGates) (Resolution, error) {
 	res, err := n.state.Resolve(asciiAddress(rcpt))
 	switch {
+	case errors.Is(err, fsm.ErrInvalid) && n.remoteLongLocal(rcpt):
+		return Resolution{}, fmt.Errorf("%w: %v", ErrNotLocal, err)
 	case errors.Is(err, fsm.ErrNotFound), errors.Is(err, fsm.ErrInvalid), errors.Is(err, fsm.ErrForwardLoop):
 		return Resolution{}, fmt.Errorf("%w: %v", ErrUnknownRecipient, err)
 	case errors.Is(err, fsm.ErrNotLocal):

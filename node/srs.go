@@ -187,7 +187,7 @@ func (n *Node) resolveBounce(ctx context.Context, orig string) (Resolution, erro
 		orig = inner
 	}
 	res, err := n.resolveLocal(orig, resolveRemoving)
-	if errors.Is(err, ErrNotLocal) || errors.Is(err, ErrUnknownRecipient) && n.remoteLongLocal(orig) {
+	if errors.Is(err, ErrNotLocal) {
 		return Resolution{External: []string{orig}}, nil
 	}
 	if err == nil || errors.Is(err, ErrUnavailable) {
@@ -202,9 +202,11 @@ func (n *Node) resolveBounce(ctx context.Context, orig string) (Resolution, erro
 // remoteLongLocal reports whether addr is another host's address whose
 // local part is longer than 64 octets, which the state's lookup refuses
 // as no mailbox of ours can have it, and which the queue takes from
-// command encoding 15 (fsm.ParseRemoteAddress). Such senders are real:
+// command encoding 15 (fsm.ParseRemoteAddress): resolveLocal then calls
+// it not local, as any address elsewhere. Such addresses are real:
 // another forwarder's SRS address of a long sender, or ours wrapped
-// around one, as each forward of a message wraps it again.
+// around one, as each forward of a message wraps it again, and the
+// per-thread reply addresses of notification services.
 func (n *Node) remoteLongLocal(addr string) bool {
 	a, err := fsm.ParseRemoteAddress(asciiAddress(addr))
 	if err != nil || !n.encodingAtLeast(fsm.EncodingJSON15) {
