@@ -127,7 +127,13 @@ func (n *Node) joinLocal(ctx context.Context, req JoinRequest) error {
 			return err
 		}
 	}
-	_, err := n.Apply(ctx, &fsm.MemberSet{Member: fsm.Member{ID: req.ID, ClusterAddr: req.ClusterAddr, AdminAddr: req.AdminAddr}})
+	// A removal of req.ID that lands after the check above must not be
+	// followed by its record (putRecordIfMember): the join is then
+	// undone, and is to be sent again.
+	put, err := n.putRecordIfMember(ctx, fsm.Member{ID: req.ID, ClusterAddr: req.ClusterAddr, AdminAddr: req.AdminAddr})
+	if err == nil && !put {
+		err = fmt.Errorf("join %s: %w: it was removed again meanwhile", req.ID, ErrConfigurationChanged)
+	}
 	return err
 }
 
@@ -155,7 +161,7 @@ func (n *Node) forgetAddressHolders(ctx context.Context, req JoinRequest) error 
 		if m.ClusterAddr != req.ClusterAddr || m.ID == req.ID {
 			continue
 		}
-		if _, err := n.Apply(ctx, &fsm.MemberRemove{ID: m.ID}); err != nil {
+		if err := n.removeRecordLocked(ctx, m.ID); err != nil {
 			return fmt.Errorf("replace %s: %w", m.ID, err)
 		}
 		n.log.Info("node replaced by a new ID at its address", "old", m.ID, "new", req.ID, "addr", req.ClusterAddr)
@@ -360,20 +366,9 @@ func (n *Node) removeLocal(ctx context.Context, id string, force bool) error {
 		return err
 	}
 	n.log.Info("node removed", "id", id)
+	n.dropRestoredRecord(ctx, id)
 	n.kickRepair() // its replicas no longer count
 	return nil
-}
-
-// restoreRecord puts back the member record a refused removal took out,
-// and returns the refusal, err.
-func (n *Node) restoreRecord(ctx context.Context, id string, record *fsm.Member, err error) error {
-	if record == nil {
-		return err
-	}
-	if _, rerr := n.Apply(ctx, &fsm.MemberSet{Member: *record}); rerr != nil {
-		return fmt.Errorf("%w (and restoring the member record of %s failed: %v)", err, id, rerr)
-	}
-	return err
 }
 
 func (n *Node) raftErr(err error) error {

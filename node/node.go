@@ -87,6 +87,10 @@ type Node struct {
 	// configIndex is the newest committed configuration's index known
 	// here, for conditional configuration changes (configindex.go).
 	configIndex configIndex
+	// recordMu orders the member record a refused removal puts back
+	// after the server's presence in raft's configuration was checked,
+	// with the record's removal once a server left it (removeserver.go).
+	recordMu sync.Mutex
 	// onRepairKick, tests only, is called first by the /rpc/repair
 	// handler; true means it took care of the request (a test holds it
 	// unanswered, as a paused leader would).

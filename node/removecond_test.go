@@ -250,3 +250,46 @@ func TestJoinReplacingOnAStaleViewDoesNotEvictALiveMember(t *testing.T) {
 		return m != nil && m.ClusterAddr == moved.ClusterAddr()
 	})
 }
+
+// A removal refused by raft on its last attempt is put back only if the
+// server is still there: the change that refused it may be another
+// removal of the same node (here an operator's --force, landing just
+// before the last attempt's change). Putting the member record back then
+// would leave a member record for a server out of the configuration, for
+// good: deliveries could list it as a replica, repair count its copies.
+func TestRemovalRefusedByAnotherRemovalOfItLeavesNoRecord(t *testing.T) {
+	s := newRemovalScene(t)
+	attempts := 0
+	s.l.beforeConfigRemoval = func(raft.ServerID) {
+		attempts++
+		index, _ := s.l.configuration()
+		var err error
+		switch {
+		case attempts == removeAttempts:
+			err = s.l.removeLocal(ctxT(t, 20*time.Second), s.x.ID(), true)
+		case attempts%2 == 1:
+			err = s.l.promote(index, s.spareAsServer)
+		default:
+			err = s.l.demote(index, s.spareAsServer, "test")
+		}
+		if err != nil {
+			t.Errorf("change %d: %v", attempts, err)
+		}
+	}
+	err := s.l.Remove(ctxT(t, 30*time.Second), s.x.ID(), false)
+	if attempts != removeAttempts {
+		t.Fatalf("raft's change attempted %d times, want %d", attempts, removeAttempts)
+	}
+	if !errors.Is(err, ErrConfigurationChanged) {
+		t.Fatalf("removal whose last attempt another removal refused: %v", err)
+	}
+	for _, srv := range s.l.raft.GetConfiguration().Configuration().Servers {
+		if string(srv.ID) == s.x.ID() {
+			t.Fatalf("%s still in the configuration after its forced removal", s.x.ID())
+		}
+	}
+	if m, err := s.l.memberRecord(s.x.ID()); err != nil || m != nil {
+		t.Fatalf("member record of %s, which left the configuration: %+v %v", s.x.ID(), m, err)
+	}
+	mustApply(t, s.l, &fsm.DomainAdd{Name: "after.example"})
+}

@@ -209,3 +209,70 @@ func (n *Node) replaceOn(ctx context.Context, req JoinRequest) error {
 		n.log.Info("server replaced by a join", "old", s.ID, "old_addr", s.Address, "new", req.ID, "addr", req.ClusterAddr)
 	}
 }
+
+// restoreRecord puts back the member record a refused removal took out,
+// and returns the refusal, err. It does so only while id is still in
+// raft's configuration (the latest, which on the leader includes a
+// change not yet committed): a refusal for a changed configuration does
+// not say id is still there, as the change may be another removal of id
+// (an operator's --force, a join replacing it) or of a member whose
+// copies the body checks counted. A record put back for a server out of
+// the configuration would stay for good: deliveries could name it a
+// replica, repair count its copies. recordMu orders the check and the
+// put-back with dropRestoredRecord, which the other removal runs once
+// raft's change is made.
+func (n *Node) restoreRecord(ctx context.Context, id string, record *fsm.Member, err error) error {
+	if record == nil {
+		return err
+	}
+	put, rerr := n.putRecordIfMember(ctx, *record)
+	switch {
+	case rerr != nil:
+		return fmt.Errorf("%w (and restoring the member record of %s failed: %v)", err, id, rerr)
+	case !put:
+		n.log.Info("member record not restored: the node left the configuration meanwhile", "id", id)
+	}
+	return err
+}
+
+// putRecordIfMember writes member record m if m's server is in raft's
+// latest configuration, under recordMu; put says whether it was.
+func (n *Node) putRecordIfMember(ctx context.Context, m fsm.Member) (put bool, err error) {
+	n.recordMu.Lock()
+	defer n.recordMu.Unlock()
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return false, fmt.Errorf("read configuration: %w", err)
+	}
+	if !slices.ContainsFunc(cf.Configuration().Servers, func(s raft.Server) bool { return string(s.ID) == m.ID }) {
+		return false, nil
+	}
+	if _, err := n.Apply(ctx, &fsm.MemberSet{Member: m}); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// dropRestoredRecord takes out id's member record once id left raft's
+// configuration, if it is there: a refused removal of id (restoreRecord),
+// or a join of id, may have put it back after this removal took it out
+// and before raft's change. Its failure leaves the removal made; it is
+// logged.
+func (n *Node) dropRestoredRecord(ctx context.Context, id string) {
+	if err := n.removeRecordLocked(ctx, id); err != nil {
+		n.log.Warn("removing the member record of a node that left the configuration failed", "id", id, "err", err)
+	}
+}
+
+// removeRecordLocked removes id's member record, if it has one, under
+// recordMu (restoreRecord).
+func (n *Node) removeRecordLocked(ctx context.Context, id string) error {
+	n.recordMu.Lock()
+	defer n.recordMu.Unlock()
+	m, err := n.memberRecord(id)
+	if err != nil || m == nil {
+		return err
+	}
+	_, err = n.Apply(ctx, &fsm.MemberRemove{ID: id})
+	return err
+}
