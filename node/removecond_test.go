@@ -293,3 +293,30 @@ func TestRemovalRefusedByAnotherRemovalOfItLeavesNoRecord(t *testing.T) {
 	}
 	mustApply(t, s.l, &fsm.DomainAdd{Name: "after.example"})
 }
+
+// raft refuses a configuration change while a leadership transfer is
+// under way, before it appends anything: the node is certainly still a
+// server, and the removal puts its member record back as for any other
+// refusal. (The transfer here goes to the stopped voter, so it stays
+// under way until it times out.)
+func TestRemovalRefusedDuringALeadershipTransferKeepsTheRecord(t *testing.T) {
+	s := newRemovalScene(t)
+	var down raft.Server
+	for _, srv := range s.l.raft.GetConfiguration().Configuration().Servers {
+		if string(srv.ID) == s.down {
+			down = srv
+		}
+	}
+	transfers := 0
+	s.l.beforeConfigRemoval = func(raft.ServerID) {
+		transfers++
+		s.l.raft.LeadershipTransferToServer(down.ID, down.Address)
+		time.Sleep(50 * time.Millisecond) // the leader takes the transfer up first
+	}
+	err := s.l.Remove(ctxT(t, 30*time.Second), s.x.ID(), false)
+	if transfers != 1 || !errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+		t.Fatalf("removal during a leadership transfer: %v (%d attempts)", err, transfers)
+	}
+	waitFor(t, 10*time.Second, "the transfer to end", func() bool { return s.l.raft.State() == raft.Leader })
+	s.assertUnchanged(t)
+}

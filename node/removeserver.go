@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -120,15 +121,19 @@ func (n *Node) removeServerOn(ctx context.Context, id string) error {
 
 // raftRemove asks raft to remove server id, conditional on the
 // configuration at index (0: none). Raft's refusal because the
-// configuration changed is ErrConfigurationChanged; it and a refusal for
-// not leading leave the server in place (notRemovedError).
+// configuration changed is ErrConfigurationChanged. The refusals raft
+// makes before it appends the change leave the server in place
+// (notRemovedError): that one, not leading, a leadership transfer under
+// way, and a request that was not taken within ApplyTimeout (raft takes
+// one only once the previous change committed).
 func (n *Node) raftRemove(id raft.ServerID, index uint64) error {
 	err := n.raft.RemoveServer(id, index, n.cfg.ApplyTimeout).Error()
 	if err == nil {
 		return nil
 	}
 	wrapped := fmt.Errorf("remove %s: %w", id, configChanged(n.raftErr(err)))
-	if errors.Is(err, raft.ErrNotLeader) || errors.Is(wrapped, ErrConfigurationChanged) {
+	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipTransferInProgress) ||
+		errors.Is(err, raft.ErrEnqueueTimeout) || errors.Is(wrapped, ErrConfigurationChanged) {
 		return notRemoved(wrapped)
 	}
 	return wrapped
@@ -225,7 +230,7 @@ func (n *Node) restoreRecord(ctx context.Context, id string, record *fsm.Member,
 	if record == nil {
 		return err
 	}
-	put, rerr := n.putRecordIfMember(ctx, *record)
+	put, rerr := n.putRecordRetrying(ctx, *record)
 	switch {
 	case rerr != nil:
 		return fmt.Errorf("%w (and restoring the member record of %s failed: %v)", err, id, rerr)
@@ -233,6 +238,27 @@ func (n *Node) restoreRecord(ctx context.Context, id string, record *fsm.Member,
 		n.log.Info("member record not restored: the node left the configuration meanwhile", "id", id)
 	}
 	return err
+}
+
+// putRecordRetrying is putRecordIfMember, tried again for up to
+// ApplyTimeout after a temporary failure (the refusal that is being
+// undone may itself be one: a leadership transfer under way refuses
+// the record's write as it refused the removal). The write is
+// idempotent, so one whose outcome was unknown may be made again.
+func (n *Node) putRecordRetrying(ctx context.Context, m fsm.Member) (bool, error) {
+	deadline := time.Now().Add(n.cfg.ApplyTimeout)
+	for backoff := 50 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
+		put, err := n.putRecordIfMember(ctx, m)
+		if err == nil || time.Now().After(deadline) ||
+			!(errors.Is(err, ErrIndeterminate) || errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader)) {
+			return put, err
+		}
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+	}
 }
 
 // putRecordIfMember writes member record m if m's server is in raft's
