@@ -49,8 +49,11 @@ const (
 	codeNoLeader      = "no_leader"
 	codeIndeterminate = "indeterminate"
 	// codeConfigChanged is ErrConfigurationChanged: a removal refused
-	// because the configuration kept changing, forwarded from the leader.
-	// A release that does not know the code takes it as an internal error.
+	// because the configuration kept changing, or a join whose ID was
+	// removed while it was made, forwarded from the leader. A release
+	// that does not know the code takes it as an internal error (500 at
+	// its admin API, not retried there; a joiner or a wiped node's leave
+	// retries it all the same).
 	codeConfigChanged = "config_changed"
 )
 
