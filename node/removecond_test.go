@@ -297,8 +297,8 @@ func TestRemovalRefusedByAnotherRemovalOfItLeavesNoRecord(t *testing.T) {
 // raft refuses a configuration change while a leadership transfer is
 // under way, before it appends anything: the node is certainly still a
 // server, and the removal puts its member record back as for any other
-// refusal. (The transfer here goes to the stopped voter, so it stays
-// under way until it times out.)
+// refusal. (The transfer here goes to the stopped voter, which lacks an
+// entry, so it stays under way until it times out.)
 func TestRemovalRefusedDuringALeadershipTransferKeepsTheRecord(t *testing.T) {
 	s := newRemovalScene(t)
 	var down raft.Server
@@ -310,6 +310,9 @@ func TestRemovalRefusedDuringALeadershipTransferKeepsTheRecord(t *testing.T) {
 	transfers := 0
 	s.l.beforeConfigRemoval = func(raft.ServerID) {
 		transfers++
+		// An entry the stopped voter lacks: the transfer waits for it
+		// to catch up, in vain, until raft's election timeout.
+		mustApply(t, s.l, &fsm.DomainAdd{Name: "before-transfer.example"})
 		s.l.raft.LeadershipTransferToServer(down.ID, down.Address)
 		time.Sleep(50 * time.Millisecond) // the leader takes the transfer up first
 	}
