@@ -127,6 +127,9 @@ func (n *Node) joinLocal(ctx context.Context, req JoinRequest) error {
 			return err
 		}
 	}
+	if n.beforeJoinRecord != nil {
+		n.beforeJoinRecord(req.ID)
+	}
 	// A removal of req.ID that lands after the check above must not be
 	// followed by its record (putRecordIfMember): the join is then
 	// undone, and is to be sent again.

@@ -110,6 +110,9 @@ type Node struct {
 	// removal (an operator's, or a join's replacement) on a fresh view of
 	// the configuration and raft's change (removeserver.go).
 	beforeConfigRemoval func(id raft.ServerID)
+	// beforeJoinRecord, tests only, runs after a join's raft change and
+	// before it writes the joiner's member record.
+	beforeJoinRecord func(id string)
 	// beforeUnlist, tests only, runs after repair checked that the copies
 	// it keeps are on members and before it unlists others (a trim's,
 	// after the kept copies were verified).

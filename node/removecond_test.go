@@ -323,3 +323,40 @@ func TestRemovalRefusedDuringALeadershipTransferKeepsTheRecord(t *testing.T) {
 	waitFor(t, 10*time.Second, "the transfer to end", func() bool { return s.l.raft.State() == raft.Leader })
 	s.assertUnchanged(t)
 }
+
+// A join of a member again (same ID and address: no raft change) that
+// a removal of it overtakes, between the join's look at the
+// configuration and its member record, does not write the record back:
+// the node is out of the configuration, and a record would make it a
+// member for good. The join fails with a temporary error instead.
+func TestJoinOvertakenByARemovalWritesNoRecord(t *testing.T) {
+	c := newTestClusterWith(t, 3, func(cfg *Config) { cfg.VoterUpkeepInterval = time.Hour })
+	l := c.leader(5 * time.Second)
+	n4 := c.start("n4", false, l.AdminAddr())
+	waitFor(t, 10*time.Second, "n4's member record", func() bool { m, _ := l.memberRecord("n4"); return m != nil })
+	hooked := false
+	l.beforeJoinRecord = func(id string) {
+		if hooked || id != "n4" {
+			return
+		}
+		hooked = true
+		if err := l.removeLocal(ctxT(t, 20*time.Second), "n4", true); err != nil {
+			t.Errorf("forced removal of n4: %v", err)
+		}
+	}
+	err := l.Join(ctxT(t, 30*time.Second), JoinRequest{ID: "n4", ClusterAddr: n4.ClusterAddr(), AdminAddr: n4.AdminAddr()})
+	if !hooked {
+		t.Fatal("the removal during the join did not run")
+	}
+	if !errors.Is(err, ErrConfigurationChanged) {
+		t.Fatalf("join overtaken by a removal: %v", err)
+	}
+	for _, srv := range l.raft.GetConfiguration().Configuration().Servers {
+		if srv.ID == "n4" {
+			t.Fatalf("n4 in the configuration after its removal: %+v", srv)
+		}
+	}
+	if m, err := l.memberRecord("n4"); err != nil || m != nil {
+		t.Fatalf("member record of n4, which left the configuration: %+v %v", m, err)
+	}
+}
