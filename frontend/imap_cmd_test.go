@@ -44,6 +44,7 @@ func runIMAPSuite(t *testing.T, b imapBackend) {
 		{"BrokenMultipartSectionsMatchTheirStructure", testIMAPBrokenMultipartSectionsMatchTheirStructure},
 		{"Search", testIMAPSearch},
 		{"SearchCharsets", testIMAPSearchCharsets},
+		{"SearchLongMarkRun", testIMAPSearchLongMarkRun},
 		{"Store", testIMAPStore},
 		{"StoreSeenOnOtherNode", testIMAPStoreOtherNode},
 		{"StoreOnAMessageExpungedElsewhere", testIMAPStoreExpungedElsewhere},

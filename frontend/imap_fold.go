@@ -190,7 +190,11 @@ func (f *imapFolder) transform(dst, run []byte) []byte {
 			// is left is dropped rather than compared unfolded.
 			return dst
 		}
-		dst = slices.Grow(dst, 2*len(src)+32)
+		// The transformers may hold back a whole segment (a letter
+		// and its combining marks) until it fits, having taken all
+		// of src already: the room must grow past what it was, not
+		// only by what is left of src.
+		dst = slices.Grow(dst, 2*(cap(dst)-len(dst))+2*len(src)+32)
 	}
 }
 

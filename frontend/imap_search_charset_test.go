@@ -130,3 +130,16 @@ func testIMAPSearchCharsets(t *testing.T, b imapBackend) {
 	}
 	r.want("SEARCH BODY cafe", "* SEARCH 6")
 }
+
+// testIMAPSearchLongMarkRun: a header value and a key with a letter
+// followed by many combining marks (anyone can send such a Subject) are
+// folded and searched; SEARCH answers instead of spinning.
+func testIMAPSearchLongMarkRun(t *testing.T, b imapBackend) {
+	user := b.newUser(t)
+	marks := strings.Repeat("\u0344", 12)
+	b.deliver(t, 0, "From: a@example.org\r\nSubject: mark"+marks+" run\r\n\r\nbody a"+marks+"\r\n", user)
+	r := dialIMAPRaw(t, b.server(0), user)
+	r.ok("SELECT INBOX")
+	r.want("SEARCH SUBJECT run", "* SEARCH 1")
+	r.want("SEARCH CHARSET UTF-8 BODY \"a"+marks+"\"", "* SEARCH 1")
+}
