@@ -199,17 +199,32 @@ func (f *imapFolder) transform(dst, run []byte) []byte {
 }
 
 // imapFoldCut is where a read of b may be cut so that folding the two
-// parts gives what folding b whole would: before the last rune that may
-// compose with what follows (norm's last boundary); 0, all of b kept for
-// the next read, when there is none. Only when b fills the whole read
-// buffer (full) and holds no boundary (nothing but combining marks) is
-// it cut after its last whole rune, where such marks' order and
-// composition can differ.
+// parts gives what folding b whole would: before the last rune that
+// begins a segment (norm's BoundaryBefore: nothing before it combines
+// with it), or an octet that is not UTF-8 (U+FFFD); 0, all of b kept
+// for the next read, when there is none among its last
+// imapFoldCutRunes runes. norm's LastBoundary will not do: it takes the
+// end of b for a boundary after a letter that composes with nothing
+// ("ß"), which folding makes one that does ("ss", and "s" with a
+// cedilla is "ş"). Only when b fills the whole read buffer (full) and
+// holds no boundary (nothing but combining marks) is it cut after its
+// last whole rune, where such marks' order and composition can differ.
 func imapFoldCut(b []byte, full bool) int {
 	end := imapRuneCut(b)
-	at := norm.NFKC.LastBoundary(b[:end])
-	if at > 0 || !full {
-		return max(at, 0)
+	for i, runes := end, 0; i > 0 && runes < imapFoldCutRunes; runes++ {
+		r, n := utf8.DecodeLastRune(b[:i])
+		i -= n
+		if i > 0 && (r == utf8.RuneError && n == 1 || norm.NFKC.Properties(b[i:end]).BoundaryBefore()) {
+			return i
+		}
+	}
+	if !full {
+		return 0
 	}
 	return end
 }
+
+// imapFoldCutRunes is how far back imapFoldCut looks for a boundary:
+// past the 30 combining marks after which norm starts a new segment of
+// its own accord.
+const imapFoldCutRunes = 64

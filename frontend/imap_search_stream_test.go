@@ -70,3 +70,27 @@ func TestIMAPReaderContainsAcrossReads(t *testing.T) {
 		t.Error("a match across a read that cut a rune was missed")
 	}
 }
+
+// TestIMAPReaderContainsCutBeforeAFoldedMark: a read is not cut after a
+// letter that composes with nothing but folds to one that does ("ß" to
+// "ss", and "s" with a cedilla is "ş"), nor before a Hangul final jamo:
+// whatever the reads, the text is folded as if whole.
+func TestIMAPReaderContainsCutBeforeAFoldedMark(t *testing.T) {
+	for _, tc := range []struct{ text, needle string }{
+		{"Gru\u00df\u0327e", "s\u015fe"},
+		{strings.Repeat("a", 32<<10-2) + "\u00df\u0327e", "s\u015fe"},
+		{"\uac00\u11a8", "\uac01"},
+	} {
+		want := bytes.Contains(refFold([]byte(tc.text)), refFold([]byte(tc.needle)))
+		if !want {
+			t.Fatalf("%q does not hold %q whole", tc.text, tc.needle)
+		}
+		low := imapFold(nil, []byte(tc.needle))
+		if !imapReaderContains(iotest.OneByteReader(strings.NewReader(tc.text)), low) {
+			t.Errorf("%d octets ending %q read an octet at a time: %q not found", len(tc.text), tc.text[max(0, len(tc.text)-12):], tc.needle)
+		}
+		if !imapReaderContains(strings.NewReader(tc.text), low) {
+			t.Errorf("%d octets ending %q in full reads: %q not found", len(tc.text), tc.text[max(0, len(tc.text)-12):], tc.needle)
+		}
+	}
+}
