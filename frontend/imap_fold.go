@@ -34,7 +34,9 @@ type imapFolder struct {
 	t    transform.Transformer
 	buf  []byte            // a run of non-ASCII octets made valid UTF-8
 	memo map[string]string // segments folded: mail repeats its few letters
-	one  *[imapFoldRunes]imapFoldedRune
+	// memoBytes is what memo's keys and values take.
+	memoBytes int
+	one       *[imapFoldRunes]imapFoldedRune
 }
 
 // imapFoldedRune is a segment of one rune and what it folds to, in a
@@ -50,13 +52,16 @@ const imapFoldRunes = 1024
 
 // A folder remembers how it folded segments (a rune that starts one
 // and the combining marks after it) of up to imapFoldMemoSeg octets, at
-// most imapFoldMemoSegs of them (under 256 KiB), so that a SEARCH does
-// not run the transformers for every letter: mail in one language uses
-// few letters. Without it a SEARCH through French mail took five times,
-// and through Japanese ten times, as long as plain lower-casing.
+// most imapFoldMemoSegs of them taking at most imapFoldMemoBytes with
+// their forms (a count alone let runs of ligatures that expand tenfold
+// take megabytes), so that a SEARCH does not run the transformers for every
+// letter: mail in one language uses few letters. Without it a SEARCH
+// through French mail took five times, and through Japanese ten times,
+// as long as plain lower-casing.
 const (
-	imapFoldMemoSeg  = 32
-	imapFoldMemoSegs = 4096
+	imapFoldMemoSeg   = 32
+	imapFoldMemoSegs  = 4096
+	imapFoldMemoBytes = 128 << 10
 )
 
 // newIMAPFolder returns a folder; its transformers (several KiB of
@@ -147,8 +152,9 @@ func (f *imapFolder) foldSegment(dst, seg []byte) []byte {
 	if f.memo == nil {
 		f.memo = make(map[string]string)
 	}
-	if len(f.memo) < imapFoldMemoSegs {
+	if n := len(seg) + len(dst) - at; len(f.memo) < imapFoldMemoSegs && f.memoBytes+n <= imapFoldMemoBytes {
 		f.memo[string(seg)] = string(dst[at:])
+		f.memoBytes += n
 	}
 	return dst
 }

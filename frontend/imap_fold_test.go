@@ -94,3 +94,31 @@ func TestIMAPFoldMatchesWholeText(t *testing.T) {
 		}
 	}
 }
+
+// TestIMAPFoldMemoBound: the memo of one folder stays within
+// imapFoldMemoBytes of segments and their forms however much text of
+// distinct short runs it folds, even runs of ligatures that expand
+// tenfold (U+FDFA is 18 letters).
+func TestIMAPFoldMemoBound(t *testing.T) {
+	var sb strings.Builder
+	for k := range 4096 {
+		sb.WriteByte("abcd"[k%4])
+		for j := range 10 {
+			if k>>(2+j)&1 == 1 {
+				sb.WriteString("\ufdfa")
+			} else {
+				sb.WriteString("\ufdfb")
+			}
+		}
+		sb.WriteByte(' ')
+	}
+	f := newIMAPFolder()
+	f.fold(nil, []byte(sb.String()))
+	size := 0
+	for k, v := range f.memo {
+		size += len(k) + len(v)
+	}
+	if size > imapFoldMemoBytes {
+		t.Errorf("memo holds %d octets in %d segments, bound %d", size, len(f.memo), imapFoldMemoBytes)
+	}
+}
