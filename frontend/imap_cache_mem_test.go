@@ -36,27 +36,12 @@ func TestIMAPMetaCostCoversItsMemory(t *testing.T) {
 	const n = 5000
 	section := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"From", "Subject", "Date"}}
 	for name, hdr := range cacheTestHeaders() {
-		// Memory that other tests' goroutines let go of during a window
-		// can only lower its delta, so the largest of three windows is
-		// the truest measure.
-		var heap float64
-		var c *imapMetaCache
-		for range 3 {
-			c = newIMAPMetaCache(1 << 40)
-			runtime.GC()
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			for i := range n {
-				m := &imapMeta{header: []byte(hdr)}
-				c.put(fmt.Sprint(i), m)
-				m.headerSection(section)
-				m.loweredValues("Subject")
-			}
-			runtime.GC()
-			runtime.ReadMemStats(&after)
-			heap = max(heap, (float64(after.HeapAlloc)-float64(before.HeapAlloc))/n)
-			runtime.KeepAlive(c)
-		}
+		heap, c := cacheHeapPerEntry(n, func(c *imapMetaCache, i int) {
+			m := &imapMeta{header: []byte(hdr)}
+			c.put(fmt.Sprint(i), m)
+			m.headerSection(section)
+			m.loweredValues("Subject")
+		})
 		cost := float64(c.used) / n
 		t.Logf("%s header, %d bytes: %.0f heap bytes per entry, cost %.0f", name, len(hdr), heap, cost)
 		if cost < heap {
@@ -87,21 +72,9 @@ func TestIMAPMetaCostCoversItsStructure(t *testing.T) {
 		"mixed":      {imapMixedTestMsg, 2000},
 	}
 	for name, tc := range msgs {
-		var heap float64
-		var c *imapMetaCache
-		for range 3 {
-			c = newIMAPMetaCache(1 << 40)
-			runtime.GC()
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			for i := range tc.n {
-				c.put(fmt.Sprint(i), &imapMeta{bstruct: imapBodyStructure(strings.NewReader(tc.msg))})
-			}
-			runtime.GC()
-			runtime.ReadMemStats(&after)
-			heap = max(heap, (float64(after.HeapAlloc)-float64(before.HeapAlloc))/float64(tc.n))
-			runtime.KeepAlive(c)
-		}
+		heap, c := cacheHeapPerEntry(tc.n, func(c *imapMetaCache, i int) {
+			c.put(fmt.Sprint(i), &imapMeta{bstruct: imapBodyStructure(strings.NewReader(tc.msg))})
+		})
 		cost := float64(c.used) / float64(tc.n)
 		t.Logf("%s: %.0f heap bytes per structure, cost %.0f", name, heap, cost)
 		if cost < heap {
@@ -111,6 +84,29 @@ func TestIMAPMetaCostCoversItsStructure(t *testing.T) {
 			t.Errorf("%s: cost %.0f per entry is over three times its structure's %.0f heap bytes", name, cost, heap)
 		}
 	}
+}
+
+// cacheHeapPerEntry fills a fresh cache with n entries by fill and
+// returns the heap they take per entry, and the cache. Memory that other
+// tests' goroutines let go of during a window can only lower its delta,
+// so the largest of three windows is the truest measure.
+func cacheHeapPerEntry(n int, fill func(c *imapMetaCache, i int)) (float64, *imapMetaCache) {
+	var heap float64
+	var c *imapMetaCache
+	for range 3 {
+		c = newIMAPMetaCache(1 << 40)
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for i := range n {
+			fill(c, i)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		heap = max(heap, (float64(after.HeapAlloc)-float64(before.HeapAlloc))/float64(n))
+		runtime.KeepAlive(c)
+	}
+	return heap, c
 }
 
 const imapMixedTestMsg = "From: a@example.org\r\nSubject: mixed\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n" +

@@ -51,10 +51,7 @@ func TestIMAPSearchKeyLimit(t *testing.T) {
 			if took := time.Since(start); took > 5*time.Second {
 				t.Errorf("%s (%s): took %v", c.name, form, took)
 			}
-			refused := strings.HasPrefix(tagged, "NO [LIMIT]")
-			if refused != c.refused || (!refused && !strings.HasPrefix(tagged, "OK")) {
-				t.Errorf("%s (%s): %q, want refused %v", c.name, form, tagged, c.refused)
-			}
+			wantLimit(t, c.name+" ("+form+")", tagged, c.refused)
 		}
 	}
 	// The session goes on.
@@ -94,10 +91,7 @@ func TestIMAPFetchSectionLimit(t *testing.T) {
 	} {
 		for _, form := range []string{"FETCH 1 ", "UID FETCH 1:* "} {
 			_, tagged := r.cmd(form + "(" + c.items + ")")
-			refused := strings.HasPrefix(tagged, "NO [LIMIT]")
-			if refused != c.refused || (!refused && !strings.HasPrefix(tagged, "OK")) {
-				t.Errorf("%s (%s): %q, want refused %v", c.name, form, tagged, c.refused)
-			}
+			wantLimit(t, c.name+" ("+form+")", tagged, c.refused)
 		}
 	}
 	// The refused FETCH without PEEK marked nothing \Seen.
@@ -143,5 +137,15 @@ func TestIMAPFailedSearchEmptiesSaved(t *testing.T) {
 				t.Fatalf("%s: $ after the failed SAVE: %q, want empty", c.name, l)
 			}
 		}
+	}
+}
+
+// wantLimit checks that a command's tagged reply is NO [LIMIT] if
+// refused, else OK.
+func wantLimit(t *testing.T, what, tagged string, refused bool) {
+	t.Helper()
+	got := strings.HasPrefix(tagged, "NO [LIMIT]")
+	if got != refused || (!got && !strings.HasPrefix(tagged, "OK")) {
+		t.Errorf("%s: %q, want refused %v", what, tagged, refused)
 	}
 }
