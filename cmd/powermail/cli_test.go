@@ -45,6 +45,7 @@ type proc struct {
 	bin                      string // the binary to run; "" is the one TestMain built
 	id, cluster, admin, data string
 	smtp, imap, pop3, sub    string
+	lmtp                     string
 	extra                    []string // the last start's extra flags, for restarts
 	first                    []string // the first start's, where a restart adds to them
 	cmd                      *exec.Cmd

@@ -28,10 +28,10 @@ func (p *proc) smtpArgs(t *testing.T) []string {
 		p.smtp = freeAddr(t)
 	}
 	if p.imap == "" {
-		p.imap, p.pop3, p.sub = freeAddr(t), freeAddr(t), freeAddr(t)
+		p.imap, p.pop3, p.sub, p.lmtp = freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	}
 	return []string{"--smtp", p.smtp, "--hostname", "mx." + p.id + ".test",
-		"--imap", p.imap, "--pop3", p.pop3, "--submission", p.sub, "--allow-insecure-auth"}
+		"--imap", p.imap, "--pop3", p.pop3, "--submission", p.sub, "--lmtp", p.lmtp, "--allow-insecure-auth"}
 }
 
 func startMailCluster(t *testing.T) []*proc {
@@ -63,7 +63,7 @@ func startMailClusterN(t *testing.T, size int, extra ...string) []*proc {
 				t.Fatalf("%s did not join within 30s; its log:\n%s", p.id, p.log.String())
 			}
 			t.Logf("%s: a port was taken before it could bind; again on new ports", p.id)
-			p.cluster, p.admin, p.smtp, p.imap, p.pop3, p.sub = freeAddr(t), freeAddr(t), "", "", "", ""
+			p.cluster, p.admin, p.smtp, p.imap, p.pop3, p.sub, p.lmtp = freeAddr(t), freeAddr(t), "", "", "", "", ""
 			p.data += "-again"
 		}
 	}
