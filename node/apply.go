@@ -117,8 +117,8 @@ func (n *Node) leaderReadIndex(ctx context.Context) (uint64, error) {
 		n.readyTerm.Store(term)
 	}
 	idx := n.state.Applied()
-	if err := n.raft.VerifyLeader().Error(); err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
+	if err := n.confirmTerm(ctx, term); err != nil {
+		return 0, err
 	}
 	return idx, nil
 }

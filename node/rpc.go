@@ -145,6 +145,7 @@ func (n *Node) rpcHandler() http.Handler {
 		st, err := n.bodies.Stats(r.Context())
 		writeRPC(w, st, err)
 	})
+	mux.HandleFunc("GET /rpc/term", n.handleTerm)
 	mux.HandleFunc("GET /rpc/stats", func(w http.ResponseWriter, r *http.Request) {
 		writeRPC(w, n.localStats(), nil)
 	})
@@ -304,6 +305,9 @@ func (n *Node) roundTrip(req *http.Request, id string, rep *rpcReply) error {
 	defer resp.Body.Close()
 	if err := answeredAs(id, resp.Header.Get(headerNode)); err != nil {
 		return fmt.Errorf("rpc %s to %s: %w", path, addr, err)
+	}
+	if resp.StatusCode == http.StatusNotFound {
+		return fmt.Errorf("rpc %s to %s: %w", path, addr, errUnknownRPC)
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxRPCBody)).Decode(rep); err != nil {
 		return fmt.Errorf("rpc %s to %s: bad reply: %w", path, addr, err)

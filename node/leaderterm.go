@@ -1,0 +1,114 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/hashicorp/raft"
+)
+
+// confirmTerm tells whether this leader of term may still serve a read
+// index: it asks every other voter of raft's latest configuration for its
+// current term, over requests sent after the call began, and succeeds
+// once a quorum (this node counting, if it is still leader in term) is
+// at term or below.
+//
+// Why not raft's VerifyLeader alone: it counts any successful reply that
+// reaches the leader after the check was registered, also one to a
+// heartbeat or append sent before. A leader stopped for a few seconds
+// (SIGSTOP, a frozen VM, a long stall) wakes with such replies waiting in
+// its sockets while the others have elected a new leader and committed
+// writes; they confirmed it, and it served a read that missed a write
+// acknowledged before the read began (Jepsen run 74, seed 99: a read on
+// a paused leader missed a message acknowledged 1.5 s earlier).
+//
+// Why terms suffice: a leader of a newer term was elected by a majority
+// that had moved to that term before it acknowledged anything. If a
+// majority is at term or below at moments after the read began, no
+// majority had moved past it before, since terms never go back and two
+// majorities share a member; so every write acknowledged before the read
+// began was acknowledged by this leader (or an earlier one, covered by the
+// barrier of leaderReadIndex) and is in its applied index.
+func (n *Node) confirmTerm(ctx context.Context, term uint64) error {
+	cfg := n.raft.GetConfiguration()
+	if err := cfg.Error(); err != nil {
+		return err
+	}
+	var others []raft.Server
+	voters, self := 0, false
+	for _, s := range cfg.Configuration().Servers {
+		if s.Suffrage != raft.Voter {
+			continue
+		}
+		voters++
+		if s.ID == raft.ServerID(n.cfg.ID) {
+			self = true
+		} else {
+			others = append(others, s)
+		}
+	}
+	if !self {
+		return fmt.Errorf("%w: not a voter of the latest configuration", ErrNotLeader)
+	}
+	need := voters / 2 // the others a quorum needs besides this node
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	replies := make(chan error, len(others))
+	for _, s := range others {
+		go func() { replies <- n.peerInTerm(ctx, s, term) }()
+	}
+	confirmed, failed := 0, 0
+	var lastErr error
+	for confirmed < need {
+		if failed > len(others)-need {
+			return fmt.Errorf("%w: term %d not confirmed by a quorum: %v", ErrNotLeader, term, lastErr)
+		}
+		if err := <-replies; err != nil {
+			failed, lastErr = failed+1, err
+			continue
+		}
+		confirmed++
+	}
+	// This node is the last of the quorum: still leader in term now.
+	if n.raft.State() != raft.Leader || n.raft.CurrentTerm() != term {
+		return fmt.Errorf("%w: leadership of term %d lost during the read", ErrNotLeader, term)
+	}
+	return nil
+}
+
+// errNewerTerm: a voter is in a newer term than this leader's.
+var errNewerTerm = errors.New("a voter is in a newer term")
+
+// errUnknownRPC: the peer does not serve the path (an older release).
+var errUnknownRPC = errors.New("not served by this member's release")
+
+// peerInTerm asks voter s for its current term; nil if it is at term or
+// below. A node of a release without /rpc/term is asked for its status,
+// which carries the term too.
+func (n *Node) peerInTerm(ctx context.Context, s raft.Server, term uint64) error {
+	var got termReply
+	err := n.callAs(ctx, string(s.ID), string(s.Address), "GET", "/rpc/term", nil, &got)
+	if errors.Is(err, errUnknownRPC) {
+		var ms MemberStatus
+		err = n.callAs(ctx, string(s.ID), string(s.Address), "GET", "/rpc/stats", nil, &ms)
+		got.Term = ms.Term
+	}
+	if err != nil {
+		return err
+	}
+	if got.Term > term {
+		return fmt.Errorf("%w: %s is in term %d, this leader in %d", errNewerTerm, s.ID, got.Term, term)
+	}
+	return nil
+}
+
+// termReply is /rpc/term's answer.
+type termReply struct {
+	Term uint64 `json:"term"`
+}
+
+func (n *Node) handleTerm(w http.ResponseWriter, r *http.Request) {
+	writeRPC(w, termReply{Term: n.raft.CurrentTerm()}, nil)
+}
