@@ -348,6 +348,14 @@ scanning:
 			if c.collect.ended && c.collectedLocal(b) {
 				break scanning
 			}
+		case ok && literalAtEnd(line) >= 0 && c.refusesPlainLogin(name):
+			// Refused here, before "+" asks for a password the
+			// library would refuse once it had crossed in the clear.
+			c.collect = newIMAPRefused(tag, name, args, imapPrivacyRequiredStatus)
+			c.in.refuseLiteral()
+			if c.collect.ended && c.collectedLocal(b) {
+				break scanning
+			}
 		case !ok || literalAtEnd(line) >= 0:
 			c.rout = append(c.rout, line...)
 		case name == "ID":
@@ -519,6 +527,20 @@ func (c *imapConn) literalAnswerLocked(line []byte) {
 	if bytes.EqualFold(status, []byte("NO")) || bytes.EqualFold(status, []byte("BAD")) {
 		c.litTag, c.litRefused = "", true
 	}
+}
+
+// imapPrivacyRequiredStatus refuses a LOGIN whose arguments would be
+// sent in the clear where the server takes no plaintext password (the
+// library's own refusal, RFC 9051 §7.1 PRIVACYREQUIRED).
+const imapPrivacyRequiredStatus = "NO [PRIVACYREQUIRED] TLS is required to authenticate"
+
+// refusesPlainLogin reports whether name is a LOGIN that the library
+// will refuse because the connection is not under TLS (LOGINDISABLED).
+// RFC 9051 §6.2.3 has the server refuse such a LOGIN; refused at its
+// first literal, the command ends before the client sends a password
+// for "+" (RFC 9051 §7.5: a synchronizing literal refused is not sent).
+func (c *imapConn) refusesPlainLogin(name string) bool {
+	return name == "LOGIN" && !c.secure && !c.srv.auth.AllowInsecure()
 }
 
 func (c *imapConn) canStartTLS() bool {
