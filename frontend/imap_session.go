@@ -219,8 +219,23 @@ func (s *imapSession) Namespace() (*imap.NamespaceData, error) {
 const imapDelim = '/'
 
 // AppendLimit is advertised as APPENDLIMIT=n and enforced by the library
-// before the literal is accepted.
-func (s *imapSession) AppendLimit() uint32 { return uint32(s.srv.cfg.MaxAppendBytes) }
+// before the literal is accepted. Before login it is 0: APPEND belongs to
+// the authenticated state (RFC 9051 §6.3.12), and the library asks for
+// the message ("+") before it checks the state, only to drop it, so an
+// unauthenticated client could have it read up to MaxAppendBytes per
+// command. At 0 any message is refused before "+" (NO [TOOBIG], RFC 9051
+// §7.5). The library asks at the APPEND, after the commands before it
+// ran, so an APPEND pipelined behind its LOGIN gets the real limit; and
+// APPENDLIMIT is advertised only after login.
+func (s *imapSession) AppendLimit() uint32 {
+	s.mu.Lock()
+	authed := s.addr != ""
+	s.mu.Unlock()
+	if !authed {
+		return 0
+	}
+	return uint32(s.srv.cfg.MaxAppendBytes)
+}
 
 var imapSpecialUses = map[imap.MailboxAttr]bool{
 	imap.MailboxAttrAll: true, imap.MailboxAttrArchive: true, imap.MailboxAttrDrafts: true,
