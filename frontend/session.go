@@ -234,7 +234,11 @@ func (s *session) rcpt(to string, opts *smtp.RcptOptions) *smtp.SMTPError {
 	}
 	res, err := s.resolve(to)
 	if s.submissionExternal(err) {
-		res, err = node.Resolution{External: []string{to}}, nil
+		// Queued by its domain's A-labels: a client may name it in
+		// U-labels under SMTPUTF8 (RFC 6531 §3.2), and the queue holds
+		// domains in ASCII, as the directory does. Both spellings are
+		// then one recipient.
+		res, err = node.Resolution{External: []string{node.ASCIIAddress(to)}}, nil
 	}
 	if err != nil {
 		r := replyForDirectoryError(err)

@@ -24,6 +24,11 @@ func asciiAddress(addr string) string {
 	return addr[:at+1] + d
 }
 
+// ASCIIAddress is addr with its domain in A-labels, as the directory
+// and the outbound queue hold domains; an address whose domain does not
+// convert is returned as it is.
+func ASCIIAddress(addr string) string { return asciiAddress(addr) }
+
 // asciiName is asciiAddress for a bare domain, as DNS needs it.
 func asciiName(domain string) string {
 	if isASCII(domain) {

@@ -1,0 +1,44 @@
+package frontend
+
+import (
+	"testing"
+	"time"
+
+	"powermail/node"
+	"powermail/node/nodetest"
+)
+
+// A mail client that offers SMTPUTF8 sends a recipient of an
+// internationalised domain as the user typed it, in U-labels (RFC 6531
+// §3.2 lets either form be used). Submission accepted such a recipient at
+// RCPT and then answered every DATA with 451, since the queue entry named
+// the domain in a form the directory does not hold: the client retried
+// for ever. The recipient is queued by its A-labels, which name the same
+// domain (RFC 5890 §2.3.2.1), and both spellings of one address are one
+// recipient.
+func TestSubmissionToUnicodeDomainIsQueued(t *testing.T) {
+	c := nodetest.StartWith(t, 1, func(cfg *node.Config) { cfg.Queue.Interval = time.Hour })
+	c.AddMailboxes("pw-alice", "alice@example.com")
+	addr := startSubmission(t, c.Nodes[0], c.Nodes[0])
+	cl := authPlain(t, addr, "alice@example.com", "pw-alice", 235, "2.0.0")
+
+	cl.expect("MAIL FROM:<alice@example.com> SMTPUTF8", 250, "2.0.0")
+	cl.expect("RCPT TO:<jörg@bücher.example>", 250, "2.0.0")
+	cl.expect("RCPT TO:<jörg@xn--bcher-kva.example>", 250, "2.0.0")
+	cl.expect("RCPT TO:<anna@münchen.example>", 250, "2.0.0")
+	r := cl.data("From: alice@example.com\r\nTo: jörg@bücher.example\r\nSubject: Grüße\r\n\r\nhi\r\n")
+	checkReply(t, "DATA to U-label domains", r, 250, "2.0.0")
+
+	entries, err := c.Nodes[0].State().QueueList("", 10)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("queue: %+v %v", entries, err)
+	}
+	var got []string
+	for _, r := range entries[0].Recipients {
+		got = append(got, r.Address)
+	}
+	want := []string{"jörg@xn--bcher-kva.example", "anna@xn--mnchen-3ya.example"}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("queued recipients %q, want %q", got, want)
+	}
+}
