@@ -78,7 +78,8 @@ func (s *imapSession) List(w *imapserver.ListWriter, ref string, patterns []stri
 
 // imapListEntries is an entry per folder and per missing parent of one,
 // and their names in order. Every level above a folder has children, and
-// a subscribed child when the folder is subscribed.
+// a subscribed child when the folder is subscribed. A top level spelt
+// INBOX in any case is INBOX.
 func imapListEntries(folders []node.Folder) (map[string]*imapListEntry, []string) {
 	entries := map[string]*imapListEntry{}
 	for i := range folders {
@@ -90,6 +91,13 @@ func imapListEntries(folders []node.Folder) (map[string]*imapListEntry, []string
 		}
 		for p := f.Name; strings.Contains(p, "/"); {
 			p = p[:strings.LastIndexByte(p, '/')]
+			if strings.EqualFold(p, "INBOX") {
+				// The top level of "inbox/Sub" is INBOX, whatever its
+				// case (RFC 9051 §5.1), and goes out on the wire as
+				// INBOX: it is that folder, not a missing parent
+				// listed beside it.
+				p = "INBOX"
+			}
 			e := entries[p]
 			if e == nil {
 				e = &imapListEntry{}
