@@ -441,7 +441,7 @@ func imapPartStructure(raw textproto.Header, body io.Reader, parent string, dept
 	body = io.TeeReader(body, &count)
 	drain := func() { _, _ = io.Copy(io.Discard, body) }
 
-	mediaType, params, err := h.ContentType()
+	mediaType, params, err := imapContentType(h)
 	switch {
 	case !h.Has("Content-Type") && parent == "multipart/digest":
 		// RFC 2046 section 5.1.5. The section paths (imapOpenMessage)
@@ -519,7 +519,7 @@ func imapPartStructure(raw textproto.Header, body io.Reader, parent string, dept
 }
 
 func imapDisposition(h gomessage.Header) *imap.BodyStructureDisposition {
-	d, params, err := h.ContentDisposition()
+	d, params, err := imapContentDisposition(h)
 	if err != nil || d == "" {
 		return nil
 	}

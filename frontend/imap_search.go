@@ -381,7 +381,7 @@ func (nd *imapNeedle) entity(h textproto.Header, body io.Reader, withHeader bool
 		}
 	}
 	mh := gomessage.Header{Header: h}
-	mt, params, _ := mh.ContentType()
+	mt, params, _ := imapContentType(mh)
 	mt = strings.ToLower(mt)
 	if !mh.Has("Content-Type") && parent == "multipart/digest" {
 		// A message (RFC 2046 section 5.1.5): its parts are decoded and
@@ -434,7 +434,7 @@ func imapDecodedBody(h gomessage.Header, body io.Reader) io.Reader {
 		return body
 	}
 	if err != nil && gomessage.IsUnknownCharset(err) { // IsUnknownCharset allocates
-		_, params, _ := h.ContentType()
+		_, params, _ := imapContentType(h)
 		return imapCharsetText(e.Body, params["charset"])
 	}
 	return e.Body

@@ -80,7 +80,7 @@ func imapWriteSection(w io.Writer, r io.Reader, sp imapSectionSpec) error {
 		// one, which would read the message's body as another message.
 		parent = ""
 		mh := gomessage.Header{Header: header}
-		ct, params, _ := mh.ContentType()
+		ct, params, _ := imapContentType(mh)
 		if !strings.HasPrefix(strings.ToLower(ct), "multipart/") || params["boundary"] == "" {
 			// One part (a multipart without a boundary has no other:
 			// BODYSTRUCTURE describes it as text).
@@ -175,7 +175,7 @@ func imapWriteAll(w io.Writer, b []byte) error {
 // seek, the multipart is taken to have parts.
 func imapHasParts(h textproto.Header, r io.Reader, br **bufio.Reader) bool {
 	mh := gomessage.Header{Header: h}
-	ct, params, _ := mh.ContentType()
+	ct, params, _ := imapContentType(mh)
 	if !strings.HasPrefix(strings.ToLower(ct), "multipart/") || params["boundary"] == "" {
 		return false
 	}
@@ -212,7 +212,7 @@ func imapHasParts(h textproto.Header, r io.Reader, br **bufio.Reader) bool {
 
 func imapIsMultipart(h textproto.Header) bool {
 	mh := gomessage.Header{Header: h}
-	ct, _, _ := mh.ContentType()
+	ct, _, _ := imapContentType(mh)
 	return strings.HasPrefix(strings.ToLower(ct), "multipart/")
 }
 
@@ -221,7 +221,7 @@ func imapIsMultipart(h textproto.Header) bool {
 // multipart/digest is message/rfc822 (RFC 2046 section 5.1.5).
 func imapOpenMessage(h textproto.Header, body io.Reader, parent string) (textproto.Header, io.Reader) {
 	mh := gomessage.Header{Header: h}
-	ct, _, _ := mh.ContentType()
+	ct, _, _ := imapContentType(mh)
 	ct = strings.ToLower(ct)
 	if !mh.Has("Content-Type") && parent == "multipart/digest" {
 		ct = "message/rfc822"

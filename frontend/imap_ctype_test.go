@@ -1,0 +1,62 @@
+package frontend_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"powermail/frontend"
+	"powermail/node/nodetest"
+)
+
+// Mail readers take a Content-Type whose parameters break RFC 2045's
+// grammar for what it plainly says: scanners and older mailers write an
+// unquoted file name with spaces (name=Scan 2024.pdf), a boundary with
+// "=" unquoted (RFC 2046 §5.1.1 warns that it must be quoted, because
+// senders forget), or a doubled ";". Go's parser refuses the whole
+// field, and every such part was described as text/plain: the message's
+// structure, its attachments and their names were gone for a client
+// that reads BODYSTRUCTURE (Apple Mail, Outlook), and BODY[2] did not
+// exist. The media type and the parameters that can be read are kept,
+// and sections and SEARCH see the parts BODYSTRUCTURE names.
+func TestIMAPLenientContentTypeParameters(t *testing.T) {
+	c := nodetest.Start(t, 1)
+	const user = "ctype@example.com"
+	c.AddMailboxes(imapPassword, user)
+	addr := startIMAP(t, c.Nodes[0], frontend.IMAPConfig{PollInterval: time.Second}, true)
+
+	c.Deliver(0, "From: scanner@example.com\r\n"+
+		"Subject: scan\r\n"+
+		"MIME-Version: 1.0\r\n"+
+		"Content-Type: multipart/mixed; boundary=----=_Part_0_1.2\r\n"+
+		"\r\n"+
+		"------=_Part_0_1.2\r\n"+
+		"Content-Type: text/plain; charset=utf-8;; format=flowed\r\n"+
+		"\r\n"+
+		"Your scan is attached.\r\n"+
+		"------=_Part_0_1.2\r\n"+
+		"Content-Type: application/pdf; name=Scan 2024.pdf\r\n"+
+		"Content-Disposition: attachment; filename=Scan 2024.pdf\r\n"+
+		"Content-Transfer-Encoding: base64\r\n"+
+		"\r\n"+
+		"JVBERi0xLjQKbmVlZGxlCg==\r\n"+
+		"------=_Part_0_1.2--\r\n", user)
+
+	r := dialIMAPRaw(t, addr, user)
+	r.ok("EXAMINE INBOX")
+	r.want("FETCH 1 (BODYSTRUCTURE)", "* 1 FETCH",
+		`("text" "plain" ("charset" "utf-8" "format" "flowed") NIL NIL "7bit" 22 0`,
+		`("application" "pdf" ("name" "Scan 2024.pdf") NIL NIL "base64" 24 NIL ("attachment" ("filename" "Scan 2024.pdf"))`,
+		`"mixed" ("boundary" "----=_Part_0_1.2")`)
+	r.want("FETCH 1 (BODY.PEEK[2] BINARY.PEEK[2])", "JVBERi0xLjQKbmVlZGxlCg==")
+	r.want("FETCH 1 (BODY.PEEK[1])", "Your scan is attached.")
+	if u := r.ok("FETCH 1 (BINARY.PEEK[2])"); !strings.Contains(strings.Join(u, "\n"), "%PDF-1.4") {
+		t.Errorf("BINARY[2]: %q, want the decoded PDF", u)
+	}
+	// The text part is searched as text; the PDF, a part of its own
+	// now, is not text, as BODYSTRUCTURE says.
+	r.want("SEARCH BODY attached", "* SEARCH 1")
+	if u := r.ok("SEARCH BODY JVBERi0x"); len(u) != 1 || u[0] != "* SEARCH" {
+		t.Errorf("SEARCH BODY in the PDF's base64: %q, want no match", u)
+	}
+}

@@ -1,0 +1,40 @@
+package frontend
+
+import (
+	"github.com/emersion/go-message/textproto"
+	"maps"
+	"testing"
+
+	gomessage "github.com/emersion/go-message"
+)
+
+// What imapContentType makes of Content-Type fields Go's parser refuses,
+// and that it leaves well-formed ones and unreadable types as they were.
+func TestIMAPContentTypeLenient(t *testing.T) {
+	for _, tc := range []struct {
+		field  string
+		typ    string
+		params map[string]string
+		err    bool
+	}{
+		{`text/plain; charset="utf-8"`, "text/plain", map[string]string{"charset": "utf-8"}, false},
+		{`multipart/mixed; boundary=----=_Part_0_1.2`, "multipart/mixed", map[string]string{"boundary": "----=_Part_0_1.2"}, false},
+		{`application/pdf; name=Scan 2024.pdf`, "application/pdf", map[string]string{"name": "Scan 2024.pdf"}, false},
+		{`multipart/mixed;; boundary="b;1"; junk; x=`, "multipart/mixed", map[string]string{"boundary": "b;1", "x": ""}, false},
+		{`multipart/related; type="text/html"; boundary="b1"; start=<x@y>`, "multipart/related",
+			map[string]string{"type": "text/html", "boundary": "b1", "start": "<x@y>"}, false},
+		{`text/plain; name=Dätei.txt; name=other`, "text/plain", map[string]string{"name": "Dätei.txt"}, false},
+		{`application/pdf; name*0*=utf-8''Sc%C3%A4n; name*1="  2.pdf"; bad@name=1; size=a b`, "application/pdf",
+			map[string]string{"name": "Scän  2.pdf", "size": "a b"}, false},
+		{`application/pdf; name="=?utf-8?q?R=C3=A9sum=C3=A9?= 1.pdf"; x=a b`, "application/pdf",
+			map[string]string{"name": "Résumé 1.pdf", "x": "a b"}, false},
+		{`text/"plain"`, `text/"plain"`, nil, true},
+	} {
+		h := gomessage.Header{Header: textproto.Header{}}
+		h.Set("Content-Type", tc.field)
+		typ, params, err := imapContentType(h)
+		if typ != tc.typ || !maps.Equal(params, tc.params) || (err != nil) != tc.err {
+			t.Errorf("%s: %q %q %v, want %q %q (error %v)", tc.field, typ, params, err, tc.typ, tc.params, tc.err)
+		}
+	}
+}
