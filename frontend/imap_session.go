@@ -13,6 +13,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-sasl"
 
 	"powermail/node"
 )
@@ -96,6 +97,33 @@ func (s *imapSession) Close() error {
 // after STARTTLS).
 func (s *imapSession) secure() bool {
 	return s.raw != nil && s.raw.secure
+}
+
+var _ imapserver.SessionSASL = (*imapSession)(nil)
+
+// AuthenticateMechanisms is PLAIN only: the directory keeps password
+// hashes, which no challenge-response mechanism can check.
+func (s *imapSession) AuthenticateMechanisms() []string { return []string{sasl.Plain} }
+
+// Authenticate is AUTHENTICATE PLAIN (RFC 4616) whose authorization
+// identity is empty or the user's own account, however spelt
+// (node.AccountKey), as SMTP submission and POP3 take it; go-imap's own
+// took only the login name's very octets. Acting as another user is
+// refused.
+func (s *imapSession) Authenticate(mech string) (sasl.Server, error) {
+	if mech != sasl.Plain {
+		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Text: "SASL mechanism not supported"}
+	}
+	return sasl.NewPlainServer(func(identity, user, password string) error {
+		if identity != "" && node.AccountKey(identity) != node.AccountKey(user) {
+			return &imap.Error{
+				Type: imap.StatusResponseTypeNo,
+				Code: imap.ResponseCodeAuthorizationFailed,
+				Text: "SASL identity not supported",
+			}
+		}
+		return s.Login(user, password)
+	}), nil
 }
 
 // Login checks a password through the shared Authenticator (LOGIN and
