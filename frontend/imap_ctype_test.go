@@ -60,3 +60,23 @@ func TestIMAPLenientContentTypeParameters(t *testing.T) {
 		t.Errorf("SEARCH BODY in the PDF's base64: %q, want no match", u)
 	}
 }
+
+// A text part whose Content-Type has a malformed parameter beside its
+// charset is converted from that charset for SEARCH, as a well-formed
+// one is: go-message, which refuses the field, left it unconverted, so
+// Latin-1 text did not match its own words typed in UTF-8.
+func TestIMAPSearchCharsetBesideMalformedParameter(t *testing.T) {
+	c := nodetest.Start(t, 1)
+	const user = "ctype-search@example.com"
+	c.AddMailboxes(imapPassword, user)
+	addr := startIMAP(t, c.Nodes[0], frontend.IMAPConfig{PollInterval: time.Second}, true)
+	c.Deliver(0, "Subject: latin\r\n"+
+		"Content-Type: text/plain; charset=iso-8859-1; name=Brief 1.txt\r\n"+
+		"Content-Transfer-Encoding: 8bit\r\n"+
+		"\r\n"+
+		"Viele Gr\xfc\xdfe\r\n", user)
+	r := dialIMAPRaw(t, addr, user)
+	r.ok("EXAMINE INBOX")
+	r.want(`SEARCH CHARSET UTF-8 BODY "grüße"`, "* SEARCH 1")
+	r.want("FETCH 1 (BODYSTRUCTURE)", "* 1 FETCH", `("charset" "iso-8859-1" "name" "Brief 1.txt")`)
+}

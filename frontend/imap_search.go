@@ -426,8 +426,9 @@ func (nd *imapNeedle) entity(h textproto.Header, body io.Reader, withHeader bool
 // text part, its charset converted to UTF-8 (RFC 9051 section 6.4.4).
 // go-message undoes the encoding and knows UTF-8 and US-ASCII; any other
 // charset it reports unknown, with the body decoded but not converted,
-// and imapCharsetText converts it. An encoding go-message does not know
-// is searched as it is, and so is a charset neither knows.
+// and imapCharsetText converts it, as it converts the charset of a
+// Content-Type only the lenient reading parses. An encoding go-message
+// does not know is searched as it is, and so is a charset neither knows.
 func imapDecodedBody(h gomessage.Header, body io.Reader) io.Reader {
 	e, err := gomessage.New(h, body)
 	if e == nil {
@@ -436,6 +437,15 @@ func imapDecodedBody(h gomessage.Header, body io.Reader) io.Reader {
 	if err != nil && gomessage.IsUnknownCharset(err) { // IsUnknownCharset allocates
 		_, params, _ := imapContentType(h)
 		return imapCharsetText(e.Body, params["charset"])
+	}
+	if err == nil {
+		// go-message saw no charset in a Content-Type it could not
+		// parse; the lenient reading may find one (imap_ctype.go).
+		if _, _, perr := h.ContentType(); perr != nil {
+			if _, params, _ := imapContentType(h); params["charset"] != "" {
+				return imapCharsetText(e.Body, params["charset"])
+			}
+		}
 	}
 	return e.Body
 }
