@@ -83,7 +83,7 @@ type imapParam struct{ name, value string }
 // imapLenientParams splits the parameters after a media type as a
 // lenient reader does: by ";" outside quoted strings, each "name=value"
 // with the value quoted (backslash escapes undone) or else everything
-// up to the next ";", surrounding space trimmed. A piece without "=",
+// up to the next ";", surrounding space and a trailing comment trimmed. A piece without "=",
 // or with a name that is no RFC 2045 token, is skipped; of names given
 // twice (compared without case) the first is kept, as Go keeps none.
 func imapLenientParams(s string) []imapParam {
@@ -129,7 +129,14 @@ func imapParamValue(s string) (value, rest string) {
 		return b.String(), ""
 	}
 	value, rest, _ = strings.Cut(s, ";")
-	return strings.TrimSpace(value), rest
+	value = strings.TrimSpace(value)
+	if i := strings.LastIndex(value, " ("); i > 0 && strings.HasSuffix(value, ")") {
+		// A comment after the value, as in RFC 2045 §5.1's own example
+		// "charset=us-ascii (Plain text)"; a "(" inside a name that
+		// goes on after its ")" ("Scan (1).pdf") is kept.
+		value = strings.TrimSpace(value[:i])
+	}
+	return value, rest
 }
 
 // imapIsToken reports whether s is an RFC 2045 token: printable ASCII

@@ -28,6 +28,8 @@ func TestIMAPContentTypeLenient(t *testing.T) {
 			map[string]string{"name": "Scän  2.pdf", "size": "a b"}, false},
 		{`application/pdf; name="=?utf-8?q?R=C3=A9sum=C3=A9?= 1.pdf"; x=a b`, "application/pdf",
 			map[string]string{"name": "Résumé 1.pdf", "x": "a b"}, false},
+		{`text/plain; charset=us-ascii (Plain text)`, "text/plain", map[string]string{"charset": "us-ascii"}, false},
+		{`application/pdf; name=Rechnung (1).pdf`, "application/pdf", map[string]string{"name": "Rechnung (1).pdf"}, false},
 		{`text/"plain"`, `text/"plain"`, nil, true},
 	} {
 		h := gomessage.Header{Header: textproto.Header{}}
