@@ -502,7 +502,7 @@ func imapPartStructure(raw textproto.Header, body io.Reader, parent string, dept
 		br := bufio.NewReader(body)
 		inner := imapReadHeader(br)
 		sp.MessageRFC822 = &imap.BodyStructureMessageRFC822{
-			Envelope:      imapserver.ExtractEnvelope(inner),
+			Envelope:      imapEnvelope(inner),
 			BodyStructure: imapPartStructure(inner, br, "", depth+1, parts),
 		}
 		_, _ = io.Copy(io.Discard, br)

@@ -56,7 +56,7 @@ func (p *imapFetchPlan) fromCache() error {
 			return fmt.Errorf("read header of uid %d: %w", p.m.uid, err)
 		}
 		if o.Envelope {
-			p.envelope = imapserver.ExtractEnvelope(meta.parsedHeader())
+			p.envelope = imapEnvelope(meta.parsedHeader())
 		}
 		for k, bs := range o.BodySection {
 			if imapHeaderOnly(bs) {

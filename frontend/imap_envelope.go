@@ -1,0 +1,128 @@
+package frontend
+
+import (
+	"mime"
+	"net/mail"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	gomessage "github.com/emersion/go-message"
+	"github.com/emersion/go-message/textproto"
+)
+
+// imapEnvelope is go-imap's ENVELOPE of header h (RFC 9051 §7.5.2),
+// with an address field Go's strict parser refused read again address by
+// address (imapLenientAddresses). The library gives NIL for a whole field
+// when one address in it breaks RFC 5322: a list with one broken entry,
+// or a sender whose local part ends in a dot (some mobile carriers hand
+// out such addresses), showed as a message without sender or
+// recipients in every client that lists mail by ENVELOPE.
+func imapEnvelope(h textproto.Header) *imap.Envelope {
+	env := imapserver.ExtractEnvelope(h)
+	mh := gomessage.Header{Header: h}
+	for _, f := range []struct {
+		name string
+		list *[]imap.Address
+	}{
+		{"From", &env.From}, {"Sender", &env.Sender}, {"Reply-To", &env.ReplyTo},
+		{"To", &env.To}, {"Cc", &env.Cc}, {"Bcc", &env.Bcc},
+	} {
+		if len(*f.list) > 0 {
+			continue
+		}
+		if v := strings.TrimSpace(mh.Get(f.name)); v != "" {
+			*f.list = imapLenientAddresses(v)
+		}
+	}
+	// Sender and Reply-To left empty default to From as the library
+	// writes the envelope (RFC 9051 §7.5.2).
+	return env
+}
+
+// imapLenientAddresses reads an address list entry by entry: split at
+// commas outside quotes, comments and angle brackets (a group's "name:"
+// and ";" dropped), each entry parsed on its own, and an entry the
+// parser refuses taken as its <addr-spec> with the words before it as
+// the name, or as its one word with an "@". Entries with neither are
+// left out.
+func imapLenientAddresses(v string) []imap.Address {
+	parser := mail.AddressParser{WordDecoder: &mime.WordDecoder{}}
+	var out []imap.Address
+	for _, entry := range imapSplitAddresses(v) {
+		if a, err := parser.Parse(entry); err == nil {
+			if mbox, host, ok := strings.Cut(a.Address, "@"); ok {
+				out = append(out, imap.Address{Name: a.Name, Mailbox: mbox, Host: host})
+			}
+			continue
+		}
+		name, addr := "", ""
+		if lt := strings.LastIndexByte(entry, '<'); lt >= 0 && strings.HasSuffix(entry, ">") {
+			addr = strings.TrimSpace(entry[lt+1 : len(entry)-1])
+			name = strings.Trim(strings.TrimSpace(entry[:lt]), `"`)
+			if d, err := parser.WordDecoder.DecodeHeader(name); err == nil {
+				name = d
+			}
+		} else if f := strings.Fields(entry); len(f) == 1 {
+			addr = f[0]
+		} else {
+			for _, w := range f {
+				if strings.Contains(w, "@") {
+					addr = strings.Trim(w, "<>")
+				}
+			}
+		}
+		at := strings.LastIndexByte(addr, '@')
+		if at <= 0 || at == len(addr)-1 {
+			continue
+		}
+		out = append(out, imap.Address{Name: name, Mailbox: addr[:at], Host: addr[at+1:]})
+	}
+	return out
+}
+
+// imapSplitAddresses splits an address list at its top-level commas,
+// dropping a group's display name ("name:") and its closing ";".
+func imapSplitAddresses(v string) []string {
+	var out []string
+	var cur strings.Builder
+	quoted, escaped, depth, angle := false, false, 0, false
+	flush := func() {
+		if s := strings.TrimSpace(cur.String()); s != "" {
+			out = append(out, s)
+		}
+		cur.Reset()
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case escaped:
+			escaped = false
+		case c == '\\' && (quoted || depth > 0):
+			escaped = true
+		case quoted:
+			quoted = c != '"'
+		case c == '"':
+			quoted = true
+		case c == '(':
+			depth++
+		case c == ')' && depth > 0:
+			depth--
+		case depth > 0:
+		case c == '<':
+			angle = true
+		case c == '>':
+			angle = false
+		case angle:
+		case c == ',' || c == ';':
+			flush()
+			continue
+		case c == ':':
+			cur.Reset() // a group's display name
+			continue
+		}
+		cur.WriteByte(c)
+	}
+	flush()
+	return out
+}
