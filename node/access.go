@@ -122,11 +122,37 @@ func (n *Node) localView(addr, name string) (FolderView, error) {
 		return FolderView{}, accessErr(err)
 	}
 	key := a.Key() + "\x00" + fsm.CanonicalFolder(name)
-	if f, err := n.state.Folder(addr, name); err == nil {
-		if msgs, ok := n.views.get(key, f); ok {
-			return FolderView{Folder: f, Messages: msgs}, nil
-		}
+	f, err := n.state.Folder(addr, name)
+	if err != nil {
+		return n.readView(key, addr, name)
 	}
+	if msgs, ok := n.views.get(key, f); ok {
+		return FolderView{Folder: f, Messages: msgs}, nil
+	}
+	fl, lead := n.views.join(key)
+	if lead {
+		// A read that landed between the get above and the join.
+		v, err := FolderView{Folder: f}, error(nil)
+		var ok bool
+		if v.Messages, ok = n.views.get(key, f); !ok {
+			v, err = n.readView(key, addr, name)
+		}
+		fl.folder, fl.msgs, fl.err = v.Folder, v.Messages, err
+		n.views.land(key, fl)
+		return v, err
+	}
+	<-fl.done
+	if fl.err == nil && fl.folder.ID == f.ID && fl.folder.ModSeq >= f.ModSeq {
+		return FolderView{Folder: fl.folder, Messages: fl.msgs}, nil
+	}
+	// Read before the change this caller saw (or failed): its own.
+	return n.readView(key, addr, name)
+}
+
+// readView brings the cached view of key up to date from the state
+// (fsm.State.ViewSince) and caches it.
+func (n *Node) readView(key, addr, name string) (FolderView, error) {
+	n.views.reads.Add(1)
 	prevFolder, prev := n.views.previous(key)
 	f, msgs, err := n.state.ViewSince(addr, name, prevFolder, prev)
 	if err != nil {

@@ -3,6 +3,7 @@ package node
 import (
 	"container/list"
 	"sync"
+	"sync/atomic"
 
 	"powermail/fsm"
 )
@@ -28,6 +29,48 @@ type viewCache struct {
 	lru  *list.List // of *viewEntry, most recent first
 	m    map[string]*list.Element
 	msgs int
+	// flights are the reads of a folder under way, by key (viewFlight).
+	flights map[string]*viewFlight
+	// reads counts the folder reads (fsm.State.ViewSince) made.
+	reads atomic.Int64
+}
+
+// viewFlight is one read of a folder that the sessions polling it after
+// the same change share. A change wakes every session on the folder at
+// once: each missed the cache, and each brought the old view up to date
+// by itself, a copy of the whole message list per session (5 MB for a
+// folder of 65,536 messages), and as many reads of the state. The first
+// reads; the others wait for its view and take it if it is at least as
+// new as the folder record they read.
+type viewFlight struct {
+	done   chan struct{}
+	folder fsm.Folder
+	msgs   []fsm.Message
+	err    error
+}
+
+// join returns the read of key under way, or starts one, which the
+// caller makes and ends with land (lead true).
+func (c *viewCache) join(key string) (fl *viewFlight, lead bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if fl, ok := c.flights[key]; ok {
+		return fl, false
+	}
+	if c.flights == nil {
+		c.flights = map[string]*viewFlight{}
+	}
+	fl = &viewFlight{done: make(chan struct{})}
+	c.flights[key] = fl
+	return fl, true
+}
+
+// land ends the read fl of key, which joined readers then take.
+func (c *viewCache) land(key string, fl *viewFlight) {
+	c.mu.Lock()
+	delete(c.flights, key)
+	c.mu.Unlock()
+	close(fl.done)
 }
 
 type viewEntry struct {
