@@ -131,21 +131,31 @@ func (n *Node) localView(addr, name string) (FolderView, error) {
 	}
 	fl, lead := n.views.join(key)
 	if lead {
-		// A read that landed between the get above and the join.
-		v, err := FolderView{Folder: f}, error(nil)
-		var ok bool
-		if v.Messages, ok = n.views.get(key, f); !ok {
-			v, err = n.readView(key, addr, name)
-		}
-		fl.folder, fl.msgs, fl.err = v.Folder, v.Messages, err
-		n.views.land(key, fl)
-		return v, err
+		return n.leadView(fl, key, addr, name, f)
 	}
 	<-fl.done
 	if fl.err == nil && fl.folder.ID == f.ID && fl.folder.ModSeq >= f.ModSeq {
 		return FolderView{Folder: fl.folder, Messages: fl.msgs}, nil
 	}
 	// Read before the change this caller saw (or failed): its own.
+	return n.readView(key, addr, name)
+}
+
+// leadView makes the read fl that others joined, and lands it however
+// the read ends (a panic included: else they would wait for ever).
+func (n *Node) leadView(fl *viewFlight, key, addr, name string, f fsm.Folder) (v FolderView, err error) {
+	fl.err = ErrUnavailable // until the read ends well
+	defer func() {
+		fl.folder, fl.msgs = v.Folder, v.Messages
+		if err == nil {
+			fl.err = nil
+		}
+		n.views.land(key, fl)
+	}()
+	// A read that landed between the caller's get and the join.
+	if msgs, ok := n.views.get(key, f); ok {
+		return FolderView{Folder: f, Messages: msgs}, nil
+	}
 	return n.readView(key, addr, name)
 }
 
