@@ -105,7 +105,10 @@ func (n *Node) Barrier(ctx context.Context) error {
 // leader passes a barrier in its own term (applying everything earlier)
 // before it serves its first read index, so the leader's applied index
 // covers every write acknowledged before the read began.
-func (n *Node) leaderReadIndex(ctx context.Context) (uint64, error) {
+//
+// vouch, when a follower asks, is that follower's term as it sent the
+// request, which counts towards the quorum that confirms the term.
+func (n *Node) leaderReadIndex(ctx context.Context, vouch *termVouch) (uint64, error) {
 	if n.raft.State() != raft.Leader {
 		return 0, ErrNotLeader
 	}
@@ -117,7 +120,7 @@ func (n *Node) leaderReadIndex(ctx context.Context) (uint64, error) {
 		n.readyTerm.Store(term)
 	}
 	idx := n.state.Applied()
-	if err := n.confirmTerm(ctx, term); err != nil {
+	if err := n.confirmTerm(ctx, term, vouch); err != nil {
 		return 0, err
 	}
 	return idx, nil
@@ -175,10 +178,10 @@ func (ri *readIndex) round() error {
 	defer cancel()
 	var idx uint64
 	err := n.onLeader(ctx,
-		func() (err error) { idx, err = n.leaderReadIndex(ctx); return err },
+		func() (err error) { idx, err = n.leaderReadIndex(ctx, nil); return err },
 		func(addr string) error {
 			err := n.toLeader(ctx, addr, func(ctx context.Context) error {
-				return n.call(ctx, addr, "GET", "/rpc/readindex", nil, &idx)
+				return n.call(ctx, addr, "GET", n.readIndexPath(), nil, &idx)
 			})
 			if errors.Is(err, errLeaderMoved) {
 				return fmt.Errorf("%w: %v", ErrNoLeader, err) // a read: safe to ask the next leader

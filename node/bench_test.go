@@ -53,13 +53,23 @@ func BenchmarkMailboxAdd3Nodes(b *testing.B) {
 // follower under concurrency, where rounds are shared.
 func BenchmarkBarrierFollower(b *testing.B) {
 	c := benchCluster(b)
-	f := c.follower()
+	benchBarrier(b, c.follower())
+}
+
+// BenchmarkBarrierLeader is BenchmarkBarrierFollower on the leader,
+// whose rounds confirm its term with the followers (leaderterm.go).
+func BenchmarkBarrierLeader(b *testing.B) {
+	c := benchCluster(b)
+	benchBarrier(b, c.leader(10*time.Second))
+}
+
+func benchBarrier(b *testing.B, n *Node) {
 	ctx := ctxT(b, time.Hour)
 	b.SetParallelism(16)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if err := f.Barrier(ctx); err != nil {
+			if err := n.Barrier(ctx); err != nil {
 				b.Error(err)
 				return
 			}

@@ -109,7 +109,7 @@ func (n *Node) rpcHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /rpc/apply", n.rpcApply)
 	mux.HandleFunc("GET /rpc/readindex", func(w http.ResponseWriter, r *http.Request) {
-		idx, err := n.leaderReadIndex(r.Context())
+		idx, err := n.leaderReadIndex(r.Context(), vouchOf(r))
 		writeRPC(w, idx, err)
 	})
 	mux.HandleFunc("POST /rpc/join", func(w http.ResponseWriter, r *http.Request) {
