@@ -31,26 +31,11 @@ func fillFolder(b testing.TB, a *applier, folder string, n int) {
 	if folder != "INBOX" {
 		a.must(&FolderCreate{Mailbox: "a@example.com", Name: folder})
 	}
-	const batch = 1000
-	entries := make([]Entry, 0, batch)
-	for i := range n {
+	a.applyInBatches(n, func(i int) Command {
 		id := fmt.Sprintf("%s-%d", folder, i)
-		data, err := EncodeAs(&Deliver{Hash: bodyHash(id), Size: 4096, Replicas: []string{"n1", "n2"},
-			Mailboxes: []string{"a@example.com"}, Folder: folder, InternalDate: int64(i)}, NewestEncoding)
-		if err != nil {
-			b.Fatal(err)
-		}
-		a.index++
-		entries = append(entries, Entry{Index: a.index, Data: data})
-		if len(entries) == batch || i == n-1 {
-			for _, r := range a.s.ApplyBatch(entries) {
-				if r.Err != nil {
-					b.Fatal(r.Err)
-				}
-			}
-			entries = entries[:0]
-		}
-	}
+		return &Deliver{Hash: bodyHash(id), Size: 4096, Replicas: []string{"n1", "n2"},
+			Mailboxes: []string{"a@example.com"}, Folder: folder, InternalDate: int64(i)}
+	})
 }
 
 // timeApply applies c as one entry, as every replica does, and reports

@@ -15,20 +15,6 @@ import (
 func TestFolderLimitAfterChurn(t *testing.T) {
 	a := deliveryFixture(t)
 	const addr = "a@example.com"
-	var batch []Command
-	flush := func() {
-		for i, r := range a.applyBatch(batch) {
-			if r.Err != nil {
-				t.Fatalf("%T %d: %v", batch[i], i, r.Err)
-			}
-		}
-		batch = batch[:0]
-	}
-	queue := func(c Command) {
-		if batch = append(batch, c); len(batch) == 1000 {
-			flush()
-		}
-	}
 	refused := func(what string) {
 		t.Helper()
 		r := a.applyAs(&FolderCreate{Mailbox: addr, Name: "one-more", Distinct: true}, NewestEncoding)
@@ -44,24 +30,41 @@ func TestFolderLimitAfterChurn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := len(have); i < MaxFolders; i++ {
-		queue(&FolderCreate{Mailbox: addr, Name: fmt.Sprintf("f%05d", i), Distinct: true})
-	}
-	flush()
+	a.applyInBatches(MaxFolders-len(have), func(i int) Command {
+		return &FolderCreate{Mailbox: addr, Name: fmt.Sprintf("f%05d", len(have)+i), Distinct: true}
+	})
 	refused("past the limit")
 	mb, err := a.s.Mailbox(addr)
 	if err != nil || mb.NextFolderID < MaxFolders {
 		t.Fatalf("NextFolderID %d (%v), want past %d", mb.NextFolderID, err, MaxFolders)
 	}
 	const gone = 100
-	for i := range gone {
-		queue(&FolderDelete{Mailbox: addr, Name: fmt.Sprintf("f%05d", len(have)+i)})
-	}
-	for i := range gone {
-		queue(&FolderCreate{Mailbox: addr, Name: fmt.Sprintf("g%05d", i), Distinct: true})
-	}
-	flush()
+	a.applyInBatches(2*gone, func(i int) Command {
+		if i < gone {
+			return &FolderDelete{Mailbox: addr, Name: fmt.Sprintf("f%05d", len(have)+i)}
+		}
+		return &FolderCreate{Mailbox: addr, Name: fmt.Sprintf("g%05d", i-gone), Distinct: true}
+	})
 	refused("past the limit after deletes and creates")
+}
+
+// applyInBatches applies cmd(0) .. cmd(n-1) in raft batches of 1,000
+// entries, as a busy replica applies them, and fails on any refusal.
+func (a *applier) applyInBatches(n int, cmd func(i int) Command) {
+	a.t.Helper()
+	const batch = 1000
+	cs := make([]Command, 0, batch)
+	for i := range n {
+		cs = append(cs, cmd(i))
+		if len(cs) == batch || i == n-1 {
+			for j, r := range a.applyBatch(cs) {
+				if r.Err != nil {
+					a.t.Fatalf("%T %d: %v", cs[j], j, r.Err)
+				}
+			}
+			cs = cs[:0]
+		}
+	}
 }
 
 // applyBatch applies cs as one raft batch, each in the newest encoding.

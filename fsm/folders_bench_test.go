@@ -13,24 +13,9 @@ func BenchmarkFolderCreateAmongMany(b *testing.B) {
 	for _, n := range []int{100, 1000, 5000, 9000} {
 		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
 			a := deliveryFixture(b)
-			const batch = 1000
-			var entries []Entry
-			for i := range n {
-				data, err := EncodeAs(&FolderCreate{Mailbox: "a@example.com", Name: fmt.Sprintf("P/f%05d", i)}, NewestEncoding)
-				if err != nil {
-					b.Fatal(err)
-				}
-				a.index++
-				entries = append(entries, Entry{Index: a.index, Data: data})
-				if len(entries) == batch || i == n-1 {
-					for _, r := range a.s.ApplyBatch(entries) {
-						if r.Err != nil {
-							b.Fatal(r.Err)
-						}
-					}
-					entries = entries[:0]
-				}
-			}
+			a.applyInBatches(n, func(i int) Command {
+				return &FolderCreate{Mailbox: "a@example.com", Name: fmt.Sprintf("P/f%05d", i)}
+			})
 			i := 0
 			for b.Loop() {
 				name := fmt.Sprintf("Q/x%d", i)
