@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -69,19 +70,37 @@ func (n *Node) confirmTerm(ctx context.Context, term uint64, vouch *termVouch) e
 	for _, s := range others {
 		go func() { replies <- n.peerInTerm(ctx, s, term) }()
 	}
+	// A voter that never answers (paused, cut off) must not hold the
+	// read once this node has lost the leadership: the read goes on to
+	// the next leader (onLeader), as it did when VerifyLeader failed on
+	// the step-down.
+	watch := time.NewTicker(leaderWatchInterval)
+	defer watch.Stop()
 	confirmed, failed := 0, 0
 	var lastErr error
 	for confirmed < need {
 		if failed > len(others)-need {
 			return fmt.Errorf("%w: term %d not confirmed by a quorum: %v", ErrNotLeader, term, lastErr)
 		}
-		if err := <-replies; err != nil {
-			failed, lastErr = failed+1, err
-			continue
+		select {
+		case err := <-replies:
+			if err != nil {
+				failed, lastErr = failed+1, err
+				continue
+			}
+			confirmed++
+		case <-watch.C:
+			if err := n.leadsIn(term); err != nil {
+				return err
+			}
 		}
-		confirmed++
 	}
 	// This node is the last of the quorum: still leader in term now.
+	return n.leadsIn(term)
+}
+
+// leadsIn fails with ErrNotLeader unless this node leads in term.
+func (n *Node) leadsIn(term uint64) error {
 	if n.raft.State() != raft.Leader || n.raft.CurrentTerm() != term {
 		return fmt.Errorf("%w: leadership of term %d lost during the read", ErrNotLeader, term)
 	}
@@ -147,5 +166,8 @@ type termReply struct {
 }
 
 func (n *Node) handleTerm(w http.ResponseWriter, r *http.Request) {
+	if hook := n.onTerm.Load(); hook != nil {
+		(*hook)(r)
+	}
 	writeRPC(w, termReply{Term: n.raft.CurrentTerm()}, nil)
 }

@@ -95,6 +95,9 @@ type Node struct {
 	// handler; true means it took care of the request (a test holds it
 	// unanswered, as a paused leader would).
 	onRepairKick atomic.Pointer[func(*http.Request) bool]
+	// onTerm, tests only, is called first by the /rpc/term handler (a
+	// test holds the answer back, as a slow or paused voter would).
+	onTerm atomic.Pointer[func(*http.Request)]
 	// onVerifyCount, tests only, is called for each body storage verify
 	// counts before it checks them (a test makes the count take long).
 	onVerifyCount atomic.Pointer[func()]

@@ -1,0 +1,70 @@
+package node
+
+import (
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// TestReadOnALeaderThatStepsDownGoesToTheNext: a read index the leader
+// is confirming when it loses the leadership must not wait for a voter
+// that never answers (a paused process accepts connections and stays
+// silent): the read goes on to the new leader, as it did when raft's
+// VerifyLeader failed on the step-down, instead of holding its readers
+// for the whole apply timeout.
+func TestReadOnALeaderThatStepsDownGoesToTheNext(t *testing.T) {
+	c := newTestCluster(t, 3)
+	l := c.leader(10 * time.Second)
+	ctx := ctxT(t, 30*time.Second)
+	if err := l.Barrier(ctx); err != nil { // the leader's first barrier
+		t.Fatal(err)
+	}
+	fs := c.followers(l)
+	next, paused := fs[0], fs[1]
+	pausedAddr := paused.ClusterAddr()
+	paused.Kill()
+	silentPeer(t, pausedAddr)
+
+	// The next leader holds its answers to /rpc/term until the transfer.
+	asked := make(chan struct{}, 16)
+	release := make(chan struct{})
+	var once sync.Once
+	hold := func(r *http.Request) {
+		asked <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}
+	next.onTerm.Store(&hold)
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+
+	done := make(chan error, 1)
+	go func() { done <- l.Barrier(ctx) }()
+	select {
+	case <-asked:
+	case err := <-done:
+		t.Fatalf("the read ended before its leader asked the next one: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the leader never asked for the next leader's term")
+	}
+	if err := l.raft.LeadershipTransferToServer(raft.ServerID(next.ID()), raft.ServerAddress(next.ClusterAddr())).Error(); err != nil {
+		t.Fatalf("leadership transfer: %v", err)
+	}
+	moved := time.Now()
+	once.Do(func() { close(release) })
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("read on the old leader: %v", err)
+		}
+		if el := time.Since(moved); el > 3*time.Second {
+			t.Fatalf("the read took %v after the leadership moved", el)
+		}
+	case <-time.After(8 * time.Second):
+		t.Fatal("the read still waits for the paused voter 8 s after the leadership moved")
+	}
+}
