@@ -14,7 +14,8 @@ import (
 
 // confirmTerm tells whether this leader of term may still serve a read
 // index: it asks every other voter of raft's latest configuration for its
-// current term, over requests sent after the call began, and succeeds
+// current term, over requests sent after the call began (termprobe.go,
+// which shares them among the reads being confirmed), and succeeds
 // once a quorum (this node counting, if it is still leader in term) is
 // at term or below.
 //
@@ -61,14 +62,12 @@ func (n *Node) confirmTerm(ctx context.Context, term uint64, vouch *termVouch) e
 	if vouched {
 		need--
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	if need <= 0 {
 		others = nil
 	}
-	replies := make(chan error, len(others))
+	replies := make(chan termAnswer, len(others))
 	for _, s := range others {
-		go func() { replies <- n.peerInTerm(ctx, s, term) }()
+		n.terms.ask(n, s, replies)
 	}
 	// A voter that never answers (paused, cut off) must not hold the
 	// read once this node has lost the leadership: the read goes on to
@@ -83,16 +82,21 @@ func (n *Node) confirmTerm(ctx context.Context, term uint64, vouch *termVouch) e
 			return fmt.Errorf("%w: term %d not confirmed by a quorum: %v", ErrNotLeader, term, lastErr)
 		}
 		select {
-		case err := <-replies:
-			if err != nil {
-				failed, lastErr = failed+1, err
-				continue
+		case a := <-replies:
+			switch {
+			case a.err != nil:
+				failed, lastErr = failed+1, a.err
+			case a.term > term:
+				failed, lastErr = failed+1, fmt.Errorf("%w: %s is in term %d, this leader in %d", errNewerTerm, a.id, a.term, term)
+			default:
+				confirmed++
 			}
-			confirmed++
 		case <-watch.C:
 			if err := n.leadsIn(term); err != nil {
 				return err
 			}
+		case <-ctx.Done():
+			return fmt.Errorf("%w: term %d not confirmed by a quorum: %w", ErrNotLeader, term, ctx.Err())
 		}
 	}
 	// This node is the last of the quorum: still leader in term now.
@@ -113,10 +117,9 @@ var errNewerTerm = errors.New("a voter is in a newer term")
 // errUnknownRPC: the peer does not serve the path (an older release).
 var errUnknownRPC = errors.New("not served by this member's release")
 
-// peerInTerm asks voter s for its current term; nil if it is at term or
-// below. A node of a release without /rpc/term is asked for its status,
-// which carries the term too.
-func (n *Node) peerInTerm(ctx context.Context, s raft.Server, term uint64) error {
+// peerTerm asks voter s for its current term. A node of a release
+// without /rpc/term is asked for its status, which carries the term too.
+func (n *Node) peerTerm(ctx context.Context, s raft.Server) (uint64, error) {
 	var got termReply
 	err := n.callAs(ctx, string(s.ID), string(s.Address), "GET", "/rpc/term", nil, &got)
 	if errors.Is(err, errUnknownRPC) {
@@ -124,13 +127,7 @@ func (n *Node) peerInTerm(ctx context.Context, s raft.Server, term uint64) error
 		err = n.callAs(ctx, string(s.ID), string(s.Address), "GET", "/rpc/stats", nil, &ms)
 		got.Term = ms.Term
 	}
-	if err != nil {
-		return err
-	}
-	if got.Term > term {
-		return fmt.Errorf("%w: %s is in term %d, this leader in %d", errNewerTerm, s.ID, got.Term, term)
-	}
-	return nil
+	return got.Term, err
 }
 
 // termVouch is what a follower's read-index request says of it: its ID

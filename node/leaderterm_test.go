@@ -68,3 +68,27 @@ func TestReadOnALeaderThatStepsDownGoesToTheNext(t *testing.T) {
 		t.Fatal("the read still waits for the paused voter 8 s after the leadership moved")
 	}
 }
+
+// TestLeaderReadsKeepTheirConnections: a read on the leader asks the
+// other voters for their terms and goes on once a quorum answered.
+// Cutting off the slower answer closed its connection (HTTP/1.1 cannot
+// take a request back), so about every other read dialled a peer again,
+// a handshake each (90 dials for 200 reads in a three-node cluster).
+func TestLeaderReadsKeepTheirConnections(t *testing.T) {
+	c := newTestCluster(t, 3)
+	l := c.leader(10 * time.Second)
+	ctx := ctxT(t, 30*time.Second)
+	if err := l.Barrier(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := testutilCounter(l.metrics.rpcDials)
+	const reads = 200
+	for range reads {
+		if err := l.Barrier(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := testutilCounter(l.metrics.rpcDials) - before; d > 4 {
+		t.Errorf("%d reads on the leader dialled its peers %v times", reads, d)
+	}
+}

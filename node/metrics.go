@@ -20,6 +20,7 @@ type metrics struct {
 	applyBatchSize prometheus.Histogram
 	readIndex      prometheus.Histogram
 	readRounds     prometheus.Counter
+	rpcDials       prometheus.Counter
 	restores       prometheus.Counter
 	adminRequests  *prometheus.CounterVec
 	delivered      prometheus.Counter
@@ -54,6 +55,9 @@ func newMetrics() *metrics {
 		readRounds: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "powermail_read_index_rounds_total", Help: "Read-index rounds run by this node: each costs a round trip to the leader, or the leader's quorum check.",
 		}),
+		rpcDials: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "powermail_cluster_rpc_dials_total", Help: "Connections this node opened to peers for cluster RPCs (each a handshake).",
+		}),
 		restores: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "powermail_fsm_snapshot_restores_total", Help: "Snapshots installed into the state.",
 		}),
@@ -73,7 +77,7 @@ func newMetrics() *metrics {
 	m.gcBytes = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "powermail_gc_freed_bytes_total", Help: "Bytes freed cluster-wide by collection rounds this node led.",
 	})
-	m.reg.MustRegister(m.delivered, m.noticesDropped, m.gcBodies, m.gcBytes, m.applyLatency, m.bodyWrite, m.applyBatch, m.applyBatchSize, m.readIndex, m.readRounds, m.restores, m.adminRequests,
+	m.reg.MustRegister(m.delivered, m.noticesDropped, m.gcBodies, m.gcBytes, m.applyLatency, m.bodyWrite, m.applyBatch, m.applyBatchSize, m.readIndex, m.readRounds, m.rpcDials, m.restores, m.adminRequests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -80,6 +80,7 @@ type Node struct {
 
 	raftUp      atomic.Bool   // raft is started: cluster RPCs may use it
 	readyTerm   atomic.Uint64 // term in which this leader passed a barrier
+	terms       termProbes    // requests for the voters' terms (termprobe.go)
 	stallBodies atomic.Bool   // tests only: accept body uploads and reads and never answer
 	// wasMember: this node has held, since it started, a configuration
 	// that lists it (removed.go).
@@ -262,7 +263,7 @@ func (n *Node) open() error {
 	n.mux = newMux(ln, n.dialer(), n.log, n.bodySrv.serve)
 	n.mux.member = n.memberHost
 	go n.mux.serve()
-	n.rpc = newRPCClient(n.dialer())
+	n.rpc = newRPCClient(n.dialer(), n.metrics.rpcDials)
 	n.rpcServer = &http.Server{Handler: answerAs(n.cfg.ID, n.requests.wrap(n.untilRaft(n.rpcHandler()))), ReadHeaderTimeout: 10 * time.Second}
 	go n.rpcServer.Serve(n.mux.rpc)
 	n.reads = &readIndex{n: n}

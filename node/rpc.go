@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"powermail/fsm"
 )
@@ -22,9 +23,10 @@ import (
 
 const maxRPCBody = 64 << 20
 
-func newRPCClient(d clusterDialer) *http.Client {
+func newRPCClient(d clusterDialer, dials prometheus.Counter) *http.Client {
 	return &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			dials.Inc()
 			return d.dial(ctx, addr, kindRPC)
 		},
 		MaxIdleConnsPerHost: 64,
