@@ -119,16 +119,26 @@ var errUnknownRPC = errors.New("not served by this member's release")
 
 // peerTerm asks voter s for its current term. A node of a release
 // without /rpc/term is asked for its status, which carries the term too.
+// An answer without a term is none: read as 0, it would confirm any
+// leader (a status leaves the term out for a node that did not answer).
 func (n *Node) peerTerm(ctx context.Context, s raft.Server) (uint64, error) {
 	var got termReply
 	err := n.callAs(ctx, string(s.ID), string(s.Address), "GET", "/rpc/term", nil, &got)
 	if errors.Is(err, errUnknownRPC) {
-		var ms MemberStatus
-		err = n.callAs(ctx, string(s.ID), string(s.Address), "GET", "/rpc/stats", nil, &ms)
-		got.Term = ms.Term
+		got = termReply{}
+		err = n.callAs(ctx, string(s.ID), string(s.Address), "GET", "/rpc/stats", nil, &got)
 	}
-	return got.Term, err
+	if err == nil && got.Term == nil {
+		err = fmt.Errorf("%w: %s answered without its term", errNoTerm, s.ID)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return *got.Term, nil
 }
+
+// errNoTerm: a voter's answer did not carry its term.
+var errNoTerm = errors.New("no term in the answer")
 
 // termVouch is what a follower's read-index request says of it: its ID
 // and its current term as it sent the request, after its read began. A
@@ -157,14 +167,16 @@ func vouchOf(r *http.Request) *termVouch {
 	return &termVouch{ID: q.Get("id"), Term: t}
 }
 
-// termReply is /rpc/term's answer.
+// termReply is /rpc/term's answer, and the term of /rpc/stats's
+// (MemberStatus); nil if the answer had none.
 type termReply struct {
-	Term uint64 `json:"term"`
+	Term *uint64 `json:"term"`
 }
 
 func (n *Node) handleTerm(w http.ResponseWriter, r *http.Request) {
 	if hook := n.onTerm.Load(); hook != nil {
 		(*hook)(r)
 	}
-	writeRPC(w, termReply{Term: n.raft.CurrentTerm()}, nil)
+	term := n.raft.CurrentTerm()
+	writeRPC(w, termReply{Term: &term}, nil)
 }

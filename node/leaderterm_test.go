@@ -1,8 +1,12 @@
 package node
 
 import (
+	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -90,5 +94,43 @@ func TestLeaderReadsKeepTheirConnections(t *testing.T) {
 	}
 	if d := testutilCounter(l.metrics.rpcDials) - before; d > 4 {
 		t.Errorf("%d reads on the leader dialled its peers %v times", reads, d)
+	}
+}
+
+// A voter of a release without /rpc/term (its router answers 404) is
+// asked for its status, which carries its term. A status without a term
+// (that of a node that did not answer, as a status lists it) is no
+// answer: read as term 0 it would confirm any leader.
+func TestTermOfAnOlderReleaseFromItsStatus(t *testing.T) {
+	c := newTestCluster(t, 1)
+	a := c.leader(5 * time.Second)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newMux(ln, a.dialer(), slog.New(slog.NewTextHandler(io.Discard, nil)), func(conn net.Conn) { conn.Close() })
+	go m.serve()
+	t.Cleanup(func() { m.close() })
+	var statuses atomic.Int64
+	var status atomic.Pointer[MemberStatus]
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /rpc/stats", func(w http.ResponseWriter, r *http.Request) {
+		statuses.Add(1)
+		writeRPC(w, *status.Load(), nil)
+	})
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(m.rpc)
+	t.Cleanup(func() { srv.Close() })
+	ctx := ctxT(t, 10*time.Second)
+	s := raft.Server{ID: "old", Address: raft.ServerAddress(ln.Addr().String()), Suffrage: raft.Voter}
+
+	status.Store(&MemberStatus{ID: "old", Term: 41, Reachable: true})
+	term, err := a.peerTerm(ctx, s)
+	if err != nil || term != 41 || statuses.Load() != 1 {
+		t.Fatalf("term %d, %v, after %d status requests; want 41 from one", term, err, statuses.Load())
+	}
+	status.Store(&MemberStatus{ID: "old", Term: 41})
+	if term, err := a.peerTerm(ctx, s); err == nil {
+		t.Fatalf("a status without a term gave term %d", term)
 	}
 }
