@@ -134,11 +134,30 @@ func (n *Node) localView(addr, name string) (FolderView, error) {
 		return n.leadView(fl, key, addr, name, f)
 	}
 	<-fl.done
-	if fl.err == nil && fl.folder.ID == f.ID && fl.folder.ModSeq >= f.ModSeq {
-		return FolderView{Folder: fl.folder, Messages: fl.msgs}, nil
+	if v, ok := sharedView(fl, f); ok {
+		return v, nil
 	}
-	// Read before the change this caller saw (or failed): its own.
+	// Read before the change this caller saw, of another folder (or
+	// failed): its own.
 	return n.readView(key, addr, name)
+}
+
+// sharedView is the view of fl for a caller that read folder record f,
+// if it is of the same folder and at least as new. The same folder: the
+// ID and the UIDVALIDITY, as fsm.FolderCheck has it, since a mailbox
+// removed and added again numbers its folders from 1 again, its default
+// folders at ModSeq 0 (an older view of the removed mailbox's INBOX
+// passed for the new one's). At the same ModSeq the messages are the
+// same, and the caller's own record is taken: a subscription changes it
+// without a ModSeq.
+func sharedView(fl *viewFlight, f fsm.Folder) (FolderView, bool) {
+	if fl.err != nil || fl.folder.ID != f.ID || fl.folder.UIDValidity != f.UIDValidity || fl.folder.ModSeq < f.ModSeq {
+		return FolderView{}, false
+	}
+	if fl.folder.ModSeq == f.ModSeq {
+		return FolderView{Folder: f, Messages: fl.msgs}, true
+	}
+	return FolderView{Folder: fl.folder, Messages: fl.msgs}, true
 }
 
 // leadView makes the read fl that others joined, and lands it however

@@ -40,8 +40,8 @@ type viewCache struct {
 // once: each missed the cache, and each brought the old view up to date
 // by itself, a copy of the whole message list per session (5 MB for a
 // folder of 65,536 messages), and as many reads of the state. The first
-// reads; the others wait for its view and take it if it is at least as
-// new as the folder record they read.
+// reads; the others wait for its view and take it if it is of the folder
+// they read, and at least as new as its record (sharedView).
 type viewFlight struct {
 	done   chan struct{}
 	folder fsm.Folder
