@@ -74,6 +74,7 @@ func (c *imapConn) releaseHold() {
 	if outcome == holdRefused {
 		n := c.in.lit
 		c.in.refuseLiteral()
+		c.in.loggedIn = c.authed.Load() // set by Login before its OK
 		if c.in.readPast(n); c.in.skipOver {
 			c.rerr = errIMAPReadPastTooLong
 			return

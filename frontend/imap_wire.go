@@ -87,6 +87,12 @@ type imapInput struct {
 	// refuse and then read as commands; next returns there too.
 	appendMax  int64
 	overAppend bool
+	// loggedIn: the session had logged in when the command being read
+	// past was refused. Only then would the library have read an APPEND
+	// message within appendMax whole; before login it refuses every one
+	// unread (AppendLimit 0), so its message counts toward
+	// imapCollectDrop like any other literal.
+	loggedIn bool
 	// holdLit: the line just ended announces a non-synchronizing
 	// literal that the library may refuse before it reads it (an APPEND
 	// message within appendMax, or any other literal of a command), which
@@ -161,10 +167,13 @@ func (in *imapInput) readPast(n int64) {
 }
 
 // skipLiteral drops the next n octets. An APPEND's literal within
-// appendMax is a message, which the library would have read whole had
-// it taken the command; any other counts toward imapCollectDrop.
+// appendMax, once logged in, is a message, which the library would have
+// read whole had it taken the command; any other counts toward
+// imapCollectDrop. Before login only LITERAL- is offered, which bounds a
+// non-synchronizing literal to 4096 octets (RFC 7888 §4), and no APPEND
+// is taken: a client nobody knows is not read past further.
 func (in *imapInput) skipLiteral(n int64) {
-	if string(in.name) == "APPEND" && (in.appendMax == 0 || n <= in.appendMax) {
+	if string(in.name) == "APPEND" && in.loggedIn && (in.appendMax == 0 || n <= in.appendMax) {
 		in.skip = n
 		return
 	}
