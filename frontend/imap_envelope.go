@@ -4,6 +4,7 @@ import (
 	"mime"
 	"net/mail"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -44,8 +45,8 @@ func imapEnvelope(h textproto.Header) *imap.Envelope {
 // commas outside quotes, comments and angle brackets (a group's "name:"
 // and ";" dropped), each entry parsed on its own, and an entry the
 // parser refuses taken as its <addr-spec> with the words before it as
-// the name, or as its one word with an "@". Entries with neither are
-// left out.
+// the name, or as its one word with an "@". Entries with neither, or
+// whose address is no text (imapAddressText), are left out.
 func imapLenientAddresses(v string) []imap.Address {
 	parser := mail.AddressParser{WordDecoder: &mime.WordDecoder{}}
 	var out []imap.Address
@@ -73,12 +74,20 @@ func imapLenientAddresses(v string) []imap.Address {
 			}
 		}
 		at := strings.LastIndexByte(addr, '@')
-		if at <= 0 || at == len(addr)-1 {
+		if at <= 0 || at == len(addr)-1 || !imapAddressText(addr) {
 			continue
 		}
 		out = append(out, imap.Address{Name: name, Mailbox: addr[:at], Host: addr[at+1:]})
 	}
 	return out
+}
+
+// imapAddressText reports whether addr, taken where Go's parser refused
+// it, is text an IMAP string can carry as it does: UTF-8 (a quoted string
+// after UTF8=ACCEPT, RFC 9051 §9) without control characters (a literal
+// holds no NUL, RFC 9051 §4.3). Go's parser refuses the rest as well.
+func imapAddressText(addr string) bool {
+	return utf8.ValidString(addr) && !strings.ContainsFunc(addr, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
 
 // imapSplitAddresses splits an address list at its top-level commas,

@@ -1,8 +1,10 @@
 package frontend_test
 
 import (
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"powermail/frontend"
 	"powermail/node/nodetest"
@@ -30,4 +32,36 @@ func TestIMAPEnvelopeKeepsAddressesOfAFieldGoRefuses(t *testing.T) {
 		`(("Taro" NIL "taro." "example.jp")) (("Taro" NIL "taro." "example.jp")) (("Taro" NIL "taro." "example.jp"))`,
 		`(("Last, First" NIL "first.last" "example.net") ("=?utf-8?q?J=C3=B6rg?=" NIL "j..x" "example.net"))`,
 		`((NIL NIL "a" "example.net") (NIL NIL "b" "example.net") (NIL NIL "c" "example.net"))`)
+}
+
+// An address the lenient reading takes is still text an IMAP string can
+// carry: an entry with a control character or octets that are no UTF-8
+// in its address is left out, as Go's parser refuses it. A NUL went out
+// inside a literal, which may hold none (RFC 9051 §4.3, CHAR8), and
+// octets that are no UTF-8 in a quoted string after ENABLE UTF8=ACCEPT,
+// which must be UTF-8 (RFC 9051 §9); the field's other entries stay.
+func TestIMAPEnvelopeLenientAddressesAreText(t *testing.T) {
+	c := nodetest.Start(t, 1)
+	const user = "envtext@example.com"
+	c.AddMailboxes(imapPassword, user)
+	addr := startIMAP(t, c.Nodes[0], frontend.IMAPConfig{PollInterval: time.Second}, true)
+	c.Deliver(0, "From: Joe <j\x00oe.@example.com>\r\n"+
+		"To: \xffa.@example.com, taro.@example.jp, x.@exa\x01mple.net\r\n"+
+		"Subject: env\r\n"+
+		"\r\n"+
+		"hi\r\n", user)
+	for _, utf8Accept := range []bool{false, true} {
+		r := dialIMAPRaw(t, addr, user)
+		if utf8Accept {
+			r.ok("ENABLE UTF8=ACCEPT")
+		}
+		r.ok("EXAMINE INBOX")
+		got := strings.Join(r.ok("FETCH 1 (ENVELOPE)"), "\n")
+		if strings.ContainsAny(got, "\x00\x01") || !utf8.ValidString(got) {
+			t.Errorf("UTF8=ACCEPT %v: ENVELOPE %q has a control character or octets that are no UTF-8", utf8Accept, got)
+		}
+		if !strings.Contains(got, `((NIL NIL "taro." "example.jp"))`) {
+			t.Errorf("UTF8=ACCEPT %v: ENVELOPE %q, want To to keep taro.@example.jp alone", utf8Accept, got)
+		}
+	}
 }
