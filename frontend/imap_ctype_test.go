@@ -1,6 +1,7 @@
 package frontend_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -79,4 +80,39 @@ func TestIMAPSearchCharsetBesideMalformedParameter(t *testing.T) {
 	r.ok("EXAMINE INBOX")
 	r.want(`SEARCH CHARSET UTF-8 BODY "grüße"`, "* SEARCH 1")
 	r.want("FETCH 1 (BODYSTRUCTURE)", "* 1 FETCH", `("charset" "iso-8859-1" "name" "Brief 1.txt")`)
+}
+
+// A Content-Type that neither Go's parser nor the lenient reading can
+// read (a word after the subtype, a parameter named twice, no subtype at
+// all) is text/plain to BODYSTRUCTURE (RFC 2045 §5.2), and SEARCH must
+// search such a part as the text BODYSTRUCTURE says it is: it took the
+// raw field for the type and searched none of them but those that began
+// with "text/".
+func TestIMAPSearchUnreadableContentTypeIsText(t *testing.T) {
+	c := nodetest.Start(t, 1)
+	const user = "ctypesearch@example.com"
+	c.AddMailboxes(imapPassword, user)
+	addr := startIMAP(t, c.Nodes[0], frontend.IMAPConfig{PollInterval: time.Second}, true)
+	for _, ct := range []string{"application/pdf x", "application/pdf; name=a; name=b", "image"} {
+		c.Deliver(0, "From: a@example.com\r\n"+
+			"Subject: unreadable\r\n"+
+			"MIME-Version: 1.0\r\n"+
+			"Content-Type: multipart/mixed; boundary=b\r\n"+
+			"\r\n"+
+			"--b\r\n"+
+			"Content-Type: text/plain\r\n"+
+			"\r\n"+
+			"first\r\n"+
+			"--b\r\n"+
+			"Content-Type: "+ct+"\r\n"+
+			"\r\n"+
+			"needle\r\n"+
+			"--b--\r\n", user)
+	}
+	r := dialIMAPRaw(t, addr, user)
+	r.ok("EXAMINE INBOX")
+	for i := 1; i <= 3; i++ {
+		r.want(fmt.Sprintf("FETCH %d (BODYSTRUCTURE)", i), "* ", `("text" "plain" NIL NIL NIL "7bit" 6 0 NIL NIL NIL NIL) "mixed"`)
+	}
+	r.want("SEARCH BODY needle", "* SEARCH 1 2 3")
 }

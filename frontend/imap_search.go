@@ -381,7 +381,12 @@ func (nd *imapNeedle) entity(h textproto.Header, body io.Reader, withHeader bool
 		}
 	}
 	mh := gomessage.Header{Header: h}
-	mt, params, _ := imapContentType(mh)
+	mt, params, err := imapContentType(mh)
+	if err != nil || !strings.Contains(mt, "/") {
+		// Unreadable: text/plain, as BODYSTRUCTURE describes it
+		// (imapPartStructure, RFC 2045 §5.2), not the raw field.
+		mt, params = "text/plain", nil
+	}
 	mt = strings.ToLower(mt)
 	if !mh.Has("Content-Type") && parent == "multipart/digest" {
 		// A message (RFC 2046 section 5.1.5): its parts are decoded and
