@@ -1,7 +1,6 @@
 package frontend
 
 import (
-	"errors"
 	"mime"
 	"strings"
 
@@ -40,14 +39,16 @@ func imapContentDisposition(h gomessage.Header) (string, map[string]string, erro
 }
 
 // imapLenientMediaType reads v, which Go's parser refused with err.
-// Only a value whose type Go read but whose parameters it did not is
-// read again; any other refusal stands, as go-message gave it.
+// Only a value whose type Go reads, alone, is read again: its parameters
+// were the trouble (malformed, or a name given twice with two values,
+// as some mailers write charset). A type that is itself malformed
+// stands refused, as go-message gave it.
 func imapLenientMediaType(v string, err error) (string, map[string]string, error) {
-	t, _, perr := mime.ParseMediaType(v)
-	if !errors.Is(perr, mime.ErrInvalidMediaParameter) || t == "" {
+	base, rest, _ := strings.Cut(v, ";")
+	t, _, perr := mime.ParseMediaType(base)
+	if perr != nil || t == "" {
 		return v, nil, err
 	}
-	_, rest, _ := strings.Cut(v, ";")
 	raw := imapLenientParams(rest)
 	// Written again with every value quoted, the parameters go through
 	// Go's parser after all, which joins RFC 2231 continuations and

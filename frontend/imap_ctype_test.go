@@ -83,7 +83,7 @@ func TestIMAPSearchCharsetBesideMalformedParameter(t *testing.T) {
 }
 
 // A Content-Type that neither Go's parser nor the lenient reading can
-// read (a word after the subtype, a parameter named twice, no subtype at
+// read (a word after the subtype, a quote in the subtype, no subtype at
 // all) is text/plain to BODYSTRUCTURE (RFC 2045 §5.2), and SEARCH must
 // search such a part as the text BODYSTRUCTURE says it is: it took the
 // raw field for the type and searched none of them but those that began
@@ -93,7 +93,7 @@ func TestIMAPSearchUnreadableContentTypeIsText(t *testing.T) {
 	const user = "ctypesearch@example.com"
 	c.AddMailboxes(imapPassword, user)
 	addr := startIMAP(t, c.Nodes[0], frontend.IMAPConfig{PollInterval: time.Second}, true)
-	for _, ct := range []string{"application/pdf x", "application/pdf; name=a; name=b", "image"} {
+	for _, ct := range []string{"application/pdf x", `application/"pdf"; name=a`, "image"} {
 		c.Deliver(0, "From: a@example.com\r\n"+
 			"Subject: unreadable\r\n"+
 			"MIME-Version: 1.0\r\n"+

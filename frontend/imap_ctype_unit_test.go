@@ -30,7 +30,10 @@ func TestIMAPContentTypeLenient(t *testing.T) {
 			map[string]string{"name": "Résumé 1.pdf", "x": "a b"}, false},
 		{`text/plain; charset=us-ascii (Plain text)`, "text/plain", map[string]string{"charset": "us-ascii"}, false},
 		{`application/pdf; name=Rechnung (1).pdf`, "application/pdf", map[string]string{"name": "Rechnung (1).pdf"}, false},
+		{`multipart/mixed; boundary="b1"; boundary="b1"`, "multipart/mixed", map[string]string{"boundary": "b1"}, false},
+		{`text/plain; charset=iso-8859-1; CHARSET=utf-8`, "text/plain", map[string]string{"charset": "iso-8859-1"}, false},
 		{`text/"plain"`, `text/"plain"`, nil, true},
+		{`text/plain x; charset=utf-8`, `text/plain x; charset=utf-8`, nil, true},
 	} {
 		h := gomessage.Header{Header: textproto.Header{}}
 		h.Set("Content-Type", tc.field)
