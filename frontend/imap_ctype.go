@@ -1,8 +1,10 @@
 package frontend
 
 import (
+	"maps"
 	"mime"
 	"strings"
+	"unicode/utf8"
 
 	gomessage "github.com/emersion/go-message"
 )
@@ -150,4 +152,41 @@ func imapIsToken(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// imapText is s as an IMAP string can carry it in BODYSTRUCTURE, which
+// writes header text as it stands: control characters but the tab
+// dropped (a literal holds no NUL, RFC 9051 §4.3; a quoted string no
+// CR or LF) and octets that are no UTF-8 made U+FFFD (a quoted string
+// after UTF8=ACCEPT is UTF-8, RFC 9051 §9). Go's parser takes both in a
+// quoted parameter value, and RFC 2231's %00 makes a NUL.
+func imapText(s string) string {
+	bad := func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, bad) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if bad(r) {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
+}
+
+// imapTextParams is params with imapText applied to each value (names
+// are tokens), or params itself when every value is text already.
+func imapTextParams(params map[string]string) map[string]string {
+	var out map[string]string
+	for k, v := range params {
+		if t := imapText(v); t != v {
+			if out == nil {
+				out = maps.Clone(params)
+			}
+			out[k] = t
+		}
+	}
+	if out == nil {
+		return params
+	}
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"powermail/frontend"
 	"powermail/node/nodetest"
@@ -115,4 +116,45 @@ func TestIMAPSearchUnreadableContentTypeIsText(t *testing.T) {
 		r.want(fmt.Sprintf("FETCH %d (BODYSTRUCTURE)", i), "* ", `("text" "plain" NIL NIL NIL "7bit" 6 0 NIL NIL NIL NIL) "mixed"`)
 	}
 	r.want("SEARCH BODY needle", "* SEARCH 1 2 3")
+}
+
+// BODYSTRUCTURE's strings are text an IMAP string can carry whatever the
+// header holds: a parameter value that is quoted with a NUL in it, or
+// RFC 2231-encoded as %00, went out with the NUL inside a literal, which
+// may hold none (RFC 9051 §4.3), and octets that are no UTF-8 went out
+// in a quoted string after ENABLE UTF8=ACCEPT (RFC 9051 §9). Control
+// characters are dropped and such octets made U+FFFD.
+func TestIMAPBodyStructureStringsAreText(t *testing.T) {
+	c := nodetest.Start(t, 1)
+	const user = "bstext@example.com"
+	c.AddMailboxes(imapPassword, user)
+	addr := startIMAP(t, c.Nodes[0], frontend.IMAPConfig{PollInterval: time.Second}, true)
+	c.Deliver(0, "From: a@example.com\r\n"+
+		"Subject: text\r\n"+
+		"MIME-Version: 1.0\r\n"+
+		"Content-Type: multipart/mixed; boundary=b; x=\"m\x00n\"\r\n"+
+		"\r\n"+
+		"--b\r\n"+
+		"Content-Type: application/pdf; name=\"a\x00b\xffc.pdf\"\r\n"+
+		"Content-Disposition: attachment; filename*=utf-8''x%00y.pdf\r\n"+
+		"Content-Description: d\x00e\r\n"+
+		"\r\n"+
+		"pdf\r\n"+
+		"--b--\r\n", user)
+	for _, utf8Accept := range []bool{false, true} {
+		r := dialIMAPRaw(t, addr, user)
+		if utf8Accept {
+			r.ok("ENABLE UTF8=ACCEPT")
+		}
+		r.ok("EXAMINE INBOX")
+		got := strings.Join(r.ok("FETCH 1 (BODYSTRUCTURE)"), "\n")
+		if strings.Contains(got, "\x00") || !utf8.ValidString(got) {
+			t.Errorf("UTF8=ACCEPT %v: BODYSTRUCTURE %q has a NUL or octets that are no UTF-8", utf8Accept, got)
+		}
+		for _, want := range []string{"xy.pdf", "de", `"mn"`} {
+			if !strings.Contains(got, want) {
+				t.Errorf("UTF8=ACCEPT %v: BODYSTRUCTURE %q, want %q", utf8Accept, got, want)
+			}
+		}
+	}
 }

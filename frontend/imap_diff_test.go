@@ -456,7 +456,7 @@ func diffSameStructure(got, want imap.BodyStructure, parent string) error {
 		if !ok {
 			return fmt.Errorf("got %#v, want a multipart", got)
 		}
-		if g.Subtype != w.Subtype || len(g.Children) != len(w.Children) || !reflect.DeepEqual(g.Extended, w.Extended) {
+		if g.Subtype != w.Subtype || len(g.Children) != len(w.Children) || !reflect.DeepEqual(g.Extended, diffTextMultiExt(w.Extended)) {
 			return fmt.Errorf("got multipart/%s of %d parts %+v, want multipart/%s of %d %+v",
 				g.Subtype, len(g.Children), g.Extended, w.Subtype, len(w.Children), w.Extended)
 		}
@@ -471,7 +471,7 @@ func diffSameStructure(got, want imap.BodyStructure, parent string) error {
 		if !ok {
 			return fmt.Errorf("got %#v, want a single part", got)
 		}
-		w2 := *w
+		w2 := diffTextPart(*w)
 		if parent == "multipart/digest" && w2.Type == "text" && w2.Subtype == "plain" && w2.Params == nil {
 			// A digest's part without a Content-Type (go-message gives
 			// text/plain and no parameters only then) is a message
@@ -502,6 +502,51 @@ func diffSameStructure(got, want imap.BodyStructure, parent string) error {
 		return nil
 	}
 	return fmt.Errorf("unexpected %T", want)
+}
+
+// diffTextPart is the old helpers' description of a single part with
+// its header text made what an IMAP string can carry (imapText): they
+// wrote a NUL or octets that are no UTF-8 as the header held them.
+func diffTextPart(p imap.BodyStructureSinglePart) imap.BodyStructureSinglePart {
+	p.Params = imapTextParams(p.Params)
+	p.ID, p.Description, p.Encoding = imapText(p.ID), imapText(p.Description), imapText(p.Encoding)
+	if p.Extended != nil {
+		e := *p.Extended
+		e.Disposition, e.Language, e.Location = diffTextDisposition(e.Disposition), diffTextList(e.Language), imapText(e.Location)
+		p.Extended = &e
+	}
+	return p
+}
+
+// diffTextMultiExt is diffTextPart for a multipart's extension data.
+func diffTextMultiExt(x *imap.BodyStructureMultiPartExt) *imap.BodyStructureMultiPartExt {
+	if x == nil {
+		return nil
+	}
+	e := *x
+	e.Params = imapTextParams(e.Params)
+	e.Disposition, e.Language, e.Location = diffTextDisposition(e.Disposition), diffTextList(e.Language), imapText(e.Location)
+	return &e
+}
+
+func diffTextDisposition(d *imap.BodyStructureDisposition) *imap.BodyStructureDisposition {
+	if d == nil {
+		return nil
+	}
+	return &imap.BodyStructureDisposition{Value: imapText(d.Value), Params: imapTextParams(d.Params)}
+}
+
+func diffTextList(l []string) []string {
+	var out []string
+	for _, s := range l {
+		if s = imapText(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	if out == nil {
+		return l // nil or empty, as the old helper left it
+	}
+	return out
 }
 
 // diffRefTexts is what SEARCH BODY/TEXT looks in, in memory, for

@@ -476,8 +476,8 @@ func imapPartStructure(raw textproto.Header, body io.Reader, parent string, dept
 		}
 		drain()
 		if len(mp.Children) > 0 {
-			mp.Extended = &imap.BodyStructureMultiPartExt{Params: params, Disposition: imapDisposition(h),
-				Language: imapLanguage(h), Location: h.Get("Content-Location")}
+			mp.Extended = &imap.BodyStructureMultiPartExt{Params: imapTextParams(params), Disposition: imapDisposition(h),
+				Language: imapLanguage(h), Location: imapText(h.Get("Content-Location"))}
 			return mp
 		}
 		// A multipart without parts (a broken message): go-imap cannot
@@ -492,11 +492,11 @@ func imapPartStructure(raw textproto.Header, body io.Reader, parent string, dept
 	}
 
 	sp := &imap.BodyStructureSinglePart{
-		Type: typ, Subtype: sub, Params: params,
-		ID: h.Get("Content-Id"), Description: h.Get("Content-Description"),
-		Encoding: h.Get("Content-Transfer-Encoding"),
+		Type: typ, Subtype: sub, Params: imapTextParams(params),
+		ID: imapText(h.Get("Content-Id")), Description: imapText(h.Get("Content-Description")),
+		Encoding: imapText(h.Get("Content-Transfer-Encoding")),
 		Extended: &imap.BodyStructureSinglePartExt{Disposition: imapDisposition(h),
-			Language: imapLanguage(h), Location: h.Get("Content-Location")},
+			Language: imapLanguage(h), Location: imapText(h.Get("Content-Location"))},
 	}
 	if (mediaType == "message/rfc822" || mediaType == "message/global") && follow {
 		br := bufio.NewReader(body)
@@ -523,13 +523,13 @@ func imapDisposition(h gomessage.Header) *imap.BodyStructureDisposition {
 	if err != nil || d == "" {
 		return nil
 	}
-	return &imap.BodyStructureDisposition{Value: d, Params: params}
+	return &imap.BodyStructureDisposition{Value: imapText(d), Params: imapTextParams(params)}
 }
 
 func imapLanguage(h gomessage.Header) []string {
 	var out []string
 	for _, l := range strings.Split(h.Get("Content-Language"), ",") {
-		if l = strings.TrimSpace(l); l != "" {
+		if l = imapText(strings.TrimSpace(l)); l != "" {
 			out = append(out, l)
 		}
 	}
