@@ -66,6 +66,15 @@ func imapTestLogger() *slog.Logger {
 }
 
 // startIMAP serves store on a loopback port until the test ends.
+// soloIMAP starts a one-node cluster with mailbox user (imapPassword)
+// and an IMAP server on it (one-second polls, plaintext login allowed).
+func soloIMAP(t *testing.T, user string) (*nodetest.Cluster, string) {
+	t.Helper()
+	c := nodetest.Start(t, 1)
+	c.AddMailboxes(imapPassword, user)
+	return c, startIMAP(t, c.Nodes[0], frontend.IMAPConfig{PollInterval: time.Second}, true)
+}
+
 func startIMAP(t testing.TB, store frontend.MailStore, cfg frontend.IMAPConfig, allowInsecure bool) string {
 	t.Helper()
 	return serveLoopback(t, newIMAPTestServer(store, cfg, allowInsecure))

@@ -4,11 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 	"unicode/utf8"
-
-	"powermail/frontend"
-	"powermail/node/nodetest"
 )
 
 // Mail readers take a Content-Type whose parameters break RFC 2045's
@@ -22,10 +18,8 @@ import (
 // exist. The media type and the parameters that can be read are kept,
 // and sections and SEARCH see the parts BODYSTRUCTURE names.
 func TestIMAPLenientContentTypeParameters(t *testing.T) {
-	c := nodetest.Start(t, 1)
 	const user = "ctype@example.com"
-	c.AddMailboxes(imapPassword, user)
-	addr := startIMAP(t, c.Nodes[0], frontend.IMAPConfig{PollInterval: time.Second}, true)
+	c, addr := soloIMAP(t, user)
 
 	c.Deliver(0, "From: scanner@example.com\r\n"+
 		"Subject: scan\r\n"+
@@ -68,10 +62,8 @@ func TestIMAPLenientContentTypeParameters(t *testing.T) {
 // one is: go-message, which refuses the field, left it unconverted, so
 // Latin-1 text did not match its own words typed in UTF-8.
 func TestIMAPSearchCharsetBesideMalformedParameter(t *testing.T) {
-	c := nodetest.Start(t, 1)
 	const user = "ctype-search@example.com"
-	c.AddMailboxes(imapPassword, user)
-	addr := startIMAP(t, c.Nodes[0], frontend.IMAPConfig{PollInterval: time.Second}, true)
+	c, addr := soloIMAP(t, user)
 	c.Deliver(0, "Subject: latin\r\n"+
 		"Content-Type: text/plain; charset=iso-8859-1; name=Brief 1.txt\r\n"+
 		"Content-Transfer-Encoding: 8bit\r\n"+
@@ -90,10 +82,8 @@ func TestIMAPSearchCharsetBesideMalformedParameter(t *testing.T) {
 // raw field for the type and searched none of them but those that began
 // with "text/".
 func TestIMAPSearchUnreadableContentTypeIsText(t *testing.T) {
-	c := nodetest.Start(t, 1)
 	const user = "ctypesearch@example.com"
-	c.AddMailboxes(imapPassword, user)
-	addr := startIMAP(t, c.Nodes[0], frontend.IMAPConfig{PollInterval: time.Second}, true)
+	c, addr := soloIMAP(t, user)
 	for _, ct := range []string{"application/pdf x", `application/"pdf"; name=a`, "image"} {
 		c.Deliver(0, "From: a@example.com\r\n"+
 			"Subject: unreadable\r\n"+
@@ -125,10 +115,8 @@ func TestIMAPSearchUnreadableContentTypeIsText(t *testing.T) {
 // in a quoted string after ENABLE UTF8=ACCEPT (RFC 9051 §9). Control
 // characters are dropped and such octets made U+FFFD.
 func TestIMAPBodyStructureStringsAreText(t *testing.T) {
-	c := nodetest.Start(t, 1)
 	const user = "bstext@example.com"
-	c.AddMailboxes(imapPassword, user)
-	addr := startIMAP(t, c.Nodes[0], frontend.IMAPConfig{PollInterval: time.Second}, true)
+	c, addr := soloIMAP(t, user)
 	c.Deliver(0, "From: a@example.com\r\n"+
 		"Subject: text\r\n"+
 		"MIME-Version: 1.0\r\n"+

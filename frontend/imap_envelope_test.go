@@ -3,11 +3,7 @@ package frontend_test
 import (
 	"strings"
 	"testing"
-	"time"
 	"unicode/utf8"
-
-	"powermail/frontend"
-	"powermail/node/nodetest"
 )
 
 // ENVELOPE keeps the addresses of a field that Go's strict parser
@@ -16,10 +12,8 @@ import (
 // out) and for a To list with one broken entry, so clients listed the
 // message without sender or recipients.
 func TestIMAPEnvelopeKeepsAddressesOfAFieldGoRefuses(t *testing.T) {
-	c := nodetest.Start(t, 1)
 	const user = "envelope@example.com"
-	c.AddMailboxes(imapPassword, user)
-	addr := startIMAP(t, c.Nodes[0], frontend.IMAPConfig{PollInterval: time.Second}, true)
+	c, addr := soloIMAP(t, user)
 	c.Deliver(0, "From: Taro <taro.@example.jp>\r\n"+
 		"To: \"Last, First\" <first.last@example.net>, broken@, =?utf-8?q?J=C3=B6rg?= <j..x@example.net>\r\n"+
 		"Cc: Team: a@example.net, b@example.net;, c@example.net\r\n"+
@@ -41,10 +35,8 @@ func TestIMAPEnvelopeKeepsAddressesOfAFieldGoRefuses(t *testing.T) {
 // octets that are no UTF-8 in a quoted string after ENABLE UTF8=ACCEPT,
 // which must be UTF-8 (RFC 9051 §9); the field's other entries stay.
 func TestIMAPEnvelopeLenientAddressesAreText(t *testing.T) {
-	c := nodetest.Start(t, 1)
 	const user = "envtext@example.com"
-	c.AddMailboxes(imapPassword, user)
-	addr := startIMAP(t, c.Nodes[0], frontend.IMAPConfig{PollInterval: time.Second}, true)
+	c, addr := soloIMAP(t, user)
 	c.Deliver(0, "From: Joe <j\x00oe.@example.com>\r\n"+
 		"To: \xffa.@example.com, taro.@example.jp, x.@exa\x01mple.net\r\n"+
 		"Subject: env\r\n"+

@@ -3,10 +3,6 @@ package frontend_test
 import (
 	"strings"
 	"testing"
-	"time"
-
-	"powermail/frontend"
-	"powermail/node/nodetest"
 )
 
 // A folder under "inbox/" (a client that lowercased the name, or a user
@@ -18,10 +14,8 @@ import (
 // keeps the last answer could no longer open its inbox. INBOX is listed
 // once, as the folder it is, with \HasChildren.
 func TestIMAPListInboxOnceWithLowercaseChildren(t *testing.T) {
-	c := nodetest.Start(t, 1)
 	const user = "inboxcase@example.com"
-	c.AddMailboxes(imapPassword, user)
-	addr := startIMAP(t, c.Nodes[0], frontend.IMAPConfig{PollInterval: time.Second}, true)
+	_, addr := soloIMAP(t, user)
 	r := dialIMAPRaw(t, addr, user)
 	r.ok(`CREATE "inbox/Sub"`)
 	r.ok(`CREATE "Inbox/Other/Deep"`)
