@@ -236,8 +236,9 @@ func (s *session) rcpt(to string, opts *smtp.RcptOptions) *smtp.SMTPError {
 	if s.submissionExternal(err) {
 		// Queued by its domain's A-labels: a client may name it in
 		// U-labels under SMTPUTF8 (RFC 6531 §3.2), and the queue holds
-		// domains in ASCII, as the directory does. Both spellings are
-		// then one recipient.
+		// domains in ASCII, as the directory does. Both spellings, and
+		// spellings whose domains differ only in case, are then one
+		// recipient.
 		res, err = node.Resolution{External: []string{node.ASCIIAddress(to)}}, nil
 	}
 	if err != nil {

@@ -42,3 +42,35 @@ func TestSubmissionToUnicodeDomainIsQueued(t *testing.T) {
 		t.Errorf("queued recipients %q, want %q", got, want)
 	}
 }
+
+// A domain is case-insensitive (RFC 5321 §2.4), a local part is not: a
+// client that names one address twice with its domain spelt differently
+// (from an address book and from a reply) queued it twice, and the
+// remote server got the message twice. The domain is queued in lower
+// case; a local part keeps its case.
+func TestSubmissionQueuesADomainInLowerCase(t *testing.T) {
+	c := nodetest.StartWith(t, 1, func(cfg *node.Config) { cfg.Queue.Interval = time.Hour })
+	c.AddMailboxes("pw-alice", "alice@example.com")
+	addr := startSubmission(t, c.Nodes[0], c.Nodes[0])
+	cl := authPlain(t, addr, "alice@example.com", "pw-alice", 235, "2.0.0")
+
+	cl.expect("MAIL FROM:<alice@example.com>", 250, "2.0.0")
+	cl.expect("RCPT TO:<bob@Example.NET>", 250, "2.0.0")
+	cl.expect("RCPT TO:<bob@example.net>", 250, "2.0.0")
+	cl.expect("RCPT TO:<Bob@EXAMPLE.net>", 250, "2.0.0")
+	r := cl.data("From: alice@example.com\r\nTo: bob@example.net\r\nSubject: twice\r\n\r\nhi\r\n")
+	checkReply(t, "DATA", r, 250, "2.0.0")
+
+	entries, err := c.Nodes[0].State().QueueList("", 10)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("queue: %+v %v", entries, err)
+	}
+	var got []string
+	for _, r := range entries[0].Recipients {
+		got = append(got, r.Address)
+	}
+	want := []string{"bob@example.net", "Bob@example.net"}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("queued recipients %q, want %q", got, want)
+	}
+}

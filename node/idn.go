@@ -24,10 +24,19 @@ func asciiAddress(addr string) string {
 	return addr[:at+1] + d
 }
 
-// ASCIIAddress is addr with its domain in A-labels, as the directory
-// and the outbound queue hold domains; an address whose domain does not
-// convert is returned as it is.
-func ASCIIAddress(addr string) string { return asciiAddress(addr) }
+// ASCIIAddress is addr with its domain in lower-case A-labels, as the
+// directory and the outbound queue hold domains, so that spellings of
+// one address that differ only in the domain's form or case are one
+// recipient (RFC 5321 §2.4: the local part keeps its case). An address
+// whose domain does not convert is returned as it is.
+func ASCIIAddress(addr string) string {
+	a := asciiAddress(addr)
+	at := strings.LastIndexByte(a, '@')
+	if at < 0 || !isASCII(a[at+1:]) {
+		return a
+	}
+	return a[:at+1] + strings.ToLower(a[at+1:])
+}
 
 // asciiName is asciiAddress for a bare domain, as DNS needs it.
 func asciiName(domain string) string {
