@@ -147,14 +147,8 @@ func TestIMAPIDOverTLS(t *testing.T) {
 func TestIMAPStartTLSInjection(t *testing.T) {
 	store, user := imapMemStore(t)
 	plain, _, clientTLS := startIMAPTLS(t, store)
-	raw, err := net.Dial("tcp", plain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	raw.SetDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(raw)
-	if l, _ := br.ReadString('\n'); !strings.HasPrefix(l, "* OK") || !strings.Contains(l, " ID") {
+	raw, br, l := dialIMAPGreeting(t, plain)
+	if !strings.HasPrefix(l, "* OK") || !strings.Contains(l, " ID") {
 		t.Fatalf("greeting %q", l)
 	}
 	fmt.Fprintf(raw, "s1 STARTTLS\r\ns2 LOGIN %q %q\r\n", user, imapPassword)
@@ -189,6 +183,21 @@ func TestIMAPStartTLSInjection(t *testing.T) {
 
 // startIMAPTLS starts a server with TLS and no plaintext passwords, and
 // returns its STARTTLS and implicit-TLS addresses and a client config.
+// dialIMAPGreeting connects to an IMAP server at addr with a 10-second
+// deadline and returns the connection, its reader and the greeting line.
+func dialIMAPGreeting(t *testing.T, addr string) (net.Conn, *bufio.Reader, string) {
+	t.Helper()
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	raw.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(raw)
+	l, _ := br.ReadString('\n')
+	return raw, br, l
+}
+
 func startIMAPTLS(t *testing.T, store frontend.MailStore) (plain, implicit string, client *tls.Config) {
 	t.Helper()
 	tlsCfg, roots := testtls.Config(t)

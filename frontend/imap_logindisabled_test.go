@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"crypto/tls"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -36,14 +35,8 @@ func readUntilTag(t *testing.T, br *bufio.Reader, tag string) []string {
 func TestIMAPLoginLiteralRefusedWithoutTLS(t *testing.T) {
 	store, user := imapMemStore(t)
 	plain, implicit, clientTLS := startIMAPTLS(t, store)
-	raw, err := net.Dial("tcp", plain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	raw.SetDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(raw)
-	if l, _ := br.ReadString('\n'); !strings.Contains(l, "LOGINDISABLED") {
+	raw, br, l := dialIMAPGreeting(t, plain)
+	if !strings.Contains(l, "LOGINDISABLED") {
 		t.Fatalf("greeting %q: want LOGINDISABLED", l)
 	}
 	for i, line := range []string{
