@@ -67,25 +67,42 @@ func TestBDATPipelined(t *testing.T) {
 }
 
 // BDAT over MaxMessageBytes is 552 5.3.4, checked before the chunk is
-// passed on.
+// passed on; go-smtp then reads the chunk past under its line limit, so
+// a chunk of text lines leaves the session going, and one whose line
+// is longer than the limit ends the connection after the 552, with none
+// of its octets taken for a command.
 func TestBDATOversize(t *testing.T) {
-	cfg := testConfig()
-	cfg.MaxMessageBytes = 64 << 10
-	f := newFakeDeliverer()
-	_, addr := startServer(t, cfg, f)
-	c := dial(t, addr)
-	c.ehlo()
-	c.begin("alice@example.com")
-	first := strings.Repeat("a", 40<<10)
-	c.write(fmt.Sprintf("BDAT %d\r\n%s", len(first), first))
-	checkReply(t, "first chunk", c.read(), 250, "")
-	c.write(fmt.Sprintf("BDAT %d LAST\r\n%s", len(first), first))
-	checkReply(t, "second chunk", c.read(), 552, "5.3.4")
-	c.expect("NOOP", 250, "")
-	for _, d := range f.allDeliveries() {
-		if d.readErr == nil {
-			t.Errorf("a Deliver call saw a complete oversize body")
-		}
+	for _, tc := range []struct {
+		name  string
+		chunk string
+		after func(c *tclient)
+	}{
+		{"text lines", strings.Repeat(strings.Repeat("a", 78)+"\r\n", 512), func(c *tclient) {
+			c.expect("NOOP", 250, "")
+		}},
+		{"no line ends", strings.Repeat("a", 40<<10), func(c *tclient) {
+			c.expectClosed()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.MaxMessageBytes = 64 << 10
+			f := newFakeDeliverer()
+			_, addr := startServer(t, cfg, f)
+			c := dial(t, addr)
+			c.ehlo()
+			c.begin("alice@example.com")
+			c.write(fmt.Sprintf("BDAT %d\r\n%s", len(tc.chunk), tc.chunk))
+			checkReply(t, "first chunk", c.read(), 250, "")
+			c.write(fmt.Sprintf("BDAT %d LAST\r\n%s", len(tc.chunk), tc.chunk))
+			checkReply(t, "second chunk", c.read(), 552, "5.3.4")
+			tc.after(c)
+			for _, d := range f.allDeliveries() {
+				if d.readErr == nil {
+					t.Errorf("a Deliver call saw a complete oversize body")
+				}
+			}
+		})
 	}
 }
 
@@ -113,13 +130,75 @@ func TestBDATEarlyDeliverError(t *testing.T) {
 	}
 }
 
-// go-smtp lifts its line limit while a BDAT chunk is read, and restores it
-// only after the LAST chunk: between two chunks a command line could be
-// of any length, and textproto holds all of it in memory. A client on
-// port 25 could make the server hold gigabytes per connection. The line
-// between chunks is held to MaxLineLength (plus what may be read ahead
-// of the chunk's consumer): 500 5.4.0, as for any command line that is
-// too long, and the connection is closed.
+// A BDAT refused because no RCPT was accepted still has its chunk read
+// past (RFC 3030 §2: a chunk follows its command whatever the reply). A
+// relay that pipelines BDAT with its recipients would otherwise have
+// the lines of the message it relays run as commands: a transaction of
+// the message's own choosing, from the relay's address (SMTP smuggling).
+func TestBDATRefusedChunkIsNotCommands(t *testing.T) {
+	for _, mail := range []bool{true, false} {
+		t.Run(fmt.Sprintf("MAIL %v", mail), func(t *testing.T) {
+			f := newFakeDeliverer()
+			_, addr := startServer(t, testConfig(), f)
+			c := dial(t, addr)
+			c.ehlo()
+			smuggled := "RSET\r\nMAIL FROM:<ceo@bank.test>\r\nRCPT TO:<alice@example.com>\r\n" +
+				"DATA\r\nFrom: ceo@bank.test\r\n\r\nPay now.\r\n.\r\n"
+			head := ""
+			want := []int{502, 250}
+			if mail {
+				head = "MAIL FROM:<s@remote.test>\r\nRCPT TO:<nobody@example.com>\r\n"
+				want = []int{250, 550, 502, 250}
+			}
+			c.write(head + fmt.Sprintf("BDAT %d LAST\r\n%s", len(smuggled), smuggled) + "NOOP\r\n")
+			var codes []int
+			for range want {
+				codes = append(codes, c.read().code)
+			}
+			if fmt.Sprint(codes) != fmt.Sprint(want) {
+				t.Fatalf("codes %v, want %v", codes, want)
+			}
+			c.expect("QUIT", 221, "")
+			if n := len(f.allDeliveries()); n != 0 {
+				t.Fatalf("%d deliveries from the chunk's lines", n)
+			}
+		})
+	}
+}
+
+// After a 552 for an oversize chunk the transaction is reset, and the
+// chunks the client had pipelined behind it are refused (502) and read
+// past, not run as commands.
+func TestBDATPipelinedAfter552(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxMessageBytes = 64 << 10
+	f := newFakeDeliverer()
+	_, addr := startServer(t, cfg, f)
+	c := dial(t, addr)
+	c.ehlo()
+	big := strings.Repeat(strings.Repeat("b", 62)+"\r\n", 1100) // 70,400 octets
+	tail := "RSET\r\nNOOP\r\n"
+	c.write("MAIL FROM:<s@remote.test>\r\nRCPT TO:<alice@example.com>\r\n" +
+		fmt.Sprintf("BDAT %d\r\n%sBDAT %d LAST\r\n%s", len(big), big, len(tail), tail) + "NOOP\r\n")
+	want := []int{250, 250, 552, 502, 250}
+	var codes []int
+	for range want {
+		codes = append(codes, c.read().code)
+	}
+	if fmt.Sprint(codes) != fmt.Sprint(want) {
+		t.Fatalf("codes %v, want %v", codes, want)
+	}
+	c.expect("QUIT", 221, "")
+	if n := len(f.allDeliveries()); n != 0 {
+		t.Fatalf("%d deliveries", n)
+	}
+}
+
+// go-smtp lifts its line limit while a BDAT chunk is read. A command
+// line between two chunks is held to the limit again, or textproto would
+// hold all of it in memory (a client on port 25 could make the server
+// hold gigabytes per connection): 500 5.4.0, as for any command line
+// that is too long, and the connection is closed.
 func TestBDATLongLineBetweenChunks(t *testing.T) {
 	f := newFakeDeliverer()
 	_, addr := startServer(t, testConfig(), f)

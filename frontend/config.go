@@ -86,6 +86,11 @@ type SMTPConfig struct {
 	// Hostname is announced in the greeting and in the "by" clause of
 	// the Received: header. Default: os.Hostname(), else "localhost".
 	Hostname string
+	// Postmaster is the address that `RCPT TO:<postmaster>`, which names
+	// no domain, is delivered to: RFC 5321 §4.5.1 has every server take
+	// it. Default "postmaster@" + Hostname; it must name a mailbox or
+	// forward of a hosted domain, or it is refused like any address.
+	Postmaster string
 
 	// MaxMessageBytes is advertised as SIZE (RFC 1870) and enforced on
 	// MAIL FROM SIZE=, DATA and BDAT. Default DefaultMaxMessageBytes;
@@ -94,8 +99,10 @@ type SMTPConfig struct {
 	// MaxRecipients per transaction. Default DefaultMaxRecipients; at
 	// least 100.
 	MaxRecipients int
-	// MaxLineLength in octets, for commands and DATA lines (BDAT chunks
-	// are exempt). Default DefaultMaxLineLength; at least 1000.
+	// MaxLineLength in octets, line end included, for DATA lines (BDAT
+	// chunks are exempt) and command lines; a command line is cut at up
+	// to 4 KiB more (go-smtp's count; see newSMTPServer). Default
+	// DefaultMaxLineLength; at least 1000.
 	MaxLineLength int
 	// MaxConnsPerIP bounds simultaneous connections from one IP address.
 	// Connections without an IP (unix sockets) are not limited. Default
@@ -169,6 +176,9 @@ func (cfg SMTPConfig) withDefaults() (SMTPConfig, error) {
 	if cfg.Hostname == "" {
 		cfg.Hostname = defaultHostname()
 	}
+	if cfg.Postmaster == "" {
+		cfg.Postmaster = "postmaster@" + cfg.Hostname
+	}
 	setDefault(&cfg.MaxMessageBytes, DefaultMaxMessageBytes)
 	setDefault(&cfg.MaxRecipients, DefaultMaxRecipients)
 	setDefault(&cfg.MaxLineLength, DefaultMaxLineLength)
@@ -199,6 +209,9 @@ func (cfg SMTPConfig) validate() error {
 	check(cfg.MaxMessageBytes >= minMessageBytes, "MaxMessageBytes %d is below the RFC 5321 minimum %d", cfg.MaxMessageBytes, minMessageBytes)
 	check(cfg.MaxRecipients >= minRecipients, "MaxRecipients %d is below the RFC 5321 minimum %d", cfg.MaxRecipients, minRecipients)
 	check(cfg.MaxLineLength >= minLineLength, "MaxLineLength %d is below the RFC 5321 minimum %d", cfg.MaxLineLength, minLineLength)
+	if p, why := checkRecipient(cfg.Postmaster, false); p != addrOK {
+		check(false, "Postmaster %q is no address: %s", cfg.Postmaster, why)
+	}
 	check(cfg.MaxConnsPerIP > 0, "MaxConnsPerIP %d must be positive", cfg.MaxConnsPerIP)
 	check(cfg.MaxConns > 0, "MaxConns %d must be positive", cfg.MaxConns)
 	check(!cfg.Submission || (cfg.Auth != nil && !cfg.LMTP), "Submission needs an Authenticator and is not LMTP")

@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"powermail/node"
@@ -30,11 +29,8 @@ type connTracker struct {
 	// transaction under way at that point gets sessionGrace more.
 	maxSession   time.Duration
 	sessionGrace time.Duration
-	// chunkGap bounds what is read between two BDAT chunks (see
-	// trackedConn.chunks); 0 for listeners without BDAT.
-	chunkGap int64
-	hostname string
-	log      *slog.Logger
+	hostname     string
+	log          *slog.Logger
 
 	mu      sync.Mutex
 	perIP   map[string]int
@@ -51,7 +47,6 @@ func newConnTracker(cfg SMTPConfig) *connTracker {
 		readTimeout:  cfg.ReadTimeout,
 		maxSession:   cfg.MaxSessionTime,
 		sessionGrace: cfg.DeliverTimeout,
-		chunkGap:     int64(cfg.MaxLineLength) + chunkReadAhead,
 		hostname:     cfg.Hostname,
 		log:          cfg.Logger,
 		perIP:        make(map[string]int),
@@ -230,17 +225,6 @@ type trackedConn struct {
 	// STARTTLS, which starts a new session, does not reset it.
 	refusedRcpts atomic.Int64
 
-	// chunks counts the BDAT transfers whose message is being read
-	// (beginChunks); while there is one, ahead counts the octets read
-	// since the message's reader last received any, and Read fails once
-	// they exceed tracker.chunkGap. go-smtp lifts its line limit for
-	// the first chunk and restores it only after the LAST one, so
-	// between two chunks a command line could be of any length, all of
-	// it held in memory by textproto: a client on port 25 could make
-	// the server hold gigabytes. Counting here works under TLS too.
-	chunks atomic.Int64
-	ahead  atomic.Int64
-
 	// inputFailed is set once a Read has returned an error: the
 	// client's input ended (hang-up, reset, timeout, a limit). go-smtp
 	// copies a BDAT chunk through a limited reader, which reports a
@@ -254,33 +238,6 @@ type trackedConn struct {
 
 	wmu  sync.Mutex
 	held []byte // replies not yet sent (see Write)
-}
-
-// chunkReadAhead is what may be read of a BDAT chunk before the
-// message's reader receives it: go-smtp's 32 KiB copy buffer and 4 KiB
-// line buffer, a TLS record (16 KiB and its overhead), with room to
-// spare. Only a command line between chunks grows past it.
-const chunkReadAhead = 128 << 10
-
-// beginChunks marks a BDAT transfer under way; endChunks ends it.
-func (c *trackedConn) beginChunks() {
-	if c != nil {
-		c.ahead.Store(0)
-		c.chunks.Add(1)
-	}
-}
-
-func (c *trackedConn) endChunks() {
-	if c != nil {
-		c.chunks.Add(-1)
-	}
-}
-
-// bodyProgress records that the message's reader received data.
-func (c *trackedConn) bodyProgress() {
-	if c != nil {
-		c.ahead.Store(0)
-	}
 }
 
 // maxHeld bounds the replies held back; a longer write (a message body
@@ -348,13 +305,6 @@ func (c *trackedConn) read(p []byte) (int, error) {
 	if c.expired.Load() {
 		return 0, os.ErrDeadlineExceeded
 	}
-	if c.chunks.Load() > 0 && c.tracker.chunkGap > 0 && c.ahead.Load() > c.tracker.chunkGap {
-		// go-smtp answers this error as it does a command line over
-		// MaxLineLength: 500 5.4.0, and it closes the connection.
-		c.tracker.log.Info("smtp: command line between BDAT chunks too long, closing",
-			"remote", c.RemoteAddr(), "limit", c.tracker.chunkGap)
-		return 0, smtp.ErrTooLongLine
-	}
 	deadline, atEnd := c.readDeadline(time.Now())
 	if err := c.Conn.SetReadDeadline(deadline); err != nil {
 		return 0, err
@@ -365,7 +315,6 @@ func (c *trackedConn) read(p []byte) (int, error) {
 		return 0, os.ErrDeadlineExceeded
 	}
 	n, err := c.Conn.Read(p)
-	c.ahead.Add(int64(n))
 	if err != nil && os.IsTimeout(err) {
 		if !c.expired.Swap(true) && atEnd {
 			c.tracker.log.Info("smtp: session time limit reached, closing",

@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -84,15 +85,13 @@ type outcome struct {
 // header fields are a small reader in front of go-smtp's data reader.
 func (s *session) deliver(tx *txn, r io.Reader) outcome {
 	start := time.Now()
+	// go-smtp passes BDAT chunks through a pipe, and DATA through its
+	// dot-unstuffing reader.
 	_, chunked := r.(*io.PipeReader)
-	if chunked {
-		// go-smtp passes BDAT chunks through a pipe (and DATA through
-		// its dot-unstuffing reader), and reads commands between the
-		// chunks without its line limit: the connection bounds them.
-		s.tc.beginChunks()
-		defer s.tc.endChunks()
-	}
 	body := &bodyReader{r: r, tc: s.tc, chunked: chunked}
+	if !chunked {
+		body.maxLine = s.srv.cfg.MaxLineLength
+	}
 	hdr := traceHeaders(traceInfo{
 		from:     tx.from,
 		helo:     tx.helo,
@@ -276,7 +275,10 @@ func (s *session) replyForBodyError(err error) *smtp.SMTPError {
 	case errors.Is(err, smtp.ErrDataTooLarge):
 		return replyTooBig(s.srv.cfg.MaxMessageBytes)
 	case errors.Is(err, smtp.ErrTooLongLine):
-		return replyLineTooLong(s.srv.cfg.MaxLineLength)
+		// The rest of the message is not read: the connection ends
+		// after the reply rather than take more of a message that is
+		// refused already (go-smtp would read it as DATA).
+		return s.lastWord(replyLineTooLong(s.srv.cfg.MaxLineLength))
 	default: // timeout, connection lost, BDAT aborted by RSET
 		return replyTransferFailed()
 	}
@@ -386,8 +388,10 @@ var ErrMessageIncomplete = errors.New("frontend: message data incomplete")
 // Only the Deliver call reads it, then deliver itself.
 type bodyReader struct {
 	r       io.Reader
-	tc      *trackedConn // told of every octet received (BDAT gap limit); may be nil
+	tc      *trackedConn // whose input failure tells a cut chunk; may be nil
 	chunked bool         // BDAT: the end is go-smtp closing its pipe
+	maxLine int          // DATA: the longest line, its line end included; 0 for none
+	line    int          // octets of the current line read so far
 	n       int64
 	eof     bool  // the final dot was seen
 	err     error // first read error other than io.EOF
@@ -404,8 +408,9 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	}
 	n, err := b.r.Read(p)
 	b.n += int64(n)
-	if n > 0 {
-		b.tc.bodyProgress()
+	if b.maxLine > 0 && !b.linesFit(p[:n]) {
+		b.err = smtp.ErrTooLongLine
+		return n, b.incomplete()
 	}
 	switch {
 	case err == io.EOF && b.chunked && b.tc.readFailed():
@@ -420,6 +425,25 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		return n, b.incomplete()
 	}
 	return n, err
+}
+
+// linesFit counts p into the current line and reports whether every
+// line stays within maxLine octets, its line end included (RFC 5321
+// §4.5.3.1.6 counts the CRLF in a text line's 1000).
+func (b *bodyReader) linesFit(p []byte) bool {
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			b.line += len(p)
+			return b.line <= b.maxLine
+		}
+		if b.line+i+1 > b.maxLine {
+			return false
+		}
+		b.line = 0
+		p = p[i+1:]
+	}
+	return true
 }
 
 // incomplete is the error the Deliverer sees for b.err; judge and

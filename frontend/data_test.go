@@ -201,6 +201,35 @@ func TestDataLineTooLong(t *testing.T) {
 	c.expectClosed()
 }
 
+// The DATA limit is exact, the line end counted (RFC 5321 §4.5.3.1.6),
+// though go-smtp's own limit has slack for BDAT (newSMTPServer).
+func TestDataLineLimitIsExact(t *testing.T) {
+	for _, tc := range []struct {
+		extra int
+		code  int
+	}{{0, 250}, {1, 500}} {
+		f := newFakeDeliverer()
+		_, addr := startServer(t, testConfig(), f)
+		c := dial(t, addr)
+		c.ehlo()
+		line := strings.Repeat("z", DefaultMaxLineLength-2+tc.extra) + "\r\n"
+		r := c.transaction("s@remote.test", []string{"alice@example.com"}, "a\r\n"+line+"b\r\n")
+		if r.code != tc.code {
+			t.Fatalf("line of %d octets: got %v, want %d", len(line), r, tc.code)
+		}
+		if tc.code == 250 {
+			if _, got := splitTrace(t, f.lastDelivery(t).body); got != "a\r\n"+line+"b\r\n" {
+				t.Errorf("content changed (len %d)", len(got))
+			}
+			continue
+		}
+		c.expectClosed()
+		if len(f.allDeliveries()) != 0 && f.lastDelivery(t).readErr == nil {
+			t.Error("a body with a long line was delivered whole")
+		}
+	}
+}
+
 func TestDeliverOutcomes(t *testing.T) {
 	for _, tc := range []struct {
 		name     string

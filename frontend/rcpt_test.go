@@ -37,11 +37,40 @@ func TestRcptReplies(t *testing.T) {
 		{"<\"a\x01b\"@example.com>", 501, "5.1.3"},                 // control character
 		{"<" + strings.Repeat("a", 250) + "@x.com>", 501, "5.1.3"}, // path too long
 		{"<jörg@example.com>", 553, "5.6.7"},                       // non-ASCII without SMTPUTF8
-		{"<postmaster>", 501, "5.5.2"},                             // go-smtp needs a domain (see DESIGN.md)
 		{"alice@example.com", 250, "2.0.0"},                        // no brackets: go-smtp accepts
 	} {
 		r := c.cmd("RCPT TO:" + tc.rcpt)
 		checkReply(t, tc.rcpt, r, tc.code, tc.enh)
+	}
+}
+
+// RCPT TO:<postmaster> without a domain must be taken (RFC 5321 §4.5.1,
+// §4.1.1.3): it reaches the configured Postmaster address, in any case.
+func TestRcptPostmasterWithoutDomain(t *testing.T) {
+	cfg := testConfig()
+	cfg.Postmaster = "bob@example.com"
+	f := newFakeDeliverer()
+	_, addr := startServer(t, cfg, f)
+	c := dial(t, addr)
+	c.ehlo()
+	c.expect("MAIL FROM:<s@remote.test>", 250, "")
+	c.expect("RCPT TO:<PostMaster>", 250, "2.0.0")
+	checkReply(t, "DATA", c.data("Subject: hi\r\n\r\nhello\r\n"), 250, "2.0.0")
+	if got := f.lastDelivery(t).msg.Mailboxes; fmt.Sprint(got) != "[bob@example.com]" {
+		t.Errorf("delivered to %v", got)
+	}
+
+	// By default it is postmaster@ the host name, refused here as any
+	// address the directory does not have.
+	_, addr = startServer(t, testConfig(), f)
+	c = dial(t, addr)
+	c.ehlo()
+	c.expect("MAIL FROM:<s@remote.test>", 250, "")
+	if r := c.cmd("RCPT TO:<postmaster>"); r.code/100 != 5 || r.code == 501 {
+		t.Errorf("postmaster@mx.test: got %v, want a refusal of the address", r)
+	}
+	if _, err := NewSMTPServer(SMTPConfig{Postmaster: "nobody"}, f); err == nil {
+		t.Error("a Postmaster without a domain was accepted")
 	}
 }
 

@@ -71,6 +71,10 @@ func (s *SMTPServer) RegisterMetrics(reg prometheus.Registerer) error {
 	return register(reg, protoName(s.cfg), s.metrics.collectors(s.tracker))
 }
 
+// goSMTPLineSlack is what go-smtp's line limit is raised by: its read
+// buffer's size, the most of a BDAT chunk it can count as a line.
+const goSMTPLineSlack = 4096
+
 // newSMTPServer configures go-smtp. Each extension noted is advertised in
 // the EHLO/LHLO reply.
 func (s *SMTPServer) newSMTPServer() *smtp.Server {
@@ -81,7 +85,14 @@ func (s *SMTPServer) newSMTPServer() *smtp.Server {
 	srv.LMTP = s.cfg.LMTP
 	srv.MaxMessageBytes = s.cfg.MaxMessageBytes // SIZE n (RFC 1870), DATA and BDAT limits
 	srv.MaxRecipients = s.cfg.MaxRecipients     // also LIMITS RCPTMAX (RFC 9422)
-	srv.MaxLineLength = s.cfg.MaxLineLength
+	// go-smtp counts line octets below its 4 KiB read buffer and does not
+	// count while it reads a BDAT chunk, so the octets of a chunk that
+	// came in one buffer fill with the BDAT command are counted as the
+	// start of the next command line (up to 4 KiB of them). With the
+	// limit exact, a large chunk without line ends would cut the
+	// connection at the next BDAT. DATA lines are held to the exact
+	// limit by bodyReader; a command line may run goSMTPLineSlack over.
+	srv.MaxLineLength = s.cfg.MaxLineLength + goSMTPLineSlack
 	srv.TLSConfig = s.cfg.TLS // STARTTLS (RFC 3207) when non-nil
 	// AUTH (RFC 4954) is offered on submission only, and without TLS only
 	// for trials (--allow-insecure-auth).

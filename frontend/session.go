@@ -223,6 +223,9 @@ func (s *session) rcpt(to string, opts *smtp.RcptOptions) *smtp.SMTPError {
 	if len(orcptOf(opts)) > maxORCPT {
 		return replyBadDSNParameter(fmt.Sprintf("ORCPT longer than %d characters", maxORCPT))
 	}
+	if strings.EqualFold(to, "postmaster") { // RFC 5321 §4.5.1: no domain
+		to = s.srv.cfg.Postmaster
+	}
 	switch p, why := checkRecipient(to, tx.utf8); p {
 	case addrSyntax:
 		return replyBadRecipientSyntax(why)

@@ -20,6 +20,7 @@ var _ frontend.Deliverer = (*node.Node)(nil)
 
 type mailFlags struct {
 	hostname               string
+	postmaster             string
 	tlsCert, tlsKey        string
 	maxMessage             int64
 	maxRecipients, maxConn int
@@ -36,6 +37,7 @@ type mailFlags struct {
 
 func (m *mailFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&m.hostname, "hostname", "", "name in SMTP greetings and Received: headers (default: the host name)")
+	fl.StringVar(&m.postmaster, "postmaster", "", "mailbox or forward address that RCPT TO:<postmaster>, without a domain, reaches (default: postmaster@ the --hostname)")
 	fl.StringVar(&m.tlsCert, "tls-cert", "", "PEM certificate for STARTTLS and implicit TLS (SIGHUP reads it and the key again)")
 	fl.StringVar(&m.tlsKey, "tls-key", "", "PEM private key for STARTTLS")
 	fl.Int64Var(&m.maxMessage, "max-message-size", frontend.DefaultMaxMessageBytes, "largest accepted message in bytes")
@@ -54,7 +56,7 @@ func (m *mailFlags) register(fl *pflag.FlagSet) {
 
 func (m *mailFlags) config(log *slog.Logger, kind string, tlsCfg *tls.Config, auth *frontend.Authenticator) frontend.SMTPConfig {
 	cfg := frontend.SMTPConfig{
-		Hostname: m.hostname, MaxMessageBytes: m.maxMessage, MaxRecipients: m.maxRecipients,
+		Hostname: m.hostname, Postmaster: m.postmaster, MaxMessageBytes: m.maxMessage, MaxRecipients: m.maxRecipients,
 		MaxLineLength: m.maxLine, MaxConnsPerIP: m.maxConn, MaxConns: m.maxConns, ReadTimeout: m.readTimeout,
 		WriteTimeout: m.writeTimeout, Logger: log, LMTP: kind == "lmtp", TLS: tlsCfg,
 		MaxSessionTime: m.maxSessionTime,
