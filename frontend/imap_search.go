@@ -23,7 +23,8 @@ import (
 // Search answers SEARCH and UID SEARCH (RFC 9051 section 6.4.4) over the
 // snapshot. Criteria on flags, UIDs, sequence numbers, sizes and internal
 // dates come from the index; a message's body is read only if a header,
-// sent-date or text criterion is still undecided for it. Messages expunged
+// sent-date or text criterion is still undecided for it (a sent date is
+// the Date: header's, or the internal date without a readable one). Messages expunged
 // meanwhile are not returned. A body that cannot be read fails the
 // command: a silent non-match would be a wrong answer.
 //
@@ -229,12 +230,9 @@ func (c *imapCandidate) match(cr *imap.SearchCriteria) (bool, error) {
 			return false, nil
 		}
 	}
-	if !cr.SentSince.IsZero() || !cr.SentBefore.IsZero() {
-		mh := mail.Header{Header: gomessage.Header{Header: c.header}}
-		sent, err := mh.Date()
-		if err != nil || sent.IsZero() || !imapDateIn(sent, cr.SentSince, cr.SentBefore) {
-			return false, nil
-		}
+	if (!cr.SentSince.IsZero() || !cr.SentBefore.IsZero()) &&
+		!imapDateIn(c.sentDate(), cr.SentSince, cr.SentBefore) {
+		return false, nil
 	}
 	for _, t := range cr.Body {
 		if ok, err := c.textMatch(t, false); err != nil || !ok {
@@ -247,6 +245,20 @@ func (c *imapCandidate) match(cr *imap.SearchCriteria) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// sentDate is the date SENTBEFORE, SENTON and SENTSINCE compare: the
+// Date: header's (RFC 3501 and RFC 9051 section 6.4.4), or the internal
+// date when the header is missing or cannot be read. Without a date of
+// its own such a message matched none of them, which no user looking
+// for a day's mail expects; Dovecot falls back the same way. The header
+// must be loaded.
+func (c *imapCandidate) sentDate() time.Time {
+	mh := mail.Header{Header: gomessage.Header{Header: c.header}}
+	if sent, err := mh.Date(); err == nil && !sent.IsZero() {
+		return sent
+	}
+	return time.UnixMilli(c.msg.date)
 }
 
 // imapSeqContains: does set hold seq, with "*" as n (the last message)?
