@@ -169,7 +169,7 @@ func diffSpecs(paths [][]int) []diffSpec {
 			diffSpec{&imap.FetchItemBodySection{Part: p.p, Specifier: imap.PartSpecifierText}, p.exists},
 			diffSpec{&imap.FetchItemBodySection{Part: p.p, Specifier: imap.PartSpecifierHeader, HeaderFields: fields}, false},
 			diffSpec{&imap.FetchItemBodySection{Part: p.p, Specifier: imap.PartSpecifierHeader, HeaderFieldsNot: fields}, false})
-		if len(p.p) > 0 { // BODY[MIME] does not parse
+		if len(p.p) > 0 { // BODY[MIME] is BAD (imapCheckSections)
 			out = append(out, diffSpec{&imap.FetchItemBodySection{Part: p.p, Specifier: imap.PartSpecifierMIME}, p.exists})
 		}
 	}

@@ -43,6 +43,9 @@ func (s *imapSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, optio
 	if err != nil {
 		return err
 	}
+	if err := imapCheckSections(options); err != nil {
+		return err
+	}
 	if err := s.fetchOverLimit(options); err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"mime/quotedprintable"
+	"slices"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -39,6 +40,36 @@ func imapBodySpec(bs *imap.FetchItemBodySection) imapSectionSpec {
 
 func imapBinarySpec(part []int) imapSectionSpec {
 	return imapSectionSpec{part: part, binary: true}
+}
+
+// errIMAPBadSection: a section RFC 9051's grammar does not allow, which
+// go-imap parses all the same (see imapCheckSections).
+var errIMAPBadSection = imapBad("Invalid section: part numbers start at 1, and MIME follows a part number")
+
+// imapCheckSections refuses, as a syntax error, the body sections that
+// go-imap parses but the grammar has no room for (RFC 3501 and RFC 9051
+// section 6.4.5 and section 9, section-part and section-spec; RFC 3516's
+// section-binary): a part number 0 (BODY[0], BODY[1.0.TEXT],
+// BINARY[0]), and MIME without a part number before it (BODY[MIME]).
+// They were answered as if they meant something: the message's header,
+// an empty section.
+func imapCheckSections(o *imap.FetchOptions) error {
+	for _, bs := range o.BodySection {
+		if bs.Specifier == imap.PartSpecifierMIME && len(bs.Part) == 0 || slices.Contains(bs.Part, 0) {
+			return errIMAPBadSection
+		}
+	}
+	for _, bs := range o.BinarySection {
+		if slices.Contains(bs.Part, 0) {
+			return errIMAPBadSection
+		}
+	}
+	for _, bs := range o.BinarySectionSize {
+		if slices.Contains(bs.Part, 0) {
+			return errIMAPBadSection
+		}
+	}
+	return nil
 }
 
 // errIMAPUnknownCTE: BINARY of a part whose transfer encoding the server
@@ -90,7 +121,7 @@ func imapWriteSection(w io.Writer, r io.Reader, sp imapSectionSpec) error {
 			continue
 		}
 		if n < 1 {
-			return nil // no part 0 ("BODY[0]" parses)
+			return nil // no part 0 (FETCH refuses it: imapCheckSections)
 		}
 		mr := newIMAPMultipart(body, params["boundary"])
 		var p io.Reader
