@@ -213,6 +213,9 @@ func (s *imapSession) fetchMessage(w *imapserver.FetchWriter, seq uint32, m *ima
 			return err
 		}
 	}
+	if p.bstruct != nil && !s.quotedUTF8() {
+		p.bstruct = imapSevenBitStructure(p.bstruct) // imap_bodyparams.go
+	}
 	rw := w.CreateMessage(seq)
 	p.writeAttributes(rw, seenChanged)
 	if err := p.writeSections(rw); err != nil {
