@@ -11,9 +11,11 @@ import (
 // charset and continuations joined, RFC 2047 words undone: imap_ctype.go),
 // so it is UTF-8 whatever form the header wrote it in. A session that
 // enabled IMAP4rev2 or UTF8=ACCEPT gets it so (RFC 9051 section 4.3, RFC
-// 6855 section 3). Any other session speaks IMAP4rev1, whose strings are
-// 7-bit when quoted and have no charset at all as literals (RFC 3501
-// section 4.3 and section 9), so it gets a non-ASCII value as RFC 2047
+// 6855 section 3). Any other session speaks IMAP4rev1, whose quoted
+// strings are 7-bit and whose literals should carry 8-bit characters
+// only where their charset is identified (RFC 3501 section 4.3), which
+// nothing in BODYSTRUCTURE does; the library sent such a value as raw
+// UTF-8 in a literal. Such a session gets a non-ASCII value as RFC 2047
 // words (imapSevenBitStructure).
 //
 // RFC 2047 words rather than RFC 2231's extended form (`filename*`,

@@ -56,9 +56,10 @@ var imapLongNameHalf = strings.Repeat("%D0%96", 20)
 // A parameter value that is not ASCII (decoded from RFC 2231 or RFC
 // 2047, or raw UTF-8 in the header) went out in BODYSTRUCTURE as raw
 // UTF-8 to every session: in a literal where the session had not
-// enabled UTF-8 (the library quotes only 7-bit strings then), and
-// IMAP4rev1 gives 8-bit strings no charset (RFC 3501 section 4.3), so a
-// client read it in whatever charset it guessed. Such a session gets
+// enabled UTF-8 (the library quotes only 7-bit strings then), though
+// IMAP4rev1 sends 8-bit characters only where their charset is
+// identified (RFC 3501 section 4.3), so a client read it in whatever
+// charset it guessed. Such a session gets
 // RFC 2047 words, as Gmail and Outlook write attachment names, which
 // every common client decodes; a session that enabled IMAP4rev2 or
 // UTF8=ACCEPT gets UTF-8 (RFC 9051 section 4.3, RFC 6855 section 3).
