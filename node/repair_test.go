@@ -242,6 +242,39 @@ func TestCorruptManifestIsReportedAndSweepGoesOn(t *testing.T) {
 	assertRedundant(t, c, l, hashes, 2)
 }
 
+// A scrub pass that deletes a copy whose manifest does not decode also
+// reclaims that copy's chunks, so the store's byte count again matches
+// the bodies it lists (placement weighs it).
+func TestScrubPassReclaimsTheChunksOfACorruptManifest(t *testing.T) {
+	c := repairCluster(t, 3, nil)
+	l := c.leader(time.Second)
+	hashes := deliverN(t, l, 3, 3000)
+	ctx := ctxT(t, 30*time.Second)
+	b, _ := l.State().Body(hashes[0].String())
+	holder := c.nodes[b.Replicas[0]]
+	if err := holder.bodies.DamageManifest(ctx, hashes[0]); err != nil {
+		t.Fatal(err)
+	}
+	holder.scrubPass(ctx)
+	if holder.corrupt.Load() != 1 {
+		t.Fatalf("corrupt count %d", holder.corrupt.Load())
+	}
+	var listed int64
+	for info, err := range holder.bodies.Bodies(ctx, storage.Hash{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed += info.Size
+	}
+	st, err := holder.bodies.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.BodyBytes != listed {
+		t.Fatalf("the store counts %d body bytes, its bodies hold %d", st.BodyBytes, listed)
+	}
+}
+
 func TestReadOfCorruptCopyIsServedAndRepaired(t *testing.T) {
 	c := repairCluster(t, 3, nil)
 	l := c.leader(time.Second)

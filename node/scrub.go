@@ -155,14 +155,22 @@ func (n *Node) kickRepairOnLeader(ctx context.Context) error {
 
 // scrubLoop scrubs every interval until ctx ends.
 func (n *Node) scrubLoop(ctx context.Context, interval time.Duration) {
-	every(ctx, interval, func() {
-		if _, _, err := n.AuditListings(ctx); err != nil && ctx.Err() == nil {
-			n.log.Warn("listing audit failed", "err", err)
-		}
-		checked, corrupt, err := n.Scrub(ctx)
-		if err != nil && ctx.Err() == nil {
-			n.log.Warn("scrub failed", "err", err)
-		}
-		n.log.Info("scrub pass done", "checked", checked, "corrupt", corrupt)
-	})
+	every(ctx, interval, func() { n.scrubPass(ctx) })
+}
+
+// scrubPass audits the listings, verifies every local body, and then
+// reclaims the chunks of copies deleted while their manifest did not
+// decode, which such a pass deletes.
+func (n *Node) scrubPass(ctx context.Context) {
+	if _, _, err := n.AuditListings(ctx); err != nil && ctx.Err() == nil {
+		n.log.Warn("listing audit failed", "err", err)
+	}
+	checked, corrupt, err := n.Scrub(ctx)
+	if err != nil && ctx.Err() == nil {
+		n.log.Warn("scrub failed", "err", err)
+	}
+	n.log.Info("scrub pass done", "checked", checked, "corrupt", corrupt)
+	if _, err := n.bodies.ReclaimLostChunks(ctx); err != nil && ctx.Err() == nil {
+		n.log.Warn("reclaim of lost chunks failed", "err", err)
+	}
 }

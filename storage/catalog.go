@@ -191,8 +191,9 @@ func (s *Store) deleteLocked(h Hash) error {
 	defer b.Close()
 	m, derr := decodeManifest(h, v)
 	if derr != nil {
-		// The chunks cannot be found without the manifest.
-		s.log.Warn("deleting body with corrupt manifest; its chunks remain", "hash", h, "err", derr)
+		// The chunks cannot be found without the manifest: they wait
+		// for ReclaimLostChunks.
+		s.log.Warn("deleting body with corrupt manifest; its chunks wait for the reclaim of lost chunks", "hash", h, "err", derr)
 		m = manifest{}
 	}
 	err = errors.Join(
@@ -201,7 +202,7 @@ func (s *Store) deleteLocked(h Hash) error {
 		b.Merge(keyCounters, encodeCounters(-1, -m.size), nil),
 	)
 	if err == nil {
-		err = s.commit(b, true)
+		err = s.commitMaybeLost(b, derr != nil)
 	}
 	if err != nil {
 		s.pres.unlost(h)

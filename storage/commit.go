@@ -113,7 +113,8 @@ func (w *Writer) writeManifest(h Hash, old manifest, replace bool) error {
 	}
 	w.s.pres.mu.RLock() // until the manifest is in: a rebuild waits (presence.go)
 	full := w.s.pres.add(h)
-	err := w.s.commit(b, true)
+	// A damaged copy whose manifest did not decode leaves its chunks.
+	err := w.s.commitMaybeLost(b, replace && old.id == 0)
 	w.s.pres.mu.RUnlock()
 	if full {
 		go w.s.rebuildPresence()

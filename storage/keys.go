@@ -11,6 +11,7 @@ import "encoding/binary"
 //	"c" id:u64 idx:u32           chunk idx of write id: crc32c:u32 | data
 //	"m" hash:[32]                manifest of a committed body (see manifest)
 //	"p" id:u64                   pending write id: started unix-nanos:i64
+//	"l"                          chunks may have lost their manifest: u64 (lostchunks.go)
 //
 // Chunks are keyed by a write id, not by hash, because the hash is known
 // only after the last byte. The manifest maps the hash to the write id.
@@ -21,6 +22,9 @@ const (
 	tagChunk    = 'c'
 	tagManifest = 'm'
 	tagPending  = 'p'
+	// tagLostChunks is read by releases that know it; older ones
+	// ignore the key.
+	tagLostChunks = 'l'
 
 	chunkKeyLen    = 1 + 8 + 4
 	manifestKeyLen = 1 + len(Hash{})

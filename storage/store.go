@@ -143,6 +143,12 @@ type Store struct {
 
 	opened    time.Time // when this process opened the store
 	touchedAt touches   // last commit per body, see DeleteIfIdle
+
+	// lostMu orders the commits that set keyLostChunks with the one
+	// that clears it (lostchunks.go); lostSeq gives each setting its
+	// value, seeded with the open time so a restart repeats none.
+	lostMu  sync.Mutex
+	lostSeq atomic.Uint64
 }
 
 // Open opens (creating if needed) the store in dir and drops the chunks of
@@ -154,6 +160,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	}
 	s := &Store{fs: o.FS, dir: dir, chunkSize: o.ChunkSize, log: o.Logger.With("component", "storage"), now: time.Now, presMin: o.presenceMin, opts: o}
 	s.opened = s.now()
+	s.lostSeq.Store(uint64(s.opened.UnixNano()))
 	s.space = spaceGuard{min: o.MinFreeBytes, fs: o.FS, dir: dir}
 	s.locks.m = make(map[Hash]*hashLock)
 	s.live.m = make(map[uint64]struct{})
