@@ -50,7 +50,8 @@ type AuthConfig struct {
 	// Forget drops the failure count of a key that has not failed for
 	// this long.
 	Forget time.Duration
-	// MaxTracked bounds the number of IPs and accounts remembered.
+	// MaxTracked bounds the number of IPs and accounts remembered on
+	// this node (throttleTable).
 	MaxTracked int
 }
 
@@ -106,19 +107,23 @@ type Authenticator struct {
 	cfg   AuthConfig
 	log   *slog.Logger
 
-	mu       sync.Mutex
-	failures map[string]*failure
-	cost     checkCost // the slowest recent check, a floor for failures
+	mu    sync.Mutex
+	table *throttleTable // under mu
+	cost  checkCost      // the slowest recent check, a floor for failures
 
 	logins *prometheus.CounterVec // by result, for RegisterMetrics
 }
 
 // failure is what the Authenticator remembers of one IP or account.
 type failure struct {
+	key    string
 	count  int           // failed checks not yet forgotten
 	last   time.Time     // the latest failure, for AuthConfig.Forget
 	inLine int           // attempts in the key's line, not yet done
 	tail   chan struct{} // closed when the last attempt to join is done
+
+	level      int      // the throttleTable list f is in; -1 if none
+	prev, next *failure // f's neighbours in that list
 }
 
 // NewAuthenticator returns an Authenticator over store.
@@ -126,7 +131,8 @@ func NewAuthenticator(store PasswordChecker, cfg AuthConfig, log *slog.Logger) *
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Authenticator{store: store, cfg: cfg.withDefaults(), log: log, failures: map[string]*failure{},
+	cfg = cfg.withDefaults()
+	return &Authenticator{store: store, cfg: cfg, log: log, table: newThrottleTable(cfg),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "powermail_logins_total",
 			Help: "Password logins over IMAP and POP3 by result: ok, failed (wrong user or password), insecure (refused without TLS), throttled (too many attempts at once), limited (right password, but the mailbox has too many sessions from the address), unavailable.",
@@ -203,7 +209,7 @@ func (a *Authenticator) check(ctx context.Context, remoteIP, user, password stri
 	keys := [2]string{"ip:" + node.ClientKeyOf(remoteIP), "user:" + node.AccountKey(user)}
 	start := time.Now()
 	places := a.join(keys, start)
-	defer a.leave(keys, places)
+	defer a.leave(places)
 	if err := a.waitTurn(ctx, keys, places, start); err != nil {
 		if errors.Is(err, ErrThrottled) {
 			a.log.Debug("login throttled", "ip", remoteIP, "user", user)
@@ -221,8 +227,7 @@ func (a *Authenticator) check(ctx context.Context, remoteIP, user, password stri
 		a.reset(keys[1])
 		return login, began, nil
 	case errors.Is(err, node.ErrAuthFailed):
-		a.fail(keys[0])
-		a.fail(keys[1])
+		a.fail(keys[0], keys[1])
 		a.log.Info("login failed", "ip", remoteIP, "user", user)
 	}
 	return node.Login{}, began, err
@@ -257,16 +262,17 @@ func (a *Authenticator) join(keys [2]string, now time.Time) [2]place {
 	defer a.mu.Unlock()
 	var ps [2]place
 	for i, key := range keys {
-		f := a.lookup(key, now)
+		f := a.table.get(key, now)
 		if i == 0 && (f == nil || f.count == 0) {
 			continue // an IP without failures logs in side by side
 		}
 		if f == nil {
-			f = a.create(key, now)
+			f = a.table.add(key, now)
 		}
 		ps[i] = place{f: f, ahead: f.tail, done: make(chan struct{})}
 		f.tail = ps[i].done
 		f.inLine++
+		a.table.touch(f)
 	}
 	return ps
 }
@@ -299,10 +305,10 @@ func (a *Authenticator) waitTurn(ctx context.Context, keys [2]string, ps [2]plac
 // when this one and every one ahead of it are done: one that gives up
 // while waiting must not let the next check beside the one it waited
 // for. A record with no failure and nobody in line is dropped.
-func (a *Authenticator) leave(keys [2]string, ps [2]place) {
+func (a *Authenticator) leave(ps [2]place) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for i, p := range ps {
+	for _, p := range ps {
 		if p.f == nil {
 			continue
 		}
@@ -311,9 +317,7 @@ func (a *Authenticator) leave(keys [2]string, ps [2]place) {
 			continue
 		}
 		p.f.tail = nil
-		if p.f.count == 0 && a.failures[keys[i]] == p.f {
-			delete(a.failures, keys[i])
-		}
+		a.table.touch(p.f)
 	}
 }
 
@@ -339,7 +343,7 @@ func passOn(p place) {
 func (a *Authenticator) delay(key string) time.Duration {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	f := a.lookup(key, time.Now())
+	f := a.table.get(key, time.Now())
 	if f == nil || f.count == 0 {
 		return 0
 	}
@@ -350,74 +354,30 @@ func (a *Authenticator) delay(key string) time.Duration {
 	return min(d, a.cfg.MaxDelay)
 }
 
-func (a *Authenticator) fail(key string) {
+// fail counts a failure for each of keys.
+func (a *Authenticator) fail(keys ...string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := time.Now()
-	f := a.lookup(key, now)
-	if f == nil {
-		f = a.create(key, now)
+	for _, key := range keys {
+		f := a.table.get(key, now)
+		if f == nil {
+			f = a.table.add(key, now)
+		}
+		f.count++
+		f.last = now
+		a.table.touch(f)
 	}
-	f.count++
-	f.last = now
 }
 
-// reset forgets key's failures after a successful login; leave drops the
-// record once nobody is in its line.
+// reset forgets key's failures after a successful login; leave drops
+// the record once nobody is in its line.
 func (a *Authenticator) reset(key string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if f := a.failures[key]; f != nil {
+	if f := a.table.m[key]; f != nil {
 		f.count = 0
-	}
-}
-
-// lookup returns key's record, or nil if there is none. Failures older
-// than Forget are forgotten: the record is dropped, or only its count
-// if attempts are in its line. a.mu is held.
-func (a *Authenticator) lookup(key string, now time.Time) *failure {
-	f := a.failures[key]
-	if f == nil || f.count == 0 || now.Sub(f.last) <= a.cfg.Forget {
-		return f
-	}
-	if f.inLine > 0 {
-		f.count = 0
-		return f
-	}
-	delete(a.failures, key)
-	return nil
-}
-
-// create adds an empty record for key. a.mu is held.
-func (a *Authenticator) create(key string, now time.Time) *failure {
-	if len(a.failures) >= a.cfg.MaxTracked {
-		a.prune(now)
-	}
-	f := &failure{}
-	a.failures[key] = f
-	return f
-}
-
-// prune drops forgotten entries and, if the table is still full, half of
-// the rest: under a flood of distinct keys memory stays bounded, at the
-// price of forgetting some failures early. Records with attempts in
-// their line stay (there are at most as many as connections). a.mu is
-// held.
-func (a *Authenticator) prune(now time.Time) {
-	for k, f := range a.failures {
-		if f.inLine == 0 && now.Sub(f.last) > a.cfg.Forget {
-			delete(a.failures, k)
-		}
-	}
-	drop := len(a.failures) - a.cfg.MaxTracked/2
-	for k, f := range a.failures {
-		if drop <= 0 {
-			break
-		}
-		if f.inLine == 0 {
-			delete(a.failures, k)
-			drop--
-		}
+		a.table.touch(f)
 	}
 }
 
