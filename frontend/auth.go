@@ -50,8 +50,8 @@ type AuthConfig struct {
 	// Forget drops the failure count of a key that has not failed for
 	// this long.
 	Forget time.Duration
-	// MaxTracked bounds the number of IPs and accounts remembered on
-	// this node (throttleTable).
+	// MaxTracked bounds the number of IPs, accounts and (IP, account)
+	// pairs remembered on this node (throttleTable).
 	MaxTracked int
 }
 
@@ -114,7 +114,8 @@ type Authenticator struct {
 	logins *prometheus.CounterVec // by result, for RegisterMetrics
 }
 
-// failure is what the Authenticator remembers of one IP or account.
+// failure is what the Authenticator remembers of one IP, account or
+// (IP, account) pair.
 type failure struct {
 	key    string
 	count  int           // failed checks not yet forgotten
@@ -125,6 +126,11 @@ type failure struct {
 	level      int      // the throttleTable list f is in; -1 if none
 	prev, next *failure // f's neighbours in that list
 }
+
+// pairKey is the key of the failures of the client ipKey on the account
+// userKey: a success forgives the account those, and no others. An IP
+// key holds no space (node.ClientKey), so the pair's key is unambiguous.
+func pairKey(ipKey, userKey string) string { return "pair:" + ipKey + " " + userKey }
 
 // NewAuthenticator returns an Authenticator over store.
 func NewAuthenticator(store PasswordChecker, cfg AuthConfig, log *slog.Logger) *Authenticator {
@@ -206,7 +212,8 @@ func (a *Authenticator) login(ctx context.Context, remoteIP, user, password stri
 // failure. It returns when the check began, and leaves the lines before
 // it returns.
 func (a *Authenticator) check(ctx context.Context, remoteIP, user, password string) (node.Login, time.Time, error) {
-	keys := [2]string{"ip:" + node.ClientKeyOf(remoteIP), "user:" + node.AccountKey(user)}
+	ipKey, userKey := node.ClientKeyOf(remoteIP), node.AccountKey(user)
+	keys := [2]string{"ip:" + ipKey, "user:" + userKey}
 	start := time.Now()
 	places := a.join(keys, start)
 	defer a.leave(places)
@@ -224,10 +231,10 @@ func (a *Authenticator) check(ctx context.Context, remoteIP, user, password stri
 	}
 	switch {
 	case err == nil:
-		a.reset(keys[1])
+		a.forgive(keys[1], pairKey(ipKey, userKey))
 		return login, began, nil
 	case errors.Is(err, node.ErrAuthFailed):
-		a.fail(keys[0], keys[1])
+		a.fail(keys[0], keys[1], pairKey(ipKey, userKey))
 		a.log.Info("login failed", "ip", remoteIP, "user", user)
 	}
 	return node.Login{}, began, err
@@ -370,15 +377,25 @@ func (a *Authenticator) fail(keys ...string) {
 	}
 }
 
-// reset forgets key's failures after a successful login; leave drops
-// the record once nobody is in its line.
-func (a *Authenticator) reset(key string) {
+// forgive takes the failures of one client on an account (pair, its
+// pairKey) off the account's count after the client logged in: the
+// owner's own typos are forgotten, while failures from elsewhere still
+// count until Forget. The IP's count stays, as it did before. The
+// account's record, which the attempt is in the line of, goes when the
+// line is empty and no failure is left (leave).
+func (a *Authenticator) forgive(account, pair string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if f := a.table.m[key]; f != nil {
-		f.count = 0
+	now := time.Now()
+	p := a.table.get(pair, now)
+	if p == nil {
+		return
+	}
+	if f := a.table.get(account, now); f != nil {
+		f.count -= min(p.count, f.count)
 		a.table.touch(f)
 	}
+	a.table.remove(p)
 }
 
 // waitClosed waits until ch is closed. It returns ErrThrottled if that is
