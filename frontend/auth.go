@@ -94,6 +94,14 @@ func (c AuthConfig) withDefaults() AuthConfig {
 // side by side until one of them fails). An attempt that would wait more
 // than MaxDelay in all is refused (ErrThrottled) instead.
 //
+// A successful login forgives the account only the failures of its own
+// client (node.ClientKey): those from elsewhere count until Forget, so
+// that a guesser spread over addresses does not start over when the
+// owner logs in. If some are left, the client gets a pass for the
+// account: its next attempts there stand in a line of their own and do
+// not wait the account's delay, until it fails there. What all this
+// remembers is per node, and bounded (throttleTable).
+//
 // A failure is answered no sooner than FailureDelay after its check
 // began, so that the answer does not tell an address without a mailbox
 // (the node checks a default-cost dummy hash) from a mailbox with a
@@ -122,14 +130,21 @@ type failure struct {
 	last   time.Time     // the latest failure, for AuthConfig.Forget
 	inLine int           // attempts in the key's line, not yet done
 	tail   chan struct{} // closed when the last attempt to join is done
+	// pass (of a pair's record) says the client logged in to the
+	// account since its last failure there, while failures from
+	// elsewhere were left; last is then when. Until Forget, its logins
+	// to the account stand in the pair's line instead of the
+	// account's, and do not wait the account's delay.
+	pass bool
 
 	level      int      // the throttleTable list f is in; -1 if none
 	prev, next *failure // f's neighbours in that list
 }
 
 // pairKey is the key of the failures of the client ipKey on the account
-// userKey: a success forgives the account those, and no others. An IP
-// key holds no space (node.ClientKey), so the pair's key is unambiguous.
+// userKey: a success forgives the account those, and no others, and
+// may leave the pair a pass. An IP key holds no space (node.ClientKey),
+// so the pair's key is unambiguous.
 func pairKey(ipKey, userKey string) string { return "pair:" + ipKey + " " + userKey }
 
 // NewAuthenticator returns an Authenticator over store.
@@ -214,10 +229,11 @@ func (a *Authenticator) login(ctx context.Context, remoteIP, user, password stri
 func (a *Authenticator) check(ctx context.Context, remoteIP, user, password string) (node.Login, time.Time, error) {
 	ipKey, userKey := node.ClientKeyOf(remoteIP), node.AccountKey(user)
 	keys := [2]string{"ip:" + ipKey, "user:" + userKey}
+	pair := pairKey(ipKey, userKey)
 	start := time.Now()
-	places := a.join(keys, start)
+	places := a.join(keys, pair, start)
 	defer a.leave(places)
-	if err := a.waitTurn(ctx, keys, places, start); err != nil {
+	if err := a.waitTurn(ctx, keys, pair, places, start); err != nil {
 		if errors.Is(err, ErrThrottled) {
 			a.log.Debug("login throttled", "ip", remoteIP, "user", user)
 		}
@@ -231,10 +247,10 @@ func (a *Authenticator) check(ctx context.Context, remoteIP, user, password stri
 	}
 	switch {
 	case err == nil:
-		a.forgive(keys[1], pairKey(ipKey, userKey))
+		a.forgive(keys[1], pair)
 		return login, began, nil
 	case errors.Is(err, node.ErrAuthFailed):
-		a.fail(keys[0], keys[1], pairKey(ipKey, userKey))
+		a.fail(keys[0], keys[1], pair)
 		a.log.Info("login failed", "ip", remoteIP, "user", user)
 	}
 	return node.Login{}, began, err
@@ -260,15 +276,20 @@ type place struct {
 	done  chan struct{} // closed when this attempt and those ahead are done
 }
 
-// join puts an attempt in the line of the account, and in the IP's if
-// the IP has failed, and returns its places. Both are joined under one
-// lock, so an attempt only ever waits for attempts that joined before
-// it: the lines cannot wait on each other.
-func (a *Authenticator) join(keys [2]string, now time.Time) [2]place {
+// join puts an attempt in the line of the account, or of its client on
+// the account (pair) if that has a pass, and in the IP's if the IP has
+// failed, and returns its places. They are joined under one lock, so an
+// attempt only ever waits for attempts that joined before it: the lines
+// cannot wait on each other. A client's attempts with a pass thus skip
+// those of others on the account, but still go one at a time.
+func (a *Authenticator) join(keys [2]string, pair string, now time.Time) [2]place {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var ps [2]place
 	for i, key := range keys {
+		if i == 1 && a.hasPass(pair, now) {
+			key = pair
+		}
 		f := a.table.get(key, now)
 		if i == 0 && (f == nil || f.count == 0) {
 			continue // an IP without failures logs in side by side
@@ -285,11 +306,12 @@ func (a *Authenticator) join(keys [2]string, now time.Time) [2]place {
 }
 
 // waitTurn waits until the attempts ahead are done, then for the delay
-// that the failures of the IP and the account have earned by then. An
-// attempt that waited in line and would in all wait past MaxDelay from
-// start gets ErrThrottled as soon as that is certain; one that ctx ends
-// first gets an error wrapping node.ErrUnavailable.
-func (a *Authenticator) waitTurn(ctx context.Context, keys [2]string, ps [2]place, start time.Time) error {
+// that the failures of the IP and the account have earned by then
+// (turnDelay). An attempt that waited in line and would in all wait
+// past MaxDelay from start gets ErrThrottled as soon as that is
+// certain; one that ctx ends first gets an error wrapping
+// node.ErrUnavailable.
+func (a *Authenticator) waitTurn(ctx context.Context, keys [2]string, pair string, ps [2]place, start time.Time) error {
 	deadline := start.Add(a.cfg.MaxDelay)
 	queued := false
 	for _, p := range ps {
@@ -301,7 +323,7 @@ func (a *Authenticator) waitTurn(ctx context.Context, keys [2]string, ps [2]plac
 			return err
 		}
 	}
-	d := max(a.delay(keys[0]), a.delay(keys[1]))
+	d := a.turnDelay(keys, pair)
 	if queued && time.Now().Add(d).After(deadline) {
 		return ErrThrottled
 	}
@@ -345,12 +367,33 @@ func passOn(p place) {
 	}
 }
 
-// delay is the wait earned by key's failures: FailureDelay doubled per
-// failure after the first, capped at MaxDelay.
-func (a *Authenticator) delay(key string) time.Duration {
+// turnDelay is the wait earned by the failures of the IP and the
+// account, keys; the account's do not count while the client has a pass
+// for it (pair). That is checked when the attempt's turn comes: once an
+// attempt ahead of it in the pair's line has failed, it waits as long
+// as any other.
+func (a *Authenticator) turnDelay(keys [2]string, pair string) time.Duration {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	f := a.table.get(key, time.Now())
+	now := time.Now()
+	d := a.delay(keys[0], now)
+	if !a.hasPass(pair, now) {
+		d = max(d, a.delay(keys[1], now))
+	}
+	return d
+}
+
+// hasPass reports whether the client has a pass for the account, pair
+// their pairKey. a.mu is held.
+func (a *Authenticator) hasPass(pair string, now time.Time) bool {
+	p := a.table.get(pair, now)
+	return p != nil && p.pass
+}
+
+// delay is the wait earned by key's failures: FailureDelay doubled per
+// failure after the first, capped at MaxDelay. a.mu is held.
+func (a *Authenticator) delay(key string, now time.Time) time.Duration {
+	f := a.table.get(key, now)
 	if f == nil || f.count == 0 {
 		return 0
 	}
@@ -373,6 +416,7 @@ func (a *Authenticator) fail(keys ...string) {
 		}
 		f.count++
 		f.last = now
+		f.pass = false
 		a.table.touch(f)
 	}
 }
@@ -380,22 +424,29 @@ func (a *Authenticator) fail(keys ...string) {
 // forgive takes the failures of one client on an account (pair, its
 // pairKey) off the account's count after the client logged in: the
 // owner's own typos are forgotten, while failures from elsewhere still
-// count until Forget. The IP's count stays, as it did before. The
-// account's record, which the attempt is in the line of, goes when the
-// line is empty and no failure is left (leave).
+// count until Forget. If some are left, the pair gets a pass, so that
+// the client's next logins to the account do not wait for them. The
+// IP's count stays, as it did before. The account's record, which the
+// attempt is in the line of unless it had a pass, goes when the line is
+// empty and no failure is left (leave).
 func (a *Authenticator) forgive(account, pair string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := time.Now()
 	p := a.table.get(pair, now)
-	if p == nil {
-		return
-	}
-	if f := a.table.get(account, now); f != nil {
+	f := a.table.get(account, now)
+	if p != nil && f != nil {
 		f.count -= min(p.count, f.count)
 		a.table.touch(f)
 	}
-	a.table.remove(p)
+	left := f != nil && f.count > 0
+	if p == nil && left {
+		p = a.table.add(pair, now)
+	}
+	if p != nil {
+		p.count, p.pass, p.last = 0, left, now
+		a.table.touch(p) // dropped without a pass, unless attempts are in its line
+	}
 }
 
 // waitClosed waits until ch is closed. It returns ErrThrottled if that is

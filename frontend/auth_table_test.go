@@ -86,7 +86,7 @@ func TestThrottleKeepsRecordsInLine(t *testing.T) {
 	now := time.Now()
 	keys := [2]string{"ip:192.0.2.1", "user:alice@example.com"}
 	a.fail(keys[0])
-	places := a.join(keys, now)
+	places := a.join(keys, pairKey("192.0.2.1", "alice@example.com"), now)
 	for i := range 20 {
 		a.fail("ip:" + junkIP(i))
 	}

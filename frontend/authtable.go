@@ -7,22 +7,24 @@ import "time"
 // attempts in their line (there are at most as many as connections).
 //
 // When it is full, a new record evicts the least useful one: a record
-// whose failures are forgotten (Forget) if one is at the front of its
-// list, else the oldest of those that earned the least delay. Records
-// with failures and nobody in line stand in one list per delay level
-// (failure count, capped where the delay reaches MaxDelay), in the
-// order they last failed or left their line; records in line are in no
-// list and are never evicted. So a flood of junk keys, each failed once,
-// evicts junk of its own level and leaves alone a guessing run's
-// records, which have earned more, and every operation costs O(levels)
-// at most. Before, a full table dropped half of its records in map
-// order, and with them, as likely as any, the guesser's. A caller holds
+// forgotten (Forget) if one is at the front of its list, else the
+// oldest pass, else the oldest of the records that earned the least
+// delay. Records with failures (or a pass) and nobody in line stand in
+// one list per delay level (failure count, capped where the delay
+// reaches MaxDelay; passes below the first), in the order they last
+// failed, logged in or left their line; records in line are in no list
+// and are never evicted. So a flood of junk keys, each failed once,
+// evicts passes and junk of its own level and leaves alone a guessing
+// run's records, which have earned more; a pass lost costs its client
+// only the account's delay. Every operation costs O(levels) at most.
+// Before, a full table dropped half of its records in map order, and
+// with them, as likely as any, the guesser's. A caller holds
 // Authenticator.mu.
 type throttleTable struct {
 	max    int
 	forget time.Duration
 	m      map[string]*failure
-	levels []failList // levels[i]: records of failure count i+1 (the last: or more)
+	levels []failList // levels[0]: passes; levels[i]: failure count i (the last: or more)
 }
 
 // failList is a doubly linked list of records, oldest first.
@@ -36,29 +38,29 @@ func newThrottleTable(cfg AuthConfig) *throttleTable {
 	for d := cfg.FailureDelay; d < cfg.MaxDelay && top < 64; d *= 2 {
 		top++
 	}
-	return &throttleTable{max: cfg.MaxTracked, forget: cfg.Forget, m: map[string]*failure{}, levels: make([]failList, top)}
+	return &throttleTable{max: cfg.MaxTracked, forget: cfg.Forget, m: map[string]*failure{}, levels: make([]failList, 1+top)}
 }
 
 // len is the number of records.
 func (t *throttleTable) len() int { return len(t.m) }
 
-// get returns key's record, or nil if there is none. Failures older
-// than Forget are forgotten: the record is dropped, or only its count
-// if attempts are in its line.
+// get returns key's record, or nil if there is none. Failures and
+// passes older than Forget are forgotten: the record is dropped, or
+// only its count if attempts are in its line.
 func (t *throttleTable) get(key string, now time.Time) *failure {
 	f := t.m[key]
-	if f == nil || f.count == 0 || !t.expired(f, now) {
+	if f == nil || f.count == 0 && !f.pass || !t.expired(f, now) {
 		return f
 	}
 	if f.inLine > 0 {
-		f.count = 0
+		f.count, f.pass = 0, false
 		return f
 	}
 	t.remove(f)
 	return nil
 }
 
-// expired reports whether f's failures are forgotten at now.
+// expired reports whether f's failures (or pass) are forgotten at now.
 func (t *throttleTable) expired(f *failure, now time.Time) bool {
 	return now.Sub(f.last) > t.forget
 }
@@ -105,18 +107,18 @@ func (t *throttleTable) remove(f *failure) {
 	}
 }
 
-// touch puts f at the back of the list of its level after its count or
-// line changed, or in no list while attempts are in its line. A record
-// with neither failures nor attempts is dropped.
+// touch puts f at the back of the list of its level after its count,
+// pass or line changed, or in no list while attempts are in its line. A
+// record with neither failures, pass nor attempts is dropped.
 func (t *throttleTable) touch(f *failure) {
 	t.unlist(f)
 	switch {
 	case f.inLine > 0:
-	case f.count <= 0:
+	case f.count <= 0 && !f.pass:
 		f.count = 0
 		t.remove(f)
 	default:
-		f.level = min(f.count, len(t.levels)) - 1
+		f.level = min(max(f.count, 0), len(t.levels)-1)
 		l := &t.levels[f.level]
 		f.prev, f.next = l.tail, nil
 		if l.tail != nil {
