@@ -23,21 +23,26 @@ import (
 // sections and SEARCH all read a part's type through this, so they
 // agree on its parts.
 func imapContentType(h gomessage.Header) (string, map[string]string, error) {
-	t, params, err := h.ContentType()
-	if err == nil {
-		return t, params, nil
-	}
-	return imapLenientMediaType(h.Get("Content-Type"), err)
+	return imapMediaType(h.Get("Content-Type"), h.ContentType)
 }
 
 // imapContentDisposition is imapContentType for Content-Disposition
 // (RFC 2183), whose parameters are written as carelessly.
 func imapContentDisposition(h gomessage.Header) (string, map[string]string, error) {
-	d, params, err := h.ContentDisposition()
-	if err == nil {
-		return d, params, nil
+	return imapMediaType(h.Get("Content-Disposition"), h.ContentDisposition)
+}
+
+// imapMediaType is parse's reading of field, read leniently where parse
+// refuses it, with the RFC 2231 values in other charsets than UTF-8
+// that Go's parser leaves out (imap2231Params).
+func imapMediaType(field string, parse func() (string, map[string]string, error)) (string, map[string]string, error) {
+	t, params, err := parse()
+	if err != nil {
+		if t, params, err = imapLenientMediaType(field, err); err != nil {
+			return t, params, err
+		}
 	}
-	return imapLenientMediaType(h.Get("Content-Disposition"), err)
+	return t, imap2231Params(field, params), nil
 }
 
 // imapLenientMediaType reads v, which Go's parser refused with err.

@@ -1,0 +1,127 @@
+package frontend
+
+import (
+	"maps"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// imap2231Params is params with the RFC 2231 values of field read in
+// their charsets. Go's parser decodes extended values (RFC 2231 §4) only
+// in UTF-8 and US-ASCII: it drops a whole value in any other charset,
+// and joins continuations (§3, §4.1) of one with the octets of their
+// percent-encoded sections left raw. "name*=iso-8859-1”caf%E9.pdf", as
+// many mailers write a name in Latin-1 or windows-1252, gave an
+// attachment without a name in BODYSTRUCTURE and to SEARCH. Here a value
+// whose charset imapCharset knows (the table the other charsets of a
+// message are read with) is converted, in place of Go's reading, and one
+// that does not parse takes Go's reading away; a value in a charset it
+// does not know is added only where Go left none and its octets are
+// UTF-8.
+func imap2231Params(field string, params map[string]string) map[string]string {
+	if !strings.Contains(field, "*=") {
+		return params // no extended value (RFC 2231's mark is "*=")
+	}
+	_, rest, _ := strings.Cut(field, ";")
+	var out map[string]string // params, copied at the first change
+	edit := func() map[string]string {
+		if out == nil {
+			out = make(map[string]string, len(params)+1)
+			maps.Copy(out, params)
+		}
+		return out
+	}
+	for name, pieces := range imap2231Pieces(imapLenientParams(rest)) {
+		v, converted, ok := imap2231Value(pieces)
+		_, goRead := params[name]
+		switch {
+		case converted && ok, ok && !goRead:
+			edit()[name] = v
+		case converted && goRead:
+			delete(edit(), name)
+		}
+	}
+	if out == nil {
+		return params
+	}
+	return out
+}
+
+// imap2231Piece is one section of an RFC 2231 value: name*N or name*N*
+// (extended: percent-encoded; the first also names the charset).
+type imap2231Piece struct {
+	n        int
+	extended bool
+	value    string
+}
+
+// imap2231Pieces groups the parameters named name* or name*N[*] by name.
+func imap2231Pieces(raw []imapParam) map[string][]imap2231Piece {
+	out := map[string][]imap2231Piece{}
+	for _, p := range raw {
+		base, suffix, ok := strings.Cut(p.name, "*")
+		if !ok || base == "" {
+			continue
+		}
+		piece := imap2231Piece{value: p.value}
+		switch num, ext := strings.CutSuffix(suffix, "*"); {
+		case suffix == "":
+			piece.extended = true // name*=: one extended section
+		default:
+			n, err := strconv.Atoi(num)
+			if err != nil || n < 0 || n > 999 || (len(num) > 1 && num[0] == '0') {
+				continue
+			}
+			piece.n, piece.extended = n, ext
+		}
+		out[base] = append(out[base], piece)
+	}
+	return out
+}
+
+// imap2231Value joins the sections of one value, numbered from 0
+// without a gap, decodes the extended ones, and converts the octets
+// from the charset that section 0 names. converted says that charset is
+// one imapCharset converts from; ok, that the value parsed (and, when
+// not converted, is UTF-8).
+func imap2231Value(pieces []imap2231Piece) (v string, converted, ok bool) {
+	slices.SortFunc(pieces, func(a, b imap2231Piece) int { return a.n - b.n })
+	charset := ""
+	if p := pieces[0]; p.n == 0 && p.extended {
+		charset, _, _ = strings.Cut(p.value, "'")
+	}
+	enc := imapCharset(charset)
+	converted = enc != nil
+	var octets strings.Builder
+	for i, p := range pieces {
+		if p.n != i {
+			return "", converted, false // a gap, or one number twice
+		}
+		v := p.value
+		if p.extended {
+			if i == 0 {
+				// charset'language'octets (RFC 2231 §4)
+				parts := strings.SplitN(v, "'", 3)
+				if len(parts) != 3 {
+					return "", converted, false
+				}
+				v = parts[2]
+			}
+			d, err := url.PathUnescape(v)
+			if err != nil {
+				return "", converted, false
+			}
+			v = d
+		}
+		octets.WriteString(v)
+	}
+	s := octets.String()
+	if !converted {
+		return s, false, utf8.ValidString(s)
+	}
+	d, err := enc.NewDecoder().String(s)
+	return d, true, err == nil
+}
