@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -123,8 +124,12 @@ var errUnknownRPC = errors.New("not served by this member's release")
 // leader (a status leaves the term out for a node that did not answer).
 func (n *Node) peerTerm(ctx context.Context, s raft.Server) (uint64, error) {
 	var got termReply
-	err := n.callAs(ctx, string(s.ID), string(s.Address), "GET", "/rpc/term", nil, &got)
+	err := errUnknownRPC
+	if !n.termless.recent(s.ID) {
+		err = n.callAs(ctx, string(s.ID), string(s.Address), "GET", "/rpc/term", nil, &got)
+	}
 	if errors.Is(err, errUnknownRPC) {
+		n.termless.saw(s.ID)
 		got = termReply{}
 		err = n.callAs(ctx, string(s.ID), string(s.Address), "GET", "/rpc/stats", nil, &got)
 	}
@@ -135,6 +140,37 @@ func (n *Node) peerTerm(ctx context.Context, s raft.Server) (uint64, error) {
 		return 0, err
 	}
 	return *got.Term, nil
+}
+
+// termlessPeers remembers the voters that answered /rpc/term with a 404
+// (an older release, during a rolling upgrade), so that each read does
+// not ask them twice; after termlessMemory a voter is asked again, as it
+// may have been upgraded meanwhile.
+type termlessPeers struct {
+	mu   sync.Mutex
+	seen map[raft.ServerID]time.Time
+}
+
+const termlessMemory = time.Minute
+
+func (t *termlessPeers) saw(id raft.ServerID) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.seen == nil {
+		t.seen = make(map[raft.ServerID]time.Time)
+	}
+	t.seen[id] = time.Now()
+}
+
+func (t *termlessPeers) recent(id raft.ServerID) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	at, ok := t.seen[id]
+	if ok && time.Since(at) >= termlessMemory {
+		delete(t.seen, id)
+		return false
+	}
+	return ok
 }
 
 // errNoTerm: a voter's answer did not carry its term.

@@ -100,7 +100,8 @@ func TestLeaderReadsKeepTheirConnections(t *testing.T) {
 // A voter of a release without /rpc/term (its router answers 404) is
 // asked for its status, which carries its term. A status without a term
 // (that of a node that did not answer, as a status lists it) is no
-// answer: read as term 0 it would confirm any leader.
+// answer: read as term 0 it would confirm any leader. Which voters
+// answered 404 is remembered for a while, so a read asks them once.
 func TestTermOfAnOlderReleaseFromItsStatus(t *testing.T) {
 	c := newTestCluster(t, 1)
 	a := c.leader(5 * time.Second)
@@ -111,9 +112,13 @@ func TestTermOfAnOlderReleaseFromItsStatus(t *testing.T) {
 	m := newMux(ln, a.dialer(), slog.New(slog.NewTextHandler(io.Discard, nil)), func(conn net.Conn) { conn.Close() })
 	go m.serve()
 	t.Cleanup(func() { m.close() })
-	var statuses atomic.Int64
+	var statuses, terms atomic.Int64
 	var status atomic.Pointer[MemberStatus]
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /rpc/term", func(w http.ResponseWriter, r *http.Request) {
+		terms.Add(1)
+		http.NotFound(w, r)
+	})
 	mux.HandleFunc("GET /rpc/stats", func(w http.ResponseWriter, r *http.Request) {
 		statuses.Add(1)
 		writeRPC(w, *status.Load(), nil)
@@ -132,5 +137,9 @@ func TestTermOfAnOlderReleaseFromItsStatus(t *testing.T) {
 	status.Store(&MemberStatus{ID: "old", Term: 41})
 	if term, err := a.peerTerm(ctx, s); err == nil {
 		t.Fatalf("a status without a term gave term %d", term)
+	}
+	// The 404 is remembered: later reads ask its status at once.
+	if terms.Load() != 1 || statuses.Load() != 2 {
+		t.Fatalf("%d term and %d status requests for two reads, want 1 and 2", terms.Load(), statuses.Load())
 	}
 }

@@ -92,6 +92,8 @@ type Node struct {
 	// after the server's presence in raft's configuration was checked,
 	// with the record's removal once a server left it (removeserver.go).
 	recordMu sync.Mutex
+
+	termless termlessPeers // voters without /rpc/term (leaderterm.go)
 	// onRepairKick, tests only, is called first by the /rpc/repair
 	// handler; true means it took care of the request (a test holds it
 	// unanswered, as a paused leader would).
