@@ -179,3 +179,30 @@ func TestNestedMAILRefused(t *testing.T) {
 		}
 	}
 }
+
+// RCPT TO:<postmaster> without a domain reaches the Postmaster address,
+// but its LMTP reply after the dot is keyed, as go-smtp keys it, by the
+// address the client sent: one 250 naming <postmaster>, and the session
+// goes on.
+func TestLMTPPostmasterWithoutDomain(t *testing.T) {
+	cfg := lmtpConfig()
+	cfg.Postmaster = "bob@example.com"
+	f := newFakeDeliverer()
+	_, addr := startServer(t, cfg, f)
+	c := dial(t, addr)
+	c.expect("LHLO client.test", 250, "")
+	c.begin("alice@example.com")
+	c.expect("RCPT TO:<Postmaster>", 250, "")
+	c.expect("DATA", 354, "")
+	c.write("hello\r\n.\r\n")
+	checkReply(t, "alice", c.read(), 250, "2.0.0")
+	r := c.read()
+	checkReply(t, "postmaster", r, 250, "2.0.0")
+	if !strings.Contains(r.msg, "<Postmaster>") {
+		t.Errorf("reply %v does not name <Postmaster>", r)
+	}
+	c.expect("NOOP", 250, "")
+	if got := f.lastDelivery(t).msg.Mailboxes; fmt.Sprint(got) != "[alice@example.com bob@example.com]" {
+		t.Errorf("delivered to %v", got)
+	}
+}

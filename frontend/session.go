@@ -223,6 +223,9 @@ func (s *session) rcpt(to string, opts *smtp.RcptOptions) *smtp.SMTPError {
 	if len(orcptOf(opts)) > maxORCPT {
 		return replyBadDSNParameter(fmt.Sprintf("ORCPT longer than %d characters", maxORCPT))
 	}
+	// The RCPT is kept as the client sent it (go-smtp keys LMTP replies
+	// by it); only <postmaster> without a domain resolves elsewhere.
+	sent := to
 	if strings.EqualFold(to, "postmaster") { // RFC 5321 §4.5.1: no domain
 		to = s.srv.cfg.Postmaster
 	}
@@ -263,7 +266,7 @@ func (s *session) rcpt(to string, opts *smtp.RcptOptions) *smtp.SMTPError {
 			"mailboxes", len(tx.boxes), "external", len(tx.external))
 		return replyTooManyTargets()
 	}
-	tx.addRecipient(to, res, opts)
+	tx.addRecipient(sent, res, opts)
 	return nil
 }
 
