@@ -392,6 +392,7 @@ type bodyReader struct {
 	chunked bool         // BDAT: the end is go-smtp closing its pipe
 	maxLine int          // DATA: the longest line, its line end included; 0 for none
 	line    int          // octets of the current line read so far
+	lastCR  bool         // the last octet counted was a CR
 	n       int64
 	eof     bool  // the final dot was seen
 	err     error // first read error other than io.EOF
@@ -428,19 +429,25 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 }
 
 // linesFit counts p into the current line and reports whether every
-// line stays within maxLine octets, its line end included (RFC 5321
-// §4.5.3.1.6 counts the CRLF in a text line's 1000).
+// line stays within maxLine octets as stored, its line end included
+// (RFC 5321 §4.5.3.1.6 counts the CRLF in a text line's 1000). A bare
+// LF is stored as CRLF (crlfReader), so it counts two octets.
 func (b *bodyReader) linesFit(p []byte) bool {
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
 			b.line += len(p)
+			b.lastCR = p[len(p)-1] == '\r'
 			return b.line <= b.maxLine
 		}
-		if b.line+i+1 > b.maxLine {
+		end := b.line + i + 1
+		if (i == 0 && !b.lastCR) || (i > 0 && p[i-1] != '\r') {
+			end++
+		}
+		if end > b.maxLine {
 			return false
 		}
-		b.line = 0
+		b.line, b.lastCR = 0, false
 		p = p[i+1:]
 	}
 	return true

@@ -10,7 +10,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
+
+	"github.com/emersion/go-smtp"
 
 	"powermail/node"
 )
@@ -226,6 +229,65 @@ func TestDataLineLimitIsExact(t *testing.T) {
 		c.expectClosed()
 		if len(f.allDeliveries()) != 0 && f.lastDelivery(t).readErr == nil {
 			t.Error("a body with a long line was delivered whole")
+		}
+	}
+}
+
+// The DATA limit holds the line as stored: a bare LF is stored as CRLF
+// (crlfReader), so it counts two octets, and a dot doubled for
+// transparency is not counted (RFC 5321 §4.5.3.1.6), as it is not stored.
+func TestDataLineLimitAsStored(t *testing.T) {
+	max := DefaultMaxLineLength
+	for _, tc := range []struct {
+		name   string
+		sent   string // as written after DATA, dot-stuffed
+		stored string // the line as stored
+		code   int
+	}{
+		{"bare LF at the limit", strings.Repeat("z", max-2) + "\n", strings.Repeat("z", max-2) + "\r\n", 250},
+		{"bare LF over", strings.Repeat("z", max-1) + "\n", "", 500},
+		{"stuffed dot at the limit", ".." + strings.Repeat("z", max-3) + "\r\n", "." + strings.Repeat("z", max-3) + "\r\n", 250},
+		{"stuffed dot over", ".." + strings.Repeat("z", max-2) + "\r\n", "", 500},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeDeliverer()
+			_, addr := startServer(t, testConfig(), f)
+			c := dial(t, addr)
+			c.ehlo()
+			r := c.transaction("s@remote.test", []string{"alice@example.com"}, "a\r\n"+tc.sent+"b\r\n")
+			if r.code != tc.code {
+				t.Fatalf("got %v, want %d", r, tc.code)
+			}
+			if tc.code != 250 {
+				c.expectClosed()
+				return
+			}
+			if _, got := splitTrace(t, f.lastDelivery(t).body); got != "a\r\n"+tc.stored+"b\r\n" {
+				t.Errorf("content changed (len %d)", len(got))
+			}
+		})
+	}
+}
+
+// The line count runs on across reads however the body is cut: read
+// an octet at a time, a CR and its LF in two reads still end a line of
+// maxLine octets, and a bare LF still counts two.
+func TestBodyReaderLinesAcrossReads(t *testing.T) {
+	const max = 1000
+	for _, tc := range []struct {
+		body string
+		fits bool
+	}{
+		{strings.Repeat("z", max-2) + "\r\n" + strings.Repeat("y", max-2) + "\r\n", true},
+		{strings.Repeat("z", max-1) + "\r\n", false},
+		{strings.Repeat("z", max-2) + "\n" + strings.Repeat("y", max-2) + "\n", true},
+		{strings.Repeat("z", max-1) + "\n", false},
+		{"\n" + strings.Repeat("z", max-2) + "\r\n", true},
+	} {
+		b := &bodyReader{r: iotest.OneByteReader(strings.NewReader(tc.body)), maxLine: max}
+		_, err := io.Copy(io.Discard, b)
+		if got := !errors.Is(b.err, smtp.ErrTooLongLine); got != tc.fits || (tc.fits && err != nil) {
+			t.Errorf("%q...: fits %v (err %v, %v), want %v", tc.body[max-3:], got, err, b.err, tc.fits)
 		}
 	}
 }
