@@ -101,7 +101,8 @@ type SMTPConfig struct {
 	MaxRecipients int
 	// MaxLineLength in octets, line end included, for DATA lines (BDAT
 	// chunks are exempt) and command lines; a command line is cut at up
-	// to 4 KiB more (go-smtp's count; see newSMTPServer). Default
+	// to 4 KiB more, 8 KiB right after a BDAT chunk (go-smtp's count; see
+	// newSMTPServer). Default
 	// DefaultMaxLineLength; at least 1000.
 	MaxLineLength int
 	// MaxConnsPerIP bounds simultaneous connections from one IP address.

@@ -91,7 +91,10 @@ func (s *SMTPServer) newSMTPServer() *smtp.Server {
 	// start of the next command line (up to 4 KiB of them). With the
 	// limit exact, a large chunk without line ends would cut the
 	// connection at the next BDAT. DATA lines are held to the exact
-	// limit by bodyReader; a command line may run goSMTPLineSlack over.
+	// limit by bodyReader; a command line may run goSMTPLineSlack over,
+	// and right after a chunk up to one read buffer more: the fill that
+	// takes a chunk's last octets may take the next line's first ones,
+	// uncounted. Either way a command line stays within a few KiB.
 	srv.MaxLineLength = s.cfg.MaxLineLength + goSMTPLineSlack
 	srv.TLSConfig = s.cfg.TLS // STARTTLS (RFC 3207) when non-nil
 	// AUTH (RFC 4954) is offered on submission only, and without TLS only
