@@ -88,8 +88,10 @@ type SMTPConfig struct {
 	Hostname string
 	// Postmaster is the address that `RCPT TO:<postmaster>`, which names
 	// no domain, is delivered to: RFC 5321 §4.5.1 has every server take
-	// it. Default "postmaster@" + Hostname; it must name a mailbox or
-	// forward of a hosted domain, or it is refused like any address.
+	// it. Default "postmaster@" + Hostname, if that is an address (else
+	// none, and <postmaster> is refused as a path without a domain); it
+	// must name a mailbox or forward of a hosted domain, or it is refused
+	// like any address.
 	Postmaster string
 
 	// MaxMessageBytes is advertised as SIZE (RFC 1870) and enforced on
@@ -177,8 +179,10 @@ func (cfg SMTPConfig) withDefaults() (SMTPConfig, error) {
 	if cfg.Hostname == "" {
 		cfg.Hostname = defaultHostname()
 	}
-	if cfg.Postmaster == "" {
-		cfg.Postmaster = "postmaster@" + cfg.Hostname
+	if pm := "postmaster@" + cfg.Hostname; cfg.Postmaster == "" && isRecipient(pm) {
+		// A Hostname that is no domain is announced all the same; it
+		// leaves the server without a default Postmaster.
+		cfg.Postmaster = pm
 	}
 	setDefault(&cfg.MaxMessageBytes, DefaultMaxMessageBytes)
 	setDefault(&cfg.MaxRecipients, DefaultMaxRecipients)
@@ -210,8 +214,9 @@ func (cfg SMTPConfig) validate() error {
 	check(cfg.MaxMessageBytes >= minMessageBytes, "MaxMessageBytes %d is below the RFC 5321 minimum %d", cfg.MaxMessageBytes, minMessageBytes)
 	check(cfg.MaxRecipients >= minRecipients, "MaxRecipients %d is below the RFC 5321 minimum %d", cfg.MaxRecipients, minRecipients)
 	check(cfg.MaxLineLength >= minLineLength, "MaxLineLength %d is below the RFC 5321 minimum %d", cfg.MaxLineLength, minLineLength)
-	if p, why := checkRecipient(cfg.Postmaster, false); p != addrOK {
-		check(false, "Postmaster %q is no address: %s", cfg.Postmaster, why)
+	if cfg.Postmaster != "" {
+		p, why := checkRecipient(cfg.Postmaster, false)
+		check(p == addrOK, "Postmaster %q is no address: %s", cfg.Postmaster, why)
 	}
 	check(cfg.MaxConnsPerIP > 0, "MaxConnsPerIP %d must be positive", cfg.MaxConnsPerIP)
 	check(cfg.MaxConns > 0, "MaxConns %d must be positive", cfg.MaxConns)
@@ -235,6 +240,12 @@ func setDefault[T int | int64 | time.Duration](v *T, def T) {
 	if *v == 0 {
 		*v = def
 	}
+}
+
+// isRecipient reports whether addr passes as an ASCII RCPT address.
+func isRecipient(addr string) bool {
+	p, _ := checkRecipient(addr, false)
+	return p == addrOK
 }
 
 func defaultHostname() string {

@@ -74,6 +74,30 @@ func TestRcptPostmasterWithoutDomain(t *testing.T) {
 	}
 }
 
+// A host name that is no domain (a trailing dot, an underscore) was
+// announced as ever, but made the default Postmaster no address, and the
+// server refused to start with a configuration that had always worked.
+// Such a server has no default Postmaster, and <postmaster> without a
+// domain is refused as a path without one.
+func TestPostmasterDefaultFromOddHostname(t *testing.T) {
+	for _, host := range []string{"mx.example.com.", "mail_1.example.com"} {
+		cfg := testConfig()
+		cfg.Hostname = host
+		f := newFakeDeliverer()
+		srv, err := NewSMTPServer(cfg, f)
+		if err != nil {
+			t.Fatalf("Hostname %q: %v", host, err)
+		}
+		_ = srv.Close()
+		_, addr := startServer(t, cfg, f)
+		c := dial(t, addr)
+		c.ehlo()
+		c.expect("MAIL FROM:<s@remote.test>", 250, "")
+		c.expect("RCPT TO:<postmaster>", 501, "5.1.3")
+		c.expect("RCPT TO:<alice@example.com>", 250, "")
+	}
+}
+
 // The relay check does not depend on the sender: not even a local or
 // null sender may relay (Promise 6).
 func TestRelayDeniedWhateverSender(t *testing.T) {

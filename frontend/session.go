@@ -226,7 +226,7 @@ func (s *session) rcpt(to string, opts *smtp.RcptOptions) *smtp.SMTPError {
 	// The RCPT is kept as the client sent it (go-smtp keys LMTP replies
 	// by it); only <postmaster> without a domain resolves elsewhere.
 	sent := to
-	if strings.EqualFold(to, "postmaster") { // RFC 5321 §4.5.1: no domain
+	if strings.EqualFold(to, "postmaster") && s.srv.cfg.Postmaster != "" { // RFC 5321 §4.5.1: no domain
 		to = s.srv.cfg.Postmaster
 	}
 	switch p, why := checkRecipient(to, tx.utf8); p {

@@ -37,7 +37,7 @@ type mailFlags struct {
 
 func (m *mailFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&m.hostname, "hostname", "", "name in SMTP greetings and Received: headers (default: the host name)")
-	fl.StringVar(&m.postmaster, "postmaster", "", "mailbox or forward address that RCPT TO:<postmaster>, without a domain, reaches (default: postmaster@ the --hostname)")
+	fl.StringVar(&m.postmaster, "postmaster", "", "mailbox or forward address that RCPT TO:<postmaster>, without a domain, reaches (default: postmaster@ the --hostname, if that is an address)")
 	fl.StringVar(&m.tlsCert, "tls-cert", "", "PEM certificate for STARTTLS and implicit TLS (SIGHUP reads it and the key again)")
 	fl.StringVar(&m.tlsKey, "tls-key", "", "PEM private key for STARTTLS")
 	fl.Int64Var(&m.maxMessage, "max-message-size", frontend.DefaultMaxMessageBytes, "largest accepted message in bytes")
