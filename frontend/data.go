@@ -61,7 +61,7 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	}
 	for _, rc := range tx.rcpts {
 		rep := out.lmtpReply(tx, rc)
-		status.SetStatus(rc.addr, rep)
+		status.SetStatus(rc.sent, rep)
 		s.srv.metrics.reply(cmdData, asError(rep))
 	}
 	s.logDelivery(tx, out, nil)

@@ -59,6 +59,11 @@ func TestRcptPostmasterWithoutDomain(t *testing.T) {
 	if got := f.lastDelivery(t).msg.Mailboxes; fmt.Sprint(got) != "[bob@example.com]" {
 		t.Errorf("delivered to %v", got)
 	}
+	// The trace names it by the address it reached: a Received "for"
+	// takes a path with a domain (RFC 5321 §4.4).
+	if trace, _ := splitTrace(t, f.lastDelivery(t).body); !strings.Contains(trace, "for <bob@example.com>;") {
+		t.Errorf("trace:\n%s", trace)
+	}
 
 	// By default it is postmaster@ the host name, refused here as any
 	// address the directory does not have.

@@ -17,7 +17,7 @@ type traceInfo struct {
 	by       string // our Hostname
 	protocol string // RFC 3848 / RFC 6531 §3.7.3 "with" keyword
 	id       string
-	rcpts    []string // accepted RCPT addresses, as the client sent them
+	rcpts    []string // accepted RCPT addresses, as the client sent them (<postmaster> as Postmaster)
 	date     time.Time
 }
 

@@ -73,7 +73,8 @@ type txn struct {
 }
 
 type rcptEntry struct {
-	addr   string   // as the client sent it; go-smtp's key for LMTP status
+	addr   string   // as the client sent it, <postmaster> as Postmaster
+	sent   string   // as the client sent it: go-smtp's key for LMTP status
 	boxes  []string // canonical mailboxes from Resolve
 	ext    []string // external targets from Resolve
 	notify []string // NOTIFY= keywords (RFC 3461 §4.1)
@@ -91,9 +92,9 @@ func orcptOf(opts *smtp.RcptOptions) string {
 
 // addRecipient records an accepted RCPT. A mailbox reached through
 // several addresses is stored once (Promise 5).
-func (tx *txn) addRecipient(addr string, res node.Resolution, opts *smtp.RcptOptions) {
+func (tx *txn) addRecipient(addr, sent string, res node.Resolution, opts *smtp.RcptOptions) {
 	boxes := res.Mailboxes
-	rc := rcptEntry{addr: addr, boxes: boxes, ext: res.External}
+	rc := rcptEntry{addr: addr, sent: sent, boxes: boxes, ext: res.External}
 	if opts != nil {
 		for _, k := range opts.Notify {
 			rc.notify = append(rc.notify, string(k))
@@ -223,8 +224,9 @@ func (s *session) rcpt(to string, opts *smtp.RcptOptions) *smtp.SMTPError {
 	if len(orcptOf(opts)) > maxORCPT {
 		return replyBadDSNParameter(fmt.Sprintf("ORCPT longer than %d characters", maxORCPT))
 	}
-	// The RCPT is kept as the client sent it (go-smtp keys LMTP replies
-	// by it); only <postmaster> without a domain resolves elsewhere.
+	// <postmaster> without a domain is Postmaster from here on (a trace
+	// or DSN names it so, with a domain), but go-smtp keys its LMTP
+	// reply by the address as sent.
 	sent := to
 	if strings.EqualFold(to, "postmaster") && s.srv.cfg.Postmaster != "" { // RFC 5321 §4.5.1: no domain
 		to = s.srv.cfg.Postmaster
@@ -266,7 +268,7 @@ func (s *session) rcpt(to string, opts *smtp.RcptOptions) *smtp.SMTPError {
 			"mailboxes", len(tx.boxes), "external", len(tx.external))
 		return replyTooManyTargets()
 	}
-	tx.addRecipient(sent, res, opts)
+	tx.addRecipient(to, sent, res, opts)
 	return nil
 }
 

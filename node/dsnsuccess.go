@@ -69,7 +69,7 @@ func (r *DSNRequest) queueDSN() *fsm.QueueDSN {
 // NotifyRcpt is one RCPT of a DSNRequest, with where it resolved
 // (Resolve).
 type NotifyRcpt struct {
-	Address   string   // as the client sent it
+	Address   string   // as the client sent it (<postmaster> as the frontend's Postmaster)
 	ORCPT     string   // ORCPT as "address-type; address", "" if none was given
 	Notify    string   // NOTIFY as a comma list (RFC 3461 §4.1), "" if none was given
 	Mailboxes []string // its local mailboxes
