@@ -333,7 +333,8 @@ func (a *Authenticator) waitTurn(ctx context.Context, keys [2]string, pair strin
 // leave ends an attempt's places in line. The next attempt's turn comes
 // when this one and every one ahead of it are done: one that gives up
 // while waiting must not let the next check beside the one it waited
-// for. A record with no failure and nobody in line is dropped.
+// for. A record with no failure and nobody in line is dropped, and the
+// table is trimmed back to MaxTracked (throttleTable.trim).
 func (a *Authenticator) leave(ps [2]place) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -348,6 +349,7 @@ func (a *Authenticator) leave(ps [2]place) {
 		p.f.tail = nil
 		a.table.touch(p.f)
 	}
+	a.table.trim(time.Now())
 }
 
 // passOn closes p.done once the attempt ahead is done.

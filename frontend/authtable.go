@@ -16,10 +16,12 @@ import "time"
 // and are never evicted. So a flood of junk keys, each failed once,
 // evicts passes and junk of its own level and leaves alone a guessing
 // run's records, which have earned more; a pass lost costs its client
-// only the account's delay. Every operation costs O(levels) at most.
-// Before, a full table dropped half of its records in map order, and
-// with them, as likely as any, the guesser's. A caller holds
-// Authenticator.mu.
+// only the account's delay. Every operation costs O(levels), amortized:
+// a record evicted beyond the one an add makes room for was added past
+// max while every other was in a line, and leaving the line trims the
+// table back to max (trim). Before, a full table dropped half of its
+// records in map order, and with them, as likely as any, the
+// guesser's. A caller holds Authenticator.mu.
 type throttleTable struct {
 	max    int
 	forget time.Duration
@@ -65,22 +67,30 @@ func (t *throttleTable) expired(f *failure, now time.Time) bool {
 	return now.Sub(f.last) > t.forget
 }
 
-// add adds an empty record for key, evicting one first if the table is
-// full. The caller counts a failure in it or puts an attempt in its
-// line.
+// add adds an empty record for key, evicting first until the table is
+// below max (or nothing is left to evict). The caller counts a failure
+// in it or puts an attempt in its line.
 func (t *throttleTable) add(key string, now time.Time) *failure {
-	if len(t.m) >= t.max {
-		t.evict(now)
+	for len(t.m) >= t.max && t.evict(now) {
 	}
 	f := &failure{key: key, level: -1}
 	t.m[key] = f
 	return f
 }
 
+// trim evicts records while there are more than max, once attempts have
+// left their lines: records added while every other was in a line took
+// the table past max, and without this it would stay there, an add
+// evicting only one record for the one it adds.
+func (t *throttleTable) trim(now time.Time) {
+	for len(t.m) > t.max && t.evict(now) {
+	}
+}
+
 // evict drops the forgotten records at the fronts of the lists; if none
-// was, the oldest record of the lowest level. With every record in a
-// line, it drops nothing.
-func (t *throttleTable) evict(now time.Time) {
+// was, the oldest record of the lowest level. It reports whether it
+// dropped any: with every record in a line, it drops nothing.
+func (t *throttleTable) evict(now time.Time) bool {
 	dropped := false
 	for i := range t.levels {
 		for f := t.levels[i].head; f != nil && t.expired(f, now); f = t.levels[i].head {
@@ -89,14 +99,15 @@ func (t *throttleTable) evict(now time.Time) {
 		}
 	}
 	if dropped {
-		return
+		return true
 	}
 	for i := range t.levels {
 		if f := t.levels[i].head; f != nil {
 			t.remove(f)
-			return
+			return true
 		}
 	}
+	return false
 }
 
 // remove drops f from the table.
