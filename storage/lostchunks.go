@@ -165,7 +165,8 @@ func readOwners(ctx context.Context, snap *pebble.Snapshot) (*owners, error) {
 }
 
 // lostChunkKeys lists the chunk keys of write ids that o says nobody
-// owns. An owned id's chunks are skipped with one seek.
+// owns, and their sizes without reading their values. An owned id's
+// chunks are skipped with one seek.
 func lostChunkKeys(ctx context.Context, snap *pebble.Snapshot, o *owners) ([][]byte, Reclaimed, error) {
 	lo, hi := tagSpan(tagChunk)
 	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
@@ -196,7 +197,11 @@ func lostChunkKeys(ctx context.Context, snap *pebble.Snapshot, o *owners) ([][]b
 		}
 		keys = append(keys, slices.Clone(k))
 		got.Chunks++
-		got.Bytes += int64(max(len(it.Value())-4, 0)) // less the chunk's CRC
+		// The length only: a lost chunk's value is not read, since the
+		// damage that broke its manifest may have reached it too, and an
+		// unreadable value would end this and every later reclaim.
+		lv := it.LazyValue()
+		got.Bytes += int64(max(lv.Len()-chunkHeaderLen, 0))
 		ok = it.Next()
 	}
 	return keys, got, errors.Join(it.Error(), it.Close())

@@ -3,7 +3,10 @@ package storage
 import (
 	"bytes"
 	"context"
+	"errors"
 	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // breakManifest makes h's manifest fail its checksum.
@@ -155,4 +158,54 @@ func TestReclaimLostChunksWaitsForUndecodableManifest(t *testing.T) {
 		t.Fatalf("%d chunk keys left", n)
 	}
 	wantStats(t, s, 0, 0)
+}
+
+// Lost chunks whose values cannot be read (the disk damage that broke
+// their manifest may have reached them too) are reclaimed all the same:
+// the reclaim needs their keys and lengths, not their bytes. Before, it
+// read every lost chunk's value to count its bytes, and one unreadable
+// value failed every reclaim, leaving all lost chunks for good.
+func TestReclaimLostChunksWhoseValuesDoNotRead(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s := openStore(t, dir, testOptions())
+	lostData := payload(3000, 11)
+	lost := mustPut(t, s, lostData)
+	kept := mustPut(t, s, payload(3000, 12))
+	breakManifest(t, s, lost)
+	if err := s.Delete(ctx, lost); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	flipOnDisk(t, dir, "*.blob", lostData[1100:1164]) // the lost body's second chunk
+	s = openStore(t, dir, testOptions())
+	defer s.Close()
+
+	got, err := s.ReclaimLostChunks(ctx)
+	if err != nil {
+		t.Fatalf("reclaim beside an unreadable lost chunk: %v", err)
+	}
+	if got != (Reclaimed{Writes: 1, Chunks: 3, Bytes: 3000}) {
+		t.Fatalf("reclaimed %+v, want 1 write, 3 chunks, 3000 bytes", got)
+	}
+	wantStats(t, s, 1, 3000)
+	// The kept body's values may share the damaged blob block; its
+	// chunks are all still there.
+	lo, hi := chunkSpan(rawManifest(t, s, kept).id)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		n++
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil || n != 3 {
+		t.Fatalf("%d chunk keys of the kept body, want 3 (%v)", n, err)
+	}
 }
