@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -187,6 +188,9 @@ func lostChunkKeys(ctx context.Context, snap *pebble.Snapshot, o *owners) ([][]b
 		}
 		id := binary.BigEndian.Uint64(k[1:])
 		if o.owned(id) {
+			if id == math.MaxUint64 {
+				break // no id after it; chunkSpan(id+1) would wrap to 0
+			}
 			next, _ := chunkSpan(id + 1)
 			ok = it.SeekGE(next)
 			continue

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -207,5 +209,36 @@ func TestReclaimLostChunksWhoseValuesDoNotRead(t *testing.T) {
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil || n != 3 {
 		t.Fatalf("%d chunk keys of the kept body, want 3 (%v)", n, err)
+	}
+}
+
+// A manifest naming the last write id does not make the reclaim seek
+// past it to id 0 and round again for ever.
+func TestReclaimLostChunksAtTheLastWriteID(t *testing.T) {
+	s, _ := newStore(t, testOptions())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	lost := mustPut(t, s, payload(3000, 8))
+	breakManifest(t, s, lost)
+	if err := s.Delete(ctx, lost); err != nil {
+		t.Fatal(err)
+	}
+	var h Hash
+	h[0] = 0xee
+	m := manifest{size: 5, chunkSize: 1024, id: math.MaxUint64, written: time.Now()}
+	b := s.db.NewBatch()
+	if err := errors.Join(b.Set(manifestKey(h), m.encode(h), nil), putChunk(b, m.id, 0, []byte("hello"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	got, err := s.ReclaimLostChunks(ctx)
+	if err != nil || got.Writes != 1 {
+		t.Fatalf("reclaimed %+v, %v; want the lost body's chunks", got, err)
+	}
+	if _, ok, err := s.get(chunkKey(math.MaxUint64, 0)); err != nil || !ok {
+		t.Fatalf("the last id's chunk: present %v, %v", ok, err)
 	}
 }
