@@ -53,16 +53,7 @@ func imapLoginTime(t *testing.T, addr, local, user, password string) (time.Durat
 // its victim logged in.
 func TestIMAPLoginSuccessForgivesOnlyItsOwnClient(t *testing.T) {
 	const delay = 100 * time.Millisecond
-	store, user := imapMemStore(t)
-	log := imapTestLogger()
-	auth := frontend.NewAuthenticator(store, frontend.AuthConfig{AllowInsecure: true, FailureDelay: delay, MaxDelay: 20 * delay}, log)
-	addr := serveLoopback(t, frontend.NewIMAPServer(store, auth, frontend.IMAPConfig{}, log))
-
-	for i := range 3 {
-		if _, err := imapLoginTime(t, addr, "127.0.0.2", user, "guess"); err == nil {
-			t.Fatalf("attacker's guess %d logged in", i)
-		}
-	}
+	addr, user := attackedIMAP(t, delay)
 	if _, err := imapLoginTime(t, addr, "127.0.0.3", user, "typo"); err == nil {
 		t.Fatal("the owner's typo logged in")
 	}
@@ -144,16 +135,7 @@ func TestLoginFailuresLeftBySuccessAreForgotten(t *testing.T) {
 // remembered (Forget, 15 minutes by default).
 func TestIMAPLoginOwnersClientSkipsTheAccountsDelay(t *testing.T) {
 	const delay = 100 * time.Millisecond
-	store, user := imapMemStore(t)
-	log := imapTestLogger()
-	auth := frontend.NewAuthenticator(store, frontend.AuthConfig{AllowInsecure: true, FailureDelay: delay, MaxDelay: 20 * delay}, log)
-	addr := serveLoopback(t, frontend.NewIMAPServer(store, auth, frontend.IMAPConfig{}, log))
-
-	for i := range 3 {
-		if _, err := imapLoginTime(t, addr, "127.0.0.2", user, "guess"); err == nil {
-			t.Fatalf("attacker's guess %d logged in", i)
-		}
-	}
+	addr, user := attackedIMAP(t, delay)
 	if d, err := imapLoginTime(t, addr, "127.0.0.3", user, imapPassword); err != nil || d < 4*delay {
 		t.Fatalf("the owner's first login: %v after %v, want the account's delay %v", err, d, 4*delay)
 	}
@@ -239,4 +221,20 @@ type slowerChecker struct {
 func (c slowerChecker) Authenticate(ctx context.Context, user, password string) (node.Login, error) {
 	time.Sleep(c.d)
 	return c.PasswordChecker.Authenticate(ctx, user, password)
+}
+
+// attackedIMAP serves IMAP with logins slowed by delay per failure, and
+// has 127.0.0.2 fail three logins on the account it returns.
+func attackedIMAP(t *testing.T, delay time.Duration) (addr, user string) {
+	t.Helper()
+	store, user := imapMemStore(t)
+	log := imapTestLogger()
+	auth := frontend.NewAuthenticator(store, frontend.AuthConfig{AllowInsecure: true, FailureDelay: delay, MaxDelay: 20 * delay}, log)
+	addr = serveLoopback(t, frontend.NewIMAPServer(store, auth, frontend.IMAPConfig{}, log))
+	for i := range 3 {
+		if _, err := imapLoginTime(t, addr, "127.0.0.2", user, "guess"); err == nil {
+			t.Fatalf("attacker's guess %d logged in", i)
+		}
+	}
+	return addr, user
 }

@@ -120,14 +120,7 @@ func TestBDATEarlyDeliverError(t *testing.T) {
 	evil := "RCPT TO:<bob@example.com>\r\n"
 	c.write("MAIL FROM:<s@remote.test>\r\nRCPT TO:<alice@example.com>\r\n" +
 		fmt.Sprintf("BDAT 3\r\nabcBDAT %d\r\n%sBDAT 2 LAST\r\nxy", len(evil), evil) + "NOOP\r\n")
-	var codes []int
-	for range 6 {
-		codes = append(codes, c.read().code)
-	}
-	want := []int{250, 250, 250, 250, 451, 250}
-	if fmt.Sprint(codes) != fmt.Sprint(want) {
-		t.Fatalf("codes %v, want %v", codes, want)
-	}
+	c.expectCodes(250, 250, 250, 250, 451, 250)
 }
 
 // A BDAT refused because no RCPT was accepted still has its chunk read
@@ -151,13 +144,7 @@ func TestBDATRefusedChunkIsNotCommands(t *testing.T) {
 				want = []int{250, 550, 502, 250}
 			}
 			c.write(head + fmt.Sprintf("BDAT %d LAST\r\n%s", len(smuggled), smuggled) + "NOOP\r\n")
-			var codes []int
-			for range want {
-				codes = append(codes, c.read().code)
-			}
-			if fmt.Sprint(codes) != fmt.Sprint(want) {
-				t.Fatalf("codes %v, want %v", codes, want)
-			}
+			c.expectCodes(want...)
 			c.expect("QUIT", 221, "")
 			if n := len(f.allDeliveries()); n != 0 {
 				t.Fatalf("%d deliveries from the chunk's lines", n)
@@ -180,14 +167,7 @@ func TestBDATPipelinedAfter552(t *testing.T) {
 	tail := "RSET\r\nNOOP\r\n"
 	c.write("MAIL FROM:<s@remote.test>\r\nRCPT TO:<alice@example.com>\r\n" +
 		fmt.Sprintf("BDAT %d\r\n%sBDAT %d LAST\r\n%s", len(big), big, len(tail), tail) + "NOOP\r\n")
-	want := []int{250, 250, 552, 502, 250}
-	var codes []int
-	for range want {
-		codes = append(codes, c.read().code)
-	}
-	if fmt.Sprint(codes) != fmt.Sprint(want) {
-		t.Fatalf("codes %v, want %v", codes, want)
-	}
+	c.expectCodes(250, 250, 552, 502, 250)
 	c.expect("QUIT", 221, "")
 	if n := len(f.allDeliveries()); n != 0 {
 		t.Fatalf("%d deliveries", n)

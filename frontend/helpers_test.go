@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/textproto"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -327,6 +328,19 @@ func (c *tclient) transaction(from string, rcpts []string, stuffed string) resp 
 		c.expect("RCPT TO:<"+r+">", 250, "2.0.0")
 	}
 	return c.data(stuffed)
+}
+
+// expectCodes reads one reply for each code in want (to pipelined
+// commands) and fails unless their codes are want, in order.
+func (c *tclient) expectCodes(want ...int) {
+	c.t.Helper()
+	var codes []int
+	for range want {
+		codes = append(codes, c.read().code)
+	}
+	if !slices.Equal(codes, want) {
+		c.t.Fatalf("codes %v, want %v", codes, want)
+	}
 }
 
 // expectClosed reads until EOF and fails if the server keeps the

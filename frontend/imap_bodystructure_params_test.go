@@ -101,21 +101,7 @@ func TestIMAPBodyStructureParamsAreSevenBitBeforeUTF8(t *testing.T) {
 
 	// go-imap's client, as others, decodes the words back to the names
 	// (parameters and descriptions alike).
-	cl := dialIMAPAnon(t, addr)
-	if err := cl.Login(user, imapPassword).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cl.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	msgs, err := cl.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{BodyStructure: &imap.FetchItemBodyStructure{Extended: true}}).Collect()
-	if err != nil || len(msgs) != 1 {
-		t.Fatalf("FETCH BODYSTRUCTURE: %v %v", msgs, err)
-	}
-	mp, ok := msgs[0].BodyStructure.(*imap.BodyStructureMultiPart)
-	if !ok || len(mp.Children) != len(names)+1 {
-		t.Fatalf("BODYSTRUCTURE %#v, want %d parts", msgs[0].BodyStructure, len(names)+1)
-	}
+	mp := firstBodyStructure(t, addr, user, len(names)+1)
 	for i, want := range names {
 		if got := mp.Children[i].(*imap.BodyStructureSinglePart).Filename(); got != want {
 			t.Errorf("part %d: name %q, want %q", i+1, got, want)
@@ -134,4 +120,27 @@ func TestIMAPBodyStructureParamsAreSevenBitBeforeUTF8(t *testing.T) {
 	if got := msg.MessageRFC822.BodyStructure.(*imap.BodyStructureSinglePart).Filename(); got != "été.bin" {
 		t.Errorf("attached message's part: name %q, want été.bin", got)
 	}
+}
+
+// firstBodyStructure logs in as user with go-imap's client and returns
+// the extended BODYSTRUCTURE of INBOX's first message, which must be a
+// multipart of parts parts.
+func firstBodyStructure(t *testing.T, addr, user string, parts int) *imap.BodyStructureMultiPart {
+	t.Helper()
+	cl := dialIMAPAnon(t, addr)
+	if err := cl.Login(user, imapPassword).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := cl.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{BodyStructure: &imap.FetchItemBodyStructure{Extended: true}}).Collect()
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("FETCH BODYSTRUCTURE: %v %v", msgs, err)
+	}
+	mp, ok := msgs[0].BodyStructure.(*imap.BodyStructureMultiPart)
+	if !ok || len(mp.Children) != parts {
+		t.Fatalf("BODYSTRUCTURE %#v, want %d parts", msgs[0].BodyStructure, parts)
+	}
+	return mp
 }

@@ -29,21 +29,7 @@ func TestIMAPBodyStructureNamesInOtherCharsets(t *testing.T) {
 		"\r\n"+
 		"doc\r\n"+
 		"--b--\r\n", user)
-	cl := dialIMAPAnon(t, addr)
-	if err := cl.Login(user, imapPassword).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cl.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	msgs, err := cl.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{BodyStructure: &imap.FetchItemBodyStructure{Extended: true}}).Collect()
-	if err != nil || len(msgs) != 1 {
-		t.Fatalf("FETCH BODYSTRUCTURE: %v %v", msgs, err)
-	}
-	mp, ok := msgs[0].BodyStructure.(*imap.BodyStructureMultiPart)
-	if !ok || len(mp.Children) != 2 {
-		t.Fatalf("BODYSTRUCTURE %#v, want 2 parts", msgs[0].BodyStructure)
-	}
+	mp := firstBodyStructure(t, addr, user, 2)
 	for i, want := range []string{"Café.pdf", "Привет.doc"} {
 		if got := mp.Children[i].(*imap.BodyStructureSinglePart).Filename(); got != want {
 			t.Errorf("part %d: name %q, want %q", i+1, got, want)

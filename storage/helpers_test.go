@@ -71,6 +71,12 @@ func readBody(s *Store, h Hash) ([]byte, error) {
 func countKeys(t testing.TB, s *Store, tag byte) int {
 	t.Helper()
 	lo, hi := tagSpan(tag)
+	return countSpan(t, s, lo, hi)
+}
+
+// countSpan counts raw Pebble keys in [lo, hi).
+func countSpan(t testing.TB, s *Store, lo, hi []byte) int {
+	t.Helper()
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		t.Fatal(err)
