@@ -40,6 +40,10 @@ func TestIMAPContentTypeLenient(t *testing.T) {
 		{`application/pdf; name*=x-unknown''caf%C3%A9.pdf`, "application/pdf", map[string]string{"name": "café.pdf"}, false},
 		{`application/pdf; name*0*=iso-8859-1''a; name*2=c`, "application/pdf", map[string]string{}, false},
 		{`application/pdf; name*=iso-8859-1''%ZZ`, "application/pdf", map[string]string{}, false},
+		{`application/pdf; name*=iso-8859-1''%ZZ; name="fall back.pdf"`, "application/pdf", map[string]string{"name": "fall back.pdf"}, false},
+		{`application/pdf; name="=?utf-8?q?R=C3=A9sum=C3=A9?=.doc"; name*0*=koi8-r''%F0; name*2*=%D2`, "application/pdf", map[string]string{"name": "Résumé.doc"}, false},
+		{`application/pdf; name*=latin1; name=plain.txt`, "application/pdf", map[string]string{"name": "plain.txt"}, false},
+		{`application/pdf; name*0*=iso-8859-1''a%E9; name*+1=b`, "application/pdf", map[string]string{"name": "aé"}, false},
 		{`text/"plain"`, `text/"plain"`, nil, true},
 		{`text/plain x; charset=utf-8`, `text/plain x; charset=utf-8`, nil, true},
 	} {

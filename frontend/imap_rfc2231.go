@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"maps"
+	"mime"
 	"net/url"
 	"slices"
 	"strconv"
@@ -17,10 +18,12 @@ import (
 // many mailers write a name in Latin-1 or windows-1252, gave an
 // attachment without a name in BODYSTRUCTURE and to SEARCH. Here a value
 // whose charset imapCharset knows (the table the other charsets of a
-// message are read with) is converted, in place of Go's reading, and one
-// that does not parse takes Go's reading away; a value in a charset it
-// does not know is added only where Go left none and its octets are
-// UTF-8.
+// message are read with) is converted, in place of Go's reading. One
+// that does not parse leaves the plain parameter of that name, which
+// mailers write beside it for readers without RFC 2231, or else nothing:
+// Go's reading of it is its continuations joined raw. A value in a
+// charset it does not know is added only where Go left none and its
+// octets are UTF-8.
 func imap2231Params(field string, params map[string]string) map[string]string {
 	if !strings.Contains(field, "*=") {
 		return params // no extended value (RFC 2231's mark is "*=")
@@ -34,20 +37,38 @@ func imap2231Params(field string, params map[string]string) map[string]string {
 		}
 		return out
 	}
-	for name, pieces := range imap2231Pieces(imapLenientParams(rest)) {
+	raw := imapLenientParams(rest)
+	plain := make(map[string]string, len(raw)) // names without "*"
+	for _, p := range raw {
+		plain[p.name] = p.value // one each: imapLenientParams keeps the first
+	}
+	for name, pieces := range imap2231Pieces(raw) {
 		v, converted, ok := imap2231Value(pieces)
 		_, goRead := params[name]
 		switch {
 		case converted && ok, ok && !goRead:
 			edit()[name] = v
-		case converted && goRead:
-			delete(edit(), name)
+		case converted:
+			if p, found := plain[name]; found {
+				edit()[name] = imap2231Words(p)
+			} else if goRead {
+				delete(edit(), name)
+			}
 		}
 	}
 	if out == nil {
 		return params
 	}
 	return out
+}
+
+// imap2231Words is a plain value with its RFC 2047 words decoded, as
+// go-message decodes the values it reads.
+func imap2231Words(v string) string {
+	if d, err := (&mime.WordDecoder{}).DecodeHeader(v); err == nil {
+		return d
+	}
+	return v
 }
 
 // imap2231Piece is one section of an RFC 2231 value: name*N or name*N*
@@ -71,10 +92,14 @@ func imap2231Pieces(raw []imapParam) map[string][]imap2231Piece {
 		case suffix == "":
 			piece.extended = true // name*=: one extended section
 		default:
-			n, err := strconv.Atoi(num)
-			if err != nil || n < 0 || n > 999 || (len(num) > 1 && num[0] == '0') {
+			// Section numbers are decimal digits without a leading 0
+			// (RFC 2231 §7: "*0", or "*" then 1-9 then digits); Atoi alone
+			// would take "+1".
+			if num == "" || len(num) > 3 || strings.Trim(num, "0123456789") != "" ||
+				(len(num) > 1 && num[0] == '0') {
 				continue
 			}
+			n, _ := strconv.Atoi(num)
 			piece.n, piece.extended = n, ext
 		}
 		out[base] = append(out[base], piece)
