@@ -126,10 +126,14 @@ func (n *Node) peerTerm(ctx context.Context, s raft.Server) (uint64, error) {
 	var got termReply
 	err := errUnknownRPC
 	if !n.termless.recent(s.ID) {
-		err = n.callAs(ctx, string(s.ID), string(s.Address), "GET", "/rpc/term", nil, &got)
+		// Only a 404 itself starts the minute: one remembered must not
+		// be remembered again, or a voter read every minute is never
+		// asked for /rpc/term once upgraded.
+		if err = n.callAs(ctx, string(s.ID), string(s.Address), "GET", "/rpc/term", nil, &got); errors.Is(err, errUnknownRPC) {
+			n.termless.saw(s.ID)
+		}
 	}
 	if errors.Is(err, errUnknownRPC) {
-		n.termless.saw(s.ID)
 		got = termReply{}
 		err = n.callAs(ctx, string(s.ID), string(s.Address), "GET", "/rpc/stats", nil, &got)
 	}
@@ -149,9 +153,18 @@ func (n *Node) peerTerm(ctx context.Context, s raft.Server) (uint64, error) {
 type termlessPeers struct {
 	mu   sync.Mutex
 	seen map[raft.ServerID]time.Time
+	now  func() time.Time // time.Now if nil; tests move it on
 }
 
 const termlessMemory = time.Minute
+
+// clock is the time now; t.mu is held.
+func (t *termlessPeers) clock() time.Time {
+	if t.now == nil {
+		return time.Now()
+	}
+	return t.now()
+}
 
 func (t *termlessPeers) saw(id raft.ServerID) {
 	t.mu.Lock()
@@ -159,14 +172,14 @@ func (t *termlessPeers) saw(id raft.ServerID) {
 	if t.seen == nil {
 		t.seen = make(map[raft.ServerID]time.Time)
 	}
-	t.seen[id] = time.Now()
+	t.seen[id] = t.clock()
 }
 
 func (t *termlessPeers) recent(id raft.ServerID) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	at, ok := t.seen[id]
-	if ok && time.Since(at) >= termlessMemory {
+	if ok && t.clock().Sub(at) >= termlessMemory {
 		delete(t.seen, id)
 		return false
 	}

@@ -142,4 +142,25 @@ func TestTermOfAnOlderReleaseFromItsStatus(t *testing.T) {
 	if terms.Load() != 1 || statuses.Load() != 2 {
 		t.Fatalf("%d term and %d status requests for two reads, want 1 and 2", terms.Load(), statuses.Load())
 	}
+	// For a minute from the 404, however often the voter is read
+	// meanwhile: then /rpc/term is asked again, as the node may have been
+	// upgraded.
+	var ahead atomic.Int64 // how far the memory's clock is ahead
+	a.termless.mu.Lock()
+	a.termless.now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	a.termless.mu.Unlock()
+	status.Store(&MemberStatus{ID: "old", Term: 41, Reachable: true})
+	for _, d := range []time.Duration{30 * time.Second, termlessMemory - time.Second} {
+		ahead.Store(int64(d))
+		if term, err := a.peerTerm(ctx, s); err != nil || term != 41 {
+			t.Fatalf("%v on: term %d, %v", d, term, err)
+		}
+	}
+	if terms.Load() != 1 {
+		t.Fatalf("%d term requests within a minute of the 404, want 1", terms.Load())
+	}
+	ahead.Store(int64(termlessMemory + time.Second))
+	if term, err := a.peerTerm(ctx, s); err != nil || term != 41 || terms.Load() != 2 {
+		t.Fatalf("a minute on: term %d, %v, %d term requests, want 41 and 2", term, err, terms.Load())
+	}
 }
