@@ -206,3 +206,32 @@ func TestLMTPPostmasterWithoutDomain(t *testing.T) {
 		t.Errorf("delivered to %v", got)
 	}
 }
+
+// <postmaster> and the Postmaster address in one LMTP transaction are
+// recipients for go-smtp, each with its reply after the dot in order, and
+// one mailbox: the message is stored for it once.
+func TestLMTPPostmasterAndItsAddress(t *testing.T) {
+	cfg := lmtpConfig()
+	cfg.Postmaster = "bob@example.com"
+	f := newFakeDeliverer()
+	_, addr := startServer(t, cfg, f)
+	c := dial(t, addr)
+	c.expect("LHLO client.test", 250, "")
+	c.begin("alice@example.com")
+	c.expect("RCPT TO:<postmaster>", 250, "")
+	c.expect("RCPT TO:<bob@example.com>", 250, "")
+	c.expect("RCPT TO:<POSTMASTER>", 250, "")
+	c.expect("DATA", 354, "")
+	c.write("hello\r\n.\r\n")
+	for _, want := range []string{"<alice@example.com>", "<postmaster>", "<bob@example.com>", "<POSTMASTER>"} {
+		r := c.read()
+		checkReply(t, want, r, 250, "2.0.0")
+		if !strings.Contains(r.msg, want) {
+			t.Errorf("reply %v does not name %s", r, want)
+		}
+	}
+	c.expect("NOOP", 250, "")
+	if got := f.lastDelivery(t).msg.Mailboxes; fmt.Sprint(got) != "[alice@example.com bob@example.com]" {
+		t.Errorf("delivered to %v", got)
+	}
+}
