@@ -14,9 +14,13 @@ import (
 // their charsets. Go's parser decodes extended values (RFC 2231 §4) only
 // in UTF-8 and US-ASCII: it drops a whole value in any other charset,
 // and joins continuations (§3, §4.1) of one with the octets of their
-// percent-encoded sections left raw. "name*=iso-8859-1”caf%E9.pdf", as
-// many mailers write a name in Latin-1 or windows-1252, gave an
-// attachment without a name in BODYSTRUCTURE and to SEARCH. Here a value
+// percent-encoded sections left raw. A name written as many mailers
+// write one in Latin-1 or windows-1252,
+//
+//	name*=iso-8859-1''caf%E9.pdf
+//
+// gave an attachment without a name in BODYSTRUCTURE and to SEARCH.
+// Here a value
 // whose charset imapCharset knows (the table the other charsets of a
 // message are read with) is converted, in place of Go's reading. One
 // that does not parse leaves the plain parameter of that name, which
@@ -38,7 +42,7 @@ func imap2231Params(field string, params map[string]string) map[string]string {
 		return out
 	}
 	raw := imapLenientParams(rest)
-	plain := make(map[string]string, len(raw)) // names without "*"
+	plain := make(map[string]string, len(raw)) // read by a name without "*"
 	for _, p := range raw {
 		plain[p.name] = p.value // one each: imapLenientParams keeps the first
 	}
