@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -179,7 +180,9 @@ func (cfg SMTPConfig) withDefaults() (SMTPConfig, error) {
 	if cfg.Hostname == "" {
 		cfg.Hostname = defaultHostname()
 	}
-	if pm := "postmaster@" + cfg.Hostname; cfg.Postmaster == "" && isRecipient(pm) {
+	// A fully qualified name's root dot ("mx.example.com.") is no part
+	// of a mail domain.
+	if pm := "postmaster@" + strings.TrimSuffix(cfg.Hostname, "."); cfg.Postmaster == "" && isRecipient(pm) {
 		// A Hostname that is no domain is announced all the same; it
 		// leaves the server without a default Postmaster.
 		cfg.Postmaster = pm

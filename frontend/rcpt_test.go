@@ -79,13 +79,17 @@ func TestRcptPostmasterWithoutDomain(t *testing.T) {
 	}
 }
 
-// A host name that is no domain (a trailing dot, an underscore) was
+// A host name that is no domain (an underscore, a leading hyphen) was
 // announced as ever, but made the default Postmaster no address, and the
 // server refused to start with a configuration that had always worked.
 // Such a server has no default Postmaster, and <postmaster> without a
-// domain is refused as a path without one.
+// domain is refused as a path without one. A fully qualified name's
+// root dot is dropped.
 func TestPostmasterDefaultFromOddHostname(t *testing.T) {
-	for _, host := range []string{"mx.example.com.", "mail_1.example.com"} {
+	if cfg, err := (SMTPConfig{Hostname: "mx.example.com."}).withDefaults(); err != nil || cfg.Postmaster != "postmaster@mx.example.com" {
+		t.Fatalf("Hostname with a root dot: Postmaster %q, %v; want postmaster@mx.example.com", cfg.Postmaster, err)
+	}
+	for _, host := range []string{"mail_1.example.com", "-mx.example.com"} {
 		cfg := testConfig()
 		cfg.Hostname = host
 		f := newFakeDeliverer()
