@@ -52,7 +52,16 @@ func TestSnapshotJoinProbe(t *testing.T) {
 		start := time.Now()
 		var peakHeap uint64
 		stop := sampleHeap(&peakHeap)
-		j := c.start(id, false, l.AdminAddr())
+		// New returns once the join is committed, which for n2 (the
+		// second voter) waits for its install; the test cluster's 20 s
+		// start would give up first at a million.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+		j, err := New(ctx, c.config(id, false, l.AdminAddr()))
+		cancel()
+		if err != nil {
+			t.Fatalf("start %s: %v", id, err)
+		}
+		c.nodes[id] = j
 		joined := time.Since(start)
 		waitFor(t, 30*time.Minute, id+" to install the snapshot", func() bool {
 			return j.State().Applied() >= applied && testutilCounter(j.metrics.restores) >= 1
