@@ -185,13 +185,7 @@ func TestNestedMAILRefused(t *testing.T) {
 // address the client sent: one 250 naming <postmaster>, and the session
 // goes on.
 func TestLMTPPostmasterWithoutDomain(t *testing.T) {
-	cfg := lmtpConfig()
-	cfg.Postmaster = "bob@example.com"
-	f := newFakeDeliverer()
-	_, addr := startServer(t, cfg, f)
-	c := dial(t, addr)
-	c.expect("LHLO client.test", 250, "")
-	c.begin("alice@example.com")
+	c, f := lmtpWithPostmaster(t)
 	c.expect("RCPT TO:<Postmaster>", 250, "")
 	c.expect("DATA", 354, "")
 	c.write("hello\r\n.\r\n")
@@ -211,13 +205,7 @@ func TestLMTPPostmasterWithoutDomain(t *testing.T) {
 // recipients for go-smtp, each with its reply after the dot in order, and
 // one mailbox: the message is stored for it once.
 func TestLMTPPostmasterAndItsAddress(t *testing.T) {
-	cfg := lmtpConfig()
-	cfg.Postmaster = "bob@example.com"
-	f := newFakeDeliverer()
-	_, addr := startServer(t, cfg, f)
-	c := dial(t, addr)
-	c.expect("LHLO client.test", 250, "")
-	c.begin("alice@example.com")
+	c, f := lmtpWithPostmaster(t)
 	c.expect("RCPT TO:<postmaster>", 250, "")
 	c.expect("RCPT TO:<bob@example.com>", 250, "")
 	c.expect("RCPT TO:<POSTMASTER>", 250, "")
@@ -234,4 +222,18 @@ func TestLMTPPostmasterAndItsAddress(t *testing.T) {
 	if got := f.lastDelivery(t).msg.Mailboxes; fmt.Sprint(got) != "[alice@example.com bob@example.com]" {
 		t.Errorf("delivered to %v", got)
 	}
+}
+
+// lmtpWithPostmaster serves LMTP with bob@example.com as the Postmaster
+// and opens a transaction to alice@example.com.
+func lmtpWithPostmaster(t *testing.T) (*tclient, *fakeDeliverer) {
+	t.Helper()
+	cfg := lmtpConfig()
+	cfg.Postmaster = "bob@example.com"
+	f := newFakeDeliverer()
+	_, addr := startServer(t, cfg, f)
+	c := dial(t, addr)
+	c.expect("LHLO client.test", 250, "")
+	c.begin("alice@example.com")
+	return c, f
 }
