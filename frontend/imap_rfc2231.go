@@ -26,8 +26,10 @@ import (
 // that does not parse leaves the plain parameter of that name, which
 // mailers write beside it for readers without RFC 2231, or else nothing:
 // Go's reading of it is its continuations joined raw. A value in a
-// charset it does not know is added only where Go left none and its
-// octets are UTF-8.
+// charset it does not know is added only where Go left none. Octets
+// that are no UTF-8 under a label that says UTF-8 or US-ASCII, or names
+// a charset not known here, are read as windows-1252, as mailers that
+// mislabel Latin-1 mean them (Go keeps them raw).
 func imap2231Params(field string, params map[string]string) map[string]string {
 	if !strings.Contains(field, "*=") {
 		return params // no extended value (RFC 2231's mark is "*=")
@@ -113,9 +115,9 @@ func imap2231Pieces(raw []imapParam) map[string][]imap2231Piece {
 
 // imap2231Value joins the sections of one value, numbered from 0
 // without a gap, decodes the extended ones, and converts the octets
-// from the charset that section 0 names. converted says that charset is
-// one imapCharset converts from; ok, that the value parsed (and, when
-// not converted, is UTF-8).
+// from the charset that section 0 names (octets that are no UTF-8 under
+// a label imapCharset does not convert from are read as windows-1252).
+// converted says the octets were converted; ok, that the value parsed.
 func imap2231Value(pieces []imap2231Piece) (v string, converted, ok bool) {
 	slices.SortFunc(pieces, func(a, b imap2231Piece) int { return a.n - b.n })
 	charset := ""
@@ -148,9 +150,36 @@ func imap2231Value(pieces []imap2231Piece) (v string, converted, ok bool) {
 		octets.WriteString(v)
 	}
 	s := octets.String()
-	if !converted {
-		return s, false, utf8.ValidString(s)
+	switch {
+	case converted:
+		d, err := enc.NewDecoder().String(s)
+		return d, true, err == nil
+	case utf8.ValidString(s):
+		return s, false, true
+	default:
+		// Labelled UTF-8 or US-ASCII, or with a charset not known
+		// here, but not UTF-8 throughout: mailers that write Latin-1
+		// octets under such a label mean windows-1252, and Go's
+		// reading keeps the raw octets.
+		return imapUTF8OrWindows1252(s), true, true
 	}
-	d, err := enc.NewDecoder().String(s)
-	return d, true, err == nil
+}
+
+// imapUTF8OrWindows1252 is s with each octet that starts no valid UTF-8
+// sequence read as windows-1252.
+func imapUTF8OrWindows1252(s string) string {
+	dec := imapCharset("windows-1252").NewDecoder()
+	var b strings.Builder
+	for len(s) > 0 {
+		r, n := utf8.DecodeRuneInString(s)
+		if r == utf8.RuneError && n == 1 {
+			if d, err := dec.Bytes([]byte{s[0]}); err == nil {
+				b.Write(d)
+			}
+		} else {
+			b.WriteString(s[:n])
+		}
+		s = s[n:]
+	}
+	return b.String()
 }
