@@ -78,13 +78,7 @@ func TestIMAPLoginSuccessForgivesOnlyItsOwnClient(t *testing.T) {
 func TestLoginOwnTypoForgivenBySuccess(t *testing.T) {
 	const delay = 300 * time.Millisecond
 	a, _ := throttleAuth(t, delay, 10*delay)
-	login := func(ip, password string) (time.Duration, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		start := time.Now()
-		_, err := a.Login(ctx, ip, pop3User, password, true)
-		return time.Since(start), err
-	}
+	login := func(ip, password string) (time.Duration, error) { return timedLogin(a, ip, password) }
 	if _, err := login("2001:db8:1:2::1", "typo"); !errors.Is(err, node.ErrAuthFailed) {
 		t.Fatalf("typo: %v", err)
 	}
@@ -105,13 +99,7 @@ func TestLoginFailuresLeftBySuccessAreForgotten(t *testing.T) {
 	f.addUser(pop3User, "secret")
 	a := frontend.NewAuthenticator(f, frontend.AuthConfig{FailureDelay: delay, MaxDelay: 10 * delay, Forget: 600 * time.Millisecond},
 		slog.New(slog.DiscardHandler))
-	login := func(ip, password string) (time.Duration, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		start := time.Now()
-		_, err := a.Login(ctx, ip, pop3User, password, true)
-		return time.Since(start), err
-	}
+	login := func(ip, password string) (time.Duration, error) { return timedLogin(a, ip, password) }
 	if _, err := login("192.0.2.1", "guess"); !errors.Is(err, node.ErrAuthFailed) {
 		t.Fatalf("guess: %v", err)
 	}
@@ -237,4 +225,14 @@ func attackedIMAP(t *testing.T, delay time.Duration) (addr, user string) {
 		}
 	}
 	return addr, user
+}
+
+// timedLogin logs pop3User in through a from ip and says how long the
+// answer took.
+func timedLogin(a *frontend.Authenticator, ip, password string) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := a.Login(ctx, ip, pop3User, password, true)
+	return time.Since(start), err
 }

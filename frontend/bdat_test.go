@@ -85,12 +85,7 @@ func TestBDATOversize(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := testConfig()
-			cfg.MaxMessageBytes = 64 << 10
-			f := newFakeDeliverer()
-			_, addr := startServer(t, cfg, f)
-			c := dial(t, addr)
-			c.ehlo()
+			c, f := dialSmallLimit(t)
 			c.begin("alice@example.com")
 			c.write(fmt.Sprintf("BDAT %d\r\n%s", len(tc.chunk), tc.chunk))
 			checkReply(t, "first chunk", c.read(), 250, "")
@@ -157,12 +152,7 @@ func TestBDATRefusedChunkIsNotCommands(t *testing.T) {
 // chunks the client had pipelined behind it are refused (502) and read
 // past, not run as commands.
 func TestBDATPipelinedAfter552(t *testing.T) {
-	cfg := testConfig()
-	cfg.MaxMessageBytes = 64 << 10
-	f := newFakeDeliverer()
-	_, addr := startServer(t, cfg, f)
-	c := dial(t, addr)
-	c.ehlo()
+	c, f := dialSmallLimit(t)
 	big := strings.Repeat(strings.Repeat("b", 62)+"\r\n", 1100) // 70,400 octets
 	tail := "RSET\r\nNOOP\r\n"
 	c.write("MAIL FROM:<s@remote.test>\r\nRCPT TO:<alice@example.com>\r\n" +
@@ -266,4 +256,17 @@ func TestBDATLargeChunksPass(t *testing.T) {
 			t.Fatalf("TLS %v: delivered %d octets, want %d", useTLS, len(got), 5*len(chunk)+2)
 		}
 	}
+}
+
+// dialSmallLimit starts a server taking messages of up to 64 KiB (the
+// RFC floor) and returns a client past EHLO.
+func dialSmallLimit(t *testing.T) (*tclient, *fakeDeliverer) {
+	t.Helper()
+	cfg := testConfig()
+	cfg.MaxMessageBytes = 64 << 10
+	f := newFakeDeliverer()
+	_, addr := startServer(t, cfg, f)
+	c := dial(t, addr)
+	c.ehlo()
+	return c, f
 }
