@@ -126,6 +126,12 @@ func newName(tx *txn, raw string, a Address) (Address, error) {
 	if a.Local == "" {
 		return a, nil // a catch-all
 	}
+	if checkLocalText(a.Local) == nil && nfcLocal(a.Local) == a.Local {
+		// Already valid and in NFC: found or not, the name is a as it
+		// is, so the two lookups below (misses, for a new name, which
+		// cost the most in a large store) would change nothing.
+		return a, nil
+	}
 	if found, err := namedExactly(tx, a); err != nil || found {
 		return a, err
 	}

@@ -121,7 +121,7 @@ func fillDirectory(t *testing.T, a *applier, n int) {
 	}
 	flush(true)
 	for i := 0; i < n; i += 100 {
-		add := &MailboxAdd{}
+		add := &MailboxAdd{Distinct: true}
 		for j := i; j < min(i+100, n); j++ {
 			add.Mailboxes = append(add.Mailboxes, NewMailbox{Address: probeMailbox(j), PasswordHash: hash, QuotaBytes: 1 << 30})
 		}
