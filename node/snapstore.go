@@ -55,12 +55,17 @@ var ErrStateBehindSnapshot = errors.New("the state is older than the newest raft
 type snapshotStore struct {
 	*raft.FileSnapshotStore
 	state   *fsm.State
-	streams string // temporary views of the state being sent
+	dir     string
+	streams string         // temporary views of the state being sent
+	space   *snapshotSpace // nil: streams are not held to a reserve (snapspace.go)
 }
 
-func newSnapshotStore(dir string, state *fsm.State, hl hclog.Logger) (*snapshotStore, error) {
+func newSnapshotStore(dir string, state *fsm.State, hl hclog.Logger, space *snapshotSpace) (*snapshotStore, error) {
 	files, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hl)
 	if err != nil {
+		return nil, err
+	}
+	if err := removeTempSnapshots(dir); err != nil {
 		return nil, err
 	}
 	streams := filepath.Join(dir, "streams")
@@ -71,7 +76,19 @@ func newSnapshotStore(dir string, state *fsm.State, hl hclog.Logger) (*snapshotS
 	if err := os.MkdirAll(streams, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", streams, err)
 	}
-	return &snapshotStore{FileSnapshotStore: files, state: state, streams: streams}, nil
+	return &snapshotStore{FileSnapshotStore: files, state: state, dir: dir, streams: streams, space: space}, nil
+}
+
+// Create starts a snapshot: a local marker, or a stream received from
+// the leader, which is held to the free-space reserve.
+func (s *snapshotStore) Create(version raft.SnapshotVersion, index, term uint64, configuration raft.Configuration,
+	configurationIndex uint64, trans raft.Transport) (raft.SnapshotSink, error) {
+	sink, err := s.FileSnapshotStore.Create(version, index, term, configuration, configurationIndex, trans)
+	if err != nil {
+		return nil, err
+	}
+	tmp := filepath.Join(s.dir, "snapshots", sink.ID()+".tmp")
+	return &spaceSink{SnapshotSink: sink, tmp: tmp, sw: spaceWriter{w: sink, sp: s.space}}, nil
 }
 
 // writeMarker is a local snapshot's content: the magic and index.
@@ -132,6 +149,11 @@ func (s *snapshotStore) stream(meta *raft.SnapshotMeta, covered uint64) (*raft.S
 	if applied := s.state.Applied(); applied < covered {
 		return nil, nil, fmt.Errorf("%w: snapshot %s covers index %d, the state is at %d", ErrStateBehindSnapshot, meta.ID, covered, applied)
 	}
+	sw := &spaceWriter{sp: s.space}
+	if err := sw.admit(0); err != nil { // before the view is begun
+		s.space.wait()
+		return nil, nil, fmt.Errorf("stream snapshot %s: %w", meta.ID, err)
+	}
 	snap, err := s.state.Snapshot()
 	if err != nil {
 		return nil, nil, err
@@ -142,7 +164,8 @@ func (s *snapshotStore) stream(meta *raft.SnapshotMeta, covered uint64) (*raft.S
 		return nil, nil, fmt.Errorf("stream snapshot %s: %w", meta.ID, err)
 	}
 	tf := &tempFile{f}
-	bw := bufio.NewWriterSize(f, 1<<20)
+	sw.w = f
+	bw := bufio.NewWriterSize(sw, 1<<20)
 	n, err := snap.WriteTo(bw)
 	if err == nil {
 		err = bw.Flush()
@@ -152,8 +175,12 @@ func (s *snapshotStore) stream(meta *raft.SnapshotMeta, covered uint64) (*raft.S
 	}
 	if err != nil {
 		tf.Close()
+		if errors.Is(err, ErrSnapshotNoSpace) {
+			s.space.wait()
+		}
 		return nil, nil, fmt.Errorf("stream snapshot %s: %w", meta.ID, err)
 	}
+	s.space.wrote(n)
 	m := *meta
 	m.Size = n
 	return &m, tf, nil

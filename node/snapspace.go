@@ -1,0 +1,253 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/hashicorp/raft"
+
+	"powermail/storage"
+)
+
+// Raft snapshots and the free-space reserve. A snapshot that is more
+// than a marker (snapstore.go) is as large as the state: the leader's
+// view spilled for a follower, and the stream a follower receives
+// (615 MiB at a million mailboxes and forwards). Both are written to the
+// raft directory, on the disk the body store and the raft log share, so
+// either could fill it, after which deliveries and log writes fail. They
+// are held to the body store's reserve (Config.MinFreeBytes): a write
+// that would leave less than the reserve free is refused with
+// ErrSnapshotNoSpace, the partial file is removed, and raft tries again
+// later. A refused view fails raft's Open of the snapshot, a refused
+// receive fails the InstallSnapshot RPC; hashicorp/raft 1.7.3 retries
+// both (the follower's with its replication backoff, up to ~10 s; the
+// Open at once, so a refused Open pauses first, snapshotRefusalPause).
+//
+// A marker is never refused: it is a few bytes, and it is what lets raft
+// compact its log, which a disk at its reserve needs most.
+//
+// raft gives no size before a stream, so the first check of one asks
+// for room for the largest stream this store has written or been
+// refused (sizeHint): after one refusal, the retries are refused before
+// writing anything, rather than each filling the room again.
+
+// ErrSnapshotNoSpace reports a raft snapshot not written because it
+// would cut into the free-space reserve.
+var ErrSnapshotNoSpace = errors.New("no room for the raft snapshot above the free-space reserve")
+
+// snapshotSpaceRecheck is how many bytes of a stream may be written
+// between two readings of the free space; in between, what was written
+// is subtracted from the last reading.
+const snapshotSpaceRecheck = 16 << 20
+
+// snapshotRefusalPause is how long a refused Open waits before it fails:
+// raft asks again at once (every CommitTimeout) otherwise.
+const snapshotRefusalPause = time.Second
+
+// snapshotWarnEvery spaces the warnings of refusals that go on.
+const snapshotWarnEvery = time.Minute
+
+// snapshotSpace holds snapshot streams to the free-space reserve.
+type snapshotSpace struct {
+	reserve int64                  // bytes that must stay free; <= 0: none
+	free    func() (uint64, error) // free bytes of the raft directory's filesystem
+	log     *slog.Logger
+	ctx     context.Context // ends when the node closes: cuts a pause short
+	pause   time.Duration   // of a refused Open
+
+	mu       sync.Mutex
+	sizeHint int64     // largest stream written or refused so far
+	warned   time.Time // last warning of a refusal
+}
+
+// on reports whether streams are held to a reserve.
+func (sp *snapshotSpace) on() bool { return sp != nil && sp.reserve > 0 }
+
+// read is the free space of the raft directory's filesystem.
+func (sp *snapshotSpace) read() (int64, error) {
+	free, err := sp.free()
+	if err != nil {
+		return 0, fmt.Errorf("free space for a raft snapshot: %w", err)
+	}
+	return int64(min(free, 1<<62)), nil
+}
+
+// refuse notes a refusal, with avail bytes free, of a stream of at
+// least n bytes, and warns (at most once per snapshotWarnEvery).
+func (sp *snapshotSpace) refuse(avail, n int64) error {
+	sp.mu.Lock()
+	sp.sizeHint = max(sp.sizeHint, n)
+	warn := time.Since(sp.warned) >= snapshotWarnEvery
+	if warn {
+		sp.warned = time.Now()
+	}
+	sp.mu.Unlock()
+	if warn && sp.log != nil {
+		sp.log.Warn("raft snapshot refused: it would cut into the free-space reserve; raft tries again later",
+			"free_bytes", avail, "reserve_bytes", sp.reserve, "snapshot_bytes_at_least", n)
+	}
+	return fmt.Errorf("%w: %d bytes free, %d must stay free, the snapshot is at least %d bytes", ErrSnapshotNoSpace, avail, sp.reserve, n)
+}
+
+// hint is the least room a new stream asks for.
+func (sp *snapshotSpace) hint() int64 {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return sp.sizeHint
+}
+
+// wrote records a stream of n bytes written whole.
+func (sp *snapshotSpace) wrote(n int64) {
+	if sp == nil {
+		return
+	}
+	sp.mu.Lock()
+	sp.sizeHint = max(sp.sizeHint, n)
+	sp.mu.Unlock()
+}
+
+// wait pauses after a refused Open, until the node closes at most.
+func (sp *snapshotSpace) wait() {
+	if sp == nil || sp.pause <= 0 {
+		return
+	}
+	t := time.NewTimer(sp.pause)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-sp.ctx.Done():
+	}
+}
+
+// spaceWriter writes a stream through w while the reserve allows.
+type spaceWriter struct {
+	w       io.Writer
+	sp      *snapshotSpace
+	written int64
+	avail   int64 // free bytes at the last reading, less what was written since
+	next    int64 // written at which the free space is read again
+	checked bool
+}
+
+func (sw *spaceWriter) Write(p []byte) (int, error) {
+	if err := sw.admit(int64(len(p))); err != nil {
+		return 0, err
+	}
+	n, err := sw.w.Write(p)
+	sw.written += int64(n)
+	sw.avail -= int64(n)
+	return n, err
+}
+
+// admit checks that n more bytes leave the reserve free, reading the
+// free space before the first write and every snapshotSpaceRecheck
+// bytes. The first check asks room for the size hint too.
+func (sw *spaceWriter) admit(n int64) error {
+	sp := sw.sp
+	if !sp.on() {
+		return nil
+	}
+	want := sw.written + n
+	if !sw.checked || want >= sw.next || sw.avail-n < sp.reserve {
+		avail, err := sp.read()
+		if err != nil {
+			return err
+		}
+		if !sw.checked {
+			want = max(want, sp.hint())
+		}
+		sw.avail, sw.next, sw.checked = avail, sw.written+snapshotSpaceRecheck, true
+		if avail-(want-sw.written) < sp.reserve {
+			return sp.refuse(avail, want)
+		}
+	}
+	if sw.avail-n < sp.reserve {
+		return sp.refuse(sw.avail, want)
+	}
+	return nil
+}
+
+// spaceSink is a snapshot being written into the file store: a marker
+// passes, a stream is held to the reserve. A refused write cancels the
+// snapshot, removing what was written.
+type spaceSink struct {
+	raft.SnapshotSink
+	tmp    string // the sink's directory in the file store
+	sw     spaceWriter
+	marker bool
+}
+
+func (s *spaceSink) Write(p []byte) (int, error) {
+	if s.sw.written == 0 && !s.marker && bytes.HasPrefix(p, []byte(lazyMagic)) && len(p) <= len(lazyMagic)+8 {
+		s.marker = true
+	}
+	if s.marker {
+		return s.SnapshotSink.Write(p)
+	}
+	n, err := s.sw.Write(p)
+	if errors.Is(err, ErrSnapshotNoSpace) {
+		s.Cancel()
+	}
+	return n, err
+}
+
+// Cancel removes the partial snapshot, also when raft's sink fails to
+// (its Cancel gives up if flushing the buffer fails).
+func (s *spaceSink) Cancel() error {
+	err := s.SnapshotSink.Cancel()
+	if rerr := os.RemoveAll(s.tmp); rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	return err
+}
+
+func (s *spaceSink) Close() error {
+	err := s.SnapshotSink.Close()
+	if err == nil && !s.marker {
+		s.sw.sp.wrote(s.sw.written)
+	}
+	return err
+}
+
+// removeTempSnapshots removes the partial snapshots a crash left in the
+// file store's directory (raft only warns of them).
+func removeTempSnapshots(dir string) error {
+	tmps, err := filepath.Glob(filepath.Join(dir, "snapshots", "*.tmp"))
+	if err != nil {
+		return err
+	}
+	for _, t := range tmps {
+		if err := os.RemoveAll(t); err != nil {
+			return fmt.Errorf("remove partial snapshot: %w", err)
+		}
+	}
+	return nil
+}
+
+// newSnapshotSpace holds the snapshots in dir to the body store's
+// reserve, reading the free space through the body store's filesystem
+// (Config.BodyFS): both are in the data directory.
+func newSnapshotSpace(ctx context.Context, cfg Config, dir string, log *slog.Logger) *snapshotSpace {
+	reserve := cfg.MinFreeBytes
+	if reserve == 0 {
+		reserve = storage.DefaultMinFreeBytes
+	}
+	fs := cfg.BodyFS
+	if fs == nil {
+		fs = vfs.Default
+	}
+	free := func() (uint64, error) {
+		du, err := fs.GetDiskUsage(dir)
+		return du.AvailBytes, err
+	}
+	return &snapshotSpace{reserve: reserve, free: free, log: log, ctx: ctx, pause: snapshotRefusalPause}
+}

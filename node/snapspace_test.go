@@ -1,0 +1,188 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/hashicorp/raft"
+
+	"powermail/fsm"
+)
+
+// spaceStore is a snapshot store on a real state and directory whose
+// filesystem reports free as its free space; warnings go to logs.
+func spaceStore(t *testing.T, reserve int64, free *atomic.Int64, logs *bytes.Buffer) (*snapshotStore, string) {
+	t.Helper()
+	st, err := fsm.Open(t.TempDir(), fsm.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	dir := t.TempDir()
+	sp := &snapshotSpace{reserve: reserve, ctx: context.Background(),
+		free: func() (uint64, error) { return uint64(free.Load()), nil },
+		log:  slog.New(slog.NewTextHandler(logs, nil))}
+	s, err := newSnapshotStore(dir, st, newRaftLogger(slog.New(slog.DiscardHandler)), sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, dir
+}
+
+// receive writes content into a new snapshot at index as raft's
+// InstallSnapshot does (io.Copy, Cancel on a failed copy, then Close).
+func receive(s *snapshotStore, index uint64, content []byte) error {
+	sink, err := s.Create(raft.SnapshotVersionMax, index, 1, raft.Configuration{}, 1, nil)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(sink, bytes.NewReader(content)); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+// partials lists what a snapshot store holds besides finished snapshots.
+func partials(t *testing.T, dir string) []string {
+	t.Helper()
+	tmps, err := filepath.Glob(filepath.Join(dir, "snapshots", "*.tmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	views, _ := os.ReadDir(filepath.Join(dir, "streams"))
+	for _, v := range views {
+		tmps = append(tmps, v.Name())
+	}
+	return tmps
+}
+
+// A snapshot stream received from the leader is refused once writing
+// it would leave less than the reserve free: the partial snapshot is
+// removed, the earlier one stays whole, and the refusal is a wrapped
+// ErrSnapshotNoSpace with a warning naming the free space and the
+// reserve. A retry is refused before it writes anything; a marker
+// (a local snapshot) passes even at a full disk; and with room again
+// the stream is stored.
+func TestSnapshotStreamKeepsTheReserve(t *testing.T) {
+	const reserve, size = 4 << 20, 1 << 20
+	var free atomic.Int64
+	var logs bytes.Buffer
+	free.Store(1 << 40)
+	s, dir := spaceStore(t, reserve, &free, &logs)
+	first := bytes.Repeat([]byte("first snapshot "), size/15)
+	if err := receive(s, 10, first); err != nil {
+		t.Fatalf("a stream with room: %v", err)
+	}
+
+	free.Store(reserve + size/2)
+	err := receive(s, 20, bytes.Repeat([]byte("second "), size/7))
+	if !errors.Is(err, ErrSnapshotNoSpace) {
+		t.Fatalf("a stream larger than the room above the reserve: %v, want ErrSnapshotNoSpace", err)
+	}
+	if left := partials(t, dir); len(left) != 0 {
+		t.Fatalf("partial snapshot left after the refusal: %v", left)
+	}
+	for _, want := range []string{"free_bytes=" + i64toa(reserve+size/2), "reserve_bytes=" + i64toa(reserve)} {
+		if !strings.Contains(logs.String(), want) {
+			t.Fatalf("warning %q lacks %s", logs.String(), want)
+		}
+	}
+	list, err := s.List()
+	if err != nil || len(list) != 1 || list[0].Index != 10 {
+		t.Fatalf("snapshots after the refusal: %+v, %v; want the first only", list, err)
+	}
+	_, rc, err := s.Open(list[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, first) {
+		t.Fatalf("the earlier snapshot reads %d bytes (%v), want its %d", len(got), err, len(first))
+	}
+
+	// The retry starts with room for what was refused, not for its first
+	// write: it is refused before writing a byte.
+	free.Store(reserve + size/4)
+	sink, err := s.Create(raft.SnapshotVersionMax, 20, 1, raft.Configuration{}, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := sink.Write(make([]byte, 4096)); !errors.Is(err, ErrSnapshotNoSpace) || n != 0 {
+		t.Fatalf("the retry's first 4 KiB: %d written, %v; want refused", n, err)
+	}
+	sink.Cancel()
+	if left := partials(t, dir); len(left) != 0 {
+		t.Fatalf("partial snapshot left after the retry: %v", left)
+	}
+
+	free.Store(0)
+	sink, err = s.Create(raft.SnapshotVersionMax, 30, 1, raft.Configuration{}, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeMarker(sink, 30); err != nil {
+		t.Fatalf("a marker on a full disk: %v", err)
+	}
+	if err := sink.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	free.Store(reserve + 4*size)
+	if err := receive(s, 40, bytes.Repeat([]byte("fourth "), size/7)); err != nil {
+		t.Fatalf("a stream with room again: %v", err)
+	}
+	if list, _ := s.List(); len(list) != 2 || list[0].Index != 40 {
+		t.Fatalf("snapshots: %+v, want 40 newest of two", list)
+	}
+}
+
+// The leader's view of its state, spilled to a file to be sent, is held
+// to the reserve as well: Open fails with ErrSnapshotNoSpace and leaves
+// no file.
+func TestSnapshotViewKeepsTheReserve(t *testing.T) {
+	const reserve = 4 << 20
+	var free atomic.Int64
+	var logs bytes.Buffer
+	free.Store(1 << 40)
+	s, dir := spaceStore(t, reserve, &free, &logs)
+	sink, err := s.Create(raft.SnapshotVersionMax, 1, 1, raft.Configuration{}, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeMarker(sink, 0); err != nil || sink.Close() != nil {
+		t.Fatal(err)
+	}
+	id := sink.ID()
+	_, rc, err := s.Open(id)
+	if err != nil {
+		t.Fatalf("a view with room: %v", err)
+	}
+	rc.Close()
+
+	free.Store(reserve - 1)
+	if _, rc, err := s.Open(id); !errors.Is(err, ErrSnapshotNoSpace) {
+		if err == nil {
+			rc.Close()
+		}
+		t.Fatalf("a view with no room above the reserve: %v, want ErrSnapshotNoSpace", err)
+	}
+	if left := partials(t, dir); len(left) != 0 {
+		t.Fatalf("partial view left after the refusal: %v", left)
+	}
+	if !strings.Contains(logs.String(), "reserve_bytes="+i64toa(reserve)) {
+		t.Fatalf("no warning naming the reserve: %q", logs.String())
+	}
+}
+
+func i64toa(n int64) string { return strconv.FormatInt(n, 10) }
