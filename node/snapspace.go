@@ -36,9 +36,10 @@ import (
 // compact its log, which a disk at its reserve needs most.
 //
 // raft gives no size before a stream, so the first check of one asks
-// for room for the largest stream this store has written or been
-// refused (sizeHint): after one refusal, the retries are refused before
-// writing anything, rather than each filling the room again.
+// for room for the last stream this store wrote, or the size a refused
+// one had reached if that is more (sizeHint): after one refusal, the
+// retries are refused before writing anything, rather than each filling
+// the room again.
 
 // ErrSnapshotNoSpace reports a raft snapshot not written because it
 // would cut into the free-space reserve.
@@ -65,7 +66,7 @@ type snapshotSpace struct {
 	pause   time.Duration   // of a refused Open
 
 	mu       sync.Mutex
-	sizeHint int64     // largest stream written or refused so far
+	sizeHint int64     // the last stream written whole, or more if one was refused since
 	warned   time.Time // last warning of a refusal
 }
 
@@ -105,13 +106,14 @@ func (sp *snapshotSpace) hint() int64 {
 	return sp.sizeHint
 }
 
-// wrote records a stream of n bytes written whole.
+// wrote records a stream of n bytes written whole: the state's size
+// now, which replaces what earlier streams said (the state can shrink).
 func (sp *snapshotSpace) wrote(n int64) {
 	if sp == nil {
 		return
 	}
 	sp.mu.Lock()
-	sp.sizeHint = max(sp.sizeHint, n)
+	sp.sizeHint = n
 	sp.mu.Unlock()
 }
 

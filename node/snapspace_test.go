@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -12,7 +13,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 
 	"powermail/fsm"
@@ -186,3 +189,53 @@ func TestSnapshotViewKeepsTheReserve(t *testing.T) {
 }
 
 func i64toa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// A follower too far behind for the log, on a disk at its reserve, does
+// not install the leader's snapshot (raft's copy of it would fill the
+// disk): it refuses, keeps nothing partial, and installs it once room
+// returns, raft retrying on its own.
+func TestFollowerAtItsReserveInstallsWhenRoomReturns(t *testing.T) {
+	c := &testCluster{t: t, dir: t.TempDir(), nodes: map[string]*Node{}, tune: fastRaft()}
+	c.tune.TrailingLogs = 5
+	c.tune.SnapshotThreshold = 1 << 30 // only explicit snapshots
+	t.Cleanup(c.closeAll)
+	l := c.start("n1", true, "")
+	c.start("n2", false, l.AdminAddr())
+	c.leader(5 * time.Second)
+	mustApply(t, l, &fsm.DomainAdd{Name: "example.com"})
+	for i := 0; i < 100; i++ {
+		mustApply(t, l, addMailbox(fmt.Sprintf("u%d@example.com", i)))
+	}
+	for _, n := range c.nodes {
+		if err := n.Snapshot(); err != nil {
+			t.Fatal(err)
+		}
+		if first, _ := n.logStore.FirstIndex(); first < 50 {
+			t.Fatalf("%s log not compacted: first index %d", n.ID(), first)
+		}
+	}
+	full := new(atomic.Bool)
+	full.Store(true)
+	cfg := c.config("n3", false, l.AdminAddr())
+	cfg.MinFreeBytes = 1 << 20
+	cfg.BodyFS = fillableFS{FS: vfs.Default, full: full}
+	n3 := c.startWith(cfg)
+	waitFor(t, 10*time.Second, "n3 to refuse the snapshot", func() bool { return n3.snaps.space.hint() > 0 })
+	time.Sleep(time.Second) // raft tries again meanwhile
+	if _, err := n3.State().Mailbox("u99@example.com"); err == nil || testutilCounter(n3.metrics.restores) != 0 {
+		t.Fatalf("n3 installed a snapshot on a full disk (restores %v)", testutilCounter(n3.metrics.restores))
+	}
+	if list, err := n3.snaps.List(); err != nil || len(list) != 0 {
+		t.Fatalf("n3 keeps snapshots %+v, %v; want none", list, err)
+	}
+	full.Store(false)
+	waitFor(t, 20*time.Second, "n3 to install the snapshot", func() bool {
+		_, err := n3.State().Mailbox("u99@example.com")
+		return err == nil && testutilCounter(n3.metrics.restores) >= 1
+	})
+	if left := partials(t, filepath.Join(cfg.DataDir, "raft")); len(left) != 0 {
+		t.Fatalf("partial snapshots left on n3: %v", left)
+	}
+	mustApply(t, n3, addMailbox("via-n3@example.com"))
+	c.readEverywhere("via-n3@example.com")
+}
