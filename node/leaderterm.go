@@ -175,14 +175,19 @@ func (t *termlessPeers) saw(id raft.ServerID) {
 	t.seen[id] = t.clock()
 }
 
+// recent reports whether id answered a 404 less than termlessMemory
+// ago. Every older entry goes, not only id's: a voter removed from the
+// configuration is never asked again, and its entry would stay for ever.
 func (t *termlessPeers) recent(id raft.ServerID) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	at, ok := t.seen[id]
-	if ok && t.clock().Sub(at) >= termlessMemory {
-		delete(t.seen, id)
-		return false
+	now := t.clock()
+	for other, at := range t.seen {
+		if now.Sub(at) >= termlessMemory {
+			delete(t.seen, other)
+		}
 	}
+	_, ok := t.seen[id]
 	return ok
 }
 

@@ -164,3 +164,24 @@ func TestTermOfAnOlderReleaseFromItsStatus(t *testing.T) {
 		t.Fatalf("a minute on: term %d, %v, %d term requests, want 41 and 2", term, err, terms.Load())
 	}
 }
+
+// A voter that answered /rpc/term with a 404 and was then removed from
+// the configuration is never asked again; its entry goes once it is a
+// minute old, when any other voter is looked up.
+func TestTermlessPeersForgetRemovedVoters(t *testing.T) {
+	var ahead atomic.Int64
+	tp := termlessPeers{now: func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }}
+	tp.saw("removed")
+	tp.saw("upgrading")
+	if !tp.recent("upgrading") || len(tp.seen) != 2 {
+		t.Fatalf("fresh entries: %v", tp.seen)
+	}
+	ahead.Store(int64(termlessMemory + time.Second))
+	tp.saw("old")
+	if tp.recent("upgrading") || !tp.recent("old") {
+		t.Fatalf("a minute on: %v", tp.seen)
+	}
+	if _, kept := tp.seen["removed"]; kept || len(tp.seen) != 1 {
+		t.Fatalf("entries a minute on: %v, want only old's", tp.seen)
+	}
+}
