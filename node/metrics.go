@@ -22,6 +22,7 @@ type metrics struct {
 	readRounds     prometheus.Counter
 	rpcDials       prometheus.Counter
 	restores       prometheus.Counter
+	snapsRefused   prometheus.Counter
 	adminRequests  *prometheus.CounterVec
 	delivered      prometheus.Counter
 	gcBodies       prometheus.Counter
@@ -61,6 +62,10 @@ func newMetrics() *metrics {
 		restores: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "powermail_fsm_snapshot_restores_total", Help: "Snapshots installed into the state.",
 		}),
+		snapsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "powermail_raft_snapshots_refused_total",
+			Help: "Raft snapshot streams (a view spilled to send, or one received) refused for cutting into the free-space reserve (--min-free-space).",
+		}),
 		adminRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "powermail_admin_requests_total", Help: "Admin API requests by route and status code.",
 		}, []string{"route", "code"}),
@@ -77,7 +82,7 @@ func newMetrics() *metrics {
 	m.gcBytes = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "powermail_gc_freed_bytes_total", Help: "Bytes freed cluster-wide by collection rounds this node led.",
 	})
-	m.reg.MustRegister(m.delivered, m.noticesDropped, m.gcBodies, m.gcBytes, m.applyLatency, m.bodyWrite, m.applyBatch, m.applyBatchSize, m.readIndex, m.readRounds, m.rpcDials, m.restores, m.adminRequests,
+	m.reg.MustRegister(m.delivered, m.noticesDropped, m.gcBodies, m.gcBytes, m.applyLatency, m.bodyWrite, m.applyBatch, m.applyBatchSize, m.readIndex, m.readRounds, m.rpcDials, m.restores, m.snapsRefused, m.adminRequests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

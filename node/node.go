@@ -300,7 +300,7 @@ func (n *Node) startRaft() (bool, error) {
 		return false, fmt.Errorf("open raft log: %w", err)
 	}
 	n.logStore = store
-	if n.snaps, err = newSnapshotStore(dir, n.state, hl, newSnapshotSpace(n.bgctx, n.cfg, dir, n.log)); err != nil {
+	if n.snaps, err = newSnapshotStore(dir, n.state, hl, newSnapshotSpace(n.bgctx, n.cfg, dir, n.log, n.metrics.snapsRefused)); err != nil {
 		return false, fmt.Errorf("open snapshots: %w", err)
 	}
 	if err := n.catchUpFromSnapshot(); err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"powermail/storage"
 )
@@ -62,8 +63,9 @@ type snapshotSpace struct {
 	reserve int64                  // bytes that must stay free; <= 0: none
 	free    func() (uint64, error) // free bytes of the raft directory's filesystem
 	log     *slog.Logger
-	ctx     context.Context // ends when the node closes: cuts a pause short
-	pause   time.Duration   // of a refused Open
+	ctx     context.Context    // ends when the node closes: cuts a pause short
+	pause   time.Duration      // of a refused Open
+	refused prometheus.Counter // refusals; may be nil
 
 	mu       sync.Mutex
 	sizeHint int64     // the last stream written whole, or more if one was refused since
@@ -92,6 +94,9 @@ func (sp *snapshotSpace) refuse(avail, n int64) error {
 		sp.warned = time.Now()
 	}
 	sp.mu.Unlock()
+	if sp.refused != nil {
+		sp.refused.Inc()
+	}
 	if warn && sp.log != nil {
 		sp.log.Warn("raft snapshot refused: it would cut into the free-space reserve; raft tries again later",
 			"free_bytes", avail, "reserve_bytes", sp.reserve, "snapshot_bytes_at_least", n)
@@ -238,7 +243,7 @@ func removeTempSnapshots(dir string) error {
 // newSnapshotSpace holds the snapshots in dir to the body store's
 // reserve, reading the free space through the body store's filesystem
 // (Config.BodyFS): both are in the data directory.
-func newSnapshotSpace(ctx context.Context, cfg Config, dir string, log *slog.Logger) *snapshotSpace {
+func newSnapshotSpace(ctx context.Context, cfg Config, dir string, log *slog.Logger, refused prometheus.Counter) *snapshotSpace {
 	reserve := cfg.MinFreeBytes
 	if reserve == 0 {
 		reserve = storage.DefaultMinFreeBytes
@@ -251,5 +256,5 @@ func newSnapshotSpace(ctx context.Context, cfg Config, dir string, log *slog.Log
 		du, err := fs.GetDiskUsage(dir)
 		return du.AvailBytes, err
 	}
-	return &snapshotSpace{reserve: reserve, free: free, log: log, ctx: ctx, pause: snapshotRefusalPause}
+	return &snapshotSpace{reserve: reserve, free: free, log: log, ctx: ctx, pause: snapshotRefusalPause, refused: refused}
 }

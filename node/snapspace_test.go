@@ -220,7 +220,7 @@ func TestFollowerAtItsReserveInstallsWhenRoomReturns(t *testing.T) {
 	cfg.MinFreeBytes = 1 << 20
 	cfg.BodyFS = fillableFS{FS: vfs.Default, full: full}
 	n3 := c.startWith(cfg)
-	waitFor(t, 10*time.Second, "n3 to refuse the snapshot", func() bool { return n3.snaps.space.hint() > 0 })
+	waitFor(t, 10*time.Second, "n3 to refuse the snapshot", func() bool { return testutilCounter(n3.metrics.snapsRefused) > 0 })
 	time.Sleep(time.Second) // raft tries again meanwhile
 	if _, err := n3.State().Mailbox("u99@example.com"); err == nil || testutilCounter(n3.metrics.restores) != 0 {
 		t.Fatalf("n3 installed a snapshot on a full disk (restores %v)", testutilCounter(n3.metrics.restores))
