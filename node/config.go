@@ -138,7 +138,9 @@ type Config struct {
 	// MinFreeBytes is the free space new bodies must leave on the body
 	// store's filesystem (storage.Options.MinFreeBytes). Below it this
 	// node refuses new copies: its own deliveries get 452 4.3.1 and peers
-	// place elsewhere. Zero means storage.DefaultMinFreeBytes; negative
+	// place elsewhere. Raft snapshot streams written to the data
+	// directory (a view to send, one received) are held to it too
+	// (snapspace.go). Zero means storage.DefaultMinFreeBytes; negative
 	// means no reserve.
 	MinFreeBytes int64
 	// BodyStoreReopenInterval is how long after its body store failed
@@ -149,7 +151,8 @@ type Config struct {
 	// stays failed until it restarts).
 	BodyStoreReopenInterval time.Duration
 	// BodyFS is the filesystem the body store is on (storage.Options.FS);
-	// nil is the operating system's. Tests inject disk faults through it.
+	// nil is the operating system's. The raft snapshot store reads its
+	// free space through it too. Tests inject disk faults through it.
 	BodyFS vfs.FS
 	// RaftLogStore, when set, wraps the raft log store (bolt) before raft
 	// gets it. Tests inject log write failures through it.

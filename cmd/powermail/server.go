@@ -75,7 +75,7 @@ POWERMAIL_SECRET and is also the admin API token.`,
 	fl.DurationVar(&f.timerSlack, "timer-slack", time.Millisecond, "Linux timer slack for the server's threads, so that the kernel can merge the Go runtime's frequent short sleeps (at most 10ms; re-executes once to apply it; 0 keeps the inherited slack)")
 	fl.DurationVar(&f.bodySyncInterval, "body-sync-interval", node.DefaultBodySyncInterval, "least time between two fsyncs of the body store's log; deliveries arriving meanwhile share the next one (0: none; at most 100ms)")
 	fl.DurationVar(&f.bodyStoreReopen, "body-store-reopen-interval", node.DefaultBodyStoreReopenInterval, "after a failed write or fsync (a full disk, an I/O error) failed the body store, try to reopen it this long after, and twice as long after each failed try (up to 8 times this); it reopens only with --min-free-space free (0: never, the node stays failed until restarted)")
-	fl.StringVar(&f.minFree, "min-free-space", "256MiB", "free space new message bodies must leave on the data directory's filesystem; below it this node answers deliveries with 452 4.3.1 and peers place copies elsewhere (bytes, or with K, M, G or T; 0: no reserve)")
+	fl.StringVar(&f.minFree, "min-free-space", "256MiB", "free space new message bodies and raft snapshot streams must leave on the data directory's filesystem; below it this node answers deliveries with 452 4.3.1, peers place copies elsewhere, and raft snapshots wait (bytes, or with K, M, G or T; 0: no reserve)")
 	f.mail.register(fl)
 	f.access.register(fl)
 	f.redundancy.register(fl)
