@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -238,4 +239,60 @@ func TestFollowerAtItsReserveInstallsWhenRoomReturns(t *testing.T) {
 	}
 	mustApply(t, n3, addMailbox("via-n3@example.com"))
 	c.readEverywhere("via-n3@example.com")
+}
+
+// A leader at its reserve spills no view of its state for a follower
+// too far behind: its Open of the snapshot is refused, paced by
+// snapshotRefusalPause (raft would otherwise ask again every
+// CommitTimeout), and the follower gets the snapshot once room returns.
+func TestLeaderAtItsReserveSendsTheSnapshotWhenRoomReturns(t *testing.T) {
+	var mu sync.Mutex
+	full := map[string]*atomic.Bool{}
+	c := &testCluster{t: t, dir: t.TempDir(), nodes: map[string]*Node{}, tune: fastRaft(), tweak: func(cfg *Config) {
+		mu.Lock()
+		defer mu.Unlock()
+		full[cfg.ID] = new(atomic.Bool)
+		cfg.MinFreeBytes = 1 << 20
+		cfg.BodyFS = fillableFS{FS: vfs.Default, full: full[cfg.ID]}
+	}}
+	c.tune.TrailingLogs = 5
+	c.tune.SnapshotThreshold = 1 << 30 // only explicit snapshots
+	t.Cleanup(c.closeAll)
+	c.start("n1", true, "")
+	c.start("n2", false, c.nodes["n1"].AdminAddr())
+	l := c.leader(5 * time.Second)
+	mustApply(t, l, &fsm.DomainAdd{Name: "example.com"})
+	for i := 0; i < 100; i++ {
+		mustApply(t, l, addMailbox(fmt.Sprintf("u%d@example.com", i)))
+	}
+	for _, n := range c.nodes {
+		if err := n.Snapshot(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	full[l.ID()].Store(true)
+	mu.Unlock()
+	n3 := c.start("n3", false, l.AdminAddr())
+	waitFor(t, 10*time.Second, "the leader to refuse its view", func() bool { return testutilCounter(l.metrics.snapsRefused) > 0 })
+	start, before := time.Now(), testutilCounter(l.metrics.snapsRefused)
+	time.Sleep(3 * time.Second)
+	tries := testutilCounter(l.metrics.snapsRefused) - before
+	t.Logf("%v refusals in %v", tries, time.Since(start).Round(time.Millisecond))
+	if tries > 5 {
+		t.Fatalf("%v refused views in 3 s: raft's retries are not paced", tries)
+	}
+	if _, err := n3.State().Mailbox("u99@example.com"); err == nil || testutilCounter(n3.metrics.restores) != 0 {
+		t.Fatal("n3 installed a snapshot from a leader at its reserve")
+	}
+	if left := partials(t, filepath.Join(l.cfg.DataDir, "raft")); len(left) != 0 {
+		t.Fatalf("partial views left on the leader: %v", left)
+	}
+	mu.Lock()
+	full[l.ID()].Store(false)
+	mu.Unlock()
+	waitFor(t, 10*time.Second, "n3 to install the snapshot", func() bool {
+		_, err := n3.State().Mailbox("u99@example.com")
+		return err == nil && testutilCounter(n3.metrics.restores) >= 1
+	})
 }
