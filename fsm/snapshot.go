@@ -295,7 +295,7 @@ func readChunk(br *crcReader, buf []byte) ([]byte, error) {
 func openPebble(path string, o Options) (*pebble.DB, error) {
 	c := pebble.NewCache(o.CacheBytes)
 	defer c.Unref()
-	opts := &pebble.Options{Cache: c, Logger: pebbleLogger{log: o.Logger}, FS: o.fs}
+	opts := &pebble.Options{Cache: c, Logger: pebbleLogger{log: o.Logger}, FS: o.fs, MemTableSize: o.MemTableBytes}
 	// Bloom filters make the common RCPT-time miss (is there a forward for
 	// this address?) skip the data blocks entirely.
 	for i := range opts.Levels {

@@ -97,6 +97,12 @@ func probeMailbox(i int) string { return fmt.Sprintf("user%07d@d%d.example", i, 
 // fillDirectory applies n mailboxes, n forwards and n/100 deliveries to
 // a, 100 mailboxes an entry and 64 entries a raft batch.
 func fillDirectory(t *testing.T, a *applier, n int) {
+	fillDirectoryWatched(t, a, n, nil)
+}
+
+// fillDirectoryWatched is fillDirectory calling progress (if not nil)
+// after every eighth of each phase with the phase and the count done.
+func fillDirectoryWatched(t *testing.T, a *applier, n int, progress func(phase string, done int)) {
 	hash, err := HashPassword("probe password")
 	if err != nil {
 		t.Fatal(err)
@@ -112,6 +118,13 @@ func fillDirectory(t *testing.T, a *applier, n int) {
 			cs = cs[:0]
 		}
 	}
+	step := max(n/8, 100)
+	tick := func(phase string, done int) {
+		if progress != nil && (done%step == 0 || done == n) {
+			flush(true)
+			progress(phase, done)
+		}
+	}
 	cs = append(cs, &SettingsSet{Settings: Settings{Replicas: 2, WriteQuorum: 2, CommandEncoding: NewestEncoding, MaxVoters: DefaultMaxVoters}})
 	for d := range 10 {
 		cs = append(cs, &DomainAdd{Name: fmt.Sprintf("d%d.example", d)})
@@ -121,16 +134,18 @@ func fillDirectory(t *testing.T, a *applier, n int) {
 	}
 	flush(true)
 	for i := 0; i < n; i += 100 {
-		add := &MailboxAdd{Distinct: true}
+		add := &MailboxAdd{Distinct: true} // as node proposes it
 		for j := i; j < min(i+100, n); j++ {
 			add.Mailboxes = append(add.Mailboxes, NewMailbox{Address: probeMailbox(j), PasswordHash: hash, QuotaBytes: 1 << 30})
 		}
 		cs = append(cs, add)
 		flush(false)
+		tick("mailboxes", min(i+100, n))
 	}
 	for i := range n {
 		cs = append(cs, &ForwardAdd{Address: "alias-" + probeMailbox(i), Targets: []string{probeMailbox(i)}})
 		flush(false)
+		tick("forwards", i+1)
 	}
 	for i := 0; i < n; i += 100 {
 		cs = append(cs, &Deliver{Hash: bodyHash(strconv.Itoa(i)), Size: 4096, Replicas: []string{"n1", "n2"},

@@ -22,7 +22,15 @@ type Options struct {
 	// CacheBytes is Pebble's block cache size. Zero means 256 MiB, which
 	// holds the mailbox records of about a million mailboxes.
 	CacheBytes int64
-	Logger     *slog.Logger
+	// MemTableBytes is the largest Pebble memtable. Zero means 64 MiB.
+	// Pebble starts memtables small and grows them, so a small state
+	// never holds that much; a large directory build or restore needs
+	// it: with Pebble's 4 MiB default each flush made an L0 file that
+	// overlapped all the others, compactions fell behind, and every
+	// point read (most of an add's lookups are misses) passed up to ten
+	// L0 sublevels (fsm/DESIGN.md, "Memtables of 64 MiB").
+	MemTableBytes uint64
+	Logger        *slog.Logger
 	// OnChange, if set, is called after each applied batch with the
 	// mailboxes (Address.Key form) whose folders or messages changed. It
 	// runs on the apply path: it must not block.
@@ -86,6 +94,9 @@ func Open(dir string, opts Options) (*State, error) {
 	}
 	if opts.CacheBytes == 0 {
 		opts.CacheBytes = 256 << 20
+	}
+	if opts.MemTableBytes == 0 {
+		opts.MemTableBytes = 64 << 20
 	}
 	if opts.bodyFilterMin <= 0 {
 		opts.bodyFilterMin = bodyFilterMin
