@@ -236,6 +236,11 @@ type trackedConn struct {
 	// goes on.
 	inputFailed atomic.Bool
 
+	// gate reads the client's octets as go-smtp will, on a plaintext
+	// SMTP or LMTP connection (nil on others), and stops at a BDAT
+	// command line go-smtp cannot parse (cmdGate).
+	gate *cmdGate
+
 	wmu  sync.Mutex
 	held []byte // replies not yet sent (see Write)
 }
@@ -251,6 +256,9 @@ const maxHeld = 16 << 10
 // request-response: every reply is followed by a read, or by Close,
 // and both send what is held first.
 func (c *trackedConn) Write(p []byte) (int, error) {
+	if c.gate != nil {
+		c.gate.replied(p)
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if len(c.held)+len(p) <= maxHeld {
@@ -283,11 +291,35 @@ func (c *trackedConn) flushLocked() error {
 }
 
 func (c *trackedConn) Read(p []byte) (int, error) {
-	n, err := c.read(p)
+	var n int
+	var err error
+	if c.gate != nil {
+		n, err = c.gate.read(p, c.read)
+		if errors.Is(err, errUnparsableBDAT) {
+			n, err = c.refuseBDAT(p)
+		}
+	} else {
+		n, err = c.read(p)
+	}
 	if err != nil {
 		c.inputFailed.Store(true)
 	}
 	return n, err
+}
+
+// refuseBDAT answers a BDAT command line go-smtp cannot parse, which the
+// gate kept from it, and ends the connection: go-smtp reads io.EOF and
+// closes. A 5xx, not 421: the same line would fail the same way again
+// (RFC 5321 §4.2.2's 501, with RFC 3463's X.5.4 for bad arguments, as
+// go-smtp answers it), and the chunk that may follow has no known end
+// (RFC 3030 §2), so nothing after the line can be read as commands.
+func (c *trackedConn) refuseBDAT(p []byte) (int, error) {
+	if !c.isHungUp() {
+		c.tracker.log.Debug("smtp: BDAT without a readable chunk size, closing", "remote", c.RemoteAddr())
+		_, _ = io.WriteString(c, wireLine(replyBDATUnparsable()))
+		c.hangUp()
+	}
+	return c.read(p)
 }
 
 // readFailed reports whether a read of the connection has failed.
@@ -429,6 +461,9 @@ type limitListener struct {
 	// quiet refuses by closing only: on an implicit-TLS port the client
 	// awaits a handshake, and a plaintext 421 would read as a TLS error.
 	quiet bool
+	// gateLine, if positive, gives each connection a cmdGate with that
+	// line cap (plaintext SMTP and LMTP listeners).
+	gateLine int
 
 	mu     sync.Mutex
 	ready  []*trackedConn // waiters that got a slot, for Accept
@@ -438,8 +473,8 @@ type limitListener struct {
 // reconnectGrace is how long an over-limit connection may wait for a slot.
 const reconnectGrace = 500 * time.Millisecond
 
-func newLimitListener(ln net.Listener, t *connTracker, quiet bool) *limitListener {
-	l := &limitListener{Listener: ln, tracker: t, quiet: quiet}
+func newLimitListener(ln net.Listener, t *connTracker, quiet bool, gateLine int) *limitListener {
+	l := &limitListener{Listener: ln, tracker: t, quiet: quiet, gateLine: gateLine}
 	if d, ok := ln.(interface{ SetDeadline(time.Time) error }); ok {
 		l.setDeadline = d.SetDeadline
 	}
@@ -449,7 +484,7 @@ func newLimitListener(ln net.Listener, t *connTracker, quiet bool) *limitListene
 func (l *limitListener) Accept() (net.Conn, error) {
 	for {
 		if tc := l.takeReady(); tc != nil {
-			return tc, nil
+			return l.gated(tc), nil
 		}
 		c, err := l.Listener.Accept()
 		if err != nil {
@@ -467,7 +502,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		tc, why := l.tracker.admit(c)
 		if why == admitted {
-			return tc, nil
+			return l.gated(tc), nil
 		}
 		if why == overTotal || l.setDeadline == nil || !l.tracker.startWaiting(c) {
 			l.tracker.refuse(c, why, l.quiet)
@@ -475,6 +510,15 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		go l.waitForSlot(c)
 	}
+}
+
+// gated gives tc a cmdGate if the listener's connections have one; it
+// runs before go-smtp reads from tc.
+func (l *limitListener) gated(tc *trackedConn) *trackedConn {
+	if l.gateLine > 0 {
+		tc.gate = newCmdGate(l.gateLine)
+	}
+	return tc
 }
 
 func (l *limitListener) takeReady() *trackedConn {

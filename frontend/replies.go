@@ -194,6 +194,21 @@ func replyLineTooLong(max int) *smtp.SMTPError {
 	return reply(500, 5, 5, 0, fmt.Sprintf("line longer than %d octets", max))
 }
 
+// replyBDATUnparsable answers a BDAT command line go-smtp cannot parse
+// (RFC 3030 §2: BDAT SP chunk-size [SP end-marker]). The chunk that may
+// follow has no known end, so the connection is closed after it
+// (trackedConn.refuseBDAT); it is written to the wire as it is, since
+// go-smtp never sees the line.
+func replyBDATUnparsable() *smtp.SMTPError {
+	return reply(501, 5, 5, 4, "Syntax: BDAT chunk-size [LAST], size below 2^32; closing connection")
+}
+
+// wireLine is r as one reply line.
+func wireLine(r *smtp.SMTPError) string {
+	c := r.EnhancedCode
+	return fmt.Sprintf("%d %d.%d.%d %s\r\n", r.Code, c[0], c[1], c[2], r.Message)
+}
+
 // Submitted messages' header checks (author.go): the same message
 // would be refused again, so they are permanent.
 func replyHeaderTooBig(max int) *smtp.SMTPError {

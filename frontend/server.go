@@ -127,7 +127,13 @@ func (s *SMTPServer) ServeTLS(ln net.Listener) error {
 }
 
 func (s *SMTPServer) serve(ln net.Listener, implicitTLS bool) error {
-	wrapped := newLimitListener(ln, s.tracker, implicitTLS)
+	gateLine := 0
+	if !implicitTLS {
+		// Longer than any command line go-smtp accepts: its limit and
+		// up to one read buffer uncounted after a chunk (Limits).
+		gateLine = s.srv.MaxLineLength + goSMTPLineSlack
+	}
+	wrapped := newLimitListener(ln, s.tracker, implicitTLS, gateLine)
 	defer wrapped.Close()
 
 	s.mu.Lock()
