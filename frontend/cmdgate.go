@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 )
 
@@ -53,6 +54,12 @@ type cmdGate struct {
 
 	pending []byte // read from the connection, not yet passed on
 	reply   atomic.Int32
+
+	// bufs holds the listener's read buffers; arr, when not nil, is the
+	// one pending lies in, given back once pending is empty, so that a
+	// batch of pipelined commands costs no allocation.
+	bufs *sync.Pool
+	arr  *[gateReadSize]byte
 }
 
 type gateMode uint8
@@ -70,8 +77,21 @@ const (
 // read ahead than before (hangUp relies on that bound).
 const gateReadSize = 4096
 
-func newCmdGate(lineCap int) *cmdGate {
-	return &cmdGate{lineCap: lineCap}
+func newCmdGate(lineCap int, bufs *sync.Pool) *cmdGate {
+	return &cmdGate{lineCap: lineCap, bufs: bufs}
+}
+
+// newGateBufs is the pool of read buffers a listener's gates share.
+func newGateBufs() *sync.Pool {
+	return &sync.Pool{New: func() any { return new([gateReadSize]byte) }}
+}
+
+// release gives arr back; pending no longer lies in it.
+func (g *cmdGate) release() {
+	if g.arr != nil {
+		g.bufs.Put(g.arr)
+		g.arr = nil
+	}
 }
 
 // replied records the code of a reply line go-smtp wrote.
@@ -125,6 +145,7 @@ func (g *cmdGate) follow(code int) {
 		// go-smtp drops what it had read behind STARTTLS (RFC 3207
 		// §4.2: it is not to be run under TLS); so does the gate.
 		g.mode, g.pending = gateOff, nil
+		g.release()
 	}
 }
 
@@ -146,6 +167,7 @@ func (g *cmdGate) readCommand(p []byte, src func([]byte) (int, error)) (int, err
 		g.lineLeft = line
 		if err := g.judge(g.pending[:line]); err != nil {
 			g.mode, g.pending = gateRefused, nil
+			g.release()
 			return 0, err
 		}
 	}
@@ -176,9 +198,15 @@ func (g *cmdGate) nextLine(src func([]byte) (int, error)) (int, error) {
 			return len(g.pending), nil
 		}
 		if cap(g.pending)-len(g.pending) < gateReadSize {
-			grown := make([]byte, len(g.pending), len(g.pending)+gateReadSize)
-			copy(grown, g.pending)
-			g.pending = grown
+			if len(g.pending) == 0 && g.bufs != nil {
+				g.arr = g.bufs.Get().(*[gateReadSize]byte)
+				g.pending = g.arr[:0]
+			} else {
+				grown := make([]byte, len(g.pending), len(g.pending)+gateReadSize)
+				copy(grown, g.pending)
+				g.pending = grown
+				g.release()
+			}
 		}
 		n, err := src(g.pending[len(g.pending) : len(g.pending)+gateReadSize])
 		g.pending = g.pending[:len(g.pending)+n]
@@ -216,10 +244,10 @@ func (g *cmdGate) judge(line []byte) error {
 // verb is BDAT, followed by anything; ok, one go-smtp reads a chunk
 // after.
 func parseBDAT(line []byte) (size int64, ok, isBDAT bool) {
-	s := strings.TrimRight(string(line), "\r\n")
-	if len(s) < 4 || !strings.EqualFold(s[:4], "BDAT") {
-		return 0, false, false
+	if len(line) < 4 || !bytes.EqualFold(line[:4], []byte("BDAT")) {
+		return 0, false, false // every other command, without a copy
 	}
+	s := strings.TrimRight(string(line), "\r\n")
 	if len(s) > 4 && s[4] != ' ' && s[4] != '\t' {
 		return 0, false, false // another verb (BDATX), go-smtp's 501 5.5.2
 	}
@@ -304,11 +332,13 @@ func (g *cmdGate) take(p []byte, src func([]byte) (int, error)) (int, error) {
 // unread puts octets passed over back in front of pending.
 func (g *cmdGate) unread(b []byte) {
 	g.pending = append(append(make([]byte, 0, len(b)+len(g.pending)), b...), g.pending...)
+	g.release()
 }
 
 func (g *cmdGate) consume(n int) {
 	g.pending = g.pending[n:]
 	if len(g.pending) == 0 {
 		g.pending = nil // a long line's buffer is not kept
+		g.release()
 	}
 }

@@ -464,6 +464,7 @@ type limitListener struct {
 	// gateLine, if positive, gives each connection a cmdGate with that
 	// line cap (plaintext SMTP and LMTP listeners).
 	gateLine int
+	gateBufs *sync.Pool
 
 	mu     sync.Mutex
 	ready  []*trackedConn // waiters that got a slot, for Accept
@@ -474,7 +475,7 @@ type limitListener struct {
 const reconnectGrace = 500 * time.Millisecond
 
 func newLimitListener(ln net.Listener, t *connTracker, quiet bool, gateLine int) *limitListener {
-	l := &limitListener{Listener: ln, tracker: t, quiet: quiet, gateLine: gateLine}
+	l := &limitListener{Listener: ln, tracker: t, quiet: quiet, gateLine: gateLine, gateBufs: newGateBufs()}
 	if d, ok := ln.(interface{ SetDeadline(time.Time) error }); ok {
 		l.setDeadline = d.SetDeadline
 	}
@@ -516,7 +517,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 // runs before go-smtp reads from tc.
 func (l *limitListener) gated(tc *trackedConn) *trackedConn {
 	if l.gateLine > 0 {
-		tc.gate = newCmdGate(l.gateLine)
+		tc.gate = newCmdGate(l.gateLine, l.gateBufs)
 	}
 	return tc
 }
