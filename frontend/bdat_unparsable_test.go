@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"powermail/frontend/internal/testtls"
+	"powermail/node/nodetest"
 )
 
 // smuggledChunk is a chunk whose lines would run a transaction of their
@@ -200,4 +201,25 @@ func TestBDATLineParse(t *testing.T) {
 			t.Errorf("%q: %d %v %v, want %d %v %v", tc.line, size, ok, isBDAT, tc.size, tc.ok, tc.isBDAT)
 		}
 	}
+}
+
+// An AUTH response is no command, even when it reads "BDAT" (valid
+// base64): the exchange fails as any wrong login does and the session
+// goes on, to a login and a BDAT message.
+func TestBDATLineAsAuthResponse(t *testing.T) {
+	c := nodetest.Start(t, 1)
+	c.AddMailboxes("pw-alice", "alice@example.com")
+	addr := startSubmission(t, c.Nodes[0], c.Nodes[0])
+	cl := dial(t, addr)
+	cl.ehlo()
+	cl.expect("AUTH LOGIN", 334, "")
+	if r := cl.cmd("BDAT"); r.code != 334 {
+		t.Fatalf("user name BDAT: %v", r)
+	}
+	cl.expect("BDAT", 535, "5.7.8")
+	cl.expect("NOOP", 250, "")
+	cl.expect("AUTH PLAIN "+b64("\x00alice@example.com\x00pw-alice"), 235, "2.0.0")
+	body := "From: alice@example.com\r\nSubject: x\r\n\r\nhi\r\n"
+	cl.write(fmt.Sprintf("MAIL FROM:<alice@example.com>\r\nRCPT TO:<alice@example.com>\r\nBDAT %d LAST\r\n%s", len(body), body))
+	cl.expectCodes(250, 250, 250)
 }
