@@ -40,7 +40,11 @@ import (
 // for room for the last stream this store wrote, or the size a refused
 // one had reached if that is more (sizeHint): after one refusal, the
 // retries are refused before writing anything, rather than each filling
-// the room again.
+// the room again. That size is a minute's hint (snapshotHintMemory), not
+// a verdict: the state shrinks when mailboxes go, and a hint kept for
+// ever would refuse every stream that fits now and so never measure
+// again. Once it is a minute old a stream is tried for real, which
+// either fits or measures the state anew.
 
 // ErrSnapshotNoSpace reports a raft snapshot not written because it
 // would cut into the free-space reserve.
@@ -58,6 +62,11 @@ const snapshotRefusalPause = time.Second
 // snapshotWarnEvery spaces the warnings of refusals that go on.
 const snapshotWarnEvery = time.Minute
 
+// snapshotHintMemory is how long the size a stream reached asks room
+// of the next streams: a refusal by that size alone measures nothing,
+// so at most one stream a minute fills the room to learn it again.
+const snapshotHintMemory = time.Minute
+
 // snapshotSpace holds snapshot streams to the free-space reserve.
 type snapshotSpace struct {
 	reserve int64                  // bytes that must stay free; <= 0: none
@@ -66,9 +75,11 @@ type snapshotSpace struct {
 	ctx     context.Context    // ends when the node closes: cuts a pause short
 	pause   time.Duration      // of a refused Open
 	refused prometheus.Counter // refusals; may be nil
+	now     func() time.Time   // time.Now if nil; tests move it on
 
 	mu       sync.Mutex
 	sizeHint int64     // the last stream written whole, or more if one was refused since
+	hintAt   time.Time // when sizeHint was measured
 	warned   time.Time // last warning of a refusal
 }
 
@@ -84,14 +95,31 @@ func (sp *snapshotSpace) read() (int64, error) {
 	return int64(min(free, 1<<62)), nil
 }
 
-// refuse notes a refusal, with avail bytes free, of a stream of at
-// least n bytes, and warns (at most once per snapshotWarnEvery).
-func (sp *snapshotSpace) refuse(avail, n int64) error {
+// clock is the time now.
+func (sp *snapshotSpace) clock() time.Time {
+	if sp.now == nil {
+		return time.Now()
+	}
+	return sp.now()
+}
+
+// refuse notes a refusal, with avail bytes free, of a stream that needs
+// n bytes and has reached reached (written, and the write refused), and
+// warns (at most once per snapshotWarnEvery). The size reached is a
+// measure of the state that the next streams ask room for; n may be
+// the hint only, which measures nothing and so is not kept again.
+func (sp *snapshotSpace) refuse(avail, n, reached int64) error {
 	sp.mu.Lock()
-	sp.sizeHint = max(sp.sizeHint, n)
-	warn := time.Since(sp.warned) >= snapshotWarnEvery
+	now := sp.clock()
+	if now.Sub(sp.hintAt) >= snapshotHintMemory {
+		sp.sizeHint = 0
+	}
+	if reached > sp.sizeHint {
+		sp.sizeHint, sp.hintAt = reached, now
+	}
+	warn := now.Sub(sp.warned) >= snapshotWarnEvery
 	if warn {
-		sp.warned = time.Now()
+		sp.warned = now
 	}
 	sp.mu.Unlock()
 	if sp.refused != nil {
@@ -104,10 +132,14 @@ func (sp *snapshotSpace) refuse(avail, n int64) error {
 	return fmt.Errorf("%w: %d bytes free, %d must stay free, the snapshot is at least %d bytes", ErrSnapshotNoSpace, avail, sp.reserve, n)
 }
 
-// hint is the least room a new stream asks for.
+// hint is the least room a new stream asks for: the size measured
+// last, for snapshotHintMemory.
 func (sp *snapshotSpace) hint() int64 {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
+	if sp.clock().Sub(sp.hintAt) >= snapshotHintMemory {
+		return 0
+	}
 	return sp.sizeHint
 }
 
@@ -118,7 +150,7 @@ func (sp *snapshotSpace) wrote(n int64) {
 		return
 	}
 	sp.mu.Lock()
-	sp.sizeHint = n
+	sp.sizeHint, sp.hintAt = n, sp.clock()
 	sp.mu.Unlock()
 }
 
@@ -163,7 +195,8 @@ func (sw *spaceWriter) admit(n int64) error {
 	if !sp.on() {
 		return nil
 	}
-	want := sw.written + n
+	reached := sw.written + n
+	want := reached
 	if !sw.checked || want >= sw.next || sw.avail-n < sp.reserve {
 		avail, err := sp.read()
 		if err != nil {
@@ -174,11 +207,11 @@ func (sw *spaceWriter) admit(n int64) error {
 		}
 		sw.avail, sw.next, sw.checked = avail, sw.written+snapshotSpaceRecheck, true
 		if avail-(want-sw.written) < sp.reserve {
-			return sp.refuse(avail, want)
+			return sp.refuse(avail, want, reached)
 		}
 	}
 	if sw.avail-n < sp.reserve {
-		return sp.refuse(sw.avail, want)
+		return sp.refuse(sw.avail, want, reached)
 	}
 	return nil
 }

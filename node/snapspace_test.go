@@ -296,3 +296,63 @@ func TestLeaderAtItsReserveSendsTheSnapshotWhenRoomReturns(t *testing.T) {
 		return err == nil && testutilCounter(n3.metrics.restores) >= 1
 	})
 }
+
+// The size a stream reached is a hint for the next one, not a verdict:
+// after the state shrank (mailboxes deleted), a stream that fits above
+// the reserve is stored, though the last one would not fit. Until the
+// hint is a minute old a retry is still refused before it writes (no
+// retry storm); then a real try measures the state again.
+func TestSnapshotSizeHintForgottenAfterTheStateShrank(t *testing.T) {
+	const reserve, size = 4 << 20, 8 << 20
+	var free, ahead atomic.Int64
+	var logs bytes.Buffer
+	free.Store(1 << 40)
+	s, dir := spaceStore(t, reserve, &free, &logs)
+	s.space.now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	if err := receive(s, 10, bytes.Repeat([]byte("x"), size)); err != nil {
+		t.Fatalf("a stream with room: %v", err)
+	}
+
+	free.Store(reserve + size/4)
+	small := bytes.Repeat([]byte("y"), size/8) // the state after deletions
+	if err := receive(s, 20, small); !errors.Is(err, ErrSnapshotNoSpace) {
+		t.Fatalf("a stream right after one of %d bytes, %d free above the reserve: %v; want refused on the hint", size, size/4, err)
+	}
+	ahead.Store(int64(snapshotHintMemory + time.Second))
+	if err := receive(s, 20, small); err != nil {
+		t.Fatalf("a stream of %d bytes with %d free above the reserve, a minute on: %v", len(small), size/4, err)
+	}
+	if list, err := s.List(); err != nil || len(list) != 2 || list[0].Index != 20 {
+		t.Fatalf("snapshots: %+v, %v; want 20 newest of two", list, err)
+	}
+	if left := partials(t, dir); len(left) != 0 {
+		t.Fatalf("partial snapshots left: %v", left)
+	}
+
+	// A stream refused part way tells the size it reached: a retry within
+	// the minute is refused before it writes, and that refusal, which
+	// measured nothing, does not make the size younger.
+	measured := snapshotHintMemory + time.Second + snapshotHintMemory + time.Second
+	ahead.Store(int64(measured))
+	free.Store(reserve + size/16)
+	if err := receive(s, 30, small); !errors.Is(err, ErrSnapshotNoSpace) {
+		t.Fatalf("a stream larger than the room: %v", err)
+	}
+	ahead.Store(int64(measured + 30*time.Second))
+	free.Store(reserve + size/32)
+	sink, err := s.Create(raft.SnapshotVersionMax, 30, 1, raft.Configuration{}, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := sink.Write(make([]byte, 4096)); !errors.Is(err, ErrSnapshotNoSpace) || n != 0 {
+		t.Fatalf("a retry within the minute: %d written, %v; want refused before writing", n, err)
+	}
+	sink.Cancel()
+	ahead.Store(int64(measured + snapshotHintMemory + time.Second))
+	if err := receive(s, 30, small[:size/64]); err != nil {
+		t.Fatalf("a smaller stream a minute after the measure: %v", err)
+	}
+	if left := partials(t, dir); len(left) != 0 {
+		t.Fatalf("partial snapshots left: %v", left)
+	}
+}
