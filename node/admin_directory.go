@@ -348,19 +348,6 @@ func distinctTargets(targets []string) []string {
 	return out
 }
 
-// writeQuorumWarning says when a write quorum is more than the number of
-// members: every delivery then waits for copies no node can make, and is
-// refused (451 4.3.0) until enough nodes join. It is allowed (a trial
-// cluster may be told its R before it grows, and a new cluster starts
-// with one member and W=2), but an operator must hear of it.
-func (n *Node) writeQuorumWarning(w int) (string, error) {
-	members, err := n.state.Members()
-	if err != nil || w <= len(members) {
-		return "", err
-	}
-	return fmt.Sprintf("write quorum %d is more than the %d members: deliveries are refused (451 4.3.0) until more nodes join", w, len(members)), nil
-}
-
 // queryBool reads the query parameter name as a boolean, false when it
 // is absent. Any other spelling than strconv.ParseBool's is refused: a
 // flag taken as set whenever it is present would read "force=false" as

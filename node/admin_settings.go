@@ -1,7 +1,9 @@
 package node
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 
 	"powermail/fsm"
@@ -67,7 +69,7 @@ func (q SettingsRequest) Over(s fsm.Settings) fsm.Settings {
 // updates through different nodes within the few milliseconds between
 // one's read and its commit can lose one of the two changes. Either way
 // two updates through this node go one after the other (mu), and the
-// checks made here (the write quorum's warning, the encoding raise) use
+// checks made here (the warning of R or W above the members, the encoding raise) use
 // the settings read here.
 func (n *Node) settingsRoute(route routeFunc) {
 	var mu sync.Mutex
@@ -98,7 +100,7 @@ func (n *Node) settingsRoute(route routeFunc) {
 			if cur.CommandEncoding >= fsm.EncodingJSON11 {
 				c.Fields = q.fields()
 			}
-			warning, err := n.writeQuorumWarning(c.WriteQuorum)
+			warning, err := n.settingsWarning(c.Replicas, c.WriteQuorum)
 			if err == nil && !force {
 				err = n.checkEncodingRaise(r.Context(), c.CommandEncoding)
 			}
@@ -124,4 +126,27 @@ type SettingsResult struct {
 	Status string `json:"status"`
 	fsm.Settings
 	Warning string `json:"warning,omitempty"`
+}
+
+// settingsWarning says what settings of R and W cannot be met by the
+// members there are. A write quorum above them makes every delivery wait
+// for copies no node can make, refused (451 4.3.0) until enough nodes
+// join; replicas above them leave every body short of R, so cluster
+// status and storage verify exit 1, though mail is accepted. Both are
+// allowed (a trial cluster may be told its R before it grows, and a new
+// cluster starts with one member and W=2), but an operator must hear of
+// it.
+func (n *Node) settingsWarning(r, w int) (string, error) {
+	members, err := n.state.Members()
+	if err != nil {
+		return "", err
+	}
+	var out []string
+	if w > len(members) {
+		out = append(out, fmt.Sprintf("write quorum %d is more than the %d members: deliveries are refused (451 4.3.0) until more nodes join", w, len(members)))
+	}
+	if r > len(members) {
+		out = append(out, fmt.Sprintf("replicas %d is more than the %d members: every body stays short of R copies (cluster status and storage verify exit 1) until more nodes join", r, len(members)))
+	}
+	return strings.Join(out, "; "), nil
 }
