@@ -37,6 +37,9 @@ func newForwardCmd(cl *clientFlags) *cobra.Command {
 			if len(added.Targets) == 0 { // a node of an earlier release answers only "ok"
 				added.Address, added.Targets = args[0], targets
 			}
+			if !keep {
+				warnMailboxTaken(cmd, cl, added.Address)
+			}
 			if cl.json { // the forward as stored, as the table says
 				added.Status = "ok"
 				if ifNotExists {

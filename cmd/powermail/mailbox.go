@@ -87,6 +87,8 @@ func mailboxAddCmd(cl *clientFlags) *cobra.Command {
 				if err := notBeingRemoved(cmd, cl, args[0]); err != nil {
 					return err
 				}
+			} else {
+				warnForwardTakesMail(cmd, cl, args[0])
 			}
 			return mailboxAdded(cmd, cl, args[0], ifNotExists, existed)
 		},

@@ -16,6 +16,9 @@ func TestWarningsOfChangesThatTakeEffectQuietly(t *testing.T) {
 	p.start(t, "--bootstrap", "--replicas", "1")
 	waitStatus(t, p.admin, 10*time.Second, func(s statusJSON) bool { return s.Leader == "warn" })
 	waitReplicas(t, p.admin, 1)
+	mustCLI(t, "domain", "add", "example.com", "--addr", p.admin)
+	mustCLI(t, "mailbox", "add", "ann@example.com", "--no-password", "--addr", p.admin)
+	mustCLI(t, "mailbox", "add", "bob@example.com", "--no-password", "--addr", p.admin)
 
 	warns := func(want string, args ...string) {
 		t.Helper()
@@ -34,4 +37,14 @@ func TestWarningsOfChangesThatTakeEffectQuietly(t *testing.T) {
 	// status exits 1 for it, though deliveries (W=1) go on.
 	warns("replicas 2 is more than the 1 members", "settings", "set", "--replicas", "2", "--write-quorum", "1")
 	warns("", "settings", "set", "--replicas", "1")
+
+	// A forward on a mailbox's own address takes its mail.
+	warns("mailbox ann@example.com gets none of its mail", "forward", "add", "ann@example.com", "--to", "bob@example.com")
+	warns("", "forward", "add", "ann@example.com", "--to", "bob@example.com", "--keep-copy", "--replace")
+	warns("", "forward", "add", "info@example.com", "--to", "bob@example.com")
+	// And a mailbox made where such a forward stands gets none either.
+	warns("mailbox info@example.com gets none of its mail", "mailbox", "add", "info@example.com", "--no-password")
+	mustCLI(t, "forward", "add", "sales@example.com", "--to", "bob@example.com", "--addr", p.admin)
+	mustCLI(t, "forward", "rm", "sales@example.com", "--addr", p.admin)
+	warns("", "mailbox", "add", "sales@example.com", "--no-password")
 }
