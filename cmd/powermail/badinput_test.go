@@ -43,6 +43,11 @@ func TestCLIBadInputWithoutACluster(t *testing.T) {
 		{[]string{"domain", "ls", "--timeout", "0"}, "--timeout 0s: give a duration above 0"},
 		{[]string{"cluster", "check-state", "--wait", "0"}, "--wait 0s: give a duration above 0"},
 		{[]string{"domain", "ls", "--token", "", "--token-file", empty}, "token file " + empty + " is empty"},
+		// A --token-file given is read even with POWERMAIL_TOKEN set (cli
+		// sets it): the environment's token was sent in its place, and a
+		// missing file or one for another cluster went unnoticed.
+		{[]string{"domain", "ls", "--token-file", empty}, "token file " + empty + " is empty"},
+		{[]string{"domain", "ls", "--token-file", empty + ".missing"}, "read token file"},
 		{[]string{"domain", "ls", "--addr", web.URL}, "did not answer as a PowerMail admin API does"},
 		{[]string{"cluster", "status", "--addr", web.URL}, "answered 404 Not Found, not as a PowerMail admin API does"},
 		{[]string{"storage", "verify", "--addr", web.URL}, "answered 404 Not Found, not as a PowerMail admin API does"},

@@ -57,7 +57,7 @@ func newRoot() *cobra.Command {
 				return applyEnv(cmd.Flags(), nil)
 			}
 			given := cmd.Flags().Changed("timeout")
-			if err := applyEnv(cmd.Flags(), clientEnv); err != nil {
+			if err := applyEnv(cmd.Flags(), clientEnvFor(cmd.Flags())); err != nil {
 				return err
 			}
 			cl.timeoutFromEnv = !given && cmd.Flags().Changed("timeout")
@@ -101,6 +101,21 @@ func newRoot() *cobra.Command {
 // POWERMAIL_WRITE_QUORUM) never change the cluster through settings set,
 // nor does a stray POWERMAIL_FORCE force a removal.
 var clientEnv = map[string]bool{"addr": true, "token": true, "token-file": true, "ca": true, "timeout": true}
+
+// clientEnvFor is clientEnv without the token's two sources once either
+// is given on the command line: a flag wins over the environment, and
+// --token-file given with POWERMAIL_TOKEN set (a shell set up for another
+// cluster) sent the environment's token, leaving the file unread.
+func clientEnvFor(fs *pflag.FlagSet) map[string]bool {
+	if !fs.Changed("token") && !fs.Changed("token-file") {
+		return clientEnv
+	}
+	out := make(map[string]bool, len(clientEnv))
+	for name := range clientEnv {
+		out[name] = name != "token" && name != "token-file"
+	}
+	return out
+}
 
 // failUnknownSubcommands makes every command group fail on a word that
 // names none of its commands (and when given none): cobra would print
