@@ -250,11 +250,22 @@ func (n *Node) recordAttempt(ctx context.Context, e fsm.QueueEntry, outcomes []f
 		n.log.Warn("queue: recording an attempt failed; the lease will lapse", "id", e.ID, "err", err)
 		return e, false
 	}
+	n.logOutcomes(e, outcomes)
 	if err := convert(v, &e); err != nil {
 		return e, false
 	}
 	n.notifyRelayed(ctx, e, outcomes)
 	return e, true
+}
+
+// logOutcomes logs each recipient's outcome of an attempt once it is
+// recorded, one line each as an MTA logs a delivery, so that the log
+// tells where a forwarded message went, or why not (sent, temp: tried
+// again later, perm: bounced).
+func (n *Node) logOutcomes(e fsm.QueueEntry, outcomes []fsm.RcptOutcome) {
+	for _, o := range outcomes {
+		n.log.Info("queue: recipient", "id", e.ID, "rcpt", o.Address, "outcome", o.Outcome, "attempt", e.Attempts+1, "reply", o.Error)
+	}
 }
 
 // outcomeBusy marks the recipients of a destination host that had no
