@@ -33,7 +33,7 @@ func newClusterCmd(cl *clientFlags) *cobra.Command {
 				if st.Removed {
 					fmt.Fprintln(cmd.OutOrStdout(), removedNotice(st.Self))
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "leader: %s   health: %s\n", orDash(st.Leader), st.Health)
+				fmt.Fprintf(cmd.OutOrStdout(), "leader: %s   health: %s\n", orDash(st.Leader), headline(st))
 				if r := st.Redundancy; r != nil {
 					fmt.Fprintf(cmd.OutOrStdout(), "redundancy: %d bodies, %d under-replicated (%d unrepairable) at the last scan (%s), %d repairing; repaired %d, trimmed %d, moved %d since this leader started\n",
 						r.Bodies, r.UnderReplicated, r.Unrepairable, scanAge(r.LastScan), r.Repairing, r.Repaired, r.Trimmed, r.Moved)

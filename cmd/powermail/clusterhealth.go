@@ -61,3 +61,19 @@ func healthError(st node.ClusterStatus) error {
 	}
 	return nil
 }
+
+// headline is the health the table's first line shows: the nodes'
+// health, and what else makes cluster status exit 1 with every node up
+// (bodies short of R at the leader's last scan), so that the line does
+// not say healthy above "cluster not healthy". --json keeps the nodes'
+// health alone in its field, and the redundancy figures in theirs.
+func headline(st node.ClusterStatus) string {
+	r := st.Redundancy
+	if r == nil || r.UnderReplicated == 0 {
+		return st.Health
+	}
+	if st.Health == "healthy" {
+		return fmt.Sprintf("under-replicated (%d bodies short of R; every node up)", r.UnderReplicated)
+	}
+	return fmt.Sprintf("%s, and under-replicated (%d bodies short of R)", st.Health, r.UnderReplicated)
+}

@@ -104,6 +104,29 @@ func TestClusterStatusExitsNonZeroWhenUnhealthy(t *testing.T) {
 	}
 }
 
+// TestClusterStatusHeadlineAgreesWithItsExit: with every node up but
+// bodies short of R, the table's first line said "health: healthy"
+// above a stderr line "cluster not healthy" and exit 1. The headline now
+// names what is wrong too; --json keeps the nodes' health as it was.
+func TestClusterStatusHeadlineAgreesWithItsExit(t *testing.T) {
+	three := `[` + nodeJSON("n1", "leader") + `,` + nodeJSON("n2", "follower") + `,` + nodeJSON("n3", "follower") + `]`
+	rec := &recorder{reply: `{"leader":"n1","health":"healthy","self":"n1","nodes":` + three + `,"redundancy":{"bodies":10,"under_replicated":3}}`}
+	addr := rec.start(t)
+	out, _, err := cli(t, "", "cluster", "status", "--addr", addr)
+	head, _, _ := strings.Cut(out, "\n")
+	if err == nil || strings.Contains(head, "health: healthy") || !strings.Contains(head, "under-replicated") {
+		t.Errorf("bodies short of R: exit %v, headline %q", err, head)
+	}
+	healthy := &recorder{reply: `{"leader":"n1","health":"healthy","self":"n1","nodes":` + three + `,"redundancy":{"bodies":10}}`}
+	addr = healthy.start(t)
+	if out := mustCLI(t, "cluster", "status", "--addr", addr); !strings.HasPrefix(out, "leader: n1   health: healthy\n") {
+		t.Errorf("healthy: %q", out)
+	}
+	if out, _, _ := cli(t, "", "cluster", "status", "--json", "--addr", rec.start(t)); !strings.Contains(out, `"health": "healthy"`) {
+		t.Errorf("bodies short of R, --json: %q", out)
+	}
+}
+
 // queuedSolo starts a one-node cluster whose outbound mail goes to a
 // relay that refuses connections, and queues n messages to another
 // provider through a forward; it returns the node and the queue's IDs.
