@@ -396,7 +396,7 @@ func (n *Node) joinThrough(ctx context.Context, adminAddr string) error {
 		if refused := joinRefused(err); refused != nil {
 			return fmt.Errorf("join through %s: %w", adminAddr, refused)
 		}
-		n.log.Warn("join attempt failed", "through", adminAddr, "err", err)
+		n.logJoinRetry("join attempt failed", adminAddr, err)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("join through %s: %w (last error: %v)", adminAddr, ctx.Err(), err)
@@ -427,13 +427,26 @@ func (n *Node) leaveThrough(ctx context.Context, adminAddr string) error {
 		if refused := joinRefused(err); refused != nil {
 			return fmt.Errorf("leave through %s before joining: %w", adminAddr, refused)
 		}
-		n.log.Warn("leaving the cluster before joining with an empty state failed", "through", adminAddr, "err", err)
+		n.logJoinRetry("leaving the cluster before joining with an empty state failed", adminAddr, err)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("leave through %s before joining: %w (last error: %v)", adminAddr, ctx.Err(), err)
 		case <-time.After(backoff):
 		}
 	}
+}
+
+// logJoinRetry logs a failed step of joining, to be retried. When the
+// member at --join gave no answer at all (nothing listens there, or not
+// an admin API), the line says that, rather than what the step was (the
+// leave before a join with an empty data directory looked like a removal
+// going wrong): a mistyped --join, or a member not started yet.
+func (n *Node) logJoinRetry(msg, adminAddr string, err error) {
+	if !errors.As(err, new(*adminStatusError)) {
+		n.log.Warn("joining: the member at --join does not answer (is it running, and is that its admin address?); retrying", "through", adminAddr, "err", err)
+		return
+	}
+	n.log.Warn(msg, "through", adminAddr, "err", err)
 }
 
 // ErrJoinRefused: the cluster answered a join (or the leave before it)
