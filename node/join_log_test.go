@@ -33,3 +33,21 @@ func TestJoinToNothingSaysSo(t *testing.T) {
 		t.Errorf("log:\n%s", log)
 	}
 }
+
+// TestNodeWaitingToBeAddedSaysHow: a new node started with neither
+// --join nor --bootstrap waits to be added by cluster join, which is
+// one way to add a node, and also what a forgotten flag looks like. The
+// log said only raft's "no known peers, aborting election"; it now says
+// that the node waits, and the command that adds it.
+func TestNodeWaitingToBeAddedSaysHow(t *testing.T) {
+	c := &testCluster{t: t, dir: t.TempDir(), nodes: map[string]*Node{}, tune: fastRaft()}
+	t.Cleanup(c.closeAll)
+	var buf syncBuffer
+	cfg := c.config("n7", false, "")
+	cfg.Logger = slog.New(slog.NewTextHandler(&buf, nil))
+	n := c.startWith(cfg)
+	want := "powermail cluster join n7 " + n.ClusterAddr() + " " + n.AdminAddr()
+	if log := buf.String(); !strings.Contains(log, "waiting to be added") || !strings.Contains(log, want) {
+		t.Errorf("log lacks %q:\n%s", want, log)
+	}
+}

@@ -436,6 +436,19 @@ func (n *Node) leaveThrough(ctx context.Context, adminAddr string) error {
 	}
 }
 
+// logWaitingToBeAdded tells the operator of a new node started with
+// neither Join nor Bootstrap that it waits for a cluster to add it, and
+// the command that does, run through a member; otherwise the log says
+// only raft's "no known peers" (a forgotten --join looks just so).
+func (n *Node) logWaitingToBeAdded() {
+	cmd := "powermail cluster join " + n.cfg.ID + " " + n.advertise
+	if admin := n.adminAdvertise(); admin != "" {
+		cmd += " " + admin
+	}
+	n.log.Info("a new node without --join or --bootstrap: waiting to be added to a cluster; unless done already, add it through a member (--addr MEMBER_ADMIN_ADDR), or restart it with --join",
+		"command", cmd)
+}
+
 // logJoinRetry logs a failed step of joining, to be retried. When the
 // member at --join gave no answer at all (nothing listens there, or not
 // an admin API), the line says that, rather than what the step was (the

@@ -199,6 +199,9 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
+	if fresh && cfg.Join == "" && !cfg.Bootstrap {
+		n.logWaitingToBeAdded()
+	}
 	if cfg.Bootstrap && (fresh || n.bootstrapUnfinished()) {
 		// A new cluster's settings (R, W) are in place before New returns,
 		// so no delivery can meet the defaults instead.
