@@ -121,7 +121,7 @@ func start(bin, dir string, ns []devNode, quiet bool) error {
 	exited := map[string]<-chan struct{}{}
 	fail := func(n devNode, err error) error {
 		stop(dir, started)
-		return fmt.Errorf("%s: %w (see %s); the nodes it started were stopped", n.id, err, filepath.Join(dir, n.id+".log"))
+		return fmt.Errorf("%s: %w (see %s); the nodes it started were stopped%s", n.id, err, filepath.Join(dir, n.id+".log"), portHint(dir, err))
 	}
 	for i, n := range ns {
 		if alive(dir, n.id) {
@@ -280,6 +280,19 @@ func stopHint(dir string) string {
 		quoted = "'" + strings.ReplaceAll(dir, "'", `'\''`) + "'"
 	}
 	return "bin/devcluster --dir " + quoted + " stop"
+}
+
+// portHint says, after a node failed on a port something else holds,
+// how to move every port: the offset is kept in dir with its cluster,
+// so a new one means starting afresh.
+func portHint(dir string, err error) string {
+	if !strings.Contains(err.Error(), "address already in use") {
+		return ""
+	}
+	if dir == "run" {
+		return "; a port is taken: make clean, then make run PORT_OFFSET=10000 to move every port (run/ keeps the offset it was created with)"
+	}
+	return "; a port is taken: remove " + dir + " and start again with another --port-offset"
 }
 
 func alive(dir, id string) bool {

@@ -1,6 +1,10 @@
 package main
 
-import "testing"
+import (
+	"errors"
+	"strings"
+	"testing"
+)
 
 // The help printed at start named `make stop` whatever --dir was: for a
 // cluster started elsewhere (a benchmark's, a second one beside make
@@ -15,5 +19,23 @@ func TestStopHintNamesTheDir(t *testing.T) {
 		if got := stopHint(dir); got != want {
 			t.Errorf("stopHint(%q) = %q, want %q", dir, got, want)
 		}
+	}
+}
+
+// A port taken by something else stopped make run with the bind error
+// alone: the way round it (another port offset, on a fresh run/) was
+// only in the README.
+func TestTakenPortHintsAtTheOffset(t *testing.T) {
+	taken := errors.New("exited at start: powermail: client listener: listen tcp 127.0.0.1:2526: bind: address already in use")
+	for dir, want := range map[string]string{
+		"run":        "make clean, then make run PORT_OFFSET=10000",
+		"/tmp/bench": "--port-offset",
+	} {
+		if got := portHint(dir, taken); !strings.Contains(got, want) {
+			t.Errorf("portHint(%q) = %q, want it to name %q", dir, got, want)
+		}
+	}
+	if got := portHint("run", errors.New("exited at start: powermail: invalid node configuration")); got != "" {
+		t.Errorf("hint for another failure: %q", got)
 	}
 }
