@@ -154,7 +154,9 @@ func imapClientErrorStatus(name string) string {
 	case "FETCH", "STORE", "UID FETCH", "UID STORE", "UID EXPUNGE":
 		return "BAD [CLIENTBUG] Invalid sequence set: numbers start at 1"
 	case "SEARCH", "UID SEARCH":
-		return "BAD [CLIENTBUG] Invalid sequence set or date"
+		// The parser takes a word that is no search key for a sequence
+		// set, and refuses it as one: the key is the likelier mistake.
+		return "BAD [CLIENTBUG] Unknown search key, or an invalid sequence set or date"
 	}
 	return "BAD [CLIENTBUG] Invalid command arguments"
 }

@@ -118,6 +118,9 @@ func TestIMAPClientErrorsAreNotServerBugs(t *testing.T) {
 		{`UNSUBSCRIBE "Tom & Jerry"`, "OK"},
 		{`LIST "" "Tom & *"`, "BAD [CLIENTBUG]"},
 		{"FETCH 0 (FLAGS)", "BAD [CLIENTBUG]"},
+		// An unknown key was answered as an invalid sequence set or date.
+		{"SEARCH BOGUS", "BAD [CLIENTBUG] Unknown search key, or"},
+		{"UID SEARCH SINCE 32-Foo-2020", "BAD [CLIENTBUG] Unknown search key, or"},
 	} {
 		if _, st := r.cmd(c.cmd); !strings.HasPrefix(st, c.want) {
 			t.Errorf("%s: %q, want %s", c.cmd, st, c.want)
