@@ -24,11 +24,16 @@ type MailboxView struct {
 	// and mail for it is refused meanwhile; a removal that stopped and
 	// could not clear it leaves it set until `mailbox rm` is run again.
 	Removing bool `json:"removing"`
+	// HasForward: a forward of the same address takes its mail
+	// (fsm.Mailbox.HasForward); the mailbox keeps a copy only if that
+	// forward says keep_copy.
+	HasForward bool `json:"has_forward"`
 }
 
 func viewMailbox(m fsm.Mailbox) MailboxView {
 	return MailboxView{Address: m.Address, QuotaBytes: m.QuotaBytes, UsedBytes: m.UsedBytes,
-		Messages: m.Messages, Disabled: m.Disabled, HasPassword: m.PasswordHash != "", Removing: m.Removing}
+		Messages: m.Messages, Disabled: m.Disabled, HasPassword: m.PasswordHash != "", Removing: m.Removing,
+		HasForward: m.HasForward}
 }
 
 // ForwardView is a forward as the admin API shows it, with every field

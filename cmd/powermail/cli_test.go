@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -258,10 +259,16 @@ func TestCLIDrivesThreeProcessCluster(t *testing.T) {
 		t.Fatalf("mailbox add from stdin: %v %s", err, errOut)
 	}
 	mustCLI(t, "--addr", ps[0].admin, "forward", "add", "sales@example.com", "--to", "alice@example.com", "--to", "partner@elsewhere.net")
+	// A forward of a mailbox's own address takes its mail: ls says so.
+	mustCLI(t, "--addr", ps[0].admin, "mailbox", "add", "bob@example.com", "--no-password")
+	mustCLI(t, "--addr", ps[0].admin, "forward", "add", "bob@example.com", "--to", "alice@example.com")
 	for _, p := range ps {
 		out := mustCLI(t, "mailbox", "ls", "--addr", p.admin)
 		if !strings.Contains(out, "Alice@example.com") || !strings.Contains(out, "10485760") || !strings.Contains(out, "accepted") {
 			t.Fatalf("mailbox ls via %s:\n%s", p.id, out)
+		}
+		if !regexp.MustCompile(`(?m)^bob@example\.com .*forwarded$`).MatchString(out) {
+			t.Fatalf("mailbox ls via %s does not show bob's mail forwarded:\n%s", p.id, out)
 		}
 		out = mustCLI(t, "forward", "ls", "example.com", "--json", "--addr", p.admin)
 		if !strings.Contains(out, "partner@elsewhere.net") {

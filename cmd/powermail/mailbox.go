@@ -207,8 +207,13 @@ func mailboxLsCmd(cl *clientFlags) *cobra.Command {
 					// A removal is emptying it (or stopped and left the
 					// mark): mail is refused with 450 until it ends.
 					mail := "accepted"
-					if m.Removing {
+					switch {
+					case m.Removing:
 						mail = "refused: being removed"
+					case m.HasForward:
+						// Its forward takes the mail; a copy stays only
+						// with keep_copy (forward ls ADDRESS says).
+						mail = "forwarded"
 					}
 					rows = append(rows, []string{m.Address, formatQuota(m.QuotaBytes), fmt.Sprint(m.UsedBytes), fmt.Sprint(m.Messages), login, mail})
 				}
