@@ -111,6 +111,11 @@ func (g *cmdGate) read(p []byte, src func([]byte) (int, error)) (int, error) {
 		g.answered = false
 		g.follow(int(g.reply.Load()))
 	}
+	if g.lineLeft > 0 {
+		// The rest of a line judged whole, longer than go-smtp's read:
+		// a BDAT line's chunk follows the line's end, not its judging.
+		return g.readCommand(p, src)
+	}
 	switch g.mode {
 	case gateOff:
 		return src(p)
@@ -166,7 +171,7 @@ func (g *cmdGate) readCommand(p []byte, src func([]byte) (int, error)) (int, err
 		}
 		g.lineLeft = line
 		if err := g.judge(g.pending[:line]); err != nil {
-			g.mode, g.pending = gateRefused, nil
+			g.mode, g.pending, g.lineLeft = gateRefused, nil, 0
 			g.release()
 			return 0, err
 		}
