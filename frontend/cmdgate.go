@@ -194,10 +194,11 @@ func (g *cmdGate) readCommand(p []byte, src func([]byte) (int, error)) (int, err
 // takes for a line too. It returns -1 and the error when pending is
 // empty at a read error.
 func (g *cmdGate) nextLine(src func([]byte) (int, error)) (int, error) {
-	for {
-		if i := bytes.IndexByte(g.pending, '\n'); i >= 0 {
-			return i + 1, nil
+	for from := 0; ; {
+		if i := bytes.IndexByte(g.pending[from:], '\n'); i >= 0 {
+			return from + i + 1, nil
 		}
+		from = len(g.pending)
 		if len(g.pending) > g.lineCap {
 			g.notCmd = true // go-smtp ends the connection for its length
 			return len(g.pending), nil
@@ -207,7 +208,9 @@ func (g *cmdGate) nextLine(src func([]byte) (int, error)) (int, error) {
 				g.arr = g.bufs.Get().(*[gateReadSize]byte)
 				g.pending = g.arr[:0]
 			} else {
-				grown := make([]byte, len(g.pending), len(g.pending)+gateReadSize)
+				// Doubled, so that a line trickling in an octet a
+				// read is copied a few times, not once a read.
+				grown := make([]byte, len(g.pending), 2*len(g.pending)+gateReadSize)
 				copy(grown, g.pending)
 				g.pending = grown
 				g.release()
