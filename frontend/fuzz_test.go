@@ -110,6 +110,8 @@ var fuzzSeeds = []string{
 	"EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<bob@example.com>\r\nBDAT 2\r\nabBDAT 10 FOO\r\nRSET\r\nMAIL FROM:<x@y.z>\r\n",
 	"EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<bob@example.com>\r\nbdat 13 last\r\nBDAT -1 LAST\r\nDATA\r\nBDAT\r\n.\n.\r\n",
 	"EHLO c\r\nAUTH LOGIN\r\nBDAT\r\nBDAT 1 x\r\nBDAT\t5\r\n",
+	// A BDAT line longer than go-smtp's read buffer, its chunk behind it.
+	"EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<bob@example.com>\r\nBDAT 9000" + strings.Repeat(" ", 5000) + "LAST\r\n" + strings.Repeat("x", 9000),
 	"EHLO c\r\nMAIL FROM:<a@b.c> SIZE=99999999999\r\nMAIL FROM:<a@b.c> SIZE=-1\r\n",
 	"EHLO c\r\nMAIL FROM:<a@b.c> RET=HDRS ENVID=x+2By\r\nRCPT TO:<alice@example.com> NOTIFY=NEVER,SUCCESS ORCPT=rfc822;a+\r\n",
 	"EHLO c\r\nMAIL FROM:<ü@b.c> SMTPUTF8\r\nRCPT TO:<jörg@example.com>\r\nRCPT TO:<x@elsewhere.net>\r\nDATA\r\n\xff\xfe\x00\r\n.\r\n",
