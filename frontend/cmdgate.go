@@ -37,8 +37,11 @@ var errUnparsableBDAT = errors.New("frontend: BDAT command line without a readab
 // the *tls.Conn itself, so an implicit-TLS listener has no gate and
 // one ends at STARTTLS (DESIGN.md, Not yet).
 //
-// Only the connection's own goroutine calls read; replied is called
-// from Write, on that goroutine too.
+// One goroutine at a time calls read: the connection's own, or, for an
+// LMTP DATA body, go-smtp's LMTPData goroutine, which reads the rest of
+// a refused body while the connection's goroutine writes the
+// per-recipient replies. replied, called from Write, thus touches
+// nothing but reply.
 type cmdGate struct {
 	// lineCap is longer than any command line go-smtp accepts: a line
 	// that grows past it unended is passed on unjudged, and go-smtp
@@ -94,9 +97,10 @@ func (g *cmdGate) release() {
 	}
 }
 
-// replied records the code of a reply line go-smtp wrote.
+// replied records the code of a reply line go-smtp wrote. Once the gate
+// is off (gateOff), the code is never looked at again.
 func (g *cmdGate) replied(p []byte) {
-	if len(p) < 3 || g.mode == gateOff {
+	if len(p) < 3 {
 		return
 	}
 	code, err := strconv.Atoi(string(p[:3]))
