@@ -56,6 +56,10 @@ type cmdGate struct {
 	notCmd    bool  // the next line is no command (an AUTH response)
 
 	pending []byte // read from the connection, not yet passed on
+	// readErr is a read error held back behind the part of a line read
+	// before it, to be reported after that part, as go-smtp's buffered
+	// reader would have: it then takes that part for a whole line.
+	readErr error
 	reply   atomic.Int32
 
 	// bufs holds the listener's read buffers; arr, when not nil, is the
@@ -111,6 +115,12 @@ func (g *cmdGate) replied(p []byte) {
 
 // read fills p for go-smtp from src (the connection).
 func (g *cmdGate) read(p []byte, src func([]byte) (int, error)) (int, error) {
+	if err := g.readErr; err != nil && g.lineLeft == 0 {
+		// Before the reply to the part is looked at: go-smtp answers it
+		// only after this read.
+		g.readErr = nil
+		return 0, err
+	}
 	if g.answered {
 		g.answered = false
 		g.follow(int(g.reply.Load()))
@@ -175,7 +185,9 @@ func (g *cmdGate) readCommand(p []byte, src func([]byte) (int, error)) (int, err
 		}
 		g.lineLeft = line
 		if err := g.judge(g.pending[:line]); err != nil {
-			g.mode, g.pending, g.lineLeft = gateRefused, nil, 0
+			// A read error behind the line is not reported: the line
+			// is answered 501 and the connection closed (refuseBDAT).
+			g.mode, g.pending, g.lineLeft, g.readErr = gateRefused, nil, 0, nil
 			g.release()
 			return 0, err
 		}
@@ -226,7 +238,10 @@ func (g *cmdGate) nextLine(src func([]byte) (int, error)) (int, error) {
 			if len(g.pending) == 0 {
 				return -1, err
 			}
-			// go-smtp reads the rest as a line, then the error.
+			// go-smtp reads the rest as a line, then the error, and
+			// reads on for the next line if the error was passing (a
+			// reply that could not be sent).
+			g.readErr = err
 			return len(g.pending), nil
 		}
 	}
