@@ -12,10 +12,25 @@ import (
 // trickling a long line must not make each of its segments copy the
 // line read so far into a fresh buffer.
 func TestCmdGateTrickledLineGrowsLinearly(t *testing.T) {
+	line := []byte("NOOP " + strings.Repeat("x", 8000) + "\r\n")
+	// The least of a few runs, so that what other goroutines of the test
+	// process allocate meanwhile does not count.
+	least := ^uint64(0)
+	for range 3 {
+		least = min(least, trickledLineAlloc(t, line))
+	}
+	if least > 1<<20 {
+		t.Errorf("a %d-octet line read an octet at a time allocated %d octets", len(line), least)
+	}
+}
+
+// trickledLineAlloc passes line through a gate an octet a read and
+// returns the octets allocated meanwhile.
+func trickledLineAlloc(t *testing.T, line []byte) uint64 {
+	t.Helper()
 	srv, cli := net.Pipe()
 	defer srv.Close()
 	defer cli.Close()
-	line := []byte("NOOP " + strings.Repeat("x", 8000) + "\r\n")
 	go func() {
 		for i := range line {
 			if _, err := cli.Write(line[i : i+1]); err != nil {
@@ -39,7 +54,5 @@ func TestCmdGateTrickledLineGrowsLinearly(t *testing.T) {
 	if string(got) != string(line) {
 		t.Fatalf("passed on %d octets, not the line", len(got))
 	}
-	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {
-		t.Errorf("a %d-octet line read an octet at a time allocated %d octets", len(line), alloc)
-	}
+	return after.TotalAlloc - before.TotalAlloc
 }
