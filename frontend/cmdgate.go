@@ -207,7 +207,7 @@ func (g *cmdGate) readCommand(p []byte, src func([]byte) (int, error)) (int, err
 // nextLine reads until pending holds a whole line and returns its length,
 // line end included. Over lineCap it returns what pending holds, to be
 // passed on unjudged; at a read error, what pending holds, which go-smtp
-// takes for a line too. It returns -1 and the error when pending is
+// takes for a line too once it reads the error (readErr) behind it. It returns -1 and the error when pending is
 // empty at a read error.
 func (g *cmdGate) nextLine(src func([]byte) (int, error)) (int, error) {
 	for from := 0; ; {
