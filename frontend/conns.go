@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -294,7 +295,7 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 	var n int
 	var err error
 	if c.gate != nil {
-		n, err = c.gate.read(p, c.read)
+		n, err = c.gatedRead(p)
 		if errors.Is(err, errUnparsableBDAT) {
 			n, err = c.refuseBDAT(p)
 		}
@@ -305,6 +306,26 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 		c.inputFailed.Store(true)
 	}
 	return n, err
+}
+
+// errGateFailed ends a connection whose cmdGate failed (gatedRead).
+var errGateFailed = errors.New("frontend: command gate failed")
+
+// gatedRead reads through the gate. go-smtp's command loop has no
+// recover, so a fault in the gate would take every session of the
+// process down with it: it ends this connection instead (logged with
+// its stack), and the failed read keeps a message it was inside from
+// being stored (inputFailed), as a hang-up does.
+func (c *trackedConn) gatedRead(p []byte) (n int, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.tracker.log.Error("smtp: command gate failed, closing the connection", "remote", c.RemoteAddr(),
+				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			c.hangUp()
+			n, err = 0, errGateFailed
+		}
+	}()
+	return c.gate.read(p, c.read)
 }
 
 // refuseBDAT answers a BDAT command line go-smtp cannot parse, which the
