@@ -1,9 +1,7 @@
 package frontend
 
 import (
-	"crypto/tls"
 	"fmt"
-	"net/textproto"
 	"strings"
 	"testing"
 
@@ -147,11 +145,7 @@ func TestBDATAfterStartTLS(t *testing.T) {
 	c := dial(t, addr)
 	c.ehlo()
 	c.expect("STARTTLS", 220, "")
-	tc := tls.Client(c.conn, &tls.Config{ServerName: "mx.test", RootCAs: roots})
-	if err := tc.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	c.conn, c.tp = tc, textproto.NewConn(tc)
+	c.upgradeTLS(roots)
 	c.ehlo()
 	c.write("MAIL FROM:<s@remote.test>\r\nRCPT TO:<alice@example.com>\r\nBDAT 5\r\nhelloBDAT 0 LAST\r\nNOOP\r\n")
 	c.expectCodes(250, 250, 250, 250, 250)

@@ -1,9 +1,7 @@
 package frontend
 
 import (
-	"crypto/tls"
 	"fmt"
-	"net/textproto"
 	"testing"
 	"time"
 
@@ -81,11 +79,7 @@ func TestGateStartTLSPipelined(t *testing.T) {
 	c.ehlo()
 	c.write("STARTTLS\r\nBDAT 1 FOO\r\nNOOP\r\n")
 	c.expectCodes(220)
-	tc := tls.Client(c.conn, &tls.Config{ServerName: "mx.test", RootCAs: roots})
-	if err := tc.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	c.conn, c.tp = tc, textproto.NewConn(tc)
+	c.upgradeTLS(roots)
 	c.ehlo()
 	c.expect("NOOP", 250, "")
 }

@@ -2,6 +2,8 @@ package frontend
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -243,6 +245,18 @@ type tclient struct {
 	t    testing.TB
 	conn net.Conn
 	tp   *textproto.Conn
+}
+
+// upgradeTLS runs the client side of a TLS handshake on c's connection
+// (after a 220 to STARTTLS, or on an implicit-TLS listener) and goes on
+// over it.
+func (c *tclient) upgradeTLS(roots *x509.CertPool) {
+	c.t.Helper()
+	tc := tls.Client(c.conn, &tls.Config{ServerName: "mx.test", RootCAs: roots})
+	if err := tc.Handshake(); err != nil {
+		c.t.Fatalf("TLS handshake: %v", err)
+	}
+	c.conn, c.tp = tc, textproto.NewConn(tc)
 }
 
 // dial connects and reads the greeting, which must be 220.

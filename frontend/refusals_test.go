@@ -2,9 +2,7 @@ package frontend
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
-	"net/textproto"
 	"slices"
 	"strings"
 	"testing"
@@ -92,11 +90,7 @@ func TestRejectedRcptLimitSurvivesSTARTTLS(t *testing.T) {
 	c.expect("RCPT TO:<x1@example.com>", 550, "5.1.1")
 	c.expect("RCPT TO:<x2@example.com>", 550, "5.1.1")
 	c.expect("STARTTLS", 220, "")
-	tc := tls.Client(c.conn, &tls.Config{ServerName: "mx.test", RootCAs: roots})
-	if err := tc.Handshake(); err != nil {
-		t.Fatalf("TLS handshake: %v", err)
-	}
-	c = &tclient{t: t, conn: tc, tp: textproto.NewConn(tc)}
+	c.upgradeTLS(roots)
 	c.ehlo()
 	c.begin()
 	c.expect("RCPT TO:<x3@example.com>", 550, "5.1.1")

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	netsmtp "net/smtp"
-	"net/textproto"
 	"powermail/frontend/internal/testtls"
 	"strings"
 	"testing"
@@ -186,11 +185,7 @@ func TestSTARTTLSEndsTransactionForShutdown(t *testing.T) {
 	c.ehlo()
 	c.begin("alice@example.com")
 	c.expect("STARTTLS", 220, "")
-	tc := tls.Client(c.conn, &tls.Config{ServerName: "mx.test", RootCAs: roots})
-	if err := tc.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	c.conn, c.tp = tc, textproto.NewConn(tc)
+	c.upgradeTLS(roots)
 	c.ehlo()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)

@@ -1,10 +1,8 @@
 package fsm
 
 import (
-	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -34,13 +32,7 @@ func TestDirectoryBuildProbe(t *testing.T) {
 		}
 		opts.MemTableBytes = uint64(mib) << 20
 	}
-	for _, f := range strings.Split(v, ",") {
-		n, err := strconv.Atoi(f)
-		if err != nil || n < 100 {
-			t.Fatalf("PM_PROBE_BUILD: %q is no count of at least 100", f)
-		}
-		t.Run(fmt.Sprintf("N=%d", n), func(t *testing.T) { probeBuild(t, n, opts) })
-	}
+	probeEachCount(t, "PM_PROBE_BUILD", v, func(t *testing.T, n int) { probeBuild(t, n, opts) })
 }
 
 func probeBuild(t *testing.T, n int, opts Options) {

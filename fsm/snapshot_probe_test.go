@@ -36,12 +36,18 @@ func TestSnapshotProbe(t *testing.T) {
 	if v == "" {
 		t.Skip("PM_PROBE_SNAPSHOT unset")
 	}
+	probeEachCount(t, "PM_PROBE_SNAPSHOT", v, probeSnapshot)
+}
+
+// probeEachCount runs probe as a subtest for each count in v, a
+// comma-separated list read from the variable env.
+func probeEachCount(t *testing.T, env, v string, probe func(t *testing.T, n int)) {
 	for _, f := range strings.Split(v, ",") {
 		n, err := strconv.Atoi(f)
 		if err != nil || n < 100 {
-			t.Fatalf("PM_PROBE_SNAPSHOT: %q is no count of at least 100", f)
+			t.Fatalf("%s: %q is no count of at least 100", env, f)
 		}
-		t.Run(fmt.Sprintf("N=%d", n), func(t *testing.T) { probeSnapshot(t, n) })
+		t.Run(fmt.Sprintf("N=%d", n), func(t *testing.T) { probe(t, n) })
 	}
 }
 

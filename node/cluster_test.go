@@ -164,27 +164,35 @@ func TestRestartAllKeepsEntries(t *testing.T) {
 	c.readEverywhere("after-restart@example.com")
 }
 
-func TestSnapshotInstallOnNewNode(t *testing.T) {
-	c := &testCluster{t: t, dir: t.TempDir(), nodes: map[string]*Node{}, tune: fastRaft()}
+// compactedPair starts n1 and n2 on c, taking raft snapshots only when
+// told, adds a domain and 100 mailboxes, and compacts every log, so that
+// a node joining afterwards must be sent a snapshot by whichever node
+// leads. It returns the leader.
+func (c *testCluster) compactedPair() *Node {
 	c.tune.TrailingLogs = 5
 	c.tune.SnapshotThreshold = 1 << 30 // only explicit snapshots
-	t.Cleanup(c.closeAll)
-	l := c.start("n1", true, "")
-	c.start("n2", false, l.AdminAddr())
-	c.leader(5 * time.Second)
-	mustApply(t, l, &fsm.DomainAdd{Name: "example.com"})
+	c.start("n1", true, "")
+	c.start("n2", false, c.nodes["n1"].AdminAddr())
+	l := c.leader(5 * time.Second)
+	mustApply(c.t, l, &fsm.DomainAdd{Name: "example.com"})
 	for i := 0; i < 100; i++ {
-		mustApply(t, l, addMailbox(fmt.Sprintf("u%d@example.com", i)))
+		mustApply(c.t, l, addMailbox(fmt.Sprintf("u%d@example.com", i)))
 	}
-	// Compact every log, so whichever node leads must send a snapshot.
 	for _, n := range c.nodes {
 		if err := n.Snapshot(); err != nil {
-			t.Fatal(err)
+			c.t.Fatal(err)
 		}
 		if first, _ := n.logStore.FirstIndex(); first < 50 {
-			t.Fatalf("%s log not compacted: first index %d", n.ID(), first)
+			c.t.Fatalf("%s log not compacted: first index %d", n.ID(), first)
 		}
 	}
+	return l
+}
+
+func TestSnapshotInstallOnNewNode(t *testing.T) {
+	c := &testCluster{t: t, dir: t.TempDir(), nodes: map[string]*Node{}, tune: fastRaft()}
+	t.Cleanup(c.closeAll)
+	l := c.compactedPair()
 	n3 := c.start("n3", false, l.AdminAddr())
 	waitFor(t, 10*time.Second, "snapshot install", func() bool {
 		_, err := n3.State().Mailbox("u99@example.com")

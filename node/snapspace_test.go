@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -197,24 +196,8 @@ func i64toa(n int64) string { return strconv.FormatInt(n, 10) }
 // returns, raft retrying on its own.
 func TestFollowerAtItsReserveInstallsWhenRoomReturns(t *testing.T) {
 	c := &testCluster{t: t, dir: t.TempDir(), nodes: map[string]*Node{}, tune: fastRaft()}
-	c.tune.TrailingLogs = 5
-	c.tune.SnapshotThreshold = 1 << 30 // only explicit snapshots
 	t.Cleanup(c.closeAll)
-	l := c.start("n1", true, "")
-	c.start("n2", false, l.AdminAddr())
-	c.leader(5 * time.Second)
-	mustApply(t, l, &fsm.DomainAdd{Name: "example.com"})
-	for i := 0; i < 100; i++ {
-		mustApply(t, l, addMailbox(fmt.Sprintf("u%d@example.com", i)))
-	}
-	for _, n := range c.nodes {
-		if err := n.Snapshot(); err != nil {
-			t.Fatal(err)
-		}
-		if first, _ := n.logStore.FirstIndex(); first < 50 {
-			t.Fatalf("%s log not compacted: first index %d", n.ID(), first)
-		}
-	}
+	l := c.compactedPair()
 	full := new(atomic.Bool)
 	full.Store(true)
 	cfg := c.config("n3", false, l.AdminAddr())
@@ -255,21 +238,8 @@ func TestLeaderAtItsReserveSendsTheSnapshotWhenRoomReturns(t *testing.T) {
 		cfg.MinFreeBytes = 1 << 20
 		cfg.BodyFS = fillableFS{FS: vfs.Default, full: full[cfg.ID]}
 	}}
-	c.tune.TrailingLogs = 5
-	c.tune.SnapshotThreshold = 1 << 30 // only explicit snapshots
 	t.Cleanup(c.closeAll)
-	c.start("n1", true, "")
-	c.start("n2", false, c.nodes["n1"].AdminAddr())
-	l := c.leader(5 * time.Second)
-	mustApply(t, l, &fsm.DomainAdd{Name: "example.com"})
-	for i := 0; i < 100; i++ {
-		mustApply(t, l, addMailbox(fmt.Sprintf("u%d@example.com", i)))
-	}
-	for _, n := range c.nodes {
-		if err := n.Snapshot(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	l := c.compactedPair()
 	mu.Lock()
 	full[l.ID()].Store(true)
 	mu.Unlock()
