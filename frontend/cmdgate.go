@@ -238,9 +238,9 @@ func (g *cmdGate) nextLine(src func([]byte) (int, error)) (int, error) {
 			if len(g.pending) == 0 {
 				return -1, err
 			}
-			// go-smtp reads the rest as a line, then the error, and
-			// reads on for the next line if the error was passing (a
-			// reply that could not be sent).
+			// go-smtp reads the rest as a line, then the error (after
+			// which every read fails: the connection hangs up at any
+			// read error, a failed reply included).
 			g.readErr = err
 			return len(g.pending), nil
 		}

@@ -350,6 +350,12 @@ func (c *trackedConn) readFailed() bool {
 
 func (c *trackedConn) read(p []byte) (int, error) {
 	if err := c.flush(); err != nil {
+		// Replies the client did not take within WriteTimeout (or
+		// took part of) are lost: the session cannot go on in step
+		// with it, and go-smtp would read on after a failed read. A
+		// client that reads no replies is ended (RFC 5321 §4.5.3.2
+		// lets a server close on a timeout), as at a hang-up.
+		c.hangUp()
 		return 0, err
 	}
 	if c.hungUp.Load() {
