@@ -26,14 +26,27 @@ type MailboxView struct {
 	Removing bool `json:"removing"`
 	// HasForward: a forward of the same address takes its mail
 	// (fsm.Mailbox.HasForward); the mailbox keeps a copy only if that
-	// forward says keep_copy.
+	// forward says keep_copy, which ForwardKeepsCopy tells.
 	HasForward bool `json:"has_forward"`
+	// ForwardKeepsCopy: the forward of HasForward keeps a copy here, so
+	// the mailbox still gets all its mail.
+	ForwardKeepsCopy bool `json:"forward_keeps_copy"`
 }
 
-func viewMailbox(m fsm.Mailbox) MailboxView {
-	return MailboxView{Address: m.Address, QuotaBytes: m.QuotaBytes, UsedBytes: m.UsedBytes,
+// viewMailbox is m as the admin API shows it. A mailbox with a forward
+// of its own address has that forward read for its keep_copy: without
+// it, "forwarded" could not tell a mailbox that gets no mail from one
+// that keeps a copy of all of it. A forward gone meanwhile keeps none.
+func (n *Node) viewMailbox(m fsm.Mailbox) MailboxView {
+	v := MailboxView{Address: m.Address, QuotaBytes: m.QuotaBytes, UsedBytes: m.UsedBytes,
 		Messages: m.Messages, Disabled: m.Disabled, HasPassword: m.PasswordHash != "", Removing: m.Removing,
 		HasForward: m.HasForward}
+	if m.HasForward {
+		if f, err := n.state.Forward(m.Address); err == nil {
+			v.ForwardKeepsCopy = f.KeepCopy
+		}
+	}
+	return v
 }
 
 // ForwardView is a forward as the admin API shows it, with every field
@@ -142,11 +155,14 @@ func (n *Node) mailboxRoutes(route, read routeFunc) {
 			return nil, err
 		}
 		mbs, err := n.state.Mailboxes(q.Get("domain"), q.Get("after"), lim)
-		return mapAll(mbs, viewMailbox), err
+		return mapAll(mbs, n.viewMailbox), err
 	})
 	read("GET /v1/mailboxes/{address}", func(r *http.Request) (any, error) {
 		m, err := n.state.Mailbox(r.PathValue("address"))
-		return viewMailbox(m), err
+		if err != nil {
+			return MailboxView{}, err
+		}
+		return n.viewMailbox(m), nil
 	})
 	route("POST /v1/mailboxes", func(r *http.Request) (any, error) {
 		var req MailboxRequest

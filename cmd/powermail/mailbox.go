@@ -210,9 +210,13 @@ func mailboxLsCmd(cl *clientFlags) *cobra.Command {
 					switch {
 					case m.Removing:
 						mail = "refused: being removed"
+					case m.HasForward && m.ForwardKeepsCopy:
+						// Its forward sends the mail on and keeps a
+						// copy here: the mailbox still gets it all.
+						mail = "accepted, forwarded a copy"
 					case m.HasForward:
-						// Its forward takes the mail; a copy stays only
-						// with keep_copy (forward ls ADDRESS says).
+						// Its forward takes the mail (forward ls says
+						// where to).
 						mail = "forwarded"
 					}
 					rows = append(rows, []string{m.Address, formatQuota(m.QuotaBytes), fmt.Sprint(m.UsedBytes), fmt.Sprint(m.Messages), login, mail})

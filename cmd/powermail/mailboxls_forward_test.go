@@ -1,0 +1,43 @@
+package main
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMailboxLsForwardKeepingACopy: mailbox ls says MAIL forwarded for a
+// mailbox whose own address has a forward that takes its mail. A forward
+// made with --keep-copy leaves a copy in the mailbox, which then gets
+// all its mail still: "forwarded" alone sent an administrator looking
+// for mail that is there.
+func TestMailboxLsForwardKeepingACopy(t *testing.T) {
+	p := &proc{id: "fwls", cluster: freeAddr(t), admin: freeAddr(t), data: t.TempDir()}
+	p.start(t, "--bootstrap", "--replicas", "1")
+	waitStatus(t, p.admin, 10*time.Second, func(s statusJSON) bool { return s.Leader == "fwls" })
+	for _, args := range [][]string{
+		{"domain", "add", "example.com"},
+		{"mailbox", "add", "ann@example.com", "--no-password"},
+		{"mailbox", "add", "bob@example.com", "--no-password"},
+		{"mailbox", "add", "cat@example.com", "--no-password"},
+		{"forward", "add", "ann@example.com", "--to", "cat@example.com"},
+		{"forward", "add", "bob@example.com", "--to", "cat@example.com", "--keep-copy"},
+	} {
+		mustCLI(t, append(args, "--addr", p.admin)...)
+	}
+	out := mustCLI(t, "mailbox", "ls", "--addr", p.admin)
+	for addr, want := range map[string]string{
+		"ann@example.com": `forwarded`,
+		"bob@example.com": `accepted, forwarded a copy`,
+		"cat@example.com": `accepted`,
+	} {
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(addr) + ` .*  ` + want + `$`).MatchString(out) {
+			t.Errorf("mailbox ls: %s's MAIL is not %q:\n%s", addr, want, out)
+		}
+	}
+	js := mustCLI(t, "mailbox", "ls", "--json", "--addr", p.admin)
+	if !strings.Contains(js, `"forward_keeps_copy": true`) {
+		t.Errorf("mailbox ls --json lacks forward_keeps_copy:\n%s", js)
+	}
+}
