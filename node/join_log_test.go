@@ -2,8 +2,12 @@ package node
 
 import (
 	"context"
+	"io"
+	"log"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -49,5 +53,33 @@ func TestNodeWaitingToBeAddedSaysHow(t *testing.T) {
 	want := "powermail cluster join n7 " + n.ClusterAddr() + " " + n.AdminAddr()
 	if log := buf.String(); !strings.Contains(log, "waiting to be added") || !strings.Contains(log, want) {
 		t.Errorf("log lacks %q:\n%s", want, log)
+	}
+}
+
+// TestJoinToAMemberWhoseTLSFailsSaysNotThatItIsSilent: a member at
+// --join that answers, but over TLS this node does not trust (no
+// --admin-ca for its certificate) or in plain HTTP at an https://
+// address, was logged as not answering, with "is it running?", which
+// sends an operator after a process that runs. The line names the step
+// and the TLS error instead.
+func TestJoinToAMemberWhoseTLSFailsSaysNotThatItIsSilent(t *testing.T) {
+	tlsSrv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	tlsSrv.Config.ErrorLog = log.New(io.Discard, "", 0) // its side of the refused handshakes
+	tlsSrv.StartTLS()
+	defer tlsSrv.Close()
+	plain := httptest.NewServer(http.NotFoundHandler())
+	defer plain.Close()
+	for _, addr := range []string{tlsSrv.URL, "https://" + strings.TrimPrefix(plain.URL, "http://")} {
+		var buf syncBuffer
+		n := &Node{log: slog.New(slog.NewTextHandler(&buf, nil)), cfg: Config{ID: "n9", Secret: []byte("0123456789abcdef")}}
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		err := n.joinThrough(ctx, addr)
+		cancel()
+		if err == nil {
+			t.Fatalf("join through %s succeeded", addr)
+		}
+		if log := buf.String(); strings.Contains(log, "does not answer") || !strings.Contains(log, "join attempt failed") {
+			t.Errorf("join through %s, log:\n%s", addr, log)
+		}
 	}
 }

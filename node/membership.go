@@ -455,11 +455,24 @@ func (n *Node) logWaitingToBeAdded() {
 // leave before a join with an empty data directory looked like a removal
 // going wrong): a mistyped --join, or a member not started yet.
 func (n *Node) logJoinRetry(msg, adminAddr string, err error) {
-	if !errors.As(err, new(*adminStatusError)) {
+	if !errors.As(err, new(*adminStatusError)) && !tlsMismatch(err) {
 		n.log.Warn("joining: the member at --join does not answer (is it running, and is that its admin address?); retrying", "through", adminAddr, "err", err)
 		return
 	}
 	n.log.Warn(msg, "through", adminAddr, "err", err)
+}
+
+// tlsMismatch reports whether err is a member's answer over TLS that
+// this node does not trust (a certificate outside Config.AdminRoots, a
+// TLS alert), or in plain HTTP at an https:// address. The member runs and answered, so "does not answer, is it
+// running?" would send the operator after the wrong thing; the error
+// itself names the TLS trouble.
+func tlsMismatch(err error) bool {
+	var op *net.OpError
+	return errors.As(err, new(*tls.CertificateVerificationError)) ||
+		errors.As(err, new(tls.RecordHeaderError)) ||
+		errors.As(err, &op) && op.Op == "remote error" ||
+		strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
 }
 
 // ErrJoinRefused: the cluster answered a join (or the leave before it)
