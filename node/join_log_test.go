@@ -83,3 +83,27 @@ func TestJoinToAMemberWhoseTLSFailsSaysNotThatItIsSilent(t *testing.T) {
 		}
 	}
 }
+
+// TestRestartedMemberDoesNotSayItWaitsToBeAdded: a member restarted on
+// its data directory without --join or --bootstrap (as every node is,
+// once it is in) is no new node: telling its operator to run cluster
+// join would be wrong.
+func TestRestartedMemberDoesNotSayItWaitsToBeAdded(t *testing.T) {
+	c := &testCluster{t: t, dir: t.TempDir(), nodes: map[string]*Node{}, tune: fastRaft()}
+	t.Cleanup(c.closeAll)
+	n := c.start("n1", true, "")
+	c.leader(10 * time.Second)
+	cluster, admin := n.ClusterAddr(), n.AdminAddr()
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var buf syncBuffer
+	cfg := c.config("n1", false, "")
+	cfg.ClusterAddr, cfg.AdminAddr = cluster, admin
+	cfg.Logger = slog.New(slog.NewTextHandler(&buf, nil))
+	c.startWith(cfg)
+	c.leader(10 * time.Second)
+	if log := buf.String(); strings.Contains(log, "waiting to be added") || strings.Contains(log, "cluster join") {
+		t.Errorf("a restarted member's log:\n%s", log)
+	}
+}
