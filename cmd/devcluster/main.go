@@ -283,16 +283,34 @@ func stopHint(dir string) string {
 }
 
 // portHint says, after a node failed on a port something else holds,
-// how to move every port: the offset is kept in dir with its cluster,
-// so a new one means starting afresh.
+// how to get round it: free the port, or move every port, which means
+// starting afresh since the offset is kept in dir with its cluster. The
+// offset it names is not the one that failed, and it says what make
+// clean deletes besides (the cluster's mail, and results/).
 func portHint(dir string, err error) string {
 	if !strings.Contains(err.Error(), "address already in use") {
 		return ""
 	}
 	if dir == "run" {
-		return "; a port is taken: make clean, then make run PORT_OFFSET=10000 to move every port (run/ keeps the offset it was created with)"
+		return fmt.Sprintf("; a port is taken: make clean, then make run PORT_OFFSET=%d to move every port "+
+			"(make clean deletes run/ with the cluster's mail, and results/; run/ keeps the offset it was created with), "+
+			"or free the port and make run again", nextOffset(dir))
 	}
-	return "; a port is taken: remove " + dir + " and start again with another --port-offset"
+	return fmt.Sprintf("; a port is taken: remove %s and start again with --port-offset %d, or free the port and start again", dir, nextOffset(dir))
+}
+
+// nextOffset is a port offset other than the one dir's cluster was made
+// with: the next multiple of 10000 that keeps every port below 65536.
+func nextOffset(dir string) int {
+	cur := 0
+	if raw, err := os.ReadFile(filepath.Join(dir, "port-offset")); err == nil {
+		cur, _ = strconv.Atoi(strings.TrimSpace(string(raw)))
+	}
+	next := (cur/10000 + 1) * 10000
+	if next+8002 > 65535 { // the highest port is the third node's admin, 8002 up
+		next = 10000
+	}
+	return next
 }
 
 func alive(dir, id string) bool {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -37,5 +39,30 @@ func TestTakenPortHintsAtTheOffset(t *testing.T) {
 	}
 	if got := portHint("run", errors.New("exited at start: powermail: invalid node configuration")); got != "" {
 		t.Errorf("hint for another failure: %q", got)
+	}
+}
+
+// TestTakenPortHintOfAnOffsetCluster: a run/ made with PORT_OFFSET=10000
+// whose port was taken was told to make run PORT_OFFSET=10000, the
+// offset that failed. The hint names another, and says what make clean
+// deletes (the cluster's mail, and results/) before an operator runs it
+// on a cluster worth keeping, and that freeing the port is the other way.
+func TestTakenPortHintOfAnOffsetCluster(t *testing.T) {
+	t.Chdir(t.TempDir())
+	if err := os.MkdirAll(filepath.Join("run", "n1"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join("run", "port-offset"), []byte("10000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	taken := errors.New("exited at start: powermail: client listener: listen tcp 127.0.0.1:12526: bind: address already in use")
+	got := portHint("run", taken)
+	for _, want := range []string{"PORT_OFFSET=20000", "free", "deletes run/"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("portHint = %q, want it to name %q", got, want)
+		}
+	}
+	if strings.Contains(got, "PORT_OFFSET=10000") {
+		t.Errorf("portHint = %q names the offset that failed", got)
 	}
 }
