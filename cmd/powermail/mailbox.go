@@ -204,22 +204,7 @@ func mailboxLsCmd(cl *clientFlags) *cobra.Command {
 					if m.Disabled || !m.HasPassword {
 						login = "no"
 					}
-					// A removal is emptying it (or stopped and left the
-					// mark): mail is refused with 450 until it ends.
-					mail := "accepted"
-					switch {
-					case m.Removing:
-						mail = "refused: being removed"
-					case m.HasForward && m.ForwardKeepsCopy:
-						// Its forward sends the mail on and keeps a
-						// copy here: the mailbox still gets it all.
-						mail = "accepted, forwarded a copy"
-					case m.HasForward:
-						// Its forward takes the mail (forward ls says
-						// where to).
-						mail = "forwarded"
-					}
-					rows = append(rows, []string{m.Address, formatQuota(m.QuotaBytes), fmt.Sprint(m.UsedBytes), fmt.Sprint(m.Messages), login, mail})
+					rows = append(rows, []string{m.Address, formatQuota(m.QuotaBytes), fmt.Sprint(m.UsedBytes), fmt.Sprint(m.Messages), login, mailColumn(m)})
 				}
 				return rows
 			})
@@ -281,4 +266,25 @@ func localKey(addr string) string {
 		return strings.ToLower(addr[:i])
 	}
 	return addr
+}
+
+// mailColumn is mailbox ls's MAIL: what becomes of mail to m, as
+// delivery decides it (fsm resolution). A forward without keep_copy is
+// followed before the mailbox is reached, so it takes the mail even of a
+// mailbox being removed. Otherwise a removal emptying the mailbox (or one
+// that stopped and left the mark) refuses its mail with 450 until it
+// ends.
+func mailColumn(m node.MailboxView) string {
+	switch {
+	case m.HasForward && !m.ForwardKeepsCopy:
+		// Its forward takes the mail (forward ls says where to).
+		return "forwarded"
+	case m.Removing:
+		return "refused: being removed"
+	case m.HasForward:
+		// Its forward sends the mail on and keeps a copy here: the
+		// mailbox still gets it all.
+		return "accepted, forwarded a copy"
+	}
+	return "accepted"
 }

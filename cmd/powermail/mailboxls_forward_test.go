@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"powermail/node"
 )
 
 // TestMailboxLsForwardKeepingACopy: mailbox ls says MAIL forwarded for a
@@ -39,5 +41,29 @@ func TestMailboxLsForwardKeepingACopy(t *testing.T) {
 	js := mustCLI(t, "mailbox", "ls", "--json", "--addr", p.admin)
 	if !strings.Contains(js, `"forward_keeps_copy": true`) {
 		t.Errorf("mailbox ls --json lacks forward_keeps_copy:\n%s", js)
+	}
+}
+
+// TestMailboxMailColumn: what ls says of a mailbox's mail is what
+// delivery does (fsm resolution): a forward without keep_copy is
+// followed before the mailbox is reached, so a mailbox that mailbox rm
+// is emptying, with such a forward, has its mail forwarded, not refused.
+// With keep_copy the mailbox is reached, and its removal refuses the
+// mail.
+func TestMailboxMailColumn(t *testing.T) {
+	for _, tc := range []struct {
+		m    node.MailboxView
+		want string
+	}{
+		{node.MailboxView{}, "accepted"},
+		{node.MailboxView{Removing: true}, "refused: being removed"},
+		{node.MailboxView{HasForward: true}, "forwarded"},
+		{node.MailboxView{HasForward: true, ForwardKeepsCopy: true}, "accepted, forwarded a copy"},
+		{node.MailboxView{Removing: true, HasForward: true}, "forwarded"},
+		{node.MailboxView{Removing: true, HasForward: true, ForwardKeepsCopy: true}, "refused: being removed"},
+	} {
+		if got := mailColumn(tc.m); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.m, got, tc.want)
+		}
 	}
 }
