@@ -4,7 +4,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"powermail/node"
 )
@@ -15,11 +14,8 @@ import (
 // all its mail still: "forwarded" alone sent an administrator looking
 // for mail that is there.
 func TestMailboxLsForwardKeepingACopy(t *testing.T) {
-	p := &proc{id: "fwls", cluster: freeAddr(t), admin: freeAddr(t), data: t.TempDir()}
-	p.start(t, "--bootstrap", "--replicas", "1")
-	waitStatus(t, p.admin, 10*time.Second, func(s statusJSON) bool { return s.Leader == "fwls" })
+	p := startSolo(t)
 	for _, args := range [][]string{
-		{"domain", "add", "example.com"},
 		{"mailbox", "add", "ann@example.com", "--no-password"},
 		{"mailbox", "add", "bob@example.com", "--no-password"},
 		{"mailbox", "add", "cat@example.com", "--no-password"},

@@ -3,7 +3,6 @@ package main
 import (
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestWarningsOfChangesThatTakeEffectQuietly: a change the cluster
@@ -12,11 +11,8 @@ import (
 // a warning on stderr that says what it does; a change without such an
 // effect prints none.
 func TestWarningsOfChangesThatTakeEffectQuietly(t *testing.T) {
-	p := &proc{id: "warn", cluster: freeAddr(t), admin: freeAddr(t), data: t.TempDir()}
-	p.start(t, "--bootstrap", "--replicas", "1")
-	waitStatus(t, p.admin, 10*time.Second, func(s statusJSON) bool { return s.Leader == "warn" })
+	p := startSolo(t)
 	waitReplicas(t, p.admin, 1)
-	mustCLI(t, "domain", "add", "example.com", "--addr", p.admin)
 	mustCLI(t, "mailbox", "add", "ann@example.com", "--no-password", "--addr", p.admin)
 	mustCLI(t, "mailbox", "add", "bob@example.com", "--no-password", "--addr", p.admin)
 
