@@ -223,6 +223,9 @@ func (n *Node) RenameFolder(ctx context.Context, addr, from, to string) error {
 		if err := n.folderRoom(ctx, addr); err != nil {
 			return err
 		}
+		if done, err := n.renameLargeInbox(ctx, addr, to); done {
+			return err
+		}
 	}
 	v4 := n.encodingAtLeast(fsm.EncodingJSON4)
 	return n.applyAccess(ctx, &fsm.FolderRename{Mailbox: addr, From: from, To: to, Distinct: v4, InboxChild: v4}, nil)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"strings"
 
 	"powermail/fsm"
 )
@@ -337,4 +338,41 @@ func (n *Node) unmarkRemoving(ctx context.Context, addr, remover string, cause e
 func markedRemoving(s *fsm.State, addr string) bool {
 	mb, err := s.Mailbox(addr)
 	return err == nil && mb.Removing
+}
+
+// renameLargeInbox renames an INBOX of more than Config.EntryMessages
+// messages in pieces (RFC 9051 §6.3.6: its messages move to a new folder
+// and INBOX stays, empty): one entry that moves them all would hold every
+// replica's apply, every delivery's commit with it, for seconds (10-15 s
+// at a million messages, BENCHMARKS.md "Large folder operations"), and
+// any user could repeat it. It makes the folder, then MOVEs INBOX's
+// messages there in entries of at most that many, the last piece
+// covering every UID above so that mail arriving meanwhile goes too, as
+// it would with the single entry up to its commit. The moved messages
+// get the new folder's UIDs (it has a UIDVALIDITY of its own either way)
+// and keep their flags and dates; INBOX keeps its UIDVALIDITY and
+// UIDNEXT. done is false when the single entry should do it: a small
+// INBOX, or a cluster whose encoding cannot carry the folder check.
+//
+// A failure part way leaves the pieces before it moved: every message is
+// in exactly one of the two folders (each piece is a MOVE, RFC 6851
+// §3.3), the client is told NO, and renaming INBOX again, to another
+// name, moves the rest.
+func (n *Node) renameLargeInbox(ctx context.Context, addr, to string) (done bool, err error) {
+	if !n.encodingAtLeast(fsm.EncodingJSON4) || fsm.CanonicalFolder(strings.TrimSuffix(to, "/")) == "INBOX" {
+		return false, nil
+	}
+	if f, err := n.state.Folder(addr, "INBOX"); err != nil || f.Messages <= int64(n.cfg.EntryMessages) {
+		return false, nil // one entry; it reports what is wrong
+	}
+	v, err := n.View(ctx, addr, "INBOX")
+	if err != nil || len(v.Messages) <= n.cfg.EntryMessages {
+		return false, nil
+	}
+	if err := n.CreateFolder(ctx, addr, to, ""); err != nil {
+		return true, err
+	}
+	check := &fsm.FolderCheck{ID: v.Folder.ID, UIDValidity: v.Folder.UIDValidity}
+	_, err = n.movePieces(ctx, addr, "INBOX", to, splitPieces(wholeFolder, v.Messages, n.cfg.EntryMessages), check)
+	return true, err
 }
