@@ -70,6 +70,9 @@ func TestLargeMailboxProbeIMAP(t *testing.T) {
 	timed(r, fmt.Sprintf("UID EXPUNGE 1:%d", 1<<log2))
 	timed(r2, "NOOP")
 	timed(r, "STATUS Archive (MESSAGES UNSEEN UIDNEXT)")
+	timed(r, "RENAME INBOX Old")
+	timed(r2, "NOOP")
+	timed(r, "STATUS Old (MESSAGES UNSEEN UIDNEXT)")
 }
 
 // probeIMAP serves node 1 of c over IMAP.
