@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -250,7 +251,7 @@ func (n *Node) recordAttempt(ctx context.Context, e fsm.QueueEntry, outcomes []f
 		n.log.Warn("queue: recording an attempt failed; the lease will lapse", "id", e.ID, "err", err)
 		return e, false
 	}
-	n.logOutcomes(e, outcomes)
+	n.logOutcomes(ctx, e, outcomes, e.Attempts+1)
 	if err := convert(v, &e); err != nil {
 		return e, false
 	}
@@ -258,13 +259,21 @@ func (n *Node) recordAttempt(ctx context.Context, e fsm.QueueEntry, outcomes []f
 	return e, true
 }
 
-// logOutcomes logs each recipient's outcome of an attempt once it is
-// recorded, one line each as an MTA logs a delivery, so that the log
-// tells where a forwarded message went, or why not (sent, temp: tried
-// again later, perm: bounced).
-func (n *Node) logOutcomes(e fsm.QueueEntry, outcomes []fsm.RcptOutcome) {
+// logOutcomes logs each recipient's outcome of an attempt (number
+// attempt) once it is recorded, one line each as an MTA logs a
+// delivery, so that the log tells where a forwarded message went, or
+// why not (sent, temp: tried again later, perm: bounced). A bounce is
+// logged at WARN: the mail is lost to that recipient and its sender
+// gets a failure notice, which an administrator watching the warnings
+// wants to see. A delivery and a deferral, which the queue tries again,
+// are the routine of a mail queue: INFO.
+func (n *Node) logOutcomes(ctx context.Context, e fsm.QueueEntry, outcomes []fsm.RcptOutcome, attempt int) {
 	for _, o := range outcomes {
-		n.log.Info("queue: recipient", "id", e.ID, "rcpt", o.Address, "outcome", o.Outcome, "attempt", e.Attempts+1, "reply", o.Error)
+		level := slog.LevelInfo
+		if o.Outcome == fsm.OutcomePerm {
+			level = slog.LevelWarn
+		}
+		n.log.Log(ctx, level, "queue: recipient", "id", e.ID, "rcpt", o.Address, "outcome", o.Outcome, "attempt", attempt, "reply", o.Error)
 	}
 }
 
@@ -389,6 +398,9 @@ func (n *Node) finishEntry(ctx context.Context, e fsm.QueueEntry, now time.Time)
 		if err != nil {
 			return err
 		}
+		// Expiry bounces them as a refusal would, though no attempt
+		// was made: attempt names the last one.
+		n.logOutcomes(ctx, e, upd.Outcomes, e.Attempts)
 		if err := convert(v, &e); err != nil {
 			return err
 		}
