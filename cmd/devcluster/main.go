@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -54,7 +55,7 @@ func main() {
 			err = start(*bin, *dir, nodes(3, off), *quiet)
 		}
 	case "stop":
-		err = stop(*dir, nodes(3, *offset)) // pid files only: ports do not matter
+		err = stopCluster(os.Stdout, *dir, nodes(3, *offset)) // pid files only: ports do not matter
 	default:
 		err = errors.New("usage: devcluster [--bin B] [--dir D] [--port-offset N] start|stop")
 	}
@@ -120,7 +121,7 @@ func start(bin, dir string, ns []devNode, quiet bool) error {
 	var started []devNode
 	exited := map[string]<-chan struct{}{}
 	fail := func(n devNode, err error) error {
-		stop(dir, started)
+		stop(os.Stdout, dir, started)
 		return fmt.Errorf("%s: %w (see %s); the nodes it started were stopped%s", n.id, err, filepath.Join(dir, n.id+".log"), portHint(dir, err))
 	}
 	for i, n := range ns {
@@ -322,12 +323,26 @@ func alive(dir, id string) bool {
 	return err == nil && syscall.Kill(pid, 0) == nil
 }
 
-// stop sends every node SIGTERM and waits for it to exit. A node drains
-// its clients for up to 10 s and a leader hands leadership over first, so
-// it may take a while; one still running after 30 s keeps its pid file
-// and is reported, rather than said to be stopped.
-func stop(dir string, ns []devNode) error {
+// stopCluster is devcluster stop: stop, and a word when no node was
+// running, which silence left to be guessed (stopped, or nothing to
+// stop?). Nothing to stop is no failure: the cluster is down either way.
+func stopCluster(w io.Writer, dir string, ns []devNode) error {
+	stopped, err := stop(w, dir, ns)
+	if err == nil && stopped == 0 {
+		fmt.Fprintf(w, "nothing was running (no node of %s/ to stop)\n", dir)
+	}
+	return err
+}
+
+// stop sends every node SIGTERM and waits for it to exit, and returns how
+// many it stopped. A node drains its clients for up to 10 s and a leader
+// hands leadership over first, so it may take a while; one still running
+// after 30 s keeps its pid file and is reported, rather than said to be
+// stopped. A pid file whose process is gone (a node that died) is
+// removed, and said so.
+func stop(w io.Writer, dir string, ns []devNode) (int, error) {
 	var left []string
+	stopped := 0
 	for _, n := range ns {
 		path := filepath.Join(dir, n.id+".pid")
 		raw, err := os.ReadFile(path)
@@ -335,22 +350,26 @@ func stop(dir string, ns []devNode) error {
 			continue
 		}
 		pid, _ := strconv.Atoi(strings.TrimSpace(string(raw)))
-		if pid > 0 && syscall.Kill(pid, syscall.SIGTERM) == nil {
-			for i := 0; i < 300 && syscall.Kill(pid, 0) == nil; i++ {
-				time.Sleep(100 * time.Millisecond)
-			}
-			if syscall.Kill(pid, 0) == nil {
-				left = append(left, fmt.Sprintf("%s (pid %d)", n.id, pid))
-				continue
-			}
-			fmt.Printf("stopped %s (pid %d)\n", n.id, pid)
+		if pid <= 0 || syscall.Kill(pid, syscall.SIGTERM) != nil {
+			fmt.Fprintf(w, "%s was not running (its pid file named %q); removed the pid file\n", n.id, strings.TrimSpace(string(raw)))
+			os.Remove(path)
+			continue
 		}
+		for i := 0; i < 300 && syscall.Kill(pid, 0) == nil; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if syscall.Kill(pid, 0) == nil {
+			left = append(left, fmt.Sprintf("%s (pid %d)", n.id, pid))
+			continue
+		}
+		fmt.Fprintf(w, "stopped %s (pid %d)\n", n.id, pid)
+		stopped++
 		os.Remove(path)
 	}
 	if len(left) > 0 {
-		return fmt.Errorf("still running 30s after SIGTERM: %s; see their logs in %s/", strings.Join(left, ", "), dir)
+		return stopped, fmt.Errorf("still running 30s after SIGTERM: %s; see their logs in %s/", strings.Join(left, ", "), dir)
 	}
-	return nil
+	return stopped, nil
 }
 
 // port returns the port of a host:port address.

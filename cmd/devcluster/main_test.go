@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -64,5 +66,39 @@ func TestTakenPortHintOfAnOffsetCluster(t *testing.T) {
 	}
 	if strings.Contains(got, "PORT_OFFSET=10000") {
 		t.Errorf("portHint = %q names the offset that failed", got)
+	}
+}
+
+// TestStopSaysWhenNothingRan: make stop with no cluster running printed
+// nothing, which reads as "stopped" as well as "nothing to stop". It says
+// that nothing was running (and succeeds), also when the pid files are
+// left over from nodes that died on their own, which it clears.
+func TestStopSaysWhenNothingRan(t *testing.T) {
+	dir := t.TempDir()
+	var out strings.Builder
+	if err := stopCluster(&out, dir, nodes(3, 0)); err != nil {
+		t.Fatalf("stop with no pid files: %v", err)
+	}
+	if got := out.String(); !strings.Contains(got, "nothing was running") {
+		t.Errorf("stop with no pid files said %q", got)
+	}
+
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(dir, "n2.pid")
+	if err := os.WriteFile(stale, []byte(strconv.Itoa(gone.Process.Pid)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := stopCluster(&out, dir, nodes(3, 0)); err != nil {
+		t.Fatalf("stop with a stale pid file: %v", err)
+	}
+	if got := out.String(); !strings.Contains(got, "nothing was running") || !strings.Contains(got, "n2") {
+		t.Errorf("stop with n2's stale pid file said %q, want it to name n2 and say nothing was running", got)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("the stale pid file is still there: %v", err)
 	}
 }
