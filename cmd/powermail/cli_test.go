@@ -264,8 +264,12 @@ func TestCLIDrivesThreeProcessCluster(t *testing.T) {
 	mustCLI(t, "--addr", ps[0].admin, "forward", "add", "bob@example.com", "--to", "alice@example.com")
 	for _, p := range ps {
 		out := mustCLI(t, "mailbox", "ls", "--addr", p.admin)
-		if !strings.Contains(out, "Alice@example.com") || !strings.Contains(out, "10485760") || !strings.Contains(out, "accepted") {
+		if !strings.Contains(out, "Alice@example.com") || !strings.Contains(out, "10.0MiB") || !strings.Contains(out, "accepted") {
 			t.Fatalf("mailbox ls via %s:\n%s", p.id, out)
+		}
+		// The table's quota is for reading; --json's is exact.
+		if out := mustCLI(t, "mailbox", "ls", "--json", "--addr", p.admin); !strings.Contains(out, `"quota_bytes": 10485760`) {
+			t.Fatalf("mailbox ls --json via %s lacks the quota in bytes:\n%s", p.id, out)
 		}
 		if !regexp.MustCompile(`(?m)^bob@example\.com .*forwarded$`).MatchString(out) {
 			t.Fatalf("mailbox ls via %s does not show bob's mail forwarded:\n%s", p.id, out)

@@ -254,11 +254,13 @@ func parseSize(in string) (int64, error) {
 	return v << shift, nil
 }
 
+// formatQuota is mailbox ls's QUOTA, in binary units for a person to
+// read (2.0GiB, not 2147483648); --json keeps quota_bytes exact.
 func formatQuota(q int64) string {
-	if q == 0 {
+	if q <= 0 {
 		return "unlimited"
 	}
-	return fmt.Sprint(q)
+	return humanBytes(uint64(q))
 }
 
 func localKey(addr string) string {
