@@ -31,6 +31,12 @@ type MailboxView struct {
 	// ForwardKeepsCopy: the forward of HasForward keeps a copy here, so
 	// the mailbox still gets all its mail.
 	ForwardKeepsCopy bool `json:"forward_keeps_copy"`
+	// ForwardTargetsGone: delivery reaches none of the forward's targets
+	// any more (each was removed, or is itself a forward of none), so it
+	// skips them all (fsm resolution): without keep_copy the address is
+	// unknown and its mail refused; with it the mailbox alone gets it.
+	// A node before it sends none: a client reads false, as before.
+	ForwardTargetsGone bool `json:"forward_targets_gone"`
 }
 
 // viewMailbox is m as the admin API shows it. A mailbox with a forward
@@ -44,9 +50,32 @@ func (n *Node) viewMailbox(m fsm.Mailbox) MailboxView {
 	if m.HasForward {
 		if f, err := n.state.Forward(m.Address); err == nil {
 			v.ForwardKeepsCopy = f.KeepCopy
+			v.ForwardTargetsGone = n.forwardReachesNone(m.Address)
 		}
 	}
 	return v
+}
+
+// forwardReachesNone reports whether delivery to addr, a mailbox with a
+// forward of its own address, reaches none of that forward's targets:
+// it resolves addr as RCPT does (fsm.State.Resolve). Without keep_copy
+// such a forward makes the address unknown (ErrNotFound); with it, the
+// mailbox itself is all the resolution holds. A failed read tells
+// nothing, and says false.
+func (n *Node) forwardReachesNone(addr string) bool {
+	res, err := n.state.Resolve(addr)
+	if errors.Is(err, fsm.ErrNotFound) {
+		return true
+	}
+	if err != nil || len(res.External) > 0 {
+		return false
+	}
+	for _, mb := range res.Mailboxes {
+		if mb != addr {
+			return false
+		}
+	}
+	return true
 }
 
 // ForwardView is a forward as the admin API shows it, with every field

@@ -273,16 +273,22 @@ func localKey(addr string) string {
 // mailColumn is mailbox ls's MAIL: what becomes of mail to m, as
 // delivery decides it (fsm resolution). A forward without keep_copy is
 // followed before the mailbox is reached, so it takes the mail even of a
-// mailbox being removed. Otherwise a removal emptying the mailbox (or one
-// that stopped and left the mark) refuses its mail with 450 until it
-// ends.
+// mailbox being removed; when none of its targets is left, delivery
+// skips them all and the address is unknown (550). Otherwise a removal
+// emptying the mailbox (or one that stopped and left the mark) refuses
+// its mail with 450 until it ends.
 func mailColumn(m node.MailboxView) string {
 	switch {
+	case m.HasForward && !m.ForwardKeepsCopy && m.ForwardTargetsGone:
+		return "refused: its forward's targets are gone"
 	case m.HasForward && !m.ForwardKeepsCopy:
 		// Its forward takes the mail (forward ls says where to).
 		return "forwarded"
 	case m.Removing:
 		return "refused: being removed"
+	case m.HasForward && m.ForwardTargetsGone:
+		// Kept here, and sent on to nobody.
+		return "accepted, its forward's targets are gone"
 	case m.HasForward:
 		// Its forward sends the mail on and keeps a copy here: the
 		// mailbox still gets it all.
