@@ -34,7 +34,9 @@ a blank or the end of the line ("# note"), or that starts with "#" and has no "@
 a row, put "# " before it.
 Each batch is one raft entry, created whole or not at all. If the import stops with its last batch's
 outcome unknown (a timeout, a leader change), run it again with --skip-existing: the mailboxes that
-already exist with the row's password hash are skipped and counted.`,
+already exist with the row's password hash are skipped and counted.
+A mailbox whose address a forward without --keep-copy stands on gets none of its mail; as mailbox add,
+import warns of each such mailbox on stderr (the first 20, then a count).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// The node refuses a larger batch, but only once the whole
@@ -105,6 +107,8 @@ func importMailboxes(cmd *cobra.Command, cl *clientFlags, in io.Reader, opt impo
 	rows := &importRows{in: bufio.NewReader(in)}
 	var pending []node.MailboxRequest
 	var total node.ImportResult
+	var taken importTaken
+	defer taken.done(cmd)
 	flush := func() error {
 		if len(pending) == 0 {
 			return nil
@@ -119,6 +123,7 @@ func importMailboxes(cmd *cobra.Command, cl *clientFlags, in io.Reader, opt impo
 		if err == nil {
 			total.Created += res.Created
 			total.Skipped += res.Skipped
+			taken.check(cmd, cl, pending)
 			pending = pending[:0]
 		}
 		return err

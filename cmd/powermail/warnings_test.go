@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -43,4 +45,59 @@ func TestWarningsOfChangesThatTakeEffectQuietly(t *testing.T) {
 	mustCLI(t, "forward", "add", "sales@example.com", "--to", "bob@example.com", "--addr", p.admin)
 	mustCLI(t, "forward", "rm", "sales@example.com", "--addr", p.admin)
 	warns("", "mailbox", "add", "sales@example.com", "--no-password")
+}
+
+// TestImportWarnsOfForwardsTakingMail: mailbox import of an address a
+// forward without --keep-copy stands on made a mailbox that gets none of
+// its mail, without a word, where mailbox add warns. Import warns the
+// same way on stderr, so that --json's stdout stays one JSON value; a
+// catch-all takes nothing from a mailbox.
+func TestImportWarnsOfForwardsTakingMail(t *testing.T) {
+	p := startSolo(t)
+	mustCLI(t, "domain", "add", "example.org", "--addr", p.admin)
+	for _, args := range [][]string{
+		{"mailbox", "add", "bob@example.com", "--no-password"},
+		{"forward", "add", "info@example.com", "--to", "bob@example.com"},
+		{"forward", "add", "Sales@example.org", "--to", "bob@example.com"},
+		{"forward", "add", "@example.com", "--to", "bob@example.com"},
+	} {
+		mustCLI(t, append(args, "--addr", p.admin)...)
+	}
+	csv := "info@example.com,\ncarl@example.com,\nsales@EXAMPLE.org,\n"
+	out, errOut, err := cli(t, csv, "mailbox", "import", "-", "--allow-no-password", "--batch", "2", "--json", "--addr", p.admin)
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, errOut)
+	}
+	var res map[string]any
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res["created"] != float64(3) {
+		t.Fatalf("import --json: %v %v\n%s", err, res, out)
+	}
+	for _, want := range []string{
+		"warning: mailbox info@example.com gets none of its mail while the forward info@example.com -> bob@example.com stands",
+		"warning: mailbox sales@EXAMPLE.org gets none of its mail while the forward Sales@example.org -> bob@example.com stands",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("import's stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	for _, not := range []string{"carl@"} {
+		if strings.Contains(errOut, not) {
+			t.Errorf("import warned of %s:\n%s", not, errOut)
+		}
+	}
+
+	// A large import names the first 20 and counts the rest.
+	csv = ""
+	for i := range 23 {
+		a := fmt.Sprintf("list%d@example.org", i)
+		mustCLI(t, "forward", "add", a, "--to", "bob@example.com", "--addr", p.admin)
+		csv += a + ",\n"
+	}
+	_, errOut, err = cli(t, csv, "mailbox", "import", "-", "--allow-no-password", "--addr", p.admin)
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, errOut)
+	}
+	if n := strings.Count(errOut, "warning: mailbox list"); n != 20 || !strings.Contains(errOut, "warning: and 3 more imported mailboxes get none of their mail") {
+		t.Errorf("23 taken mailboxes: %d named, want 20 and a count of 3 more:\n%s", n, errOut)
+	}
 }
