@@ -200,11 +200,7 @@ func mailboxLsCmd(cl *clientFlags) *cobra.Command {
 			}
 			return cl.emit(cmd, all, []string{"ADDRESS", "QUOTA", "USED", "MESSAGES", "LOGIN", "MAIL"}, func() (rows [][]string) {
 				for _, m := range all {
-					login := "yes"
-					if m.Disabled || !m.HasPassword {
-						login = "no"
-					}
-					rows = append(rows, []string{m.Address, formatQuota(m.QuotaBytes), fmt.Sprint(m.UsedBytes), fmt.Sprint(m.Messages), login, mailColumn(m)})
+					rows = append(rows, mailboxRow(m))
 				}
 				return rows
 			})
@@ -252,6 +248,16 @@ func parseSize(in string) (int64, error) {
 		return 0, fmt.Errorf("invalid input: size %q (bytes, or a number with K, M, G or T)", in)
 	}
 	return v << shift, nil
+}
+
+// mailboxRow is m's line of mailbox ls. QUOTA and USED are in the same
+// binary units, for a person to compare; --json keeps both exact.
+func mailboxRow(m node.MailboxView) []string {
+	login := "yes"
+	if m.Disabled || !m.HasPassword {
+		login = "no"
+	}
+	return []string{m.Address, formatQuota(m.QuotaBytes), humanBytes(uint64(max(m.UsedBytes, 0))), fmt.Sprint(m.Messages), login, mailColumn(m)}
 }
 
 // formatQuota is mailbox ls's QUOTA, in binary units for a person to

@@ -1,6 +1,10 @@
 package main
 
-import "testing"
+import (
+	"testing"
+
+	"powermail/node"
+)
 
 // TestQuotaColumn: mailbox ls's QUOTA is read by a person, who should
 // not count the digits of 2147483648 to see 2 GiB; --json keeps the
@@ -20,5 +24,15 @@ func TestQuotaColumn(t *testing.T) {
 		if got := formatQuota(q); got != want {
 			t.Errorf("formatQuota(%d) = %q, want %q", q, got, want)
 		}
+	}
+}
+
+// The USED column is in the same units as QUOTA beside it.
+func TestMailboxRowUsedInQuotaUnits(t *testing.T) {
+	var m node.MailboxView
+	m.Address, m.QuotaBytes, m.UsedBytes, m.Messages, m.HasPassword = "a@example.com", 1<<30, 3<<29, 7, true
+	row := mailboxRow(m)
+	if row[1] != "1.0GiB" || row[2] != "1.5GiB" || row[3] != "7" || row[4] != "yes" {
+		t.Errorf("mailbox ls row %q", row)
 	}
 }
