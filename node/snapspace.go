@@ -250,12 +250,22 @@ func (s *spaceSink) Cancel() error {
 	return err
 }
 
+// Close finishes the snapshot. If that fails before raft's sink moved
+// it into place (writing its metadata, the rename), raft leaves the
+// partial directory; it is removed here. After the move it is gone, and
+// the removal does nothing.
 func (s *spaceSink) Close() error {
 	err := s.SnapshotSink.Close()
-	if err == nil && !s.marker {
+	if err != nil {
+		if rerr := os.RemoveAll(s.tmp); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		return err
+	}
+	if !s.marker {
 		s.sw.sp.wrote(s.sw.written)
 	}
-	return err
+	return nil
 }
 
 // removeTempSnapshots removes the partial snapshots a crash left in the

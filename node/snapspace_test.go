@@ -25,12 +25,17 @@ import (
 // filesystem reports free as its free space; warnings go to logs.
 func spaceStore(t *testing.T, reserve int64, free *atomic.Int64, logs *bytes.Buffer) (*snapshotStore, string) {
 	t.Helper()
+	return spaceStoreIn(t, t.TempDir(), reserve, free, logs)
+}
+
+// spaceStoreIn is spaceStore with the snapshot store in dir.
+func spaceStoreIn(t *testing.T, dir string, reserve int64, free *atomic.Int64, logs *bytes.Buffer) (*snapshotStore, string) {
+	t.Helper()
 	st, err := fsm.Open(t.TempDir(), fsm.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	dir := t.TempDir()
 	sp := &snapshotSpace{reserve: reserve, ctx: context.Background(),
 		free: func() (uint64, error) { return uint64(free.Load()), nil },
 		log:  slog.New(slog.NewTextHandler(logs, nil))}

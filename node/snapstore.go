@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -58,6 +59,9 @@ type snapshotStore struct {
 	dir     string
 	streams string         // temporary views of the state being sent
 	space   *snapshotSpace // nil: streams are not held to a reserve (snapspace.go)
+	// creating serialises Create, so that the partial directory a
+	// failed one left is told from others' (removeNewTemps).
+	creating sync.Mutex
 }
 
 func newSnapshotStore(dir string, state *fsm.State, hl hclog.Logger, space *snapshotSpace) (*snapshotStore, error) {
@@ -83,12 +87,53 @@ func newSnapshotStore(dir string, state *fsm.State, hl hclog.Logger, space *snap
 // the leader, which is held to the free-space reserve.
 func (s *snapshotStore) Create(version raft.SnapshotVersion, index, term uint64, configuration raft.Configuration,
 	configurationIndex uint64, trans raft.Transport) (raft.SnapshotSink, error) {
-	sink, err := s.FileSnapshotStore.Create(version, index, term, configuration, configurationIndex, trans)
+	s.creating.Lock()
+	defer s.creating.Unlock()
+	before, err := s.tempSnapshots()
 	if err != nil {
 		return nil, err
 	}
+	sink, err := s.FileSnapshotStore.Create(version, index, term, configuration, configurationIndex, trans)
+	if err != nil {
+		return nil, errors.Join(err, s.removeNewTemps(before))
+	}
 	tmp := filepath.Join(s.dir, "snapshots", sink.ID()+".tmp")
 	return &spaceSink{SnapshotSink: sink, tmp: tmp, sw: spaceWriter{w: sink, sp: s.space}}, nil
+}
+
+// tempSnapshots is the set of partial snapshot directories in the store.
+func (s *snapshotStore) tempSnapshots() (map[string]bool, error) {
+	tmps, err := filepath.Glob(filepath.Join(s.dir, "snapshots", "*.tmp"))
+	if err != nil {
+		return nil, fmt.Errorf("list partial snapshots: %w", err)
+	}
+	set := make(map[string]bool, len(tmps))
+	for _, t := range tmps {
+		set[t] = true
+	}
+	return set, nil
+}
+
+// removeNewTemps removes the partial snapshot directories that are not
+// in before: what a Create that failed part way left (raft's file
+// store leaves its directory when writing the metadata or opening the
+// state file fails). Creates are serialised, so no other Create can
+// have made one meanwhile; sinks that finish or cancel only remove
+// theirs.
+func (s *snapshotStore) removeNewTemps(before map[string]bool) error {
+	now, err := s.tempSnapshots()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for t := range now {
+		if !before[t] {
+			if err := os.RemoveAll(t); err != nil {
+				errs = append(errs, fmt.Errorf("remove partial snapshot: %w", err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // writeMarker is a local snapshot's content: the magic and index.
