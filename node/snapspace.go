@@ -241,8 +241,14 @@ func (s *spaceSink) Write(p []byte) (int, error) {
 }
 
 // Cancel removes the partial snapshot, also when raft's sink fails to
-// (its Cancel gives up if flushing the buffer fails).
+// (its Cancel gives up if flushing the buffer fails). raft's Cancel
+// flushes and fsyncs the file before removing it, which would write out
+// the whole partial stream just when the disk is nearly full; the files
+// are emptied first, so the kernel drops their unwritten pages and the
+// sync has at most the sink's last buffer (4 KiB) to write. raft's sink
+// must still be cancelled: only it can close its file.
 func (s *spaceSink) Cancel() error {
+	emptyFiles(s.tmp)
 	err := s.SnapshotSink.Cancel()
 	if rerr := os.RemoveAll(s.tmp); rerr != nil {
 		return errors.Join(err, rerr)
@@ -266,6 +272,21 @@ func (s *spaceSink) Close() error {
 		s.sw.sp.wrote(s.sw.written)
 	}
 	return nil
+}
+
+// emptyFiles truncates the files in dir, which is about to be removed.
+// It is best effort: a file left whole is removed all the same, only
+// after raft's sink synced it.
+func emptyFiles(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if e.Type().IsRegular() {
+			_ = os.Truncate(filepath.Join(dir, e.Name()), 0)
+		}
+	}
 }
 
 // removeTempSnapshots removes the partial snapshots a crash left in the
