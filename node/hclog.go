@@ -19,7 +19,9 @@ import (
 // node) on raft's lines as on the node's own, instead of hclog's JSON
 // among slog's text. Raft's lines carry module=raft (or raft.NAME for a
 // named part). Only warnings and errors pass unless SetLevel lowers the
-// level: raft logs at info for every election and snapshot.
+// level: raft logs at info for every election and snapshot. Its errors
+// about a snapshot refused at the free-space reserve, which it repeats
+// at every try, go out once a minute (raftlogrepeats.go).
 type raftLogger struct {
 	log     *slog.Logger
 	name    string
@@ -27,12 +29,15 @@ type raftLogger struct {
 	// level is an hclog.Level, shared by the loggers derived from this
 	// one (as hclog's own are, without IndependentLevels).
 	level *atomic.Int32
+	// repeats paces raft's lines about refused snapshots, shared by the
+	// loggers derived from this one (raftlogrepeats.go).
+	repeats *refusalRepeats
 }
 
 var _ hclog.Logger = (*raftLogger)(nil)
 
 func newRaftLogger(log *slog.Logger) *raftLogger {
-	l := &raftLogger{log: log, name: "raft", level: new(atomic.Int32)}
+	l := &raftLogger{log: log, name: "raft", level: new(atomic.Int32), repeats: newRefusalRepeats()}
 	l.level.Store(int32(hclog.Warn))
 	return l
 }
@@ -55,6 +60,19 @@ func slogLevel(l hclog.Level) slog.Level {
 func (l *raftLogger) Log(level hclog.Level, msg string, args ...any) {
 	if level == hclog.Off || level < l.GetLevel() {
 		return
+	}
+	if level >= hclog.Warn {
+		if key, ok := refusalKey(l.name, msg, slices.Concat(l.implied, args)); ok {
+			out, left := l.repeats.admit(key)
+			if !out {
+				level = hclog.Debug
+				if level < l.GetLevel() {
+					return
+				}
+			} else if left > 0 {
+				args = append(slices.Clip(args), "suppressed", left)
+			}
+		}
 	}
 	attrs := make([]any, 0, 2+len(l.implied)+len(args))
 	attrs = append(attrs, "module", l.name)
