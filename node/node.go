@@ -332,7 +332,7 @@ func (n *Node) startRaft() (bool, error) {
 	rc := n.raftConfig(hl)
 	n.raft, err = raft.NewRaft(rc, &raftFSM{state: n.state, metrics: n.metrics, log: n.log, lastMail: &n.lastMail,
 		queueRetried:  func(e fsm.QueueEntry) { n.queue.retries.applied(e, time.Now()) },
-		configApplied: n.noteConfiguration, configs: &n.configIndex, snapshots: n.snaps}, logs, store, n.snaps, n.transport)
+		configApplied: n.noteConfiguration, configs: &n.configIndex, snapshots: n.snaps, space: n.snaps.space}, logs, store, n.snaps, n.transport)
 	if err != nil {
 		return false, fmt.Errorf("start raft: %w", err)
 	}
@@ -393,7 +393,7 @@ func (n *Node) catchUpFromSnapshot() error {
 	}
 	defer rc.Close()
 	n.log.Warn("state is behind the newest snapshot; installing it", "applied", n.state.Applied(), "snapshot", list[0].Index)
-	return n.state.Restore(rc)
+	return n.snaps.space.restore(n.state, rc)
 }
 
 // bootstrapUnfinished reports a cluster of this node alone whose

@@ -31,6 +31,9 @@ type raftFSM struct {
 	// snapshots, where raft stored the one it installs (configindex.go).
 	configs   *configIndex
 	snapshots raft.SnapshotStore
+	// space holds the new state a restore builds to the free-space
+	// reserve (snapspace.go); nil: not held.
+	space *snapshotSpace
 }
 
 var _ raft.BatchingFSM = (*raftFSM)(nil)
@@ -100,7 +103,7 @@ func (f *raftFSM) Snapshot() (raft.FSMSnapshot, error) {
 
 func (f *raftFSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	if err := f.state.Restore(rc); err != nil {
+	if err := f.space.restore(f.state, rc); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	f.metrics.restores.Inc()

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"powermail/fsm"
 	"powermail/storage"
 )
 
@@ -154,6 +155,23 @@ func (sp *snapshotSpace) wrote(n int64) {
 	sp.mu.Unlock()
 }
 
+// measured notes the size of a stored stream about to be read (raft
+// opens it to install it): a restore asks room for it before it starts
+// (spaceReader), also when the copy was received more than
+// snapshotHintMemory ago, or before this start. A smaller size does not
+// replace a larger one still remembered.
+func (sp *snapshotSpace) measured(n int64) {
+	if sp == nil {
+		return
+	}
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	now := sp.clock()
+	if n >= sp.sizeHint || now.Sub(sp.hintAt) >= snapshotHintMemory {
+		sp.sizeHint, sp.hintAt = n, now
+	}
+}
+
 // wait pauses after a refused Open, until the node closes at most.
 func (sp *snapshotSpace) wait() {
 	if sp == nil || sp.pause <= 0 {
@@ -182,9 +200,14 @@ func (sw *spaceWriter) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	n, err := sw.w.Write(p)
-	sw.written += int64(n)
-	sw.avail -= int64(n)
+	sw.advance(int64(n))
 	return n, err
+}
+
+// advance counts n bytes written.
+func (sw *spaceWriter) advance(n int64) {
+	sw.written += n
+	sw.avail -= n
 }
 
 // admit checks that n more bytes leave the reserve free, reading the
@@ -214,6 +237,43 @@ func (sw *spaceWriter) admit(n int64) error {
 		return sp.refuse(sw.avail, want, reached)
 	}
 	return nil
+}
+
+// spaceReader reads a snapshot being installed while the reserve
+// allows: the restore builds a new state beside the old one
+// (fsm.State.Restore), on the disk the raft directory shares, about as
+// large as the stream. Each byte read is counted as a byte the new state
+// will take (its log takes each batch whole before it is compacted into
+// tables), and the free space is read again every snapshotSpaceRecheck
+// bytes, as for a stream written. The first read asks room for the
+// stream's size (measured, or the size hint).
+type spaceReader struct {
+	r       io.Reader
+	sw      spaceWriter
+	refused error // the refusal, once a read was refused
+}
+
+func (sr *spaceReader) Read(p []byte) (int, error) {
+	if err := sr.sw.admit(int64(len(p))); err != nil {
+		sr.refused = err
+		return 0, err
+	}
+	n, err := sr.r.Read(p)
+	sr.sw.advance(int64(n))
+	return n, err
+}
+
+// restore installs the snapshot read from r into state, held to the
+// reserve. A refusal fails with ErrSnapshotNoSpace (the state's own
+// error would call the cut stream a bad snapshot); the state built so
+// far is removed, and the old state stays (fsm.State.Restore).
+func (sp *snapshotSpace) restore(state *fsm.State, r io.Reader) error {
+	sr := &spaceReader{r: r, sw: spaceWriter{sp: sp}}
+	err := state.Restore(sr)
+	if err != nil && sr.refused != nil {
+		return fmt.Errorf("install snapshot: %w", sr.refused)
+	}
+	return err
 }
 
 // spaceSink is a snapshot being written into the file store: a marker

@@ -157,6 +157,7 @@ func (s *snapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, erro
 		return nil, nil, fmt.Errorf("snapshot %s: %w", id, err)
 	}
 	if !isMarker {
+		s.space.measured(meta.Size) // raft may be about to install it
 		return meta, readCloser{br, rc}, nil
 	}
 	rc.Close()
