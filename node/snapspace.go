@@ -34,6 +34,10 @@ import (
 // both (the follower's with its replication backoff, up to ~10 s; the
 // Open at once, so a refused Open pauses first, snapshotRefusalPause).
 //
+// A follower's restore of a received stream builds a new state beside
+// the old one, as large again: it reads the stream through the same
+// check (spaceReader), and a refusal removes the state built so far.
+//
 // A marker is never refused: it is a few bytes, and it is what lets raft
 // compact its log, which a disk at its reserve needs most.
 //
