@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"powermail/fsm"
 )
@@ -124,4 +127,72 @@ func TestRestoreKeepsTheReserve(t *testing.T) {
 	if dirs := stateDirs(t, stateDir); len(dirs) != 1 {
 		t.Fatalf("state directories after the restore: %v", dirs)
 	}
+}
+
+// budgetFS reports as free space a budget less what the snapshot files
+// under dir take: a disk that the copies of received snapshots fill.
+type budgetFS struct {
+	vfs.FS
+	dir    string
+	budget *atomic.Int64
+}
+
+func (f budgetFS) GetDiskUsage(path string) (vfs.DiskUsage, error) {
+	du, err := f.FS.GetDiskUsage(path)
+	var used int64
+	filepath.WalkDir(f.dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				used += info.Size()
+			}
+		}
+		return nil
+	})
+	du.AvailBytes = uint64(max(f.budget.Load()-used, 0))
+	return du, err
+}
+
+// A follower with room for the leader's snapshot but not for the state
+// it would build from it beside its own receives the copy and refuses
+// to install it: no new state is left, and the state stays as it was.
+// raft sends again, and the follower installs once room returns.
+func TestFollowerWithoutRoomToRestoreInstallsWhenRoomReturns(t *testing.T) {
+	const reserve = 1 << 20
+	c := &testCluster{t: t, dir: t.TempDir(), nodes: map[string]*Node{}, tune: fastRaft()}
+	t.Cleanup(c.closeAll)
+	l := c.compactedPair()
+	list, err := l.snaps.List()
+	if err != nil || len(list) == 0 {
+		t.Fatalf("leader's snapshots %+v, %v", list, err)
+	}
+	meta, rc, err := l.snaps.Open(list[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+	size := meta.Size
+	budget := new(atomic.Int64)
+	budget.Store(reserve + size + size/2)
+	cfg := c.config("n3", false, l.AdminAddr())
+	cfg.MinFreeBytes = reserve
+	cfg.BodyFS = budgetFS{FS: vfs.Default, dir: filepath.Join(cfg.DataDir, "raft", "snapshots"), budget: budget}
+	n3 := c.startWith(cfg)
+	waitFor(t, 10*time.Second, "n3 to refuse the snapshot", func() bool { return testutilCounter(n3.metrics.snapsRefused) > 0 })
+	time.Sleep(time.Second) // raft tries again meanwhile
+	if _, err := n3.State().Mailbox("u99@example.com"); err == nil || testutilCounter(n3.metrics.restores) != 0 {
+		t.Fatalf("n3 installed a snapshot it had no room to build (restores %v)", testutilCounter(n3.metrics.restores))
+	}
+	if dirs := stateDirs(t, filepath.Join(cfg.DataDir, "fsm")); len(dirs) != 1 {
+		t.Fatalf("n3's state directories after the refusal: %v; want its own only", dirs)
+	}
+	budget.Store(reserve + 10*size)
+	waitFor(t, 20*time.Second, "n3 to install the snapshot", func() bool {
+		_, err := n3.State().Mailbox("u99@example.com")
+		return err == nil && testutilCounter(n3.metrics.restores) >= 1
+	})
+	if left := partials(t, filepath.Join(cfg.DataDir, "raft")); len(left) != 0 {
+		t.Fatalf("partial snapshots left on n3: %v", left)
+	}
+	mustApply(t, n3, addMailbox("via-n3@example.com"))
+	c.readEverywhere("via-n3@example.com")
 }

@@ -197,6 +197,7 @@ type spaceWriter struct {
 	avail   int64 // free bytes at the last reading, less what was written since
 	next    int64 // written at which the free space is read again
 	checked bool
+	reading bool // a restore's reads (spaceReader): its refusals measure no stream
 }
 
 func (sw *spaceWriter) Write(p []byte) (int, error) {
@@ -224,6 +225,9 @@ func (sw *spaceWriter) admit(n int64) error {
 	}
 	reached := sw.written + n
 	want := reached
+	if sw.reading {
+		reached = 0 // a read asks for more than the stream may hold
+	}
 	if !sw.checked || want >= sw.next || sw.avail-n < sp.reserve {
 		avail, err := sp.read()
 		if err != nil {
@@ -257,7 +261,12 @@ type spaceReader struct {
 	refused error // the refusal, once a read was refused
 }
 
+// spaceReadChunk is the most a restore's read asks room for: the
+// restore asks for more (its buffer) than a small stream holds.
+const spaceReadChunk = 64 << 10
+
 func (sr *spaceReader) Read(p []byte) (int, error) {
+	p = p[:min(len(p), spaceReadChunk)]
 	if err := sr.sw.admit(int64(len(p))); err != nil {
 		sr.refused = err
 		return 0, err
@@ -272,7 +281,7 @@ func (sr *spaceReader) Read(p []byte) (int, error) {
 // error would call the cut stream a bad snapshot); the state built so
 // far is removed, and the old state stays (fsm.State.Restore).
 func (sp *snapshotSpace) restore(state *fsm.State, r io.Reader) error {
-	sr := &spaceReader{r: r, sw: spaceWriter{sp: sp}}
+	sr := &spaceReader{r: r, sw: spaceWriter{sp: sp, reading: true}}
 	err := state.Restore(sr)
 	if err != nil && sr.refused != nil {
 		return fmt.Errorf("install snapshot: %w", sr.refused)
