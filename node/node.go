@@ -393,7 +393,10 @@ func (n *Node) catchUpFromSnapshot() error {
 	}
 	defer rc.Close()
 	n.log.Warn("state is behind the newest snapshot; installing it", "applied", n.state.Applied(), "snapshot", list[0].Index)
-	return n.snaps.space.restore(n.state, rc)
+	if err := n.snaps.space.restore(n.state, rc); err != nil {
+		return fmt.Errorf("install snapshot %s: %w", list[0].ID, err)
+	}
+	return nil
 }
 
 // bootstrapUnfinished reports a cluster of this node alone whose

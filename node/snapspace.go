@@ -284,7 +284,7 @@ func (sp *snapshotSpace) restore(state *fsm.State, r io.Reader) error {
 	sr := &spaceReader{r: r, sw: spaceWriter{sp: sp, reading: true}}
 	err := state.Restore(sr)
 	if err != nil && sr.refused != nil {
-		return fmt.Errorf("install snapshot: %w", sr.refused)
+		return sr.refused
 	}
 	return err
 }
