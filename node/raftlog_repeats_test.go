@@ -25,7 +25,7 @@ func TestRaftSnapshotRefusalLinesRateLimited(t *testing.T) {
 	if !errors.Is(refusal, ErrSnapshotNoSpace) {
 		t.Fatalf("receive at the reserve: %v", refusal)
 	}
-	remote := errors.New(fmt.Sprintf("failed to restore snapshot 2-10-1: %v", refusal))
+	remote := fmt.Errorf("failed to restore snapshot 2-10-1: %v", refusal) // text only, as over the network
 	other := errors.New("connection reset by peer")
 
 	var buf syncBuffer
