@@ -319,7 +319,9 @@ func (s *spaceSink) Write(p []byte) (int, error) {
 // the whole partial stream just when the disk is nearly full; the files
 // are emptied first, so the kernel drops their unwritten pages and the
 // sync has at most the sink's last buffer (4 KiB) to write. raft's sink
-// must still be cancelled: only it can close its file.
+// must still be cancelled: only it can close its file. (If its flush
+// fails, on a disk really full, it gives up without closing the file,
+// which stays open until the node stops; emptied, it holds no space.)
 func (s *spaceSink) Cancel() error {
 	emptyFiles(s.tmp)
 	err := s.SnapshotSink.Cancel()
