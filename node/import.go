@@ -164,6 +164,14 @@ func (st *restoreState) entry(ctx context.Context, h *tar.Header, r io.Reader) e
 	if err != nil {
 		return err
 	}
+	// A body that a restore before line ends were made CRLF stored as
+	// the file had it counts too, so running such a restore again adds
+	// nothing twice; a link to this file then reads that body.
+	if _, rawDup := held[msg.rawHash]; rawDup && msg.rawHash != hash {
+		st.files[storage.HashBytes([]byte(name))] = msg.rawHash
+		st.res.Duplicates++
+		return nil
+	}
 	if _, dup := held[hash]; dup {
 		st.res.Duplicates++
 		return nil

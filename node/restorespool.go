@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -24,28 +25,38 @@ const DefaultRestoreMemoryBytes = 1 << 20
 // known before it is added (a folder that holds it skips it): in memory
 // up to the node's RestoreMemoryBytes, else in an unlinked file in the
 // data directory, so that a restore's memory does not grow with its
-// largest message.
+// largest message. It is held with CRLF line ends (crlfWriter).
 type spooled struct {
-	hash storage.Hash
-	size int64
-	data []byte   // when small
-	file *os.File // when large
+	hash    storage.Hash // of the message as it is added, CRLF line ends
+	rawHash storage.Hash // of the file as the archive had it
+	size    int64
+	data    []byte   // when small
+	file    *os.File // when large
 }
 
-// spool reads size bytes of r.
+// spool reads size bytes of r, with every line ended by CRLF.
 func (st *restoreState) spool(r io.Reader, size int64) (*spooled, error) {
+	raw := sha256.New()
+	src := io.TeeReader(io.LimitReader(r, size), raw)
 	if size <= st.memBytes {
-		data, err := io.ReadAll(io.LimitReader(r, size))
-		if err != nil {
+		var buf bytes.Buffer
+		buf.Grow(int(size))
+		w := newCRLFWriter(&buf)
+		if _, err := io.Copy(w, src); err != nil {
 			return nil, err
 		}
-		return &spooled{hash: storage.HashBytes(data), size: int64(len(data)), data: data}, nil
+		_ = w.finish() // a bytes.Buffer does not fail
+		data := buf.Bytes()
+		sp := &spooled{hash: storage.HashBytes(data), size: int64(len(data)), data: data}
+		raw.Sum(sp.rawHash[:0])
+		return sp, nil
 	}
 	// The spool shares the body store's filesystem, and the message is
-	// then stored beside it: for a while it takes twice its size. Both
+	// then stored beside it: for a while it takes twice its size, and
+	// a message of bare LFs grows by up to twice on its way in. Both
 	// must fit above the free-space reserve, which the raft log and the
 	// store's flushes need; a spool that filled the disk would fail them.
-	if err := st.n.bodies.CheckSpace(2 * size); err != nil {
+	if err := st.n.bodies.CheckSpace(4 * size); err != nil {
 		return nil, fmt.Errorf("%w: %w: spool a message of %d bytes: %v", ErrUnavailable, ErrInsufficientStorage, size, err)
 	}
 	f, err := os.CreateTemp(st.n.cfg.DataDir, ".restore-*")
@@ -59,13 +70,22 @@ func (st *restoreState) spool(r io.Reader, size int64) (*spooled, error) {
 		return nil, spoolError(err)
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(r, size))
+	bw := bufio.NewWriterSize(io.MultiWriter(f, h), 64<<10)
+	w := newCRLFWriter(bw)
+	_, err = io.Copy(w, src)
+	if err == nil {
+		err = w.finish()
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
 	if err != nil {
 		f.Close()
 		return nil, spoolError(err)
 	}
-	sp := &spooled{size: n, file: f}
+	sp := &spooled{size: w.n, file: f}
 	h.Sum(sp.hash[:0])
+	raw.Sum(sp.rawHash[:0])
 	return sp, nil
 }
 
