@@ -12,7 +12,9 @@ import (
 // reads as read in IMAP. RFC 1939 has no flags; this is what mail
 // administrators know from other stores (Dovecot's default). TOP sets
 // nothing: clients use it to preview headers. A session that ends
-// without QUIT sets nothing, as it removes nothing (RFC 1939 §6).
+// without QUIT sets nothing, as it removes nothing (RFC 1939 §6), and
+// RSET forgets what RETR sent before it, as it forgets the deletions
+// (Dovecot's RSET does the same).
 //
 // It never fails QUIT: the client already has its mail, and what QUIT
 // promises is the removal. A failure is logged, and the messages stay

@@ -391,8 +391,12 @@ func (ss *pop3Session) command(line string) {
 			ss.ok("message %d deleted", i+1)
 		}
 	case "RSET":
+		// RFC 1939 §5: unmark the deleted messages. The \Seen that QUIT
+		// would set for what RETR sent is forgotten too (pop3seen.go):
+		// RSET leaves the maildrop as the session found it.
 		for i := range ss.msgs {
 			ss.msgs[i].deleted = false
+			ss.msgs[i].retrieved = false
 		}
 		n, size := ss.totals()
 		ss.ok("maildrop has %s (%d octets)", pop3Count(n), size)
