@@ -43,7 +43,7 @@ func (m *mailFlags) register(fl *pflag.FlagSet) {
 	fl.Int64Var(&m.maxMessage, "max-message-size", frontend.DefaultMaxMessageBytes, "largest accepted message in bytes")
 	fl.IntVar(&m.maxRecipients, "max-recipients", frontend.DefaultMaxRecipients, "recipients per message")
 	fl.IntVar(&m.maxConn, "max-conns-per-ip", frontend.DefaultMaxConnsPerIP, "simultaneous connections per client IP to each protocol's server: SMTP, LMTP, submission, IMAP, POP3")
-	fl.IntVar(&m.maxConns, "max-conns", frontend.DefaultMaxConns, "simultaneous connections from all clients to the SMTP, the LMTP and the POP3 server, each (over it: 421 4.3.2)")
+	fl.IntVar(&m.maxConns, "max-conns", frontend.DefaultMaxConns, "simultaneous connections from all clients to the SMTP, the LMTP and the POP3 server, each (over it: 421 4.3.2; POP3: -ERR [SYS/TEMP])")
 	fl.IntVar(&m.maxLine, "max-line-length", frontend.DefaultMaxLineLength, "longest command or message line in bytes")
 	fl.DurationVar(&m.readTimeout, "smtp-read-timeout", frontend.DefaultReadTimeout, "idle time before an SMTP/LMTP client is dropped")
 	fl.DurationVar(&m.writeTimeout, "smtp-write-timeout", frontend.DefaultWriteTimeout, "time to write one reply")
