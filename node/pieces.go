@@ -359,7 +359,10 @@ func markedRemoving(s *fsm.State, addr string) bool {
 // §3.3), the client is told NO, and renaming INBOX again, to another
 // name, moves the rest.
 func (n *Node) renameLargeInbox(ctx context.Context, addr, to string) (done bool, err error) {
-	if !n.encodingAtLeast(fsm.EncodingJSON4) || fsm.CanonicalFolder(strings.TrimSuffix(to, "/")) == "INBOX" {
+	// The name the folder gets (RFC 9051 §6.3.4, as FolderCreate and
+	// the single entry read it): the MOVEs name it as it was made.
+	to = fsm.CanonicalFolder(strings.TrimSuffix(to, "/"))
+	if !n.encodingAtLeast(fsm.EncodingJSON4) || to == "INBOX" {
 		return false, nil
 	}
 	if f, err := n.state.Folder(addr, "INBOX"); err != nil || f.Messages <= int64(n.cfg.EntryMessages) {

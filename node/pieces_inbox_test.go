@@ -64,3 +64,24 @@ func TestLargeInboxRenameIsSplit(t *testing.T) {
 		}
 	}
 }
+
+// A new name with a trailing separator names the folder without it (RFC
+// 9051 §6.3.4, as the single entry reads it): the pieces move INBOX's
+// messages into the folder they made.
+func TestLargeInboxRenameTrailingSeparator(t *testing.T) {
+	const log2, per = 11, 1000
+	ns := pieceCluster(t, per)
+	ctx := ctxT(t, 2*time.Minute)
+	a := "a@example.com"
+	before := bigFolder(t, ns[0], "INBOX", log2)
+	if err := ns[0].RenameFolder(ctx, a, "INBOX", "Old/"); err != nil {
+		t.Fatalf("rename INBOX to Old/: %v", err)
+	}
+	old, err := ns[0].View(ctx, a, "Old")
+	if err != nil || len(old.Messages) != len(before.Messages) {
+		t.Fatalf("Old holds %d messages, want %d (%v)", len(old.Messages), len(before.Messages), err)
+	}
+	if in, err := ns[0].View(ctx, a, "INBOX"); err != nil || len(in.Messages) != 0 {
+		t.Fatalf("INBOX keeps %d messages (%v)", len(in.Messages), err)
+	}
+}
