@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/text/unicode/norm"
 
 	"powermail/fsm"
 	"powermail/node"
@@ -87,9 +88,16 @@ func (it *importTaken) check(cmd *cobra.Command, cl *clientFlags, rows []node.Ma
 		if err != nil {
 			continue
 		}
-		f, ok := it.forDomain(cmd, cl, a.Domain)[a.Key()]
+		byKey := it.forDomain(cmd, cl, a.Domain)
+		f, ok := byKey[a.Key()]
 		if !ok {
-			continue
+			// From command encoding 13 the mailbox is stored in NFC
+			// whatever form the row spells it in, and a forward made
+			// since is too: the forward of that spelling takes its mail.
+			n, err := fsm.ParseAddress(norm.NFC.String(m.Address))
+			if f, ok = byKey[n.Key()]; err != nil || !ok {
+				continue
+			}
 		}
 		if it.warned++; it.warned <= maxImportWarnings {
 			warnTaken(cmd.ErrOrStderr(), m.Address, f)

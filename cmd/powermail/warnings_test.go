@@ -101,3 +101,24 @@ func TestImportWarnsOfForwardsTakingMail(t *testing.T) {
 		t.Errorf("23 taken mailboxes: %d named, want 20 and a count of 3 more:\n%s", n, errOut)
 	}
 }
+
+// A row that spells its address in another Unicode form than the
+// forward's is the same mailbox: names are stored in NFC, so the
+// mailbox it makes is the forward's address, and import warns of it
+// as mailbox add does.
+func TestImportWarnsOfForwardsTakingMailInAnotherForm(t *testing.T) {
+	p := startSolo(t)
+	mustCLI(t, "mailbox", "add", "bob@example.com", "--no-password", "--addr", p.admin)
+	mustCLI(t, "forward", "add", "\u00e9mile@example.com", "--to", "bob@example.com", "--addr", p.admin)
+	_, errOut, err := cli(t, "e\u0301mile@example.com,\n", "mailbox", "import", "-", "--allow-no-password", "--addr", p.admin)
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, errOut)
+	}
+	if !strings.Contains(errOut, "gets none of its mail while the forward \u00e9mile@example.com -> bob@example.com stands") {
+		t.Errorf("import of e\u0301mile@ where the forward \u00e9mile@ stands: stderr %q", errOut)
+	}
+	out := mustCLI(t, "mailbox", "ls", "example.com", "--addr", p.admin)
+	if !strings.Contains(out, "\u00e9mile@example.com") {
+		t.Errorf("mailbox ls after the import:\n%s", out)
+	}
+}
