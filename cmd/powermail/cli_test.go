@@ -50,7 +50,26 @@ type proc struct {
 	extra                    []string // the last start's extra flags, for restarts
 	first                    []string // the first start's, where a restart adds to them
 	cmd                      *exec.Cmd
-	log                      *bytes.Buffer
+	log                      *procLog
+}
+
+// procLog is a process's output: written by exec's copying goroutine
+// while the test reads it (waitLog), so it is locked.
+type procLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *procLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *procLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 // issued remembers the ports freeAddr handed out in this test binary: the
@@ -113,7 +132,7 @@ func (p *proc) start(t *testing.T, extra ...string) {
 	args := append([]string{"server", "--id", p.id, "--data", p.data, "--cluster", p.cluster, "--admin", p.admin}, extra...)
 	p.cmd = exec.Command(cmp.Or(p.bin, binary), args...)
 	p.cmd.Env = append(os.Environ(), "POWERMAIL_SECRET="+cliSecret)
-	p.log = &bytes.Buffer{}
+	p.log = &procLog{}
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
