@@ -320,7 +320,43 @@ func alive(dir, id string) bool {
 		return false
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
-	return err == nil && syscall.Kill(pid, 0) == nil
+	return err == nil && syscall.Kill(pid, 0) == nil && isNode(dir, id, pid)
+}
+
+// isNode reports whether process pid is node id of dir: its command line
+// has --id id and --data dir/id (relative to its working directory). A
+// node that died leaves its pid file, and the system may give that pid
+// to another process, which must not be taken for the node, nor sent
+// its SIGTERM. Where /proc cannot tell, the pid is trusted as before.
+func isNode(dir, id string, pid int) bool {
+	proc := filepath.Join("/proc", strconv.Itoa(pid))
+	raw, err := os.ReadFile(filepath.Join(proc, "cmdline"))
+	if err != nil {
+		return errors.Is(err, os.ErrNotExist) && !procMounted()
+	}
+	args := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+	cwd, _ := os.Readlink(filepath.Join(proc, "cwd"))
+	want, _ := filepath.Abs(filepath.Join(dir, id))
+	hasID, hasData := false, false
+	for i := 0; i+1 < len(args); i++ {
+		switch args[i] {
+		case "--id":
+			hasID = hasID || args[i+1] == id
+		case "--data":
+			data := args[i+1]
+			if !filepath.IsAbs(data) {
+				data = filepath.Join(cwd, data)
+			}
+			hasData = hasData || filepath.Clean(data) == want
+		}
+	}
+	return hasID && hasData
+}
+
+// procMounted reports whether /proc describes processes here.
+func procMounted() bool {
+	_, err := os.Stat("/proc/self/cmdline")
+	return err == nil
 }
 
 // stopCluster is devcluster stop: stop, and a word when no node was
@@ -350,7 +386,7 @@ func stop(w io.Writer, dir string, ns []devNode) (int, error) {
 			continue
 		}
 		pid, _ := strconv.Atoi(strings.TrimSpace(string(raw)))
-		if pid <= 0 || syscall.Kill(pid, syscall.SIGTERM) != nil {
+		if pid <= 0 || !isNode(dir, n.id, pid) || syscall.Kill(pid, syscall.SIGTERM) != nil {
 			fmt.Fprintf(w, "%s was not running (its pid file named %q); removed the pid file\n", n.id, strings.TrimSpace(string(raw)))
 			os.Remove(path)
 			continue

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -100,5 +101,38 @@ func TestStopSaysWhenNothingRan(t *testing.T) {
 	}
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
 		t.Errorf("the stale pid file is still there: %v", err)
+	}
+}
+
+// TestStopLeavesAProcessThatReusedAPid: a node that died leaves its pid
+// file, and the system may give that pid to another process, which stop
+// then sent SIGTERM. Only a process that is this node (its --id and
+// --data) is signalled; another is left running and the file removed.
+func TestStopLeavesAProcessThatReusedAPid(t *testing.T) {
+	dir := t.TempDir()
+	other := exec.Command("sleep", "60")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Process.Kill(); other.Wait() })
+	pidFile := filepath.Join(dir, "n1.pid")
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(other.Process.Pid)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if alive(dir, "n1") {
+		t.Error("alive took another process for n1")
+	}
+	var out strings.Builder
+	if err := stopCluster(&out, dir, nodes(3, 0)); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if err := other.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("stop signalled the process that reused n1's pid: %v (said %q)", err, out.String())
+	}
+	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+		t.Errorf("n1's pid file is still there: %v", err)
+	}
+	if got := out.String(); !strings.Contains(got, "n1 was not running") {
+		t.Errorf("stop said %q", got)
 	}
 }
