@@ -186,13 +186,5 @@ func TestFollowerWithoutRoomToRestoreInstallsWhenRoomReturns(t *testing.T) {
 		t.Fatalf("n3's state directories after the refusal: %v; want its own only", dirs)
 	}
 	budget.Store(reserve + 10*size)
-	waitFor(t, 20*time.Second, "n3 to install the snapshot", func() bool {
-		_, err := n3.State().Mailbox("u99@example.com")
-		return err == nil && testutilCounter(n3.metrics.restores) >= 1
-	})
-	if left := partials(t, filepath.Join(cfg.DataDir, "raft")); len(left) != 0 {
-		t.Fatalf("partial snapshots left on n3: %v", left)
-	}
-	mustApply(t, n3, addMailbox("via-n3@example.com"))
-	c.readEverywhere("via-n3@example.com")
+	installsAndServes(t, c, n3)
 }

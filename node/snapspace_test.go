@@ -74,6 +74,22 @@ func partials(t *testing.T, dir string) []string {
 	return tmps
 }
 
+// installsAndServes waits for n3 to install the snapshot that holds
+// u99@, then checks that no partial snapshot is left in its raft
+// directory and that a write through it reaches every node.
+func installsAndServes(t *testing.T, c *testCluster, n3 *Node) {
+	t.Helper()
+	waitFor(t, 20*time.Second, "n3 to install the snapshot", func() bool {
+		_, err := n3.State().Mailbox("u99@example.com")
+		return err == nil && testutilCounter(n3.metrics.restores) >= 1
+	})
+	if left := partials(t, filepath.Join(n3.cfg.DataDir, "raft")); len(left) != 0 {
+		t.Fatalf("partial snapshots left on n3: %v", left)
+	}
+	mustApply(t, n3, addMailbox("via-n3@example.com"))
+	c.readEverywhere("via-n3@example.com")
+}
+
 // A snapshot stream received from the leader is refused once writing
 // it would leave less than the reserve free: the partial snapshot is
 // removed, the earlier one stays whole, and the refusal is a wrapped
@@ -218,15 +234,7 @@ func TestFollowerAtItsReserveInstallsWhenRoomReturns(t *testing.T) {
 		t.Fatalf("n3 keeps snapshots %+v, %v; want none", list, err)
 	}
 	full.Store(false)
-	waitFor(t, 20*time.Second, "n3 to install the snapshot", func() bool {
-		_, err := n3.State().Mailbox("u99@example.com")
-		return err == nil && testutilCounter(n3.metrics.restores) >= 1
-	})
-	if left := partials(t, filepath.Join(cfg.DataDir, "raft")); len(left) != 0 {
-		t.Fatalf("partial snapshots left on n3: %v", left)
-	}
-	mustApply(t, n3, addMailbox("via-n3@example.com"))
-	c.readEverywhere("via-n3@example.com")
+	installsAndServes(t, c, n3)
 }
 
 // A leader at its reserve spills no view of its state for a follower
