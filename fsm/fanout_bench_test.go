@@ -11,15 +11,8 @@ import (
 // domain, and a forward all@ naming every list: mail to all@ reaches
 // lists*per mailboxes, a company-wide list of department lists.
 func fanOutDirectory(b *testing.B, lists, per int) *State {
-	s := loadDirectory(b, 0)
-	idx := uint64(100)
-	apply := func(c Command) {
-		data, _ := Encode(c)
-		idx++
-		if r := s.ApplyBatch([]Entry{{Index: idx, Data: data}}); r[0].Err != nil {
-			b.Fatal(r[0].Err)
-		}
-	}
+	a := newApplier(b)
+	apply := a.must
 	apply(&DomainAdd{Name: "fan.example"})
 	var top []string
 	for l := 0; l < lists; l++ {
@@ -35,7 +28,7 @@ func fanOutDirectory(b *testing.B, lists, per int) *State {
 		top = append(top, fw.Address)
 	}
 	apply(&ForwardAdd{Address: "all@fan.example", Targets: top})
-	return s
+	return a.s
 }
 
 // BenchmarkResolveFanOut is the RCPT-time lookup of an address that
