@@ -90,4 +90,12 @@ func TestResolveFanOutListsEachOnce(t *testing.T) {
 	if !slices.Equal(r.Removing, want[2*listScan-1:2*listScan]) {
 		t.Errorf("being removed %v", r.Removing)
 	}
+	if r.Own != "" {
+		t.Errorf("a forward's resolution names %q its own mailbox", r.Own)
+	}
+	for _, addr := range []string{"m3@fan.example", "M3+x@fan.example"} {
+		if r, err := a.s.Resolve(addr); err != nil || r.Own != "m3@fan.example" {
+			t.Errorf("%s: own mailbox %q (%v), want m3@fan.example", addr, r.Own, err)
+		}
+	}
 }

@@ -21,6 +21,12 @@ type Resolution struct {
 	// (Mailbox.Removing): Deliver refuses them, so RCPT refuses them
 	// first, for a while.
 	Removing []string `json:"removing,omitempty"`
+	// Own is the address's own mailbox among Mailboxes (found under its
+	// spelling, its NFC or its sub-address base; kept beside a forward
+	// with keep_copy), "" when the mail reaches only a forward's targets.
+	// RCPT gates on it as on a single mailbox, and lets a list's members
+	// pass one another (node).
+	Own string `json:"own,omitempty"`
 }
 
 type resolution struct {
@@ -250,6 +256,9 @@ func (res *resolution) expandExact(r pebble.Reader, a Address, depth int) (bool,
 	}
 	res.pass(a)
 	res.add(&res.Mailboxes, mb.Address)
+	if depth == 0 {
+		res.Own = mb.Address
+	}
 	if mb.QuotaBytes > 0 && mb.UsedBytes >= mb.QuotaBytes {
 		res.add(&res.OverQuota, mb.Address)
 	}

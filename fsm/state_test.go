@@ -132,7 +132,7 @@ func TestForwardLoopsAndResolve(t *testing.T) {
 
 	checks := map[string]Resolution{
 		"team@example.com":    {Mailboxes: []string{"a@example.com", "b@example.com"}, External: []string{"x@elsewhere.net", "partner@elsewhere.net"}},
-		"A+news@Example.com":  {Mailboxes: []string{"a@example.com"}},
+		"A+news@Example.com":  {Mailboxes: []string{"a@example.com"}, Own: "a@example.com"},
 		"unknown@example.com": {Mailboxes: []string{"a@example.com"}},
 	}
 	for addr, want := range checks {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"time"
 
 	"powermail/fsm"
@@ -154,6 +155,18 @@ const (
 // waiting for ever); with resolveRemoving, a mailbox being removed
 // refuses for as long as the removal runs (a bounce too: the commit
 // would refuse it, and the queue tries it again).
+//
+// The address's own mailbox (fsm.Resolution.Own; a mailbox, or one
+// kept beside a forward with keep_copy) refuses the address as before.
+// A forward's members do not hold one another up: one being removed or
+// over its quota would otherwise hold a list's mail for everyone (a list
+// of thousands nearly always has a full mailbox in it). A member being
+// removed is left out (its mail would go with it), a member over its
+// quota gets the list's message all the same, as a mailbox just under
+// its quota gets a message that takes it past (the quota is checked at
+// RCPT, not at commit): nothing is lost, and only a list's messages pass
+// it. An address none of whose places could take the message is
+// refused as a single mailbox is.
 func (n *Node) resolveLocal(rcpt string, gates resolveGates) (Resolution, error) {
 	res, err := n.state.Resolve(asciiAddress(rcpt))
 	switch {
@@ -166,13 +179,36 @@ func (n *Node) resolveLocal(rcpt string, gates resolveGates) (Resolution, error)
 	case err != nil:
 		return Resolution{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
+	out := Resolution{Mailboxes: res.Mailboxes, External: res.External}
 	if gates&resolveRemoving != 0 && len(res.Removing) > 0 {
-		return Resolution{}, fmt.Errorf("%w: %s", ErrMailboxRemoving, res.Removing[0])
+		out.Mailboxes = leaveOut(out.Mailboxes, res.Removing)
+		if slices.Contains(res.Removing, res.Own) || len(out.Mailboxes)+len(out.External) == 0 {
+			return Resolution{}, fmt.Errorf("%w: %s", ErrMailboxRemoving, res.Removing[0])
+		}
 	}
-	if gates&resolveQuota != 0 && len(res.OverQuota) > 0 {
+	if gates&resolveQuota != 0 && len(res.OverQuota) > 0 &&
+		(slices.Contains(res.OverQuota, res.Own) || len(leaveOut(out.Mailboxes, res.OverQuota))+len(out.External) == 0) {
 		return Resolution{}, fmt.Errorf("%w: %s", ErrOverQuota, res.OverQuota[0])
 	}
-	return Resolution{Mailboxes: res.Mailboxes, External: res.External}, nil
+	return out, nil
+}
+
+// leaveOut is boxes without those in drop, in their order.
+func leaveOut(boxes, drop []string) []string {
+	if len(drop) == 0 {
+		return boxes
+	}
+	gone := make(map[string]bool, len(drop))
+	for _, d := range drop {
+		gone[d] = true
+	}
+	var out []string
+	for _, b := range boxes {
+		if !gone[b] {
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 // Deliver stores the body on this node and, at the same time, on R-1
