@@ -157,8 +157,44 @@ func (f budgetFS) GetDiskUsage(path string) (vfs.DiskUsage, error) {
 // to install it: no new state is left, and the state stays as it was.
 // raft sends again, and the follower installs once room returns.
 func TestFollowerWithoutRoomToRestoreInstallsWhenRoomReturns(t *testing.T) {
-	const reserve = 1 << 20
-	c := &testCluster{t: t, dir: t.TempDir(), nodes: map[string]*Node{}, tune: fastRaft()}
+	c, n3, _, budget, size := followerRefusingRestore(t)
+	budget.Store(restoreReserve + 10*size)
+	installsAndServes(t, c, n3)
+}
+
+// A follower that refused to install a snapshot for want of room keeps
+// raft's copy of it, and restarted it must install that copy before it
+// can run (the log before it is gone). At start the install may use the
+// reserve, which is kept for such work: a node up at its reserve serves
+// reads and refuses body writes, where one that did not start serves
+// nothing. It used to refuse to start.
+func TestRestartAtItsReserveInstallsTheReceivedSnapshot(t *testing.T) {
+	c, n3, cfg, _, _ := followerRefusingRestore(t)
+	list, err := n3.snaps.List()
+	if err != nil || len(list) == 0 || list[0].Index <= n3.State().Applied() {
+		t.Fatalf("n3 holds no snapshot ahead of its state: %+v, %v", list, err)
+	}
+	cfg.ClusterAddr, cfg.AdminAddr = n3.ClusterAddr(), n3.AdminAddr()
+	if err := n3.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n3 = c.startWith(cfg) // the same disk, still short of room
+	if _, err := n3.State().Mailbox("u99@example.com"); err != nil {
+		t.Fatalf("n3 started without the snapshot it held: %v", err)
+	}
+}
+
+// restoreReserve is the free-space reserve of followerRefusingRestore's
+// follower.
+const restoreReserve = 1 << 20
+
+// followerRefusingRestore starts a compacted pair and a third node whose
+// disk has room above its reserve for the leader's snapshot and half as
+// much again, not for the state built from it as well, and returns once
+// it has refused to install it; cfg is its configuration, budget sets
+// its room, size is the snapshot's.
+func followerRefusingRestore(t *testing.T) (c *testCluster, n3 *Node, cfg Config, budget *atomic.Int64, size int64) {
+	c = &testCluster{t: t, dir: t.TempDir(), nodes: map[string]*Node{}, tune: fastRaft()}
 	t.Cleanup(c.closeAll)
 	l := c.compactedPair()
 	list, err := l.snaps.List()
@@ -170,13 +206,13 @@ func TestFollowerWithoutRoomToRestoreInstallsWhenRoomReturns(t *testing.T) {
 		t.Fatal(err)
 	}
 	rc.Close()
-	size := meta.Size
-	budget := new(atomic.Int64)
-	budget.Store(reserve + size + size/2)
-	cfg := c.config("n3", false, l.AdminAddr())
-	cfg.MinFreeBytes = reserve
+	size = meta.Size
+	budget = new(atomic.Int64)
+	budget.Store(restoreReserve + size + size/2)
+	cfg = c.config("n3", false, l.AdminAddr())
+	cfg.MinFreeBytes = restoreReserve
 	cfg.BodyFS = budgetFS{FS: vfs.Default, dir: filepath.Join(cfg.DataDir, "raft", "snapshots"), budget: budget}
-	n3 := c.startWith(cfg)
+	n3 = c.startWith(cfg)
 	waitFor(t, 10*time.Second, "n3 to refuse the snapshot", func() bool { return testutilCounter(n3.metrics.snapsRefused) > 0 })
 	time.Sleep(time.Second) // raft tries again meanwhile
 	if _, err := n3.State().Mailbox("u99@example.com"); err == nil || testutilCounter(n3.metrics.restores) != 0 {
@@ -185,6 +221,5 @@ func TestFollowerWithoutRoomToRestoreInstallsWhenRoomReturns(t *testing.T) {
 	if dirs := stateDirs(t, filepath.Join(cfg.DataDir, "fsm")); len(dirs) != 1 {
 		t.Fatalf("n3's state directories after the refusal: %v; want its own only", dirs)
 	}
-	budget.Store(reserve + 10*size)
-	installsAndServes(t, c, n3)
+	return c, n3, cfg, budget, size
 }
