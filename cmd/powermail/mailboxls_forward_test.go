@@ -103,6 +103,16 @@ func TestMailboxMailColumn(t *testing.T) {
 		{node.MailboxView{Removing: true, HasForward: true, ForwardTargetsGone: true}, "refused: its forward's targets are gone"},
 		{node.MailboxView{HasForward: true, ForwardKeepsCopy: true, ForwardTargetsGone: true}, "accepted, its forward's targets are gone"},
 		{node.MailboxView{Removing: true, HasForward: true, ForwardKeepsCopy: true, ForwardTargetsGone: true}, "refused: being removed"},
+		// RCPT answers 452 4.2.2 for a mailbox at or past its quota (as
+		// for one that keeps a copy beside its forward), until mail is
+		// deleted or the quota raised; a forward that takes the mail
+		// does not reach it.
+		{node.MailboxView{QuotaBytes: 10, UsedBytes: 10}, "refused: over quota"},
+		{node.MailboxView{QuotaBytes: 10, UsedBytes: 9}, "accepted"},
+		{node.MailboxView{UsedBytes: 99}, "accepted"},
+		{node.MailboxView{QuotaBytes: 10, UsedBytes: 11, HasForward: true}, "forwarded"},
+		{node.MailboxView{QuotaBytes: 10, UsedBytes: 11, HasForward: true, ForwardKeepsCopy: true}, "refused: over quota"},
+		{node.MailboxView{QuotaBytes: 10, UsedBytes: 11, Removing: true}, "refused: being removed"},
 	} {
 		if got := mailColumn(tc.m); got != tc.want {
 			t.Errorf("%+v: %q, want %q", tc.m, got, tc.want)
