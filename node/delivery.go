@@ -183,14 +183,23 @@ func (n *Node) resolveLocal(rcpt string, gates resolveGates) (Resolution, error)
 	if gates&resolveRemoving != 0 && len(res.Removing) > 0 {
 		out.Mailboxes = leaveOut(out.Mailboxes, res.Removing)
 		if slices.Contains(res.Removing, res.Own) || len(out.Mailboxes)+len(out.External) == 0 {
-			return Resolution{}, fmt.Errorf("%w: %s", ErrMailboxRemoving, res.Removing[0])
+			return Resolution{}, fmt.Errorf("%w: %s", ErrMailboxRemoving, refusing(res.Own, res.Removing))
 		}
 	}
 	if gates&resolveQuota != 0 && len(res.OverQuota) > 0 &&
 		(slices.Contains(res.OverQuota, res.Own) || len(leaveOut(out.Mailboxes, res.OverQuota))+len(out.External) == 0) {
-		return Resolution{}, fmt.Errorf("%w: %s", ErrOverQuota, res.OverQuota[0])
+		return Resolution{}, fmt.Errorf("%w: %s", ErrOverQuota, refusing(res.Own, res.OverQuota))
 	}
 	return out, nil
+}
+
+// refusing names the mailbox of boxes that refuses an address: its own
+// when that is among them, else the first.
+func refusing(own string, boxes []string) string {
+	if slices.Contains(boxes, own) {
+		return own
+	}
+	return boxes[0]
 }
 
 // leaveOut is boxes without those in drop, in their order.
