@@ -136,3 +136,46 @@ func TestStopLeavesAProcessThatReusedAPid(t *testing.T) {
 		t.Errorf("stop said %q", got)
 	}
 }
+
+// TestStopSignalsANodeStartedThroughASymlinkedDirectory: make run from a
+// directory reached through a symlink starts each node with a relative
+// --data in that directory. The node's /proc cwd is the real path, while
+// the devcluster's own working directory reads as the symlinked one
+// ($PWD), so the node was taken for another process: run started a
+// second cluster over it and stop left it running.
+func TestStopSignalsANodeStartedThroughASymlinkedDirectory(t *testing.T) {
+	real := t.TempDir()
+	link := filepath.Join(t.TempDir(), "checkout")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(link)
+	dir := "run"
+	if err := os.MkdirAll(filepath.Join(dir, "n1"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// A shell that stays a shell (two commands), with the node's flags
+	// on its command line as devcluster passes them.
+	node := exec.Command("sh", "-c", "sleep 60; true", "powermail", "server",
+		"--id", "n1", "--data", filepath.Join(dir, "n1"))
+	if err := node.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { node.Wait(); close(exited) }() // reaped, or stop waits for the zombie
+	t.Cleanup(func() { node.Process.Kill(); <-exited })
+	pidFile := filepath.Join(dir, "n1.pid")
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(node.Process.Pid)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !alive(dir, "n1") {
+		t.Error("alive did not take the node started in a symlinked directory for n1")
+	}
+	var out strings.Builder
+	if err := stopCluster(&out, dir, nodes(1, 0)); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if got := out.String(); !strings.Contains(got, "stopped n1") {
+		t.Errorf("stop said %q of a running n1", got)
+	}
+}
