@@ -324,10 +324,11 @@ func alive(dir, id string) bool {
 }
 
 // isNode reports whether process pid is node id of dir: its command line
-// has --id id and --data dir/id (relative to its working directory). A
-// node that died leaves its pid file, and the system may give that pid
-// to another process, which must not be taken for the node, nor sent
-// its SIGTERM. Where /proc cannot tell, the pid is trusted as before.
+// has --id id and --data naming dir/id (relative to its working
+// directory). A node that died leaves its pid file, and the system may
+// give that pid to another process, which must not be taken for the
+// node, nor sent its SIGTERM. Where /proc cannot tell, the pid is
+// trusted as before.
 func isNode(dir, id string, pid int) bool {
 	proc := filepath.Join("/proc", strconv.Itoa(pid))
 	raw, err := os.ReadFile(filepath.Join(proc, "cmdline"))
@@ -335,22 +336,39 @@ func isNode(dir, id string, pid int) bool {
 		return errors.Is(err, os.ErrNotExist) && !procMounted()
 	}
 	args := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
-	cwd, _ := os.Readlink(filepath.Join(proc, "cwd"))
-	want, _ := filepath.Abs(filepath.Join(dir, id))
 	hasID, hasData := false, false
 	for i := 0; i+1 < len(args); i++ {
 		switch args[i] {
 		case "--id":
 			hasID = hasID || args[i+1] == id
 		case "--data":
-			data := args[i+1]
-			if !filepath.IsAbs(data) {
-				data = filepath.Join(cwd, data)
-			}
-			hasData = hasData || filepath.Clean(data) == want
+			hasData = hasData || sameDir(proc, args[i+1], filepath.Join(dir, id))
 		}
 	}
 	return hasID && hasData
+}
+
+// sameDir reports whether data, a --data of process proc (/proc/PID),
+// names want. They are compared as files where both exist: the
+// process's working directory reads from /proc as its real path, while
+// ours may read as a symlinked one ($PWD), so the two spellings of one
+// directory differ. A directory gone is compared by its path.
+func sameDir(proc, data, want string) bool {
+	if !filepath.IsAbs(data) {
+		// The kernel resolves the process's cwd link as it resolves
+		// the process's own relative paths.
+		data = filepath.Join(proc, "cwd", data)
+	}
+	di, derr := os.Stat(data)
+	wi, werr := os.Stat(want)
+	if derr == nil && werr == nil {
+		return os.SameFile(di, wi)
+	}
+	if cwd, err := os.Readlink(filepath.Join(proc, "cwd")); err == nil {
+		data = strings.Replace(data, filepath.Join(proc, "cwd"), cwd, 1)
+	}
+	abs, _ := filepath.Abs(want)
+	return filepath.Clean(data) == abs
 }
 
 // procMounted reports whether /proc describes processes here.
