@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -181,6 +182,35 @@ func TestRestartAtItsReserveInstallsTheReceivedSnapshot(t *testing.T) {
 	n3 = c.startWith(cfg) // the same disk, still short of room
 	if _, err := n3.State().Mailbox("u99@example.com"); err != nil {
 		t.Fatalf("n3 started without the snapshot it held: %v", err)
+	}
+}
+
+// The start-time install may use the reserve, not the whole disk: with
+// less room than the state it builds takes, the install would fill the
+// disk to its last byte, and a write pebble's log fails there is a
+// panic, not an error, which a supervisor repeats at each start. The
+// node refuses to start instead, says why, and keeps its state as it
+// was.
+func TestRestartWithoutRoomForTheSnapshotEvenInTheReserveRefuses(t *testing.T) {
+	c, n3, cfg, budget, size := followerRefusingRestore(t)
+	cfg.ClusterAddr, cfg.AdminAddr = n3.ClusterAddr(), n3.AdminAddr()
+	if err := n3.Close(); err != nil {
+		t.Fatal(err)
+	}
+	delete(c.nodes, "n3")
+	budget.Store(size + size/2) // raft's copy takes size: half the state's room is free
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	n, err := New(ctx, cfg)
+	if err == nil {
+		n.Close()
+		t.Fatal("n3 started, installing a snapshot into less room than it takes")
+	}
+	if !errors.Is(err, ErrSnapshotNoSpace) {
+		t.Errorf("start without room: %v, want %v", err, ErrSnapshotNoSpace)
+	}
+	if dirs := stateDirs(t, filepath.Join(cfg.DataDir, "fsm")); len(dirs) != 1 {
+		t.Errorf("n3's state directories after the refused start: %v; want its own only", dirs)
 	}
 }
 
