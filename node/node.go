@@ -393,12 +393,12 @@ func (n *Node) catchUpFromSnapshot() error {
 	}
 	defer rc.Close()
 	n.log.Warn("state is behind the newest snapshot; installing it", "applied", n.state.Applied(), "snapshot", list[0].Index)
-	// Not held to the free-space reserve, as raft's installs are: the
-	// node cannot run without this one (its log before the snapshot is
-	// gone), and the reserve is kept for such work. A node up at its
-	// reserve serves reads and refuses body writes; one that did not
-	// start serves nothing. A disk really full still fails it.
-	if err := n.state.Restore(rc); err != nil {
+	// Held to a part of the free-space reserve only, where raft's
+	// installs are held to all of it: the node cannot run without this
+	// one (its log before the snapshot is gone), and the reserve is kept
+	// for such work. A node up at its reserve serves reads and refuses
+	// body writes; one that did not start serves nothing.
+	if err := n.snaps.space.atStart().restore(n.state, rc); err != nil {
 		return fmt.Errorf("install snapshot %s: %w", list[0].ID, err)
 	}
 	return nil

@@ -189,6 +189,27 @@ func (sp *snapshotSpace) wait() {
 	}
 }
 
+// startReserveShare is the share of the reserve (1/startReserveShare)
+// an install at start leaves free. What a restore counts is the stream;
+// pebble's log beside the tables it flushes from it takes more for a
+// while, and a write to that log failing for want of room is a panic in
+// pebble, not an error: on a disk filled to its last byte the node would
+// crash at each start, where refused it says why.
+const startReserveShare = 8
+
+// atStart is sp for the install a node must make at start: held to
+// 1/startReserveShare of the reserve, with the size hint sp has (the
+// stream's, which opening it measured). Nil or off, it is sp.
+func (sp *snapshotSpace) atStart() *snapshotSpace {
+	if !sp.on() {
+		return sp
+	}
+	st := &snapshotSpace{reserve: max(sp.reserve/startReserveShare, 1), free: sp.free, log: sp.log,
+		ctx: sp.ctx, refused: sp.refused, now: sp.now}
+	st.measured(sp.hint())
+	return st
+}
+
 // spaceWriter writes a stream through w while the reserve allows.
 type spaceWriter struct {
 	w       io.Writer
