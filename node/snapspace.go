@@ -191,11 +191,13 @@ func (sp *snapshotSpace) wait() {
 
 // startReserveShare is the share of the reserve (1/startReserveShare)
 // an install at start leaves free. What a restore counts is the stream;
-// pebble's log beside the tables it flushes from it takes more for a
-// while, and a write to that log failing for want of room is a panic in
+// pebble's log beside the table it flushes from it takes more for a
+// while (a memtable, 64 MiB by default, written out before its log
+// goes: a third of the default reserve, 85 MiB, holds it and a recheck's
+// worth), and a write to that log failing for want of room is a panic in
 // pebble, not an error: on a disk filled to its last byte the node would
 // crash at each start, where refused it says why.
-const startReserveShare = 8
+const startReserveShare = 3
 
 // atStart is sp for the install a node must make at start: held to
 // 1/startReserveShare of the reserve, with the size hint sp has (the
