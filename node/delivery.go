@@ -114,10 +114,12 @@ func (n *Node) Resolve(ctx context.Context, rcpt string) (Resolution, error) {
 		}
 		return n.resolveBounce(ctx, orig)
 	}
-	res, err := n.resolveLocal(rcpt, resolveQuota|resolveRemoving)
-	if err == nil || errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrMailboxRemoving) {
+	res, left, err := n.resolveGated(rcpt, resolveQuota|resolveRemoving)
+	if err == nil && !left || errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrMailboxRemoving) {
 		return res, err
 	}
+	// A refusal, or a member left out as being removed, may rest on a
+	// mark this node has not yet seen cleared: confirmed on fresh state.
 	if berr := n.Barrier(ctx); berr != nil {
 		return Resolution{}, fmt.Errorf("%w: %v", ErrUnavailable, berr)
 	}
@@ -164,33 +166,43 @@ const (
 // removed is left out (its mail would go with it), a member over its
 // quota gets the list's message all the same, as a mailbox just under
 // its quota gets a message that takes it past (the quota is checked at
-// RCPT, not at commit): nothing is lost, and only a list's messages pass
-// it. An address none of whose places could take the message is
-// refused as a single mailbox is.
+// RCPT, not at commit): nothing is lost, and only mail to an address
+// that reaches other places too passes it (an alias of one mailbox that
+// keeps a copy beside a forward outside is such an address). An address
+// none of whose places could take the message is refused as a single
+// mailbox is. A member left out is confirmed after a read barrier, as a
+// refusal is: the mark may have been cleared where this node lags.
 func (n *Node) resolveLocal(rcpt string, gates resolveGates) (Resolution, error) {
+	res, _, err := n.resolveGated(rcpt, gates)
+	return res, err
+}
+
+// resolveGated is resolveLocal, and reports whether it left a member
+// being removed out of the mailboxes.
+func (n *Node) resolveGated(rcpt string, gates resolveGates) (_ Resolution, left bool, err error) {
 	res, err := n.state.Resolve(asciiAddress(rcpt))
 	switch {
 	case errors.Is(err, fsm.ErrInvalid) && n.remoteLongLocal(rcpt):
-		return Resolution{}, fmt.Errorf("%w: %v", ErrNotLocal, err)
+		return Resolution{}, false, fmt.Errorf("%w: %v", ErrNotLocal, err)
 	case errors.Is(err, fsm.ErrNotFound), errors.Is(err, fsm.ErrInvalid), errors.Is(err, fsm.ErrForwardLoop):
-		return Resolution{}, fmt.Errorf("%w: %v", ErrUnknownRecipient, err)
+		return Resolution{}, false, fmt.Errorf("%w: %v", ErrUnknownRecipient, err)
 	case errors.Is(err, fsm.ErrNotLocal):
-		return Resolution{}, fmt.Errorf("%w: %v", ErrNotLocal, err)
+		return Resolution{}, false, fmt.Errorf("%w: %v", ErrNotLocal, err)
 	case err != nil:
-		return Resolution{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return Resolution{}, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	out := Resolution{Mailboxes: res.Mailboxes, External: res.External}
 	if gates&resolveRemoving != 0 && len(res.Removing) > 0 {
-		out.Mailboxes = leaveOut(out.Mailboxes, res.Removing)
+		out.Mailboxes, left = leaveOut(out.Mailboxes, res.Removing), true
 		if slices.Contains(res.Removing, res.Own) || len(out.Mailboxes)+len(out.External) == 0 {
-			return Resolution{}, fmt.Errorf("%w: %s", ErrMailboxRemoving, refusing(res.Own, res.Removing))
+			return Resolution{}, false, fmt.Errorf("%w: %s", ErrMailboxRemoving, refusing(res.Own, res.Removing))
 		}
 	}
 	if gates&resolveQuota != 0 && len(res.OverQuota) > 0 &&
 		(slices.Contains(res.OverQuota, res.Own) || len(leaveOut(out.Mailboxes, res.OverQuota))+len(out.External) == 0) {
-		return Resolution{}, fmt.Errorf("%w: %s", ErrOverQuota, refusing(res.Own, res.OverQuota))
+		return Resolution{}, false, fmt.Errorf("%w: %s", ErrOverQuota, refusing(res.Own, res.OverQuota))
 	}
-	return out, nil
+	return out, left, nil
 }
 
 // refusing names the mailbox of boxes that refuses an address: its own
