@@ -42,7 +42,13 @@ func pop3TestAuth(store frontend.PasswordChecker, allowInsecure bool) *frontend.
 // ErrServerClosed.
 func pop3Serve(t testing.TB, store frontend.MailStore, auth *frontend.Authenticator, cfg frontend.POP3Config, implicitTLS bool) (*frontend.POP3Server, string) {
 	t.Helper()
-	srv := frontend.NewPOP3Server(store, auth, cfg, slog.New(slog.DiscardHandler))
+	return pop3ServeLogging(t, store, auth, cfg, implicitTLS, slog.New(slog.DiscardHandler))
+}
+
+// pop3ServeLogging is pop3Serve with the server logging to log.
+func pop3ServeLogging(t testing.TB, store frontend.MailStore, auth *frontend.Authenticator, cfg frontend.POP3Config, implicitTLS bool, log *slog.Logger) (*frontend.POP3Server, string) {
+	t.Helper()
+	srv := frontend.NewPOP3Server(store, auth, cfg, log)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)

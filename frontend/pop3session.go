@@ -102,6 +102,7 @@ type pop3Session struct {
 	lockCancel context.CancelFunc // ends the lock's lease context
 	buf        []byte             // body read buffer, allocated on first RETR
 	account    accountCheck       // does the login still hold? (pop3revoke.go)
+	updated    bool               // QUIT's UPDATE state committed the deletions
 }
 
 // handle runs one connection to its end and releases everything it
@@ -138,6 +139,30 @@ func (s *POP3Server) handle(tc *trackedConn, implicitTLS bool) {
 		}
 	}
 	ss.run()
+	ss.logSummary()
+}
+
+// logSummary logs what a session that logged in did, one line when it
+// ends, as an administrator reads a POP3 server's log for a user who
+// says mail went missing: how many messages the maildrop held, how many
+// were retrieved whole and deleted, and whether QUIT committed the
+// deletions (a session cut off commits none, RFC 1939 §6).
+func (ss *pop3Session) logSummary() {
+	if ss.addr == "" {
+		return
+	}
+	var size, retr, retrBytes, del, delBytes int64
+	for _, m := range ss.msgs {
+		size += m.size
+		if m.retrieved {
+			retr, retrBytes = retr+1, retrBytes+m.size
+		}
+		if m.deleted {
+			del, delBytes = del+1, delBytes+m.size
+		}
+	}
+	ss.log.Info("pop3: session ended", "user", ss.addr, "messages", len(ss.msgs), "bytes", size,
+		"retrieved", retr, "retrieved_bytes", retrBytes, "deleted", del, "deleted_bytes", delBytes, "committed", ss.updated)
 }
 
 // setConn (re)builds the buffered reader and writer over c.
@@ -501,6 +526,7 @@ func (ss *pop3Session) quitCommand() {
 	// Release before replying, so that a client that reconnects at once
 	// does not find its own lock.
 	ss.releaseLock()
+	ss.updated = true
 	n, _ := ss.totals()
 	ss.ok("%s POP3 server signing off (%s left)", ss.srv.cfg.Hostname, pop3Count(n))
 }
