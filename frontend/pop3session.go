@@ -24,6 +24,12 @@ const pop3Maildrop = "INBOX"
 // before the connection is closed instead.
 const pop3MaxDrain = 64 << 10
 
+// pop3EndlessText is the last reply to a line longer than pop3MaxDrain,
+// as SMTP answers 500 5.4.0 and IMAP BYE [TOOBIG] before closing. No
+// RFC 2449/3206 response code fits: SYS/TEMP and SYS/PERM are the
+// server's troubles, AUTH the credentials', and this is the client's.
+const pop3EndlessText = "line too long, closing connection"
+
 // pop3FreeListings is how many CAPA and bare AUTH listings a client may
 // ask for before login without their counting as bad commands: enough
 // for both before and after STLS (RFC 2595 §4 has the client ask again).
@@ -222,6 +228,9 @@ func (ss *pop3Session) run() {
 		case errors.Is(err, errPOP3LineTooLong):
 			ss.badCommand("line too long")
 			ss.srv.cmds.count("", pop3Err)
+		case errors.Is(err, errPOP3Flood):
+			ss.readFailed(err)
+			ss.srv.cmds.count("", pop3Err)
 		case err != nil:
 			ss.readFailed(err)
 		default:
@@ -243,8 +252,17 @@ func (ss *pop3Session) run() {
 // readFailed ends the session after a read failed. EOF, a lost
 // connection or the autologout timer close it without a reply and
 // without the UPDATE state (RFC 1939 §3); a client that has used up
-// PreAuthTimeout without logging in is told so first.
+// PreAuthTimeout without logging in, or sent a line past pop3MaxDrain
+// (RFC 2449 §4 bounds command lines), is told so first. The client may
+// still be sending that line: the reply is written before the close,
+// and a client that reads it gets it, as with SMTP's and IMAP's.
 func (ss *pop3Session) readFailed(err error) {
+	if errors.Is(err, errPOP3Flood) {
+		ss.log.Debug("pop3: line without end, closing", "read", pop3MaxDrain)
+		ss.errReply(pop3EndlessText)
+		ss.quit = true
+		return
+	}
 	if ss.state == pop3Authorization && ss.preAuth.expired() {
 		ss.log.Debug("pop3: no login in time, closing", "limit", ss.srv.cfg.PreAuthTimeout)
 		ss.errReply(pop3PreAuthText)
