@@ -453,11 +453,15 @@ func (ss *pop3Session) command(line string) {
 }
 
 // capa answers CAPA (RFC 2449 §5). What is offered depends on the state
-// and on whether a plaintext password may be sent now.
+// and on whether a plaintext password may be sent now. EXPIRE NEVER
+// (§6.7): the server deletes no message on its own, so a client that
+// leaves mail on the server may count on it staying. LOGIN-DELAY (§6.5)
+// is not offered: no delay between logins is enforced (failed ones are
+// slowed by the Authenticator).
 func (ss *pop3Session) capa() {
 	ss.listing()
 	ss.ok("capability list follows")
-	for _, c := range []string{"TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"} {
+	for _, c := range []string{"TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING", "EXPIRE NEVER"} {
 		ss.line(c)
 	}
 	if ss.state == pop3Authorization {
