@@ -374,7 +374,7 @@ func (n *Node) renameLargeInbox(ctx context.Context, addr, to string) (done bool
 	if err != nil || len(v.Messages) <= n.cfg.EntryMessages {
 		return false, nil
 	}
-	var made Folder
+	var made Folder // as CreateFolder makes it (encoding 4 or more, above)
 	create := &fsm.FolderCreate{Mailbox: addr, Name: to, Distinct: true}
 	if err := n.applyAccess(ctx, create, &made); err != nil {
 		return true, err
@@ -401,11 +401,13 @@ func (n *Node) dropMadeFolder(ctx context.Context, addr string, made Folder, cau
 	defer cancel()
 	f, err := n.Folder(ctx, addr, made.Name)
 	switch {
+	case errors.Is(err, ErrNoFolder), err == nil && (f.ID != made.ID || f.UIDValidity != made.UIDValidity):
+		return // deleted or renamed by another session meanwhile: not ours to delete
 	case err != nil:
 		n.log.Warn("rename of INBOX failed and the folder it made could not be read: it may be left",
 			"mailbox", addr, "folder", made.Name, "cause", cause, "err", err)
 		return
-	case f.ID != made.ID || f.UIDValidity != made.UIDValidity || f.UIDNext != made.UIDNext || f.Messages != 0:
+	case f.UIDNext != made.UIDNext || f.Messages != 0:
 		n.log.Info("rename of INBOX failed part way: its folder keeps what was moved", "mailbox", addr, "folder", made.Name, "cause", cause)
 		return
 	}
