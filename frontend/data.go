@@ -156,18 +156,19 @@ func (s *session) refuseContent(body *bodyReader, refused *smtp.SMTPError, start
 // mailbox is listed for a failure notice, since the reply after the dot
 // cannot report a mailbox the commit refuses beside one that took the
 // message (node/dsnrefused.go); without a NOTIFY, RCPTs want failures
-// reported (RFC 3461 §4.1).
+// reported (RFC 3461 §4.1). A RCPT that left a full member out is
+// listed over either protocol: no reply names that member.
 func (tx *txn) dsnRequest(oneReply bool) *node.DSNRequest {
 	asked := tx.envID != "" || tx.ret != ""
-	req := &node.DSNRequest{EnvID: tx.envID, Ret: tx.ret}
+	req := &node.DSNRequest{EnvID: tx.envID, Ret: tx.ret, PerRecipient: !oneReply}
 	for _, rc := range tx.rcpts {
 		asked = asked || len(rc.notify) > 0 || rc.orcpt != ""
 		nr := node.NotifyRcpt{Address: rc.addr, ORCPT: rc.orcpt, Notify: strings.Join(rc.notify, ","),
-			Mailboxes: slices.Clone(rc.boxes), External: len(rc.ext)}
+			Mailboxes: slices.Clone(rc.boxes), External: len(rc.ext), Full: rc.full, FullMore: rc.fullMore}
 		if slices.Contains(rc.notify, string(smtp.DSNNotifySuccess)) {
 			req.Success = append(req.Success, nr)
 		}
-		if oneReply && len(rc.boxes) > 0 {
+		if oneReply && len(rc.boxes) > 0 || len(rc.full) > 0 || rc.fullMore > 0 {
 			req.Failure = append(req.Failure, nr)
 		}
 	}

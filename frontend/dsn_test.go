@@ -100,7 +100,8 @@ func waitInbox(t *testing.T, n *node.Node, box string, want int) []string {
 // any asked), and no SUCCESS past an expansion to several targets (RFC
 // 3461 §6.2.7.3). A transaction
 // without DSN parameters asks nothing of them; over SMTP its RCPTs that
-// reached mailboxes are listed for a notice about refusals at commit.
+// reached mailboxes are listed for a notice about refusals at commit,
+// and over SMTP and LMTP those that left a full member out.
 func TestDSNRequestForForwardedTargets(t *testing.T) {
 	tx := &txn{envID: "E1", ret: "HDRS", external: []string{"x@far.net", "y@far.net", "z@far.net"}, rcpts: []rcptEntry{
 		{addr: "alias@example.com", ext: []string{"x@far.net"}, notify: []string{"SUCCESS", "FAILURE"}, orcpt: "rfc822; Alias@example.com"},
@@ -135,5 +136,16 @@ func TestDSNRequestForForwardedTargets(t *testing.T) {
 	}
 	if req := plain.dsnRequest(false); req != nil {
 		t.Fatalf("plain LMTP request %+v", req)
+	}
+	// A RCPT that left a full member out is listed over either
+	// protocol, also when it reached no mailbox: no reply names the
+	// member.
+	plain.rcpts = append(plain.rcpts, rcptEntry{addr: "out@example.com", ext: []string{"x@far.net"}, full: []string{"carol@example.com"}, fullMore: 2})
+	for _, oneReply := range []bool{true, false} {
+		req = plain.dsnRequest(oneReply)
+		last := req.Failure[len(req.Failure)-1]
+		if req.PerRecipient == oneReply || last.Address != "out@example.com" || !slices.Equal(last.Full, []string{"carol@example.com"}) || last.FullMore != 2 {
+			t.Errorf("request (one reply: %v) %+v", oneReply, req)
+		}
 	}
 }

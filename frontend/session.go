@@ -79,6 +79,12 @@ type rcptEntry struct {
 	ext    []string // external targets from Resolve
 	notify []string // NOTIFY= keywords (RFC 3461 §4.1)
 	orcpt  string   // ORCPT= as "type; address" (RFC 3461 §4.2)
+
+	// full are the members Resolve left out as over their quota, and
+	// fullMore the number of those it did not name (node
+	// Resolution.Full): the sender's failure notice names them.
+	full     []string
+	fullMore int
 }
 
 // orcptOf is the RCPT's ORCPT as kept and reported, "type; address"
@@ -94,7 +100,7 @@ func orcptOf(opts *smtp.RcptOptions) string {
 // several addresses is stored once (Promise 5).
 func (tx *txn) addRecipient(addr, sent string, res node.Resolution, opts *smtp.RcptOptions) {
 	boxes := res.Mailboxes
-	rc := rcptEntry{addr: addr, sent: sent, boxes: boxes, ext: res.External}
+	rc := rcptEntry{addr: addr, sent: sent, boxes: boxes, ext: res.External, full: res.Full, fullMore: res.FullMore}
 	if opts != nil {
 		for _, k := range opts.Notify {
 			rc.notify = append(rc.notify, string(k))
@@ -300,7 +306,8 @@ func (s *session) resolve(to string) (node.Resolution, error) {
 	if err == nil && len(res.Mailboxes) == 0 && len(res.External) == 0 {
 		err = errNoMailboxes
 	}
-	return node.Resolution{Mailboxes: slices.Clone(res.Mailboxes), External: slices.Clone(res.External)}, err
+	return node.Resolution{Mailboxes: slices.Clone(res.Mailboxes), External: slices.Clone(res.External),
+		Full: slices.Clone(res.Full), FullMore: res.FullMore}, err
 }
 
 func (s *session) logRefusedRcpt(to string, r *smtp.SMTPError, err error) {

@@ -89,7 +89,18 @@ type DeliveryResult struct {
 type Resolution struct {
 	Mailboxes []string // canonical local mailboxes
 	External  []string // addresses outside the cluster, reached by the outbound queue
+	// Full are the forward's members over their quota, left out of
+	// Mailboxes: the sender is told of them in a failure notice once
+	// the others took the message (dsnrefused.go). At most
+	// MaxFullNamed are named; FullMore counts the rest.
+	Full     []string
+	FullMore int
 }
+
+// MaxFullNamed bounds the full members one Resolution names, and one
+// failure notice: a list of 10,000 full mailboxes gives a notice naming
+// MaxFullNamed of them and the number of the others.
+const MaxFullNamed = 50
 
 // Resolve checks one RCPT address and returns the local mailboxes and
 // external forward targets it expands to. It first reads the local state:
@@ -118,8 +129,9 @@ func (n *Node) Resolve(ctx context.Context, rcpt string) (Resolution, error) {
 	if err == nil && !left || errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrMailboxRemoving) {
 		return res, err
 	}
-	// A refusal, or a member left out as being removed, may rest on a
-	// mark this node has not yet seen cleared: confirmed on fresh state.
+	// A refusal, or a member left out as being removed or full, may rest
+	// on a mark or a use this node has not yet seen cleared: confirmed
+	// on fresh state.
 	if berr := n.Barrier(ctx); berr != nil {
 		return Resolution{}, fmt.Errorf("%w: %v", ErrUnavailable, berr)
 	}
@@ -163,22 +175,23 @@ const (
 // A forward's members do not hold one another up: one being removed or
 // over its quota would otherwise hold a list's mail for everyone (a list
 // of thousands nearly always has a full mailbox in it). A member being
-// removed is left out (its mail would go with it), a member over its
-// quota gets the list's message all the same, as a mailbox just under
-// its quota gets a message that takes it past (the quota is checked at
-// RCPT, not at commit): nothing is lost, and only mail to an address
-// that reaches other places too passes it (an alias of one mailbox that
-// keeps a copy beside a forward outside is such an address). An address
-// none of whose places could take the message is refused as a single
-// mailbox is. A member left out is confirmed after a read barrier, as a
-// refusal is: the mark may have been cleared where this node lags.
+// removed is left out (its mail would go with it). A member over its
+// quota is left out too, and named in Resolution.Full: once the message
+// is stored for the others, the sender gets a failure notice naming it
+// (5.2.2, dsnrefused.go), as Postfix with Dovecot's LMTP bounces a
+// full member, so its quota bounds what list mail it holds. The quota
+// is still read at RCPT only: a mailbox just under it takes a message
+// that takes it past. An address none of whose places could take the
+// message is refused as a single mailbox is. A member left out is
+// confirmed after a read barrier, as a refusal is: the mark may have
+// been cleared, or mail deleted, where this node lags.
 func (n *Node) resolveLocal(rcpt string, gates resolveGates) (Resolution, error) {
 	res, _, err := n.resolveGated(rcpt, gates)
 	return res, err
 }
 
 // resolveGated is resolveLocal, and reports whether it left a member
-// being removed out of the mailboxes.
+// being removed or over its quota out of the mailboxes.
 func (n *Node) resolveGated(rcpt string, gates resolveGates) (_ Resolution, left bool, err error) {
 	res, err := n.state.Resolve(asciiAddress(rcpt))
 	switch {
@@ -198,11 +211,26 @@ func (n *Node) resolveGated(rcpt string, gates resolveGates) (_ Resolution, left
 			return Resolution{}, false, fmt.Errorf("%w: %s", ErrMailboxRemoving, refusing(res.Own, res.Removing))
 		}
 	}
-	if gates&resolveQuota != 0 && len(res.OverQuota) > 0 &&
-		(slices.Contains(res.OverQuota, res.Own) || len(leaveOut(out.Mailboxes, res.OverQuota))+len(out.External) == 0) {
-		return Resolution{}, false, fmt.Errorf("%w: %s", ErrOverQuota, refusing(res.Own, res.OverQuota))
+	if gates&resolveQuota != 0 && len(res.OverQuota) > 0 {
+		kept := leaveOut(out.Mailboxes, res.OverQuota)
+		if slices.Contains(res.OverQuota, res.Own) || len(kept)+len(out.External) == 0 {
+			return Resolution{}, false, fmt.Errorf("%w: %s", ErrOverQuota, refusing(res.Own, res.OverQuota))
+		}
+		out.Full, out.FullMore = leftFull(out.Mailboxes, kept)
+		out.Mailboxes, left = kept, left || len(kept) < len(out.Mailboxes)
 	}
 	return out, left, nil
+}
+
+// leftFull is the members of boxes missing from kept (all of them when
+// kept is empty), the first MaxFullNamed of them named and the rest
+// counted.
+func leftFull(boxes, kept []string) (named []string, more int) {
+	dropped := leaveOut(boxes, kept)
+	if len(dropped) > MaxFullNamed {
+		return slices.Clone(dropped[:MaxFullNamed]), len(dropped) - MaxFullNamed
+	}
+	return dropped, 0
 }
 
 // refusing names the mailbox of boxes that refuses an address: its own

@@ -60,6 +60,9 @@ type dsnReport struct {
 	// the content out).
 	bare  bool
 	rcpts []dsnRcpt
+	// notes are lines for the human-readable part, after the
+	// recipients: what the report leaves unnamed (dsnrefused.go).
+	notes []string
 }
 
 // dsnRcpt is one recipient's part of a report (RFC 3464 §2.3).
@@ -292,6 +295,9 @@ func (n *Node) composeDSN(rep dsnReport, original string, now time.Time) []byte 
 		} else {
 			w("  <%s>", asciiOnly(r.address))
 		}
+	}
+	for _, note := range rep.notes {
+		w("  %s", asciiOnly(note))
 	}
 	w("")
 	w("--%s", boundary)

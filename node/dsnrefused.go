@@ -9,27 +9,47 @@ import (
 	"powermail/fsm"
 )
 
-// Failure notices for mailboxes refused at commit. Resolve checks every
-// RCPT, but the commit checks again and may refuse a mailbox that
-// RCPT accepted: it was deleted, marked as being removed (command
-// encoding 10) or its INBOX gave its last UID (encoding 11) in between.
-// SMTP answers a transaction once, after the final dot, and a mailbox
-// that took the message makes that answer 250 (a 4xx would have the
-// others stored twice). As an MTA does when local delivery fails after
-// it accepted a message, the refused RCPTs are then reported to the
-// envelope sender in a failure DSN (RFC 3464), composed, signed and
-// committed as the queue's are (dsn.go). LMTP reports each RCPT in its
-// reply and asks for no notice (DSNRequest.Failure is empty).
+// Failure notices for mailboxes refused at commit, and for list members
+// left out as full at RCPT. Resolve checks every RCPT, but the commit
+// checks again and may refuse a mailbox that RCPT accepted: it was
+// deleted, marked as being removed (command encoding 10) or its INBOX
+// gave its last UID (encoding 11) in between. SMTP answers a
+// transaction once, after the final dot, and a mailbox that took the
+// message makes that answer 250 (a 4xx would have the others stored
+// twice). As an MTA does when local delivery fails after it accepted a
+// message, the refused RCPTs are then reported to the envelope sender
+// in a failure DSN (RFC 3464), composed, signed and committed as the
+// queue's are (dsn.go).
+//
+// A forward's member over its quota at RCPT is left out of the delivery
+// (Resolution.Full) while the forward's other places take the message;
+// the same notice names it, as Postfix does a member that Dovecot's
+// LMTP refuses as full: Final-Recipient the member, Original-Recipient
+// the RCPT's ORCPT (only when the client gave one, RFC 3461 §6.3(d)),
+// status 5.2.2, and words naming the RCPT it was reached by. At most
+// MaxFullNamed members are named in one notice, over every RCPT; the
+// human-readable part gives, per RCPT, the number of the others.
+//
+// LMTP answers each RCPT after the data (RFC 2033 §4.2), so a mailbox
+// refused at commit is in its RCPT's reply and gets no notice; a full
+// member has no reply of its own, and is named in the notice when its
+// RCPT was answered 250 (DSNRequest.PerRecipient).
 //
 // Invariants:
 //   - A notice is sent only when the commit kept the message somewhere
 //     (a mailbox or the outbound queue), so the reply was 250; when
-//     every mailbox refused, the reply carries the refusal instead.
+//     every mailbox refused, the reply carries the refusal instead. Over
+//     LMTP, a full member only when its RCPT's reply was 250.
 //   - Never to the null sender, nor about a RCPT whose NOTIFY does not
 //     ask for failures (NEVER, or a list without FAILURE; no NOTIFY
 //     asks, RFC 3461 §4.1).
 //   - Each RCPT is named as the client gave it, with its ORCPT and the
-//     ENVID echoed; a forward's mailboxes are not named.
+//     ENVID echoed; a forward's mailboxes refused at commit are not
+//     named. A member left out as full is named (the sender would learn
+//     it from Postfix too); one that took the message through another
+//     RCPT of the transaction is not.
+//   - One notice per transaction (its delivery ID is derived from the
+//     message's), bounded by MaxFullNamed however large the lists.
 //   - Deliver sends the notice before it returns, so the client's 250
 //     waits for its commit: a node lost in between gives no 250 and the
 //     client sends again (the retry's RCPT meets the refusal). A notice
@@ -52,12 +72,13 @@ const DefaultRefusedNoticeTimeout = 30 * time.Second
 const MaxRefusedNoticeTimeout = 5 * time.Minute
 
 // notifyRefused sends the failure notice about the mailboxes of msg that
-// the commit of delivery id refused, res being that commit's outcome.
+// the commit of cmd refused and the members its RCPTs left out as full,
+// res being that commit's outcome.
 func (n *Node) notifyRefused(ctx context.Context, cmd *fsm.Deliver, msg Message, res DeliveryResult) {
-	if msg.Notify == nil || msg.From == "" || len(res.Rejected) == 0 || !keptSomewhere(msg, res) {
+	if msg.Notify == nil || msg.From == "" {
 		return
 	}
-	rep := refusedReport(cmd, msg, res.Rejected)
+	rep := refusedReport(cmd, msg, res)
 	if len(rep.rcpts) == 0 {
 		return
 	}
@@ -89,36 +110,114 @@ func keptSomewhere(msg Message, res DeliveryResult) bool {
 	return false
 }
 
+// rcptKept reports whether the commit stored the message in every
+// mailbox of r and queued it for r's outside targets: LMTP then answers
+// r 250 (frontend lmtpReply).
+func rcptKept(r NotifyRcpt, res DeliveryResult) bool {
+	for _, box := range r.Mailboxes {
+		if res.Rejected[box] != nil {
+			return false
+		}
+	}
+	return r.External == 0 || res.Queued != ""
+}
+
 // refusedReport is the failure report on the RCPTs of msg that asked to
-// be told of failures and of whose mailboxes the commit of cmd refused
-// at least one.
-func refusedReport(cmd *fsm.Deliver, msg Message, rejected map[string]error) dsnReport {
+// be told of failures: those of whose mailboxes the commit of cmd (its
+// outcome res) refused at least one (not over LMTP, whose reply says
+// it), and the members they left out as full. Empty when the reply
+// was no 250 (keptSomewhere, rcptKept).
+func refusedReport(cmd *fsm.Deliver, msg Message, res DeliveryResult) dsnReport {
 	rep := dsnReport{id: cmd.ID, from: msg.From, envID: msg.Notify.EnvID, hash: cmd.Hash, arrived: msg.Received, kind: dsnFailed}
 	rep.returns(msg.Submitted, msg.Notify.Ret, cmd.Size)
+	perRcpt := msg.Notify.PerRecipient
+	if !perRcpt && !keptSomewhere(msg, res) {
+		return rep
+	}
+	full := fullReport{stored: storedIn(msg, res), named: map[string]bool{}}
 	for _, r := range msg.Notify.Failure {
 		if !(fsm.QueueRecipient{Notify: r.Notify}).Wants(fsm.NotifyFailure) {
 			continue
 		}
-		var first error
-		refused := 0
-		for _, box := range r.Mailboxes {
-			if err := rejected[box]; err != nil {
-				if first == nil {
-					first = err
-				}
-				refused++
+		if perRcpt {
+			if !rcptKept(r, res) {
+				continue
 			}
+		} else if rr, ok := commitRefusal(r, res.Rejected); ok {
+			rep.rcpts = append(rep.rcpts, rr)
 		}
-		if refused == 0 {
-			continue
-		}
-		status, text := refusalStatus(first)
-		if targets := len(r.Mailboxes) + r.External; targets > 1 {
-			text = fmt.Sprintf("%s (%d of the %d mailboxes and addresses it leads to)", text, refused, targets)
-		}
-		rep.rcpts = append(rep.rcpts, dsnRcpt{address: r.Address, orcpt: r.ORCPT, err: text, status: status})
+		full.add(&rep, r)
 	}
 	return rep
+}
+
+// commitRefusal is r's part of a report when the commit refused at
+// least one of its mailboxes, with the status of the first.
+func commitRefusal(r NotifyRcpt, rejected map[string]error) (dsnRcpt, bool) {
+	var first error
+	refused := 0
+	for _, box := range r.Mailboxes {
+		if err := rejected[box]; err != nil {
+			if first == nil {
+				first = err
+			}
+			refused++
+		}
+	}
+	if refused == 0 {
+		return dsnRcpt{}, false
+	}
+	status, text := refusalStatus(first)
+	if targets := len(r.Mailboxes) + r.External; targets > 1 {
+		text = fmt.Sprintf("%s (%d of the %d mailboxes and addresses it leads to)", text, refused, targets)
+	}
+	return dsnRcpt{address: r.Address, orcpt: r.ORCPT, err: text, status: status}, true
+}
+
+// fullReport names, across a report's RCPTs, the members left out as
+// full: each once, at most MaxFullNamed of them.
+type fullReport struct {
+	stored func(box string) bool // took the message (through another RCPT)
+	named  map[string]bool       // named already (reached by another RCPT too)
+}
+
+// add puts the members r left out as full into rep: each as a
+// recipient that failed with 5.2.2 (RFC 3463 X.2.2, mailbox full),
+// within the bound; the number of the others in the human-readable
+// part.
+func (f *fullReport) add(rep *dsnReport, r NotifyRcpt) {
+	more := r.FullMore
+	for _, box := range r.Full {
+		switch {
+		case f.stored(box) || f.named[box]:
+		case len(f.named) >= MaxFullNamed:
+			more++
+		default:
+			f.named[box] = true
+			rep.rcpts = append(rep.rcpts, dsnRcpt{address: box, orcpt: r.ORCPT, status: "5.2.2",
+				err: fmt.Sprintf("mailbox full (over its quota): a member of <%s>, left out of the delivery", r.Address)})
+		}
+	}
+	if more > 0 {
+		rep.notes = append(rep.notes, fmt.Sprintf("and %d more members of <%s> whose mailboxes were full, not named here", more, r.Address))
+	}
+}
+
+// storedIn is whether a mailbox took msg in the commit whose outcome is
+// res; the set is built at the first question.
+func storedIn(msg Message, res DeliveryResult) func(string) bool {
+	var stored map[string]bool
+	return func(box string) bool {
+		if stored == nil {
+			stored = make(map[string]bool, len(msg.Mailboxes))
+			for _, b := range msg.Mailboxes {
+				if res.Rejected[b] == nil {
+					stored[b] = true
+				}
+			}
+		}
+		return stored[box]
+	}
 }
 
 // refusalStatus is the RFC 3463 status and our words for a mailbox the

@@ -29,7 +29,7 @@ func TestRefusedReport(t *testing.T) {
 			{Address: "team@example.com", Notify: "DELAY,FAILURE", Mailboxes: []string{"d@example.com", "e@example.com"}, External: 1},
 			{Address: "e@example.com", Mailboxes: []string{"e@example.com"}},
 		}}}
-	rep := refusedReport(&fsm.Deliver{ID: "d1", Hash: "h", Size: 100}, msg, rejected)
+	rep := refusedReport(&fsm.Deliver{ID: "d1", Hash: "h", Size: 100}, msg, DeliveryResult{Rejected: rejected})
 	if rep.kind != dsnFailed || rep.envID != "E1" || rep.from != "s@example.com" || !rep.full || rep.bare || len(rep.rcpts) != 2 {
 		t.Fatalf("report %+v", rep)
 	}
@@ -41,7 +41,7 @@ func TestRefusedReport(t *testing.T) {
 		t.Errorf("forward %+v", r)
 	}
 	msg.Submitted = false
-	if rep := refusedReport(&fsm.Deliver{ID: "d1", Hash: "h", Size: 100}, msg, rejected); rep.full || rep.bare {
+	if rep := refusedReport(&fsm.Deliver{ID: "d1", Hash: "h", Size: 100}, msg, DeliveryResult{Rejected: rejected}); rep.full || rep.bare {
 		t.Errorf("port 25 failure returns full=%v bare=%v, want its header section", rep.full, rep.bare)
 	}
 

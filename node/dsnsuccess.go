@@ -39,11 +39,18 @@ type DSNRequest struct {
 	Ret     string // RET: FULL or HDRS, "" if not given
 	Success []NotifyRcpt
 	// Failure is, when the receiver answers the transaction once (SMTP,
-	// not LMTP), every RCPT that reached a local mailbox, whatever its
-	// NOTIFY: a mailbox that the commit refuses while others take the
-	// message is reported to the sender by a failure notice to those
-	// whose NOTIFY asks (dsnrefused.go).
+	// not LMTP), every RCPT that reached a local mailbox or left a full
+	// one out, whatever its NOTIFY: a mailbox that the commit refuses
+	// while others take the message, and a member left out as full at
+	// RCPT, are reported to the sender by a failure notice to those
+	// whose NOTIFY asks (dsnrefused.go). With PerRecipient (LMTP), it is
+	// the RCPTs that left a full member out, and only those are reported.
 	Failure []NotifyRcpt
+	// PerRecipient: the receiver answers each RCPT after the data
+	// (LMTP, RFC 2033 §4.2), so a refusal at commit is in that RCPT's
+	// reply, and a full member is reported only when its RCPT's reply is
+	// 250 (every mailbox of it stored, its outside targets queued).
+	PerRecipient bool
 	// Forwarded is, for each of Message.External in order, the NOTIFY
 	// (NEVER or a comma list of SUCCESS, FAILURE and DELAY; "" for none)
 	// and ORCPT the queue keeps and passes on (QUEUE.md).
@@ -74,6 +81,8 @@ type NotifyRcpt struct {
 	Notify    string   // NOTIFY as a comma list (RFC 3461 §4.1), "" if none was given
 	Mailboxes []string // its local mailboxes
 	External  int      // its external forward targets
+	Full      []string // members left out as full (Resolution.Full)
+	FullMore  int      // the others left out as full (Resolution.FullMore)
 }
 
 // successTimeout bounds one success notice's delivery, and
