@@ -294,7 +294,8 @@ func mailColumn(m node.MailboxView) string {
 		return "refused: being removed"
 	case m.QuotaBytes > 0 && m.UsedBytes >= m.QuotaBytes:
 		// RCPT answers 452 4.2.2 until mail is deleted or the quota
-		// raised (a list it is a member of still reaches it).
+		// raised (a list it is a member of leaves it out, and the
+		// sender is told).
 		return "refused: over quota"
 	case m.HasForward && m.ForwardTargetsGone:
 		// Kept here, and sent on to nobody.
