@@ -231,13 +231,13 @@ func (tx *txn) targetDSN(target string) node.ForwardDSN {
 
 // forwardDSN is the DSN parameters rc passes on to its external targets:
 // its ORCPT, and its NOTIFY without SUCCESS when it expanded to several
-// targets, for which the expansion itself was reported (RFC 3461
-// §6.2.7.3). An ORCPT the client did not give is not made up: reports
+// targets (a member left out as full among them), for which the
+// expansion itself was reported (RFC 3461 §6.2.7.3). An ORCPT the client did not give is not made up: reports
 // show Original-Recipient only when it was supplied (RFC 3464 §2.3.1).
 func (rc rcptEntry) forwardDSN() node.ForwardDSN {
 	f := node.ForwardDSN{ORCPT: rc.orcpt}
 	notify := rc.notify
-	if len(rc.boxes)+len(rc.ext) > 1 && slices.Contains(notify, string(smtp.DSNNotifySuccess)) {
+	if len(rc.boxes)+len(rc.ext)+len(rc.full)+rc.fullMore > 1 && slices.Contains(notify, string(smtp.DSNNotifySuccess)) {
 		notify = slices.DeleteFunc(slices.Clone(notify), func(k string) bool { return k == string(smtp.DSNNotifySuccess) })
 		if len(notify) == 0 {
 			notify = []string{string(smtp.DSNNotifyNever)}

@@ -148,4 +148,9 @@ func TestDSNRequestForForwardedTargets(t *testing.T) {
 			t.Errorf("request (one reply: %v) %+v", oneReply, req)
 		}
 	}
+	// Its one outside target is not asked for SUCCESS: the address
+	// expanded, and that was reported.
+	if f := (rcptEntry{ext: []string{"x@far.net"}, full: []string{"carol@example.com"}, notify: []string{"SUCCESS"}}).forwardDSN(); f.Notify != "NEVER" {
+		t.Errorf("outside target of a list that left a full member out asked %q, want NEVER", f.Notify)
+	}
 }

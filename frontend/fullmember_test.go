@@ -16,11 +16,12 @@ import (
 // quota bounds what it holds, as Postfix with Dovecot's LMTP bounces
 // that member. NOTIFY=NEVER and the null sender get no notice; a list
 // all of whose members are full is refused at RCPT (452 4.2.2); over
-// LMTP the list's RCPT is answered 250 and the notice is the same.
+// LMTP the list's RCPT is answered 250 and the notice is the same. A
+// success notice asked for reports the list as expanded.
 func TestListMemberOverQuotaIsBouncedToSender(t *testing.T) {
 	c := nodetest.Start(t, 3)
 	c.AddMailboxes("pw", "alice@example.com", "bob@example.com", "carol@example.com", "dave@example.com",
-		"erin@example.com", "frank@example.com")
+		"erin@example.com", "frank@example.com", "gina@example.com")
 	quota := int64(16)
 	for _, box := range []string{"bob@example.com", "erin@example.com"} {
 		c.Apply(&fsm.MailboxUpdate{Address: box, QuotaBytes: &quota})
@@ -50,6 +51,9 @@ func TestListMemberOverQuotaIsBouncedToSender(t *testing.T) {
 	s.expect("RCPT TO:<team@example.com> NOTIFY=NEVER", 250, "2.0.0")
 	checkReply(t, "NOTIFY=NEVER", s.data("Subject: never\r\n\r\nx\r\n"), 250, "2.0.0")
 	checkReply(t, "null sender", s.transaction("", []string{"team@example.com"}, "Subject: from nobody\r\n\r\nx\r\n"), 250, "2.0.0")
+	s.expect("MAIL FROM:<gina@example.com>", 250, "2.0.0")
+	s.expect("RCPT TO:<team@example.com> NOTIFY=SUCCESS,FAILURE", 250, "2.0.0")
+	checkReply(t, "NOTIFY=SUCCESS,FAILURE", s.data("Subject: receipt\r\n\r\nx\r\n"), 250, "2.0.0")
 
 	l := dial(t, lmtpAddr)
 	l.expect("LHLO client.test", 250, "")
@@ -59,8 +63,8 @@ func TestListMemberOverQuotaIsBouncedToSender(t *testing.T) {
 	l.write("Subject: over lmtp\r\n\r\nx\r\n.\r\n")
 	checkReply(t, "LMTP list with a full member", l.read(), 250, "2.0.0")
 
-	if got := waitInbox(t, c.Nodes[0], "alice@example.com", 4); len(got) != 4 {
-		t.Fatalf("alice holds %d messages, want 4", len(got))
+	if got := waitInbox(t, c.Nodes[0], "alice@example.com", 5); len(got) != 5 {
+		t.Fatalf("alice holds %d messages, want 5", len(got))
 	}
 	dsn := waitInbox(t, c.Nodes[0], "carol@example.com", 1)[0]
 	for _, want := range []string{
@@ -83,8 +87,19 @@ func TestListMemberOverQuotaIsBouncedToSender(t *testing.T) {
 		t.Errorf("frank's notice (LMTP) lacks bob's failure:\n%s", dsn)
 	}
 
+	// A list that left a member out was still expanded (RFC 3461
+	// §6.2.7.3): the success notice says so, the failure names bob.
+	var expanded, failed bool
+	for _, n := range waitInbox(t, c.Nodes[0], "gina@example.com", 2) {
+		expanded = expanded || strings.Contains(n, "Final-Recipient: rfc822; team@example.com\r\nAction: expanded\r\n")
+		failed = failed || strings.Contains(n, "Final-Recipient: rfc822; bob@example.com\r\nAction: failed\r\nStatus: 5.2.2\r\n")
+	}
+	if !expanded || !failed {
+		t.Errorf("gina's notices: team expanded %v, bob failed %v", expanded, failed)
+	}
+
 	time.Sleep(time.Second) // any other notice would be in by now
-	for box, want := range map[string]int{"carol@example.com": 1, "dave@example.com": 0, "frank@example.com": 1, "bob@example.com": 1, "erin@example.com": 1} {
+	for box, want := range map[string]int{"carol@example.com": 1, "dave@example.com": 0, "frank@example.com": 1, "gina@example.com": 2, "bob@example.com": 1, "erin@example.com": 1} {
 		if got := waitInbox(t, c.Nodes[0], box, want); len(got) != want {
 			t.Errorf("%s holds %d messages, want %d", box, len(got), want)
 		}

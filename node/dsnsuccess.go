@@ -131,7 +131,9 @@ func successReport(id, hash string, msg Message, rejected map[string]error) dsnR
 	for _, r := range msg.Notify.Success {
 		delivered := slices.DeleteFunc(slices.Clone(r.Mailboxes), func(box string) bool { return rejected[box] != nil })
 		var action string
-		switch targets := len(r.Mailboxes) + r.External; {
+		// A member left out as full was a target all the same: the
+		// address expanded, and the failure notice names that member.
+		switch targets := len(r.Mailboxes) + r.External + len(r.Full) + r.FullMore; {
 		case targets > 1 && (len(delivered) > 0 || r.External > 0):
 			action = "expanded" // its targets do not pass SUCCESS on
 		case targets == 1 && len(delivered) == 1:
