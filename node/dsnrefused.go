@@ -75,7 +75,7 @@ const MaxRefusedNoticeTimeout = 5 * time.Minute
 // the commit of cmd refused and the members its RCPTs left out as full,
 // res being that commit's outcome.
 func (n *Node) notifyRefused(ctx context.Context, cmd *fsm.Deliver, msg Message, res DeliveryResult) {
-	if msg.Notify == nil || msg.From == "" {
+	if msg.Notify == nil || msg.From == "" || len(res.Rejected) == 0 && !anyFull(msg.Notify.Failure) {
 		return
 	}
 	rep := refusedReport(cmd, msg, res)
@@ -94,6 +94,16 @@ func (n *Node) notifyRefused(ctx context.Context, cmd *fsm.Deliver, msg Message,
 		n.log.Error("failure notice for mailboxes refused at commit not sent; the sender is not told",
 			"id", cmd.ID, "sender", msg.From, "recipients", names, "err", err)
 	}
+}
+
+// anyFull reports whether a RCPT of rcpts left a member out as full.
+func anyFull(rcpts []NotifyRcpt) bool {
+	for _, r := range rcpts {
+		if len(r.Full) > 0 || r.FullMore > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // keptSomewhere reports whether the commit stored msg in a mailbox or
