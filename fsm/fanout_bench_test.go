@@ -10,7 +10,7 @@ import (
 // fanOutDirectory makes lists forwards of per mailboxes each in one
 // domain, and a forward all@ naming every list: mail to all@ reaches
 // lists*per mailboxes, a company-wide list of department lists.
-func fanOutDirectory(b *testing.B, lists, per int) *State {
+func fanOutDirectory(b testing.TB, lists, per int) *State {
 	a := newApplier(b)
 	apply := a.must
 	apply(&DomainAdd{Name: "fan.example"})
@@ -97,5 +97,33 @@ func TestResolveFanOutListsEachOnce(t *testing.T) {
 		if r, err := a.s.Resolve(addr); err != nil || r.Own != "m3@fan.example" {
 			t.Errorf("%s: own mailbox %q (%v), want m3@fan.example", addr, r.Own, err)
 		}
+	}
+}
+
+// BenchmarkResolveSubaddressRcpts is one transaction's RCPTs: 1,000
+// sub-addresses (all+1@, all+2@, ...) of an address that reaches 100
+// lists of 100 mailboxes, each looked up on its own (memo=none, as
+// before the transaction's memo) or with the transaction's memo.
+func BenchmarkResolveSubaddressRcpts(b *testing.B) {
+	s := fanOutDirectory(b, 100, 100)
+	for _, kept := range []bool{false, true} {
+		name := "memo=none"
+		if kept {
+			name = "memo=transaction"
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				var memo *ExpansionMemo
+				if kept {
+					memo = NewExpansionMemo()
+				}
+				for i := range 1000 {
+					r, err := s.ResolveIn(fmt.Sprintf("all+%d@fan.example", i), memo, false)
+					if err != nil || len(r.Mailboxes) != 10000 {
+						b.Fatalf("%d mailboxes, %v", len(r.Mailboxes), err)
+					}
+				}
+			}
+		})
 	}
 }

@@ -28,9 +28,22 @@ func (s *State) view(fn func(r pebble.Reader) error) error {
 // unknown address in a hosted domain and ErrNotLocal for a domain that is
 // not hosted.
 func (s *State) Resolve(addr string) (Resolution, error) {
+	return s.ResolveIn(addr, nil, false)
+}
+
+// ResolveIn is Resolve for one of a transaction's recipients: it reuses
+// the expansions of forwards that memo holds and keeps those it makes
+// there (ExpansionMemo). With confirm, the lookup runs after a read
+// barrier to confirm a refusal, and reuses only expansions made so. A
+// nil memo is one for this lookup alone.
+func (s *State) ResolveIn(addr string, memo *ExpansionMemo, confirm bool) (Resolution, error) {
 	a, err := ParseAddress(addr)
 	if err != nil {
 		return Resolution{}, err
+	}
+	if memo != nil {
+		memo.mu.Lock()
+		defer memo.mu.Unlock()
 	}
 	var out Resolution
 	err = s.view(func(r pebble.Reader) error {
@@ -40,7 +53,12 @@ func (s *State) Resolve(addr string) (Resolution, error) {
 				return err
 			}
 		}
-		res, err := (&resolution{nfc: nfc}).run(r, a)
+		l := &lookup{memo: memoUse{m: memo, confirm: confirm}}
+		res, err := (&resolution{lookup: l, nfc: nfc}).run(r, a)
+		s.resolveReads.Add(int64(l.reads))
+		if memo != nil {
+			memo.reads += l.reads
+		}
 		if errors.Is(err, ErrNotFound) {
 			// Only a miss pays for the domain check.
 			if local, herr := hasKey(r, domainKey(a.Domain)); herr != nil || !local {
@@ -55,6 +73,11 @@ func (s *State) Resolve(addr string) (Resolution, error) {
 	})
 	return out, err
 }
+
+// ResolveReads is how many exact lookups (records looked up under one
+// address) the lookups of mail recipients (Resolve, ResolveIn) have
+// made since the state was opened.
+func (s *State) ResolveReads() int64 { return s.resolveReads.Load() }
 
 // Domain returns one domain.
 func (s *State) Domain(name string) (Domain, error) {

@@ -31,6 +31,9 @@ type Resolution struct {
 
 type resolution struct {
 	Resolution
+	// lookup is what the resolutions of one lookup share: the lookup
+	// of an address and those of the forwards below it (forwardTargets).
+	*lookup
 	// track makes the expansion record every address key it passes in
 	// reaches (forward loop checks); delivery lookups leave it off.
 	track bool
@@ -43,6 +46,25 @@ type resolution struct {
 	// the list, a lookup reaching 10,000 mailboxes through 100 lists of
 	// 100 took 210 ms (BenchmarkResolveFanOut).
 	listed map[listed]struct{}
+	// unindexed are lists taken whole from an expansion (addAll), not
+	// yet in listed.
+	unindexed []*[]string
+	// deepest is the deepest level an expansion entered so far in the
+	// subtree being expanded (see expand).
+	deepest int
+	// nfc looks the address asked for up in NFC too when nothing is
+	// stored under its own spelling (a lookup from command encoding 13,
+	// State.Resolve): new names are stored in NFC (localpart.go), and a
+	// client may send another form. Forward targets are looked up as
+	// stored, as apply's expansions are.
+	nfc bool
+}
+
+// lookup is the part of a lookup its resolutions share.
+type lookup struct {
+	// top is the address asked for, which a depth error names: the
+	// same error whichever path, fresh or reused, met the limit first.
+	top Address
 	// hosted remembers which target domains are hosted: a list of 100
 	// members names one domain 100 times, and its key read was a third
 	// of a large lookup.
@@ -55,24 +77,42 @@ type resolution struct {
 	// took 47,000 expansions for one RCPT, and 8 of 8 would take a core
 	// for minutes for any sender who names the top address.
 	done map[string]expanded
-	// deepest is the deepest level an expansion entered so far in the
-	// subtree being expanded (see expand).
-	deepest int
-	// reads counts exact lookups, for tests.
+	// memo keeps the expansion of each forward a delivery lookup
+	// reached, for the lookup (two spellings of one forward in a list
+	// of lists) and for the transaction's later lookups
+	// (ExpansionMemo). Loop checks, which stop at a reached key, use
+	// none.
+	memo memoUse
+	// reads counts exact lookups, for tests and for the transaction's
+	// count (ExpansionMemo.Reads).
 	reads int
-	// nfc looks the address asked for up in NFC too when nothing is
-	// stored under its own spelling (a lookup from command encoding 13,
-	// State.Resolve): new names are stored in NFC (localpart.go), and a
-	// client may send another form. Forward targets are looked up as
-	// stored, as apply's expansions are.
-	nfc bool
 }
 
 // expanded is what expanding an address once gave: its error (nil or
-// a not-found) and how many levels below it the expansion went.
+// a not-found), how many levels below it the expansion went, and where
+// it landed, which a resolution other than the one that expanded it
+// (in) adds to its lists when the address is met again.
 type expanded struct {
 	height int
 	err    error
+	landing
+	in *resolution
+}
+
+// landing is where an address's lookup landed: a forward's expansion
+// (nil if none) and then a mailbox (if hasBox; kept beside a forward
+// with keep_copy).
+type landing struct {
+	fwd    *memoEntry
+	box    boxFound
+	hasBox bool
+}
+
+// boxFound is a mailbox a lookup landed on.
+type boxFound struct {
+	addr      string
+	overQuota bool
+	removing  bool
 }
 
 // listed names an entry of one of a result's lists.
@@ -99,14 +139,15 @@ func (res *resolution) add(list *[]string, addr string) {
 		}
 		return
 	}
+	if res.unindexed != nil {
+		res.indexTaken()
+	}
 	if res.listed == nil {
 		res.listed = map[listed]struct{}{}
 	}
 	if len(*list) == listScan {
 		if _, indexed := res.listed[listed{list, (*list)[0]}]; !indexed {
-			for _, x := range *list {
-				res.listed[listed{list, x}] = struct{}{}
-			}
+			res.index(list)
 		}
 	}
 	k := listed{list, addr}
@@ -115,6 +156,64 @@ func (res *resolution) add(list *[]string, addr string) {
 	}
 	res.listed[k] = struct{}{}
 	*list = append(*list, addr)
+}
+
+func (res *resolution) index(list *[]string) {
+	if res.listed == nil {
+		res.listed = map[listed]struct{}{}
+	}
+	for _, x := range *list {
+		res.listed[listed{list, x}] = struct{}{}
+	}
+}
+
+// indexTaken indexes the lists taken whole (addAll) before one grows.
+func (res *resolution) indexTaken() {
+	for _, list := range res.unindexed {
+		res.index(list)
+	}
+	res.unindexed = nil
+}
+
+// addAll adds each of addrs, in order, to list. Into an empty list it
+// takes them whole, a copy of a slice: a lookup that lands on a list
+// kept in the memo adds its 10,000 mailboxes so, and indexes them only
+// if another address is added after.
+func (res *resolution) addAll(list *[]string, addrs []string) {
+	if len(*list) > 0 || len(addrs) == 0 {
+		for _, a := range addrs {
+			res.add(list, a)
+		}
+		return
+	}
+	*list = slices.Clone(addrs)
+	if len(addrs) >= listScan {
+		res.unindexed = append(res.unindexed, list)
+	}
+}
+
+// adopt adds what an expansion made elsewhere added: a forward's
+// expansion, then a mailbox.
+func (res *resolution) adopt(l landing) {
+	if e := l.fwd; e != nil {
+		res.addAll(&res.Mailboxes, e.lists.Mailboxes)
+		res.addAll(&res.External, e.lists.External)
+		res.addAll(&res.OverQuota, e.lists.OverQuota)
+		res.addAll(&res.Removing, e.lists.Removing)
+	}
+	if l.hasBox {
+		res.addBox(l.box)
+	}
+}
+
+func (res *resolution) addBox(b boxFound) {
+	res.add(&res.Mailboxes, b.addr)
+	if b.overQuota {
+		res.add(&res.OverQuota, b.addr)
+	}
+	if b.removing {
+		res.add(&res.Removing, b.addr)
+	}
 }
 
 // resolve expands a in a hosted domain: exact forward, exact mailbox,
@@ -130,7 +229,16 @@ func resolveTracking(r pebble.Reader, a Address, lookups bool) (*resolution, err
 	return (&resolution{track: true, lookups: lookups}).run(r, a)
 }
 
+// run expands a. A delivery lookup without a transaction's memo gets
+// its own.
 func (res *resolution) run(r pebble.Reader, a Address) (*resolution, error) {
+	if res.lookup == nil {
+		res.lookup = &lookup{}
+	}
+	res.top = a
+	if !res.track && res.memo.m == nil {
+		res.memo.m = NewExpansionMemo()
+	}
 	if err := res.expand(r, a, 0); err != nil {
 		return nil, err
 	}
@@ -146,55 +254,66 @@ func (res *resolution) pass(a Address) {
 	}
 }
 
+// tooDeep is the error of a lookup that would follow forwards past
+// maxForwardDepth, on whichever path it met the limit first.
+func (res *resolution) tooDeep() error {
+	return errorf(ErrForwardLoop, "forwarding of %s is nested more than %d deep", res.top, maxForwardDepth)
+}
+
 // expand expands a at depth. A delivery lookup expands each address
 // once: expanding it again gives what the first time gave (the state
-// does not change under a lookup, and the first time already added
-// its mailboxes and external targets), except that a second path that
+// does not change under a lookup), except that a second path that
 // reaches it deeper passes the depth limit if the first time's height
-// would, which answers as the first rule did.
+// would, which answers as the first rule did. A resolution other than
+// the one that expanded it (a forward's, forwardTargets) adds what it
+// landed on.
 func (res *resolution) expand(r pebble.Reader, a Address, depth int) error {
 	if res.track {
-		return res.expandOnce(r, a, depth) // loop checks stop at a reached key
+		return res.expandOnce(r, a, depth, nil) // loop checks stop at a reached key
 	}
 	key := a.Key()
 	if e, ok := res.done[key]; ok {
 		if depth+e.height > maxForwardDepth {
-			return errorf(ErrForwardLoop, "forwarding of %s is nested more than %d deep", a, maxForwardDepth)
+			return res.tooDeep()
 		}
 		res.deepest = max(res.deepest, depth+e.height)
+		if e.in != res {
+			res.adopt(e.landing)
+		}
 		return e.err
 	}
 	outer := res.deepest
 	res.deepest = depth
-	err := res.expandOnce(r, a, depth)
+	var got landing
+	err := res.expandOnce(r, a, depth, &got)
 	if err == nil || errors.Is(err, ErrNotFound) {
 		if res.done == nil {
 			res.done = map[string]expanded{}
 		}
-		res.done[key] = expanded{height: res.deepest - depth, err: err}
+		res.done[key] = expanded{height: res.deepest - depth, err: err, landing: got, in: res}
 	}
 	res.deepest = max(outer, res.deepest)
 	return err
 }
 
-func (res *resolution) expandOnce(r pebble.Reader, a Address, depth int) error {
+func (res *resolution) expandOnce(r pebble.Reader, a Address, depth int, got *landing) error {
 	if depth > maxForwardDepth {
-		return errorf(ErrForwardLoop, "forwarding of %s is nested more than %d deep", a, maxForwardDepth)
+		return res.tooDeep()
 	}
 	if res.track && res.reached(a.Key()) {
 		return nil
 	}
-	found, err := res.expandSpelled(r, a, depth)
+	found, err := res.expandSpelled(r, a, depth, got)
 	if err != nil || found {
 		return err
 	}
 	if base := subaddressBase(a.Local); base != "" {
-		found, err = res.expandSpelled(r, Address{Local: base, Domain: a.Domain}, depth)
+		found, err = res.expandSpelled(r, Address{Local: base, Domain: a.Domain}, depth, got)
 		if err != nil || found {
 			return err
 		}
 	}
-	found, err = res.expandExact(r, Address{Domain: a.Domain}, depth)
+	found, err = res.expandExact(r, Address{Domain: a.Domain}, depth, got)
 	if err != nil {
 		return err
 	}
@@ -208,8 +327,8 @@ func (res *resolution) expandOnce(r pebble.Reader, a Address, depth int) error {
 // address asked for in a lookup with nfc, then under its NFC: a name
 // stored before command encoding 13 in another form is still found by
 // its own bytes first, and before the sub-address base and catch-all.
-func (res *resolution) expandSpelled(r pebble.Reader, a Address, depth int) (bool, error) {
-	found, err := res.expandExact(r, a, depth)
+func (res *resolution) expandSpelled(r pebble.Reader, a Address, depth int, got *landing) (bool, error) {
+	found, err := res.expandExact(r, a, depth, got)
 	if err != nil || found || !res.nfc || depth != 0 {
 		return found, err
 	}
@@ -217,12 +336,13 @@ func (res *resolution) expandSpelled(r pebble.Reader, a Address, depth int) (boo
 	if nerr != nil || n == a {
 		return false, nil
 	}
-	return res.expandExact(r, n, depth)
+	return res.expandExact(r, n, depth, got)
 }
 
 // expandExact follows the forward or mailbox stored under exactly a. A
-// forward shadows the mailbox of the same address unless it keeps a copy.
-func (res *resolution) expandExact(r pebble.Reader, a Address, depth int) (bool, error) {
+// forward shadows the mailbox of the same address unless it keeps a
+// copy. What it lands on goes to got (nil in a loop check).
+func (res *resolution) expandExact(r pebble.Reader, a Address, depth int, got *landing) (bool, error) {
 	res.reads++
 	if res.lookups {
 		res.pass(a)
@@ -243,8 +363,12 @@ func (res *resolution) expandExact(r pebble.Reader, a Address, depth int) (bool,
 		}
 		if ok {
 			res.pass(a)
-			if err := res.targets(r, a, fw, depth+1); err != nil {
+			e, err := res.forwardTargets(r, a, fw, depth)
+			if err != nil {
 				return false, err
+			}
+			if got != nil {
+				got.fwd = e
 			}
 			if !fw.KeepCopy {
 				return true, nil
@@ -255,17 +379,48 @@ func (res *resolution) expandExact(r pebble.Reader, a Address, depth int) (bool,
 		}
 	}
 	res.pass(a)
-	res.add(&res.Mailboxes, mb.Address)
+	b := boxFound{addr: mb.Address, overQuota: mb.QuotaBytes > 0 && mb.UsedBytes >= mb.QuotaBytes, removing: mb.Removing}
+	res.addBox(b)
 	if depth == 0 {
 		res.Own = mb.Address
 	}
-	if mb.QuotaBytes > 0 && mb.UsedBytes >= mb.QuotaBytes {
-		res.add(&res.OverQuota, mb.Address)
-	}
-	if mb.Removing {
-		res.add(&res.Removing, mb.Address)
+	if got != nil {
+		got.box, got.hasBox = b, true
 	}
 	return true, nil
+}
+
+// forwardTargets expands the targets of the forward fw stored at a,
+// reached at depth. A delivery lookup expands a forward once for the
+// memo's life (ExpansionMemo): in a resolution of its own, whose lists
+// are then the forward's expansion whatever the lookup met before, and
+// which res and any later lookup add to theirs. A kept expansion that,
+// reused here, would go past the depth limit is the error a fresh one
+// gives: the limit is met on the same levels (tooDeep names the address
+// asked for). A loop check expands the targets in res (no memo).
+func (res *resolution) forwardTargets(r pebble.Reader, a Address, fw Forward, depth int) (*memoEntry, error) {
+	if res.memo.m == nil {
+		return nil, res.targets(r, a, fw, depth+1)
+	}
+	key := a.Key()
+	e, ok := res.memo.get(key)
+	if !ok {
+		sub := &resolution{lookup: res.lookup, deepest: depth}
+		err := sub.targets(r, a, fw, depth+1)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		e = &memoEntry{lists: sub.Resolution, height: sub.deepest - depth, gone: err != nil}
+		res.memo.put(key, e)
+	} else if depth+e.height > maxForwardDepth {
+		return nil, res.tooDeep()
+	}
+	res.deepest = max(res.deepest, depth+e.height)
+	if e.gone {
+		return nil, errorf(ErrNotFound, "forward %s: none of its targets exists any more", a)
+	}
+	res.adopt(landing{fwd: e})
+	return e, nil
 }
 
 // targets expands a forward's targets. A local target that no longer

@@ -68,6 +68,9 @@ type State struct {
 	ids     *recentIDs   // delivery IDs in the de-duplication window (dedupe.go); swapped under mu
 	bodies  *bodyFilter  // hashes with a body record (bodyfilter.go); swapped under mu
 	dueLow  atomic.Int64 // no queue due key below this time (queuecmds.go); 0 after Open and Restore
+	// resolveReads counts the exact lookups of recipient lookups
+	// (ResolveReads).
+	resolveReads atomic.Int64
 
 	viewsMu sync.Mutex
 	views   map[*View]struct{} // open views, closed by Restore and Close (statedigest.go)
