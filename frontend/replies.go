@@ -120,6 +120,15 @@ func replyTooManyTargets() *smtp.SMTPError {
 	return reply(452, 4, 5, 3, "too many mailboxes and forward targets in this transaction, send this recipient in another")
 }
 
+func replyTooManyExpansions() *smtp.SMTPError {
+	// The RCPTs so far have read as many directory records, expanding
+	// forwards, as one transaction may (node.MaxExpansionReads). As
+	// Postfix defers a message whose alias expansion passes its limit:
+	// 452, and the client sends this recipient in a later transaction
+	// (RFC 5321 §4.5.3.1.10), where it is expanded afresh.
+	return reply(452, 4, 5, 3, "too many forward expansions in this transaction, send this recipient in another")
+}
+
 func replyBadRecipientSyntax(why string) *smtp.SMTPError {
 	return reply(501, 5, 1, 3, "bad recipient address syntax: "+why)
 }
@@ -241,6 +250,8 @@ func replyForDirectoryError(err error) *smtp.SMTPError {
 	switch {
 	case errors.Is(err, node.ErrMailboxRemoving): // wraps ErrUnavailable
 		return replyMailboxRemoving()
+	case errors.Is(err, node.ErrExpansionLimit): // wraps ErrUnavailable
+		return replyTooManyExpansions()
 	case errors.Is(err, node.ErrUnavailable),
 		errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, context.Canceled):

@@ -70,6 +70,10 @@ type txn struct {
 	external []string // union of rcpts' external targets (outbound queue)
 	envID    string   // ENVID= (RFC 3461 §4.4)
 	ret      string   // RET= (RFC 3461 §4.3)
+	// expansions are the forward expansions the RCPTs share: a list
+	// one RCPT reached is not expanded again by the next (node.Resolve).
+	// They go with the transaction (RSET, MAIL after DATA).
+	expansions *node.Expansions
 }
 
 type rcptEntry struct {
@@ -169,6 +173,8 @@ func (s *session) mail(from string, opts *smtp.MailOptions) error {
 		tls:      isTLS,
 		utf8:     utf8,
 		boxIndex: make(map[string]struct{}),
+
+		expansions: node.NewExpansions(),
 	}
 	if opts != nil {
 		tx.envID, tx.ret = opts.EnvelopeID, string(opts.Return)
@@ -246,7 +252,12 @@ func (s *session) rcpt(to string, opts *smtp.RcptOptions) *smtp.SMTPError {
 	if r := s.checkSRS(tx, to); r != nil {
 		return r
 	}
-	res, err := s.resolve(to)
+	if tx.expansions.Exhausted() {
+		// Checked by node.Resolve too; a Deliverer need not be one.
+		s.log.Info("smtp: recipient deferred, transaction's lookups used up", "rcpt", to, "reads", tx.expansions.Reads())
+		return replyTooManyExpansions()
+	}
+	res, err := s.resolve(to, tx.expansions)
 	if s.submissionExternal(err) {
 		// Queued by its domain's A-labels: a client may name it in
 		// U-labels under SMTPUTF8 (RFC 6531 §3.2), and the queue holds
@@ -297,11 +308,15 @@ func (tx *txn) fits(res node.Resolution) bool {
 	return boxes <= node.MaxMessageMailboxes && external <= node.MaxMessageExternal
 }
 
-// resolve calls Deliverer.Resolve under ResolveTimeout and treats an empty
+// resolve calls Deliverer.Resolve under ResolveTimeout, with the
+// transaction's expansions exp (nil outside one), and treats an empty
 // answer as a backend error.
-func (s *session) resolve(to string) (node.Resolution, error) {
+func (s *session) resolve(to string, exp *node.Expansions) (node.Resolution, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.ResolveTimeout)
 	defer cancel()
+	if exp != nil {
+		ctx = node.WithExpansions(ctx, exp)
+	}
 	res, err := s.srv.d.Resolve(ctx, to)
 	if err == nil && len(res.Mailboxes) == 0 && len(res.External) == 0 {
 		err = errNoMailboxes

@@ -232,7 +232,7 @@ type senderResolver interface {
 func (s *session) resolveSender(addr string) (node.Resolution, error) {
 	r, ok := s.srv.d.(senderResolver)
 	if !ok {
-		return s.resolve(addr)
+		return s.resolve(addr, nil)
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.ResolveTimeout)
 	defer cancel()

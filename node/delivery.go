@@ -125,7 +125,11 @@ func (n *Node) Resolve(ctx context.Context, rcpt string) (Resolution, error) {
 		}
 		return n.resolveBounce(ctx, orig)
 	}
-	res, left, err := n.resolveGated(rcpt, resolveQuota|resolveRemoving)
+	exp := expansionsOf(ctx)
+	if exp.exhausted() {
+		return Resolution{}, ErrExpansionLimit
+	}
+	res, left, err := n.resolveGated(rcpt, resolveQuota|resolveRemoving, exp)
 	if err == nil && !left || errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrMailboxRemoving) {
 		return res, err
 	}
@@ -135,7 +139,8 @@ func (n *Node) Resolve(ctx context.Context, rcpt string) (Resolution, error) {
 	if berr := n.Barrier(ctx); berr != nil {
 		return Resolution{}, fmt.Errorf("%w: %v", ErrUnavailable, berr)
 	}
-	return n.resolveLocal(rcpt, resolveQuota|resolveRemoving)
+	res, _, err = n.resolveGated(rcpt, resolveQuota|resolveRemoving, exp.confirming())
+	return res, err
 }
 
 // ResolveSender is Resolve without the quota gate, for asking where an
@@ -186,14 +191,15 @@ const (
 // confirmed after a read barrier, as a refusal is: the mark may have
 // been cleared, or mail deleted, where this node lags.
 func (n *Node) resolveLocal(rcpt string, gates resolveGates) (Resolution, error) {
-	res, _, err := n.resolveGated(rcpt, gates)
+	res, _, err := n.resolveGated(rcpt, gates, expansionUse{})
 	return res, err
 }
 
 // resolveGated is resolveLocal, and reports whether it left a member
-// being removed or over its quota out of the mailboxes.
-func (n *Node) resolveGated(rcpt string, gates resolveGates) (_ Resolution, left bool, err error) {
-	res, err := n.state.Resolve(asciiAddress(rcpt))
+// being removed or over its quota out of the mailboxes. The lookup uses
+// exp (expansions.go).
+func (n *Node) resolveGated(rcpt string, gates resolveGates, exp expansionUse) (_ Resolution, left bool, err error) {
+	res, err := n.state.ResolveIn(asciiAddress(rcpt), exp.lookupMemo(), exp.confirm)
 	switch {
 	case errors.Is(err, fsm.ErrInvalid) && n.remoteLongLocal(rcpt):
 		return Resolution{}, false, fmt.Errorf("%w: %v", ErrNotLocal, err)
