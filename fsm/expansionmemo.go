@@ -35,7 +35,10 @@ type ExpansionMemo struct {
 	mu      sync.Mutex
 	entries map[string]*memoEntry
 	held    int
-	reads   int
+	// room is the most addresses held: maxMemoAddresses (tests set
+	// less).
+	room  int
+	reads int
 }
 
 // maxMemoAddresses bounds the addresses one memo holds: a list of
@@ -63,7 +66,7 @@ func (e *memoEntry) size() int {
 
 // NewExpansionMemo returns an empty memo for one transaction.
 func NewExpansionMemo() *ExpansionMemo {
-	return &ExpansionMemo{entries: map[string]*memoEntry{}}
+	return &ExpansionMemo{entries: map[string]*memoEntry{}, room: maxMemoAddresses}
 }
 
 // Reads is how many exact lookups (records looked up under one
@@ -100,7 +103,7 @@ func (u memoUse) put(key string, e *memoEntry) {
 	if old != nil {
 		held -= old.size()
 	}
-	if held > maxMemoAddresses {
+	if held > u.m.room {
 		return
 	}
 	u.m.entries[key] = e
