@@ -24,9 +24,11 @@ func mailboxImportCmd(cl *clientFlags) *cobra.Command {
 	var noPassword, skipExisting bool
 	cmd := &cobra.Command{
 		Use:   "import FILE",
-		Short: `Bulk-create mailboxes from CSV "address,password_hash[,quota_bytes]" ("-" reads stdin)`,
-		Long: `Bulk-create mailboxes from CSV "address,password_hash[,quota_bytes]" ("-" reads stdin), one mailbox a line.
-Hashes are argon2id or bcrypt (quote an argon2id hash: its parameters hold commas); the quota is as for
+		Short: `Bulk-create mailboxes from CSV "address,password_hash[,quota]" ("-" reads stdin)`,
+		Long: `Bulk-create mailboxes from CSV "address,password_hash[,quota]" ("-" reads stdin), one mailbox a line.
+Hashes are argon2id or bcrypt (quote an argon2id hash: its parameters hold commas), as "doveadm pw -s
+BLF-CRYPT" or "htpasswd -nbB USER PASSWORD" (after the colon) make them; a Dovecot scheme prefix ({BLF-CRYPT}, {ARGON2ID}, {CRYPT}) is
+dropped, any other refused by name. The quota is as for
 mailbox add --quota (2G). A line with more than these three fields is refused, naming its line.
 Blank lines are skipped, and so are comments: a line whose first non-blank character is "#" followed by
 a blank or the end of the line ("# note"), or that starts with "#" and has no "@" in its first field
@@ -156,7 +158,11 @@ func importRow(rec []string, noPassword bool) (node.MailboxRequest, error) {
 	}
 	m := node.MailboxRequest{Address: strings.TrimSpace(rec[0])}
 	if len(rec) > 1 {
-		m.PasswordHash = strings.TrimSpace(rec[1])
+		h, err := stripScheme(strings.TrimSpace(rec[1]))
+		if err != nil {
+			return m, fmt.Errorf("password hash of %s: %w", m.Address, err)
+		}
+		m.PasswordHash = h
 	}
 	if m.PasswordHash == "" && !noPassword {
 		return m, fmt.Errorf("%s has no password hash (--allow-no-password creates mailboxes nobody can log into)", m.Address)
@@ -168,6 +174,31 @@ func importRow(rec []string, noPassword bool) (node.MailboxRequest, error) {
 		}
 	}
 	return m, nil
+}
+
+// dovecotSchemes are the password schemes of a Dovecot passwd file
+// ("{BLF-CRYPT}$2y$...") whose hashes a mailbox takes as they are:
+// bcrypt and argon2id, and CRYPT, which holds a bcrypt hash on a
+// system whose crypt(3) has it (any other is refused by the directory).
+var dovecotSchemes = map[string]bool{"BLF-CRYPT": true, "ARGON2ID": true, "CRYPT": true}
+
+// stripScheme drops a Dovecot scheme prefix a mailbox can take, so that
+// a migration need not edit its passwd file, and refuses one it cannot
+// take by name: its users need new passwords.
+func stripScheme(h string) (string, error) {
+	rest, ok := strings.CutPrefix(h, "{")
+	if !ok {
+		return h, nil
+	}
+	scheme, hash, ok := strings.Cut(rest, "}")
+	if !ok {
+		return h, nil
+	}
+	if !dovecotSchemes[strings.ToUpper(scheme)] {
+		return "", fmt.Errorf("%w: scheme {%s} (want argon2id or bcrypt, Dovecot's {ARGON2ID} or {BLF-CRYPT}; "+
+			"other hashes cannot be converted: give those mailboxes new passwords)", fsm.ErrBadPasswordHash, scheme)
+	}
+	return hash, nil
 }
 
 // importRows reads the CSV one line a row, skipping blank lines and

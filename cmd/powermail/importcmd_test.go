@@ -135,3 +135,32 @@ func TestMailboxImportSkipsByteOrderMark(t *testing.T) {
 		t.Errorf("imported %q", got)
 	}
 }
+
+// A Dovecot passwd file prefixes each hash with its scheme:
+// "{BLF-CRYPT}$2y$..." or "{ARGON2ID}$argon2id$...". Those schemes are
+// the hashes a mailbox takes, so the prefix is dropped and the mailbox
+// stores the bare hash (a rerun with the bare hash finds it the same);
+// a scheme it cannot take is refused by name, with its line.
+func TestMailboxImportTakesDovecotSchemes(t *testing.T) {
+	p := startSolo(t)
+	argon, err := fsm.HashPassword("secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const bcryptHash = "$2y$05$nqgepWUJhDZYfT4e2tJAG.Y8U.IVNDgqYnnSGebw40wAfE6RLIu6a"
+	dovecot := "a@example.com,{BLF-CRYPT}" + bcryptHash + "\n" +
+		"b@example.com,\"{ARGON2ID}" + argon + "\"\n" +
+		"c@example.com,{CRYPT}" + bcryptHash + "\n"
+	if out, errOut, err := cli(t, dovecot, "mailbox", "import", "-", "--addr", p.admin); err != nil || !strings.Contains(out, "imported 3 mailboxes") {
+		t.Fatalf("import of Dovecot schemes: %v\n%s%s", err, out, errOut)
+	}
+	bare := "a@example.com," + bcryptHash + "\nb@example.com,\"" + argon + "\"\nc@example.com," + bcryptHash + "\n"
+	out, errOut, err := cli(t, bare, "mailbox", "import", "-", "--skip-existing", "--addr", p.admin)
+	if err != nil || !strings.Contains(out, "skipped 3") {
+		t.Fatalf("rerun with the bare hashes: %v\n%s%s", err, out, errOut)
+	}
+	_, errOut, err = cli(t, "d@example.com,{SHA512-CRYPT}$6$salt$hash\n", "mailbox", "import", "-", "--addr", p.admin)
+	if err == nil || !strings.Contains(errOut, "line 1") || !strings.Contains(errOut, "{SHA512-CRYPT}") {
+		t.Fatalf("import of a {SHA512-CRYPT} hash: %v\n%s", err, errOut)
+	}
+}
