@@ -59,9 +59,9 @@ func newQueueCmd(cl *clientFlags) *cobra.Command {
 	})
 	cmd.AddCommand(&cobra.Command{
 		Use: "retry ID", Short: "Try a queued message again now", Args: cobra.ExactArgs(1),
-		Long: "Make a queued message due now. Within the leader's --queue-host-down-time (1m) of a failed connection to " +
-			"its destination the attempt does not connect: it fails at once, counts as an attempt and is scheduled again; " +
-			"wait that long after fixing the destination before retrying.",
+		Long: "Make a queued message due now. The attempt connects even to a destination the leader skips after a failed " +
+			"connection (--queue-host-down-time), so a destination just fixed is tried at once, and a success ends the skip. " +
+			"From command encoding 12 a delay or failure notice recorded just after the retry does not undo it.",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := resolveQueueID(cmd, cl, args[0])
 			if err != nil {
