@@ -6,10 +6,12 @@ package main
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -128,6 +130,14 @@ func start(bin, dir string, ns []devNode, quiet bool) error {
 		if alive(dir, n.id) {
 			continue
 		}
+		if err := portsFree(n); err != nil {
+			was := ""
+			if len(started) > 0 {
+				stop(os.Stdout, dir, started)
+				was = "; the nodes started before it were stopped"
+			}
+			return fmt.Errorf("%s not started: %w%s%s", n.id, err, was, portHint(dir, err))
+		}
 		_, statErr := os.Stat(filepath.Join(dir, n.id))
 		restart := statErr == nil
 		args := []string{"server", "--id", n.id, "--data", filepath.Join(dir, n.id), "--cluster", n.cluster,
@@ -147,12 +157,12 @@ func start(bin, dir string, ns []devNode, quiet bool) error {
 			restarting = append(restarting, n)
 			continue
 		}
-		if err := waitReady(dir, n, 20*time.Second, done); err != nil {
+		if err := waitReady(dir, sec, n, 20*time.Second, done); err != nil {
 			return fail(n, err)
 		}
 	}
 	for _, n := range restarting {
-		if err := waitReady(dir, n, 30*time.Second, exited[n.id]); err != nil {
+		if err := waitReady(dir, sec, n, 30*time.Second, exited[n.id]); err != nil {
 			return fail(n, err)
 		}
 	}
@@ -190,20 +200,34 @@ func spawn(bin, dir, id, sec string, args []string) (<-chan struct{}, error) {
 	return done, os.WriteFile(filepath.Join(dir, id+".pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600)
 }
 
-// waitReady waits until node n answers /readyz, and gives up at once if
-// its process exits, with the last line it logged (say, a port in use).
-func waitReady(dir string, n devNode, d time.Duration, exited <-chan struct{}) error {
+// portsFree checks that every port of node n is free before it starts:
+// a node of another cluster on them (a second make run beside a first)
+// would answer for it.
+func portsFree(n devNode) error {
+	for _, a := range []struct{ name, addr string }{{"admin", n.admin}, {"cluster", n.cluster}, {"smtp", n.smtp},
+		{"lmtp", n.lmtp}, {"imap", n.imap}, {"pop3", n.pop3}, {"submission", n.sub}} {
+		ln, err := net.Listen("tcp", a.addr)
+		if err != nil {
+			return fmt.Errorf("%s port %s is taken (another cluster, or another program): %w", a.name, a.addr, err)
+		}
+		ln.Close()
+	}
+	return nil
+}
+
+// waitReady waits until node n answers /readyz as a node of this
+// cluster, and gives up at once if its process exits, with the last line
+// it logged (say, a port in use). With the cluster's secret a node names
+// its leader; one of another cluster, which holds another secret, says
+// only "ready", and is not taken for n.
+func waitReady(dir, sec string, n devNode, d time.Duration, exited <-chan struct{}) error {
 	// Something else holding the port may accept and never answer: each
 	// probe is short, so that an exit is noticed while it waits.
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
-		resp, err := client.Get("http://" + n.admin + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+		if ours, err := readyHere(client, sec, n.admin); err == nil && ours {
+			return nil
 		}
 		select {
 		case <-exited:
@@ -212,6 +236,28 @@ func waitReady(dir string, n devNode, d time.Duration, exited <-chan struct{}) e
 		}
 	}
 	return fmt.Errorf("not ready after %v", d)
+}
+
+// readyHere reports whether the node at admin is ready and holds secret
+// sec: its answer then names the leader.
+func readyHere(client *http.Client, sec, admin string) (bool, error) {
+	req, err := http.NewRequest("GET", "http://"+admin+"/readyz", nil)
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Authorization", "Bearer "+sec)
+	resp, err := client.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Leader string `json:"leader"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&body) != nil {
+		return false, nil
+	}
+	return body.Leader != "", nil
 }
 
 // lastLogLine is the last non-blank line of a node's log: where a node

@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -177,5 +179,42 @@ func TestStopSignalsANodeStartedThroughASymlinkedDirectory(t *testing.T) {
 	}
 	if got := out.String(); !strings.Contains(got, "stopped n1") {
 		t.Errorf("stop said %q of a running n1", got)
+	}
+}
+
+// TestStartRefusesPortsAnotherClusterHolds: a second make run (another
+// checkout, another --dir) beside a running cluster took that cluster's
+// nodes, answering /readyz on the same admin ports, for its own: the
+// new nodes died on their taken ports unnoticed, and the run ended in
+// "domain add example.com: not authorised", which points nowhere near
+// the cause. The taken port is named, with the way round it, and no
+// node is left behind.
+func TestStartRefusesPortsAnotherClusterHolds(t *testing.T) {
+	other := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A node of another cluster: without its own secret, only this.
+		w.Write([]byte(`{"status":"ready"}`))
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go other.Serve(ln)
+	t.Cleanup(func() { other.Close() })
+	_, p, _ := net.SplitHostPort(ln.Addr().String())
+	adminPort, _ := strconv.Atoi(p)
+	ns := nodes(1, adminPort-8000) // n1's admin port is the one taken
+	dir := filepath.Join(t.TempDir(), "run2")
+	// A stand-in node that stays up: the failure is to be told from the
+	// ports, not from the process exiting.
+	bin := filepath.Join(t.TempDir(), "node")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\nexec sleep 30\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err = start(bin, dir, ns, true)
+	if err == nil || !strings.Contains(err.Error(), ns[0].admin) || !strings.Contains(err.Error(), "--port-offset") {
+		t.Fatalf("start on another cluster's admin port: %v, want an error naming %s and the way round it", err, ns[0].admin)
+	}
+	if alive(dir, "n1") {
+		t.Error("n1 was left running")
 	}
 }
