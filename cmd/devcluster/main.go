@@ -333,12 +333,20 @@ func stopHint(dir string) string {
 // how to get round it: free the port, or move every port, which means
 // starting afresh since the offset is kept in dir with its cluster. The
 // offset it names is not the one that failed, and it says what make
-// clean deletes besides (the cluster's mail, and results/).
+// clean deletes besides (the cluster's mail, and results/). A dir that
+// holds no cluster yet keeps no offset, so the offset alone is enough.
 func portHint(dir string, err error) string {
 	if !strings.Contains(err.Error(), "address already in use") {
 		return ""
 	}
-	if dir == "run" {
+	_, err = os.Stat(filepath.Join(dir, "n1"))
+	hasCluster := err == nil // else no offset is kept yet (portOffset)
+	switch {
+	case dir == "run" && !hasCluster:
+		return fmt.Sprintf("; a port is taken: make run PORT_OFFSET=%d to move every port, or free the port and make run again", nextOffset(dir))
+	case !hasCluster:
+		return fmt.Sprintf("; a port is taken: start again with --port-offset %d, or free the port and start again", nextOffset(dir))
+	case dir == "run":
 		return fmt.Sprintf("; a port is taken: make clean, then make run PORT_OFFSET=%d to move every port "+
 			"(make clean deletes run/ with the cluster's mail, and results/; run/ keeps the offset it was created with), "+
 			"or free the port and make run again", nextOffset(dir))

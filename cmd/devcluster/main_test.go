@@ -33,6 +33,10 @@ func TestStopHintNamesTheDir(t *testing.T) {
 // alone: the way round it (another port offset, on a fresh run/) was
 // only in the README.
 func TestTakenPortHintsAtTheOffset(t *testing.T) {
+	t.Chdir(t.TempDir())
+	if err := os.MkdirAll(filepath.Join("run", "n1"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	taken := errors.New("exited at start: powermail: client listener: listen tcp 127.0.0.1:2526: bind: address already in use")
 	for dir, want := range map[string]string{
 		"run":        "make clean, then make run PORT_OFFSET=10000",
@@ -216,5 +220,19 @@ func TestStartRefusesPortsAnotherClusterHolds(t *testing.T) {
 	}
 	if alive(dir, "n1") {
 		t.Error("n1 was left running")
+	}
+}
+
+// TestTakenPortHintWithoutACluster: in a fresh checkout, whose run/
+// holds no cluster yet, a taken port was answered with "make clean,
+// then make run PORT_OFFSET=10000", and a warning that make clean
+// deletes the cluster's mail: there is none, and make run with the
+// offset alone does it.
+func TestTakenPortHintWithoutACluster(t *testing.T) {
+	t.Chdir(t.TempDir())
+	taken := errors.New("admin port 127.0.0.1:8000 is taken: listen tcp 127.0.0.1:8000: bind: address already in use")
+	got := portHint("run", taken)
+	if !strings.Contains(got, "make run PORT_OFFSET=10000") || strings.Contains(got, "make clean") {
+		t.Errorf("portHint = %q, want make run PORT_OFFSET=10000 without make clean", got)
 	}
 }
