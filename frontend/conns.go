@@ -33,6 +33,12 @@ type connTracker struct {
 	hostname     string
 	log          *slog.Logger
 
+	// drainReply, when set (SMTP and LMTP), is the last reply of an idle
+	// connection that a drain ended (drained), in place of go-smtp's
+	// "Idle timeout" for the expired read.
+	drainReply string
+	drained    atomic.Bool
+
 	mu      sync.Mutex
 	perIP   map[string]int
 	waiting map[string]int // over-limit connections waiting for a slot
@@ -244,6 +250,20 @@ type trackedConn struct {
 
 	wmu  sync.Mutex
 	held []byte // replies not yet sent (see Write)
+
+	// session is the connection go-smtp talks through when it is not
+	// this one (TLS above it, after STARTTLS or implicitly): a reply of
+	// our own (expiredRead) goes out through it, encrypted. Only the
+	// connection's own goroutine sets and reads it (sessionConn, Read).
+	session net.Conn
+}
+
+// sessionConn records the connection go-smtp's session runs over, c or
+// a TLS connection above it.
+func (c *trackedConn) sessionConn(over net.Conn) {
+	if c != nil && over != c {
+		c.session = over
+	}
 }
 
 // maxHeld bounds the replies held back; a longer write (a message body
@@ -362,7 +382,7 @@ func (c *trackedConn) read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	if c.expired.Load() {
-		return 0, os.ErrDeadlineExceeded
+		return c.expiredRead()
 	}
 	deadline, atEnd := c.readDeadline(time.Now())
 	if err := c.Conn.SetReadDeadline(deadline); err != nil {
@@ -371,7 +391,7 @@ func (c *trackedConn) read(p []byte) (int, error) {
 	// expire may have run between the check and the new deadline, and the
 	// new deadline would then override its past one: look again.
 	if c.expired.Load() {
-		return 0, os.ErrDeadlineExceeded
+		return c.expiredRead()
 	}
 	n, err := c.Conn.Read(p)
 	if err != nil && os.IsTimeout(err) {
@@ -379,8 +399,29 @@ func (c *trackedConn) read(p []byte) (int, error) {
 			c.tracker.log.Info("smtp: session time limit reached, closing",
 				"remote", c.RemoteAddr(), "limit", c.tracker.maxSession, "busy", c.busy.Load())
 		}
+		return c.expiredRead()
 	}
 	return n, err
+}
+
+// expiredRead is a read of an expired connection: a timeout, on which
+// go-smtp replies 421 4.4.2 "Idle timeout" and closes; or, for an idle
+// connection a drain ended, the tracker's drainReply (RFC 5321 §3.8: 421
+// and close, the client to try again later) and the end of input, on
+// which go-smtp closes without a word of its own.
+func (c *trackedConn) expiredRead() (int, error) {
+	t := c.tracker
+	if t.drainReply == "" || !t.drained.Load() || c.busy.Load() {
+		return 0, os.ErrDeadlineExceeded
+	}
+	if !c.hungUp.Swap(true) {
+		var w io.Writer = c
+		if c.session != nil {
+			w = c.session // its record lands in held like any reply
+		}
+		_, _ = io.WriteString(w, t.drainReply)
+	}
+	return 0, io.EOF
 }
 
 // readDeadline is the deadline of a read starting at now: the idle

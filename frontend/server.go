@@ -59,6 +59,7 @@ func NewSMTPServer(cfg SMTPConfig, d Deliverer) (*SMTPServer, error) {
 		ctx:     ctx,
 		cancel:  cancel,
 	}
+	s.tracker.drainReply = wireLine(replyShuttingDown())
 	s.srv = s.newSMTPServer()
 	return s, nil
 }
@@ -191,6 +192,7 @@ func (s *SMTPServer) Shutdown(ctx context.Context) error {
 
 func (s *SMTPServer) beginDrain() {
 	s.mu.Lock()
+	s.tracker.drained.Store(true)
 	s.draining.Store(true)
 	s.mu.Unlock()
 }
@@ -216,10 +218,12 @@ func (s *SMTPServer) newSession(c *smtp.Conn) (smtp.Session, error) {
 	growStack()
 	ctx, cancel := context.WithCancel(s.ctx)
 	remote := c.Conn().RemoteAddr() // may be nil for a unix socket peer
+	tc := trackedOf(c.Conn())
+	tc.sessionConn(c.Conn())
 	return &session{
 		srv:    s,
 		conn:   c,
-		tc:     trackedOf(c.Conn()),
+		tc:     tc,
 		remote: remote,
 		ctx:    ctx,
 		cancel: cancel,

@@ -194,7 +194,7 @@ func TestSTARTTLSEndsTransactionForShutdown(t *testing.T) {
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v after %v", err, time.Since(start))
 	}
-	checkReply(t, "idle conn after STARTTLS", c.read(), 421, "")
+	checkReply(t, "idle conn after STARTTLS", c.read(), 421, "4.3.2") // through TLS, as shutting down
 }
 
 // A drain answers a MAIL inside an open transaction with 421, the
@@ -227,5 +227,47 @@ func TestShutdownRefusesPipelinedRcpt(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Shutdown did not return")
+	}
+}
+
+// An idle client ended by Shutdown was told "421 4.4.2 Idle timeout,
+// bye bye" (go-smtp's words for an expired read): an administrator
+// reading a client's log looks for a timeout that never happened. It
+// gets the reply of a MAIL during the drain, 421 4.3.2 shutting down
+// (RFC 5321 §3.8, RFC 3463 X.3.2), and so does a client whose
+// transaction finished during the drain.
+func TestShutdownTellsIdleClientsWhy(t *testing.T) {
+	f := newFakeDeliverer()
+	release := make(chan struct{})
+	inDeliver := make(chan struct{})
+	f.deliverHook = func(ctx context.Context, msg node.Message, body io.Reader) (node.DeliveryResult, error) {
+		_, err := io.Copy(io.Discard, body)
+		close(inDeliver)
+		<-release
+		return node.DeliveryResult{}, err
+	}
+	srv, addr := startServer(t, testConfig(), f)
+	idle := dial(t, addr)
+	idle.ehlo()
+	busy := dial(t, addr)
+	busy.ehlo()
+	busy.begin("alice@example.com")
+	busy.expect("DATA", 354, "")
+	busy.write("x\r\n.\r\n")
+	<-inDeliver
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(context.Background()) }()
+	r := idle.read()
+	checkReply(t, "idle conn", r, 421, "4.3.2")
+	if !strings.Contains(r.msg, "shutting down") {
+		t.Errorf("idle conn told %v, want it told the server is shutting down", r)
+	}
+	idle.expectClosed()
+	close(release)
+	checkReply(t, "in-flight DATA", busy.read(), 250, "2.0.0")
+	checkReply(t, "after DATA", busy.read(), 421, "4.3.2")
+	busy.expectClosed()
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
 	}
 }
