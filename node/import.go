@@ -104,6 +104,9 @@ func (n *Node) RestoreMailbox(ctx context.Context, addr string, r io.Reader, max
 			// what the operator gave or what is wanted.
 			return st.res, fmt.Errorf("%w: not a tar archive, or a damaged one: give the tar mailbox export writes, or a Maildir put in one", ErrInvalidArgument)
 		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return st.res, archiveEndsEarly("")
+		}
 		if err != nil {
 			return st.res, fmt.Errorf("%w: archive: %v", ErrInvalidArgument, err)
 		}
@@ -111,9 +114,21 @@ func (n *Node) RestoreMailbox(ctx context.Context, addr string, r io.Reader, max
 			continue
 		}
 		if err := st.entry(ctx, h, tr); err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				return st.res, archiveEndsEarly(" inside " + h.Name)
+			}
 			return st.res, fmt.Errorf("restore %s: %w", h.Name, err)
 		}
 	}
+}
+
+// archiveEndsEarly is a restore's input that ends inside a tar header or
+// a message (a copy or an upload cut short, or a short file that is no
+// tar): the operator's input, not the node, is at fault, and running
+// the restore again with the whole archive adds what is missing.
+func archiveEndsEarly(where string) error {
+	return fmt.Errorf("%w: the archive ends early%s (cut short, or not a tar archive): "+
+		"give the whole tar mailbox export writes, or a Maildir put in one", ErrInvalidArgument, where)
 }
 
 func (st *restoreState) entry(ctx context.Context, h *tar.Header, r io.Reader) error {

@@ -73,11 +73,22 @@ var errPrefix = map[string]string{
 	"removed":      "not a member",
 }
 
+// Error is the message after the kind of error, said once: a node's
+// message may name it already ("domain x already exists"), or carry the
+// node's own word for it ("invalid argument: ...").
 func (e *apiError) Error() string {
-	if p, ok := errPrefix[e.Code]; ok {
-		return p + ": " + e.Message
+	p, ok := errPrefix[e.Code]
+	if !ok {
+		p = e.Code
 	}
-	return e.Code + ": " + e.Message
+	msg := e.Message
+	if e.Code == "invalid" {
+		msg = strings.TrimPrefix(msg, "invalid argument: ") // node.ErrInvalidArgument
+	}
+	if strings.Contains(msg, p) {
+		return msg
+	}
+	return p + ": " + msg
 }
 
 // do sends one request and decodes the JSON reply into out.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"archive/tar"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -221,4 +222,35 @@ func writeTar(t *testing.T, path string, files map[string]string) {
 		t.Fatal(err)
 	}
 	f.Close()
+}
+
+// A restore of a file that is no tar, or of an archive cut short (a
+// copy that broke off), said "invalid input: invalid argument: archive:
+// unexpected EOF": the error's kind twice, and nothing an operator can
+// act on. It says once that the input is invalid, and that the archive
+// ends early; an "already exists" is not said twice either.
+func TestCLIErrorsSayTheirKindOnce(t *testing.T) {
+	p := startSolo(t)
+	mustCLI(t, "mailbox", "add", "ann@example.com", "--password", "pw", "--addr", p.admin)
+	var tarball bytes.Buffer
+	tw := tar.NewWriter(&tarball)
+	body := strings.Repeat("Subject: x\n\nline\n", 200)
+	if err := tw.WriteHeader(&tar.Header{Name: "Maildir/cur/1.host:2,S", Mode: 0o600, Size: int64(len(body))}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Write([]byte(body))
+	tw.Close()
+	for name, in := range map[string][]byte{
+		"not a tar": []byte("garbage\n"),
+		"cut short": tarball.Bytes()[:1024],
+	} {
+		_, errOut, err := cli(t, string(in), "mailbox", "restore", "ann@example.com", "-", "--addr", p.admin)
+		if err == nil || strings.Count(errOut, "invalid") != 1 || !strings.Contains(errOut, "ends early") {
+			t.Errorf("restore of %s: %v %q, want one \"invalid\" and that the archive ends early", name, err, errOut)
+		}
+	}
+	_, errOut, err := cli(t, "", "domain", "add", "example.com", "--addr", p.admin)
+	if err == nil || strings.Count(errOut, "already exists") != 1 {
+		t.Errorf("domain add of an existing domain: %v %q, want \"already exists\" once", err, errOut)
+	}
 }
