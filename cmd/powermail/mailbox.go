@@ -179,8 +179,13 @@ func mailboxQuotaCmd(cl *clientFlags) *cobra.Command {
 }
 
 func mailboxEnableCmd(cl *clientFlags, verb string, enabled bool) *cobra.Command {
+	short := "Allow logins to a mailbox again"
+	if !enabled {
+		short = "Stop logins to a mailbox; its open IMAP, POP3 and submission sessions end within the server's " +
+			"--account-check-interval, and mail still arrives"
+	}
 	return &cobra.Command{
-		Use: verb + " ADDRESS", Short: verb + " logins to a mailbox", Args: cobra.ExactArgs(1),
+		Use: verb + " ADDRESS", Short: short, Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := cl.do(cmd.Context(), "POST", "/v1/mailboxes/"+pathEsc(args[0])+"/enabled", map[string]bool{"enabled": enabled}, nil); err != nil {
 				return err
