@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -251,18 +252,36 @@ type trackedConn struct {
 	wmu  sync.Mutex
 	held []byte // replies not yet sent (see Write)
 
-	// session is the connection go-smtp talks through when it is not
-	// this one (TLS above it, after STARTTLS or implicitly): a reply of
-	// our own (expiredRead) goes out through it, encrypted. Only the
-	// connection's own goroutine sets and reads it (sessionConn, Read).
-	session net.Conn
+	// underTLS: TLS runs above this connection, from the start (an
+	// implicit-TLS listener) or since a STARTTLS was answered 220 (the
+	// only 220 after the greeting, RFC 5321 §4.2, RFC 3207 §4). A reply
+	// of our own (expiredRead) then goes out through session, the TLS
+	// connection of a session begun over it (its handshake done), or,
+	// before there is one, is left to go-smtp.
+	underTLS atomic.Bool
+	greeted  atomic.Bool
+	session  atomic.Pointer[tlsAbove]
 }
 
-// sessionConn records the connection go-smtp's session runs over, c or
-// a TLS connection above it.
+// tlsAbove is the TLS connection a session runs over, above a
+// trackedConn.
+type tlsAbove struct{ net.Conn }
+
+// sessionConn records the connection a go-smtp session begins over:
+// when it is not c itself, the TLS connection above c.
 func (c *trackedConn) sessionConn(over net.Conn) {
 	if c != nil && over != c {
-		c.session = over
+		c.session.Store(&tlsAbove{over})
+	}
+}
+
+// noteReply watches the replies written for a STARTTLS's 220.
+func (c *trackedConn) noteReply(p []byte) {
+	if c.underTLS.Load() || !bytes.HasPrefix(p, []byte("220")) {
+		return
+	}
+	if c.greeted.Swap(true) {
+		c.underTLS.Store(true)
 	}
 }
 
@@ -280,6 +299,7 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 	if c.gate != nil {
 		c.gate.replied(p)
 	}
+	c.noteReply(p)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if len(c.held)+len(p) <= maxHeld {
@@ -414,11 +434,17 @@ func (c *trackedConn) expiredRead() (int, error) {
 	if t.drainReply == "" || !t.drained.Load() || c.busy.Load() {
 		return 0, os.ErrDeadlineExceeded
 	}
-	if !c.hungUp.Swap(true) {
-		var w io.Writer = c
-		if c.session != nil {
-			w = c.session // its record lands in held like any reply
+	var w io.Writer = c
+	if c.underTLS.Load() {
+		above := c.session.Load()
+		if above == nil {
+			// No session over TLS yet, so no finished handshake to
+			// write through: go-smtp's own 421 goes out through TLS.
+			return 0, os.ErrDeadlineExceeded
 		}
+		w = above // its record lands in held like any reply
+	}
+	if !c.hungUp.Swap(true) {
 		_, _ = io.WriteString(w, t.drainReply)
 	}
 	return 0, io.EOF
@@ -584,6 +610,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 // gated gives tc a cmdGate if the listener's connections have one; it
 // runs before go-smtp reads from tc.
 func (l *limitListener) gated(tc *trackedConn) *trackedConn {
+	tc.underTLS.Store(l.quiet) // quiet: an implicit-TLS listener
 	if l.gateLine > 0 {
 		tc.gate = newCmdGate(l.gateLine, l.gateBufs)
 	}

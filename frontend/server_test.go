@@ -271,3 +271,48 @@ func TestShutdownTellsIdleClientsWhy(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 }
+
+// A drain that finds a client under TLS that has not said EHLO over it
+// yet (right after STARTTLS, or on an implicit-TLS port) answers through
+// the TLS connection, never in plaintext below it, which the client
+// would read as a broken record.
+func TestShutdownAnswersThroughTLSBeforeEHLO(t *testing.T) {
+	cfg := testConfig()
+	serverTLS, roots := testtls.Config(t)
+	cfg.TLS = serverTLS
+	srv, err := NewSMTPServer(cfg, newFakeDeliverer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	plain, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	implicit, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(plain)
+	go srv.ServeTLS(implicit)
+
+	afterSTARTTLS := dial(t, plain.Addr().String())
+	afterSTARTTLS.ehlo()
+	afterSTARTTLS.expect("STARTTLS", 220, "")
+	afterSTARTTLS.upgradeTLS(roots)
+	onImplicit := dialRaw(t, implicit.Addr().String())
+	onImplicit.upgradeTLS(roots)
+	checkReply(t, "implicit TLS greeting", onImplicit.read(), 220, "")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	for name, c := range map[string]*tclient{"after STARTTLS": afterSTARTTLS, "implicit TLS": onImplicit} {
+		line, err := c.tp.ReadLine()
+		if err != nil || !strings.HasPrefix(line, "421 ") {
+			t.Errorf("%s, before EHLO: %q, %v; want a 421 through TLS", name, line, err)
+		}
+	}
+}
