@@ -37,6 +37,9 @@ func TestCLIBadInputWithoutACluster(t *testing.T) {
 		want string
 	}{
 		{[]string{"domain", "add"}, "usage: powermail domain add DOMAIN..."},
+		// A word near no command was refused without the commands there
+		// are, which a command group's refusal lists.
+		{[]string{"users", "ls"}, `unknown command "users" for "powermail" (commands: cluster, completion, domain, forward, mailbox, queue, server, settings, storage)`},
 		{[]string{"domain", "ls", "extra"}, `domain ls takes no arguments, got "extra"`},
 		{[]string{"storage", "verify", "now"}, "storage verify takes no arguments"},
 		{[]string{"mailbox", "add", "a@example.com", "--password", "x", "--no-password"}, "[no-password password] were all set"},

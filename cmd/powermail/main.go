@@ -187,6 +187,8 @@ func unknownCommand(cmd *cobra.Command, word string) error {
 	}
 	if s := cmd.SuggestionsFor(word); len(s) > 0 {
 		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+	} else {
+		msg += " (commands: " + subcommandNames(cmd) + ")" // as a command group says
 	}
 	return errors.New(msg)
 }
