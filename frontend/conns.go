@@ -419,7 +419,9 @@ func (c *trackedConn) read(p []byte) (int, error) {
 			c.tracker.log.Info("smtp: session time limit reached, closing",
 				"remote", c.RemoteAddr(), "limit", c.tracker.maxSession, "busy", c.busy.Load())
 		}
-		return c.expiredRead()
+		if n, err := c.expiredRead(); err != os.ErrDeadlineExceeded {
+			return n, err // the drain's own answer
+		}
 	}
 	return n, err
 }
