@@ -123,6 +123,10 @@ type Node struct {
 	// it keeps are on members and before it unlists others (a trim's,
 	// after the kept copies were verified).
 	beforeUnlist func(keep, drop []string)
+	// beforeDropMadeFolder, tests only, runs between dropMadeFolder's
+	// look at the folder a failed RENAME INBOX made and its delete (a
+	// test lands a commit there, as raft would one still in flight).
+	beforeDropMadeFolder func()
 	// afterSettingsRead, tests only, runs between a settings update's
 	// read of the current settings and its proposal (admin_settings.go).
 	afterSettingsRead func()

@@ -359,7 +359,8 @@ func markedRemoving(s *fsm.State, addr string) bool {
 // §3.3), the client is told NO, and renaming INBOX again, to another
 // name, moves the rest. A failure before any message moved takes the
 // folder it made back (dropMadeFolder), so that the NO leaves the
-// mailbox as it was.
+// mailbox as it was; only a refusal does: a piece whose outcome is
+// unknown may still move its messages there.
 func (n *Node) renameLargeInbox(ctx context.Context, addr, to string) (done bool, err error) {
 	// The name the folder gets (RFC 9051 §6.3.4, as FolderCreate and
 	// the single entry read it): the MOVEs name it as it was made.
@@ -381,10 +382,32 @@ func (n *Node) renameLargeInbox(ctx context.Context, addr, to string) (done bool
 	}
 	check := &fsm.FolderCheck{ID: v.Folder.ID, UIDValidity: v.Folder.UIDValidity}
 	_, err = n.movePieces(ctx, addr, "INBOX", to, splitPieces(wholeFolder, v.Messages, n.cfg.EntryMessages), check)
-	if err != nil {
+	switch {
+	case err == nil:
+	case refusedPiece(err):
 		n.dropMadeFolder(ctx, addr, made, err)
+	default:
+		// The piece's outcome is unknown: it may still commit, after
+		// any look at the folder, and a delete proposed after it would
+		// take its messages along.
+		n.log.Info("rename of INBOX failed with a piece's outcome unknown: the folder it made is left",
+			"mailbox", addr, "folder", made.Name, "err", err)
 	}
 	return true, err
+}
+
+// refusedPiece reports whether err, a MOVE piece's failure, is the state
+// machine's refusal (or the node's before proposing): the piece moved
+// nothing and never will. Any other failure (no leader, a lost answer,
+// the caller gone) may hide a commit still to come.
+func refusedPiece(err error) bool {
+	for _, known := range []error{ErrMailboxRemoving, ErrNoFolder, ErrFolderExists, ErrInvalidArgument,
+		ErrOverQuota, ErrFolderFull, ErrLocked} {
+		if errors.Is(err, known) {
+			return true
+		}
+	}
+	return false
 }
 
 // dropMadeFolder deletes the folder a failed renameLargeInbox made, if
@@ -394,8 +417,8 @@ func (n *Node) renameLargeInbox(ctx context.Context, addr, to string) (done bool
 // moved messages to is left, as is one the failure leaves unreadable.
 // The check and the delete are two steps: a message another session
 // APPENDs or COPYs to the new folder between the two goes with it (see
-// DESIGN.md, Not yet). The delete runs past the caller's end (a client
-// gone, a command timeout), bounded by ApplyTimeout.
+// DESIGN.md, Not yet). It runs only after a refused piece
+// (refusedPiece), and past the caller's end, bounded by ApplyTimeout.
 func (n *Node) dropMadeFolder(ctx context.Context, addr string, made Folder, cause error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.ApplyTimeout)
 	defer cancel()
@@ -410,6 +433,9 @@ func (n *Node) dropMadeFolder(ctx context.Context, addr string, made Folder, cau
 	case f.UIDNext != made.UIDNext || f.Messages != 0:
 		n.log.Info("rename of INBOX failed part way: its folder keeps what was moved", "mailbox", addr, "folder", made.Name, "cause", cause)
 		return
+	}
+	if n.beforeDropMadeFolder != nil {
+		n.beforeDropMadeFolder()
 	}
 	if err := n.applyAccess(ctx, &fsm.FolderDelete{Mailbox: addr, Name: made.Name}, nil); err != nil {
 		n.log.Warn("rename of INBOX failed before moving a message and the folder it made could not be deleted",

@@ -1,7 +1,10 @@
 package node
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,5 +56,67 @@ func TestLargeInboxRenameRefusedAtFirstPieceDropsItsFolder(t *testing.T) {
 	}
 	if old, err := ns[1].View(ctx, a, "Old"); err != nil || len(old.Messages) != len(before.Messages) {
 		t.Fatalf("Old holds %d messages, want %d (%v)", len(old.Messages), len(before.Messages), err)
+	}
+}
+
+// A RENAME INBOX in pieces whose first piece's outcome is unknown (its
+// answer lost to a leader change, or the caller gone while it was in
+// flight) may yet move its messages after the undo has looked at the
+// folder and found it empty: raft commits an entry proposed before the
+// undo's delete ahead of it, and the delete then takes the moved
+// messages with the folder. The undo is for a refusal only; a folder
+// whose pieces may have moved anything is left. Here the first piece is
+// refused (the mailbox marked as being removed) and its answer hidden
+// as unknown, and the same entry lands between the undo's look and its
+// delete, as one still in flight would.
+func TestLargeInboxRenameWithUnknownFirstPieceKeepsItsFolder(t *testing.T) {
+	const log2, per = 11, 1000
+	ns := pieceCluster(t, per)
+	ctx := ctxT(t, 2*time.Minute)
+	a := "a@example.com"
+	before := bigFolder(t, ns[0], "INBOX", log2)
+	on, off := true, false
+	mustApply(t, ns[0], &fsm.MailboxUpdate{Address: a, Removing: &on, Remover: "test"})
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var piece atomic.Pointer[fsm.Copy]
+	hook := func(cmd fsm.Command, err error) error {
+		c, ok := cmd.(*fsm.Copy)
+		if !ok || !c.Move || err == nil || !piece.CompareAndSwap(nil, c) {
+			return err
+		}
+		cancel() // the caller is gone: no repeat learns the outcome
+		return fmt.Errorf("%w: test: the answer to a MOVE was lost", ErrIndeterminate)
+	}
+	ns[1].onApplied.Store(&hook)
+	defer ns[1].onApplied.Store(nil)
+	ns[1].beforeDropMadeFolder = func() {
+		mustApply(t, ns[0], &fsm.MailboxUpdate{Address: a, Removing: &off, Remover: "test"})
+		mustApply(t, ns[0], piece.Load()) // the piece in flight lands
+	}
+	if err := ns[1].RenameFolder(rctx, a, "INBOX", "Old"); err == nil {
+		t.Fatal("rename INBOX with its first piece's outcome unknown: OK, want an error")
+	}
+	if piece.Load() == nil {
+		t.Fatal("no MOVE piece was proposed")
+	}
+	if err := ns[1].Barrier(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ns[1].beforeDropMadeFolder = nil
+	mustApply(t, ns[0], &fsm.MailboxUpdate{Address: a, Removing: &off, Remover: "test"})
+	in, err := ns[1].View(ctx, a, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := ns[1].View(ctx, a, "Old")
+	if errors.Is(err, ErrNoFolder) {
+		t.Error("the folder a piece of unknown outcome may have moved to was deleted")
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(in.Messages) + len(old.Messages); got != len(before.Messages) {
+		t.Errorf("INBOX holds %d and Old %d (%v): %d messages of %d, the rest deleted with the folder",
+			len(in.Messages), len(old.Messages), err, got, len(before.Messages))
 	}
 }
