@@ -35,7 +35,9 @@ import (
 //     has none the time the Maildir name starts with.
 //   - A message whose body the folder already holds is skipped, so a
 //     restore can be run again after it broke off. Folders are created
-//     as needed; a file larger than the limit is skipped and counted.
+//     as needed; a file larger than the limit is skipped and counted,
+//     as a duplicate when its folder holds it (read for its hash alone,
+//     restorelarge.go), else as too large.
 //   - A hard link to an earlier message file is that message again, in
 //     the link's folder with the link's flags: Dovecot copies a message
 //     to another folder as a second link to its file, and tar stores
@@ -71,6 +73,8 @@ type restoreState struct {
 	// hash of their name (a name may have up to 1 MiB), for the hard
 	// links to them that may follow; zero: too large.
 	files map[storage.Hash]storage.Hash
+	// large are the files of files above max_bytes, by the same key.
+	large map[storage.Hash]largeFile
 }
 
 type laterKeywords struct {
@@ -92,7 +96,7 @@ func (n *Node) RestoreMailbox(ctx context.Context, addr string, r io.Reader, max
 	}
 	st := &restoreState{n: n, addr: addr, maxBytes: maxBytes, memBytes: n.cfg.RestoreMemoryBytes,
 		keywords: map[string]map[byte]string{}, held: map[string]map[storage.Hash]struct{}{}, later: map[string][]laterKeywords{},
-		files: map[storage.Hash]storage.Hash{}}
+		files: map[storage.Hash]storage.Hash{}, large: map[storage.Hash]largeFile{}}
 	tr := tar.NewReader(r)
 	for {
 		h, err := tr.Next()
@@ -157,15 +161,12 @@ func (st *restoreState) entry(ctx context.Context, h *tar.Header, r io.Reader) e
 		case !ok:
 			return nil // a link to no message file
 		case target == storage.Hash{}:
-			st.res.TooLarge++
-			return nil
+			return st.countLarge(ctx, folder, st.large[storage.HashBytes([]byte(path.Clean(h.Linkname)))])
 		}
 		msg, err = st.spoolBody(ctx, target)
 	} else {
 		if h.Size > st.maxBytes {
-			st.files[storage.HashBytes([]byte(name))] = storage.Hash{}
-			st.res.TooLarge++
-			return nil
+			return st.skipLarge(ctx, folder, storage.HashBytes([]byte(name)), r, h.Size)
 		}
 		msg, err = st.spool(r, h.Size)
 	}
@@ -211,13 +212,20 @@ func (st *restoreState) folderHashes(ctx context.Context, folder string) (map[st
 	if held, ok := st.held[fsm.CanonicalFolder(folder)]; ok {
 		return held, nil
 	}
-	view, err := st.n.View(ctx, st.addr, folder)
+	held, err := st.viewHashes(ctx, folder)
 	if errors.Is(err, ErrNoFolder) {
 		if err = st.n.CreateFolder(ctx, st.addr, folder, ""); err == nil || errors.Is(err, ErrFolderExists) {
 			st.res.Folders = append(st.res.Folders, folder)
-			view, err = st.n.View(ctx, st.addr, folder)
+			held, err = st.viewHashes(ctx, folder)
 		}
 	}
+	return held, err
+}
+
+// viewHashes reads the bodies folder holds, and keeps them for the
+// restore's later messages.
+func (st *restoreState) viewHashes(ctx context.Context, folder string) (map[storage.Hash]struct{}, error) {
+	view, err := st.n.View(ctx, st.addr, folder)
 	if err != nil {
 		return nil, err
 	}

@@ -122,3 +122,31 @@ func TestRestoreRefusesAFolderItCannotName(t *testing.T) {
 		t.Fatalf("restore: %+v, %v; want one added, then an error naming .R&D", res, err)
 	}
 }
+
+// A restore run again with a smaller max_bytes than the one that
+// restored a large message finds it already there: it counts as a
+// duplicate, not as too large (which tells the operator to run again
+// with a larger limit, though nothing is missing). One too large that
+// is not there, and a link to it, still count as too large.
+func TestRestoreAgainCountsALargeMessageThereAsDuplicate(t *testing.T) {
+	n := restoreCluster(t)
+	big := "Subject: big\nFrom: a@example.com\n\n" + strings.Repeat("b", 2000) + "\n"
+	other := "Subject: other\r\n\r\n" + strings.Repeat("o", 2000) + "\r\n"
+	first := buildTar(t,
+		tarEntry{name: "Maildir/cur/1.M1.h:2,S", content: big},
+		tarEntry{name: "Maildir/.Archive/cur/1.M1.h:2,S", link: "Maildir/cur/1.M1.h:2,S"},
+	)
+	if res, err := n.RestoreMailbox(ctxT(t, 30*time.Second), "a@example.com", first, 0); err != nil || res.Added != 2 {
+		t.Fatalf("first restore: %+v, %v", res, err)
+	}
+	again := buildTar(t,
+		tarEntry{name: "Maildir/cur/1.M1.h:2,S", content: big},
+		tarEntry{name: "Maildir/.Archive/cur/1.M1.h:2,S", link: "Maildir/cur/1.M1.h:2,S"},
+		tarEntry{name: "Maildir/cur/2.M2.h:2,", content: other},
+		tarEntry{name: "Maildir/.Archive/cur/2.M2.h:2,", link: "Maildir/cur/2.M2.h:2,"},
+	)
+	res, err := n.RestoreMailbox(ctxT(t, 30*time.Second), "a@example.com", again, 1000)
+	if err != nil || res.Added != 0 || res.Duplicates != 2 || res.TooLarge != 2 {
+		t.Fatalf("restore again with max_bytes 1000: %+v, %v; want the big one (and its link) duplicates, the other (and its link) too large", res, err)
+	}
+}
