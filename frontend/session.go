@@ -71,7 +71,7 @@ type txn struct {
 	envID    string   // ENVID= (RFC 3461 §4.4)
 	ret      string   // RET= (RFC 3461 §4.3)
 	// expansions are the forward expansions the RCPTs share: a list
-	// one RCPT reached is not expanded again by the next (node.Resolve).
+	// one RCPT landed on is not expanded again by the next (node.Resolve).
 	// They go with the transaction (RSET, MAIL after DATA).
 	expansions *node.Expansions
 }

@@ -3,13 +3,16 @@ package fsm
 import "sync"
 
 // ExpansionMemo keeps the expansions of forwards that the lookups of one
-// mail transaction made (State.ResolveIn), so that a forward one RCPT
-// reached is not expanded again by the next: a sender who names a list
+// mail transaction made (State.ResolveIn), so that the forward one RCPT
+// landed on is not expanded again by the next: a sender who names a list
 // of 10,000 mailboxes under 1,000 sub-addresses (all+1@, all+2@, ...)
 // made the node expand the list 1,000 times, 30-45 s of a core
 // (BenchmarkResolveSubaddressRcpts). It is keyed by the address the
 // forward is stored at, so every spelling that lands on the forward
-// (sub-addresses, case, the domain's catch-all) shares it.
+// (sub-addresses, case, the domain's catch-all) shares it. A lookup
+// keeps the expansion of the forward it lands on only; it takes a kept
+// expansion wherever it meets that forward, and expands the forwards
+// below in one resolution, each address once (resolution.forwardTargets).
 //
 // A forward's expansion depends on the directory only (its targets,
 // the records below them), not on the address it was reached by nor

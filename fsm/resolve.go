@@ -77,11 +77,10 @@ type lookup struct {
 	// took 47,000 expansions for one RCPT, and 8 of 8 would take a core
 	// for minutes for any sender who names the top address.
 	done map[string]expanded
-	// memo keeps the expansion of each forward a delivery lookup
-	// reached, for the lookup (two spellings of one forward in a list
-	// of lists) and for the transaction's later lookups
-	// (ExpansionMemo). Loop checks, which stop at a reached key, use
-	// none.
+	// memo keeps the expansion of the forward a delivery lookup landed
+	// on, for the transaction's later lookups, which take it wherever
+	// they meet that forward (ExpansionMemo). Loop checks, which stop
+	// at a reached key, use none.
 	memo memoUse
 	// reads counts exact lookups, for tests and for the transaction's
 	// count (ExpansionMemo.Reads).
@@ -391,10 +390,16 @@ func (res *resolution) expandExact(r pebble.Reader, a Address, depth int, got *l
 }
 
 // forwardTargets expands the targets of the forward fw stored at a,
-// reached at depth. A delivery lookup expands a forward once for the
-// memo's life (ExpansionMemo): in a resolution of its own, whose lists
-// are then the forward's expansion whatever the lookup met before, and
-// which res and any later lookup add to theirs. A kept expansion that,
+// reached at depth. A delivery lookup takes a forward's expansion kept
+// in the memo (ExpansionMemo) when there is one. Else the forward the
+// lookup lands on (depth 0) is expanded in a resolution of its own,
+// whose lists are then the forward's expansion whatever the lookup met
+// before, which res and any later lookup add to theirs; a forward below
+// it is expanded in res, each address once (expand), and not kept: a
+// resolution of its own for each would copy and merge its targets'
+// lists, once per forward that names them, and lists of lists that
+// share lists made that grow tenfold per level
+// (TestExpansionOfSharedListsStaysLinear). A kept expansion that,
 // reused here, would go past the depth limit is the error a fresh one
 // gives: the limit is met on the same levels (tooDeep names the address
 // asked for). A loop check expands the targets in res (no memo).
@@ -404,6 +409,9 @@ func (res *resolution) forwardTargets(r pebble.Reader, a Address, fw Forward, de
 	}
 	key := a.Key()
 	e, ok := res.memo.get(key)
+	if !ok && depth > 0 {
+		return nil, res.targets(r, a, fw, depth+1)
+	}
 	if !ok {
 		sub := &resolution{lookup: res.lookup, deepest: depth}
 		err := sub.targets(r, a, fw, depth+1)

@@ -20,13 +20,13 @@ var ErrExpansionLimit = fmt.Errorf("%w: transaction's forward expansions used up
 // lookup that begins under it runs to its end; once it is passed, every
 // further RCPT of the transaction is deferred (ErrExpansionLimit), as
 // Postfix defers a message whose alias expansion passes
-// virtual_alias_expansion_limit. With Expansions each forward is
-// expanded once per transaction, so an ordinary transaction (1,000
+// virtual_alias_expansion_limit. With Expansions each forward an RCPT
+// lands on is expanded once per transaction, so an ordinary transaction (1,000
 // RCPTs of single mailboxes, or of lists) stays far below it.
 const MaxExpansionReads = 10 * MaxMessageMailboxes
 
 // Expansions are the forward expansions one mail transaction's RCPTs
-// share (fsm.ExpansionMemo): a forward one RCPT reached is not
+// share (fsm.ExpansionMemo): the forward one RCPT landed on is not
 // expanded again by the next, whatever spelling reaches it. A
 // transaction makes one at MAIL and passes it to Resolve with
 // WithExpansions; it ends with the transaction.
