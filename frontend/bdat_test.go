@@ -3,6 +3,7 @@ package frontend
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -208,31 +209,14 @@ func TestBDATLongLineBetweenChunks(t *testing.T) {
 // pipelined chunks, in plaintext or under TLS, where the connection sees
 // records rather than lines.
 func TestBDATLargeChunksPass(t *testing.T) {
-	cfg := testConfig()
-	serverTLS, roots := testtls.Config(t)
-	cfg.TLS = serverTLS
 	f := newFakeDeliverer()
-	srv, err := NewSMTPServer(cfg, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	plain, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	implicit, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(plain)
-	go srv.ServeTLS(implicit)
+	_, plain, implicit, roots := startTLSServers(t, f)
 
 	chunk := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB, no line ends
 	for _, useTLS := range []bool{false, true} {
-		c := dialRaw(t, plain.Addr().String())
+		c := dialRaw(t, plain)
 		if useTLS {
-			c = dialRaw(t, implicit.Addr().String())
+			c = dialRaw(t, implicit)
 			tc := tls.Client(c.conn, &tls.Config{ServerName: "mx.test", RootCAs: roots})
 			c.conn, c.tp = tc, textproto.NewConn(tc)
 		}
@@ -269,4 +253,29 @@ func dialSmallLimit(t *testing.T) (*tclient, *fakeDeliverer) {
 	c := dial(t, addr)
 	c.ehlo()
 	return c, f
+}
+
+// startTLSServers starts an SMTP server with the test certificate, on a
+// plaintext listener (STARTTLS offered) and an implicit-TLS one, and
+// returns it with both addresses and the roots that trust it.
+func startTLSServers(t *testing.T, d Deliverer) (srv *SMTPServer, plain, implicit string, roots *x509.CertPool) {
+	t.Helper()
+	cfg := testConfig()
+	cfg.TLS, roots = testtls.Config(t)
+	srv, err := NewSMTPServer(cfg, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	lp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	li, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(lp)
+	go srv.ServeTLS(li)
+	return srv, lp.Addr().String(), li.Addr().String(), roots
 }
