@@ -68,6 +68,7 @@ type txn struct {
 	boxes    []string    // union of rcpts' mailboxes, first-seen order
 	boxIndex map[string]struct{}
 	external []string // union of rcpts' external targets (outbound queue)
+	listed   int      // mailboxes and targets the rcpts keep, duplicates counted (maxListedTargets)
 	envID    string   // ENVID= (RFC 3461 §4.4)
 	ret      string   // RET= (RFC 3461 §4.3)
 	// expansions are the forward expansions the RCPTs share: a list
@@ -112,6 +113,7 @@ func (tx *txn) addRecipient(addr, sent string, res node.Resolution, opts *smtp.R
 		rc.orcpt = orcptOf(opts)
 	}
 	tx.rcpts = append(tx.rcpts, rc)
+	tx.listed += len(boxes) + len(res.External)
 	for _, e := range res.External {
 		if !slices.Contains(tx.external, e) {
 			tx.external = append(tx.external, e)
@@ -289,10 +291,19 @@ func (s *session) rcpt(to string, opts *smtp.RcptOptions) *smtp.SMTPError {
 	return nil
 }
 
+// maxListedTargets bounds the mailboxes and outside targets a
+// transaction's RCPTs keep between them, each RCPT its own (rcptEntry,
+// for the notices that name it), duplicates counted: ten RCPTs that each
+// reach as many mailboxes as one delivery may name. Sharing expansions
+// makes a RCPT of a large list cheap to look up, so without it 1,000
+// RCPTs naming sub-addresses of a list of 10,000 would keep ten million
+// names (some 160 MB, and as much again at DATA) for one transaction.
+const maxListedTargets = 10 * node.MaxMessageMailboxes
+
 // fits reports whether the transaction, with res added, stays within what
 // one Deliver may commit (node.MaxMessageMailboxes,
 // node.MaxMessageExternal), counting only mailboxes and targets it does
-// not hold yet.
+// not hold yet, and within what its RCPTs may keep (maxListedTargets).
 func (tx *txn) fits(res node.Resolution) bool {
 	boxes, external := len(tx.boxes), len(tx.external)
 	for _, b := range res.Mailboxes {
@@ -305,7 +316,8 @@ func (tx *txn) fits(res node.Resolution) bool {
 			external++
 		}
 	}
-	return boxes <= node.MaxMessageMailboxes && external <= node.MaxMessageExternal
+	return boxes <= node.MaxMessageMailboxes && external <= node.MaxMessageExternal &&
+		tx.listed+len(res.Mailboxes)+len(res.External) <= maxListedTargets
 }
 
 // resolve calls Deliverer.Resolve under ResolveTimeout, with the

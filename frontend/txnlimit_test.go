@@ -43,3 +43,41 @@ func TestRcptExpansionBeyondOneCommit(t *testing.T) {
 		t.Fatalf("alice holds %d messages, want 1", len(got))
 	}
 }
+
+// Each RCPT keeps the mailboxes it reached, for the notices that name
+// it: 1,000 RCPTs naming sub-addresses of a list of 10,000 (cheap to
+// look up, as the transaction shares the expansion) would hold ten
+// million names for one transaction, and again at DATA. The names its
+// RCPTs keep are bounded (maxListedTargets): the RCPT that would pass it
+// gets 452 4.5.3, and is sent in another transaction.
+func TestRcptListingsPerTransactionBounded(t *testing.T) {
+	c := nodetest.Start(t, 1)
+	c.Apply(&fsm.DomainAdd{Name: "example.com"})
+	add := &fsm.MailboxAdd{}
+	for i := range 10000 {
+		add.Mailboxes = append(add.Mailboxes, fsm.NewMailbox{Address: fmt.Sprintf("m%d@example.com", i)})
+	}
+	c.Apply(add)
+	all := &fsm.ForwardAdd{Address: "all@example.com"}
+	for i := range 100 {
+		list := &fsm.ForwardAdd{Address: fmt.Sprintf("list%d@example.com", i)}
+		for j := range 100 {
+			list.Targets = append(list.Targets, fmt.Sprintf("m%d@example.com", i*100+j))
+		}
+		c.Apply(list)
+		all.Targets = append(all.Targets, list.Address)
+	}
+	c.Apply(all)
+	_, addr := startServer(t, testConfig(), c.Nodes[0])
+	cl := dial(t, addr)
+	cl.ehlo()
+	cl.expect("MAIL FROM:<s@remote.test>", 250, "2.0.0")
+	n := maxListedTargets / 10000
+	for i := range n {
+		cl.expect(fmt.Sprintf("RCPT TO:<all+%d@example.com>", i), 250, "2.0.0")
+	}
+	cl.expect(fmt.Sprintf("RCPT TO:<all+%d@example.com>", n), 452, "4.5.3")
+	cl.expect("RSET", 250, "2.0.0")
+	cl.expect("MAIL FROM:<s@remote.test>", 250, "2.0.0")
+	cl.expect(fmt.Sprintf("RCPT TO:<all+%d@example.com>", n), 250, "2.0.0")
+}
