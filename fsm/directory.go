@@ -43,9 +43,14 @@ func (c *DomainRemove) apply(tx *txn) (any, error) {
 	if ok, err := tx.has(domainKey(d)); err != nil || !ok {
 		return nil, orNotFound(err, "domain %s does not exist", d)
 	}
-	for _, p := range [][]byte{mailboxPrefix(d), forwardPrefix(d)} {
-		if busy, err := hasPrefix(tx.b, p); err != nil || busy {
-			return nil, orErr(err, ErrNotEmpty, "domain %s still has mailboxes or forwards", d)
+	for _, left := range []struct {
+		kind   string
+		prefix []byte
+	}{{"mailbox", mailboxPrefix(d)}, {"forward", forwardPrefix(d)}} {
+		local, busy, err := firstUnder(tx.b, left.prefix)
+		if err != nil || busy {
+			return nil, orErr(err, ErrNotEmpty, "domain %s still has mailboxes or forwards, %s %s@%s among them: remove them first",
+				d, left.kind, local, d)
 		}
 	}
 	return nil, tx.del(domainKey(d))

@@ -340,15 +340,26 @@ func encodeRecord(v any) ([]byte, error) {
 
 // hasPrefix reports whether any key starts with p.
 func hasPrefix(r pebble.Reader, p []byte) (bool, error) {
+	_, ok, err := firstUnder(r, p)
+	return ok, err
+}
+
+// firstUnder returns what follows p in the first key that starts with
+// p, and whether there is one.
+func firstUnder(r pebble.Reader, p []byte) (string, bool, error) {
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
 	if err != nil {
-		return false, fmt.Errorf("iterate %q: %w", p, err)
+		return "", false, fmt.Errorf("iterate %q: %w", p, err)
 	}
 	ok := it.First()
-	if err := it.Close(); err != nil {
-		return false, fmt.Errorf("iterate %q: %w", p, err)
+	var rest string
+	if ok {
+		rest = string(it.Key()[len(p):])
 	}
-	return ok, nil
+	if err := it.Close(); err != nil {
+		return "", false, fmt.Errorf("iterate %q: %w", p, err)
+	}
+	return rest, ok, nil
 }
 
 // txn is the write view of one entry: reads see earlier entries of the
