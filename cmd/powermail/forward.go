@@ -115,8 +115,8 @@ func forwardThere(cmd *cobra.Command, cl *clientFlags, addr string, targets []st
 	if err != nil {
 		return err
 	}
-	if !sameForward(f, targets, keep) {
-		return forwardDiffers(f)
+	if same := sameTargets(f, targets); !same || f.KeepCopy != keep {
+		return forwardDiffers(f, same)
 	}
 	if cl.json {
 		return cl.emit(cmd, forwardAddAnswer{ForwardAdded: node.ForwardAdded{Status: "ok", Address: f.Address, Targets: f.Targets}, AlreadyExisted: true}, nil, nil)

@@ -58,9 +58,9 @@ func existingForward(cmd *cobra.Command, cl *clientFlags, addr string) (node.For
 	return f, fmt.Errorf("forward %s: said to exist, but not in its domain's listing (removed meanwhile?)", addr)
 }
 
-// sameForward reports whether the forward f has the targets (each once,
-// in any order, however spelt: fsm.Address.Key) and keep-copy asked.
-func sameForward(f node.ForwardView, targets []string, keep bool) bool {
+// sameTargets reports whether the forward f has the targets asked (each
+// once, in any order, however spelt: fsm.Address.Key).
+func sameTargets(f node.ForwardView, targets []string) bool {
 	key := func(ts []string) []string {
 		out := make([]string, 0, len(ts))
 		for _, t := range ts {
@@ -72,15 +72,20 @@ func sameForward(f node.ForwardView, targets []string, keep bool) bool {
 		slices.Sort(out)
 		return slices.Compact(out)
 	}
-	return f.KeepCopy == keep && slices.Equal(key(f.Targets), key(targets))
+	return slices.Equal(key(f.Targets), key(targets))
 }
 
 // forwardDiffers is the error of forward add --if-not-exists that found
-// another forward at the address.
-func forwardDiffers(f node.ForwardView) error {
+// another forward f at the address; sameTargets: it differs only in
+// keep-copy, which is then what it names.
+func forwardDiffers(f node.ForwardView, sameTargets bool) error {
 	keep := "no"
 	if f.KeepCopy {
 		keep = "yes"
+	}
+	if sameTargets {
+		return fmt.Errorf("forward %s exists with these targets and keep-copy %s (%w): left as it is; use --replace to change it",
+			f.Address, keep, ErrForwardDiffers)
 	}
 	return fmt.Errorf("forward %s %w (%s; keep-copy %s): left as it is; use --replace to change it",
 		f.Address, ErrForwardDiffers, strings.Join(f.Targets, ", "), keep)

@@ -112,15 +112,20 @@ func testForwardIfNotExists(t *testing.T, p *proc) {
 	if out := mustCLI(t, "forward", "add", "--if-not-exists", "@example.com", "--to", "ann@example.com", "--addr", p.admin); !strings.Contains(out, "already exists") {
 		t.Errorf("the catch-all again: %q", out)
 	}
-	for _, tc := range [][]string{
-		{"--to", "a@x.org"},
-		{"--to", "a@x.org", "--to", "ann@example.com", "--to", "b@x.org"},
-		{"--to", "a@x.org", "--to", "ann@example.com", "--keep-copy"},
+	// One with the same targets and another keep-copy is named as
+	// that, not as "other targets".
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--to", "a@x.org"}, "exists with other targets"},
+		{[]string{"--to", "a@x.org", "--to", "ann@example.com", "--to", "b@x.org"}, "exists with other targets"},
+		{[]string{"--to", "a@x.org", "--to", "ann@example.com", "--keep-copy"}, "exists with these targets and keep-copy no"},
 	} {
-		args := append([]string{"forward", "add", "--if-not-exists", "team@example.com", "--addr", p.admin}, tc...)
+		args := append([]string{"forward", "add", "--if-not-exists", "team@example.com", "--addr", p.admin}, tc.args...)
 		_, errOut, err := cli(t, "", args...)
-		if exitCode(t, err) != 1 || !strings.Contains(errOut, "exists with other targets") || !strings.Contains(errOut, "--replace") {
-			t.Errorf("forward add --if-not-exists %v, another forward there: %v %q", tc, err, errOut)
+		if exitCode(t, err) != 1 || !strings.Contains(errOut, tc.says) || !strings.Contains(errOut, "--replace") {
+			t.Errorf("forward add --if-not-exists %v, another forward there: %v %q, want it to say %q", tc.args, err, errOut, tc.says)
 		}
 	}
 	if out := mustCLI(t, "forward", "ls", "--addr", p.admin); !strings.Contains(out, "a@x.org,ann@example.com") {
