@@ -159,6 +159,11 @@ func importRow(rec []string, noPassword bool) (node.MailboxRequest, error) {
 	m := node.MailboxRequest{Address: strings.TrimSpace(rec[0])}
 	if len(rec) > 1 {
 		h, err := stripScheme(strings.TrimSpace(rec[1]))
+		if err == nil {
+			// The node checks it too, but names only the mailbox, and
+			// refuses the whole batch it came in.
+			err = fsm.CheckPasswordHash(h)
+		}
 		if err != nil {
 			return m, fmt.Errorf("password hash of %s: %w", m.Address, err)
 		}

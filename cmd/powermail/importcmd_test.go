@@ -164,3 +164,22 @@ func TestMailboxImportTakesDovecotSchemes(t *testing.T) {
 		t.Fatalf("import of a {SHA512-CRYPT} hash: %v\n%s", err, errOut)
 	}
 }
+
+// A row whose hash the directory would refuse (MD5-crypt under {CRYPT},
+// a bcrypt hash cut short) is named by its line before anything is
+// sent: the node's refusal named only the mailbox, "after 0
+// mailboxes", and failed the whole batch.
+func TestMailboxImportNamesTheLineOfABadHash(t *testing.T) {
+	p := startSolo(t)
+	const bcryptHash = "$2y$05$nqgepWUJhDZYfT4e2tJAG.Y8U.IVNDgqYnnSGebw40wAfE6RLIu6a"
+	for _, bad := range []string{"{CRYPT}$1$salt$abcdefghijklmnopqrstuv", bcryptHash[:30]} {
+		in := "a@example.com," + bcryptHash + "\n# a comment\nb@example.com," + bad + "\n"
+		_, errOut, err := cli(t, in, "mailbox", "import", "-", "--addr", p.admin)
+		if err == nil || !strings.Contains(errOut, "line 3") || !strings.Contains(errOut, "b@example.com") {
+			t.Errorf("import with %q on line 3: %v\n%s", bad, err, errOut)
+		}
+	}
+	if out := mustCLI(t, "mailbox", "ls", "--addr", p.admin); strings.Contains(out, "a@example.com") {
+		t.Errorf("a row before the bad one was imported:\n%s", out)
+	}
+}
