@@ -34,6 +34,15 @@ type clientFlags struct {
 	timeoutFromEnv bool
 }
 
+// timeoutName is how the operator gave the timeout, for messages that
+// name it.
+func (c *clientFlags) timeoutName() string {
+	if c.timeoutFromEnv {
+		return "POWERMAIL_TIMEOUT"
+	}
+	return "--timeout"
+}
+
 func (c *clientFlags) register(cmd *cobra.Command) {
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&c.addr, "addr", "127.0.0.1:8000", "admin API address of any node (https://HOST:PORT where it has --admin-tls-cert)")
@@ -199,8 +208,8 @@ func (c *clientFlags) sendBody(ctx context.Context, method, path string, body io
 		// The node took the request and did not answer in time: say so
 		// (a write waits for a raft quorum, a read for the leader to
 		// confirm it still leads) rather than blame the network.
-		return nil, fmt.Errorf("no answer from %s within --timeout %v (reads and writes wait for a leader and a quorum of voters: see cluster status): %w",
-			c.addr, c.timeout, unwrapURL(err))
+		return nil, fmt.Errorf("no answer from %s within %s %v (reads and writes wait for a leader and a quorum of voters: see cluster status): %w",
+			c.addr, c.timeoutName(), c.timeout, unwrapURL(err))
 	}
 	if err != nil && notHTTP(err) {
 		// Something answered, not in HTTP: a mail port's greeting, say.

@@ -70,3 +70,18 @@ func serveRaw(t *testing.T, handle func(net.Conn)) net.Listener {
 	}()
 	return ln
 }
+
+// A timeout set by POWERMAIL_TIMEOUT is named so: the operator who gave
+// no --timeout would look for one on the command line.
+func TestClientTimeoutNamesItsSource(t *testing.T) {
+	ln := serveRaw(t, func(c net.Conn) { io.Copy(io.Discard, c) })
+	cl := clientFlags{addr: ln.Addr().String(), token: "t", timeout: 300 * time.Millisecond, timeoutFromEnv: true}
+	err := cl.do(context.Background(), "POST", "/v1/domains", map[string]string{"name": "x.org"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "within POWERMAIL_TIMEOUT 300ms") {
+		t.Errorf("a silent node, the timeout from the environment: %v", err)
+	}
+	t.Setenv("POWERMAIL_TIMEOUT", "0s")
+	if _, stderr, err := cli(t, "", "domain", "ls"); err == nil || !strings.Contains(stderr, "POWERMAIL_TIMEOUT 0s") {
+		t.Errorf("POWERMAIL_TIMEOUT=0s: %v %q", err, stderr)
+	}
+}

@@ -31,7 +31,7 @@ type idleWatch struct {
 // cl.timeout, and the function that stops the watch.
 func watchIdle(ctx context.Context, cl *clientFlags, hint string) (context.Context, *idleWatch, func()) {
 	ctx, cancel := context.WithCancelCause(ctx)
-	cause := fmt.Errorf("%w from %s: nothing moved for --timeout %v%s", ErrNoProgress, cl.addr, cl.timeout, hint)
+	cause := fmt.Errorf("%w from %s: nothing moved for %s %v%s", ErrNoProgress, cl.addr, cl.timeoutName(), cl.timeout, hint)
 	w := &idleWatch{d: cl.timeout}
 	w.timer = time.AfterFunc(cl.timeout, func() { cancel(cause) })
 	return ctx, w, func() { w.timer.Stop(); cancel(nil) }

@@ -68,7 +68,7 @@ func newRoot() *cobra.Command {
 			// A timeout of 0 would fail every request with a bare
 			// "context deadline exceeded", as if the node were down.
 			if cl.timeout <= 0 {
-				return fmt.Errorf("invalid input: --timeout %v: give a duration above 0, say 30s", cl.timeout)
+				return fmt.Errorf("invalid input: %s %v: give a duration above 0, say 30s", cl.timeoutName(), cl.timeout)
 			}
 			return nil
 		},

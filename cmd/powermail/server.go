@@ -164,6 +164,14 @@ const minBodyStoreReopen = time.Second
 // validate checks the flags that can be checked before anything starts,
 // and returns --min-free-space in bytes.
 func (f *serverFlags) validate() (int64, error) {
+	switch {
+	case f.id == "" && f.data == "":
+		return 0, fmt.Errorf("--id and --data are required: the node's ID, unique in the cluster, and its data directory")
+	case f.id == "":
+		return 0, fmt.Errorf("--id is required: the node's ID, unique in the cluster")
+	case f.data == "":
+		return 0, fmt.Errorf("--data is required: the node's data directory")
+	}
 	if f.timerSlack < 0 || f.timerSlack > maxTimerSlack {
 		return 0, fmt.Errorf("--timer-slack %v: must be between 0 and %v", f.timerSlack, maxTimerSlack)
 	}
