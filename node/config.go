@@ -22,7 +22,8 @@ type Config struct {
 	ClusterAddr   string
 	AdvertiseAddr string
 	// AdminAddr is the admin HTTP API's listen address; empty disables it.
-	// AdminAdvertise is what other nodes and the CLI are told.
+	// AdminAdvertise is what other nodes and the CLI are told (default:
+	// the bound address; on a wildcard, the advertised cluster host).
 	AdminAddr      string
 	AdminAdvertise string
 	// Secret authenticates cluster peers and is the admin API token.

@@ -533,15 +533,25 @@ func adminURL(addr string) string {
 }
 
 // adminAdvertise is the admin address told to other nodes and the CLI:
-// with AdminTLS, a URL that says https.
+// with AdminTLS, a URL that says https. Without AdminAdvertise, an admin
+// API bound to a wildcard (0.0.0.0, ::) is told as the cluster address's
+// host with the admin port: "[::]:8000" is no address of it elsewhere.
 func (n *Node) adminAdvertise() string {
 	if n.cfg.AdminAdvertise != "" {
 		return n.cfg.AdminAdvertise
 	}
-	if n.cfg.AdminTLS != nil {
-		return "https://" + n.AdminAddr()
+	addr := n.AdminAddr()
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			if chost, _, err := net.SplitHostPort(n.advertise); err == nil {
+				addr = net.JoinHostPort(chost, port)
+			}
+		}
 	}
-	return n.AdminAddr()
+	if n.cfg.AdminTLS != nil {
+		return "https://" + addr
+	}
+	return addr
 }
 
 // publishSelf keeps this node's member record current (its addresses may

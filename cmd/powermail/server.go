@@ -53,7 +53,7 @@ POWERMAIL_SECRET and is also the admin API token.`,
 	fl.StringVar(&f.cluster, "cluster", "127.0.0.1:7000", "raft and cluster RPC listen address")
 	fl.StringVar(&f.advertise, "advertise", "", "cluster address peers dial (default: the bound --cluster address)")
 	fl.StringVar(&f.admin, "admin", "127.0.0.1:8000", "admin HTTP API listen address")
-	fl.StringVar(&f.adminAdvertise, "admin-advertise", "", "admin address told to other nodes (default: the bound --admin address)")
+	fl.StringVar(&f.adminAdvertise, "admin-advertise", "", "admin address told to other nodes (default: the bound --admin address; on a wildcard, the --advertise host with its port)")
 	fl.DurationVar(&f.adminReadTimeout, "admin-read-timeout", 5*time.Minute, "longest an admin API request may take to arrive, header and body (an import's CSV is the largest)")
 	fl.IntVar(&f.adminMaxConns, "admin-max-conns", 256, "open admin API connections at most; one more is closed at once")
 	fl.IntVar(&f.adminMaxConnsPerIP, "admin-max-conns-per-ip", 32, "open admin API connections from one address at most, so that one stranger cannot fill --admin-max-conns (the node's own host and the members' hosts have pools of their own); an IPv6 client counts by its /84")
