@@ -164,14 +164,6 @@ const minBodyStoreReopen = time.Second
 // validate checks the flags that can be checked before anything starts,
 // and returns --min-free-space in bytes.
 func (f *serverFlags) validate() (int64, error) {
-	switch {
-	case f.id == "" && f.data == "":
-		return 0, fmt.Errorf("--id and --data are required: the node's ID, unique in the cluster, and its data directory")
-	case f.id == "":
-		return 0, fmt.Errorf("--id is required: the node's ID, unique in the cluster")
-	case f.data == "":
-		return 0, fmt.Errorf("--data is required: the node's data directory")
-	}
 	if f.timerSlack < 0 || f.timerSlack > maxTimerSlack {
 		return 0, fmt.Errorf("--timer-slack %v: must be between 0 and %v", f.timerSlack, maxTimerSlack)
 	}
@@ -214,7 +206,21 @@ func (f *serverFlags) validate() (int64, error) {
 	if f.access.accountCheck < 0 {
 		return 0, fmt.Errorf("--account-check-interval %v: must not be negative (0: the default)", f.access.accountCheck)
 	}
-	return minFree, nil
+	return minFree, f.validateRequired()
+}
+
+// validateRequired names a missing --id or --data, after any flag given
+// a bad value and before the secret is asked for.
+func (f *serverFlags) validateRequired() error {
+	switch {
+	case f.id == "" && f.data == "":
+		return fmt.Errorf("--id and --data are required: the node's ID, unique in the cluster, and its data directory")
+	case f.id == "":
+		return fmt.Errorf("--id is required: the node's ID, unique in the cluster")
+	case f.data == "":
+		return fmt.Errorf("--data is required: the node's data directory")
+	}
+	return nil
 }
 
 // validateBootstrap refuses an R or W the state machine would refuse:

@@ -7,7 +7,8 @@ import (
 
 // server without --id or --data said first that a cluster secret was
 // required, so a newcomer set one and only then learnt of the flags. The
-// required flags are named first, with nothing started.
+// required flags are named before the secret (after any flag given a
+// bad value), with nothing started.
 func TestServerNamesMissingRequiredFlagsFirst(t *testing.T) {
 	t.Setenv("POWERMAIL_SECRET", "")
 	for _, tc := range []struct {
