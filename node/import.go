@@ -117,11 +117,8 @@ func (n *Node) RestoreMailbox(ctx context.Context, addr string, r io.Reader, max
 		if h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeLink {
 			continue
 		}
-		if err := st.entry(ctx, h, tr); err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				return st.res, archiveEndsEarly(" inside " + h.Name)
-			}
-			return st.res, fmt.Errorf("restore %s: %w", h.Name, err)
+		if err := st.entry(ctx, h, archiveEntry{tr}); err != nil {
+			return st.res, entryError(h.Name, err)
 		}
 	}
 }
@@ -133,6 +130,32 @@ func (n *Node) RestoreMailbox(ctx context.Context, addr string, r io.Reader, max
 func archiveEndsEarly(where string) error {
 	return fmt.Errorf("%w: the archive ends early%s (cut short, or not a tar archive): "+
 		"give the whole tar mailbox export writes, or a Maildir put in one", ErrInvalidArgument, where)
+}
+
+// errArchiveCut marks an archive entry that ends before its size: the
+// tar the operator gave is cut inside it. Only the archive's own reader
+// sets it, so a body read back from a peer that ends early (also an
+// io.ErrUnexpectedEOF) is not blamed on the archive.
+var errArchiveCut = errors.New("archive cut inside an entry")
+
+// archiveEntry reads one entry of the tar, marking an early end.
+type archiveEntry struct{ r io.Reader }
+
+func (a archiveEntry) Read(p []byte) (int, error) {
+	n, err := a.r.Read(p)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = fmt.Errorf("%w: %w", errArchiveCut, err)
+	}
+	return n, err
+}
+
+// entryError names the entry a restore stopped at; an entry the
+// archive cuts short is the operator's input, told as such.
+func entryError(name string, err error) error {
+	if errors.Is(err, errArchiveCut) {
+		return archiveEndsEarly(" inside " + name)
+	}
+	return fmt.Errorf("restore %s: %w", name, err)
 }
 
 func (st *restoreState) entry(ctx context.Context, h *tar.Header, r io.Reader) error {

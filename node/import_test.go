@@ -4,9 +4,12 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"powermail/fsm"
@@ -148,5 +151,22 @@ func TestRestoreAgainCountsALargeMessageThereAsDuplicate(t *testing.T) {
 	res, err := n.RestoreMailbox(ctxT(t, 30*time.Second), "a@example.com", again, 1000)
 	if err != nil || res.Added != 0 || res.Duplicates != 2 || res.TooLarge != 2 {
 		t.Fatalf("restore again with max_bytes 1000: %+v, %v; want the big one (and its link) duplicates, the other (and its link) too large", res, err)
+	}
+}
+
+// An io.ErrUnexpectedEOF is the operator's cut archive only when the
+// archive's own reader gave it; one from elsewhere (a body read back
+// from a peer whose stream was cut) is not blamed on the archive.
+func TestRestoreBlamesOnlyTheArchiveForAnEarlyEnd(t *testing.T) {
+	cut := archiveEntry{io.MultiReader(strings.NewReader("part of a message"), iotest.ErrReader(io.ErrUnexpectedEOF))}
+	_, err := io.ReadAll(cut)
+	got := entryError("a/cur/1", err)
+	if !errors.Is(got, ErrInvalidArgument) || !strings.Contains(got.Error(), "ends early inside a/cur/1") {
+		t.Errorf("archive cut inside an entry: %v, want an invalid argument saying the archive ends early", got)
+	}
+	peer := fmt.Errorf("%w: body of the link's target, read back from the cluster: %w", ErrUnavailable, io.ErrUnexpectedEOF)
+	got = entryError("a/cur/2", peer)
+	if errors.Is(got, ErrInvalidArgument) || strings.Contains(got.Error(), "ends early") || !errors.Is(got, ErrUnavailable) {
+		t.Errorf("a peer's stream cut: %v, want a temporary failure that does not blame the archive", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -124,5 +125,19 @@ func (st *restoreState) spoolBody(ctx context.Context, h storage.Hash) (*spooled
 		return nil, fmt.Errorf("body of the link's target: %w", err)
 	}
 	defer body.Close()
-	return st.spool(body, min(body.Size(), st.maxBytes))
+	sp, err := st.spool(body, min(body.Size(), st.maxBytes))
+	if err != nil {
+		if errors.Is(err, ErrUnavailable) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: body of the link's target, read back from the cluster: %w", ErrUnavailable, err)
+	}
+	if sp.hash != h && sp.rawHash != h {
+		// A read that ended early (or brought other bytes) must not be
+		// stored as the link's message. (A body an older restore stored
+		// with bare LFs is the raw hash.)
+		sp.Close()
+		return nil, fmt.Errorf("%w: body of the link's target read back as %s, not %s", ErrUnavailable, sp.hash, h)
+	}
+	return sp, nil
 }
