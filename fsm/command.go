@@ -129,8 +129,15 @@ const (
 	// address of a long sender that a notice goes back to), which a
 	// release before it refuses. No command gains a field.
 	EncodingJSON15 = 15
+	// EncodingJSON16 is EncodingJSON15 with a field a release before it
+	// would drop: FolderDelete.If, the condition under which a folder
+	// made moments before is deleted again only if nothing reached it
+	// (folderdelif.go). Such a release would delete it unconditionally,
+	// messages another session put there meanwhile with it, while the
+	// others keep it.
+	EncodingJSON16 = 16
 	// NewestEncoding is the newest encoding this release reads.
-	NewestEncoding = EncodingJSON15
+	NewestEncoding = EncodingJSON16
 )
 
 // Command is a state change proposed through raft.

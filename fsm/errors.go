@@ -31,6 +31,10 @@ var (
 	// §2.3.1.1), so it takes no new message (uidlimit.go). Expunging
 	// does not help: UIDs are never given again.
 	ErrFolderFull = errors.New("folder full")
+	// ErrDeleteCondition: a FolderDelete's condition (FolderDeleteIf)
+	// does not hold: the folder under the name is another, or has got
+	// a message or a child since it was checked. Nothing was deleted.
+	ErrDeleteCondition = errors.New("folder delete condition not met")
 )
 
 // codes pairs each wire code with its kind, in a fixed order: Code
@@ -53,6 +57,7 @@ var codes = []struct {
 	{"folder_changed", ErrFolderChanged},
 	{"being_removed", ErrBeingRemoved},
 	{"folder_full", ErrFolderFull},
+	{"delete_condition", ErrDeleteCondition},
 }
 
 // Error is a business error with a human-readable message and a sentinel

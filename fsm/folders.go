@@ -117,9 +117,27 @@ func newFolder(tx *txn, mb *Mailbox, name, use string, distinct bool) (Folder, e
 type FolderDelete struct {
 	Mailbox string `json:"mailbox"`
 	Name    string `json:"name"`
+	// If, when set, deletes the folder only while it holds (ErrDeleteCondition
+	// otherwise, and nothing changes): the check and the delete are one
+	// entry (folderdelif.go). Taken only from an entry written in
+	// EncodingJSON16 or later, which is how a command with it is written.
+	If *FolderDeleteIf `json:"if,omitempty"`
+
+	written byte // the entry's encoding (parse)
 }
 
 func (*FolderDelete) Type() CmdType { return CmdFolderDelete }
+
+// needsEncoding: a release before EncodingJSON16 would drop If and
+// delete the folder with whatever reached it, which the others keep.
+func (c *FolderDelete) needsEncoding() int {
+	if c.If != nil {
+		return EncodingJSON16
+	}
+	return 0
+}
+
+func (c *FolderDelete) setWritten(enc byte) { c.written = enc }
 
 func (c *FolderDelete) apply(tx *txn) (any, error) {
 	a, mb, err := loadMailbox(tx, c.Mailbox)
@@ -132,6 +150,9 @@ func (c *FolderDelete) apply(tx *txn) (any, error) {
 	}
 	f, err := loadFolder(tx, a, name)
 	if err != nil {
+		return nil, err
+	}
+	if err := c.checkIf(tx, a, f); err != nil {
 		return nil, err
 	}
 	msgs, err := folderMessages(tx, a, f, nil)

@@ -36,7 +36,9 @@ const oldRelease = "a0f7c64"
 const upgradeEnv = "POWERMAIL_UPGRADE_TEST"
 
 // upgradeTarget is the encoding the test raises the upgraded cluster
-// to: the newest this tree reads (14: a refused removal ends only its
+// to: the newest this tree reads (16: a folder an undo deletes is
+// checked in the delete's entry; 15: queue recipients with long local
+// parts; 14: a refused removal ends only its
 // own hold, a repeated Copy answers its UIDs; 13: new names checked and
 // stored in NFC; 12: queue retries that notices keep, removal marks held per
 // removal), which has the rules of 11 that exerciseEncoding11 uses.
