@@ -30,6 +30,8 @@ func accessErr(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, fsm.ErrDeleteCondition):
+		return fmt.Errorf("%w: %v", ErrDeleteCondition, err)
 	case errors.Is(err, fsm.ErrFolderChanged):
 		return fmt.Errorf("%w: %w: %v", ErrNoFolder, ErrFolderChanged, err)
 	case errors.Is(err, fsm.ErrNoFolder), errors.Is(err, fsm.ErrNotFound):
@@ -208,6 +210,25 @@ func (n *Node) DeleteFolder(ctx context.Context, addr, name string) error {
 		}
 	}
 	return n.applyAccess(ctx, &fsm.FolderDelete{Mailbox: addr, Name: name}, nil)
+}
+
+// DeleteFolderIf deletes folder name, which the caller has just read
+// and found as cond asks, only if it is still so: the undo of a folder
+// a failed command made. From command encoding 16 the condition is
+// checked in the delete's own entry (fsm.FolderDeleteIf), so a message
+// another session APPENDs or COPYs into the folder, or a folder it
+// creates below it, after the caller's read keeps the folder:
+// ErrDeleteCondition, and nothing changes. Below 16 a release that
+// reads up to 15 would drop the condition and delete anyway, so none is
+// sent: the delete is unconditional and the caller's read is the only
+// check, as before (DESIGN.md, Not yet). The folder is expected empty,
+// so it is not emptied in pieces first as DeleteFolder does.
+func (n *Node) DeleteFolderIf(ctx context.Context, addr, name string, cond FolderDeleteIf) error {
+	del := &fsm.FolderDelete{Mailbox: addr, Name: name}
+	if n.encodingAtLeast(fsm.EncodingJSON16) {
+		del.If = &cond
+	}
+	return n.applyAccess(ctx, del, nil)
 }
 
 // RenameFolder renames a folder and the folders below it.

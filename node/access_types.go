@@ -31,6 +31,10 @@ var (
 	ErrInvalidArgument = errors.New("invalid argument")
 	// ErrLocked: another session holds the POP3 maildrop lock.
 	ErrLocked = errors.New("maildrop locked by another session")
+	// ErrDeleteCondition: DeleteFolderIf found the folder no longer as
+	// its caller checked it (another folder under the name, a message or
+	// a folder below it since) and kept it; nothing changed.
+	ErrDeleteCondition = errors.New("folder kept: no longer as checked")
 )
 
 // Folder is one IMAP folder of a mailbox, as the directory records it.
@@ -52,6 +56,11 @@ type FolderView struct {
 // took UIDs from; StoreFlags, Expunge and Copy given one refuse
 // (fsm.ErrNoFolder) a folder that has since taken its name.
 type FolderCheck = fsm.FolderCheck
+
+// FolderDeleteIf is the condition under which DeleteFolderIf deletes a
+// folder: the one checked (ID, UIDVALIDITY), its UIDNEXT unchanged when
+// given, and, as asked, holding no message and no folder below it.
+type FolderDeleteIf = fsm.FolderDeleteIf
 
 // FlagOp says how StoreFlags combines the given flags with a message's.
 type FlagOp = fsm.FlagOp

@@ -415,10 +415,13 @@ func refusedPiece(err error) bool {
 // reached it (its UIDNEXT as made): no piece moved anything, and the
 // client's NO then leaves no new folder behind. A folder some piece
 // moved messages to is left, as is one the failure leaves unreadable.
-// The check and the delete are two steps: a message another session
-// APPENDs or COPYs to the new folder between the two goes with it (see
-// DESIGN.md, Not yet). It runs only after a refused piece
-// (refusedPiece), and past the caller's end, bounded by ApplyTimeout.
+// From command encoding 16 the delete checks the same again in its own
+// entry, and that no folder was created below it (DeleteFolderIf): a
+// message another session APPENDs or COPYs to the new folder after the
+// read here keeps it. Below 16 the read and the delete are two steps,
+// and such a message goes with the folder (see DESIGN.md, Not yet). It
+// runs only after a refused piece (refusedPiece), and past the
+// caller's end, bounded by ApplyTimeout.
 func (n *Node) dropMadeFolder(ctx context.Context, addr string, made Folder, cause error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.ApplyTimeout)
 	defer cancel()
@@ -437,7 +440,15 @@ func (n *Node) dropMadeFolder(ctx context.Context, addr string, made Folder, cau
 	if n.beforeDropMadeFolder != nil {
 		n.beforeDropMadeFolder()
 	}
-	if err := n.applyAccess(ctx, &fsm.FolderDelete{Mailbox: addr, Name: made.Name}, nil); err != nil {
+	cond := FolderDeleteIf{ID: made.ID, UIDValidity: made.UIDValidity, UIDNext: made.UIDNext, Empty: true, NoChild: true}
+	switch err := n.DeleteFolderIf(ctx, addr, made.Name, cond); {
+	case errors.Is(err, ErrNoFolder):
+		return // deleted by another session meanwhile
+	case errors.Is(err, ErrDeleteCondition):
+		n.log.Info("rename of INBOX failed; the folder it made got a message or a child, or was replaced, meanwhile and is left",
+			"mailbox", addr, "folder", made.Name, "cause", cause, "err", err)
+		return
+	case err != nil:
 		n.log.Warn("rename of INBOX failed before moving a message and the folder it made could not be deleted",
 			"mailbox", addr, "folder", made.Name, "cause", cause, "err", err)
 		return
