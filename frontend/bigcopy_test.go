@@ -75,8 +75,20 @@ func TestIMAPCopyOfALargeFolder(t *testing.T) {
 // holds 1<<log2 messages.
 func largeInbox(t *testing.T, log2, per int) (*nodetest.Cluster, *imapConn, string) {
 	t.Helper()
-	c := nodetest.StartWith(t, 3, func(cfg *node.Config) { cfg.EntryMessages = per })
-	addr := startIMAP(t, c.Nodes[1], frontend.IMAPConfig{PollInterval: time.Second}, true)
+	return largeInboxWith(t, log2, per, 0, func(n *node.Node) frontend.MailStore { return n })
+}
+
+// largeInboxWith is largeInbox on a cluster at command encoding enc (0:
+// the newest), whose IMAP server uses the store wrap makes of its node.
+func largeInboxWith(t *testing.T, log2, per, enc int, wrap func(*node.Node) frontend.MailStore) (*nodetest.Cluster, *imapConn, string) {
+	t.Helper()
+	c := nodetest.StartWith(t, 3, func(cfg *node.Config) {
+		cfg.EntryMessages = per
+		if enc != 0 {
+			cfg.BootstrapSettings = &node.BootstrapSettings{Replicas: 2, WriteQuorum: 2, CommandEncoding: enc}
+		}
+	})
+	addr := startIMAP(t, wrap(c.Nodes[1]), frontend.IMAPConfig{PollInterval: time.Second}, true)
 	user := imapNewAddr(t)
 	c.AddMailboxes(imapPassword, user)
 	s := dialIMAPAnon(t, addr)

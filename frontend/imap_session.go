@@ -375,8 +375,12 @@ func imapMissingSuperiors(n string, have map[string]bool) []string {
 // (the name was created meanwhile, by another session or by a commit
 // whose answer was lost: the superiors are then its own). So is one that
 // has since got a message or a child of another session's: deleting it
-// would take those along, or leave a child without its parent. Any
-// failure here is logged, and what is left stays.
+// would take those along, or leave a child without its parent. The
+// delete asks the store to check that again with it (DeleteFolderIf:
+// from command encoding 16 in the delete's own entry), so a message or
+// a child that arrives after the read here keeps the folder too; below
+// 16 the read is the only check. Any other failure here is logged, and
+// what is left stays.
 func (s *imapSession) undoSuperiors(addr string, made []string, why error) {
 	if len(made) == 0 || errors.Is(why, node.ErrFolderExists) {
 		return
@@ -393,10 +397,18 @@ func (s *imapSession) undoSuperiors(addr string, made []string, why error) {
 		live[f.Name] = f
 	}
 	for _, name := range slices.Backward(made) {
-		if f, ok := live[name]; !ok || f.Messages > 0 || imapHasChild(live, name) {
+		f, ok := live[name]
+		if !ok || f.Messages > 0 || imapHasChild(live, name) {
 			continue
 		}
-		if err := s.srv.store.DeleteFolder(ctx, addr, name); err != nil {
+		cond := node.FolderDeleteIf{ID: f.ID, UIDValidity: f.UIDValidity, Empty: true, NoChild: true}
+		err := s.srv.store.DeleteFolderIf(ctx, addr, name, cond)
+		if errors.Is(err, node.ErrDeleteCondition) {
+			// Its superiors now have a child, and are kept as well.
+			s.log.Info("imap: superior name of a failed command kept: it got a message or a child meanwhile", "folder", name, "err", err)
+			continue
+		}
+		if err != nil {
 			s.log.Warn("imap: superior name of a failed command left", "folder", name, "err", err)
 			return
 		}

@@ -39,6 +39,14 @@ type MailStore interface {
 	// DeleteFolder removes a folder and its messages (dropping their body
 	// references). INBOX cannot be deleted.
 	DeleteFolder(ctx context.Context, addr, name string) error
+	// DeleteFolderIf deletes a folder the caller has just read and found
+	// as cond asks (the one it made, empty, without a child), only if
+	// it is still so: the undo of a folder a failed command made. A
+	// folder no longer so is kept, with node.ErrDeleteCondition. A store
+	// may delete without the condition when the cluster cannot yet
+	// carry it (node.Node.DeleteFolderIf: the caller's read is then the
+	// only check).
+	DeleteFolderIf(ctx context.Context, addr, name string, cond node.FolderDeleteIf) error
 	// RenameFolder renames a folder and its children ("a/b" when "a" is
 	// renamed). Renaming INBOX moves its messages to the new folder and
 	// leaves INBOX empty (RFC 9051 section 6.3.6).

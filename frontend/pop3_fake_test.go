@@ -240,6 +240,10 @@ func (f *pop3Fake) DeleteFolder(ctx context.Context, addr, name string) error {
 	return errPOP3FakeUnused
 }
 
+func (f *pop3Fake) DeleteFolderIf(ctx context.Context, addr, name string, cond node.FolderDeleteIf) error {
+	return errPOP3FakeUnused
+}
+
 func (f *pop3Fake) RenameFolder(ctx context.Context, addr, from, to string) error {
 	return errPOP3FakeUnused
 }

@@ -39,7 +39,8 @@ func Start(t testing.TB, size int) *Cluster {
 }
 
 // StartWith is Start with tweak (if not nil) applied to every node's
-// configuration before it starts.
+// configuration before it starts. BootstrapSettings a tweak sets (a
+// cluster at an older command encoding) are the first node's.
 func StartWith(t testing.TB, size int, tweak func(*node.Config)) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t, dir: t.TempDir()}
@@ -52,7 +53,9 @@ func StartWith(t testing.TB, size int, tweak func(*node.Config)) *Cluster {
 		}
 		if i == 1 {
 			cfg.Bootstrap = true
-			cfg.BootstrapSettings = &node.BootstrapSettings{Replicas: r, WriteQuorum: r}
+			if cfg.BootstrapSettings == nil { // a tweak's are kept (an older encoding)
+				cfg.BootstrapSettings = &node.BootstrapSettings{Replicas: r, WriteQuorum: r}
+			}
 		} else {
 			cfg.Join = c.Nodes[0].AdminAddr()
 		}
