@@ -91,7 +91,7 @@ func (m *imapMeta) headerSection(bs *imap.FetchItemBodySection) []byte {
 			// (no colon) must not cut off the fields after it.
 			out = imapWholeHeader(m.header)
 		} else {
-			out = imapHeaderFields(m.parsedHeader(), bs)
+			out = imapHeaderEnd(imapHeaderFields(m.parsedHeader(), bs), len(m.header) >= imapMaxHeader || imapEndsBlank(m.header))
 		}
 		m.mu.Lock()
 		m.secKey, m.sec = key, out
@@ -299,23 +299,46 @@ func (srv *IMAPServer) bodyStructure(hash string, body io.ReadSeeker) (imap.Body
 	return bs, nil
 }
 
-// imapWholeHeader is BODY[HEADER]: the header section as stored, ending
-// in the blank line that separates it from the body (RFC 9051 section
-// 6.4.5). A message without header fields has only that line, which is
-// already there: another would make BODY[HEADER] and BODY[TEXT] add up
-// to more than BODY[]. A message that ends inside its header gets the
-// blank line in the line ends it uses.
+// imapWholeHeader is BODY[HEADER]: the header section as stored (RFC
+// 9051 section 6.4.5), through the blank line that separates it from the
+// body. A message without header fields has only that line. A message
+// that ends inside its header has no blank line, and none is added: the
+// RFC includes it "in all header fetches, except in the case of a message
+// which has no body and no blank line", and BODY[HEADER] plus BODY[TEXT]
+// is then BODY[]. A section cut at imapMaxHeader gets the blank line (in
+// the line ends it uses, after the last field's line end when it was cut
+// mid-line), as its body follows.
 func imapWholeHeader(h []byte) []byte {
 	switch {
-	case string(h) == "\r\n" || string(h) == "\n",
-		bytes.HasSuffix(h, []byte("\r\n\r\n")) || bytes.HasSuffix(h, []byte("\n\n")):
+	case len(h) < imapMaxHeader || imapEndsBlank(h):
 		return h
-	case len(h) == 0 || bytes.HasSuffix(h, []byte("\r\n")):
+	case bytes.HasSuffix(h, []byte("\r\n")):
 		return append(slices.Clip(h), "\r\n"...)
 	case bytes.HasSuffix(h, []byte("\n")):
 		return append(slices.Clip(h), '\n')
 	}
 	return append(slices.Clip(h), "\r\n\r\n"...) // the last field's line end, and the blank line
+}
+
+// imapEndsBlank reports whether a header section as read by
+// readHeaderSection ends in its blank line (its last line is empty but
+// for CRs before the LF).
+func imapEndsBlank(h []byte) bool {
+	if !bytes.HasSuffix(h, []byte("\n")) {
+		return false
+	}
+	rest := h[:len(h)-1]
+	return len(bytes.TrimRight(rest[bytes.LastIndexByte(rest, '\n')+1:], "\r")) == 0
+}
+
+// imapHeaderEnd drops the blank line imapHeaderFields ends a section
+// with when the header had none (blank false): a message that is all
+// header (RFC 9051 section 6.4.5).
+func imapHeaderEnd(fields []byte, blank bool) []byte {
+	if blank {
+		return fields
+	}
+	return bytes.TrimSuffix(fields, []byte("\r\n"))
 }
 
 // imapHeaderSection answers BODY[HEADER], BODY[HEADER.FIELDS (...)] and

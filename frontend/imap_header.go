@@ -18,8 +18,17 @@ import (
 // anything else is skipped with its continuation lines. br is left at
 // the start of the body, past the blank line.
 func imapReadHeader(br *bufio.Reader) textproto.Header {
-	h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(imapCleanHeader(br)))) // every kept line parses
+	h, _ := imapReadHeaderEnd(br)
 	return h
+}
+
+// imapReadHeaderEnd is imapReadHeader, and reports whether a blank line
+// ended the header section: a message that is all header has none, and
+// its header sections get none either (RFC 9051 section 6.4.5).
+func imapReadHeaderEnd(br *bufio.Reader) (textproto.Header, bool) {
+	clean, blank := imapCleanHeader(br)
+	h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(clean))) // every kept line parses
+	return h, blank
 }
 
 // imapCleanHeader reads a header section from br, past its blank line,
@@ -29,8 +38,9 @@ func imapReadHeader(br *bufio.Reader) textproto.Header {
 // heap per octet of "a:b" lines, so an unbounded header of a 50 MiB
 // message would take gigabytes. A field that does not fit is dropped
 // whole, so that one huge field (a To: of thousands of addresses) does
-// not cost the Content-Type after it.
-func imapCleanHeader(br *bufio.Reader) []byte {
+// not cost the Content-Type after it. blank reports whether the section
+// ended at a blank line rather than at the end of br.
+func imapCleanHeader(br *bufio.Reader) (clean []byte, blank bool) {
 	var kept bytes.Buffer
 	keep := false
 	start := 0 // where the current field begins in kept
@@ -40,6 +50,7 @@ func imapCleanHeader(br *bufio.Reader) []byte {
 		line, err = imapRawLine(br, line[:0], imapMaxHeader)
 		content := bytes.TrimRight(line, "\r\n")
 		if len(content) == 0 { // the blank line, or the end
+			blank = len(line) > 0
 			break
 		}
 		fits := kept.Len()+len(content)+2 <= imapMaxHeader
@@ -59,7 +70,7 @@ func imapCleanHeader(br *bufio.Reader) []byte {
 		}
 	}
 	kept.WriteString("\r\n")
-	return kept.Bytes()
+	return kept.Bytes(), blank
 }
 
 // imapRawLine appends one line of br to buf, with its terminator, and

@@ -93,7 +93,7 @@ func imapWriteSection(w io.Writer, r io.Reader, sp imapSectionSpec) error {
 		return nil
 	}
 	br := bufio.NewReader(r)
-	header := imapReadHeader(br)
+	header, blank := imapReadHeaderEnd(br)
 	parent := ""
 	path := sp.part
 	if len(path) > 0 && path[0] == 1 && !imapHasParts(header, r, &br) {
@@ -104,7 +104,7 @@ func imapWriteSection(w io.Writer, r io.Reader, sp imapSectionSpec) error {
 	}
 	var body io.Reader = br
 	for _, n := range path {
-		header, body = imapOpenMessage(header, body, parent)
+		header, body, blank = imapOpenMessage(header, body, parent, blank)
 		// header is now a message's, or a part's that is no message:
 		// the digest default (RFC 2046 section 5.1.5) is for the
 		// digest's own parts, not for the header of a message inside
@@ -133,10 +133,11 @@ func imapWriteSection(w io.Writer, r io.Reader, sp imapSectionSpec) error {
 		}
 		parent = strings.ToLower(ct)
 		pr := bufio.NewReader(p)
-		header, body = imapReadHeader(pr), pr
+		header, blank = imapReadHeaderEnd(pr)
+		body = pr
 	}
 	if len(sp.part) > 0 && (sp.specifier == imap.PartSpecifierHeader || sp.specifier == imap.PartSpecifierText) {
-		header, body = imapOpenMessage(header, body, parent)
+		header, body, blank = imapOpenMessage(header, body, parent, blank)
 	}
 
 	if sp.binary {
@@ -153,9 +154,11 @@ func imapWriteSection(w io.Writer, r io.Reader, sp imapSectionSpec) error {
 		return imapSectionWriteErr(err)
 	}
 	switch sp.specifier {
-	case imap.PartSpecifierHeader, imap.PartSpecifierMIME:
+	case imap.PartSpecifierHeader:
 		bs := &imap.FetchItemBodySection{HeaderFields: sp.fields, HeaderFieldsNot: sp.notFields}
-		return imapWriteAll(w, imapHeaderFields(header, bs))
+		return imapWriteAll(w, imapHeaderEnd(imapHeaderFields(header, bs), blank))
+	case imap.PartSpecifierMIME:
+		return imapWriteAll(w, imapHeaderFields(header, &imap.FetchItemBodySection{}))
 	case imap.PartSpecifierNone, imap.PartSpecifierText:
 		if len(sp.part) == 0 && sp.specifier == imap.PartSpecifierNone {
 			// BODY[] is streamed from the store as it is stored; this
@@ -248,9 +251,11 @@ func imapIsMultipart(h textproto.Header) bool {
 }
 
 // imapOpenMessage steps into an attached message: its header and body
-// instead of the part's. The default type of a part of a
-// multipart/digest is message/rfc822 (RFC 2046 section 5.1.5).
-func imapOpenMessage(h textproto.Header, body io.Reader, parent string) (textproto.Header, io.Reader) {
+// instead of the part's, and whether a blank line ended that header
+// (blank is the part's own, returned when there is no message to step
+// into). The default type of a part of a multipart/digest is
+// message/rfc822 (RFC 2046 section 5.1.5).
+func imapOpenMessage(h textproto.Header, body io.Reader, parent string, blank bool) (textproto.Header, io.Reader, bool) {
 	mh := gomessage.Header{Header: h}
 	ct, _, _ := imapContentType(mh)
 	ct = strings.ToLower(ct)
@@ -258,10 +263,11 @@ func imapOpenMessage(h textproto.Header, body io.Reader, parent string) (textpro
 		ct = "message/rfc822"
 	}
 	if ct != "message/rfc822" && ct != "message/global" {
-		return h, body
+		return h, body, blank
 	}
 	br := bufio.NewReader(body)
-	return imapReadHeader(br), br
+	inner, innerBlank := imapReadHeaderEnd(br)
+	return inner, br, innerBlank
 }
 
 // imapDecodeCTE undoes a part's Content-Transfer-Encoding and nothing
