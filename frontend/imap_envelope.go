@@ -9,6 +9,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 	gomessage "github.com/emersion/go-message"
+	gomail "github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
 )
 
@@ -38,7 +39,55 @@ func imapEnvelope(h textproto.Header) *imap.Envelope {
 	}
 	// Sender and Reply-To left empty default to From as the library
 	// writes the envelope (RFC 9051 §7.5.2).
+	imapLenientIDs(env, gomail.Header{Header: mh})
 	return env
+}
+
+// imapLenientIDs fills ENVELOPE's message-id and in-reply-to, which are
+// those header fields (RFC 9051 §7.5.2), where go-message's strict
+// parser refused them: the library gives NIL for a Message-ID without
+// "@" or angle brackets, and keeps no In-Reply-To id from the first one
+// it refuses on (the RFC 822 phrase "Your message of ..." before the id,
+// as older mailers write it). Clients that thread by ENVELOPE then lost
+// the thread. The ids are read again as whatever stands between "<" and
+// ">" (imapLenientMsgIDs); the library writes each back in brackets.
+func imapLenientIDs(env *imap.Envelope, mh gomail.Header) {
+	if env.MessageID == "" {
+		if ids := imapLenientMsgIDs(mh.Get("Message-Id")); len(ids) > 0 {
+			env.MessageID = ids[0]
+		}
+	}
+	if _, err := mh.MsgIDList("In-Reply-To"); err != nil {
+		env.InReplyTo = imapLenientMsgIDs(mh.Get("In-Reply-To"))
+	}
+}
+
+// imapLenientMsgIDs reads message ids from a header value: each text
+// between "<" and the next ">", or, with no brackets, the value itself
+// when it is one word with an "@". An id must be text an IMAP string can
+// carry (imapAddressText) and hold no bracket.
+func imapLenientMsgIDs(v string) []string {
+	var ids []string
+	for rest := v; ; {
+		lt := strings.IndexByte(rest, '<')
+		if lt < 0 {
+			break
+		}
+		gt := strings.IndexByte(rest[lt:], '>')
+		if gt < 0 {
+			break
+		}
+		id := strings.TrimSpace(rest[lt+1 : lt+gt])
+		if id != "" && !strings.Contains(id, "<") && imapAddressText(id) {
+			ids = append(ids, id)
+		}
+		rest = rest[lt+gt+1:]
+	}
+	if f := strings.Fields(v); len(ids) == 0 && len(f) == 1 && strings.Contains(f[0], "@") &&
+		!strings.ContainsAny(f[0], "<>") && imapAddressText(f[0]) {
+		ids = append(ids, f[0])
+	}
+	return ids
 }
 
 // imapLenientAddresses reads an address list entry by entry: split at
