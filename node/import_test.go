@@ -170,3 +170,35 @@ func TestRestoreBlamesOnlyTheArchiveForAnEarlyEnd(t *testing.T) {
 		t.Errorf("a peer's stream cut: %v, want a temporary failure that does not blame the archive", got)
 	}
 }
+
+// A hard link's target within max_bytes as the archive has it may be
+// stored larger: bare LF line ends are stored as CRLF. The link reads
+// the stored body back whole and gets the same message, not a read cut
+// at max_bytes that then fails its hash check.
+func TestRestoreLinkToAMessageGrownByCRLF(t *testing.T) {
+	n := restoreCluster(t)
+	msg := "Subject: lines\nFrom: a@example.com\n\n" + strings.Repeat("line\n", 180)
+	const maxBytes = 1000
+	if len(msg) > maxBytes || len(strings.ReplaceAll(msg, "\n", "\r\n")) <= maxBytes {
+		t.Fatalf("test message of %d bytes is not within max_bytes only with bare LFs", len(msg))
+	}
+	res, err := n.RestoreMailbox(ctxT(t, 30*time.Second), "a@example.com", buildTar(t,
+		tarEntry{name: "Maildir/cur/1.M1.h:2,S", content: msg},
+		tarEntry{name: "Maildir/.Archive/cur/1.M1.h:2,FS", link: "Maildir/cur/1.M1.h:2,S"},
+	), maxBytes)
+	if err != nil || res.Added != 2 {
+		t.Fatalf("restore: %+v, %v; want the message and its link added", res, err)
+	}
+	ctx := ctxT(t, 10*time.Second)
+	in, err := n.View(ctx, "a@example.com", "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ar, err := n.View(ctx, "a@example.com", "Archive")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(in.Messages) != 1 || len(ar.Messages) != 1 || in.Messages[0].Hash != ar.Messages[0].Hash {
+		t.Fatalf("INBOX %+v, Archive %+v: want one message each, the same body", in.Messages, ar.Messages)
+	}
+}

@@ -125,7 +125,11 @@ func (st *restoreState) spoolBody(ctx context.Context, h storage.Hash) (*spooled
 		return nil, fmt.Errorf("body of the link's target: %w", err)
 	}
 	defer body.Close()
-	sp, err := st.spool(body, min(body.Size(), st.maxBytes))
+	// The target's file was within max_bytes, but its body may be stored
+	// larger: a bare LF is stored as CRLF (crlfWriter), at most doubling
+	// the file and ending its last line. A read cut at max_bytes would
+	// fail the hash check below for every such link.
+	sp, err := st.spool(body, min(body.Size(), linkedBodyBound(st.maxBytes)))
 	if err != nil {
 		if errors.Is(err, ErrUnavailable) {
 			return nil, err
@@ -141,3 +145,8 @@ func (st *restoreState) spoolBody(ctx context.Context, h storage.Hash) (*spooled
 	}
 	return sp, nil
 }
+
+// linkedBodyBound is the most a body the restore stored (or found) for a
+// file of at most maxBytes can hold: every byte a bare LF made CRLF, and
+// a last line without its end ended.
+func linkedBodyBound(maxBytes int64) int64 { return 2*maxBytes + 2 }
