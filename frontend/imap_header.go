@@ -50,7 +50,9 @@ func imapCleanHeader(br *bufio.Reader) (clean []byte, blank bool) {
 		line, err = imapRawLine(br, line[:0], imapMaxHeader)
 		content := bytes.TrimRight(line, "\r\n")
 		if len(content) == 0 { // the blank line, or the end
-			blank = len(line) > 0
+			// A line ends in LF: CRs at the very end are no blank line
+			// (imapEndsBlank, which the header cache asks, agrees).
+			blank = bytes.HasSuffix(line, []byte("\n"))
 			break
 		}
 		fits := kept.Len()+len(content)+2 <= imapMaxHeader

@@ -2,6 +2,7 @@ package frontend_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -88,4 +89,38 @@ func imapSecName(s *imap.FetchItemBodySection) string {
 		name += fmt.Sprint(".FIELDS ", s.HeaderFields)
 	}
 	return name
+}
+
+// A message whose header is followed by a bare CR and then its end has
+// no blank line either (a line ends in LF): its header sections are the
+// same whether the message is the one fetched, answered from the header
+// cache, or attached to another, read from the body. The attached one
+// took the CR for the blank line and added one.
+func TestIMAPHeaderEndedByABareCRAgreesWhenAttached(t *testing.T) {
+	user := imapNewAddr(t)
+	c, addr := soloIMAP(t, user)
+	const msg = "Subject: cr\r\nX-A: 1\r\n\r"
+	c.Deliver(0, msg, user)
+	c.Deliver(0, "Subject: outer\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n"+
+		"--B\r\nContent-Type: message/rfc822\r\n\r\n"+msg+"\r\n--B--\r\n", user)
+
+	cl := dialIMAP(t, imapSingle(addr), 0, user)
+	if _, err := cl.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	fetch := func(seq uint32, sec *imap.FetchItemBodySection) string {
+		t.Helper()
+		msgs, err := cl.Fetch(imap.SeqSetNum(seq), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{sec}}).Collect()
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("FETCH %d: %v %v", seq, msgs, err)
+		}
+		return string(msgs[0].FindBodySection(sec))
+	}
+	for _, fields := range [][]string{{"X-A"}, {"X-None"}} {
+		top := fetch(1, &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: fields, Peek: true})
+		inner := fetch(2, &imap.FetchItemBodySection{Part: []int{1}, Specifier: imap.PartSpecifierHeader, HeaderFields: fields, Peek: true})
+		if top != inner || strings.HasSuffix(top, "\r\n\r\n") || top == "\r\n" {
+			t.Errorf("HEADER.FIELDS %v of the message %q, attached %q; want the same, without a blank line", fields, top, inner)
+		}
+	}
 }
