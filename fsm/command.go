@@ -40,6 +40,7 @@ const (
 	CmdQueueRetry      CmdType = 25
 	CmdQueueRemove     CmdType = 26
 	CmdStateDigest     CmdType = 27
+	CmdPOP3UIDLSet     CmdType = 28
 )
 
 // Command encodings, the second byte of every encoded command. Values are
@@ -136,8 +137,15 @@ const (
 	// messages another session put there meanwhile with it, while the
 	// others keep it.
 	EncodingJSON16 = 16
+	// EncodingJSON17 is EncodingJSON16 with a field and a command a
+	// release before it would drop or not know: Deliver.POP3UIDL, the
+	// unique-id a restored INBOX message keeps from its previous server,
+	// and POP3UIDLSet, which gives restored messages theirs afterwards
+	// (pop3uidl.go). Apply honours them under a cluster setting of 17 or
+	// more (gates.go).
+	EncodingJSON17 = 17
 	// NewestEncoding is the newest encoding this release reads.
-	NewestEncoding = EncodingJSON16
+	NewestEncoding = EncodingJSON17
 )
 
 // Command is a state change proposed through raft.
@@ -296,6 +304,7 @@ func newRegistry() registry {
 	r.register(CmdQueueRetry, func() Command { return &QueueRetry{} })
 	r.register(CmdQueueRemove, func() Command { return &QueueRemove{} })
 	r.register(CmdStateDigest, func() Command { return &StateDigest{} })
+	r.register(CmdPOP3UIDLSet, func() Command { return &POP3UIDLSet{} })
 	return r
 }
 

@@ -41,6 +41,9 @@ type Deliver struct {
 	// Queue, when set, also queues the message for recipients outside the
 	// cluster (queue.go), in this same entry: one more body reference.
 	Queue *QueuePart `json:"queue,omitempty"`
+	// POP3UIDL, in an append to INBOX, is the unique-id the message keeps
+	// from its previous server (pop3uidl.go), from encoding 17 on.
+	POP3UIDL string `json:"pop3_uidl,omitempty"`
 }
 
 func (*Deliver) Type() CmdType { return CmdDeliver }
@@ -183,11 +186,20 @@ func (c *Deliver) deliverOne(tx *txn, addr string, flags []string) (uid, validit
 	if err := checkUIDRoom(tx, a, f, 1); err != nil {
 		return 0, 0, err
 	}
+	uidl, err := c.pop3UIDL(tx, f.UIDValidity)
+	if err != nil {
+		return 0, 0, err
+	}
 	uid = f.UIDNext
 	f.UIDNext++
 	msg := Message{UID: uid, Hash: c.Hash, Size: c.Size, InternalDate: c.InternalDate, Flags: flags}
 	if err := tx.putMessage(a, f.ID, msg); err != nil {
 		return 0, 0, err
+	}
+	if uidl != "" {
+		if err := tx.put(pop3UIDLKey(a, f.ID, uid), uidl); err != nil {
+			return 0, 0, err
+		}
 	}
 	f.count(msg, +1)
 	f.ModSeq = tx.index
@@ -263,5 +275,10 @@ func dropMessages(tx *txn, a Address) error {
 	}
 	tx.touch(a)
 	tx.forgetChanges() // these deletes are not logged one by one
-	return tx.delKeys(prefix, keys)
+	if err := tx.delKeys(prefix, keys); err != nil {
+		return err
+	}
+	// The POP3 unique-ids kept for them (pop3uidl.go): none unless
+	// written from encoding 17 on, when the scan finds nothing to delete.
+	return tx.delPrefix(pop3UIDLPrefix(a))
 }

@@ -17,10 +17,14 @@ import (
 // where str is uvarint(len) and the bytes, strs is uvarint(n) and n strs,
 // and queue is 1 when the queue part follows, else 0. A queue part that
 // carries DSN parameters (rare) or a submission's mark is not covered:
-// such a command is EncodingJSON3.
+// such a command is EncodingJSON3, and one naming a POP3UIDL (a
+// restore's) EncodingJSON17.
 
 // MarshalBinary encodes the command's payload.
 func (c Deliver) MarshalBinary() ([]byte, error) {
+	if c.POP3UIDL != "" {
+		return nil, errNotBinary // EncodingJSON17 (pop3uidl.go)
+	}
 	b := make([]byte, 0, 128+len(c.Hash))
 	b = appendString(b, c.ID)
 	b = appendString(b, c.Hash)

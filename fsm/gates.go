@@ -34,6 +34,11 @@ const gatedEncoding14 = EncodingJSON14
 // than 64 octets (QueuePart.validate). Named once, as gatedEncoding is.
 const gatedEncoding15 = EncodingJSON15
 
+// gatedEncoding17 is the cluster setting from which apply honours a
+// restored message's POP3 unique-id (Deliver.POP3UIDL, POP3UIDLSet,
+// pop3uidl.go). Named once, as gatedEncoding is.
+const gatedEncoding17 = EncodingJSON17
+
 // gated reports whether the cluster's setting, as this entry sees it, is
 // at gatedEncoding or more. The setting is replicated state, so every
 // replica decides alike; a release that does not know gatedEncoding
@@ -52,6 +57,9 @@ func gated14(tx *txn) (bool, error) { return gatedAt(tx, gatedEncoding14) }
 
 // gated15 is gated for the rules of gatedEncoding15.
 func gated15(tx *txn) (bool, error) { return gatedAt(tx, gatedEncoding15) }
+
+// gated17 is gated for the rules of gatedEncoding17.
+func gated17(tx *txn) (bool, error) { return gatedAt(tx, gatedEncoding17) }
 
 // gatedAt reports whether the cluster's setting, as this entry sees it,
 // is at enc or more.

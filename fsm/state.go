@@ -430,9 +430,15 @@ func (t *txn) putMessage(a Address, folderID uint64, m Message) error {
 	return t.put(messageKey(a, folderID, m.UID), m)
 }
 
-// delMessage deletes a message record (see putMessage).
+// delMessage deletes a message record (see putMessage), and the POP3
+// unique-id kept for it if any (pop3uidl.go). The latter is a point
+// delete with no read; no release before encoding 17 wrote such a key,
+// so deleting one that is not there changes no replica's state.
 func (t *txn) delMessage(a Address, folderID uint64, uid uint32) error {
 	t.logMessage(a, folderID, uid)
+	if err := t.del(pop3UIDLKey(a, folderID, uid)); err != nil {
+		return err
+	}
 	return t.del(messageKey(a, folderID, uid))
 }
 
