@@ -527,6 +527,13 @@ func (n *Node) replicasOutdated(ctx context.Context, replicas []string) bool {
 // Append writes body to R replicas, like a delivery, and commits it to
 // one folder with the given flags and internal date (zero: now).
 func (n *Node) Append(ctx context.Context, addr, folder string, flags []string, date time.Time, body io.Reader) (AppendResult, error) {
+	return n.appendMessage(ctx, addr, folder, flags, date, body, "")
+}
+
+// appendMessage is Append, keeping POP3 unique-id uidl for the message
+// when not "" (an INBOX message restored from another server; the
+// caller checks that the cluster's encoding allows it, fsm/pop3uidl.go).
+func (n *Node) appendMessage(ctx context.Context, addr, folder string, flags []string, date time.Time, body io.Reader, uidl string) (AppendResult, error) {
 	if err := n.appendAllowed(ctx, addr, folder); err != nil {
 		return AppendResult{}, err
 	}
@@ -542,7 +549,7 @@ func (n *Node) Append(ctx context.Context, addr, folder string, flags []string, 
 		date = time.Now()
 	}
 	cmd := &fsm.Deliver{ID: deliveryID(), Hash: h.String(), Size: size, Replicas: replicas,
-		Mailboxes: []string{addr}, InternalDate: date.UnixMilli(), Flags: flags, Folder: folder}
+		Mailboxes: []string{addr}, InternalDate: date.UnixMilli(), Flags: flags, Folder: folder, POP3UIDL: uidl}
 	v, index, err := n.commitDelivery(ctx, cmd)
 	if err != nil {
 		if errors.Is(err, fsm.ErrInvalid) && n.replicasOutdated(ctx, replicas) {

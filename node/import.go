@@ -38,6 +38,8 @@ import (
 //     as needed; a file larger than the limit is skipped and counted,
 //     as a duplicate when its folder holds it (read for its hash alone,
 //     restorelarge.go), else as too large.
+//   - INBOX messages keep the POP3 unique-ids of a Dovecot folder's
+//     dovecot-uidlist, before or after them in the tar (restoreuidl.go).
 //   - A hard link to an earlier message file is that message again, in
 //     the link's folder with the link's flags: Dovecot copies a message
 //     to another folder as a second link to its file, and tar stores
@@ -54,6 +56,26 @@ type RestoreResult struct {
 	Duplicates int      `json:"duplicates"`
 	TooLarge   int      `json:"too_large"`
 	Folders    []string `json:"folders_created,omitempty"`
+	// POP3 unique-ids of INBOX messages from a dovecot-uidlist
+	// (restoreuidl.go): kept, and not kept because the cluster's command
+	// encoding is below 17, because the id is not 1 to 70 characters from
+	// 0x21 to 0x7E (RFC 1939 §7) or has this server's own
+	// <UIDVALIDITY>.<UID> form, or because another message of INBOX has it
+	// (the first keeps it); unlisted are messages the list does not name.
+	POP3UIDLsKept      int `json:"pop3_uidls_kept,omitempty"`
+	POP3UIDLsNotKept   int `json:"pop3_uidls_not_kept,omitempty"`
+	POP3UIDLsInvalid   int `json:"pop3_uidls_invalid,omitempty"`
+	POP3UIDLsDuplicate int `json:"pop3_uidls_duplicate,omitempty"`
+	POP3UIDLsUnlisted  int `json:"pop3_uidls_unlisted,omitempty"`
+}
+
+// RestoreOptions are a restore's settings.
+type RestoreOptions struct {
+	// MaxBytes is the largest message taken (0: the default).
+	MaxBytes int64
+	// POP3UIDLFormat is the pop3_uidl_format of the Dovecot the mailbox
+	// comes from ("": Dovecot's default; ParsePOP3UIDLFormat).
+	POP3UIDLFormat string
 }
 
 // restoreState is one restore's progress.
@@ -75,6 +97,8 @@ type restoreState struct {
 	files map[storage.Hash]storage.Hash
 	// large are the files of files above max_bytes, by the same key.
 	large map[storage.Hash]largeFile
+	// uidl is what the restore knows of INBOX's POP3 unique-ids.
+	uidl uidlRestore
 }
 
 type laterKeywords struct {
@@ -87,6 +111,16 @@ type laterKeywords struct {
 // above). On an error the messages added so far stay, and the result
 // says how many.
 func (n *Node) RestoreMailbox(ctx context.Context, addr string, r io.Reader, maxBytes int64) (RestoreResult, error) {
+	return n.RestoreMailboxWith(ctx, addr, r, RestoreOptions{MaxBytes: maxBytes})
+}
+
+// RestoreMailboxWith is RestoreMailbox with all of its options.
+func (n *Node) RestoreMailboxWith(ctx context.Context, addr string, r io.Reader, opts RestoreOptions) (RestoreResult, error) {
+	format, err := ParsePOP3UIDLFormat(opts.POP3UIDLFormat)
+	if err != nil {
+		return RestoreResult{}, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+	}
+	maxBytes := opts.MaxBytes
 	ceiling := n.cfg.RestoreMaxBytes
 	if maxBytes <= 0 {
 		maxBytes = min(DefaultRestoreMaxBytes, ceiling)
@@ -96,7 +130,8 @@ func (n *Node) RestoreMailbox(ctx context.Context, addr string, r io.Reader, max
 	}
 	st := &restoreState{n: n, addr: addr, maxBytes: maxBytes, memBytes: n.cfg.RestoreMemoryBytes,
 		keywords: map[string]map[byte]string{}, held: map[string]map[storage.Hash]struct{}{}, later: map[string][]laterKeywords{},
-		files: map[storage.Hash]storage.Hash{}, large: map[storage.Hash]largeFile{}}
+		files: map[storage.Hash]storage.Hash{}, large: map[storage.Hash]largeFile{},
+		uidl: uidlRestore{format: format, lists: map[string]uidList{}, pending: map[string][]pendingUIDL{}}}
 	tr := tar.NewReader(r)
 	for {
 		h, err := tr.Next()
@@ -165,6 +200,9 @@ func (st *restoreState) entry(ctx context.Context, h *tar.Header, r io.Reader) e
 	if file == "dovecot-keywords" && h.Typeflag == tar.TypeReg {
 		return st.readKeywords(ctx, lastDir(dir), r)
 	}
+	if file == "dovecot-uidlist" && h.Typeflag == tar.TypeReg {
+		return st.readUIDList(ctx, lastDir(dir), r)
+	}
 	parent, sub := path.Split(dir)
 	if sub != "cur" && sub != "new" {
 		return nil
@@ -217,9 +255,23 @@ func (st *restoreState) entry(ctx context.Context, h *tar.Header, r io.Reader) e
 	}
 	kw, known := st.keywords[mdir]
 	flags, letters := maildirFlags(file, sub == "new", kw)
-	added, err := st.n.Append(ctx, st.addr, folder, flags, restoreTime(h.ModTime, file), msg.reader())
+	var uidl string
+	wait := false
+	if folder == "INBOX" {
+		if uidl, wait, err = st.inboxUIDL(mdir, file); err != nil {
+			return err
+		}
+	}
+	added, err := st.n.appendMessage(ctx, st.addr, folder, flags, restoreTime(h.ModTime, file), msg.reader(), uidl)
 	if err != nil {
 		return err
+	}
+	if uidl != "" {
+		st.res.POP3UIDLsKept++
+	}
+	if wait {
+		base, _, _ := strings.Cut(file, ":2,")
+		st.uidl.pending[mdir] = append(st.uidl.pending[mdir], pendingUIDL{uid: added.UID, base: base})
 	}
 	if letters != "" && !known {
 		st.later[mdir] = append(st.later[mdir], laterKeywords{folder: folder, uid: added.UID, letters: letters})
@@ -434,13 +486,20 @@ func (n *Node) restoreHandler(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	body := &idleDeadline{r: r.Body, rc: http.NewResponseController(w), idle: n.cfg.AdminReadTimeout}
-	res, err := n.RestoreMailbox(r.Context(), addr, body, maxBytes)
+	opts := RestoreOptions{MaxBytes: maxBytes, POP3UIDLFormat: r.URL.Query().Get("pop3_uidl_format")}
+	if _, err := ParsePOP3UIDLFormat(opts.POP3UIDLFormat); err != nil {
+		writeError(w, fmt.Errorf("%w: %w", ErrInvalidArgument, err))
+		return
+	}
+	res, err := n.RestoreMailboxWith(r.Context(), addr, body, opts)
 	if err != nil {
 		n.log.Warn("mailbox restore failed", "mailbox", addr, "added", res.Added, "err", err)
 		writeError(w, fmt.Errorf("%w (%d messages were added before it)", err, res.Added))
 		return
 	}
-	n.log.Info("mailbox restored", "mailbox", addr, "added", res.Added, "duplicates", res.Duplicates, "too_large", res.TooLarge)
+	n.log.Info("mailbox restored", "mailbox", addr, "added", res.Added, "duplicates", res.Duplicates, "too_large", res.TooLarge,
+		"pop3_uidls_kept", res.POP3UIDLsKept, "pop3_uidls_not_kept", res.POP3UIDLsNotKept, "pop3_uidls_invalid", res.POP3UIDLsInvalid,
+		"pop3_uidls_duplicate", res.POP3UIDLsDuplicate, "pop3_uidls_unlisted", res.POP3UIDLsUnlisted)
 	writeJSON(w, http.StatusOK, res)
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -91,14 +92,16 @@ func exportTo(ctx context.Context, cl *clientFlags, addr string, w io.Writer) er
 // mailboxRestoreCmd adds the messages of a Maildir++ tar to a mailbox
 // (node/import.go).
 func mailboxRestoreCmd(cl *clientFlags) *cobra.Command {
-	var maxSize string
+	var maxSize, uidlFormat string
 	c := &cobra.Command{
 		Use:   "restore ADDRESS FILE.tar",
 		Short: "Add the messages of a Maildir++ tar (from mailbox export, or a Dovecot/Courier Maildir) to a mailbox (\"-\" reads stdin)",
 		Long: "Add the messages of a Maildir++ tar to a mailbox: folders are created as needed, flags come from the file names" +
 			" (keywords from dovecot-keywords), the internal date from the file time. A message the folder already holds is skipped," +
 			" so a restore that broke off can be run again. Messages over --max-message-size are counted and left out, and the command then" +
-			" exits non-zero. The restore has no time limit as a whole: it gives up once nothing has moved for --timeout (" +
+			" exits non-zero. INBOX messages keep the POP3 unique-ids of a Dovecot dovecot-uidlist (its P fields, else --pop3-uidl-format)," +
+			" so POP3 clients that leave mail on the server do not download it again; this needs command encoding 17, and the" +
+			" output counts the unique-ids kept and those that were not. The restore has no time limit as a whole: it gives up once nothing has moved for --timeout (" +
 			streamIdleTimeout.String() + " unless given).",
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -108,6 +111,9 @@ func mailboxRestoreCmd(cl *clientFlags) *cobra.Command {
 			}
 			if limit == 0 { // the node would refuse its max_bytes, a name the operator never gave
 				return fmt.Errorf("invalid input: --max-message-size %s: give a size above 0, say 50M", maxSize)
+			}
+			if _, err := node.ParsePOP3UIDLFormat(uidlFormat); err != nil {
+				return fmt.Errorf("invalid input: --pop3-uidl-format: %w", err)
 			}
 			in, err := stdinData(cmd, "archive")
 			if err != nil && args[1] == "-" {
@@ -131,6 +137,9 @@ func mailboxRestoreCmd(cl *clientFlags) *cobra.Command {
 			ctx, idle, stop := watchIdle(cmd.Context(), cl, "")
 			defer stop()
 			path := "/v1/mailboxes/" + pathEsc(args[0]) + "/restore?max_bytes=" + strconv.FormatInt(limit, 10)
+			if uidlFormat != "" {
+				path += "&pop3_uidl_format=" + url.QueryEscape(uidlFormat)
+			}
 			resp, err := cl.sendBody(ctx, "POST", path, idle.reader(in), "application/x-tar", token)
 			if err != nil {
 				return orCause(ctx, err)
@@ -147,9 +156,10 @@ func mailboxRestoreCmd(cl *clientFlags) *cobra.Command {
 			if err := cl.decode(raw, &res); err != nil {
 				return err
 			}
-			err = cl.emit(cmd, res, []string{"ADDED", "ALREADY-THERE", "TOO-LARGE", "FOLDERS-CREATED"}, func() [][]string {
-				return [][]string{{fmt.Sprint(res.Added), fmt.Sprint(res.Duplicates), fmt.Sprint(res.TooLarge), strings.Join(res.Folders, ", ")}}
+			err = cl.emit(cmd, res, []string{"ADDED", "ALREADY-THERE", "TOO-LARGE", "FOLDERS-CREATED", "POP3-UIDLS-KEPT"}, func() [][]string {
+				return [][]string{{fmt.Sprint(res.Added), fmt.Sprint(res.Duplicates), fmt.Sprint(res.TooLarge), strings.Join(res.Folders, ", "), fmt.Sprint(res.POP3UIDLsKept)}}
 			})
+			warnUIDLsNotKept(cmd, res)
 			if err == nil && res.TooLarge > 0 {
 				// Part of the archive is not in the mailbox: a script
 				// that deletes the archive on success would lose it.
@@ -159,6 +169,27 @@ func mailboxRestoreCmd(cl *clientFlags) *cobra.Command {
 			return err
 		},
 	}
+	c.Flags().StringVar(&uidlFormat, "pop3-uidl-format", "", "the pop3_uidl_format of the Dovecot the tar comes from, for messages its dovecot-uidlist gives no P field: "+
+		"%u (UID), %v (UIDVALIDITY), each with a zero-padded width and X or x for hex, %g (GUID), %f (file name), %% (default Dovecot's "+node.DefaultPOP3UIDLFormat+")")
 	c.Flags().StringVar(&maxSize, "max-message-size", "50M", "skip (and count) messages larger than this (bytes, or K/M/G; at most the node's --restore-max-bytes, 1G by default)")
 	return c
+}
+
+// warnUIDLsNotKept tells the operator of the POP3 unique-ids a restore
+// could not keep: those clients download these messages again.
+func warnUIDLsNotKept(cmd *cobra.Command, res node.RestoreResult) {
+	w := cmd.ErrOrStderr()
+	if res.POP3UIDLsNotKept > 0 {
+		fmt.Fprintf(w, "warning: %d POP3 unique-id(s) from dovecot-uidlist were not kept: the cluster's command encoding is below 17 "+
+			"(settings set --command-encoding 17, once every node runs this release; then run the restore into an empty mailbox)\n", res.POP3UIDLsNotKept)
+	}
+	if res.POP3UIDLsInvalid > 0 {
+		fmt.Fprintf(w, "warning: %d POP3 unique-id(s) were not kept: not 1 to 70 characters from 0x21 to 0x7E (RFC 1939), or of this server's own form\n", res.POP3UIDLsInvalid)
+	}
+	if res.POP3UIDLsDuplicate > 0 {
+		fmt.Fprintf(w, "warning: %d POP3 unique-id(s) were not kept: another message of INBOX has it (the first keeps it)\n", res.POP3UIDLsDuplicate)
+	}
+	if res.POP3UIDLsUnlisted > 0 {
+		fmt.Fprintf(w, "note: %d INBOX message(s) are not in dovecot-uidlist and get new POP3 unique-ids\n", res.POP3UIDLsUnlisted)
+	}
 }

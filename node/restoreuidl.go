@@ -1,0 +1,355 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"powermail/fsm"
+)
+
+// POP3 unique-ids a restore keeps from Dovecot (RFC 1939 §7).
+//
+// A Dovecot Maildir folder lists its messages in dovecot-uidlist: a
+// header ("3 V<uidvalidity> N<nextuid> G<guid>", or in version 1
+// "1 <uidvalidity> <nextuid>"), then a line per message, "<uid>
+// [fields] :<filename>" (version 1: "<uid> <filename>"). A field
+// P<uidl> is the unique-id Dovecot gave POP3 clients where it saved one,
+// G<guid> the message's GUID. For a message of INBOX (the only folder
+// POP3 sees) the restore keeps the P field, or else the unique-id the
+// format makes of the message's line: Dovecot's default
+// pop3_uidl_format, "%08Xu%08Xv", unless the operator names the one
+// their Dovecot used. The file may come before or after the messages in
+// the tar: messages added before it get theirs when it comes
+// (fsm.POP3UIDLSet).
+
+// DefaultPOP3UIDLFormat is Dovecot's default pop3_uidl_format.
+const DefaultPOP3UIDLFormat = "%08Xu%08Xv"
+
+// ErrPOP3UIDLFormat: a pop3_uidl_format a restore cannot follow.
+var ErrPOP3UIDLFormat = errors.New("unsupported pop3_uidl_format")
+
+// uidlFormat is a parsed pop3_uidl_format: literal text and variables.
+type uidlFormat []uidlPart
+
+// uidlPart is literal text (v 0) or a variable: v is u (UID), v
+// (UIDVALIDITY), g (GUID) or f (file name); u and v take a zero-padded
+// width and X or x for hexadecimal.
+type uidlPart struct {
+	lit   string
+	v     byte
+	width int
+	hex   byte // 'X', 'x' or 0 for decimal
+}
+
+// ParsePOP3UIDLFormat parses a Dovecot pop3_uidl_format of the subset a
+// restore follows: %u, %v (each with an optional width, zero-padded, and
+// X or x for upper- or lower-case hexadecimal, as in "%08Xu"), %g, %f
+// and %%. Any other variable (%m, the MD5 of the headers, which a restore
+// cannot reproduce, or the long %{...} forms) is refused.
+func ParsePOP3UIDLFormat(s string) (uidlFormat, error) {
+	if s == "" {
+		s = DefaultPOP3UIDLFormat
+	}
+	var f uidlFormat
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			f = append(f, uidlPart{lit: s[i : i+1]})
+			continue
+		}
+		j := i + 1
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			j++
+		}
+		width, _ := strconv.Atoi(s[i+1 : j])
+		var hex byte
+		if j < len(s) && (s[j] == 'X' || s[j] == 'x') {
+			hex, j = s[j], j+1
+		}
+		if j >= len(s) {
+			return nil, fmt.Errorf("%w %q: it ends inside a variable", ErrPOP3UIDLFormat, s)
+		}
+		v := s[j]
+		switch {
+		case v == '%' && width == 0 && hex == 0:
+			f = append(f, uidlPart{lit: "%"})
+		case (v == 'u' || v == 'v') && width <= 16:
+			f = append(f, uidlPart{v: v, width: width, hex: hex})
+		case (v == 'g' || v == 'f') && width == 0 && hex == 0:
+			f = append(f, uidlPart{v: v})
+		default:
+			return nil, fmt.Errorf("%w %q: %q is not one of %%u %%v (with a width and X or x) %%g %%f %%%%; "+
+				"for another format keep the unique-ids in the uidlist's P fields (Dovecot pop3_save_uidl)", ErrPOP3UIDLFormat, s, s[i:j+1])
+		}
+		i = j
+	}
+	return f, nil
+}
+
+// render is the unique-id of a message by the format.
+func (f uidlFormat) render(e uidlEntry, validity uint32) string {
+	var b strings.Builder
+	for _, p := range f {
+		switch p.v {
+		case 0:
+			b.WriteString(p.lit)
+		case 'u', 'v':
+			n := e.uid
+			if p.v == 'v' {
+				n = validity
+			}
+			b.WriteString(formatNumber(n, p.width, p.hex))
+		case 'g':
+			b.WriteString(cmpOr(e.guid, e.base))
+		case 'f':
+			b.WriteString(e.base)
+		}
+	}
+	return b.String()
+}
+
+func formatNumber(n uint32, width int, hex byte) string {
+	s := strconv.FormatUint(uint64(n), 10)
+	switch hex {
+	case 'X':
+		s = strings.ToUpper(strconv.FormatUint(uint64(n), 16))
+	case 'x':
+		s = strconv.FormatUint(uint64(n), 16)
+	}
+	if len(s) < width {
+		s = strings.Repeat("0", width-len(s)) + s
+	}
+	return s
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// uidlEntry is one message line of a dovecot-uidlist.
+type uidlEntry struct {
+	uid        uint32
+	base       string // the file name before ":2,"
+	pop3, guid string // the P and G fields
+}
+
+// uidList is a parsed dovecot-uidlist: its UIDVALIDITY and its message
+// lines by file name base.
+type uidList struct {
+	validity uint32
+	byBase   map[string]uidlEntry
+}
+
+// maxUIDListLine bounds one line of a dovecot-uidlist.
+const maxUIDListLine = 64 << 10
+
+// parseUIDList reads a dovecot-uidlist of version 1 or 3. Lines it cannot
+// read are left out (their messages keep no unique-id, and are counted).
+func parseUIDList(r io.Reader) (uidList, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 4096), maxUIDListLine)
+	if !sc.Scan() {
+		return uidList{}, fmt.Errorf("%w: empty dovecot-uidlist", ErrInvalidArgument)
+	}
+	head := strings.Fields(sc.Text())
+	l := uidList{byBase: map[string]uidlEntry{}}
+	version := ""
+	if len(head) > 0 {
+		version = head[0]
+	}
+	switch version {
+	case "1":
+		if len(head) >= 2 {
+			l.validity = parseUint32(head[1])
+		}
+	case "3":
+		for _, f := range head[1:] {
+			if v, ok := strings.CutPrefix(f, "V"); ok {
+				l.validity = parseUint32(v)
+			}
+		}
+	default:
+		return uidList{}, fmt.Errorf("%w: dovecot-uidlist version %q (this restore reads versions 1 and 3)", ErrInvalidArgument, version)
+	}
+	for sc.Scan() {
+		if e, ok := parseUIDListLine(sc.Text(), version == "1"); ok {
+			l.byBase[e.base] = e
+		}
+	}
+	if err := sc.Err(); err != nil && !errors.Is(err, bufio.ErrTooLong) {
+		return uidList{}, err
+	}
+	return l, nil
+}
+
+func parseUIDListLine(line string, v1 bool) (uidlEntry, bool) {
+	var e uidlEntry
+	var fields []string
+	var name string
+	if v1 {
+		uid, rest, ok := strings.Cut(line, " ")
+		if !ok {
+			return e, false
+		}
+		fields, name = []string{uid}, strings.TrimSpace(rest)
+	} else {
+		i := strings.Index(line, " :")
+		if i < 0 {
+			return e, false
+		}
+		fields, name = strings.Fields(line[:i]), line[i+2:]
+	}
+	if len(fields) == 0 || name == "" {
+		return e, false
+	}
+	e.uid = parseUint32(fields[0])
+	if e.uid == 0 {
+		return e, false
+	}
+	e.base, _, _ = strings.Cut(name, ":2,")
+	for _, f := range fields[1:] {
+		switch f[0] {
+		case 'P':
+			e.pop3 = f[1:]
+		case 'G':
+			e.guid = f[1:]
+		}
+	}
+	return e, true
+}
+
+func parseUint32(s string) uint32 {
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return 0
+	}
+	return uint32(n)
+}
+
+// uidlRestore is what a restore knows of INBOX's unique-ids.
+type uidlRestore struct {
+	format uidlFormat
+	lists  map[string]uidList // by Maildir directory
+	// pending are INBOX messages added before their directory's list
+	// came.
+	pending map[string][]pendingUIDL
+	loaded  bool
+	keeps   bool // the cluster's encoding keeps them
+	inbox   fsm.Folder
+	used    map[string]struct{} // INBOX's unique-ids, kept or given here
+}
+
+type pendingUIDL struct {
+	uid  uint32
+	base string
+}
+
+// loadUIDLs reads INBOX and the unique-ids it keeps, once.
+func (st *restoreState) loadUIDLs() error {
+	u := &st.uidl
+	if u.loaded {
+		return nil
+	}
+	keeps, err := st.n.keepsPOP3UIDLs()
+	if err != nil {
+		return err
+	}
+	inbox, err := st.n.state.Folder(st.addr, "INBOX")
+	if err != nil {
+		return accessErr(err)
+	}
+	kept, err := st.n.state.POP3UIDLs(st.addr, inbox.ID)
+	if err != nil {
+		return accessErr(err)
+	}
+	u.used = make(map[string]struct{}, len(kept))
+	for _, v := range kept {
+		u.used[v] = struct{}{}
+	}
+	u.keeps, u.inbox, u.loaded = keeps, inbox, true
+	return nil
+}
+
+// claimUIDL is the unique-id a message of list keeps: its P field or
+// the format's, "" if it keeps none (counted: the cluster's encoding
+// is too old, the id is no RFC 1939 one, or another message has it).
+func (st *restoreState) claimUIDL(list uidList, base string) (string, error) {
+	e, ok := list.byBase[base]
+	if !ok {
+		st.res.POP3UIDLsUnlisted++
+		return "", nil
+	}
+	if err := st.loadUIDLs(); err != nil {
+		return "", err
+	}
+	u := &st.uidl
+	uidl := cmpOr(e.pop3, u.format.render(e, list.validity))
+	switch _, dup := u.used[uidl]; {
+	case !u.keeps:
+		st.res.POP3UIDLsNotKept++
+		return "", nil
+	case !fsm.StorablePOP3UIDL(uidl, u.inbox.UIDValidity):
+		st.res.POP3UIDLsInvalid++
+		return "", nil
+	case dup:
+		st.res.POP3UIDLsDuplicate++
+		return "", nil
+	}
+	u.used[uidl] = struct{}{}
+	return uidl, nil
+}
+
+// inboxUIDL is the unique-id an INBOX message of Maildir directory mdir
+// named file keeps when added; wait is true when the directory's list
+// has not come yet.
+func (st *restoreState) inboxUIDL(mdir, file string) (uidl string, wait bool, err error) {
+	list, ok := st.uidl.lists[mdir]
+	if !ok {
+		return "", true, nil
+	}
+	base, _, _ := strings.Cut(file, ":2,")
+	uidl, err = st.claimUIDL(list, base)
+	return uidl, false, err
+}
+
+// readUIDList reads the dovecot-uidlist of Maildir directory mdir, and
+// gives the INBOX messages added before it their unique-ids.
+func (st *restoreState) readUIDList(ctx context.Context, mdir string, r io.Reader) error {
+	if folder, ok := maildirFolder(mdir); !ok || folder != "INBOX" {
+		return nil // POP3 sees INBOX only
+	}
+	list, err := parseUIDList(r)
+	if err != nil {
+		return err
+	}
+	st.uidl.lists[mdir] = list
+	give := map[uint32]string{}
+	for _, p := range st.uidl.pending[mdir] {
+		uidl, err := st.claimUIDL(list, p.base)
+		if err != nil {
+			return err
+		}
+		if uidl != "" {
+			give[p.uid] = uidl
+		}
+	}
+	delete(st.uidl.pending, mdir)
+	if len(give) == 0 {
+		return nil
+	}
+	set, err := st.n.setPOP3UIDLs(ctx, st.addr, st.uidl.inbox.UIDValidity, give)
+	st.res.POP3UIDLsKept += set
+	if err != nil {
+		return err
+	}
+	// A message that has one already (from a restore before) keeps it.
+	st.res.POP3UIDLsDuplicate += len(give) - set
+	return nil
+}
