@@ -576,3 +576,8 @@ func uidSet(uids []uint32) map[uint32]bool {
 	}
 	return in
 }
+
+// POP3UIDLs: the store keeps no unique-ids from another server.
+func (m *IMAPMemStore) POP3UIDLs(context.Context, string, uint64) (map[uint32]string, error) {
+	return map[uint32]string{}, nil
+}

@@ -267,3 +267,8 @@ func (f *pop3Fake) Copy(ctx context.Context, addr, src, dst string, uids []uint3
 func (f *pop3Fake) Watch(addr string) (<-chan struct{}, func()) {
 	return make(chan struct{}), func() {}
 }
+
+// POP3UIDLs: the store keeps no unique-ids from another server.
+func (f *pop3Fake) POP3UIDLs(context.Context, string, uint64) (map[uint32]string, error) {
+	return map[uint32]string{}, nil
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"powermail/fsm"
 	"powermail/node"
 )
 
@@ -24,6 +25,10 @@ func (ss *pop3Session) openMaildrop(login node.Login) {
 	}
 	ctx, cancel := context.WithTimeout(ss.ctx, ss.srv.cfg.BackendTimeout)
 	view, err := ss.srv.store.View(ctx, addr, pop3Maildrop)
+	var kept map[uint32]string
+	if err == nil {
+		kept, err = ss.srv.store.POP3UIDLs(ctx, addr, view.Folder.ID)
+	}
 	cancel()
 	if err != nil {
 		ss.releaseLock()
@@ -48,12 +53,12 @@ func (ss *pop3Session) openMaildrop(login node.Login) {
 		ss.quit = true
 		return
 	}
-	ss.enterTransaction(login, view)
+	ss.enterTransaction(login, view, kept)
 }
 
 // enterTransaction starts the TRANSACTION state on view, the snapshot
-// of the maildrop.
-func (ss *pop3Session) enterTransaction(login node.Login, view node.FolderView) {
+// of the maildrop, with the unique-ids kept from a previous server.
+func (ss *pop3Session) enterTransaction(login node.Login, view node.FolderView, kept map[uint32]string) {
 	addr := login.Address
 	ss.addr = addr
 	ss.uidValid = view.Folder.UIDValidity
@@ -62,6 +67,7 @@ func (ss *pop3Session) enterTransaction(login node.Login, view node.FolderView) 
 	for i, m := range view.Messages {
 		ss.msgs[i] = pop3Message{uid: m.UID, hash: m.Hash, size: m.Size}
 	}
+	ss.keepUIDLs(kept)
 	ss.state = pop3Transaction
 	ss.armAccountCheck(login)
 	ss.tc.setBusy(true) // Shutdown lets it reach QUIT (pop3server.go)
@@ -156,5 +162,30 @@ func (ss *pop3Session) unlockWith(unlock func(context.Context) error) {
 	if err := unlock(ctx); err != nil {
 		// The lease lapses on its own once its context ends.
 		ss.log.Warn("pop3: releasing maildrop lock", "err", err)
+	}
+}
+
+// keepUIDLs gives the maildrop's messages the unique-ids kept for them
+// from a previous server. RFC 1939 §7: a unique-id is 1 to 70 characters
+// from 0x21 to 0x7E and no two messages of a maildrop share one. The
+// state keeps only such ids, none of the "<UIDVALIDITY>.<UID>" form the
+// others have (fsm.StorablePOP3UIDL), and a restore gives each once; a
+// repeat all the same (state written otherwise) goes to the first
+// message only, in UID order, and the others keep the usual form.
+func (ss *pop3Session) keepUIDLs(kept map[uint32]string) {
+	if len(kept) == 0 {
+		return
+	}
+	seen := make(map[string]struct{}, len(kept))
+	for i, m := range ss.msgs {
+		id, ok := kept[m.uid]
+		if !ok || !fsm.StorablePOP3UIDL(id, ss.uidValid) {
+			continue
+		}
+		if _, dup := seen[id]; dup {
+			continue
+		}
+		seen[id] = struct{}{}
+		ss.msgs[i].uidl = id
 	}
 }

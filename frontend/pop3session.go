@@ -69,7 +69,8 @@ type pop3Message struct {
 	hash      string
 	size      int64
 	deleted   bool
-	retrieved bool // sent whole by RETR: \Seen at QUIT
+	retrieved bool   // sent whole by RETR: \Seen at QUIT
+	uidl      string // kept from a previous server, or "" (keepUIDLs)
 }
 
 // pop3Session is one connection. It runs on one goroutine and needs no
@@ -575,10 +576,14 @@ func (ss *pop3Session) listCommand(args []string, title string, value func(int) 
 }
 
 // uidl is message i's unique-id (RFC 1939 §7: 1 to 70 characters from
-// 0x21 to 0x7E). UIDVALIDITY and UID come from the replicated directory,
-// so the same message has the same unique-id on every node and after any
+// 0x21 to 0x7E): the one kept from a previous server (keepUIDLs), else
+// "<UIDVALIDITY>.<UID>". Both come from the replicated directory, so the
+// same message has the same unique-id on every node and after any
 // restart, and a unique-id is never reused (Promise 4).
 func (ss *pop3Session) uidl(i int) string {
+	if id := ss.msgs[i].uidl; id != "" {
+		return id
+	}
 	return strconv.FormatUint(uint64(ss.uidValid), 10) + "." + strconv.FormatUint(uint64(ss.msgs[i].uid), 10)
 }
 
