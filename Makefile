@@ -48,7 +48,7 @@ test-short:
 # the last release whose newest command encoding is 9 (commit a0f7c64,
 # built from this repository's history, so a shallow clone must
 # `git fetch --unshallow` first) restarted one at a time onto this tree
-# under mail, then raised to the newest encoding (fsm.NewestEncoding, 16); and each release installing a
+# under mail, then raised to the newest encoding (fsm.NewestEncoding, 17); and each release installing a
 # raft snapshot the other streamed (cmd/powermail/upgrade_test.go,
 # upgradesnap_test.go).
 test-upgrade:
