@@ -236,4 +236,14 @@ func TestPOP3RestoreDamagedUIDList(t *testing.T) {
 	if got := pop3UIDLs(t, pop, box); !slices.Equal(got, want) {
 		t.Fatalf("UIDL = %q, want %q", got, want)
 	}
+
+	// A list of a version this restore does not read stops nothing: its
+	// messages are counted as unlisted.
+	const other = "unread@example.com"
+	c.AddMailboxes("pw", other)
+	files[0] = dovecotFile{"Maildir/dovecot-uidlist", "2 7 10\n1 a1\n"}
+	res, err = n.RestoreMailbox(t.Context(), other, dovecotTar(t, files), 0)
+	if err != nil || res.Added != 5 || res.POP3UIDLsKept != 0 || res.POP3UIDLsUnlisted != 5 {
+		t.Fatalf("restore with a version-2 list: %+v, %v", res, err)
+	}
 }

@@ -70,7 +70,7 @@ func TestPOP3UIDLLivesAndDiesWithItsMessage(t *testing.T) {
 	raise17(a)
 	u1 := appendINBOX(a, "one", "00000001AAAA", EncodingJSON17)
 	u2 := appendINBOX(a, "two", "", EncodingJSON17)
-	u3 := appendINBOX(a, "three", "", EncodingJSON17)
+	appendINBOX(a, "three", "", EncodingJSON17)
 	f, _ := a.s.Folder("a@example.com", "INBOX")
 	r := a.applyAs(&POP3UIDLSet{Mailbox: "a@example.com", UIDValidity: f.UIDValidity,
 		UIDLs: map[uint32]string{u1: "other", u2: "00000002AAAA", 99: "gone"}}, EncodingJSON17)
@@ -106,12 +106,22 @@ func TestPOP3UIDLLivesAndDiesWithItsMessage(t *testing.T) {
 	if m := inboxUIDLs(a); !maps.Equal(m, map[uint32]string{u2: "00000002AAAA"}) {
 		t.Fatalf("after expunge: %v", m)
 	}
+	// A MOVE out of INBOX takes the moved message's (a copy keeps none).
+	a.must(&FolderCreate{Mailbox: "a@example.com", Name: "Archive"})
+	a.must(&Copy{Mailbox: "a@example.com", From: "INBOX", To: "Archive", UIDs: []UIDRange{{u2, u2}}})
+	if m := inboxUIDLs(a); !maps.Equal(m, map[uint32]string{u2: "00000002AAAA"}) {
+		t.Fatalf("after a copy: %v", m)
+	}
+	a.must(&Copy{Mailbox: "a@example.com", From: "INBOX", To: "Archive", UIDs: []UIDRange{{u2, u2}}, Move: true})
+	if got := dumpPrefix(t, a.s, []byte("i\x00")); len(got) != 0 {
+		t.Fatalf("after a move: %q", got)
+	}
+	appendINBOX(a, "four", "00000004AAAA", EncodingJSON17)
 	// Renaming INBOX moves its messages out of POP3's sight.
 	a.must(&FolderRename{Mailbox: "a@example.com", From: "INBOX", To: "Old"})
 	if got := dumpPrefix(t, a.s, []byte("i\x00")); len(got) != 0 {
 		t.Fatalf("after INBOX rename: %q", got)
 	}
-	_ = u3
 	// A mailbox removal takes them all.
 	c := deliveryFixture(t)
 	raise17(c)

@@ -151,7 +151,8 @@ type uidList struct {
 const maxUIDListLine = 64 << 10
 
 // parseUIDList reads a dovecot-uidlist of version 1 or 3. Lines it cannot
-// read are left out (their messages keep no unique-id, and are counted).
+// read are left out (their messages keep no unique-id, and are counted);
+// another version, or an empty file, is an error.
 func parseUIDList(r io.Reader) (uidList, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 4096), maxUIDListLine)
@@ -327,7 +328,10 @@ func (st *restoreState) readUIDList(ctx context.Context, mdir string, r io.Reade
 	}
 	list, err := parseUIDList(r)
 	if err != nil {
-		return err
+		// A list this restore cannot read keeps no unique-id, and stops
+		// no restore: its messages are counted as unlisted.
+		st.n.log.Warn("mailbox restore: dovecot-uidlist not read; INBOX messages get new POP3 unique-ids", "mailbox", st.addr, "err", err)
+		list = uidList{byBase: map[string]uidlEntry{}}
 	}
 	st.uidl.lists[mdir] = list
 	give := map[uint32]string{}
