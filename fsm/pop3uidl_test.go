@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
+	"strconv"
 	"testing"
 )
 
@@ -144,4 +145,27 @@ func TestStorablePOP3UIDL(t *testing.T) {
 			t.Errorf("StorablePOP3UIDL(%q, 7) = %v, want %v", s, got, want)
 		}
 	}
+}
+
+// BenchmarkApplyExpungeMany measures the apply of an Expunge of 1000
+// messages of one folder (a POP3 QUIT after DELE of a large maildrop),
+// which deletes with each message the key of a POP3 unique-id it may
+// have. ns/op is per expunged message, delivery excluded.
+func BenchmarkApplyExpungeMany(b *testing.B) {
+	const n = 1000
+	a := deliveryFixture(b)
+	seq := 0
+	b.ReportAllocs()
+	for range b.N {
+		b.StopTimer()
+		cs := make([]Command, 0, n)
+		for range n {
+			seq++
+			cs = append(cs, &Deliver{Hash: bodyHash(strconv.Itoa(seq)), Size: 4096, Replicas: []string{"n1", "n2"}, Mailboxes: []string{"a@example.com"}})
+		}
+		a.applyInBatches(n, func(i int) Command { return cs[i] })
+		b.StartTimer()
+		a.must(&Expunge{Mailbox: "a@example.com", Folder: "INBOX"})
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/msg")
 }
