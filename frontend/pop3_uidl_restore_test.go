@@ -247,3 +247,47 @@ func TestPOP3RestoreDamagedUIDList(t *testing.T) {
 		t.Fatalf("restore with a version-2 list: %+v, %v", res, err)
 	}
 }
+
+// TestPOP3RestoreAgainKeepsUIDLs: a restore run again gives the messages
+// it skips as already there the unique-ids the first run could not: one
+// in a cluster since raised to encoding 17, and one that broke off
+// before it reached a uidlist after the messages.
+func TestPOP3RestoreAgainKeepsUIDLs(t *testing.T) {
+	c := nodetest.StartWith(t, 1, func(cfg *node.Config) {
+		cfg.BootstrapSettings = &node.BootstrapSettings{Replicas: 1, WriteQuorum: 1, CommandEncoding: fsm.EncodingJSON15}
+	})
+	n := c.Nodes[0]
+	_, pop := pop3Serve(t, n, pop3TestAuth(n, true), pop3TestConfig(), false)
+	want := []string{"00000005499602D2", "00000006499602D2", "0000002A499602D2"}
+	full := append([]dovecotFile{dovecotUIDList(3, false)}, dovecotInbox...)
+
+	const raised = "raised@example.com"
+	c.AddMailboxes("pw", raised)
+	if res, err := n.RestoreMailbox(t.Context(), raised, dovecotTar(t, full), 0); err != nil || res.Added != 4 || res.POP3UIDLsNotKept != 3 {
+		t.Fatalf("restore at 15: %+v, %v", res, err)
+	}
+	c.Apply(&fsm.SettingsSet{Settings: fsm.Settings{Replicas: 1, WriteQuorum: 1, CommandEncoding: fsm.EncodingJSON17}})
+	res, err := n.RestoreMailbox(t.Context(), raised, dovecotTar(t, full), 0)
+	if err != nil || res.Added != 0 || res.Duplicates != 4 || res.POP3UIDLsKept != 3 {
+		t.Fatalf("restore again at 17: %+v, %v", res, err)
+	}
+	if got := pop3UIDLs(t, pop, raised); !slices.Equal(got, want) {
+		t.Fatalf("UIDL = %q, want %q", got, want)
+	}
+	if res, err := n.RestoreMailbox(t.Context(), raised, dovecotTar(t, full), 0); err != nil || res.Duplicates != 4 || res.POP3UIDLsKept+res.POP3UIDLsDuplicate != 0 {
+		t.Fatalf("a third restore: %+v, %v", res, err)
+	}
+
+	const cut = "cut@example.com"
+	c.AddMailboxes("pw", cut)
+	if res, err := n.RestoreMailbox(t.Context(), cut, dovecotTar(t, dovecotInbox), 0); err != nil || res.Added != 4 || res.POP3UIDLsKept != 0 {
+		t.Fatalf("restore without the list: %+v, %v", res, err)
+	}
+	res, err = n.RestoreMailbox(t.Context(), cut, dovecotTar(t, append(slices.Clone(dovecotInbox), dovecotUIDList(3, false))), 0)
+	if err != nil || res.Duplicates != 4 || res.POP3UIDLsKept != 3 {
+		t.Fatalf("restore again with the list last: %+v, %v", res, err)
+	}
+	if got := pop3UIDLs(t, pop, cut); !slices.Equal(got, want) {
+		t.Fatalf("UIDL = %q, want %q", got, want)
+	}
+}

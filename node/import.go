@@ -131,12 +131,13 @@ func (n *Node) RestoreMailboxWith(ctx context.Context, addr string, r io.Reader,
 	st := &restoreState{n: n, addr: addr, maxBytes: maxBytes, memBytes: n.cfg.RestoreMemoryBytes,
 		keywords: map[string]map[byte]string{}, held: map[string]map[storage.Hash]struct{}{}, later: map[string][]laterKeywords{},
 		files: map[storage.Hash]storage.Hash{}, large: map[storage.Hash]largeFile{},
-		uidl: uidlRestore{format: format, lists: map[string]uidList{}, pending: map[string][]pendingUIDL{}}}
+		uidl: uidlRestore{format: format, lists: map[string]uidList{}, pending: map[string][]pendingUIDL{},
+			held: map[storage.Hash]uint32{}, give: map[uint32]string{}}}
 	tr := tar.NewReader(r)
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return st.res, nil
+			return st.res, st.flushUIDLs(ctx)
 		}
 		if errors.Is(err, tar.ErrHeader) {
 			// archive/tar's own words ("invalid tar header") do not say
@@ -247,11 +248,11 @@ func (st *restoreState) entry(ctx context.Context, h *tar.Header, r io.Reader) e
 	if _, rawDup := held[msg.rawHash]; rawDup && msg.rawHash != hash {
 		st.files[storage.HashBytes([]byte(name))] = msg.rawHash
 		st.res.Duplicates++
-		return nil
+		return st.heldUIDL(ctx, folder, mdir, file, msg.rawHash)
 	}
 	if _, dup := held[hash]; dup {
 		st.res.Duplicates++
-		return nil
+		return st.heldUIDL(ctx, folder, mdir, file, hash)
 	}
 	kw, known := st.keywords[mdir]
 	flags, letters := maildirFlags(file, sub == "new", kw)
@@ -305,9 +306,13 @@ func (st *restoreState) viewHashes(ctx context.Context, folder string) (map[stor
 		return nil, err
 	}
 	held := make(map[storage.Hash]struct{}, len(view.Messages))
+	inbox := fsm.CanonicalFolder(folder) == "INBOX"
 	for _, m := range view.Messages {
 		if h, err := storage.ParseHash(m.Hash); err == nil {
 			held[h] = struct{}{}
+			if _, seen := st.uidl.held[h]; inbox && !seen {
+				st.uidl.held[h] = m.UID
+			}
 		}
 	}
 	st.held[fsm.CanonicalFolder(folder)] = held

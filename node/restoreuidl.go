@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"powermail/fsm"
+	"powermail/storage"
 )
 
 // POP3 unique-ids a restore keeps from Dovecot (RFC 1939 §7).
@@ -244,7 +245,17 @@ type uidlRestore struct {
 	loaded  bool
 	keeps   bool // the cluster's encoding keeps them
 	inbox   fsm.Folder
+	kept    map[uint32]string   // INBOX's unique-ids when the restore began
 	used    map[string]struct{} // INBOX's unique-ids, kept or given here
+	// held are the UIDs of the bodies INBOX held when the restore began
+	// (the first message of each), for a restore run again: a message it
+	// skips as already there gets the unique-id the first run could not
+	// give it (a list after the messages that it never reached, or a
+	// cluster since raised to encoding 17).
+	held map[storage.Hash]uint32
+	// give are unique-ids for messages already in INBOX, by UID, to be
+	// given by POP3UIDLSet.
+	give map[uint32]string
 }
 
 type pendingUIDL struct {
@@ -274,7 +285,7 @@ func (st *restoreState) loadUIDLs() error {
 	for _, v := range kept {
 		u.used[v] = struct{}{}
 	}
-	u.keeps, u.inbox, u.loaded = keeps, inbox, true
+	u.keeps, u.inbox, u.kept, u.loaded = keeps, inbox, kept, true
 	return nil
 }
 
@@ -334,26 +345,63 @@ func (st *restoreState) readUIDList(ctx context.Context, mdir string, r io.Reade
 		list = uidList{byBase: map[string]uidlEntry{}}
 	}
 	st.uidl.lists[mdir] = list
-	give := map[uint32]string{}
 	for _, p := range st.uidl.pending[mdir] {
 		uidl, err := st.claimUIDL(list, p.base)
 		if err != nil {
 			return err
 		}
 		if uidl != "" {
-			give[p.uid] = uidl
+			st.uidl.give[p.uid] = uidl
 		}
 	}
 	delete(st.uidl.pending, mdir)
+	return st.flushUIDLs(ctx)
+}
+
+// heldUIDL gives an INBOX message that the restore skips as already
+// there, and that keeps no unique-id, the one its list names.
+func (st *restoreState) heldUIDL(ctx context.Context, folder, mdir, file string, hash storage.Hash) error {
+	uid, ok := st.uidl.held[hash]
+	if folder != "INBOX" || !ok {
+		return nil
+	}
+	delete(st.uidl.held, hash) // one message per body
+	if err := st.loadUIDLs(); err != nil {
+		return err
+	}
+	if _, has := st.uidl.kept[uid]; has {
+		return nil
+	}
+	uidl, wait, err := st.inboxUIDL(mdir, file)
+	switch {
+	case err != nil:
+		return err
+	case wait:
+		base, _, _ := strings.Cut(file, ":2,")
+		st.uidl.pending[mdir] = append(st.uidl.pending[mdir], pendingUIDL{uid: uid, base: base})
+	case uidl != "":
+		st.uidl.give[uid] = uidl
+		if len(st.uidl.give) >= fsm.MaxPOP3UIDLSet {
+			return st.flushUIDLs(ctx)
+		}
+	}
+	return nil
+}
+
+// flushUIDLs gives the messages already in INBOX the unique-ids waiting
+// for them.
+func (st *restoreState) flushUIDLs(ctx context.Context) error {
+	give := st.uidl.give
 	if len(give) == 0 {
 		return nil
 	}
+	st.uidl.give = map[uint32]string{}
 	set, err := st.n.setPOP3UIDLs(ctx, st.addr, st.uidl.inbox.UIDValidity, give)
 	st.res.POP3UIDLsKept += set
 	if err != nil {
 		return err
 	}
-	// A message that has one already (from a restore before) keeps it.
+	// A message that has one already (given meanwhile) keeps it.
 	st.res.POP3UIDLsDuplicate += len(give) - set
 	return nil
 }

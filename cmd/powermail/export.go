@@ -181,7 +181,7 @@ func warnUIDLsNotKept(cmd *cobra.Command, res node.RestoreResult) {
 	w := cmd.ErrOrStderr()
 	if res.POP3UIDLsNotKept > 0 {
 		fmt.Fprintf(w, "warning: %d POP3 unique-id(s) from dovecot-uidlist were not kept: the cluster's command encoding is below 17 "+
-			"(settings set --command-encoding 17, once every node runs this release; then run the restore into an empty mailbox)\n", res.POP3UIDLsNotKept)
+			"(settings set --command-encoding 17, once every node runs this release, then run the same restore again: it gives the messages already there theirs)\n", res.POP3UIDLsNotKept)
 	}
 	if res.POP3UIDLsInvalid > 0 {
 		fmt.Fprintf(w, "warning: %d POP3 unique-id(s) were not kept: not 1 to 70 characters from 0x21 to 0x7E (RFC 1939), or of this server's own form\n", res.POP3UIDLsInvalid)
