@@ -27,8 +27,11 @@ import (
 // LMTP refuses as full: Final-Recipient the member, Original-Recipient
 // the RCPT's ORCPT (only when the client gave one, RFC 3461 §6.3(d)),
 // status 5.2.2, and words naming the RCPT it was reached by. At most
-// MaxFullNamed members are named in one notice, over every RCPT; the
-// human-readable part gives, per RCPT, the number of the others.
+// MaxFullNamed members are named in one notice, over every RCPT; one
+// line of the human-readable part gives the number of the others, and
+// the RCPT they were reached by when there is one such RCPT, the number
+// of such RCPTs when there are more (a line per RCPT would grow with
+// the RCPTs, each of which may be a list).
 //
 // LMTP answers each RCPT after the data (RFC 2033 §4.2), so a mailbox
 // refused at commit is in its RCPT's reply and gets no notice; a full
@@ -49,7 +52,8 @@ import (
 //     it from Postfix too); one that took the message through another
 //     RCPT of the transaction is not.
 //   - One notice per transaction (its delivery ID is derived from the
-//     message's), bounded by MaxFullNamed however large the lists.
+//     message's). Its full members are bounded by MaxFullNamed and one
+//     line, however large and however many the lists.
 //   - Deliver sends the notice before it returns, so the client's 250
 //     waits for its commit: a node lost in between gives no 250 and the
 //     client sends again (the retry's RCPT meets the refusal). A notice
@@ -158,6 +162,7 @@ func refusedReport(cmd *fsm.Deliver, msg Message, res DeliveryResult) dsnReport 
 		}
 		full.add(&rep, r)
 	}
+	full.note(&rep)
 	return rep
 }
 
@@ -185,16 +190,19 @@ func commitRefusal(r NotifyRcpt, rejected map[string]error) (dsnRcpt, bool) {
 }
 
 // fullReport names, across a report's RCPTs, the members left out as
-// full: each once, at most MaxFullNamed of them.
+// full: each once, at most MaxFullNamed of them, and counts the others.
 type fullReport struct {
 	stored func(box string) bool // took the message (through another RCPT)
 	named  map[string]bool       // named already (reached by another RCPT too)
+
+	more     int    // members left unnamed, over every RCPT
+	moreOf   int    // RCPTs with members left unnamed
+	moreRcpt string // the first such RCPT
 }
 
 // add puts the members r left out as full into rep: each as a
 // recipient that failed with 5.2.2 (RFC 3463 X.2.2, mailbox full),
-// within the bound; the number of the others in the human-readable
-// part.
+// within the bound; the others are counted for note.
 func (f *fullReport) add(rep *dsnReport, r NotifyRcpt) {
 	more := r.FullMore
 	for _, box := range r.Full {
@@ -208,8 +216,24 @@ func (f *fullReport) add(rep *dsnReport, r NotifyRcpt) {
 				err: fmt.Sprintf("mailbox full (over its quota): a member of <%s>, left out of the delivery", r.Address)})
 		}
 	}
-	if more > 0 {
-		rep.notes = append(rep.notes, fmt.Sprintf("and %d more members of <%s> whose mailboxes were full, not named here", more, r.Address))
+	if more == 0 {
+		return
+	}
+	if f.moreOf == 0 {
+		f.moreRcpt = r.Address
+	}
+	f.more += more
+	f.moreOf++
+}
+
+// note adds the one line on the members left unnamed to rep's
+// human-readable part, if any were.
+func (f *fullReport) note(rep *dsnReport) {
+	switch {
+	case f.moreOf == 1:
+		rep.notes = append(rep.notes, fmt.Sprintf("and %d more members of <%s> whose mailboxes were full, not named here", f.more, f.moreRcpt))
+	case f.moreOf > 1:
+		rep.notes = append(rep.notes, fmt.Sprintf("and %d more members, of %d of the addresses the message was sent to, whose mailboxes were full, not named here", f.more, f.moreOf))
 	}
 }
 

@@ -122,3 +122,44 @@ func TestRefusedReportNamesFullMembers(t *testing.T) {
 		t.Errorf("LMTP report %+v, want b alone (other@ was answered with its refusal)", rep.rcpts)
 	}
 }
+
+// A transaction of many RCPTs, each a list with full members, gives a
+// notice whose size does not grow with the RCPTs: MaxFullNamed members
+// named and one line counting the others, however many lists left some
+// unnamed.
+func TestFullMembersNoticeIsBoundedOverManyLists(t *testing.T) {
+	cmd := &fsm.Deliver{ID: "d1", Hash: "h", Size: 100}
+	for _, lists := range []int{2, 300, 3000} {
+		var failure []NotifyRcpt
+		for i := range lists {
+			failure = append(failure, NotifyRcpt{
+				Address:   fmt.Sprintf("list%04d@example.com", i),
+				Mailboxes: []string{"a@example.com"},
+				Full:      []string{fmt.Sprintf("m%04d@example.com", i), "shared@example.com"},
+				FullMore:  2,
+			})
+		}
+		msg := Message{From: "s@example.com", Mailboxes: []string{"a@example.com"}, Notify: &DSNRequest{Failure: failure}}
+		rep := refusedReport(cmd, msg, DeliveryResult{})
+		named := min(lists+1, MaxFullNamed) // each list's own member and the shared one, once
+		if len(rep.rcpts) != named {
+			t.Errorf("%d lists: notice names %d recipients, want %d", lists, len(rep.rcpts), named)
+		}
+		if len(rep.notes) != 1 {
+			t.Fatalf("%d lists: notice has %d lines on the members not named, want 1: %q", lists, len(rep.notes), rep.notes[:min(3, len(rep.notes))])
+		}
+		more := lists + 1 - named + 2*lists
+		want := fmt.Sprintf("and %d more members, of %d of the addresses the message was sent to,", more, lists)
+		if !strings.HasPrefix(rep.notes[0], want) {
+			t.Errorf("%d lists: note %q, want it to start %q", lists, rep.notes[0], want)
+		}
+	}
+	one := Message{From: "s@example.com", Mailboxes: []string{"a@example.com"}, Notify: &DSNRequest{Failure: []NotifyRcpt{
+		{Address: "big@example.com", Mailboxes: []string{"a@example.com"}, Full: []string{"b@example.com"}, FullMore: 7},
+		{Address: "small@example.com", Mailboxes: []string{"a@example.com"}, Full: []string{"c@example.com"}},
+	}}}
+	rep := refusedReport(cmd, one, DeliveryResult{})
+	if want := []string{"and 7 more members of <big@example.com> whose mailboxes were full, not named here"}; !slices.Equal(rep.notes, want) {
+		t.Errorf("one list with members not named: notes %q, want %q", rep.notes, want)
+	}
+}
