@@ -32,7 +32,10 @@ type MemberStatus struct {
 	// Reads is the newest command encoding the node's release reads (0
 	// from a release before encoding 4, which did not say).
 	Reads int `json:"reads_encoding,omitempty"`
-	// Body store of the node.
+	// Body store of the node. Bodies counts the copies it holds,
+	// referenced or not (until garbage collection deletes them);
+	// RepairStatus.Bodies and VerifyProgress count each referenced
+	// body once, whatever its copies.
 	Bodies     int64  `json:"bodies"`
 	BodyBytes  int64  `json:"body_bytes"`
 	FreeBytes  uint64 `json:"free_bytes"`

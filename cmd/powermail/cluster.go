@@ -21,6 +21,10 @@ func newClusterCmd(cl *clientFlags) *cobra.Command {
 	cmd.AddCommand(&cobra.Command{
 		Use: "status", Short: "Show every node's role, addresses and indexes (exit 1 unless healthy)", Args: noArgs,
 		Long: "Show every node's role, addresses, indexes and store figures, and the leader's view of body redundancy. " +
+			"COPIES and COPY-BYTES are the body copies in the node's own store, those no message references any more " +
+			"included until garbage collection deletes them; the redundancy line, like storage verify, counts each " +
+			"referenced body once, whatever its copies, so with R copies each the COPIES of the nodes add up to about R " +
+			"times that, plus the unreferenced copies. " +
 			"Exits 0 when the cluster is healthy, and 1 after printing the status when it is not: the node asked was removed, " +
 			"there is no leader, a node does not answer or is full, or the leader's last scan found bodies short of R healthy " +
 			"replicas (stderr says which). Any other failure exits 1 too, with nothing on stdout.",
@@ -35,11 +39,11 @@ func newClusterCmd(cl *clientFlags) *cobra.Command {
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "leader: %s   health: %s\n", orDash(st.Leader), headline(st))
 				if r := st.Redundancy; r != nil {
-					fmt.Fprintf(cmd.OutOrStdout(), "redundancy: %d bodies, %d under-replicated (%d unrepairable) at the last scan (%s), %d repairing; repaired %d, trimmed %d, moved %d since this leader started\n",
-						r.Bodies, r.UnderReplicated, r.Unrepairable, scanAge(r.LastScan), r.Repairing, r.Repaired, r.Trimmed, r.Moved)
+					fmt.Fprintf(cmd.OutOrStdout(), "redundancy: %s, %d under-replicated (%d unrepairable) at the last scan (%s), %d repairing; repaired %d, trimmed %d, moved %d since this leader started\n",
+						referencedBodies(r.Bodies), r.UnderReplicated, r.Unrepairable, scanAge(r.LastScan), r.Repairing, r.Repaired, r.Trimmed, r.Moved)
 				}
 			}
-			if err := cl.emit(cmd, st, []string{"ID", "ROLE", "SUFFRAGE", "CLUSTER", "ADMIN", "LAST-CONTACT", "TERM", "COMMIT", "APPLIED", "BODIES", "BODY-BYTES", "FREE", "CORRUPT", "MISSING"},
+			if err := cl.emit(cmd, st, []string{"ID", "ROLE", "SUFFRAGE", "CLUSTER", "ADMIN", "LAST-CONTACT", "TERM", "COMMIT", "APPLIED", "COPIES", "COPY-BYTES", "FREE", "CORRUPT", "MISSING"},
 				func() (rows [][]string) {
 					for _, m := range st.Nodes {
 						rows = append(rows, memberRow(m))

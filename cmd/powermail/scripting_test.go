@@ -249,7 +249,7 @@ func TestStorageVerifyDrawsNoBarIntoAPipe(t *testing.T) {
 		`{"done":2,"total":2,"short":0,"finished":true}` + "\n"}
 	addr := rec.start(t)
 	out, errOut, err := cli(t, "", "storage", "verify", "--addr", addr)
-	if err != nil || errOut != "" || !strings.Contains(out, "2 bodies checked, 0 short") {
+	if err != nil || errOut != "" || !strings.Contains(out, "2 referenced bodies checked (every listed copy of each read back), 0 short") {
 		t.Errorf("storage verify into pipes: %v stdout %q stderr %q", err, out, errOut)
 	}
 }

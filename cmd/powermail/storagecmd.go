@@ -26,7 +26,10 @@ func newStorageCmd(cl *clientFlags) *cobra.Command {
 		Use:   "verify",
 		Short: "Check that every referenced body has R verified replicas (exit 1 if any is short)",
 		Long: `Every listed replica of every referenced body is read back and checked
-chunk by chunk on the node that holds it. Progress goes to stderr when
+chunk by chunk on the node that holds it. The count is of referenced
+bodies, each once however many copies it has; cluster status's COPIES
+counts the copies in each node's store, unreferenced ones not yet
+collected included. Progress goes to stderr when
 it is a terminal; the command fails if any body has fewer than R
 replicas that verify, and gives up when the node sends no progress for
 --timeout (1h unless given).`,
@@ -129,7 +132,7 @@ func runVerify(cmd *cobra.Command, cl *clientFlags) error {
 		out, _ := json.MarshalIndent(last, "", "  ")
 		fmt.Fprintln(cmd.OutOrStdout(), string(out))
 	} else {
-		fmt.Fprintf(cmd.OutOrStdout(), "%d bodies checked, %d short of R verified replicas\n", last.Done, last.Short)
+		fmt.Fprintln(cmd.OutOrStdout(), verifySummary(last))
 		for _, h := range last.ShortBodies {
 			fmt.Fprintf(cmd.OutOrStdout(), "  short: %s\n", h)
 		}
@@ -141,6 +144,22 @@ func runVerify(cmd *cobra.Command, cl *clientFlags) error {
 		return fmt.Errorf("%d bodies have fewer than R verified replicas", last.Short)
 	}
 	return nil
+}
+
+// verifySummary is the first line of a finished verification's report.
+// It names what it counts, referenced bodies, each once with every
+// listed copy read back, since cluster status's COPIES, a count of
+// copies (unreferenced ones included), differs from it.
+func verifySummary(p node.VerifyProgress) string {
+	return fmt.Sprintf("%s checked (every listed copy of each read back), %d short of R verified replicas", referencedBodies(p.Done), p.Short)
+}
+
+// referencedBodies is "1 referenced body" or "n referenced bodies".
+func referencedBodies(n int64) string {
+	if n == 1 {
+		return "1 referenced body"
+	}
+	return fmt.Sprintf("%d referenced bodies", n)
 }
 
 // verifyBar is the bar of a progress line, or while the node counts the
