@@ -40,6 +40,10 @@ type connTracker struct {
 	drainReply string
 	drained    atomic.Bool
 
+	// closing is set once the server closes: no connection lingers
+	// (linger.go) from then on, and those lingering are cut short.
+	closing atomic.Bool
+
 	mu      sync.Mutex
 	perIP   map[string]int
 	waiting map[string]int // over-limit connections waiting for a slot
@@ -200,8 +204,22 @@ func (t *connTracker) expireIdle() {
 }
 
 func (t *connTracker) closeAll() {
+	t.closing.Store(true)
 	for _, tc := range t.snapshot() {
 		_ = tc.Close()
+	}
+}
+
+// cutLingering ends every lingering close now, and keeps any from
+// starting: the server is closing. go-smtp's Close waits for a
+// connection whose Close (ours, lingering) is under way, so this comes
+// first.
+func (t *connTracker) cutLingering() {
+	t.closing.Store(true)
+	for _, tc := range t.snapshot() {
+		if tc.lingering.Load() {
+			_ = tc.Conn.Close()
+		}
 	}
 }
 
@@ -227,6 +245,12 @@ type trackedConn struct {
 	hungUp    atomic.Bool // sticky end of input after a last reply (hangUp)
 	busy      atomic.Bool // inside a mail transaction (MAIL..end of data)
 	closeOnce sync.Once
+
+	// lingerWanted: the session ends because the client went over a
+	// limit while it may still be sending, so Close lingers (linger.go)
+	// even if none of its octets wait unread at that moment.
+	lingerWanted atomic.Bool
+	lingering    atomic.Bool // Close is lingering: cutLingering ends it
 
 	// refusedRcpts counts the RCPTs refused with a 5xx on this
 	// connection; it lives here, not in the go-smtp session, so that
@@ -300,6 +324,9 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 		c.gate.replied(p)
 	}
 	c.noteReply(p)
+	if bytes.HasPrefix(p, goSMTPTooLong) {
+		c.lingerOnClose()
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if len(c.held)+len(p) <= maxHeld {
@@ -379,6 +406,7 @@ func (c *trackedConn) refuseBDAT(p []byte) (int, error) {
 		c.tracker.log.Debug("smtp: BDAT without a readable chunk size, closing", "remote", c.RemoteAddr())
 		_, _ = io.WriteString(c, wireLine(replyBDATUnparsable()))
 		c.hangUp()
+		c.lingerOnClose() // the chunk may be on its way
 	}
 	return c.read(p)
 }
@@ -507,7 +535,15 @@ func (c *trackedConn) setBusy(b bool) {
 
 // Close sends what is held (a last reply, such as 221 or 421) unless a
 // flush is under way in another goroutine, which closing then cuts off.
+// When the client may still be sending, it lingers first (linger.go):
+// TLS's close_notify (if a session runs over TLS above), the held
+// replies, FIN, and the client's octets read and dropped, within
+// LingerTimeout and LingerMaxBytes.
 func (c *trackedConn) Close() error {
+	lingers := c.wantsLinger()
+	if above := c.session.Load(); lingers && above != nil {
+		shutTLS(above.Conn) // its record joins the held replies
+	}
 	if c.wmu.TryLock() {
 		if len(c.held) > 0 {
 			_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
@@ -515,9 +551,47 @@ func (c *trackedConn) Close() error {
 		}
 		c.wmu.Unlock()
 	}
+	if lingers {
+		c.linger()
+	}
 	err := c.Conn.Close()
 	c.closeOnce.Do(func() { c.tracker.release(c) })
 	return err
+}
+
+// goSMTPTooLong starts go-smtp's reply to a command line over its
+// limit, after which it closes the connection while the client is
+// still sending the line.
+var goSMTPTooLong = []byte("500 5.4.0 ")
+
+// lingerOnClose has Close linger: the session ends on the client's
+// going over a limit, and the client may still be sending.
+func (c *trackedConn) lingerOnClose() {
+	if c != nil {
+		c.lingerWanted.Store(true)
+	}
+}
+
+// wantsLinger reports whether Close should linger: the session asked
+// for it, or octets of the client wait unread (which a close would
+// answer with a reset), unless the server is closing.
+func (c *trackedConn) wantsLinger() bool {
+	if c.tracker.closing.Load() {
+		return false
+	}
+	return c.lingerWanted.Load() || inputPending(c.Conn)
+}
+
+// linger runs the lingering close on the connection below, unless the
+// server's Close came first (cutLingering, which sees lingering set
+// otherwise and closes the connection under it).
+func (c *trackedConn) linger() {
+	c.lingering.Store(true)
+	defer c.lingering.Store(false)
+	if c.tracker.closing.Load() {
+		return
+	}
+	linger(c.Conn)
 }
 
 // trackedOf finds the trackedConn under c, looking through TLS after

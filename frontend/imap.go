@@ -278,6 +278,7 @@ type IMAPServer struct {
 	waiting   map[string]int // over-limit connections waiting for a slot
 	listeners map[net.Listener]struct{}
 	conns     map[*imapConn]struct{} // sessions' connections, for Shutdown
+	lingering map[*imapConn]struct{} // connections in a lingering close, for Close
 	userIP    map[string]int         // logged-in sessions by mailbox and client key
 
 	counts connCounts     // for metrics
@@ -313,6 +314,7 @@ func NewIMAPServer(store MailStore, auth *Authenticator, cfg IMAPConfig, log *sl
 		waiting:   make(map[string]int),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*imapConn]struct{}),
+		lingering: make(map[*imapConn]struct{}),
 		userIP:    make(map[string]int),
 		meta:      newIMAPMetaCache(cfg.CacheBytes),
 		cmds:      newIMAPCommands(),
@@ -389,6 +391,7 @@ func (s *IMAPServer) serve(srv *imapserver.Server, ln net.Listener, addr net.Add
 func (s *IMAPServer) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
+		s.cancelLingering()
 		s.cancel()
 		if s.handoff != nil {
 			// imapserver's Serve joins the server's WaitGroup only after

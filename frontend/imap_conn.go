@@ -143,6 +143,11 @@ type imapConn struct {
 	// than its command's end (imap_appendend.go); the session's Append
 	// reads it as the store reads the message's last octet.
 	appendMore atomic.Bool
+
+	// lingerWanted: the session ends on a command or literal over a
+	// limit, which the client may still be sending: Close lingers
+	// (imap_linger.go).
+	lingerWanted atomic.Bool
 }
 
 // Write coalescing bounds.
@@ -189,6 +194,7 @@ func (c *imapConn) Read(p []byte) (int, error) {
 			continue
 		case c.tooBigBye(c.rerr) != "":
 			c.queueBye(c.tooBigBye(c.rerr))
+			c.lingerWanted.Store(true) // the client may still be sending it
 			return 0, io.EOF
 		case c.rerr != nil:
 			return 0, c.rerr
@@ -780,6 +786,7 @@ func (c *imapConn) Close() error {
 	if c.handedOff.Load() {
 		return nil
 	}
+	c.lingerIfSending()
 	return c.Conn.Close()
 }
 

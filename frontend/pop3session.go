@@ -208,6 +208,7 @@ func (ss *pop3Session) handshake(c net.Conn) bool {
 		return false
 	}
 	ss.setConn(tconn)
+	ss.tc.sessionConn(tconn) // a lingering close sends its close_notify
 	ss.secure = true
 	return true
 }
@@ -242,6 +243,7 @@ func (ss *pop3Session) run() {
 		}
 		if !ss.quit && ss.bad >= ss.srv.cfg.MaxBadCommands {
 			ss.errReply("too many bad commands, closing connection")
+			ss.tc.lingerOnClose() // more may be pipelined behind them
 			ss.quit = true
 		}
 	}
@@ -255,12 +257,13 @@ func (ss *pop3Session) run() {
 // without the UPDATE state (RFC 1939 §3); a client that has used up
 // PreAuthTimeout without logging in, or sent a line past pop3MaxDrain
 // (RFC 2449 §4 bounds command lines), is told so first. The client may
-// still be sending that line: the reply is written before the close,
-// and a client that reads it gets it, as with SMTP's and IMAP's.
+// still be sending that line: the close lingers (linger.go), so that
+// the reply is not lost to a reset, as with SMTP's and IMAP's.
 func (ss *pop3Session) readFailed(err error) {
 	if errors.Is(err, errPOP3Flood) {
 		ss.log.Debug("pop3: line without end, closing", "read", pop3MaxDrain)
 		ss.errReply(pop3EndlessText)
+		ss.tc.lingerOnClose() // the rest of the line is on its way
 		ss.quit = true
 		return
 	}

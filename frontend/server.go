@@ -163,6 +163,7 @@ func (s *SMTPServer) serve(ln net.Listener, implicitTLS bool) error {
 func (s *SMTPServer) Close() error {
 	s.beginDrain()
 	s.cancel()
+	s.tracker.cutLingering()
 	err := s.srv.Close()
 	if errors.Is(err, smtp.ErrServerClosed) { // after Shutdown: conns are ours to close
 		err = nil
