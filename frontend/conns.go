@@ -572,14 +572,19 @@ func (c *trackedConn) lingerOnClose() {
 	}
 }
 
-// wantsLinger reports whether Close should linger: the session asked
-// for it, or octets of the client wait unread (which a close would
-// answer with a reset), unless the server is closing.
+// wantsLinger reports whether Close should linger, unless the server is
+// closing: the session asked for it; or TLS runs above and the client
+// has not ended its input, since go-smtp's 500 5.4.0 to an endless
+// line cannot be seen through TLS, and its octets need not wait unread
+// at the very moment of the close (TLS and go-smtp read ahead) to come
+// after it; or octets of the client wait unread, which a close would
+// answer with a reset. A client that closes on reading the last reply
+// (a 221) ends the wait at once.
 func (c *trackedConn) wantsLinger() bool {
 	if c.tracker.closing.Load() {
 		return false
 	}
-	return c.lingerWanted.Load() || inputPending(c.Conn)
+	return c.lingerWanted.Load() || c.underTLS.Load() && !c.inputFailed.Load() || inputPending(c.Conn)
 }
 
 // linger runs the lingering close on the connection below, unless the

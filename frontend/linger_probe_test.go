@@ -101,11 +101,17 @@ func (c *EndlessClient) End() error {
 
 // EndlessEndsCleanly runs the endless line of start on conn (r reads
 // it) and checks what the client sees: the whole reply (the line that
-// starts with prefix is want), then the connection's orderly end, not a
-// reset, once the client stops sending on reading the reply, as a
-// client that takes the server at its word does. It sends at most max
-// octets, fewer than LingerMaxBytes past what the server reads, so that
-// the lingering close reads them all.
+// starts with prefix is want), then the connection's orderly end, and
+// no reset, once the client stops sending on reading the reply, as a
+// client that takes the server at its word does. It sends at most
+// 768 KiB, less than LingerMaxBytes past what the server reads, so that
+// the lingering close reads it all.
+//
+// A reset shows in one place only: the first read or write after it
+// fails with it, and later ones see the end of input or a broken pipe.
+// So the writes' end, the reads' end and a write after both are looked
+// at: the last also catches a reset behind TLS's close_notify, which
+// the TLS reader takes for the orderly end.
 func EndlessEndsCleanly(t testing.TB, conn net.Conn, r *bufio.Reader, start, prefix, want string) {
 	t.Helper()
 	c := &EndlessClient{Conn: conn, R: r}
@@ -116,8 +122,15 @@ func EndlessEndsCleanly(t testing.TB, conn net.Conn, r *bufio.Reader, start, pre
 		t.Errorf("reply %q (%v), want %q; the writes ended with %v", reply, err, want, werr)
 		return
 	}
-	if err := c.End(); err != nil {
-		t.Errorf("after the reply the connection ended with %v, want the server's orderly end (no reset); the writes ended with %v", err, werr)
+	end := c.End()
+	time.Sleep(50 * time.Millisecond) // for a reset sent behind the end
+	raw := conn
+	if tc, ok := conn.(interface{ NetConn() net.Conn }); ok {
+		raw = tc.NetConn()
+	}
+	_, after := raw.Write([]byte("\r\n"))
+	if werr != nil || end != nil || after != nil {
+		t.Errorf("after the reply: writes ended with %v, reads with %v (nil: the orderly end), a write after them with %v; want no reset", werr, end, after)
 	}
 }
 

@@ -70,20 +70,27 @@ func TestPOP3EndlessLineEndsWithoutReset(t *testing.T) {
 }
 
 // TestIMAPEndlessLineEndsWithoutReset: the same for IMAP's BYE [TOOBIG]
-// to a command longer than the library reads.
+// to a command longer than the library reads, over implicit TLS too.
 func TestIMAPEndlessLineEndsWithoutReset(t *testing.T) {
 	store, user := imapMemStore(t)
-	addr := startIMAP(t, store, frontend.IMAPConfig{}, true)
+	plain := startIMAP(t, store, frontend.IMAPConfig{}, true)
+	_, implicit, client := startIMAPTLS(t, store)
 	const bye = "* BYE [TOOBIG] Commands are limited to 51200 octets, literals aside\r\n"
-	for i := range lingerAttempts {
-		conn, r := dialLines(t, addr, nil, "* OK")
-		fmt.Fprintf(conn, "a1 LOGIN %q %q\r\n", user, imapPassword)
-		if l, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(l, "a1 OK") {
-			t.Fatalf("LOGIN: %q, %v", l, err)
+	for _, c := range []struct {
+		name  string
+		addr  string
+		roots *x509.CertPool
+	}{{"plain", plain, nil}, {"implicit TLS", implicit, client.RootCAs}} {
+		for i := range lingerAttempts {
+			conn, r := dialLines(t, c.addr, c.roots, "* OK")
+			fmt.Fprintf(conn, "a1 LOGIN %q %q\r\n", user, imapPassword)
+			if l, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(l, "a1 OK") {
+				t.Fatalf("LOGIN: %q, %v", l, err)
+			}
+			t.Run(fmt.Sprintf("%s %d", c.name, i), func(t *testing.T) {
+				frontend.EndlessEndsCleanly(t, conn, r, "a2 XFOO ", "* BYE", bye)
+			})
 		}
-		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			frontend.EndlessEndsCleanly(t, conn, r, "a2 XFOO ", "* BYE", bye)
-		})
 	}
 }
 
