@@ -105,7 +105,7 @@ func TestPOP3RestoreKeepsDovecotUIDLs(t *testing.T) {
 	n := c.Nodes[0]
 	_, pop := pop3Serve(t, n, pop3TestAuth(n, true), pop3TestConfig(), false)
 	imapAddr := startIMAP(t, n, frontend.IMAPConfig{}, true)
-	defaults := []string{"00000005499602D2", "00000006499602D2", "0000002A499602D2"}
+	defaults := []string{"00000005499602d2", "00000006499602d2", "0000002a499602d2"}
 	cases := []struct {
 		name    string
 		version int
@@ -258,7 +258,7 @@ func TestPOP3RestoreAgainKeepsUIDLs(t *testing.T) {
 	})
 	n := c.Nodes[0]
 	_, pop := pop3Serve(t, n, pop3TestAuth(n, true), pop3TestConfig(), false)
-	want := []string{"00000005499602D2", "00000006499602D2", "0000002A499602D2"}
+	want := []string{"00000005499602d2", "00000006499602d2", "0000002a499602d2"}
 	full := append([]dovecotFile{dovecotUIDList(3, false)}, dovecotInbox...)
 
 	const raised = "raised@example.com"

@@ -38,19 +38,24 @@ var ErrPOP3UIDLFormat = errors.New("unsupported pop3_uidl_format")
 type uidlFormat []uidlPart
 
 // uidlPart is literal text (v 0) or a variable: v is u (UID), v
-// (UIDVALIDITY), g (GUID) or f (file name); u and v take a zero-padded
-// width and X or x for hexadecimal.
+// (UIDVALIDITY), g (GUID) or f (file name); u and v take a width and X
+// for hexadecimal, as Dovecot's var_expand has them: a width written
+// with a leading 0 pads with zeros and never cuts ("%08Xu"), one
+// without cuts the value to its first characters and never pads
+// ("%4u"), and X writes lower-case hexadecimal (printf's %llx, which
+// UW-IMAP's unique-ids, "%08Xv%08Xu" in Dovecot, also have).
 type uidlPart struct {
 	lit   string
 	v     byte
 	width int
-	hex   byte // 'X', 'x' or 0 for decimal
+	pad   bool // the width began with 0: pad, do not cut
+	hex   bool
 }
 
 // ParsePOP3UIDLFormat parses a Dovecot pop3_uidl_format of the subset a
-// restore follows: %u, %v (each with an optional width, zero-padded, and
-// X or x for upper- or lower-case hexadecimal, as in "%08Xu"), %g, %f
-// and %%. Any other variable (%m, the MD5 of the headers, which a restore
+// restore follows: %u, %v (each with an optional width, and X for
+// hexadecimal, as in "%08Xu"; see uidlPart), %g, %f and %%. A lower-case
+// x is taken as X. Any other variable (%m, the MD5 of the headers, which a restore
 // cannot reproduce, or the long %{...} forms) is refused.
 func ParsePOP3UIDLFormat(s string) (uidlFormat, error) {
 	if s == "" {
@@ -67,20 +72,21 @@ func ParsePOP3UIDLFormat(s string) (uidlFormat, error) {
 			j++
 		}
 		width, _ := strconv.Atoi(s[i+1 : j])
-		var hex byte
+		pad := j > i+1 && s[i+1] == '0'
+		hex := false
 		if j < len(s) && (s[j] == 'X' || s[j] == 'x') {
-			hex, j = s[j], j+1
+			hex, j = true, j+1
 		}
 		if j >= len(s) {
 			return nil, fmt.Errorf("%w %q: it ends inside a variable", ErrPOP3UIDLFormat, s)
 		}
 		v := s[j]
 		switch {
-		case v == '%' && width == 0 && hex == 0:
+		case v == '%' && j == i+1:
 			f = append(f, uidlPart{lit: "%"})
 		case (v == 'u' || v == 'v') && width <= 16:
-			f = append(f, uidlPart{v: v, width: width, hex: hex})
-		case (v == 'g' || v == 'f') && width == 0 && hex == 0:
+			f = append(f, uidlPart{v: v, width: width, pad: pad, hex: hex})
+		case (v == 'g' || v == 'f') && j == i+1:
 			f = append(f, uidlPart{v: v})
 		default:
 			return nil, fmt.Errorf("%w %q: %q is not one of %%u %%v (with a width and X or x) %%g %%f %%%%; "+
@@ -103,7 +109,7 @@ func (f uidlFormat) render(e uidlEntry, validity uint32) string {
 			if p.v == 'v' {
 				n = validity
 			}
-			b.WriteString(formatNumber(n, p.width, p.hex))
+			b.WriteString(p.number(n))
 		case 'g':
 			b.WriteString(cmpOr(e.guid, e.base))
 		case 'f':
@@ -113,16 +119,19 @@ func (f uidlFormat) render(e uidlEntry, validity uint32) string {
 	return b.String()
 }
 
-func formatNumber(n uint32, width int, hex byte) string {
-	s := strconv.FormatUint(uint64(n), 10)
-	switch hex {
-	case 'X':
-		s = strings.ToUpper(strconv.FormatUint(uint64(n), 16))
-	case 'x':
-		s = strconv.FormatUint(uint64(n), 16)
+// number writes n as the part's width and base say (uidlPart).
+func (p uidlPart) number(n uint32) string {
+	base := 10
+	if p.hex {
+		base = 16
 	}
-	if len(s) < width {
-		s = strings.Repeat("0", width-len(s)) + s
+	s := strconv.FormatUint(uint64(n), base)
+	switch {
+	case p.width == 0:
+	case p.pad && len(s) < p.width:
+		s = strings.Repeat("0", p.width-len(s)) + s
+	case !p.pad && len(s) > p.width:
+		s = s[:p.width]
 	}
 	return s
 }

@@ -170,7 +170,7 @@ func mailboxRestoreCmd(cl *clientFlags) *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&uidlFormat, "pop3-uidl-format", "", "the pop3_uidl_format of the Dovecot the tar comes from, for messages its dovecot-uidlist gives no P field: "+
-		"%u (UID), %v (UIDVALIDITY), each with a zero-padded width and X or x for hex, %g (GUID), %f (file name), %% (default Dovecot's "+node.DefaultPOP3UIDLFormat+")")
+		"%u (UID), %v (UIDVALIDITY), each with a width (0-prefixed: zero-padded; else cut to it) and X for lower-case hex, as Dovecot has them, %g (GUID), %f (file name), %% (default Dovecot's "+node.DefaultPOP3UIDLFormat+")")
 	c.Flags().StringVar(&maxSize, "max-message-size", "50M", "skip (and count) messages larger than this (bytes, or K/M/G; at most the node's --restore-max-bytes, 1G by default)")
 	return c
 }
