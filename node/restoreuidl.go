@@ -2,6 +2,7 @@ package node
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -157,19 +158,38 @@ type uidList struct {
 	byBase   map[string]uidlEntry
 }
 
-// maxUIDListLine bounds one line of a dovecot-uidlist.
-const maxUIDListLine = 64 << 10
+// Bounds of what a restore reads of a dovecot-uidlist, whatever the
+// file holds: a line (one over it is left out, and the lines after it
+// are read), the entries kept (the lines past them are left out: their
+// messages are counted as unlisted), and a file name (NAME_MAX: a longer
+// one names no file of a Maildir). A P or G field keeps at most one
+// character more than a unique-id may have, which is enough to find it
+// too long.
+const (
+	maxUIDListLine    = 64 << 10
+	maxUIDListEntries = 1 << 21
+	maxUIDListName    = 255
+)
 
 // parseUIDList reads a dovecot-uidlist of version 1 or 3. Lines it cannot
 // read are left out (their messages keep no unique-id, and are counted);
-// another version, or an empty file, is an error.
+// another version, a header without a UIDVALIDITY, or an empty file, is
+// an error.
 func parseUIDList(r io.Reader) (uidList, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 4096), maxUIDListLine)
-	if !sc.Scan() {
+	return parseUIDListMax(r, maxUIDListEntries)
+}
+
+// parseUIDListMax is parseUIDList keeping at most maxEntries entries.
+func parseUIDListMax(r io.Reader, maxEntries int) (uidList, error) {
+	lr := uidListLines{r: bufio.NewReaderSize(r, maxUIDListLine)}
+	line, ok, err := lr.next()
+	if err != nil {
+		return uidList{}, err
+	}
+	if !ok {
 		return uidList{}, fmt.Errorf("%w: empty dovecot-uidlist", ErrInvalidArgument)
 	}
-	head := strings.Fields(sc.Text())
+	head := strings.Fields(line)
 	l := uidList{byBase: map[string]uidlEntry{}}
 	version := ""
 	if len(head) > 0 {
@@ -189,15 +209,69 @@ func parseUIDList(r io.Reader) (uidList, error) {
 	default:
 		return uidList{}, fmt.Errorf("%w: dovecot-uidlist version %q (this restore reads versions 1 and 3)", ErrInvalidArgument, version)
 	}
-	for sc.Scan() {
-		if e, ok := parseUIDListLine(sc.Text(), version == "1"); ok {
+	if l.validity == 0 {
+		// RFC 9051 §2.3.1.1: a UIDVALIDITY is a non-zero number.
+		return uidList{}, fmt.Errorf("%w: dovecot-uidlist header %q has no UIDVALIDITY", ErrInvalidArgument, cut(line, 80))
+	}
+	for len(l.byBase) < maxEntries {
+		line, ok, err := lr.next()
+		if err != nil {
+			return uidList{}, err
+		}
+		if !ok {
+			break
+		}
+		if e, ok := parseUIDListLine(line, version == "1"); ok {
 			l.byBase[e.base] = e
 		}
 	}
-	if err := sc.Err(); err != nil && !errors.Is(err, bufio.ErrTooLong) {
-		return uidList{}, err
-	}
 	return l, nil
+}
+
+// uidListLines reads a dovecot-uidlist's lines, without their CRLF or
+// LF ends, leaving out those longer than maxUIDListLine.
+type uidListLines struct{ r *bufio.Reader }
+
+// next is the next line; ok is false at the end of the file.
+func (lr uidListLines) next() (line string, ok bool, err error) {
+	for {
+		b, err := lr.r.ReadSlice('\n')
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			if err := lr.skipLine(); err != nil {
+				return "", false, err
+			}
+			continue
+		case errors.Is(err, io.EOF) && len(b) == 0:
+			return "", false, nil
+		case err != nil && !errors.Is(err, io.EOF):
+			return "", false, err
+		}
+		b = bytes.TrimSuffix(bytes.TrimSuffix(b, []byte("\n")), []byte("\r"))
+		return string(b), true, nil
+	}
+}
+
+// skipLine reads on past the end of an over-long line.
+func (lr uidListLines) skipLine() error {
+	for {
+		_, err := lr.r.ReadSlice('\n')
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF):
+			return nil
+		default:
+			return err
+		}
+	}
+}
+
+func cut(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 func parseUIDListLine(line string, v1 bool) (uidlEntry, bool) {
@@ -224,13 +298,18 @@ func parseUIDListLine(line string, v1 bool) (uidlEntry, bool) {
 	if e.uid == 0 {
 		return e, false
 	}
-	e.base, _, _ = strings.Cut(name, ":2,")
+	base, _, _ := strings.Cut(name, ":2,")
+	if len(base) > maxUIDListName {
+		return e, false
+	}
+	// Clones, so that an entry does not keep its whole line.
+	e.base = strings.Clone(base)
 	for _, f := range fields[1:] {
 		switch f[0] {
 		case 'P':
-			e.pop3 = f[1:]
+			e.pop3 = strings.Clone(cut(f[1:], fsm.MaxPOP3UIDL+1))
 		case 'G':
-			e.guid = f[1:]
+			e.guid = strings.Clone(cut(f[1:], fsm.MaxPOP3UIDL+1))
 		}
 	}
 	return e, true
