@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"powermail/fsm"
 	"powermail/node"
 )
 
@@ -578,6 +579,6 @@ func uidSet(uids []uint32) map[uint32]bool {
 }
 
 // POP3UIDLs: the store keeps no unique-ids from another server.
-func (m *IMAPMemStore) POP3UIDLs(context.Context, string, uint64) (map[uint32]string, error) {
+func (m *IMAPMemStore) POP3UIDLs(context.Context, string, uint64, fsm.UIDRange) (map[uint32]string, error) {
 	return map[uint32]string{}, nil
 }

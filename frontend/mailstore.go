@@ -5,6 +5,7 @@ import (
 	"io"
 	"time"
 
+	"powermail/fsm"
 	"powermail/node"
 )
 
@@ -89,10 +90,10 @@ type MailStore interface {
 	// this node dies. Unlock releases it.
 	LockMaildrop(ctx context.Context, addr, holder string) (unlock func(context.Context) error, err error)
 	// POP3UIDLs returns the POP3 unique-ids kept from a previous server
-	// for messages of the folder with ID folderID, by UID (a restore's,
-	// node/restoreuidl.go). It reads what the View before it saw, without
-	// another read barrier; none is an empty map.
-	POP3UIDLs(ctx context.Context, addr string, folderID uint64) (map[uint32]string, error)
+	// for messages of the folder with ID folderID whose UIDs fall in uids,
+	// by UID (a restore's, node/restoreuidl.go). It reads what the View
+	// before it saw, without another read barrier; none is an empty map.
+	POP3UIDLs(ctx context.Context, addr string, folderID uint64, uids fsm.UIDRange) (map[uint32]string, error)
 }
 
 // *node.Node is the production MailStore.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"powermail/frontend"
+	"powermail/fsm"
 	"powermail/node"
 )
 
@@ -269,6 +270,6 @@ func (f *pop3Fake) Watch(addr string) (<-chan struct{}, func()) {
 }
 
 // POP3UIDLs: the store keeps no unique-ids from another server.
-func (f *pop3Fake) POP3UIDLs(context.Context, string, uint64) (map[uint32]string, error) {
+func (f *pop3Fake) POP3UIDLs(context.Context, string, uint64, fsm.UIDRange) (map[uint32]string, error) {
 	return map[uint32]string{}, nil
 }

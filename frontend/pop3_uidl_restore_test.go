@@ -60,7 +60,7 @@ func inboxKept(t *testing.T, n *node.Node, box string) map[uint32]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := n.State().POP3UIDLs(box, f.ID)
+	m, err := n.State().POP3UIDLs(box, f.ID, fsm.UIDRange{1, ^uint32(0)})
 	if err != nil {
 		t.Fatal(err)
 	}

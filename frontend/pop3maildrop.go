@@ -26,8 +26,8 @@ func (ss *pop3Session) openMaildrop(login node.Login) {
 	ctx, cancel := context.WithTimeout(ss.ctx, ss.srv.cfg.BackendTimeout)
 	view, err := ss.srv.store.View(ctx, addr, pop3Maildrop)
 	var kept map[uint32]string
-	if err == nil {
-		kept, err = ss.srv.store.POP3UIDLs(ctx, addr, view.Folder.ID)
+	if uids, ok := viewUIDs(view); err == nil && ok {
+		kept, err = ss.srv.store.POP3UIDLs(ctx, addr, view.Folder.ID, uids)
 	}
 	cancel()
 	if err != nil {
@@ -188,4 +188,16 @@ func (ss *pop3Session) keepUIDLs(kept map[uint32]string) {
 		seen[id] = struct{}{}
 		ss.msgs[i].uidl = id
 	}
+}
+
+// viewUIDs is the range of the view's UIDs, ok false when it has no
+// message: the unique-ids kept are looked up for these alone.
+func viewUIDs(view node.FolderView) (uids fsm.UIDRange, ok bool) {
+	for i, m := range view.Messages {
+		if i == 0 {
+			uids = fsm.UIDRange{m.UID, m.UID}
+		}
+		uids[0], uids[1] = min(uids[0], m.UID), max(uids[1], m.UID)
+	}
+	return uids, len(view.Messages) > 0
 }

@@ -173,16 +173,29 @@ func (c *POP3UIDLSet) apply(tx *txn) (any, error) {
 }
 
 // POP3UIDLs returns the unique-ids kept for messages of the folder with
-// ID folderID of addr, by UID (none: an empty map).
-func (s *State) POP3UIDLs(addr string, folderID uint64) (map[uint32]string, error) {
+// ID folderID of addr whose UIDs fall in uids, by UID (none: an empty
+// map). The range keeps the scan to the messages asked about: every
+// message deleted leaves a tombstone of its unique-id's key whether it
+// had one or not (delMessage), and a maildrop emptied by POP3 over and
+// over would otherwise have each login walk all of them, as the
+// folder's LowUID spares its message scans.
+func (s *State) POP3UIDLs(addr string, folderID uint64, uids UIDRange) (map[uint32]string, error) {
 	a, err := ParseAddress(addr)
 	if err != nil {
 		return nil, err
 	}
 	out := map[uint32]string{}
+	if uids[0] > uids[1] {
+		return out, nil
+	}
 	prefix := pop3UIDLFolderPrefix(a, folderID)
+	lower := pop3UIDLKey(a, folderID, uids[0])
+	upper := prefixEnd(prefix)
+	if uids[1] < ^uint32(0) {
+		upper = pop3UIDLKey(a, folderID, uids[1]+1)
+	}
 	err = s.view(func(r pebble.Reader) error {
-		it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+		it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 		if err != nil {
 			return err
 		}

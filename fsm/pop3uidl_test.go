@@ -7,6 +7,7 @@ import (
 	"maps"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // raise17 raises the fixture's cluster to encoding 17.
@@ -35,7 +36,7 @@ func inboxUIDLs(a *applier) map[uint32]string {
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	m, err := a.s.POP3UIDLs("a@example.com", f.ID)
+	m, err := a.s.POP3UIDLs("a@example.com", f.ID, UIDRange{1, ^uint32(0)})
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -168,4 +169,50 @@ func BenchmarkApplyExpungeMany(b *testing.B) {
 		a.must(&Expunge{Mailbox: "a@example.com", Folder: "INBOX"})
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/msg")
+}
+
+// TestPOP3UIDLsSkipsDeletedMessages: the unique-ids of a range are read
+// without walking the tombstones every deleted message leaves under the
+// unique-id keys (delMessage), as a maildrop that POP3 empties over and
+// over has below its live messages; the read costs what the View of the
+// same folder does, not what the deletions did.
+func TestPOP3UIDLsSkipsDeletedMessages(t *testing.T) {
+	a := deliveryFixture(t)
+	raise17(a)
+	seq := 0
+	for range 2 {
+		a.applyInBatches(15000, func(int) Command {
+			seq++
+			return &Deliver{Hash: bodyHash(strconv.Itoa(seq)), Size: 10, Replicas: []string{"n1", "n2"},
+				Mailboxes: []string{"a@example.com"}, Folder: "INBOX"}
+		})
+		a.must(&Expunge{Mailbox: "a@example.com", Folder: "INBOX"})
+	}
+	live := appendINBOX(a, "live", "kept-one", EncodingJSON17)
+	f, err := a.s.Folder("a@example.com", "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := a.s.POP3UIDLs("a@example.com", f.ID, UIDRange{live + 1, ^uint32(0)}); err != nil || len(m) != 0 {
+		t.Fatalf("above the live message: %v, %v", m, err)
+	}
+	const calls = 50
+	var view, uidls time.Duration
+	for range calls {
+		start := time.Now()
+		if _, _, err := a.s.View("a@example.com", "INBOX"); err != nil {
+			t.Fatal(err)
+		}
+		view += time.Since(start)
+		start = time.Now()
+		m, err := a.s.POP3UIDLs("a@example.com", f.ID, UIDRange{f.LowUID, ^uint32(0)})
+		uidls += time.Since(start)
+		if err != nil || !maps.Equal(m, map[uint32]string{live: "kept-one"}) {
+			t.Fatalf("kept: %v, %v", m, err)
+		}
+	}
+	t.Logf("View %v, POP3UIDLs %v per call", view/calls, uidls/calls)
+	if uidls > 5*view {
+		t.Errorf("POP3UIDLs took %v a call, the View of the same folder %v: it walks the deleted messages", uidls/calls, view/calls)
+	}
 }

@@ -8,12 +8,13 @@ import (
 )
 
 // POP3UIDLs returns the POP3 unique-ids kept from a previous server for
-// messages of the folder with ID folderID of addr, by UID, as this node's
+// messages of the folder with ID folderID of addr whose UIDs fall in
+// uids, by UID, as this node's
 // state has them. A POP3 session reads them right after the View that
 // numbered its maildrop (which waited for the read barrier), and a
 // message's unique-id, once kept, never changes.
-func (n *Node) POP3UIDLs(_ context.Context, addr string, folderID uint64) (map[uint32]string, error) {
-	m, err := n.state.POP3UIDLs(addr, folderID)
+func (n *Node) POP3UIDLs(_ context.Context, addr string, folderID uint64, uids fsm.UIDRange) (map[uint32]string, error) {
+	m, err := n.state.POP3UIDLs(addr, folderID, uids)
 	return m, accessErr(err)
 }
 

@@ -365,7 +365,7 @@ func (st *restoreState) loadUIDLs() error {
 	if err != nil {
 		return accessErr(err)
 	}
-	kept, err := st.n.state.POP3UIDLs(st.addr, inbox.ID)
+	kept, err := st.n.state.POP3UIDLs(st.addr, inbox.ID, fsm.UIDRange{max(inbox.LowUID, 1), ^uint32(0)})
 	if err != nil {
 		return accessErr(err)
 	}
