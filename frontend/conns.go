@@ -40,6 +40,12 @@ type connTracker struct {
 	drainReply string
 	drained    atomic.Bool
 
+	// smtpReplies is set for an SMTP or LMTP server: its connections'
+	// writes are go-smtp's replies, watched for a STARTTLS's 220 and
+	// the 500 to an endless line. A POP3 server's writes carry message
+	// text, which may start with either.
+	smtpReplies bool
+
 	// closing is set once the server closes: no connection lingers
 	// (linger.go) from then on, and those lingering are cut short.
 	closing atomic.Bool
@@ -323,9 +329,11 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 	if c.gate != nil {
 		c.gate.replied(p)
 	}
-	c.noteReply(p)
-	if bytes.HasPrefix(p, goSMTPTooLong) {
-		c.lingerOnClose()
+	if c.tracker.smtpReplies {
+		c.noteReply(p)
+		if bytes.HasPrefix(p, goSMTPTooLong) {
+			c.lingerOnClose()
+		}
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()

@@ -111,3 +111,26 @@ func TestPerIPLimitCountsAnIPv6ClientByItsPrefix(t *testing.T) {
 		t.Fatalf("IPv4: %d, want admitted", why)
 	}
 }
+
+// Only an SMTP server's writes are read as go-smtp's replies: a POP3
+// message's text that starts with "220" or "500 5.4.0 " must not make
+// its connection count as TLS or as one to linger on.
+func TestOnlySMTPWritesAreReadAsReplies(t *testing.T) {
+	for _, smtp := range []bool{false, true} {
+		tr := newConnTracker(SMTPConfig{MaxConnsPerIP: 2, MaxConns: 10})
+		tr.smtpReplies = smtp
+		server, client := net.Pipe()
+		defer client.Close()
+		c := &trackedConn{Conn: server, tracker: tr, start: time.Now()}
+		for _, text := range []string{"220 greeting\r\n", "220 2.0.0 Ready to start TLS\r\n", "500 5.4.0 Too long line\r\n"} {
+			if _, err := c.Write([]byte(text)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if c.underTLS.Load() != smtp || c.lingerWanted.Load() != smtp {
+			t.Errorf("SMTP server %v: under TLS %v, lingering wanted %v; want both %v",
+				smtp, c.underTLS.Load(), c.lingerWanted.Load(), smtp)
+		}
+		server.Close()
+	}
+}

@@ -59,6 +59,7 @@ func NewSMTPServer(cfg SMTPConfig, d Deliverer) (*SMTPServer, error) {
 		ctx:     ctx,
 		cancel:  cancel,
 	}
+	s.tracker.smtpReplies = true
 	s.tracker.drainReply = wireLine(replyShuttingDown())
 	s.srv = s.newSMTPServer()
 	return s, nil
