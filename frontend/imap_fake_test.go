@@ -276,27 +276,16 @@ func (m *IMAPMemStore) CreateFolder(_ context.Context, addr, name, specialUse st
 }
 
 func (m *IMAPMemStore) DeleteFolder(_ context.Context, addr, name string) error {
-	if err := m.fail("DeleteFolder"); err != nil {
-		return err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if imapMemCanon(name) == "INBOX" {
-		return fmt.Errorf("INBOX: %w", node.ErrInvalidArgument)
-	}
-	u, _, err := m.folder(addr, name)
-	if err != nil {
-		return err
-	}
-	delete(u.folders, name)
-	m.index++
-	m.notifyLocked(addr)
-	return nil
+	return m.deleteFolder(addr, name, nil)
 }
 
 // DeleteFolderIf deletes the folder as DeleteFolder does, under the
 // store's lock only if cond holds, as the node checks it in one entry.
 func (m *IMAPMemStore) DeleteFolderIf(_ context.Context, addr, name string, cond node.FolderDeleteIf) error {
+	return m.deleteFolder(addr, name, &cond)
+}
+
+func (m *IMAPMemStore) deleteFolder(addr, name string, cond *node.FolderDeleteIf) error {
 	if err := m.fail("DeleteFolder"); err != nil {
 		return err
 	}
@@ -309,13 +298,15 @@ func (m *IMAPMemStore) DeleteFolderIf(_ context.Context, addr, name string, cond
 	if err != nil {
 		return err
 	}
-	child := false
-	for other := range u.folders {
-		child = child || strings.HasPrefix(other, f.rec.Name+"/")
-	}
-	if f.rec.ID != cond.ID || f.rec.UIDValidity != cond.UIDValidity || cond.UIDNext != 0 && f.rec.UIDNext != cond.UIDNext ||
-		cond.Empty && len(f.msgs) > 0 || cond.NoChild && child {
-		return fmt.Errorf("folder %q: %w", name, node.ErrDeleteCondition)
+	if cond != nil {
+		child := false
+		for other := range u.folders {
+			child = child || strings.HasPrefix(other, f.rec.Name+"/")
+		}
+		if f.rec.ID != cond.ID || f.rec.UIDValidity != cond.UIDValidity || cond.UIDNext != 0 && f.rec.UIDNext != cond.UIDNext ||
+			cond.Empty && len(f.msgs) > 0 || cond.NoChild && child {
+			return fmt.Errorf("folder %q: %w", name, node.ErrDeleteCondition)
+		}
 	}
 	delete(u.folders, f.rec.Name)
 	m.index++

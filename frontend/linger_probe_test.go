@@ -2,6 +2,8 @@ package frontend
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
 	"strings"
@@ -177,4 +179,28 @@ func TestSMTPCloseCutsLinger(t *testing.T) {
 	srv, addr := startServer(t, testConfig(), newFakeDeliverer())
 	conn, r := dialGreeted(t, addr, false, nil)
 	CloseCutsLinger(t, conn, r, "MAIL FROM:<"+strings.Repeat("y", 70<<10), "500", srv.Close)
+}
+
+// DialGreeting connects to addr (over TLS trusting roots, for
+// serverName, when roots is not nil) and reads the greeting, which must
+// start with greet.
+func DialGreeting(t testing.TB, addr string, roots *x509.CertPool, serverName, greet string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	var conn net.Conn
+	var err error
+	if roots != nil {
+		conn, err = tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{RootCAs: roots, ServerName: serverName})
+	} else {
+		conn, err = net.DialTimeout("tcp", addr, 5*time.Second)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	r := bufio.NewReader(conn)
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if g, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(g, greet) {
+		t.Fatalf("greeting %q, %v", g, err)
+	}
+	return conn, r
 }

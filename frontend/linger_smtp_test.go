@@ -2,7 +2,6 @@ package frontend
 
 import (
 	"bufio"
-	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"net"
@@ -53,21 +52,8 @@ const lingerAttempts = 5
 // and reads the 220 greeting.
 func dialGreeted(t *testing.T, addr string, overTLS bool, roots *x509.CertPool) (net.Conn, *bufio.Reader) {
 	t.Helper()
-	var conn net.Conn
-	var err error
-	if overTLS {
-		conn, err = tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{RootCAs: roots, ServerName: "mx.test"})
-	} else {
-		conn, err = net.DialTimeout("tcp", addr, 5*time.Second)
+	if !overTLS {
+		roots = nil
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	r := bufio.NewReader(conn)
-	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if g, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(g, "220 ") {
-		t.Fatalf("greeting %q, %v", g, err)
-	}
-	return conn, r
+	return DialGreeting(t, addr, roots, "mx.test", "220 ")
 }

@@ -2,7 +2,6 @@ package frontend_test
 
 import (
 	"bufio"
-	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"net"
@@ -22,23 +21,7 @@ const lingerAttempts = 5
 // greeting, which must start with greet.
 func dialLines(t *testing.T, addr string, roots *x509.CertPool, greet string) (net.Conn, *bufio.Reader) {
 	t.Helper()
-	var conn net.Conn
-	var err error
-	if roots != nil {
-		conn, err = tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
-	} else {
-		conn, err = net.DialTimeout("tcp", addr, 5*time.Second)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	r := bufio.NewReader(conn)
-	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if g, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(g, greet) {
-		t.Fatalf("greeting %q, %v", g, err)
-	}
-	return conn, r
+	return frontend.DialGreeting(t, addr, roots, "127.0.0.1", greet)
 }
 
 // TestPOP3EndlessLineEndsWithoutReset: a client still sending its
