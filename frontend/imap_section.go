@@ -137,7 +137,13 @@ func imapWriteSection(w io.Writer, r io.Reader, sp imapSectionSpec) error {
 		body = pr
 	}
 	if len(sp.part) > 0 && (sp.specifier == imap.PartSpecifierHeader || sp.specifier == imap.PartSpecifierText) {
-		header, body, blank = imapOpenMessage(header, body, parent, blank)
+		var opened bool
+		header, body, blank, opened = imapOpenMessageOf(header, body, parent, blank)
+		// RFC 9051 section 6.4.5 leaves the blank line out only for
+		// a message with neither body nor blank line; HEADER of a
+		// part that is no message (the RFC defines it for messages
+		// only) keeps it, as it always did.
+		blank = blank || !opened
 	}
 
 	if sp.binary {
@@ -256,6 +262,13 @@ func imapIsMultipart(h textproto.Header) bool {
 // into). The default type of a part of a multipart/digest is
 // message/rfc822 (RFC 2046 section 5.1.5).
 func imapOpenMessage(h textproto.Header, body io.Reader, parent string, blank bool) (textproto.Header, io.Reader, bool) {
+	h, body, blank, _ = imapOpenMessageOf(h, body, parent, blank)
+	return h, body, blank
+}
+
+// imapOpenMessageOf is imapOpenMessage, also reporting whether the part
+// was a message it opened.
+func imapOpenMessageOf(h textproto.Header, body io.Reader, parent string, blank bool) (textproto.Header, io.Reader, bool, bool) {
 	mh := gomessage.Header{Header: h}
 	ct, _, _ := imapContentType(mh)
 	ct = strings.ToLower(ct)
@@ -263,11 +276,11 @@ func imapOpenMessage(h textproto.Header, body io.Reader, parent string, blank bo
 		ct = "message/rfc822"
 	}
 	if ct != "message/rfc822" && ct != "message/global" {
-		return h, body, blank
+		return h, body, blank, false
 	}
 	br := bufio.NewReader(body)
 	inner, innerBlank := imapReadHeaderEnd(br)
-	return inner, br, innerBlank
+	return inner, br, innerBlank, true
 }
 
 // imapDecodeCTE undoes a part's Content-Transfer-Encoding and nothing
