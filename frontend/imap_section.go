@@ -104,7 +104,7 @@ func imapWriteSection(w io.Writer, r io.Reader, sp imapSectionSpec) error {
 	}
 	var body io.Reader = br
 	for _, n := range path {
-		header, body, blank = imapOpenMessage(header, body, parent, blank)
+		header, body, blank, _ = imapOpenMessage(header, body, parent, blank)
 		// header is now a message's, or a part's that is no message:
 		// the digest default (RFC 2046 section 5.1.5) is for the
 		// digest's own parts, not for the header of a message inside
@@ -138,7 +138,7 @@ func imapWriteSection(w io.Writer, r io.Reader, sp imapSectionSpec) error {
 	}
 	if len(sp.part) > 0 && (sp.specifier == imap.PartSpecifierHeader || sp.specifier == imap.PartSpecifierText) {
 		var opened bool
-		header, body, blank, opened = imapOpenMessageOf(header, body, parent, blank)
+		header, body, blank, opened = imapOpenMessage(header, body, parent, blank)
 		// RFC 9051 section 6.4.5 leaves the blank line out only for
 		// a message with neither body nor blank line; HEADER of a
 		// part that is no message (the RFC defines it for messages
@@ -257,18 +257,11 @@ func imapIsMultipart(h textproto.Header) bool {
 }
 
 // imapOpenMessage steps into an attached message: its header and body
-// instead of the part's, and whether a blank line ended that header
-// (blank is the part's own, returned when there is no message to step
-// into). The default type of a part of a multipart/digest is
-// message/rfc822 (RFC 2046 section 5.1.5).
-func imapOpenMessage(h textproto.Header, body io.Reader, parent string, blank bool) (textproto.Header, io.Reader, bool) {
-	h, body, blank, _ = imapOpenMessageOf(h, body, parent, blank)
-	return h, body, blank
-}
-
-// imapOpenMessageOf is imapOpenMessage, also reporting whether the part
-// was a message it opened.
-func imapOpenMessageOf(h textproto.Header, body io.Reader, parent string, blank bool) (textproto.Header, io.Reader, bool, bool) {
+// instead of the part's, whether a blank line ended that header (blank
+// is the part's own, returned when there is no message to step into),
+// and whether it stepped into one. The default type of a part of a
+// multipart/digest is message/rfc822 (RFC 2046 section 5.1.5).
+func imapOpenMessage(h textproto.Header, body io.Reader, parent string, blank bool) (textproto.Header, io.Reader, bool, bool) {
 	mh := gomessage.Header{Header: h}
 	ct, _, _ := imapContentType(mh)
 	ct = strings.ToLower(ct)
